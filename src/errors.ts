@@ -1,0 +1,200 @@
+/**
+ * keyplex's own errors. Every error has a stable `code` that is safe to switch
+ * on; messages say what was wrong and what to do, and never contain a key.
+ *
+ * What the *caller of the SDK* sees is normally the SDK's own error class (see
+ * the README's errors table); {@link getKeyplexDetails} reaches keyplex's
+ * detail from such an error.
+ */
+
+const MARKER = Symbol.for('keyplex.error');
+
+/** Every `code` a {@link KeyplexError} can carry. */
+export type KeyplexErrorCode =
+  | 'invalid_config'
+  | 'invalid_request_options'
+  | 'model_not_served'
+  | 'no_key_available'
+  | 'deadline_exceeded'
+  | 'upstream_error'
+  | 'stream_interrupted'
+  | 'aborted'
+  | 'manager_closed';
+
+/** How one attempt of a request ended; part of an error's detail and of events. */
+export interface AttemptOutcome {
+  /** 1-based attempt number within the request. */
+  attempt: number;
+  provider: string;
+  keyId: string;
+  /** The upstream model name sent on this attempt. */
+  upstreamModel: string | undefined;
+  /** HTTP status of the upstream answer, or `undefined` when none arrived. */
+  status: number | undefined;
+  /** The outcome's class, see {@link FailureKind}; `'success'` for a 2xx. */
+  kind: FailureKind | 'success';
+  latencyMs: number;
+}
+
+/**
+ * The class of a failed attempt, as in DESIGN.md's outcome table.
+ * Stats count failures by these names.
+ */
+export type FailureKind =
+  | 'rate_limit'
+  | 'quota'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'bad_request'
+  | 'context_length'
+  | 'not_found'
+  | 'timeout'
+  | 'conflict'
+  | 'server_error'
+  | 'connection'
+  | 'invalid_response'
+  | 'stream_interrupted'
+  | 'aborted';
+
+/** keyplex's detail on a failed request, reachable from any error it caused. */
+export interface KeyplexErrorDetail {
+  code: KeyplexErrorCode;
+  message: string;
+  requestId?: string | undefined;
+  /** Every attempt made, in order. */
+  attempts: AttemptOutcome[];
+  /** When no key was usable: how long until one is expected to be. */
+  retryAfterMs?: number | undefined;
+  /** HTTP status of the final upstream answer, when there was one. */
+  status?: number | undefined;
+}
+
+/** Base class of every keyplex error. */
+export class KeyplexError extends Error {
+  /** Stable, machine-readable code. */
+  readonly code: KeyplexErrorCode;
+  readonly requestId: string | undefined;
+  readonly attempts: AttemptOutcome[];
+  readonly retryAfterMs: number | undefined;
+  readonly status: number | undefined;
+
+  constructor(
+    code: KeyplexErrorCode,
+    message: string,
+    options: {
+      cause?: unknown;
+      requestId?: string | undefined;
+      attempts?: AttemptOutcome[];
+      retryAfterMs?: number | undefined;
+      status?: number | undefined;
+    } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'KeyplexError';
+    this.code = code;
+    this.requestId = options.requestId;
+    this.attempts = options.attempts ?? [];
+    this.retryAfterMs = options.retryAfterMs;
+    this.status = options.status;
+    Object.defineProperty(this, MARKER, { value: true });
+  }
+
+  /** True for any keyplex error, also one from another copy of the package. */
+  static is(value: unknown): value is KeyplexError {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[MARKER] === true;
+  }
+
+  /** The plain detail object (what {@link getKeyplexDetails} returns). */
+  toDetail(): KeyplexErrorDetail {
+    return {
+      code: this.code,
+      message: this.message,
+      requestId: this.requestId,
+      attempts: this.attempts,
+      retryAfterMs: this.retryAfterMs,
+      status: this.status,
+    };
+  }
+}
+
+/** Bad options given to `new KeyManager()` or a runtime key call; `field` names the option. */
+export class ConfigError extends KeyplexError {
+  /** Path of the offending option, e.g. `providers.openai.keys[2].weight`. */
+  readonly field: string;
+  constructor(field: string, problem: string) {
+    super('invalid_config', `Invalid keyplex option \`${field}\`: ${problem}`);
+    this.name = 'ConfigError';
+    this.field = field;
+  }
+}
+
+/** No configured provider serves the requested model. */
+export class ModelNotServedError extends KeyplexError {
+  readonly model: string;
+  constructor(model: string, requestId?: string) {
+    super(
+      'model_not_served',
+      `keyplex: no provider serves model '${model}'. Add it to a provider's \`models\`, or leave \`models\` out to let a provider serve any model.`,
+      { requestId, status: 404 },
+    );
+    this.name = 'ModelNotServedError';
+    this.model = model;
+  }
+}
+
+/** Every key that could serve the request is cooling down or disabled. */
+export class NoKeyAvailableError extends KeyplexError {
+  constructor(message: string, options: { requestId?: string; attempts?: AttemptOutcome[]; retryAfterMs?: number | undefined }) {
+    super('no_key_available', message, { ...options, status: options.retryAfterMs === undefined ? 503 : 429 });
+    this.name = 'NoKeyAvailableError';
+  }
+}
+
+/** The request's total deadline passed before an answer arrived. */
+export class DeadlineExceededError extends KeyplexError {
+  constructor(deadlineMs: number, options: { requestId?: string; attempts?: AttemptOutcome[]; cause?: unknown }) {
+    // "timed out" in the message lets the SDK raise APIConnectionTimeoutError.
+    super(
+      'deadline_exceeded',
+      `keyplex: request timed out: its deadline of ${deadlineMs} ms passed after ${options.attempts?.length ?? 0} attempt(s). Raise \`deadlineMs\` or the SDK's \`timeout\` if the work needs longer.`,
+      options,
+    );
+    this.name = 'DeadlineExceededError';
+  }
+}
+
+/** The final attempt failed without an HTTP answer (connection reset, attempt timeout). */
+export class UpstreamError extends KeyplexError {
+  constructor(message: string, options: { requestId?: string; attempts?: AttemptOutcome[]; cause?: unknown; status?: number }) {
+    super('upstream_error', message, options);
+    this.name = 'UpstreamError';
+  }
+}
+
+/** A stream failed after its first bytes had reached the caller; nothing is replayed. */
+export class StreamInterruptedError extends KeyplexError {
+  constructor(options: { requestId?: string; attempts?: AttemptOutcome[]; cause?: unknown }) {
+    super(
+      'stream_interrupted',
+      'keyplex: the upstream stream failed after data had reached the caller; it is not replayed. Retry the request if a partial answer is not enough.',
+      options,
+    );
+    this.name = 'StreamInterruptedError';
+  }
+}
+
+/** The per-request options given to `keyplex.options()` are malformed. */
+export class RequestOptionsError extends KeyplexError {
+  constructor(field: string, problem: string) {
+    super('invalid_request_options', `Invalid keyplex request option \`${field}\`: ${problem}`);
+    this.name = 'RequestOptionsError';
+  }
+}
+
+/** The manager was closed; it takes no new requests. */
+export class ManagerClosedError extends KeyplexError {
+  constructor() {
+    super('manager_closed', 'keyplex: this KeyManager was closed; create a new one to send more requests.');
+    this.name = 'ManagerClosedError';
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * The typed event map. `manager.on(name, listener)` is checked by the
+ * compiler against it. Payloads carry key labels (`keyId`), never keys.
+ */
+import type { AttemptOutcome, FailureKind, KeyplexErrorDetail } from './errors';
+import type { Usage } from './usage/usage';
+
+/** Fields every per-request event carries. */
+export interface RequestEventBase {
+  /** keyplex's id of the request (also in the `x-keyplex-request-id` response header). */
+  requestId: string;
+  /** Tags given through `keyplex.options({ tags })`. */
+  tags: readonly string[];
+  /** Metadata given through `keyplex.options({ metadata })`. */
+  metadata: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** A request entered keyplex. */
+export interface RequestEvent extends RequestEventBase {
+  method: string;
+  /** Path relative to the API base, e.g. `/chat/completions`. */
+  path: string;
+  /** The public model asked for, when the request names one. */
+  model: string | undefined;
+  stream: boolean;
+}
+
+/** An attempt is about to be sent. */
+export interface AttemptEvent extends RequestEventBase {
+  attempt: number;
+  provider: string;
+  keyId: string;
+  model: string | undefined;
+  upstreamModel: string | undefined;
+}
+
+/** An attempt failed and another will follow after `delayMs`. */
+export interface RetryEvent extends RequestEventBase {
+  /** The attempt that failed (1-based). */
+  attempt: number;
+  provider: string;
+  keyId: string;
+  reason: FailureKind;
+  /** HTTP status of the failed attempt, when it had one. */
+  status: number | undefined;
+  delayMs: number;
+}
+
+/** The next attempt goes to another provider than the last one. */
+export interface FailoverEvent extends RequestEventBase {
+  attempt: number;
+  from: { provider: string; keyId: string };
+  to: { provider: string; keyId: string };
+  reason: FailureKind;
+}
+
+/** A request succeeded (for streams: when the stream ended). */
+export interface SuccessEvent extends RequestEventBase {
+  provider: string;
+  keyId: string;
+  /** The public model asked for (or the reply's model when the request named none). */
+  model: string | undefined;
+  upstreamModel: string | undefined;
+  attempts: number;
+  /** From keyplex receiving the request to the last byte of the reply. */
+  latencyMs: number;
+  /** Streams only: from keyplex receiving the request to the first body bytes. */
+  ttftMs?: number | undefined;
+  /** Normalised usage; `null` when the reply reported none. */
+  usage: Usage | null;
+  /** Cost in USD; `null` when the usage or the model's price is unknown. */
+  costUsd: number | null;
+  stream: boolean;
+}
+
+/** A request failed for good. */
+export interface FailureEvent extends RequestEventBase {
+  model: string | undefined;
+  attempts: number;
+  error: KeyplexErrorDetail;
+  latencyMs: number;
+}
+
+/** Why a key stopped being used. */
+export type KeyDisabledReason = 'unauthorized' | 'forbidden' | 'quota' | 'manual';
+
+export interface KeyDisabledEvent {
+  provider: string;
+  keyId: string;
+  reason: KeyDisabledReason;
+}
+
+export interface KeyCooldownEvent {
+  provider: string;
+  keyId: string;
+  retryAfterMs: number;
+  reason: 'rate_limit';
+}
+
+/** A key is usable again: its cooldown ended or it was enabled. */
+export interface KeyRecoveredEvent {
+  provider: string;
+  keyId: string;
+  reason: 'cooldown_ended' | 'manual';
+}
+
+export interface KeyAddedEvent {
+  provider: string;
+  keyId: string;
+}
+
+export interface KeyRemovedEvent {
+  provider: string;
+  keyId: string;
+}
+
+/** Event name → payload. */
+export interface KeyplexEvents {
+  request: RequestEvent;
+  attempt: AttemptEvent;
+  retry: RetryEvent;
+  failover: FailoverEvent;
+  success: SuccessEvent;
+  failure: FailureEvent;
+  'key:cooldown': KeyCooldownEvent;
+  'key:disabled': KeyDisabledEvent;
+  'key:recovered': KeyRecoveredEvent;
+  'key:added': KeyAddedEvent;
+  'key:removed': KeyRemovedEvent;
+}
+
+export type KeyplexEventName = keyof KeyplexEvents;
+
+/** A listener of one event. */
+export type KeyplexListener<E extends KeyplexEventName> = (payload: KeyplexEvents[E]) => void;
+
+export type { AttemptOutcome };

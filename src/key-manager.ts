@@ -1,0 +1,855 @@
+/**
+ * KeyManager: configuration, `wrap()`, and the request pipeline
+ * (DESIGN.md §2): intercept → route → pick a key → send → classify →
+ * retry / fail over → account.
+ */
+import { EventEmitter } from 'eventemitter3';
+import pRetry, { AbortError } from 'p-retry';
+import { resolveKey, resolveOptions, type KeyInput, type KeyManagerOptions, type ResolvedOptions } from './config';
+import { errorResponse, REQUEST_ID_HEADER, withDetail } from './details';
+import {
+  ConfigError,
+  DeadlineExceededError,
+  KeyplexError,
+  ManagerClosedError,
+  ModelNotServedError,
+  NoKeyAvailableError,
+  StreamInterruptedError,
+  UpstreamError,
+  type AttemptOutcome,
+  type FailureKind,
+  type KeyplexErrorCode,
+  type KeyplexErrorDetail,
+} from './errors';
+import type { KeyDisabledReason, KeyplexEventName, KeyplexEvents, KeyplexListener, RequestEventBase } from './events';
+import { createSelector } from './keys/create-selector';
+import { KeyState, ProviderPool, secretOf } from './keys/key-state';
+import type { KeySelector } from './keys/selector';
+import { intercept, bodyFor, KEYPLEX_BASE_URL, type Body, type InterceptedRequest } from './request';
+import { backoffDelay, sleep } from './resilience/backoff';
+import { classifyStatus, type Classification } from './resilience/classify';
+import { rateLimitResetMs, retryAfterMs } from './resilience/headers';
+import { route, type Deployment } from './routing/deployments';
+import { PriceTable } from './usage/pricing';
+import { tapEventStream } from './usage/sse';
+import { CounterSet, type KeyplexStats, type ProviderStats } from './usage/stats';
+import { usageFromBody, type Usage } from './usage/usage';
+
+/** What `wrap()` needs of a client: the `openai` SDK's `withOptions`. */
+export interface WrappableClient<C> {
+  withOptions(options: { fetch: typeof globalThis.fetch; maxRetries: number; baseURL: string }): C;
+}
+
+type ReadResult = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>;
+type EmitterEvents = { [E in KeyplexEventName]: [KeyplexEvents[E]] };
+
+const EMPTY_TAGS: readonly string[] = Object.freeze([]);
+const EMPTY_METADATA: Readonly<Record<string, string | number | boolean>> = Object.freeze({});
+
+/** Marks an attempt ended by its own timeout (not the caller, not the deadline). */
+class AttemptTimeout extends Error {}
+
+/** An attempt that did not succeed; carries what the next step needs. */
+class AttemptFailure extends Error {
+  constructor(
+    readonly outcome: AttemptOutcome,
+    readonly classification: Classification,
+    /** The upstream answer, buffered, when there was one (to pass on if this is the last attempt). */
+    readonly response: { response: Response; body: string } | undefined,
+    /** The wait the upstream asked for, if any. */
+    readonly retryAfterMs: number | undefined,
+    /** True when this key had not been tried before in this request (a free rotation). */
+    readonly firstTryOfKey: boolean,
+    cause?: unknown,
+  ) {
+    super(`attempt ${outcome.attempt} failed: ${outcome.kind}`, cause === undefined ? undefined : { cause });
+  }
+}
+
+/** A successful attempt, before accounting. */
+interface AttemptSuccess {
+  response: Response;
+  deployment: Deployment;
+  key: KeyState;
+}
+
+/** Per-request state of the pipeline. */
+interface RequestState extends RequestEventBase {
+  request: InterceptedRequest;
+  startedAt: number;
+  deadlineAt: number;
+  deadlineMs: number;
+  attempts: AttemptOutcome[];
+  tried: Set<KeyState>;
+  /** Transient failures per provider in this request. */
+  transient: Map<ProviderPool, number>;
+  transientTotal: number;
+  last: { pool: ProviderPool; key: KeyState; kind: FailureKind } | undefined;
+  /** The last upstream error answer, buffered. */
+  lastAnswer: { response: Response; body: string } | undefined;
+}
+
+/**
+ * Many keys across many OpenAI-compatible providers as one client.
+ *
+ * ```ts
+ * const manager = new KeyManager({ providers: { openai: { baseURL: 'https://api.openai.com/v1', keys: [k1, k2] } } });
+ * const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
+ * ```
+ */
+export class KeyManager {
+  readonly #options: ResolvedOptions;
+  #pools: ProviderPool[];
+  readonly #selector: KeySelector;
+  readonly #prices: PriceTable;
+  readonly #emitter = new EventEmitter<EmitterEvents>();
+  readonly #guards = new WeakMap<(payload: never) => void, (payload: never) => void>();
+  readonly #totals = new CounterSet<KeyplexErrorCode>();
+  #retries = 0;
+  #failovers = 0;
+  #inFlight = 0;
+  readonly #closing = new AbortController();
+  #closed = false;
+  #idleWaiters: (() => void)[] = [];
+  readonly #idPrefix = `kp_${Math.random().toString(36).slice(2, 8)}_`;
+  #sequence = 0;
+  #warnedListenerError = false;
+
+  /** @throws ConfigError naming the offending option. */
+  constructor(options: KeyManagerOptions) {
+    this.#options = resolveOptions(options);
+    this.#pools = this.#options.providers.map((provider) => new ProviderPool(provider));
+    // The resolved options held the secrets only until the key states took them.
+    for (const provider of this.#options.providers) provider.keys = [];
+    this.#selector = createSelector(this.#options.keySelection);
+    this.#prices = new PriceTable(this.#options.prices);
+  }
+
+  /**
+   * The `fetch` every request goes through. `wrap()` installs it; it can also
+   * be given to a client directly (`new OpenAI({ fetch: manager.fetch, maxRetries: 0, baseURL: KEYPLEX_BASE_URL })`).
+   */
+  readonly fetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> => this.#handle(input, init);
+
+  /**
+   * The same SDK client with every request routed through keyplex: its
+   * `fetch` is the manager's, its own retries are off (keyplex retries, switching
+   * keys between attempts), and its base URL is a placeholder that keyplex
+   * replaces with the chosen provider's.
+   */
+  wrap<C extends WrappableClient<C>>(client: C): C {
+    return client.withOptions({ fetch: this.fetch, maxRetries: 0, baseURL: KEYPLEX_BASE_URL });
+  }
+
+  // ---------------------------------------------------------------- events
+
+  /** Adds a listener. A listener that throws never breaks a request. */
+  on<E extends KeyplexEventName>(event: E, listener: KeyplexListener<E>): this {
+    this.#emitter.on(event, this.#guard(listener) as never);
+    return this;
+  }
+
+  /** Adds a listener called at most once. */
+  once<E extends KeyplexEventName>(event: E, listener: KeyplexListener<E>): this {
+    this.#emitter.once(event, this.#guard(listener) as never);
+    return this;
+  }
+
+  /** Removes a listener added with `on` or `once`. */
+  off<E extends KeyplexEventName>(event: E, listener: KeyplexListener<E>): this {
+    const guard = this.#guards.get(listener as (payload: never) => void);
+    if (guard) this.#emitter.off(event, guard as never);
+    return this;
+  }
+
+  #guard<E extends KeyplexEventName>(listener: KeyplexListener<E>): (payload: KeyplexEvents[E]) => void {
+    const key = listener as (payload: never) => void;
+    let guard = this.#guards.get(key);
+    if (!guard) {
+      guard = ((payload: KeyplexEvents[E]) => {
+        try {
+          const result: unknown = listener(payload);
+          if (result instanceof Promise) result.catch((error: unknown) => this.#listenerFailed(error));
+        } catch (error) {
+          this.#listenerFailed(error);
+        }
+      }) as (payload: never) => void;
+      this.#guards.set(key, guard);
+    }
+    return guard as (payload: KeyplexEvents[E]) => void;
+  }
+
+  #listenerFailed(error: unknown): void {
+    if (this.#warnedListenerError) return;
+    this.#warnedListenerError = true;
+    const message = error instanceof Error ? error.message : String(error);
+    process.emitWarning(`a keyplex event listener threw; the request went on (reported once): ${message}`, {
+      code: 'KEYPLEX_LISTENER_ERROR',
+    });
+  }
+
+  #wants(event: KeyplexEventName): boolean {
+    return this.#emitter.listenerCount(event) > 0;
+  }
+
+  #emit<E extends KeyplexEventName>(event: E, payload: KeyplexEvents[E]): void {
+    (this.#emitter.emit as (event: E, payload: KeyplexEvents[E]) => boolean)(event, payload);
+  }
+
+  // ---------------------------------------------------------------- the pipeline
+
+  async #handle(input: string | URL | Request, init: RequestInit | undefined): Promise<Response> {
+    if (this.#closed) throw new ManagerClosedError();
+    const startedAt = Date.now();
+    const request = intercept(input, init);
+    const requestId = this.#idPrefix + (++this.#sequence).toString(36);
+    const deadlineMs = request.options.deadlineMs ?? this.#options.deadlineMs;
+    const state: RequestState = {
+      requestId,
+      tags: request.options.tags ?? EMPTY_TAGS,
+      metadata: request.options.metadata ?? EMPTY_METADATA,
+      request,
+      startedAt,
+      deadlineAt: startedAt + deadlineMs,
+      deadlineMs,
+      attempts: [],
+      tried: new Set(),
+      transient: new Map(),
+      transientTotal: 0,
+      last: undefined,
+      lastAnswer: undefined,
+    };
+    this.#totals.requests++;
+    this.#inFlight++;
+    if (this.#wants('request')) {
+      this.#emit('request', {
+        requestId,
+        tags: state.tags,
+        metadata: state.metadata,
+        method: request.method,
+        path: request.path,
+        model: request.model,
+        stream: request.stream,
+      });
+    }
+
+    const deadline = new AbortController();
+    const deadlineTimer = setTimeout(() => deadline.abort(new AttemptTimeout('deadline')), deadlineMs);
+    const signals = [deadline.signal, this.#closing.signal];
+    if (request.signal) signals.push(request.signal);
+    const signal = AbortSignal.any(signals);
+    try {
+      const deployments = route(this.#pools, request.model, request.options.provider);
+      if (deployments.length === 0) {
+        const error =
+          request.options.provider !== undefined && !this.#pools.some((p) => p.id === request.options.provider)
+            ? new KeyplexError('invalid_request_options', `keyplex: request option \`provider\` names '${request.options.provider}', which is not configured.`, { requestId, status: 400 })
+            : new ModelNotServedError(request.model ?? '', requestId);
+        this.#failed(state, error.toDetail());
+        return errorResponse(error, error.status ?? 400);
+      }
+      const success = await this.#attemptAll(state, deployments, signal);
+      return success.response;
+    } catch (error) {
+      return this.#finishFailure(state, error, signal, request);
+    } finally {
+      clearTimeout(deadlineTimer);
+      this.#inFlight--;
+      if (this.#inFlight === 0 && this.#idleWaiters.length > 0) {
+        for (const resolve of this.#idleWaiters.splice(0)) resolve();
+      }
+    }
+  }
+
+  /** Runs attempts with p-retry until one succeeds or the policy gives up. */
+  #attemptAll(state: RequestState, deployments: Deployment[], signal: AbortSignal): Promise<AttemptSuccess> {
+    const retry = this.#options.retry;
+    return pRetry(
+      async (attempt: number) => {
+        const { deployment, key } = await this.#acquire(state, deployments, attempt, signal);
+        const last = state.last;
+        if (last && last.pool !== deployment.pool) {
+          this.#failovers++;
+          if (this.#wants('failover')) {
+            this.#emit('failover', {
+              requestId: state.requestId,
+              tags: state.tags,
+              metadata: state.metadata,
+              attempt,
+              from: { provider: last.pool.id, keyId: last.key.id },
+              to: { provider: deployment.pool.id, keyId: key.id },
+              reason: last.kind,
+            });
+          }
+        }
+        if (attempt > 1) this.#retries++;
+        return this.#send(state, deployment, key, attempt, signal);
+      },
+      {
+        retries: state.request.replayable ? retry.maxAttempts - 1 : 0,
+        minTimeout: 0,
+        signal,
+        // Moving away from a key the provider rate-limited or rejected is free
+        // the first time per key: it says nothing about the request.
+        shouldConsumeRetry: ({ error }) => !(error instanceof AttemptFailure && error.classification.action === 'rotate' && error.firstTryOfKey),
+        onFailedAttempt: async ({ error, retriesLeft }) => {
+          if (!(error instanceof AttemptFailure) || retriesLeft <= 0) return;
+          const delayMs = this.#retryDelay(state, error);
+          if (Date.now() + delayMs >= state.deadlineAt) throw error;
+          if (this.#wants('retry')) {
+            this.#emit('retry', {
+              requestId: state.requestId,
+              tags: state.tags,
+              metadata: state.metadata,
+              attempt: error.outcome.attempt,
+              provider: error.outcome.provider,
+              keyId: error.outcome.keyId,
+              reason: error.classification.kind,
+              status: error.outcome.status,
+              delayMs,
+            });
+          }
+          await sleep(delayMs, signal);
+        },
+        shouldRetry: ({ error }) => error instanceof AttemptFailure,
+      },
+    );
+  }
+
+  /** How long to wait before the attempt after `failure`. */
+  #retryDelay(state: RequestState, failure: AttemptFailure): number {
+    if (failure.classification.action === 'rotate') return 0;
+    if (failure.retryAfterMs !== undefined) return failure.retryAfterMs;
+    return backoffDelay(state.transientTotal, this.#options.retry);
+  }
+
+  /**
+   * A deployment and key for the next attempt. When every key is cooling down
+   * the request waits for the earliest to recover, within its deadline.
+   */
+  async #acquire(
+    state: RequestState,
+    deployments: Deployment[],
+    attempt: number,
+    signal: AbortSignal,
+  ): Promise<{ deployment: Deployment; key: KeyState }> {
+    for (;;) {
+      const now = Date.now();
+      const picked = this.#pick(state, deployments, attempt, now);
+      if (picked) return picked;
+      let earliest = Infinity;
+      for (const { pool } of deployments) {
+        for (const key of pool.keys) if (key.disabled === undefined) earliest = Math.min(earliest, key.cooldownUntil);
+      }
+      const model = state.request.model === undefined ? '' : ` for model '${state.request.model}'`;
+      if (earliest === Infinity) {
+        throw new AbortError(
+          new NoKeyAvailableError(`keyplex: no usable key${model}: every key of ${deployments.map((d) => `'${d.pool.id}'`).join(', ')} is disabled. Enable or add keys (manager.enableKey / addKey).`, {
+            requestId: state.requestId,
+            attempts: state.attempts,
+          }),
+        );
+      }
+      const waitMs = Math.max(0, earliest - now);
+      if (now + waitMs > state.deadlineAt) {
+        throw new AbortError(
+          new NoKeyAvailableError(`keyplex: no usable key${model}: every key is cooling down after rate limits; the first recovers in ${waitMs} ms, after this request's deadline. Retry later or add keys.`, {
+            requestId: state.requestId,
+            attempts: state.attempts,
+            retryAfterMs: waitMs,
+          }),
+        );
+      }
+      await sleep(waitMs, signal);
+    }
+  }
+
+  /**
+   * First pass: deployments in order, skipping one that failed transiently
+   * twice in this request, and keys not yet tried in it. Second pass: any
+   * usable key, in deployment order.
+   */
+  #pick(state: RequestState, deployments: Deployment[], attempt: number, now: number): { deployment: Deployment; key: KeyState } | undefined {
+    for (const fresh of [true, false]) {
+      for (const deployment of deployments) {
+        if (fresh && (state.transient.get(deployment.pool) ?? 0) >= 2) continue;
+        const usable = deployment.pool.keys.filter((key) => key.usable(now) && !(fresh && state.tried.has(key)));
+        if (usable.length === 0) continue;
+        const chosen = this.#selector.select(usable, {
+          provider: deployment.pool.id,
+          model: state.request.model,
+          requestId: state.requestId,
+          attempt,
+        });
+        const key = chosen && usable.find((k) => k === chosen);
+        if (key) return { deployment, key };
+      }
+    }
+    return undefined;
+  }
+
+  /** One attempt: send, then classify what came back. */
+  async #send(state: RequestState, deployment: Deployment, key: KeyState, attempt: number, signal: AbortSignal): Promise<AttemptSuccess> {
+    const { request } = state;
+    const pool = deployment.pool;
+    const sentAt = Date.now();
+    const firstTryOfKey = !state.tried.has(key);
+    state.tried.add(key);
+
+    const headers = new Headers(request.headers);
+    for (const [name, value] of Object.entries(pool.headers)) headers.set(name, value);
+    headers.set('authorization', `Bearer ${secretOf(key)}`);
+    const injectUsage = this.#options.streamUsage && request.stream && request.streamUsagePath && !request.callerAskedUsage;
+    const body = bodyFor(request, deployment.upstreamModel, injectUsage);
+
+    const control = new AbortController();
+    const attemptTimer = setTimeout(() => control.abort(new AttemptTimeout('attempt')), this.#options.attemptTimeoutMs);
+    const forward = () => control.abort(signal.reason);
+    if (signal.aborted) forward();
+    else signal.addEventListener('abort', forward, { once: true });
+    const detach = () => signal.removeEventListener('abort', forward);
+
+    key.inFlight++;
+    key.counters.requests++;
+    pool.counters.requests++;
+    if (this.#wants('attempt')) {
+      this.#emit('attempt', {
+        requestId: state.requestId,
+        tags: state.tags,
+        metadata: state.metadata,
+        attempt,
+        provider: pool.id,
+        keyId: key.id,
+        model: request.model,
+        upstreamModel: deployment.upstreamModel,
+      });
+    }
+
+    const outcome = (status: number | undefined, kind: FailureKind | 'success'): AttemptOutcome => {
+      const result: AttemptOutcome = {
+        attempt,
+        provider: pool.id,
+        keyId: key.id,
+        upstreamModel: deployment.upstreamModel,
+        status,
+        kind,
+        latencyMs: Date.now() - sentAt,
+      };
+      state.attempts.push(result);
+      return result;
+    };
+    const fail = (status: number | undefined, classification: Classification, response?: { response: Response; body: string }, wait?: number, cause?: unknown) => {
+      key.inFlight--;
+      key.counters.fail(classification.kind);
+      pool.counters.fail(classification.kind);
+      if (classification.action === 'retry') {
+        state.transient.set(pool, (state.transient.get(pool) ?? 0) + 1);
+        state.transientTotal++;
+      }
+      state.last = { pool, key, kind: classification.kind };
+      if (response) state.lastAnswer = response;
+      const failure = new AttemptFailure(outcome(status, classification.kind), classification, response, wait, firstTryOfKey, cause);
+      return classification.action === 'surface' ? new AbortError(failure) : failure;
+    };
+    /** A transport failure: our attempt timeout, the request ending, or the connection. */
+    const transportFailure = (cause: unknown) => {
+      if (signal.aborted) {
+        key.inFlight--;
+        outcome(undefined, 'aborted');
+        return signal.reason as unknown;
+      }
+      const timedOut = control.signal.aborted && control.signal.reason instanceof AttemptTimeout;
+      return fail(undefined, { kind: timedOut ? 'timeout' : 'connection', action: 'retry' }, undefined, undefined, cause);
+    };
+
+    let response: Response;
+    try {
+      const fetchImpl = this.#options.fetch ?? globalThis.fetch;
+      const init: RequestInit & { duplex?: 'half' } = { method: request.method, headers, body, signal: control.signal };
+      if (body instanceof ReadableStream) init.duplex = 'half';
+      response = await fetchImpl(pool.baseURL + request.path, init);
+    } catch (error) {
+      clearTimeout(attemptTimer);
+      detach();
+      throw transportFailure(error);
+    }
+
+    if (!response.ok) {
+      let text: string;
+      try {
+        text = await response.text();
+      } catch (error) {
+        clearTimeout(attemptTimer);
+        detach();
+        throw transportFailure(error);
+      }
+      clearTimeout(attemptTimer);
+      detach();
+      text = text.replaceAll(secretOf(key), `[key ${key.id}]`);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+      const now = Date.now();
+      const classification = classifyStatus(response.status, response.headers, parsed);
+      let wait = retryAfterMs(response.headers, now);
+      if (classification.disable) this.#disable(key, classification.disable);
+      if (classification.cooldown) {
+        wait = rateLimitResetMs(response.headers, now) ?? this.#options.cooldownMs;
+        this.#cool(key, wait);
+      }
+      throw fail(response.status, classification, { response, body: text }, wait);
+    }
+
+    const contentType = response.headers.get('content-type') ?? '';
+    if (contentType.includes('text/event-stream') && response.body) {
+      const reader = response.body.getReader();
+      let first: ReadResult;
+      try {
+        first = await reader.read();
+      } catch (error) {
+        clearTimeout(attemptTimer);
+        detach();
+        throw transportFailure(error);
+      }
+      clearTimeout(attemptTimer);
+      const ttftMs = Date.now() - state.startedAt;
+      outcome(response.status, 'success');
+      return { response: this.#streamReply(state, deployment, key, response, reader, first, ttftMs, detach), deployment, key };
+    }
+
+    if (contentType.includes('json')) {
+      let text: string;
+      try {
+        text = await response.text();
+      } catch (error) {
+        clearTimeout(attemptTimer);
+        detach();
+        throw transportFailure(error);
+      }
+      clearTimeout(attemptTimer);
+      detach();
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        throw fail(response.status, { kind: 'invalid_response', action: 'retry' }, { response, body: text });
+      }
+      outcome(response.status, 'success');
+      key.inFlight--;
+      const usage = usageFromBody(parsed) ?? null;
+      const replyModel = (parsed as { model?: unknown } | null)?.model;
+      this.#account(state, deployment, key, usage, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
+      return { response: this.#reply(state, key, pool, response, text), deployment, key };
+    }
+
+    // Binary and other bodies (audio, file contents) pass through untouched.
+    clearTimeout(attemptTimer);
+    outcome(response.status, 'success');
+    key.inFlight--;
+    this.#account(state, deployment, key, null, undefined, false, undefined);
+    return { response: this.#reply(state, key, pool, response, response.body), deployment, key };
+  }
+
+  /** The Response handed to the SDK: the upstream answer plus keyplex's headers. */
+  #reply(state: RequestState, key: KeyState, pool: ProviderPool, upstream: Response, body: Body | null): Response {
+    const headers = new Headers(upstream.headers);
+    if (typeof body === 'string' || body instanceof ReadableStream) {
+      headers.delete('content-length');
+      headers.delete('content-encoding');
+    }
+    headers.set(REQUEST_ID_HEADER, state.requestId);
+    headers.set('x-keyplex-provider', pool.id);
+    headers.set('x-keyplex-key-id', key.id);
+    headers.set('x-keyplex-attempts', String(state.attempts.length));
+    return new Response(body, { status: upstream.status, statusText: upstream.statusText, headers });
+  }
+
+  /** A streamed reply: tapped for usage; success or failure is reported when it ends. */
+  #streamReply(
+    state: RequestState,
+    deployment: Deployment,
+    key: KeyState,
+    upstream: Response,
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+    first: ReadResult,
+    ttftMs: number,
+    detach: () => void,
+  ): Response {
+    const { request } = state;
+    const strip = request.streamUsagePath && !request.callerAskedUsage;
+    let done = false;
+    const end = (usage: Usage | undefined) => {
+      if (done) return;
+      done = true;
+      detach();
+      key.inFlight--;
+      this.#account(state, deployment, key, usage ?? null, ttftMs, true, undefined);
+    };
+    const tapped = first.done
+      ? (end(undefined), new ReadableStream<Uint8Array>({ start: (c) => c.close() }))
+      : tapEventStream(first.value, reader, {
+          stripUsageChunk: strip,
+          onEnd: end,
+          onCancel: end,
+          onError: (error) => {
+            if (!done) {
+              done = true;
+              detach();
+              key.inFlight--;
+              key.counters.fail('stream_interrupted');
+              deployment.pool.counters.fail('stream_interrupted');
+              this.#failed(state, new StreamInterruptedError({ requestId: state.requestId, attempts: state.attempts, cause: error }).toDetail());
+            }
+            return new StreamInterruptedError({ requestId: state.requestId, attempts: state.attempts, cause: error });
+          },
+        });
+    return this.#reply(state, key, deployment.pool, upstream, tapped);
+  }
+
+  /** Records a successful reply's usage and cost, and emits `success`. */
+  #account(
+    state: RequestState,
+    deployment: Deployment,
+    key: KeyState,
+    usage: Usage | null,
+    ttftMs: number | undefined,
+    stream: boolean,
+    replyModel: string | undefined,
+  ): void {
+    const model = state.request.model ?? replyModel;
+    let costUsd: number | null = null;
+    if (usage) {
+      const priced = deployment.upstreamModel ?? model;
+      costUsd = priced === undefined ? null : this.#prices.cost(priced, usage);
+      if (costUsd === null && model !== undefined && model !== priced) costUsd = this.#prices.cost(model, usage);
+    }
+    key.counters.succeed(usage, costUsd);
+    deployment.pool.counters.succeed(usage, costUsd);
+    this.#totals.succeed(usage, costUsd);
+    if (this.#wants('success')) {
+      this.#emit('success', {
+        requestId: state.requestId,
+        tags: state.tags,
+        metadata: state.metadata,
+        provider: deployment.pool.id,
+        keyId: key.id,
+        model,
+        upstreamModel: deployment.upstreamModel ?? replyModel,
+        attempts: state.attempts.length,
+        latencyMs: Date.now() - state.startedAt,
+        ttftMs,
+        usage,
+        costUsd,
+        stream,
+      });
+    }
+  }
+
+  /** Turns whatever ended the attempts into what the SDK should see. */
+  #finishFailure(state: RequestState, error: unknown, signal: AbortSignal, request: InterceptedRequest): Response {
+    const { requestId, attempts } = state;
+    if (signal.aborted) {
+      const reason: unknown = signal.reason;
+      if (request.signal?.aborted) {
+        this.#failed(state, new KeyplexError('aborted', 'keyplex: the caller aborted the request.', { requestId, attempts }).toDetail());
+        throw request.signal.reason;
+      }
+      if (this.#closing.signal.aborted) {
+        const closed = new ManagerClosedError();
+        this.#failed(state, { ...closed.toDetail(), requestId, attempts });
+        throw closed;
+      }
+      if (reason instanceof AttemptTimeout) {
+        const timeout = new DeadlineExceededError(state.deadlineMs, { requestId, attempts, cause: error });
+        this.#failed(state, timeout.toDetail());
+        throw timeout;
+      }
+      throw reason;
+    }
+    // The last upstream answer is what the caller sees, with keyplex's detail.
+    const lastAnswer = error instanceof AttemptFailure ? error.response : undefined;
+    if (error instanceof AttemptFailure && lastAnswer) {
+      const detail: KeyplexErrorDetail = {
+        code: 'upstream_error',
+        message: `keyplex: the upstream answered ${lastAnswer.response.status} (${error.classification.kind}) on attempt ${attempts.length}.`,
+        requestId,
+        attempts,
+        status: lastAnswer.response.status,
+      };
+      this.#failed(state, detail);
+      return withDetail(lastAnswer.response, lastAnswer.body, detail);
+    }
+    if (error instanceof AttemptFailure) {
+      const kind = error.classification.kind;
+      const upstream = new UpstreamError(
+        kind === 'timeout'
+          ? `keyplex: the upstream request timed out on attempt ${attempts.length} (attempt timeout ${this.#options.attemptTimeoutMs} ms).`
+          : `keyplex: the upstream connection failed on attempt ${attempts.length} (${kind}).`,
+        { requestId, attempts, cause: error.cause },
+      );
+      this.#failed(state, upstream.toDetail());
+      throw upstream;
+    }
+    if (error instanceof NoKeyAvailableError) {
+      // After upstream answers, the last one is the most useful thing to show.
+      const previous = state.lastAnswer;
+      if (previous) {
+        const detail: KeyplexErrorDetail = { ...error.toDetail(), status: previous.response.status };
+        this.#failed(state, detail);
+        return withDetail(previous.response, previous.body, detail);
+      }
+      this.#failed(state, error.toDetail());
+      return errorResponse(error, error.status ?? 503);
+    }
+    if (KeyplexError.is(error)) {
+      this.#failed(state, error.toDetail());
+      throw error;
+    }
+    this.#failed(state, new KeyplexError('upstream_error', 'keyplex: internal error while sending the request.', { requestId, attempts, cause: error }).toDetail());
+    throw error;
+  }
+
+  #failed(state: RequestState, error: KeyplexErrorDetail): void {
+    this.#totals.fail(error.code);
+    if (this.#wants('failure')) {
+      this.#emit('failure', {
+        requestId: state.requestId,
+        tags: state.tags,
+        metadata: state.metadata,
+        model: state.request.model,
+        attempts: state.attempts.length,
+        error,
+        latencyMs: Date.now() - state.startedAt,
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------- key state
+
+  #cool(key: KeyState, ms: number): void {
+    key.cooldownUntil = Date.now() + ms;
+    if (key.cooldownTimer) clearTimeout(key.cooldownTimer);
+    key.cooldownTimer = setTimeout(() => {
+      key.cooldownTimer = undefined;
+      if (key.usable(Date.now()) && this.#wants('key:recovered')) {
+        this.#emit('key:recovered', { provider: key.provider, keyId: key.id, reason: 'cooldown_ended' });
+      }
+    }, ms);
+    key.cooldownTimer.unref?.();
+    if (this.#wants('key:cooldown')) {
+      this.#emit('key:cooldown', { provider: key.provider, keyId: key.id, retryAfterMs: ms, reason: 'rate_limit' });
+    }
+  }
+
+  #disable(key: KeyState, reason: KeyDisabledReason): void {
+    if (key.disabled !== undefined) return;
+    key.disabled = reason;
+    if (key.cooldownTimer) clearTimeout(key.cooldownTimer);
+    key.cooldownTimer = undefined;
+    if (this.#wants('key:disabled')) this.#emit('key:disabled', { provider: key.provider, keyId: key.id, reason });
+  }
+
+  #pool(provider: string): ProviderPool {
+    const pool = this.#pools.find((p) => p.id === provider);
+    if (!pool) throw new ConfigError('provider', `'${provider}' is not a configured provider (configured: ${this.#pools.map((p) => p.id).join(', ')})`);
+    return pool;
+  }
+
+  #key(provider: string, keyId: string): KeyState {
+    const key = this.#pool(provider).find(keyId);
+    if (!key) throw new ConfigError('keyId', `provider '${provider}' has no key '${keyId}'`);
+    return key;
+  }
+
+  /**
+   * Adds a key to a provider while requests run; it is used from the next
+   * selection on. Returns its id.
+   * @throws ConfigError for a malformed key, a duplicate id, or a key already configured.
+   */
+  addKey(provider: string, key: KeyInput): string {
+    const pool = this.#pool(provider);
+    const resolved = resolveKey(provider, key, 'key');
+    if (pool.find(resolved.id)) throw new ConfigError('key.id', `provider '${provider}' already has a key with id '${resolved.id}'`);
+    for (const other of this.#pools) {
+      if (other.keys.some((k) => k.holds(resolved.key))) {
+        throw new ConfigError('key', `this key is already configured for provider '${other.id}'`);
+      }
+    }
+    pool.keys = [...pool.keys, new KeyState(provider, resolved)];
+    if (this.#wants('key:added')) this.#emit('key:added', { provider, keyId: resolved.id });
+    return resolved.id;
+  }
+
+  /** Removes a key: attempts already sent with it finish; no new one starts. */
+  removeKey(provider: string, keyId: string): void {
+    const pool = this.#pool(provider);
+    const key = this.#key(provider, keyId);
+    key.removed = true;
+    if (key.cooldownTimer) clearTimeout(key.cooldownTimer);
+    key.cooldownTimer = undefined;
+    pool.keys = pool.keys.filter((k) => k !== key);
+    if (this.#wants('key:removed')) this.#emit('key:removed', { provider, keyId });
+  }
+
+  /** Takes a key out of use until `enableKey`. Emits `key:disabled` with reason `manual`. */
+  disableKey(provider: string, keyId: string): void {
+    this.#disable(this.#key(provider, keyId), 'manual');
+  }
+
+  /** Puts a disabled or cooling key back in use. Emits `key:recovered` with reason `manual`. */
+  enableKey(provider: string, keyId: string): void {
+    const key = this.#key(provider, keyId);
+    const wasOut = key.disabled !== undefined || key.cooldownUntil > Date.now();
+    key.disabled = undefined;
+    key.cooldownUntil = 0;
+    if (key.cooldownTimer) clearTimeout(key.cooldownTimer);
+    key.cooldownTimer = undefined;
+    if (wasOut && this.#wants('key:recovered')) this.#emit('key:recovered', { provider, keyId, reason: 'manual' });
+  }
+
+  // ---------------------------------------------------------------- stats and lifecycle
+
+  /** A snapshot of counters per key, per provider and in total. Keys appear by id only. */
+  stats(): KeyplexStats {
+    const now = Date.now();
+    const providers: Record<string, ProviderStats> = {};
+    for (const pool of this.#pools) {
+      providers[pool.id] = { id: pool.id, ...pool.counters.snapshot(), keys: pool.keys.map((key) => key.stats(now)) };
+    }
+    return {
+      totals: { ...this.#totals.snapshot(), retries: this.#retries, failovers: this.#failovers, inFlight: this.#inFlight },
+      providers,
+    };
+  }
+
+  /**
+   * Stops the manager: new requests are refused, waiting and in-flight ones end
+   * with a `manager_closed` error, timers are released. Resolves when no
+   * request is left in flight.
+   */
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#closing.abort(new ManagerClosedError());
+      for (const pool of this.#pools) {
+        for (const key of pool.keys) {
+          if (key.cooldownTimer) clearTimeout(key.cooldownTimer);
+          key.cooldownTimer = undefined;
+        }
+      }
+    }
+    if (this.#inFlight > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Safe to log: providers and key ids, never keys. */
+  toJSON(): { providers: { id: string; baseURL: string; keys: string[] }[]; closed: boolean } {
+    return { providers: this.#pools.map((p) => p.toJSON()), closed: this.#closed };
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `KeyManager ${JSON.stringify(this.toJSON())}`;
+  }
+}

@@ -1,0 +1,10 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * A short, stable label for a key: `fp_` + the first 10 hex digits of the
+ * key's SHA-256. It contains no part of the key and cannot be turned back into
+ * it, so it is safe in events, stats, logs and errors; it is the default key id.
+ */
+export function fingerprint(secret: string): string {
+  return 'fp_' + createHash('sha256').update(secret, 'utf8').digest('hex').slice(0, 10);
+}

@@ -1,0 +1,103 @@
+/**
+ * Runtime state of keys and providers. Secrets are held in a module-private
+ * WeakMap, so no keyplex object ever carries one as a property: not in
+ * `JSON.stringify`, not in `util.inspect`, not in a debugger's object view.
+ */
+import type { ResolvedKey, ResolvedProvider } from '../config';
+import type { KeyDisabledReason } from '../events';
+import { CounterSet, type KeyStats } from '../usage/stats';
+import type { KeyView } from './selector';
+
+const secrets = new WeakMap<KeyState, string>();
+
+/** The secret of a key; only the request sender calls this. */
+export function secretOf(key: KeyState): string {
+  const secret = secrets.get(key);
+  if (secret === undefined) throw new Error('keyplex: internal error: key without secret');
+  return secret;
+}
+
+/** One key of one provider. */
+export class KeyState implements KeyView {
+  readonly id: string;
+  readonly provider: string;
+  readonly weight: number;
+  inFlight = 0;
+  /** Why the key is out of use for good (until enabled again). */
+  disabled: KeyDisabledReason | undefined;
+  /** `Date.now()` until which the key cools down after a 429. */
+  cooldownUntil = 0;
+  cooldownTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Set once the key is removed; in-flight attempts finish, nothing new starts. */
+  removed = false;
+  readonly counters = new CounterSet();
+
+  /** Attempts ever sent with this key. */
+  get requests(): number {
+    return this.counters.requests;
+  }
+
+  constructor(provider: string, resolved: ResolvedKey) {
+    this.id = resolved.id;
+    this.provider = provider;
+    this.weight = resolved.weight;
+    secrets.set(this, resolved.key);
+  }
+
+  /** Enabled, present, and not cooling down at `now`. */
+  usable(now: number): boolean {
+    return this.disabled === undefined && !this.removed && this.cooldownUntil <= now;
+  }
+
+  /** True when this key's secret equals `secret` (for duplicate checks). */
+  holds(secret: string): boolean {
+    return secrets.get(this) === secret;
+  }
+
+  stats(now: number): KeyStats {
+    const cooling = this.cooldownUntil > now;
+    return {
+      id: this.id,
+      provider: this.provider,
+      weight: this.weight,
+      status: this.disabled ? 'disabled' : cooling ? 'cooling' : 'active',
+      disabledReason: this.disabled,
+      cooldownRemainingMs: cooling ? this.cooldownUntil - now : 0,
+      inFlight: this.inFlight,
+      ...this.counters.snapshot(),
+    };
+  }
+
+  toJSON(): { id: string; provider: string } {
+    return { id: this.id, provider: this.provider };
+  }
+}
+
+/** A provider and its keys. */
+export class ProviderPool {
+  readonly id: string;
+  readonly baseURL: string;
+  readonly origin: string;
+  readonly models: ReadonlyMap<string, string> | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Keys in configuration order (removed keys are taken out). */
+  keys: KeyState[];
+  readonly counters = new CounterSet();
+
+  constructor(resolved: ResolvedProvider) {
+    this.id = resolved.id;
+    this.baseURL = resolved.baseURL;
+    this.origin = resolved.origin;
+    this.models = resolved.models;
+    this.headers = resolved.headers;
+    this.keys = resolved.keys.map((k) => new KeyState(resolved.id, k));
+  }
+
+  find(keyId: string): KeyState | undefined {
+    return this.keys.find((k) => k.id === keyId);
+  }
+
+  toJSON(): { id: string; baseURL: string; keys: string[] } {
+    return { id: this.id, baseURL: this.baseURL, keys: this.keys.map((k) => k.id) };
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Key selection: among a provider's usable keys, which one serves the next
+ * attempt. A selector is a small object; built-ins are chosen by name.
+ */
+
+/** What a selector sees of a key. Never the secret. */
+export interface KeyView {
+  /** The key's label (configured `id` or fingerprint). */
+  readonly id: string;
+  readonly provider: string;
+  /** Configured weight, default 1. */
+  readonly weight: number;
+  /** Requests on this key that have not finished yet. */
+  readonly inFlight: number;
+  /** Attempts ever sent with this key. */
+  readonly requests: number;
+}
+
+/** Context of one selection. */
+export interface SelectContext {
+  /** Provider whose keys are offered. */
+  provider: string;
+  /** Public model name of the request, when it has one. */
+  model: string | undefined;
+  /** The request's id. */
+  requestId: string;
+  /** 1-based attempt number. */
+  attempt: number;
+}
+
+/**
+ * Picks one of `keys` (never empty: only usable keys are offered) or returns
+ * `undefined` to use none of them.
+ */
+export interface KeySelector {
+  select(keys: readonly KeyView[], ctx: SelectContext): KeyView | undefined;
+}
+
+/** Names of the built-in selectors. */
+export type KeySelectorName = 'round-robin' | 'least-used' | 'weighted' | 'random';
+
+export const KEY_SELECTOR_NAMES: readonly KeySelectorName[] = ['round-robin', 'least-used', 'weighted', 'random'];

@@ -1,0 +1,103 @@
+/**
+ * Per-request keyplex options. They travel to `manager.fetch` inside one
+ * request header, typed on the way in by `keyplex.options()`, and are removed
+ * before anything leaves the process.
+ */
+import { RequestOptionsError } from './errors';
+
+/** Options for one request. */
+export interface KeyplexRequestOptions {
+  /** Labels copied into this request's events (e.g. a feature or tenant name). */
+  tags?: string[];
+  /** Key/value pairs copied into this request's events. */
+  metadata?: Record<string, string | number | boolean>;
+  /** Total deadline of this request in ms, overriding the manager's `deadlineMs`. */
+  deadlineMs?: number;
+  /** Send this request only to this provider id (e.g. for files it holds). */
+  provider?: string;
+}
+
+/** The header that carries the options from the SDK to `manager.fetch`. */
+export const OPTIONS_HEADER = 'x-keyplex-options';
+
+const TAG = /^[\x20-\x7e]{1,128}$/;
+
+function validate(options: KeyplexRequestOptions): void {
+  if (typeof options !== 'object' || options === null) {
+    throw new RequestOptionsError('options', `expected an object, got ${options === null ? 'null' : typeof options}`);
+  }
+  const known = new Set(['tags', 'metadata', 'deadlineMs', 'provider']);
+  for (const name of Object.keys(options)) {
+    if (!known.has(name)) throw new RequestOptionsError(name, 'is not a keyplex request option (known: tags, metadata, deadlineMs, provider)');
+  }
+  const { tags, metadata, deadlineMs, provider } = options;
+  if (tags !== undefined) {
+    if (!Array.isArray(tags)) throw new RequestOptionsError('tags', `expected an array of strings, got ${typeof tags}`);
+    tags.forEach((tag, i) => {
+      if (typeof tag !== 'string' || !TAG.test(tag)) {
+        throw new RequestOptionsError(`tags[${i}]`, 'expected 1 to 128 printable ASCII characters');
+      }
+    });
+  }
+  if (metadata !== undefined) {
+    if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+      throw new RequestOptionsError('metadata', 'expected a plain object of string, number or boolean values');
+    }
+    for (const [name, value] of Object.entries(metadata)) {
+      if (!['string', 'number', 'boolean'].includes(typeof value)) {
+        throw new RequestOptionsError(`metadata.${name}`, `expected a string, number or boolean, got ${typeof value}`);
+      }
+    }
+  }
+  if (deadlineMs !== undefined && !(typeof deadlineMs === 'number' && Number.isFinite(deadlineMs) && deadlineMs > 0)) {
+    throw new RequestOptionsError('deadlineMs', `expected a number of milliseconds above 0, got ${String(deadlineMs)}`);
+  }
+  if (provider !== undefined && (typeof provider !== 'string' || provider.length === 0)) {
+    throw new RequestOptionsError('provider', 'expected a provider id');
+  }
+}
+
+type HeadersInput = Headers | Record<string, string | null | undefined> | readonly (readonly [string, string])[];
+
+/**
+ * SDK request options that carry keyplex's per-request options. Spread them
+ * into the SDK call's options; pass your own request options as `base` to keep
+ * their headers:
+ *
+ * ```ts
+ * await client.chat.completions.create(body, keyplex.options({ tags: ['search'], deadlineMs: 20_000 }));
+ * await client.chat.completions.create(body, keyplex.options({ tags: ['search'] }, { timeout: 30_000, signal }));
+ * ```
+ * @throws RequestOptionsError when an option is malformed.
+ */
+function options<B extends { headers?: HeadersInput | undefined } = object>(
+  keyplexOptions: KeyplexRequestOptions,
+  base?: B,
+): Omit<B, 'headers'> & { headers: Record<string, string> } {
+  validate(keyplexOptions);
+  const headers: Record<string, string> = {};
+  const given = base?.headers;
+  if (given instanceof Headers || Array.isArray(given)) {
+    new Headers(given as ConstructorParameters<typeof Headers>[0]).forEach((value, name) => (headers[name] = value));
+  } else if (given) {
+    for (const [name, value] of Object.entries(given)) if (typeof value === 'string') headers[name] = value;
+  }
+  headers[OPTIONS_HEADER] = encodeURIComponent(JSON.stringify(keyplexOptions));
+  return { ...(base as B), headers };
+}
+
+/** keyplex's per-request helpers. */
+export const keyplex = { options } as const;
+
+/** Reads the options header; `{}` when absent. */
+export function decodeRequestOptions(value: string | null): KeyplexRequestOptions {
+  if (value === null) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(decodeURIComponent(value));
+  } catch {
+    throw new RequestOptionsError(OPTIONS_HEADER, 'is not valid; set it only through keyplex.options()');
+  }
+  validate(parsed as KeyplexRequestOptions);
+  return parsed as KeyplexRequestOptions;
+}

@@ -1,0 +1,150 @@
+/**
+ * Step 1 of the pipeline: what the SDK asked for, read once from the fetch
+ * call. Nothing here is sent anywhere.
+ */
+import { decodeRequestOptions, OPTIONS_HEADER, type KeyplexRequestOptions } from './request-options';
+
+/**
+ * The base URL `wrap()` gives the SDK. The `.invalid` top-level domain never
+ * resolves, so a request that somehow bypassed keyplex could not reach anyone.
+ */
+export const KEYPLEX_BASE_URL = 'https://keyplex.invalid/v1';
+
+/** What a fetch body may be. */
+export type Body = NonNullable<RequestInit['body']>;
+
+/** Headers never forwarded as the SDK set them. */
+const DROPPED_HEADERS = ['authorization', 'api-key', OPTIONS_HEADER, 'content-length', 'openai-organization', 'openai-project', 'host'];
+
+/** Paths whose streamed replies can be asked for usage with `stream_options`. */
+const STREAM_USAGE_PATHS = new Set(['/chat/completions', '/completions']);
+
+export interface InterceptedRequest {
+  method: string;
+  /** Path relative to the API base, with the query, e.g. `/chat/completions`. */
+  path: string;
+  /** The SDK's headers less the dropped ones. */
+  headers: Headers;
+  /** The body as given, for bodies that are not JSON. */
+  rawBody: Body | null | undefined;
+  /** The parsed JSON body, when the body is a JSON object. */
+  json: Record<string, unknown> | undefined;
+  /** The public model the request names (JSON `model`, or a multipart `model` field). */
+  model: string | undefined;
+  stream: boolean;
+  /** Whether the caller asked for `stream_options.include_usage` itself. */
+  callerAskedUsage: boolean;
+  /** Whether `stream_options.include_usage` applies to this path. */
+  streamUsagePath: boolean;
+  /** False for one-shot bodies (streams): such a request gets a single attempt. */
+  replayable: boolean;
+  options: KeyplexRequestOptions;
+  signal: AbortSignal | undefined;
+}
+
+/** The path relative to the API base: after KEYPLEX_BASE_URL, else after a leading `/v1`. */
+function relativePath(url: URL): string {
+  const full = url.href;
+  if (full.startsWith(KEYPLEX_BASE_URL)) {
+    const rest = full.slice(KEYPLEX_BASE_URL.length);
+    if (rest === '' || rest.startsWith('/') || rest.startsWith('?')) return rest;
+  }
+  const path = url.pathname.replace(/^\/v1(?=\/|$)/, '');
+  return path + url.search;
+}
+
+function isOneShot(body: unknown): boolean {
+  return (
+    body instanceof ReadableStream ||
+    (typeof body === 'object' && body !== null && Symbol.asyncIterator in body && !(body instanceof FormData))
+  );
+}
+
+/** Reads a fetch call into an {@link InterceptedRequest}. */
+export function intercept(input: string | URL | Request, init: RequestInit | undefined): InterceptedRequest {
+  let url: URL;
+  let method: string;
+  let headers: Headers;
+  let body: Body | null | undefined;
+  let signal: AbortSignal | undefined;
+  if (input instanceof Request) {
+    url = new URL(input.url);
+    method = (init?.method ?? input.method).toUpperCase();
+    headers = new Headers(init?.headers ?? input.headers);
+    body = init?.body ?? input.body;
+    signal = init?.signal ?? input.signal ?? undefined;
+  } else {
+    url = new URL(input);
+    method = (init?.method ?? 'GET').toUpperCase();
+    headers = new Headers(init?.headers);
+    body = init?.body;
+    signal = init?.signal ?? undefined;
+  }
+  const options = decodeRequestOptions(headers.get(OPTIONS_HEADER));
+  for (const name of DROPPED_HEADERS) headers.delete(name);
+  const path = relativePath(url);
+  const pathOnly = path.split('?')[0]!;
+
+  let json: Record<string, unknown> | undefined;
+  let model: string | undefined;
+  if (typeof body === 'string' && body.length > 0 && body.charCodeAt(0) === 123 /* { */) {
+    try {
+      const parsed: unknown = JSON.parse(body);
+      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
+        json = parsed as Record<string, unknown>;
+        if (typeof json.model === 'string') model = json.model;
+      }
+    } catch {
+      // Not JSON after all: forwarded untouched.
+    }
+  } else if (body instanceof FormData) {
+    const field = body.get('model');
+    if (typeof field === 'string') model = field;
+  }
+  const stream = json?.stream === true;
+  const streamOptions = json?.stream_options;
+  const callerAskedUsage =
+    typeof streamOptions === 'object' && streamOptions !== null && (streamOptions as { include_usage?: unknown }).include_usage === true;
+
+  return {
+    method,
+    path,
+    headers,
+    rawBody: body,
+    json,
+    model,
+    stream,
+    callerAskedUsage,
+    streamUsagePath: STREAM_USAGE_PATHS.has(pathOnly),
+    replayable: !isOneShot(body),
+    options,
+    signal,
+  };
+}
+
+/**
+ * The body to send to a deployment: the model renamed to its upstream name,
+ * and usage asked for on streams when `injectUsage`. Returns the original body
+ * when nothing changes.
+ */
+export function bodyFor(request: InterceptedRequest, upstreamModel: string | undefined, injectUsage: boolean): Body | null | undefined {
+  const json = request.json;
+  if (json) {
+    const rename = upstreamModel !== undefined && upstreamModel !== request.model;
+    if (!rename && !injectUsage) return request.rawBody;
+    const copy: Record<string, unknown> = { ...json };
+    if (rename) copy.model = upstreamModel;
+    if (injectUsage) {
+      const given = typeof json.stream_options === 'object' && json.stream_options !== null ? json.stream_options : {};
+      copy.stream_options = { ...given, include_usage: true };
+    }
+    return JSON.stringify(copy);
+  }
+  const raw = request.rawBody;
+  if (raw instanceof FormData && upstreamModel !== undefined && upstreamModel !== request.model) {
+    const copy = new FormData();
+    for (const [name, value] of raw) copy.append(name, name === 'model' ? upstreamModel : value);
+    return copy;
+  }
+  return raw;
+}

@@ -1,0 +1,64 @@
+/**
+ * DESIGN.md's outcome table as code: what an upstream answer means for the
+ * request, the key, and the next attempt.
+ */
+import type { FailureKind } from '../errors';
+import type { KeyDisabledReason } from '../events';
+
+/**
+ * What to do after an attempt:
+ * - `surface`: hand the answer to the caller now, no retry, no penalty;
+ * - `rotate`: the key is at fault; retry at once on another key;
+ * - `retry`: transient; back off and retry, preferring another key or deployment.
+ */
+export type Action = 'surface' | 'rotate' | 'retry';
+
+export interface Classification {
+  kind: FailureKind;
+  action: Action;
+  /** Set when the key must be taken out of use for good. */
+  disable?: KeyDisabledReason;
+  /** Set when the key must cool down (429 rate limit). */
+  cooldown?: true;
+}
+
+/** The `error` object of an OpenAI-style error body, when there is one. */
+function errorField(body: unknown, field: 'code' | 'type'): unknown {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const error = (body as { error?: unknown }).error;
+  if (typeof error !== 'object' || error === null) return undefined;
+  return (error as Record<string, unknown>)[field];
+}
+
+function hasErrorCode(body: unknown, code: string): boolean {
+  return errorField(body, 'code') === code || errorField(body, 'type') === code;
+}
+
+/**
+ * Classifies a non-2xx upstream answer. `body` is the parsed error body, when
+ * it was JSON. `x-should-retry` decides for transient and caller errors; it
+ * does not stop a rotation away from a key the provider rejected.
+ */
+export function classifyStatus(status: number, headers: Headers, body: unknown): Classification {
+  let result: Classification;
+  if (status === 401) result = { kind: 'unauthorized', action: 'rotate', disable: 'unauthorized' };
+  else if (status === 403) result = { kind: 'forbidden', action: 'rotate', disable: 'forbidden' };
+  else if (status === 429) {
+    result = hasErrorCode(body, 'insufficient_quota')
+      ? { kind: 'quota', action: 'rotate', disable: 'quota' }
+      : { kind: 'rate_limit', action: 'rotate', cooldown: true };
+  } else if (status === 408) result = { kind: 'timeout', action: 'retry' };
+  else if (status === 409) result = { kind: 'conflict', action: 'retry' };
+  else if (status >= 500) result = { kind: 'server_error', action: 'retry' };
+  else if (status === 404) result = { kind: 'not_found', action: 'surface' };
+  else if (status === 400 && hasErrorCode(body, 'context_length_exceeded')) {
+    result = { kind: 'context_length', action: 'surface' };
+  } else result = { kind: 'bad_request', action: 'surface' };
+
+  if (result.action !== 'rotate') {
+    const should = headers.get('x-should-retry');
+    if (should === 'false') result = { kind: result.kind, action: 'surface' };
+    else if (should === 'true' && result.action === 'surface') result = { kind: result.kind, action: 'retry' };
+  }
+  return result;
+}

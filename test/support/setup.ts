@@ -1,0 +1,9 @@
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { calls, server } from './upstream';
+
+beforeAll(() => server.listen({ onUnhandledRequest: 'error' }));
+afterEach(() => {
+  server.resetHandlers();
+  calls.length = 0;
+});
+afterAll(() => server.close());
