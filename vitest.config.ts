@@ -1,6 +1,14 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * `KEYPLEX_OPENAI_SDK=6 npm test` runs the suites against openai@6 (installed
+ * as the `openai-v6` alias) instead of the default openai@7, so both peer
+ * majors are checked.
+ */
+const sdk6 = process.env.KEYPLEX_OPENAI_SDK === '6';
+
 export default defineConfig({
+  resolve: sdk6 ? { alias: [{ find: /^openai$/, replacement: 'openai-v6' }] } : {},
   test: {
     include: ['test/**/*.test.ts'],
     environment: 'node',
