@@ -111,6 +111,7 @@ export class KeyManager {
   readonly #closing = new AbortController();
   #closed = false;
   #idleWaiters: (() => void)[] = [];
+  readonly #keyWaiters = new Set<() => void>();
   readonly #idPrefix = `kp_${Math.random().toString(36).slice(2, 8)}_`;
   #sequence = 0;
   #warnedListenerError = false;
@@ -350,7 +351,16 @@ export class KeyManager {
           }),
         );
       }
-      const waitMs = Math.max(0, earliest - now);
+      if (earliest <= now) {
+        // Usable keys exist, but the selector declined every one of them.
+        throw new AbortError(
+          new NoKeyAvailableError(`keyplex: no usable key${model}: the key selector chose none of the usable keys.`, {
+            requestId: state.requestId,
+            attempts: state.attempts,
+          }),
+        );
+      }
+      const waitMs = earliest - now;
       if (now + waitMs > state.deadlineAt) {
         throw new AbortError(
           new NoKeyAvailableError(`keyplex: no usable key${model}: every key is cooling down after rate limits; the first recovers in ${waitMs} ms, after this request's deadline. Retry later or add keys.`, {
@@ -360,8 +370,33 @@ export class KeyManager {
           }),
         );
       }
-      await sleep(waitMs, signal);
+      await this.#waitForKey(waitMs, signal);
     }
+  }
+
+  /** Sleeps `ms`, or less when a key is added or enabled meanwhile. */
+  #waitForKey(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        this.#keyWaiters.delete(done);
+        resolve();
+      };
+      const onAbort = () => {
+        clearTimeout(timer);
+        this.#keyWaiters.delete(done);
+        reject(signal.reason);
+      };
+      const timer = setTimeout(done, ms);
+      this.#keyWaiters.add(done);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Wakes requests waiting for a usable key. */
+  #keysChanged(): void {
+    for (const wake of [...this.#keyWaiters]) wake();
   }
 
   /**
@@ -465,7 +500,9 @@ export class KeyManager {
     let response: Response;
     try {
       const fetchImpl = this.#options.fetch ?? globalThis.fetch;
-      const init: RequestInit & { duplex?: 'half' } = { method: request.method, headers, body, signal: control.signal };
+      // Redirects are not followed: a redirect to another origin would carry the
+      // body and the provider's headers there.
+      const init: RequestInit & { duplex?: 'half' } = { method: request.method, headers, body, signal: control.signal, redirect: 'manual' };
       if (body instanceof ReadableStream) init.duplex = 'half';
       response = await fetchImpl(pool.baseURL + request.path, init);
     } catch (error) {
@@ -780,6 +817,7 @@ export class KeyManager {
     }
     pool.keys = [...pool.keys, new KeyState(provider, resolved)];
     if (this.#wants('key:added')) this.#emit('key:added', { provider, keyId: resolved.id });
+    this.#keysChanged();
     return resolved.id;
   }
 
@@ -808,6 +846,7 @@ export class KeyManager {
     if (key.cooldownTimer) clearTimeout(key.cooldownTimer);
     key.cooldownTimer = undefined;
     if (wasOut && this.#wants('key:recovered')) this.#emit('key:recovered', { provider, keyId, reason: 'manual' });
+    if (wasOut) this.#keysChanged();
   }
 
   // ---------------------------------------------------------------- stats and lifecycle

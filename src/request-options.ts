@@ -70,13 +70,13 @@ type HeadersInput = Headers | Record<string, string | null | undefined> | readon
  * ```
  * @throws RequestOptionsError when an option is malformed.
  */
-function options<B extends { headers?: HeadersInput | undefined } = object>(
+function options<B extends object = object>(
   keyplexOptions: KeyplexRequestOptions,
   base?: B,
 ): Omit<B, 'headers'> & { headers: Record<string, string> } {
   validate(keyplexOptions);
   const headers: Record<string, string> = {};
-  const given = base?.headers;
+  const given = (base as { headers?: HeadersInput | undefined } | undefined)?.headers;
   if (given instanceof Headers || Array.isArray(given)) {
     new Headers(given as ConstructorParameters<typeof Headers>[0]).forEach((value, name) => (headers[name] = value));
   } else if (given) {
