@@ -4,6 +4,7 @@
  */
 import { http, HttpResponse } from 'msw';
 import { setupServer } from 'msw/node';
+import { fakeKey } from './fake-keys';
 
 export interface UpstreamCall {
   origin: string;
@@ -133,4 +134,230 @@ export function sseReply(events: string[], options: { failAfter?: number } = {})
 export function askedUsage(call: UpstreamCall): boolean {
   const options = call.body?.stream_options as { include_usage?: boolean } | undefined;
   return options?.include_usage === true;
+}
+
+// ---------------------------------------------------------------------------
+// Responses API, embeddings, legacy completions, named SSE events.
+// ---------------------------------------------------------------------------
+
+/** One server-sent event with an `event:` line, as the Responses API streams them. */
+export interface NamedEvent {
+  event: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * A streamed reply of named events (`event: <name>` + `data: <json>`), with
+ * no `[DONE]` (the Responses API ends with `response.completed`). With
+ * `failAfter: 0` the connection fails before the headers. (A later
+ * `failAfter` reads as a clean end under msw, as with `sseReply`: use
+ * `cutSseReply` for a cut after data.)
+ */
+export function namedSseReply(events: NamedEvent[], options: { failAfter?: number } = {}): Response {
+  const encoder = new TextEncoder();
+  let sent = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (options.failAfter !== undefined && sent >= options.failAfter) {
+        controller.error(new Error('upstream stream cut'));
+        return;
+      }
+      const next = events[sent];
+      if (next === undefined) {
+        controller.close();
+        return;
+      }
+      controller.enqueue(encoder.encode(`event: ${next.event}\ndata: ${JSON.stringify(next.data)}\n\n`));
+      sent++;
+    },
+  });
+  return new HttpResponse(body, { headers: { 'content-type': 'text/event-stream; charset=utf-8' } });
+}
+
+/** A Responses API `usage` object. */
+export function responsesUsage(u: UsageCounts = {}) {
+  const input = u.prompt ?? 10;
+  const output = u.completion ?? 5;
+  return {
+    input_tokens: input,
+    input_tokens_details: { cached_tokens: u.cached ?? 0 },
+    output_tokens: output,
+    output_tokens_details: { reasoning_tokens: u.reasoning ?? 0 },
+    total_tokens: input + output,
+  };
+}
+
+/** A Responses API `response` object. */
+export function responseObject(model: string, text: string, status: 'in_progress' | 'completed', usage: UsageCounts | null) {
+  return {
+    id: 'resp_test',
+    object: 'response',
+    created_at: 1_700_000_000,
+    status,
+    model,
+    output:
+      status === 'completed'
+        ? [{ id: 'msg_test', type: 'message', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text, annotations: [] }] }]
+        : [],
+    parallel_tool_calls: true,
+    tool_choice: 'auto',
+    tools: [],
+    error: null,
+    incomplete_details: null,
+    instructions: null,
+    metadata: {},
+    temperature: 1,
+    top_p: 1,
+    usage: usage === null ? null : responsesUsage(usage),
+  };
+}
+
+/** A Responses API JSON reply. */
+export function responsesReply(model: string, text = 'hello', usage: UsageCounts = {}): Response {
+  return HttpResponse.json(responseObject(model, text, 'completed', usage));
+}
+
+/** The named events of a streamed Responses API reply, usage in `response.completed`. */
+export function responsesEvents(model: string, words: string[], usage: UsageCounts = {}): NamedEvent[] {
+  let sequence = 0;
+  const events: NamedEvent[] = [
+    { event: 'response.created', data: { type: 'response.created', sequence_number: sequence++, response: responseObject(model, '', 'in_progress', null) } },
+  ];
+  for (const word of words) {
+    events.push({
+      event: 'response.output_text.delta',
+      data: { type: 'response.output_text.delta', sequence_number: sequence++, item_id: 'msg_test', output_index: 0, content_index: 0, delta: word, logprobs: [] },
+    });
+  }
+  events.push({
+    event: 'response.completed',
+    data: { type: 'response.completed', sequence_number: sequence++, response: responseObject(model, words.join(''), 'completed', usage) },
+  });
+  return events;
+}
+
+/** An embeddings reply with one float vector per input; `promptTokens` in its usage. */
+export function embeddingReply(model: string, inputs: number, promptTokens: number): Response {
+  return HttpResponse.json({
+    object: 'list',
+    model,
+    data: Array.from({ length: inputs }, (_, index) => ({ object: 'embedding', index, embedding: [0.1, 0.2, 0.3] })),
+    usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+  });
+}
+
+/** A legacy (`/completions`) text completion reply. */
+export function completionReply(model: string, text = 'hello', usage: UsageCounts = {}): Response {
+  const prompt = usage.prompt ?? 10;
+  const completion = usage.completion ?? 5;
+  return HttpResponse.json({
+    id: 'cmpl-test',
+    object: 'text_completion',
+    created: 1_700_000_000,
+    model,
+    choices: [{ index: 0, text, finish_reason: 'stop', logprobs: null }],
+    usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion },
+  });
+}
+
+/** A DeepSeek chat reply: usage with `prompt_cache_hit_tokens` / `prompt_cache_miss_tokens`. */
+export function deepseekReply(model: string, usage: { hit: number; miss: number; completion: number }): Response {
+  return HttpResponse.json({
+    id: 'ds-test',
+    object: 'chat.completion',
+    created: 1_700_000_000,
+    model,
+    choices: [{ index: 0, message: { role: 'assistant', content: 'hello' }, finish_reason: 'stop', logprobs: null }],
+    usage: {
+      prompt_tokens: usage.hit + usage.miss,
+      completion_tokens: usage.completion,
+      total_tokens: usage.hit + usage.miss + usage.completion,
+      prompt_cache_hit_tokens: usage.hit,
+      prompt_cache_miss_tokens: usage.miss,
+    },
+  });
+}
+
+/** A promise with its resolver: lets a handler hold its reply until the test releases it. */
+export interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+}
+
+export function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** Fake keys with readable ids, and the way back from a recorded bearer token to its id. */
+export interface KeyRing {
+  /** `{ key, id }` entries, ready for a provider's `keys`. */
+  keys: { key: string; id: string }[];
+  /** The id of a recorded secret; `'?'` for a secret not on the ring. */
+  idOf(secret: string): string;
+  /** The key ids of `recorded`, in order. */
+  ids(recorded: readonly UpstreamCall[]): string[];
+}
+
+export function keyRing(...ids: string[]): KeyRing {
+  const keys = ids.map((id) => ({ key: fakeKey(id), id }));
+  const byKey = new Map(keys.map((k) => [k.key, k.id]));
+  const idOf = (secret: string) => byKey.get(secret) ?? '?';
+  return { keys, idOf, ids: (recorded) => recorded.map((call) => idOf(call.key)) };
+}
+
+/**
+ * A streamed reply whose connection dies after `after` events (chat `data:`
+ * payloads, or named events), like a provider resetting mid-stream. Unlike
+ * `sseReply`'s `failAfter` (whose unframed body reads as a clean end under
+ * msw), the body is chunked, so the client sees the cut as a stream error.
+ * With `gate`, the cut waits for it: a test can cut only once the caller has
+ * read what was sent. `after: 0` without a gate dies before the headers (a
+ * connection failure: msw sends headers with the first body bytes).
+ */
+export function cutSseReply(events: string[] | NamedEvent[], options: { after: number; gate?: Promise<unknown> }): Response {
+  const encoder = new TextEncoder();
+  let sent = 0;
+  const frame = (event: string | NamedEvent) =>
+    typeof event === 'string' ? `data: ${event}\n\n` : `event: ${event.event}\ndata: ${JSON.stringify(event.data)}\n\n`;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (sent >= options.after || sent >= events.length) {
+        if (options.gate) await options.gate;
+        controller.error(new Error('upstream connection reset'));
+        return;
+      }
+      controller.enqueue(encoder.encode(frame(events[sent]!)));
+      sent++;
+    },
+  });
+  return new HttpResponse(body, { headers: { 'content-type': 'text/event-stream', 'transfer-encoding': 'chunked' } });
+}
+
+/** A promise and the function that resolves it. */
+export function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
+/**
+ * A streamed reply of `text` (already framed as SSE) sent in pieces of
+ * `pieceBytes` bytes, so events and multi-byte characters straddle reads.
+ */
+export function rawSseReply(text: string, pieceBytes: number): Response {
+  const bytes = new TextEncoder().encode(text);
+  let offset = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (offset >= bytes.length) {
+        controller.close();
+        return;
+      }
+      controller.enqueue(bytes.slice(offset, offset + pieceBytes));
+      offset += pieceBytes;
+    },
+  });
+  return new HttpResponse(body, { headers: { 'content-type': 'text/event-stream', 'transfer-encoding': 'chunked' } });
 }
