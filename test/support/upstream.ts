@@ -127,7 +127,8 @@ export function sseReply(events: string[], options: { failAfter?: number } = {})
       controller.close();
     },
   });
-  return new HttpResponse(body, { headers: { 'content-type': 'text/event-stream' } });
+  // Chunked framing: without it msw 3 ends a body that errors mid-way as if it had finished.
+  return new HttpResponse(body, { headers: { 'content-type': 'text/event-stream', 'transfer-encoding': 'chunked' } });
 }
 
 /** Whether the request asked for stream usage. */
@@ -171,7 +172,7 @@ export function namedSseReply(events: NamedEvent[], options: { failAfter?: numbe
       sent++;
     },
   });
-  return new HttpResponse(body, { headers: { 'content-type': 'text/event-stream; charset=utf-8' } });
+  return new HttpResponse(body, { headers: { 'content-type': 'text/event-stream; charset=utf-8', 'transfer-encoding': 'chunked' } });
 }
 
 /** A Responses API `usage` object. */
