@@ -139,6 +139,13 @@ export interface SimulatorOptions {
    * (`setTimeout`).
    */
   now?: () => number;
+  /**
+   * Length of the rate-limit window in ms: `rpm` and `tpm` are allowed per
+   * this window (and headers, resets and `peakRequestsPerMinute` follow it).
+   * Default 60000, a real minute; shorten it to run minute-scale limits in
+   * seconds (the demo and benchmarks do).
+   */
+  rateWindowMs?: number;
 }
 
 /** Counters of one key. */
@@ -746,6 +753,7 @@ function responseEvents(g: Generation): SseEvent[] {
 export class ProviderSimulator {
   readonly #seed: number;
   readonly #now: () => number;
+  readonly #windowMs: number;
   readonly #providers = new Map<string, ProviderState>();
   #startedAt: number;
 
@@ -761,6 +769,11 @@ export class ProviderSimulator {
     if (typeof now !== 'function') throw new TypeError(`now must be a function returning milliseconds (got ${describe(now)})`);
     if (!Array.isArray(options.providers)) throw new TypeError(`providers must be an array (got ${describe(options.providers)})`);
     if (options.providers.length === 0) throw new RangeError('providers must list at least one provider');
+    const windowMs = options.rateWindowMs ?? WINDOW_MS;
+    if (!(typeof windowMs === 'number' && Number.isFinite(windowMs) && windowMs > 0)) {
+      throw new RangeError(`rateWindowMs must be a number of milliseconds above 0 (got ${describe(windowMs)})`);
+    }
+    this.#windowMs = windowMs;
     this.#seed = seed;
     this.#now = now;
     options.providers.forEach((provider, i) => {
@@ -776,8 +789,8 @@ export class ProviderSimulator {
     for (const key of options.keys) {
       keys.set(key.key, {
         options: key,
-        requests: new TokenBucket(key.rpm ?? Infinity, WINDOW_MS),
-        tokens: new TokenBucket(key.tpm ?? Infinity, WINDOW_MS),
+        requests: new TokenBucket(key.rpm ?? Infinity, this.#windowMs),
+        tokens: new TokenBucket(key.tpm ?? Infinity, this.#windowMs),
         tally: zeroKeyTally(),
         accepted: [],
         perMinute: new Map(),
@@ -882,7 +895,7 @@ export class ProviderSimulator {
         let peak = 0;
         let start = 0;
         for (let end = 0; end < times.length; end++) {
-          while ((times[start] ?? 0) <= (times[end] ?? 0) - WINDOW_MS) start++;
+          while ((times[start] ?? 0) <= (times[end] ?? 0) - this.#windowMs) start++;
           peak = Math.max(peak, end - start + 1);
         }
         perKey[key] = peak;
@@ -1188,7 +1201,7 @@ export class ProviderSimulator {
     key.requests.take(1, now);
     key.tokens.take(tokens, now);
     key.accepted.push(now);
-    const minute = Math.floor(now / WINDOW_MS) * WINDOW_MS;
+    const minute = Math.floor(now / this.#windowMs) * this.#windowMs;
     key.perMinute.set(minute, (key.perMinute.get(minute) ?? 0) + 1);
     return undefined;
   }

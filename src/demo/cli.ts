@@ -1,0 +1,116 @@
+/**
+ * `keyplex-demo` (`npm run demo`): one workload, run twice through a real
+ * `openai` client — once with a single key on one provider, once through
+ * keyplex with every key and provider — against simulated providers on
+ * loopback, offline, with no API key. Prints the side-by-side table.
+ *
+ * With `--real`, the keyplex run targets real providers whose keys are given
+ * in the environment (see the README); nothing in the test suite does that.
+ */
+import OpenAI from 'openai';
+import { parseArgs } from 'node:util';
+import { KeyManager } from '../index';
+import { breakdownTable, comparisonTable, summarize } from './report';
+import { runDemo } from './run';
+import { makeWorkload, runWorkload } from './workload';
+
+const HELP = `keyplex-demo: the same workload through one key and through keyplex, offline.
+
+  --requests N      requests per run (default 600)
+  --concurrency N   requests in flight (default 24)
+  --faults P        injected failure rate per request, 0..1 (default 0.042)
+  --rpm N           requests per minute per simulated key (default 240)
+  --seed N          seed of the workload and the simulator (default 42)
+  --json            print the results as JSON
+  --real            run against real providers from the environment (see README)
+  --help            this text`;
+
+function positive(name: string, value: string | undefined, fallback: number, max = Infinity): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n > max) throw new Error(`--${name} expects a number from 0 to ${max}, got '${value}'`);
+  return n;
+}
+
+function progress(label: string, total: number): (done: number, errors: number) => void {
+  const tty = process.stderr.isTTY;
+  let last = 0;
+  return (done, errors) => {
+    const now = performance.now();
+    if (done !== total && now - last < (tty ? 100 : 5000)) return;
+    last = now;
+    const line = `${label}: ${done}/${total} requests, ${errors} errors`;
+    process.stderr.write(tty ? `\r${line}${done === total ? '\n' : ''}` : `${line}\n`);
+  };
+}
+
+/** Real providers from the environment: comma-separated keys per provider. */
+function realProviders(): { providers: ConstructorParameters<typeof KeyManager>[0]['providers']; model: string } {
+  const spec: { id: string; env: string; baseURL: string; models: Record<string, string> }[] = [
+    { id: 'openai', env: 'OPENAI_API_KEYS', baseURL: 'https://api.openai.com/v1', models: { 'gpt-4.1': 'gpt-4.1' } },
+    { id: 'anthropic', env: 'ANTHROPIC_API_KEYS', baseURL: 'https://api.anthropic.com/v1', models: { 'claude-sonnet-4.5': 'claude-sonnet-4-5' } },
+    { id: 'google', env: 'GEMINI_API_KEYS', baseURL: 'https://generativelanguage.googleapis.com/v1beta/openai', models: { 'gemini-2.5-flash': 'gemini-2.5-flash' } },
+    { id: 'deepseek', env: 'DEEPSEEK_API_KEYS', baseURL: 'https://api.deepseek.com/v1', models: { 'deepseek-v3.2': 'deepseek-chat' } },
+  ];
+  const providers: Record<string, { baseURL: string; keys: string[]; models: Record<string, string> }> = {};
+  for (const p of spec) {
+    const keys = (process.env[p.env] ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+    if (keys.length > 0) providers[p.id] = { baseURL: p.baseURL, keys, models: p.models };
+  }
+  const first = Object.values(providers)[0];
+  if (!first) throw new Error('--real needs keys in OPENAI_API_KEYS, ANTHROPIC_API_KEYS, GEMINI_API_KEYS or DEEPSEEK_API_KEYS (comma-separated)');
+  return { providers, model: Object.keys(first.models)[0]! };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      requests: { type: 'string' },
+      concurrency: { type: 'string' },
+      faults: { type: 'string' },
+      rpm: { type: 'string' },
+      seed: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      real: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const requests = Math.round(positive('requests', values.requests, 600, 1_000_000)) || 1;
+  const concurrency = Math.round(positive('concurrency', values.concurrency, 24, 4096)) || 1;
+  const faults = positive('faults', values.faults, 0.042, 1);
+  const rpm = positive('rpm', values.rpm, 240);
+  const seed = Math.round(positive('seed', values.seed, 42));
+
+  if (values.real) {
+    const { providers, model } = realProviders();
+    const items = makeWorkload(requests, [model], seed);
+    const manager = new KeyManager({ providers });
+    const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
+    const run = await runWorkload(client, items, concurrency, progress('keyplex (real providers)', requests));
+    const stats = manager.stats();
+    const summary = summarize('keyplex', run, { tokens: stats.totals.tokens.totalTokens, costUsd: stats.totals.costUsd }, stats);
+    await manager.close();
+    console.log(values.json ? JSON.stringify({ summary, stats }, null, 2) : `${comparisonTable([summary])}\n\n${breakdownTable(stats)}`);
+    return;
+  }
+
+  const result = await runDemo({ requests, concurrency, faults, rpm, seed, onProgress: progress });
+  if (values.json) {
+    console.log(JSON.stringify(result, null, 2));
+    return;
+  }
+  console.log(`\nkeyplex demo — ${requests} requests, concurrency ${concurrency}, ${(faults * 100).toFixed(1)}% injected faults, ${rpm} rpm per key, seed ${seed}`);
+  console.log('Simulated providers on loopback: openai, anthropic, google, deepseek and a gateway serving all four models.\n');
+  console.log(comparisonTable(result.runs));
+  console.log('\nWhere keyplex sent the requests:\n');
+  console.log(breakdownTable(result.keyplexStats));
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exitCode = 1;
+});

@@ -1,0 +1,82 @@
+/**
+ * The demo's side-by-side table.
+ */
+import type { KeyplexStats } from '../index';
+import { percentile, type RunResult } from './workload';
+
+/** The figures of one run, as printed and as `--json` gives them. */
+export interface RunSummary {
+  label: string;
+  requests: number;
+  errors: number;
+  errorRate: number;
+  errorsByKind: Record<string, number>;
+  p50Ms: number;
+  p99Ms: number;
+  throughputRps: number;
+  /** Tokens and cost billed upstream (the simulator's own tallies). */
+  tokens: number;
+  costUsd: number;
+  costPerMillionTokensUsd: number;
+  failovers: number;
+  retries: number;
+}
+
+export function summarize(label: string, run: RunResult, billed: { tokens: number; costUsd: number }, stats?: KeyplexStats): RunSummary {
+  return {
+    label,
+    requests: run.requests,
+    errors: run.errors,
+    errorRate: run.errors / run.requests,
+    errorsByKind: run.errorsByKind,
+    p50Ms: percentile(run.latenciesMs, 50),
+    p99Ms: percentile(run.latenciesMs, 99),
+    throughputRps: (run.requests - run.errors) / (run.durationMs / 1000),
+    tokens: billed.tokens,
+    costUsd: billed.costUsd,
+    costPerMillionTokensUsd: billed.tokens > 0 ? (billed.costUsd / billed.tokens) * 1e6 : Number.NaN,
+    failovers: stats?.totals.failovers ?? 0,
+    retries: stats?.totals.retries ?? 0,
+  };
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('   ')).join('\n');
+}
+
+const ms = (v: number) => (Number.isNaN(v) ? '—' : `${v.toFixed(0)} ms`);
+const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+const usd = (v: number) => (Number.isNaN(v) ? '—' : `$${v.toFixed(v < 1 ? 4 : 2)}`);
+
+/** The comparison table. */
+export function comparisonTable(runs: RunSummary[]): string {
+  const row = (name: string, f: (r: RunSummary) => string) => [name, ...runs.map(f)];
+  return table([
+    ['', ...runs.map((r) => r.label)],
+    row('requests', (r) => String(r.requests)),
+    row('errors seen by the application', (r) => `${pct(r.errorRate)} (${r.errors})`),
+    row('latency p50', (r) => ms(r.p50Ms)),
+    row('latency p99', (r) => ms(r.p99Ms)),
+    row('throughput (successful req/s)', (r) => r.throughputRps.toFixed(1)),
+    row('tokens billed', (r) => String(r.tokens)),
+    row('cost', (r) => usd(r.costUsd)),
+    row('cost per million tokens', (r) => usd(r.costPerMillionTokensUsd)),
+    row('keyplex retries', (r) => String(r.retries)),
+    row('keyplex fail-overs', (r) => String(r.failovers)),
+  ]);
+}
+
+/** Per provider and key: what keyplex sent where. */
+export function breakdownTable(stats: KeyplexStats): string {
+  const rows = [['provider', 'key', 'status', 'attempts', 'ok', 'failed', 'tokens', 'cost']];
+  for (const provider of Object.values(stats.providers)) {
+    for (const key of provider.keys) {
+      const failed = Object.entries(key.failures)
+        .map(([kind, n]) => `${n} ${kind}`)
+        .join(', ');
+      rows.push([provider.id, key.id, key.status, String(key.requests), String(key.successes), failed || '0', String(key.tokens.totalTokens), usd(key.costUsd)]);
+    }
+  }
+  return table(rows);
+}
