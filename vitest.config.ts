@@ -8,7 +8,7 @@ import { defineConfig } from 'vitest/config';
 const sdk6 = process.env.KEYPLEX_OPENAI_SDK === '6';
 
 export default defineConfig({
-  resolve: sdk6 ? { alias: [{ find: /^openai$/, replacement: 'openai-v6' }] } : {},
+  resolve: sdk6 ? { alias: [{ find: /^openai(\/.*)?$/, replacement: 'openai-v6$1' }] } : {},
   test: {
     include: ['test/**/*.test.ts'],
     environment: 'node',
