@@ -19,7 +19,10 @@ export type KeyplexErrorCode =
   | 'upstream_error'
   | 'stream_interrupted'
   | 'aborted'
-  | 'manager_closed';
+  | 'manager_closed'
+  | 'lane_full'
+  | 'queue_timeout'
+  | 'unknown_lane';
 
 /** How one attempt of a request ended; part of an error's detail and of events. */
 export interface AttemptOutcome {
@@ -197,4 +200,83 @@ export class ManagerClosedError extends KeyplexError {
     super('manager_closed', 'keyplex: this KeyManager was closed; create a new one to send more requests.');
     this.name = 'ManagerClosedError';
   }
+}
+
+/**
+ * A bulkhead lane's queue was full, so the request was shed at once instead of
+ * waiting (load shedding). Carries the lane's load when it was refused.
+ * Answers with status 429: the producer sends faster than the lane drains.
+ */
+export class LaneFullError extends KeyplexError {
+  /** The lane that refused the request. */
+  readonly lane: string;
+  /** Requests of the lane running when it refused. */
+  readonly running: number;
+  /** Requests of the lane waiting when it refused. */
+  readonly queued: number;
+  /** The lane's `concurrency`. */
+  readonly concurrency: number;
+  /** The lane's `maxQueue`. */
+  readonly maxQueue: number;
+  constructor(
+    lane: string,
+    load: { running: number; queued: number; concurrency: number; maxQueue: number },
+    options: { requestId?: string } = {},
+  ) {
+    super(
+      'lane_full',
+      `keyplex: lane '${lane}' is full: ${load.running} running, ${load.queued} queued (concurrency ${load.concurrency}, maxQueue ${load.maxQueue}); raise ${laneOption(lane, 'maxQueue')} or ${laneOption(lane, 'concurrency')}, or slow the producer.`,
+      { ...options, status: 429 },
+    );
+    this.name = 'LaneFullError';
+    this.lane = lane;
+    this.running = load.running;
+    this.queued = load.queued;
+    this.concurrency = load.concurrency;
+    this.maxQueue = load.maxQueue;
+  }
+}
+
+/**
+ * A request waited in its bulkhead lane's queue longer than the lane's
+ * `queueTimeoutMs` and was dropped without being sent. Answers with status 503.
+ */
+export class QueueTimeoutError extends KeyplexError {
+  /** The lane the request waited in. */
+  readonly lane: string;
+  /** How long the request waited, ms. */
+  readonly waitedMs: number;
+  constructor(lane: string, waitedMs: number, options: { requestId?: string } = {}) {
+    super(
+      'queue_timeout',
+      `keyplex: the request waited ${waitedMs} ms in lane '${lane}' without getting a slot and was dropped unsent; raise ${laneOption(lane, 'concurrency')} or ${laneOption(lane, 'queueTimeoutMs')}, or send less work to this lane.`,
+      { ...options, status: 503 },
+    );
+    this.name = 'QueueTimeoutError';
+    this.lane = lane;
+    this.waitedMs = waitedMs;
+  }
+}
+
+/** A request named a bulkhead lane that is not configured. Answers with status 400. */
+export class UnknownLaneError extends KeyplexError {
+  /** The lane the request named. */
+  readonly lane: string;
+  /** The configured lanes. */
+  readonly lanes: readonly string[];
+  constructor(lane: string, lanes: readonly string[], options: { requestId?: string } = {}) {
+    super(
+      'unknown_lane',
+      `keyplex: unknown lane '${lane}'; the configured lanes are ${lanes.map((name) => `'${name}'`).join(', ') || '(none)'}. Use one of them, or add '${lane}' under \`lanes\`.`,
+      { ...options, status: 400 },
+    );
+    this.name = 'UnknownLaneError';
+    this.lane = lane;
+    this.lanes = [...lanes];
+  }
+}
+
+/** The option path of one lane's setting, e.g. `lanes.batch.maxQueue` or `lanes["my lane"].maxQueue`. */
+function laneOption(lane: string, option: string): string {
+  return /^[A-Za-z_$][\w$]*$/.test(lane) ? `lanes.${lane}.${option}` : `lanes[${JSON.stringify(lane)}].${option}`;
 }

@@ -1,0 +1,513 @@
+/**
+ * Bulkhead lanes (DESIGN.md step 2 "Admit", §3): each lane has its own bounded
+ * concurrency and its own bounded queue, so a flood of `batch` work cannot
+ * delay `critical` work, and a queue that is full sheds load at once with a
+ * typed error instead of growing without bound.
+ *
+ * One `p-queue` per lane does the scheduling (FIFO within a lane). Around it
+ * this module adds what p-queue has not: the `maxQueue` bound, a per-request
+ * queue timeout, a caller's AbortSignal that only ever cancels *waiting* (a
+ * request that has started keeps its slot until its work settles; stopping the
+ * work is the work's own business), slots that outlive a promise (`acquire`),
+ * and closing.
+ *
+ * Cost per admission is O(1): one p-queue entry, at most one timer (only for a
+ * request that has to wait; unref'd, cleared when it starts) and at most one
+ * entry in a per-signal table, so many requests sharing one AbortSignal add one
+ * listener to it, not one each.
+ */
+import PQueue from 'p-queue';
+import { ConfigError, LaneFullError, ManagerClosedError, QueueTimeoutError, UnknownLaneError } from '../errors';
+
+/** How one bulkhead lane admits requests. */
+export interface LaneOptions {
+  /** Requests of this lane running at once: an integer ≥ 1, or `Infinity` for no limit. */
+  concurrency: number;
+  /**
+   * Requests that may wait for a slot (an integer ≥ 0); one more is rejected at
+   * once with a {@link LaneFullError} (load shedding). `0` rejects every
+   * request that cannot start at once.
+   */
+  maxQueue: number;
+  /**
+   * Longest wait in the queue, ms (> 0, at most 2147483647); a request still
+   * waiting then fails with a {@link QueueTimeoutError} and is never sent.
+   */
+  queueTimeoutMs: number;
+}
+
+/**
+ * The lanes every manager has unless its options change them. `critical` is
+ * for interactive work that must not wait behind anything, `standard` is the
+ * default lane, `batch` takes floods of background work.
+ */
+export const DEFAULT_LANES: Readonly<Record<'critical' | 'standard' | 'batch', Readonly<LaneOptions>>> = Object.freeze({
+  critical: Object.freeze({ concurrency: 64, maxQueue: 256, queueTimeoutMs: 10_000 }),
+  standard: Object.freeze({ concurrency: 32, maxQueue: 1_000, queueTimeoutMs: 60_000 }),
+  batch: Object.freeze({ concurrency: 8, maxQueue: 10_000, queueTimeoutMs: 600_000 }),
+});
+
+/** A snapshot of one lane, from {@link Bulkhead.stats}. */
+export interface LaneStats {
+  /** Requests holding a slot now. */
+  running: number;
+  /** Requests waiting for a slot now. */
+  queued: number;
+  /** The lane's `concurrency`. */
+  concurrency: number;
+  /** The lane's `maxQueue`. */
+  maxQueue: number;
+  /** Requests refused so far because the lane was full or the bulkhead closed. */
+  rejected: number;
+  /** Requests dropped so far because they waited longer than `queueTimeoutMs`. */
+  timedOut: number;
+}
+
+/**
+ * What {@link Bulkhead}'s `onRejected` callback gets when it refuses a
+ * request: `'full'` when the lane's queue was full, `'closed'` after
+ * {@link Bulkhead.close}. The load is the lane's at that moment.
+ */
+export interface LaneRejection {
+  lane: string;
+  reason: 'full' | 'closed';
+  running: number;
+  queued: number;
+  concurrency: number;
+  maxQueue: number;
+}
+
+/** One request that waits for a slot. */
+interface Waiter {
+  readonly lane: Lane;
+  /** Aborts to take the request out of p-queue's queue; never aborts after the request started. */
+  readonly controller: AbortController;
+  readonly enqueuedAt: number;
+  started: boolean;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** The caller's signal, while the waiter is listed under it. */
+  signal: AbortSignal | undefined;
+}
+
+interface Lane {
+  readonly name: string;
+  readonly options: Readonly<LaneOptions>;
+  readonly queue: PQueue;
+  /** Slots held now; counted here, not by p-queue, so a release shows at once. */
+  running: number;
+  rejected: number;
+  timedOut: number;
+  /** Insertion-ordered (FIFO), for `close('reject')`. */
+  readonly waiting: Set<Waiter>;
+}
+
+/** The waiters listed under one caller signal, and the one listener on it. */
+interface SignalEntry {
+  readonly waiters: Set<Waiter>;
+  readonly listener: () => void;
+}
+
+/**
+ * Named lanes of bounded concurrency and bounded queues.
+ *
+ * - A request starts at once while its lane has a free slot, else waits FIFO.
+ * - A request that would make the lane's queue longer than `maxQueue` is
+ *   rejected at once with a {@link LaneFullError} and `onRejected` is called.
+ * - A request that waits longer than `queueTimeoutMs` fails with a
+ *   {@link QueueTimeoutError}; its work never runs.
+ * - A caller's `signal` that aborts while the request waits rejects it with
+ *   `signal.reason`; its work never runs and it takes no slot. Once the work
+ *   has started the signal no longer matters here: the slot is held until the
+ *   work settles (for {@link Bulkhead.acquire}: until `release` is called).
+ * - After {@link Bulkhead.close} new requests are rejected with a
+ *   {@link ManagerClosedError} (and `onRejected` with reason `'closed'`).
+ *
+ * `run` and `acquire` never throw synchronously: every refusal is a rejected
+ * promise.
+ */
+export class Bulkhead {
+  readonly #lanes = new Map<string, Lane>();
+  readonly #onRejected: ((rejection: LaneRejection) => void) | undefined;
+  readonly #bySignal = new Map<AbortSignal, SignalEntry>();
+  #closed = false;
+
+  /**
+   * @param lanes The lanes by name, e.g. from {@link resolveLanes}. The options
+   *   are copied; later changes to the object have no effect.
+   * @param onRejected Called (synchronously, before the promise rejects) each
+   *   time a request is refused because its lane is full or the bulkhead is
+   *   closed; an exception it throws is ignored.
+   * @throws {ConfigError} when a lane's options are malformed (field `lanes.<name>.<option>`).
+   */
+  constructor(lanes: Readonly<Record<string, Readonly<LaneOptions>>>, onRejected?: (rejection: LaneRejection) => void) {
+    for (const [name, raw] of Object.entries(lanes)) {
+      const checked = checkLane(name, raw, undefined);
+      if ('field' in checked) throw new ConfigError(checked.field, checked.problem);
+      const options = Object.freeze(checked.lane);
+      this.#lanes.set(name, {
+        name,
+        options,
+        queue: new PQueue({ concurrency: options.concurrency }),
+        running: 0,
+        rejected: 0,
+        timedOut: 0,
+        waiting: new Set(),
+      });
+    }
+    this.#onRejected = onRejected;
+  }
+
+  /**
+   * Runs `task` in `lane` as soon as a slot is free, and settles like it. The
+   * slot is held until the task's promise settles.
+   *
+   * @param signal Aborts *waiting*: the promise rejects with `signal.reason`
+   *   and `task` never runs. An already aborted signal rejects at once.
+   * @returns What `task` resolves to. Rejects with {@link UnknownLaneError},
+   *   {@link LaneFullError}, {@link QueueTimeoutError}, {@link ManagerClosedError}
+   *   (after `close`), the signal's reason, or `task`'s own error.
+   */
+  run<T>(lane: string, task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return this.#admit(lane, signal, async (done) => {
+      try {
+        return await task();
+      } finally {
+        done();
+      }
+    });
+  }
+
+  /**
+   * Like {@link Bulkhead.run}, but the caller releases the slot itself: resolves
+   * with a `release` function once admitted, for work that outlives a promise
+   * (e.g. a response stream the caller reads later). Calling `release` more
+   * than once is harmless. A slot never released is held for good, so release
+   * in a `finally`.
+   */
+  acquire(lane: string, signal?: AbortSignal): Promise<() => void> {
+    return new Promise<() => void>((resolve, reject) => {
+      this.#admit(
+        lane,
+        signal,
+        (done) =>
+          new Promise<void>((endHold) => {
+            resolve(() => {
+              done(); // ignores every call after the first
+              endHold();
+            });
+          }),
+      ).catch(reject);
+    });
+  }
+
+  /** Whether a lane of this name is configured. */
+  has(lane: string): boolean {
+    return this.#lanes.has(lane);
+  }
+
+  /** A snapshot of every lane, by name. */
+  stats(): Record<string, LaneStats> {
+    return Object.fromEntries(
+      [...this.#lanes.values()].map((lane) => [
+        lane.name,
+        {
+          running: lane.running,
+          queued: lane.queue.size,
+          concurrency: lane.options.concurrency,
+          maxQueue: lane.options.maxQueue,
+          rejected: lane.rejected,
+          timedOut: lane.timedOut,
+        },
+      ]),
+    );
+  }
+
+  /** Resolves when no lane has running or queued work. */
+  async onIdle(): Promise<void> {
+    const lanes = [...this.#lanes.values()];
+    // A task finishing in one lane can start work in another, so check again after waking.
+    while (!lanes.every((lane) => lane.running === 0 && lane.queue.size === 0 && lane.queue.pending === 0)) {
+      await Promise.all(lanes.map((lane) => lane.queue.onIdle()));
+    }
+  }
+
+  /**
+   * Stops admitting: from now on `run` and `acquire` reject with a
+   * {@link ManagerClosedError} and `onRejected` is called with reason
+   * `'closed'`.
+   *
+   * @param mode `'drain'` (default): work already queued still runs (its queue
+   *   timeout still applies). `'reject'`: work still waiting is rejected with
+   *   `error` and never runs. In both modes running work finishes.
+   * @param error What queued work is rejected with in `'reject'` mode; a
+   *   {@link ManagerClosedError} by default.
+   * @returns Resolves when no lane has running or queued work. Calling it again
+   *   is harmless (and `'reject'` then rejects whatever still waits).
+   */
+  async close(mode: 'drain' | 'reject' = 'drain', error?: Error): Promise<void> {
+    if (mode !== 'drain' && mode !== 'reject') {
+      throw new TypeError(`keyplex: Bulkhead.close() takes mode 'drain' or 'reject'; got ${String(mode)}`);
+    }
+    this.#closed = true;
+    if (mode === 'reject') {
+      const reason = error ?? new ManagerClosedError();
+      for (const lane of this.#lanes.values()) {
+        for (const waiter of [...lane.waiting]) this.#cancel(waiter, reason);
+      }
+    }
+    await this.onIdle();
+  }
+
+  /**
+   * Admits `work` into `laneName`. `work` runs once a slot is taken and must
+   * call `done` exactly once when it gives the slot back; p-queue frees its own
+   * slot when the promise `work` returns settles.
+   */
+  #admit<T>(laneName: string, signal: AbortSignal | undefined, work: (done: () => void) => Promise<T>): Promise<T> {
+    const lane = this.#lanes.get(laneName);
+    if (lane === undefined) return Promise.reject(new UnknownLaneError(laneName, [...this.#lanes.keys()]));
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.#closed) {
+      this.#refuse(lane, 'closed');
+      return Promise.reject(new ManagerClosedError());
+    }
+    const { concurrency, maxQueue } = lane.options;
+    // Counted as a whole so that a burst arriving right after a release (before
+    // p-queue has started the next task) still cannot overfill the queue.
+    if (lane.running + lane.queue.size >= concurrency + maxQueue) {
+      const load = this.#refuse(lane, 'full');
+      return Promise.reject(new LaneFullError(lane.name, load));
+    }
+
+    const waiter: Waiter = {
+      lane,
+      controller: new AbortController(),
+      enqueuedAt: Date.now(),
+      started: false,
+      timer: undefined,
+      signal: undefined,
+    };
+    const result = lane.queue.add(
+      () => {
+        this.#start(waiter);
+        let released = false;
+        return work(() => {
+          if (released) return;
+          released = true;
+          lane.running--;
+        });
+      },
+      { signal: waiter.controller.signal },
+    );
+    // p-queue starts a task synchronously inside add() when a slot is free;
+    // only a request that really waits gets a timer and a signal listener.
+    if (!waiter.started) this.#wait(waiter, signal);
+    return result as Promise<T>;
+  }
+
+  #wait(waiter: Waiter, signal: AbortSignal | undefined): void {
+    const { lane } = waiter;
+    lane.waiting.add(waiter);
+    const timer = setTimeout(() => {
+      waiter.timer = undefined;
+      lane.timedOut++;
+      this.#cancel(waiter, new QueueTimeoutError(lane.name, Date.now() - waiter.enqueuedAt));
+    }, lane.options.queueTimeoutMs);
+    timer.unref?.();
+    waiter.timer = timer;
+    if (signal !== undefined) this.#listen(signal, waiter);
+  }
+
+  /** The waiter got its slot: stop its timer and its abort listening. */
+  #start(waiter: Waiter): void {
+    waiter.started = true;
+    waiter.lane.running++;
+    this.#forget(waiter);
+  }
+
+  /** Takes a waiting request out of its queue; it rejects with `reason` and never runs. */
+  #cancel(waiter: Waiter, reason: unknown): void {
+    if (waiter.started) return;
+    this.#forget(waiter);
+    // p-queue removes the task synchronously and rejects its promise with the reason.
+    waiter.controller.abort(reason);
+  }
+
+  #forget(waiter: Waiter): void {
+    if (waiter.timer !== undefined) {
+      clearTimeout(waiter.timer);
+      waiter.timer = undefined;
+    }
+    if (waiter.signal !== undefined) this.#unlisten(waiter.signal, waiter);
+    waiter.lane.waiting.delete(waiter);
+  }
+
+  #listen(signal: AbortSignal, waiter: Waiter): void {
+    let entry = this.#bySignal.get(signal);
+    if (entry === undefined) {
+      const waiters = new Set<Waiter>();
+      const listener = () => {
+        this.#bySignal.delete(signal);
+        for (const each of [...waiters]) this.#cancel(each, signal.reason);
+      };
+      entry = { waiters, listener };
+      this.#bySignal.set(signal, entry);
+      signal.addEventListener('abort', listener, { once: true });
+    }
+    entry.waiters.add(waiter);
+    waiter.signal = signal;
+  }
+
+  #unlisten(signal: AbortSignal, waiter: Waiter): void {
+    waiter.signal = undefined;
+    const entry = this.#bySignal.get(signal);
+    if (entry === undefined) return;
+    entry.waiters.delete(waiter);
+    if (entry.waiters.size === 0) {
+      this.#bySignal.delete(signal);
+      signal.removeEventListener('abort', entry.listener);
+    }
+  }
+
+  #refuse(lane: Lane, reason: 'full' | 'closed'): LaneRejection {
+    lane.rejected++;
+    const rejection: LaneRejection = {
+      lane: lane.name,
+      reason,
+      running: lane.running,
+      queued: lane.queue.size,
+      concurrency: lane.options.concurrency,
+      maxQueue: lane.options.maxQueue,
+    };
+    try {
+      this.#onRejected?.({ ...rejection });
+    } catch {
+      // A listener that throws never breaks a request.
+    }
+    return rejection;
+  }
+}
+
+const LANE_OPTIONS = ['concurrency', 'maxQueue', 'queueTimeoutMs'] as const;
+/** The longest delay `setTimeout` honours; a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * Validates the `lanes` option and merges it over {@link DEFAULT_LANES}: a
+ * default lane keeps the defaults of the options it does not set; a new lane
+ * takes the options it does not set from `standard`'s defaults. A lane set to
+ * `undefined`, like an option set to `undefined`, counts as not given.
+ *
+ * @returns `{ lanes }`, or `{ field, problem }` for the first malformed option
+ *   (e.g. `lanes.batch.maxQueue`), which the config layer turns into a
+ *   {@link ConfigError}.
+ */
+export function resolveLanes(
+  user: Readonly<Record<string, Partial<LaneOptions> | undefined>> | undefined,
+): { lanes: Record<string, LaneOptions> } | { field: string; problem: string } {
+  const lanes = new Map<string, LaneOptions>(Object.entries(DEFAULT_LANES).map(([name, options]) => [name, { ...options }]));
+  if (user !== undefined) {
+    if (!isPlainObject(user)) {
+      return {
+        field: 'lanes',
+        problem: `expected an object of lane names to { concurrency?, maxQueue?, queueTimeoutMs? }; got ${describe(user)}`,
+      };
+    }
+    for (const [name, raw] of Object.entries(user)) {
+      if (raw === undefined) continue;
+      const defaults = Object.hasOwn(DEFAULT_LANES, name) ? DEFAULT_LANES[name as keyof typeof DEFAULT_LANES] : DEFAULT_LANES.standard;
+      const checked = checkLane(name, raw, defaults);
+      if ('field' in checked) return checked;
+      lanes.set(name, checked.lane);
+    }
+  }
+  return { lanes: Object.fromEntries(lanes) };
+}
+
+/** Checks one lane; options it leaves out come from `defaults`, or are required when there are none. */
+function checkLane(
+  name: string,
+  raw: unknown,
+  defaults: Readonly<LaneOptions> | undefined,
+): { lane: LaneOptions } | { field: string; problem: string } {
+  const field = laneField(name);
+  if (name === '') return { field, problem: 'expected a non-empty lane name; got an empty string' };
+  if (!isPlainObject(raw)) {
+    return { field, problem: `expected an object { concurrency?, maxQueue?, queueTimeoutMs? }; got ${describe(raw)}` };
+  }
+  for (const key of Object.keys(raw)) {
+    if ((LANE_OPTIONS as readonly string[]).includes(key)) continue;
+    const guess = LANE_OPTIONS.find((known) => isNear(key, known));
+    return {
+      field: `${field}.${key}`,
+      problem: `expected a known lane option${guess === undefined ? '' : ` (did you mean \`${guess}\`?)`}: one of ${LANE_OPTIONS.join(', ')}; got ${JSON.stringify(key)}`,
+    };
+  }
+  const value = (option: keyof LaneOptions): unknown => {
+    const given = Object.hasOwn(raw, option) ? raw[option] : undefined;
+    return given === undefined ? defaults?.[option] : given;
+  };
+
+  const concurrency = value('concurrency');
+  if (!(concurrency === Infinity || (typeof concurrency === 'number' && Number.isInteger(concurrency) && concurrency >= 1))) {
+    return {
+      field: `${field}.concurrency`,
+      problem: `expected an integer >= 1 (requests of this lane running at once), or Infinity for no limit; got ${describe(concurrency)}`,
+    };
+  }
+  const maxQueue = value('maxQueue');
+  if (!(typeof maxQueue === 'number' && Number.isSafeInteger(maxQueue) && maxQueue >= 0)) {
+    return {
+      field: `${field}.maxQueue`,
+      problem:
+        maxQueue === Infinity
+          ? 'expected an integer >= 0; got Infinity. An unbounded queue defeats load shedding: pick the most requests that may wait'
+          : `expected an integer >= 0 (requests that may wait; 0 rejects any request that cannot start at once); got ${describe(maxQueue)}`,
+    };
+  }
+  const queueTimeoutMs = value('queueTimeoutMs');
+  if (!(typeof queueTimeoutMs === 'number' && Number.isFinite(queueTimeoutMs) && queueTimeoutMs > 0 && queueTimeoutMs <= MAX_TIMER_MS)) {
+    return {
+      field: `${field}.queueTimeoutMs`,
+      problem: `expected a finite number (ms) > 0 and <= ${MAX_TIMER_MS} (about 24.8 days, the longest timer Node.js supports); got ${describe(queueTimeoutMs)}`,
+    };
+  }
+  return { lane: { concurrency, maxQueue, queueTimeoutMs } };
+}
+
+function laneField(name: string): string {
+  return /^[A-Za-z_$][\w$]*$/.test(name) ? `lanes.${name}` : `lanes[${JSON.stringify(name)}]`;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'undefined (missing)';
+  if (value === null) return 'null';
+  if (typeof value === 'number') return String(value);
+  if (typeof value === 'string') return value.length <= 64 ? `the string ${JSON.stringify(value)}` : `a string of ${value.length} characters`;
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return isPlainObject(value) ? 'an object' : 'an object that is not a plain object';
+  return `a ${typeof value}`;
+}
+
+/** A likely typo: same letters ignoring case, or at most two edits apart. */
+function isNear(a: string, b: string): boolean {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  if (x === y) return true;
+  if (Math.abs(x.length - y.length) > 2) return false;
+  let previous = Array.from({ length: y.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= x.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= y.length; j++) {
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (x[i - 1] === y[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return (previous[y.length] ?? Infinity) <= 2;
+}
