@@ -1,0 +1,156 @@
+/**
+ * Adaptive rate estimation (AIMD) for a key whose limits nobody told us:
+ * additive increase on success, multiplicative decrease on a 429.
+ */
+import { isFiniteNumber, MINUTE_MS } from './bucket';
+
+const SLOT_MS = 1_000;
+const SLOTS = 60;
+
+/** JSON-safe state of an {@link AimdEstimator}. */
+export interface AimdState {
+  estimate: number | null;
+  base: number | null;
+  baseAt: number | null;
+  quietUntil: number;
+  /** `[second, count]` pairs of the sends tally, second = floor(clock / 1000). */
+  sent: [number, number][];
+}
+
+/**
+ * An estimate of a key's requests per minute, learnt from 429s alone.
+ *
+ * - It starts unknown (`undefined`: no limiting).
+ * - On the first 429 it becomes `max(1, sent × 0.5)`, where `sent` is the
+ *   requests actually sent in the last 60 s (counted in whole seconds: the
+ *   current second and the 59 before it).
+ * - Each success adds 1 rpm, but within one minute the estimate can at most
+ *   double: it never exceeds twice what it was when the current minute-long
+ *   growth period began (a period starts at a decrease, or with the first
+ *   success 60 s or more after the last one began).
+ * - Another 429 halves it (never below 1) — unless it arrives while the key is
+ *   still resting from the previous decrease (before `quietUntil`): such a 429
+ *   answers a request sent before the decrease, and halving again for it would
+ *   punish one overload several times.
+ *
+ * Values are not rounded: an estimate may be fractional (e.g. 4.5 rpm).
+ */
+export class AimdEstimator {
+  #estimate: number | undefined;
+  #base: number | undefined;
+  #baseAt: number | undefined;
+  #quietUntil = 0;
+  readonly #seconds: number[] = new Array<number>(SLOTS).fill(-1);
+  readonly #counts: number[] = new Array<number>(SLOTS).fill(0);
+
+  /** The estimated rpm, `undefined` until the first 429. */
+  get estimate(): number | undefined {
+    return this.#estimate;
+  }
+
+  /** Counts one request sent at `now`. O(1). */
+  recordSend(now: number): void {
+    const second = Math.floor(now / SLOT_MS);
+    const slot = ((second % SLOTS) + SLOTS) % SLOTS;
+    if (this.#seconds[slot] !== second) {
+      this.#seconds[slot] = second;
+      this.#counts[slot] = 0;
+    }
+    this.#counts[slot] = (this.#counts[slot] ?? 0) + 1;
+  }
+
+  /** Requests sent in the last 60 s at `now` (the current second and the 59 before it). */
+  sentLastMinute(now: number): number {
+    const second = Math.floor(now / SLOT_MS);
+    let total = 0;
+    for (let i = 0; i < SLOTS; i++) {
+      const at = this.#seconds[i]!;
+      if (at > second - SLOTS && at <= second) total += this.#counts[i]!;
+    }
+    return total;
+  }
+
+  /**
+   * A 429 at `now`: the multiplicative decrease. `restUntil` is when the key
+   * may be used again; 429s before then do not decrease again.
+   * @returns Whether the estimate changed.
+   */
+  onRateLimited(now: number, restUntil: number): boolean {
+    if (this.#estimate !== undefined && now < this.#quietUntil) {
+      this.#quietUntil = Math.max(this.#quietUntil, restUntil);
+      return false;
+    }
+    const from = this.#estimate ?? this.sentLastMinute(now);
+    this.#estimate = Math.max(1, from * 0.5);
+    this.#base = this.#estimate;
+    this.#baseAt = now;
+    this.#quietUntil = Math.max(restUntil, now);
+    return true;
+  }
+
+  /**
+   * A success at `now`: the additive increase (+1 rpm), capped at doubling per
+   * minute. Nothing happens while the estimate is unknown.
+   * @returns Whether the estimate changed.
+   */
+  onSuccess(now: number): boolean {
+    if (this.#estimate === undefined) return false;
+    if (this.#base === undefined || this.#baseAt === undefined || now - this.#baseAt >= MINUTE_MS) {
+      this.#base = this.#estimate;
+      this.#baseAt = now;
+    }
+    const next = Math.min(this.#estimate + 1, this.#base * 2);
+    if (next <= this.#estimate) return false;
+    this.#estimate = next;
+    return true;
+  }
+
+  /** Forgets the estimate (a real limit became known); the sends tally is kept. */
+  clear(): void {
+    this.#estimate = undefined;
+    this.#base = undefined;
+    this.#baseAt = undefined;
+    this.#quietUntil = 0;
+  }
+
+  /** JSON-safe state. */
+  toJSON(): AimdState {
+    const sent: [number, number][] = [];
+    for (let i = 0; i < SLOTS; i++) {
+      const count = this.#counts[i]!;
+      if (this.#seconds[i]! >= 0 && count > 0) sent.push([this.#seconds[i]!, count]);
+    }
+    return {
+      estimate: this.#estimate ?? null,
+      base: this.#base ?? null,
+      baseAt: this.#baseAt ?? null,
+      quietUntil: this.#quietUntil,
+      sent,
+    };
+  }
+
+  /** Restores {@link toJSON}'s state; fields that do not fit are ignored. */
+  restore(state: Partial<AimdState>): void {
+    if (state.estimate === null) this.clear();
+    else if (isFiniteNumber(state.estimate) && state.estimate >= 1) {
+      this.#estimate = state.estimate;
+      this.#base = isFiniteNumber(state.base) && state.base >= 1 ? state.base : state.estimate;
+      this.#baseAt = isFiniteNumber(state.baseAt) ? state.baseAt : undefined;
+    }
+    if (isFiniteNumber(state.quietUntil)) this.#quietUntil = state.quietUntil;
+    if (Array.isArray(state.sent)) {
+      this.#seconds.fill(-1);
+      this.#counts.fill(0);
+      for (const pair of state.sent as unknown[]) {
+        if (!Array.isArray(pair)) continue;
+        const [second, count] = pair as unknown[];
+        if (!isFiniteNumber(second) || !Number.isInteger(second) || second < 0) continue;
+        if (!isFiniteNumber(count) || count <= 0) continue;
+        const slot = second % SLOTS;
+        if ((this.#seconds[slot] ?? -1) > second) continue;
+        this.#seconds[slot] = second;
+        this.#counts[slot] = count;
+      }
+    }
+  }
+}
