@@ -7,6 +7,8 @@ import { ConfigError } from './errors';
 import { fingerprint } from './keys/fingerprint';
 import { KEY_SELECTOR_NAMES } from './keys/selector';
 import type { KeySelector, KeySelectorName } from './keys/selector';
+import { breakerSpecIssue, type BreakerSpec, type CircuitOptions } from './resilience/breaker/index';
+import { resolveLanes, type LaneOptions } from './resilience/bulkhead';
 import type { ModelPrice } from './usage/pricing';
 
 /** A key as configured: the bare secret, or an object with a label and weight. */
@@ -22,6 +24,10 @@ export type KeyInput =
       id?: string;
       /** Relative share for the `weighted` selector. Default 1. */
       weight?: number;
+      /** This key's requests per minute; default: the provider's `rpm`, else learnt. */
+      rpm?: number;
+      /** This key's tokens per minute; default: the provider's `tpm`, else learnt. */
+      tpm?: number;
     };
 
 /** One OpenAI-compatible provider: where to send requests and with which keys. */
@@ -43,6 +49,13 @@ export interface ProviderOptions {
   models?: string[] | Record<string, string>;
   /** Extra headers sent with every request to this provider (not `Authorization`). */
   headers?: Record<string, string>;
+  /**
+   * Requests per minute of each of its keys, when known. Leave it out to learn
+   * limits from the provider's `x-ratelimit-*` headers (or from 429s).
+   */
+  rpm?: number;
+  /** Tokens per minute of each of its keys, when known. */
+  tpm?: number;
 }
 
 /** Retry and fail-over policy. */
@@ -57,11 +70,30 @@ export interface RetryOptions {
   jitter?: number;
 }
 
+/** Circuit breakers of one scope; `false` turns them off. */
+export type CircuitBreakerScopeOptions = false | CircuitOptions;
+
+/** Circuit breakers per key and per deployment (provider × upstream model). */
+export interface CircuitBreakerOptions {
+  /** Default: 5 consecutive transient failures open it for 30 s, doubling up to 5 min while probes fail. */
+  key?: CircuitBreakerScopeOptions;
+  /** Default: 5 consecutive transient failures open it for 30 s, doubling up to 5 min while probes fail. */
+  deployment?: CircuitBreakerScopeOptions;
+}
+
+/** Rate-limit pacing. */
+export interface RateLimitingOptions {
+  /** Estimate a limit with AIMD on 429s when none is configured or learnt. Default true. */
+  adaptive?: boolean;
+  /** Output tokens assumed for a request that sets no max-tokens field, when reserving tokens. Default 256. */
+  defaultOutputTokens?: number;
+}
+
 /** Options of `new KeyManager()`. Only `providers` is required. */
 export interface KeyManagerOptions {
   /** Providers by id; the id appears in events and stats. At least one. */
   providers: Record<string, ProviderOptions>;
-  /** How a key is picked among a provider's usable keys. Default `'round-robin'`. */
+  /** How a key is picked among a provider's usable keys. Default `'headroom'`. */
   keySelection?: KeySelectorName | KeySelector;
   /** Retry and fail-over policy. */
   retry?: RetryOptions;
@@ -82,6 +114,17 @@ export interface KeyManagerOptions {
   streamUsage?: boolean;
   /** The `fetch` used to reach providers. Default: the global `fetch`, looked up at call time. */
   fetch?: typeof globalThis.fetch;
+  /**
+   * Bulkhead lanes by name, merged over the defaults `critical`, `standard`
+   * and `batch`. A request picks its lane with `keyplex.options({ lane })`.
+   */
+  lanes?: Record<string, Partial<LaneOptions>>;
+  /** The lane of a request that names none. Default `'standard'`. */
+  defaultLane?: string;
+  /** Circuit breakers; `false` turns both scopes off. */
+  circuitBreaker?: false | CircuitBreakerOptions;
+  /** Rate-limit pacing. */
+  rateLimiting?: RateLimitingOptions;
 }
 
 /** A key after validation. */
@@ -89,6 +132,8 @@ export interface ResolvedKey {
   key: string;
   id: string;
   weight: number;
+  rpm: number | undefined;
+  tpm: number | undefined;
 }
 
 /** A provider after validation. */
@@ -115,16 +160,23 @@ export interface ResolvedOptions {
   prices: Record<string, ModelPrice>;
   streamUsage: boolean;
   fetch: typeof globalThis.fetch | undefined;
+  lanes: Record<string, LaneOptions>;
+  defaultLane: string;
+  circuitBreaker: { key: CircuitOptions | false; deployment: CircuitOptions | false };
+  rateLimiting: Required<RateLimitingOptions>;
 }
 
 /** Defaults of the optional options; {@link resolveOptions} fills them in. */
 export const DEFAULTS = {
-  keySelection: 'round-robin',
+  keySelection: 'headroom',
   retry: { maxAttempts: 4, baseDelayMs: 250, maxDelayMs: 8000, jitter: 0.25 },
   attemptTimeoutMs: 300_000,
   deadlineMs: 600_000,
   cooldownMs: 5_000,
   streamUsage: true,
+  defaultLane: 'standard',
+  circuit: { policy: { kind: 'consecutive', threshold: 5 }, openMs: 30_000, maxOpenMs: 300_000, halfOpenProbes: 1 },
+  rateLimiting: { adaptive: true, defaultOutputTokens: 256 },
 } as const;
 
 // ---------------------------------------------------------------------------
@@ -153,9 +205,17 @@ const OPTION_FIELDS: Record<keyof KeyManagerOptions, true> = {
   prices: true,
   streamUsage: true,
   fetch: true,
+  lanes: true,
+  defaultLane: true,
+  circuitBreaker: true,
+  rateLimiting: true,
 };
-const PROVIDER_FIELDS: Record<keyof ProviderOptions, true> = { baseURL: true, keys: true, models: true, headers: true };
-const KEY_FIELDS: Record<keyof Exclude<KeyInput, string>, true> = { key: true, id: true, weight: true };
+const PROVIDER_FIELDS: Record<keyof ProviderOptions, true> = { baseURL: true, keys: true, models: true, headers: true, rpm: true, tpm: true };
+const KEY_FIELDS: Record<keyof Exclude<KeyInput, string>, true> = { key: true, id: true, weight: true, rpm: true, tpm: true };
+const CIRCUIT_FIELDS: Record<keyof CircuitOptions, true> = { policy: true, openMs: true, maxOpenMs: true, halfOpenProbes: true };
+const CIRCUIT_SCOPE_FIELDS: Record<keyof CircuitBreakerOptions, true> = { key: true, deployment: true };
+const RATE_LIMITING_FIELDS: Record<keyof RateLimitingOptions, true> = { adaptive: true, defaultOutputTokens: true };
+const PER_MINUTE: NumberRule = { min: 0, exclusiveMin: true, max: Number.MAX_VALUE, unit: 'per minute' };
 const RETRY_FIELDS: Record<keyof RetryOptions, true> = { maxAttempts: true, baseDelayMs: true, maxDelayMs: true, jitter: true };
 const PRICE_FIELDS: Record<keyof ModelPrice, true> = { input: true, output: true, cachedInput: true };
 
@@ -209,8 +269,23 @@ export function resolveOptions(options: KeyManagerOptions): ResolvedOptions {
     });
   }
 
+  const laneResult = resolveLanes(own(input, 'lanes') as Record<string, Partial<LaneOptions>> | undefined);
+  if ('field' in laneResult) throw new ConfigError(laneResult.field, laneResult.problem);
+  const rawDefaultLane = own(input, 'defaultLane');
+  const defaultLane = rawDefaultLane === undefined ? DEFAULTS.defaultLane : rawDefaultLane;
+  if (typeof defaultLane !== 'string' || !Object.hasOwn(laneResult.lanes, defaultLane)) {
+    throw new ConfigError(
+      'defaultLane',
+      `expected the name of a lane (${Object.keys(laneResult.lanes).map(quote).join(', ')}); got ${typeof defaultLane === 'string' ? quote(defaultLane) : describeType(defaultLane)}`,
+    );
+  }
+
   return {
     providers,
+    lanes: laneResult.lanes,
+    defaultLane,
+    circuitBreaker: resolveCircuitBreaker(own(input, 'circuitBreaker')),
+    rateLimiting: resolveRateLimiting(own(input, 'rateLimiting')),
     keySelection: resolveKeySelection(own(input, 'keySelection')),
     retry: resolveRetry(own(input, 'retry')),
     attemptTimeoutMs: optionalNumber(own(input, 'attemptTimeoutMs'), 'attemptTimeoutMs', DEFAULTS.attemptTimeoutMs, MS_POSITIVE),
@@ -234,7 +309,7 @@ export function resolveKey(provider: string, input: KeyInput, field: string): Re
   const raw: unknown = input;
   if (typeof raw === 'string') {
     const key = checkSecret(raw, field, provider);
-    return { key, id: fingerprint(key), weight: 1 };
+    return { key, id: fingerprint(key), weight: 1, rpm: undefined, tpm: undefined };
   }
   if (!isPlainObject(raw)) {
     throw new ConfigError(
@@ -264,7 +339,9 @@ export function resolveKey(provider: string, input: KeyInput, field: string): Re
   const rawWeight = own(raw, 'weight');
   const weight =
     rawWeight === undefined ? 1 : checkNumber(rawWeight, prop(field, 'weight'), { min: 0, exclusiveMin: true, max: Number.MAX_VALUE });
-  return { key, id, weight };
+  const rpm = own(raw, 'rpm') === undefined ? undefined : checkNumber(own(raw, 'rpm'), prop(field, 'rpm'), PER_MINUTE);
+  const tpm = own(raw, 'tpm') === undefined ? undefined : checkNumber(own(raw, 'tpm'), prop(field, 'tpm'), PER_MINUTE);
+  return { key, id, weight, rpm, tpm };
 }
 
 function resolveProvider(id: string, raw: unknown, seenKeys: Map<string, KeySeen>): ResolvedProvider {
@@ -290,6 +367,8 @@ function resolveProvider(id: string, raw: unknown, seenKeys: Map<string, KeySeen
   if (rawKeys.length === 0) {
     throw new ConfigError(keysField, 'expected at least one key; got an empty array');
   }
+  const providerRpm = own(raw, 'rpm') === undefined ? undefined : checkNumber(own(raw, 'rpm'), `${field}.rpm`, PER_MINUTE);
+  const providerTpm = own(raw, 'tpm') === undefined ? undefined : checkNumber(own(raw, 'tpm'), `${field}.tpm`, PER_MINUTE);
   const keys: ResolvedKey[] = [];
   const ids = new Map<string, number>();
   for (let index = 0; index < rawKeys.length; index++) {
@@ -315,7 +394,7 @@ function resolveProvider(id: string, raw: unknown, seenKeys: Map<string, KeySeen
     }
     seenKeys.set(key.key, { provider: id, index, id: key.id });
     ids.set(key.id, index);
-    keys.push(key);
+    keys.push({ ...key, rpm: key.rpm ?? providerRpm, tpm: key.tpm ?? providerTpm });
   }
 
   return {
@@ -471,6 +550,54 @@ function resolveRetry(raw: unknown): Required<RetryOptions> {
         );
   }
   return retry;
+}
+
+function resolveCircuitScope(raw: unknown, field: string): CircuitOptions | false {
+  if (raw === false) return false;
+  if (raw === undefined) return { ...DEFAULTS.circuit };
+  if (!isPlainObject(raw)) {
+    throw new ConfigError(field, `expected false or an object { policy?, openMs?, maxOpenMs?, halfOpenProbes? }; got ${describeType(raw)}`);
+  }
+  checkFields(raw, CIRCUIT_FIELDS, field, 'circuit option');
+  const policy = own(raw, 'policy');
+  if (policy !== undefined) {
+    const issue = breakerSpecIssue(policy);
+    if (issue) throw new ConfigError(issue.field ? `${field}.policy.${issue.field}` : `${field}.policy`, issue.problem);
+  }
+  const openMs = optionalNumber(own(raw, 'openMs'), `${field}.openMs`, DEFAULTS.circuit.openMs, MS_POSITIVE);
+  const rawMax = own(raw, 'maxOpenMs');
+  const maxOpenMs = rawMax === undefined ? Math.max(openMs, DEFAULTS.circuit.maxOpenMs) : checkNumber(rawMax, `${field}.maxOpenMs`, { ...MS_POSITIVE, min: openMs, exclusiveMin: false });
+  const halfOpenProbes = optionalNumber(own(raw, 'halfOpenProbes'), `${field}.halfOpenProbes`, DEFAULTS.circuit.halfOpenProbes, { min: 1, max: 1000, integer: true });
+  return { policy: (policy as BreakerSpec | undefined) ?? DEFAULTS.circuit.policy, openMs, maxOpenMs, halfOpenProbes };
+}
+
+function resolveCircuitBreaker(raw: unknown): ResolvedOptions['circuitBreaker'] {
+  if (raw === false) return { key: false, deployment: false };
+  if (raw === undefined) return { key: { ...DEFAULTS.circuit }, deployment: { ...DEFAULTS.circuit } };
+  if (!isPlainObject(raw)) {
+    throw new ConfigError('circuitBreaker', `expected false or an object { key?, deployment? }; got ${describeType(raw)}`);
+  }
+  checkFields(raw, CIRCUIT_SCOPE_FIELDS, 'circuitBreaker', 'circuitBreaker scope');
+  return {
+    key: resolveCircuitScope(own(raw, 'key'), 'circuitBreaker.key'),
+    deployment: resolveCircuitScope(own(raw, 'deployment'), 'circuitBreaker.deployment'),
+  };
+}
+
+function resolveRateLimiting(raw: unknown): Required<RateLimitingOptions> {
+  if (raw === undefined) return { ...DEFAULTS.rateLimiting };
+  if (!isPlainObject(raw)) {
+    throw new ConfigError('rateLimiting', `expected an object { adaptive?, defaultOutputTokens? }; got ${describeType(raw)}`);
+  }
+  checkFields(raw, RATE_LIMITING_FIELDS, 'rateLimiting', 'rateLimiting option');
+  return {
+    adaptive: resolveBoolean(own(raw, 'adaptive'), 'rateLimiting.adaptive', DEFAULTS.rateLimiting.adaptive),
+    defaultOutputTokens: optionalNumber(own(raw, 'defaultOutputTokens'), 'rateLimiting.defaultOutputTokens', DEFAULTS.rateLimiting.defaultOutputTokens, {
+      min: 0,
+      max: 10_000_000,
+      integer: true,
+    }),
+  };
 }
 
 function resolvePrices(raw: unknown): Record<string, ModelPrice> {

@@ -114,6 +114,34 @@ export interface KeyRemovedEvent {
   keyId: string;
 }
 
+/** A circuit changed state. */
+export interface CircuitEvent {
+  /** `key`: one key's circuit; `deployment`: a provider × upstream model. */
+  scope: 'key' | 'deployment';
+  provider: string;
+  /** The key, for key circuits. */
+  keyId: string | undefined;
+  /** The upstream model, for deployment circuits. */
+  upstreamModel: string | undefined;
+  from: 'closed' | 'open' | 'half-open';
+  to: 'closed' | 'open' | 'half-open';
+  /** `failures`, `probe_failed`, `open_elapsed`, `probe_succeeded`, `restored` or `manual`. */
+  reason: string;
+  /** When opening: how long it stays open, in ms. */
+  openMs: number | undefined;
+}
+
+/** A request was refused at its lane (load shedding) before anything was sent. */
+export interface LaneRejectedEvent {
+  lane: string;
+  /** `full`: running and queued are at capacity; `closed`: the manager is closing. */
+  reason: 'full' | 'closed';
+  running: number;
+  queued: number;
+  concurrency: number;
+  maxQueue: number;
+}
+
 /** Event name → payload. */
 export interface KeyplexEvents {
   request: RequestEvent;
@@ -127,6 +155,10 @@ export interface KeyplexEvents {
   'key:recovered': KeyRecoveredEvent;
   'key:added': KeyAddedEvent;
   'key:removed': KeyRemovedEvent;
+  'circuit:open': CircuitEvent;
+  'circuit:half-open': CircuitEvent;
+  'circuit:close': CircuitEvent;
+  'lane:rejected': LaneRejectedEvent;
 }
 
 export type KeyplexEventName = keyof KeyplexEvents;

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import pRetry, { AbortError } from 'p-retry';
-import { resolveKey, resolveOptions, type KeyInput, type KeyManagerOptions, type ResolvedOptions } from './config';
+import { resolveKey, resolveOptions, type KeyInput, type KeyManagerOptions, type ResolvedKey, type ResolvedOptions } from './config';
 import { errorResponse, REQUEST_ID_HEADER, withDetail } from './details';
 import {
   ConfigError,
@@ -27,12 +27,15 @@ import { KeyState, ProviderPool, secretOf } from './keys/key-state';
 import type { KeySelector } from './keys/selector';
 import { intercept, bodyFor, KEYPLEX_BASE_URL, type Body, type InterceptedRequest } from './request';
 import { backoffDelay, sleep } from './resilience/backoff';
+import { Circuit, type CircuitChange } from './resilience/breaker/index';
+import { Bulkhead, type LaneStats } from './resilience/bulkhead';
 import { classifyStatus, type Classification } from './resilience/classify';
+import { estimateTokens, KeyLimiter, type Reservation } from './resilience/rate-limit/index';
 import { rateLimitResetMs, retryAfterMs } from './resilience/headers';
 import { route, type Deployment } from './routing/deployments';
 import { PriceTable } from './usage/pricing';
 import { tapEventStream } from './usage/sse';
-import { CounterSet, type KeyplexStats, type ProviderStats } from './usage/stats';
+import { CounterSet, type DeploymentStats, type KeyplexStats, type ProviderStats } from './usage/stats';
 import { usageFromBody, type Usage } from './usage/usage';
 
 /** What `wrap()` needs of a client: the `openai` SDK's `withOptions`. */
@@ -87,6 +90,21 @@ interface RequestState extends RequestEventBase {
   last: { pool: ProviderPool; key: KeyState; kind: FailureKind } | undefined;
   /** The last upstream error answer, buffered. */
   lastAnswer: { response: Response; body: string } | undefined;
+  /** Estimated tokens (prompt + max output), reserved on the key before each attempt. */
+  tokens: number;
+  /** Frees the request's lane slot; called once the reply is complete (streams: when they end). */
+  releaseLane: (() => void) | undefined;
+  /** Set when the reply is a stream still being read: the lane slot is released when it ends. */
+  streaming: boolean;
+}
+
+/** A key picked for an attempt, with what it holds. */
+interface Pick {
+  deployment: Deployment;
+  key: KeyState;
+  reservation: Reservation;
+  /** The deployment's circuit, when deployment circuits are on. */
+  circuit: Circuit | undefined;
 }
 
 /**
@@ -113,13 +131,18 @@ export class KeyManager {
   #idleWaiters: (() => void)[] = [];
   readonly #keyWaiters = new Set<() => void>();
   readonly #idPrefix = `kp_${Math.random().toString(36).slice(2, 8)}_`;
+  readonly #bulkhead: Bulkhead;
+  readonly #deploymentCircuits = new Map<string, { provider: string; upstreamModel: string; circuit: Circuit }>();
   #sequence = 0;
   #warnedListenerError = false;
 
   /** @throws ConfigError naming the offending option. */
   constructor(options: KeyManagerOptions) {
     this.#options = resolveOptions(options);
-    this.#pools = this.#options.providers.map((provider) => new ProviderPool(provider));
+    this.#pools = this.#options.providers.map((provider) => new ProviderPool(provider, (id, key) => this.#makeKey(id, key)));
+    this.#bulkhead = new Bulkhead(this.#options.lanes, (rejection) => {
+      if (this.#wants('lane:rejected')) this.#emit('lane:rejected', { ...rejection });
+    });
     // The resolved options held the secrets only until the key states took them.
     for (const provider of this.#options.providers) provider.keys = [];
     this.#selector = createSelector(this.#options.keySelection);
@@ -140,6 +163,39 @@ export class KeyManager {
    */
   wrap<C extends WrappableClient<C>>(client: C): C {
     return client.withOptions({ fetch: this.fetch, maxRetries: 0, baseURL: KEYPLEX_BASE_URL });
+  }
+
+  /** A key's state with its rate limiter and circuit. */
+  #makeKey(provider: string, resolved: ResolvedKey): KeyState {
+    const limiter = new KeyLimiter({ rpm: resolved.rpm, tpm: resolved.tpm, adaptive: this.#options.rateLimiting.adaptive });
+    const options = this.#options.circuitBreaker.key;
+    const circuit = options === false ? undefined : new Circuit(options, (change) => this.#circuitChanged('key', provider, resolved.id, undefined, change));
+    return new KeyState(provider, resolved, limiter, circuit);
+  }
+
+  /** The circuit of a deployment, made on first use; undefined when deployment circuits are off. */
+  #deploymentCircuit(deployment: Deployment): Circuit | undefined {
+    const options = this.#options.circuitBreaker.deployment;
+    if (options === false) return undefined;
+    const upstreamModel = deployment.upstreamModel ?? '';
+    const id = `${deployment.pool.id}\u0000${upstreamModel}`;
+    let entry = this.#deploymentCircuits.get(id);
+    if (!entry) {
+      const provider = deployment.pool.id;
+      const circuit = new Circuit(options, (change) => this.#circuitChanged('deployment', provider, undefined, upstreamModel, change));
+      entry = { provider, upstreamModel, circuit };
+      this.#deploymentCircuits.set(id, entry);
+    }
+    return entry.circuit;
+  }
+
+  #circuitChanged(scope: 'key' | 'deployment', provider: string, keyId: string | undefined, upstreamModel: string | undefined, change: CircuitChange): void {
+    const event = change.to === 'open' ? 'circuit:open' : change.to === 'half-open' ? 'circuit:half-open' : 'circuit:close';
+    if (this.#wants(event)) {
+      this.#emit(event, { scope, provider, keyId, upstreamModel, from: change.from, to: change.to, reason: change.reason, openMs: change.openMs });
+    }
+    // A circuit that half-opens or closes may be what a waiting request needs.
+    if (change.to !== 'open') this.#keysChanged();
   }
 
   // ---------------------------------------------------------------- events
@@ -219,6 +275,9 @@ export class KeyManager {
       transientTotal: 0,
       last: undefined,
       lastAnswer: undefined,
+      tokens: request.json ? estimateTokens(request.json, this.#options.rateLimiting.defaultOutputTokens) : 0,
+      releaseLane: undefined,
+      streaming: false,
     };
     this.#totals.requests++;
     this.#inFlight++;
@@ -249,11 +308,13 @@ export class KeyManager {
         this.#failed(state, error.toDetail());
         return errorResponse(error, error.status ?? 400);
       }
+      state.releaseLane = await this.#bulkhead.acquire(request.options.lane ?? this.#options.defaultLane, signal);
       const success = await this.#attemptAll(state, deployments, signal);
       return success.response;
     } catch (error) {
       return this.#finishFailure(state, error, signal, request);
     } finally {
+      if (!state.streaming) state.releaseLane?.();
       clearTimeout(deadlineTimer);
       this.#inFlight--;
       if (this.#inFlight === 0 && this.#idleWaiters.length > 0) {
@@ -267,7 +328,8 @@ export class KeyManager {
     const retry = this.#options.retry;
     return pRetry(
       async (attempt: number) => {
-        const { deployment, key } = await this.#acquire(state, deployments, attempt, signal);
+        const pick = await this.#acquire(state, deployments, attempt, signal);
+        const { deployment, key } = pick;
         const last = state.last;
         if (last && last.pool !== deployment.pool) {
           this.#failovers++;
@@ -284,7 +346,7 @@ export class KeyManager {
           }
         }
         if (attempt > 1) this.#retries++;
-        return this.#send(state, deployment, key, attempt, signal);
+        return this.#send(state, pick, attempt, signal);
       },
       {
         retries: state.request.replayable ? retry.maxAttempts - 1 : 0,
@@ -325,49 +387,31 @@ export class KeyManager {
   }
 
   /**
-   * A deployment and key for the next attempt. When every key is cooling down
-   * the request waits for the earliest to recover, within its deadline.
+   * A deployment and key for the next attempt. When every key that could serve
+   * the request is cooling down, out of rate-limit room or behind an open
+   * circuit, the request waits for the first to recover, within its deadline
+   * (woken early when keys change); past the deadline it fails with
+   * `no_key_available` and `retryAfterMs`.
    */
-  async #acquire(
-    state: RequestState,
-    deployments: Deployment[],
-    attempt: number,
-    signal: AbortSignal,
-  ): Promise<{ deployment: Deployment; key: KeyState }> {
+  async #acquire(state: RequestState, deployments: Deployment[], attempt: number, signal: AbortSignal): Promise<Pick> {
     for (;;) {
       const now = Date.now();
       const picked = this.#pick(state, deployments, attempt, now);
-      if (picked) return picked;
-      let earliest = Infinity;
-      for (const { pool } of deployments) {
-        for (const key of pool.keys) if (key.disabled === undefined) earliest = Math.min(earliest, key.cooldownUntil);
-      }
+      if ('key' in picked) return picked;
       const model = state.request.model === undefined ? '' : ` for model '${state.request.model}'`;
-      if (earliest === Infinity) {
-        throw new AbortError(
-          new NoKeyAvailableError(`keyplex: no usable key${model}: every key of ${deployments.map((d) => `'${d.pool.id}'`).join(', ')} is disabled. Enable or add keys (manager.enableKey / addKey).`, {
-            requestId: state.requestId,
-            attempts: state.attempts,
-          }),
+      const fail = (why: string, retryAfterMs?: number) =>
+        new AbortError(new NoKeyAvailableError(`keyplex: no usable key${model}: ${why}`, { requestId: state.requestId, attempts: state.attempts, retryAfterMs }));
+      if (picked.readyAt === Infinity) {
+        throw fail(
+          `every key of ${deployments.map((d) => `'${d.pool.id}'`).join(', ')} is disabled${picked.tooLarge ? ' or cannot fit the request in its tokens-per-minute limit' : ''}. Enable or add keys (manager.enableKey / addKey).`,
         );
       }
-      if (earliest <= now) {
-        // Usable keys exist, but the selector declined every one of them.
-        throw new AbortError(
-          new NoKeyAvailableError(`keyplex: no usable key${model}: the key selector chose none of the usable keys.`, {
-            requestId: state.requestId,
-            attempts: state.attempts,
-          }),
-        );
-      }
-      const waitMs = earliest - now;
+      if (picked.readyAt <= now) throw fail('the key selector chose none of the usable keys.');
+      const waitMs = Math.ceil(picked.readyAt - now);
       if (now + waitMs > state.deadlineAt) {
-        throw new AbortError(
-          new NoKeyAvailableError(`keyplex: no usable key${model}: every key is cooling down after rate limits; the first recovers in ${waitMs} ms, after this request's deadline. Retry later or add keys.`, {
-            requestId: state.requestId,
-            attempts: state.attempts,
-            retryAfterMs: waitMs,
-          }),
+        throw fail(
+          `every key is cooling down, out of rate-limit room or behind an open circuit; the first is usable again in ${waitMs} ms, after this request's deadline. Retry later or add keys.`,
+          waitMs,
         );
       }
       await this.#waitForKey(waitMs, signal);
@@ -400,33 +444,82 @@ export class KeyManager {
   }
 
   /**
-   * First pass: deployments in order, skipping one that failed transiently
-   * twice in this request, and keys not yet tried in it. Second pass: any
-   * usable key, in deployment order.
+   * First pass: deployments in order, skipping one whose circuit is open or
+   * that failed transiently twice in this request, and keys not yet tried in
+   * it. Second pass: any usable key, in deployment order. A key is usable when
+   * it is enabled, not cooling down, its circuit lets a call through, and its
+   * rate limits have room for the request's estimated tokens (reserved here).
+   * With nothing usable: when the first key is expected to be (`readyAt`,
+   * Infinity for never).
    */
-  #pick(state: RequestState, deployments: Deployment[], attempt: number, now: number): { deployment: Deployment; key: KeyState } | undefined {
+  #pick(state: RequestState, deployments: Deployment[], attempt: number, now: number): Pick | { readyAt: number; tooLarge: boolean } {
+    let readyAt = Infinity;
+    let tooLarge = false;
+    const tokens = state.tokens;
     for (const fresh of [true, false]) {
       for (const deployment of deployments) {
         if (fresh && (state.transient.get(deployment.pool) ?? 0) >= 2) continue;
-        const usable = deployment.pool.keys.filter((key) => key.usable(now) && !(fresh && state.tried.has(key)));
-        if (usable.length === 0) continue;
-        const chosen = this.#selector.select(usable, {
-          provider: deployment.pool.id,
-          model: state.request.model,
-          requestId: state.requestId,
-          attempt,
-        });
-        const key = chosen && usable.find((k) => k === chosen);
-        if (key) return { deployment, key };
+        const circuit = this.#deploymentCircuit(deployment);
+        if (circuit && !circuit.canPass()) {
+          readyAt = Math.min(readyAt, circuit.openUntil ?? Infinity);
+          continue;
+        }
+        const candidates: KeyState[] = [];
+        for (const key of deployment.pool.keys) {
+          if (key.disabled !== undefined || key.removed) continue;
+          if (key.cooldownUntil > now) {
+            readyAt = Math.min(readyAt, key.cooldownUntil);
+            continue;
+          }
+          if (key.circuit && !key.circuit.canPass()) {
+            readyAt = Math.min(readyAt, key.circuit.openUntil ?? Infinity);
+            continue;
+          }
+          if (fresh && state.tried.has(key)) {
+            readyAt = Math.min(readyAt, now);
+            continue;
+          }
+          candidates.push(key);
+        }
+        while (candidates.length > 0) {
+          const chosen = this.#selector.select(candidates, {
+            provider: deployment.pool.id,
+            model: state.request.model,
+            requestId: state.requestId,
+            attempt,
+          });
+          const index = chosen === undefined ? -1 : candidates.indexOf(chosen as KeyState);
+          if (index === -1) {
+            readyAt = Math.min(readyAt, now);
+            break;
+          }
+          const key = candidates[index]!;
+          const reserved = key.limiter.tryReserve(tokens);
+          if (reserved.ok) {
+            // canPass() was true a moment ago on this same tick: these take the probe slots in half-open.
+            circuit?.tryPass();
+            key.circuit?.tryPass();
+            return { deployment, key, reservation: reserved.reservation, circuit };
+          }
+          if (reserved.waitMs === Infinity) tooLarge = true;
+          readyAt = Math.min(readyAt, now + reserved.waitMs);
+          candidates.splice(index, 1);
+        }
       }
     }
-    return undefined;
+    return { readyAt, tooLarge };
   }
 
   /** One attempt: send, then classify what came back. */
-  async #send(state: RequestState, deployment: Deployment, key: KeyState, attempt: number, signal: AbortSignal): Promise<AttemptSuccess> {
+  async #send(state: RequestState, pick: Pick, attempt: number, signal: AbortSignal): Promise<AttemptSuccess> {
     const { request } = state;
+    const { deployment, key, reservation, circuit } = pick;
     const pool = deployment.pool;
+    /** What the outcome says about the key's and the deployment's health. */
+    const verdict = (health: 'success' | 'failure' | 'release') => {
+      circuit?.[health]();
+      key.circuit?.[health]();
+    };
     const sentAt = Date.now();
     const firstTryOfKey = !state.tried.has(key);
     state.tried.add(key);
@@ -474,6 +567,8 @@ export class KeyManager {
       return result;
     };
     const fail = (status: number | undefined, classification: Classification, response?: { response: Response; body: string }, wait?: number, cause?: unknown) => {
+      // A caller error means the provider answered (healthy); a rejected key says nothing about it.
+      verdict(classification.action === 'retry' ? 'failure' : classification.action === 'surface' ? 'success' : 'release');
       key.inFlight--;
       key.counters.fail(classification.kind);
       pool.counters.fail(classification.kind);
@@ -489,11 +584,15 @@ export class KeyManager {
     /** A transport failure: our attempt timeout, the request ending, or the connection. */
     const transportFailure = (cause: unknown) => {
       if (signal.aborted) {
+        verdict('release');
+        key.limiter.refund(reservation);
         key.inFlight--;
         outcome(undefined, 'aborted');
         return signal.reason as unknown;
       }
       const timedOut = control.signal.aborted && control.signal.reason instanceof AttemptTimeout;
+      // A connection that failed was most likely not counted by the provider; a timed-out one may have been.
+      if (!timedOut) key.limiter.refund(reservation);
       return fail(undefined, { kind: timedOut ? 'timeout' : 'connection', action: 'retry' }, undefined, undefined, cause);
     };
 
@@ -511,6 +610,7 @@ export class KeyManager {
       throw transportFailure(error);
     }
 
+    key.limiter.learn(response.headers);
     if (!response.ok) {
       let text: string;
       try {
@@ -535,6 +635,7 @@ export class KeyManager {
       if (classification.disable) this.#disable(key, classification.disable);
       if (classification.cooldown) {
         wait = rateLimitResetMs(response.headers, now) ?? this.#options.cooldownMs;
+        key.limiter.rateLimited(response.headers, wait);
         this.#cool(key, wait);
       }
       throw fail(response.status, classification, { response, body: text }, wait);
@@ -554,7 +655,9 @@ export class KeyManager {
       clearTimeout(attemptTimer);
       const ttftMs = Date.now() - state.startedAt;
       outcome(response.status, 'success');
-      return { response: this.#streamReply(state, deployment, key, response, reader, first, ttftMs, detach), deployment, key };
+      verdict('success');
+      key.limiter.succeeded();
+      return { response: this.#streamReply(state, pick, response, reader, first, ttftMs, detach), deployment, key };
     }
 
     if (contentType.includes('json')) {
@@ -575,8 +678,11 @@ export class KeyManager {
         throw fail(response.status, { kind: 'invalid_response', action: 'retry' }, { response, body: text });
       }
       outcome(response.status, 'success');
+      verdict('success');
+      key.limiter.succeeded();
       key.inFlight--;
       const usage = usageFromBody(parsed) ?? null;
+      if (usage) key.limiter.reconcile(reservation, usage.totalTokens);
       const replyModel = (parsed as { model?: unknown } | null)?.model;
       this.#account(state, deployment, key, usage, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
       return { response: this.#reply(state, key, pool, response, text), deployment, key };
@@ -585,6 +691,8 @@ export class KeyManager {
     // Binary and other bodies (audio, file contents) pass through untouched.
     clearTimeout(attemptTimer);
     outcome(response.status, 'success');
+    verdict('success');
+    key.limiter.succeeded();
     key.inFlight--;
     this.#account(state, deployment, key, null, undefined, false, undefined);
     return { response: this.#reply(state, key, pool, response, response.body), deployment, key };
@@ -607,8 +715,7 @@ export class KeyManager {
   /** A streamed reply: tapped for usage; success or failure is reported when it ends. */
   #streamReply(
     state: RequestState,
-    deployment: Deployment,
-    key: KeyState,
+    pick: Pick,
     upstream: Response,
     reader: ReadableStreamDefaultReader<Uint8Array>,
     first: ReadResult,
@@ -616,13 +723,17 @@ export class KeyManager {
     detach: () => void,
   ): Response {
     const { request } = state;
+    const { deployment, key, reservation } = pick;
     const strip = request.streamUsagePath && !request.callerAskedUsage;
     let done = false;
+    state.streaming = !first.done;
     const end = (usage: Usage | undefined) => {
       if (done) return;
       done = true;
       detach();
       key.inFlight--;
+      if (usage) key.limiter.reconcile(reservation, usage.totalTokens);
+      if (state.streaming) state.releaseLane?.();
       this.#account(state, deployment, key, usage ?? null, ttftMs, true, undefined);
     };
     const tapped = first.done
@@ -636,6 +747,9 @@ export class KeyManager {
               done = true;
               detach();
               key.inFlight--;
+              state.releaseLane?.();
+              pick.circuit?.failure();
+              key.circuit?.failure();
               key.counters.fail('stream_interrupted');
               deployment.pool.counters.fail('stream_interrupted');
               this.#failed(state, new StreamInterruptedError({ requestId: state.requestId, attempts: state.attempts, cause: error }).toDetail());
@@ -741,6 +855,12 @@ export class KeyManager {
       this.#failed(state, error.toDetail());
       return errorResponse(error, error.status ?? 503);
     }
+    if (KeyplexError.is(error) && error.status !== undefined) {
+      // Refused by keyplex itself (lane full, queue timeout, unknown lane): an HTTP-shaped answer.
+      const detail = { ...error.toDetail(), requestId, attempts };
+      this.#failed(state, detail);
+      return errorResponse(error, error.status);
+    }
     if (KeyplexError.is(error)) {
       this.#failed(state, error.toDetail());
       throw error;
@@ -815,7 +935,7 @@ export class KeyManager {
         throw new ConfigError('key', `this key is already configured for provider '${other.id}'`);
       }
     }
-    pool.keys = [...pool.keys, new KeyState(provider, resolved)];
+    pool.keys = [...pool.keys, this.#makeKey(provider, resolved)];
     if (this.#wants('key:added')) this.#emit('key:added', { provider, keyId: resolved.id });
     this.#keysChanged();
     return resolved.id;
@@ -858,27 +978,50 @@ export class KeyManager {
     for (const pool of this.#pools) {
       providers[pool.id] = { id: pool.id, ...pool.counters.snapshot(), keys: pool.keys.map((key) => key.stats(now)) };
     }
+    const deployments: DeploymentStats[] = [];
+    for (const { provider, upstreamModel, circuit } of this.#deploymentCircuits.values()) {
+      deployments.push({ provider, upstreamModel, circuit: circuit.state });
+    }
     return {
       totals: { ...this.#totals.snapshot(), retries: this.#retries, failovers: this.#failovers, inFlight: this.#inFlight },
       providers,
+      deployments,
+      lanes: this.#bulkhead.stats(),
     };
   }
 
+  /** Running and queued requests per bulkhead lane, with the lanes' capacities. */
+  get lanes(): Record<string, LaneStats> {
+    return this.#bulkhead.stats();
+  }
+
+  /** Resolves when no request is running or queued in any lane. */
+  onIdle(): Promise<void> {
+    return this.#bulkhead.onIdle();
+  }
+
   /**
-   * Stops the manager: new requests are refused, waiting and in-flight ones end
-   * with a `manager_closed` error, timers are released. Resolves when no
-   * request is left in flight.
+   * Stops the manager: new requests are refused with a `manager_closed` error
+   * and timers are released. By default queued and in-flight requests end with
+   * that error too; with `{ drain: true }` they finish first (each within its
+   * deadline). Resolves when no request is left.
    */
-  async close(): Promise<void> {
+  async close(options: { drain?: boolean } = {}): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
-      this.#closing.abort(new ManagerClosedError());
+      if (options.drain) await this.#bulkhead.close('drain');
+      else {
+        this.#closing.abort(new ManagerClosedError());
+        void this.#bulkhead.close('reject', new ManagerClosedError());
+      }
       for (const pool of this.#pools) {
         for (const key of pool.keys) {
           if (key.cooldownTimer) clearTimeout(key.cooldownTimer);
           key.cooldownTimer = undefined;
+          key.circuit?.dispose();
         }
       }
+      for (const { circuit } of this.#deploymentCircuits.values()) circuit.dispose();
     }
     if (this.#inFlight > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
   }

@@ -15,6 +15,8 @@ export interface KeyplexRequestOptions {
   deadlineMs?: number;
   /** Send this request only to this provider id (e.g. for files it holds). */
   provider?: string;
+  /** The bulkhead lane to run in (`critical`, `standard`, `batch`, or one you configured). Default: the manager's `defaultLane`. */
+  lane?: string;
 }
 
 /** The header that carries the options from the SDK to `manager.fetch`. */
@@ -26,11 +28,14 @@ function validate(options: KeyplexRequestOptions): void {
   if (typeof options !== 'object' || options === null) {
     throw new RequestOptionsError('options', `expected an object, got ${options === null ? 'null' : typeof options}`);
   }
-  const known = new Set(['tags', 'metadata', 'deadlineMs', 'provider']);
+  const known = new Set(['tags', 'metadata', 'deadlineMs', 'provider', 'lane']);
   for (const name of Object.keys(options)) {
-    if (!known.has(name)) throw new RequestOptionsError(name, 'is not a keyplex request option (known: tags, metadata, deadlineMs, provider)');
+    if (!known.has(name)) throw new RequestOptionsError(name, 'is not a keyplex request option (known: tags, metadata, deadlineMs, provider, lane)');
   }
-  const { tags, metadata, deadlineMs, provider } = options;
+  const { tags, metadata, deadlineMs, provider, lane } = options;
+  if (lane !== undefined && (typeof lane !== 'string' || lane.length === 0)) {
+    throw new RequestOptionsError('lane', 'expected a lane name');
+  }
   if (tags !== undefined) {
     if (!Array.isArray(tags)) throw new RequestOptionsError('tags', `expected an array of strings, got ${typeof tags}`);
     tags.forEach((tag, i) => {

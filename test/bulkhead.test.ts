@@ -152,7 +152,7 @@ describe('Bulkhead lane isolation', () => {
     const bulkhead = new Bulkhead(resolveLanesOrThrow(undefined));
     const batchGates = Array.from({ length: DEFAULT_LANES.batch.concurrency + 1_000 }, () => gated());
     const batchRuns = batchGates.map((gate) => bulkhead.run('batch', gate.task));
-    expect(bulkhead.stats().batch).toMatchObject({ running: 8, queued: 1_000 });
+    expect(bulkhead.stats().batch).toMatchObject({ running: DEFAULT_LANES.batch.concurrency, queued: 1_000 });
 
     const criticalGates = Array.from({ length: 10 }, () => gated());
     const criticalRuns = criticalGates.map((gate) => bulkhead.run('critical', gate.task));
@@ -460,15 +460,15 @@ describe('resolveLanes', () => {
   it('returns the default lanes when none are given', () => {
     expect(resolveLanes(undefined)).toEqual({
       lanes: {
-        critical: { concurrency: 64, maxQueue: 256, queueTimeoutMs: 10_000 },
-        standard: { concurrency: 32, maxQueue: 1_000, queueTimeoutMs: 60_000 },
-        batch: { concurrency: 8, maxQueue: 10_000, queueTimeoutMs: 600_000 },
+        critical: { concurrency: 128, maxQueue: 1_000, queueTimeoutMs: 10_000 },
+        standard: { concurrency: 256, maxQueue: 10_000, queueTimeoutMs: 60_000 },
+        batch: { concurrency: 16, maxQueue: 100_000, queueTimeoutMs: 600_000 },
       },
     });
   });
 
   it('merges a partial default lane over its defaults', () => {
-    expect(resolveLanesOrThrow({ batch: { concurrency: 2 } }).batch).toEqual({ concurrency: 2, maxQueue: 10_000, queueTimeoutMs: 600_000 });
+    expect(resolveLanesOrThrow({ batch: { concurrency: 2 } }).batch).toEqual({ concurrency: 2, maxQueue: 100_000, queueTimeoutMs: 600_000 });
   });
 
   it('keeps the other default lanes when one is changed', () => {
@@ -478,7 +478,7 @@ describe('resolveLanes', () => {
   });
 
   it("fills a new lane's missing options from standard's defaults", () => {
-    expect(resolveLanesOrThrow({ realtime: { concurrency: 4 } }).realtime).toEqual({ concurrency: 4, maxQueue: 1_000, queueTimeoutMs: 60_000 });
+    expect(resolveLanesOrThrow({ realtime: { concurrency: 4 } }).realtime).toEqual({ concurrency: 4, maxQueue: 10_000, queueTimeoutMs: 60_000 });
   });
 
   it('accepts Infinity concurrency and maxQueue 0', () => {
@@ -488,8 +488,8 @@ describe('resolveLanes', () => {
   it('does not change DEFAULT_LANES', () => {
     const lanes = resolveLanesOrThrow({ batch: { concurrency: 2 } });
     lanes.critical!.concurrency = 1;
-    expect(DEFAULT_LANES.critical.concurrency).toBe(64);
-    expect(DEFAULT_LANES.batch.concurrency).toBe(8);
+    expect(DEFAULT_LANES.critical.concurrency).toBe(128);
+    expect(DEFAULT_LANES.batch.concurrency).toBe(16);
   });
 
   it.each<[string, unknown, string, RegExp]>([

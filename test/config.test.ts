@@ -172,6 +172,27 @@ const malformed: Array<[string, () => unknown, string]> = [
   // others
   ['streamUsage non-boolean', () => config({}, { streamUsage: 'yes' }), 'streamUsage'],
   ['fetch not a function', () => config({}, { fetch: 'https://proxy.test' }), 'fetch'],
+  // rate limits
+  ['provider rpm 0', () => config({ rpm: 0 }), `${P}.rpm`],
+  ['provider tpm negative', () => config({ tpm: -5 }), `${P}.tpm`],
+  ['key rpm a string', () => config({ keys: [{ key: fakeKey(), rpm: '60' }] }), `${P}.keys[0].rpm`],
+  ['rateLimiting not an object', () => config({}, { rateLimiting: true }), 'rateLimiting'],
+  ['rateLimiting.adaptive non-boolean', () => config({}, { rateLimiting: { adaptive: 1 } }), 'rateLimiting.adaptive'],
+  ['rateLimiting.defaultOutputTokens fractional', () => config({}, { rateLimiting: { defaultOutputTokens: 2.5 } }), 'rateLimiting.defaultOutputTokens'],
+  ['rateLimiting unknown field', () => config({}, { rateLimiting: { adaptiv: true } }), 'rateLimiting.adaptiv'],
+  // lanes
+  ['lanes concurrency 0', () => config({}, { lanes: { batch: { concurrency: 0 } } }), 'lanes.batch.concurrency'],
+  ['lanes maxQueue negative', () => config({}, { lanes: { critical: { maxQueue: -1 } } }), 'lanes.critical.maxQueue'],
+  ['lanes queueTimeoutMs 0', () => config({}, { lanes: { standard: { queueTimeoutMs: 0 } } }), 'lanes.standard.queueTimeoutMs'],
+  ['defaultLane unknown', () => config({}, { defaultLane: 'urgent' }), 'defaultLane'],
+  // circuit breakers
+  ['circuitBreaker a string', () => config({}, { circuitBreaker: 'on' }), 'circuitBreaker'],
+  ['circuitBreaker unknown scope', () => config({}, { circuitBreaker: { provider: {} } }), 'circuitBreaker.provider'],
+  ['circuitBreaker.key.openMs 0', () => config({}, { circuitBreaker: { key: { openMs: 0 } } }), 'circuitBreaker.key.openMs'],
+  ['circuitBreaker.deployment.maxOpenMs below openMs', () => config({}, { circuitBreaker: { deployment: { openMs: 10_000, maxOpenMs: 5_000 } } }), 'circuitBreaker.deployment.maxOpenMs'],
+  ['circuitBreaker.key.halfOpenProbes 0', () => config({}, { circuitBreaker: { key: { halfOpenProbes: 0 } } }), 'circuitBreaker.key.halfOpenProbes'],
+  ['circuitBreaker.key.policy unknown name', () => config({}, { circuitBreaker: { key: { policy: 'sometimes' } } }), 'circuitBreaker.key.policy'],
+  ['circuitBreaker.deployment.policy threshold above 1', () => config({}, { circuitBreaker: { deployment: { policy: { kind: 'count', threshold: 2 } } } }), 'circuitBreaker.deployment.policy.threshold'],
 ];
 
 /** Every fake key inside a value. */
@@ -305,12 +326,12 @@ describe('resolveOptions resolves valid options', () => {
       fetch: undefined,
     });
     expect(resolved.retry).toEqual(DEFAULTS.retry);
-    expect(resolved.keySelection).toBe('round-robin');
+    expect(resolved.keySelection).toBe('headroom');
     expect(resolved.providers[0]?.models).toBeUndefined();
   });
 
   test('each built-in selector name is accepted', () => {
-    for (const name of ['round-robin', 'least-used', 'weighted', 'random'] as const) {
+    for (const name of ['headroom', 'round-robin', 'least-used', 'weighted', 'random'] as const) {
       expect(resolveOptions({ ...(config() as unknown as KeyManagerOptions), keySelection: name }).keySelection).toBe(name);
     }
   });

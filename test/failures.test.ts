@@ -132,7 +132,8 @@ describe('429 rate limit', () => {
     const seen = provider(ONE, (call) =>
       limited && ring.idOf(call.key) === 'a' ? errorReply(429, 'rate_limit_exceeded', { 'retry-after-ms': '30000' }) : chatReply('gpt-4.1'),
     );
-    const { manager, client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } } });
+    // No AIMD: with no limit known, one 429 would make keyplex estimate a's limit at 1 rpm.
+    const { manager, client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } }, rateLimiting: { adaptive: false } });
     const recovered = record(manager, 'key:recovered');
     await client.chat.completions.create(BODY);
     limited = false;
@@ -589,7 +590,8 @@ describe('no usable key', () => {
       limited.add(id);
       return errorReply(429, 'rate_limit_exceeded', { 'retry-after-ms': id === 'a' ? '30000' : '45000' });
     });
-    const { client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } }, deadlineMs: 120_000 });
+    // No AIMD: with no limit known, one 429 would make keyplex estimate each key's limit at 1 rpm.
+    const { client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } }, deadlineMs: 120_000, rateLimiting: { adaptive: false } });
 
     const pending = client.chat.completions.create(BODY);
     await until(() => seen.length >= 2);

@@ -37,6 +37,10 @@ function manage(options: Partial<KeyManagerOptions> = {}) {
     'key:recovered': [],
     'key:added': [],
     'key:removed': [],
+    'circuit:open': [],
+    'circuit:half-open': [],
+    'circuit:close': [],
+    'lane:rejected': [],
   };
   for (const name of Object.keys(events) as KeyplexEventName[]) {
     manager.on(name, (payload) => void (events[name] as unknown[]).push(payload));

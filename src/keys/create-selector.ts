@@ -1,3 +1,4 @@
+import { HeadroomSelector } from './headroom';
 import { LeastUsedSelector } from './least-used';
 import { RandomSelector } from './random';
 import { RoundRobinSelector } from './round-robin';
@@ -8,6 +9,8 @@ import { WeightedSelector } from './weighted';
 export function createSelector(choice: KeySelectorName | KeySelector): KeySelector {
   if (typeof choice !== 'string') return choice;
   switch (choice) {
+    case 'headroom':
+      return new HeadroomSelector();
     case 'round-robin':
       return new RoundRobinSelector();
     case 'least-used':

@@ -5,6 +5,8 @@
  */
 import type { ResolvedKey, ResolvedProvider } from '../config';
 import type { KeyDisabledReason } from '../events';
+import type { Circuit, CircuitState } from '../resilience/breaker/index';
+import type { KeyLimiter, KeyLimits } from '../resilience/rate-limit/index';
 import { CounterSet, type KeyStats } from '../usage/stats';
 import type { KeyView } from './selector';
 
@@ -31,16 +33,27 @@ export class KeyState implements KeyView {
   /** Set once the key is removed; in-flight attempts finish, nothing new starts. */
   removed = false;
   readonly counters = new CounterSet();
+  /** Its rate-limit windows. */
+  readonly limiter: KeyLimiter;
+  /** Its circuit breaker, unless key circuits are off. */
+  readonly circuit: Circuit | undefined;
 
   /** Attempts ever sent with this key. */
   get requests(): number {
     return this.counters.requests;
   }
 
-  constructor(provider: string, resolved: ResolvedKey) {
+  /** Share of its rate-limit windows still free, 0..1. */
+  get headroom(): number {
+    return this.limiter.headroom();
+  }
+
+  constructor(provider: string, resolved: ResolvedKey, limiter: KeyLimiter, circuit: Circuit | undefined) {
     this.id = resolved.id;
     this.provider = provider;
     this.weight = resolved.weight;
+    this.limiter = limiter;
+    this.circuit = circuit;
     secrets.set(this, resolved.key);
   }
 
@@ -64,6 +77,9 @@ export class KeyState implements KeyView {
       disabledReason: this.disabled,
       cooldownRemainingMs: cooling ? this.cooldownUntil - now : 0,
       inFlight: this.inFlight,
+      circuit: this.circuit?.state,
+      limits: this.limiter.limits,
+      headroom: this.limiter.headroom(),
       ...this.counters.snapshot(),
     };
   }
@@ -84,13 +100,14 @@ export class ProviderPool {
   keys: KeyState[];
   readonly counters = new CounterSet();
 
-  constructor(resolved: ResolvedProvider) {
+  /** @param makeKey builds the state of one of its keys (the manager wires limiter and circuit). */
+  constructor(resolved: ResolvedProvider, makeKey: (provider: string, key: ResolvedKey) => KeyState) {
     this.id = resolved.id;
     this.baseURL = resolved.baseURL;
     this.origin = resolved.origin;
     this.models = resolved.models;
     this.headers = resolved.headers;
-    this.keys = resolved.keys.map((k) => new KeyState(resolved.id, k));
+    this.keys = resolved.keys.map((k) => makeKey(resolved.id, k));
   }
 
   find(keyId: string): KeyState | undefined {

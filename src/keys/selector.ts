@@ -14,6 +14,8 @@ export interface KeyView {
   readonly inFlight: number;
   /** Attempts ever sent with this key. */
   readonly requests: number;
+  /** Share of the key's rate-limit windows still free now, 0..1 (1 when no limit is known). */
+  readonly headroom: number;
 }
 
 /** Context of one selection. */
@@ -37,6 +39,6 @@ export interface KeySelector {
 }
 
 /** Names of the built-in selectors. */
-export type KeySelectorName = 'round-robin' | 'least-used' | 'weighted' | 'random';
+export type KeySelectorName = 'headroom' | 'round-robin' | 'least-used' | 'weighted' | 'random';
 
-export const KEY_SELECTOR_NAMES: readonly KeySelectorName[] = ['round-robin', 'least-used', 'weighted', 'random'];
+export const KEY_SELECTOR_NAMES: readonly KeySelectorName[] = ['headroom', 'round-robin', 'least-used', 'weighted', 'random'];

@@ -42,9 +42,9 @@ export interface LaneOptions {
  * default lane, `batch` takes floods of background work.
  */
 export const DEFAULT_LANES: Readonly<Record<'critical' | 'standard' | 'batch', Readonly<LaneOptions>>> = Object.freeze({
-  critical: Object.freeze({ concurrency: 64, maxQueue: 256, queueTimeoutMs: 10_000 }),
-  standard: Object.freeze({ concurrency: 32, maxQueue: 1_000, queueTimeoutMs: 60_000 }),
-  batch: Object.freeze({ concurrency: 8, maxQueue: 10_000, queueTimeoutMs: 600_000 }),
+  critical: Object.freeze({ concurrency: 128, maxQueue: 1_000, queueTimeoutMs: 10_000 }),
+  standard: Object.freeze({ concurrency: 256, maxQueue: 10_000, queueTimeoutMs: 60_000 }),
+  batch: Object.freeze({ concurrency: 16, maxQueue: 100_000, queueTimeoutMs: 600_000 }),
 });
 
 /** A snapshot of one lane, from {@link Bulkhead.stats}. */

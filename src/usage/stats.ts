@@ -3,6 +3,9 @@
  * shape returned by `manager.stats()`.
  */
 import type { FailureKind, KeyplexErrorCode } from '../errors';
+import type { CircuitState } from '../resilience/breaker/index';
+import type { LaneStats } from '../resilience/bulkhead';
+import type { KeyLimits } from '../resilience/rate-limit/index';
 import type { Usage } from './usage';
 
 /** Counts of one scope (a key, a provider, or all requests). */
@@ -70,6 +73,19 @@ export interface KeyStats extends Counters {
   /** Time left of the cooldown, 0 when none. */
   cooldownRemainingMs: number;
   inFlight: number;
+  /** Its circuit's state; `undefined` when key circuits are off. */
+  circuit: CircuitState | undefined;
+  /** The rate limits in force and where they come from (configuration, headers, AIMD). */
+  limits: KeyLimits;
+  /** Share of its rate-limit windows still free, 0..1. */
+  headroom: number;
+}
+
+/** One deployment (provider × upstream model) in `manager.stats()`. */
+export interface DeploymentStats {
+  provider: string;
+  upstreamModel: string;
+  circuit: CircuitState;
 }
 
 /** One provider in `manager.stats()`: its attempts and its keys. */
@@ -90,4 +106,8 @@ export interface KeyplexStats {
     inFlight: number;
   };
   providers: Record<string, ProviderStats>;
+  /** Deployments whose circuit has seen traffic. */
+  deployments: DeploymentStats[];
+  /** Bulkhead lanes: running and queued now, capacities, rejections. */
+  lanes: Record<string, LaneStats>;
 }
