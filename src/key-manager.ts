@@ -96,6 +96,8 @@ interface RequestState extends RequestEventBase {
   releaseLane: (() => void) | undefined;
   /** Set when the reply is a stream still being read: the lane slot is released when it ends. */
   streaming: boolean;
+  /** Detaches the request from the caller's signal and from close(); for streams, called when they end. */
+  finish: (() => void) | undefined;
 }
 
 /** A key picked for an attempt, with what it holds. */
@@ -126,7 +128,9 @@ export class KeyManager {
   #retries = 0;
   #failovers = 0;
   #inFlight = 0;
-  readonly #closing = new AbortController();
+  /** Controllers of requests in flight, aborted by close(). */
+  readonly #active = new Set<AbortController>();
+  #closedByAbort = false;
   #closed = false;
   #idleWaiters: (() => void)[] = [];
   readonly #keyWaiters = new Set<() => void>();
@@ -278,6 +282,7 @@ export class KeyManager {
       tokens: request.json ? estimateTokens(request.json, this.#options.rateLimiting.defaultOutputTokens) : 0,
       releaseLane: undefined,
       streaming: false,
+      finish: undefined,
     };
     this.#totals.requests++;
     this.#inFlight++;
@@ -293,11 +298,15 @@ export class KeyManager {
       });
     }
 
-    const deadline = new AbortController();
-    const deadlineTimer = setTimeout(() => deadline.abort(new AttemptTimeout('deadline')), deadlineMs);
-    const signals = [deadline.signal, this.#closing.signal];
-    if (request.signal) signals.push(request.signal);
-    const signal = AbortSignal.any(signals);
+    // One controller per request: the deadline, the caller's signal and close() abort it.
+    const control = new AbortController();
+    const signal = control.signal;
+    const deadlineTimer = setTimeout(() => control.abort(new AttemptTimeout('deadline')), deadlineMs);
+    const caller = request.signal;
+    const onCallerAbort = () => control.abort(caller?.reason);
+    if (caller?.aborted) onCallerAbort();
+    else caller?.addEventListener('abort', onCallerAbort, { once: true });
+    this.#active.add(control);
     try {
       const deployments = route(this.#pools, request.model, request.options.provider);
       if (deployments.length === 0) {
@@ -316,6 +325,12 @@ export class KeyManager {
     } finally {
       if (!state.streaming) state.releaseLane?.();
       clearTimeout(deadlineTimer);
+      // A stream still being read stays abortable (caller, close()) until it ends.
+      state.finish = () => {
+        this.#active.delete(control);
+        caller?.removeEventListener('abort', onCallerAbort);
+      };
+      if (!state.streaming) state.finish();
       this.#inFlight--;
       if (this.#inFlight === 0 && this.#idleWaiters.length > 0) {
         for (const resolve of this.#idleWaiters.splice(0)) resolve();
@@ -524,9 +539,7 @@ export class KeyManager {
     const firstTryOfKey = !state.tried.has(key);
     state.tried.add(key);
 
-    const headers = new Headers(request.headers);
-    for (const [name, value] of Object.entries(pool.headers)) headers.set(name, value);
-    headers.set('authorization', `Bearer ${secretOf(key)}`);
+    const headers: Record<string, string> = { ...request.headers, ...pool.headers, authorization: `Bearer ${secretOf(key)}` };
     const injectUsage = this.#options.streamUsage && request.stream && request.streamUsagePath && !request.callerAskedUsage;
     const body = bodyFor(request, deployment.upstreamModel, injectUsage);
 
@@ -733,7 +746,10 @@ export class KeyManager {
       detach();
       key.inFlight--;
       if (usage) key.limiter.reconcile(reservation, usage.totalTokens);
-      if (state.streaming) state.releaseLane?.();
+      if (state.streaming) {
+        state.releaseLane?.();
+        state.finish?.();
+      }
       this.#account(state, deployment, key, usage ?? null, ttftMs, true, undefined);
     };
     const tapped = first.done
@@ -742,12 +758,18 @@ export class KeyManager {
           stripUsageChunk: strip,
           onEnd: end,
           onCancel: end,
-          onError: (error) => {
+          onError: (error, usage) => {
+            // The caller went away (left the loop, aborted): that ends the stream, it is not a failure.
+            if (request.signal?.aborted) {
+              end(usage);
+              return error;
+            }
             if (!done) {
               done = true;
               detach();
               key.inFlight--;
               state.releaseLane?.();
+              state.finish?.();
               pick.circuit?.failure();
               key.circuit?.failure();
               key.counters.fail('stream_interrupted');
@@ -808,7 +830,7 @@ export class KeyManager {
         this.#failed(state, new KeyplexError('aborted', 'keyplex: the caller aborted the request.', { requestId, attempts }).toDetail());
         throw request.signal.reason;
       }
-      if (this.#closing.signal.aborted) {
+      if (this.#closedByAbort) {
         const closed = new ManagerClosedError();
         this.#failed(state, { ...closed.toDetail(), requestId, attempts });
         throw closed;
@@ -1011,7 +1033,9 @@ export class KeyManager {
       this.#closed = true;
       if (options.drain) await this.#bulkhead.close('drain');
       else {
-        this.#closing.abort(new ManagerClosedError());
+        this.#closedByAbort = true;
+        for (const control of this.#active) control.abort(new ManagerClosedError());
+        this.#active.clear();
         void this.#bulkhead.close('reject', new ManagerClosedError());
       }
       for (const pool of this.#pools) {

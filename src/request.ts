@@ -14,7 +14,7 @@ export const KEYPLEX_BASE_URL = 'https://keyplex.invalid/v1';
 export type Body = NonNullable<RequestInit['body']>;
 
 /** Headers never forwarded as the SDK set them. */
-const DROPPED_HEADERS = ['authorization', 'api-key', OPTIONS_HEADER, 'content-length', 'openai-organization', 'openai-project', 'host'];
+const DROPPED_HEADERS = new Set(['authorization', 'api-key', OPTIONS_HEADER, 'content-length', 'openai-organization', 'openai-project', 'host']);
 
 /** Paths whose streamed replies can be asked for usage with `stream_options`. */
 const STREAM_USAGE_PATHS = new Set(['/chat/completions', '/completions']);
@@ -23,8 +23,8 @@ export interface InterceptedRequest {
   method: string;
   /** Path relative to the API base, with the query, e.g. `/chat/completions`. */
   path: string;
-  /** The SDK's headers less the dropped ones. */
-  headers: Headers;
+  /** The SDK's headers less the dropped ones, by lower-case name. */
+  headers: Record<string, string>;
   /** The body as given, for bodies that are not JSON. */
   rawBody: Body | null | undefined;
   /** The parsed JSON body, when the body is a JSON object. */
@@ -61,27 +61,47 @@ function isOneShot(body: unknown): boolean {
 }
 
 /** Reads a fetch call into an {@link InterceptedRequest}. */
+/**
+ * The headers as a plain object by lower-case name, less the dropped ones,
+ * and the keyplex options header. One pass; plain objects are much cheaper
+ * than `Headers` on the hot path.
+ */
+function readHeaders(given: RequestInit['headers'] | Headers | undefined): { headers: Record<string, string>; options: string | null } {
+  const headers: Record<string, string> = {};
+  let options: string | null = null;
+  const take = (value: string, rawName: string) => {
+    const name = rawName.toLowerCase();
+    if (name === OPTIONS_HEADER) options = value;
+    else if (!DROPPED_HEADERS.has(name)) headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+  };
+  if (given instanceof Headers) given.forEach(take);
+  else if (Array.isArray(given)) for (const [name, value] of given as [string, string][]) take(String(value), name);
+  else if (given) for (const [name, value] of Object.entries(given)) if (value !== undefined && value !== null) take(String(value), name);
+  return { headers, options };
+}
+
 export function intercept(input: string | URL | Request, init: RequestInit | undefined): InterceptedRequest {
   let url: URL;
   let method: string;
-  let headers: Headers;
   let body: Body | null | undefined;
   let signal: AbortSignal | undefined;
+  let given: RequestInit['headers'] | Headers | undefined;
   if (input instanceof Request) {
     url = new URL(input.url);
     method = (init?.method ?? input.method).toUpperCase();
-    headers = new Headers(init?.headers ?? input.headers);
+    given = init?.headers ?? input.headers;
     body = init?.body ?? input.body;
     signal = init?.signal ?? input.signal ?? undefined;
   } else {
     url = new URL(input);
     method = (init?.method ?? 'GET').toUpperCase();
-    headers = new Headers(init?.headers);
+    given = init?.headers;
     body = init?.body;
     signal = init?.signal ?? undefined;
   }
-  const options = decodeRequestOptions(headers.get(OPTIONS_HEADER));
-  for (const name of DROPPED_HEADERS) headers.delete(name);
+  const read = readHeaders(given);
+  const headers = read.headers;
+  const options = decodeRequestOptions(read.options);
   const path = relativePath(url);
   const pathOnly = path.split('?')[0]!;
 

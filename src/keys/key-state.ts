@@ -106,7 +106,8 @@ export class ProviderPool {
     this.baseURL = resolved.baseURL;
     this.origin = resolved.origin;
     this.models = resolved.models;
-    this.headers = resolved.headers;
+    // Lower-case names, so they replace the SDK's headers of the same name.
+    this.headers = Object.fromEntries(Object.entries(resolved.headers).map(([name, value]) => [name.toLowerCase(), value]));
     this.keys = resolved.keys.map((k) => makeKey(resolved.id, k));
   }
 

@@ -92,9 +92,18 @@ interface Waiter {
 interface Lane {
   readonly name: string;
   readonly options: Readonly<LaneOptions>;
+  /**
+   * The waiting line, FIFO, one at a time: its head waits for a free slot,
+   * takes it and leaves the line. Requests that find the line empty and a
+   * slot free skip it (the fast path: no promise, no timer).
+   */
   readonly queue: PQueue;
-  /** Slots held now; counted here, not by p-queue, so a release shows at once. */
+  /** Slots held now. */
   running: number;
+  /** Wakes the head of the line when a slot frees. */
+  slotFreed: (() => void) | undefined;
+  /** Resolved when the lane has nothing running or waiting. */
+  idleWaiters: (() => void)[];
   rejected: number;
   timedOut: number;
   /** Insertion-ordered (FIFO), for `close('reject')`. */
@@ -147,8 +156,10 @@ export class Bulkhead {
       this.#lanes.set(name, {
         name,
         options,
-        queue: new PQueue({ concurrency: options.concurrency }),
+        queue: new PQueue({ concurrency: 1 }),
         running: 0,
+        slotFreed: undefined,
+        idleWaiters: [],
         rejected: 0,
         timedOut: 0,
         waiting: new Set(),
@@ -168,11 +179,23 @@ export class Bulkhead {
    *   (after `close`), the signal's reason, or `task`'s own error.
    */
   run<T>(lane: string, task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return this.#admit(lane, signal, async (done) => {
+    const fast = this.#fast(lane, signal);
+    if (fast !== undefined) {
+      // Started synchronously, like p-queue does with a free slot.
+      let running: Promise<T>;
+      try {
+        running = task();
+      } catch (error) {
+        fast();
+        return Promise.reject(error);
+      }
+      return Promise.resolve(running).finally(fast);
+    }
+    return this.#admit(lane, signal).then(async (release) => {
       try {
         return await task();
       } finally {
-        done();
+        release();
       }
     });
   }
@@ -185,19 +208,16 @@ export class Bulkhead {
    * in a `finally`.
    */
   acquire(lane: string, signal?: AbortSignal): Promise<() => void> {
-    return new Promise<() => void>((resolve, reject) => {
-      this.#admit(
-        lane,
-        signal,
-        (done) =>
-          new Promise<void>((endHold) => {
-            resolve(() => {
-              done(); // ignores every call after the first
-              endHold();
-            });
-          }),
-      ).catch(reject);
-    });
+    const fast = this.#fast(lane, signal);
+    return fast === undefined ? this.#admit(lane, signal) : Promise.resolve(fast);
+  }
+
+  /** The fast path: the lane exists, is open, nobody waits and a slot is free; takes it. */
+  #fast(laneName: string, signal: AbortSignal | undefined): (() => void) | undefined {
+    const lane = this.#lanes.get(laneName);
+    if (lane === undefined || this.#closed || signal?.aborted || queued(lane) !== 0 || lane.running >= lane.options.concurrency) return undefined;
+    lane.running++;
+    return this.#release(lane);
   }
 
   /** Whether a lane of this name is configured. */
@@ -212,7 +232,7 @@ export class Bulkhead {
         lane.name,
         {
           running: lane.running,
-          queued: lane.queue.size,
+          queued: queued(lane),
           concurrency: lane.options.concurrency,
           maxQueue: lane.options.maxQueue,
           rejected: lane.rejected,
@@ -226,8 +246,8 @@ export class Bulkhead {
   async onIdle(): Promise<void> {
     const lanes = [...this.#lanes.values()];
     // A task finishing in one lane can start work in another, so check again after waking.
-    while (!lanes.every((lane) => lane.running === 0 && lane.queue.size === 0 && lane.queue.pending === 0)) {
-      await Promise.all(lanes.map((lane) => lane.queue.onIdle()));
+    while (!lanes.every(idle)) {
+      await Promise.all(lanes.map((lane) => (idle(lane) ? undefined : new Promise<void>((resolve) => lane.idleWaiters.push(resolve)))));
     }
   }
 
@@ -258,12 +278,8 @@ export class Bulkhead {
     await this.onIdle();
   }
 
-  /**
-   * Admits `work` into `laneName`. `work` runs once a slot is taken and must
-   * call `done` exactly once when it gives the slot back; p-queue frees its own
-   * slot when the promise `work` returns settles.
-   */
-  #admit<T>(laneName: string, signal: AbortSignal | undefined, work: (done: () => void) => Promise<T>): Promise<T> {
+  /** Admits a request into `laneName`; resolves with its release once it holds a slot. */
+  #admit(laneName: string, signal: AbortSignal | undefined): Promise<() => void> {
     const lane = this.#lanes.get(laneName);
     if (lane === undefined) return Promise.reject(new UnknownLaneError(laneName, [...this.#lanes.keys()]));
     if (signal?.aborted) return Promise.reject(signal.reason);
@@ -272,9 +288,7 @@ export class Bulkhead {
       return Promise.reject(new ManagerClosedError());
     }
     const { concurrency, maxQueue } = lane.options;
-    // Counted as a whole so that a burst arriving right after a release (before
-    // p-queue has started the next task) still cannot overfill the queue.
-    if (lane.running + lane.queue.size >= concurrency + maxQueue) {
+    if (lane.running + queued(lane) >= concurrency + maxQueue) {
       const load = this.#refuse(lane, 'full');
       return Promise.reject(new LaneFullError(lane.name, load));
     }
@@ -287,22 +301,32 @@ export class Bulkhead {
       timer: undefined,
       signal: undefined,
     };
-    const result = lane.queue.add(
-      () => {
+    this.#wait(waiter, signal);
+    return lane.queue.add(
+      async () => {
+        while (lane.running >= concurrency) {
+          await new Promise<void>((resolve) => (lane.slotFreed = resolve));
+        }
+        if (waiter.controller.signal.aborted) throw waiter.controller.signal.reason;
         this.#start(waiter);
-        let released = false;
-        return work(() => {
-          if (released) return;
-          released = true;
-          lane.running--;
-        });
+        return this.#release(lane);
       },
       { signal: waiter.controller.signal },
     );
-    // p-queue starts a task synchronously inside add() when a slot is free;
-    // only a request that really waits gets a timer and a signal listener.
-    if (!waiter.started) this.#wait(waiter, signal);
-    return result as Promise<T>;
+  }
+
+  /** A release for one slot of `lane`: frees it once, wakes the line's head, tells idle waiters. */
+  #release(lane: Lane): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      lane.running--;
+      const wake = lane.slotFreed;
+      lane.slotFreed = undefined;
+      wake?.();
+      if (idle(lane) && lane.idleWaiters.length > 0) for (const resolve of lane.idleWaiters.splice(0)) resolve();
+    };
   }
 
   #wait(waiter: Waiter, signal: AbortSignal | undefined): void {
@@ -329,8 +353,17 @@ export class Bulkhead {
   #cancel(waiter: Waiter, reason: unknown): void {
     if (waiter.started) return;
     this.#forget(waiter);
-    // p-queue removes the task synchronously and rejects its promise with the reason.
+    // p-queue removes a queued task synchronously and rejects its promise with
+    // the reason; the head of the line, already waiting for a slot, is woken
+    // to see the abort and leave.
     waiter.controller.abort(reason);
+    const lane = waiter.lane;
+    const wake = lane.slotFreed;
+    lane.slotFreed = undefined;
+    wake?.();
+    queueMicrotask(() => {
+      if (idle(lane) && lane.idleWaiters.length > 0) for (const resolve of lane.idleWaiters.splice(0)) resolve();
+    });
   }
 
   #forget(waiter: Waiter): void {
@@ -375,7 +408,7 @@ export class Bulkhead {
       lane: lane.name,
       reason,
       running: lane.running,
-      queued: lane.queue.size,
+      queued: queued(lane),
       concurrency: lane.options.concurrency,
       maxQueue: lane.options.maxQueue,
     };
@@ -386,6 +419,15 @@ export class Bulkhead {
     }
     return rejection;
   }
+}
+
+/** Requests waiting in the lane: the line, its head included. */
+function queued(lane: Lane): number {
+  return lane.queue.size + lane.queue.pending;
+}
+
+function idle(lane: Lane): boolean {
+  return lane.running === 0 && queued(lane) === 0;
 }
 
 const LANE_OPTIONS = ['concurrency', 'maxQueue', 'queueTimeoutMs'] as const;
