@@ -713,8 +713,10 @@ export class KeyManager {
 
   /** The Response handed to the SDK: the upstream answer plus keyplex's headers. */
   #reply(state: RequestState, key: KeyState, pool: ProviderPool, upstream: Response, body: Body | null): Response {
-    const headers = new Headers(upstream.headers);
+    const reply = new Response(body, { status: upstream.status, statusText: upstream.statusText, headers: upstream.headers });
+    const headers = reply.headers;
     if (typeof body === 'string' || body instanceof ReadableStream) {
+      // The body is no longer the bytes these described (fetch decoded it; keyplex may have re-framed it).
       headers.delete('content-length');
       headers.delete('content-encoding');
     }
@@ -722,8 +724,9 @@ export class KeyManager {
     headers.set('x-keyplex-provider', pool.id);
     headers.set('x-keyplex-key-id', key.id);
     headers.set('x-keyplex-attempts', String(state.attempts.length));
-    return new Response(body, { status: upstream.status, statusText: upstream.statusText, headers });
+    return reply;
   }
+
 
   /** A streamed reply: tapped for usage; success or failure is reported when it ends. */
   #streamReply(

@@ -139,6 +139,12 @@ const anthropic = (family: string) => ({
   remaining: `anthropic-ratelimit-${family}-remaining`,
   reset: `anthropic-ratelimit-${family}-reset`,
 });
+const OPENAI_REQUESTS = openai('requests');
+const OPENAI_TOKENS = openai('tokens');
+const ANTHROPIC_REQUESTS = anthropic('requests');
+const ANTHROPIC_TOKENS = anthropic('tokens');
+const ANTHROPIC_INPUT_TOKENS = anthropic('input-tokens');
+const ANTHROPIC_OUTPUT_TOKENS = anthropic('output-tokens');
 
 /**
  * Reads what one answer's headers say about a key's rate-limit windows.
@@ -161,14 +167,24 @@ const anthropic = (family: string) => ({
  */
 export function parseRateLimitHeaders(headers: Headers, now: number): RateLimitSnapshot {
   const snapshot: RateLimitSnapshot = {};
-  const requests = tighter([readWindow(headers, openai('requests'), now), readWindow(headers, anthropic('requests'), now)]);
+  if (!hasRateLimitHeaders(headers)) return snapshot;
+  const requests = tighter([readWindow(headers, OPENAI_REQUESTS, now), readWindow(headers, ANTHROPIC_REQUESTS, now)]);
   if (requests) snapshot.requests = requests;
   const tokens = tighter([
-    readWindow(headers, openai('tokens'), now),
-    readWindow(headers, anthropic('tokens'), now),
-    readWindow(headers, anthropic('input-tokens'), now),
-    readWindow(headers, anthropic('output-tokens'), now),
+    readWindow(headers, OPENAI_TOKENS, now),
+    readWindow(headers, ANTHROPIC_TOKENS, now),
+    readWindow(headers, ANTHROPIC_INPUT_TOKENS, now),
+    readWindow(headers, ANTHROPIC_OUTPUT_TOKENS, now),
   ]);
   if (tokens) snapshot.tokens = tokens;
   return snapshot;
+}
+
+/** One pass over the names: most answers of most providers carry none of these, and 18 lookups cost more. */
+function hasRateLimitHeaders(headers: Headers): boolean {
+  let found = false;
+  headers.forEach((_value, name) => {
+    if (!found && (name.startsWith('x-ratelimit-') || name.startsWith('anthropic-ratelimit-'))) found = true;
+  });
+  return found;
 }
