@@ -100,6 +100,11 @@ interface RequestState extends RequestEventBase {
   finish: (() => void) | undefined;
 }
 
+/** A request's place in a line of requests waiting for a key; `turn` is set while it waits for its turn. */
+interface LinePlace {
+  turn: (() => void) | undefined;
+}
+
 /** A key picked for an attempt, with what it holds. */
 interface Pick {
   deployment: Deployment;
@@ -134,6 +139,8 @@ export class KeyManager {
   #closed = false;
   #idleWaiters: (() => void)[] = [];
   readonly #keyWaiters = new Set<() => void>();
+  /** Requests waiting for a usable key, in arrival order, by set of deployments. */
+  readonly #lines = new Map<string, LinePlace[]>();
   readonly #idPrefix = `kp_${Math.random().toString(36).slice(2, 8)}_`;
   readonly #bulkhead: Bulkhead;
   readonly #deploymentCircuits = new Map<string, { provider: string; upstreamModel: string; circuit: Circuit }>();
@@ -409,29 +416,88 @@ export class KeyManager {
    * `no_key_available` and `retryAfterMs`.
    */
   async #acquire(state: RequestState, deployments: Deployment[], attempt: number, signal: AbortSignal): Promise<Pick> {
-    for (;;) {
-      const now = Date.now();
-      const picked = this.#pick(state, deployments, attempt, now);
-      if ('key' in picked) return picked;
-      const model = state.request.model === undefined ? '' : ` for model '${state.request.model}'`;
-      const fail = (why: string, retryAfterMs?: number) =>
-        new AbortError(new NoKeyAvailableError(`keyplex: no usable key${model}: ${why}`, { requestId: state.requestId, attempts: state.attempts, retryAfterMs }));
-      if (picked.readyAt === Infinity) {
-        throw fail(
-          `every key of ${deployments.map((d) => `'${d.pool.id}'`).join(', ')} is disabled${picked.tooLarge ? ' or cannot fit the request in its tokens-per-minute limit' : ''}. Enable or add keys (manager.enableKey / addKey).`,
-        );
+    // Requests that found nothing usable wait in line, first come first served,
+    // per set of deployments: a newcomer does not take a refilled slot from a
+    // request that has waited longer.
+    const lineId = deployments.map((d) => `${d.pool.id}\u0000${d.upstreamModel ?? ''}`).join('\u0001');
+    let line = this.#lines.get(lineId);
+    let place: LinePlace | undefined;
+    if (line !== undefined && line.length > 0) {
+      place = this.#joinLine(lineId);
+      try {
+        await this.#waitForTurn(place, signal);
+      } catch (error) {
+        this.#leaveLine(lineId, place);
+        throw error;
       }
-      if (picked.readyAt <= now) throw fail('the key selector chose none of the usable keys.');
-      const waitMs = Math.ceil(picked.readyAt - now);
-      if (now + waitMs > state.deadlineAt) {
-        throw fail(
-          `every key is cooling down, out of rate-limit room or behind an open circuit; the first is usable again in ${waitMs} ms, after this request's deadline. Retry later or add keys.`,
-          waitMs,
-        );
+    }
+    try {
+      for (;;) {
+        const now = Date.now();
+        const picked = this.#pick(state, deployments, attempt, now);
+        if ('key' in picked) return picked;
+        const model = state.request.model === undefined ? '' : ` for model '${state.request.model}'`;
+        const fail = (why: string, retryAfterMs?: number) =>
+          new AbortError(new NoKeyAvailableError(`keyplex: no usable key${model}: ${why}`, { requestId: state.requestId, attempts: state.attempts, retryAfterMs }));
+        if (picked.readyAt === Infinity) {
+          throw fail(
+            `every key of ${deployments.map((d) => `'${d.pool.id}'`).join(', ')} is disabled${picked.tooLarge ? ' or cannot fit the request in its tokens-per-minute limit' : ''}. Enable or add keys (manager.enableKey / addKey).`,
+          );
+        }
+        if (picked.readyAt <= now) throw fail('the key selector chose none of the usable keys.');
+        const waitMs = Math.ceil(picked.readyAt - now);
+        if (now + waitMs > state.deadlineAt) {
+          throw fail(
+            `every key is cooling down, out of rate-limit room or behind an open circuit; the first is usable again in ${waitMs} ms, after this request's deadline. Retry later or add keys.`,
+            waitMs,
+          );
+        }
+        place ??= this.#joinLine(lineId);
+        await this.#waitForKey(waitMs, signal);
       }
-      await this.#waitForKey(waitMs, signal);
+    } finally {
+      if (place !== undefined) this.#leaveLine(lineId, place);
     }
   }
+
+  #joinLine(lineId: string): LinePlace {
+    let line = this.#lines.get(lineId);
+    if (line === undefined) {
+      line = [];
+      this.#lines.set(lineId, line);
+    }
+    const place: LinePlace = { turn: undefined };
+    line.push(place);
+    return place;
+  }
+
+  /** Leaves the line; the next in line (now first) gets its turn. */
+  #leaveLine(lineId: string, place: LinePlace): void {
+    const line = this.#lines.get(lineId);
+    if (line === undefined) return;
+    const index = line.indexOf(place);
+    if (index !== -1) line.splice(index, 1);
+    if (line.length === 0) this.#lines.delete(lineId);
+    else if (index === 0) line[0]!.turn?.();
+  }
+
+  /** Resolves when `place` is first in its line. */
+  #waitForTurn(place: LinePlace, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        place.turn = undefined;
+        reject(signal.reason);
+      };
+      place.turn = () => {
+        place.turn = undefined;
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
 
   /** Sleeps `ms`, or less when a key is added or enabled meanwhile. */
   #waitForKey(ms: number, signal: AbortSignal): Promise<void> {
@@ -490,10 +556,8 @@ export class KeyManager {
             readyAt = Math.min(readyAt, key.circuit.openUntil ?? Infinity);
             continue;
           }
-          if (fresh && state.tried.has(key)) {
-            readyAt = Math.min(readyAt, now);
-            continue;
-          }
+          // Left for the second pass, which judges it like any other key.
+          if (fresh && state.tried.has(key)) continue;
           candidates.push(key);
         }
         while (candidates.length > 0) {

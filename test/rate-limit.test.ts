@@ -330,11 +330,11 @@ describe('KeyLimiter: AIMD', () => {
   });
 
   test.each([
-    [10, 5],
-    [9, 4.5],
+    [10, 7.5],
+    [9, 6.75],
     [1, 1],
     [0, 1],
-  ])('after %d requests in the last minute, the first 429 estimates %d rpm', (sent, rpm) => {
+  ])('after %d requests in the last minute, the first 429 estimates %d rpm (three quarters)', (sent, rpm) => {
     const { limiter } = throttled(sent);
     expect(limiter.limits).toEqual({ rpm, tpm: undefined, source: 'adaptive' });
   });
@@ -345,50 +345,61 @@ describe('KeyLimiter: AIMD', () => {
     clock.t = 61_000;
     drain(limiter, 10);
     limiter.rateLimited(h({}), 1_000);
-    expect(limiter.limits.rpm).toBe(5);
+    expect(limiter.limits.rpm).toBe(7.5);
   });
 
   test('the estimate paces: empty after the 429, one request per 60 000 / rpm ms', () => {
     const { limiter } = throttled(10);
-    expect(limiter.tryReserve(0)).toEqual({ ok: false, waitMs: 12_000 });
+    expect(limiter.tryReserve(0)).toEqual({ ok: false, waitMs: 8_000 });
   });
 
-  test.each([
-    [1, 6],
-    [3, 8],
-    [5, 10],
-    [20, 10],
-  ])('%d successes add 1 rpm each, up to doubling within a minute (5 → %d)', (successes, rpm) => {
+  test.each([1, 3, 5, 20])('%d successes each add max(1, 2% of the estimate) / estimate rpm: about 1 rpm per minute of full use', (successes) => {
     const { limiter } = throttled(10);
-    for (let i = 0; i < successes; i++) limiter.succeeded();
-    expect(limiter.limits.rpm).toBe(rpm);
+    let expected = 7.5;
+    for (let i = 0; i < successes; i++) {
+      limiter.succeeded();
+      expected += Math.max(1, expected * 0.02) / expected;
+    }
+    expect(limiter.limits.rpm).toBeCloseTo(expected, 9);
+  });
+
+  test('at full use for a minute the estimate grows by about 1 rpm', () => {
+    const { limiter } = throttled(10);
+    for (let i = 0; i < 7; i++) limiter.succeeded();
+    expect(limiter.limits.rpm).toBeGreaterThan(8.3);
+    expect(limiter.limits.rpm).toBeLessThan(8.5);
+  });
+
+  test('within one minute the estimate at most doubles', () => {
+    const { limiter } = throttled(10);
+    for (let i = 0; i < 500; i++) limiter.succeeded();
+    expect(limiter.limits.rpm).toBe(15);
   });
 
   test('a minute later the estimate may double again', () => {
     const { clock, limiter } = throttled(10);
-    for (let i = 0; i < 20; i++) limiter.succeeded();
+    for (let i = 0; i < 500; i++) limiter.succeeded();
     clock.t = 70_000;
-    for (let i = 0; i < 20; i++) limiter.succeeded();
-    expect(limiter.limits.rpm).toBe(20);
+    for (let i = 0; i < 2_000; i++) limiter.succeeded();
+    expect(limiter.limits.rpm).toBe(30);
   });
 
-  test('another 429 after the rest halves the estimate again', () => {
+  test('another 429 after the rest takes it down by a quarter again', () => {
     const { clock, limiter } = throttled(10);
-    for (let i = 0; i < 3; i++) limiter.succeeded();
     clock.t = 11_000;
     limiter.rateLimited(h({}), 1_000);
-    expect(limiter.limits.rpm).toBe(4);
+    expect(limiter.limits.rpm).toBeCloseTo(5.625, 9);
   });
 
-  test('a 429 during the rest (sent before the decrease) does not halve again', () => {
+  test('a 429 during the rest (sent before the decrease) does not decrease again', () => {
     const { clock, limiter } = throttled(10);
     clock.t = 10_500;
     limiter.rateLimited(h({}), 1_000);
-    expect(limiter.limits.rpm).toBe(5);
+    expect(limiter.limits.rpm).toBe(7.5);
   });
 
   test('the estimate never drops below 1 rpm', () => {
-    const { clock, limiter } = throttled(2);
+    const { clock, limiter } = throttled(1);
     clock.t = 20_000;
     limiter.rateLimited(h({}), 1_000);
     expect(limiter.limits.rpm).toBe(1);
@@ -419,7 +430,7 @@ describe('KeyLimiter: AIMD', () => {
     const { limiter } = setup({ tpm: 10_000 });
     drain(limiter, 10);
     limiter.rateLimited(h({}), 1_000);
-    expect(limiter.limits).toEqual({ rpm: 5, tpm: 10_000, source: 'config' });
+    expect(limiter.limits).toEqual({ rpm: 7.5, tpm: 10_000, source: 'config' });
   });
 });
 

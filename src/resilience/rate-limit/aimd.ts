@@ -6,6 +6,10 @@ import { isFiniteNumber, MINUTE_MS } from './bucket';
 
 const SLOT_MS = 1_000;
 const SLOTS = 60;
+/** Share of the rate kept on a 429 (the multiplicative decrease). */
+const DECREASE = 0.75;
+/** Growth per minute of full use, as a share of the estimate (at least 1 rpm). */
+const GROWTH_PER_MINUTE = 0.02;
 
 /** JSON-safe state of an {@link AimdEstimator}. */
 export interface AimdState {
@@ -21,14 +25,16 @@ export interface AimdState {
  * An estimate of a key's requests per minute, learnt from 429s alone.
  *
  * - It starts unknown (`undefined`: no limiting).
- * - On the first 429 it becomes `max(1, sent × 0.5)`, where `sent` is the
+ * - On the first 429 it becomes `max(1, sent × 0.75)`, where `sent` is the
  *   requests actually sent in the last 60 s (counted in whole seconds: the
  *   current second and the 59 before it).
- * - Each success adds 1 rpm, but within one minute the estimate can at most
- *   double: it never exceeds twice what it was when the current minute-long
- *   growth period began (a period starts at a decrease, or with the first
- *   success 60 s or more after the last one began).
- * - Another 429 halves it (never below 1) — unless it arrives while the key is
+ * - Each success adds `max(1, 2% of the estimate) ÷ estimate` rpm, so a key
+ *   used at its estimated rate grows by 1 rpm (or 2%, whichever is more) per
+ *   minute: slowly enough that the next 429 is minutes away, not seconds
+ *   (adding 1 rpm per success overshot a limit by ~40% within a minute).
+ *   Within one minute it can still at most double (a period starts at a
+ *   decrease, or with the first success 60 s or more after the last one began).
+ * - Another 429 multiplies it by 0.75 (never below 1) — unless it arrives while the key is
  *   still resting from the previous decrease (before `quietUntil`): such a 429
  *   answers a request sent before the decrease, and halving again for it would
  *   punish one overload several times.
@@ -81,7 +87,7 @@ export class AimdEstimator {
       return false;
     }
     const from = this.#estimate ?? this.sentLastMinute(now);
-    this.#estimate = Math.max(1, from * 0.5);
+    this.#estimate = Math.max(1, from * DECREASE);
     this.#base = this.#estimate;
     this.#baseAt = now;
     this.#quietUntil = Math.max(restUntil, now);
@@ -89,8 +95,9 @@ export class AimdEstimator {
   }
 
   /**
-   * A success at `now`: the additive increase (+1 rpm), capped at doubling per
-   * minute. Nothing happens while the estimate is unknown.
+   * A success at `now`: the additive increase (about 1 rpm, or 2%, per minute
+   * of full use), capped at doubling per minute. Nothing happens while the
+   * estimate is unknown.
    * @returns Whether the estimate changed.
    */
   onSuccess(now: number): boolean {
@@ -99,7 +106,8 @@ export class AimdEstimator {
       this.#base = this.#estimate;
       this.#baseAt = now;
     }
-    const next = Math.min(this.#estimate + 1, this.#base * 2);
+    const step = Math.max(1, this.#estimate * GROWTH_PER_MINUTE) / this.#estimate;
+    const next = Math.min(this.#estimate + step, this.#base * 2);
     if (next <= this.#estimate) return false;
     this.#estimate = next;
     return true;
