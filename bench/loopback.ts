@@ -1,0 +1,81 @@
+/**
+ * Scenario 2 — overhead, loopback: raw client versus keyplex against the
+ * provider simulator's HTTP server on 127.0.0.1 (no latency, no faults, no
+ * limits). The server runs in a child process, so that client and server
+ * each have a core and the client's CPU time is its own.
+ */
+import OpenAI from 'openai';
+import { addedLatency, CONCURRENCIES, latencyRound, throughputRatio } from './overhead.ts';
+import { CHAT_BODY, fakeKey, fakeKeys, fmt, interleaved, latencies, log, makeManager, mark, MODEL, remoteSimulator, throughput, type Scenario } from './lib.ts';
+
+export const loopback: Scenario = async ({ quick }) => {
+  const plan = quick
+    ? { warmupMs: 400, latRounds: 3, latN: 300, tpRounds: 2, tpN: { 1: 150, 64: 400, 256: 400 } as Record<number, number>, capMs: 800 }
+    : { warmupMs: 2500, latRounds: 8, latN: 800, tpRounds: 4, tpN: { 1: 500, 64: 1500, 256: 1500 } as Record<number, number>, capMs: 2500 };
+  const { capMs } = plan;
+
+  const rawKey = fakeKey();
+  const keys = fakeKeys(3, 10);
+  const sim = await remoteSimulator({
+    providers: Object.entries({ ...keys, p0: [...keys.p0!, rawKey] }).map(([id, k]) => ({ id, keys: k, models: [MODEL] })),
+  });
+  const { manager, tally: events } = makeManager({ keys, baseURL: sim.baseURL, events: true });
+
+  const clients = {
+    raw: new OpenAI({ apiKey: rawKey, baseURL: sim.baseURL('p0'), maxRetries: 0 }),
+    wrapped: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 })),
+  };
+  const call = (variant: string) => {
+    const client = variant === 'raw' ? clients.raw : clients.wrapped;
+    return () => client.chat.completions.create(CHAT_BODY);
+  };
+  const variants = ['raw', 'wrapped'] as const;
+  try {
+    log('loopback: warm-up');
+    for (const v of variants) {
+      // JIT tiering of the HTTP stack takes thousands of requests here, so warm-up is bounded by time.
+      await latencies(call(v), 1_000_000, plan.warmupMs);
+      await throughput(call(v), 1_000_000, 64, plan.warmupMs);
+    }
+    log('loopback: latency at concurrency 1');
+    const lat = addedLatency(await interleaved(plan.latRounds, variants, async (v) => latencyRound(await latencies(call(v), plan.latN, capMs))));
+    const tp: Record<number, ReturnType<typeof throughputRatio>> = {};
+    for (const c of CONCURRENCIES) {
+      log(`loopback: throughput at concurrency ${c}`);
+      tp[c] = throughputRatio(await interleaved(plan.tpRounds, variants, (v) => throughput(call(v), plan.tpN[c]!, c, capMs)));
+    }
+    const ratio256 = tp[256]!.ratio;
+    return {
+      id: 'loopback',
+      title: '2. Overhead, loopback HTTP (simulator on 127.0.0.1)',
+      method: [
+        `The simulator's HTTP server (\`sim.listen()\`, 3 providers, no latency, no faults, no limits) runs in a child process on 127.0.0.1, so the client process (measured) and the server each get a core. Both clients use Node's built-in global \`fetch\` with its default connection pool (no \`undici\` package, no custom agent). Raw: \`new OpenAI({ apiKey, baseURL: <simulator>, maxRetries: 0 })\` with one key. Wrapped: \`manager.wrap(...)\` over 3 providers × 10 keys on the simulator, with \`request\`/\`attempt\`/\`success\` listeners.`,
+        `Latency: ${plan.latRounds} interleaved rounds × ${plan.latN} sequential requests (or ${plan.capMs / 1000} s per round, whichever ends first; the same cap bounds throughput rounds) after ${(2 * plan.warmupMs) / 1000} s of warm-up per client (sequential, then 64 concurrent); added = wrapped − raw percentile per round, median across rounds. Throughput: closed loop at each concurrency, ${plan.tpRounds} interleaved rounds; ratio per round, median. CPU µs/req is the client process's CPU time (user + system) per request: it shows keyplex's cost even where the server is the bottleneck.`,
+      ],
+      tables: [
+        {
+          title: 'Added latency per request, concurrency 1 (µs)',
+          headers: ['', 'raw', 'wrapped', 'added (median of per-round diffs)', 'target'],
+          rows: [
+            ['p50', fmt(lat.raw.p50), fmt(lat.wrapped.p50), fmt(lat.addedP50), mark(lat.addedP50 <= 25, '≤ 25 µs')],
+            ['p99', fmt(lat.raw.p99), fmt(lat.wrapped.p99), fmt(lat.addedP99), mark(lat.addedP99 <= 250, '≤ 250 µs')],
+          ],
+        },
+        {
+          title: 'Throughput (closed loop)',
+          headers: ['concurrency', 'raw req/s', 'wrapped req/s', 'ratio wrapped ÷ raw', 'client CPU µs/req raw', 'client CPU µs/req wrapped', 'target'],
+          rows: CONCURRENCIES.map((c) => {
+            const t = tp[c]!;
+            return [String(c), fmt(t.rawRps, 0), fmt(t.wrappedRps, 0), fmt(t.ratio, 3), fmt(t.rawCpuUs), fmt(t.wrappedCpuUs), c === 256 ? mark(ratio256 >= 0.97, '≥ 0.97') : ''];
+          }),
+        },
+      ],
+      notes: [`Client CPU per request at concurrency 256: ${fmt(tp[256]!.rawCpuUs)} µs raw, ${fmt(tp[256]!.wrappedCpuUs)} µs wrapped (+${fmt(tp[256]!.wrappedCpuUs - tp[256]!.rawCpuUs)} µs).`],
+      data: { plan, latency: lat, throughput: tp, events },
+    };
+  } finally {
+    await manager.close();
+    await sim.close();
+  }
+};
+
