@@ -49,6 +49,7 @@ export type {
 } from './events';
 
 export type { KeySelector, KeySelectorName, KeyView, SelectContext } from './keys/selector';
+export { HeadroomSelector } from './keys/headroom';
 export { RoundRobinSelector } from './keys/round-robin';
 export { LeastUsedSelector } from './keys/least-used';
 export { WeightedSelector } from './keys/weighted';

@@ -49,6 +49,9 @@ type EmitterEvents = { [E in KeyplexEventName]: [KeyplexEvents[E]] };
 const EMPTY_TAGS: readonly string[] = Object.freeze([]);
 const EMPTY_METADATA: Readonly<Record<string, string | number | boolean>> = Object.freeze({});
 
+/** Keys judged per batch when picking from a large pool. */
+const SAMPLE = 32;
+
 /** Marks an attempt ended by its own timeout (not the caller, not the deadline). */
 class AttemptTimeout extends Error {}
 
@@ -143,7 +146,8 @@ export class KeyManager {
   readonly #lines = new Map<string, LinePlace[]>();
   readonly #idPrefix = `kp_${Math.random().toString(36).slice(2, 8)}_`;
   readonly #bulkhead: Bulkhead;
-  readonly #deploymentCircuits = new Map<string, { provider: string; upstreamModel: string; circuit: Circuit }>();
+  /** Every deployment circuit made so far, for stats and close(). */
+  readonly #deploymentCircuits: { provider: string; upstreamModel: string; circuit: Circuit }[] = [];
   #sequence = 0;
   #warnedListenerError = false;
 
@@ -189,15 +193,15 @@ export class KeyManager {
     const options = this.#options.circuitBreaker.deployment;
     if (options === false) return undefined;
     const upstreamModel = deployment.upstreamModel ?? '';
-    const id = `${deployment.pool.id}\u0000${upstreamModel}`;
-    let entry = this.#deploymentCircuits.get(id);
-    if (!entry) {
+    const circuits = deployment.pool.circuits;
+    let circuit = circuits.get(upstreamModel);
+    if (!circuit) {
       const provider = deployment.pool.id;
-      const circuit = new Circuit(options, (change) => this.#circuitChanged('deployment', provider, undefined, upstreamModel, change));
-      entry = { provider, upstreamModel, circuit };
-      this.#deploymentCircuits.set(id, entry);
+      circuit = new Circuit(options, (change) => this.#circuitChanged('deployment', provider, undefined, upstreamModel, change));
+      circuits.set(upstreamModel, circuit);
+      this.#deploymentCircuits.push({ provider, upstreamModel, circuit });
     }
-    return entry.circuit;
+    return circuit;
   }
 
   #circuitChanged(scope: 'key' | 'deployment', provider: string, keyId: string | undefined, upstreamModel: string | undefined, change: CircuitChange): void {
@@ -346,29 +350,21 @@ export class KeyManager {
   }
 
   /** Runs attempts with p-retry until one succeeds or the policy gives up. */
-  #attemptAll(state: RequestState, deployments: Deployment[], signal: AbortSignal): Promise<AttemptSuccess> {
+  async #attemptAll(state: RequestState, deployments: Deployment[], signal: AbortSignal): Promise<AttemptSuccess> {
+    // The first attempt runs on its own: most requests succeed on it, and they
+    // need none of p-retry's set-up. A failure is handed to p-retry as its own
+    // attempt 1, so it goes through the same decisions as any later one.
+    let first: unknown;
+    try {
+      return await this.#attempt(state, deployments, 1, signal);
+    } catch (error) {
+      first = error;
+    }
     const retry = this.#options.retry;
     return pRetry(
       async (attempt: number) => {
-        const pick = await this.#acquire(state, deployments, attempt, signal);
-        const { deployment, key } = pick;
-        const last = state.last;
-        if (last && last.pool !== deployment.pool) {
-          this.#failovers++;
-          if (this.#wants('failover')) {
-            this.#emit('failover', {
-              requestId: state.requestId,
-              tags: state.tags,
-              metadata: state.metadata,
-              attempt,
-              from: { provider: last.pool.id, keyId: last.key.id },
-              to: { provider: deployment.pool.id, keyId: key.id },
-              reason: last.kind,
-            });
-          }
-        }
-        if (attempt > 1) this.#retries++;
-        return this.#send(state, pick, attempt, signal);
+        if (attempt === 1) throw first;
+        return this.#attempt(state, deployments, attempt, signal);
       },
       {
         retries: state.request.replayable ? retry.maxAttempts - 1 : 0,
@@ -399,6 +395,29 @@ export class KeyManager {
         shouldRetry: ({ error }) => error instanceof AttemptFailure,
       },
     );
+  }
+
+  /** One attempt: a key, a fail-over event when it changes provider, the send. */
+  async #attempt(state: RequestState, deployments: Deployment[], attempt: number, signal: AbortSignal): Promise<AttemptSuccess> {
+    const pick = await this.#acquire(state, deployments, attempt, signal);
+    const { deployment, key } = pick;
+    const last = state.last;
+    if (last && last.pool !== deployment.pool) {
+      this.#failovers++;
+      if (this.#wants('failover')) {
+        this.#emit('failover', {
+          requestId: state.requestId,
+          tags: state.tags,
+          metadata: state.metadata,
+          attempt,
+          from: { provider: last.pool.id, keyId: last.key.id },
+          to: { provider: deployment.pool.id, keyId: key.id },
+          reason: last.kind,
+        });
+      }
+    }
+    if (attempt > 1) this.#retries++;
+    return this.#send(state, pick, attempt, signal);
   }
 
   /** How long to wait before the attempt after `failure`. */
@@ -537,7 +556,8 @@ export class KeyManager {
     let readyAt = Infinity;
     let tooLarge = false;
     const tokens = state.tokens;
-    for (const fresh of [true, false]) {
+    for (let pass = 0; pass < 2; pass++) {
+      const fresh = pass === 0;
       for (const deployment of deployments) {
         if (fresh && (state.transient.get(deployment.pool) ?? 0) >= 2) continue;
         const circuit = this.#deploymentCircuit(deployment);
@@ -545,44 +565,62 @@ export class KeyManager {
           readyAt = Math.min(readyAt, circuit.openUntil ?? Infinity);
           continue;
         }
-        const candidates: KeyState[] = [];
-        for (const key of deployment.pool.keys) {
-          if (key.disabled !== undefined || key.removed) continue;
-          if (key.cooldownUntil > now) {
-            readyAt = Math.min(readyAt, key.cooldownUntil);
-            continue;
+        // A pool of up to SAMPLE keys is judged whole. A larger one is judged
+        // SAMPLE usable keys at a time, starting after the key picked last, so
+        // a pick costs the same at 10,000 keys as at 30 and every key takes its
+        // turn; the next batch is judged only when none of this one can take
+        // the request.
+        const keys = deployment.pool.keys;
+        const n = keys.length;
+        const offset = n > SAMPLE ? deployment.pool.nextScan % n : 0;
+        let scanned = 0;
+        while (scanned < n) {
+          const candidates: KeyState[] = [];
+          const positions: number[] = [];
+          while (scanned < n && candidates.length < SAMPLE) {
+            const position = (offset + scanned) % n;
+            const key = keys[position]!;
+            scanned++;
+            if (key.disabled !== undefined || key.removed) continue;
+            if (key.cooldownUntil > now) {
+              readyAt = Math.min(readyAt, key.cooldownUntil);
+              continue;
+            }
+            if (key.circuit && !key.circuit.canPass()) {
+              readyAt = Math.min(readyAt, key.circuit.openUntil ?? Infinity);
+              continue;
+            }
+            // Left for the second pass, which judges it like any other key.
+            if (fresh && state.tried.has(key)) continue;
+            candidates.push(key);
+            positions.push(position);
           }
-          if (key.circuit && !key.circuit.canPass()) {
-            readyAt = Math.min(readyAt, key.circuit.openUntil ?? Infinity);
-            continue;
+          while (candidates.length > 0) {
+            const chosen = this.#selector.select(candidates, {
+              provider: deployment.pool.id,
+              model: state.request.model,
+              requestId: state.requestId,
+              attempt,
+            });
+            const index = chosen === undefined ? -1 : candidates.indexOf(chosen as KeyState);
+            if (index === -1) {
+              readyAt = Math.min(readyAt, now);
+              break;
+            }
+            const key = candidates[index]!;
+            const reserved = key.limiter.tryReserve(tokens);
+            if (reserved.ok) {
+              if (n > SAMPLE) deployment.pool.nextScan = positions[index]! + 1;
+              // canPass() was true a moment ago on this same tick: these take the probe slots in half-open.
+              circuit?.tryPass();
+              key.circuit?.tryPass();
+              return { deployment, key, reservation: reserved.reservation, circuit };
+            }
+            if (reserved.waitMs === Infinity) tooLarge = true;
+            readyAt = Math.min(readyAt, now + reserved.waitMs);
+            candidates.splice(index, 1);
+            positions.splice(index, 1);
           }
-          // Left for the second pass, which judges it like any other key.
-          if (fresh && state.tried.has(key)) continue;
-          candidates.push(key);
-        }
-        while (candidates.length > 0) {
-          const chosen = this.#selector.select(candidates, {
-            provider: deployment.pool.id,
-            model: state.request.model,
-            requestId: state.requestId,
-            attempt,
-          });
-          const index = chosen === undefined ? -1 : candidates.indexOf(chosen as KeyState);
-          if (index === -1) {
-            readyAt = Math.min(readyAt, now);
-            break;
-          }
-          const key = candidates[index]!;
-          const reserved = key.limiter.tryReserve(tokens);
-          if (reserved.ok) {
-            // canPass() was true a moment ago on this same tick: these take the probe slots in half-open.
-            circuit?.tryPass();
-            key.circuit?.tryPass();
-            return { deployment, key, reservation: reserved.reservation, circuit };
-          }
-          if (reserved.waitMs === Infinity) tooLarge = true;
-          readyAt = Math.min(readyAt, now + reserved.waitMs);
-          candidates.splice(index, 1);
         }
       }
     }
@@ -1068,7 +1106,7 @@ export class KeyManager {
       providers[pool.id] = { id: pool.id, ...pool.counters.snapshot(), keys: pool.keys.map((key) => key.stats(now)) };
     }
     const deployments: DeploymentStats[] = [];
-    for (const { provider, upstreamModel, circuit } of this.#deploymentCircuits.values()) {
+    for (const { provider, upstreamModel, circuit } of this.#deploymentCircuits) {
       deployments.push({ provider, upstreamModel, circuit: circuit.state });
     }
     return {
@@ -1112,7 +1150,7 @@ export class KeyManager {
           key.circuit?.dispose();
         }
       }
-      for (const { circuit } of this.#deploymentCircuits.values()) circuit.dispose();
+      for (const { circuit } of this.#deploymentCircuits) circuit.dispose();
     }
     if (this.#inFlight > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
   }

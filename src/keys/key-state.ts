@@ -99,6 +99,10 @@ export class ProviderPool {
   /** Keys in configuration order (removed keys are taken out). */
   keys: KeyState[];
   readonly counters = new CounterSet();
+  /** Where the next pick starts judging keys, in pools larger than one batch. */
+  nextScan = 0;
+  /** Deployment circuits by upstream model, made on first use by the manager. */
+  readonly circuits = new Map<string, Circuit>();
 
   /** @param makeKey builds the state of one of its keys (the manager wires limiter and circuit). */
   constructor(resolved: ResolvedProvider, makeKey: (provider: string, key: ResolvedKey) => KeyState) {

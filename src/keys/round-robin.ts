@@ -1,12 +1,18 @@
 import type { KeySelector, KeyView, SelectContext } from './selector';
 
-/** Takes the usable keys of each provider in turn. */
+/**
+ * Takes the usable keys of each provider in turn: the key after the one it
+ * chose last time, or the first offered when that one is not among them
+ * (disabled, cooling, or outside the batch a large pool offered).
+ */
 export class RoundRobinSelector implements KeySelector {
-  readonly #cursor = new Map<string, number>();
+  readonly #last = new Map<string, KeyView>();
 
   select(keys: readonly KeyView[], ctx: SelectContext): KeyView | undefined {
-    const next = this.#cursor.get(ctx.provider) ?? 0;
-    this.#cursor.set(ctx.provider, next + 1 >= Number.MAX_SAFE_INTEGER ? 0 : next + 1);
-    return keys[next % keys.length];
+    const last = this.#last.get(ctx.provider);
+    const index = last === undefined ? -1 : keys.indexOf(last);
+    const chosen = keys[(index + 1) % keys.length];
+    if (chosen !== undefined) this.#last.set(ctx.provider, chosen);
+    return chosen;
   }
 }
