@@ -42,13 +42,17 @@ export interface InterceptedRequest {
   signal: AbortSignal | undefined;
 }
 
+/** The part of `full` after KEYPLEX_BASE_URL, when it starts with it (and a path or query follows). */
+function relativeToBase(full: string): string | undefined {
+  if (!full.startsWith(KEYPLEX_BASE_URL)) return undefined;
+  const rest = full.slice(KEYPLEX_BASE_URL.length);
+  return rest === '' || rest.startsWith('/') || rest.startsWith('?') ? rest : undefined;
+}
+
 /** The path relative to the API base: after KEYPLEX_BASE_URL, else after a leading `/v1`. */
 function relativePath(url: URL): string {
-  const full = url.href;
-  if (full.startsWith(KEYPLEX_BASE_URL)) {
-    const rest = full.slice(KEYPLEX_BASE_URL.length);
-    if (rest === '' || rest.startsWith('/') || rest.startsWith('?')) return rest;
-  }
+  const rest = relativeToBase(url.href);
+  if (rest !== undefined) return rest;
   const path = url.pathname.replace(/^\/v1(?=\/|$)/, '');
   return path + url.search;
 }
@@ -74,14 +78,20 @@ function readHeaders(given: RequestInit['headers'] | Headers | undefined): { hea
     if (name === OPTIONS_HEADER) options = value;
     else if (!DROPPED_HEADERS.has(name)) headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
   };
-  if (given instanceof Headers) given.forEach(take);
+  if (given instanceof Headers) {
+    // A Headers object gives its names lower-cased, each once (values already joined).
+    given.forEach((value, name) => {
+      if (name === OPTIONS_HEADER) options = value;
+      else if (!DROPPED_HEADERS.has(name)) headers[name] = value;
+    });
+  }
   else if (Array.isArray(given)) for (const [name, value] of given as [string, string][]) take(String(value), name);
   else if (given) for (const [name, value] of Object.entries(given)) if (value !== undefined && value !== null) take(String(value), name);
   return { headers, options };
 }
 
 export function intercept(input: string | URL | Request, init: RequestInit | undefined): InterceptedRequest {
-  let url: URL;
+  let url: URL | undefined;
   let method: string;
   let body: Body | null | undefined;
   let signal: AbortSignal | undefined;
@@ -93,7 +103,8 @@ export function intercept(input: string | URL | Request, init: RequestInit | und
     body = init?.body ?? input.body;
     signal = init?.signal ?? input.signal ?? undefined;
   } else {
-    url = new URL(input);
+    // What wrap() gives the SDK needs no URL parsing.
+    url = typeof input === 'string' && input.startsWith(KEYPLEX_BASE_URL) ? undefined : new URL(input);
     method = (init?.method ?? 'GET').toUpperCase();
     given = init?.headers;
     body = init?.body;
@@ -102,7 +113,7 @@ export function intercept(input: string | URL | Request, init: RequestInit | und
   const read = readHeaders(given);
   const headers = read.headers;
   const options = decodeRequestOptions(read.options);
-  const path = relativePath(url);
+  const path = url === undefined ? relativeToBase(input as string) ?? relativePath(new URL(input as string)) : relativePath(url);
   const pathOnly = path.split('?')[0]!;
 
   let json: Record<string, unknown> | undefined;
