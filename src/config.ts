@@ -9,6 +9,8 @@ import { KEY_SELECTOR_NAMES } from './keys/selector';
 import type { KeySelector, KeySelectorName } from './keys/selector';
 import { breakerSpecIssue, type BreakerSpec, type CircuitOptions } from './resilience/breaker/index';
 import { resolveLanes, type LaneOptions } from './resilience/bulkhead';
+import { catalogueProblem, type CatalogueOptions } from './routing/catalogue';
+import { ROUTING_STRATEGY_NAMES, type RoutingStrategy, type RoutingStrategyName } from './routing/strategy';
 import type { ModelPrice } from './usage/pricing';
 
 /** A key as configured: the bare secret, or an object with a label and weight. */
@@ -89,6 +91,14 @@ export interface RateLimitingOptions {
   defaultOutputTokens?: number;
 }
 
+/** Model routing: which deployment serves a request, and what else may. */
+export interface RoutingOptions extends CatalogueOptions {
+  /** How the deployments of a model are ordered. Default `'ordered'` (configuration order). */
+  strategy?: RoutingStrategyName | RoutingStrategy;
+  /** A strategy per public model (or alias), over `strategy`. */
+  perModel?: Record<string, RoutingStrategyName | RoutingStrategy>;
+}
+
 /** Options of `new KeyManager()`. Only `providers` is required. */
 export interface KeyManagerOptions {
   /** Providers by id; the id appears in events and stats. At least one. */
@@ -125,6 +135,8 @@ export interface KeyManagerOptions {
   circuitBreaker?: false | CircuitBreakerOptions;
   /** Rate-limit pacing. */
   rateLimiting?: RateLimitingOptions;
+  /** Model routing: strategies, aliases and groups, fallback chains, `auto`. */
+  routing?: RoutingOptions;
 }
 
 /** A key after validation. */
@@ -164,6 +176,7 @@ export interface ResolvedOptions {
   defaultLane: string;
   circuitBreaker: { key: CircuitOptions | false; deployment: CircuitOptions | false };
   rateLimiting: Required<RateLimitingOptions>;
+  routing: { strategy: RoutingStrategyName | RoutingStrategy; perModel: Record<string, RoutingStrategyName | RoutingStrategy>; catalogue: CatalogueOptions };
 }
 
 /** Defaults of the optional options; {@link resolveOptions} fills them in. */
@@ -209,6 +222,7 @@ const OPTION_FIELDS: Record<keyof KeyManagerOptions, true> = {
   defaultLane: true,
   circuitBreaker: true,
   rateLimiting: true,
+  routing: true,
 };
 const PROVIDER_FIELDS: Record<keyof ProviderOptions, true> = { baseURL: true, keys: true, models: true, headers: true, rpm: true, tpm: true };
 const KEY_FIELDS: Record<keyof Exclude<KeyInput, string>, true> = { key: true, id: true, weight: true, rpm: true, tpm: true };
@@ -286,6 +300,7 @@ export function resolveOptions(options: KeyManagerOptions): ResolvedOptions {
     defaultLane,
     circuitBreaker: resolveCircuitBreaker(own(input, 'circuitBreaker')),
     rateLimiting: resolveRateLimiting(own(input, 'rateLimiting')),
+    routing: resolveRouting(own(input, 'routing'), providers),
     keySelection: resolveKeySelection(own(input, 'keySelection')),
     retry: resolveRetry(own(input, 'retry')),
     attemptTimeoutMs: optionalNumber(own(input, 'attemptTimeoutMs'), 'attemptTimeoutMs', DEFAULTS.attemptTimeoutMs, MS_POSITIVE),
@@ -582,6 +597,34 @@ function resolveCircuitBreaker(raw: unknown): ResolvedOptions['circuitBreaker'] 
     key: resolveCircuitScope(own(raw, 'key'), 'circuitBreaker.key'),
     deployment: resolveCircuitScope(own(raw, 'deployment'), 'circuitBreaker.deployment'),
   };
+}
+
+function resolveStrategy(raw: unknown, field: string): RoutingStrategyName | RoutingStrategy {
+  if (typeof raw === 'string' && (ROUTING_STRATEGY_NAMES as readonly string[]).includes(raw)) return raw as RoutingStrategyName;
+  if (isPlainObject(raw) && typeof own(raw, 'order') === 'function') return raw as unknown as RoutingStrategy;
+  if (typeof raw === 'object' && raw !== null && typeof (raw as { order?: unknown }).order === 'function') return raw as RoutingStrategy;
+  throw new ConfigError(field, `expected one of ${ROUTING_STRATEGY_NAMES.map(quote).join(', ')} or an object with an order(deployments, ctx) method; got ${describe(raw)}`);
+}
+
+function resolveRouting(raw: unknown, providers: ResolvedProvider[]): ResolvedOptions['routing'] {
+  if (raw === undefined) return { strategy: 'ordered', perModel: {}, catalogue: {} };
+  if (!isPlainObject(raw)) throw new ConfigError('routing', `expected an object { strategy?, perModel?, aliases?, fallbacks?, contextFallbacks?, auto? }; got ${describeType(raw)}`);
+  checkFields(raw, { strategy: true, perModel: true, aliases: true, fallbacks: true, contextFallbacks: true, auto: true }, 'routing', 'routing option');
+  const strategy = own(raw, 'strategy') === undefined ? 'ordered' : resolveStrategy(own(raw, 'strategy'), 'routing.strategy');
+  const perModel: Record<string, RoutingStrategyName | RoutingStrategy> = {};
+  const rawPerModel = own(raw, 'perModel');
+  if (rawPerModel !== undefined) {
+    if (!isPlainObject(rawPerModel)) throw new ConfigError('routing.perModel', `expected an object of strategies by model; got ${describeType(rawPerModel)}`);
+    for (const name of Object.keys(rawPerModel)) setOwn(perModel, name, resolveStrategy(own(rawPerModel, name), prop('routing.perModel', name)));
+  }
+  // A model is known when a provider lists it; a provider that serves any model makes every name known.
+  const known = new Set<string>();
+  if (providers.every((p) => p.models !== undefined)) for (const p of providers) for (const name of p.models!.keys()) known.add(name);
+  const catalogue: Obj = {};
+  for (const name of ['aliases', 'fallbacks', 'contextFallbacks', 'auto'] as const) if (own(raw, name) !== undefined) catalogue[name] = own(raw, name);
+  const problem = catalogueProblem(catalogue, known, 'routing');
+  if (problem) throw new ConfigError(problem.field, problem.problem);
+  return { strategy, perModel, catalogue: catalogue as CatalogueOptions };
 }
 
 function resolveRateLimiting(raw: unknown): Required<RateLimitingOptions> {

@@ -14,6 +14,7 @@ export type KeyplexErrorCode =
   | 'invalid_config'
   | 'invalid_request_options'
   | 'model_not_served'
+  | 'context_length_exceeded'
   | 'no_key_available'
   | 'deadline_exceeded'
   | 'upstream_error'
@@ -22,7 +23,8 @@ export type KeyplexErrorCode =
   | 'manager_closed'
   | 'lane_full'
   | 'queue_timeout'
-  | 'unknown_lane';
+  | 'unknown_lane'
+  | 'budget_exceeded';
 
 /** How one attempt of a request ended; part of an error's detail and of events. */
 export interface AttemptOutcome {
@@ -279,4 +281,71 @@ export class UnknownLaneError extends KeyplexError {
 /** The option path of one lane's setting, e.g. `lanes.batch.maxQueue` or `lanes["my lane"].maxQueue`. */
 function laneOption(lane: string, option: string): string {
   return /^[A-Za-z_$][\w$]*$/.test(lane) ? `lanes.${lane}.${option}` : `lanes[${JSON.stringify(lane)}].${option}`;
+}
+
+/**
+ * A spend cap (a budget with `onExceeded: 'reject'`, the default) would be
+ * crossed by the request, so it was refused before anything was sent.
+ * Answers with status 429, so the SDK raises its `RateLimitError`;
+ * `retryAfterMs` is the time until the cap's window frees enough spend
+ * (a calendar window's reset, or enough of a rolling window's spend expiring).
+ */
+export class BudgetExceededError extends KeyplexError {
+  /** The budget's id, e.g. `model:gpt-4.1/day`. */
+  readonly budget: string;
+  /** The cap, USD. */
+  readonly limitUsd: number;
+  /** Spend recorded in the budget's current window when the request was refused, USD. */
+  readonly spentUsd: number;
+  /** Estimates of requests in flight held against the budget, USD. */
+  readonly heldUsd: number;
+  /** The budget's window. */
+  readonly window: 'minute' | 'hour' | 'day' | 'month';
+  /** Time until the window frees enough spend for the request, ms (also the base class's `retryAfterMs`). */
+  declare readonly retryAfterMs: number;
+  constructor(
+    budget: string,
+    detail: {
+      limitUsd: number;
+      spentUsd: number;
+      heldUsd?: number;
+      window: 'minute' | 'hour' | 'day' | 'month';
+      mode?: 'calendar' | 'rolling';
+      retryAfterMs: number;
+    },
+    options: { requestId?: string; attempts?: AttemptOutcome[] } = {},
+  ) {
+    const retryAfterMs = Math.max(0, Math.ceil(detail.retryAfterMs));
+    const heldUsd = detail.heldUsd ?? 0;
+    const held = heldUsd > 0 ? ` (+${usd(heldUsd)} held by requests in flight)` : '';
+    const frees = detail.mode === 'rolling' ? 'enough of it leaves the rolling window in' : 'the window resets in';
+    super(
+      'budget_exceeded',
+      `keyplex: budget '${budget}' would be exceeded: ${usd(detail.spentUsd)} spent${held} of its ${usd(detail.limitUsd)} per-${detail.window} cap; ${frees} ${duration(retryAfterMs)}. Raise its \`limitUsd\`, wait until then, or set \`onExceeded: 'cheaper'\` to route to cheaper deployments instead of failing.`,
+      { ...options, retryAfterMs, status: 429 },
+    );
+    this.name = 'BudgetExceededError';
+    this.budget = budget;
+    this.limitUsd = detail.limitUsd;
+    this.spentUsd = detail.spentUsd;
+    this.heldUsd = heldUsd;
+    this.window = detail.window;
+  }
+}
+
+/** `$1.25` for amounts from a dollar up, `$0.0123` below. */
+function usd(amount: number): string {
+  return `$${amount.toFixed(Math.abs(amount) >= 1 ? 2 : 4)}`;
+}
+
+/** `850 ms`, `42 s`, `12 min 5 s`, `3 h 20 min`, `4 d 6 h`. */
+function duration(ms: number): string {
+  if (ms < 1_000) return `${ms} ms`;
+  const s = Math.ceil(ms / 1_000);
+  if (s < 60) return `${s} s`;
+  if (s < 3_600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  const m = Math.ceil(s / 60);
+  if (m < 1_440) return `${Math.floor(m / 60)} h ${m % 60} min`;
+  const h = Math.ceil(m / 60);
+  return `${Math.floor(h / 24)} d ${h % 24} h`;
 }

@@ -30,8 +30,15 @@ export interface AttemptEvent extends RequestEventBase {
   attempt: number;
   provider: string;
   keyId: string;
+  /** The public model asked for. */
   model: string | undefined;
+  /** The public model this deployment serves (differs from `model` for aliases, `auto` and fallbacks). */
+  deploymentModel: string | undefined;
   upstreamModel: string | undefined;
+  /** The routing strategy that ordered this deployment (`ordered`, `cost`, `latency`, `least-busy`, `weighted`, `custom`). */
+  strategy: string;
+  /** Its place in the request's route, 1 = first choice. */
+  rank: number;
 }
 
 /** An attempt failed and another will follow after `delayMs`. */

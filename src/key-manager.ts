@@ -32,7 +32,11 @@ import { Bulkhead, type LaneStats } from './resilience/bulkhead';
 import { classifyStatus, type Classification } from './resilience/classify';
 import { estimateTokens, KeyLimiter, type Reservation } from './resilience/rate-limit/index';
 import { rateLimitResetMs, retryAfterMs } from './resilience/headers';
-import { route, type Deployment } from './routing/deployments';
+import { estimateTokens as estimatePromptTokens } from './resilience/rate-limit/index';
+import { requestFeatures, resolveModel } from './routing/catalogue';
+import { fitsContext } from './routing/context-window';
+import { Deployment, route } from './routing/deployments';
+import { createRoutingStrategy, type DeploymentView, type RoutingStrategy } from './routing/strategy';
 import { PriceTable } from './usage/pricing';
 import { tapEventStream } from './usage/sse';
 import { CounterSet, type DeploymentStats, type KeyplexStats, type ProviderStats } from './usage/stats';
@@ -101,6 +105,10 @@ interface RequestState extends RequestEventBase {
   streaming: boolean;
   /** Detaches the request from the caller's signal and from close(); for streams, called when they end. */
   finish: (() => void) | undefined;
+  /** How each deployment came to be in the route, for the `attempt` event. */
+  routes: Map<Deployment, { strategy: string; rank: number }>;
+  /** Set when deployments exist but none has a context window large enough. */
+  contextTooLong: boolean;
 }
 
 /** A request's place in a line of requests waiting for a key; `turn` is set while it waits for its turn. */
@@ -146,6 +154,8 @@ export class KeyManager {
   readonly #lines = new Map<string, LinePlace[]>();
   readonly #idPrefix = `kp_${Math.random().toString(36).slice(2, 8)}_`;
   readonly #bulkhead: Bulkhead;
+  readonly #strategy: { name: string; strategy: RoutingStrategy };
+  readonly #perModel = new Map<string, { name: string; strategy: RoutingStrategy }>();
   /** Every deployment circuit made so far, for stats and close(). */
   readonly #deploymentCircuits: { provider: string; upstreamModel: string; circuit: Circuit }[] = [];
   #sequence = 0;
@@ -161,6 +171,12 @@ export class KeyManager {
     // The resolved options held the secrets only until the key states took them.
     for (const provider of this.#options.providers) provider.keys = [];
     this.#selector = createSelector(this.#options.keySelection);
+    const named = (choice: ResolvedOptions['routing']['strategy']) => ({
+      name: typeof choice === 'string' ? choice : 'custom',
+      strategy: createRoutingStrategy(choice),
+    });
+    this.#strategy = named(this.#options.routing.strategy);
+    for (const [model, choice] of Object.entries(this.#options.routing.perModel)) this.#perModel.set(model, named(choice));
     this.#prices = new PriceTable(this.#options.prices);
   }
 
@@ -294,6 +310,8 @@ export class KeyManager {
       releaseLane: undefined,
       streaming: false,
       finish: undefined,
+      routes: new Map(),
+      contextTooLong: false,
     };
     this.#totals.requests++;
     this.#inFlight++;
@@ -319,12 +337,18 @@ export class KeyManager {
     else caller?.addEventListener('abort', onCallerAbort, { once: true });
     this.#active.add(control);
     try {
-      const deployments = route(this.#pools, request.model, request.options.provider);
+      const deployments = this.#route(state);
       if (deployments.length === 0) {
         const error =
           request.options.provider !== undefined && !this.#pools.some((p) => p.id === request.options.provider)
             ? new KeyplexError('invalid_request_options', `keyplex: request option \`provider\` names '${request.options.provider}', which is not configured.`, { requestId, status: 400 })
-            : new ModelNotServedError(request.model ?? '', requestId);
+            : state.contextTooLong
+              ? new KeyplexError(
+                  'context_length_exceeded',
+                  `keyplex: the request (about ${state.tokens} tokens with its output) fits no deployment of '${request.model}'; use a model with a larger context window or shorten it.`,
+                  { requestId, status: 400 },
+                )
+              : new ModelNotServedError(request.model ?? '', requestId);
         this.#failed(state, error.toDetail());
         return errorResponse(error, error.status ?? 400);
       }
@@ -347,6 +371,55 @@ export class KeyManager {
         for (const resolve of this.#idleWaiters.splice(0)) resolve();
       }
     }
+  }
+
+  /**
+   * The deployments that may serve the request, best first: the model (or its
+   * alias group, or what `auto` chose) ordered by its routing strategy, then
+   * each fallback tier in turn. Deployments whose context window cannot hold
+   * the request are left out. Records each one's strategy and rank for the
+   * `attempt` event.
+   */
+  #route(state: RequestState): Deployment[] {
+    const { request } = state;
+    const make = (pool: ProviderPool, model: string, upstream: string | undefined) =>
+      new Deployment(pool, model, upstream, this.#prices.lookup(upstream ?? model) ?? this.#prices.lookup(model));
+    const pinned = request.options.provider;
+    if (request.model === undefined) return route(this.#pools, undefined, pinned, make);
+    const catalogue = this.#options.routing.catalogue;
+    const hasCatalogue = catalogue.aliases !== undefined || catalogue.fallbacks !== undefined || catalogue.auto !== undefined;
+    const inputTokens = request.json ? estimatePromptTokens(request.json, 0) : 0;
+    const outputTokens = Math.max(0, state.tokens - inputTokens);
+    const tiers = hasCatalogue ? resolveModel(request.model, catalogue, requestFeatures(request.json, inputTokens)).tiers : [[request.model]];
+    const ordered: Deployment[] = [];
+    let tooLong = false;
+    for (const tier of tiers) {
+      const candidates: Deployment[] = [];
+      for (const model of tier) {
+        for (const deployment of route(this.#pools, model, pinned, make)) {
+          if (fitsContext(deployment as DeploymentView, inputTokens, outputTokens)) candidates.push(deployment);
+          else tooLong = true;
+        }
+      }
+      if (candidates.length === 0) continue;
+      const chosen = (tier.length === 1 ? this.#perModel.get(tier[0]!) : undefined) ?? this.#perModel.get(request.model) ?? this.#strategy;
+      const sorted =
+        candidates.length === 1
+          ? candidates
+          : (chosen.strategy.order(candidates as DeploymentView[], {
+              model: request.model,
+              inputTokens,
+              outputTokens,
+              stream: request.stream,
+              requestId: state.requestId,
+            }) as Deployment[]);
+      for (const deployment of sorted) {
+        state.routes.set(deployment, { strategy: chosen.name, rank: ordered.length + 1 });
+        ordered.push(deployment);
+      }
+    }
+    if (ordered.length === 0 && tooLong) state.contextTooLong = true;
+    return ordered;
   }
 
   /** Runs attempts with p-retry until one succeeds or the policy gives up. */
@@ -653,9 +726,11 @@ export class KeyManager {
     const detach = () => signal.removeEventListener('abort', forward);
 
     key.inFlight++;
+    deployment.inFlight++;
     key.counters.requests++;
     pool.counters.requests++;
     if (this.#wants('attempt')) {
+      const route = state.routes.get(deployment);
       this.#emit('attempt', {
         requestId: state.requestId,
         tags: state.tags,
@@ -664,7 +739,10 @@ export class KeyManager {
         provider: pool.id,
         keyId: key.id,
         model: request.model,
+        deploymentModel: deployment.model === '' ? undefined : deployment.model,
         upstreamModel: deployment.upstreamModel,
+        strategy: route?.strategy ?? 'ordered',
+        rank: route?.rank ?? 1,
       });
     }
 
@@ -685,6 +763,9 @@ export class KeyManager {
       // A caller error means the provider answered (healthy); a rejected key says nothing about it.
       verdict(classification.action === 'retry' ? 'failure' : classification.action === 'surface' ? 'success' : 'release');
       key.inFlight--;
+      deployment.inFlight--;
+      // A slow failure counts as slow: latency routing must not keep choosing a deployment that only fails.
+      if (classification.action === 'retry') deployment.latency.update(Date.now() - sentAt, Date.now());
       key.counters.fail(classification.kind);
       pool.counters.fail(classification.kind);
       if (classification.action === 'retry') {
@@ -702,6 +783,7 @@ export class KeyManager {
         verdict('release');
         key.limiter.refund(reservation);
         key.inFlight--;
+        deployment.inFlight--;
         outcome(undefined, 'aborted');
         return signal.reason as unknown;
       }
@@ -769,6 +851,7 @@ export class KeyManager {
       }
       clearTimeout(attemptTimer);
       const ttftMs = Date.now() - state.startedAt;
+      deployment.ttft.update(Date.now() - sentAt, Date.now());
       outcome(response.status, 'success');
       verdict('success');
       key.limiter.succeeded();
@@ -796,6 +879,8 @@ export class KeyManager {
       verdict('success');
       key.limiter.succeeded();
       key.inFlight--;
+      deployment.inFlight--;
+      deployment.latency.update(Date.now() - sentAt, Date.now());
       const usage = usageFromBody(parsed) ?? null;
       if (usage) key.limiter.reconcile(reservation, usage.totalTokens);
       const replyModel = (parsed as { model?: unknown } | null)?.model;
@@ -809,6 +894,8 @@ export class KeyManager {
     verdict('success');
     key.limiter.succeeded();
     key.inFlight--;
+    deployment.inFlight--;
+    deployment.latency.update(Date.now() - sentAt, Date.now());
     this.#account(state, deployment, key, null, undefined, false, undefined);
     return { response: this.#reply(state, key, pool, response, response.body), deployment, key };
   }
@@ -850,6 +937,7 @@ export class KeyManager {
       done = true;
       detach();
       key.inFlight--;
+      deployment.inFlight--;
       if (usage) key.limiter.reconcile(reservation, usage.totalTokens);
       if (state.streaming) {
         state.releaseLane?.();
@@ -873,6 +961,7 @@ export class KeyManager {
               done = true;
               detach();
               key.inFlight--;
+              deployment.inFlight--;
               state.releaseLane?.();
               state.finish?.();
               pick.circuit?.failure();

@@ -7,6 +7,7 @@ import type { ResolvedKey, ResolvedProvider } from '../config';
 import type { KeyDisabledReason } from '../events';
 import type { Circuit, CircuitState } from '../resilience/breaker/index';
 import type { KeyLimiter, KeyLimits } from '../resilience/rate-limit/index';
+import type { Deployment } from '../routing/deployments';
 import { CounterSet, type KeyStats } from '../usage/stats';
 import type { KeyView } from './selector';
 
@@ -103,6 +104,8 @@ export class ProviderPool {
   nextScan = 0;
   /** Deployment circuits by upstream model, made on first use by the manager. */
   readonly circuits = new Map<string, Circuit>();
+  /** Its deployments by public model, made on first use by routing. */
+  readonly deployments = new Map<string, Deployment>();
 
   /** @param makeKey builds the state of one of its keys (the manager wires limiter and circuit). */
   constructor(resolved: ResolvedProvider, makeKey: (provider: string, key: ResolvedKey) => KeyState) {

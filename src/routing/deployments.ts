@@ -3,33 +3,88 @@
  * public model into the ordered list of deployments that may serve it.
  */
 import type { ProviderPool } from '../keys/key-state';
-
-export interface Deployment {
-  pool: ProviderPool;
+import type { ModelPrice } from '../usage/pricing';
+import { Ewma } from './ewma';
+/**
+ * One deployment, kept for the manager's life: routing strategies read its
+ * live figures (in flight, latency and time-to-first-token averages). For a
+ * request that names a model it is a `DeploymentView` (its `upstreamModel`
+ * is then set).
+ */
+export class Deployment {
+  readonly pool: ProviderPool;
+  /** The public model name it serves (`''` for requests that name none). */
+  readonly model: string;
   /** The model name sent upstream; `undefined` for requests that name none. */
-  upstreamModel: string | undefined;
+  readonly upstreamModel: string | undefined;
+  readonly weight = 1;
+  readonly price: Readonly<ModelPrice> | undefined;
+  readonly contextWindow: number | undefined = undefined;
+  readonly tags: readonly string[] = [];
+  inFlight = 0;
+  readonly latency = new Ewma();
+  readonly ttft = new Ewma();
+
+  constructor(pool: ProviderPool, model: string, upstreamModel: string | undefined, price: Readonly<ModelPrice> | undefined) {
+    this.pool = pool;
+    this.model = model;
+    this.upstreamModel = upstreamModel;
+    this.price = price;
+  }
+
+  get provider(): string {
+    return this.pool.id;
+  }
+
+  get latencyMs(): number | undefined {
+    return this.latency.value;
+  }
+
+  get ttftMs(): number | undefined {
+    return this.ttft.value;
+  }
 }
 
 /**
- * The deployments for `model`, in order: providers that list the model (in
- * configuration order), then providers that serve any model. A request that
- * names no model (files, model lists) goes to the first provider only, since
- * such resources live with one provider. `pinned` restricts to one provider.
+ * The deployments for `model`, in configuration order: providers that list
+ * the model, then providers that serve any model. A request that names no
+ * model (files, model lists) goes to the first provider only, since such
+ * resources live with one provider. `pinned` restricts to one provider.
+ * Deployments are made once per provider and model (`make`) and reused.
  */
-export function route(pools: readonly ProviderPool[], model: string | undefined, pinned?: string): Deployment[] {
+export function route(
+  pools: readonly ProviderPool[],
+  model: string | undefined,
+  pinned: string | undefined,
+  make: (pool: ProviderPool, model: string, upstreamModel: string | undefined) => Deployment,
+): Deployment[] {
   const candidates = pinned === undefined ? pools : pools.filter((p) => p.id === pinned);
   if (model === undefined) {
     const first = candidates[0];
-    return first ? [{ pool: first, upstreamModel: undefined }] : [];
+    return first ? [deploymentOf(first, '', undefined, make)] : [];
   }
   const listed: Deployment[] = [];
   const open: Deployment[] = [];
   for (const pool of candidates) {
-    if (pool.models === undefined) open.push({ pool, upstreamModel: model });
+    if (pool.models === undefined) open.push(deploymentOf(pool, model, model, make));
     else {
       const upstream = pool.models.get(model);
-      if (upstream !== undefined) listed.push({ pool, upstreamModel: upstream });
+      if (upstream !== undefined) listed.push(deploymentOf(pool, model, upstream, make));
     }
   }
   return listed.concat(open);
+}
+
+function deploymentOf(
+  pool: ProviderPool,
+  model: string,
+  upstreamModel: string | undefined,
+  make: (pool: ProviderPool, model: string, upstreamModel: string | undefined) => Deployment,
+): Deployment {
+  let deployment = pool.deployments.get(model);
+  if (deployment === undefined) {
+    deployment = make(pool, model, upstreamModel);
+    pool.deployments.set(model, deployment);
+  }
+  return deployment;
 }
