@@ -32,6 +32,20 @@ export type KeyInput =
       tpm?: number;
     };
 
+/** One model on one provider (a deployment), when more than its upstream name is to be said. */
+export interface DeploymentOptions {
+  /** The provider's name for the model. Default: the public name. */
+  upstream?: string;
+  /** Context window in tokens (input + output); requests that cannot fit skip this deployment. */
+  contextWindow?: number;
+  /** Price for this deployment, over the price table (e.g. a gateway's markup). */
+  price?: ModelPrice;
+  /** Share for the `weighted` routing strategy. Default 1. */
+  weight?: number;
+  /** Free-form labels, visible to custom routing strategies. */
+  tags?: string[];
+}
+
 /** One OpenAI-compatible provider: where to send requests and with which keys. */
 export interface ProviderOptions {
   /**
@@ -48,7 +62,7 @@ export interface ProviderOptions {
    * provider serve any model (it is then tried after the providers that list
    * the model).
    */
-  models?: string[] | Record<string, string>;
+  models?: string[] | Record<string, string | DeploymentOptions>;
   /** Extra headers sent with every request to this provider (not `Authorization`). */
   headers?: Record<string, string>;
   /**
@@ -148,6 +162,14 @@ export interface ResolvedKey {
   tpm: number | undefined;
 }
 
+/** A deployment's options after validation. */
+export interface ResolvedDeployment {
+  contextWindow: number | undefined;
+  price: ModelPrice | undefined;
+  weight: number;
+  tags: string[];
+}
+
 /** A provider after validation. */
 export interface ResolvedProvider {
   id: string;
@@ -158,6 +180,8 @@ export interface ResolvedProvider {
   keys: ResolvedKey[];
   /** Public name → upstream name; `undefined` when the provider serves any model. */
   models: Map<string, string> | undefined;
+  /** Public name → what else its configuration says about that deployment. */
+  deployments: Map<string, ResolvedDeployment>;
   headers: Record<string, string>;
 }
 
@@ -412,12 +436,14 @@ function resolveProvider(id: string, raw: unknown, seenKeys: Map<string, KeySeen
     keys.push({ ...key, rpm: key.rpm ?? providerRpm, tpm: key.tpm ?? providerTpm });
   }
 
+  const deployments = new Map<string, ResolvedDeployment>();
   return {
     id,
     baseURL,
     origin,
     keys,
-    models: resolveModels(own(raw, 'models'), `${field}.models`),
+    models: resolveModels(own(raw, 'models'), `${field}.models`, deployments),
+    deployments,
     headers: resolveHeaders(own(raw, 'headers'), `${field}.headers`),
   };
 }
@@ -445,7 +471,9 @@ function resolveBaseURL(raw: unknown, field: string): { baseURL: string; origin:
   return { baseURL: url.href.replace(/\/+$/, ''), origin: url.origin };
 }
 
-function resolveModels(raw: unknown, field: string): Map<string, string> | undefined {
+const DEPLOYMENT_FIELDS: Record<keyof DeploymentOptions, true> = { upstream: true, contextWindow: true, price: true, weight: true, tags: true };
+
+function resolveModels(raw: unknown, field: string, deployments: Map<string, ResolvedDeployment>): Map<string, string> | undefined {
   if (raw === undefined) return undefined;
   const models = new Map<string, string>();
   if (Array.isArray(raw)) {
@@ -475,10 +503,33 @@ function resolveModels(raw: unknown, field: string): Map<string, string> | undef
     throw new ConfigError(field, 'expected at least one model; got an empty object. Leave `models` out to serve any model');
   }
   for (const name of names) {
-    const upstream = own(raw, name);
-    if (name === '') throw new ConfigError(prop(field, name), 'expected a non-empty public model name; got an empty string');
+    let upstream = own(raw, name);
+    const entryField = prop(field, name);
+    if (name === '') throw new ConfigError(entryField, 'expected a non-empty public model name; got an empty string');
+    if (isPlainObject(upstream)) {
+      const options = upstream;
+      checkFields(options, DEPLOYMENT_FIELDS, entryField, 'deployment option');
+      upstream = own(options, 'upstream') ?? name;
+      if (typeof upstream !== 'string' || upstream === '') {
+        throw new ConfigError(`${entryField}.upstream`, `expected the provider's non-empty model name; got ${describe(upstream)}`);
+      }
+      const rawWindow = own(options, 'contextWindow');
+      const contextWindow = rawWindow === undefined ? undefined : checkNumber(rawWindow, `${entryField}.contextWindow`, { min: 1, max: 1e9, integer: true, unit: 'tokens' });
+      const rawWeight = own(options, 'weight');
+      const weight = rawWeight === undefined ? 1 : checkNumber(rawWeight, `${entryField}.weight`, { min: 0, exclusiveMin: true, max: Number.MAX_VALUE });
+      const rawPrice = own(options, 'price');
+      const price = rawPrice === undefined ? undefined : resolvePrice(rawPrice, `${entryField}.price`);
+      const rawTags = own(options, 'tags');
+      if (rawTags !== undefined && !(Array.isArray(rawTags) && rawTags.every((t) => typeof t === 'string' && t !== ''))) {
+        throw new ConfigError(`${entryField}.tags`, `expected an array of non-empty strings; got ${describeType(rawTags)}`);
+      }
+      deployments.set(name, { contextWindow, price, weight, tags: rawTags === undefined ? [] : [...(rawTags as string[])] });
+    }
     if (typeof upstream !== 'string' || upstream === '') {
-      throw new ConfigError(prop(field, name), `expected the provider's non-empty model name; got ${describe(upstream)}`);
+      throw new ConfigError(
+        entryField,
+        `expected the provider's non-empty model name, or an object { upstream?, contextWindow?, price?, weight?, tags? }; got ${describe(upstream)}`,
+      );
     }
     models.set(name, upstream);
   }
@@ -652,20 +703,23 @@ function resolvePrices(raw: unknown): Record<string, ModelPrice> {
   for (const model of Object.keys(raw)) {
     const field = prop('prices', model);
     if (model === '') throw new ConfigError(field, 'expected a non-empty model name; got an empty string');
-    const entry = own(raw, model);
-    if (!isPlainObject(entry)) {
-      throw new ConfigError(field, `expected { input, output, cachedInput? } in USD per million tokens; got ${describeType(entry)}`);
-    }
-    checkFields(entry, PRICE_FIELDS, field, 'price field');
-    const price: ModelPrice = {
-      input: checkNumber(own(entry, 'input'), `${field}.input`, USD),
-      output: checkNumber(own(entry, 'output'), `${field}.output`, USD),
-    };
-    const cachedInput = own(entry, 'cachedInput');
-    if (cachedInput !== undefined) price.cachedInput = checkNumber(cachedInput, `${field}.cachedInput`, USD);
-    setOwn(prices, model, price);
+    setOwn(prices, model, resolvePrice(own(raw, model), field));
   }
   return prices;
+}
+
+function resolvePrice(entry: unknown, field: string): ModelPrice {
+  if (!isPlainObject(entry)) {
+    throw new ConfigError(field, `expected { input, output, cachedInput? } in USD per million tokens; got ${describeType(entry)}`);
+  }
+  checkFields(entry, PRICE_FIELDS, field, 'price field');
+  const price: ModelPrice = {
+    input: checkNumber(own(entry, 'input'), `${field}.input`, USD),
+    output: checkNumber(own(entry, 'output'), `${field}.output`, USD),
+  };
+  const cachedInput = own(entry, 'cachedInput');
+  if (cachedInput !== undefined) price.cachedInput = checkNumber(cachedInput, `${field}.cachedInput`, USD);
+  return price;
 }
 
 function resolveBoolean(raw: unknown, field: string, fallback: boolean): boolean {

@@ -37,7 +37,7 @@ import { requestFeatures, resolveModel } from './routing/catalogue';
 import { fitsContext } from './routing/context-window';
 import { Deployment, route } from './routing/deployments';
 import { createRoutingStrategy, type DeploymentView, type RoutingStrategy } from './routing/strategy';
-import { PriceTable } from './usage/pricing';
+import { costAt, PriceTable } from './usage/pricing';
 import { tapEventStream } from './usage/sse';
 import { CounterSet, type DeploymentStats, type KeyplexStats, type ProviderStats } from './usage/stats';
 import { usageFromBody, type Usage } from './usage/usage';
@@ -989,9 +989,13 @@ export class KeyManager {
     const model = state.request.model ?? replyModel;
     let costUsd: number | null = null;
     if (usage) {
-      const priced = deployment.upstreamModel ?? model;
-      costUsd = priced === undefined ? null : this.#prices.cost(priced, usage);
-      if (costUsd === null && model !== undefined && model !== priced) costUsd = this.#prices.cost(model, usage);
+      const configured = deployment.pool.deploymentOptions.get(deployment.model)?.price;
+      if (configured) costUsd = costAt(configured, usage);
+      else {
+        const priced = deployment.upstreamModel ?? model;
+        costUsd = priced === undefined ? null : this.#prices.cost(priced, usage);
+        if (costUsd === null && model !== undefined && model !== priced) costUsd = this.#prices.cost(model, usage);
+      }
     }
     key.counters.succeed(usage, costUsd);
     deployment.pool.counters.succeed(usage, costUsd);

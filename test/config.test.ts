@@ -185,6 +185,15 @@ const malformed: Array<[string, () => unknown, string]> = [
   ['lanes maxQueue negative', () => config({}, { lanes: { critical: { maxQueue: -1 } } }), 'lanes.critical.maxQueue'],
   ['lanes queueTimeoutMs 0', () => config({}, { lanes: { standard: { queueTimeoutMs: 0 } } }), 'lanes.standard.queueTimeoutMs'],
   ['defaultLane unknown', () => config({}, { defaultLane: 'urgent' }), 'defaultLane'],
+  // routing
+  ['routing not an object', () => config({}, { routing: 'cost' }), 'routing'],
+  ['routing.strategy unknown', () => config({}, { routing: { strategy: 'cheapest' } }), 'routing.strategy'],
+  ['routing.perModel strategy unknown', () => config({}, { routing: { perModel: { 'gpt-4.1': 'fastest' } } }), 'routing.perModel["gpt-4.1"]'],
+  ['routing unknown field', () => config({}, { routing: { alias: {} } }), 'routing.alias'],
+  ['deployment contextWindow 0', () => config({ models: { 'gpt-4.1': { contextWindow: 0 } } }), `${P}.models["gpt-4.1"].contextWindow`],
+  ['deployment unknown field', () => config({ models: { 'gpt-4.1': { upstreem: 'x' } } }), `${P}.models["gpt-4.1"].upstreem`],
+  ['deployment price negative', () => config({ models: { 'gpt-4.1': { price: { input: -1, output: 1 } } } }), `${P}.models["gpt-4.1"].price.input`],
+  ['deployment tags not strings', () => config({ models: { 'gpt-4.1': { tags: [1] } } }), `${P}.models["gpt-4.1"].tags`],
   // circuit breakers
   ['circuitBreaker a string', () => config({}, { circuitBreaker: 'on' }), 'circuitBreaker'],
   ['circuitBreaker unknown scope', () => config({}, { circuitBreaker: { provider: {} } }), 'circuitBreaker.provider'],
@@ -248,6 +257,7 @@ describe('resolveOptions resolves valid options', () => {
         origin: 'https://api.openai.com',
         keys: [{ key, id: fingerprint(key), weight: 1 }],
         models: undefined,
+        deployments: new Map(),
         headers: {},
       },
     ]);

@@ -3,7 +3,7 @@
  * WeakMap, so no keyplex object ever carries one as a property: not in
  * `JSON.stringify`, not in `util.inspect`, not in a debugger's object view.
  */
-import type { ResolvedKey, ResolvedProvider } from '../config';
+import type { ResolvedDeployment, ResolvedKey, ResolvedProvider } from '../config';
 import type { KeyDisabledReason } from '../events';
 import type { Circuit, CircuitState } from '../resilience/breaker/index';
 import type { KeyLimiter, KeyLimits } from '../resilience/rate-limit/index';
@@ -106,6 +106,8 @@ export class ProviderPool {
   readonly circuits = new Map<string, Circuit>();
   /** Its deployments by public model, made on first use by routing. */
   readonly deployments = new Map<string, Deployment>();
+  /** What the configuration says about its deployments, by public model. */
+  readonly deploymentOptions: ReadonlyMap<string, ResolvedDeployment>;
 
   /** @param makeKey builds the state of one of its keys (the manager wires limiter and circuit). */
   constructor(resolved: ResolvedProvider, makeKey: (provider: string, key: ResolvedKey) => KeyState) {
@@ -113,6 +115,7 @@ export class ProviderPool {
     this.baseURL = resolved.baseURL;
     this.origin = resolved.origin;
     this.models = resolved.models;
+    this.deploymentOptions = resolved.deployments;
     // Lower-case names, so they replace the SDK's headers of the same name.
     this.headers = Object.fromEntries(Object.entries(resolved.headers).map(([name, value]) => [name.toLowerCase(), value]));
     this.keys = resolved.keys.map((k) => makeKey(resolved.id, k));

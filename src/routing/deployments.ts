@@ -17,19 +17,24 @@ export class Deployment {
   readonly model: string;
   /** The model name sent upstream; `undefined` for requests that name none. */
   readonly upstreamModel: string | undefined;
-  readonly weight = 1;
+  readonly weight: number;
   readonly price: Readonly<ModelPrice> | undefined;
-  readonly contextWindow: number | undefined = undefined;
-  readonly tags: readonly string[] = [];
+  readonly contextWindow: number | undefined;
+  readonly tags: readonly string[];
   inFlight = 0;
   readonly latency = new Ewma();
   readonly ttft = new Ewma();
 
+  /** @param price the table's price for the model; a price configured on the deployment wins. */
   constructor(pool: ProviderPool, model: string, upstreamModel: string | undefined, price: Readonly<ModelPrice> | undefined) {
     this.pool = pool;
     this.model = model;
     this.upstreamModel = upstreamModel;
-    this.price = price;
+    const options = pool.deploymentOptions.get(model);
+    this.price = options?.price ?? price;
+    this.contextWindow = options?.contextWindow;
+    this.weight = options?.weight ?? 1;
+    this.tags = options?.tags ?? [];
   }
 
   get provider(): string {

@@ -69,6 +69,15 @@ const MAX_CACHED_LOOKUPS = 10_000;
 const DATE_SUFFIX = /-(?:\d{4}-\d{2}-\d{2}|\d{8})$/;
 const DASH_BETWEEN_SINGLE_DIGITS = /(?<=(?:^|\D)\d)-(?=\d(?:\D|$))/g;
 
+/**
+ * Cost of a usage in USD at `price`: uncached input at `input`, cached input
+ * at `cachedInput` (default `input`), output at `output`, per million tokens.
+ */
+export function costAt(price: Readonly<ModelPrice>, usage: Usage): number {
+  const cached = Math.min(usage.cachedInputTokens, usage.inputTokens);
+  return ((usage.inputTokens - cached) * price.input + cached * (price.cachedInput ?? price.input) + usage.outputTokens * price.output) / 1e6;
+}
+
 /** Model prices (built-in ones with overrides merged over them) and the cost of a usage. */
 export class PriceTable {
   readonly #prices = new Map<string, Readonly<ModelPrice>>();
@@ -140,13 +149,6 @@ export class PriceTable {
    */
   cost(model: string, usage: Usage): number | null {
     const price = this.lookup(model);
-    if (price === undefined) return null;
-    const cached = Math.min(usage.cachedInputTokens, usage.inputTokens);
-    return (
-      ((usage.inputTokens - cached) * price.input +
-        cached * (price.cachedInput ?? price.input) +
-        usage.outputTokens * price.output) /
-      1e6
-    );
+    return price === undefined ? null : costAt(price, usage);
   }
 }
