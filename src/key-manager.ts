@@ -33,7 +33,7 @@ import { classifyStatus, type Classification } from './resilience/classify';
 import { estimateTokens, KeyLimiter, type Reservation } from './resilience/rate-limit/index';
 import { rateLimitResetMs, retryAfterMs } from './resilience/headers';
 import { estimateTokens as estimatePromptTokens } from './resilience/rate-limit/index';
-import { requestFeatures, resolveModel } from './routing/catalogue';
+import { contextFallbackChain, requestFeatures, resolveModel } from './routing/catalogue';
 import { fitsContext } from './routing/context-window';
 import { Deployment, route } from './routing/deployments';
 import { createRoutingStrategy, type DeploymentView, type RoutingStrategy } from './routing/strategy';
@@ -109,6 +109,10 @@ interface RequestState extends RequestEventBase {
   routes: Map<Deployment, { strategy: string; rank: number }>;
   /** Set when deployments exist but none has a context window large enough. */
   contextTooLong: boolean;
+  /** The request's route (grows when a context fallback is added). */
+  deployments: Deployment[];
+  /** Models that answered `context_length_exceeded` in this request: not tried again. */
+  excludedModels: Set<string>;
 }
 
 /** A request's place in a line of requests waiting for a key; `turn` is set while it waits for its turn. */
@@ -312,6 +316,8 @@ export class KeyManager {
       finish: undefined,
       routes: new Map(),
       contextTooLong: false,
+      deployments: [],
+      excludedModels: new Set(),
     };
     this.#totals.requests++;
     this.#inFlight++;
@@ -338,6 +344,7 @@ export class KeyManager {
     this.#active.add(control);
     try {
       const deployments = this.#route(state);
+      state.deployments = deployments;
       if (deployments.length === 0) {
         const error =
           request.options.provider !== undefined && !this.#pools.some((p) => p.id === request.options.provider)
@@ -420,6 +427,30 @@ export class KeyManager {
     }
     if (ordered.length === 0 && tooLong) state.contextTooLong = true;
     return ordered;
+  }
+
+  /**
+   * After a `context_length_exceeded` answer from `failed`: leaves that model
+   * out of the rest of the request and adds the deployments of its next
+   * context fallback not yet in the route. False when there is none.
+   */
+  #addContextFallback(state: RequestState, failed: Deployment): boolean {
+    const catalogue = this.#options.routing.catalogue;
+    if (catalogue.contextFallbacks === undefined || failed.model === '') return false;
+    state.excludedModels.add(failed.model);
+    const make = (pool: ProviderPool, model: string, upstream: string | undefined) =>
+      new Deployment(pool, model, upstream, this.#prices.lookup(upstream ?? model) ?? this.#prices.lookup(model));
+    for (const model of contextFallbackChain(failed.model, catalogue)) {
+      if (state.excludedModels.has(model)) continue;
+      const added = route(this.#pools, model, state.request.options.provider, make).filter((d) => !state.deployments.includes(d));
+      if (added.length === 0) continue;
+      for (const deployment of added) {
+        state.routes.set(deployment, { strategy: 'context-fallback', rank: state.deployments.length + 1 });
+        state.deployments.push(deployment);
+      }
+      return true;
+    }
+    return false;
   }
 
   /** Runs attempts with p-retry until one succeeds or the policy gives up. */
@@ -633,6 +664,7 @@ export class KeyManager {
       const fresh = pass === 0;
       for (const deployment of deployments) {
         if (fresh && (state.transient.get(deployment.pool) ?? 0) >= 2) continue;
+        if (state.excludedModels.size > 0 && state.excludedModels.has(deployment.model)) continue;
         const circuit = this.#deploymentCircuit(deployment);
         if (circuit && !circuit.canPass()) {
           readyAt = Math.min(readyAt, circuit.openUntil ?? Infinity);
@@ -827,7 +859,11 @@ export class KeyManager {
         parsed = undefined;
       }
       const now = Date.now();
-      const classification = classifyStatus(response.status, response.headers, parsed);
+      let classification = classifyStatus(response.status, response.headers, parsed);
+      // Too long for this model: move, at no cost, to its larger-context fallback when one is configured.
+      if (classification.kind === 'context_length' && this.#addContextFallback(state, deployment)) {
+        classification = { kind: 'context_length', action: 'rotate' };
+      }
       let wait = retryAfterMs(response.headers, now);
       if (classification.disable) this.#disable(key, classification.disable);
       if (classification.cooldown) {
