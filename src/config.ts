@@ -10,6 +10,7 @@ import type { KeySelector, KeySelectorName } from './keys/selector';
 import { breakerSpecIssue, type BreakerSpec, type CircuitOptions } from './resilience/breaker/index';
 import { resolveLanes, type LaneOptions } from './resilience/bulkhead';
 import { catalogueProblem, type CatalogueOptions } from './routing/catalogue';
+import { budgetsProblem, type BudgetOptions } from './usage/budget';
 import { ROUTING_STRATEGY_NAMES, type RoutingStrategy, type RoutingStrategyName } from './routing/strategy';
 import type { ModelPrice } from './usage/pricing';
 
@@ -151,6 +152,8 @@ export interface KeyManagerOptions {
   rateLimiting?: RateLimitingOptions;
   /** Model routing: strategies, aliases and groups, fallback chains, `auto`. */
   routing?: RoutingOptions;
+  /** Spend caps in USD per overall / provider / key / model / tag, over a window. */
+  budgets?: BudgetOptions[];
 }
 
 /** A key after validation. */
@@ -201,6 +204,7 @@ export interface ResolvedOptions {
   circuitBreaker: { key: CircuitOptions | false; deployment: CircuitOptions | false };
   rateLimiting: Required<RateLimitingOptions>;
   routing: { strategy: RoutingStrategyName | RoutingStrategy; perModel: Record<string, RoutingStrategyName | RoutingStrategy>; catalogue: CatalogueOptions };
+  budgets: BudgetOptions[];
 }
 
 /** Defaults of the optional options; {@link resolveOptions} fills them in. */
@@ -247,6 +251,7 @@ const OPTION_FIELDS: Record<keyof KeyManagerOptions, true> = {
   circuitBreaker: true,
   rateLimiting: true,
   routing: true,
+  budgets: true,
 };
 const PROVIDER_FIELDS: Record<keyof ProviderOptions, true> = { baseURL: true, keys: true, models: true, headers: true, rpm: true, tpm: true };
 const KEY_FIELDS: Record<keyof Exclude<KeyInput, string>, true> = { key: true, id: true, weight: true, rpm: true, tpm: true };
@@ -325,6 +330,7 @@ export function resolveOptions(options: KeyManagerOptions): ResolvedOptions {
     circuitBreaker: resolveCircuitBreaker(own(input, 'circuitBreaker')),
     rateLimiting: resolveRateLimiting(own(input, 'rateLimiting')),
     routing: resolveRouting(own(input, 'routing'), providers),
+    budgets: resolveBudgets(own(input, 'budgets')),
     keySelection: resolveKeySelection(own(input, 'keySelection')),
     retry: resolveRetry(own(input, 'retry')),
     attemptTimeoutMs: optionalNumber(own(input, 'attemptTimeoutMs'), 'attemptTimeoutMs', DEFAULTS.attemptTimeoutMs, MS_POSITIVE),
@@ -676,6 +682,12 @@ function resolveRouting(raw: unknown, providers: ResolvedProvider[]): ResolvedOp
   const problem = catalogueProblem(catalogue, known, 'routing');
   if (problem) throw new ConfigError(problem.field, problem.problem);
   return { strategy, perModel, catalogue: catalogue as CatalogueOptions };
+}
+
+function resolveBudgets(raw: unknown): BudgetOptions[] {
+  const problem = budgetsProblem(raw);
+  if (problem) throw new ConfigError(problem.field, problem.problem);
+  return raw === undefined ? [] : (raw as BudgetOptions[]).map((budget) => ({ ...budget }));
 }
 
 function resolveRateLimiting(raw: unknown): Required<RateLimitingOptions> {

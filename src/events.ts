@@ -3,7 +3,10 @@
  * compiler against it. Payloads carry key labels (`keyId`), never keys.
  */
 import type { AttemptOutcome, FailureKind, KeyplexErrorDetail } from './errors';
+import type { BudgetExceededEvent } from './usage/budget';
 import type { Usage } from './usage/usage';
+
+export type { BudgetExceededEvent };
 
 /** Fields every per-request event carries. */
 export interface RequestEventBase {
@@ -166,6 +169,7 @@ export interface KeyplexEvents {
   'circuit:half-open': CircuitEvent;
   'circuit:close': CircuitEvent;
   'lane:rejected': LaneRejectedEvent;
+  'budget:exceeded': BudgetExceededEvent;
 }
 
 export type KeyplexEventName = keyof KeyplexEvents;

@@ -19,6 +19,10 @@ export type { KeyManagerOptions, ProviderOptions, KeyInput, RetryOptions } from 
 export {
   KeyplexError,
   ConfigError,
+  BudgetExceededError,
+  LaneFullError,
+  QueueTimeoutError,
+  UnknownLaneError,
   ModelNotServedError,
   NoKeyAvailableError,
   DeadlineExceededError,
@@ -46,6 +50,9 @@ export type {
   KeyRecoveredEvent,
   KeyAddedEvent,
   KeyRemovedEvent,
+  CircuitEvent,
+  LaneRejectedEvent,
+  BudgetExceededEvent,
 } from './events';
 
 export type { KeySelector, KeySelectorName, KeyView, SelectContext } from './keys/selector';
@@ -56,6 +63,11 @@ export { WeightedSelector } from './keys/weighted';
 export { RandomSelector } from './keys/random';
 
 export type { Usage } from './usage/usage';
+export type { BudgetOptions, BudgetScope, BudgetWindow, BudgetStats } from './usage/budget';
+export type { RoutingStrategy, RoutingStrategyName, DeploymentView, RouteContext } from './routing/strategy';
+export type { AutoStrategy, RequestFeatures } from './routing/catalogue';
+export { ComplexityAutoStrategy } from './routing/catalogue';
+export type { RoutingOptions, DeploymentOptions } from './config';
 export { DEFAULT_PRICES, PRICES_AS_OF } from './usage/pricing';
 export type { ModelPrice } from './usage/pricing';
 export type { KeyplexStats, ProviderStats, KeyStats, Counters } from './usage/stats';

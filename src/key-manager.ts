@@ -36,7 +36,9 @@ import { estimateTokens as estimatePromptTokens } from './resilience/rate-limit/
 import { contextFallbackChain, requestFeatures, resolveModel } from './routing/catalogue';
 import { fitsContext } from './routing/context-window';
 import { Deployment, route } from './routing/deployments';
+import { estimatedCost } from './routing/cost';
 import { createRoutingStrategy, type DeploymentView, type RoutingStrategy } from './routing/strategy';
+import { budgetExceededError, Budgets, type Hold } from './usage/budget';
 import { costAt, PriceTable } from './usage/pricing';
 import { tapEventStream } from './usage/sse';
 import { CounterSet, type DeploymentStats, type KeyplexStats, type ProviderStats } from './usage/stats';
@@ -113,6 +115,8 @@ interface RequestState extends RequestEventBase {
   deployments: Deployment[];
   /** Models that answered `context_length_exceeded` in this request: not tried again. */
   excludedModels: Set<string>;
+  /** The request's estimated cost held against its budgets, settled when it ends. */
+  budgetHold: Hold | undefined;
 }
 
 /** A request's place in a line of requests waiting for a key; `turn` is set while it waits for its turn. */
@@ -160,6 +164,7 @@ export class KeyManager {
   readonly #bulkhead: Bulkhead;
   readonly #strategy: { name: string; strategy: RoutingStrategy };
   readonly #perModel = new Map<string, { name: string; strategy: RoutingStrategy }>();
+  readonly #budgets: Budgets | undefined;
   /** Every deployment circuit made so far, for stats and close(). */
   readonly #deploymentCircuits: { provider: string; upstreamModel: string; circuit: Circuit }[] = [];
   #sequence = 0;
@@ -180,6 +185,12 @@ export class KeyManager {
       strategy: createRoutingStrategy(choice),
     });
     this.#strategy = named(this.#options.routing.strategy);
+    this.#budgets =
+      this.#options.budgets.length === 0
+        ? undefined
+        : new Budgets(this.#options.budgets, (event) => {
+            if (this.#wants('budget:exceeded')) this.#emit('budget:exceeded', event);
+          });
     for (const [model, choice] of Object.entries(this.#options.routing.perModel)) this.#perModel.set(model, named(choice));
     this.#prices = new PriceTable(this.#options.prices);
   }
@@ -318,6 +329,7 @@ export class KeyManager {
       contextTooLong: false,
       deployments: [],
       excludedModels: new Set(),
+      budgetHold: undefined,
     };
     this.#totals.requests++;
     this.#inFlight++;
@@ -358,6 +370,13 @@ export class KeyManager {
               : new ModelNotServedError(request.model ?? '', requestId);
         this.#failed(state, error.toDetail());
         return errorResponse(error, error.status ?? 400);
+      }
+      if (this.#budgets) {
+        const refused = this.#admitBudget(state, deployments);
+        if (refused) {
+          this.#failed(state, refused.toDetail());
+          return errorResponse(refused, refused.status ?? 429);
+        }
       }
       state.releaseLane = await this.#bulkhead.acquire(request.options.lane ?? this.#options.defaultLane, signal);
       const success = await this.#attemptAll(state, deployments, signal);
@@ -427,6 +446,48 @@ export class KeyManager {
     }
     if (ordered.length === 0 && tooLong) state.contextTooLong = true;
     return ordered;
+  }
+
+  /**
+   * Budgets: the request's cost is estimated at its first deployment's price
+   * (its token estimate × price). Over a cap with `onExceeded: 'reject'` it is
+   * refused; over a cap with `'cheaper'` its route is re-ordered cheapest
+   * first. Otherwise the estimate is held until the request ends, so
+   * concurrent requests see each other's spend before it is known.
+   */
+  #admitBudget(state: RequestState, deployments: Deployment[]): KeyplexError | undefined {
+    const budgets = this.#budgets!;
+    const { request } = state;
+    const inputTokens = request.json ? estimatePromptTokens(request.json, 0) : 0;
+    const tokens = { inputTokens, outputTokens: Math.max(0, state.tokens - inputTokens) };
+    const first = deployments[0];
+    const costOf = (d: Deployment) => {
+      const cost = estimatedCost(d as DeploymentView, tokens);
+      return Number.isFinite(cost) ? cost : 0;
+    };
+    let estimate = first ? costOf(first) : 0;
+    const info = { model: request.model, tags: state.tags };
+    const check = budgets.check(info, estimate);
+    if (!check.ok) {
+      const refused = budgetExceededError(check, { requestId: state.requestId });
+      if (refused) return refused;
+    }
+    if (check.exceeded.some((crossing) => crossing.onExceeded === 'cheaper')) {
+      // A 'cheaper' cap is crossed: cheapest deployments first (stable: ties keep their order).
+      const sortKey = (d: Deployment) => estimatedCost(d as DeploymentView, tokens); // unknown prices last
+      deployments.sort((a, b) => sortKey(a) - sortKey(b));
+      estimate = deployments[0] ? costOf(deployments[0]) : 0;
+    }
+    state.budgetHold = budgets.hold(info, estimate);
+    return undefined;
+  }
+
+  /** Settles the request's budget hold with what it really cost (0 when it failed). */
+  #settleBudget(state: RequestState, provider: string | undefined, keyId: string | undefined, costUsd: number): void {
+    const hold = state.budgetHold;
+    if (!hold || !this.#budgets) return;
+    state.budgetHold = undefined;
+    this.#budgets.settle(hold, { provider, keyId, model: state.request.model, tags: state.tags }, costUsd);
   }
 
   /**
@@ -1033,6 +1094,7 @@ export class KeyManager {
         if (costUsd === null && model !== undefined && model !== priced) costUsd = this.#prices.cost(model, usage);
       }
     }
+    this.#settleBudget(state, deployment.pool.id, key.id, costUsd ?? 0);
     key.counters.succeed(usage, costUsd);
     deployment.pool.counters.succeed(usage, costUsd);
     this.#totals.succeed(usage, costUsd);
@@ -1126,6 +1188,7 @@ export class KeyManager {
   }
 
   #failed(state: RequestState, error: KeyplexErrorDetail): void {
+    this.#settleBudget(state, state.last?.pool.id, state.last?.key.id, 0);
     this.#totals.fail(error.code);
     if (this.#wants('failure')) {
       this.#emit('failure', {

@@ -41,6 +41,7 @@ function manage(options: Partial<KeyManagerOptions> = {}) {
     'circuit:half-open': [],
     'circuit:close': [],
     'lane:rejected': [],
+    'budget:exceeded': [],
   };
   for (const name of Object.keys(events) as KeyplexEventName[]) {
     manager.on(name, (payload) => void (events[name] as unknown[]).push(payload));
