@@ -41,7 +41,7 @@ import { createRoutingStrategy, type DeploymentView, type RoutingStrategy } from
 import { budgetExceededError, Budgets, type Hold } from './usage/budget';
 import { costAt, PriceTable } from './usage/pricing';
 import { tapEventStream } from './usage/sse';
-import { CounterSet, type DeploymentStats, type KeyplexStats, type ProviderStats } from './usage/stats';
+import { TimedCounterSet, type DeploymentStats, type KeyplexStats, type ModelStats, type ProviderStats } from './usage/stats';
 import { usageFromBody, type Usage } from './usage/usage';
 
 /** What `wrap()` needs of a client: the `openai` SDK's `withOptions`. */
@@ -148,9 +148,9 @@ export class KeyManager {
   readonly #prices: PriceTable;
   readonly #emitter = new EventEmitter<EmitterEvents>();
   readonly #guards = new WeakMap<(payload: never) => void, (payload: never) => void>();
-  readonly #totals = new CounterSet<KeyplexErrorCode>();
-  #retries = 0;
-  #failovers = 0;
+  readonly #totals = new TimedCounterSet<KeyplexErrorCode>();
+  /** Requests by the public model asked for. */
+  readonly #models = new Map<string, TimedCounterSet<KeyplexErrorCode>>();
   #inFlight = 0;
   /** Controllers of requests in flight, aborted by close(). */
   readonly #active = new Set<AbortController>();
@@ -332,6 +332,8 @@ export class KeyManager {
       budgetHold: undefined,
     };
     this.#totals.requests++;
+    const modelStats = this.#modelStats(request.model);
+    if (modelStats) modelStats.requests++;
     this.#inFlight++;
     if (this.#wants('request')) {
       this.#emit('request', {
@@ -514,6 +516,17 @@ export class KeyManager {
     return false;
   }
 
+  /** The stats of a public model, made on first use; none for requests that name no model. */
+  #modelStats(model: string | undefined): TimedCounterSet<KeyplexErrorCode> | undefined {
+    if (model === undefined) return undefined;
+    let stats = this.#models.get(model);
+    if (!stats) {
+      stats = new TimedCounterSet<KeyplexErrorCode>();
+      this.#models.set(model, stats);
+    }
+    return stats;
+  }
+
   /** Runs attempts with p-retry until one succeeds or the policy gives up. */
   async #attemptAll(state: RequestState, deployments: Deployment[], signal: AbortSignal): Promise<AttemptSuccess> {
     // The first attempt runs on its own: most requests succeed on it, and they
@@ -568,7 +581,10 @@ export class KeyManager {
     const { deployment, key } = pick;
     const last = state.last;
     if (last && last.pool !== deployment.pool) {
-      this.#failovers++;
+      this.#totals.failovers++;
+      this.#modelStats(state.request.model) && this.#modelStats(state.request.model)!.failovers++;
+      deployment.pool.counters.failovers++;
+      deployment.stats.failovers++;
       if (this.#wants('failover')) {
         this.#emit('failover', {
           requestId: state.requestId,
@@ -581,7 +597,14 @@ export class KeyManager {
         });
       }
     }
-    if (attempt > 1) this.#retries++;
+    if (attempt > 1) {
+      this.#totals.retries++;
+      const model = this.#modelStats(state.request.model);
+      if (model) model.retries++;
+      key.counters.retries++;
+      deployment.pool.counters.retries++;
+      deployment.stats.retries++;
+    }
     return this.#send(state, pick, attempt, signal);
   }
 
@@ -822,6 +845,7 @@ export class KeyManager {
     deployment.inFlight++;
     key.counters.requests++;
     pool.counters.requests++;
+    deployment.stats.requests++;
     if (this.#wants('attempt')) {
       const route = state.routes.get(deployment);
       this.#emit('attempt', {
@@ -861,6 +885,7 @@ export class KeyManager {
       if (classification.action === 'retry') deployment.latency.update(Date.now() - sentAt, Date.now());
       key.counters.fail(classification.kind);
       pool.counters.fail(classification.kind);
+      deployment.stats.fail(classification.kind);
       if (classification.action === 'retry') {
         state.transient.set(pool, (state.transient.get(pool) ?? 0) + 1);
         state.transientTotal++;
@@ -949,6 +974,7 @@ export class KeyManager {
       clearTimeout(attemptTimer);
       const ttftMs = Date.now() - state.startedAt;
       deployment.ttft.update(Date.now() - sentAt, Date.now());
+      deployment.stats.ttft.record(Date.now() - sentAt);
       outcome(response.status, 'success');
       verdict('success');
       key.limiter.succeeded();
@@ -978,6 +1004,7 @@ export class KeyManager {
       key.inFlight--;
       deployment.inFlight--;
       deployment.latency.update(Date.now() - sentAt, Date.now());
+      deployment.stats.latency.record(Date.now() - sentAt);
       const usage = usageFromBody(parsed) ?? null;
       if (usage) key.limiter.reconcile(reservation, usage.totalTokens);
       const replyModel = (parsed as { model?: unknown } | null)?.model;
@@ -1065,6 +1092,7 @@ export class KeyManager {
               key.circuit?.failure();
               key.counters.fail('stream_interrupted');
               deployment.pool.counters.fail('stream_interrupted');
+              deployment.stats.fail('stream_interrupted');
               this.#failed(state, new StreamInterruptedError({ requestId: state.requestId, attempts: state.attempts, cause: error }).toDetail());
             }
             return new StreamInterruptedError({ requestId: state.requestId, attempts: state.attempts, cause: error });
@@ -1097,7 +1125,14 @@ export class KeyManager {
     this.#settleBudget(state, deployment.pool.id, key.id, costUsd ?? 0);
     key.counters.succeed(usage, costUsd);
     deployment.pool.counters.succeed(usage, costUsd);
-    this.#totals.succeed(usage, costUsd);
+    deployment.stats.succeed(usage, costUsd);
+    const latencyMs = Date.now() - state.startedAt;
+    for (const scope of [this.#totals, this.#modelStats(state.request.model)]) {
+      if (!scope) continue;
+      scope.succeed(usage, costUsd);
+      scope.latency.record(latencyMs);
+      if (ttftMs !== undefined) scope.ttft.record(ttftMs);
+    }
     if (this.#wants('success')) {
       this.#emit('success', {
         requestId: state.requestId,
@@ -1108,7 +1143,7 @@ export class KeyManager {
         model,
         upstreamModel: deployment.upstreamModel ?? replyModel,
         attempts: state.attempts.length,
-        latencyMs: Date.now() - state.startedAt,
+        latencyMs,
         ttftMs,
         usage,
         costUsd,
@@ -1190,6 +1225,7 @@ export class KeyManager {
   #failed(state: RequestState, error: KeyplexErrorDetail): void {
     this.#settleBudget(state, state.last?.pool.id, state.last?.key.id, 0);
     this.#totals.fail(error.code);
+    this.#modelStats(state.request.model)?.fail(error.code);
     if (this.#wants('failure')) {
       this.#emit('failure', {
         requestId: state.requestId,
@@ -1290,23 +1326,51 @@ export class KeyManager {
 
   // ---------------------------------------------------------------- stats and lifecycle
 
-  /** A snapshot of counters per key, per provider and in total. Keys appear by id only. */
-  stats(): KeyplexStats {
+  /**
+   * A snapshot of counters per key, provider, deployment, model and in total,
+   * with latency and time-to-first-token percentiles (p50, p95, p99). Keys
+   * appear by id only. With `{ reset: true }` every counter and histogram
+   * starts again from zero after the snapshot is taken (interval reporting);
+   * what is in flight, key states and circuits are not reset.
+   */
+  stats(options: { reset?: boolean } = {}): KeyplexStats {
     const now = Date.now();
     const providers: Record<string, ProviderStats> = {};
+    const deployments: DeploymentStats[] = [];
     for (const pool of this.#pools) {
       providers[pool.id] = { id: pool.id, ...pool.counters.snapshot(), keys: pool.keys.map((key) => key.stats(now)) };
+      for (const deployment of pool.deployments.values()) {
+        if (deployment.upstreamModel === undefined) continue;
+        deployments.push({
+          provider: pool.id,
+          model: deployment.model,
+          upstreamModel: deployment.upstreamModel,
+          circuit: pool.circuits.get(deployment.upstreamModel)?.state,
+          inFlight: deployment.inFlight,
+          ...deployment.stats.snapshot(),
+          ...deployment.stats.timings(),
+        });
+      }
     }
-    const deployments: DeploymentStats[] = [];
-    for (const { provider, upstreamModel, circuit } of this.#deploymentCircuits) {
-      deployments.push({ provider, upstreamModel, circuit: circuit.state });
-    }
-    return {
-      totals: { ...this.#totals.snapshot(), retries: this.#retries, failovers: this.#failovers, inFlight: this.#inFlight },
+    const models: Record<string, ModelStats> = {};
+    for (const [model, stats] of this.#models) models[model] = { model, ...stats.snapshot(), ...stats.timings() };
+    const snapshot: KeyplexStats = {
+      totals: { ...this.#totals.snapshot(), ...this.#totals.timings(), inFlight: this.#inFlight },
       providers,
       deployments,
+      models,
       lanes: this.#bulkhead.stats(),
     };
+    if (options.reset) {
+      this.#totals.reset();
+      for (const stats of this.#models.values()) stats.reset();
+      for (const pool of this.#pools) {
+        pool.counters.reset();
+        for (const key of pool.keys) key.counters.reset();
+        for (const deployment of pool.deployments.values()) deployment.stats.reset();
+      }
+    }
+    return snapshot;
   }
 
   /** Running and queued requests per bulkhead lane, with the lanes' capacities. */

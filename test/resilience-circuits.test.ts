@@ -266,8 +266,8 @@ describe('deployment circuit: a provider outage', () => {
     await send();
     expect(manager.stats().deployments).toEqual(
       expect.arrayContaining([
-        { provider: 'a', upstreamModel: MODEL, circuit: 'closed' },
-        { provider: 'b', upstreamModel: MODEL, circuit: 'closed' },
+        expect.objectContaining({ provider: 'a', upstreamModel: MODEL, circuit: 'closed' }),
+        expect.objectContaining({ provider: 'b', upstreamModel: MODEL, circuit: 'closed' }),
       ]),
     );
 
@@ -398,7 +398,7 @@ describe('key circuit', () => {
 
     expect(seenA).toHaveLength(12);
     expect(circuits).toEqual([]);
-    expect(manager.stats().deployments).toEqual([]);
+    expect(manager.stats().deployments.every((d) => d.circuit === undefined)).toBe(true);
     expect(manager.stats().providers.a?.keys[0]?.circuit).toBeUndefined();
   });
 });

@@ -4,6 +4,7 @@
  */
 import type { ProviderPool } from '../keys/key-state';
 import type { ModelPrice } from '../usage/pricing';
+import { TimedCounterSet } from '../usage/stats';
 import { Ewma } from './ewma';
 /**
  * One deployment, kept for the manager's life: routing strategies read its
@@ -24,6 +25,8 @@ export class Deployment {
   inFlight = 0;
   readonly latency = new Ewma();
   readonly ttft = new Ewma();
+  /** Its attempts, with latency and time-to-first-token histograms, for stats(). */
+  readonly stats = new TimedCounterSet();
 
   /** @param price the table's price for the model; a price configured on the deployment wins. */
   constructor(pool: ProviderPool, model: string, upstreamModel: string | undefined, price: Readonly<ModelPrice> | undefined) {

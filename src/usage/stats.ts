@@ -6,6 +6,7 @@ import type { FailureKind, KeyplexErrorCode } from '../errors';
 import type { CircuitState } from '../resilience/breaker/index';
 import type { LaneStats } from '../resilience/bulkhead';
 import type { KeyLimits } from '../resilience/rate-limit/index';
+import { LatencyHistogram, type Percentiles } from './histogram';
 import type { Usage } from './usage';
 
 /** Counts of one scope (a key, a provider, or all requests). */
@@ -21,6 +22,18 @@ export interface Counters<F extends string = FailureKind> {
   costUsd: number;
   /** Successful replies whose cost is unknown (no usage reported, or no price). */
   unpricedReplies: number;
+  /** Attempts that followed a failed one (totals and models: requests that needed more than one attempt). */
+  retries: number;
+  /** Attempts that went to another provider than the attempt before. */
+  failovers: number;
+}
+
+/** Latency and time-to-first-token percentiles, in ms (see {@link Percentiles}). */
+export interface Timings {
+  /** Keys... totals and models: from keyplex receiving the request to the last byte; deployments: one attempt. */
+  latencyMs: Percentiles;
+  /** Streams: to the first body bytes. */
+  ttftMs: Percentiles;
 }
 
 /** Mutable counters; `snapshot()` copies them. */
@@ -31,6 +44,20 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
   tokens: Usage = { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, reasoningTokens: 0, totalTokens: 0 };
   costUsd = 0;
   unpricedReplies = 0;
+  retries = 0;
+  failovers = 0;
+
+  /** Zeroes every counter (for interval reporting). */
+  reset(): void {
+    this.requests = 0;
+    this.successes = 0;
+    this.failures = {};
+    this.tokens = { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, reasoningTokens: 0, totalTokens: 0 };
+    this.costUsd = 0;
+    this.unpricedReplies = 0;
+    this.retries = 0;
+    this.failovers = 0;
+  }
 
   fail(kind: F): void {
     this.failures[kind] = (this.failures[kind] ?? 0) + 1;
@@ -58,7 +85,25 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
       tokens: { ...this.tokens },
       costUsd: this.costUsd,
       unpricedReplies: this.unpricedReplies,
+      retries: this.retries,
+      failovers: this.failovers,
     };
+  }
+}
+
+/** Counters with latency and time-to-first-token histograms. */
+export class TimedCounterSet<F extends string = FailureKind> extends CounterSet<F> {
+  readonly latency = new LatencyHistogram();
+  readonly ttft = new LatencyHistogram();
+
+  override reset(): void {
+    super.reset();
+    this.latency.reset();
+    this.ttft.reset();
+  }
+
+  timings(): Timings {
+    return { latencyMs: this.latency.percentiles(), ttftMs: this.ttft.percentiles() };
   }
 }
 
@@ -81,11 +126,20 @@ export interface KeyStats extends Counters {
   headroom: number;
 }
 
-/** One deployment (provider × upstream model) in `manager.stats()`. */
-export interface DeploymentStats {
+/** One deployment (provider × model) in `manager.stats()`: its attempts. */
+export interface DeploymentStats extends Counters, Timings {
   provider: string;
+  /** The public model it serves. */
+  model: string;
   upstreamModel: string;
-  circuit: CircuitState;
+  /** Its circuit's state; `undefined` when deployment circuits are off or it has not been used. */
+  circuit: CircuitState | undefined;
+  inFlight: number;
+}
+
+/** One public model (as asked for) in `manager.stats()`: its requests. */
+export interface ModelStats extends Counters<KeyplexErrorCode>, Timings {
+  model: string;
 }
 
 /** One provider in `manager.stats()`: its attempts and its keys. */
@@ -97,17 +151,16 @@ export interface ProviderStats extends Counters {
 /** What `manager.stats()` returns: a copy, safe to keep or serialise. */
 export interface KeyplexStats {
   /** Requests received by keyplex, by final outcome. */
-  totals: Counters<KeyplexErrorCode> & {
-    /** Attempts that followed a failed one. */
-    retries: number;
-    /** Attempts that went to another provider than the one before. */
-    failovers: number;
-    /** Requests waiting for an answer now. */
-    inFlight: number;
-  };
+  totals: Counters<KeyplexErrorCode> &
+    Timings & {
+      /** Requests waiting for an answer now. */
+      inFlight: number;
+    };
   providers: Record<string, ProviderStats>;
-  /** Deployments whose circuit has seen traffic. */
+  /** Deployments that have seen traffic. */
   deployments: DeploymentStats[];
+  /** Public models as asked for (aliases and `auto` under their own names). */
+  models: Record<string, ModelStats>;
   /** Bulkhead lanes: running and queued now, capacities, rejections. */
   lanes: Record<string, LaneStats>;
 }

@@ -1,0 +1,37 @@
+/**
+ * Latency percentiles from an HdrHistogram (hdr-histogram-js): bounded memory
+ * (about 9 KiB each), 2 significant digits (±1%), 1 ms to 1 hour. Kept per
+ * model, per deployment and in total — not per key, so 10,000 keys cost no
+ * histograms.
+ */
+import { build, type Histogram } from 'hdr-histogram-js';
+
+const HIGHEST_MS = 3_600_000;
+
+/** Percentiles of one histogram, in ms; `undefined` with no samples. */
+export interface Percentiles {
+  count: number;
+  p50: number | undefined;
+  p95: number | undefined;
+  p99: number | undefined;
+}
+
+export class LatencyHistogram {
+  #histogram: Histogram | undefined;
+
+  /** Records one duration in ms (clamped to 1 ms – 1 h). */
+  record(ms: number): void {
+    this.#histogram ??= build({ lowestDiscernibleValue: 1, highestTrackableValue: HIGHEST_MS, numberOfSignificantValueDigits: 2, bitBucketSize: 32 });
+    this.#histogram.recordValue(Math.min(HIGHEST_MS, Math.max(1, Math.round(ms))));
+  }
+
+  percentiles(): Percentiles {
+    const h = this.#histogram;
+    if (!h || h.totalCount === 0) return { count: 0, p50: undefined, p95: undefined, p99: undefined };
+    return { count: h.totalCount, p50: h.getValueAtPercentile(50), p95: h.getValueAtPercentile(95), p99: h.getValueAtPercentile(99) };
+  }
+
+  reset(): void {
+    this.#histogram?.reset();
+  }
+}
