@@ -681,7 +681,18 @@ function resolveRouting(raw: unknown, providers: ResolvedProvider[]): ResolvedOp
   for (const name of ['aliases', 'fallbacks', 'contextFallbacks', 'auto'] as const) if (own(raw, name) !== undefined) catalogue[name] = own(raw, name);
   const problem = catalogueProblem(catalogue, known, 'routing');
   if (problem) throw new ConfigError(problem.field, problem.problem);
-  return { strategy, perModel, catalogue: catalogue as CatalogueOptions };
+  // Copies: later changes to the caller's objects must not change routing.
+  const copyLists = (lists: unknown) =>
+    lists === undefined ? undefined : Object.fromEntries(Object.entries(lists as Record<string, string[]>).map(([name, list]) => [name, [...list]]));
+  const resolved: CatalogueOptions = {};
+  if (catalogue.aliases !== undefined) resolved.aliases = copyLists(catalogue.aliases);
+  if (catalogue.fallbacks !== undefined) resolved.fallbacks = copyLists(catalogue.fallbacks);
+  if (catalogue.contextFallbacks !== undefined) resolved.contextFallbacks = { ...(catalogue.contextFallbacks as Record<string, string>) };
+  if (catalogue.auto !== undefined) {
+    const auto = catalogue.auto as NonNullable<CatalogueOptions['auto']>;
+    resolved.auto = { ...auto, models: [...auto.models] };
+  }
+  return { strategy, perModel, catalogue: resolved };
 }
 
 function resolveBudgets(raw: unknown): BudgetOptions[] {

@@ -30,9 +30,8 @@ import { backoffDelay, sleep } from './resilience/backoff';
 import { Circuit, type CircuitChange } from './resilience/breaker/index';
 import { Bulkhead, type LaneStats } from './resilience/bulkhead';
 import { classifyStatus, type Classification } from './resilience/classify';
-import { estimateTokens, KeyLimiter, type Reservation } from './resilience/rate-limit/index';
+import { estimateInputTokens, estimateOutputTokens, KeyLimiter, type Reservation } from './resilience/rate-limit/index';
 import { rateLimitResetMs, retryAfterMs } from './resilience/headers';
-import { estimateTokens as estimatePromptTokens } from './resilience/rate-limit/index';
 import { contextFallbackChain, requestFeatures, resolveModel } from './routing/catalogue';
 import { fitsContext } from './routing/context-window';
 import { Deployment, route } from './routing/deployments';
@@ -93,12 +92,18 @@ interface RequestState extends RequestEventBase {
   deadlineMs: number;
   attempts: AttemptOutcome[];
   tried: Set<KeyState>;
+  /** Keys tried per deployment in this request (a key may serve a fallback model of the same provider). */
+  triedOn: Map<Deployment, Set<KeyState>>;
   /** Transient failures per provider in this request. */
   transient: Map<ProviderPool, number>;
   transientTotal: number;
   last: { pool: ProviderPool; key: KeyState; kind: FailureKind } | undefined;
   /** The last upstream error answer, buffered. */
   lastAnswer: { response: Response; body: string } | undefined;
+  /** Estimated prompt tokens. */
+  inputTokens: number;
+  /** Estimated output tokens (the max-tokens field, else the default). */
+  outputTokens: number;
   /** Estimated tokens (prompt + max output), reserved on the key before each attempt. */
   tokens: number;
   /** Frees the request's lane slot; called once the reply is complete (streams: when they end). */
@@ -317,11 +322,14 @@ export class KeyManager {
       deadlineMs,
       attempts: [],
       tried: new Set(),
+      triedOn: new Map(),
       transient: new Map(),
       transientTotal: 0,
       last: undefined,
       lastAnswer: undefined,
-      tokens: request.json ? estimateTokens(request.json, this.#options.rateLimiting.defaultOutputTokens) : 0,
+      inputTokens: request.json ? estimateInputTokens(request.json) : 0,
+      outputTokens: request.json ? estimateOutputTokens(request.json, this.#options.rateLimiting.defaultOutputTokens) : 0,
+      tokens: 0,
       releaseLane: undefined,
       streaming: false,
       finish: undefined,
@@ -331,6 +339,7 @@ export class KeyManager {
       excludedModels: new Set(),
       budgetHold: undefined,
     };
+    state.tokens = state.inputTokens + state.outputTokens;
     this.#totals.requests++;
     const modelStats = this.#modelStats(request.model);
     if (modelStats) modelStats.requests++;
@@ -416,8 +425,8 @@ export class KeyManager {
     if (request.model === undefined) return route(this.#pools, undefined, pinned, make);
     const catalogue = this.#options.routing.catalogue;
     const hasCatalogue = catalogue.aliases !== undefined || catalogue.fallbacks !== undefined || catalogue.auto !== undefined;
-    const inputTokens = request.json ? estimatePromptTokens(request.json, 0) : 0;
-    const outputTokens = Math.max(0, state.tokens - inputTokens);
+    const tooLongModels: string[] = [];
+    const { inputTokens, outputTokens } = state;
     const tiers = hasCatalogue ? resolveModel(request.model, catalogue, requestFeatures(request.json, inputTokens)).tiers : [[request.model]];
     const ordered: Deployment[] = [];
     let tooLong = false;
@@ -426,7 +435,10 @@ export class KeyManager {
       for (const model of tier) {
         for (const deployment of route(this.#pools, model, pinned, make)) {
           if (fitsContext(deployment as DeploymentView, inputTokens, outputTokens)) candidates.push(deployment);
-          else tooLong = true;
+          else {
+            tooLong = true;
+            if (!tooLongModels.includes(model)) tooLongModels.push(model);
+          }
         }
       }
       if (candidates.length === 0) continue;
@@ -446,6 +458,18 @@ export class KeyManager {
         ordered.push(deployment);
       }
     }
+    // Models too small for this request hand it to their context fallbacks (after everything else).
+    if (catalogue.contextFallbacks !== undefined) {
+      for (const small of tooLongModels) {
+        for (const model of contextFallbackChain(small, catalogue)) {
+          for (const deployment of route(this.#pools, model, pinned, make)) {
+            if (ordered.includes(deployment) || !fitsContext(deployment as DeploymentView, inputTokens, outputTokens)) continue;
+            state.routes.set(deployment, { strategy: 'context-fallback', rank: ordered.length + 1 });
+            ordered.push(deployment);
+          }
+        }
+      }
+    }
     if (ordered.length === 0 && tooLong) state.contextTooLong = true;
     return ordered;
   }
@@ -460,8 +484,7 @@ export class KeyManager {
   #admitBudget(state: RequestState, deployments: Deployment[]): KeyplexError | undefined {
     const budgets = this.#budgets!;
     const { request } = state;
-    const inputTokens = request.json ? estimatePromptTokens(request.json, 0) : 0;
-    const tokens = { inputTokens, outputTokens: Math.max(0, state.tokens - inputTokens) };
+    const tokens = { inputTokens: state.inputTokens, outputTokens: state.outputTokens };
     const first = deployments[0];
     const costOf = (d: Deployment) => {
       const cost = estimatedCost(d as DeploymentView, tokens);
@@ -780,7 +803,7 @@ export class KeyManager {
               continue;
             }
             // Left for the second pass, which judges it like any other key.
-            if (fresh && state.tried.has(key)) continue;
+            if (fresh && state.triedOn.get(deployment)?.has(key)) continue;
             candidates.push(key);
             positions.push(position);
           }
@@ -829,6 +852,9 @@ export class KeyManager {
     const sentAt = Date.now();
     const firstTryOfKey = !state.tried.has(key);
     state.tried.add(key);
+    let triedHere = state.triedOn.get(deployment);
+    if (!triedHere) state.triedOn.set(deployment, (triedHere = new Set()));
+    triedHere.add(key);
 
     const headers: Record<string, string> = { ...request.headers, ...pool.headers, authorization: `Bearer ${secretOf(key)}` };
     const injectUsage = this.#options.streamUsage && request.stream && request.streamUsagePath && !request.callerAskedUsage;

@@ -10,17 +10,20 @@
 import OpenAI from 'openai';
 import { parseArgs } from 'node:util';
 import { KeyManager } from '../index';
-import { breakdownTable, comparisonTable, summarize } from './report';
+import { COST_ALIAS, FIXED_MODEL } from './cost';
+import { breakdownTable, comparisonTable, costTable, summarize } from './report';
 import { runDemo } from './run';
 import { makeWorkload, runWorkload } from './workload';
 
-const HELP = `keyplex-demo: the same workload through one key and through keyplex, offline.
+const HELP = `keyplex-demo: the same workload through one key and through keyplex, offline;
+then the same prompts through keyplex for a fixed gpt-4.1 and with cost routing.
 
   --requests N      requests per run (default 600)
   --concurrency N   requests in flight (default 24)
   --faults P        injected failure rate per request, 0..1 (default 0.042)
   --rpm N           requests per minute per simulated key (default 240)
   --seed N          seed of the workload and the simulator (default 42)
+  --skip-cost       leave out the cost-routing comparison
   --json            print the results as JSON
   --real            run against real providers from the environment (see README)
   --help            this text`;
@@ -70,6 +73,7 @@ async function main(): Promise<void> {
       faults: { type: 'string' },
       rpm: { type: 'string' },
       seed: { type: 'string' },
+      'skip-cost': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       real: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -98,7 +102,7 @@ async function main(): Promise<void> {
     return;
   }
 
-  const result = await runDemo({ requests, concurrency, faults, rpm, seed, onProgress: progress });
+  const result = await runDemo({ requests, concurrency, faults, rpm, seed, cost: !values['skip-cost'], onProgress: progress });
   if (values.json) {
     console.log(JSON.stringify(result, null, 2));
     return;
@@ -108,6 +112,24 @@ async function main(): Promise<void> {
   console.log(comparisonTable(result.runs));
   console.log('\nWhere keyplex sent the requests:\n');
   console.log(breakdownTable(result.keyplexStats));
+  if (result.cost) {
+    const { alias, runs, savings } = result.cost;
+    const [fixed, routed] = runs;
+    console.log(`\nCost routing — the same ${fixed!.requests} prompts through keyplex, every request for ${FIXED_MODEL}, then for the alias`);
+    console.log(`'${COST_ALIAS}' (${alias.models.join(', ')}) with routing strategy 'cost'. Spend from measured usage:\n`);
+    console.log(costTable(result.cost));
+    if (Number.isFinite(savings)) {
+      console.log(`\ncost routing spent ${(savings * 100).toFixed(1)}% less than ${FIXED_MODEL} (${usdText(routed!.costUsd)} vs ${usdText(fixed!.costUsd)}).`);
+    }
+    console.log(`cost routing sends each request to the cheapest deployment with rate-limit room; lower --rpm to see it spill to the next cheapest.`);
+    for (const run of runs) {
+      if (!run.billMatches) console.log(`note: ${run.label}: keyplex measured ${usdText(run.costUsd)} over ${run.tokens} tokens; the simulator billed ${usdText(run.billed.costUsd)} over ${run.billed.tokens}.`);
+    }
+  }
+}
+
+function usdText(v: number): string {
+  return `$${v.toFixed(v < 1 ? 4 : 2)}`;
 }
 
 main().catch((error: unknown) => {

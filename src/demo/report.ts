@@ -2,6 +2,7 @@
  * The demo's side-by-side table.
  */
 import type { KeyplexStats } from '../index';
+import type { CostComparison, CostRunSummary } from './cost';
 import { percentile, type RunResult } from './workload';
 
 /** The figures of one run, as printed and as `--json` gives them. */
@@ -79,4 +80,30 @@ export function breakdownTable(stats: KeyplexStats): string {
     }
   }
   return table(rows);
+}
+
+/** The cost comparison: fixed `gpt-4.1` vs `cost` routing, spend from measured usage, share per model. */
+export function costTable(comparison: CostComparison): string {
+  const runs = comparison.runs;
+  const row = (name: string, f: (r: CostRunSummary) => string) => [name, ...runs.map(f)];
+  const models = comparison.alias.models;
+  return table([
+    ['', ...runs.map((r) => r.label)],
+    row('model asked for', (r) => (r.asked === comparison.alias.name ? `${r.asked} (alias)` : r.asked)),
+    row('routing strategy', (r) => r.strategy),
+    row('requests', (r) => String(r.requests)),
+    row('errors seen by the application', (r) => `${pct(r.errorRate)} (${r.errors})`),
+    row('latency p50', (r) => ms(r.p50Ms)),
+    row('latency p99', (r) => ms(r.p99Ms)),
+    row('tokens (measured usage)', (r) => String(r.tokens)),
+    row('spend (sum of success costUsd)', (r) => usd(r.costUsd)),
+    row("spend (simulator's bill)", (r) => `${usd(r.billed.costUsd)}${r.billMatches ? '' : ' (differs)'}`),
+    row('cost per million tokens', (r) => usd(r.costPerMillionTokensUsd)),
+    ...models.map((model) =>
+      row(`answered by ${model}`, (r) => {
+        const share = r.models.find((m) => m.model === model);
+        return share ? `${pct(share.share)} (${share.requests})` : '0.0% (0)';
+      }),
+    ),
+  ]);
 }

@@ -1,10 +1,13 @@
 /**
  * The demo's main job, apart from its command line: the same workload through
- * a single key and through keyplex, against simulated providers on loopback.
+ * a single key and through keyplex, against simulated providers on loopback;
+ * then the same prompts through keyplex for a fixed `gpt-4.1` and with `cost`
+ * routing over an alias of the four models.
  */
 import OpenAI from 'openai';
 import { KeyManager, type KeyplexStats } from '../index';
 import { ProviderSimulator } from '../testing/index';
+import { runCostComparison, type CostComparison } from './cost';
 import { summarize, type RunSummary } from './report';
 import { DEMO_MODELS, demoWorld } from './setup';
 import { makeWorkload, runWorkload } from './workload';
@@ -21,6 +24,10 @@ export interface DemoOptions {
   latencyScale?: number;
   /** The simulated rate window: `rpm` is allowed per this many ms. Default 60000. */
   rateWindowMs?: number;
+  /** Run the cost comparison (fixed `gpt-4.1` vs `cost` routing) too. Default true. */
+  cost?: boolean;
+  /** Requests of each cost-comparison run (its first prompts of the workload). Default `requests`. */
+  costRequests?: number;
   onProgress?: (label: string, total: number) => (done: number, errors: number) => void;
 }
 
@@ -29,6 +36,8 @@ export interface DemoResult {
   /** `single key`, then `keyplex`. */
   runs: RunSummary[];
   keyplexStats: KeyplexStats;
+  /** Fixed `gpt-4.1` vs `cost` routing over the alias `chat`; null with `cost: false`. */
+  cost: CostComparison | null;
 }
 
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
@@ -71,8 +80,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const keyplexStats = manager.stats();
     const keyplexSummary = summarize('keyplex', keyplexRun, billed(), keyplexStats);
     await manager.close();
+
+    // 3. The same prompts through keyplex: a fixed gpt-4.1, then cost routing over an alias.
+    const cost =
+      options.cost === false
+        ? null
+        : await runCostComparison(
+            { providers: () => world.keyplex(server.baseURL), reset: () => simulator.reset(), billed, concurrency, progress },
+            items.slice(0, Math.max(1, Math.min(requests, options.costRequests ?? requests))),
+          );
     const { onProgress: _, ...settings } = options;
-    return { settings, runs: [singleSummary, keyplexSummary], keyplexStats };
+    return { settings, runs: [singleSummary, keyplexSummary], keyplexStats, cost };
   } finally {
     await server.close();
   }

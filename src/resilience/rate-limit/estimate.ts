@@ -38,8 +38,12 @@ const CHARS_PER_TOKEN = 4;
  * @param defaultOutput Output tokens assumed without a max-tokens field. Default {@link DEFAULT_OUTPUT_TOKENS}.
  */
 export function estimateTokens(body: Record<string, unknown> | undefined, defaultOutput: number = DEFAULT_OUTPUT_TOKENS): number {
-  const fallback = Number.isFinite(defaultOutput) && defaultOutput >= 0 ? defaultOutput : DEFAULT_OUTPUT_TOKENS;
-  if (typeof body !== 'object' || body === null) return fallback;
+  return estimateInputTokens(body) + estimateOutputTokens(body, defaultOutput);
+}
+
+/** The prompt part of {@link estimateTokens}: characters of input text ÷ 4, plus token ids. 0 without a body. */
+export function estimateInputTokens(body: Record<string, unknown> | undefined): number {
+  if (typeof body !== 'object' || body === null) return 0;
   let chars = 0;
   let ids = 0;
   for (const field of INPUT_FIELDS) {
@@ -49,6 +53,13 @@ export function estimateTokens(body: Record<string, unknown> | undefined, defaul
     chars += counted.chars;
     ids += counted.ids;
   }
+  return Math.ceil(chars / CHARS_PER_TOKEN) + ids;
+}
+
+/** The output part of {@link estimateTokens}: the largest max-tokens field, else `defaultOutput`, times `n`. */
+export function estimateOutputTokens(body: Record<string, unknown> | undefined, defaultOutput: number = DEFAULT_OUTPUT_TOKENS): number {
+  const fallback = Number.isFinite(defaultOutput) && defaultOutput >= 0 ? defaultOutput : DEFAULT_OUTPUT_TOKENS;
+  if (typeof body !== 'object' || body === null) return fallback;
   let output: number | undefined;
   for (const field of MAX_FIELDS) {
     const value = body[field];
@@ -56,7 +67,7 @@ export function estimateTokens(body: Record<string, unknown> | undefined, defaul
   }
   const n = body.n;
   const choices = typeof n === 'number' && Number.isInteger(n) && n > 1 ? n : 1;
-  return Math.ceil(chars / CHARS_PER_TOKEN) + ids + (output ?? fallback) * choices;
+  return (output ?? fallback) * choices;
 }
 
 /** Characters of text (and token ids, when `idsCount`) under `root`, iteratively. */

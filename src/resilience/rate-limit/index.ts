@@ -6,7 +6,7 @@
  */
 export { AimdEstimator, type AimdState } from './aimd';
 export { MINUTE_MS, TokenBucket, type TokenBucketState } from './bucket';
-export { DEFAULT_OUTPUT_TOKENS, estimateTokens } from './estimate';
+export { DEFAULT_OUTPUT_TOKENS, estimateInputTokens, estimateOutputTokens, estimateTokens } from './estimate';
 export {
   exhaustedDimensions,
   KeyLimiter,
