@@ -951,8 +951,8 @@ export class KeyManager {
       throw transportFailure(error);
     }
 
-    key.limiter.learn(response.headers);
-    if (!response.ok) {
+    /** The whole body as text, the attempt then finished; a body that fails mid-way is a transport failure. */
+    const readText = async (): Promise<string> => {
       let text: string;
       try {
         text = await response.text();
@@ -963,7 +963,12 @@ export class KeyManager {
       }
       clearTimeout(attemptTimer);
       detach();
-      text = text.replaceAll(secretOf(key), `[key ${key.id}]`);
+      return text;
+    };
+
+    key.limiter.learn(response.headers);
+    if (!response.ok) {
+      const text = (await readText()).replaceAll(secretOf(key), `[key ${key.id}]`);
       let parsed: unknown;
       try {
         parsed = JSON.parse(text);
@@ -1008,16 +1013,7 @@ export class KeyManager {
     }
 
     if (contentType.includes('json')) {
-      let text: string;
-      try {
-        text = await response.text();
-      } catch (error) {
-        clearTimeout(attemptTimer);
-        detach();
-        throw transportFailure(error);
-      }
-      clearTimeout(attemptTimer);
-      detach();
+      const text = await readText();
       let parsed: unknown;
       try {
         parsed = JSON.parse(text);
