@@ -37,7 +37,7 @@ import { fitsContext } from './routing/context-window';
 import { Deployment, route } from './routing/deployments';
 import { estimatedCost } from './routing/cost';
 import { createRoutingStrategy, type DeploymentView, type RoutingStrategy } from './routing/strategy';
-import { budgetExceededError, Budgets, type Hold } from './usage/budget';
+import { budgetExceededError, Budgets, type BudgetExceededEvent, type Hold } from './usage/budget';
 import { costAt, PriceTable } from './usage/pricing';
 import { tapEventStream } from './usage/sse';
 import { TimedCounterSet, type DeploymentStats, type KeyplexStats, type ModelStats, type ProviderStats } from './usage/stats';
@@ -170,6 +170,8 @@ export class KeyManager {
   readonly #strategy: { name: string; strategy: RoutingStrategy };
   readonly #perModel = new Map<string, { name: string; strategy: RoutingStrategy }>();
   readonly #budgets: Budgets | undefined;
+  /** Budgets whose crossing was announced, until their window resets. */
+  readonly #budgetAnnounced = new Map<string, number>();
   /** Every deployment circuit made so far, for stats and close(). */
   readonly #deploymentCircuits: { provider: string; upstreamModel: string; circuit: Circuit }[] = [];
   #sequence = 0;
@@ -193,9 +195,7 @@ export class KeyManager {
     this.#budgets =
       this.#options.budgets.length === 0
         ? undefined
-        : new Budgets(this.#options.budgets, (event) => {
-            if (this.#wants('budget:exceeded')) this.#emit('budget:exceeded', event);
-          });
+        : new Budgets(this.#options.budgets, (event) => this.#budgetCrossed(event));
     for (const [model, choice] of Object.entries(this.#options.routing.perModel)) this.#perModel.set(model, named(choice));
     this.#prices = new PriceTable(this.#options.prices);
   }
@@ -492,19 +492,49 @@ export class KeyManager {
     };
     let estimate = first ? costOf(first) : 0;
     const info = { model: request.model, tags: state.tags };
-    const check = budgets.check(info, estimate);
+    let check = budgets.check(info, estimate);
+    if (check.exceeded.some((crossing) => crossing.onExceeded === 'cheaper')) {
+      // A 'cheaper' cap is crossed: cheapest deployments first (stable: ties keep
+      // their order), and every cap judged again at the cheaper price.
+      const sortKey = (d: Deployment) => estimatedCost(d as DeploymentView, tokens); // unknown prices last
+      deployments.sort((a, b) => sortKey(a) - sortKey(b));
+      estimate = deployments[0] ? costOf(deployments[0]) : 0;
+      for (const crossing of check.exceeded) this.#budgetCrossed(crossing);
+      check = budgets.check(info, estimate);
+    }
+    for (const crossing of check.exceeded) this.#budgetCrossed(crossing);
     if (!check.ok) {
       const refused = budgetExceededError(check, { requestId: state.requestId });
       if (refused) return refused;
     }
-    if (check.exceeded.some((crossing) => crossing.onExceeded === 'cheaper')) {
-      // A 'cheaper' cap is crossed: cheapest deployments first (stable: ties keep their order).
-      const sortKey = (d: Deployment) => estimatedCost(d as DeploymentView, tokens); // unknown prices last
-      deployments.sort((a, b) => sortKey(a) - sortKey(b));
-      estimate = deployments[0] ? costOf(deployments[0]) : 0;
-    }
     state.budgetHold = budgets.hold(info, estimate);
     return undefined;
+  }
+
+  /**
+   * `budget:exceeded`, once per budget and window: when a request is refused or
+   * re-routed by a cap, or spend and holds reach it, whichever comes first.
+   */
+  #budgetCrossed(crossing: { id?: string; budget?: string; limitUsd: number; spentUsd: number; heldUsd: number; window: BudgetExceededEvent['window']; mode: BudgetExceededEvent['mode']; onExceeded: 'reject' | 'cheaper'; resetsInMs: number; scope?: BudgetExceededEvent['scope'] }): void {
+    const id = crossing.budget ?? crossing.id!;
+    const now = Date.now();
+    const until = this.#budgetAnnounced.get(id);
+    if (until !== undefined && now < until) return;
+    this.#budgetAnnounced.set(id, now + Math.max(crossing.resetsInMs, 1));
+    if (!this.#wants('budget:exceeded')) return;
+    const scope = crossing.scope ?? this.#budgets?.stats().find((b) => b.id === id)?.scope;
+    if (!scope) return;
+    this.#emit('budget:exceeded', {
+      budget: id,
+      scope,
+      limitUsd: crossing.limitUsd,
+      spentUsd: crossing.spentUsd,
+      heldUsd: crossing.heldUsd,
+      window: crossing.window,
+      mode: crossing.mode,
+      onExceeded: crossing.onExceeded,
+      resetsInMs: crossing.resetsInMs,
+    });
   }
 
   /** Settles the request's budget hold with what it really cost (0 when it failed). */
@@ -1382,6 +1412,7 @@ export class KeyManager {
       deployments,
       models,
       lanes: this.#bulkhead.stats(),
+      budgets: this.#budgets?.stats() ?? [],
     };
     if (options.reset) {
       this.#totals.reset();

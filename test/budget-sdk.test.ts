@@ -69,7 +69,7 @@ test("a model cap with onExceeded 'cheaper' sends requests to the cheapest deplo
 
 test("past a 'reject' cap the SDK raises RateLimitError with code budget_exceeded and retryAfterMs, and nothing is sent", async () => {
   const pricey = provider(PRICEY, (call) => chatReply(String(call.body?.model), 'ok', USAGE));
-  const { client } = manage({ budgets: [{ scope: { tag: 'team-a' }, limitUsd: 0.03, window: 'minute' }] });
+  const { client, exceeded, manager } = manage({ budgets: [{ scope: { tag: 'team-a' }, limitUsd: 0.03, window: 'minute' }] });
   const tagged = { headers: { 'x-keyplex-options': encodeURIComponent(JSON.stringify({ tags: ['team-a'] })) } };
 
   await client.chat.completions.create(BODY, tagged);
@@ -80,4 +80,6 @@ test("past a 'reject' cap the SDK raises RateLimitError with code budget_exceede
   expect(detail?.code).toBe('budget_exceeded');
   expect(detail?.retryAfterMs).toBeGreaterThan(0);
   expect(pricey).toHaveLength(1);
+  expect(exceeded.map((e) => e.budget)).toEqual(['tag:team-a/minute']);
+  expect(manager.stats().budgets[0]).toMatchObject({ id: 'tag:team-a/minute', spentUsd: expect.closeTo(0.02, 9) });
 });

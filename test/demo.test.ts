@@ -1,13 +1,14 @@
 /**
  * The offline demo's main job: its keyplex column must beat the single key
- * on what the application sees. Runs the real loopback simulator (no msw in
+ * on what the application sees, and cost routing must spend less than a fixed
+ * gpt-4.1 on the same prompts. Runs the real loopback simulator (no msw in
  * this file) with latencies off and a 2 s rate window so it stays fast.
  */
 import { expect, test } from 'vitest';
 import { runDemo } from '../src/demo/run';
 
-test('through keyplex the application sees fewer errors and more throughput than with one key', async () => {
-  const result = await runDemo({ requests: 240, concurrency: 16, faults: 0.042, rpm: 60, seed: 3, latencyScale: 0, rateWindowMs: 2000 });
+test('through keyplex the application sees fewer errors and more throughput than with one key; cost routing spends less than gpt-4.1', async () => {
+  const result = await runDemo({ requests: 240, concurrency: 16, faults: 0.042, rpm: 60, seed: 3, latencyScale: 0, rateWindowMs: 2000, costRequests: 80 });
   const [single, keyplex] = result.runs;
 
   expect(single!.errors).toBeGreaterThan(0);
@@ -15,4 +16,25 @@ test('through keyplex the application sees fewer errors and more throughput than
   expect(keyplex!.throughputRps).toBeGreaterThan(single!.throughputRps);
   expect(keyplex!.requests).toBe(240);
   expect(result.keyplexStats.totals.successes).toBe(240 - keyplex!.errors);
+
+  // The same prompts: every request for gpt-4.1, then `cost` routing over the alias.
+  const [fixed, routed] = result.cost!.runs;
+  expect(fixed!.asked).toBe('gpt-4.1');
+  expect(routed!.asked).toBe('chat');
+  expect(routed!.strategy).toBe('cost');
+  for (const run of [fixed!, routed!]) {
+    expect(run.requests).toBe(80);
+    expect(run.errors).toBe(0);
+    expect(run.unpricedReplies).toBe(0);
+    expect(run.costUsd).toBeGreaterThan(0);
+    // Spend from measured usage (success events) is what the simulator billed.
+    expect(run.billMatches).toBe(true);
+    expect(run.tokens).toBe(run.billed.tokens);
+    expect(run.costUsd).toBeCloseTo(run.billed.costUsd, 9);
+    expect(run.models.reduce((n, m) => n + m.requests, 0)).toBe(80);
+  }
+  expect(fixed!.models.find((m) => m.model === 'gpt-4.1')!.requests).toBe(80);
+  expect(routed!.models.find((m) => m.model === 'gpt-4.1')!.requests).toBe(0);
+  expect(routed!.costUsd).toBeLessThan(fixed!.costUsd);
+  expect(result.cost!.savings).toBeGreaterThan(0.5);
 }, 30_000);

@@ -5,6 +5,7 @@
 import type { FailureKind, KeyplexErrorCode } from '../errors';
 import type { CircuitState } from '../resilience/breaker/index';
 import type { LaneStats } from '../resilience/bulkhead';
+import type { BudgetStats } from './budget';
 import type { KeyLimits } from '../resilience/rate-limit/index';
 import { LatencyHistogram, type Percentiles } from './histogram';
 import type { Usage } from './usage';
@@ -163,4 +164,6 @@ export interface KeyplexStats {
   models: Record<string, ModelStats>;
   /** Bulkhead lanes: running and queued now, capacities, rejections. */
   lanes: Record<string, LaneStats>;
+  /** Budgets: spent, held and remaining in the current window. */
+  budgets: BudgetStats[];
 }
