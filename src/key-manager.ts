@@ -1036,6 +1036,7 @@ export class KeyManager {
       const ttftMs = Date.now() - state.startedAt;
       deployment.ttft.update(Date.now() - sentAt, Date.now());
       deployment.stats.ttft.record(Date.now() - sentAt);
+      pool.counters.ttft.record(Date.now() - sentAt);
       outcome(response.status, 'success');
       verdict('success');
       key.limiter.succeeded();
@@ -1057,6 +1058,7 @@ export class KeyManager {
       deployment.inFlight--;
       deployment.latency.update(Date.now() - sentAt, Date.now());
       deployment.stats.latency.record(Date.now() - sentAt);
+      pool.counters.latency.record(Date.now() - sentAt);
       const usage = usageFromBody(parsed) ?? null;
       if (usage) key.limiter.reconcile(reservation, usage.totalTokens);
       const replyModel = (parsed as { model?: unknown } | null)?.model;
@@ -1390,7 +1392,7 @@ export class KeyManager {
     const providers: Record<string, ProviderStats> = {};
     const deployments: DeploymentStats[] = [];
     for (const pool of this.#pools) {
-      providers[pool.id] = { id: pool.id, ...pool.counters.snapshot(), keys: pool.keys.map((key) => key.stats(now)) };
+      providers[pool.id] = { id: pool.id, ...pool.counters.snapshot(), ...pool.counters.timings(), keys: pool.keys.map((key) => key.stats(now)) };
       for (const deployment of pool.deployments.values()) {
         if (deployment.upstreamModel === undefined) continue;
         deployments.push({

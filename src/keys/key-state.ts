@@ -8,7 +8,7 @@ import type { KeyDisabledReason } from '../events';
 import type { Circuit, CircuitState } from '../resilience/breaker/index';
 import type { KeyLimiter, KeyLimits } from '../resilience/rate-limit/index';
 import type { Deployment } from '../routing/deployments';
-import { CounterSet, type KeyStats } from '../usage/stats';
+import { CounterSet, TimedCounterSet, type KeyStats } from '../usage/stats';
 import type { KeyView } from './selector';
 
 const secrets = new WeakMap<KeyState, string>();
@@ -99,7 +99,8 @@ export class ProviderPool {
   readonly headers: Readonly<Record<string, string>>;
   /** Keys in configuration order (removed keys are taken out). */
   keys: KeyState[];
-  readonly counters = new CounterSet();
+  /** Its attempts, with latency and time-to-first-token histograms. */
+  readonly counters = new TimedCounterSet();
   /** Where the next pick starts judging keys, in pools larger than one batch. */
   nextScan = 0;
   /** Deployment circuits by upstream model, made on first use by the manager. */

@@ -143,8 +143,8 @@ export interface ModelStats extends Counters<KeyplexErrorCode>, Timings {
   model: string;
 }
 
-/** One provider in `manager.stats()`: its attempts and its keys. */
-export interface ProviderStats extends Counters {
+/** One provider in `manager.stats()`: its attempts (with attempt latency and TTFT percentiles) and its keys. */
+export interface ProviderStats extends Counters, Timings {
   id: string;
   keys: KeyStats[];
 }
