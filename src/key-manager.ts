@@ -1037,6 +1037,7 @@ export class KeyManager {
       deployment.ttft.update(Date.now() - sentAt, Date.now());
       deployment.stats.ttft.record(Date.now() - sentAt);
       pool.counters.ttft.record(Date.now() - sentAt);
+      key.counters.ttft.record(Date.now() - sentAt);
       outcome(response.status, 'success');
       verdict('success');
       key.limiter.succeeded();
@@ -1059,6 +1060,7 @@ export class KeyManager {
       deployment.latency.update(Date.now() - sentAt, Date.now());
       deployment.stats.latency.record(Date.now() - sentAt);
       pool.counters.latency.record(Date.now() - sentAt);
+      key.counters.latency.record(Date.now() - sentAt);
       const usage = usageFromBody(parsed) ?? null;
       if (usage) key.limiter.reconcile(reservation, usage.totalTokens);
       const replyModel = (parsed as { model?: unknown } | null)?.model;

@@ -59,6 +59,18 @@ test('each model counts its requests with latency percentiles from a histogram',
   expect(model.ttftMs.count).toBe(0);
 });
 
+test('each key and provider reports attempt latency percentiles too', async () => {
+  provider(ONE, () => chatReply('gpt-4.1'));
+  const { client, manager } = manage();
+  for (let i = 0; i < 5; i++) await client.chat.completions.create(BODY);
+
+  const one = manager.stats().providers.one!;
+  expect(one.latencyMs.count).toBe(5);
+  expect(one.keys[0]?.latencyMs.count).toBe(5);
+  expect(one.keys[0]?.latencyMs.p99).toBeGreaterThanOrEqual(1);
+  expect(manager.stats().providers.two?.keys[0]?.latencyMs).toEqual({ count: 0, p50: undefined, p95: undefined, p99: undefined });
+});
+
 test('stats({ reset: true }) returns the interval so far and starts the next one from zero', async () => {
   provider(ONE, () => chatReply('gpt-4.1'));
   const { client, manager } = manage();

@@ -8,7 +8,7 @@ import type { KeyDisabledReason } from '../events';
 import type { Circuit, CircuitState } from '../resilience/breaker/index';
 import type { KeyLimiter, KeyLimits } from '../resilience/rate-limit/index';
 import type { Deployment } from '../routing/deployments';
-import { CounterSet, TimedCounterSet, type KeyStats } from '../usage/stats';
+import { TimedCounterSet, type KeyStats } from '../usage/stats';
 import type { KeyView } from './selector';
 
 const secrets = new WeakMap<KeyState, string>();
@@ -33,7 +33,8 @@ export class KeyState implements KeyView {
   cooldownTimer: ReturnType<typeof setTimeout> | undefined;
   /** Set once the key is removed; in-flight attempts finish, nothing new starts. */
   removed = false;
-  readonly counters = new CounterSet();
+  /** Its attempts; histograms packed and made at the first sample, so unused keys cost none. */
+  readonly counters = new TimedCounterSet(true);
   /** Its rate-limit windows. */
   readonly limiter: KeyLimiter;
   /** Its circuit breaker, unless key circuits are off. */
@@ -82,6 +83,7 @@ export class KeyState implements KeyView {
       limits: this.limiter.limits,
       headroom: this.limiter.headroom(),
       ...this.counters.snapshot(),
+      ...this.counters.timings(),
     };
   }
 

@@ -94,8 +94,15 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
 
 /** Counters with latency and time-to-first-token histograms. */
 export class TimedCounterSet<F extends string = FailureKind> extends CounterSet<F> {
-  readonly latency = new LatencyHistogram();
-  readonly ttft = new LatencyHistogram();
+  readonly latency: LatencyHistogram;
+  readonly ttft: LatencyHistogram;
+
+  /** @param compact packed histograms, for scopes there may be thousands of (keys). */
+  constructor(compact = false) {
+    super();
+    this.latency = new LatencyHistogram(compact);
+    this.ttft = new LatencyHistogram(compact);
+  }
 
   override reset(): void {
     super.reset();
@@ -108,8 +115,8 @@ export class TimedCounterSet<F extends string = FailureKind> extends CounterSet<
   }
 }
 
-/** One key in `manager.stats()`. */
-export interface KeyStats extends Counters {
+/** One key in `manager.stats()`: its attempts, with attempt latency and TTFT percentiles. */
+export interface KeyStats extends Counters, Timings {
   id: string;
   provider: string;
   weight: number;
