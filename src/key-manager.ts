@@ -122,6 +122,10 @@ interface RequestState extends RequestEventBase {
   excludedModels: Set<string>;
   /** The request's estimated cost held against its budgets, settled when it ends. */
   budgetHold: Hold | undefined;
+  /** The current attempt's estimated cost held against its provider and key budgets. */
+  keyBudgetHold: Hold | undefined;
+  /** Set when a provider or key budget ruled keys out: the request's error if none is left. */
+  budgetRefusal: KeyplexError | undefined;
 }
 
 /** A request's place in a line of requests waiting for a key; `turn` is set while it waits for its turn. */
@@ -170,6 +174,7 @@ export class KeyManager {
   readonly #strategy: { name: string; strategy: RoutingStrategy };
   readonly #perModel = new Map<string, { name: string; strategy: RoutingStrategy }>();
   readonly #budgets: Budgets | undefined;
+  readonly #keyBudgets: Budgets | undefined;
   /** Budgets whose crossing was announced, until their window resets. */
   readonly #budgetAnnounced = new Map<string, number>();
   /** Every deployment circuit made so far, for stats and close(). */
@@ -192,10 +197,12 @@ export class KeyManager {
       strategy: createRoutingStrategy(choice),
     });
     this.#strategy = named(this.#options.routing.strategy);
-    this.#budgets =
-      this.#options.budgets.length === 0
-        ? undefined
-        : new Budgets(this.#options.budgets, (event) => this.#budgetCrossed(event));
+    // Budgets of a provider or key are judged when a key is picked (that is
+    // when the request meets them); the others when the request arrives.
+    const perKey = this.#options.budgets.filter((b) => 'provider' in b.scope);
+    const perRequest = this.#options.budgets.filter((b) => !('provider' in b.scope));
+    this.#budgets = perRequest.length === 0 ? undefined : new Budgets(perRequest, (event) => this.#budgetCrossed(event));
+    this.#keyBudgets = perKey.length === 0 ? undefined : new Budgets(perKey, (event) => this.#budgetCrossed(event));
     for (const [model, choice] of Object.entries(this.#options.routing.perModel)) this.#perModel.set(model, named(choice));
     this.#prices = new PriceTable(this.#options.prices);
   }
@@ -338,6 +345,8 @@ export class KeyManager {
       deployments: [],
       excludedModels: new Set(),
       budgetHold: undefined,
+      keyBudgetHold: undefined,
+      budgetRefusal: undefined,
     };
     state.tokens = state.inputTokens + state.outputTokens;
     this.#totals.requests++;
@@ -522,7 +531,7 @@ export class KeyManager {
     if (until !== undefined && now < until) return;
     this.#budgetAnnounced.set(id, now + Math.max(crossing.resetsInMs, 1));
     if (!this.#wants('budget:exceeded')) return;
-    const scope = crossing.scope ?? this.#budgets?.stats().find((b) => b.id === id)?.scope;
+    const scope = crossing.scope ?? [...(this.#budgets?.stats() ?? []), ...(this.#keyBudgets?.stats() ?? [])].find((b) => b.id === id)?.scope;
     if (!scope) return;
     this.#emit('budget:exceeded', {
       budget: id,
@@ -535,6 +544,40 @@ export class KeyManager {
       onExceeded: crossing.onExceeded,
       resetsInMs: crossing.resetsInMs,
     });
+  }
+
+  #keyBudgetInfo(state: RequestState, deployment: Deployment, key: KeyState) {
+    return { provider: deployment.pool.id, keyId: key.id, model: state.request.model, tags: state.tags };
+  }
+
+  /** The request's estimated cost on `deployment` (0 when its price is unknown). */
+  #estimateAt(state: RequestState, deployment: Deployment): number {
+    const cost = estimatedCost(deployment as DeploymentView, { inputTokens: state.inputTokens, outputTokens: state.outputTokens });
+    return Number.isFinite(cost) ? cost : 0;
+  }
+
+  /**
+   * Whether a provider or key budget lets this key take the request. A crossed
+   * 'reject' cap rules the key out (remembered, to refuse the request when no
+   * key is left); a crossed 'cheaper' cap rules it out in the first pass only,
+   * so other keys and providers go first.
+   */
+  #keyBudgetAllows(state: RequestState, deployment: Deployment, key: KeyState, lastPass: boolean): boolean {
+    const check = this.#keyBudgets!.check(this.#keyBudgetInfo(state, deployment, key), this.#estimateAt(state, deployment));
+    for (const crossing of check.exceeded) this.#budgetCrossed(crossing);
+    if (!check.ok) {
+      state.budgetRefusal ??= budgetExceededError(check, { requestId: state.requestId });
+      return false;
+    }
+    return lastPass || check.exceeded.length === 0;
+  }
+
+  /** Settles the attempt's provider/key budget hold (0 when it failed). */
+  #settleKeyBudget(state: RequestState, deployment: Deployment, key: KeyState, costUsd: number): void {
+    const hold = state.keyBudgetHold;
+    if (!hold || !this.#keyBudgets) return;
+    state.keyBudgetHold = undefined;
+    this.#keyBudgets.settle(hold, this.#keyBudgetInfo(state, deployment, key), costUsd);
   }
 
   /** Settles the request's budget hold with what it really cost (0 when it failed). */
@@ -699,6 +742,7 @@ export class KeyManager {
         const model = state.request.model === undefined ? '' : ` for model '${state.request.model}'`;
         const fail = (why: string, retryAfterMs?: number) =>
           new AbortError(new NoKeyAvailableError(`keyplex: no usable key${model}: ${why}`, { requestId: state.requestId, attempts: state.attempts, retryAfterMs }));
+        if (picked.readyAt === Infinity && state.budgetRefusal) throw new AbortError(state.budgetRefusal);
         if (picked.readyAt === Infinity) {
           throw fail(
             `every key of ${deployments.map((d) => `'${d.pool.id}'`).join(', ')} is disabled${picked.tooLarge ? ' or cannot fit the request in its tokens-per-minute limit' : ''}. Enable or add keys (manager.enableKey / addKey).`,
@@ -850,9 +894,17 @@ export class KeyManager {
               break;
             }
             const key = candidates[index]!;
+            if (this.#keyBudgets && !this.#keyBudgetAllows(state, deployment, key, pass === 1)) {
+              candidates.splice(index, 1);
+              positions.splice(index, 1);
+              continue;
+            }
             const reserved = key.limiter.tryReserve(tokens);
             if (reserved.ok) {
               if (n > SAMPLE) deployment.pool.nextScan = positions[index]! + 1;
+              if (this.#keyBudgets) {
+                state.keyBudgetHold = this.#keyBudgets.hold(this.#keyBudgetInfo(state, deployment, key), this.#estimateAt(state, deployment));
+              }
               // canPass() was true a moment ago on this same tick: these take the probe slots in half-open.
               circuit?.tryPass();
               key.circuit?.tryPass();
@@ -935,6 +987,7 @@ export class KeyManager {
     const fail = (status: number | undefined, classification: Classification, response?: { response: Response; body: string }, wait?: number, cause?: unknown) => {
       // A caller error means the provider answered (healthy); a rejected key says nothing about it.
       verdict(classification.action === 'retry' ? 'failure' : classification.action === 'surface' ? 'success' : 'release');
+      this.#settleKeyBudget(state, deployment, key, 0);
       key.inFlight--;
       deployment.inFlight--;
       // A slow failure counts as slow: latency routing must not keep choosing a deployment that only fails.
@@ -955,6 +1008,7 @@ export class KeyManager {
     const transportFailure = (cause: unknown) => {
       if (signal.aborted) {
         verdict('release');
+        this.#settleKeyBudget(state, deployment, key, 0);
         key.limiter.refund(reservation);
         key.inFlight--;
         deployment.inFlight--;
@@ -1142,6 +1196,7 @@ export class KeyManager {
               detach();
               key.inFlight--;
               deployment.inFlight--;
+              this.#settleKeyBudget(state, deployment, key, 0);
               state.releaseLane?.();
               state.finish?.();
               pick.circuit?.failure();
@@ -1179,6 +1234,7 @@ export class KeyManager {
       }
     }
     this.#settleBudget(state, deployment.pool.id, key.id, costUsd ?? 0);
+    this.#settleKeyBudget(state, deployment, key, costUsd ?? 0);
     key.counters.succeed(usage, costUsd);
     deployment.pool.counters.succeed(usage, costUsd);
     deployment.stats.succeed(usage, costUsd);
@@ -1416,7 +1472,7 @@ export class KeyManager {
       deployments,
       models,
       lanes: this.#bulkhead.stats(),
-      budgets: this.#budgets?.stats() ?? [],
+      budgets: [...(this.#budgets?.stats() ?? []), ...(this.#keyBudgets?.stats() ?? [])],
     };
     if (options.reset) {
       this.#totals.reset();

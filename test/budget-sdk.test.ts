@@ -83,3 +83,18 @@ test("past a 'reject' cap the SDK raises RateLimitError with code budget_exceede
   expect(exceeded.map((e) => e.budget)).toEqual(['tag:team-a/minute']);
   expect(manager.stats().budgets[0]).toMatchObject({ id: 'tag:team-a/minute', spentUsd: expect.closeTo(0.02, 9) });
 });
+
+test('a provider cap is judged when a key is picked: past it the provider is passed over for another, and concurrent requests stay within one estimate', async () => {
+  const pricey = provider(PRICEY, (call) => chatReply(String(call.body?.model), 'ok', USAGE));
+  const cheap = provider(CHEAP, (call) => chatReply(String(call.body?.model), 'ok', USAGE));
+  const { client, manager, exceeded } = manage({ budgets: [{ scope: { provider: 'pricey' }, limitUsd: 0.1, window: 'day' }] });
+
+  const results = await Promise.allSettled(Array.from({ length: 50 }, () => client.chat.completions.create(BODY)));
+
+  expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
+  const spentOnPricey = manager.stats().providers.pricey!.costUsd;
+  expect(spentOnPricey).toBeLessThanOrEqual(0.1 + 0.02 + 1e-9);
+  expect(pricey.length).toBeGreaterThan(0);
+  expect(cheap.length).toBe(50 - pricey.length);
+  expect(exceeded.map((e) => e.budget)).toEqual(['provider:pricey/day']);
+});
