@@ -7,6 +7,7 @@ import { afterEach, describe, expect, test, vi } from 'vitest';
 import { KeyManager, type KeyManagerOptions, type KeyplexEventName, type KeyplexEvents } from '../src/index';
 import { chatReply, deferred, errorReply, keyRing, provider, type Deferred } from './support/upstream';
 import './support/setup';
+import { fakeClock, until, realSetImmediate } from './support/time';
 
 const ONE = 'https://api.one.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
@@ -31,25 +32,10 @@ function hang(): Promise<'reset'> {
   return hold.promise;
 }
 
-/** Fakes the clock and timers only (faking setImmediate too stalls msw's interception). */
-function fakeClock(): void {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
-}
-
-const realSetImmediate = globalThis.setImmediate;
 /** Lets the event loop turn `n` times without moving a fake clock. */
 async function turns(n: number): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise<void>((resolve) => realSetImmediate(resolve));
 }
-/** Waits until `condition` holds, never advancing fake timers. */
-async function until(condition: () => boolean, what = 'condition'): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (condition()) return;
-    await turns(1);
-  }
-  throw new Error(`until(): ${what} not met`);
-}
-
 function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
   const seen: KeyplexEvents[E][] = [];
   manager.on(name, (payload) => void seen.push(payload));

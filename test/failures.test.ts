@@ -8,6 +8,7 @@ import { afterEach, describe, expect, test, vi } from 'vitest';
 import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions, type KeyplexEventName, type KeyplexEvents } from '../src/index';
 import { calls, chatReply, deferred, errorReply, keyRing, provider, type Deferred, type KeyRing, type UpstreamCall } from './support/upstream';
 import './support/setup';
+import { fakeClock, until } from './support/time';
 
 const ONE = 'https://api.one.test/v1';
 const TWO = 'https://api.two.test/v1';
@@ -42,25 +43,12 @@ function hang(): Promise<'reset'> {
  * performance, ...) stalls msw's socket-level interception of a first
  * connection, so the rest stays real.
  */
-function fakeClock(): void {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
-}
-
 /** Captured before any test fakes timers: yields to the event loop without moving a fake clock. */
-const realSetImmediate = globalThis.setImmediate;
 
 /**
  * Waits until `condition` holds, yielding to the event loop between checks.
  * Unlike `vi.waitFor`, it never advances fake timers.
  */
-async function until(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (condition()) return;
-    await new Promise<void>((resolve) => realSetImmediate(resolve));
-  }
-  throw new Error('until(): condition not met');
-}
-
 /** Records every payload of `names` on `manager`. */
 function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
   const seen: KeyplexEvents[E][] = [];

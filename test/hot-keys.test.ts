@@ -8,6 +8,7 @@ import { ConfigError, KeyManager, type KeyManagerOptions, type KeyplexEventName,
 import { fakeKey } from './support/fake-keys';
 import { chatReply, deferred, errorReply, keyRing, provider, type KeyRing, type UpstreamCall } from './support/upstream';
 import './support/setup';
+import { until, realSetImmediate } from './support/time';
 
 const ONE = 'https://api.one.test/v1';
 const TWO = 'https://api.two.test/v1';
@@ -26,15 +27,6 @@ afterEach(async () => {
   for (const open of gates.splice(0)) open();
   await Promise.all(managers.splice(0).map((m) => m.close()));
 });
-
-const realSetImmediate = globalThis.setImmediate;
-async function until(condition: () => boolean, what = 'condition'): Promise<void> {
-  for (let i = 0; i < 5000; i++) {
-    if (condition()) return;
-    await new Promise<void>((resolve) => realSetImmediate(resolve));
-  }
-  throw new Error(`until(): ${what} not met`);
-}
 
 function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
   const seen: KeyplexEvents[E][] = [];

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, test, vi } from 'vitest';
 import { KeyManager, type KeyManagerOptions, type KeyplexEventName, type KeyplexEvents } from '../src/index';
 import { chatReply, deferred, errorReply, keyRing, provider, type Deferred, type KeyRing, type UpstreamCall } from './support/upstream';
 import './support/setup';
+import { fakeClock, until, realSetImmediate } from './support/time';
 
 const A = 'https://api.a.test/v1';
 const B = 'https://api.b.test/v1';
@@ -32,21 +33,6 @@ afterEach(async () => {
   await Promise.all(managers.splice(0).map((m) => m.close()));
   vi.useRealTimers();
 });
-
-/** Fakes the clock and timers only: faking more stalls msw's interception. */
-function fakeClock(): void {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
-}
-
-const realSetImmediate = globalThis.setImmediate;
-/** Waits until `condition` holds, yielding on real `setImmediate`; never moves a fake clock. */
-async function until(condition: () => boolean, what = 'condition'): Promise<void> {
-  for (let i = 0; i < 5000; i++) {
-    if (condition()) return;
-    await new Promise<void>((resolve) => realSetImmediate(resolve));
-  }
-  throw new Error(`until(): ${what} not met`);
-}
 
 function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
   const seen: KeyplexEvents[E][] = [];

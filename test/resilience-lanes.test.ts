@@ -9,6 +9,7 @@ import { afterEach, describe, expect, test, vi } from 'vitest';
 import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions, type KeyplexEventName, type KeyplexEvents } from '../src/index';
 import { chatReply, deferred, keyRing, provider, type Deferred, type UpstreamCall } from './support/upstream';
 import './support/setup';
+import { fakeClock, until, realSetImmediate } from './support/time';
 
 const ONE = 'https://api.one.test/v1';
 const MODEL = 'gpt-4.1';
@@ -29,22 +30,7 @@ afterEach(async () => {
   vi.useRealTimers();
 });
 
-/** Fakes the clock and timers only: faking more stalls msw's interception. */
-function fakeClock(): void {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
-}
-
-const realSetImmediate = globalThis.setImmediate;
 const tick = () => new Promise<void>((resolve) => realSetImmediate(resolve));
-/** Waits until `condition` holds, yielding on real `setImmediate`; never moves a fake clock. */
-async function until(condition: () => boolean, what = 'condition'): Promise<void> {
-  for (let i = 0; i < 5000; i++) {
-    if (condition()) return;
-    await tick();
-  }
-  throw new Error(`until(): ${what} not met`);
-}
-
 function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
   const seen: KeyplexEvents[E][] = [];
   manager.on(name, (payload) => void seen.push(payload));

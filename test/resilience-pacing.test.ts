@@ -13,6 +13,7 @@ import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions } from '
 import { ProviderSimulator, type SimProviderOptions } from '../src/testing';
 import { simulatorHandlers } from '../src/testing/msw';
 import { fakeKey } from './support/fake-keys';
+import { fakeClock, until, realSetImmediate } from './support/time';
 
 const MODEL = 'gpt-4.1';
 const server = setupServer();
@@ -26,22 +27,8 @@ afterEach(async () => {
   vi.useRealTimers();
 });
 
-/** Fakes the clock and timers only: faking more stalls msw's interception. */
-function fakeClock(): void {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
-}
-
-const realSetImmediate = globalThis.setImmediate;
 const realSetTimeout = globalThis.setTimeout;
 const tick = () => new Promise<void>((resolve) => realSetImmediate(resolve));
-async function until(condition: () => boolean, what = 'condition'): Promise<void> {
-  for (let i = 0; i < 5000; i++) {
-    if (condition()) return;
-    await tick();
-  }
-  throw new Error(`until(): ${what} not met`);
-}
-
 /**
  * One simulated provider `sim` with `keys`, served through msw. The
  * simulator's clock is the (possibly fake) `Date.now`.

@@ -18,6 +18,7 @@ import {
 import { fakeKey } from './support/fake-keys';
 import { chatReply, deferred, errorReply, provider, type Deferred, type UpstreamCall } from './support/upstream';
 import './support/setup';
+import { fakeClock, until } from './support/time';
 
 const PRICEY = 'https://api.pricey.test/v1';
 const MID = 'https://api.mid.test/v1';
@@ -42,21 +43,6 @@ afterEach(async () => {
   await Promise.all(managers.splice(0).map((m) => m.close()));
   vi.useRealTimers();
 });
-
-/** Fakes the clock and timers only: faking more stalls msw's interception. */
-function fakeClock(): void {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
-}
-
-const realSetImmediate = globalThis.setImmediate;
-/** Waits until `condition` holds, yielding on real `setImmediate`; never moves a fake clock. */
-async function until(condition: () => boolean, what = 'condition'): Promise<void> {
-  for (let i = 0; i < 5000; i++) {
-    if (condition()) return;
-    await new Promise<void>((resolve) => realSetImmediate(resolve));
-  }
-  throw new Error(`until(): ${what} not met`);
-}
 
 function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
   const seen: KeyplexEvents[E][] = [];
