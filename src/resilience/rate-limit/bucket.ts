@@ -56,6 +56,11 @@ export class TokenBucket {
     return Number.isFinite(this.#capacity);
   }
 
+  /** Unlimited and never blocked: always full, whatever the clock (lets callers skip reading it). */
+  get open(): boolean {
+    return this.#blockedUntil === -Infinity && !Number.isFinite(this.#capacity);
+  }
+
   /** The moment (clock ms) until which {@link block} keeps the bucket closed; `-Infinity` when never blocked. */
   get blockedUntil(): number {
     return this.#blockedUntil;

@@ -181,6 +181,8 @@ export class KeyLimiter {
    * is known. O(1).
    */
   headroom(): number {
+    // A key with no limit known (and never rate-limited) has all its room: no clock needed.
+    if (this.#buckets.requests.open && this.#buckets.tokens.open) return 1;
     const now = this.#now();
     return Math.min(this.#buckets.requests.share(now), this.#buckets.tokens.share(now));
   }
