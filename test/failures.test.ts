@@ -38,18 +38,7 @@ function hang(): Promise<'reset'> {
   return hold.promise;
 }
 
-/**
- * Fakes the clock and timers only. Faking everything (setImmediate,
- * performance, ...) stalls msw's socket-level interception of a first
- * connection, so the rest stays real.
- */
-/** Captured before any test fakes timers: yields to the event loop without moving a fake clock. */
-
-/**
- * Waits until `condition` holds, yielding to the event loop between checks.
- * Unlike `vi.waitFor`, it never advances fake timers.
- */
-/** Records every payload of `names` on `manager`. */
+/** Records every payload of `name` on `manager`. */
 function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
   const seen: KeyplexEvents[E][] = [];
   manager.on(name, (payload) => void seen.push(payload));

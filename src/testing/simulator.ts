@@ -17,6 +17,7 @@ import {
 } from './content';
 import { listenSimulator, type SimulatorServer } from './http-server';
 import { ceilMs, formatDuration, TokenBucket } from './rate-window';
+import { sleep } from '../resilience/backoff';
 
 // ---------------------------------------------------------------------------
 // Public option and result types
@@ -471,22 +472,6 @@ export function maskKey(key: string): string {
   return key.length >= 12 ? `${key.slice(0, 3)}***${key.slice(-4)}` : '***';
 }
 
-/** Waits `ms` (real time); rejects with the signal's reason when it aborts first. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 type Route =
   | { endpoint: PromptEndpoint; method: 'POST' }
