@@ -658,7 +658,6 @@ function resolveCircuitBreaker(raw: unknown): ResolvedOptions['circuitBreaker'] 
 
 function resolveStrategy(raw: unknown, field: string): RoutingStrategyName | RoutingStrategy {
   if (typeof raw === 'string' && (ROUTING_STRATEGY_NAMES as readonly string[]).includes(raw)) return raw as RoutingStrategyName;
-  if (isPlainObject(raw) && typeof own(raw, 'order') === 'function') return raw as unknown as RoutingStrategy;
   if (typeof raw === 'object' && raw !== null && typeof (raw as { order?: unknown }).order === 'function') return raw as RoutingStrategy;
   throw new ConfigError(field, `expected one of ${ROUTING_STRATEGY_NAMES.map(quote).join(', ')} or an object with an order(deployments, ctx) method; got ${describe(raw)}`);
 }

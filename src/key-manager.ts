@@ -678,7 +678,8 @@ export class KeyManager {
     const last = state.last;
     if (last && last.pool !== deployment.pool) {
       this.#totals.failovers++;
-      this.#modelStats(state.request.model) && this.#modelStats(state.request.model)!.failovers++;
+      const model = this.#modelStats(state.request.model);
+      if (model) model.failovers++;
       deployment.pool.counters.failovers++;
       deployment.stats.failovers++;
       if (this.#wants('failover')) {
