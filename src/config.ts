@@ -13,6 +13,7 @@ import { catalogueProblem, type CatalogueOptions } from './routing/catalogue';
 import { budgetsProblem, type BudgetOptions } from './usage/budget';
 import { ROUTING_STRATEGY_NAMES, type RoutingStrategy, type RoutingStrategyName } from './routing/strategy';
 import type { ModelPrice } from './usage/pricing';
+import type { StateStore } from './store/types';
 
 /** A key as configured: the bare secret, or an object with a label and weight. */
 export type KeyInput =
@@ -154,6 +155,14 @@ export interface KeyManagerOptions {
   routing?: RoutingOptions;
   /** Spend caps in USD per overall / provider / key / model / tag, over a window. */
   budgets?: BudgetOptions[];
+  /**
+   * Where key state shared with other managers lives: rate windows and
+   * reservations, cooldowns, disabled keys, circuit states, spend. Default: a
+   * `MemoryStore` of this manager's own (nothing shared, nothing consulted).
+   * Give managers in one process one `MemoryStore`, or replicas a
+   * `RedisStore` (`keyplex/redis`).
+   */
+  store?: StateStore;
 }
 
 /** A key after validation. */
@@ -199,6 +208,7 @@ export interface ResolvedOptions {
   prices: Record<string, ModelPrice>;
   streamUsage: boolean;
   fetch: typeof globalThis.fetch | undefined;
+  store: StateStore | undefined;
   lanes: Record<string, LaneOptions>;
   defaultLane: string;
   circuitBreaker: { key: CircuitOptions | false; deployment: CircuitOptions | false };
@@ -252,6 +262,7 @@ const OPTION_FIELDS: Record<keyof KeyManagerOptions, true> = {
   rateLimiting: true,
   routing: true,
   budgets: true,
+  store: true,
 };
 const PROVIDER_FIELDS: Record<keyof ProviderOptions, true> = { baseURL: true, keys: true, models: true, headers: true, rpm: true, tpm: true };
 const KEY_FIELDS: Record<keyof Exclude<KeyInput, string>, true> = { key: true, id: true, weight: true, rpm: true, tpm: true };
@@ -339,7 +350,16 @@ export function resolveOptions(options: KeyManagerOptions): ResolvedOptions {
     prices: resolvePrices(own(input, 'prices')),
     streamUsage: resolveBoolean(own(input, 'streamUsage'), 'streamUsage', DEFAULTS.streamUsage),
     fetch: resolveFetch(own(input, 'fetch')),
+    store: resolveStore(own(input, 'store')),
   };
+}
+
+function resolveStore(raw: unknown): StateStore | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'object' || raw === null || typeof (raw as { open?: unknown }).open !== 'function') {
+    throw new ConfigError('store', `expected a state store (a MemoryStore, a RedisStore from 'keyplex/redis', or an object with an open() method); got ${describeType(raw)}`);
+  }
+  return raw as StateStore;
 }
 
 /**

@@ -24,7 +24,8 @@ export type KeyplexErrorCode =
   | 'lane_full'
   | 'queue_timeout'
   | 'unknown_lane'
-  | 'budget_exceeded';
+  | 'budget_exceeded'
+  | 'store_unavailable';
 
 /** How one attempt of a request ended; part of an error's detail and of events. */
 export interface AttemptOutcome {
@@ -348,4 +349,15 @@ function duration(ms: number): string {
   if (m < 1_440) return `${Math.floor(m / 60)} h ${m % 60} min`;
   const h = Math.ceil(m / 60);
   return `${Math.floor(h / 24)} d ${h % 24} h`;
+}
+
+/**
+ * The shared state store (Redis) could not answer and fails closed, so a
+ * request that needed a shared reservation was refused. Answers with status 503.
+ */
+export class StoreUnavailableError extends KeyplexError {
+  constructor(message: string, options: { requestId?: string; cause?: unknown } = {}) {
+    super('store_unavailable', message, { ...options, status: 503 });
+    this.name = 'StoreUnavailableError';
+  }
 }

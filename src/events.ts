@@ -98,6 +98,8 @@ export interface KeyDisabledEvent {
   provider: string;
   keyId: string;
   reason: KeyDisabledReason;
+  /** Set when another manager made the change and the state store carried it here. */
+  remote?: true;
 }
 
 export interface KeyCooldownEvent {
@@ -105,6 +107,8 @@ export interface KeyCooldownEvent {
   keyId: string;
   retryAfterMs: number;
   reason: 'rate_limit';
+  /** Set when another manager made the change and the state store carried it here. */
+  remote?: true;
 }
 
 /** A key is usable again: its cooldown ended or it was enabled. */
@@ -112,6 +116,8 @@ export interface KeyRecoveredEvent {
   provider: string;
   keyId: string;
   reason: 'cooldown_ended' | 'manual';
+  /** Set when another manager made the change and the state store carried it here. */
+  remote?: true;
 }
 
 export interface KeyAddedEvent {
@@ -152,6 +158,25 @@ export interface LaneRejectedEvent {
   maxQueue: number;
 }
 
+/**
+ * The state store failed (Redis down, or slower than its `timeoutMs`). Fired
+ * once per outage; the store retries until it is back (`store:recovered`).
+ */
+export interface StoreErrorEvent {
+  /** What the store was doing: `connect`, `reserve`, `adjust`, `write`, `load` or `subscribe`. */
+  operation: 'connect' | 'reserve' | 'adjust' | 'write' | 'load' | 'subscribe';
+  /** The client's message (never a key). */
+  message: string;
+  /** `open`: requests go on, on this process's own state; `closed`: requests that need the store are refused. */
+  failMode: 'open' | 'closed';
+}
+
+/** The state store is back after `store:error`: what was kept was written and the shared state reloaded. */
+export interface StoreRecoveredEvent {
+  /** How long it was away, in ms. */
+  downMs: number;
+}
+
 /** Event name → payload. */
 export interface KeyplexEvents {
   request: RequestEvent;
@@ -170,6 +195,8 @@ export interface KeyplexEvents {
   'circuit:close': CircuitEvent;
   'lane:rejected': LaneRejectedEvent;
   'budget:exceeded': BudgetExceededEvent;
+  'store:error': StoreErrorEvent;
+  'store:recovered': StoreRecoveredEvent;
 }
 
 export type KeyplexEventName = keyof KeyplexEvents;

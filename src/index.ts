@@ -30,6 +30,7 @@ export {
   StreamInterruptedError,
   RequestOptionsError,
   ManagerClosedError,
+  StoreUnavailableError,
 } from './errors';
 export type { KeyplexErrorCode, KeyplexErrorDetail, AttemptOutcome, FailureKind } from './errors';
 
@@ -53,7 +54,13 @@ export type {
   CircuitEvent,
   LaneRejectedEvent,
   BudgetExceededEvent,
+  StoreErrorEvent,
+  StoreRecoveredEvent,
 } from './events';
+
+export { MemoryStore } from './store/memory';
+export type { MemoryStoreOptions } from './store/memory';
+export type * from './store/types';
 
 export type { KeySelector, KeySelectorName, KeyView, SelectContext } from './keys/selector';
 export { HeadroomSelector } from './keys/headroom';

@@ -14,6 +14,7 @@ import {
   ManagerClosedError,
   ModelNotServedError,
   NoKeyAvailableError,
+  StoreUnavailableError,
   StreamInterruptedError,
   UpstreamError,
   type AttemptOutcome,
@@ -42,6 +43,9 @@ import { costAt, PriceTable } from './usage/pricing';
 import { tapEventStream } from './usage/sse';
 import { TimedCounterSet, type DeploymentStats, type KeyplexStats, type ModelStats, type ProviderStats } from './usage/stats';
 import { usageFromBody, type Usage } from './usage/usage';
+import { MemoryStore } from './store/memory';
+import type { CircuitSnapshot } from './resilience/breaker/index';
+import type { StateStore, StoreChange, StoreSnapshot, StoreCircuitRef, StoreKeyRef, StoreKeyStatus, StoreLimits, StoreReservation, StoreSession } from './store/types';
 
 /** What `wrap()` needs of a client: the `openai` SDK's `withOptions`. */
 export interface WrappableClient<C> {
@@ -133,6 +137,9 @@ interface LinePlace {
   turn: (() => void) | undefined;
 }
 
+/** Marks an event as carried from another manager by the state store. */
+const REMOTE = { remote: true } as const;
+
 /** A key picked for an attempt, with what it holds. */
 interface Pick {
   deployment: Deployment;
@@ -140,6 +147,8 @@ interface Pick {
   reservation: Reservation;
   /** The deployment's circuit, when deployment circuits are on. */
   circuit: Circuit | undefined;
+  /** The limits the reservation was also taken under in the shared store; undefined when it was not. */
+  shared: StoreLimits | undefined;
 }
 
 /**
@@ -181,6 +190,9 @@ export class KeyManager {
   readonly #deploymentCircuits: { provider: string; upstreamModel: string; circuit: Circuit }[] = [];
   #sequence = 0;
   #warnedListenerError = false;
+  /** Where state shared with other managers lives (default: a MemoryStore of its own). */
+  readonly #store: StateStore;
+  readonly #session: StoreSession;
 
   /** @throws ConfigError naming the offending option. */
   constructor(options: KeyManagerOptions) {
@@ -205,6 +217,22 @@ export class KeyManager {
     this.#keyBudgets = perKey.length === 0 ? undefined : new Budgets(perKey, (event) => this.#budgetCrossed(event));
     for (const [model, choice] of Object.entries(this.#options.routing.perModel)) this.#perModel.set(model, named(choice));
     this.#prices = new PriceTable(this.#options.prices);
+    this.#store = this.#options.store ?? new MemoryStore();
+    this.#session = this.#store.open({
+      change: (change) => this.#applyChange(change),
+      error: (failure) => {
+        if (this.#wants('store:error')) this.#emit('store:error', { ...failure });
+      },
+      recovered: (downMs) => {
+        if (this.#wants('store:recovered')) this.#emit('store:recovered', { downMs });
+        void this.#resync();
+      },
+    });
+    for (const budgets of [this.#budgets, this.#keyBudgets]) {
+      if (budgets) budgets.onRecorded = (refs, nanos, at) => this.#session.addSpend({ budgets: refs, nanos, at });
+    }
+    // What other managers recorded before this one started (a store of its own holds nothing).
+    if (this.#options.store !== undefined) void this.#resync();
   }
 
   /**
@@ -227,31 +255,42 @@ export class KeyManager {
   #makeKey(provider: string, resolved: ResolvedKey): KeyState {
     const limiter = new KeyLimiter({ rpm: resolved.rpm, tpm: resolved.tpm, adaptive: this.#options.rateLimiting.adaptive });
     const options = this.#options.circuitBreaker.key;
-    const circuit = options === false ? undefined : new Circuit(options, (change) => this.#circuitChanged('key', provider, resolved.id, undefined, change));
+    const ref: StoreCircuitRef = { scope: 'key', provider, keyId: resolved.id };
+    const circuit: Circuit | undefined =
+      options === false ? undefined : new Circuit(options, (change) => this.#circuitChanged(ref, change, circuit!));
     return new KeyState(provider, resolved, limiter, circuit);
   }
 
   /** The circuit of a deployment, made on first use; undefined when deployment circuits are off. */
   #deploymentCircuit(deployment: Deployment): Circuit | undefined {
+    return this.#circuitOf(deployment.pool, deployment.upstreamModel ?? '');
+  }
+
+  /** The circuit of a provider's upstream model, made on first use; undefined when deployment circuits are off. */
+  #circuitOf(pool: ProviderPool, upstreamModel: string): Circuit | undefined {
     const options = this.#options.circuitBreaker.deployment;
     if (options === false) return undefined;
-    const upstreamModel = deployment.upstreamModel ?? '';
-    const circuits = deployment.pool.circuits;
-    let circuit = circuits.get(upstreamModel);
+    let circuit = pool.circuits.get(upstreamModel);
     if (!circuit) {
-      const provider = deployment.pool.id;
-      circuit = new Circuit(options, (change) => this.#circuitChanged('deployment', provider, undefined, upstreamModel, change));
-      circuits.set(upstreamModel, circuit);
+      const provider = pool.id;
+      const ref: StoreCircuitRef = { scope: 'deployment', provider, upstreamModel };
+      const made: Circuit = new Circuit(options, (change) => this.#circuitChanged(ref, change, made));
+      circuit = made;
+      pool.circuits.set(upstreamModel, circuit);
       this.#deploymentCircuits.push({ provider, upstreamModel, circuit });
     }
     return circuit;
   }
 
-  #circuitChanged(scope: 'key' | 'deployment', provider: string, keyId: string | undefined, upstreamModel: string | undefined, change: CircuitChange): void {
+  #circuitChanged(ref: StoreCircuitRef, change: CircuitChange, circuit: Circuit): void {
     const event = change.to === 'open' ? 'circuit:open' : change.to === 'half-open' ? 'circuit:half-open' : 'circuit:close';
     if (this.#wants(event)) {
-      this.#emit(event, { scope, provider, keyId, upstreamModel, from: change.from, to: change.to, reason: change.reason, openMs: change.openMs });
+      const keyId = ref.scope === 'key' ? ref.keyId : undefined;
+      const upstreamModel = ref.scope === 'deployment' ? ref.upstreamModel : undefined;
+      this.#emit(event, { scope: ref.scope, provider: ref.provider, keyId, upstreamModel, from: change.from, to: change.to, reason: change.reason, openMs: change.openMs });
     }
+    // Opening and closing are news for other managers; half-opening each does on its own clock, and a restored state came from them.
+    if (change.reason !== 'restored' && change.reason !== 'open_elapsed') this.#session.setCircuit(ref, circuit.toJSON());
     // A circuit that half-opens or closes may be what a waiting request needs.
     if (change.to !== 'open') this.#keysChanged();
   }
@@ -739,7 +778,10 @@ export class KeyManager {
       for (;;) {
         const now = Date.now();
         const picked = this.#pick(state, deployments, attempt, now);
-        if ('key' in picked) return picked;
+        if ('key' in picked) {
+          if (!this.#session.shared || (await this.#reserveShared(state, picked))) return picked;
+          continue;
+        }
         const model = state.request.model === undefined ? '' : ` for model '${state.request.model}'`;
         const fail = (why: string, retryAfterMs?: number) =>
           new AbortError(new NoKeyAvailableError(`keyplex: no usable key${model}: ${why}`, { requestId: state.requestId, attempts: state.attempts, retryAfterMs }));
@@ -762,6 +804,61 @@ export class KeyManager {
       }
     } finally {
       if (place !== undefined) this.#leaveLine(lineId, place);
+    }
+  }
+
+  /**
+   * Takes the pick's reservation in the shared store too (one round trip).
+   * Refused: the pick is undone, the key's local windows are lowered to the
+   * shared levels (so the next pick sees what other managers took), and the
+   * caller picks again. Keys with no known limit need no reservation.
+   *
+   * @throws AbortError(StoreUnavailableError) when the store cannot answer and fails closed.
+   */
+  async #reserveShared(state: RequestState, pick: Pick): Promise<boolean> {
+    const { key } = pick;
+    const limits = key.limiter.limits;
+    if (limits.rpm === undefined && limits.tpm === undefined) return true;
+    let verdict: StoreReservation;
+    try {
+      const answer = this.#session.reserve(key.ref, limits, pick.reservation.tokens);
+      verdict = answer instanceof Promise ? await answer : answer;
+    } catch (error) {
+      this.#undoPick(state, pick);
+      const refusal = KeyplexError.is(error) ? error : new StoreUnavailableError(`keyplex: the state store failed: ${error instanceof Error ? error.message : String(error)}.`, { cause: error });
+      throw new AbortError(refusal);
+    }
+    if (verdict.ok) {
+      if (verdict.degraded !== true) {
+        pick.shared = { rpm: limits.rpm, tpm: limits.tpm };
+        key.limiter.mirror(verdict.requests, verdict.tokens);
+      }
+      return true;
+    }
+    this.#undoPick(state, pick);
+    key.limiter.mirror(verdict.requests, verdict.tokens);
+    return false;
+  }
+
+  /** Gives back what a pick took: its reservation, probe slots and key-budget hold. */
+  #undoPick(state: RequestState, pick: Pick): void {
+    pick.key.limiter.cancel(pick.reservation);
+    pick.circuit?.release();
+    pick.key.circuit?.release();
+    this.#settleKeyBudget(state, pick.deployment, pick.key, 0);
+  }
+
+  /** The attempt failed before the provider could count it: gives its tokens back, here and in the shared store. */
+  #refund(pick: Pick): void {
+    if (pick.key.limiter.refund(pick.reservation) && pick.shared) {
+      this.#session.adjust(pick.key.ref, pick.shared, 0, -pick.reservation.tokens);
+    }
+  }
+
+  /** Replaces the pick's estimated tokens with the real count, here and in the shared store. */
+  #reconcile(pick: Pick, actualTokens: number): void {
+    if (pick.key.limiter.reconcile(pick.reservation, actualTokens) && pick.shared) {
+      this.#session.adjust(pick.key.ref, pick.shared, 0, actualTokens - pick.reservation.tokens);
     }
   }
 
@@ -909,7 +1006,7 @@ export class KeyManager {
               // canPass() was true a moment ago on this same tick: these take the probe slots in half-open.
               circuit?.tryPass();
               key.circuit?.tryPass();
-              return { deployment, key, reservation: reserved.reservation, circuit };
+              return { deployment, key, reservation: reserved.reservation, circuit, shared: undefined };
             }
             if (reserved.waitMs === Infinity) tooLarge = true;
             readyAt = Math.min(readyAt, now + reserved.waitMs);
@@ -1010,7 +1107,7 @@ export class KeyManager {
       if (signal.aborted) {
         verdict('release');
         this.#settleKeyBudget(state, deployment, key, 0);
-        key.limiter.refund(reservation);
+        this.#refund(pick);
         key.inFlight--;
         deployment.inFlight--;
         outcome(undefined, 'aborted');
@@ -1018,7 +1115,7 @@ export class KeyManager {
       }
       const timedOut = control.signal.aborted && control.signal.reason instanceof AttemptTimeout;
       // A connection that failed was most likely not counted by the provider; a timed-out one may have been.
-      if (!timedOut) key.limiter.refund(reservation);
+      if (!timedOut) this.#refund(pick);
       return fail(undefined, { kind: timedOut ? 'timeout' : 'connection', action: 'retry' }, undefined, undefined, cause);
     };
 
@@ -1117,7 +1214,7 @@ export class KeyManager {
       pool.counters.latency.record(Date.now() - sentAt);
       key.counters.latency.record(Date.now() - sentAt);
       const usage = usageFromBody(parsed) ?? null;
-      if (usage) key.limiter.reconcile(reservation, usage.totalTokens);
+      if (usage) this.#reconcile(pick, usage.totalTokens);
       const replyModel = (parsed as { model?: unknown } | null)?.model;
       this.#account(state, deployment, key, usage, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
       return { response: this.#reply(state, key, pool, response, text), deployment, key };
@@ -1173,7 +1270,7 @@ export class KeyManager {
       detach();
       key.inFlight--;
       deployment.inFlight--;
-      if (usage) key.limiter.reconcile(reservation, usage.totalTokens);
+      if (usage) this.#reconcile(pick, usage.totalTokens);
       if (state.streaming) {
         state.releaseLane?.();
         state.finish?.();
@@ -1354,8 +1451,10 @@ export class KeyManager {
 
   // ---------------------------------------------------------------- key state
 
-  #cool(key: KeyState, ms: number): void {
+  /** Cools a key down for `ms`; `remote` when another manager did (the store carried it): not published again. */
+  #cool(key: KeyState, ms: number, remote = false): void {
     key.cooldownUntil = Date.now() + ms;
+    if (!remote) this.#session.setKey(key.ref, { disabled: null, cooldownUntil: key.cooldownUntil });
     if (key.cooldownTimer) clearTimeout(key.cooldownTimer);
     key.cooldownTimer = setTimeout(() => {
       key.cooldownTimer = undefined;
@@ -1365,16 +1464,101 @@ export class KeyManager {
     }, ms);
     key.cooldownTimer.unref?.();
     if (this.#wants('key:cooldown')) {
-      this.#emit('key:cooldown', { provider: key.provider, keyId: key.id, retryAfterMs: ms, reason: 'rate_limit' });
+      this.#emit('key:cooldown', { provider: key.provider, keyId: key.id, retryAfterMs: ms, reason: 'rate_limit', ...(remote && REMOTE) });
     }
   }
 
-  #disable(key: KeyState, reason: KeyDisabledReason): void {
+  /** Takes a key out of use; `remote` when another manager did (the store carried it): not published again. */
+  #disable(key: KeyState, reason: KeyDisabledReason, remote = false): void {
     if (key.disabled !== undefined) return;
     key.disabled = reason;
     if (key.cooldownTimer) clearTimeout(key.cooldownTimer);
     key.cooldownTimer = undefined;
-    if (this.#wants('key:disabled')) this.#emit('key:disabled', { provider: key.provider, keyId: key.id, reason });
+    if (!remote) this.#session.setKey(key.ref, { disabled: reason, cooldownUntil: 0 });
+    if (this.#wants('key:disabled')) this.#emit('key:disabled', { provider: key.provider, keyId: key.id, reason, ...(remote && REMOTE) });
+  }
+
+  /** Puts a key back in use; returns whether it was out (disabled or cooling). */
+  #enable(key: KeyState, remote: boolean): boolean {
+    const wasOut = key.disabled !== undefined || key.cooldownUntil > Date.now();
+    key.disabled = undefined;
+    key.cooldownUntil = 0;
+    if (key.cooldownTimer) clearTimeout(key.cooldownTimer);
+    key.cooldownTimer = undefined;
+    if (!remote) this.#session.setKey(key.ref, { disabled: null, cooldownUntil: 0 });
+    if (wasOut) {
+      if (this.#wants('key:recovered')) this.#emit('key:recovered', { provider: key.provider, keyId: key.id, reason: 'manual', ...(remote && REMOTE) });
+      this.#keysChanged();
+    }
+    return wasOut;
+  }
+
+  // ---------------------------------------------------------------- shared state
+
+  /** A change another manager made, carried by the store. */
+  #applyChange(change: StoreChange): void {
+    if (this.#closed) return;
+    switch (change.kind) {
+      case 'key':
+        this.#applyKeyStatus(change.key, change.status);
+        return;
+      case 'circuit':
+        this.#applyCircuit(change.circuit, change.snapshot);
+        return;
+      case 'spend':
+        this.#budgets?.addShared(change.budgets, change.nanos);
+        this.#keyBudgets?.addShared(change.budgets, change.nanos);
+        return;
+    }
+  }
+
+  #applyKeyStatus(ref: StoreKeyRef, status: StoreKeyStatus): void {
+    const key = this.#pools.find((pool) => pool.id === ref.provider)?.find(ref.keyId);
+    if (key === undefined || typeof status !== 'object' || status === null) return;
+    const reason = status.disabled;
+    if (reason === 'unauthorized' || reason === 'forbidden' || reason === 'quota' || reason === 'manual') {
+      this.#disable(key, reason, true);
+      return;
+    }
+    const now = Date.now();
+    const until = typeof status.cooldownUntil === 'number' && Number.isFinite(status.cooldownUntil) ? status.cooldownUntil : 0;
+    if (until > now) {
+      if (key.disabled !== undefined) this.#enable(key, true);
+      if (until > key.cooldownUntil) this.#cool(key, until - now, true);
+      return;
+    }
+    // Enabled by hand elsewhere (or its cooldown is over): back in use here too.
+    if (key.disabled !== undefined || key.cooldownUntil > now) this.#enable(key, true);
+  }
+
+  #applyCircuit(ref: StoreCircuitRef, snapshot: CircuitSnapshot): void {
+    const pool = this.#pools.find((p) => p.id === ref.provider);
+    if (pool === undefined) return;
+    const circuit = ref.scope === 'key' ? pool.find(ref.keyId)?.circuit : this.#circuitOf(pool, ref.upstreamModel);
+    try {
+      circuit?.restore(snapshot);
+    } catch {
+      // A snapshot of another shape (another version, other options): this manager keeps its own state.
+    }
+  }
+
+  /** Loads what the store holds and takes it on (at start, and after the store was away). */
+  async #resync(): Promise<void> {
+    const budgets = [...(this.#budgets?.sharedRefs() ?? []), ...(this.#keyBudgets?.sharedRefs() ?? [])];
+    let snapshot: StoreSnapshot;
+    try {
+      const answer = this.#session.load(budgets);
+      snapshot = answer instanceof Promise ? await answer : answer;
+    } catch {
+      return; // The store reported it (store:error) and will call again when it is back.
+    }
+    if (this.#closed) return;
+    for (const { key, status } of snapshot.keys) this.#applyKeyStatus(key, status);
+    for (const { circuit, snapshot: state } of snapshot.circuits) this.#applyCircuit(circuit, state);
+    for (const { budget, buckets } of snapshot.spend) {
+      this.#budgets?.replaceShared(budget, buckets);
+      this.#keyBudgets?.replaceShared(budget, buckets);
+    }
   }
 
   #pool(provider: string): ProviderPool {
@@ -1427,14 +1611,7 @@ export class KeyManager {
 
   /** Puts a disabled or cooling key back in use. Emits `key:recovered` with reason `manual`. */
   enableKey(provider: string, keyId: string): void {
-    const key = this.#key(provider, keyId);
-    const wasOut = key.disabled !== undefined || key.cooldownUntil > Date.now();
-    key.disabled = undefined;
-    key.cooldownUntil = 0;
-    if (key.cooldownTimer) clearTimeout(key.cooldownTimer);
-    key.cooldownTimer = undefined;
-    if (wasOut && this.#wants('key:recovered')) this.#emit('key:recovered', { provider, keyId, reason: 'manual' });
-    if (wasOut) this.#keysChanged();
+    this.#enable(this.#key(provider, keyId), false);
   }
 
   // ---------------------------------------------------------------- stats and lifecycle
@@ -1523,6 +1700,7 @@ export class KeyManager {
       for (const { circuit } of this.#deploymentCircuits) circuit.dispose();
     }
     if (this.#inFlight > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    await this.#session.close();
   }
 
   /** Safe to log: providers and key ids, never keys. */

@@ -42,6 +42,8 @@ function manage(options: Partial<KeyManagerOptions> = {}) {
     'circuit:close': [],
     'lane:rejected': [],
     'budget:exceeded': [],
+    'store:error': [],
+    'store:recovered': [],
   };
   for (const name of Object.keys(events) as KeyplexEventName[]) {
     manager.on(name, (payload) => void (events[name] as unknown[]).push(payload));

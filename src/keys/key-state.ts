@@ -8,6 +8,7 @@ import type { KeyDisabledReason } from '../events';
 import type { Circuit, CircuitState } from '../resilience/breaker/index';
 import type { KeyLimiter, KeyLimits } from '../resilience/rate-limit/index';
 import type { Deployment } from '../routing/deployments';
+import type { StoreKeyRef } from '../store/types';
 import { TimedCounterSet, type KeyStats } from '../usage/stats';
 import type { KeyView } from './selector';
 
@@ -24,6 +25,8 @@ export function secretOf(key: KeyState): string {
 export class KeyState implements KeyView {
   readonly id: string;
   readonly provider: string;
+  /** How a state store names it. */
+  readonly ref: StoreKeyRef;
   readonly weight: number;
   inFlight = 0;
   /** Why the key is out of use for good (until enabled again). */
@@ -53,6 +56,7 @@ export class KeyState implements KeyView {
   constructor(provider: string, resolved: ResolvedKey, limiter: KeyLimiter, circuit: Circuit | undefined) {
     this.id = resolved.id;
     this.provider = provider;
+    this.ref = Object.freeze({ provider, keyId: resolved.id });
     this.weight = resolved.weight;
     this.limiter = limiter;
     this.circuit = circuit;

@@ -44,9 +44,16 @@
  * and expiries are exact; each amount is rounded to the nearest nano-dollar.
  */
 import { BudgetExceededError, ConfigError } from '../errors';
-import { createWindow, toNanos, toUsd, windowStateProblem, type BudgetMode, type BudgetWindow, type SpendWindow, type WindowState } from './budget-window';
+import type { StoreBudgetRef } from '../store/types';
+import { calendarBounds, createWindow, ROLLING_BUCKETS, ROLLING_WINDOW_MS, toNanos, toUsd, windowStateProblem, type BudgetMode, type BudgetWindow, type SpendWindow, type WindowState } from './budget-window';
 
 export type { BudgetMode, BudgetWindow } from './budget-window';
+
+/** A budget as a shared store keeps it: buckets of a 60th of its window, kept a window long (31 days for a calendar month). */
+function sharedRef(id: string, window: BudgetWindow, mode: BudgetMode): StoreBudgetRef {
+  const length = ROLLING_WINDOW_MS[window];
+  return { id, bucketMs: length / ROLLING_BUCKETS, windowMs: mode === 'calendar' && window === 'month' ? 31 * 86_400_000 : length };
+}
 
 /**
  * What a budget counts:
@@ -243,7 +250,9 @@ interface Budget {
   readonly window: BudgetWindow;
   readonly mode: BudgetMode;
   readonly onExceeded: 'reject' | 'cheaper';
-  readonly spend: SpendWindow;
+  spend: SpendWindow;
+  /** How a shared store keeps its spend. */
+  readonly shared: StoreBudgetRef;
   /** Nano-dollars held by requests in flight. */
   held: number;
   /** Whether the next crossing fires an event. */
@@ -273,6 +282,11 @@ export class Budgets {
   readonly #now: () => number;
   readonly #holds = new Map<number, HoldRecord>();
   #nextHold = 1;
+  /**
+   * Told of every spend recorded by {@link settle} (the manager passes it to a
+   * shared store); not called for spend added with {@link addShared}.
+   */
+  onRecorded: ((budgets: readonly StoreBudgetRef[], nanos: number, at: number) => void) | undefined;
 
   /**
    * @param budgets The caps, validated as {@link budgetsProblem} does.
@@ -304,6 +318,7 @@ export class Budgets {
         mode,
         onExceeded: options.onExceeded ?? 'reject',
         spend: createWindow(window, mode),
+        shared: sharedRef(options.id ?? defaultId(options.scope, window, mode), window, mode),
         held: 0,
         armed: true,
       };
@@ -397,6 +412,56 @@ export class Budgets {
       recorded.push(budget);
     }
     this.#notify(recorded, now);
+    if (this.onRecorded !== undefined && nanos > 0 && recorded.length > 0) {
+      this.onRecorded(
+        recorded.map((budget) => budget.shared),
+        nanos,
+        now,
+      );
+    }
+  }
+
+  /** How a shared store keeps each budget's spend. */
+  sharedRefs(): StoreBudgetRef[] {
+    return this.#budgets.map((budget) => budget.shared);
+  }
+
+  /**
+   * Spend another manager recorded (through a shared store) against the
+   * budgets named `ids`. Fires `onExceeded` as {@link settle} does.
+   */
+  addShared(ids: readonly string[], nanos: number): void {
+    if (!(nanos > 0)) return;
+    const now = this.#now();
+    const recorded: Budget[] = [];
+    for (const budget of this.#budgets) {
+      if (!ids.includes(budget.id)) continue;
+      budget.spend.add(now, nanos);
+      this.#spent(budget, now);
+      recorded.push(budget);
+    }
+    this.#notify(recorded, now);
+  }
+
+  /**
+   * Replaces a budget's recorded spend with a shared store's buckets
+   * (`[bucket start, nano-dollars]`, as the store keeps them), keeping holds in
+   * flight. Buckets outside the budget's current window are left out.
+   */
+  replaceShared(id: string, buckets: readonly (readonly [number, number])[]): void {
+    const budget = this.#budgets.find((b) => b.id === id);
+    if (budget === undefined) return;
+    const now = this.#now();
+    const from = budget.mode === 'calendar' ? calendarBounds(budget.window, now)[0] : now - ROLLING_WINDOW_MS[budget.window];
+    const spend = createWindow(budget.window, budget.mode);
+    for (const [at, nanos] of [...buckets].sort((x, y) => x[0] - y[0])) {
+      if (at + budget.shared.bucketMs > from && at <= now && nanos > 0) spend.add(Math.max(at, from), nanos);
+    }
+    spend.spent(now);
+    spend.freed = false;
+    budget.spend = spend;
+    this.#spent(budget, now);
+    this.#notify([budget], now);
   }
 
   /** A snapshot per budget, in configuration order. */

@@ -193,23 +193,51 @@ export class KeyLimiter {
    * capacity), charges it when more (the level may go into debt, down to
    * −capacity). Once per reservation; an `actualTokens` that is not a
    * non-negative number leaves the estimate standing.
+   * @returns Whether the count was applied (false: settled already, or not a count).
    */
-  reconcile(reservation: Reservation, actualTokens: number): void {
-    if (this.#settled.has(reservation)) return;
+  reconcile(reservation: Reservation, actualTokens: number): boolean {
+    if (this.#settled.has(reservation)) return false;
     this.#settled.add(reservation);
-    if (!isFiniteNumber(actualTokens) || actualTokens < 0) return;
+    if (!isFiniteNumber(actualTokens) || actualTokens < 0) return false;
     this.#buckets.tokens.take(actualTokens - reservation.tokens, this.#now());
+    return true;
   }
 
   /**
    * The attempt failed before the provider could have counted it (connection
    * refused): gives the reservation's tokens back and keeps the request (it
    * still counts as sent, for pacing and AIMD). Once per reservation.
+   * @returns Whether it was given back (false: settled already).
    */
-  refund(reservation: Reservation): void {
-    if (this.#settled.has(reservation)) return;
+  refund(reservation: Reservation): boolean {
+    if (this.#settled.has(reservation)) return false;
     this.#settled.add(reservation);
     this.#buckets.tokens.give(reservation.tokens, this.#now());
+    return true;
+  }
+
+  /**
+   * The reservation was never used (a shared store refused it): gives back its
+   * request and its tokens. Once per reservation.
+   */
+  cancel(reservation: Reservation): void {
+    if (this.#settled.has(reservation)) return;
+    this.#settled.add(reservation);
+    const now = this.#now();
+    this.#buckets.requests.give(1, now);
+    this.#buckets.tokens.give(reservation.tokens, now);
+  }
+
+  /**
+   * Mirrors a shared store's levels (units left, shared by every manager of
+   * the key): each given level lowers this limiter's, never raises it, so
+   * picks here see what other managers took. `undefined` leaves a dimension as it is.
+   */
+  mirror(requests: number | undefined, tokens: number | undefined): void {
+    if (requests === undefined && tokens === undefined) return;
+    const now = this.#now();
+    if (requests !== undefined) this.#buckets.requests.lower(requests, now);
+    if (tokens !== undefined) this.#buckets.tokens.lower(tokens, now);
   }
 
   /**

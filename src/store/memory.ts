@@ -1,0 +1,225 @@
+/**
+ * The in-process state store: the default. A manager alone on it keeps its
+ * own state and never consults it; managers in one process that share one
+ * `MemoryStore` share their keys' windows, statuses, circuits and spend
+ * through it, as replicas do through Redis.
+ */
+import type { CircuitSnapshot } from '../resilience/breaker/index';
+import { TokenBucket } from '../resilience/rate-limit/bucket';
+import type {
+  StateStore,
+  StoreBudgetRef,
+  StoreChange,
+  StoreCircuitRef,
+  StoreKeyRef,
+  StoreKeyStatus,
+  StoreLimits,
+  StoreListener,
+  StoreReservation,
+  StoreSession,
+  StoreSnapshot,
+  StoreSpend,
+} from './types';
+
+/** Options of {@link MemoryStore}. */
+export interface MemoryStoreOptions {
+  /** The clock the windows run on, in epoch ms. Default `Date.now`. */
+  now?: () => number;
+}
+
+interface Windows {
+  readonly requests: TokenBucket;
+  readonly tokens: TokenBucket;
+}
+
+/** The field a key or circuit is kept under. */
+export function keyField(key: StoreKeyRef): string {
+  return `${encodeURIComponent(key.provider)}:${encodeURIComponent(key.keyId)}`;
+}
+
+export function circuitField(circuit: StoreCircuitRef): string {
+  const name = circuit.scope === 'key' ? circuit.keyId : circuit.upstreamModel;
+  return `${circuit.scope === 'key' ? 'k' : 'd'}:${encodeURIComponent(circuit.provider)}:${encodeURIComponent(name)}`;
+}
+
+/** The level of a bucket for a {@link StoreReservation}: `undefined` when it does not limit. */
+function levelOf(bucket: TokenBucket, now: number): number | undefined {
+  return bucket.limited ? bucket.level(now) : undefined;
+}
+
+/**
+ * A {@link StateStore} in this process's memory. Pass one instance to several
+ * managers to make them share keys as if they were one:
+ *
+ * ```ts
+ * const store = new MemoryStore();
+ * const a = new KeyManager({ providers, store });
+ * const b = new KeyManager({ providers, store });
+ * ```
+ *
+ * Reservations answer synchronously; changes reach the other managers in a
+ * microtask. Nothing is persisted.
+ */
+export class MemoryStore implements StateStore {
+  readonly #now: () => number;
+  readonly #sessions = new Set<MemorySession>();
+  readonly #windows = new Map<string, Windows>();
+  readonly #keys = new Map<string, { key: StoreKeyRef; status: StoreKeyStatus }>();
+  readonly #circuits = new Map<string, { circuit: StoreCircuitRef; snapshot: CircuitSnapshot }>();
+  /** Per budget id: bucket start → nano-dollars. */
+  readonly #spend = new Map<string, Map<number, number>>();
+
+  constructor(options: MemoryStoreOptions = {}) {
+    if (options.now !== undefined && typeof options.now !== 'function') {
+      throw new TypeError(`MemoryStore: \`now\` must be a function returning epoch ms (got ${typeof options.now})`);
+    }
+    this.#now = options.now ?? Date.now;
+  }
+
+  open(listener: StoreListener): StoreSession {
+    const session = new MemorySession(this, listener);
+    this.#sessions.add(session);
+    return session;
+  }
+
+  /** @internal */
+  get sessions(): number {
+    return this.#sessions.size;
+  }
+
+  /** @internal */
+  detach(session: MemorySession): void {
+    this.#sessions.delete(session);
+  }
+
+  /** @internal Delivers a change to every session but `from`, in a microtask. */
+  broadcast(from: MemorySession, change: StoreChange): void {
+    for (const session of this.#sessions) {
+      if (session !== from) queueMicrotask(() => session.deliver(change));
+    }
+  }
+
+  #windowsOf(key: StoreKeyRef, limits: StoreLimits, now: number): Windows {
+    const field = keyField(key);
+    let windows = this.#windows.get(field);
+    if (windows === undefined) {
+      windows = { requests: new TokenBucket(), tokens: new TokenBucket() };
+      this.#windows.set(field, windows);
+    }
+    windows.requests.setCapacity(limits.rpm ?? Infinity, now);
+    windows.tokens.setCapacity(limits.tpm ?? Infinity, now);
+    return windows;
+  }
+
+  /** @internal */
+  reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): StoreReservation {
+    const now = this.#now();
+    const { requests, tokens: tokenBucket } = this.#windowsOf(key, limits, now);
+    const amount = tokens > 0 ? tokens : 0;
+    const waitMs = Math.max(requests.waitMs(1, now), tokenBucket.waitMs(amount, now));
+    if (waitMs === 0) {
+      requests.take(1, now);
+      tokenBucket.take(amount, now);
+      return { ok: true, requests: levelOf(requests, now), tokens: levelOf(tokenBucket, now) };
+    }
+    return { ok: false, waitMs, requests: levelOf(requests, now), tokens: levelOf(tokenBucket, now) };
+  }
+
+  /** @internal */
+  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
+    const now = this.#now();
+    const windows = this.#windowsOf(key, limits, now);
+    windows.requests.take(requests, now);
+    windows.tokens.take(tokens, now);
+  }
+
+  /** @internal */
+  setKey(key: StoreKeyRef, status: StoreKeyStatus): void {
+    this.#keys.set(keyField(key), { key: { provider: key.provider, keyId: key.keyId }, status: { ...status } });
+  }
+
+  /** @internal */
+  setCircuit(circuit: StoreCircuitRef, snapshot: CircuitSnapshot): void {
+    this.#circuits.set(circuitField(circuit), { circuit: { ...circuit }, snapshot: structuredClone(snapshot) });
+  }
+
+  /** @internal */
+  addSpend(spend: StoreSpend): void {
+    for (const budget of spend.budgets) {
+      let buckets = this.#spend.get(budget.id);
+      if (buckets === undefined) {
+        buckets = new Map();
+        this.#spend.set(budget.id, buckets);
+      }
+      const start = Math.floor(spend.at / budget.bucketMs) * budget.bucketMs;
+      buckets.set(start, (buckets.get(start) ?? 0) + spend.nanos);
+      // Buckets older than the window can no longer count toward it.
+      const oldest = spend.at - budget.windowMs - budget.bucketMs;
+      for (const at of buckets.keys()) if (at < oldest) buckets.delete(at);
+    }
+  }
+
+  /** @internal */
+  load(budgets: readonly StoreBudgetRef[]): StoreSnapshot {
+    return {
+      keys: [...this.#keys.values()].map(({ key, status }) => ({ key: { ...key }, status: { ...status } })),
+      circuits: [...this.#circuits.values()].map(({ circuit, snapshot }) => ({ circuit: { ...circuit }, snapshot: structuredClone(snapshot) })),
+      spend: budgets.map((budget) => ({
+        budget: budget.id,
+        buckets: [...(this.#spend.get(budget.id) ?? new Map<number, number>()).entries()].sort((a, b) => a[0] - b[0]),
+      })),
+    };
+  }
+}
+
+/** One manager's session on a {@link MemoryStore}. */
+class MemorySession implements StoreSession {
+  readonly #store: MemoryStore;
+  readonly #listener: StoreListener;
+  #closed = false;
+
+  constructor(store: MemoryStore, listener: StoreListener) {
+    this.#store = store;
+    this.#listener = listener;
+  }
+
+  get shared(): boolean {
+    return this.#store.sessions > 1;
+  }
+
+  deliver(change: StoreChange): void {
+    if (!this.#closed) this.#listener.change(change);
+  }
+
+  reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): StoreReservation {
+    return this.#store.reserve(key, limits, tokens);
+  }
+
+  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
+    this.#store.adjust(key, limits, requests, tokens);
+  }
+
+  setKey(key: StoreKeyRef, status: StoreKeyStatus): void {
+    this.#store.setKey(key, status);
+    this.#store.broadcast(this, { kind: 'key', key: { provider: key.provider, keyId: key.keyId }, status: { ...status } });
+  }
+
+  setCircuit(circuit: StoreCircuitRef, snapshot: CircuitSnapshot): void {
+    this.#store.setCircuit(circuit, snapshot);
+    this.#store.broadcast(this, { kind: 'circuit', circuit: { ...circuit }, snapshot: structuredClone(snapshot) });
+  }
+
+  addSpend(spend: StoreSpend): void {
+    this.#store.addSpend(spend);
+    this.#store.broadcast(this, { kind: 'spend', budgets: spend.budgets.map((b) => b.id), nanos: spend.nanos, at: spend.at });
+  }
+
+  load(budgets: readonly StoreBudgetRef[]): StoreSnapshot {
+    return this.#store.load(budgets);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#store.detach(this);
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * The state store: what several managers — in one process or many — must share
+ * about keys so that together they behave like one (DESIGN.md §5): rate windows
+ * and their reservations, cooldowns, disabled keys, circuit states and spend.
+ *
+ * A manager opens one {@link StoreSession} on its store. Everything else it
+ * keeps in its own memory, which stays the fast path: a store is consulted
+ * only where sharing is the point (one reservation per attempt on a key with a
+ * known limit), and told of changes without waiting for it.
+ */
+import type { KeyDisabledReason } from '../events';
+import type { CircuitSnapshot } from '../resilience/breaker/index';
+
+/** A key, named by provider and id (never by its secret). */
+export interface StoreKeyRef {
+  readonly provider: string;
+  readonly keyId: string;
+}
+
+/** The limits in force on a key, per minute; `undefined` = not limited in that dimension. */
+export interface StoreLimits {
+  readonly rpm: number | undefined;
+  readonly tpm: number | undefined;
+}
+
+/**
+ * The answer to {@link StoreSession.reserve}: whether 1 request and the tokens
+ * fit in the key's shared windows (and were taken), else how long until they
+ * would (`Infinity`: never, the tokens exceed the limit). `requests` and
+ * `tokens` are the shared windows' levels after the call (units left, possibly
+ * negative), `undefined` in a dimension without a limit; the manager mirrors
+ * them, so its own picks see what other managers took.
+ *
+ * `degraded` is set when the store could not be asked and the session let the
+ * reservation through on local state (fail-open).
+ */
+export type StoreReservation =
+  | { ok: true; requests: number | undefined; tokens: number | undefined; degraded?: boolean }
+  | { ok: false; waitMs: number; requests: number | undefined; tokens: number | undefined };
+
+/** A key's shared status. `cooldownUntil` is an epoch time in ms (0 = none). */
+export interface StoreKeyStatus {
+  disabled: KeyDisabledReason | null;
+  cooldownUntil: number;
+}
+
+/** A circuit: one key's, or one deployment's (provider × upstream model). */
+export type StoreCircuitRef =
+  | { readonly scope: 'key'; readonly provider: string; readonly keyId: string }
+  | { readonly scope: 'deployment'; readonly provider: string; readonly upstreamModel: string };
+
+/**
+ * A budget whose spend is shared. Spend is kept in buckets of `bucketMs`
+ * (a 60th of the window's length, which divides every calendar window's start
+ * too), each kept for at least `windowMs`.
+ */
+export interface StoreBudgetRef {
+  readonly id: string;
+  readonly bucketMs: number;
+  readonly windowMs: number;
+}
+
+/** Spend recorded against budgets: `nanos` nano-dollars at epoch ms `at`, once per budget in `budgets`. */
+export interface StoreSpend {
+  readonly budgets: readonly StoreBudgetRef[];
+  readonly nanos: number;
+  readonly at: number;
+}
+
+/** A change another manager made, as the store delivers it. */
+export type StoreChange =
+  | { kind: 'key'; key: StoreKeyRef; status: StoreKeyStatus }
+  | { kind: 'circuit'; circuit: StoreCircuitRef; snapshot: CircuitSnapshot }
+  | { kind: 'spend'; budgets: readonly string[]; nanos: number; at: number };
+
+/** Everything shared, as {@link StoreSession.load} returns it (for a start or a resync). */
+export interface StoreSnapshot {
+  keys: { key: StoreKeyRef; status: StoreKeyStatus }[];
+  circuits: { circuit: StoreCircuitRef; snapshot: CircuitSnapshot }[];
+  /** Per budget asked for: its spend buckets as `[bucket start (epoch ms), nano-dollars]`. */
+  spend: { budget: string; buckets: [number, number][] }[];
+}
+
+/** The operation of the store that failed, in `store:error`. */
+export type StoreOperation = 'connect' | 'reserve' | 'adjust' | 'write' | 'load' | 'subscribe';
+
+/** A store failure, as the session reports it to its manager. */
+export interface StoreFailure {
+  operation: StoreOperation;
+  /** What went wrong (the client's message; never a key). */
+  message: string;
+  /** `open`: requests go on, on local state; `closed`: requests that need the store are refused. */
+  failMode: 'open' | 'closed';
+}
+
+/** What a manager hands its store when it opens a session. */
+export interface StoreListener {
+  /** A change another session made. */
+  change(change: StoreChange): void;
+  /** The store failed; the session keeps trying to reconnect. */
+  error(failure: StoreFailure): void;
+  /** The store is back after a failure (pending writes flushed): the manager reloads and resyncs. */
+  recovered(downMs: number): void;
+}
+
+/**
+ * One manager's connection to a {@link StateStore}. Writes (`adjust`,
+ * `setKey`, `setCircuit`, `addSpend`) never throw and are not awaited by the
+ * request path; a store that cannot take them now keeps what must not be lost
+ * (statuses, circuits, spend) and writes it when it is back.
+ */
+export interface StoreSession {
+  /**
+   * Whether the state is shared with another session. While false the manager's
+   * own state is the whole truth and it skips {@link reserve} (no cost for a
+   * manager alone on its store).
+   */
+  readonly shared: boolean;
+  /**
+   * Atomically checks the key's shared request and token windows (capacity =
+   * the limits, refilling continuously over a minute, starting full) and takes
+   * 1 request and `tokens` tokens when both fit. One round trip at most.
+   *
+   * @throws StoreUnavailableError (rejects) when the store cannot answer and
+   *   the store fails closed.
+   */
+  reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): StoreReservation | Promise<StoreReservation>;
+  /** Gives back (negative) or charges (positive) requests and tokens on the key's shared windows. */
+  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void;
+  /** Records a key's status and tells the other sessions. */
+  setKey(key: StoreKeyRef, status: StoreKeyStatus): void;
+  /** Records a circuit's state and tells the other sessions. */
+  setCircuit(circuit: StoreCircuitRef, snapshot: CircuitSnapshot): void;
+  /** Records spend and tells the other sessions. */
+  addSpend(spend: StoreSpend): void;
+  /** Everything shared: key statuses, circuits, and the spend of `budgets`. */
+  load(budgets: readonly StoreBudgetRef[]): StoreSnapshot | Promise<StoreSnapshot>;
+  /** Ends the session (the manager's `close()` calls it); the store stays open for others. */
+  close(): Promise<void>;
+}
+
+/**
+ * Where managers keep what they share. keyplex ships two: `MemoryStore` (the
+ * default: one process) and `RedisStore` (`keyplex/redis`: many processes).
+ */
+export interface StateStore {
+  /** Opens a session for one manager; `listener` hears other sessions' changes and the store's health. */
+  open(listener: StoreListener): StoreSession;
+}
