@@ -1,0 +1,192 @@
+/**
+ * The Redis store when Redis goes away (DESIGN.md §5): fail-open serves on
+ * local state and reports `store:error`, fail-closed refuses, and a Redis
+ * restarted mid-run is reconnected to and resynced with, after which the
+ * shared limits hold again. Real `redis-server`, real SDK, simulator on msw.
+ */
+import { randomUUID } from 'node:crypto';
+import OpenAI from 'openai';
+import { setupServer } from 'msw/node';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { getKeyplexDetails, KeyManager, type KeyManagerOptions, type KeyplexEventName, type KeyplexEvents } from '../src/index';
+import { RedisStore } from '../src/store/redis';
+import { ProviderSimulator } from '../src/testing';
+import { simulatorHandlers } from '../src/testing/msw';
+import { fakeKey } from './support/fake-keys';
+import { freePort, RedisServer, redisAvailable } from './support/redis';
+
+const MODEL = 'gpt-4.1-mini';
+const server = setupServer();
+const withRedis = redisAvailable('RedisStore outages');
+let redis: RedisServer | undefined;
+beforeAll(async () => {
+  server.listen({ onUnhandledFrame: 'error' });
+  if (withRedis) redis = await RedisServer.start();
+}, 20_000);
+afterAll(async () => {
+  server.close();
+  await redis?.stop();
+});
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+  server.resetHandlers();
+});
+
+function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
+  const seen: KeyplexEvents[E][] = [];
+  manager.on(name, (payload) => void seen.push(payload));
+  return seen;
+}
+
+/** Waits for another process to do something (Redis to restart, ioredis to reconnect): real time, at most `ms`. */
+async function eventually(condition: () => boolean, what: string, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`not seen within ${ms} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+const body = () => ({ model: MODEL, messages: [{ role: 'user' as const, content: 'hello' }], max_tokens: 8 });
+const outcome = (promise: Promise<unknown>) =>
+  promise.then(
+    () => 'ok',
+    (error: unknown) => getKeyplexDetails(error)?.code ?? String(error),
+  );
+
+describe.skipIf(!withRedis)('RedisStore when Redis goes away', () => {
+  test('Redis stopped mid-run and started again: no request fails (fail-open), the store reconnects and shared limits hold again', async () => {
+    // `busy` carries the traffic through the outage; `fresh` (rpm 10) is first used after it, to show sharing is back.
+    const [busy, fresh] = [fakeKey('busy'), fakeKey('fresh')];
+    const sim = new ProviderSimulator({
+      providers: [
+        { id: 'busy', keys: [{ key: busy }], models: [MODEL] },
+        { id: 'fresh', keys: [{ key: fresh }], models: ['fresh-model'] },
+      ],
+    });
+    server.use(...simulatorHandlers(sim));
+    const prefix = `restart:${randomUUID()}:`;
+    const managers = await Promise.all(
+      [0, 1].map(async () => {
+        const store = new RedisStore({ url: redis!.url, prefix, retryMs: 50, timeoutMs: 200 });
+        await store.ready();
+        const options: KeyManagerOptions = {
+          providers: {
+            busy: { baseURL: sim.baseURL('busy'), keys: [busy], models: [MODEL], rpm: 100_000 },
+            fresh: { baseURL: sim.baseURL('fresh'), keys: [fresh], models: ['fresh-model'], rpm: 10 },
+          },
+          deadlineMs: 400,
+          store,
+        };
+        const manager = new KeyManager(options);
+        cleanups.push(async () => {
+          await manager.close();
+          await store.close();
+        });
+        return { manager, store, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })), errors: record(manager, 'store:error'), recovered: record(manager, 'store:recovered') };
+      }),
+    );
+    const run = (count: number) => Promise.all(Array.from({ length: count }, (_, i) => outcome(managers[i % 2]!.client.chat.completions.create(body()))));
+
+    expect(await run(20)).toEqual(Array(20).fill('ok'));
+    await redis!.stop();
+    // Through the outage: every request served on local state.
+    const during = [...(await run(20)), ...(await run(20))];
+    expect(during).toEqual(Array(40).fill('ok'));
+    for (const { errors } of managers) {
+      await eventually(() => errors.length > 0, 'store:error');
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatchObject({ failMode: 'open' });
+    }
+    expect(managers.every(({ store }) => !store.healthy)).toBe(true);
+
+    await redis!.start();
+    for (const { recovered } of managers) await eventually(() => recovered.length === 1, 'store:recovered');
+    expect(managers.every(({ store }) => store.healthy)).toBe(true);
+    expect(await run(10)).toEqual(Array(10).fill('ok'));
+
+    // Shared again: `fresh` allows 10 a minute. Each manager alone would let 10 through (20 in all).
+    const fresh20 = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => outcome(managers[i % 2]!.client.chat.completions.create({ ...body(), model: 'fresh-model' }))),
+    );
+    expect(fresh20.filter((o) => o === 'ok')).toHaveLength(10);
+    expect(fresh20.filter((o) => o === 'no_key_available')).toHaveLength(10);
+    expect(sim.tallies().fresh!.successes).toBe(10);
+  }, 20_000);
+
+  test('a change made while Redis was away reaches the others once it is back', async () => {
+    const key = fakeKey('kept');
+    const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: [MODEL] }] });
+    server.use(...simulatorHandlers(sim));
+    const prefix = `kept:${randomUUID()}:`;
+    const make = async () => {
+      const store = new RedisStore({ url: redis!.url, prefix, retryMs: 50 });
+      await store.ready();
+      const manager = new KeyManager({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [{ key, id: 'k' }], models: [MODEL] } }, store });
+      cleanups.push(async () => {
+        await manager.close();
+        await store.close();
+      });
+      return { manager, store };
+    };
+    const a = await make();
+    const b = await make();
+    await redis!.stop();
+    await eventually(() => !a.store.healthy, 'A notices');
+    a.manager.disableKey('sim', 'k');
+    await redis!.start();
+    await eventually(() => b.manager.stats().providers.sim!.keys[0]!.status === 'disabled', 'disabled in B after the restart');
+  }, 20_000);
+
+  test('fail-closed: with Redis unreachable a request that needs a shared reservation is refused with store_unavailable (503)', async () => {
+    const key = fakeKey('closed');
+    const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: [MODEL] }] });
+    server.use(...simulatorHandlers(sim));
+    // Nothing listens on this port.
+    const store = new RedisStore({ url: `redis://127.0.0.1:${await freePort()}`, failMode: 'closed', retryMs: 50 });
+    const manager = new KeyManager({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL], rpm: 60 } }, store });
+    cleanups.push(async () => {
+      await manager.close();
+      await store.close();
+    });
+    const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
+    const error = await client.chat.completions.create(body()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+    expect(getKeyplexDetails(error)).toMatchObject({ code: 'store_unavailable' });
+    expect(getKeyplexDetails(error)?.message).toMatch(/failMode 'closed'/);
+    expect(sim.tallies().sim!.requests).toBe(0);
+  });
+
+  test('fail-open: with Redis unreachable from the start requests are served on local state', async () => {
+    const key = fakeKey('open');
+    const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: [MODEL] }] });
+    server.use(...simulatorHandlers(sim));
+    const store = new RedisStore({ url: `redis://127.0.0.1:${await freePort()}`, retryMs: 50 });
+    const manager = new KeyManager({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL], rpm: 60 } }, store });
+    cleanups.push(async () => {
+      await manager.close();
+      await store.close();
+    });
+    const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
+    expect(await outcome(client.chat.completions.create(body()))).toBe('ok');
+  });
+});
+
+describe('RedisStore options', () => {
+  test.each([
+    [{ failMode: 'sometimes' }, /failMode/],
+    [{ prefix: '' }, /prefix/],
+    [{ timeoutMs: 0 }, /timeoutMs/],
+    [{ retryMs: -1 }, /retryMs/],
+    [{ now: 5 }, /now/],
+  ])('%o is refused with a message naming the option', (options, message) => {
+    expect(() => new RedisStore({ ...(options as object), client: undefined, url: 'redis://127.0.0.1:1', redis: { lazyConnect: true } })).toThrow(message);
+  });
+
+  test('a store is not a valid `store` option unless it has open()', () => {
+    expect(() => new KeyManager({ providers: { p: { baseURL: 'https://p.example/v1', keys: [fakeKey('p')] } }, store: {} as never })).toThrow(/store/);
+  });
+});
