@@ -180,6 +180,40 @@ describe('KeyLimiter: reconcile and refund', () => {
   });
 });
 
+describe('KeyLimiter: a shared store refused the reservation (cancel, mirror)', () => {
+  test('cancel gives back the request and the tokens', () => {
+    const { limiter } = setup({ rpm: 2, tpm: 1_000 });
+    reserve(limiter, 100);
+    limiter.cancel(reserve(limiter, 400));
+    expect(limiter.tryReserve(900).ok).toBe(true);
+  });
+
+  test('cancel is once per reservation, and nothing after reconcile or refund', () => {
+    const { limiter } = setup({ tpm: 1_000 });
+    const reservation = reserve(limiter, 400);
+    expect(limiter.refund(reservation)).toBe(true);
+    expect(limiter.refund(reservation)).toBe(false);
+    limiter.cancel(reservation);
+    expect(limiter.headroom()).toBe(1);
+    expect(limiter.reconcile(reserve(limiter, 100), Number.NaN)).toBe(false);
+  });
+
+  test('mirror lowers each level to the shared one', () => {
+    const { limiter } = setup({ rpm: 10, tpm: 1_000 });
+    limiter.mirror(0.5, 250);
+    expect(limiter.headroom()).toBeCloseTo(0.05, 9);
+    // 0.5 requests missing at 10 per minute: 3 s.
+    expect(limiter.tryReserve(0)).toEqual({ ok: false, waitMs: 3_000 });
+  });
+
+  test('mirror never raises a level, and leaves a dimension without a shared level alone', () => {
+    const { limiter } = setup({ rpm: 10, tpm: 1_000 });
+    drain(limiter, 5, 100);
+    limiter.mirror(9, undefined);
+    expect(limiter.headroom()).toBeCloseTo(0.5, 9);
+  });
+});
+
 describe('KeyLimiter: learning from headers', () => {
   test.each<[string, Record<string, string>, { rpm: number | undefined; tpm: number | undefined }]>([
     ['OpenAI', { 'x-ratelimit-limit-requests': '500', 'x-ratelimit-limit-tokens': '30000' }, { rpm: 500, tpm: 30_000 }],

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { MemoryStore, type StateStore, type StoreChange, type StoreListener, type StoreSession } from '../src/index';
 import { RedisStore } from '../src/store/redis';
+import { START_LAG_MS } from '../src/store/scripts';
 import { RedisServer, redisAvailable } from './support/redis';
 
 const withRedis = redisAvailable('store contract (RedisStore)');
@@ -118,11 +119,20 @@ for (const impl of implementations) {
       s = await impl.pair(now);
     };
 
-    test('a fresh window starts full: rpm 3 takes three requests, the fourth waits 60 000 / 3 ms', async () => {
+    test('a fresh window starts full: rpm 3 takes three requests, the fourth waits the start lag + 60 000 / 3 ms', async () => {
       await setup();
       for (let i = 0; i < 3; i++) expect((await s.a.reserve(KEY, RPM3, 0)).ok).toBe(true);
       const refused = await s.a.reserve(KEY, RPM3, 0);
-      expect(refused).toMatchObject({ ok: false, waitMs: 20_000 });
+      expect(refused).toMatchObject({ ok: false, waitMs: START_LAG_MS + 20_000 });
+    });
+
+    test('refilling starts the start lag after a take from a full window (the provider counts our first request later)', async () => {
+      await setup();
+      expect((await s.a.reserve(KEY, RPM3, 0)).ok).toBe(true);
+      t += START_LAG_MS;
+      expect(await s.b.reserve(KEY, RPM3, 0)).toMatchObject({ ok: true, requests: 1 });
+      t += 10_000; // half a request refilled since the lag ended
+      expect(await s.b.reserve(KEY, RPM3, 0)).toMatchObject({ ok: true, requests: 0.5 });
     });
 
     test('two sessions draw on one window: what A took, B cannot', async () => {
@@ -137,7 +147,7 @@ for (const impl of implementations) {
     test('the window refills continuously: one request per 20 s at rpm 3', async () => {
       await setup();
       for (let i = 0; i < 3; i++) await s.a.reserve(KEY, RPM3, 0);
-      t += 19_999;
+      t += START_LAG_MS + 19_999;
       expect((await s.b.reserve(KEY, RPM3, 0)).ok).toBe(false);
       t += 1;
       expect((await s.b.reserve(KEY, RPM3, 0)).ok).toBe(true);
@@ -162,8 +172,8 @@ for (const impl of implementations) {
       await setup();
       const limits = { rpm: undefined, tpm: 600 };
       expect((await s.a.reserve(KEY, limits, 500)).ok).toBe(true);
-      // 200 missing at 600 per minute = 10 per second: 20 s.
-      expect(await s.b.reserve(KEY, limits, 300)).toMatchObject({ ok: false, waitMs: 20_000 });
+      // 200 missing at 600 per minute = 10 per second: 20 s, after the start lag.
+      expect(await s.b.reserve(KEY, limits, 300)).toMatchObject({ ok: false, waitMs: START_LAG_MS + 20_000 });
     });
 
     test('tokens above the limit can never fit: waitMs is Infinity', async () => {

@@ -6,6 +6,7 @@
  */
 import type { CircuitSnapshot } from '../resilience/breaker/index';
 import { TokenBucket } from '../resilience/rate-limit/bucket';
+import { START_LAG_MS } from './scripts';
 import type {
   StateStore,
   StoreBudgetRef,
@@ -103,7 +104,7 @@ export class MemoryStore implements StateStore {
     const field = keyField(key);
     let windows = this.#windows.get(field);
     if (windows === undefined) {
-      windows = { requests: new TokenBucket(), tokens: new TokenBucket() };
+      windows = { requests: new TokenBucket(Infinity, START_LAG_MS), tokens: new TokenBucket(Infinity, START_LAG_MS) };
       this.#windows.set(field, windows);
     }
     windows.requests.setCapacity(limits.rpm ?? Infinity, now);

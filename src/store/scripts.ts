@@ -10,7 +10,14 @@
  *
  * ARGV shared by both scripts: [1] rpm, [2] tpm (0 = no limit), [3] the clock
  * in ms ('' = the server's `TIME`), [4] the window's time to live in ms.
+ *
+ * Like `TokenBucket` with a start lag, a take from a full window starts its
+ * refill {@link START_LAG_MS} later (`at` in the future): the provider's
+ * bucket starts when our first request arrives, after we took it.
  */
+
+/** How much later a shared window starts refilling after a take from full. */
+export const START_LAG_MS = 250;
 
 const PRELUDE = `
 local rpm = tonumber(ARGV[1])
@@ -26,7 +33,9 @@ local state = redis.call('HMGET', KEYS[1], 'r', 't', 'at')
 local at = tonumber(state[3])
 local dt = 0
 if at ~= nil and now > at then dt = now - at end
-if at ~= nil and now < at then now = at end
+-- ms until refilling starts (after a start lag), else 0
+local lag = 0
+if at ~= nil and at > now then lag = at - now end
 local function refill(level, cap)
   if cap <= 0 then return nil end
   if level == nil then return cap end
@@ -37,8 +46,11 @@ local function refill(level, cap)
 end
 local r = refill(tonumber(state[1]), rpm)
 local t = refill(tonumber(state[2]), tpm)
-local function save()
-  local fields = {'at', tostring(now)}
+local function save(started)
+  local origin = now
+  if at ~= nil and at > now then origin = at end
+  if started then origin = now + ${START_LAG_MS} end
+  local fields = {'at', tostring(origin)}
   if r ~= nil then table.insert(fields, 'r'); table.insert(fields, tostring(r)) end
   if t ~= nil then table.insert(fields, 't'); table.insert(fields, tostring(t)) end
   redis.call('HSET', KEYS[1], unpack(fields))
@@ -65,7 +77,7 @@ local function wait(level, cap, amount)
   if amount > cap + eps then return -1 end
   if level + eps >= amount then return 0 end
   local rate = cap / 60000
-  return math.ceil((amount - level) / rate - eps / (2 * rate))
+  return math.ceil(lag + (amount - level) / rate - eps / (2 * rate))
 end
 local wr = wait(r, rpm, 1)
 local wt = wait(t, tpm, need)
@@ -76,9 +88,10 @@ local w = math.max(wr, wt)
 if w > 0 then
   return {0, w, show(r), show(t)}
 end
+local started = (r ~= nil and r >= rpm) or (t ~= nil and t >= tpm and need > 0)
 if r ~= nil then r = r - 1 end
 if t ~= nil then t = t - need end
-save()
+save(started)
 return {1, 0, show(r), show(t)}
 `;
 
@@ -95,6 +108,6 @@ local function take(level, cap, amount)
 end
 r = take(r, rpm, dr)
 t = take(t, tpm, dtk)
-save()
+save(false)
 return 0
 `;

@@ -38,12 +38,21 @@ export class TokenBucket {
   #level: number;
   #updatedAt: number | undefined;
   #blockedUntil = -Infinity;
+  /** See the constructor. */
+  readonly startLagMs: number;
 
-  /** @param capacity Units per minute, positive; `Infinity` for unknown (no limiting). */
-  constructor(capacity = Infinity) {
+  /**
+   * @param capacity Units per minute, positive; `Infinity` for unknown (no limiting).
+   * @param startLagMs When a take starts from a full bucket, refilling starts
+   *   this much later. A provider counts a request when it arrives, after we
+   *   took it; its bucket starts refilling that much later than ours, and a
+   *   later request that arrives sooner would find a unit short. Default 0.
+   */
+  constructor(capacity = Infinity, startLagMs = 0) {
     if (!(capacity > 0)) throw new RangeError(`TokenBucket: capacity must be positive (got ${capacity})`);
     this.#capacity = capacity;
     this.#level = capacity;
+    this.startLagMs = startLagMs;
   }
 
   /** Units per minute; `Infinity` when nothing is known. */
@@ -121,8 +130,10 @@ export class TokenBucket {
     const level = this.level(now);
     if (level + EPSILON >= amount) return blocked;
     const rate = this.#rate;
+    // Refilling starts later after a start lag (see the constructor).
+    const start = this.#updatedAt !== undefined && this.#updatedAt > now ? this.#updatedAt - now : 0;
     // Rounded up, minus a hair worth less than EPSILON units, so the ms it names is the first that fits.
-    const refill = Math.ceil((amount - level) / rate - EPSILON / (2 * rate));
+    const refill = Math.ceil(start + (amount - level) / rate - EPSILON / (2 * rate));
     return Math.max(blocked, refill);
   }
 
@@ -130,7 +141,9 @@ export class TokenBucket {
   take(amount: number, now: number): void {
     if (!this.limited) return;
     this.#refill(now);
+    const wasFull = this.#level >= this.#capacity;
     this.#level = Math.max(-this.#capacity, Math.min(this.#capacity, this.#level - amount));
+    if (wasFull && amount > 0 && this.startLagMs > 0) this.#updatedAt = now + this.startLagMs;
   }
 
   /** Gives back `amount` units (a refund), never above capacity. */
