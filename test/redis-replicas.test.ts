@@ -23,12 +23,12 @@ import { RedisServer, redisAvailable } from './support/redis';
 const withRedis = redisAvailable('many processes on one RedisStore');
 const PROCESSES = 4;
 const KEYS = 3;
-/** Per key, in the simulator and in keyplex: a burst of 120, then 2 requests a second. */
-const RPM = 120;
+/** Per key, in the simulator and in keyplex: a burst of 180, then 3 requests a second. */
+const RPM = 180;
 const CONCURRENCY = 6;
 /** When the sustained phase is measured from (the burst is long spent by then). */
-const BURST_MS = 3_000;
-const RUN_MS = 10_000;
+const BURST_MS = 2_500;
+const RUN_MS = 6_000;
 const MODEL = 'gpt-4.1-mini';
 
 let redis: RedisServer | undefined;

@@ -9,6 +9,7 @@ import OpenAI from 'openai';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { getKeyplexDetails, KeyManager, type KeyManagerOptions, type KeyplexEventName, type KeyplexEvents } from '../src/index';
+import { Redis } from 'ioredis';
 import { RedisStore } from '../src/store/redis';
 import { ProviderSimulator } from '../src/testing';
 import { simulatorHandlers } from '../src/testing/msw';
@@ -172,6 +173,54 @@ describe.skipIf(!withRedis)('RedisStore when Redis goes away', () => {
     });
     const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
     expect(await outcome(client.chat.completions.create(body()))).toBe('ok');
+  });
+});
+
+describe.skipIf(!withRedis)('RedisStore and secrets', () => {
+  test('nothing written to Redis or published on its channel holds a key: keys are named by provider and id', async () => {
+    const keys = [fakeKey('redis-secret-a'), fakeKey('redis-secret-b'), fakeKey('redis-secret-c')];
+    const sim = new ProviderSimulator({
+      providers: [{ id: 'sim', keys: [{ key: keys[0]!, revoked: true }, { key: keys[1]!, rpm: 1 }, { key: keys[2]! }], models: [MODEL] }],
+    });
+    server.use(...simulatorHandlers(sim));
+    const prefix = `secrets:${randomUUID()}:`;
+    const spy = new Redis(redis!.url);
+    const published: string[] = [];
+    await spy.psubscribe(`${prefix}*`);
+    spy.on('pmessage', (_pattern: string, _channel: string, message: string) => void published.push(message));
+    const store = new RedisStore({ url: redis!.url, prefix });
+    await store.ready();
+    // Default key ids (fingerprints), budgets, circuits, a revoked key and a rate-limited one.
+    const manager = new KeyManager({
+      providers: { sim: { baseURL: sim.baseURL('sim'), keys, models: [MODEL], rpm: 100 } },
+      keySelection: 'round-robin',
+      budgets: [{ scope: { overall: true }, limitUsd: 5, window: 'day' }],
+      store,
+    });
+    cleanups.push(async () => {
+      await manager.close();
+      await store.close();
+      spy.disconnect();
+    });
+    const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
+    for (let i = 0; i < 6; i++) await outcome(client.chat.completions.create(body()));
+    manager.disableKey('sim', manager.stats().providers.sim!.keys[2]!.id);
+    await eventually(() => published.length >= 2, 'changes published');
+
+    const reader = new Redis(redis!.url);
+    cleanups.push(async () => reader.disconnect());
+    const stored: string[] = [];
+    for (const name of await reader.keys(`${prefix}*`)) {
+      const type = await reader.type(name);
+      const value = type === 'hash' ? JSON.stringify(await reader.hgetall(name)) : type === 'string' ? await reader.get(name) : type;
+      stored.push(`${name} ${value}`);
+    }
+    expect(stored.length).toBeGreaterThan(3); // windows, statuses, spend
+    const everything = [...stored, ...published].join('\n');
+    for (const key of keys) {
+      expect(everything).not.toContain(key);
+      expect(everything).not.toContain(key.slice(key.lastIndexOf('-') + 1));
+    }
   });
 });
 

@@ -124,9 +124,9 @@ export class RedisStore implements StateStore {
   #downSince = 0;
   #probe: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
-  /** Writes kept while Redis is away, by field (latest wins). */
-  readonly #pendingStatus = new Map<string, { hash: string; field: string; value: string }>();
-  #pendingSpend: StoreSpend[] = [];
+  /** Writes kept while Redis is away, by field (latest wins), with the message that announces each. */
+  readonly #pendingStatus = new Map<string, { hash: string; field: string; value: string; message: string }>();
+  #pendingSpend: { origin: string; spend: StoreSpend }[] = [];
   #subscribed: Promise<unknown>;
   #readyWaiters: (() => void)[] = [];
 
@@ -165,8 +165,10 @@ export class RedisStore implements StateStore {
     this.#client.on('close', () => this.#fail('connect', new Error('connection to Redis closed')));
     this.#client.on('ready', () => void this.#recover());
     this.#sub.on('error', () => {
-      // The command connection reports Redis's health; the subscriber reconnects on its own.
+      // Reported through 'close'; ioredis reconnects and re-subscribes on its own.
     });
+    // Changes published while the subscriber is away are missed: resync once it is back.
+    this.#sub.on('close', () => this.#fail('subscribe', new Error('subscription connection to Redis closed')));
     this.#sub.on('message', (channel: string, message: string) => this.#message(channel, message));
     this.#subscribed = this.#sub.subscribe(this.#channel).catch((error: unknown) => this.#fail('subscribe', error));
   }
@@ -245,23 +247,14 @@ export class RedisStore implements StateStore {
   /** @internal */
   async reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): Promise<StoreReservation> {
     if (!this.#healthy) return this.#unavailable('reserve', undefined);
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const reply = await Promise.race([
-        this.#script(RESERVE, this.#windowKey(key), [...this.#args(limits), Math.max(0, tokens)]),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`Redis did not answer a reservation within ${this.#timeoutMs} ms`)), this.#timeoutMs);
-          timer.unref?.();
-        }),
-      ]);
+      const reply = await this.#within(this.#script(RESERVE, this.#windowKey(key), [...this.#args(limits), Math.max(0, tokens)]), 'a reservation');
       const [ok, waitMs, requests, tokensLeft] = reply as [number, number, string, string];
       if (ok === 1) return { ok: true, requests: level(requests), tokens: level(tokensLeft) };
       return { ok: false, waitMs: waitMs < 0 ? Infinity : waitMs, requests: level(requests), tokens: level(tokensLeft) };
     } catch (error) {
       this.#fail('reserve', error);
       return this.#unavailable('reserve', error);
-    } finally {
-      if (timer) clearTimeout(timer);
     }
   }
 
@@ -279,7 +272,7 @@ export class RedisStore implements StateStore {
 
   /** @internal */
   write(origin: string, hash: 'keys' | 'circuits', field: string, value: unknown, change: StoreChange): void {
-    const entry = { hash: `${this.prefix}${hash}`, field, value: JSON.stringify(value) };
+    const entry = { hash: `${this.prefix}${hash}`, field, value: JSON.stringify(value), message: JSON.stringify({ o: origin, c: change }) };
     if (!this.#healthy) {
       this.#pendingStatus.set(`${entry.hash}\u0000${field}`, entry);
       return;
@@ -287,7 +280,7 @@ export class RedisStore implements StateStore {
     this.#client
       .multi()
       .hset(entry.hash, field, entry.value)
-      .publish(this.#channel, JSON.stringify({ o: origin, c: change }))
+      .publish(this.#channel, entry.message)
       .exec()
       .catch((error: unknown) => {
         this.#pendingStatus.set(`${entry.hash}\u0000${field}`, entry);
@@ -295,35 +288,36 @@ export class RedisStore implements StateStore {
       });
   }
 
-  #spendCommands(pipeline: ReturnType<Redis['multi']>, spend: StoreSpend): void {
+  /** Records spend in its budgets' buckets and announces it. */
+  #spendCommands(pipeline: ReturnType<Redis['multi']>, origin: string, spend: StoreSpend): void {
     for (const budget of spend.budgets) {
       const hash = `${this.prefix}spend:${encodeURIComponent(budget.id)}`;
       const start = Math.floor(spend.at / budget.bucketMs) * budget.bucketMs;
       pipeline.hincrby(hash, String(start), Math.round(spend.nanos));
       pipeline.pexpire(hash, Math.ceil(budget.windowMs + 2 * budget.bucketMs));
     }
+    const change: StoreChange = { kind: 'spend', budgets: spend.budgets.map((b) => b.id), nanos: spend.nanos, at: spend.at };
+    pipeline.publish(this.#channel, JSON.stringify({ o: origin, c: change }));
   }
 
   /** @internal */
   addSpend(origin: string, spend: StoreSpend): void {
     if (!this.#healthy) {
-      this.#keepSpend(spend);
+      this.#keepSpend(origin, spend);
       return;
     }
     const pipeline = this.#client.multi();
-    this.#spendCommands(pipeline, spend);
-    const change: StoreChange = { kind: 'spend', budgets: spend.budgets.map((b) => b.id), nanos: spend.nanos, at: spend.at };
-    pipeline.publish(this.#channel, JSON.stringify({ o: origin, c: change }));
+    this.#spendCommands(pipeline, origin, spend);
     pipeline.exec().catch((error: unknown) => {
-      this.#keepSpend(spend);
+      this.#keepSpend(origin, spend);
       this.#fail('write', error);
     });
   }
 
-  #keepSpend(spend: StoreSpend): void {
+  #keepSpend(origin: string, spend: StoreSpend): void {
     // Beyond the cap the oldest goes: recent spend matters most to windows still open.
     if (this.#pendingSpend.length >= MAX_PENDING_SPEND) this.#pendingSpend.shift();
-    this.#pendingSpend.push(spend);
+    this.#pendingSpend.push({ origin, spend });
   }
 
   /** @internal */
@@ -398,21 +392,37 @@ export class RedisStore implements StateStore {
     this.#probe.unref?.();
   }
 
+  /** `promise`, or a rejection after `timeoutMs`. */
+  async #within<T>(promise: Promise<T>, what: string): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      return await Promise.race([
+        promise,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`Redis did not answer ${what} within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+          timer.unref?.();
+        }),
+      ]);
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+  }
+
   /** Checks Redis; when it answers, writes what was kept and tells the sessions to resync. */
   async #recover(): Promise<void> {
     if (this.#healthy || this.#closed) return;
     try {
       if (this.#client.status !== 'ready') throw new Error(`Redis connection is ${this.#client.status}`);
-      await Promise.race([
-        this.#client.ping(),
-        new Promise((_, reject) => setTimeout(() => reject(new Error('Redis did not answer PING')), this.#timeoutMs).unref?.()),
-      ]);
+      await this.#within(this.#client.ping(), 'PING');
+      // Subscribed before the reload: whatever is written after it, this store hears of.
+      await this.#within(this.#sub.subscribe(this.#channel), 'SUBSCRIBE');
       const statuses = [...this.#pendingStatus.values()];
       const spends = this.#pendingSpend;
       if (statuses.length > 0 || spends.length > 0) {
+        // Written and announced: a replica that reloaded before this flush still hears of it.
         const pipeline = this.#client.multi();
-        for (const entry of statuses) pipeline.hset(entry.hash, entry.field, entry.value);
-        for (const spend of spends) this.#spendCommands(pipeline, spend);
+        for (const entry of statuses) pipeline.hset(entry.hash, entry.field, entry.value).publish(this.#channel, entry.message);
+        for (const { origin, spend } of spends) this.#spendCommands(pipeline, origin, spend);
         await pipeline.exec();
         this.#pendingStatus.clear();
         this.#pendingSpend = this.#pendingSpend.slice(spends.length);
