@@ -231,10 +231,12 @@ export function makeManager(o: {
   baseURL: (provider: string) => string;
   fetch?: typeof globalThis.fetch;
   events: boolean;
+  /** Requests per minute of every key (default: none known). */
+  rpm?: number;
   extra?: Partial<KeyManagerOptions>;
 }): { manager: KeyManager; tally: EventTally } {
   const providers: KeyManagerOptions['providers'] = {};
-  for (const [id, keys] of Object.entries(o.keys)) providers[id] = { baseURL: o.baseURL(id), keys, models: [MODEL] };
+  for (const [id, keys] of Object.entries(o.keys)) providers[id] = { baseURL: o.baseURL(id), keys, models: [MODEL], ...(o.rpm === undefined ? {} : { rpm: o.rpm }) };
   const manager = new KeyManager({ ...o.extra, providers, ...(o.fetch ? { fetch: o.fetch } : {}) });
   const tally: EventTally = { request: 0, attempt: 0, success: 0, latencyMsSum: 0 };
   if (o.events) {

@@ -58,6 +58,8 @@ export type {
   StoreRecoveredEvent,
 } from './events';
 
+export type { CircuitOptions, CircuitSnapshot, CircuitState } from './resilience/breaker/index';
+
 export { MemoryStore } from './store/memory';
 export type { MemoryStoreOptions } from './store/memory';
 export type * from './store/types';

@@ -850,15 +850,17 @@ export class KeyManager {
 
   /** The attempt failed before the provider could count it: gives its tokens back, here and in the shared store. */
   #refund(pick: Pick): void {
-    if (pick.key.limiter.refund(pick.reservation) && pick.shared) {
+    // Only the tokens window changes: nothing to tell a store whose window has no tokens limit.
+    if (pick.key.limiter.refund(pick.reservation) && pick.shared?.tpm !== undefined && pick.reservation.tokens !== 0) {
       this.#session.adjust(pick.key.ref, pick.shared, 0, -pick.reservation.tokens);
     }
   }
 
   /** Replaces the pick's estimated tokens with the real count, here and in the shared store. */
   #reconcile(pick: Pick, actualTokens: number): void {
-    if (pick.key.limiter.reconcile(pick.reservation, actualTokens) && pick.shared) {
-      this.#session.adjust(pick.key.ref, pick.shared, 0, actualTokens - pick.reservation.tokens);
+    const difference = actualTokens - pick.reservation.tokens;
+    if (pick.key.limiter.reconcile(pick.reservation, actualTokens) && pick.shared?.tpm !== undefined && difference !== 0) {
+      this.#session.adjust(pick.key.ref, pick.shared, 0, difference);
     }
   }
 

@@ -68,9 +68,12 @@ function pings(port: number): Promise<boolean> {
 
 /** One `redis-server` process on loopback. */
 export class RedisServer {
+  readonly port: number;
   #process: ChildProcess | undefined;
 
-  private constructor(readonly port: number) {}
+  constructor(port: number) {
+    this.port = port;
+  }
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
