@@ -16,3 +16,16 @@ for (const [how, mod] of [['import', esm], ['require', cjs]]) {
   assert.throws(() => new mod.KeyManager({ providers: {} }), (err) => err instanceof mod.ConfigError && err.field === 'providers');
   console.log(`${how}('keyplex'): ok`);
 }
+
+// keyplex/redis, with ioredis (an optional peer) installed: both ways, and usable as a manager's store.
+const redisEsm = await import('keyplex/redis');
+const redisCjs = require('keyplex/redis');
+for (const [how, mod, core] of [['import', redisEsm, esm], ['require', redisCjs, cjs]]) {
+  assert.equal(typeof mod.RedisStore, 'function', `${how}('keyplex/redis') lacks RedisStore`);
+  // Nothing listens on port 1: the store reports it and serves on local state (fail-open).
+  const store = new mod.RedisStore({ url: 'redis://127.0.0.1:1', retryMs: 10_000 });
+  const manager = new core.KeyManager({ providers: { p: { baseURL: 'https://p.invalid/v1', keys: ['fake-smoke-key'] } }, store });
+  await manager.close();
+  await store.close();
+  console.log(`${how}('keyplex/redis'): ok`);
+}

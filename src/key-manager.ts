@@ -193,6 +193,8 @@ export class KeyManager {
   /** Where state shared with other managers lives (default: a MemoryStore of its own). */
   readonly #store: StateStore;
   readonly #session: StoreSession;
+  /** Set by store:error until the store recovers. */
+  #storeDown = false;
 
   /** @throws ConfigError naming the offending option. */
   constructor(options: KeyManagerOptions) {
@@ -221,10 +223,13 @@ export class KeyManager {
     this.#session = this.#store.open({
       change: (change) => this.#applyChange(change),
       error: (failure) => {
+        this.#storeDown = true;
         if (this.#wants('store:error')) this.#emit('store:error', { ...failure });
       },
+      // Also called when a store that was not connected yet connects: a reload, but no recovery to report.
       recovered: (downMs) => {
-        if (this.#wants('store:recovered')) this.#emit('store:recovered', { downMs });
+        if (this.#storeDown && this.#wants('store:recovered')) this.#emit('store:recovered', { downMs });
+        this.#storeDown = false;
         void this.#resync();
       },
     });

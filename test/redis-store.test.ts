@@ -171,8 +171,39 @@ describe.skipIf(!withRedis)('RedisStore when Redis goes away', () => {
       await manager.close();
       await store.close();
     });
+    const errors = record(manager, 'store:error');
     const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
     expect(await outcome(client.chat.completions.create(body()))).toBe('ok');
+    expect(await outcome(client.chat.completions.create(body()))).toBe('ok');
+    // Reported once (when the connection is refused), though it never connected.
+    await eventually(() => errors.length > 0, 'store:error');
+    await new Promise((resolve) => setTimeout(resolve, 200)); // ioredis keeps retrying meanwhile
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ failMode: 'open' });
+    expect(errors[0]!.message).toMatch(/ECONNREFUSED|closed|connect/i);
+  });
+
+  test('a store that connects after the manager started reloads the shared state, without a store:recovered', async () => {
+    const key = fakeKey('late-connect');
+    const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: [MODEL] }] });
+    server.use(...simulatorHandlers(sim));
+    const prefix = `late:${randomUUID()}:`;
+    const first = new RedisStore({ url: redis!.url, prefix });
+    await first.ready();
+    const options = (store: RedisStore): KeyManagerOptions => ({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [{ key, id: 'k' }], models: [MODEL] } }, store });
+    const a = new KeyManager(options(first));
+    a.disableKey('sim', 'k');
+    const second = new RedisStore({ url: redis!.url, prefix }); // not connected yet
+    const b = new KeyManager(options(second));
+    cleanups.push(async () => {
+      await a.close();
+      await b.close();
+      await first.close();
+      await second.close();
+    });
+    const recovered = record(b, 'store:recovered');
+    await eventually(() => b.stats().providers.sim!.keys[0]!.status === 'disabled', 'disabled in B once connected');
+    expect(recovered).toEqual([]);
   });
 });
 

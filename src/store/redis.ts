@@ -121,6 +121,8 @@ export class RedisStore implements StateStore {
   readonly #channel: string;
   readonly #sessions = new Map<string, RedisSession>();
   #healthy: boolean;
+  /** Whether this outage (or failed start) was reported to the sessions. */
+  #reported = false;
   #downSince = 0;
   #probe: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
@@ -322,6 +324,8 @@ export class RedisStore implements StateStore {
 
   /** @internal */
   async load(budgets: readonly StoreBudgetRef[]): Promise<StoreSnapshot> {
+    // Not connected (yet, or any more): the store calls `recovered` to reload once it is.
+    if (!this.#healthy) throw new Error('Redis is not connected');
     const pipeline = this.#client.pipeline();
     pipeline.hgetall(`${this.prefix}keys`);
     pipeline.hgetall(`${this.prefix}circuits`);
@@ -373,11 +377,13 @@ export class RedisStore implements StateStore {
   /** Redis failed: report once per outage, then check every `retryMs` until it answers. */
   #fail(operation: StoreOperation, error: unknown): void {
     if (this.#closed) return;
-    const wasHealthy = this.#healthy;
+    if (this.#healthy) this.#downSince = Date.now();
     this.#healthy = false;
-    if (wasHealthy) {
-      this.#downSince = Date.now();
-      const failure = { operation, message: messageOf(error), failMode: this.failMode };
+    if (!this.#reported) {
+      this.#reported = true;
+      const status = this.#client.status;
+      const message = status === 'ready' ? messageOf(error) : `not connected to Redis (${status}): ${messageOf(error)}`;
+      const failure = { operation, message, failMode: this.failMode };
       for (const session of this.#sessions.values()) session.failed(failure);
     }
     this.#scheduleProbe();
@@ -433,6 +439,7 @@ export class RedisStore implements StateStore {
     }
     if (this.#healthy || this.#closed) return;
     this.#healthy = true;
+    this.#reported = false;
     const downMs = Date.now() - this.#downSince;
     for (const session of this.#sessions.values()) session.recovered(downMs);
     for (const resolve of this.#readyWaiters.splice(0)) resolve();

@@ -99,7 +99,11 @@ export interface StoreListener {
   change(change: StoreChange): void;
   /** The store failed; the session keeps trying to reconnect. */
   error(failure: StoreFailure): void;
-  /** The store is back after a failure (pending writes flushed): the manager reloads and resyncs. */
+  /**
+   * The store answers again after a failure (kept writes flushed), or for the
+   * first time when it was not connected at `open()`: the manager reloads the
+   * shared state.
+   */
   recovered(downMs: number): void;
 }
 
