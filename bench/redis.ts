@@ -91,6 +91,30 @@ export const redis: Scenario = async ({ quick }) => {
     await shared.manager.close();
     await store.close();
 
+    // How soon a change in one replica is seen in another: A disables (then enables) a key, B's event fires.
+    log('redis: propagation of key changes between two replicas');
+    const storeA = new RedisStore({ url: server.url, prefix: 'bench-propagation:' });
+    const storeB = new RedisStore({ url: server.url, prefix: 'bench-propagation:' });
+    await Promise.all([storeA.ready(), storeB.ready()]);
+    const replicaA = makeManager({ keys: { p0: [keys.p0![0]!] }, baseURL, fetch, events: false, extra: { store: storeA } }).manager;
+    const replicaB = makeManager({ keys: { p0: [keys.p0![0]!] }, baseURL, fetch, events: false, extra: { store: storeB } }).manager;
+    const keyId = replicaA.stats().providers.p0!.keys[0]!.id;
+    const changes = quick ? 100 : 400;
+    const seen = new Float64Array(changes);
+    for (let i = 0; i < changes; i++) {
+      const event = i % 2 === 0 ? 'key:disabled' : 'key:recovered';
+      const arrived = new Promise<bigint>((resolve) => replicaB.once(event, () => resolve(process.hrtime.bigint())));
+      const t0 = process.hrtime.bigint();
+      if (i % 2 === 0) replicaA.disableKey('p0', keyId);
+      else replicaA.enableKey('p0', keyId);
+      seen[i] = Number((await arrived) - t0) / 1000;
+    }
+    const propagation = sorted(seen);
+    await replicaA.close();
+    await replicaB.close();
+    await storeA.close();
+    await storeB.close();
+
     const best = Math.max(...CONCURRENCIES.map((c) => tp[c]!.wrappedRps));
     return {
       id: 'redis',
@@ -98,6 +122,7 @@ export const redis: Scenario = async ({ quick }) => {
       method: [
         `As scenario 1 (the same client, fake \`fetch\` answering at once, 3 providers × 10 fake keys, event listeners on), with \`rateLimiting: { adaptive: false }\` and an rpm on every key far above what a run sends, so that every attempt reserves in its key's shared window and none waits. "memory": the default store (a manager alone on it never consults it). "redis": \`store: new RedisStore({ url })\` on a \`redis-server\` (no persistence) started by the benchmark on loopback.`,
         `Latency: ${plan.latRounds} interleaved rounds of ${plan.latN} sequential requests (or ${plan.capMs / 1000} s); added = redis percentile − memory percentile within a round, median across rounds. Throughput: closed loop, ${plan.tpRounds} interleaved rounds per concurrency. Round trips: Redis's own count of \`EVALSHA\` calls (INFO commandstats) over the latency and throughput runs, divided by the attempts keyplex made meanwhile. For reference, ${plan.pings} sequential \`PING\`s from ioredis.`,
+        `Propagation: two managers on two \`RedisStore\`s (own connections, one prefix), as two replicas; A alternately disables and enables a key, and the time until B emits \`key:disabled\` / \`key:recovered\` (with \`remote: true\`) is measured with \`process.hrtime.bigint()\`.`,
       ],
       tables: [
         {
@@ -117,6 +142,11 @@ export const redis: Scenario = async ({ quick }) => {
           }),
         },
         {
+          title: `A key change in replica A seen in replica B (${changes} alternating disable/enable, ms)`,
+          headers: ['p50', 'p99', 'max', 'target'],
+          rows: [[fmt(quantile(propagation, 0.5) / 1000, 2), fmt(quantile(propagation, 0.99) / 1000, 2), fmt(propagation[propagation.length - 1]! / 1000, 2), mark(quantile(propagation, 0.99) <= 100_000, '≤ 100 ms')]],
+        },
+        {
           title: 'Round trips to Redis per request',
           headers: ['EVALSHA calls', 'attempts', 'per attempt', 'target'],
           rows: [[String(scripts), String(attempts), fmt(perRequest, 3), mark(perRequest <= 1.0001, '≤ 1')]],
@@ -126,7 +156,7 @@ export const redis: Scenario = async ({ quick }) => {
         `A reservation through Redis adds ${fmt(lat.addedP50)} µs at p50, against ${fmt(quantile(pings, 0.5))} µs for a bare PING: the round trip is the cost, the script inside it is not.`,
         `Best throughput with Redis: ${fmt(best, 0)} req/s (the 256-concurrency row is the target's). ioredis pipelines concurrent reservations on one connection, so throughput stays close to the in-process store's while each request waits one round trip.`,
       ],
-      data: { plan, ping: { p50: quantile(pings, 0.5), p99: quantile(pings, 0.99) }, latency: lat, throughput: tp, roundTrips: { scripts, attempts, perRequest } },
+      data: { plan, propagationUs: { p50: quantile(propagation, 0.5), p99: quantile(propagation, 0.99), max: propagation[propagation.length - 1] }, ping: { p50: quantile(pings, 0.5), p99: quantile(pings, 0.99) }, latency: lat, throughput: tp, roundTrips: { scripts, attempts, perRequest } },
     };
   } finally {
     admin.disconnect();
