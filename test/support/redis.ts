@@ -94,7 +94,11 @@ export class RedisServer {
       stdio: 'ignore',
     });
     this.#process = child;
+    // A test process that ends without its afterAll (a worker torn down) must not leave a server behind.
+    const orphaned = () => child.kill('SIGKILL');
+    process.once('exit', orphaned);
     child.once('exit', () => {
+      process.off('exit', orphaned);
       if (this.#process === child) this.#process = undefined;
     });
     // Waiting for another process to come up: real time is the only clock there is.
