@@ -137,6 +137,9 @@ interface LinePlace {
   turn: (() => void) | undefined;
 }
 
+/** Shared reservations one acquire may see refused before it waits between tries. */
+const MAX_FREE_REFUSALS = 8;
+
 /** Marks an event as carried from another manager by the state store. */
 const REMOTE = { remote: true } as const;
 
@@ -190,8 +193,7 @@ export class KeyManager {
   readonly #deploymentCircuits: { provider: string; upstreamModel: string; circuit: Circuit }[] = [];
   #sequence = 0;
   #warnedListenerError = false;
-  /** Where state shared with other managers lives (default: a MemoryStore of its own). */
-  readonly #store: StateStore;
+  /** This manager's session on its state store (default: a MemoryStore of its own). */
   readonly #session: StoreSession;
   /** Set by store:error until the store recovers. */
   #storeDown = false;
@@ -219,8 +221,8 @@ export class KeyManager {
     this.#keyBudgets = perKey.length === 0 ? undefined : new Budgets(perKey, (event) => this.#budgetCrossed(event));
     for (const [model, choice] of Object.entries(this.#options.routing.perModel)) this.#perModel.set(model, named(choice));
     this.#prices = new PriceTable(this.#options.prices);
-    this.#store = this.#options.store ?? new MemoryStore();
-    this.#session = this.#store.open({
+    const store: StateStore = this.#options.store ?? new MemoryStore();
+    this.#session = store.open({
       change: (change) => this.#applyChange(change),
       error: (failure) => {
         this.#storeDown = true;
@@ -779,12 +781,18 @@ export class KeyManager {
         throw error;
       }
     }
+    let refusals = 0;
     try {
       for (;;) {
         const now = Date.now();
         const picked = this.#pick(state, deployments, attempt, now);
         if ('key' in picked) {
-          if (!this.#session.shared || (await this.#reserveShared(state, picked))) return picked;
+          if (!this.#session.shared) return picked;
+          const refused = await this.#reserveShared(state, picked);
+          if (refused === undefined) return picked;
+          // The local windows now mirror the shared ones, so the next pick looks elsewhere or waits.
+          // A store whose answers do not move them (a custom one) must still not spin this loop.
+          if (++refusals > MAX_FREE_REFUSALS) await this.#waitForKey(Math.max(1, Math.min(refused, state.deadlineAt - now)), signal);
           continue;
         }
         const model = state.request.model === undefined ? '' : ` for model '${state.request.model}'`;
@@ -818,12 +826,13 @@ export class KeyManager {
    * shared levels (so the next pick sees what other managers took), and the
    * caller picks again. Keys with no known limit need no reservation.
    *
+   * @returns `undefined` when the reservation holds, else the store's wait in ms.
    * @throws AbortError(StoreUnavailableError) when the store cannot answer and fails closed.
    */
-  async #reserveShared(state: RequestState, pick: Pick): Promise<boolean> {
+  async #reserveShared(state: RequestState, pick: Pick): Promise<number | undefined> {
     const { key } = pick;
     const limits = key.limiter.limits;
-    if (limits.rpm === undefined && limits.tpm === undefined) return true;
+    if (limits.rpm === undefined && limits.tpm === undefined) return undefined;
     let verdict: StoreReservation;
     try {
       const answer = this.#session.reserve(key.ref, limits, pick.reservation.tokens);
@@ -838,11 +847,11 @@ export class KeyManager {
         pick.shared = { rpm: limits.rpm, tpm: limits.tpm };
         key.limiter.mirror(verdict.requests, verdict.tokens);
       }
-      return true;
+      return undefined;
     }
     this.#undoPick(state, pick);
     key.limiter.mirror(verdict.requests, verdict.tokens);
-    return false;
+    return verdict.waitMs;
   }
 
   /** Gives back what a pick took: its reservation, probe slots and key-budget hold. */

@@ -252,3 +252,35 @@ for (const kind of kinds) {
     });
   });
 }
+
+describe('a custom StateStore', () => {
+  test('one that refuses every reservation without moving the windows cannot make a request spin: it ends at its deadline', async () => {
+    const key = fakeKey('stubborn');
+    const sim = simulate([{ id: 'sim', keys: [{ key }], models: [MODEL] }]);
+    let reservations = 0;
+    const stubborn: StateStore = {
+      open: () => ({
+        shared: true,
+        reserve: () => {
+          reservations++;
+          return { ok: false, waitMs: 0, requests: undefined, tokens: undefined };
+        },
+        adjust: () => {},
+        setKey: () => {},
+        setCircuit: () => {},
+        addSpend: () => {},
+        load: () => ({ keys: [], circuits: [], spend: [] }),
+        close: async () => {},
+      }),
+    };
+    const manager = new KeyManager({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL], rpm: 60 } }, deadlineMs: 200, store: stubborn });
+    cleanups.push(() => manager.close());
+    const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
+    const error = await client.chat.completions.create(body()).catch((e: unknown) => e);
+    expect(getKeyplexDetails(error)?.code ?? (error as Error).name).toMatch(/deadline_exceeded|APIConnectionTimeoutError/);
+    expect(sim.tallies().sim!.requests).toBe(0);
+    // Tries, then waits between tries: a few hundred at most in 200 ms, not a hot loop.
+    expect(reservations).toBeGreaterThan(8);
+    expect(reservations).toBeLessThan(500);
+  });
+});
