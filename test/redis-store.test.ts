@@ -117,6 +117,35 @@ describe.skipIf(!withRedis)('RedisStore when Redis goes away', () => {
     expect(sim.tallies().fresh!.successes).toBe(10);
   }, 20_000);
 
+  test('Redis slower than timeoutMs: requests go on (fail-open), store:error says so, and the store recovers when Redis answers again', async () => {
+    const key = fakeKey('slow');
+    const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: [MODEL] }] });
+    server.use(...simulatorHandlers(sim));
+    const store = new RedisStore({ url: redis!.url, prefix: `slow:${randomUUID()}:`, timeoutMs: 100, retryMs: 50 });
+    await store.ready();
+    const manager = new KeyManager({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL], rpm: 6_000 } }, store });
+    const admin = new Redis(redis!.url);
+    cleanups.push(async () => {
+      await manager.close();
+      await store.close();
+      admin.disconnect();
+    });
+    const errors = record(manager, 'store:error');
+    const recovered = record(manager, 'store:recovered');
+    const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
+    expect(await outcome(client.chat.completions.create(body()))).toBe('ok');
+    // Redis holds every other client's commands for 600 ms: as slow as a Redis can be while up.
+    await admin.call('CLIENT', 'PAUSE', '600', 'ALL');
+    const during = await Promise.all(Array.from({ length: 5 }, () => outcome(client.chat.completions.create(body()))));
+    expect(during).toEqual(Array(5).fill('ok'));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ operation: 'reserve', failMode: 'open' });
+    expect(errors[0]!.message).toMatch(/did not answer a reservation within 100 ms/);
+    await eventually(() => recovered.length === 1, 'store:recovered');
+    expect(store.healthy).toBe(true);
+    expect(await outcome(client.chat.completions.create(body()))).toBe('ok');
+  }, 20_000);
+
   test('a change made while Redis was away reaches the others once it is back', async () => {
     const key = fakeKey('kept');
     const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: [MODEL] }] });
