@@ -17,6 +17,7 @@ import type { Readable, Writable } from 'node:stream';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ProviderSimulator, type SimulatorServer } from '../src/testing';
+import { exclusively } from './support/exclusive';
 import { fakeKey } from './support/fake-keys';
 import { RedisServer, redisAvailable } from './support/redis';
 
@@ -76,7 +77,7 @@ describe.skipIf(!withRedis)('four processes share three keys through Redis', () 
 
   test(
     'no key goes over its limit, and together they use ≥ 90% of the aggregate capacity',
-    async () => {
+    () => exclusively('real-time', async () => {
       const keys = Array.from({ length: KEYS }, (_, i) => fakeKey(`replica${i}`));
       sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: keys.map((key) => ({ key, rpm: RPM })), models: [MODEL] }] });
       http = await sim.listen();
@@ -130,7 +131,7 @@ describe.skipIf(!withRedis)('four processes share three keys through Redis', () 
         for (const child of replicas) child.kill();
         await http.close();
       }
-    },
-    40_000,
+    }),
+    60_000,
   );
 });
