@@ -3,7 +3,12 @@
  * the events, optionally removes the usage-only chat chunk keyplex asked for,
  * and reports the stream's end or failure. Events are passed through as the
  * bytes they arrived as, except a removed one.
+ *
+ * Bytes are only decoded where an event carries a usage object (`"usage": {`,
+ * typically one event at the end of a stream); every other complete event
+ * passes as the very bytes that arrived, without decoding or copying.
  */
+import { Buffer } from 'node:buffer';
 import { usageFromBody, type Usage } from './usage';
 
 export interface StreamTapHooks {
@@ -19,6 +24,41 @@ export interface StreamTapHooks {
 
 const EVENT_END = /\r?\n\r?\n|\r\r/g;
 const HAS_USAGE = /"usage"\s*:\s*\{/;
+const EMPTY = Buffer.alloc(0);
+const QUOTED_USAGE = Buffer.from('"usage"');
+const BOUNDARIES = [Buffer.from('\n\n'), Buffer.from('\r\r'), Buffer.from('\r\n\r\n')];
+
+function isSpace(byte: number | undefined): boolean {
+  return byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d;
+}
+
+/** Where `bytes` first hold `"usage"`, optional whitespace, `:`, optional whitespace, `{` (as {@link HAS_USAGE}); -1 when nowhere. */
+function usageObjectAt(bytes: Buffer): number {
+  for (let at = bytes.indexOf(QUOTED_USAGE); at !== -1; at = bytes.indexOf(QUOTED_USAGE, at + QUOTED_USAGE.length)) {
+    let i = at + QUOTED_USAGE.length;
+    while (isSpace(bytes[i])) i++;
+    if (bytes[i] !== 0x3a) continue;
+    i++;
+    while (isSpace(bytes[i])) i++;
+    if (bytes[i] === 0x7b) return at;
+  }
+  return -1;
+}
+
+/** Where the last complete event of `bytes` ends (after its blank line); 0 when none does. */
+function completeUpTo(bytes: Buffer): number {
+  let end = 0;
+  for (const boundary of BOUNDARIES) {
+    const at = bytes.lastIndexOf(boundary);
+    if (at !== -1) end = Math.max(end, at + boundary.length);
+  }
+  return end;
+}
+
+/** A Buffer's bytes as a plain Uint8Array (no copy), for the caller's stream. */
+function plain(bytes: Buffer): Uint8Array {
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
 
 /** One event's `data:` payload joined, or undefined when it has none. */
 function eventData(event: string): string | undefined {
@@ -43,25 +83,25 @@ export function tapEventStream(
 ): ReadableStream<Uint8Array> {
   const decoder = new TextDecoder();
   const encoder = new TextEncoder();
-  let pending = '';
+  /** Bytes of an event not complete yet. */
+  let pending: Buffer = EMPTY;
   let usage: Usage | undefined;
   let settled = false;
 
-  /** Returns the text of the complete events in `pending` to pass on, keeping the tail. */
-  const take = (final: boolean): string => {
+  /** The events of `text` (complete ones; the last may lack its blank line at the stream's end) to pass on. */
+  const filter = (text: string): string => {
     EVENT_END.lastIndex = 0;
     let out = '';
     let start = 0;
-    for (let match = EVENT_END.exec(pending); match; match = EVENT_END.exec(pending)) {
+    for (let match = EVENT_END.exec(text); match; match = EVENT_END.exec(text)) {
       const end = match.index + match[0].length;
-      const event = pending.slice(start, end);
+      const event = text.slice(start, end);
       out += keep(event) ? event : '';
       start = end;
     }
-    pending = pending.slice(start);
-    if (final && pending) {
-      out += keep(pending) ? pending : '';
-      pending = '';
+    if (start < text.length) {
+      const rest = text.slice(start);
+      out += keep(rest) ? rest : '';
     }
     return out;
   };
@@ -86,11 +126,24 @@ export function tapEventStream(
 
   /** Passes on what is complete; false when nothing was (a read must follow, or the reader would stall). */
   const push = (controller: ReadableStreamDefaultController<Uint8Array>, chunk: Uint8Array | undefined, final: boolean): boolean => {
-    if (chunk) pending += decoder.decode(chunk, { stream: !final });
-    else if (final) pending += decoder.decode();
-    const text = take(final);
+    const arrived = chunk ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) : EMPTY;
+    const bytes = pending.length === 0 ? arrived : arrived.length === 0 ? pending : Buffer.concat([pending, arrived]);
+    const end = final ? bytes.length : completeUpTo(bytes);
+    pending = bytes.subarray(end);
+    if (end === 0) return false;
+    const complete = bytes.subarray(0, end);
+    const at = usageObjectAt(complete);
+    if (at === -1) {
+      controller.enqueue(plain(complete));
+      return true;
+    }
+    // The events before the one with usage pass as they are; from it on, events are decoded and judged.
+    const cut = completeUpTo(complete.subarray(0, at));
+    if (cut > 0) controller.enqueue(plain(complete.subarray(0, cut)));
+    // Starts and (but at the stream's end) ends on an event boundary, so no character is cut.
+    const text = filter(decoder.decode(complete.subarray(cut)));
     if (text) controller.enqueue(encoder.encode(text));
-    return text.length > 0;
+    return cut > 0 || text.length > 0;
   };
 
   let started = false;
