@@ -1494,8 +1494,8 @@ export class KeyManager {
     if (this.#wants('key:disabled')) this.#emit('key:disabled', { provider: key.provider, keyId: key.id, reason, ...(remote && REMOTE) });
   }
 
-  /** Puts a key back in use; returns whether it was out (disabled or cooling). */
-  #enable(key: KeyState, remote: boolean): boolean {
+  /** Puts a key back in use; `remote` when another manager did (the store carried it): not published again. */
+  #enable(key: KeyState, remote: boolean): void {
     const wasOut = key.disabled !== undefined || key.cooldownUntil > Date.now();
     key.disabled = undefined;
     key.cooldownUntil = 0;
@@ -1506,7 +1506,6 @@ export class KeyManager {
       if (this.#wants('key:recovered')) this.#emit('key:recovered', { provider: key.provider, keyId: key.id, reason: 'manual', ...(remote && REMOTE) });
       this.#keysChanged();
     }
-    return wasOut;
   }
 
   // ---------------------------------------------------------------- shared state

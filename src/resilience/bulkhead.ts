@@ -18,6 +18,7 @@
  */
 import PQueue from 'p-queue';
 import { ConfigError, LaneFullError, ManagerClosedError, QueueTimeoutError, UnknownLaneError } from '../errors';
+import { isPlainObject } from '../values';
 
 /** How one bulkhead lane admits requests. */
 export interface LaneOptions {
@@ -519,12 +520,6 @@ function checkLane(
 
 function laneField(name: string): string {
   return /^[A-Za-z_$][\w$]*$/.test(name) ? `lanes.${name}` : `lanes[${JSON.stringify(name)}]`;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null) return false;
-  const proto: unknown = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
 }
 
 function describe(value: unknown): string {

@@ -6,6 +6,7 @@
  */
 import type { CircuitSnapshot } from '../resilience/breaker/index';
 import { TokenBucket } from '../resilience/rate-limit/bucket';
+import { circuitField, keyField } from './fields';
 import { START_LAG_MS } from './scripts';
 import type {
   StateStore,
@@ -31,16 +32,6 @@ export interface MemoryStoreOptions {
 interface Windows {
   readonly requests: TokenBucket;
   readonly tokens: TokenBucket;
-}
-
-/** The field a key or circuit is kept under. */
-export function keyField(key: StoreKeyRef): string {
-  return `${encodeURIComponent(key.provider)}:${encodeURIComponent(key.keyId)}`;
-}
-
-export function circuitField(circuit: StoreCircuitRef): string {
-  const name = circuit.scope === 'key' ? circuit.keyId : circuit.upstreamModel;
-  return `${circuit.scope === 'key' ? 'k' : 'd'}:${encodeURIComponent(circuit.provider)}:${encodeURIComponent(name)}`;
 }
 
 /** The level of a bucket for a {@link StoreReservation}: `undefined` when it does not limit. */
@@ -153,8 +144,10 @@ export class MemoryStore implements StateStore {
         this.#spend.set(budget.id, buckets);
       }
       const start = Math.floor(spend.at / budget.bucketMs) * budget.bucketMs;
-      buckets.set(start, (buckets.get(start) ?? 0) + spend.nanos);
-      // Buckets older than the window can no longer count toward it.
+      const held = buckets.get(start);
+      buckets.set(start, (held ?? 0) + spend.nanos);
+      if (held !== undefined) continue;
+      // A new bucket: those older than the window can no longer count toward it.
       const oldest = spend.at - budget.windowMs - budget.bucketMs;
       for (const at of buckets.keys()) if (at < oldest) buckets.delete(at);
     }

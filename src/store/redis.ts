@@ -7,13 +7,14 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { CircuitSnapshot } from '../resilience/breaker/index';
 import { StoreUnavailableError } from '../errors';
-import { circuitField, keyField } from './memory';
+import { circuitField, keyField, parseCircuitField, parseKeyField } from './fields';
 import { ADJUST, RESERVE } from './scripts';
 import type {
   StateStore,
   StoreBudgetRef,
   StoreChange,
   StoreCircuitRef,
+  StoreFailure,
   StoreKeyRef,
   StoreKeyStatus,
   StoreLimits,
@@ -62,11 +63,20 @@ export interface RedisStoreOptions {
 }
 
 const WINDOW_TTL_MS = 120_000;
-const MAX_PENDING_SPEND = 10_000;
 
-function sha1(text: string): string {
-  return createHash('sha1').update(text).digest('hex');
+/** A Lua script and its SHA-1, for EVALSHA. */
+interface Script {
+  readonly lua: string;
+  readonly sha: string;
 }
+
+function script(lua: string): Script {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
+}
+
+const RESERVE_SCRIPT = script(RESERVE);
+const ADJUST_SCRIPT = script(ADJUST);
+const MAX_PENDING_SPEND = 10_000;
 
 function positiveMs(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -129,7 +139,6 @@ export class RedisStore implements StateStore {
   /** Writes kept while Redis is away, by field (latest wins), with the message that announces each. */
   readonly #pendingStatus = new Map<string, { hash: string; field: string; value: string; message: string }>();
   #pendingSpend: { origin: string; spend: StoreSpend }[] = [];
-  #subscribed: Promise<unknown>;
   #readyWaiters: (() => void)[] = [];
 
   constructor(options: RedisStoreOptions = {}) {
@@ -161,8 +170,9 @@ export class RedisStore implements StateStore {
     }
     // The subscriber may queue its SUBSCRIBE until connected; ioredis re-subscribes after reconnecting.
     this.#sub = this.#client.duplicate({ enableOfflineQueue: true });
-    this.#healthy = this.#client.status === 'ready';
-    if (!this.#healthy) this.#downSince = Date.now();
+    // Healthy once Redis answers and the subscription stands (#recover), at start as after an outage.
+    this.#healthy = false;
+    this.#downSince = Date.now();
     this.#client.on('error', (error: unknown) => this.#fail('connect', error));
     this.#client.on('close', () => this.#fail('connect', new Error('connection to Redis closed')));
     this.#client.on('ready', () => void this.#recover());
@@ -172,7 +182,7 @@ export class RedisStore implements StateStore {
     // Changes published while the subscriber is away are missed: resync once it is back.
     this.#sub.on('close', () => this.#fail('subscribe', new Error('subscription connection to Redis closed')));
     this.#sub.on('message', (channel: string, message: string) => this.#message(channel, message));
-    this.#subscribed = this.#sub.subscribe(this.#channel).catch((error: unknown) => this.#fail('subscribe', error));
+    if (this.#client.status === 'ready') void this.#recover();
   }
 
   /** Whether Redis answered the last call (and nothing is waiting to be written back). */
@@ -186,12 +196,8 @@ export class RedisStore implements StateStore {
    * start-up, above all with `failMode: 'closed'`.
    */
   async ready(): Promise<void> {
-    if (this.#healthy) {
-      await this.#subscribed;
-      return;
-    }
+    if (this.#healthy || this.#closed) return;
     await new Promise<void>((resolve) => this.#readyWaiters.push(resolve));
-    await this.#subscribed;
   }
 
   open(listener: StoreListener): StoreSession {
@@ -228,21 +234,15 @@ export class RedisStore implements StateStore {
     this.#sessions.delete(session.id);
   }
 
-  #windowKey(key: StoreKeyRef): string {
-    return `${this.prefix}w:${keyField(key)}`;
-  }
-
-  #args(limits: StoreLimits): (string | number)[] {
-    return [limits.rpm ?? 0, limits.tpm ?? 0, this.#now === undefined ? '' : String(this.#now()), WINDOW_TTL_MS];
-  }
-
-  async #script(lua: string, key: string, args: (string | number)[]): Promise<unknown> {
-    const sha = lua === RESERVE ? RESERVE_SHA : ADJUST_SHA;
+  /** Runs a script on a key's window (ARGV: limits, clock, TTL, then `extra`; see scripts.ts); EVAL when Redis does not have it yet. */
+  async #run(script: Script, key: StoreKeyRef, limits: StoreLimits, ...extra: number[]): Promise<unknown> {
+    const window = `${this.prefix}w:${keyField(key)}`;
+    const clock = this.#now === undefined ? '' : String(this.#now());
     try {
-      return await this.#client.evalsha(sha, 1, key, ...args);
+      return await this.#client.evalsha(script.sha, 1, window, limits.rpm ?? 0, limits.tpm ?? 0, clock, WINDOW_TTL_MS, ...extra);
     } catch (error) {
       if (!messageOf(error).startsWith('NOSCRIPT')) throw error;
-      return this.#client.eval(lua, 1, key, ...args);
+      return this.#client.eval(script.lua, 1, window, limits.rpm ?? 0, limits.tpm ?? 0, clock, WINDOW_TTL_MS, ...extra);
     }
   }
 
@@ -250,7 +250,7 @@ export class RedisStore implements StateStore {
   async reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): Promise<StoreReservation> {
     if (!this.#healthy) return this.#unavailable('reserve', undefined);
     try {
-      const reply = await this.#within(this.#script(RESERVE, this.#windowKey(key), [...this.#args(limits), Math.max(0, tokens)]), 'a reservation');
+      const reply = await this.#within(this.#run(RESERVE_SCRIPT, key, limits, Math.max(0, tokens)), 'a reservation');
       const [ok, waitMs, requests, tokensLeft] = reply as [number, number, string, string];
       if (ok === 1) return { ok: true, requests: level(requests), tokens: level(tokensLeft) };
       return { ok: false, waitMs: waitMs < 0 ? Infinity : waitMs, requests: level(requests), tokens: level(tokensLeft) };
@@ -269,7 +269,7 @@ export class RedisStore implements StateStore {
   /** @internal */
   adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
     if (!this.#healthy) return;
-    this.#script(ADJUST, this.#windowKey(key), [...this.#args(limits), requests, tokens]).catch((error: unknown) => this.#fail('adjust', error));
+    this.#run(ADJUST_SCRIPT, key, limits, requests, tokens).catch((error: unknown) => this.#fail('adjust', error));
   }
 
   /** @internal */
@@ -383,7 +383,7 @@ export class RedisStore implements StateStore {
       this.#reported = true;
       const status = this.#client.status;
       const message = status === 'ready' ? messageOf(error) : `not connected to Redis (${status}): ${messageOf(error)}`;
-      const failure = { operation, message, failMode: this.failMode };
+      const failure: StoreFailure = { operation, message, failMode: this.failMode };
       for (const session of this.#sessions.values()) session.failed(failure);
     }
     this.#scheduleProbe();
@@ -446,8 +446,6 @@ export class RedisStore implements StateStore {
   }
 }
 
-const RESERVE_SHA = sha1(RESERVE);
-const ADJUST_SHA = sha1(ADJUST);
 
 function parseJson(raw: string): unknown {
   try {
@@ -455,22 +453,6 @@ function parseJson(raw: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-function parseKeyField(field: string): StoreKeyRef | undefined {
-  const parts = field.split(':');
-  if (parts.length !== 2) return undefined;
-  return { provider: decodeURIComponent(parts[0]!), keyId: decodeURIComponent(parts[1]!) };
-}
-
-function parseCircuitField(field: string): StoreCircuitRef | undefined {
-  const parts = field.split(':');
-  if (parts.length !== 3) return undefined;
-  const provider = decodeURIComponent(parts[1]!);
-  const name = decodeURIComponent(parts[2]!);
-  if (parts[0] === 'k') return { scope: 'key', provider, keyId: name };
-  if (parts[0] === 'd') return { scope: 'deployment', provider, upstreamModel: name };
-  return undefined;
 }
 
 /** One manager's session on a {@link RedisStore}. */
@@ -490,7 +472,7 @@ class RedisSession implements StoreSession {
     this.#listener.change(change);
   }
 
-  failed(failure: { operation: StoreOperation; message: string; failMode: 'open' | 'closed' }): void {
+  failed(failure: StoreFailure): void {
     this.#listener.error(failure);
   }
 

@@ -45,6 +45,7 @@
  */
 import { BudgetExceededError, ConfigError } from '../errors';
 import type { StoreBudgetRef } from '../store/types';
+import { describe, isPlainObject } from '../values';
 import { calendarBounds, createWindow, ROLLING_BUCKETS, ROLLING_WINDOW_MS, toNanos, toUsd, windowStateProblem, type BudgetMode, type BudgetWindow, type SpendWindow, type WindowState } from './budget-window';
 
 export type { BudgetMode, BudgetWindow } from './budget-window';
@@ -306,8 +307,9 @@ export class Budgets {
       const window = options.window;
       const mode = options.mode ?? 'calendar';
       const { kind, a, b } = kindOf(options.scope);
+      const id = options.id ?? defaultId(options.scope, window, mode);
       return {
-        id: options.id ?? defaultId(options.scope, window, mode),
+        id,
         scope: copyScope(options.scope),
         kind,
         a,
@@ -318,7 +320,7 @@ export class Budgets {
         mode,
         onExceeded: options.onExceeded ?? 'reject',
         spend: createWindow(window, mode),
-        shared: sharedRef(options.id ?? defaultId(options.scope, window, mode), window, mode),
+        shared: sharedRef(id, window, mode),
         held: 0,
         armed: true,
       };
@@ -404,14 +406,8 @@ export class Budgets {
     this.#holds.delete(hold.id);
     for (const budget of record.budgets) budget.held -= record.nanos;
     const now = this.#now();
-    const recorded: Budget[] = [];
-    for (const budget of this.#budgets) {
-      if (!applies(budget, info)) continue;
-      budget.spend.add(now, nanos);
-      this.#spent(budget, now);
-      recorded.push(budget);
-    }
-    this.#notify(recorded, now);
+    const recorded = this.#budgets.filter((budget) => applies(budget, info));
+    this.#add(recorded, nanos, now);
     if (this.onRecorded !== undefined && nanos > 0 && recorded.length > 0) {
       this.onRecorded(
         recorded.map((budget) => budget.shared),
@@ -419,6 +415,15 @@ export class Budgets {
         now,
       );
     }
+  }
+
+  /** Records `nanos` against each of `budgets` and reports the crossings. */
+  #add(budgets: readonly Budget[], nanos: number, now: number): void {
+    for (const budget of budgets) {
+      budget.spend.add(now, nanos);
+      this.#spent(budget, now);
+    }
+    this.#notify(budgets, now);
   }
 
   /** How a shared store keeps each budget's spend. */
@@ -432,15 +437,11 @@ export class Budgets {
    */
   addShared(ids: readonly string[], nanos: number): void {
     if (!(nanos > 0)) return;
-    const now = this.#now();
-    const recorded: Budget[] = [];
-    for (const budget of this.#budgets) {
-      if (!ids.includes(budget.id)) continue;
-      budget.spend.add(now, nanos);
-      this.#spent(budget, now);
-      recorded.push(budget);
-    }
-    this.#notify(recorded, now);
+    this.#add(
+      this.#budgets.filter((budget) => ids.includes(budget.id)),
+      nanos,
+      this.#now(),
+    );
   }
 
   /**
@@ -738,7 +739,6 @@ function applies(budget: Budget, info: RequestBudgetInfo): boolean {
   }
 }
 
-
 /** A USD amount in nano-dollars, or a RangeError naming the argument. */
 function amount(usd: number, method: string, name: string): number {
   if (typeof usd !== 'number' || !Number.isFinite(usd) || usd < 0) {
@@ -747,31 +747,7 @@ function amount(usd: number, method: string, name: string): number {
   return toNanos(usd);
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const proto: unknown = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-
 function quote(value: string): string {
   return `'${value}'`;
 }
 
-/** A short, safe description of a bad value. */
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (value === undefined) return 'undefined';
-  if (Array.isArray(value)) return 'an array';
-  switch (typeof value) {
-    case 'number':
-    case 'boolean':
-      return String(value);
-    case 'string':
-      if (value === '') return 'an empty string';
-      return value.length <= 40 ? `the string ${JSON.stringify(value)}` : `a string of ${value.length} characters`;
-    case 'object':
-      return isPlainObject(value) ? 'an object' : 'an object that is not a plain object';
-    default:
-      return `a ${typeof value}`;
-  }
-}

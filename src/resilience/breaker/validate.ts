@@ -3,6 +3,7 @@
  * public surface is `breakerSpecIssue` / `breakerSpecProblem` and the errors
  * the constructors throw.
  */
+import { describe, isPlainObject } from '../../values';
 
 /** One bad option: where it is, what is wrong, and which error class it calls for. */
 export interface OptionIssue {
@@ -82,32 +83,7 @@ export function assertNoIssue(found: OptionIssue | undefined, what: string, base
   if (found) throw issueError(found, what, base);
 }
 
-/** A plain object (not an array, not a class instance such as a Date). */
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const proto: unknown = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-
-/** A short, safe description of a bad value for an error message. */
-export function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (value === undefined) return 'undefined';
-  if (Array.isArray(value)) return 'an array';
-  switch (typeof value) {
-    case 'number':
-      return String(value);
-    case 'boolean':
-      return String(value);
-    case 'string':
-      if (value === '') return 'an empty string';
-      return value.length <= 40 ? `the string ${JSON.stringify(value)}` : `a string of ${value.length} characters`;
-    case 'object':
-      return isPlainObject(value) ? 'an object' : 'an object that is not a plain object';
-    default:
-      return `a ${typeof value}`;
-  }
-}
+export { describe, isPlainObject };
 
 /** A whole number ≥ 0 (for restored counters). */
 export function isCount(value: unknown): value is number {
