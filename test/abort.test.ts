@@ -4,10 +4,11 @@
  */
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { KeyManager, type KeyManagerOptions, type KeyplexEventName, type KeyplexEvents } from '../src/index';
+import { KeyManager, type KeyManagerOptions } from '../src/index';
 import { chatReply, deferred, errorReply, keyRing, provider, type Deferred } from './support/upstream';
 import './support/setup';
 import { fakeClock, until, realSetImmediate } from './support/time';
+import { record } from './support/events';
 
 const ONE = 'https://api.one.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
@@ -35,11 +36,6 @@ function hang(): Promise<'reset'> {
 /** Lets the event loop turn `n` times without moving a fake clock. */
 async function turns(n: number): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise<void>((resolve) => realSetImmediate(resolve));
-}
-function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
-  const seen: KeyplexEvents[E][] = [];
-  manager.on(name, (payload) => void seen.push(payload));
-  return seen;
 }
 
 /** The outcome of `promise` once settled, observable without awaiting. */

@@ -5,10 +5,11 @@
 import OpenAI from 'openai';
 import { VERSION as SDK_VERSION } from 'openai/version';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions, type KeyplexEventName, type KeyplexEvents } from '../src/index';
+import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions, type KeyplexEvents } from '../src/index';
 import { calls, chatReply, deferred, errorReply, keyRing, provider, type Deferred, type KeyRing, type UpstreamCall } from './support/upstream';
 import './support/setup';
 import { fakeClock, until } from './support/time';
+import { record } from './support/events';
 
 const ONE = 'https://api.one.test/v1';
 const TWO = 'https://api.two.test/v1';
@@ -39,11 +40,6 @@ function hang(): Promise<'reset'> {
 }
 
 /** Records every payload of `name` on `manager`. */
-function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
-  const seen: KeyplexEvents[E][] = [];
-  manager.on(name, (payload) => void seen.push(payload));
-  return seen;
-}
 
 function keyStats(manager: KeyManager, provider: string, keyId: string) {
   return manager.stats().providers[provider]?.keys.find((k) => k.id === keyId);

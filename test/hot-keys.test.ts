@@ -4,11 +4,12 @@
  */
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { ConfigError, KeyManager, type KeyManagerOptions, type KeyplexEventName, type KeyplexEvents } from '../src/index';
+import { ConfigError, KeyManager, type KeyManagerOptions } from '../src/index';
 import { fakeKey } from './support/fake-keys';
 import { chatReply, deferred, errorReply, keyRing, provider, type KeyRing, type UpstreamCall } from './support/upstream';
 import './support/setup';
 import { until, realSetImmediate } from './support/time';
+import { record } from './support/events';
 
 const ONE = 'https://api.one.test/v1';
 const TWO = 'https://api.two.test/v1';
@@ -27,12 +28,6 @@ afterEach(async () => {
   for (const open of gates.splice(0)) open();
   await Promise.all(managers.splice(0).map((m) => m.close()));
 });
-
-function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
-  const seen: KeyplexEvents[E][] = [];
-  manager.on(name, (payload) => void seen.push(payload));
-  return seen;
-}
 
 /**
  * Keys a, b, c on one provider. The first {@link CONCURRENT} upstream calls are

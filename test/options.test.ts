@@ -10,12 +10,11 @@ import {
   keyplex,
   RequestOptionsError,
   type KeyManagerOptions,
-  type KeyplexEventName,
-  type KeyplexEvents,
   type KeyplexRequestOptions,
 } from '../src/index';
 import { calls, chatReply, errorReply, keyRing, provider } from './support/upstream';
 import './support/setup';
+import { record } from './support/events';
 
 const ONE = 'https://api.one.test/v1';
 const TWO = 'https://api.two.test/v1';
@@ -30,12 +29,6 @@ function manage(options: KeyManagerOptions) {
 afterEach(async () => {
   await Promise.all(managers.splice(0).map((m) => m.close()));
 });
-
-function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
-  const seen: KeyplexEvents[E][] = [];
-  manager.on(name, (payload) => void seen.push(payload));
-  return seen;
-}
 
 /** Two providers that serve any model; `one` comes first. */
 function twoProviders(one: () => Response = () => chatReply('gpt-4.1'), two: () => Response = () => chatReply('gpt-4.1')) {

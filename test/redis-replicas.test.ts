@@ -15,13 +15,13 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { build } from 'esbuild';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { ProviderSimulator, type SimulatorServer } from '../src/testing';
 import { exclusively } from './support/exclusive';
 import { fakeKey } from './support/fake-keys';
-import { RedisServer, redisAvailable } from './support/redis';
+import { redisForSuite } from './support/redis';
 
-const withRedis = redisAvailable('many processes on one RedisStore');
+const redis = redisForSuite('many processes on one RedisStore');
 const PROCESSES = 4;
 const KEYS = 3;
 /** Per key, in the simulator and in keyplex: a burst of 180, then 3 requests a second. */
@@ -32,20 +32,15 @@ const BURST_MS = 2_500;
 const RUN_MS = 6_000;
 const MODEL = 'gpt-4.1-mini';
 
-let redis: RedisServer | undefined;
 let script = '';
 beforeAll(async () => {
-  if (!withRedis) return;
-  redis = await RedisServer.start();
+  if (!redis.available) return;
   // The replica, bundled with keyplex's sources; packages stay external (resolved from node_modules).
   const dir = path.resolve('node_modules/.cache/keyplex-test');
   mkdirSync(dir, { recursive: true });
   script = path.join(dir, `replica-${process.pid}.mjs`);
   await build({ entryPoints: ['test/support/replica.ts'], bundle: true, platform: 'node', format: 'esm', target: 'node22', packages: 'external', outfile: script, logLevel: 'error' });
 }, 30_000);
-afterAll(async () => {
-  await redis?.stop();
-});
 
 type Replica = ChildProcessByStdio<Writable, Readable, Readable>;
 
@@ -71,7 +66,7 @@ function lineReader(stream: Readable): () => Promise<string> {
   };
 }
 
-describe.skipIf(!withRedis)('four processes share three keys through Redis', () => {
+describe.skipIf(!redis.available)('four processes share three keys through Redis', () => {
   let sim: ProviderSimulator;
   let http: SimulatorServer;
 
@@ -81,7 +76,7 @@ describe.skipIf(!withRedis)('four processes share three keys through Redis', () 
       const keys = Array.from({ length: KEYS }, (_, i) => fakeKey(`replica${i}`));
       sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: keys.map((key) => ({ key, rpm: RPM })), models: [MODEL] }] });
       http = await sim.listen();
-      const config = { redisUrl: redis!.url, prefix: `replicas:${randomUUID()}:`, baseURL: http.baseURL('sim'), keys, rpm: RPM, model: MODEL, concurrency: CONCURRENCY };
+      const config = { redisUrl: redis.server.url, prefix: `replicas:${randomUUID()}:`, baseURL: http.baseURL('sim'), keys, rpm: RPM, model: MODEL, concurrency: CONCURRENCY };
       const replicas: Replica[] = Array.from({ length: PROCESSES }, () => spawn(process.execPath, [script, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'pipe'] }));
       const stderr: string[] = replicas.map(() => '');
       replicas.forEach((child, i) => child.stderr.on('data', (chunk: Buffer) => (stderr[i] += chunk.toString())));

@@ -8,47 +8,27 @@ import { randomUUID } from 'node:crypto';
 import OpenAI from 'openai';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { getKeyplexDetails, KeyManager, type KeyManagerOptions, type KeyplexEventName, type KeyplexEvents } from '../src/index';
+import { getKeyplexDetails, KeyManager, type KeyManagerOptions } from '../src/index';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../src/store/redis';
 import { ProviderSimulator } from '../src/testing';
 import { simulatorHandlers } from '../src/testing/msw';
 import { fakeKey } from './support/fake-keys';
-import { freePort, RedisServer, redisAvailable } from './support/redis';
+import { freePort, redisForSuite } from './support/redis';
+import { record } from './support/events';
+import { eventually } from './support/time';
 
 const MODEL = 'gpt-4.1-mini';
 const server = setupServer();
-const withRedis = redisAvailable('RedisStore outages');
-let redis: RedisServer | undefined;
-beforeAll(async () => {
-  server.listen({ onUnhandledFrame: 'error' });
-  if (withRedis) redis = await RedisServer.start();
-}, 20_000);
-afterAll(async () => {
-  server.close();
-  await redis?.stop();
-});
+const redis = redisForSuite('RedisStore outages');
+beforeAll(() => server.listen({ onUnhandledFrame: 'error' }));
+afterAll(() => server.close());
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) await cleanup();
   server.resetHandlers();
 });
-
-function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
-  const seen: KeyplexEvents[E][] = [];
-  manager.on(name, (payload) => void seen.push(payload));
-  return seen;
-}
-
-/** Waits for another process to do something (Redis to restart, ioredis to reconnect): real time, at most `ms`. */
-async function eventually(condition: () => boolean, what: string, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`not seen within ${ms} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 const body = () => ({ model: MODEL, messages: [{ role: 'user' as const, content: 'hello' }], max_tokens: 8 });
 const outcome = (promise: Promise<unknown>) =>
@@ -57,7 +37,7 @@ const outcome = (promise: Promise<unknown>) =>
     (error: unknown) => getKeyplexDetails(error)?.code ?? String(error),
   );
 
-describe.skipIf(!withRedis)('RedisStore when Redis goes away', () => {
+describe.skipIf(!redis.available)('RedisStore when Redis goes away', () => {
   test('Redis stopped mid-run and started again: no request fails (fail-open), the store reconnects and shared limits hold again', async () => {
     // `busy` carries the traffic through the outage; `fresh` (rpm 10) is first used after it, to show sharing is back.
     const [busy, fresh] = [fakeKey('busy'), fakeKey('fresh')];
@@ -71,7 +51,7 @@ describe.skipIf(!withRedis)('RedisStore when Redis goes away', () => {
     const prefix = `restart:${randomUUID()}:`;
     const managers = await Promise.all(
       [0, 1].map(async () => {
-        const store = new RedisStore({ url: redis!.url, prefix, retryMs: 50, timeoutMs: 200 });
+        const store = new RedisStore({ url: redis.server.url, prefix, retryMs: 50, timeoutMs: 200 });
         await store.ready();
         const options: KeyManagerOptions = {
           providers: {
@@ -92,7 +72,7 @@ describe.skipIf(!withRedis)('RedisStore when Redis goes away', () => {
     const run = (count: number) => Promise.all(Array.from({ length: count }, (_, i) => outcome(managers[i % 2]!.client.chat.completions.create(body()))));
 
     expect(await run(20)).toEqual(Array(20).fill('ok'));
-    await redis!.stop();
+    await redis.server.stop();
     // Through the outage: every request served on local state.
     const during = [...(await run(20)), ...(await run(20))];
     expect(during).toEqual(Array(40).fill('ok'));
@@ -103,7 +83,7 @@ describe.skipIf(!withRedis)('RedisStore when Redis goes away', () => {
     }
     expect(managers.every(({ store }) => !store.healthy)).toBe(true);
 
-    await redis!.start();
+    await redis.server.start();
     for (const { recovered } of managers) await eventually(() => recovered.length === 1, 'store:recovered');
     expect(managers.every(({ store }) => store.healthy)).toBe(true);
     expect(await run(10)).toEqual(Array(10).fill('ok'));
@@ -121,10 +101,10 @@ describe.skipIf(!withRedis)('RedisStore when Redis goes away', () => {
     const key = fakeKey('slow');
     const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: [MODEL] }] });
     server.use(...simulatorHandlers(sim));
-    const store = new RedisStore({ url: redis!.url, prefix: `slow:${randomUUID()}:`, timeoutMs: 100, retryMs: 50 });
+    const store = new RedisStore({ url: redis.server.url, prefix: `slow:${randomUUID()}:`, timeoutMs: 100, retryMs: 50 });
     await store.ready();
     const manager = new KeyManager({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL], rpm: 6_000 } }, store });
-    const admin = new Redis(redis!.url);
+    const admin = new Redis(redis.server.url);
     cleanups.push(async () => {
       await manager.close();
       await store.close();
@@ -152,7 +132,7 @@ describe.skipIf(!withRedis)('RedisStore when Redis goes away', () => {
     server.use(...simulatorHandlers(sim));
     const prefix = `kept:${randomUUID()}:`;
     const make = async () => {
-      const store = new RedisStore({ url: redis!.url, prefix, retryMs: 50 });
+      const store = new RedisStore({ url: redis.server.url, prefix, retryMs: 50 });
       await store.ready();
       const manager = new KeyManager({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [{ key, id: 'k' }], models: [MODEL] } }, store });
       cleanups.push(async () => {
@@ -163,10 +143,10 @@ describe.skipIf(!withRedis)('RedisStore when Redis goes away', () => {
     };
     const a = await make();
     const b = await make();
-    await redis!.stop();
+    await redis.server.stop();
     await eventually(() => !a.store.healthy, 'A notices');
     a.manager.disableKey('sim', 'k');
-    await redis!.start();
+    await redis.server.start();
     await eventually(() => b.manager.stats().providers.sim!.keys[0]!.status === 'disabled', 'disabled in B after the restart');
   }, 20_000);
 
@@ -217,12 +197,12 @@ describe.skipIf(!withRedis)('RedisStore when Redis goes away', () => {
     const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: [MODEL] }] });
     server.use(...simulatorHandlers(sim));
     const prefix = `late:${randomUUID()}:`;
-    const first = new RedisStore({ url: redis!.url, prefix });
+    const first = new RedisStore({ url: redis.server.url, prefix });
     await first.ready();
     const options = (store: RedisStore): KeyManagerOptions => ({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [{ key, id: 'k' }], models: [MODEL] } }, store });
     const a = new KeyManager(options(first));
     a.disableKey('sim', 'k');
-    const second = new RedisStore({ url: redis!.url, prefix }); // not connected yet
+    const second = new RedisStore({ url: redis.server.url, prefix }); // not connected yet
     const b = new KeyManager(options(second));
     cleanups.push(async () => {
       await a.close();
@@ -236,7 +216,7 @@ describe.skipIf(!withRedis)('RedisStore when Redis goes away', () => {
   });
 });
 
-describe.skipIf(!withRedis)('RedisStore and secrets', () => {
+describe.skipIf(!redis.available)('RedisStore and secrets', () => {
   test('nothing written to Redis or published on its channel holds a key: keys are named by provider and id', async () => {
     const keys = [fakeKey('redis-secret-a'), fakeKey('redis-secret-b'), fakeKey('redis-secret-c')];
     const sim = new ProviderSimulator({
@@ -244,11 +224,11 @@ describe.skipIf(!withRedis)('RedisStore and secrets', () => {
     });
     server.use(...simulatorHandlers(sim));
     const prefix = `secrets:${randomUUID()}:`;
-    const spy = new Redis(redis!.url);
+    const spy = new Redis(redis.server.url);
     const published: string[] = [];
     await spy.psubscribe(`${prefix}*`);
     spy.on('pmessage', (_pattern: string, _channel: string, message: string) => void published.push(message));
-    const store = new RedisStore({ url: redis!.url, prefix });
+    const store = new RedisStore({ url: redis.server.url, prefix });
     await store.ready();
     // Default key ids (fingerprints), budgets, circuits, a revoked key and a rate-limited one.
     const manager = new KeyManager({
@@ -267,7 +247,7 @@ describe.skipIf(!withRedis)('RedisStore and secrets', () => {
     manager.disableKey('sim', manager.stats().providers.sim!.keys[2]!.id);
     await eventually(() => published.length >= 2, 'changes published');
 
-    const reader = new Redis(redis!.url);
+    const reader = new Redis(redis.server.url);
     cleanups.push(async () => reader.disconnect());
     const stored: string[] = [];
     for (const name of await reader.keys(`${prefix}*`)) {
@@ -281,6 +261,27 @@ describe.skipIf(!withRedis)('RedisStore and secrets', () => {
       expect(everything).not.toContain(key);
       expect(everything).not.toContain(key.slice(key.lastIndexOf('-') + 1));
     }
+  });
+});
+
+describe.skipIf(!redis.available)('RedisStore on a client of yours', () => {
+  test('it uses the client, adds its own subscription, and leaves the client open on close()', async () => {
+    const key = fakeKey('own-client');
+    const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: [MODEL] }] });
+    server.use(...simulatorHandlers(sim));
+    const client = new Redis(redis.server.url, { enableOfflineQueue: false });
+    cleanups.push(async () => client.disconnect());
+    const prefix = `own:${randomUUID()}:`;
+    const store = new RedisStore({ client, prefix });
+    await store.ready();
+    const manager = new KeyManager({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL], rpm: 60 } }, store });
+    const openAI = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
+    expect(await outcome(openAI.chat.completions.create(body()))).toBe('ok');
+    // The reservation went through the given client: its window is in Redis.
+    expect(await client.keys(`${prefix}w:*`)).toHaveLength(1);
+    await manager.close();
+    await store.close();
+    expect(await client.ping()).toBe('PONG');
   });
 });
 

@@ -5,10 +5,11 @@
  */
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { KeyManager, type KeyManagerOptions, type KeyplexEventName, type KeyplexEvents } from '../src/index';
+import { KeyManager, type KeyManagerOptions, type KeyplexEvents } from '../src/index';
 import { chatReply, deferred, errorReply, keyRing, provider, type Deferred, type KeyRing, type UpstreamCall } from './support/upstream';
 import './support/setup';
 import { fakeClock, until, realSetImmediate } from './support/time';
+import { record } from './support/events';
 
 const A = 'https://api.a.test/v1';
 const B = 'https://api.b.test/v1';
@@ -33,12 +34,6 @@ afterEach(async () => {
   await Promise.all(managers.splice(0).map((m) => m.close()));
   vi.useRealTimers();
 });
-
-function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
-  const seen: KeyplexEvents[E][] = [];
-  manager.on(name, (payload) => void seen.push(payload));
-  return seen;
-}
 
 /** Every circuit event, in order, as `[event name, payload]`. */
 function recordCircuits(manager: KeyManager): [string, KeyplexEvents['circuit:open']][] {

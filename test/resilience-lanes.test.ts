@@ -6,10 +6,11 @@
  */
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions, type KeyplexEventName, type KeyplexEvents } from '../src/index';
+import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions } from '../src/index';
 import { chatReply, deferred, keyRing, provider, type Deferred, type UpstreamCall } from './support/upstream';
 import './support/setup';
 import { fakeClock, until, realSetImmediate } from './support/time';
+import { record } from './support/events';
 
 const ONE = 'https://api.one.test/v1';
 const MODEL = 'gpt-4.1';
@@ -31,11 +32,6 @@ afterEach(async () => {
 });
 
 const tick = () => new Promise<void>((resolve) => realSetImmediate(resolve));
-function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
-  const seen: KeyplexEvents[E][] = [];
-  manager.on(name, (payload) => void seen.push(payload));
-  return seen;
-}
 
 /** A chat body whose message names its kind, so the upstream stand-in can tell them apart. */
 function body(kind: string) {

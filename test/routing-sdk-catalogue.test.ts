@@ -11,14 +11,13 @@ import {
   KeyManager,
   type AutoStrategy,
   type KeyManagerOptions,
-  type KeyplexEventName,
-  type KeyplexEvents,
   type RequestFeatures,
   type RoutingOptions,
 } from '../src/index';
 import { fakeKey } from './support/fake-keys';
 import { chatReply, errorReply, keyRing, provider, type UpstreamCall } from './support/upstream';
 import './support/setup';
+import { record } from './support/events';
 
 const OPENAI = 'https://api.openai.test/v1';
 const AZURE = 'https://api.azure.test/v1';
@@ -38,12 +37,6 @@ afterEach(async () => {
   await Promise.all(managers.splice(0).map((m) => m.close()));
   vi.useRealTimers();
 });
-
-function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
-  const seen: KeyplexEvents[E][] = [];
-  manager.on(name, (payload) => void seen.push(payload));
-  return seen;
-}
 
 const models = (recorded: readonly UpstreamCall[]): unknown[] => recorded.map((call) => call.body?.model);
 const ask = (model: string, content = 'hi') => ({ model, messages: [{ role: 'user' as const, content }] });

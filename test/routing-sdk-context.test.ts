@@ -5,10 +5,11 @@
  */
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test } from 'vitest';
-import { getKeyplexDetails, KeyManager, type KeyManagerOptions, type KeyplexEventName, type KeyplexEvents } from '../src/index';
+import { getKeyplexDetails, KeyManager, type KeyManagerOptions } from '../src/index';
 import { fakeKey } from './support/fake-keys';
 import { chatReply, errorReply, provider, type UpstreamCall } from './support/upstream';
 import './support/setup';
+import { record } from './support/events';
 
 const SMALL = 'https://api.small.test/v1';
 const LARGE = 'https://api.large.test/v1';
@@ -25,12 +26,6 @@ function manage(options: KeyManagerOptions) {
 afterEach(async () => {
   await Promise.all(managers.splice(0).map((m) => m.close()));
 });
-
-function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
-  const seen: KeyplexEvents[E][] = [];
-  manager.on(name, (payload) => void seen.push(payload));
-  return seen;
-}
 
 const models = (recorded: readonly UpstreamCall[]): unknown[] => recorded.map((call) => call.body?.model);
 /** A chat request of about `tokens` estimated input tokens (4 characters a token). */

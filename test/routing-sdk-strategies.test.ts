@@ -9,8 +9,6 @@ import {
   KeyManager,
   type DeploymentView,
   type KeyManagerOptions,
-  type KeyplexEventName,
-  type KeyplexEvents,
   type RouteContext,
   type RoutingOptions,
   type RoutingStrategy,
@@ -19,6 +17,7 @@ import { fakeKey } from './support/fake-keys';
 import { chatReply, deferred, errorReply, provider, type Deferred, type UpstreamCall } from './support/upstream';
 import './support/setup';
 import { fakeClock, until } from './support/time';
+import { record } from './support/events';
 
 const PRICEY = 'https://api.pricey.test/v1';
 const MID = 'https://api.mid.test/v1';
@@ -43,12 +42,6 @@ afterEach(async () => {
   await Promise.all(managers.splice(0).map((m) => m.close()));
   vi.useRealTimers();
 });
-
-function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
-  const seen: KeyplexEvents[E][] = [];
-  manager.on(name, (payload) => void seen.push(payload));
-  return seen;
-}
 
 const models = (recorded: readonly UpstreamCall[]): unknown[] => recorded.map((call) => call.body?.model);
 

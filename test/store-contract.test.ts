@@ -5,20 +5,13 @@
  * same prefix: two replicas). The windows run on an injected clock.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { MemoryStore, type StateStore, type StoreChange, type StoreListener, type StoreSession } from '../src/index';
 import { RedisStore } from '../src/store/redis';
 import { START_LAG_MS } from '../src/store/scripts';
-import { RedisServer, redisAvailable } from './support/redis';
+import { redisForSuite } from './support/redis';
 
-const withRedis = redisAvailable('store contract (RedisStore)');
-let redis: RedisServer | undefined;
-beforeAll(async () => {
-  if (withRedis) redis = await RedisServer.start();
-}, 20_000);
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = redisForSuite('store contract (RedisStore)');
 
 /** A session's listener that records what it hears. */
 function recorder() {
@@ -85,11 +78,11 @@ const implementations: Implementation[] = [
   },
   {
     name: 'RedisStore',
-    available: withRedis,
+    available: redis.available,
     pair: async (now) => {
       const prefix = `contract:${randomUUID()}:`;
       const make = async (storePrefix: string): Promise<RedisStore> => {
-        const store = new RedisStore({ url: redis!.url, prefix: storePrefix, now });
+        const store = new RedisStore({ url: redis.server.url, prefix: storePrefix, now });
         cleanups.push(() => store.close());
         await store.ready();
         return store;

@@ -10,25 +10,20 @@ import OpenAI from 'openai';
 import { http, HttpResponse } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { getKeyplexDetails, KeyManager, MemoryStore, type KeyManagerOptions, type KeyplexEventName, type KeyplexEvents, type StateStore } from '../src/index';
+import { getKeyplexDetails, KeyManager, MemoryStore, type KeyManagerOptions, type StateStore, type StoreSession } from '../src/index';
 import { RedisStore } from '../src/store/redis';
 import { ProviderSimulator, type SimProviderOptions } from '../src/testing';
 import { simulatorHandlers } from '../src/testing/msw';
 import { fakeKey } from './support/fake-keys';
-import { RedisServer, redisAvailable } from './support/redis';
+import { redisForSuite } from './support/redis';
+import { record } from './support/events';
+import { eventually } from './support/time';
 
 const MODEL = 'gpt-4.1-mini';
 const server = setupServer();
-const withRedis = redisAvailable('managers sharing a RedisStore');
-let redis: RedisServer | undefined;
-beforeAll(async () => {
-  server.listen({ onUnhandledFrame: 'error' });
-  if (withRedis) redis = await RedisServer.start();
-}, 20_000);
-afterAll(async () => {
-  server.close();
-  await redis?.stop();
-});
+const redis = redisForSuite('managers sharing a RedisStore');
+beforeAll(() => server.listen({ onUnhandledFrame: 'error' }));
+afterAll(() => server.close());
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -48,11 +43,11 @@ const kinds: { name: string; available: boolean; stores: () => Promise<[StateSto
   },
   {
     name: 'RedisStores with one prefix',
-    available: withRedis,
+    available: redis.available,
     stores: async () => {
       const prefix = `sharing:${randomUUID()}:`;
       const make = async () => {
-        const store = new RedisStore({ url: redis!.url, prefix });
+        const store = new RedisStore({ url: redis.server.url, prefix });
         cleanups.push(() => store.close());
         await store.ready();
         return store;
@@ -66,21 +61,6 @@ function simulate(providers: SimProviderOptions[]): ProviderSimulator {
   const sim = new ProviderSimulator({ providers });
   server.use(...simulatorHandlers(sim));
   return sim;
-}
-
-function record<E extends KeyplexEventName>(manager: KeyManager, name: E): KeyplexEvents[E][] {
-  const seen: KeyplexEvents[E][] = [];
-  manager.on(name, (payload) => void seen.push(payload));
-  return seen;
-}
-
-/** Waits (real time, at most 2 s) for `condition`: changes travel between managers asynchronously. */
-async function eventually(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 2_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`not seen within 2 s: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 const body = (content = 'hello') => ({ model: MODEL, messages: [{ role: 'user' as const, content }], max_tokens: 8 });
@@ -254,25 +234,28 @@ for (const kind of kinds) {
 }
 
 describe('a custom StateStore', () => {
+  /** A store that shares nothing but answers reservations with `reserve`. */
+  const custom = (reserve: StoreSession['reserve']): StateStore => ({
+    open: () => ({
+      shared: true,
+      reserve,
+      adjust: () => {},
+      setKey: () => {},
+      setCircuit: () => {},
+      addSpend: () => {},
+      load: () => ({ keys: [], circuits: [], spend: [] }),
+      close: async () => {},
+    }),
+  });
+
   test('one that refuses every reservation without moving the windows cannot make a request spin: it ends at its deadline', async () => {
     const key = fakeKey('stubborn');
     const sim = simulate([{ id: 'sim', keys: [{ key }], models: [MODEL] }]);
     let reservations = 0;
-    const stubborn: StateStore = {
-      open: () => ({
-        shared: true,
-        reserve: () => {
-          reservations++;
-          return { ok: false, waitMs: 0, requests: undefined, tokens: undefined };
-        },
-        adjust: () => {},
-        setKey: () => {},
-        setCircuit: () => {},
-        addSpend: () => {},
-        load: () => ({ keys: [], circuits: [], spend: [] }),
-        close: async () => {},
-      }),
-    };
+    const stubborn = custom(() => {
+      reservations++;
+      return { ok: false, waitMs: 0, requests: undefined, tokens: undefined };
+    });
     const manager = new KeyManager({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL], rpm: 60 } }, deadlineMs: 200, store: stubborn });
     cleanups.push(() => manager.close());
     const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
@@ -285,5 +268,19 @@ describe('a custom StateStore', () => {
     // Tries, then waits between tries: a few hundred at most in 200 ms, not a hot loop.
     expect(reservations).toBeGreaterThan(8);
     expect(reservations).toBeLessThan(500);
+  });
+
+  test('one whose reservation throws makes the request fail with store_unavailable (503), nothing sent', async () => {
+    const key = fakeKey('throwing');
+    const sim = simulate([{ id: 'sim', keys: [{ key }], models: [MODEL] }]);
+    const throwing = custom(() => Promise.reject(new Error('connection reset by the store')));
+    const manager = new KeyManager({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL], rpm: 60 } }, store: throwing });
+    cleanups.push(() => manager.close());
+    const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
+    const error = await client.chat.completions.create(body()).catch((e: unknown) => e);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+    expect(getKeyplexDetails(error)).toMatchObject({ code: 'store_unavailable' });
+    expect(getKeyplexDetails(error)?.message).toMatch(/connection reset by the store/);
+    expect(sim.tallies().sim!.requests).toBe(0);
   });
 });

@@ -8,6 +8,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
+import { afterAll, beforeAll } from 'vitest';
 
 const REQUIRED = process.env.KEYPLEX_REQUIRE_REDIS === '1';
 
@@ -118,4 +119,33 @@ export class RedisServer {
     child.kill('SIGKILL');
     await exited;
   }
+}
+
+/** A test file's own redis-server: started before its tests, stopped after them. */
+export interface SuiteRedis {
+  /** False where the file's Redis suites skip (no binary, not required). */
+  readonly available: boolean;
+  /** The running server; only inside tests of an available suite. */
+  readonly server: RedisServer;
+}
+
+/** Registers the file's `beforeAll`/`afterAll` for a redis-server when one is available (see {@link redisAvailable}). */
+export function redisForSuite(suite: string): SuiteRedis {
+  const available = redisAvailable(suite);
+  let server: RedisServer | undefined;
+  if (available) {
+    beforeAll(async () => {
+      server = await RedisServer.start();
+    }, 20_000);
+    afterAll(async () => {
+      await server?.stop();
+    });
+  }
+  return {
+    available,
+    get server(): RedisServer {
+      if (server === undefined) throw new Error(`${suite}: no redis-server is running (the suite should have been skipped)`);
+      return server;
+    },
+  };
 }

@@ -19,3 +19,18 @@ export async function until(condition: () => boolean, what = 'condition'): Promi
   }
   throw new Error(`until(): ${what} not met`);
 }
+
+/** The real `setTimeout`, kept before any test fakes timers. */
+const realSetTimeout = globalThis.setTimeout;
+
+/**
+ * Waits in real time, at most `ms`, until `condition` holds: for what another
+ * process or connection does (Redis, pub/sub, a restarted server).
+ */
+export async function eventually(condition: () => boolean, what: string, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`not seen within ${ms} ms: ${what}`);
+    await new Promise((resolve) => realSetTimeout(resolve, 5));
+  }
+}
