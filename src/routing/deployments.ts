@@ -89,7 +89,8 @@ function deploymentOf(
   upstreamModel: string | undefined,
   make: (pool: ProviderPool, model: string, upstreamModel: string | undefined) => Deployment,
 ): Deployment {
-  let deployment = pool.deployments.get(model);
+  // The pool holds only the deployments routing made, so this is one of ours.
+  let deployment = pool.deployments.get(model) as Deployment | undefined;
   if (deployment === undefined) {
     deployment = make(pool, model, upstreamModel);
     pool.deployments.set(model, deployment);

@@ -1,0 +1,228 @@
+/**
+ * One key of one provider, and its lifecycle: cool down, disable, enable,
+ * remove. The key owns its state; others read it (selectors through a
+ * {@link KeyView}) and ask for changes through its methods, each of which
+ * reports the change to the listener the manager gave it (store publication,
+ * events, waking waiting requests).
+ *
+ * The secret is held in a module-private WeakMap, so no keyplex object ever
+ * carries one as a property: not in `JSON.stringify`, not in `util.inspect`,
+ * not in a debugger's object view.
+ */
+import type { ResolvedKey } from '../config';
+import type { KeyDisabledReason } from '../events';
+import type { Circuit } from '../resilience/breaker/index';
+import type { KeyLimiter } from '../resilience/rate-limit/index';
+import type { StoreKeyRef } from '../store/types';
+import { TimedCounterSet, type KeyStats } from '../usage/stats';
+import type { KeyView } from './selector';
+
+const secrets = new WeakMap<Key, string>();
+
+/** The secret of a key; only the request sender calls this. */
+export function secretOf(key: Key): string {
+  const secret = secrets.get(key);
+  if (secret === undefined) throw new Error('keyplex: internal error: key without secret');
+  return secret;
+}
+
+/**
+ * A change of a key's state. `remote` is set when another manager made it (a
+ * state store carried it): it is not published again.
+ */
+export type KeyChange =
+  | { kind: 'cooldown'; ms: number; until: number; remote: boolean }
+  | { kind: 'cooldown-ended' }
+  | { kind: 'disabled'; reason: KeyDisabledReason; remote: boolean }
+  | { kind: 'enabled'; remote: boolean; wasOut: boolean }
+  | { kind: 'removed' };
+
+/** Told of every change of a key's state. */
+export type KeyChangeListener = (key: Key, change: KeyChange) => void;
+
+/** A read-only view of a key for selectors: live figures, no way to change the key. */
+class View implements KeyView {
+  readonly #key: Key;
+  constructor(key: Key) {
+    this.#key = key;
+  }
+  get id(): string {
+    return this.#key.id;
+  }
+  get provider(): string {
+    return this.#key.provider;
+  }
+  get weight(): number {
+    return this.#key.weight;
+  }
+  get inFlight(): number {
+    return this.#key.inFlight;
+  }
+  get requests(): number {
+    return this.#key.counters.requests;
+  }
+  get headroom(): number {
+    return this.#key.limiter.headroom();
+  }
+  toJSON(): { id: string; provider: string } {
+    return { id: this.#key.id, provider: this.#key.provider };
+  }
+  /** The key behind a view this module made; undefined for any other object. */
+  static keyOf(view: unknown): Key | undefined {
+    return view instanceof View ? view.#key : undefined;
+  }
+}
+
+/** The key behind a view handed to a selector (undefined when `view` is not one). */
+export function keyOfView(view: unknown): Key | undefined {
+  return View.keyOf(view);
+}
+
+/** One key of one provider. */
+export class Key {
+  readonly id: string;
+  readonly provider: string;
+  /** How a state store names it. */
+  readonly ref: StoreKeyRef;
+  readonly weight: number;
+  /** What a selector sees of it (made once). */
+  readonly view: KeyView;
+  /** Its attempts; histograms packed and made at the first sample, so unused keys cost none. */
+  readonly counters = new TimedCounterSet(true);
+  /** Its rate-limit windows. */
+  readonly limiter: KeyLimiter;
+  /** Its circuit breaker, unless key circuits are off. */
+  readonly circuit: Circuit | undefined;
+  #inFlight = 0;
+  #disabled: KeyDisabledReason | undefined;
+  #cooldownUntil = 0;
+  #cooldownTimer: ReturnType<typeof setTimeout> | undefined;
+  #removed = false;
+  readonly #changed: KeyChangeListener;
+
+  constructor(provider: string, resolved: ResolvedKey, limiter: KeyLimiter, circuit: Circuit | undefined, changed: KeyChangeListener = () => {}) {
+    this.id = resolved.id;
+    this.provider = provider;
+    this.ref = Object.freeze({ provider, keyId: resolved.id });
+    this.weight = resolved.weight;
+    this.limiter = limiter;
+    this.circuit = circuit;
+    this.#changed = changed;
+    this.view = new View(this);
+    secrets.set(this, resolved.key);
+  }
+
+  /** Attempts on this key that have not finished yet. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+  /** Why the key is out of use for good (until enabled again). */
+  get disabled(): KeyDisabledReason | undefined {
+    return this.#disabled;
+  }
+  /** `Date.now()` until which the key cools down after a 429. */
+  get cooldownUntil(): number {
+    return this.#cooldownUntil;
+  }
+  /** Set once the key is removed; in-flight attempts finish, nothing new starts. */
+  get removed(): boolean {
+    return this.#removed;
+  }
+  /** Attempts ever sent with this key. */
+  get requests(): number {
+    return this.counters.requests;
+  }
+  /** Share of its rate-limit windows still free, 0..1. */
+  get headroom(): number {
+    return this.limiter.headroom();
+  }
+
+  /** An attempt starts on this key (only a lease calls this). */
+  attemptStarted(): void {
+    this.#inFlight++;
+  }
+  /** An attempt on this key ended (only a lease calls this). */
+  attemptEnded(): void {
+    this.#inFlight--;
+  }
+
+  /** Enabled, present, and not cooling down at `now`. */
+  usable(now: number): boolean {
+    return this.#disabled === undefined && !this.#removed && this.#cooldownUntil <= now;
+  }
+
+  /** Cools the key down for `ms` from `now`; `key:recovered` is reported when it ends. */
+  cool(ms: number, now: number, remote = false): void {
+    this.#cooldownUntil = now + ms;
+    this.#clearTimer();
+    const timer = setTimeout(() => {
+      this.#cooldownTimer = undefined;
+      if (this.usable(Date.now())) this.#changed(this, { kind: 'cooldown-ended' });
+    }, ms);
+    timer.unref?.();
+    this.#cooldownTimer = timer;
+    this.#changed(this, { kind: 'cooldown', ms, until: this.#cooldownUntil, remote });
+  }
+
+  /** Takes the key out of use until enabled; nothing happens when it already is. */
+  disable(reason: KeyDisabledReason, remote = false): void {
+    if (this.#disabled !== undefined) return;
+    this.#disabled = reason;
+    this.#clearTimer();
+    this.#changed(this, { kind: 'disabled', reason, remote });
+  }
+
+  /** Puts the key back in use (no longer disabled nor cooling down). */
+  enable(now: number, remote = false): void {
+    const wasOut = this.#disabled !== undefined || this.#cooldownUntil > now;
+    this.#disabled = undefined;
+    this.#cooldownUntil = 0;
+    this.#clearTimer();
+    this.#changed(this, { kind: 'enabled', remote, wasOut });
+  }
+
+  /** Takes the key out for good: attempts already sent finish, no new one starts. */
+  remove(): void {
+    this.#removed = true;
+    this.#clearTimer();
+    this.#changed(this, { kind: 'removed' });
+  }
+
+  /** Releases its timers (the manager closes). */
+  dispose(): void {
+    this.#clearTimer();
+    this.circuit?.dispose();
+  }
+
+  #clearTimer(): void {
+    if (this.#cooldownTimer) clearTimeout(this.#cooldownTimer);
+    this.#cooldownTimer = undefined;
+  }
+
+  /** True when this key's secret equals `secret` (for duplicate checks). */
+  holds(secret: string): boolean {
+    return secrets.get(this) === secret;
+  }
+
+  stats(now: number): KeyStats {
+    const cooling = this.#cooldownUntil > now;
+    return {
+      id: this.id,
+      provider: this.provider,
+      weight: this.weight,
+      status: this.#disabled ? 'disabled' : cooling ? 'cooling' : 'active',
+      disabledReason: this.#disabled,
+      cooldownRemainingMs: cooling ? this.#cooldownUntil - now : 0,
+      inFlight: this.#inFlight,
+      circuit: this.circuit?.state,
+      limits: this.limiter.limits,
+      headroom: this.limiter.headroom(),
+      ...this.counters.snapshot(),
+      ...this.counters.timings(),
+    };
+  }
+
+  toJSON(): { id: string; provider: string } {
+    return { id: this.id, provider: this.provider };
+  }
+}

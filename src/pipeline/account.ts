@@ -1,0 +1,88 @@
+/**
+ * Account: a successful reply's usage and cost, the request's budgets, the
+ * stats and the `success` event; and the same bookkeeping for a request that
+ * failed (`failure` event).
+ */
+import type { KeyplexErrorDetail } from '../errors';
+import { costAt } from '../usage/pricing';
+import type { Usage } from '../usage/usage';
+import { settleRequestBudget } from './admit';
+import type { RequestContext } from './context';
+import { modelStats, type Core } from './core';
+import type { Lease } from './lease';
+
+/**
+ * Records a successful reply (complete, or a stream that ended) at `now`:
+ * its cost from the deployment's configured price or the price table, the
+ * lease settled, the request's budgets, totals and model stats, `success`.
+ */
+export function account(
+  core: Core,
+  ctx: RequestContext,
+  lease: Lease,
+  now: number,
+  usage: Usage | null,
+  ttftMs: number | undefined,
+  stream: boolean,
+  replyModel: string | undefined,
+): void {
+  const { deployment, key } = lease;
+  const model = ctx.request.model ?? replyModel;
+  const costUsd = usage ? costOf(core, lease, model, usage) : null;
+  settleRequestBudget(core, ctx, deployment.pool.id, key.id, costUsd ?? 0);
+  lease.settle('succeeded', now, usage, costUsd, stream);
+  const latencyMs = now - ctx.startedAt;
+  for (const scope of [core.totals, modelStats(core, ctx.request.model)]) {
+    if (!scope) continue;
+    scope.succeed(usage, costUsd);
+    scope.latency.record(latencyMs);
+    if (ttftMs !== undefined) scope.ttft.record(ttftMs);
+  }
+  if (core.hub.wants('success')) {
+    core.hub.emit('success', {
+      requestId: ctx.requestId,
+      tags: ctx.tags,
+      metadata: ctx.metadata,
+      provider: deployment.pool.id,
+      keyId: key.id,
+      model,
+      upstreamModel: deployment.upstreamModel ?? replyModel,
+      attempts: ctx.history.outcomes.length,
+      latencyMs,
+      ttftMs,
+      usage,
+      costUsd,
+      stream,
+    });
+  }
+}
+
+/** The reply's cost: the deployment's configured price, else the table's for its upstream model, else for the public model. */
+function costOf(core: Core, lease: Lease, model: string | undefined, usage: Usage): number | null {
+  const { deployment } = lease;
+  const configured = deployment.pool.deploymentOptions.get(deployment.model)?.price;
+  if (configured) return costAt(configured, usage);
+  const priced = deployment.upstreamModel ?? model;
+  const cost = priced === undefined ? null : core.prices.cost(priced, usage);
+  if (cost === null && model !== undefined && model !== priced) return core.prices.cost(model, usage);
+  return cost;
+}
+
+/** Records a failed request: its budget hold released, totals and model stats, `failure`. */
+export function failed(core: Core, ctx: RequestContext, error: KeyplexErrorDetail): void {
+  const last = ctx.history.last;
+  settleRequestBudget(core, ctx, last?.pool.id, last?.key.id, 0);
+  core.totals.fail(error.code);
+  modelStats(core, ctx.request.model)?.fail(error.code);
+  if (core.hub.wants('failure')) {
+    core.hub.emit('failure', {
+      requestId: ctx.requestId,
+      tags: ctx.tags,
+      metadata: ctx.metadata,
+      model: ctx.request.model,
+      attempts: ctx.history.outcomes.length,
+      error,
+      latencyMs: Date.now() - ctx.startedAt,
+    });
+  }
+}

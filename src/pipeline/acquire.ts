@@ -1,0 +1,238 @@
+/**
+ * Acquire: a deployment and key for the next attempt, as a {@link Lease}.
+ * Requests that find nothing usable wait in line (first come, first served,
+ * per set of deployments) for the earliest key to recover, within their
+ * deadline; with a shared store, the pick's reservation is taken there too.
+ */
+import { KeyplexError, NoKeyAvailableError, StoreUnavailableError } from '../errors';
+import { keyOfView } from '../keys/key';
+import type { KeyView } from '../keys/selector';
+import type { Circuit } from '../resilience/breaker/index';
+import type { Deployment } from '../routing/deployments';
+import type { StoreReservation } from '../store/types';
+import { holdKeyBudget, keyBudgetAllows } from './admit';
+import type { RequestContext } from './context';
+import { deploymentCircuit, type Core, type LinePlace } from './core';
+import { Lease } from './lease';
+import { joinLine, leaveLine, waitForKey, waitForTurn } from './lines';
+
+/** Keys judged per batch when picking from a large pool. */
+const SAMPLE = 32;
+
+/** Shared reservations one acquire may see refused before it waits between tries. */
+const MAX_FREE_REFUSALS = 8;
+
+/** Nothing usable now: when the first key is expected to be (Infinity: never). */
+interface NotReady {
+  readyAt: number;
+  tooLarge: boolean;
+}
+
+/** One scratch answer, reused: `pick` is synchronous and its answer is read before the next pick. */
+const NOT_READY: NotReady = { readyAt: Infinity, tooLarge: false };
+
+/**
+ * A lease for the next attempt. When every key that could serve the request
+ * is cooling down, out of rate-limit room or behind an open circuit, the
+ * request waits for the first to recover, within its deadline (woken early
+ * when keys change); past the deadline it fails with `no_key_available` and
+ * `retryAfterMs`.
+ *
+ * @throws NoKeyAvailableError, a budget refusal, or StoreUnavailableError (a store that fails closed).
+ */
+export async function acquire(core: Core, ctx: RequestContext, attempt: number, signal: AbortSignal): Promise<Lease> {
+  const deployments = ctx.route.deployments;
+  const lineId = deployments.map((d) => `${d.pool.id}\u0000${d.upstreamModel ?? ''}`).join('\u0001');
+  const line = core.lines.get(lineId);
+  let place: LinePlace | undefined;
+  if (line !== undefined && line.length > 0) {
+    place = joinLine(core, lineId);
+    try {
+      await waitForTurn(place, signal);
+    } catch (error) {
+      leaveLine(core, lineId, place);
+      throw error;
+    }
+  }
+  let refusals = 0;
+  try {
+    for (;;) {
+      const now = Date.now();
+      const picked = pick(core, ctx, attempt, now);
+      if (picked instanceof Lease) {
+        if (!core.session.shared) return picked;
+        const refused = await reserveShared(core, picked);
+        if (refused === undefined) return picked;
+        // The local windows now mirror the shared ones, so the next pick looks elsewhere or waits.
+        // A store whose answers do not move them (a custom one) must still not spin this loop.
+        if (++refusals > MAX_FREE_REFUSALS) await waitForKey(core, Math.max(1, Math.min(refused, ctx.deadlineAt - now)), signal);
+        continue;
+      }
+      const waitMs = noKeyWait(ctx, deployments, picked, now);
+      place ??= joinLine(core, lineId);
+      await waitForKey(core, waitMs, signal);
+    }
+  } finally {
+    if (place !== undefined) leaveLine(core, lineId, place);
+  }
+}
+
+/** How long to wait for a key, or the error when waiting cannot help. */
+function noKeyWait(ctx: RequestContext, deployments: readonly Deployment[], picked: NotReady, now: number): number {
+  const model = ctx.request.model === undefined ? '' : ` for model '${ctx.request.model}'`;
+  const fail = (why: string, retryAfterMs?: number) =>
+    new NoKeyAvailableError(`keyplex: no usable key${model}: ${why}`, { requestId: ctx.requestId, attempts: ctx.history.outcomes, retryAfterMs });
+  if (picked.readyAt === Infinity && ctx.history.budgetRefusal) throw ctx.history.budgetRefusal;
+  if (picked.readyAt === Infinity) {
+    throw fail(
+      `every key of ${deployments.map((d) => `'${d.pool.id}'`).join(', ')} is disabled${picked.tooLarge ? ' or cannot fit the request in its tokens-per-minute limit' : ''}. Enable or add keys (manager.enableKey / addKey).`,
+    );
+  }
+  if (picked.readyAt <= now) throw fail('the key selector chose none of the usable keys.');
+  const waitMs = Math.ceil(picked.readyAt - now);
+  if (now + waitMs > ctx.deadlineAt) {
+    throw fail(
+      `every key is cooling down, out of rate-limit room or behind an open circuit; the first is usable again in ${waitMs} ms, after this request's deadline. Retry later or add keys.`,
+      waitMs,
+    );
+  }
+  return waitMs;
+}
+
+/**
+ * First pass: deployments in order, skipping one whose circuit is open or
+ * whose provider the retry policy sent to the back, and keys not yet tried
+ * in the request. Second pass: any usable key, in deployment order. A key is
+ * usable when it is enabled, not cooling down, its circuit lets a call
+ * through, and its rate limits have room for the request's estimated tokens
+ * (reserved here).
+ */
+function pick(core: Core, ctx: RequestContext, attempt: number, now: number): Lease | NotReady {
+  const result = NOT_READY;
+  result.readyAt = Infinity;
+  result.tooLarge = false;
+  const { avoided } = ctx.history;
+  const excluded = ctx.route.excludedModels;
+  for (let pass = 0; pass < 2; pass++) {
+    const fresh = pass === 0;
+    for (const deployment of ctx.route.deployments) {
+      if (fresh && avoided !== undefined && avoided.has(deployment.pool)) continue;
+      if (excluded !== undefined && excluded.has(deployment.model)) continue;
+      const circuit = deploymentCircuit(core, deployment);
+      if (circuit && !circuit.canPass()) {
+        result.readyAt = Math.min(result.readyAt, circuit.openUntil ?? Infinity);
+        continue;
+      }
+      const lease = pickOn(core, ctx, deployment, circuit, attempt, now, fresh, result);
+      if (lease) return lease;
+    }
+  }
+  return result;
+}
+
+/**
+ * A key of `deployment`. A pool of up to SAMPLE keys is judged whole. A
+ * larger one is judged SAMPLE usable keys at a time, starting after the key
+ * picked last, so a pick costs the same at 10,000 keys as at 30 and every key
+ * takes its turn; the next batch is judged only when none of this one can
+ * take the request. Lowers `result.readyAt` for keys not usable now.
+ */
+function pickOn(
+  core: Core,
+  ctx: RequestContext,
+  deployment: Deployment,
+  circuit: Circuit | undefined,
+  attempt: number,
+  now: number,
+  fresh: boolean,
+  result: NotReady,
+): Lease | undefined {
+  const pool = deployment.pool;
+  const keys = pool.keys;
+  const n = keys.length;
+  const offset = n > SAMPLE ? pool.nextScan % n : 0;
+  let scanned = 0;
+  while (scanned < n) {
+    const candidates: KeyView[] = [];
+    const positions: number[] = [];
+    while (scanned < n && candidates.length < SAMPLE) {
+      const position = (offset + scanned) % n;
+      const key = keys[position]!;
+      scanned++;
+      if (key.disabled !== undefined || key.removed) continue;
+      if (key.cooldownUntil > now) {
+        result.readyAt = Math.min(result.readyAt, key.cooldownUntil);
+        continue;
+      }
+      if (key.circuit && !key.circuit.canPass()) {
+        result.readyAt = Math.min(result.readyAt, key.circuit.openUntil ?? Infinity);
+        continue;
+      }
+      // Left for the second pass, which judges it like any other key.
+      if (fresh && ctx.history.triedOnDeployment(key, deployment)) continue;
+      candidates.push(key.view);
+      positions.push(position);
+    }
+    while (candidates.length > 0) {
+      const chosen = core.selector.select(candidates, { provider: pool.id, model: ctx.request.model, requestId: ctx.requestId, attempt });
+      const index = chosen === undefined ? -1 : candidates.indexOf(chosen);
+      if (index === -1) {
+        result.readyAt = Math.min(result.readyAt, now);
+        break;
+      }
+      const key = keyOfView(candidates[index])!;
+      if (core.keyBudgets && !keyBudgetAllows(core, ctx, deployment, key, !fresh)) {
+        candidates.splice(index, 1);
+        positions.splice(index, 1);
+        continue;
+      }
+      const reserved = key.limiter.tryReserve(ctx.tokens);
+      if (reserved.ok) {
+        if (n > SAMPLE) pool.nextScan = positions[index]! + 1;
+        holdKeyBudget(core, ctx, deployment, key);
+        // canPass() was true a moment ago on this same tick: these take the probe slots in half-open.
+        circuit?.tryPass();
+        key.circuit?.tryPass();
+        return new Lease(core, ctx, deployment, key, reserved.reservation, circuit);
+      }
+      if (reserved.waitMs === Infinity) result.tooLarge = true;
+      result.readyAt = Math.min(result.readyAt, now + reserved.waitMs);
+      candidates.splice(index, 1);
+      positions.splice(index, 1);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Takes the lease's reservation in the shared store too (one round trip).
+ * Refused: the lease is undone, the key's local windows are lowered to the
+ * shared levels (so the next pick sees what other managers took), and the
+ * caller picks again. Keys with no known limit need no reservation.
+ *
+ * @returns `undefined` when the reservation holds, else the store's wait in ms.
+ * @throws StoreUnavailableError when the store cannot answer and fails closed.
+ */
+async function reserveShared(core: Core, lease: Lease): Promise<number | undefined> {
+  const { key } = lease;
+  const limits = key.limiter.limits;
+  if (limits.rpm === undefined && limits.tpm === undefined) return undefined;
+  let verdict: StoreReservation;
+  try {
+    const answer = core.session.reserve(key.ref, limits, lease.reservation.tokens);
+    verdict = answer instanceof Promise ? await answer : answer;
+  } catch (error) {
+    lease.settle('undone');
+    throw KeyplexError.is(error) ? error : new StoreUnavailableError(`keyplex: the state store failed: ${error instanceof Error ? error.message : String(error)}.`, { cause: error });
+  }
+  if (verdict.ok) {
+    if (verdict.degraded !== true) {
+      lease.shared = { rpm: limits.rpm, tpm: limits.tpm };
+      key.limiter.mirror(verdict.requests, verdict.tokens);
+    }
+    return undefined;
+  }
+  lease.settle('undone');
+  key.limiter.mirror(verdict.requests, verdict.tokens);
+  return verdict.waitMs;
+}

@@ -1,0 +1,138 @@
+/**
+ * Admit: the request's budgets, then its lane (bulkhead). Also the budget
+ * helpers the later stages use: provider and key budgets judged when a key is
+ * picked, and the holds settled when an attempt or the request ends.
+ */
+import type { KeyplexError } from '../errors';
+import type { Key } from '../keys/key';
+import type { Deployment } from '../routing/deployments';
+import { estimatedCost } from '../routing/cost';
+import type { DeploymentView } from '../routing/strategy';
+import { budgetExceededError, type BudgetExceededEvent } from '../usage/budget';
+import type { Core } from './core';
+import type { RequestContext } from './context';
+
+/** A budget crossing as Budgets reports it. */
+export interface BudgetCrossing {
+  id?: string;
+  budget?: string;
+  limitUsd: number;
+  spentUsd: number;
+  heldUsd: number;
+  window: BudgetExceededEvent['window'];
+  mode: BudgetExceededEvent['mode'];
+  onExceeded: 'reject' | 'cheaper';
+  resetsInMs: number;
+  scope?: BudgetExceededEvent['scope'];
+}
+
+/**
+ * Budgets: the request's cost is estimated at its first deployment's price
+ * (its token estimate × price). Over a cap with `onExceeded: 'reject'` it is
+ * refused; over a cap with `'cheaper'` its route is re-ordered cheapest
+ * first. Otherwise the estimate is held until the request ends, so
+ * concurrent requests see each other's spend before it is known.
+ */
+export function admitBudget(core: Core, ctx: RequestContext): KeyplexError | undefined {
+  const budgets = core.budgets;
+  if (!budgets) return undefined;
+  const deployments = ctx.route.deployments;
+  let estimate = deployments[0] ? estimateAt(ctx, deployments[0]) : 0;
+  const info = { model: ctx.request.model, tags: ctx.tags };
+  let check = budgets.check(info, estimate);
+  if (check.exceeded.some((crossing) => crossing.onExceeded === 'cheaper')) {
+    // A 'cheaper' cap is crossed: cheapest deployments first (stable: ties keep
+    // their order), and every cap judged again at the cheaper price.
+    const tokens = { inputTokens: ctx.inputTokens, outputTokens: ctx.outputTokens };
+    const sortKey = (d: Deployment) => estimatedCost(d as DeploymentView, tokens); // unknown prices last
+    deployments.sort((a, b) => sortKey(a) - sortKey(b));
+    estimate = deployments[0] ? estimateAt(ctx, deployments[0]) : 0;
+    for (const crossing of check.exceeded) budgetCrossed(core, crossing);
+    check = budgets.check(info, estimate);
+  }
+  for (const crossing of check.exceeded) budgetCrossed(core, crossing);
+  if (!check.ok) {
+    const refused = budgetExceededError(check, { requestId: ctx.requestId });
+    if (refused) return refused;
+  }
+  ctx.budgetHold = budgets.hold(info, estimate);
+  return undefined;
+}
+
+/** Waits for the request's lane slot; its release is kept on the context. */
+export async function admitLane(core: Core, ctx: RequestContext, signal: AbortSignal): Promise<void> {
+  ctx.releaseLane = await core.bulkhead.acquire(ctx.request.options.lane ?? core.options.defaultLane, signal);
+}
+
+/**
+ * `budget:exceeded`, once per budget and window: when a request is refused or
+ * re-routed by a cap, or spend and holds reach it, whichever comes first.
+ */
+export function budgetCrossed(core: Core, crossing: BudgetCrossing): void {
+  const id = crossing.budget ?? crossing.id!;
+  const now = Date.now();
+  const until = core.budgetAnnounced.get(id);
+  if (until !== undefined && now < until) return;
+  core.budgetAnnounced.set(id, now + Math.max(crossing.resetsInMs, 1));
+  if (!core.hub.wants('budget:exceeded')) return;
+  const scope = crossing.scope ?? [...(core.budgets?.stats() ?? []), ...(core.keyBudgets?.stats() ?? [])].find((b) => b.id === id)?.scope;
+  if (!scope) return;
+  core.hub.emit('budget:exceeded', {
+    budget: id,
+    scope,
+    limitUsd: crossing.limitUsd,
+    spentUsd: crossing.spentUsd,
+    heldUsd: crossing.heldUsd,
+    window: crossing.window,
+    mode: crossing.mode,
+    onExceeded: crossing.onExceeded,
+    resetsInMs: crossing.resetsInMs,
+  });
+}
+
+function keyBudgetInfo(ctx: RequestContext, deployment: Deployment, key: Key) {
+  return { provider: deployment.pool.id, keyId: key.id, model: ctx.request.model, tags: ctx.tags };
+}
+
+/** The request's estimated cost on `deployment` (0 when its price is unknown). */
+function estimateAt(ctx: RequestContext, deployment: Deployment): number {
+  const cost = estimatedCost(deployment as DeploymentView, { inputTokens: ctx.inputTokens, outputTokens: ctx.outputTokens });
+  return Number.isFinite(cost) ? cost : 0;
+}
+
+/**
+ * Whether a provider or key budget lets this key take the request. A crossed
+ * 'reject' cap rules the key out (remembered, to refuse the request when no
+ * key is left); a crossed 'cheaper' cap rules it out in the first pass only,
+ * so other keys and providers go first.
+ */
+export function keyBudgetAllows(core: Core, ctx: RequestContext, deployment: Deployment, key: Key, lastPass: boolean): boolean {
+  const check = core.keyBudgets!.check(keyBudgetInfo(ctx, deployment, key), estimateAt(ctx, deployment));
+  for (const crossing of check.exceeded) budgetCrossed(core, crossing);
+  if (!check.ok) {
+    ctx.history.budgetRefusal ??= budgetExceededError(check, { requestId: ctx.requestId });
+    return false;
+  }
+  return lastPass || check.exceeded.length === 0;
+}
+
+/** Holds the attempt's estimated cost against its provider and key budgets. */
+export function holdKeyBudget(core: Core, ctx: RequestContext, deployment: Deployment, key: Key): void {
+  if (core.keyBudgets) ctx.keyBudgetHold = core.keyBudgets.hold(keyBudgetInfo(ctx, deployment, key), estimateAt(ctx, deployment));
+}
+
+/** Settles the attempt's provider/key budget hold (0 when it failed). */
+export function settleKeyBudget(core: Core, ctx: RequestContext, deployment: Deployment, key: Key, costUsd: number): void {
+  const hold = ctx.keyBudgetHold;
+  if (!hold || !core.keyBudgets) return;
+  ctx.keyBudgetHold = undefined;
+  core.keyBudgets.settle(hold, keyBudgetInfo(ctx, deployment, key), costUsd);
+}
+
+/** Settles the request's budget hold with what it really cost (0 when it failed). */
+export function settleRequestBudget(core: Core, ctx: RequestContext, provider: string | undefined, keyId: string | undefined, costUsd: number): void {
+  const hold = ctx.budgetHold;
+  if (!hold || !core.budgets) return;
+  ctx.budgetHold = undefined;
+  core.budgets.settle(hold, { provider, keyId, model: ctx.request.model, tags: ctx.tags }, costUsd);
+}

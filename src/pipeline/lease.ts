@@ -1,0 +1,214 @@
+/**
+ * A key lease: one attempt's hold on a deployment and key — its rate-limit
+ * reservation, circuit probe slots, budget hold, in-flight counts and the
+ * attempt's own abort controller and timer. `settle(outcome)` is the one
+ * place an attempt's outcome reaches in-flight counts, circuits, budget
+ * holds, refunds, latency and the key / provider / deployment stats.
+ */
+import type { AttemptOutcome, FailureKind } from '../errors';
+import type { Key } from '../keys/key';
+import type { Circuit } from '../resilience/breaker/index';
+import type { Classification } from '../resilience/classify';
+import type { Reservation } from '../resilience/rate-limit/index';
+import type { Deployment } from '../routing/deployments';
+import type { StoreLimits } from '../store/types';
+import type { Usage } from '../usage/usage';
+import { settleKeyBudget } from './admit';
+import type { RequestContext } from './context';
+import { AttemptTimeout } from './failure';
+import type { Core } from './core';
+
+
+/**
+ * How an attempt ended, for {@link Lease.settle}:
+ * - `undone`: picked but never sent (the shared store refused it);
+ * - `aborted`: the request ended (caller, deadline, close) while it ran: no penalty;
+ * - `failed`: the upstream or the transport failed it (classified);
+ * - `first-byte`: a stream's first bytes arrived: healthy, still in flight;
+ * - `succeeded`: the reply is complete (a stream: it ended) with its usage and cost;
+ * - `stream-failed`: a stream broke after its first bytes.
+ */
+export type LeaseOutcome = 'undone' | 'aborted' | 'failed' | 'first-byte' | 'succeeded' | 'stream-failed';
+
+export class Lease {
+  /** The limits the reservation was also taken under in the shared store; undefined when it was not. */
+  shared: StoreLimits | undefined = undefined;
+  /** When the attempt was sent (`Date.now()`). */
+  sentAt = 0;
+  /** The attempt's own controller: its timeout, and the request's signal forwarded. */
+  control: AbortController | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #signal: AbortSignal | undefined;
+  #forward: (() => void) | undefined;
+  #inFlight = false;
+
+  constructor(
+    readonly core: Core,
+    readonly ctx: RequestContext,
+    readonly deployment: Deployment,
+    readonly key: Key,
+    readonly reservation: Reservation,
+    /** The deployment's circuit, when deployment circuits are on. */
+    readonly circuit: Circuit | undefined,
+  ) {}
+
+  /**
+   * The attempt is sent: counts it in flight and as a request, and arms its
+   * controller (timeout, the request's signal forwarded). True when the
+   * request had not tried this key before (a free rotation away from it).
+   */
+  start(signal: AbortSignal, now: number): boolean {
+    const { key, deployment } = this;
+    const firstTryOfKey = this.ctx.history.markTried(key, deployment);
+    this.sentAt = now;
+    const control = new AbortController();
+    this.control = control;
+    this.#timer = setTimeout(() => control.abort(new AttemptTimeout('attempt')), this.core.options.attemptTimeoutMs);
+    const forward = () => control.abort(signal.reason);
+    this.#signal = signal;
+    this.#forward = forward;
+    if (signal.aborted) forward();
+    else signal.addEventListener('abort', forward, { once: true });
+    this.#inFlight = true;
+    key.attemptStarted();
+    deployment.inFlight++;
+    key.counters.requests++;
+    deployment.pool.counters.requests++;
+    deployment.stats.requests++;
+    return firstTryOfKey;
+  }
+
+  /** Records the attempt's outcome in the request's history. */
+  record(attempt: number, status: number | undefined, kind: FailureKind | 'success', now: number): void {
+    const outcome: AttemptOutcome = {
+      attempt,
+      provider: this.deployment.pool.id,
+      keyId: this.key.id,
+      upstreamModel: this.deployment.upstreamModel,
+      status,
+      kind,
+      latencyMs: now - this.sentAt,
+    };
+    this.ctx.history.outcomes.push(outcome);
+  }
+
+  /** The attempt timeout no longer applies (headers or first bytes are in). */
+  stopTimer(): void {
+    clearTimeout(this.#timer);
+  }
+
+  /** True when the attempt ended by its own timeout. */
+  get timedOut(): boolean {
+    return this.control?.signal.aborted === true && this.control.signal.reason instanceof AttemptTimeout;
+  }
+
+  settle(outcome: 'undone' | 'aborted' | 'stream-failed'): void;
+  settle(outcome: 'first-byte', now: number): void;
+  settle(outcome: 'failed', now: number, classification: Classification, refund: boolean): void;
+  settle(outcome: 'succeeded', now: number, usage: Usage | null, costUsd: number | null, streamed: boolean): void;
+  settle(outcome: LeaseOutcome, now = 0, detail?: Classification | Usage | null, extra?: boolean | number | null, streamed = false): void {
+    const { core, ctx, key, deployment } = this;
+    const pool = deployment.pool;
+    switch (outcome) {
+      case 'undone':
+        key.limiter.cancel(this.reservation);
+        this.#health('release');
+        settleKeyBudget(core, ctx, deployment, key, 0);
+        return;
+      case 'aborted':
+        this.#health('release');
+        settleKeyBudget(core, ctx, deployment, key, 0);
+        this.refund();
+        this.#end();
+        return;
+      case 'failed': {
+        const classification = detail as Classification;
+        // A caller error means the provider answered (healthy); a rejected key says nothing about it.
+        this.#health(classification.action === 'retry' ? 'failure' : classification.action === 'surface' ? 'success' : 'release');
+        settleKeyBudget(core, ctx, deployment, key, 0);
+        this.#end();
+        // A slow failure counts as slow: latency routing must not keep choosing a deployment that only fails.
+        if (classification.action === 'retry') deployment.latency.update(now - this.sentAt, now);
+        key.counters.fail(classification.kind);
+        pool.counters.fail(classification.kind);
+        deployment.stats.fail(classification.kind);
+        if (extra === true) this.refund();
+        return;
+      }
+      case 'first-byte': {
+        this.stopTimer();
+        const ttft = now - this.sentAt;
+        deployment.ttft.update(ttft, now);
+        deployment.stats.ttft.record(ttft);
+        pool.counters.ttft.record(ttft);
+        key.counters.ttft.record(ttft);
+        this.#health('success');
+        key.limiter.succeeded();
+        return;
+      }
+      case 'succeeded': {
+        const usage = detail as Usage | null;
+        const costUsd = extra as number | null;
+        if (!streamed) {
+          this.#health('success');
+          key.limiter.succeeded();
+          const latency = now - this.sentAt;
+          deployment.latency.update(latency, now);
+          deployment.stats.latency.record(latency);
+          pool.counters.latency.record(latency);
+          key.counters.latency.record(latency);
+        }
+        this.#end();
+        if (usage) this.reconcile(usage.totalTokens);
+        settleKeyBudget(core, ctx, deployment, key, costUsd ?? 0);
+        key.counters.succeed(usage, costUsd);
+        pool.counters.succeed(usage, costUsd);
+        deployment.stats.succeed(usage, costUsd);
+        return;
+      }
+      case 'stream-failed':
+        this.#end();
+        settleKeyBudget(core, ctx, deployment, key, 0);
+        this.#health('failure');
+        key.counters.fail('stream_interrupted');
+        pool.counters.fail('stream_interrupted');
+        deployment.stats.fail('stream_interrupted');
+        return;
+    }
+  }
+
+  /** Ends the attempt's flight once: in-flight counts, timer, and the forwarding of the request's signal. */
+  #end(): void {
+    clearTimeout(this.#timer);
+    if (this.#forward) this.#signal!.removeEventListener('abort', this.#forward);
+    this.#forward = undefined;
+    if (!this.#inFlight) return;
+    this.#inFlight = false;
+    this.key.attemptEnded();
+    this.deployment.inFlight--;
+  }
+
+  /** What the outcome says about the key's and the deployment's health. */
+  #health(verdict: 'success' | 'failure' | 'release'): void {
+    this.circuit?.[verdict]();
+    this.key.circuit?.[verdict]();
+  }
+
+  /** The attempt failed before the provider could count it: gives its tokens back, here and in the shared store. */
+  refund(): void {
+    const { key, reservation, shared } = this;
+    // Only the tokens window changes: nothing to tell a store whose window has no tokens limit.
+    if (key.limiter.refund(reservation) && shared?.tpm !== undefined && reservation.tokens !== 0) {
+      this.core.session.adjust(key.ref, shared, 0, -reservation.tokens);
+    }
+  }
+
+  /** Replaces the estimated tokens with the real count, here and in the shared store. */
+  reconcile(actualTokens: number): void {
+    const { key, reservation, shared } = this;
+    const difference = actualTokens - reservation.tokens;
+    if (key.limiter.reconcile(reservation, actualTokens) && shared?.tpm !== undefined && difference !== 0) {
+      this.core.session.adjust(key.ref, shared, 0, difference);
+    }
+  }
+}

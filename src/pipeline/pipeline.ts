@@ -1,0 +1,161 @@
+/**
+ * The request pipeline, its stage order in one place (DESIGN.md §2):
+ *
+ *   intercept → route → admit (budget, lane) → loop { acquire a key → send → decide } → respond → account
+ *
+ * Each stage is a module of this folder with a typed input and output; they
+ * share the manager-wide {@link Core} and the request's {@link RequestContext}.
+ * Respond and account run inside send for a success (a stream is accounted
+ * when it ends) and in `finishFailure` for a failure.
+ */
+import { ManagerClosedError } from '../errors';
+import { decide, type RetryDecision } from '../resilience/retry/policy';
+import { sleep } from '../resilience/backoff';
+import { acquire } from './acquire';
+import { admitBudget, admitLane } from './admit';
+import { failed } from './account';
+import type { RequestContext } from './context';
+import { modelStats, type Core } from './core';
+import { AttemptFailure, AttemptTimeout } from './failure';
+import { intercept } from './intercept';
+import { errorResponse } from '../details';
+import { finishFailure, unroutable } from './respond';
+import { route } from './route';
+import { send } from './send';
+
+/** One request through the pipeline: the `fetch` the SDK calls. */
+export async function handle(core: Core, input: string | URL | Request, init: RequestInit | undefined): Promise<Response> {
+  if (core.closed) throw new ManagerClosedError();
+  const ctx = intercept(core, input, init);
+  // One controller per request: the deadline, the caller's signal and close() abort it.
+  const control = new AbortController();
+  const signal = control.signal;
+  const deadlineTimer = setTimeout(() => control.abort(new AttemptTimeout('deadline')), ctx.deadlineMs);
+  const caller = ctx.request.signal;
+  const onCallerAbort = () => control.abort(caller?.reason);
+  if (caller?.aborted) onCallerAbort();
+  else caller?.addEventListener('abort', onCallerAbort, { once: true });
+  core.active.add(control);
+  try {
+    ctx.route = route(core, ctx);
+    if (ctx.route.deployments.length === 0) {
+      const error = unroutable(core, ctx);
+      failed(core, ctx, error.toDetail());
+      return errorResponse(error, error.status ?? 400);
+    }
+    const refused = admitBudget(core, ctx);
+    if (refused) {
+      failed(core, ctx, refused.toDetail());
+      return errorResponse(refused, refused.status ?? 429);
+    }
+    await admitLane(core, ctx, signal);
+    return await attemptAll(core, ctx, signal);
+  } catch (error) {
+    return finishFailure(core, ctx, error, signal);
+  } finally {
+    if (!ctx.streaming) ctx.releaseLane?.();
+    clearTimeout(deadlineTimer);
+    // A stream still being read stays abortable (caller, close()) until it ends.
+    ctx.finish = () => {
+      core.active.delete(control);
+      caller?.removeEventListener('abort', onCallerAbort);
+    };
+    if (!ctx.streaming) ctx.finish();
+    core.inFlight--;
+    if (core.inFlight === 0 && core.idleWaiters.length > 0) {
+      for (const resolve of core.idleWaiters.splice(0)) resolve();
+    }
+  }
+}
+
+/**
+ * The attempt loop: acquire → send, and after a failed attempt whatever the
+ * retry policy decides (surface, rotate at once, back off). A plain loop
+ * rather than p-retry: the policy owns the counting (free rotations), the
+ * delays and the deadline, so p-retry would only add its own counting to
+ * work around; errors that are not attempt failures (no key, a budget or
+ * store refusal, the request's abort) end the loop as they are.
+ */
+async function attemptAll(core: Core, ctx: RequestContext, signal: AbortSignal): Promise<Response> {
+  const history = ctx.history;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await attemptOnce(core, ctx, attempt, signal);
+    } catch (error) {
+      if (signal.aborted) throw signal.reason;
+      if (!(error instanceof AttemptFailure)) throw error;
+      const decision = decide(
+        error,
+        {
+          replayable: ctx.request.replayable,
+          retriesUsed: history.retriesUsed,
+          transientFailures: history.transientTotal,
+          providerTransientFailures: error.providerTransientFailures,
+          now: Date.now(),
+          deadlineAt: ctx.deadlineAt,
+        },
+        core.options.retry,
+      );
+      if (decision.action === 'surface') throw error;
+      await retryAfter(core, ctx, error, decision, signal);
+    }
+  }
+}
+
+/** Carries out a rotate or backoff decision: counts it, announces `retry`, waits. */
+async function retryAfter(core: Core, ctx: RequestContext, failure: AttemptFailure, decision: Exclude<RetryDecision, { action: 'surface' }>, signal: AbortSignal): Promise<void> {
+  const history = ctx.history;
+  if (decision.consumesRetry) history.retriesUsed++;
+  const delayMs = decision.action === 'backoff' ? decision.ms : 0;
+  if (decision.action === 'backoff' && decision.avoidProvider) {
+    (history.avoided ??= new Set()).add(history.last!.pool);
+  }
+  if (core.hub.wants('retry')) {
+    core.hub.emit('retry', {
+      requestId: ctx.requestId,
+      tags: ctx.tags,
+      metadata: ctx.metadata,
+      attempt: failure.outcome.attempt,
+      provider: failure.outcome.provider,
+      keyId: failure.outcome.keyId,
+      reason: failure.classification.kind,
+      status: failure.outcome.status,
+      delayMs,
+    });
+  }
+  await sleep(delayMs, signal);
+}
+
+/** One attempt: a lease, the fail-over and retry counts, the send. */
+async function attemptOnce(core: Core, ctx: RequestContext, attempt: number, signal: AbortSignal): Promise<Response> {
+  const lease = await acquire(core, ctx, attempt, signal);
+  const { deployment, key } = lease;
+  const last = ctx.history.last;
+  if (last && last.pool !== deployment.pool) {
+    core.totals.failovers++;
+    const model = modelStats(core, ctx.request.model);
+    if (model) model.failovers++;
+    deployment.pool.counters.failovers++;
+    deployment.stats.failovers++;
+    if (core.hub.wants('failover')) {
+      core.hub.emit('failover', {
+        requestId: ctx.requestId,
+        tags: ctx.tags,
+        metadata: ctx.metadata,
+        attempt,
+        from: { provider: last.pool.id, keyId: last.key.id },
+        to: { provider: deployment.pool.id, keyId: key.id },
+        reason: last.kind,
+      });
+    }
+  }
+  if (attempt > 1) {
+    core.totals.retries++;
+    const model = modelStats(core, ctx.request.model);
+    if (model) model.retries++;
+    key.counters.retries++;
+    deployment.pool.counters.retries++;
+    deployment.stats.retries++;
+  }
+  return send(core, ctx, lease, attempt, signal);
+}

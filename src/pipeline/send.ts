@@ -1,0 +1,176 @@
+/**
+ * Send: one attempt on a lease — origin and auth rewritten to the provider,
+ * the body's model renamed when aliased, the attempt's timeout and the
+ * caller's signal — then the answer classified (DESIGN.md's outcome table).
+ * A success goes on to respond and account; anything else becomes an
+ * {@link AttemptFailure} for the retry policy.
+ */
+import { secretOf } from '../keys/key';
+import { bodyFor } from '../request';
+import { classifyStatus, type Classification } from '../resilience/classify';
+import { rateLimitResetMs, retryAfterMs } from '../resilience/headers';
+import { usageFromBody } from '../usage/usage';
+import { account } from './account';
+import type { BufferedAnswer, RequestContext } from './context';
+import type { Core } from './core';
+import { AttemptFailure, type ReadResult } from './failure';
+import type { Lease } from './lease';
+import { reply, streamReply } from './respond';
+import { addContextFallback } from './route';
+
+/** One attempt. Resolves with the reply for the SDK; rejects with an AttemptFailure, or the request's abort reason. */
+export async function send(core: Core, ctx: RequestContext, lease: Lease, attempt: number, signal: AbortSignal): Promise<Response> {
+  const { request } = ctx;
+  const { deployment, key } = lease;
+  const pool = deployment.pool;
+  const firstTryOfKey = lease.start(signal, Date.now());
+  const headers: Record<string, string> = { ...request.headers, ...pool.headers, authorization: `Bearer ${secretOf(key)}` };
+  const injectUsage = core.options.streamUsage && request.stream && request.streamUsagePath && !request.callerAskedUsage;
+  const body = bodyFor(request, deployment.upstreamModel, injectUsage);
+  if (core.hub.wants('attempt')) emitAttempt(core, ctx, lease, attempt);
+
+  let response: Response;
+  try {
+    const fetchImpl = core.options.fetch ?? globalThis.fetch;
+    // Redirects are not followed: a redirect to another origin would carry the
+    // body and the provider's headers there.
+    const init: RequestInit & { duplex?: 'half' } = { method: request.method, headers, body, signal: lease.control!.signal, redirect: 'manual' };
+    if (body instanceof ReadableStream) init.duplex = 'half';
+    response = await fetchImpl(pool.baseURL + request.path, init);
+  } catch (error) {
+    throw transportFailure(ctx, lease, attempt, signal, firstTryOfKey, error);
+  }
+
+  key.limiter.learn(response.headers);
+  if (!response.ok) {
+    const text = (await readText(ctx, lease, attempt, signal, firstTryOfKey, response)).replaceAll(secretOf(key), `[key ${key.id}]`);
+    throw upstreamFailure(core, ctx, lease, attempt, firstTryOfKey, response, text);
+  }
+
+  const contentType = response.headers.get('content-type') ?? '';
+  if (contentType.includes('text/event-stream') && response.body) {
+    const reader = response.body.getReader();
+    let first: ReadResult;
+    try {
+      first = await reader.read();
+    } catch (error) {
+      throw transportFailure(ctx, lease, attempt, signal, firstTryOfKey, error);
+    }
+    const now = Date.now();
+    lease.record(attempt, response.status, 'success', now);
+    lease.settle('first-byte', now);
+    return streamReply(core, ctx, lease, response, reader, first, now - ctx.startedAt);
+  }
+
+  if (contentType.includes('json')) {
+    const text = await readText(ctx, lease, attempt, signal, firstTryOfKey, response);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw fail(ctx, lease, attempt, firstTryOfKey, response.status, { kind: 'invalid_response', action: 'retry' }, Date.now(), { response, body: text });
+    }
+    const now = Date.now();
+    lease.record(attempt, response.status, 'success', now);
+    const replyModel = (parsed as { model?: unknown } | null)?.model;
+    account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
+    return reply(ctx, key, pool, response, text);
+  }
+
+  // Binary and other bodies (audio, file contents) pass through untouched; the attempt is complete at its headers.
+  const now = Date.now();
+  lease.record(attempt, response.status, 'success', now);
+  account(core, ctx, lease, now, null, undefined, false, undefined);
+  return reply(ctx, key, pool, response, response.body);
+}
+
+function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: number): void {
+  const { deployment, key } = lease;
+  const rank = ctx.route.ranks.get(deployment);
+  core.hub.emit('attempt', {
+    requestId: ctx.requestId,
+    tags: ctx.tags,
+    metadata: ctx.metadata,
+    attempt,
+    provider: deployment.pool.id,
+    keyId: key.id,
+    model: ctx.request.model,
+    deploymentModel: deployment.model === '' ? undefined : deployment.model,
+    upstreamModel: deployment.upstreamModel,
+    strategy: rank?.strategy ?? 'ordered',
+    rank: rank?.rank ?? 1,
+  });
+}
+
+/** The whole body as text; a body that fails mid-way is a transport failure. */
+async function readText(ctx: RequestContext, lease: Lease, attempt: number, signal: AbortSignal, firstTryOfKey: boolean, response: Response): Promise<string> {
+  try {
+    return await response.text();
+  } catch (error) {
+    throw transportFailure(ctx, lease, attempt, signal, firstTryOfKey, error);
+  }
+}
+
+/** A non-2xx answer: classified; the key disabled or cooled down when the answer says so. */
+function upstreamFailure(core: Core, ctx: RequestContext, lease: Lease, attempt: number, firstTryOfKey: boolean, response: Response, text: string): AttemptFailure {
+  const { key, deployment } = lease;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  const now = Date.now();
+  let classification = classifyStatus(response.status, response.headers, parsed);
+  // Too long for this model: move, at no cost, to its larger-context fallback when one is configured.
+  if (classification.kind === 'context_length' && addContextFallback(core, ctx, deployment)) {
+    classification = { kind: 'context_length', action: 'rotate' };
+  }
+  let wait = retryAfterMs(response.headers, now);
+  if (classification.disable) key.disable(classification.disable);
+  if (classification.cooldown) {
+    wait = rateLimitResetMs(response.headers, now) ?? core.options.cooldownMs;
+    key.limiter.rateLimited(response.headers, wait);
+    key.cool(wait, now);
+  }
+  return fail(ctx, lease, attempt, firstTryOfKey, response.status, classification, now, { response, body: text }, wait);
+}
+
+/** A transport failure: the request ending (its abort reason is returned), our attempt timeout, or the connection. */
+function transportFailure(ctx: RequestContext, lease: Lease, attempt: number, signal: AbortSignal, firstTryOfKey: boolean, cause: unknown): unknown {
+  const now = Date.now();
+  if (signal.aborted) {
+    lease.settle('aborted');
+    lease.record(attempt, undefined, 'aborted', now);
+    return signal.reason as unknown;
+  }
+  const timedOut = lease.timedOut;
+  // A connection that failed was most likely not counted by the provider; a timed-out one may have been.
+  const classification: Classification = { kind: timedOut ? 'timeout' : 'connection', action: 'retry' };
+  return fail(ctx, lease, attempt, firstTryOfKey, undefined, classification, now, undefined, undefined, cause, !timedOut);
+}
+
+/** Settles a failed attempt and records it in the request's history. */
+function fail(
+  ctx: RequestContext,
+  lease: Lease,
+  attempt: number,
+  firstTryOfKey: boolean,
+  status: number | undefined,
+  classification: Classification,
+  now: number,
+  answer?: BufferedAnswer,
+  wait?: number,
+  cause?: unknown,
+  refund = false,
+): AttemptFailure {
+  const { key, deployment } = lease;
+  const history = ctx.history;
+  lease.settle('failed', now, classification, refund);
+  const providerFailures = classification.action === 'retry' ? history.transientOn(deployment.pool) : (history.transient?.get(deployment.pool) ?? 0);
+  history.last = { pool: deployment.pool, key, kind: classification.kind };
+  if (answer) history.lastAnswer = answer;
+  lease.record(attempt, status, classification.kind, now);
+  const outcome = history.outcomes[history.outcomes.length - 1]!;
+  return new AttemptFailure(outcome, classification, answer, wait, firstTryOfKey, providerFailures, cause);
+}

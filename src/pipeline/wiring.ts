@@ -1,0 +1,169 @@
+/**
+ * Builds the {@link Core} a manager's stages share from its resolved options:
+ * pools and keys (with their limiters, circuits and lifecycle reports),
+ * lanes, selector, routing strategies, budgets, prices and the state-store
+ * session, each wired to report on the manager's events.
+ */
+import type { ResolvedKey, ResolvedOptions } from '../config';
+import type { Key, KeyChange } from '../keys/key';
+import { Key as KeyState } from '../keys/key';
+import { createSelector } from '../keys/create-selector';
+import { ProviderPool } from '../keys/pool';
+import { Circuit, type CircuitChange } from '../resilience/breaker/index';
+import { Bulkhead } from '../resilience/bulkhead';
+import { KeyLimiter } from '../resilience/rate-limit/index';
+import { Deployment } from '../routing/deployments';
+import { createRoutingStrategy } from '../routing/strategy';
+import { MemoryStore } from '../store/memory';
+import type { StateStore, StoreCircuitRef, StoreSession } from '../store/types';
+import { Budgets } from '../usage/budget';
+import { PriceTable } from '../usage/pricing';
+import { TimedCounterSet } from '../usage/stats';
+import type { KeyplexErrorCode } from '../errors';
+import { budgetCrossed } from './admit';
+import { keysChanged, type Core, type NamedStrategy } from './core';
+import { EventHub } from './hub';
+import { applyChange, resync } from './store-sync';
+
+/** Marks an event as carried from another manager by the state store. */
+const REMOTE = { remote: true } as const;
+
+/** The shared state of a new manager. The resolved options give up their secrets to the keys. */
+export function createCore(options: ResolvedOptions): Core {
+  const hub = new EventHub();
+  const named = (choice: ResolvedOptions['routing']['strategy']): NamedStrategy => ({
+    name: typeof choice === 'string' ? choice : 'custom',
+    strategy: createRoutingStrategy(choice),
+  });
+  const perModel = new Map<string, NamedStrategy>();
+  for (const [model, choice] of Object.entries(options.routing.perModel)) perModel.set(model, named(choice));
+  // Budgets of a provider or key are judged when a key is picked (that is
+  // when the request meets them); the others when the request arrives.
+  const perKey = options.budgets.filter((b) => 'provider' in b.scope);
+  const perRequest = options.budgets.filter((b) => !('provider' in b.scope));
+  const prices = new PriceTable(options.prices);
+  const store: StateStore = options.store ?? new MemoryStore();
+  const core: Core = {
+    options,
+    pools: [],
+    selector: createSelector(options.keySelection),
+    prices,
+    hub,
+    bulkhead: new Bulkhead(options.lanes, (rejection) => {
+      if (hub.wants('lane:rejected')) hub.emit('lane:rejected', { ...rejection });
+    }),
+    strategy: named(options.routing.strategy),
+    perModel,
+    budgets: perRequest.length === 0 ? undefined : new Budgets(perRequest, (event) => budgetCrossed(core, event)),
+    keyBudgets: perKey.length === 0 ? undefined : new Budgets(perKey, (event) => budgetCrossed(core, event)),
+    budgetAnnounced: new Map(),
+    // Opened below, once the pools exist (a store may report at once).
+    session: undefined as unknown as StoreSession,
+    totals: new TimedCounterSet<KeyplexErrorCode>(),
+    models: new Map(),
+    deploymentCircuits: [],
+    lines: new Map(),
+    keyWaiters: new Set(),
+    active: new Set(),
+    idPrefix: `kp_${Math.random().toString(36).slice(2, 8)}_`,
+    sequence: 0,
+    inFlight: 0,
+    closed: false,
+    closedByAbort: false,
+    storeDown: false,
+    idleWaiters: [],
+    circuitOf: (pool, upstreamModel) => circuitOf(core, pool, upstreamModel),
+    makeKey: (provider, resolved) => makeKey(core, provider, resolved),
+    makeDeployment: (pool, model, upstream) => new Deployment(pool, model, upstream, prices.lookup(upstream ?? model) ?? prices.lookup(model)),
+  };
+  (core as { pools: readonly ProviderPool[] }).pools = options.providers.map((provider) => new ProviderPool(provider, core.makeKey));
+  // The resolved options held the secrets only until the key states took them.
+  for (const provider of options.providers) provider.keys = [];
+  (core as { session: StoreSession }).session = store.open({
+    change: (change) => applyChange(core, change),
+    error: (failure) => {
+      core.storeDown = true;
+      if (hub.wants('store:error')) hub.emit('store:error', { ...failure });
+    },
+    // Also called when a store that was not connected yet connects: a reload, but no recovery to report.
+    recovered: (downMs) => {
+      if (core.storeDown && hub.wants('store:recovered')) hub.emit('store:recovered', { downMs });
+      core.storeDown = false;
+      void resync(core);
+    },
+  });
+  for (const budgets of [core.budgets, core.keyBudgets]) {
+    if (budgets) budgets.onRecorded = (refs, nanos, at) => core.session.addSpend({ budgets: refs, nanos, at });
+  }
+  // What other managers recorded before this one started (a store of its own holds nothing).
+  if (options.store !== undefined) void resync(core);
+  return core;
+}
+
+/** A key's state with its rate limiter, circuit and lifecycle reports. */
+function makeKey(core: Core, provider: string, resolved: ResolvedKey): Key {
+  const limiter = new KeyLimiter({ rpm: resolved.rpm, tpm: resolved.tpm, adaptive: core.options.rateLimiting.adaptive });
+  const options = core.options.circuitBreaker.key;
+  const ref: StoreCircuitRef = { scope: 'key', provider, keyId: resolved.id };
+  const circuit: Circuit | undefined = options === false ? undefined : new Circuit(options, (change) => circuitChanged(core, ref, change, circuit!));
+  return new KeyState(provider, resolved, limiter, circuit, (key, change) => keyChanged(core, key, change));
+}
+
+/** The circuit of a provider's upstream model, made on first use; undefined when deployment circuits are off. */
+function circuitOf(core: Core, pool: ProviderPool, upstreamModel: string): Circuit | undefined {
+  const options = core.options.circuitBreaker.deployment;
+  if (options === false) return undefined;
+  let circuit = pool.circuits.get(upstreamModel);
+  if (!circuit) {
+    const provider = pool.id;
+    const ref: StoreCircuitRef = { scope: 'deployment', provider, upstreamModel };
+    const made: Circuit = new Circuit(options, (change) => circuitChanged(core, ref, change, made));
+    circuit = made;
+    pool.circuits.set(upstreamModel, circuit);
+    core.deploymentCircuits.push({ provider, upstreamModel, circuit });
+  }
+  return circuit;
+}
+
+function circuitChanged(core: Core, ref: StoreCircuitRef, change: CircuitChange, circuit: Circuit): void {
+  const event = change.to === 'open' ? 'circuit:open' : change.to === 'half-open' ? 'circuit:half-open' : 'circuit:close';
+  if (core.hub.wants(event)) {
+    const keyId = ref.scope === 'key' ? ref.keyId : undefined;
+    const upstreamModel = ref.scope === 'deployment' ? ref.upstreamModel : undefined;
+    core.hub.emit(event, { scope: ref.scope, provider: ref.provider, keyId, upstreamModel, from: change.from, to: change.to, reason: change.reason, openMs: change.openMs });
+  }
+  // Opening and closing are news for other managers; half-opening each does on its own clock, and a restored state came from them.
+  if (change.reason !== 'restored' && change.reason !== 'open_elapsed') core.session.setCircuit(ref, circuit.toJSON());
+  // A circuit that half-opens or closes may be what a waiting request needs.
+  if (change.to !== 'open') keysChanged(core);
+}
+
+/** A key's state changed: published to the store (unless it came from there), announced, waiting requests woken. */
+function keyChanged(core: Core, key: Key, change: KeyChange): void {
+  const { hub, session } = core;
+  const provider = key.provider;
+  const keyId = key.id;
+  switch (change.kind) {
+    case 'cooldown':
+      if (!change.remote) session.setKey(key.ref, { disabled: null, cooldownUntil: change.until });
+      if (hub.wants('key:cooldown')) hub.emit('key:cooldown', { provider, keyId, retryAfterMs: change.ms, reason: 'rate_limit', ...(change.remote && REMOTE) });
+      return;
+    case 'cooldown-ended':
+      if (hub.wants('key:recovered')) hub.emit('key:recovered', { provider, keyId, reason: 'cooldown_ended' });
+      return;
+    case 'disabled':
+      if (!change.remote) session.setKey(key.ref, { disabled: change.reason, cooldownUntil: 0 });
+      if (hub.wants('key:disabled')) hub.emit('key:disabled', { provider, keyId, reason: change.reason, ...(change.remote && REMOTE) });
+      return;
+    case 'enabled':
+      if (!change.remote) session.setKey(key.ref, { disabled: null, cooldownUntil: 0 });
+      if (change.wasOut) {
+        if (hub.wants('key:recovered')) hub.emit('key:recovered', { provider, keyId, reason: 'manual', ...(change.remote && REMOTE) });
+        keysChanged(core);
+      }
+      return;
+    case 'removed':
+      if (hub.wants('key:removed')) hub.emit('key:removed', { provider, keyId });
+      return;
+  }
+}
