@@ -1,0 +1,58 @@
+/**
+ * The lease settles every attempt the same way, whatever the reply's shape:
+ * JSON, binary (audio, file contents) or a stream. These pin what the six
+ * hand-written copies in the old `#send` got differently.
+ */
+import OpenAI from 'openai';
+import { afterEach, expect, test } from 'vitest';
+import { KeyManager } from '../../src/index';
+import { fakeKey } from '../support/fake-keys';
+import { chatReply, provider } from '../support/upstream';
+import '../support/setup';
+
+const ONE = 'https://one.test/v1';
+const managers: KeyManager[] = [];
+afterEach(async () => {
+  await Promise.all(managers.splice(0).map((m) => m.close()));
+});
+
+function manage() {
+  const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: [fakeKey('one')] } }, retry: { baseDelayMs: 0 } });
+  managers.push(manager);
+  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
+}
+
+const audio = () => new Response(new Uint8Array([0x49, 0x44, 0x33, 0x04, 0, 0, 0, 0]), { status: 200, headers: { 'content-type': 'audio/mpeg' } });
+
+test('a binary reply (audio/mpeg) records its attempt latency on key, provider and deployment like a JSON one', async () => {
+  provider(ONE, () => audio());
+  const { client, manager } = manage();
+
+  for (let i = 0; i < 2; i++) {
+    const speech = await client.audio.speech.create({ model: 'gpt-4o-mini-tts', voice: 'alloy', input: 'hi' });
+    expect((await speech.arrayBuffer()).byteLength).toBe(8);
+  }
+
+  const stats = manager.stats();
+  const key = stats.providers.one!.keys[0]!;
+  expect(key).toMatchObject({ successes: 2, inFlight: 0 });
+  expect(key.latencyMs.count).toBe(2);
+  expect(stats.providers.one!.latencyMs.count).toBe(2);
+  expect(stats.deployments.find((d) => d.upstreamModel === 'gpt-4o-mini-tts')).toMatchObject({ successes: 2, inFlight: 0 });
+  expect(stats.deployments.find((d) => d.upstreamModel === 'gpt-4o-mini-tts')!.latencyMs.count).toBe(2);
+});
+
+test('binary and JSON replies leave the same figures behind', async () => {
+  provider(ONE, (call) => (call.path.startsWith('/audio') ? audio() : chatReply('gpt-4.1')));
+  const { client, manager } = manage();
+
+  await (await client.audio.speech.create({ model: 'gpt-4.1', voice: 'alloy', input: 'hi' })).arrayBuffer();
+  await client.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] });
+
+  const key = manager.stats().providers.one!.keys[0]!;
+  expect(key).toMatchObject({ requests: 2, successes: 2, inFlight: 0 });
+  expect(key.latencyMs.count).toBe(2);
+  const deployment = manager.stats().deployments.find((d) => d.upstreamModel === 'gpt-4.1')!;
+  expect(deployment).toMatchObject({ requests: 2, successes: 2, inFlight: 0 });
+  expect(deployment.latencyMs.count).toBe(2);
+});
