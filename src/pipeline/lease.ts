@@ -149,15 +149,17 @@ export class Lease {
       case 'succeeded': {
         const usage = detail as Usage | null;
         const costUsd = extra as number | null;
+        const latency = now - this.sentAt;
         if (!streamed) {
           this.#health('success');
           key.limiter.succeeded();
-          const latency = now - this.sentAt;
+          // Latency routing averages whole replies; a stream's is its time to first token (settled at 'first-byte').
           deployment.latency.update(latency, now);
-          deployment.stats.latency.record(latency);
-          pool.counters.latency.record(latency);
-          key.counters.latency.record(latency);
         }
+        // Stats: every reply's attempt latency, to its last byte (JSON, binary and streams alike).
+        deployment.stats.latency.record(latency);
+        pool.counters.latency.record(latency);
+        key.counters.latency.record(latency);
         this.#end();
         if (usage) this.reconcile(usage.totalTokens);
         settleKeyBudget(core, ctx, deployment, key, costUsd ?? 0);

@@ -7,7 +7,7 @@ import OpenAI from 'openai';
 import { afterEach, expect, test } from 'vitest';
 import { KeyManager } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
-import { chatReply, provider } from '../support/upstream';
+import { askedUsage, chatChunks, chatReply, provider, sseReply } from '../support/upstream';
 import '../support/setup';
 
 const ONE = 'https://one.test/v1';
@@ -55,4 +55,22 @@ test('binary and JSON replies leave the same figures behind', async () => {
   const deployment = manager.stats().deployments.find((d) => d.upstreamModel === 'gpt-4.1')!;
   expect(deployment).toMatchObject({ requests: 2, successes: 2, inFlight: 0 });
   expect(deployment.latencyMs.count).toBe(2);
+});
+
+test('a streamed reply records its attempt latency (to its last byte) on key, provider and deployment when it ends', async () => {
+  provider(ONE, (call) => sseReply(chatChunks('gpt-4.1', ['a', 'b'], askedUsage(call))));
+  const { client, manager } = manage();
+
+  for (let i = 0; i < 2; i++) {
+    const stream = await client.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }], stream: true });
+    for await (const _chunk of stream) void _chunk;
+  }
+
+  const stats = manager.stats();
+  const key = stats.providers.one!.keys[0]!;
+  expect(key).toMatchObject({ successes: 2, inFlight: 0 });
+  expect(key.ttftMs.count).toBe(2);
+  expect(key.latencyMs.count).toBe(2);
+  expect(stats.providers.one!.latencyMs.count).toBe(2);
+  expect(stats.deployments.find((d) => d.upstreamModel === 'gpt-4.1')!.latencyMs.count).toBe(2);
 });
