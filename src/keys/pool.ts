@@ -28,7 +28,7 @@ export class ProviderPool {
   readonly counters = new TimedCounterSet();
   /** Where the next pick starts judging keys, in pools larger than one batch. */
   nextScan = 0;
-  /** Deployment circuits by upstream model, made on first use by the manager. */
+  /** Deployment circuits by upstream model, made on first use (src/pipeline/wiring.ts). */
   readonly circuits = new Map<string, Circuit>();
   /** Its deployments by public model, made on first use by routing. */
   readonly deployments = new Map<string, PoolDeployment>();

@@ -58,15 +58,10 @@ export function streamReply(
   const strip = request.streamUsagePath && !request.callerAskedUsage;
   let done = false;
   ctx.streaming = !first.done;
-  const endRequest = () => {
-    if (!ctx.streaming) return;
-    ctx.releaseLane?.();
-    ctx.finish?.();
-  };
   const end = (usage: Usage | undefined) => {
     if (done) return;
     done = true;
-    endRequest();
+    endStreamingRequest(ctx);
     account(core, ctx, lease, Date.now(), usage ?? null, ttftMs, true, undefined);
   };
   const tapped = first.done
@@ -84,13 +79,20 @@ export function streamReply(
           if (!done) {
             done = true;
             lease.settle('stream-failed');
-            endRequest();
+            endStreamingRequest(ctx);
             failed(core, ctx, new StreamInterruptedError({ requestId: ctx.requestId, attempts: ctx.history.outcomes, cause: error }).toDetail());
           }
           return new StreamInterruptedError({ requestId: ctx.requestId, attempts: ctx.history.outcomes, cause: error });
         },
       });
   return reply(ctx, lease.key, lease.deployment.pool, upstream, tapped);
+}
+
+/** A stream that outlived the pipeline call ended: its lane slot is freed, the request detached. */
+function endStreamingRequest(ctx: RequestContext): void {
+  if (!ctx.streaming) return;
+  ctx.releaseLane?.();
+  ctx.finish?.();
 }
 
 /**
