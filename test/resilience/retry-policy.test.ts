@@ -1,7 +1,8 @@
 /**
  * The retry policy on its own: one row per outcome of DESIGN.md's outcome
  * table (and the rules around them: retry budget, free rotations, deadline,
- * a provider going last after two transient failures).
+ * a provider going last after two transient failures). A 2xx never reaches
+ * the policy: the attempt loop returns it.
  */
 import { describe, expect, test } from 'vitest';
 import type { FailureKind } from '../../src/errors';
@@ -24,7 +25,6 @@ const SURFACE: RetryDecision = { action: 'surface' };
 describe('decide', () => {
   test.each<[string, FailedAttempt, Partial<RetryHistory>, RetryDecision]>([
     // upstream answer                              what keyplex does
-    ['2xx (nothing to retry)', failed('bad_request', 'surface'), {}, SURFACE],
     ['400 context_length_exceeded, a larger-context fallback configured', failed('context_length', 'rotate'), {}, { action: 'rotate', consumesRetry: false }],
     ['400 context_length_exceeded, no fallback', failed('context_length', 'surface'), {}, SURFACE],
     ['other 400', failed('bad_request', 'surface'), {}, SURFACE],
