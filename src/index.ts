@@ -64,7 +64,8 @@ export { MemoryStore } from './store/memory';
 export type { MemoryStoreOptions } from './store/memory';
 export type * from './store/types';
 
-export type { KeySelector, KeySelectorName, KeyView, SelectContext } from './keys/selector';
+export type { KeySelector, KeyView, SelectContext } from './keys/selector';
+export type { KeySelectorName } from './keys/create-selector';
 export { HeadroomSelector } from './keys/headroom';
 export { RoundRobinSelector } from './keys/round-robin';
 export { LeastUsedSelector } from './keys/least-used';

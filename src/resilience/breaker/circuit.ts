@@ -2,6 +2,8 @@
  * The circuit: the closed → open → half-open state machine of one scope (a
  * key, a deployment), around a breaker policy that decides when to open.
  */
+import { MAX_TIMER_MS } from '../../config/check';
+import { DEFAULTS } from '../../config/defaults';
 import { makeBreakerPolicy, type BreakerSpec } from './create';
 import type { BreakerPolicy } from './policy';
 import { assertNoIssue, describe, isCount, isPlainObject, issue, numberIssue, optionsIssue, type NumberRule, type OptionRules } from './validate';
@@ -13,7 +15,10 @@ export type CircuitState = 'closed' | 'open' | 'half-open';
 export interface CircuitOptions {
   /** What opens the circuit (default `'consecutive'`: 5 failures in a row). */
   policy?: BreakerSpec;
-  /** How long the circuit stays open before half-open, in ms (default 30_000). */
+  /**
+   * How long the circuit stays open before half-open, in ms (default 30_000).
+   * In `new KeyManager()` options: > 0 and at most 2^31 − 1 ms (about 24.8 days).
+   */
   openMs?: number;
   /**
    * When set, each re-open while failures repeat doubles the open time up to
@@ -54,8 +59,6 @@ export interface CircuitSnapshot {
 
 const STATES: readonly CircuitState[] = ['closed', 'open', 'half-open'];
 
-/** Node refuses longer timeouts (it fires them at once); longer open times re-arm. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const OPEN_MS: NumberRule = { min: 1, max: Number.MAX_SAFE_INTEGER, expected: 'an open time in ms from 1 up' };
 
@@ -115,12 +118,12 @@ export class Circuit {
     options ??= {};
     if (typeof onChange !== 'function') throw new TypeError(`Invalid circuit argument \`onChange\`: expected a function; got ${describe(onChange)}`);
     if (typeof now !== 'function') throw new TypeError(`Invalid circuit argument \`now\`: expected a function; got ${describe(now)}`);
-    this.openMs = options.openMs ?? 30_000;
+    this.openMs = options.openMs ?? DEFAULTS.circuit.openMs;
     this.maxOpenMs = options.maxOpenMs;
     if (this.maxOpenMs !== undefined && this.maxOpenMs < this.openMs) {
       assertNoIssue(issue('maxOpenMs', `expected at least \`openMs\` (${this.openMs}); got ${this.maxOpenMs}`, 'RangeError'), what);
     }
-    this.halfOpenProbes = options.halfOpenProbes ?? 1;
+    this.halfOpenProbes = options.halfOpenProbes ?? DEFAULTS.circuit.halfOpenProbes;
     this.#policy = makeBreakerPolicy(options.policy ?? 'consecutive', what, 'policy');
     this.#onChange = onChange;
     this.#now = now;
