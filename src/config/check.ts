@@ -43,8 +43,9 @@ const ALNUM_RUN = /[A-Za-z0-9]+/g;
  * Whether `text` could be a secret, or a piece of one, and so must never be
  * quoted in a message: longer than 40 characters, not printable ASCII,
  * starting like a key (`sk-`, `gsk_`, `AIza`, …), or holding a run of 10 or
- * more letters and digits that mixes letters with digits, or a run of 24 or
- * more letters. Model names (`gpt-4.1-mini`, `claude-3-5-sonnet-20241022`),
+ * more letters and digits that mixes letters with digits, a run of 24 or
+ * more letters, or a run of 12 or more letters with two upper-case pairs
+ * (random mixed case, unlike camelCase). Model names (`gpt-4.1-mini`, `claude-3-5-sonnet-20241022`),
  * option names (`contextFallbacks`), lane and provider ids pass.
  */
 export function looksSecret(text: string): boolean {
@@ -52,6 +53,7 @@ export function looksSecret(text: string): boolean {
   for (const [run] of text.matchAll(ALNUM_RUN)) {
     if (run.length >= 24) return true;
     if (run.length >= 10 && /[0-9]/.test(run) && /[A-Za-z]/.test(run)) return true;
+    if (run.length >= 12 && /[a-z]/.test(run) && (run.match(/[A-Z](?=[A-Z])/g)?.length ?? 0) >= 2) return true;
   }
   return false;
 }

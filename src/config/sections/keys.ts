@@ -1,7 +1,7 @@
 /** The `keys` of a provider: each a secret, or an object with a label, weight and limits. */
 import { ConfigError } from '../../errors';
 import { fingerprint } from '../../keys/fingerprint';
-import { checkFields, describeType, isPlainObject, maybeNumber, own, prop, quote, RPM, safeName, TPM, WEIGHT } from '../check';
+import { checkFields, describeType, isPlainObject, maybeNumber, own, prop, quote, RPM, safeName, secretIdProblem, TPM, WEIGHT } from '../check';
 import type { KeyInput, ResolvedKey } from '../options';
 
 const KEY_ID = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$/;
@@ -44,6 +44,8 @@ function resolveKeyId(rawId: unknown, key: string, field: string): string {
   if (rawId === key) {
     throw new ConfigError(field, 'expected a label; got the key itself. Ids appear in events, stats and errors: leave `id` out to use a fingerprint');
   }
+  const secret = secretIdProblem(rawId, 'a label');
+  if (secret !== undefined) throw new ConfigError(field, `${secret}, or leave \`id\` out to use a fingerprint`);
   return rawId;
 }
 

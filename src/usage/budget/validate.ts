@@ -1,5 +1,5 @@
 /** Validation of the `budgets` option, with the shared toolkit. */
-import { describe, isPlainObject, looksSecret, safeName, type Problem } from '../../config/check';
+import { describe, isPlainObject, looksSecret, prop, safeName, type Problem } from '../../config/check';
 import { defaultId } from './scope';
 import type { BudgetScope } from './types';
 import { toNanos, type BudgetMode, type BudgetWindow } from './window';
@@ -31,10 +31,10 @@ export function budgetsProblem(raw: unknown): Problem | undefined {
       return { field: at, problem: `expected a budget object such as { scope: { overall: true }, limitUsd: 10, window: 'day' }; got ${describe(entry)}` };
     }
     for (const key of Object.keys(entry)) {
-      if (!BUDGET_FIELDS.includes(key)) return { field: `${at}.${key}`, problem: `expected one of ${BUDGET_FIELDS.map((f) => `\`${f}\``).join(', ')}; got an unknown option` };
+      if (!BUDGET_FIELDS.includes(key)) return { field: prop(at, key), problem: `expected one of ${BUDGET_FIELDS.map((f) => `\`${f}\``).join(', ')}; got an unknown option` };
     }
     const scopeFound = scopeProblem(entry.scope);
-    if (scopeFound) return { field: scopeFound.field === '' ? `${at}.scope` : `${at}.scope.${scopeFound.field}`, problem: scopeFound.problem };
+    if (scopeFound) return { field: scopeFound.field === '' ? `${at}.scope` : `${at}.scope${scopeFound.field.startsWith('[') ? '' : '.'}${scopeFound.field}`, problem: scopeFound.problem };
     const limit = entry.limitUsd;
     if (typeof limit !== 'number' || !Number.isFinite(limit) || toNanos(limit) < 1 || limit > MAX_LIMIT_USD) {
       return { field: `${at}.limitUsd`, problem: `expected a number of USD above 0 (at least 0.000000001) and at most ${MAX_LIMIT_USD}; got ${describe(limit)}` };
@@ -74,7 +74,7 @@ function scopeProblem(scope: unknown): Problem | undefined {
   if (!isPlainObject(scope)) return { field: '', problem: `expected one of ${shapes}; got ${describe(scope)}` };
   const keys = Object.keys(scope);
   const unknown = keys.find((key) => !['overall', 'provider', 'keyId', 'model', 'tag'].includes(key));
-  if (unknown !== undefined) return { field: unknown, problem: `expected one of ${shapes}; got an unknown scope field` };
+  if (unknown !== undefined) return { field: prop('', unknown), problem: `expected one of ${shapes}; got an unknown scope field` };
   if (keys.length === 0) return { field: '', problem: `expected one of ${shapes}; got an empty object` };
   if ('overall' in scope) {
     if (scope.overall !== true) return { field: 'overall', problem: `expected true; got ${describe(scope.overall)}` };
