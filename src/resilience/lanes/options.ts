@@ -5,7 +5,16 @@
 import { DEFAULT_LANES as DEFAULTS } from '../../config/defaults';
 import { describe, isPlainObject, MAX_TIMER_MS, prop, secretIdProblem, unknownFieldProblem, type Problem } from '../../config/check';
 
-/** How one bulkhead lane admits requests. */
+/**
+ * How one bulkhead lane admits requests. Lanes are configured by name under
+ * `lanes` (merged over `critical`, `standard`, `batch`); a request picks one
+ * with `keyplex.options({ lane })`.
+ *
+ * ```ts
+ * new KeyManager({ providers, lanes: { interactive: { concurrency: 32, maxQueue: 64, queueTimeoutMs: 2_000 } } });
+ * await client.chat.completions.create(body, keyplex.options({ lane: 'interactive' }));
+ * ```
+ */
 export interface LaneOptions {
   /** Requests of this lane running at once: an integer ≥ 1, or `Infinity` for no limit. */
   concurrency: number;

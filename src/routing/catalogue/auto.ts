@@ -5,7 +5,18 @@
 import { DEFAULTS } from '../../config/defaults';
 import type { RequestFeatures } from './features';
 
-/** Chooses the model for an `auto` request. */
+/**
+ * Chooses the model for an `auto` request. The chosen model then routes like
+ * any other (its deployments, fallbacks and circuits apply).
+ *
+ * ```ts
+ * const toolsToStrongest: AutoStrategy = {
+ *   choose: (features, models) => (features.hasTools ? models[models.length - 1]! : models[0]!),
+ * };
+ * new KeyManager({ providers, routing: { auto: { models: ['gpt-4.1-mini', 'gpt-4.1'], strategy: toolsToStrongest } } });
+ * // then: client.chat.completions.create({ model: 'auto', messages })
+ * ```
+ */
 export interface AutoStrategy {
   /**
    * One of `models` (ordered cheapest → strongest; never empty) for a request
