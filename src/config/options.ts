@@ -24,11 +24,11 @@ export type KeyInput =
        * (`fp_` + 10 hex digits of the key's SHA-256), which contains no part of the key.
        */
       id?: string;
-      /** Relative share for the `weighted` selector. Default 1. */
+      /** Relative share for the `weighted` selector: above 0, at most 1,000,000. Default 1. */
       weight?: number;
-      /** This key's requests per minute; default: the provider's `rpm`, else learnt. */
+      /** This key's requests per minute, from 0.01 to 1e9; default: the provider's `rpm`, else learnt. */
       rpm?: number;
-      /** This key's tokens per minute; default: the provider's `tpm`, else learnt. */
+      /** This key's tokens per minute, from 1 to 1e12; default: the provider's `tpm`, else learnt. */
       tpm?: number;
     };
 
@@ -36,11 +36,11 @@ export type KeyInput =
 export interface DeploymentOptions {
   /** The provider's name for the model. Default: the public name. */
   upstream?: string;
-  /** Context window in tokens (input + output); requests that cannot fit skip this deployment. */
+  /** Context window in tokens (input + output), an integer from 1 to 1e9; requests that cannot fit skip this deployment. */
   contextWindow?: number;
   /** Price for this deployment, over the price table (e.g. a gateway's markup). */
   price?: ModelPrice;
-  /** Share for the `weighted` routing strategy. Default 1. */
+  /** Share for the `weighted` routing strategy: above 0, at most 1,000,000. Default 1. */
   weight?: number;
   /** Free-form labels, visible to custom routing strategies. */
   tags?: string[];
@@ -67,20 +67,21 @@ export interface ProviderOptions {
   headers?: Record<string, string>;
   /**
    * Requests per minute of each of its keys, when known. Leave it out to learn
-   * limits from the provider's `x-ratelimit-*` headers (or from 429s).
+   * limits from the provider's `x-ratelimit-*` headers (or from 429s). From
+   * 0.01 (one request per 100 minutes) to 1e9.
    */
   rpm?: number;
-  /** Tokens per minute of each of its keys, when known. */
+  /** Tokens per minute of each of its keys, when known: from 1 to 1e12. */
   tpm?: number;
 }
 
 /** Retry and fail-over policy. */
 export interface RetryOptions {
-  /** Attempts per request, counting the first. Rotations away from a rate-limited or rejected key do not count. Default 4. */
+  /** Attempts per request, counting the first: an integer from 1 to 100. Rotations away from a rate-limited or rejected key do not count. Default 4. */
   maxAttempts?: number;
-  /** First backoff delay after a transient failure (5xx, timeout, reset), in ms. Default 250. */
+  /** First backoff delay after a transient failure (5xx, timeout, reset), in ms: 0 to 2^31 − 1. Default 250. */
   baseDelayMs?: number;
-  /** Cap of one backoff delay, in ms. Default 8000. */
+  /** Cap of one backoff delay, in ms: at least `baseDelayMs`, at most 2^31 − 1. Default 8000. */
   maxDelayMs?: number;
   /** Share of each delay that is randomised, from 0 (none) to 1 (full jitter). Default 0.25. */
   jitter?: number;
@@ -101,7 +102,7 @@ export interface CircuitBreakerOptions {
 export interface RateLimitingOptions {
   /** Estimate a limit with AIMD on 429s when none is configured or learnt. Default true. */
   adaptive?: boolean;
-  /** Output tokens assumed for a request that sets no max-tokens field, when reserving tokens. Default 256. */
+  /** Output tokens assumed for a request that sets no max-tokens field, when reserving tokens: an integer from 0 to 1e7. Default 256. */
   defaultOutputTokens?: number;
 }
 
@@ -121,11 +122,16 @@ export interface KeyManagerOptions {
   keySelection?: KeySelectorName | KeySelector;
   /** Retry and fail-over policy. */
   retry?: RetryOptions;
-  /** Timeout of one attempt until the response headers (for streams, the first body bytes), in ms. Default 300000. */
+  /**
+   * Timeout of one attempt until the response headers (for streams, the first
+   * body bytes), in ms. Default 300000. Every duration option is above 0 (or
+   * at least 0 where 0 means "none") and at most 2^31 − 1 ms (about 24.8
+   * days), the longest timer Node.js honours; others are refused at construction.
+   */
   attemptTimeoutMs?: number;
-  /** Total deadline of a request across all attempts, waits and backoff, in ms. Default 600000. The SDK's `timeout` also bounds it. */
+  /** Total deadline of a request across all attempts, waits and backoff, in ms: above 0, at most 2^31 − 1. Default 600000. The SDK's `timeout` also bounds it. */
   deadlineMs?: number;
-  /** How long a key cools down after a 429 that names no reset time, in ms. Default 5000. */
+  /** How long a key cools down after a 429 that names no reset time, in ms: 0 to 2^31 − 1. Default 5000. */
   cooldownMs?: number;
   /** Prices in USD per million tokens by model name, merged over the built-in table. */
   prices?: Record<string, ModelPrice>;

@@ -22,10 +22,11 @@ export interface CircuitOptions {
   openMs?: number;
   /**
    * When set, each re-open while failures repeat doubles the open time up to
-   * this cap (backoff); reset when it closes. At least `openMs`.
+   * this cap (backoff); reset when it closes. At least `openMs`; in
+   * `new KeyManager()` options at most 2^31 − 1 ms (default 300_000 there).
    */
   maxOpenMs?: number;
-  /** Probes let through while half-open (default 1); other callers are refused until the probes settle. */
+  /** Probes let through while half-open (default 1; in `new KeyManager()` options 1 to 1000); other callers are refused until the probes settle. */
   halfOpenProbes?: number;
 }
 
