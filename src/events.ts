@@ -3,7 +3,7 @@
  * compiler against it. Payloads carry key labels (`keyId`), never keys.
  */
 import type { AttemptOutcome, FailureKind, KeyplexErrorDetail } from './errors';
-import type { BudgetExceededEvent } from './usage/budget';
+import type { BudgetExceededEvent } from './usage/budget/types';
 import type { Usage } from './usage/usage';
 
 export type { BudgetExceededEvent };

@@ -14,7 +14,15 @@ export type { KeyplexRequestOptions } from './request-options';
 export { KEYPLEX_BASE_URL } from './request';
 export { getKeyplexDetails, DETAIL_HEADER, REQUEST_ID_HEADER } from './details';
 
-export type { KeyManagerOptions, ProviderOptions, KeyInput, RetryOptions } from './config';
+export type {
+  KeyManagerOptions,
+  ProviderOptions,
+  KeyInput,
+  RetryOptions,
+  CircuitBreakerOptions,
+  CircuitBreakerScopeOptions,
+  RateLimitingOptions,
+} from './config';
 
 export {
   KeyplexError,
@@ -58,25 +66,41 @@ export type {
   StoreRecoveredEvent,
 } from './events';
 
-export type { CircuitOptions, CircuitSnapshot, CircuitState } from './resilience/breaker/index';
+// ---------------------------------------------------------------------------
+// Extension points (docs/extending.md): each a small interface with built-ins
+// chosen by name; an object implementing it plugs in a custom one.
+//   key selection   KeySelector        keySelection: 'headroom' | … | { select }
+//   model routing   RoutingStrategy    routing.strategy / routing.perModel
+//   auto routing    AutoStrategy       routing.auto.strategy
+//   circuits        BreakerPolicy      circuitBreaker.{key,deployment}.policy: () => policy
+//   lanes           LaneOptions        lanes: { name: { concurrency, maxQueue, queueTimeoutMs } }
+//   pricing         ModelPrice         prices, models[name].price
+//   state store     StateStore         store (MemoryStore, RedisStore from 'keyplex/redis', or yours)
+// ---------------------------------------------------------------------------
 
-export { MemoryStore } from './store/memory';
-export type { MemoryStoreOptions } from './store/memory';
-export type * from './store/types';
-
-export type { KeySelector, KeySelectorName, KeyView, SelectContext } from './keys/selector';
+export type { KeySelector, KeyView, SelectContext } from './keys/selector';
+export type { KeySelectorName } from './keys/create-selector';
 export { HeadroomSelector } from './keys/headroom';
 export { RoundRobinSelector } from './keys/round-robin';
 export { LeastUsedSelector } from './keys/least-used';
 export { WeightedSelector } from './keys/weighted';
 export { RandomSelector } from './keys/random';
 
-export type { Usage } from './usage/usage';
-export type { BudgetOptions, BudgetScope, BudgetWindow, BudgetStats } from './usage/budget';
 export type { RoutingStrategy, RoutingStrategyName, DeploymentView, RouteContext } from './routing/strategy';
-export type { AutoStrategy, RequestFeatures } from './routing/catalogue';
-export { ComplexityAutoStrategy } from './routing/catalogue';
+export type { AutoStrategy, RequestFeatures, ComplexityThresholds, CatalogueOptions } from './routing/catalogue/index';
+export { ComplexityAutoStrategy } from './routing/catalogue/index';
 export type { RoutingOptions, DeploymentOptions } from './config';
+
+export type { CircuitOptions, CircuitSnapshot, CircuitState, BreakerPolicy, BreakerSpec, BreakerKind } from './resilience/breaker/index';
+export type { LaneOptions, LaneStats } from './resilience/lanes/index';
+
 export { DEFAULT_PRICES, PRICES_AS_OF } from './usage/pricing';
 export type { ModelPrice } from './usage/pricing';
+
+export { MemoryStore } from './store/memory';
+export type { MemoryStoreOptions } from './store/memory';
+export type * from './store/types';
+
+export type { Usage } from './usage/usage';
+export type { BudgetOptions, BudgetScope, BudgetWindow, BudgetMode, BudgetStats } from './usage/budget/index';
 export type { KeyplexStats, ProviderStats, KeyStats, Counters } from './usage/stats';

@@ -3,15 +3,20 @@
  * request header, typed on the way in by `keyplex.options()`, and are removed
  * before anything leaves the process.
  */
+import { describe, isPlainObject, MS_POSITIVE, numberProblem, prop, secretIdProblem, unknownFieldProblem } from './config/check';
 import { RequestOptionsError } from './errors';
 
 /** Options for one request. */
 export interface KeyplexRequestOptions {
-  /** Labels copied into this request's events (e.g. a feature or tenant name). */
+  /** Labels copied into this request's events (e.g. a feature or tenant name): each 1 to 128 printable ASCII characters. */
   tags?: string[];
-  /** Key/value pairs copied into this request's events. */
+  /** Key/value pairs copied into this request's events; values are strings, finite numbers or booleans. */
   metadata?: Record<string, string | number | boolean>;
-  /** Total deadline of this request in ms, overriding the manager's `deadlineMs`. */
+  /**
+   * Total deadline of this request in ms, overriding the manager's
+   * `deadlineMs`: above 0 and at most 2^31 − 1 (about 24.8 days, the longest
+   * timer Node.js supports); anything else is refused at the call.
+   */
   deadlineMs?: number;
   /** Send this request only to this provider id (e.g. for files it holds). */
   provider?: string;
@@ -23,43 +28,42 @@ export interface KeyplexRequestOptions {
 export const OPTIONS_HEADER = 'x-keyplex-options';
 
 const TAG = /^[\x20-\x7e]{1,128}$/;
+const KNOWN = ['tags', 'metadata', 'deadlineMs', 'provider', 'lane'];
 
+/** Checks request options; messages never echo a value that could be a key (see `describe`). */
 function validate(options: KeyplexRequestOptions): void {
-  if (typeof options !== 'object' || options === null) {
-    throw new RequestOptionsError('options', `expected an object, got ${options === null ? 'null' : typeof options}`);
-  }
-  const known = new Set(['tags', 'metadata', 'deadlineMs', 'provider', 'lane']);
-  for (const name of Object.keys(options)) {
-    if (!known.has(name)) throw new RequestOptionsError(name, 'is not a keyplex request option (known: tags, metadata, deadlineMs, provider, lane)');
-  }
+  if (!isPlainObject(options)) throw new RequestOptionsError('options', `expected an object; got ${describe(options)}`);
+  const unknown = unknownFieldProblem(options, KNOWN, '', 'keyplex request option');
+  if (unknown !== undefined) throw new RequestOptionsError(unknown.field, unknown.problem);
   const { tags, metadata, deadlineMs, provider, lane } = options;
-  if (lane !== undefined && (typeof lane !== 'string' || lane.length === 0)) {
-    throw new RequestOptionsError('lane', 'expected a lane name');
-  }
+  checkName(lane, 'lane', 'a lane name');
+  checkName(provider, 'provider', 'a provider id');
   if (tags !== undefined) {
-    if (!Array.isArray(tags)) throw new RequestOptionsError('tags', `expected an array of strings, got ${typeof tags}`);
+    if (!Array.isArray(tags)) throw new RequestOptionsError('tags', `expected an array of strings; got ${describe(tags)}`);
     tags.forEach((tag, i) => {
-      if (typeof tag !== 'string' || !TAG.test(tag)) {
-        throw new RequestOptionsError(`tags[${i}]`, 'expected 1 to 128 printable ASCII characters');
-      }
+      if (typeof tag !== 'string' || !TAG.test(tag)) throw new RequestOptionsError(`tags[${i}]`, 'expected 1 to 128 printable ASCII characters');
     });
   }
   if (metadata !== undefined) {
-    if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
-      throw new RequestOptionsError('metadata', 'expected a plain object of string, number or boolean values');
-    }
+    if (!isPlainObject(metadata)) throw new RequestOptionsError('metadata', `expected a plain object of string, number or boolean values; got ${describe(metadata)}`);
     for (const [name, value] of Object.entries(metadata)) {
       if (!['string', 'number', 'boolean'].includes(typeof value)) {
-        throw new RequestOptionsError(`metadata.${name}`, `expected a string, number or boolean, got ${typeof value}`);
+        throw new RequestOptionsError(prop('metadata', name), `expected a string, number or boolean; got ${describe(value)}`);
       }
     }
   }
-  if (deadlineMs !== undefined && !(typeof deadlineMs === 'number' && Number.isFinite(deadlineMs) && deadlineMs > 0)) {
-    throw new RequestOptionsError('deadlineMs', `expected a number of milliseconds above 0, got ${String(deadlineMs)}`);
+  if (deadlineMs !== undefined) {
+    const problem = numberProblem(deadlineMs, MS_POSITIVE);
+    if (problem !== undefined) throw new RequestOptionsError('deadlineMs', problem);
   }
-  if (provider !== undefined && (typeof provider !== 'string' || provider.length === 0)) {
-    throw new RequestOptionsError('provider', 'expected a provider id');
-  }
+}
+
+/** A lane or provider name: a non-empty string that does not look like a key (the names configuration accepts). */
+function checkName(value: unknown, field: string, what: string): void {
+  if (value === undefined) return;
+  if (typeof value !== 'string' || value === '') throw new RequestOptionsError(field, `expected ${what}; got ${describe(value)}`);
+  const secret = secretIdProblem(value, what);
+  if (secret !== undefined) throw new RequestOptionsError(field, secret);
 }
 
 type HeadersInput = Headers | Record<string, string | null | undefined> | readonly (readonly [string, string])[];

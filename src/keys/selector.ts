@@ -31,14 +31,20 @@ export interface SelectContext {
 }
 
 /**
- * Picks one of `keys` (never empty: only usable keys are offered) or returns
- * `undefined` to use none of them.
+ * Picks the key that serves the next attempt: one of `keys` (never empty:
+ * only keys that are enabled, not cooling down, with a closed circuit are
+ * offered), or `undefined` to use none of them (the request then waits or
+ * fails over as when no key is usable). Called once per attempt on the hot
+ * path: keep it O(keys) and free of I/O. A selector may keep state (turns,
+ * counters); one instance serves every provider, so key it by `ctx.provider`.
+ *
+ * ```ts
+ * const firstById: KeySelector = {
+ *   select: (keys) => [...keys].sort((a, b) => a.id.localeCompare(b.id))[0],
+ * };
+ * new KeyManager({ providers, keySelection: firstById });
+ * ```
  */
 export interface KeySelector {
   select(keys: readonly KeyView[], ctx: SelectContext): KeyView | undefined;
 }
-
-/** Names of the built-in selectors. */
-export type KeySelectorName = 'headroom' | 'round-robin' | 'least-used' | 'weighted' | 'random';
-
-export const KEY_SELECTOR_NAMES: readonly KeySelectorName[] = ['headroom', 'round-robin', 'least-used', 'weighted', 'random'];

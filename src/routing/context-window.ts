@@ -1,4 +1,4 @@
-import type { DeploymentView } from './strategy';
+import type { DeploymentView } from './view';
 
 /**
  * Whether a request of `inputTokens` + `outputTokens` fits `d`'s context

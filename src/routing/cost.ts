@@ -1,4 +1,4 @@
-import type { DeploymentView, RouteContext, RoutingStrategy } from './strategy';
+import type { DeploymentView, RouteContext, RoutingStrategy } from './view';
 
 /**
  * The estimated USD cost of `ctx` on `d`: input tokens × input price + output

@@ -1,4 +1,4 @@
-import type { DeploymentView, RouteContext, RoutingStrategy } from './strategy';
+import type { DeploymentView, RouteContext, RoutingStrategy } from './view';
 
 /**
  * The latency the `latency` strategy ranks `d` by for `ctx`: for streams the

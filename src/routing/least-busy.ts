@@ -1,4 +1,4 @@
-import type { DeploymentView, RoutingStrategy } from './strategy';
+import type { DeploymentView, RoutingStrategy } from './view';
 
 /**
  * Fewest attempts in flight first; ties keep configuration order. Spreads

@@ -1,4 +1,4 @@
-import type { DeploymentView, RoutingStrategy } from './strategy';
+import type { DeploymentView, RoutingStrategy } from './view';
 
 /**
  * Configuration order: providers that list the model, in the order they are

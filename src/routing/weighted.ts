@@ -1,4 +1,4 @@
-import type { DeploymentView, RouteContext, RoutingStrategy } from './strategy';
+import type { DeploymentView, RouteContext, RoutingStrategy } from './view';
 
 /** Public models whose rotation state is kept before it is all dropped (bounds memory under arbitrary model names). */
 const MAX_GROUPS = 10_000;

@@ -146,6 +146,31 @@ export interface StoreSession {
 /**
  * Where managers keep what they share. keyplex ships two: `MemoryStore` (the
  * default: one process) and `RedisStore` (`keyplex/redis`: many processes).
+ * A custom store implements `open()`, returning a {@link StoreSession} per
+ * manager; wrapping a built-in is the short way to observe or extend one:
+ *
+ * ```ts
+ * const inner = new MemoryStore();
+ * const audited: StateStore = {
+ *   open(listener) {
+ *     const s = inner.open(listener);
+ *     return {
+ *       shared: s.shared,
+ *       reserve: (key, limits, tokens) => s.reserve(key, limits, tokens),
+ *       adjust: (key, limits, requests, tokens) => s.adjust(key, limits, requests, tokens),
+ *       setKey: (key, status) => { audit.log(key.keyId, status); s.setKey(key, status); },
+ *       setCircuit: (circuit, snapshot) => s.setCircuit(circuit, snapshot),
+ *       addSpend: (spend) => s.addSpend(spend),
+ *       load: (budgets) => s.load(budgets),
+ *       close: () => s.close(),
+ *     };
+ *   },
+ * };
+ * new KeyManager({ providers, store: audited });
+ * ```
+ *
+ * The store contract (what every store must do) is tested on memory and
+ * Redis in `test/store-contract.test.ts`.
  */
 export interface StateStore {
   /** Opens a session for one manager; `listener` hears other sessions' changes and the store's health. */

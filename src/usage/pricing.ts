@@ -3,7 +3,16 @@
  */
 import type { Usage } from './usage';
 
-/** Prices in USD per million tokens. `cachedInput` defaults to `input` when absent. */
+/**
+ * Prices in USD per million tokens, each from 0 to 1,000,000. `cachedInput`
+ * defaults to `input` when absent. The `prices` option (by public model name)
+ * is merged over {@link DEFAULT_PRICES}; a deployment's own `price` wins over
+ * both (e.g. a gateway's markup).
+ *
+ * ```ts
+ * new KeyManager({ providers, prices: { 'my-finetune': { input: 3, cachedInput: 0.75, output: 12 } } });
+ * ```
+ */
 export interface ModelPrice {
   /** Uncached input tokens, USD per million. */
   input: number;

@@ -2,6 +2,8 @@
  * The circuit: the closed → open → half-open state machine of one scope (a
  * key, a deployment), around a breaker policy that decides when to open.
  */
+import { MAX_TIMER_MS } from '../../config/check';
+import { DEFAULTS } from '../../config/defaults';
 import { makeBreakerPolicy, type BreakerSpec } from './create';
 import type { BreakerPolicy } from './policy';
 import { assertNoIssue, describe, isCount, isPlainObject, issue, numberIssue, optionsIssue, type NumberRule, type OptionRules } from './validate';
@@ -13,14 +15,18 @@ export type CircuitState = 'closed' | 'open' | 'half-open';
 export interface CircuitOptions {
   /** What opens the circuit (default `'consecutive'`: 5 failures in a row). */
   policy?: BreakerSpec;
-  /** How long the circuit stays open before half-open, in ms (default 30_000). */
+  /**
+   * How long the circuit stays open before half-open, in ms (default 30_000).
+   * In `new KeyManager()` options: > 0 and at most 2^31 − 1 ms (about 24.8 days).
+   */
   openMs?: number;
   /**
    * When set, each re-open while failures repeat doubles the open time up to
-   * this cap (backoff); reset when it closes. At least `openMs`.
+   * this cap (backoff); reset when it closes. At least `openMs`; in
+   * `new KeyManager()` options at most 2^31 − 1 ms (default 300_000 there).
    */
   maxOpenMs?: number;
-  /** Probes let through while half-open (default 1); other callers are refused until the probes settle. */
+  /** Probes let through while half-open (default 1; in `new KeyManager()` options 1 to 1000); other callers are refused until the probes settle. */
   halfOpenProbes?: number;
 }
 
@@ -54,8 +60,6 @@ export interface CircuitSnapshot {
 
 const STATES: readonly CircuitState[] = ['closed', 'open', 'half-open'];
 
-/** Node refuses longer timeouts (it fires them at once); longer open times re-arm. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const OPEN_MS: NumberRule = { min: 1, max: Number.MAX_SAFE_INTEGER, expected: 'an open time in ms from 1 up' };
 
@@ -115,12 +119,12 @@ export class Circuit {
     options ??= {};
     if (typeof onChange !== 'function') throw new TypeError(`Invalid circuit argument \`onChange\`: expected a function; got ${describe(onChange)}`);
     if (typeof now !== 'function') throw new TypeError(`Invalid circuit argument \`now\`: expected a function; got ${describe(now)}`);
-    this.openMs = options.openMs ?? 30_000;
+    this.openMs = options.openMs ?? DEFAULTS.circuit.openMs;
     this.maxOpenMs = options.maxOpenMs;
     if (this.maxOpenMs !== undefined && this.maxOpenMs < this.openMs) {
       assertNoIssue(issue('maxOpenMs', `expected at least \`openMs\` (${this.openMs}); got ${this.maxOpenMs}`, 'RangeError'), what);
     }
-    this.halfOpenProbes = options.halfOpenProbes ?? 1;
+    this.halfOpenProbes = options.halfOpenProbes ?? DEFAULTS.circuit.halfOpenProbes;
     this.#policy = makeBreakerPolicy(options.policy ?? 'consecutive', what, 'policy');
     this.#onChange = onChange;
     this.#now = now;

@@ -1,4 +1,5 @@
 /** Breaker policy: open after a run of failures with no success in between. */
+import { DEFAULTS } from '../../config/defaults';
 import type { BreakerPolicy } from './policy';
 import { assertNoIssue, isCount, isPlainObject, optionsIssue, type OptionIssue, type OptionRules } from './validate';
 
@@ -35,7 +36,7 @@ export class ConsecutiveBreaker implements BreakerPolicy {
   /** @throws TypeError or RangeError naming the bad option. */
   constructor(options: ConsecutiveBreakerOptions = {}) {
     assertNoIssue(consecutiveOptionsIssue(options), 'ConsecutiveBreaker option');
-    this.threshold = options.threshold ?? 5;
+    this.threshold = options.threshold ?? DEFAULTS.circuit.policy.threshold;
   }
 
   /** A success: the run of failures is over. */

@@ -1,15 +1,32 @@
-/** Breaker specs: how configuration names a policy, and making one from it. */
-import { ConsecutiveBreaker, consecutiveOptionsIssue } from './consecutive';
-import { CountBreaker, countOptionsIssue } from './count';
+/**
+ * Breaker specs: how configuration names a policy, and making one from it.
+ * The registry below is the one place a built-in's name maps to its option
+ * check and its constructor.
+ */
+import { ConsecutiveBreaker, consecutiveOptionsIssue, type ConsecutiveBreakerOptions } from './consecutive';
+import { CountBreaker, countOptionsIssue, type CountBreakerOptions } from './count';
 import type { BreakerPolicy } from './policy';
-import { SamplingBreaker, samplingOptionsIssue } from './sampling';
+import { SamplingBreaker, samplingOptionsIssue, type SamplingBreakerOptions } from './sampling';
 import { assertNoIssue, describe, isPlainObject, issue, type OptionIssue } from './validate';
 
+/** One built-in policy: how its options are checked and how it is made. */
+interface BuiltInBreaker<O> {
+  issue(options: unknown, extraKeys: readonly string[]): OptionIssue | undefined;
+  make(options: O): BreakerPolicy;
+}
+
+/** Built-in breaker policies by name. */
+const BUILT_IN_BREAKERS = {
+  consecutive: { issue: consecutiveOptionsIssue, make: (options: ConsecutiveBreakerOptions) => new ConsecutiveBreaker(options) },
+  count: { issue: countOptionsIssue, make: (options: CountBreakerOptions) => new CountBreaker(options) },
+  sampling: { issue: samplingOptionsIssue, make: (options: SamplingBreakerOptions) => new SamplingBreaker(options) },
+} as const satisfies Record<string, BuiltInBreaker<never>>;
+
 /** Names of the built-in breaker policies. */
-export type BreakerKind = 'consecutive' | 'count' | 'sampling';
+export type BreakerKind = keyof typeof BUILT_IN_BREAKERS;
 
 /** The built-in breaker policies by name. */
-export const BREAKER_KINDS: readonly BreakerKind[] = ['consecutive', 'count', 'sampling'];
+export const BREAKER_KINDS: readonly BreakerKind[] = Object.freeze(Object.keys(BUILT_IN_BREAKERS) as BreakerKind[]);
 
 /**
  * How configuration chooses a breaker policy: a built-in by name (defaults),
@@ -46,15 +63,10 @@ export function breakerSpecIssue(spec: unknown): BreakerSpecIssue | undefined {
   }
   if (!isPlainObject(spec)) return issue('', `${EXPECTED_SPEC}; got ${describe(spec)}`);
   const kind = spec.kind;
-  const found: OptionIssue | undefined =
-    kind === 'consecutive'
-      ? consecutiveOptionsIssue(spec, ['kind'])
-      : kind === 'count'
-        ? countOptionsIssue(spec, ['kind'])
-        : kind === 'sampling'
-          ? samplingOptionsIssue(spec, ['kind'])
-          : issue('kind', `expected 'consecutive', 'count' or 'sampling'; got ${describe(kind)}`);
-  return found;
+  if (typeof kind !== 'string' || !Object.hasOwn(BUILT_IN_BREAKERS, kind)) {
+    return issue('kind', `expected 'consecutive', 'count' or 'sampling'; got ${describe(kind)}`);
+  }
+  return BUILT_IN_BREAKERS[kind as BreakerKind].issue(spec, ['kind']);
 }
 
 /**
@@ -96,20 +108,8 @@ export function makeBreakerPolicy(spec: BreakerSpec, what: string, base: string)
     }
     return policy as BreakerPolicy;
   }
-  const options: Extract<BreakerSpec, { kind: string }> = typeof spec === 'string' ? ({ kind: spec } as Extract<BreakerSpec, { kind: string }>) : spec;
-  switch (options.kind) {
-    case 'consecutive':
-      return new ConsecutiveBreaker({ threshold: options.threshold });
-    case 'count':
-      return new CountBreaker({ threshold: options.threshold, size: options.size, minimumCalls: options.minimumCalls });
-    case 'sampling':
-      return new SamplingBreaker({
-        threshold: options.threshold,
-        windowMs: options.windowMs,
-        buckets: options.buckets,
-        minimumCalls: options.minimumCalls,
-      });
-  }
+  const { kind, ...options } = typeof spec === 'string' ? { kind: spec } : spec;
+  return (BUILT_IN_BREAKERS[kind].make as (options: object) => BreakerPolicy)(options);
 }
 
 function isPolicy(value: unknown): value is BreakerPolicy {

@@ -10,7 +10,22 @@
  *
  * A policy is pure and deterministic: it never reads a clock or starts a
  * timer; the circuit passes the time of each outcome in. One policy serves one
- * circuit (scope), so a custom one is plugged in as a factory.
+ * circuit (scope), so a custom one is plugged in as a factory, called once
+ * per circuit:
+ *
+ * ```ts
+ * function twoStrikes(): BreakerPolicy {
+ *   let failures = 0;
+ *   return {
+ *     success: () => { failures = 0; },
+ *     failure: () => ++failures >= 2,
+ *     reset: () => { failures = 0; },
+ *     get state() { return { failures }; },
+ *     restore: (state) => { failures = (state as { failures: number }).failures; },
+ *   };
+ * }
+ * new KeyManager({ providers, circuitBreaker: { key: { policy: twoStrikes } } });
+ * ```
  */
 export interface BreakerPolicy {
   /** Records a success at `now` (ms epoch). */

@@ -3,7 +3,7 @@
  * public surface is `breakerSpecIssue` / `breakerSpecProblem` and the errors
  * the constructors throw.
  */
-import { describe, isPlainObject } from '../../values';
+import { describe, isPlainObject } from '../../config/check';
 
 /** One bad option: where it is, what is wrong, and which error class it calls for. */
 export interface OptionIssue {

@@ -5,10 +5,12 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import type { CircuitSnapshot } from '../resilience/breaker/index';
-import { StoreUnavailableError } from '../errors';
-import { circuitField, keyField, parseCircuitField, parseKeyField } from './fields';
-import { ADJUST, RESERVE } from './scripts';
+import type { CircuitSnapshot } from '../../resilience/breaker/index';
+import { MS_POSITIVE, numberProblem } from '../../config/check';
+import { StoreUnavailableError } from '../../errors';
+import { parseJson, RedisSession } from './session';
+import { circuitField, keyField, parseCircuitField, parseKeyField } from '../fields';
+import { ADJUST, RESERVE } from '../scripts';
 import type {
   StateStore,
   StoreBudgetRef,
@@ -24,9 +26,9 @@ import type {
   StoreSession,
   StoreSnapshot,
   StoreSpend,
-} from './types';
+} from '../types';
 
-export type * from './types';
+export type * from '../types';
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {
@@ -78,12 +80,12 @@ const RESERVE_SCRIPT = script(RESERVE);
 const ADJUST_SCRIPT = script(ADJUST);
 const MAX_PENDING_SPEND = 10_000;
 
+/** A duration option: > 0 and at most the longest timer (2^31 − 1 ms). */
 function positiveMs(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new TypeError(`RedisStore: \`${name}\` must be a number of ms above 0 (got ${String(value)})`);
-  }
-  return value;
+  const problem = numberProblem(value, MS_POSITIVE);
+  if (problem !== undefined) throw new TypeError(`RedisStore: \`${name}\`: ${problem}`);
+  return value as number;
 }
 
 function messageOf(error: unknown): string {
@@ -443,69 +445,5 @@ export class RedisStore implements StateStore {
     const downMs = Date.now() - this.#downSince;
     for (const session of this.#sessions.values()) session.recovered(downMs);
     for (const resolve of this.#readyWaiters.splice(0)) resolve();
-  }
-}
-
-
-function parseJson(raw: string): unknown {
-  try {
-    return JSON.parse(raw) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
-/** One manager's session on a {@link RedisStore}. */
-class RedisSession implements StoreSession {
-  readonly id: string;
-  readonly #store: RedisStore;
-  readonly #listener: StoreListener;
-  readonly shared = true;
-
-  constructor(store: RedisStore, id: string, listener: StoreListener) {
-    this.#store = store;
-    this.id = id;
-    this.#listener = listener;
-  }
-
-  deliver(change: StoreChange): void {
-    this.#listener.change(change);
-  }
-
-  failed(failure: StoreFailure): void {
-    this.#listener.error(failure);
-  }
-
-  recovered(downMs: number): void {
-    this.#listener.recovered(downMs);
-  }
-
-  reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): Promise<StoreReservation> {
-    return this.#store.reserve(key, limits, tokens);
-  }
-
-  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
-    this.#store.adjust(key, limits, requests, tokens);
-  }
-
-  setKey(key: StoreKeyRef, status: StoreKeyStatus): void {
-    const ref = { provider: key.provider, keyId: key.keyId };
-    this.#store.write(this.id, 'keys', keyField(ref), status, { kind: 'key', key: ref, status });
-  }
-
-  setCircuit(circuit: StoreCircuitRef, snapshot: CircuitSnapshot): void {
-    this.#store.write(this.id, 'circuits', circuitField(circuit), snapshot, { kind: 'circuit', circuit, snapshot });
-  }
-
-  addSpend(spend: StoreSpend): void {
-    this.#store.addSpend(this.id, spend);
-  }
-
-  load(budgets: readonly StoreBudgetRef[]): Promise<StoreSnapshot> {
-    return this.#store.load(budgets);
-  }
-
-  async close(): Promise<void> {
-    this.#store.detach(this);
   }
 }

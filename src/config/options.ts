@@ -1,0 +1,222 @@
+/**
+ * Option types of `new KeyManager(options)`, as given and after validation.
+ * Validation lives in `sections/` (one file per option family), defaults in
+ * `defaults.ts`, the checks they share in `check.ts`.
+ */
+import type { KeySelector } from '../keys/selector';
+import type { KeySelectorName } from '../keys/create-selector';
+import type { CircuitOptions } from '../resilience/breaker/index';
+import type { LaneOptions } from '../resilience/lanes/index';
+import type { CatalogueOptions } from '../routing/catalogue/index';
+import type { RoutingStrategy, RoutingStrategyName } from '../routing/strategy';
+import type { StateStore } from '../store/types';
+import type { BudgetOptions } from '../usage/budget/index';
+import type { ModelPrice } from '../usage/pricing';
+
+/** A key as configured: the bare secret, or an object with a label and weight. */
+export type KeyInput =
+  | string
+  | {
+      /** The secret. Never leaves the manager except towards its own provider. */
+      key: string;
+      /**
+       * A label for events, stats and errors. Default: a short fingerprint
+       * (`fp_` + 10 hex digits of the key's SHA-256), which contains no part of the key.
+       */
+      id?: string;
+      /** Relative share for the `weighted` selector: above 0, at most 1,000,000. Default 1. */
+      weight?: number;
+      /** This key's requests per minute, from 0.01 to 1e9; default: the provider's `rpm`, else learnt. */
+      rpm?: number;
+      /** This key's tokens per minute, from 1 to 1e12; default: the provider's `tpm`, else learnt. */
+      tpm?: number;
+    };
+
+/** One model on one provider (a deployment), when more than its upstream name is to be said. */
+export interface DeploymentOptions {
+  /** The provider's name for the model. Default: the public name. */
+  upstream?: string;
+  /** Context window in tokens (input + output), an integer from 1 to 1e9; requests that cannot fit skip this deployment. */
+  contextWindow?: number;
+  /** Price for this deployment, over the price table (e.g. a gateway's markup). */
+  price?: ModelPrice;
+  /** Share for the `weighted` routing strategy: above 0, at most 1,000,000. Default 1. */
+  weight?: number;
+  /** Free-form labels, visible to custom routing strategies. */
+  tags?: string[];
+}
+
+/** One OpenAI-compatible provider: where to send requests and with which keys. */
+export interface ProviderOptions {
+  /**
+   * The provider's API base, including its version segment, e.g.
+   * `https://api.openai.com/v1` or `https://api.deepseek.com/v1`.
+   */
+  baseURL: string;
+  /** The provider's keys; at least one. */
+  keys: KeyInput[];
+  /**
+   * Models the provider serves. An array lists public model names sent as they
+   * are; an object maps a public name to the provider's upstream name
+   * (`{ 'claude-sonnet-4.5': 'claude-sonnet-4-5' }`). Leave it out to let the
+   * provider serve any model (it is then tried after the providers that list
+   * the model).
+   */
+  models?: string[] | Record<string, string | DeploymentOptions>;
+  /** Extra headers sent with every request to this provider (not `Authorization`). */
+  headers?: Record<string, string>;
+  /**
+   * Requests per minute of each of its keys, when known. Leave it out to learn
+   * limits from the provider's `x-ratelimit-*` headers (or from 429s). From
+   * 0.01 (one request per 100 minutes) to 1e9.
+   */
+  rpm?: number;
+  /** Tokens per minute of each of its keys, when known: from 1 to 1e12. */
+  tpm?: number;
+}
+
+/** Retry and fail-over policy. */
+export interface RetryOptions {
+  /** Attempts per request, counting the first: an integer from 1 to 100. Rotations away from a rate-limited or rejected key do not count. Default 4. */
+  maxAttempts?: number;
+  /** First backoff delay after a transient failure (5xx, timeout, reset), in ms: 0 to 2^31 − 1. Default 250. */
+  baseDelayMs?: number;
+  /** Cap of one backoff delay, in ms: at least `baseDelayMs`, at most 2^31 − 1. Default 8000. */
+  maxDelayMs?: number;
+  /** Share of each delay that is randomised, from 0 (none) to 1 (full jitter). Default 0.25. */
+  jitter?: number;
+}
+
+/** Circuit breakers of one scope; `false` turns them off. */
+export type CircuitBreakerScopeOptions = false | CircuitOptions;
+
+/** Circuit breakers per key and per deployment (provider × upstream model). */
+export interface CircuitBreakerOptions {
+  /** Default: 5 consecutive transient failures open it for 30 s, doubling up to 5 min while probes fail. */
+  key?: CircuitBreakerScopeOptions;
+  /** Default: 5 consecutive transient failures open it for 30 s, doubling up to 5 min while probes fail. */
+  deployment?: CircuitBreakerScopeOptions;
+}
+
+/** Rate-limit pacing. */
+export interface RateLimitingOptions {
+  /** Estimate a limit with AIMD on 429s when none is configured or learnt. Default true. */
+  adaptive?: boolean;
+  /** Output tokens assumed for a request that sets no max-tokens field, when reserving tokens: an integer from 0 to 1e7. Default 256. */
+  defaultOutputTokens?: number;
+}
+
+/** Model routing: which deployment serves a request, and what else may. */
+export interface RoutingOptions extends CatalogueOptions {
+  /** How the deployments of a model are ordered. Default `'ordered'` (configuration order). */
+  strategy?: RoutingStrategyName | RoutingStrategy;
+  /** A strategy per public model (or alias), over `strategy`. */
+  perModel?: Record<string, RoutingStrategyName | RoutingStrategy>;
+}
+
+/** Options of `new KeyManager()`. Only `providers` is required. */
+export interface KeyManagerOptions {
+  /** Providers by id; the id appears in events and stats. At least one. */
+  providers: Record<string, ProviderOptions>;
+  /** How a key is picked among a provider's usable keys. Default `'headroom'`. */
+  keySelection?: KeySelectorName | KeySelector;
+  /** Retry and fail-over policy. */
+  retry?: RetryOptions;
+  /**
+   * Timeout of one attempt until the response headers (for streams, the first
+   * body bytes), in ms. Default 300000. Every duration option is above 0 (or
+   * at least 0 where 0 means "none") and at most 2^31 − 1 ms (about 24.8
+   * days), the longest timer Node.js honours; others are refused at construction.
+   */
+  attemptTimeoutMs?: number;
+  /** Total deadline of a request across all attempts, waits and backoff, in ms: above 0, at most 2^31 − 1. Default 600000. The SDK's `timeout` also bounds it. */
+  deadlineMs?: number;
+  /** How long a key cools down after a 429 that names no reset time, in ms: 0 to 2^31 − 1. Default 5000. */
+  cooldownMs?: number;
+  /** Prices in USD per million tokens by model name, merged over the built-in table. */
+  prices?: Record<string, ModelPrice>;
+  /**
+   * Ask for `stream_options.include_usage` on streamed chat and legacy
+   * completions so that their usage and cost are known. The extra usage chunk
+   * is removed from what the caller sees when the caller did not ask for it.
+   * Default true.
+   */
+  streamUsage?: boolean;
+  /** The `fetch` used to reach providers. Default: the global `fetch`, looked up at call time. */
+  fetch?: typeof globalThis.fetch;
+  /**
+   * Bulkhead lanes by name, merged over the defaults `critical`, `standard`
+   * and `batch`. A request picks its lane with `keyplex.options({ lane })`.
+   */
+  lanes?: Record<string, Partial<LaneOptions>>;
+  /** The lane of a request that names none. Default `'standard'`. */
+  defaultLane?: string;
+  /** Circuit breakers; `false` turns both scopes off. */
+  circuitBreaker?: false | CircuitBreakerOptions;
+  /** Rate-limit pacing. */
+  rateLimiting?: RateLimitingOptions;
+  /** Model routing: strategies, aliases and groups, fallback chains, `auto`. */
+  routing?: RoutingOptions;
+  /** Spend caps in USD per overall / provider / key / model / tag, over a window. */
+  budgets?: BudgetOptions[];
+  /**
+   * Where key state shared with other managers lives: rate windows and
+   * reservations, cooldowns, disabled keys, circuit states, spend. Default: a
+   * `MemoryStore` of this manager's own (nothing shared, nothing consulted).
+   * Give managers in one process one `MemoryStore`, or replicas a
+   * `RedisStore` (`keyplex/redis`).
+   */
+  store?: StateStore;
+}
+
+/** A key after validation. */
+export interface ResolvedKey {
+  key: string;
+  id: string;
+  weight: number;
+  rpm: number | undefined;
+  tpm: number | undefined;
+}
+
+/** A deployment's options after validation. */
+export interface ResolvedDeployment {
+  contextWindow: number | undefined;
+  price: ModelPrice | undefined;
+  weight: number;
+  tags: string[];
+}
+
+/** A provider after validation. */
+export interface ResolvedProvider {
+  id: string;
+  /** Base URL without a trailing slash. */
+  baseURL: string;
+  /** `URL.origin` of baseURL: the only origin its keys are sent to. */
+  origin: string;
+  keys: ResolvedKey[];
+  /** Public name → upstream name; `undefined` when the provider serves any model. */
+  models: Map<string, string> | undefined;
+  /** Public name → what else its configuration says about that deployment. */
+  deployments: Map<string, ResolvedDeployment>;
+  headers: Record<string, string>;
+}
+
+/** Options after validation, defaults filled in. */
+export interface ResolvedOptions {
+  providers: ResolvedProvider[];
+  keySelection: KeySelectorName | KeySelector;
+  retry: Required<RetryOptions>;
+  attemptTimeoutMs: number;
+  deadlineMs: number;
+  cooldownMs: number;
+  prices: Record<string, ModelPrice>;
+  streamUsage: boolean;
+  fetch: typeof globalThis.fetch | undefined;
+  store: StateStore | undefined;
+  lanes: Record<string, LaneOptions>;
+  defaultLane: string;
+  circuitBreaker: { key: CircuitOptions | false; deployment: CircuitOptions | false };
+  rateLimiting: Required<RateLimitingOptions>;
+  routing: { strategy: RoutingStrategyName | RoutingStrategy; perModel: Record<string, RoutingStrategyName | RoutingStrategy>; catalogue: CatalogueOptions };
+  budgets: BudgetOptions[];
+}

@@ -1,0 +1,91 @@
+/** One manager's session on a Redis store: what it asks of the store, and what the store tells it. */
+import type { CircuitSnapshot } from '../../resilience/breaker/index';
+import { circuitField, keyField } from '../fields';
+import type {
+  StoreBudgetRef,
+  StoreChange,
+  StoreCircuitRef,
+  StoreFailure,
+  StoreKeyRef,
+  StoreKeyStatus,
+  StoreLimits,
+  StoreListener,
+  StoreReservation,
+  StoreSession,
+  StoreSnapshot,
+  StoreSpend,
+} from '../types';
+
+/** What a session needs of its store (the `RedisStore`), apart so that the two files do not import each other. */
+export interface SessionHost {
+  reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): Promise<StoreReservation>;
+  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void;
+  write(origin: string, hash: 'keys' | 'circuits', field: string, value: unknown, change: StoreChange): void;
+  addSpend(origin: string, spend: StoreSpend): void;
+  load(budgets: readonly StoreBudgetRef[]): Promise<StoreSnapshot>;
+  detach(session: RedisSession): void;
+}
+
+/** JSON from Redis, or `undefined` when it does not parse. */
+export function parseJson(raw: string): unknown {
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** One manager's session on a {@link RedisStore}. */
+export class RedisSession implements StoreSession {
+  readonly id: string;
+  readonly #store: SessionHost;
+  readonly #listener: StoreListener;
+  readonly shared = true;
+
+  constructor(store: SessionHost, id: string, listener: StoreListener) {
+    this.#store = store;
+    this.id = id;
+    this.#listener = listener;
+  }
+
+  deliver(change: StoreChange): void {
+    this.#listener.change(change);
+  }
+
+  failed(failure: StoreFailure): void {
+    this.#listener.error(failure);
+  }
+
+  recovered(downMs: number): void {
+    this.#listener.recovered(downMs);
+  }
+
+  reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): Promise<StoreReservation> {
+    return this.#store.reserve(key, limits, tokens);
+  }
+
+  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
+    this.#store.adjust(key, limits, requests, tokens);
+  }
+
+  setKey(key: StoreKeyRef, status: StoreKeyStatus): void {
+    const ref = { provider: key.provider, keyId: key.keyId };
+    this.#store.write(this.id, 'keys', keyField(ref), status, { kind: 'key', key: ref, status });
+  }
+
+  setCircuit(circuit: StoreCircuitRef, snapshot: CircuitSnapshot): void {
+    this.#store.write(this.id, 'circuits', circuitField(circuit), snapshot, { kind: 'circuit', circuit, snapshot });
+  }
+
+  addSpend(spend: StoreSpend): void {
+    this.#store.addSpend(this.id, spend);
+  }
+
+  load(budgets: readonly StoreBudgetRef[]): Promise<StoreSnapshot> {
+    return this.#store.load(budgets);
+  }
+
+  async close(): Promise<void> {
+    this.#store.detach(this);
+  }
+}
