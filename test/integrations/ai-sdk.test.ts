@@ -128,6 +128,21 @@ describe.each(variants)('$name', ({ path, model }) => {
     expect(events.failure).toHaveLength(1);
   });
 
+  test('the call\'s abortSignal reaches keyplex: an aborted call stops at once, with no retry', async () => {
+    const { manager, events } = simulated({ faults: [{ kind: 'hang' }] });
+    const controller = new AbortController();
+    manager.on('attempt', () => controller.abort());
+
+    const error: unknown = await generateText({ model: model(manager), prompt, maxRetries: 0, abortSignal: controller.signal }).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).name).toBe('AbortError');
+    expect(events.failure).toHaveLength(1);
+    expect(events.failure[0]!.error).toMatchObject({ code: 'aborted' });
+    expect(events.attempt).toHaveLength(1);
+    expect(events.retry).toHaveLength(0);
+  });
+
   // Fails today: getKeyplexDetails() reads `headers`, and the AI SDK's APICallError
   // keeps them as `responseHeaders`. Flip to `test` once src/details.ts reads both.
   test.fails('getKeyplexDetails() reads the detail off an APICallError', async () => {
@@ -136,5 +151,20 @@ describe.each(variants)('$name', ({ path, model }) => {
     const error: unknown = await generateText({ model: model(manager), prompt, maxRetries: 0 }).catch((e: unknown) => e);
 
     expect(getKeyplexDetails(error)).toMatchObject({ code: 'upstream_error', status: 500 });
+  });
+});
+
+describe('@ai-sdk/openai-compatible without includeUsage', () => {
+  test('keyplex still accounts the stream (it asks for usage itself) but removes the usage chunk the app did not ask for', async () => {
+    const { manager, events } = simulated();
+    const provider = createOpenAICompatible({ name: 'keyplex', fetch: manager.fetch, apiKey: 'managed-by-keyplex', baseURL: KEYPLEX_BASE_URL });
+
+    const result = streamText({ model: provider(MODEL), prompt, maxRetries: 0 });
+    const text = await result.text;
+    const usage = await result.usage;
+
+    expect(usage.outputTokens).toBeUndefined();
+    expect(events.success[0]!.usage?.outputTokens).toBe(text.split(' ').length);
+    expect(events.success[0]!.costUsd).toBeGreaterThan(0);
   });
 });
