@@ -5,10 +5,10 @@
  */
 import { createOpenAI } from '@ai-sdk/openai';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
-import { APICallError, generateText, streamText, type LanguageModel } from 'ai';
+import { APICallError, embedMany, generateText, streamText, type LanguageModel } from 'ai';
 import { describe, expect, test } from 'vitest';
 import { DETAIL_HEADER, getKeyplexDetails, KEYPLEX_BASE_URL, keyplex, type KeyManager } from '../../src/index';
-import { expectRateLimitMovedOn, expectRetriedByKeyplexOnly, MODEL, simulated, simulatedWithLimitedKey, useSimulator } from './simulated';
+import { EMBEDDING_MODEL, expectRateLimitMovedOn, expectRetriedByKeyplexOnly, MODEL, simulated, simulatedWithLimitedKey, useSimulator } from './simulated';
 
 useSimulator();
 
@@ -166,5 +166,20 @@ describe('@ai-sdk/openai-compatible without includeUsage', () => {
     expect(usage.outputTokens).toBeUndefined();
     expect(events.success[0]!.usage?.outputTokens).toBe(text.split(' ').length);
     expect(events.success[0]!.costUsd).toBeGreaterThan(0);
+  });
+});
+
+describe('@ai-sdk/openai embeddings', () => {
+  test('embedMany goes through keyplex too: keys rotate, usage and cost in the success events', async () => {
+    const { manager, events, tallies } = simulated();
+    const openai = createOpenAI({ fetch: manager.fetch, apiKey: 'managed-by-keyplex', baseURL: KEYPLEX_BASE_URL });
+
+    const result = await embedMany({ model: openai.embedding(EMBEDDING_MODEL), values: ['one', 'two', 'three'], maxRetries: 0, maxParallelCalls: 1 });
+    await embedMany({ model: openai.embedding(EMBEDDING_MODEL), values: ['four'], maxRetries: 0 });
+
+    expect(result.embeddings).toHaveLength(3);
+    expect(events.success.map((e) => e.usage?.inputTokens)).toEqual([result.usage.tokens, 1]);
+    expect(events.success.every((e) => (e.costUsd ?? 0) > 0)).toBe(true);
+    expect(tallies().filter((t) => t.successes > 0)).toHaveLength(2);
   });
 });

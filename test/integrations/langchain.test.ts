@@ -3,11 +3,11 @@
  * completions, and the Responses API when asked for), with `manager.fetch`
  * as the client's `fetch`, against the provider simulator.
  */
-import { ChatOpenAI } from '@langchain/openai';
+import { ChatOpenAI, OpenAIEmbeddings } from '@langchain/openai';
 import type { AIMessageChunk } from '@langchain/core/messages';
 import { describe, expect, test } from 'vitest';
 import { getKeyplexDetails, KEYPLEX_BASE_URL, keyplex, type KeyManager } from '../../src/index';
-import { expectRateLimitMovedOn, expectRetriedByKeyplexOnly, MODEL, simulated, simulatedWithLimitedKey, useSimulator } from './simulated';
+import { EMBEDDING_MODEL, expectRateLimitMovedOn, expectRetriedByKeyplexOnly, MODEL, simulated, simulatedWithLimitedKey, useSimulator } from './simulated';
 
 useSimulator();
 
@@ -128,5 +128,25 @@ describe.each(variants)('ChatOpenAI, $name', ({ useResponsesApi, path }) => {
     expect(getKeyplexDetails(error)).toMatchObject({ code: 'upstream_error', status: 500 });
     // maxRetries: 0 — LangChain sent the call once; keyplex made its attempts (on several keys).
     expectRetriedByKeyplexOnly(setup);
+  });
+});
+
+describe('OpenAIEmbeddings', () => {
+  test('embedDocuments goes through keyplex too: keys rotate, usage and cost in the success events', async () => {
+    const { manager, events, tallies } = simulated();
+    const embeddings = new OpenAIEmbeddings({
+      model: EMBEDDING_MODEL,
+      apiKey: 'managed-by-keyplex',
+      maxRetries: 0,
+      configuration: { fetch: manager.fetch, baseURL: KEYPLEX_BASE_URL },
+    });
+
+    const vectors = await embeddings.embedDocuments(['one', 'two', 'three']);
+    await embeddings.embedQuery('four');
+
+    expect(vectors).toHaveLength(3);
+    expect(events.success).toHaveLength(2);
+    expect(events.success.every((e) => (e.usage?.inputTokens ?? 0) > 0 && (e.costUsd ?? 0) > 0)).toBe(true);
+    expect(tallies().filter((t) => t.successes > 0)).toHaveLength(2);
   });
 });

@@ -16,6 +16,8 @@ const T0 = 1_700_000_040_000;
 
 /** The model every test asks for; keyplex's price table knows it, so costs are not null. */
 export const MODEL = 'gpt-4.1';
+/** The embedding model the simulator also serves (priced by keyplex too). */
+export const EMBEDDING_MODEL = 'text-embedding-3-small';
 
 const mswServer = setupServer();
 const managers: KeyManager[] = [];
@@ -41,16 +43,16 @@ export interface SimulatedOptions {
 }
 
 /**
- * A simulated provider `sim` serving {@link MODEL}, and a manager over the
+ * A simulated provider `sim` serving {@link MODEL} and {@link EMBEDDING_MODEL}, and a manager over the
  * same keys with fast retries. Returns the manager, the simulator and the
  * recorded events.
  */
 export function simulated({ keys = [fakeKey('a'), fakeKey('b'), fakeKey('c')], faults, manager: options }: SimulatedOptions = {}) {
-  const sim = new ProviderSimulator({ now: () => T0, providers: [{ id: 'sim', keys, models: [MODEL], faults }] });
+  const sim = new ProviderSimulator({ now: () => T0, providers: [{ id: 'sim', keys, models: [MODEL, EMBEDDING_MODEL], faults }] });
   mswServer.use(...simulatorHandlers(sim));
   const secrets = keys.map((k) => (typeof k === 'string' ? k : k.key));
   const manager = new KeyManager({
-    providers: { sim: { baseURL: sim.baseURL('sim'), keys: secrets, models: [MODEL] } },
+    providers: { sim: { baseURL: sim.baseURL('sim'), keys: secrets, models: [MODEL, EMBEDDING_MODEL] } },
     retry: { baseDelayMs: 0 },
     ...options,
   });
