@@ -5,7 +5,7 @@
  */
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
-import { KeyManager, type KeyManagerOptions } from '../../src/index';
+import { KeyManager } from '../../src/index';
 import { ProviderSimulator, type FaultOptions, type KeyTally, type SimKeyOptions } from '../../src/testing';
 import { simulatorHandlers } from '../../src/testing/msw';
 import { record } from '../support/events';
@@ -38,23 +38,20 @@ export interface SimulatedOptions {
   keys?: (string | SimKeyOptions)[];
   /** Faults the simulated provider injects. Default: none. */
   faults?: FaultOptions[];
-  /** More manager options. */
-  manager?: Partial<KeyManagerOptions>;
 }
 
 /**
- * A simulated provider `sim` serving {@link MODEL} and {@link EMBEDDING_MODEL}, and a manager over the
- * same keys with fast retries. Returns the manager, the simulator and the
- * recorded events.
+ * A simulated provider `sim` serving {@link MODEL} and {@link EMBEDDING_MODEL},
+ * and a manager over the same keys with fast retries. Returns the manager, the
+ * simulator and the recorded events.
  */
-export function simulated({ keys = [fakeKey('a'), fakeKey('b'), fakeKey('c')], faults, manager: options }: SimulatedOptions = {}) {
+export function simulated({ keys = [fakeKey('a'), fakeKey('b'), fakeKey('c')], faults }: SimulatedOptions = {}) {
   const sim = new ProviderSimulator({ now: () => T0, providers: [{ id: 'sim', keys, models: [MODEL, EMBEDDING_MODEL], faults }] });
   mswServer.use(...simulatorHandlers(sim));
   const secrets = keys.map((k) => (typeof k === 'string' ? k : k.key));
   const manager = new KeyManager({
     providers: { sim: { baseURL: sim.baseURL('sim'), keys: secrets, models: [MODEL, EMBEDDING_MODEL] } },
     retry: { baseDelayMs: 0 },
-    ...options,
   });
   managers.push(manager);
   const events = {
