@@ -44,7 +44,8 @@ function headerOf(headers: unknown, name: string): string | undefined {
 
 /**
  * keyplex's detail of a failed request, from any error the caller caught:
- * an SDK `APIError` (read from its response headers), an SDK connection error
+ * an SDK `APIError` (read from its response headers), an AI SDK `APICallError`
+ * (its `responseHeaders`), an SDK connection error
  * whose `cause` is a keyplex error, or a keyplex error itself. `undefined` when
  * the error did not come through keyplex.
  *
@@ -56,7 +57,9 @@ function headerOf(headers: unknown, name: string): string | undefined {
 export function getKeyplexDetails(error: unknown): KeyplexErrorDetail | undefined {
   for (let current = error, depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
     if (KeyplexError.is(current)) return current.toDetail();
-    const header = headerOf((current as { headers?: unknown }).headers, DETAIL_HEADER);
+    const header =
+      headerOf((current as { headers?: unknown }).headers, DETAIL_HEADER) ??
+      headerOf((current as { responseHeaders?: unknown }).responseHeaders, DETAIL_HEADER);
     if (header !== undefined) {
       try {
         return JSON.parse(decodeURIComponent(header)) as KeyplexErrorDetail;

@@ -145,7 +145,7 @@ describe.each(variants)('$name', ({ path, model }) => {
 
   // Fails today: getKeyplexDetails() reads `headers`, and the AI SDK's APICallError
   // keeps them as `responseHeaders`. Flip to `test` once src/details.ts reads both.
-  test.fails('getKeyplexDetails() reads the detail off an APICallError', async () => {
+  test('getKeyplexDetails() reads the detail off an APICallError', async () => {
     const { manager } = simulated({ faults: [{ kind: 'server_error' }] });
 
     const error: unknown = await generateText({ model: model(manager), prompt, maxRetries: 0 }).catch((e: unknown) => e);
