@@ -93,3 +93,19 @@ group('options built in another realm are accepted like local ones', () => {
     expect(() => keyplex.options(vm.runInNewContext(`({ lane: 'batch', metadata: { a: 1 } })`))).not.toThrow();
   });
 });
+
+group('one set of defaults', () => {
+  test('the circuit, the auto strategy, the lanes and the breaker read theirs from config/defaults', async () => {
+    const { DEFAULTS, DEFAULT_LANES } = await import('../../src/config/defaults');
+    const { Circuit, ConsecutiveBreaker } = await import('../../src/resilience/breaker/index');
+    const { ComplexityAutoStrategy } = await import('../../src/routing/catalogue/index');
+    const lanes = await import('../../src/resilience/bulkhead');
+    const circuit = new Circuit(undefined, () => {});
+    expect(circuit.openMs).toBe(DEFAULTS.circuit.openMs);
+    expect(circuit.halfOpenProbes).toBe(DEFAULTS.circuit.halfOpenProbes);
+    circuit.dispose();
+    expect(new ConsecutiveBreaker().threshold).toBe(DEFAULTS.circuit.policy.threshold);
+    expect({ ...new ComplexityAutoStrategy() }).toEqual(DEFAULTS.autoThresholds);
+    expect(lanes.DEFAULT_LANES).toBe(DEFAULT_LANES);
+  });
+});
