@@ -3,6 +3,7 @@
  * factory. Adding a built-in means a class file and one line here; its name,
  * the list of names and the configuration check follow from this map.
  */
+import { safeName } from '../config/check';
 import { HeadroomSelector } from './headroom';
 import { LeastUsedSelector } from './least-used';
 import { RandomSelector } from './random';
@@ -29,6 +30,6 @@ export const KEY_SELECTOR_NAMES: readonly KeySelectorName[] = Object.freeze(Obje
 export function createSelector(choice: KeySelectorName | KeySelector): KeySelector {
   if (typeof choice !== 'string') return choice;
   const make = Object.hasOwn(BUILT_IN_SELECTORS, choice) ? BUILT_IN_SELECTORS[choice] : undefined;
-  if (make === undefined) throw new TypeError(`keyplex: unknown key selector ${JSON.stringify(choice)}; expected one of ${KEY_SELECTOR_NAMES.join(', ')}`);
+  if (make === undefined) throw new TypeError(`keyplex: unknown key selector ${safeName(String(choice))}; expected one of ${KEY_SELECTOR_NAMES.join(', ')}`);
   return make();
 }

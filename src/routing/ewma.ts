@@ -22,6 +22,7 @@
  * followed only after many samples. The first sample is taken as is.
  * Non-finite samples are ignored; a clock going backwards counts as Δt = 0.
  */
+import { describe } from '../config/check';
 
 /** Tuning of an {@link Ewma}. */
 export interface EwmaOptions {
@@ -58,8 +59,8 @@ export class Ewma {
    */
   constructor(options: number | EwmaOptions = {}) {
     const { halfLifeMs = DEFAULT_EWMA_HALF_LIFE_MS, alpha = DEFAULT_EWMA_ALPHA } = typeof options === 'number' ? { halfLifeMs: options } : options;
-    if (!(halfLifeMs > 0)) throw new RangeError(`keyplex: Ewma halfLifeMs must be a positive number of ms; got ${halfLifeMs}`);
-    if (!(alpha >= 0 && alpha <= 1)) throw new RangeError(`keyplex: Ewma alpha must be between 0 and 1; got ${alpha}`);
+    if (!(halfLifeMs > 0)) throw new RangeError(`keyplex: Ewma halfLifeMs must be a positive number of ms; got ${describe(halfLifeMs)}`);
+    if (!(alpha >= 0 && alpha <= 1)) throw new RangeError(`keyplex: Ewma alpha must be between 0 and 1; got ${describe(alpha)}`);
     this.halfLifeMs = halfLifeMs;
     this.alpha = alpha;
   }

@@ -5,6 +5,7 @@
  * name from the registry below (the one place a name maps to its factory); an
  * object implementing {@link RoutingStrategy} plugs in a custom one.
  */
+import { safeName } from '../config/check';
 import { CostStrategy } from './cost';
 import { LatencyStrategy } from './latency';
 import { LeastBusyStrategy } from './least-busy';
@@ -39,7 +40,7 @@ export function createRoutingStrategy(choice: RoutingStrategyName | RoutingStrat
   if (typeof choice !== 'string') return choice;
   const make = Object.hasOwn(BUILT_IN_STRATEGIES, choice) ? BUILT_IN_STRATEGIES[choice] : undefined;
   if (make === undefined) {
-    throw new TypeError(`keyplex: unknown routing strategy ${JSON.stringify(choice)}; expected one of ${ROUTING_STRATEGY_NAMES.join(', ')}`);
+    throw new TypeError(`keyplex: unknown routing strategy ${safeName(String(choice))}; expected one of ${ROUTING_STRATEGY_NAMES.join(', ')}`);
   }
   return make();
 }

@@ -7,9 +7,20 @@ import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
-import type { ProviderSimulator } from './simulator';
 
-/** A running loopback server of a {@link ProviderSimulator}. */
+/**
+ * What the server needs of a simulator: the `ProviderSimulator` has it.
+ * Structural, so that this file does not import `simulator.ts`, which starts
+ * servers from here (no import cycle).
+ */
+export interface ServedSimulator {
+  providerIds(): string[];
+  baseURL(providerId: string): string;
+  /** The answer: a Response, or a transport action (`reset` drops the connection, others hold it). */
+  handle(providerId: string, request: Request): Promise<Response | { readonly kind: string }>;
+}
+
+/** A running loopback server of a {@link ServedSimulator}. */
 export interface SimulatorServer {
   /** The server's origin, e.g. `http://127.0.0.1:53123`. */
   url: string;
@@ -32,7 +43,7 @@ function notFound(res: ServerResponse, method: string, path: string): void {
   res.end(body);
 }
 
-async function serve(simulator: ProviderSimulator, origin: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function serve(simulator: ServedSimulator, origin: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const socket: Socket = req.socket;
   const method = req.method ?? 'GET';
   const target = new URL(req.url ?? '/', origin);
@@ -100,8 +111,8 @@ async function serve(simulator: ProviderSimulator, origin: string, req: Incoming
   }
 }
 
-/** Starts a loopback server for `simulator` (see {@link ProviderSimulator.listen}). */
-export function listenSimulator(simulator: ProviderSimulator, port: number): Promise<SimulatorServer> {
+/** Starts a loopback server for `simulator` (see `ProviderSimulator.listen`). */
+export function listenSimulator(simulator: ServedSimulator, port: number): Promise<SimulatorServer> {
   return new Promise((resolve, reject) => {
     let origin = '';
     const server = createServer((req, res) => {

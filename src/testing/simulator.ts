@@ -3,6 +3,7 @@
  * to one request. Transport-free: the msw transport (`./msw`) and the
  * loopback HTTP server (`./http-server`) both call {@link ProviderSimulator.handle}.
  */
+import { describe } from '../config/check';
 import { PriceTable, type ModelPrice } from '../usage/pricing';
 import {
   completionWords,
@@ -209,12 +210,6 @@ const FAULT_KINDS: readonly FaultKind[] = ['server_error', 'reset', 'hang', 'str
 const PROVIDER_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const DEFAULT_TOKEN_ESTIMATE = 256;
 const WINDOW_MS = 60_000;
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value);
-  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
-}
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);

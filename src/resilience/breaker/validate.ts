@@ -3,14 +3,16 @@
  * public surface is `breakerSpecIssue` / `breakerSpecProblem` and the errors
  * the constructors throw.
  */
-import { describe, isPlainObject } from '../../config/check';
+import { describe, isPlainObject, type Problem } from '../../config/check';
 
-/** One bad option: where it is, what is wrong, and which error class it calls for. */
-export interface OptionIssue {
+/**
+ * One bad option: the toolkit's {@link Problem} (where it is, `expected …;
+ * got …`) and which error class it calls for, since breakers and circuits
+ * built directly throw `TypeError` / `RangeError` rather than `ConfigError`.
+ */
+export interface OptionIssue extends Problem {
   /** Path of the option relative to the object checked; `''` for the object itself. */
   readonly field: string;
-  /** `expected …; got …`. */
-  readonly problem: string;
   /** `RangeError` for a number out of range, `TypeError` for anything else. */
   readonly error: 'TypeError' | 'RangeError';
 }

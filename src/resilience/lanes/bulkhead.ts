@@ -18,6 +18,7 @@
  */
 import PQueue from 'p-queue';
 import { ConfigError, LaneFullError, ManagerClosedError, QueueTimeoutError, UnknownLaneError } from '../../errors';
+import { describe } from '../../config/check';
 import { checkLane, type LaneOptions } from './options';
 
 /** A snapshot of one lane, from {@link Bulkhead.stats}. */
@@ -239,7 +240,7 @@ export class Bulkhead {
    */
   async close(mode: 'drain' | 'reject' = 'drain', error?: Error): Promise<void> {
     if (mode !== 'drain' && mode !== 'reject') {
-      throw new TypeError(`keyplex: Bulkhead.close() takes mode 'drain' or 'reject'; got ${String(mode)}`);
+      throw new TypeError(`keyplex: Bulkhead.close() takes mode 'drain' or 'reject'; got ${describe(mode)}`);
     }
     this.#closed = true;
     if (mode === 'reject') {

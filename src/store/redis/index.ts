@@ -6,7 +6,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { CircuitSnapshot } from '../../resilience/breaker/index';
-import { MS_POSITIVE, numberProblem } from '../../config/check';
+import { describe, MS_POSITIVE, numberProblem } from '../../config/check';
 import { StoreUnavailableError } from '../../errors';
 import { parseJson, RedisSession } from './session';
 import { circuitField, keyField, parseCircuitField, parseKeyField } from '../fields';
@@ -146,7 +146,7 @@ export class RedisStore implements StateStore {
   constructor(options: RedisStoreOptions = {}) {
     if (typeof options !== 'object' || options === null) throw new TypeError('RedisStore: options must be an object');
     const failMode = options.failMode ?? 'open';
-    if (failMode !== 'open' && failMode !== 'closed') throw new TypeError(`RedisStore: \`failMode\` must be 'open' or 'closed' (got ${String(failMode)})`);
+    if (failMode !== 'open' && failMode !== 'closed') throw new TypeError(`RedisStore: \`failMode\` must be 'open' or 'closed' (got ${describe(failMode)})`);
     if (options.prefix !== undefined && (typeof options.prefix !== 'string' || options.prefix === '')) {
       throw new TypeError('RedisStore: `prefix` must be a non-empty string');
     }
