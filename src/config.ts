@@ -271,7 +271,7 @@ const CIRCUIT_SCOPE_FIELDS: Record<keyof CircuitBreakerOptions, true> = { key: t
 const RATE_LIMITING_FIELDS: Record<keyof RateLimitingOptions, true> = { adaptive: true, defaultOutputTokens: true };
 const PER_MINUTE: NumberRule = { min: 0, exclusiveMin: true, max: Number.MAX_VALUE, unit: 'per minute' };
 const RETRY_FIELDS: Record<keyof RetryOptions, true> = { maxAttempts: true, baseDelayMs: true, maxDelayMs: true, jitter: true };
-const PRICE_FIELDS: Record<keyof ModelPrice, true> = { input: true, output: true, cachedInput: true };
+const PRICE_FIELDS: Record<keyof ModelPrice, true> = { input: true, output: true, cachedInput: true, cacheWrite: true };
 
 /** Where a key was first seen, to report a duplicate without naming the key. */
 interface KeySeen {
@@ -740,7 +740,7 @@ function resolvePrices(raw: unknown): Record<string, ModelPrice> {
   const prices: Record<string, ModelPrice> = {};
   if (raw === undefined) return prices;
   if (!isPlainObject(raw)) {
-    throw new ConfigError('prices', `expected an object of model name to { input, output, cachedInput? }; got ${describeType(raw)}`);
+    throw new ConfigError('prices', `expected an object of model name to { input, output, cachedInput?, cacheWrite? }; got ${describeType(raw)}`);
   }
   for (const model of Object.keys(raw)) {
     const field = prop('prices', model);
@@ -752,7 +752,7 @@ function resolvePrices(raw: unknown): Record<string, ModelPrice> {
 
 function resolvePrice(entry: unknown, field: string): ModelPrice {
   if (!isPlainObject(entry)) {
-    throw new ConfigError(field, `expected { input, output, cachedInput? } in USD per million tokens; got ${describeType(entry)}`);
+    throw new ConfigError(field, `expected { input, output, cachedInput?, cacheWrite? } in USD per million tokens; got ${describeType(entry)}`);
   }
   checkFields(entry, PRICE_FIELDS, field, 'price field');
   const price: ModelPrice = {
@@ -761,6 +761,8 @@ function resolvePrice(entry: unknown, field: string): ModelPrice {
   };
   const cachedInput = own(entry, 'cachedInput');
   if (cachedInput !== undefined) price.cachedInput = checkNumber(cachedInput, `${field}.cachedInput`, USD);
+  const cacheWrite = own(entry, 'cacheWrite');
+  if (cacheWrite !== undefined) price.cacheWrite = checkNumber(cacheWrite, `${field}.cacheWrite`, USD);
   return price;
 }
 
