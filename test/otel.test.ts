@@ -6,7 +6,8 @@
  */
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader, type DataPoint, type Histogram, type MetricData } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test } from 'vitest';
 import { KeyManager, type KeyManagerOptions, type SuccessEvent } from '../src/index';
@@ -264,6 +265,26 @@ describe('metrics', () => {
     } finally {
       otel.close();
       await manager.close();
+    }
+  });
+});
+
+describe('context', () => {
+  test("the request span is a child of the caller's active span (with a context manager installed)", async () => {
+    provider(OPENAI, (call) => chatReply(String(call.body?.model)));
+    const { client, spans } = rig();
+    const manager = new AsyncLocalStorageContextManager().enable();
+    context.setGlobalContextManager(manager);
+    try {
+      const tracer = new BasicTracerProvider().getTracer('app');
+      const parent = tracer.startSpan('handle user request');
+      await context.with(trace.setSpan(context.active(), parent), () => ask(client));
+      parent.end();
+      const [request] = requestSpans(spans());
+      expect(request!.parentSpanContext?.spanId).toBe(parent.spanContext().spanId);
+      expect(request!.spanContext().traceId).toBe(parent.spanContext().traceId);
+    } finally {
+      context.disable();
     }
   });
 });
