@@ -248,6 +248,7 @@ describe('metrics', () => {
     const lanes = metric(all, 'keyplex.lane.concurrency')!.dataPoints.map((p) => p.attributes['keyplex.lane']);
     expect(lanes).toEqual(expect.arrayContaining(['critical', 'standard', 'batch']));
     expect(metric(all, 'keyplex.requests.in_flight')!.dataPoints[0]!.value).toBe(0);
+    expect(metric(all, 'keyplex.key.disabled')!.dataPoints.map((p) => [p.attributes['keyplex.key.disabled_reason'], p.value])).toEqual([['unauthorized', 2]]);
   });
 
   test('model names asked for that the configuration does not know are bounded (maxModels, then _OTHER)', async () => {

@@ -120,6 +120,8 @@ export function instrument(manager: ObservedManager, options: InstrumentOptions 
       meters?.failure(r?.operation ?? 'chat', e);
     },
     'lane:rejected': (e) => meters?.rejected(e),
+    'key:cooldown': (e) => meters?.cooldown(e),
+    'key:disabled': (e) => meters?.disabled(e),
   });
 
   let closed = false;

@@ -6,7 +6,7 @@
  * circuits by state, lanes and budgets read from `stats()` at each collection.
  */
 import { ValueType, type Attributes, type BatchObservableResult, type Meter, type Observable } from '@opentelemetry/api';
-import type { FailoverEvent, FailureEvent, LaneRejectedEvent, RetryEvent, SuccessEvent } from '../events';
+import type { FailoverEvent, FailureEvent, KeyCooldownEvent, KeyDisabledEvent, LaneRejectedEvent, RetryEvent, SuccessEvent } from '../events';
 import type { ModelLabels, ProviderInfo } from '../telemetry/labels';
 import { summarise, type ObservedManager } from '../telemetry/state';
 import { ATTR } from './attributes';
@@ -24,6 +24,8 @@ export class Metrics {
   readonly #retries;
   readonly #failovers;
   readonly #rejections;
+  readonly #cooldowns;
+  readonly #disabled;
   readonly #gauges: Observable[];
   readonly #observe: (result: BatchObservableResult) => void;
   readonly #meter: Meter;
@@ -52,6 +54,8 @@ export class Metrics {
     this.#retries = meter.createCounter('keyplex.client.retries', { description: 'Attempts that failed and were retried.', unit: '{attempt}' });
     this.#failovers = meter.createCounter('keyplex.client.failovers', { description: 'Attempts that moved to another provider.', unit: '{attempt}' });
     this.#rejections = meter.createCounter('keyplex.lane.rejections', { description: 'Requests refused at a full or closed lane.', unit: '{request}' });
+    this.#cooldowns = meter.createCounter('keyplex.key.cooldowns', { description: 'Keys cooled down after a 429.', unit: '{key}' });
+    this.#disabled = meter.createCounter('keyplex.key.disabled', { description: 'Keys taken out of use, by reason.', unit: '{key}' });
     const keys = meter.createObservableGauge('keyplex.keys', { description: 'Keys by provider and status (active, cooling, disabled).', unit: '{key}', valueType: ValueType.INT });
     const circuits = meter.createObservableGauge('keyplex.circuits', { description: 'Circuits by scope, provider and state.', unit: '{circuit}', valueType: ValueType.INT });
     const running = meter.createObservableGauge('keyplex.lane.running', { description: 'Requests holding a lane slot.', unit: '{request}', valueType: ValueType.INT });
@@ -125,6 +129,14 @@ export class Metrics {
 
   rejected(e: LaneRejectedEvent): void {
     this.#rejections.add(1, { [ATTR.lane]: e.lane, 'keyplex.lane.rejection_reason': e.reason });
+  }
+
+  cooldown(e: KeyCooldownEvent): void {
+    this.#cooldowns.add(1, { [ATTR.keyplexProvider]: e.provider });
+  }
+
+  disabled(e: KeyDisabledEvent): void {
+    this.#disabled.add(1, { [ATTR.keyplexProvider]: e.provider, 'keyplex.key.disabled_reason': e.reason });
   }
 
   close(): void {
