@@ -147,6 +147,14 @@ describe('cache writes in the price arithmetic', () => {
   });
 });
 
+describe('the cacheWrite price option', () => {
+  test('is accepted in prices and in a deployment price, and a bad one names its field', () => {
+    const providers = { p: { baseURL: 'https://p.cache.test/v1', keys: [fakeKey()], models: { m: { price: { input: 1, output: 2, cacheWrite: 1.25 } } } } };
+    expect(() => new KeyManager({ providers, prices: { x: { input: 3, output: 15, cacheWrite: 3.75 } } }).close()).not.toThrow();
+    expect(() => new KeyManager({ providers, prices: { x: { input: 3, output: 15, cacheWrite: -1 } } })).toThrow(/prices\.x\.cacheWrite/);
+  });
+});
+
 describe('cache writes through the SDK', () => {
   const GATEWAY = 'https://gateway.cache.test/v1';
   let manager: KeyManager | undefined;
