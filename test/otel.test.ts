@@ -172,6 +172,23 @@ describe('spans', () => {
   });
 });
 
+test('a stream cut after its first bytes: the request span and its attempt end with stream_interrupted', async () => {
+  provider(OPENAI, (call) => sseReply(chatChunks(String(call.body?.model), ['a', 'b', 'c'], true), { failAfter: 2 }));
+  const { client, spans } = rig();
+
+  const stream = await client.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: PROMPT }], stream: true });
+  await expect(
+    (async () => {
+      for await (const chunk of stream) void chunk;
+    })(),
+  ).rejects.toThrow();
+
+  const [request] = requestSpans(spans());
+  expect(request!.attributes['error.type']).toBe('stream_interrupted');
+  expect(request!.status.code).toBe(SpanStatusCode.ERROR);
+  expect(childrenOf(spans(), request!).map((a) => a.attributes['error.type'])).toEqual(['stream_interrupted']);
+});
+
 function histogramPoints(data: MetricData | undefined): DataPoint<Histogram>[] {
   return (data?.dataPoints ?? []) as DataPoint<Histogram>[];
 }
