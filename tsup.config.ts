@@ -5,7 +5,7 @@ const shared = { target: 'node22', platform: 'node', splitting: false, treeshake
 export default defineConfig([
   {
     ...shared,
-    entry: { index: 'src/index.ts', testing: 'src/testing/index.ts', 'testing-msw': 'src/testing/msw.ts', redis: 'src/store/redis/index.ts' },
+    entry: { index: 'src/index.ts', testing: 'src/testing/index.ts', 'testing-msw': 'src/testing/msw.ts', redis: 'src/store/redis/index.ts', otel: 'src/otel/index.ts', prometheus: 'src/prometheus/index.ts' },
     format: ['esm', 'cjs'],
     dts: true,
     clean: true,

@@ -29,3 +29,18 @@ for (const [how, mod, core] of [['import', redisEsm, esm], ['require', redisCjs,
   await store.close();
   console.log(`${how}('keyplex/redis'): ok`);
 }
+
+// keyplex/otel and keyplex/prometheus, with their optional peers installed: both ways, on a manager of either copy.
+const { Registry } = require('prom-client');
+for (const [how, otel, prom, core] of [
+  ['import', await import('keyplex/otel'), await import('keyplex/prometheus'), esm],
+  ['require', require('keyplex/otel'), require('keyplex/prometheus'), cjs],
+]) {
+  const manager = new core.KeyManager({ providers: { p: { baseURL: 'https://p.invalid/v1', keys: ['fake-smoke-key'] } } });
+  otel.instrument(manager).close();
+  const metrics = prom.registerKeyplexMetrics(manager, { registry: new Registry() });
+  assert.match(await metrics.registry.metrics(), /keyplex_keys\{provider="p",status="active"\} 1/);
+  metrics.close();
+  await manager.close();
+  console.log(`${how}('keyplex/otel'), ${how}('keyplex/prometheus'): ok`);
+}

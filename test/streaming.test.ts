@@ -354,7 +354,7 @@ describe('success event of a stream', () => {
     expect(events.success).toHaveLength(1);
     const success = events.success[0]!;
     expect(success.stream).toBe(true);
-    expect(success.usage).toEqual({ inputTokens: 1000, outputTokens: 500, cachedInputTokens: 0, reasoningTokens: 0, totalTokens: 1500 });
+    expect(success.usage).toEqual({ inputTokens: 1000, outputTokens: 500, cachedInputTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, totalTokens: 1500 });
     expect(success.costUsd).toBeCloseTo((1000 * 2 + 500 * 8) / 1e6, 12);
     expect(success.ttftMs).toEqual(expect.any(Number));
     expect(success.ttftMs).toBeGreaterThanOrEqual(0);
@@ -456,7 +456,7 @@ describe('Responses API streaming', () => {
 
     expect(events.success).toHaveLength(1);
     const success = events.success[0]!;
-    expect(success.usage).toEqual({ inputTokens: 3000, outputTokens: 400, cachedInputTokens: 1000, reasoningTokens: 100, totalTokens: 3400 });
+    expect(success.usage).toEqual({ inputTokens: 3000, outputTokens: 400, cachedInputTokens: 1000, cacheWriteTokens: 0, reasoningTokens: 100, totalTokens: 3400 });
     expect(success.costUsd).toBeCloseTo((2000 * 2 + 1000 * 0.5 + 400 * 8) / 1e6, 12);
     expect(success.stream).toBe(true);
     expect(success.ttftMs).toEqual(expect.any(Number));

@@ -55,7 +55,7 @@ describe('cost = tokens × price', () => {
     await client.chat.completions.create({ model: 'gpt-4.1', messages: ask });
 
     expect(successes).toHaveLength(1);
-    expect(successes[0]?.usage).toEqual({ inputTokens: 1200, outputTokens: 300, cachedInputTokens: 400, reasoningTokens: 120, totalTokens: 1500 });
+    expect(successes[0]?.usage).toEqual({ inputTokens: 1200, outputTokens: 300, cachedInputTokens: 400, cacheWriteTokens: 0, reasoningTokens: 120, totalTokens: 1500 });
     // 800 × 2 + 400 × 0.5 + 300 × 8 = 4200 µUSD
     expect(successes[0]?.costUsd).toBeCloseTo(cost(GPT_41, { input: 1200, cached: 400, output: 300 }), 12);
     expect(successes[0]?.costUsd).toBeCloseTo(0.0042, 12);
@@ -69,7 +69,7 @@ describe('cost = tokens × price', () => {
     for await (const _ of stream);
 
     expect(successes).toHaveLength(1);
-    expect(successes[0]?.usage).toEqual({ inputTokens: 2000, outputTokens: 700, cachedInputTokens: 1500, reasoningTokens: 50, totalTokens: 2700 });
+    expect(successes[0]?.usage).toEqual({ inputTokens: 2000, outputTokens: 700, cachedInputTokens: 1500, cacheWriteTokens: 0, reasoningTokens: 50, totalTokens: 2700 });
     expect(successes[0]?.costUsd).toBeCloseTo(cost(GPT_41, { input: 2000, cached: 1500, output: 700 }), 12);
   });
 
@@ -81,7 +81,7 @@ describe('cost = tokens × price', () => {
 
     expect(reply.output_text).toBe('hi');
     expect(seen[0]?.path).toBe('/responses');
-    expect(successes[0]?.usage).toEqual({ inputTokens: 5000, outputTokens: 900, cachedInputTokens: 2000, reasoningTokens: 400, totalTokens: 5900 });
+    expect(successes[0]?.usage).toEqual({ inputTokens: 5000, outputTokens: 900, cachedInputTokens: 2000, cacheWriteTokens: 0, reasoningTokens: 400, totalTokens: 5900 });
     expect(successes[0]?.costUsd).toBeCloseTo(cost(GPT_41, { input: 5000, cached: 2000, output: 900 }), 12);
   });
 
@@ -93,7 +93,7 @@ describe('cost = tokens × price', () => {
 
     expect(reply.data).toHaveLength(2);
     expect(seen[0]?.path).toBe('/embeddings');
-    expect(successes[0]?.usage).toEqual({ inputTokens: 8000, outputTokens: 0, cachedInputTokens: 0, reasoningTokens: 0, totalTokens: 8000 });
+    expect(successes[0]?.usage).toEqual({ inputTokens: 8000, outputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, totalTokens: 8000 });
     expect(successes[0]?.costUsd).toBeCloseTo((8000 * 0.02) / 1e6, 15);
   });
 
@@ -122,7 +122,7 @@ describe('cost = tokens × price', () => {
 
     await client.chat.completions.create({ model: 'deepseek-chat', messages: ask });
 
-    expect(successes[0]?.usage).toEqual({ inputTokens: 1000, outputTokens: 200, cachedInputTokens: 600, reasoningTokens: 0, totalTokens: 1200 });
+    expect(successes[0]?.usage).toEqual({ inputTokens: 1000, outputTokens: 200, cachedInputTokens: 600, cacheWriteTokens: 0, reasoningTokens: 0, totalTokens: 1200 });
     // 400 × 0.28 + 600 × 0.028 + 200 × 0.42 = 212.8 µUSD
     expect(successes[0]?.costUsd).toBeCloseTo(212.8e-6, 12);
   });
@@ -135,7 +135,7 @@ describe('cost = tokens × price', () => {
 
     expect(reply.choices[0]?.text).toBe('done');
     expect(seen[0]?.path).toBe('/completions');
-    expect(successes[0]?.usage).toEqual({ inputTokens: 300, outputTokens: 100, cachedInputTokens: 0, reasoningTokens: 0, totalTokens: 400 });
+    expect(successes[0]?.usage).toEqual({ inputTokens: 300, outputTokens: 100, cachedInputTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, totalTokens: 400 });
     expect(successes[0]?.costUsd).toBeCloseTo((300 * 1.5 + 100 * 2) / 1e6, 12);
   });
 
@@ -197,7 +197,7 @@ describe('price overrides and unknown models', () => {
     await client.chat.completions.create({ model: 'my-local-llama', messages: ask });
 
     expect(successes[0]?.costUsd).toBeNull();
-    expect(successes[0]?.usage).toEqual({ inputTokens: 100, outputTokens: 50, cachedInputTokens: 0, reasoningTokens: 0, totalTokens: 150 });
+    expect(successes[0]?.usage).toEqual({ inputTokens: 100, outputTokens: 50, cachedInputTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, totalTokens: 150 });
   });
 
   test('an unknown model is counted as an unpriced reply in stats, with its tokens, and adds no spend', async () => {
@@ -259,6 +259,7 @@ describe('stats() add up', () => {
       inputTokens: 3000 + 100 + 1000 + 100,
       outputTokens: 800 + 20 + 200 + 20,
       cachedInputTokens: 1000 + 600,
+      cacheWriteTokens: 0,
       reasoningTokens: 300,
       totalTokens: 3800 + 120 + 1200 + 120,
     });
@@ -284,9 +285,9 @@ describe('stats() add up', () => {
     const { manager } = await workload();
 
     const { providers } = manager.stats();
-    expect(providers.openai?.tokens).toEqual({ inputTokens: 3200, outputTokens: 840, cachedInputTokens: 1000, reasoningTokens: 300, totalTokens: 4040 });
+    expect(providers.openai?.tokens).toEqual({ inputTokens: 3200, outputTokens: 840, cachedInputTokens: 1000, cacheWriteTokens: 0, reasoningTokens: 300, totalTokens: 4040 });
     expect(providers.openai?.costUsd).toBeCloseTo(cost(GPT_41, { input: 3000, cached: 1000, output: 800 }) + cost(GPT_41, { input: 100, output: 20 }), 12);
-    expect(providers.deepseek?.tokens).toEqual({ inputTokens: 1000, outputTokens: 200, cachedInputTokens: 600, reasoningTokens: 0, totalTokens: 1200 });
+    expect(providers.deepseek?.tokens).toEqual({ inputTokens: 1000, outputTokens: 200, cachedInputTokens: 600, cacheWriteTokens: 0, reasoningTokens: 0, totalTokens: 1200 });
     expect(providers.deepseek?.costUsd).toBeCloseTo(212.8e-6, 12);
   });
 

@@ -8,7 +8,8 @@ const usage = (
   cachedInputTokens: number,
   reasoningTokens: number,
   totalTokens: number,
-): Usage => ({ inputTokens, outputTokens, cachedInputTokens, reasoningTokens, totalTokens });
+  cacheWriteTokens = 0,
+): Usage => ({ inputTokens, outputTokens, cachedInputTokens, cacheWriteTokens, reasoningTokens, totalTokens });
 
 describe('usageFromBody', () => {
   test.each<[string, unknown, Usage]>([

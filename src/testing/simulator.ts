@@ -1193,7 +1193,7 @@ export class ProviderSimulator {
     t.inputTokens += input;
     t.outputTokens += output;
     t.tokens += input + output;
-    const cost = p.options.prices.cost(model, { inputTokens: input, outputTokens: output, cachedInputTokens: cached, reasoningTokens: 0, totalTokens: input + output }) ?? 0;
+    const cost = p.options.prices.cost(model, { inputTokens: input, outputTokens: output, cachedInputTokens: cached, cacheWriteTokens: 0, reasoningTokens: 0, totalTokens: input + output }) ?? 0;
     t.costUsd += cost;
     p.costUsd += cost;
   }

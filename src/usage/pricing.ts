@@ -4,8 +4,8 @@
 import type { Usage } from './usage';
 
 /**
- * Prices in USD per million tokens, each from 0 to 1,000,000. `cachedInput`
- * defaults to `input` when absent. The `prices` option (by public model name)
+ * Prices in USD per million tokens, each from 0 to 1,000,000. `cachedInput` and
+ * `cacheWrite` default to `input` when absent. The `prices` option (by public model name)
  * is merged over {@link DEFAULT_PRICES}; a deployment's own `price` wins over
  * both (e.g. a gateway's markup).
  *
@@ -18,22 +18,30 @@ export interface ModelPrice {
   input: number;
   /** Output tokens (reasoning included), USD per million. */
   output: number;
-  /** Input tokens read from the prompt cache, USD per million. Default: `input`. */
+  /** Input tokens read from the prompt cache (cache hits), USD per million. Default: `input`. */
   cachedInput?: number;
+  /**
+   * Input tokens written to the prompt cache, USD per million. Default:
+   * `input` (providers that do not charge writes: OpenAI, DeepSeek, Gemini's
+   * implicit cache). Anthropic's are listed at its 5-minute cache rate (1.25 ×
+   * input); override it for 1-hour caching (2 × input).
+   */
+  cacheWrite?: number;
 }
 
 /**
  * The date the built-in list prices were collected (ISO date string).
  *
  * They are the providers' public list prices as published then (for tiered
- * models, the lowest tier, e.g. Gemini 2.5 Pro prompts up to 200k tokens).
+ * models, the lowest tier, e.g. Gemini 2.5 Pro prompts up to 200k tokens;
+ * for Anthropic's cache writes, the 5-minute cache rate).
  * When your contract or the current list differs, override them with the
  * `prices` option.
  */
 export const PRICES_AS_OF = '2025-10-15';
 
-const p = (input: number, cachedInput: number | undefined, output: number): Readonly<ModelPrice> =>
-  Object.freeze(cachedInput === undefined ? { input, output } : { input, cachedInput, output });
+const p = (input: number, cachedInput: number | undefined, output: number, cacheWrite?: number): Readonly<ModelPrice> =>
+  Object.freeze({ input, ...(cachedInput === undefined ? {} : { cachedInput }), output, ...(cacheWrite === undefined ? {} : { cacheWrite }) });
 
 /**
  * Built-in list prices by lower-case model name, in USD per million tokens,
@@ -57,12 +65,12 @@ export const DEFAULT_PRICES: Readonly<Record<string, Readonly<ModelPrice>>> = Ob
   'text-embedding-3-small': p(0.02, undefined, 0),
   'text-embedding-3-large': p(0.13, undefined, 0),
   'text-embedding-ada-002': p(0.1, undefined, 0),
-  // Anthropic (cachedInput = cache read)
-  'claude-sonnet-4.5': p(3, 0.3, 15),
-  'claude-sonnet-4': p(3, 0.3, 15),
-  'claude-haiku-4.5': p(1, 0.1, 5),
-  'claude-opus-4.1': p(15, 1.5, 75),
-  'claude-opus-4': p(15, 1.5, 75),
+  // Anthropic (cachedInput = cache read, cacheWrite = 5-minute cache write)
+  'claude-sonnet-4.5': p(3, 0.3, 15, 3.75),
+  'claude-sonnet-4': p(3, 0.3, 15, 3.75),
+  'claude-haiku-4.5': p(1, 0.1, 5, 1.25),
+  'claude-opus-4.1': p(15, 1.5, 75, 18.75),
+  'claude-opus-4': p(15, 1.5, 75, 18.75),
   // Google
   'gemini-2.5-pro': p(1.25, 0.125, 10),
   'gemini-2.5-flash': p(0.3, 0.03, 2.5),
@@ -79,12 +87,20 @@ const DATE_SUFFIX = /-(?:\d{4}-\d{2}-\d{2}|\d{8})$/;
 const DASH_BETWEEN_SINGLE_DIGITS = /(?<=(?:^|\D)\d)-(?=\d(?:\D|$))/g;
 
 /**
- * Cost of a usage in USD at `price`: uncached input at `input`, cached input
- * at `cachedInput` (default `input`), output at `output`, per million tokens.
+ * Cost of a usage in USD at `price`: uncached input at `input`, cache reads
+ * at `cachedInput` and cache writes at `cacheWrite` (both default `input`),
+ * output at `output`, per million tokens.
  */
 export function costAt(price: Readonly<ModelPrice>, usage: Usage): number {
-  const cached = Math.min(usage.cachedInputTokens, usage.inputTokens);
-  return ((usage.inputTokens - cached) * price.input + cached * (price.cachedInput ?? price.input) + usage.outputTokens * price.output) / 1e6;
+  const input = usage.inputTokens;
+  const read = Math.min(usage.cachedInputTokens, input);
+  // Older Usage objects (made before cache writes were counted) have no cacheWriteTokens.
+  const write = Math.min(usage.cacheWriteTokens ?? 0, input - read);
+  const uncached = input - read - write;
+  return (
+    (uncached * price.input + read * (price.cachedInput ?? price.input) + write * (price.cacheWrite ?? price.input) + usage.outputTokens * price.output) /
+    1e6
+  );
 }
 
 /** Model prices (built-in ones with overrides merged over them) and the cost of a usage. */
@@ -152,9 +168,8 @@ export class PriceTable {
   }
 
   /**
-   * Cost of a usage in USD: uncached input at `input`, cached input at
-   * `cachedInput` (default `input`), output at `output`, all per million
-   * tokens. null when the model's price is unknown, never a silent 0.
+   * Cost of a usage in USD, as {@link costAt} prices it. null when the
+   * model's price is unknown, never a silent 0.
    */
   cost(model: string, usage: Usage): number | null {
     const price = this.lookup(model);

@@ -8,7 +8,7 @@ import type { LaneStats } from '../resilience/bulkhead';
 import type { BudgetStats } from './budget';
 import type { KeyLimits } from '../resilience/rate-limit/index';
 import { LatencyHistogram, type Percentiles } from './histogram';
-import type { Usage } from './usage';
+import { ZERO_USAGE, type Usage } from './usage';
 
 /** Counts of one scope (a key, a provider, or all requests). */
 export interface Counters<F extends string = FailureKind> {
@@ -17,7 +17,7 @@ export interface Counters<F extends string = FailureKind> {
   successes: number;
   /** Failures: attempts by {@link FailureKind} for keys and providers; requests by error code for totals. */
   failures: Partial<Record<F, number>>;
-  /** Tokens of successful replies. */
+  /** Tokens of successful replies (`cachedInputTokens`: cache reads; `cacheWriteTokens`: cache writes). */
   tokens: Usage;
   /** Spend in USD of successful replies whose price is known. */
   costUsd: number;
@@ -42,7 +42,7 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
   requests = 0;
   successes = 0;
   failures: Partial<Record<F, number>> = {};
-  tokens: Usage = { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, reasoningTokens: 0, totalTokens: 0 };
+  tokens: Usage = { ...ZERO_USAGE };
   costUsd = 0;
   unpricedReplies = 0;
   retries = 0;
@@ -53,7 +53,7 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
     this.requests = 0;
     this.successes = 0;
     this.failures = {};
-    this.tokens = { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, reasoningTokens: 0, totalTokens: 0 };
+    this.tokens = { ...ZERO_USAGE };
     this.costUsd = 0;
     this.unpricedReplies = 0;
     this.retries = 0;
@@ -71,6 +71,7 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
       t.inputTokens += usage.inputTokens;
       t.outputTokens += usage.outputTokens;
       t.cachedInputTokens += usage.cachedInputTokens;
+      t.cacheWriteTokens += usage.cacheWriteTokens ?? 0;
       t.reasoningTokens += usage.reasoningTokens;
       t.totalTokens += usage.totalTokens;
     }

@@ -5,12 +5,24 @@
 
 /** Token usage of one reply, the same shape whatever the endpoint or provider. */
 export interface Usage {
-  /** All prompt/input tokens, cached ones included. */
+  /** All prompt/input tokens: uncached ones, cache reads and cache writes. */
   inputTokens: number;
   /** All output tokens, reasoning ones included. */
   outputTokens: number;
-  /** The part of `inputTokens` served from the provider's prompt cache. */
+  /**
+   * The part of `inputTokens` read from the provider's prompt cache (cache
+   * hits): OpenAI's and Gemini's `cached_tokens`, Anthropic's
+   * `cache_read_input_tokens`, DeepSeek's `prompt_cache_hit_tokens`, Gemini's
+   * `cachedContentTokenCount`.
+   */
   cachedInputTokens: number;
+  /**
+   * The part of `inputTokens` written to the provider's prompt cache (priced
+   * at the model's `cacheWrite`): Anthropic's `cache_creation_input_tokens`,
+   * OpenRouter's `cache_write_tokens`. 0 for providers that do not charge
+   * writes (OpenAI, DeepSeek, Gemini's implicit cache).
+   */
+  cacheWriteTokens: number;
   /** The part of `outputTokens` spent on reasoning. */
   reasoningTokens: number;
   /** The provider's total when it gives one, else `inputTokens + outputTokens`. */
@@ -22,6 +34,7 @@ export const ZERO_USAGE: Readonly<Usage> = Object.freeze({
   inputTokens: 0,
   outputTokens: 0,
   cachedInputTokens: 0,
+  cacheWriteTokens: 0,
   reasoningTokens: 0,
   totalTokens: 0,
 });
@@ -45,12 +58,15 @@ function count(value: unknown): number | undefined {
  * undefined when it has none. Never throws on parsed JSON of any shape.
  *
  * Understands `usage` objects of chat completions (and their stream chunks),
- * legacy completions, embeddings, the Responses API (`input_tokens` …) and
- * DeepSeek's `prompt_cache_hit_tokens`, plus the `response.usage` of the
- * terminal Responses stream events (`response.completed`,
- * `response.incomplete`, `response.failed`). Counts that are missing or not
- * non-negative numbers read as 0; cached and reasoning counts are capped at
- * the input and output counts they are part of.
+ * legacy completions, embeddings, the Responses API (`input_tokens` …),
+ * Anthropic's (`cache_creation_input_tokens`, `cache_read_input_tokens`, with
+ * `input_tokens` counting only uncached tokens as Anthropic's own API does),
+ * DeepSeek's `prompt_cache_hit_tokens` / `prompt_cache_miss_tokens`, Gemini's
+ * `usageMetadata` (`cachedContentTokenCount`, `thoughtsTokenCount`, also in
+ * snake case), plus the `response.usage` of the terminal Responses stream
+ * events (`response.completed`, `response.incomplete`, `response.failed`).
+ * Counts that are missing or not non-negative numbers read as 0; cache reads
+ * and writes are capped at the input they are part of, reasoning at the output.
  */
 export function usageFromBody(body: unknown): Usage | undefined {
   const b = asObject(body);
@@ -62,32 +78,58 @@ export function usageFromBody(body: unknown): Usage | undefined {
       u = asObject(asObject(b.response)?.usage);
     }
   }
-  return u === undefined ? undefined : fromUsageObject(u);
+  if (u !== undefined) return fromUsageObject(u);
+  const gemini = asObject(b.usageMetadata) ?? asObject(b.usage_metadata);
+  return gemini === undefined ? undefined : fromGeminiMetadata(gemini);
 }
 
 function fromUsageObject(u: Obj): Usage | undefined {
+  const promptDetails = asObject(u.prompt_tokens_details);
+  const inputDetails = asObject(u.input_tokens_details);
   const hit = count(u.prompt_cache_hit_tokens);
-  let input = count(u.input_tokens) ?? count(u.prompt_tokens);
+  const read = count(promptDetails?.cached_tokens) ?? count(inputDetails?.cached_tokens) ?? count(u.cache_read_input_tokens) ?? hit;
+  const write = count(u.cache_creation_input_tokens) ?? count(promptDetails?.cache_write_tokens) ?? count(inputDetails?.cache_write_tokens);
+  let input = count(u.prompt_tokens) ?? anthropicInput(u, inputDetails) ?? count(u.input_tokens);
   if (input === undefined && hit !== undefined) input = hit + (count(u.prompt_cache_miss_tokens) ?? 0);
   const output = count(u.output_tokens) ?? count(u.completion_tokens);
   const total = count(u.total_tokens);
   if (input === undefined && output === undefined && total === undefined) return undefined;
+  const reasoning = count(asObject(u.completion_tokens_details)?.reasoning_tokens) ?? count(asObject(u.output_tokens_details)?.reasoning_tokens);
+  return normalised(input ?? 0, output ?? 0, read ?? 0, write ?? 0, reasoning ?? 0, total);
+}
 
-  const inputTokens = input ?? 0;
-  const outputTokens = output ?? 0;
-  const cached =
-    count(asObject(u.prompt_tokens_details)?.cached_tokens) ??
-    count(asObject(u.input_tokens_details)?.cached_tokens) ??
-    hit ??
-    0;
-  const reasoning =
-    count(asObject(u.completion_tokens_details)?.reasoning_tokens) ??
-    count(asObject(u.output_tokens_details)?.reasoning_tokens) ??
-    0;
+/**
+ * All input of Anthropic's own usage shape, whose `input_tokens` counts only
+ * the uncached tokens (its cache reads and writes come on top); undefined for
+ * any other shape (the Responses API's `input_tokens` includes cached ones).
+ */
+function anthropicInput(u: Obj, inputDetails: Obj | undefined): number | undefined {
+  const uncached = count(u.input_tokens);
+  if (uncached === undefined || inputDetails !== undefined) return undefined;
+  if (u.cache_creation_input_tokens === undefined && u.cache_read_input_tokens === undefined) return undefined;
+  return uncached + (count(u.cache_creation_input_tokens) ?? 0) + (count(u.cache_read_input_tokens) ?? 0);
+}
+
+/** Gemini's native `usageMetadata`: `candidatesTokenCount` leaves out the thinking tokens, which are output too. */
+function fromGeminiMetadata(m: Obj): Usage | undefined {
+  const input = count(m.promptTokenCount) ?? count(m.prompt_token_count);
+  const candidates = count(m.candidatesTokenCount) ?? count(m.candidates_token_count);
+  const thoughts = count(m.thoughtsTokenCount) ?? count(m.thoughts_token_count) ?? 0;
+  const total = count(m.totalTokenCount) ?? count(m.total_token_count);
+  if (input === undefined && candidates === undefined && total === undefined) return undefined;
+  const cached = count(m.cachedContentTokenCount) ?? count(m.cached_content_token_count) ?? 0;
+  return normalised(input ?? 0, (candidates ?? 0) + thoughts, cached, 0, thoughts, total);
+}
+
+/** A usage with its parts capped at the wholes they belong to (writes after reads). */
+function normalised(inputTokens: number, outputTokens: number, read: number, write: number, reasoning: number, total: number | undefined): Usage {
+  const cachedInputTokens = read < inputTokens ? read : inputTokens;
+  const room = inputTokens - cachedInputTokens;
   return {
     inputTokens,
     outputTokens,
-    cachedInputTokens: cached < inputTokens ? cached : inputTokens,
+    cachedInputTokens,
+    cacheWriteTokens: write < room ? write : room,
     reasoningTokens: reasoning < outputTokens ? reasoning : outputTokens,
     totalTokens: total ?? inputTokens + outputTokens,
   };
@@ -99,6 +141,7 @@ export function addUsage(a: Usage, b: Usage): Usage {
     inputTokens: a.inputTokens + b.inputTokens,
     outputTokens: a.outputTokens + b.outputTokens,
     cachedInputTokens: a.cachedInputTokens + b.cachedInputTokens,
+    cacheWriteTokens: a.cacheWriteTokens + b.cacheWriteTokens,
     reasoningTokens: a.reasoningTokens + b.reasoningTokens,
     totalTokens: a.totalTokens + b.totalTokens,
   };

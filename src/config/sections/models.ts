@@ -5,7 +5,7 @@ import { checkFields, checkNumber, describe, describeType, isPlainObject, maybeN
 import type { DeploymentOptions, ResolvedDeployment } from '../options';
 
 const DEPLOYMENT_FIELDS: readonly (keyof DeploymentOptions)[] = ['upstream', 'contextWindow', 'price', 'weight', 'tags'];
-const PRICE_FIELDS: readonly (keyof ModelPrice)[] = ['input', 'output', 'cachedInput'];
+const PRICE_FIELDS: readonly (keyof ModelPrice)[] = ['input', 'output', 'cachedInput', 'cacheWrite'];
 
 /**
  * Public name → upstream name of a provider's `models` (`undefined`: it serves
@@ -79,7 +79,7 @@ export function resolvePrices(raw: unknown): Record<string, ModelPrice> {
   const prices: Record<string, ModelPrice> = {};
   if (raw === undefined) return prices;
   if (!isPlainObject(raw)) {
-    throw new ConfigError('prices', `expected an object of model name to { input, output, cachedInput? }; got ${describeType(raw)}`);
+    throw new ConfigError('prices', `expected an object of model name to { input, output, cachedInput?, cacheWrite? }; got ${describeType(raw)}`);
   }
   for (const model of Object.keys(raw)) {
     const field = prop('prices', model);
@@ -91,7 +91,7 @@ export function resolvePrices(raw: unknown): Record<string, ModelPrice> {
 
 function resolvePrice(entry: unknown, field: string): ModelPrice {
   if (!isPlainObject(entry)) {
-    throw new ConfigError(field, `expected { input, output, cachedInput? } in USD per million tokens; got ${describeType(entry)}`);
+    throw new ConfigError(field, `expected { input, output, cachedInput?, cacheWrite? } in USD per million tokens; got ${describeType(entry)}`);
   }
   checkFields(entry, PRICE_FIELDS, field, 'price field');
   const price: ModelPrice = {
@@ -100,5 +100,7 @@ function resolvePrice(entry: unknown, field: string): ModelPrice {
   };
   const cachedInput = maybeNumber(own(entry, 'cachedInput'), `${field}.cachedInput`, USD_PER_MILLION);
   if (cachedInput !== undefined) price.cachedInput = cachedInput;
+  const cacheWrite = maybeNumber(own(entry, 'cacheWrite'), `${field}.cacheWrite`, USD_PER_MILLION);
+  if (cacheWrite !== undefined) price.cacheWrite = cacheWrite;
   return price;
 }
