@@ -67,7 +67,7 @@ function needsInstall() {
 function install() {
   if (olderThanFloor(process.version)) {
     console.error(
-      `keyplex: system Node ${process.version} is older than keyplex's floor ${FLOOR.join('.')}: installing dependencies with Node 22 from the npm \`node\` package into node_modules (nothing installed system-wide; npm's EBADENGINE warnings are silenced)…`,
+      `keyplex: system Node ${process.version} is older than keyplex's floor ${FLOOR.join('.')}: installing dependencies and using Node 22 from the npm 'node' package in node_modules — nothing installed system-wide (npm's EBADENGINE warnings silenced)…`,
     );
   } else {
     console.error('keyplex: installing dependencies (npm ci)…');
