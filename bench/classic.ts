@@ -95,10 +95,11 @@ export const classic: Scenario = async ({ quick }) => {
   const single = new OpenAI({ apiKey: soloKey, baseURL: sim.baseURL('solo') });
   const wrapped = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
 
+  let warm: ReturnType<typeof makeManager> | undefined;
   try {
     // Warm-up on an unlimited, fault-free provider, so that neither side runs cold (JIT, connections).
     log('classic: warm-up');
-    const warm = makeManager({ keys: { warm: [warmKey] }, baseURL: sim.baseURL, events: false });
+    warm = makeManager({ keys: { warm: [warmKey] }, baseURL: sim.baseURL, events: false });
     const warmClients = [new OpenAI({ apiKey: warmKey, baseURL: sim.baseURL('warm') }), warm.manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }))];
     for (const client of warmClients) await workload(() => client.chat.completions.create(CHAT_BODY), 1_000_000, concurrency, quick ? 600 : 2500);
     await warm.manager.close();
@@ -149,6 +150,7 @@ export const classic: Scenario = async ({ quick }) => {
       data: { total, concurrency, rpm, latency, faults, single: one, keyplex: many, upstream: up, multiple },
     };
   } finally {
+    await warm?.manager.close();
     await manager.close();
     await sim.close();
   }

@@ -154,6 +154,31 @@ export async function within(promise: Promise<unknown>, ms: number): Promise<boo
   }
 }
 
+/**
+ * What a scenario opened (managers, stores, servers, child processes,
+ * clients): `add` each as it is made, `closeAll()` in a `finally`, so that
+ * every path, failures included, closes everything and the process exits.
+ * Closes in reverse order, each within 10 s; a failing close is logged, not thrown.
+ */
+export class Resources {
+  readonly #closers: { name: string; close: () => unknown }[] = [];
+
+  /** Registers `close` (run once by `closeAll`) and returns `item`. */
+  add<T>(name: string, item: T, close: (item: T) => unknown): T {
+    this.#closers.push({ name, close: () => close(item) });
+    return item;
+  }
+
+  async closeAll(): Promise<void> {
+    for (const { name, close } of this.#closers.splice(0).reverse()) {
+      const closing = Promise.resolve()
+        .then(close)
+        .catch((error: unknown) => log(`closing ${name} failed: ${error instanceof Error ? error.message : String(error)}`));
+      if (!(await within(closing, 10_000))) log(`closing ${name} took more than 10 s; moving on`);
+    }
+  }
+}
+
 // ---------------------------------------------------------------- fixtures
 
 /** A fake key made at run time; never anything that looks like a real one. */

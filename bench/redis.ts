@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { RedisStore } from '../dist/redis.js';
 import { REDIS_SERVER, RedisServer } from '../test/support/redis.ts';
 import { addedLatency, latencyRound, throughputRatio } from './overhead.ts';
-import { CHAT_BODY, CHAT_JSON, cannedFetch, fakeKeys, fmt, interleaved, latencies, log, makeManager, mark, sorted, quantile, throughput, type Scenario } from './lib.ts';
+import { CHAT_BODY, CHAT_JSON, Resources, cannedFetch, within, fakeKeys, fmt, interleaved, latencies, log, makeManager, mark, sorted, quantile, throughput, type Scenario } from './lib.ts';
 
 const CONCURRENCIES = [1, 64, 256] as const;
 
@@ -35,9 +35,12 @@ export const redis: Scenario = async ({ quick }) => {
   const plan = quick
     ? { warmup: 1000, latRounds: 4, latN: 1000, tpRounds: 3, tpN: 3000, capMs: 500, pings: 2000 }
     : { warmup: 3000, latRounds: 10, latN: 3000, tpRounds: 6, tpN: 10_000, capMs: 1500, pings: 10_000 };
-  const server = await RedisServer.start();
-  const admin = new Redis(server.url);
+  const open = new Resources();
   try {
+    const server = open.add('redis-server', await RedisServer.start(), (s) => s.stop());
+    const admin = open.add('the admin ioredis client', new Redis(server.url), (c) => c.disconnect());
+    // ioredis with no 'error' listener prints every failed reconnect; one line is enough.
+    admin.on('error', (error: Error) => log(`redis: admin connection: ${error.message}`));
     // Redis's own round trip on this machine, for reference.
     const ping = new Float64Array(plan.pings);
     for (let i = 0; i < plan.pings; i++) {
@@ -53,10 +56,10 @@ export const redis: Scenario = async ({ quick }) => {
     const extra = { rateLimiting: { adaptive: false } };
     const keys = fakeKeys(3, 10);
     const withLimits = (store?: RedisStore) => makeManager({ keys, baseURL, fetch, events: true, rpm: 1e9, extra: { ...extra, ...(store ? { store } : {}) } });
-    const store = new RedisStore({ url: server.url, prefix: 'bench:' });
+    const store = open.add('RedisStore', new RedisStore({ url: server.url, prefix: 'bench:' }), (s) => s.close());
     await store.ready();
-    const memory = withLimits();
-    const shared = withLimits(store);
+    const memory = open.add('the memory-store manager', withLimits(), (m) => m.manager.close());
+    const shared = open.add('the Redis-store manager', withLimits(store), (m) => m.manager.close());
     const clients = {
       memory: memory.manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 })),
       redis: shared.manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 })),
@@ -93,11 +96,12 @@ export const redis: Scenario = async ({ quick }) => {
 
     // How soon a change in one replica is seen in another: A disables (then enables) a key, B's event fires.
     log('redis: propagation of key changes between two replicas');
-    const storeA = new RedisStore({ url: server.url, prefix: 'bench-propagation:' });
-    const storeB = new RedisStore({ url: server.url, prefix: 'bench-propagation:' });
+    const storeA = open.add('RedisStore A', new RedisStore({ url: server.url, prefix: 'bench-propagation:' }), (s) => s.close());
+    const storeB = open.add('RedisStore B', new RedisStore({ url: server.url, prefix: 'bench-propagation:' }), (s) => s.close());
     await Promise.all([storeA.ready(), storeB.ready()]);
-    const replicaA = makeManager({ keys: { p0: [keys.p0![0]!] }, baseURL, fetch, events: false, extra: { store: storeA } }).manager;
-    const replicaB = makeManager({ keys: { p0: [keys.p0![0]!] }, baseURL, fetch, events: false, extra: { store: storeB } }).manager;
+    const replica = (store: RedisStore) => makeManager({ keys: { p0: [keys.p0![0]!] }, baseURL, fetch, events: false, extra: { store } }).manager;
+    const replicaA = open.add('replica A', replica(storeA), (m) => m.close());
+    const replicaB = open.add('replica B', replica(storeB), (m) => m.close());
     const keyId = replicaA.stats().providers.p0!.keys[0]!.id;
     const changes = quick ? 100 : 400;
     const seen = new Float64Array(changes);
@@ -107,6 +111,7 @@ export const redis: Scenario = async ({ quick }) => {
       const t0 = process.hrtime.bigint();
       if (i % 2 === 0) replicaA.disableKey('p0', keyId);
       else replicaA.enableKey('p0', keyId);
+      if (!(await within(arrived, 5_000))) throw new Error(`replica B did not see ${event} within 5 s`);
       seen[i] = Number((await arrived) - t0) / 1000;
     }
     const propagation = sorted(seen);
@@ -159,7 +164,6 @@ export const redis: Scenario = async ({ quick }) => {
       data: { plan, propagationUs: { p50: quantile(propagation, 0.5), p99: quantile(propagation, 0.99), max: propagation[propagation.length - 1] }, ping: { p50: quantile(pings, 0.5), p99: quantile(pings, 0.99) }, latency: lat, throughput: tp, roundTrips: { scripts, attempts, perRequest } },
     };
   } finally {
-    admin.disconnect();
-    await server.stop();
+    await open.closeAll();
   }
 };

@@ -1,9 +1,11 @@
 /**
  * The benchmark suite's entry point: `npm run bench [-- --quick] [-- --only <scenario>]`.
  * Runs the scenarios in order and writes `bench/results.md` and
- * `bench/results.json` (every figure measured in this run).
+ * `bench/results.json` (every figure measured in this run) — for a full run
+ * only. A partial run (`--quick`, `--only`) writes `bench/out/results.md` and
+ * `.json` instead (ignored by git), so it never replaces the committed report.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { capacity } from './capacity.ts';
@@ -77,10 +79,22 @@ for (const r of results) {
   }
 }
 
-const dir = new URL('.', import.meta.url);
+// Only a full run (every scenario, full size) replaces the committed report.
+const full = !quick && values.only === undefined;
+const dir = new URL(full ? '.' : 'out/', import.meta.url);
+mkdirSync(dir, { recursive: true });
+const where = full ? 'bench/' : 'bench/out/';
 writeFileSync(new URL('results.md', dir), md.join('\n'));
 writeFileSync(
   new URL('results.json', dir),
   `${JSON.stringify({ machine: { ...host, loadAverageAtEnd: loadAtEnd }, mode: { quick, scenarios: only }, seconds, scenarios: Object.fromEntries(results.map((r) => [r.id, { title: r.title, method: r.method, tables: r.tables, notes: r.notes, data: r.data }])) }, null, 2)}\n`,
 );
-log(`wrote bench/results.md and bench/results.json (${seconds.toFixed(1)} s)`);
+log(`wrote ${where}results.md and ${where}results.json (${seconds.toFixed(1)} s)${full ? '' : '; a partial run leaves the committed bench/results.* alone'}`);
+
+// Every scenario closes what it opened, so the process ends here by itself. Should
+// something still hold it open, say what and exit rather than hang (the timer does
+// not itself keep the process alive).
+setTimeout(() => {
+  log(`still open after the report: ${process.getActiveResourcesInfo().join(', ') || 'nothing known'}; exiting`);
+  process.exit(process.exitCode ?? 0);
+}, 10_000).unref();

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import * as keyplex from '../dist/index.js';
 import { KeyManager, LeastUsedSelector, RandomSelector, RoundRobinSelector, WeightedSelector, type KeySelector, type KeyView, type SelectContext } from '../dist/index.js';
-import { CHAT_BODY, CHAT_JSON, cannedFetch, fakeKey, fakeKeys, fmt, interleaved, latencies, log, makeManager, mark, mean, median, MODEL, quantile, sorted, YIELD_EVERY, type Scenario } from './lib.ts';
+import { CHAT_BODY, CHAT_JSON, Resources, cannedFetch, fakeKey, fakeKeys, fmt, interleaved, latencies, log, makeManager, mark, mean, median, MODEL, quantile, sorted, YIELD_EVERY, type Scenario } from './lib.ts';
 
 const SIZES = [10, 1_000, 10_000] as const;
 const RR_10K = '10000-round-robin';
@@ -75,11 +75,14 @@ async function measureHeap(quick: boolean): Promise<HeapFigures> {
     gc();
     const after = process.memoryUsage().heapUsed;
     sink += manager.stats().totals.requests; // keeps the manager alive until after the reading
+    closing.push(manager.close());
     return after - before;
   };
+  const closing: Promise<void>[] = [];
   grow(10); // warm-up: lazily built module state is not the manager's
   const of1 = median([grow(1), grow(1), grow(1)]);
   const of10000 = median([grow(10_000), grow(10_000), grow(10_000)]);
+  await Promise.all(closing);
 
   // Heap still held after many requests through one client, in-process with the fake fetch.
   const fetch = cannedFetch(CHAT_JSON, 'application/json');
@@ -91,14 +94,17 @@ async function measureHeap(quick: boolean): Promise<HeapFigures> {
   const requests = quick ? 3_000 : 10_000;
   const retained = { raw: 0, wrapped: 0 };
   const ran = { raw: 0, wrapped: 0 };
-  for (const v of ['raw', 'wrapped'] as const) {
-    const call = () => clients[v].chat.completions.create(CHAT_BODY);
-    await latencies(call, quick ? 1_000 : 5_000, 5_000); // warm-up
-    const before = await settle();
-    ran[v] = (await latencies(call, requests, 10_000)).length;
-    retained[v] = ((await settle()) - before) / ran[v];
+  try {
+    for (const v of ['raw', 'wrapped'] as const) {
+      const call = () => clients[v].chat.completions.create(CHAT_BODY);
+      await latencies(call, quick ? 1_000 : 5_000, 5_000); // warm-up
+      const before = await settle();
+      ran[v] = (await latencies(call, requests, 10_000)).length;
+      retained[v] = ((await settle()) - before) / ran[v];
+    }
+  } finally {
+    await manager.close();
   }
-  await manager.close();
   return { perKeyBytes: of10000 / 10_000, managerOf10000Bytes: of10000, managerOf1Bytes: of1, retainedPerRequestBytes: retained, retainedRequests: ran };
 }
 
@@ -126,20 +132,27 @@ export const selection: Scenario = async ({ quick }) => {
   const fetch = cannedFetch(CHAT_JSON, 'application/json');
   const baseURL = (id: string) => `https://${id}.bench.invalid/v1`;
   // Variants: the raw SDK, the default selection at each size, and round-robin at 10,000 keys.
-  const managers = new Map(SIZES.map((n) => [String(n), makeManager({ keys: fakeKeys(1, n), baseURL, fetch, events: true }).manager]));
-  managers.set(RR_10K, makeManager({ keys: fakeKeys(1, 10_000), baseURL, fetch, events: true, extra: { keySelection: 'round-robin' } }).manager);
+  const open = new Resources();
+  const managed = (name: string, extra?: Parameters<typeof makeManager>[0]['extra']) =>
+    open.add(`the ${name} manager`, makeManager({ keys: fakeKeys(1, name === RR_10K ? 10_000 : Number(name)), baseURL, fetch, events: true, ...(extra ? { extra } : {}) }).manager, (m) => m.close());
+  const managers = new Map(SIZES.map((n) => [String(n), managed(String(n))]));
+  managers.set(RR_10K, managed(RR_10K, { keySelection: 'round-robin' }));
   const clients: Record<string, { chat: OpenAI['chat'] }> = { raw: new OpenAI({ apiKey: fakeKey(), baseURL: baseURL('raw'), fetch, maxRetries: 0 }) };
   for (const [v, m] of managers) clients[v] = m.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
   const variants = ['raw', ...managers.keys()];
   const call = (v: string) => () => clients[v]!.chat.completions.create(CHAT_BODY);
-  log('selection: pipeline warm-up');
-  for (const v of variants) await latencies(call(v), plan.warmup, plan.warmupMs);
-  log('selection: pipeline with 10 / 1,000 / 10,000 keys');
-  const rounds = await interleaved(plan.rounds, variants, async (v) => {
-    const s = sorted(await latencies(call(v), plan.n, plan.capMs));
-    return { p50: quantile(s, 0.5), mean: mean(s), n: s.length };
-  });
-  for (const m of managers.values()) await m.close();
+  let rounds: Map<string, { p50: number; mean: number; n: number }[]>;
+  try {
+    log('selection: pipeline warm-up');
+    for (const v of variants) await latencies(call(v), plan.warmup, plan.warmupMs);
+    log('selection: pipeline with 10 / 1,000 / 10,000 keys');
+    rounds = await interleaved(plan.rounds, variants, async (v) => {
+      const s = sorted(await latencies(call(v), plan.n, plan.capMs));
+      return { p50: quantile(s, 0.5), mean: mean(s), n: s.length };
+    });
+  } finally {
+    await open.closeAll();
+  }
   const perRound = (v: string, base: string, f: 'p50' | 'mean') => rounds.get(v)!.map((r, i) => r[f] - rounds.get(base)![i]![f]);
   const pipeline = Object.fromEntries(
     [...managers.keys()].map((v) => [

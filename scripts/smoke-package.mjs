@@ -44,3 +44,22 @@ for (const [how, otel, prom, core] of [
   await manager.close();
   console.log(`${how}('keyplex/otel'), ${how}('keyplex/prometheus'): ok`);
 }
+
+// keyplex/redis without ioredis installed: a message that says what to install, both ways.
+// The entry files alone, in a directory where no ioredis can be found.
+{
+  const { cpSync, mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'keyplex-no-ioredis-'));
+  try {
+    for (const file of ['redis.js', 'redis.cjs']) cpSync(new URL(`../dist/${file}`, import.meta.url), join(dir, file));
+    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+    const friendly = (err) => /keyplex\/redis needs ioredis.*npm install ioredis/.test(err.message);
+    await assert.rejects(import(join(dir, 'redis.js')), friendly, 'import: keyplex/redis without ioredis');
+    assert.throws(() => require(join(dir, 'redis.cjs')), friendly, 'require: keyplex/redis without ioredis');
+    console.log('keyplex/redis without ioredis: says to install it');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -15,6 +15,7 @@ import { keysChanged, type Core } from './pipeline/core';
 import { handle } from './pipeline/pipeline';
 import { createCore } from './pipeline/wiring';
 import { KEYPLEX_BASE_URL } from './request';
+import { warnIfOldNode } from './runtime';
 import type { LaneStats } from './resilience/bulkhead';
 import type { DeploymentStats, KeyplexStats, ModelStats, ProviderStats } from './usage/stats';
 
@@ -36,12 +37,14 @@ export class KeyManager {
 
   /** @throws ConfigError naming the offending option. */
   constructor(options: KeyManagerOptions) {
+    warnIfOldNode();
     this.#core = createCore(resolveOptions(options));
   }
 
   /**
    * The `fetch` every request goes through. `wrap()` installs it; it can also
-   * be given to a client directly (`new OpenAI({ fetch: manager.fetch, maxRetries: 0, baseURL: KEYPLEX_BASE_URL })`).
+   * be given to a client directly, or to any client that takes a `fetch` (Vercel AI SDK,
+   * LangChain.js: see docs/integrations.md) (`new OpenAI({ fetch: manager.fetch, maxRetries: 0, baseURL: KEYPLEX_BASE_URL })`).
    */
   readonly fetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> => handle(this.#core, input, init);
 

@@ -107,9 +107,17 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(result, null, 2));
     return;
   }
+  const providers = Object.values(result.keyplexStats.providers);
+  const keys = providers.reduce((n, p) => n + p.keys.length, 0);
   console.log(`\nkeyplex demo — ${requests} requests, concurrency ${concurrency}, ${(faults * 100).toFixed(1)}% injected faults, ${rpm} rpm per key, seed ${seed}`);
-  console.log('Simulated providers on loopback: openai, anthropic, google, deepseek and a gateway serving all four models.\n');
+  console.log(`Simulated providers on loopback: ${providers.map((p) => `${p.id} (${p.keys.length} keys)`).join(', ')}: ${keys} keys, one of them revoked.\n`);
   console.log(comparisonTable(result.runs));
+  console.log(`
+How to read it: 'single key' against 'keyplex' is mostly capacity — one key's rate limit against ${keys} keys on
+${providers.length} providers. The like-for-like comparison is the middle column: the same ${keys} keys through the plain SDK
+(each request dealt to the next key serving its model, the SDK's own retries on that key). What keyplex adds
+over it: the revoked key retired at its first 401, rate limits waited for or steered around, faults retried
+on another key or provider. Compare cost per request and per 1M tokens: the total grows with what was served.`);
   console.log('\nWhere keyplex sent the requests:\n');
   console.log(breakdownTable(result.keyplexStats));
   if (result.cost) {

@@ -18,6 +18,8 @@ export interface RunSummary {
   /** Tokens and cost billed upstream (the simulator's own tallies). */
   tokens: number;
   costUsd: number;
+  /** `costUsd` ÷ successful requests: what one answered request cost. */
+  costPerRequestUsd: number;
   costPerMillionTokensUsd: number;
   failovers: number;
   retries: number;
@@ -35,6 +37,7 @@ export function summarize(label: string, run: RunResult, billed: { tokens: numbe
     throughputRps: (run.requests - run.errors) / (run.durationMs / 1000),
     tokens: billed.tokens,
     costUsd: billed.costUsd,
+    costPerRequestUsd: run.requests > run.errors ? billed.costUsd / (run.requests - run.errors) : Number.NaN,
     costPerMillionTokensUsd: billed.tokens > 0 ? (billed.costUsd / billed.tokens) * 1e6 : Number.NaN,
     failovers: stats?.totals.failovers ?? 0,
     retries: stats?.totals.retries ?? 0,
@@ -48,7 +51,7 @@ function table(rows: string[][]): string {
 
 const ms = (v: number) => (Number.isNaN(v) ? '—' : `${v.toFixed(0)} ms`);
 const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
-const usd = (v: number) => (Number.isNaN(v) ? '—' : `$${v.toFixed(v < 1 ? 4 : 2)}`);
+const usd = (v: number) => (Number.isNaN(v) ? '—' : `$${v.toFixed(v < 0.01 ? 6 : v < 1 ? 4 : 2)}`);
 
 /** The comparison table. */
 export function comparisonTable(runs: RunSummary[]): string {
@@ -61,8 +64,9 @@ export function comparisonTable(runs: RunSummary[]): string {
     row('latency p99', (r) => ms(r.p99Ms)),
     row('throughput (successful req/s)', (r) => r.throughputRps.toFixed(1)),
     row('tokens billed', (r) => String(r.tokens)),
-    row('cost', (r) => usd(r.costUsd)),
-    row('cost per million tokens', (r) => usd(r.costPerMillionTokensUsd)),
+    row('cost per successful request', (r) => usd(r.costPerRequestUsd)),
+    row('cost per 1M tokens', (r) => usd(r.costPerMillionTokensUsd)),
+    row('total spend (grows with what was served)', (r) => usd(r.costUsd)),
     row('keyplex retries', (r) => String(r.retries)),
     row('keyplex fail-overs', (r) => String(r.failovers)),
   ]);

@@ -1,16 +1,17 @@
 /**
  * The demo's main job, apart from its command line: the same workload through
- * a single key and through keyplex, against simulated providers on loopback;
- * then the same prompts through keyplex for a fixed `gpt-4.1` and with `cost`
- * routing over an alias of the four models.
+ * a single key, through the same keys as keyplex's used by the plain SDK
+ * (like for like), and through keyplex, against simulated providers on
+ * loopback; then the same prompts through keyplex for a fixed `gpt-4.1` and
+ * with `cost` routing over an alias of the four models.
  */
 import OpenAI from 'openai';
 import { KeyManager, type KeyplexStats } from '../index';
 import { ProviderSimulator } from '../testing/index';
 import { runCostComparison, type CostComparison } from './cost';
 import { summarize, type RunSummary } from './report';
-import { DEMO_MODELS, demoWorld } from './setup';
-import { makeWorkload, runWorkload } from './workload';
+import { DEMO_MODELS, demoWorld, type DemoWorld } from './setup';
+import { makeWorkload, runWorkload, type WorkItem } from './workload';
 
 export interface DemoOptions {
   requests: number;
@@ -33,11 +34,44 @@ export interface DemoOptions {
 
 export interface DemoResult {
   settings: Omit<DemoOptions, 'onProgress'>;
-  /** `single key`, then `keyplex`. */
+  /** `single key`, then the same keys as keyplex's through the plain SDK, then `keyplex`. */
   runs: RunSummary[];
   keyplexStats: KeyplexStats;
   /** Fixed `gpt-4.1` vs `cost` routing over the alias `chat`; null with `cost: false`. */
   cost: CostComparison | null;
+}
+
+/** A `fetch` that renames the body's model (public name → the provider's), as an app does by hand without keyplex. */
+function renaming(names: Record<string, string>): typeof fetch {
+  return (url, init) => {
+    if (typeof init?.body !== 'string') return fetch(url, init);
+    const parsed = JSON.parse(init.body) as { model: string };
+    return fetch(url, { ...init, body: JSON.stringify({ ...parsed, model: names[parsed.model] ?? parsed.model }) });
+  };
+}
+
+/**
+ * Like for like: every key keyplex gets, each in its own plain `openai` client
+ * (default retries, on that same key). Requests for a model are dealt to the
+ * keys serving it in turn, statically: nothing notices a revoked, rate-limited
+ * or failing key, and nothing fails over.
+ */
+function plainClients(world: DemoWorld, baseURL: (id: string) => string): (item: WorkItem) => OpenAI {
+  const byModel = new Map<string, OpenAI[]>();
+  for (const provider of Object.values(world.keyplex(baseURL))) {
+    const names = provider.models as Record<string, string>;
+    for (const key of provider.keys) {
+      const client = new OpenAI({ apiKey: typeof key === 'string' ? key : key.key, baseURL: provider.baseURL, fetch: renaming(names) });
+      for (const model of Object.keys(names)) byModel.set(model, [...(byModel.get(model) ?? []), client]);
+    }
+  }
+  const dealt = new Map<string, number>();
+  return (item) => {
+    const clients = byModel.get(item.model)!;
+    const n = dealt.get(item.model) ?? 0;
+    dealt.set(item.model, n + 1);
+    return clients[n % clients.length]!;
+  };
 }
 
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
@@ -59,20 +93,16 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   try {
     // 1. One key on one provider: a plain openai client with its default retries.
     //    The gateway names models by vendor, as gateways do.
-    const gatewayNames = world.gatewayModels;
-    const single = new OpenAI({
-      apiKey: world.single.key,
-      baseURL: server.baseURL(world.single.provider),
-      fetch: (url, init) => {
-        if (typeof init?.body !== 'string') return fetch(url, init);
-        const parsed = JSON.parse(init.body) as { model: string };
-        return fetch(url, { ...init, body: JSON.stringify({ ...parsed, model: gatewayNames[parsed.model] ?? parsed.model }) });
-      },
-    });
+    const single = new OpenAI({ apiKey: world.single.key, baseURL: server.baseURL(world.single.provider), fetch: renaming(world.gatewayModels) });
     const singleRun = await runWorkload(single, items, concurrency, progress('single key', requests));
     const singleSummary = summarize('single key', singleRun, billed());
 
-    // 2. keyplex with every key and provider.
+    // 2. Like for like: keyplex's keys and providers, through the plain SDK, without keyplex.
+    simulator.reset();
+    const plainRun = await runWorkload(plainClients(world, server.baseURL), items, concurrency, progress('same keys, plain SDK', requests));
+    const plainSummary = summarize('same keys, plain SDK', plainRun, billed());
+
+    // 3. keyplex with every key and provider.
     simulator.reset();
     const manager = new KeyManager({ providers: world.keyplex(server.baseURL), retry: { maxAttempts: 5 } });
     const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
@@ -81,7 +111,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const keyplexSummary = summarize('keyplex', keyplexRun, billed(), keyplexStats);
     await manager.close();
 
-    // 3. The same prompts through keyplex: a fixed gpt-4.1, then cost routing over an alias.
+    // 4. The same prompts through keyplex: a fixed gpt-4.1, then cost routing over an alias.
     const cost =
       options.cost === false
         ? null
@@ -90,7 +120,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
             items.slice(0, Math.max(1, Math.min(requests, options.costRequests ?? requests))),
           );
     const { onProgress: _, ...settings } = options;
-    return { settings, runs: [singleSummary, keyplexSummary], keyplexStats, cost };
+    return { settings, runs: [singleSummary, plainSummary, keyplexSummary], keyplexStats, cost };
   } finally {
     await server.close();
   }

@@ -50,9 +50,12 @@ function kindOf(error: unknown): string {
   return typeof status === 'number' ? String(status) : 'connection';
 }
 
-/** Runs `items` through `client` with `concurrency` workers; `onProgress` after each request. */
+/**
+ * Runs `items` through `client` with `concurrency` workers; `onProgress` after
+ * each request. `client` may be a function choosing the client of each request.
+ */
 export async function runWorkload(
-  client: OpenAI,
+  client: OpenAI | ((item: WorkItem, index: number) => OpenAI),
   items: readonly WorkItem[],
   concurrency: number,
   onProgress: (done: number, errors: number) => void,
@@ -64,14 +67,15 @@ export async function runWorkload(
   const worker = async () => {
     for (let i = nextIndex++; i < items.length; i = nextIndex++) {
       const item = items[i]!;
+      const sdk = typeof client === 'function' ? client(item, i) : client;
       const t0 = performance.now();
       try {
         const messages = [{ role: 'user' as const, content: item.prompt }];
         if (item.stream) {
-          const stream = await client.chat.completions.create({ model: item.model, messages, max_tokens: item.maxTokens, stream: true, stream_options: { include_usage: true } });
+          const stream = await sdk.chat.completions.create({ model: item.model, messages, max_tokens: item.maxTokens, stream: true, stream_options: { include_usage: true } });
           for await (const chunk of stream) if (chunk.usage) result.tokens += chunk.usage.total_tokens;
         } else {
-          const reply = await client.chat.completions.create({ model: item.model, messages, max_tokens: item.maxTokens });
+          const reply = await sdk.chat.completions.create({ model: item.model, messages, max_tokens: item.maxTokens });
           result.tokens += reply.usage?.total_tokens ?? 0;
         }
         result.latenciesMs.push(performance.now() - t0);
