@@ -140,7 +140,7 @@ export class ModelNotServedError extends KeyplexError {
   constructor(model: string, requestId?: string) {
     super(
       'model_not_served',
-      `keyplex: no provider serves model '${model}'. Add it to a provider's \`models\`, or leave \`models\` out to let a provider serve any model.`,
+      `keyplex: no provider serves model '${model}'. Add it to a provider's \`models\`, or set \`serveAnyModel: true\` on a provider that serves any model (e.g. a gateway).`,
       { requestId, status: 404 },
     );
     this.name = 'ModelNotServedError';
@@ -156,14 +156,19 @@ export class NoKeyAvailableError extends KeyplexError {
   }
 }
 
-/** The request's total deadline passed before an answer arrived. */
+/**
+ * The request's total deadline passed before an answer arrived. Answered with
+ * status 504 (the SDK raises `InternalServerError`); `summary` says what the
+ * attempts met, e.g. `tried 1 key of 'one' in 2 attempts (2 × 503 server_error)`.
+ */
 export class DeadlineExceededError extends KeyplexError {
-  constructor(deadlineMs: number, options: { requestId?: string; attempts?: AttemptOutcome[]; cause?: unknown }) {
-    // "timed out" in the message lets the SDK raise APIConnectionTimeoutError.
+  constructor(deadlineMs: number, options: { requestId?: string; attempts?: AttemptOutcome[]; cause?: unknown; summary?: string }) {
+    const { summary, ...rest } = options;
+    const met = summary ? `; ${summary}` : ` after ${options.attempts?.length ?? 0} attempt(s)`;
     super(
       'deadline_exceeded',
-      `keyplex: request timed out: its deadline of ${deadlineMs} ms passed after ${options.attempts?.length ?? 0} attempt(s). Raise \`deadlineMs\` or the SDK's \`timeout\` if the work needs longer.`,
-      options,
+      `keyplex: the request's deadline of ${deadlineMs} ms passed before an answer arrived${met}. Raise \`deadlineMs\` (manager or request option) if the work needs longer.`,
+      { ...rest, status: 504 },
     );
     this.name = 'DeadlineExceededError';
   }
@@ -191,16 +196,17 @@ export class StreamInterruptedError extends KeyplexError {
 
 /** The per-request options given to `keyplex.options()` are malformed. */
 export class RequestOptionsError extends KeyplexError {
-  constructor(field: string, problem: string) {
-    super('invalid_request_options', `Invalid keyplex request option \`${field}\`: ${problem}`);
+  /** @param options.status set when the request went through the SDK (400: it raises `BadRequestError`). */
+  constructor(field: string, problem: string, options: { requestId?: string; status?: number } = {}) {
+    super('invalid_request_options', `Invalid keyplex request option \`${field}\`: ${problem}`, options);
     this.name = 'RequestOptionsError';
   }
 }
 
-/** The manager was closed; it takes no new requests. */
+/** The manager was closed; it takes no new requests. Answered with status 503 (the SDK raises `InternalServerError`). */
 export class ManagerClosedError extends KeyplexError {
-  constructor() {
-    super('manager_closed', 'keyplex: this KeyManager was closed; create a new one to send more requests.');
+  constructor(options: { requestId?: string; attempts?: AttemptOutcome[] } = {}) {
+    super('manager_closed', 'keyplex: this KeyManager was closed; create a new one to send more requests.', { ...options, status: 503 });
     this.name = 'ManagerClosedError';
   }
 }

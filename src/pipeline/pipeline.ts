@@ -25,7 +25,7 @@ import { send } from './send';
 
 /** One request through the pipeline: the `fetch` the SDK calls. */
 export async function handle(core: Core, input: string | URL | Request, init: RequestInit | undefined): Promise<Response> {
-  if (core.closed) throw new ManagerClosedError();
+  if (core.closed) return errorResponse(new ManagerClosedError(), 503);
   const ctx = intercept(core, input, init);
   // One controller per request: the deadline, the caller's signal and close() abort it.
   const control = new AbortController();

@@ -16,7 +16,7 @@ const MODEL = 'gpt-4.1';
 const BODY = { model: MODEL, messages: [{ role: 'user' as const, content: 'hi' }] };
 
 const managers: KeyManager[] = [];
-const gates: Deferred[] = [];
+const gates: Deferred<void>[] = [];
 afterEach(async () => {
   for (const gate of gates.splice(0)) gate.resolve();
   await Promise.all(managers.splice(0).map((m) => m.close()));
