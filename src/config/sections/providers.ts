@@ -128,7 +128,26 @@ function resolveBaseURL(raw: unknown, field: string): { baseURL: string; origin:
   if (url.href.includes('?') || url.href.includes('#')) {
     throw new ConfigError(field, `${expected} without query or fragment; got a URL with a "?" or "#" part`);
   }
-  return { baseURL: url.href.replace(/\/+$/, ''), origin: url.origin };
+  const baseURL = url.href.replace(/\/+$/, '');
+  if (url.pathname === '/') warnWithoutPath(baseURL, field);
+  return { baseURL, origin: url.origin };
+}
+
+/** Base URLs already warned about: once per process each. */
+const warnedWithoutPath = new Set<string>();
+
+/**
+ * A base URL with no path: OpenAI-compatible APIs nearly always need a version
+ * segment (`/v1`, `/v1beta/openai`), and without it every request answers 404.
+ * Some gateways serve at their root, so this warns (once) instead of failing.
+ */
+function warnWithoutPath(baseURL: string, field: string): void {
+  if (warnedWithoutPath.has(baseURL)) return;
+  warnedWithoutPath.add(baseURL);
+  process.emitWarning(
+    `keyplex: \`${field}\` has no path, so requests go to <origin>/chat/completions. Most OpenAI-compatible APIs need a version segment, e.g. "https://api.openai.com/v1"; add it, unless this endpoint really serves at its root.`,
+    { type: 'KeyplexWarning', code: 'KEYPLEX_BASEURL_WITHOUT_PATH' },
+  );
 }
 
 function resolveHeaders(raw: unknown, field: string): Record<string, string> {
