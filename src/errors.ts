@@ -174,7 +174,11 @@ export class DeadlineExceededError extends KeyplexError {
   }
 }
 
-/** The final attempt failed without an HTTP answer (connection reset, attempt timeout). */
+/**
+ * The final attempt failed without an HTTP answer: answered with status 502
+ * (connection failed or reset) or 504 (attempt timeout), so the SDK raises
+ * `InternalServerError` with this message.
+ */
 export class UpstreamError extends KeyplexError {
   constructor(message: string, options: { requestId?: string; attempts?: AttemptOutcome[]; cause?: unknown; status?: number }) {
     super('upstream_error', message, options);

@@ -128,15 +128,16 @@ export function finishFailure(core: Core, ctx: RequestContext, error: unknown, s
       failed(core, ctx, detail);
       return withDetail(answer.response, answer.body, detail, message);
     }
-    const kind = error.classification.kind;
+    // No answer to pass on: a gateway's answer, 504 for a timeout, else 502.
+    const timedOut = error.classification.kind === 'timeout';
     const upstream = new UpstreamError(
-      kind === 'timeout'
-        ? `keyplex: the upstream request timed out on attempt ${attempts.length} (attempt timeout ${core.options.attemptTimeoutMs} ms); ${attemptsSummary(attempts)}.`
-        : `keyplex: the upstream connection failed on attempt ${attempts.length} (${kind}); ${attemptsSummary(attempts)}.`,
-      { requestId, attempts, cause: error.cause },
+      timedOut
+        ? `keyplex: no upstream answer within the attempt timeout (${core.options.attemptTimeoutMs} ms) on the last attempt; ${attemptsSummary(attempts)}. Raise \`attemptTimeoutMs\` if the work needs longer.`
+        : `keyplex: the upstream connection failed on the last attempt; ${attemptsSummary(attempts)}. Check the network and the providers' \`baseURL\`.`,
+      { requestId, attempts, cause: error.cause, status: timedOut ? 504 : 502 },
     );
     failed(core, ctx, upstream.toDetail());
-    throw upstream;
+    return errorResponse(upstream, upstream.status!);
   }
   if (error instanceof NoKeyAvailableError) {
     // After upstream answers, the last one is passed on, its message saying what the attempts met and why no key is left.
