@@ -96,6 +96,39 @@ const rows: Row[] = [
     },
   },
   {
+    path: 'every attempt answered 5xx',
+    catches: OpenAI.InternalServerError,
+    code: 'upstream_error',
+    says: [/^503 keyplex:/, /tried 2 keys of 'one' in 3 attempts \(3 × 503 server_error\)/, /Last upstream answer: overloaded/],
+    run: async () => {
+      provider(ONE, () => errorReply(503, 'service_unavailable', {}, 'overloaded'));
+      const { client } = manage({ retry: { maxAttempts: 3, baseDelayMs: 0 } });
+      return caught(() => client.chat.completions.create(BODY));
+    },
+  },
+  {
+    path: 'the upstream unreachable on every attempt',
+    catches: OpenAI.InternalServerError,
+    code: 'upstream_error',
+    says: [/^502 keyplex:/, /connection failed/, /'one'/, /connection\)/],
+    run: async () => {
+      provider(ONE, () => 'reset');
+      const { client } = manage({ retry: { maxAttempts: 2, baseDelayMs: 0 } });
+      return caught(() => client.chat.completions.create(BODY));
+    },
+  },
+  {
+    path: 'a caller error (400) passes through as the upstream said it',
+    catches: OpenAI.BadRequestError,
+    code: 'upstream_error',
+    says: [/^400 Invalid 'messages'/],
+    run: async () => {
+      provider(ONE, () => errorReply(400, 'invalid_request_error', {}, "Invalid 'messages'"));
+      const { client } = manage({});
+      return caught(() => client.chat.completions.create(BODY));
+    },
+  },
+  {
     path: 'the request deadline passed',
     catches: OpenAI.InternalServerError,
     code: 'deadline_exceeded',
@@ -120,6 +153,33 @@ const rows: Row[] = [
       void client.chat.completions.create(BODY).catch(() => {});
       await until(() => seen.length === 1, 'first request sent');
       return caught(() => client.chat.completions.create(BODY));
+    },
+  },
+  {
+    path: 'the request waited in its lane past queueTimeoutMs',
+    catches: OpenAI.InternalServerError,
+    code: 'queue_timeout',
+    says: [/^503 keyplex:/, /lane 'standard'/, /queueTimeoutMs/],
+    run: async () => {
+      fakeClock();
+      const seen = provider(ONE, () => hang());
+      const { client } = manage({ lanes: { standard: { concurrency: 1, maxQueue: 5, queueTimeoutMs: 1_000 } } });
+      void client.chat.completions.create(BODY).catch(() => {});
+      await until(() => seen.length === 1, 'first request sent');
+      const pending = caught(() => client.chat.completions.create(BODY));
+      await vi.advanceTimersByTimeAsync(1_000);
+      return pending;
+    },
+  },
+  {
+    path: 'an unknown lane',
+    catches: OpenAI.BadRequestError,
+    code: 'unknown_lane',
+    says: [/^400 keyplex:/, /unknown lane 'nope'/, /'standard'/],
+    run: async () => {
+      provider(ONE, () => chatReply(MODEL));
+      const { client } = manage({});
+      return caught(() => client.chat.completions.create(BODY, keyplex.options({ lane: 'nope' })));
     },
   },
   {
