@@ -81,6 +81,26 @@ describe('a half-open circuit: requests wait for its probe', () => {
     expect(s.seen).toHaveLength(5);
   });
 
+  test('when the probe is abandoned (its caller aborts), a waiting request takes the probe slot at once', async () => {
+    fakeClock();
+    const s = setup();
+    for (let i = 0; i < 3; i++) await s.client.chat.completions.create(BODY).catch(() => {});
+    await vi.advanceTimersByTimeAsync(10_000);
+    s.up.mode = 'held';
+    const abort = new AbortController();
+    const probe = settle(s.client.chat.completions.create(BODY, { signal: abort.signal }));
+    await until(() => s.seen.length === 4, 'the probe is sent');
+    const other = settle(s.client.chat.completions.create(BODY));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(other.done()).toBe(false);
+
+    abort.abort();
+    await probe.result;
+    await until(() => s.seen.length === 5, 'the waiting request is sent without the clock moving');
+    s.up.gate.resolve();
+    expect(await other.result).not.toBeInstanceOf(Error);
+  });
+
   test('when the probe fails and the circuit reopens past its deadline, it fails saying so, not "disabled"', async () => {
     fakeClock();
     const s = setup();
