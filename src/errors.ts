@@ -2,9 +2,18 @@
  * keyplex's own errors. Every error has a stable `code` that is safe to switch
  * on; messages say what was wrong and what to do, and never contain a key.
  *
- * What the *caller of the SDK* sees is normally the SDK's own error class (see
- * the README's errors table); {@link getKeyplexDetails} reaches keyplex's
- * detail from such an error.
+ * The contract, from the app's side (README "Errors"):
+ * - a request's failure reaches the app as the SDK's own class for its status
+ *   (keyplex answers the SDK over HTTP: 429 → `RateLimitError`, 503/504 →
+ *   `InternalServerError`, ...), with a message that starts `keyplex:` and says
+ *   what the attempts met and what to do; only the caller's own abort
+ *   (`APIUserAbortError`) and a stream broken after its first bytes (thrown
+ *   while iterating) take other shapes;
+ * - the app tests `getKeyplexDetails(err)?.code` or `isKeyplexError(err, code)`,
+ *   which work on the SDK's errors; `instanceof` works only for the classes
+ *   keyplex throws itself: {@link ConfigError} (manager options, key calls)
+ *   and {@link RequestOptionsError} (`keyplex.options()`), the only ones the
+ *   package exports. The other classes here carry the detail inside keyplex.
  */
 
 const MARKER = Symbol.for('keyplex.error');
@@ -105,7 +114,11 @@ export class KeyplexError extends Error {
     Object.defineProperty(this, MARKER, { value: true });
   }
 
-  /** True for any keyplex error, also one from another copy of the package. */
+  /**
+   * True for a keyplex error object, also one from another copy of the
+   * package. The SDK raises its own classes for what keyplex answers: to test
+   * those, use `isKeyplexError(err, code?)` or `getKeyplexDetails(err)`.
+   */
   static is(value: unknown): value is KeyplexError {
     return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[MARKER] === true;
   }
