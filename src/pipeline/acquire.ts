@@ -98,8 +98,10 @@ function noKeyWait(core: Core, ctx: RequestContext, deployments: readonly Deploy
   if (picked.readyAt === Infinity && ctx.history.budgetRefusal) throw ctx.history.budgetRefusal;
   if (picked.readyAt === Infinity) {
     const { text, advice } = states();
-    const tooLarge = picked.tooLarge ? '; some keys cannot fit the request in their tokens-per-minute limit' : '';
-    throw fail(`${text}${tooLarge}. ${advice}`);
+    if (picked.tooLarge) {
+      throw fail(`${text}; the request (about ${ctx.tokens} tokens with its output) is larger than their tokens-per-minute limit. Lower its max output tokens, or raise \`tpm\`.`);
+    }
+    throw fail(`${text}. ${advice}`);
   }
   if (picked.readyAt <= now) throw fail('the key selector chose none of the usable keys.');
   const waitMs = Math.ceil(picked.readyAt - now);

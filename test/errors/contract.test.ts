@@ -96,6 +96,22 @@ const rows: Row[] = [
     },
   },
   {
+    path: 'a request larger than every key’s tokens-per-minute limit',
+    catches: OpenAI.InternalServerError,
+    code: 'no_key_available',
+    says: [/^503 keyplex:/, /'one'/, /larger than their tokens-per-minute limit/, /`tpm`/],
+    run: async () => {
+      const seen = provider(ONE, () => chatReply(MODEL));
+      const ring = keyRing('a');
+      const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: ring.keys, tpm: 100 } } });
+      managers.push(manager);
+      const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
+      const error = await caught(() => client.chat.completions.create({ ...BODY, max_tokens: 1_000 }));
+      expect(seen).toHaveLength(0);
+      return error;
+    },
+  },
+  {
     path: 'every attempt answered 5xx',
     catches: OpenAI.InternalServerError,
     code: 'upstream_error',
