@@ -2,7 +2,8 @@
  * The error contract, from the app's side (README "Errors"): for every way a
  * request can fail in keyplex, through the real SDK — the class the app
  * catches, the `code` it tests, and a message it can log that says what
- * happened. One row per path; the README's table is this table.
+ * happened. One row per path; the README's table is this table
+ * (`SHOW_ERRORS=1 npx vitest run test/errors` prints each row's class, code and message).
  */
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test, vi } from 'vitest';
