@@ -3,21 +3,52 @@
  * answered with a Response the SDK turns into its own error class, carrying
  * the detail in one header; errors keyplex throws are the SDK error's `cause`.
  */
-import { KeyplexError, type KeyplexErrorDetail } from './errors';
+import { KeyplexError, type KeyplexErrorCode, type KeyplexErrorDetail } from './errors';
 
 /** Response header with keyplex's JSON detail of a failed request. */
 export const DETAIL_HEADER = 'x-keyplex-detail';
 /** Response header with keyplex's request id. */
 export const REQUEST_ID_HEADER = 'x-keyplex-request-id';
 
-/** A copy of `response` (whose body was read into `body`) with the detail header added. */
-export function withDetail(response: Response, body: string, detail: KeyplexErrorDetail): Response {
+/** Characters of a non-JSON upstream error body quoted in keyplex's message. */
+const QUOTED_BODY = 300;
+
+/**
+ * A copy of `response` (whose body was read into `body`) with the detail
+ * header added. With `message`, the body says that instead (the SDK builds its
+ * error's message from it): the upstream's own message is appended as
+ * "Last upstream answer: …", and an OpenAI-style JSON body keeps its other fields.
+ */
+export function withDetail(response: Response, body: string, detail: KeyplexErrorDetail, message?: string): Response {
   const headers = new Headers(response.headers);
   headers.delete('content-length');
   headers.delete('content-encoding');
   headers.set(DETAIL_HEADER, encodeURIComponent(JSON.stringify(detail)));
   if (detail.requestId) headers.set(REQUEST_ID_HEADER, detail.requestId);
+  if (message !== undefined) {
+    body = explainedBody(body, message);
+    headers.set('content-type', 'application/json');
+  }
   return new Response(body, { status: response.status, statusText: response.statusText, headers });
+}
+
+/** An error body whose `error.message` is `message`, ending with the upstream's own message. */
+function explainedBody(body: string, message: string): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    parsed = undefined;
+  }
+  const record = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  const error = record?.error;
+  if (record !== undefined && typeof error === 'object' && error !== null && !Array.isArray(error)) {
+    const upstream = (error as Record<string, unknown>).message;
+    const said = typeof upstream === 'string' ? upstream : JSON.stringify(upstream ?? null);
+    return JSON.stringify({ ...record, error: { ...error, message: `${message} Last upstream answer: ${said}` } });
+  }
+  const said = typeof error === 'string' ? error : body.length > QUOTED_BODY ? `${body.slice(0, QUOTED_BODY)}…` : body;
+  return JSON.stringify({ error: { message: `${message} Last upstream answer: ${said.trim() === '' ? '(empty body)' : said}`, type: 'keyplex_error', code: null, param: null } });
 }
 
 /** An OpenAI-style error answer for a failure keyplex decided itself (no upstream answer to pass on). */
@@ -70,4 +101,20 @@ export function getKeyplexDetails(error: unknown): KeyplexErrorDetail | undefine
     current = (current as { cause?: unknown }).cause;
   }
   return undefined;
+}
+
+/**
+ * True when keyplex caused `error`: one of its own errors, or an error the
+ * SDK raised from keyplex's answer (an `APIError` carrying keyplex's detail,
+ * or a connection error whose `cause` is a keyplex error). With `code`, only
+ * when its code is that one. Use it where `instanceof` cannot work: the SDK
+ * raises its own classes for what keyplex answers.
+ *
+ * ```ts
+ * catch (err) { if (isKeyplexError(err, 'no_key_available')) alertOps(err.message); }
+ * ```
+ */
+export function isKeyplexError(error: unknown, code?: KeyplexErrorCode): boolean {
+  const detail = getKeyplexDetails(error);
+  return detail !== undefined && (code === undefined || detail.code === code);
 }

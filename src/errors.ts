@@ -2,9 +2,18 @@
  * keyplex's own errors. Every error has a stable `code` that is safe to switch
  * on; messages say what was wrong and what to do, and never contain a key.
  *
- * What the *caller of the SDK* sees is normally the SDK's own error class (see
- * the README's errors table); {@link getKeyplexDetails} reaches keyplex's
- * detail from such an error.
+ * The contract, from the app's side (README "Errors"):
+ * - a request's failure reaches the app as the SDK's own class for its status
+ *   (keyplex answers the SDK over HTTP: 429 → `RateLimitError`, 503/504 →
+ *   `InternalServerError`, ...), with a message that starts `keyplex:` and says
+ *   what the attempts met and what to do; only the caller's own abort
+ *   (`APIUserAbortError`) and a stream broken after its first bytes (thrown
+ *   while iterating) take other shapes;
+ * - the app tests `getKeyplexDetails(err)?.code` or `isKeyplexError(err, code)`,
+ *   which work on the SDK's errors; `instanceof` works only for the classes
+ *   keyplex throws itself: {@link ConfigError} (manager options, key calls)
+ *   and {@link RequestOptionsError} (`keyplex.options()`), the only ones the
+ *   package exports. The other classes here carry the detail inside keyplex.
  */
 
 const MARKER = Symbol.for('keyplex.error');
@@ -105,7 +114,11 @@ export class KeyplexError extends Error {
     Object.defineProperty(this, MARKER, { value: true });
   }
 
-  /** True for any keyplex error, also one from another copy of the package. */
+  /**
+   * True for a keyplex error object, also one from another copy of the
+   * package. The SDK raises its own classes for what keyplex answers: to test
+   * those, use `isKeyplexError(err, code?)` or `getKeyplexDetails(err)`.
+   */
   static is(value: unknown): value is KeyplexError {
     return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[MARKER] === true;
   }
@@ -140,7 +153,7 @@ export class ModelNotServedError extends KeyplexError {
   constructor(model: string, requestId?: string) {
     super(
       'model_not_served',
-      `keyplex: no provider serves model '${model}'. Add it to a provider's \`models\`, or leave \`models\` out to let a provider serve any model.`,
+      `keyplex: no provider serves model '${model}'. Add it to a provider's \`models\`, or set \`serveAnyModel: true\` on a provider that serves any model (e.g. a gateway).`,
       { requestId, status: 404 },
     );
     this.name = 'ModelNotServedError';
@@ -156,20 +169,29 @@ export class NoKeyAvailableError extends KeyplexError {
   }
 }
 
-/** The request's total deadline passed before an answer arrived. */
+/**
+ * The request's total deadline passed before an answer arrived. Answered with
+ * status 504 (the SDK raises `InternalServerError`); `summary` says what the
+ * attempts met, e.g. `tried 1 key of 'one' in 2 attempts (2 × 503 server_error)`.
+ */
 export class DeadlineExceededError extends KeyplexError {
-  constructor(deadlineMs: number, options: { requestId?: string; attempts?: AttemptOutcome[]; cause?: unknown }) {
-    // "timed out" in the message lets the SDK raise APIConnectionTimeoutError.
+  constructor(deadlineMs: number, options: { requestId?: string; attempts?: AttemptOutcome[]; cause?: unknown; summary?: string }) {
+    const { summary, ...rest } = options;
+    const met = summary ? `; ${summary}` : ` after ${options.attempts?.length ?? 0} attempt(s)`;
     super(
       'deadline_exceeded',
-      `keyplex: request timed out: its deadline of ${deadlineMs} ms passed after ${options.attempts?.length ?? 0} attempt(s). Raise \`deadlineMs\` or the SDK's \`timeout\` if the work needs longer.`,
-      options,
+      `keyplex: the request's deadline of ${deadlineMs} ms passed before an answer arrived${met}. Raise \`deadlineMs\` (manager or request option) if the work needs longer.`,
+      { ...rest, status: 504 },
     );
     this.name = 'DeadlineExceededError';
   }
 }
 
-/** The final attempt failed without an HTTP answer (connection reset, attempt timeout). */
+/**
+ * The final attempt failed without an HTTP answer: answered with status 502
+ * (connection failed or reset) or 504 (attempt timeout), so the SDK raises
+ * `InternalServerError` with this message.
+ */
 export class UpstreamError extends KeyplexError {
   constructor(message: string, options: { requestId?: string; attempts?: AttemptOutcome[]; cause?: unknown; status?: number }) {
     super('upstream_error', message, options);
@@ -191,16 +213,17 @@ export class StreamInterruptedError extends KeyplexError {
 
 /** The per-request options given to `keyplex.options()` are malformed. */
 export class RequestOptionsError extends KeyplexError {
-  constructor(field: string, problem: string) {
-    super('invalid_request_options', `Invalid keyplex request option \`${field}\`: ${problem}`);
+  /** @param options.status set when the request went through the SDK (400: it raises `BadRequestError`). */
+  constructor(field: string, problem: string, options: { requestId?: string; status?: number } = {}) {
+    super('invalid_request_options', `Invalid keyplex request option \`${field}\`: ${problem}`, options);
     this.name = 'RequestOptionsError';
   }
 }
 
-/** The manager was closed; it takes no new requests. */
+/** The manager was closed; it takes no new requests. Answered with status 503 (the SDK raises `InternalServerError`). */
 export class ManagerClosedError extends KeyplexError {
-  constructor() {
-    super('manager_closed', 'keyplex: this KeyManager was closed; create a new one to send more requests.');
+  constructor(options: { requestId?: string; attempts?: AttemptOutcome[] } = {}) {
+    super('manager_closed', 'keyplex: this KeyManager was closed; create a new one to send more requests.', { ...options, status: 503 });
     this.name = 'ManagerClosedError';
   }
 }

@@ -12,7 +12,7 @@ export type { WrappableClient } from './key-manager';
 export { keyplex } from './request-options';
 export type { KeyplexRequestOptions } from './request-options';
 export { KEYPLEX_BASE_URL } from './request';
-export { getKeyplexDetails, DETAIL_HEADER, REQUEST_ID_HEADER } from './details';
+export { getKeyplexDetails, isKeyplexError, DETAIL_HEADER, REQUEST_ID_HEADER } from './details';
 
 export type {
   KeyManagerOptions,
@@ -24,22 +24,13 @@ export type {
   RateLimitingOptions,
 } from './config';
 
-export {
-  KeyplexError,
-  ConfigError,
-  BudgetExceededError,
-  LaneFullError,
-  QueueTimeoutError,
-  UnknownLaneError,
-  ModelNotServedError,
-  NoKeyAvailableError,
-  DeadlineExceededError,
-  UpstreamError,
-  StreamInterruptedError,
-  RequestOptionsError,
-  ManagerClosedError,
-  StoreUnavailableError,
-} from './errors';
+// The error contract (README "Errors"): a request's failures reach the app as
+// the SDK's own classes (keyplex answers through the SDK), tested with
+// `getKeyplexDetails(err).code` or `isKeyplexError(err, code)`. The classes
+// exported are the ones an app can catch itself: `ConfigError` (options of
+// `new KeyManager()` and key calls), `RequestOptionsError` (`keyplex.options()`),
+// and their base `KeyplexError`.
+export { KeyplexError, ConfigError, RequestOptionsError } from './errors';
 export type { KeyplexErrorCode, KeyplexErrorDetail, AttemptOutcome, FailureKind } from './errors';
 
 export type {

@@ -257,6 +257,7 @@ describe('resolveOptions resolves valid options', () => {
         origin: 'https://api.openai.com',
         keys: [{ key, id: fingerprint(key), weight: 1 }],
         models: undefined,
+        anyModel: 'unclaimed',
         deployments: new Map(),
         headers: {},
       },

@@ -3,7 +3,6 @@
  * request, the key and the next attempt, seen through the real `openai` SDK.
  */
 import OpenAI from 'openai';
-import { VERSION as SDK_VERSION } from 'openai/version';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions, type KeyplexEvents } from '../src/index';
 import { calls, chatReply, deferred, errorReply, keyRing, provider, type Deferred, type KeyRing, type UpstreamCall } from './support/upstream';
@@ -18,8 +17,6 @@ const BODY = { model: 'gpt-4.1', messages: MESSAGES };
 
 const managers: KeyManager[] = [];
 const hanging: Deferred<'reset'>[] = [];
-/** openai@6 raises its timeout error without a `cause`, so keyplex's detail of a timeout is in the `failure` event only. */
-const SDK_KEEPS_TIMEOUT_CAUSE = Number(SDK_VERSION.split('.')[0]) >= 7;
 
 function manage(options: KeyManagerOptions) {
   const manager = new KeyManager(options);
@@ -383,15 +380,16 @@ describe('transient failures', () => {
     expect(retries).toEqual([expect.objectContaining({ keyId: 'a', reason: 'timeout', status: undefined })]);
   });
 
-  test('when every attempt is reset, the SDK raises APIConnectionError whose details list the attempts', async () => {
+  test('when every attempt is reset, keyplex answers 502: the SDK raises InternalServerError whose details list the attempts', async () => {
     const ring = keyRing('a', 'b');
     provider(ONE, () => 'reset');
     const { client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } }, retry: { maxAttempts: 3, baseDelayMs: 0 } });
 
     const error = await client.chat.completions.create(BODY).catch((e: unknown) => e);
 
-    expect(error).toBeInstanceOf(OpenAI.APIConnectionError);
-    expect(error).not.toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
+    expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(502);
+    expect((error as Error).message).toMatch(/^502 keyplex: the upstream connection failed .* tried 2 keys of 'one' in 3 attempts \(3 × connection\)/);
     const detail = getKeyplexDetails(error);
     expect(detail?.code).toBe('upstream_error');
     expect(detail?.attempts.map((a) => [a.keyId, a.kind])).toEqual([
@@ -401,7 +399,7 @@ describe('transient failures', () => {
     ]);
   });
 
-  test('when every attempt times out, the SDK raises APIConnectionTimeoutError', async () => {
+  test('when every attempt times out, keyplex answers 504: the SDK raises InternalServerError that says so', async () => {
     fakeClock();
     const ring = keyRing('a');
     const seen = provider(ONE, () => hang());
@@ -416,9 +414,11 @@ describe('transient failures', () => {
     await vi.advanceTimersByTimeAsync(1_000);
     const error = await pending;
 
-    expect(error).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
+    expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(504);
+    expect((error as Error).message).toMatch(/attempt timeout \(1000 ms\).*2 × timeout/);
     expect(failures[0]?.error.attempts.map((a) => a.kind)).toEqual(['timeout', 'timeout']);
-    if (SDK_KEEPS_TIMEOUT_CAUSE) expect(getKeyplexDetails(error)?.attempts.map((a) => a.kind)).toEqual(['timeout', 'timeout']);
+    expect(getKeyplexDetails(error)?.attempts.map((a) => a.kind)).toEqual(['timeout', 'timeout']);
   });
 
   test('x-should-retry: false on a 500 stops retrying', async () => {
@@ -579,7 +579,7 @@ describe('no usable key', () => {
 });
 
 describe('total deadline', () => {
-  test('keyplex.options({ deadlineMs }) ends a hanging request with APIConnectionTimeoutError', async () => {
+  test('keyplex.options({ deadlineMs }) ends a hanging request with a 504 (InternalServerError) that says so', async () => {
     fakeClock();
     const ring = keyRing('a');
     const seen = provider(ONE, () => hang());
@@ -592,9 +592,10 @@ describe('total deadline', () => {
     await vi.advanceTimersByTimeAsync(2_000);
     const error = await pending;
 
-    expect(error).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
+    expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(504);
     expect(failures[0]?.error.code).toBe('deadline_exceeded');
-    if (SDK_KEEPS_TIMEOUT_CAUSE) expect(getKeyplexDetails(error)?.code).toBe('deadline_exceeded');
+    expect(getKeyplexDetails(error)?.code).toBe('deadline_exceeded');
     expect(seen).toHaveLength(1);
   });
 });

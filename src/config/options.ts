@@ -59,10 +59,19 @@ export interface ProviderOptions {
    * Models the provider serves. An array lists public model names sent as they
    * are; an object maps a public name to the provider's upstream name
    * (`{ 'claude-sonnet-4.5': 'claude-sonnet-4-5' }`). Leave it out to let the
-   * provider serve any model (it is then tried after the providers that list
-   * the model).
+   * provider serve any model that no other provider lists: a request for a
+   * model some provider lists goes only to the providers that list it (unless
+   * a fallback, `serveAnyModel: true` or a pinned `provider` says otherwise).
    */
   models?: string[] | Record<string, string | DeploymentOptions>;
+  /**
+   * `true`: the provider also serves models it does not list, even ones other
+   * providers list — a catch-all tried after the providers that list the
+   * model (e.g. a gateway that can serve everything). Default: `false` when
+   * `models` is given; without `models`, the provider serves only the models
+   * no provider lists. `false` needs `models`.
+   */
+  serveAnyModel?: boolean;
   /** Extra headers sent with every request to this provider (not `Authorization`). */
   headers?: Record<string, string>;
   /**
@@ -194,8 +203,14 @@ export interface ResolvedProvider {
   /** `URL.origin` of baseURL: the only origin its keys are sent to. */
   origin: string;
   keys: ResolvedKey[];
-  /** Public name → upstream name; `undefined` when the provider serves any model. */
+  /** Public name → upstream name; `undefined` when it lists none. */
   models: Map<string, string> | undefined;
+  /**
+   * Which models it serves besides those it lists: `'always'` any
+   * (`serveAnyModel: true`), `'unclaimed'` those no provider lists (no
+   * `models`), `false` none.
+   */
+  anyModel: 'always' | 'unclaimed' | false;
   /** Public name → what else its configuration says about that deployment. */
   deployments: Map<string, ResolvedDeployment>;
   headers: Record<string, string>;

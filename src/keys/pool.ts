@@ -22,6 +22,8 @@ export class ProviderPool {
   readonly baseURL: string;
   readonly origin: string;
   readonly models: ReadonlyMap<string, string> | undefined;
+  /** Which models it serves besides those it lists (see `ResolvedProvider.anyModel`). */
+  readonly anyModel: 'always' | 'unclaimed' | false;
   readonly headers: Readonly<Record<string, string>>;
   #keys: readonly Key[];
   /** Its attempts, with latency and time-to-first-token histograms. */
@@ -41,6 +43,7 @@ export class ProviderPool {
     this.baseURL = resolved.baseURL;
     this.origin = resolved.origin;
     this.models = resolved.models;
+    this.anyModel = resolved.anyModel;
     this.deploymentOptions = resolved.deployments;
     // Lower-case names, so they replace the SDK's headers of the same name.
     this.headers = Object.fromEntries(Object.entries(resolved.headers).map(([name, value]) => [name.toLowerCase(), value]));

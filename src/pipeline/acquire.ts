@@ -13,6 +13,7 @@ import type { StoreReservation } from '../store/types';
 import { holdKeyBudget, keyBudgetAllows } from './admit';
 import type { RequestContext } from './context';
 import { deploymentCircuit, type Core, type LinePlace } from './core';
+import { briefDuration, keyStates } from './explain';
 import { Lease } from './lease';
 import { joinLine, leaveLine, waitForKey, waitForTurn } from './lines';
 
@@ -22,14 +23,16 @@ const SAMPLE = 32;
 /** Shared reservations one acquire may see refused before it waits between tries. */
 const MAX_FREE_REFUSALS = 8;
 
-/** Nothing usable now: when the first key is expected to be (Infinity: never). */
+/** Nothing usable now: when the first key is expected to be (Infinity: never, unless a probe is in flight). */
 interface NotReady {
   readyAt: number;
   tooLarge: boolean;
+  /** A half-open circuit refused the request while its probe is in flight: the probe's end decides. */
+  probing: boolean;
 }
 
 /** One scratch answer, reused: `pick` is synchronous and its answer is read before the next pick. */
-const NOT_READY: NotReady = { readyAt: Infinity, tooLarge: false };
+const NOT_READY: NotReady = { readyAt: Infinity, tooLarge: false, probing: false };
 
 /**
  * A lease for the next attempt. When every key that could serve the request
@@ -68,7 +71,7 @@ export async function acquire(core: Core, ctx: RequestContext, attempt: number, 
         if (++refusals > MAX_FREE_REFUSALS) await waitForKey(core, Math.max(1, Math.min(refused, ctx.deadlineAt - now)), signal);
         continue;
       }
-      const waitMs = noKeyWait(ctx, deployments, picked, now);
+      const waitMs = noKeyWait(core, ctx, deployments, picked, now);
       place ??= joinLine(core, lineId);
       await waitForKey(core, waitMs, signal);
     }
@@ -77,24 +80,33 @@ export async function acquire(core: Core, ctx: RequestContext, attempt: number, 
   }
 }
 
-/** How long to wait for a key, or the error when waiting cannot help. */
-function noKeyWait(ctx: RequestContext, deployments: readonly Deployment[], picked: NotReady, now: number): number {
+/**
+ * How long to wait for a key, or the error when waiting cannot help. Behind a
+ * half-open circuit whose probe is in flight the request waits (within its
+ * deadline) for the probe to settle: the circuit's change wakes it.
+ */
+function noKeyWait(core: Core, ctx: RequestContext, deployments: readonly Deployment[], picked: NotReady, now: number): number {
   const model = ctx.request.model === undefined ? '' : ` for model '${ctx.request.model}'`;
   const fail = (why: string, retryAfterMs?: number) =>
     new NoKeyAvailableError(`keyplex: no usable key${model}: ${why}`, { requestId: ctx.requestId, attempts: ctx.history.outcomes, retryAfterMs });
+  const states = () => keyStates(core, deployments, now, ctx.history.budgetRefusal !== undefined);
+  if (picked.readyAt === Infinity && picked.probing) {
+    if (now < ctx.deadlineAt) return ctx.deadlineAt - now;
+    const { text } = states();
+    throw fail(`${text}; the probe did not settle before this request's deadline. Retry later.`);
+  }
   if (picked.readyAt === Infinity && ctx.history.budgetRefusal) throw ctx.history.budgetRefusal;
   if (picked.readyAt === Infinity) {
-    throw fail(
-      `every key of ${deployments.map((d) => `'${d.pool.id}'`).join(', ')} is disabled${picked.tooLarge ? ' or cannot fit the request in its tokens-per-minute limit' : ''}. Enable or add keys (manager.enableKey / addKey).`,
-    );
+    const { text, advice } = states();
+    if (picked.tooLarge) {
+      throw fail(`${text}; the request (about ${ctx.tokens} tokens with its output) is larger than their tokens-per-minute limit. Lower its max output tokens, or raise \`tpm\`.`);
+    }
+    throw fail(`${text}. ${advice}`);
   }
   if (picked.readyAt <= now) throw fail('the key selector chose none of the usable keys.');
   const waitMs = Math.ceil(picked.readyAt - now);
   if (now + waitMs > ctx.deadlineAt) {
-    throw fail(
-      `every key is cooling down, out of rate-limit room or behind an open circuit; the first is usable again in ${waitMs} ms, after this request's deadline. Retry later or add keys.`,
-      waitMs,
-    );
+    throw fail(`${states().text}; the first is usable again in ${briefDuration(waitMs)}, after this request's deadline. Retry later or add keys.`, waitMs);
   }
   return waitMs;
 }
@@ -111,6 +123,7 @@ function pick(core: Core, ctx: RequestContext, attempt: number, now: number): Le
   const result = NOT_READY;
   result.readyAt = Infinity;
   result.tooLarge = false;
+  result.probing = false;
   const { avoided } = ctx.history;
   const excluded = ctx.route.excludedModels;
   for (let pass = 0; pass < 2; pass++) {
@@ -120,6 +133,7 @@ function pick(core: Core, ctx: RequestContext, attempt: number, now: number): Le
       if (excluded !== undefined && excluded.has(deployment.model)) continue;
       const circuit = deploymentCircuit(core, deployment);
       if (circuit && !circuit.canPass()) {
+        if (circuit.state === 'half-open') result.probing = true;
         result.readyAt = Math.min(result.readyAt, circuit.openUntil ?? Infinity);
         continue;
       }
@@ -165,6 +179,7 @@ function pickOn(
         continue;
       }
       if (key.circuit && !key.circuit.canPass()) {
+        if (key.circuit.state === 'half-open') result.probing = true;
         result.readyAt = Math.min(result.readyAt, key.circuit.openUntil ?? Infinity);
         continue;
       }

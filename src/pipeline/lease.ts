@@ -16,7 +16,7 @@ import type { Usage } from '../usage/usage';
 import { settleKeyBudget } from './admit';
 import type { RequestContext } from './context';
 import { AttemptTimeout } from './failure';
-import type { Core } from './core';
+import { keysChanged, type Core } from './core';
 
 
 /**
@@ -194,6 +194,8 @@ export class Lease {
   #health(verdict: 'success' | 'failure' | 'release'): void {
     this.circuit?.[verdict]();
     this.key.circuit?.[verdict]();
+    // A freed probe slot changes no circuit state, so no change wakes the requests waiting behind it.
+    if (verdict === 'release' && (this.circuit?.state === 'half-open' || this.key.circuit?.state === 'half-open')) keysChanged(this.core);
   }
 
   /** The attempt failed before the provider could count it: gives its tokens back, here and in the shared store. */

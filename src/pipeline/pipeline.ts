@@ -8,7 +8,7 @@
  * Respond and account run inside send for a success (a stream is accounted
  * when it ends) and in `finishFailure` for a failure.
  */
-import { ManagerClosedError } from '../errors';
+import { ManagerClosedError, RequestOptionsError } from '../errors';
 import { decide, type RetryDecision } from '../resilience/retry/policy';
 import { sleep } from '../resilience/backoff';
 import { acquire } from './acquire';
@@ -25,8 +25,15 @@ import { send } from './send';
 
 /** One request through the pipeline: the `fetch` the SDK calls. */
 export async function handle(core: Core, input: string | URL | Request, init: RequestInit | undefined): Promise<Response> {
-  if (core.closed) throw new ManagerClosedError();
-  const ctx = intercept(core, input, init);
+  if (core.closed) return errorResponse(new ManagerClosedError(), 503);
+  let ctx: RequestContext;
+  try {
+    ctx = intercept(core, input, init);
+  } catch (error) {
+    // Options that did not come through keyplex.options() are refused at the call too, nothing sent.
+    if (error instanceof RequestOptionsError) return errorResponse(error, 400);
+    throw error;
+  }
   // One controller per request: the deadline, the caller's signal and close() abort it.
   const control = new AbortController();
   const signal = control.signal;

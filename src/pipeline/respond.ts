@@ -3,6 +3,7 @@
  * headers, a streamed reply tapped for usage (accounted when it ends), or a
  * failure turned into the answer or error the caller should see.
  */
+import { safeName, suggest } from '../config/check';
 import { errorResponse, REQUEST_ID_HEADER, withDetail } from '../details';
 import {
   DeadlineExceededError,
@@ -10,6 +11,7 @@ import {
   ManagerClosedError,
   ModelNotServedError,
   NoKeyAvailableError,
+  RequestOptionsError,
   StreamInterruptedError,
   UpstreamError,
   type KeyplexErrorDetail,
@@ -23,6 +25,7 @@ import { account, failed } from './account';
 import type { RequestContext } from './context';
 import type { Core } from './core';
 import { AttemptFailure, AttemptTimeout, type ReadResult } from './failure';
+import { attemptsSummary } from './explain';
 import type { Lease } from './lease';
 
 /** The Response handed to the SDK: the upstream answer plus keyplex's headers. */
@@ -97,50 +100,59 @@ function endStreamingRequest(ctx: RequestContext): void {
 
 /**
  * Turns whatever ended the attempts into what the SDK should see: the last
- * upstream answer with keyplex's detail, an HTTP-shaped keyplex refusal, or
- * a thrown error (abort, close, deadline, transport).
+ * upstream answer with keyplex's detail (its message saying what the attempts
+ * met), an HTTP-shaped keyplex refusal (no key, lane, budget, deadline,
+ * closed), or a thrown error (the caller's abort, a transport failure).
  */
 export function finishFailure(core: Core, ctx: RequestContext, error: unknown, signal: AbortSignal): Response {
   const { requestId } = ctx;
   const attempts = ctx.history.outcomes;
-  if (signal.aborted) throw abortedFailure(core, ctx, error, signal);
+  if (signal.aborted) {
+    const ended = abortedFailure(core, ctx, error, signal);
+    if (ended instanceof Response) return ended;
+    throw ended;
+  }
   // The last upstream answer is what the caller sees, with keyplex's detail.
   if (error instanceof AttemptFailure) {
     const answer = error.response;
     if (answer) {
+      const status = answer.response.status;
+      const message = callerError(error, attempts.length) ? undefined : `keyplex: ${attemptsSummary(attempts)}.`;
       const detail: KeyplexErrorDetail = {
         code: 'upstream_error',
-        message: `keyplex: the upstream answered ${answer.response.status} (${error.classification.kind}) on attempt ${attempts.length}.`,
+        message: message ?? `keyplex: the upstream answered ${status} (${error.classification.kind}) on attempt ${attempts.length}.`,
         requestId,
         attempts,
-        status: answer.response.status,
+        status,
       };
       failed(core, ctx, detail);
-      return withDetail(answer.response, answer.body, detail);
+      return withDetail(answer.response, answer.body, detail, message);
     }
-    const kind = error.classification.kind;
+    // No answer to pass on: a gateway's answer, 504 for a timeout, else 502.
+    const timedOut = error.classification.kind === 'timeout';
     const upstream = new UpstreamError(
-      kind === 'timeout'
-        ? `keyplex: the upstream request timed out on attempt ${attempts.length} (attempt timeout ${core.options.attemptTimeoutMs} ms).`
-        : `keyplex: the upstream connection failed on attempt ${attempts.length} (${kind}).`,
-      { requestId, attempts, cause: error.cause },
+      timedOut
+        ? `keyplex: no upstream answer within the attempt timeout (${core.options.attemptTimeoutMs} ms) on the last attempt; ${attemptsSummary(attempts)}. Raise \`attemptTimeoutMs\` if the work needs longer.`
+        : `keyplex: the upstream connection failed on the last attempt; ${attemptsSummary(attempts)}. Check the network and the providers' \`baseURL\`.`,
+      { requestId, attempts, cause: error.cause, status: timedOut ? 504 : 502 },
     );
     failed(core, ctx, upstream.toDetail());
-    throw upstream;
+    return errorResponse(upstream, upstream.status!);
   }
   if (error instanceof NoKeyAvailableError) {
-    // After upstream answers, the last one is the most useful thing to show.
+    // After upstream answers, the last one is passed on, its message saying what the attempts met and why no key is left.
     const previous = ctx.history.lastAnswer;
     if (previous) {
-      const detail: KeyplexErrorDetail = { ...error.toDetail(), status: previous.response.status };
+      const message = `keyplex: ${attemptsSummary(attempts)}; then ${error.message.replace(/^keyplex: /, '')}`;
+      const detail: KeyplexErrorDetail = { ...error.toDetail(), message, status: previous.response.status };
       failed(core, ctx, detail);
-      return withDetail(previous.response, previous.body, detail);
+      return withDetail(previous.response, previous.body, detail, message);
     }
     failed(core, ctx, error.toDetail());
     return errorResponse(error, error.status ?? 503);
   }
   if (KeyplexError.is(error) && error.status !== undefined) {
-    // Refused by keyplex itself (lane full, queue timeout, unknown lane): an HTTP-shaped answer.
+    // Refused by keyplex itself (lane full, queue timeout, unknown lane, closed): an HTTP-shaped answer.
     failed(core, ctx, { ...error.toDetail(), requestId, attempts });
     return errorResponse(error, error.status);
   }
@@ -152,7 +164,16 @@ export function finishFailure(core: Core, ctx: RequestContext, error: unknown, s
   throw error;
 }
 
-/** The request's signal ended it: the caller's reason, `manager_closed`, or the deadline. Returns what to throw. */
+/** An answer about the caller's own request on its first attempt (400, 404, 422): passed on as the upstream said it. */
+function callerError(failure: AttemptFailure, attempts: number): boolean {
+  const kind = failure.classification.kind;
+  return attempts === 1 && (kind === 'bad_request' || kind === 'not_found' || kind === 'context_length');
+}
+
+/**
+ * The request's signal ended it: the caller's reason (to throw), or an
+ * answer for `manager_closed` (503) and the deadline (504).
+ */
 function abortedFailure(core: Core, ctx: RequestContext, error: unknown, signal: AbortSignal): unknown {
   const { requestId } = ctx;
   const attempts = ctx.history.outcomes;
@@ -162,15 +183,16 @@ function abortedFailure(core: Core, ctx: RequestContext, error: unknown, signal:
     return caller.reason;
   }
   if (core.closedByAbort) {
-    const closed = new ManagerClosedError();
-    failed(core, ctx, { ...closed.toDetail(), requestId, attempts });
-    return closed;
+    const closed = new ManagerClosedError({ requestId, attempts });
+    failed(core, ctx, closed.toDetail());
+    return errorResponse(closed, 503);
   }
   const reason: unknown = signal.reason;
   if (reason instanceof AttemptTimeout) {
-    const timeout = new DeadlineExceededError(ctx.deadlineMs, { requestId, attempts, cause: error });
+    const summary = attempts.length > 0 ? attemptsSummary(attempts) : undefined;
+    const timeout = new DeadlineExceededError(ctx.deadlineMs, { requestId, attempts, cause: error, summary });
     failed(core, ctx, timeout.toDetail());
-    return timeout;
+    return errorResponse(timeout, 504);
   }
   return reason;
 }
@@ -178,8 +200,15 @@ function abortedFailure(core: Core, ctx: RequestContext, error: unknown, signal:
 /** The answer when routing found no deployment: an unknown pinned provider, a request too long for every model, or a model nobody serves. */
 export function unroutable(core: Core, ctx: RequestContext): KeyplexError {
   const { request, requestId } = ctx;
-  if (request.options.provider !== undefined && !core.pools.some((p) => p.id === request.options.provider)) {
-    return new KeyplexError('invalid_request_options', `keyplex: request option \`provider\` names '${request.options.provider}', which is not configured.`, { requestId, status: 400 });
+  const pinned = request.options.provider;
+  if (pinned !== undefined && !core.pools.some((p) => p.id === pinned)) {
+    const known = core.pools.map((p) => p.id);
+    const typo = suggest(pinned, known);
+    return new RequestOptionsError(
+      'provider',
+      `expected one of the configured providers ${known.map((id) => `'${id}'`).join(', ')}; got ${safeName(pinned)}${typo === undefined ? '' : ` (did you mean '${typo}'?)`}. Nothing was sent.`,
+      { requestId, status: 400 },
+    );
   }
   if (ctx.route.contextTooLong) {
     return new KeyplexError(

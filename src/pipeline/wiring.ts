@@ -134,8 +134,9 @@ function circuitChanged(core: Core, ref: StoreCircuitRef, change: CircuitChange,
   }
   // Opening and closing are news for other managers; half-opening each does on its own clock, and a restored state came from them.
   if (change.reason !== 'restored' && change.reason !== 'open_elapsed') core.session.setCircuit(ref, circuit.toJSON());
-  // A circuit that half-opens or closes may be what a waiting request needs.
-  if (change.to !== 'open') keysChanged(core);
+  // Waiting requests judge again: a circuit that half-opens or closes may be what one needs,
+  // and one that (re)opens may push its wait past a deadline, which should fail now, not then.
+  keysChanged(core);
 }
 
 /** A key's state changed: published to the store (unless it came from there), announced, waiting requests woken. */
@@ -154,6 +155,8 @@ function keyChanged(core: Core, key: Key, change: KeyChange): void {
     case 'disabled':
       if (!change.remote) session.setKey(key.ref, { disabled: change.reason, cooldownUntil: 0 });
       if (hub.wants('key:disabled')) hub.emit('key:disabled', { provider, keyId, reason: change.reason, ...(change.remote && REMOTE) });
+      // Requests waiting for it judge again: with no key left they fail (or move on) now, not at their deadline.
+      keysChanged(core);
       return;
     case 'enabled':
       if (!change.remote) session.setKey(key.ref, { disabled: null, cooldownUntil: 0 });
@@ -164,6 +167,7 @@ function keyChanged(core: Core, key: Key, change: KeyChange): void {
       return;
     case 'removed':
       if (hub.wants('key:removed')) hub.emit('key:removed', { provider, keyId });
+      keysChanged(core);
       return;
   }
 }

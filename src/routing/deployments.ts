@@ -55,10 +55,14 @@ export class Deployment {
 
 /**
  * The deployments for `model`, in configuration order: providers that list
- * the model, then providers that serve any model. A request that names no
- * model (files, model lists) goes to the first provider only, since such
- * resources live with one provider. `pinned` restricts to one provider.
- * Deployments are made once per provider and model (`make`) and reused.
+ * the model, then those with `serveAnyModel: true`, then — only when no
+ * provider lists the model, or the request is pinned to one — providers
+ * without `models`. So a prompt never goes to a provider that did not claim
+ * its model unless the configuration (or the request) asked for it. A
+ * request that names no model (files, model lists) goes to the first
+ * provider only, since such resources live with one provider. `pinned`
+ * restricts to one provider. Deployments are made once per provider and
+ * model (`make`) and reused.
  */
 export function route(
   pools: readonly ProviderPool[],
@@ -72,15 +76,19 @@ export function route(
     return first ? [deploymentOf(first, '', undefined, make)] : [];
   }
   const listed: Deployment[] = [];
-  const open: Deployment[] = [];
+  const catchAll: Deployment[] = [];
+  let unclaimed: ProviderPool[] | undefined;
   for (const pool of candidates) {
-    if (pool.models === undefined) open.push(deploymentOf(pool, model, model, make));
-    else {
-      const upstream = pool.models.get(model);
-      if (upstream !== undefined) listed.push(deploymentOf(pool, model, upstream, make));
-    }
+    const upstream = pool.models?.get(model);
+    if (upstream !== undefined) listed.push(deploymentOf(pool, model, upstream, make));
+    else if (pool.anyModel === 'always') catchAll.push(deploymentOf(pool, model, model, make));
+    else if (pool.anyModel === 'unclaimed') (unclaimed ??= []).push(pool);
   }
-  return listed.concat(open);
+  // Unpinned, the candidates are every provider: none listed the model when `listed` is empty.
+  if (unclaimed !== undefined && (pinned !== undefined || listed.length === 0)) {
+    for (const pool of unclaimed) catchAll.push(deploymentOf(pool, model, model, make));
+  }
+  return listed.length === 0 ? catchAll : listed.concat(catchAll);
 }
 
 function deploymentOf(

@@ -90,8 +90,8 @@ describe('per-request deadlineMs is refused at the call when it cannot be honour
     expect((error as Error).message).toContain('`deadlineMs`');
   });
 
-  // The check in manager.fetch: today it surfaces as the SDK's APIConnectionError whose cause is the
-  // RequestOptionsError (src/request.ts throws it from fetch); nothing is sent either way.
+  // The check in manager.fetch: keyplex answers 400, so the SDK raises BadRequestError with the
+  // RequestOptionsError's message and detail; nothing is sent either way.
   test('a deadline of 3e9 ms sent past keyplex.options() fails with the same error, nothing sent', async () => {
     const upstream = provider(BASE, () => chatReply('gpt-4.1'));
     const manager = new KeyManager(options());
@@ -99,7 +99,8 @@ describe('per-request deadlineMs is refused at the call when it cannot be honour
     const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
     const header = { 'x-keyplex-options': encodeURIComponent(JSON.stringify({ deadlineMs: 3e9 })) };
     const error = await client.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] }, { headers: header }).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((error as Error).message).toContain('`deadlineMs`');
     expect(getKeyplexDetails(error)?.code).toBe('invalid_request_options');
     expect(getKeyplexDetails(error)?.message).toContain('deadlineMs');
     expect(upstream).toHaveLength(0);

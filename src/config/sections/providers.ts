@@ -1,6 +1,6 @@
 /** The `providers` option: where each provider is, its keys, models and headers. */
 import { ConfigError } from '../../errors';
-import { checkFields, describeType, isPlainObject, maybeNumber, own, prop, quote, RPM, safeName, secretIdProblem, setOwn, TPM } from '../check';
+import { checkBoolean, checkFields, describeType, isPlainObject, maybeNumber, own, prop, quote, RPM, safeName, secretIdProblem, setOwn, TPM } from '../check';
 import type { KeyInput, ProviderOptions, ResolvedDeployment, ResolvedKey, ResolvedProvider } from '../options';
 import { resolveKey } from './keys';
 import { resolveModels } from './models';
@@ -8,7 +8,7 @@ import { resolveModels } from './models';
 const PROVIDER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** RFC 9110 `token`: what a header name may be made of. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const PROVIDER_FIELDS: readonly (keyof ProviderOptions)[] = ['baseURL', 'keys', 'models', 'headers', 'rpm', 'tpm'];
+const PROVIDER_FIELDS: readonly (keyof ProviderOptions)[] = ['baseURL', 'keys', 'models', 'serveAnyModel', 'headers', 'rpm', 'tpm'];
 
 /** Where a key was first seen, to report a duplicate without naming the key. */
 interface KeySeen {
@@ -51,15 +51,26 @@ function resolveProvider(id: string, raw: unknown, seenKeys: Map<string, KeySeen
   checkFields(raw, PROVIDER_FIELDS, field, 'provider field');
   const { baseURL, origin } = resolveBaseURL(own(raw, 'baseURL'), `${field}.baseURL`);
   const deployments = new Map<string, ResolvedDeployment>();
+  const models = resolveModels(own(raw, 'models'), `${field}.models`, deployments);
   return {
     id,
     baseURL,
     origin,
     keys: resolveKeys(id, raw, field, seenKeys),
-    models: resolveModels(own(raw, 'models'), `${field}.models`, deployments),
+    models,
+    anyModel: resolveAnyModel(own(raw, 'serveAnyModel'), models !== undefined, field),
     deployments,
     headers: resolveHeaders(own(raw, 'headers'), `${field}.headers`),
   };
+}
+
+/** What `serveAnyModel` (with or without `models`) makes the provider serve besides what it lists. */
+function resolveAnyModel(raw: unknown, lists: boolean, field: string): ResolvedProvider['anyModel'] {
+  const any = checkBoolean(raw, `${field}.serveAnyModel`, !lists);
+  if (!any && !lists) {
+    throw new ConfigError(`${field}.serveAnyModel`, 'expected true, or `models` listing what the provider serves; got false without `models`, which serves nothing');
+  }
+  return any ? (raw === true ? 'always' : 'unclaimed') : false;
 }
 
 function resolveKeys(id: string, raw: Record<string, unknown>, field: string, seenKeys: Map<string, KeySeen>): ResolvedKey[] {
@@ -117,7 +128,26 @@ function resolveBaseURL(raw: unknown, field: string): { baseURL: string; origin:
   if (url.href.includes('?') || url.href.includes('#')) {
     throw new ConfigError(field, `${expected} without query or fragment; got a URL with a "?" or "#" part`);
   }
-  return { baseURL: url.href.replace(/\/+$/, ''), origin: url.origin };
+  const baseURL = url.href.replace(/\/+$/, '');
+  if (url.pathname === '/') warnWithoutPath(baseURL, field);
+  return { baseURL, origin: url.origin };
+}
+
+/** Base URLs already warned about: once per process each. */
+const warnedWithoutPath = new Set<string>();
+
+/**
+ * A base URL with no path: OpenAI-compatible APIs nearly always need a version
+ * segment (`/v1`, `/v1beta/openai`), and without it every request answers 404.
+ * Some gateways serve at their root, so this warns (once) instead of failing.
+ */
+function warnWithoutPath(baseURL: string, field: string): void {
+  if (warnedWithoutPath.has(baseURL)) return;
+  warnedWithoutPath.add(baseURL);
+  process.emitWarning(
+    `keyplex: \`${field}\` has no path, so requests go to <origin>/chat/completions. Most OpenAI-compatible APIs need a version segment, e.g. "https://api.openai.com/v1"; add it, unless this endpoint really serves at its root.`,
+    { type: 'KeyplexWarning', code: 'KEYPLEX_BASEURL_WITHOUT_PATH' },
+  );
 }
 
 function resolveHeaders(raw: unknown, field: string): Record<string, string> {

@@ -48,7 +48,7 @@ export function resolveRouting(raw: unknown, providers: readonly ResolvedProvide
   }
   // A model is known when a provider lists it; a provider that serves any model makes every name known.
   const known = new Set<string>();
-  if (providers.every((p) => p.models !== undefined)) for (const p of providers) for (const name of p.models!.keys()) known.add(name);
+  if (providers.every((p) => p.anyModel === false)) for (const p of providers) for (const name of p.models!.keys()) known.add(name);
   const catalogue: Record<string, unknown> = {};
   for (const name of ['aliases', 'fallbacks', 'contextFallbacks', 'auto'] as const) if (own(raw, name) !== undefined) catalogue[name] = own(raw, name);
   assertNoProblem(catalogueProblem(catalogue, known, 'routing'));

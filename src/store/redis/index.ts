@@ -4,10 +4,11 @@
  * optional peer dependency.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { CircuitSnapshot } from '../../resilience/breaker/index';
 import { describe, MS_POSITIVE, numberProblem } from '../../config/check';
 import { StoreUnavailableError } from '../../errors';
+import { loadIoredis } from './load';
 import { parseJson, RedisSession } from './session';
 import { circuitField, keyField, parseCircuitField, parseKeyField } from '../fields';
 import { ADJUST, RESERVE } from '../scripts';
@@ -167,7 +168,8 @@ export class RedisStore implements StateStore {
         retryStrategy: (times) => Math.min(50 * times, 1_000),
         ...options.redis,
       };
-      this.#client = options.url === undefined ? new Redis(own) : new Redis(options.url, own);
+      const RedisClient = loadIoredis();
+      this.#client = options.url === undefined ? new RedisClient(own) : new RedisClient(options.url, own);
       this.#ownsClient = true;
     }
     // The subscriber may queue its SUBSCRIBE until connected; ioredis re-subscribes after reconnecting.

@@ -1,0 +1,42 @@
+/**
+ * A provider `baseURL` without a path (`https://api.openai.com`) is most
+ * likely missing its version segment: keyplex warns once (a process warning
+ * with code KEYPLEX_BASEURL_WITHOUT_PATH) and accepts it, since some gateways
+ * do serve at their root.
+ */
+import { afterEach, expect, test, vi } from 'vitest';
+import { KeyManager } from '../../src/index';
+import { fakeKey } from '../support/fake-keys';
+
+const managers: KeyManager[] = [];
+afterEach(async () => {
+  await Promise.all(managers.splice(0).map((m) => m.close()));
+});
+
+function make(baseURL: string): void {
+  managers.push(new KeyManager({ providers: { openai: { baseURL, keys: [fakeKey()] } } }));
+}
+
+function warnings(spy: { mock: { calls: unknown[][] } }): { message: string; code: unknown }[] {
+  return spy.mock.calls.map(([message, options]) => ({ message: String(message), code: (options as { code?: unknown } | undefined)?.code }));
+}
+
+test('a baseURL without a path warns once, naming the field and the likely fix', () => {
+  const spy = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+  make('https://api.openai-nopath.test');
+  make('https://api.openai-nopath.test/');
+
+  const seen = warnings(spy);
+  expect(seen).toHaveLength(1);
+  expect(seen[0]!.code).toBe('KEYPLEX_BASEURL_WITHOUT_PATH');
+  expect(seen[0]!.message).toMatch(/providers\.openai\.baseURL/);
+  expect(seen[0]!.message).toMatch(/\/v1/);
+});
+
+test('a baseURL with a path does not warn', () => {
+  const spy = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+  make('https://api.openai-path.test/v1');
+  make('https://gateway-path.test/openai');
+
+  expect(warnings(spy)).toEqual([]);
+});

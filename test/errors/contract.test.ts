@@ -1,0 +1,303 @@
+/**
+ * The error contract, from the app's side (README "Errors"): for every way a
+ * request can fail in keyplex, through the real SDK — the class the app
+ * catches, the `code` it tests, and a message it can log that says what
+ * happened. One row per path; the README's table is this table
+ * (`SHOW_ERRORS=1 npx vitest run test/errors` prints each row's class, code and message).
+ */
+import OpenAI from 'openai';
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import { ConfigError, getKeyplexDetails, isKeyplexError, KeyManager, KeyplexError, keyplex, RequestOptionsError, type KeyManagerOptions, type KeyplexErrorCode } from '../../src/index';
+import * as publicApi from '../../src/index';
+import { chatReply, deferred, errorReply, keyRing, provider, type Deferred } from '../support/upstream';
+import '../support/setup';
+import { fakeClock, until } from '../support/time';
+
+const ONE = 'https://api.one.test/v1';
+const MODEL = 'gpt-4.1';
+const BODY = { model: MODEL, messages: [{ role: 'user' as const, content: 'hi' }] };
+
+const managers: KeyManager[] = [];
+const holds: Deferred<'reset'>[] = [];
+
+function manage(options: Partial<KeyManagerOptions>, ids: string[] = ['a', 'b']) {
+  const ring = keyRing(...ids);
+  const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: ring.keys } }, retry: { baseDelayMs: 0 }, ...options });
+  managers.push(manager);
+  return { ring, manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
+}
+
+afterEach(async () => {
+  for (const hold of holds.splice(0)) hold.resolve('reset');
+  await Promise.all(managers.splice(0).map((m) => m.close()));
+  vi.useRealTimers();
+});
+
+function hang(): Promise<'reset'> {
+  const hold = deferred<'reset'>();
+  holds.push(hold);
+  return hold.promise;
+}
+
+/** What the app catches from `run`: the error, or a failure of the test if none. */
+async function caught(run: () => Promise<unknown>): Promise<Error> {
+  try {
+    await run();
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected the call to fail');
+}
+
+interface Row {
+  path: string;
+  /** The class the app catches. */
+  catches: abstract new (...args: never[]) => Error;
+  code: KeyplexErrorCode;
+  /** What the message must say (each pattern). */
+  says: RegExp[];
+  run: () => Promise<Error>;
+}
+
+const rows: Row[] = [
+  {
+    path: 'every key revoked (401)',
+    catches: OpenAI.AuthenticationError,
+    code: 'no_key_available',
+    says: [/^401 keyplex:/, /'one'/, /tried 2 keys/, /401/, /disabled/, /enableKey|addKey/, /Incorrect API key provided/],
+    run: async () => {
+      provider(ONE, () => errorReply(401, 'invalid_api_key', {}, 'Incorrect API key provided: ***'));
+      const { client } = manage({});
+      return caught(() => client.chat.completions.create(BODY));
+    },
+  },
+  {
+    path: 'every key cooling down past the deadline',
+    catches: OpenAI.RateLimitError,
+    code: 'no_key_available',
+    says: [/^429 keyplex:/, /'one'/, /2 keys cooling down/, /60 s/, /deadline/],
+    run: async () => {
+      fakeClock();
+      provider(ONE, () => errorReply(429, 'rate_limit_exceeded', { 'retry-after-ms': '60000' }, 'Rate limit reached'));
+      const { client } = manage({ deadlineMs: 5_000 });
+      return caught(() => client.chat.completions.create(BODY));
+    },
+  },
+  {
+    path: 'every key disabled before the request',
+    catches: OpenAI.InternalServerError,
+    code: 'no_key_available',
+    says: [/^503 keyplex:/, /'one'/, /2 keys disabled \(manual\)/, /enableKey|addKey/],
+    run: async () => {
+      provider(ONE, () => chatReply(MODEL));
+      const { client, manager } = manage({});
+      manager.disableKey('one', 'a');
+      manager.disableKey('one', 'b');
+      return caught(() => client.chat.completions.create(BODY));
+    },
+  },
+  {
+    path: 'a request larger than every key’s tokens-per-minute limit',
+    catches: OpenAI.InternalServerError,
+    code: 'no_key_available',
+    says: [/^503 keyplex:/, /'one'/, /larger than their tokens-per-minute limit/, /`tpm`/],
+    run: async () => {
+      const seen = provider(ONE, () => chatReply(MODEL));
+      const ring = keyRing('a');
+      const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: ring.keys, tpm: 100 } } });
+      managers.push(manager);
+      const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
+      const error = await caught(() => client.chat.completions.create({ ...BODY, max_tokens: 1_000 }));
+      expect(seen).toHaveLength(0);
+      return error;
+    },
+  },
+  {
+    path: 'every attempt answered 5xx',
+    catches: OpenAI.InternalServerError,
+    code: 'upstream_error',
+    says: [/^503 keyplex:/, /tried 2 keys of 'one' in 3 attempts \(3 × 503 server_error\)/, /Last upstream answer: overloaded/],
+    run: async () => {
+      provider(ONE, () => errorReply(503, 'service_unavailable', {}, 'overloaded'));
+      const { client } = manage({ retry: { maxAttempts: 3, baseDelayMs: 0 } });
+      return caught(() => client.chat.completions.create(BODY));
+    },
+  },
+  {
+    path: 'the upstream unreachable on every attempt',
+    catches: OpenAI.InternalServerError,
+    code: 'upstream_error',
+    says: [/^502 keyplex:/, /connection failed/, /'one'/, /connection\)/],
+    run: async () => {
+      provider(ONE, () => 'reset');
+      const { client } = manage({ retry: { maxAttempts: 2, baseDelayMs: 0 } });
+      return caught(() => client.chat.completions.create(BODY));
+    },
+  },
+  {
+    path: 'a caller error (400) passes through as the upstream said it',
+    catches: OpenAI.BadRequestError,
+    code: 'upstream_error',
+    says: [/^400 Invalid 'messages'/],
+    run: async () => {
+      provider(ONE, () => errorReply(400, 'invalid_request_error', {}, "Invalid 'messages'"));
+      const { client } = manage({});
+      return caught(() => client.chat.completions.create(BODY));
+    },
+  },
+  {
+    path: 'the request deadline passed',
+    catches: OpenAI.InternalServerError,
+    code: 'deadline_exceeded',
+    says: [/^504 keyplex:/, /deadline of 1000 ms/, /'one'/, /no answer/, /deadlineMs/],
+    run: async () => {
+      fakeClock();
+      provider(ONE, () => hang());
+      const { client } = manage({ attemptTimeoutMs: 60_000 });
+      const pending = caught(() => client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 1_000 })));
+      await vi.advanceTimersByTimeAsync(1_000);
+      return pending;
+    },
+  },
+  {
+    path: 'the lane is full',
+    catches: OpenAI.RateLimitError,
+    code: 'lane_full',
+    says: [/^429 keyplex:/, /lane 'standard' is full/, /maxQueue/],
+    run: async () => {
+      const seen = provider(ONE, () => hang());
+      const { client } = manage({ lanes: { standard: { concurrency: 1, maxQueue: 0 } } });
+      void client.chat.completions.create(BODY).catch(() => {});
+      await until(() => seen.length === 1, 'first request sent');
+      return caught(() => client.chat.completions.create(BODY));
+    },
+  },
+  {
+    path: 'the request waited in its lane past queueTimeoutMs',
+    catches: OpenAI.InternalServerError,
+    code: 'queue_timeout',
+    says: [/^503 keyplex:/, /lane 'standard'/, /queueTimeoutMs/],
+    run: async () => {
+      fakeClock();
+      const seen = provider(ONE, () => hang());
+      const { client } = manage({ lanes: { standard: { concurrency: 1, maxQueue: 5, queueTimeoutMs: 1_000 } } });
+      void client.chat.completions.create(BODY).catch(() => {});
+      await until(() => seen.length === 1, 'first request sent');
+      const pending = caught(() => client.chat.completions.create(BODY));
+      await vi.advanceTimersByTimeAsync(1_000);
+      return pending;
+    },
+  },
+  {
+    path: 'an unknown lane',
+    catches: OpenAI.BadRequestError,
+    code: 'unknown_lane',
+    says: [/^400 keyplex:/, /unknown lane 'nope'/, /'standard'/],
+    run: async () => {
+      provider(ONE, () => chatReply(MODEL));
+      const { client } = manage({});
+      return caught(() => client.chat.completions.create(BODY, keyplex.options({ lane: 'nope' })));
+    },
+  },
+  {
+    path: 'a budget cap is reached',
+    catches: OpenAI.RateLimitError,
+    code: 'budget_exceeded',
+    says: [/^429 keyplex:/, /budget '.*' would be exceeded/, /limitUsd/],
+    run: async () => {
+      provider(ONE, () => chatReply(MODEL, 'hello', { prompt: 1_000_000, completion: 1_000_000 }));
+      const { client } = manage({ budgets: [{ scope: { overall: true }, limitUsd: 1, window: 'day' }] });
+      await client.chat.completions.create(BODY);
+      return caught(() => client.chat.completions.create(BODY));
+    },
+  },
+  {
+    path: 'the manager was closed',
+    catches: OpenAI.InternalServerError,
+    code: 'manager_closed',
+    says: [/^503 keyplex:/, /KeyManager was closed/],
+    run: async () => {
+      provider(ONE, () => chatReply(MODEL));
+      const { client, manager } = manage({});
+      await manager.close();
+      return caught(() => client.chat.completions.create(BODY));
+    },
+  },
+  {
+    path: 'a malformed request option',
+    catches: RequestOptionsError,
+    code: 'invalid_request_options',
+    says: [/`deadlineMs`/],
+    run: async () => {
+      provider(ONE, () => chatReply(MODEL));
+      const { client } = manage({});
+      return caught(async () => client.chat.completions.create(BODY, keyplex.options({ deadlineMs: -1 })));
+    },
+  },
+  {
+    path: 'an unknown provider in the request options',
+    catches: OpenAI.BadRequestError,
+    code: 'invalid_request_options',
+    says: [/^400 /, /`provider`/, /nope/, /'one'/, /Nothing was sent/],
+    run: async () => {
+      const seen = provider(ONE, () => chatReply(MODEL));
+      const { client } = manage({});
+      const error = await caught(() => client.chat.completions.create(BODY, keyplex.options({ provider: 'nope' })));
+      expect(seen).toHaveLength(0);
+      return error;
+    },
+  },
+  {
+    path: 'no provider serves the model',
+    catches: OpenAI.NotFoundError,
+    code: 'model_not_served',
+    says: [/^404 keyplex:/, /'gpt-9'/],
+    run: async () => {
+      const ring = keyRing('a');
+      const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: ring.keys, models: [MODEL] } } });
+      managers.push(manager);
+      const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
+      return caught(() => client.chat.completions.create({ ...BODY, model: 'gpt-9' }));
+    },
+  },
+];
+
+describe('what the app catches, tests and logs', () => {
+  test.each(rows)('$path', async (row) => {
+    const error = await row.run();
+    if (process.env.SHOW_ERRORS) console.log(`${row.path} | ${error.constructor.name} | ${getKeyplexDetails(error)?.code} | ${error.message}`);
+    expect(error).toBeInstanceOf(row.catches);
+    expect(getKeyplexDetails(error)?.code).toBe(row.code);
+    expect(isKeyplexError(error)).toBe(true);
+    expect(isKeyplexError(error, row.code)).toBe(true);
+    for (const pattern of row.says) expect(error.message).toMatch(pattern);
+  });
+});
+
+describe('the exported error classes are the ones an app can catch', () => {
+  test('only KeyplexError, ConfigError and RequestOptionsError are exported', () => {
+    const classes = Object.entries(publicApi)
+      .filter(([, value]) => typeof value === 'function' && value.prototype instanceof Error)
+      .map(([name]) => name)
+      .sort();
+    expect(classes).toEqual(['ConfigError', 'KeyplexError', 'RequestOptionsError']);
+  });
+
+  test('a bad manager option throws ConfigError at construction', () => {
+    const error = (() => {
+      try {
+        new KeyManager({ providers: {} });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(KeyplexError.is(error)).toBe(true);
+    expect(isKeyplexError(error, 'invalid_config')).toBe(true);
+  });
+
+  test('isKeyplexError is false for errors that did not come through keyplex', () => {
+    expect(isKeyplexError(new Error('x'))).toBe(false);
+    expect(isKeyplexError(undefined)).toBe(false);
+  });
+});
