@@ -1,6 +1,7 @@
 // Loads the built package the way users do, by its name, through both
 // `import` and `require`, and checks the public entry points are there.
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -45,20 +46,24 @@ for (const [how, otel, prom, core] of [
   console.log(`${how}('keyplex/otel'), ${how}('keyplex/prometheus'): ok`);
 }
 
-// keyplex/redis without ioredis installed: a message that says what to install, both ways.
-// The entry files alone, in a directory where no ioredis can be found.
+// keyplex/redis without ioredis installed: it imports, and a RedisStore that must make its own
+// client says what to install, both ways. The entry files alone, where no ioredis can be found.
 {
   const { cpSync, mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
   const dir = mkdtempSync(join(tmpdir(), 'keyplex-no-ioredis-'));
   try {
-    for (const file of ['redis.js', 'redis.cjs']) cpSync(new URL(`../dist/${file}`, import.meta.url), join(dir, file));
+    for (const file of readdirSync(new URL('../dist/', import.meta.url))) {
+      if (/\.(c?js)$/.test(file)) cpSync(new URL(`../dist/${file}`, import.meta.url), join(dir, file));
+    }
     writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
-    const friendly = (err) => /keyplex\/redis needs ioredis.*npm install ioredis/.test(err.message);
-    await assert.rejects(import(join(dir, 'redis.js')), friendly, 'import: keyplex/redis without ioredis');
-    assert.throws(() => require(join(dir, 'redis.cjs')), friendly, 'require: keyplex/redis without ioredis');
-    console.log('keyplex/redis without ioredis: says to install it');
+    const friendly = (err) => /ioredis.*npm install ioredis/.test(err.message);
+    const esmStore = await import(join(dir, 'redis.js'));
+    assert.throws(() => new esmStore.RedisStore({ url: 'redis://127.0.0.1:1' }), friendly, 'import: keyplex/redis without ioredis');
+    const cjsStore = require(join(dir, 'redis.cjs'));
+    assert.throws(() => new cjsStore.RedisStore({ url: 'redis://127.0.0.1:1' }), friendly, 'require: keyplex/redis without ioredis');
+    console.log('keyplex/redis without ioredis: imports, and new RedisStore() says to install it');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
