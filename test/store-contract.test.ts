@@ -25,9 +25,9 @@ function recorder() {
     error: () => {},
     recovered: () => {},
   };
-  /** Waits (real time, at most 2 s) until `count` changes arrived. */
+  /** Waits (real time, at most 15 s: generous for a loaded machine) until `count` changes arrived. */
   const received = async (count: number) => {
-    const deadline = Date.now() + 2_000;
+    const deadline = Date.now() + 15_000;
     while (changes.length < count) {
       if (Date.now() > deadline) throw new Error(`expected ${count} change(s), got ${changes.length}`);
       await new Promise<void>((resolve) => {
