@@ -14,7 +14,7 @@ import { RedisStore } from '../src/store/redis';
 import { ProviderSimulator } from '../src/testing';
 import { simulatorHandlers } from '../src/testing/msw';
 import { fakeKey } from './support/fake-keys';
-import { freePort, redisForSuite } from './support/redis';
+import { freePort, PATIENT_REDIS_MS, redisForSuite } from './support/redis';
 import { record } from './support/events';
 import { eventually } from './support/time';
 
@@ -51,8 +51,8 @@ describe.skipIf(!redis.available)('RedisStore when Redis goes away', () => {
     const prefix = `restart:${randomUUID()}:`;
     const managers = await Promise.all(
       [0, 1].map(async () => {
-        // timeoutMs well above what Redis takes on a loaded machine: the only outage here is the one the test makes.
-        const store = new RedisStore({ url: redis.server.url, prefix, retryMs: 50, timeoutMs: 2_000 });
+        // The only outage here is the one the test makes.
+        const store = new RedisStore({ url: redis.server.url, prefix, retryMs: 50, timeoutMs: PATIENT_REDIS_MS });
         await store.ready();
         const options: KeyManagerOptions = {
           providers: {
@@ -136,7 +136,7 @@ describe.skipIf(!redis.available)('RedisStore when Redis goes away', () => {
     server.use(...simulatorHandlers(sim));
     const prefix = `kept:${randomUUID()}:`;
     const make = async () => {
-      const store = new RedisStore({ url: redis.server.url, prefix, retryMs: 50 });
+      const store = new RedisStore({ url: redis.server.url, prefix, retryMs: 50, timeoutMs: PATIENT_REDIS_MS });
       await store.ready();
       const manager = new KeyManager({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [{ key, id: 'k' }], models: [MODEL] } }, store });
       cleanups.push(async () => {
@@ -201,12 +201,12 @@ describe.skipIf(!redis.available)('RedisStore when Redis goes away', () => {
     const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: [MODEL] }] });
     server.use(...simulatorHandlers(sim));
     const prefix = `late:${randomUUID()}:`;
-    const first = new RedisStore({ url: redis.server.url, prefix });
+    const first = new RedisStore({ url: redis.server.url, prefix, timeoutMs: PATIENT_REDIS_MS });
     await first.ready();
     const options = (store: RedisStore): KeyManagerOptions => ({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [{ key, id: 'k' }], models: [MODEL] } }, store });
     const a = new KeyManager(options(first));
     a.disableKey('sim', 'k');
-    const second = new RedisStore({ url: redis.server.url, prefix }); // not connected yet
+    const second = new RedisStore({ url: redis.server.url, prefix, timeoutMs: PATIENT_REDIS_MS }); // not connected yet
     const b = new KeyManager(options(second));
     cleanups.push(async () => {
       await a.close();
@@ -232,7 +232,7 @@ describe.skipIf(!redis.available)('RedisStore and secrets', () => {
     const published: string[] = [];
     await spy.psubscribe(`${prefix}*`);
     spy.on('pmessage', (_pattern: string, _channel: string, message: string) => void published.push(message));
-    const store = new RedisStore({ url: redis.server.url, prefix });
+    const store = new RedisStore({ url: redis.server.url, prefix, timeoutMs: PATIENT_REDIS_MS });
     await store.ready();
     // Default key ids (fingerprints), budgets, circuits, a revoked key and a rate-limited one.
     const manager = new KeyManager({
@@ -276,7 +276,7 @@ describe.skipIf(!redis.available)('RedisStore on a client of yours', () => {
     const client = new Redis(redis.server.url, { enableOfflineQueue: false });
     cleanups.push(async () => client.disconnect());
     const prefix = `own:${randomUUID()}:`;
-    const store = new RedisStore({ client, prefix });
+    const store = new RedisStore({ client, prefix, timeoutMs: PATIENT_REDIS_MS });
     await store.ready();
     const manager = new KeyManager({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL], rpm: 60 } }, store });
     const openAI = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));

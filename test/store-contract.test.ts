@@ -9,7 +9,7 @@ import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { MemoryStore, type StateStore, type StoreChange, type StoreListener, type StoreSession } from '../src/index';
 import { RedisStore } from '../src/store/redis';
 import { START_LAG_MS } from '../src/store/scripts';
-import { redisForSuite } from './support/redis';
+import { PATIENT_REDIS_MS, redisForSuite } from './support/redis';
 
 const redis = redisForSuite('store contract (RedisStore)');
 
@@ -82,7 +82,7 @@ const implementations: Implementation[] = [
     pair: async (now) => {
       const prefix = `contract:${randomUUID()}:`;
       const make = async (storePrefix: string): Promise<RedisStore> => {
-        const store = new RedisStore({ url: redis.server.url, prefix: storePrefix, now });
+        const store = new RedisStore({ url: redis.server.url, prefix: storePrefix, now, timeoutMs: PATIENT_REDIS_MS });
         cleanups.push(() => store.close());
         await store.ready();
         return store;

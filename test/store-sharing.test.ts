@@ -15,7 +15,7 @@ import { RedisStore } from '../src/store/redis';
 import { ProviderSimulator, type SimProviderOptions } from '../src/testing';
 import { simulatorHandlers } from '../src/testing/msw';
 import { fakeKey } from './support/fake-keys';
-import { redisForSuite } from './support/redis';
+import { PATIENT_REDIS_MS, redisForSuite } from './support/redis';
 import { record } from './support/events';
 import { eventually, fakeClock } from './support/time';
 
@@ -48,7 +48,7 @@ const kinds: { name: string; available: boolean; stores: () => Promise<[StateSto
     stores: async () => {
       const prefix = `sharing:${randomUUID()}:`;
       const make = async () => {
-        const store = new RedisStore({ url: redis.server.url, prefix });
+        const store = new RedisStore({ url: redis.server.url, prefix, timeoutMs: PATIENT_REDIS_MS });
         cleanups.push(() => store.close());
         await store.ready();
         return store;
