@@ -13,9 +13,12 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     environment: 'node',
-    testTimeout: 10_000,
+    // Generous: on a loaded machine (2 cores, load 5–12) a test that takes 2 s idle can take 15. No
+    // assertion depends on speed; the limit only bounds how long a hung test holds its worker.
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
     // Vitest's default on 2 cores is one worker, which runs the files one after another (54 s);
-    // two take 37 s there, and the suites that count real time pass the same.
+    // two take 37 s there.
     maxWorkers: Math.max(2, availableParallelism() - 1),
     restoreMocks: true,
   },

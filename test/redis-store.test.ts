@@ -8,13 +8,13 @@ import { randomUUID } from 'node:crypto';
 import OpenAI from 'openai';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { getKeyplexDetails, KeyManager, type KeyManagerOptions } from '../src/index';
+import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions } from '../src/index';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../src/store/redis';
 import { ProviderSimulator } from '../src/testing';
 import { simulatorHandlers } from '../src/testing/msw';
 import { fakeKey } from './support/fake-keys';
-import { freePort, redisForSuite } from './support/redis';
+import { freePort, PATIENT_REDIS_MS, redisForSuite } from './support/redis';
 import { record } from './support/events';
 import { eventually } from './support/time';
 
@@ -51,14 +51,14 @@ describe.skipIf(!redis.available)('RedisStore when Redis goes away', () => {
     const prefix = `restart:${randomUUID()}:`;
     const managers = await Promise.all(
       [0, 1].map(async () => {
-        const store = new RedisStore({ url: redis.server.url, prefix, retryMs: 50, timeoutMs: 200 });
+        // The only outage here is the one the test makes.
+        const store = new RedisStore({ url: redis.server.url, prefix, retryMs: 50, timeoutMs: PATIENT_REDIS_MS });
         await store.ready();
         const options: KeyManagerOptions = {
           providers: {
             busy: { baseURL: sim.baseURL('busy'), keys: [busy], models: [MODEL], rpm: 100_000 },
             fresh: { baseURL: sim.baseURL('fresh'), keys: [fresh], models: ['fresh-model'], rpm: 10 },
           },
-          deadlineMs: 400,
           store,
         };
         const manager = new KeyManager(options);
@@ -89,8 +89,11 @@ describe.skipIf(!redis.available)('RedisStore when Redis goes away', () => {
     expect(await run(10)).toEqual(Array(10).fill('ok'));
 
     // Shared again: `fresh` allows 10 a minute. Each manager alone would let 10 through (20 in all).
+    // Its next refill is 6 s away, past a 3 s deadline: the other 10 fail at once instead of waiting.
     const fresh20 = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => outcome(managers[i % 2]!.client.chat.completions.create({ ...body(), model: 'fresh-model' }))),
+      Array.from({ length: 20 }, (_, i) =>
+        outcome(managers[i % 2]!.client.chat.completions.create({ ...body(), model: 'fresh-model' }, keyplex.options({ deadlineMs: 3_000 }))),
+      ),
     );
     expect(fresh20.filter((o) => o === 'ok')).toHaveLength(10);
     expect(fresh20.filter((o) => o === 'no_key_available')).toHaveLength(10);
@@ -101,7 +104,8 @@ describe.skipIf(!redis.available)('RedisStore when Redis goes away', () => {
     const key = fakeKey('slow');
     const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: [MODEL] }] });
     server.use(...simulatorHandlers(sim));
-    const store = new RedisStore({ url: redis.server.url, prefix: `slow:${randomUUID()}:`, timeoutMs: 100, retryMs: 50 });
+    // 1 s: far above what Redis takes on a loaded machine, well below the pause.
+    const store = new RedisStore({ url: redis.server.url, prefix: `slow:${randomUUID()}:`, timeoutMs: 1_000, retryMs: 50 });
     await store.ready();
     const manager = new KeyManager({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL], rpm: 6_000 } }, store });
     const admin = new Redis(redis.server.url);
@@ -114,13 +118,13 @@ describe.skipIf(!redis.available)('RedisStore when Redis goes away', () => {
     const recovered = record(manager, 'store:recovered');
     const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
     expect(await outcome(client.chat.completions.create(body()))).toBe('ok');
-    // Redis holds every other client's commands for 600 ms: as slow as a Redis can be while up.
-    await admin.call('CLIENT', 'PAUSE', '600', 'ALL');
+    // Redis holds every other client's commands for 3 s: as slow as a Redis can be while up.
+    await admin.call('CLIENT', 'PAUSE', '3000', 'ALL');
     const during = await Promise.all(Array.from({ length: 5 }, () => outcome(client.chat.completions.create(body()))));
     expect(during).toEqual(Array(5).fill('ok'));
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatchObject({ operation: 'reserve', failMode: 'open' });
-    expect(errors[0]!.message).toMatch(/did not answer a reservation within 100 ms/);
+    expect(errors[0]!.message).toMatch(/did not answer a reservation within 1000 ms/);
     await eventually(() => recovered.length === 1, 'store:recovered');
     expect(store.healthy).toBe(true);
     expect(await outcome(client.chat.completions.create(body()))).toBe('ok');
@@ -132,7 +136,7 @@ describe.skipIf(!redis.available)('RedisStore when Redis goes away', () => {
     server.use(...simulatorHandlers(sim));
     const prefix = `kept:${randomUUID()}:`;
     const make = async () => {
-      const store = new RedisStore({ url: redis.server.url, prefix, retryMs: 50 });
+      const store = new RedisStore({ url: redis.server.url, prefix, retryMs: 50, timeoutMs: PATIENT_REDIS_MS });
       await store.ready();
       const manager = new KeyManager({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [{ key, id: 'k' }], models: [MODEL] } }, store });
       cleanups.push(async () => {
@@ -197,12 +201,12 @@ describe.skipIf(!redis.available)('RedisStore when Redis goes away', () => {
     const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: [MODEL] }] });
     server.use(...simulatorHandlers(sim));
     const prefix = `late:${randomUUID()}:`;
-    const first = new RedisStore({ url: redis.server.url, prefix });
+    const first = new RedisStore({ url: redis.server.url, prefix, timeoutMs: PATIENT_REDIS_MS });
     await first.ready();
     const options = (store: RedisStore): KeyManagerOptions => ({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [{ key, id: 'k' }], models: [MODEL] } }, store });
     const a = new KeyManager(options(first));
     a.disableKey('sim', 'k');
-    const second = new RedisStore({ url: redis.server.url, prefix }); // not connected yet
+    const second = new RedisStore({ url: redis.server.url, prefix, timeoutMs: PATIENT_REDIS_MS }); // not connected yet
     const b = new KeyManager(options(second));
     cleanups.push(async () => {
       await a.close();
@@ -228,7 +232,7 @@ describe.skipIf(!redis.available)('RedisStore and secrets', () => {
     const published: string[] = [];
     await spy.psubscribe(`${prefix}*`);
     spy.on('pmessage', (_pattern: string, _channel: string, message: string) => void published.push(message));
-    const store = new RedisStore({ url: redis.server.url, prefix });
+    const store = new RedisStore({ url: redis.server.url, prefix, timeoutMs: PATIENT_REDIS_MS });
     await store.ready();
     // Default key ids (fingerprints), budgets, circuits, a revoked key and a rate-limited one.
     const manager = new KeyManager({
@@ -272,7 +276,7 @@ describe.skipIf(!redis.available)('RedisStore on a client of yours', () => {
     const client = new Redis(redis.server.url, { enableOfflineQueue: false });
     cleanups.push(async () => client.disconnect());
     const prefix = `own:${randomUUID()}:`;
-    const store = new RedisStore({ client, prefix });
+    const store = new RedisStore({ client, prefix, timeoutMs: PATIENT_REDIS_MS });
     await store.ready();
     const manager = new KeyManager({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL], rpm: 60 } }, store });
     const openAI = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));

@@ -5,6 +5,7 @@
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test } from 'vitest';
 import { ProviderSimulator, type SimProviderOptions, type SimulatorServer } from '../src/testing';
+import { eventually } from './support/time';
 
 const KEY = 'fake-sim-key-000000000001';
 const T0 = 1_700_000_040_000;
@@ -118,9 +119,11 @@ describe('loopback HTTP server', () => {
   });
 
   test('close() ends hung connections', async () => {
-    const { server } = await viaHttp({ faults: [{ kind: 'hang' }] });
+    const { sim, server } = await viaHttp({ faults: [{ kind: 'hang' }] });
     const pending = post(server, { model: 'gpt-4.1', messages });
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    pending.catch(() => undefined);
+    // Once the simulator holds it (however long that takes on a loaded machine), not after a fixed pause.
+    await eventually(() => sim.tallies().a?.requests === 1, 'the request reached the simulator');
     await server.close();
     await expect(pending).rejects.toThrow(TypeError);
   });
@@ -134,7 +137,13 @@ describe('loopback HTTP server', () => {
       answer = pending;
       return pending;
     };
-    await expect(post(server, { model: 'gpt-4.1', messages }, { signal: AbortSignal.timeout(30) })).rejects.toMatchObject({ name: 'TimeoutError' });
+    // The client gives up once the simulator is waiting out the latency (not after a fixed 30 ms, which a loaded machine can spend before the request arrives).
+    const controller = new AbortController();
+    const request = post(server, { model: 'gpt-4.1', messages }, { signal: controller.signal });
+    request.catch(() => undefined);
+    await eventually(() => answer !== undefined, 'the simulator holds the request');
+    controller.abort();
+    await expect(request).rejects.toMatchObject({ name: 'AbortError' });
     await expect(answer).rejects.toMatchObject({ name: 'AbortError' });
     expect(sim.tallies().a?.successes).toBe(0);
   });

@@ -9,7 +9,7 @@ import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { MemoryStore, type StateStore, type StoreChange, type StoreListener, type StoreSession } from '../src/index';
 import { RedisStore } from '../src/store/redis';
 import { START_LAG_MS } from '../src/store/scripts';
-import { redisForSuite } from './support/redis';
+import { PATIENT_REDIS_MS, redisForSuite } from './support/redis';
 
 const redis = redisForSuite('store contract (RedisStore)');
 
@@ -25,9 +25,9 @@ function recorder() {
     error: () => {},
     recovered: () => {},
   };
-  /** Waits (real time, at most 2 s) until `count` changes arrived. */
+  /** Waits (real time, at most 15 s: generous for a loaded machine) until `count` changes arrived. */
   const received = async (count: number) => {
-    const deadline = Date.now() + 2_000;
+    const deadline = Date.now() + 15_000;
     while (changes.length < count) {
       if (Date.now() > deadline) throw new Error(`expected ${count} change(s), got ${changes.length}`);
       await new Promise<void>((resolve) => {
@@ -82,7 +82,7 @@ const implementations: Implementation[] = [
     pair: async (now) => {
       const prefix = `contract:${randomUUID()}:`;
       const make = async (storePrefix: string): Promise<RedisStore> => {
-        const store = new RedisStore({ url: redis.server.url, prefix: storePrefix, now });
+        const store = new RedisStore({ url: redis.server.url, prefix: storePrefix, now, timeoutMs: PATIENT_REDIS_MS });
         cleanups.push(() => store.close());
         await store.ready();
         return store;

@@ -9,15 +9,15 @@ import { randomUUID } from 'node:crypto';
 import OpenAI from 'openai';
 import { http, HttpResponse } from 'msw';
 import { setupServer } from 'msw/node';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import { getKeyplexDetails, KeyManager, MemoryStore, type KeyManagerOptions, type StateStore, type StoreSession } from '../src/index';
 import { RedisStore } from '../src/store/redis';
 import { ProviderSimulator, type SimProviderOptions } from '../src/testing';
 import { simulatorHandlers } from '../src/testing/msw';
 import { fakeKey } from './support/fake-keys';
-import { redisForSuite } from './support/redis';
+import { PATIENT_REDIS_MS, redisForSuite } from './support/redis';
 import { record } from './support/events';
-import { eventually } from './support/time';
+import { eventually, fakeClock } from './support/time';
 
 const MODEL = 'gpt-4.1-mini';
 const server = setupServer();
@@ -29,6 +29,7 @@ const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) await cleanup();
   server.resetHandlers();
+  vi.useRealTimers();
 });
 
 /** Two stores on one shared state (for memory: one store twice). */
@@ -47,7 +48,7 @@ const kinds: { name: string; available: boolean; stores: () => Promise<[StateSto
     stores: async () => {
       const prefix = `sharing:${randomUUID()}:`;
       const make = async () => {
-        const store = new RedisStore({ url: redis.server.url, prefix });
+        const store = new RedisStore({ url: redis.server.url, prefix, timeoutMs: PATIENT_REDIS_MS });
         cleanups.push(() => store.close());
         await store.ready();
         return store;
@@ -85,7 +86,8 @@ for (const kind of kinds) {
       const sim = simulate([{ id: 'sim', keys: [{ key }], models: [MODEL] }]);
       const { clientA, clientB } = await pair(sim, (store) => ({
         providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL], rpm: 4 } },
-        deadlineMs: 300,
+        // The next refill is 15 s away: past this deadline, so the other four fail at once (no_key_available) instead of waiting.
+        deadlineMs: 10_000,
         store,
       }));
       const outcomes = await Promise.all(
@@ -222,9 +224,12 @@ for (const kind of kinds) {
       cleanups.unshift(() => a.close());
       await a.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })).chat.completions.create(body());
       const spent = a.stats().budgets[0]!.spentUsd;
-      // Writes travel asynchronously; give them a moment to land before B loads.
+      // Writes travel asynchronously. A load on A's store is queued behind them (one connection, in order):
+      // once it answers they have landed, however slow the machine (a fixed 50 ms pause was a guess).
       await eventually(() => a.stats().providers.sim!.keys[0]!.status === 'disabled', 'disabled in A');
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      const probe = storeA.open({ change: () => {}, error: () => {}, recovered: () => {} });
+      expect((await probe.load([])).keys.map((k) => k.status.disabled)).toContain('unauthorized');
+      await probe.close();
       const b = new KeyManager(options(storeB));
       cleanups.unshift(() => b.close());
       await eventually(() => b.stats().providers.sim!.keys[0]!.status === 'disabled', 'disabled in B at start');
@@ -249,6 +254,8 @@ describe('a custom StateStore', () => {
   });
 
   test('one that refuses every reservation without moving the windows cannot make a request spin: it ends at its deadline', async () => {
+    // On the fake clock: how many tries fit in the deadline is then a count, the same on a loaded machine.
+    fakeClock();
     const key = fakeKey('stubborn');
     const sim = simulate([{ id: 'sim', keys: [{ key }], models: [MODEL] }]);
     let reservations = 0;
@@ -259,7 +266,9 @@ describe('a custom StateStore', () => {
     const manager = new KeyManager({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL], rpm: 60 } }, deadlineMs: 200, store: stubborn });
     cleanups.push(() => manager.close());
     const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
-    const error = await client.chat.completions.create(body()).catch((e: unknown) => e);
+    const pending = client.chat.completions.create(body()).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(200);
+    const error = await pending;
     // keyplex answers 504: the SDK raises InternalServerError with keyplex's detail.
     expect(error).toBeInstanceOf(OpenAI.InternalServerError);
     expect(getKeyplexDetails(error)?.code).toBe('deadline_exceeded');

@@ -1,12 +1,13 @@
 /**
  * One replica for the multi-process test: a KeyManager on a RedisStore,
  * sending chat requests to the simulator's HTTP server as fast as its keys
- * allow from `go` until `stopAt`. Bundled by the test with esbuild and run as
+ * allow from `go` until `stop`. Bundled by the test with esbuild and run as
  * its own Node process.
  *
- * argv[2]: JSON { redisUrl, prefix, baseURL, keys, rpm, model, concurrency }.
- * Prints `ready` once connected; reads `go <startAt> <stopAt>` (epoch ms) on
- * stdin; prints one JSON line of results at the end.
+ * argv[2]: JSON { redisUrl, prefix, baseURL, keys, rpm, model, concurrency, timeoutMs }.
+ * Prints `ready` once connected; reads `go <startAt>` (epoch ms) on stdin,
+ * prints `served` after its first success, reads `stop`, and prints one JSON
+ * line of results at the end.
  */
 import { createInterface } from 'node:readline';
 import OpenAI from 'openai';
@@ -21,10 +22,12 @@ interface ReplicaConfig {
   rpm: number;
   model: string;
   concurrency: number;
+  /** The RedisStore's `timeoutMs`: generous in tests, where a loaded machine must not look like a slow Redis. */
+  timeoutMs?: number;
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as ReplicaConfig;
-const store = new RedisStore({ url: config.redisUrl, prefix: config.prefix });
+const store = new RedisStore({ url: config.redisUrl, prefix: config.prefix, timeoutMs: config.timeoutMs });
 await store.ready();
 const manager = new KeyManager({
   providers: { sim: { baseURL: config.baseURL, keys: config.keys, models: [config.model], rpm: config.rpm } },
@@ -34,19 +37,17 @@ const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetrie
 const storeErrors: string[] = [];
 manager.on('store:error', (e) => void storeErrors.push(e.message));
 
+const stop = new AbortController();
 const lines = createInterface({ input: process.stdin });
 process.stdout.write('ready\n');
-const [startAt, stopAt] = await new Promise<[number, number]>((resolve) => {
+const startAt = await new Promise<number>((resolve) => {
   lines.on('line', (line) => {
-    const [word, start, stop] = line.trim().split(' ');
-    if (word === 'go') resolve([Number(start), Number(stop)]);
+    const [word, start] = line.trim().split(' ');
+    if (word === 'go') resolve(Number(start));
+    if (word === 'stop') stop.abort();
   });
 });
-lines.close();
-
-const stop = new AbortController();
 await new Promise((resolve) => setTimeout(resolve, Math.max(0, startAt - Date.now())));
-setTimeout(() => stop.abort(), Math.max(0, stopAt - Date.now()));
 
 let ok = 0;
 let aborted = 0;
@@ -58,7 +59,7 @@ async function worker(): Promise<void> {
         { model: config.model, messages: [{ role: 'user', content: 'hello' }], max_tokens: 4 },
         { signal: stop.signal },
       );
-      ok++;
+      if (ok++ === 0) process.stdout.write('served\n');
     } catch (error) {
       if (stop.signal.aborted) {
         aborted++;
@@ -70,6 +71,7 @@ async function worker(): Promise<void> {
   }
 }
 await Promise.all(Array.from({ length: config.concurrency }, worker));
+lines.close();
 await manager.close();
 await store.close();
 process.stdout.write(`${JSON.stringify({ ok, aborted, failures, storeErrors })}\n`);

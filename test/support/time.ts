@@ -20,14 +20,38 @@ export async function until(condition: () => boolean, what = 'condition'): Promi
   throw new Error(`until(): ${what} not met`);
 }
 
+/**
+ * Waits until `probe()` has stayed the same for `turns` turns of the real
+ * event loop (real `setImmediate`): the work in flight has gone as far as it
+ * can without the fake clock moving (answered, or waiting on a timer). Counts
+ * turns, not milliseconds, so a loaded machine needs no more of them.
+ */
+export async function quiesce(probe: () => number, turns = 25): Promise<void> {
+  let last = probe();
+  let still = 0;
+  for (let i = 0; i < 100_000; i++) {
+    await new Promise<void>((resolve) => realSetImmediate(resolve));
+    const now = probe();
+    if (now === last) {
+      if (++still >= turns) return;
+    } else {
+      last = now;
+      still = 0;
+    }
+  }
+  throw new Error('quiesce(): still changing after 100 000 turns');
+}
+
 /** The real `setTimeout`, kept before any test fakes timers. */
 const realSetTimeout = globalThis.setTimeout;
 
 /**
  * Waits in real time, at most `ms`, until `condition` holds: for what another
- * process or connection does (Redis, pub/sub, a restarted server).
+ * process or connection does (Redis, pub/sub, a restarted server). The
+ * default limit is generous, for a loaded machine: it only bounds how long a
+ * failing test takes, a passing one returns as soon as the condition holds.
  */
-export async function eventually(condition: () => boolean, what: string, ms = 5_000): Promise<void> {
+export async function eventually(condition: () => boolean, what: string, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`not seen within ${ms} ms: ${what}`);
