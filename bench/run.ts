@@ -13,10 +13,11 @@ import { classic } from './classic.ts';
 import { log, machine, markdownTable, type Scenario, type ScenarioResult } from './lib.ts';
 import { loopback } from './loopback.ts';
 import { overhead } from './overhead.ts';
+import { pacing } from './pacing.ts';
 import { redis } from './redis.ts';
 import { selection } from './selection.ts';
 
-const SCENARIOS: Record<string, Scenario> = { overhead, loopback, capacity, classic, selection, redis };
+const SCENARIOS: Record<string, Scenario> = { overhead, loopback, capacity, pacing, classic, selection, redis };
 
 const { values } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, only: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h', default: false } },
