@@ -7,8 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import OpenAI from 'openai';
-import { setupServer } from 'msw/node';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { getKeyplexDetails, KeyManager, type KeyManagerOptions } from '../../src/index';
 import { RedisStore } from '../../src/store/redis';
 import { ProviderSimulator } from '../../src/testing';
@@ -17,21 +16,14 @@ import { fakeKey } from '../support/fake-keys';
 import { redisForSuite } from '../support/redis';
 import { record } from '../support/events';
 import { eventually } from '../support/time';
+import { mswSuite } from '../support/suite';
 
 const MODEL = 'priced';
 /** $1,000 per million tokens: a request of ~20 tokens costs about 2 cents. */
 const PRICE = { input: 1_000, output: 1_000 };
 const CAP_USD = 0.5;
-const server = setupServer();
+const { server, cleanups } = mswSuite();
 const redis = redisForSuite('Redis restarted under replicas');
-beforeAll(() => server.listen({ onUnhandledFrame: 'error' }));
-afterAll(() => server.close());
-
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-  server.resetHandlers();
-});
 
 const body = () => ({ model: MODEL, messages: [{ role: 'user' as const, content: 'hello' }], max_tokens: 8 });
 const outcome = (promise: Promise<unknown>) =>
@@ -67,7 +59,7 @@ describe.skipIf(!redis.available)('Redis killed and restarted under running repl
     const options = {
       providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL] } },
       prices: { [MODEL]: PRICE },
-      budgets: [{ scope: { overall: true }, limitUsd: CAP_USD, window: 'day' as const }],
+      budgets: [{ scope: { overall: true as const }, limitUsd: CAP_USD, window: 'day' as const }],
       deadlineMs: 10_000,
     };
     const [a, b] = [await replica(prefix, options), await replica(prefix, options)];
