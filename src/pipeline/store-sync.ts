@@ -75,7 +75,7 @@ export async function resync(core: Core): Promise<boolean> {
 }
 
 /** How long a request that found something (a revoked key, a 429) waits for the store to publish it before it moves on. */
-export const PUBLISH_WAIT_MS = 100;
+export const PUBLISH_WAIT_MS = 250;
 
 /** How long the first requests of a manager wait for its first load from a shared store. */
 export const FIRST_LOAD_WAIT_MS = 1_000;
