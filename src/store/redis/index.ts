@@ -110,11 +110,15 @@ function level(raw: unknown): number | undefined {
  *   published on a channel; other replicas apply them as they arrive
  *   (milliseconds). Spend goes to per-budget hashes of time buckets and is
  *   published likewise.
- * - When Redis fails or is slower than `timeoutMs`, each session reports
- *   `store:error` once and the store serves on local state (`failMode: 'open'`)
- *   or refuses (`'closed'`), checks every `retryMs`, and when Redis is back
- *   writes what it kept (statuses, circuits, spend), then every manager
- *   reloads the shared state (`store:recovered`).
+ * - When Redis fails (the connection drops, or a command and then a PING go
+ *   unanswered for `timeoutMs` while this process's event loop was free: a
+ *   blocked loop is not an outage), each session reports `store:error` once
+ *   and the store serves on local state (`failMode: 'open'`) or refuses
+ *   (`'closed'`), checks every `retryMs`, and when Redis is back writes what
+ *   it kept (statuses, circuits, spend) and what it knew — merged: spend
+ *   buckets raised to the largest total known, key statuses restored where
+ *   Redis has none (it restarted empty) — then every manager reloads the
+ *   shared state (`store:recovered`).
  *
  * ```ts
  * import { RedisStore } from 'keyplex/redis';
