@@ -15,9 +15,10 @@ import { loopback } from './loopback.ts';
 import { overhead } from './overhead.ts';
 import { pacing } from './pacing.ts';
 import { redis } from './redis.ts';
+import { replicas } from './replicas.ts';
 import { selection } from './selection.ts';
 
-const SCENARIOS: Record<string, Scenario> = { overhead, loopback, capacity, pacing, classic, selection, redis };
+const SCENARIOS: Record<string, Scenario> = { overhead, loopback, capacity, pacing, classic, selection, redis, replicas };
 
 const { values } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, only: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h', default: false } },

@@ -22,6 +22,7 @@ import { errorResponse } from '../details';
 import { finishFailure, unroutable } from './respond';
 import { route } from './route';
 import { send } from './send';
+import { published, whenLoaded } from './store-sync';
 
 /** One request through the pipeline: the `fetch` the SDK calls. */
 export async function handle(core: Core, input: string | URL | Request, init: RequestInit | undefined): Promise<Response> {
@@ -44,6 +45,8 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
   else caller?.addEventListener('abort', onCallerAbort, { once: true });
   core.active.add(control);
   try {
+    const loading = whenLoaded(core);
+    if (loading) await loading;
     ctx.route = route(core, ctx);
     if (ctx.route.deployments.length === 0) {
       const error = unroutable(core, ctx);
@@ -130,7 +133,9 @@ async function retryAfter(core: Core, ctx: RequestContext, failure: AttemptFailu
       delayMs,
     });
   }
-  await sleep(delayMs, signal);
+  // What this attempt found (a revoked key, a cooldown) reaches the other replicas before this request moves on.
+  const publishing = published(core);
+  await (publishing ? Promise.all([publishing, sleep(delayMs, signal)]) : sleep(delayMs, signal));
 }
 
 /** One attempt: a lease, the fail-over and retry counts, the send. */

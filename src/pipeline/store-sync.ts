@@ -54,21 +54,85 @@ function applyCircuit(core: Core, ref: StoreCircuitRef, snapshot: CircuitSnapsho
   }
 }
 
-/** Loads what the store holds and takes it on (at start, and after the store was away). */
-export async function resync(core: Core): Promise<void> {
+/** Loads what the store holds and takes it on (at start, and after the store was away); false when the store could not answer. */
+export async function resync(core: Core): Promise<boolean> {
   const budgets = [...(core.budgets?.sharedRefs() ?? []), ...(core.keyBudgets?.sharedRefs() ?? [])];
   let snapshot: StoreSnapshot;
   try {
     const answer = core.session.load(budgets);
     snapshot = answer instanceof Promise ? await answer : answer;
   } catch {
-    return; // The store reported it (store:error) and will call again when it is back.
+    return false; // The store reported it (store:error) and will call again when it is back.
   }
-  if (core.closed) return;
+  if (core.closed) return false;
   for (const { key, status } of snapshot.keys) applyKeyStatus(core, key, status);
   for (const { circuit, snapshot: state } of snapshot.circuits) applyCircuit(core, circuit, state);
   for (const { budget, buckets } of snapshot.spend) {
     core.budgets?.replaceShared(budget, buckets);
     core.keyBudgets?.replaceShared(budget, buckets);
   }
+  return true;
+}
+
+/** How long a request that found something (a revoked key, a 429) waits for the store to publish it before it moves on. */
+export const PUBLISH_WAIT_MS = 250;
+
+/** How long the first requests of a manager wait for its first load from a shared store. */
+export const FIRST_LOAD_WAIT_MS = 1_000;
+
+/** Per manager: publishes not answered yet, and the first load while it is awaited. */
+const publishing = new WeakMap<Core, Set<Promise<void>>>();
+const firstLoads = new WeakMap<Core, Promise<void>>();
+
+/** A write to the store that other managers should hear of before this one moves on. */
+export function track(core: Core, write: void | Promise<void>): void {
+  if (!(write instanceof Promise)) return;
+  let pending = publishing.get(core);
+  if (pending === undefined) publishing.set(core, (pending = new Set()));
+  const set = pending;
+  const done = write.then(
+    () => void set.delete(done),
+    () => void set.delete(done),
+  );
+  set.add(done);
+}
+
+/**
+ * Resolves once the store has published what this manager found so far, or
+ * after {@link PUBLISH_WAIT_MS}: the attempt loop waits for it before the
+ * retry on another key, so other replicas stop using a revoked key before
+ * this request goes on.
+ */
+export function published(core: Core): Promise<void> | undefined {
+  const pending = publishing.get(core);
+  if (pending === undefined || pending.size === 0) return undefined;
+  return within(Promise.all(pending).then(() => undefined), PUBLISH_WAIT_MS);
+}
+
+/**
+ * Holds requests until the first load from a shared store (at most
+ * {@link FIRST_LOAD_WAIT_MS}), so that a process started after a key was
+ * revoked elsewhere never sends with it. Returns what lets them go: call it
+ * once loaded, or when the store reports an error (requests then go on, on local state).
+ */
+export function holdUntilLoaded(core: Core): () => void {
+  let open!: () => void;
+  const loaded = new Promise<void>((resolve) => (open = resolve));
+  const gate = within(loaded, FIRST_LOAD_WAIT_MS).then(() => void firstLoads.delete(core));
+  firstLoads.set(core, gate);
+  return open;
+}
+
+/** The first load, while requests must wait for it. */
+export function whenLoaded(core: Core): Promise<void> | undefined {
+  return firstLoads.get(core);
+}
+
+function within(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const bound = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+    timer.unref?.();
+  });
+  return Promise.race([promise, bound]).finally(() => clearTimeout(timer));
 }

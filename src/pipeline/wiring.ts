@@ -23,7 +23,7 @@ import type { KeyplexErrorCode } from '../errors';
 import { budgetCrossed } from './admit';
 import { keysChanged, type Core, type NamedStrategy } from './core';
 import { EventHub } from './hub';
-import { applyChange, resync } from './store-sync';
+import { applyChange, holdUntilLoaded, resync, track } from './store-sync';
 
 /** Marks an event as carried from another manager by the state store. */
 const REMOTE = { remote: true } as const;
@@ -79,9 +79,13 @@ export function createCore(options: ResolvedOptions): Core {
   (core as { pools: readonly ProviderPool[] }).pools = options.providers.map((provider) => new ProviderPool(provider, core.makeKey));
   // The resolved options held the secrets only until the key states took them.
   for (const provider of options.providers) provider.keys = [];
+  // What other managers recorded before this one started (a store of its own holds nothing): requests wait for it.
+  const loaded = options.store === undefined ? undefined : holdUntilLoaded(core);
+  const reload = () => void resync(core).then((ok) => ok && loaded?.());
   (core as { session: StoreSession }).session = store.open({
     change: (change) => applyChange(core, change),
     error: (failure) => {
+      loaded?.();
       core.storeDown = true;
       if (hub.wants('store:error')) hub.emit('store:error', { ...failure });
     },
@@ -89,14 +93,13 @@ export function createCore(options: ResolvedOptions): Core {
     recovered: (downMs) => {
       if (core.storeDown && hub.wants('store:recovered')) hub.emit('store:recovered', { downMs });
       core.storeDown = false;
-      void resync(core);
+      reload();
     },
   });
   for (const budgets of [core.budgets, core.keyBudgets]) {
     if (budgets) budgets.onRecorded = (refs, nanos, at) => core.session.addSpend({ budgets: refs, nanos, at });
   }
-  // What other managers recorded before this one started (a store of its own holds nothing).
-  if (options.store !== undefined) void resync(core);
+  if (options.store !== undefined) reload();
   return core;
 }
 
@@ -133,7 +136,7 @@ function circuitChanged(core: Core, ref: StoreCircuitRef, change: CircuitChange,
     core.hub.emit(event, { scope: ref.scope, provider: ref.provider, keyId, upstreamModel, from: change.from, to: change.to, reason: change.reason, openMs: change.openMs });
   }
   // Opening and closing are news for other managers; half-opening each does on its own clock, and a restored state came from them.
-  if (change.reason !== 'restored' && change.reason !== 'open_elapsed') core.session.setCircuit(ref, circuit.toJSON());
+  if (change.reason !== 'restored' && change.reason !== 'open_elapsed') track(core, core.session.setCircuit(ref, circuit.toJSON()));
   // Waiting requests judge again: a circuit that half-opens or closes may be what one needs,
   // and one that (re)opens may push its wait past a deadline, which should fail now, not then.
   keysChanged(core);
@@ -146,14 +149,14 @@ function keyChanged(core: Core, key: Key, change: KeyChange): void {
   const keyId = key.id;
   switch (change.kind) {
     case 'cooldown':
-      if (!change.remote) session.setKey(key.ref, { disabled: null, cooldownUntil: change.until });
+      if (!change.remote) track(core, session.setKey(key.ref, { disabled: null, cooldownUntil: change.until }));
       if (hub.wants('key:cooldown')) hub.emit('key:cooldown', { provider, keyId, retryAfterMs: change.ms, reason: 'rate_limit', ...(change.remote && REMOTE) });
       return;
     case 'cooldown-ended':
       if (hub.wants('key:recovered')) hub.emit('key:recovered', { provider, keyId, reason: 'cooldown_ended' });
       return;
     case 'disabled':
-      if (!change.remote) session.setKey(key.ref, { disabled: change.reason, cooldownUntil: 0 });
+      if (!change.remote) track(core, session.setKey(key.ref, { disabled: change.reason, cooldownUntil: 0 }));
       if (hub.wants('key:disabled')) hub.emit('key:disabled', { provider, keyId, reason: change.reason, ...(change.remote && REMOTE) });
       // Requests waiting for it judge again: with no key left they fail (or move on) now, not at their deadline.
       keysChanged(core);

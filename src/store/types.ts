@@ -109,9 +109,13 @@ export interface StoreListener {
 
 /**
  * One manager's connection to a {@link StateStore}. Writes (`adjust`,
- * `setKey`, `setCircuit`, `addSpend`) never throw and are not awaited by the
- * request path; a store that cannot take them now keeps what must not be lost
- * (statuses, circuits, spend) and writes it when it is back.
+ * `setKey`, `setCircuit`, `addSpend`) never throw (nor reject); a store that
+ * cannot take them now keeps what must not be lost (statuses, circuits,
+ * spend) and writes it when it is back. `setKey` and `setCircuit` may return
+ * a promise that resolves once the other sessions can hear of the change: a
+ * request that found it (a revoked key, a 429) waits for that, briefly,
+ * before it tries another key, so that other replicas do not repeat its
+ * discovery. Spend and adjustments are never waited for.
  */
 export interface StoreSession {
   /**
@@ -132,11 +136,11 @@ export interface StoreSession {
   /** Gives back (negative) or charges (positive) requests and tokens on the key's shared windows. */
   adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void;
   /** Records a key's status and tells the other sessions. */
-  setKey(key: StoreKeyRef, status: StoreKeyStatus): void;
+  setKey(key: StoreKeyRef, status: StoreKeyStatus): void | Promise<void>;
   /** Records a circuit's state and tells the other sessions. */
-  setCircuit(circuit: StoreCircuitRef, snapshot: CircuitSnapshot): void;
+  setCircuit(circuit: StoreCircuitRef, snapshot: CircuitSnapshot): void | Promise<void>;
   /** Records spend and tells the other sessions. */
-  addSpend(spend: StoreSpend): void;
+  addSpend(spend: StoreSpend): void | Promise<void>;
   /** Everything shared: key statuses, circuits, and the spend of `budgets`. */
   load(budgets: readonly StoreBudgetRef[]): StoreSnapshot | Promise<StoreSnapshot>;
   /** Ends the session (the manager's `close()` calls it); the store stays open for others. */

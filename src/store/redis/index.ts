@@ -3,15 +3,19 @@
  * (DESIGN.md §5). Loaded only by those who import it, so `ioredis` is an
  * optional peer dependency.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Redis, RedisOptions } from 'ioredis';
 import type { CircuitSnapshot } from '../../resilience/breaker/index';
 import { describe, MS_POSITIVE, numberProblem } from '../../config/check';
 import { StoreUnavailableError } from '../../errors';
 import { loadIoredis } from './load';
 import { parseJson, RedisSession } from './session';
-import { circuitField, keyField, parseCircuitField, parseKeyField } from '../fields';
+import { keyField } from '../fields';
 import { ADJUST, RESERVE } from '../scripts';
+import { bucketOf, KnownState } from './known';
+import { noteTotals, SPEND_SCRIPT, script, spendCall, spendHash, writeBack, type Names, type PendingStatus, type Script } from './writeback';
+import { parseSnapshot } from './snapshot';
+import { answerWithin, LATE } from './timing';
 import type {
   StateStore,
   StoreBudgetRef,
@@ -53,7 +57,13 @@ export interface RedisStoreOptions {
    * reservation with `StoreUnavailableError` (503) until it is back.
    */
   failMode?: 'open' | 'closed';
-  /** A reservation slower than this counts as a failure (Redis is "slow"). Default 250 ms. */
+  /**
+   * How long a reservation may wait for Redis. Time this process's own event
+   * loop was blocked does not count (a busy process is not a Redis outage),
+   * and a reservation that runs out of time is followed by a PING: only when
+   * that goes unanswered too is Redis declared away (`store:error`).
+   * Default 250 ms.
+   */
   timeoutMs?: number;
   /** While Redis is away, how often the store checks whether it is back. Default 500 ms. */
   retryMs?: number;
@@ -66,16 +76,6 @@ export interface RedisStoreOptions {
 }
 
 const WINDOW_TTL_MS = 120_000;
-
-/** A Lua script and its SHA-1, for EVALSHA. */
-interface Script {
-  readonly lua: string;
-  readonly sha: string;
-}
-
-function script(lua: string): Script {
-  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
-}
 
 const RESERVE_SCRIPT = script(RESERVE);
 const ADJUST_SCRIPT = script(ADJUST);
@@ -111,11 +111,15 @@ function level(raw: unknown): number | undefined {
  *   published on a channel; other replicas apply them as they arrive
  *   (milliseconds). Spend goes to per-budget hashes of time buckets and is
  *   published likewise.
- * - When Redis fails or is slower than `timeoutMs`, each session reports
- *   `store:error` once and the store serves on local state (`failMode: 'open'`)
- *   or refuses (`'closed'`), checks every `retryMs`, and when Redis is back
- *   writes what it kept (statuses, circuits, spend), then every manager
- *   reloads the shared state (`store:recovered`).
+ * - When Redis fails (the connection drops, or a command and then a PING go
+ *   unanswered for `timeoutMs` while this process's event loop was free: a
+ *   blocked loop is not an outage), each session reports `store:error` once
+ *   and the store serves on local state (`failMode: 'open'`) or refuses
+ *   (`'closed'`), checks every `retryMs`, and when Redis is back writes what
+ *   it kept (statuses, circuits, spend) and what it knew — merged: spend
+ *   buckets raised to the largest total known, key statuses restored where
+ *   Redis has none (it restarted empty) — then every manager reloads the
+ *   shared state (`store:recovered`).
  *
  * ```ts
  * import { RedisStore } from 'keyplex/redis';
@@ -140,9 +144,18 @@ export class RedisStore implements StateStore {
   #probe: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   /** Writes kept while Redis is away, by field (latest wins), with the message that announces each. */
-  readonly #pendingStatus = new Map<string, { hash: string; field: string; value: string; message: string }>();
+  readonly #pendingStatus = new Map<string, PendingStatus>();
   #pendingSpend: { origin: string; spend: StoreSpend }[] = [];
   #readyWaiters: (() => void)[] = [];
+  /** This store's own name on the channel (for what it writes back, not any one session). */
+  readonly #id = randomUUID();
+  readonly #names: Names;
+  /** What this store last saw in Redis, written back after Redis lost it. */
+  readonly #known = new KnownState();
+  #recovering = false;
+  #writing: Promise<void> | undefined;
+  /** A PING asking whether Redis is there, shared by the reservations that ran out of time meanwhile. */
+  #aliveCheck: Promise<boolean> | undefined;
 
   constructor(options: RedisStoreOptions = {}) {
     if (typeof options !== 'object' || options === null) throw new TypeError('RedisStore: options must be an object');
@@ -158,6 +171,7 @@ export class RedisStore implements StateStore {
     this.#retryMs = positiveMs(options.retryMs, 'retryMs', 500);
     this.#now = options.now;
     this.#channel = `${this.prefix}changes`;
+    this.#names = { prefix: this.prefix, channel: this.#channel, id: this.#id };
     if (options.client !== undefined) {
       this.#client = options.client;
       this.#ownsClient = false;
@@ -250,11 +264,24 @@ export class RedisStore implements StateStore {
     }
   }
 
+
+  /** Runs a script by its SHA-1, sending its text when Redis does not have it (a new or restarted Redis). */
+  async #eval(script: Script, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    try {
+      return await this.#client.evalsha(script.sha, keys.length, ...keys, ...args);
+    } catch (error) {
+      if (!messageOf(error).startsWith('NOSCRIPT')) throw error;
+      return this.#client.eval(script.lua, keys.length, ...keys, ...args);
+    }
+  }
+
   /** @internal */
   async reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): Promise<StoreReservation> {
     if (!this.#healthy) return this.#unavailable('reserve', undefined);
     try {
-      const reply = await this.#within(this.#run(RESERVE_SCRIPT, key, limits, Math.max(0, tokens)), 'a reservation');
+      const call = this.#run(RESERVE_SCRIPT, key, limits, Math.max(0, tokens));
+      let reply = await answerWithin(call, this.#timeoutMs);
+      if (reply === LATE) reply = await this.#lateReply(call, 'a reservation');
       const [ok, waitMs, requests, tokensLeft] = reply as [number, number, string, string];
       if (ok === 1) return { ok: true, requests: level(requests), tokens: level(tokensLeft) };
       return { ok: false, waitMs: waitMs < 0 ? Infinity : waitMs, requests: level(requests), tokens: level(tokensLeft) };
@@ -262,6 +289,42 @@ export class RedisStore implements StateStore {
       this.#fail('reserve', error);
       return this.#unavailable('reserve', error);
     }
+  }
+
+  /**
+   * A command ran out of time with this process's loop free: Redis is away
+   * only if a PING goes unanswered too. When Redis answers the PING (sent on
+   * the same connection, so answered after the command) the command's reply is in.
+   */
+  async #lateReply<T>(call: Promise<T>, what: string): Promise<T> {
+    if (await this.#alive()) return this.#answer(call, what);
+    throw new Error(`Redis did not answer ${what} within ${this.#timeoutMs} ms`);
+  }
+
+  /** Whether Redis answers a PING in time; one PING at a time, shared by whoever asks meanwhile. */
+  #alive(): Promise<boolean> {
+    if (this.#aliveCheck === undefined) {
+      const check = (async () => {
+        if (this.#client.status !== 'ready') return false;
+        try {
+          return (await answerWithin(this.#client.ping(), this.#timeoutMs)) !== LATE;
+        } catch {
+          return false;
+        }
+      })();
+      this.#aliveCheck = check;
+      void check.then(() => {
+        if (this.#aliveCheck === check) this.#aliveCheck = undefined;
+      });
+    }
+    return this.#aliveCheck;
+  }
+
+  /** `promise`'s value within `timeoutMs` (blocked-loop time aside), else a rejection. */
+  async #answer<T>(promise: Promise<T>, what: string): Promise<T> {
+    const reply = await answerWithin(promise, this.#timeoutMs);
+    if (reply === LATE) throw new Error(`Redis did not answer ${what} within ${this.#timeoutMs} ms`);
+    return reply;
   }
 
   #unavailable(operation: StoreOperation, error: unknown): StoreReservation {
@@ -276,48 +339,46 @@ export class RedisStore implements StateStore {
     this.#run(ADJUST_SCRIPT, key, limits, requests, tokens).catch((error: unknown) => this.#fail('adjust', error));
   }
 
-  /** @internal */
-  write(origin: string, hash: 'keys' | 'circuits', field: string, value: unknown, change: StoreChange): void {
+  /**
+   * @internal Writes a status or circuit and announces it; resolves once
+   * Redis has published it (or kept it for later when Redis is away). Never rejects.
+   */
+  write(origin: string, hash: 'keys' | 'circuits', field: string, value: unknown, change: StoreChange): Promise<void> {
     const entry = { hash: `${this.prefix}${hash}`, field, value: JSON.stringify(value), message: JSON.stringify({ o: origin, c: change }) };
+    if (change.kind === 'key') this.#known.status({ field, status: change.status, value: entry.value, message: entry.message });
     if (!this.#healthy) {
       this.#pendingStatus.set(`${entry.hash}\u0000${field}`, entry);
-      return;
+      return Promise.resolve();
     }
-    this.#client
+    return this.#client
       .multi()
       .hset(entry.hash, field, entry.value)
       .publish(this.#channel, entry.message)
       .exec()
-      .catch((error: unknown) => {
-        this.#pendingStatus.set(`${entry.hash}\u0000${field}`, entry);
-        this.#fail('write', error);
-      });
+      .then(
+        () => undefined,
+        (error: unknown) => {
+          this.#pendingStatus.set(`${entry.hash}\u0000${field}`, entry);
+          this.#fail('write', error);
+        },
+      );
   }
 
-  /** Records spend in its budgets' buckets and announces it. */
-  #spendCommands(pipeline: ReturnType<Redis['multi']>, origin: string, spend: StoreSpend): void {
-    for (const budget of spend.budgets) {
-      const hash = `${this.prefix}spend:${encodeURIComponent(budget.id)}`;
-      const start = Math.floor(spend.at / budget.bucketMs) * budget.bucketMs;
-      pipeline.hincrby(hash, String(start), Math.round(spend.nanos));
-      pipeline.pexpire(hash, Math.ceil(budget.windowMs + 2 * budget.bucketMs));
-    }
-    const change: StoreChange = { kind: 'spend', budgets: spend.budgets.map((b) => b.id), nanos: spend.nanos, at: spend.at };
-    pipeline.publish(this.#channel, JSON.stringify({ o: origin, c: change }));
-  }
-
-  /** @internal */
-  addSpend(origin: string, spend: StoreSpend): void {
+  /** @internal Records spend and announces it; resolves once written (or kept for later). Never rejects. */
+  addSpend(origin: string, spend: StoreSpend): Promise<void> {
+    for (const budget of spend.budgets) this.#known.budget(budget);
     if (!this.#healthy) {
       this.#keepSpend(origin, spend);
-      return;
+      return Promise.resolve();
     }
-    const pipeline = this.#client.multi();
-    this.#spendCommands(pipeline, origin, spend);
-    pipeline.exec().catch((error: unknown) => {
-      this.#keepSpend(origin, spend);
-      this.#fail('write', error);
-    });
+    const { keys, args } = spendCall(this.#names, origin, spend);
+    return this.#eval(SPEND_SCRIPT, keys, args).then(
+      (totals) => noteTotals(this.#known, spend, totals),
+      (error: unknown) => {
+        this.#keepSpend(origin, spend);
+        this.#fail('write', error);
+      },
+    );
   }
 
   #keepSpend(origin: string, spend: StoreSpend): void {
@@ -330,10 +391,11 @@ export class RedisStore implements StateStore {
   async load(budgets: readonly StoreBudgetRef[]): Promise<StoreSnapshot> {
     // Not connected (yet, or any more): the store calls `recovered` to reload once it is.
     if (!this.#healthy) throw new Error('Redis is not connected');
+    for (const budget of budgets) this.#known.budget(budget);
     const pipeline = this.#client.pipeline();
     pipeline.hgetall(`${this.prefix}keys`);
     pipeline.hgetall(`${this.prefix}circuits`);
-    for (const budget of budgets) pipeline.hgetall(`${this.prefix}spend:${encodeURIComponent(budget.id)}`);
+    for (const budget of budgets) pipeline.hgetall(spendHash(this.#names, budget.id));
     let results: [Error | null, unknown][] | null;
     try {
       results = await pipeline.exec();
@@ -348,24 +410,18 @@ export class RedisStore implements StateStore {
       throw error;
     }
     const hash = (i: number) => (results[i]?.[1] ?? {}) as Record<string, string>;
-    const snapshot: StoreSnapshot = { keys: [], circuits: [], spend: [] };
-    for (const [field, raw] of Object.entries(hash(0))) {
-      const key = parseKeyField(field);
-      const status = parseJson(raw) as StoreKeyStatus | undefined;
-      if (key && status && typeof status === 'object') snapshot.keys.push({ key, status });
+    const snapshot = parseSnapshot(
+      hash(0),
+      hash(1),
+      budgets.map((_, i) => hash(2 + i)),
+      budgets,
+    );
+    const now = Date.now();
+    for (const { budget, buckets } of snapshot.spend) for (const [start, total] of buckets) this.#known.total(budget, start, total, now);
+    for (const { key, status } of snapshot.keys) {
+      const message = JSON.stringify({ o: this.#id, c: { kind: 'key', key, status } });
+      this.#known.status({ field: keyField(key), status, value: JSON.stringify(status), message });
     }
-    for (const [field, raw] of Object.entries(hash(1))) {
-      const circuit = parseCircuitField(field);
-      const value = parseJson(raw) as CircuitSnapshot | undefined;
-      if (circuit && value && typeof value === 'object') snapshot.circuits.push({ circuit, snapshot: value });
-    }
-    budgets.forEach((budget, i) => {
-      const buckets = Object.entries(hash(2 + i))
-        .map(([at, nanos]) => [Number(at), Number(nanos)] as [number, number])
-        .filter(([at, nanos]) => Number.isFinite(at) && Number.isFinite(nanos))
-        .sort((a, b) => a[0] - b[0]);
-      snapshot.spend.push({ budget: budget.id, buckets });
-    });
     return snapshot;
   }
 
@@ -373,8 +429,12 @@ export class RedisStore implements StateStore {
     if (channel !== this.#channel) return;
     const parsed = parseJson(message) as { o?: unknown; c?: StoreChange } | undefined;
     if (!parsed || typeof parsed.o !== 'string' || typeof parsed.c !== 'object' || parsed.c === null) return;
+    this.#known.learn(parsed.c, message);
+    // What this store wrote back its own sessions knew already.
+    if (parsed.o === this.#id) return;
+    const change = parsed.c.kind === 'spend' ? { kind: 'spend' as const, budgets: parsed.c.budgets, nanos: parsed.c.nanos, at: parsed.c.at } : parsed.c;
     for (const session of this.#sessions.values()) {
-      if (session.id !== parsed.o) session.deliver(parsed.c);
+      if (session.id !== parsed.o) session.deliver(change);
     }
   }
 
@@ -402,44 +462,31 @@ export class RedisStore implements StateStore {
     this.#probe.unref?.();
   }
 
-  /** `promise`, or a rejection after `timeoutMs`. */
-  async #within<T>(promise: Promise<T>, what: string): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      return await Promise.race([
-        promise,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`Redis did not answer ${what} within ${this.#timeoutMs} ms`)), this.#timeoutMs);
-          timer.unref?.();
-        }),
-      ]);
-    } finally {
-      if (timer) clearTimeout(timer);
-    }
+  /** Writes back what was kept and known (see writeback.ts); one write-back at a time, one that outlived its timeout is waited for, not repeated. */
+  #writeBack(): Promise<void> {
+    this.#writing ??= writeBack(this.#client, this.#names, [RESERVE_SCRIPT, ADJUST_SCRIPT], this.#known, this.#pendingStatus, [...this.#pendingSpend])
+      .then((written) => {
+        this.#pendingSpend = this.#pendingSpend.slice(written);
+      })
+      .finally(() => (this.#writing = undefined));
+    return this.#writing;
   }
 
-  /** Checks Redis; when it answers, writes what was kept and tells the sessions to resync. */
+  /** Checks Redis; when it answers, writes back what it kept and knew, and tells the sessions to resync. */
   async #recover(): Promise<void> {
-    if (this.#healthy || this.#closed) return;
+    if (this.#healthy || this.#closed || this.#recovering) return;
+    this.#recovering = true;
     try {
       if (this.#client.status !== 'ready') throw new Error(`Redis connection is ${this.#client.status}`);
-      await this.#within(this.#client.ping(), 'PING');
+      await this.#answer(this.#client.ping(), 'PING');
       // Subscribed before the reload: whatever is written after it, this store hears of.
-      await this.#within(this.#sub.subscribe(this.#channel), 'SUBSCRIBE');
-      const statuses = [...this.#pendingStatus.values()];
-      const spends = this.#pendingSpend;
-      if (statuses.length > 0 || spends.length > 0) {
-        // Written and announced: a replica that reloaded before this flush still hears of it.
-        const pipeline = this.#client.multi();
-        for (const entry of statuses) pipeline.hset(entry.hash, entry.field, entry.value).publish(this.#channel, entry.message);
-        for (const { origin, spend } of spends) this.#spendCommands(pipeline, origin, spend);
-        await pipeline.exec();
-        this.#pendingStatus.clear();
-        this.#pendingSpend = this.#pendingSpend.slice(spends.length);
-      }
+      await this.#answer(this.#sub.subscribe(this.#channel), 'SUBSCRIBE');
+      await this.#answer(this.#writeBack(), 'the write-back');
     } catch {
       this.#scheduleProbe();
       return;
+    } finally {
+      this.#recovering = false;
     }
     if (this.#healthy || this.#closed) return;
     this.#healthy = true;

@@ -20,8 +20,8 @@ import type {
 export interface SessionHost {
   reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): Promise<StoreReservation>;
   adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void;
-  write(origin: string, hash: 'keys' | 'circuits', field: string, value: unknown, change: StoreChange): void;
-  addSpend(origin: string, spend: StoreSpend): void;
+  write(origin: string, hash: 'keys' | 'circuits', field: string, value: unknown, change: StoreChange): Promise<void>;
+  addSpend(origin: string, spend: StoreSpend): Promise<void>;
   load(budgets: readonly StoreBudgetRef[]): Promise<StoreSnapshot>;
   detach(session: RedisSession): void;
 }
@@ -68,17 +68,17 @@ export class RedisSession implements StoreSession {
     this.#store.adjust(key, limits, requests, tokens);
   }
 
-  setKey(key: StoreKeyRef, status: StoreKeyStatus): void {
+  setKey(key: StoreKeyRef, status: StoreKeyStatus): Promise<void> {
     const ref = { provider: key.provider, keyId: key.keyId };
-    this.#store.write(this.id, 'keys', keyField(ref), status, { kind: 'key', key: ref, status });
+    return this.#store.write(this.id, 'keys', keyField(ref), status, { kind: 'key', key: ref, status });
   }
 
-  setCircuit(circuit: StoreCircuitRef, snapshot: CircuitSnapshot): void {
-    this.#store.write(this.id, 'circuits', circuitField(circuit), snapshot, { kind: 'circuit', circuit, snapshot });
+  setCircuit(circuit: StoreCircuitRef, snapshot: CircuitSnapshot): Promise<void> {
+    return this.#store.write(this.id, 'circuits', circuitField(circuit), snapshot, { kind: 'circuit', circuit, snapshot });
   }
 
-  addSpend(spend: StoreSpend): void {
-    this.#store.addSpend(this.id, spend);
+  addSpend(spend: StoreSpend): Promise<void> {
+    return this.#store.addSpend(this.id, spend);
   }
 
   load(budgets: readonly StoreBudgetRef[]): Promise<StoreSnapshot> {

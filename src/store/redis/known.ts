@@ -1,0 +1,156 @@
+/**
+ * What one `RedisStore` knows of the shared state — every budget's spend per
+ * bucket and every key's status, as it last saw them in Redis (its own writes,
+ * other replicas' messages, its loads) — and the Lua scripts that write it.
+ *
+ * A Redis that restarts (or fails over to a replica that lost writes) comes
+ * back empty. Each replica then writes back what it knows, merging: a bucket
+ * is raised to the largest total any replica saw and never lowered, a status
+ * is restored only where Redis has none. Spend is therefore never forgotten
+ * by a restart, and a key revoked before it stays revoked for processes
+ * started after it.
+ */
+import { keyField } from '../fields';
+import type { StoreBudgetRef, StoreChange, StoreKeyStatus } from '../types';
+
+/**
+ * Adds spend to budgets' buckets, keeps them for their window, and publishes
+ * the change with each bucket's new total (so that every replica's picture is
+ * a maximum, never a sum that could count a change twice).
+ *
+ * KEYS: the spend hashes. ARGV: [1] channel, [2] the message up to its totals,
+ * [3] nano-dollars, then per hash its bucket start and time to live in ms.
+ * Returns the new totals.
+ */
+export const SPEND = `
+local totals = {}
+for i = 1, #KEYS do
+  local v = redis.call('HINCRBY', KEYS[i], ARGV[2 + 2 * i], ARGV[3])
+  redis.call('PEXPIRE', KEYS[i], ARGV[3 + 2 * i])
+  totals[i] = string.format('%d', v)
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. '[' .. table.concat(totals, ',') .. ']}}')
+return totals
+`;
+
+/**
+ * Raises buckets of one spend hash to at least the given totals and announces
+ * each raise as spend (the difference) to the replicas that did not know it.
+ *
+ * KEYS[1]: the hash. ARGV: [1] channel, [2] the message head up to its amount,
+ * [3] time to live in ms, then pairs of bucket start and total.
+ */
+export const MERGE_SPEND = `
+for i = 4, #ARGV, 2 do
+  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+  local want = tonumber(ARGV[i + 1])
+  if want > cur then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    redis.call('PUBLISH', ARGV[1], ARGV[2] .. string.format('%d', want - cur) .. ',"at":' .. ARGV[i] .. ',"starts":[' .. ARGV[i] .. '],"totals":[' .. ARGV[i + 1] .. ']}}')
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`;
+
+/**
+ * Restores statuses Redis has none of (it restarted), announcing each one
+ * restored; a status written since (a newer one) is left as it is.
+ *
+ * KEYS[1]: the statuses hash. ARGV: [1] channel, then triples of field, value, message.
+ */
+export const RESTORE_STATUSES = `
+local restored = 0
+for i = 2, #ARGV, 3 do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
+    redis.call('PUBLISH', ARGV[1], ARGV[i + 2])
+    restored = restored + 1
+  end
+end
+return restored
+`;
+
+/** How long a budget's spend hash is kept after its last write. */
+export function spendTtlMs(ref: StoreBudgetRef): number {
+  return Math.ceil(ref.windowMs + 2 * ref.bucketMs);
+}
+
+/** The bucket of a budget holding epoch ms `at`. */
+export function bucketOf(ref: StoreBudgetRef, at: number): number {
+  return Math.floor(at / ref.bucketMs) * ref.bucketMs;
+}
+
+interface KnownBudget {
+  ref: StoreBudgetRef;
+  /** Bucket start → the largest total seen in Redis. */
+  buckets: Map<number, number>;
+}
+
+/** A key's status as last seen, with the message that announces it. */
+export interface KnownStatus {
+  readonly field: string;
+  readonly status: StoreKeyStatus;
+  readonly value: string;
+  readonly message: string;
+}
+
+/** Buckets kept per budget before old ones are dropped. */
+const PRUNE_AT = 64;
+
+/** What a store knows of the shared state, to write back after Redis lost it. */
+export class KnownState {
+  readonly #spend = new Map<string, KnownBudget>();
+  readonly #statuses = new Map<string, KnownStatus>();
+
+  /** A budget this store's managers use (its shape is needed to write it back). */
+  budget(ref: StoreBudgetRef): void {
+    const known = this.#spend.get(ref.id);
+    if (known === undefined) this.#spend.set(ref.id, { ref, buckets: new Map() });
+    else known.ref = ref;
+  }
+
+  /** A bucket's total as seen in Redis (kept when larger than what was known). */
+  total(id: string, start: number, total: number, now: number): void {
+    const known = this.#spend.get(id);
+    if (known === undefined || !Number.isFinite(start) || !Number.isFinite(total)) return;
+    if (total > (known.buckets.get(start) ?? 0)) known.buckets.set(start, total);
+    if (known.buckets.size > PRUNE_AT) this.#prune(known, now);
+  }
+
+  /** A key's status as written or seen. */
+  status(entry: KnownStatus): void {
+    this.#statuses.set(entry.field, entry);
+  }
+
+  /** What a change heard on the channel (its `message`) says of Redis's state. */
+  learn(change: StoreChange, message: string): void {
+    if (change.kind === 'key' && change.key && typeof change.key === 'object' && change.status && typeof change.status === 'object') {
+      this.status({ field: keyField(change.key), status: change.status, value: JSON.stringify(change.status), message });
+    } else if (change.kind === 'spend') {
+      const { starts, totals } = change as { starts?: unknown; totals?: unknown };
+      if (!Array.isArray(starts) || !Array.isArray(totals) || !Array.isArray(change.budgets)) return;
+      const now = Date.now();
+      change.budgets.forEach((id, i) => this.total(String(id), Number(starts[i]), Number(totals[i]), now));
+    }
+  }
+
+  /** Per budget, the buckets still in their window, to merge into Redis. */
+  spend(now: number): { ref: StoreBudgetRef; buckets: [number, number][] }[] {
+    const out: { ref: StoreBudgetRef; buckets: [number, number][] }[] = [];
+    for (const known of this.#spend.values()) {
+      this.#prune(known, now);
+      if (known.buckets.size > 0) out.push({ ref: known.ref, buckets: [...known.buckets] });
+    }
+    return out;
+  }
+
+  /** Statuses that still keep a key out (disabled, or cooling down past `now`). */
+  statuses(now: number): KnownStatus[] {
+    return [...this.#statuses.values()].filter(({ status }) => status.disabled !== null || status.cooldownUntil > now);
+  }
+
+  #prune(known: KnownBudget, now: number): void {
+    const oldest = now - spendTtlMs(known.ref);
+    for (const start of known.buckets.keys()) if (start < oldest) known.buckets.delete(start);
+  }
+}

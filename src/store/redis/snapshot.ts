@@ -1,0 +1,30 @@
+/** The shared state as Redis returns it to a load, parsed into a {@link StoreSnapshot}. */
+import type { CircuitSnapshot } from '../../resilience/breaker/index';
+import { parseCircuitField, parseKeyField } from '../fields';
+import type { StoreBudgetRef, StoreKeyStatus, StoreSnapshot } from '../types';
+import { parseJson } from './session';
+
+type Hash = Record<string, string>;
+
+/** The statuses hash, the circuits hash and one spend hash per budget (in `budgets` order). */
+export function parseSnapshot(statuses: Hash, circuits: Hash, spend: Hash[], budgets: readonly StoreBudgetRef[]): StoreSnapshot {
+  const snapshot: StoreSnapshot = { keys: [], circuits: [], spend: [] };
+  for (const [field, raw] of Object.entries(statuses)) {
+    const key = parseKeyField(field);
+    const status = parseJson(raw) as StoreKeyStatus | undefined;
+    if (key && status && typeof status === 'object') snapshot.keys.push({ key, status });
+  }
+  for (const [field, raw] of Object.entries(circuits)) {
+    const circuit = parseCircuitField(field);
+    const value = parseJson(raw) as CircuitSnapshot | undefined;
+    if (circuit && value && typeof value === 'object') snapshot.circuits.push({ circuit, snapshot: value });
+  }
+  budgets.forEach((budget, i) => {
+    const buckets = Object.entries(spend[i] ?? {})
+      .map(([at, nanos]) => [Number(at), Number(nanos)] as [number, number])
+      .filter(([at, nanos]) => Number.isFinite(at) && Number.isFinite(nanos))
+      .sort((a, b) => a[0] - b[0]);
+    snapshot.spend.push({ budget: budget.id, buckets });
+  });
+  return snapshot;
+}

@@ -1,0 +1,130 @@
+/**
+ * A Redis that restarts comes back empty. Replicas write back what they knew,
+ * merging (issue 12, item 9): budget spend is not forgotten, so two managers
+ * under one cap stay under it together, and a key revoked before the restart
+ * stays revoked for a process started after it. Real `redis-server` (killed
+ * with SIGKILL, as in a crash, then started again), real SDK, simulator on msw.
+ */
+import { randomUUID } from 'node:crypto';
+import OpenAI from 'openai';
+import { describe, expect, test } from 'vitest';
+import { getKeyplexDetails, KeyManager, type KeyManagerOptions } from '../../src/index';
+import { RedisStore } from '../../src/store/redis';
+import { ProviderSimulator } from '../../src/testing';
+import { simulatorHandlers } from '../../src/testing/msw';
+import { fakeKey } from '../support/fake-keys';
+import { redisForSuite } from '../support/redis';
+import { record } from '../support/events';
+import { eventually } from '../support/time';
+import { mswSuite } from '../support/suite';
+
+const MODEL = 'priced';
+/** $1,000 per million tokens: a request of ~20 tokens costs about 2 cents. */
+const PRICE = { input: 1_000, output: 1_000 };
+const CAP_USD = 0.5;
+const { server, cleanups } = mswSuite();
+const redis = redisForSuite('Redis restarted under replicas');
+
+const body = () => ({ model: MODEL, messages: [{ role: 'user' as const, content: 'hello' }], max_tokens: 8 });
+const outcome = (promise: Promise<unknown>) =>
+  promise.then(
+    () => 'ok',
+    (error: unknown) => getKeyplexDetails(error)?.code ?? String(error),
+  );
+
+/** A manager on its own RedisStore (as in its own process). */
+async function replica(prefix: string, options: Omit<KeyManagerOptions, 'store'>) {
+  const store = new RedisStore({ url: redis.server.url, prefix, retryMs: 50, timeoutMs: 500 });
+  await store.ready();
+  const manager = new KeyManager({ ...options, store });
+  cleanups.unshift(async () => {
+    await manager.close();
+    await store.close();
+  });
+  return {
+    manager,
+    store,
+    client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 })),
+    errors: record(manager, 'store:error'),
+    recovered: record(manager, 'store:recovered'),
+  };
+}
+
+describe.skipIf(!redis.available)('Redis killed and restarted under running replicas', () => {
+  test('budget spend survives the restart: two managers under one cap spend at most the cap (plus what was in flight)', async () => {
+    const key = fakeKey('budget');
+    const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: { [MODEL]: { price: PRICE } } }] });
+    server.use(...simulatorHandlers(sim));
+    const prefix = `restart-spend:${randomUUID()}:`;
+    const options = {
+      providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL] } },
+      prices: { [MODEL]: PRICE },
+      budgets: [{ scope: { overall: true as const }, limitUsd: CAP_USD, window: 'day' as const }],
+      deadlineMs: 10_000,
+    };
+    const [a, b] = [await replica(prefix, options), await replica(prefix, options)];
+    const send = (count: number) => Promise.all(Array.from({ length: count }, (_, i) => outcome([a, b][i % 2]!.client.chat.completions.create(body()))));
+
+    // Before: both send; each knows the other's spend.
+    expect(await send(8)).toEqual(Array(8).fill('ok'));
+    const before = sim.tallies().sim!.costUsd;
+    expect(before).toBeGreaterThan(0.05);
+    for (const r of [a, b]) await eventually(() => Math.abs(r.manager.stats().budgets[0]!.spentUsd - before) < 1e-6, 'both know the spend');
+
+    // Crash: Redis loses everything. Spend during the outage is kept by each manager.
+    await redis.server.stop();
+    expect(await send(2)).toEqual(['ok', 'ok']);
+    await redis.server.start();
+    for (const r of [a, b]) await eventually(() => r.recovered.length === 1, 'store:recovered');
+    const afterOutage = sim.tallies().sim!.costUsd;
+    // Neither forgot: Redis holds the spend again, and each manager reloaded at least all of it.
+    for (const r of [a, b]) await eventually(() => r.manager.stats().budgets[0]!.spentUsd >= afterOutage - 1e-6, 'spend kept through the restart');
+    // Merged, not added up: both wrote back the same buckets, and the spend is counted once.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    for (const r of [a, b]) expect(r.manager.stats().budgets[0]!.spentUsd).toBeCloseTo(afterOutage, 6);
+
+    // Then both run until the cap refuses them.
+    let refused = 0;
+    for (let round = 0; round < 40 && refused < 4; round++) {
+      const results = await send(2);
+      refused += results.filter((r) => r === 'budget_exceeded').length;
+      expect(results.every((r) => r === 'ok' || r === 'budget_exceeded')).toBe(true);
+    }
+    expect(refused).toBeGreaterThanOrEqual(4);
+    // Two requests in flight at a time, each held at its estimate: the cap plus at most those.
+    const spent = sim.tallies().sim!.costUsd;
+    const perRequest = before / 8;
+    expect(spent).toBeLessThanOrEqual(CAP_USD + 2 * perRequest * 1.5);
+    // The bug this pins: each manager took the empty Redis as "nothing spent" and spent the cap again.
+    expect(spent).toBeLessThan(CAP_USD * 1.2);
+  }, 60_000);
+
+  test('a key revoked before the restart stays revoked for a process started after it (0 requests reach it)', async () => {
+    const [revoked, good] = [fakeKey('restart-revoked'), fakeKey('restart-good')];
+    const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key: revoked, revoked: true }, { key: good }], models: [MODEL] }] });
+    server.use(...simulatorHandlers(sim));
+    const prefix = `restart-revoked:${randomUUID()}:`;
+    const options = {
+      providers: { sim: { baseURL: sim.baseURL('sim'), keys: [{ key: revoked, id: 'revoked' }, { key: good, id: 'good' }], models: [MODEL] } },
+      keySelection: 'round-robin' as const,
+      deadlineMs: 10_000,
+    };
+    const old = await replica(prefix, options);
+    const disabled = record(old.manager, 'key:disabled');
+    for (let i = 0; i < 4; i++) expect(await outcome(old.client.chat.completions.create(body()))).toBe('ok');
+    expect(disabled).toEqual([{ provider: 'sim', keyId: 'revoked', reason: 'unauthorized' }]);
+    expect(sim.tallies().sim!.keys[revoked]!.requests).toBe(1);
+
+    await redis.server.stop();
+    await redis.server.start();
+    await eventually(() => old.recovered.length === 1, 'store:recovered');
+
+    // A process started after the restart: it never sends with the revoked key.
+    const fresh = await replica(prefix, options);
+    const results = await Promise.all(Array.from({ length: 6 }, () => outcome(fresh.client.chat.completions.create(body()))));
+    expect(results).toEqual(Array(6).fill('ok'));
+    expect(sim.tallies().sim!.keys[revoked]!.requests).toBe(1);
+    expect(fresh.manager.stats().providers.sim!.keys.find((k) => k.id === 'revoked')?.status).toBe('disabled');
+    expect(fresh.errors).toEqual([]);
+  }, 60_000);
+});
