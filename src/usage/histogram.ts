@@ -48,4 +48,12 @@ export class LatencyHistogram {
   reset(): void {
     this.#histogram?.reset();
   }
+
+  /** Adds `other`'s samples to this one's. */
+  absorb(other: LatencyHistogram): void {
+    const theirs = other.#histogram;
+    if (theirs === undefined || theirs.totalCount === 0) return;
+    if (this.#histogram === undefined) this.record(1), this.#histogram!.reset();
+    this.#histogram!.add(theirs);
+  }
 }
