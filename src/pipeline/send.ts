@@ -7,7 +7,7 @@
  */
 import { secretOf } from '../keys/key';
 import { redactEnvelope, redactorOf } from '../secrets/redact';
-import { redactingReader } from '../secrets/stream';
+import { redactedBody, redactingReader } from '../secrets/stream';
 import { bodyFor } from '../request';
 import { classifyStatus, type Classification } from '../resilience/classify';
 import { rateLimitResetMs, retryAfterMs } from '../resilience/headers';
@@ -83,11 +83,12 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
     return reply(ctx, key, pool, response, text);
   }
 
-  // Binary and other bodies (audio, file contents) pass through untouched; the attempt is complete at its headers.
+  // Binary bodies (audio, images, file contents) pass through untouched, text is redacted; the attempt is complete at its headers.
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
   account(core, ctx, lease, now, null, undefined, false, undefined);
-  return reply(ctx, key, pool, response, response.body);
+  const text = contentType.startsWith('text/') && response.body !== null;
+  return reply(ctx, key, pool, response, text ? redactedBody(response.body!, redactor, core.options.redactReplies) : response.body);
 }
 
 function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: number): void {

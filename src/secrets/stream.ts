@@ -92,6 +92,19 @@ class RedactingReader implements Reader {
   }
 }
 
+/** `body` with every piece of `redactor`'s key replaced (see {@link redactingReader}). */
+export function redactedBody(body: ReadableStream<Uint8Array>, redactor: KeyRedactor, everything = true): ReadableStream<Uint8Array> {
+  const reader = redactingReader(body.getReader(), redactor, everything);
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const next = await reader.read();
+      if (next.done) controller.close();
+      else controller.enqueue(next.value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+}
+
 /** A reader of `inner`'s bytes with every piece of `redactor`'s key replaced. */
 export function redactingReader(inner: Reader, redactor: KeyRedactor, everything = true): Reader {
   return new RedactingReader(inner, redactor, everything);

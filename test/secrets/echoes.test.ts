@@ -80,6 +80,7 @@ const PLACES: Record<string, { stream: boolean; echo: Echo }> = {
   'a 200 header': { stream: false, echo: (_, piece) => chatReply('gpt-4.1', 'ok', {}, { headers: { 'x-debug-auth': piece } }) },
   'a 200 status text': { stream: false, echo: (_, piece) => chatReply('gpt-4.1', 'ok', {}, { statusText: `OK ${piece}` }) },
   'a 200 JSON body': { stream: false, echo: (_, piece) => chatReply('gpt-4.1', `Your key is ${piece}, and "${piece}" again`) },
+  'a 200 text/plain body': { stream: false, echo: (_, piece) => new HttpResponse(`Your key is ${piece}.`, { headers: { 'content-type': 'text/plain' } }) },
   'an SSE data event': { stream: true, echo: (call, piece) => sliced(chatChunks('gpt-4.1', ['Your key: ', piece, '.'], askedUsage(call)).map((e) => `data: ${e}`)) },
   'an SSE error event': {
     stream: true,
