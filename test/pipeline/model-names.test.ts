@@ -91,6 +91,18 @@ describe('per-model state of names not known from configuration is bounded', () 
     expect(stateSizes(manager)).toEqual({ dynamicModels: 0, modelStats: 0, deployments: 0, deploymentCircuits: 0 });
   });
 
+  test('stats({ reset: true }) zeroes, and keeps, the entries of names known from configuration', async () => {
+    const { manager, chat } = setUp();
+    await chat('gpt-4.1');
+
+    manager.stats({ reset: true });
+
+    expect(manager.stats().models['gpt-4.1']?.requests).toBe(0);
+    const deployments = manager.stats().deployments;
+    expect(deployments.length).toBeGreaterThan(0);
+    expect(deployments.filter((d) => d.model !== 'gpt-4.1' || d.requests !== 0)).toEqual([]);
+  });
+
   test('a name with a request in flight keeps its state while other names come and go', async () => {
     const { manager, chat, release } = setUp({}, 'held-model');
     const held = chat('held-model');
