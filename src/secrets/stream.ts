@@ -74,7 +74,9 @@ class RedactingReader implements Reader {
       bytes.set(carry);
       bytes.set(chunk, carry.length);
     }
-    let cut = Math.max(bytes.lastIndexOf(LF), bytes.lastIndexOf(CR)) + 1;
+    const last = bytes[bytes.length - 1];
+    // Events usually end a read: then nothing is held back, and no search is needed.
+    let cut = last === LF || last === CR ? bytes.length : Math.max(bytes.lastIndexOf(LF), bytes.lastIndexOf(CR)) + 1;
     if (bytes.length - cut > this.#hold) {
       cut = bytes.length - this.#hold;
       // Never between the two halves of a piece: hold it back whole.
