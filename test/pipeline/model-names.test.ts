@@ -151,3 +151,15 @@ describe('maxDynamicModels and redactReplies are validated', () => {
     expect(() => new KeyManager({ providers: { a: { baseURL: 'https://a.test/v1', keys: [fakeKey()] } }, redactReplies: 'yes' as unknown as boolean })).toThrow(/redactReplies/);
   });
 });
+
+describe("models['(other)'] keeps the latencies of the names it took in", () => {
+  test('its latency count is the number of requests it counts', async () => {
+    const { manager, chat } = setUp();
+
+    await distinctNames(chat, 120);
+
+    const other = manager.stats().models['(other)']!;
+    expect(other.requests).toBe(70);
+    expect(other.latencyMs.count).toBe(70);
+  });
+});
