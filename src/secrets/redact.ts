@@ -12,6 +12,9 @@
  * the few that pass against the key itself, finds every piece. Bodies with
  * no echo pass unchanged.
  *
+ * A piece that lies wholly inside a provider's public key prefix (such as
+ * `sk-proj-`, the same for every key) is left alone.
+ *
  * Limits: a piece is found as the upstream sent it; one written with
  * escapes inside it (`\/`, `\u0041`) or in another case is not. A
  * replacement that begins right after a JSON escape takes the escape along,
@@ -27,6 +30,12 @@ const PROBE = 2;
 const STEP = 7;
 const BACKSLASH = 0x5c;
 const NONE: readonly number[] = [];
+/**
+ * Prefixes providers put before the secret part of their keys, the same for
+ * every key: a reply may name them (`keys start with sk-proj-`) without
+ * echoing anything.
+ */
+const PUBLIC_PREFIX = /^(?:sk-(?:proj|svcacct|admin|or-v\d+|ant-(?:api|admin)\d\d)-|sk-|gsk_|xai-|AIza)/;
 const U = 0x75;
 
 /** Reads the code unit (string) or byte at an index. */
@@ -45,6 +54,8 @@ export class KeyRedactor {
   readonly #places = new Map<number, number[]>();
   readonly #marker: string;
   readonly #markerBytes: Uint8Array;
+  /** The length of the key's public prefix (`sk-proj-`): a piece wholly inside it is no secret. */
+  readonly #public: number;
   /** The key's length in bytes. */
   readonly length: number;
 
@@ -54,6 +65,7 @@ export class KeyRedactor {
     this.#marker = `[key ${id}]`;
     this.#markerBytes = new TextEncoder().encode(this.#marker);
     this.length = this.#key.length;
+    this.#public = PUBLIC_PREFIX.exec(secret)?.[0].length ?? 0;
     const k = this.#key;
     for (let p = 0; p + PROBE <= k.length; p++) {
       const h = probeIndex(k[p]!, k[p + 1]!);
@@ -144,7 +156,7 @@ export class KeyRedactor {
       while (start > 0 && start - j + p > 0 && at(start - 1) === k[start - 1 - j + p]) start--;
       let end = j + PROBE;
       while (end < n && end - j + p < k.length && at(end) === k[end - j + p]) end++;
-      if (end - start < PIECE) continue;
+      if (end - start < PIECE || p + end - j <= this.#public) continue;
       start = escapeStart(at, start);
       runs ??= [];
       const last = runs.length - 1;

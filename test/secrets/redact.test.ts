@@ -27,14 +27,19 @@ async function throughReader(pieces: string[], everything = true): Promise<{ out
 }
 
 describe('KeyRedactor', () => {
-  test('replaces any 8 characters of the key, wherever they start', () => {
-    for (let start = 0; start + 8 <= KEY.length; start++) {
+  test('replaces any 8 characters of the key, wherever they start (past its public prefix `sk-proj-`)', () => {
+    for (let start = 1; start + 8 <= KEY.length; start++) {
       expect(redactor.text(`a ${KEY.slice(start, start + 8)} b`)).toBe('a [key fp_test] b');
     }
   });
 
   test('leaves 7 characters of the key alone', () => {
     expect(redactor.text(`a ${KEY.slice(5, 12)} b`)).toBe(`a ${KEY.slice(5, 12)} b`);
+  });
+
+  test("leaves a provider's public key prefix alone, but not a piece that goes past it", () => {
+    expect(redactor.text('OpenAI keys start with sk-proj-.')).toBe('OpenAI keys start with sk-proj-.');
+    expect(redactor.text(`key ${KEY.slice(0, 9)}`)).toBe('key [key fp_test]');
   });
 
   test('returns the very same string when there is nothing to replace', () => {
