@@ -14,6 +14,7 @@ import type { ProviderPool } from './keys/pool';
 import { keysChanged, type Core } from './pipeline/core';
 import { handle } from './pipeline/pipeline';
 import { createCore } from './pipeline/wiring';
+import { OTHER_MODELS } from './routing/model-names';
 import { KEYPLEX_BASE_URL } from './request';
 import { warnIfOldNode } from './runtime';
 import type { LaneStats } from './resilience/bulkhead';
@@ -23,6 +24,9 @@ import type { DeploymentStats, KeyplexStats, ModelStats, ProviderStats } from '.
 export interface WrappableClient<C> {
   withOptions(options: { fetch: typeof globalThis.fetch; maxRetries: number; baseURL: string }): C;
 }
+
+/** The manager's state, for {@link stateSizes}; set by the class's static block. */
+let coreOf: (manager: KeyManager) => Core;
 
 /**
  * Many keys across many OpenAI-compatible providers as one client.
@@ -34,6 +38,10 @@ export interface WrappableClient<C> {
  */
 export class KeyManager {
   readonly #core: Core;
+
+  static {
+    coreOf = (manager) => manager.#core;
+  }
 
   /** @throws ConfigError naming the offending option. */
   constructor(options: KeyManagerOptions) {
@@ -175,7 +183,10 @@ export class KeyManager {
   #resetStats(): void {
     const core = this.#core;
     core.totals.reset();
+    // Names no configuration knows give their places (and state) up; known ones start from zero.
+    core.modelNames.releaseIdle(core);
     for (const stats of core.models.values()) stats.reset();
+    core.models.delete(OTHER_MODELS);
     for (const pool of core.pools) {
       pool.counters.reset();
       for (const key of pool.keys) key.counters.reset();
@@ -211,7 +222,7 @@ export class KeyManager {
         void core.bulkhead.close('reject', new ManagerClosedError());
       }
       for (const pool of core.pools) for (const key of pool.keys) key.dispose();
-      for (const { circuit } of core.deploymentCircuits) circuit.dispose();
+      for (const circuit of core.deploymentCircuits.keys()) circuit.dispose();
     }
     if (core.inFlight > 0) await new Promise<void>((resolve) => core.idleWaiters.push(resolve));
     await core.session.close();
@@ -225,4 +236,15 @@ export class KeyManager {
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     return `KeyManager ${JSON.stringify(this.toJSON())}`;
   }
+}
+
+/**
+ * @internal Sizes of a manager's per-model state (for tests: memory bounded
+ * whatever the number of distinct model names). Not exported by the package.
+ */
+export function stateSizes(manager: KeyManager): { dynamicModels: number; modelStats: number; deployments: number; deploymentCircuits: number } {
+  const core = coreOf(manager);
+  let deployments = 0;
+  for (const pool of core.pools) if (pool.models === undefined) deployments += pool.deployments.size;
+  return { dynamicModels: core.modelNames.size, modelStats: core.models.size, deployments, deploymentCircuits: core.deploymentCircuits.size };
 }

@@ -6,7 +6,7 @@
  * throws a {@link ConfigError} whose `field` names it.
  */
 import { ConfigError } from '../errors';
-import { checkBoolean, checkFields, describeType, isPlainObject, own } from './check';
+import { checkBoolean, checkFields, describeType, isPlainObject, optionalNumber, own } from './check';
 import { DEFAULTS } from './defaults';
 import type { KeyManagerOptions, ResolvedOptions } from './options';
 import { resolveBudgets } from './sections/budgets';
@@ -20,6 +20,9 @@ export type * from './options';
 export { DEFAULTS, DEFAULT_LANES } from './defaults';
 export { resolveKey } from './sections/keys';
 
+/** `maxDynamicModels`: a whole number of model names, 1 to a million. */
+const DYNAMIC_MODELS = { min: 1, max: 1_000_000, integer: true, unit: 'model names' } as const;
+
 const OPTION_FIELDS: Record<keyof KeyManagerOptions, true> = {
   providers: true,
   keySelection: true,
@@ -29,6 +32,8 @@ const OPTION_FIELDS: Record<keyof KeyManagerOptions, true> = {
   cooldownMs: true,
   prices: true,
   streamUsage: true,
+  redactReplies: true,
+  maxDynamicModels: true,
   fetch: true,
   lanes: true,
   defaultLane: true,
@@ -63,6 +68,8 @@ export function resolveOptions(options: KeyManagerOptions): ResolvedOptions {
     ...resolveTimeouts(input),
     prices: resolvePrices(own(input, 'prices')),
     streamUsage: checkBoolean(own(input, 'streamUsage'), 'streamUsage', DEFAULTS.streamUsage),
+    redactReplies: checkBoolean(own(input, 'redactReplies'), 'redactReplies', DEFAULTS.redactReplies),
+    maxDynamicModels: optionalNumber(own(input, 'maxDynamicModels'), 'maxDynamicModels', DEFAULTS.maxDynamicModels, DYNAMIC_MODELS),
     fetch: resolveFetch(own(input, 'fetch')),
     store: resolveStore(own(input, 'store')),
   };

@@ -151,6 +151,23 @@ export interface KeyManagerOptions {
    * Default true.
    */
   streamUsage?: boolean;
+  /**
+   * Scan 2xx bodies (JSON replies and event streams) for pieces of the key
+   * the attempt used, as status text, headers and error answers always are
+   * (DESIGN.md §6: no 8-character piece of a key reaches the caller). The
+   * scan costs CPU in proportion to the reply (about 1 µs per KiB); with
+   * `false` a 2xx JSON body passes unscanned and a stream is scanned only
+   * in reads that hold `error`. Default true.
+   */
+  redactReplies?: boolean;
+  /**
+   * How many model names not known from configuration (names passed to a
+   * provider that serves any model) keep their own state — deployments,
+   * deployment circuits, latency averages, per-model stats — at once. The
+   * least recently used idle name gives its place up; its stats move into
+   * `stats().models['(other)']`. A whole number from 1 to 1000000. Default 2000.
+   */
+  maxDynamicModels?: number;
   /** The `fetch` used to reach providers. Default: the global `fetch`, looked up at call time. */
   fetch?: typeof globalThis.fetch;
   /**
@@ -226,6 +243,8 @@ export interface ResolvedOptions {
   cooldownMs: number;
   prices: Record<string, ModelPrice>;
   streamUsage: boolean;
+  redactReplies: boolean;
+  maxDynamicModels: number;
   fetch: typeof globalThis.fetch | undefined;
   store: StateStore | undefined;
   lanes: Record<string, LaneOptions>;

@@ -12,6 +12,7 @@ import type { KeySelector } from '../keys/selector';
 import type { Circuit } from '../resilience/breaker/index';
 import type { Bulkhead } from '../resilience/bulkhead';
 import type { Deployment } from '../routing/deployments';
+import { OTHER_MODELS, type ModelNames } from '../routing/model-names';
 import type { RoutingStrategy } from '../routing/strategy';
 import type { StoreSession } from '../store/types';
 import type { Budgets } from '../usage/budget';
@@ -52,8 +53,12 @@ export interface Core {
   readonly totals: TimedCounterSet<KeyplexErrorCode>;
   /** Request counters by the public model asked for. */
   readonly models: Map<string, TimedCounterSet<KeyplexErrorCode>>;
-  /** Every deployment circuit made so far, for stats and close(). */
-  readonly deploymentCircuits: { provider: string; upstreamModel: string; circuit: Circuit }[];
+  /** Every deployment circuit in use, for close(). */
+  readonly deploymentCircuits: Map<Circuit, { provider: string; upstreamModel: string }>;
+  /** Model names not known from configuration that keep per-model state (a bounded set). */
+  readonly modelNames: ModelNames;
+  /** The `stats().models['(other)']` bucket: names that gave their place up. */
+  otherModels(): TimedCounterSet<KeyplexErrorCode>;
   /** Requests waiting for a usable key, in arrival order, by set of deployments. */
   readonly lines: Map<string, LinePlace[]>;
   /** Wakes of requests sleeping until a key may be usable. */
@@ -76,6 +81,16 @@ export interface Core {
   makeDeployment: (pool: ProviderPool, model: string, upstreamModel: string | undefined) => Deployment;
 }
 
+/** The `(other)` bucket of `core.models`, made on first use. */
+export function otherModels(core: Core): TimedCounterSet<KeyplexErrorCode> {
+  let stats = core.models.get(OTHER_MODELS);
+  if (!stats) {
+    stats = new TimedCounterSet<KeyplexErrorCode>();
+    core.models.set(OTHER_MODELS, stats);
+  }
+  return stats;
+}
+
 /** Wakes requests waiting for a usable key. */
 export function keysChanged(core: Core): void {
   for (const wake of [...core.keyWaiters]) wake();
@@ -86,11 +101,16 @@ export function deploymentCircuit(core: Core, deployment: Deployment): Circuit |
   return core.circuitOf(deployment.pool, deployment.upstreamModel ?? '');
 }
 
-/** The counters of a public model, made on first use; none for requests that name no model. */
+/**
+ * The counters of a public model, made on first use; none for requests that
+ * name no model. A name without a place among the model names (see
+ * src/routing/model-names.ts) counts in `(other)`.
+ */
 export function modelStats(core: Core, model: string | undefined): TimedCounterSet<KeyplexErrorCode> | undefined {
   if (model === undefined) return undefined;
   let stats = core.models.get(model);
   if (!stats) {
+    if (!core.modelNames.holds(model)) return core.otherModels();
     stats = new TimedCounterSet<KeyplexErrorCode>();
     core.models.set(model, stats);
   }

@@ -40,6 +40,8 @@ export function intercept(core: Core, input: string | URL | Request, init: Reque
     finish: undefined,
   };
   core.totals.requests++;
+  // A name no configuration knows takes one of the bounded places for per-model state (src/routing/model-names.ts).
+  if (request.model !== undefined) core.modelNames.use(core, request.model);
   const model = modelStats(core, request.model);
   if (model) model.requests++;
   core.inFlight++;

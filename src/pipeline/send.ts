@@ -6,6 +6,8 @@
  * {@link AttemptFailure} for the retry policy.
  */
 import { secretOf } from '../keys/key';
+import { redactEnvelope, redactorOf } from '../secrets/redact';
+import { redactedBody, redactingReader } from '../secrets/stream';
 import { bodyFor } from '../request';
 import { classifyStatus, type Classification } from '../resilience/classify';
 import { rateLimitResetMs, retryAfterMs } from '../resilience/headers';
@@ -42,14 +44,17 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   }
 
   key.limiter.learn(response.headers);
+  // The upstream may echo the key it got: nothing it sent is passed on with a piece of it.
+  const redactor = redactorOf(key);
+  response = redactEnvelope(response, redactor);
   if (!response.ok) {
-    const text = (await readText(ctx, lease, attempt, signal, firstTryOfKey, response)).replaceAll(secretOf(key), `[key ${key.id}]`);
+    const text = redactor.text(await readText(ctx, lease, attempt, signal, firstTryOfKey, response));
     throw upstreamFailure(core, ctx, lease, attempt, firstTryOfKey, response, text);
   }
 
   const contentType = response.headers.get('content-type') ?? '';
   if (contentType.includes('text/event-stream') && response.body) {
-    const reader = response.body.getReader();
+    const reader = redactingReader(response.body.getReader(), redactor, core.options.redactReplies);
     let first: ReadResult;
     try {
       first = await reader.read();
@@ -63,7 +68,8 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   }
 
   if (contentType.includes('json')) {
-    const text = await readText(ctx, lease, attempt, signal, firstTryOfKey, response);
+    const read = await readText(ctx, lease, attempt, signal, firstTryOfKey, response);
+    const text = core.options.redactReplies ? redactor.text(read) : read;
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -77,11 +83,12 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
     return reply(ctx, key, pool, response, text);
   }
 
-  // Binary and other bodies (audio, file contents) pass through untouched; the attempt is complete at its headers.
+  // Binary bodies (audio, images, file contents) pass through untouched, text is redacted; the attempt is complete at its headers.
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
   account(core, ctx, lease, now, null, undefined, false, undefined);
-  return reply(ctx, key, pool, response, response.body);
+  const text = contentType.startsWith('text/') && response.body !== null;
+  return reply(ctx, key, pool, response, text ? redactedBody(response.body!, redactor, core.options.redactReplies) : response.body);
 }
 
 function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: number): void {

@@ -13,6 +13,7 @@ import { Circuit, type CircuitChange } from '../resilience/breaker/index';
 import { Bulkhead } from '../resilience/bulkhead';
 import { KeyLimiter } from '../resilience/rate-limit/index';
 import { Deployment } from '../routing/deployments';
+import { knownModels, ModelNames } from '../routing/model-names';
 import { createRoutingStrategy } from '../routing/strategy';
 import { MemoryStore } from '../store/memory';
 import type { StateStore, StoreCircuitRef, StoreSession } from '../store/types';
@@ -21,7 +22,7 @@ import { PriceTable } from '../usage/pricing';
 import { TimedCounterSet } from '../usage/stats';
 import type { KeyplexErrorCode } from '../errors';
 import { budgetCrossed } from './admit';
-import { keysChanged, type Core, type NamedStrategy } from './core';
+import { keysChanged, otherModels, type Core, type NamedStrategy } from './core';
 import { EventHub } from './hub';
 import { applyChange, holdUntilLoaded, resync, track } from './store-sync';
 
@@ -61,7 +62,9 @@ export function createCore(options: ResolvedOptions): Core {
     session: undefined as unknown as StoreSession,
     totals: new TimedCounterSet<KeyplexErrorCode>(),
     models: new Map(),
-    deploymentCircuits: [],
+    deploymentCircuits: new Map(),
+    modelNames: new ModelNames(knownModels(options), options.maxDynamicModels),
+    otherModels: () => otherModels(core),
     lines: new Map(),
     keyWaiters: new Set(),
     active: new Set(),
@@ -118,12 +121,14 @@ function circuitOf(core: Core, pool: ProviderPool, upstreamModel: string): Circu
   if (options === false) return undefined;
   let circuit = pool.circuits.get(upstreamModel);
   if (!circuit) {
+    // A name that lost its place while its request waited runs without a circuit rather than outside the bound.
+    if (pool.models === undefined && !core.modelNames.holds(upstreamModel)) return undefined;
     const provider = pool.id;
     const ref: StoreCircuitRef = { scope: 'deployment', provider, upstreamModel };
     const made: Circuit = new Circuit(options, (change) => circuitChanged(core, ref, change, made));
     circuit = made;
     pool.circuits.set(upstreamModel, circuit);
-    core.deploymentCircuits.push({ provider, upstreamModel, circuit });
+    core.deploymentCircuits.set(circuit, { provider, upstreamModel });
   }
   return circuit;
 }

@@ -30,13 +30,17 @@ export class LatencyHistogram {
 
   /** Records one duration in ms (clamped to 1 ms – 1 h). */
   record(ms: number): void {
+    this.#made().recordValue(Math.min(HIGHEST_MS, Math.max(1, Math.round(ms))));
+  }
+
+  #made(): Histogram {
     this.#histogram ??= build({
       lowestDiscernibleValue: 1,
       highestTrackableValue: HIGHEST_MS,
       numberOfSignificantValueDigits: 2,
       bitBucketSize: this.#compact ? 'packed' : 32,
     });
-    this.#histogram.recordValue(Math.min(HIGHEST_MS, Math.max(1, Math.round(ms))));
+    return this.#histogram;
   }
 
   percentiles(): Percentiles {
@@ -47,5 +51,12 @@ export class LatencyHistogram {
 
   reset(): void {
     this.#histogram?.reset();
+  }
+
+  /** Adds `other`'s samples to this one's. */
+  absorb(other: LatencyHistogram): void {
+    const theirs = other.#histogram;
+    if (theirs === undefined || theirs.totalCount === 0) return;
+    this.#made().add(theirs);
   }
 }

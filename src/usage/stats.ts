@@ -60,6 +60,25 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
     this.failovers = 0;
   }
 
+  /** Adds `other`'s counts to these (a scope folded into another). */
+  absorb(other: CounterSet<F>): void {
+    this.requests += other.requests;
+    this.successes += other.successes;
+    for (const [kind, n] of Object.entries(other.failures) as [F, number][]) this.failures[kind] = (this.failures[kind] ?? 0) + n;
+    const t = this.tokens;
+    const o = other.tokens;
+    t.inputTokens += o.inputTokens;
+    t.outputTokens += o.outputTokens;
+    t.cachedInputTokens += o.cachedInputTokens;
+    t.cacheWriteTokens = (t.cacheWriteTokens ?? 0) + (o.cacheWriteTokens ?? 0);
+    t.reasoningTokens += o.reasoningTokens;
+    t.totalTokens += o.totalTokens;
+    this.costUsd += other.costUsd;
+    this.unpricedReplies += other.unpricedReplies;
+    this.retries += other.retries;
+    this.failovers += other.failovers;
+  }
+
   fail(kind: F): void {
     this.failures[kind] = (this.failures[kind] ?? 0) + 1;
   }
@@ -109,6 +128,12 @@ export class TimedCounterSet<F extends string = FailureKind> extends CounterSet<
     super.reset();
     this.latency.reset();
     this.ttft.reset();
+  }
+
+  override absorb(other: TimedCounterSet<F>): void {
+    super.absorb(other);
+    this.latency.absorb(other.latency);
+    this.ttft.absorb(other.ttft);
   }
 
   timings(): Timings {

@@ -302,7 +302,8 @@ export interface KeyRing {
 }
 
 export function keyRing(...ids: string[]): KeyRing {
-  const keys = ids.map((id) => ({ key: fakeKey(id), id }));
+  // The secret does not hold the id: replies that name it (`from anthropic`) would hold a piece of the key, which keyplex redacts.
+  const keys = ids.map((id) => ({ key: fakeKey('ring'), id }));
   const byKey = new Map(keys.map((k) => [k.key, k.id]));
   const idOf = (secret: string) => byKey.get(secret) ?? '?';
   return { keys, idOf, ids: (recorded) => recorded.map((call) => idOf(call.key)) };

@@ -1,0 +1,218 @@
+/**
+ * Redaction of keys an upstream echoes back: in its status text, headers,
+ * error bodies, 200 bodies and event streams. Whatever keyplex passes on
+ * holds no piece of {@link PIECE} or more characters of the key the attempt
+ * used; each such piece is replaced by `[key <id>]`.
+ *
+ * Only the key the attempt sent is looked for: the upstream saw no other.
+ * Each key's search structure is built once ({@link redactorOf}) and a text
+ * is scanned in one pass that reads a 2-character probe every 7
+ * characters: any 8-character piece of the key holds one such probe whole,
+ * so checking the probes against the key's 2-grams (a 16 Kibit table), and
+ * the few that pass against the key itself, finds every piece. Bodies with
+ * no echo pass unchanged.
+ *
+ * A piece that lies wholly inside a provider's public key prefix (such as
+ * `sk-proj-`, the same for every key) is left alone.
+ *
+ * Limits: a piece is found as the upstream sent it; one written with
+ * escapes inside it (`\/`, `\u0041`) or in another case is not. A
+ * replacement that begins right after a JSON escape takes the escape along,
+ * so a JSON text stays JSON.
+ */
+import type { Key } from '../keys/key';
+import { secretOf } from '../keys/key';
+
+/** The shortest piece of a key that is redacted. */
+export const PIECE = 8;
+/** Probe length and spacing: `STEP + PROBE - 1 <= PIECE`, so every piece holds a whole probe. */
+const PROBE = 2;
+const STEP = 7;
+const BACKSLASH = 0x5c;
+const NONE: readonly number[] = [];
+/**
+ * Prefixes providers put before the secret part of their keys, the same for
+ * every key: a reply may name them (`keys start with sk-proj-`) without
+ * echoing anything.
+ */
+const PUBLIC_PREFIX = /^(?:sk-(?:proj|svcacct|admin|or-v\d+|ant-(?:api|admin)\d\d)-|sk-|gsk_|xai-|AIza)/;
+const U = 0x75;
+
+/** Reads the code unit (string) or byte at an index. */
+type At = (i: number) => number;
+
+/** A 2-character probe as a 14-bit index (exact for ASCII; other characters alias, and are ruled out when checked). */
+function probeIndex(a: number, b: number): number {
+  return ((a & 0x7f) << 7) | (b & 0x7f);
+}
+
+/** Finds and replaces the pieces of one key. Made once per key by {@link redactorOf}. */
+export class KeyRedactor {
+  readonly #key: Uint8Array;
+  readonly #filter = new Uint32Array(512);
+  /** Where each of the key's probes (by index) is in the key. */
+  readonly #places = new Map<number, number[]>();
+  readonly #marker: string;
+  readonly #markerBytes: Uint8Array;
+  /** The length of the key's public prefix (`sk-proj-`): a piece wholly inside it is no secret. */
+  readonly #public: number;
+  /** The key's length in bytes. */
+  readonly length: number;
+
+  /** @param secret the key (printable ASCII, as configuration requires). @param id the key's id, shown instead. */
+  constructor(secret: string, id: string) {
+    this.#key = new TextEncoder().encode(secret);
+    this.#marker = `[key ${id}]`;
+    this.#markerBytes = new TextEncoder().encode(this.#marker);
+    this.length = this.#key.length;
+    this.#public = PUBLIC_PREFIX.exec(secret)?.[0].length ?? 0;
+    const k = this.#key;
+    for (let p = 0; p + PROBE <= k.length; p++) {
+      const h = probeIndex(k[p]!, k[p + 1]!);
+      const places = this.#places.get(h);
+      if (places === undefined) this.#places.set(h, [p]);
+      else places.push(p);
+      this.#filter[h >>> 5]! |= 1 << (h & 31);
+    }
+  }
+
+  /** `text` with every piece of the key replaced; the same string when it holds none. */
+  text(text: string): string {
+    const runs = this.#scanText(text);
+    if (runs === undefined) return text;
+    let out = '';
+    let from = 0;
+    for (let r = 0; r < runs.length; r += 2) {
+      out += text.slice(from, runs[r]) + this.#marker;
+      from = runs[r + 1]!;
+    }
+    return out + text.slice(from);
+  }
+
+  /** `bytes` with every piece of the key replaced; the same array when they hold none. */
+  bytes(bytes: Uint8Array): Uint8Array {
+    const runs = this.findBytes(bytes);
+    if (runs === undefined) return bytes;
+    let size = bytes.length;
+    for (let r = 0; r < runs.length; r += 2) size += this.#markerBytes.length - (runs[r + 1]! - runs[r]!);
+    const out = new Uint8Array(size);
+    let from = 0;
+    let to = 0;
+    for (let r = 0; r < runs.length; r += 2) {
+      out.set(bytes.subarray(from, runs[r]), to);
+      to += runs[r]! - from;
+      out.set(this.#markerBytes, to);
+      to += this.#markerBytes.length;
+      from = runs[r + 1]!;
+    }
+    out.set(bytes.subarray(from), to);
+    return out;
+  }
+
+  /** Whether `text` holds a piece of the key. */
+  finds(text: string): boolean {
+    return this.#scanText(text) !== undefined;
+  }
+
+  #scanText(text: string): number[] | undefined {
+    const n = text.length;
+    const filter = this.#filter;
+    let runs: number[] | undefined;
+    let at: At | undefined;
+    for (let j = 0; j + PROBE <= n; j += STEP) {
+      const h = probeIndex(text.charCodeAt(j), text.charCodeAt(j + 1));
+      if ((filter[h >>> 5]! & (1 << (h & 31))) === 0) continue;
+      at ??= (i) => text.charCodeAt(i);
+      runs = this.#extend(at, n, j, h, runs);
+    }
+    return runs;
+  }
+
+  /** The pieces of the key in `bytes`: start and end pairs, in order; undefined when none. */
+  findBytes(bytes: Uint8Array): number[] | undefined {
+    const n = bytes.length;
+    const filter = this.#filter;
+    let runs: number[] | undefined;
+    let at: At | undefined;
+    for (let j = 0; j + PROBE <= n; j += STEP) {
+      const h = probeIndex(bytes[j]!, bytes[j + 1]!);
+      if ((filter[h >>> 5]! & (1 << (h & 31))) === 0) continue;
+      at ??= (i) => bytes[i]!;
+      runs = this.#extend(at, n, j, h, runs);
+    }
+    return runs;
+  }
+
+  /**
+   * The probe at `j` passed the filter: every place of the key it matches is
+   * grown both ways; a match of a whole piece or more joins `runs` (pairs of
+   * start and end, in order, merged when they touch).
+   */
+  #extend(at: At, n: number, j: number, h: number, runs: number[] | undefined): number[] | undefined {
+    const k = this.#key;
+    for (const p of this.#places.get(h) ?? NONE) {
+      if (k[p] !== at(j) || k[p + 1] !== at(j + 1)) continue;
+      let start = j;
+      while (start > 0 && start - j + p > 0 && at(start - 1) === k[start - 1 - j + p]) start--;
+      let end = j + PROBE;
+      while (end < n && end - j + p < k.length && at(end) === k[end - j + p]) end++;
+      if (end - start < PIECE || p + end - j <= this.#public) continue;
+      start = escapeStart(at, start);
+      runs ??= [];
+      const last = runs.length - 1;
+      if (last > 0 && start <= runs[last]!) {
+        runs[last - 1] = Math.min(runs[last - 1]!, start);
+        runs[last] = Math.max(runs[last]!, end);
+      } else runs.push(start, end);
+    }
+    return runs;
+  }
+}
+
+/** Moves `start` back over a JSON escape the replacement would cut (`\n`, `\u00e9`), so no backslash is left dangling. */
+function escapeStart(at: At, start: number): number {
+  for (let b = start - 1; b >= 0 && b >= start - 5; b--) {
+    if (at(b) !== BACKSLASH) continue;
+    let slashes = 1;
+    while (b - slashes >= 0 && at(b - slashes) === BACKSLASH) slashes++;
+    if (slashes % 2 === 0) return start;
+    const length = at(b + 1) === U ? 6 : 2;
+    return b + length > start ? b : start;
+  }
+  return start;
+}
+
+const redactors = new WeakMap<Key, KeyRedactor>();
+
+/** The redactor of a key, made on first use and kept while the key lives. */
+export function redactorOf(key: Key): KeyRedactor {
+  let redactor = redactors.get(key);
+  if (redactor === undefined) {
+    redactor = new KeyRedactor(secretOf(key), key.id);
+    redactors.set(key, redactor);
+  }
+  return redactor;
+}
+
+/**
+ * `response` with its status text and headers cleared of the key: the same
+ * object when they hold none (the usual case), else a copy around the same
+ * body.
+ */
+export function redactEnvelope(response: Response, redactor: KeyRedactor): Response {
+  let dirty = redactor.finds(response.statusText);
+  if (!dirty) {
+    for (const [name, value] of response.headers) {
+      if (redactor.finds(value) || redactor.finds(name)) {
+        dirty = true;
+        break;
+      }
+    }
+  }
+  if (!dirty) return response;
+  const headers = new Headers();
+  for (const [name, value] of response.headers) {
+    if (!redactor.finds(name)) headers.append(name, redactor.text(value));
+  }
+  return new Response(response.body, { status: response.status, statusText: redactor.text(response.statusText), headers });
+}

@@ -1,0 +1,186 @@
+/**
+ * An upstream that echoes the key it got — whole or in part, in headers,
+ * status text, error bodies, 200 bodies and SSE events — must not get any
+ * 8-character piece of it to the app, the events or `stats()` (DESIGN.md §6).
+ */
+import OpenAI from 'openai';
+import { HttpResponse } from 'msw';
+import util from 'node:util';
+import { afterEach, describe, expect, test } from 'vitest';
+import { getKeyplexDetails, KeyManager, type KeyplexEventName } from '../../src/index';
+import { fakeKey } from '../support/fake-keys';
+import { askedUsage, chatChunks, chatReply, errorReply, provider, rawSseReply, type UpstreamCall } from '../support/upstream';
+import '../support/setup';
+
+const ALPHA = 'https://api.alpha.test/v1';
+const EVENT_NAMES: KeyplexEventName[] = ['request', 'attempt', 'retry', 'failover', 'success', 'failure', 'key:cooldown', 'key:disabled', 'key:recovered'];
+
+const managers: KeyManager[] = [];
+afterEach(async () => {
+  await Promise.all(managers.splice(0).map((m) => m.close()));
+});
+
+/** The pieces of a key an upstream echoes. */
+const PIECES: Record<string, (key: string) => string> = {
+  'the whole key': (key) => key,
+  'its last 10 characters': (key) => key.slice(-10),
+  'its first 12 characters': (key) => key.slice(0, 12),
+  'a middle 9 characters': (key) => key.slice(12, 21),
+};
+
+/** Every 8-character piece of `keys` found in `text`. */
+function pieces8(text: string, keys: readonly string[]): string[] {
+  const found = new Set<string>();
+  for (const key of keys) for (let i = 0; i + 8 <= key.length; i++) if (text.includes(key.slice(i, i + 8))) found.add(key.slice(i, i + 8));
+  return [...found];
+}
+
+function headersText(headers: unknown): string {
+  return headers instanceof Headers ? JSON.stringify([...headers.entries()]) : (JSON.stringify(headers) ?? String(headers));
+}
+
+/** Every rendering of a caught error a user might log. */
+function renderError(error: unknown): string[] {
+  const e = error as { message?: unknown; stack?: unknown; headers?: unknown; error?: unknown; cause?: unknown };
+  const out = [
+    String(error),
+    String(e.message),
+    String(e.stack),
+    JSON.stringify(error) ?? '',
+    util.inspect(error, { depth: 10, showHidden: true }),
+    headersText(e.headers),
+    JSON.stringify(e.error) ?? '',
+    JSON.stringify(getKeyplexDetails(error)) ?? '',
+  ];
+  for (let cause = e.cause, depth = 0; cause !== undefined && cause !== null && depth < 5; depth++) {
+    const c = cause as { message?: unknown; stack?: unknown; cause?: unknown };
+    out.push(String(c.message), String(c.stack));
+    cause = c.cause;
+  }
+  return out;
+}
+
+type Echo = (call: UpstreamCall, piece: string) => Response;
+
+/** An SSE body framed by hand, sent in 5-byte pieces so the echo straddles reads. */
+function sliced(events: string[]): Response {
+  return rawSseReply(events.map((e) => `${e}\n\n`).join(''), 5);
+}
+
+/** Where the upstream puts the echo, and whether the call streams. */
+const PLACES: Record<string, { stream: boolean; echo: Echo }> = {
+  'an error header': { stream: false, echo: (_, piece) => errorReply(400, 'invalid_request_error', { 'x-debug-auth': `Bearer ${piece}` }, 'bad request') },
+  'an error body': { stream: false, echo: (_, piece) => errorReply(400, 'invalid_request_error', {}, `Bad request sent with key ${piece}.`) },
+  'an error status text': {
+    stream: false,
+    echo: (_, piece) =>
+      HttpResponse.json({ error: { message: 'bad request', type: 'invalid_request_error', code: null, param: null } }, { status: 400, statusText: `Bad key ${piece}` }),
+  },
+  'a 401 body, after which no key is left': { stream: false, echo: (_, piece) => errorReply(401, 'invalid_api_key', {}, `Incorrect API key provided: ${piece}.`) },
+  'a 200 header': { stream: false, echo: (_, piece) => chatReply('gpt-4.1', 'ok', {}, { headers: { 'x-debug-auth': piece } }) },
+  'a 200 status text': { stream: false, echo: (_, piece) => chatReply('gpt-4.1', 'ok', {}, { statusText: `OK ${piece}` }) },
+  'a 200 JSON body': { stream: false, echo: (_, piece) => chatReply('gpt-4.1', `Your key is ${piece}, and "${piece}" again`) },
+  'a 200 text/plain body': { stream: false, echo: (_, piece) => new HttpResponse(`Your key is ${piece}.`, { headers: { 'content-type': 'text/plain' } }) },
+  'an SSE data event': { stream: true, echo: (call, piece) => sliced(chatChunks('gpt-4.1', ['Your key: ', piece, '.'], askedUsage(call)).map((e) => `data: ${e}`)) },
+  'an SSE error event': {
+    stream: true,
+    echo: (call, piece) =>
+      sliced([
+        `data: ${chatChunks('gpt-4.1', ['a'], askedUsage(call))[0]}`,
+        `event: error\ndata: ${JSON.stringify({ error: { message: `The key ${piece} was revoked`, type: 'invalid_request_error', code: null } })}`,
+      ]),
+  },
+  'an SSE data event carrying an error': {
+    stream: true,
+    echo: (_, piece) => sliced([`data: ${JSON.stringify({ error: { message: `Key ${piece} is over quota`, type: 'server_error', code: null } })}`]),
+  },
+};
+
+/** Runs one request against an upstream that echoes `piece(key)` at `place`; returns everything observed and the key. */
+async function observe(place: string, pieceName: string, redactReplies?: boolean): Promise<{ observed: string[]; keys: string[]; sawError: boolean }> {
+  const keys = [fakeKey('echo'), fakeKey('echo')];
+  const { stream, echo } = PLACES[place]!;
+  provider(ALPHA, (call) => echo(call, PIECES[pieceName]!(call.key)));
+  const manager = new KeyManager({ providers: { alpha: { baseURL: ALPHA, keys } }, retry: { baseDelayMs: 0 }, ...(redactReplies === undefined ? {} : { redactReplies }) });
+  managers.push(manager);
+  const observed: string[] = [];
+  for (const name of EVENT_NAMES) manager.on(name, (payload: unknown) => observed.push(JSON.stringify(payload), util.inspect(payload, { depth: 10, showHidden: true })));
+  const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
+  const messages = [{ role: 'user' as const, content: 'hi' }];
+  let sawError = false;
+  try {
+    if (stream) {
+      for await (const chunk of await client.chat.completions.create({ model: 'gpt-4.1', messages, stream: true })) observed.push(JSON.stringify(chunk));
+    } else {
+      const { data, response } = await client.chat.completions.create({ model: 'gpt-4.1', messages }).withResponse();
+      observed.push(JSON.stringify(data), util.inspect(data, { depth: 10 }), response.statusText, headersText(response.headers));
+    }
+  } catch (error) {
+    sawError = true;
+    observed.push(...renderError(error));
+  }
+  observed.push(JSON.stringify(manager.stats()), util.inspect(manager.stats(), { depth: 10, showHidden: true }));
+  return { observed, keys, sawError };
+}
+
+describe('an upstream echoing the key used reaches the app, events and stats without any 8-character piece of it', () => {
+  for (const place of Object.keys(PLACES)) {
+    for (const pieceName of Object.keys(PIECES)) {
+      test(`${pieceName} in ${place}`, async () => {
+        const { observed, keys } = await observe(place, pieceName);
+
+        expect(pieces8(observed.join('\n'), keys)).toEqual([]);
+      });
+    }
+  }
+});
+
+describe('what the app gets is still the answer, with the echo replaced', () => {
+  test('a 200 JSON body echoing the key parses, and names the key by its id instead', async () => {
+    const { observed } = await observe('a 200 JSON body', 'the whole key');
+
+    const reply = observed.find((o) => o.startsWith('{"id"'))!;
+    expect(JSON.parse(reply).choices[0].message.content).toMatch(/^Your key is \[key fp_[0-9a-f]{10}\], and "\[key fp_[0-9a-f]{10}\]" again$/);
+  });
+
+  test('an SSE data event echoing the key, split across reads, reaches the app as whole chunks with the key replaced', async () => {
+    const { observed, sawError } = await observe('an SSE data event', 'its last 10 characters');
+
+    expect(sawError).toBe(false);
+    const text = observed
+      .filter((o) => o.startsWith('{"id"'))
+      .map((o) => JSON.parse(o).choices[0]?.delta?.content ?? '')
+      .join('');
+    expect(text).toMatch(/^Your key: \[key fp_[0-9a-f]{10}\]\.$/);
+  });
+
+  test('an SSE error event echoing the key still surfaces as an SDK APIError', async () => {
+    const { observed, sawError } = await observe('an SSE error event', 'the whole key');
+
+    expect(sawError).toBe(true);
+    expect(observed.some((o) => o.includes('The key [key fp_'))).toBe(true);
+  });
+
+  test('an error header echoing the key keeps its other headers and the status', async () => {
+    const { observed } = await observe('an error header', 'the whole key');
+
+    expect(observed.some((o) => o.startsWith('BadRequestError: 400'))).toBe(true);
+    expect(observed.some((o) => o.includes('"x-debug-auth","Bearer [key fp_'))).toBe(true);
+  });
+});
+
+describe('redactReplies: false (2xx bodies not scanned, for services that measured the cost)', () => {
+  test('a 200 JSON body passes as the upstream sent it', async () => {
+    const { observed, keys } = await observe('a 200 JSON body', 'the whole key', false);
+
+    expect(pieces8(observed.join('\n'), keys).length).toBeGreaterThan(0);
+  });
+
+  for (const place of ['an SSE error event', 'an SSE data event carrying an error', 'an error body', 'an error header', 'a 200 header', 'a 200 status text']) {
+    test(`${place} is still redacted`, async () => {
+      const { observed, keys } = await observe(place, 'its last 10 characters', false);
+
+      expect(pieces8(observed.join('\n'), keys)).toEqual([]);
+    });
+  }
+});

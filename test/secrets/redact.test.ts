@@ -1,0 +1,93 @@
+/** The redactor itself: what counts as a piece of a key, and what the replacement keeps intact. */
+import { describe, expect, test } from 'vitest';
+import { KeyRedactor } from '../../src/secrets/redact';
+import { redactingReader } from '../../src/secrets/stream';
+
+const KEY = 'sk-proj-9fQ2xLm7TzR4vB8nW1cY6dH3';
+const redactor = new KeyRedactor(KEY, 'fp_test');
+const bytes = (text: string) => new TextEncoder().encode(text);
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+
+async function throughReader(pieces: string[], everything = true): Promise<{ out: string; reads: number }> {
+  let i = 0;
+  const inner = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (i < pieces.length) c.enqueue(bytes(pieces[i++]!));
+      else c.close();
+    },
+  }).getReader();
+  const reader = redactingReader(inner, redactor, everything);
+  let out = '';
+  let reads = 0;
+  for (let r = await reader.read(); !r.done; r = await reader.read()) {
+    out += text(r.value);
+    reads++;
+  }
+  return { out, reads };
+}
+
+describe('KeyRedactor', () => {
+  test('replaces any 8 characters of the key, wherever they start (past its public prefix `sk-proj-`)', () => {
+    for (let start = 1; start + 8 <= KEY.length; start++) {
+      expect(redactor.text(`a ${KEY.slice(start, start + 8)} b`)).toBe('a [key fp_test] b');
+    }
+  });
+
+  test('leaves 7 characters of the key alone', () => {
+    expect(redactor.text(`a ${KEY.slice(5, 12)} b`)).toBe(`a ${KEY.slice(5, 12)} b`);
+  });
+
+  test("leaves a provider's public key prefix alone, but not a piece that goes past it", () => {
+    expect(redactor.text('OpenAI keys start with sk-proj-.')).toBe('OpenAI keys start with sk-proj-.');
+    expect(redactor.text(`key ${KEY.slice(0, 9)}`)).toBe('key [key fp_test]');
+  });
+
+  test('returns the very same string when there is nothing to replace', () => {
+    const body = JSON.stringify({ content: 'nothing to see '.repeat(100) });
+    expect(redactor.text(body)).toBe(body);
+  });
+
+  test('replaces the key and its pieces in bytes as in text', () => {
+    const body = `{"a":"${KEY}","b":"${KEY.slice(-10)}"}`;
+    expect(text(redactor.bytes(bytes(body)))).toBe(redactor.text(body));
+    expect(redactor.text(body)).toBe('{"a":"[key fp_test]","b":"[key fp_test]"}');
+  });
+
+  test('takes a JSON escape right before a piece along, so the JSON still parses', () => {
+    const key = new KeyRedactor('n0tAnEscape-abcdef123456', 'fp_x');
+    const body = JSON.stringify({ message: 'line\nn0tAnEscape-abc and \u00e9n0tAnEscape' });
+    const out = key.text(body.replace('\u00e9', '\\u00e9'));
+    expect(() => JSON.parse(out) as unknown).not.toThrow();
+    expect(out).not.toContain('n0tAnEsc');
+  });
+});
+
+describe('redactingReader', () => {
+  test('finds a key split over many reads', async () => {
+    const line = `data: {"content":"${KEY}"}\n\n`;
+    const pieces = line.match(/.{1,3}/gs)!;
+
+    expect((await throughReader(pieces)).out).toBe('data: {"content":"[key fp_test]"}\n\n');
+  });
+
+  test('holds nothing back after a line break: each complete event comes out in the read it arrived in', async () => {
+    const { out, reads } = await throughReader(['data: {"a":1}\n\n', 'data: {"b":2}\n\n']);
+
+    expect(out).toBe('data: {"a":1}\n\ndata: {"b":2}\n\n');
+    expect(reads).toBe(2);
+  });
+
+  test('passes a long line on in parts without splitting a piece of the key', async () => {
+    const line = `data: ${'x'.repeat(200)}${KEY}${'y'.repeat(200)}`;
+    const pieces = line.match(/.{1,50}/gs)!;
+
+    const { out } = await throughReader([...pieces, '\n\n']);
+    expect(out).toBe(`data: ${'x'.repeat(200)}[key fp_test]${'y'.repeat(200)}\n\n`);
+  });
+
+  test('with only errors scanned, passes a read without `error` unchanged and redacts one with it', async () => {
+    const { out } = await throughReader([`data: {"content":"${KEY}"}\n\n`, `event: error\ndata: {"error":"${KEY}"}\n\n`], false);
+
+    expect(out).toBe(`data: {"content":"${KEY}"}\n\nevent: error\ndata: {"error":"[key fp_test]"}\n\n`);
+  });
+});
