@@ -8,9 +8,12 @@
  * in the environment (see the README); nothing in the test suite does that.
  */
 import OpenAI from 'openai';
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KeyManager } from '../index';
 import { COST_ALIAS, FIXED_MODEL } from './cost';
+import { renderReport } from './html';
 import { breakdownTable, comparisonTable, costTable, summarize } from './report';
 import { runDemo } from './run';
 import { makeWorkload, runWorkload } from './workload';
@@ -25,6 +28,7 @@ then the same prompts through keyplex for a fixed gpt-4.1 and with cost routing.
   --seed N          seed of the workload and the simulator (default 42)
   --skip-cost       leave out the cost-routing comparison
   --json            print the results as JSON
+  --html FILE       also write a self-contained HTML report (charts) to FILE
   --real            run against real providers from the environment (see README)
   --help            this text`;
 
@@ -75,6 +79,7 @@ async function main(): Promise<void> {
       seed: { type: 'string' },
       'skip-cost': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      html: { type: 'string' },
       real: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -102,8 +107,16 @@ async function main(): Promise<void> {
     return;
   }
 
-  const result = await runDemo({ requests, concurrency, faults, rpm, seed, cost: !values['skip-cost'], onProgress: progress });
+  const html = values.html;
+  if (html !== undefined && html.trim() === '') throw new Error('--html expects the path of the file to write, e.g. --html report.html');
+  const result = await runDemo({ requests, concurrency, faults, rpm, seed, cost: !values['skip-cost'], record: html !== undefined, onProgress: progress });
+  if (html !== undefined) {
+    const page = renderReport(result);
+    writeFileSync(html, page);
+    console.error(`wrote ${resolve(html)} (${(Buffer.byteLength(page) / 1024).toFixed(0)} kB, self-contained: open it in a browser, offline)`);
+  }
   if (values.json) {
+    delete result.recording;
     console.log(JSON.stringify(result, null, 2));
     return;
   }
