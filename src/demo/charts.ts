@@ -23,13 +23,13 @@ const WIDTH = 960;
 const msLabel = (v: number) => (v >= 1000 ? `${v / 1000} s` : `${v} ms`);
 const usd = (v: number) => `$${v.toFixed(v < 0.01 ? 5 : v < 1 ? 4 : 2)}`;
 
-function legend(x: number, y: number, items: { label: string; color: string; kind?: 'line' | 'box' }[], step = 20): string {
+function legend(x: number, y: number, items: { label: string; color: string; kind?: 'line' | 'box'; opacity?: number }[], step = 20): string {
   const rows = items.map((item, i) => {
     const cy = y + i * step;
     const swatch =
       item.kind === 'line'
         ? el('line', { x1: x, x2: x + 18, y1: cy, y2: cy, stroke: item.color, 'stroke-width': 3 })
-        : el('rect', { x, y: cy - 6, width: 18, height: 12, fill: item.color, class: 'swatch' });
+        : el('rect', { x, y: cy - 6, width: 18, height: 12, fill: item.color, 'fill-opacity': item.opacity, class: 'swatch' });
     return swatch + text(x + 24, cy + 4, item.label);
   });
   return `<g class="legend">${rows.join('')}</g>`;
@@ -74,6 +74,7 @@ export function latencyChart(series: readonly LatencySeries[]): string {
   return svg(WIDTH, 300, 'Latency distribution of each run', body, { 'data-chart': 'latency' });
 }
 
+const MARK_OPACITY = 0.45;
 const MARK_STYLE: Record<'cooldown' | 'disabled' | 'circuit-open', { color: string; label: string }> = {
   cooldown: { color: '#f4a259', label: 'cooldown (rate limited)' },
   'circuit-open': { color: '#8e6bbf', label: 'circuit open' },
@@ -91,7 +92,7 @@ function rowMarks(timeline: Timeline, provider: string, keyId: string, x: (t: nu
         const until = Math.min(end, m.kind === 'circuit-open' ? (closes(m) ?? m.t + (m.ms ?? 0)) : m.t + (m.ms ?? 0));
         const tip = `${keyId}: ${MARK_STYLE[m.kind].label} at ${(m.t / 1000).toFixed(2)} s for ${Math.round(until - m.t)} ms${m.detail ? ` (${m.detail})` : ''}`;
         const width = Math.max(2, x(until) - x(m.t));
-        return el('rect', { x: x(m.t), y: top, width, height, fill: MARK_STYLE[m.kind].color, 'fill-opacity': 0.45, class: `mark ${m.kind}` }, title(tip));
+        return el('rect', { x: x(m.t), y: top, width, height, fill: MARK_STYLE[m.kind].color, 'fill-opacity': MARK_OPACITY, class: `mark ${m.kind}` }, title(tip));
       }
       if (m.kind === 'disabled') {
         const tip = `${keyId}: disabled at ${(m.t / 1000).toFixed(2)} s (${m.detail ?? ''})`;
@@ -159,7 +160,9 @@ export function keyLoadChart(timeline: Timeline): string {
     legend(frame.left + frame.width + 20, frame.top + 10, [
       { label: 'attempts answered', color: '#4c8bbf' },
       { label: 'attempts failed', color: '#d1495b' },
-      ...Object.values(MARK_STYLE).map((s) => ({ label: s.label, color: s.color })),
+      { label: MARK_STYLE.cooldown.label, color: MARK_STYLE.cooldown.color, opacity: MARK_OPACITY },
+      { label: MARK_STYLE['circuit-open'].label, color: MARK_STYLE['circuit-open'].color, opacity: MARK_OPACITY },
+      { label: MARK_STYLE.disabled.label, color: 'url(#disabled-hatch)' },
     ]);
   return svg(WIDTH, bottom + 44, "Each key's load over time", body, { 'data-chart': 'keys' });
 }

@@ -16,6 +16,7 @@ import { COST_ALIAS, FIXED_MODEL } from './cost';
 import { renderReport } from './html';
 import { breakdownTable, comparisonTable, costTable, summarize } from './report';
 import { runDemo } from './run';
+import { OUTAGE_TEXT } from './setup';
 import { makeWorkload, runWorkload } from './workload';
 
 const HELP = `keyplex-demo: the same workload through one key and through keyplex, offline;
@@ -26,6 +27,7 @@ then the same prompts through keyplex for a fixed gpt-4.1 and with cost routing.
   --faults P        injected failure rate per request, 0..1 (default 0.042)
   --rpm N           requests per minute per simulated key (default 240)
   --seed N          seed of the workload and the simulator (default 42)
+  --outage          Anthropic answers 503 to 150 of its requests (a provider outage)
   --skip-cost       leave out the cost-routing comparison
   --json            print the results as JSON
   --html FILE       also write a self-contained HTML report (charts) to FILE
@@ -78,6 +80,7 @@ async function main(): Promise<void> {
       rpm: { type: 'string' },
       seed: { type: 'string' },
       'skip-cost': { type: 'boolean', default: false },
+      outage: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       html: { type: 'string' },
       real: { type: 'boolean', default: false },
@@ -109,7 +112,7 @@ async function main(): Promise<void> {
 
   const html = values.html;
   if (html !== undefined && html.trim() === '') throw new Error('--html expects the path of the file to write, e.g. --html report.html');
-  const result = await runDemo({ requests, concurrency, faults, rpm, seed, cost: !values['skip-cost'], record: html !== undefined, onProgress: progress });
+  const result = await runDemo({ requests, concurrency, faults, rpm, seed, cost: !values['skip-cost'], outage: values.outage, record: html !== undefined, onProgress: progress });
   if (html !== undefined) {
     const page = renderReport(result);
     writeFileSync(html, page);
@@ -123,7 +126,7 @@ async function main(): Promise<void> {
   const providers = Object.values(result.keyplexStats.providers);
   const keys = providers.reduce((n, p) => n + p.keys.length, 0);
   console.log(`\nkeyplex demo — ${requests} requests, concurrency ${concurrency}, ${(faults * 100).toFixed(1)}% injected faults, ${rpm} rpm per key, seed ${seed}`);
-  console.log(`Simulated providers on loopback: ${providers.map((p) => `${p.id} (${p.keys.length} keys)`).join(', ')}: ${keys} keys, one of them revoked.\n`);
+  console.log(`Simulated providers on loopback: ${providers.map((p) => `${p.id} (${p.keys.length} keys)`).join(', ')}: ${keys} keys, one of them revoked.${values.outage ? ` ${OUTAGE_TEXT}` : ''}\n`);
   console.log(comparisonTable(result.runs));
   console.log(`
 How to read it: 'single key' against 'keyplex' is mostly capacity — one key's rate limit against ${keys} keys on

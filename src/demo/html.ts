@@ -8,7 +8,7 @@
 import { costRoutingChart, keyLoadChart, latencyChart, modelCostChart, type LatencySeries } from './charts';
 import { breakdownRows, comparisonRows, costRows } from './report';
 import type { DemoResult } from './run';
-import { DEMO_MODELS } from './setup';
+import { DEMO_MODELS, OUTAGE_TEXT } from './setup';
 import { esc } from './svg';
 import { percentile } from './workload';
 
@@ -51,9 +51,12 @@ ${htmlTable(rows, 'percentiles')}</section>`;
 
 function keysSection(result: DemoResult): string {
   const timeline = result.recording!.timeline;
-  const count = (kind: string) => timeline.marks.filter((m) => m.kind === kind).length;
+  const count = (kind: string, one: string, many: string) => {
+    const n = timeline.marks.filter((m) => m.kind === kind).length;
+    return `${n} ${n === 1 ? one : many}`;
+  };
   return `<section id="keys"><h2>Each key's load over the keyplex run</h2>
-<p class="note">One row per key, grouped by provider. Bars: attempts that ended in each slice of time, answered (blue) or failed (red). Shaded: a key cooling down after a rate limit (${count('cooldown')} cooldowns), a circuit open (${count('circuit-open')} openings); hatched from a red line: a key disabled for good (${count('disabled')}). Hover a mark for its details.</p>
+<p class="note">One row per key, grouped by provider. Bars: attempts that ended in each slice of time, answered (blue) or failed (red). Shaded: a key cooling down after a rate limit (${count('cooldown', 'cooldown', 'cooldowns')}), a circuit open (${count('circuit-open', 'opening', 'openings')}; a provider's deployment circuit is drawn on each of its keys); hatched from a red line: a key disabled for good (${count('disabled', 'key', 'keys')}). Hover a mark for its details.</p>
 ${keyLoadChart(timeline)}
 <details><summary>Where keyplex sent the requests, per key</summary>${htmlTable(breakdownRows(result.keyplexStats))}</details></section>`;
 }
@@ -90,7 +93,7 @@ export function renderReport(result: DemoResult, generatedAt = new Date()): stri
 <title>keyplex demo report</title><style>${CSS}</style></head>
 <body>
 <h1>keyplex demo report</h1>
-<p class="lead">${requests} requests, concurrency ${concurrency}, ${(faults * 100).toFixed(1)}% injected faults, ${rpm} requests per minute per key, seed ${seed}. Simulated providers on loopback: ${esc(providers.map((p) => `${p.id} (${p.keys.length} keys)`).join(', '))}: ${keys} keys, one of them revoked.</p>
+<p class="lead">${requests} requests, concurrency ${concurrency}, ${(faults * 100).toFixed(1)}% injected faults, ${rpm} requests per minute per key, seed ${seed}. Simulated providers on loopback: ${esc(providers.map((p) => `${p.id} (${p.keys.length} keys)`).join(', '))}: ${keys} keys, one of them revoked.${result.settings.outage ? ` ${OUTAGE_TEXT}` : ''}</p>
 ${latencySection(result, result.recording.latenciesMs)}
 <section id="comparison"><h2>Side by side</h2>${htmlTable(comparisonRows(result.runs), 'comparison')}</section>
 ${keysSection(result)}

@@ -30,6 +30,8 @@ export interface DemoOptions {
   cost?: boolean;
   /** Requests of each cost-comparison run (its first prompts of the workload). Default `requests`. */
   costRequests?: number;
+  /** Anthropic goes down for a while (see `OUTAGE`): circuits open, its model fails over. Default false. */
+  outage?: boolean;
   /** Keep what the HTML report draws (`DemoResult.recording`). Default false. */
   record?: boolean;
   onProgress?: (label: string, total: number) => (done: number, errors: number) => void;
@@ -90,7 +92,7 @@ function plainClients(world: DemoWorld, baseURL: (id: string) => string): (item:
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const { requests, concurrency, faults, rpm, seed } = options;
   const progress = options.onProgress ?? (() => () => {});
-  const world = demoWorld(rpm, faults, options.latencyScale ?? 1);
+  const world = demoWorld(rpm, faults, options.latencyScale ?? 1, options.outage ?? false);
   const simulator = new ProviderSimulator({ providers: world.simulator, seed, rateWindowMs: options.rateWindowMs ?? 60_000 });
   const server = await simulator.listen();
   const items = makeWorkload(requests, DEMO_MODELS, seed);

@@ -3,7 +3,8 @@
  * headless browser (Debian's Chromium through playwright-core): it loads
  * with no console error and no network request beyond its own file, and
  * shows its charts — the three runs' latency curves, one row per key with
- * the revoked key's disable marked, the spend per model — drawn from the
+ * the revoked key's disable and the outage's circuit openings marked, the
+ * spend per model — drawn from the
  * run's own figures. Skips, loudly, where no Chromium is installed
  * (fails instead with KEYPLEX_REQUIRE_BROWSER=1, as in CI).
  */
@@ -14,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { renderReport } from '../../src/demo/html';
 import { runDemo, type DemoResult } from '../../src/demo/run';
 import { DEMO_MODELS } from '../../src/demo/setup';
-import { browserAvailable, launchBrowser, type HeadlessBrowser } from '../support/browser';
+import { browserAvailable, launchBrowser, screenshotReport, type HeadlessBrowser } from '../support/browser';
 
 const available = browserAvailable('demo HTML report (test/demo/report.test.ts)');
 
@@ -27,7 +28,8 @@ describe.skipIf(!available)('the demo HTML report in headless Chromium', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'keyplex-report-'));
     file = join(dir, 'report.html');
-    result = await runDemo({ requests: 120, concurrency: 12, faults: 0.042, rpm: 60, seed: 5, latencyScale: 0.2, rateWindowMs: 2000, costRequests: 40, record: true });
+    // With the outage, Anthropic answers 503 from its 31st request on: its circuits open.
+    result = await runDemo({ requests: 200, concurrency: 12, faults: 0.042, rpm: 60, seed: 5, latencyScale: 0.2, rateWindowMs: 2000, costRequests: 40, outage: true, record: true });
     writeFileSync(file, renderReport(result));
     browser = await launchBrowser();
   }, 90_000);
@@ -72,7 +74,7 @@ describe.skipIf(!available)('the demo HTML report in headless Chromium', () => {
     await page.close();
   }, 60_000);
 
-  test("draws one row per key with its attempts, and the revoked key's disable", async () => {
+  test("draws one row per key with its attempts, the revoked key's disable and the outage's circuit openings", async () => {
     const { page } = await browser.open(file);
     const chart = page.locator('svg[data-chart="keys"]');
     const rows = chart.locator('g.key-row');
@@ -85,9 +87,16 @@ describe.skipIf(!available)('the demo HTML report in headless Chromium', () => {
     const revoked = chart.locator('g.key-row[data-key="openai/openai-4"]');
     expect(await revoked.locator('rect.mark.disabled').count()).toBe(1);
     expect(await chart.locator('rect.mark.disabled').count()).toBe(result.recording!.timeline.marks.filter((m) => m.kind === 'disabled').length);
-    // Every cooldown and circuit opening the events reported is drawn.
+    // Every cooldown and circuit opening the events reported is drawn: a key's on its row,
+    // a deployment's on each key of its provider.
     const marks = result.recording!.timeline.marks;
     expect(await chart.locator('rect.mark.cooldown').count()).toBe(marks.filter((m) => m.kind === 'cooldown').length);
+    const keysOf = (provider: string) => result.recording!.timeline.keys.filter((k) => k.provider === provider).length;
+    const openings = marks.filter((m) => m.kind === 'circuit-open');
+    expect(openings.length).toBeGreaterThan(0);
+    expect(openings.every((m) => m.provider === 'anthropic')).toBe(true);
+    expect(await chart.locator('rect.mark.circuit-open').count()).toBe(openings.reduce((sum, m) => sum + (m.keyId === undefined ? keysOf(m.provider) : 1), 0));
+    expect(await chart.locator('g.key-row[data-key^="anthropic/"] rect.mark.circuit-open').count()).toBeGreaterThan(0);
     expect(await chart.locator('g.legend text').allTextContents()).toEqual(['attempts answered', 'attempts failed', 'cooldown (rate limited)', 'circuit open', 'disabled']);
     await page.close();
   }, 60_000);
@@ -104,11 +113,11 @@ describe.skipIf(!available)('the demo HTML report in headless Chromium', () => {
     await page.close();
   }, 60_000);
 
-  test('takes a screenshot (PNG) of the page', async () => {
-    const { page } = await browser.open(file, { width: 1000, height: 900 });
-    const png = await page.screenshot({ type: 'png' });
+  test("takes the README's screenshot (PNG) of the charts", async () => {
+    // The code that made docs/report.png (bench/screenshot.ts).
+    const png = await screenshotReport(browser, file, 1000);
     expect(png.subarray(1, 4).toString('latin1')).toBe('PNG');
     expect(png.readUInt32BE(16)).toBe(1000);
-    await page.close();
+    expect(png.readUInt32BE(20)).toBeGreaterThan(800);
   }, 60_000);
 });

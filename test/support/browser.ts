@@ -70,3 +70,18 @@ export async function launchBrowser(): Promise<HeadlessBrowser> {
     },
   };
 }
+
+/** What the README's picture leaves out of the report: the tables and the folded details. */
+const SCREENSHOT_HIDES = '#comparison, table, details, footer, #cost h3, #cost h3 ~ * { display: none !important; }';
+
+/**
+ * A PNG of the report for the README: `width` pixels wide, the charts
+ * without the tables (hidden by a style added to the page), the whole height.
+ */
+export async function screenshotReport(browser: HeadlessBrowser, file: string, width = 1000): Promise<Buffer> {
+  const { page } = await browser.open(file, { width, height: 800 });
+  await page.addStyleTag({ content: SCREENSHOT_HIDES });
+  const png = await page.screenshot({ type: 'png', fullPage: true });
+  await page.close();
+  return png;
+}
