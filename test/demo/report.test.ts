@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { renderReport } from '../../src/demo/html';
 import { runDemo, type DemoResult } from '../../src/demo/run';
 import { DEMO_MODELS } from '../../src/demo/setup';
+import { exclusively } from '../support/exclusive';
 import { browserAvailable, launchBrowser, screenshotReport, type HeadlessBrowser } from '../support/browser';
 
 const available = browserAvailable('demo HTML report (test/demo/report.test.ts)');
@@ -24,8 +25,13 @@ describe.skipIf(!available)('the demo HTML report in headless Chromium', () => {
   let file: string;
   let result: DemoResult;
   let browser: HeadlessBrowser;
+  let release: (() => void) | undefined;
 
   beforeAll(async () => {
+    // A demo run and a browser are heavy: not beside the test files that measure real time.
+    await new Promise<void>((held, failed) => {
+      exclusively('real-time', () => new Promise<void>((done) => ((release = done), held()))).catch(failed);
+    });
     dir = mkdtempSync(join(tmpdir(), 'keyplex-report-'));
     file = join(dir, 'report.html');
     // With the outage, Anthropic answers 503 from its 31st request on: its circuits open.
@@ -37,6 +43,7 @@ describe.skipIf(!available)('the demo HTML report in headless Chromium', () => {
   afterAll(async () => {
     await browser?.close();
     rmSync(dir, { recursive: true, force: true });
+    release?.();
   });
 
   test('loads offline: no console error, no script error, no request but its own file', async () => {
