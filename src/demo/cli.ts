@@ -15,7 +15,7 @@ import { KeyManager } from '../index';
 import { COST_ALIAS, FIXED_MODEL } from './cost';
 import { renderReport } from './html';
 import { breakdownTable, comparisonTable, costTable, summarize } from './report';
-import { runDemo } from './run';
+import { runDemo, type DemoResult } from './run';
 import { OUTAGE_TEXT } from './setup';
 import { makeWorkload, runWorkload } from './workload';
 
@@ -71,6 +71,13 @@ function realProviders(): { providers: ConstructorParameters<typeof KeyManager>[
   return { providers, model: Object.keys(first.models)[0]! };
 }
 
+/** The HTML report of a recorded run, written to `path`. */
+function writeReport(path: string, result: DemoResult): void {
+  const page = renderReport(result);
+  writeFileSync(path, page);
+  console.error(`wrote ${resolve(path)} (${(Buffer.byteLength(page) / 1024).toFixed(0)} kB, self-contained: open it in a browser, offline)`);
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -97,6 +104,9 @@ async function main(): Promise<void> {
   const rpm = positive('rpm', values.rpm, 240);
   const seed = Math.round(positive('seed', values.seed, 42));
 
+  const html = values.html;
+  if (html !== undefined && html.trim() === '') throw new Error('--html expects the path of the file to write, e.g. --html report.html');
+  if (html !== undefined && values.real) throw new Error('--html draws the simulated demo (its three runs); it does not apply to --real');
   if (values.real) {
     const { providers, model } = realProviders();
     const items = makeWorkload(requests, [model], seed);
@@ -110,14 +120,8 @@ async function main(): Promise<void> {
     return;
   }
 
-  const html = values.html;
-  if (html !== undefined && html.trim() === '') throw new Error('--html expects the path of the file to write, e.g. --html report.html');
   const result = await runDemo({ requests, concurrency, faults, rpm, seed, cost: !values['skip-cost'], outage: values.outage, record: html !== undefined, onProgress: progress });
-  if (html !== undefined) {
-    const page = renderReport(result);
-    writeFileSync(html, page);
-    console.error(`wrote ${resolve(html)} (${(Buffer.byteLength(page) / 1024).toFixed(0)} kB, self-contained: open it in a browser, offline)`);
-  }
+  if (html !== undefined) writeReport(html, result);
   if (values.json) {
     delete result.recording;
     console.log(JSON.stringify(result, null, 2));
