@@ -1,9 +1,10 @@
 /**
- * The benchmark suite's entry point: `npm run bench [-- --quick] [-- --only <scenario>]`.
+ * The benchmark suite's entry point: `npm run bench [-- --quick] [-- --only <scenario>] [-- --html]`.
  * Runs the scenarios in order and writes `bench/results.md` and
  * `bench/results.json` (every figure measured in this run) — for a full run
  * only. A partial run (`--quick`, `--only`) writes `bench/out/results.md` and
  * `.json` instead (ignored by git), so it never replaces the committed report.
+ * `--html` also writes the demo's HTML report to `bench/out/report.html`.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -15,15 +16,16 @@ import { loopback } from './loopback.ts';
 import { overhead } from './overhead.ts';
 import { pacing } from './pacing.ts';
 import { redis } from './redis.ts';
+import { writeHtmlReport } from './report.ts';
 import { replicas } from './replicas.ts';
 import { selection } from './selection.ts';
 
 const SCENARIOS: Record<string, Scenario> = { overhead, loopback, capacity, pacing, classic, selection, redis, replicas };
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, only: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h', default: false } },
+  options: { quick: { type: 'boolean', default: false }, html: { type: 'boolean', default: false }, only: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h', default: false } },
 });
-const usage = `usage: node bench/run.ts [--quick] [--only <${Object.keys(SCENARIOS).join('|')}>]...`;
+const usage = `usage: node bench/run.ts [--quick] [--html] [--only <${Object.keys(SCENARIOS).join('|')}>]...`;
 if (values.help) {
   console.log(usage);
   process.exit(0);
@@ -92,6 +94,14 @@ writeFileSync(
   `${JSON.stringify({ machine: { ...host, loadAverageAtEnd: loadAtEnd }, mode: { quick, scenarios: only }, seconds, scenarios: Object.fromEntries(results.map((r) => [r.id, { title: r.title, method: r.method, tables: r.tables, notes: r.notes, data: r.data }])) }, null, 2)}\n`,
 );
 log(`wrote ${where}results.md and ${where}results.json (${seconds.toFixed(1)} s)${full ? '' : '; a partial run leaves the committed bench/results.* alone'}`);
+if (values.html) {
+  mkdirSync(new URL('out/', import.meta.url), { recursive: true });
+  if (writeHtmlReport(new URL('out/report.html', import.meta.url), quick)) log('wrote bench/out/report.html (the demo report: open it in a browser, offline)');
+  else {
+    log('the HTML report failed (its output is above)');
+    process.exitCode = 1;
+  }
+}
 
 // Every scenario closes what it opened, so the process ends here by itself. Should
 // something still hold it open, say what and exit rather than hang (the timer does

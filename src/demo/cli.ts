@@ -8,11 +8,15 @@
  * in the environment (see the README); nothing in the test suite does that.
  */
 import OpenAI from 'openai';
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KeyManager } from '../index';
 import { COST_ALIAS, FIXED_MODEL } from './cost';
+import { renderReport } from './html';
 import { breakdownTable, comparisonTable, costTable, summarize } from './report';
-import { runDemo } from './run';
+import { runDemo, type DemoResult } from './run';
+import { OUTAGE_TEXT } from './setup';
 import { makeWorkload, runWorkload } from './workload';
 
 const HELP = `keyplex-demo: the same workload through one key and through keyplex, offline;
@@ -23,8 +27,10 @@ then the same prompts through keyplex for a fixed gpt-4.1 and with cost routing.
   --faults P        injected failure rate per request, 0..1 (default 0.042)
   --rpm N           requests per minute per simulated key (default 240)
   --seed N          seed of the workload and the simulator (default 42)
+  --outage          Anthropic answers 503 to 150 of its requests (a provider outage)
   --skip-cost       leave out the cost-routing comparison
   --json            print the results as JSON
+  --html FILE       also write a self-contained HTML report (charts) to FILE
   --real            run against real providers from the environment (see README)
   --help            this text`;
 
@@ -65,6 +71,13 @@ function realProviders(): { providers: ConstructorParameters<typeof KeyManager>[
   return { providers, model: Object.keys(first.models)[0]! };
 }
 
+/** The HTML report of a recorded run, written to `path`. */
+function writeReport(path: string, result: DemoResult): void {
+  const page = renderReport(result);
+  writeFileSync(path, page);
+  console.error(`wrote ${resolve(path)} (${(Buffer.byteLength(page) / 1024).toFixed(0)} kB, self-contained: open it in a browser, offline)`);
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -74,7 +87,9 @@ async function main(): Promise<void> {
       rpm: { type: 'string' },
       seed: { type: 'string' },
       'skip-cost': { type: 'boolean', default: false },
+      outage: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      html: { type: 'string' },
       real: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -89,6 +104,9 @@ async function main(): Promise<void> {
   const rpm = positive('rpm', values.rpm, 240);
   const seed = Math.round(positive('seed', values.seed, 42));
 
+  const html = values.html;
+  if (html !== undefined && html.trim() === '') throw new Error('--html expects the path of the file to write, e.g. --html report.html');
+  if (html !== undefined && values.real) throw new Error('--html draws the simulated demo (its three runs); it does not apply to --real');
   if (values.real) {
     const { providers, model } = realProviders();
     const items = makeWorkload(requests, [model], seed);
@@ -102,15 +120,17 @@ async function main(): Promise<void> {
     return;
   }
 
-  const result = await runDemo({ requests, concurrency, faults, rpm, seed, cost: !values['skip-cost'], onProgress: progress });
+  const result = await runDemo({ requests, concurrency, faults, rpm, seed, cost: !values['skip-cost'], outage: values.outage, record: html !== undefined, onProgress: progress });
+  if (html !== undefined) writeReport(html, result);
   if (values.json) {
+    delete result.recording;
     console.log(JSON.stringify(result, null, 2));
     return;
   }
   const providers = Object.values(result.keyplexStats.providers);
   const keys = providers.reduce((n, p) => n + p.keys.length, 0);
   console.log(`\nkeyplex demo — ${requests} requests, concurrency ${concurrency}, ${(faults * 100).toFixed(1)}% injected faults, ${rpm} rpm per key, seed ${seed}`);
-  console.log(`Simulated providers on loopback: ${providers.map((p) => `${p.id} (${p.keys.length} keys)`).join(', ')}: ${keys} keys, one of them revoked.\n`);
+  console.log(`Simulated providers on loopback: ${providers.map((p) => `${p.id} (${p.keys.length} keys)`).join(', ')}: ${keys} keys, one of them revoked.${values.outage ? ` ${OUTAGE_TEXT}` : ''}\n`);
   console.log(comparisonTable(result.runs));
   console.log(`
 How to read it: 'single key' against 'keyplex' is mostly capacity — one key's rate limit against ${keys} keys on

@@ -55,8 +55,13 @@ const usd = (v: number) => (Number.isNaN(v) ? '—' : `$${v.toFixed(v < 0.01 ? 6
 
 /** The comparison table. */
 export function comparisonTable(runs: RunSummary[]): string {
+  return table(comparisonRows(runs));
+}
+
+/** The comparison's cells: a header row, then one row per figure. */
+export function comparisonRows(runs: RunSummary[]): string[][] {
   const row = (name: string, f: (r: RunSummary) => string) => [name, ...runs.map(f)];
-  return table([
+  return [
     ['', ...runs.map((r) => r.label)],
     row('requests', (r) => String(r.requests)),
     row('errors seen by the application', (r) => `${pct(r.errorRate)} (${r.errors})`),
@@ -69,11 +74,16 @@ export function comparisonTable(runs: RunSummary[]): string {
     row('total spend (grows with what was served)', (r) => usd(r.costUsd)),
     row('keyplex retries', (r) => String(r.retries)),
     row('keyplex fail-overs', (r) => String(r.failovers)),
-  ]);
+  ];
 }
 
 /** Per provider and key: what keyplex sent where. */
 export function breakdownTable(stats: KeyplexStats): string {
+  return table(breakdownRows(stats));
+}
+
+/** The breakdown's cells: a header row, then one row per key. */
+export function breakdownRows(stats: KeyplexStats): string[][] {
   const rows = [['provider', 'key', 'status', 'attempts', 'ok', 'failed', 'tokens', 'cost']];
   for (const provider of Object.values(stats.providers)) {
     for (const key of provider.keys) {
@@ -83,15 +93,20 @@ export function breakdownTable(stats: KeyplexStats): string {
       rows.push([provider.id, key.id, key.status, String(key.requests), String(key.successes), failed || '0', String(key.tokens.totalTokens), usd(key.costUsd)]);
     }
   }
-  return table(rows);
+  return rows;
 }
 
 /** The cost comparison: fixed `gpt-4.1` vs `cost` routing, spend from measured usage, share per model. */
 export function costTable(comparison: CostComparison): string {
+  return table(costRows(comparison));
+}
+
+/** The cost comparison's cells: a header row, then one row per figure. */
+export function costRows(comparison: CostComparison): string[][] {
   const runs = comparison.runs;
   const row = (name: string, f: (r: CostRunSummary) => string) => [name, ...runs.map(f)];
   const models = comparison.alias.models;
-  return table([
+  return [
     ['', ...runs.map((r) => r.label)],
     row('model asked for', (r) => (r.asked === comparison.alias.name ? `${r.asked} (alias)` : r.asked)),
     row('routing strategy', (r) => r.strategy),
@@ -109,5 +124,5 @@ export function costTable(comparison: CostComparison): string {
         return share ? `${pct(share.share)} (${share.requests})` : '0.0% (0)';
       }),
     ),
-  ]);
+  ];
 }

@@ -11,6 +11,7 @@ import { ProviderSimulator } from '../testing/index';
 import { runCostComparison, type CostComparison } from './cost';
 import { summarize, type RunSummary } from './report';
 import { DEMO_MODELS, demoWorld, type DemoWorld } from './setup';
+import { recordTimeline, type Timeline } from './timeline';
 import { makeWorkload, runWorkload, type WorkItem } from './workload';
 
 export interface DemoOptions {
@@ -29,7 +30,19 @@ export interface DemoOptions {
   cost?: boolean;
   /** Requests of each cost-comparison run (its first prompts of the workload). Default `requests`. */
   costRequests?: number;
+  /** Anthropic goes down for a while (see `OUTAGE`): circuits open, its model fails over. Default false. */
+  outage?: boolean;
+  /** Keep what the HTML report draws (`DemoResult.recording`). Default false. */
+  record?: boolean;
   onProgress?: (label: string, total: number) => (done: number, errors: number) => void;
+}
+
+/** What the HTML report draws, kept with `record: true`. */
+export interface DemoRecording {
+  /** Each run's latencies of its successful requests (ms), in the order of `runs`. */
+  latenciesMs: number[][];
+  /** The keyplex run, from its events. */
+  timeline: Timeline;
 }
 
 export interface DemoResult {
@@ -39,6 +52,8 @@ export interface DemoResult {
   keyplexStats: KeyplexStats;
   /** Fixed `gpt-4.1` vs `cost` routing over the alias `chat`; null with `cost: false`. */
   cost: CostComparison | null;
+  /** With `record: true`: what the HTML report draws. */
+  recording?: DemoRecording;
 }
 
 /** A `fetch` that renames the body's model (public name → the provider's), as an app does by hand without keyplex. */
@@ -77,7 +92,7 @@ function plainClients(world: DemoWorld, baseURL: (id: string) => string): (item:
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const { requests, concurrency, faults, rpm, seed } = options;
   const progress = options.onProgress ?? (() => () => {});
-  const world = demoWorld(rpm, faults, options.latencyScale ?? 1);
+  const world = demoWorld(rpm, faults, options.latencyScale ?? 1, options.outage ?? false);
   const simulator = new ProviderSimulator({ providers: world.simulator, seed, rateWindowMs: options.rateWindowMs ?? 60_000 });
   const server = await simulator.listen();
   const items = makeWorkload(requests, DEMO_MODELS, seed);
@@ -106,7 +121,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     simulator.reset();
     const manager = new KeyManager({ providers: world.keyplex(server.baseURL), retry: { maxAttempts: 5 } });
     const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
+    const recorder = options.record ? recordTimeline(manager) : undefined;
     const keyplexRun = await runWorkload(client, items, concurrency, progress('keyplex', requests));
+    const timeline = recorder?.finish();
     const keyplexStats = manager.stats();
     const keyplexSummary = summarize('keyplex', keyplexRun, billed(), keyplexStats);
     await manager.close();
@@ -120,7 +137,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
             items.slice(0, Math.max(1, Math.min(requests, options.costRequests ?? requests))),
           );
     const { onProgress: _, ...settings } = options;
-    return { settings, runs: [singleSummary, plainSummary, keyplexSummary], keyplexStats, cost };
+    const runs = [singleSummary, plainSummary, keyplexSummary];
+    const recording = timeline && { latenciesMs: [singleRun, plainRun, keyplexRun].map((r) => r.latenciesMs.map((v) => Math.round(v * 10) / 10)), timeline };
+    return { settings, runs, keyplexStats, cost, ...(recording && { recording }) };
   } finally {
     await server.close();
   }

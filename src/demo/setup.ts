@@ -45,12 +45,20 @@ function fakeKeys(provider: string, count: number): string[] {
   return Array.from({ length: count }, () => `sim-${provider}-${randomBytes(10).toString('hex')}`);
 }
 
+/** With `outage`: the provider that goes down, and which of its requests (0-based, in order of arrival) answer 503. */
+export const OUTAGE = { provider: 'anthropic', from: 30, count: 150 } as const;
+
+/** The outage in words, for the demo's header and report. */
+export const OUTAGE_TEXT = `Outage: ${OUTAGE.provider} answers 503 to its requests ${OUTAGE.from + 1} to ${OUTAGE.from + OUTAGE.count}.`;
+
 /**
  * The world for a run: `rpm` per key, `faults` the injected failure rate
  * (half server errors, half connection resets). The last OpenAI key is
- * revoked, to show a key being retired.
+ * revoked, to show a key being retired. With `outage`, Anthropic answers 503
+ * to its requests {@link OUTAGE}`.from` to `from + count - 1`, as in a
+ * provider outage: its circuits open and its model moves to the gateway.
  */
-export function demoWorld(rpm: number, faults: number, latencyScale = 1): DemoWorld {
+export function demoWorld(rpm: number, faults: number, latencyScale = 1, outage = false): DemoWorld {
   const scaled = (ms: number) => Math.round(ms * latencyScale);
   const keys = new Map(WORLD.map((p) => [p.id, fakeKeys(p.id, p.keys)]));
   const simulator: SimProviderOptions[] = WORLD.map((p) => ({
@@ -60,13 +68,15 @@ export function demoWorld(rpm: number, faults: number, latencyScale = 1): DemoWo
     rpm,
     latency: { medianMs: scaled(p.latency.medianMs), p99Ms: scaled(p.latency.p99Ms) },
     ttft: { medianMs: scaled(p.latency.medianMs / 2), p99Ms: scaled(p.latency.p99Ms / 2) },
-    faults:
-      faults > 0
+    faults: [
+      ...(outage && p.id === OUTAGE.provider ? [{ kind: 'outage' as const, requests: Array.from({ length: OUTAGE.count }, (_, i) => OUTAGE.from + i) }] : []),
+      ...(faults > 0
         ? [
-            { kind: 'server_error', probability: faults / 2, status: 503 },
-            { kind: 'reset', probability: faults / 2 },
+            { kind: 'server_error' as const, probability: faults / 2, status: 503 },
+            { kind: 'reset' as const, probability: faults / 2 },
           ]
-        : [],
+        : []),
+    ],
   }));
   return {
     simulator,
