@@ -6,6 +6,7 @@ import OpenAI from 'openai';
 import { afterEach, expect, test } from 'vitest';
 import { KeyManager, type KeyManagerOptions } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
+import { closeAfterEach } from '../support/scaffold';
 
 const REPLY = JSON.stringify({
   id: 'x',
@@ -16,10 +17,7 @@ const REPLY = JSON.stringify({
   usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 },
 });
 
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
+const managers = closeAfterEach();
 
 /** A manager over one provider with `count` keys whose fetch answers in memory, recording the key of each call. */
 function pool(count: number, options: Partial<KeyManagerOptions> = {}) {

@@ -14,14 +14,12 @@ import { fakeKey } from '../support/fake-keys';
 import { parseExposition } from '../support/prometheus';
 import { chatChunks, chatReply, errorReply, provider, sseReply } from '../support/upstream';
 import '../support/setup';
+import { closeAfterEach } from '../support/scaffold';
 
 const OPENAI = 'https://api.openai.test/v1';
 const DEEPSEEK = 'https://api.deepseek.test/v1';
 
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
+const managers = closeAfterEach();
 
 function rig(options: Partial<KeyManagerOptions> = {}) {
   const config: KeyManagerOptions = {

@@ -18,6 +18,7 @@ import { fakeKey } from '../support/fake-keys';
 import { chatReply, errorReply, keyRing, provider, type UpstreamCall } from '../support/upstream';
 import '../support/setup';
 import { record } from '../support/events';
+import { useManagers } from '../support/scaffold';
 
 const OPENAI = 'https://api.openai.test/v1';
 const AZURE = 'https://api.azure.test/v1';
@@ -27,11 +28,7 @@ const DEEPSEEK = 'https://api.deepseek.test/v1';
 
 const managers: KeyManager[] = [];
 
-function manage(options: KeyManagerOptions) {
-  const manager = new KeyManager({ retry: { baseDelayMs: 0 }, ...options });
-  managers.push(manager);
-  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
-}
+const manage = useManagers(managers);
 
 afterEach(async () => {
   await Promise.all(managers.splice(0).map((m) => m.close()));

@@ -8,16 +8,13 @@ import { ConfigError, KeyManager, type KeyManagerOptions, type RoutingOptions } 
 import { fakeKey } from '../support/fake-keys';
 import { chatReply, provider } from '../support/upstream';
 import '../support/setup';
+import { closeAfterEach } from '../support/scaffold';
 
 const OPENAI = 'https://api.openai.test/v1';
 const ANTHROPIC = 'https://api.anthropic.test/v1';
 const GOOGLE = 'https://api.google.test/v1';
 
-const managers: KeyManager[] = [];
-
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
+const managers = closeAfterEach();
 
 function create(options: KeyManagerOptions): KeyManager {
   const manager = new KeyManager({ retry: { baseDelayMs: 0 }, ...options });

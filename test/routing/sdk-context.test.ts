@@ -10,22 +10,13 @@ import { fakeKey } from '../support/fake-keys';
 import { chatReply, errorReply, provider, type UpstreamCall } from '../support/upstream';
 import '../support/setup';
 import { record } from '../support/events';
+import { useManagers } from '../support/scaffold';
 
 const SMALL = 'https://api.small.test/v1';
 const LARGE = 'https://api.large.test/v1';
 const CHAT = 'chat';
 
-const managers: KeyManager[] = [];
-
-function manage(options: KeyManagerOptions) {
-  const manager = new KeyManager({ retry: { baseDelayMs: 0 }, ...options });
-  managers.push(manager);
-  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
-}
-
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
+const manage = useManagers();
 
 const models = (recorded: readonly UpstreamCall[]): unknown[] => recorded.map((call) => call.body?.model);
 /** A chat request of about `tokens` estimated input tokens (4 characters a token). */

@@ -18,6 +18,7 @@ import { chatReply, deferred, errorReply, provider, type Deferred, type Upstream
 import '../support/setup';
 import { fakeClock, until } from '../support/time';
 import { record } from '../support/events';
+import { useManagers } from '../support/scaffold';
 
 const PRICEY = 'https://api.pricey.test/v1';
 const MID = 'https://api.mid.test/v1';
@@ -30,12 +31,8 @@ const HI = { model: CHAT, messages: [{ role: 'user' as const, content: 'hi' }] }
 const managers: KeyManager[] = [];
 const holds: Deferred<void>[] = [];
 
-function manage(options: KeyManagerOptions) {
-  // No backoff between attempts: fake timers never advance on their own here.
-  const manager = new KeyManager({ retry: { baseDelayMs: 0 }, ...options });
-  managers.push(manager);
-  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
-}
+// No backoff between attempts: fake timers never advance on their own here.
+const manage = useManagers(managers);
 
 afterEach(async () => {
   for (const hold of holds.splice(0)) hold.resolve();

@@ -26,14 +26,12 @@ import {
 import { fakeKey } from '../support/fake-keys';
 import { calls, chatReply, errorReply, gate, provider } from '../support/upstream';
 import '../support/setup';
+import { closeAfterEach } from '../support/scaffold';
 
 const ONE = 'https://api.one.test/v1';
 const TWO = 'https://api.two.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
+const managers = closeAfterEach();
 
 function manage(options: KeyManagerOptions): { manager: KeyManager; client: OpenAI } {
   const manager = new KeyManager(options);

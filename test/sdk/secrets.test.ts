@@ -16,6 +16,7 @@ import {
   type UpstreamCall,
 } from '../support/upstream';
 import '../support/setup';
+import { closeAfterEach } from '../support/scaffold';
 
 const ALPHA = 'https://api.alpha.test/v1';
 const BETA = 'https://api.beta.test/v1';
@@ -36,10 +37,7 @@ const EVENT_NAMES: KeyplexEventName[] = [
   'key:removed',
 ];
 
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
+const managers = closeAfterEach();
 
 /** Everything a test observed, by where it came from. */
 type Observed = { where: string; text: string }[];

@@ -4,15 +4,13 @@ import { getKeyplexDetails, KeyManager, type KeyManagerOptions, type KeyplexEven
 import { fakeKey } from '../support/fake-keys';
 import { askedUsage, chatChunks, cutSseReply, errorReply, gate, namedSseReply, provider, rawSseReply, responsesEvents, sseReply } from '../support/upstream';
 import '../support/setup';
+import { closeAfterEach } from '../support/scaffold';
 
 const ONE = 'https://api.one.test/v1';
 const TWO = 'https://api.two.test/v1';
 const WORDS = ['Hel', 'lo', ' wor', 'ld'];
 
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
+const managers = closeAfterEach();
 
 /** A manager over providers `one` then `two` (one key each), with every event recorded. */
 function manage(options: Partial<KeyManagerOptions> = {}) {

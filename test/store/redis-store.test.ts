@@ -17,12 +17,11 @@ import { fakeKey } from '../support/fake-keys';
 import { freePort, PATIENT_REDIS_MS, redisForSuite } from '../support/redis';
 import { record } from '../support/events';
 import { eventually } from '../support/time';
+import { useMsw } from '../support/scaffold';
 
 const MODEL = 'gpt-4.1-mini';
-const server = setupServer();
+const server = useMsw();
 const redis = redisForSuite('RedisStore outages');
-beforeAll(() => server.listen({ onUnhandledFrame: 'error' }));
-afterAll(() => server.close());
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

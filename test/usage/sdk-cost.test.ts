@@ -14,6 +14,7 @@ import {
   sseReply,
 } from '../support/upstream';
 import '../support/setup';
+import { closeAfterEach } from '../support/scaffold';
 
 const OPENAI = 'https://api.openai.test/v1';
 const DEEPSEEK = 'https://api.deepseek.test/v1';
@@ -21,10 +22,7 @@ const DEEPSEEK = 'https://api.deepseek.test/v1';
 /** gpt-4.1 list prices, USD per million tokens. */
 const GPT_41 = { input: 2, cachedInput: 0.5, output: 8 };
 
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
+const managers = closeAfterEach();
 
 function manage(options: Partial<KeyManagerOptions> = {}) {
   const manager = new KeyManager({

@@ -8,14 +8,12 @@ import { KeyManager, type KeyManagerOptions } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
 import { chatReply, errorReply, provider } from '../support/upstream';
 import '../support/setup';
+import { closeAfterEach } from '../support/scaffold';
 
 const ONE = 'https://one.test/v1';
 const TWO = 'https://two.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
+const managers = closeAfterEach();
 function manage(options: Partial<KeyManagerOptions> = {}) {
   const manager = new KeyManager({
     providers: { one: { baseURL: ONE, keys: [fakeKey('one')] }, two: { baseURL: TWO, keys: [fakeKey('two')] } },

@@ -14,11 +14,10 @@ import { ProviderSimulator, type SimProviderOptions } from '../../../src/testing
 import { simulatorHandlers } from '../../../src/testing/msw';
 import { fakeKey } from '../../support/fake-keys';
 import { fakeClock, quiesce, until } from '../../support/time';
+import { useMsw } from '../../support/scaffold';
 
 const MODEL = 'gpt-4.1';
-const server = setupServer();
-beforeAll(() => server.listen({ onUnhandledFrame: 'error' }));
-afterAll(() => server.close());
+const server = useMsw();
 
 const managers: KeyManager[] = [];
 afterEach(async () => {

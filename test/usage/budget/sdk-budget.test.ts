@@ -8,6 +8,7 @@ import { getKeyplexDetails, KeyManager, type KeyManagerOptions, type KeyplexEven
 import { fakeKey } from '../../support/fake-keys';
 import { chatReply, provider } from '../../support/upstream';
 import '../../support/setup';
+import { closeAfterEach } from '../../support/scaffold';
 
 const PRICEY = 'https://pricey.test/v1';
 const CHEAP = 'https://cheap.test/v1';
@@ -16,10 +17,7 @@ const PRICE = { input: 10, output: 10 };
 const USAGE = { prompt: 1_000, completion: 1_000 };
 const BODY = { model: 'chat', messages: [{ role: 'user' as const, content: 'x'.repeat(4_000) }], max_tokens: 1_000 };
 
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
+const managers = closeAfterEach();
 function manage(options: Partial<KeyManagerOptions>) {
   const manager = new KeyManager({
     providers: {
