@@ -7,11 +7,9 @@
 import { afterEach, expect, test, vi } from 'vitest';
 import { KeyManager } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
+import { closeAfterEach } from '../support/scaffold';
 
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
+const managers = closeAfterEach();
 
 function make(baseURL: string): void {
   managers.push(new KeyManager({ providers: { openai: { baseURL, keys: [fakeKey()] } } }));

@@ -9,12 +9,10 @@ import { KeyManager } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
 import { askedUsage, chatChunks, chatReply, provider, sseReply } from '../support/upstream';
 import '../support/setup';
+import { closeAfterEach } from '../support/scaffold';
 
 const ONE = 'https://one.test/v1';
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
+const managers = closeAfterEach();
 
 function manage() {
   const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: [fakeKey('one')] } }, retry: { baseDelayMs: 0 } });

@@ -9,15 +9,13 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { ConfigError, getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions } from '../../src/index';
 import { chatReply, errorReply, keyRing, provider } from '../support/upstream';
 import '../support/setup';
+import { closeAfterEach } from '../support/scaffold';
 
 const OPENAI = 'https://api.openai.test/v1';
 const DEEPSEEK = 'https://api.deepseek.test/v1';
 const MESSAGES = [{ role: 'user' as const, content: 'hi' }];
 
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
+const managers = closeAfterEach();
 
 /** The quick start's shape: `openai` without `models`, `deepseek` mapping `deepseek-v3.2`; DeepSeek down. */
 function quickStart(extra: { openai?: Record<string, unknown>; options?: Partial<KeyManagerOptions> } = {}) {

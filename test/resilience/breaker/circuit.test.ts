@@ -1,0 +1,548 @@
+/**
+ * The circuit state machine: closed → open → half-open → closed / open,
+ * the open timer, backoff, probes, snapshots and option checks. Time is a
+ * fake clock injected into the circuit, with vitest's fake timers for the
+ * one timer an open circuit holds.
+ */
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+import {
+  Circuit,
+  ConsecutiveBreaker,
+  type BreakerPolicy,
+  type BreakerSpec,
+  type CircuitChange,
+  type CircuitOptions,
+  type CircuitSnapshot,
+} from '../../../src/resilience/breaker/index';
+
+let clock = 0;
+const now = () => clock;
+
+beforeEach(() => {
+  clock = 1_000_000;
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** Moves the injected clock and the fake timers together. */
+function tick(ms: number): void {
+  clock += ms;
+  vi.advanceTimersByTime(ms);
+}
+
+/** A circuit that records its transitions; by default it opens at the 2nd failure in a row, for 1 s. */
+function make(options: Partial<CircuitOptions> = {}) {
+  const changes: CircuitChange[] = [];
+  const circuit = new Circuit({ policy: { kind: 'consecutive', threshold: 2 }, openMs: 1000, ...options }, (c) => changes.push(c), now);
+  return { circuit, changes };
+}
+
+/** Fails calls until the circuit opens. */
+function trip(circuit: Circuit): void {
+  for (let i = 0; i < 1000 && circuit.state === 'closed'; i++) {
+    circuit.tryPass();
+    circuit.failure();
+  }
+  expect(circuit.state).toBe('open');
+}
+
+/** Takes a closed circuit to half-open. */
+function toHalfOpen(circuit: Circuit): void {
+  trip(circuit);
+  tick(circuit.openUntil! - clock);
+  expect(circuit.state).toBe('half-open');
+}
+
+/** A probe that fails: the circuit must be half-open. */
+function failProbe(circuit: Circuit): void {
+  expect(circuit.tryPass()).toBe(true);
+  circuit.failure();
+}
+
+describe('closed', () => {
+  test('a new circuit is closed and lets calls through', () => {
+    const { circuit } = make();
+    expect([circuit.state, circuit.tryPass(), circuit.canPass(), circuit.openUntil]).toEqual(['closed', true, true, undefined]);
+  });
+
+  test('opens when the policy says so, reporting reason `failures` and the open time', () => {
+    const { circuit, changes } = make();
+    circuit.failure();
+    expect(circuit.state).toBe('closed');
+    circuit.failure();
+    expect(circuit.state).toBe('open');
+    expect(changes).toEqual([{ from: 'closed', to: 'open', reason: 'failures', openMs: 1000 }]);
+  });
+
+  test('successes reach the policy: one between failures keeps it closed', () => {
+    const { circuit } = make();
+    circuit.failure();
+    circuit.success();
+    circuit.failure();
+    expect(circuit.state).toBe('closed');
+  });
+
+  test('the policy is reset on opening', () => {
+    const { circuit } = make({ policy: { kind: 'count', threshold: 0.5, size: 4, minimumCalls: 2 } });
+    circuit.success();
+    trip(circuit);
+    expect(circuit.toJSON().policy).toEqual({ kind: 'count', samples: [] });
+  });
+
+  test.each<{ name: string; policy: BreakerSpec; outcomes: string }>([
+    { name: 'consecutive', policy: { kind: 'consecutive', threshold: 3 }, outcomes: 'FSFFF' },
+    { name: 'count', policy: { kind: 'count', threshold: 0.5, size: 4, minimumCalls: 4 }, outcomes: 'SSFF' },
+    { name: 'sampling', policy: { kind: 'sampling', threshold: 0.5, windowMs: 1000, buckets: 10, minimumCalls: 4 }, outcomes: 'SFSF' },
+  ])('with the $name policy, opens exactly at the last of $outcomes', ({ policy, outcomes }) => {
+    const { circuit } = make({ policy });
+    const states = [...outcomes].map((o) => {
+      if (o === 'F') circuit.failure();
+      else circuit.success();
+      return circuit.state;
+    });
+    expect(states).toEqual([...Array<string>(outcomes.length - 1).fill('closed'), 'open']);
+  });
+
+  test('the sampling policy gets the injected time', () => {
+    const { circuit } = make({ policy: { kind: 'sampling', threshold: 0.5, windowMs: 1000, buckets: 10, minimumCalls: 2 } });
+    circuit.success();
+    clock += 1000; // the success leaves the window
+    circuit.failure();
+    expect(circuit.state).toBe('closed');
+    circuit.failure();
+    expect(circuit.state).toBe('open');
+  });
+});
+
+describe('open', () => {
+  test('refuses calls and says until when', () => {
+    const { circuit } = make();
+    trip(circuit);
+    expect([circuit.tryPass(), circuit.canPass(), circuit.openUntil]).toEqual([false, false, clock + 1000]);
+  });
+
+  test('stays open until openMs has elapsed', () => {
+    const { circuit } = make();
+    trip(circuit);
+    tick(999);
+    expect([circuit.state, circuit.tryPass()]).toEqual(['open', false]);
+  });
+
+  test('its timer moves it to half-open on time, reason `open_elapsed`', () => {
+    const { circuit, changes } = make();
+    trip(circuit);
+    tick(1000);
+    expect(circuit.state).toBe('half-open');
+    expect(changes.at(-1)).toEqual({ from: 'open', to: 'half-open', reason: 'open_elapsed' });
+  });
+
+  test.each(['tryPass', 'canPass'] as const)('%s moves it to half-open when the clock says the time is up, timer or not', (method) => {
+    const { circuit, changes } = make();
+    trip(circuit);
+    clock += 1000; // the clock only: the timer has not fired
+    expect(circuit.state).toBe('open');
+    expect(circuit[method]()).toBe(true);
+    expect(circuit.state).toBe('half-open');
+    expect(changes.at(-1)?.reason).toBe('open_elapsed');
+  });
+
+  test('the timer does nothing after a lazy transition', () => {
+    const { circuit, changes } = make();
+    trip(circuit);
+    clock += 1000;
+    circuit.canPass();
+    vi.advanceTimersByTime(1000);
+    expect(changes.map((c) => c.to)).toEqual(['open', 'half-open']);
+  });
+
+  test('holds exactly one timer, and none once half-open', () => {
+    const { circuit } = make();
+    trip(circuit);
+    expect(vi.getTimerCount()).toBe(1);
+    tick(1000);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  test('its timer is unref’d', () => {
+    const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
+    const { circuit } = make();
+    trip(circuit);
+    expect(setTimeoutSpy).toHaveBeenCalledTimes(1);
+    const timer = setTimeoutSpy.mock.results[0]?.value as NodeJS.Timeout;
+    expect(timer.hasRef()).toBe(false);
+  });
+
+  test('its real Node timer is unref’d too', () => {
+    vi.useRealTimers();
+    const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
+    const circuit = new Circuit({ openMs: 60_000, policy: { kind: 'consecutive', threshold: 1 } }, () => {});
+    circuit.failure();
+    const timer = setTimeoutSpy.mock.results[0]?.value as NodeJS.Timeout;
+    try {
+      expect(timer.hasRef()).toBe(false);
+    } finally {
+      circuit.dispose();
+    }
+  });
+
+  test('outcomes reported while open are ignored', () => {
+    const { circuit, changes } = make();
+    trip(circuit);
+    circuit.success();
+    circuit.failure();
+    circuit.release();
+    expect([circuit.state, changes.length]).toEqual(['open', 1]);
+  });
+
+  test('dispose stops the timer; the clock still ends the open time', () => {
+    const { circuit } = make();
+    trip(circuit);
+    circuit.dispose();
+    expect(vi.getTimerCount()).toBe(0);
+    tick(1000);
+    expect(circuit.state).toBe('open');
+    expect(circuit.tryPass()).toBe(true);
+    expect(circuit.state).toBe('half-open');
+  });
+
+  test('an open time longer than a Node timer can hold is waited out in steps', () => {
+    const { circuit } = make({ openMs: 30 * 86_400_000 });
+    trip(circuit);
+    tick(2 ** 31 - 1);
+    expect(circuit.state).toBe('open');
+    tick(30 * 86_400_000 - (2 ** 31 - 1));
+    expect(circuit.state).toBe('half-open');
+  });
+});
+
+describe('open time and backoff', () => {
+  test('without maxOpenMs every re-open lasts openMs', () => {
+    const { circuit, changes } = make();
+    toHalfOpen(circuit);
+    for (let i = 0; i < 4; i++) {
+      failProbe(circuit);
+      tick(1000);
+    }
+    expect(changes.filter((c) => c.to === 'open').map((c) => c.openMs)).toEqual([1000, 1000, 1000, 1000, 1000]);
+  });
+
+  test('with maxOpenMs each failed probe doubles the open time up to the cap', () => {
+    const { circuit, changes } = make({ maxOpenMs: 5000 });
+    toHalfOpen(circuit);
+    for (let i = 0; i < 5; i++) {
+      failProbe(circuit);
+      tick(circuit.openUntil! - clock);
+    }
+    expect(changes.filter((c) => c.to === 'open').map((c) => c.openMs)).toEqual([1000, 2000, 4000, 5000, 5000, 5000]);
+  });
+
+  test.each([
+    { after: 1000, state: 'open' },
+    { after: 2000, state: 'half-open' },
+  ])('a doubled open time is waited out: $after ms after the re-open it is $state', ({ after, state }) => {
+    const { circuit } = make({ maxOpenMs: 5000 });
+    toHalfOpen(circuit);
+    failProbe(circuit);
+    tick(after);
+    expect(circuit.state).toBe(state);
+  });
+
+  test('the backoff starts over once the circuit closes', () => {
+    const { circuit, changes } = make({ maxOpenMs: 8000 });
+    toHalfOpen(circuit);
+    failProbe(circuit);
+    tick(2000);
+    circuit.tryPass();
+    circuit.success(); // closed
+    trip(circuit);
+    expect(changes.filter((c) => c.to === 'open').map((c) => c.openMs)).toEqual([1000, 2000, 1000]);
+  });
+});
+
+describe('half-open', () => {
+  test('lets one probe through; the next caller is refused', () => {
+    const { circuit } = make();
+    toHalfOpen(circuit);
+    expect([circuit.tryPass(), circuit.tryPass(), circuit.canPass()]).toEqual([true, false, false]);
+  });
+
+  test('lets up to halfOpenProbes probes through', () => {
+    const { circuit } = make({ halfOpenProbes: 3 });
+    toHalfOpen(circuit);
+    expect([1, 2, 3, 4].map(() => circuit.tryPass())).toEqual([true, true, true, false]);
+  });
+
+  test('canPass takes no probe slot', () => {
+    const { circuit } = make();
+    toHalfOpen(circuit);
+    expect([circuit.canPass(), circuit.canPass(), circuit.tryPass()]).toEqual([true, true, true]);
+  });
+
+  test('a probe success closes it, reason `probe_succeeded`', () => {
+    const { circuit, changes } = make();
+    toHalfOpen(circuit);
+    circuit.tryPass();
+    circuit.success();
+    expect(circuit.state).toBe('closed');
+    expect(changes.at(-1)).toEqual({ from: 'half-open', to: 'closed', reason: 'probe_succeeded' });
+  });
+
+  test('it closes only once every probe succeeded', () => {
+    const { circuit } = make({ halfOpenProbes: 2 });
+    toHalfOpen(circuit);
+    circuit.tryPass();
+    circuit.tryPass();
+    circuit.success();
+    expect(circuit.state).toBe('half-open');
+    circuit.success();
+    expect(circuit.state).toBe('closed');
+  });
+
+  test('a settled success keeps its slot: no more probes than halfOpenProbes in all', () => {
+    const { circuit } = make({ halfOpenProbes: 2 });
+    toHalfOpen(circuit);
+    circuit.tryPass();
+    circuit.success();
+    expect([circuit.tryPass(), circuit.tryPass()]).toEqual([true, false]);
+  });
+
+  test('a closed circuit starts with an empty policy', () => {
+    const { circuit } = make();
+    toHalfOpen(circuit);
+    circuit.tryPass();
+    circuit.success();
+    circuit.failure();
+    expect(circuit.state).toBe('closed');
+  });
+
+  test('a probe failure opens it again, reason `probe_failed`', () => {
+    const { circuit, changes } = make();
+    toHalfOpen(circuit);
+    failProbe(circuit);
+    expect([circuit.state, circuit.openUntil]).toEqual(['open', clock + 1000]);
+    expect(changes.at(-1)).toEqual({ from: 'half-open', to: 'open', reason: 'probe_failed', openMs: 1000 });
+  });
+
+  test('one failing probe re-opens it even when others are still out', () => {
+    const { circuit } = make({ halfOpenProbes: 2 });
+    toHalfOpen(circuit);
+    circuit.tryPass();
+    circuit.tryPass();
+    circuit.success();
+    circuit.failure();
+    expect(circuit.state).toBe('open');
+  });
+
+  test('release frees a probe slot without a verdict', () => {
+    const { circuit, changes } = make();
+    toHalfOpen(circuit);
+    expect(circuit.tryPass()).toBe(true);
+    circuit.release();
+    expect([circuit.state, circuit.tryPass()]).toEqual(['half-open', true]);
+    expect(changes.at(-1)?.to).toBe('half-open');
+  });
+
+  test('an outcome with no probe in flight comes from an earlier call and is ignored', () => {
+    const { circuit } = make();
+    toHalfOpen(circuit);
+    circuit.failure();
+    circuit.success();
+    expect([circuit.state, circuit.tryPass()]).toEqual(['half-open', true]);
+  });
+});
+
+describe('manual transitions', () => {
+  test('forceOpen opens a closed circuit for the given time, reason `manual`', () => {
+    const { circuit, changes } = make();
+    circuit.forceOpen(5000);
+    expect([circuit.state, circuit.openUntil]).toEqual(['open', clock + 5000]);
+    expect(changes).toEqual([{ from: 'closed', to: 'open', reason: 'manual', openMs: 5000 }]);
+  });
+
+  test('forceOpen on an open circuit moves the end of its open time, with no event', () => {
+    const { circuit, changes } = make();
+    trip(circuit);
+    circuit.forceOpen(3000);
+    tick(2999);
+    expect([circuit.state, changes.length]).toEqual(['open', 1]);
+    tick(1);
+    expect(circuit.state).toBe('half-open');
+  });
+
+  test('forceClose closes an open circuit, reason `manual`', () => {
+    const { circuit, changes } = make();
+    trip(circuit);
+    circuit.forceClose();
+    expect([circuit.state, vi.getTimerCount()]).toEqual(['closed', 0]);
+    expect(changes.at(-1)).toEqual({ from: 'open', to: 'closed', reason: 'manual' });
+  });
+});
+
+describe('snapshots', () => {
+  /** Steps applied to both circuits after the restore; their results must match. */
+  function script(circuit: Circuit, changes: CircuitChange[]): unknown[] {
+    const seen: unknown[] = [];
+    const from = changes.length;
+    for (const step of ['tryPass', 'failure', 'tryPass', 'success', 'tryPass', 'failure', 'failure', 'tryPass'] as const) {
+      seen.push(step === 'tryPass' ? circuit.tryPass() : circuit[step]());
+      seen.push(circuit.state, circuit.openUntil);
+      tick(700);
+    }
+    return [seen, changes.slice(from)];
+  }
+
+  test.each<{ name: string; setup: (c: Circuit) => void }>([
+    { name: 'closed with a failure remembered', setup: (c) => c.failure() },
+    { name: 'open', setup: (c) => trip(c) },
+    {
+      name: 'open after a failed probe (backoff)',
+      setup: (c) => {
+        toHalfOpen(c);
+        failProbe(c);
+      },
+    },
+    {
+      name: 'half-open with one probe of two succeeded',
+      setup: (c) => {
+        toHalfOpen(c);
+        c.tryPass();
+        c.success();
+      },
+    },
+  ])('$name: JSON → restore into a fresh circuit behaves the same', ({ setup }) => {
+    const options = { maxOpenMs: 8000, halfOpenProbes: 2 };
+    const a = make(options);
+    setup(a.circuit);
+    const snapshot = JSON.parse(JSON.stringify(a.circuit)) as CircuitSnapshot;
+    const start = clock;
+    const expected = script(a.circuit, a.changes);
+    a.circuit.dispose();
+    clock = start;
+    const b = make(options);
+    b.circuit.restore(snapshot);
+    expect(b.circuit.toJSON()).toEqual(snapshot);
+    expect(script(b.circuit, b.changes)).toEqual(expected);
+  });
+
+  test('a snapshot is JSON-safe and carries the policy state', () => {
+    const { circuit } = make();
+    circuit.failure();
+    expect(JSON.parse(JSON.stringify(circuit))).toEqual({
+      state: 'closed',
+      reopens: 0,
+      probesSucceeded: 0,
+      policy: { kind: 'consecutive', failures: 1 },
+    });
+  });
+
+  test('a restore that changes the state is reported, reason `restored`', () => {
+    const { circuit, changes } = make();
+    circuit.restore({ state: 'open', openUntil: clock + 400, reopens: 0, probesSucceeded: 0, policy: { kind: 'consecutive', failures: 0 } });
+    expect(changes).toEqual([{ from: 'closed', to: 'open', reason: 'restored', openMs: 400 }]);
+  });
+
+  test('a restore into the same state is not reported', () => {
+    const { circuit, changes } = make();
+    circuit.restore({ state: 'closed', reopens: 0, probesSucceeded: 0, policy: { kind: 'consecutive', failures: 1 } });
+    expect(changes).toEqual([]);
+  });
+
+  test('a restored open circuit arms its timer for the time left', () => {
+    const { circuit } = make();
+    circuit.restore({ state: 'open', openUntil: clock + 400, reopens: 0, probesSucceeded: 0, policy: { kind: 'consecutive', failures: 0 } });
+    tick(399);
+    expect(circuit.state).toBe('open');
+    tick(1);
+    expect(circuit.state).toBe('half-open');
+  });
+
+  test('a probe in flight keeps its slot through a restore that stays half-open', () => {
+    const { circuit } = make();
+    toHalfOpen(circuit);
+    circuit.tryPass();
+    circuit.restore({ state: 'half-open', reopens: 0, probesSucceeded: 0, policy: { kind: 'consecutive', failures: 0 } });
+    expect(circuit.tryPass()).toBe(false);
+    circuit.success();
+    expect(circuit.state).toBe('closed');
+  });
+
+  test.each<{ name: string; snapshot: unknown }>([
+    { name: 'not an object', snapshot: 'open' },
+    { name: 'an unknown state', snapshot: { state: 'ajar', reopens: 0, probesSucceeded: 0, policy: { kind: 'consecutive', failures: 0 } } },
+    { name: 'open with no openUntil', snapshot: { state: 'open', reopens: 0, probesSucceeded: 0, policy: { kind: 'consecutive', failures: 0 } } },
+    { name: 'negative reopens', snapshot: { state: 'closed', reopens: -1, probesSucceeded: 0, policy: { kind: 'consecutive', failures: 0 } } },
+    { name: 'another policy’s state', snapshot: { state: 'open', openUntil: 1, reopens: 0, probesSucceeded: 0, policy: { kind: 'count', samples: [] } } },
+  ])('$name is refused with a TypeError, changing nothing', ({ snapshot }) => {
+    const { circuit, changes } = make();
+    circuit.failure();
+    const before = circuit.toJSON();
+    expect(() => circuit.restore(snapshot as CircuitSnapshot)).toThrow(TypeError);
+    expect([circuit.toJSON(), changes]).toEqual([before, []]);
+  });
+});
+
+describe('onChange', () => {
+  test('a throwing onChange does not stop the circuit cycling', () => {
+    const onChange = vi.fn(() => {
+      throw new Error('listener bug');
+    });
+    const circuit = new Circuit({ policy: { kind: 'consecutive', threshold: 1 }, openMs: 1000 }, onChange, now);
+    circuit.failure();
+    tick(1000);
+    circuit.tryPass();
+    circuit.success();
+    expect(circuit.state).toBe('closed');
+    expect(onChange).toHaveBeenCalledTimes(3);
+  });
+
+  test('sees the circuit already in its new state', () => {
+    const seen: string[] = [];
+    const circuit: Circuit = new Circuit({ policy: { kind: 'consecutive', threshold: 1 } }, (c) => seen.push(`${c.to}=${circuit.state}`), now);
+    circuit.failure();
+    expect(seen).toEqual(['open=open']);
+  });
+});
+
+describe('options', () => {
+  test('defaults: 5 failures in a row, 30 s open, one probe, no backoff', () => {
+    const circuit = new Circuit({}, () => {}, now);
+    expect([circuit.openMs, circuit.halfOpenProbes, circuit.maxOpenMs]).toEqual([30_000, 1, undefined]);
+    for (let i = 0; i < 4; i++) circuit.failure();
+    expect(circuit.state).toBe('closed');
+    circuit.failure();
+    expect(circuit.openUntil).toBe(clock + 30_000);
+  });
+
+  test('a custom policy factory makes one policy per circuit', () => {
+    const factory = vi.fn((): BreakerPolicy => new ConsecutiveBreaker({ threshold: 1 }));
+    const a = new Circuit({ policy: factory }, () => {}, now);
+    new Circuit({ policy: factory }, () => {}, now);
+    a.failure();
+    expect([factory.mock.calls.length, a.state]).toEqual([2, 'open']);
+  });
+
+  test.each<{ options: unknown; error: typeof TypeError | typeof RangeError; field: string }>([
+    { options: { openMs: 0 }, error: RangeError, field: 'openMs' },
+    { options: { openMs: Number.POSITIVE_INFINITY }, error: RangeError, field: 'openMs' },
+    { options: { openMs: '1000' }, error: TypeError, field: 'openMs' },
+    { options: { openMs: 1000, maxOpenMs: 999 }, error: RangeError, field: 'maxOpenMs' },
+    { options: { halfOpenProbes: 0 }, error: RangeError, field: 'halfOpenProbes' },
+    { options: { halfOpenProbes: 1.5 }, error: RangeError, field: 'halfOpenProbes' },
+    { options: { policy: 'rolling' }, error: TypeError, field: 'policy' },
+    { options: { policy: { kind: 'count', size: 0 } }, error: RangeError, field: 'policy.size' },
+    { options: { policy: () => ({}) }, error: TypeError, field: 'policy' },
+    { options: { openMS: 1000 }, error: TypeError, field: 'openMS' },
+    { options: [], error: TypeError, field: 'Invalid circuit option: expected an options object' },
+  ])('$options → $error.name naming $field', ({ options, error, field }) => {
+    const create = () => new Circuit(options as CircuitOptions, () => {}, now);
+    expect(create).toThrow(error);
+    expect(create).toThrow(field.startsWith('Invalid') ? field : `\`${field}\``);
+  });
+
+  test('forceOpen refuses a bad open time', () => {
+    const { circuit } = make();
+    expect(() => circuit.forceOpen(-5)).toThrow(RangeError);
+  });
+});

@@ -1,0 +1,98 @@
+/**
+ * Budgets through the real SDK: a cap holds under concurrency, the event fires
+ * once per crossing, 'reject' refuses, 'cheaper' re-routes.
+ */
+import OpenAI from 'openai';
+import { afterEach, expect, test } from 'vitest';
+import { getKeyplexDetails, KeyManager, type KeyManagerOptions, type KeyplexEvents } from '../../../src/index';
+import { fakeKey } from '../../support/fake-keys';
+import { chatReply, provider } from '../../support/upstream';
+import '../../support/setup';
+import { closeAfterEach } from '../../support/scaffold';
+
+const PRICEY = 'https://pricey.test/v1';
+const CHEAP = 'https://cheap.test/v1';
+// 1,000 input + 1,000 output tokens at 10 / 10 USD per million: 0.02 USD a reply.
+const PRICE = { input: 10, output: 10 };
+const USAGE = { prompt: 1_000, completion: 1_000 };
+const BODY = { model: 'chat', messages: [{ role: 'user' as const, content: 'x'.repeat(4_000) }], max_tokens: 1_000 };
+
+const managers = closeAfterEach();
+function manage(options: Partial<KeyManagerOptions>) {
+  const manager = new KeyManager({
+    providers: {
+      pricey: { baseURL: PRICEY, keys: [fakeKey('p')], models: { chat: { upstream: 'chat-large', price: PRICE } } },
+      cheap: { baseURL: CHEAP, keys: [fakeKey('c')], models: { chat: { upstream: 'chat-small', price: { input: 0.1, output: 0.1 } } } },
+    },
+    retry: { baseDelayMs: 0 },
+    ...options,
+  });
+  managers.push(manager);
+  const exceeded: KeyplexEvents['budget:exceeded'][] = [];
+  manager.on('budget:exceeded', (e) => exceeded.push(e));
+  return { manager, exceeded, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
+}
+
+test('a 1 USD cap holds under 200 concurrent requests: spend stays within one request of it, and the event fires once', async () => {
+  provider(PRICEY, (call) => chatReply(String(call.body?.model), 'ok', USAGE));
+  const { client, manager, exceeded } = manage({ budgets: [{ scope: { overall: true }, limitUsd: 1, window: 'day' }] });
+
+  const results = await Promise.allSettled(Array.from({ length: 200 }, () => client.chat.completions.create(BODY)));
+  const ok = results.filter((r) => r.status === 'fulfilled').length;
+  const refused = results.filter((r) => r.status === 'rejected');
+
+  const spent = manager.stats().totals.costUsd;
+  expect(spent).toBeLessThanOrEqual(1 + 0.02 + 1e-9);
+  expect(ok).toBeGreaterThan(0);
+  expect(ok + refused.length).toBe(200);
+  expect(exceeded).toHaveLength(1);
+  for (const r of refused) {
+    const error = (r as PromiseRejectedResult).reason;
+    expect(error).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(getKeyplexDetails(error)?.code).toBe('budget_exceeded');
+  }
+});
+
+test("a model cap with onExceeded 'cheaper' sends requests to the cheapest deployment instead of refusing", async () => {
+  const pricey = provider(PRICEY, (call) => chatReply(String(call.body?.model), 'ok', USAGE));
+  const cheap = provider(CHEAP, (call) => chatReply(String(call.body?.model), 'ok', USAGE));
+  const { client } = manage({ budgets: [{ scope: { model: 'chat' }, limitUsd: 0.05, window: 'hour', onExceeded: 'cheaper' }] });
+
+  for (let i = 0; i < 5; i++) await client.chat.completions.create(BODY);
+
+  expect(pricey.length).toBeGreaterThan(0);
+  expect(pricey.length).toBeLessThanOrEqual(3);
+  expect(cheap.length).toBe(5 - pricey.length);
+});
+
+test("past a 'reject' cap the SDK raises RateLimitError with code budget_exceeded and retryAfterMs, and nothing is sent", async () => {
+  const pricey = provider(PRICEY, (call) => chatReply(String(call.body?.model), 'ok', USAGE));
+  const { client, exceeded, manager } = manage({ budgets: [{ scope: { tag: 'team-a' }, limitUsd: 0.03, window: 'minute' }] });
+  const tagged = { headers: { 'x-keyplex-options': encodeURIComponent(JSON.stringify({ tags: ['team-a'] })) } };
+
+  await client.chat.completions.create(BODY, tagged);
+  const error = await client.chat.completions.create(BODY, tagged).catch((e: unknown) => e);
+
+  expect(error).toBeInstanceOf(OpenAI.RateLimitError);
+  const detail = getKeyplexDetails(error);
+  expect(detail?.code).toBe('budget_exceeded');
+  expect(detail?.retryAfterMs).toBeGreaterThan(0);
+  expect(pricey).toHaveLength(1);
+  expect(exceeded.map((e) => e.budget)).toEqual(['tag:team-a/minute']);
+  expect(manager.stats().budgets[0]).toMatchObject({ id: 'tag:team-a/minute', spentUsd: expect.closeTo(0.02, 9) });
+});
+
+test('a provider cap is judged when a key is picked: past it the provider is passed over for another, and concurrent requests stay within one estimate', async () => {
+  const pricey = provider(PRICEY, (call) => chatReply(String(call.body?.model), 'ok', USAGE));
+  const cheap = provider(CHEAP, (call) => chatReply(String(call.body?.model), 'ok', USAGE));
+  const { client, manager, exceeded } = manage({ budgets: [{ scope: { provider: 'pricey' }, limitUsd: 0.1, window: 'day' }] });
+
+  const results = await Promise.allSettled(Array.from({ length: 50 }, () => client.chat.completions.create(BODY)));
+
+  expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
+  const spentOnPricey = manager.stats().providers.pricey!.costUsd;
+  expect(spentOnPricey).toBeLessThanOrEqual(0.1 + 0.02 + 1e-9);
+  expect(pricey.length).toBeGreaterThan(0);
+  expect(cheap.length).toBe(50 - pricey.length);
+  expect(exceeded.map((e) => e.budget)).toEqual(['provider:pricey/day']);
+});
