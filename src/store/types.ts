@@ -174,7 +174,7 @@ export interface StoreSession {
  * ```
  *
  * The store contract (what every store must do) is tested on memory and
- * Redis in `test/store-contract.test.ts`.
+ * Redis in `test/store/contract.test.ts`.
  */
 export interface StateStore {
   /** Opens a session for one manager; `listener` hears other sessions' changes and the store's health. */
