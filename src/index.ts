@@ -36,6 +36,7 @@ export {
   DeadlineExceededError,
   UpstreamError,
   StreamInterruptedError,
+  StreamStalledError,
   RequestOptionsError,
   ManagerClosedError,
   StoreUnavailableError,

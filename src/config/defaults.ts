@@ -13,6 +13,8 @@ export const DEFAULTS = {
   deadlineMs: 600_000,
   cooldownMs: 5_000,
   streamUsage: true,
+  streamIdleTimeoutMs: 60_000,
+  streamDeadline: 'whole',
   defaultLane: 'standard',
   circuit: { policy: { kind: 'consecutive', threshold: 5 }, openMs: 30_000, maxOpenMs: 300_000, halfOpenProbes: 1 },
   rateLimiting: { adaptive: true, defaultOutputTokens: 256 },
