@@ -65,14 +65,14 @@ export function streamReply(
 ): Response {
   const { request } = ctx;
   ctx.streaming = true;
-  const succeed = (usage: Usage | undefined, tally: StreamTally) => {
+  const succeed = (usage: Usage | undefined, tally: StreamTally, ended: boolean) => {
     endStreamingRequest(ctx);
-    const spent = spentSoFar(ctx, usage, tally);
+    const spent = spentSoFar(ctx, usage, tally, ended);
     account(core, ctx, lease, Date.now(), spent, ttftMs, true, undefined, spent?.partial === true);
   };
   const fail = (error: KeyplexError, usage: Usage | undefined, tally: StreamTally): KeyplexError => {
     const now = Date.now();
-    const spent = spentSoFar(ctx, usage, tally);
+    const spent = spentSoFar(ctx, usage, tally, false);
     const costUsd = spent ? costOf(core, lease, request.model, spent) : null;
     lease.settle('stream-failed', now, spent, costUsd);
     endStreamingRequest(ctx);
@@ -85,12 +85,12 @@ export function streamReply(
     idleTimeoutMs: request.options.streamIdleTimeoutMs ?? core.options.streamIdleTimeoutMs,
     signal,
     requireEnd: END_MARKED_PATHS.has(request.path.split('?', 1)[0]!),
-    onEnd: (usage, tally) => (tally.errorEvent ? void fail(streamError(ctx, 'error-event'), usage, tally) : succeed(usage, tally)),
+    onEnd: (usage, tally) => (tally.errorEvent ? void fail(streamError(ctx, 'error-event'), usage, tally) : succeed(usage, tally, true)),
     // The caller left (broke out of its loop, aborted): not a failure, unless the SDK left on an upstream error event.
-    onCancel: (usage, tally) => (tally.errorEvent ? void fail(streamError(ctx, 'error-event'), usage, tally) : succeed(usage, tally)),
+    onCancel: (usage, tally) => (tally.errorEvent ? void fail(streamError(ctx, 'error-event'), usage, tally) : succeed(usage, tally, false)),
     onError: (error, usage, tally) => {
       if (request.signal?.aborted && !tally.errorEvent) {
-        succeed(usage, tally);
+        succeed(usage, tally, false);
         return error;
       }
       return fail(streamError(ctx, error), usage, tally);
@@ -103,14 +103,15 @@ export function streamReply(
 const END_MARKED_PATHS = new Set(['/chat/completions', '/completions', '/responses']);
 
 /**
- * What a stream used: the provider's usage when it reported it, else (it
- * ended early) an estimate flagged `partial` — the prompt as estimated at
- * intercept, the output from the text streamed so far; null when nothing
- * was streamed and the stream ended at its end marker without usage.
+ * What a stream used: the provider's usage when it reported it; else, for a
+ * stream that did not end normally (`ended` false: the caller left, or it
+ * failed), an estimate flagged `partial` — the prompt as estimated at
+ * intercept, the output from the text streamed so far; null for a stream
+ * that ended normally without usage (the provider reports none).
  */
-function spentSoFar(ctx: RequestContext, usage: Usage | undefined, tally: StreamTally): Usage | null {
+function spentSoFar(ctx: RequestContext, usage: Usage | undefined, tally: StreamTally, ended: boolean): Usage | null {
   if (usage) return usage;
-  if (tally.sawEnd && !tally.errorEvent) return null;
+  if (ended) return null;
   const outputTokens = tokensOfText(tally.textChars);
   const inputTokens = ctx.inputTokens;
   return { inputTokens, outputTokens, cachedInputTokens: 0, reasoningTokens: 0, totalTokens: inputTokens + outputTokens, partial: true };
