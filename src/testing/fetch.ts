@@ -6,6 +6,9 @@
  */
 import type { ProviderSimulator } from './simulator';
 
+/** Requests being answered (see below). */
+const live = new Set<Request>();
+
 /** Rejects with the signal's reason once it aborts. */
 function aborted(signal: AbortSignal): Promise<never> {
   return new Promise((_, reject) => {
@@ -37,15 +40,25 @@ export function simulatorFetch(simulator: ProviderSimulator): typeof globalThis.
         headers: { 'content-type': 'application/json' },
       });
     }
-    let answer;
+    // A Request follows the caller's signal through a weak reference to its own
+    // controller: keep the Request reachable while it is answered, and wait for
+    // a hang's end on the caller's signal itself, or a collected Request would
+    // never see the abort (and a hung call would never end).
+    const signal = init?.signal ?? request.signal;
+    live.add(request);
     try {
-      answer = await simulator.handle(provider.id, request);
-    } catch (error) {
-      if (request.signal.aborted) throw request.signal.reason;
-      throw new TypeError('fetch failed', { cause: error });
+      let answer;
+      try {
+        answer = await simulator.handle(provider.id, request);
+      } catch (error) {
+        if (signal.aborted) throw signal.reason;
+        throw new TypeError('fetch failed', { cause: error });
+      }
+      if (answer instanceof Response) return answer;
+      if (answer.kind === 'hang') await aborted(signal);
+      throw new TypeError('fetch failed', { cause: new Error('keyplex simulator: connection reset (injected fault)') });
+    } finally {
+      live.delete(request);
     }
-    if (answer instanceof Response) return answer;
-    if (answer.kind === 'hang') await aborted(request.signal);
-    throw new TypeError('fetch failed', { cause: new Error('keyplex simulator: connection reset (injected fault)') });
   };
 }

@@ -62,7 +62,7 @@ export interface LatencyOptions {
  * - `malformed`: 200 with `content-type: application/json` and a body that is not JSON;
  * - `outage`: a 503 JSON error (`status` overridable), typically for a time window;
  * - `stream_stall`: a stream sends its first event, then nothing until the client goes away (for a JSON request, acts as `hang`);
- * - `stream_keepalive`: a stream sends its first event, then only SSE comments (`: keep-alive`) once a second, for ever (for a JSON request, acts as `hang`);
+ * - `stream_keepalive`: a stream sends its first event, then only SSE comments (`: keep-alive`) every 250 ms, for ever (for a JSON request, acts as `hang`);
  * - `stream_garbage`: a stream sends an event whose data is not JSON after half of its events, then the rest (for a JSON request, acts as `malformed`);
  * - `stream_truncate`: a stream ends cleanly after half of its events, before its finish and `[DONE]` (for a JSON request, acts as `malformed`);
  * - `wrong_content_type`: 200 with `content-type: text/plain` and a short text, to JSON and stream requests alike.
@@ -84,7 +84,7 @@ export type FaultKind =
 type StreamFault = 'stream_cut' | 'stream_stall' | 'stream_keepalive' | 'stream_garbage' | 'stream_truncate';
 const STREAM_FAULTS: ReadonlySet<FaultKind> = new Set<FaultKind>(['stream_cut', 'stream_stall', 'stream_keepalive', 'stream_garbage', 'stream_truncate']);
 /** The interval of `stream_keepalive` comments, ms. */
-const KEEPALIVE_MS = 1_000;
+const KEEPALIVE_MS = 250;
 
 /**
  * A fault injected into a provider's answers. Its triggers combine with AND:
