@@ -87,10 +87,10 @@ export function streamReply(
     requireEnd: END_MARKED_PATHS.has(request.path.split('?', 1)[0]!),
     onEnd: (usage, tally) => (tally.errorEvent ? void fail(streamError(ctx, 'error-event'), usage, tally) : succeed(usage, tally, true)),
     // The caller left (broke out of its loop, aborted): not a failure, unless the SDK left on an upstream error event.
-    onCancel: (usage, tally) => (tally.errorEvent ? void fail(streamError(ctx, 'error-event'), usage, tally) : succeed(usage, tally, false)),
+    onCancel: (usage, tally) => (tally.errorEvent ? void fail(streamError(ctx, 'error-event'), usage, tally) : succeed(usage, tally, tally.sawEnd)),
     onError: (error, usage, tally) => {
       if (request.signal?.aborted && !tally.errorEvent) {
-        succeed(usage, tally, false);
+        succeed(usage, tally, tally.sawEnd);
         return error;
       }
       return fail(streamError(ctx, error), usage, tally);
