@@ -142,6 +142,8 @@ function streamError(ctx: RequestContext, cause: unknown): KeyplexError {
 /** A stream that outlived the pipeline call ended: its lane slot is freed, the request detached. */
 function endStreamingRequest(ctx: RequestContext): void {
   if (!ctx.streaming) return;
+  // Cleared first: a stream that ends before the pipeline call returned is then finished by it.
+  ctx.streaming = false;
   ctx.releaseLane?.();
   ctx.finish?.();
 }
