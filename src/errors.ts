@@ -28,6 +28,8 @@ export type KeyplexErrorCode =
   | 'deadline_exceeded'
   | 'upstream_error'
   | 'stream_interrupted'
+  | 'stream_idle_timeout'
+  | 'malformed_response'
   | 'aborted'
   | 'manager_closed'
   | 'lane_full'
@@ -201,13 +203,32 @@ export class UpstreamError extends KeyplexError {
 
 /** A stream failed after its first bytes had reached the caller; nothing is replayed. */
 export class StreamInterruptedError extends KeyplexError {
-  constructor(options: { requestId?: string; attempts?: AttemptOutcome[]; cause?: unknown }) {
-    super(
-      'stream_interrupted',
-      'keyplex: the upstream stream failed after data had reached the caller; it is not replayed. Retry the request if a partial answer is not enough.',
-      options,
-    );
+  constructor(
+    options: { requestId?: string; attempts?: AttemptOutcome[]; cause?: unknown },
+    code: 'stream_interrupted' | 'stream_idle_timeout' | 'malformed_response' = 'stream_interrupted',
+    message = 'keyplex: the upstream stream failed after data had reached the caller; it is not replayed. Retry the request if a partial answer is not enough.',
+  ) {
+    super(code, message, options);
     this.name = 'StreamInterruptedError';
+  }
+}
+
+/**
+ * A stream sent no data for `streamIdleTimeoutMs` after its first bytes had
+ * reached the caller (SSE comments such as `: ping` do not count as data):
+ * keyplex ended it. A {@link StreamInterruptedError} with code `stream_idle_timeout`.
+ */
+export class StreamStalledError extends StreamInterruptedError {
+  /** The idle timeout that ran out, ms. */
+  readonly idleTimeoutMs: number;
+  constructor(idleTimeoutMs: number, options: { requestId?: string; attempts?: AttemptOutcome[] }) {
+    super(
+      options,
+      'stream_idle_timeout',
+      `keyplex: the upstream stream sent no data for ${idleTimeoutMs} ms after data had reached the caller, so keyplex ended it; it is not replayed. Retry the request, or raise \`streamIdleTimeoutMs\` if this model pauses longer between chunks.`,
+    );
+    this.name = 'StreamStalledError';
+    this.idleTimeoutMs = idleTimeoutMs;
   }
 }
 

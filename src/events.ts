@@ -81,6 +81,8 @@ export interface SuccessEvent extends RequestEventBase {
   /** Cost in USD; `null` when the usage or the model's price is unknown. */
   costUsd: number | null;
   stream: boolean;
+  /** Set when the caller left a stream before its end: `usage` (flagged `partial`) and `costUsd` are what was streamed so far. */
+  partial?: true;
 }
 
 /** A request failed for good. */
@@ -89,6 +91,15 @@ export interface FailureEvent extends RequestEventBase {
   attempts: number;
   error: KeyplexErrorDetail;
   latencyMs: number;
+  /**
+   * A stream that failed after data had reached the caller: what it used so
+   * far (the provider bills it). Absent for requests that failed before an answer.
+   */
+  usage?: Usage | null;
+  /** Cost of `usage` in USD; `null` when the price is unknown. Absent with `usage`. */
+  costUsd?: number | null;
+  /** Set with `usage`: the figures are partial (see `Usage.partial`). */
+  partial?: true;
 }
 
 /** Why a key stopped being used. */

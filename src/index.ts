@@ -29,8 +29,10 @@ export type {
 // `getKeyplexDetails(err).code` or `isKeyplexError(err, code)`. The classes
 // exported are the ones an app can catch itself: `ConfigError` (options of
 // `new KeyManager()` and key calls), `RequestOptionsError` (`keyplex.options()`),
-// and their base `KeyplexError`.
-export { KeyplexError, ConfigError, RequestOptionsError } from './errors';
+// and their base `KeyplexError`; and the errors that end a stream's loop after its
+// first bytes reached the app (`StreamInterruptedError`, its `StreamStalledError`,
+// and `DeadlineExceededError` when the request's deadline ends a stream).
+export { KeyplexError, ConfigError, RequestOptionsError, StreamInterruptedError, StreamStalledError, DeadlineExceededError } from './errors';
 export type { KeyplexErrorCode, KeyplexErrorDetail, AttemptOutcome, FailureKind } from './errors';
 
 export type {

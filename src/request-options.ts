@@ -3,7 +3,7 @@
  * request header, typed on the way in by `keyplex.options()`, and are removed
  * before anything leaves the process.
  */
-import { describe, isPlainObject, MS_POSITIVE, numberProblem, prop, secretIdProblem, unknownFieldProblem } from './config/check';
+import { describe, isPlainObject, MS_NON_NEGATIVE, MS_POSITIVE, numberProblem, prop, secretIdProblem, unknownFieldProblem } from './config/check';
 import { RequestOptionsError } from './errors';
 
 /** Options for one request. */
@@ -18,6 +18,11 @@ export interface KeyplexRequestOptions {
    * timer Node.js supports); anything else is refused at the call.
    */
   deadlineMs?: number;
+  /**
+   * This stream's idle timeout in ms, overriding the manager's
+   * `streamIdleTimeoutMs`: 0 (none) to 2^31 − 1. Ignored for replies that are not streams.
+   */
+  streamIdleTimeoutMs?: number;
   /** Send this request only to this provider id (e.g. for files it holds). */
   provider?: string;
   /** The bulkhead lane to run in (`critical`, `standard`, `batch`, or one you configured). Default: the manager's `defaultLane`. */
@@ -28,7 +33,7 @@ export interface KeyplexRequestOptions {
 export const OPTIONS_HEADER = 'x-keyplex-options';
 
 const TAG = /^[\x20-\x7e]{1,128}$/;
-const KNOWN = ['tags', 'metadata', 'deadlineMs', 'provider', 'lane'];
+const KNOWN = ['tags', 'metadata', 'deadlineMs', 'streamIdleTimeoutMs', 'provider', 'lane'];
 
 /** Checks request options; messages never echo a value that could be a key (see `describe`). */
 function validate(options: KeyplexRequestOptions): void {
@@ -55,6 +60,10 @@ function validate(options: KeyplexRequestOptions): void {
   if (deadlineMs !== undefined) {
     const problem = numberProblem(deadlineMs, MS_POSITIVE);
     if (problem !== undefined) throw new RequestOptionsError('deadlineMs', problem);
+  }
+  if (options.streamIdleTimeoutMs !== undefined) {
+    const problem = numberProblem(options.streamIdleTimeoutMs, MS_NON_NEGATIVE);
+    if (problem !== undefined) throw new RequestOptionsError('streamIdleTimeoutMs', problem);
   }
 }
 

@@ -15,6 +15,8 @@ export const DEFAULTS = {
   streamUsage: true,
   redactReplies: true,
   maxDynamicModels: 2_000,
+  streamIdleTimeoutMs: 60_000,
+  streamDeadline: 'whole',
   defaultLane: 'standard',
   circuit: { policy: { kind: 'consecutive', threshold: 5 }, openMs: 30_000, maxOpenMs: 300_000, halfOpenProbes: 1 },
   rateLimiting: { adaptive: true, defaultOutputTokens: 256 },

@@ -12,7 +12,7 @@ import type { KeyManagerOptions, ResolvedOptions } from './options';
 import { resolveBudgets } from './sections/budgets';
 import { resolvePrices } from './sections/models';
 import { resolveProviders } from './sections/providers';
-import { resolveCircuitBreaker, resolveLaneOptions, resolveRateLimiting, resolveRetry, resolveTimeouts } from './sections/resilience';
+import { resolveCircuitBreaker, resolveLaneOptions, resolveRateLimiting, resolveRetry, resolveStreamBounds, resolveTimeouts } from './sections/resilience';
 import { resolveKeySelection, resolveRouting } from './sections/routing';
 import { resolveFetch, resolveStore } from './sections/runtime';
 
@@ -34,6 +34,8 @@ const OPTION_FIELDS: Record<keyof KeyManagerOptions, true> = {
   streamUsage: true,
   redactReplies: true,
   maxDynamicModels: true,
+  streamIdleTimeoutMs: true,
+  streamDeadline: true,
   fetch: true,
   lanes: true,
   defaultLane: true,
@@ -66,6 +68,7 @@ export function resolveOptions(options: KeyManagerOptions): ResolvedOptions {
     keySelection: resolveKeySelection(own(input, 'keySelection')),
     retry: resolveRetry(own(input, 'retry')),
     ...resolveTimeouts(input),
+    ...resolveStreamBounds(input),
     prices: resolvePrices(own(input, 'prices')),
     streamUsage: checkBoolean(own(input, 'streamUsage'), 'streamUsage', DEFAULTS.streamUsage),
     redactReplies: checkBoolean(own(input, 'redactReplies'), 'redactReplies', DEFAULTS.redactReplies),

@@ -168,6 +168,23 @@ export interface KeyManagerOptions {
    * `stats().models['(other)']`. A whole number from 1 to 1000000. Default 2000.
    */
   maxDynamicModels?: number;
+  /**
+   * How long a stream may go without data once its first bytes reached the
+   * caller, in ms: 0 (no idle timeout) to 2^31 − 1. SSE comments (keep-alives
+   * such as `: ping`) do not count as data. A stream idle that long ends with
+   * a `StreamStalledError` (code `stream_idle_timeout`) in the caller's loop,
+   * a `failure` event with what it used so far, and its lane slot freed.
+   * Default 60000. A request can override it with `keyplex.options({ streamIdleTimeoutMs })`.
+   */
+  streamIdleTimeoutMs?: number;
+  /**
+   * What the request deadline (`deadlineMs`) bounds for a stream: `'whole'`
+   * (default) — until its last byte, so a stream still running at the
+   * deadline ends with a `DeadlineExceededError` (code `deadline_exceeded`);
+   * `'first-byte'` — only until its first bytes, after which only
+   * `streamIdleTimeoutMs` bounds it (for long generations that keep sending).
+   */
+  streamDeadline?: 'whole' | 'first-byte';
   /** The `fetch` used to reach providers. Default: the global `fetch`, looked up at call time. */
   fetch?: typeof globalThis.fetch;
   /**
@@ -245,6 +262,8 @@ export interface ResolvedOptions {
   streamUsage: boolean;
   redactReplies: boolean;
   maxDynamicModels: number;
+  streamIdleTimeoutMs: number;
+  streamDeadline: 'whole' | 'first-byte';
   fetch: typeof globalThis.fetch | undefined;
   store: StateStore | undefined;
   lanes: Record<string, LaneOptions>;

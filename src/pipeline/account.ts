@@ -25,6 +25,7 @@ export function account(
   ttftMs: number | undefined,
   stream: boolean,
   replyModel: string | undefined,
+  partial = false,
 ): void {
   const { deployment, key } = lease;
   const model = ctx.request.model ?? replyModel;
@@ -53,12 +54,13 @@ export function account(
       usage,
       costUsd,
       stream,
+      ...(partial ? { partial: true as const } : {}),
     });
   }
 }
 
 /** The reply's cost: the deployment's configured price, else the table's for its upstream model, else for the public model. */
-function costOf(core: Core, lease: Lease, model: string | undefined, usage: Usage): number | null {
+export function costOf(core: Core, lease: Lease, model: string | undefined, usage: Usage): number | null {
   const { deployment } = lease;
   const configured = deployment.pool.deploymentOptions.get(deployment.model)?.price;
   if (configured) return costAt(configured, usage);
@@ -68,12 +70,27 @@ function costOf(core: Core, lease: Lease, model: string | undefined, usage: Usag
   return cost;
 }
 
-/** Records a failed request: its budget hold released, totals and model stats, `failure`. */
-export function failed(core: Core, ctx: RequestContext, error: KeyplexErrorDetail): void {
+/** What a stream that failed part-way used before it broke. */
+export interface PartialSpend {
+  usage: Usage;
+  costUsd: number | null;
+  provider: string;
+  keyId: string;
+}
+
+/**
+ * Records a failed request: its budget hold settled (with what a broken
+ * stream used, else released), totals and model stats, `failure`.
+ */
+export function failed(core: Core, ctx: RequestContext, error: KeyplexErrorDetail, spent?: PartialSpend): void {
   const last = ctx.history.last;
-  settleRequestBudget(core, ctx, last?.pool.id, last?.key.id, 0);
-  core.totals.fail(error.code);
-  modelStats(core, ctx.request.model)?.fail(error.code);
+  if (spent) settleRequestBudget(core, ctx, spent.provider, spent.keyId, spent.costUsd ?? 0);
+  else settleRequestBudget(core, ctx, last?.pool.id, last?.key.id, 0);
+  for (const scope of [core.totals, modelStats(core, ctx.request.model)]) {
+    if (!scope) continue;
+    scope.fail(error.code);
+    if (spent) scope.spend(spent.usage, spent.costUsd);
+  }
   if (core.hub.wants('failure')) {
     core.hub.emit('failure', {
       requestId: ctx.requestId,
@@ -83,6 +100,7 @@ export function failed(core: Core, ctx: RequestContext, error: KeyplexErrorDetai
       attempts: ctx.history.outcomes.length,
       error,
       latencyMs: Date.now() - ctx.startedAt,
+      ...(spent ? { usage: spent.usage, costUsd: spent.costUsd, ...(spent.usage.partial ? { partial: true as const } : {}) } : {}),
     });
   }
 }

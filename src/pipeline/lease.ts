@@ -102,7 +102,8 @@ export class Lease {
     return this.control?.signal.aborted === true && this.control.signal.reason instanceof AttemptTimeout;
   }
 
-  settle(outcome: 'undone' | 'aborted' | 'stream-failed'): void;
+  settle(outcome: 'undone' | 'aborted'): void;
+  settle(outcome: 'stream-failed', now: number, usage: Usage | null, costUsd: number | null): void;
   settle(outcome: 'first-byte', now: number): void;
   settle(outcome: 'failed', now: number, classification: Classification, refund: boolean): void;
   settle(outcome: 'succeeded', now: number, usage: Usage | null, costUsd: number | null, streamed: boolean): void;
@@ -168,14 +169,20 @@ export class Lease {
         deployment.stats.succeed(usage, costUsd);
         return;
       }
-      case 'stream-failed':
+      case 'stream-failed': {
+        // What it streamed before it broke was generated, and billed: its tokens and cost count.
+        const usage = detail as Usage | null;
+        const costUsd = (extra as number | null | undefined) ?? null;
         this.#end();
-        settleKeyBudget(core, ctx, deployment, key, 0);
+        if (usage) this.reconcile(usage.totalTokens);
+        settleKeyBudget(core, ctx, deployment, key, costUsd ?? 0);
         this.#health('failure');
-        key.counters.fail('stream_interrupted');
-        pool.counters.fail('stream_interrupted');
-        deployment.stats.fail('stream_interrupted');
+        for (const counters of [key.counters, pool.counters, deployment.stats]) {
+          counters.fail('stream_interrupted');
+          counters.spend(usage, costUsd);
+        }
         return;
+      }
     }
   }
 

@@ -64,9 +64,11 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
     return finishFailure(core, ctx, error, signal);
   } finally {
     if (!ctx.streaming) ctx.releaseLane?.();
-    clearTimeout(deadlineTimer);
-    // A stream still being read stays abortable (caller, close()) until it ends.
+    // A stream still being read stays abortable (caller, close(), and the deadline unless
+    // `streamDeadline` is 'first-byte') until it ends.
+    if (!ctx.streaming || core.options.streamDeadline === 'first-byte') clearTimeout(deadlineTimer);
     ctx.finish = () => {
+      clearTimeout(deadlineTimer);
       core.active.delete(control);
       caller?.removeEventListener('abort', onCallerAbort);
     };

@@ -13,18 +13,19 @@ import {
   NoKeyAvailableError,
   RequestOptionsError,
   StreamInterruptedError,
+  StreamStalledError,
   UpstreamError,
   type KeyplexErrorDetail,
 } from '../errors';
 import type { Key } from '../keys/key';
 import type { ProviderPool } from '../keys/pool';
 import type { Body } from '../request';
-import { tapEventStream } from '../usage/sse';
+import { MalformedStreamEvent, StreamIdleTimeout, StreamTruncated, tapEventStream, tokensOfText, type StreamTally } from '../usage/sse';
 import type { Usage } from '../usage/usage';
-import { account, failed } from './account';
+import { account, costOf, failed } from './account';
 import type { RequestContext } from './context';
 import type { Core } from './core';
-import { AttemptFailure, AttemptTimeout, type ReadResult } from './failure';
+import { AttemptFailure, AttemptTimeout } from './failure';
 import { attemptsSummary } from './explain';
 import type { Lease } from './lease';
 
@@ -45,8 +46,15 @@ export function reply(ctx: RequestContext, key: Key, pool: ProviderPool, upstrea
 }
 
 /**
- * A streamed reply: tapped for usage; success or failure is reported when it
- * ends. Until then the request holds its lane slot and stays abortable.
+ * A streamed reply: tapped for usage and bounded (idle timeout, and the
+ * request's signal: caller, close(), the deadline when it bounds the whole
+ * stream); success or failure is reported when it ends. Until then the
+ * request holds its lane slot and stays abortable.
+ *
+ * Which event fires: the stream ended at its end marker → `success`; the
+ * caller left before it → `success` with partial usage; the upstream broke,
+ * stalled, sent a malformed or an error event, or the deadline or close()
+ * ended it → `failure`, with partial usage once data had reached the caller.
  */
 export function streamReply(
   core: Core,
@@ -54,46 +62,91 @@ export function streamReply(
   lease: Lease,
   upstream: Response,
   reader: ReadableStreamDefaultReader<Uint8Array>,
-  first: ReadResult,
+  first: Uint8Array,
   ttftMs: number,
+  signal: AbortSignal,
 ): Response {
   const { request } = ctx;
-  const strip = request.streamUsagePath && !request.callerAskedUsage;
-  let done = false;
-  ctx.streaming = !first.done;
-  const end = (usage: Usage | undefined) => {
-    if (done) return;
-    done = true;
+  ctx.streaming = true;
+  const succeed = (usage: Usage | undefined, tally: StreamTally, ended: boolean) => {
     endStreamingRequest(ctx);
-    account(core, ctx, lease, Date.now(), usage ?? null, ttftMs, true, undefined);
+    const spent = spentSoFar(ctx, usage, tally, ended);
+    account(core, ctx, lease, Date.now(), spent, ttftMs, true, undefined, spent?.partial === true);
   };
-  const tapped = first.done
-    ? (end(undefined), new ReadableStream<Uint8Array>({ start: (c) => c.close() }))
-    : tapEventStream(first.value, reader, {
-        stripUsageChunk: strip,
-        onEnd: end,
-        onCancel: end,
-        onError: (error, usage) => {
-          // The caller went away (left the loop, aborted): that ends the stream, it is not a failure.
-          if (request.signal?.aborted) {
-            end(usage);
-            return error;
-          }
-          if (!done) {
-            done = true;
-            lease.settle('stream-failed');
-            endStreamingRequest(ctx);
-            failed(core, ctx, new StreamInterruptedError({ requestId: ctx.requestId, attempts: ctx.history.outcomes, cause: error }).toDetail());
-          }
-          return new StreamInterruptedError({ requestId: ctx.requestId, attempts: ctx.history.outcomes, cause: error });
-        },
-      });
+  const fail = (error: KeyplexError, usage: Usage | undefined, tally: StreamTally): KeyplexError => {
+    const now = Date.now();
+    const spent = spentSoFar(ctx, usage, tally, false);
+    const costUsd = spent ? costOf(core, lease, request.model, spent) : null;
+    lease.settle('stream-failed', now, spent, costUsd);
+    endStreamingRequest(ctx);
+    const partial = spent ? { usage: spent, costUsd, provider: lease.deployment.pool.id, keyId: lease.key.id } : undefined;
+    failed(core, ctx, error.toDetail(), partial);
+    return error;
+  };
+  const tapped = tapEventStream(first, reader, {
+    stripUsageChunk: request.streamUsagePath && !request.callerAskedUsage,
+    idleTimeoutMs: request.options.streamIdleTimeoutMs ?? core.options.streamIdleTimeoutMs,
+    signal,
+    requireEnd: END_MARKED_PATHS.has(request.path.split('?', 1)[0]!),
+    onEnd: (usage, tally) => (tally.errorEvent ? void fail(streamError(ctx, 'error-event'), usage, tally) : succeed(usage, tally, true)),
+    // The caller left (broke out of its loop, aborted): not a failure, unless the SDK left on an upstream error event.
+    onCancel: (usage, tally) => (tally.errorEvent ? void fail(streamError(ctx, 'error-event'), usage, tally) : succeed(usage, tally, tally.sawEnd)),
+    onError: (error, usage, tally) => {
+      if (request.signal?.aborted && !tally.errorEvent) {
+        succeed(usage, tally, tally.sawEnd);
+        return error;
+      }
+      return fail(streamError(ctx, error), usage, tally);
+    },
+  });
   return reply(ctx, lease.key, lease.deployment.pool, upstream, tapped);
+}
+
+/** Streams whose end is marked (`[DONE]`, a finish reason, a terminal Responses event): a body that ends before it was cut. */
+const END_MARKED_PATHS = new Set(['/chat/completions', '/completions', '/responses']);
+
+/**
+ * What a stream used: the provider's usage when it reported it; else, for a
+ * stream that did not end normally (`ended` false: the caller left, or it
+ * failed), an estimate flagged `partial` — the prompt as estimated at
+ * intercept, the output from the text streamed so far; null for a stream
+ * that ended normally without usage (the provider reports none).
+ */
+function spentSoFar(ctx: RequestContext, usage: Usage | undefined, tally: StreamTally, ended: boolean): Usage | null {
+  if (usage) return usage;
+  if (ended) return null;
+  const outputTokens = tokensOfText(tally.textChars);
+  const inputTokens = ctx.inputTokens;
+  return { inputTokens, outputTokens, cachedInputTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, totalTokens: inputTokens + outputTokens, partial: true };
+}
+
+/** The error a stream ended with, as the caller's loop gets it. */
+function streamError(ctx: RequestContext, cause: unknown): KeyplexError {
+  const options = { requestId: ctx.requestId, attempts: ctx.history.outcomes };
+  if (cause instanceof StreamIdleTimeout) return new StreamStalledError(cause.idleTimeoutMs, options);
+  if (cause instanceof AttemptTimeout) return new DeadlineExceededError(ctx.deadlineMs, options);
+  if (KeyplexError.is(cause) && cause.code === 'manager_closed') return cause;
+  if (cause instanceof MalformedStreamEvent) {
+    return new StreamInterruptedError(
+      options,
+      'malformed_response',
+      'keyplex: the upstream stream sent an event whose data is not JSON after data had reached the caller; it is not replayed. Retry the request.',
+    );
+  }
+  if (cause === 'error-event') {
+    return new StreamInterruptedError(options, 'stream_interrupted', 'keyplex: the upstream reported an error inside the stream after data had reached the caller; it is not replayed.');
+  }
+  if (cause instanceof StreamTruncated) {
+    return new StreamInterruptedError(options, 'stream_interrupted', 'keyplex: the upstream stream ended before its end marker after data had reached the caller; it is not replayed. Retry the request if a partial answer is not enough.');
+  }
+  return new StreamInterruptedError({ ...options, cause });
 }
 
 /** A stream that outlived the pipeline call ended: its lane slot is freed, the request detached. */
 function endStreamingRequest(ctx: RequestContext): void {
   if (!ctx.streaming) return;
+  // Cleared first: a stream that ends before the pipeline call returned is then finished by it.
+  ctx.streaming = false;
   ctx.releaseLane?.();
   ctx.finish?.();
 }
@@ -115,6 +168,16 @@ export function finishFailure(core: Core, ctx: RequestContext, error: unknown, s
   // The last upstream answer is what the caller sees, with keyplex's detail.
   if (error instanceof AttemptFailure) {
     const answer = error.response;
+    if (answer && answer.response.ok) {
+      // A 200 whose body is broken: the SDK would parse it as an answer, so it gets a 502 with keyplex's detail.
+      const broken = new KeyplexError(
+        'malformed_response',
+        `keyplex: the upstream answered ${answer.response.status} with a broken body (malformed JSON or server-sent events, an empty stream, or a content type the endpoint does not answer with) on attempt ${attempts.length}; no other attempt was left. Retry later, or check the provider.`,
+        { requestId, attempts, status: 502 },
+      );
+      failed(core, ctx, broken.toDetail());
+      return errorResponse(broken, 502);
+    }
     if (answer) {
       const status = answer.response.status;
       const message = callerError(error, attempts.length) ? undefined : `keyplex: ${attemptsSummary(attempts)}.`;

@@ -6,11 +6,12 @@
  * {@link AttemptFailure} for the retry policy.
  */
 import { secretOf } from '../keys/key';
-import { redactEnvelope, redactorOf } from '../secrets/redact';
+import { redactEnvelope, redactorOf, type KeyRedactor } from '../secrets/redact';
 import { redactedBody, redactingReader } from '../secrets/stream';
 import { bodyFor } from '../request';
 import { classifyStatus, type Classification } from '../resilience/classify';
 import { rateLimitResetMs, retryAfterMs } from '../resilience/headers';
+import { hasMalformedEvent } from '../usage/sse';
 import { usageFromBody } from '../usage/usage';
 import { account } from './account';
 import type { BufferedAnswer, RequestContext } from './context';
@@ -54,33 +55,15 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
 
   const contentType = response.headers.get('content-type') ?? '';
   if (contentType.includes('text/event-stream') && response.body) {
-    const reader = redactingReader(response.body.getReader(), redactor, core.options.redactReplies);
-    let first: ReadResult;
-    try {
-      first = await reader.read();
-    } catch (error) {
-      throw transportFailure(ctx, lease, attempt, signal, firstTryOfKey, error);
-    }
-    const now = Date.now();
-    lease.record(attempt, response.status, 'success', now);
-    lease.settle('first-byte', now);
-    return streamReply(core, ctx, lease, response, reader, first, now - ctx.startedAt);
+    return streamFirst(core, ctx, lease, attempt, signal, firstTryOfKey, response, redactor);
   }
-
-  if (contentType.includes('json')) {
-    const read = await readText(ctx, lease, attempt, signal, firstTryOfKey, response);
-    const text = core.options.redactReplies ? redactor.text(read) : read;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw fail(ctx, lease, attempt, firstTryOfKey, response.status, { kind: 'invalid_response', action: 'retry' }, Date.now(), { response, body: text });
-    }
-    const now = Date.now();
-    lease.record(attempt, response.status, 'success', now);
-    const replyModel = (parsed as { model?: unknown } | null)?.model;
-    account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
-    return reply(ctx, key, pool, response, text);
+  if (contentType.includes('json') && !(request.stream && answersJson(ctx))) {
+    return readJsonReply(core, ctx, lease, attempt, signal, firstTryOfKey, response, redactor);
+  }
+  if (answersJson(ctx)) {
+    // A JSON (or, asked for, SSE) endpoint answered 200 with another body: a broken answer, as a malformed one.
+    await response.body?.cancel().catch(() => undefined);
+    throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: '' });
   }
 
   // Binary bodies (audio, images, file contents) pass through untouched, text is redacted; the attempt is complete at its headers.
@@ -89,6 +72,60 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   account(core, ctx, lease, now, null, undefined, false, undefined);
   const text = contentType.startsWith('text/') && response.body !== null;
   return reply(ctx, key, pool, response, text ? redactedBody(response.body!, redactor, core.options.redactReplies) : response.body);
+}
+
+/** A 200 whose body is broken (malformed JSON or SSE, empty stream, wrong content type): transient, another key may answer. */
+const INVALID: Classification = { kind: 'invalid_response', action: 'retry' };
+
+/** Endpoints that always answer JSON (or SSE when streamed): any other 200 body is broken. */
+const JSON_PATHS = new Set(['/chat/completions', '/completions', '/responses', '/embeddings', '/moderations']);
+
+function answersJson(ctx: RequestContext): boolean {
+  return ctx.request.json !== undefined && JSON_PATHS.has(ctx.request.path.split('?', 1)[0]!);
+}
+
+/**
+ * A streamed answer: its first bytes read (a failure until then may still
+ * fail over; an empty or malformed first read is a broken answer), then
+ * handed to the caller, tapped.
+ */
+async function streamFirst(core: Core, ctx: RequestContext, lease: Lease, attempt: number, signal: AbortSignal, firstTryOfKey: boolean, response: Response, redactor: KeyRedactor): Promise<Response> {
+  const reader = redactingReader(response.body!.getReader(), redactor, core.options.redactReplies);
+  let first: ReadResult;
+  try {
+    first = await reader.read();
+  } catch (error) {
+    throw transportFailure(ctx, lease, attempt, signal, firstTryOfKey, error);
+  }
+  if (first.done || hasMalformedEvent(first.value)) {
+    reader.cancel().catch(() => undefined);
+    throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: '' });
+  }
+  const now = Date.now();
+  lease.record(attempt, response.status, 'success', now);
+  lease.settle('first-byte', now);
+  return streamReply(core, ctx, lease, response, reader, first.value, now - ctx.startedAt, signal);
+}
+
+/**
+ * The one read and parse of a JSON answer: a body that is not JSON is a
+ * broken answer (retried on another key; as the last answer, a 502 with
+ * keyplex's detail); otherwise its usage is accounted and the text passed on.
+ */
+async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, attempt: number, signal: AbortSignal, firstTryOfKey: boolean, response: Response, redactor: KeyRedactor): Promise<Response> {
+  const read = await readText(ctx, lease, attempt, signal, firstTryOfKey, response);
+  const text = core.options.redactReplies ? redactor.text(read) : read;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: text });
+  }
+  const now = Date.now();
+  lease.record(attempt, response.status, 'success', now);
+  const replyModel = (parsed as { model?: unknown } | null)?.model;
+  account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
+  return reply(ctx, lease.key, lease.deployment.pool, response, text);
 }
 
 function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: number): void {

@@ -3,13 +3,15 @@
  * providers, to test a client's resilience (key rotation, rate limits,
  * fail-over, streaming errors, cost accounting) offline.
  *
- * Serve it on a loopback port with `sim.listen()`, or through msw with
+ * Serve it in-process with `simulatorFetch(sim)` (a `fetch` for keyplex's
+ * `fetch` option), on a loopback port with `sim.listen()`, or through msw with
  * `simulatorHandlers(sim)` from `keyplex/testing/msw` (needs the optional
  * peer dependency `msw`).
  *
  * @packageDocumentation
  */
 export { ProviderSimulator } from './simulator';
+export { simulatorFetch } from './fetch';
 export type {
   SimulatorOptions,
   SimProviderOptions,

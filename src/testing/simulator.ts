@@ -61,9 +61,31 @@ export interface LatencyOptions {
  * - `hang`: no answer until the client aborts (or the server closes);
  * - `stream_cut`: a stream ends with an error after half of its events (for a JSON request, acts as `reset`);
  * - `malformed`: 200 with `content-type: application/json` and a body that is not JSON;
- * - `outage`: a 503 JSON error (`status` overridable), typically for a time window.
+ * - `outage`: a 503 JSON error (`status` overridable), typically for a time window;
+ * - `stream_stall`: a stream sends its first event, then nothing until the client goes away (for a JSON request, acts as `hang`);
+ * - `stream_keepalive`: a stream sends its first event, then only SSE comments (`: keep-alive`) every 250 ms, for ever (for a JSON request, acts as `hang`);
+ * - `stream_garbage`: a stream sends an event whose data is not JSON after half of its events, then the rest (for a JSON request, acts as `malformed`);
+ * - `stream_truncate`: a stream ends cleanly after half of its events, before its finish and `[DONE]` (for a JSON request, acts as `malformed`);
+ * - `wrong_content_type`: 200 with `content-type: text/plain` and a short text, to JSON and stream requests alike.
  */
-export type FaultKind = 'server_error' | 'reset' | 'hang' | 'stream_cut' | 'malformed' | 'outage';
+export type FaultKind =
+  | 'server_error'
+  | 'reset'
+  | 'hang'
+  | 'stream_cut'
+  | 'malformed'
+  | 'outage'
+  | 'stream_stall'
+  | 'stream_keepalive'
+  | 'stream_garbage'
+  | 'stream_truncate'
+  | 'wrong_content_type';
+
+/** Faults that change a stream after its first events (the ones a JSON request meets otherwise). */
+type StreamFault = 'stream_cut' | 'stream_stall' | 'stream_keepalive' | 'stream_garbage' | 'stream_truncate';
+const STREAM_FAULTS: ReadonlySet<FaultKind> = new Set<FaultKind>(['stream_cut', 'stream_stall', 'stream_keepalive', 'stream_garbage', 'stream_truncate']);
+/** The interval of `stream_keepalive` comments, ms. */
+const KEEPALIVE_MS = 250;
 
 /**
  * A fault injected into a provider's answers. Its triggers combine with AND:
@@ -206,10 +228,38 @@ export type SimResponse = Response | SimTransportAction;
 // Validation
 // ---------------------------------------------------------------------------
 
-const FAULT_KINDS: readonly FaultKind[] = ['server_error', 'reset', 'hang', 'stream_cut', 'malformed', 'outage'];
+const FAULT_KINDS: readonly FaultKind[] = [
+  'server_error',
+  'reset',
+  'hang',
+  'stream_cut',
+  'malformed',
+  'outage',
+  'stream_stall',
+  'stream_keepalive',
+  'stream_garbage',
+  'stream_truncate',
+  'wrong_content_type',
+];
 const PROVIDER_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const DEFAULT_TOKEN_ESTIMATE = 256;
 const WINDOW_MS = 60_000;
+
+/** Rejects with the signal's reason once it aborts; never resolves. */
+function untilAborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+}
+
+/** A 200 that claims JSON and is not: the `malformed` fault. */
+function malformedJson(headers: Record<string, string>): Response {
+  return new Response('{"id": "chatcmpl-malformed", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assist', {
+    status: 200,
+    headers: { ...headers, 'content-type': 'application/json' },
+  });
+}
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -445,7 +495,7 @@ function zeroKeyTally(): KeyTally {
 }
 
 function zeroFaults(): Record<FaultKind, number> {
-  return { server_error: 0, reset: 0, hang: 0, stream_cut: 0, malformed: 0, outage: 0 };
+  return Object.fromEntries(FAULT_KINDS.map((kind) => [kind, 0])) as Record<FaultKind, number>;
 }
 
 // ---------------------------------------------------------------------------
@@ -974,12 +1024,19 @@ export class ProviderSimulator {
         case 'hang':
           return { kind: 'hang' };
         case 'malformed':
-          return new Response('{"id": "chatcmpl-malformed", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assist', {
-            status: 200,
-            headers: { ...withLimits(), 'content-type': 'application/json' },
-          });
+          return malformedJson(withLimits());
+        case 'wrong_content_type':
+          return new Response('upstream proxy: the service answered in an unexpected form', { status: 200, headers: { ...withLimits(), 'content-type': 'text/plain; charset=utf-8' } });
         case 'stream_cut':
           if (!stream || found.method !== 'POST') return { kind: 'reset' };
+          break;
+        case 'stream_stall':
+        case 'stream_keepalive':
+          if (!stream || found.method !== 'POST') return { kind: 'hang' };
+          break;
+        case 'stream_garbage':
+        case 'stream_truncate':
+          if (!stream || found.method !== 'POST') return malformedJson(withLimits());
           break;
       }
     }
@@ -1010,7 +1067,7 @@ export class ProviderSimulator {
       return jsonResponse(400, errorJson('You must provide a model parameter.', 'invalid_request_error', null, 'model'), withLimits());
     }
     const modelOptions = p.options.models.get(model);
-    const faulted = fault?.kind === 'stream_cut';
+    const faulted = fault !== undefined && STREAM_FAULTS.has(fault.kind);
     if (modelOptions === undefined && !faulted) {
       return jsonResponse(404, errorJson(`The model \`${model}\` does not exist or you do not have access to it.`, 'invalid_request_error', 'model_not_found', 'model'), withLimits());
     }
@@ -1094,7 +1151,7 @@ export class ProviderSimulator {
     const body$ = this.#eventStream(events, {
       ttftMs: this.#latency(p, 'ttft', index),
       intervalMs: p.options.tokenIntervalMs,
-      cutAfter: faulted ? Math.floor(events.length / 2) : undefined,
+      fault: faulted ? (fault.kind as StreamFault) : undefined,
       signal: request.signal,
     });
     return new Response(body$, {
@@ -1198,22 +1255,41 @@ export class ProviderSimulator {
     p.costUsd += cost;
   }
 
-  #eventStream(events: SseEvent[], o: { ttftMs: number; intervalMs: number; cutAfter: number | undefined; signal: AbortSignal }): ReadableStream<Uint8Array> {
+  #eventStream(events: SseEvent[], o: { ttftMs: number; intervalMs: number; fault: StreamFault | undefined; signal: AbortSignal }): ReadableStream<Uint8Array> {
     const encoder = new TextEncoder();
     const cancelled = new AbortController();
     const signal = AbortSignal.any([o.signal, cancelled.signal]);
+    const fault = o.fault;
+    // Where the fault strikes: after the first event for stalls and keep-alives, half-way for the others.
+    const faultAt = fault === undefined ? Infinity : fault === 'stream_stall' || fault === 'stream_keepalive' ? 1 : Math.floor(events.length / 2);
     let sent = 0;
+    let garbageSent = false;
     return new ReadableStream<Uint8Array>({
       async pull(controller) {
+        const faulting = sent >= faultAt && !(fault === 'stream_garbage' && garbageSent);
+        const wait = faulting && fault === 'stream_keepalive' ? KEEPALIVE_MS : sent === 0 ? o.ttftMs : o.intervalMs;
         try {
-          await sleep(sent === 0 ? o.ttftMs : o.intervalMs, signal);
+          // A stall holds no timer: it waits for the client to go away.
+          if (faulting && fault === 'stream_stall') await untilAborted(signal);
+          else await sleep(wait, signal);
         } catch (reason) {
           if (!cancelled.signal.aborted) controller.error(reason);
           return;
         }
-        if (o.cutAfter !== undefined && sent >= o.cutAfter) {
-          controller.error(new Error('keyplex simulator: stream cut (injected stream_cut fault)'));
-          return;
+        if (faulting) {
+          switch (fault) {
+            case 'stream_cut':
+              return controller.error(new Error('keyplex simulator: stream cut (injected stream_cut fault)'));
+            case 'stream_truncate':
+              return controller.close();
+            case 'stream_keepalive':
+              return controller.enqueue(encoder.encode(': keep-alive\n\n'));
+            case 'stream_garbage':
+              garbageSent = true;
+              return controller.enqueue(encoder.encode('data: {"id": "chatcmpl-garbage", "choices": [{"delta": {"content": "\n\n'));
+            default:
+              return;
+          }
         }
         const event = events[sent];
         if (event === undefined) {

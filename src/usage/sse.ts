@@ -1,49 +1,76 @@
 /**
- * Taps a server-sent-events body on its way to the caller: reads usage from
- * the events, optionally removes the usage-only chat chunk keyplex asked for,
- * and reports the stream's end or failure. Events are passed through as the
- * bytes they arrived as, except a removed one.
+ * Taps a server-sent-events body on its way to the caller: judges every
+ * event (a `data:` payload must be JSON or `[DONE]`), reads usage from the
+ * events, counts the text streamed so far (for partial usage), optionally
+ * removes the usage-only chat chunk keyplex asked for, bounds the time the
+ * upstream may go without data, and reports the stream's end or failure.
  *
- * Bytes are only decoded where an event carries a usage object (`"usage": {`,
- * typically one event at the end of a stream); every other complete event
- * passes as the very bytes that arrived, without decoding or copying.
+ * Events pass through as the bytes they arrived as, except when one is
+ * removed; bytes are decoded one run of complete events at a time (never
+ * across a multi-byte character).
  */
 import { Buffer } from 'node:buffer';
 import { usageFromBody, type Usage } from './usage';
 
+/** What a tapped stream delivered to the caller so far. */
+export interface StreamTally {
+  /** Events with a `data:` payload passed on (not `[DONE]`). */
+  dataEvents: number;
+  /** UTF-16 code units of generated text in them (content, text and argument deltas). */
+  textChars: number;
+  /** True once the stream's end marker arrived (`[DONE]`, or a terminal Responses event). */
+  sawEnd: boolean;
+  /**
+   * True once the upstream reported an error inside the stream (an `error`
+   * event, or a payload with an `error` object): the SDK raises it as an
+   * `APIError` in the caller's loop, so the request failed.
+   */
+  errorEvent: boolean;
+}
+
 export interface StreamTapHooks {
   /** Remove chat/legacy completion chunks that carry usage and no choices. */
   stripUsageChunk: boolean;
+  /** Longest wait for the upstream's next data, in ms, while the tap waits for it; 0 or absent: none. Comments do not count as data. */
+  idleTimeoutMs?: number;
+  /** Ending this signal ends the stream: `onError` is called with its reason. */
+  signal?: AbortSignal;
+  /** When true, a body that ends before its end marker is a failure (`StreamTruncated`), not an end. */
+  requireEnd?: boolean;
   /** Called once when the upstream stream ends normally, with the last usage seen. */
-  onEnd(usage: Usage | undefined): void;
-  /** Called once when the upstream stream fails; the returned error reaches the caller. */
-  onError(error: unknown, usage: Usage | undefined): unknown;
+  onEnd(usage: Usage | undefined, tally: StreamTally): void;
+  /** Called once when the stream fails (upstream error, idle timeout, signal, malformed event); the returned error reaches the caller. */
+  onError(error: unknown, usage: Usage | undefined, tally: StreamTally): unknown;
   /** Called once when the caller cancels the stream. */
-  onCancel(usage: Usage | undefined): void;
+  onCancel(usage: Usage | undefined, tally: StreamTally): void;
+}
+
+/** The upstream sent no data for `idleTimeoutMs` while the tap waited for it. */
+export class StreamIdleTimeout extends Error {
+  constructor(readonly idleTimeoutMs: number) {
+    super(`no stream data for ${idleTimeoutMs} ms`);
+  }
+}
+
+/** An event's `data:` payload was neither JSON nor `[DONE]`. */
+export class MalformedStreamEvent extends Error {
+  constructor() {
+    super('a server-sent event carried data that is not JSON');
+  }
+}
+
+/** The body ended before the stream's end marker (`[DONE]` or a terminal event). */
+export class StreamTruncated extends Error {
+  constructor() {
+    super('the stream ended before its end marker');
+  }
 }
 
 const EVENT_END = /\r?\n\r?\n|\r\r/g;
-const HAS_USAGE = /"usage"\s*:\s*\{/;
 const EMPTY = Buffer.alloc(0);
-const QUOTED_USAGE = Buffer.from('"usage"');
 const BOUNDARIES = [Buffer.from('\n\n'), Buffer.from('\r\r'), Buffer.from('\r\n\r\n')];
-
-function isSpace(byte: number | undefined): boolean {
-  return byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d;
-}
-
-/** Where `bytes` first hold `"usage"`, optional whitespace, `:`, optional whitespace, `{` (as {@link HAS_USAGE}); -1 when nowhere. */
-function usageObjectAt(bytes: Buffer): number {
-  for (let at = bytes.indexOf(QUOTED_USAGE); at !== -1; at = bytes.indexOf(QUOTED_USAGE, at + QUOTED_USAGE.length)) {
-    let i = at + QUOTED_USAGE.length;
-    while (isSpace(bytes[i])) i++;
-    if (bytes[i] !== 0x3a) continue;
-    i++;
-    while (isSpace(bytes[i])) i++;
-    if (bytes[i] === 0x7b) return at;
-  }
-  return -1;
-}
+const TERMINAL_TYPES = new Set(['response.completed', 'response.incomplete', 'response.failed']);
+const ERROR_EVENT = /^event: ?error\r?$/m;
 
 /** Where the last complete event of `bytes` ends (after its blank line); 0 when none does. */
 function completeUpTo(bytes: Buffer): number {
@@ -60,8 +87,8 @@ function plain(bytes: Buffer): Uint8Array {
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** One event's `data:` payload joined, or undefined when it has none. */
-function eventData(event: string): string | undefined {
+/** One event's `data:` payload joined, or undefined when it has none (a comment, a keep-alive). */
+export function eventData(event: string): string | undefined {
   let data: string | undefined;
   for (const line of event.split(/\r?\n|\r/)) {
     if (!line.startsWith('data:')) continue;
@@ -71,114 +98,278 @@ function eventData(event: string): string | undefined {
   return data;
 }
 
+/** Estimated tokens of generated text: 4 characters a token, as keyplex estimates prompts. */
+export function tokensOfText(chars: number): number {
+  return Math.ceil(chars / 4);
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (value: unknown): value is Obj => typeof value === 'object' && value !== null;
+const textLength = (value: unknown): number => (typeof value === 'string' ? value.length : 0);
+
+/**
+ * Generated text in one parsed event: chat deltas (content, reasoning, tool
+ * arguments), legacy completion text, Responses `*.delta` events.
+ */
+export function generatedChars(parsed: unknown): number {
+  if (!isObj(parsed)) return 0;
+  const type = parsed.type;
+  if (typeof type === 'string') return type.endsWith('.delta') ? textLength(parsed.delta) : 0;
+  const choices = parsed.choices;
+  if (!Array.isArray(choices)) return 0;
+  let chars = 0;
+  for (const choice of choices) {
+    if (!isObj(choice)) continue;
+    chars += textLength(choice.text);
+    const delta = choice.delta;
+    if (!isObj(delta)) continue;
+    chars += textLength(delta.content) + textLength(delta.reasoning_content) + textLength(delta.reasoning) + textLength(delta.refusal);
+    if (Array.isArray(delta.tool_calls)) {
+      for (const call of delta.tool_calls) if (isObj(call) && isObj(call.function)) chars += textLength(call.function.arguments);
+    }
+  }
+  return chars;
+}
+
+/** True for an event that completes the answer: a terminal Responses event, or a chat / legacy choice with its finish reason. */
+function endsAnswer(parsed: Obj): boolean {
+  if (typeof parsed.type === 'string') return TERMINAL_TYPES.has(parsed.type);
+  const choices = parsed.choices;
+  return Array.isArray(choices) && choices.some((choice) => isObj(choice) && typeof choice.finish_reason === 'string');
+}
+
+/** The verdict on a run of complete events. */
+interface Judged {
+  /** The text to pass on when an event was removed; undefined when every event passes as it came. */
+  kept: string | undefined;
+  /** True when an event carried data (comments and keep-alives do not). */
+  data: boolean;
+  /** True when an event's data was neither JSON nor `[DONE]`. */
+  malformed: boolean;
+}
+
+/**
+ * True when a complete event of `bytes` (a stream's first read) carries data
+ * that is neither JSON nor `[DONE]`: the stream is broken before anything
+ * reached the caller, so another attempt may serve it.
+ */
+export function hasMalformedEvent(bytes: Uint8Array): boolean {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const text = buffer.toString('utf8', 0, completeUpTo(buffer));
+  for (const event of text.split(EVENT_END)) {
+    const data = eventData(event);
+    if (data === undefined || data === '[DONE]') continue;
+    try {
+      JSON.parse(data);
+    } catch {
+      return true;
+    }
+  }
+  return false;
+}
+
 /**
  * A stream that yields `first` then the rest of `reader`, tapped as described
  * above. `first` was read already (keyplex waits for it before answering, so
  * that a stream that fails before its first byte can still fail over).
  */
-export function tapEventStream(
-  first: Uint8Array,
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-  hooks: StreamTapHooks,
-): ReadableStream<Uint8Array> {
-  const decoder = new TextDecoder();
-  const encoder = new TextEncoder();
-  /** Bytes of an event not complete yet. */
-  let pending: Buffer = EMPTY;
-  let usage: Usage | undefined;
-  let settled = false;
+export function tapEventStream(first: Uint8Array, reader: ReadableStreamDefaultReader<Uint8Array>, hooks: StreamTapHooks): ReadableStream<Uint8Array> {
+  return new EventStreamTap(first, reader, hooks).stream;
+}
 
-  /** The events of `text` (complete ones; the last may lack its blank line at the stream's end) to pass on. */
-  const filter = (text: string): string => {
+class EventStreamTap {
+  readonly stream: ReadableStream<Uint8Array>;
+  readonly tally: StreamTally = { dataEvents: 0, textChars: 0, sawEnd: false, errorEvent: false };
+  #decoder = new TextDecoder();
+  #encoder = new TextEncoder();
+  /** Bytes of an event not complete yet. */
+  #pending: Buffer = EMPTY;
+  #usage: Usage | undefined;
+  #settled = false;
+  #started = false;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  /** Idle accounting: time waited for data before the current read, and the current read's start. */
+  #waited = 0;
+  #readStart = 0;
+  #reading = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #onAbort: (() => void) | undefined;
+
+  constructor(
+    private readonly first: Uint8Array,
+    private readonly reader: ReadableStreamDefaultReader<Uint8Array>,
+    private readonly hooks: StreamTapHooks,
+  ) {
+    this.stream = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#controller = controller;
+        const signal = hooks.signal;
+        if (!signal) return;
+        this.#onAbort = () => this.#fail(signal.reason);
+        if (signal.aborted) queueMicrotask(this.#onAbort);
+        else signal.addEventListener('abort', this.#onAbort, { once: true });
+      },
+      pull: () => this.#pull(),
+      cancel: (reason) => this.#cancel(reason),
+    });
+  }
+
+  async #pull(): Promise<void> {
+    if (this.#settled) return;
+    if (!this.#started) {
+      this.#started = true;
+      if (this.#push(this.first, false)) return;
+    }
+    try {
+      for (;;) {
+        const { done, value } = await this.#read();
+        if (this.#settled) return;
+        if (done) return this.#end();
+        if (this.#push(value, false)) return;
+      }
+    } catch (error) {
+      this.#fail(error);
+    }
+  }
+
+  /** One read of the upstream, bounded by what is left of the idle timeout. */
+  async #read(): ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']> {
+    const idle = this.hooks.idleTimeoutMs ?? 0;
+    if (idle <= 0) return this.reader.read();
+    this.#reading = true;
+    this.#readStart = Date.now();
+    if (this.#timer === undefined) this.#arm(idle - this.#waited);
+    try {
+      return await this.reader.read();
+    } finally {
+      this.#reading = false;
+      this.#waited += Date.now() - this.#readStart;
+    }
+  }
+
+  #arm(ms: number): void {
+    this.#timer = setTimeout(() => this.#checkIdle(), Math.max(0, ms));
+    this.#timer.unref?.();
+  }
+
+  /** The idle timer fired: ends the stream when the data-less wait reached the timeout, else waits for the rest. */
+  #checkIdle(): void {
+    this.#timer = undefined;
+    if (this.#settled || !this.#reading) return;
+    const idle = this.hooks.idleTimeoutMs ?? 0;
+    const left = idle - this.#waited - (Date.now() - this.#readStart);
+    if (left > 0) this.#arm(left);
+    else this.#fail(new StreamIdleTimeout(idle));
+  }
+
+  #end(): void {
+    if (this.#push(undefined, true) === 'malformed') return;
+    if (this.hooks.requireEnd && !this.tally.sawEnd) return this.#fail(new StreamTruncated());
+    this.#settle();
+    this.#controller.close();
+    this.hooks.onEnd(this.#usage, this.tally);
+  }
+
+  /** Ends the stream with an error: the caller's loop gets what `onError` returns; the upstream is let go. */
+  #fail(error: unknown): void {
+    if (this.#settled) return;
+    this.#settle();
+    this.#controller.error(this.hooks.onError(error, this.#usage, this.tally));
+    this.reader.cancel(error).catch(() => undefined);
+  }
+
+  async #cancel(reason: unknown): Promise<void> {
+    if (!this.#settled) {
+      this.#settle();
+      this.hooks.onCancel(this.#usage, this.tally);
+    }
+    await this.reader.cancel(reason).catch(() => undefined);
+  }
+
+  #settle(): void {
+    this.#settled = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#onAbort) this.hooks.signal!.removeEventListener('abort', this.#onAbort);
+    this.#pending = EMPTY;
+  }
+
+  /**
+   * Passes on what is complete. False when nothing was (a read must follow,
+   * or the reader would stall); 'malformed' when the stream was failed.
+   */
+  #push(chunk: Uint8Array | undefined, final: boolean): boolean | 'malformed' {
+    const arrived = chunk ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) : EMPTY;
+    const pending = this.#pending;
+    const bytes = pending.length === 0 ? arrived : arrived.length === 0 ? pending : Buffer.concat([pending, arrived]);
+    const end = final ? bytes.length : completeUpTo(bytes);
+    this.#pending = bytes.subarray(end);
+    if (end === 0) return false;
+    const complete = bytes.subarray(0, end);
+    const judged = this.#judge(this.#decoder.decode(complete));
+    if (judged.malformed) {
+      this.#fail(new MalformedStreamEvent());
+      return 'malformed';
+    }
+    if (judged.data) this.#waited = 0;
+    if (judged.kept === undefined) this.#controller.enqueue(plain(complete));
+    else if (judged.kept) this.#controller.enqueue(this.#encoder.encode(judged.kept));
+    else return false;
+    return true;
+  }
+
+  /** Judges the events of `text` (complete ones; the last may lack its blank line at the stream's end). */
+  #judge(text: string): Judged {
+    const judged: Judged = { kept: undefined, data: false, malformed: false };
     EVENT_END.lastIndex = 0;
-    let out = '';
     let start = 0;
-    for (let match = EVENT_END.exec(text); match; match = EVENT_END.exec(text)) {
-      const end = match.index + match[0].length;
-      const event = text.slice(start, end);
-      out += keep(event) ? event : '';
+    let kept = '';
+    for (;;) {
+      const match = EVENT_END.exec(text);
+      const end = match ? match.index + match[0].length : text.length;
+      if (end > start) {
+        const event = text.slice(start, end);
+        const keep = this.#event(event, judged);
+        if (judged.malformed) return judged;
+        if (keep) kept += event;
+        else judged.kept = '';
+      }
+      if (!match) break;
       start = end;
     }
-    if (start < text.length) {
-      const rest = text.slice(start);
-      out += keep(rest) ? rest : '';
-    }
-    return out;
-  };
+    if (judged.kept !== undefined) judged.kept = kept;
+    return judged;
+  }
 
-  const keep = (event: string): boolean => {
-    if (!HAS_USAGE.test(event)) return true;
+  /** One event: counted, its usage read; false when it is to be removed. */
+  #event(event: string, judged: Judged): boolean {
     const data = eventData(event);
     if (data === undefined) return true;
+    judged.data = true;
+    if (data === '[DONE]') {
+      this.tally.sawEnd = true;
+      return true;
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(data);
     } catch {
-      return true;
+      judged.malformed = true;
+      return false;
+    }
+    const tally = this.tally;
+    tally.dataEvents++;
+    tally.textChars += generatedChars(parsed);
+    if (isObj(parsed)) {
+      if (!tally.sawEnd && endsAnswer(parsed)) tally.sawEnd = true;
+      // As the SDK judges it (legacy mode): an `error` event, or a payload with a truthy `error`.
+      if (parsed.error || (event.includes('error') && ERROR_EVENT.test(event))) tally.errorEvent = true;
     }
     const found = usageFromBody(parsed);
     if (!found) return true;
-    usage = found;
-    if (!hooks.stripUsageChunk) return true;
+    this.#usage = found;
+    if (!this.hooks.stripUsageChunk) return true;
     const choices = (parsed as { choices?: unknown }).choices;
     return !(Array.isArray(choices) && choices.length === 0);
-  };
-
-  /** Passes on what is complete; false when nothing was (a read must follow, or the reader would stall). */
-  const push = (controller: ReadableStreamDefaultController<Uint8Array>, chunk: Uint8Array | undefined, final: boolean): boolean => {
-    const arrived = chunk ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) : EMPTY;
-    const bytes = pending.length === 0 ? arrived : arrived.length === 0 ? pending : Buffer.concat([pending, arrived]);
-    const end = final ? bytes.length : completeUpTo(bytes);
-    pending = bytes.subarray(end);
-    if (end === 0) return false;
-    const complete = bytes.subarray(0, end);
-    const at = usageObjectAt(complete);
-    if (at === -1) {
-      controller.enqueue(plain(complete));
-      return true;
-    }
-    // The events before the one with usage pass as they are; from it on, events are decoded and judged.
-    const cut = completeUpTo(complete.subarray(0, at));
-    if (cut > 0) controller.enqueue(plain(complete.subarray(0, cut)));
-    // Starts and (but at the stream's end) ends on an event boundary, so no character is cut.
-    const text = filter(decoder.decode(complete.subarray(cut)));
-    if (text) controller.enqueue(encoder.encode(text));
-    return cut > 0 || text.length > 0;
-  };
-
-  let started = false;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      if (!started) {
-        started = true;
-        if (push(controller, first, false)) return;
-      }
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) {
-            push(controller, undefined, true);
-            controller.close();
-            if (!settled) {
-              settled = true;
-              hooks.onEnd(usage);
-            }
-            return;
-          }
-          if (push(controller, value, false)) return;
-        }
-      } catch (error) {
-        if (settled) throw error;
-        settled = true;
-        controller.error(hooks.onError(error, usage));
-      }
-    },
-    async cancel(reason) {
-      if (!settled) {
-        settled = true;
-        hooks.onCancel(usage);
-      }
-      await reader.cancel(reason).catch(() => undefined);
-    },
-  });
+  }
 }

@@ -85,6 +85,12 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
 
   succeed(usage: Usage | null, costUsd: number | null): void {
     this.successes++;
+    if (costUsd === null) this.unpricedReplies++;
+    this.spend(usage, costUsd);
+  }
+
+  /** Adds tokens and spend (a success's, or what a failed stream used before it broke). */
+  spend(usage: Usage | null, costUsd: number | null): void {
     if (usage) {
       const t = this.tokens;
       t.inputTokens += usage.inputTokens;
@@ -94,8 +100,7 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
       t.reasoningTokens += usage.reasoningTokens;
       t.totalTokens += usage.totalTokens;
     }
-    if (costUsd === null) this.unpricedReplies++;
-    else this.costUsd += costUsd;
+    if (costUsd !== null) this.costUsd += costUsd;
   }
 
   snapshot(): Counters<F> {

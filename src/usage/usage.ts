@@ -27,6 +27,13 @@ export interface Usage {
   reasoningTokens: number;
   /** The provider's total when it gives one, else `inputTokens + outputTokens`. */
   totalTokens: number;
+  /**
+   * Set on the usage of a stream that ended before its end (the caller broke
+   * off, or it failed part-way) when the provider had not reported usage yet:
+   * `inputTokens` is keyplex's estimate of the prompt, `outputTokens` is
+   * estimated from the text streamed so far (4 characters a token).
+   */
+  partial?: true;
 }
 
 /** A usage of zero tokens everywhere. */

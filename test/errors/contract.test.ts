@@ -275,12 +275,12 @@ describe('what the app catches, tests and logs', () => {
 });
 
 describe('the exported error classes are the ones an app can catch', () => {
-  test('only KeyplexError, ConfigError and RequestOptionsError are exported', () => {
+  test('only the classes an app can catch are exported: thrown at the call, or in a stream loop after its first bytes, and their base', () => {
     const classes = Object.entries(publicApi)
       .filter(([, value]) => typeof value === 'function' && value.prototype instanceof Error)
       .map(([name]) => name)
       .sort();
-    expect(classes).toEqual(['ConfigError', 'KeyplexError', 'RequestOptionsError']);
+    expect(classes).toEqual(['ConfigError', 'DeadlineExceededError', 'KeyplexError', 'RequestOptionsError', 'StreamInterruptedError', 'StreamStalledError']);
   });
 
   test('a bad manager option throws ConfigError at construction', () => {

@@ -14,7 +14,10 @@ import {
   type RoutingStrategy,
 } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
-import { chatReply, deferred, errorReply, provider, type Deferred, type UpstreamCall } from '../support/upstream';
+import { chatChunks, chatReply, deferred, errorReply, provider, sseReply, type Deferred, type UpstreamCall } from '../support/upstream';
+
+/** A chat answer in the form asked for: a stream to a stream request, else JSON. */
+const answer = (model: string) => (call: UpstreamCall) => (call.body?.stream ? sseReply(chatChunks(model, ['hi'], false)) : chatReply(model));
 import '../support/setup';
 import { fakeClock, until } from '../support/time';
 import { record } from '../support/events';
@@ -53,9 +56,9 @@ const models = (recorded: readonly UpstreamCall[]): unknown[] => recorded.map((c
 function costSetup(options: Partial<KeyManagerOptions> = {}) {
   const cheap = { down: false };
   const seen = {
-    pricey: provider(PRICEY, () => chatReply('pricey-chat')),
-    mid: provider(MID, () => chatReply('mid-chat')),
-    cheap: provider(CHEAP, () => (cheap.down ? errorReply(503, 'service_unavailable') : chatReply('cheap-chat'))),
+    pricey: provider(PRICEY, answer('pricey-chat')),
+    mid: provider(MID, answer('mid-chat')),
+    cheap: provider(CHEAP, (call) => (cheap.down ? errorReply(503, 'service_unavailable') : answer('cheap-chat')(call))),
   };
   const { manager, client } = manage({
     providers: {
@@ -406,8 +409,8 @@ describe('a custom routing strategy', () => {
   }
 
   function customSetup(routing: KeyManagerOptions['routing']) {
-    const seenA = provider(A, () => chatReply('a-chat'));
-    const seenB = provider(B, () => chatReply('b-chat'));
+    const seenA = provider(A, answer('a-chat'));
+    const seenB = provider(B, answer('b-chat'));
     const { manager, client } = manage({
       providers: {
         a: {

@@ -502,7 +502,19 @@ describe('faults', () => {
   test('faults are tallied by kind', async () => {
     const { sim } = simulator({ faults: [{ kind: 'reset', requests: [0] }, { kind: 'outage', requests: [1, 2] }] });
     for (let i = 0; i < 4; i++) await sim.handle('a', request(sim));
-    expect(sim.tallies().a?.faults).toEqual({ server_error: 0, reset: 1, hang: 0, stream_cut: 0, malformed: 0, outage: 2 });
+    expect(sim.tallies().a?.faults).toEqual({
+      server_error: 0,
+      reset: 1,
+      hang: 0,
+      stream_cut: 0,
+      malformed: 0,
+      outage: 2,
+      stream_stall: 0,
+      stream_keepalive: 0,
+      stream_garbage: 0,
+      stream_truncate: 0,
+      wrong_content_type: 0,
+    });
   });
 });
 

@@ -54,6 +54,18 @@ export function resolveTimeouts(input: Record<string, unknown>): Pick<ResolvedOp
   };
 }
 
+/** `streamIdleTimeoutMs` (0 = none) and `streamDeadline` (what the deadline bounds of a stream). */
+export function resolveStreamBounds(input: Record<string, unknown>): Pick<ResolvedOptions, 'streamIdleTimeoutMs' | 'streamDeadline'> {
+  const deadline = own(input, 'streamDeadline');
+  if (deadline !== undefined && deadline !== 'whole' && deadline !== 'first-byte') {
+    throw new ConfigError('streamDeadline', `expected 'whole' (the deadline bounds the whole stream) or 'first-byte' (only until its first bytes); got ${describeType(deadline)}`);
+  }
+  return {
+    streamIdleTimeoutMs: optionalNumber(own(input, 'streamIdleTimeoutMs'), 'streamIdleTimeoutMs', DEFAULTS.streamIdleTimeoutMs, MS_NON_NEGATIVE),
+    streamDeadline: deadline ?? DEFAULTS.streamDeadline,
+  };
+}
+
 function resolveCircuitScope(raw: unknown, field: string): CircuitOptions | false {
   if (raw === false) return false;
   if (raw === undefined) return { ...DEFAULTS.circuit };

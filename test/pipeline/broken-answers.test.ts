@@ -1,0 +1,211 @@
+/**
+ * A broken 200 is what it is (issue 12 item 3; DESIGN.md's outcome table):
+ * malformed JSON, a malformed or empty stream, garbage SSE data, an error
+ * event inside a stream, a stream that stops before its end, a body of the
+ * wrong content type. Before anything reached the caller it is a transient
+ * failure, retried on another key; as the last answer it surfaces as an SDK
+ * `APIError` (502) with keyplex's detail; after data reached the caller it
+ * ends the caller's loop with a keyplex stream error. The events always say
+ * what the app saw.
+ */
+import OpenAI from 'openai';
+import { HttpResponse } from 'msw';
+import { describe, expect, test } from 'vitest';
+import { getKeyplexDetails, StreamInterruptedError } from '../../src/index';
+import { managedClients } from '../support/managers';
+import { fakeKey } from '../support/fake-keys';
+import { chatChunks, chatReply, gate, provider, rawSseReply, sseReply } from '../support/upstream';
+import '../support/setup';
+
+const ONE = 'https://api.one.test/v1';
+const TWO = 'https://api.two.test/v1';
+const ask = [{ role: 'user' as const, content: 'hi' }];
+const WORDS = ['Hel', 'lo', ' wor', 'ld'];
+
+const manage = managedClients({ one: { baseURL: ONE, keys: [fakeKey('one')] }, two: { baseURL: TWO, keys: [fakeKey('two')] } });
+
+const malformedJson = () => new Response('{"id": "chatcmpl-1", "choices": [{"message": {"role": "assist', { status: 200, headers: { 'content-type': 'application/json' } });
+const plainText = () => new Response('Hello from a proxy that lost its way', { status: 200, headers: { 'content-type': 'text/plain' } });
+const sse = (text: string | ReadableStream<Uint8Array>) => new HttpResponse(text, { headers: { 'content-type': 'text/event-stream', 'transfer-encoding': 'chunked' } });
+const frames = (events: string[]) => events.map((e) => `data: ${e}\n\n`).join('');
+
+/** Runs `call`; what it threw (undefined when it did not). */
+async function caught(call: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await call();
+    return undefined;
+  } catch (error) {
+    return error;
+  }
+}
+
+/** Reads a whole stream: its chunks and what its loop threw; `onChunk` hears each chunk's count. */
+async function readAll(stream: AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>, onChunk?: (count: number) => void) {
+  const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
+  const error = await caught(async () => {
+    for await (const chunk of stream) {
+      const count = chunks.push(chunk);
+      onChunk?.(count);
+    }
+  });
+  return { chunks, error };
+}
+
+/** An SSE body: `before`, then, once `later` resolves, `after` (then the end). */
+function inTwoParts(before: string, later: Promise<void>, after: string): Response {
+  const encoder = new TextEncoder();
+  let part = 0;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      part++;
+      if (part === 1) return controller.enqueue(encoder.encode(before));
+      if (part > 2) return controller.close();
+      await later;
+      controller.enqueue(encoder.encode(after));
+    },
+  });
+  return sse(body);
+}
+
+describe('a JSON call', () => {
+  test('malformed JSON as the last answer surfaces as an SDK APIError (502) with keyplex detail malformed_response', async () => {
+    provider(ONE, malformedJson);
+    const { client, failure, success } = manage({ retry: { maxAttempts: 1 } });
+
+    const error = await caught(() => client.chat.completions.create({ model: 'gpt-4.1', messages: ask }));
+
+    expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(502);
+    expect(getKeyplexDetails(error)?.code).toBe('malformed_response');
+    expect(failure.map((e) => e.error.code)).toEqual(['malformed_response']);
+    expect(success).toEqual([]);
+  });
+
+  test('malformed JSON that is not the last answer is retried on another key, and the app gets the good answer', async () => {
+    const first = provider(ONE, malformedJson);
+    const second = provider(TWO, () => chatReply('gpt-4.1', 'fine'));
+    const { client, failure, success } = manage();
+
+    const answer = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask });
+
+    expect(answer.choices[0]?.message.content).toBe('fine');
+    expect([first.length, second.length]).toEqual([1, 1]);
+    expect(success).toHaveLength(1);
+    expect(failure).toEqual([]);
+  });
+
+  test('a text/plain 200 on a JSON endpoint is retried on another key', async () => {
+    provider(ONE, plainText);
+    provider(TWO, () => chatReply('gpt-4.1', 'fine'));
+    const { client, success } = manage();
+
+    const answer = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask });
+
+    expect(answer.choices[0]?.message.content).toBe('fine');
+    expect(success[0]?.provider).toBe('two');
+  });
+
+  test('a text/plain 200 as the last answer surfaces as an APIError (502, malformed_response) and a failure, not a string and a success', async () => {
+    provider(ONE, plainText);
+    const { client, failure, success } = manage({ retry: { maxAttempts: 1 } });
+
+    const error = await caught(() => client.chat.completions.create({ model: 'gpt-4.1', messages: ask }));
+
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect(getKeyplexDetails(error)?.code).toBe('malformed_response');
+    expect(failure.map((e) => e.error.code)).toEqual(['malformed_response']);
+    expect(success).toEqual([]);
+  });
+});
+
+describe('a stream call', () => {
+  test('a malformed (JSON) answer as the last one rejects the call with an APIError (502), not an empty stream', async () => {
+    provider(ONE, malformedJson);
+    const { client, failure } = manage({ retry: { maxAttempts: 1 } });
+
+    const error = await caught(() => client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect(getKeyplexDetails(error)?.code).toBe('malformed_response');
+    expect(failure.map((e) => e.error.code)).toEqual(['malformed_response']);
+  });
+
+  test('an empty event stream is a broken answer: retried on another key', async () => {
+    provider(ONE, () => sse(''));
+    provider(TWO, () => sseReply(chatChunks('gpt-4.1', WORDS, false)));
+    const { client, success, failure } = manage();
+
+    const { chunks, error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+
+    expect(error).toBeUndefined();
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Hello world');
+    expect(success[0]?.provider).toBe('two');
+    expect(failure).toEqual([]);
+  });
+
+  test('garbage data in the first event is a broken answer: retried on another key', async () => {
+    provider(ONE, () => sse('data: {"id": "chatcmpl-1", "choi\n\n'));
+    provider(TWO, () => sseReply(chatChunks('gpt-4.1', WORDS, false)));
+    const { client, success } = manage();
+
+    const { error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+
+    expect(error).toBeUndefined();
+    expect(success[0]?.provider).toBe('two');
+  });
+
+  test('garbage data after the first events ends the loop with a keyplex stream error (malformed_response) and a failure, no success', async () => {
+    const good = chatChunks('gpt-4.1', WORDS, false).slice(0, 2);
+    const read = gate();
+    provider(ONE, () => inTwoParts(frames(good), read.promise, `data: not json at all\n\n${frames(['[DONE]'])}`));
+    const { client, success, failure } = manage();
+
+    const stream = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true });
+    const { error } = await readAll(stream, (count) => count === 2 && read.open());
+
+    expect(error).toBeInstanceOf(StreamInterruptedError);
+    expect(error).not.toBeInstanceOf(SyntaxError);
+    expect(getKeyplexDetails(error)?.code).toBe('malformed_response');
+    expect(failure.map((e) => e.error.code)).toEqual(['malformed_response']);
+    expect(success).toEqual([]);
+  });
+
+  test('an error event inside a stream: the SDK raises it in the loop, and keyplex emits failure, not success', async () => {
+    const good = chatChunks('gpt-4.1', WORDS, false).slice(0, 2);
+    const problem = JSON.stringify({ error: { message: 'The server overloaded mid-stream', type: 'server_error', code: null } });
+    provider(ONE, () => rawSseReply(frames([...good, problem]), 10_000));
+    const { client, success, failure } = manage();
+
+    const { error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect(failure.map((e) => e.error.code)).toEqual(['stream_interrupted']);
+    expect(success).toEqual([]);
+  });
+
+  test('a chat stream whose body ends cleanly before its finish chunk and [DONE] ends the loop with an error and a failure', async () => {
+    const good = chatChunks('gpt-4.1', WORDS, false).slice(0, 2);
+    provider(ONE, () => rawSseReply(frames(good), 10_000));
+    const { client, success, failure } = manage();
+
+    const { chunks, error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+
+    expect(chunks.length).toBeLessThanOrEqual(2);
+    expect(error).toBeInstanceOf(StreamInterruptedError);
+    expect(getKeyplexDetails(error)?.code).toBe('stream_interrupted');
+    expect(failure.map((e) => e.error.code)).toEqual(['stream_interrupted']);
+    expect(success).toEqual([]);
+  });
+
+  test('a chat stream that ends after its finish chunk without [DONE] is complete: success', async () => {
+    provider(ONE, () => rawSseReply(frames(chatChunks('gpt-4.1', WORDS, false)), 10_000));
+    const { client, success, failure } = manage();
+
+    const { chunks, error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+
+    expect(error).toBeUndefined();
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Hello world');
+    expect(success).toHaveLength(1);
+    expect(failure).toEqual([]);
+  });
+});
