@@ -168,6 +168,7 @@ export class KeyManager {
       lanes: core.bulkhead.stats(),
       budgets: [...(core.budgets?.stats() ?? []), ...(core.keyBudgets?.stats() ?? [])],
     };
+    if (core.cache) snapshot.cache = core.cache.stats();
     if (options.reset) this.#resetStats();
     return snapshot;
   }
@@ -175,6 +176,7 @@ export class KeyManager {
   #resetStats(): void {
     const core = this.#core;
     core.totals.reset();
+    core.cache?.reset();
     for (const stats of core.models.values()) stats.reset();
     for (const pool of core.pools) {
       pool.counters.reset();

@@ -10,6 +10,8 @@ import { checkBoolean, checkFields, describeType, isPlainObject, own } from './c
 import { DEFAULTS } from './defaults';
 import type { KeyManagerOptions, ResolvedOptions } from './options';
 import { resolveBudgets } from './sections/budgets';
+import { resolveCache } from './sections/cache';
+import { resolveHooks } from './sections/hooks';
 import { resolvePrices } from './sections/models';
 import { resolveProviders } from './sections/providers';
 import { resolveCircuitBreaker, resolveLaneOptions, resolveRateLimiting, resolveRetry, resolveTimeouts } from './sections/resilience';
@@ -37,6 +39,8 @@ const OPTION_FIELDS: Record<keyof KeyManagerOptions, true> = {
   routing: true,
   budgets: true,
   store: true,
+  hooks: true,
+  cache: true,
 };
 
 /**
@@ -51,6 +55,7 @@ export function resolveOptions(options: KeyManagerOptions): ResolvedOptions {
   if (!isPlainObject(input)) throw new ConfigError('options', `expected an object such as { providers: { … } }; got ${describeType(input)}`);
   checkFields(input, OPTION_FIELDS, '', 'option');
   const providers = resolveProviders(own(input, 'providers'));
+  const store = resolveStore(own(input, 'store'));
   return {
     providers,
     ...resolveLaneOptions(input),
@@ -64,6 +69,8 @@ export function resolveOptions(options: KeyManagerOptions): ResolvedOptions {
     prices: resolvePrices(own(input, 'prices')),
     streamUsage: checkBoolean(own(input, 'streamUsage'), 'streamUsage', DEFAULTS.streamUsage),
     fetch: resolveFetch(own(input, 'fetch')),
-    store: resolveStore(own(input, 'store')),
+    store,
+    hooks: resolveHooks(own(input, 'hooks')),
+    cache: resolveCache(own(input, 'cache'), store),
   };
 }

@@ -21,6 +21,7 @@ import { intercept } from './intercept';
 import { errorResponse } from '../details';
 import { finishFailure, unroutable } from './respond';
 import { route } from './route';
+import { answerFromCache } from './cached';
 import { send } from './send';
 
 /** One request through the pipeline: the `fetch` the SDK calls. */
@@ -44,6 +45,10 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
   else caller?.addEventListener('abort', onCallerAbort, { once: true });
   core.active.add(control);
   try {
+    if (core.cache !== undefined) {
+      const cached = await answerFromCache(core, ctx);
+      if (cached !== undefined) return cached;
+    }
     ctx.route = route(core, ctx);
     if (ctx.route.deployments.length === 0) {
       const error = unroutable(core, ctx);

@@ -5,6 +5,7 @@
  * A success goes on to respond and account; anything else becomes an
  * {@link AttemptFailure} for the retry policy.
  */
+import { afterResponse, beforeAttempt } from '../hooks/run';
 import { secretOf } from '../keys/key';
 import { bodyFor } from '../request';
 import { classifyStatus, type Classification } from '../resilience/classify';
@@ -23,10 +24,13 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   const { request } = ctx;
   const { deployment, key } = lease;
   const pool = deployment.pool;
-  const firstTryOfKey = lease.start(signal, Date.now());
-  const headers: Record<string, string> = { ...request.headers, ...pool.headers, authorization: `Bearer ${secretOf(key)}` };
   const injectUsage = core.options.streamUsage && request.stream && request.streamUsagePath && !request.callerAskedUsage;
-  const body = bodyFor(request, deployment.upstreamModel, injectUsage);
+  let body = bodyFor(request, deployment.upstreamModel, injectUsage);
+  let callerHeaders = request.headers;
+  const hooks = core.options.hooks;
+  if (hooks?.beforeAttempt !== undefined) ({ headers: callerHeaders, body } = await beforeAttempt(hooks, ctx, lease, attempt, body, signal));
+  const firstTryOfKey = lease.start(signal, Date.now());
+  const headers: Record<string, string> = { ...callerHeaders, ...pool.headers, authorization: `Bearer ${secretOf(key)}` };
   if (core.hub.wants('attempt')) emitAttempt(core, ctx, lease, attempt);
 
   let response: Response;
@@ -40,6 +44,7 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   } catch (error) {
     throw transportFailure(ctx, lease, attempt, signal, firstTryOfKey, error);
   }
+  if (hooks?.afterResponse !== undefined) response = await afterResponse(hooks, ctx, lease, attempt, response, signal);
 
   key.limiter.learn(response.headers);
   if (!response.ok) {
@@ -73,7 +78,8 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
     const now = Date.now();
     lease.record(attempt, response.status, 'success', now);
     const replyModel = (parsed as { model?: unknown } | null)?.model;
-    account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
+    const costUsd = account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
+    if (ctx.cacheKey !== undefined) core.cache?.store(ctx, response, text, pool.id, costUsd);
     return reply(ctx, key, pool, response, text);
   }
 
