@@ -38,7 +38,7 @@ export class ResponseCache {
   misses = 0;
   savedUsd = 0;
 
-  constructor(options: ResolvedCache, store: StateStore | undefined, now: () => number = Date.now) {
+  constructor(options: ResolvedCache, store: StateStore | undefined, now: () => number = () => Date.now()) {
     this.#options = options;
     this.#store = options.store === 'store' ? store : undefined;
     this.#lru = this.#store === undefined ? new Lru(options.maxEntries, options.maxBytes) : undefined;

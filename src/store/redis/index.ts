@@ -231,6 +231,26 @@ export class RedisStore implements StateStore {
     }
   }
 
+  /**
+   * A cached answer of the response cache (`cache: { store: 'store' }`):
+   * `undefined` when absent or expired, and while Redis is away or slower
+   * than `timeoutMs` (a miss; the cache never fails a request).
+   */
+  async cacheGet(key: string): Promise<string | undefined> {
+    if (!this.#healthy) return undefined;
+    try {
+      return (await this.#within(this.#client.get(`${this.prefix}${key}`), 'a cache read')) ?? undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Stores a cached answer for `ttlMs` (`SET … PX`); dropped while Redis is away. */
+  cacheSet(key: string, value: string, ttlMs: number): void {
+    if (!this.#healthy) return;
+    this.#client.set(`${this.prefix}${key}`, value, 'PX', Math.max(1, Math.ceil(ttlMs))).catch(() => {});
+  }
+
   // ------------------------------------------------------------ internals
 
   /** @internal */
