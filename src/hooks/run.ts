@@ -87,7 +87,10 @@ export async function beforeAttempt(
     }
   }
   const plain: Record<string, string> = {};
-  headers.forEach((value, name) => (plain[name] = value));
+  // Framing headers are fetch's to set (the body may have changed size).
+  headers.forEach((value, name) => {
+    if (name !== 'content-length' && name !== 'host') plain[name] = value;
+  });
   return { headers: plain, body: json === undefined ? body : JSON.stringify(json) };
 }
 
