@@ -11,6 +11,33 @@ import type { RequestContext } from '../pipeline/context';
 import type { Lease } from '../pipeline/lease';
 import type { AfterResponseState, BeforeAttemptState, HookStateBase, ResolvedHook, ResolvedHooks } from './types';
 
+/** What a hook's wait is rejected with when the request ends meanwhile (caller, deadline, close()). */
+const ENDED = Symbol('request ended');
+
+/**
+ * A hook's result; for an async hook, one that settles when the request ends
+ * too, so that a hook that never answers cannot hold the request past its
+ * deadline (what it resolves or rejects later is ignored).
+ */
+function untilEnded<T>(result: T | Promise<T>, signal: AbortSignal): T | Promise<T> {
+  if (!(result instanceof Promise)) return result;
+  return new Promise<T>((resolve, reject) => {
+    const ended = () => reject(ENDED);
+    if (signal.aborted) ended();
+    else signal.addEventListener('abort', ended, { once: true });
+    result.then(
+      (value) => {
+        signal.removeEventListener('abort', ended);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', ended);
+        reject(error);
+      },
+    );
+  });
+}
+
 /** Longest part of a hook's own message quoted in keyplex's. */
 const QUOTED = 300;
 /** Statuses whose Response may carry no body. */
@@ -69,7 +96,7 @@ export async function beforeAttempt(
   for (const hook of hooks.beforeAttempt!) {
     const state: BeforeAttemptState = { ...base, headers, body: hook.body === 'json' ? json : undefined };
     try {
-      const result = await hook.run(state);
+      const result = await untilEnded(hook.run(state), signal);
       if (result !== undefined && result !== null) {
         if (hook.body !== 'json') throw new TypeError('it returned a body without asking for one; register it as { body: "json", run }');
         if (json === undefined) throw new TypeError("it returned a body for a request whose body is not a JSON object");
@@ -79,6 +106,7 @@ export async function beforeAttempt(
       if (headers.has('authorization')) throw new TypeError('it set the Authorization header, which keyplex alone sets');
     } catch (error) {
       lease.settle('undone');
+      if (error === ENDED) throw signal.reason;
       throw hookFailed(ctx, hook, attempt, base.provider, error, false);
     }
     if (signal.aborted) {
@@ -135,12 +163,13 @@ export async function afterResponse(hooks: ResolvedHooks, ctx: RequestContext, l
     }
     const state: AfterResponseState = { ...base, status: response.status, headers: response.headers, latencyMs: now - lease.sentAt, stream, body };
     try {
-      await hook.run(state);
+      await untilEnded(hook.run(state), signal);
     } catch (error) {
       if (text === undefined) void response.body?.cancel().catch(() => {});
-      const kind = response.ok ? 'success' : classifyStatus(response.status, response.headers, undefined).kind;
+      const kind = error === ENDED ? 'aborted' : response.ok ? 'success' : classifyStatus(response.status, response.headers, undefined).kind;
       lease.record(attempt, response.status, kind, Date.now());
       lease.settle('aborted');
+      if (error === ENDED) throw signal.reason;
       throw hookFailed(ctx, hook, attempt, base.provider, error, true);
     }
   }

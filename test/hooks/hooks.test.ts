@@ -5,12 +5,13 @@
  * the hook's message quoted, not retried, nothing else broken.
  */
 import OpenAI from 'openai';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { getKeyplexDetails, isKeyplexError, KeyManager, keyplex, type AfterResponseState, type BeforeAttemptState, type KeyManagerOptions } from '../../src/index';
 import { ConfigError } from '../../src/index';
 import { record } from '../support/events';
 import { chatChunks, chatReply, errorReply, keyRing, provider, sseReply, type UpstreamCall } from '../support/upstream';
 import '../support/setup';
+import { fakeClock } from '../support/time';
 import { caught } from '../support/caught';
 
 const ONE = 'https://api.one.test/v1';
@@ -20,6 +21,7 @@ const BODY = { model: MODEL, messages: [{ role: 'user' as const, content: 'my ca
 const managers: KeyManager[] = [];
 afterEach(async () => {
   await Promise.all(managers.splice(0).map((m) => m.close()));
+  vi.useRealTimers();
 });
 
 function manage(hooks: KeyManagerOptions['hooks'], extra: Partial<KeyManagerOptions> = {}) {
@@ -223,6 +225,23 @@ describe('hooks run per attempt', () => {
     const { client } = manage({ beforeAttempt: (s) => void tags.push(s.tags) });
     await client.chat.completions.create(BODY, keyplex.options({ tags: ['tenant-a'] }));
     expect(tags).toEqual([['tenant-a']]);
+  });
+});
+
+describe('a hook that never answers', () => {
+  test.each(['beforeAttempt', 'afterResponse'] as const)('%s: the request ends at its deadline (504 deadline_exceeded), not when the hook does', async (point) => {
+    fakeClock();
+    provider(ONE, () => chatReply(MODEL));
+    const never = () => new Promise<void>(() => {});
+    const { client, manager } = manage({ [point]: never });
+    const pending = caught(() => client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 1_000 })));
+    await vi.advanceTimersByTimeAsync(1_000);
+    const error = await pending;
+    expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+    expect(isKeyplexError(error, 'deadline_exceeded')).toBe(true);
+    const stats = manager.stats();
+    expect(stats.totals.inFlight).toBe(0);
+    expect(stats.providers.one!.keys.every((k) => k.inFlight === 0)).toBe(true);
   });
 });
 
