@@ -5,7 +5,7 @@
  * the hook's message quoted, not retried, nothing else broken.
  */
 import OpenAI from 'openai';
-import { afterEach, describe, expect, test, vi } from 'vitest';
+import { afterEach, describe, expect, expectTypeOf, test, vi } from 'vitest';
 import { getKeyplexDetails, isKeyplexError, KeyManager, keyplex, type AfterResponseState, type BeforeAttemptState, type KeyManagerOptions } from '../../src/index';
 import { ConfigError } from '../../src/index';
 import { record } from '../support/events';
@@ -242,6 +242,27 @@ describe('a hook that never answers', () => {
     const stats = manager.stats();
     expect(stats.totals.inFlight).toBe(0);
     expect(stats.providers.one!.keys.every((k) => k.inFlight === 0)).toBe(true);
+  });
+});
+
+describe('hooks never see a key', () => {
+  test('no key, nor any 8 characters of one, in what either hook is given', async () => {
+    provider(ONE, () => chatReply(MODEL));
+    const seen: string[] = [];
+    const dump = (state: BeforeAttemptState | AfterResponseState) => {
+      const { headers, signal: _signal, ...rest } = state;
+      seen.push(JSON.stringify(rest), JSON.stringify([...headers]));
+    };
+    const { client, ring } = manage({ beforeAttempt: { body: 'json', run: dump }, afterResponse: { body: 'text', run: dump } });
+    await client.chat.completions.create(BODY);
+    expect(seen).toHaveLength(4);
+    for (const { key } of ring.keys) for (let i = 0; i + 8 <= key.length; i++) for (const text of seen) expect(text).not.toContain(key.slice(i, i + 8));
+  });
+
+  test('types: the states name the key by id only', () => {
+    expectTypeOf<BeforeAttemptState>().not.toHaveProperty('key');
+    expectTypeOf<AfterResponseState>().not.toHaveProperty('key');
+    expectTypeOf<BeforeAttemptState['keyId']>().toEqualTypeOf<string>();
   });
 });
 
