@@ -36,7 +36,8 @@ export type KeyplexErrorCode =
   | 'queue_timeout'
   | 'unknown_lane'
   | 'budget_exceeded'
-  | 'store_unavailable';
+  | 'store_unavailable'
+  | 'hook_failed';
 
 /** How one attempt of a request ended; part of an error's detail and of events. */
 export interface AttemptOutcome {
@@ -403,5 +404,22 @@ export class StoreUnavailableError extends KeyplexError {
   constructor(message: string, options: { requestId?: string; cause?: unknown } = {}) {
     super('store_unavailable', message, { ...options, status: 503 });
     this.name = 'StoreUnavailableError';
+  }
+}
+
+/**
+ * A `beforeAttempt` or `afterResponse` hook threw or rejected, so the
+ * request failed (it is not retried on another key: the hook would most
+ * likely throw again). Answered with status 500 (the SDK raises
+ * `InternalServerError`); the message quotes the hook's own, and `cause` is
+ * what the hook threw.
+ */
+export class HookFailedError extends KeyplexError {
+  /** Which hook: `beforeAttempt[0]`, `afterResponse[1]`, … */
+  readonly hook: string;
+  constructor(hook: string, message: string, options: { requestId?: string; attempts?: AttemptOutcome[]; cause?: unknown }) {
+    super('hook_failed', message, { ...options, status: 500 });
+    this.name = 'HookFailedError';
+    this.hook = hook;
   }
 }

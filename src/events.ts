@@ -188,6 +188,22 @@ export interface StoreRecoveredEvent {
   downMs: number;
 }
 
+/** A cacheable request was not in the response cache (`cache` option): it goes upstream. */
+export interface CacheMissEvent extends RequestEventBase {
+  model: string | undefined;
+  path: string;
+}
+
+/** A request was answered from the response cache: nothing was sent. */
+export interface CacheHitEvent extends CacheMissEvent {
+  /** The provider whose answer was cached. */
+  provider: string;
+  /** How long ago the answer was cached, ms. */
+  ageMs: number;
+  /** What the cached answer had cost, USD; `null` when unknown. */
+  savedUsd: number | null;
+}
+
 /** Event name → payload. */
 export interface KeyplexEvents {
   request: RequestEvent;
@@ -208,6 +224,8 @@ export interface KeyplexEvents {
   'budget:exceeded': BudgetExceededEvent;
   'store:error': StoreErrorEvent;
   'store:recovered': StoreRecoveredEvent;
+  'cache:hit': CacheHitEvent;
+  'cache:miss': CacheMissEvent;
 }
 
 export type KeyplexEventName = keyof KeyplexEvents;

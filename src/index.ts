@@ -57,7 +57,21 @@ export type {
   BudgetExceededEvent,
   StoreErrorEvent,
   StoreRecoveredEvent,
+  CacheHitEvent,
+  CacheMissEvent,
 } from './events';
+
+// Hooks and the exact response cache (docs/hooks-and-cache.md).
+export type {
+  HooksOptions,
+  HookEntry,
+  HookStateBase,
+  BeforeAttemptHook,
+  BeforeAttemptState,
+  AfterResponseHook,
+  AfterResponseState,
+} from './hooks/types';
+export type { CacheOptions, CacheStats, CachePartitionInput } from './cache/types';
 
 // ---------------------------------------------------------------------------
 // Extension points (docs/extending.md): each a small interface with built-ins

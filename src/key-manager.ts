@@ -176,6 +176,7 @@ export class KeyManager {
       lanes: core.bulkhead.stats(),
       budgets: [...(core.budgets?.stats() ?? []), ...(core.keyBudgets?.stats() ?? [])],
     };
+    if (core.cache) snapshot.cache = core.cache.stats();
     if (options.reset) this.#resetStats();
     return snapshot;
   }
@@ -185,6 +186,7 @@ export class KeyManager {
     core.totals.reset();
     // Names no configuration knows give their places (and state) up; known ones start from zero.
     core.modelNames.releaseIdle(core);
+    core.cache?.reset();
     for (const stats of core.models.values()) stats.reset();
     core.models.delete(OTHER_MODELS);
     for (const pool of core.pools) {

@@ -10,6 +10,8 @@ import { checkBoolean, checkFields, describeType, isPlainObject, optionalNumber,
 import { DEFAULTS } from './defaults';
 import type { KeyManagerOptions, ResolvedOptions } from './options';
 import { resolveBudgets } from './sections/budgets';
+import { resolveCache } from './sections/cache';
+import { resolveHooks } from './sections/hooks';
 import { resolvePrices } from './sections/models';
 import { resolveProviders } from './sections/providers';
 import { resolveCircuitBreaker, resolveLaneOptions, resolveRateLimiting, resolveRetry, resolveStreamBounds, resolveTimeouts } from './sections/resilience';
@@ -44,6 +46,8 @@ const OPTION_FIELDS: Record<keyof KeyManagerOptions, true> = {
   routing: true,
   budgets: true,
   store: true,
+  hooks: true,
+  cache: true,
 };
 
 /**
@@ -58,6 +62,7 @@ export function resolveOptions(options: KeyManagerOptions): ResolvedOptions {
   if (!isPlainObject(input)) throw new ConfigError('options', `expected an object such as { providers: { … } }; got ${describeType(input)}`);
   checkFields(input, OPTION_FIELDS, '', 'option');
   const providers = resolveProviders(own(input, 'providers'));
+  const store = resolveStore(own(input, 'store'));
   return {
     providers,
     ...resolveLaneOptions(input),
@@ -74,6 +79,8 @@ export function resolveOptions(options: KeyManagerOptions): ResolvedOptions {
     redactReplies: checkBoolean(own(input, 'redactReplies'), 'redactReplies', DEFAULTS.redactReplies),
     maxDynamicModels: optionalNumber(own(input, 'maxDynamicModels'), 'maxDynamicModels', DEFAULTS.maxDynamicModels, DYNAMIC_MODELS),
     fetch: resolveFetch(own(input, 'fetch')),
-    store: resolveStore(own(input, 'store')),
+    store,
+    hooks: resolveHooks(own(input, 'hooks')),
+    cache: resolveCache(own(input, 'cache'), store),
   };
 }

@@ -3,6 +3,8 @@
  * Validation lives in `sections/` (one file per option family), defaults in
  * `defaults.ts`, the checks they share in `check.ts`.
  */
+import type { CacheOptions, ResolvedCache } from '../cache/types';
+import type { HooksOptions, ResolvedHooks } from '../hooks/types';
 import type { KeySelector } from '../keys/selector';
 import type { KeySelectorName } from '../keys/create-selector';
 import type { CircuitOptions } from '../resilience/breaker/index';
@@ -210,6 +212,19 @@ export interface KeyManagerOptions {
    * `RedisStore` (`keyplex/redis`).
    */
   store?: StateStore;
+  /**
+   * Request/response hooks: `beforeAttempt` (headers, and the JSON body when
+   * asked for with `body: 'json'`) and `afterResponse` (status, headers,
+   * latency, the body when asked for). A hook that throws fails that request
+   * with code `hook_failed`. Default: none (no cost). See docs/hooks-and-cache.md.
+   */
+  hooks?: HooksOptions;
+  /**
+   * The exact response cache, off by default: identical non-streaming JSON
+   * requests (method, path, canonical body, partition) within `ttlMs` are
+   * answered from it (`x-keyplex-cache: hit`). See docs/hooks-and-cache.md.
+   */
+  cache?: CacheOptions;
 }
 
 /** A key after validation. */
@@ -272,4 +287,8 @@ export interface ResolvedOptions {
   rateLimiting: Required<RateLimitingOptions>;
   routing: { strategy: RoutingStrategyName | RoutingStrategy; perModel: Record<string, RoutingStrategyName | RoutingStrategy>; catalogue: CatalogueOptions };
   budgets: BudgetOptions[];
+  /** Undefined when no hook is installed. */
+  hooks: ResolvedHooks | undefined;
+  /** Undefined when the cache is off. */
+  cache: ResolvedCache | undefined;
 }

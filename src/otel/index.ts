@@ -119,6 +119,13 @@ export function instrument(manager: ObservedManager, options: InstrumentOptions 
       if (r) spans?.failure(r, e);
       meters?.failure(r?.operation ?? 'chat', e);
     },
+    // A request answered from the response cache: no attempt, its span ends here.
+    'cache:hit': (e) => {
+      const r = open.get(e.requestId);
+      open.delete(e.requestId);
+      r?.span?.setAttribute('keyplex.cache', 'hit');
+      r?.span?.end();
+    },
     'lane:rejected': (e) => meters?.rejected(e),
     'key:cooldown': (e) => meters?.cooldown(e),
     'key:disabled': (e) => meters?.disabled(e),

@@ -15,6 +15,7 @@ import type { Lease } from './lease';
  * Records a successful reply (complete, or a stream that ended) at `now`:
  * its cost from the deployment's configured price or the price table, the
  * lease settled, the request's budgets, totals and model stats, `success`.
+ * Returns the cost (USD; null when unknown).
  */
 export function account(
   core: Core,
@@ -26,7 +27,7 @@ export function account(
   stream: boolean,
   replyModel: string | undefined,
   partial = false,
-): void {
+): number | null {
   const { deployment, key } = lease;
   const model = ctx.request.model ?? replyModel;
   const costUsd = usage ? costOf(core, lease, model, usage) : null;
@@ -57,6 +58,7 @@ export function account(
       ...(partial ? { partial: true as const } : {}),
     });
   }
+  return costUsd;
 }
 
 /** The reply's cost: the deployment's configured price, else the table's for its upstream model, else for the public model. */

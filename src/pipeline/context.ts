@@ -112,4 +112,6 @@ export interface RequestEnd {
 export interface RequestContext extends RequestFacts, BudgetHolds, RequestEnd {
   route: RoutePlan;
   readonly history: AttemptHistory;
+  /** Set by the response cache on a cacheable miss: where the answer is stored. */
+  cacheKey?: string;
 }

@@ -4,6 +4,7 @@
  * few lookups, no pipeline logic; this module imports no stage, so stages can
  * all import it without a cycle.
  */
+import type { ResponseCache } from '../cache/cache';
 import type { ResolvedKey, ResolvedOptions } from '../config';
 import type { KeyplexErrorCode } from '../errors';
 import type { Key } from '../keys/key';
@@ -49,6 +50,8 @@ export interface Core {
   readonly budgetAnnounced: Map<string, number>;
   /** This manager's session on its state store. */
   readonly session: StoreSession;
+  /** The response cache; undefined when off. */
+  readonly cache: ResponseCache | undefined;
   /** Request counters in total. */
   readonly totals: TimedCounterSet<KeyplexErrorCode>;
   /** Request counters by the public model asked for. */

@@ -21,6 +21,7 @@ import { intercept } from './intercept';
 import { errorResponse } from '../details';
 import { finishFailure, unroutable } from './respond';
 import { route } from './route';
+import { answerFromCache } from './cached';
 import { send } from './send';
 import { published, whenLoaded } from './store-sync';
 
@@ -47,6 +48,10 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
   try {
     const loading = whenLoaded(core);
     if (loading) await loading;
+    if (core.cache !== undefined) {
+      const cached = await answerFromCache(core, ctx);
+      if (cached !== undefined) return cached;
+    }
     ctx.route = route(core, ctx);
     if (ctx.route.deployments.length === 0) {
       const error = unroutable(core, ctx);

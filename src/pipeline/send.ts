@@ -5,6 +5,7 @@
  * A success goes on to respond and account; anything else becomes an
  * {@link AttemptFailure} for the retry policy.
  */
+import { afterResponse, beforeAttempt } from '../hooks/run';
 import { secretOf } from '../keys/key';
 import { redactEnvelope, redactorOf, type KeyRedactor } from '../secrets/redact';
 import { redactedBody, redactingReader } from '../secrets/stream';
@@ -26,10 +27,13 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   const { request } = ctx;
   const { deployment, key } = lease;
   const pool = deployment.pool;
-  const firstTryOfKey = lease.start(signal, Date.now());
-  const headers: Record<string, string> = { ...request.headers, ...pool.headers, authorization: `Bearer ${secretOf(key)}` };
   const injectUsage = core.options.streamUsage && request.stream && request.streamUsagePath && !request.callerAskedUsage;
-  const body = bodyFor(request, deployment.upstreamModel, injectUsage);
+  let body = bodyFor(request, deployment.upstreamModel, injectUsage);
+  let callerHeaders = request.headers;
+  const hooks = core.options.hooks;
+  if (hooks?.beforeAttempt !== undefined) ({ headers: callerHeaders, body } = await beforeAttempt(hooks, ctx, lease, attempt, body, signal));
+  const firstTryOfKey = lease.start(signal, Date.now());
+  const headers: Record<string, string> = { ...callerHeaders, ...pool.headers, authorization: `Bearer ${secretOf(key)}` };
   if (core.hub.wants('attempt')) emitAttempt(core, ctx, lease, attempt);
 
   let response: Response;
@@ -43,11 +47,14 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   } catch (error) {
     throw transportFailure(ctx, lease, attempt, signal, firstTryOfKey, error);
   }
-
   key.limiter.learn(response.headers);
-  // The upstream may echo the key it got: nothing it sent is passed on with a piece of it.
+  // The upstream may echo the key it got: nothing it sent is passed on with a piece of it (hooks included).
   const redactor = redactorOf(key);
   response = redactEnvelope(response, redactor);
+  if (hooks?.afterResponse !== undefined) {
+    const redact = !response.ok || core.options.redactReplies ? (text: string) => redactor.text(text) : undefined;
+    response = await afterResponse(hooks, ctx, lease, attempt, response, signal, redact);
+  }
   if (!response.ok) {
     const text = redactor.text(await readText(ctx, lease, attempt, signal, firstTryOfKey, response));
     throw upstreamFailure(core, ctx, lease, attempt, firstTryOfKey, response, text);
@@ -124,7 +131,8 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
   const replyModel = (parsed as { model?: unknown } | null)?.model;
-  account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
+  const costUsd = account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
+  if (ctx.cacheKey !== undefined) core.cache?.store(ctx, response, text, lease.deployment.pool.id, costUsd);
   return reply(ctx, lease.key, lease.deployment.pool, response, text);
 }
 

@@ -4,6 +4,7 @@
  * lanes, selector, routing strategies, budgets, prices and the state-store
  * session, each wired to report on the manager's events.
  */
+import { ResponseCache } from '../cache/cache';
 import type { ResolvedKey, ResolvedOptions } from '../config';
 import type { Key, KeyChange } from '../keys/key';
 import { Key as KeyState } from '../keys/key';
@@ -60,6 +61,7 @@ export function createCore(options: ResolvedOptions): Core {
     budgetAnnounced: new Map(),
     // Opened below, once the pools exist (a store may report at once).
     session: undefined as unknown as StoreSession,
+    cache: options.cache === undefined ? undefined : new ResponseCache(options.cache, store),
     totals: new TimedCounterSet<KeyplexErrorCode>(),
     models: new Map(),
     deploymentCircuits: new Map(),

@@ -4,6 +4,7 @@
  * `MemoryStore` share their keys' windows, statuses, circuits and spend
  * through it, as replicas do through Redis.
  */
+import { Lru } from '../cache/lru';
 import type { CircuitSnapshot } from '../resilience/breaker/index';
 import { TokenBucket } from '../resilience/rate-limit/bucket';
 import { circuitField, keyField } from './fields';
@@ -60,6 +61,8 @@ export class MemoryStore implements StateStore {
   readonly #circuits = new Map<string, { circuit: StoreCircuitRef; snapshot: CircuitSnapshot }>();
   /** Per budget id: bucket start → nano-dollars. */
   readonly #spend = new Map<string, Map<number, number>>();
+  /** The response cache of managers with `cache: { store: 'store' }`, made on first use. */
+  #cache: Lru | undefined;
 
   constructor(options: MemoryStoreOptions = {}) {
     if (options.now !== undefined && typeof options.now !== 'function') {
@@ -72,6 +75,16 @@ export class MemoryStore implements StateStore {
     const session = new MemorySession(this, listener);
     this.#sessions.add(session);
     return session;
+  }
+
+  /** A cached answer (the response cache with `cache: { store: 'store' }`); bounded to 10,000 entries and 64 MiB. */
+  cacheGet(key: string): string | undefined {
+    return this.#cache?.get(key, this.#now());
+  }
+
+  /** Stores a cached answer for `ttlMs`. */
+  cacheSet(key: string, value: string, ttlMs: number): void {
+    (this.#cache ??= new Lru(10_000, 64 * 1024 * 1024)).set(key, value, ttlMs, this.#now());
   }
 
   /** @internal */

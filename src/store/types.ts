@@ -179,4 +179,12 @@ export interface StoreSession {
 export interface StateStore {
   /** Opens a session for one manager; `listener` hears other sessions' changes and the store's health. */
   open(listener: StoreListener): StoreSession;
+  /**
+   * Optional: the cached answer stored under `key` (the response cache with
+   * `cache: { store: 'store' }`), or `undefined` when absent or expired. A
+   * store that cannot answer should resolve `undefined` (a miss) rather than reject.
+   */
+  cacheGet?(key: string): string | undefined | Promise<string | undefined>;
+  /** Optional: stores `value` under `key` for `ttlMs` (never awaited by the request path). */
+  cacheSet?(key: string, value: string, ttlMs: number): void | Promise<void>;
 }

@@ -2,6 +2,7 @@
  * Counters kept per key, per provider and in total, and their snapshot
  * shape returned by `manager.stats()`.
  */
+import type { CacheStats } from '../cache/types';
 import type { FailureKind, KeyplexErrorCode } from '../errors';
 import type { CircuitState } from '../resilience/breaker/index';
 import type { LaneStats } from '../resilience/bulkhead';
@@ -204,4 +205,6 @@ export interface KeyplexStats {
   lanes: Record<string, LaneStats>;
   /** Budgets: spent, held and remaining in the current window. */
   budgets: BudgetStats[];
+  /** The response cache (`cache` option): hits, misses, saved cost; absent when it is off. */
+  cache?: CacheStats;
 }

@@ -12,6 +12,7 @@ import * as publicApi from '../../src/index';
 import { chatReply, deferred, errorReply, keyRing, provider, type Deferred } from '../support/upstream';
 import '../support/setup';
 import { fakeClock, until } from '../support/time';
+import { caught } from '../support/caught';
 
 const ONE = 'https://api.one.test/v1';
 const MODEL = 'gpt-4.1';
@@ -37,16 +38,6 @@ function hang(): Promise<'reset'> {
   const hold = deferred<'reset'>();
   holds.push(hold);
   return hold.promise;
-}
-
-/** What the app catches from `run`: the error, or a failure of the test if none. */
-async function caught(run: () => Promise<unknown>): Promise<Error> {
-  try {
-    await run();
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected the call to fail');
 }
 
 interface Row {
@@ -243,6 +234,19 @@ const rows: Row[] = [
       const seen = provider(ONE, () => chatReply(MODEL));
       const { client } = manage({});
       const error = await caught(() => client.chat.completions.create(BODY, keyplex.options({ provider: 'nope' })));
+      expect(seen).toHaveLength(0);
+      return error;
+    },
+  },
+  {
+    path: 'a request hook threw',
+    catches: OpenAI.InternalServerError,
+    code: 'hook_failed',
+    says: [/^500 keyplex:/, /beforeAttempt\[0\] hook threw/, /nothing was sent/, /blocked: contains a card number/, /Fix the hook/],
+    run: async () => {
+      const seen = provider(ONE, () => chatReply(MODEL));
+      const { client } = manage({ hooks: { beforeAttempt: () => { throw new Error('blocked: contains a card number'); } } });
+      const error = await caught(() => client.chat.completions.create(BODY));
       expect(seen).toHaveLength(0);
       return error;
     },

@@ -42,6 +42,8 @@ function manage(options: Partial<KeyManagerOptions> = {}) {
     'budget:exceeded': [],
     'store:error': [],
     'store:recovered': [],
+    'cache:hit': [],
+    'cache:miss': [],
   };
   for (const name of Object.keys(events) as KeyplexEventName[]) {
     manager.on(name, (payload) => void (events[name] as unknown[]).push(payload));

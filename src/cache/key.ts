@@ -1,0 +1,40 @@
+/** The cache key of a request: method, path, canonical JSON body, partition and pinned provider, hashed. */
+import { createHash } from 'node:crypto';
+import type { RequestContext } from '../pipeline/context';
+import type { ResolvedCache } from './types';
+
+/** JSON with every object's keys sorted, so that key order does not matter. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((item) => (item === undefined ? 'null' : canonicalJson(item))).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const parts: string[] = [];
+    for (const name of Object.keys(value).sort()) {
+      const item = (value as Record<string, unknown>)[name];
+      if (item === undefined || typeof item === 'function') continue;
+      parts.push(`${JSON.stringify(name)}:${canonicalJson(item)}`);
+    }
+    return `{${parts.join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+function partitionOf(cache: ResolvedCache, ctx: RequestContext): string {
+  const by = cache.partitionBy;
+  if (by === 'none') return '';
+  const tags = canonicalJson([...ctx.tags].sort());
+  if (by === 'tags') return tags;
+  if (by === 'tenant') return `${tags}|${canonicalJson(ctx.metadata)}`;
+  return `f:${by({ tags: ctx.tags, metadata: ctx.metadata, model: ctx.request.model, path: ctx.request.path })}`;
+}
+
+/**
+ * The request's cache key, or `undefined` when it is not cacheable: only
+ * non-streaming requests with a JSON object body (chat, completions,
+ * responses, embeddings…) are.
+ */
+export function cacheKeyOf(cache: ResolvedCache, ctx: RequestContext): string | undefined {
+  const { request } = ctx;
+  if (request.json === undefined || request.stream) return undefined;
+  const text = `${request.method} ${request.path}\n${request.options.provider ?? ''}\n${partitionOf(cache, ctx)}\n${canonicalJson(request.json)}`;
+  return createHash('sha256').update(text).digest('base64url');
+}

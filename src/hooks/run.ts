@@ -1,0 +1,187 @@
+/**
+ * Runs the installed hooks at the two points of an attempt (send.ts calls
+ * these only when some hook is installed: no hooks, no cost). A hook that
+ * throws or rejects settles the attempt and fails the request with a
+ * {@link HookFailedError}; nothing else is retried.
+ */
+import { HookFailedError } from '../errors';
+import type { Body } from '../request';
+import { classifyStatus } from '../resilience/classify';
+import type { RequestContext } from '../pipeline/context';
+import type { Lease } from '../pipeline/lease';
+import type { AfterResponseState, BeforeAttemptState, HookStateBase, ResolvedHook, ResolvedHooks } from './types';
+
+/** What a hook's wait is rejected with when the request ends meanwhile (caller, deadline, close()). */
+const ENDED = Symbol('request ended');
+
+/**
+ * A hook's result; for an async hook, one that settles when the request ends
+ * too, so that a hook that never answers cannot hold the request past its
+ * deadline (what it resolves or rejects later is ignored).
+ */
+function untilEnded<T>(result: T | Promise<T>, signal: AbortSignal): T | Promise<T> {
+  if (!(result instanceof Promise)) return result;
+  return new Promise<T>((resolve, reject) => {
+    const ended = () => reject(ENDED);
+    if (signal.aborted) ended();
+    else signal.addEventListener('abort', ended, { once: true });
+    result.then(
+      (value) => {
+        signal.removeEventListener('abort', ended);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', ended);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** Longest part of a hook's own message quoted in keyplex's. */
+const QUOTED = 300;
+/** Statuses whose Response may carry no body. */
+const NULL_BODY = new Set([101, 204, 205, 304]);
+
+function stateBase(ctx: RequestContext, lease: Lease, attempt: number, signal: AbortSignal): HookStateBase {
+  return {
+    requestId: ctx.requestId,
+    tags: ctx.tags,
+    metadata: ctx.metadata,
+    attempt,
+    provider: lease.deployment.pool.id,
+    keyId: lease.key.id,
+    model: ctx.request.model,
+    upstreamModel: lease.deployment.upstreamModel,
+    method: ctx.request.method,
+    path: ctx.request.path,
+    signal,
+  };
+}
+
+/** The request's failure for a hook that threw `error`. */
+function hookFailed(ctx: RequestContext, hook: ResolvedHook<unknown>, attempt: number, provider: string, error: unknown, sent: boolean): HookFailedError {
+  const said = error instanceof Error ? error.message : String(error);
+  const quoted = said.length > QUOTED ? `${said.slice(0, QUOTED)}…` : said;
+  const what = sent ? `on the answer to attempt ${attempt} ('${provider}'); the answer was dropped` : `before attempt ${attempt} ('${provider}'); nothing was sent`;
+  return new HookFailedError(
+    hook.name,
+    `keyplex: the ${hook.name} hook threw ${what}, and the request is not retried: ${quoted}. Fix the hook, or catch the errors it expects inside it.`,
+    { requestId: ctx.requestId, attempts: ctx.history.outcomes, cause: error },
+  );
+}
+
+/** What the attempt sends after the `beforeAttempt` hooks: the caller's headers and the body. */
+export interface HookedRequest {
+  headers: Record<string, string>;
+  body: Body | null | undefined;
+}
+
+/**
+ * Runs the `beforeAttempt` hooks on an attempt not yet sent (its lease is
+ * undone if one throws or the request ends meanwhile).
+ */
+export async function beforeAttempt(
+  hooks: ResolvedHooks,
+  ctx: RequestContext,
+  lease: Lease,
+  attempt: number,
+  body: Body | null | undefined,
+  signal: AbortSignal,
+): Promise<HookedRequest> {
+  const headers = new Headers(ctx.request.headers);
+  // One parse for every hook that asks for the body; each sees the changes of the ones before.
+  let json: Record<string, unknown> | undefined = hooks.beforeBody && typeof body === 'string' && ctx.request.json ? (JSON.parse(body) as Record<string, unknown>) : undefined;
+  const base = stateBase(ctx, lease, attempt, signal);
+  for (const hook of hooks.beforeAttempt!) {
+    const state: BeforeAttemptState = { ...base, headers, body: hook.body === 'json' ? json : undefined };
+    try {
+      const result = await untilEnded(hook.run(state), signal);
+      if (result !== undefined && result !== null) {
+        if (hook.body !== 'json') throw new TypeError('it returned a body without asking for one; register it as { body: "json", run }');
+        if (json === undefined) throw new TypeError("it returned a body for a request whose body is not a JSON object");
+        if (typeof result !== 'object' || Array.isArray(result)) throw new TypeError('it returned something other than a JSON object body');
+        json = result;
+      }
+      if (headers.has('authorization')) throw new TypeError('it set the Authorization header, which keyplex alone sets');
+    } catch (error) {
+      lease.settle('undone');
+      if (error === ENDED) throw signal.reason;
+      throw hookFailed(ctx, hook, attempt, base.provider, error, false);
+    }
+    if (signal.aborted) {
+      lease.settle('undone');
+      throw signal.reason;
+    }
+  }
+  const plain: Record<string, string> = {};
+  // Framing headers are fetch's to set (the body may have changed size).
+  headers.forEach((value, name) => {
+    if (name !== 'content-length' && name !== 'host') plain[name] = value;
+  });
+  return { headers: plain, body: json === undefined ? body : JSON.stringify(json) };
+}
+
+/** A Response whose body fails with `error` when read (send treats that as a transport failure). */
+function failingBody(response: Response, error: unknown): Response {
+  const body = new ReadableStream({ start: (controller) => controller.error(error) });
+  return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+}
+
+/**
+ * Runs the `afterResponse` hooks on an upstream answer. Returns the answer to
+ * go on with (rebuilt from its text when a hook read the body).
+ */
+export async function afterResponse(
+  hooks: ResolvedHooks,
+  ctx: RequestContext,
+  lease: Lease,
+  attempt: number,
+  response: Response,
+  signal: AbortSignal,
+  /** Removes pieces of the attempt's key from a body the hooks read (the upstream may echo it). */
+  redact?: (text: string) => string,
+): Promise<Response> {
+  const now = Date.now();
+  const stream = (response.headers.get('content-type') ?? '').includes('text/event-stream');
+  let text: string | undefined;
+  if (hooks.afterBody && !stream && response.body && !NULL_BODY.has(response.status)) {
+    try {
+      text = await response.text();
+    } catch (error) {
+      return failingBody(response, error);
+    }
+    if (redact !== undefined) text = redact(text);
+    response = new Response(text, { status: response.status, statusText: response.statusText, headers: response.headers });
+  }
+  let json: unknown;
+  let parsed = false;
+  const base = stateBase(ctx, lease, attempt, signal);
+  for (const hook of hooks.afterResponse!) {
+    let body: unknown;
+    if (hook.body === 'text') body = text;
+    else if (hook.body === 'json' && text !== undefined) {
+      if (!parsed) {
+        parsed = true;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+      }
+      body = json;
+    }
+    const state: AfterResponseState = { ...base, status: response.status, headers: response.headers, latencyMs: now - lease.sentAt, stream, body };
+    try {
+      await untilEnded(hook.run(state), signal);
+    } catch (error) {
+      if (text === undefined) void response.body?.cancel().catch(() => {});
+      const kind = error === ENDED ? 'aborted' : response.ok ? 'success' : classifyStatus(response.status, response.headers, undefined).kind;
+      lease.record(attempt, response.status, kind, Date.now());
+      lease.settle('aborted');
+      if (error === ENDED) throw signal.reason;
+      throw hookFailed(ctx, hook, attempt, base.provider, error, true);
+    }
+  }
+  return response;
+}

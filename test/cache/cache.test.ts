@@ -1,0 +1,197 @@
+/**
+ * The exact response cache through the real SDK (docs/hooks-and-cache.md):
+ * identical non-streaming requests within the TTL answered without a call,
+ * `x-keyplex-cache: hit`, `cache:hit` / `cache:miss`, the saved cost in
+ * `stats().cache`; never across tenants unless configured; bounded.
+ */
+import OpenAI from 'openai';
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import { ConfigError, KeyManager, keyplex, MemoryStore, type KeyManagerOptions } from '../../src/index';
+import { Lru } from '../../src/cache/lru';
+import { canonicalJson } from '../../src/cache/key';
+import { record } from '../support/events';
+import { chatChunks, chatReply, errorReply, keyRing, provider, sseReply } from '../support/upstream';
+import { fakeClock } from '../support/time';
+import '../support/setup';
+
+const ONE = 'https://api.one.test/v1';
+const MODEL = 'gpt-4.1';
+const BODY = { model: MODEL, messages: [{ role: 'user' as const, content: 'capital of France?' }] };
+
+const managers: KeyManager[] = [];
+afterEach(async () => {
+  await Promise.all(managers.splice(0).map((m) => m.close()));
+  vi.useRealTimers();
+});
+
+function manage(cache: KeyManagerOptions['cache'], extra: Partial<KeyManagerOptions> = {}) {
+  const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: keyRing('a', 'b').keys } }, retry: { baseDelayMs: 0 }, cache, ...extra });
+  managers.push(manager);
+  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
+}
+
+/** A reply numbered by the call, so a cached answer is told from a fresh one. */
+function numbered() {
+  return provider(ONE, (_call, i) => chatReply(MODEL, `answer ${i + 1}`, { prompt: 1_000_000, completion: 0 }));
+}
+
+async function ask(client: OpenAI, body: object = BODY, options = {}) {
+  const { data, response } = await client.chat.completions.create(body as typeof BODY, options).withResponse();
+  return { text: data.choices[0]!.message.content, cache: response.headers.get('x-keyplex-cache') };
+}
+
+describe('hits and misses', () => {
+  test('the second identical request is answered from the cache: no call, the header, the events, the saved cost', async () => {
+    const calls = numbered();
+    const { client, manager } = manage({ ttlMs: 60_000 });
+    const hits = record(manager, 'cache:hit');
+    const misses = record(manager, 'cache:miss');
+    expect(await ask(client)).toEqual({ text: 'answer 1', cache: null });
+    expect(await ask(client)).toEqual({ text: 'answer 1', cache: 'hit' });
+    expect(calls).toHaveLength(1);
+    expect(misses).toHaveLength(1);
+    expect(hits).toHaveLength(1);
+    // gpt-4.1: $2 per million input tokens; the reply used a million.
+    expect(hits[0]).toMatchObject({ provider: 'one', model: MODEL, path: '/chat/completions', savedUsd: 2 });
+    const stats = manager.stats();
+    expect(stats.cache).toMatchObject({ hits: 1, misses: 1, savedUsd: 2, entries: 1 });
+    expect(stats.totals).toMatchObject({ requests: 2, successes: 2, costUsd: 2 });
+  });
+
+  test('the body is compared canonically: key order does not matter, any other difference does', async () => {
+    const calls = numbered();
+    const { client } = manage({ ttlMs: 60_000 });
+    await ask(client, { model: MODEL, messages: BODY.messages, temperature: 0 });
+    expect((await ask(client, { temperature: 0, messages: BODY.messages, model: MODEL })).cache).toBe('hit');
+    expect((await ask(client, { temperature: 0.1, messages: BODY.messages, model: MODEL })).cache).toBe(null);
+    expect(calls).toHaveLength(2);
+  });
+
+  test('the TTL: a hit until ttlMs has passed, a call after', async () => {
+    fakeClock();
+    const calls = numbered();
+    const { client } = manage({ ttlMs: 10_000 });
+    await ask(client);
+    vi.advanceTimersByTime(9_999);
+    expect(await ask(client)).toEqual({ text: 'answer 1', cache: 'hit' });
+    vi.advanceTimersByTime(1);
+    expect(await ask(client)).toEqual({ text: 'answer 2', cache: null });
+    expect(calls).toHaveLength(2);
+  });
+
+  test('not cached: streams, error answers', async () => {
+    const calls = provider(ONE, (call, i) => (call.body?.stream ? sseReply(chatChunks(MODEL, ['x'], true)) : i < 2 ? errorReply(400, 'invalid_request_error') : chatReply(MODEL)));
+    const { client, manager } = manage({ ttlMs: 60_000 });
+    for (let i = 0; i < 2; i++) await expect(client.chat.completions.create(BODY)).rejects.toBeInstanceOf(OpenAI.BadRequestError);
+    for (let i = 0; i < 2; i++) for await (const _ of await client.chat.completions.create({ ...BODY, stream: true })) void _;
+    expect(calls).toHaveLength(4);
+    expect(manager.stats().cache).toMatchObject({ hits: 0, misses: 2, entries: 0 });
+  });
+
+  test('off by default: no cache stats, every request sent', async () => {
+    const calls = numbered();
+    const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: keyRing('a').keys } } });
+    managers.push(manager);
+    const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
+    await ask(client);
+    await ask(client);
+    expect(calls).toHaveLength(2);
+    expect(manager.stats().cache).toBeUndefined();
+  });
+});
+
+describe('tenants', () => {
+  test.each([
+    ['tenant (default): other tags miss', undefined, { tags: ['a'] }, { tags: ['b'] }, false],
+    ['tenant (default): other metadata misses', undefined, { tags: ['a'], metadata: { user: 'u1' } }, { tags: ['a'], metadata: { user: 'u2' } }, false],
+    ['tenant (default): same tags in another order hit', undefined, { tags: ['a', 'b'] }, { tags: ['b', 'a'] }, true],
+    ['tags: other metadata hits', 'tags', { tags: ['a'], metadata: { user: 'u1' } }, { tags: ['a'], metadata: { user: 'u2' } }, true],
+    ['tags: other tags miss', 'tags', { tags: ['a'] }, { tags: ['b'] }, false],
+    ['none: everyone shares', 'none', { tags: ['a'] }, { tags: ['b'] }, true],
+    ['a function: its string decides', (r: { metadata: Record<string, unknown> }) => String(r.metadata.org), { metadata: { org: 'o1', user: 'u1' } }, { metadata: { org: 'o1', user: 'u2' } }, true],
+  ] as const)('%s', async (_name, partitionBy, first, second, shared) => {
+    numbered();
+    const { client } = manage({ ttlMs: 60_000, ...(partitionBy === undefined ? {} : { partitionBy: partitionBy as never }) });
+    await ask(client, BODY, keyplex.options(first as never));
+    expect((await ask(client, BODY, keyplex.options(second as never))).cache).toBe(shared ? 'hit' : null);
+  });
+
+  test('a request pinned to a provider never gets another provider’s answer', async () => {
+    numbered();
+    const { client } = manage({ ttlMs: 60_000 });
+    await ask(client);
+    expect((await ask(client, BODY, keyplex.options({ provider: 'one' }))).cache).toBe(null);
+  });
+});
+
+describe('bounded', () => {
+  test('maxEntries: the least recently used goes first', async () => {
+    const calls = numbered();
+    const { client, manager } = manage({ ttlMs: 60_000, maxEntries: 2 });
+    const q = (n: number) => ({ model: MODEL, messages: [{ role: 'user', content: `q${n}` }] });
+    await ask(client, q(1));
+    await ask(client, q(2));
+    expect((await ask(client, q(1))).cache).toBe('hit'); // q1 now most recent
+    await ask(client, q(3)); // evicts q2
+    expect((await ask(client, q(1))).cache).toBe('hit');
+    expect((await ask(client, q(2))).cache).toBe(null);
+    expect(manager.stats().cache!.entries).toBe(2);
+    expect(calls).toHaveLength(4);
+  });
+
+  test.each([
+    ['entries', new Lru(3, 1_000_000), 3],
+    ['bytes', new Lru(1_000, 2 * (3 + 100) * 2), 2],
+  ])('the LRU holds its %s bound', (_what, lru, kept) => {
+    for (let i = 0; i < 10; i++) lru.set(`k${i}`, 'x'.repeat(100), 1_000, 0);
+    expect(lru.size).toBe(kept);
+    expect(lru.bytes).toBeLessThanOrEqual(lru.maxBytes);
+    expect(lru.get('k9', 0)).toBeDefined();
+    expect(lru.get('k0', 0)).toBeUndefined();
+  });
+
+  test('an answer larger than maxBytes is not kept', () => {
+    const lru = new Lru(10, 1_024);
+    lru.set('k', 'x'.repeat(1_000), 1_000, 0);
+    expect(lru.size).toBe(0);
+  });
+});
+
+describe('store-backed', () => {
+  test("cache: { store: 'store' } shares answers between managers on one MemoryStore", async () => {
+    const calls = numbered();
+    const store = new MemoryStore();
+    const a = manage({ ttlMs: 60_000, store: 'store' }, { store });
+    const b = manage({ ttlMs: 60_000, store: 'store' }, { store });
+    await ask(a.client);
+    expect(await ask(b.client)).toEqual({ text: 'answer 1', cache: 'hit' });
+    expect(calls).toHaveLength(1);
+  });
+});
+
+describe('options', () => {
+  test.each([
+    [{}, 'cache.ttlMs', /finite number/],
+    [{ ttlMs: 0 }, 'cache.ttlMs', />/],
+    [{ ttlMs: 1, maxEntries: 0 }, 'cache.maxEntries', />= 1/],
+    [{ ttlMs: 1, store: 'redis' }, 'cache.store', /'memory' or 'store'/],
+    [{ ttlMs: 1, store: 'store' }, 'cache.store', /no `store` is configured/],
+    [{ ttlMs: 1, partitionBy: 'user' }, 'cache.partitionBy', /'tenant'/],
+    [{ ttlMs: 1, ttl: 5 }, 'cache.ttl', /ttlMs/],
+  ])('%j → %s', (cache, field, says) => {
+    const error = (() => {
+      try {
+        new KeyManager({ providers: { one: { baseURL: ONE, keys: keyRing('a').keys } }, cache: cache as never });
+      } catch (e) {
+        return e as ConfigError;
+      }
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error!.field).toBe(field);
+    expect(error!.message).toMatch(says);
+  });
+
+  test('canonical JSON sorts keys at every depth', () => {
+    expect(canonicalJson({ b: 1, a: { d: [2, { f: 1, e: 0 }], c: null } })).toBe('{"a":{"c":null,"d":[2,{"e":0,"f":1}]},"b":1}');
+  });
+});

@@ -1,0 +1,289 @@
+/**
+ * Hooks through the real SDK (docs/hooks-and-cache.md): what `beforeAttempt`
+ * and `afterResponse` see and may change, one call per attempt across
+ * rotations, and a hook that throws failing that request — `hook_failed`,
+ * the hook's message quoted, not retried, nothing else broken.
+ */
+import OpenAI from 'openai';
+import { afterEach, describe, expect, expectTypeOf, test, vi } from 'vitest';
+import { getKeyplexDetails, isKeyplexError, KeyManager, keyplex, type AfterResponseState, type BeforeAttemptState, type KeyManagerOptions } from '../../src/index';
+import { ConfigError } from '../../src/index';
+import { record } from '../support/events';
+import { chatChunks, chatReply, errorReply, keyRing, provider, sseReply, type UpstreamCall } from '../support/upstream';
+import '../support/setup';
+import { fakeClock } from '../support/time';
+import { caught } from '../support/caught';
+
+const ONE = 'https://api.one.test/v1';
+const MODEL = 'gpt-4.1';
+const BODY = { model: MODEL, messages: [{ role: 'user' as const, content: 'my card is 4111 1111 1111 1111' }] };
+
+const managers: KeyManager[] = [];
+afterEach(async () => {
+  await Promise.all(managers.splice(0).map((m) => m.close()));
+  vi.useRealTimers();
+});
+
+function manage(hooks: KeyManagerOptions['hooks'], extra: Partial<KeyManagerOptions> = {}) {
+  const ring = keyRing('a', 'b');
+  const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: ring.keys, headers: { 'x-provider': 'p' } } }, retry: { baseDelayMs: 0 }, hooks, ...extra });
+  managers.push(manager);
+  return { ring, manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
+}
+
+interface Row {
+  name: string;
+  hooks: KeyManagerOptions['hooks'];
+  /** What the upstream call and the hook saw must show. */
+  check: (call: UpstreamCall, seen: unknown[]) => void;
+}
+
+const rows: Row[] = [
+  {
+    name: 'a hook adds and changes headers; Authorization is not among them',
+    hooks: {
+      beforeAttempt: (state) => {
+        expect(state.headers.has('authorization')).toBe(false);
+        state.headers.set('x-trace', 't-1');
+        state.headers.set('x-provider', 'from-hook'); // the provider's configured headers win
+      },
+    },
+    check: (call) => {
+      expect(call.headers.get('x-trace')).toBe('t-1');
+      expect(call.headers.get('x-provider')).toBe('p');
+      expect(call.headers.get('authorization')).toMatch(/^Bearer /);
+    },
+  },
+  {
+    name: 'a hook that did not ask for the body gets none',
+    hooks: { beforeAttempt: (state) => void expect(state.body).toBeUndefined() },
+    check: (call) => expect(call.body).toEqual(BODY),
+  },
+  {
+    name: 'a hook reads the JSON body it asked for, and the state names the attempt',
+    hooks: {
+      beforeAttempt: {
+        body: 'json',
+        run: (state) => {
+          expect(state.body).toEqual(BODY);
+          expect(state).toMatchObject({ attempt: 1, provider: 'one', keyId: 'a', model: MODEL, upstreamModel: MODEL, method: 'POST', path: '/chat/completions' });
+        },
+      },
+    },
+    check: (call) => expect(call.body).toEqual(BODY),
+  },
+  {
+    name: 'a hook replaces the body by returning a new one (redaction)',
+    hooks: {
+      beforeAttempt: {
+        body: 'json',
+        run: (state) => ({ ...state.body, messages: [{ role: 'user', content: 'my card is [redacted]' }] }),
+      },
+    },
+    check: (call) => expect(call.body?.messages).toEqual([{ role: 'user', content: 'my card is [redacted]' }]),
+  },
+  {
+    name: 'a change made in place is sent too (async hook)',
+    hooks: {
+      beforeAttempt: {
+        body: 'json',
+        run: async (state) => {
+          await Promise.resolve();
+          state.body!.temperature = 0;
+        },
+      },
+    },
+    check: (call) => expect(call.body?.temperature).toBe(0),
+  },
+  {
+    name: 'hooks run in order, each seeing the one before',
+    hooks: {
+      beforeAttempt: [
+        { body: 'json', run: (state) => ({ ...state.body, user: 'first' }) },
+        { body: 'json', run: (state) => ({ ...state.body, user: `${String(state.body!.user)}+second` }) },
+      ],
+    },
+    check: (call) => expect(call.body?.user).toBe('first+second'),
+  },
+  {
+    name: 'afterResponse reads status, headers, latency and the JSON body',
+    hooks: {
+      afterResponse: {
+        body: 'json',
+        run: (state) => {
+          expect(state.status).toBe(200);
+          expect(state.headers.get('content-type')).toContain('json');
+          expect(state.latencyMs).toBeGreaterThanOrEqual(0);
+          expect(state.stream).toBe(false);
+          expect((state.body as { choices: unknown[] }).choices).toHaveLength(1);
+        },
+      },
+    },
+    check: () => {},
+  },
+  {
+    name: 'afterResponse with body: text gets the raw text; without, no body',
+    hooks: {
+      afterResponse: [
+        { body: 'text', run: (state) => void expect(typeof state.body).toBe('string') },
+        (state) => void expect(state.body).toBeUndefined(),
+      ],
+    },
+    check: () => {},
+  },
+];
+
+describe('hooks see and change what they should', () => {
+  test.each(rows)('$name', async (row) => {
+    const calls = provider(ONE, () => chatReply(MODEL, 'fine'));
+    const { client } = manage(row.hooks);
+    const reply = await client.chat.completions.create(BODY);
+    expect(reply.choices[0]!.message.content).toBe('fine');
+    expect(calls).toHaveLength(1);
+    row.check(calls[0]!, []);
+  });
+});
+
+describe('a hook that throws fails that request clearly', () => {
+  const throwing: { name: string; hooks: KeyManagerOptions['hooks']; sent: number; says: RegExp[] }[] = [
+    { name: 'beforeAttempt throws', hooks: { beforeAttempt: () => { throw new Error('blocked by guardrail'); } }, sent: 0, says: [/beforeAttempt\[0\]/, /nothing was sent/, /blocked by guardrail/] },
+    { name: 'beforeAttempt rejects', hooks: { beforeAttempt: [() => {}, async () => Promise.reject(new Error('policy down'))] }, sent: 0, says: [/beforeAttempt\[1\]/, /policy down/] },
+    { name: 'beforeAttempt sets Authorization', hooks: { beforeAttempt: (s) => void s.headers.set('authorization', 'Bearer x') }, sent: 0, says: [/Authorization/] },
+    { name: 'beforeAttempt returns a body it did not ask for', hooks: { beforeAttempt: () => ({ model: 'x' }) } as KeyManagerOptions['hooks'], sent: 0, says: [/body: "json"/] },
+    { name: 'afterResponse throws', hooks: { afterResponse: { body: 'json', run: () => { throw new Error('output guardrail'); } } }, sent: 1, says: [/afterResponse\[0\]/, /answer was dropped/, /output guardrail/] },
+    { name: 'afterResponse rejects', hooks: { afterResponse: async () => { throw new Error('async no'); } }, sent: 1, says: [/async no/] },
+  ];
+
+  test.each(throwing)('$name', async ({ hooks, sent, says }) => {
+    const calls = provider(ONE, () => chatReply(MODEL));
+    const { client, manager } = manage(hooks);
+    const failures = record(manager, 'failure');
+    const error = await caught(() => client.chat.completions.create(BODY));
+    expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+    expect(isKeyplexError(error, 'hook_failed')).toBe(true);
+    expect(error.message).toMatch(/^500 keyplex:/);
+    for (const pattern of says) expect(error.message).toMatch(pattern);
+    // Not retried on the other key.
+    expect(calls).toHaveLength(sent);
+    expect(getKeyplexDetails(error)?.attempts).toHaveLength(sent);
+    expect(failures.map((f) => f.error.code)).toEqual(['hook_failed']);
+    const stats = manager.stats();
+    expect(stats.totals.failures).toEqual({ hook_failed: 1 });
+    expect(stats.totals.inFlight).toBe(0);
+    expect(stats.providers.one!.keys.every((k) => k.inFlight === 0 && k.status === 'active')).toBe(true);
+    // The manager goes on serving.
+    provider(ONE, () => chatReply(MODEL, 'again'));
+  });
+
+  test('a request after a failed hook is served (the hook throws once)', async () => {
+    provider(ONE, () => chatReply(MODEL, 'ok'));
+    let first = true;
+    const { client } = manage({ beforeAttempt: () => { if (first) { first = false; throw new Error('once'); } } });
+    await caught(() => client.chat.completions.create(BODY));
+    const reply = await client.chat.completions.create(BODY);
+    expect(reply.choices[0]!.message.content).toBe('ok');
+  });
+});
+
+describe('hooks run per attempt', () => {
+  test('across a rotation: one beforeAttempt and one afterResponse per attempt, with its key and status', async () => {
+    const calls = provider(ONE, (_call, i) => (i === 0 ? errorReply(429, 'rate_limit_exceeded', { 'retry-after-ms': '60000' }) : chatReply(MODEL)));
+    const before: BeforeAttemptState[] = [];
+    const after: Pick<AfterResponseState, 'attempt' | 'keyId' | 'status' | 'body'>[] = [];
+    const { client } = manage({
+      beforeAttempt: { body: 'json', run: (s) => void before.push(s) },
+      afterResponse: { body: 'json', run: (s) => void after.push({ attempt: s.attempt, keyId: s.keyId, status: s.status, body: s.body }) },
+    });
+    await client.chat.completions.create(BODY);
+    expect(calls).toHaveLength(2);
+    expect(before.map((s) => [s.attempt, s.keyId])).toEqual([[1, 'a'], [2, 'b']]);
+    expect(after.map((s) => [s.attempt, s.keyId, s.status])).toEqual([[1, 'a', 429], [2, 'b', 200]]);
+    expect((after[0]!.body as { error: { code: string } }).error.code).toBe('rate_limit_exceeded');
+  });
+
+  test('a body replaced on attempt 1 does not leak into attempt 2: each starts from the caller’s body', async () => {
+    const calls = provider(ONE, (_call, i) => (i === 0 ? errorReply(503, null) : chatReply(MODEL)));
+    const { client } = manage({ beforeAttempt: { body: 'json', run: (s) => ({ ...s.body, seen: `${String(s.body!.seen ?? '')}x` }) } });
+    await client.chat.completions.create(BODY);
+    expect(calls.map((c) => c.body?.seen)).toEqual(['x', 'x']);
+  });
+
+  test('a streamed answer: afterResponse sees it as a stream with no body; the caller gets every chunk', async () => {
+    provider(ONE, () => sseReply(chatChunks(MODEL, ['a', 'b'], true)));
+    const seen: AfterResponseState[] = [];
+    const { client } = manage({ afterResponse: { body: 'json', run: (s) => void seen.push(s) } });
+    const stream = await client.chat.completions.create({ ...BODY, stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    expect(text).toBe('ab');
+    expect(seen.map((s) => [s.stream, s.body])).toEqual([[true, undefined]]);
+  });
+
+  test('the caller’s keyplex options and abort still apply: tags reach the hook', async () => {
+    provider(ONE, () => chatReply(MODEL));
+    const tags: (readonly string[])[] = [];
+    const { client } = manage({ beforeAttempt: (s) => void tags.push(s.tags) });
+    await client.chat.completions.create(BODY, keyplex.options({ tags: ['tenant-a'] }));
+    expect(tags).toEqual([['tenant-a']]);
+  });
+});
+
+describe('a hook that never answers', () => {
+  test.each(['beforeAttempt', 'afterResponse'] as const)('%s: the request ends at its deadline (504 deadline_exceeded), not when the hook does', async (point) => {
+    fakeClock();
+    provider(ONE, () => chatReply(MODEL));
+    const never = () => new Promise<void>(() => {});
+    const { client, manager } = manage({ [point]: never });
+    const pending = caught(() => client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 1_000 })));
+    await vi.advanceTimersByTimeAsync(1_000);
+    const error = await pending;
+    expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+    expect(isKeyplexError(error, 'deadline_exceeded')).toBe(true);
+    const stats = manager.stats();
+    expect(stats.totals.inFlight).toBe(0);
+    expect(stats.providers.one!.keys.every((k) => k.inFlight === 0)).toBe(true);
+  });
+});
+
+describe('hooks never see a key', () => {
+  test('no key, nor any 8 characters of one, in what either hook is given', async () => {
+    provider(ONE, () => chatReply(MODEL));
+    const seen: string[] = [];
+    const dump = (state: BeforeAttemptState | AfterResponseState) => {
+      const { headers, signal: _signal, ...rest } = state;
+      seen.push(JSON.stringify(rest), JSON.stringify([...headers]));
+    };
+    const { client, ring } = manage({ beforeAttempt: { body: 'json', run: dump }, afterResponse: { body: 'text', run: dump } });
+    await client.chat.completions.create(BODY);
+    expect(seen).toHaveLength(4);
+    for (const { key } of ring.keys) for (let i = 0; i + 8 <= key.length; i++) for (const text of seen) expect(text).not.toContain(key.slice(i, i + 8));
+  });
+
+  test('types: the states name the key by id only', () => {
+    expectTypeOf<BeforeAttemptState>().not.toHaveProperty('key');
+    expectTypeOf<AfterResponseState>().not.toHaveProperty('key');
+    expectTypeOf<BeforeAttemptState['keyId']>().toEqualTypeOf<string>();
+  });
+});
+
+describe('hooks options are validated', () => {
+  test.each([
+    [{ beforeAttempt: 1 }, 'hooks.beforeAttempt', /a function/],
+    [{ beforeAttempt: [() => {}, { run: 'x' }] }, 'hooks.beforeAttempt[1].run', /hook function/],
+    [{ afterResponse: { run: () => {}, body: 'xml' } }, 'hooks.afterResponse.body', /'json' or 'text'/],
+    [{ beforeAttempt: { run: () => {}, body: 'text' } }, 'hooks.beforeAttempt.body', /'json'/],
+    [{ beforeRequest: () => {} }, 'hooks.beforeRequest', /beforeAttempt/],
+    ['yes', 'hooks', /an object/],
+  ])('%j → %s', (hooks, field, says) => {
+    const error = (() => {
+      try {
+        new KeyManager({ providers: { one: { baseURL: ONE, keys: keyRing('a').keys } }, hooks: hooks as never });
+      } catch (e) {
+        return e as ConfigError;
+      }
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error!.field).toBe(field);
+    expect(error!.message).toMatch(says);
+  });
+});
