@@ -8,13 +8,14 @@ import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { capacity } from './capacity.ts';
 import { classic } from './classic.ts';
+import { hotpath } from './hotpath.ts';
 import { log, machine, markdownTable, type Scenario, type ScenarioResult } from './lib.ts';
 import { loopback } from './loopback.ts';
 import { overhead } from './overhead.ts';
 import { redis } from './redis.ts';
 import { selection } from './selection.ts';
 
-const SCENARIOS: Record<string, Scenario> = { overhead, loopback, capacity, classic, selection, redis };
+const SCENARIOS: Record<string, Scenario> = { overhead, hotpath, loopback, capacity, classic, selection, redis };
 
 const { values } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, only: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h', default: false } },

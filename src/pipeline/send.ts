@@ -9,6 +9,7 @@ import { secretOf } from '../keys/key';
 import { bodyFor } from '../request';
 import { classifyStatus, type Classification } from '../resilience/classify';
 import { rateLimitResetMs, retryAfterMs } from '../resilience/headers';
+import { tailUsage } from '../usage/tail';
 import { usageFromBody } from '../usage/usage';
 import { account } from './account';
 import type { BufferedAnswer, RequestContext } from './context';
@@ -62,20 +63,7 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
     return streamReply(core, ctx, lease, response, reader, first, now - ctx.startedAt);
   }
 
-  if (contentType.includes('json')) {
-    const text = await readText(ctx, lease, attempt, signal, firstTryOfKey, response);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw fail(ctx, lease, attempt, firstTryOfKey, response.status, { kind: 'invalid_response', action: 'retry' }, Date.now(), { response, body: text });
-    }
-    const now = Date.now();
-    lease.record(attempt, response.status, 'success', now);
-    const replyModel = (parsed as { model?: unknown } | null)?.model;
-    account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
-    return reply(ctx, key, pool, response, text);
-  }
+  if (contentType.includes('json')) return readJsonReply(core, ctx, lease, attempt, signal, firstTryOfKey, response);
 
   // Binary and other bodies (audio, file contents) pass through untouched; the attempt is complete at its headers.
   const now = Date.now();
@@ -100,6 +88,32 @@ function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: num
     strategy: rank?.strategy ?? 'ordered',
     rank: rank?.rank ?? 1,
   });
+}
+
+/**
+ * A JSON success: the one place its body is read, checked and measured. The
+ * usage is read from the end of the text ({@link tailUsage}: the SDK parses
+ * the body itself, so a second full parse here would double the cost of
+ * large replies); a body of another shape is parsed whole, and one that is
+ * not JSON fails the attempt as `invalid_response` (retried).
+ */
+async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, attempt: number, signal: AbortSignal, firstTryOfKey: boolean, response: Response): Promise<Response> {
+  const text = await readText(ctx, lease, attempt, signal, firstTryOfKey, response);
+  // The reply's model is only needed when the request named none.
+  let parsed: unknown = ctx.request.model === undefined ? undefined : tailUsage(text);
+  let replyModel: unknown;
+  if (parsed === undefined) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw fail(ctx, lease, attempt, firstTryOfKey, response.status, { kind: 'invalid_response', action: 'retry' }, Date.now(), { response, body: text });
+    }
+    replyModel = (parsed as { model?: unknown } | null)?.model;
+  }
+  const now = Date.now();
+  lease.record(attempt, response.status, 'success', now);
+  account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
+  return reply(ctx, lease.key, lease.deployment.pool, response, text);
 }
 
 /** The whole body as text; a body that fails mid-way is a transport failure. */
