@@ -20,80 +20,31 @@ import type { Body } from '../request';
 import { tapEventStream } from '../usage/sse';
 import type { Usage } from '../usage/usage';
 import { account, failed } from './account';
+import { BufferedReply } from './buffered-reply';
 import type { RequestContext } from './context';
 import type { Core } from './core';
 import { AttemptFailure, AttemptTimeout, type ReadResult } from './failure';
 import type { Lease } from './lease';
 
 /**
- * The Response handed to the SDK: the upstream answer plus keyplex's headers.
- * Its headers are copied once, as a list, rather than into a new `Headers`
- * then edited (each `set`/`delete` of `Headers` validates and re-sorts).
+ * The Response handed to the SDK: the upstream answer plus keyplex's headers;
+ * a body read as text travels as a {@link BufferedReply} (no stream made).
  */
 export function reply(ctx: RequestContext, key: Key, pool: ProviderPool, upstream: Response, body: Body | null): Response {
-  // A body keyplex read or re-framed is no longer the bytes these described (fetch decoded it).
-  const reframed = typeof body === 'string' || body instanceof ReadableStream;
-  const headers: [string, string][] = [];
-  upstream.headers.forEach((value, name) => {
-    if (reframed && (name === 'content-length' || name === 'content-encoding')) return;
-    if (name.charCodeAt(0) === 120 /* x */ && KEYPLEX_HEADERS.has(name)) return;
-    headers.push([name, value]);
-  });
-  headers.push([REQUEST_ID_HEADER, ctx.requestId], ['x-keyplex-provider', pool.id], ['x-keyplex-key-id', key.id], ['x-keyplex-attempts', String(ctx.history.outcomes.length)]);
-  const init: ResponseInit = { status: upstream.status, statusText: upstream.statusText, headers };
-  return typeof body === 'string' ? new BufferedReply(body, init) : new Response(body, init);
-}
-
-/** The headers {@link reply} sets (an upstream's own are replaced). */
-const KEYPLEX_HEADERS = new Set([REQUEST_ID_HEADER, 'x-keyplex-provider', 'x-keyplex-key-id', 'x-keyplex-attempts']);
-
-/**
- * A reply whose body keyplex has read already: the first `text()` or
- * `json()` takes that text as it is, instead of encoding it into a stream
- * for the SDK to read and decode again. Anything else (`body`, `arrayBuffer`,
- * a second read) reads the body as any Response does.
- */
-class BufferedReply extends Response {
-  #text: string | undefined;
-
-  constructor(text: string, init: ResponseInit) {
-    super(text, init);
-    this.#text = text;
+  // Copied from the upstream's Headers in one go (much cheaper than from a list, which validates every name and value).
+  const init: ResponseInit = { status: upstream.status, statusText: upstream.statusText, headers: upstream.headers };
+  const response = typeof body === 'string' ? new BufferedReply(body, init) : new Response(body, init);
+  const headers = response.headers;
+  if (typeof body === 'string' || body instanceof ReadableStream) {
+    // The body is no longer the bytes these described (fetch decoded it; keyplex may have re-framed it).
+    headers.delete('content-length');
+    headers.delete('content-encoding');
   }
-
-  #take(): string | undefined {
-    const text = this.#text;
-    this.#text = undefined;
-    return this.bodyUsed ? undefined : text;
-  }
-
-  static {
-    // Methods on the prototype (the DOM typings declare Response's as properties, which a class cannot override).
-    const { text, json } = Response.prototype;
-    Object.defineProperties(BufferedReply.prototype, {
-      text: {
-        configurable: true,
-        writable: true,
-        value(this: BufferedReply): Promise<string> {
-          const taken = this.#take();
-          return taken === undefined ? text.call(this) : Promise.resolve(taken);
-        },
-      },
-      json: {
-        configurable: true,
-        writable: true,
-        value(this: BufferedReply): Promise<unknown> {
-          const taken = this.#take();
-          if (taken === undefined) return json.call(this);
-          try {
-            return Promise.resolve(JSON.parse(taken));
-          } catch (error) {
-            return Promise.reject(error as Error);
-          }
-        },
-      },
-    });
-  }
+  headers.set(REQUEST_ID_HEADER, ctx.requestId);
+  headers.set('x-keyplex-provider', pool.id);
+  headers.set('x-keyplex-key-id', key.id);
+  headers.set('x-keyplex-attempts', String(ctx.history.outcomes.length));
+  return response;
 }
 
 /**

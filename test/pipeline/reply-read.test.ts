@@ -85,3 +85,23 @@ test('stats({ keys: false }) gives the same snapshot without per-key detail', as
   expect({ ...cheap.providers.one, keys: full.providers.one!.keys }).toEqual(full.providers.one);
   expect(cheap.totals).toEqual(full.totals);
 });
+
+test('the reply read as text behaves as a Response body: one read, clone before it, a stream on demand', async () => {
+  provider(ONE, () => chatReply('gpt-4.1', 'ok'));
+  const { manager } = manage();
+  const ask = () => manager.fetch(`${ONE}/chat/completions`, { method: 'POST', body: JSON.stringify(BODY), headers: { 'content-type': 'application/json' } });
+  const once = await ask();
+  const copy = once.clone();
+  expect(once.bodyUsed).toBe(false);
+  expect(JSON.parse(await once.text())).toMatchObject({ model: 'gpt-4.1' });
+  expect(once.bodyUsed).toBe(true);
+  await expect(once.text()).rejects.toThrow(TypeError);
+  await expect(once.arrayBuffer()).rejects.toThrow(TypeError);
+  expect(() => once.clone()).toThrow(TypeError);
+  expect(((await copy.json()) as { model: string }).model).toBe('gpt-4.1');
+  const streamed = await ask();
+  const text = await new Response(streamed.body).text();
+  expect(JSON.parse(text)).toMatchObject({ model: 'gpt-4.1' });
+  expect(streamed.bodyUsed).toBe(true);
+  expect((await (await ask()).blob()).type).toBe('application/json');
+});
