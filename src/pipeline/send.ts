@@ -90,17 +90,21 @@ function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: num
   });
 }
 
+/** Bodies from this many characters on have their usage read from the end ({@link tailUsage}). */
+const TAIL_READ_FROM = 4096;
+
 /**
- * A JSON success: the one place its body is read, checked and measured. The
- * usage is read from the end of the text ({@link tailUsage}: the SDK parses
- * the body itself, so a second full parse here would double the cost of
- * large replies); a body of another shape is parsed whole, and one that is
- * not JSON fails the attempt as `invalid_response` (retried).
+ * A JSON success: the one place its body is read, checked and measured. A
+ * large body has its usage read from the end of the text ({@link tailUsage}:
+ * the SDK parses the body itself, so a second full parse here would double
+ * the cost of large replies); a short body, or one of another shape, is
+ * parsed whole, and one that is not JSON fails the attempt as
+ * `invalid_response` (retried).
  */
 async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, attempt: number, signal: AbortSignal, firstTryOfKey: boolean, response: Response): Promise<Response> {
   const text = await readText(ctx, lease, attempt, signal, firstTryOfKey, response);
-  // The reply's model is only needed when the request named none.
-  let parsed: unknown = ctx.request.model === undefined ? undefined : tailUsage(text);
+  // A short body is parsed whole (as fast, and checked throughout); the reply's model is only needed when the request named none.
+  let parsed: unknown = text.length < TAIL_READ_FROM || ctx.request.model === undefined ? undefined : tailUsage(text);
   let replyModel: unknown;
   if (parsed === undefined) {
     try {
