@@ -54,7 +54,7 @@ export function addedLatency(rounds: Map<string, LatencyRound[]>): { raw: Latenc
 }
 
 /** Throughput per round, and the ratio wrapped ÷ raw per round, then medians. */
-export function throughputRatio(rounds: Map<string, ThroughputSample[]>): { rawRps: number; wrappedRps: number; ratio: number; rawCpuUs: number; wrappedCpuUs: number; perRound: number[] } {
+export function throughputRatio(rounds: Map<string, ThroughputSample[]>): { rawRps: number; wrappedRps: number; ratio: number; rawCpuUs: number; wrappedCpuUs: number; cpuRatio: number; perRound: number[] } {
   const raw = rounds.get('raw')!;
   const wrapped = rounds.get('wrapped')!;
   const perRound = raw.map((r, i) => wrapped[i]!.rps / r.rps);
@@ -64,6 +64,7 @@ export function throughputRatio(rounds: Map<string, ThroughputSample[]>): { rawR
     ratio: median(perRound),
     rawCpuUs: median(raw.map((r) => r.cpuUsPerCall)),
     wrappedCpuUs: median(wrapped.map((r) => r.cpuUsPerCall)),
+    cpuRatio: median(raw.map((r, i) => wrapped[i]!.cpuUsPerCall / r.cpuUsPerCall)),
     perRound,
   };
 }

@@ -13,6 +13,7 @@ import { capacity } from './capacity.ts';
 import { chaos } from './chaos.ts';
 import { classic } from './classic.ts';
 import { hooks } from './hooks.ts';
+import { hotpath } from './hotpath.ts';
 import { log, machine, markdownTable, type Scenario, type ScenarioResult } from './lib.ts';
 import { loopback } from './loopback.ts';
 import { overhead } from './overhead.ts';
@@ -22,7 +23,7 @@ import { writeHtmlReport } from './report.ts';
 import { replicas } from './replicas.ts';
 import { selection } from './selection.ts';
 
-const SCENARIOS: Record<string, Scenario> = { overhead, hooks, loopback, capacity, pacing, chaos, classic, selection, redis, replicas };
+const SCENARIOS: Record<string, Scenario> = { overhead, hotpath, hooks, loopback, capacity, pacing, chaos, classic, selection, redis, replicas };
 
 const { values } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, html: { type: 'boolean', default: false }, only: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h', default: false } },

@@ -72,17 +72,23 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
     // A stream still being read stays abortable (caller, close(), and the deadline unless
     // `streamDeadline` is 'first-byte') until it ends.
     if (!ctx.streaming || core.options.streamDeadline === 'first-byte') clearTimeout(deadlineTimer);
-    ctx.finish = () => {
-      clearTimeout(deadlineTimer);
-      core.active.delete(control);
-      caller?.removeEventListener('abort', onCallerAbort);
-    };
-    if (!ctx.streaming) ctx.finish();
+    if (ctx.streaming) {
+      ctx.finish = () => {
+        clearTimeout(deadlineTimer);
+        detach(core, control, caller, onCallerAbort);
+      };
+    } else detach(core, control, caller, onCallerAbort);
     core.inFlight--;
     if (core.inFlight === 0 && core.idleWaiters.length > 0) {
       for (const resolve of core.idleWaiters.splice(0)) resolve();
     }
   }
+}
+
+/** The request leaves close()'s reach and stops listening to the caller's signal. */
+function detach(core: Core, control: AbortController, caller: AbortSignal | undefined, onCallerAbort: () => void): void {
+  core.active.delete(control);
+  caller?.removeEventListener('abort', onCallerAbort);
 }
 
 /**

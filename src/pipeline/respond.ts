@@ -23,15 +23,21 @@ import type { Body } from '../request';
 import { MalformedStreamEvent, StreamIdleTimeout, StreamTruncated, tapEventStream, tokensOfText, type StreamTally } from '../usage/sse';
 import type { Usage } from '../usage/usage';
 import { account, costOf, failed } from './account';
+import { BufferedReply } from './buffered-reply';
 import type { RequestContext } from './context';
 import type { Core } from './core';
 import { AttemptFailure, AttemptTimeout } from './failure';
 import { attemptsSummary } from './explain';
 import type { Lease } from './lease';
 
-/** The Response handed to the SDK: the upstream answer plus keyplex's headers. */
+/**
+ * The Response handed to the SDK: the upstream answer plus keyplex's headers;
+ * a body read as text travels as a {@link BufferedReply} (no stream made).
+ */
 export function reply(ctx: RequestContext, key: Key, pool: ProviderPool, upstream: Response, body: Body | null): Response {
-  const response = new Response(body, { status: upstream.status, statusText: upstream.statusText, headers: upstream.headers });
+  // Copied from the upstream's Headers in one go (much cheaper than from a list, which validates every name and value).
+  const init: ResponseInit = { status: upstream.status, statusText: upstream.statusText, headers: upstream.headers };
+  const response = typeof body === 'string' ? new BufferedReply(body, init) : new Response(body, init);
   const headers = response.headers;
   if (typeof body === 'string' || body instanceof ReadableStream) {
     // The body is no longer the bytes these described (fetch decoded it; keyplex may have re-framed it).

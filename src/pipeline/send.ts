@@ -13,6 +13,7 @@ import { bodyFor } from '../request';
 import { classifyStatus, type Classification } from '../resilience/classify';
 import { rateLimitResetMs, retryAfterMs } from '../resilience/headers';
 import { hasMalformedEvent } from '../usage/sse';
+import { tailUsage } from '../usage/tail';
 import { usageFromBody } from '../usage/usage';
 import { account } from './account';
 import type { BufferedAnswer, RequestContext } from './context';
@@ -114,28 +115,6 @@ async function streamFirst(core: Core, ctx: RequestContext, lease: Lease, attemp
   return streamReply(core, ctx, lease, response, reader, first.value, now - ctx.startedAt, signal);
 }
 
-/**
- * The one read and parse of a JSON answer: a body that is not JSON is a
- * broken answer (retried on another key; as the last answer, a 502 with
- * keyplex's detail); otherwise its usage is accounted and the text passed on.
- */
-async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, attempt: number, signal: AbortSignal, firstTryOfKey: boolean, response: Response, redactor: KeyRedactor): Promise<Response> {
-  const read = await readText(ctx, lease, attempt, signal, firstTryOfKey, response);
-  const text = core.options.redactReplies ? redactor.text(read) : read;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: text });
-  }
-  const now = Date.now();
-  lease.record(attempt, response.status, 'success', now);
-  const replyModel = (parsed as { model?: unknown } | null)?.model;
-  const costUsd = account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
-  if (ctx.cacheKey !== undefined) core.cache?.store(ctx, response, text, lease.deployment.pool.id, costUsd);
-  return reply(ctx, lease.key, lease.deployment.pool, response, text);
-}
-
 function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: number): void {
   const { deployment, key } = lease;
   const rank = ctx.route.ranks.get(deployment);
@@ -152,6 +131,38 @@ function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: num
     strategy: rank?.strategy ?? 'ordered',
     rank: rank?.rank ?? 1,
   });
+}
+
+/** Bodies from this many characters on have their usage read from the end ({@link tailUsage}). */
+const TAIL_READ_FROM = 4096;
+
+/**
+ * A JSON success: the one place its body is read, checked and measured. A
+ * large body has its usage read from the end of the text ({@link tailUsage}:
+ * the SDK parses the body itself, so a second full parse here would double
+ * the cost of large replies); a short body, or one of another shape, is
+ * parsed whole, and one that is not JSON fails the attempt as
+ * `invalid_response` (retried).
+ */
+async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, attempt: number, signal: AbortSignal, firstTryOfKey: boolean, response: Response, redactor: KeyRedactor): Promise<Response> {
+  const read = await readText(ctx, lease, attempt, signal, firstTryOfKey, response);
+  const text = core.options.redactReplies ? redactor.text(read) : read;
+  // A short body is parsed whole (as fast, and checked throughout); the reply's model is only needed when the request named none.
+  let parsed: unknown = text.length < TAIL_READ_FROM || ctx.request.model === undefined ? undefined : tailUsage(text);
+  let replyModel: unknown;
+  if (parsed === undefined) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: text });
+    }
+    replyModel = (parsed as { model?: unknown } | null)?.model;
+  }
+  const now = Date.now();
+  lease.record(attempt, response.status, 'success', now);
+  const costUsd = account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
+  if (ctx.cacheKey !== undefined) core.cache?.store(ctx, response, text, lease.deployment.pool.id, costUsd);
+  return reply(ctx, lease.key, lease.deployment.pool, response, text);
 }
 
 /** The whole body as text; a body that fails mid-way is a transport failure. */

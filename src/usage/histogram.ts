@@ -15,9 +15,13 @@ export interface Percentiles {
   p99: number | undefined;
 }
 
+const NO_SAMPLES: Readonly<Percentiles> = Object.freeze({ count: 0, p50: undefined, p95: undefined, p99: undefined });
+
 export class LatencyHistogram {
   #histogram: Histogram | undefined;
   readonly #compact: boolean;
+  /** The last percentiles read, until the next sample or reset (stats() of idle scopes costs nothing). */
+  #read: Percentiles | undefined;
 
   /**
    * @param compact packed buckets (about 3.9 KiB instead of 9 KiB, a little
@@ -31,6 +35,7 @@ export class LatencyHistogram {
   /** Records one duration in ms (clamped to 1 ms – 1 h). */
   record(ms: number): void {
     this.#made().recordValue(Math.min(HIGHEST_MS, Math.max(1, Math.round(ms))));
+    this.#read = undefined;
   }
 
   #made(): Histogram {
@@ -43,14 +48,21 @@ export class LatencyHistogram {
     return this.#histogram;
   }
 
+  /** A new object each call (callers may keep or change it). */
   percentiles(): Percentiles {
-    const h = this.#histogram;
-    if (!h || h.totalCount === 0) return { count: 0, p50: undefined, p95: undefined, p99: undefined };
-    return { count: h.totalCount, p50: h.getValueAtPercentile(50), p95: h.getValueAtPercentile(95), p99: h.getValueAtPercentile(99) };
+    if (this.#read === undefined) {
+      const h = this.#histogram;
+      this.#read =
+        !h || h.totalCount === 0
+          ? NO_SAMPLES
+          : { count: h.totalCount, p50: h.getValueAtPercentile(50), p95: h.getValueAtPercentile(95), p99: h.getValueAtPercentile(99) };
+    }
+    return { ...this.#read };
   }
 
   reset(): void {
     this.#histogram?.reset();
+    this.#read = undefined;
   }
 
   /** Adds `other`'s samples to this one's. */
@@ -58,5 +70,6 @@ export class LatencyHistogram {
     const theirs = other.#histogram;
     if (theirs === undefined || theirs.totalCount === 0) return;
     this.#made().add(theirs);
+    this.#read = undefined;
   }
 }

@@ -1,0 +1,107 @@
+/**
+ * The JSON reply read once (send.ts `readJsonReply`, respond.ts `reply`):
+ * usage read from the end of the text, a body of another shape parsed whole,
+ * a broken body retried; what the SDK and the raw Response show unchanged.
+ * And `stats({ keys: false })`, the snapshot without per-key detail.
+ */
+import { HttpResponse } from 'msw';
+import OpenAI from 'openai';
+import { afterEach, expect, test } from 'vitest';
+import { KeyManager, type KeyManagerOptions } from '../../src/index';
+import { fakeKey } from '../support/fake-keys';
+import { chatReply, provider } from '../support/upstream';
+import '../support/setup';
+
+const ONE = 'https://one.test/v1';
+const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
+const managers: KeyManager[] = [];
+afterEach(async () => {
+  await Promise.all(managers.splice(0).map((m) => m.close()));
+});
+function manage(options: Partial<KeyManagerOptions> = {}) {
+  const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: [fakeKey('one'), fakeKey('one')] } }, retry: { baseDelayMs: 0 }, ...options });
+  managers.push(manager);
+  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
+}
+
+test('usage after other members, nested look-alikes and braces in strings: counted as a full parse would', async () => {
+  const body = {
+    id: 'chatcmpl-1',
+    object: 'chat.completion',
+    model: 'gpt-4.1',
+    choices: [{ index: 0, message: { role: 'assistant', content: 'a } "usage": {"total_tokens": 999} {', refusal: null }, finish_reason: 'stop', logprobs: null }],
+    usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 },
+    service_tier: 'default',
+    system_fingerprint: 'fp',
+  };
+  provider(ONE, () => HttpResponse.json(body, { headers: { 'x-request-id': 'req_1' } }));
+  const { client, manager } = manage();
+  const { data, response } = await client.chat.completions.create(BODY).withResponse();
+  expect(data.choices[0]!.message.content).toBe(body.choices[0]!.message.content);
+  expect((data as { _request_id?: string })._request_id).toBe('req_1');
+  expect(response.headers.get('x-keyplex-provider')).toBe('one');
+  expect(response.headers.get('x-keyplex-attempts')).toBe('1');
+  expect(response.headers.get('content-length')).toBeNull();
+  const totals = manager.stats().totals;
+  expect(totals.tokens.inputTokens).toBe(7);
+  expect(totals.tokens.outputTokens).toBe(3);
+});
+
+test('a reply whose usage is not a top-level last member is parsed whole (usage first, nested usage last)', async () => {
+  const text = '{"usage":{"prompt_tokens":4,"completion_tokens":2,"total_tokens":6},"id":"x","object":"chat.completion","model":"gpt-4.1","choices":[],"meta":{"usage":{"total_tokens":1}}}';
+  provider(ONE, () => new Response(text, { headers: { 'content-type': 'application/json' } }));
+  const { client, manager } = manage();
+  await client.chat.completions.create(BODY);
+  expect(manager.stats().totals.tokens.totalTokens).toBe(6);
+});
+
+test('a 200 whose body is not JSON fails the attempt (invalid_response) and the next key answers', async () => {
+  let calls = 0;
+  provider(ONE, () => (++calls === 1 ? new Response('{"id":"x","usage":{"total_tokens":1}', { headers: { 'content-type': 'application/json' } }) : chatReply('gpt-4.1', 'ok', { prompt: 1, completion: 1 })));
+  const { client } = manage();
+  const { data, response } = await client.chat.completions.create(BODY).withResponse();
+  expect(data.choices[0]!.message.content).toBe('ok');
+  expect(response.headers.get('x-keyplex-attempts')).toBe('2');
+});
+
+test('the raw Response handed back can still be read as a stream or twice', async () => {
+  provider(ONE, () => chatReply('gpt-4.1', 'ok'));
+  const { manager } = manage();
+  const first = await manager.fetch(`${ONE}/chat/completions`, { method: 'POST', body: JSON.stringify(BODY), headers: { 'content-type': 'application/json' } });
+  expect(((await first.json()) as { model: string }).model).toBe('gpt-4.1');
+  const second = await manager.fetch(`${ONE}/chat/completions`, { method: 'POST', body: JSON.stringify(BODY), headers: { 'content-type': 'application/json' } });
+  const bytes = new Uint8Array(await second.arrayBuffer());
+  expect(JSON.parse(new TextDecoder().decode(bytes))).toMatchObject({ model: 'gpt-4.1' });
+});
+
+test('stats({ keys: false }) gives the same snapshot without per-key detail', async () => {
+  provider(ONE, () => chatReply('gpt-4.1', 'ok', { prompt: 2, completion: 1 }));
+  const { client, manager } = manage();
+  await client.chat.completions.create(BODY);
+  const full = manager.stats();
+  const cheap = manager.stats({ keys: false });
+  expect(full.providers.one!.keys).toHaveLength(2);
+  expect(cheap.providers.one!.keys).toEqual([]);
+  expect({ ...cheap.providers.one, keys: full.providers.one!.keys }).toEqual(full.providers.one);
+  expect(cheap.totals).toEqual(full.totals);
+});
+
+test('the reply read as text behaves as a Response body: one read, clone before it, a stream on demand', async () => {
+  provider(ONE, () => chatReply('gpt-4.1', 'ok'));
+  const { manager } = manage();
+  const ask = () => manager.fetch(`${ONE}/chat/completions`, { method: 'POST', body: JSON.stringify(BODY), headers: { 'content-type': 'application/json' } });
+  const once = await ask();
+  const copy = once.clone();
+  expect(once.bodyUsed).toBe(false);
+  expect(JSON.parse(await once.text())).toMatchObject({ model: 'gpt-4.1' });
+  expect(once.bodyUsed).toBe(true);
+  await expect(once.text()).rejects.toThrow(TypeError);
+  await expect(once.arrayBuffer()).rejects.toThrow(TypeError);
+  expect(() => once.clone()).toThrow(TypeError);
+  expect(((await copy.json()) as { model: string }).model).toBe('gpt-4.1');
+  const streamed = await ask();
+  const text = await new Response(streamed.body).text();
+  expect(JSON.parse(text)).toMatchObject({ model: 'gpt-4.1' });
+  expect(streamed.bodyUsed).toBe(true);
+  expect((await (await ask()).blob()).type).toBe('application/json');
+});
