@@ -1,0 +1,83 @@
+/**
+ * Learning a window's period from the reset headers: providers do not all
+ * count per minute (Groq's requests are per day, gateways reset every few
+ * seconds), and the headers never say the period outright.
+ */
+import { RATE_LIMIT_CAPS } from '../headers';
+
+/** The period assumed until the headers tell otherwise. */
+export const DEFAULT_PERIOD_MS = 60_000;
+/** The shortest period learnt from headers. */
+export const MIN_LEARNT_PERIOD_MS = 1_000;
+
+/**
+ * Learns one dimension's period from successive `{ limit, remaining, reset }`
+ * snapshots:
+ *
+ * - **Token bucket** (OpenAI, Azure, Groq, Anthropic): the reset is the time
+ *   to refill what was used, so `period = reset × limit / used`. The snapshot
+ *   with the most used wins (whole-unit rounding matters least there).
+ * - **Fixed window** (some gateways): the reset moment stays put while more
+ *   is used, which a bucket never does (each unit would push it a
+ *   `period / limit` later). Once seen, the period is the longest reset seen.
+ *
+ * Periods are kept within [1 s, 1 day]; {@link DEFAULT_PERIOD_MS} until a
+ * snapshot says more.
+ */
+export class PeriodLearner {
+  #periodMs = DEFAULT_PERIOD_MS;
+  #fixed = false;
+  #bestUsed = 0;
+  #limit: number | undefined;
+  #last: { resetAt: number; used: number; resetMs: number } | undefined;
+
+  /** The period learnt so far (ms). */
+  get periodMs(): number {
+    return this.#periodMs;
+  }
+
+  /** Whether the window was seen to reset all at once (a fixed window). */
+  get fixed(): boolean {
+    return this.#fixed;
+  }
+
+  /** One snapshot at `now`. Returns whether the period changed. */
+  update(limit: number | undefined, remaining: number | undefined, resetMs: number | undefined, now: number): boolean {
+    if (limit === undefined || remaining === undefined || resetMs === undefined) return false;
+    if (limit !== this.#limit) {
+      this.#limit = limit;
+      this.#bestUsed = 0;
+      this.#last = undefined;
+    }
+    const before = this.#periodMs;
+    const used = limit - remaining;
+    const resetAt = now + resetMs;
+    const last = this.#last;
+    if (last !== undefined && used > last.used) {
+      const tolerance = Math.max(50, 0.02 * resetMs);
+      const bucketShift = ((used - last.used) * this.#periodMs) / limit;
+      if (Math.abs(resetAt - last.resetAt) <= tolerance && bucketShift > 2 * tolerance) {
+        if (!this.#fixed) this.#periodMs = last.resetMs;
+        this.#fixed = true;
+      }
+    }
+    if (this.#fixed) {
+      this.#periodMs = Math.max(this.#periodMs, resetMs);
+    } else if (used >= 1 && resetMs > 0 && used >= this.#bestUsed) {
+      this.#bestUsed = used;
+      this.#periodMs = (resetMs * limit) / used;
+    }
+    this.#periodMs = Math.min(RATE_LIMIT_CAPS.maxResetMs, Math.max(MIN_LEARNT_PERIOD_MS, this.#periodMs));
+    this.#last = { resetAt, used, resetMs };
+    return this.#periodMs !== before;
+  }
+
+  /** Forgets everything learnt. */
+  clear(): void {
+    this.#periodMs = DEFAULT_PERIOD_MS;
+    this.#fixed = false;
+    this.#bestUsed = 0;
+    this.#limit = undefined;
+    this.#last = undefined;
+  }
+}
