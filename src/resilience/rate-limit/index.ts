@@ -30,4 +30,4 @@ export {
   type RateLimitRest,
   type RateLimitSnapshot,
   type RateLimitWindow,
-} from './parse';
+} from '../headers';

@@ -93,8 +93,9 @@ interface Held {
  * One key's (or one quota group's, or one key × model's) rate limiter.
  *
  * **Windows.** Per dimension, configured windows (`rpm`, `rpd`, `tpm`, `tpd`,
- * `{ limit, periodMs }`) win over the window learnt from headers, which wins
- * over the AIMD estimate (requests only, per minute). A learnt window's period
+ * `{ limit, periodMs }`) and the window learnt from headers both hold (the
+ * configured ones are what `limits` reports); without either, the AIMD
+ * estimate (requests only, per minute). A learnt window's period
  * comes from the reset headers ({@link PeriodLearner}), a minute until they
  * tell. Every window is a ledger ({@link LedgerWindow}): at most `limit` sent
  * in any period, a request a debt until its reply.
@@ -150,7 +151,8 @@ export class KeyLimiter {
   /** The windows in force in a dimension, and where they came from. */
   #active(dimension: RateLimitDimension): { windows: LedgerWindow[]; source: RateLimitSource } {
     const dim = this.#dims[dimension];
-    if (dim.config.length > 0) return { windows: dim.config, source: 'config' };
+    // What the upstream states holds too: a configured window does not let a key past the provider's own.
+    if (dim.config.length > 0) return { windows: dim.learntLimit === undefined ? dim.config : [...dim.config, dim.learnt], source: 'config' };
     if (dim.learntLimit !== undefined) return { windows: [dim.learnt], source: 'headers' };
     if (dimension === 'requests' && this.#adaptive && this.#aimd.estimate !== undefined) return { windows: [this.#aimdWindow], source: 'adaptive' };
     return { windows: [], source: 'none' };

@@ -16,7 +16,7 @@ export interface WindowSpec {
  * The longest an upstream is assumed to take to count a request after it was
  * sent (its arrival). A debt not answered by then is counted as of then.
  */
-export const MAX_COUNT_LAG_MS = 2_000;
+export const MAX_COUNT_LAG_MS = 250;
 /** Settled units are kept in this many slots per period (bounded memory; up to 1/SLOTS of a period of margin). */
 const SLOTS = 256;
 /** Below this, a level and a need are taken as equal (float noise). */
