@@ -185,6 +185,14 @@ for (const impl of implementations) {
       expect(await s.a.reserve(KEY, limits, 1)).toMatchObject({ ok: false });
     });
 
+    test.skipIf(impl.name !== 'MemoryStore')('a window with a period: rpm 2 per 3 s refills one request per 1.5 s', async () => {
+      await setup();
+      const limits = { rpm: 2, tpm: undefined, requestsPeriodMs: 3_000 };
+      expect((await s.a.reserve(KEY, limits, 0)).ok).toBe(true);
+      expect((await s.b.reserve(KEY, limits, 0)).ok).toBe(true);
+      expect(await s.a.reserve(KEY, limits, 0)).toMatchObject({ ok: false, waitMs: START_LAG_MS + 1_500 });
+    });
+
     test('a key status set by A reaches B (not A) and is in the snapshot', async () => {
       await setup();
       s.a.setKey(KEY, { disabled: 'unauthorized', cooldownUntil: 0 });

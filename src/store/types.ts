@@ -17,10 +17,16 @@ export interface StoreKeyRef {
   readonly keyId: string;
 }
 
-/** The limits in force on a key, per minute; `undefined` = not limited in that dimension. */
+/** The limits in force on a key; `undefined` = not limited in that dimension. */
 export interface StoreLimits {
+  /** Requests per `requestsPeriodMs`. */
   readonly rpm: number | undefined;
+  /** Tokens per `tokensPeriodMs`. */
   readonly tpm: number | undefined;
+  /** The requests window's period in ms; default a minute. */
+  readonly requestsPeriodMs?: number | undefined;
+  /** The tokens window's period in ms; default a minute. */
+  readonly tokensPeriodMs?: number | undefined;
 }
 
 /**
