@@ -240,7 +240,7 @@ export class KeyLimiter {
     const held = this.#settle(reservation);
     if (held === undefined || typeof actualTokens !== 'number' || !Number.isFinite(actualTokens) || actualTokens < 0) return false;
     const delta = actualTokens - reservation.tokens;
-    if (delta !== 0) for (const window of this.#dims.tokens.all) window.adjust(reservation.seq, reservation.at, delta);
+    if (delta !== 0) for (const window of this.#dims.tokens.all) window.adjust(reservation.seq, reservation.at, delta, this.#now());
     return true;
   }
 
@@ -252,14 +252,15 @@ export class KeyLimiter {
   refund(reservation: Reservation): boolean {
     const held = this.#settle(reservation);
     if (held === undefined) return false;
-    for (const window of this.#dims.tokens.all) window.adjust(reservation.seq, reservation.at, -reservation.tokens);
+    for (const window of this.#dims.tokens.all) window.adjust(reservation.seq, reservation.at, -reservation.tokens, this.#now());
     return true;
   }
 
   /** The reservation was never used (a shared store refused it): gives back its request and its tokens. */
   cancel(reservation: Reservation): void {
     if (this.#settle(reservation) === undefined) return;
-    for (const dimension of DIMENSIONS) for (const window of this.#dims[dimension].all) window.cancel(reservation.seq);
+    const now = this.#now();
+    for (const dimension of DIMENSIONS) for (const window of this.#dims[dimension].all) window.cancel(reservation.seq, now);
   }
 
   /**
@@ -317,7 +318,10 @@ export class KeyLimiter {
         dim.learntLimit = seen.limit;
         if (dimension === 'requests') this.#aimd.clear();
       }
-      if (dim.learntLimit !== undefined) dim.learnt.spec = { limit: dim.learntLimit, periodMs: dim.period.periodMs };
+      if (dim.learntLimit !== undefined) {
+        dim.learnt.spec = { limit: dim.learntLimit, periodMs: dim.period.periodMs };
+        dim.learnt.useBucket(dim.period.bucket, now);
+      }
       if (seen.remaining === undefined) continue;
       const window = this.#closest(dimension, dim.period.periodMs);
       if (window === undefined) continue;

@@ -41,6 +41,18 @@ export class PeriodLearner {
     return this.#fixed;
   }
 
+  /**
+   * Whether to pace as a token bucket: yes (OpenAI, Azure, Groq and
+   * Anthropic count that way, and a bucket uses their refill at once) unless
+   * the window was seen to reset all at once (a fixed or sliding window),
+   * where the limiter keeps its sliding ledger. A bucket learnt from a
+   * fixed-window upstream before that is seen over-estimates the period
+   * (`reset × limit / used` with few used), so it errs on the slow side.
+   */
+  get bucket(): boolean {
+    return !this.#fixed;
+  }
+
   /** One snapshot at `now`. Returns whether the period changed. */
   update(limit: number | undefined, remaining: number | undefined, resetMs: number | undefined, now: number): boolean {
     if (limit === undefined || remaining === undefined || resetMs === undefined) return false;
@@ -54,9 +66,12 @@ export class PeriodLearner {
     const resetAt = now + resetMs;
     const last = this.#last;
     if (last !== undefined && used > last.used) {
-      const tolerance = Math.max(50, 0.02 * resetMs);
+      // Resets in whole seconds (RFC 3339, Unix seconds, `3s`) are taken as rounded to the second.
+      const coarse = resetMs % 1_000 === 0 && last.resetMs % 1_000 === 0;
+      const tolerance = Math.max(coarse ? 1_000 : 20, 0.02 * resetMs);
       const bucketShift = ((used - last.used) * this.#periodMs) / limit;
-      if (Math.abs(resetAt - last.resetAt) <= tolerance && bucketShift > 2 * tolerance) {
+      const shift = resetAt - last.resetAt;
+      if (Math.abs(shift) <= tolerance && bucketShift >= 2 * tolerance) {
         if (!this.#fixed) this.#periodMs = last.resetMs;
         this.#fixed = true;
       }

@@ -4,6 +4,8 @@
  * bucket, sliding window, fixed window) and under bursts.
  */
 
+import { TokenBucket } from './bucket';
+
 /** A capacity and its period: `limit` units in any `periodMs`. */
 export interface WindowSpec {
   /** Units (requests or tokens) per period; ≥ 1. */
@@ -59,6 +61,8 @@ export class LedgerWindow {
   #taken = 0;
   #cap: { ceiling: number; until: number } | undefined;
   #blockedUntil = -Infinity;
+  /** Set while the upstream is known to be a token bucket: it paces instead of the sliding ledger. */
+  #bucket: TokenBucket | undefined;
 
   constructor(spec: WindowSpec) {
     this.#spec = spec;
@@ -71,6 +75,29 @@ export class LedgerWindow {
   /** Changes the capacity or period (learnt again); the ledger is kept. */
   set spec(spec: WindowSpec) {
     this.#spec = spec;
+    if (this.#bucket && Number.isFinite(spec.limit)) this.#bucket.setCapacity(spec.limit, this.#bucketClock, spec.periodMs);
+    else this.#bucket = undefined;
+  }
+
+  #bucketClock = 0;
+
+  /**
+   * Paces as a token bucket of the same capacity and period (`true`: the
+   * upstream was seen to be one, so its refill can be used at once) or as the
+   * sliding ledger (`false`, the default: safe against every upstream). A
+   * bucket starts at what the ledger holds.
+   */
+  useBucket(on: boolean, now: number): void {
+    if (!on || !Number.isFinite(this.#spec.limit)) {
+      this.#bucket = undefined;
+      return;
+    }
+    if (this.#bucket) return;
+    const bucket = new TokenBucket(this.#spec.limit);
+    bucket.setCapacity(this.#spec.limit, now, this.#spec.periodMs);
+    bucket.take(this.#used(now), now);
+    this.#bucket = bucket;
+    this.#bucketClock = now;
   }
 
   /** Units taken ever: a reservation records it to place header snapshots in the ledger. */
@@ -106,7 +133,8 @@ export class LedgerWindow {
 
   /** Units available at `now` (possibly negative, after a charge above the estimate). */
   available(now: number): number {
-    const free = this.#spec.limit - this.#used(now);
+    const used = this.#used(now);
+    const free = this.#bucket ? this.#bucket.level(now) : this.#spec.limit - used;
     return this.#cap ? Math.min(free, this.#cap.ceiling - this.#taken) : free;
   }
 
@@ -127,6 +155,7 @@ export class LedgerWindow {
     const used = this.#used(now);
     let wait = 0;
     if (this.#cap && this.#cap.ceiling - this.#taken + EPSILON < amount) wait = this.#cap.until - now;
+    if (this.#bucket) return Math.max(blocked, Math.ceil(wait - EPSILON), this.#bucket.waitMs(amount, now));
     const excess = used + amount - this.#spec.limit;
     if (excess > EPSILON) wait = Math.max(wait, this.#freedAfter(excess) - now);
     return Math.max(blocked, Math.ceil(wait - EPSILON));
@@ -160,6 +189,7 @@ export class LedgerWindow {
     this.#debts.set(id, { amount, at: now });
     this.#debtSum += amount;
     this.#taken += amount;
+    this.#bucket?.take(amount, now);
   }
 
   /** Debt `id` was answered at `now`: it leaves the window a period after. */
@@ -176,8 +206,9 @@ export class LedgerWindow {
    * count: positive charges, negative gives back). A debt already answered
    * or gone is charged as of `at + period`.
    */
-  adjust(id: number, at: number, delta: number): void {
+  adjust(id: number, at: number, delta: number, now: number = at): void {
     this.#taken += delta;
+    this.#bucket?.take(delta, now);
     const debt = this.#debts.get(id);
     if (debt !== undefined) {
       debt.amount += delta;
@@ -186,9 +217,10 @@ export class LedgerWindow {
   }
 
   /** Gives debt `id` back whole (never sent, or never counted). */
-  cancel(id: number): void {
+  cancel(id: number, now: number): void {
     const debt = this.#debts.get(id);
     if (debt === undefined) return;
+    this.#bucket?.give(debt.amount, now);
     this.#debts.delete(id);
     this.#debtSum -= debt.amount;
     this.#taken -= debt.amount;
