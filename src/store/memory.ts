@@ -198,6 +198,11 @@ class MemorySession implements StoreSession {
     this.#store.adjust(key, limits, requests, tokens);
   }
 
+  /** In memory an adjustment costs no round trip: applied at once. */
+  defer(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
+    this.#store.adjust(key, limits, requests, tokens);
+  }
+
   setKey(key: StoreKeyRef, status: StoreKeyStatus): void {
     this.#store.setKey(key, status);
     this.#store.broadcast(this, { kind: 'key', key: { provider: key.provider, keyId: key.keyId }, status: { ...status } });

@@ -137,6 +137,13 @@ export interface StoreSession {
   reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): StoreReservation | Promise<StoreReservation>;
   /** Gives back (negative) or charges (positive) requests and tokens on the key's shared windows. */
   adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void;
+  /**
+   * Like {@link adjust}, without a round trip of its own: the adjustment
+   * rides with this session's next {@link reserve} on the key (one round trip
+   * per attempt), or is written within a second when none comes. Optional: a
+   * store without it is sent {@link adjust}.
+   */
+  defer?(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void;
   /** Records a key's status and tells the other sessions. */
   setKey(key: StoreKeyRef, status: StoreKeyStatus): void;
   /** Records a circuit's state and tells the other sessions. */
