@@ -328,3 +328,38 @@ describe('LimiterRegistry: per-model windows and quota groups', () => {
     expect(limiter.tryReserve(0).ok).toBe(true);
   });
 });
+
+describe('PeriodLearner and ledger bounds', () => {
+  test('Anthropic resets in whole seconds: a token bucket is not mistaken for a fixed window', async () => {
+    const { PeriodLearner } = await import('../../src/resilience/rate-limit');
+    const learner = new PeriodLearner();
+    // 40 000 input tokens per minute: 100 tokens more move the reset 150 ms, lost in the rounding to the second.
+    learner.update(40_000, 39_000, 2_000, 0);
+    learner.update(40_000, 38_900, 2_000, 10);
+    expect([learner.fixed, learner.bucket]).toEqual([false, true]);
+    expect(learner.periodMs).toBeGreaterThanOrEqual(60_000);
+  });
+
+  test('a fixed window in whole seconds is still recognised', async () => {
+    const { PeriodLearner } = await import('../../src/resilience/rate-limit');
+    const learner = new PeriodLearner();
+    learner.update(20, 19, 3_000, 0);
+    learner.update(20, 15, 3_000, 400);
+    expect([learner.fixed, learner.periodMs]).toEqual([true, 3_000]);
+  });
+
+  test('unanswered requests are kept one by one up to a bound, and still counted', () => {
+    const limiter = limiterOf({ rpm: 5_000 });
+    for (let i = 0; i < 5_000; i++) reserve(limiter);
+    expect(limiter.tryReserve(0)).toEqual({ ok: false, waitMs: 60_000 + MAX_COUNT_LAG_MS });
+  });
+
+  test('a tokens limit learnt after a request was sent is not credited by its reconciliation', () => {
+    const limiter = limiterOf();
+    const early = reserve(limiter, 500);
+    limiter.observe(h({ 'x-ratelimit-limit-tokens': '1000', 'x-ratelimit-remaining-tokens': '1000' }));
+    limiter.reconcile(early, 100);
+    expect(limiter.tryReserve(1_000).ok).toBe(true);
+    expect(limiter.tryReserve(1).ok).toBe(false);
+  });
+});

@@ -200,6 +200,8 @@ export class KeyLimiter {
     for (const dimension of DIMENSIONS) {
       const units = dimension === 'requests' ? 1 : amount;
       for (const window of this.#dims[dimension].all) {
+        // Placeholders (nothing learnt yet) record nothing: a limit learnt later starts from the headers' remaining.
+        if (!window.limited) continue;
         window.take(seq, units, now);
         through.set(window, window.taken);
       }
@@ -240,7 +242,7 @@ export class KeyLimiter {
     const held = this.#settle(reservation);
     if (held === undefined || typeof actualTokens !== 'number' || !Number.isFinite(actualTokens) || actualTokens < 0) return false;
     const delta = actualTokens - reservation.tokens;
-    if (delta !== 0) for (const window of this.#dims.tokens.all) window.adjust(reservation.seq, reservation.at, delta, this.#now());
+    if (delta !== 0) this.#adjustTokens(held, reservation, delta);
     return true;
   }
 
@@ -252,8 +254,14 @@ export class KeyLimiter {
   refund(reservation: Reservation): boolean {
     const held = this.#settle(reservation);
     if (held === undefined) return false;
-    for (const window of this.#dims.tokens.all) window.adjust(reservation.seq, reservation.at, -reservation.tokens, this.#now());
+    this.#adjustTokens(held, reservation, -reservation.tokens);
     return true;
+  }
+
+  /** Changes the reservation's tokens by `delta` in the windows that recorded it. */
+  #adjustTokens(held: Held, reservation: Reservation, delta: number): void {
+    const now = this.#now();
+    for (const window of this.#dims.tokens.all) if (held.through.has(window)) window.adjust(reservation.seq, reservation.at, delta, now);
   }
 
   /** The reservation was never used (a shared store refused it): gives back its request and its tokens. */

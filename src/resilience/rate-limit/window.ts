@@ -21,6 +21,8 @@ export interface WindowSpec {
 export const MAX_COUNT_LAG_MS = 250;
 /** Settled units are kept in this many slots per period (bounded memory; up to 1/SLOTS of a period of margin). */
 const SLOTS = 256;
+/** Debts kept one by one at most; beyond, the oldest is settled as of its latest count time (bounded memory). */
+const MAX_DEBTS = 1_024;
 /** Below this, a level and a need are taken as equal (float noise). */
 const EPSILON = 1e-6;
 
@@ -70,6 +72,11 @@ export class LedgerWindow {
 
   get spec(): WindowSpec {
     return this.#spec;
+  }
+
+  /** Whether the window has a finite capacity (an unlimited placeholder records nothing). */
+  get limited(): boolean {
+    return Number.isFinite(this.#spec.limit);
   }
 
   /** Changes the capacity or period (learnt again); the ledger is kept. */
@@ -190,6 +197,13 @@ export class LedgerWindow {
     this.#debtSum += amount;
     this.#taken += amount;
     this.#bucket?.take(amount, now);
+    if (this.#debts.size > MAX_DEBTS) {
+      const [oldest, debt] = this.#debts.entries().next().value!;
+      this.#debts.delete(oldest);
+      this.#debtSum -= debt.amount;
+      // The same moment it would leave the window unanswered; only an earlier reply can no longer shorten it.
+      this.#settle(debt.at + MAX_COUNT_LAG_MS, debt.amount);
+    }
   }
 
   /** Debt `id` was answered at `now`: it leaves the window a period after. */
