@@ -15,8 +15,9 @@ export const MIN_LEARNT_PERIOD_MS = 1_000;
  * snapshots:
  *
  * - **Token bucket** (OpenAI, Azure, Groq, Anthropic): the reset is the time
- *   to refill what was used, so `period = reset × limit / used`. The snapshot
- *   with the most used wins (whole-unit rounding matters least there).
+ *   to refill what was used, so `period = reset × limit / used` (with
+ *   `used − 1` from 2 used on: `remaining` is rounded down, and the period
+ *   must not come out short). The snapshot with the most used wins.
  * - **Fixed window** (some gateways): the reset moment stays put while more
  *   is used, which a bucket never does (each unit would push it a
  *   `period / limit` later). Once seen, the period is the longest reset seen.
@@ -79,8 +80,10 @@ export class PeriodLearner {
     if (this.#fixed) {
       this.#periodMs = Math.max(this.#periodMs, resetMs);
     } else if (used >= 1 && resetMs > 0 && used >= this.#bestUsed) {
+      // `remaining` is whole units: the true use is above used − 1, so with used ≥ 2 the period is at most
+      // reset × limit / (used − 1) — the safe side. With 1 used, the common first answer, reset × limit.
       this.#bestUsed = used;
-      this.#periodMs = (resetMs * limit) / used;
+      this.#periodMs = (resetMs * limit) / (used >= 2 ? used - 1 : used);
     }
     this.#periodMs = Math.min(RATE_LIMIT_CAPS.maxResetMs, Math.max(MIN_LEARNT_PERIOD_MS, this.#periodMs));
     this.#last = { resetAt, used, resetMs };

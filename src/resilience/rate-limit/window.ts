@@ -61,7 +61,7 @@ export class LedgerWindow {
   #logSum = 0;
   /** Units taken ever (the ledger's sequence, for caps). */
   #taken = 0;
-  #cap: { ceiling: number; until: number } | undefined;
+  #cap: { ceiling: number; at: number; rate: number; until: number } | undefined;
   #blockedUntil = -Infinity;
   /** Set while the upstream is known to be a token bucket: it paces instead of the sliding ledger. */
   #bucket: TokenBucket | undefined;
@@ -142,7 +142,7 @@ export class LedgerWindow {
   available(now: number): number {
     const used = this.#used(now);
     const free = this.#bucket ? this.#bucket.level(now) : this.#spec.limit - used;
-    return this.#cap ? Math.min(free, this.#cap.ceiling - this.#taken) : free;
+    return this.#cap ? Math.min(free, this.#capRoom(now)) : free;
   }
 
   /** Share of the capacity available, 0..1; 0 while blocked. */
@@ -161,7 +161,10 @@ export class LedgerWindow {
     if (amount > this.#spec.limit + EPSILON) return Infinity;
     const used = this.#used(now);
     let wait = 0;
-    if (this.#cap && this.#cap.ceiling - this.#taken + EPSILON < amount) wait = this.#cap.until - now;
+    const cap = this.#cap;
+    if (cap && this.#capRoom(now) + EPSILON < amount) {
+      wait = cap.rate > 0 ? Math.min(cap.until - now, (amount - this.#capRoom(now)) / cap.rate) : cap.until - now;
+    }
     if (this.#bucket) return Math.max(blocked, Math.ceil(wait - EPSILON), this.#bucket.waitMs(amount, now));
     const excess = used + amount - this.#spec.limit;
     if (excess > EPSILON) wait = Math.max(wait, this.#freedAfter(excess) - now);
@@ -257,19 +260,30 @@ export class LedgerWindow {
     this.#log.push({ countedAt, amount });
   }
 
+  /** What the cap in force leaves at `now` (it refills in bucket mode, as the upstream's bucket does). */
+  #capRoom(now: number): number {
+    const cap = this.#cap!;
+    return cap.ceiling + cap.rate * Math.max(0, now - cap.at) - this.#taken;
+  }
+
   /**
    * A header snapshot: when the upstream counted the take that brought
    * {@link taken} to `takenThrough`, `remaining` units were left, until
-   * `until`. What was taken since is subtracted; a tighter cap already in
-   * force is kept.
+   * `until`. What was taken since is subtracted; in bucket mode what the
+   * upstream refilled since is added. The tighter of this and a cap in force
+   * is kept.
    */
   cap(remaining: number, takenThrough: number, until: number, now: number): void {
     this.#used(now);
-    const ceiling = remaining + takenThrough;
-    const current = this.#cap;
-    if (current === undefined || ceiling - this.#taken <= current.ceiling - this.#taken || current.until <= now) {
-      this.#cap = { ceiling, until };
+    const rate = this.#bucket ? this.#spec.limit / this.#spec.periodMs : 0;
+    const next = { ceiling: remaining + takenThrough, at: now, rate, until };
+    if (this.#cap === undefined || this.#cap.until <= now) {
+      this.#cap = next;
+      return;
     }
+    const current = this.#capRoom(now);
+    this.#cap = next;
+    if (current < this.#capRoom(now)) this.#cap = { ceiling: current + this.#taken, at: now, rate, until: Math.max(until, now) };
   }
 
   /** Closes the window until `now + ms` (a longer block in force is kept). */
