@@ -365,3 +365,39 @@ describe('PeriodLearner and ledger bounds', () => {
     expect(limiter.tryReserve(1).ok).toBe(false);
   });
 });
+
+describe('against a token-bucket upstream stating its limits (20 per 2 s), demand at twice the limit for 4 s', async () => {
+  const { TokenBucket: UpstreamBucket, formatDuration, ceilMs } = await import('../../src/testing/rate-window');
+
+  test.each<[string, KeyLimiterOptions]>([
+    ['configured (600 per minute) and stated in headers', { rpm: 600 }],
+    ['stated in headers only', {}],
+  ])('%s: 0 upstream 429s, ≥ 90% of the bucket’s capacity used', (_name, options) => {
+    const limiter = limiterOf(options);
+    const upstream = new UpstreamBucket(20, 2_000);
+    const start = Date.now();
+    let accepted = 0;
+    let rejected = 0;
+    for (let t = 0; t < 4_000; t += 10) {
+      for (let i = 0; i < 5; i++) {
+        const now = Date.now();
+        const result = limiter.tryReserve(0);
+        if (!result.ok) break;
+        const reset = formatDuration(ceilMs(upstream.resetMs(now)));
+        if (upstream.waitMs(1, now) > 0) {
+          rejected++;
+          limiter.rateLimited(h({ 'x-ratelimit-limit-requests': '20', 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': reset }), 1_000, result.reservation);
+          continue;
+        }
+        upstream.take(1, now);
+        accepted++;
+        const headers = { 'x-ratelimit-limit-requests': '20', 'x-ratelimit-remaining-requests': String(upstream.remaining(now)), 'x-ratelimit-reset-requests': formatDuration(ceilMs(upstream.resetMs(now))) };
+        limiter.observe(h(headers), result.reservation);
+      }
+      vi.advanceTimersByTime(10);
+    }
+    const capacity = 20 + (20 * (Date.now() - start)) / 2_000;
+    expect(rejected).toBe(0);
+    expect(accepted / capacity).toBeGreaterThanOrEqual(0.9);
+  });
+});
