@@ -10,7 +10,7 @@ import { describe, MS_POSITIVE, numberProblem } from '../../config/check';
 import { StoreUnavailableError } from '../../errors';
 import { parseJson, RedisSession } from './session';
 import { circuitField, keyField, parseCircuitField, parseKeyField } from '../fields';
-import { ADJUST, RESERVE } from '../scripts';
+import { ADJUST, DeferredAdjustments, RESERVE, windowArgs } from '../scripts';
 import type {
   StateStore,
   StoreBudgetRef,
@@ -63,8 +63,6 @@ export interface RedisStoreOptions {
    */
   now?: () => number;
 }
-
-const WINDOW_TTL_MS = 120_000;
 
 /** A Lua script and its SHA-1, for EVALSHA. */
 interface Script {
@@ -132,6 +130,8 @@ export class RedisStore implements StateStore {
   readonly #ownsClient: boolean;
   readonly #channel: string;
   readonly #sessions = new Map<string, RedisSession>();
+  /** Adjustments waiting for their key's next reservation; what none carries is written by a flush. */
+  readonly #deferred = new DeferredAdjustments((key, limits, requests, tokens) => this.adjust(key, limits, requests, tokens));
   #healthy: boolean;
   /** Whether this outage (or failed start) was reported to the sessions. */
   #reported = false;
@@ -217,6 +217,8 @@ export class RedisStore implements StateStore {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#probe) clearTimeout(this.#probe);
+    this.#deferred.flush();
+    this.#deferred.stop();
     this.#sessions.clear();
     for (const resolve of this.#readyWaiters.splice(0)) resolve();
     this.#sub.disconnect();
@@ -236,15 +238,16 @@ export class RedisStore implements StateStore {
     this.#sessions.delete(session.id);
   }
 
-  /** Runs a script on a key's window (ARGV: limits, clock, TTL, then `extra`; see scripts.ts); EVAL when Redis does not have it yet. */
+  /** Runs a script on a key's window (ARGV: limits, clock, TTL, periods, then `extra`; see scripts.ts); EVAL when Redis does not have it yet. */
   async #run(script: Script, key: StoreKeyRef, limits: StoreLimits, ...extra: number[]): Promise<unknown> {
     const window = `${this.prefix}w:${keyField(key)}`;
     const clock = this.#now === undefined ? '' : String(this.#now());
+    const args = [...windowArgs(limits, clock), ...extra];
     try {
-      return await this.#client.evalsha(script.sha, 1, window, limits.rpm ?? 0, limits.tpm ?? 0, clock, WINDOW_TTL_MS, ...extra);
+      return await this.#client.evalsha(script.sha, 1, window, ...args);
     } catch (error) {
       if (!messageOf(error).startsWith('NOSCRIPT')) throw error;
-      return this.#client.eval(script.lua, 1, window, limits.rpm ?? 0, limits.tpm ?? 0, clock, WINDOW_TTL_MS, ...extra);
+      return this.#client.eval(script.lua, 1, window, ...args);
     }
   }
 
@@ -252,7 +255,14 @@ export class RedisStore implements StateStore {
   async reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): Promise<StoreReservation> {
     if (!this.#healthy) return this.#unavailable('reserve', undefined);
     try {
-      const reply = await this.#within(this.#run(RESERVE_SCRIPT, key, limits, Math.max(0, tokens)), 'a reservation');
+      const held = this.#deferred.take(key);
+      let reply: unknown;
+      try {
+        reply = await this.#within(this.#run(RESERVE_SCRIPT, key, limits, Math.max(0, tokens), held.requests, held.tokens), 'a reservation');
+      } catch (error) {
+        this.#deferred.restore(key, limits, held);
+        throw error;
+      }
       const [ok, waitMs, requests, tokensLeft] = reply as [number, number, string, string];
       if (ok === 1) return { ok: true, requests: level(requests), tokens: level(tokensLeft) };
       return { ok: false, waitMs: waitMs < 0 ? Infinity : waitMs, requests: level(requests), tokens: level(tokensLeft) };
@@ -272,6 +282,12 @@ export class RedisStore implements StateStore {
   adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
     if (!this.#healthy) return;
     this.#run(ADJUST_SCRIPT, key, limits, requests, tokens).catch((error: unknown) => this.#fail('adjust', error));
+  }
+
+  /** @internal Held until the key's next reservation (one round trip), else written by the flush. */
+  defer(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
+    if (!this.#healthy) return;
+    this.#deferred.add(key, limits, requests, tokens);
   }
 
   /** @internal */

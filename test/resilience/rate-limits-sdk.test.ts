@@ -1,0 +1,164 @@
+/**
+ * Issue 11 through the real `openai` SDK and the public API: bursts against a
+ * sliding-window upstream, the 429 cooldown read like the limiter reads it, a
+ * blip of 429s that must not park keys, and 402 "Insufficient Balance".
+ * Deterministic: fake timers, counts only.
+ */
+import OpenAI from 'openai';
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import { KeyManager, keyplex, type KeyManagerOptions } from '../../src/index';
+import { chatReply, errorReply, keyRing, provider } from '../support/upstream';
+import '../support/setup';
+import { fakeClock, until } from '../support/time';
+import { record } from '../support/events';
+
+const BASE = 'https://api.burst.test/v1';
+const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
+
+const managers: KeyManager[] = [];
+function manage(options: KeyManagerOptions) {
+  const manager = new KeyManager(options);
+  managers.push(manager);
+  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
+}
+afterEach(async () => {
+  await Promise.all(managers.splice(0).map((m) => m.close()));
+  vi.useRealTimers();
+});
+
+/** A sliding-window upstream: at most `limit` per key in any `periodMs`; 429 above, with its headers. */
+function slidingUpstream(ring: ReturnType<typeof keyRing>, limit: number, periodMs: number) {
+  const log = new Map<string, number[]>();
+  const rejected: string[] = [];
+  const accepted: { key: string; at: number }[] = [];
+  const calls = provider(BASE, (call) => {
+    const id = ring.idOf(call.key);
+    const now = Date.now();
+    const mine = (log.get(id) ?? []).filter((at) => at > now - periodMs);
+    const headers = (remaining: number) => ({
+      'x-ratelimit-limit-requests': String(limit),
+      'x-ratelimit-remaining-requests': String(remaining),
+      'x-ratelimit-reset-requests': `${Math.max(0, (mine[0] ?? now) + periodMs - now)}ms`,
+    });
+    if (mine.length >= limit) {
+      log.set(id, mine);
+      rejected.push(id);
+      return errorReply(429, 'rate_limit_exceeded', { ...headers(0), 'retry-after-ms': String((mine[0] ?? now) + periodMs - now) });
+    }
+    mine.push(now);
+    log.set(id, mine);
+    accepted.push({ key: id, at: now });
+    return chatReply('gpt-4.1', 'hello', {}, { headers: headers(limit - mine.length) });
+  });
+  return { calls, rejected, accepted };
+}
+
+describe('bursts', () => {
+  test('4× the capacity at once on 3 keys of 30 rpm against a sliding-window upstream: 0 upstream 429s, 0 app errors, the capacity used', async () => {
+    fakeClock();
+    const ring = keyRing('a', 'b', 'c');
+    const upstream = slidingUpstream(ring, 30, 60_000);
+    const { client } = manage({ providers: { burst: { baseURL: BASE, keys: ring.keys, rpm: 30 } } });
+    const start = Date.now();
+    let ok = 0;
+    let failed = 0;
+    const all = Array.from({ length: 120 }, () =>
+      client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 300_000 })).then(
+        () => ok++,
+        () => failed++,
+      ),
+    );
+    // Real progress is awaited with the fake clock standing still, so load cannot move the figures.
+    await until(() => upstream.calls.length >= 90 && ok >= 90, 'the first 90 served');
+    await vi.advanceTimersByTimeAsync(59_999);
+    expect(upstream.calls).toHaveLength(90);
+    // A minute after the first were counted (their replies; at the latest 250 ms after they were sent), the other 30.
+    await vi.advanceTimersByTimeAsync(251);
+    await until(() => ok + failed === 120, 'all settled');
+    await Promise.all(all);
+
+    expect({ ok, failed, upstream429s: upstream.rejected.length }).toEqual({ ok: 120, failed: 0, upstream429s: 0 });
+    expect(upstream.accepted.filter((a) => a.at === start)).toHaveLength(90);
+  });
+});
+
+describe('429 cooldowns and the limiter read the same headers', () => {
+  test('an anthropic-ratelimit reset 40 s ahead cools the key 40 s (not a default 5 s)', async () => {
+    fakeClock();
+    const ring = keyRing('a', 'b');
+    provider(BASE, (call) =>
+      ring.idOf(call.key) === 'a'
+        ? errorReply(429, 'rate_limit_error', {
+            'anthropic-ratelimit-requests-remaining': '0',
+            'anthropic-ratelimit-requests-reset': new Date(Date.now() + 40_000).toISOString(),
+          })
+        : chatReply('gpt-4.1'),
+    );
+    const { manager, client } = manage({ providers: { one: { baseURL: BASE, keys: ring.keys } }, keySelection: 'round-robin' });
+    const cooldowns = record(manager, 'key:cooldown');
+    await client.chat.completions.create(BODY);
+    expect(cooldowns.map((c) => c.retryAfterMs)).toEqual([40_000]);
+  });
+
+  test('retry-after: 1e12 cools the key for at most an hour', async () => {
+    fakeClock();
+    const ring = keyRing('a', 'b');
+    provider(BASE, (call) => (ring.idOf(call.key) === 'a' ? errorReply(429, 'rate_limit_exceeded', { 'retry-after': '1e12' }) : chatReply('gpt-4.1')));
+    const { manager, client } = manage({ providers: { one: { baseURL: BASE, keys: ring.keys } }, keySelection: 'round-robin' });
+    const cooldowns = record(manager, 'key:cooldown');
+    await client.chat.completions.create(BODY);
+    expect(cooldowns.map((c) => c.retryAfterMs)).toEqual([3_600_000]);
+  });
+});
+
+describe('a blip of 429s on a provider without rate-limit headers', () => {
+  test('four 429s with retry-after-ms 100: the next 40 requests at 5 req/s all succeed within a 5 s deadline', async () => {
+    fakeClock();
+    const ring = keyRing('a', 'b');
+    let blips = 4;
+    const calls = provider(BASE, () => (blips-- > 0 ? errorReply(429, 'rate_limit_exceeded', { 'retry-after-ms': '100' }) : chatReply('gpt-4.1')));
+    const { client } = manage({ providers: { one: { baseURL: BASE, keys: ring.keys } } });
+    // Steady traffic before the blip, then the blip (absorbed by retries).
+    for (let i = 0; i < 20; i++) {
+      let done = false;
+      const one = client.chat.completions.create(BODY).finally(() => (done = true));
+      while (!done) await vi.advanceTimersByTimeAsync(50);
+      await one;
+      await vi.advanceTimersByTimeAsync(150);
+    }
+    let ok = 0;
+    let failed = 0;
+    const after = [];
+    for (let i = 0; i < 40; i++) {
+      const settled = ok + failed;
+      after.push(client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 5_000 })).then(() => ok++, () => failed++));
+      // A healthy key serves at once: real progress only, the fake clock standing still (a parked key never settles here).
+      await until(() => ok + failed > settled, `request ${i} served without waiting`).catch(() => undefined);
+      await vi.advanceTimersByTimeAsync(200);
+    }
+    await vi.advanceTimersByTimeAsync(5_000);
+    await Promise.all(after);
+    expect({ ok, failed }).toEqual({ ok: 40, failed: 0 });
+    expect(calls.length).toBe(64);
+  });
+});
+
+describe('402 Insufficient Balance', () => {
+  test('DeepSeek 402: the key is disabled (quota) and the request is served by another key', async () => {
+    const ring = keyRing('a', 'b');
+    const seen = provider(BASE, (call) =>
+      ring.idOf(call.key) === 'a'
+        ? new Response(JSON.stringify({ error: { message: 'Insufficient Balance', type: 'unknown_error', param: null, code: 'invalid_request_error' } }), {
+            status: 402,
+            headers: { 'content-type': 'application/json' },
+          })
+        : chatReply('deepseek-chat'),
+    );
+    const { manager, client } = manage({ providers: { deepseek: { baseURL: BASE, keys: ring.keys } }, keySelection: 'round-robin' });
+    const disabled = record(manager, 'key:disabled');
+    const reply = await client.chat.completions.create({ ...BODY, model: 'deepseek-chat' });
+    expect(reply.choices[0]?.message.content).toBe('hello');
+    expect(ring.ids(seen)).toEqual(['a', 'b']);
+    expect(disabled).toEqual([{ provider: 'deepseek', keyId: 'a', reason: 'quota' }]);
+  });
+});
