@@ -8,7 +8,7 @@
 import { secretOf } from '../keys/key';
 import { bodyFor } from '../request';
 import { classifyStatus, type Classification } from '../resilience/classify';
-import { rateLimitResetMs, retryAfterMs } from '../resilience/headers';
+import { retryAfterMs } from '../resilience/headers';
 import { usageFromBody } from '../usage/usage';
 import { account } from './account';
 import type { BufferedAnswer, RequestContext } from './context';
@@ -41,7 +41,8 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
     throw transportFailure(ctx, lease, attempt, signal, firstTryOfKey, error);
   }
 
-  key.limiter.learn(response.headers);
+  // The reply's remaining applies as of when the upstream counted this request, not as of now.
+  lease.window.limiter.observe(response.headers, lease.reservation);
   if (!response.ok) {
     const text = (await readText(ctx, lease, attempt, signal, firstTryOfKey, response)).replaceAll(secretOf(key), `[key ${key.id}]`);
     throw upstreamFailure(core, ctx, lease, attempt, firstTryOfKey, response, text);
@@ -129,9 +130,10 @@ function upstreamFailure(core: Core, ctx: RequestContext, lease: Lease, attempt:
   let wait = retryAfterMs(response.headers, now);
   if (classification.disable) key.disable(classification.disable);
   if (classification.cooldown) {
-    wait = rateLimitResetMs(response.headers, now) ?? core.options.cooldownMs;
-    key.limiter.rateLimited(response.headers, wait);
-    key.cool(wait, now);
+    // The one header parser: the rest the limiter applies is the cooldown the store tells other replicas.
+    const rest = lease.window.limiter.rateLimited(response.headers, core.options.cooldownMs, lease.reservation);
+    wait = rest.ms;
+    key.cool(wait, now, false, rest.capped === true);
   }
   return fail(ctx, lease, attempt, firstTryOfKey, response.status, classification, now, { response, body: text }, wait);
 }

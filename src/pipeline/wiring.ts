@@ -11,7 +11,7 @@ import { createSelector } from '../keys/create-selector';
 import { ProviderPool } from '../keys/pool';
 import { Circuit, type CircuitChange } from '../resilience/breaker/index';
 import { Bulkhead } from '../resilience/bulkhead';
-import { KeyLimiter } from '../resilience/rate-limit/index';
+import { LimiterRegistry } from '../resilience/rate-limit/index';
 import { Deployment } from '../routing/deployments';
 import { createRoutingStrategy } from '../routing/strategy';
 import { MemoryStore } from '../store/memory';
@@ -24,9 +24,12 @@ import { budgetCrossed } from './admit';
 import { keysChanged, type Core, type NamedStrategy } from './core';
 import { EventHub } from './hub';
 import { applyChange, resync } from './store-sync';
+import { keyWindows } from './windows';
 
 /** Marks an event as carried from another manager by the state store. */
 const REMOTE = { remote: true } as const;
+/** Marks a cooldown whose rest was capped. */
+const CAPPED = { capped: true } as const;
 
 /** The shared state of a new manager. The resolved options give up their secrets to the keys. */
 export function createCore(options: ResolvedOptions): Core {
@@ -72,6 +75,7 @@ export function createCore(options: ResolvedOptions): Core {
     closedByAbort: false,
     storeDown: false,
     idleWaiters: [],
+    limiters: new LimiterRegistry({ adaptive: options.rateLimiting.adaptive }),
     circuitOf: (pool, upstreamModel) => circuitOf(core, pool, upstreamModel),
     makeKey: (provider, resolved) => makeKey(core, provider, resolved),
     makeDeployment: (pool, model, upstream) => new Deployment(pool, model, upstream, prices.lookup(upstream ?? model) ?? prices.lookup(model)),
@@ -102,11 +106,11 @@ export function createCore(options: ResolvedOptions): Core {
 
 /** A key's state with its rate limiter, circuit and lifecycle reports. */
 function makeKey(core: Core, provider: string, resolved: ResolvedKey): Key {
-  const limiter = new KeyLimiter({ rpm: resolved.rpm, tpm: resolved.tpm, adaptive: core.options.rateLimiting.adaptive });
+  const { limiter, windows } = keyWindows(core, provider, resolved);
   const options = core.options.circuitBreaker.key;
   const ref: StoreCircuitRef = { scope: 'key', provider, keyId: resolved.id };
   const circuit: Circuit | undefined = options === false ? undefined : new Circuit(options, (change) => circuitChanged(core, ref, change, circuit!));
-  return new KeyState(provider, resolved, limiter, circuit, (key, change) => keyChanged(core, key, change));
+  return new KeyState(provider, resolved, limiter, circuit, (key, change) => keyChanged(core, key, change), windows);
 }
 
 /** The circuit of a provider's upstream model, made on first use; undefined when deployment circuits are off. */
@@ -146,7 +150,9 @@ function keyChanged(core: Core, key: Key, change: KeyChange): void {
   switch (change.kind) {
     case 'cooldown':
       if (!change.remote) session.setKey(key.ref, { disabled: null, cooldownUntil: change.until });
-      if (hub.wants('key:cooldown')) hub.emit('key:cooldown', { provider, keyId, retryAfterMs: change.ms, reason: 'rate_limit', ...(change.remote && REMOTE) });
+      if (hub.wants('key:cooldown')) {
+        hub.emit('key:cooldown', { provider, keyId, retryAfterMs: change.ms, reason: 'rate_limit', ...(change.remote && REMOTE), ...(change.capped && CAPPED) });
+      }
       return;
     case 'cooldown-ended':
       if (hub.wants('key:recovered')) hub.emit('key:recovered', { provider, keyId, reason: 'cooldown_ended' });
@@ -163,6 +169,7 @@ function keyChanged(core: Core, key: Key, change: KeyChange): void {
       }
       return;
     case 'removed':
+      core.limiters.remove(provider, keyId);
       if (hub.wants('key:removed')) hub.emit('key:removed', { provider, keyId });
       return;
   }

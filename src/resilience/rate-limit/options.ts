@@ -52,12 +52,32 @@ export interface RateLimitOptions {
   quotaGroup?: string;
 }
 
+/** The option names of {@link RateLimitOptions}, for the provider and key field lists. */
+export const RATE_LIMIT_FIELDS = ['rpm', 'rpd', 'tpm', 'tpd', 'requests', 'tokens', 'rateLimitScope', 'quotaGroup'] as const satisfies readonly (keyof RateLimitOptions)[];
+
 /** {@link RateLimitOptions} validated: windows per dimension, shortest period first. */
 export interface ResolvedRateLimits {
   requests: WindowSpec[];
   tokens: WindowSpec[];
   scope: RateLimitScope | undefined;
   quotaGroup: string | undefined;
+}
+
+/** No rate-limit option given. */
+export const NO_RATE_LIMITS: ResolvedRateLimits = Object.freeze({ requests: [], tokens: [], scope: undefined, quotaGroup: undefined });
+
+/**
+ * A key's rate limits with its provider's: per dimension, the key's windows
+ * when it has any, else the provider's; the key's scope and group, else the
+ * provider's.
+ */
+export function keyRateLimits(provider: ResolvedRateLimits, key: ResolvedRateLimits): ResolvedRateLimits {
+  return {
+    requests: key.requests.length > 0 ? key.requests : provider.requests,
+    tokens: key.tokens.length > 0 ? key.tokens : provider.tokens,
+    scope: key.scope ?? provider.scope,
+    quotaGroup: key.quotaGroup ?? provider.quotaGroup,
+  };
 }
 
 export const MINUTE_MS = 60_000;
