@@ -5,26 +5,18 @@
  * Deterministic: fake timers, counts only.
  */
 import OpenAI from 'openai';
-import { afterEach, describe, expect, test, vi } from 'vitest';
-import { KeyManager, keyplex, type KeyManagerOptions } from '../../src/index';
+import { describe, expect, test, vi } from 'vitest';
+import { keyplex } from '../../src/index';
 import { chatReply, errorReply, keyRing, provider } from '../support/upstream';
 import '../support/setup';
+import { managedClients } from '../support/manage';
 import { fakeClock, until } from '../support/time';
 import { record } from '../support/events';
 
 const BASE = 'https://api.burst.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
 
-const managers: KeyManager[] = [];
-function manage(options: KeyManagerOptions) {
-  const manager = new KeyManager(options);
-  managers.push(manager);
-  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
-}
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-  vi.useRealTimers();
-});
+const manage = managedClients();
 
 /** A sliding-window upstream: at most `limit` per key in any `periodMs`; 429 above, with its headers. */
 function slidingUpstream(ring: ReturnType<typeof keyRing>, limit: number, periodMs: number) {
@@ -108,6 +100,18 @@ describe('429 cooldowns and the limiter read the same headers', () => {
     const cooldowns = record(manager, 'key:cooldown');
     await client.chat.completions.create(BODY);
     expect(cooldowns.map((c) => c.retryAfterMs)).toEqual([3_600_000]);
+    // The cap is reported: an upstream asking for more than an hour is news for the operator.
+    expect(cooldowns.map((c) => c.capped)).toEqual([true]);
+  });
+
+  test('an uncapped cooldown carries no capped flag', async () => {
+    fakeClock();
+    const ring = keyRing('a', 'b');
+    provider(BASE, (call) => (ring.idOf(call.key) === 'a' ? errorReply(429, 'rate_limit_exceeded', { 'retry-after': '7' }) : chatReply('gpt-4.1')));
+    const { manager, client } = manage({ providers: { one: { baseURL: BASE, keys: ring.keys } }, keySelection: 'round-robin' });
+    const cooldowns = record(manager, 'key:cooldown');
+    await client.chat.completions.create(BODY);
+    expect(cooldowns).toEqual([{ provider: 'one', keyId: 'a', retryAfterMs: 7_000, reason: 'rate_limit' }]);
   });
 });
 
@@ -140,6 +144,36 @@ describe('a blip of 429s on a provider without rate-limit headers', () => {
     await Promise.all(after);
     expect({ ok, failed }).toEqual({ ok: 40, failed: 0 });
     expect(calls.length).toBe(64);
+  });
+});
+
+describe('enableKey() forgets learnt estimates', () => {
+  test('a key whose headers said 1 a minute, used up: waits; after enableKey() the next request goes at once', async () => {
+    fakeClock();
+    const ring = keyRing('a');
+    const calls = provider(BASE, () =>
+      chatReply('gpt-4.1', 'hello', {}, {
+        headers: { 'x-ratelimit-limit-requests': '1', 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '60s' },
+      }),
+    );
+    const { manager, client } = manage({ providers: { one: { baseURL: BASE, keys: ring.keys } } });
+    await client.chat.completions.create(BODY);
+    // Learnt: 1 a minute, none left. Within a 5 s deadline nothing can go.
+    const waited = client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 5_000 })).then(
+      () => 'served',
+      () => 'failed',
+    );
+    await vi.advanceTimersByTimeAsync(5_001);
+    expect(await waited).toBe('failed');
+    expect(calls).toHaveLength(1);
+
+    manager.enableKey('one', 'a');
+    const after = client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 5_000 })).then(
+      () => 'served',
+      () => 'failed',
+    );
+    await until(() => calls.length === 2, 'the request after enableKey() sent at once');
+    expect(await after).toBe('served');
   });
 });
 

@@ -85,6 +85,8 @@ interface Dimension {
 interface Held {
   /** Per window, its `taken` once this reservation was recorded. */
   readonly through: Map<LedgerWindow, number>;
+  /** Windows that were unlimited placeholders then: counted in their sequence only. */
+  readonly counted: Set<LedgerWindow> | undefined;
   settled: boolean;
   answered: boolean;
 }
@@ -197,18 +199,23 @@ export class KeyLimiter {
     if (waitMs > 0) return { ok: false, waitMs };
     const seq = ++this.#seq;
     const through = new Map<LedgerWindow, number>();
+    let counted: Set<LedgerWindow> | undefined;
     for (const dimension of DIMENSIONS) {
       const units = dimension === 'requests' ? 1 : amount;
       for (const window of this.#dims[dimension].all) {
-        // Placeholders (nothing learnt yet) record nothing: a limit learnt later starts from the headers' remaining.
-        if (!window.limited) continue;
-        window.take(seq, units, now);
+        if (window.limited) window.take(seq, units, now);
+        else if (window === this.#dims[dimension].learnt) {
+          // A placeholder (nothing learnt yet) holds no debt: a limit learnt later starts from the headers' remaining,
+          // minus what was sent after the request they answer.
+          window.count(units);
+          (counted ??= new Set()).add(window);
+        } else continue;
         through.set(window, window.taken);
       }
     }
     this.#aimd.recordSend(now);
     const reservation: Reservation = Object.freeze({ tokens: amount, at: now, seq });
-    this.#held.set(reservation, { through, settled: false, answered: false });
+    this.#held.set(reservation, { through, counted, settled: false, answered: false });
     return { ok: true, reservation };
   }
 
@@ -261,7 +268,10 @@ export class KeyLimiter {
   /** Changes the reservation's tokens by `delta` in the windows that recorded it. */
   #adjustTokens(held: Held, reservation: Reservation, delta: number): void {
     const now = this.#now();
-    for (const window of this.#dims.tokens.all) if (held.through.has(window)) window.adjust(reservation.seq, reservation.at, delta, now);
+    for (const window of this.#dims.tokens.all) {
+      if (held.counted?.has(window)) window.count(delta);
+      else if (held.through.has(window)) window.adjust(reservation.seq, reservation.at, delta, now);
+    }
   }
 
   /** The reservation was never used (a shared store refused it): gives back its request and its tokens. */

@@ -17,7 +17,8 @@ export const MIN_LEARNT_PERIOD_MS = 1_000;
  * - **Token bucket** (OpenAI, Azure, Groq, Anthropic): the reset is the time
  *   to refill what was used, so `period = reset × limit / used` (with
  *   `used − 1` from 2 used on: `remaining` is rounded down, and the period
- *   must not come out short). The snapshot with the most used wins.
+ *   must not come out short). Each snapshot bounds the period from above;
+ *   the tightest bound is kept.
  * - **Fixed window** (some gateways): the reset moment stays put while more
  *   is used, which a bucket never does (each unit would push it a
  *   `period / limit` later). Once seen, the period is the longest reset seen.
@@ -28,7 +29,8 @@ export const MIN_LEARNT_PERIOD_MS = 1_000;
 export class PeriodLearner {
   #periodMs = DEFAULT_PERIOD_MS;
   #fixed = false;
-  #bestUsed = 0;
+  /** The tightest upper bound of the period seen (snapshots with 2 used or more). */
+  #bound = Infinity;
   #limit: number | undefined;
   #last: { resetAt: number; used: number; resetMs: number } | undefined;
 
@@ -59,7 +61,7 @@ export class PeriodLearner {
     if (limit === undefined || remaining === undefined || resetMs === undefined) return false;
     if (limit !== this.#limit) {
       this.#limit = limit;
-      this.#bestUsed = 0;
+      this.#bound = Infinity;
       this.#last = undefined;
     }
     const before = this.#periodMs;
@@ -79,11 +81,14 @@ export class PeriodLearner {
     }
     if (this.#fixed) {
       this.#periodMs = Math.max(this.#periodMs, resetMs);
-    } else if (used >= 1 && resetMs > 0 && used >= this.#bestUsed) {
-      // `remaining` is whole units: the true use is above used − 1, so with used ≥ 2 the period is at most
-      // reset × limit / (used − 1) — the safe side. With 1 used, the common first answer, reset × limit.
-      this.#bestUsed = used;
-      this.#periodMs = (resetMs * limit) / (used >= 2 ? used - 1 : used);
+    } else if (used >= 2 && resetMs > 0) {
+      // `remaining` is whole units: the true use is above used − 1, so the period is at most
+      // reset × limit / (used − 1) — the safe side. Each snapshot bounds it; the tightest bound is kept.
+      this.#bound = Math.min(this.#bound, (resetMs * limit) / (used - 1));
+      this.#periodMs = this.#bound;
+    } else if (used === 1 && resetMs > 0 && this.#bound === Infinity) {
+      // With 1 used, the common first answer, reset × limit until a snapshot bounds it.
+      this.#periodMs = resetMs * limit;
     }
     this.#periodMs = Math.min(RATE_LIMIT_CAPS.maxResetMs, Math.max(MIN_LEARNT_PERIOD_MS, this.#periodMs));
     this.#last = { resetAt, used, resetMs };
@@ -94,7 +99,7 @@ export class PeriodLearner {
   clear(): void {
     this.#periodMs = DEFAULT_PERIOD_MS;
     this.#fixed = false;
-    this.#bestUsed = 0;
+    this.#bound = Infinity;
     this.#limit = undefined;
     this.#last = undefined;
   }

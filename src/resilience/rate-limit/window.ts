@@ -189,6 +189,16 @@ export class LedgerWindow {
     }
   }
 
+  /**
+   * Counts `amount` units in the ledger's sequence only (no debt, no
+   * capacity used): an unlimited placeholder does this, so that a header
+   * snapshot answering a request sent before the limit was known still
+   * subtracts what was sent after that request.
+   */
+  count(amount: number): void {
+    this.#taken += amount;
+  }
+
   /** Takes `amount` units at `now` as debt `id` (until {@link answer}). */
   take(id: number, amount: number, now: number): void {
     this.#debts.set(id, { amount, at: now });
