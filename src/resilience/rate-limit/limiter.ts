@@ -68,6 +68,8 @@ export interface KeyLimits {
 }
 
 const DIMENSIONS: readonly RateLimitDimension[] = ['requests', 'tokens'];
+/** Unanswered reservations tracked one by one at most; beyond, the oldest is taken as counted (bounded memory). */
+const MAX_OPEN = 1_024;
 const RANK: Record<RateLimitSource, number> = { none: 0, adaptive: 1, headers: 2, config: 3 };
 const UNLIMITED: WindowSpec = { limit: Infinity, periodMs: MINUTE_MS };
 
@@ -87,6 +89,8 @@ interface Held {
   readonly through: Map<LedgerWindow, number>;
   /** Windows that were unlimited placeholders then: counted in their sequence only. */
   readonly counted: Set<LedgerWindow> | undefined;
+  /** Per window, its `taken` just before this reservation was recorded. */
+  readonly from: Map<LedgerWindow, number>;
   settled: boolean;
   answered: boolean;
 }
@@ -122,6 +126,8 @@ export class KeyLimiter {
   readonly #aimd = new AimdEstimator();
   readonly #aimdWindow = new LedgerWindow(UNLIMITED);
   readonly #held = new WeakMap<Reservation, Held>();
+  /** Reservations not yet answered nor settled, in send order (at most {@link MAX_OPEN}). */
+  readonly #open = new Map<number, Held>();
 
   /**
    * @param options Configured limits; see {@link KeyLimiterOptions}.
@@ -199,10 +205,12 @@ export class KeyLimiter {
     if (waitMs > 0) return { ok: false, waitMs };
     const seq = ++this.#seq;
     const through = new Map<LedgerWindow, number>();
+    const from = new Map<LedgerWindow, number>();
     let counted: Set<LedgerWindow> | undefined;
     for (const dimension of DIMENSIONS) {
       const units = dimension === 'requests' ? 1 : amount;
       for (const window of this.#dims[dimension].all) {
+        from.set(window, window.taken);
         if (window.limited) window.take(seq, units, now);
         else if (window === this.#dims[dimension].learnt) {
           // A placeholder (nothing learnt yet) holds no debt: a limit learnt later starts from the headers' remaining,
@@ -215,7 +223,10 @@ export class KeyLimiter {
     }
     this.#aimd.recordSend(now);
     const reservation: Reservation = Object.freeze({ tokens: amount, at: now, seq });
-    this.#held.set(reservation, { through, counted, settled: false, answered: false });
+    const held: Held = { through, counted, from, settled: false, answered: false };
+    this.#held.set(reservation, held);
+    this.#open.set(seq, held);
+    if (this.#open.size > MAX_OPEN) this.#open.delete(this.#open.keys().next().value!);
     return { ok: true, reservation };
   }
 
@@ -235,6 +246,7 @@ export class KeyLimiter {
     const held = this.#held.get(reservation);
     if (held === undefined || held.settled) return undefined;
     held.settled = true;
+    this.#open.delete(reservation.seq);
     return held;
   }
 
@@ -269,8 +281,8 @@ export class KeyLimiter {
   #adjustTokens(held: Held, reservation: Reservation, delta: number): void {
     const now = this.#now();
     for (const window of this.#dims.tokens.all) {
-      if (held.counted?.has(window)) window.count(delta);
-      else if (held.through.has(window)) window.adjust(reservation.seq, reservation.at, delta, now);
+      // A placeholder's count stays as estimated: a reconciliation never credits a limit learnt after the send.
+      if (held.through.has(window) && !held.counted?.has(window)) window.adjust(reservation.seq, reservation.at, delta, now);
     }
   }
 
@@ -323,8 +335,12 @@ export class KeyLimiter {
 
   #apply(snapshot: RateLimitSnapshot, reservation: Reservation | undefined, now: number): void {
     const held = reservation === undefined ? undefined : this.#held.get(reservation);
+    // Sent earlier and not answered yet: the upstream may not have counted it when it counted this one
+    // (requests overtake each other on the way), so the snapshot is placed before the oldest of them.
+    const oldest = this.#oldestOpen(reservation);
     if (held !== undefined && !held.answered) {
       held.answered = true;
+      this.#open.delete(reservation!.seq);
       for (const dimension of DIMENSIONS) for (const window of this.#dims[dimension].all) window.answer(reservation!.seq, now);
     }
     for (const dimension of DIMENSIONS) {
@@ -343,9 +359,16 @@ export class KeyLimiter {
       if (seen.remaining === undefined) continue;
       const window = this.#closest(dimension, dim.period.periodMs);
       if (window === undefined) continue;
-      const through = held?.through.get(window) ?? window.taken;
+      const through = Math.min(held?.through.get(window) ?? window.taken, oldest?.from.get(window) ?? Infinity);
       window.cap(seen.remaining, through, now + (seen.resetMs ?? window.spec.periodMs), now);
     }
+  }
+
+  /** The oldest reservation sent before `reservation` and not answered nor settled yet (none without a reservation: a snapshot of "now"). */
+  #oldestOpen(reservation: Reservation | undefined): Held | undefined {
+    if (reservation === undefined) return undefined;
+    for (const [seq, held] of this.#open) return seq < reservation.seq ? held : undefined;
+    return undefined;
   }
 
   /** The window in force whose period is nearest `periodMs` (a header describes one window). */
@@ -401,6 +424,7 @@ export class KeyLimiter {
    * ledger of what was sent. `enableKey()` calls it.
    */
   forget(): void {
+    this.#open.clear();
     this.#aimd.forget();
     this.#syncAimd();
     for (const dimension of DIMENSIONS) {
