@@ -74,6 +74,30 @@ describe('bursts', () => {
   });
 });
 
+describe('bursts, limits only stated by headers', () => {
+  test('after one reply per key, 4× the capacity at once on 3 keys of 30 per minute (headers only): 0 upstream 429s, 0 app errors', async () => {
+    fakeClock();
+    const ring = keyRing('a', 'b', 'c');
+    const upstream = slidingUpstream(ring, 30, 60_000);
+    const { client } = manage({ providers: { burst: { baseURL: BASE, keys: ring.keys } }, keySelection: 'round-robin' });
+    // Learning: one request per key tells its limit (nothing is configured).
+    for (let i = 0; i < 3; i++) await client.chat.completions.create(BODY);
+    let ok = 0;
+    let failed = 0;
+    const all = Array.from({ length: 120 }, () =>
+      client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 300_000 })).then(
+        () => ok++,
+        () => failed++,
+      ),
+    );
+    await until(() => ok >= 87, 'what is left of the first minute served');
+    expect(upstream.calls).toHaveLength(90);
+    for (let i = 0; i < 130 && ok + failed < 120; i++) await vi.advanceTimersByTimeAsync(1_000);
+    await Promise.all(all);
+    expect({ ok, failed, upstream429s: upstream.rejected.length }).toEqual({ ok: 120, failed: 0, upstream429s: 0 });
+  });
+});
+
 describe('429 cooldowns and the limiter read the same headers', () => {
   test('an anthropic-ratelimit reset 40 s ahead cools the key 40 s (not a default 5 s)', async () => {
     fakeClock();
