@@ -201,6 +201,39 @@ describe('enableKey() forgets learnt estimates', () => {
   });
 });
 
+describe('per-model windows and quota groups', () => {
+  const outcome = (p: Promise<unknown>) => p.then(() => 'served', () => 'failed');
+
+  test('rateLimitScope model: rpm 1 holds per key × model (a second model has its own window)', async () => {
+    fakeClock();
+    const ring = keyRing('a');
+    const calls = provider(BASE, (call) => chatReply(String((call.body as { model?: unknown } | undefined)?.model ?? 'm')));
+    const { client } = manage({ providers: { one: { baseURL: BASE, keys: ring.keys, rpm: 1, rateLimitScope: 'model' } } });
+    const short = keyplex.options({ deadlineMs: 5_000 });
+    expect(await outcome(client.chat.completions.create({ ...BODY, model: 'm1' }, short))).toBe('served');
+    expect(await outcome(client.chat.completions.create({ ...BODY, model: 'm2' }, short))).toBe('served');
+    const again = outcome(client.chat.completions.create({ ...BODY, model: 'm1' }, short));
+    await vi.advanceTimersByTimeAsync(5_001);
+    expect(await again).toBe('failed');
+    expect(calls).toHaveLength(2);
+  });
+
+  test('a quotaGroup shares one window between keys: rpm 2 on the group, not 2 per key', async () => {
+    fakeClock();
+    const ring = keyRing('a', 'b');
+    const calls = provider(BASE, () => chatReply('gpt-4.1'));
+    const keys = ring.keys.map((k) => ({ ...k, quotaGroup: 'acct-1' }));
+    const { client } = manage({ providers: { one: { baseURL: BASE, keys, rpm: 2 } }, keySelection: 'round-robin' });
+    const short = keyplex.options({ deadlineMs: 5_000 });
+    expect(await outcome(client.chat.completions.create(BODY, short))).toBe('served');
+    expect(await outcome(client.chat.completions.create(BODY, short))).toBe('served');
+    const third = outcome(client.chat.completions.create(BODY, short));
+    await vi.advanceTimersByTimeAsync(5_001);
+    expect(await third).toBe('failed');
+    expect(ring.ids(calls)).toEqual(['a', 'b']);
+  });
+});
+
 describe('402 Insufficient Balance', () => {
   test('DeepSeek 402: the key is disabled (quota) and the request is served by another key', async () => {
     const ring = keyRing('a', 'b');
