@@ -7,7 +7,7 @@
  * moves only between steps, and each step waits for real progress to stop;
  * the figures are counts.
  */
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import { describe, expect, test, vi } from 'vitest';
 import { keyplex } from '../../src/index';
 import { ProviderSimulator } from '../../src/testing';

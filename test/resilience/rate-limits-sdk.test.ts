@@ -4,7 +4,6 @@
  * blip of 429s that must not park keys, and 402 "Insufficient Balance".
  * Deterministic: fake timers, counts only.
  */
-import OpenAI from 'openai';
 import { describe, expect, test, vi } from 'vitest';
 import { keyplex } from '../../src/index';
 import { chatReply, errorReply, keyRing, provider } from '../support/upstream';
