@@ -19,11 +19,12 @@ import { loopback } from './loopback.ts';
 import { overhead } from './overhead.ts';
 import { pacing } from './pacing.ts';
 import { redis } from './redis.ts';
+import { redisCpu } from './redis-cpu.ts';
 import { writeHtmlReport } from './report.ts';
 import { replicas } from './replicas.ts';
 import { selection } from './selection.ts';
 
-const SCENARIOS: Record<string, Scenario> = { overhead, hotpath, hooks, loopback, capacity, pacing, chaos, classic, selection, redis, replicas };
+const SCENARIOS: Record<string, Scenario> = { overhead, hotpath, hooks, loopback, capacity, pacing, chaos, classic, selection, redis, 'redis-cpu': redisCpu, replicas };
 
 const { values } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, html: { type: 'boolean', default: false }, only: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h', default: false } },

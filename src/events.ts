@@ -120,6 +120,12 @@ export interface KeyCooldownEvent {
   reason: 'rate_limit';
   /** Set when another manager made the change and the state store carried it here. */
   remote?: true;
+  /**
+   * Set when a value of the 429 was out of the bounds keyplex accepts and was
+   * capped (`RATE_LIMIT_CAPS`: a wait over an hour — `retryAfterMs` is then
+   * the hour —, a reset over a day, a limit below 1).
+   */
+  capped?: true;
 }
 
 /** A key is usable again: its cooldown ended or it was enabled. */

@@ -132,9 +132,15 @@ export class KeyManager {
     this.#key(provider, keyId).disable('manual');
   }
 
-  /** Puts a disabled or cooling key back in use. Emits `key:recovered` with reason `manual`. */
+  /**
+   * Puts a disabled or cooling key back in use, and forgets what its rate
+   * limiters learnt (limits and periods from headers, AIMD estimates, rests):
+   * configured limits stay. Emits `key:recovered` with reason `manual`.
+   */
   enableKey(provider: string, keyId: string): void {
-    this.#key(provider, keyId).enable(Date.now());
+    const key = this.#key(provider, keyId);
+    key.forgetLimits();
+    key.enable(Date.now());
   }
 
   // ---------------------------------------------------------------- stats and lifecycle

@@ -9,16 +9,22 @@ import type { KeySelector } from '../keys/selector';
 import type { KeySelectorName } from '../keys/create-selector';
 import type { CircuitOptions } from '../resilience/breaker/index';
 import type { LaneOptions } from '../resilience/lanes/index';
+import type { RateLimitOptions, ResolvedRateLimits } from '../resilience/rate-limit/options';
 import type { CatalogueOptions } from '../routing/catalogue/index';
 import type { RoutingStrategy, RoutingStrategyName } from '../routing/strategy';
 import type { StateStore } from '../store/types';
 import type { BudgetOptions } from '../usage/budget/index';
 import type { ModelPrice } from '../usage/pricing';
 
-/** A key as configured: the bare secret, or an object with a label and weight. */
+/**
+ * A key as configured: the bare secret, or an object with a label, weight
+ * and rate limits (`rpd`, `tpd`, `requests`, `tokens`, `rateLimitScope`,
+ * `quotaGroup`: see {@link RateLimitOptions}; a key's windows replace the
+ * provider's in the same dimension).
+ */
 export type KeyInput =
   | string
-  | {
+  | (RateLimitOptions & {
       /** The secret. Never leaves the manager except towards its own provider. */
       key: string;
       /**
@@ -32,7 +38,7 @@ export type KeyInput =
       rpm?: number;
       /** This key's tokens per minute, from 1 to 1e12; default: the provider's `tpm`, else learnt. */
       tpm?: number;
-    };
+    });
 
 /** One model on one provider (a deployment), when more than its upstream name is to be said. */
 export interface DeploymentOptions {
@@ -48,8 +54,13 @@ export interface DeploymentOptions {
   tags?: string[];
 }
 
-/** One OpenAI-compatible provider: where to send requests and with which keys. */
-export interface ProviderOptions {
+/**
+ * One OpenAI-compatible provider: where to send requests and with which keys.
+ * Rate limits (`rpm`, `rpd`, `tpm`, `tpd`, `requests`, `tokens`,
+ * `rateLimitScope`, `quotaGroup`: see {@link RateLimitOptions}) apply to
+ * each of its keys unless the key sets its own.
+ */
+export interface ProviderOptions extends RateLimitOptions {
   /**
    * The provider's API base, including its version segment, e.g.
    * `https://api.openai.com/v1` or `https://api.deepseek.com/v1`.
@@ -234,6 +245,8 @@ export interface ResolvedKey {
   weight: number;
   rpm: number | undefined;
   tpm: number | undefined;
+  /** The key's own rate-limit options (windows, scope, group), before the provider's are merged in. */
+  rate: ResolvedRateLimits;
 }
 
 /** A deployment's options after validation. */
@@ -263,6 +276,8 @@ export interface ResolvedProvider {
   /** Public name → what else its configuration says about that deployment. */
   deployments: Map<string, ResolvedDeployment>;
   headers: Record<string, string>;
+  /** Rate-limit options for each of its keys; `scope` filled in (`defaultScope(baseURL)` unless configured). */
+  rate: ResolvedRateLimits;
 }
 
 /** Options after validation, defaults filled in. */

@@ -31,11 +31,44 @@ export function secretOf(key: Key): string {
  * state store carried it): it is not published again.
  */
 export type KeyChange =
-  | { kind: 'cooldown'; ms: number; until: number; remote: boolean }
+  | { kind: 'cooldown'; ms: number; until: number; remote: boolean; capped: boolean }
   | { kind: 'cooldown-ended' }
   | { kind: 'disabled'; reason: KeyDisabledReason; remote: boolean }
   | { kind: 'enabled'; remote: boolean; wasOut: boolean }
   | { kind: 'removed' };
+
+/** The windows a request draws on: a limiter, and how a state store names them. */
+export interface KeyWindow {
+  readonly limiter: KeyLimiter;
+  readonly ref: StoreKeyRef;
+}
+
+/**
+ * Where a key's windows are for each upstream model: its own limiter, or the
+ * manager's per key × model and quota-group limiters.
+ */
+export interface KeyWindows {
+  /** The windows a request for `upstreamModel` on this key draws on. */
+  for(upstreamModel: string | undefined): KeyWindow;
+  /** Forgets what every limiter of the key (or its group) learnt. */
+  forget(): void;
+}
+
+/** The upstream model keys are being judged for (set around a selector's call; see {@link selectingFor}). */
+let judgedModel: string | undefined;
+
+/**
+ * Runs `select` with key views whose `headroom` is that of the windows a
+ * request for `upstreamModel` draws on (per key × model or quota group).
+ */
+export function selectingFor<T>(upstreamModel: string | undefined, select: () => T): T {
+  judgedModel = upstreamModel;
+  try {
+    return select();
+  } finally {
+    judgedModel = undefined;
+  }
+}
 
 /** Told of every change of a key's state. */
 export type KeyChangeListener = (key: Key, change: KeyChange) => void;
@@ -62,7 +95,8 @@ class View implements KeyView {
     return this.#key.counters.requests;
   }
   get headroom(): number {
-    return this.#key.limiter.headroom();
+    const key = this.#key;
+    return (judgedModel === undefined ? key.limiter : key.windowFor(judgedModel).limiter).headroom();
   }
   toJSON(): { id: string; provider: string } {
     return { id: this.#key.id, provider: this.#key.provider };
@@ -99,8 +133,17 @@ export class Key {
   #cooldownTimer: ReturnType<typeof setTimeout> | undefined;
   #removed = false;
   readonly #changed: KeyChangeListener;
+  readonly #windows: KeyWindows;
 
-  constructor(provider: string, resolved: ResolvedKey, limiter: KeyLimiter, circuit: Circuit | undefined, changed: KeyChangeListener = () => {}) {
+  /** @param windows Where its windows are per upstream model; default: its own `limiter` for every model. */
+  constructor(
+    provider: string,
+    resolved: ResolvedKey,
+    limiter: KeyLimiter,
+    circuit: Circuit | undefined,
+    changed: KeyChangeListener = () => {},
+    windows?: KeyWindows,
+  ) {
     this.id = resolved.id;
     this.provider = provider;
     this.ref = Object.freeze({ provider, keyId: resolved.id });
@@ -109,7 +152,19 @@ export class Key {
     this.circuit = circuit;
     this.#changed = changed;
     this.view = new View(this);
+    const own: KeyWindow = { limiter, ref: this.ref };
+    this.#windows = windows ?? { for: () => own, forget: () => limiter.forget() };
     secrets.set(this, resolved.key);
+  }
+
+  /** The windows a request for `upstreamModel` draws on (the key's own, per model, or its quota group's). */
+  windowFor(upstreamModel: string | undefined): KeyWindow {
+    return this.#windows.for(upstreamModel);
+  }
+
+  /** Forgets learnt limits, periods, estimates and rests on every window of the key (`enableKey`). */
+  forgetLimits(): void {
+    this.#windows.forget();
   }
 
   /** Attempts on this key that have not finished yet. */
@@ -152,7 +207,7 @@ export class Key {
   }
 
   /** Cools the key down for `ms` from `now`; `key:recovered` is reported when it ends. */
-  cool(ms: number, now: number, remote = false): void {
+  cool(ms: number, now: number, remote = false, capped = false): void {
     this.#cooldownUntil = now + ms;
     this.#clearTimer();
     const timer = setTimeout(() => {
@@ -161,7 +216,7 @@ export class Key {
     }, ms);
     timer.unref?.();
     this.#cooldownTimer = timer;
-    this.#changed(this, { kind: 'cooldown', ms, until: this.#cooldownUntil, remote });
+    this.#changed(this, { kind: 'cooldown', ms, until: this.#cooldownUntil, remote, capped });
   }
 
   /** Takes the key out of use until enabled; nothing happens when it already is. */

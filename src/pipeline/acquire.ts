@@ -5,7 +5,7 @@
  * deadline; with a shared store, the pick's reservation is taken there too.
  */
 import { KeyplexError, NoKeyAvailableError, StoreUnavailableError } from '../errors';
-import { keyOfView } from '../keys/key';
+import { keyOfView, selectingFor } from '../keys/key';
 import type { KeyView } from '../keys/selector';
 import type { Circuit } from '../resilience/breaker/index';
 import type { Deployment } from '../routing/deployments';
@@ -189,7 +189,9 @@ function pickOn(
       positions.push(position);
     }
     while (candidates.length > 0) {
-      const chosen = core.selector.select(candidates, { provider: pool.id, model: ctx.request.model, requestId: ctx.requestId, attempt });
+      const chosen = selectingFor(deployment.upstreamModel, () =>
+        core.selector.select(candidates, { provider: pool.id, model: ctx.request.model, requestId: ctx.requestId, attempt }),
+      );
       const index = chosen === undefined ? -1 : candidates.indexOf(chosen);
       if (index === -1) {
         result.readyAt = Math.min(result.readyAt, now);
@@ -201,14 +203,15 @@ function pickOn(
         positions.splice(index, 1);
         continue;
       }
-      const reserved = key.limiter.tryReserve(ctx.tokens);
+      const window = key.windowFor(deployment.upstreamModel);
+      const reserved = window.limiter.tryReserve(ctx.tokens);
       if (reserved.ok) {
         if (n > SAMPLE) pool.nextScan = positions[index]! + 1;
         holdKeyBudget(core, ctx, deployment, key);
         // canPass() was true a moment ago on this same tick: these take the probe slots in half-open.
         circuit?.tryPass();
         key.circuit?.tryPass();
-        return new Lease(core, ctx, deployment, key, reserved.reservation, circuit);
+        return new Lease(core, ctx, deployment, key, window, reserved.reservation, circuit);
       }
       if (reserved.waitMs === Infinity) result.tooLarge = true;
       result.readyAt = Math.min(result.readyAt, now + reserved.waitMs);
@@ -229,12 +232,12 @@ function pickOn(
  * @throws StoreUnavailableError when the store cannot answer and fails closed.
  */
 async function reserveShared(core: Core, lease: Lease): Promise<number | undefined> {
-  const { key } = lease;
-  const limits = key.limiter.limits;
+  const { limiter, ref } = lease.window;
+  const limits = limiter.limits;
   if (limits.rpm === undefined && limits.tpm === undefined) return undefined;
   let verdict: StoreReservation;
   try {
-    const answer = core.session.reserve(key.ref, limits, lease.reservation.tokens);
+    const answer = core.session.reserve(ref, limits, lease.reservation.tokens);
     verdict = answer instanceof Promise ? await answer : answer;
   } catch (error) {
     lease.settle('undone');
@@ -242,12 +245,12 @@ async function reserveShared(core: Core, lease: Lease): Promise<number | undefin
   }
   if (verdict.ok) {
     if (verdict.degraded !== true) {
-      lease.shared = { rpm: limits.rpm, tpm: limits.tpm };
-      key.limiter.mirror(verdict.requests, verdict.tokens);
+      lease.shared = { rpm: limits.rpm, tpm: limits.tpm, requestsPeriodMs: limits.requestsPeriodMs, tokensPeriodMs: limits.tokensPeriodMs };
+      limiter.mirror(verdict.requests, verdict.tokens);
     }
     return undefined;
   }
   lease.settle('undone');
-  key.limiter.mirror(verdict.requests, verdict.tokens);
+  limiter.mirror(verdict.requests, verdict.tokens);
   return verdict.waitMs;
 }

@@ -12,6 +12,7 @@ import type { ProviderPool } from '../keys/pool';
 import type { KeySelector } from '../keys/selector';
 import type { Circuit } from '../resilience/breaker/index';
 import type { Bulkhead } from '../resilience/bulkhead';
+import type { LimiterRegistry } from '../resilience/rate-limit/index';
 import type { Deployment } from '../routing/deployments';
 import { OTHER_MODELS, type ModelNames } from '../routing/model-names';
 import type { RoutingStrategy } from '../routing/strategy';
@@ -76,6 +77,8 @@ export interface Core {
   storeDown: boolean;
   /** Resolved when no request is left in flight. */
   idleWaiters: (() => void)[];
+  /** Rate-limit windows per key × upstream model and per quota group (a key's own are on the key). */
+  readonly limiters: LimiterRegistry;
   /** The circuit of a provider's upstream model, made on first use; undefined when deployment circuits are off. */
   circuitOf(pool: ProviderPool, upstreamModel: string): Circuit | undefined;
   /** A new key's state, wired to its limiter, circuit and lifecycle reports. */

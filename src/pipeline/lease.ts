@@ -6,7 +6,7 @@
  * holds, refunds, latency and the key / provider / deployment stats.
  */
 import type { AttemptOutcome, FailureKind } from '../errors';
-import type { Key } from '../keys/key';
+import type { Key, KeyWindow } from '../keys/key';
 import type { Circuit } from '../resilience/breaker/index';
 import type { Classification } from '../resilience/classify';
 import type { Reservation } from '../resilience/rate-limit/index';
@@ -47,6 +47,8 @@ export class Lease {
     readonly ctx: RequestContext,
     readonly deployment: Deployment,
     readonly key: Key,
+    /** The rate-limit windows the attempt draws on (the key's own, per model, or its quota group's). */
+    readonly window: KeyWindow,
     readonly reservation: Reservation,
     /** The deployment's circuit, when deployment circuits are on. */
     readonly circuit: Circuit | undefined,
@@ -112,7 +114,7 @@ export class Lease {
     const pool = deployment.pool;
     switch (outcome) {
       case 'undone':
-        key.limiter.cancel(this.reservation);
+        this.window.limiter.cancel(this.reservation);
         this.#health('release');
         settleKeyBudget(core, ctx, deployment, key, 0);
         return;
@@ -144,7 +146,7 @@ export class Lease {
         pool.counters.ttft.record(ttft);
         key.counters.ttft.record(ttft);
         this.#health('success');
-        key.limiter.succeeded();
+        this.window.limiter.succeeded();
         return;
       }
       case 'succeeded': {
@@ -153,7 +155,7 @@ export class Lease {
         const latency = now - this.sentAt;
         if (!streamed) {
           this.#health('success');
-          key.limiter.succeeded();
+          this.window.limiter.succeeded();
           // Latency routing averages whole replies; a stream's is its time to first token (settled at 'first-byte').
           deployment.latency.update(latency, now);
         }
@@ -207,19 +209,27 @@ export class Lease {
 
   /** The attempt failed before the provider could count it: gives its tokens back, here and in the shared store. */
   refund(): void {
-    const { key, reservation, shared } = this;
-    // Only the tokens window changes: nothing to tell a store whose window has no tokens limit.
-    if (key.limiter.refund(reservation) && shared?.tpm !== undefined && reservation.tokens !== 0) {
-      this.core.session.adjust(key.ref, shared, 0, -reservation.tokens);
-    }
+    const { window, reservation } = this;
+    if (window.limiter.refund(reservation)) this.#adjustShared(-reservation.tokens);
   }
 
   /** Replaces the estimated tokens with the real count, here and in the shared store. */
   reconcile(actualTokens: number): void {
-    const { key, reservation, shared } = this;
-    const difference = actualTokens - reservation.tokens;
-    if (key.limiter.reconcile(reservation, actualTokens) && shared?.tpm !== undefined && difference !== 0) {
-      this.core.session.adjust(key.ref, shared, 0, difference);
-    }
+    const { window, reservation } = this;
+    if (window.limiter.reconcile(reservation, actualTokens)) this.#adjustShared(actualTokens - reservation.tokens);
+  }
+
+  /**
+   * Changes the shared tokens window by `tokens`; the change rides with the
+   * next reservation on these windows (one round trip per attempt) where the
+   * store can defer it. Only the tokens window changes: nothing to tell a
+   * store whose window has no tokens limit.
+   */
+  #adjustShared(tokens: number): void {
+    const { shared } = this;
+    if (shared?.tpm === undefined || tokens === 0) return;
+    const session = this.core.session;
+    if (session.defer) session.defer(this.window.ref, shared, 0, tokens);
+    else session.adjust(this.window.ref, shared, 0, tokens);
   }
 }

@@ -11,7 +11,7 @@ import { redactEnvelope, redactorOf, type KeyRedactor } from '../secrets/redact'
 import { redactedBody, redactingReader } from '../secrets/stream';
 import { bodyFor } from '../request';
 import { classifyStatus, type Classification } from '../resilience/classify';
-import { rateLimitResetMs, retryAfterMs } from '../resilience/headers';
+import { retryAfterMs } from '../resilience/headers';
 import { hasMalformedEvent } from '../usage/sse';
 import { tailUsage } from '../usage/tail';
 import { usageFromBody } from '../usage/usage';
@@ -48,7 +48,8 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   } catch (error) {
     throw transportFailure(ctx, lease, attempt, signal, firstTryOfKey, error);
   }
-  key.limiter.learn(response.headers);
+  // The reply's remaining applies as of when the upstream counted this request, not as of now.
+  lease.window.limiter.observe(response.headers, lease.reservation);
   // The upstream may echo the key it got: nothing it sent is passed on with a piece of it (hooks included).
   const redactor = redactorOf(key);
   response = redactEnvelope(response, redactor);
@@ -192,9 +193,10 @@ function upstreamFailure(core: Core, ctx: RequestContext, lease: Lease, attempt:
   let wait = retryAfterMs(response.headers, now);
   if (classification.disable) key.disable(classification.disable);
   if (classification.cooldown) {
-    wait = rateLimitResetMs(response.headers, now) ?? core.options.cooldownMs;
-    key.limiter.rateLimited(response.headers, wait);
-    key.cool(wait, now);
+    // The one header parser: the rest the limiter applies is the cooldown the store tells other replicas.
+    const rest = lease.window.limiter.rateLimited(response.headers, core.options.cooldownMs, lease.reservation);
+    wait = rest.ms;
+    key.cool(wait, now, false, rest.capped === true);
   }
   return fail(ctx, lease, attempt, firstTryOfKey, response.status, classification, now, { response, body: text }, wait);
 }

@@ -12,7 +12,7 @@ import { createSelector } from '../keys/create-selector';
 import { ProviderPool } from '../keys/pool';
 import { Circuit, type CircuitChange } from '../resilience/breaker/index';
 import { Bulkhead } from '../resilience/bulkhead';
-import { KeyLimiter } from '../resilience/rate-limit/index';
+import { LimiterRegistry } from '../resilience/rate-limit/index';
 import { Deployment } from '../routing/deployments';
 import { knownModels, ModelNames } from '../routing/model-names';
 import { createRoutingStrategy } from '../routing/strategy';
@@ -26,9 +26,12 @@ import { budgetCrossed } from './admit';
 import { keysChanged, otherModels, type Core, type NamedStrategy } from './core';
 import { EventHub } from './hub';
 import { applyChange, holdUntilLoaded, resync, track } from './store-sync';
+import { keyWindows } from './windows';
 
 /** Marks an event as carried from another manager by the state store. */
 const REMOTE = { remote: true } as const;
+/** Marks a cooldown whose rest was capped. */
+const CAPPED = { capped: true } as const;
 
 /** The shared state of a new manager. The resolved options give up their secrets to the keys. */
 export function createCore(options: ResolvedOptions): Core {
@@ -77,6 +80,7 @@ export function createCore(options: ResolvedOptions): Core {
     closedByAbort: false,
     storeDown: false,
     idleWaiters: [],
+    limiters: new LimiterRegistry({ adaptive: options.rateLimiting.adaptive }),
     circuitOf: (pool, upstreamModel) => circuitOf(core, pool, upstreamModel),
     makeKey: (provider, resolved) => makeKey(core, provider, resolved),
     makeDeployment: (pool, model, upstream) => new Deployment(pool, model, upstream, prices.lookup(upstream ?? model) ?? prices.lookup(model)),
@@ -110,11 +114,11 @@ export function createCore(options: ResolvedOptions): Core {
 
 /** A key's state with its rate limiter, circuit and lifecycle reports. */
 function makeKey(core: Core, provider: string, resolved: ResolvedKey): Key {
-  const limiter = new KeyLimiter({ rpm: resolved.rpm, tpm: resolved.tpm, adaptive: core.options.rateLimiting.adaptive });
+  const { limiter, windows } = keyWindows(core, provider, resolved);
   const options = core.options.circuitBreaker.key;
   const ref: StoreCircuitRef = { scope: 'key', provider, keyId: resolved.id };
   const circuit: Circuit | undefined = options === false ? undefined : new Circuit(options, (change) => circuitChanged(core, ref, change, circuit!));
-  return new KeyState(provider, resolved, limiter, circuit, (key, change) => keyChanged(core, key, change));
+  return new KeyState(provider, resolved, limiter, circuit, (key, change) => keyChanged(core, key, change), windows);
 }
 
 /** The circuit of a provider's upstream model, made on first use; undefined when deployment circuits are off. */
@@ -157,7 +161,9 @@ function keyChanged(core: Core, key: Key, change: KeyChange): void {
   switch (change.kind) {
     case 'cooldown':
       if (!change.remote) track(core, session.setKey(key.ref, { disabled: null, cooldownUntil: change.until }));
-      if (hub.wants('key:cooldown')) hub.emit('key:cooldown', { provider, keyId, retryAfterMs: change.ms, reason: 'rate_limit', ...(change.remote && REMOTE) });
+      if (hub.wants('key:cooldown')) {
+        hub.emit('key:cooldown', { provider, keyId, retryAfterMs: change.ms, reason: 'rate_limit', ...(change.remote && REMOTE), ...(change.capped && CAPPED) });
+      }
       return;
     case 'cooldown-ended':
       if (hub.wants('key:recovered')) hub.emit('key:recovered', { provider, keyId, reason: 'cooldown_ended' });
@@ -176,6 +182,7 @@ function keyChanged(core: Core, key: Key, change: KeyChange): void {
       }
       return;
     case 'removed':
+      core.limiters.remove(provider, keyId);
       if (hub.wants('key:removed')) hub.emit('key:removed', { provider, keyId });
       keysChanged(core);
       return;

@@ -23,7 +23,7 @@ export interface Classification {
 }
 
 /** The `error` object of an OpenAI-style error body, when there is one. */
-function errorField(body: unknown, field: 'code' | 'type'): unknown {
+function errorField(body: unknown, field: 'code' | 'type' | 'message'): unknown {
   if (typeof body !== 'object' || body === null) return undefined;
   const error = (body as { error?: unknown }).error;
   if (typeof error !== 'object' || error === null) return undefined;
@@ -34,17 +34,33 @@ function hasErrorCode(body: unknown, code: string): boolean {
   return errorField(body, 'code') === code || errorField(body, 'type') === code;
 }
 
+/** Error codes that say the account is out of money or quota, by provider. */
+const QUOTA_CODES = ['insufficient_quota', 'insufficient_balance', 'billing_hard_limit_reached', 'insufficient_credits'];
+/** Messages that say the same where the code does not (DeepSeek: "Insufficient Balance"; OpenRouter: "Insufficient credits"). */
+const QUOTA_MESSAGE = /\binsufficient[ _](?:balance|credits?|funds|quota)\b/i;
+
+/** Whether an error body says the key's account is out of money or quota. */
+export function isQuotaExhausted(body: unknown): boolean {
+  if (QUOTA_CODES.some((code) => hasErrorCode(body, code))) return true;
+  const message = errorField(body, 'message');
+  return typeof message === 'string' && QUOTA_MESSAGE.test(message);
+}
+
 /**
  * Classifies a non-2xx upstream answer. `body` is the parsed error body, when
- * it was JSON. `x-should-retry` decides for transient and caller errors; it
+ * it was JSON. 402, and a 429 whose body says the account is out of quota or
+ * money (`insufficient_quota`, `insufficient_balance`, "Insufficient
+ * Balance", "Insufficient credits"), disable the key with reason `quota`. `x-should-retry` decides for transient and caller errors; it
  * does not stop a rotation away from a key the provider rejected.
  */
 export function classifyStatus(status: number, headers: Headers, body: unknown): Classification {
   let result: Classification;
-  if (status === 401) result = { kind: 'unauthorized', action: 'rotate', disable: 'unauthorized' };
+  // 402 Payment Required (DeepSeek's "Insufficient Balance", OpenRouter's credits): the key's account is empty.
+  if (status === 402) result = { kind: 'quota', action: 'rotate', disable: 'quota' };
+  else if (status === 401) result = { kind: 'unauthorized', action: 'rotate', disable: 'unauthorized' };
   else if (status === 403) result = { kind: 'forbidden', action: 'rotate', disable: 'forbidden' };
   else if (status === 429) {
-    result = hasErrorCode(body, 'insufficient_quota')
+    result = isQuotaExhausted(body)
       ? { kind: 'quota', action: 'rotate', disable: 'quota' }
       : { kind: 'rate_limit', action: 'rotate', cooldown: true };
   } else if (status === 408) result = { kind: 'timeout', action: 'retry' };

@@ -1,63 +1,379 @@
 /**
- * Reading retry and reset hints from upstream headers.
+ * The one reader of upstream rate-limit and retry headers. The cooldown of a
+ * 429, the key's rate limiter and the shared store all read an answer through
+ * {@link parseRateLimitHeaders} (or the helpers below, built on it), so they
+ * never disagree about what an answer said.
+ *
+ * Every value an upstream supplies is bounded (see {@link RATE_LIMIT_CAPS}):
+ * a wait is never longer than an hour, a window never longer than a day, a
+ * limit never below one unit; when a bound applied the result says
+ * `capped: true`, for the pipeline to report.
  */
+
+/** The bounds applied to upstream-supplied values. */
+export const RATE_LIMIT_CAPS = Object.freeze({
+  /** The longest wait (retry-after, a 429's reset) an answer can impose: 1 hour. */
+  maxWaitMs: 3_600_000,
+  /** The longest reset an answer can describe (a per-day window): 1 day. */
+  maxResetMs: 86_400_000,
+  /** The smallest limit an answer can set: 1 unit per window (a limit of 0.0001 would park a key for ever). */
+  minLimit: 1,
+});
+
+/** One rate-limit window as an answer describes it. Every field is optional: garbage is dropped field by field. */
+export interface RateLimitWindow {
+  /** The window's capacity, in units per window (a number ≥ 1; its period is not stated by headers). */
+  limit?: number;
+  /** What was left of it when the upstream answered (non-negative, at most the limit). */
+  remaining?: number;
+  /** Milliseconds from `now` until the window is back to its initial state (0 … 1 day). */
+  resetMs?: number;
+}
+
+/** What the headers of one answer say about a key's windows. Times are ms from `now`. */
+export interface RateLimitSnapshot {
+  /** The requests window, when any of its headers was usable. */
+  requests?: RateLimitWindow;
+  /** The tokens window (the tightest of tokens, input, output, prompt and generated tokens). */
+  tokens?: RateLimitWindow;
+  /** `retry-after-ms`, else `retry-after` (seconds or an HTTP date), in ms from `now` (0 … 1 hour). */
+  retryAfterMs?: number;
+  /** Set when a value was out of bounds and was capped (see {@link RATE_LIMIT_CAPS}). */
+  capped?: true;
+}
+
+/** The two dimensions a key is limited in. */
+export type RateLimitDimension = 'requests' | 'tokens';
 
 const DURATION_PART = /(\d+(?:\.\d+)?)(ms|us|µs|μs|ns|h|m|s)/g;
 const DURATION = /^(\d+(\.\d+)?(ms|us|µs|μs|ns|h|m|s))+$/;
 const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ns: 1e-6 };
+const NUMBER = /^\d+(\.\d+)?$/;
+/** A number as `retry-after` may write it: a decimal, possibly with an exponent (`1e12`). */
+const SCIENTIFIC = /^\d+(\.\d+)?(e\+?\d+)?$/i;
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+/** A bare number at least this big is a Unix time in seconds (2001-09-09 onwards), not a duration. */
+const EPOCH_SECONDS = 1e9;
+/** … and at least this big, a Unix time in milliseconds. */
+const EPOCH_MS = 1e12;
 
 /**
  * Parses OpenAI's reset durations (Go's `time.Duration` format: `1s`, `6m0s`,
- * `20ms`, `1m30.5s`, `0s`, `2h`, `0.5s`, and the sub-millisecond units `µs`,
- * `us`, `ns`) to milliseconds; a bare non-negative number is taken as seconds.
- * `undefined` for anything else (empty, negative, unknown units, exponents).
+ * `20ms`, `1m30.5s`, `0s`, `2h`, `1h2m`, `0.5s`, and the sub-millisecond units
+ * `µs`, `us`, `ns`) to milliseconds; a bare non-negative number is taken as
+ * seconds. `undefined` for anything else (empty, negative, unknown units,
+ * exponents). Not capped: see {@link parseResetMs}.
  */
 export function parseDuration(value: string | null | undefined): number | undefined {
   if (!value) return undefined;
   const text = value.trim();
-  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
+  if (NUMBER.test(text)) return Number(text) * 1000;
   if (!DURATION.test(text)) return undefined;
   let total = 0;
   for (const [, amount, unit] of text.matchAll(DURATION_PART)) total += Number(amount) * UNIT_MS[unit!]!;
-  return total;
+  return Number.isFinite(total) ? total : undefined;
+}
+
+/**
+ * An RFC 3339 timestamp (`2024-05-01T12:00:30Z`, `2024-05-01T12:00:30.25+02:00`)
+ * as epoch ms; `undefined` when the text is not one. Stricter than `Date.parse`,
+ * which accepts almost anything (`"1"` is the year 2001 to V8).
+ */
+export function parseRfc3339(value: string): number | undefined {
+  const match = RFC3339.exec(value.trim());
+  if (!match) return undefined;
+  const [, y, mo, d, h, mi, s, fraction, zone] = match;
+  const month = Number(mo);
+  const day = Number(d);
+  const hour = Number(h);
+  const minute = Number(mi);
+  const second = Number(s);
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return undefined;
+  let ms = Date.UTC(Number(y), month - 1, day, hour, minute, Math.min(second, 59));
+  if (new Date(ms).getUTCDate() !== day) return undefined; // 2024-02-30
+  if (second === 60) ms += 1000; // leap second
+  if (fraction) ms += Number(`0${fraction}`) * 1000;
+  if (zone && zone !== 'Z' && zone !== 'z') {
+    const sign = zone.startsWith('-') ? -1 : 1;
+    const offH = Number(zone.slice(1, 3));
+    const offM = Number(zone.slice(4, 6));
+    if (offH > 23 || offM > 59) return undefined;
+    ms -= sign * (offH * 60 + offM) * 60_000;
+  }
+  return ms;
+}
+
+/**
+ * A reset header's value as ms from `now`, uncapped, whatever form it takes:
+ * a duration (`6m0s`, `20ms`, OpenAI's; a bare number is seconds), an RFC 3339
+ * timestamp (Anthropic's), or a Unix time in seconds or ms (OpenRouter's, some
+ * gateways'). A moment in the past is `0`. `undefined` for garbage.
+ */
+function resetValueMs(value: string | null, now: number): number | undefined {
+  if (value === null) return undefined;
+  const text = value.trim();
+  if (text === '') return undefined;
+  if (NUMBER.test(text)) {
+    const n = Number(text);
+    if (n >= EPOCH_MS) return Math.max(0, n - now);
+    if (n >= EPOCH_SECONDS) return Math.max(0, n * 1000 - now);
+  }
+  const duration = parseDuration(text);
+  if (duration !== undefined) return duration;
+  const at = parseRfc3339(text);
+  return at === undefined ? undefined : Math.max(0, at - now);
+}
+
+/**
+ * A reset header's value as ms from `now` (see the forms above), capped at
+ * {@link RATE_LIMIT_CAPS}`.maxResetMs` (1 day). `undefined` for garbage.
+ */
+export function parseResetMs(value: string | null, now: number): number | undefined {
+  const ms = resetValueMs(value, now);
+  return ms === undefined ? undefined : Math.min(ms, RATE_LIMIT_CAPS.maxResetMs);
+}
+
+/** A `retry-after` value (seconds, or an HTTP date) in ms from `now`, uncapped; `undefined` when unusable. */
+function retryAfterValueMs(after: string, now: number): number | undefined {
+  const text = after.trim();
+  if (text === '') return undefined;
+  if (SCIENTIFIC.test(text)) {
+    const seconds = Number(text);
+    return Number.isFinite(seconds) ? seconds * 1000 : Number.MAX_VALUE;
+  }
+  // HTTP dates (IMF-fixdate, RFC 850, asctime) all open with a day name; without
+  // this check Date.parse would read garbage such as `-1` as a year.
+  const date = /^[A-Za-z]{3}/.test(text) ? Date.parse(text) : NaN;
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** The explicit wait an answer asks for, uncapped: `retry-after-ms`, then `retry-after`. */
+function explicitWaitMs(headers: Headers, now: number): number | undefined {
+  const ms = headers.get('retry-after-ms');
+  if (ms !== null && SCIENTIFIC.test(ms.trim())) {
+    const value = Number(ms.trim());
+    return Number.isFinite(value) ? value : Number.MAX_VALUE;
+  }
+  const after = headers.get('retry-after');
+  return after === null ? undefined : retryAfterValueMs(after, now);
+}
+
+/** A non-negative decimal count (`"59"`, `"149984"`, `"0.5"`); `undefined` for anything else. */
+function parseCount(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  const text = value.trim();
+  if (!NUMBER.test(text)) return undefined;
+  const n = Number(text);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+interface HeaderNames {
+  readonly limit: string;
+  readonly remaining: string;
+  readonly reset: string;
+}
+
+/** One window from a header family; `capped` is set on `into` when a bound applied. */
+function readWindow(headers: Headers, names: HeaderNames, now: number, into: { capped?: true }): RateLimitWindow | undefined {
+  const window: RateLimitWindow = {};
+  const limit = parseCount(headers.get(names.limit));
+  if (limit !== undefined && limit > 0) {
+    if (limit < RATE_LIMIT_CAPS.minLimit) into.capped = true;
+    window.limit = Math.max(limit, RATE_LIMIT_CAPS.minLimit);
+  }
+  const remaining = parseCount(headers.get(names.remaining));
+  if (remaining !== undefined) window.remaining = window.limit === undefined ? remaining : Math.min(remaining, window.limit);
+  const resetMs = resetValueMs(headers.get(names.reset), now);
+  if (resetMs !== undefined) {
+    if (resetMs > RATE_LIMIT_CAPS.maxResetMs) into.capped = true;
+    window.resetMs = Math.min(resetMs, RATE_LIMIT_CAPS.maxResetMs);
+  }
+  return Object.keys(window).length > 0 ? window : undefined;
+}
+
+/** How tight a window is: what is left, else its capacity; a window with neither ranks loosest. */
+function tightness(window: RateLimitWindow): number {
+  return window.remaining ?? window.limit ?? Infinity;
+}
+
+/**
+ * The tighter of several windows of one dimension: the one with the least
+ * remaining (else the smallest limit), ties going to the later reset. Windows
+ * are taken whole, never mixed field by field.
+ */
+function tighter(windows: (RateLimitWindow | undefined)[]): RateLimitWindow | undefined {
+  let best: RateLimitWindow | undefined;
+  for (const window of windows) {
+    if (!window) continue;
+    if (
+      !best ||
+      tightness(window) < tightness(best) ||
+      (tightness(window) === tightness(best) && (window.resetMs ?? -1) > (best.resetMs ?? -1))
+    ) {
+      best = window;
+    }
+  }
+  return best;
+}
+
+const suffixed = (prefix: string, dimension: string): HeaderNames => ({
+  limit: `${prefix}-limit-${dimension}`,
+  remaining: `${prefix}-remaining-${dimension}`,
+  reset: `${prefix}-reset-${dimension}`,
+});
+const anthropic = (family: string): HeaderNames => ({
+  limit: `anthropic-ratelimit-${family}-limit`,
+  remaining: `anthropic-ratelimit-${family}-remaining`,
+  reset: `anthropic-ratelimit-${family}-reset`,
+});
+/** Header families per dimension, every provider shape keyplex knows. */
+const FAMILIES: Record<RateLimitDimension, readonly HeaderNames[]> = {
+  requests: [
+    // OpenAI, Azure OpenAI, Groq (per day), DeepSeek-compatible gateways, Fireworks.
+    suffixed('x-ratelimit', 'requests'),
+    anthropic('requests'),
+    // OpenRouter (`X-RateLimit-Reset` in epoch ms), Together and other gateways.
+    { limit: 'x-ratelimit-limit', remaining: 'x-ratelimit-remaining', reset: 'x-ratelimit-reset' },
+  ],
+  tokens: [
+    suffixed('x-ratelimit', 'tokens'),
+    anthropic('tokens'),
+    anthropic('input-tokens'),
+    anthropic('output-tokens'),
+    // Fireworks.
+    suffixed('x-ratelimit', 'tokens-prompt'),
+    suffixed('x-ratelimit', 'tokens-generated'),
+    // Together.
+    { limit: 'x-tokenlimit-limit', remaining: 'x-tokenlimit-remaining', reset: 'x-tokenlimit-reset' },
+  ],
+};
+
+/**
+ * Reads what one answer's headers say about a key's rate-limit windows and
+ * the wait it asks for. Provider shapes:
+ *
+ * - OpenAI, Azure OpenAI, Groq, Fireworks: `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`,
+ *   resets as durations (`1s`, `6m0s`, `20ms`, `1m30.5s`). Groq's requests
+ *   window is per day, its tokens window per minute: the period is not in the
+ *   headers, the limiter learns it (see `PeriodLearner`).
+ * - Anthropic: `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}`,
+ *   resets as RFC 3339 timestamps.
+ * - OpenRouter, Together and gateways: unsuffixed `x-ratelimit-{limit,remaining,reset}`
+ *   (requests), resets in seconds or as Unix times (seconds or ms); Together's
+ *   `x-tokenlimit-*` (tokens).
+ * - `retry-after-ms`, else `retry-after` in seconds or as an HTTP date.
+ *
+ * Several families of one dimension: the tightest window wins whole (least
+ * remaining, else the smallest limit). Garbage is ignored field by field; a
+ * dimension with no usable field is absent. Bounds ({@link RATE_LIMIT_CAPS})
+ * apply, and set `capped`.
+ *
+ * @param now The clock, in epoch ms, that timestamps are measured from.
+ */
+export function parseRateLimitHeaders(headers: Headers, now: number): RateLimitSnapshot {
+  const snapshot: RateLimitSnapshot = {};
+  const wait = explicitWaitMs(headers, now);
+  if (wait !== undefined) {
+    if (wait > RATE_LIMIT_CAPS.maxWaitMs) snapshot.capped = true;
+    snapshot.retryAfterMs = Math.min(wait, RATE_LIMIT_CAPS.maxWaitMs);
+  }
+  if (!hasRateLimitHeaders(headers)) return snapshot;
+  for (const dimension of ['requests', 'tokens'] as const) {
+    const window = tighter(FAMILIES[dimension].map((names) => readWindow(headers, names, now, snapshot)));
+    if (window) snapshot[dimension] = window;
+  }
+  return snapshot;
+}
+
+/** One pass over the names: most answers of most providers carry none of these, and 30 lookups cost more. */
+function hasRateLimitHeaders(headers: Headers): boolean {
+  let found = false;
+  headers.forEach((_value, name) => {
+    if (!found && (name.startsWith('x-ratelimit-') || name.startsWith('anthropic-ratelimit-') || name.startsWith('x-tokenlimit-'))) found = true;
+  });
+  return found;
+}
+
+/**
+ * The dimensions a 429 says are exhausted: each with less than 1 remaining;
+ * else the one with the smallest remaining share; else `requests`.
+ */
+export function exhaustedDimensions(snapshot: RateLimitSnapshot): RateLimitDimension[] {
+  const empty = (['requests', 'tokens'] as const).filter((dimension) => {
+    const remaining = snapshot[dimension]?.remaining;
+    return remaining !== undefined && remaining < 1;
+  });
+  if (empty.length > 0) return empty;
+  let tightest: RateLimitDimension | undefined;
+  let least = Infinity;
+  for (const dimension of ['requests', 'tokens'] as const) {
+    const window = snapshot[dimension];
+    if (window?.remaining === undefined || window.limit === undefined) continue;
+    const share = window.remaining / window.limit;
+    if (share < least) {
+      least = share;
+      tightest = dimension;
+    }
+  }
+  return [tightest ?? 'requests'];
+}
+
+/** How long a rate-limited key rests, and why. */
+export interface RateLimitRest {
+  /** The rest in ms (0 … 1 hour). */
+  ms: number;
+  /** The dimensions the answer says are exhausted. */
+  dimensions: RateLimitDimension[];
+  /** Per exhausted dimension, its own rest (the explicit wait, else its reset, else the fallback). */
+  perDimension: Partial<Record<RateLimitDimension, number>>;
+  /** Set when an upstream value was capped. */
+  capped?: true;
+}
+
+/**
+ * How long a key rests after a 429, from an already parsed snapshot: the
+ * explicit wait (`retry-after-ms` / `retry-after`) when present, else the
+ * latest reset among the exhausted dimensions, else `fallbackMs`. The
+ * cooldown and the limiter both use this, so they agree.
+ */
+export function restAfterRateLimit(snapshot: RateLimitSnapshot, fallbackMs: number): RateLimitRest {
+  const fallback = Number.isFinite(fallbackMs) && fallbackMs > 0 ? Math.min(fallbackMs, RATE_LIMIT_CAPS.maxWaitMs) : 0;
+  const dimensions = exhaustedDimensions(snapshot);
+  const perDimension: Partial<Record<RateLimitDimension, number>> = {};
+  let capped = snapshot.capped === true;
+  for (const dimension of dimensions) {
+    let ms = snapshot.retryAfterMs ?? snapshot[dimension]?.resetMs ?? fallback;
+    if (ms > RATE_LIMIT_CAPS.maxWaitMs) {
+      capped = true;
+      ms = RATE_LIMIT_CAPS.maxWaitMs;
+    }
+    perDimension[dimension] = ms;
+  }
+  const ms = Math.max(0, ...Object.values(perDimension));
+  return capped ? { ms, dimensions, perDimension, capped: true } : { ms, dimensions, perDimension };
 }
 
 /**
  * The wait an answer asks for, in ms: `retry-after-ms`, then `retry-after`
- * (seconds or an HTTP date; a date in the past is 0). `undefined` when neither
- * is usable (absent, negative, or garbage).
+ * (seconds or an HTTP date; a date in the past is 0), capped at 1 hour.
+ * `undefined` when neither is usable (absent, negative, or garbage).
  */
 export function retryAfterMs(headers: Headers, now: number): number | undefined {
-  const ms = headers.get('retry-after-ms');
-  if (ms !== null && ms.trim() !== '') {
-    const value = Number(ms);
-    if (Number.isFinite(value) && value >= 0) return value;
-  }
-  const after = headers.get('retry-after');
-  if (after !== null && after.trim() !== '') {
-    const seconds = Number(after);
-    if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
-    // HTTP dates (IMF-fixdate, RFC 850, asctime) all open with a day name; without
-    // this check Date.parse would read garbage such as `-1` as a year.
-    const date = /^[A-Za-z]{3}/.test(after.trim()) ? Date.parse(after) : NaN;
-    if (!Number.isNaN(date)) return Math.max(0, date - now);
-  }
-  return undefined;
+  const wait = explicitWaitMs(headers, now);
+  return wait === undefined ? undefined : Math.min(wait, RATE_LIMIT_CAPS.maxWaitMs);
 }
 
 /**
  * How long a rate-limited key should rest: the explicit retry hint, else the
- * reset of whichever window (requests, tokens) the answer says is exhausted.
+ * reset of whichever window (requests, tokens) the answer says is exhausted,
+ * in any provider's form (see {@link parseRateLimitHeaders}); capped at 1 hour.
+ * `undefined` when the answer says neither. The same figure the limiter uses
+ * ({@link restAfterRateLimit}).
  */
 export function rateLimitResetMs(headers: Headers, now: number): number | undefined {
-  const explicit = retryAfterMs(headers, now);
-  if (explicit !== undefined) return explicit;
-  let reset: number | undefined;
-  for (const window of ['requests', 'tokens'] as const) {
-    const remaining = headers.get(`x-ratelimit-remaining-${window}`);
-    if (remaining !== null && Number(remaining) > 0) continue;
-    const ms = parseDuration(headers.get(`x-ratelimit-reset-${window}`));
-    if (ms !== undefined) reset = Math.max(reset ?? 0, ms);
-  }
-  return reset;
+  const snapshot = parseRateLimitHeaders(headers, now);
+  if (snapshot.retryAfterMs !== undefined) return snapshot.retryAfterMs;
+  const rest = restAfterRateLimit(snapshot, 0);
+  const known = rest.dimensions.some((dimension) => snapshot[dimension]?.resetMs !== undefined);
+  return known ? rest.ms : undefined;
 }

@@ -6,7 +6,7 @@
  */
 import { Lru } from '../cache/lru';
 import type { CircuitSnapshot } from '../resilience/breaker/index';
-import { TokenBucket } from '../resilience/rate-limit/bucket';
+import { MINUTE_MS, TokenBucket } from '../resilience/rate-limit/bucket';
 import { circuitField, keyField } from './fields';
 import { START_LAG_MS } from './scripts';
 import type {
@@ -33,6 +33,11 @@ export interface MemoryStoreOptions {
 interface Windows {
   readonly requests: TokenBucket;
   readonly tokens: TokenBucket;
+}
+
+/** A window's period: the one given when it is usable, else a minute. */
+function periodOf(periodMs: number | undefined): number {
+  return periodMs !== undefined && Number.isFinite(periodMs) && periodMs > 0 ? periodMs : MINUTE_MS;
 }
 
 /** The level of a bucket for a {@link StoreReservation}: `undefined` when it does not limit. */
@@ -111,8 +116,8 @@ export class MemoryStore implements StateStore {
       windows = { requests: new TokenBucket(Infinity, START_LAG_MS), tokens: new TokenBucket(Infinity, START_LAG_MS) };
       this.#windows.set(field, windows);
     }
-    windows.requests.setCapacity(limits.rpm ?? Infinity, now);
-    windows.tokens.setCapacity(limits.tpm ?? Infinity, now);
+    windows.requests.setCapacity(limits.rpm ?? Infinity, now, periodOf(limits.requestsPeriodMs));
+    windows.tokens.setCapacity(limits.tpm ?? Infinity, now, periodOf(limits.tokensPeriodMs));
     return windows;
   }
 
@@ -203,6 +208,11 @@ class MemorySession implements StoreSession {
   }
 
   adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
+    this.#store.adjust(key, limits, requests, tokens);
+  }
+
+  /** In memory an adjustment costs no round trip: applied at once. */
+  defer(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
     this.#store.adjust(key, limits, requests, tokens);
   }
 

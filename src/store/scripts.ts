@@ -4,24 +4,122 @@
  *
  * A window is a hash `{ r, t, at }`: the requests and tokens levels and the
  * time they were last brought up to date. The buckets are the ones
- * `TokenBucket` implements in-process: capacity = limit per minute, continuous
- * refill at limit / 60 000 per ms, starting full, a level between −capacity
- * and capacity, waits in whole ms rounded up.
+ * `TokenBucket` implements in-process: capacity = the limit per period,
+ * continuous refill at limit / period per ms, starting full, a level between
+ * −capacity and capacity, waits in whole ms rounded up.
  *
- * ARGV shared by both scripts: [1] rpm, [2] tpm (0 = no limit), [3] the clock
- * in ms ('' = the server's `TIME`), [4] the window's time to live in ms.
+ * ARGV shared by both scripts: [1] requests limit, [2] tokens limit (0 = no
+ * limit), [3] the clock in ms ('' = the server's `TIME`), [4] the window's
+ * time to live in ms, [5] the requests period in ms, [6] the tokens period in
+ * ms (0 or '' = a minute).
  *
  * Like `TokenBucket` with a start lag, a take from a full window starts its
  * refill {@link START_LAG_MS} later (`at` in the future): the provider's
  * bucket starts when our first request arrives, after we took it.
  */
 
+import type { StoreKeyRef, StoreLimits } from './types';
+import { keyField } from './fields';
+
 /** How much later a shared window starts refilling after a take from full. */
 export const START_LAG_MS = 250;
+
+/** A window's hash lives at least this long after its last use (and at least twice its longest period). */
+const MIN_WINDOW_TTL_MS = 120_000;
+
+/** A usable period, else 0 (the scripts read it as a minute). */
+function period(ms: number | undefined): number {
+  return ms !== undefined && Number.isFinite(ms) && ms > 0 ? ms : 0;
+}
+
+/** The ARGV the scripts share: [limits, clock, TTL, periods] (see above). */
+export function windowArgs(limits: StoreLimits, clock: string): (string | number)[] {
+  const requestsPeriod = period(limits.requestsPeriodMs);
+  const tokensPeriod = period(limits.tokensPeriodMs);
+  const ttl = Math.ceil(Math.max(MIN_WINDOW_TTL_MS, 2 * requestsPeriod, 2 * tokensPeriod));
+  return [limits.rpm ?? 0, limits.tpm ?? 0, clock, ttl, requestsPeriod, tokensPeriod];
+}
+
+/** How long an adjustment waits for its key's next reservation before it is written on its own. */
+export const DEFER_FLUSH_MS = 1_000;
+
+interface Held {
+  key: StoreKeyRef;
+  limits: StoreLimits;
+  requests: number;
+  tokens: number;
+}
+
+/**
+ * Adjustments (refunds, usage reconciliations) held until their key's next
+ * reservation, which carries them in the same script call: one round trip
+ * per attempt. What no reservation carries within {@link DEFER_FLUSH_MS} is
+ * written by `write` (one adjust per key).
+ */
+export class DeferredAdjustments {
+  readonly #held = new Map<string, Held>();
+  readonly #write: (key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number) => void;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(write: (key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number) => void) {
+    this.#write = write;
+  }
+
+  /** Holds an adjustment for the key (added to any already held). */
+  add(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
+    const field = keyField(key);
+    const held = this.#held.get(field);
+    if (held) {
+      held.requests += requests;
+      held.tokens += tokens;
+      held.limits = limits;
+    } else {
+      this.#held.set(field, { key, limits, requests, tokens });
+    }
+    if (this.#timer === undefined) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.flush();
+      }, DEFER_FLUSH_MS);
+      this.#timer.unref?.();
+    }
+  }
+
+  /** What is held for the key, handed to a reservation (and no longer held). */
+  take(key: StoreKeyRef): { requests: number; tokens: number } {
+    const field = keyField(key);
+    const held = this.#held.get(field);
+    if (held === undefined) return { requests: 0, tokens: 0 };
+    this.#held.delete(field);
+    return { requests: held.requests, tokens: held.tokens };
+  }
+
+  /** A reservation that carried `held` failed: held again. */
+  restore(key: StoreKeyRef, limits: StoreLimits, held: { requests: number; tokens: number }): void {
+    if (held.requests !== 0 || held.tokens !== 0) this.add(key, limits, held.requests, held.tokens);
+  }
+
+  /** Writes everything held, one adjustment per key. */
+  flush(): void {
+    const all = [...this.#held.values()];
+    this.#held.clear();
+    for (const { key, limits, requests, tokens } of all) if (requests !== 0 || tokens !== 0) this.#write(key, limits, requests, tokens);
+  }
+
+  /** Stops the flush timer (the store is closing). */
+  stop(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
 
 const PRELUDE = `
 local rpm = tonumber(ARGV[1])
 local tpm = tonumber(ARGV[2])
+local rperiod = tonumber(ARGV[5]) or 0
+if rperiod <= 0 then rperiod = 60000 end
+local tperiod = tonumber(ARGV[6]) or 0
+if tperiod <= 0 then tperiod = 60000 end
 local now
 if ARGV[3] ~= '' then
   now = tonumber(ARGV[3])
@@ -36,16 +134,23 @@ if at ~= nil and now > at then dt = now - at end
 -- ms until refilling starts (after a start lag), else 0
 local lag = 0
 if at ~= nil and at > now then lag = at - now end
-local function refill(level, cap)
+local function refill(level, cap, period)
   if cap <= 0 then return nil end
   if level == nil then return cap end
-  level = level + dt * cap / 60000
+  level = level + dt * cap / period
   if level > cap then level = cap end
   if level < -cap then level = -cap end
   return level
 end
-local r = refill(tonumber(state[1]), rpm)
-local t = refill(tonumber(state[2]), tpm)
+local r = refill(tonumber(state[1]), rpm, rperiod)
+local t = refill(tonumber(state[2]), tpm, tperiod)
+local function take(level, cap, amount)
+  if level == nil then return nil end
+  level = level - amount
+  if level > cap then level = cap end
+  if level < -cap then level = -cap end
+  return level
+end
 local function save(started)
   local origin = now
   if at ~= nil and at > now then origin = at end
@@ -65,27 +170,37 @@ end
 `;
 
 /**
- * Reserve: ARGV[5] tokens. Returns `{ ok (1|0), waitMs (-1 = never), requests level, tokens level }`
- * (levels as strings, '' when the dimension has no limit).
+ * Reserve: ARGV[7] tokens; ARGV[8] requests and ARGV[9] tokens of adjustments
+ * held back since the last call (a refund or a usage reconciliation, folded
+ * into this round trip), applied first. Returns `{ ok (1|0), waitMs (-1 =
+ * never), requests level, tokens level }` (levels as strings, '' when the
+ * dimension has no limit).
  */
 export const RESERVE = `${PRELUDE}
-local need = tonumber(ARGV[5])
+local need = tonumber(ARGV[7])
 if need < 0 then need = 0 end
+local pr = tonumber(ARGV[8]) or 0
+local pt = tonumber(ARGV[9]) or 0
+local adjusted = pr ~= 0 or pt ~= 0
+r = take(r, rpm, pr)
+t = take(t, tpm, pt)
 local eps = 0.000001
-local function wait(level, cap, amount)
+local function wait(level, cap, amount, period)
   if level == nil or amount <= 0 then return 0 end
   if amount > cap + eps then return -1 end
   if level + eps >= amount then return 0 end
-  local rate = cap / 60000
+  local rate = cap / period
   return math.ceil(lag + (amount - level) / rate - eps / (2 * rate))
 end
-local wr = wait(r, rpm, 1)
-local wt = wait(t, tpm, need)
+local wr = wait(r, rpm, 1, rperiod)
+local wt = wait(t, tpm, need, tperiod)
 if wr < 0 or wt < 0 then
+  if adjusted then save(false) end
   return {0, -1, show(r), show(t)}
 end
 local w = math.max(wr, wt)
 if w > 0 then
+  if adjusted then save(false) end
   return {0, w, show(r), show(t)}
 end
 local started = (r ~= nil and r >= rpm) or (t ~= nil and t >= tpm and need > 0)
@@ -95,17 +210,10 @@ save(started)
 return {1, 0, show(r), show(t)}
 `;
 
-/** Adjust: ARGV[5] requests, ARGV[6] tokens to take (negative gives back). Returns nothing. */
+/** Adjust: ARGV[7] requests, ARGV[8] tokens to take (negative gives back). Returns nothing. */
 export const ADJUST = `${PRELUDE}
-local dr = tonumber(ARGV[5])
-local dtk = tonumber(ARGV[6])
-local function take(level, cap, amount)
-  if level == nil then return nil end
-  level = level - amount
-  if level > cap then level = cap end
-  if level < -cap then level = -cap end
-  return level
-end
+local dr = tonumber(ARGV[7])
+local dtk = tonumber(ARGV[8])
 r = take(r, rpm, dr)
 t = take(t, tpm, dtk)
 save(false)

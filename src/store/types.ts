@@ -17,10 +17,16 @@ export interface StoreKeyRef {
   readonly keyId: string;
 }
 
-/** The limits in force on a key, per minute; `undefined` = not limited in that dimension. */
+/** The limits in force on a key; `undefined` = not limited in that dimension. */
 export interface StoreLimits {
+  /** Requests per `requestsPeriodMs`. */
   readonly rpm: number | undefined;
+  /** Tokens per `tokensPeriodMs`. */
   readonly tpm: number | undefined;
+  /** The requests window's period in ms; default a minute. */
+  readonly requestsPeriodMs?: number | undefined;
+  /** The tokens window's period in ms; default a minute. */
+  readonly tokensPeriodMs?: number | undefined;
 }
 
 /**
@@ -135,6 +141,13 @@ export interface StoreSession {
   reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): StoreReservation | Promise<StoreReservation>;
   /** Gives back (negative) or charges (positive) requests and tokens on the key's shared windows. */
   adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void;
+  /**
+   * Like {@link adjust}, without a round trip of its own: the adjustment
+   * rides with this session's next {@link reserve} on the key (one round trip
+   * per attempt), or is written within a second when none comes. Optional: a
+   * store without it is sent {@link adjust}.
+   */
+  defer?(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void;
   /** Records a key's status and tells the other sessions. */
   setKey(key: StoreKeyRef, status: StoreKeyStatus): void | Promise<void>;
   /** Records a circuit's state and tells the other sessions. */

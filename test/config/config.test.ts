@@ -246,6 +246,9 @@ describe('resolveOptions rejects malformed options', () => {
   });
 });
 
+/** Rate-limit options when none is given: no windows, scope and group left to the defaults. */
+const NO_WINDOWS = { requests: [], tokens: [] };
+
 describe('resolveOptions resolves valid options', () => {
   test('a minimal config gets every default', () => {
     const key = fakeKey();
@@ -255,11 +258,13 @@ describe('resolveOptions resolves valid options', () => {
         id: 'openai',
         baseURL: 'https://api.openai.com/v1',
         origin: 'https://api.openai.com',
-        keys: [{ key, id: fingerprint(key), weight: 1 }],
+        keys: [{ key, id: fingerprint(key), weight: 1, rate: NO_WINDOWS }],
         models: undefined,
         anyModel: 'unclaimed',
         deployments: new Map(),
         headers: {},
+        // OpenAI limits per key × model: its windows are kept per upstream model by default.
+        rate: { ...NO_WINDOWS, scope: 'model' },
       },
     ]);
     expect(resolved.keySelection).toBe(DEFAULTS.keySelection);
@@ -307,8 +312,8 @@ describe('resolveOptions resolves valid options', () => {
     expect(resolved.providers.map((p) => p.id)).toEqual(['openai', 'api.proxy-1']);
     const [openai, proxy] = resolved.providers;
     expect(openai?.keys).toEqual([
-      { key: k1, id: fingerprint(k1), weight: 1 },
-      { key: k2, id: 'team-b', weight: 3 },
+      { key: k1, id: fingerprint(k1), weight: 1, rate: NO_WINDOWS },
+      { key: k2, id: 'team-b', weight: 3, rate: NO_WINDOWS },
     ]);
     expect(openai?.models).toEqual(new Map([['gpt-4o', 'gpt-4o'], ['gpt-4o-mini', 'gpt-4o-mini']]));
     expect(openai?.headers).toEqual({ 'OpenAI-Organization': 'org-test' });
@@ -425,8 +430,8 @@ describe('key ids and secrecy', () => {
 describe('resolveKey', () => {
   test('resolves a string and an object, with the given field in errors', () => {
     const key = fakeKey();
-    expect(resolveKey('openai', key, 'key')).toEqual({ key, id: fingerprint(key), weight: 1 });
-    expect(resolveKey('openai', { key, id: 'k1', weight: 0.5 }, 'key')).toEqual({ key, id: 'k1', weight: 0.5 });
+    expect(resolveKey('openai', key, 'key')).toEqual({ key, id: fingerprint(key), weight: 1, rate: NO_WINDOWS });
+    expect(resolveKey('openai', { key, id: 'k1', weight: 0.5 }, 'key')).toEqual({ key, id: 'k1', weight: 0.5, rate: NO_WINDOWS });
 
     let error: unknown;
     try {

@@ -27,7 +27,7 @@ test('cool reports the cooldown, and its end once the timer fires', () => {
   const { key: k, changes } = key();
   k.cool(1000, Date.now());
   expect(k.usable(Date.now())).toBe(false);
-  expect(changes).toEqual([{ kind: 'cooldown', ms: 1000, until: Date.now() + 1000, remote: false }]);
+  expect(changes).toEqual([{ kind: 'cooldown', ms: 1000, until: Date.now() + 1000, remote: false, capped: false }]);
   vi.advanceTimersByTime(1000);
   expect(k.usable(Date.now())).toBe(true);
   expect(changes.at(-1)).toEqual({ kind: 'cooldown-ended' });

@@ -58,7 +58,7 @@ describe('rateLimitResetMs', () => {
   test.each<[string, Record<string, string>, number | undefined]>([
     ['the explicit retry hint first', { 'retry-after-ms': '700', 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '9s' }, 700],
     ['the exhausted requests window', { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '20s' }, 20_000],
-    ['a window with room left is not waited for', { 'x-ratelimit-remaining-requests': '5', 'x-ratelimit-reset-requests': '20s' }, undefined],
+    ['a window with room left: its reset, as the limiter rests it (the two agree)', { 'x-ratelimit-remaining-requests': '5', 'x-ratelimit-reset-requests': '20s' }, 20_000],
     [
       'the later of two exhausted windows',
       {

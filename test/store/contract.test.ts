@@ -185,6 +185,23 @@ for (const impl of implementations) {
       expect(await s.a.reserve(KEY, limits, 1)).toMatchObject({ ok: false });
     });
 
+    test('a window with a period: rpm 2 per 3 s refills one request per 1.5 s', async () => {
+      await setup();
+      const limits = { rpm: 2, tpm: undefined, requestsPeriodMs: 3_000 };
+      expect((await s.a.reserve(KEY, limits, 0)).ok).toBe(true);
+      expect((await s.b.reserve(KEY, limits, 0)).ok).toBe(true);
+      expect(await s.a.reserve(KEY, limits, 0)).toMatchObject({ ok: false, waitMs: START_LAG_MS + 1_500 });
+    });
+
+    test('a deferred adjustment rides with the next reservation of the key', async () => {
+      await setup();
+      const limits = { rpm: undefined, tpm: 1_000, tokensPeriodMs: 10_000 };
+      await s.a.reserve(KEY, limits, 800);
+      s.a.defer!(KEY, limits, 0, -600); // used 200 of the 800 reserved
+      expect(await s.a.reserve(KEY, limits, 100)).toMatchObject({ ok: true, tokens: 700 });
+      expect(await s.b.reserve(KEY, limits, 0)).toMatchObject({ tokens: 700 });
+    });
+
     test('a key status set by A reaches B (not A) and is in the snapshot', async () => {
       await setup();
       s.a.setKey(KEY, { disabled: 'unauthorized', cooldownUntil: 0 });
@@ -255,6 +272,34 @@ for (const impl of implementations) {
     });
   });
 }
+
+test.skipIf(!redis.available)('RedisStore: with a learnt limit an attempt costs one round trip — the usage adjustment rides with the next reservation', async () => {
+  const { Redis } = await import('ioredis');
+  const client = new Redis(redis.server.url, { enableOfflineQueue: false, lazyConnect: false });
+  let t = 1_700_000_000_000;
+  const store = new RedisStore({ client, prefix: `contract:${randomUUID()}:`, now: () => t });
+  cleanups.push(async () => {
+    await store.close();
+    client.disconnect();
+  });
+  await store.ready();
+  const session = store.open(recorder().listener);
+  const limits = { rpm: 100, tpm: 10_000, requestsPeriodMs: 60_000, tokensPeriodMs: 60_000 };
+  const calls: string[] = [];
+  const evalsha = client.evalsha.bind(client);
+  (client as unknown as { evalsha: typeof client.evalsha }).evalsha = ((...args: Parameters<typeof client.evalsha>) => {
+    calls.push('evalsha');
+    return evalsha(...args);
+  }) as typeof client.evalsha;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    expect((await session.reserve(KEY, limits, 500)).ok).toBe(true);
+    session.defer!(KEY, limits, 0, -400); // the reply used 100 of the 500 estimated
+    t += 10;
+  }
+  expect(calls).toHaveLength(10);
+  // Nine adjustments rode along; the last is still held (a reservation or the flush carries it).
+  expect(await session.reserve(KEY, limits, 0)).toMatchObject({ ok: true, tokens: expect.closeTo(10_000 - 10 * 100, 0) });
+});
 
 test('a MemoryStore session alone is not shared: its manager keeps the whole truth and never asks', () => {
   const store = new MemoryStore();

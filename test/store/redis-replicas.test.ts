@@ -28,25 +28,21 @@ const redis = redisForSuite('many processes on one RedisStore');
 const PROCESSES = 4;
 const KEYS = 3;
 /**
- * Per key, in keyplex and in the simulator: a burst of 12. Small on purpose:
- * each replica alone would take every key's whole burst within its first
- * requests, so four replicas that did not share would send about four times
- * what the keys allow, however slow the machine.
+ * Per key, in keyplex and in the simulator: 12 requests per 10 s. Small on
+ * purpose: each replica alone would take every key's whole window within its
+ * first requests, so four replicas that did not share would send about four
+ * times what the keys allow, however slow the machine.
  *
- * keyplex refills a key every 5 s (12 per minute); the simulator refills it
- * every 2.5 s (12 per 30 s), and that slack is on purpose: keyplex's shared
- * window starts refilling 250 ms after its first take (START_LAG_MS), while
- * the provider's bucket starts refilling when that first request arrives. On
- * a loaded machine the first request can take longer than 250 ms from its
- * reservation to the provider; with the same refill rate on both sides the
- * first refill was then granted before the provider had it (one upstream 429
- * per key at load 10-20). That is a keyplex limit, reported to issue 11
- * (in-flight-aware windows), not something a test should meet by chance. The
- * simulator's faster refill absorbs up to 2.75 s of such delay; whether keyplex
- * kept its own 12 per minute is checked on the counts, key by key.
+ * keyplex's configured window is a ledger: at most 12 in any 10 s, counted
+ * from each request's reservation. The simulator's bucket holds 12 and
+ * refills 12 per 10 s from when a request arrives, so it admits at least what
+ * keyplex grants, whatever the delay between reservation and arrival on a
+ * loaded machine; whether keyplex kept its own 12 per 10 s is checked on the
+ * counts, key by key.
  */
 const RPM = 12;
-const SIM_WINDOW_MS = 30_000;
+const PERIOD_MS = 10_000;
+const SIM_WINDOW_MS = PERIOD_MS;
 const CONCURRENCY = 6;
 /** The run goes on until the keys have served their burst and one refill each: the replicas compete for refills. */
 const REFILLS_PER_KEY = 1;
@@ -76,7 +72,7 @@ describe.skipIf(!redis.available)('four processes share three keys through Redis
       const keys = Array.from({ length: KEYS }, (_, i) => fakeKey(`replica${i}`));
       sim = new ProviderSimulator({ rateWindowMs: SIM_WINDOW_MS, providers: [{ id: 'sim', keys: keys.map((key) => ({ key, rpm: RPM })), models: [MODEL] }] });
       http = await sim.listen();
-      const config = { redisUrl: redis.server.url, prefix: `replicas:${randomUUID()}:`, baseURL: http.baseURL('sim'), keys, rpm: RPM, model: MODEL, concurrency: CONCURRENCY, timeoutMs: PATIENT_REDIS_MS };
+      const config = { redisUrl: redis.server.url, prefix: `replicas:${randomUUID()}:`, baseURL: http.baseURL('sim'), keys, rpm: RPM, periodMs: PERIOD_MS, model: MODEL, concurrency: CONCURRENCY, timeoutMs: PATIENT_REDIS_MS };
       const replicas: Replica[] = Array.from({ length: PROCESSES }, () => spawn(process.execPath, [script, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'pipe'] }));
       const stderr: string[] = replicas.map(() => '');
       replicas.forEach((child, i) => child.stderr.on('data', (chunk: Buffer) => (stderr[i] += chunk.toString())));
@@ -98,8 +94,8 @@ describe.skipIf(!redis.available)('four processes share three keys through Redis
         const results = (await Promise.all(readers.map((read) => read()))).map((line) => JSON.parse(line) as { ok: number; aborted: number; failures: Record<string, number>; storeErrors: string[] });
         const end = sim.tallies().sim!;
         const elapsedMs = Date.now() - startAt;
-        // What keyplex may grant one key from the start until now: its burst and its refill since, at 12 per minute (an upper bound).
-        const perKeyCapacity = RPM + (RPM * elapsedMs) / 60_000;
+        // What keyplex may grant one key from the start until now: 12 in every 10 s begun (an upper bound).
+        const perKeyCapacity = RPM * (1 + Math.floor(elapsedMs / PERIOD_MS));
         console.info(
           `replicas: ${results.map((r) => r.ok).join(' + ')} = ${end.successes} accepted in ${elapsedMs} ms (at most ${(KEYS * perKeyCapacity).toFixed(0)}); ` +
             `429s upstream ${end.rateLimited}; per key ${keys.map((k) => end.keys[k]!.successes).join('/')}; failures ${JSON.stringify(results.map((r) => r.failures))}`,
@@ -113,7 +109,10 @@ describe.skipIf(!redis.available)('four processes share three keys through Redis
         expect(results.flatMap((r) => r.storeErrors)).toEqual([]);
         // Every process took part, and what they say they got is what the provider served.
         for (const result of results) expect(result.ok).toBeGreaterThan(0);
-        expect(results.reduce((n, r) => n + r.ok, 0)).toBe(end.successes);
+        // (requests the stop aborted may still have reached the provider).
+        const ok = results.reduce((n, r) => n + r.ok, 0);
+        expect(ok).toBeLessThanOrEqual(end.successes);
+        expect(end.successes).toBeLessThanOrEqual(ok + results.reduce((n, r) => n + r.aborted, 0));
       } finally {
         for (const child of replicas) child.kill();
         await http.close();

@@ -4,7 +4,8 @@
  * allow from `go` until `stop`. Bundled by the test with esbuild and run as
  * its own Node process.
  *
- * argv[2]: JSON { redisUrl, prefix, baseURL, keys, rpm, model, concurrency, timeoutMs }.
+ * argv[2]: JSON { redisUrl, prefix, baseURL, keys, rpm, periodMs?, model, concurrency, timeoutMs }
+ * (with `periodMs`, each key's window is `rpm` requests per `periodMs` instead of per minute).
  * Prints `ready` once connected; reads `go <startAt>` (epoch ms) on stdin,
  * prints `served` after its first success, reads `stop`, and prints one JSON
  * line of results at the end.
@@ -20,6 +21,7 @@ interface ReplicaConfig {
   baseURL: string;
   keys: string[];
   rpm: number;
+  periodMs?: number;
   model: string;
   concurrency: number;
   /** The RedisStore's `timeoutMs`: generous in tests, where a loaded machine must not look like a slow Redis. */
@@ -30,7 +32,7 @@ const config = JSON.parse(process.argv[2] ?? '{}') as ReplicaConfig;
 const store = new RedisStore({ url: config.redisUrl, prefix: config.prefix, timeoutMs: config.timeoutMs });
 await store.ready();
 const manager = new KeyManager({
-  providers: { sim: { baseURL: config.baseURL, keys: config.keys, models: [config.model], rpm: config.rpm } },
+  providers: { sim: { baseURL: config.baseURL, keys: config.keys, models: [config.model], ...(config.periodMs ? { requests: { limit: config.rpm, periodMs: config.periodMs } } : { rpm: config.rpm }) } },
   store,
 });
 const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));

@@ -2,10 +2,11 @@
 import { ConfigError } from '../../errors';
 import { fingerprint } from '../../keys/fingerprint';
 import { checkFields, describeType, isPlainObject, maybeNumber, own, prop, quote, RPM, safeName, secretIdProblem, TPM, WEIGHT } from '../check';
+import { resolveRateLimits, RATE_LIMIT_FIELDS, NO_RATE_LIMITS } from '../../resilience/rate-limit/options';
 import type { KeyInput, ResolvedKey } from '../options';
 
 const KEY_ID = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$/;
-const KEY_FIELDS: readonly (keyof Exclude<KeyInput, string>)[] = ['key', 'id', 'weight', 'rpm', 'tpm'];
+const KEY_FIELDS: readonly (keyof Exclude<KeyInput, string>)[] = ['key', 'id', 'weight', ...RATE_LIMIT_FIELDS];
 
 /**
  * Validates one key of `provider` (as configured, or given to `addKey` at run
@@ -19,7 +20,7 @@ export function resolveKey(provider: string, input: KeyInput, field: string): Re
   const raw: unknown = input;
   if (typeof raw === 'string') {
     const key = checkSecret(raw, field, provider);
-    return { key, id: fingerprint(key), weight: 1, rpm: undefined, tpm: undefined };
+    return { key, id: fingerprint(key), weight: 1, rpm: undefined, tpm: undefined, rate: NO_RATE_LIMITS };
   }
   if (!isPlainObject(raw)) {
     throw new ConfigError(field, `expected a key of provider ${safeName(provider)}: a string or an object { key, id?, weight? }; got ${describeType(raw)}`);
@@ -30,7 +31,7 @@ export function resolveKey(provider: string, input: KeyInput, field: string): Re
   const weight = maybeNumber(own(raw, 'weight'), prop(field, 'weight'), WEIGHT) ?? 1;
   const rpm = maybeNumber(own(raw, 'rpm'), prop(field, 'rpm'), RPM);
   const tpm = maybeNumber(own(raw, 'tpm'), prop(field, 'tpm'), TPM);
-  return { key, id, weight, rpm, tpm };
+  return { key, id, weight, rpm, tpm, rate: resolveRateLimits(raw, field) };
 }
 
 function resolveKeyId(rawId: unknown, key: string, field: string): string {

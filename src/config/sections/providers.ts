@@ -1,6 +1,7 @@
 /** The `providers` option: where each provider is, its keys, models and headers. */
 import { ConfigError } from '../../errors';
 import { checkBoolean, checkFields, describeType, isPlainObject, maybeNumber, own, prop, quote, RPM, safeName, secretIdProblem, setOwn, TPM } from '../check';
+import { defaultScope, RATE_LIMIT_FIELDS, resolveRateLimits } from '../../resilience/rate-limit/options';
 import type { KeyInput, ProviderOptions, ResolvedDeployment, ResolvedKey, ResolvedProvider } from '../options';
 import { resolveKey } from './keys';
 import { resolveModels } from './models';
@@ -8,7 +9,7 @@ import { resolveModels } from './models';
 const PROVIDER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** RFC 9110 `token`: what a header name may be made of. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const PROVIDER_FIELDS: readonly (keyof ProviderOptions)[] = ['baseURL', 'keys', 'models', 'serveAnyModel', 'headers', 'rpm', 'tpm'];
+const PROVIDER_FIELDS: readonly (keyof ProviderOptions)[] = ['baseURL', 'keys', 'models', 'serveAnyModel', 'headers', ...RATE_LIMIT_FIELDS];
 
 /** Where a key was first seen, to report a duplicate without naming the key. */
 interface KeySeen {
@@ -52,15 +53,18 @@ function resolveProvider(id: string, raw: unknown, seenKeys: Map<string, KeySeen
   const { baseURL, origin } = resolveBaseURL(own(raw, 'baseURL'), `${field}.baseURL`);
   const deployments = new Map<string, ResolvedDeployment>();
   const models = resolveModels(own(raw, 'models'), `${field}.models`, deployments);
+  const keys = resolveKeys(id, raw, field, seenKeys);
+  const rate = resolveRateLimits(raw, field);
   return {
     id,
     baseURL,
     origin,
-    keys: resolveKeys(id, raw, field, seenKeys),
+    keys,
     models,
     anyModel: resolveAnyModel(own(raw, 'serveAnyModel'), models !== undefined, field),
     deployments,
     headers: resolveHeaders(own(raw, 'headers'), `${field}.headers`),
+    rate: { ...rate, scope: rate.scope ?? defaultScope(baseURL) },
   };
 }
 

@@ -2,7 +2,10 @@
  * Adaptive rate estimation (AIMD) for a key whose limits nobody told us:
  * additive increase on success, multiplicative decrease on a 429.
  */
-import { isFiniteNumber, MINUTE_MS } from './bucket';
+import { MINUTE_MS } from './bucket';
+
+/** A 429 whose explicit wait is at most this is a blip (a burst, a brief overload), not a limit: no decrease. */
+export const BLIP_RETRY_MS = 1_000;
 
 const SLOT_MS = 1_000;
 const SLOTS = 60;
@@ -11,23 +14,16 @@ const DECREASE = 0.75;
 /** Growth per minute of full use, as a share of the estimate (at least 1 rpm). */
 const GROWTH_PER_MINUTE = 0.02;
 
-/** JSON-safe state of an {@link AimdEstimator}. */
-export interface AimdState {
-  estimate: number | null;
-  base: number | null;
-  baseAt: number | null;
-  quietUntil: number;
-  /** `[second, count]` pairs of the sends tally, second = floor(clock / 1000). */
-  sent: [number, number][];
-}
-
 /**
  * An estimate of a key's requests per minute, learnt from 429s alone.
  *
  * - It starts unknown (`undefined`: no limiting).
- * - On the first 429 it becomes `max(1, sent × 0.75)`, where `sent` is the
- *   requests actually sent in the last 60 s (counted in whole seconds: the
- *   current second and the 59 before it).
+ * - On the first 429 it becomes `max(1, sent × 0.75, served)`, where `sent`
+ *   is the requests actually sent in the last 60 s and `served` those that
+ *   succeeded (counted in whole seconds: the current second and the 59
+ *   before it): it never falls below what the key has just served.
+ * - A 429 with an explicit wait of at most 1 s (`retry-after-ms: 100`) is a
+ *   blip: the key rests, the estimate does not change.
  * - Each success adds `max(1, 2% of the estimate) ÷ estimate` rpm, so a key
  *   used at its estimated rate grows by 1 rpm (or 2%, whichever is more) per
  *   minute: slowly enough that the next 429 is minutes away, not seconds
@@ -46,8 +42,8 @@ export class AimdEstimator {
   #base: number | undefined;
   #baseAt: number | undefined;
   #quietUntil = 0;
-  readonly #seconds: number[] = new Array<number>(SLOTS).fill(-1);
-  readonly #counts: number[] = new Array<number>(SLOTS).fill(0);
+  readonly #sent = new Tally();
+  readonly #served = new Tally();
 
   /** The estimated rpm, `undefined` until the first 429. */
   get estimate(): number | undefined {
@@ -56,38 +52,40 @@ export class AimdEstimator {
 
   /** Counts one request sent at `now`. O(1). */
   recordSend(now: number): void {
-    const second = Math.floor(now / SLOT_MS);
-    const slot = ((second % SLOTS) + SLOTS) % SLOTS;
-    if (this.#seconds[slot] !== second) {
-      this.#seconds[slot] = second;
-      this.#counts[slot] = 0;
-    }
-    this.#counts[slot] = (this.#counts[slot] ?? 0) + 1;
+    this.#sent.add(now);
   }
 
   /** Requests sent in the last 60 s at `now` (the current second and the 59 before it). */
   sentLastMinute(now: number): number {
-    const second = Math.floor(now / SLOT_MS);
-    let total = 0;
-    for (let i = 0; i < SLOTS; i++) {
-      const at = this.#seconds[i]!;
-      if (at > second - SLOTS && at <= second) total += this.#counts[i]!;
-    }
-    return total;
+    return this.#sent.total(now);
+  }
+
+  /** Counts one request served successfully at `now`. O(1). */
+  recordSuccess(now: number): void {
+    this.#served.add(now);
+  }
+
+  /** Requests served successfully in the last 60 s. */
+  servedLastMinute(now: number): number {
+    return this.#served.total(now);
   }
 
   /**
    * A 429 at `now`: the multiplicative decrease. `restUntil` is when the key
-   * may be used again; 429s before then do not decrease again.
+   * may be used again; 429s before then do not decrease again. A 429 whose
+   * explicit wait (`explicitMs`) is at most {@link BLIP_RETRY_MS} is a blip:
+   * the key rests, the estimate stays. The estimate never falls below what
+   * the key served successfully in the last minute.
    * @returns Whether the estimate changed.
    */
-  onRateLimited(now: number, restUntil: number): boolean {
+  onRateLimited(now: number, restUntil: number, explicitMs?: number): boolean {
+    if (explicitMs !== undefined && explicitMs <= BLIP_RETRY_MS) return false;
     if (this.#estimate !== undefined && now < this.#quietUntil) {
       this.#quietUntil = Math.max(this.#quietUntil, restUntil);
       return false;
     }
     const from = this.#estimate ?? this.sentLastMinute(now);
-    this.#estimate = Math.max(1, from * DECREASE);
+    this.#estimate = Math.max(1, from * DECREASE, this.servedLastMinute(now));
     this.#base = this.#estimate;
     this.#baseAt = now;
     this.#quietUntil = Math.max(restUntil, now);
@@ -113,6 +111,13 @@ export class AimdEstimator {
     return true;
   }
 
+  /** Forgets the estimate and the tallies (`enableKey`: start afresh). */
+  forget(): void {
+    this.clear();
+    this.#sent.clear();
+    this.#served.clear();
+  }
+
   /** Forgets the estimate (a real limit became known); the sends tally is kept. */
   clear(): void {
     this.#estimate = undefined;
@@ -120,45 +125,35 @@ export class AimdEstimator {
     this.#baseAt = undefined;
     this.#quietUntil = 0;
   }
+}
 
-  /** JSON-safe state. */
-  toJSON(): AimdState {
-    const sent: [number, number][] = [];
-    for (let i = 0; i < SLOTS; i++) {
-      const count = this.#counts[i]!;
-      if (this.#seconds[i]! >= 0 && count > 0) sent.push([this.#seconds[i]!, count]);
+/** Counts per second over the last 60 s. */
+class Tally {
+  readonly #seconds: number[] = new Array<number>(SLOTS).fill(-1);
+  readonly #counts: number[] = new Array<number>(SLOTS).fill(0);
+
+  add(now: number): void {
+    const second = Math.floor(now / SLOT_MS);
+    const slot = ((second % SLOTS) + SLOTS) % SLOTS;
+    if (this.#seconds[slot] !== second) {
+      this.#seconds[slot] = second;
+      this.#counts[slot] = 0;
     }
-    return {
-      estimate: this.#estimate ?? null,
-      base: this.#base ?? null,
-      baseAt: this.#baseAt ?? null,
-      quietUntil: this.#quietUntil,
-      sent,
-    };
+    this.#counts[slot] = (this.#counts[slot] ?? 0) + 1;
   }
 
-  /** Restores {@link toJSON}'s state; fields that do not fit are ignored. */
-  restore(state: Partial<AimdState>): void {
-    if (state.estimate === null) this.clear();
-    else if (isFiniteNumber(state.estimate) && state.estimate >= 1) {
-      this.#estimate = state.estimate;
-      this.#base = isFiniteNumber(state.base) && state.base >= 1 ? state.base : state.estimate;
-      this.#baseAt = isFiniteNumber(state.baseAt) ? state.baseAt : undefined;
+  total(now: number): number {
+    const second = Math.floor(now / SLOT_MS);
+    let total = 0;
+    for (let i = 0; i < SLOTS; i++) {
+      const at = this.#seconds[i]!;
+      if (at > second - SLOTS && at <= second) total += this.#counts[i]!;
     }
-    if (isFiniteNumber(state.quietUntil)) this.#quietUntil = state.quietUntil;
-    if (Array.isArray(state.sent)) {
-      this.#seconds.fill(-1);
-      this.#counts.fill(0);
-      for (const pair of state.sent as unknown[]) {
-        if (!Array.isArray(pair)) continue;
-        const [second, count] = pair as unknown[];
-        if (!isFiniteNumber(second) || !Number.isInteger(second) || second < 0) continue;
-        if (!isFiniteNumber(count) || count <= 0) continue;
-        const slot = second % SLOTS;
-        if ((this.#seconds[slot] ?? -1) > second) continue;
-        this.#seconds[slot] = second;
-        this.#counts[slot] = count;
-      }
-    }
+    return total;
+  }
+
+  clear(): void {
+    this.#seconds.fill(-1);
+    this.#counts.fill(0);
   }
 }

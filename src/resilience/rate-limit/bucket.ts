@@ -3,8 +3,9 @@
  * OpenAI models its limits.
  */
 
-/** The window a per-minute limit refills over. */
-export const MINUTE_MS = 60_000;
+import { MINUTE_MS } from './options';
+
+export { MINUTE_MS };
 
 /**
  * Below this many units (a millionth of a request or token) a level and a
@@ -20,8 +21,9 @@ export interface TokenBucketState {
 }
 
 /**
- * A token bucket of `capacity` units (a limit per minute) that refills
- * continuously at `capacity / 60 000` units per ms and starts full. A capacity
+ * A token bucket of `capacity` units per period (a minute unless
+ * {@link TokenBucket.setCapacity} gives another) that refills continuously at
+ * `capacity / period` units per ms and starts full. A capacity
  * of `Infinity` (nothing known) never limits, except through {@link block}.
  *
  * - The clock is passed to every call, in ms; a clock that goes backwards is
@@ -35,6 +37,7 @@ export interface TokenBucketState {
  */
 export class TokenBucket {
   #capacity: number;
+  #periodMs = MINUTE_MS;
   #level: number;
   #updatedAt: number | undefined;
   #blockedUntil = -Infinity;
@@ -75,9 +78,14 @@ export class TokenBucket {
     return this.#blockedUntil;
   }
 
+  /** The period the capacity refills over, in ms (a minute unless {@link setCapacity} said otherwise). */
+  get periodMs(): number {
+    return this.#periodMs;
+  }
+
   /** Units refilled per ms. */
   get #rate(): number {
-    return this.#capacity / MINUTE_MS;
+    return this.#capacity / this.#periodMs;
   }
 
   #refill(now: number): void {
@@ -94,10 +102,12 @@ export class TokenBucket {
    * to known starts the bucket full; otherwise the level is kept, capped at the
    * new capacity (and its debt floor).
    */
-  setCapacity(capacity: number, now: number): void {
+  setCapacity(capacity: number, now: number, periodMs: number = this.#periodMs): void {
     if (!(capacity > 0)) throw new RangeError(`TokenBucket: capacity must be positive (got ${capacity})`);
-    if (capacity === this.#capacity) return;
+    if (!(periodMs > 0) || !Number.isFinite(periodMs)) throw new RangeError(`TokenBucket: periodMs must be a positive finite number (got ${periodMs})`);
+    if (capacity === this.#capacity && periodMs === this.#periodMs) return;
     this.#refill(now);
+    this.#periodMs = periodMs;
     const wasLimited = this.limited;
     this.#capacity = capacity;
     if (!this.limited || !wasLimited) this.#level = capacity;

@@ -1,33 +1,48 @@
 /**
- * Per-key rate limiting and pacing: a token bucket per dimension (requests and
- * tokens per minute) whose capacities come from configuration, from the
- * provider's headers, or from AIMD on 429s. Pure and deterministic: the clock
- * is injected, nothing sleeps, nothing is scheduled.
+ * Per-key rate limiting and pacing: per dimension (requests, tokens) windows
+ * with a capacity and a period, from configuration, from the provider's
+ * headers, or from AIMD on 429s, each a ledger of what was sent (see
+ * {@link LedgerWindow}). Pure and deterministic: the clock is injected,
+ * nothing sleeps, nothing is scheduled.
  */
 import { ConfigError } from '../../errors';
-import { retryAfterMs } from '../headers';
-import { AimdEstimator, type AimdState } from './aimd';
-import { isFiniteNumber, TokenBucket, type TokenBucketState } from './bucket';
-import { parseRateLimitHeaders, type RateLimitDimension, type RateLimitSnapshot } from './parse';
+import { parseRateLimitHeaders, restAfterRateLimit, type RateLimitDimension, type RateLimitRest, type RateLimitSnapshot } from '../headers';
+import { AimdEstimator } from './aimd';
+import { MINUTE_MS, resolveRateLimits, type RateWindowOption } from './options';
+import { PeriodLearner } from './period';
+import { LedgerWindow, type WindowSpec } from './window';
+
+export { exhaustedDimensions } from '../headers';
 
 /** Options of one key's {@link KeyLimiter}. */
 export interface KeyLimiterOptions {
-  /** Requests per minute this key may send; `undefined` = unknown (learnt from headers, or adaptive). */
+  /** Requests per minute; `undefined` = unknown (learnt from headers, or adaptive). */
   rpm?: number | undefined;
+  /** Requests per day. */
+  rpd?: number | undefined;
   /** Tokens (input + output) per minute; `undefined` = unknown (learnt from headers). */
   tpm?: number | undefined;
+  /** Tokens per day. */
+  tpd?: number | undefined;
+  /** More request windows `{ limit, periodMs }`. */
+  requests?: RateWindowOption | RateWindowOption[] | undefined;
+  /** More token windows `{ limit, periodMs }`. */
+  tokens?: RateWindowOption | RateWindowOption[] | undefined;
   /** AIMD on 429s while no requests limit is known. Default `true`. */
   adaptive?: boolean | undefined;
 }
 
 /**
  * What {@link KeyLimiter.tryReserve} took: 1 request and `tokens` estimated
- * tokens at clock time `at`. Hand it back to {@link KeyLimiter.reconcile} or
- * {@link KeyLimiter.refund} exactly once; later calls with it are ignored.
+ * tokens at clock time `at`, the `seq`-th reservation of this limiter (send
+ * order). Hand it to {@link KeyLimiter.observe} when the reply's headers
+ * arrive, and to {@link KeyLimiter.reconcile}, {@link KeyLimiter.refund} or
+ * {@link KeyLimiter.cancel} once.
  */
 export interface Reservation {
   readonly tokens: number;
   readonly at: number;
+  readonly seq: number;
 }
 
 /** The answer of {@link KeyLimiter.tryReserve}. */
@@ -36,93 +51,102 @@ export type ReserveResult = { ok: true; reservation: Reservation } | { ok: false
 /** Where the limits in force came from, strongest first. */
 export type RateLimitSource = 'config' | 'headers' | 'adaptive' | 'none';
 
-/** The limits a {@link KeyLimiter} enforces, for stats. */
+/** The limits a {@link KeyLimiter} enforces, for stats and the shared store. */
 export interface KeyLimits {
-  /** Requests per minute in force; `undefined` when none (no limiting). */
+  /** The capacity of the shortest requests window in force; `undefined` when none. */
   rpm: number | undefined;
-  /** Tokens per minute in force; `undefined` when none. */
+  /** The capacity of the shortest tokens window in force; `undefined` when none. */
   tpm: number | undefined;
-  /**
-   * The strongest source among the two limits: `'config'` if either is
-   * configured, else `'headers'` if either was learnt from headers, else
-   * `'adaptive'` while an AIMD estimate is in force, else `'none'`.
-   */
+  /** The period of the `rpm` window, in ms (60 000 for a per-minute limit). */
+  requestsPeriodMs?: number;
+  /** The period of the `tpm` window, in ms. */
+  tokensPeriodMs?: number;
+  /** Every window in force, per dimension. */
+  windows?: { requests: WindowSpec[]; tokens: WindowSpec[] };
+  /** The strongest source among the two dimensions. */
   source: RateLimitSource;
 }
 
-/** JSON-safe state of a {@link KeyLimiter} (version 1), for a shared store. */
-export interface KeyLimiterState {
-  v: 1;
-  /** Limits learnt from headers (the configured ones are the owner's, not state). */
-  learnt: { rpm: number | null; tpm: number | null };
-  requests: TokenBucketState;
-  tokens: TokenBucketState;
-  aimd: AimdState;
+const DIMENSIONS: readonly RateLimitDimension[] = ['requests', 'tokens'];
+/** Unanswered reservations tracked one by one at most; beyond, the oldest is taken as counted (bounded memory). */
+const MAX_OPEN = 1_024;
+const RANK: Record<RateLimitSource, number> = { none: 0, adaptive: 1, headers: 2, config: 3 };
+const UNLIMITED: WindowSpec = { limit: Infinity, periodMs: MINUTE_MS };
+
+interface Dimension {
+  /** Configured windows, shortest period first. */
+  readonly config: LedgerWindow[];
+  /** The window learnt from headers (unlimited until learnt). */
+  readonly learnt: LedgerWindow;
+  learntLimit: number | undefined;
+  readonly period: PeriodLearner;
+  /** Every window: each reservation is recorded in all, so none misses a send. */
+  readonly all: LedgerWindow[];
 }
 
-const DIMENSIONS: readonly RateLimitDimension[] = ['requests', 'tokens'];
-const RANK: Record<RateLimitSource, number> = { none: 0, adaptive: 1, headers: 2, config: 3 };
-
-/** A positive finite number, or `undefined` when it is not one. */
-function positive(value: unknown): number | undefined {
-  return isFiniteNumber(value) && value > 0 ? value : undefined;
+interface Held {
+  /** Per window, its `taken` once this reservation was recorded. */
+  readonly through: Map<LedgerWindow, number>;
+  /** Windows that were unlimited placeholders then: counted in their sequence only. */
+  readonly counted: Set<LedgerWindow> | undefined;
+  /** Per window, its `taken` just before this reservation was recorded. */
+  readonly from: Map<LedgerWindow, number>;
+  settled: boolean;
+  answered: boolean;
 }
 
 /**
- * One key's rate limiter, modelled on OpenAI's: per dimension (requests,
- * tokens) a token bucket of capacity = limit per minute, refilling
- * continuously at limit / 60 000 per ms, starting full (see {@link TokenBucket}).
+ * One key's (or one quota group's, or one key × model's) rate limiter.
  *
- * **Where limits come from.** Per dimension, configured limits always win over
- * limits learnt from headers (`x-ratelimit-limit-*`, `anthropic-ratelimit-*-limit`),
- * which win over the AIMD estimate. A header that says less is left than the
- * bucket holds still lowers the level, whatever the capacity's source, so a
- * key shared with other clients is paced by what the provider says.
+ * **Windows.** Per dimension, configured windows (`rpm`, `rpd`, `tpm`, `tpd`,
+ * `{ limit, periodMs }`) and the window learnt from headers both hold (the
+ * configured ones are what `limits` reports); without either, the AIMD
+ * estimate (requests only, per minute). A learnt window's period
+ * comes from the reset headers ({@link PeriodLearner}), a minute until they
+ * tell. Every window is a ledger ({@link LedgerWindow}): at most `limit` sent
+ * in any period, a request a debt until its reply.
  *
- * **Adaptive (AIMD)**, on by default, applies to requests per minute only and
- * only while neither configuration nor headers gave one (see
- * {@link AimdEstimator}): unknown at first (no limiting); on the first 429,
- * `max(1, requests sent in the last 60 s × 0.5)`; +1 rpm per success, at most
- * doubling per minute; halved by a later 429. A limit learnt from headers
- * replaces the estimate for good.
+ * **Headers.** {@link observe} applies a reply's `remaining` as of the moment
+ * the upstream counted *that* request: what was sent after it is subtracted.
  *
- * **Burst.** Like the provider's own bucket, a full bucket admits up to its
- * capacity at once: in any 60 s window at most `2 × limit` requests are
- * admitted (the initial burst of `limit` plus a minute of refill), and once the
- * burst is spent, `limit` (+1 at the window's edges).
+ * **AIMD** (on by default, while no requests limit is configured or learnt):
+ * see {@link AimdEstimator}. A blip (a 429 with a wait of at most 1 s) rests
+ * the key without lowering the estimate; the estimate never falls below what
+ * the key served in the last minute. {@link forget} drops it.
  *
- * **Cost.** Every method is O(1) and never waits: the caller sleeps
- * `waitMs` itself (the pipeline waits for the earliest key within its deadline).
+ * **Cost.** Reservations are O(windows); a wait is computed over at most a few
+ * hundred ledger entries. Nothing waits: the caller sleeps `waitMs`.
  */
 export class KeyLimiter {
   readonly #clock: () => number;
   #last = -Infinity;
-  readonly #config: { requests: number | undefined; tokens: number | undefined };
+  #seq = 0;
   readonly #adaptive: boolean;
-  readonly #learnt: { requests: number | undefined; tokens: number | undefined } = { requests: undefined, tokens: undefined };
-  readonly #buckets = { requests: new TokenBucket(), tokens: new TokenBucket() };
+  readonly #dims: Record<RateLimitDimension, Dimension>;
   readonly #aimd = new AimdEstimator();
-  readonly #settled = new WeakSet<Reservation>();
+  readonly #aimdWindow = new LedgerWindow(UNLIMITED);
+  readonly #held = new WeakMap<Reservation, Held>();
+  /** Reservations not yet answered nor settled, in send order (at most {@link MAX_OPEN}). */
+  readonly #open = new Map<number, Held>();
 
   /**
    * @param options Configured limits; see {@link KeyLimiterOptions}.
    * @param now The clock in ms (default `Date.now`). A clock that goes backwards is taken as standing still.
-   * @throws ConfigError naming `rpm`, `tpm` or `adaptive` when one is not a positive finite number / a boolean.
+   * @throws ConfigError naming the field when a limit is out of range.
    */
   constructor(options: KeyLimiterOptions = {}, now: () => number = Date.now) {
-    for (const field of ['rpm', 'tpm'] as const) {
-      const value = options[field];
-      if (value !== undefined && positive(value) === undefined) {
-        throw new ConfigError(field, `expected a positive finite number of ${field === 'rpm' ? 'requests' : 'tokens'} per minute; got ${String(value)}`);
-      }
-    }
+    const resolved = resolveRateLimits(options as Record<string, unknown>, '');
     if (options.adaptive !== undefined && typeof options.adaptive !== 'boolean') {
       throw new ConfigError('adaptive', `expected true or false; got ${typeof options.adaptive}`);
     }
-    this.#config = { requests: options.rpm, tokens: options.tpm };
     this.#adaptive = options.adaptive ?? true;
     this.#clock = now;
-    this.#sync(this.#now());
+    const make = (specs: WindowSpec[], extra: LedgerWindow[]): Dimension => {
+      const config = specs.map((spec) => new LedgerWindow(spec));
+      const learnt = new LedgerWindow(UNLIMITED);
+      return { config, learnt, learntLimit: undefined, period: new PeriodLearner(), all: [...config, learnt, ...extra] };
+    };
+    this.#dims = { requests: make(resolved.requests, [this.#aimdWindow]), tokens: make(resolved.tokens, []) };
   }
 
   /** The clock, never going backwards. */
@@ -132,245 +156,283 @@ export class KeyLimiter {
     return Number.isFinite(this.#last) ? this.#last : 0;
   }
 
-  #limit(dimension: RateLimitDimension): { value: number | undefined; source: RateLimitSource } {
-    const configured = this.#config[dimension];
-    if (configured !== undefined) return { value: configured, source: 'config' };
-    const learnt = this.#learnt[dimension];
-    if (learnt !== undefined) return { value: learnt, source: 'headers' };
-    const estimate = dimension === 'requests' && this.#adaptive ? this.#aimd.estimate : undefined;
-    if (estimate !== undefined) return { value: estimate, source: 'adaptive' };
-    return { value: undefined, source: 'none' };
+  /** The windows in force in a dimension, and where they came from. */
+  #active(dimension: RateLimitDimension): { windows: LedgerWindow[]; source: RateLimitSource } {
+    const dim = this.#dims[dimension];
+    // What the upstream states holds too: a configured window does not let a key past the provider's own.
+    if (dim.config.length > 0) return { windows: dim.learntLimit === undefined ? dim.config : [...dim.config, dim.learnt], source: 'config' };
+    if (dim.learntLimit !== undefined) return { windows: [dim.learnt], source: 'headers' };
+    if (dimension === 'requests' && this.#adaptive && this.#aimd.estimate !== undefined) return { windows: [this.#aimdWindow], source: 'adaptive' };
+    return { windows: [], source: 'none' };
   }
 
-  /** Brings the buckets' capacities in line with the limits in force. */
-  #sync(now: number): void {
-    for (const dimension of DIMENSIONS) {
-      this.#buckets[dimension].setCapacity(this.#limit(dimension).value ?? Infinity, now);
-    }
-  }
-
-  /** The limits in force (configured, learnt or estimated), for stats. */
+  /** The limits in force (configured, learnt or estimated). */
   get limits(): KeyLimits {
-    const requests = this.#limit('requests');
-    const tokens = this.#limit('tokens');
+    const requests = this.#active('requests');
+    const tokens = this.#active('tokens');
     const source = RANK[requests.source] >= RANK[tokens.source] ? requests.source : tokens.source;
-    return { rpm: requests.value, tpm: tokens.value, source };
+    const first = (windows: LedgerWindow[]) => windows[0]?.spec;
+    const limits: KeyLimits = { rpm: first(requests.windows)?.limit, tpm: first(tokens.windows)?.limit, source };
+    if (requests.windows.length > 0) limits.requestsPeriodMs = first(requests.windows)!.periodMs;
+    if (tokens.windows.length > 0) limits.tokensPeriodMs = first(tokens.windows)!.periodMs;
+    limits.windows = { requests: requests.windows.map((w) => w.spec), tokens: tokens.windows.map((w) => w.spec) };
+    return limits;
+  }
+
+  /** Ms until 1 request and `tokens` tokens fit in every window in force (0: now). */
+  #waitMs(tokens: number, now: number): number {
+    let wait = 0;
+    for (const window of this.#active('requests').windows) wait = Math.max(wait, window.waitMs(1, now));
+    for (const window of this.#active('tokens').windows) wait = Math.max(wait, window.waitMs(tokens, now));
+    // A 429's rest closes the learnt window even while nothing is known of its limit.
+    for (const dimension of DIMENSIONS) {
+      const blocked = this.#dims[dimension].learnt.blockedUntil;
+      if (blocked > now && (dimension === 'requests' || tokens > 0)) wait = Math.max(wait, Math.ceil(blocked - now));
+    }
+    return wait;
   }
 
   /**
-   * Reserves 1 request and `tokens` estimated tokens if both fit now.
-   * Otherwise says how long until they would, in whole ms (rounded up, so
-   * trying again exactly that much later fits unless something else took the
-   * room), or `Infinity` when they never can (`tokens` above the tokens limit).
-   * Never waits. A `tokens` that is negative or not a number counts as 0.
+   * Reserves 1 request and `tokens` estimated tokens if they fit now, else
+   * says how long until they would, in whole ms (`Infinity`: never, the
+   * tokens exceed a tokens limit). Never waits. A `tokens` that is negative or
+   * not a number counts as 0.
    */
   tryReserve(tokens: number): ReserveResult {
     const now = this.#now();
     const amount = tokens >= 0 ? tokens : 0;
-    const waitMs = Math.max(this.#buckets.requests.waitMs(1, now), this.#buckets.tokens.waitMs(amount, now));
+    const waitMs = this.#waitMs(amount, now);
     if (waitMs > 0) return { ok: false, waitMs };
-    this.#buckets.requests.take(1, now);
-    this.#buckets.tokens.take(amount, now);
+    const seq = ++this.#seq;
+    const through = new Map<LedgerWindow, number>();
+    const from = new Map<LedgerWindow, number>();
+    let counted: Set<LedgerWindow> | undefined;
+    for (const dimension of DIMENSIONS) {
+      const units = dimension === 'requests' ? 1 : amount;
+      for (const window of this.#dims[dimension].all) {
+        from.set(window, window.taken);
+        if (window.limited) window.take(seq, units, now);
+        else if (window === this.#dims[dimension].learnt) {
+          // A placeholder (nothing learnt yet) holds no debt: a limit learnt later starts from the headers' remaining,
+          // minus what was sent after the request they answer.
+          window.count(units);
+          (counted ??= new Set()).add(window);
+        } else continue;
+        through.set(window, window.taken);
+      }
+    }
     this.#aimd.recordSend(now);
-    return { ok: true, reservation: Object.freeze({ tokens: amount, at: now }) };
+    const reservation: Reservation = Object.freeze({ tokens: amount, at: now, seq });
+    const held: Held = { through, counted, from, settled: false, answered: false };
+    this.#held.set(reservation, held);
+    this.#open.set(seq, held);
+    if (this.#open.size > MAX_OPEN) this.#open.delete(this.#open.keys().next().value!);
+    return { ok: true, reservation };
   }
 
-  /**
-   * Share of capacity left now, 0..1: the minimum over dimensions with a
-   * known limit of level / capacity (a blocked dimension is 0); 1 when nothing
-   * is known. O(1).
-   */
+  /** Share of capacity left now, 0..1 (the tightest window in force); 1 when nothing is known. */
   headroom(): number {
-    // A key with no limit known (and never rate-limited) has all its room: no clock needed.
-    if (this.#buckets.requests.open && this.#buckets.tokens.open) return 1;
     const now = this.#now();
-    return Math.min(this.#buckets.requests.share(now), this.#buckets.tokens.share(now));
+    let share = 1;
+    for (const dimension of DIMENSIONS) {
+      for (const window of this.#active(dimension).windows) share = Math.min(share, window.share(now));
+      if (this.#dims[dimension].learnt.blockedUntil > now) share = 0;
+    }
+    return share;
+  }
+
+  /** The reservation's bookkeeping, once: `undefined` when settled already (or not ours). */
+  #settle(reservation: Reservation): Held | undefined {
+    const held = this.#held.get(reservation);
+    if (held === undefined || held.settled) return undefined;
+    held.settled = true;
+    this.#open.delete(reservation.seq);
+    return held;
   }
 
   /**
-   * After a reply: replaces the reservation's estimate with the real token
-   * count — gives back the difference when fewer were used (never above
-   * capacity), charges it when more (the level may go into debt, down to
-   * −capacity). Once per reservation; an `actualTokens` that is not a
+   * Replaces the reservation's estimated tokens with the real count (the
+   * difference is given back or charged, in the same windows and as of the
+   * same moment). Once per reservation; an `actualTokens` that is not a
    * non-negative number leaves the estimate standing.
-   * @returns Whether the count was applied (false: settled already, or not a count).
+   * @returns Whether the count was applied.
    */
   reconcile(reservation: Reservation, actualTokens: number): boolean {
-    if (this.#settled.has(reservation)) return false;
-    this.#settled.add(reservation);
-    if (!isFiniteNumber(actualTokens) || actualTokens < 0) return false;
-    this.#buckets.tokens.take(actualTokens - reservation.tokens, this.#now());
+    const held = this.#settle(reservation);
+    if (held === undefined || typeof actualTokens !== 'number' || !Number.isFinite(actualTokens) || actualTokens < 0) return false;
+    const delta = actualTokens - reservation.tokens;
+    if (delta !== 0) this.#adjustTokens(held, reservation, delta);
     return true;
   }
 
   /**
    * The attempt failed before the provider could have counted it (connection
-   * refused): gives the reservation's tokens back and keeps the request (it
-   * still counts as sent, for pacing and AIMD). Once per reservation.
-   * @returns Whether it was given back (false: settled already).
+   * refused): gives the reservation's tokens back; the request still counts.
+   * Once per reservation. @returns Whether it was given back.
    */
   refund(reservation: Reservation): boolean {
-    if (this.#settled.has(reservation)) return false;
-    this.#settled.add(reservation);
-    this.#buckets.tokens.give(reservation.tokens, this.#now());
+    const held = this.#settle(reservation);
+    if (held === undefined) return false;
+    this.#adjustTokens(held, reservation, -reservation.tokens);
     return true;
   }
 
-  /**
-   * The reservation was never used (a shared store refused it): gives back its
-   * request and its tokens. Once per reservation.
-   */
-  cancel(reservation: Reservation): void {
-    if (this.#settled.has(reservation)) return;
-    this.#settled.add(reservation);
+  /** Changes the reservation's tokens by `delta` in the windows that recorded it. */
+  #adjustTokens(held: Held, reservation: Reservation, delta: number): void {
     const now = this.#now();
-    this.#buckets.requests.give(1, now);
-    this.#buckets.tokens.give(reservation.tokens, now);
+    for (const window of this.#dims.tokens.all) {
+      // A placeholder's count stays as estimated: a reconciliation never credits a limit learnt after the send.
+      if (held.through.has(window) && !held.counted?.has(window)) window.adjust(reservation.seq, reservation.at, delta, now);
+    }
+  }
+
+  /** The reservation was never used (a shared store refused it): gives back its request and its tokens. */
+  cancel(reservation: Reservation): void {
+    if (this.#settle(reservation) === undefined) return;
+    const now = this.#now();
+    for (const dimension of DIMENSIONS) for (const window of this.#dims[dimension].all) window.cancel(reservation.seq, now);
   }
 
   /**
-   * Mirrors a shared store's levels (units left, shared by every manager of
-   * the key): each given level lowers this limiter's, never raises it, so
-   * picks here see what other managers took. `undefined` leaves a dimension as it is.
+   * Mirrors a shared store's levels (units left in the shared windows, now):
+   * each caps this limiter's first window of its dimension until it could
+   * have refilled, never raising it. `undefined` leaves a dimension alone.
    */
   mirror(requests: number | undefined, tokens: number | undefined): void {
-    if (requests === undefined && tokens === undefined) return;
     const now = this.#now();
-    if (requests !== undefined) this.#buckets.requests.lower(requests, now);
-    if (tokens !== undefined) this.#buckets.tokens.lower(tokens, now);
-  }
-
-  /**
-   * Learns from any answer's headers (see {@link parseRateLimitHeaders}):
-   * a limit becomes the dimension's capacity (unless one is configured; a
-   * learnt requests limit ends AIMD), and a remaining lowers the level to
-   * `min(local level, remaining)` — never raises it, so in-flight
-   * reservations the provider has not counted yet stay counted.
-   */
-  learn(headers: Headers): void {
-    const now = this.#now();
-    this.#learn(parseRateLimitHeaders(headers, now), now);
-  }
-
-  #learn(snapshot: RateLimitSnapshot, now: number): void {
+    const levels: Record<RateLimitDimension, number | undefined> = { requests, tokens };
     for (const dimension of DIMENSIONS) {
-      const limit = snapshot[dimension]?.limit;
-      if (limit === undefined) continue;
-      this.#learnt[dimension] = limit;
-      if (dimension === 'requests') this.#aimd.clear();
-    }
-    this.#sync(now);
-    for (const dimension of DIMENSIONS) {
-      const remaining = snapshot[dimension]?.remaining;
-      if (remaining !== undefined) this.#buckets[dimension].lower(remaining, now);
+      const level = levels[dimension];
+      const window = this.#active(dimension).windows[0];
+      if (level === undefined || window === undefined) continue;
+      const { limit, periodMs } = window.spec;
+      const refillMs = (Math.max(0, limit - level) * periodMs) / limit;
+      window.cap(level, window.taken, now + refillMs, now);
     }
   }
 
+  /** Kept for old call sites: {@link observe} without a reservation (the snapshot taken as "now"). */
+  learn(headers: Headers, reservation?: Reservation): RateLimitSnapshot {
+    return this.observe(headers, reservation);
+  }
+
   /**
-   * A 429 for this key. Learns from its headers first, then empties the
-   * exhausted dimension and keeps it closed until its reset:
-   *
-   * - exhausted = each dimension whose remaining is below 1; else the one with
-   *   the smallest remaining share (remaining / limit); else, when the headers
-   *   do not say, requests (which closes the key for every request);
-   * - its rest = `retry-after-ms` / `retry-after` when present, else that
-   *   dimension's reset header, else `fallbackMs` (non-finite or negative
-   *   counts as 0);
-   * - with AIMD in force (no configured or learnt rpm), the estimate is
-   *   multiplicatively decreased (see {@link AimdEstimator}).
-   *
-   * The bucket keeps refilling while closed, so at the reset it holds what a
-   * provider refilling the same way would.
+   * Learns from any reply's headers (see `parseRateLimitHeaders`): a limit
+   * becomes the learnt window's capacity (a learnt requests limit ends AIMD),
+   * the reset and how `remaining` moves its period, and `remaining` caps what
+   * is available, **as of the moment the upstream counted `reservation`**:
+   * what was sent after it is subtracted. Without a reservation the snapshot
+   * is taken as describing now. The reservation's debt is answered (it leaves
+   * its windows a period from now at the latest).
+   * @returns The parsed snapshot (`capped: true` when an upstream value was bounded).
    */
-  rateLimited(headers: Headers, fallbackMs: number): void {
+  observe(headers: Headers, reservation?: Reservation): RateLimitSnapshot {
     const now = this.#now();
     const snapshot = parseRateLimitHeaders(headers, now);
-    this.#learn(snapshot, now);
-    const explicit = retryAfterMs(headers, now);
-    const fallback = isFiniteNumber(fallbackMs) && fallbackMs > 0 ? fallbackMs : 0;
-    const rests = exhaustedDimensions(snapshot).map((dimension) => ({
-      dimension,
-      ms: explicit ?? snapshot[dimension]?.resetMs ?? fallback,
-    }));
-    if (this.#adaptive && RANK[this.#limit('requests').source] <= RANK.adaptive) {
-      const restUntil = now + Math.max(0, ...rests.map((rest) => rest.ms));
-      if (this.#aimd.onRateLimited(now, restUntil)) this.#sync(now);
+    this.#apply(snapshot, reservation, now);
+    return snapshot;
+  }
+
+  #apply(snapshot: RateLimitSnapshot, reservation: Reservation | undefined, now: number): void {
+    const held = reservation === undefined ? undefined : this.#held.get(reservation);
+    // Sent earlier and not answered yet: the upstream may not have counted it when it counted this one
+    // (requests overtake each other on the way), so the snapshot is placed before the oldest of them.
+    const oldest = this.#oldestOpen(reservation);
+    if (held !== undefined && !held.answered) {
+      held.answered = true;
+      this.#open.delete(reservation!.seq);
+      for (const dimension of DIMENSIONS) for (const window of this.#dims[dimension].all) window.answer(reservation!.seq, now);
     }
-    for (const { dimension, ms } of rests) this.#buckets[dimension].block(ms, now);
-  }
-
-  /** A success: with AIMD in force, the additive increase (+1 rpm, at most doubling per minute). */
-  succeeded(): void {
-    if (this.#limit('requests').source !== 'adaptive') return;
-    const now = this.#now();
-    if (this.#aimd.onSuccess(now)) this.#sync(now);
-  }
-
-  /**
-   * JSON-safe snapshot of the state (levels, blocks, learnt limits, AIMD) —
-   * not the configured limits, which belong to whoever builds the limiter.
-   * Times are the injected clock's, so processes sharing it should share a clock
-   * (epoch ms).
-   */
-  toJSON(): KeyLimiterState {
-    return {
-      v: 1,
-      learnt: { rpm: this.#learnt.requests ?? null, tpm: this.#learnt.tokens ?? null },
-      requests: this.#buckets.requests.toJSON(),
-      tokens: this.#buckets.tokens.toJSON(),
-      aimd: this.#aimd.toJSON(),
-    };
-  }
-
-  /**
-   * Restores a {@link toJSON} snapshot. Tolerant, since a shared store may hold
-   * anything: state of another shape or version is ignored whole (returns
-   * `false`), and fields that do not fit are ignored one by one. Configured
-   * limits stay in force; levels are clamped to the capacities.
-   * @returns Whether the state was recognised and applied.
-   */
-  restore(state: unknown): boolean {
-    if (!isRecord(state) || state.v !== 1) return false;
-    const now = this.#now();
-    if (isRecord(state.learnt)) {
-      if ('rpm' in state.learnt) this.#learnt.requests = positive(state.learnt.rpm);
-      if ('tpm' in state.learnt) this.#learnt.tokens = positive(state.learnt.tpm);
-    }
-    if (isRecord(state.aimd)) this.#aimd.restore(state.aimd as Partial<AimdState>);
-    if (this.#learnt.requests !== undefined) this.#aimd.clear();
-    this.#sync(now);
     for (const dimension of DIMENSIONS) {
-      const bucket = state[dimension];
-      if (isRecord(bucket)) this.#buckets[dimension].restore(bucket as Partial<TokenBucketState>);
-    }
-    return true;
-  }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/**
- * The dimensions a 429 says are exhausted: each with less than 1 remaining;
- * else the one with the smallest remaining share; else `requests`.
- */
-export function exhaustedDimensions(snapshot: RateLimitSnapshot): RateLimitDimension[] {
-  const empty = DIMENSIONS.filter((dimension) => {
-    const remaining = snapshot[dimension]?.remaining;
-    return remaining !== undefined && remaining < 1;
-  });
-  if (empty.length > 0) return empty;
-  let tightest: RateLimitDimension | undefined;
-  let least = Infinity;
-  for (const dimension of DIMENSIONS) {
-    const window = snapshot[dimension];
-    if (window?.remaining === undefined || window.limit === undefined) continue;
-    const share = window.remaining / window.limit;
-    if (share < least) {
-      least = share;
-      tightest = dimension;
+      const seen = snapshot[dimension];
+      if (seen === undefined) continue;
+      const dim = this.#dims[dimension];
+      dim.period.update(seen.limit ?? dim.learntLimit, seen.remaining, seen.resetMs, now);
+      if (seen.limit !== undefined) {
+        dim.learntLimit = seen.limit;
+        if (dimension === 'requests') this.#aimd.clear();
+      }
+      if (dim.learntLimit !== undefined) {
+        dim.learnt.spec = { limit: dim.learntLimit, periodMs: dim.period.periodMs };
+        dim.learnt.useBucket(dim.period.bucket, now);
+      }
+      if (seen.remaining === undefined) continue;
+      const window = this.#closest(dimension, dim.period.periodMs);
+      if (window === undefined) continue;
+      const through = Math.min(held?.through.get(window) ?? window.taken, oldest?.from.get(window) ?? Infinity);
+      window.cap(seen.remaining, through, now + (seen.resetMs ?? window.spec.periodMs), now);
     }
   }
-  return [tightest ?? 'requests'];
+
+  /** The oldest reservation sent before `reservation` and not answered nor settled yet (none without a reservation: a snapshot of "now"). */
+  #oldestOpen(reservation: Reservation | undefined): Held | undefined {
+    if (reservation === undefined) return undefined;
+    for (const [seq, held] of this.#open) return seq < reservation.seq ? held : undefined;
+    return undefined;
+  }
+
+  /** The window in force whose period is nearest `periodMs` (a header describes one window). */
+  #closest(dimension: RateLimitDimension, periodMs: number): LedgerWindow | undefined {
+    let best: LedgerWindow | undefined;
+    for (const window of this.#active(dimension).windows) {
+      if (!best || Math.abs(Math.log(window.spec.periodMs / periodMs)) < Math.abs(Math.log(best.spec.periodMs / periodMs))) best = window;
+    }
+    return best;
+  }
+
+  /**
+   * A 429 for this key. Learns from its headers first ({@link observe}), then
+   * closes the exhausted dimension(s) for the rest the headers ask for
+   * (`restAfterRateLimit`: the explicit wait, else the reset, else
+   * `fallbackMs`; at most an hour). With AIMD in force, the estimate is
+   * decreased — not for a blip (an explicit wait of at most 1 s), and never
+   * below what the key served in the last minute.
+   * @returns The rest applied (`capped: true` when an upstream value was bounded).
+   */
+  rateLimited(headers: Headers, fallbackMs: number, reservation?: Reservation): RateLimitRest {
+    const now = this.#now();
+    const snapshot = parseRateLimitHeaders(headers, now);
+    this.#apply(snapshot, reservation, now);
+    const rest = restAfterRateLimit(snapshot, fallbackMs);
+    if (this.#adaptive && RANK[this.#active('requests').source] <= RANK.adaptive) {
+      if (this.#aimd.onRateLimited(now, now + rest.ms, snapshot.retryAfterMs)) this.#syncAimd();
+    }
+    for (const dimension of rest.dimensions) {
+      const ms = rest.perDimension[dimension] ?? rest.ms;
+      const dim = this.#dims[dimension];
+      for (const window of dim.all) window.block(ms, now);
+    }
+    return rest;
+  }
+
+  #syncAimd(): void {
+    const estimate = this.#aimd.estimate;
+    this.#aimdWindow.spec = estimate === undefined ? UNLIMITED : { limit: estimate, periodMs: MINUTE_MS };
+  }
+
+  /** A success: counted as served; with AIMD in force, the additive increase. */
+  succeeded(): void {
+    const now = this.#now();
+    this.#aimd.recordSuccess(now);
+    if (this.#active('requests').source !== 'adaptive') return;
+    if (this.#aimd.onSuccess(now)) this.#syncAimd();
+  }
+
+  /**
+   * Forgets what was learnt — limits and periods from headers, the AIMD
+   * estimate, rests and header caps — keeping configured limits and the
+   * ledger of what was sent. `enableKey()` calls it.
+   */
+  forget(): void {
+    this.#open.clear();
+    this.#aimd.forget();
+    this.#syncAimd();
+    for (const dimension of DIMENSIONS) {
+      const dim = this.#dims[dimension];
+      dim.learntLimit = undefined;
+      dim.learnt.spec = UNLIMITED;
+      dim.period.clear();
+      for (const window of dim.all) window.clearHints();
+    }
+  }
 }

@@ -12,7 +12,7 @@ import { loadIoredis } from './load';
 import { messageOf, positiveMs, type RedisStoreOptions } from './options';
 import { parseJson, RedisSession } from './session';
 import { keyField } from '../fields';
-import { ADJUST, RESERVE } from '../scripts';
+import { ADJUST, DeferredAdjustments, RESERVE, windowArgs } from '../scripts';
 import { bucketOf, KnownState } from './known';
 import { noteTotals, SPEND_SCRIPT, script, spendCall, spendHash, writeBack, type Names, type PendingStatus, type Script } from './writeback';
 import { parseSnapshot } from './snapshot';
@@ -38,7 +38,6 @@ export type * from '../types';
 
 export type { RedisStoreOptions } from './options';
 
-const WINDOW_TTL_MS = 120_000;
 
 const RESERVE_SCRIPT = script(RESERVE);
 const ADJUST_SCRIPT = script(ADJUST);
@@ -88,6 +87,8 @@ export class RedisStore implements StateStore {
   readonly #ownsClient: boolean;
   readonly #channel: string;
   readonly #sessions = new Map<string, RedisSession>();
+  /** Adjustments waiting for their key's next reservation; what none carries is written by a flush. */
+  readonly #deferred = new DeferredAdjustments((key, limits, requests, tokens) => this.adjust(key, limits, requests, tokens));
   #healthy: boolean;
   /** Whether this outage (or failed start) was reported to the sessions. */
   #reported = false;
@@ -184,6 +185,8 @@ export class RedisStore implements StateStore {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#probe) clearTimeout(this.#probe);
+    this.#deferred.flush();
+    this.#deferred.stop();
     this.#sessions.clear();
     for (const resolve of this.#readyWaiters.splice(0)) resolve();
     this.#sub.disconnect();
@@ -223,15 +226,16 @@ export class RedisStore implements StateStore {
     this.#sessions.delete(session.id);
   }
 
-  /** Runs a script on a key's window (ARGV: limits, clock, TTL, then `extra`; see scripts.ts); EVAL when Redis does not have it yet. */
+  /** Runs a script on a key's window (ARGV: limits, clock, TTL, periods, then `extra`; see scripts.ts); EVAL when Redis does not have it yet. */
   async #run(script: Script, key: StoreKeyRef, limits: StoreLimits, ...extra: number[]): Promise<unknown> {
     const window = `${this.prefix}w:${keyField(key)}`;
     const clock = this.#now === undefined ? '' : String(this.#now());
+    const args = [...windowArgs(limits, clock), ...extra];
     try {
-      return await this.#client.evalsha(script.sha, 1, window, limits.rpm ?? 0, limits.tpm ?? 0, clock, WINDOW_TTL_MS, ...extra);
+      return await this.#client.evalsha(script.sha, 1, window, ...args);
     } catch (error) {
       if (!messageOf(error).startsWith('NOSCRIPT')) throw error;
-      return this.#client.eval(script.lua, 1, window, limits.rpm ?? 0, limits.tpm ?? 0, clock, WINDOW_TTL_MS, ...extra);
+      return this.#client.eval(script.lua, 1, window, ...args);
     }
   }
 
@@ -250,9 +254,16 @@ export class RedisStore implements StateStore {
   async reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): Promise<StoreReservation> {
     if (!this.#healthy) return this.#unavailable('reserve', undefined);
     try {
-      const call = this.#run(RESERVE_SCRIPT, key, limits, Math.max(0, tokens));
-      let reply = await answerWithin(call, this.#timeoutMs);
-      if (reply === LATE) reply = await this.#lateReply(call, 'a reservation');
+      const held = this.#deferred.take(key);
+      let reply: unknown;
+      try {
+        const call = this.#run(RESERVE_SCRIPT, key, limits, Math.max(0, tokens), held.requests, held.tokens);
+        reply = await answerWithin(call, this.#timeoutMs);
+        if (reply === LATE) reply = await this.#lateReply(call, 'a reservation');
+      } catch (error) {
+        this.#deferred.restore(key, limits, held);
+        throw error;
+      }
       const [ok, waitMs, requests, tokensLeft] = reply as [number, number, string, string];
       if (ok === 1) return { ok: true, requests: level(requests), tokens: level(tokensLeft) };
       return { ok: false, waitMs: waitMs < 0 ? Infinity : waitMs, requests: level(requests), tokens: level(tokensLeft) };
@@ -308,6 +319,12 @@ export class RedisStore implements StateStore {
   adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
     if (!this.#healthy) return;
     this.#run(ADJUST_SCRIPT, key, limits, requests, tokens).catch((error: unknown) => this.#fail('adjust', error));
+  }
+
+  /** @internal Held until the key's next reservation (one round trip), else written by the flush. */
+  defer(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
+    if (!this.#healthy) return;
+    this.#deferred.add(key, limits, requests, tokens);
   }
 
   /**

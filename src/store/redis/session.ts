@@ -20,6 +20,7 @@ import type {
 export interface SessionHost {
   reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): Promise<StoreReservation>;
   adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void;
+  defer(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void;
   write(origin: string, hash: 'keys' | 'circuits', field: string, value: unknown, change: StoreChange): Promise<void>;
   addSpend(origin: string, spend: StoreSpend): Promise<void>;
   load(budgets: readonly StoreBudgetRef[]): Promise<StoreSnapshot>;
@@ -66,6 +67,10 @@ export class RedisSession implements StoreSession {
 
   adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
     this.#store.adjust(key, limits, requests, tokens);
+  }
+
+  defer(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
+    this.#store.defer(key, limits, requests, tokens);
   }
 
   setKey(key: StoreKeyRef, status: StoreKeyStatus): Promise<void> {

@@ -213,11 +213,12 @@ describe('saturated keys', () => {
     let reply: OpenAI.ChatCompletion | undefined;
     const waiting = client.chat.completions.create(body()).then((r) => (reply = r));
 
-    // 2 per minute refill one request every 30 s.
-    await vi.advanceTimersByTimeAsync(29_999);
+    // 2 per minute: at most 2 in any minute, so the first slot frees a minute after
+    // the first request was counted (its reply; at the latest 250 ms after it was sent).
+    await vi.advanceTimersByTimeAsync(59_999);
     expect(reply).toBeUndefined();
     expect(totals(sim).requests).toBe(4);
-    await vi.advanceTimersByTimeAsync(1);
+    await vi.advanceTimersByTimeAsync(251);
     await waiting;
 
     expect(reply?.choices[0]?.message.content).toBeTruthy();
@@ -230,7 +231,10 @@ describe('saturated keys', () => {
     const error = await client.chat.completions.create(body(), keyplex.options({ deadlineMs: 10_000 })).catch((e: unknown) => e);
 
     expect(error).toBeInstanceOf(OpenAI.RateLimitError);
-    expect(getKeyplexDetails(error)).toMatchObject({ code: 'no_key_available', retryAfterMs: 30_000 });
+    expect(getKeyplexDetails(error)).toMatchObject({ code: 'no_key_available' });
+    const retryAfterMs = getKeyplexDetails(error)?.retryAfterMs ?? 0;
+    expect(retryAfterMs).toBeGreaterThan(59_000);
+    expect(retryAfterMs).toBeLessThanOrEqual(60_250);
     expect(totals(sim).requests).toBe(4);
   });
 });
@@ -306,10 +310,12 @@ describe('token reservation', () => {
     await vi.advanceTimersByTimeAsync(100);
     expect(totals(sim).requests).toBe(1);
 
-    // 1 000 tokens per minute refill 1 token every 60 ms: 501 fit after (501 − 399) × 60 ms ≈ 6 100 ms.
-    await vi.advanceTimersByTimeAsync(7_000);
+    // 1 000 tokens in any minute: 501 fit once the first request's tokens leave the window, a minute on.
+    await vi.advanceTimersByTimeAsync(59_000);
+    expect(order).toEqual([]);
+    await vi.advanceTimersByTimeAsync(2_000);
     await big;
-    // Then the small one: 11 more tokens, about 660 ms later.
+    // Then the small one, behind it: 11 more tokens fit beside the 501.
     await vi.advanceTimersByTimeAsync(1_000);
     await small;
     expect(order).toEqual(['big', 'small']);

@@ -1,0 +1,304 @@
+/**
+ * One rate-limit window of one key: a capacity per period, kept as a ledger
+ * of what was sent, so that it holds against every upstream shape (token
+ * bucket, sliding window, fixed window) and under bursts.
+ */
+
+import { TokenBucket } from './bucket';
+import type { WindowSpec } from './options';
+
+export type { WindowSpec };
+
+/**
+ * The longest an upstream is assumed to take to count a request after it was
+ * sent (its arrival). A debt not answered by then is counted as of then.
+ */
+export const MAX_COUNT_LAG_MS = 250;
+/** Settled units are kept in this many slots per period (bounded memory; up to 1/SLOTS of a period of margin). */
+const SLOTS = 256;
+/** Debts kept one by one at most; beyond, the oldest is settled as of its latest count time (bounded memory). */
+const MAX_DEBTS = 1_024;
+/** Below this, a level and a need are taken as equal (float noise). */
+const EPSILON = 1e-6;
+
+interface Debt {
+  amount: number;
+  readonly at: number;
+}
+
+/** Units the upstream counted by `countedAt`: they leave the window a period later (whatever the period is by then). */
+interface Entry {
+  countedAt: number;
+  amount: number;
+}
+
+/**
+ * A sliding-window ledger: at most `limit` units in any `periodMs`.
+ *
+ * - A take at `at` is a **debt** until its reply: it holds its units until
+ *   `min(reply, at + MAX_COUNT_LAG_MS) + periodMs` — the upstream counted it
+ *   by its reply at the latest, and its window frees it a period later.
+ * - A **cap** (a header snapshot) says: when the upstream counted take *n*,
+ *   `remaining` units were left; so until the snapshot's reset, what is
+ *   available is `remaining` minus what was taken after *n* — never
+ *   "remaining as of now" (in-flight requests sent after *n* are not in it).
+ * - A **block** (a 429's rest) closes the window until a moment.
+ *
+ * A sliding window that admits at most `limit` in any period is accepted by a
+ * token bucket of the same capacity and period, by a sliding window and by a
+ * fixed window alike: bursts never over-send, whatever the upstream.
+ */
+export class LedgerWindow {
+  #spec: WindowSpec;
+  readonly #debts = new Map<number, Debt>();
+  #log: Entry[] = [];
+  #debtSum = 0;
+  #logSum = 0;
+  /** Units taken ever (the ledger's sequence, for caps). */
+  #taken = 0;
+  #cap: { ceiling: number; at: number; rate: number; until: number } | undefined;
+  #blockedUntil = -Infinity;
+  /** Set while the upstream is known to be a token bucket: it paces instead of the sliding ledger. */
+  #bucket: TokenBucket | undefined;
+
+  constructor(spec: WindowSpec) {
+    this.#spec = spec;
+  }
+
+  get spec(): WindowSpec {
+    return this.#spec;
+  }
+
+  /** Whether the window has a finite capacity (an unlimited placeholder records nothing). */
+  get limited(): boolean {
+    return Number.isFinite(this.#spec.limit);
+  }
+
+  /** Changes the capacity or period (learnt again); the ledger is kept. */
+  set spec(spec: WindowSpec) {
+    this.#spec = spec;
+    if (this.#bucket && Number.isFinite(spec.limit)) this.#bucket.setCapacity(spec.limit, this.#bucketClock, spec.periodMs);
+    else this.#bucket = undefined;
+  }
+
+  #bucketClock = 0;
+
+  /**
+   * Paces as a token bucket of the same capacity and period (`true`: the
+   * upstream was seen to be one, so its refill can be used at once) or as the
+   * sliding ledger (`false`, the default: safe against every upstream). A
+   * bucket starts at what the ledger holds.
+   */
+  useBucket(on: boolean, now: number): void {
+    if (!on || !Number.isFinite(this.#spec.limit)) {
+      this.#bucket = undefined;
+      return;
+    }
+    if (this.#bucket) return;
+    const bucket = new TokenBucket(this.#spec.limit);
+    bucket.setCapacity(this.#spec.limit, now, this.#spec.periodMs);
+    bucket.take(this.#used(now), now);
+    this.#bucket = bucket;
+    this.#bucketClock = now;
+  }
+
+  /** Units taken ever: a reservation records it to place header snapshots in the ledger. */
+  get taken(): number {
+    return this.#taken;
+  }
+
+  /** The moment until which a block keeps the window closed; `-Infinity` when none. */
+  get blockedUntil(): number {
+    return this.#blockedUntil;
+  }
+
+  #expiryOf(debt: Debt): number {
+    return debt.at + MAX_COUNT_LAG_MS + this.#spec.periodMs;
+  }
+
+  /** Drops what has left the window at `now`; returns the units still in it. O(what left). */
+  #used(now: number): number {
+    // Debts are in send order, so their expiries are too: drop from the front.
+    for (const [id, debt] of this.#debts) {
+      if (this.#expiryOf(debt) > now) break;
+      this.#debts.delete(id);
+      this.#debtSum -= debt.amount;
+    }
+    let drop = 0;
+    while (drop < this.#log.length && this.#log[drop]!.countedAt + this.#spec.periodMs <= now) this.#logSum -= this.#log[drop++]!.amount;
+    if (drop > 0) this.#log.splice(0, drop);
+    if (this.#debts.size === 0) this.#debtSum = 0;
+    if (this.#log.length === 0) this.#logSum = 0;
+    if (this.#cap && this.#cap.until <= now) this.#cap = undefined;
+    return this.#debtSum + this.#logSum;
+  }
+
+  /** Units available at `now` (possibly negative, after a charge above the estimate). */
+  available(now: number): number {
+    const used = this.#used(now);
+    const free = this.#bucket ? this.#bucket.level(now) : this.#spec.limit - used;
+    return this.#cap ? Math.min(free, this.#capRoom(now)) : free;
+  }
+
+  /** Share of the capacity available, 0..1; 0 while blocked. */
+  share(now: number): number {
+    if (now < this.#blockedUntil) return 0;
+    return Math.min(1, Math.max(0, this.available(now) / this.#spec.limit));
+  }
+
+  /**
+   * Whole ms until `amount` units fit: 0 when they do now (always for 0
+   * units), `Infinity` when `amount` exceeds the limit.
+   */
+  waitMs(amount: number, now: number): number {
+    if (amount <= 0) return 0;
+    const blocked = this.#blockedUntil > now ? Math.ceil(this.#blockedUntil - now) : 0;
+    if (amount > this.#spec.limit + EPSILON) return Infinity;
+    const used = this.#used(now);
+    let wait = 0;
+    const cap = this.#cap;
+    if (cap && this.#capRoom(now) + EPSILON < amount) {
+      wait = cap.rate > 0 ? Math.min(cap.until - now, (amount - this.#capRoom(now)) / cap.rate) : cap.until - now;
+    }
+    if (this.#bucket) return Math.max(blocked, Math.ceil(wait - EPSILON), this.#bucket.waitMs(amount, now));
+    const excess = used + amount - this.#spec.limit;
+    if (excess > EPSILON) wait = Math.max(wait, this.#freedAfter(excess) - now);
+    return Math.max(blocked, Math.ceil(wait - EPSILON));
+  }
+
+  /** The moment at which `excess` units will have left the window: both lists are in expiry order, merged. */
+  #freedAfter(excess: number): number {
+    const debts = this.#debts.values();
+    let debt = debts.next();
+    let i = 0;
+    let freed = 0;
+    for (;;) {
+      const entry = this.#log[i];
+      const debtExpiry = debt.done ? Infinity : this.#expiryOf(debt.value);
+      if (entry === undefined && debt.done) return Infinity;
+      const entryExpiry = entry === undefined ? Infinity : entry.countedAt + this.#spec.periodMs;
+      if (entry !== undefined && entryExpiry <= debtExpiry) {
+        freed += entry.amount;
+        i++;
+        if (freed + EPSILON >= excess) return entryExpiry;
+      } else {
+        freed += debt.value!.amount;
+        debt = debts.next();
+        if (freed + EPSILON >= excess) return debtExpiry;
+      }
+    }
+  }
+
+  /**
+   * Counts `amount` units in the ledger's sequence only (no debt, no
+   * capacity used): an unlimited placeholder does this, so that a header
+   * snapshot answering a request sent before the limit was known still
+   * subtracts what was sent after that request.
+   */
+  count(amount: number): void {
+    this.#taken += amount;
+  }
+
+  /** Takes `amount` units at `now` as debt `id` (until {@link answer}). */
+  take(id: number, amount: number, now: number): void {
+    this.#debts.set(id, { amount, at: now });
+    this.#debtSum += amount;
+    this.#taken += amount;
+    this.#bucket?.take(amount, now);
+    if (this.#debts.size > MAX_DEBTS) {
+      const [oldest, debt] = this.#debts.entries().next().value!;
+      this.#debts.delete(oldest);
+      this.#debtSum -= debt.amount;
+      // The same moment it would leave the window unanswered; only an earlier reply can no longer shorten it.
+      this.#settle(debt.at + MAX_COUNT_LAG_MS, debt.amount);
+    }
+  }
+
+  /** Debt `id` was answered at `now`: it leaves the window a period after. */
+  answer(id: number, now: number): void {
+    const debt = this.#debts.get(id);
+    if (debt === undefined) return;
+    this.#debts.delete(id);
+    this.#debtSum -= debt.amount;
+    this.#settle(Math.min(now, debt.at + MAX_COUNT_LAG_MS), debt.amount);
+  }
+
+  /**
+   * Changes debt `id` by `delta` units (a token estimate replaced by the real
+   * count: positive charges, negative gives back). A debt already answered
+   * or gone is charged as of `at + period`.
+   */
+  adjust(id: number, at: number, delta: number, now: number = at): void {
+    this.#taken += delta;
+    this.#bucket?.take(delta, now);
+    const debt = this.#debts.get(id);
+    if (debt !== undefined) {
+      debt.amount += delta;
+      this.#debtSum += delta;
+    } else this.#settle(at + MAX_COUNT_LAG_MS + this.#spec.periodMs, delta);
+  }
+
+  /** Gives debt `id` back whole (never sent, or never counted). */
+  cancel(id: number, now: number): void {
+    const debt = this.#debts.get(id);
+    if (debt === undefined) return;
+    this.#bucket?.give(debt.amount, now);
+    this.#debts.delete(id);
+    this.#debtSum -= debt.amount;
+    this.#taken -= debt.amount;
+  }
+
+  #settle(countedAt: number, amount: number): void {
+    this.#logSum += amount;
+    const slot = this.#spec.periodMs / SLOTS;
+    const last = this.#log[this.#log.length - 1];
+    if (last && countedAt <= last.countedAt) {
+      // Out of order (a slow reply): kept with the latest entry, a little longer than needed.
+      last.amount += amount;
+      return;
+    }
+    if (last && countedAt - last.countedAt < slot) {
+      last.countedAt = countedAt;
+      last.amount += amount;
+      return;
+    }
+    this.#log.push({ countedAt, amount });
+  }
+
+  /** What the cap in force leaves at `now` (it refills in bucket mode, as the upstream's bucket does). */
+  #capRoom(now: number): number {
+    const cap = this.#cap!;
+    return cap.ceiling + cap.rate * Math.max(0, now - cap.at) - this.#taken;
+  }
+
+  /**
+   * A header snapshot: when the upstream counted the take that brought
+   * {@link taken} to `takenThrough`, `remaining` units were left, until
+   * `until`. What was taken since is subtracted; in bucket mode what the
+   * upstream refilled since is added. The tighter of this and a cap in force
+   * is kept.
+   */
+  cap(remaining: number, takenThrough: number, until: number, now: number): void {
+    this.#used(now);
+    const rate = this.#bucket ? this.#spec.limit / this.#spec.periodMs : 0;
+    const next = { ceiling: remaining + takenThrough, at: now, rate, until };
+    if (this.#cap === undefined || this.#cap.until <= now) {
+      this.#cap = next;
+      return;
+    }
+    const current = this.#capRoom(now);
+    this.#cap = next;
+    if (current < this.#capRoom(now)) this.#cap = { ceiling: current + this.#taken, at: now, rate, until: Math.max(until, now) };
+  }
+
+  /** Closes the window until `now + ms` (a longer block in force is kept). */
+  block(ms: number, now: number): void {
+    this.#blockedUntil = Math.max(this.#blockedUntil, now + Math.max(0, ms));
+  }
+
+  /** Forgets blocks and caps (the ledger of what was sent stays: it happened). */
+  clearHints(): void {
+    this.#blockedUntil = -Infinity;
+    this.#cap = undefined;
+  }
+}

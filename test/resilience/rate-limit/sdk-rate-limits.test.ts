@@ -1,0 +1,254 @@
+/**
+ * Issue 11 through the real `openai` SDK and the public API: bursts against a
+ * sliding-window upstream, the 429 cooldown read like the limiter reads it, a
+ * blip of 429s that must not park keys, and 402 "Insufficient Balance".
+ * Deterministic: fake timers, counts only.
+ */
+import { describe, expect, test, vi } from 'vitest';
+import { keyplex } from '../../../src/index';
+import { chatReply, errorReply, keyRing, provider } from '../../support/upstream';
+import '../../support/setup';
+import { managedClients } from '../../support/manage';
+import { fakeClock, until } from '../../support/time';
+import { record } from '../../support/events';
+
+const BASE = 'https://api.burst.test/v1';
+const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
+
+const manage = managedClients();
+
+/** A sliding-window upstream: at most `limit` per key in any `periodMs`; 429 above, with its headers. */
+function slidingUpstream(ring: ReturnType<typeof keyRing>, limit: number, periodMs: number) {
+  const log = new Map<string, number[]>();
+  const rejected: string[] = [];
+  const accepted: { key: string; at: number }[] = [];
+  const calls = provider(BASE, (call) => {
+    const id = ring.idOf(call.key);
+    const now = Date.now();
+    const mine = (log.get(id) ?? []).filter((at) => at > now - periodMs);
+    const headers = (remaining: number) => ({
+      'x-ratelimit-limit-requests': String(limit),
+      'x-ratelimit-remaining-requests': String(remaining),
+      'x-ratelimit-reset-requests': `${Math.max(0, (mine[0] ?? now) + periodMs - now)}ms`,
+    });
+    if (mine.length >= limit) {
+      log.set(id, mine);
+      rejected.push(id);
+      return errorReply(429, 'rate_limit_exceeded', { ...headers(0), 'retry-after-ms': String((mine[0] ?? now) + periodMs - now) });
+    }
+    mine.push(now);
+    log.set(id, mine);
+    accepted.push({ key: id, at: now });
+    return chatReply('gpt-4.1', 'hello', {}, { headers: headers(limit - mine.length) });
+  });
+  return { calls, rejected, accepted };
+}
+
+describe('bursts', () => {
+  test('4× the capacity at once on 3 keys of 30 rpm against a sliding-window upstream: 0 upstream 429s, 0 app errors, the capacity used', async () => {
+    fakeClock();
+    const ring = keyRing('a', 'b', 'c');
+    const upstream = slidingUpstream(ring, 30, 60_000);
+    const { client } = manage({ providers: { burst: { baseURL: BASE, keys: ring.keys, rpm: 30 } } });
+    const start = Date.now();
+    let ok = 0;
+    let failed = 0;
+    const all = Array.from({ length: 120 }, () =>
+      client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 300_000 })).then(
+        () => ok++,
+        () => failed++,
+      ),
+    );
+    // Real progress is awaited with the fake clock standing still, so load cannot move the figures.
+    await until(() => upstream.calls.length >= 90 && ok >= 90, 'the first 90 served');
+    await vi.advanceTimersByTimeAsync(59_999);
+    expect(upstream.calls).toHaveLength(90);
+    // A minute after the first were counted (their replies; at the latest 250 ms after they were sent), the other 30.
+    await vi.advanceTimersByTimeAsync(251);
+    await until(() => ok + failed === 120, 'all settled');
+    await Promise.all(all);
+
+    expect({ ok, failed, upstream429s: upstream.rejected.length }).toEqual({ ok: 120, failed: 0, upstream429s: 0 });
+    expect(upstream.accepted.filter((a) => a.at === start)).toHaveLength(90);
+  });
+});
+
+describe('bursts, limits only stated by headers', () => {
+  test('after one reply per key, 4× the capacity at once on 3 keys of 30 per minute (headers only): 0 upstream 429s, 0 app errors', async () => {
+    fakeClock();
+    const ring = keyRing('a', 'b', 'c');
+    const upstream = slidingUpstream(ring, 30, 60_000);
+    const { client } = manage({ providers: { burst: { baseURL: BASE, keys: ring.keys } }, keySelection: 'round-robin' });
+    // Learning: one request per key tells its limit (nothing is configured).
+    for (let i = 0; i < 3; i++) await client.chat.completions.create(BODY);
+    let ok = 0;
+    let failed = 0;
+    const all = Array.from({ length: 120 }, () =>
+      client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 300_000 })).then(
+        () => ok++,
+        () => failed++,
+      ),
+    );
+    await until(() => ok >= 87, 'what is left of the first minute served');
+    expect(upstream.calls).toHaveLength(90);
+    for (let i = 0; i < 130 && ok + failed < 120; i++) await vi.advanceTimersByTimeAsync(1_000);
+    await Promise.all(all);
+    expect({ ok, failed, upstream429s: upstream.rejected.length }).toEqual({ ok: 120, failed: 0, upstream429s: 0 });
+  });
+});
+
+describe('429 cooldowns and the limiter read the same headers', () => {
+  test('an anthropic-ratelimit reset 40 s ahead cools the key 40 s (not a default 5 s)', async () => {
+    fakeClock();
+    const ring = keyRing('a', 'b');
+    provider(BASE, (call) =>
+      ring.idOf(call.key) === 'a'
+        ? errorReply(429, 'rate_limit_error', {
+            'anthropic-ratelimit-requests-remaining': '0',
+            'anthropic-ratelimit-requests-reset': new Date(Date.now() + 40_000).toISOString(),
+          })
+        : chatReply('gpt-4.1'),
+    );
+    const { manager, client } = manage({ providers: { one: { baseURL: BASE, keys: ring.keys } }, keySelection: 'round-robin' });
+    const cooldowns = record(manager, 'key:cooldown');
+    await client.chat.completions.create(BODY);
+    expect(cooldowns.map((c) => c.retryAfterMs)).toEqual([40_000]);
+  });
+
+  test('retry-after: 1e12 cools the key for at most an hour', async () => {
+    fakeClock();
+    const ring = keyRing('a', 'b');
+    provider(BASE, (call) => (ring.idOf(call.key) === 'a' ? errorReply(429, 'rate_limit_exceeded', { 'retry-after': '1e12' }) : chatReply('gpt-4.1')));
+    const { manager, client } = manage({ providers: { one: { baseURL: BASE, keys: ring.keys } }, keySelection: 'round-robin' });
+    const cooldowns = record(manager, 'key:cooldown');
+    await client.chat.completions.create(BODY);
+    expect(cooldowns.map((c) => c.retryAfterMs)).toEqual([3_600_000]);
+    // The cap is reported: an upstream asking for more than an hour is news for the operator.
+    expect(cooldowns.map((c) => c.capped)).toEqual([true]);
+  });
+
+  test('an uncapped cooldown carries no capped flag', async () => {
+    fakeClock();
+    const ring = keyRing('a', 'b');
+    provider(BASE, (call) => (ring.idOf(call.key) === 'a' ? errorReply(429, 'rate_limit_exceeded', { 'retry-after': '7' }) : chatReply('gpt-4.1')));
+    const { manager, client } = manage({ providers: { one: { baseURL: BASE, keys: ring.keys } }, keySelection: 'round-robin' });
+    const cooldowns = record(manager, 'key:cooldown');
+    await client.chat.completions.create(BODY);
+    expect(cooldowns).toEqual([{ provider: 'one', keyId: 'a', retryAfterMs: 7_000, reason: 'rate_limit' }]);
+  });
+});
+
+describe('a blip of 429s on a provider without rate-limit headers', () => {
+  test('four 429s with retry-after-ms 100: the next 40 requests at 5 req/s all succeed within a 5 s deadline', async () => {
+    fakeClock();
+    const ring = keyRing('a', 'b');
+    let blips = 4;
+    const calls = provider(BASE, () => (blips-- > 0 ? errorReply(429, 'rate_limit_exceeded', { 'retry-after-ms': '100' }) : chatReply('gpt-4.1')));
+    const { client } = manage({ providers: { one: { baseURL: BASE, keys: ring.keys } } });
+    // Steady traffic before the blip, then the blip (absorbed by retries).
+    for (let i = 0; i < 20; i++) {
+      let done = false;
+      const one = client.chat.completions.create(BODY).finally(() => (done = true));
+      while (!done) await vi.advanceTimersByTimeAsync(50);
+      await one;
+      await vi.advanceTimersByTimeAsync(150);
+    }
+    let ok = 0;
+    let failed = 0;
+    const after = [];
+    for (let i = 0; i < 40; i++) {
+      const settled = ok + failed;
+      after.push(client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 5_000 })).then(() => ok++, () => failed++));
+      // A healthy key serves at once: real progress only, the fake clock standing still (a parked key never settles here).
+      await until(() => ok + failed > settled, `request ${i} served without waiting`).catch(() => undefined);
+      await vi.advanceTimersByTimeAsync(200);
+    }
+    await vi.advanceTimersByTimeAsync(5_000);
+    await Promise.all(after);
+    expect({ ok, failed }).toEqual({ ok: 40, failed: 0 });
+    expect(calls.length).toBe(64);
+  });
+});
+
+describe('enableKey() forgets learnt estimates', () => {
+  test('a key whose headers said 1 a minute, used up: waits; after enableKey() the next request goes at once', async () => {
+    fakeClock();
+    const ring = keyRing('a');
+    const calls = provider(BASE, () =>
+      chatReply('gpt-4.1', 'hello', {}, {
+        headers: { 'x-ratelimit-limit-requests': '1', 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '60s' },
+      }),
+    );
+    const { manager, client } = manage({ providers: { one: { baseURL: BASE, keys: ring.keys } } });
+    await client.chat.completions.create(BODY);
+    // Learnt: 1 a minute, none left. Within a 5 s deadline nothing can go.
+    const waited = client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 5_000 })).then(
+      () => 'served',
+      () => 'failed',
+    );
+    await vi.advanceTimersByTimeAsync(5_001);
+    expect(await waited).toBe('failed');
+    expect(calls).toHaveLength(1);
+
+    manager.enableKey('one', 'a');
+    const after = client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 5_000 })).then(
+      () => 'served',
+      () => 'failed',
+    );
+    await until(() => calls.length === 2, 'the request after enableKey() sent at once');
+    expect(await after).toBe('served');
+  });
+});
+
+describe('per-model windows and quota groups', () => {
+  const outcome = (p: Promise<unknown>) => p.then(() => 'served', () => 'failed');
+
+  test('rateLimitScope model: rpm 1 holds per key × model (a second model has its own window)', async () => {
+    fakeClock();
+    const ring = keyRing('a');
+    const calls = provider(BASE, (call) => chatReply(String((call.body as { model?: unknown } | undefined)?.model ?? 'm')));
+    const { client } = manage({ providers: { one: { baseURL: BASE, keys: ring.keys, rpm: 1, rateLimitScope: 'model' } } });
+    const short = keyplex.options({ deadlineMs: 5_000 });
+    expect(await outcome(client.chat.completions.create({ ...BODY, model: 'm1' }, short))).toBe('served');
+    expect(await outcome(client.chat.completions.create({ ...BODY, model: 'm2' }, short))).toBe('served');
+    const again = outcome(client.chat.completions.create({ ...BODY, model: 'm1' }, short));
+    await vi.advanceTimersByTimeAsync(5_001);
+    expect(await again).toBe('failed');
+    expect(calls).toHaveLength(2);
+  });
+
+  test('a quotaGroup shares one window between keys: rpm 2 on the group, not 2 per key', async () => {
+    fakeClock();
+    const ring = keyRing('a', 'b');
+    const calls = provider(BASE, () => chatReply('gpt-4.1'));
+    const keys = ring.keys.map((k) => ({ ...k, quotaGroup: 'acct-1' }));
+    const { client } = manage({ providers: { one: { baseURL: BASE, keys, rpm: 2 } }, keySelection: 'round-robin' });
+    const short = keyplex.options({ deadlineMs: 5_000 });
+    expect(await outcome(client.chat.completions.create(BODY, short))).toBe('served');
+    expect(await outcome(client.chat.completions.create(BODY, short))).toBe('served');
+    const third = outcome(client.chat.completions.create(BODY, short));
+    await vi.advanceTimersByTimeAsync(5_001);
+    expect(await third).toBe('failed');
+    expect(ring.ids(calls)).toEqual(['a', 'b']);
+  });
+});
+
+describe('402 Insufficient Balance', () => {
+  test('DeepSeek 402: the key is disabled (quota) and the request is served by another key', async () => {
+    const ring = keyRing('a', 'b');
+    const seen = provider(BASE, (call) =>
+      ring.idOf(call.key) === 'a'
+        ? new Response(JSON.stringify({ error: { message: 'Insufficient Balance', type: 'unknown_error', param: null, code: 'invalid_request_error' } }), {
+            status: 402,
+            headers: { 'content-type': 'application/json' },
+          })
+        : chatReply('deepseek-chat'),
+    );
+    const { manager, client } = manage({ providers: { deepseek: { baseURL: BASE, keys: ring.keys } }, keySelection: 'round-robin' });
+    const disabled = record(manager, 'key:disabled');
+    const reply = await client.chat.completions.create({ ...BODY, model: 'deepseek-chat' });
+    expect(reply.choices[0]?.message.content).toBe('hello');
+    expect(ring.ids(seen)).toEqual(['a', 'b']);
+    expect(disabled).toEqual([{ provider: 'deepseek', keyId: 'a', reason: 'quota' }]);
+  });
+});
