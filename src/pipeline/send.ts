@@ -13,7 +13,6 @@ import { bodyFor } from '../request';
 import { classifyStatus, type Classification } from '../resilience/classify';
 import { retryAfterMs } from '../resilience/headers';
 import { hasMalformedEvent } from '../usage/sse';
-import { tailUsage } from '../usage/tail';
 import { usageFromBody } from '../usage/usage';
 import { account } from './account';
 import type { BufferedAnswer, RequestContext } from './context';
@@ -134,31 +133,22 @@ function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: num
   });
 }
 
-/** Bodies from this many characters on have their usage read from the end ({@link tailUsage}). */
-const TAIL_READ_FROM = 4096;
-
 /**
- * A JSON success: the one place its body is read, checked and measured. A
- * large body has its usage read from the end of the text ({@link tailUsage}:
- * the SDK parses the body itself, so a second full parse here would double
- * the cost of large replies); a short body, or one of another shape, is
- * parsed whole, and one that is not JSON fails the attempt as
- * `invalid_response` (retried).
+ * A JSON success: the one place its body is read, checked and measured. The
+ * body is parsed whole: a 200 broken anywhere in it (not only at its ends)
+ * fails the attempt as `invalid_response` and is retried, so the SDK never
+ * meets a body it cannot parse.
  */
 async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, attempt: number, signal: AbortSignal, firstTryOfKey: boolean, response: Response, redactor: KeyRedactor): Promise<Response> {
   const read = await readText(ctx, lease, attempt, signal, firstTryOfKey, response);
   const text = core.options.redactReplies ? redactor.text(read) : read;
-  // A short body is parsed whole (as fast, and checked throughout); the reply's model is only needed when the request named none.
-  let parsed: unknown = text.length < TAIL_READ_FROM || ctx.request.model === undefined ? undefined : tailUsage(text);
-  let replyModel: unknown;
-  if (parsed === undefined) {
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: text });
-    }
-    replyModel = (parsed as { model?: unknown } | null)?.model;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: text });
   }
+  const replyModel = (parsed as { model?: unknown } | null)?.model;
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
   const costUsd = account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);

@@ -1,7 +1,6 @@
 /**
  * The JSON reply read once (send.ts `readJsonReply`, respond.ts `reply`):
- * usage read from the end of the text, a body of another shape parsed whole,
- * a broken body retried; what the SDK and the raw Response show unchanged.
+ * the body parsed whole once (a body broken anywhere is retried); what the SDK and the raw Response show unchanged.
  * And `stats({ keys: false })`, the snapshot without per-key detail.
  */
 import { HttpResponse } from 'msw';
@@ -58,6 +57,17 @@ test('a reply whose usage is not a top-level last member is parsed whole (usage 
 test('a 200 whose body is not JSON fails the attempt (invalid_response) and the next key answers', async () => {
   let calls = 0;
   provider(ONE, () => (++calls === 1 ? new Response('{"id":"x","usage":{"total_tokens":1}', { headers: { 'content-type': 'application/json' } }) : chatReply('gpt-4.1', 'ok', { prompt: 1, completion: 1 })));
+  const { client } = manage();
+  const { data, response } = await client.chat.completions.create(BODY).withResponse();
+  expect(data.choices[0]!.message.content).toBe('ok');
+  expect(response.headers.get('x-keyplex-attempts')).toBe('2');
+});
+
+test('a large 200 broken only in its middle fails the attempt too (the whole body is checked) and the next key answers', async () => {
+  const good = JSON.stringify({ id: 'x', object: 'chat.completion', model: 'gpt-4.1', choices: [{ index: 0, message: { role: 'assistant', content: 'z'.repeat(20_000) }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } });
+  const broken = good.slice(0, 5_000) + '"}, garbage' + good.slice(5_000);
+  let calls = 0;
+  provider(ONE, () => (++calls === 1 ? new Response(broken, { headers: { 'content-type': 'application/json' } }) : chatReply('gpt-4.1', 'ok', { prompt: 1, completion: 1 })));
   const { client } = manage();
   const { data, response } = await client.chat.completions.create(BODY).withResponse();
   expect(data.choices[0]!.message.content).toBe('ok');
