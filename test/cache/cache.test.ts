@@ -5,7 +5,8 @@
  * `stats().cache`; never across tenants unless configured; bounded.
  */
 import OpenAI from 'openai';
-import { afterEach, describe, expect, test, vi } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
+import { useManagers } from '../support/scaffold';
 import { ConfigError, KeyManager, keyplex, MemoryStore, type KeyManagerOptions } from '../../src/index';
 import { Lru } from '../../src/cache/lru';
 import { canonicalJson } from '../../src/cache/key';
@@ -18,16 +19,10 @@ const ONE = 'https://api.one.test/v1';
 const MODEL = 'gpt-4.1';
 const BODY = { model: MODEL, messages: [{ role: 'user' as const, content: 'capital of France?' }] };
 
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-  vi.useRealTimers();
-});
+const managed = useManagers();
 
 function manage(cache: KeyManagerOptions['cache'], extra: Partial<KeyManagerOptions> = {}) {
-  const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: keyRing('a', 'b').keys } }, retry: { baseDelayMs: 0 }, cache, ...extra });
-  managers.push(manager);
-  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
+  return managed({ providers: { one: { baseURL: ONE, keys: keyRing('a', 'b').keys } }, cache, ...extra });
 }
 
 /** A reply numbered by the call, so a cached answer is told from a fresh one. */
@@ -90,9 +85,7 @@ describe('hits and misses', () => {
 
   test('off by default: no cache stats, every request sent', async () => {
     const calls = numbered();
-    const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: keyRing('a').keys } } });
-    managers.push(manager);
-    const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
+    const { manager, client } = managed({ providers: { one: { baseURL: ONE, keys: keyRing('a').keys } } });
     await ask(client);
     await ask(client);
     expect(calls).toHaveLength(2);

@@ -4,7 +4,7 @@
  * with code KEYPLEX_BASEURL_WITHOUT_PATH) and accepts it, since some gateways
  * do serve at their root.
  */
-import { afterEach, expect, test, vi } from 'vitest';
+import { expect, test, vi } from 'vitest';
 import { KeyManager } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
 import { closeAfterEach } from '../support/scaffold';

@@ -7,6 +7,7 @@
  */
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test, vi } from 'vitest';
+import { useManagers } from '../support/scaffold';
 import { ConfigError, getKeyplexDetails, isKeyplexError, KeyManager, KeyplexError, keyplex, RequestOptionsError, type KeyManagerOptions, type KeyplexErrorCode } from '../../src/index';
 import * as publicApi from '../../src/index';
 import { chatReply, deferred, errorReply, keyRing, provider, type Deferred } from '../support/upstream';
@@ -18,20 +19,16 @@ const ONE = 'https://api.one.test/v1';
 const MODEL = 'gpt-4.1';
 const BODY = { model: MODEL, messages: [{ role: 'user' as const, content: 'hi' }] };
 
-const managers: KeyManager[] = [];
+const managed = useManagers();
 const holds: Deferred<'reset'>[] = [];
 
 function manage(options: Partial<KeyManagerOptions>, ids: string[] = ['a', 'b']) {
   const ring = keyRing(...ids);
-  const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: ring.keys } }, retry: { baseDelayMs: 0 }, ...options });
-  managers.push(manager);
-  return { ring, manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
+  return { ring, ...managed({ providers: { one: { baseURL: ONE, keys: ring.keys } }, ...options }) };
 }
 
-afterEach(async () => {
+afterEach(() => {
   for (const hold of holds.splice(0)) hold.resolve('reset');
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-  vi.useRealTimers();
 });
 
 function hang(): Promise<'reset'> {
@@ -95,9 +92,7 @@ const rows: Row[] = [
     run: async () => {
       const seen = provider(ONE, () => chatReply(MODEL));
       const ring = keyRing('a');
-      const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: ring.keys, tpm: 100 } } });
-      managers.push(manager);
-      const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
+      const { client } = managed({ providers: { one: { baseURL: ONE, keys: ring.keys, tpm: 100 } } });
       const error = await caught(() => client.chat.completions.create({ ...BODY, max_tokens: 1_000 }));
       expect(seen).toHaveLength(0);
       return error;
@@ -258,9 +253,7 @@ const rows: Row[] = [
     says: [/^404 keyplex:/, /'gpt-9'/],
     run: async () => {
       const ring = keyRing('a');
-      const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: ring.keys, models: [MODEL] } } });
-      managers.push(manager);
-      const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
+      const { client } = managed({ providers: { one: { baseURL: ONE, keys: ring.keys, models: [MODEL] } } });
       return caught(() => client.chat.completions.create({ ...BODY, model: 'gpt-9' }));
     },
   },

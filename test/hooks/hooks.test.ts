@@ -5,7 +5,8 @@
  * the hook's message quoted, not retried, nothing else broken.
  */
 import OpenAI from 'openai';
-import { afterEach, describe, expect, expectTypeOf, test, vi } from 'vitest';
+import { describe, expect, expectTypeOf, test, vi } from 'vitest';
+import { useManagers } from '../support/scaffold';
 import { getKeyplexDetails, isKeyplexError, KeyManager, keyplex, type AfterResponseState, type BeforeAttemptState, type KeyManagerOptions } from '../../src/index';
 import { ConfigError } from '../../src/index';
 import { record } from '../support/events';
@@ -18,17 +19,11 @@ const ONE = 'https://api.one.test/v1';
 const MODEL = 'gpt-4.1';
 const BODY = { model: MODEL, messages: [{ role: 'user' as const, content: 'my card is 4111 1111 1111 1111' }] };
 
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-  vi.useRealTimers();
-});
+const managed = useManagers();
 
 function manage(hooks: KeyManagerOptions['hooks'], extra: Partial<KeyManagerOptions> = {}) {
   const ring = keyRing('a', 'b');
-  const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: ring.keys, headers: { 'x-provider': 'p' } } }, retry: { baseDelayMs: 0 }, hooks, ...extra });
-  managers.push(manager);
-  return { ring, manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
+  return { ring, ...managed({ providers: { one: { baseURL: ONE, keys: ring.keys, headers: { 'x-provider': 'p' } } }, hooks, ...extra }) };
 }
 
 interface Row {

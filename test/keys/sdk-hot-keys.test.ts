@@ -2,9 +2,9 @@
  * Changing keys while requests run: addKey / removeKey / disableKey /
  * enableKey with ~50 requests in flight, through the real `openai` SDK.
  */
-import OpenAI from 'openai';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { ConfigError, KeyManager, type KeyManagerOptions } from '../../src/index';
+import { useManagers } from '../support/scaffold';
+import { ConfigError, KeyManager} from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
 import { chatReply, deferred, errorReply, keyRing, provider, type KeyRing, type UpstreamCall } from '../support/upstream';
 import '../support/setup';
@@ -16,17 +16,10 @@ const TWO = 'https://api.two.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
 const CONCURRENT = 50;
 
-const managers: KeyManager[] = [];
+const manage = useManagers({ circuitBreaker: false });
 const gates: (() => void)[] = [];
-/** Circuits off: 50 held calls failing at once would open them, which is not what these tests are about. */
-function manage(options: KeyManagerOptions) {
-  const manager = new KeyManager({ circuitBreaker: false, ...options });
-  managers.push(manager);
-  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
-}
-afterEach(async () => {
+afterEach(() => {
   for (const open of gates.splice(0)) open();
-  await Promise.all(managers.splice(0).map((m) => m.close()));
 });
 
 /**

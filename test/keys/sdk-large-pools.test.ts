@@ -3,7 +3,7 @@
  * rotating start, yet every key takes its turn and a lone usable key is found.
  */
 import OpenAI from 'openai';
-import { afterEach, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { KeyManager, type KeyManagerOptions } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
 import { closeAfterEach } from '../support/scaffold';

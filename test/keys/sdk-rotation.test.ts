@@ -3,23 +3,16 @@
  * and what a selector is offered — all through the real `openai` SDK.
  */
 import OpenAI from 'openai';
-import { afterEach, describe, expect, test, vi } from 'vitest';
-import { getKeyplexDetails, KeyManager, RandomSelector, type KeyManagerOptions, type KeySelector, type KeyView, type SelectContext } from '../../src/index';
+import { describe, expect, test, vi } from 'vitest';
+import { useManagers } from '../support/scaffold';
+import { getKeyplexDetails, RandomSelector, type KeySelector, type KeyView, type SelectContext } from '../../src/index';
 import { chatReply, deferred, errorReply, keyRing, provider, type Deferred } from '../support/upstream';
 import '../support/setup';
 
 const BASE = 'https://api.one.test/v1';
 const MESSAGES = [{ role: 'user' as const, content: 'hi' }];
 
-const managers: KeyManager[] = [];
-function manage(options: KeyManagerOptions) {
-  const manager = new KeyManager(options);
-  managers.push(manager);
-  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
-}
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
+const manage = useManagers({});
 
 /** Sends `n` requests one after the other. */
 async function sequential(client: OpenAI, n: number): Promise<void> {

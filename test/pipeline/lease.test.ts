@@ -3,22 +3,14 @@
  * JSON, binary (audio, file contents) or a stream. These pin what the six
  * hand-written copies in the old `#send` got differently.
  */
-import OpenAI from 'openai';
-import { afterEach, expect, test } from 'vitest';
-import { KeyManager } from '../../src/index';
+import { expect, test } from 'vitest';
 import { fakeKey } from '../support/fake-keys';
 import { askedUsage, chatChunks, chatReply, provider, sseReply } from '../support/upstream';
 import '../support/setup';
-import { closeAfterEach } from '../support/scaffold';
+import { NO_BACKOFF, useManagers } from '../support/scaffold';
 
 const ONE = 'https://one.test/v1';
-const managers = closeAfterEach();
-
-function manage() {
-  const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: [fakeKey('one')] } }, retry: { baseDelayMs: 0 } });
-  managers.push(manager);
-  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
-}
+const manage = useManagers({ ...NO_BACKOFF, providers: { one: { baseURL: ONE, keys: [fakeKey('one')] } } });
 
 const audio = () => new Response(new Uint8Array([0x49, 0x44, 0x33, 0x04, 0, 0, 0, 0]), { status: 200, headers: { 'content-type': 'audio/mpeg' } });
 

@@ -4,24 +4,15 @@
  * And `stats({ keys: false })`, the snapshot without per-key detail.
  */
 import { HttpResponse } from 'msw';
-import OpenAI from 'openai';
-import { afterEach, expect, test } from 'vitest';
-import { KeyManager, type KeyManagerOptions } from '../../src/index';
+import { expect, test } from 'vitest';
+import { NO_BACKOFF, useManagers } from '../support/scaffold';
 import { fakeKey } from '../support/fake-keys';
 import { chatReply, provider } from '../support/upstream';
 import '../support/setup';
 
 const ONE = 'https://one.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
-function manage(options: Partial<KeyManagerOptions> = {}) {
-  const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: [fakeKey('one'), fakeKey('one')] } }, retry: { baseDelayMs: 0 }, ...options });
-  managers.push(manager);
-  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
-}
+const manage = useManagers({ ...NO_BACKOFF, providers: { one: { baseURL: ONE, keys: [fakeKey('one'), fakeKey('one')] } } });
 
 test('usage after other members, nested look-alikes and braces in strings: counted as a full parse would', async () => {
   const body = {

@@ -6,7 +6,7 @@
 import EventEmitter from 'eventemitter3';
 import OpenAI from 'openai';
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { KeyManager, type FailureEvent, type KeyManagerOptions, type SuccessEvent } from '../../src/index';
 import { knownModels, registerKeyplexMetrics, type ObservedManager } from '../../src/prometheus/index';
 import { ConfigError } from '../../src/errors';

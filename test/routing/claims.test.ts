@@ -5,7 +5,7 @@
  * without `models` serves a model no provider claims.
  */
 import OpenAI from 'openai';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { ConfigError, getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions } from '../../src/index';
 import { chatReply, errorReply, keyRing, provider } from '../support/upstream';
 import '../support/setup';

@@ -4,11 +4,10 @@
  * stand-ins of the providers.
  */
 import OpenAI from 'openai';
-import { afterEach, describe, expect, test, vi } from 'vitest';
+import { describe, expect, test} from 'vitest';
 import {
   ComplexityAutoStrategy,
   getKeyplexDetails,
-  KeyManager,
   type AutoStrategy,
   type KeyManagerOptions,
   type RequestFeatures,
@@ -26,14 +25,7 @@ const ANTHROPIC = 'https://api.anthropic.test/v1';
 const GOOGLE = 'https://api.google.test/v1';
 const DEEPSEEK = 'https://api.deepseek.test/v1';
 
-const managers: KeyManager[] = [];
-
-const manage = useManagers(managers);
-
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-  vi.useRealTimers();
-});
+const manage = useManagers();
 
 const models = (recorded: readonly UpstreamCall[]): unknown[] => recorded.map((call) => call.body?.model);
 const ask = (model: string, content = 'hi') => ({ model, messages: [{ role: 'user' as const, content }] });

@@ -3,7 +3,7 @@
  * ConfigError naming the field; valid ones are taken as given at construction.
  */
 import OpenAI from 'openai';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { ConfigError, KeyManager, type KeyManagerOptions, type RoutingOptions } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
 import { chatReply, provider } from '../support/upstream';

@@ -4,8 +4,8 @@
  * SDK wrapped by `manager.wrap()`, against msw stand-ins of the providers.
  */
 import OpenAI from 'openai';
-import { afterEach, describe, expect, test } from 'vitest';
-import { getKeyplexDetails, KeyManager, type KeyManagerOptions } from '../../src/index';
+import { describe, expect, test } from 'vitest';
+import { getKeyplexDetails, type KeyManagerOptions } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
 import { chatReply, errorReply, provider, type UpstreamCall } from '../support/upstream';
 import '../support/setup';

@@ -3,10 +3,8 @@
  * and a custom strategy, driven through the real `openai` SDK wrapped by
  * `manager.wrap()`, against msw stand-ins of the providers.
  */
-import OpenAI from 'openai';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import {
-  KeyManager,
   type DeploymentView,
   type KeyManagerOptions,
   type RouteContext,
@@ -31,16 +29,12 @@ const B = 'https://api.b.test/v1';
 const CHAT = 'chat';
 const HI = { model: CHAT, messages: [{ role: 'user' as const, content: 'hi' }] };
 
-const managers: KeyManager[] = [];
+// No backoff between attempts: fake timers never advance on their own here.
+const manage = useManagers();
 const holds: Deferred<void>[] = [];
 
-// No backoff between attempts: fake timers never advance on their own here.
-const manage = useManagers(managers);
-
-afterEach(async () => {
+afterEach(() => {
   for (const hold of holds.splice(0)) hold.resolve();
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-  vi.useRealTimers();
 });
 
 const models = (recorded: readonly UpstreamCall[]): unknown[] => recorded.map((call) => call.body?.model);

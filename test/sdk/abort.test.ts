@@ -4,7 +4,7 @@
  */
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { KeyManager, type KeyManagerOptions } from '../../src/index';
+import { useManagers } from '../support/scaffold';
 import { chatReply, deferred, errorReply, keyRing, provider, type Deferred } from '../support/upstream';
 import '../support/setup';
 import { fakeClock, until, realSetImmediate } from '../support/time';
@@ -13,17 +13,10 @@ import { record } from '../support/events';
 const ONE = 'https://api.one.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
 
-const managers: KeyManager[] = [];
+const manage = useManagers({});
 const hanging: Deferred<'reset'>[] = [];
-function manage(options: KeyManagerOptions) {
-  const manager = new KeyManager(options);
-  managers.push(manager);
-  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
-}
-afterEach(async () => {
+afterEach(() => {
   for (const hold of hanging.splice(0)) hold.resolve('reset');
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-  vi.useRealTimers();
 });
 
 /** An upstream that never answers (until the test ends). */
@@ -207,8 +200,7 @@ describe("the SDK's timeout option", () => {
     fakeClock();
     const ring = keyRing('a');
     const seen = provider(ONE, () => hang());
-    const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: ring.keys } } });
-    managers.push(manager);
+    const { manager } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } } });
     const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', timeout: 3_000 }));
 
     const outcome = settle(client.chat.completions.create(BODY));

@@ -1,19 +1,10 @@
-import OpenAI from 'openai';
-import { afterEach, describe, expect, test } from 'vitest';
-import { KeyManager, type KeyManagerOptions } from '../../src/index';
+import { describe, expect, test } from 'vitest';
+import { useManagers } from '../support/scaffold';
 import { fakeKey } from '../support/fake-keys';
 import { chatReply, provider } from '../support/upstream';
 import '../support/setup';
 
-const managers: KeyManager[] = [];
-function manage(options: KeyManagerOptions) {
-  const manager = new KeyManager(options);
-  managers.push(manager);
-  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
-}
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
+const manage = useManagers({});
 
 describe('wrap()', () => {
   test('a chat completion reaches the provider with a configured key and comes back typed', async () => {

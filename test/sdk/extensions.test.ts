@@ -4,7 +4,7 @@
  * each custom part is seen to be used.
  */
 import OpenAI from 'openai';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import {
   KeyManager,
   keyplex,

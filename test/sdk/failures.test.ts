@@ -4,7 +4,8 @@
  */
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions, type KeyplexEvents } from '../../src/index';
+import { useManagers } from '../support/scaffold';
+import { getKeyplexDetails, KeyManager, keyplex, type KeyplexEvents } from '../../src/index';
 import { calls, chatReply, deferred, errorReply, keyRing, provider, type Deferred, type KeyRing, type UpstreamCall } from '../support/upstream';
 import '../support/setup';
 import { fakeClock, until } from '../support/time';
@@ -15,18 +16,11 @@ const TWO = 'https://api.two.test/v1';
 const MESSAGES = [{ role: 'user' as const, content: 'hi' }];
 const BODY = { model: 'gpt-4.1', messages: MESSAGES };
 
-const managers: KeyManager[] = [];
+const manage = useManagers({});
 const hanging: Deferred<'reset'>[] = [];
 
-function manage(options: KeyManagerOptions) {
-  const manager = new KeyManager(options);
-  managers.push(manager);
-  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
-}
-afterEach(async () => {
+afterEach(() => {
   for (const hold of hanging.splice(0)) hold.resolve('reset');
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-  vi.useRealTimers();
 });
 
 /** A reply that never comes (until the test ends). */

@@ -3,13 +3,12 @@
  * listeners, through the real `openai` SDK.
  */
 import OpenAI from 'openai';
-import { afterEach, describe, expect, test, vi } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
+import { useManagers } from '../support/scaffold';
 import {
   getKeyplexDetails,
-  KeyManager,
   keyplex,
   RequestOptionsError,
-  type KeyManagerOptions,
   type KeyplexRequestOptions,
 } from '../../src/index';
 import { calls, chatReply, errorReply, keyRing, provider } from '../support/upstream';
@@ -20,15 +19,7 @@ const ONE = 'https://api.one.test/v1';
 const TWO = 'https://api.two.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
 
-const managers: KeyManager[] = [];
-function manage(options: KeyManagerOptions) {
-  const manager = new KeyManager(options);
-  managers.push(manager);
-  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
-}
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
+const manage = useManagers({});
 
 /** Two providers that serve any model; `one` comes first. */
 function twoProviders(one: () => Response = () => chatReply('gpt-4.1'), two: () => Response = () => chatReply('gpt-4.1')) {

@@ -1,6 +1,6 @@
 import OpenAI from 'openai';
 import util from 'node:util';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions, type KeyplexEventName } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
 import {

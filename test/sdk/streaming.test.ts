@@ -1,28 +1,26 @@
 import OpenAI from 'openai';
-import { afterEach, describe, expect, test } from 'vitest';
-import { getKeyplexDetails, KeyManager, type KeyManagerOptions, type KeyplexEventName, type KeyplexEvents } from '../../src/index';
+import { describe, expect, test } from 'vitest';
+import { getKeyplexDetails, type KeyManagerOptions, type KeyplexEventName, type KeyplexEvents } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
 import { askedUsage, chatChunks, cutSseReply, errorReply, gate, namedSseReply, provider, rawSseReply, responsesEvents, sseReply } from '../support/upstream';
 import '../support/setup';
-import { closeAfterEach } from '../support/scaffold';
+import { NO_BACKOFF, useManagers } from '../support/scaffold';
 
 const ONE = 'https://api.one.test/v1';
 const TWO = 'https://api.two.test/v1';
 const WORDS = ['Hel', 'lo', ' wor', 'ld'];
 
-const managers = closeAfterEach();
+const managed = useManagers({
+  ...NO_BACKOFF,
+  providers: {
+    one: { baseURL: ONE, keys: [fakeKey('one')] },
+    two: { baseURL: TWO, keys: [fakeKey('two')] },
+  },
+});
 
 /** A manager over providers `one` then `two` (one key each), with every event recorded. */
 function manage(options: Partial<KeyManagerOptions> = {}) {
-  const manager = new KeyManager({
-    providers: {
-      one: { baseURL: ONE, keys: [fakeKey('one')] },
-      two: { baseURL: TWO, keys: [fakeKey('two')] },
-    },
-    retry: { baseDelayMs: 0 },
-    ...options,
-  });
-  managers.push(manager);
+  const made = managed(options);
   const events: { [E in KeyplexEventName]: KeyplexEvents[E][] } = {
     request: [],
     attempt: [],
@@ -46,10 +44,9 @@ function manage(options: Partial<KeyManagerOptions> = {}) {
     'cache:miss': [],
   };
   for (const name of Object.keys(events) as KeyplexEventName[]) {
-    manager.on(name, (payload) => void (events[name] as unknown[]).push(payload));
+    made.manager.on(name, (payload) => void (events[name] as unknown[]).push(payload));
   }
-  const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
-  return { manager, client, events };
+  return { ...made, events };
 }
 
 const ask = [{ role: 'user' as const, content: 'hi' }];

@@ -6,8 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import OpenAI from 'openai';
-import { setupServer } from 'msw/node';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test } from 'vitest';
 import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions } from '../../src/index';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../../src/store/redis';

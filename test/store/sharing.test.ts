@@ -8,8 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import OpenAI from 'openai';
 import { http, HttpResponse } from 'msw';
-import { setupServer } from 'msw/node';
-import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { getKeyplexDetails, KeyManager, MemoryStore, type KeyManagerOptions, type StateStore, type StoreSession } from '../../src/index';
 import { RedisStore } from '../../src/store/redis';
 import { ProviderSimulator, type SimProviderOptions } from '../../src/testing';

@@ -1,24 +1,17 @@
 /**
  * A manager per test over the given providers, wrapped around the real SDK,
  * with its `success` and `failure` events recorded; every one is closed
- * after its test.
+ * after its test (the scaffold of test/support/scaffold.ts).
  */
-import OpenAI from 'openai';
-import { afterEach, vi } from 'vitest';
-import { KeyManager, type KeyManagerOptions } from '../../src/index';
+import type { KeyManagerOptions } from '../../src/index';
 import { record } from './events';
+import { NO_BACKOFF, useManagers } from './scaffold';
 
 /** Call at the top of a test file; returns the per-test factory. Restores real timers after each test. */
-export function managedClients(providers: KeyManagerOptions['providers']) {
-  const managers: KeyManager[] = [];
-  afterEach(async () => {
-    vi.useRealTimers();
-    await Promise.all(managers.splice(0).map((m) => m.close()));
-  });
+export function managedClients(providers?: KeyManagerOptions['providers']) {
+  const manage = useManagers(providers ? { ...NO_BACKOFF, providers } : NO_BACKOFF);
   return (options: Partial<KeyManagerOptions> = {}) => {
-    const manager = new KeyManager({ providers, retry: { baseDelayMs: 0 }, ...options });
-    managers.push(manager);
-    const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
-    return { manager, client, success: record(manager, 'success'), failure: record(manager, 'failure') };
+    const made = manage(options);
+    return { ...made, success: record(made.manager, 'success'), failure: record(made.manager, 'failure') };
   };
 }

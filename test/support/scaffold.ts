@@ -4,31 +4,38 @@
  */
 import OpenAI from 'openai';
 import { setupServer, type SetupServer } from 'msw/node';
-import { afterAll, afterEach, beforeAll } from 'vitest';
+import { afterAll, afterEach, beforeAll, vi } from 'vitest';
 import { KeyManager, type KeyManagerOptions } from '../../src/index';
 
 /**
  * A list to push each KeyManager a test makes on; all are closed after each
- * test. Call it once at the top level of the file, before the file's own
- * `afterEach`: after-hooks run last-registered first, so the file's hooks
- * (releasing held replies, say) run before the managers close.
+ * test, and real timers restored. Call it once at the top level of the file,
+ * before the file's own `afterEach`: after-hooks run last-registered first,
+ * so the file's hooks (releasing held replies, say) run before the managers
+ * close.
  */
 export function closeAfterEach(): KeyManager[] {
   const managers: KeyManager[] = [];
   afterEach(async () => {
     await Promise.all(managers.splice(0).map((m) => m.close()));
+    vi.useRealTimers();
   });
   return managers;
 }
 
+/** No backoff between attempts: the default of {@link useManagers} (fake timers never advance on their own). */
+export const NO_BACKOFF: Partial<KeyManagerOptions> = { retry: { baseDelayMs: 0 } };
+
 /**
- * `manage(options)`: a KeyManager with no backoff between attempts
- * (`retry: { baseDelayMs: 0 }` unless `options.retry` is given) and the real
- * `openai` SDK wrapped on it; closed after each test (see {@link closeAfterEach}).
+ * The one test scaffold: `manage(options)` makes a KeyManager from
+ * `defaults` overlaid with `options` (top-level fields replace the
+ * defaults'), wraps the real `openai` SDK on it, and closes it after the
+ * test (see {@link closeAfterEach}). `defaults` is {@link NO_BACKOFF} unless
+ * given; pass `{}` for keyplex's own defaults.
  */
-export function useManagers(managers: KeyManager[] = closeAfterEach()) {
-  return function manage(options: KeyManagerOptions) {
-    const manager = new KeyManager({ retry: { baseDelayMs: 0 }, ...options });
+export function useManagers(defaults: Partial<KeyManagerOptions> = NO_BACKOFF, managers: KeyManager[] = closeAfterEach()) {
+  return function manage(options: Partial<KeyManagerOptions> = {}) {
+    const manager = new KeyManager({ ...defaults, ...options } as KeyManagerOptions);
     managers.push(manager);
     return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
   };

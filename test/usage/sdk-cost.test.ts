@@ -1,6 +1,5 @@
-import OpenAI from 'openai';
-import { afterEach, describe, expect, test } from 'vitest';
-import { KeyManager, type KeyManagerOptions, type SuccessEvent } from '../../src/index';
+import { describe, expect, test } from 'vitest';
+import { type KeyManagerOptions} from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
 import {
   askedUsage,
@@ -14,7 +13,8 @@ import {
   sseReply,
 } from '../support/upstream';
 import '../support/setup';
-import { closeAfterEach } from '../support/scaffold';
+import { record } from '../support/events';
+import { NO_BACKOFF, useManagers } from '../support/scaffold';
 
 const OPENAI = 'https://api.openai.test/v1';
 const DEEPSEEK = 'https://api.deepseek.test/v1';
@@ -22,19 +22,11 @@ const DEEPSEEK = 'https://api.deepseek.test/v1';
 /** gpt-4.1 list prices, USD per million tokens. */
 const GPT_41 = { input: 2, cachedInput: 0.5, output: 8 };
 
-const managers = closeAfterEach();
+const managed = useManagers({ ...NO_BACKOFF, providers: { openai: { baseURL: OPENAI, keys: [fakeKey('openai')] } } });
 
 function manage(options: Partial<KeyManagerOptions> = {}) {
-  const manager = new KeyManager({
-    providers: { openai: { baseURL: OPENAI, keys: [fakeKey('openai')] } },
-    retry: { baseDelayMs: 0 },
-    ...options,
-  });
-  managers.push(manager);
-  const successes: SuccessEvent[] = [];
-  manager.on('success', (e) => successes.push(e));
-  const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
-  return { manager, client, successes };
+  const made = managed(options);
+  return { ...made, successes: record(made.manager, 'success') };
 }
 
 const ask = [{ role: 'user' as const, content: 'hi' }];

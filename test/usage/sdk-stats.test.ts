@@ -2,27 +2,19 @@
  * stats(): per deployment and model, retries and fail-overs, percentiles from
  * histograms, and interval reporting with { reset: true }.
  */
-import OpenAI from 'openai';
-import { afterEach, expect, test } from 'vitest';
-import { KeyManager, type KeyManagerOptions } from '../../src/index';
+import { expect, test } from 'vitest';
 import { fakeKey } from '../support/fake-keys';
 import { chatReply, errorReply, provider } from '../support/upstream';
 import '../support/setup';
-import { closeAfterEach } from '../support/scaffold';
+import { NO_BACKOFF, useManagers } from '../support/scaffold';
 
 const ONE = 'https://one.test/v1';
 const TWO = 'https://two.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
-const managers = closeAfterEach();
-function manage(options: Partial<KeyManagerOptions> = {}) {
-  const manager = new KeyManager({
-    providers: { one: { baseURL: ONE, keys: [fakeKey('one')] }, two: { baseURL: TWO, keys: [fakeKey('two')] } },
-    retry: { baseDelayMs: 0 },
-    ...options,
-  });
-  managers.push(manager);
-  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
-}
+const manage = useManagers({
+  ...NO_BACKOFF,
+  providers: { one: { baseURL: ONE, keys: [fakeKey('one')] }, two: { baseURL: TWO, keys: [fakeKey('two')] } },
+});
 
 test('each deployment counts its attempts, successes, failures, retries, fail-overs and tokens', async () => {
   let first = true;

@@ -5,6 +5,7 @@
  */
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test, vi } from 'vitest';
+import { useManagers } from '../../support/scaffold';
 import { KeyManager, type KeyManagerOptions, type KeyplexEvents } from '../../../src/index';
 import { chatReply, deferred, errorReply, keyRing, provider, type Deferred, type KeyRing, type UpstreamCall } from '../../support/upstream';
 import '../../support/setup';
@@ -19,20 +20,11 @@ const BODY = { model: MODEL, messages: [{ role: 'user' as const, content: 'hi' }
 const DEPLOYMENT_CIRCUIT = { policy: { kind: 'consecutive' as const, threshold: 3 }, openMs: 10_000 };
 const CIRCUIT_EVENTS = ['circuit:open', 'circuit:half-open', 'circuit:close'] as const;
 
-const managers: KeyManager[] = [];
+const manage = useManagers();
 const holds: Deferred<void>[] = [];
 
-function manage(options: KeyManagerOptions) {
-  // No backoff between attempts: fake timers never advance on their own here.
-  const manager = new KeyManager({ retry: { baseDelayMs: 0 }, ...options });
-  managers.push(manager);
-  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
-}
-
-afterEach(async () => {
+afterEach(() => {
   for (const hold of holds.splice(0)) hold.resolve();
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-  vi.useRealTimers();
 });
 
 /** Every circuit event, in order, as `[event name, payload]`. */

@@ -6,7 +6,8 @@
  */
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions } from '../../../src/index';
+import { useManagers } from '../../support/scaffold';
+import { getKeyplexDetails, keyplex, type KeyManagerOptions } from '../../../src/index';
 import { chatReply, deferred, keyRing, provider, type Deferred, type UpstreamCall } from '../../support/upstream';
 import '../../support/setup';
 import { fakeClock, until, realSetImmediate } from '../../support/time';
@@ -15,20 +16,15 @@ import { record } from '../../support/events';
 const ONE = 'https://api.one.test/v1';
 const MODEL = 'gpt-4.1';
 
-const managers: KeyManager[] = [];
+const managed = useManagers({});
 const holds: Deferred<void>[] = [];
 
 function manage(options: Omit<KeyManagerOptions, 'providers'>) {
-  const ring = keyRing('k1', 'k2');
-  const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: ring.keys, models: [MODEL] } }, ...options });
-  managers.push(manager);
-  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
+  return managed({ providers: { one: { baseURL: ONE, keys: keyRing('k1', 'k2').keys, models: [MODEL] } }, ...options });
 }
 
-afterEach(async () => {
+afterEach(() => {
   for (const hold of holds.splice(0)) hold.resolve();
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-  vi.useRealTimers();
 });
 
 const tick = () => new Promise<void>((resolve) => realSetImmediate(resolve));

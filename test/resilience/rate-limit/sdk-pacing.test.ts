@@ -7,8 +7,7 @@
  */
 import OpenAI from 'openai';
 import { http, HttpResponse } from 'msw';
-import { setupServer } from 'msw/node';
-import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions } from '../../../src/index';
 import { ProviderSimulator, type SimProviderOptions } from '../../../src/testing';
 import { simulatorHandlers } from '../../../src/testing/msw';

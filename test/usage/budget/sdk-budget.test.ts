@@ -3,12 +3,13 @@
  * once per crossing, 'reject' refuses, 'cheaper' re-routes.
  */
 import OpenAI from 'openai';
-import { afterEach, expect, test } from 'vitest';
-import { getKeyplexDetails, KeyManager, type KeyManagerOptions, type KeyplexEvents } from '../../../src/index';
+import { expect, test } from 'vitest';
+import { getKeyplexDetails, type KeyManagerOptions} from '../../../src/index';
 import { fakeKey } from '../../support/fake-keys';
 import { chatReply, provider } from '../../support/upstream';
 import '../../support/setup';
-import { closeAfterEach } from '../../support/scaffold';
+import { record } from '../../support/events';
+import { NO_BACKOFF, useManagers } from '../../support/scaffold';
 
 const PRICEY = 'https://pricey.test/v1';
 const CHEAP = 'https://cheap.test/v1';
@@ -17,20 +18,16 @@ const PRICE = { input: 10, output: 10 };
 const USAGE = { prompt: 1_000, completion: 1_000 };
 const BODY = { model: 'chat', messages: [{ role: 'user' as const, content: 'x'.repeat(4_000) }], max_tokens: 1_000 };
 
-const managers = closeAfterEach();
+const managed = useManagers({
+  ...NO_BACKOFF,
+  providers: {
+    pricey: { baseURL: PRICEY, keys: [fakeKey('p')], models: { chat: { upstream: 'chat-large', price: PRICE } } },
+    cheap: { baseURL: CHEAP, keys: [fakeKey('c')], models: { chat: { upstream: 'chat-small', price: { input: 0.1, output: 0.1 } } } },
+  },
+});
 function manage(options: Partial<KeyManagerOptions>) {
-  const manager = new KeyManager({
-    providers: {
-      pricey: { baseURL: PRICEY, keys: [fakeKey('p')], models: { chat: { upstream: 'chat-large', price: PRICE } } },
-      cheap: { baseURL: CHEAP, keys: [fakeKey('c')], models: { chat: { upstream: 'chat-small', price: { input: 0.1, output: 0.1 } } } },
-    },
-    retry: { baseDelayMs: 0 },
-    ...options,
-  });
-  managers.push(manager);
-  const exceeded: KeyplexEvents['budget:exceeded'][] = [];
-  manager.on('budget:exceeded', (e) => exceeded.push(e));
-  return { manager, exceeded, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
+  const made = managed(options);
+  return { ...made, exceeded: record(made.manager, 'budget:exceeded') };
 }
 
 test('a 1 USD cap holds under 200 concurrent requests: spend stays within one request of it, and the event fires once', async () => {
