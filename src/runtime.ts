@@ -3,7 +3,7 @@
  *
  * keyplex is built and tested on Node >= 22.12 (`engines` in package.json):
  * the first 22.x where `require()` of ES modules is on by default, which the
- * CommonJS build needs for its ESM-only dependencies (p-queue, p-retry), and
+ * CommonJS build needs for its ESM-only dependency p-queue, and
  * the line the test suite, the benchmarks and CI run on. On an older Node it
  * does not refuse to run; it says so once per process.
  */
