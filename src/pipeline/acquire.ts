@@ -16,6 +16,7 @@ import { deploymentCircuit, type Core, type LinePlace } from './core';
 import { briefDuration, keyStates } from './explain';
 import { Lease } from './lease';
 import { joinLine, leaveLine, waitForKey, waitForTurn } from './lines';
+import { applyChange } from './store-sync';
 
 /** Keys judged per batch when picking from a large pool. */
 const SAMPLE = 32;
@@ -226,7 +227,12 @@ function pickOn(
  * Takes the lease's reservation in the shared store too (one round trip).
  * Refused: the lease is undone, the key's local windows are lowered to the
  * shared levels (so the next pick sees what other managers took), and the
- * caller picks again. Keys with no known limit need no reservation.
+ * caller picks again. Refused because the store holds the key disabled
+ * (another manager found it revoked): that is taken on here, as if heard
+ * from the store, before the next pick. Granted to a key that went out of
+ * use meanwhile (disabled, removed or cooling down; a change heard while the
+ * store answered): undone and given back, and the caller picks again. Keys
+ * with no known limit need no reservation.
  *
  * @returns `undefined` when the reservation holds, else the store's wait in ms.
  * @throws StoreUnavailableError when the store cannot answer and fails closed.
@@ -235,22 +241,32 @@ async function reserveShared(core: Core, lease: Lease): Promise<number | undefin
   const { limiter, ref } = lease.window;
   const limits = limiter.limits;
   if (limits.rpm === undefined && limits.tpm === undefined) return undefined;
+  const { key, reservation } = lease;
+  const session = core.session;
   let verdict: StoreReservation;
   try {
-    const answer = core.session.reserve(ref, limits, lease.reservation.tokens);
+    const answer = session.reserve(ref, limits, reservation.tokens, key.ref);
     verdict = answer instanceof Promise ? await answer : answer;
   } catch (error) {
     lease.settle('undone');
     throw KeyplexError.is(error) ? error : new StoreUnavailableError(`keyplex: the state store failed: ${error instanceof Error ? error.message : String(error)}.`, { cause: error });
   }
   if (verdict.ok) {
-    if (verdict.degraded !== true) {
+    const taken = verdict.degraded !== true;
+    if (taken) {
       lease.shared = { rpm: limits.rpm, tpm: limits.tpm, requestsPeriodMs: limits.requestsPeriodMs, tokensPeriodMs: limits.tokensPeriodMs };
       limiter.mirror(verdict.requests, verdict.tokens);
     }
-    return undefined;
+    if (key.usable(Date.now())) return undefined;
+    lease.settle('undone');
+    if (taken) (session.defer ?? session.adjust).call(session, ref, limits, -1, -reservation.tokens);
+    return 0;
   }
   lease.settle('undone');
+  if (verdict.disabled !== undefined) {
+    applyChange(core, { kind: 'key', key: key.ref, status: { disabled: verdict.disabled, cooldownUntil: 0 } });
+    return 0;
+  }
   limiter.mirror(verdict.requests, verdict.tokens);
   return verdict.waitMs;
 }

@@ -47,6 +47,9 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   } catch (error) {
     throw transportFailure(ctx, lease, attempt, signal, firstTryOfKey, error);
   }
+  // A key its status alone rejects (401, 402, 403) is out at once, and the store told, before anything is awaited (body, hooks).
+  const rejected = response.ok ? undefined : classifyStatus(response.status, response.headers, undefined).disable;
+  if (rejected !== undefined) key.disable(rejected);
   // The reply's remaining applies as of when the upstream counted this request, not as of now.
   lease.window.limiter.observe(response.headers, lease.reservation);
   // The upstream may echo the key it got: nothing it sent is passed on with a piece of it (hooks included).

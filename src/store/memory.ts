@@ -122,7 +122,9 @@ export class MemoryStore implements StateStore {
   }
 
   /** @internal */
-  reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): StoreReservation {
+  reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number, owner?: StoreKeyRef): StoreReservation {
+    const disabled = owner === undefined ? null : (this.#keys.get(keyField(owner))?.status.disabled ?? null);
+    if (disabled !== null) return { ok: false, waitMs: Infinity, requests: undefined, tokens: undefined, disabled };
     const now = this.#now();
     const { requests, tokens: tokenBucket } = this.#windowsOf(key, limits, now);
     const amount = tokens > 0 ? tokens : 0;
@@ -203,8 +205,8 @@ class MemorySession implements StoreSession {
     if (!this.#closed) this.#listener.change(change);
   }
 
-  reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): StoreReservation {
-    return this.#store.reserve(key, limits, tokens);
+  reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number, owner?: StoreKeyRef): StoreReservation {
+    return this.#store.reserve(key, limits, tokens, owner);
   }
 
   adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {

@@ -170,13 +170,27 @@ end
 `;
 
 /**
+ * The reservation's first step, when KEYS[2] (the key statuses hash) is
+ * given: the attempt's key (its field, the last ARGV) held disabled there —
+ * another replica found it revoked, this one has not heard yet — is refused
+ * at once, windows untouched: `{ 0, -2, '', '', reason }`.
+ */
+const REFUSE_DISABLED = `
+if KEYS[2] ~= nil then
+  local status = redis.call('HGET', KEYS[2], ARGV[#ARGV])
+  local reason = status and string.match(status, '"disabled":"([^"]+)"')
+  if reason then return {0, -2, '', '', reason} end
+end
+`;
+
+/**
  * Reserve: ARGV[7] tokens; ARGV[8] requests and ARGV[9] tokens of adjustments
  * held back since the last call (a refund or a usage reconciliation, folded
  * into this round trip), applied first. Returns `{ ok (1|0), waitMs (-1 =
  * never), requests level, tokens level }` (levels as strings, '' when the
- * dimension has no limit).
+ * dimension has no limit); first {@link REFUSE_DISABLED}.
  */
-export const RESERVE = `${PRELUDE}
+export const RESERVE = `${REFUSE_DISABLED}${PRELUDE}
 local need = tonumber(ARGV[7])
 if need < 0 then need = 0 end
 local pr = tonumber(ARGV[8]) or 0

@@ -38,11 +38,13 @@ export interface StoreLimits {
  * them, so its own picks see what other managers took.
  *
  * `degraded` is set when the store could not be asked and the session let the
- * reservation through on local state (fail-open).
+ * reservation through on local state (fail-open). `disabled` is set when the
+ * store refused because it holds the key disabled (another manager found it
+ * revoked and this one has not heard yet): the manager takes that on at once.
  */
 export type StoreReservation =
   | { ok: true; requests: number | undefined; tokens: number | undefined; degraded?: boolean }
-  | { ok: false; waitMs: number; requests: number | undefined; tokens: number | undefined };
+  | { ok: false; waitMs: number; requests: number | undefined; tokens: number | undefined; disabled?: KeyDisabledReason };
 
 /** A key's shared status. `cooldownUntil` is an epoch time in ms (0 = none). */
 export interface StoreKeyStatus {
@@ -134,11 +136,14 @@ export interface StoreSession {
    * Atomically checks the key's shared request and token windows (capacity =
    * the limits, refilling continuously over a minute, starting full) and takes
    * 1 request and `tokens` tokens when both fit. One round trip at most.
+   * `owner` is the key the attempt is for (the windows may be its model's or
+   * its quota group's): a store that holds it disabled refuses, with the
+   * reason (`disabled`), in the same call.
    *
    * @throws StoreUnavailableError (rejects) when the store cannot answer and
    *   the store fails closed.
    */
-  reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): StoreReservation | Promise<StoreReservation>;
+  reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number, owner?: StoreKeyRef): StoreReservation | Promise<StoreReservation>;
   /** Gives back (negative) or charges (positive) requests and tokens on the key's shared windows. */
   adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void;
   /**
@@ -173,7 +178,7 @@ export interface StoreSession {
  *     const s = inner.open(listener);
  *     return {
  *       shared: s.shared,
- *       reserve: (key, limits, tokens) => s.reserve(key, limits, tokens),
+ *       reserve: (key, limits, tokens, owner) => s.reserve(key, limits, tokens, owner),
  *       adjust: (key, limits, requests, tokens) => s.adjust(key, limits, requests, tokens),
  *       setKey: (key, status) => { audit.log(key.keyId, status); s.setKey(key, status); },
  *       setCircuit: (circuit, snapshot) => s.setCircuit(circuit, snapshot),

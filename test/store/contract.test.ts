@@ -212,6 +212,18 @@ for (const impl of implementations) {
       expect(snapshot.keys).toEqual([{ key: KEY, status: { disabled: 'unauthorized', cooldownUntil: 0 } }]);
     });
 
+    test("a reservation for a key the store holds disabled is refused with the reason, its windows untouched, in the same call; another owner's and an enabled one's are not", async () => {
+      await setup();
+      const group = { provider: '', keyId: 'group:shared' };
+      const other = { provider: 'openai', keyId: 'k2' };
+      await s.a.setKey(KEY, { disabled: 'unauthorized', cooldownUntil: 0 });
+      expect(await s.b.reserve(group, RPM3, 0, KEY)).toEqual({ ok: false, waitMs: Infinity, requests: undefined, tokens: undefined, disabled: 'unauthorized' });
+      expect(await s.b.reserve(group, RPM3, 0, other)).toMatchObject({ ok: true, requests: 2 });
+      expect(await s.b.reserve(group, RPM3, 0)).toMatchObject({ ok: true, requests: 1 });
+      await s.a.setKey(KEY, { disabled: null, cooldownUntil: 0 });
+      expect(await s.b.reserve(group, RPM3, 0, KEY)).toMatchObject({ ok: true, requests: 0 });
+    });
+
     test('the latest status wins: an enable after a disable leaves the key enabled', async () => {
       await setup();
       s.a.setKey(KEY, { disabled: 'manual', cooldownUntil: 0 });

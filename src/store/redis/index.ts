@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis, RedisOptions } from 'ioredis';
+import type { KeyDisabledReason } from '../../events';
 import type { CircuitSnapshot } from '../../resilience/breaker/index';
 import { describe } from '../../config/check';
 import { StoreUnavailableError } from '../../errors';
@@ -226,19 +227,19 @@ export class RedisStore implements StateStore {
     this.#sessions.delete(session.id);
   }
 
-  /** Runs a script on a key's window (ARGV: limits, clock, TTL, periods, then `extra`; see scripts.ts); EVAL when Redis does not have it yet. */
-  async #run(script: Script, key: StoreKeyRef, limits: StoreLimits, ...extra: number[]): Promise<unknown> {
-    const window = `${this.prefix}w:${keyField(key)}`;
+  /**
+   * Runs a script on a key's window (ARGV: limits, clock, TTL, periods, then
+   * `extra`; see scripts.ts). With `owner`, KEYS[2] is the statuses hash and
+   * the last ARGV the owner's field (the reservation's status check).
+   */
+  #run(script: Script, key: StoreKeyRef, limits: StoreLimits, extra: readonly number[], owner?: StoreKeyRef): Promise<unknown> {
     const clock = this.#now === undefined ? '' : String(this.#now());
+    const window = `${this.prefix}w:${keyField(key)}`;
     const args = [...windowArgs(limits, clock), ...extra];
-    try {
-      return await this.#client.evalsha(script.sha, 1, window, ...args);
-    } catch (error) {
-      if (!messageOf(error).startsWith('NOSCRIPT')) throw error;
-      return this.#client.eval(script.lua, 1, window, ...args);
-    }
+    if (owner === undefined) return this.#eval(script, [window], args);
+    args.push(keyField(owner));
+    return this.#eval(script, [window, `${this.prefix}keys`], args);
   }
-
 
   /** Runs a script by its SHA-1, sending its text when Redis does not have it (a new or restarted Redis). */
   async #eval(script: Script, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
@@ -251,20 +252,25 @@ export class RedisStore implements StateStore {
   }
 
   /** @internal */
-  async reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): Promise<StoreReservation> {
+  async reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number, owner?: StoreKeyRef): Promise<StoreReservation> {
     if (!this.#healthy) return this.#unavailable('reserve', undefined);
     try {
       const held = this.#deferred.take(key);
       let reply: unknown;
       try {
-        const call = this.#run(RESERVE_SCRIPT, key, limits, Math.max(0, tokens), held.requests, held.tokens);
+        const call = this.#run(RESERVE_SCRIPT, key, limits, [Math.max(0, tokens), held.requests, held.tokens], owner);
         reply = await answerWithin(call, this.#timeoutMs);
         if (reply === LATE) reply = await this.#lateReply(call, 'a reservation');
       } catch (error) {
         this.#deferred.restore(key, limits, held);
         throw error;
       }
-      const [ok, waitMs, requests, tokensLeft] = reply as [number, number, string, string];
+      const [ok, waitMs, requests, tokensLeft, reason] = reply as [number, number, string, string, KeyDisabledReason?];
+      if (waitMs === -2) {
+        // Refused for the key's status, windows untouched: what was held rides with a later reservation.
+        this.#deferred.restore(key, limits, held);
+        return { ok: false, waitMs: Infinity, requests: undefined, tokens: undefined, disabled: reason };
+      }
       if (ok === 1) return { ok: true, requests: level(requests), tokens: level(tokensLeft) };
       return { ok: false, waitMs: waitMs < 0 ? Infinity : waitMs, requests: level(requests), tokens: level(tokensLeft) };
     } catch (error) {
@@ -318,7 +324,7 @@ export class RedisStore implements StateStore {
   /** @internal */
   adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
     if (!this.#healthy) return;
-    this.#run(ADJUST_SCRIPT, key, limits, requests, tokens).catch((error: unknown) => this.#fail('adjust', error));
+    this.#run(ADJUST_SCRIPT, key, limits, [requests, tokens]).catch((error: unknown) => this.#fail('adjust', error));
   }
 
   /** @internal Held until the key's next reservation (one round trip), else written by the flush. */

@@ -18,7 +18,7 @@ import type {
 
 /** What a session needs of its store (the `RedisStore`), apart so that the two files do not import each other. */
 export interface SessionHost {
-  reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): Promise<StoreReservation>;
+  reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number, owner?: StoreKeyRef): Promise<StoreReservation>;
   adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void;
   defer(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void;
   write(origin: string, hash: 'keys' | 'circuits', field: string, value: unknown, change: StoreChange): Promise<void>;
@@ -61,8 +61,8 @@ export class RedisSession implements StoreSession {
     this.#listener.recovered(downMs);
   }
 
-  reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number): Promise<StoreReservation> {
-    return this.#store.reserve(key, limits, tokens);
+  reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number, owner?: StoreKeyRef): Promise<StoreReservation> {
+    return this.#store.reserve(key, limits, tokens, owner);
   }
 
   adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
