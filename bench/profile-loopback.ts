@@ -10,6 +10,17 @@
  * per-attempt controller; seamread also reads the body and rebuilds the
  * Response), rawfake / wrappedfake (in-process, next to loopback ones).
  *
+ * What it showed (2026-11-30, machine under load 9-20): on loopback keyplex
+ * makes the same syscalls per request as the raw SDK (strace: one writev,
+ * ~1.2 reads), opens no more connections (0 new ones at concurrency 1), and
+ * a minimal seam that also reads and rebuilds the reply costs ~1.06x raw:
+ * the added client CPU is keyplex's own pipeline code, the same functions
+ * and about the same amount as in-process (at one moment, concurrency 1:
+ * +167 us loopback, +247 us in-process). Self times per function on loopback
+ * under load are inflated for code that runs right after a socket write
+ * (wall-clock samples while the process waits to run again): compare CPU
+ * time (--noprof) first.
+ *
  *   npm run build && node bench/profile-loopback.ts [--conc 1] [--n 1500] [--rounds 6] [--top 45]
  *     [--stream] [--inproc] [--noprof] [--variants raw,wrapped] [--base raw]
  */
