@@ -20,7 +20,7 @@ import {
 import type { Key } from '../keys/key';
 import type { ProviderPool } from '../keys/pool';
 import type { Body } from '../request';
-import { MalformedStreamEvent, StreamIdleTimeout, StreamTruncated, tapEventStream, tokensOfText, type StreamTally } from '../usage/sse';
+import { MalformedStreamEvent, StreamIdleTimeout, StreamTruncated, tapEventStream, tokensOfText, type FirstEvents, type StreamTally } from '../usage/sse';
 import type { Usage } from '../usage/usage';
 import { account, costOf, failed } from './account';
 import { BufferedReply } from './buffered-reply';
@@ -68,7 +68,7 @@ export function streamReply(
   lease: Lease,
   upstream: Response,
   reader: ReadableStreamDefaultReader<Uint8Array>,
-  first: Uint8Array,
+  first: FirstEvents,
   ttftMs: number,
   signal: AbortSignal,
 ): Response {
@@ -90,7 +90,6 @@ export function streamReply(
     return error;
   };
   const tapped = tapEventStream(first, reader, {
-    stripUsageChunk: request.streamUsagePath && !request.callerAskedUsage,
     idleTimeoutMs: request.options.streamIdleTimeoutMs ?? core.options.streamIdleTimeoutMs,
     signal,
     requireEnd: END_MARKED_PATHS.has(request.path.split('?', 1)[0]!),

@@ -12,7 +12,7 @@ import { redactedBody, redactingReader } from '../secrets/stream';
 import { bodyFor } from '../request';
 import { classifyStatus, type Classification } from '../resilience/classify';
 import { retryAfterMs } from '../resilience/headers';
-import { hasMalformedEvent } from '../usage/sse';
+import { scanFirst, type FirstEvents } from '../usage/sse';
 import { usageFromBody } from '../usage/usage';
 import { account } from './account';
 import type { BufferedAnswer, RequestContext } from './context';
@@ -108,14 +108,17 @@ async function streamFirst(core: Core, ctx: RequestContext, lease: Lease, attemp
   } catch (error) {
     throw transportFailure(ctx, lease, attempt, signal, firstTryOfKey, error);
   }
-  if (first.done || hasMalformedEvent(first.value)) {
+  // Its complete events judged once, here: the tap goes on from them.
+  const request = ctx.request;
+  const scanned: FirstEvents | undefined = first.done ? undefined : scanFirst(first.value, request.streamUsagePath && !request.callerAskedUsage);
+  if (scanned === undefined) {
     reader.cancel().catch(() => undefined);
     throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: '' });
   }
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
   lease.settle('first-byte', now);
-  return streamReply(core, ctx, lease, response, reader, first.value, now - ctx.startedAt, signal);
+  return streamReply(core, ctx, lease, response, reader, scanned, now - ctx.startedAt, signal);
 }
 
 function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: number): void {

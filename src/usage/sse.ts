@@ -29,8 +29,8 @@ export interface StreamTally {
 }
 
 export interface StreamTapHooks {
-  /** Remove chat/legacy completion chunks that carry usage and no choices. */
-  stripUsageChunk: boolean;
+  /** Remove chat/legacy completion chunks that carry usage and no choices (when `first` is raw bytes; {@link scanFirst} takes it otherwise). */
+  stripUsageChunk?: boolean;
   /** Longest wait for the upstream's next data, in ms, while the tap waits for it; 0 or absent: none. Comments do not count as data. */
   idleTimeoutMs?: number;
   /** Ending this signal ends the stream: `onError` is called with its reason. */
@@ -71,9 +71,16 @@ const EMPTY = Buffer.alloc(0);
 const BOUNDARIES = [Buffer.from('\n\n'), Buffer.from('\r\r'), Buffer.from('\r\n\r\n')];
 const TERMINAL_TYPES = new Set(['response.completed', 'response.incomplete', 'response.failed']);
 const ERROR_EVENT = /^event: ?error\r?$/m;
+const LF = 0x0a;
+const CR = 0x0d;
+// Stateless between calls (no `stream` option): one serves every tap.
+const decoder = new TextDecoder();
 
 /** Where the last complete event of `bytes` ends (after its blank line); 0 when none does. */
 function completeUpTo(bytes: Buffer): number {
+  const n = bytes.length;
+  // A read usually ends with an event's blank line: then all of it is complete, and no search is needed.
+  if (n >= 2 && (bytes[n - 1] === LF ? bytes[n - 2] === LF || (n >= 4 && bytes[n - 2] === CR && bytes[n - 3] === LF && bytes[n - 4] === CR) : bytes[n - 1] === CR && bytes[n - 2] === CR)) return n;
   let end = 0;
   for (const boundary of BOUNDARIES) {
     const at = bytes.lastIndexOf(boundary);
@@ -87,8 +94,24 @@ function plain(bytes: Buffer): Uint8Array {
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** True when `text` from `from` on is only line breaks. */
+function onlyLineBreaks(text: string, from: number): boolean {
+  for (let i = from; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c !== LF && c !== CR) return false;
+  }
+  return true;
+}
+
 /** One event's `data:` payload joined, or undefined when it has none (a comment, a keep-alive). */
 export function eventData(event: string): string | undefined {
+  // The usual event, one `data:` line and its blank line, needs no split.
+  if (event.startsWith('data:')) {
+    const lf = event.indexOf('\n');
+    const cr = event.indexOf('\r');
+    const eol = lf === -1 ? cr : cr === -1 ? lf : Math.min(lf, cr);
+    if (eol === -1 || onlyLineBreaks(event, eol)) return event.slice(event.charCodeAt(5) === 32 ? 6 : 5, eol === -1 ? event.length : eol);
+  }
   let data: string | undefined;
   for (const line of event.split(/\r?\n|\r/)) {
     if (!line.startsWith('data:')) continue;
@@ -138,53 +161,147 @@ function endsAnswer(parsed: Obj): boolean {
   return Array.isArray(choices) && choices.some((choice) => isObj(choice) && typeof choice.finish_reason === 'string');
 }
 
-/** The verdict on a run of complete events. */
-interface Judged {
-  /** The text to pass on when an event was removed; undefined when every event passes as it came. */
-  kept: string | undefined;
-  /** True when an event carried data (comments and keep-alives do not). */
-  data: boolean;
-  /** True when an event's data was neither JSON nor `[DONE]`. */
-  malformed: boolean;
+/**
+ * The events of a stream as they arrive: split at their blank lines (an
+ * incomplete one held back for the next read), judged, counted, their usage
+ * read, the usage-only chunk removed when asked. No I/O and no timers: the
+ * tap below drives it, and send judges a stream's first read with it before
+ * answering (so those events are judged once).
+ */
+export class EventScanner {
+  readonly tally: StreamTally = { dataEvents: 0, textChars: 0, sawEnd: false, errorEvent: false };
+  /** The last usage seen. */
+  usage: Usage | undefined;
+  /** True when a scan met an event whose data was neither JSON nor `[DONE]` (the stream is broken). */
+  malformed = false;
+  /** True when the last scan met an event with data (comments and keep-alives are not data). */
+  sawData = false;
+  /** Bytes of an event not complete yet. */
+  #pending: Buffer = EMPTY;
+
+  constructor(private readonly stripUsageChunk: boolean) {}
+
+  /**
+   * The complete events of `chunk` (after what was held back; all of it when
+   * `final`) to pass on: as they came, or less a removed event; undefined
+   * when none is complete yet, none is left, or one was malformed.
+   */
+  scan(chunk: Uint8Array | undefined, final: boolean): Uint8Array | undefined {
+    this.sawData = false;
+    const arrived = chunk ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) : EMPTY;
+    const pending = this.#pending;
+    const bytes = pending.length === 0 ? arrived : arrived.length === 0 ? pending : Buffer.concat([pending, arrived]);
+    const end = final ? bytes.length : completeUpTo(bytes);
+    this.#pending = bytes.subarray(end);
+    if (end === 0) return undefined;
+    return this.#judge(bytes.subarray(0, end));
+  }
+
+  /** Lets go of what was held back. */
+  clear(): void {
+    this.#pending = EMPTY;
+  }
+
+  /** Judges the events of `complete` (the last may lack its blank line at the stream's end); what passes on. */
+  #judge(complete: Buffer): Uint8Array | undefined {
+    const text = decoder.decode(complete);
+    EVENT_END.lastIndex = 0;
+    let start = 0;
+    /** Text offsets of the removed events, start and end in turn. */
+    let removed: number[] | undefined;
+    for (;;) {
+      const match = EVENT_END.exec(text);
+      const end = match ? match.index + match[0].length : text.length;
+      if (end > start && !this.#event(text.slice(start, end))) {
+        if (this.malformed) return undefined;
+        (removed ??= []).push(start, end);
+      }
+      if (!match) break;
+      start = end;
+    }
+    if (removed === undefined) return plain(complete);
+    // One character per byte (ASCII, as events nearly always are): the bytes are cut at the same places.
+    const sameOffsets = text.length === complete.length;
+    const kept: Buffer[] = [];
+    let from = 0;
+    for (let r = 0; r <= removed.length; r += 2) {
+      const to = r < removed.length ? removed[r]! : text.length;
+      if (to > from) kept.push(sameOffsets ? complete.subarray(from, to) : Buffer.from(text.slice(from, to)));
+      from = removed[r + 1]!;
+    }
+    if (kept.length === 0) return undefined;
+    return plain(kept.length === 1 ? kept[0]! : Buffer.concat(kept));
+  }
+
+  /** One event: counted, its usage read; false when it is to be removed (or is malformed). */
+  #event(event: string): boolean {
+    const data = eventData(event);
+    if (data === undefined) return true;
+    this.sawData = true;
+    const tally = this.tally;
+    if (data === '[DONE]') {
+      tally.sawEnd = true;
+      return true;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(data);
+    } catch {
+      this.malformed = true;
+      return false;
+    }
+    tally.dataEvents++;
+    tally.textChars += generatedChars(parsed);
+    if (isObj(parsed)) {
+      if (!tally.sawEnd && endsAnswer(parsed)) tally.sawEnd = true;
+      // As the SDK judges it (legacy mode): an `error` event, or a payload with a truthy `error`.
+      if (parsed.error || (event.includes('error') && ERROR_EVENT.test(event))) tally.errorEvent = true;
+    }
+    const found = usageFromBody(parsed);
+    if (!found) return true;
+    this.usage = found;
+    if (!this.stripUsageChunk) return true;
+    const choices = (parsed as { choices?: unknown }).choices;
+    return !(Array.isArray(choices) && choices.length === 0);
+  }
+}
+
+/** A stream's first read with its complete events judged (see {@link scanFirst}). */
+export interface FirstEvents {
+  readonly scanner: EventScanner;
+  /** What of the first read passes on (undefined: nothing yet). */
+  readonly out: Uint8Array | undefined;
 }
 
 /**
- * True when a complete event of `bytes` (a stream's first read) carries data
- * that is neither JSON nor `[DONE]`: the stream is broken before anything
- * reached the caller, so another attempt may serve it.
+ * Judges the complete events of a stream's first read: undefined when one
+ * carries data that is neither JSON nor `[DONE]` (the stream is broken before
+ * anything reached the caller, so another attempt may serve it). Handed to
+ * {@link tapEventStream}, those events are not judged again.
  */
-export function hasMalformedEvent(bytes: Uint8Array): boolean {
-  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const text = buffer.toString('utf8', 0, completeUpTo(buffer));
-  for (const event of text.split(EVENT_END)) {
-    const data = eventData(event);
-    if (data === undefined || data === '[DONE]') continue;
-    try {
-      JSON.parse(data);
-    } catch {
-      return true;
-    }
-  }
-  return false;
+export function scanFirst(first: Uint8Array, stripUsageChunk: boolean): FirstEvents | undefined {
+  const scanner = new EventScanner(stripUsageChunk);
+  const out = scanner.scan(first, false);
+  return scanner.malformed ? undefined : { scanner, out };
 }
 
 /**
  * A stream that yields `first` then the rest of `reader`, tapped as described
  * above. `first` was read already (keyplex waits for it before answering, so
- * that a stream that fails before its first byte can still fail over).
+ * that a stream that fails before its first byte can still fail over); given
+ * as {@link FirstEvents} it was judged already (with its own `stripUsageChunk`).
  */
-export function tapEventStream(first: Uint8Array, reader: ReadableStreamDefaultReader<Uint8Array>, hooks: StreamTapHooks): ReadableStream<Uint8Array> {
+export function tapEventStream(first: Uint8Array | FirstEvents, reader: ReadableStreamDefaultReader<Uint8Array>, hooks: StreamTapHooks): ReadableStream<Uint8Array> {
   return new EventStreamTap(first, reader, hooks).stream;
 }
 
 class EventStreamTap {
   readonly stream: ReadableStream<Uint8Array>;
-  readonly tally: StreamTally = { dataEvents: 0, textChars: 0, sawEnd: false, errorEvent: false };
-  #decoder = new TextDecoder();
-  #encoder = new TextEncoder();
-  /** Bytes of an event not complete yet. */
-  #pending: Buffer = EMPTY;
-  #usage: Usage | undefined;
+  readonly #scanner: EventScanner;
+  /** The first read, when it is yet to be scanned. */
+  #first: Uint8Array | undefined;
+  /** What of the first read passes on, when it was scanned already. */
+  #firstOut: Uint8Array | undefined;
   #settled = false;
   #started = false;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
@@ -196,10 +313,17 @@ class EventStreamTap {
   #onAbort: (() => void) | undefined;
 
   constructor(
-    private readonly first: Uint8Array,
+    first: Uint8Array | FirstEvents,
     private readonly reader: ReadableStreamDefaultReader<Uint8Array>,
     private readonly hooks: StreamTapHooks,
   ) {
+    if (first instanceof Uint8Array) {
+      this.#scanner = new EventScanner(hooks.stripUsageChunk === true);
+      this.#first = first;
+    } else {
+      this.#scanner = first.scanner;
+      this.#firstOut = first.out;
+    }
     this.stream = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#controller = controller;
@@ -214,11 +338,19 @@ class EventStreamTap {
     });
   }
 
+  get #tally(): StreamTally {
+    return this.#scanner.tally;
+  }
+
   async #pull(): Promise<void> {
     if (this.#settled) return;
     if (!this.#started) {
       this.#started = true;
-      if (this.#push(this.first, false)) return;
+      const out = this.#firstOut;
+      const first = this.#first;
+      this.#firstOut = this.#first = undefined;
+      if (out !== undefined) return this.#controller.enqueue(out);
+      if (first !== undefined && this.#push(first, false)) return;
     }
     try {
       for (;;) {
@@ -264,24 +396,24 @@ class EventStreamTap {
 
   #end(): void {
     if (this.#push(undefined, true) === 'malformed') return;
-    if (this.hooks.requireEnd && !this.tally.sawEnd) return this.#fail(new StreamTruncated());
+    if (this.hooks.requireEnd && !this.#tally.sawEnd) return this.#fail(new StreamTruncated());
     this.#settle();
     this.#controller.close();
-    this.hooks.onEnd(this.#usage, this.tally);
+    this.hooks.onEnd(this.#scanner.usage, this.#tally);
   }
 
   /** Ends the stream with an error: the caller's loop gets what `onError` returns; the upstream is let go. */
   #fail(error: unknown): void {
     if (this.#settled) return;
     this.#settle();
-    this.#controller.error(this.hooks.onError(error, this.#usage, this.tally));
+    this.#controller.error(this.hooks.onError(error, this.#scanner.usage, this.#tally));
     this.reader.cancel(error).catch(() => undefined);
   }
 
   async #cancel(reason: unknown): Promise<void> {
     if (!this.#settled) {
       this.#settle();
-      this.hooks.onCancel(this.#usage, this.tally);
+      this.hooks.onCancel(this.#scanner.usage, this.#tally);
     }
     await this.reader.cancel(reason).catch(() => undefined);
   }
@@ -291,7 +423,7 @@ class EventStreamTap {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#onAbort) this.hooks.signal!.removeEventListener('abort', this.#onAbort);
-    this.#pending = EMPTY;
+    this.#scanner.clear();
   }
 
   /**
@@ -299,77 +431,15 @@ class EventStreamTap {
    * or the reader would stall); 'malformed' when the stream was failed.
    */
   #push(chunk: Uint8Array | undefined, final: boolean): boolean | 'malformed' {
-    const arrived = chunk ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) : EMPTY;
-    const pending = this.#pending;
-    const bytes = pending.length === 0 ? arrived : arrived.length === 0 ? pending : Buffer.concat([pending, arrived]);
-    const end = final ? bytes.length : completeUpTo(bytes);
-    this.#pending = bytes.subarray(end);
-    if (end === 0) return false;
-    const complete = bytes.subarray(0, end);
-    const judged = this.#judge(this.#decoder.decode(complete));
-    if (judged.malformed) {
+    const scanner = this.#scanner;
+    const out = scanner.scan(chunk, final);
+    if (scanner.malformed) {
       this.#fail(new MalformedStreamEvent());
       return 'malformed';
     }
-    if (judged.data) this.#waited = 0;
-    if (judged.kept === undefined) this.#controller.enqueue(plain(complete));
-    else if (judged.kept) this.#controller.enqueue(this.#encoder.encode(judged.kept));
-    else return false;
+    if (scanner.sawData) this.#waited = 0;
+    if (out === undefined) return false;
+    this.#controller.enqueue(out);
     return true;
-  }
-
-  /** Judges the events of `text` (complete ones; the last may lack its blank line at the stream's end). */
-  #judge(text: string): Judged {
-    const judged: Judged = { kept: undefined, data: false, malformed: false };
-    EVENT_END.lastIndex = 0;
-    let start = 0;
-    let kept = '';
-    for (;;) {
-      const match = EVENT_END.exec(text);
-      const end = match ? match.index + match[0].length : text.length;
-      if (end > start) {
-        const event = text.slice(start, end);
-        const keep = this.#event(event, judged);
-        if (judged.malformed) return judged;
-        if (keep) kept += event;
-        else judged.kept = '';
-      }
-      if (!match) break;
-      start = end;
-    }
-    if (judged.kept !== undefined) judged.kept = kept;
-    return judged;
-  }
-
-  /** One event: counted, its usage read; false when it is to be removed. */
-  #event(event: string, judged: Judged): boolean {
-    const data = eventData(event);
-    if (data === undefined) return true;
-    judged.data = true;
-    if (data === '[DONE]') {
-      this.tally.sawEnd = true;
-      return true;
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(data);
-    } catch {
-      judged.malformed = true;
-      return false;
-    }
-    const tally = this.tally;
-    tally.dataEvents++;
-    tally.textChars += generatedChars(parsed);
-    if (isObj(parsed)) {
-      if (!tally.sawEnd && endsAnswer(parsed)) tally.sawEnd = true;
-      // As the SDK judges it (legacy mode): an `error` event, or a payload with a truthy `error`.
-      if (parsed.error || (event.includes('error') && ERROR_EVENT.test(event))) tally.errorEvent = true;
-    }
-    const found = usageFromBody(parsed);
-    if (!found) return true;
-    this.#usage = found;
-    if (!this.hooks.stripUsageChunk) return true;
-    const choices = (parsed as { choices?: unknown }).choices;
-    return !(Array.isArray(choices) && choices.length === 0);
   }
 }

@@ -4,7 +4,7 @@
  * minus the usage-only chunk when it is to be removed, and the usage is read.
  */
 import { describe, expect, test } from 'vitest';
-import { tapEventStream } from '../../src/usage/sse';
+import { scanFirst, tapEventStream } from '../../src/usage/sse';
 import type { Usage } from '../../src/usage/usage';
 
 const encoder = new TextEncoder();
@@ -24,7 +24,7 @@ function pieces(body: Uint8Array, size: number): Uint8Array[] {
 }
 
 /** Runs the tap over `chunks`; returns the bytes the caller got and what the hooks heard. */
-async function tap(chunks: Uint8Array[], stripUsageChunk: boolean): Promise<{ bytes: Uint8Array; usage: Usage | undefined; ended: boolean }> {
+async function tap(chunks: Uint8Array[], stripUsageChunk: boolean, prescan = false): Promise<{ bytes: Uint8Array; usage: Usage | undefined; ended: boolean }> {
   let i = 0;
   const reader = new ReadableStream<Uint8Array>({
     pull(controller) {
@@ -35,7 +35,8 @@ async function tap(chunks: Uint8Array[], stripUsageChunk: boolean): Promise<{ by
   const first = (await reader.read()).value!;
   let usage: Usage | undefined;
   let ended = false;
-  const stream = tapEventStream(first, reader, {
+  // As send hands it over: the first read's events judged before the tap goes on from them.
+  const stream = tapEventStream(prescan ? scanFirst(first, stripUsageChunk)! : first, reader, {
     stripUsageChunk,
     onEnd: (u) => {
       usage = u;
@@ -66,6 +67,13 @@ describe.each(Object.entries(FRAMINGS))('%s framing', (_name, end) => {
 
   test.each(SPLITS)('pieces of %i bytes (0 = whole): the usage-only event is removed, every other byte passes as it came', async (size) => {
     const result = await tap(pieces(encoder.encode(body), size), true);
+    expect(decoder.decode(result.bytes)).toBe(stripped);
+    expect(result.usage).toMatchObject({ inputTokens: 11, outputTokens: 5 });
+    expect(result.ended).toBe(true);
+  });
+
+  test.each(SPLITS)('pieces of %i bytes, the first read judged before the tap: the same bytes and usage', async (size) => {
+    const result = await tap(pieces(encoder.encode(body), size), true, true);
     expect(decoder.decode(result.bytes)).toBe(stripped);
     expect(result.usage).toMatchObject({ inputTokens: 11, outputTokens: 5 });
     expect(result.ended).toBe(true);
@@ -105,4 +113,25 @@ test('"usage" inside the text of a message is not mistaken for a usage object', 
   const result = await tap([encoder.encode(body)], true);
   expect(decoder.decode(result.bytes)).toBe(body);
   expect(result.usage).toBeUndefined();
+});
+
+test('a usage-only event between others in one read is cut out of the bytes; the rest pass as they came', async () => {
+  const before = `data: ${chunk('a')}\n\n`;
+  const after = `: keep-alive\n\ndata: ${chunk('b')}\n\ndata: [DONE]\n\n`;
+  const result = await tap([encoder.encode(`${before}data: ${usageOnly}\n\n${after}`)], true);
+  expect(decoder.decode(result.bytes)).toBe(before + after);
+  expect(result.usage).toMatchObject({ totalTokens: 16 });
+});
+
+test('an event whose JSON spans several `data:` lines is joined, judged and its usage read', async () => {
+  const [head, tail] = [usageOnly.slice(0, 20), usageOnly.slice(20)];
+  const body = `event: message\ndata: ${head}\ndata:${tail}\n\ndata: [DONE]\n\n`;
+  const result = await tap([encoder.encode(body)], false);
+  expect(decoder.decode(result.bytes)).toBe(body);
+  expect(result.usage).toMatchObject({ totalTokens: 16 });
+});
+
+test('a first read whose event is not JSON is judged broken before the tap', () => {
+  expect(scanFirst(encoder.encode('data: {"id": \n\n'), true)).toBeUndefined();
+  expect(scanFirst(encoder.encode(`data: ${chunk('a')}\n\ndata: {"cut`), true)?.out).toBeDefined();
 });
