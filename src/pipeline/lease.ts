@@ -94,6 +94,23 @@ export class Lease {
     this.ctx.history.outcomes.push(outcome);
   }
 
+  /**
+   * The reply's headers are in: the limiter learns from them, as of when the
+   * upstream counted this request. On a key of unknown limits this attempt
+   * may be the probe the key's other requests wait for: they go on now, at
+   * its headers (a stream does not hold them for its whole length).
+   */
+  observe(response: Response): void {
+    const limiter = this.window.limiter;
+    limiter.observe(response.headers, this.reservation);
+    if (limiter.endProbe(this.reservation, response.ok)) keysChanged(this.core);
+  }
+
+  /** Ends the attempt's probe without a reply (failed, aborted, never sent): the next request on the key goes first. */
+  #probeEnded(): void {
+    if (this.window.limiter.endProbe(this.reservation)) keysChanged(this.core);
+  }
+
   /** The attempt timeout no longer applies (headers or first bytes are in). */
   stopTimer(): void {
     clearTimeout(this.#timer);
@@ -112,6 +129,7 @@ export class Lease {
   settle(outcome: LeaseOutcome, now = 0, detail?: Classification | Usage | null, extra?: boolean | number | null, streamed = false): void {
     const { core, ctx, key, deployment } = this;
     const pool = deployment.pool;
+    if (outcome === 'undone' || outcome === 'aborted' || outcome === 'failed') this.#probeEnded();
     switch (outcome) {
       case 'undone':
         this.window.limiter.cancel(this.reservation);

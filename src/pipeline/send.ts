@@ -48,7 +48,7 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
     throw transportFailure(ctx, lease, attempt, signal, firstTryOfKey, error);
   }
   // The reply's remaining applies as of when the upstream counted this request, not as of now.
-  lease.window.limiter.observe(response.headers, lease.reservation);
+  lease.observe(response);
   // The upstream may echo the key it got: nothing it sent is passed on with a piece of it (hooks included).
   const redactor = redactorOf(key);
   response = redactEnvelope(response, redactor);

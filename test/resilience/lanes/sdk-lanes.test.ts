@@ -18,9 +18,13 @@ const MODEL = 'gpt-4.1';
 const managers: KeyManager[] = [];
 const holds: Deferred<void>[] = [];
 
+/**
+ * Cold start open: the held calls stand for slow replies, and on a key of unknown limits keyplex would send
+ * one first and hold the others for its headers (docs/rate-limits.md); these tests are about lanes.
+ */
 function manage(options: Omit<KeyManagerOptions, 'providers'>) {
   const ring = keyRing('k1', 'k2');
-  const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: ring.keys, models: [MODEL] } }, ...options });
+  const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: ring.keys, models: [MODEL] } }, rateLimiting: { coldStart: 'open' }, ...options });
   managers.push(manager);
   return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
 }
