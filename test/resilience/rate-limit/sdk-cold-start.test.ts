@@ -203,6 +203,42 @@ describe('the cold-start gate: one request first, the others held for its header
     expect(await Promise.all(all)).toEqual(Array(6).fill('served'));
   });
 
+  test('a request waits for the deployment it prefers while its keys learn their limits, rather than moving down the route', async () => {
+    fakeClock();
+    const first = heldUpstreamOn('https://api.first.test/v1');
+    const second = heldUpstreamOn('https://api.second.test/v1');
+    const { client } = manage({
+      providers: {
+        first: { baseURL: 'https://api.first.test/v1', keys: keyRing('a').keys, models: { chat: 'first-chat' } },
+        second: { baseURL: 'https://api.second.test/v1', keys: keyRing('b').keys, models: { chat: 'second-chat' } },
+      },
+    });
+    const all = Array.from({ length: 3 }, () => outcome(client.chat.completions.create({ ...BODY, model: 'chat' })));
+    await quiesce(() => first.calls.length + second.calls.length);
+    expect([first.calls.length, second.calls.length]).toEqual([1, 0]);
+    first.answer(0, chatReply('first-chat', 'hello', {}, { headers: LIMITS }));
+    await quiesce(() => first.calls.length + second.calls.length);
+    expect([first.calls.length, second.calls.length]).toEqual([3, 0]);
+    for (let i = 1; i < 3; i++) first.answer(i, chatReply('first-chat', 'hello', {}, { headers: LIMITS }));
+    expect(await Promise.all(all)).toEqual(Array(3).fill('served'));
+  });
+
+  test('a held request whose deadline comes first ends with deadline_exceeded, never sent', async () => {
+    fakeClock();
+    const up = heldUpstream();
+    const { client } = manage({ providers: { gate: { baseURL: BASE, keys: keyRing('a').keys } } });
+    const probe = outcome(client.chat.completions.create(BODY));
+    const late = client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 2_000 })).catch((error: unknown) => error as Error & { code?: string });
+    await quiesce(() => up.calls.length);
+    await vi.advanceTimersByTimeAsync(2_000);
+    const error = await late;
+    // As behind a half-open circuit's probe: the wait ends with the request's deadline.
+    expect(error.code).toBe('deadline_exceeded');
+    expect(up.calls).toHaveLength(1);
+    up.answer(0, chatReply('gpt-4.1'));
+    expect(await probe).toBe('served');
+  });
+
   /** An upstream at `base` whose every call waits until the test answers it (`answer(i, reply)`, by arrival order). */
   function heldUpstreamOn(base: string) {
     const held: ((reply: Response | 'reset') => void)[] = [];
