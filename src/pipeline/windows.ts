@@ -48,5 +48,5 @@ export function keyWindows(core: Core, provider: string, resolved: ResolvedKey):
     }
     return window;
   };
-  return { limiter, windows: { for: byModel, forget } };
+  return { limiter, windows: { for: byModel, forget, models: () => made.entries() } };
 }

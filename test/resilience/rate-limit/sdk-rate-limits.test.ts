@@ -226,6 +226,31 @@ describe('per-model windows and quota groups', () => {
     expect(calls).toHaveLength(2);
   });
 
+  test('stats() under rateLimitScope model shows the windows per model, and the lowest headroom', async () => {
+    fakeClock();
+    const ring = keyRing('a');
+    const limits: Record<string, [number, number]> = { m1: [10, 4], m2: [100, 99] };
+    provider(BASE, (call) => {
+      const model = String(call.body?.model);
+      const [limit, remaining] = limits[model]!;
+      return chatReply(model, 'hello', {}, {
+        headers: { 'x-ratelimit-limit-requests': String(limit), 'x-ratelimit-remaining-requests': String(remaining), 'x-ratelimit-reset-requests': '60s' },
+      });
+    });
+    const { manager, client } = manage({ providers: { one: { baseURL: BASE, keys: ring.keys, rateLimitScope: 'model' } } });
+    for (const model of ['m1', 'm2']) await client.chat.completions.create({ ...BODY, model });
+    const key = manager.stats().providers.one!.keys[0]!;
+    expect(Object.keys(key.models ?? {})).toEqual(['m1', 'm2']);
+    expect(key.models!.m1!.limits).toMatchObject({ rpm: 10, source: 'headers' });
+    expect(key.models!.m2!.limits).toMatchObject({ rpm: 100, source: 'headers' });
+    expect(key.models!.m1!.headroom).toBeCloseTo(0.4, 5);
+    expect(key.headroom).toBe(key.models!.m1!.headroom);
+    // Scope 'key': no per-model windows to show.
+    const { manager: perKey, client: perKeyClient } = manage({ providers: { one: { baseURL: BASE, keys: keyRing('b').keys, rateLimitScope: 'key' } } });
+    await perKeyClient.chat.completions.create({ ...BODY, model: 'm1' });
+    expect(perKey.stats().providers.one!.keys[0]!.models).toBeUndefined();
+  });
+
   test('a quotaGroup shares one window between keys: rpm 2 on the group, not 2 per key', async () => {
     fakeClock();
     const ring = keyRing('a', 'b');
