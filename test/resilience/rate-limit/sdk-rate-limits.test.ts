@@ -136,6 +136,27 @@ describe('429 cooldowns and the limiter read the same headers', () => {
     expect(cooldowns.map((c) => c.capped)).toEqual([true]);
   });
 
+  test('a 2xx stating a reset beyond a day: key:limits with capped: true, once until the headers are in bounds again', async () => {
+    fakeClock();
+    const ring = keyRing('a');
+    let resetS = 3 * 86_400;
+    provider(BASE, () =>
+      chatReply('gpt-4.1', 'hello', {}, {
+        headers: { 'x-ratelimit-limit-requests': '1000', 'x-ratelimit-remaining-requests': '999', 'x-ratelimit-reset-requests': `${resetS}s` },
+      }),
+    );
+    const { manager, client } = manage({ providers: { one: { baseURL: BASE, keys: ring.keys } } });
+    const capped = record(manager, 'key:limits');
+    await client.chat.completions.create(BODY);
+    await client.chat.completions.create(BODY);
+    expect(capped).toEqual([{ provider: 'one', keyId: 'a', capped: true, limits: expect.objectContaining({ rpm: 1000, source: 'headers' }) }]);
+    resetS = 60;
+    await client.chat.completions.create(BODY);
+    resetS = 3 * 86_400;
+    await client.chat.completions.create(BODY);
+    expect(capped).toHaveLength(2);
+  });
+
   test('an uncapped cooldown carries no capped flag', async () => {
     fakeClock();
     const ring = keyRing('a', 'b');
