@@ -267,11 +267,6 @@ export class KeyLimiter {
     return this.#adaptive && this.#aimd.estimate !== undefined;
   }
 
-  /** True while a probe is in flight and holds this limiter's other requests. */
-  get probing(): boolean {
-    return this.#probeSeq !== undefined && !this.#unprobed && this.#now() < this.#probeUntil;
-  }
-
   /**
    * The probe's attempt is over as far as the gate goes: its reply's headers
    * were observed (`ok`: whether it was a 2xx), or it ended without a reply
