@@ -33,7 +33,7 @@ interface NotReady {
    * limits): the probe's end decides.
    */
   probing: boolean;
-  /** Keys of the deployment just judged wait for their first reply's headers: the request waits for them rather than moving down the route. */
+  /** Keys of the deployment just judged wait for their first reply's headers (at most their hold, within the deadline): the request waits for them rather than moving down the route. */
   learning: boolean;
 }
 
@@ -224,8 +224,11 @@ function pickOn(
         key.circuit?.tryPass();
         return new Lease(core, ctx, deployment, key, window, reserved.reservation, circuit);
       }
-      if (reserved.probing) result.probing = result.learning = true;
-      else if (reserved.waitMs === Infinity) result.tooLarge = true;
+      if (reserved.probing) {
+        result.probing = true;
+        // Waiting for the probe at worst (its hold) fits the deadline: better than a dearer or later deployment.
+        if (now + reserved.waitMs <= ctx.deadlineAt) result.learning = true;
+      } else if (reserved.waitMs === Infinity) result.tooLarge = true;
       result.readyAt = Math.min(result.readyAt, now + reserved.waitMs);
       candidates.splice(index, 1);
       positions.splice(index, 1);

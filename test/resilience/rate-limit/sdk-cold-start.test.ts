@@ -221,6 +221,22 @@ describe('the cold-start gate: one request first, the others held for its header
     expect([first.calls.length, second.calls.length]).toEqual([3, 0]);
     for (let i = 1; i < 3; i++) first.answer(i, chatReply('first-chat', 'hello', {}, { headers: LIMITS }));
     expect(await Promise.all(all)).toEqual(Array(3).fill('served'));
+
+    // A request whose deadline is shorter than the probe's hold (10 s) moves on rather than risk its deadline.
+    const fresh = manage({
+      providers: {
+        first: { baseURL: 'https://api.first.test/v1', keys: keyRing('c').keys, models: { chat: 'first-chat' } },
+        second: { baseURL: 'https://api.second.test/v1', keys: keyRing('d').keys, models: { chat: 'second-chat' } },
+      },
+    }).client;
+    const short = [0, 5_000].map((deadlineMs) =>
+      outcome(fresh.chat.completions.create({ ...BODY, model: 'chat' }, deadlineMs === 0 ? undefined : keyplex.options({ deadlineMs }))),
+    );
+    await quiesce(() => first.calls.length + second.calls.length);
+    expect([first.calls.length, second.calls.length]).toEqual([4, 1]);
+    first.answer(3, chatReply('first-chat'));
+    second.answer(0, chatReply('second-chat'));
+    expect(await Promise.all(short)).toEqual(['served', 'served']);
   });
 
   test('a held request whose deadline comes first ends with deadline_exceeded, never sent', async () => {
