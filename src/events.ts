@@ -4,6 +4,7 @@
  */
 import type { AttemptOutcome, FailureKind, KeyplexErrorDetail } from './errors';
 import type { BudgetExceededEvent } from './usage/budget/types';
+import type { KeyLimits } from './resilience/rate-limit/limiter';
 import type { Usage } from './usage/usage';
 
 export type { BudgetExceededEvent };
@@ -128,6 +129,22 @@ export interface KeyCooldownEvent {
   capped?: true;
 }
 
+/**
+ * A successful reply stated a rate limit out of the bounds keyplex accepts
+ * (`RATE_LIMIT_CAPS`: a reset over a day, a limit below 1) and it was capped.
+ * Once per key window until a reply's headers are within bounds again; a
+ * 429's cap is on `key:cooldown`.
+ */
+export interface KeyLimitsEvent {
+  provider: string;
+  keyId: string;
+  /** The upstream model of the window, when the key's windows are per model (`rateLimitScope: 'model'`). */
+  upstreamModel?: string;
+  /** The limits in force after the reply. */
+  limits: KeyLimits;
+  capped: true;
+}
+
 /** A key is usable again: its cooldown ended or it was enabled. */
 export interface KeyRecoveredEvent {
   provider: string;
@@ -221,6 +238,7 @@ export interface KeyplexEvents {
   'key:cooldown': KeyCooldownEvent;
   'key:disabled': KeyDisabledEvent;
   'key:recovered': KeyRecoveredEvent;
+  'key:limits': KeyLimitsEvent;
   'key:added': KeyAddedEvent;
   'key:removed': KeyRemovedEvent;
   'circuit:open': CircuitEvent;

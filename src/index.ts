@@ -49,6 +49,7 @@ export type {
   KeyDisabledEvent,
   KeyDisabledReason,
   KeyCooldownEvent,
+  KeyLimitsEvent,
   KeyRecoveredEvent,
   KeyAddedEvent,
   KeyRemovedEvent,

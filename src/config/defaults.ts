@@ -19,7 +19,7 @@ export const DEFAULTS = {
   streamDeadline: 'whole',
   defaultLane: 'standard',
   circuit: { policy: { kind: 'consecutive', threshold: 5 }, openMs: 30_000, maxOpenMs: 300_000, halfOpenProbes: 1 },
-  rateLimiting: { adaptive: true, defaultOutputTokens: 256 },
+  rateLimiting: { adaptive: true, defaultOutputTokens: 256, coldStart: 'probe' },
   budget: { mode: 'calendar', onExceeded: 'reject' },
   autoThresholds: { shortBelow: 500, longAbove: 4000 },
 } as const;

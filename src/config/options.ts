@@ -126,6 +126,15 @@ export interface RateLimitingOptions {
   adaptive?: boolean;
   /** Output tokens assumed for a request that sets no max-tokens field, when reserving tokens: an integer from 0 to 1e7. Default 256. */
   defaultOutputTokens?: number;
+  /**
+   * A key whose limits are not known yet (none configured, learnt or
+   * estimated): `'probe'` (default) sends one request first and holds the
+   * key's others until that reply's headers are read (at most 10 s), so a
+   * first burst is paced by the limits they state; a reply that states none
+   * opens the key. Per key, per model window and per quota group; other keys
+   * stay usable. `'open'`: everything goes at once (a first burst may meet 429s).
+   */
+  coldStart?: 'probe' | 'open';
 }
 
 /** Model routing: which deployment serves a request, and what else may. */

@@ -52,6 +52,8 @@ export interface KeyWindows {
   for(upstreamModel: string | undefined): KeyWindow;
   /** Forgets what every limiter of the key (or its group) learnt. */
   forget(): void;
+  /** Its windows per upstream model, by model (scope `'model'` only). */
+  models?(): Iterable<[string, KeyWindow]>;
 }
 
 /** The upstream model keys are being judged for (set around a selector's call; see {@link selectingFor}). */
@@ -274,7 +276,22 @@ export class Key {
       headroom: this.limiter.headroom(),
       ...this.counters.snapshot(),
       ...this.counters.timings(),
+      ...this.#modelStats(),
     };
+  }
+
+  /** Under scope `'model'`: `models` (each model window's limits and headroom) and the lowest headroom. */
+  #modelStats(): Pick<KeyStats, 'models'> & { headroom?: number } {
+    const windows = this.#windows.models?.();
+    if (windows === undefined) return {};
+    const models: NonNullable<KeyStats['models']> = {};
+    let headroom = this.limiter.headroom();
+    for (const [model, { limiter }] of windows) {
+      const own = limiter.headroom();
+      models[model] = { limits: limiter.limits, headroom: own };
+      headroom = Math.min(headroom, own);
+    }
+    return { models, headroom };
   }
 
   toJSON(): { id: string; provider: string } {

@@ -28,12 +28,18 @@ const MAX_FREE_REFUSALS = 8;
 interface NotReady {
   readyAt: number;
   tooLarge: boolean;
-  /** A half-open circuit refused the request while its probe is in flight: the probe's end decides. */
+  /**
+   * A half-open circuit refused the request while its probe is in flight, or a
+   * key of unknown limits while its first request is (its headers teach the
+   * limits): the probe's end decides.
+   */
   probing: boolean;
+  /** Keys of the deployment just judged wait for their first reply's headers (at most their hold, within the deadline): the request waits for them rather than moving down the route. */
+  learning: boolean;
 }
 
 /** One scratch answer, reused: `pick` is synchronous and its answer is read before the next pick. */
-const NOT_READY: NotReady = { readyAt: Infinity, tooLarge: false, probing: false };
+const NOT_READY: NotReady = { readyAt: Infinity, tooLarge: false, probing: false, learning: false };
 
 /**
  * A lease for the next attempt. When every key that could serve the request
@@ -83,15 +89,16 @@ export async function acquire(core: Core, ctx: RequestContext, attempt: number, 
 
 /**
  * How long to wait for a key, or the error when waiting cannot help. Behind a
- * half-open circuit whose probe is in flight the request waits (within its
- * deadline) for the probe to settle: the circuit's change wakes it.
+ * probe in flight (a half-open circuit's, or a key's first request while its
+ * limits are unknown) the request waits, within its deadline, for the probe
+ * to settle: its end wakes it.
  */
 function noKeyWait(core: Core, ctx: RequestContext, deployments: readonly Deployment[], picked: NotReady, now: number): number {
   const model = ctx.request.model === undefined ? '' : ` for model '${ctx.request.model}'`;
   const fail = (why: string, retryAfterMs?: number) =>
     new NoKeyAvailableError(`keyplex: no usable key${model}: ${why}`, { requestId: ctx.requestId, attempts: ctx.history.outcomes, retryAfterMs });
   const states = () => keyStates(core, deployments, now, ctx.history.budgetRefusal !== undefined);
-  if (picked.readyAt === Infinity && picked.probing) {
+  if (picked.probing && picked.readyAt > ctx.deadlineAt) {
     if (now < ctx.deadlineAt) return ctx.deadlineAt - now;
     const { text } = states();
     throw fail(`${text}; the probe did not settle before this request's deadline. Retry later.`);
@@ -118,13 +125,15 @@ function noKeyWait(core: Core, ctx: RequestContext, deployments: readonly Deploy
  * in the request. Second pass: any usable key, in deployment order. A key is
  * usable when it is enabled, not cooling down, its circuit lets a call
  * through, and its rate limits have room for the request's estimated tokens
- * (reserved here).
+ * (reserved here). A deployment whose keys wait for their first reply's
+ * headers (limits unknown) ends the search: the request waits for them.
  */
 function pick(core: Core, ctx: RequestContext, attempt: number, now: number): Lease | NotReady {
   const result = NOT_READY;
   result.readyAt = Infinity;
   result.tooLarge = false;
   result.probing = false;
+  result.learning = false;
   const { avoided } = ctx.history;
   const excluded = ctx.route.excludedModels;
   for (let pass = 0; pass < 2; pass++) {
@@ -140,6 +149,8 @@ function pick(core: Core, ctx: RequestContext, attempt: number, now: number): Le
       }
       const lease = pickOn(core, ctx, deployment, circuit, attempt, now, fresh, result);
       if (lease) return lease;
+      // A cold start is not a failure: a cheaper or preferred deployment is not passed over while it learns its limits.
+      if (result.learning) return result;
     }
   }
   return result;
@@ -214,7 +225,11 @@ function pickOn(
         key.circuit?.tryPass();
         return new Lease(core, ctx, deployment, key, window, reserved.reservation, circuit);
       }
-      if (reserved.waitMs === Infinity) result.tooLarge = true;
+      if (reserved.probing) {
+        result.probing = true;
+        // Waiting for the probe at worst (its hold) fits the deadline: better than a dearer or later deployment.
+        if (now + reserved.waitMs <= ctx.deadlineAt) result.learning = true;
+      } else if (reserved.waitMs === Infinity) result.tooLarge = true;
       result.readyAt = Math.min(result.readyAt, now + reserved.waitMs);
       candidates.splice(index, 1);
       positions.splice(index, 1);

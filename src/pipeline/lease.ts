@@ -9,7 +9,7 @@ import type { AttemptOutcome, FailureKind } from '../errors';
 import type { Key, KeyWindow } from '../keys/key';
 import type { Circuit } from '../resilience/breaker/index';
 import type { Classification } from '../resilience/classify';
-import type { Reservation } from '../resilience/rate-limit/index';
+import type { KeyLimiter, Reservation } from '../resilience/rate-limit/index';
 import type { Deployment } from '../routing/deployments';
 import type { StoreLimits } from '../store/types';
 import type { Usage } from '../usage/usage';
@@ -29,6 +29,9 @@ import { keysChanged, type Core } from './core';
  * - `stream-failed`: a stream broke after its first bytes.
  */
 export type LeaseOutcome = 'undone' | 'aborted' | 'failed' | 'first-byte' | 'succeeded' | 'stream-failed';
+
+/** Windows whose last successful reply stated an out-of-bounds limit (reported once per episode). */
+const cappedWindows = new WeakSet<KeyLimiter>();
 
 export class Lease {
   /** The limits the reservation was also taken under in the shared store; undefined when it was not. */
@@ -94,6 +97,37 @@ export class Lease {
     this.ctx.history.outcomes.push(outcome);
   }
 
+  /**
+   * The reply's headers are in: the limiter learns from them, as of when the
+   * upstream counted this request. On a key of unknown limits this attempt
+   * may be the probe the key's other requests wait for: they go on now, at
+   * its headers (a stream does not hold them for its whole length).
+   */
+  observe(response: Response): void {
+    const limiter = this.window.limiter;
+    const { capped } = limiter.observe(response.headers, this.reservation);
+    if (limiter.endProbe(this.reservation, response.ok)) keysChanged(this.core);
+    // A 429's cap is reported on key:cooldown; a success's once per window until the headers are in bounds again.
+    if (response.ok && (capped === true) !== cappedWindows.has(limiter)) this.#capped(capped === true);
+  }
+
+  #capped(capped: boolean): void {
+    const { core, key, deployment, window } = this;
+    if (!capped) {
+      cappedWindows.delete(window.limiter);
+      return;
+    }
+    cappedWindows.add(window.limiter);
+    if (!core.hub.wants('key:limits')) return;
+    const upstreamModel = window.limiter === key.limiter ? undefined : deployment.upstreamModel;
+    core.hub.emit('key:limits', { provider: key.provider, keyId: key.id, ...(upstreamModel !== undefined && { upstreamModel }), limits: window.limiter.limits, capped: true });
+  }
+
+  /** Ends the attempt's probe without a reply (failed, aborted, never sent): the next request on the key goes first. */
+  #probeEnded(): void {
+    if (this.window.limiter.endProbe(this.reservation)) keysChanged(this.core);
+  }
+
   /** The attempt timeout no longer applies (headers or first bytes are in). */
   stopTimer(): void {
     clearTimeout(this.#timer);
@@ -112,6 +146,7 @@ export class Lease {
   settle(outcome: LeaseOutcome, now = 0, detail?: Classification | Usage | null, extra?: boolean | number | null, streamed = false): void {
     const { core, ctx, key, deployment } = this;
     const pool = deployment.pool;
+    if (outcome === 'undone' || outcome === 'aborted' || outcome === 'failed') this.#probeEnded();
     switch (outcome) {
       case 'undone':
         this.window.limiter.cancel(this.reservation);

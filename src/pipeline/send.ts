@@ -51,7 +51,7 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   const rejected = response.ok ? undefined : classifyStatus(response.status, response.headers, undefined).disable;
   if (rejected !== undefined) key.disable(rejected);
   // The reply's remaining applies as of when the upstream counted this request, not as of now.
-  lease.window.limiter.observe(response.headers, lease.reservation);
+  lease.observe(response);
   // The upstream may echo the key it got: nothing it sent is passed on with a piece of it (hooks included).
   const redactor = redactorOf(key);
   response = redactEnvelope(response, redactor);

@@ -18,13 +18,13 @@ import type { Core } from './core';
  * group's (stats and headroom show what the key can still send).
  */
 export function keyWindows(core: Core, provider: string, resolved: ResolvedKey): { limiter: KeyLimiter; windows: KeyWindows } {
-  const adaptive = core.options.rateLimiting.adaptive;
+  const { adaptive, coldStart } = core.options.rateLimiting;
   const providerRate = core.options.providers.find((p) => p.id === provider)?.rate;
   const rate = providerRate === undefined ? resolved.rate : keyRateLimits(providerRate, resolved.rate);
   const scope: LimiterScopeOptions = {
     scope: rate.scope ?? 'key',
     quotaGroup: rate.quotaGroup,
-    limits: { requests: rate.requests, tokens: rate.tokens, adaptive },
+    limits: { requests: rate.requests, tokens: rate.tokens, adaptive, probe: coldStart === 'probe' },
   };
   const registry = core.limiters;
   const keyId = resolved.id;
@@ -48,5 +48,5 @@ export function keyWindows(core: Core, provider: string, resolved: ResolvedKey):
     }
     return window;
   };
-  return { limiter, windows: { for: byModel, forget } };
+  return { limiter, windows: { for: byModel, forget, models: () => made.entries() } };
 }

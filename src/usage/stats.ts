@@ -162,8 +162,14 @@ export interface KeyStats extends Counters, Timings {
   circuit: CircuitState | undefined;
   /** The rate limits in force and where they come from (configuration, headers, AIMD). */
   limits: KeyLimits;
-  /** Share of its rate-limit windows still free, 0..1. */
+  /** Share of its rate-limit windows still free, 0..1 (under `rateLimitScope: 'model'`, the lowest of its model windows). */
   headroom: number;
+  /**
+   * Under `rateLimitScope: 'model'`: its windows per upstream model used so
+   * far (what each model's headers stated, its headroom). `limits` above are
+   * then the key's configured ones. Absent under scope `'key'`.
+   */
+  models?: Record<string, { limits: KeyLimits; headroom: number }>;
 }
 
 /** One deployment (provider × model) in `manager.stats()`: its attempts. */

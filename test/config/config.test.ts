@@ -180,6 +180,8 @@ const malformed: Array<[string, () => unknown, string]> = [
   ['rateLimiting.adaptive non-boolean', () => config({}, { rateLimiting: { adaptive: 1 } }), 'rateLimiting.adaptive'],
   ['rateLimiting.defaultOutputTokens fractional', () => config({}, { rateLimiting: { defaultOutputTokens: 2.5 } }), 'rateLimiting.defaultOutputTokens'],
   ['rateLimiting unknown field', () => config({}, { rateLimiting: { adaptiv: true } }), 'rateLimiting.adaptiv'],
+  ['rateLimiting.coldStart unknown', () => config({}, { rateLimiting: { coldStart: 'wait' } }), 'rateLimiting.coldStart'],
+  ['rateLimiting.coldStart a boolean', () => config({}, { rateLimiting: { coldStart: false } }), 'rateLimiting.coldStart'],
   // lanes
   ['lanes concurrency 0', () => config({}, { lanes: { batch: { concurrency: 0 } } }), 'lanes.batch.concurrency'],
   ['lanes maxQueue negative', () => config({}, { lanes: { critical: { maxQueue: -1 } } }), 'lanes.critical.maxQueue'],

@@ -122,6 +122,7 @@ const CONFIG_CASES: [string, (key: string) => KeyManagerOptions][] = [
   ['a price', (k) => top({ prices: { m: { input: k, output: 1 } } })],
   ['streamUsage', (k) => top({ streamUsage: k })],
   ['rateLimiting.adaptive', (k) => top({ rateLimiting: { adaptive: k } })],
+  ['rateLimiting.coldStart', (k) => top({ rateLimiting: { coldStart: k } })],
   ['rateLimiting option name', (k) => top({ rateLimiting: { [k]: 1 } })],
   ['store', (k) => top({ store: k })],
   ['fetch', (k) => top({ fetch: k })],

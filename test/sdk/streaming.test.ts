@@ -31,6 +31,7 @@ function manage(options: Partial<KeyManagerOptions> = {}) {
     'key:cooldown': [],
     'key:disabled': [],
     'key:recovered': [],
+    'key:limits': [],
     'key:added': [],
     'key:removed': [],
     'circuit:open': [],

@@ -7,6 +7,7 @@ import {
   checkBoolean,
   checkFields,
   checkNumber,
+  describe,
   describeType,
   isPlainObject,
   MS_NON_NEGATIVE,
@@ -101,9 +102,17 @@ export function resolveCircuitBreaker(raw: unknown): ResolvedOptions['circuitBre
 /** `rateLimiting`, with the defaults filled in. */
 export function resolveRateLimiting(raw: unknown): Required<RateLimitingOptions> {
   if (raw === undefined) return { ...DEFAULTS.rateLimiting };
-  if (!isPlainObject(raw)) throw new ConfigError('rateLimiting', `expected an object { adaptive?, defaultOutputTokens? }; got ${describeType(raw)}`);
+  if (!isPlainObject(raw)) throw new ConfigError('rateLimiting', `expected an object { adaptive?, defaultOutputTokens?, coldStart? }; got ${describeType(raw)}`);
   checkFields(raw, Object.keys(DEFAULTS.rateLimiting), 'rateLimiting', 'rateLimiting option');
+  const coldStart = own(raw, 'coldStart') ?? DEFAULTS.rateLimiting.coldStart;
+  if (coldStart !== 'probe' && coldStart !== 'open') {
+    throw new ConfigError(
+      'rateLimiting.coldStart',
+      `expected 'probe' (a key of unknown limits sends one request first) or 'open' (everything at once); got ${describe(coldStart)}`,
+    );
+  }
   return {
+    coldStart,
     adaptive: checkBoolean(own(raw, 'adaptive'), 'rateLimiting.adaptive', DEFAULTS.rateLimiting.adaptive),
     defaultOutputTokens: optionalNumber(own(raw, 'defaultOutputTokens'), 'rateLimiting.defaultOutputTokens', DEFAULTS.rateLimiting.defaultOutputTokens, {
       min: 0,

@@ -30,6 +30,13 @@ export interface KeyLimiterOptions {
   tokens?: RateWindowOption | RateWindowOption[] | undefined;
   /** AIMD on 429s while no requests limit is known. Default `true`. */
   adaptive?: boolean | undefined;
+  /**
+   * While nothing is known of the limits, one request goes first and the
+   * others are refused (`probing: true`) until {@link KeyLimiter.endProbe}
+   * (at most {@link PROBE_HOLD_MS}). Default `false`: the caller must wake
+   * the requests it holds when the probe ends (the manager does).
+   */
+  probe?: boolean | undefined;
 }
 
 /**
@@ -46,7 +53,13 @@ export interface Reservation {
 }
 
 /** The answer of {@link KeyLimiter.tryReserve}. */
-export type ReserveResult = { ok: true; reservation: Reservation } | { ok: false; waitMs: number };
+export type ReserveResult = { ok: true; reservation: Reservation } | { ok: false; waitMs: number; probing?: true };
+
+/**
+ * How long a key of unknown limits holds its other requests behind its first
+ * one at most; past it the key opens (a reply that slow says nothing soon).
+ */
+export const PROBE_HOLD_MS = 10_000;
 
 /** Where the limits in force came from, strongest first. */
 export type RateLimitSource = 'config' | 'headers' | 'adaptive' | 'none';
@@ -128,6 +141,12 @@ export class KeyLimiter {
   readonly #held = new WeakMap<Reservation, Held>();
   /** Reservations not yet answered nor settled, in send order (at most {@link MAX_OPEN}). */
   readonly #open = new Map<number, Held>();
+  readonly #probing: boolean;
+  /** The first request on a key of unknown limits, in flight: the others wait for its headers. */
+  #probeSeq: number | undefined = undefined;
+  #probeUntil = 0;
+  /** No probe any more while nothing is known: a reply stated no limits, or a probe outlived its hold. */
+  #unprobed = false;
 
   /**
    * @param options Configured limits; see {@link KeyLimiterOptions}.
@@ -140,6 +159,7 @@ export class KeyLimiter {
       throw new ConfigError('adaptive', `expected true or false; got ${typeof options.adaptive}`);
     }
     this.#adaptive = options.adaptive ?? true;
+    this.#probing = options.probe === true;
     this.#clock = now;
     const make = (specs: WindowSpec[], extra: LedgerWindow[]): Dimension => {
       const config = specs.map((spec) => new LedgerWindow(spec));
@@ -203,7 +223,16 @@ export class KeyLimiter {
     const amount = tokens >= 0 ? tokens : 0;
     const waitMs = this.#waitMs(amount, now);
     if (waitMs > 0) return { ok: false, waitMs };
+    const probe = this.#probing && !this.#unprobed && !this.#known();
+    if (probe && this.#probeSeq !== undefined) {
+      if (now < this.#probeUntil) return { ok: false, waitMs: Math.ceil(this.#probeUntil - now), probing: true };
+      this.#unprobed = true;
+    }
     const seq = ++this.#seq;
+    if (probe && !this.#unprobed) {
+      this.#probeSeq = seq;
+      this.#probeUntil = now + PROBE_HOLD_MS;
+    }
     const through = new Map<LedgerWindow, number>();
     const from = new Map<LedgerWindow, number>();
     let counted: Set<LedgerWindow> | undefined;
@@ -230,6 +259,30 @@ export class KeyLimiter {
     return { ok: true, reservation };
   }
 
+  /** Whether any limit is configured, learnt or estimated (what a probe would wait for). */
+  #known(): boolean {
+    const { requests, tokens } = this.#dims;
+    if (requests.config.length > 0 || tokens.config.length > 0) return true;
+    if (requests.learntLimit !== undefined || tokens.learntLimit !== undefined) return true;
+    return this.#adaptive && this.#aimd.estimate !== undefined;
+  }
+
+  /**
+   * The probe's attempt is over as far as the gate goes: its reply's headers
+   * were observed (`ok`: whether it was a 2xx), or it ended without a reply
+   * (`ok` undefined: a transport failure, a timeout, an abort, never sent).
+   * A 2xx that stated no limit opens the limiter for good (the provider does
+   * not state them; AIMD as without the gate); otherwise, while nothing is
+   * known, the next request goes first.
+   * @returns Whether `reservation` was the probe: the requests held behind it may go on.
+   */
+  endProbe(reservation: Reservation, ok?: boolean): boolean {
+    if (this.#probeSeq !== reservation.seq) return false;
+    this.#probeSeq = undefined;
+    if (ok === true && !this.#known()) this.#unprobed = true;
+    return true;
+  }
+
   /** Share of capacity left now, 0..1 (the tightest window in force); 1 when nothing is known. */
   headroom(): number {
     const now = this.#now();
@@ -246,6 +299,7 @@ export class KeyLimiter {
     const held = this.#held.get(reservation);
     if (held === undefined || held.settled) return undefined;
     held.settled = true;
+    if (this.#probeSeq === reservation.seq) this.#probeSeq = undefined;
     this.#open.delete(reservation.seq);
     return held;
   }
@@ -425,6 +479,8 @@ export class KeyLimiter {
    */
   forget(): void {
     this.#open.clear();
+    this.#probeSeq = undefined;
+    this.#unprobed = false;
     this.#aimd.forget();
     this.#syncAimd();
     for (const dimension of DIMENSIONS) {

@@ -99,3 +99,45 @@ describe('estimateTokens', () => {
   });
 });
 
+
+describe('KeyLimiter: the cold-start probe', () => {
+  const stated = h({ 'x-ratelimit-limit-requests': '3', 'x-ratelimit-remaining-requests': '2', 'x-ratelimit-reset-requests': '20s' });
+
+  test('while nothing is known one reservation goes; the next waits (probing) until its end, then the stated limit paces', () => {
+    const { limiter } = setup({ probe: true, adaptive: false });
+    const probe = reserve(limiter);
+    expect(limiter.tryReserve(0)).toEqual({ ok: false, waitMs: 10_000, probing: true });
+    limiter.observe(stated, probe);
+    expect(limiter.endProbe(probe, true)).toBe(true);
+    drain(limiter, 2);
+    expect(limiter.tryReserve(0).ok).toBe(false);
+  });
+
+  test('a 2xx stating nothing opens it for good; an end without a reply lets the next go first; a hold past 10 s opens it', () => {
+    const silent = setup({ probe: true });
+    silent.limiter.endProbe(reserve(silent.limiter), true);
+    drain(silent.limiter, 5);
+
+    const failed = setup({ probe: true });
+    expect(failed.limiter.endProbe(reserve(failed.limiter))).toBe(true);
+    reserve(failed.limiter);
+    expect(failed.limiter.tryReserve(0).ok).toBe(false);
+
+    const slow = setup({ probe: true });
+    reserve(slow.limiter);
+    slow.clock.t = 9_999;
+    expect(slow.limiter.tryReserve(0)).toMatchObject({ ok: false, waitMs: 1, probing: true });
+    slow.clock.t = 10_000;
+    drain(slow.limiter, 5);
+  });
+
+  test('never with a configured limit, nor without the option; forget() starts it again', () => {
+    drain(setup({ probe: true, rpm: 100 }).limiter, 5);
+    drain(setup().limiter, 5);
+    const { limiter } = setup({ probe: true });
+    limiter.endProbe(reserve(limiter), true);
+    limiter.forget();
+    reserve(limiter);
+    expect(limiter.tryReserve(0).ok).toBe(false);
+  });
+});
