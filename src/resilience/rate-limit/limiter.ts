@@ -72,6 +72,9 @@ const DIMENSIONS: readonly RateLimitDimension[] = ['requests', 'tokens'];
 const MAX_OPEN = 1_024;
 const RANK: Record<RateLimitSource, number> = { none: 0, adaptive: 1, headers: 2, config: 3 };
 const UNLIMITED: WindowSpec = { limit: Infinity, periodMs: MINUTE_MS };
+/** Every limiter's reservations (one table for all keys): what each took, by the reservation handed out. */
+const HELD = new WeakMap<Reservation, Held>();
+const NO_OPEN: ReadonlyMap<number, Held> = new Map();
 
 interface Dimension {
   /** Configured windows, shortest period first. */
@@ -85,6 +88,7 @@ interface Dimension {
 }
 
 interface Held {
+  readonly owner: KeyLimiter;
   /** Per window, its `taken` once this reservation was recorded. */
   readonly through: Map<LedgerWindow, number>;
   /** Windows that were unlimited placeholders then: counted in their sequence only. */
@@ -125,9 +129,8 @@ export class KeyLimiter {
   readonly #dims: Record<RateLimitDimension, Dimension>;
   readonly #aimd = new AimdEstimator();
   readonly #aimdWindow = new LedgerWindow(UNLIMITED);
-  readonly #held = new WeakMap<Reservation, Held>();
-  /** Reservations not yet answered nor settled, in send order (at most {@link MAX_OPEN}). */
-  readonly #open = new Map<number, Held>();
+  /** Reservations not yet answered nor settled, in send order (at most {@link MAX_OPEN}); made at the first. */
+  #open: Map<number, Held> | undefined;
 
   /**
    * @param options Configured limits; see {@link KeyLimiterOptions}.
@@ -223,10 +226,11 @@ export class KeyLimiter {
     }
     this.#aimd.recordSend(now);
     const reservation: Reservation = Object.freeze({ tokens: amount, at: now, seq });
-    const held: Held = { through, counted, from, settled: false, answered: false };
-    this.#held.set(reservation, held);
-    this.#open.set(seq, held);
-    if (this.#open.size > MAX_OPEN) this.#open.delete(this.#open.keys().next().value!);
+    const held: Held = { owner: this, through, counted, from, settled: false, answered: false };
+    HELD.set(reservation, held);
+    const open = (this.#open ??= new Map());
+    open.set(seq, held);
+    if (open.size > MAX_OPEN) open.delete(open.keys().next().value!);
     return { ok: true, reservation };
   }
 
@@ -243,10 +247,10 @@ export class KeyLimiter {
 
   /** The reservation's bookkeeping, once: `undefined` when settled already (or not ours). */
   #settle(reservation: Reservation): Held | undefined {
-    const held = this.#held.get(reservation);
+    const held = this.#heldOf(reservation);
     if (held === undefined || held.settled) return undefined;
     held.settled = true;
-    this.#open.delete(reservation.seq);
+    this.#open?.delete(reservation.seq);
     return held;
   }
 
@@ -334,13 +338,13 @@ export class KeyLimiter {
   }
 
   #apply(snapshot: RateLimitSnapshot, reservation: Reservation | undefined, now: number): void {
-    const held = reservation === undefined ? undefined : this.#held.get(reservation);
+    const held = reservation === undefined ? undefined : this.#heldOf(reservation);
     // Sent earlier and not answered yet: the upstream may not have counted it when it counted this one
     // (requests overtake each other on the way), so the snapshot is placed before the oldest of them.
     const oldest = this.#oldestOpen(reservation);
     if (held !== undefined && !held.answered) {
       held.answered = true;
-      this.#open.delete(reservation!.seq);
+      this.#open?.delete(reservation!.seq);
       for (const dimension of DIMENSIONS) for (const window of this.#dims[dimension].all) window.answer(reservation!.seq, now);
     }
     for (const dimension of DIMENSIONS) {
@@ -367,8 +371,14 @@ export class KeyLimiter {
   /** The oldest reservation sent before `reservation` and not answered nor settled yet (none without a reservation: a snapshot of "now"). */
   #oldestOpen(reservation: Reservation | undefined): Held | undefined {
     if (reservation === undefined) return undefined;
-    for (const [seq, held] of this.#open) return seq < reservation.seq ? held : undefined;
+    for (const [seq, held] of this.#open ?? NO_OPEN) return seq < reservation.seq ? held : undefined;
     return undefined;
+  }
+
+  /** A reservation's bookkeeping when it is this limiter's. */
+  #heldOf(reservation: Reservation): Held | undefined {
+    const held = HELD.get(reservation);
+    return held?.owner === this ? held : undefined;
   }
 
   /** The window in force whose period is nearest `periodMs` (a header describes one window). */
@@ -424,7 +434,7 @@ export class KeyLimiter {
    * ledger of what was sent. `enableKey()` calls it.
    */
   forget(): void {
-    this.#open.clear();
+    this.#open?.clear();
     this.#aimd.forget();
     this.#syncAimd();
     for (const dimension of DIMENSIONS) {
