@@ -44,11 +44,12 @@ function valueOf(bucket: number): number {
 }
 
 export class LatencyHistogram {
-  /** Dense: a count per bucket. Sparse: `[bucket, count, ...]` pairs by bucket, `#used` of them. */
+  /** Dense: a count per bucket. */
   #counts: Uint32Array | undefined;
+  /** Sparse: `[bucket, count, ...]` pairs by bucket (a plain array of small integers: no typed array's fixed cost). */
+  #pairs: number[] | undefined;
   #sparse: boolean;
   readonly #compact: boolean;
-  #used = 0;
   #total = 0;
   /** The last percentiles read, until the next sample or reset (stats() of idle scopes costs nothing). */
   #read: Percentiles | undefined;
@@ -74,48 +75,40 @@ export class LatencyHistogram {
       (this.#counts ??= new Uint32Array(BUCKETS))[bucket]! += n;
       return;
     }
-    let counts = (this.#counts ??= new Uint32Array(8));
+    const pairs = this.#pairs;
+    if (pairs === undefined) {
+      this.#pairs = [bucket, n];
+      return;
+    }
     let lo = 0;
-    let hi = this.#used;
+    let hi = pairs.length / 2;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (counts[mid * 2]! < bucket) lo = mid + 1;
+      if (pairs[mid * 2]! < bucket) lo = mid + 1;
       else hi = mid;
     }
-    if (lo < this.#used && counts[lo * 2] === bucket) {
-      counts[lo * 2 + 1]! += n;
-      return;
-    }
-    if (this.#used >= SPARSE_MAX) {
-      this.#densify();
+    if (pairs[lo * 2] === bucket) pairs[lo * 2 + 1] = pairs[lo * 2 + 1]! + n;
+    else if (pairs.length < SPARSE_MAX * 2) pairs.splice(lo * 2, 0, bucket, n);
+    else {
+      this.#densify(pairs);
       this.#counts![bucket]! += n;
-      return;
     }
-    if (this.#used * 2 === counts.length) {
-      const grown = new Uint32Array(Math.min(counts.length * 2, SPARSE_MAX * 2));
-      grown.set(counts);
-      this.#counts = counts = grown;
-    }
-    counts.copyWithin(lo * 2 + 2, lo * 2, this.#used * 2);
-    counts[lo * 2] = bucket;
-    counts[lo * 2 + 1] = n;
-    this.#used++;
   }
 
-  #densify(): void {
+  #densify(pairs: number[]): void {
     const dense = new Uint32Array(BUCKETS);
-    const pairs = this.#counts!;
-    for (let i = 0; i < this.#used; i++) dense[pairs[i * 2]!] = pairs[i * 2 + 1]!;
+    for (let i = 0; i < pairs.length; i += 2) dense[pairs[i]!] = pairs[i + 1]!;
     this.#counts = dense;
+    this.#pairs = undefined;
     this.#sparse = false;
   }
 
   /** Calls `f` with each bucket in use and its count, in bucket order. */
   #each(f: (bucket: number, count: number) => void): void {
+    const pairs = this.#pairs;
+    if (pairs !== undefined) for (let i = 0; i < pairs.length; i += 2) f(pairs[i]!, pairs[i + 1]!);
     const counts = this.#counts;
-    if (counts === undefined) return;
-    if (this.#sparse) for (let i = 0; i < this.#used; i++) f(counts[i * 2]!, counts[i * 2 + 1]!);
-    else for (let b = 0; b < counts.length; b++) if (counts[b]! > 0) f(b, counts[b]!);
+    if (counts !== undefined) for (let b = 0; b < counts.length; b++) if (counts[b]! > 0) f(b, counts[b]!);
   }
 
   /** A new object each call (callers may keep or change it). */
@@ -141,8 +134,8 @@ export class LatencyHistogram {
   /** Forgets every sample (and the counts' memory). */
   reset(): void {
     this.#counts = undefined;
+    this.#pairs = undefined;
     this.#sparse = this.#compact;
-    this.#used = 0;
     this.#total = 0;
     this.#read = undefined;
   }

@@ -127,7 +127,12 @@ export class KeyLimiter {
   #seq = 0;
   readonly #adaptive: boolean;
   readonly #dims: Record<RateLimitDimension, Dimension>;
-  readonly #aimd = new AimdEstimator();
+  /**
+   * Made when AIMD may be in force (adaptive, no requests limit configured or
+   * learnt) and a request is sent; dropped when a requests limit is learnt
+   * (its estimate and tallies are not read again until {@link forget}).
+   */
+  #aimd: AimdEstimator | undefined;
   readonly #aimdWindow = new LedgerWindow(UNLIMITED);
   /** Reservations not yet answered nor settled, in send order (at most {@link MAX_OPEN}); made at the first. */
   #open: Map<number, Held> | undefined;
@@ -165,7 +170,7 @@ export class KeyLimiter {
     // What the upstream states holds too: a configured window does not let a key past the provider's own.
     if (dim.config.length > 0) return { windows: dim.learntLimit === undefined ? dim.config : [...dim.config, dim.learnt], source: 'config' };
     if (dim.learntLimit !== undefined) return { windows: [dim.learnt], source: 'headers' };
-    if (dimension === 'requests' && this.#adaptive && this.#aimd.estimate !== undefined) return { windows: [this.#aimdWindow], source: 'adaptive' };
+    if (dimension === 'requests' && this.#adaptive && this.#aimd?.estimate !== undefined) return { windows: [this.#aimdWindow], source: 'adaptive' };
     return { windows: [], source: 'none' };
   }
 
@@ -224,7 +229,7 @@ export class KeyLimiter {
         through.set(window, window.taken);
       }
     }
-    this.#aimd.recordSend(now);
+    if (this.#aimdMayRule()) (this.#aimd ??= new AimdEstimator()).recordSend(now);
     const reservation: Reservation = Object.freeze({ tokens: amount, at: now, seq });
     const held: Held = { owner: this, through, counted, from, settled: false, answered: false };
     HELD.set(reservation, held);
@@ -354,7 +359,7 @@ export class KeyLimiter {
       dim.period.update(seen.limit ?? dim.learntLimit, seen.remaining, seen.resetMs, now);
       if (seen.limit !== undefined) {
         dim.learntLimit = seen.limit;
-        if (dimension === 'requests') this.#aimd.clear();
+        if (dimension === 'requests') this.#aimd = undefined;
       }
       if (dim.learntLimit !== undefined) {
         dim.learnt.spec = { limit: dim.learntLimit, periodMs: dim.period.periodMs };
@@ -405,7 +410,7 @@ export class KeyLimiter {
     this.#apply(snapshot, reservation, now);
     const rest = restAfterRateLimit(snapshot, fallbackMs);
     if (this.#adaptive && RANK[this.#active('requests').source] <= RANK.adaptive) {
-      if (this.#aimd.onRateLimited(now, now + rest.ms, snapshot.retryAfterMs)) this.#syncAimd();
+      if ((this.#aimd ??= new AimdEstimator()).onRateLimited(now, now + rest.ms, snapshot.retryAfterMs)) this.#syncAimd();
     }
     for (const dimension of rest.dimensions) {
       const ms = rest.perDimension[dimension] ?? rest.ms;
@@ -416,16 +421,24 @@ export class KeyLimiter {
   }
 
   #syncAimd(): void {
-    const estimate = this.#aimd.estimate;
+    const estimate = this.#aimd?.estimate;
     this.#aimdWindow.spec = estimate === undefined ? UNLIMITED : { limit: estimate, periodMs: MINUTE_MS };
   }
 
   /** A success: counted as served; with AIMD in force, the additive increase. */
   succeeded(): void {
     const now = this.#now();
-    this.#aimd.recordSuccess(now);
+    if (!this.#aimdMayRule()) return;
+    const aimd = (this.#aimd ??= new AimdEstimator());
+    aimd.recordSuccess(now);
     if (this.#active('requests').source !== 'adaptive') return;
-    if (this.#aimd.onSuccess(now)) this.#syncAimd();
+    if (aimd.onSuccess(now)) this.#syncAimd();
+  }
+
+  /** Whether the AIMD estimate may be in force, now or later (else its tallies are never read). */
+  #aimdMayRule(): boolean {
+    const requests = this.#dims.requests;
+    return this.#adaptive && requests.config.length === 0 && requests.learntLimit === undefined;
   }
 
   /**
@@ -435,7 +448,7 @@ export class KeyLimiter {
    */
   forget(): void {
     this.#open?.clear();
-    this.#aimd.forget();
+    this.#aimd = undefined;
     this.#syncAimd();
     for (const dimension of DIMENSIONS) {
       const dim = this.#dims[dimension];

@@ -129,7 +129,10 @@ export class LedgerWindow {
         debts.delete(id);
         this.#debtSum -= debt.amount;
       }
-      if (debts.size === 0) this.#debtSum = 0;
+      if (debts.size === 0) {
+        this.#debtSum = 0;
+        this.#debts = undefined; // an idle key holds no table
+      }
     }
     const log = this.#log;
     if (log !== undefined) {
@@ -139,7 +142,10 @@ export class LedgerWindow {
         drop += 2;
       }
       if (drop > 0) log.splice(0, drop);
-      if (log.length === 0) this.#logSum = 0;
+      if (log.length === 0) {
+        this.#logSum = 0;
+        this.#log = undefined;
+      }
     }
     if (this.#cap && this.#cap.until <= now) this.#cap = undefined;
     return this.#debtSum + this.#logSum;
@@ -232,8 +238,7 @@ export class LedgerWindow {
   answer(id: number, now: number): void {
     const debt = this.#debts?.get(id);
     if (debt === undefined) return;
-    this.#debts!.delete(id);
-    this.#debtSum -= debt.amount;
+    this.#forgetDebt(id, debt);
     this.#settle(Math.min(now, debt.at + MAX_COUNT_LAG_MS), debt.amount);
   }
 
@@ -257,15 +262,29 @@ export class LedgerWindow {
     const debt = this.#debts?.get(id);
     if (debt === undefined) return;
     this.#bucket?.give(debt.amount, now);
-    this.#debts!.delete(id);
-    this.#debtSum -= debt.amount;
+    this.#forgetDebt(id, debt);
     this.#taken -= debt.amount;
+  }
+
+  /** Drops debt `id`; the table goes with the last one (an idle key holds none). */
+  #forgetDebt(id: number, debt: Debt): void {
+    const debts = this.#debts!;
+    debts.delete(id);
+    this.#debtSum -= debt.amount;
+    if (debts.size === 0) {
+      this.#debtSum = 0;
+      this.#debts = undefined;
+    }
   }
 
   #settle(countedAt: number, amount: number): void {
     this.#logSum += amount;
     const slot = this.#spec.periodMs / SLOTS;
-    const log = (this.#log ??= []);
+    const log = this.#log;
+    if (log === undefined) {
+      this.#log = [countedAt, amount]; // exactly sized: most keys' logs hold a few entries
+      return;
+    }
     const last = log.length - 2;
     if (last >= 0 && countedAt <= log[last]!) {
       // Out of order (a slow reply): kept with the latest entry, a little longer than needed.
