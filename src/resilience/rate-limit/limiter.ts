@@ -75,10 +75,11 @@ const UNLIMITED: WindowSpec = { limit: Infinity, periodMs: MINUTE_MS };
 /** Every limiter's reservations (one table for all keys): what each took, by the reservation handed out. */
 const HELD = new WeakMap<Reservation, Held>();
 const NO_OPEN: ReadonlyMap<number, Held> = new Map();
+const NO_WINDOWS: readonly LedgerWindow[] = Object.freeze([]);
 
 interface Dimension {
   /** Configured windows, shortest period first. */
-  readonly config: LedgerWindow[];
+  readonly config: readonly LedgerWindow[];
   /** The window learnt from headers (unlimited until learnt). */
   readonly learnt: LedgerWindow;
   learntLimit: number | undefined;
@@ -150,9 +151,10 @@ export class KeyLimiter {
     this.#adaptive = options.adaptive ?? true;
     this.#clock = now;
     const make = (specs: WindowSpec[], extra: LedgerWindow[]): Dimension => {
-      const config = specs.map((spec) => new LedgerWindow(spec));
+      const config = specs.length === 0 ? NO_WINDOWS : specs.map((spec) => new LedgerWindow(spec));
       const learnt = new LedgerWindow(UNLIMITED);
-      return { config, learnt, learntLimit: undefined, period: new PeriodLearner(), all: [...config, learnt, ...extra] };
+      // concat, not a spread: an array of exactly its length (a spread leaves room for 16 more, per key).
+      return { config, learnt, learntLimit: undefined, period: new PeriodLearner(), all: config.concat([learnt], extra) };
     };
     this.#dims = { requests: make(resolved.requests, [this.#aimdWindow]), tokens: make(resolved.tokens, []) };
   }
@@ -165,13 +167,13 @@ export class KeyLimiter {
   }
 
   /** The windows in force in a dimension, and where they came from. */
-  #active(dimension: RateLimitDimension): { windows: LedgerWindow[]; source: RateLimitSource } {
+  #active(dimension: RateLimitDimension): { windows: readonly LedgerWindow[]; source: RateLimitSource } {
     const dim = this.#dims[dimension];
     // What the upstream states holds too: a configured window does not let a key past the provider's own.
     if (dim.config.length > 0) return { windows: dim.learntLimit === undefined ? dim.config : [...dim.config, dim.learnt], source: 'config' };
     if (dim.learntLimit !== undefined) return { windows: [dim.learnt], source: 'headers' };
     if (dimension === 'requests' && this.#adaptive && this.#aimd?.estimate !== undefined) return { windows: [this.#aimdWindow], source: 'adaptive' };
-    return { windows: [], source: 'none' };
+    return { windows: NO_WINDOWS, source: 'none' };
   }
 
   /** The limits in force (configured, learnt or estimated). */
@@ -179,7 +181,7 @@ export class KeyLimiter {
     const requests = this.#active('requests');
     const tokens = this.#active('tokens');
     const source = RANK[requests.source] >= RANK[tokens.source] ? requests.source : tokens.source;
-    const first = (windows: LedgerWindow[]) => windows[0]?.spec;
+    const first = (windows: readonly LedgerWindow[]) => windows[0]?.spec;
     const limits: KeyLimits = { rpm: first(requests.windows)?.limit, tpm: first(tokens.windows)?.limit, source };
     if (requests.windows.length > 0) limits.requestsPeriodMs = first(requests.windows)!.periodMs;
     if (tokens.windows.length > 0) limits.tokensPeriodMs = first(tokens.windows)!.periodMs;
@@ -255,7 +257,7 @@ export class KeyLimiter {
     const held = this.#heldOf(reservation);
     if (held === undefined || held.settled) return undefined;
     held.settled = true;
-    this.#open?.delete(reservation.seq);
+    this.#close(reservation.seq);
     return held;
   }
 
@@ -349,7 +351,7 @@ export class KeyLimiter {
     const oldest = this.#oldestOpen(reservation);
     if (held !== undefined && !held.answered) {
       held.answered = true;
-      this.#open?.delete(reservation!.seq);
+      this.#close(reservation!.seq);
       for (const dimension of DIMENSIONS) for (const window of this.#dims[dimension].all) window.answer(reservation!.seq, now);
     }
     for (const dimension of DIMENSIONS) {
@@ -378,6 +380,12 @@ export class KeyLimiter {
     if (reservation === undefined) return undefined;
     for (const [seq, held] of this.#open ?? NO_OPEN) return seq < reservation.seq ? held : undefined;
     return undefined;
+  }
+
+  /** Reservation `seq` is no longer open; the table goes with the last one (an idle key holds none). */
+  #close(seq: number): void {
+    const open = this.#open;
+    if (open?.delete(seq) && open.size === 0) this.#open = undefined;
   }
 
   /** A reservation's bookkeeping when it is this limiter's. */

@@ -296,7 +296,9 @@ export class LedgerWindow {
       log[last + 1] = log[last + 1]! + amount;
       return;
     }
-    log.push(countedAt, amount);
+    // A short log is copied at its exact length (a push leaves room for 16 more numbers, per window); a long one grows.
+    if (log.length < 32) this.#log = log.concat(countedAt, amount);
+    else log.push(countedAt, amount);
   }
 
   /** What the cap in force leaves at `now` (it refills in bucket mode, as the upstream's bucket does). */
