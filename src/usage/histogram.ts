@@ -88,6 +88,8 @@ export class LatencyHistogram {
       else hi = mid;
     }
     if (pairs[lo * 2] === bucket) pairs[lo * 2 + 1] = pairs[lo * 2 + 1]! + n;
+    // A short list is copied at its exact length (a splice leaves room for 16 more numbers, per key); a long one grows.
+    else if (pairs.length < 32) this.#pairs = pairs.slice(0, lo * 2).concat([bucket, n], pairs.slice(lo * 2));
     else if (pairs.length < SPARSE_MAX * 2) pairs.splice(lo * 2, 0, bucket, n);
     else {
       this.#densify(pairs);
@@ -144,4 +146,9 @@ export class LatencyHistogram {
   absorb(other: LatencyHistogram): void {
     other.#each((bucket, count) => this.#add(bucket, count));
   }
+}
+
+/** The percentiles of a histogram not made yet (no samples) or made. */
+export function percentilesOf(histogram: LatencyHistogram | undefined): Percentiles {
+  return histogram ? histogram.percentiles() : { ...NO_SAMPLES };
 }
