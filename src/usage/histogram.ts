@@ -3,7 +3,7 @@
  * hour, exact below 128 ms and in 64 buckets per doubling above (a value is
  * reported as its bucket's middle: within 0.8%, 2 significant digits). Its
  * counts are made at the first sample: dense (1,088 counts, 4.3 KiB) for the
- * few scopes of a manager, or sparse (8 bytes per bucket in use, grown on
+ * few scopes of a manager, or sparse (16 bytes per bucket in use, grown on
  * demand, dense once that is smaller) for scopes there may be thousands of,
  * such as keys.
  */
@@ -15,8 +15,8 @@ const SUB = 64;
 const SUB_BITS = 6;
 /** Buckets up to {@link HIGHEST_MS} (2^21 < 3.6e6 < 2^22). */
 const BUCKETS = LINEAR + (22 - 7) * SUB;
-/** Pairs a sparse histogram holds before it turns dense (then dense is no larger). */
-const SPARSE_MAX = BUCKETS / 2;
+/** Pairs a sparse histogram holds before it turns dense (a pair is two array slots of 8 bytes: then dense is no larger). */
+const SPARSE_MAX = BUCKETS / 4;
 
 /** Percentiles of one histogram, in ms; `undefined` with no samples. */
 export interface Percentiles {
@@ -55,7 +55,7 @@ export class LatencyHistogram {
   #read: Percentiles | undefined;
 
   /**
-   * @param compact sparse counts, grown on demand (8 bytes per bucket in
+   * @param compact sparse counts, grown on demand (16 bytes per bucket in
    *   use): for scopes there may be thousands of, such as keys. Either way
    *   the counts are made at the first sample.
    */
