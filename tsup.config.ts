@@ -19,16 +19,30 @@ const shared = {
   minifySyntax: true,
 } as const satisfies Options;
 
+/** The package's entries. */
+const ENTRIES: Record<string, string> = { index: 'src/index.ts', testing: 'src/testing/index.ts', 'testing-msw': 'src/testing/msw.ts', redis: 'src/store/redis/index.ts', otel: 'src/otel/index.ts', prometheus: 'src/prometheus/index.ts' };
+
 /** The library's own entries, as the demo imports them: by the package's name, resolved by its `exports`. */
 const SELF: Record<string, string> = { '../index': 'keyplex', '../testing/index': 'keyplex/testing' };
 
 export default defineConfig([
   {
+    // ES modules only: \`require('keyplex')\` loads them too (require(esm), Node >= 22.12, the
+    // package's floor), so CommonJS users get the same single copy (no dual-package hazard)
+    // and the tarball no second build.
     ...shared,
-    entry: { index: 'src/index.ts', testing: 'src/testing/index.ts', 'testing-msw': 'src/testing/msw.ts', redis: 'src/store/redis/index.ts', otel: 'src/otel/index.ts', prometheus: 'src/prometheus/index.ts' },
-    format: ['esm', 'cjs'],
+    entry: ENTRIES,
+    format: ['esm'],
     dts: true,
     clean: true,
+  },
+  {
+    // Declarations for \`require\` (.d.cts): TypeScript's node16 resolution types a CommonJS
+    // importer by them (it would refuse an ES module's .d.ts there).
+    ...shared,
+    entry: ENTRIES,
+    format: ['cjs'],
+    dts: { only: true },
   },
   {
     // The offline demo, as the `keyplex-demo` command. It imports the library

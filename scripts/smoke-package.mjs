@@ -1,5 +1,6 @@
 // Loads the built package the way users do, by its name, through both
-// `import` and `require`, and checks the public entry points are there.
+// `import` and `require` (the same ES modules: require(esm), Node >= 22.12),
+// and checks the public entry points are there and are one copy.
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -9,6 +10,8 @@ const expected = ['KeyManager', 'keyplex', 'getKeyplexDetails', 'KeyplexError', 
 
 const esm = await import('keyplex');
 const cjs = require('keyplex');
+// One copy for both: an error class or a manager made through one is the other's.
+assert.equal(cjs.KeyManager, esm.KeyManager, "require('keyplex') and import('keyplex') are one module");
 for (const [how, mod] of [['import', esm], ['require', cjs]]) {
   for (const name of expected) assert.ok(name in mod, `${how}('keyplex') lacks ${name}`);
   const manager = new mod.KeyManager({ providers: { p: { baseURL: 'https://p.invalid/v1', keys: ['fake-smoke-key'] } } });
@@ -55,13 +58,13 @@ for (const [how, otel, prom, core] of [
   const dir = mkdtempSync(join(tmpdir(), 'keyplex-no-ioredis-'));
   try {
     for (const file of readdirSync(new URL('../dist/', import.meta.url))) {
-      if (/\.(c?js)$/.test(file)) cpSync(new URL(`../dist/${file}`, import.meta.url), join(dir, file));
+      if (file.endsWith('.js')) cpSync(new URL(`../dist/${file}`, import.meta.url), join(dir, file));
     }
     writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
     const friendly = (err) => /ioredis.*npm install ioredis/.test(err.message);
     const esmStore = await import(join(dir, 'redis.js'));
     assert.throws(() => new esmStore.RedisStore({ url: 'redis://127.0.0.1:1' }), friendly, 'import: keyplex/redis without ioredis');
-    const cjsStore = require(join(dir, 'redis.cjs'));
+    const cjsStore = require(join(dir, 'redis.js'));
     assert.throws(() => new cjsStore.RedisStore({ url: 'redis://127.0.0.1:1' }), friendly, 'require: keyplex/redis without ioredis');
     console.log('keyplex/redis without ioredis: imports, and new RedisStore() says to install it');
   } finally {

@@ -2,8 +2,9 @@
  * The Node.js versions keyplex supports, and what it says on an older one.
  *
  * keyplex is built and tested on Node >= 22.12 (`engines` in package.json):
- * the first 22.x where `require()` of ES modules is on by default, which the
- * CommonJS build needs for its ESM-only dependency p-queue, and
+ * the first 22.x where `require()` of ES modules is on by default, which
+ * `require('keyplex')` needs (the package ships ES modules only, and its
+ * dependency p-queue is ESM-only), and
  * the line the test suite, the benchmarks and CI run on. On an older Node it
  * does not refuse to run; it says so once per process.
  */

@@ -30,23 +30,53 @@ export function keyWindows(core: Core, provider: string, resolved: ResolvedKey):
   const keyId = resolved.id;
   const limiter = scope.quotaGroup === undefined ? new KeyLimiter(scope.limits) : registry.limiterFor(provider, keyId, undefined, { ...scope, scope: 'key' });
   const own: KeyWindow = { limiter, ref: LimiterRegistry.ref(provider, keyId, undefined, scope) };
-  const forget = () => {
-    limiter.forget();
-    registry.forget(provider, keyId, scope.quotaGroup);
-  };
-  if (scope.scope === 'key') return { limiter, windows: { for: () => own, forget } };
-  // One KeyWindow per model, made again only when the registry made a new limiter (it keeps a bounded number).
-  const made = new Map<string, KeyWindow>();
-  const byModel = (upstreamModel: string | undefined): KeyWindow => {
-    if (upstreamModel === undefined) return own;
-    const modelLimiter = registry.limiterFor(provider, keyId, upstreamModel, scope);
+  return { limiter, windows: scope.scope === 'key' ? new OwnWindows(registry, provider, keyId, scope.quotaGroup, own) : new ModelWindows(registry, provider, keyId, scope, own) };
+}
+
+/** A key's own limiter for every model (no lookup per pick). Classes, not closures: thousands of keys share the methods. */
+class OwnWindows implements KeyWindows {
+  constructor(
+    protected readonly registry: LimiterRegistry,
+    protected readonly provider: string,
+    protected readonly keyId: string,
+    protected readonly quotaGroup: string | undefined,
+    protected readonly own: KeyWindow,
+  ) {}
+
+  for(_upstreamModel: string | undefined): KeyWindow {
+    return this.own;
+  }
+
+  forget(): void {
+    this.own.limiter.forget();
+    this.registry.forget(this.provider, this.keyId, this.quotaGroup);
+  }
+}
+
+/** Windows per upstream model: one KeyWindow per model, made again only when the registry made a new limiter (it keeps a bounded number). */
+class ModelWindows extends OwnWindows {
+  readonly #scope: LimiterScopeOptions;
+  #made: Map<string, KeyWindow> | undefined;
+
+  constructor(registry: LimiterRegistry, provider: string, keyId: string, scope: LimiterScopeOptions, own: KeyWindow) {
+    super(registry, provider, keyId, scope.quotaGroup, own);
+    this.#scope = scope;
+  }
+
+  override for(upstreamModel: string | undefined): KeyWindow {
+    if (upstreamModel === undefined) return this.own;
+    const modelLimiter = this.registry.limiterFor(this.provider, this.keyId, upstreamModel, this.#scope);
+    const made = (this.#made ??= new Map());
     let window = made.get(upstreamModel);
     if (window?.limiter !== modelLimiter) {
-      window = { limiter: modelLimiter, ref: LimiterRegistry.ref(provider, keyId, upstreamModel, scope) };
+      window = { limiter: modelLimiter, ref: LimiterRegistry.ref(this.provider, this.keyId, upstreamModel, this.#scope) };
       made.set(upstreamModel, window);
       if (made.size > MAX_MODELS_PER_OWNER) made.delete(made.keys().next().value!);
     }
     return window;
-  };
-  return { limiter, windows: { for: byModel, forget, models: () => made.entries() } };
+  }
+
+  models(): Iterable<[string, KeyWindow]> {
+    return this.#made?.entries() ?? [];
+  }
 }

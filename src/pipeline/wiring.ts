@@ -6,7 +6,7 @@
  */
 import { ResponseCache } from '../cache/cache';
 import type { ResolvedKey, ResolvedOptions } from '../config';
-import type { Key, KeyChange } from '../keys/key';
+import type { Key, KeyChange, KeyChangeListener } from '../keys/key';
 import { Key as KeyState } from '../keys/key';
 import { createSelector } from '../keys/create-selector';
 import { ProviderPool } from '../keys/pool';
@@ -48,6 +48,8 @@ export function createCore(options: ResolvedOptions): Core {
   const perRequest = options.budgets.filter((b) => !('provider' in b.scope));
   const prices = new PriceTable(options.prices);
   const store: StateStore = options.store ?? new MemoryStore();
+  // One listener for every key's lifecycle changes (not a closure per key).
+  const onKeyChange: KeyChangeListener = (key, change) => keyChanged(core, key, change);
   const core: Core = {
     options,
     pools: [],
@@ -82,7 +84,7 @@ export function createCore(options: ResolvedOptions): Core {
     idleWaiters: [],
     limiters: new LimiterRegistry({ adaptive: options.rateLimiting.adaptive }),
     circuitOf: (pool, upstreamModel) => circuitOf(core, pool, upstreamModel),
-    makeKey: (provider, resolved) => makeKey(core, provider, resolved),
+    makeKey: (provider, resolved) => makeKey(core, provider, resolved, onKeyChange),
     makeDeployment: (pool, model, upstream) => new Deployment(pool, model, upstream, prices.lookup(upstream ?? model) ?? prices.lookup(model)),
   };
   (core as { pools: readonly ProviderPool[] }).pools = options.providers.map((provider) => new ProviderPool(provider, core.makeKey));
@@ -113,12 +115,12 @@ export function createCore(options: ResolvedOptions): Core {
 }
 
 /** A key's state with its rate limiter, circuit and lifecycle reports. */
-function makeKey(core: Core, provider: string, resolved: ResolvedKey): Key {
+function makeKey(core: Core, provider: string, resolved: ResolvedKey, onKeyChange: KeyChangeListener): Key {
   const { limiter, windows } = keyWindows(core, provider, resolved);
   const options = core.options.circuitBreaker.key;
   const ref: StoreCircuitRef = { scope: 'key', provider, keyId: resolved.id };
   const circuit: Circuit | undefined = options === false ? undefined : new Circuit(options, (change) => circuitChanged(core, ref, change, circuit!));
-  return new KeyState(provider, resolved, limiter, circuit, (key, change) => keyChanged(core, key, change), windows);
+  return new KeyState(provider, resolved, limiter, circuit, onKeyChange, windows);
 }
 
 /** The circuit of a provider's upstream model, made on first use; undefined when deployment circuits are off. */

@@ -29,7 +29,6 @@ export const PIECE = 8;
 const PROBE = 2;
 const STEP = 7;
 const BACKSLASH = 0x5c;
-const NONE: readonly number[] = [];
 /**
  * Prefixes providers put before the secret part of their keys, the same for
  * every key: a reply may name them (`keys start with sk-proj-`) without
@@ -46,14 +45,25 @@ function probeIndex(a: number, b: number): number {
   return ((a & 0x7f) << 7) | (b & 0x7f);
 }
 
-/** Finds and replaces the pieces of one key. Made once per key by {@link redactorOf}. */
+/** Bits of a key's probe filter (its 2-grams hashed): 256 bytes, about 5% false hits for a 100-character key. */
+const FILTER_BITS = 2048;
+const FILTER_WORDS = FILTER_BITS / 32;
+/** A probe's place in the filter. */
+function filterBit(probe: number): number {
+  return Math.imul(probe, 0x9e3779b1) >>> 21;
+}
+
+/**
+ * Finds and replaces the pieces of one key. Made once per key by
+ * {@link redactorOf}, in one typed array: the probe filter, then each of the
+ * key's probes with its place (`probe << 16 | place`), sorted, looked up by
+ * binary search when a probe passes the filter.
+ */
 export class KeyRedactor {
-  readonly #key: Uint8Array;
-  readonly #filter = new Uint32Array(512);
-  /** Where each of the key's probes (by index) is in the key. */
-  readonly #places = new Map<number, number[]>();
+  readonly #key: string;
+  readonly #index: Uint32Array;
   readonly #marker: string;
-  readonly #markerBytes: Uint8Array;
+  #markerBytes: Uint8Array | undefined;
   /** The length of the key's public prefix (`sk-proj-`): a piece wholly inside it is no secret. */
   readonly #public: number;
   /** The key's length in bytes. */
@@ -61,19 +71,26 @@ export class KeyRedactor {
 
   /** @param secret the key (printable ASCII, as configuration requires). @param id the key's id, shown instead. */
   constructor(secret: string, id: string) {
-    this.#key = new TextEncoder().encode(secret);
+    this.#key = secret;
     this.#marker = `[key ${id}]`;
-    this.#markerBytes = new TextEncoder().encode(this.#marker);
-    this.length = this.#key.length;
+    this.length = secret.length;
     this.#public = PUBLIC_PREFIX.exec(secret)?.[0].length ?? 0;
-    const k = this.#key;
-    for (let p = 0; p + PROBE <= k.length; p++) {
-      const h = probeIndex(k[p]!, k[p + 1]!);
-      const places = this.#places.get(h);
-      if (places === undefined) this.#places.set(h, [p]);
-      else places.push(p);
-      this.#filter[h >>> 5]! |= 1 << (h & 31);
+    const probes = Math.max(0, secret.length - PROBE + 1);
+    const index = new Uint32Array(FILTER_WORDS + probes);
+    for (let p = 0; p < probes; p++) {
+      const h = probeIndex(secret.charCodeAt(p), secret.charCodeAt(p + 1));
+      index[FILTER_WORDS + p] = (h << 16) | p;
+      const bit = filterBit(h);
+      index[bit >>> 5]! |= 1 << (bit & 31);
     }
+    index.subarray(FILTER_WORDS).sort();
+    this.#index = index;
+  }
+
+  /** Whether probe `h` may be in the key (false: it is not). */
+  #mayHold(h: number): boolean {
+    const bit = filterBit(h);
+    return (this.#index[bit >>> 5]! & (1 << (bit & 31))) !== 0;
   }
 
   /** `text` with every piece of the key replaced; the same string when it holds none. */
@@ -93,16 +110,17 @@ export class KeyRedactor {
   bytes(bytes: Uint8Array): Uint8Array {
     const runs = this.findBytes(bytes);
     if (runs === undefined) return bytes;
+    const marker = (this.#markerBytes ??= new TextEncoder().encode(this.#marker));
     let size = bytes.length;
-    for (let r = 0; r < runs.length; r += 2) size += this.#markerBytes.length - (runs[r + 1]! - runs[r]!);
+    for (let r = 0; r < runs.length; r += 2) size += marker.length - (runs[r + 1]! - runs[r]!);
     const out = new Uint8Array(size);
     let from = 0;
     let to = 0;
     for (let r = 0; r < runs.length; r += 2) {
       out.set(bytes.subarray(from, runs[r]), to);
       to += runs[r]! - from;
-      out.set(this.#markerBytes, to);
-      to += this.#markerBytes.length;
+      out.set(marker, to);
+      to += marker.length;
       from = runs[r + 1]!;
     }
     out.set(bytes.subarray(from), to);
@@ -116,12 +134,11 @@ export class KeyRedactor {
 
   #scanText(text: string): number[] | undefined {
     const n = text.length;
-    const filter = this.#filter;
     let runs: number[] | undefined;
     let at: At | undefined;
     for (let j = 0; j + PROBE <= n; j += STEP) {
       const h = probeIndex(text.charCodeAt(j), text.charCodeAt(j + 1));
-      if ((filter[h >>> 5]! & (1 << (h & 31))) === 0) continue;
+      if (!this.#mayHold(h)) continue;
       at ??= (i) => text.charCodeAt(i);
       runs = this.#extend(at, n, j, h, runs);
     }
@@ -131,12 +148,11 @@ export class KeyRedactor {
   /** The pieces of the key in `bytes`: start and end pairs, in order; undefined when none. */
   findBytes(bytes: Uint8Array): number[] | undefined {
     const n = bytes.length;
-    const filter = this.#filter;
     let runs: number[] | undefined;
     let at: At | undefined;
     for (let j = 0; j + PROBE <= n; j += STEP) {
       const h = probeIndex(bytes[j]!, bytes[j + 1]!);
-      if ((filter[h >>> 5]! & (1 << (h & 31))) === 0) continue;
+      if (!this.#mayHold(h)) continue;
       at ??= (i) => bytes[i]!;
       runs = this.#extend(at, n, j, h, runs);
     }
@@ -150,12 +166,21 @@ export class KeyRedactor {
    */
   #extend(at: At, n: number, j: number, h: number, runs: number[] | undefined): number[] | undefined {
     const k = this.#key;
-    for (const p of this.#places.get(h) ?? NONE) {
-      if (k[p] !== at(j) || k[p + 1] !== at(j + 1)) continue;
+    const index = this.#index;
+    let lo = FILTER_WORDS;
+    let hi = index.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (index[mid]! >>> 16 < h) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < index.length && index[i]! >>> 16 === h; i++) {
+      const p = index[i]! & 0xffff;
+      if (k.charCodeAt(p) !== at(j) || k.charCodeAt(p + 1) !== at(j + 1)) continue;
       let start = j;
-      while (start > 0 && start - j + p > 0 && at(start - 1) === k[start - 1 - j + p]) start--;
+      while (start > 0 && start - j + p > 0 && at(start - 1) === k.charCodeAt(start - 1 - j + p)) start--;
       let end = j + PROBE;
-      while (end < n && end - j + p < k.length && at(end) === k[end - j + p]) end++;
+      while (end < n && end - j + p < k.length && at(end) === k.charCodeAt(end - j + p)) end++;
       if (end - start < PIECE || p + end - j <= this.#public) continue;
       start = escapeStart(at, start);
       runs ??= [];

@@ -8,7 +8,7 @@ import type { CircuitState } from '../resilience/breaker/index';
 import type { LaneStats } from '../resilience/bulkhead';
 import type { BudgetStats } from './budget';
 import type { KeyLimits } from '../resilience/rate-limit/index';
-import { LatencyHistogram, type Percentiles } from './histogram';
+import { LatencyHistogram, percentilesOf, type Percentiles } from './histogram';
 import { ZERO_USAGE, type Usage } from './usage';
 
 /** Counts of one scope (a key, a provider, or all requests). */
@@ -120,30 +120,40 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
 
 /** Counters with latency and time-to-first-token histograms. */
 export class TimedCounterSet<F extends string = FailureKind> extends CounterSet<F> {
-  readonly latency: LatencyHistogram;
-  readonly ttft: LatencyHistogram;
+  #latency: LatencyHistogram | undefined;
+  #ttft: LatencyHistogram | undefined;
+  readonly #compact: boolean;
 
-  /** @param compact packed histograms, for scopes there may be thousands of (keys). */
+  /** @param compact sparse histograms, for scopes there may be thousands of (keys). Either is made at its first use. */
   constructor(compact = false) {
     super();
-    this.latency = new LatencyHistogram(compact);
-    this.ttft = new LatencyHistogram(compact);
+    this.#compact = compact;
+  }
+
+  /** Latency, from receiving the request (or sending the attempt) to the last byte. */
+  get latency(): LatencyHistogram {
+    return (this.#latency ??= new LatencyHistogram(this.#compact));
+  }
+
+  /** Time to the first body bytes (streams). */
+  get ttft(): LatencyHistogram {
+    return (this.#ttft ??= new LatencyHistogram(this.#compact));
   }
 
   override reset(): void {
     super.reset();
-    this.latency.reset();
-    this.ttft.reset();
+    this.#latency?.reset();
+    this.#ttft?.reset();
   }
 
   override absorb(other: TimedCounterSet<F>): void {
     super.absorb(other);
-    this.latency.absorb(other.latency);
-    this.ttft.absorb(other.ttft);
+    if (other.#latency) this.latency.absorb(other.#latency);
+    if (other.#ttft) this.ttft.absorb(other.#ttft);
   }
 
   timings(): Timings {
-    return { latencyMs: this.latency.percentiles(), ttftMs: this.ttft.percentiles() };
+    return { latencyMs: percentilesOf(this.#latency), ttftMs: percentilesOf(this.#ttft) };
   }
 }
 

@@ -33,6 +33,9 @@ export interface CircuitOptions {
 /** Why a circuit changed state. */
 export type CircuitChangeReason = 'failures' | 'probe_failed' | 'open_elapsed' | 'probe_succeeded' | 'restored' | 'manual';
 
+/** The default clock (one function for every circuit). */
+const systemNow = (): number => Date.now();
+
 /** One state transition, as passed to the circuit's `onChange`. */
 export interface CircuitChange {
   from: CircuitState;
@@ -113,7 +116,7 @@ export class Circuit {
    * @param now The clock, ms epoch (default `Date.now`).
    * @throws TypeError or RangeError naming the bad option.
    */
-  constructor(options: CircuitOptions | undefined, onChange: (change: CircuitChange) => void, now: () => number = () => Date.now()) {
+  constructor(options: CircuitOptions | undefined, onChange: (change: CircuitChange) => void, now: () => number = systemNow) {
     const what = 'circuit option';
     assertNoIssue(optionsIssue(options, RULES, ['policy']), what);
     options ??= {};

@@ -127,33 +127,42 @@ export class AimdEstimator {
   }
 }
 
-/** Counts per second over the last 60 s. */
+/**
+ * Counts per second over the last 60 s, kept only for the seconds that had
+ * any (memory grows with use, not with the number of keys): pairs of second
+ * and count, in order of second. A clock that steps back files its count in
+ * order; seconds 60 or more before the latest are dropped.
+ */
 class Tally {
-  readonly #seconds: number[] = new Array<number>(SLOTS).fill(-1);
-  readonly #counts: number[] = new Array<number>(SLOTS).fill(0);
+  /** `[second, count, second, count, ...]`, seconds ascending; made at the first count. */
+  #pairs: number[] | undefined;
 
   add(now: number): void {
     const second = Math.floor(now / SLOT_MS);
-    const slot = ((second % SLOTS) + SLOTS) % SLOTS;
-    if (this.#seconds[slot] !== second) {
-      this.#seconds[slot] = second;
-      this.#counts[slot] = 0;
-    }
-    this.#counts[slot] = (this.#counts[slot] ?? 0) + 1;
+    const pairs = (this.#pairs ??= []);
+    let i = pairs.length - 2;
+    while (i >= 0 && pairs[i]! > second) i -= 2;
+    if (i >= 0 && pairs[i] === second) pairs[i + 1] = pairs[i + 1]! + 1;
+    else pairs.splice(i + 2, 0, second, 1);
+    let drop = 0;
+    const newest = pairs[pairs.length - 2]!;
+    while (drop < pairs.length && pairs[drop]! <= newest - SLOTS) drop += 2;
+    if (drop > 0) pairs.splice(0, drop);
   }
 
   total(now: number): number {
+    const pairs = this.#pairs;
+    if (pairs === undefined) return 0;
     const second = Math.floor(now / SLOT_MS);
     let total = 0;
-    for (let i = 0; i < SLOTS; i++) {
-      const at = this.#seconds[i]!;
-      if (at > second - SLOTS && at <= second) total += this.#counts[i]!;
+    for (let i = 0; i < pairs.length; i += 2) {
+      const at = pairs[i]!;
+      if (at > second - SLOTS && at <= second) total += pairs[i + 1]!;
     }
     return total;
   }
 
   clear(): void {
-    this.#seconds.fill(-1);
-    this.#counts.fill(0);
+    this.#pairs = undefined;
   }
 }

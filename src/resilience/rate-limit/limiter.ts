@@ -85,10 +85,14 @@ const DIMENSIONS: readonly RateLimitDimension[] = ['requests', 'tokens'];
 const MAX_OPEN = 1_024;
 const RANK: Record<RateLimitSource, number> = { none: 0, adaptive: 1, headers: 2, config: 3 };
 const UNLIMITED: WindowSpec = { limit: Infinity, periodMs: MINUTE_MS };
+/** Every limiter's reservations (one table for all keys): what each took, by the reservation handed out. */
+const HELD = new WeakMap<Reservation, Held>();
+const NO_OPEN: ReadonlyMap<number, Held> = new Map();
+const NO_WINDOWS: readonly LedgerWindow[] = Object.freeze([]);
 
 interface Dimension {
   /** Configured windows, shortest period first. */
-  readonly config: LedgerWindow[];
+  readonly config: readonly LedgerWindow[];
   /** The window learnt from headers (unlimited until learnt). */
   readonly learnt: LedgerWindow;
   learntLimit: number | undefined;
@@ -98,6 +102,7 @@ interface Dimension {
 }
 
 interface Held {
+  readonly owner: KeyLimiter;
   /** Per window, its `taken` once this reservation was recorded. */
   readonly through: Map<LedgerWindow, number>;
   /** Windows that were unlimited placeholders then: counted in their sequence only. */
@@ -136,11 +141,15 @@ export class KeyLimiter {
   #seq = 0;
   readonly #adaptive: boolean;
   readonly #dims: Record<RateLimitDimension, Dimension>;
-  readonly #aimd = new AimdEstimator();
+  /**
+   * Made when AIMD may be in force (adaptive, no requests limit configured or
+   * learnt) and a request is sent; dropped when a requests limit is learnt
+   * (its estimate and tallies are not read again until {@link forget}).
+   */
+  #aimd: AimdEstimator | undefined;
   readonly #aimdWindow = new LedgerWindow(UNLIMITED);
-  readonly #held = new WeakMap<Reservation, Held>();
-  /** Reservations not yet answered nor settled, in send order (at most {@link MAX_OPEN}). */
-  readonly #open = new Map<number, Held>();
+  /** Reservations not yet answered nor settled, in send order (at most {@link MAX_OPEN}); made at the first. */
+  #open: Map<number, Held> | undefined;
   readonly #probing: boolean;
   /** The first request on a key of unknown limits, in flight: the others wait for its headers. */
   #probeSeq: number | undefined = undefined;
@@ -162,9 +171,10 @@ export class KeyLimiter {
     this.#probing = options.probe === true;
     this.#clock = now;
     const make = (specs: WindowSpec[], extra: LedgerWindow[]): Dimension => {
-      const config = specs.map((spec) => new LedgerWindow(spec));
+      const config = specs.length === 0 ? NO_WINDOWS : specs.map((spec) => new LedgerWindow(spec));
       const learnt = new LedgerWindow(UNLIMITED);
-      return { config, learnt, learntLimit: undefined, period: new PeriodLearner(), all: [...config, learnt, ...extra] };
+      // concat, not a spread: an array of exactly its length (a spread leaves room for 16 more, per key).
+      return { config, learnt, learntLimit: undefined, period: new PeriodLearner(), all: config.concat([learnt], extra) };
     };
     this.#dims = { requests: make(resolved.requests, [this.#aimdWindow]), tokens: make(resolved.tokens, []) };
   }
@@ -177,13 +187,13 @@ export class KeyLimiter {
   }
 
   /** The windows in force in a dimension, and where they came from. */
-  #active(dimension: RateLimitDimension): { windows: LedgerWindow[]; source: RateLimitSource } {
+  #active(dimension: RateLimitDimension): { windows: readonly LedgerWindow[]; source: RateLimitSource } {
     const dim = this.#dims[dimension];
     // What the upstream states holds too: a configured window does not let a key past the provider's own.
     if (dim.config.length > 0) return { windows: dim.learntLimit === undefined ? dim.config : [...dim.config, dim.learnt], source: 'config' };
     if (dim.learntLimit !== undefined) return { windows: [dim.learnt], source: 'headers' };
-    if (dimension === 'requests' && this.#adaptive && this.#aimd.estimate !== undefined) return { windows: [this.#aimdWindow], source: 'adaptive' };
-    return { windows: [], source: 'none' };
+    if (dimension === 'requests' && this.#adaptive && this.#aimd?.estimate !== undefined) return { windows: [this.#aimdWindow], source: 'adaptive' };
+    return { windows: NO_WINDOWS, source: 'none' };
   }
 
   /** The limits in force (configured, learnt or estimated). */
@@ -191,7 +201,7 @@ export class KeyLimiter {
     const requests = this.#active('requests');
     const tokens = this.#active('tokens');
     const source = RANK[requests.source] >= RANK[tokens.source] ? requests.source : tokens.source;
-    const first = (windows: LedgerWindow[]) => windows[0]?.spec;
+    const first = (windows: readonly LedgerWindow[]) => windows[0]?.spec;
     const limits: KeyLimits = { rpm: first(requests.windows)?.limit, tpm: first(tokens.windows)?.limit, source };
     if (requests.windows.length > 0) limits.requestsPeriodMs = first(requests.windows)!.periodMs;
     if (tokens.windows.length > 0) limits.tokensPeriodMs = first(tokens.windows)!.periodMs;
@@ -250,12 +260,13 @@ export class KeyLimiter {
         through.set(window, window.taken);
       }
     }
-    this.#aimd.recordSend(now);
+    if (this.#aimdMayRule()) (this.#aimd ??= new AimdEstimator()).recordSend(now);
     const reservation: Reservation = Object.freeze({ tokens: amount, at: now, seq });
-    const held: Held = { through, counted, from, settled: false, answered: false };
-    this.#held.set(reservation, held);
-    this.#open.set(seq, held);
-    if (this.#open.size > MAX_OPEN) this.#open.delete(this.#open.keys().next().value!);
+    const held: Held = { owner: this, through, counted, from, settled: false, answered: false };
+    HELD.set(reservation, held);
+    const open = (this.#open ??= new Map());
+    open.set(seq, held);
+    if (open.size > MAX_OPEN) open.delete(open.keys().next().value!);
     return { ok: true, reservation };
   }
 
@@ -264,7 +275,7 @@ export class KeyLimiter {
     const { requests, tokens } = this.#dims;
     if (requests.config.length > 0 || tokens.config.length > 0) return true;
     if (requests.learntLimit !== undefined || tokens.learntLimit !== undefined) return true;
-    return this.#adaptive && this.#aimd.estimate !== undefined;
+    return this.#adaptive && this.#aimd?.estimate !== undefined;
   }
 
   /**
@@ -296,11 +307,11 @@ export class KeyLimiter {
 
   /** The reservation's bookkeeping, once: `undefined` when settled already (or not ours). */
   #settle(reservation: Reservation): Held | undefined {
-    const held = this.#held.get(reservation);
+    const held = this.#heldOf(reservation);
     if (held === undefined || held.settled) return undefined;
     held.settled = true;
     if (this.#probeSeq === reservation.seq) this.#probeSeq = undefined;
-    this.#open.delete(reservation.seq);
+    this.#close(reservation.seq);
     return held;
   }
 
@@ -388,13 +399,13 @@ export class KeyLimiter {
   }
 
   #apply(snapshot: RateLimitSnapshot, reservation: Reservation | undefined, now: number): void {
-    const held = reservation === undefined ? undefined : this.#held.get(reservation);
+    const held = reservation === undefined ? undefined : this.#heldOf(reservation);
     // Sent earlier and not answered yet: the upstream may not have counted it when it counted this one
     // (requests overtake each other on the way), so the snapshot is placed before the oldest of them.
     const oldest = this.#oldestOpen(reservation);
     if (held !== undefined && !held.answered) {
       held.answered = true;
-      this.#open.delete(reservation!.seq);
+      this.#close(reservation!.seq);
       for (const dimension of DIMENSIONS) for (const window of this.#dims[dimension].all) window.answer(reservation!.seq, now);
     }
     for (const dimension of DIMENSIONS) {
@@ -404,7 +415,7 @@ export class KeyLimiter {
       dim.period.update(seen.limit ?? dim.learntLimit, seen.remaining, seen.resetMs, now);
       if (seen.limit !== undefined) {
         dim.learntLimit = seen.limit;
-        if (dimension === 'requests') this.#aimd.clear();
+        if (dimension === 'requests') this.#aimd = undefined;
       }
       if (dim.learntLimit !== undefined) {
         dim.learnt.spec = { limit: dim.learntLimit, periodMs: dim.period.periodMs };
@@ -421,8 +432,20 @@ export class KeyLimiter {
   /** The oldest reservation sent before `reservation` and not answered nor settled yet (none without a reservation: a snapshot of "now"). */
   #oldestOpen(reservation: Reservation | undefined): Held | undefined {
     if (reservation === undefined) return undefined;
-    for (const [seq, held] of this.#open) return seq < reservation.seq ? held : undefined;
+    for (const [seq, held] of this.#open ?? NO_OPEN) return seq < reservation.seq ? held : undefined;
     return undefined;
+  }
+
+  /** Reservation `seq` is no longer open; the table goes with the last one (an idle key holds none). */
+  #close(seq: number): void {
+    const open = this.#open;
+    if (open?.delete(seq) && open.size === 0) this.#open = undefined;
+  }
+
+  /** A reservation's bookkeeping when it is this limiter's. */
+  #heldOf(reservation: Reservation): Held | undefined {
+    const held = HELD.get(reservation);
+    return held?.owner === this ? held : undefined;
   }
 
   /** The window in force whose period is nearest `periodMs` (a header describes one window). */
@@ -449,7 +472,7 @@ export class KeyLimiter {
     this.#apply(snapshot, reservation, now);
     const rest = restAfterRateLimit(snapshot, fallbackMs);
     if (this.#adaptive && RANK[this.#active('requests').source] <= RANK.adaptive) {
-      if (this.#aimd.onRateLimited(now, now + rest.ms, snapshot.retryAfterMs)) this.#syncAimd();
+      if ((this.#aimd ??= new AimdEstimator()).onRateLimited(now, now + rest.ms, snapshot.retryAfterMs)) this.#syncAimd();
     }
     for (const dimension of rest.dimensions) {
       const ms = rest.perDimension[dimension] ?? rest.ms;
@@ -460,16 +483,24 @@ export class KeyLimiter {
   }
 
   #syncAimd(): void {
-    const estimate = this.#aimd.estimate;
+    const estimate = this.#aimd?.estimate;
     this.#aimdWindow.spec = estimate === undefined ? UNLIMITED : { limit: estimate, periodMs: MINUTE_MS };
   }
 
   /** A success: counted as served; with AIMD in force, the additive increase. */
   succeeded(): void {
     const now = this.#now();
-    this.#aimd.recordSuccess(now);
+    if (!this.#aimdMayRule()) return;
+    const aimd = (this.#aimd ??= new AimdEstimator());
+    aimd.recordSuccess(now);
     if (this.#active('requests').source !== 'adaptive') return;
-    if (this.#aimd.onSuccess(now)) this.#syncAimd();
+    if (aimd.onSuccess(now)) this.#syncAimd();
+  }
+
+  /** Whether the AIMD estimate may be in force, now or later (else its tallies are never read). */
+  #aimdMayRule(): boolean {
+    const requests = this.#dims.requests;
+    return this.#adaptive && requests.config.length === 0 && requests.learntLimit === undefined;
   }
 
   /**
@@ -478,10 +509,10 @@ export class KeyLimiter {
    * ledger of what was sent. `enableKey()` calls it.
    */
   forget(): void {
-    this.#open.clear();
+    this.#open?.clear();
     this.#probeSeq = undefined;
     this.#unprobed = false;
-    this.#aimd.forget();
+    this.#aimd = undefined;
     this.#syncAimd();
     for (const dimension of DIMENSIONS) {
       const dim = this.#dims[dimension];

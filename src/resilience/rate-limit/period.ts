@@ -32,7 +32,10 @@ export class PeriodLearner {
   /** The tightest upper bound of the period seen (snapshots with 2 used or more). */
   #bound = Infinity;
   #limit: number | undefined;
-  #last: { resetAt: number; used: number; resetMs: number } | undefined;
+  /** The last snapshot (fields, not an object: no allocation per reply); `#lastUsed` is NaN when none. */
+  #lastUsed = NaN;
+  #lastResetAt = 0;
+  #lastResetMs = 0;
 
   /** The period learnt so far (ms). */
   get periodMs(): number {
@@ -62,20 +65,20 @@ export class PeriodLearner {
     if (limit !== this.#limit) {
       this.#limit = limit;
       this.#bound = Infinity;
-      this.#last = undefined;
+      this.#lastUsed = NaN;
     }
     const before = this.#periodMs;
     const used = limit - remaining;
     const resetAt = now + resetMs;
-    const last = this.#last;
-    if (last !== undefined && used > last.used) {
+    // NaN (no snapshot yet) compares false.
+    if (used > this.#lastUsed) {
       // Resets in whole seconds (RFC 3339, Unix seconds, `3s`) are taken as rounded to the second.
-      const coarse = resetMs % 1_000 === 0 && last.resetMs % 1_000 === 0;
+      const coarse = resetMs % 1_000 === 0 && this.#lastResetMs % 1_000 === 0;
       const tolerance = Math.max(coarse ? 1_000 : 20, 0.02 * resetMs);
-      const bucketShift = ((used - last.used) * this.#periodMs) / limit;
-      const shift = resetAt - last.resetAt;
+      const bucketShift = ((used - this.#lastUsed) * this.#periodMs) / limit;
+      const shift = resetAt - this.#lastResetAt;
       if (Math.abs(shift) <= tolerance && bucketShift >= 2 * tolerance) {
-        if (!this.#fixed) this.#periodMs = last.resetMs;
+        if (!this.#fixed) this.#periodMs = this.#lastResetMs;
         this.#fixed = true;
       }
     }
@@ -91,7 +94,9 @@ export class PeriodLearner {
       this.#periodMs = resetMs * limit;
     }
     this.#periodMs = Math.min(RATE_LIMIT_CAPS.maxResetMs, Math.max(MIN_LEARNT_PERIOD_MS, this.#periodMs));
-    this.#last = { resetAt, used, resetMs };
+    this.#lastUsed = used;
+    this.#lastResetAt = resetAt;
+    this.#lastResetMs = resetMs;
     return this.#periodMs !== before;
   }
 
@@ -101,6 +106,6 @@ export class PeriodLearner {
     this.#fixed = false;
     this.#bound = Infinity;
     this.#limit = undefined;
-    this.#last = undefined;
+    this.#lastUsed = NaN;
   }
 }

@@ -20,17 +20,14 @@ const SLOTS = 256;
 const MAX_DEBTS = 1_024;
 /** Below this, a level and a need are taken as equal (float noise). */
 const EPSILON = 1e-6;
+const NO_DEBTS: ReadonlyMap<number, Debt> = new Map();
+const NO_LOG: readonly number[] = [];
 
 interface Debt {
   amount: number;
   readonly at: number;
 }
 
-/** Units the upstream counted by `countedAt`: they leave the window a period later (whatever the period is by then). */
-interface Entry {
-  countedAt: number;
-  amount: number;
-}
 
 /**
  * A sliding-window ledger: at most `limit` units in any `periodMs`.
@@ -50,8 +47,14 @@ interface Entry {
  */
 export class LedgerWindow {
   #spec: WindowSpec;
-  readonly #debts = new Map<number, Debt>();
-  #log: Entry[] = [];
+  /** Unanswered takes by id, in send order; made at the first take. */
+  #debts: Map<number, Debt> | undefined;
+  /**
+   * Units the upstream counted by a moment, as `[countedAt, amount, ...]`
+   * pairs in order: they leave the window a period later (whatever the
+   * period is by then). Made at the first settled take.
+   */
+  #log: number[] | undefined;
   #debtSum = 0;
   #logSum = 0;
   /** Units taken ever (the ledger's sequence, for caps). */
@@ -119,16 +122,31 @@ export class LedgerWindow {
   /** Drops what has left the window at `now`; returns the units still in it. O(what left). */
   #used(now: number): number {
     // Debts are in send order, so their expiries are too: drop from the front.
-    for (const [id, debt] of this.#debts) {
-      if (this.#expiryOf(debt) > now) break;
-      this.#debts.delete(id);
-      this.#debtSum -= debt.amount;
+    const debts = this.#debts;
+    if (debts !== undefined) {
+      for (const [id, debt] of debts) {
+        if (this.#expiryOf(debt) > now) break;
+        debts.delete(id);
+        this.#debtSum -= debt.amount;
+      }
+      if (debts.size === 0) {
+        this.#debtSum = 0;
+        this.#debts = undefined; // an idle key holds no table
+      }
     }
-    let drop = 0;
-    while (drop < this.#log.length && this.#log[drop]!.countedAt + this.#spec.periodMs <= now) this.#logSum -= this.#log[drop++]!.amount;
-    if (drop > 0) this.#log.splice(0, drop);
-    if (this.#debts.size === 0) this.#debtSum = 0;
-    if (this.#log.length === 0) this.#logSum = 0;
+    const log = this.#log;
+    if (log !== undefined) {
+      let drop = 0;
+      while (drop < log.length && log[drop]! + this.#spec.periodMs <= now) {
+        this.#logSum -= log[drop + 1]!;
+        drop += 2;
+      }
+      if (drop > 0) log.splice(0, drop);
+      if (log.length === 0) {
+        this.#logSum = 0;
+        this.#log = undefined;
+      }
+    }
     if (this.#cap && this.#cap.until <= now) this.#cap = undefined;
     return this.#debtSum + this.#logSum;
   }
@@ -168,18 +186,19 @@ export class LedgerWindow {
 
   /** The moment at which `excess` units will have left the window: both lists are in expiry order, merged. */
   #freedAfter(excess: number): number {
-    const debts = this.#debts.values();
+    const debts = (this.#debts ?? NO_DEBTS).values();
+    const log = this.#log ?? NO_LOG;
     let debt = debts.next();
     let i = 0;
     let freed = 0;
     for (;;) {
-      const entry = this.#log[i];
+      const more = i < log.length;
       const debtExpiry = debt.done ? Infinity : this.#expiryOf(debt.value);
-      if (entry === undefined && debt.done) return Infinity;
-      const entryExpiry = entry === undefined ? Infinity : entry.countedAt + this.#spec.periodMs;
-      if (entry !== undefined && entryExpiry <= debtExpiry) {
-        freed += entry.amount;
-        i++;
+      if (!more && debt.done) return Infinity;
+      const entryExpiry = more ? log[i]! + this.#spec.periodMs : Infinity;
+      if (more && entryExpiry <= debtExpiry) {
+        freed += log[i + 1]!;
+        i += 2;
         if (freed + EPSILON >= excess) return entryExpiry;
       } else {
         freed += debt.value!.amount;
@@ -201,13 +220,14 @@ export class LedgerWindow {
 
   /** Takes `amount` units at `now` as debt `id` (until {@link answer}). */
   take(id: number, amount: number, now: number): void {
-    this.#debts.set(id, { amount, at: now });
+    const debts = (this.#debts ??= new Map());
+    debts.set(id, { amount, at: now });
     this.#debtSum += amount;
     this.#taken += amount;
     this.#bucket?.take(amount, now);
-    if (this.#debts.size > MAX_DEBTS) {
-      const [oldest, debt] = this.#debts.entries().next().value!;
-      this.#debts.delete(oldest);
+    if (debts.size > MAX_DEBTS) {
+      const [oldest, debt] = debts.entries().next().value!;
+      debts.delete(oldest);
       this.#debtSum -= debt.amount;
       // The same moment it would leave the window unanswered; only an earlier reply can no longer shorten it.
       this.#settle(debt.at + MAX_COUNT_LAG_MS, debt.amount);
@@ -216,10 +236,9 @@ export class LedgerWindow {
 
   /** Debt `id` was answered at `now`: it leaves the window a period after. */
   answer(id: number, now: number): void {
-    const debt = this.#debts.get(id);
+    const debt = this.#debts?.get(id);
     if (debt === undefined) return;
-    this.#debts.delete(id);
-    this.#debtSum -= debt.amount;
+    this.#forgetDebt(id, debt);
     this.#settle(Math.min(now, debt.at + MAX_COUNT_LAG_MS), debt.amount);
   }
 
@@ -231,7 +250,7 @@ export class LedgerWindow {
   adjust(id: number, at: number, delta: number, now: number = at): void {
     this.#taken += delta;
     this.#bucket?.take(delta, now);
-    const debt = this.#debts.get(id);
+    const debt = this.#debts?.get(id);
     if (debt !== undefined) {
       debt.amount += delta;
       this.#debtSum += delta;
@@ -240,29 +259,46 @@ export class LedgerWindow {
 
   /** Gives debt `id` back whole (never sent, or never counted). */
   cancel(id: number, now: number): void {
-    const debt = this.#debts.get(id);
+    const debt = this.#debts?.get(id);
     if (debt === undefined) return;
     this.#bucket?.give(debt.amount, now);
-    this.#debts.delete(id);
-    this.#debtSum -= debt.amount;
+    this.#forgetDebt(id, debt);
     this.#taken -= debt.amount;
+  }
+
+  /** Drops debt `id`; the table goes with the last one (an idle key holds none). */
+  #forgetDebt(id: number, debt: Debt): void {
+    const debts = this.#debts!;
+    debts.delete(id);
+    this.#debtSum -= debt.amount;
+    if (debts.size === 0) {
+      this.#debtSum = 0;
+      this.#debts = undefined;
+    }
   }
 
   #settle(countedAt: number, amount: number): void {
     this.#logSum += amount;
     const slot = this.#spec.periodMs / SLOTS;
-    const last = this.#log[this.#log.length - 1];
-    if (last && countedAt <= last.countedAt) {
+    const log = this.#log;
+    if (log === undefined) {
+      this.#log = [countedAt, amount]; // exactly sized: most keys' logs hold a few entries
+      return;
+    }
+    const last = log.length - 2;
+    if (last >= 0 && countedAt <= log[last]!) {
       // Out of order (a slow reply): kept with the latest entry, a little longer than needed.
-      last.amount += amount;
+      log[last + 1] = log[last + 1]! + amount;
       return;
     }
-    if (last && countedAt - last.countedAt < slot) {
-      last.countedAt = countedAt;
-      last.amount += amount;
+    if (last >= 0 && countedAt - log[last]! < slot) {
+      log[last] = countedAt;
+      log[last + 1] = log[last + 1]! + amount;
       return;
     }
-    this.#log.push({ countedAt, amount });
+    // A short log is copied at its exact length (a push leaves room for 16 more numbers, per window); a long one grows.
+    if (log.length < 32) this.#log = log.concat(countedAt, amount);
+    else log.push(countedAt, amount);
   }
 
   /** What the cap in force leaves at `now` (it refills in bucket mode, as the upstream's bucket does). */
