@@ -82,7 +82,13 @@ interface Dimension {
   readonly period: PeriodLearner;
   /** Every window: each reservation is recorded in all, so none misses a send. */
   readonly all: LedgerWindow[];
+  /** The configured windows and the learnt one, in force once a limit was learnt (made once: read on every pick). */
+  readonly withLearnt: LedgerWindow[];
+  /** The learnt window alone. */
+  readonly learntOnly: LedgerWindow[];
 }
+
+const NO_WINDOWS: LedgerWindow[] = [];
 
 interface Held {
   /** Per window, its `taken` once this reservation was recorded. */
@@ -125,6 +131,7 @@ export class KeyLimiter {
   readonly #dims: Record<RateLimitDimension, Dimension>;
   readonly #aimd = new AimdEstimator();
   readonly #aimdWindow = new LedgerWindow(UNLIMITED);
+  readonly #aimdOnly = [this.#aimdWindow];
   readonly #held = new WeakMap<Reservation, Held>();
   /** Reservations not yet answered nor settled, in send order (at most {@link MAX_OPEN}). */
   readonly #open = new Map<number, Held>();
@@ -144,7 +151,7 @@ export class KeyLimiter {
     const make = (specs: WindowSpec[], extra: LedgerWindow[]): Dimension => {
       const config = specs.map((spec) => new LedgerWindow(spec));
       const learnt = new LedgerWindow(UNLIMITED);
-      return { config, learnt, learntLimit: undefined, period: new PeriodLearner(), all: [...config, learnt, ...extra] };
+      return { config, learnt, learntLimit: undefined, period: new PeriodLearner(), all: [...config, learnt, ...extra], withLearnt: [...config, learnt], learntOnly: [learnt] };
     };
     this.#dims = { requests: make(resolved.requests, [this.#aimdWindow]), tokens: make(resolved.tokens, []) };
   }
@@ -158,12 +165,26 @@ export class KeyLimiter {
 
   /** The windows in force in a dimension, and where they came from. */
   #active(dimension: RateLimitDimension): { windows: LedgerWindow[]; source: RateLimitSource } {
+    return { windows: this.#windows(dimension), source: this.#source(dimension) };
+  }
+
+  /** The windows in force in a dimension (arrays made once, never changed: this runs on every pick). */
+  #windows(dimension: RateLimitDimension): LedgerWindow[] {
     const dim = this.#dims[dimension];
     // What the upstream states holds too: a configured window does not let a key past the provider's own.
-    if (dim.config.length > 0) return { windows: dim.learntLimit === undefined ? dim.config : [...dim.config, dim.learnt], source: 'config' };
-    if (dim.learntLimit !== undefined) return { windows: [dim.learnt], source: 'headers' };
-    if (dimension === 'requests' && this.#adaptive && this.#aimd.estimate !== undefined) return { windows: [this.#aimdWindow], source: 'adaptive' };
-    return { windows: [], source: 'none' };
+    if (dim.config.length > 0) return dim.learntLimit === undefined ? dim.config : dim.withLearnt;
+    if (dim.learntLimit !== undefined) return dim.learntOnly;
+    if (dimension === 'requests' && this.#adaptive && this.#aimd.estimate !== undefined) return this.#aimdOnly;
+    return NO_WINDOWS;
+  }
+
+  /** Where the windows in force in a dimension come from. */
+  #source(dimension: RateLimitDimension): RateLimitSource {
+    const dim = this.#dims[dimension];
+    if (dim.config.length > 0) return 'config';
+    if (dim.learntLimit !== undefined) return 'headers';
+    if (dimension === 'requests' && this.#adaptive && this.#aimd.estimate !== undefined) return 'adaptive';
+    return 'none';
   }
 
   /** The limits in force (configured, learnt or estimated). */
@@ -182,8 +203,8 @@ export class KeyLimiter {
   /** Ms until 1 request and `tokens` tokens fit in every window in force (0: now). */
   #waitMs(tokens: number, now: number): number {
     let wait = 0;
-    for (const window of this.#active('requests').windows) wait = Math.max(wait, window.waitMs(1, now));
-    for (const window of this.#active('tokens').windows) wait = Math.max(wait, window.waitMs(tokens, now));
+    for (const window of this.#windows('requests')) wait = Math.max(wait, window.waitMs(1, now));
+    for (const window of this.#windows('tokens')) wait = Math.max(wait, window.waitMs(tokens, now));
     // A 429's rest closes the learnt window even while nothing is known of its limit.
     for (const dimension of DIMENSIONS) {
       const blocked = this.#dims[dimension].learnt.blockedUntil;
@@ -235,7 +256,7 @@ export class KeyLimiter {
     const now = this.#now();
     let share = 1;
     for (const dimension of DIMENSIONS) {
-      for (const window of this.#active(dimension).windows) share = Math.min(share, window.share(now));
+      for (const window of this.#windows(dimension)) share = Math.min(share, window.share(now));
       if (this.#dims[dimension].learnt.blockedUntil > now) share = 0;
     }
     return share;
@@ -303,7 +324,7 @@ export class KeyLimiter {
     const levels: Record<RateLimitDimension, number | undefined> = { requests, tokens };
     for (const dimension of DIMENSIONS) {
       const level = levels[dimension];
-      const window = this.#active(dimension).windows[0];
+      const window = this.#windows(dimension)[0];
       if (level === undefined || window === undefined) continue;
       const { limit, periodMs } = window.spec;
       const refillMs = (Math.max(0, limit - level) * periodMs) / limit;
@@ -374,7 +395,7 @@ export class KeyLimiter {
   /** The window in force whose period is nearest `periodMs` (a header describes one window). */
   #closest(dimension: RateLimitDimension, periodMs: number): LedgerWindow | undefined {
     let best: LedgerWindow | undefined;
-    for (const window of this.#active(dimension).windows) {
+    for (const window of this.#windows(dimension)) {
       if (!best || Math.abs(Math.log(window.spec.periodMs / periodMs)) < Math.abs(Math.log(best.spec.periodMs / periodMs))) best = window;
     }
     return best;
@@ -394,7 +415,7 @@ export class KeyLimiter {
     const snapshot = parseRateLimitHeaders(headers, now);
     this.#apply(snapshot, reservation, now);
     const rest = restAfterRateLimit(snapshot, fallbackMs);
-    if (this.#adaptive && RANK[this.#active('requests').source] <= RANK.adaptive) {
+    if (this.#adaptive && RANK[this.#source('requests')] <= RANK.adaptive) {
       if (this.#aimd.onRateLimited(now, now + rest.ms, snapshot.retryAfterMs)) this.#syncAimd();
     }
     for (const dimension of rest.dimensions) {
@@ -414,7 +435,7 @@ export class KeyLimiter {
   succeeded(): void {
     const now = this.#now();
     this.#aimd.recordSuccess(now);
-    if (this.#active('requests').source !== 'adaptive') return;
+    if (this.#source('requests') !== 'adaptive') return;
     if (this.#aimd.onSuccess(now)) this.#syncAimd();
   }
 

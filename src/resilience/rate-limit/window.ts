@@ -22,6 +22,7 @@ const MAX_DEBTS = 1_024;
 const EPSILON = 1e-6;
 
 interface Debt {
+  readonly id: number;
   amount: number;
   readonly at: number;
 }
@@ -119,10 +120,12 @@ export class LedgerWindow {
   /** Drops what has left the window at `now`; returns the units still in it. O(what left). */
   #used(now: number): number {
     // Debts are in send order, so their expiries are too: drop from the front.
-    for (const [id, debt] of this.#debts) {
-      if (this.#expiryOf(debt) > now) break;
-      this.#debts.delete(id);
-      this.#debtSum -= debt.amount;
+    if (this.#debts.size > 0) {
+      for (const debt of this.#debts.values()) {
+        if (this.#expiryOf(debt) > now) break;
+        this.#debts.delete(debt.id);
+        this.#debtSum -= debt.amount;
+      }
     }
     let drop = 0;
     while (drop < this.#log.length && this.#log[drop]!.countedAt + this.#spec.periodMs <= now) this.#logSum -= this.#log[drop++]!.amount;
@@ -201,7 +204,7 @@ export class LedgerWindow {
 
   /** Takes `amount` units at `now` as debt `id` (until {@link answer}). */
   take(id: number, amount: number, now: number): void {
-    this.#debts.set(id, { amount, at: now });
+    this.#debts.set(id, { id, amount, at: now });
     this.#debtSum += amount;
     this.#taken += amount;
     this.#bucket?.take(amount, now);
