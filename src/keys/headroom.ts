@@ -14,15 +14,15 @@ export class HeadroomSelector implements KeySelector {
     if (n === 0) return undefined;
     const turn = this.#turn.get(ctx.provider) ?? 0;
     this.#turn.set(ctx.provider, turn + 1 >= Number.MAX_SAFE_INTEGER ? 0 : turn + 1);
+    // Each key's headroom is read once (it reads the key's windows and the clock).
     let best: KeyView | undefined;
+    let bestHeadroom = 0;
     for (let i = 0; i < n; i++) {
       const key = keys[(turn + i) % n]!;
-      if (
-        best === undefined ||
-        key.headroom > best.headroom ||
-        (key.headroom === best.headroom && key.inFlight < best.inFlight)
-      ) {
+      const headroom = key.headroom;
+      if (best === undefined || headroom > bestHeadroom || (headroom === bestHeadroom && key.inFlight < best.inFlight)) {
         best = key;
+        bestHeadroom = headroom;
       }
     }
     return best;

@@ -52,15 +52,16 @@ const NOT_READY: NotReady = { readyAt: Infinity, tooLarge: false, probing: false
  */
 export async function acquire(core: Core, ctx: RequestContext, attempt: number, signal: AbortSignal): Promise<Lease> {
   const deployments = ctx.route.deployments;
-  const lineId = deployments.map((d) => `${d.pool.id}\u0000${d.upstreamModel ?? ''}`).join('\u0001');
-  const line = core.lines.get(lineId);
+  // The line's name is built only when some line exists (empty lines are deleted): not on the usual pick.
+  let lineId = core.lines.size === 0 ? undefined : lineOf(deployments);
+  const line = lineId === undefined ? undefined : core.lines.get(lineId);
   let place: LinePlace | undefined;
   if (line !== undefined && line.length > 0) {
-    place = joinLine(core, lineId);
+    place = joinLine(core, lineId!);
     try {
       await waitForTurn(place, signal);
     } catch (error) {
-      leaveLine(core, lineId, place);
+      leaveLine(core, lineId!, place);
       throw error;
     }
   }
@@ -79,12 +80,18 @@ export async function acquire(core: Core, ctx: RequestContext, attempt: number, 
         continue;
       }
       const waitMs = noKeyWait(core, ctx, deployments, picked, now);
+      lineId ??= lineOf(deployments);
       place ??= joinLine(core, lineId);
       await waitForKey(core, waitMs, signal);
     }
   } finally {
-    if (place !== undefined) leaveLine(core, lineId, place);
+    if (place !== undefined) leaveLine(core, lineId!, place);
   }
+}
+
+/** The waiting line of a set of deployments, by name. */
+function lineOf(deployments: readonly Deployment[]): string {
+  return deployments.map((d) => `${d.pool.id}\u0000${d.upstreamModel ?? ''}`).join('\u0001');
 }
 
 /**

@@ -45,10 +45,7 @@ export interface RateLimitSnapshot {
 /** The two dimensions a key is limited in. */
 export type RateLimitDimension = 'requests' | 'tokens';
 
-const DURATION_PART = /(\d+(?:\.\d+)?)(ms|us|µs|μs|ns|h|m|s)/g;
-const DURATION = /^(\d+(\.\d+)?(ms|us|µs|μs|ns|h|m|s))+$/;
 const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ns: 1e-6 };
-const NUMBER = /^\d+(\.\d+)?$/;
 /** A number as `retry-after` may write it: a decimal, possibly with an exponent (`1e12`). */
 const SCIENTIFIC = /^\d+(\.\d+)?(e\+?\d+)?$/i;
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
@@ -56,6 +53,41 @@ const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Z
 const EPOCH_SECONDS = 1e9;
 /** … and at least this big, a Unix time in milliseconds. */
 const EPOCH_MS = 1e12;
+
+const DOT = 0x2e;
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+
+/**
+ * Where the decimal (`\d+(\.\d+)?`, ASCII digits) that starts at `from` ends;
+ * -1 when none starts there. Hand-written: header values are read on every
+ * reply, and a regular expression per value cost more than the rest of the read.
+ */
+function decimalEnd(text: string, from: number): number {
+  const n = text.length;
+  let i = from;
+  while (i < n && isDigit(text.charCodeAt(i))) i++;
+  if (i === from) return -1;
+  if (i + 1 < n && text.charCodeAt(i) === DOT && isDigit(text.charCodeAt(i + 1))) {
+    i += 2;
+    while (i < n && isDigit(text.charCodeAt(i))) i++;
+  }
+  return i;
+}
+
+/** Whether the whole (trimmed) text is a non-negative decimal: `\d+(\.\d+)?`. */
+function isDecimal(text: string): boolean {
+  return text.length > 0 && decimalEnd(text, 0) === text.length;
+}
+
+/** The duration unit at `at` (`ms` before `m`), or undefined. */
+function unitAt(text: string, at: number): string | undefined {
+  const c = text[at];
+  const next = text[at + 1];
+  if (c === 'm') return next === 's' ? 'ms' : 'm';
+  if (c === 'h' || c === 's') return c;
+  if ((c === 'u' || c === 'µ' || c === 'μ' || c === 'n') && next === 's') return c + next;
+  return undefined;
+}
 
 /**
  * Parses OpenAI's reset durations (Go's `time.Duration` format: `1s`, `6m0s`,
@@ -67,11 +99,19 @@ const EPOCH_MS = 1e12;
 export function parseDuration(value: string | null | undefined): number | undefined {
   if (!value) return undefined;
   const text = value.trim();
-  if (NUMBER.test(text)) return Number(text) * 1000;
-  if (!DURATION.test(text)) return undefined;
+  if (isDecimal(text)) return Number(text) * 1000;
+  // One or more `<decimal><unit>` parts, nothing else: `(\d+(\.\d+)?(ms|us|µs|μs|ns|h|m|s))+`.
   let total = 0;
-  for (const [, amount, unit] of text.matchAll(DURATION_PART)) total += Number(amount) * UNIT_MS[unit!]!;
-  return Number.isFinite(total) ? total : undefined;
+  let at = 0;
+  while (at < text.length) {
+    const end = decimalEnd(text, at);
+    if (end === -1) return undefined;
+    const unit = unitAt(text, end);
+    if (unit === undefined) return undefined;
+    total += Number(text.slice(at, end)) * UNIT_MS[unit]!;
+    at = end + unit.length;
+  }
+  return at > 0 && Number.isFinite(total) ? total : undefined;
 }
 
 /**
@@ -113,7 +153,7 @@ function resetValueMs(value: string | null, now: number): number | undefined {
   if (value === null) return undefined;
   const text = value.trim();
   if (text === '') return undefined;
-  if (NUMBER.test(text)) {
+  if (isDecimal(text)) {
     const n = Number(text);
     if (n >= EPOCH_MS) return Math.max(0, n - now);
     if (n >= EPOCH_SECONDS) return Math.max(0, n * 1000 - now);
@@ -147,14 +187,12 @@ function retryAfterValueMs(after: string, now: number): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-/** The explicit wait an answer asks for, uncapped: `retry-after-ms`, then `retry-after`. */
-function explicitWaitMs(headers: Headers, now: number): number | undefined {
-  const ms = headers.get('retry-after-ms');
+/** The explicit wait an answer asks for, uncapped: `retry-after-ms`, then `retry-after` (each `null` when absent). */
+function explicitWaitMs(ms: string | null, after: string | null, now: number): number | undefined {
   if (ms !== null && SCIENTIFIC.test(ms.trim())) {
     const value = Number(ms.trim());
     return Number.isFinite(value) ? value : Number.MAX_VALUE;
   }
-  const after = headers.get('retry-after');
   return after === null ? undefined : retryAfterValueMs(after, now);
 }
 
@@ -162,7 +200,7 @@ function explicitWaitMs(headers: Headers, now: number): number | undefined {
 function parseCount(value: string | null): number | undefined {
   if (value === null) return undefined;
   const text = value.trim();
-  if (!NUMBER.test(text)) return undefined;
+  if (!isDecimal(text)) return undefined;
   const n = Number(text);
   return Number.isFinite(n) ? n : undefined;
 }
@@ -173,22 +211,23 @@ interface HeaderNames {
   readonly reset: string;
 }
 
-/** One window from a header family; `capped` is set on `into` when a bound applied. */
-function readWindow(headers: Headers, names: HeaderNames, now: number, into: { capped?: true }): RateLimitWindow | undefined {
+/** One window from a header family's three values (`null` when absent); `capped` is set on `into` when a bound applied. */
+function readWindow(limitValue: string | null, remainingValue: string | null, resetValue: string | null, now: number, into: { capped?: true }): RateLimitWindow | undefined {
+  if (limitValue === null && remainingValue === null && resetValue === null) return undefined;
   const window: RateLimitWindow = {};
-  const limit = parseCount(headers.get(names.limit));
+  const limit = parseCount(limitValue);
   if (limit !== undefined && limit > 0) {
     if (limit < RATE_LIMIT_CAPS.minLimit) into.capped = true;
     window.limit = Math.max(limit, RATE_LIMIT_CAPS.minLimit);
   }
-  const remaining = parseCount(headers.get(names.remaining));
+  const remaining = parseCount(remainingValue);
   if (remaining !== undefined) window.remaining = window.limit === undefined ? remaining : Math.min(remaining, window.limit);
-  const resetMs = resetValueMs(headers.get(names.reset), now);
+  const resetMs = resetValueMs(resetValue, now);
   if (resetMs !== undefined) {
     if (resetMs > RATE_LIMIT_CAPS.maxResetMs) into.capped = true;
     window.resetMs = Math.min(resetMs, RATE_LIMIT_CAPS.maxResetMs);
   }
-  return Object.keys(window).length > 0 ? window : undefined;
+  return window.limit !== undefined || window.remaining !== undefined || window.resetMs !== undefined ? window : undefined;
 }
 
 /** How tight a window is: what is left, else its capacity; a window with neither ranks loosest. */
@@ -271,28 +310,72 @@ const FAMILIES: Record<RateLimitDimension, readonly HeaderNames[]> = {
  * @param now The clock, in epoch ms, that timestamps are measured from.
  */
 export function parseRateLimitHeaders(headers: Headers, now: number): RateLimitSnapshot {
+  const values = readValues(headers);
   const snapshot: RateLimitSnapshot = {};
-  const wait = explicitWaitMs(headers, now);
+  const wait = values.explicit ? explicitWaitMs(values.slots[RETRY_AFTER_MS]!, values.slots[RETRY_AFTER]!, now) : undefined;
   if (wait !== undefined) {
     if (wait > RATE_LIMIT_CAPS.maxWaitMs) snapshot.capped = true;
     snapshot.retryAfterMs = Math.min(wait, RATE_LIMIT_CAPS.maxWaitMs);
   }
-  if (!hasRateLimitHeaders(headers)) return snapshot;
-  for (const dimension of ['requests', 'tokens'] as const) {
-    const window = tighter(FAMILIES[dimension].map((names) => readWindow(headers, names, now, snapshot)));
+  if (!values.windows) return snapshot;
+  for (const dimension of DIMENSIONS) {
+    const windows: (RateLimitWindow | undefined)[] = [];
+    for (const family of FAMILY_SLOTS[dimension]) {
+      windows.push(readWindow(values.slots[family]!, values.slots[family + 1]!, values.slots[family + 2]!, now, snapshot));
+    }
+    const window = tighter(windows);
     if (window) snapshot[dimension] = window;
   }
   return snapshot;
 }
 
-/** One pass over the names: most answers of most providers carry none of these, and 30 lookups cost more. */
-function hasRateLimitHeaders(headers: Headers): boolean {
-  let found = false;
-  headers.forEach((_value, name) => {
-    if (!found && (name.startsWith('x-ratelimit-') || name.startsWith('anthropic-ratelimit-') || name.startsWith('x-tokenlimit-'))) found = true;
-  });
-  return found;
+const DIMENSIONS = ['requests', 'tokens'] as const;
+
+/**
+ * Every header name this module reads, to its slot: three per family
+ * (limit, remaining, reset; families in {@link FAMILIES} order, requests
+ * first), then `retry-after-ms` and `retry-after`.
+ */
+const SLOT_OF = new Map<string, number>();
+const FAMILY_SLOTS: Record<RateLimitDimension, number[]> = { requests: [], tokens: [] };
+for (const dimension of DIMENSIONS) {
+  for (const names of FAMILIES[dimension]) {
+    const slot = SLOT_OF.size;
+    FAMILY_SLOTS[dimension].push(slot);
+    SLOT_OF.set(names.limit, slot).set(names.remaining, slot + 1).set(names.reset, slot + 2);
+  }
 }
+const RETRY_AFTER_MS = SLOT_OF.size;
+const RETRY_AFTER = RETRY_AFTER_MS + 1;
+SLOT_OF.set('retry-after-ms', RETRY_AFTER_MS).set('retry-after', RETRY_AFTER);
+
+/** The values of one answer's headers by slot (`null`: absent), and whether any window or wait header was there. */
+interface HeaderValues {
+  slots: (string | null)[];
+  windows: boolean;
+  explicit: boolean;
+}
+
+/**
+ * The headers this module reads, in one pass over the answer's headers (a
+ * `get` per name cost 30 lookups on every reply). Names come lower-cased
+ * and each once, its values joined, exactly as `get` returns them.
+ */
+function readValues(headers: Headers): HeaderValues {
+  const values: HeaderValues = { slots: NO_VALUES, windows: false, explicit: false };
+  headers.forEach((value, name) => {
+    const slot = SLOT_OF.get(name);
+    if (slot === undefined) return;
+    if (values.slots === NO_VALUES) values.slots = new Array<string | null>(SLOT_OF.size).fill(null);
+    values.slots[slot] = value;
+    if (slot >= RETRY_AFTER_MS) values.explicit = true;
+    else values.windows = true;
+  });
+  return values;
+}
+
+/** The slots of an answer without any of the headers (shared, never written). */
+const NO_VALUES: (string | null)[] = Object.freeze(new Array<string | null>(SLOT_OF.size).fill(null)) as (string | null)[];
 
 /**
  * The dimensions a 429 says are exhausted: each with less than 1 remaining;
@@ -359,7 +442,7 @@ export function restAfterRateLimit(snapshot: RateLimitSnapshot, fallbackMs: numb
  * `undefined` when neither is usable (absent, negative, or garbage).
  */
 export function retryAfterMs(headers: Headers, now: number): number | undefined {
-  const wait = explicitWaitMs(headers, now);
+  const wait = explicitWaitMs(headers.get('retry-after-ms'), headers.get('retry-after'), now);
   return wait === undefined ? undefined : Math.min(wait, RATE_LIMIT_CAPS.maxWaitMs);
 }
 

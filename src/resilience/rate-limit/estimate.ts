@@ -74,20 +74,27 @@ export function estimateOutputTokens(body: Record<string, unknown> | undefined, 
 function countText(root: unknown, idsCount: boolean): { chars: number; ids: number } {
   let chars = 0;
   let ids = 0;
-  const stack: [unknown, number][] = [[root, 0]];
-  while (stack.length > 0) {
-    const [value, depth] = stack.pop()!;
+  // Two parallel stacks (values, depths): no pair allocated per node on the hot path.
+  const values: unknown[] = [root];
+  const depths: number[] = [0];
+  while (values.length > 0) {
+    const value = values.pop();
+    const depth = depths.pop()!;
     if (typeof value === 'string') {
       if (!value.startsWith('data:')) chars += value.length;
     } else if (typeof value === 'number') {
       if (idsCount) ids += 1;
     } else if (depth < MAX_DEPTH && typeof value === 'object' && value !== null) {
       if (Array.isArray(value)) {
-        for (const item of value) stack.push([item, depth + 1]);
+        for (const item of value) {
+          values.push(item);
+          depths.push(depth + 1);
+        }
       } else {
         for (const key in value) {
           if (!Object.hasOwn(value, key) || SKIPPED_KEYS.has(key)) continue;
-          stack.push([(value as Record<string, unknown>)[key], depth + 1]);
+          values.push((value as Record<string, unknown>)[key]);
+          depths.push(depth + 1);
         }
       }
     }

@@ -88,7 +88,6 @@ const UNLIMITED: WindowSpec = { limit: Infinity, periodMs: MINUTE_MS };
 /** Every limiter's reservations (one table for all keys): what each took, by the reservation handed out. */
 const HELD = new WeakMap<Reservation, Held>();
 const NO_OPEN: ReadonlyMap<number, Held> = new Map();
-const NO_WINDOWS: readonly LedgerWindow[] = Object.freeze([]);
 
 interface Dimension {
   /** Configured windows, shortest period first. */
@@ -99,7 +98,14 @@ interface Dimension {
   readonly period: PeriodLearner;
   /** Every window: each reservation is recorded in all, so none misses a send. */
   readonly all: LedgerWindow[];
+  /** The configured windows and the learnt one, in force once a limit was learnt (made once: read on every pick). */
+  readonly withLearnt: LedgerWindow[];
+  /** The learnt window alone. */
+  readonly learntOnly: LedgerWindow[];
 }
+
+/** No windows (frozen: shared by every limiter). */
+const NO_WINDOWS: readonly LedgerWindow[] = Object.freeze([]);
 
 interface Held {
   readonly owner: KeyLimiter;
@@ -148,6 +154,7 @@ export class KeyLimiter {
    */
   #aimd: AimdEstimator | undefined;
   readonly #aimdWindow = new LedgerWindow(UNLIMITED);
+  readonly #aimdOnly = [this.#aimdWindow];
   /** Reservations not yet answered nor settled, in send order (at most {@link MAX_OPEN}); made at the first. */
   #open: Map<number, Held> | undefined;
   readonly #probing: boolean;
@@ -173,8 +180,9 @@ export class KeyLimiter {
     const make = (specs: WindowSpec[], extra: LedgerWindow[]): Dimension => {
       const config = specs.length === 0 ? NO_WINDOWS : specs.map((spec) => new LedgerWindow(spec));
       const learnt = new LedgerWindow(UNLIMITED);
-      // concat, not a spread: an array of exactly its length (a spread leaves room for 16 more, per key).
-      return { config, learnt, learntLimit: undefined, period: new PeriodLearner(), all: config.concat([learnt], extra) };
+      // concat, not a spread: arrays of exactly their length (a spread leaves room for 16 more, per key).
+      const withLearnt = config.concat([learnt]);
+      return { config, learnt, learntLimit: undefined, period: new PeriodLearner(), all: withLearnt.concat(extra), withLearnt, learntOnly: [learnt] };
     };
     this.#dims = { requests: make(resolved.requests, [this.#aimdWindow]), tokens: make(resolved.tokens, []) };
   }
@@ -188,12 +196,26 @@ export class KeyLimiter {
 
   /** The windows in force in a dimension, and where they came from. */
   #active(dimension: RateLimitDimension): { windows: readonly LedgerWindow[]; source: RateLimitSource } {
+    return { windows: this.#windows(dimension), source: this.#source(dimension) };
+  }
+
+  /** The windows in force in a dimension (arrays made once, never changed: this runs on every pick). */
+  #windows(dimension: RateLimitDimension): readonly LedgerWindow[] {
     const dim = this.#dims[dimension];
     // What the upstream states holds too: a configured window does not let a key past the provider's own.
-    if (dim.config.length > 0) return { windows: dim.learntLimit === undefined ? dim.config : [...dim.config, dim.learnt], source: 'config' };
-    if (dim.learntLimit !== undefined) return { windows: [dim.learnt], source: 'headers' };
-    if (dimension === 'requests' && this.#adaptive && this.#aimd?.estimate !== undefined) return { windows: [this.#aimdWindow], source: 'adaptive' };
-    return { windows: NO_WINDOWS, source: 'none' };
+    if (dim.config.length > 0) return dim.learntLimit === undefined ? dim.config : dim.withLearnt;
+    if (dim.learntLimit !== undefined) return dim.learntOnly;
+    if (dimension === 'requests' && this.#adaptive && this.#aimd?.estimate !== undefined) return this.#aimdOnly;
+    return NO_WINDOWS;
+  }
+
+  /** Where the windows in force in a dimension come from. */
+  #source(dimension: RateLimitDimension): RateLimitSource {
+    const dim = this.#dims[dimension];
+    if (dim.config.length > 0) return 'config';
+    if (dim.learntLimit !== undefined) return 'headers';
+    if (dimension === 'requests' && this.#adaptive && this.#aimd?.estimate !== undefined) return 'adaptive';
+    return 'none';
   }
 
   /** The limits in force (configured, learnt or estimated). */
@@ -212,8 +234,8 @@ export class KeyLimiter {
   /** Ms until 1 request and `tokens` tokens fit in every window in force (0: now). */
   #waitMs(tokens: number, now: number): number {
     let wait = 0;
-    for (const window of this.#active('requests').windows) wait = Math.max(wait, window.waitMs(1, now));
-    for (const window of this.#active('tokens').windows) wait = Math.max(wait, window.waitMs(tokens, now));
+    for (const window of this.#windows('requests')) wait = Math.max(wait, window.waitMs(1, now));
+    for (const window of this.#windows('tokens')) wait = Math.max(wait, window.waitMs(tokens, now));
     // A 429's rest closes the learnt window even while nothing is known of its limit.
     for (const dimension of DIMENSIONS) {
       const blocked = this.#dims[dimension].learnt.blockedUntil;
@@ -299,7 +321,7 @@ export class KeyLimiter {
     const now = this.#now();
     let share = 1;
     for (const dimension of DIMENSIONS) {
-      for (const window of this.#active(dimension).windows) share = Math.min(share, window.share(now));
+      for (const window of this.#windows(dimension)) share = Math.min(share, window.share(now));
       if (this.#dims[dimension].learnt.blockedUntil > now) share = 0;
     }
     return share;
@@ -368,7 +390,7 @@ export class KeyLimiter {
     const levels: Record<RateLimitDimension, number | undefined> = { requests, tokens };
     for (const dimension of DIMENSIONS) {
       const level = levels[dimension];
-      const window = this.#active(dimension).windows[0];
+      const window = this.#windows(dimension)[0];
       if (level === undefined || window === undefined) continue;
       const { limit, periodMs } = window.spec;
       const refillMs = (Math.max(0, limit - level) * periodMs) / limit;
@@ -451,7 +473,7 @@ export class KeyLimiter {
   /** The window in force whose period is nearest `periodMs` (a header describes one window). */
   #closest(dimension: RateLimitDimension, periodMs: number): LedgerWindow | undefined {
     let best: LedgerWindow | undefined;
-    for (const window of this.#active(dimension).windows) {
+    for (const window of this.#windows(dimension)) {
       if (!best || Math.abs(Math.log(window.spec.periodMs / periodMs)) < Math.abs(Math.log(best.spec.periodMs / periodMs))) best = window;
     }
     return best;
@@ -471,7 +493,7 @@ export class KeyLimiter {
     const snapshot = parseRateLimitHeaders(headers, now);
     this.#apply(snapshot, reservation, now);
     const rest = restAfterRateLimit(snapshot, fallbackMs);
-    if (this.#adaptive && RANK[this.#active('requests').source] <= RANK.adaptive) {
+    if (this.#adaptive && RANK[this.#source('requests')] <= RANK.adaptive) {
       if ((this.#aimd ??= new AimdEstimator()).onRateLimited(now, now + rest.ms, snapshot.retryAfterMs)) this.#syncAimd();
     }
     for (const dimension of rest.dimensions) {
@@ -493,7 +515,7 @@ export class KeyLimiter {
     if (!this.#aimdMayRule()) return;
     const aimd = (this.#aimd ??= new AimdEstimator());
     aimd.recordSuccess(now);
-    if (this.#active('requests').source !== 'adaptive') return;
+    if (this.#source('requests') !== 'adaptive') return;
     if (aimd.onSuccess(now)) this.#syncAimd();
   }
 

@@ -24,6 +24,7 @@ const NO_DEBTS: ReadonlyMap<number, Debt> = new Map();
 const NO_LOG: readonly number[] = [];
 
 interface Debt {
+  readonly id: number;
   amount: number;
   readonly at: number;
 }
@@ -124,9 +125,9 @@ export class LedgerWindow {
     // Debts are in send order, so their expiries are too: drop from the front.
     const debts = this.#debts;
     if (debts !== undefined) {
-      for (const [id, debt] of debts) {
+      for (const debt of debts.values()) {
         if (this.#expiryOf(debt) > now) break;
-        debts.delete(id);
+        debts.delete(debt.id);
         this.#debtSum -= debt.amount;
       }
       if (debts.size === 0) {
@@ -221,7 +222,7 @@ export class LedgerWindow {
   /** Takes `amount` units at `now` as debt `id` (until {@link answer}). */
   take(id: number, amount: number, now: number): void {
     const debts = (this.#debts ??= new Map());
-    debts.set(id, { amount, at: now });
+    debts.set(id, { id, amount, at: now });
     this.#debtSum += amount;
     this.#taken += amount;
     this.#bucket?.take(amount, now);
