@@ -245,12 +245,12 @@ async function reserveShared(core: Core, lease: Lease): Promise<number | undefin
   }
   if (verdict.ok) {
     if (verdict.degraded !== true) {
-      lease.shared = { rpm: limits.rpm, tpm: limits.tpm, requestsPeriodMs: limits.requestsPeriodMs, tokensPeriodMs: limits.tokensPeriodMs };
-      limiter.mirror(verdict.requests, verdict.tokens);
+      lease.shared = { rpm: limits.rpm, tpm: limits.tpm, requestsPeriodMs: limits.requestsPeriodMs, tokensPeriodMs: limits.tokensPeriodMs, at: verdict.at };
+      limiter.mirror(verdict);
     }
     return undefined;
   }
   lease.settle('undone');
-  limiter.mirror(verdict.requests, verdict.tokens);
+  limiter.mirror(verdict);
   return verdict.waitMs;
 }

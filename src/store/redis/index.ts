@@ -12,7 +12,7 @@ import { loadIoredis } from './load';
 import { messageOf, positiveMs, type RedisStoreOptions } from './options';
 import { parseJson, RedisSession } from './session';
 import { keyField } from '../fields';
-import { ADJUST, DeferredAdjustments, RESERVE, windowArgs } from '../scripts';
+import { ADJUST, adjustmentArgs, DeferredAdjustments, RESERVE, windowArgs, type Adjustment } from '../scripts';
 import { bucketOf, KnownState } from './known';
 import { noteTotals, SPEND_SCRIPT, script, spendCall, spendHash, writeBack, type Names, type PendingStatus, type Script } from './writeback';
 import { parseSnapshot } from './snapshot';
@@ -88,7 +88,7 @@ export class RedisStore implements StateStore {
   readonly #channel: string;
   readonly #sessions = new Map<string, RedisSession>();
   /** Adjustments waiting for their key's next reservation; what none carries is written by a flush. */
-  readonly #deferred = new DeferredAdjustments((key, limits, requests, tokens) => this.adjust(key, limits, requests, tokens));
+  readonly #deferred = new DeferredAdjustments((key, limits, adjustments) => this.#adjustAll(key, limits, adjustments));
   #healthy: boolean;
   /** Whether this outage (or failed start) was reported to the sessions. */
   #reported = false;
@@ -227,7 +227,7 @@ export class RedisStore implements StateStore {
   }
 
   /** Runs a script on a key's window (ARGV: limits, clock, TTL, periods, then `extra`; see scripts.ts); EVAL when Redis does not have it yet. */
-  async #run(script: Script, key: StoreKeyRef, limits: StoreLimits, ...extra: number[]): Promise<unknown> {
+  async #run(script: Script, key: StoreKeyRef, limits: StoreLimits, ...extra: (number | string)[]): Promise<unknown> {
     const window = `${this.prefix}w:${keyField(key)}`;
     const clock = this.#now === undefined ? '' : String(this.#now());
     const args = [...windowArgs(limits, clock), ...extra];
@@ -257,16 +257,17 @@ export class RedisStore implements StateStore {
       const held = this.#deferred.take(key);
       let reply: unknown;
       try {
-        const call = this.#run(RESERVE_SCRIPT, key, limits, Math.max(0, tokens), held.requests, held.tokens);
+        const call = this.#run(RESERVE_SCRIPT, key, limits, Math.max(0, tokens), ...adjustmentArgs(held));
         reply = await answerWithin(call, this.#timeoutMs);
         if (reply === LATE) reply = await this.#lateReply(call, 'a reservation');
       } catch (error) {
         this.#deferred.restore(key, limits, held);
         throw error;
       }
-      const [ok, waitMs, requests, tokensLeft] = reply as [number, number, string, string];
-      if (ok === 1) return { ok: true, requests: level(requests), tokens: level(tokensLeft) };
-      return { ok: false, waitMs: waitMs < 0 ? Infinity : waitMs, requests: level(requests), tokens: level(tokensLeft) };
+      const [ok, waitMs, requests, tokensLeft, at, requestsFree, tokensFree] = reply as [number, number, string, string, string, string, string];
+      const levels = { requests: level(requests), tokens: level(tokensLeft), requestsFreeMs: level(requestsFree), tokensFreeMs: level(tokensFree) };
+      if (ok === 1) return { ok: true, at: Number(at), ...levels };
+      return { ok: false, waitMs: waitMs < 0 ? Infinity : waitMs, ...levels };
     } catch (error) {
       this.#fail('reserve', error);
       return this.#unavailable('reserve', error);
@@ -316,15 +317,19 @@ export class RedisStore implements StateStore {
   }
 
   /** @internal */
-  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
+  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number, at?: number): void {
+    this.#adjustAll(key, limits, [{ at, requests, tokens }]);
+  }
+
+  #adjustAll(key: StoreKeyRef, limits: StoreLimits, adjustments: readonly Adjustment[]): void {
     if (!this.#healthy) return;
-    this.#run(ADJUST_SCRIPT, key, limits, requests, tokens).catch((error: unknown) => this.#fail('adjust', error));
+    this.#run(ADJUST_SCRIPT, key, limits, ...adjustmentArgs(adjustments)).catch((error: unknown) => this.#fail('adjust', error));
   }
 
   /** @internal Held until the key's next reservation (one round trip), else written by the flush. */
-  defer(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
+  defer(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number, at?: number): void {
     if (!this.#healthy) return;
-    this.#deferred.add(key, limits, requests, tokens);
+    this.#deferred.add(key, limits, requests, tokens, at);
   }
 
   /**
