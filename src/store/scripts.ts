@@ -136,6 +136,14 @@ function adjustmentsOf(held: Held): Adjustment[] {
   return out;
 }
 
+/**
+ * The hash of a key's window: per dimension (`r` requests, `t` tokens) its
+ * slots `r:<end>` (units counted in the slot ending then) and a summary `r`:
+ * "units in the window, oldest slot holding any, newest, slot width" — so a
+ * call reads the summary and the slots that leave, never the whole window. A hash in another shape (a width
+ * changed with the period, an older keyplex's bucket) is rebuilt from
+ * HGETALL once, slots moved to the end of the new slot that holds them.
+ */
 const PRELUDE = `
 local now
 if ARGV[3] ~= '' then
@@ -144,59 +152,134 @@ else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 end
-local function dim(prefix, cap, period)
+local key = KEYS[1]
+local function dim(p, cap, period)
   period = tonumber(period) or 0
   if period <= 0 then period = 60000 end
-  return {p = prefix, cap = tonumber(cap) or 0, period = period, slots = {}, used = 0}
+  return {p = p, cap = tonumber(cap) or 0, period = period, w = math.max(1, math.ceil(period / ${SLOTS_PER_PERIOD})), sum = 0, nu = 0}
 end
 local dims = {dim('r', ARGV[1], ARGV[5]), dim('t', ARGV[2], ARGV[6])}
-local writes = {}
-local gone = {}
-local raw = redis.call('HGETALL', KEYS[1])
-for i = 1, #raw, 2 do
-  local c = string.sub(raw[i], 1, 1)
-  local d = nil
-  if c == 'r' then d = dims[1] elseif c == 't' then d = dims[2] end
-  local e = nil
-  if d ~= nil then e = tonumber(string.sub(raw[i], 2)) end
-  if e == nil or d.cap <= 0 or e + d.period <= now then
-    table.insert(gone, raw[i])
-  else
-    local units = tonumber(raw[i + 1]) or 0
-    d.slots[e] = units
-    d.used = d.used + units
+local function field(d, e) return d.p .. ':' .. string.format('%.0f', e) end
+local function slotEnd(d, at) return (math.floor((at + ${COUNT_LAG_MS}) / d.w) + 1) * d.w end
+-- Calls visit(end, units) on the slots holding units from 'from' to the newest, oldest first, until it
+-- returns true; returns that end. The newest slot's units are the summary's (d.nu), written by save().
+local function scan(d, from, visit)
+  local e, batch = from, 2
+  while d.n ~= nil and e <= d.n do
+    local ends, names = {}, {}
+    batch = math.min(2 * batch, 32)
+    while e <= d.n and #ends < batch do
+      table.insert(ends, e)
+      table.insert(names, field(d, e))
+      e = e + d.w
+    end
+    local units = redis.call('HMGET', key, unpack(names))
+    for i, u in ipairs(ends) do
+      local held = tonumber(units[i])
+      if u == d.n then held = d.nu end
+      if held ~= nil and held > 0 and visit(u, held) then return u end
+    end
+  end
+  return nil
+end
+-- The oldest slot holding units from 'from' on, else the window is empty.
+local function advance(d, from, visit)
+  d.o = scan(d, from, visit or function() return true end)
+  if d.o == nil then
+    -- The newest slot's field may still hold what the summary had taken back.
+    if d.n ~= nil then redis.call('HDEL', key, field(d, d.n)) end
+    d.n, d.sum, d.nu = nil, 0, 0
   end
 end
-local function slotEnd(at, period)
-  local width = math.max(1, math.ceil(period / ${SLOTS_PER_PERIOD}))
-  return (math.floor((at + ${COUNT_LAG_MS}) / width) + 1) * width
-end
-local function set(d, e, units)
-  local field = d.p .. tostring(e)
-  if units > 0 then
-    d.slots[e] = units
-    writes[field] = tostring(units)
-  else
-    d.slots[e] = nil
-    writes[field] = false
+local function rebuild()
+  local raw = redis.call('HGETALL', key)
+  local slots = {{}, {}}
+  for _, d in ipairs(dims) do d.sum = 0; d.o = nil; d.n = nil; d.nu = 0 end
+  for i = 1, #raw, 2 do
+    local name, units = raw[i], tonumber(raw[i + 1]) or 0
+    local which = ({['r:'] = 1, ['t:'] = 2})[string.sub(name, 1, 2)]
+    local e = tonumber(string.sub(name, 3))
+    redis.call('HDEL', key, name)
+    local d = dims[which or 0]
+    if d ~= nil and e ~= nil and d.cap > 0 and e + d.period > now and units > 0 then
+      e = math.ceil(e / d.w) * d.w
+      slots[which][e] = (slots[which][e] or 0) + units
+      d.sum = d.sum + units
+      if d.o == nil or e < d.o then d.o = e end
+      if d.n == nil or e > d.n then d.n = e end
+    end
+  end
+  for i, d in ipairs(dims) do
+    for e, units in pairs(slots[i]) do redis.call('HSET', key, field(d, e), tostring(units)) end
+    if d.n ~= nil then d.nu = slots[i][d.n] end
   end
 end
+-- The summary of each dimension: 'units oldest newest width newest-units'.
+local head = redis.call('HMGET', key, 'r', 't', 'at')
+local regular = head[3] == false
+for i, d in ipairs(dims) do
+  d.had = head[i] ~= false
+  if d.had then
+    local sum, o, n, w, nu = string.match(head[i], '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
+    d.sum, d.o, d.n, d.nu = tonumber(sum) or 0, tonumber(o), tonumber(n), tonumber(nu) or 0
+    if d.o == nil or d.n == nil or d.cap <= 0 or tonumber(w) ~= d.w or (d.n - d.o) / d.w > ${4 * SLOTS_PER_PERIOD + 8} then regular = false end
+  end
+end
+if not regular then rebuild() end
+-- Slots a period past their end leave the window.
+for _, d in ipairs(dims) do
+  if d.o ~= nil and d.o + d.period <= now then
+    local gone = {}
+    advance(d, d.o, function(e, units)
+      if e + d.period > now then return true end
+      d.sum = d.sum - units
+      table.insert(gone, field(d, e))
+      return false
+    end)
+    if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
+  end
+end
+-- Writes the newest slot's units (kept in the summary meanwhile).
+local function persist(d)
+  if d.nu > 0 then redis.call('HSET', key, field(d, d.n), tostring(d.nu)) else redis.call('HDEL', key, field(d, d.n)) end
+end
+-- Adds units to slot e (negative: takes them back, never below 0).
+local function add(d, e, units)
+  local change = units
+  if d.o == nil then
+    if units <= 0 then return end
+    d.o, d.n, d.nu = e, e, units
+  elseif e == d.n then
+    change = math.max(units, -d.nu)
+    d.nu = d.nu + change
+  elseif e > d.n then
+    if units <= 0 then return end
+    persist(d)
+    d.n, d.nu = e, units
+  else
+    local left = tonumber(redis.call('HINCRBYFLOAT', key, field(d, e), units))
+    if left <= 0 then
+      redis.call('HDEL', key, field(d, e))
+      change = units - left
+    elseif e < d.o then
+      d.o = e
+    end
+  end
+  d.sum = d.sum + change
+  -- A give-back that emptied the oldest slot: the next slot holding units is the oldest.
+  if change < 0 and e == d.o then advance(d, d.o) end
+end
+-- The reservation made at 'at' changes by 'delta': a give-back from its slot (never below 0), a charge to it (or now's once it left).
 local function adjust(d, at, delta)
   if d.cap <= 0 or delta == 0 then return end
-  local e = slotEnd(at, d.period)
+  local e = slotEnd(d, at)
   local live = e + d.period > now
-  local held = nil
-  if live then held = d.slots[e] end
-  if delta < 0 then
-    if held == nil then return end
-    local left = math.max(0, held + delta)
-    d.used = d.used - (held - left)
-    set(d, e, left)
-    return
+  if delta > 0 then
+    if not live then e = slotEnd(d, now) end
+    add(d, e, delta)
+  elseif live and d.o ~= nil and e >= d.o and e <= d.n then
+    add(d, e, delta)
   end
-  if not live then e = slotEnd(now, d.period) end
-  set(d, e, (d.slots[e] or 0) + delta)
-  d.used = d.used + delta
 end
 local function adjustAll(first)
   for i = first, #ARGV - 2, 3 do
@@ -207,18 +290,23 @@ local function adjustAll(first)
 end
 local function save()
   local fields = {}
-  for field, value in pairs(writes) do
-    if value then
-      table.insert(fields, field)
-      table.insert(fields, value)
-    else
-      table.insert(gone, field)
+  for _, d in ipairs(dims) do
+    if d.o ~= nil then
+      table.insert(fields, d.p)
+      table.insert(fields, string.format('%s %.0f %.0f %d %s', tostring(d.sum), d.o, d.n, d.w, tostring(d.nu)))
+      if d.nu > 0 then
+        table.insert(fields, field(d, d.n))
+        table.insert(fields, tostring(d.nu))
+      else
+        persist(d)
+      end
+    elseif d.had then
+      redis.call('HDEL', key, d.p)
     end
   end
-  if #gone > 0 then redis.call('HDEL', KEYS[1], unpack(gone)) end
   if #fields > 0 then
-    redis.call('HSET', KEYS[1], unpack(fields))
-    redis.call('PEXPIRE', KEYS[1], ARGV[4])
+    redis.call('HSET', key, unpack(fields))
+    redis.call('PEXPIRE', key, ARGV[4])
   end
 end
 `;
@@ -235,19 +323,18 @@ export const RESERVE = `${PRELUDE}
 local need = tonumber(ARGV[7]) or 0
 if need < 0 then need = 0 end
 adjustAll(8)
+-- Whole ms until 'amount' fits, as the oldest slots leave; -1: never (above the limit).
 local function wait(d, amount)
   if d.cap <= 0 or amount <= 0 then return 0 end
   if amount > d.cap + ${EPSILON} then return -1 end
-  local excess = d.used + amount - d.cap
-  if excess <= ${EPSILON} then return 0 end
-  local ends = {}
-  for e in pairs(d.slots) do table.insert(ends, e) end
-  table.sort(ends)
-  for _, e in ipairs(ends) do
-    excess = excess - d.slots[e]
-    if excess <= ${EPSILON} then return math.ceil(e + d.period - now) end
-  end
-  return -1
+  local excess = d.sum + amount - d.cap
+  if excess <= ${EPSILON} or d.o == nil then return 0 end
+  local freed = scan(d, d.o, function(_, units)
+    excess = excess - units
+    return excess <= ${EPSILON}
+  end)
+  -- (Float noise in the sum: by the newest slot's end everything has left.)
+  return math.ceil((freed or d.n) + d.period - now)
 end
 local wr = wait(dims[1], 1)
 local wt = wait(dims[2], need)
@@ -256,27 +343,17 @@ if wr < 0 or wt < 0 then w = -1 end
 local ok = 0
 if w == 0 then
   ok = 1
-  for i, amount in ipairs({1, need}) do
-    local d = dims[i]
-    if d.cap > 0 and amount > 0 then
-      local e = slotEnd(now, d.period)
-      set(d, e, (d.slots[e] or 0) + amount)
-      d.used = d.used + amount
-    end
-  end
+  if dims[1].cap > 0 then add(dims[1], slotEnd(dims[1], now), 1) end
+  if dims[2].cap > 0 and need > 0 then add(dims[2], slotEnd(dims[2], now), need) end
 end
 save()
 local function level(d)
   if d.cap <= 0 then return '' end
-  return tostring(d.cap - d.used)
+  return tostring(d.cap - d.sum)
 end
 local function free(d)
-  local oldest = nil
-  for e in pairs(d.slots) do
-    if oldest == nil or e < oldest then oldest = e end
-  end
-  if d.cap <= 0 or oldest == nil then return '' end
-  return tostring(math.ceil(oldest + d.period - now))
+  if d.cap <= 0 or d.o == nil then return '' end
+  return tostring(math.ceil(d.o + d.period - now))
 end
 return {ok, w, level(dims[1]), level(dims[2]), string.format('%.3f', now), free(dims[1]), free(dims[2])}
 `;

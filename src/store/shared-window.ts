@@ -20,7 +20,7 @@
  *   from now.
  *
  * `MemoryStore` runs this class; the Redis scripts (scripts.ts) run the same
- * arithmetic in Lua on a hash of `r<slot end>` / `t<slot end>` fields.
+ * arithmetic in Lua on a hash of `r:<slot end>` / `t:<slot end>` fields.
  */
 import { MAX_COUNT_LAG_MS } from '../resilience/rate-limit/window';
 
@@ -38,29 +38,55 @@ export function periodOf(periodMs: number | undefined): number {
   return periodMs !== undefined && Number.isFinite(periodMs) && periodMs > 0 ? periodMs : DEFAULT_PERIOD_MS;
 }
 
+/** The width of a period's slots (whole ms). */
+export function slotWidth(periodMs: number): number {
+  return Math.max(1, Math.ceil(periodMs / SLOTS_PER_PERIOD));
+}
+
 /** The end of the slot that counts a reservation made at `at` (whole ms). */
 export function slotEnd(at: number, periodMs: number): number {
-  const width = Math.max(1, Math.ceil(periodMs / SLOTS_PER_PERIOD));
+  const width = slotWidth(periodMs);
   return (Math.floor((at + COUNT_LAG_MS) / width) + 1) * width;
 }
 
-/** One dimension (requests or tokens) of a key's shared window: units per slot end. */
+/**
+ * One dimension (requests or tokens) of a key's shared window: units per slot
+ * end. Every call passes the clock and the period in force; a period whose
+ * slots are of another width moves each slot to the end of the new slot that
+ * holds it (later, never earlier), as the Redis script does.
+ */
 export class SlidingSlots {
-  readonly #slots = new Map<number, number>();
+  #slots = new Map<number, number>();
+  #width = 0;
 
-  /** Units in the window at `now` (slots a period past their end dropped). */
-  used(now: number, periodMs: number): number {
-    let used = 0;
-    for (const [end, units] of this.#slots) {
-      if (end + periodMs <= now) this.#slots.delete(end);
-      else used += units;
+  /** Brings the slots to `now` and `periodMs`: slots a period past their end leave. */
+  #settle(now: number, periodMs: number): void {
+    const width = slotWidth(periodMs);
+    if (width !== this.#width && this.#slots.size > 0) {
+      const moved = new Map<number, number>();
+      for (const [end, units] of this.#slots) {
+        if (end + periodMs <= now) continue;
+        const to = Math.ceil(end / width) * width;
+        moved.set(to, (moved.get(to) ?? 0) + units);
+      }
+      this.#slots = moved;
     }
+    this.#width = width;
+    for (const end of this.#slots.keys()) if (end + periodMs <= now) this.#slots.delete(end);
+  }
+
+  /** Units in the window at `now`. */
+  used(now: number, periodMs: number): number {
+    this.#settle(now, periodMs);
+    let used = 0;
+    for (const units of this.#slots.values()) used += units;
     return used;
   }
 
   /** Counts `units` taken at `now`. */
   take(units: number, now: number, periodMs: number): void {
     if (units <= 0) return;
+    this.#settle(now, periodMs);
     const end = slotEnd(now, periodMs);
     this.#slots.set(end, (this.#slots.get(end) ?? 0) + units);
   }
@@ -71,36 +97,39 @@ export class SlidingSlots {
    * slot (or, when that has left, to now's).
    */
   adjust(at: number, delta: number, now: number, periodMs: number): void {
+    this.#settle(now, periodMs);
     if (delta === 0) return;
     let end = slotEnd(at, periodMs);
     const live = end + periodMs > now;
-    const held = live ? this.#slots.get(end) : undefined;
-    if (delta < 0) {
-      if (held === undefined) return;
-      const left = Math.max(0, held + delta);
-      if (left > 0) this.#slots.set(end, left);
-      else this.#slots.delete(end);
+    if (delta > 0) {
+      if (!live) end = slotEnd(now, periodMs);
+      this.#slots.set(end, (this.#slots.get(end) ?? 0) + delta);
       return;
     }
-    if (!live) end = slotEnd(now, periodMs);
-    this.#slots.set(end, (this.#slots.get(end) ?? 0) + delta);
+    const held = live ? this.#slots.get(end) : undefined;
+    if (held === undefined) return;
+    const left = Math.max(0, held + delta);
+    if (left > 0) this.#slots.set(end, left);
+    else this.#slots.delete(end);
   }
 
   /**
    * Whole ms until `need` units fit under `limit` (0: they do now), as the
    * oldest slots leave; -1 when `need` exceeds the limit (never). Call after
-   * {@link used} at the same `now`.
+   * {@link used} at the same `now`, with what it returned.
    */
   waitMs(need: number, limit: number, used: number, now: number, periodMs: number): number {
     if (need <= 0) return 0;
     if (need > limit + EPSILON) return -1;
     let excess = used + need - limit;
-    if (excess <= EPSILON) return 0;
-    for (const end of [...this.#slots.keys()].sort((a, b) => a - b)) {
+    if (excess <= EPSILON || this.#slots.size === 0) return 0;
+    const ends = [...this.#slots.keys()].sort((a, b) => a - b);
+    for (const end of ends) {
       excess -= this.#slots.get(end)!;
       if (excess <= EPSILON) return Math.ceil(end + periodMs - now);
     }
-    return -1; // not reached: what is used covers the excess whenever `need` fits the limit
+    // Float noise only: by the newest slot's end everything has left.
+    return Math.ceil(ends[ends.length - 1]! + periodMs - now);
   }
 
   /** Whole ms until the oldest slot leaves (the window's next units free); `undefined` when it is empty. */
