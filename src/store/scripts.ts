@@ -143,6 +143,22 @@ function adjustmentsOf(held: Held): Adjustment[] {
  * call reads the summary and the slots that leave, never the whole window. A hash in another shape (a width
  * changed with the period, an older keyplex's bucket) is rebuilt from
  * HGETALL once, slots moved to the end of the new slot that holds them.
+ *
+ * The prelude's functions (Lua comments are left out: the script is shipped twice):
+ * - `scan(d, from, visit)`: calls `visit(end, units)` on the slots holding
+ *   units from `from` to the newest, oldest first, until it returns true, and
+ *   returns that end; the newest slot's units are the summary's (`d.nu`,
+ *   written by `save`), its field may be behind until then.
+ * - `advance(d, from[, visit])`: the oldest slot holding units from `from` on,
+ *   else the window is empty (and the newest slot's field, which may still
+ *   hold what the summary took back, is deleted).
+ * - `add(d, e, units)`: units to slot `e`; negative takes them back, never
+ *   below 0; a give-back that empties the oldest slot moves the oldest on.
+ * - `adjust(d, at, delta)`: the reservation made at `at` changes by `delta`:
+ *   a give-back from its slot, a charge to it (or to now's once it left).
+ * - Slots a period past their end leave at the start of every call; `wait`
+ *   gives whole ms until an amount fits as the oldest slots leave (-1: above
+ *   the limit; float noise in the sum: by the newest slot's end all has left).
  */
 const PRELUDE = `
 local now
@@ -161,8 +177,6 @@ end
 local dims = {dim('r', ARGV[1], ARGV[5]), dim('t', ARGV[2], ARGV[6])}
 local function field(d, e) return d.p .. ':' .. string.format('%.0f', e) end
 local function slotEnd(d, at) return (math.floor((at + ${COUNT_LAG_MS}) / d.w) + 1) * d.w end
--- Calls visit(end, units) on the slots holding units from 'from' to the newest, oldest first, until it
--- returns true; returns that end. The newest slot's units are the summary's (d.nu), written by save().
 local function scan(d, from, visit)
   local e, batch = from, 2
   while d.n ~= nil and e <= d.n do
@@ -182,11 +196,9 @@ local function scan(d, from, visit)
   end
   return nil
 end
--- The oldest slot holding units from 'from' on, else the window is empty.
 local function advance(d, from, visit)
   d.o = scan(d, from, visit or function() return true end)
   if d.o == nil then
-    -- The newest slot's field may still hold what the summary had taken back.
     if d.n ~= nil then redis.call('HDEL', key, field(d, d.n)) end
     d.n, d.sum, d.nu = nil, 0, 0
   end
@@ -214,7 +226,6 @@ local function rebuild()
     if d.n ~= nil then d.nu = slots[i][d.n] end
   end
 end
--- The summary of each dimension: 'units oldest newest width newest-units'.
 local head = redis.call('HMGET', key, 'r', 't', 'at')
 local regular = head[3] == false
 for i, d in ipairs(dims) do
@@ -226,7 +237,6 @@ for i, d in ipairs(dims) do
   end
 end
 if not regular then rebuild() end
--- Slots a period past their end leave the window.
 for _, d in ipairs(dims) do
   if d.o ~= nil and d.o + d.period <= now then
     local gone = {}
@@ -239,11 +249,9 @@ for _, d in ipairs(dims) do
     if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
   end
 end
--- Writes the newest slot's units (kept in the summary meanwhile).
 local function persist(d)
   if d.nu > 0 then redis.call('HSET', key, field(d, d.n), tostring(d.nu)) else redis.call('HDEL', key, field(d, d.n)) end
 end
--- Adds units to slot e (negative: takes them back, never below 0).
 local function add(d, e, units)
   local change = units
   if d.o == nil then
@@ -266,10 +274,8 @@ local function add(d, e, units)
     end
   end
   d.sum = d.sum + change
-  -- A give-back that emptied the oldest slot: the next slot holding units is the oldest.
   if change < 0 and e == d.o then advance(d, d.o) end
 end
--- The reservation made at 'at' changes by 'delta': a give-back from its slot (never below 0), a charge to it (or now's once it left).
 local function adjust(d, at, delta)
   if d.cap <= 0 or delta == 0 then return end
   local e = slotEnd(d, at)
@@ -312,18 +318,21 @@ end
 `;
 
 /**
- * Reserve: ARGV[7] tokens; ARGV[8..] adjustments held back since the last
- * call (refunds, usage reconciliations: triples, folded into this round
- * trip), applied first. Returns `{ ok (1|0), waitMs (-1 = never), requests
+ * Reserve: ARGV[7] tokens ('' = adjust only); ARGV[8..] adjustments held
+ * back since the last call (refunds, usage reconciliations: triples, folded
+ * into this round trip), applied first. Returns `{ ok (1|0), waitMs (-1 = never), requests
  * level, tokens level, now, requests free in ms, tokens free in ms }` (levels,
  * `now` and frees as strings, '' when the dimension has no limit or the
  * window holds nothing).
  */
 export const RESERVE = `${PRELUDE}
+adjustAll(8)
+if ARGV[7] == '' then
+  save()
+  return 0
+end
 local need = tonumber(ARGV[7]) or 0
 if need < 0 then need = 0 end
-adjustAll(8)
--- Whole ms until 'amount' fits, as the oldest slots leave; -1: never (above the limit).
 local function wait(d, amount)
   if d.cap <= 0 or amount <= 0 then return 0 end
   if amount > d.cap + ${EPSILON} then return -1 end
@@ -333,7 +342,6 @@ local function wait(d, amount)
     excess = excess - units
     return excess <= ${EPSILON}
   end)
-  -- (Float noise in the sum: by the newest slot's end everything has left.)
   return math.ceil((freed or d.n) + d.period - now)
 end
 local wr = wait(dims[1], 1)
@@ -358,9 +366,5 @@ end
 return {ok, w, level(dims[1]), level(dims[2]), string.format('%.3f', now), free(dims[1]), free(dims[2])}
 `;
 
-/** Adjust: ARGV[7..] adjustments (triples; negative gives back). Returns nothing. */
-export const ADJUST = `${PRELUDE}
-adjustAll(7)
-save()
-return 0
-`;
+/** Adjust: the same script with ARGV[7] '' (no reservation): only the adjustments (ARGV[8..]). Returns 0. */
+export const ADJUST = RESERVE;

@@ -10,9 +10,6 @@
  */
 import type { KeyDisabledReason } from '../events';
 import type { CircuitSnapshot } from '../resilience/breaker/index';
-import type { SharedLevels } from '../resilience/rate-limit/limiter';
-
-export type { SharedLevels };
 
 /** A key, named by provider and id (never by its secret). */
 export interface StoreKeyRef {
@@ -51,6 +48,14 @@ export interface StoreLimits {
  */
 export type StoreReservation = SharedLevels &
   ({ ok: true; at?: number; degraded?: boolean } | { ok: false; waitMs: number });
+
+/** The levels of a key's shared windows, in a {@link StoreReservation}. */
+export interface SharedLevels {
+  requests: number | undefined;
+  tokens: number | undefined;
+  requestsFreeMs?: number | undefined;
+  tokensFreeMs?: number | undefined;
+}
 
 /** A key's shared status. `cooldownUntil` is an epoch time in ms (0 = none). */
 export interface StoreKeyStatus {

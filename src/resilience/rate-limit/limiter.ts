@@ -12,13 +12,8 @@ import { MINUTE_MS, resolveRateLimits, type RateWindowOption } from './options';
 import { PeriodLearner } from './period';
 import { LedgerWindow, type WindowSpec } from './window';
 
-/** A shared store's levels, as its reservations answer them (`StoreReservation`'s). */
-export interface SharedLevels {
-  requests: number | undefined;
-  tokens: number | undefined;
-  requestsFreeMs?: number | undefined;
-  tokensFreeMs?: number | undefined;
-}
+/** A shared store's levels, as its reservations answer them (the store's `SharedLevels`, kept apart: no import of the store's types here). */
+type SharedLevels = Record<'requests' | 'tokens', number | undefined> & Partial<Record<'requestsFreeMs' | 'tokensFreeMs', number | undefined>>;
 
 export { exhaustedDimensions } from '../headers';
 

@@ -323,7 +323,7 @@ export class RedisStore implements StateStore {
 
   #adjustAll(key: StoreKeyRef, limits: StoreLimits, adjustments: readonly Adjustment[]): void {
     if (!this.#healthy) return;
-    this.#run(ADJUST_SCRIPT, key, limits, ...adjustmentArgs(adjustments)).catch((error: unknown) => this.#fail('adjust', error));
+    this.#run(ADJUST_SCRIPT, key, limits, '', ...adjustmentArgs(adjustments)).catch((error: unknown) => this.#fail('adjust', error));
   }
 
   /** @internal Held until the key's next reservation (one round trip), else written by the flush. */
