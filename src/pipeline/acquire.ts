@@ -276,12 +276,12 @@ async function reserveShared(core: Core, lease: Lease): Promise<number | undefin
   if (verdict.ok) {
     const taken = verdict.degraded !== true;
     if (taken) {
-      lease.shared = { rpm: limits.rpm, tpm: limits.tpm, requestsPeriodMs: limits.requestsPeriodMs, tokensPeriodMs: limits.tokensPeriodMs };
-      limiter.mirror(verdict.requests, verdict.tokens);
+      lease.shared = { rpm: limits.rpm, tpm: limits.tpm, requestsPeriodMs: limits.requestsPeriodMs, tokensPeriodMs: limits.tokensPeriodMs, at: verdict.at };
+      limiter.mirror(verdict);
     }
     if (key.usable(Date.now())) return undefined;
     lease.settle('undone');
-    if (taken) (session.defer ?? session.adjust).call(session, ref, limits, -1, -reservation.tokens);
+    if (taken) (session.defer ?? session.adjust).call(session, ref, limits, -1, -reservation.tokens, verdict.at);
     return 0;
   }
   lease.settle('undone');
@@ -289,6 +289,6 @@ async function reserveShared(core: Core, lease: Lease): Promise<number | undefin
     applyChange(core, { kind: 'key', key: key.ref, status: { disabled: verdict.disabled, cooldownUntil: 0 } });
     return 0;
   }
-  limiter.mirror(verdict.requests, verdict.tokens);
+  limiter.mirror(verdict);
   return verdict.waitMs;
 }

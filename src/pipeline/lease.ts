@@ -34,8 +34,8 @@ export type LeaseOutcome = 'undone' | 'aborted' | 'failed' | 'first-byte' | 'suc
 const cappedWindows = new WeakSet<KeyLimiter>();
 
 export class Lease {
-  /** The limits the reservation was also taken under in the shared store; undefined when it was not. */
-  shared: StoreLimits | undefined = undefined;
+  /** The limits the reservation was also taken under in the shared store, and its moment there (`at`); undefined when it was not. */
+  shared: (StoreLimits & { at?: number | undefined }) | undefined = undefined;
   /** When the attempt was sent (`Date.now()`). */
   sentAt = 0;
   /** The attempt's own controller: its timeout, and the request's signal forwarded. */
@@ -264,7 +264,7 @@ export class Lease {
     const { shared } = this;
     if (shared?.tpm === undefined || tokens === 0) return;
     const session = this.core.session;
-    if (session.defer) session.defer(this.window.ref, shared, 0, tokens);
-    else session.adjust(this.window.ref, shared, 0, tokens);
+    if (session.defer) session.defer(this.window.ref, shared, 0, tokens, shared.at);
+    else session.adjust(this.window.ref, shared, 0, tokens, shared.at);
   }
 }

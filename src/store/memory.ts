@@ -6,9 +6,8 @@
  */
 import { Lru } from '../cache/lru';
 import type { CircuitSnapshot } from '../resilience/breaker/index';
-import { MINUTE_MS, TokenBucket } from '../resilience/rate-limit/bucket';
 import { circuitField, keyField } from './fields';
-import { START_LAG_MS } from './scripts';
+import { periodOf, SlidingSlots } from './shared-window';
 import type {
   StateStore,
   StoreBudgetRef,
@@ -30,19 +29,16 @@ export interface MemoryStoreOptions {
   now?: () => number;
 }
 
-interface Windows {
-  readonly requests: TokenBucket;
-  readonly tokens: TokenBucket;
+/** One dimension of a key's shared window under the limits of a call: its slots, limit and period. */
+interface Dimension {
+  readonly slots: SlidingSlots;
+  readonly limit: number | undefined;
+  readonly periodMs: number;
 }
 
-/** A window's period: the one given when it is usable, else a minute. */
-function periodOf(periodMs: number | undefined): number {
-  return periodMs !== undefined && Number.isFinite(periodMs) && periodMs > 0 ? periodMs : MINUTE_MS;
-}
-
-/** The level of a bucket for a {@link StoreReservation}: `undefined` when it does not limit. */
-function levelOf(bucket: TokenBucket, now: number): number | undefined {
-  return bucket.limited ? bucket.level(now) : undefined;
+/** A limit in force, else `undefined` (0 and non-numbers included, as the Redis scripts read them). */
+function limitOf(limit: number | undefined): number | undefined {
+  return limit !== undefined && limit > 0 ? limit : undefined;
 }
 
 /**
@@ -61,7 +57,7 @@ function levelOf(bucket: TokenBucket, now: number): number | undefined {
 export class MemoryStore implements StateStore {
   readonly #now: () => number;
   readonly #sessions = new Set<MemorySession>();
-  readonly #windows = new Map<string, Windows>();
+  readonly #windows = new Map<string, [SlidingSlots, SlidingSlots]>();
   readonly #keys = new Map<string, { key: StoreKeyRef; status: StoreKeyStatus }>();
   readonly #circuits = new Map<string, { circuit: StoreCircuitRef; snapshot: CircuitSnapshot }>();
   /** Per budget id: bucket start → nano-dollars. */
@@ -109,40 +105,57 @@ export class MemoryStore implements StateStore {
     }
   }
 
-  #windowsOf(key: StoreKeyRef, limits: StoreLimits, now: number): Windows {
+  /** The key's two dimensions under `limits` (a dimension without a limit holds nothing). */
+  #windowsOf(key: StoreKeyRef, limits: StoreLimits): [Dimension, Dimension] {
     const field = keyField(key);
     let windows = this.#windows.get(field);
     if (windows === undefined) {
-      windows = { requests: new TokenBucket(Infinity, START_LAG_MS), tokens: new TokenBucket(Infinity, START_LAG_MS) };
+      windows = [new SlidingSlots(), new SlidingSlots()];
       this.#windows.set(field, windows);
     }
-    windows.requests.setCapacity(limits.rpm ?? Infinity, now, periodOf(limits.requestsPeriodMs));
-    windows.tokens.setCapacity(limits.tpm ?? Infinity, now, periodOf(limits.tokensPeriodMs));
-    return windows;
+    const dimension = (slots: SlidingSlots, limit: number | undefined, periodMs: number | undefined): Dimension => {
+      if (limitOf(limit) === undefined) slots.clear();
+      return { slots, limit: limitOf(limit), periodMs: periodOf(periodMs) };
+    };
+    return [dimension(windows[0], limits.rpm, limits.requestsPeriodMs), dimension(windows[1], limits.tpm, limits.tokensPeriodMs)];
   }
 
-  /** @internal */
+  /** @internal The same steps as the Redis reserve script (scripts.ts). */
   reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number, owner?: StoreKeyRef): StoreReservation {
     const disabled = owner === undefined ? null : (this.#keys.get(keyField(owner))?.status.disabled ?? null);
     if (disabled !== null) return { ok: false, waitMs: Infinity, requests: undefined, tokens: undefined, disabled };
     const now = this.#now();
-    const { requests, tokens: tokenBucket } = this.#windowsOf(key, limits, now);
-    const amount = tokens > 0 ? tokens : 0;
-    const waitMs = Math.max(requests.waitMs(1, now), tokenBucket.waitMs(amount, now));
+    const dimensions = this.#windowsOf(key, limits);
+    const needs = [1, tokens > 0 ? tokens : 0];
+    const used = dimensions.map((d) => d.slots.used(now, d.periodMs));
+    let waitMs = 0;
+    dimensions.forEach((d, i) => {
+      if (d.limit === undefined || waitMs < 0) return;
+      const wait = d.slots.waitMs(needs[i]!, d.limit, used[i]!, now, d.periodMs);
+      waitMs = wait < 0 ? -1 : Math.max(waitMs, wait);
+    });
     if (waitMs === 0) {
-      requests.take(1, now);
-      tokenBucket.take(amount, now);
-      return { ok: true, requests: levelOf(requests, now), tokens: levelOf(tokenBucket, now) };
+      dimensions.forEach((d, i) => {
+        if (d.limit === undefined) return;
+        d.slots.take(needs[i]!, now, d.periodMs);
+        used[i] = used[i]! + needs[i]!;
+      });
     }
-    return { ok: false, waitMs, requests: levelOf(requests, now), tokens: levelOf(tokenBucket, now) };
+    const level = (i: number) => (dimensions[i]!.limit === undefined ? undefined : dimensions[i]!.limit! - used[i]!);
+    const free = (i: number) => (dimensions[i]!.limit === undefined ? undefined : dimensions[i]!.slots.freeMs(now, dimensions[i]!.periodMs));
+    const levels = { requests: level(0), tokens: level(1), requestsFreeMs: free(0), tokensFreeMs: free(1) };
+    if (waitMs === 0) return { ok: true, at: now, ...levels };
+    return { ok: false, waitMs: waitMs < 0 ? Infinity : waitMs, ...levels };
   }
 
   /** @internal */
-  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
+  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number, at?: number): void {
     const now = this.#now();
-    const windows = this.#windowsOf(key, limits, now);
-    windows.requests.take(requests, now);
-    windows.tokens.take(tokens, now);
+    const dimensions = this.#windowsOf(key, limits);
+    [requests, tokens].forEach((delta, i) => {
+      const d = dimensions[i]!;
+      if (d.limit !== undefined) d.slots.adjust(at ?? now, delta, now, d.periodMs);
+    });
   }
 
   /** @internal */
@@ -209,13 +222,13 @@ class MemorySession implements StoreSession {
     return this.#store.reserve(key, limits, tokens, owner);
   }
 
-  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
-    this.#store.adjust(key, limits, requests, tokens);
+  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number, at?: number): void {
+    this.#store.adjust(key, limits, requests, tokens, at);
   }
 
   /** In memory an adjustment costs no round trip: applied at once. */
-  defer(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
-    this.#store.adjust(key, limits, requests, tokens);
+  defer(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number, at?: number): void {
+    this.#store.adjust(key, limits, requests, tokens, at);
   }
 
   setKey(key: StoreKeyRef, status: StoreKeyStatus): void {

@@ -37,14 +37,27 @@ export interface StoreLimits {
  * negative), `undefined` in a dimension without a limit; the manager mirrors
  * them, so its own picks see what other managers took.
  *
+ * Optional, from the built-in stores: `requestsFreeMs` / `tokensFreeMs`, ms
+ * until the window's oldest units leave (nothing frees before; `undefined`
+ * when it holds none), which the manager's mirror of the levels lasts; and
+ * `at`, the moment the store counted the reservation from (its clock), which
+ * an adjustment of this reservation passes back.
+ *
  * `degraded` is set when the store could not be asked and the session let the
  * reservation through on local state (fail-open). `disabled` is set when the
  * store refused because it holds the key disabled (another manager found it
  * revoked and this one has not heard yet): the manager takes that on at once.
  */
-export type StoreReservation =
-  | { ok: true; requests: number | undefined; tokens: number | undefined; degraded?: boolean }
-  | { ok: false; waitMs: number; requests: number | undefined; tokens: number | undefined; disabled?: KeyDisabledReason };
+export type StoreReservation = SharedLevels &
+  ({ ok: true; at?: number; degraded?: boolean } | { ok: false; waitMs: number; disabled?: KeyDisabledReason });
+
+/** The levels of a key's shared windows, in a {@link StoreReservation}. */
+export interface SharedLevels {
+  requests: number | undefined;
+  tokens: number | undefined;
+  requestsFreeMs?: number | undefined;
+  tokensFreeMs?: number | undefined;
+}
 
 /** A key's shared status. `cooldownUntil` is an epoch time in ms (0 = none). */
 export interface StoreKeyStatus {
@@ -133,26 +146,33 @@ export interface StoreSession {
    */
   readonly shared: boolean;
   /**
-   * Atomically checks the key's shared request and token windows (capacity =
-   * the limits, refilling continuously over a minute, starting full) and takes
-   * 1 request and `tokens` tokens when both fit. One round trip at most.
-   * `owner` is the key the attempt is for (the windows may be its model's or
-   * its quota group's): a store that holds it disabled refuses, with the
-   * reason (`disabled`), in the same call.
+   * Atomically checks the key's shared request and token windows and takes 1
+   * request and `tokens` tokens when both fit. A window admits at most its
+   * limit in any sliding period (a minute unless the limits give one): a
+   * reservation counts from when the upstream counts it (within 250 ms) for a
+   * whole period, so the limit holds whatever the upstream's window shape.
+   * One round trip at most. `owner` is the key the attempt is for (the
+   * windows may be its model's or its quota group's): a store that holds it
+   * disabled refuses, with the reason (`disabled`), in the same call.
    *
    * @throws StoreUnavailableError (rejects) when the store cannot answer and
    *   the store fails closed.
    */
   reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number, owner?: StoreKeyRef): StoreReservation | Promise<StoreReservation>;
-  /** Gives back (negative) or charges (positive) requests and tokens on the key's shared windows. */
-  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void;
+  /**
+   * Gives back (negative) or charges (positive) requests and tokens of the
+   * reservation made at `at` (its {@link StoreReservation} `at`; default: now)
+   * on the key's shared windows. A give-back for a reservation already out of
+   * the window changes nothing.
+   */
+  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number, at?: number): void;
   /**
    * Like {@link adjust}, without a round trip of its own: the adjustment
    * rides with this session's next {@link reserve} on the key (one round trip
    * per attempt), or is written within a second when none comes. Optional: a
    * store without it is sent {@link adjust}.
    */
-  defer?(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void;
+  defer?(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number, at?: number): void;
   /** Records a key's status and tells the other sessions. */
   setKey(key: StoreKeyRef, status: StoreKeyStatus): void | Promise<void>;
   /** Records a circuit's state and tells the other sessions. */

@@ -8,7 +8,6 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { MemoryStore, type StateStore, type StoreChange, type StoreListener, type StoreSession } from '../../src/index';
 import { RedisStore } from '../../src/store/redis';
-import { START_LAG_MS } from '../../src/store/scripts';
 import { PATIENT_REDIS_MS, redisForSuite } from '../support/redis';
 
 const redis = redisForSuite('store contract (RedisStore)');
@@ -112,20 +111,26 @@ for (const impl of implementations) {
       s = await impl.pair(now);
     };
 
-    test('a fresh window starts full: rpm 3 takes three requests, the fourth waits the start lag + 60 000 / 3 ms', async () => {
+    test('a fresh window admits its limit at once: rpm 3 takes three requests, the fourth waits until they leave', async () => {
       await setup();
       for (let i = 0; i < 3; i++) expect((await s.a.reserve(KEY, RPM3, 0)).ok).toBe(true);
       const refused = await s.a.reserve(KEY, RPM3, 0);
-      expect(refused).toMatchObject({ ok: false, waitMs: START_LAG_MS + 20_000 });
+      // Counted within 250 ms, in the slot of the first second (slots of a 60th of the period): they leave a minute after it ends.
+      expect(refused).toMatchObject({ ok: false, waitMs: 61_000, requests: 0, requestsFreeMs: 61_000 });
     });
 
-    test('refilling starts the start lag after a take from a full window (the provider counts our first request later)', async () => {
+    test('a reservation stays in the window a whole period: nothing refills before (a sliding window, whatever the upstream)', async () => {
       await setup();
       expect((await s.a.reserve(KEY, RPM3, 0)).ok).toBe(true);
-      t += START_LAG_MS;
-      expect(await s.b.reserve(KEY, RPM3, 0)).toMatchObject({ ok: true, requests: 1 });
-      t += 10_000; // half a request refilled since the lag ended
-      expect(await s.b.reserve(KEY, RPM3, 0)).toMatchObject({ ok: true, requests: 0.5 });
+      t += 30_000;
+      expect(await s.b.reserve(KEY, RPM3, 0)).toMatchObject({ ok: true, requests: 1, requestsFreeMs: 31_000 });
+      expect(await s.b.reserve(KEY, RPM3, 0)).toMatchObject({ ok: true, requests: 0 });
+      t += 30_999;
+      expect(await s.a.reserve(KEY, RPM3, 0)).toMatchObject({ ok: false, waitMs: 1, requestsFreeMs: 1 });
+      t += 1;
+      // The first left; the two taken at 30 s leave a minute after their slot (at 91 s).
+      expect(await s.a.reserve(KEY, RPM3, 0)).toMatchObject({ ok: true, requests: 0 });
+      expect(await s.b.reserve(KEY, RPM3, 0)).toMatchObject({ ok: false, waitMs: 30_000 });
     });
 
     test('two sessions draw on one window: what A took, B cannot', async () => {
@@ -137,20 +142,22 @@ for (const impl of implementations) {
       expect((await s.a.reserve(KEY, RPM3, 0)).ok).toBe(false);
     });
 
-    test('the window refills continuously: one request per 20 s at rpm 3', async () => {
+    test('never more than the limit in any sliding period: rpm 3 driven every 7 s for 5 minutes', async () => {
       await setup();
-      for (let i = 0; i < 3; i++) await s.a.reserve(KEY, RPM3, 0);
-      t += START_LAG_MS + 19_999;
-      expect((await s.b.reserve(KEY, RPM3, 0)).ok).toBe(false);
-      t += 1;
-      expect((await s.b.reserve(KEY, RPM3, 0)).ok).toBe(true);
-      expect((await s.a.reserve(KEY, RPM3, 0)).ok).toBe(false);
+      const granted: number[] = [];
+      for (let i = 0; i < 43; i++, t += 7_000) {
+        const session = i % 2 === 0 ? s.a : s.b;
+        if ((await session.reserve(KEY, RPM3, 0)).ok) granted.push(t);
+      }
+      for (const start of granted) expect(granted.filter((at) => at >= start && at < start + 60_000).length).toBeLessThanOrEqual(3);
+      // Each grant leaves 61–62 s later (its slot, a minute): three per 63 s at this step.
+      expect(granted.length).toBeGreaterThanOrEqual(14);
     });
 
-    test('answers carry the shared levels left after the call', async () => {
+    test('answers carry the shared levels left after the call, and the moment the reservation counts from', async () => {
       await setup();
       const first = await s.a.reserve(KEY, { rpm: 10, tpm: 1_000 }, 100);
-      expect(first).toMatchObject({ ok: true, requests: 9, tokens: 900 });
+      expect(first).toMatchObject({ ok: true, requests: 9, tokens: 900, at: t });
       const second = await s.b.reserve(KEY, { rpm: 10, tpm: 1_000 }, 50);
       expect(second).toMatchObject({ ok: true, requests: 8, tokens: 850 });
     });
@@ -161,12 +168,16 @@ for (const impl of implementations) {
       expect(answer).toMatchObject({ ok: true, requests: 4, tokens: undefined });
     });
 
-    test('tokens: a reservation that does not fit waits for the refill of the missing tokens', async () => {
+    test('tokens: a reservation that does not fit waits until enough have left', async () => {
       await setup();
       const limits = { rpm: undefined, tpm: 600 };
-      expect((await s.a.reserve(KEY, limits, 500)).ok).toBe(true);
-      // 200 missing at 600 per minute = 10 per second: 20 s, after the start lag.
-      expect(await s.b.reserve(KEY, limits, 300)).toMatchObject({ ok: false, waitMs: START_LAG_MS + 20_000 });
+      expect((await s.a.reserve(KEY, limits, 300)).ok).toBe(true);
+      t += 10_000;
+      expect((await s.a.reserve(KEY, limits, 200)).ok).toBe(true);
+      // 300 missing: the first 300 leave at 61 s, enough.
+      expect(await s.b.reserve(KEY, limits, 400)).toMatchObject({ ok: false, waitMs: 51_000, tokens: 100, tokensFreeMs: 51_000 });
+      // 500 missing: the 200 taken at 10 s must leave too (at 71 s).
+      expect(await s.b.reserve(KEY, limits, 600)).toMatchObject({ ok: false, waitMs: 61_000 });
     });
 
     test('tokens above the limit can never fit: waitMs is Infinity', async () => {
@@ -180,24 +191,52 @@ for (const impl of implementations) {
       await s.a.reserve(KEY, limits, 800);
       s.a.adjust(KEY, limits, 0, -600); // used 200 of the 800 reserved
       await expect.poll(async () => (await s.b.reserve(KEY, limits, 0)).tokens).toBe(800);
-      s.b.adjust(KEY, limits, 0, 1_500); // a debt, floored at −capacity
+      s.b.adjust(KEY, limits, 0, 1_500); // more than the limit: a debt later reservations wait out
       await expect.poll(async () => (await s.a.reserve(KEY, limits, 0)).tokens).toBe(-700);
       expect(await s.a.reserve(KEY, limits, 1)).toMatchObject({ ok: false });
     });
 
-    test('a window with a period: rpm 2 per 3 s refills one request per 1.5 s', async () => {
+    test("an adjustment changes its own reservation's slot: a give-back never frees a later reservation's units", async () => {
+      await setup();
+      const limits = { rpm: undefined, tpm: 1_000 };
+      const early = await s.a.reserve(KEY, limits, 400);
+      t += 61_000; // the early reservation has left the window
+      expect(await s.b.reserve(KEY, limits, 600)).toMatchObject({ ok: true, tokens: 400 });
+      s.a.adjust(KEY, limits, 0, -400, (early as { at: number }).at);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await s.a.reserve(KEY, limits, 0)).toMatchObject({ tokens: 400 });
+      // A charge for a reservation that has left counts from now.
+      s.a.adjust(KEY, limits, 0, 100, (early as { at: number }).at);
+      await expect.poll(async () => (await s.a.reserve(KEY, limits, 0)).tokens).toBe(300);
+    });
+
+    test('a give-back of a reservation still in the window frees its units at once', async () => {
+      await setup();
+      const limits = { rpm: undefined, tpm: 1_000 };
+      const first = await s.a.reserve(KEY, limits, 700);
+      t += 20_000;
+      expect(await s.b.reserve(KEY, limits, 300)).toMatchObject({ ok: true, tokens: 0 });
+      s.a.adjust(KEY, limits, 0, -500, (first as { at: number }).at);
+      await expect.poll(async () => (await s.b.reserve(KEY, limits, 0)).tokens).toBe(500);
+      // What is left of the first (200) leaves with its slot, at 61 s.
+      t += 41_000;
+      expect(await s.b.reserve(KEY, limits, 0)).toMatchObject({ tokens: 700 });
+    });
+
+    test('a window with a period: rpm 2 per 3 s admits two, then waits until they leave (slots of 50 ms)', async () => {
       await setup();
       const limits = { rpm: 2, tpm: undefined, requestsPeriodMs: 3_000 };
       expect((await s.a.reserve(KEY, limits, 0)).ok).toBe(true);
       expect((await s.b.reserve(KEY, limits, 0)).ok).toBe(true);
-      expect(await s.a.reserve(KEY, limits, 0)).toMatchObject({ ok: false, waitMs: START_LAG_MS + 1_500 });
+      expect(await s.a.reserve(KEY, limits, 0)).toMatchObject({ ok: false, waitMs: 3_300 });
     });
 
     test('a deferred adjustment rides with the next reservation of the key', async () => {
       await setup();
       const limits = { rpm: undefined, tpm: 1_000, tokensPeriodMs: 10_000 };
-      await s.a.reserve(KEY, limits, 800);
-      s.a.defer!(KEY, limits, 0, -600); // used 200 of the 800 reserved
+      const first = await s.a.reserve(KEY, limits, 800);
+      t += 2_000;
+      s.a.defer!(KEY, limits, 0, -600, (first as { at: number }).at); // used 200 of the 800 reserved
       expect(await s.a.reserve(KEY, limits, 100)).toMatchObject({ ok: true, tokens: 700 });
       expect(await s.b.reserve(KEY, limits, 0)).toMatchObject({ tokens: 700 });
     });
@@ -304,8 +343,8 @@ test.skipIf(!redis.available)('RedisStore: with a learnt limit an attempt costs 
     return evalsha(...args);
   }) as typeof client.evalsha;
   for (let attempt = 0; attempt < 10; attempt++) {
-    expect((await session.reserve(KEY, limits, 500)).ok).toBe(true);
-    session.defer!(KEY, limits, 0, -400); // the reply used 100 of the 500 estimated
+    expect(await session.reserve(KEY, limits, 500)).toMatchObject({ ok: true, at: t });
+    session.defer!(KEY, limits, 0, -400, t); // the reply used 100 of the 500 estimated
     t += 10;
   }
   expect(calls).toHaveLength(10);

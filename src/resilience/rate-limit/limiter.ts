@@ -12,6 +12,9 @@ import { MINUTE_MS, resolveRateLimits, type RateWindowOption } from './options';
 import { PeriodLearner } from './period';
 import { LedgerWindow, type WindowSpec } from './window';
 
+/** A shared store's levels, as its reservations answer them (the store's `SharedLevels`, kept apart: no import of the store's types here). */
+type SharedLevels = Record<'requests' | 'tokens', number | undefined> & Partial<Record<'requestsFreeMs' | 'tokensFreeMs', number | undefined>>;
+
 export { exhaustedDimensions } from '../headers';
 
 /** Options of one key's {@link KeyLimiter}. */
@@ -382,19 +385,21 @@ export class KeyLimiter {
 
   /**
    * Mirrors a shared store's levels (units left in the shared windows, now):
-   * each caps this limiter's first window of its dimension until it could
-   * have refilled, never raising it. `undefined` leaves a dimension alone.
+   * each caps this limiter's first window of its dimension, never raising
+   * it, until the store's oldest units leave (`requestsFreeMs` /
+   * `tokensFreeMs`: nothing frees in the shared window before), or, from a
+   * store that does not say, until the level could have refilled at limit
+   * per period. `undefined` leaves a dimension alone.
    */
-  mirror(requests: number | undefined, tokens: number | undefined): void {
+  mirror(shared: SharedLevels): void {
     const now = this.#now();
-    const levels: Record<RateLimitDimension, number | undefined> = { requests, tokens };
     for (const dimension of DIMENSIONS) {
-      const level = levels[dimension];
+      const [level, freeMs] = dimension === 'requests' ? [shared.requests, shared.requestsFreeMs] : [shared.tokens, shared.tokensFreeMs];
       const window = this.#windows(dimension)[0];
       if (level === undefined || window === undefined) continue;
       const { limit, periodMs } = window.spec;
-      const refillMs = (Math.max(0, limit - level) * periodMs) / limit;
-      window.cap(level, window.taken, now + refillMs, now);
+      const untilMs = freeMs ?? (Math.max(0, limit - level) * periodMs) / limit;
+      window.cap(level, window.taken, now + untilMs, now, freeMs === undefined ? undefined : false);
     }
   }
 

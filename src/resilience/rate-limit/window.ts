@@ -312,12 +312,13 @@ export class LedgerWindow {
    * A header snapshot: when the upstream counted the take that brought
    * {@link taken} to `takenThrough`, `remaining` units were left, until
    * `until`. What was taken since is subtracted; in bucket mode what the
-   * upstream refilled since is added. The tighter of this and a cap in force
-   * is kept.
+   * upstream refilled since is added (unless `refills` is false: a shared
+   * store's level, which frees nothing before `until`). The tighter of this
+   * and a cap in force is kept.
    */
-  cap(remaining: number, takenThrough: number, until: number, now: number): void {
+  cap(remaining: number, takenThrough: number, until: number, now: number, refills = this.#bucket !== undefined): void {
     this.#used(now);
-    const rate = this.#bucket ? this.#spec.limit / this.#spec.periodMs : 0;
+    const rate = refills && this.#bucket ? this.#spec.limit / this.#spec.periodMs : 0;
     const next = { ceiling: remaining + takenThrough, at: now, rate, until };
     if (this.#cap === undefined || this.#cap.until <= now) {
       this.#cap = next;

@@ -13,7 +13,7 @@ import { loadIoredis } from './load';
 import { messageOf, positiveMs, type RedisStoreOptions } from './options';
 import { parseJson, RedisSession } from './session';
 import { keyField } from '../fields';
-import { ADJUST, DeferredAdjustments, RESERVE, windowArgs } from '../scripts';
+import { ADJUST, adjustmentArgs, DeferredAdjustments, RESERVE, windowArgs, type Adjustment } from '../scripts';
 import { bucketOf, KnownState } from './known';
 import { noteTotals, SPEND_SCRIPT, script, spendCall, spendHash, writeBack, type Names, type PendingStatus, type Script } from './writeback';
 import { parseSnapshot } from './snapshot';
@@ -89,7 +89,7 @@ export class RedisStore implements StateStore {
   readonly #channel: string;
   readonly #sessions = new Map<string, RedisSession>();
   /** Adjustments waiting for their key's next reservation; what none carries is written by a flush. */
-  readonly #deferred = new DeferredAdjustments((key, limits, requests, tokens) => this.adjust(key, limits, requests, tokens));
+  readonly #deferred = new DeferredAdjustments((key, limits, adjustments) => this.#adjustAll(key, limits, adjustments));
   #healthy: boolean;
   /** Whether this outage (or failed start) was reported to the sessions. */
   #reported = false;
@@ -229,16 +229,15 @@ export class RedisStore implements StateStore {
 
   /**
    * Runs a script on a key's window (ARGV: limits, clock, TTL, periods, then
-   * `extra`; see scripts.ts). With `owner`, KEYS[2] is the statuses hash and
-   * the last ARGV the owner's field (the reservation's status check).
+   * `need` ('' = adjust only), the owner's field ('' = none) and the
+   * adjustments; see scripts.ts). With `owner`, KEYS[2] is the statuses hash
+   * (the reservation's status check).
    */
-  #run(script: Script, key: StoreKeyRef, limits: StoreLimits, extra: readonly number[], owner?: StoreKeyRef): Promise<unknown> {
+  #run(script: Script, key: StoreKeyRef, limits: StoreLimits, need: number | '', adjustments: readonly (number | string)[], owner?: StoreKeyRef): Promise<unknown> {
     const clock = this.#now === undefined ? '' : String(this.#now());
     const window = `${this.prefix}w:${keyField(key)}`;
-    const args = [...windowArgs(limits, clock), ...extra];
-    if (owner === undefined) return this.#eval(script, [window], args);
-    args.push(keyField(owner));
-    return this.#eval(script, [window, `${this.prefix}keys`], args);
+    const args = [...windowArgs(limits, clock), need, owner === undefined ? '' : keyField(owner), ...adjustments];
+    return this.#eval(script, owner === undefined ? [window] : [window, `${this.prefix}keys`], args);
   }
 
   /** Runs a script by its SHA-1, sending its text when Redis does not have it (a new or restarted Redis). */
@@ -258,21 +257,22 @@ export class RedisStore implements StateStore {
       const held = this.#deferred.take(key);
       let reply: unknown;
       try {
-        const call = this.#run(RESERVE_SCRIPT, key, limits, [Math.max(0, tokens), held.requests, held.tokens], owner);
+        const call = this.#run(RESERVE_SCRIPT, key, limits, Math.max(0, tokens), adjustmentArgs(held), owner);
         reply = await answerWithin(call, this.#timeoutMs);
         if (reply === LATE) reply = await this.#lateReply(call, 'a reservation');
       } catch (error) {
         this.#deferred.restore(key, limits, held);
         throw error;
       }
-      const [ok, waitMs, requests, tokensLeft, reason] = reply as [number, number, string, string, KeyDisabledReason?];
+      const [ok, waitMs, requests, tokensLeft, at, requestsFree, tokensFree] = reply as [number, number, string, string, string, string, string];
       if (waitMs === -2) {
         // Refused for the key's status, windows untouched: what was held rides with a later reservation.
         this.#deferred.restore(key, limits, held);
-        return { ok: false, waitMs: Infinity, requests: undefined, tokens: undefined, disabled: reason };
+        return { ok: false, waitMs: Infinity, requests: undefined, tokens: undefined, disabled: at as KeyDisabledReason };
       }
-      if (ok === 1) return { ok: true, requests: level(requests), tokens: level(tokensLeft) };
-      return { ok: false, waitMs: waitMs < 0 ? Infinity : waitMs, requests: level(requests), tokens: level(tokensLeft) };
+      const levels = { requests: level(requests), tokens: level(tokensLeft), requestsFreeMs: level(requestsFree), tokensFreeMs: level(tokensFree) };
+      if (ok === 1) return { ok: true, at: Number(at), ...levels };
+      return { ok: false, waitMs: waitMs < 0 ? Infinity : waitMs, ...levels };
     } catch (error) {
       this.#fail('reserve', error);
       return this.#unavailable('reserve', error);
@@ -322,15 +322,19 @@ export class RedisStore implements StateStore {
   }
 
   /** @internal */
-  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
+  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number, at?: number): void {
+    this.#adjustAll(key, limits, [{ at, requests, tokens }]);
+  }
+
+  #adjustAll(key: StoreKeyRef, limits: StoreLimits, adjustments: readonly Adjustment[]): void {
     if (!this.#healthy) return;
-    this.#run(ADJUST_SCRIPT, key, limits, [requests, tokens]).catch((error: unknown) => this.#fail('adjust', error));
+    this.#run(ADJUST_SCRIPT, key, limits, '', adjustmentArgs(adjustments)).catch((error: unknown) => this.#fail('adjust', error));
   }
 
   /** @internal Held until the key's next reservation (one round trip), else written by the flush. */
-  defer(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
+  defer(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number, at?: number): void {
     if (!this.#healthy) return;
-    this.#deferred.add(key, limits, requests, tokens);
+    this.#deferred.add(key, limits, requests, tokens, at);
   }
 
   /**

@@ -19,8 +19,8 @@ import type {
 /** What a session needs of its store (the `RedisStore`), apart so that the two files do not import each other. */
 export interface SessionHost {
   reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number, owner?: StoreKeyRef): Promise<StoreReservation>;
-  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void;
-  defer(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void;
+  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number, at?: number): void;
+  defer(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number, at?: number): void;
   write(origin: string, hash: 'keys' | 'circuits', field: string, value: unknown, change: StoreChange): Promise<void>;
   addSpend(origin: string, spend: StoreSpend): Promise<void>;
   load(budgets: readonly StoreBudgetRef[]): Promise<StoreSnapshot>;
@@ -65,12 +65,12 @@ export class RedisSession implements StoreSession {
     return this.#store.reserve(key, limits, tokens, owner);
   }
 
-  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
-    this.#store.adjust(key, limits, requests, tokens);
+  adjust(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number, at?: number): void {
+    this.#store.adjust(key, limits, requests, tokens, at);
   }
 
-  defer(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number): void {
-    this.#store.defer(key, limits, requests, tokens);
+  defer(key: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number, at?: number): void {
+    this.#store.defer(key, limits, requests, tokens, at);
   }
 
   setKey(key: StoreKeyRef, status: StoreKeyStatus): Promise<void> {
