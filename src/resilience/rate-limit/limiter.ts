@@ -11,77 +11,14 @@ import { AimdEstimator } from './aimd';
 import { MINUTE_MS, resolveRateLimits, type RateWindowOption } from './options';
 import { PeriodLearner } from './period';
 import { LedgerWindow, type WindowSpec } from './window';
+import { PROBE_HOLD_MS, type KeyLimiterOptions, type KeyLimits, type RateLimitSource, type Reservation, type ReserveResult } from './limits';
 
 /** A shared store's levels, as its reservations answer them (the store's `SharedLevels`, kept apart: no import of the store's types here). */
 type SharedLevels = Record<'requests' | 'tokens', number | undefined> & Partial<Record<'requestsFreeMs' | 'tokensFreeMs', number | undefined>>;
 
 export { exhaustedDimensions } from '../headers';
 
-/** Options of one key's {@link KeyLimiter}. */
-export interface KeyLimiterOptions {
-  /** Requests per minute; `undefined` = unknown (learnt from headers, or adaptive). */
-  rpm?: number | undefined;
-  /** Requests per day. */
-  rpd?: number | undefined;
-  /** Tokens (input + output) per minute; `undefined` = unknown (learnt from headers). */
-  tpm?: number | undefined;
-  /** Tokens per day. */
-  tpd?: number | undefined;
-  /** More request windows `{ limit, periodMs }`. */
-  requests?: RateWindowOption | RateWindowOption[] | undefined;
-  /** More token windows `{ limit, periodMs }`. */
-  tokens?: RateWindowOption | RateWindowOption[] | undefined;
-  /** AIMD on 429s while no requests limit is known. Default `true`. */
-  adaptive?: boolean | undefined;
-  /**
-   * While nothing is known of the limits, one request goes first and the
-   * others are refused (`probing: true`) until {@link KeyLimiter.endProbe}
-   * (at most {@link PROBE_HOLD_MS}). Default `false`: the caller must wake
-   * the requests it holds when the probe ends (the manager does).
-   */
-  probe?: boolean | undefined;
-}
-
-/**
- * What {@link KeyLimiter.tryReserve} took: 1 request and `tokens` estimated
- * tokens at clock time `at`, the `seq`-th reservation of this limiter (send
- * order). Hand it to {@link KeyLimiter.observe} when the reply's headers
- * arrive, and to {@link KeyLimiter.reconcile}, {@link KeyLimiter.refund} or
- * {@link KeyLimiter.cancel} once.
- */
-export interface Reservation {
-  readonly tokens: number;
-  readonly at: number;
-  readonly seq: number;
-}
-
-/** The answer of {@link KeyLimiter.tryReserve}. */
-export type ReserveResult = { ok: true; reservation: Reservation } | { ok: false; waitMs: number; probing?: true };
-
-/**
- * How long a key of unknown limits holds its other requests behind its first
- * one at most; past it the key opens (a reply that slow says nothing soon).
- */
-export const PROBE_HOLD_MS = 10_000;
-
-/** Where the limits in force came from, strongest first. */
-export type RateLimitSource = 'config' | 'headers' | 'adaptive' | 'none';
-
-/** The limits a {@link KeyLimiter} enforces, for stats and the shared store. */
-export interface KeyLimits {
-  /** The capacity of the shortest requests window in force; `undefined` when none. */
-  rpm: number | undefined;
-  /** The capacity of the shortest tokens window in force; `undefined` when none. */
-  tpm: number | undefined;
-  /** The period of the `rpm` window, in ms (60 000 for a per-minute limit). */
-  requestsPeriodMs?: number;
-  /** The period of the `tpm` window, in ms. */
-  tokensPeriodMs?: number;
-  /** Every window in force, per dimension. */
-  windows?: { requests: WindowSpec[]; tokens: WindowSpec[] };
-  /** The strongest source among the two dimensions. */
-  source: RateLimitSource;
-}
+export { PROBE_HOLD_MS, type KeyLimiterOptions, type KeyLimits, type RateLimitSource, type Reservation, type ReserveResult } from './limits';
 
 const DIMENSIONS: readonly RateLimitDimension[] = ['requests', 'tokens'];
 /** Unanswered reservations tracked one by one at most; beyond, the oldest is taken as counted (bounded memory). */
