@@ -7,8 +7,8 @@
  *
  * An attempt shares the request's controller unless it must be abortable on
  * its own while something outside the attempt holds the request's signal
- * (an `afterResponse` hook): then it gets its own controller, aborted
- * directly, never through a listener. When a shared attempt times out, the
+ * (hooks, whose signal only the request's end aborts): then it gets its own
+ * controller, aborted directly, never through a listener. When a shared attempt times out, the
  * controller it shared is aborted (its fetch and body end) and the request
  * goes on with a fresh one.
  */

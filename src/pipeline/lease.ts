@@ -66,8 +66,8 @@ export class Lease {
     const firstTryOfKey = this.ctx.history.markTried(key, deployment);
     this.sentAt = now;
     this.#abort = abort;
-    // Its own controller only while a hook holds the request's signal during the attempt.
-    this.signal = abort.startAttempt(now, this.core.options.attemptTimeoutMs, this.core.options.hooks?.afterResponse !== undefined);
+    // Its own controller only when hooks hold the request's signal (its timeout must not abort theirs).
+    this.signal = abort.startAttempt(now, this.core.options.attemptTimeoutMs, this.core.options.hooks !== undefined);
     this.#inFlight = true;
     key.attemptStarted();
     deployment.inFlight++;

@@ -2,8 +2,7 @@
  * A request's abort state (src/pipeline/abort.ts): one timer for the deadline
  * and the attempt timeout, one listener on the caller's signal, none left
  * after the request; an attempt that times out ends its fetch and the request
- * goes on — with or without an `afterResponse` hook (the attempt's own
- * controller).
+ * goes on — with or without hooks (then the attempt has its own controller).
  */
 import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, test, vi } from 'vitest';
@@ -46,7 +45,7 @@ function manager(options: Partial<KeyManagerOptions>): KeyManager {
 describe('an attempt timeout on the request timer', () => {
   test.each([
     ['sharing the request controller', {}],
-    ['with its own controller (an afterResponse hook)', { hooks: { afterResponse: () => undefined } }],
+    ['with its own controller (hooks configured)', { hooks: { afterResponse: () => undefined } }],
   ])('%s: the timed-out fetch is aborted, the retry succeeds, no timer or listener is left', async (_name, extra) => {
     fakeClock();
     const upstream = hangsFirst();
@@ -66,6 +65,21 @@ describe('an attempt timeout on the request timer', () => {
     expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
     expect(vi.getTimerCount()).toBe(0);
   });
+});
+
+test("a hook's signal is not aborted by an attempt's timeout, only by the request's end", async () => {
+  fakeClock();
+  const upstream = hangsFirst();
+  const hookSignals: AbortSignal[] = [];
+  const m = manager({ fetch: upstream.fetch, attemptTimeoutMs: 1_000, hooks: { beforeAttempt: (state) => void hookSignals.push(state.signal) } });
+
+  const pending = m.fetch(URL_, { method: 'POST', body: BODY, headers: { 'content-type': 'application/json' } });
+  await until(() => upstream.signals.length === 1, 'first attempt sent');
+  await vi.advanceTimersByTimeAsync(1_000);
+  expect((await pending).status).toBe(200);
+
+  expect(upstream.signals[0]!.aborted).toBe(true);
+  expect(hookSignals.map((s) => s.aborted)).toEqual([false, false]);
 });
 
 describe('RequestAbort', () => {
