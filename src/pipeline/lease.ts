@@ -1,7 +1,7 @@
 /**
  * A key lease: one attempt's hold on a deployment and key — its rate-limit
  * reservation, circuit probe slots, budget hold, in-flight counts and the
- * attempt's own abort controller and timer. `settle(outcome)` is the one
+ * attempt's timeout (on the request's one timer). `settle(outcome)` is the one
  * place an attempt's outcome reaches in-flight counts, circuits, budget
  * holds, refunds, latency and the key / provider / deployment stats.
  */
@@ -15,7 +15,7 @@ import type { StoreLimits } from '../store/types';
 import type { Usage } from '../usage/usage';
 import { settleKeyBudget } from './admit';
 import type { RequestContext } from './context';
-import { AttemptTimeout } from './failure';
+import type { RequestAbort } from './abort';
 import { keysChanged, type Core } from './core';
 
 
@@ -38,11 +38,10 @@ export class Lease {
   shared: (StoreLimits & { at?: number | undefined }) | undefined = undefined;
   /** When the attempt was sent (`Date.now()`). */
   sentAt = 0;
-  /** The attempt's own controller: its timeout, and the request's signal forwarded. */
-  control: AbortController | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #signal: AbortSignal | undefined;
-  #forward: (() => void) | undefined;
+  /** What the attempt's fetch listens to (set by {@link start}): the request's signal, or the attempt's own. */
+  signal: AbortSignal | undefined = undefined;
+  /** The request's abort state, which also times this attempt out. */
+  #abort: RequestAbort | undefined;
   #inFlight = false;
 
   constructor(
@@ -59,21 +58,16 @@ export class Lease {
 
   /**
    * The attempt is sent: counts it in flight and as a request, and arms its
-   * controller (timeout, the request's signal forwarded). True when the
-   * request had not tried this key before (a free rotation away from it).
+   * timeout on the request's one timer and sets {@link signal}. True when
+   * the request had not tried this key before (a free rotation away from it).
    */
-  start(signal: AbortSignal, now: number): boolean {
+  start(abort: RequestAbort, now: number): boolean {
     const { key, deployment } = this;
     const firstTryOfKey = this.ctx.history.markTried(key, deployment);
     this.sentAt = now;
-    const control = new AbortController();
-    this.control = control;
-    this.#timer = setTimeout(() => control.abort(new AttemptTimeout('attempt')), this.core.options.attemptTimeoutMs);
-    const forward = () => control.abort(signal.reason);
-    this.#signal = signal;
-    this.#forward = forward;
-    if (signal.aborted) forward();
-    else signal.addEventListener('abort', forward, { once: true });
+    this.#abort = abort;
+    // Its own controller only when hooks hold the request's signal (its timeout must not abort theirs).
+    this.signal = abort.startAttempt(now, this.core.options.attemptTimeoutMs, this.core.options.hooks !== undefined);
     this.#inFlight = true;
     key.attemptStarted();
     deployment.inFlight++;
@@ -130,12 +124,12 @@ export class Lease {
 
   /** The attempt timeout no longer applies (headers or first bytes are in). */
   stopTimer(): void {
-    clearTimeout(this.#timer);
+    this.#abort?.endAttempt();
   }
 
   /** True when the attempt ended by its own timeout. */
   get timedOut(): boolean {
-    return this.control?.signal.aborted === true && this.control.signal.reason instanceof AttemptTimeout;
+    return this.#abort?.attemptTimedOut === true;
   }
 
   settle(outcome: 'undone' | 'aborted'): void;
@@ -223,11 +217,9 @@ export class Lease {
     }
   }
 
-  /** Ends the attempt's flight once: in-flight counts, timer, and the forwarding of the request's signal. */
+  /** Ends the attempt's flight once: in-flight counts and its timeout. */
   #end(): void {
-    clearTimeout(this.#timer);
-    if (this.#forward) this.#signal!.removeEventListener('abort', this.#forward);
-    this.#forward = undefined;
+    this.stopTimer();
     if (!this.#inFlight) return;
     this.#inFlight = false;
     this.key.attemptEnded();

@@ -16,7 +16,8 @@ import { admitBudget, admitLane } from './admit';
 import { failed } from './account';
 import type { RequestContext } from './context';
 import { modelStats, type Core } from './core';
-import { AttemptFailure, AttemptTimeout } from './failure';
+import { RequestAbort } from './abort';
+import { AttemptFailure } from './failure';
 import { intercept } from './intercept';
 import { errorResponse } from '../details';
 import { finishFailure, unroutable } from './respond';
@@ -36,15 +37,9 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
     if (error instanceof RequestOptionsError) return errorResponse(error, 400);
     throw error;
   }
-  // One controller per request: the deadline, the caller's signal and close() abort it.
-  const control = new AbortController();
-  const signal = control.signal;
-  const deadlineTimer = setTimeout(() => control.abort(new AttemptTimeout('deadline')), ctx.deadlineMs);
-  const caller = ctx.request.signal;
-  const onCallerAbort = () => control.abort(caller?.reason);
-  if (caller?.aborted) onCallerAbort();
-  else caller?.addEventListener('abort', onCallerAbort, { once: true });
-  core.active.add(control);
+  // One controller, one timer (deadline and attempt timeout) and one listener per request: see ./abort.ts.
+  const abort = new RequestAbort(Date.now(), ctx.deadlineMs, core.options.attemptTimeoutMs, ctx.request.signal);
+  core.active.add(abort);
   try {
     const loading = whenLoaded(core);
     if (loading) await loading;
@@ -63,21 +58,19 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
       failed(core, ctx, refused.toDetail());
       return errorResponse(refused, refused.status ?? 429);
     }
-    await admitLane(core, ctx, signal);
-    return await attemptAll(core, ctx, signal);
+    await admitLane(core, ctx, abort.signal);
+    return await attemptAll(core, ctx, abort);
   } catch (error) {
-    return finishFailure(core, ctx, error, signal);
+    return finishFailure(core, ctx, error, abort.signal);
   } finally {
     if (!ctx.streaming) ctx.releaseLane?.();
     // A stream still being read stays abortable (caller, close(), and the deadline unless
     // `streamDeadline` is 'first-byte') until it ends.
-    if (!ctx.streaming || core.options.streamDeadline === 'first-byte') clearTimeout(deadlineTimer);
-    if (ctx.streaming) {
-      ctx.finish = () => {
-        clearTimeout(deadlineTimer);
-        detach(core, control, caller, onCallerAbort);
-      };
-    } else detach(core, control, caller, onCallerAbort);
+    if (!ctx.streaming) detach(core, abort);
+    else {
+      if (core.options.streamDeadline === 'first-byte') abort.dropDeadline();
+      ctx.finish = () => detach(core, abort);
+    }
     core.inFlight--;
     if (core.inFlight === 0 && core.idleWaiters.length > 0) {
       for (const resolve of core.idleWaiters.splice(0)) resolve();
@@ -85,10 +78,10 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
   }
 }
 
-/** The request leaves close()'s reach and stops listening to the caller's signal. */
-function detach(core: Core, control: AbortController, caller: AbortSignal | undefined, onCallerAbort: () => void): void {
-  core.active.delete(control);
-  caller?.removeEventListener('abort', onCallerAbort);
+/** The request leaves close()'s reach, stops listening to the caller's signal and clears its timer. */
+function detach(core: Core, abort: RequestAbort): void {
+  core.active.delete(abort);
+  abort.detach();
 }
 
 /**
@@ -99,13 +92,13 @@ function detach(core: Core, control: AbortController, caller: AbortSignal | unde
  * work around; errors that are not attempt failures (no key, a budget or
  * store refusal, the request's abort) end the loop as they are.
  */
-async function attemptAll(core: Core, ctx: RequestContext, signal: AbortSignal): Promise<Response> {
+async function attemptAll(core: Core, ctx: RequestContext, abort: RequestAbort): Promise<Response> {
   const history = ctx.history;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await attemptOnce(core, ctx, attempt, signal);
+      return await attemptOnce(core, ctx, attempt, abort);
     } catch (error) {
-      if (signal.aborted) throw signal.reason;
+      if (abort.ended) throw abort.signal.reason;
       if (!(error instanceof AttemptFailure)) throw error;
       const decision = decide(
         error,
@@ -120,7 +113,7 @@ async function attemptAll(core: Core, ctx: RequestContext, signal: AbortSignal):
         core.options.retry,
       );
       if (decision.action === 'surface') throw error;
-      await retryAfter(core, ctx, error, decision, signal);
+      await retryAfter(core, ctx, error, decision, abort.signal);
     }
   }
 }
@@ -152,8 +145,8 @@ async function retryAfter(core: Core, ctx: RequestContext, failure: AttemptFailu
 }
 
 /** One attempt: a lease, the fail-over and retry counts, the send. */
-async function attemptOnce(core: Core, ctx: RequestContext, attempt: number, signal: AbortSignal): Promise<Response> {
-  const lease = await acquire(core, ctx, attempt, signal);
+async function attemptOnce(core: Core, ctx: RequestContext, attempt: number, abort: RequestAbort): Promise<Response> {
+  const lease = await acquire(core, ctx, attempt, abort.signal);
   const { deployment, key } = lease;
   const last = ctx.history.last;
   if (last && last.pool !== deployment.pool) {
@@ -182,5 +175,5 @@ async function attemptOnce(core: Core, ctx: RequestContext, attempt: number, sig
     deployment.pool.counters.retries++;
     deployment.stats.retries++;
   }
-  return send(core, ctx, lease, attempt, signal);
+  return send(core, ctx, lease, attempt, abort);
 }

@@ -18,12 +18,13 @@ import { account } from './account';
 import type { BufferedAnswer, RequestContext } from './context';
 import type { Core } from './core';
 import { AttemptFailure, type ReadResult } from './failure';
+import type { RequestAbort } from './abort';
 import type { Lease } from './lease';
 import { reply, streamReply } from './respond';
 import { addContextFallback } from './route';
 
 /** One attempt. Resolves with the reply for the SDK; rejects with an AttemptFailure, or the request's abort reason. */
-export async function send(core: Core, ctx: RequestContext, lease: Lease, attempt: number, signal: AbortSignal): Promise<Response> {
+export async function send(core: Core, ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort): Promise<Response> {
   const { request } = ctx;
   const { deployment, key } = lease;
   const pool = deployment.pool;
@@ -31,8 +32,8 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   let body = bodyFor(request, deployment.upstreamModel, injectUsage);
   let callerHeaders = request.headers;
   const hooks = core.options.hooks;
-  if (hooks?.beforeAttempt !== undefined) ({ headers: callerHeaders, body } = await beforeAttempt(hooks, ctx, lease, attempt, body, signal));
-  const firstTryOfKey = lease.start(signal, Date.now());
+  if (hooks?.beforeAttempt !== undefined) ({ headers: callerHeaders, body } = await beforeAttempt(hooks, ctx, lease, attempt, body, abort.signal));
+  const firstTryOfKey = lease.start(abort, Date.now());
   const headers: Record<string, string> = { ...callerHeaders, ...pool.headers, authorization: `Bearer ${secretOf(key)}` };
   if (core.hub.wants('attempt')) emitAttempt(core, ctx, lease, attempt);
 
@@ -41,11 +42,11 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
     const fetchImpl = core.options.fetch ?? globalThis.fetch;
     // Redirects are not followed: a redirect to another origin would carry the
     // body and the provider's headers there.
-    const init: RequestInit & { duplex?: 'half' } = { method: request.method, headers, body, signal: lease.control!.signal, redirect: 'manual' };
+    const init: RequestInit & { duplex?: 'half' } = { method: request.method, headers, body, signal: lease.signal, redirect: 'manual' };
     if (body instanceof ReadableStream) init.duplex = 'half';
     response = await fetchImpl(pool.baseURL + request.path, init);
   } catch (error) {
-    throw transportFailure(ctx, lease, attempt, signal, firstTryOfKey, error);
+    throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
   }
   // A key its status alone rejects (401, 402, 403) is out at once, and the store told, before anything is awaited (body, hooks).
   const rejected = response.ok ? undefined : classifyStatus(response.status, response.headers, undefined).disable;
@@ -57,19 +58,19 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   response = redactEnvelope(response, redactor);
   if (hooks?.afterResponse !== undefined) {
     const redact = !response.ok || core.options.redactReplies ? (text: string) => redactor.text(text) : undefined;
-    response = await afterResponse(hooks, ctx, lease, attempt, response, signal, redact);
+    response = await afterResponse(hooks, ctx, lease, attempt, response, abort.signal, redact);
   }
   if (!response.ok) {
-    const text = redactor.text(await readText(ctx, lease, attempt, signal, firstTryOfKey, response));
+    const text = redactor.text(await readText(ctx, lease, attempt, abort, firstTryOfKey, response));
     throw upstreamFailure(core, ctx, lease, attempt, firstTryOfKey, response, text);
   }
 
   const contentType = response.headers.get('content-type') ?? '';
   if (contentType.includes('text/event-stream') && response.body) {
-    return streamFirst(core, ctx, lease, attempt, signal, firstTryOfKey, response, redactor);
+    return streamFirst(core, ctx, lease, attempt, abort, firstTryOfKey, response, redactor);
   }
   if (contentType.includes('json') && !(request.stream && answersJson(ctx))) {
-    return readJsonReply(core, ctx, lease, attempt, signal, firstTryOfKey, response, redactor);
+    return readJsonReply(core, ctx, lease, attempt, abort, firstTryOfKey, response, redactor);
   }
   if (answersJson(ctx)) {
     // A JSON (or, asked for, SSE) endpoint answered 200 with another body: a broken answer, as a malformed one.
@@ -100,13 +101,13 @@ function answersJson(ctx: RequestContext): boolean {
  * fail over; an empty or malformed first read is a broken answer), then
  * handed to the caller, tapped.
  */
-async function streamFirst(core: Core, ctx: RequestContext, lease: Lease, attempt: number, signal: AbortSignal, firstTryOfKey: boolean, response: Response, redactor: KeyRedactor): Promise<Response> {
+async function streamFirst(core: Core, ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, response: Response, redactor: KeyRedactor): Promise<Response> {
   const reader = redactingReader(response.body!.getReader(), redactor, core.options.redactReplies);
   let first: ReadResult;
   try {
     first = await reader.read();
   } catch (error) {
-    throw transportFailure(ctx, lease, attempt, signal, firstTryOfKey, error);
+    throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
   }
   // Its complete events judged once, here: the tap goes on from them.
   const request = ctx.request;
@@ -118,7 +119,7 @@ async function streamFirst(core: Core, ctx: RequestContext, lease: Lease, attemp
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
   lease.settle('first-byte', now);
-  return streamReply(core, ctx, lease, response, reader, scanned, now - ctx.startedAt, signal);
+  return streamReply(core, ctx, lease, response, reader, scanned, now - ctx.startedAt, abort.signal);
 }
 
 function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: number): void {
@@ -145,8 +146,8 @@ function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: num
  * fails the attempt as `invalid_response` and is retried, so the SDK never
  * meets a body it cannot parse.
  */
-async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, attempt: number, signal: AbortSignal, firstTryOfKey: boolean, response: Response, redactor: KeyRedactor): Promise<Response> {
-  const read = await readText(ctx, lease, attempt, signal, firstTryOfKey, response);
+async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, response: Response, redactor: KeyRedactor): Promise<Response> {
+  const read = await readText(ctx, lease, attempt, abort, firstTryOfKey, response);
   const text = core.options.redactReplies ? redactor.text(read) : read;
   let parsed: unknown;
   try {
@@ -163,11 +164,11 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
 }
 
 /** The whole body as text; a body that fails mid-way is a transport failure. */
-async function readText(ctx: RequestContext, lease: Lease, attempt: number, signal: AbortSignal, firstTryOfKey: boolean, response: Response): Promise<string> {
+async function readText(ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, response: Response): Promise<string> {
   try {
     return await response.text();
   } catch (error) {
-    throw transportFailure(ctx, lease, attempt, signal, firstTryOfKey, error);
+    throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
   }
 }
 
@@ -198,12 +199,12 @@ function upstreamFailure(core: Core, ctx: RequestContext, lease: Lease, attempt:
 }
 
 /** A transport failure: the request ending (its abort reason is returned), our attempt timeout, or the connection. */
-function transportFailure(ctx: RequestContext, lease: Lease, attempt: number, signal: AbortSignal, firstTryOfKey: boolean, cause: unknown): unknown {
+function transportFailure(ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, cause: unknown): unknown {
   const now = Date.now();
-  if (signal.aborted) {
+  if (abort.ended) {
     lease.settle('aborted');
     lease.record(attempt, undefined, 'aborted', now);
-    return signal.reason as unknown;
+    return abort.signal.reason as unknown;
   }
   const timedOut = lease.timedOut;
   // A connection that failed was most likely not counted by the provider; a timed-out one may have been.

@@ -1,0 +1,65 @@
+/**
+ * Two builds of keyplex against the raw SDK, interleaved in one process: the
+ * in-process fake fetch of bench/hotpath.ts (JSON + OpenAI's six rate-limit
+ * headers), 3 providers × 10 keys, listeners attached; at concurrency 64 and
+ * sequentially. CPU per request from `process.cpuUsage`; ratios to raw per
+ * round, medians across rounds (a loaded machine moves wall clock, not these).
+ *
+ *   node bench/ab-dists.ts <base dist/index.js> <branch dist/index.js> [rounds]
+ *
+ * Figures for the one-controller / one-timer change (branch `signals` vs
+ * 36c84ef), 2 loaded cores: per-round branch ÷ base CPU medians were 0.96,
+ * 1.02, 0.99 at concurrency 64 and 1.05, 1.01, 0.98 sequentially (40, 15
+ * and 30 rounds): within this machine's noise. Instruction counts
+ * (callgrind, json-rl, concurrency 64, 1600 minus 400 requests) are
+ * load-proof: raw 885,717, base 2,025,087 (2.29×), branch 1,934,875 (2.18×)
+ * per request.
+ */
+import { pathToFileURL } from 'node:url';
+import { setImmediate as turn } from 'node:timers/promises';
+import OpenAI from 'openai';
+import { CHAT_BODY, CHAT_JSON, fakeKey, fakeKeys, median, MODEL, throughput } from './lib.ts';
+import { OPENAI_RATE_HEADERS } from './hotpath.ts';
+
+const [basePath, branchPath, roundsArg] = process.argv.slice(2);
+if (!basePath || !branchPath) throw new Error('usage: node bench/ab-dists.ts <base dist/index.js> <branch dist/index.js> [rounds]');
+const ROUNDS = Number(roundsArg ?? 15);
+const headers = { 'content-type': 'application/json', 'x-request-id': 'req_bench', ...OPENAI_RATE_HEADERS };
+const fetch = (async () => new Response(CHAT_JSON, { status: 200, headers })) as typeof globalThis.fetch;
+const baseURL = (id: string) => `https://${id}.bench.invalid/v1`;
+
+type Manager = { wrap<T>(client: T): T; close(): Promise<void>; on(event: string, listener: () => void): unknown };
+async function wrapped(path: string): Promise<{ client: OpenAI; manager: Manager }> {
+  const { KeyManager } = (await import(pathToFileURL(path).href)) as { KeyManager: new (o: unknown) => Manager };
+  const providers = Object.fromEntries(Object.entries(fakeKeys(3, 10)).map(([id, keys]) => [id, { baseURL: baseURL(id), keys, models: [MODEL] }]));
+  const manager = new KeyManager({ providers, fetch });
+  for (const e of ['request', 'attempt', 'success']) manager.on(e, () => undefined);
+  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 })) };
+}
+
+const clients: Record<string, OpenAI> = { raw: new OpenAI({ apiKey: fakeKey(), baseURL: baseURL('raw'), fetch, maxRetries: 0 }) };
+const base = await wrapped(basePath);
+const branch = await wrapped(branchPath);
+clients.base = base.client;
+clients.branch = branch.client;
+const VARIANTS = ['raw', 'base', 'branch'];
+
+for (const [label, concurrency, n] of [['concurrency 64', 64, 3000], ['sequential', 1, 1000]] as const) {
+  for (const v of VARIANTS) await throughput(() => clients[v]!.chat.completions.create(CHAT_BODY), n, concurrency, 1e9);
+  const cpu: Record<string, number[]> = { raw: [], base: [], branch: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let i = 0; i < VARIANTS.length; i++) {
+      const v = VARIANTS[(i + round) % VARIANTS.length]!;
+      await turn();
+      cpu[v]!.push((await throughput(() => clients[v]!.chat.completions.create(CHAT_BODY), n, concurrency, 1e9)).cpuUsPerCall);
+    }
+  }
+  const ratio = (a: string, b: string) => median(cpu[a]!.map((x, i) => x / cpu[b]![i]!));
+  const added = (a: string) => median(cpu[a]!.map((x, i) => x - cpu.raw![i]!));
+  process.stdout.write(
+    `${label}, ${ROUNDS} rounds × ${n} requests: CPU µs/req median raw ${median(cpu.raw!).toFixed(1)}, base ${median(cpu.base!).toFixed(1)}, branch ${median(cpu.branch!).toFixed(1)}; ` +
+      `added over raw: base ${added('base').toFixed(1)}, branch ${added('branch').toFixed(1)}; ratio to raw: base ${ratio('base', 'raw').toFixed(3)}, branch ${ratio('branch', 'raw').toFixed(3)}; branch ÷ base ${ratio('branch', 'base').toFixed(3)}\n`,
+  );
+}
+await base.manager.close();
+await branch.manager.close();

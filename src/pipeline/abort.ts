@@ -1,0 +1,130 @@
+/**
+ * A request's abort state, kept cheap on the hot path: one AbortController
+ * for the request, aborted directly by the three things that end it (the
+ * deadline, the caller's signal, `close()`), one timer serving both the
+ * deadline and the current attempt's timeout (re-armed lazily to the nearer),
+ * and one listener on the caller's signal, added once and removed at the end.
+ *
+ * An attempt shares the request's controller unless it must be abortable on
+ * its own while something outside the attempt holds the request's signal
+ * (hooks, whose signal only the request's end aborts): then it gets its own
+ * controller, aborted directly, never through a listener. When a shared attempt times out, the
+ * controller it shared is aborted (its fetch and body end) and the request
+ * goes on with a fresh one.
+ */
+import { AttemptTimeout } from './failure';
+
+export class RequestAbort {
+  /** The request's controller: what the stages and the attempts' fetches listen to. */
+  #control = new AbortController();
+  /** The current attempt's own controller, when it has one. */
+  #attempt: AbortController | undefined = undefined;
+  /** When the current attempt times out; Infinity when no attempt timeout runs. */
+  #attemptDue = Infinity;
+  /** When the deadline ends the request; Infinity once it no longer bounds it. */
+  #deadlineAt: number;
+  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #timerAt = Infinity;
+  #caller: AbortSignal | undefined;
+  #onCaller: (() => void) | undefined = undefined;
+  /** True once the request ended (deadline, caller, close()). */
+  ended = false;
+  /** True when the current attempt ended by its own timeout. */
+  attemptTimedOut = false;
+
+  constructor(now: number, deadlineMs: number, firstAttemptTimeoutMs: number, caller: AbortSignal | undefined) {
+    this.#deadlineAt = now + deadlineMs;
+    // Armed once for the nearer of the deadline and the first attempt's timeout (that attempt starts a little later: re-armed then, when it fires).
+    this.#arm(now, Math.min(this.#deadlineAt, now + firstAttemptTimeoutMs));
+    this.#caller = caller;
+    if (caller?.aborted) this.abort(caller.reason);
+    else if (caller !== undefined) {
+      this.#onCaller = () => this.abort(caller.reason);
+      caller.addEventListener('abort', this.#onCaller, { once: true });
+    }
+  }
+
+  /** The request's signal as it is now (a timed-out shared attempt leaves a fresh one behind). */
+  get signal(): AbortSignal {
+    return this.#control.signal;
+  }
+
+  /** Ends the request: the deadline, the caller's signal and close() call this. */
+  abort(reason: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.#attempt?.abort(reason);
+    this.#control.abort(reason);
+  }
+
+  /** An attempt is sent: arms its timeout; returns the signal its fetch listens to. */
+  startAttempt(now: number, timeoutMs: number, own: boolean): AbortSignal {
+    this.attemptTimedOut = false;
+    this.#attemptDue = now + timeoutMs;
+    if (this.#attemptDue < this.#timerAt) this.#arm(now, this.#attemptDue);
+    if (!own) return this.#control.signal;
+    const control = new AbortController();
+    this.#attempt = control;
+    if (this.ended) control.abort(this.#control.signal.reason);
+    return control.signal;
+  }
+
+  /** The attempt's timeout no longer applies (it ended, or its first bytes are in). */
+  endAttempt(): void {
+    this.#attemptDue = Infinity;
+    this.#attempt = undefined;
+  }
+
+  /** A stream read after the pipeline call is no longer bounded by the deadline (`streamDeadline: 'first-byte'`). */
+  dropDeadline(): void {
+    this.#deadlineAt = Infinity;
+    if (this.#attemptDue === Infinity) this.#clear();
+  }
+
+  /** The request is over: no timer and no listener left. */
+  detach(): void {
+    this.#clear();
+    if (this.#onCaller !== undefined) this.#caller!.removeEventListener('abort', this.#onCaller);
+    this.#onCaller = undefined;
+  }
+
+  #clear(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
+
+  #arm(now: number, at: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = at === Infinity ? undefined : setTimeout(this.#fire, Math.max(0, at - now));
+  }
+
+  #fire = (): void => {
+    // The timer's moment is reached, whatever a coarser clock says.
+    const now = Math.max(Date.now(), this.#timerAt);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    if (this.ended) return;
+    if (now >= this.#deadlineAt) {
+      this.abort(new AttemptTimeout('deadline'));
+      return;
+    }
+    if (now >= this.#attemptDue) this.#timeOutAttempt();
+    this.#arm(now, Math.min(this.#deadlineAt, this.#attemptDue));
+  };
+
+  #timeOutAttempt(): void {
+    this.attemptTimedOut = true;
+    this.#attemptDue = Infinity;
+    const timeout = new AttemptTimeout('attempt');
+    if (this.#attempt !== undefined) {
+      this.#attempt.abort(timeout);
+      this.#attempt = undefined;
+      return;
+    }
+    const shared = this.#control;
+    this.#control = new AbortController();
+    shared.abort(timeout);
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * A request's abort state (src/pipeline/abort.ts): one timer for the deadline
+ * and the attempt timeout, one listener on the caller's signal, none left
+ * after the request; an attempt that times out ends its fetch and the request
+ * goes on — with or without hooks (then the attempt has its own controller).
+ */
+import { getEventListeners } from 'node:events';
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import { KeyManager, type KeyManagerOptions } from '../../src/index';
+import { fakeKey } from '../support/fake-keys';
+import { fakeClock, until } from '../support/time';
+import { RequestAbort } from '../../src/pipeline/abort';
+
+const URL_ = 'https://api.one.test/v1/chat/completions';
+const BODY = JSON.stringify({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] });
+const managers: KeyManager[] = [];
+
+afterEach(async () => {
+  for (const m of managers.splice(0)) await m.close();
+  vi.useRealTimers();
+});
+
+/** A fetch whose first call hangs until its signal aborts; later calls answer at once. */
+function hangsFirst() {
+  const signals: AbortSignal[] = [];
+  const fetch = (_input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const signal = init!.signal!;
+    signals.push(signal);
+    if (signals.length > 1) return Promise.resolve(Response.json({ id: 'x', model: 'gpt-4.1', choices: [], usage: null }));
+    return new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+  };
+  return { fetch: fetch as typeof globalThis.fetch, signals };
+}
+
+function manager(options: Partial<KeyManagerOptions>): KeyManager {
+  const m = new KeyManager({
+    providers: { one: { baseURL: 'https://api.one.test/v1', keys: [fakeKey('a'), fakeKey('b')] } },
+    retry: { baseDelayMs: 0 },
+    ...options,
+  } as KeyManagerOptions);
+  managers.push(m);
+  return m;
+}
+
+describe('an attempt timeout on the request timer', () => {
+  test.each([
+    ['sharing the request controller', {}],
+    ['with its own controller (hooks configured)', { hooks: { afterResponse: () => undefined } }],
+  ])('%s: the timed-out fetch is aborted, the retry succeeds, no timer or listener is left', async (_name, extra) => {
+    fakeClock();
+    const upstream = hangsFirst();
+    const m = manager({ fetch: upstream.fetch, attemptTimeoutMs: 1_000, deadlineMs: 60_000, ...extra });
+    const caller = new AbortController();
+
+    const pending = m.fetch(URL_, { method: 'POST', body: BODY, headers: { 'content-type': 'application/json' }, signal: caller.signal });
+    await until(() => upstream.signals.length === 1, 'first attempt sent');
+    expect(vi.getTimerCount()).toBe(1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    const reply = await pending;
+
+    expect(reply.status).toBe(200);
+    expect(upstream.signals).toHaveLength(2);
+    expect(upstream.signals[0]!.aborted).toBe(true);
+    expect(upstream.signals[1]!.aborted).toBe(false);
+    expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+test("a hook's signal is not aborted by an attempt's timeout, only by the request's end", async () => {
+  fakeClock();
+  const upstream = hangsFirst();
+  const hookSignals: AbortSignal[] = [];
+  const m = manager({ fetch: upstream.fetch, attemptTimeoutMs: 1_000, hooks: { beforeAttempt: (state) => void hookSignals.push(state.signal) } });
+
+  const pending = m.fetch(URL_, { method: 'POST', body: BODY, headers: { 'content-type': 'application/json' } });
+  await until(() => upstream.signals.length === 1, 'first attempt sent');
+  await vi.advanceTimersByTimeAsync(1_000);
+  expect((await pending).status).toBe(200);
+
+  expect(upstream.signals[0]!.aborted).toBe(true);
+  expect(hookSignals.map((s) => s.aborted)).toEqual([false, false]);
+});
+
+describe('RequestAbort', () => {
+  test('one timer: the first attempt starting late times out at its own moment, then the deadline ends the request', () => {
+    fakeClock();
+    const abort = new RequestAbort(Date.now(), 5_000, 1_000, undefined);
+    vi.advanceTimersByTime(300);
+    const signal = abort.startAttempt(Date.now(), 1_000, false);
+    expect(vi.getTimerCount()).toBe(1);
+
+    vi.advanceTimersByTime(999);
+    expect(signal.aborted).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(signal.aborted).toBe(true);
+    expect(abort.attemptTimedOut).toBe(true);
+    expect(abort.ended).toBe(false);
+    expect(abort.signal.aborted).toBe(false);
+
+    vi.advanceTimersByTime(3_699);
+    expect(abort.ended).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(abort.ended).toBe(true);
+    expect(abort.signal.reason).toMatchObject({ message: 'deadline' });
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  test("the caller's abort ends the request and the attempt's own controller with the caller's reason, once", () => {
+    fakeClock();
+    const caller = new AbortController();
+    const abort = new RequestAbort(Date.now(), 5_000, 1_000, caller.signal);
+    const own = abort.startAttempt(Date.now(), 1_000, true);
+    expect(getEventListeners(caller.signal, 'abort')).toHaveLength(1);
+
+    caller.abort('stop');
+    expect(own.reason).toBe('stop');
+    expect(abort.signal.reason).toBe('stop');
+    abort.detach();
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  test('a deadline that no longer bounds a stream leaves no timer', () => {
+    fakeClock();
+    const abort = new RequestAbort(Date.now(), 5_000, 1_000, undefined);
+    abort.startAttempt(Date.now(), 1_000, false);
+    abort.endAttempt();
+    abort.dropDeadline();
+    expect(vi.getTimerCount()).toBe(0);
+    vi.advanceTimersByTime(10_000);
+    expect(abort.ended).toBe(false);
+  });
+});
