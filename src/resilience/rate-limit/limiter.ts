@@ -35,13 +35,18 @@ interface Dimension {
   /** The window learnt from headers (unlimited until learnt). */
   readonly learnt: LedgerWindow;
   learntLimit: number | undefined;
-  readonly period: PeriodLearner;
-  /** Every window: each reservation is recorded in all, so none misses a send. */
-  readonly all: LedgerWindow[];
+  /** Made at the first header snapshot of the dimension (a key that never saw one holds none). */
+  period: PeriodLearner | undefined;
+  /**
+   * Every window: each reservation is recorded in all, so none misses a send
+   * (the requests dimension gains the AIMD window when AIMD first estimates;
+   * the same array as `withLearnt` until then).
+   */
+  all: readonly LedgerWindow[];
   /** The configured windows and the learnt one, in force once a limit was learnt (made once: read on every pick). */
-  readonly withLearnt: LedgerWindow[];
-  /** The learnt window alone. */
-  readonly learntOnly: LedgerWindow[];
+  readonly withLearnt: readonly LedgerWindow[];
+  /** The learnt window alone (the same array as `withLearnt` when nothing is configured). */
+  readonly learntOnly: readonly LedgerWindow[];
 }
 
 /** No windows (frozen: shared by every limiter). */
@@ -93,8 +98,13 @@ export class KeyLimiter {
    * (its estimate and tallies are not read again until {@link forget}).
    */
   #aimd: AimdEstimator | undefined;
-  readonly #aimdWindow = new LedgerWindow(UNLIMITED);
-  readonly #aimdOnly = [this.#aimdWindow];
+  /**
+   * The AIMD estimate's window, made when AIMD first estimates (an unlimited
+   * window records nothing, so none is needed before), then kept in the
+   * requests dimension's `all`; with its one-window array.
+   */
+  #aimdWindow: LedgerWindow | undefined;
+  #aimdOnly: readonly LedgerWindow[] = NO_WINDOWS;
   /** Reservations not yet answered nor settled, in send order (at most {@link MAX_OPEN}); made at the first. */
   #open: Map<number, Held> | undefined;
   readonly #probing: boolean;
@@ -117,14 +127,16 @@ export class KeyLimiter {
     this.#adaptive = options.adaptive ?? true;
     this.#probing = options.probe === true;
     this.#clock = now;
-    const make = (specs: WindowSpec[], extra: LedgerWindow[]): Dimension => {
+    const make = (specs: WindowSpec[]): Dimension => {
       const config = specs.length === 0 ? NO_WINDOWS : specs.map((spec) => new LedgerWindow(spec));
       const learnt = new LedgerWindow(UNLIMITED);
       // concat, not a spread: arrays of exactly their length (a spread leaves room for 16 more, per key).
-      const withLearnt = config.concat([learnt]);
-      return { config, learnt, learntLimit: undefined, period: new PeriodLearner(), all: withLearnt.concat(extra), withLearnt, learntOnly: [learnt] };
+      // Arrays with the same windows are one array (none is ever changed: `all` is replaced, not pushed to).
+      const learntOnly = [learnt];
+      const withLearnt = config.length === 0 ? learntOnly : config.concat(learntOnly);
+      return { config, learnt, learntLimit: undefined, period: undefined, all: withLearnt, withLearnt, learntOnly };
     };
-    this.#dims = { requests: make(resolved.requests, [this.#aimdWindow]), tokens: make(resolved.tokens, []) };
+    this.#dims = { requests: make(resolved.requests), tokens: make(resolved.tokens) };
   }
 
   /** The clock, never going backwards. */
@@ -376,17 +388,20 @@ export class KeyLimiter {
       const seen = snapshot[dimension];
       if (seen === undefined) continue;
       const dim = this.#dims[dimension];
-      dim.period.update(seen.limit ?? dim.learntLimit, seen.remaining, seen.resetMs, now);
+      const period = (dim.period ??= new PeriodLearner());
+      period.update(seen.limit ?? dim.learntLimit, seen.remaining, seen.resetMs, now);
       if (seen.limit !== undefined) {
         dim.learntLimit = seen.limit;
         if (dimension === 'requests') this.#aimd = undefined;
       }
       if (dim.learntLimit !== undefined) {
-        dim.learnt.spec = { limit: dim.learntLimit, periodMs: dim.period.periodMs };
-        dim.learnt.useBucket(dim.period.bucket, now);
+        const spec = dim.learnt.spec;
+        // The same spec object while nothing changed (no allocation per reply).
+        if (spec.limit !== dim.learntLimit || spec.periodMs !== period.periodMs) dim.learnt.spec = { limit: dim.learntLimit, periodMs: period.periodMs };
+        dim.learnt.useBucket(period.bucket, now);
       }
       if (seen.remaining === undefined) continue;
-      const window = this.#closest(dimension, dim.period.periodMs);
+      const window = this.#closest(dimension, period.periodMs);
       if (window === undefined) continue;
       const through = Math.min(held?.through.get(window) ?? window.taken, oldest?.from.get(window) ?? Infinity);
       window.cap(seen.remaining, through, now + (seen.resetMs ?? window.spec.periodMs), now);
@@ -448,7 +463,18 @@ export class KeyLimiter {
 
   #syncAimd(): void {
     const estimate = this.#aimd?.estimate;
-    this.#aimdWindow.spec = estimate === undefined ? UNLIMITED : { limit: estimate, periodMs: MINUTE_MS };
+    if (estimate === undefined) {
+      if (this.#aimdWindow !== undefined) this.#aimdWindow.spec = UNLIMITED;
+      return;
+    }
+    let window = this.#aimdWindow;
+    if (window === undefined) {
+      window = this.#aimdWindow = new LedgerWindow(UNLIMITED);
+      this.#aimdOnly = [window];
+      const requests = this.#dims.requests;
+      requests.all = requests.withLearnt.concat(this.#aimdOnly);
+    }
+    window.spec = { limit: estimate, periodMs: MINUTE_MS };
   }
 
   /** A success: counted as served; with AIMD in force, the additive increase. */
@@ -482,7 +508,7 @@ export class KeyLimiter {
       const dim = this.#dims[dimension];
       dim.learntLimit = undefined;
       dim.learnt.spec = UNLIMITED;
-      dim.period.clear();
+      dim.period = undefined;
       for (const window of dim.all) window.clearHints();
     }
   }

@@ -61,7 +61,8 @@ export class LedgerWindow {
   /** Units taken ever (the ledger's sequence, for caps). */
   #taken = 0;
   #cap: { ceiling: number; at: number; rate: number; until: number } | undefined;
-  #blockedUntil = -Infinity;
+  /** Until when a block closes the window; undefined when none (no boxed number per window that never saw one). */
+  #blockedUntil: number | undefined;
   /** Set while the upstream is known to be a token bucket: it paces instead of the sliding ledger. */
   #bucket: TokenBucket | undefined;
 
@@ -113,7 +114,7 @@ export class LedgerWindow {
 
   /** The moment until which a block keeps the window closed; `-Infinity` when none. */
   get blockedUntil(): number {
-    return this.#blockedUntil;
+    return this.#blockedUntil ?? -Infinity;
   }
 
   #expiryOf(debt: Debt): number {
@@ -161,7 +162,7 @@ export class LedgerWindow {
 
   /** Share of the capacity available, 0..1; 0 while blocked. */
   share(now: number): number {
-    if (now < this.#blockedUntil) return 0;
+    if (this.#blockedUntil !== undefined && now < this.#blockedUntil) return 0;
     return Math.min(1, Math.max(0, this.available(now) / this.#spec.limit));
   }
 
@@ -171,7 +172,7 @@ export class LedgerWindow {
    */
   waitMs(amount: number, now: number): number {
     if (amount <= 0) return 0;
-    const blocked = this.#blockedUntil > now ? Math.ceil(this.#blockedUntil - now) : 0;
+    const blocked = this.#blockedUntil !== undefined && this.#blockedUntil > now ? Math.ceil(this.#blockedUntil - now) : 0;
     if (amount > this.#spec.limit + EPSILON) return Infinity;
     const used = this.#used(now);
     let wait = 0;
@@ -331,12 +332,12 @@ export class LedgerWindow {
 
   /** Closes the window until `now + ms` (a longer block in force is kept). */
   block(ms: number, now: number): void {
-    this.#blockedUntil = Math.max(this.#blockedUntil, now + Math.max(0, ms));
+    this.#blockedUntil = Math.max(this.#blockedUntil ?? -Infinity, now + Math.max(0, ms));
   }
 
   /** Forgets blocks and caps (the ledger of what was sent stays: it happened). */
   clearHints(): void {
-    this.#blockedUntil = -Infinity;
+    this.#blockedUntil = undefined;
     this.#cap = undefined;
   }
 }
