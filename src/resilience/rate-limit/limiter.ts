@@ -175,10 +175,9 @@ export class KeyLimiter {
     const requests = this.#active('requests');
     const tokens = this.#active('tokens');
     const source = RANK[requests.source] >= RANK[tokens.source] ? requests.source : tokens.source;
-    const first = (windows: readonly LedgerWindow[]) => windows[0]?.spec;
-    const limits: KeyLimits = { rpm: first(requests.windows)?.limit, tpm: first(tokens.windows)?.limit, source };
-    if (requests.windows.length > 0) limits.requestsPeriodMs = first(requests.windows)!.periodMs;
-    if (tokens.windows.length > 0) limits.tokensPeriodMs = first(tokens.windows)!.periodMs;
+    const limits: KeyLimits = { rpm: requests.windows[0]?.limit, tpm: tokens.windows[0]?.limit, source };
+    if (requests.windows.length > 0) limits.requestsPeriodMs = requests.windows[0]!.periodMs;
+    if (tokens.windows.length > 0) limits.tokensPeriodMs = tokens.windows[0]!.periodMs;
     limits.windows = { requests: requests.windows.map((w) => w.spec), tokens: tokens.windows.map((w) => w.spec) };
     return limits;
   }
@@ -346,7 +345,7 @@ export class KeyLimiter {
       const [level, freeMs] = dimension === 'requests' ? [shared.requests, shared.requestsFreeMs] : [shared.tokens, shared.tokensFreeMs];
       const window = this.#windows(dimension)[0];
       if (level === undefined || window === undefined) continue;
-      const { limit, periodMs } = window.spec;
+      const { limit, periodMs } = window;
       const untilMs = freeMs ?? (Math.max(0, limit - level) * periodMs) / limit;
       window.cap(level, window.taken, now + untilMs, now, freeMs === undefined ? undefined : false);
     }
@@ -395,16 +394,15 @@ export class KeyLimiter {
         if (dimension === 'requests') this.#aimd = undefined;
       }
       if (dim.learntLimit !== undefined) {
-        const spec = dim.learnt.spec;
-        // The same spec object while nothing changed (no allocation per reply).
-        if (spec.limit !== dim.learntLimit || spec.periodMs !== period.periodMs) dim.learnt.spec = { limit: dim.learntLimit, periodMs: period.periodMs };
+        // No spec object per reply while nothing changed.
+        if (dim.learnt.limit !== dim.learntLimit || dim.learnt.periodMs !== period.periodMs) dim.learnt.spec = { limit: dim.learntLimit, periodMs: period.periodMs };
         dim.learnt.useBucket(period.bucket, now);
       }
       if (seen.remaining === undefined) continue;
       const window = this.#closest(dimension, period.periodMs);
       if (window === undefined) continue;
       const through = Math.min(held?.through.get(window) ?? window.taken, oldest?.from.get(window) ?? Infinity);
-      window.cap(seen.remaining, through, now + (seen.resetMs ?? window.spec.periodMs), now);
+      window.cap(seen.remaining, through, now + (seen.resetMs ?? window.periodMs), now);
     }
   }
 
@@ -431,7 +429,7 @@ export class KeyLimiter {
   #closest(dimension: RateLimitDimension, periodMs: number): LedgerWindow | undefined {
     let best: LedgerWindow | undefined;
     for (const window of this.#windows(dimension)) {
-      if (!best || Math.abs(Math.log(window.spec.periodMs / periodMs)) < Math.abs(Math.log(best.spec.periodMs / periodMs))) best = window;
+      if (!best || Math.abs(Math.log(window.periodMs / periodMs)) < Math.abs(Math.log(best.periodMs / periodMs))) best = window;
     }
     return best;
   }
