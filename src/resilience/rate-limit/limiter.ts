@@ -110,7 +110,8 @@ export class KeyLimiter {
   readonly #probing: boolean;
   /** The first request on a key of unknown limits, in flight: the others wait for its headers. */
   #probeSeq: number | undefined = undefined;
-  #probeUntil = 0;
+  /** Set with the first probe (no boxed number per limiter that never probes). */
+  #probeUntil: number | undefined;
   /** No probe any more while nothing is known: a reply stated no limits, or a probe outlived its hold. */
   #unprobed = false;
 
@@ -208,7 +209,8 @@ export class KeyLimiter {
     if (waitMs > 0) return { ok: false, waitMs };
     const probe = this.#probing && !this.#unprobed && !this.#known();
     if (probe && this.#probeSeq !== undefined) {
-      if (now < this.#probeUntil) return { ok: false, waitMs: Math.ceil(this.#probeUntil - now), probing: true };
+      const until = this.#probeUntil ?? 0;
+      if (now < until) return { ok: false, waitMs: Math.ceil(until - now), probing: true };
       this.#unprobed = true;
     }
     const seq = ++this.#seq;
