@@ -52,11 +52,7 @@ export function createCore(options: ResolvedOptions): Core {
   const store: StateStore = options.store ?? new MemoryStore();
   // One listener for every key's lifecycle changes (not a closure per key).
   const onKeyChange: KeyChangeListener = (key, change) => keyChanged(core, key, change);
-  // One listener for every key's circuit (a closure and a ref per key were ~150 bytes of each key's heap).
-  const onKeyCircuit = (change: CircuitChange, circuit: Circuit) => {
-    const key = KEY_OF_CIRCUIT.get(circuit);
-    if (key !== undefined) circuitChanged(core, { scope: 'key', provider: key.provider, keyId: key.keyId }, change, circuit);
-  };
+  const onKeyCircuit = keyCircuitListener(() => core);
   const core: Core = {
     options,
     pools: [],
@@ -119,6 +115,14 @@ export function createCore(options: ResolvedOptions): Core {
   }
   if (options.store !== undefined) reload();
   return core;
+}
+
+/** One listener for every key circuit of a manager (a closure and a ref per key cost each key's heap); the key is found from the circuit. */
+function keyCircuitListener(core: () => Core): (change: CircuitChange, circuit: Circuit) => void {
+  return (change, circuit) => {
+    const key = KEY_OF_CIRCUIT.get(circuit);
+    if (key !== undefined) circuitChanged(core(), { scope: 'key', provider: key.provider, keyId: key.keyId }, change, circuit);
+  };
 }
 
 /** A key's state with its rate limiter, circuit and lifecycle reports. */

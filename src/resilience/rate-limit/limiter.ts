@@ -37,11 +37,7 @@ interface Dimension {
   learntLimit: number | undefined;
   /** Made at the first header snapshot of the dimension (a key that never saw one holds none). */
   period: PeriodLearner | undefined;
-  /**
-   * Every window: each reservation is recorded in all, so none misses a send
-   * (the requests dimension gains the AIMD window when AIMD first estimates;
-   * the same array as `withLearnt` until then).
-   */
+  /** Every window: each reservation is recorded in all, so none misses a send (`withLearnt`, plus the AIMD window once made). */
   all: readonly LedgerWindow[];
   /** The configured windows and the learnt one, in force once a limit was learnt (made once: read on every pick). */
   readonly withLearnt: readonly LedgerWindow[];
@@ -98,11 +94,7 @@ export class KeyLimiter {
    * (its estimate and tallies are not read again until {@link forget}).
    */
   #aimd: AimdEstimator | undefined;
-  /**
-   * The AIMD estimate's window, made when AIMD first estimates (an unlimited
-   * window records nothing, so none is needed before), then kept in the
-   * requests dimension's `all`; with its one-window array.
-   */
+  /** The AIMD window and its array, made at AIMD's first estimate (an unlimited window records nothing), then kept in `all`. */
   #aimdWindow: LedgerWindow | undefined;
   #aimdOnly: readonly LedgerWindow[] = NO_WINDOWS;
   /** Reservations not yet answered nor settled, in send order (at most {@link MAX_OPEN}); made at the first. */
@@ -209,8 +201,7 @@ export class KeyLimiter {
     if (waitMs > 0) return { ok: false, waitMs };
     const probe = this.#probing && !this.#unprobed && !this.#known();
     if (probe && this.#probeSeq !== undefined) {
-      const until = this.#probeUntil ?? 0;
-      if (now < until) return { ok: false, waitMs: Math.ceil(until - now), probing: true };
+      if (now < this.#probeUntil!) return { ok: false, waitMs: Math.ceil(this.#probeUntil! - now), probing: true };
       this.#unprobed = true;
     }
     const seq = ++this.#seq;
@@ -463,18 +454,11 @@ export class KeyLimiter {
 
   #syncAimd(): void {
     const estimate = this.#aimd?.estimate;
-    if (estimate === undefined) {
-      if (this.#aimdWindow !== undefined) this.#aimdWindow.spec = UNLIMITED;
-      return;
+    if (estimate !== undefined && this.#aimdWindow === undefined) {
+      this.#aimdOnly = [(this.#aimdWindow = new LedgerWindow(UNLIMITED))];
+      this.#dims.requests.all = this.#dims.requests.withLearnt.concat(this.#aimdOnly);
     }
-    let window = this.#aimdWindow;
-    if (window === undefined) {
-      window = this.#aimdWindow = new LedgerWindow(UNLIMITED);
-      this.#aimdOnly = [window];
-      const requests = this.#dims.requests;
-      requests.all = requests.withLearnt.concat(this.#aimdOnly);
-    }
-    window.spec = { limit: estimate, periodMs: MINUTE_MS };
+    if (this.#aimdWindow !== undefined) this.#aimdWindow.spec = estimate === undefined ? UNLIMITED : { limit: estimate, periodMs: MINUTE_MS };
   }
 
   /** A success: counted as served; with AIMD in force, the additive increase. */
