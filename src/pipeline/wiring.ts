@@ -17,7 +17,7 @@ import { Deployment } from '../routing/deployments';
 import { knownModels, ModelNames } from '../routing/model-names';
 import { createRoutingStrategy } from '../routing/strategy';
 import { MemoryStore } from '../store/memory';
-import type { StateStore, StoreCircuitRef, StoreSession } from '../store/types';
+import type { StateStore, StoreCircuitRef, StoreKeyRef, StoreSession } from '../store/types';
 import { Budgets } from '../usage/budget';
 import { PriceTable } from '../usage/pricing';
 import { TimedCounterSet } from '../usage/stats';
@@ -30,6 +30,8 @@ import { keyWindows } from './windows';
 
 /** Marks an event as carried from another manager by the state store. */
 const REMOTE = { remote: true } as const;
+/** Each key circuit's key (the store's ref the key holds anyway), for the one listener of a manager's key circuits. */
+const KEY_OF_CIRCUIT = new WeakMap<Circuit, StoreKeyRef>();
 /** Marks a cooldown whose rest was capped. */
 const CAPPED = { capped: true } as const;
 
@@ -50,6 +52,7 @@ export function createCore(options: ResolvedOptions): Core {
   const store: StateStore = options.store ?? new MemoryStore();
   // One listener for every key's lifecycle changes (not a closure per key).
   const onKeyChange: KeyChangeListener = (key, change) => keyChanged(core, key, change);
+  const onKeyCircuit = keyCircuitListener(() => core);
   const core: Core = {
     options,
     pools: [],
@@ -84,7 +87,7 @@ export function createCore(options: ResolvedOptions): Core {
     idleWaiters: [],
     limiters: new LimiterRegistry({ adaptive: options.rateLimiting.adaptive }),
     circuitOf: (pool, upstreamModel) => circuitOf(core, pool, upstreamModel),
-    makeKey: (provider, resolved) => makeKey(core, provider, resolved, onKeyChange),
+    makeKey: (provider, resolved) => makeKey(core, provider, resolved, onKeyChange, onKeyCircuit),
     makeDeployment: (pool, model, upstream) => new Deployment(pool, model, upstream, prices.lookup(upstream ?? model) ?? prices.lookup(model)),
   };
   (core as { pools: readonly ProviderPool[] }).pools = options.providers.map((provider) => new ProviderPool(provider, core.makeKey));
@@ -114,13 +117,22 @@ export function createCore(options: ResolvedOptions): Core {
   return core;
 }
 
+/** One listener for every key circuit of a manager (a closure and a ref per key cost each key's heap); the key is found from the circuit. */
+function keyCircuitListener(core: () => Core): (change: CircuitChange, circuit: Circuit) => void {
+  return (change, circuit) => {
+    const key = KEY_OF_CIRCUIT.get(circuit);
+    if (key !== undefined) circuitChanged(core(), { scope: 'key', provider: key.provider, keyId: key.keyId }, change, circuit);
+  };
+}
+
 /** A key's state with its rate limiter, circuit and lifecycle reports. */
-function makeKey(core: Core, provider: string, resolved: ResolvedKey, onKeyChange: KeyChangeListener): Key {
+function makeKey(core: Core, provider: string, resolved: ResolvedKey, onKeyChange: KeyChangeListener, onCircuit: (change: CircuitChange, circuit: Circuit) => void): Key {
   const { limiter, windows } = keyWindows(core, provider, resolved);
   const options = core.options.circuitBreaker.key;
-  const ref: StoreCircuitRef = { scope: 'key', provider, keyId: resolved.id };
-  const circuit: Circuit | undefined = options === false ? undefined : new Circuit(options, (change) => circuitChanged(core, ref, change, circuit!));
-  return new KeyState(provider, resolved, limiter, circuit, onKeyChange, windows);
+  const circuit: Circuit | undefined = options === false ? undefined : new Circuit(options, onCircuit);
+  const key = new KeyState(provider, resolved, limiter, circuit, onKeyChange, windows);
+  if (circuit !== undefined) KEY_OF_CIRCUIT.set(circuit, key.ref);
+  return key;
 }
 
 /** The circuit of a provider's upstream model, made on first use; undefined when deployment circuits are off. */

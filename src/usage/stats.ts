@@ -39,10 +39,13 @@ export interface Timings {
 }
 
 /** Mutable counters; `snapshot()` copies them. */
+const NO_FAILURES: Readonly<Record<string, number>> = Object.freeze({});
+
 export class CounterSet<F extends string = FailureKind> implements Counters<F> {
   requests = 0;
   successes = 0;
-  failures: Partial<Record<F, number>> = {};
+  /** Made at the first failure (most keys never fail: no empty table per key). */
+  #failures: Partial<Record<F, number>> | undefined;
   tokens: Usage = { ...ZERO_USAGE };
   costUsd = 0;
   unpricedReplies = 0;
@@ -53,7 +56,7 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
   reset(): void {
     this.requests = 0;
     this.successes = 0;
-    this.failures = {};
+    this.#failures = undefined;
     this.tokens = { ...ZERO_USAGE };
     this.costUsd = 0;
     this.unpricedReplies = 0;
@@ -65,7 +68,10 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
   absorb(other: CounterSet<F>): void {
     this.requests += other.requests;
     this.successes += other.successes;
-    for (const [kind, n] of Object.entries(other.failures) as [F, number][]) this.failures[kind] = (this.failures[kind] ?? 0) + n;
+    for (const [kind, n] of Object.entries(other.failures) as [F, number][]) {
+      const failures = (this.#failures ??= {} as Partial<Record<F, number>>);
+      failures[kind] = (failures[kind] ?? 0) + n;
+    }
     const t = this.tokens;
     const o = other.tokens;
     t.inputTokens += o.inputTokens;
@@ -80,8 +86,14 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
     this.failovers += other.failovers;
   }
 
+  /** Failures by kind (read-only: {@link fail} and {@link absorb} count them). */
+  get failures(): Readonly<Partial<Record<F, number>>> {
+    return this.#failures ?? (NO_FAILURES as Partial<Record<F, number>>);
+  }
+
   fail(kind: F): void {
-    this.failures[kind] = (this.failures[kind] ?? 0) + 1;
+    const failures = (this.#failures ??= {} as Partial<Record<F, number>>);
+    failures[kind] = (failures[kind] ?? 0) + 1;
   }
 
   succeed(usage: Usage | null, costUsd: number | null): void {

@@ -101,7 +101,7 @@ export class Circuit {
   /** Probes let through while half-open. */
   readonly halfOpenProbes: number;
   readonly #policy: BreakerPolicy;
-  readonly #onChange: (change: CircuitChange) => void;
+  readonly #onChange: (change: CircuitChange, circuit: Circuit) => void;
   readonly #now: () => number;
   #state: CircuitState = 'closed';
   #openUntil: number | undefined;
@@ -112,11 +112,11 @@ export class Circuit {
   #disposed = false;
 
   /**
-   * @param onChange Called for every transition.
+   * @param onChange Called for every transition, with the circuit (one listener may serve many circuits).
    * @param now The clock, ms epoch (default `Date.now`).
    * @throws TypeError or RangeError naming the bad option.
    */
-  constructor(options: CircuitOptions | undefined, onChange: (change: CircuitChange) => void, now: () => number = systemNow) {
+  constructor(options: CircuitOptions | undefined, onChange: (change: CircuitChange, circuit: Circuit) => void, now: () => number = systemNow) {
     const what = 'circuit option';
     assertNoIssue(optionsIssue(options, RULES, ['policy']), what);
     options ??= {};
@@ -368,7 +368,7 @@ export class Circuit {
 
   #emit(change: CircuitChange): void {
     try {
-      this.#onChange(change);
+      this.#onChange(change, this);
     } catch {
       // A listener's error must not corrupt the circuit or break a request.
     }

@@ -40,7 +40,8 @@ export class TokenBucket {
   #periodMs = MINUTE_MS;
   #level: number;
   #updatedAt: number | undefined;
-  #blockedUntil = -Infinity;
+  /** Undefined while never blocked (no boxed number per bucket that never was). */
+  #blockedUntil: number | undefined;
   /** See the constructor. */
   readonly startLagMs: number;
 
@@ -70,12 +71,12 @@ export class TokenBucket {
 
   /** Unlimited and never blocked: always full, whatever the clock (lets callers skip reading it). */
   get open(): boolean {
-    return this.#blockedUntil === -Infinity && !Number.isFinite(this.#capacity);
+    return this.#blockedUntil === undefined && !Number.isFinite(this.#capacity);
   }
 
   /** The moment (clock ms) until which {@link block} keeps the bucket closed; `-Infinity` when never blocked. */
   get blockedUntil(): number {
-    return this.#blockedUntil;
+    return this.#blockedUntil ?? -Infinity;
   }
 
   /** The period the capacity refills over, in ms (a minute unless {@link setCapacity} said otherwise). */
@@ -122,7 +123,7 @@ export class TokenBucket {
 
   /** Share of capacity available at `now`, 0..1; 0 while blocked, 1 when unlimited. */
   share(now: number): number {
-    if (now < this.#blockedUntil) return 0;
+    if (this.#blockedUntil !== undefined && now < this.#blockedUntil) return 0;
     if (!this.limited) return 1;
     return Math.min(1, Math.max(0, this.level(now) / this.#capacity));
   }
@@ -134,7 +135,7 @@ export class TokenBucket {
    */
   waitMs(amount: number, now: number): number {
     if (amount <= 0) return 0;
-    const blocked = this.#blockedUntil > now ? Math.ceil(this.#blockedUntil - now) : 0;
+    const blocked = this.#blockedUntil !== undefined && this.#blockedUntil > now ? Math.ceil(this.#blockedUntil - now) : 0;
     if (!this.limited) return blocked;
     if (amount > this.#capacity + EPSILON) return Infinity;
     const level = this.level(now);
@@ -175,7 +176,7 @@ export class TokenBucket {
   block(ms: number, now: number): void {
     this.#refill(now);
     if (this.limited) this.#level = Math.min(this.#level, 0);
-    this.#blockedUntil = Math.max(this.#blockedUntil, now + Math.max(0, ms));
+    this.#blockedUntil = Math.max(this.#blockedUntil ?? -Infinity, now + Math.max(0, ms));
   }
 
   /** JSON-safe state (level and clock; the capacity is its owner's to restore). */
@@ -183,7 +184,7 @@ export class TokenBucket {
     return {
       level: this.limited ? this.#level : null,
       updatedAt: this.#updatedAt ?? null,
-      blockedUntil: Number.isFinite(this.#blockedUntil) ? this.#blockedUntil : 0,
+      blockedUntil: this.#blockedUntil !== undefined && Number.isFinite(this.#blockedUntil) ? this.#blockedUntil : 0,
     };
   }
 

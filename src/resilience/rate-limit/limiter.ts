@@ -35,13 +35,14 @@ interface Dimension {
   /** The window learnt from headers (unlimited until learnt). */
   readonly learnt: LedgerWindow;
   learntLimit: number | undefined;
-  readonly period: PeriodLearner;
-  /** Every window: each reservation is recorded in all, so none misses a send. */
-  readonly all: LedgerWindow[];
+  /** Made at the first header snapshot of the dimension (a key that never saw one holds none). */
+  period: PeriodLearner | undefined;
+  /** Every window: each reservation is recorded in all, so none misses a send (`withLearnt`, plus the AIMD window once made). */
+  all: readonly LedgerWindow[];
   /** The configured windows and the learnt one, in force once a limit was learnt (made once: read on every pick). */
-  readonly withLearnt: LedgerWindow[];
-  /** The learnt window alone. */
-  readonly learntOnly: LedgerWindow[];
+  readonly withLearnt: readonly LedgerWindow[];
+  /** The learnt window alone (the same array as `withLearnt` when nothing is configured). */
+  readonly learntOnly: readonly LedgerWindow[];
 }
 
 /** No windows (frozen: shared by every limiter). */
@@ -93,14 +94,16 @@ export class KeyLimiter {
    * (its estimate and tallies are not read again until {@link forget}).
    */
   #aimd: AimdEstimator | undefined;
-  readonly #aimdWindow = new LedgerWindow(UNLIMITED);
-  readonly #aimdOnly = [this.#aimdWindow];
+  /** The AIMD window and its array, made at AIMD's first estimate (an unlimited window records nothing), then kept in `all`. */
+  #aimdWindow: LedgerWindow | undefined;
+  #aimdOnly: readonly LedgerWindow[] = NO_WINDOWS;
   /** Reservations not yet answered nor settled, in send order (at most {@link MAX_OPEN}); made at the first. */
   #open: Map<number, Held> | undefined;
   readonly #probing: boolean;
   /** The first request on a key of unknown limits, in flight: the others wait for its headers. */
   #probeSeq: number | undefined = undefined;
-  #probeUntil = 0;
+  /** Set with the first probe (no boxed number per limiter that never probes). */
+  #probeUntil: number | undefined;
   /** No probe any more while nothing is known: a reply stated no limits, or a probe outlived its hold. */
   #unprobed = false;
 
@@ -117,14 +120,16 @@ export class KeyLimiter {
     this.#adaptive = options.adaptive ?? true;
     this.#probing = options.probe === true;
     this.#clock = now;
-    const make = (specs: WindowSpec[], extra: LedgerWindow[]): Dimension => {
+    const make = (specs: WindowSpec[]): Dimension => {
       const config = specs.length === 0 ? NO_WINDOWS : specs.map((spec) => new LedgerWindow(spec));
       const learnt = new LedgerWindow(UNLIMITED);
       // concat, not a spread: arrays of exactly their length (a spread leaves room for 16 more, per key).
-      const withLearnt = config.concat([learnt]);
-      return { config, learnt, learntLimit: undefined, period: new PeriodLearner(), all: withLearnt.concat(extra), withLearnt, learntOnly: [learnt] };
+      // Arrays with the same windows are one array (none is ever changed: `all` is replaced, not pushed to).
+      const learntOnly = [learnt];
+      const withLearnt = config.length === 0 ? learntOnly : config.concat(learntOnly);
+      return { config, learnt, learntLimit: undefined, period: undefined, all: withLearnt, withLearnt, learntOnly };
     };
-    this.#dims = { requests: make(resolved.requests, [this.#aimdWindow]), tokens: make(resolved.tokens, []) };
+    this.#dims = { requests: make(resolved.requests), tokens: make(resolved.tokens) };
   }
 
   /** The clock, never going backwards. */
@@ -163,10 +168,9 @@ export class KeyLimiter {
     const requests = this.#active('requests');
     const tokens = this.#active('tokens');
     const source = RANK[requests.source] >= RANK[tokens.source] ? requests.source : tokens.source;
-    const first = (windows: readonly LedgerWindow[]) => windows[0]?.spec;
-    const limits: KeyLimits = { rpm: first(requests.windows)?.limit, tpm: first(tokens.windows)?.limit, source };
-    if (requests.windows.length > 0) limits.requestsPeriodMs = first(requests.windows)!.periodMs;
-    if (tokens.windows.length > 0) limits.tokensPeriodMs = first(tokens.windows)!.periodMs;
+    const limits: KeyLimits = { rpm: requests.windows[0]?.limit, tpm: tokens.windows[0]?.limit, source };
+    if (requests.windows.length > 0) limits.requestsPeriodMs = requests.windows[0]!.periodMs;
+    if (tokens.windows.length > 0) limits.tokensPeriodMs = tokens.windows[0]!.periodMs;
     limits.windows = { requests: requests.windows.map((w) => w.spec), tokens: tokens.windows.map((w) => w.spec) };
     return limits;
   }
@@ -197,7 +201,7 @@ export class KeyLimiter {
     if (waitMs > 0) return { ok: false, waitMs };
     const probe = this.#probing && !this.#unprobed && !this.#known();
     if (probe && this.#probeSeq !== undefined) {
-      if (now < this.#probeUntil) return { ok: false, waitMs: Math.ceil(this.#probeUntil - now), probing: true };
+      if (now < this.#probeUntil!) return { ok: false, waitMs: Math.ceil(this.#probeUntil! - now), probing: true };
       this.#unprobed = true;
     }
     const seq = ++this.#seq;
@@ -334,7 +338,7 @@ export class KeyLimiter {
       const [level, freeMs] = dimension === 'requests' ? [shared.requests, shared.requestsFreeMs] : [shared.tokens, shared.tokensFreeMs];
       const window = this.#windows(dimension)[0];
       if (level === undefined || window === undefined) continue;
-      const { limit, periodMs } = window.spec;
+      const { limit, periodMs } = window;
       const untilMs = freeMs ?? (Math.max(0, limit - level) * periodMs) / limit;
       window.cap(level, window.taken, now + untilMs, now, freeMs === undefined ? undefined : false);
     }
@@ -376,20 +380,22 @@ export class KeyLimiter {
       const seen = snapshot[dimension];
       if (seen === undefined) continue;
       const dim = this.#dims[dimension];
-      dim.period.update(seen.limit ?? dim.learntLimit, seen.remaining, seen.resetMs, now);
+      const period = (dim.period ??= new PeriodLearner());
+      period.update(seen.limit ?? dim.learntLimit, seen.remaining, seen.resetMs, now);
       if (seen.limit !== undefined) {
         dim.learntLimit = seen.limit;
         if (dimension === 'requests') this.#aimd = undefined;
       }
       if (dim.learntLimit !== undefined) {
-        dim.learnt.spec = { limit: dim.learntLimit, periodMs: dim.period.periodMs };
-        dim.learnt.useBucket(dim.period.bucket, now);
+        // No spec object per reply while nothing changed.
+        if (dim.learnt.limit !== dim.learntLimit || dim.learnt.periodMs !== period.periodMs) dim.learnt.spec = { limit: dim.learntLimit, periodMs: period.periodMs };
+        dim.learnt.useBucket(period.bucket, now);
       }
       if (seen.remaining === undefined) continue;
-      const window = this.#closest(dimension, dim.period.periodMs);
+      const window = this.#closest(dimension, period.periodMs);
       if (window === undefined) continue;
       const through = Math.min(held?.through.get(window) ?? window.taken, oldest?.from.get(window) ?? Infinity);
-      window.cap(seen.remaining, through, now + (seen.resetMs ?? window.spec.periodMs), now);
+      window.cap(seen.remaining, through, now + (seen.resetMs ?? window.periodMs), now);
     }
   }
 
@@ -416,7 +422,7 @@ export class KeyLimiter {
   #closest(dimension: RateLimitDimension, periodMs: number): LedgerWindow | undefined {
     let best: LedgerWindow | undefined;
     for (const window of this.#windows(dimension)) {
-      if (!best || Math.abs(Math.log(window.spec.periodMs / periodMs)) < Math.abs(Math.log(best.spec.periodMs / periodMs))) best = window;
+      if (!best || Math.abs(Math.log(window.periodMs / periodMs)) < Math.abs(Math.log(best.periodMs / periodMs))) best = window;
     }
     return best;
   }
@@ -448,7 +454,11 @@ export class KeyLimiter {
 
   #syncAimd(): void {
     const estimate = this.#aimd?.estimate;
-    this.#aimdWindow.spec = estimate === undefined ? UNLIMITED : { limit: estimate, periodMs: MINUTE_MS };
+    if (estimate !== undefined && this.#aimdWindow === undefined) {
+      this.#aimdOnly = [(this.#aimdWindow = new LedgerWindow(UNLIMITED))];
+      this.#dims.requests.all = this.#dims.requests.withLearnt.concat(this.#aimdOnly);
+    }
+    if (this.#aimdWindow !== undefined) this.#aimdWindow.spec = estimate === undefined ? UNLIMITED : { limit: estimate, periodMs: MINUTE_MS };
   }
 
   /** A success: counted as served; with AIMD in force, the additive increase. */
@@ -482,7 +492,7 @@ export class KeyLimiter {
       const dim = this.#dims[dimension];
       dim.learntLimit = undefined;
       dim.learnt.spec = UNLIMITED;
-      dim.period.clear();
+      dim.period = undefined;
       for (const window of dim.all) window.clearHints();
     }
   }

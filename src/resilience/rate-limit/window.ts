@@ -47,7 +47,9 @@ interface Debt {
  * fixed window alike: bursts never over-send, whatever the upstream.
  */
 export class LedgerWindow {
-  #spec: WindowSpec;
+  /** The capacity and period, as fields (no spec object per window). */
+  #limit: number;
+  #periodMs: number;
   /** Unanswered takes by id, in send order; made at the first take. */
   #debts: Map<number, Debt> | undefined;
   /**
@@ -61,31 +63,44 @@ export class LedgerWindow {
   /** Units taken ever (the ledger's sequence, for caps). */
   #taken = 0;
   #cap: { ceiling: number; at: number; rate: number; until: number } | undefined;
-  #blockedUntil = -Infinity;
+  /** Until when a block closes the window; undefined when none (no boxed number per window that never saw one). */
+  #blockedUntil: number | undefined;
   /** Set while the upstream is known to be a token bucket: it paces instead of the sliding ledger. */
   #bucket: TokenBucket | undefined;
 
   constructor(spec: WindowSpec) {
-    this.#spec = spec;
+    this.#limit = spec.limit;
+    this.#periodMs = spec.periodMs;
   }
 
+  /** The capacity and period (a new object each call). */
   get spec(): WindowSpec {
-    return this.#spec;
+    return { limit: this.#limit, periodMs: this.#periodMs };
+  }
+
+  /** The capacity per period. */
+  get limit(): number {
+    return this.#limit;
+  }
+
+  /** The period in ms. */
+  get periodMs(): number {
+    return this.#periodMs;
   }
 
   /** Whether the window has a finite capacity (an unlimited placeholder records nothing). */
   get limited(): boolean {
-    return Number.isFinite(this.#spec.limit);
+    return Number.isFinite(this.#limit);
   }
 
   /** Changes the capacity or period (learnt again); the ledger is kept. */
   set spec(spec: WindowSpec) {
-    this.#spec = spec;
-    if (this.#bucket && Number.isFinite(spec.limit)) this.#bucket.setCapacity(spec.limit, this.#bucketClock, spec.periodMs);
+    this.#limit = spec.limit;
+    this.#periodMs = spec.periodMs;
+    // No refill here (a moment before the bucket's last): the bucket's level stays as of its last update.
+    if (this.#bucket && Number.isFinite(spec.limit)) this.#bucket.setCapacity(spec.limit, -Infinity, spec.periodMs);
     else this.#bucket = undefined;
   }
-
-  #bucketClock = 0;
 
   /**
    * Paces as a token bucket of the same capacity and period (`true`: the
@@ -94,16 +109,15 @@ export class LedgerWindow {
    * bucket starts at what the ledger holds.
    */
   useBucket(on: boolean, now: number): void {
-    if (!on || !Number.isFinite(this.#spec.limit)) {
+    if (!on || !Number.isFinite(this.#limit)) {
       this.#bucket = undefined;
       return;
     }
     if (this.#bucket) return;
-    const bucket = new TokenBucket(this.#spec.limit);
-    bucket.setCapacity(this.#spec.limit, now, this.#spec.periodMs);
+    const bucket = new TokenBucket(this.#limit);
+    bucket.setCapacity(this.#limit, now, this.#periodMs);
     bucket.take(this.#used(now), now);
     this.#bucket = bucket;
-    this.#bucketClock = now;
   }
 
   /** Units taken ever: a reservation records it to place header snapshots in the ledger. */
@@ -113,11 +127,11 @@ export class LedgerWindow {
 
   /** The moment until which a block keeps the window closed; `-Infinity` when none. */
   get blockedUntil(): number {
-    return this.#blockedUntil;
+    return this.#blockedUntil ?? -Infinity;
   }
 
   #expiryOf(debt: Debt): number {
-    return debt.at + MAX_COUNT_LAG_MS + this.#spec.periodMs;
+    return debt.at + MAX_COUNT_LAG_MS + this.#periodMs;
   }
 
   /** Drops what has left the window at `now`; returns the units still in it. O(what left). */
@@ -138,7 +152,7 @@ export class LedgerWindow {
     const log = this.#log;
     if (log !== undefined) {
       let drop = 0;
-      while (drop < log.length && log[drop]! + this.#spec.periodMs <= now) {
+      while (drop < log.length && log[drop]! + this.#periodMs <= now) {
         this.#logSum -= log[drop + 1]!;
         drop += 2;
       }
@@ -155,14 +169,14 @@ export class LedgerWindow {
   /** Units available at `now` (possibly negative, after a charge above the estimate). */
   available(now: number): number {
     const used = this.#used(now);
-    const free = this.#bucket ? this.#bucket.level(now) : this.#spec.limit - used;
+    const free = this.#bucket ? this.#bucket.level(now) : this.#limit - used;
     return this.#cap ? Math.min(free, this.#capRoom(now)) : free;
   }
 
   /** Share of the capacity available, 0..1; 0 while blocked. */
   share(now: number): number {
-    if (now < this.#blockedUntil) return 0;
-    return Math.min(1, Math.max(0, this.available(now) / this.#spec.limit));
+    if (this.#blockedUntil !== undefined && now < this.#blockedUntil) return 0;
+    return Math.min(1, Math.max(0, this.available(now) / this.#limit));
   }
 
   /**
@@ -171,8 +185,8 @@ export class LedgerWindow {
    */
   waitMs(amount: number, now: number): number {
     if (amount <= 0) return 0;
-    const blocked = this.#blockedUntil > now ? Math.ceil(this.#blockedUntil - now) : 0;
-    if (amount > this.#spec.limit + EPSILON) return Infinity;
+    const blocked = this.#blockedUntil !== undefined && this.#blockedUntil > now ? Math.ceil(this.#blockedUntil - now) : 0;
+    if (amount > this.#limit + EPSILON) return Infinity;
     const used = this.#used(now);
     let wait = 0;
     const cap = this.#cap;
@@ -180,7 +194,7 @@ export class LedgerWindow {
       wait = cap.rate > 0 ? Math.min(cap.until - now, (amount - this.#capRoom(now)) / cap.rate) : cap.until - now;
     }
     if (this.#bucket) return Math.max(blocked, Math.ceil(wait - EPSILON), this.#bucket.waitMs(amount, now));
-    const excess = used + amount - this.#spec.limit;
+    const excess = used + amount - this.#limit;
     if (excess > EPSILON) wait = Math.max(wait, this.#freedAfter(excess) - now);
     return Math.max(blocked, Math.ceil(wait - EPSILON));
   }
@@ -196,7 +210,7 @@ export class LedgerWindow {
       const more = i < log.length;
       const debtExpiry = debt.done ? Infinity : this.#expiryOf(debt.value);
       if (!more && debt.done) return Infinity;
-      const entryExpiry = more ? log[i]! + this.#spec.periodMs : Infinity;
+      const entryExpiry = more ? log[i]! + this.#periodMs : Infinity;
       if (more && entryExpiry <= debtExpiry) {
         freed += log[i + 1]!;
         i += 2;
@@ -255,7 +269,7 @@ export class LedgerWindow {
     if (debt !== undefined) {
       debt.amount += delta;
       this.#debtSum += delta;
-    } else this.#settle(at + MAX_COUNT_LAG_MS + this.#spec.periodMs, delta);
+    } else this.#settle(at + MAX_COUNT_LAG_MS + this.#periodMs, delta);
   }
 
   /** Gives debt `id` back whole (never sent, or never counted). */
@@ -280,7 +294,7 @@ export class LedgerWindow {
 
   #settle(countedAt: number, amount: number): void {
     this.#logSum += amount;
-    const slot = this.#spec.periodMs / SLOTS;
+    const slot = this.#periodMs / SLOTS;
     const log = this.#log;
     if (log === undefined) {
       this.#log = [countedAt, amount]; // exactly sized: most keys' logs hold a few entries
@@ -318,7 +332,7 @@ export class LedgerWindow {
    */
   cap(remaining: number, takenThrough: number, until: number, now: number, refills = this.#bucket !== undefined): void {
     this.#used(now);
-    const rate = refills && this.#bucket ? this.#spec.limit / this.#spec.periodMs : 0;
+    const rate = refills && this.#bucket ? this.#limit / this.#periodMs : 0;
     const next = { ceiling: remaining + takenThrough, at: now, rate, until };
     if (this.#cap === undefined || this.#cap.until <= now) {
       this.#cap = next;
@@ -331,12 +345,12 @@ export class LedgerWindow {
 
   /** Closes the window until `now + ms` (a longer block in force is kept). */
   block(ms: number, now: number): void {
-    this.#blockedUntil = Math.max(this.#blockedUntil, now + Math.max(0, ms));
+    this.#blockedUntil = Math.max(this.#blockedUntil ?? -Infinity, now + Math.max(0, ms));
   }
 
   /** Forgets blocks and caps (the ledger of what was sent stays: it happened). */
   clearHints(): void {
-    this.#blockedUntil = -Infinity;
+    this.#blockedUntil = undefined;
     this.#cap = undefined;
   }
 }

@@ -484,6 +484,20 @@ describe('snapshots', () => {
 });
 
 describe('onChange', () => {
+  test('gets the circuit with each change, so that one listener can serve many circuits', () => {
+    const seen: [string, Circuit][] = [];
+    const onChange = (change: { to: string }, circuit: Circuit) => seen.push([change.to, circuit]);
+    const first = new Circuit({ policy: { kind: 'consecutive', threshold: 1 }, openMs: 1000 }, onChange, now);
+    const second = new Circuit({ policy: { kind: 'consecutive', threshold: 1 }, openMs: 1000 }, onChange, now);
+    second.failure();
+    first.failure();
+    expect(seen).toEqual([
+      ['open', second],
+      ['open', first],
+    ]);
+    expect(seen[0]![1]).toBe(second);
+  });
+
   test('a throwing onChange does not stop the circuit cycling', () => {
     const onChange = vi.fn(() => {
       throw new Error('listener bug');
