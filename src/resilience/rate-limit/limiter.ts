@@ -313,6 +313,14 @@ export class KeyLimiter {
     }
   }
 
+  /** The reservation's request is sent now: a send later than its moment counts from now in every window (the upstream's count starts then). */
+  sent(reservation: Reservation): void {
+    const held = this.#heldOf(reservation);
+    const now = this.#now();
+    if (held === undefined || held.settled || now <= reservation.at) return;
+    for (const window of held.through.keys()) window.sent(reservation.seq, now);
+  }
+
   /** The reservation was never used (a shared store refused it): gives back its request and its tokens. */
   cancel(reservation: Reservation): void {
     if (this.#settle(reservation) === undefined) return;
