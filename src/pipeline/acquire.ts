@@ -266,6 +266,7 @@ async function reserveShared(core: Core, lease: Lease): Promise<number | undefin
   const { key, reservation } = lease;
   const session = core.session;
   let verdict: StoreReservation;
+  const askedAt = Date.now();
   try {
     const answer = session.reserve(ref, limits, reservation.tokens, key.ref);
     verdict = answer instanceof Promise ? await answer : answer;
@@ -276,7 +277,7 @@ async function reserveShared(core: Core, lease: Lease): Promise<number | undefin
   if (verdict.ok) {
     const taken = verdict.degraded !== true;
     if (taken) {
-      lease.shared = { rpm: limits.rpm, tpm: limits.tpm, requestsPeriodMs: limits.requestsPeriodMs, tokensPeriodMs: limits.tokensPeriodMs, at: verdict.at };
+      lease.shared = { rpm: limits.rpm, tpm: limits.tpm, requestsPeriodMs: limits.requestsPeriodMs, tokensPeriodMs: limits.tokensPeriodMs, at: verdict.at, askedAt };
       limiter.mirror(verdict);
     }
     if (key.usable(Date.now())) return undefined;

@@ -11,6 +11,7 @@ import type { Circuit } from '../resilience/breaker/index';
 import type { Classification } from '../resilience/classify';
 import type { KeyLimiter, Reservation } from '../resilience/rate-limit/index';
 import type { Deployment } from '../routing/deployments';
+import { periodOf, slotEnd } from '../store/shared-window';
 import type { StoreLimits } from '../store/types';
 import type { Usage } from '../usage/usage';
 import { settleKeyBudget } from './admit';
@@ -34,8 +35,12 @@ export type LeaseOutcome = 'undone' | 'aborted' | 'failed' | 'first-byte' | 'suc
 const cappedWindows = new WeakSet<KeyLimiter>();
 
 export class Lease {
-  /** The limits the reservation was also taken under in the shared store, and its moment there (`at`); undefined when it was not. */
-  shared: (StoreLimits & { at?: number | undefined }) | undefined = undefined;
+  /**
+   * The limits the reservation was also taken under in the shared store, its
+   * moment there (`at`, the store's clock) and when it was asked for
+   * (`askedAt`, `Date.now()`); undefined when it was not.
+   */
+  shared: (StoreLimits & { at?: number | undefined; askedAt?: number }) | undefined = undefined;
   /** When the attempt was sent (`Date.now()`). */
   sentAt = 0;
   /** What the attempt's fetch listens to (set by {@link start}): the request's signal, or the attempt's own. */
@@ -65,6 +70,8 @@ export class Lease {
     const { key, deployment } = this;
     const firstTryOfKey = this.ctx.history.markTried(key, deployment);
     this.sentAt = now;
+    this.window.limiter.sent(this.reservation);
+    this.#sentLate(now);
     this.#abort = abort;
     // Its own controller only when hooks hold the request's signal (its timeout must not abort theirs).
     this.signal = abort.startAttempt(now, this.core.options.attemptTimeoutMs, this.core.options.hooks !== undefined);
@@ -75,6 +82,28 @@ export class Lease {
     deployment.pool.counters.requests++;
     deployment.stats.requests++;
     return firstTryOfKey;
+  }
+
+  /**
+   * A send later than the shared reservation's slot allows (its moment + the
+   * count lag): the reservation moves to the slot of its send, as measured
+   * here (the time since it was asked for, added to its moment in the store's
+   * clock), so that it counts until a period after the upstream counts it.
+   * The move rides with the next reservation on these windows.
+   */
+  #sentLate(now: number): void {
+    const shared = this.shared;
+    if (shared?.at === undefined || shared.askedAt === undefined || now <= shared.askedAt) return;
+    const from = shared.at;
+    const to = from + (now - shared.askedAt);
+    const { tokens } = this.reservation;
+    const later = (limit: number | undefined, periodMs: number | undefined) => limit !== undefined && slotEnd(to, periodOf(periodMs)) > slotEnd(from, periodOf(periodMs));
+    if (!later(shared.rpm, shared.requestsPeriodMs) && !(tokens > 0 && later(shared.tpm, shared.tokensPeriodMs))) return;
+    const session = this.core.session;
+    const write = session.defer ?? session.adjust;
+    write.call(session, this.window.ref, shared, -1, -tokens, from);
+    write.call(session, this.window.ref, shared, 1, tokens, to);
+    shared.at = to;
   }
 
   /** Records the attempt's outcome in the request's history. */

@@ -5,16 +5,14 @@
  * two `RedisStore`s with the same prefix (as two replicas would be) on a real
  * `redis-server`.
  */
-import { randomUUID } from 'node:crypto';
 import OpenAI from 'openai';
 import { http, HttpResponse } from 'msw';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { getKeyplexDetails, KeyManager, MemoryStore, type KeyManagerOptions, type StateStore, type StoreSession } from '../../src/index';
-import { RedisStore } from '../../src/store/redis';
 import { ProviderSimulator, type SimProviderOptions } from '../../src/testing';
 import { simulatorHandlers } from '../../src/testing/msw';
 import { fakeKey } from '../support/fake-keys';
-import { PATIENT_REDIS_MS, redisForSuite } from '../support/redis';
+import { redisForSuite, storePairKinds } from '../support/redis';
 import { record } from '../support/events';
 import { eventually, fakeClock } from '../support/time';
 import { useMsw } from '../support/scaffold';
@@ -31,30 +29,7 @@ afterEach(async () => {
 });
 
 /** Two stores on one shared state (for memory: one store twice). */
-const kinds: { name: string; available: boolean; stores: () => Promise<[StateStore, StateStore]> }[] = [
-  {
-    name: 'one MemoryStore',
-    available: true,
-    stores: async () => {
-      const store = new MemoryStore();
-      return [store, store];
-    },
-  },
-  {
-    name: 'RedisStores with one prefix',
-    available: redis.available,
-    stores: async () => {
-      const prefix = `sharing:${randomUUID()}:`;
-      const make = async () => {
-        const store = new RedisStore({ url: redis.server.url, prefix, timeoutMs: PATIENT_REDIS_MS });
-        cleanups.push(() => store.close());
-        await store.ready();
-        return store;
-      };
-      return [await make(), await make()];
-    },
-  },
-];
+const kinds = storePairKinds(redis, (store) => cleanups.push(() => store.close()));
 
 function simulate(providers: SimProviderOptions[]): ProviderSimulator {
   const sim = new ProviderSimulator({ providers });

@@ -11,7 +11,7 @@ import { AimdEstimator } from './aimd';
 import { MINUTE_MS, resolveRateLimits, type RateWindowOption } from './options';
 import { PeriodLearner } from './period';
 import { LedgerWindow, type WindowSpec } from './window';
-import { PROBE_HOLD_MS, type KeyLimiterOptions, type KeyLimits, type RateLimitSource, type Reservation, type ReserveResult } from './limits';
+import { PROBE_HOLD_MS, type KeyLimiterOptions, type KeyLimits, type RateLimitSource, type Reservation, type ReserveResult, type Dimension } from './limits';
 
 /** A shared store's levels, as its reservations answer them (the store's `SharedLevels`, kept apart: no import of the store's types here). */
 type SharedLevels = Record<'requests' | 'tokens', number | undefined> & Partial<Record<'requestsFreeMs' | 'tokensFreeMs', number | undefined>>;
@@ -28,22 +28,6 @@ const UNLIMITED: WindowSpec = { limit: Infinity, periodMs: MINUTE_MS };
 /** Every limiter's reservations (one table for all keys): what each took, by the reservation handed out. */
 const HELD = new WeakMap<Reservation, Held>();
 const NO_OPEN: ReadonlyMap<number, Held> = new Map();
-
-interface Dimension {
-  /** Configured windows, shortest period first. */
-  readonly config: readonly LedgerWindow[];
-  /** The window learnt from headers (unlimited until learnt). */
-  readonly learnt: LedgerWindow;
-  learntLimit: number | undefined;
-  /** Made at the first header snapshot of the dimension (a key that never saw one holds none). */
-  period: PeriodLearner | undefined;
-  /** Every window: each reservation is recorded in all, so none misses a send (`withLearnt`, plus the AIMD window once made). */
-  all: readonly LedgerWindow[];
-  /** The configured windows and the learnt one, in force once a limit was learnt (made once: read on every pick). */
-  readonly withLearnt: readonly LedgerWindow[];
-  /** The learnt window alone (the same array as `withLearnt` when nothing is configured). */
-  readonly learntOnly: readonly LedgerWindow[];
-}
 
 /** No windows (frozen: shared by every limiter). */
 const NO_WINDOWS: readonly LedgerWindow[] = Object.freeze([]);
@@ -315,6 +299,14 @@ export class KeyLimiter {
       // A placeholder's count stays as estimated: a reconciliation never credits a limit learnt after the send.
       if (held.through.has(window) && !held.counted?.has(window)) window.adjust(reservation.seq, reservation.at, delta, now);
     }
+  }
+
+  /** The reservation's request is sent now: a send later than its moment counts from now in every window (the upstream's count starts then). */
+  sent(reservation: Reservation): void {
+    const held = this.#heldOf(reservation);
+    const now = this.#now();
+    if (held === undefined || held.settled || now <= reservation.at) return;
+    for (const window of held.through.keys()) window.sent(reservation.seq, now);
   }
 
   /** The reservation was never used (a shared store refused it): gives back its request and its tokens. */

@@ -35,7 +35,8 @@ interface Debt {
  *
  * - A take at `at` is a **debt** until its reply: it holds its units until
  *   `min(reply, at + MAX_COUNT_LAG_MS) + periodMs` — the upstream counted it
- *   by its reply at the latest, and its window frees it a period later.
+ *   by its reply at the latest, and its window frees it a period later. A
+ *   take sent later than it was made counts from its send ({@link sent}).
  * - A **cap** (a header snapshot) says: when the upstream counted take *n*,
  *   `remaining` units were left; so until the snapshot's reset, what is
  *   available is `remaining` minus what was taken after *n* — never
@@ -270,6 +271,18 @@ export class LedgerWindow {
       debt.amount += delta;
       this.#debtSum += delta;
     } else this.#settle(at + MAX_COUNT_LAG_MS + this.#periodMs, delta);
+  }
+
+  /**
+   * Debt `id` was sent at `at`, later than it was taken: it counts from then
+   * (the upstream counts it by `at + MAX_COUNT_LAG_MS`), so it moves to the
+   * end of the debts (send order, so expiry order, holds: `at` is the latest).
+   */
+  sent(id: number, at: number): void {
+    const debt = this.#debts?.get(id);
+    if (debt === undefined || at <= debt.at) return;
+    this.#debts!.delete(id);
+    this.#debts!.set(id, { id, amount: debt.amount, at });
   }
 
   /** Gives debt `id` back whole (never sent, or never counted). */

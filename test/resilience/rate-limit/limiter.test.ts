@@ -141,3 +141,35 @@ describe('KeyLimiter: the cold-start probe', () => {
     expect(limiter.tryReserve(0).ok).toBe(false);
   });
 });
+
+describe('KeyLimiter: a send later than its reservation', () => {
+  test('counts from the send: the window frees it a period after the send, not after the reservation', () => {
+    const { clock, limiter } = setup({ rpm: 1 });
+    const late = reserve(limiter);
+    // Held 10 s (a hook, a loaded event loop) before it is sent: the upstream counts it from then.
+    clock.t = 10_000;
+    limiter.sent(late);
+    clock.t = 10_100;
+    limiter.observe(h({}), late);
+    // A period after the reservation (+ the count lag) it would have left; the upstream still counts it.
+    clock.t = 60_300;
+    expect(limiter.tryReserve(0)).toEqual({ ok: false, waitMs: 9_800 });
+    clock.t = 70_100;
+    expect(limiter.tryReserve(0).ok).toBe(true);
+  });
+
+  test('unanswered, it leaves a period after its send + the count lag; a send on time changes nothing', () => {
+    const { clock, limiter } = setup({ rpm: 2 });
+    const onTime = reserve(limiter);
+    limiter.sent(onTime);
+    const late = reserve(limiter);
+    clock.t = 5_000;
+    limiter.sent(late);
+    expect(limiter.tryReserve(0).ok).toBe(false);
+    clock.t = 60_250;
+    reserve(limiter); // the one sent on time left; the late one holds
+    expect(limiter.tryReserve(0)).toEqual({ ok: false, waitMs: 5_000 });
+    clock.t = 65_250;
+    expect(limiter.tryReserve(0).ok).toBe(true);
+  });
+});
