@@ -10,7 +10,8 @@ import { afterEach, expect, test, vi } from 'vitest';
 import { KeyManager } from '../../src/index';
 import type { RedisStore } from '../../src/store/redis';
 import { fakeKey } from '../support/fake-keys';
-import { redisForSuite, storePairKinds } from '../support/redis';
+import { redisForSuite } from '../support/redis';
+import { storePairKinds } from '../support/store-pairs';
 import { fakeClock, quiesce, realSetImmediate } from '../support/time';
 import { chatReply } from '../support/upstream';
 

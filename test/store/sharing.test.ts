@@ -12,7 +12,8 @@ import { getKeyplexDetails, KeyManager, MemoryStore, type KeyManagerOptions, typ
 import { ProviderSimulator, type SimProviderOptions } from '../../src/testing';
 import { simulatorHandlers } from '../../src/testing/msw';
 import { fakeKey } from '../support/fake-keys';
-import { redisForSuite, storePairKinds } from '../support/redis';
+import { redisForSuite } from '../support/redis';
+import { storePairKinds } from '../support/store-pairs';
 import { record } from '../support/events';
 import { eventually, fakeClock } from '../support/time';
 import { useMsw } from '../support/scaffold';

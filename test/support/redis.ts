@@ -8,10 +8,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll } from 'vitest';
-import { MemoryStore, type StateStore } from '../../src/index';
-import { RedisStore } from '../../src/store/redis';
 
 const REQUIRED = process.env.KEYPLEX_REQUIRE_REDIS === '1';
 
@@ -159,43 +156,4 @@ export function redisForSuite(suite: string): SuiteRedis {
       return server;
     },
   };
-}
-
-/** A way to give two managers one shared state: one `MemoryStore` twice, or two `RedisStore`s on one prefix. */
-export interface StorePairKind {
-  name: string;
-  available: boolean;
-  stores: () => Promise<[StateStore, StateStore]>;
-}
-
-/**
- * The two kinds of shared state managers meet on, for suites that run once
- * per kind. Each Redis store is handed to `opened` (to close it after the
- * test); `now` is the stores' clock (default `Date.now`, read when called).
- */
-export function storePairKinds(redis: SuiteRedis, opened: (store: RedisStore) => void, now?: () => number): StorePairKind[] {
-  return [
-    {
-      name: 'one MemoryStore',
-      available: true,
-      stores: async () => {
-        const store = new MemoryStore(now ? { now } : {});
-        return [store, store];
-      },
-    },
-    {
-      name: 'RedisStores with one prefix',
-      available: redis.available,
-      stores: async () => {
-        const prefix = `pair:${randomUUID()}:`;
-        const make = async () => {
-          const store = new RedisStore({ url: redis.server.url, prefix, timeoutMs: PATIENT_REDIS_MS, ...(now && { now }) });
-          opened(store);
-          await store.ready();
-          return store;
-        };
-        return [await make(), await make()];
-      },
-    },
-  ];
 }
