@@ -152,7 +152,7 @@ export class KeyManager {
    * starts again from zero after the snapshot is taken (interval reporting);
    * what is in flight, key states and circuits are not reset.
    *
-   * The per-key detail costs time in proportion to the keys (about 40 ms for
+   * The per-key detail costs time in proportion to the keys (about 33 ms for
    * 10,000 keys): with `{ keys: false }` every provider's `keys` is an empty
    * array and the snapshot takes well under a millisecond at any key count,
    * for frequent polling of large pools.
