@@ -14,7 +14,7 @@ import { holdKeyBudget, keyBudgetAllows } from './admit';
 import type { RequestContext } from './context';
 import { deploymentCircuit, type Core, type LinePlace } from './core';
 import { briefDuration, keyStates } from './explain';
-import { Lease } from './lease';
+import { adjustLater, Lease } from './lease';
 import { joinLine, leaveLine, waitForKey, waitForTurn } from './lines';
 import { applyChange } from './store-sync';
 
@@ -282,7 +282,7 @@ async function reserveShared(core: Core, lease: Lease): Promise<number | undefin
     }
     if (key.usable(Date.now())) return undefined;
     lease.settle('undone');
-    if (taken) (session.defer ?? session.adjust).call(session, ref, limits, -1, -reservation.tokens, verdict.at);
+    if (taken) adjustLater(session, ref, limits, -1, -reservation.tokens, verdict.at);
     return 0;
   }
   lease.settle('undone');

@@ -12,7 +12,7 @@ import type { Classification } from '../resilience/classify';
 import type { KeyLimiter, Reservation } from '../resilience/rate-limit/index';
 import type { Deployment } from '../routing/deployments';
 import { periodOf, slotEnd } from '../store/shared-window';
-import type { StoreLimits } from '../store/types';
+import type { StoreKeyRef, StoreLimits, StoreSession } from '../store/types';
 import type { Usage } from '../usage/usage';
 import { settleKeyBudget } from './admit';
 import type { RequestContext } from './context';
@@ -100,9 +100,8 @@ export class Lease {
     const later = (limit: number | undefined, periodMs: number | undefined) => limit !== undefined && slotEnd(to, periodOf(periodMs)) > slotEnd(from, periodOf(periodMs));
     if (!later(shared.rpm, shared.requestsPeriodMs) && !(tokens > 0 && later(shared.tpm, shared.tokensPeriodMs))) return;
     const session = this.core.session;
-    const write = session.defer ?? session.adjust;
-    write.call(session, this.window.ref, shared, -1, -tokens, from);
-    write.call(session, this.window.ref, shared, 1, tokens, to);
+    adjustLater(session, this.window.ref, shared, -1, -tokens, from);
+    adjustLater(session, this.window.ref, shared, 1, tokens, to);
     shared.at = to;
   }
 
@@ -284,8 +283,16 @@ export class Lease {
   #adjustShared(tokens: number): void {
     const { shared } = this;
     if (shared?.tpm === undefined || tokens === 0) return;
-    const session = this.core.session;
-    if (session.defer) session.defer(this.window.ref, shared, 0, tokens, shared.at);
-    else session.adjust(this.window.ref, shared, 0, tokens, shared.at);
+    adjustLater(this.core.session, this.window.ref, shared, 0, tokens, shared.at);
   }
+}
+
+/**
+ * Changes a shared window by `requests` and `tokens` for the reservation made
+ * at `at`: with the session's next reservation on it where the store can
+ * defer (one round trip per attempt), else at once.
+ */
+export function adjustLater(session: StoreSession, ref: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number, at: number | undefined): void {
+  if (session.defer) session.defer(ref, limits, requests, tokens, at);
+  else session.adjust(ref, limits, requests, tokens, at);
 }

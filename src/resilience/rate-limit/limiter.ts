@@ -303,9 +303,11 @@ export class KeyLimiter {
 
   /** The reservation's request is sent now: a send later than its moment counts from now in every window (the upstream's count starts then). */
   sent(reservation: Reservation): void {
-    const held = this.#heldOf(reservation);
+    // Checked first: nearly every send is at its reservation's moment (no table lookup then).
     const now = this.#now();
-    if (held === undefined || held.settled || now <= reservation.at) return;
+    if (now <= reservation.at) return;
+    const held = this.#heldOf(reservation);
+    if (held === undefined || held.settled) return;
     for (const window of held.through.keys()) window.sent(reservation.seq, now);
   }
 
