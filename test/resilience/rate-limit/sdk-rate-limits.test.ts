@@ -4,6 +4,7 @@
  * blip of 429s that must not park keys, and 402 "Insufficient Balance".
  * Deterministic: fake timers, counts only.
  */
+import type OpenAI from 'openai';
 import { describe, expect, test, vi } from 'vitest';
 import { keyplex } from '../../../src/index';
 import { chatReply, errorReply, keyRing, provider } from '../../support/upstream';
@@ -44,6 +45,18 @@ function slidingUpstream(ring: ReturnType<typeof keyRing>, limit: number, period
   return { calls, rejected, accepted };
 }
 
+/** `n` requests at once (deadline 300 s), counting how they settle. */
+function burst(client: OpenAI, n: number) {
+  const tally = { ok: 0, failed: 0 };
+  const all = Array.from({ length: n }, () =>
+    client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 300_000 })).then(
+      () => void tally.ok++,
+      () => void tally.failed++,
+    ),
+  );
+  return { tally, all };
+}
+
 describe('bursts', () => {
   test('4× the capacity at once on 3 keys of 30 rpm against a sliding-window upstream: 0 upstream 429s, 0 app errors, the capacity used', async () => {
     fakeClock();
@@ -51,24 +64,17 @@ describe('bursts', () => {
     const upstream = slidingUpstream(ring, 30, 60_000);
     const { client } = manage({ providers: { burst: { baseURL: BASE, keys: ring.keys, rpm: 30 } } });
     const start = Date.now();
-    let ok = 0;
-    let failed = 0;
-    const all = Array.from({ length: 120 }, () =>
-      client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 300_000 })).then(
-        () => ok++,
-        () => failed++,
-      ),
-    );
+    const { tally, all } = burst(client, 120);
     // Real progress is awaited with the fake clock standing still, so load cannot move the figures.
-    await until(() => upstream.calls.length >= 90 && ok >= 90, 'the first 90 served');
+    await until(() => upstream.calls.length >= 90 && tally.ok >= 90, 'the first 90 served');
     await vi.advanceTimersByTimeAsync(59_999);
     expect(upstream.calls).toHaveLength(90);
     // A minute after the first were counted (their replies; at the latest 250 ms after they were sent), the other 30.
     await vi.advanceTimersByTimeAsync(251);
-    await until(() => ok + failed === 120, 'all settled');
+    await until(() => tally.ok + tally.failed === 120, 'all settled');
     await Promise.all(all);
 
-    expect({ ok, failed, upstream429s: upstream.rejected.length }).toEqual({ ok: 120, failed: 0, upstream429s: 0 });
+    expect({ ...tally, upstream429s: upstream.rejected.length }).toEqual({ ok: 120, failed: 0, upstream429s: 0 });
     expect(upstream.accepted.filter((a) => a.at === start)).toHaveLength(90);
   });
 });
@@ -83,19 +89,12 @@ describe('bursts, limits only stated by headers', () => {
     // Learning: one request per key tells its limit (nothing is configured).
     if (warm) for (let i = 0; i < 3; i++) await client.chat.completions.create(BODY);
     const start = Date.now();
-    let ok = 0;
-    let failed = 0;
-    const all = Array.from({ length: 120 }, () =>
-      client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 300_000 })).then(
-        () => ok++,
-        () => failed++,
-      ),
-    );
-    await until(() => ok >= 90 - (warm ? 3 : 0), 'what is left of the first minute served');
+    const { tally, all } = burst(client, 120);
+    await until(() => tally.ok >= 90 - (warm ? 3 : 0), 'what is left of the first minute served');
     expect(upstream.calls).toHaveLength(90);
-    for (let i = 0; i < 130 && ok + failed < 120; i++) await vi.advanceTimersByTimeAsync(1_000);
+    for (let i = 0; i < 130 && tally.ok + tally.failed < 120; i++) await vi.advanceTimersByTimeAsync(1_000);
     await Promise.all(all);
-    expect({ ok, failed, upstream429s: upstream.rejected.length }).toEqual({ ok: 120, failed: 0, upstream429s: 0 });
+    expect({ ...tally, upstream429s: upstream.rejected.length }).toEqual({ ok: 120, failed: 0, upstream429s: 0 });
     expect(upstream.accepted.filter((a) => a.at === start)).toHaveLength(90);
   }
 
