@@ -16,8 +16,6 @@
 import { setImmediate as turn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import OpenAI from 'openai';
 import { keyplex } from '../dist/index.js';
 import { addedLatency, latencyRound } from './overhead.ts';
@@ -28,6 +26,7 @@ import {
   fakeKey,
   fakeKeys,
   fmt,
+  forceGc,
   interleaved,
   latencies,
   log,
@@ -125,11 +124,9 @@ function compare(rounds: Map<string, ThroughputSample[]>) {
 
 /** A manager over `count` keys (10 providers), every key used once or more; stats() timed, heap per key measured. */
 async function manyKeys(count: number, statsCalls: number): Promise<{ keys: number; usedKeys: number; heapPerKeyBytes: number; statsMs: number; statsCheapMs: number }> {
-  v8.setFlagsFromString('--expose-gc');
-  const gc = vm.runInNewContext('gc') as () => void;
   const c = CASES[1]!;
   const fetch = caseFetch(c);
-  gc();
+  forceGc();
   const before = process.memoryUsage().heapUsed;
   const { manager } = makeManager({ keys: fakeKeys(10, count / 10), baseURL, fetch, events: true });
   const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
@@ -139,7 +136,7 @@ async function manyKeys(count: number, statsCalls: number): Promise<{ keys: numb
     await Promise.all(Array.from({ length: 64 }, () => client.chat.completions.create(CHAT_BODY, pin)));
     await turn();
   }
-  gc();
+  forceGc();
   const after = process.memoryUsage().heapUsed;
   const first = manager.stats();
   let usedKeys = 0;

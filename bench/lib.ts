@@ -8,6 +8,8 @@ import { readFileSync } from 'node:fs';
 import { arch, cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { setImmediate as turn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import OpenAI from 'openai';
 import { KeyManager, type KeyManagerOptions } from '../dist/index.js';
 import { ProviderSimulator, type ProviderTally, type SimulatorOptions } from '../dist/testing.js';
@@ -42,6 +44,12 @@ export type Scenario = (options: RunOptions) => Promise<ScenarioResult>;
 // ---------------------------------------------------------------- statistics
 
 /** Quantile `q` in [0, 1] of ascending `sorted`, linear interpolation between ranks. */
+/** A full garbage collection now (the flag set at run time: the benches run without `--expose-gc`). */
+export function forceGc(): void {
+  v8.setFlagsFromString('--expose-gc');
+  (vm.runInNewContext('gc') as () => void)();
+}
+
 export function quantile(sorted: ArrayLike<number>, q: number): number {
   const n = sorted.length;
   if (n === 0) return NaN;
