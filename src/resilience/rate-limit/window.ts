@@ -4,7 +4,6 @@
  * bucket, sliding window, fixed window) and under bursts.
  */
 
-import { TokenBucket } from './bucket';
 import type { WindowSpec } from './options';
 
 export type { WindowSpec };
@@ -63,11 +62,25 @@ export class LedgerWindow {
   #logSum = 0;
   /** Units taken ever (the ledger's sequence, for caps). */
   #taken = 0;
-  #cap: { ceiling: number; at: number; rate: number; until: number } | undefined;
+  /**
+   * A header snapshot's cap (fields, not an object: none made per reply): `ceiling` in the ledger's
+   * sequence as of `at`, refilling at `rate` per ms, until `until` (undefined: no cap).
+   */
+  #capUntil: number | undefined;
+  // Declared without a number, so that V8 keeps whole values inline (a number-initialised field boxes every value, in every window).
+  #capCeiling: number | undefined;
+  #capAt: number | undefined;
+  #capRate: number | undefined;
   /** Until when a block closes the window; undefined when none (no boxed number per window that never saw one). */
   #blockedUntil: number | undefined;
-  /** Set while the upstream is known to be a token bucket: it paces instead of the sliding ledger. */
-  #bucket: TokenBucket | undefined;
+  /**
+   * Set while the upstream is known to be a token bucket, which then paces
+   * instead of the sliding ledger: its level (units available, within
+   * `[-limit, limit]`) as of `#updatedAt`, refilling at `limit / periodMs`
+   * per ms. Kept here, not in an object of its own (one per learnt window).
+   */
+  #level: number | undefined;
+  #updatedAt: number | undefined;
 
   constructor(spec: WindowSpec) {
     this.#limit = spec.limit;
@@ -98,9 +111,9 @@ export class LedgerWindow {
   set spec(spec: WindowSpec) {
     this.#limit = spec.limit;
     this.#periodMs = spec.periodMs;
-    // No refill here (a moment before the bucket's last): the bucket's level stays as of its last update.
-    if (this.#bucket && Number.isFinite(spec.limit)) this.#bucket.setCapacity(spec.limit, -Infinity, spec.periodMs);
-    else this.#bucket = undefined;
+    // No refill here: the bucket's level stays as of its last update, within the new capacity.
+    if (this.#level !== undefined && Number.isFinite(spec.limit)) this.#level = Math.max(-spec.limit, Math.min(spec.limit, this.#level));
+    else this.#level = undefined;
   }
 
   /**
@@ -111,14 +124,41 @@ export class LedgerWindow {
    */
   useBucket(on: boolean, now: number): void {
     if (!on || !Number.isFinite(this.#limit)) {
-      this.#bucket = undefined;
+      this.#level = undefined;
       return;
     }
-    if (this.#bucket) return;
-    const bucket = new TokenBucket(this.#limit);
-    bucket.setCapacity(this.#limit, now, this.#periodMs);
-    bucket.take(this.#used(now), now);
-    this.#bucket = bucket;
+    if (this.#level !== undefined) return;
+    this.#level = this.#limit;
+    this.#updatedAt = now;
+    this.#bucketTake(this.#used(now), now);
+  }
+
+  /** The bucket's level at `now` (refilled since its last update; a clock behind it changes nothing). */
+  #bucketLevel(now: number): number {
+    let level = this.#level!;
+    const updatedAt = this.#updatedAt!;
+    if (now > updatedAt) {
+      level = Math.min(this.#limit, level + (now - updatedAt) * (this.#limit / this.#periodMs));
+      this.#level = level;
+      this.#updatedAt = now;
+    }
+    return level;
+  }
+
+  /** Takes `amount` units from the bucket (negative gives back), its level kept within `[-limit, limit]`; nothing without a bucket. */
+  #bucketTake(amount: number, now: number): void {
+    if (this.#level === undefined) return;
+    this.#level = Math.max(-this.#limit, Math.min(this.#limit, this.#bucketLevel(now) - amount));
+  }
+
+  /** Whole ms until the bucket holds `amount` units (at most its capacity). */
+  #bucketWaitMs(amount: number, now: number): number {
+    const level = this.#bucketLevel(now);
+    if (level + EPSILON >= amount) return 0;
+    const rate = this.#limit / this.#periodMs;
+    const start = this.#updatedAt! > now ? this.#updatedAt! - now : 0;
+    // Rounded up, minus a hair worth less than EPSILON units, so the ms it names is the first that fits.
+    return Math.ceil(start + (amount - level) / rate - EPSILON / (2 * rate));
   }
 
   /** Units taken ever: a reservation records it to place header snapshots in the ledger. */
@@ -163,15 +203,15 @@ export class LedgerWindow {
         this.#log = undefined;
       }
     }
-    if (this.#cap && this.#cap.until <= now) this.#cap = undefined;
+    if (this.#capUntil !== undefined && this.#capUntil <= now) this.#capUntil = undefined;
     return this.#debtSum + this.#logSum;
   }
 
   /** Units available at `now` (possibly negative, after a charge above the estimate). */
   available(now: number): number {
     const used = this.#used(now);
-    const free = this.#bucket ? this.#bucket.level(now) : this.#limit - used;
-    return this.#cap ? Math.min(free, this.#capRoom(now)) : free;
+    const free = this.#level !== undefined ? this.#bucketLevel(now) : this.#limit - used;
+    return this.#capUntil !== undefined ? Math.min(free, this.#capRoom(now)) : free;
   }
 
   /** Share of the capacity available, 0..1; 0 while blocked. */
@@ -190,11 +230,12 @@ export class LedgerWindow {
     if (amount > this.#limit + EPSILON) return Infinity;
     const used = this.#used(now);
     let wait = 0;
-    const cap = this.#cap;
-    if (cap && this.#capRoom(now) + EPSILON < amount) {
-      wait = cap.rate > 0 ? Math.min(cap.until - now, (amount - this.#capRoom(now)) / cap.rate) : cap.until - now;
+    const until = this.#capUntil;
+    if (until !== undefined && this.#capRoom(now) + EPSILON < amount) {
+      const rate = this.#capRate!;
+      wait = rate > 0 ? Math.min(until - now, (amount - this.#capRoom(now)) / rate) : until - now;
     }
-    if (this.#bucket) return Math.max(blocked, Math.ceil(wait - EPSILON), this.#bucket.waitMs(amount, now));
+    if (this.#level !== undefined) return Math.max(blocked, Math.ceil(wait - EPSILON), this.#bucketWaitMs(amount, now));
     const excess = used + amount - this.#limit;
     if (excess > EPSILON) wait = Math.max(wait, this.#freedAfter(excess) - now);
     return Math.max(blocked, Math.ceil(wait - EPSILON));
@@ -240,7 +281,7 @@ export class LedgerWindow {
     debts.set(id, { id, amount, at: now });
     this.#debtSum += amount;
     this.#taken += amount;
-    this.#bucket?.take(amount, now);
+    this.#bucketTake(amount, now);
     if (debts.size > MAX_DEBTS) {
       const [oldest, debt] = debts.entries().next().value!;
       debts.delete(oldest);
@@ -265,7 +306,7 @@ export class LedgerWindow {
    */
   adjust(id: number, at: number, delta: number, now: number = at): void {
     this.#taken += delta;
-    this.#bucket?.take(delta, now);
+    this.#bucketTake(delta, now);
     const debt = this.#debts?.get(id);
     if (debt !== undefined) {
       debt.amount += delta;
@@ -289,7 +330,7 @@ export class LedgerWindow {
   cancel(id: number, now: number): void {
     const debt = this.#debts?.get(id);
     if (debt === undefined) return;
-    this.#bucket?.give(debt.amount, now);
+    this.#bucketTake(-debt.amount, now);
     this.#forgetDebt(id, debt);
     this.#taken -= debt.amount;
   }
@@ -331,8 +372,7 @@ export class LedgerWindow {
 
   /** What the cap in force leaves at `now` (it refills in bucket mode, as the upstream's bucket does). */
   #capRoom(now: number): number {
-    const cap = this.#cap!;
-    return cap.ceiling + cap.rate * Math.max(0, now - cap.at) - this.#taken;
+    return this.#capCeiling! + this.#capRate! * Math.max(0, now - this.#capAt!) - this.#taken;
   }
 
   /**
@@ -343,17 +383,18 @@ export class LedgerWindow {
    * store's level, which frees nothing before `until`). The tighter of this
    * and a cap in force is kept.
    */
-  cap(remaining: number, takenThrough: number, until: number, now: number, refills = this.#bucket !== undefined): void {
+  cap(remaining: number, takenThrough: number, until: number, now: number, refills = this.#level !== undefined): void {
     this.#used(now);
-    const rate = refills && this.#bucket ? this.#limit / this.#periodMs : 0;
-    const next = { ceiling: remaining + takenThrough, at: now, rate, until };
-    if (this.#cap === undefined || this.#cap.until <= now) {
-      this.#cap = next;
-      return;
+    const rate = refills && this.#level !== undefined ? this.#limit / this.#periodMs : 0;
+    const current = this.#capUntil !== undefined && this.#capUntil > now ? this.#capRoom(now) : Infinity;
+    this.#capCeiling = remaining + takenThrough;
+    this.#capAt = now;
+    this.#capRate = rate;
+    this.#capUntil = until;
+    if (current < this.#capRoom(now)) {
+      this.#capCeiling = current + this.#taken;
+      this.#capUntil = Math.max(until, now);
     }
-    const current = this.#capRoom(now);
-    this.#cap = next;
-    if (current < this.#capRoom(now)) this.#cap = { ceiling: current + this.#taken, at: now, rate, until: Math.max(until, now) };
   }
 
   /** Closes the window until `now + ms` (a longer block in force is kept). */
@@ -364,6 +405,6 @@ export class LedgerWindow {
   /** Forgets blocks and caps (the ledger of what was sent stays: it happened). */
   clearHints(): void {
     this.#blockedUntil = undefined;
-    this.#cap = undefined;
+    this.#capUntil = undefined;
   }
 }
