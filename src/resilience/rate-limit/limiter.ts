@@ -8,10 +8,10 @@
 import { ConfigError } from '../../errors';
 import { parseRateLimitHeaders, restAfterRateLimit, type RateLimitDimension, type RateLimitRest, type RateLimitSnapshot } from '../headers';
 import { AimdEstimator } from './aimd';
-import { MINUTE_MS, resolveRateLimits, type RateWindowOption } from './options';
-import { PeriodLearner } from './period';
-import { LedgerWindow, type WindowSpec } from './window';
-import { PROBE_HOLD_MS, type KeyLimiterOptions, type KeyLimits, type RateLimitSource, type Reservation, type ReserveResult, type Dimension } from './limits';
+import { Dimension, NO_WINDOWS, UNLIMITED } from './dimension';
+import { MINUTE_MS, resolveRateLimits } from './options';
+import { LedgerWindow } from './window';
+import { PROBE_HOLD_MS, type KeyLimiterOptions, type KeyLimits, type RateLimitSource, type Reservation, type ReserveResult } from './limits';
 
 /** A shared store's levels, as its reservations answer them (the store's `SharedLevels`, kept apart: no import of the store's types here). */
 type SharedLevels = Record<'requests' | 'tokens', number | undefined> & Partial<Record<'requestsFreeMs' | 'tokensFreeMs', number | undefined>>;
@@ -24,13 +24,9 @@ const DIMENSIONS: readonly RateLimitDimension[] = ['requests', 'tokens'];
 /** Unanswered reservations tracked one by one at most; beyond, the oldest is taken as counted (bounded memory). */
 const MAX_OPEN = 1_024;
 const RANK: Record<RateLimitSource, number> = { none: 0, adaptive: 1, headers: 2, config: 3 };
-const UNLIMITED: WindowSpec = { limit: Infinity, periodMs: MINUTE_MS };
 /** Every limiter's reservations (one table for all keys): what each took, by the reservation handed out. */
 const HELD = new WeakMap<Reservation, Held>();
 const NO_OPEN: ReadonlyMap<number, Held> = new Map();
-
-/** No windows (frozen: shared by every limiter). */
-const NO_WINDOWS: readonly LedgerWindow[] = Object.freeze([]);
 
 interface Held {
   readonly owner: KeyLimiter;
@@ -71,7 +67,8 @@ export class KeyLimiter {
   #last = -Infinity;
   #seq = 0;
   readonly #adaptive: boolean;
-  readonly #dims: Record<RateLimitDimension, Dimension>;
+  readonly #requests: Dimension;
+  readonly #tokens: Dimension;
   /**
    * Made when AIMD may be in force (adaptive, no requests limit configured or
    * learnt) and a request is sent; dropped when a requests limit is learnt
@@ -104,16 +101,12 @@ export class KeyLimiter {
     this.#adaptive = options.adaptive ?? true;
     this.#probing = options.probe === true;
     this.#clock = now;
-    const make = (specs: WindowSpec[]): Dimension => {
-      const config = specs.length === 0 ? NO_WINDOWS : specs.map((spec) => new LedgerWindow(spec));
-      const learnt = new LedgerWindow(UNLIMITED);
-      // concat, not a spread: arrays of exactly their length (a spread leaves room for 16 more, per key).
-      // Arrays with the same windows are one array (none is ever changed: `all` is replaced, not pushed to).
-      const learntOnly = [learnt];
-      const withLearnt = config.length === 0 ? learntOnly : config.concat(learntOnly);
-      return { config, learnt, learntLimit: undefined, period: undefined, all: withLearnt, withLearnt, learntOnly };
-    };
-    this.#dims = { requests: make(resolved.requests), tokens: make(resolved.tokens) };
+    this.#requests = new Dimension(resolved.requests);
+    this.#tokens = new Dimension(resolved.tokens);
+  }
+
+  #dim(dimension: RateLimitDimension): Dimension {
+    return dimension === 'requests' ? this.#requests : this.#tokens;
   }
 
   /** The clock, never going backwards. */
@@ -130,7 +123,7 @@ export class KeyLimiter {
 
   /** The windows in force in a dimension (arrays made once, never changed: this runs on every pick). */
   #windows(dimension: RateLimitDimension): readonly LedgerWindow[] {
-    const dim = this.#dims[dimension];
+    const dim = this.#dim(dimension);
     // What the upstream states holds too: a configured window does not let a key past the provider's own.
     if (dim.config.length > 0) return dim.learntLimit === undefined ? dim.config : dim.withLearnt;
     if (dim.learntLimit !== undefined) return dim.learntOnly;
@@ -140,7 +133,7 @@ export class KeyLimiter {
 
   /** Where the windows in force in a dimension come from. */
   #source(dimension: RateLimitDimension): RateLimitSource {
-    const dim = this.#dims[dimension];
+    const dim = this.#dim(dimension);
     if (dim.config.length > 0) return 'config';
     if (dim.learntLimit !== undefined) return 'headers';
     if (dimension === 'requests' && this.#adaptive && this.#aimd?.estimate !== undefined) return 'adaptive';
@@ -166,7 +159,7 @@ export class KeyLimiter {
     for (const window of this.#windows('tokens')) wait = Math.max(wait, window.waitMs(tokens, now));
     // A 429's rest closes the learnt window even while nothing is known of its limit.
     for (const dimension of DIMENSIONS) {
-      const blocked = this.#dims[dimension].learnt.blockedUntil;
+      const blocked = this.#dim(dimension).learnt.blockedUntil;
       if (blocked > now && (dimension === 'requests' || tokens > 0)) wait = Math.max(wait, Math.ceil(blocked - now));
     }
     return wait;
@@ -198,10 +191,10 @@ export class KeyLimiter {
     let counted: Set<LedgerWindow> | undefined;
     for (const dimension of DIMENSIONS) {
       const units = dimension === 'requests' ? 1 : amount;
-      for (const window of this.#dims[dimension].all) {
+      for (const window of this.#dim(dimension).all) {
         from.set(window, window.taken);
         if (window.limited) window.take(seq, units, now);
-        else if (window === this.#dims[dimension].learnt) {
+        else if (window === this.#dim(dimension).learnt) {
           // A placeholder (nothing learnt yet) holds no debt: a limit learnt later starts from the headers' remaining,
           // minus what was sent after the request they answer.
           window.count(units);
@@ -222,7 +215,8 @@ export class KeyLimiter {
 
   /** Whether any limit is configured, learnt or estimated (what a probe would wait for). */
   #known(): boolean {
-    const { requests, tokens } = this.#dims;
+    const requests = this.#requests;
+    const tokens = this.#tokens;
     if (requests.config.length > 0 || tokens.config.length > 0) return true;
     if (requests.learntLimit !== undefined || tokens.learntLimit !== undefined) return true;
     return this.#adaptive && this.#aimd?.estimate !== undefined;
@@ -250,7 +244,7 @@ export class KeyLimiter {
     let share = 1;
     for (const dimension of DIMENSIONS) {
       for (const window of this.#windows(dimension)) share = Math.min(share, window.share(now));
-      if (this.#dims[dimension].learnt.blockedUntil > now) share = 0;
+      if (this.#dim(dimension).learnt.blockedUntil > now) share = 0;
     }
     return share;
   }
@@ -295,7 +289,7 @@ export class KeyLimiter {
   /** Changes the reservation's tokens by `delta` in the windows that recorded it. */
   #adjustTokens(held: Held, reservation: Reservation, delta: number): void {
     const now = this.#now();
-    for (const window of this.#dims.tokens.all) {
+    for (const window of this.#tokens.all) {
       // A placeholder's count stays as estimated: a reconciliation never credits a limit learnt after the send.
       if (held.through.has(window) && !held.counted?.has(window)) window.adjust(reservation.seq, reservation.at, delta, now);
     }
@@ -315,7 +309,7 @@ export class KeyLimiter {
   cancel(reservation: Reservation): void {
     if (this.#settle(reservation) === undefined) return;
     const now = this.#now();
-    for (const dimension of DIMENSIONS) for (const window of this.#dims[dimension].all) window.cancel(reservation.seq, now);
+    for (const dimension of DIMENSIONS) for (const window of this.#dim(dimension).all) window.cancel(reservation.seq, now);
   }
 
   /**
@@ -368,25 +362,25 @@ export class KeyLimiter {
     if (held !== undefined && !held.answered) {
       held.answered = true;
       this.#close(reservation!.seq);
-      for (const dimension of DIMENSIONS) for (const window of this.#dims[dimension].all) window.answer(reservation!.seq, now);
+      for (const dimension of DIMENSIONS) for (const window of this.#dim(dimension).all) window.answer(reservation!.seq, now);
     }
     for (const dimension of DIMENSIONS) {
       const seen = snapshot[dimension];
       if (seen === undefined) continue;
-      const dim = this.#dims[dimension];
-      const period = (dim.period ??= new PeriodLearner());
-      period.update(seen.limit ?? dim.learntLimit, seen.remaining, seen.resetMs, now);
+      const dim = this.#dim(dimension);
+      // The dimension learns its learnt window's period.
+      dim.update(seen.limit ?? dim.learntLimit, seen.remaining, seen.resetMs, now);
       if (seen.limit !== undefined) {
         dim.learntLimit = seen.limit;
         if (dimension === 'requests') this.#aimd = undefined;
       }
       if (dim.learntLimit !== undefined) {
         // No spec object per reply while nothing changed.
-        if (dim.learnt.limit !== dim.learntLimit || dim.learnt.periodMs !== period.periodMs) dim.learnt.spec = { limit: dim.learntLimit, periodMs: period.periodMs };
-        dim.learnt.useBucket(period.bucket, now);
+        if (dim.learnt.limit !== dim.learntLimit || dim.learnt.periodMs !== dim.periodMs) dim.learnt.spec = { limit: dim.learntLimit, periodMs: dim.periodMs };
+        dim.learnt.useBucket(dim.bucket, now);
       }
       if (seen.remaining === undefined) continue;
-      const window = this.#closest(dimension, period.periodMs);
+      const window = this.#closest(dimension, dim.periodMs);
       if (window === undefined) continue;
       const through = Math.min(held?.through.get(window) ?? window.taken, oldest?.from.get(window) ?? Infinity);
       window.cap(seen.remaining, through, now + (seen.resetMs ?? window.periodMs), now);
@@ -440,7 +434,7 @@ export class KeyLimiter {
     }
     for (const dimension of rest.dimensions) {
       const ms = rest.perDimension[dimension] ?? rest.ms;
-      const dim = this.#dims[dimension];
+      const dim = this.#dim(dimension);
       for (const window of dim.all) window.block(ms, now);
     }
     return rest;
@@ -450,7 +444,7 @@ export class KeyLimiter {
     const estimate = this.#aimd?.estimate;
     if (estimate !== undefined && this.#aimdWindow === undefined) {
       this.#aimdOnly = [(this.#aimdWindow = new LedgerWindow(UNLIMITED))];
-      this.#dims.requests.all = this.#dims.requests.withLearnt.concat(this.#aimdOnly);
+      this.#requests.all = this.#requests.withLearnt.concat(this.#aimdOnly);
     }
     if (this.#aimdWindow !== undefined) this.#aimdWindow.spec = estimate === undefined ? UNLIMITED : { limit: estimate, periodMs: MINUTE_MS };
   }
@@ -467,7 +461,7 @@ export class KeyLimiter {
 
   /** Whether the AIMD estimate may be in force, now or later (else its tallies are never read). */
   #aimdMayRule(): boolean {
-    const requests = this.#dims.requests;
+    const requests = this.#requests;
     return this.#adaptive && requests.config.length === 0 && requests.learntLimit === undefined;
   }
 
@@ -483,10 +477,10 @@ export class KeyLimiter {
     this.#aimd = undefined;
     this.#syncAimd();
     for (const dimension of DIMENSIONS) {
-      const dim = this.#dims[dimension];
+      const dim = this.#dim(dimension);
       dim.learntLimit = undefined;
       dim.learnt.spec = UNLIMITED;
-      dim.period = undefined;
+      dim.clear();
       for (const window of dim.all) window.clearHints();
     }
   }
