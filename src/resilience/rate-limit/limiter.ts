@@ -10,6 +10,7 @@ import { parseRateLimitHeaders, restAfterRateLimit, type RateLimitDimension, typ
 import { AimdEstimator } from './aimd';
 import { Dimension, NO_WINDOWS, UNLIMITED } from './dimension';
 import { MINUTE_MS, resolveRateLimits } from './options';
+import { closeTicket, Ticket } from './ticket';
 import { LedgerWindow } from './window';
 import { PROBE_HOLD_MS, type KeyLimiterOptions, type KeyLimits, type RateLimitSource, type Reservation, type ReserveResult } from './limits';
 
@@ -24,22 +25,6 @@ const DIMENSIONS: readonly RateLimitDimension[] = ['requests', 'tokens'];
 /** Unanswered reservations tracked one by one at most; beyond, the oldest is taken as counted (bounded memory). */
 const MAX_OPEN = 1_024;
 const RANK: Record<RateLimitSource, number> = { none: 0, adaptive: 1, headers: 2, config: 3 };
-/** Every limiter's reservations (one table for all keys): what each took, by the reservation handed out. */
-const HELD = new WeakMap<Reservation, Held>();
-const NO_OPEN: ReadonlyMap<number, Held> = new Map();
-
-interface Held {
-  readonly owner: KeyLimiter;
-  /** Per window, its `taken` once this reservation was recorded. */
-  readonly through: Map<LedgerWindow, number>;
-  /** Windows that were unlimited placeholders then: counted in their sequence only. */
-  readonly counted: Set<LedgerWindow> | undefined;
-  /** Per window, its `taken` just before this reservation was recorded. */
-  readonly from: Map<LedgerWindow, number>;
-  settled: boolean;
-  answered: boolean;
-}
-
 /**
  * One key's (or one quota group's, or one key × model's) rate limiter.
  *
@@ -79,7 +64,7 @@ export class KeyLimiter {
   #aimdWindow: LedgerWindow | undefined;
   #aimdOnly: readonly LedgerWindow[] = NO_WINDOWS;
   /** Reservations not yet answered nor settled, in send order (at most {@link MAX_OPEN}); made at the first. */
-  #open: Map<number, Held> | undefined;
+  #open: Ticket[] | undefined;
   readonly #probing: boolean;
   /** The first request on a key of unknown limits, in flight: the others wait for its headers. */
   #probeSeq: number | undefined = undefined;
@@ -186,30 +171,28 @@ export class KeyLimiter {
       this.#probeSeq = seq;
       this.#probeUntil = now + PROBE_HOLD_MS;
     }
-    const through = new Map<LedgerWindow, number>();
-    const from = new Map<LedgerWindow, number>();
-    let counted: Set<LedgerWindow> | undefined;
+    const before: number[] = [];
+    let counted = 0;
+    let skipped = -1;
     for (const dimension of DIMENSIONS) {
+      const dim = this.#dim(dimension);
       const units = dimension === 'requests' ? 1 : amount;
-      for (const window of this.#dim(dimension).all) {
-        from.set(window, window.taken);
+      for (const window of dim.all) {
+        before.push(window.taken);
         if (window.limited) window.take(seq, units, now);
-        else if (window === this.#dim(dimension).learnt) {
+        else if (window === dim.learnt) {
           // A placeholder (nothing learnt yet) holds no debt: a limit learnt later starts from the headers' remaining,
           // minus what was sent after the request they answer.
           window.count(units);
-          (counted ??= new Set()).add(window);
-        } else continue;
-        through.set(window, window.taken);
+          counted |= dimension === 'requests' ? 1 : 2;
+        } else skipped = before.length - 1;
       }
     }
     if (this.#aimdMayRule()) (this.#aimd ??= new AimdEstimator()).recordSend(now);
-    const reservation: Reservation = Object.freeze({ tokens: amount, at: now, seq });
-    const held: Held = { owner: this, through, counted, from, settled: false, answered: false };
-    HELD.set(reservation, held);
-    const open = (this.#open ??= new Map());
-    open.set(seq, held);
-    if (open.size > MAX_OPEN) open.delete(open.keys().next().value!);
+    const reservation = new Ticket(this, amount, now, seq, before, this.#requests.all.length, counted, skipped);
+    const open = (this.#open ??= []);
+    open.push(reservation);
+    if (open.length > MAX_OPEN) open.shift();
     return { ok: true, reservation };
   }
 
@@ -250,7 +233,7 @@ export class KeyLimiter {
   }
 
   /** The reservation's bookkeeping, once: `undefined` when settled already (or not ours). */
-  #settle(reservation: Reservation): Held | undefined {
+  #settle(reservation: Reservation): Ticket | undefined {
     const held = this.#heldOf(reservation);
     if (held === undefined || held.settled) return undefined;
     held.settled = true;
@@ -287,11 +270,15 @@ export class KeyLimiter {
   }
 
   /** Changes the reservation's tokens by `delta` in the windows that recorded it. */
-  #adjustTokens(held: Held, reservation: Reservation, delta: number): void {
+  #adjustTokens(held: Ticket, reservation: Reservation, delta: number): void {
     const now = this.#now();
-    for (const window of this.#tokens.all) {
+    const tokens = this.#tokens;
+    const windows = tokens.all;
+    for (let at = 0; at < windows.length; at++) {
+      const window = windows[at]!;
+      const index = held.index(true, at);
       // A placeholder's count stays as estimated: a reconciliation never credits a limit learnt after the send.
-      if (held.through.has(window) && !held.counted?.has(window)) window.adjust(reservation.seq, reservation.at, delta, now);
+      if (held.recorded(index) && !held.placeholder(index, window === tokens.learnt)) window.adjust(reservation.seq, reservation.at, delta, now);
     }
   }
 
@@ -302,7 +289,11 @@ export class KeyLimiter {
     if (now <= reservation.at) return;
     const held = this.#heldOf(reservation);
     if (held === undefined || held.settled) return;
-    for (const window of held.through.keys()) window.sent(reservation.seq, now);
+    for (const dimension of DIMENSIONS) {
+      const tokens = dimension === 'tokens';
+      const windows = this.#dim(dimension).all;
+      for (let at = 0; at < windows.length; at++) if (held.recorded(held.index(tokens, at))) windows[at]!.sent(reservation.seq, now);
+    }
   }
 
   /** The reservation was never used (a shared store refused it): gives back its request and its tokens. */
@@ -382,28 +373,28 @@ export class KeyLimiter {
       if (seen.remaining === undefined) continue;
       const window = this.#closest(dimension, dim.periodMs);
       if (window === undefined) continue;
-      const through = Math.min(held?.through.get(window) ?? window.taken, oldest?.from.get(window) ?? Infinity);
+      const at = dim.all.indexOf(window);
+      const tokens = dimension === 'tokens';
+      const through = Math.min(held?.through(held.index(tokens, at)) ?? window.taken, oldest?.before[oldest.index(tokens, at)] ?? Infinity);
       window.cap(seen.remaining, through, now + (seen.resetMs ?? window.periodMs), now);
     }
   }
 
   /** The oldest reservation sent before `reservation` and not answered nor settled yet (none without a reservation: a snapshot of "now"). */
-  #oldestOpen(reservation: Reservation | undefined): Held | undefined {
-    if (reservation === undefined) return undefined;
-    for (const [seq, held] of this.#open ?? NO_OPEN) return seq < reservation.seq ? held : undefined;
-    return undefined;
+  #oldestOpen(reservation: Reservation | undefined): Ticket | undefined {
+    const first = reservation === undefined ? undefined : this.#open?.[0];
+    return first !== undefined && first.seq < reservation!.seq ? first : undefined;
   }
 
-  /** Reservation `seq` is no longer open; the table goes with the last one (an idle key holds none). */
+  /** Reservation `seq` is no longer open; the list goes with the last one (an idle key holds none). */
   #close(seq: number): void {
     const open = this.#open;
-    if (open?.delete(seq) && open.size === 0) this.#open = undefined;
+    if (open !== undefined && closeTicket(open, seq) && open.length === 0) this.#open = undefined;
   }
 
   /** A reservation's bookkeeping when it is this limiter's. */
-  #heldOf(reservation: Reservation): Held | undefined {
-    const held = HELD.get(reservation);
-    return held?.owner === this ? held : undefined;
+  #heldOf(reservation: Reservation): Ticket | undefined {
+    return reservation instanceof Ticket && reservation.owner === this ? reservation : undefined;
   }
 
   /** The window in force whose period is nearest `periodMs` (a header describes one window). */
@@ -471,7 +462,7 @@ export class KeyLimiter {
    * ledger of what was sent. `enableKey()` calls it.
    */
   forget(): void {
-    this.#open?.clear();
+    this.#open = undefined;
     this.#probeSeq = undefined;
     this.#unprobed = false;
     this.#aimd = undefined;
