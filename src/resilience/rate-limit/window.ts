@@ -19,14 +19,13 @@ const SLOTS = 256;
 const MAX_DEBTS = 1_024;
 /** Below this, a level and a need are taken as equal (float noise). */
 const EPSILON = 1e-6;
-const NO_DEBTS: ReadonlyMap<number, Debt> = new Map();
 const NO_LOG: readonly number[] = [];
 
-interface Debt {
-  readonly id: number;
-  amount: number;
-  readonly at: number;
-}
+/** A debt's fields in the debts list: `[id, amount, at, id, amount, at, ...]`. */
+const ID = 0;
+const AMOUNT = 1;
+const AT = 2;
+const DEBT = 3;
 
 
 /**
@@ -50,8 +49,11 @@ export class LedgerWindow {
   /** The capacity and period, as fields (no spec object per window). */
   #limit: number;
   #periodMs: number;
-  /** Unanswered takes by id, in send order; made at the first take. */
-  #debts: Map<number, Debt> | undefined;
+  /**
+   * Unanswered takes as `[id, amount, at, ...]` triples, in send order (a flat
+   * list: no object nor map entry per request); made at the first take.
+   */
+  #debts: number[] | undefined;
   /**
    * Units the upstream counted by a moment, as `[countedAt, amount, ...]`
    * pairs in order: they leave the window a period later (whatever the
@@ -171,8 +173,17 @@ export class LedgerWindow {
     return this.#blockedUntil ?? -Infinity;
   }
 
-  #expiryOf(debt: Debt): number {
-    return debt.at + MAX_COUNT_LAG_MS + this.#periodMs;
+  /** When the debt at `i` of the list leaves the window unanswered. */
+  #expiryAt(debts: readonly number[], i: number): number {
+    return debts[i + AT]! + MAX_COUNT_LAG_MS + this.#periodMs;
+  }
+
+  /** Where debt `id` is in the list; -1 when it is not (answered, given back, or never taken). */
+  #find(id: number): number {
+    const debts = this.#debts;
+    if (debts === undefined) return -1;
+    for (let i = 0; i < debts.length; i += DEBT) if (debts[i + ID] === id) return i;
+    return -1;
   }
 
   /** Drops what has left the window at `now`; returns the units still in it. O(what left). */
@@ -180,15 +191,15 @@ export class LedgerWindow {
     // Debts are in send order, so their expiries are too: drop from the front.
     const debts = this.#debts;
     if (debts !== undefined) {
-      for (const debt of debts.values()) {
-        if (this.#expiryOf(debt) > now) break;
-        debts.delete(debt.id);
-        this.#debtSum -= debt.amount;
+      let drop = 0;
+      while (drop < debts.length && this.#expiryAt(debts, drop) <= now) {
+        this.#debtSum -= debts[drop + AMOUNT]!;
+        drop += DEBT;
       }
-      if (debts.size === 0) {
+      if (drop === debts.length) {
         this.#debtSum = 0;
-        this.#debts = undefined; // an idle key holds no table
-      }
+        this.#debts = undefined; // an idle key holds no list
+      } else if (drop > 0) debts.splice(0, drop);
     }
     const log = this.#log;
     if (log !== undefined) {
@@ -243,23 +254,24 @@ export class LedgerWindow {
 
   /** The moment at which `excess` units will have left the window: both lists are in expiry order, merged. */
   #freedAfter(excess: number): number {
-    const debts = (this.#debts ?? NO_DEBTS).values();
+    const debts = this.#debts ?? NO_LOG;
     const log = this.#log ?? NO_LOG;
-    let debt = debts.next();
+    let d = 0;
     let i = 0;
     let freed = 0;
     for (;;) {
       const more = i < log.length;
-      const debtExpiry = debt.done ? Infinity : this.#expiryOf(debt.value);
-      if (!more && debt.done) return Infinity;
+      const debtsDone = d >= debts.length;
+      const debtExpiry = debtsDone ? Infinity : this.#expiryAt(debts, d);
+      if (!more && debtsDone) return Infinity;
       const entryExpiry = more ? log[i]! + this.#periodMs : Infinity;
       if (more && entryExpiry <= debtExpiry) {
         freed += log[i + 1]!;
         i += 2;
         if (freed + EPSILON >= excess) return entryExpiry;
       } else {
-        freed += debt.value!.amount;
-        debt = debts.next();
+        freed += debts[d + AMOUNT]!;
+        d += DEBT;
         if (freed + EPSILON >= excess) return debtExpiry;
       }
     }
@@ -277,26 +289,28 @@ export class LedgerWindow {
 
   /** Takes `amount` units at `now` as debt `id` (until {@link answer}). */
   take(id: number, amount: number, now: number): void {
-    const debts = (this.#debts ??= new Map());
-    debts.set(id, { id, amount, at: now });
+    const debts = this.#debts;
+    if (debts === undefined) this.#debts = [id, amount, now];
+    else debts.push(id, amount, now);
     this.#debtSum += amount;
     this.#taken += amount;
     this.#bucketTake(amount, now);
-    if (debts.size > MAX_DEBTS) {
-      const [oldest, debt] = debts.entries().next().value!;
-      debts.delete(oldest);
-      this.#debtSum -= debt.amount;
+    if (debts !== undefined && debts.length > MAX_DEBTS * DEBT) {
+      const [, oldest, at] = debts.splice(0, DEBT) as [number, number, number];
+      this.#debtSum -= oldest;
       // The same moment it would leave the window unanswered; only an earlier reply can no longer shorten it.
-      this.#settle(debt.at + MAX_COUNT_LAG_MS, debt.amount);
+      this.#settle(at + MAX_COUNT_LAG_MS, oldest);
     }
   }
 
   /** Debt `id` was answered at `now`: it leaves the window a period after. */
   answer(id: number, now: number): void {
-    const debt = this.#debts?.get(id);
-    if (debt === undefined) return;
-    this.#forgetDebt(id, debt);
-    this.#settle(Math.min(now, debt.at + MAX_COUNT_LAG_MS), debt.amount);
+    const i = this.#find(id);
+    if (i === -1) return;
+    const amount = this.#debts![i + AMOUNT]!;
+    const at = this.#debts![i + AT]!;
+    this.#forgetDebt(i);
+    this.#settle(Math.min(now, at + MAX_COUNT_LAG_MS), amount);
   }
 
   /**
@@ -307,9 +321,9 @@ export class LedgerWindow {
   adjust(id: number, at: number, delta: number, now: number = at): void {
     this.#taken += delta;
     this.#bucketTake(delta, now);
-    const debt = this.#debts?.get(id);
-    if (debt !== undefined) {
-      debt.amount += delta;
+    const i = this.#find(id);
+    if (i !== -1) {
+      this.#debts![i + AMOUNT]! += delta;
       this.#debtSum += delta;
     } else this.#settle(at + MAX_COUNT_LAG_MS + this.#periodMs, delta);
   }
@@ -320,30 +334,32 @@ export class LedgerWindow {
    * end of the debts (send order, so expiry order, holds: `at` is the latest).
    */
   sent(id: number, at: number): void {
-    const debt = this.#debts?.get(id);
-    if (debt === undefined || at <= debt.at) return;
-    this.#debts!.delete(id);
-    this.#debts!.set(id, { id, amount: debt.amount, at });
+    const i = this.#find(id);
+    const debts = this.#debts!;
+    if (i === -1 || at <= debts[i + AT]!) return;
+    const amount = debts[i + AMOUNT]!;
+    debts.splice(i, DEBT);
+    debts.push(id, amount, at);
   }
 
   /** Gives debt `id` back whole (never sent, or never counted). */
   cancel(id: number, now: number): void {
-    const debt = this.#debts?.get(id);
-    if (debt === undefined) return;
-    this.#bucketTake(-debt.amount, now);
-    this.#forgetDebt(id, debt);
-    this.#taken -= debt.amount;
+    const i = this.#find(id);
+    if (i === -1) return;
+    const amount = this.#debts![i + AMOUNT]!;
+    this.#bucketTake(-amount, now);
+    this.#forgetDebt(i);
+    this.#taken -= amount;
   }
 
-  /** Drops debt `id`; the table goes with the last one (an idle key holds none). */
-  #forgetDebt(id: number, debt: Debt): void {
+  /** Drops the debt at `i` of the list; the list goes with the last one (an idle key holds none). */
+  #forgetDebt(i: number): void {
     const debts = this.#debts!;
-    debts.delete(id);
-    this.#debtSum -= debt.amount;
-    if (debts.size === 0) {
+    this.#debtSum -= debts[i + AMOUNT]!;
+    if (debts.length === DEBT) {
       this.#debtSum = 0;
       this.#debts = undefined;
-    }
+    } else debts.splice(i, DEBT);
   }
 
   #settle(countedAt: number, amount: number): void {
