@@ -224,11 +224,15 @@ export class KeyLimiter {
   /** Share of capacity left now, 0..1 (the tightest window in force); 1 when nothing is known. */
   headroom(): number {
     const now = this.#now();
+    const requests = this.#shareOf(this.#requests, this.#windows('requests'), now);
+    return requests === 0 ? 0 : Math.min(requests, this.#shareOf(this.#tokens, this.#windows('tokens'), now));
+  }
+
+  /** A dimension's share left now (read on every pick, for every key judged: no iterator). */
+  #shareOf(dim: Dimension, windows: readonly LedgerWindow[], now: number): number {
+    if (dim.learnt.blockedUntil > now) return 0;
     let share = 1;
-    for (const dimension of DIMENSIONS) {
-      for (const window of this.#windows(dimension)) share = Math.min(share, window.share(now));
-      if (this.#dim(dimension).learnt.blockedUntil > now) share = 0;
-    }
+    for (let i = 0; i < windows.length; i++) share = Math.min(share, windows[i]!.share(now));
     return share;
   }
 
