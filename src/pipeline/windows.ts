@@ -6,6 +6,7 @@
 import type { ResolvedKey } from '../config';
 import type { KeyWindow, KeyWindows } from '../keys/key';
 import { KeyLimiter, LimiterRegistry, type LimiterScopeOptions } from '../resilience/rate-limit/index';
+import type { ScopeRef } from '../resilience/rate-limit/registry';
 import { MAX_MODELS_PER_OWNER } from '../resilience/rate-limit/registry';
 import { keyRateLimits } from '../resilience/rate-limit/options';
 import type { Core } from './core';
@@ -29,26 +30,31 @@ export function keyWindows(core: Core, provider: string, resolved: ResolvedKey):
   const registry = core.limiters;
   const keyId = resolved.id;
   const limiter = scope.quotaGroup === undefined ? new KeyLimiter(scope.limits) : registry.limiterFor(provider, keyId, undefined, { ...scope, scope: 'key' });
-  const own: KeyWindow = { limiter, ref: LimiterRegistry.ref(provider, keyId, undefined, scope) };
-  return { limiter, windows: scope.scope === 'key' ? new OwnWindows(registry, provider, keyId, scope.quotaGroup, own) : new ModelWindows(registry, provider, keyId, scope, own) };
+  const ref = LimiterRegistry.ref(provider, keyId, undefined, scope);
+  return { limiter, windows: scope.scope === 'key' ? new OwnWindows(registry, provider, keyId, scope.quotaGroup, limiter, ref) : new ModelWindows(registry, provider, keyId, scope, limiter, ref) };
 }
 
-/** A key's own limiter for every model (no lookup per pick). Classes, not closures: thousands of keys share the methods. */
-class OwnWindows implements KeyWindows {
+/**
+ * A key's own limiter for every model (no lookup per pick); it is the key's
+ * own window too (no object more per key). Classes, not closures: thousands
+ * of keys share the methods.
+ */
+class OwnWindows implements KeyWindows, KeyWindow {
   constructor(
     protected readonly registry: LimiterRegistry,
     protected readonly provider: string,
     protected readonly keyId: string,
     protected readonly quotaGroup: string | undefined,
-    protected readonly own: KeyWindow,
+    readonly limiter: KeyLimiter,
+    readonly ref: ScopeRef,
   ) {}
 
   for(_upstreamModel: string | undefined): KeyWindow {
-    return this.own;
+    return this;
   }
 
   forget(): void {
-    this.own.limiter.forget();
+    this.limiter.forget();
     this.registry.forget(this.provider, this.keyId, this.quotaGroup);
   }
 }
@@ -58,13 +64,13 @@ class ModelWindows extends OwnWindows {
   readonly #scope: LimiterScopeOptions;
   #made: Map<string, KeyWindow> | undefined;
 
-  constructor(registry: LimiterRegistry, provider: string, keyId: string, scope: LimiterScopeOptions, own: KeyWindow) {
-    super(registry, provider, keyId, scope.quotaGroup, own);
+  constructor(registry: LimiterRegistry, provider: string, keyId: string, scope: LimiterScopeOptions, limiter: KeyLimiter, ref: ScopeRef) {
+    super(registry, provider, keyId, scope.quotaGroup, limiter, ref);
     this.#scope = scope;
   }
 
   override for(upstreamModel: string | undefined): KeyWindow {
-    if (upstreamModel === undefined) return this.own;
+    if (upstreamModel === undefined) return this;
     const modelLimiter = this.registry.limiterFor(this.provider, this.keyId, upstreamModel, this.#scope);
     const made = (this.#made ??= new Map());
     let window = made.get(upstreamModel);

@@ -236,21 +236,18 @@ function tightness(window: RateLimitWindow): number {
 }
 
 /**
- * The tighter of several windows of one dimension: the one with the least
- * remaining (else the smallest limit), ties going to the later reset. Windows
- * are taken whole, never mixed field by field.
+ * The tighter of two windows of one dimension (`best` so far, then the next
+ * family's): the one with the least remaining (else the smallest limit), ties
+ * going to the later reset. Windows are taken whole, never mixed field by field.
  */
-function tighter(windows: (RateLimitWindow | undefined)[]): RateLimitWindow | undefined {
-  let best: RateLimitWindow | undefined;
-  for (const window of windows) {
-    if (!window) continue;
-    if (
-      !best ||
-      tightness(window) < tightness(best) ||
-      (tightness(window) === tightness(best) && (window.resetMs ?? -1) > (best.resetMs ?? -1))
-    ) {
-      best = window;
-    }
+function tighter(best: RateLimitWindow | undefined, window: RateLimitWindow | undefined): RateLimitWindow | undefined {
+  if (!window) return best;
+  if (
+    !best ||
+    tightness(window) < tightness(best) ||
+    (tightness(window) === tightness(best) && (window.resetMs ?? -1) > (best.resetMs ?? -1))
+  ) {
+    return window;
   }
   return best;
 }
@@ -310,7 +307,20 @@ const FAMILIES: Record<RateLimitDimension, readonly HeaderNames[]> = {
  * @param now The clock, in epoch ms, that timestamps are measured from.
  */
 export function parseRateLimitHeaders(headers: Headers, now: number): RateLimitSnapshot {
-  const values = readValues(headers);
+  const values: HeaderValues = { slots: NO_VALUES, windows: false, explicit: false };
+  try {
+    readValues(headers, values);
+    return snapshotOf(values, now);
+  } finally {
+    if (values.slots === SCRATCH) {
+      SCRATCH.fill(null);
+      scratchFree = true;
+    }
+  }
+}
+
+/** The snapshot of one answer's header values. */
+function snapshotOf(values: HeaderValues, now: number): RateLimitSnapshot {
   const snapshot: RateLimitSnapshot = {};
   const wait = values.explicit ? explicitWaitMs(values.slots[RETRY_AFTER_MS]!, values.slots[RETRY_AFTER]!, now) : undefined;
   if (wait !== undefined) {
@@ -319,11 +329,10 @@ export function parseRateLimitHeaders(headers: Headers, now: number): RateLimitS
   }
   if (!values.windows) return snapshot;
   for (const dimension of DIMENSIONS) {
-    const windows: (RateLimitWindow | undefined)[] = [];
+    let window: RateLimitWindow | undefined;
     for (const family of FAMILY_SLOTS[dimension]) {
-      windows.push(readWindow(values.slots[family]!, values.slots[family + 1]!, values.slots[family + 2]!, now, snapshot));
+      window = tighter(window, readWindow(values.slots[family]!, values.slots[family + 1]!, values.slots[family + 2]!, now, snapshot));
     }
-    const window = tighter(windows);
     if (window) snapshot[dimension] = window;
   }
   return snapshot;
@@ -361,17 +370,27 @@ interface HeaderValues {
  * `get` per name cost 30 lookups on every reply). Names come lower-cased
  * and each once, its values joined, exactly as `get` returns them.
  */
-function readValues(headers: Headers): HeaderValues {
-  const values: HeaderValues = { slots: NO_VALUES, windows: false, explicit: false };
-  headers.forEach((value, name) => {
+function readValues(headers: Headers, values: HeaderValues): void {
+  // Iterated, not `forEach` (a callback per header costs more than the loop).
+  for (const [name, value] of headers) {
     const slot = SLOT_OF.get(name);
-    if (slot === undefined) return;
-    if (values.slots === NO_VALUES) values.slots = new Array<string | null>(SLOT_OF.size).fill(null);
+    if (slot === undefined) continue;
+    if (values.slots === NO_VALUES) values.slots = freeSlots();
     values.slots[slot] = value;
     if (slot >= RETRY_AFTER_MS) values.explicit = true;
     else values.windows = true;
-  });
-  return values;
+  }
+}
+
+/** Slots reused from one answer to the next (read synchronously, emptied after each); taken while one is read. */
+const SCRATCH = new Array<string | null>(SLOT_OF.size).fill(null);
+let scratchFree = true;
+
+/** Empty slots for an answer: the reused ones, unless a read is under way. */
+function freeSlots(): (string | null)[] {
+  if (!scratchFree) return new Array<string | null>(SLOT_OF.size).fill(null);
+  scratchFree = false;
+  return SCRATCH;
 }
 
 /** The slots of an answer without any of the headers (shared, never written). */

@@ -2,7 +2,7 @@
  * Adaptive rate estimation (AIMD) for a key whose limits nobody told us:
  * additive increase on success, multiplicative decrease on a 429.
  */
-import { MINUTE_MS } from './bucket';
+import { MINUTE_MS } from './options';
 
 /** A 429 whose explicit wait is at most this is a blip (a burst, a brief overload), not a limit: no decrease. */
 export const BLIP_RETRY_MS = 1_000;

@@ -5,7 +5,6 @@
  * is injected and nothing waits.
  */
 export { AimdEstimator, BLIP_RETRY_MS } from './aimd';
-export { TokenBucket, type TokenBucketState } from './bucket';
 export { DEFAULT_OUTPUT_TOKENS, estimateInputTokens, estimateOutputTokens, estimateTokens } from './estimate';
 export {
   exhaustedDimensions,

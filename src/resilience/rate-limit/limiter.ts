@@ -8,10 +8,11 @@
 import { ConfigError } from '../../errors';
 import { parseRateLimitHeaders, restAfterRateLimit, type RateLimitDimension, type RateLimitRest, type RateLimitSnapshot } from '../headers';
 import { AimdEstimator } from './aimd';
-import { MINUTE_MS, resolveRateLimits, type RateWindowOption } from './options';
-import { PeriodLearner } from './period';
-import { LedgerWindow, type WindowSpec } from './window';
-import { PROBE_HOLD_MS, type KeyLimiterOptions, type KeyLimits, type RateLimitSource, type Reservation, type ReserveResult, type Dimension } from './limits';
+import { Dimension, NO_WINDOWS, UNLIMITED } from './dimension';
+import { MINUTE_MS, resolveRateLimits } from './options';
+import { closeTicket, Ticket } from './ticket';
+import { LedgerWindow } from './window';
+import { PROBE_HOLD_MS, type KeyLimiterOptions, type KeyLimits, type RateLimitSource, type Reservation, type ReserveResult } from './limits';
 
 /** A shared store's levels, as its reservations answer them (the store's `SharedLevels`, kept apart: no import of the store's types here). */
 type SharedLevels = Record<'requests' | 'tokens', number | undefined> & Partial<Record<'requestsFreeMs' | 'tokensFreeMs', number | undefined>>;
@@ -24,26 +25,6 @@ const DIMENSIONS: readonly RateLimitDimension[] = ['requests', 'tokens'];
 /** Unanswered reservations tracked one by one at most; beyond, the oldest is taken as counted (bounded memory). */
 const MAX_OPEN = 1_024;
 const RANK: Record<RateLimitSource, number> = { none: 0, adaptive: 1, headers: 2, config: 3 };
-const UNLIMITED: WindowSpec = { limit: Infinity, periodMs: MINUTE_MS };
-/** Every limiter's reservations (one table for all keys): what each took, by the reservation handed out. */
-const HELD = new WeakMap<Reservation, Held>();
-const NO_OPEN: ReadonlyMap<number, Held> = new Map();
-
-/** No windows (frozen: shared by every limiter). */
-const NO_WINDOWS: readonly LedgerWindow[] = Object.freeze([]);
-
-interface Held {
-  readonly owner: KeyLimiter;
-  /** Per window, its `taken` once this reservation was recorded. */
-  readonly through: Map<LedgerWindow, number>;
-  /** Windows that were unlimited placeholders then: counted in their sequence only. */
-  readonly counted: Set<LedgerWindow> | undefined;
-  /** Per window, its `taken` just before this reservation was recorded. */
-  readonly from: Map<LedgerWindow, number>;
-  settled: boolean;
-  answered: boolean;
-}
-
 /**
  * One key's (or one quota group's, or one key × model's) rate limiter.
  *
@@ -71,7 +52,8 @@ export class KeyLimiter {
   #last = -Infinity;
   #seq = 0;
   readonly #adaptive: boolean;
-  readonly #dims: Record<RateLimitDimension, Dimension>;
+  readonly #requests: Dimension;
+  readonly #tokens: Dimension;
   /**
    * Made when AIMD may be in force (adaptive, no requests limit configured or
    * learnt) and a request is sent; dropped when a requests limit is learnt
@@ -82,7 +64,7 @@ export class KeyLimiter {
   #aimdWindow: LedgerWindow | undefined;
   #aimdOnly: readonly LedgerWindow[] = NO_WINDOWS;
   /** Reservations not yet answered nor settled, in send order (at most {@link MAX_OPEN}); made at the first. */
-  #open: Map<number, Held> | undefined;
+  #open: Ticket[] | undefined;
   readonly #probing: boolean;
   /** The first request on a key of unknown limits, in flight: the others wait for its headers. */
   #probeSeq: number | undefined = undefined;
@@ -104,16 +86,12 @@ export class KeyLimiter {
     this.#adaptive = options.adaptive ?? true;
     this.#probing = options.probe === true;
     this.#clock = now;
-    const make = (specs: WindowSpec[]): Dimension => {
-      const config = specs.length === 0 ? NO_WINDOWS : specs.map((spec) => new LedgerWindow(spec));
-      const learnt = new LedgerWindow(UNLIMITED);
-      // concat, not a spread: arrays of exactly their length (a spread leaves room for 16 more, per key).
-      // Arrays with the same windows are one array (none is ever changed: `all` is replaced, not pushed to).
-      const learntOnly = [learnt];
-      const withLearnt = config.length === 0 ? learntOnly : config.concat(learntOnly);
-      return { config, learnt, learntLimit: undefined, period: undefined, all: withLearnt, withLearnt, learntOnly };
-    };
-    this.#dims = { requests: make(resolved.requests), tokens: make(resolved.tokens) };
+    this.#requests = new Dimension(resolved.requests);
+    this.#tokens = new Dimension(resolved.tokens);
+  }
+
+  #dim(dimension: RateLimitDimension): Dimension {
+    return dimension === 'requests' ? this.#requests : this.#tokens;
   }
 
   /** The clock, never going backwards. */
@@ -130,7 +108,7 @@ export class KeyLimiter {
 
   /** The windows in force in a dimension (arrays made once, never changed: this runs on every pick). */
   #windows(dimension: RateLimitDimension): readonly LedgerWindow[] {
-    const dim = this.#dims[dimension];
+    const dim = this.#dim(dimension);
     // What the upstream states holds too: a configured window does not let a key past the provider's own.
     if (dim.config.length > 0) return dim.learntLimit === undefined ? dim.config : dim.withLearnt;
     if (dim.learntLimit !== undefined) return dim.learntOnly;
@@ -140,7 +118,7 @@ export class KeyLimiter {
 
   /** Where the windows in force in a dimension come from. */
   #source(dimension: RateLimitDimension): RateLimitSource {
-    const dim = this.#dims[dimension];
+    const dim = this.#dim(dimension);
     if (dim.config.length > 0) return 'config';
     if (dim.learntLimit !== undefined) return 'headers';
     if (dimension === 'requests' && this.#adaptive && this.#aimd?.estimate !== undefined) return 'adaptive';
@@ -166,7 +144,7 @@ export class KeyLimiter {
     for (const window of this.#windows('tokens')) wait = Math.max(wait, window.waitMs(tokens, now));
     // A 429's rest closes the learnt window even while nothing is known of its limit.
     for (const dimension of DIMENSIONS) {
-      const blocked = this.#dims[dimension].learnt.blockedUntil;
+      const blocked = this.#dim(dimension).learnt.blockedUntil;
       if (blocked > now && (dimension === 'requests' || tokens > 0)) wait = Math.max(wait, Math.ceil(blocked - now));
     }
     return wait;
@@ -193,36 +171,35 @@ export class KeyLimiter {
       this.#probeSeq = seq;
       this.#probeUntil = now + PROBE_HOLD_MS;
     }
-    const through = new Map<LedgerWindow, number>();
-    const from = new Map<LedgerWindow, number>();
-    let counted: Set<LedgerWindow> | undefined;
+    const before: number[] = [];
+    let counted = 0;
+    let skipped = -1;
     for (const dimension of DIMENSIONS) {
+      const dim = this.#dim(dimension);
       const units = dimension === 'requests' ? 1 : amount;
-      for (const window of this.#dims[dimension].all) {
-        from.set(window, window.taken);
+      for (const window of dim.all) {
+        before.push(window.taken);
         if (window.limited) window.take(seq, units, now);
-        else if (window === this.#dims[dimension].learnt) {
+        else if (window === dim.learnt) {
           // A placeholder (nothing learnt yet) holds no debt: a limit learnt later starts from the headers' remaining,
           // minus what was sent after the request they answer.
           window.count(units);
-          (counted ??= new Set()).add(window);
-        } else continue;
-        through.set(window, window.taken);
+          counted |= dimension === 'requests' ? 1 : 2;
+        } else skipped = before.length - 1;
       }
     }
     if (this.#aimdMayRule()) (this.#aimd ??= new AimdEstimator()).recordSend(now);
-    const reservation: Reservation = Object.freeze({ tokens: amount, at: now, seq });
-    const held: Held = { owner: this, through, counted, from, settled: false, answered: false };
-    HELD.set(reservation, held);
-    const open = (this.#open ??= new Map());
-    open.set(seq, held);
-    if (open.size > MAX_OPEN) open.delete(open.keys().next().value!);
+    const reservation = new Ticket(this, amount, now, seq, before, this.#requests.all.length, counted, skipped);
+    const open = (this.#open ??= []);
+    open.push(reservation);
+    if (open.length > MAX_OPEN) open.shift();
     return { ok: true, reservation };
   }
 
   /** Whether any limit is configured, learnt or estimated (what a probe would wait for). */
   #known(): boolean {
-    const { requests, tokens } = this.#dims;
+    const requests = this.#requests;
+    const tokens = this.#tokens;
     if (requests.config.length > 0 || tokens.config.length > 0) return true;
     if (requests.learntLimit !== undefined || tokens.learntLimit !== undefined) return true;
     return this.#adaptive && this.#aimd?.estimate !== undefined;
@@ -247,16 +224,20 @@ export class KeyLimiter {
   /** Share of capacity left now, 0..1 (the tightest window in force); 1 when nothing is known. */
   headroom(): number {
     const now = this.#now();
+    const requests = this.#shareOf(this.#requests, this.#windows('requests'), now);
+    return requests === 0 ? 0 : Math.min(requests, this.#shareOf(this.#tokens, this.#windows('tokens'), now));
+  }
+
+  /** A dimension's share left now (read on every pick, for every key judged: no iterator). */
+  #shareOf(dim: Dimension, windows: readonly LedgerWindow[], now: number): number {
+    if (dim.learnt.blockedUntil > now) return 0;
     let share = 1;
-    for (const dimension of DIMENSIONS) {
-      for (const window of this.#windows(dimension)) share = Math.min(share, window.share(now));
-      if (this.#dims[dimension].learnt.blockedUntil > now) share = 0;
-    }
+    for (let i = 0; i < windows.length; i++) share = Math.min(share, windows[i]!.share(now));
     return share;
   }
 
   /** The reservation's bookkeeping, once: `undefined` when settled already (or not ours). */
-  #settle(reservation: Reservation): Held | undefined {
+  #settle(reservation: Reservation): Ticket | undefined {
     const held = this.#heldOf(reservation);
     if (held === undefined || held.settled) return undefined;
     held.settled = true;
@@ -293,11 +274,15 @@ export class KeyLimiter {
   }
 
   /** Changes the reservation's tokens by `delta` in the windows that recorded it. */
-  #adjustTokens(held: Held, reservation: Reservation, delta: number): void {
+  #adjustTokens(held: Ticket, reservation: Reservation, delta: number): void {
     const now = this.#now();
-    for (const window of this.#dims.tokens.all) {
+    const tokens = this.#tokens;
+    const windows = tokens.all;
+    for (let at = 0; at < windows.length; at++) {
+      const window = windows[at]!;
+      const index = held.index(true, at);
       // A placeholder's count stays as estimated: a reconciliation never credits a limit learnt after the send.
-      if (held.through.has(window) && !held.counted?.has(window)) window.adjust(reservation.seq, reservation.at, delta, now);
+      if (held.recorded(index) && !held.placeholder(index, window === tokens.learnt)) window.adjust(reservation.seq, reservation.at, delta, now);
     }
   }
 
@@ -308,14 +293,18 @@ export class KeyLimiter {
     if (now <= reservation.at) return;
     const held = this.#heldOf(reservation);
     if (held === undefined || held.settled) return;
-    for (const window of held.through.keys()) window.sent(reservation.seq, now);
+    for (const dimension of DIMENSIONS) {
+      const tokens = dimension === 'tokens';
+      const windows = this.#dim(dimension).all;
+      for (let at = 0; at < windows.length; at++) if (held.recorded(held.index(tokens, at))) windows[at]!.sent(reservation.seq, now);
+    }
   }
 
   /** The reservation was never used (a shared store refused it): gives back its request and its tokens. */
   cancel(reservation: Reservation): void {
     if (this.#settle(reservation) === undefined) return;
     const now = this.#now();
-    for (const dimension of DIMENSIONS) for (const window of this.#dims[dimension].all) window.cancel(reservation.seq, now);
+    for (const dimension of DIMENSIONS) for (const window of this.#dim(dimension).all) window.cancel(reservation.seq, now);
   }
 
   /**
@@ -368,48 +357,48 @@ export class KeyLimiter {
     if (held !== undefined && !held.answered) {
       held.answered = true;
       this.#close(reservation!.seq);
-      for (const dimension of DIMENSIONS) for (const window of this.#dims[dimension].all) window.answer(reservation!.seq, now);
+      for (const dimension of DIMENSIONS) for (const window of this.#dim(dimension).all) window.answer(reservation!.seq, now);
     }
     for (const dimension of DIMENSIONS) {
       const seen = snapshot[dimension];
       if (seen === undefined) continue;
-      const dim = this.#dims[dimension];
-      const period = (dim.period ??= new PeriodLearner());
-      period.update(seen.limit ?? dim.learntLimit, seen.remaining, seen.resetMs, now);
+      const dim = this.#dim(dimension);
+      // The dimension learns its learnt window's period.
+      dim.update(seen.limit ?? dim.learntLimit, seen.remaining, seen.resetMs, now);
       if (seen.limit !== undefined) {
         dim.learntLimit = seen.limit;
         if (dimension === 'requests') this.#aimd = undefined;
       }
       if (dim.learntLimit !== undefined) {
         // No spec object per reply while nothing changed.
-        if (dim.learnt.limit !== dim.learntLimit || dim.learnt.periodMs !== period.periodMs) dim.learnt.spec = { limit: dim.learntLimit, periodMs: period.periodMs };
-        dim.learnt.useBucket(period.bucket, now);
+        if (dim.learnt.limit !== dim.learntLimit || dim.learnt.periodMs !== dim.periodMs) dim.learnt.spec = { limit: dim.learntLimit, periodMs: dim.periodMs };
+        dim.learnt.useBucket(dim.bucket, now);
       }
       if (seen.remaining === undefined) continue;
-      const window = this.#closest(dimension, period.periodMs);
+      const window = this.#closest(dimension, dim.periodMs);
       if (window === undefined) continue;
-      const through = Math.min(held?.through.get(window) ?? window.taken, oldest?.from.get(window) ?? Infinity);
+      const at = dim.all.indexOf(window);
+      const tokens = dimension === 'tokens';
+      const through = Math.min(held?.through(held.index(tokens, at)) ?? window.taken, oldest?.before[oldest.index(tokens, at)] ?? Infinity);
       window.cap(seen.remaining, through, now + (seen.resetMs ?? window.periodMs), now);
     }
   }
 
   /** The oldest reservation sent before `reservation` and not answered nor settled yet (none without a reservation: a snapshot of "now"). */
-  #oldestOpen(reservation: Reservation | undefined): Held | undefined {
-    if (reservation === undefined) return undefined;
-    for (const [seq, held] of this.#open ?? NO_OPEN) return seq < reservation.seq ? held : undefined;
-    return undefined;
+  #oldestOpen(reservation: Reservation | undefined): Ticket | undefined {
+    const first = reservation === undefined ? undefined : this.#open?.[0];
+    return first !== undefined && first.seq < reservation!.seq ? first : undefined;
   }
 
-  /** Reservation `seq` is no longer open; the table goes with the last one (an idle key holds none). */
+  /** Reservation `seq` is no longer open; the list goes with the last one (an idle key holds none). */
   #close(seq: number): void {
     const open = this.#open;
-    if (open?.delete(seq) && open.size === 0) this.#open = undefined;
+    if (open !== undefined && closeTicket(open, seq) && open.length === 0) this.#open = undefined;
   }
 
   /** A reservation's bookkeeping when it is this limiter's. */
-  #heldOf(reservation: Reservation): Held | undefined {
-    const held = HELD.get(reservation);
-    return held?.owner === this ? held : undefined;
+  #heldOf(reservation: Reservation): Ticket | undefined {
+    return reservation instanceof Ticket && reservation.owner === this ? reservation : undefined;
   }
 
   /** The window in force whose period is nearest `periodMs` (a header describes one window). */
@@ -440,7 +429,7 @@ export class KeyLimiter {
     }
     for (const dimension of rest.dimensions) {
       const ms = rest.perDimension[dimension] ?? rest.ms;
-      const dim = this.#dims[dimension];
+      const dim = this.#dim(dimension);
       for (const window of dim.all) window.block(ms, now);
     }
     return rest;
@@ -450,7 +439,7 @@ export class KeyLimiter {
     const estimate = this.#aimd?.estimate;
     if (estimate !== undefined && this.#aimdWindow === undefined) {
       this.#aimdOnly = [(this.#aimdWindow = new LedgerWindow(UNLIMITED))];
-      this.#dims.requests.all = this.#dims.requests.withLearnt.concat(this.#aimdOnly);
+      this.#requests.all = this.#requests.withLearnt.concat(this.#aimdOnly);
     }
     if (this.#aimdWindow !== undefined) this.#aimdWindow.spec = estimate === undefined ? UNLIMITED : { limit: estimate, periodMs: MINUTE_MS };
   }
@@ -467,7 +456,7 @@ export class KeyLimiter {
 
   /** Whether the AIMD estimate may be in force, now or later (else its tallies are never read). */
   #aimdMayRule(): boolean {
-    const requests = this.#dims.requests;
+    const requests = this.#requests;
     return this.#adaptive && requests.config.length === 0 && requests.learntLimit === undefined;
   }
 
@@ -477,16 +466,16 @@ export class KeyLimiter {
    * ledger of what was sent. `enableKey()` calls it.
    */
   forget(): void {
-    this.#open?.clear();
+    this.#open = undefined;
     this.#probeSeq = undefined;
     this.#unprobed = false;
     this.#aimd = undefined;
     this.#syncAimd();
     for (const dimension of DIMENSIONS) {
-      const dim = this.#dims[dimension];
+      const dim = this.#dim(dimension);
       dim.learntLimit = undefined;
       dim.learnt.spec = UNLIMITED;
-      dim.period = undefined;
+      dim.clear();
       for (const window of dim.all) window.clearHints();
     }
   }

@@ -3,8 +3,7 @@
  * its class (which re-exports them).
  */
 import type { RateWindowOption } from './options';
-import type { PeriodLearner } from './period';
-import type { LedgerWindow, WindowSpec } from './window';
+import type { WindowSpec } from './window';
 
 /** Options of one key's `KeyLimiter`. */
 export interface KeyLimiterOptions {
@@ -70,21 +69,4 @@ export interface KeyLimits {
   windows?: { requests: WindowSpec[]; tokens: WindowSpec[] };
   /** The strongest source among the two dimensions. */
   source: RateLimitSource;
-}
-
-/** One dimension's windows in a `KeyLimiter` (internal to the limiter). */
-export interface Dimension {
-  /** Configured windows, shortest period first. */
-  readonly config: readonly LedgerWindow[];
-  /** The window learnt from headers (unlimited until learnt). */
-  readonly learnt: LedgerWindow;
-  learntLimit: number | undefined;
-  /** Made at the first header snapshot of the dimension (a key that never saw one holds none). */
-  period: PeriodLearner | undefined;
-  /** Every window: each reservation is recorded in all, so none misses a send (`withLearnt`, plus the AIMD window once made). */
-  all: readonly LedgerWindow[];
-  /** The configured windows and the learnt one, in force once a limit was learnt (made once: read on every pick). */
-  readonly withLearnt: readonly LedgerWindow[];
-  /** The learnt window alone (the same array as `withLearnt` when nothing is configured). */
-  readonly learntOnly: readonly LedgerWindow[];
 }

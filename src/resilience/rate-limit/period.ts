@@ -27,19 +27,22 @@ export const MIN_LEARNT_PERIOD_MS = 1_000;
  * snapshot says more.
  */
 export class PeriodLearner {
-  #periodMs = DEFAULT_PERIOD_MS;
+  // Numbers start undefined (their defaults are read with `??`): V8 then keeps whole values inline instead
+  // of boxing every value of a number-initialised field, in every learner (one per key and dimension).
+  /** The period learnt so far; undefined: {@link DEFAULT_PERIOD_MS}. */
+  #periodMs: number | undefined;
   #fixed = false;
-  /** The tightest upper bound of the period seen (snapshots with 2 used or more). */
-  #bound = Infinity;
+  /** The tightest upper bound of the period seen (snapshots with 2 used or more); undefined: none yet. */
+  #bound: number | undefined;
   #limit: number | undefined;
-  /** The last snapshot (fields, not an object: no allocation per reply); `#lastUsed` is NaN when none. */
-  #lastUsed = NaN;
-  #lastResetAt = 0;
-  #lastResetMs = 0;
+  /** The last snapshot (fields, not an object: no allocation per reply); `#lastUsed` is undefined when none. */
+  #lastUsed: number | undefined;
+  #lastResetAt: number | undefined;
+  #lastResetMs: number | undefined;
 
   /** The period learnt so far (ms). */
   get periodMs(): number {
-    return this.#periodMs;
+    return this.#periodMs ?? DEFAULT_PERIOD_MS;
   }
 
   /** Whether the window was seen to reset all at once (a fixed window). */
@@ -64,36 +67,39 @@ export class PeriodLearner {
     if (limit === undefined || remaining === undefined || resetMs === undefined) return false;
     if (limit !== this.#limit) {
       this.#limit = limit;
-      this.#bound = Infinity;
-      this.#lastUsed = NaN;
+      this.#bound = undefined;
+      this.#lastUsed = undefined;
     }
-    const before = this.#periodMs;
+    const before = this.periodMs;
+    let periodMs = before;
     const used = limit - remaining;
     const resetAt = now + resetMs;
-    // NaN (no snapshot yet) compares false.
-    if (used > this.#lastUsed) {
+    const lastUsed = this.#lastUsed;
+    if (lastUsed !== undefined && used > lastUsed) {
+      const lastResetMs = this.#lastResetMs ?? 0;
       // Resets in whole seconds (RFC 3339, Unix seconds, `3s`) are taken as rounded to the second.
-      const coarse = resetMs % 1_000 === 0 && this.#lastResetMs % 1_000 === 0;
+      const coarse = resetMs % 1_000 === 0 && lastResetMs % 1_000 === 0;
       const tolerance = Math.max(coarse ? 1_000 : 20, 0.02 * resetMs);
-      const bucketShift = ((used - this.#lastUsed) * this.#periodMs) / limit;
-      const shift = resetAt - this.#lastResetAt;
+      const bucketShift = ((used - lastUsed) * periodMs) / limit;
+      const shift = resetAt - (this.#lastResetAt ?? 0);
       if (Math.abs(shift) <= tolerance && bucketShift >= 2 * tolerance) {
-        if (!this.#fixed) this.#periodMs = this.#lastResetMs;
+        if (!this.#fixed) periodMs = lastResetMs;
         this.#fixed = true;
       }
     }
     if (this.#fixed) {
-      this.#periodMs = Math.max(this.#periodMs, resetMs);
+      periodMs = Math.max(periodMs, resetMs);
     } else if (used >= 2 && resetMs > 0) {
       // `remaining` is whole units: the true use is above used − 1, so the period is at most
       // reset × limit / (used − 1) — the safe side. Each snapshot bounds it; the tightest bound is kept.
-      this.#bound = Math.min(this.#bound, (resetMs * limit) / (used - 1));
-      this.#periodMs = this.#bound;
-    } else if (used === 1 && resetMs > 0 && this.#bound === Infinity) {
+      const bound = Math.min(this.#bound ?? Infinity, (resetMs * limit) / (used - 1));
+      this.#bound = bound;
+      periodMs = bound;
+    } else if (used === 1 && resetMs > 0 && this.#bound === undefined) {
       // With 1 used, the common first answer, reset × limit until a snapshot bounds it.
-      this.#periodMs = resetMs * limit;
+      periodMs = resetMs * limit;
     }
-    this.#periodMs = Math.min(RATE_LIMIT_CAPS.maxResetMs, Math.max(MIN_LEARNT_PERIOD_MS, this.#periodMs));
+    this.#periodMs = Math.min(RATE_LIMIT_CAPS.maxResetMs, Math.max(MIN_LEARNT_PERIOD_MS, periodMs));
     this.#lastUsed = used;
     this.#lastResetAt = resetAt;
     this.#lastResetMs = resetMs;
@@ -102,10 +108,10 @@ export class PeriodLearner {
 
   /** Forgets everything learnt. */
   clear(): void {
-    this.#periodMs = DEFAULT_PERIOD_MS;
+    this.#periodMs = undefined;
     this.#fixed = false;
-    this.#bound = Infinity;
+    this.#bound = undefined;
     this.#limit = undefined;
-    this.#lastUsed = NaN;
+    this.#lastUsed = undefined;
   }
 }

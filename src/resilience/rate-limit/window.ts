@@ -4,7 +4,6 @@
  * bucket, sliding window, fixed window) and under bursts.
  */
 
-import { TokenBucket } from './bucket';
 import type { WindowSpec } from './options';
 
 export type { WindowSpec };
@@ -20,14 +19,13 @@ const SLOTS = 256;
 const MAX_DEBTS = 1_024;
 /** Below this, a level and a need are taken as equal (float noise). */
 const EPSILON = 1e-6;
-const NO_DEBTS: ReadonlyMap<number, Debt> = new Map();
 const NO_LOG: readonly number[] = [];
 
-interface Debt {
-  readonly id: number;
-  amount: number;
-  readonly at: number;
-}
+/** A debt's fields in the debts list: `[id, amount, at, id, amount, at, ...]`. */
+const ID = 0;
+const AMOUNT = 1;
+const AT = 2;
+const DEBT = 3;
 
 
 /**
@@ -51,8 +49,11 @@ export class LedgerWindow {
   /** The capacity and period, as fields (no spec object per window). */
   #limit: number;
   #periodMs: number;
-  /** Unanswered takes by id, in send order; made at the first take. */
-  #debts: Map<number, Debt> | undefined;
+  /**
+   * Unanswered takes as `[id, amount, at, ...]` triples, in send order (a flat
+   * list: no object nor map entry per request); made at the first take.
+   */
+  #debts: number[] | undefined;
   /**
    * Units the upstream counted by a moment, as `[countedAt, amount, ...]`
    * pairs in order: they leave the window a period later (whatever the
@@ -63,11 +64,25 @@ export class LedgerWindow {
   #logSum = 0;
   /** Units taken ever (the ledger's sequence, for caps). */
   #taken = 0;
-  #cap: { ceiling: number; at: number; rate: number; until: number } | undefined;
+  /**
+   * A header snapshot's cap (fields, not an object: none made per reply): `ceiling` in the ledger's
+   * sequence as of `at`, refilling at `rate` per ms, until `until` (undefined: no cap).
+   */
+  #capUntil: number | undefined;
+  // Declared without a number, so that V8 keeps whole values inline (a number-initialised field boxes every value, in every window).
+  #capCeiling: number | undefined;
+  #capAt: number | undefined;
+  #capRate: number | undefined;
   /** Until when a block closes the window; undefined when none (no boxed number per window that never saw one). */
   #blockedUntil: number | undefined;
-  /** Set while the upstream is known to be a token bucket: it paces instead of the sliding ledger. */
-  #bucket: TokenBucket | undefined;
+  /**
+   * Set while the upstream is known to be a token bucket, which then paces
+   * instead of the sliding ledger: its level (units available, within
+   * `[-limit, limit]`) as of `#updatedAt`, refilling at `limit / periodMs`
+   * per ms. Kept here, not in an object of its own (one per learnt window).
+   */
+  #level: number | undefined;
+  #updatedAt: number | undefined;
 
   constructor(spec: WindowSpec) {
     this.#limit = spec.limit;
@@ -98,9 +113,9 @@ export class LedgerWindow {
   set spec(spec: WindowSpec) {
     this.#limit = spec.limit;
     this.#periodMs = spec.periodMs;
-    // No refill here (a moment before the bucket's last): the bucket's level stays as of its last update.
-    if (this.#bucket && Number.isFinite(spec.limit)) this.#bucket.setCapacity(spec.limit, -Infinity, spec.periodMs);
-    else this.#bucket = undefined;
+    // No refill here: the bucket's level stays as of its last update, within the new capacity.
+    if (this.#level !== undefined && Number.isFinite(spec.limit)) this.#level = Math.max(-spec.limit, Math.min(spec.limit, this.#level));
+    else this.#level = undefined;
   }
 
   /**
@@ -111,14 +126,41 @@ export class LedgerWindow {
    */
   useBucket(on: boolean, now: number): void {
     if (!on || !Number.isFinite(this.#limit)) {
-      this.#bucket = undefined;
+      this.#level = undefined;
       return;
     }
-    if (this.#bucket) return;
-    const bucket = new TokenBucket(this.#limit);
-    bucket.setCapacity(this.#limit, now, this.#periodMs);
-    bucket.take(this.#used(now), now);
-    this.#bucket = bucket;
+    if (this.#level !== undefined) return;
+    this.#level = this.#limit;
+    this.#updatedAt = now;
+    this.#bucketTake(this.#used(now), now);
+  }
+
+  /** The bucket's level at `now` (refilled since its last update; a clock behind it changes nothing). */
+  #bucketLevel(now: number): number {
+    let level = this.#level!;
+    const updatedAt = this.#updatedAt!;
+    if (now > updatedAt) {
+      level = Math.min(this.#limit, level + (now - updatedAt) * (this.#limit / this.#periodMs));
+      this.#level = level;
+      this.#updatedAt = now;
+    }
+    return level;
+  }
+
+  /** Takes `amount` units from the bucket (negative gives back), its level kept within `[-limit, limit]`; nothing without a bucket. */
+  #bucketTake(amount: number, now: number): void {
+    if (this.#level === undefined) return;
+    this.#level = Math.max(-this.#limit, Math.min(this.#limit, this.#bucketLevel(now) - amount));
+  }
+
+  /** Whole ms until the bucket holds `amount` units (at most its capacity). */
+  #bucketWaitMs(amount: number, now: number): number {
+    const level = this.#bucketLevel(now);
+    if (level + EPSILON >= amount) return 0;
+    const rate = this.#limit / this.#periodMs;
+    const start = this.#updatedAt! > now ? this.#updatedAt! - now : 0;
+    // Rounded up, minus a hair worth less than EPSILON units, so the ms it names is the first that fits.
+    return Math.ceil(start + (amount - level) / rate - EPSILON / (2 * rate));
   }
 
   /** Units taken ever: a reservation records it to place header snapshots in the ledger. */
@@ -131,8 +173,17 @@ export class LedgerWindow {
     return this.#blockedUntil ?? -Infinity;
   }
 
-  #expiryOf(debt: Debt): number {
-    return debt.at + MAX_COUNT_LAG_MS + this.#periodMs;
+  /** When the debt at `i` of the list leaves the window unanswered. */
+  #expiryAt(debts: readonly number[], i: number): number {
+    return debts[i + AT]! + MAX_COUNT_LAG_MS + this.#periodMs;
+  }
+
+  /** Where debt `id` is in the list; -1 when it is not (answered, given back, or never taken). */
+  #find(id: number): number {
+    const debts = this.#debts;
+    if (debts === undefined) return -1;
+    for (let i = 0; i < debts.length; i += DEBT) if (debts[i + ID] === id) return i;
+    return -1;
   }
 
   /** Drops what has left the window at `now`; returns the units still in it. O(what left). */
@@ -140,15 +191,15 @@ export class LedgerWindow {
     // Debts are in send order, so their expiries are too: drop from the front.
     const debts = this.#debts;
     if (debts !== undefined) {
-      for (const debt of debts.values()) {
-        if (this.#expiryOf(debt) > now) break;
-        debts.delete(debt.id);
-        this.#debtSum -= debt.amount;
+      let drop = 0;
+      while (drop < debts.length && this.#expiryAt(debts, drop) <= now) {
+        this.#debtSum -= debts[drop + AMOUNT]!;
+        drop += DEBT;
       }
-      if (debts.size === 0) {
+      if (drop === debts.length) {
         this.#debtSum = 0;
-        this.#debts = undefined; // an idle key holds no table
-      }
+        this.#debts = undefined; // an idle key holds no list
+      } else if (drop > 0) debts.splice(0, drop);
     }
     const log = this.#log;
     if (log !== undefined) {
@@ -163,15 +214,15 @@ export class LedgerWindow {
         this.#log = undefined;
       }
     }
-    if (this.#cap && this.#cap.until <= now) this.#cap = undefined;
+    if (this.#capUntil !== undefined && this.#capUntil <= now) this.#capUntil = undefined;
     return this.#debtSum + this.#logSum;
   }
 
   /** Units available at `now` (possibly negative, after a charge above the estimate). */
   available(now: number): number {
     const used = this.#used(now);
-    const free = this.#bucket ? this.#bucket.level(now) : this.#limit - used;
-    return this.#cap ? Math.min(free, this.#capRoom(now)) : free;
+    const free = this.#level !== undefined ? this.#bucketLevel(now) : this.#limit - used;
+    return this.#capUntil !== undefined ? Math.min(free, this.#capRoom(now)) : free;
   }
 
   /** Share of the capacity available, 0..1; 0 while blocked. */
@@ -190,11 +241,12 @@ export class LedgerWindow {
     if (amount > this.#limit + EPSILON) return Infinity;
     const used = this.#used(now);
     let wait = 0;
-    const cap = this.#cap;
-    if (cap && this.#capRoom(now) + EPSILON < amount) {
-      wait = cap.rate > 0 ? Math.min(cap.until - now, (amount - this.#capRoom(now)) / cap.rate) : cap.until - now;
+    const until = this.#capUntil;
+    if (until !== undefined && this.#capRoom(now) + EPSILON < amount) {
+      const rate = this.#capRate!;
+      wait = rate > 0 ? Math.min(until - now, (amount - this.#capRoom(now)) / rate) : until - now;
     }
-    if (this.#bucket) return Math.max(blocked, Math.ceil(wait - EPSILON), this.#bucket.waitMs(amount, now));
+    if (this.#level !== undefined) return Math.max(blocked, Math.ceil(wait - EPSILON), this.#bucketWaitMs(amount, now));
     const excess = used + amount - this.#limit;
     if (excess > EPSILON) wait = Math.max(wait, this.#freedAfter(excess) - now);
     return Math.max(blocked, Math.ceil(wait - EPSILON));
@@ -202,23 +254,24 @@ export class LedgerWindow {
 
   /** The moment at which `excess` units will have left the window: both lists are in expiry order, merged. */
   #freedAfter(excess: number): number {
-    const debts = (this.#debts ?? NO_DEBTS).values();
+    const debts = this.#debts ?? NO_LOG;
     const log = this.#log ?? NO_LOG;
-    let debt = debts.next();
+    let d = 0;
     let i = 0;
     let freed = 0;
     for (;;) {
       const more = i < log.length;
-      const debtExpiry = debt.done ? Infinity : this.#expiryOf(debt.value);
-      if (!more && debt.done) return Infinity;
+      const debtsDone = d >= debts.length;
+      const debtExpiry = debtsDone ? Infinity : this.#expiryAt(debts, d);
+      if (!more && debtsDone) return Infinity;
       const entryExpiry = more ? log[i]! + this.#periodMs : Infinity;
       if (more && entryExpiry <= debtExpiry) {
         freed += log[i + 1]!;
         i += 2;
         if (freed + EPSILON >= excess) return entryExpiry;
       } else {
-        freed += debt.value!.amount;
-        debt = debts.next();
+        freed += debts[d + AMOUNT]!;
+        d += DEBT;
         if (freed + EPSILON >= excess) return debtExpiry;
       }
     }
@@ -236,26 +289,28 @@ export class LedgerWindow {
 
   /** Takes `amount` units at `now` as debt `id` (until {@link answer}). */
   take(id: number, amount: number, now: number): void {
-    const debts = (this.#debts ??= new Map());
-    debts.set(id, { id, amount, at: now });
+    const debts = this.#debts;
+    if (debts === undefined) this.#debts = [id, amount, now];
+    else debts.push(id, amount, now);
     this.#debtSum += amount;
     this.#taken += amount;
-    this.#bucket?.take(amount, now);
-    if (debts.size > MAX_DEBTS) {
-      const [oldest, debt] = debts.entries().next().value!;
-      debts.delete(oldest);
-      this.#debtSum -= debt.amount;
+    this.#bucketTake(amount, now);
+    if (debts !== undefined && debts.length > MAX_DEBTS * DEBT) {
+      const [, oldest, at] = debts.splice(0, DEBT) as [number, number, number];
+      this.#debtSum -= oldest;
       // The same moment it would leave the window unanswered; only an earlier reply can no longer shorten it.
-      this.#settle(debt.at + MAX_COUNT_LAG_MS, debt.amount);
+      this.#settle(at + MAX_COUNT_LAG_MS, oldest);
     }
   }
 
   /** Debt `id` was answered at `now`: it leaves the window a period after. */
   answer(id: number, now: number): void {
-    const debt = this.#debts?.get(id);
-    if (debt === undefined) return;
-    this.#forgetDebt(id, debt);
-    this.#settle(Math.min(now, debt.at + MAX_COUNT_LAG_MS), debt.amount);
+    const i = this.#find(id);
+    if (i === -1) return;
+    const amount = this.#debts![i + AMOUNT]!;
+    const at = this.#debts![i + AT]!;
+    this.#forgetDebt(i);
+    this.#settle(Math.min(now, at + MAX_COUNT_LAG_MS), amount);
   }
 
   /**
@@ -265,10 +320,10 @@ export class LedgerWindow {
    */
   adjust(id: number, at: number, delta: number, now: number = at): void {
     this.#taken += delta;
-    this.#bucket?.take(delta, now);
-    const debt = this.#debts?.get(id);
-    if (debt !== undefined) {
-      debt.amount += delta;
+    this.#bucketTake(delta, now);
+    const i = this.#find(id);
+    if (i !== -1) {
+      this.#debts![i + AMOUNT]! += delta;
       this.#debtSum += delta;
     } else this.#settle(at + MAX_COUNT_LAG_MS + this.#periodMs, delta);
   }
@@ -279,30 +334,32 @@ export class LedgerWindow {
    * end of the debts (send order, so expiry order, holds: `at` is the latest).
    */
   sent(id: number, at: number): void {
-    const debt = this.#debts?.get(id);
-    if (debt === undefined || at <= debt.at) return;
-    this.#debts!.delete(id);
-    this.#debts!.set(id, { id, amount: debt.amount, at });
+    const i = this.#find(id);
+    const debts = this.#debts!;
+    if (i === -1 || at <= debts[i + AT]!) return;
+    const amount = debts[i + AMOUNT]!;
+    debts.splice(i, DEBT);
+    debts.push(id, amount, at);
   }
 
   /** Gives debt `id` back whole (never sent, or never counted). */
   cancel(id: number, now: number): void {
-    const debt = this.#debts?.get(id);
-    if (debt === undefined) return;
-    this.#bucket?.give(debt.amount, now);
-    this.#forgetDebt(id, debt);
-    this.#taken -= debt.amount;
+    const i = this.#find(id);
+    if (i === -1) return;
+    const amount = this.#debts![i + AMOUNT]!;
+    this.#bucketTake(-amount, now);
+    this.#forgetDebt(i);
+    this.#taken -= amount;
   }
 
-  /** Drops debt `id`; the table goes with the last one (an idle key holds none). */
-  #forgetDebt(id: number, debt: Debt): void {
+  /** Drops the debt at `i` of the list; the list goes with the last one (an idle key holds none). */
+  #forgetDebt(i: number): void {
     const debts = this.#debts!;
-    debts.delete(id);
-    this.#debtSum -= debt.amount;
-    if (debts.size === 0) {
+    this.#debtSum -= debts[i + AMOUNT]!;
+    if (debts.length === DEBT) {
       this.#debtSum = 0;
       this.#debts = undefined;
-    }
+    } else debts.splice(i, DEBT);
   }
 
   #settle(countedAt: number, amount: number): void {
@@ -331,8 +388,7 @@ export class LedgerWindow {
 
   /** What the cap in force leaves at `now` (it refills in bucket mode, as the upstream's bucket does). */
   #capRoom(now: number): number {
-    const cap = this.#cap!;
-    return cap.ceiling + cap.rate * Math.max(0, now - cap.at) - this.#taken;
+    return this.#capCeiling! + this.#capRate! * Math.max(0, now - this.#capAt!) - this.#taken;
   }
 
   /**
@@ -343,17 +399,18 @@ export class LedgerWindow {
    * store's level, which frees nothing before `until`). The tighter of this
    * and a cap in force is kept.
    */
-  cap(remaining: number, takenThrough: number, until: number, now: number, refills = this.#bucket !== undefined): void {
+  cap(remaining: number, takenThrough: number, until: number, now: number, refills = this.#level !== undefined): void {
     this.#used(now);
-    const rate = refills && this.#bucket ? this.#limit / this.#periodMs : 0;
-    const next = { ceiling: remaining + takenThrough, at: now, rate, until };
-    if (this.#cap === undefined || this.#cap.until <= now) {
-      this.#cap = next;
-      return;
+    const rate = refills && this.#level !== undefined ? this.#limit / this.#periodMs : 0;
+    const current = this.#capUntil !== undefined && this.#capUntil > now ? this.#capRoom(now) : Infinity;
+    this.#capCeiling = remaining + takenThrough;
+    this.#capAt = now;
+    this.#capRate = rate;
+    this.#capUntil = until;
+    if (current < this.#capRoom(now)) {
+      this.#capCeiling = current + this.#taken;
+      this.#capUntil = Math.max(until, now);
     }
-    const current = this.#capRoom(now);
-    this.#cap = next;
-    if (current < this.#capRoom(now)) this.#cap = { ceiling: current + this.#taken, at: now, rate, until: Math.max(until, now) };
   }
 
   /** Closes the window until `now + ms` (a longer block in force is kept). */
@@ -364,6 +421,6 @@ export class LedgerWindow {
   /** Forgets blocks and caps (the ledger of what was sent stays: it happened). */
   clearHints(): void {
     this.#blockedUntil = undefined;
-    this.#cap = undefined;
+    this.#capUntil = undefined;
   }
 }
