@@ -116,9 +116,7 @@ export function keyOfView(view: unknown): Key | undefined {
 
 /** One key of one provider; under rate-limit scope `'key'` without a quota group, also its own (only) window. */
 export class Key implements KeyWindow {
-  readonly id: string;
-  readonly provider: string;
-  /** How a state store names it. */
+  /** How a state store names it (also where its id and provider are held: no copies per key). */
   readonly ref: StoreKeyRef;
   readonly weight: number;
   /** What a selector sees of it (made once). */
@@ -147,8 +145,6 @@ export class Key implements KeyWindow {
     changed: KeyChangeListener = () => {},
     windows?: KeyWindows,
   ) {
-    this.id = resolved.id;
-    this.provider = provider;
     this.ref = Object.freeze({ provider, keyId: resolved.id });
     this.weight = resolved.weight;
     this.limiter = limiter;
@@ -157,6 +153,13 @@ export class Key implements KeyWindow {
     this.view = new View(this);
     this.#windows = windows;
     secrets.set(this, resolved.key);
+  }
+
+  get id(): string {
+    return this.ref.keyId;
+  }
+  get provider(): string {
+    return this.ref.provider;
   }
 
   /** The windows a request for `upstreamModel` draws on (the key's own, per model, or its quota group's). */
