@@ -50,9 +50,8 @@ export function createCore(options: ResolvedOptions): Core {
   const perRequest = options.budgets.filter((b) => !('provider' in b.scope));
   const prices = new PriceTable(options.prices);
   const store: StateStore = options.store ?? new MemoryStore();
-  // One listener for every key's lifecycle changes (not a closure per key).
+  // One listener for every key's lifecycle changes; one listener and one set of checked options for every key circuit.
   const onKeyChange: KeyChangeListener = (key, change) => keyChanged(core, key, change);
-  // One listener and one set of checked options for every key circuit (not a closure nor options per key).
   const keyCircuit = options.circuitBreaker.key === false ? undefined : Circuit.family(options.circuitBreaker.key, keyCircuitListener(() => core));
   const core: Core = {
     options,
