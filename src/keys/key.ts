@@ -114,11 +114,9 @@ export function keyOfView(view: unknown): Key | undefined {
   return View.keyOf(view);
 }
 
-/** One key of one provider. */
-export class Key {
-  readonly id: string;
-  readonly provider: string;
-  /** How a state store names it. */
+/** One key of one provider; under rate-limit scope `'key'` without a quota group, also its own (only) window. */
+export class Key implements KeyWindow {
+  /** How a state store names it (also where its id and provider are held: no copies per key). */
   readonly ref: StoreKeyRef;
   readonly weight: number;
   /** What a selector sees of it (made once). */
@@ -135,9 +133,10 @@ export class Key {
   #cooldownTimer: ReturnType<typeof setTimeout> | undefined;
   #removed = false;
   readonly #changed: KeyChangeListener;
-  readonly #windows: KeyWindows;
+  /** Undefined: the key itself (its `limiter` and `ref`) is the window of every model. */
+  readonly #windows: KeyWindows | undefined;
 
-  /** @param windows Where its windows are per upstream model; default: its own `limiter` for every model. */
+  /** @param windows Where its windows are per upstream model; default: its own `limiter` for every model (no object per key). */
   constructor(
     provider: string,
     resolved: ResolvedKey,
@@ -146,27 +145,32 @@ export class Key {
     changed: KeyChangeListener = () => {},
     windows?: KeyWindows,
   ) {
-    this.id = resolved.id;
-    this.provider = provider;
     this.ref = Object.freeze({ provider, keyId: resolved.id });
     this.weight = resolved.weight;
     this.limiter = limiter;
     this.circuit = circuit;
     this.#changed = changed;
     this.view = new View(this);
-    const own: KeyWindow = { limiter, ref: this.ref };
-    this.#windows = windows ?? { for: () => own, forget: () => limiter.forget() };
+    this.#windows = windows;
     secrets.set(this, resolved.key);
+  }
+
+  get id(): string {
+    return this.ref.keyId;
+  }
+  get provider(): string {
+    return this.ref.provider;
   }
 
   /** The windows a request for `upstreamModel` draws on (the key's own, per model, or its quota group's). */
   windowFor(upstreamModel: string | undefined): KeyWindow {
-    return this.#windows.for(upstreamModel);
+    return this.#windows === undefined ? this : this.#windows.for(upstreamModel);
   }
 
   /** Forgets learnt limits, periods, estimates and rests on every window of the key (`enableKey`). */
   forgetLimits(): void {
-    this.#windows.forget();
+    if (this.#windows === undefined) this.limiter.forget();
+    else this.#windows.forget();
   }
 
   /** Attempts on this key that have not finished yet. */
@@ -282,7 +286,7 @@ export class Key {
 
   /** Under scope `'model'`: `models` (each model window's limits and headroom) and the lowest headroom. */
   #modelStats(): Pick<KeyStats, 'models'> & { headroom?: number } {
-    const windows = this.#windows.models?.();
+    const windows = this.#windows?.models?.();
     if (windows === undefined) return {};
     const models: NonNullable<KeyStats['models']> = {};
     let headroom = this.limiter.headroom();

@@ -3,8 +3,10 @@
  * stats and the `success` event; and the same bookkeeping for a request that
  * failed (`failure` event).
  */
-import type { KeyplexErrorDetail } from '../errors';
+import type { KeyplexErrorCode, KeyplexErrorDetail } from '../errors';
+import type { SuccessEvent } from '../events';
 import { costAt } from '../usage/pricing';
+import type { TimedCounterSet } from '../usage/stats';
 import type { Usage } from '../usage/usage';
 import { settleRequestBudget } from './admit';
 import type { RequestContext } from './context';
@@ -34,14 +36,11 @@ export function account(
   settleRequestBudget(core, ctx, deployment.pool.id, key.id, costUsd ?? 0);
   lease.settle('succeeded', now, usage, costUsd, stream);
   const latencyMs = now - ctx.startedAt;
-  for (const scope of [core.totals, modelStats(core, ctx.request.model)]) {
-    if (!scope) continue;
-    scope.succeed(usage, costUsd);
-    scope.latency.record(latencyMs);
-    if (ttftMs !== undefined) scope.ttft.record(ttftMs);
-  }
+  succeeded(core.totals, usage, costUsd, latencyMs, ttftMs);
+  const perModel = modelStats(core, ctx.request.model);
+  if (perModel) succeeded(perModel, usage, costUsd, latencyMs, ttftMs);
   if (core.hub.wants('success')) {
-    core.hub.emit('success', {
+    const event: SuccessEvent = {
       requestId: ctx.requestId,
       tags: ctx.tags,
       metadata: ctx.metadata,
@@ -55,10 +54,18 @@ export function account(
       usage,
       costUsd,
       stream,
-      ...(partial ? { partial: true as const } : {}),
-    });
+    };
+    if (partial) event.partial = true;
+    core.hub.emit('success', event);
   }
   return costUsd;
+}
+
+/** A request's success in the totals or its model's counters. */
+function succeeded(scope: TimedCounterSet<KeyplexErrorCode>, usage: Usage | null, costUsd: number | null, latencyMs: number, ttftMs: number | undefined): void {
+  scope.succeed(usage, costUsd);
+  scope.latency.record(latencyMs);
+  if (ttftMs !== undefined) scope.ttft.record(ttftMs);
 }
 
 /** The reply's cost: the deployment's configured price, else the table's for its upstream model, else for the public model. */

@@ -100,6 +100,7 @@ export function otherModels(core: Core): TimedCounterSet<KeyplexErrorCode> {
 
 /** Wakes requests waiting for a usable key. */
 export function keysChanged(core: Core): void {
+  if (core.keyWaiters.size === 0) return;
   for (const wake of [...core.keyWaiters]) wake();
 }
 

@@ -10,7 +10,7 @@ import { secretOf } from '../keys/key';
 import { redactEnvelope, redactorOf, type KeyRedactor } from '../secrets/redact';
 import { redactedBody, redactingReader } from '../secrets/stream';
 import { bodyFor } from '../request';
-import { classifyStatus, type Classification } from '../resilience/classify';
+import { classifyStatus, keyRejection, type Classification } from '../resilience/classify';
 import { retryAfterMs } from '../resilience/headers';
 import { scanFirst, type FirstEvents } from '../usage/sse';
 import { usageFromBody } from '../usage/usage';
@@ -49,7 +49,7 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
     throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
   }
   // A key its status alone rejects (401, 402, 403) is out at once, and the store told, before anything is awaited (body, hooks).
-  const rejected = response.ok ? undefined : classifyStatus(response.status, response.headers, undefined).disable;
+  const rejected = response.ok ? undefined : keyRejection(response.status);
   if (rejected !== undefined) key.disable(rejected);
   // The reply's remaining applies as of when the upstream counted this request, not as of now.
   lease.observe(response);

@@ -14,11 +14,11 @@ import type { Core } from './core';
 /**
  * A new key's own limiter and its windows per upstream model. The key's
  * windows replace its provider's per dimension (also for keys added with
- * `addKey`). Scope `'key'` without a group: the key's own limiter for every
- * model (no lookup per pick). With a group, the key's own limiter is the
+ * `addKey`). Scope `'key'` without a group: no windows object, the key
+ * itself is the window of every model (no lookup per pick, nothing per key). With a group, the key's own limiter is the
  * group's (stats and headroom show what the key can still send).
  */
-export function keyWindows(core: Core, provider: string, resolved: ResolvedKey): { limiter: KeyLimiter; windows: KeyWindows } {
+export function keyWindows(core: Core, provider: string, resolved: ResolvedKey): { limiter: KeyLimiter; windows: KeyWindows | undefined } {
   const { adaptive, coldStart } = core.options.rateLimiting;
   const providerRate = core.options.providers.find((p) => p.id === provider)?.rate;
   const rate = providerRate === undefined ? resolved.rate : keyRateLimits(providerRate, resolved.rate);
@@ -30,6 +30,7 @@ export function keyWindows(core: Core, provider: string, resolved: ResolvedKey):
   const registry = core.limiters;
   const keyId = resolved.id;
   const limiter = scope.quotaGroup === undefined ? new KeyLimiter(scope.limits) : registry.limiterFor(provider, keyId, undefined, { ...scope, scope: 'key' });
+  if (scope.scope === 'key' && scope.quotaGroup === undefined) return { limiter, windows: undefined };
   const ref = LimiterRegistry.ref(provider, keyId, undefined, scope);
   return { limiter, windows: scope.scope === 'key' ? new OwnWindows(registry, provider, keyId, scope.quotaGroup, limiter, ref) : new ModelWindows(registry, provider, keyId, scope, limiter, ref) };
 }

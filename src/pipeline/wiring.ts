@@ -50,9 +50,9 @@ export function createCore(options: ResolvedOptions): Core {
   const perRequest = options.budgets.filter((b) => !('provider' in b.scope));
   const prices = new PriceTable(options.prices);
   const store: StateStore = options.store ?? new MemoryStore();
-  // One listener for every key's lifecycle changes (not a closure per key).
+  // One listener for every key's lifecycle changes; one listener and one set of checked options for every key circuit.
   const onKeyChange: KeyChangeListener = (key, change) => keyChanged(core, key, change);
-  const onKeyCircuit = keyCircuitListener(() => core);
+  const keyCircuit = options.circuitBreaker.key === false ? undefined : Circuit.family(options.circuitBreaker.key, keyCircuitListener(() => core));
   const core: Core = {
     options,
     pools: [],
@@ -87,7 +87,7 @@ export function createCore(options: ResolvedOptions): Core {
     idleWaiters: [],
     limiters: new LimiterRegistry({ adaptive: options.rateLimiting.adaptive }),
     circuitOf: (pool, upstreamModel) => circuitOf(core, pool, upstreamModel),
-    makeKey: (provider, resolved) => makeKey(core, provider, resolved, onKeyChange, onKeyCircuit),
+    makeKey: (provider, resolved) => makeKey(core, provider, resolved, onKeyChange, keyCircuit),
     makeDeployment: (pool, model, upstream) => new Deployment(pool, model, upstream, prices.lookup(upstream ?? model) ?? prices.lookup(model)),
   };
   (core as { pools: readonly ProviderPool[] }).pools = options.providers.map((provider) => new ProviderPool(provider, core.makeKey));
@@ -126,10 +126,9 @@ function keyCircuitListener(core: () => Core): (change: CircuitChange, circuit: 
 }
 
 /** A key's state with its rate limiter, circuit and lifecycle reports. */
-function makeKey(core: Core, provider: string, resolved: ResolvedKey, onKeyChange: KeyChangeListener, onCircuit: (change: CircuitChange, circuit: Circuit) => void): Key {
+function makeKey(core: Core, provider: string, resolved: ResolvedKey, onKeyChange: KeyChangeListener, makeCircuit: (() => Circuit) | undefined): Key {
   const { limiter, windows } = keyWindows(core, provider, resolved);
-  const options = core.options.circuitBreaker.key;
-  const circuit: Circuit | undefined = options === false ? undefined : new Circuit(options, onCircuit);
+  const circuit = makeCircuit?.();
   const key = new KeyState(provider, resolved, limiter, circuit, onKeyChange, windows);
   if (circuit !== undefined) KEY_OF_CIRCUIT.set(circuit, key.ref);
   return key;

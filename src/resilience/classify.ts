@@ -47,6 +47,16 @@ export function isQuotaExhausted(body: unknown): boolean {
 }
 
 /**
+ * Why a status alone takes the key out of use (401, 402, 403: as
+ * {@link classifyStatus} would say with any body and headers), else
+ * undefined. Read before the body, so the key is out at once; the answer is
+ * classified in full once its body is read.
+ */
+export function keyRejection(status: number): KeyDisabledReason | undefined {
+  return status === 401 ? 'unauthorized' : status === 402 ? 'quota' : status === 403 ? 'forbidden' : undefined;
+}
+
+/**
  * Classifies a non-2xx upstream answer. `body` is the parsed error body, when
  * it was JSON. 402, and a 429 whose body says the account is out of quota or
  * money (`insufficient_quota`, `insufficient_balance`, "Insufficient

@@ -44,11 +44,13 @@ function valueOf(bucket: number): number {
 }
 
 export class LatencyHistogram {
-  /** Dense: a count per bucket. */
-  #counts: Uint32Array | undefined;
-  /** Sparse: `[bucket, count, ...]` pairs by bucket (a plain array of small integers: no typed array's fixed cost). */
-  #pairs: number[] | undefined;
-  #sparse: boolean;
+  /**
+   * The counts, made at the first sample: dense, a count per bucket; or
+   * sparse, `[bucket, count, ...]` pairs by bucket (a plain array of small
+   * integers: no typed array's fixed cost). One field for both: 4 fields per
+   * histogram, as there may be thousands.
+   */
+  #data: Uint32Array | number[] | undefined;
   readonly #compact: boolean;
   #total = 0;
   /** The last percentiles read, until the next sample or reset (stats() of idle scopes costs nothing). */
@@ -60,7 +62,7 @@ export class LatencyHistogram {
    *   the counts are made at the first sample.
    */
   constructor(compact = false) {
-    this.#sparse = this.#compact = compact;
+    this.#compact = compact;
   }
 
   /** Records one duration in ms (rounded, clamped to 1 ms – 1 h). */
@@ -71,15 +73,17 @@ export class LatencyHistogram {
   #add(bucket: number, n: number): void {
     this.#total += n;
     this.#read = undefined;
-    if (!this.#sparse) {
-      (this.#counts ??= new Uint32Array(BUCKETS))[bucket]! += n;
+    const data = this.#data;
+    if (data === undefined) {
+      if (this.#compact) this.#data = [bucket, n];
+      else (this.#data = new Uint32Array(BUCKETS))[bucket] = n;
       return;
     }
-    const pairs = this.#pairs;
-    if (pairs === undefined) {
-      this.#pairs = [bucket, n];
+    if (!Array.isArray(data)) {
+      data[bucket]! += n;
       return;
     }
+    const pairs = data;
     let lo = 0;
     let hi = pairs.length / 2;
     while (lo < hi) {
@@ -89,28 +93,22 @@ export class LatencyHistogram {
     }
     if (pairs[lo * 2] === bucket) pairs[lo * 2 + 1] = pairs[lo * 2 + 1]! + n;
     // A short list is copied at its exact length (a splice leaves room for 16 more numbers, per key); a long one grows.
-    else if (pairs.length < 32) this.#pairs = pairs.slice(0, lo * 2).concat([bucket, n], pairs.slice(lo * 2));
+    else if (pairs.length < 32) this.#data = pairs.slice(0, lo * 2).concat([bucket, n], pairs.slice(lo * 2));
     else if (pairs.length < SPARSE_MAX * 2) pairs.splice(lo * 2, 0, bucket, n);
     else {
-      this.#densify(pairs);
-      this.#counts![bucket]! += n;
+      const dense = new Uint32Array(BUCKETS);
+      for (let i = 0; i < pairs.length; i += 2) dense[pairs[i]!] = pairs[i + 1]!;
+      dense[bucket]! += n;
+      this.#data = dense;
     }
-  }
-
-  #densify(pairs: number[]): void {
-    const dense = new Uint32Array(BUCKETS);
-    for (let i = 0; i < pairs.length; i += 2) dense[pairs[i]!] = pairs[i + 1]!;
-    this.#counts = dense;
-    this.#pairs = undefined;
-    this.#sparse = false;
   }
 
   /** Calls `f` with each bucket in use and its count, in bucket order. */
   #each(f: (bucket: number, count: number) => void): void {
-    const pairs = this.#pairs;
-    if (pairs !== undefined) for (let i = 0; i < pairs.length; i += 2) f(pairs[i]!, pairs[i + 1]!);
-    const counts = this.#counts;
-    if (counts !== undefined) for (let b = 0; b < counts.length; b++) if (counts[b]! > 0) f(b, counts[b]!);
+    const data = this.#data;
+    if (data === undefined) return;
+    if (Array.isArray(data)) for (let i = 0; i < data.length; i += 2) f(data[i]!, data[i + 1]!);
+    else for (let b = 0; b < data.length; b++) if (data[b]! > 0) f(b, data[b]!);
   }
 
   /** A new object each call (callers may keep or change it). */
@@ -135,9 +133,7 @@ export class LatencyHistogram {
 
   /** Forgets every sample (and the counts' memory). */
   reset(): void {
-    this.#counts = undefined;
-    this.#pairs = undefined;
-    this.#sparse = this.#compact;
+    this.#data = undefined;
     this.#total = 0;
     this.#read = undefined;
   }

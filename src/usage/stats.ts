@@ -9,7 +9,7 @@ import type { LaneStats } from '../resilience/bulkhead';
 import type { BudgetStats } from './budget';
 import type { KeyLimits } from '../resilience/rate-limit/index';
 import { LatencyHistogram, percentilesOf, type Percentiles } from './histogram';
-import { ZERO_USAGE, type Usage } from './usage';
+import type { Usage } from './usage';
 
 /** Counts of one scope (a key, a provider, or all requests). */
 export interface Counters<F extends string = FailureKind> {
@@ -46,18 +46,36 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
   successes = 0;
   /** Made at the first failure (most keys never fail: no empty table per key). */
   #failures: Partial<Record<F, number>> | undefined;
-  tokens: Usage = { ...ZERO_USAGE };
+  // The tokens as fields, not a `Usage` object: one object less per key.
+  #inputTokens = 0;
+  #outputTokens = 0;
+  #cachedInputTokens = 0;
+  #cacheWriteTokens = 0;
+  #reasoningTokens = 0;
+  #totalTokens = 0;
   costUsd = 0;
   unpricedReplies = 0;
   retries = 0;
   failovers = 0;
+
+  /** Tokens of successful replies: a new object each read (change them with {@link spend}). */
+  get tokens(): Usage {
+    return {
+      inputTokens: this.#inputTokens,
+      outputTokens: this.#outputTokens,
+      cachedInputTokens: this.#cachedInputTokens,
+      cacheWriteTokens: this.#cacheWriteTokens,
+      reasoningTokens: this.#reasoningTokens,
+      totalTokens: this.#totalTokens,
+    };
+  }
 
   /** Zeroes every counter (for interval reporting). */
   reset(): void {
     this.requests = 0;
     this.successes = 0;
     this.#failures = undefined;
-    this.tokens = { ...ZERO_USAGE };
+    this.#inputTokens = this.#outputTokens = this.#cachedInputTokens = this.#cacheWriteTokens = this.#reasoningTokens = this.#totalTokens = 0;
     this.costUsd = 0;
     this.unpricedReplies = 0;
     this.retries = 0;
@@ -72,18 +90,20 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
       const failures = (this.#failures ??= {} as Partial<Record<F, number>>);
       failures[kind] = (failures[kind] ?? 0) + n;
     }
-    const t = this.tokens;
-    const o = other.tokens;
-    t.inputTokens += o.inputTokens;
-    t.outputTokens += o.outputTokens;
-    t.cachedInputTokens += o.cachedInputTokens;
-    t.cacheWriteTokens = (t.cacheWriteTokens ?? 0) + (o.cacheWriteTokens ?? 0);
-    t.reasoningTokens += o.reasoningTokens;
-    t.totalTokens += o.totalTokens;
+    this.#addTokens(other.tokens);
     this.costUsd += other.costUsd;
     this.unpricedReplies += other.unpricedReplies;
     this.retries += other.retries;
     this.failovers += other.failovers;
+  }
+
+  #addTokens(usage: Usage): void {
+    this.#inputTokens += usage.inputTokens;
+    this.#outputTokens += usage.outputTokens;
+    this.#cachedInputTokens += usage.cachedInputTokens;
+    this.#cacheWriteTokens += usage.cacheWriteTokens ?? 0;
+    this.#reasoningTokens += usage.reasoningTokens;
+    this.#totalTokens += usage.totalTokens;
   }
 
   /** Failures by kind (read-only: {@link fail} and {@link absorb} count them). */
@@ -104,15 +124,7 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
 
   /** Adds tokens and spend (a success's, or what a failed stream used before it broke). */
   spend(usage: Usage | null, costUsd: number | null): void {
-    if (usage) {
-      const t = this.tokens;
-      t.inputTokens += usage.inputTokens;
-      t.outputTokens += usage.outputTokens;
-      t.cachedInputTokens += usage.cachedInputTokens;
-      t.cacheWriteTokens += usage.cacheWriteTokens ?? 0;
-      t.reasoningTokens += usage.reasoningTokens;
-      t.totalTokens += usage.totalTokens;
-    }
+    if (usage) this.#addTokens(usage);
     if (costUsd !== null) this.costUsd += costUsd;
   }
 
@@ -121,7 +133,7 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
       requests: this.requests,
       successes: this.successes,
       failures: { ...this.failures },
-      tokens: { ...this.tokens },
+      tokens: this.tokens,
       costUsd: this.costUsd,
       unpricedReplies: this.unpricedReplies,
       retries: this.retries,

@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { rateLimitResetMs, parseRateLimitHeaders } from '../../src/resilience/headers';
-import { classifyStatus } from '../../src/resilience/classify';
+import { classifyStatus, keyRejection } from '../../src/resilience/classify';
 import { KeyLimiter } from '../../src/resilience/rate-limit';
 
 const NOW = Date.parse('2025-01-01T00:00:00Z');
@@ -109,5 +109,16 @@ describe('classify: out of money or quota disables the key (quota) and moves on'
 
   test('a plain 429 still cools the key down', () => {
     expect(classifyStatus(429, new Headers(), { error: { code: 'rate_limit_exceeded', message: 'Rate limit reached' } })).toMatchObject({ kind: 'rate_limit', cooldown: true });
+  });
+});
+
+describe('keyRejection: the status-only check made before the body is read', () => {
+  test('takes a key out exactly when the full classification would, whatever the x-should-retry header', () => {
+    for (let status = 100; status < 600; status++) {
+      for (const should of [undefined, 'true', 'false']) {
+        const headers = new Headers(should === undefined ? {} : { 'x-should-retry': should });
+        expect(keyRejection(status)).toBe(classifyStatus(status, headers, undefined).disable);
+      }
+    }
   });
 });

@@ -72,6 +72,34 @@ const RULES: OptionRules = {
   halfOpenProbes: { integer: true, min: 1, max: Number.MAX_SAFE_INTEGER, expected: 'a whole number of probes from 1 up' },
 };
 
+const WHAT = 'circuit option';
+
+/** A circuit's checked options, listener and clock (shared by the circuits of a {@link Circuit.family}). */
+class CircuitSettings {
+  readonly openMs: number;
+  readonly maxOpenMs: number | undefined;
+  readonly halfOpenProbes: number;
+  readonly policy: BreakerSpec;
+  readonly onChange: (change: CircuitChange, circuit: Circuit) => void;
+  readonly now: () => number;
+
+  constructor(options: CircuitOptions | undefined, onChange: (change: CircuitChange, circuit: Circuit) => void, now: () => number) {
+    assertNoIssue(optionsIssue(options, RULES, ['policy']), WHAT);
+    options ??= {};
+    if (typeof onChange !== 'function') throw new TypeError(`Invalid circuit argument \`onChange\`: expected a function; got ${describe(onChange)}`);
+    if (typeof now !== 'function') throw new TypeError(`Invalid circuit argument \`now\`: expected a function; got ${describe(now)}`);
+    this.openMs = options.openMs ?? DEFAULTS.circuit.openMs;
+    this.maxOpenMs = options.maxOpenMs;
+    if (this.maxOpenMs !== undefined && this.maxOpenMs < this.openMs) {
+      assertNoIssue(issue('maxOpenMs', `expected at least \`openMs\` (${this.openMs}); got ${this.maxOpenMs}`, 'RangeError'), WHAT);
+    }
+    this.halfOpenProbes = options.halfOpenProbes ?? DEFAULTS.circuit.halfOpenProbes;
+    this.policy = options.policy ?? 'consecutive';
+    this.onChange = onChange;
+    this.now = now;
+  }
+}
+
 /**
  * A circuit breaker for one scope. Deterministic: time comes from the `now`
  * clock, and the only timer is the one that ends an open period.
@@ -94,15 +122,9 @@ const RULES: OptionRules = {
  * already in its new state; if it throws, the error is ignored.
  */
 export class Circuit {
-  /** Open time after a trip, before any backoff, in ms. */
-  readonly openMs: number;
-  /** Cap of the doubled open time, when backoff is on. */
-  readonly maxOpenMs: number | undefined;
-  /** Probes let through while half-open. */
-  readonly halfOpenProbes: number;
+  /** What every circuit made from the same options shares (one object for all of a manager's key circuits). */
+  readonly #settings: CircuitSettings;
   readonly #policy: BreakerPolicy;
-  readonly #onChange: (change: CircuitChange, circuit: Circuit) => void;
-  readonly #now: () => number;
   #state: CircuitState = 'closed';
   #openUntil: number | undefined;
   #reopens = 0;
@@ -117,20 +139,33 @@ export class Circuit {
    * @throws TypeError or RangeError naming the bad option.
    */
   constructor(options: CircuitOptions | undefined, onChange: (change: CircuitChange, circuit: Circuit) => void, now: () => number = systemNow) {
-    const what = 'circuit option';
-    assertNoIssue(optionsIssue(options, RULES, ['policy']), what);
-    options ??= {};
-    if (typeof onChange !== 'function') throw new TypeError(`Invalid circuit argument \`onChange\`: expected a function; got ${describe(onChange)}`);
-    if (typeof now !== 'function') throw new TypeError(`Invalid circuit argument \`now\`: expected a function; got ${describe(now)}`);
-    this.openMs = options.openMs ?? DEFAULTS.circuit.openMs;
-    this.maxOpenMs = options.maxOpenMs;
-    if (this.maxOpenMs !== undefined && this.maxOpenMs < this.openMs) {
-      assertNoIssue(issue('maxOpenMs', `expected at least \`openMs\` (${this.openMs}); got ${this.maxOpenMs}`, 'RangeError'), what);
-    }
-    this.halfOpenProbes = options.halfOpenProbes ?? DEFAULTS.circuit.halfOpenProbes;
-    this.#policy = makeBreakerPolicy(options.policy ?? 'consecutive', what, 'policy');
-    this.#onChange = onChange;
-    this.#now = now;
+    const settings = options instanceof CircuitSettings ? options : new CircuitSettings(options, onChange, now);
+    this.#settings = settings;
+    this.#policy = makeBreakerPolicy(settings.policy, WHAT, 'policy');
+  }
+
+  /**
+   * Makes circuits of the same options, listener and clock, checked once and
+   * held once for all of them (thousands of key circuits).
+   *
+   * @throws TypeError or RangeError naming the bad option.
+   */
+  static family(options: CircuitOptions | undefined, onChange: (change: CircuitChange, circuit: Circuit) => void, now: () => number = systemNow): () => Circuit {
+    const settings = new CircuitSettings(options, onChange, now);
+    return () => new Circuit(settings, onChange, now);
+  }
+
+  /** Open time after a trip, before any backoff, in ms. */
+  get openMs(): number {
+    return this.#settings.openMs;
+  }
+  /** Cap of the doubled open time, when backoff is on. */
+  get maxOpenMs(): number | undefined {
+    return this.#settings.maxOpenMs;
+  }
+  /** Probes let through while half-open. */
+  get halfOpenProbes(): number {
+    return this.#settings.halfOpenProbes;
   }
 
   /**
@@ -185,7 +220,7 @@ export class Circuit {
   success(): void {
     switch (this.#state) {
       case 'closed':
-        this.#policy.success(this.#now());
+        this.#policy.success(this.#settings.now());
         return;
       case 'open':
         return;
@@ -202,7 +237,7 @@ export class Circuit {
   failure(): void {
     switch (this.#state) {
       case 'closed':
-        if (this.#policy.failure(this.#now()) === true) this.#open('failures');
+        if (this.#policy.failure(this.#settings.now()) === true) this.#open('failures');
         return;
       case 'open':
         return;
@@ -231,7 +266,7 @@ export class Circuit {
     assertNoIssue(numberIssue('openMs', openMs, OPEN_MS), 'forceOpen argument');
     const ms = openMs ?? this.#duration();
     if (this.#state === 'open') {
-      this.#openUntil = this.#now() + ms;
+      this.#openUntil = this.#settings.now() + ms;
       this.#arm();
       return;
     }
@@ -289,7 +324,7 @@ export class Circuit {
     else this.#disarm();
     if (from !== to) {
       const change: CircuitChange = { from, to, reason: 'restored' };
-      if (to === 'open') change.openMs = Math.max(0, (openUntil as number) - this.#now());
+      if (to === 'open') change.openMs = Math.max(0, (openUntil as number) - this.#settings.now());
       this.#emit(change);
     }
   }
@@ -309,7 +344,7 @@ export class Circuit {
   #open(reason: 'failures' | 'probe_failed' | 'manual', ms = this.#duration()): void {
     const from = this.#state;
     this.#state = 'open';
-    this.#openUntil = this.#now() + ms;
+    this.#openUntil = this.#settings.now() + ms;
     this.#probesInFlight = 0;
     this.#probesSucceeded = 0;
     this.#policy.reset();
@@ -339,14 +374,14 @@ export class Circuit {
   }
 
   #elapseIfDue(): void {
-    if (this.#state === 'open' && this.#openUntil !== undefined && this.#now() >= this.#openUntil) this.#halfOpen();
+    if (this.#state === 'open' && this.#openUntil !== undefined && this.#settings.now() >= this.#openUntil) this.#halfOpen();
   }
 
   /** (Re)starts the one timer that ends the open time. */
   #arm(): void {
     this.#disarm();
     if (this.#disposed || this.#openUntil === undefined) return;
-    const remaining = Math.max(0, this.#openUntil - this.#now());
+    const remaining = Math.max(0, this.#openUntil - this.#settings.now());
     const capped = remaining > MAX_TIMER_MS;
     const timer = setTimeout(() => {
       if (this.#timer !== timer) return;
@@ -368,7 +403,7 @@ export class Circuit {
 
   #emit(change: CircuitChange): void {
     try {
-      this.#onChange(change, this);
+      this.#settings.onChange(change, this);
     } catch {
       // A listener's error must not corrupt the circuit or break a request.
     }
