@@ -60,6 +60,28 @@ describe('KeyRedactor', () => {
     expect(() => JSON.parse(out) as unknown).not.toThrow();
     expect(out).not.toContain('n0tAnEsc');
   });
+
+  test('keys searched in turn (one lookup table shared by all keys): each finds its own pieces and only those', () => {
+    const other = new KeyRedactor('gsk_Zq7Jd0Vw5Ne2Kp9Xs4Ub1Mh8', 'fp_other');
+    const both = `a ${KEY.slice(10, 20)} b ${'gsk_Zq7Jd0Vw5Ne2Kp9Xs4Ub1Mh8'.slice(6, 16)} c`;
+    for (let round = 0; round < 3; round++) {
+      expect(redactor.text(both)).toBe(`a [key fp_test] b ${'gsk_Zq7Jd0Vw5Ne2Kp9Xs4Ub1Mh8'.slice(6, 16)} c`);
+      expect(text(other.bytes(bytes(both)))).toBe(`a ${KEY.slice(10, 20)} b [key fp_other] c`);
+      expect(other.finds(KEY)).toBe(false);
+      expect(redactor.finds('gsk_Zq7Jd0Vw5Ne2Kp9Xs4Ub1Mh8')).toBe(false);
+    }
+  });
+
+  test('finds a piece at either end of a text and in texts shorter than a probe step', () => {
+    for (const piece of [KEY.slice(-8), KEY.slice(8, 16)]) {
+      expect(redactor.text(piece)).toBe('[key fp_test]');
+      expect(redactor.text(`${piece}!`)).toBe('[key fp_test]!');
+      expect(redactor.text(`!${piece}`)).toBe('![key fp_test]');
+      expect(text(redactor.bytes(bytes(`xy${piece}`)))).toBe('xy[key fp_test]');
+    }
+    expect(redactor.text('')).toBe('');
+    expect(redactor.finds('s')).toBe(false);
+  });
 });
 
 describe('redactingReader', () => {
