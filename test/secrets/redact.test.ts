@@ -72,6 +72,17 @@ describe('KeyRedactor', () => {
     }
   });
 
+  test('finds a piece in bytes wherever it starts in a longer body, as in text', () => {
+    const filler = 'the quick brown fox jumps over the lazy dog, '.repeat(3);
+    for (let at = 0; at <= filler.length; at++) {
+      const body = filler.slice(0, at) + KEY.slice(9, 17) + filler.slice(at);
+      const out = redactor.text(body);
+      expect(text(redactor.bytes(bytes(body)))).toBe(out);
+      expect(out).toContain('[key fp_test]');
+      expect(out).not.toContain(KEY.slice(9, 17));
+    }
+  });
+
   test('finds a piece at either end of a text and in texts shorter than a probe step', () => {
     for (const piece of [KEY.slice(-8), KEY.slice(8, 16)]) {
       expect(redactor.text(piece)).toBe('[key fp_test]');
