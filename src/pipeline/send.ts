@@ -20,6 +20,7 @@ import type { Core } from './core';
 import { AttemptFailure, type ReadResult } from './failure';
 import type { RequestAbort } from './abort';
 import type { Lease } from './lease';
+import { decodeText, readBytes } from './read-body';
 import { reply, streamReply } from './respond';
 import { addContextFallback } from './route';
 
@@ -147,8 +148,14 @@ function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: num
  * meets a body it cannot parse.
  */
 async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, response: Response, redactor: KeyRedactor): Promise<Response> {
-  const read = await readText(ctx, lease, attempt, abort, firstTryOfKey, response);
-  const text = core.options.redactReplies ? redactor.text(read) : read;
+  let bytes: Uint8Array;
+  try {
+    bytes = await readBytes(response);
+  } catch (error) {
+    throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
+  }
+  // Searched as bytes (a key is ASCII: its pieces are the same bytes in UTF-8), then decoded once.
+  const text = decodeText(core.options.redactReplies ? redactor.bytes(bytes) : bytes);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

@@ -60,6 +60,39 @@ describe('KeyRedactor', () => {
     expect(() => JSON.parse(out) as unknown).not.toThrow();
     expect(out).not.toContain('n0tAnEsc');
   });
+
+  test('keys searched in turn (one lookup table shared by all keys): each finds its own pieces and only those', () => {
+    const other = new KeyRedactor('gsk_Zq7Jd0Vw5Ne2Kp9Xs4Ub1Mh8', 'fp_other');
+    const both = `a ${KEY.slice(10, 20)} b ${'gsk_Zq7Jd0Vw5Ne2Kp9Xs4Ub1Mh8'.slice(6, 16)} c`;
+    for (let round = 0; round < 3; round++) {
+      expect(redactor.text(both)).toBe(`a [key fp_test] b ${'gsk_Zq7Jd0Vw5Ne2Kp9Xs4Ub1Mh8'.slice(6, 16)} c`);
+      expect(text(other.bytes(bytes(both)))).toBe(`a ${KEY.slice(10, 20)} b [key fp_other] c`);
+      expect(other.finds(KEY)).toBe(false);
+      expect(redactor.finds('gsk_Zq7Jd0Vw5Ne2Kp9Xs4Ub1Mh8')).toBe(false);
+    }
+  });
+
+  test('finds a piece in bytes wherever it starts in a longer body, as in text', () => {
+    const filler = 'the quick brown fox jumps over the lazy dog, '.repeat(3);
+    for (let at = 0; at <= filler.length; at++) {
+      const body = filler.slice(0, at) + KEY.slice(9, 17) + filler.slice(at);
+      const out = redactor.text(body);
+      expect(text(redactor.bytes(bytes(body)))).toBe(out);
+      expect(out).toContain('[key fp_test]');
+      expect(out).not.toContain(KEY.slice(9, 17));
+    }
+  });
+
+  test('finds a piece at either end of a text and in texts shorter than a probe step', () => {
+    for (const piece of [KEY.slice(-8), KEY.slice(8, 16)]) {
+      expect(redactor.text(piece)).toBe('[key fp_test]');
+      expect(redactor.text(`${piece}!`)).toBe('[key fp_test]!');
+      expect(redactor.text(`!${piece}`)).toBe('![key fp_test]');
+      expect(text(redactor.bytes(bytes(`xy${piece}`)))).toBe('xy[key fp_test]');
+    }
+    expect(redactor.text('')).toBe('');
+    expect(redactor.finds('s')).toBe(false);
+  });
 });
 
 describe('redactingReader', () => {
