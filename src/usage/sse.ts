@@ -309,8 +309,6 @@ class EventStreamTap {
   readonly #scanner: EventScanner;
   /** The first read, when it is yet to be scanned. */
   #first: Uint8Array | undefined;
-  /** What of the first read passes on, when it was scanned already. */
-  #firstOut: Uint8Array | undefined;
   #settled = false;
   #started = false;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
@@ -326,16 +324,19 @@ class EventStreamTap {
     private readonly reader: ReadableStreamDefaultReader<Uint8Array>,
     private readonly hooks: StreamTapHooks,
   ) {
+    let firstOut: Uint8Array | undefined;
     if (first instanceof Uint8Array) {
       this.#scanner = new EventScanner(hooks.stripUsageChunk === true);
       this.#first = first;
     } else {
       this.#scanner = first.scanner;
-      this.#firstOut = first.out;
+      firstOut = first.out;
     }
     this.stream = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#controller = controller;
+        // What of the first read passes on (judged already) is queued at once: the first pull then reads the upstream.
+        if (firstOut !== undefined) controller.enqueue(firstOut);
         const signal = hooks.signal;
         if (!signal) return;
         this.#onAbort = () => this.#fail(signal.reason);
@@ -355,15 +356,17 @@ class EventStreamTap {
     if (this.#settled) return;
     if (!this.#started) {
       this.#started = true;
-      const out = this.#firstOut;
       const first = this.#first;
-      this.#firstOut = this.#first = undefined;
-      if (out !== undefined) return this.#controller.enqueue(out);
+      this.#first = undefined;
       if (first !== undefined && this.#push(first, false)) return;
     }
+    const idle = this.hooks.idleTimeoutMs ?? 0;
     try {
       for (;;) {
-        const { done, value } = await this.#read();
+        // The wait for the upstream is bounded by what is left of the idle timeout.
+        if (idle > 0) this.#startRead(idle);
+        const { done, value } = await this.reader.read();
+        if (idle > 0) this.#endRead();
         if (this.#settled) return;
         if (done) return this.#end();
         if (this.#push(value, false)) return;
@@ -373,19 +376,16 @@ class EventStreamTap {
     }
   }
 
-  /** One read of the upstream, bounded by what is left of the idle timeout. */
-  async #read(): ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']> {
-    const idle = this.hooks.idleTimeoutMs ?? 0;
-    if (idle <= 0) return this.reader.read();
+  /** A read starts: the idle timer runs (one for the whole stream, armed when none is). */
+  #startRead(idle: number): void {
     this.#reading = true;
     this.#readStart = Date.now();
     if (this.#timer === undefined) this.#arm(idle - this.#waited);
-    try {
-      return await this.reader.read();
-    } finally {
-      this.#reading = false;
-      this.#waited += Date.now() - this.#readStart;
-    }
+  }
+
+  #endRead(): void {
+    this.#reading = false;
+    this.#waited += Date.now() - this.#readStart;
   }
 
   #arm(ms: number): void {
