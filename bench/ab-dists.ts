@@ -15,33 +15,17 @@
  * load-proof: raw 885,717, base 2,025,087 (2.29×), branch 1,934,875 (2.18×)
  * per request.
  */
-import { pathToFileURL } from 'node:url';
 import { setImmediate as turn } from 'node:timers/promises';
-import OpenAI from 'openai';
-import { CHAT_BODY, CHAT_JSON, fakeKey, fakeKeys, median, MODEL, throughput } from './lib.ts';
+import { CHAT_BODY, CHAT_JSON, median, throughput } from './lib.ts';
 import { OPENAI_RATE_HEADERS } from './hotpath.ts';
+import { abClients } from './ab-lib.ts';
 
 const [basePath, branchPath, roundsArg] = process.argv.slice(2);
 if (!basePath || !branchPath) throw new Error('usage: node bench/ab-dists.ts <base dist/index.js> <branch dist/index.js> [rounds]');
 const ROUNDS = Number(roundsArg ?? 15);
 const headers = { 'content-type': 'application/json', 'x-request-id': 'req_bench', ...OPENAI_RATE_HEADERS };
 const fetch = (async () => new Response(CHAT_JSON, { status: 200, headers })) as typeof globalThis.fetch;
-const baseURL = (id: string) => `https://${id}.bench.invalid/v1`;
-
-type Manager = { wrap<T>(client: T): T; close(): Promise<void>; on(event: string, listener: () => void): unknown };
-async function wrapped(path: string): Promise<{ client: OpenAI; manager: Manager }> {
-  const { KeyManager } = (await import(pathToFileURL(path).href)) as { KeyManager: new (o: unknown) => Manager };
-  const providers = Object.fromEntries(Object.entries(fakeKeys(3, 10)).map(([id, keys]) => [id, { baseURL: baseURL(id), keys, models: [MODEL] }]));
-  const manager = new KeyManager({ providers, fetch });
-  for (const e of ['request', 'attempt', 'success']) manager.on(e, () => undefined);
-  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 })) };
-}
-
-const clients: Record<string, OpenAI> = { raw: new OpenAI({ apiKey: fakeKey(), baseURL: baseURL('raw'), fetch, maxRetries: 0 }) };
-const base = await wrapped(basePath);
-const branch = await wrapped(branchPath);
-clients.base = base.client;
-clients.branch = branch.client;
+const { clients, close } = await abClients(basePath, branchPath, fetch);
 const VARIANTS = ['raw', 'base', 'branch'];
 
 for (const [label, concurrency, n] of [['concurrency 64', 64, 3000], ['sequential', 1, 1000]] as const) {
@@ -61,5 +45,4 @@ for (const [label, concurrency, n] of [['concurrency 64', 64, 3000], ['sequentia
       `added over raw: base ${added('base').toFixed(1)}, branch ${added('branch').toFixed(1)}; ratio to raw: base ${ratio('base', 'raw').toFixed(3)}, branch ${ratio('branch', 'raw').toFixed(3)}; branch ÷ base ${ratio('branch', 'base').toFixed(3)}\n`,
   );
 }
-await base.manager.close();
-await branch.manager.close();
+await close();

@@ -92,7 +92,7 @@ export function streamReply(
   const tapped = tapEventStream(first, reader, {
     idleTimeoutMs: request.options.streamIdleTimeoutMs ?? core.options.streamIdleTimeoutMs,
     signal,
-    requireEnd: END_MARKED_PATHS.has(request.path.split('?', 1)[0]!),
+    requireEnd: endMarked(request.path),
     onEnd: (usage, tally) => (tally.errorEvent ? void fail(streamError(ctx, 'error-event'), usage, tally) : succeed(usage, tally, true)),
     // The caller left (broke out of its loop, aborted): not a failure, unless the SDK left on an upstream error event.
     onCancel: (usage, tally) => (tally.errorEvent ? void fail(streamError(ctx, 'error-event'), usage, tally) : succeed(usage, tally, tally.sawEnd)),
@@ -109,6 +109,11 @@ export function streamReply(
 
 /** Streams whose end is marked (`[DONE]`, a finish reason, a terminal Responses event): a body that ends before it was cut. */
 const END_MARKED_PATHS = new Set(['/chat/completions', '/completions', '/responses']);
+
+function endMarked(path: string): boolean {
+  const query = path.indexOf('?');
+  return END_MARKED_PATHS.has(query === -1 ? path : path.slice(0, query));
+}
 
 /**
  * What a stream used: the provider's usage when it reported it; else, for a

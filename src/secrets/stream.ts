@@ -61,7 +61,10 @@ class RedactingReader implements Reader {
         return next;
       }
       const out = this.#take(next.value);
-      if (out !== undefined) return { done: false, value: out };
+      if (out === undefined) continue;
+      // The inner read's result is ours alone: passed on as it is, its bytes redacted.
+      next.value = out;
+      return next;
     }
   }
 

@@ -10,6 +10,8 @@
  * across a multi-byte character).
  */
 import { Buffer } from 'node:buffer';
+import { finished, judgeChunk, SKIP } from './chunk-scan';
+import { completeUpTo, eventEnd, holds, keptBytes, lineEnd, onlyBreaks, plain } from './sse-frames';
 import { usageFromBody, type Usage } from './usage';
 
 /** What a tapped stream delivered to the caller so far. */
@@ -66,33 +68,16 @@ export class StreamTruncated extends Error {
   }
 }
 
-const EVENT_END = /\r?\n\r?\n|\r\r/g;
 const EMPTY = Buffer.alloc(0);
-const BOUNDARIES = [Buffer.from('\n\n'), Buffer.from('\r\r'), Buffer.from('\r\n\r\n')];
 const TERMINAL_TYPES = new Set(['response.completed', 'response.incomplete', 'response.failed']);
 const ERROR_EVENT = /^event: ?error\r?$/m;
 const LF = 0x0a;
 const CR = 0x0d;
 // Stateless between calls (no `stream` option): one serves every tap.
 const decoder = new TextDecoder();
-
-/** Where the last complete event of `bytes` ends (after its blank line); 0 when none does. */
-function completeUpTo(bytes: Buffer): number {
-  const n = bytes.length;
-  // A read usually ends with an event's blank line: then all of it is complete, and no search is needed.
-  if (n >= 2 && (bytes[n - 1] === LF ? bytes[n - 2] === LF || (n >= 4 && bytes[n - 2] === CR && bytes[n - 3] === LF && bytes[n - 4] === CR) : bytes[n - 1] === CR && bytes[n - 2] === CR)) return n;
-  let end = 0;
-  for (const boundary of BOUNDARIES) {
-    const at = bytes.lastIndexOf(boundary);
-    if (at !== -1) end = Math.max(end, at + boundary.length);
-  }
-  return end;
-}
-
-/** A Buffer's bytes as a plain Uint8Array (no copy), for the caller's stream. */
-function plain(bytes: Buffer): Uint8Array {
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
+const keepMark = new TextDecoder('utf-8', { ignoreBOM: true });
+const DATA = Buffer.from('data:');
+const DONE = Buffer.from('[DONE]');
 
 /** True when `text` from `from` on is only line breaks. */
 function onlyLineBreaks(text: string, from: number): boolean {
@@ -204,39 +189,63 @@ export class EventScanner {
 
   /** Judges the events of `complete` (the last may lack its blank line at the stream's end); what passes on. */
   #judge(complete: Buffer): Uint8Array | undefined {
-    const text = decoder.decode(complete);
-    EVENT_END.lastIndex = 0;
+    // Without a carriage return, events end at "\n\n" (found natively), and lines at "\n".
+    const lfOnly = complete.indexOf(CR) === -1;
+    const n = complete.length;
     let start = 0;
-    /** Text offsets of the removed events, start and end in turn. */
+    /** Offsets of the removed events, start and end in turn. */
     let removed: number[] | undefined;
-    for (;;) {
-      const match = EVENT_END.exec(text);
-      const end = match ? match.index + match[0].length : text.length;
-      if (end > start && !this.#event(text.slice(start, end))) {
+    while (start < n) {
+      const end = eventEnd(complete, start, lfOnly);
+      if (!this.#event(complete, start, end, lfOnly)) {
         if (this.malformed) return undefined;
         (removed ??= []).push(start, end);
       }
-      if (!match) break;
       start = end;
     }
-    if (removed === undefined) return plain(complete);
-    // One character per byte (ASCII, as events nearly always are): the bytes are cut at the same places.
-    const sameOffsets = text.length === complete.length;
-    const kept: Buffer[] = [];
-    let from = 0;
-    for (let r = 0; r <= removed.length; r += 2) {
-      const to = r < removed.length ? removed[r]! : text.length;
-      if (to > from) kept.push(sameOffsets ? complete.subarray(from, to) : Buffer.from(text.slice(from, to)));
-      from = removed[r + 1]!;
-    }
-    if (kept.length === 0) return undefined;
-    return plain(kept.length === 1 ? kept[0]! : Buffer.concat(kept));
+    return removed === undefined ? plain(complete) : keptBytes(complete, removed);
   }
 
-  /** One event: counted, its usage read; false when it is to be removed (or is malformed). */
-  #event(event: string): boolean {
+  /**
+   * One event, `bytes[start, end)`: counted, its usage read; false when it is
+   * to be removed (or is malformed). The usual one, a single `data:` line with
+   * a chat chunk or `[DONE]`, is judged from its bytes ({@link judgeChunk});
+   * others are decoded and parsed.
+   */
+  #event(bytes: Buffer, start: number, end: number, lfOnly: boolean): boolean {
+    if (holds(bytes, start, DATA)) {
+      const from = bytes[start + 5] === 32 ? start + 6 : start + 5;
+      const eol = lineEnd(bytes, from, end, lfOnly);
+      if (onlyBreaks(bytes, eol, end)) {
+        if (eol - from === DONE.length && holds(bytes, from, DONE)) {
+          this.sawData = true;
+          this.tally.sawEnd = true;
+          return true;
+        }
+        const chars = judgeChunk(bytes, from, eol);
+        if (chars !== SKIP) {
+          // JSON with no usage, error or event type in it, nothing to remove: counted only.
+          const tally = this.tally;
+          this.sawData = true;
+          tally.dataEvents++;
+          tally.textChars += chars;
+          if (finished()) tally.sawEnd = true;
+          return true;
+        }
+      }
+    }
+    // As the run would decode whole: a byte-order mark is dropped only at its start.
+    const event = (start === 0 ? decoder : keepMark).decode(bytes.subarray(start, end));
     const data = eventData(event);
-    if (data === undefined) return true;
+    return data === undefined ? true : this.#data(data, event);
+  }
+
+  /**
+   * An event's data, parsed: counted, its usage read; false when it is to be
+   * removed (or is malformed). `event` is the whole event when it has lines
+   * besides its `data:` line.
+   */
+  #data(data: string, event: string | undefined): boolean {
     this.sawData = true;
     const tally = this.tally;
     if (data === '[DONE]') {
@@ -255,7 +264,7 @@ export class EventScanner {
     if (isObj(parsed)) {
       if (!tally.sawEnd && endsAnswer(parsed)) tally.sawEnd = true;
       // As the SDK judges it (legacy mode): an `error` event, or a payload with a truthy `error`.
-      if (parsed.error || (event.includes('error') && ERROR_EVENT.test(event))) tally.errorEvent = true;
+      if (parsed.error || (event !== undefined && event.includes('error') && ERROR_EVENT.test(event))) tally.errorEvent = true;
     }
     const found = usageFromBody(parsed);
     if (!found) return true;
@@ -300,8 +309,6 @@ class EventStreamTap {
   readonly #scanner: EventScanner;
   /** The first read, when it is yet to be scanned. */
   #first: Uint8Array | undefined;
-  /** What of the first read passes on, when it was scanned already. */
-  #firstOut: Uint8Array | undefined;
   #settled = false;
   #started = false;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
@@ -317,16 +324,19 @@ class EventStreamTap {
     private readonly reader: ReadableStreamDefaultReader<Uint8Array>,
     private readonly hooks: StreamTapHooks,
   ) {
+    let firstOut: Uint8Array | undefined;
     if (first instanceof Uint8Array) {
       this.#scanner = new EventScanner(hooks.stripUsageChunk === true);
       this.#first = first;
     } else {
       this.#scanner = first.scanner;
-      this.#firstOut = first.out;
+      firstOut = first.out;
     }
     this.stream = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#controller = controller;
+        // What of the first read passes on (judged already) is queued at once: the first pull then reads the upstream.
+        if (firstOut !== undefined) controller.enqueue(firstOut);
         const signal = hooks.signal;
         if (!signal) return;
         this.#onAbort = () => this.#fail(signal.reason);
@@ -346,15 +356,17 @@ class EventStreamTap {
     if (this.#settled) return;
     if (!this.#started) {
       this.#started = true;
-      const out = this.#firstOut;
       const first = this.#first;
-      this.#firstOut = this.#first = undefined;
-      if (out !== undefined) return this.#controller.enqueue(out);
+      this.#first = undefined;
       if (first !== undefined && this.#push(first, false)) return;
     }
+    const idle = this.hooks.idleTimeoutMs ?? 0;
     try {
       for (;;) {
-        const { done, value } = await this.#read();
+        // The wait for the upstream is bounded by what is left of the idle timeout.
+        if (idle > 0) this.#startRead(idle);
+        const { done, value } = await this.reader.read();
+        if (idle > 0) this.#endRead();
         if (this.#settled) return;
         if (done) return this.#end();
         if (this.#push(value, false)) return;
@@ -364,19 +376,16 @@ class EventStreamTap {
     }
   }
 
-  /** One read of the upstream, bounded by what is left of the idle timeout. */
-  async #read(): ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']> {
-    const idle = this.hooks.idleTimeoutMs ?? 0;
-    if (idle <= 0) return this.reader.read();
+  /** A read starts: the idle timer runs (one for the whole stream, armed when none is). */
+  #startRead(idle: number): void {
     this.#reading = true;
     this.#readStart = Date.now();
     if (this.#timer === undefined) this.#arm(idle - this.#waited);
-    try {
-      return await this.reader.read();
-    } finally {
-      this.#reading = false;
-      this.#waited += Date.now() - this.#readStart;
-    }
+  }
+
+  #endRead(): void {
+    this.#reading = false;
+    this.#waited += Date.now() - this.#readStart;
   }
 
   #arm(ms: number): void {

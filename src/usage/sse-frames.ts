@@ -1,0 +1,89 @@
+/**
+ * Server-sent events as bytes: where events and lines end, and a run of
+ * events less some of them, without decoding anything.
+ */
+import { Buffer } from 'node:buffer';
+
+const LF = 0x0a;
+const CR = 0x0d;
+const BOUNDARIES = [Buffer.from('\n\n'), Buffer.from('\r\r'), Buffer.from('\r\n\r\n')];
+const LFLF = BOUNDARIES[0]!;
+
+/** Where the last complete event of `bytes` ends (after its blank line); 0 when none does. */
+export function completeUpTo(bytes: Buffer): number {
+  const n = bytes.length;
+  // A read usually ends with an event's blank line: then all of it is complete, and no search is needed.
+  if (n >= 2 && (bytes[n - 1] === LF ? bytes[n - 2] === LF || (n >= 4 && bytes[n - 2] === CR && bytes[n - 3] === LF && bytes[n - 4] === CR) : bytes[n - 1] === CR && bytes[n - 2] === CR)) return n;
+  let end = 0;
+  for (const boundary of BOUNDARIES) {
+    const at = bytes.lastIndexOf(boundary);
+    if (at !== -1) end = Math.max(end, at + boundary.length);
+  }
+  return end;
+}
+
+/** A Buffer's bytes as a plain Uint8Array (no copy), for the caller's stream. */
+export function plain(bytes: Buffer): Uint8Array {
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** True when `bytes[from, end)` is only line breaks. */
+export function onlyBreaks(bytes: Uint8Array, from: number, end: number): boolean {
+  for (let i = from; i < end; i++) if (bytes[i] !== LF && bytes[i] !== CR) return false;
+  return true;
+}
+
+/** True when `bytes` hold `word` at `at`. */
+export function holds(bytes: Uint8Array, at: number, word: Uint8Array): boolean {
+  if (at + word.length > bytes.length) return false;
+  for (let i = 0; i < word.length; i++) if (bytes[at + i] !== word[i]) return false;
+  return true;
+}
+
+/** Where the event from `start` ends (after its blank line), or the end of `bytes`: the first `\r?\n\r?\n|\r\r` from `start`. */
+export function eventEnd(bytes: Buffer, start: number, lfOnly: boolean): number {
+  const n = bytes.length;
+  if (lfOnly) {
+    const at = bytes.indexOf(LFLF, start);
+    return at === -1 ? n : at + 2;
+  }
+  for (let p = start; p < n; p++) {
+    const c = bytes[p];
+    if (c === LF) {
+      if (bytes[p + 1] === LF) return p + 2;
+      if (bytes[p + 1] === CR && bytes[p + 2] === LF) return p + 3;
+    } else if (c === CR) {
+      if (bytes[p + 1] === LF) {
+        if (bytes[p + 2] === CR && bytes[p + 3] === LF) return p + 4;
+        if (bytes[p + 2] === LF) return p + 3;
+      } else if (bytes[p + 1] === CR) return p + 2;
+    }
+  }
+  return n;
+}
+
+/** Where the line from `from` ends: its first line break before `end`, else `end`. */
+export function lineEnd(bytes: Buffer, from: number, end: number, lfOnly: boolean): number {
+  if (lfOnly) {
+    const lf = bytes.indexOf(LF, from);
+    return lf === -1 || lf >= end ? end : lf;
+  }
+  for (let i = from; i < end; i++) {
+    const c = bytes[i];
+    if (c === LF || c === CR) return i;
+  }
+  return end;
+}
+
+/** `complete` less the removed events (offsets, start and end in turn). */
+export function keptBytes(complete: Buffer, removed: number[]): Uint8Array | undefined {
+  const kept: Buffer[] = [];
+  let from = 0;
+  for (let r = 0; r <= removed.length; r += 2) {
+    const to = r < removed.length ? removed[r]! : complete.length;
+    if (to > from) kept.push(complete.subarray(from, to));
+    from = removed[r + 1]!;
+  }
+  if (kept.length === 0) return undefined;
+  return plain(kept.length === 1 ? kept[0]! : Buffer.concat(kept));
+}
