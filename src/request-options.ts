@@ -108,8 +108,11 @@ function options<B extends object = object>(
 export const keyplex = { options } as const;
 
 /** Reads the options header; `{}` when absent. */
+/** The options of a request that sets none: one frozen object for all of them. */
+const NO_OPTIONS: KeyplexRequestOptions = Object.freeze({});
+
 export function decodeRequestOptions(value: string | null): KeyplexRequestOptions {
-  if (value === null) return {};
+  if (value === null) return NO_OPTIONS;
   let parsed: unknown;
   try {
     parsed = JSON.parse(decodeURIComponent(value));

@@ -64,32 +64,41 @@ function isOneShot(body: unknown): boolean {
   );
 }
 
-/** Reads a fetch call into an {@link InterceptedRequest}. */
+/** The caller's headers as read: those forwarded, and the keyplex options header. */
+interface ReadHeaders {
+  headers: Record<string, string>;
+  options: string | null;
+}
+
 /**
  * The headers as a plain object by lower-case name, less the dropped ones,
  * and the keyplex options header. One pass; plain objects are much cheaper
  * than `Headers` on the hot path.
  */
-function readHeaders(given: RequestInit['headers'] | Headers | undefined): { headers: Record<string, string>; options: string | null } {
-  const headers: Record<string, string> = {};
-  let options: string | null = null;
-  const take = (value: string, rawName: string) => {
-    const name = rawName.toLowerCase();
-    if (name === OPTIONS_HEADER) options = value;
-    else if (!DROPPED_HEADERS.has(name)) headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
-  };
-  if (given instanceof Headers) {
-    // A Headers object gives its names lower-cased, each once (values already joined).
-    given.forEach((value, name) => {
-      if (name === OPTIONS_HEADER) options = value;
-      else if (!DROPPED_HEADERS.has(name)) headers[name] = value;
-    });
-  }
-  else if (Array.isArray(given)) for (const [name, value] of given as [string, string][]) take(String(value), name);
-  else if (given) for (const [name, value] of Object.entries(given)) if (value !== undefined && value !== null) take(String(value), name);
-  return { headers, options };
+function readHeaders(given: RequestInit['headers'] | Headers | undefined): ReadHeaders {
+  const read: ReadHeaders = { headers: {}, options: null };
+  // A Headers object (what the SDK gives) has its names lower-cased, each once (values already joined).
+  if (given instanceof Headers) given.forEach(takeLower, read);
+  else if (Array.isArray(given)) for (const [name, value] of given as [string, string][]) take(read, String(value), name);
+  else if (given) for (const [name, value] of Object.entries(given)) if (value !== undefined && value !== null) take(read, String(value), name);
+  return read;
 }
 
+/** One header of a Headers object (`this`: the headers read so far): no closure made per request. */
+function takeLower(this: ReadHeaders, value: string, name: string): void {
+  if (name === OPTIONS_HEADER) this.options = value;
+  else if (!DROPPED_HEADERS.has(name)) this.headers[name] = value;
+}
+
+/** One header of a list or record, its name in any case and possibly repeated. */
+function take(read: ReadHeaders, value: string, rawName: string): void {
+  const name = rawName.toLowerCase();
+  const headers = read.headers;
+  if (name === OPTIONS_HEADER) read.options = value;
+  else if (!DROPPED_HEADERS.has(name)) headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+}
+
+/** Reads a fetch call into an {@link InterceptedRequest}. */
 export function intercept(input: string | URL | Request, init: RequestInit | undefined): InterceptedRequest {
   let url: URL | undefined;
   let method: string;
@@ -114,7 +123,8 @@ export function intercept(input: string | URL | Request, init: RequestInit | und
   const headers = read.headers;
   const options = decodeRequestOptions(read.options);
   const path = url === undefined ? relativeToBase(input as string) ?? relativePath(new URL(input as string)) : relativePath(url);
-  const pathOnly = path.split('?')[0]!;
+  const query = path.indexOf('?');
+  const pathOnly = query === -1 ? path : path.slice(0, query);
 
   let json: Record<string, unknown> | undefined;
   let model: string | undefined;
@@ -147,7 +157,7 @@ export function intercept(input: string | URL | Request, init: RequestInit | und
     stream,
     callerAskedUsage,
     streamUsagePath: STREAM_USAGE_PATHS.has(pathOnly),
-    replayable: !isOneShot(body),
+    replayable: typeof body === 'string' || !isOneShot(body),
     options,
     signal,
   };

@@ -14,6 +14,8 @@
  */
 import { AttemptTimeout } from './failure';
 
+const ONCE = Object.freeze({ once: true });
+
 export class RequestAbort {
   /** The request's controller: what the stages and the attempts' fetches listen to. */
   #control = new AbortController();
@@ -26,7 +28,8 @@ export class RequestAbort {
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
   #timerAt = Infinity;
   #caller: AbortSignal | undefined;
-  #onCaller: (() => void) | undefined = undefined;
+  /** Whether this listens to the caller's signal (as its own listener object: no closure per request). */
+  #listening = false;
   /** True once the request ended (deadline, caller, close()). */
   ended = false;
   /** True when the current attempt ended by its own timeout. */
@@ -39,9 +42,15 @@ export class RequestAbort {
     this.#caller = caller;
     if (caller?.aborted) this.abort(caller.reason);
     else if (caller !== undefined) {
-      this.#onCaller = () => this.abort(caller.reason);
-      caller.addEventListener('abort', this.#onCaller, { once: true });
+      this.#listening = true;
+      caller.addEventListener('abort', this, ONCE);
     }
+  }
+
+  /** The caller's signal aborted (this object is its listener). */
+  handleEvent(): void {
+    this.#listening = false;
+    this.abort(this.#caller!.reason);
   }
 
   /** The request's signal as it is now (a timed-out shared attempt leaves a fresh one behind). */
@@ -84,8 +93,8 @@ export class RequestAbort {
   /** The request is over: no timer and no listener left. */
   detach(): void {
     this.#clear();
-    if (this.#onCaller !== undefined) this.#caller!.removeEventListener('abort', this.#onCaller);
-    this.#onCaller = undefined;
+    if (this.#listening) this.#caller!.removeEventListener('abort', this);
+    this.#listening = false;
   }
 
   #clear(): void {

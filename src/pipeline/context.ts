@@ -31,7 +31,7 @@ export interface RoutePlan {
   /** Best first. */
   readonly deployments: Deployment[];
   /** How each deployment came to be in the route, for the `attempt` event. */
-  readonly ranks: Map<Deployment, { strategy: string; rank: number }>;
+  readonly ranks: Map<Deployment, { readonly strategy: string; readonly rank: number }>;
   /** Set when deployments exist but none has a context window large enough. */
   contextTooLong: boolean;
   /** Models that answered `context_length_exceeded` in this request: not tried again (made on first use). */

@@ -19,6 +19,7 @@ import { modelStats, type Core } from './core';
 import { RequestAbort } from './abort';
 import { AttemptFailure } from './failure';
 import { intercept } from './intercept';
+import type { Lease } from './lease';
 import { errorResponse } from '../details';
 import { finishFailure, unroutable } from './respond';
 import { route } from './route';
@@ -96,7 +97,10 @@ async function attemptAll(core: Core, ctx: RequestContext, abort: RequestAbort):
   const history = ctx.history;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await attemptOnce(core, ctx, attempt, abort);
+      // Acquire and send inline (no async layer between them): a lease, its attempt counted, the send.
+      const lease = await acquire(core, ctx, attempt, abort.signal);
+      countAttempt(core, ctx, attempt, lease);
+      return await send(core, ctx, lease, attempt, abort);
     } catch (error) {
       if (abort.ended) throw abort.signal.reason;
       if (!(error instanceof AttemptFailure)) throw error;
@@ -144,9 +148,8 @@ async function retryAfter(core: Core, ctx: RequestContext, failure: AttemptFailu
   await (publishing ? Promise.all([publishing, sleep(delayMs, signal)]) : sleep(delayMs, signal));
 }
 
-/** One attempt: a lease, the fail-over and retry counts, the send. */
-async function attemptOnce(core: Core, ctx: RequestContext, attempt: number, abort: RequestAbort): Promise<Response> {
-  const lease = await acquire(core, ctx, attempt, abort.signal);
+/** An attempt on `lease` begins: the fail-over and retry counts, and `failover`. */
+function countAttempt(core: Core, ctx: RequestContext, attempt: number, lease: Lease): void {
   const { deployment, key } = lease;
   const last = ctx.history.last;
   if (last && last.pool !== deployment.pool) {
@@ -175,5 +178,4 @@ async function attemptOnce(core: Core, ctx: RequestContext, attempt: number, abo
     deployment.pool.counters.retries++;
     deployment.stats.retries++;
   }
-  return send(core, ctx, lease, attempt, abort);
 }

@@ -9,6 +9,16 @@ import type { DeploymentView } from '../routing/strategy';
 import type { RequestFacts, RequestContext, RoutePlan } from './context';
 import type { Core } from './core';
 
+type Rank = { readonly strategy: string; readonly rank: number };
+const RANKS = new Map<string, Rank[]>();
+
+/** The one frozen `{ strategy, rank }` of its kind: a route records one per deployment, and requests share them. */
+function rankOf(strategy: string, rank: number): Rank {
+  let byRank = RANKS.get(strategy);
+  if (byRank === undefined) RANKS.set(strategy, (byRank = []));
+  return (byRank[rank] ??= Object.freeze({ strategy, rank }));
+}
+
 /**
  * The deployments that may serve the request, best first: the model (or its
  * alias group, or what `auto` chose) ordered by its routing strategy, then
@@ -19,7 +29,7 @@ import type { Core } from './core';
  */
 export function route(core: Core, facts: RequestFacts): RoutePlan {
   const { request, inputTokens, outputTokens } = facts;
-  const ranks = new Map<Deployment, { strategy: string; rank: number }>();
+  const ranks = new Map<Deployment, Rank>();
   const plan: RoutePlan = { deployments: [], ranks, contextTooLong: false, excludedModels: undefined };
   const pinned = request.options.provider;
   if (request.model === undefined) {
@@ -52,7 +62,7 @@ export function route(core: Core, facts: RequestFacts): RoutePlan {
             requestId: facts.requestId,
           }) as Deployment[]);
     for (const deployment of sorted) {
-      ranks.set(deployment, { strategy: chosen.name, rank: ordered.length + 1 });
+      ranks.set(deployment, rankOf(chosen.name, ordered.length + 1));
       ordered.push(deployment);
     }
   }
@@ -62,7 +72,7 @@ export function route(core: Core, facts: RequestFacts): RoutePlan {
       for (const model of contextFallbackChain(small, catalogue)) {
         for (const deployment of deploymentsFor(core.pools, model, pinned, core.makeDeployment)) {
           if (ordered.includes(deployment) || !fitsContext(deployment as DeploymentView, inputTokens, outputTokens)) continue;
-          ranks.set(deployment, { strategy: 'context-fallback', rank: ordered.length + 1 });
+          ranks.set(deployment, rankOf('context-fallback', ordered.length + 1));
           ordered.push(deployment);
         }
       }
@@ -88,7 +98,7 @@ export function addContextFallback(core: Core, ctx: RequestContext, failed: Depl
     const added = deploymentsFor(core.pools, model, ctx.request.options.provider, core.makeDeployment).filter((d) => !plan.deployments.includes(d));
     if (added.length === 0) continue;
     for (const deployment of added) {
-      plan.ranks.set(deployment, { strategy: 'context-fallback', rank: plan.deployments.length + 1 });
+      plan.ranks.set(deployment, rankOf('context-fallback', plan.deployments.length + 1));
       plan.deployments.push(deployment);
     }
     return true;
