@@ -9,6 +9,9 @@
  * limit never below one unit; when a bound applied the result says
  * `capped: true`, for the pipeline to report.
  */
+import { isDecimal, parseDuration, parseRfc3339 } from './header-values';
+
+export { parseDuration, parseRfc3339 } from './header-values';
 
 /** The bounds applied to upstream-supplied values. */
 export const RATE_LIMIT_CAPS = Object.freeze({
@@ -45,103 +48,12 @@ export interface RateLimitSnapshot {
 /** The two dimensions a key is limited in. */
 export type RateLimitDimension = 'requests' | 'tokens';
 
-const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ns: 1e-6 };
 /** A number as `retry-after` may write it: a decimal, possibly with an exponent (`1e12`). */
 const SCIENTIFIC = /^\d+(\.\d+)?(e\+?\d+)?$/i;
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 /** A bare number at least this big is a Unix time in seconds (2001-09-09 onwards), not a duration. */
 const EPOCH_SECONDS = 1e9;
 /** … and at least this big, a Unix time in milliseconds. */
 const EPOCH_MS = 1e12;
-
-const DOT = 0x2e;
-const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
-
-/**
- * Where the decimal (`\d+(\.\d+)?`, ASCII digits) that starts at `from` ends;
- * -1 when none starts there. Hand-written: header values are read on every
- * reply, and a regular expression per value cost more than the rest of the read.
- */
-function decimalEnd(text: string, from: number): number {
-  const n = text.length;
-  let i = from;
-  while (i < n && isDigit(text.charCodeAt(i))) i++;
-  if (i === from) return -1;
-  if (i + 1 < n && text.charCodeAt(i) === DOT && isDigit(text.charCodeAt(i + 1))) {
-    i += 2;
-    while (i < n && isDigit(text.charCodeAt(i))) i++;
-  }
-  return i;
-}
-
-/** Whether the whole (trimmed) text is a non-negative decimal: `\d+(\.\d+)?`. */
-function isDecimal(text: string): boolean {
-  return text.length > 0 && decimalEnd(text, 0) === text.length;
-}
-
-/** The duration unit at `at` (`ms` before `m`), or undefined. */
-function unitAt(text: string, at: number): string | undefined {
-  const c = text[at];
-  const next = text[at + 1];
-  if (c === 'm') return next === 's' ? 'ms' : 'm';
-  if (c === 'h' || c === 's') return c;
-  if ((c === 'u' || c === 'µ' || c === 'μ' || c === 'n') && next === 's') return c + next;
-  return undefined;
-}
-
-/**
- * Parses OpenAI's reset durations (Go's `time.Duration` format: `1s`, `6m0s`,
- * `20ms`, `1m30.5s`, `0s`, `2h`, `1h2m`, `0.5s`, and the sub-millisecond units
- * `µs`, `us`, `ns`) to milliseconds; a bare non-negative number is taken as
- * seconds. `undefined` for anything else (empty, negative, unknown units,
- * exponents). Not capped: see {@link parseResetMs}.
- */
-export function parseDuration(value: string | null | undefined): number | undefined {
-  if (!value) return undefined;
-  const text = value.trim();
-  if (isDecimal(text)) return Number(text) * 1000;
-  // One or more `<decimal><unit>` parts, nothing else: `(\d+(\.\d+)?(ms|us|µs|μs|ns|h|m|s))+`.
-  let total = 0;
-  let at = 0;
-  while (at < text.length) {
-    const end = decimalEnd(text, at);
-    if (end === -1) return undefined;
-    const unit = unitAt(text, end);
-    if (unit === undefined) return undefined;
-    total += Number(text.slice(at, end)) * UNIT_MS[unit]!;
-    at = end + unit.length;
-  }
-  return at > 0 && Number.isFinite(total) ? total : undefined;
-}
-
-/**
- * An RFC 3339 timestamp (`2024-05-01T12:00:30Z`, `2024-05-01T12:00:30.25+02:00`)
- * as epoch ms; `undefined` when the text is not one. Stricter than `Date.parse`,
- * which accepts almost anything (`"1"` is the year 2001 to V8).
- */
-export function parseRfc3339(value: string): number | undefined {
-  const match = RFC3339.exec(value.trim());
-  if (!match) return undefined;
-  const [, y, mo, d, h, mi, s, fraction, zone] = match;
-  const month = Number(mo);
-  const day = Number(d);
-  const hour = Number(h);
-  const minute = Number(mi);
-  const second = Number(s);
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return undefined;
-  let ms = Date.UTC(Number(y), month - 1, day, hour, minute, Math.min(second, 59));
-  if (new Date(ms).getUTCDate() !== day) return undefined; // 2024-02-30
-  if (second === 60) ms += 1000; // leap second
-  if (fraction) ms += Number(`0${fraction}`) * 1000;
-  if (zone && zone !== 'Z' && zone !== 'z') {
-    const sign = zone.startsWith('-') ? -1 : 1;
-    const offH = Number(zone.slice(1, 3));
-    const offM = Number(zone.slice(4, 6));
-    if (offH > 23 || offM > 59) return undefined;
-    ms -= sign * (offH * 60 + offM) * 60_000;
-  }
-  return ms;
-}
 
 /**
  * A reset header's value as ms from `now`, uncapped, whatever form it takes:
@@ -155,14 +67,19 @@ function resetValueMs(value: string | null, now: number): number | undefined {
   if (text === '') return undefined;
   if (isDecimal(text)) {
     const n = Number(text);
+    if (n >= EPOCH_SECONDS) momentRead = true;
     if (n >= EPOCH_MS) return Math.max(0, n - now);
     if (n >= EPOCH_SECONDS) return Math.max(0, n * 1000 - now);
   }
   const duration = parseDuration(text);
   if (duration !== undefined) return duration;
   const at = parseRfc3339(text);
+  if (at !== undefined) momentRead = true;
   return at === undefined ? undefined : Math.max(0, at - now);
 }
+
+/** Set when a value read since it was last cleared was a moment (its meaning depends on `now`: the snapshot is not reused). */
+let momentRead = false;
 
 /**
  * A reset header's value as ms from `now` (see the forms above), capped at
@@ -184,7 +101,9 @@ function retryAfterValueMs(after: string, now: number): number | undefined {
   // HTTP dates (IMF-fixdate, RFC 850, asctime) all open with a day name; without
   // this check Date.parse would read garbage such as `-1` as a year.
   const date = /^[A-Za-z]{3}/.test(text) ? Date.parse(text) : NaN;
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+  if (Number.isNaN(date)) return undefined;
+  momentRead = true;
+  return Math.max(0, date - now);
 }
 
 /** The explicit wait an answer asks for, uncapped: `retry-after-ms`, then `retry-after` (each `null` when absent). */
@@ -310,13 +229,49 @@ export function parseRateLimitHeaders(headers: Headers, now: number): RateLimitS
   const values: HeaderValues = { slots: NO_VALUES, windows: false, explicit: false };
   try {
     readValues(headers, values);
-    return snapshotOf(values, now);
+    if (values.slots === NO_VALUES) return NO_SNAPSHOT;
+    const known = remembered(values.slots);
+    if (known !== undefined) return known;
+    momentRead = false;
+    return remember(values.slots, snapshotOf(values, now));
   } finally {
     if (values.slots === SCRATCH) {
       SCRATCH.fill(null);
       scratchFree = true;
     }
   }
+}
+
+/** The snapshot of an answer without any of the headers (shared, frozen). */
+const NO_SNAPSHOT: RateLimitSnapshot = Object.freeze({});
+
+/**
+ * The last answer's values (by slot) and its snapshot, frozen: the next answer
+ * with the very same strings gets the same snapshot without a parse (OpenAI's
+ * limits, and often its resets, repeat from one reply to the next). Only a
+ * snapshot of durations and counts is kept: one read from a moment (an RFC 3339
+ * or Unix reset, an HTTP date) depends on `now`.
+ */
+const LAST_VALUES: (string | null)[] = [];
+let lastSnapshot: RateLimitSnapshot | undefined;
+
+/** The last snapshot when `slots` hold the same values as the answer it was read from. */
+function remembered(slots: readonly (string | null)[]): RateLimitSnapshot | undefined {
+  if (lastSnapshot === undefined) return undefined;
+  for (let i = 0; i < slots.length; i++) if (slots[i] !== LAST_VALUES[i]) return undefined;
+  return lastSnapshot;
+}
+
+/** Keeps `snapshot` (frozen) for answers with the same values as `slots`, unless a moment was read for it. */
+function remember(slots: readonly (string | null)[], snapshot: RateLimitSnapshot): RateLimitSnapshot {
+  if (momentRead) {
+    lastSnapshot = undefined;
+    return snapshot;
+  }
+  for (let i = 0; i < slots.length; i++) LAST_VALUES[i] = slots[i]!;
+  if (snapshot.requests) Object.freeze(snapshot.requests);
+  if (snapshot.tokens) Object.freeze(snapshot.tokens);
+  return (lastSnapshot = Object.freeze(snapshot));
 }
 
 /** The snapshot of one answer's header values. */

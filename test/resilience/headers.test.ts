@@ -252,3 +252,32 @@ describe('parseRateLimitHeaders', () => {
     expect(parseRateLimitHeaders(new Headers(headers), NOW)).toEqual(expected);
   });
 });
+
+describe('parseRateLimitHeaders: the same values read again', () => {
+  const openai = (remaining: string, reset = '6ms') =>
+    new Headers({ 'x-ratelimit-limit-requests': '100', 'x-ratelimit-remaining-requests': remaining, 'x-ratelimit-reset-requests': reset });
+
+  test('a reply whose values repeat the last one reads the same; one that changes a value reads the new value', () => {
+    expect(parseRateLimitHeaders(openai('90'), NOW)).toEqual({ requests: { limit: 100, remaining: 90, resetMs: 6 } });
+    expect(parseRateLimitHeaders(openai('90'), NOW + 5)).toEqual({ requests: { limit: 100, remaining: 90, resetMs: 6 } });
+    expect(parseRateLimitHeaders(openai('89'), NOW + 6)).toEqual({ requests: { limit: 100, remaining: 89, resetMs: 6 } });
+    expect(parseRateLimitHeaders(openai('89', '1s'), NOW + 7)).toEqual({ requests: { limit: 100, remaining: 89, resetMs: 1_000 } });
+    // A header that goes away is gone from the next read.
+    expect(parseRateLimitHeaders(new Headers({ 'x-ratelimit-limit-requests': '100', 'x-ratelimit-reset-requests': '1s' }), NOW)).toEqual({
+      requests: { limit: 100, resetMs: 1_000 },
+    });
+    expect(parseRateLimitHeaders(new Headers(), NOW)).toEqual({});
+  });
+
+  test('a reset stated as a moment is measured from each read\'s own now, even when the text repeats', () => {
+    const at = new Headers({ 'anthropic-ratelimit-requests-remaining': '5', 'anthropic-ratelimit-requests-reset': '2025-01-01T00:00:30Z' });
+    expect(parseRateLimitHeaders(at, NOW).requests?.resetMs).toBe(30_000);
+    expect(parseRateLimitHeaders(at, NOW + 10_000).requests?.resetMs).toBe(20_000);
+    const epoch = new Headers({ 'x-ratelimit-remaining': '5', 'x-ratelimit-reset': String(NOW / 1000 + 30) });
+    expect(parseRateLimitHeaders(epoch, NOW).requests?.resetMs).toBe(30_000);
+    expect(parseRateLimitHeaders(epoch, NOW + 1_000).requests?.resetMs).toBe(29_000);
+    const date = new Headers({ 'retry-after': new Date(NOW + 60_000).toUTCString() });
+    expect(parseRateLimitHeaders(date, NOW).retryAfterMs).toBe(60_000);
+    expect(parseRateLimitHeaders(date, NOW + 20_000).retryAfterMs).toBe(40_000);
+  });
+});

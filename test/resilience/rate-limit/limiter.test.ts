@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { ConfigError } from '../../../src/errors';
-import { estimateTokens, KeyLimiter, type KeyLimiterOptions, type Reservation } from '../../../src/resilience/rate-limit';
+import { estimateTokens, KeyLimiter, parseRateLimitHeaders, type KeyLimiterOptions, type Reservation } from '../../../src/resilience/rate-limit';
 
 /** A limiter on a hand-moved clock. */
 function setup(options: KeyLimiterOptions = {}, start = 0) {
@@ -171,5 +171,47 @@ describe('KeyLimiter: a send later than its reservation', () => {
     expect(limiter.tryReserve(0)).toEqual({ ok: false, waitMs: 5_000 });
     clock.t = 65_250;
     expect(limiter.tryReserve(0).ok).toBe(true);
+  });
+});
+
+describe('KeyLimiter: replies whose headers repeat', () => {
+  const stated = (limit: string, remaining: string) =>
+    h({ 'x-ratelimit-limit-requests': limit, 'x-ratelimit-remaining-requests': remaining, 'x-ratelimit-reset-requests': '1s' });
+
+  test('a value that changes after replies with the same values is still learnt', () => {
+    const { clock, limiter } = setup({}, 1_000);
+    for (let i = 0; i < 3; i++) {
+      limiter.observe(stated('100', '90'));
+      clock.t += 1;
+    }
+    expect(limiter.limits.rpm).toBe(100);
+    expect(limiter.headroom()).toBeCloseTo(0.9, 2);
+    limiter.observe(stated('100', '10'));
+    expect(limiter.headroom()).toBeCloseTo(0.1, 2);
+    limiter.observe(stated('50', '10'));
+    expect(limiter.limits.rpm).toBe(50);
+  });
+
+  test('a reply repeating the last values still caps the window, as of its own request, as a fresh read does', () => {
+    const run = (afresh: boolean) => {
+      const { clock, limiter } = setup({}, 1_000);
+      const first = reserve(limiter);
+      reserve(limiter);
+      // 50 left as of the first request: the second, sent after it, is still to come off.
+      limiter.observe(stated('100', '50'), first);
+      const capped = limiter.headroom();
+      // The cap runs out with its reset and the window refills.
+      clock.t += 5_000;
+      const refilled = limiter.headroom();
+      const third = reserve(limiter);
+      if (afresh) parseRateLimitHeaders(stated('7', '7'), clock.t); // another reply's values in between: no repeat
+      limiter.observe(stated('100', '50'), third);
+      return [capped, refilled, limiter.headroom()];
+    };
+    const repeated = run(false);
+    expect(repeated[0]).toBeCloseTo(0.49, 2);
+    expect(repeated[1]).toBe(1);
+    expect(repeated[2]).toBeLessThanOrEqual(0.5);
+    expect(repeated).toEqual(run(true));
   });
 });
