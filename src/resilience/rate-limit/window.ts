@@ -21,6 +21,13 @@ const MAX_DEBTS = 1_024;
 const EPSILON = 1e-6;
 const NO_LOG: readonly number[] = [];
 
+/** Removes `count` numbers at `at` in place (no array of the removed ones, as `splice` makes: this runs on every reply). */
+function removeAt(list: number[], at: number, count: number): void {
+  const end = list.length - count;
+  for (let i = at; i < end; i++) list[i] = list[i + count]!;
+  list.length = end;
+}
+
 /** A debt's fields in the debts list: `[id, amount, at, id, amount, at, ...]`. */
 const ID = 0;
 const AMOUNT = 1;
@@ -199,7 +206,7 @@ export class LedgerWindow {
       if (drop === debts.length) {
         this.#debtSum = 0;
         this.#debts = undefined; // an idle key holds no list
-      } else if (drop > 0) debts.splice(0, drop);
+      } else if (drop > 0) removeAt(debts, 0, drop);
     }
     const log = this.#log;
     if (log !== undefined) {
@@ -208,7 +215,7 @@ export class LedgerWindow {
         this.#logSum -= log[drop + 1]!;
         drop += 2;
       }
-      if (drop > 0) log.splice(0, drop);
+      if (drop > 0) removeAt(log, 0, drop);
       if (log.length === 0) {
         this.#logSum = 0;
         this.#log = undefined;
@@ -220,8 +227,12 @@ export class LedgerWindow {
 
   /** Units available at `now` (possibly negative, after a charge above the estimate). */
   available(now: number): number {
-    const used = this.#used(now);
-    const free = this.#level !== undefined ? this.#bucketLevel(now) : this.#limit - used;
+    let free: number;
+    if (this.#level !== undefined) {
+      // A bucket's level is all it has: the ledger is trimmed by the next take or cap (this runs on every pick).
+      if (this.#capUntil !== undefined && this.#capUntil <= now) this.#capUntil = undefined;
+      free = this.#bucketLevel(now);
+    } else free = this.#limit - this.#used(now);
     return this.#capUntil !== undefined ? Math.min(free, this.#capRoom(now)) : free;
   }
 
@@ -359,7 +370,7 @@ export class LedgerWindow {
     if (debts.length === DEBT) {
       this.#debtSum = 0;
       this.#debts = undefined;
-    } else debts.splice(i, DEBT);
+    } else removeAt(debts, i, DEBT);
   }
 
   #settle(countedAt: number, amount: number): void {
