@@ -26,9 +26,7 @@ export class Dimension extends PeriodLearner {
   learntLimit: number | undefined = undefined;
   /** Every window: each reservation is recorded in all, so none misses a send (`withLearnt`, plus the AIMD window once made). */
   all: readonly LedgerWindow[];
-  /** The configured windows and the learnt one, in force once a limit was learnt (made once: read on every pick). */
-  readonly withLearnt: readonly LedgerWindow[];
-  /** The learnt window alone (the same array as `withLearnt` when nothing is configured). */
+  /** The learnt window alone (the same array as {@link withLearnt} when nothing is configured). */
   readonly learntOnly: readonly LedgerWindow[];
 
   constructor(specs: readonly WindowSpec[]) {
@@ -38,7 +36,17 @@ export class Dimension extends PeriodLearner {
     // concat, not a spread: arrays of exactly their length (a spread leaves room for 16 more, per key).
     // Arrays with the same windows are one array (none is ever changed: `all` is replaced, not pushed to).
     this.learntOnly = [this.learnt];
-    this.withLearnt = this.config.length === 0 ? this.learntOnly : this.config.concat(this.learntOnly);
-    this.all = this.withLearnt;
+    this.all = this.config.length === 0 ? this.learntOnly : this.config.concat(this.learntOnly);
+  }
+
+  /**
+   * The configured windows and the learnt one, in force once a limit was
+   * learnt (arrays made once: read on every pick). With windows configured,
+   * `all` is that array for good (the AIMD window is only ever added without
+   * them); without, the learnt window alone. A getter, not a field: one
+   * field less per key and dimension.
+   */
+  get withLearnt(): readonly LedgerWindow[] {
+    return this.config.length === 0 ? this.learntOnly : this.all;
   }
 }

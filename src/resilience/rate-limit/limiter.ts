@@ -25,6 +25,10 @@ const DIMENSIONS: readonly RateLimitDimension[] = ['requests', 'tokens'];
 /** Unanswered reservations tracked one by one at most; beyond, the oldest is taken as counted (bounded memory). */
 const MAX_OPEN = 1_024;
 const RANK: Record<RateLimitSource, number> = { none: 0, adaptive: 1, headers: 2, config: 3 };
+/** A limiter's flags: AIMD on; the cold-start probe on; no probe any more. */
+const ADAPTIVE = 1;
+const PROBING = 2;
+const UNPROBED = 4;
 /**
  * One key's (or one quota group's, or one key × model's) rate limiter.
  *
@@ -51,7 +55,8 @@ export class KeyLimiter {
   readonly #clock: () => number;
   #last = -Infinity;
   #seq = 0;
-  readonly #adaptive: boolean;
+  /** {@link ADAPTIVE}, {@link PROBING}, {@link UNPROBED}: one field, not three (one limiter per key). */
+  #flags: number;
   readonly #requests: Dimension;
   readonly #tokens: Dimension;
   /**
@@ -60,18 +65,31 @@ export class KeyLimiter {
    * (its estimate and tallies are not read again until {@link forget}).
    */
   #aimd: AimdEstimator | undefined;
-  /** The AIMD window and its array, made at AIMD's first estimate (an unlimited window records nothing), then kept in `all`. */
-  #aimdWindow: LedgerWindow | undefined;
+  /** The AIMD window alone, made at AIMD's first estimate (an unlimited window records nothing), then kept in `all`. */
   #aimdOnly: readonly LedgerWindow[] = NO_WINDOWS;
   /** Reservations not yet answered nor settled, in send order (at most {@link MAX_OPEN}); made at the first. */
   #open: Ticket[] | undefined;
-  readonly #probing: boolean;
   /** The first request on a key of unknown limits, in flight: the others wait for its headers. */
   #probeSeq: number | undefined = undefined;
   /** Set with the first probe (no boxed number per limiter that never probes). */
   #probeUntil: number | undefined;
+
+  get #adaptive(): boolean {
+    return (this.#flags & ADAPTIVE) !== 0;
+  }
+
+  get #probing(): boolean {
+    return (this.#flags & PROBING) !== 0;
+  }
+
   /** No probe any more while nothing is known: a reply stated no limits, or a probe outlived its hold. */
-  #unprobed = false;
+  get #unprobed(): boolean {
+    return (this.#flags & UNPROBED) !== 0;
+  }
+
+  set #unprobed(on: boolean) {
+    this.#flags = on ? this.#flags | UNPROBED : this.#flags & ~UNPROBED;
+  }
 
   /**
    * @param options Configured limits; see {@link KeyLimiterOptions}.
@@ -83,8 +101,7 @@ export class KeyLimiter {
     if (options.adaptive !== undefined && typeof options.adaptive !== 'boolean') {
       throw new ConfigError('adaptive', `expected true or false; got ${typeof options.adaptive}`);
     }
-    this.#adaptive = options.adaptive ?? true;
-    this.#probing = options.probe === true;
+    this.#flags = ((options.adaptive ?? true) ? ADAPTIVE : 0) | (options.probe === true ? PROBING : 0);
     this.#clock = now;
     this.#requests = new Dimension(resolved.requests);
     this.#tokens = new Dimension(resolved.tokens);
@@ -440,11 +457,12 @@ export class KeyLimiter {
 
   #syncAimd(): void {
     const estimate = this.#aimd?.estimate;
-    if (estimate !== undefined && this.#aimdWindow === undefined) {
-      this.#aimdOnly = [(this.#aimdWindow = new LedgerWindow(UNLIMITED))];
+    if (estimate !== undefined && this.#aimdOnly.length === 0) {
+      this.#aimdOnly = [new LedgerWindow(UNLIMITED)];
       this.#requests.all = this.#requests.withLearnt.concat(this.#aimdOnly);
     }
-    if (this.#aimdWindow !== undefined) this.#aimdWindow.spec = estimate === undefined ? UNLIMITED : { limit: estimate, periodMs: MINUTE_MS };
+    const window = this.#aimdOnly[0];
+    if (window !== undefined) window.spec = estimate === undefined ? UNLIMITED : { limit: estimate, periodMs: MINUTE_MS };
   }
 
   /** A success: counted as served; with AIMD in force, the additive increase. */
