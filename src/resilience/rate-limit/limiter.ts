@@ -74,17 +74,13 @@ export class KeyLimiter {
   /** Set with the first probe (no boxed number per limiter that never probes). */
   #probeUntil: number | undefined;
 
-  get #adaptive(): boolean {
-    return (this.#flags & ADAPTIVE) !== 0;
-  }
-
-  get #probing(): boolean {
-    return (this.#flags & PROBING) !== 0;
+  #has(flag: number): boolean {
+    return (this.#flags & flag) !== 0;
   }
 
   /** No probe any more while nothing is known: a reply stated no limits, or a probe outlived its hold. */
   get #unprobed(): boolean {
-    return (this.#flags & UNPROBED) !== 0;
+    return this.#has(UNPROBED);
   }
 
   set #unprobed(on: boolean) {
@@ -129,7 +125,7 @@ export class KeyLimiter {
     // What the upstream states holds too: a configured window does not let a key past the provider's own.
     if (dim.config.length > 0) return dim.learntLimit === undefined ? dim.config : dim.withLearnt;
     if (dim.learntLimit !== undefined) return dim.learntOnly;
-    if (dimension === 'requests' && this.#adaptive && this.#aimd?.estimate !== undefined) return this.#aimdOnly;
+    if (dimension === 'requests' && this.#has(ADAPTIVE) && this.#aimd?.estimate !== undefined) return this.#aimdOnly;
     return NO_WINDOWS;
   }
 
@@ -138,7 +134,7 @@ export class KeyLimiter {
     const dim = this.#dim(dimension);
     if (dim.config.length > 0) return 'config';
     if (dim.learntLimit !== undefined) return 'headers';
-    if (dimension === 'requests' && this.#adaptive && this.#aimd?.estimate !== undefined) return 'adaptive';
+    if (dimension === 'requests' && this.#has(ADAPTIVE) && this.#aimd?.estimate !== undefined) return 'adaptive';
     return 'none';
   }
 
@@ -178,7 +174,7 @@ export class KeyLimiter {
     const amount = tokens >= 0 ? tokens : 0;
     const waitMs = this.#waitMs(amount, now);
     if (waitMs > 0) return { ok: false, waitMs };
-    const probe = this.#probing && !this.#unprobed && !this.#known();
+    const probe = this.#has(PROBING) && !this.#unprobed && !this.#known();
     if (probe && this.#probeSeq !== undefined) {
       if (now < this.#probeUntil!) return { ok: false, waitMs: Math.ceil(this.#probeUntil! - now), probing: true };
       this.#unprobed = true;
@@ -222,7 +218,7 @@ export class KeyLimiter {
     const tokens = this.#tokens;
     if (requests.config.length > 0 || tokens.config.length > 0) return true;
     if (requests.learntLimit !== undefined || tokens.learntLimit !== undefined) return true;
-    return this.#adaptive && this.#aimd?.estimate !== undefined;
+    return this.#has(ADAPTIVE) && this.#aimd?.estimate !== undefined;
   }
 
   /**
@@ -444,7 +440,7 @@ export class KeyLimiter {
     const snapshot = parseRateLimitHeaders(headers, now);
     this.#apply(snapshot, reservation, now);
     const rest = restAfterRateLimit(snapshot, fallbackMs);
-    if (this.#adaptive && RANK[this.#source('requests')] <= RANK.adaptive) {
+    if (this.#has(ADAPTIVE) && RANK[this.#source('requests')] <= RANK.adaptive) {
       if ((this.#aimd ??= new AimdEstimator()).onRateLimited(now, now + rest.ms, snapshot.retryAfterMs)) this.#syncAimd();
     }
     for (const dimension of rest.dimensions) {
@@ -478,7 +474,7 @@ export class KeyLimiter {
   /** Whether the AIMD estimate may be in force, now or later (else its tallies are never read). */
   #aimdMayRule(): boolean {
     const requests = this.#requests;
-    return this.#adaptive && requests.config.length === 0 && requests.learntLimit === undefined;
+    return this.#has(ADAPTIVE) && requests.config.length === 0 && requests.learntLimit === undefined;
   }
 
   /**
