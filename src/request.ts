@@ -78,6 +78,7 @@ interface ReadHeaders {
 function readHeaders(given: RequestInit['headers'] | Headers | undefined): ReadHeaders {
   const read: ReadHeaders = { headers: {}, options: null };
   // A Headers object (what the SDK gives) has its names lower-cased, each once (values already joined).
+  // Any iteration sorts a copy first; a for-of loop measured no cheaper than forEach here (2026-12-01).
   if (given instanceof Headers) given.forEach(takeLower, read);
   else if (Array.isArray(given)) for (const [name, value] of given as [string, string][]) take(read, String(value), name);
   else if (given) for (const [name, value] of Object.entries(given)) if (value !== undefined && value !== null) take(read, String(value), name);

@@ -35,7 +35,11 @@ import type { Lease } from './lease';
  * a body read as text travels as a {@link BufferedReply} (no stream made).
  */
 export function reply(ctx: RequestContext, key: Key, pool: ProviderPool, upstream: Response, body: Body | null): Response {
-  // Copied from the upstream's Headers in one go (much cheaper than from a list, which validates every name and value).
+  // Copied from the upstream's Headers in one go, then 2 deletes and 4 sets: the cheapest construction Node's
+  // fetch allows (measured 2026-12-01, 8 upstream headers, us per reply: this 7.1; one record in the final
+  // order 8.5; one list 11.0; a Headers built first 10.3; no keyplex headers at all 4.6). The 4 headers cost
+  // ~6 us/request end to end at c64 (bench/profile-loopback.ts --inproc): ~3 here, the rest in the SDK,
+  // which sorts, iterates and formats every response header on every request.
   const init: ResponseInit = { status: upstream.status, statusText: upstream.statusText, headers: upstream.headers };
   const response = typeof body === 'string' ? new BufferedReply(body, init) : new Response(body, init);
   const headers = response.headers;
