@@ -75,15 +75,21 @@ export function lineEnd(bytes: Buffer, from: number, end: number, lfOnly: boolea
   return end;
 }
 
-/** `complete` less the removed events (offsets, start and end in turn). */
+/**
+ * `complete` less the removed events (offsets, start and end in turn), copied
+ * into an array of its own (no views made; its contents off the JS heap).
+ */
 export function keptBytes(complete: Buffer, removed: number[]): Uint8Array | undefined {
-  const kept: Buffer[] = [];
+  let size = complete.length;
+  for (let r = 0; r < removed.length; r += 2) size -= removed[r + 1]! - removed[r]!;
+  if (size === 0) return undefined;
+  const out = new Uint8Array(size);
   let from = 0;
+  let at = 0;
   for (let r = 0; r <= removed.length; r += 2) {
     const to = r < removed.length ? removed[r]! : complete.length;
-    if (to > from) kept.push(complete.subarray(from, to));
+    if (to > from) at += complete.copy(out, at, from, to);
     from = removed[r + 1]!;
   }
-  if (kept.length === 0) return undefined;
-  return plain(kept.length === 1 ? kept[0]! : Buffer.concat(kept));
+  return out;
 }

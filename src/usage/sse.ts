@@ -298,6 +298,7 @@ export function tapEventStream(first: Uint8Array | FirstEvents, reader: Readable
 }
 
 const ONCE = Object.freeze({ once: true });
+type ReadResult = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>;
 
 /** The idle timer of `tap` fired. */
 function checkIdle(tap: EventStreamTap): void {
@@ -358,28 +359,40 @@ class EventStreamTap {
     this.#fail(this.hooks.signal!.reason);
   }
 
-  async pull(): Promise<void> {
-    if (this.#settled) return;
+  pull(): Promise<void> | undefined {
+    if (this.#settled) return undefined;
     const first = this.#first;
     if (first !== undefined) {
       this.#first = undefined;
-      if (this.#push(first, false)) return;
+      if (this.#push(first, false)) return undefined;
     }
+    return this.#read();
+  }
+
+  /** Reads the upstream until something passes on (or the stream ends): one promise per read, no async frame. */
+  #read(): Promise<void> {
     const idle = this.hooks.idleTimeoutMs ?? 0;
+    // The wait for the upstream is bounded by what is left of the idle timeout.
+    if (idle > 0) this.#startRead(idle);
+    return this.reader.read().then(this.#took, this.#broke);
+  }
+
+  readonly #took = (result: ReadResult): Promise<void> | undefined => {
+    if (this.#reading) this.#endRead();
+    if (this.#settled) return undefined;
     try {
-      for (;;) {
-        // The wait for the upstream is bounded by what is left of the idle timeout.
-        if (idle > 0) this.#startRead(idle);
-        const { done, value } = await this.reader.read();
-        if (idle > 0) this.#endRead();
-        if (this.#settled) return;
-        if (done) return this.#end();
-        if (this.#push(value, false)) return;
-      }
+      if (result.done) this.#end();
+      else if (!this.#push(result.value, false)) return this.#read();
     } catch (error) {
       this.#fail(error);
     }
-  }
+    return undefined;
+  };
+
+  readonly #broke = (error: unknown): void => {
+    if (this.#reading) this.#endRead();
+    this.#fail(error);
+  };
 
   async cancel(reason: unknown): Promise<void> {
     if (!this.#settled) {
