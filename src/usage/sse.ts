@@ -12,7 +12,7 @@
 import { Buffer } from 'node:buffer';
 import { finished, judgeChunk, SKIP } from './chunk-scan';
 import { endsAnswer, eventData, generatedChars, isObj } from './sse-events';
-import { completeUpTo, eventEnd, holds, keptBytes, lineEnd, onlyBreaks, plain } from './sse-frames';
+import { asBuffer, completeUpTo, eventEnd, find, holds, joined, keptBytes, lineEnd, onlyBreaks } from './sse-frames';
 import { usageFromBody, type Usage } from './usage';
 
 export { eventData, generatedChars, tokensOfText } from './sse-events';
@@ -76,7 +76,7 @@ export class StreamTruncated extends Error {
   }
 }
 
-const EMPTY = Buffer.alloc(0);
+const EMPTY = new Uint8Array(0);
 const ERROR_EVENT = /^event: ?error\r?$/m;
 const CR = 0x0d;
 // Stateless between calls (no `stream` option): one serves every tap.
@@ -106,7 +106,7 @@ export class EventScanner {
   /** True once a complete event was judged (data, a comment, a removed one). */
   judged = false;
   /** Bytes of an event not complete yet. */
-  #pending: Buffer = EMPTY;
+  #pending: Uint8Array = EMPTY;
 
   /**
    * `redactor`, when given, replaces secrets in the events before they are
@@ -128,10 +128,10 @@ export class EventScanner {
   scan(chunk: Uint8Array | undefined, final: boolean): Uint8Array | undefined {
     this.sawData = false;
     const pending = this.#pending;
-    let bytes: Buffer;
-    if (pending.length !== 0) bytes = chunk === undefined || chunk.length === 0 ? pending : Buffer.concat([pending, chunk]);
+    let bytes: Uint8Array;
+    if (pending.length !== 0) bytes = chunk === undefined || chunk.length === 0 ? pending : joined(pending, chunk);
     else if (chunk === undefined || chunk.length === 0) return undefined;
-    else bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    else bytes = chunk;
     const end = final ? bytes.length : completeUpTo(bytes);
     if (end === bytes.length) this.#pending = EMPTY;
     else {
@@ -141,16 +141,16 @@ export class EventScanner {
     }
     const redacted = this.#redact(bytes);
     const out = this.#judge(redacted ?? bytes);
-    // Passed on unchanged, the bytes go as the upstream's own chunk (no view made).
-    return out === PASS ? (redacted === undefined && pending.length === 0 && bytes.length === chunk!.length ? chunk : plain(redacted ?? bytes)) : out;
+    // Passed on unchanged, the bytes go as they came (the upstream's own chunk when it was all of them).
+    return out === PASS ? (redacted ?? bytes) : out;
   }
 
-  /** `bytes` with the secrets replaced, as a Buffer; undefined when nothing was replaced. */
-  #redact(bytes: Buffer): Buffer | undefined {
+  /** `bytes` with the secrets replaced; undefined when nothing was replaced. */
+  #redact(bytes: Uint8Array): Uint8Array | undefined {
     const redactor = this.redactor;
-    if (redactor === undefined || (!this.everything && bytes.indexOf(ERROR) === -1)) return undefined;
+    if (redactor === undefined || (!this.everything && asBuffer(bytes).indexOf(ERROR) === -1)) return undefined;
     const out = redactor.bytes(bytes);
-    return out === bytes ? undefined : Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+    return out === bytes ? undefined : out;
   }
 
   /** Lets go of what was held back. */
@@ -159,9 +159,9 @@ export class EventScanner {
   }
 
   /** Judges the events of `complete` (the last may lack its blank line at the stream's end); what passes on ({@link PASS}: all of it). */
-  #judge(complete: Buffer): Uint8Array | undefined | typeof PASS {
+  #judge(complete: Uint8Array): Uint8Array | undefined | typeof PASS {
     // Without a carriage return, events end at "\n\n" (found natively), and lines at "\n".
-    const lfOnly = complete.indexOf(CR) === -1;
+    const lfOnly = find(complete, CR, 0) === -1;
     const n = complete.length;
     this.judged = true;
     let start = 0;
@@ -184,7 +184,7 @@ export class EventScanner {
    * a chat chunk or `[DONE]`, is judged from its bytes ({@link judgeChunk});
    * others are decoded and parsed.
    */
-  #event(bytes: Buffer, start: number, end: number, lfOnly: boolean): boolean {
+  #event(bytes: Uint8Array, start: number, end: number, lfOnly: boolean): boolean {
     if (holds(bytes, start, DATA)) {
       const from = bytes[start + 5] === 32 ? start + 6 : start + 5;
       const eol = lineEnd(bytes, from, end, lfOnly);
