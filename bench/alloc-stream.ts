@@ -1,8 +1,8 @@
 /**
  * Bytes allocated per streamed reply (not part of `npm run bench`): the raw
  * SDK and two keyplex builds (bench/ab-lib.ts) on the `sse-rl` fake fetch
- * (13 events, OpenAI's six rate-limit headers; `--json`: the JSON reply
- * instead), sequential requests (streams fully iterated), rounds interleaved.
+ * (13 events, OpenAI's six rate-limit headers; `--split`: one event per
+ * read, as from a network; `--json`: the JSON reply instead), sequential requests (streams fully iterated), rounds interleaved.
  *
  * By default exact: the process re-runs itself with a 256 MiB young
  * generation and `--expose-gc`, so that no collection runs within a batch;
@@ -17,7 +17,7 @@
  * so a sequential p99 over the streams lands on a collection once a stream
  * allocates more than that (raw SDK: 132 KB, 0.8 %).
  *
- *   npm run build && node bench/alloc-stream.ts bench/out/base/index.js dist/index.js [--json] [--by-function [--n 2000] [--rounds 3] [--top 30]]
+ *   npm run build && node bench/alloc-stream.ts bench/out/base/index.js dist/index.js [--json | --split] [--by-function [--n 2000] [--rounds 3] [--top 30]]
  */
 import { spawnSync } from 'node:child_process';
 import { Session } from 'node:inspector/promises';
@@ -27,7 +27,7 @@ import { CHAT_BODY, CHAT_JSON, CHAT_SSE } from './lib.ts';
 import { OPENAI_RATE_HEADERS } from './hotpath.ts';
 import { abClients } from './ab-lib.ts';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { n: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '3' }, top: { type: 'string', default: '30' }, json: { type: 'boolean', default: false }, 'by-function': { type: 'boolean', default: false } } });
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { n: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '3' }, top: { type: 'string', default: '30' }, json: { type: 'boolean', default: false }, split: { type: 'boolean', default: false }, 'by-function': { type: 'boolean', default: false } } });
 const [basePath, branchPath] = positionals;
 if (!basePath || !branchPath) throw new Error('usage: node bench/alloc-stream.ts <base dist/index.js> <branch dist/index.js> [--n 2000] [--rounds 3]');
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -38,7 +38,10 @@ if (!values['by-function'] && gc === undefined) {
 }
 const n = Number(values.n), rounds = Number(values.rounds), top = Number(values.top);
 const headers = { 'content-type': values.json ? 'application/json' : 'text/event-stream; charset=utf-8', 'x-request-id': 'req_bench', ...OPENAI_RATE_HEADERS };
-const fetch = (async () => new Response(values.json ? CHAT_JSON : CHAT_SSE, { status: 200, headers })) as typeof globalThis.fetch;
+// --split: the 13 events one per read, as a network delivers them (the default: the whole body in one read).
+const EVENTS = CHAT_SSE.split('\n\n').filter(Boolean).map((e) => new TextEncoder().encode(`${e}\n\n`));
+const split = () => new ReadableStream<Uint8Array>({ start: (c) => void (EVENTS.forEach((e) => c.enqueue(e)), c.close()) });
+const fetch = (async () => new Response(values.json ? CHAT_JSON : values.split ? split() : CHAT_SSE, { status: 200, headers })) as typeof globalThis.fetch;
 const { clients, close } = await abClients(basePath, branchPath, fetch);
 const VARIANTS = ['raw', 'base', 'branch'];
 const run = async (v: string, count: number) => {
