@@ -378,11 +378,17 @@ class EventStreamTap {
   }
 
   readonly #took = (result: ReadResult): Promise<void> | undefined => {
-    if (this.#reading) this.#endRead();
+    const timed = this.#reading;
+    this.#reading = false;
     if (this.#settled) return undefined;
     try {
       if (result.done) this.#end();
-      else if (!this.#push(result.value, false)) return this.#read();
+      else {
+        const passed = this.#push(result.value, false);
+        // A read that brought data restarted the idle count (#push): only one that did not (a comment) adds its wait, so the clock is read for it alone.
+        if (timed && !this.#scanner.sawData) this.#waited += Date.now() - this.#readStart;
+        if (!passed) return this.#read();
+      }
     } catch (error) {
       this.#fail(error);
     }
@@ -390,7 +396,7 @@ class EventStreamTap {
   };
 
   readonly #broke = (error: unknown): void => {
-    if (this.#reading) this.#endRead();
+    this.#reading = false;
     this.#fail(error);
   };
 
@@ -411,11 +417,6 @@ class EventStreamTap {
     this.#reading = true;
     this.#readStart = Date.now();
     if (this.#timer === undefined) this.#arm(idle - this.#waited);
-  }
-
-  #endRead(): void {
-    this.#reading = false;
-    this.#waited += Date.now() - this.#readStart;
   }
 
   #arm(ms: number): void {
