@@ -12,12 +12,12 @@ import { redactedBody } from '../secrets/stream';
 import { bodyFor } from '../request';
 import { classifyStatus, keyRejection, type Classification } from '../resilience/classify';
 import { retryAfterMs } from '../resilience/headers';
-import { readFirst, type FirstEvents } from '../usage/sse';
+import { FirstRead } from '../usage/sse';
 import { usageFromBody } from '../usage/usage';
 import { account } from './account';
 import type { BufferedAnswer, RequestContext } from './context';
 import type { Core } from './core';
-import { AttemptFailure, type ReadResult } from './failure';
+import { AttemptFailure } from './failure';
 import type { RequestAbort } from './abort';
 import type { Lease } from './lease';
 import { decodeText, readBytes } from './read-body';
@@ -105,21 +105,21 @@ function answersJson(ctx: RequestContext): boolean {
 async function streamFirst(core: Core, ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, response: Response, redactor: KeyRedactor): Promise<Response> {
   const reader = response.body!.getReader();
   const request = ctx.request;
-  let scanned: FirstEvents | undefined;
+  // Its first complete events judged once, here (redacted first: a key the upstream echoes never passes): the tap goes on from them.
+  const first = new FirstRead(request.streamUsagePath && !request.callerAskedUsage, redactor, core.options.redactReplies);
   try {
-    // Its first complete events judged once, here (redacted first: a key the upstream echoes never passes): the tap goes on from them.
-    scanned = await readFirst(reader, request.streamUsagePath && !request.callerAskedUsage, redactor, core.options.redactReplies);
+    while (!first.take(await reader.read()));
   } catch (error) {
     throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
   }
-  if (scanned === undefined) {
+  if (first.broken) {
     reader.cancel().catch(() => undefined);
     throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: '' });
   }
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
   lease.settle('first-byte', now);
-  return streamReply(core, ctx, lease, response, reader, scanned, now - ctx.startedAt, abort.signal);
+  return streamReply(core, ctx, lease, response, reader, first, now - ctx.startedAt, abort.signal);
 }
 
 function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: number): void {

@@ -247,7 +247,9 @@ export class EventScanner {
   }
 }
 
-/** A stream's first read with its complete events judged (see {@link scanFirst}). */
+type ReadResult = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>;
+
+/** A stream's first read with its complete events judged (see {@link FirstRead}). */
 export interface FirstEvents {
   readonly scanner: EventScanner;
   /** What of the first read passes on (undefined: nothing yet). */
@@ -267,23 +269,32 @@ export function scanFirst(first: Uint8Array, stripUsageChunk: boolean, redactor?
 }
 
 /**
- * Reads a stream until its first complete event is judged (or it ends), as
- * {@link FirstEvents}: undefined when it ends before any byte, or an event
+ * A stream read until its first complete event is judged (or it ends): each
+ * read is given to {@link take} until it says so, with no async frame of its
+ * own. {@link broken} when the stream ended before any byte, or an event
  * carries data that is neither JSON nor `[DONE]` (the stream is broken before
- * anything reached the caller, so another attempt may serve it). A read that
- * fails rejects. Handed to {@link tapEventStream}, those events are not
- * judged again.
+ * anything reached the caller, so another attempt may serve it). Handed to
+ * {@link tapEventStream}, those events are not judged again.
  */
-export async function readFirst(reader: ReadableStreamDefaultReader<Uint8Array>, stripUsageChunk: boolean, redactor?: ByteRedactor, everything = true): Promise<FirstEvents | undefined> {
-  const scanner = new EventScanner(stripUsageChunk, redactor, everything);
-  let any = false;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done && !any) return undefined;
-    any = true;
-    const out = scanner.scan(value, done);
-    if (scanner.malformed) return undefined;
-    if (done || scanner.judged) return { scanner, out };
+export class FirstRead implements FirstEvents {
+  readonly scanner: EventScanner;
+  out: Uint8Array | undefined;
+  broken = false;
+  #any = false;
+
+  constructor(stripUsageChunk: boolean, redactor?: ByteRedactor, everything = true) {
+    this.scanner = new EventScanner(stripUsageChunk, redactor, everything);
+  }
+
+  /** Takes one read: true once the first events are judged, the stream ended, or it is broken (stop reading then). */
+  take(read: ReadResult): boolean {
+    const { done, value } = read;
+    if (done && !this.#any) return (this.broken = true);
+    this.#any = true;
+    const scanner = this.scanner;
+    this.out = scanner.scan(value, done);
+    if (scanner.malformed) return (this.broken = true);
+    return done || scanner.judged;
   }
 }
 
@@ -298,7 +309,6 @@ export function tapEventStream(first: Uint8Array | FirstEvents, reader: Readable
 }
 
 const ONCE = Object.freeze({ once: true });
-type ReadResult = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>;
 
 /** The idle timer of `tap` fired. */
 function checkIdle(tap: EventStreamTap): void {
