@@ -8,7 +8,9 @@
  * rounds (a loaded machine moves wall clock, not these pairings, much);
  * and young-generation collections per 1000 streams (allocation, load-proof).
  *
- *   npm run build && node bench/ab-stream.ts bench/out/base/index.js dist/index.js [rounds]
+ *   npm run build && node bench/ab-stream.ts bench/out/base/index.js dist/index.js [rounds] [--split]
+ *
+ * `--split`: the 13 events one per read, as a network delivers them (default: the whole body in one read).
  *
  * Figures for the byte-level chunk judge and the fewer tap hops (branch
  * `stream` vs 90c76f7), 16 rounds, 2 cores at load ~2: CPU per stream at c64
@@ -24,11 +26,13 @@ import { CHAT_BODY, CHAT_SSE, latencies, median, quantile, sorted, throughput } 
 import { OPENAI_RATE_HEADERS } from './hotpath.ts';
 import { abClients } from './ab-lib.ts';
 
-const [basePath, branchPath, roundsArg] = process.argv.slice(2);
+const [basePath, branchPath, roundsArg] = process.argv.slice(2).filter((a) => a !== '--split');
 if (!basePath || !branchPath) throw new Error('usage: node bench/ab-stream.ts <base dist/index.js> <branch dist/index.js> [rounds]');
 const ROUNDS = Number(roundsArg ?? 12);
 const headers = { 'content-type': 'text/event-stream; charset=utf-8', 'x-request-id': 'req_bench', ...OPENAI_RATE_HEADERS };
-const fetch = (async () => new Response(CHAT_SSE, { status: 200, headers })) as typeof globalThis.fetch;
+const EVENTS = CHAT_SSE.split('\n\n').filter(Boolean).map((e) => new TextEncoder().encode(`${e}\n\n`));
+const split = () => new ReadableStream<Uint8Array>({ start: (c) => void (EVENTS.forEach((e) => c.enqueue(e)), c.close()) });
+const fetch = (async () => new Response(process.argv.includes('--split') ? split() : CHAT_SSE, { status: 200, headers })) as typeof globalThis.fetch;
 const { clients, close } = await abClients(basePath, branchPath, fetch);
 const VARIANTS = ['raw', 'base', 'branch'];
 // Young-generation collections: how much a stream allocates, whatever the load.

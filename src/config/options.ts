@@ -155,7 +155,7 @@ export interface KeyManagerOptions {
   retry?: RetryOptions;
   /**
    * Timeout of one attempt until the response headers (for streams, the first
-   * body bytes), in ms. Default 300000. Every duration option is above 0 (or
+   * complete event), in ms. Default 300000. Every duration option is above 0 (or
    * at least 0 where 0 means "none") and at most 2^31 − 1 ms (about 24.8
    * days), the longest timer Node.js honours; others are refused at construction.
    */

@@ -20,7 +20,7 @@ import {
 import type { Key } from '../keys/key';
 import type { ProviderPool } from '../keys/pool';
 import type { Body } from '../request';
-import { MalformedStreamEvent, StreamIdleTimeout, StreamTruncated, tapEventStream, tokensOfText, type FirstEvents, type StreamTally } from '../usage/sse';
+import { MalformedStreamEvent, StreamIdleTimeout, StreamTruncated, tapEventStream, tokensOfText, type FirstEvents, type StreamTally, type StreamTapHooks } from '../usage/sse';
 import type { Usage } from '../usage/usage';
 import { account, costOf, failed } from './account';
 import { BufferedReply } from './buffered-reply';
@@ -76,39 +76,65 @@ export function streamReply(
   ttftMs: number,
   signal: AbortSignal,
 ): Response {
-  const { request } = ctx;
   ctx.streaming = true;
-  const succeed = (usage: Usage | undefined, tally: StreamTally, ended: boolean) => {
+  const tapped = tapEventStream(first, reader, new StreamEnd(core, ctx, lease, ttftMs, signal));
+  return reply(ctx, lease.key, lease.deployment.pool, upstream, tapped);
+}
+
+/** How a streamed reply ends, as the tap reports it (one object per stream, its methods the tap's hooks). */
+class StreamEnd implements StreamTapHooks {
+  readonly idleTimeoutMs: number;
+  readonly requireEnd: boolean;
+
+  constructor(
+    private readonly core: Core,
+    private readonly ctx: RequestContext,
+    private readonly lease: Lease,
+    private readonly ttftMs: number,
+    readonly signal: AbortSignal,
+  ) {
+    const request = ctx.request;
+    this.idleTimeoutMs = request.options.streamIdleTimeoutMs ?? core.options.streamIdleTimeoutMs;
+    this.requireEnd = endMarked(request.path);
+  }
+
+  onEnd(usage: Usage | undefined, tally: StreamTally): void {
+    if (tally.errorEvent) this.#fail(streamError(this.ctx, 'error-event'), usage, tally);
+    else this.#succeed(usage, tally, true);
+  }
+
+  /** The caller left (broke out of its loop, aborted): not a failure, unless the SDK left on an upstream error event. */
+  onCancel(usage: Usage | undefined, tally: StreamTally): void {
+    if (tally.errorEvent) this.#fail(streamError(this.ctx, 'error-event'), usage, tally);
+    else this.#succeed(usage, tally, tally.sawEnd);
+  }
+
+  onError(error: unknown, usage: Usage | undefined, tally: StreamTally): unknown {
+    if (this.ctx.request.signal?.aborted && !tally.errorEvent) {
+      this.#succeed(usage, tally, tally.sawEnd);
+      return error;
+    }
+    return this.#fail(streamError(this.ctx, error), usage, tally);
+  }
+
+  #succeed(usage: Usage | undefined, tally: StreamTally, ended: boolean): void {
+    const ctx = this.ctx;
     endStreamingRequest(ctx);
     const spent = spentSoFar(ctx, usage, tally, ended);
-    account(core, ctx, lease, Date.now(), spent, ttftMs, true, undefined, spent?.partial === true);
-  };
-  const fail = (error: KeyplexError, usage: Usage | undefined, tally: StreamTally): KeyplexError => {
+    account(this.core, ctx, this.lease, Date.now(), spent, this.ttftMs, true, undefined, spent?.partial === true);
+  }
+
+  #fail(error: KeyplexError, usage: Usage | undefined, tally: StreamTally): KeyplexError {
+    const { core, ctx, lease } = this;
     const now = Date.now();
     const spent = spentSoFar(ctx, usage, tally, false);
-    const costUsd = spent ? costOf(core, lease, request.model, spent) : null;
+    const costUsd = spent ? costOf(core, lease, ctx.request.model, spent) : null;
     lease.settle('stream-failed', now, spent, costUsd);
     endStreamingRequest(ctx);
     const partial = spent ? { usage: spent, costUsd, provider: lease.deployment.pool.id, keyId: lease.key.id } : undefined;
     failed(core, ctx, error.toDetail(), partial);
     return error;
-  };
-  const tapped = tapEventStream(first, reader, {
-    idleTimeoutMs: request.options.streamIdleTimeoutMs ?? core.options.streamIdleTimeoutMs,
-    signal,
-    requireEnd: endMarked(request.path),
-    onEnd: (usage, tally) => (tally.errorEvent ? void fail(streamError(ctx, 'error-event'), usage, tally) : succeed(usage, tally, true)),
-    // The caller left (broke out of its loop, aborted): not a failure, unless the SDK left on an upstream error event.
-    onCancel: (usage, tally) => (tally.errorEvent ? void fail(streamError(ctx, 'error-event'), usage, tally) : succeed(usage, tally, tally.sawEnd)),
-    onError: (error, usage, tally) => {
-      if (request.signal?.aborted && !tally.errorEvent) {
-        succeed(usage, tally, tally.sawEnd);
-        return error;
-      }
-      return fail(streamError(ctx, error), usage, tally);
-    },
-  });
-  return reply(ctx, lease.key, lease.deployment.pool, upstream, tapped);
+  }
 }
 
 /** Streams whose end is marked (`[DONE]`, a finish reason, a terminal Responses event): a body that ends before it was cut. */

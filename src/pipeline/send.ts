@@ -8,16 +8,16 @@
 import { afterResponse, beforeAttempt } from '../hooks/run';
 import { secretOf } from '../keys/key';
 import { redactEnvelope, redactorOf, type KeyRedactor } from '../secrets/redact';
-import { redactedBody, redactingReader } from '../secrets/stream';
+import { redactedBody } from '../secrets/stream';
 import { bodyFor } from '../request';
 import { classifyStatus, keyRejection, type Classification } from '../resilience/classify';
 import { retryAfterMs } from '../resilience/headers';
-import { scanFirst, type FirstEvents } from '../usage/sse';
+import { FirstRead } from '../usage/sse';
 import { usageFromBody } from '../usage/usage';
 import { account } from './account';
 import type { BufferedAnswer, RequestContext } from './context';
 import type { Core } from './core';
-import { AttemptFailure, type ReadResult } from './failure';
+import { AttemptFailure } from './failure';
 import type { RequestAbort } from './abort';
 import type { Lease } from './lease';
 import { decodeText, readBytes } from './read-body';
@@ -98,29 +98,28 @@ function answersJson(ctx: RequestContext): boolean {
 }
 
 /**
- * A streamed answer: its first bytes read (a failure until then may still
- * fail over; an empty or malformed first read is a broken answer), then
- * handed to the caller, tapped.
+ * A streamed answer: read until its first complete event (a failure until
+ * then may still fail over; an empty stream or a malformed first event is a
+ * broken answer), then handed to the caller, tapped.
  */
 async function streamFirst(core: Core, ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, response: Response, redactor: KeyRedactor): Promise<Response> {
-  const reader = redactingReader(response.body!.getReader(), redactor, core.options.redactReplies);
-  let first: ReadResult;
+  const reader = response.body!.getReader();
+  const request = ctx.request;
+  // Its first complete events judged once, here (redacted first: a key the upstream echoes never passes): the tap goes on from them.
+  const first = new FirstRead(request.streamUsagePath && !request.callerAskedUsage, redactor, core.options.redactReplies);
   try {
-    first = await reader.read();
+    while (!first.take(await reader.read()));
   } catch (error) {
     throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
   }
-  // Its complete events judged once, here: the tap goes on from them.
-  const request = ctx.request;
-  const scanned: FirstEvents | undefined = first.done ? undefined : scanFirst(first.value, request.streamUsagePath && !request.callerAskedUsage);
-  if (scanned === undefined) {
+  if (first.broken) {
     reader.cancel().catch(() => undefined);
     throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: '' });
   }
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
   lease.settle('first-byte', now);
-  return streamReply(core, ctx, lease, response, reader, scanned, now - ctx.startedAt, abort.signal);
+  return streamReply(core, ctx, lease, response, reader, first, now - ctx.startedAt, abort.signal);
 }
 
 function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: number): void {

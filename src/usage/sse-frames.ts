@@ -7,24 +7,39 @@ import { Buffer } from 'node:buffer';
 const LF = 0x0a;
 const CR = 0x0d;
 const BOUNDARIES = [Buffer.from('\n\n'), Buffer.from('\r\r'), Buffer.from('\r\n\r\n')];
-const LFLF = BOUNDARIES[0]!;
+
+const bufferIndexOf = Buffer.prototype.indexOf;
+
+/** The first `byte` in `bytes` from `from`, or -1: Buffer's native search (about 2.5x faster than a typed array's), no view made. */
+export function find(bytes: Uint8Array, byte: number, from: number): number {
+  return bufferIndexOf.call(bytes, byte, from);
+}
+
+/** `bytes` as a Buffer (a view, no copy), for its multi-byte searches. */
+export function asBuffer(bytes: Uint8Array): Buffer {
+  return bytes instanceof Buffer ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** `a` then `b`, in an array of their own (not a pooled Buffer: the caller's stream may get it). */
+export function joined(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
 
 /** Where the last complete event of `bytes` ends (after its blank line); 0 when none does. */
-export function completeUpTo(bytes: Buffer): number {
+export function completeUpTo(bytes: Uint8Array): number {
   const n = bytes.length;
   // A read usually ends with an event's blank line: then all of it is complete, and no search is needed.
   if (n >= 2 && (bytes[n - 1] === LF ? bytes[n - 2] === LF || (n >= 4 && bytes[n - 2] === CR && bytes[n - 3] === LF && bytes[n - 4] === CR) : bytes[n - 1] === CR && bytes[n - 2] === CR)) return n;
   let end = 0;
+  const buffer = asBuffer(bytes);
   for (const boundary of BOUNDARIES) {
-    const at = bytes.lastIndexOf(boundary);
+    const at = buffer.lastIndexOf(boundary);
     if (at !== -1) end = Math.max(end, at + boundary.length);
   }
   return end;
-}
-
-/** A Buffer's bytes as a plain Uint8Array (no copy), for the caller's stream. */
-export function plain(bytes: Buffer): Uint8Array {
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** True when `bytes[from, end)` is only line breaks. */
@@ -41,10 +56,12 @@ export function holds(bytes: Uint8Array, at: number, word: Uint8Array): boolean 
 }
 
 /** Where the event from `start` ends (after its blank line), or the end of `bytes`: the first `\r?\n\r?\n|\r\r` from `start`. */
-export function eventEnd(bytes: Buffer, start: number, lfOnly: boolean): number {
+export function eventEnd(bytes: Uint8Array, start: number, lfOnly: boolean): number {
   const n = bytes.length;
   if (lfOnly) {
-    const at = bytes.indexOf(LFLF, start);
+    // Line by line (found natively): an event's lines are few.
+    let at = find(bytes, LF, start);
+    while (at !== -1 && bytes[at + 1] !== LF) at = find(bytes, LF, at + 1);
     return at === -1 ? n : at + 2;
   }
   for (let p = start; p < n; p++) {
@@ -63,9 +80,9 @@ export function eventEnd(bytes: Buffer, start: number, lfOnly: boolean): number 
 }
 
 /** Where the line from `from` ends: its first line break before `end`, else `end`. */
-export function lineEnd(bytes: Buffer, from: number, end: number, lfOnly: boolean): number {
+export function lineEnd(bytes: Uint8Array, from: number, end: number, lfOnly: boolean): number {
   if (lfOnly) {
-    const lf = bytes.indexOf(LF, from);
+    const lf = find(bytes, LF, from);
     return lf === -1 || lf >= end ? end : lf;
   }
   for (let i = from; i < end; i++) {
@@ -75,15 +92,19 @@ export function lineEnd(bytes: Buffer, from: number, end: number, lfOnly: boolea
   return end;
 }
 
-/** `complete` less the removed events (offsets, start and end in turn). */
-export function keptBytes(complete: Buffer, removed: number[]): Uint8Array | undefined {
-  const kept: Buffer[] = [];
+/** `complete` less the removed events (offsets, start and end in turn), in an array of its own. */
+export function keptBytes(complete: Uint8Array, removed: number[]): Uint8Array | undefined {
+  let size = complete.length;
+  for (let r = 0; r < removed.length; r += 2) size -= removed[r + 1]! - removed[r]!;
+  if (size === 0) return undefined;
+  const out = new Uint8Array(size);
   let from = 0;
+  let at = 0;
   for (let r = 0; r <= removed.length; r += 2) {
     const to = r < removed.length ? removed[r]! : complete.length;
-    if (to > from) kept.push(complete.subarray(from, to));
+    if (to > from) out.set(complete.subarray(from, to), at);
+    at += Math.max(0, to - from);
     from = removed[r + 1]!;
   }
-  if (kept.length === 0) return undefined;
-  return plain(kept.length === 1 ? kept[0]! : Buffer.concat(kept));
+  return out;
 }

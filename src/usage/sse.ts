@@ -11,8 +11,11 @@
  */
 import { Buffer } from 'node:buffer';
 import { finished, judgeChunk, SKIP } from './chunk-scan';
-import { completeUpTo, eventEnd, holds, keptBytes, lineEnd, onlyBreaks, plain } from './sse-frames';
+import { endsAnswer, eventData, generatedChars, isObj } from './sse-events';
+import { asBuffer, completeUpTo, eventEnd, find, holds, joined, keptBytes, lineEnd, onlyBreaks } from './sse-frames';
 import { usageFromBody, type Usage } from './usage';
+
+export { eventData, generatedChars, tokensOfText } from './sse-events';
 
 /** What a tapped stream delivered to the caller so far. */
 export interface StreamTally {
@@ -28,6 +31,11 @@ export interface StreamTally {
    * `APIError` in the caller's loop, so the request failed.
    */
   errorEvent: boolean;
+}
+
+/** Replaces secrets (a key's pieces) in bytes: the same array when they hold none. */
+export interface ByteRedactor {
+  bytes(bytes: Uint8Array): Uint8Array;
 }
 
 export interface StreamTapHooks {
@@ -68,83 +76,17 @@ export class StreamTruncated extends Error {
   }
 }
 
-const EMPTY = Buffer.alloc(0);
-const TERMINAL_TYPES = new Set(['response.completed', 'response.incomplete', 'response.failed']);
+const EMPTY = new Uint8Array(0);
 const ERROR_EVENT = /^event: ?error\r?$/m;
-const LF = 0x0a;
 const CR = 0x0d;
 // Stateless between calls (no `stream` option): one serves every tap.
 const decoder = new TextDecoder();
 const keepMark = new TextDecoder('utf-8', { ignoreBOM: true });
 const DATA = Buffer.from('data:');
+const ERROR = Buffer.from('error');
+/** What {@link EventScanner} judged passes on whole. */
+const PASS = 1;
 const DONE = Buffer.from('[DONE]');
-
-/** True when `text` from `from` on is only line breaks. */
-function onlyLineBreaks(text: string, from: number): boolean {
-  for (let i = from; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c !== LF && c !== CR) return false;
-  }
-  return true;
-}
-
-/** One event's `data:` payload joined, or undefined when it has none (a comment, a keep-alive). */
-export function eventData(event: string): string | undefined {
-  // The usual event, one `data:` line and its blank line, needs no split.
-  if (event.startsWith('data:')) {
-    const lf = event.indexOf('\n');
-    const cr = event.indexOf('\r');
-    const eol = lf === -1 ? cr : cr === -1 ? lf : Math.min(lf, cr);
-    if (eol === -1 || onlyLineBreaks(event, eol)) return event.slice(event.charCodeAt(5) === 32 ? 6 : 5, eol === -1 ? event.length : eol);
-  }
-  let data: string | undefined;
-  for (const line of event.split(/\r?\n|\r/)) {
-    if (!line.startsWith('data:')) continue;
-    const value = line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5);
-    data = data === undefined ? value : `${data}\n${value}`;
-  }
-  return data;
-}
-
-/** Estimated tokens of generated text: 4 characters a token, as keyplex estimates prompts. */
-export function tokensOfText(chars: number): number {
-  return Math.ceil(chars / 4);
-}
-
-type Obj = Record<string, unknown>;
-const isObj = (value: unknown): value is Obj => typeof value === 'object' && value !== null;
-const textLength = (value: unknown): number => (typeof value === 'string' ? value.length : 0);
-
-/**
- * Generated text in one parsed event: chat deltas (content, reasoning, tool
- * arguments), legacy completion text, Responses `*.delta` events.
- */
-export function generatedChars(parsed: unknown): number {
-  if (!isObj(parsed)) return 0;
-  const type = parsed.type;
-  if (typeof type === 'string') return type.endsWith('.delta') ? textLength(parsed.delta) : 0;
-  const choices = parsed.choices;
-  if (!Array.isArray(choices)) return 0;
-  let chars = 0;
-  for (const choice of choices) {
-    if (!isObj(choice)) continue;
-    chars += textLength(choice.text);
-    const delta = choice.delta;
-    if (!isObj(delta)) continue;
-    chars += textLength(delta.content) + textLength(delta.reasoning_content) + textLength(delta.reasoning) + textLength(delta.refusal);
-    if (Array.isArray(delta.tool_calls)) {
-      for (const call of delta.tool_calls) if (isObj(call) && isObj(call.function)) chars += textLength(call.function.arguments);
-    }
-  }
-  return chars;
-}
-
-/** True for an event that completes the answer: a terminal Responses event, or a chat / legacy choice with its finish reason. */
-function endsAnswer(parsed: Obj): boolean {
-  if (typeof parsed.type === 'string') return TERMINAL_TYPES.has(parsed.type);
-  const choices = parsed.choices;
-  return Array.isArray(choices) && choices.some((choice) => isObj(choice) && typeof choice.finish_reason === 'string');
-}
 
 /**
  * The events of a stream as they arrive: split at their blank lines (an
@@ -161,25 +103,54 @@ export class EventScanner {
   malformed = false;
   /** True when the last scan met an event with data (comments and keep-alives are not data). */
   sawData = false;
+  /** True once a complete event was judged (data, a comment, a removed one). */
+  judged = false;
   /** Bytes of an event not complete yet. */
-  #pending: Buffer = EMPTY;
+  #pending: Uint8Array = EMPTY;
 
-  constructor(private readonly stripUsageChunk: boolean) {}
+  /**
+   * `redactor`, when given, replaces secrets in the events before they are
+   * judged and passed on: in every run of complete events, or (`everything`
+   * false) only in runs that hold `error`.
+   */
+  constructor(
+    private readonly stripUsageChunk: boolean,
+    private readonly redactor?: ByteRedactor,
+    private readonly everything = true,
+  ) {}
 
   /**
    * The complete events of `chunk` (after what was held back; all of it when
-   * `final`) to pass on: as they came, or less a removed event; undefined
-   * when none is complete yet, none is left, or one was malformed.
+   * `final`) to pass on: as they came (`chunk` itself when it was all of
+   * them), or redacted, or less a removed event; undefined when none is
+   * complete yet, none is left, or one was malformed.
    */
   scan(chunk: Uint8Array | undefined, final: boolean): Uint8Array | undefined {
     this.sawData = false;
-    const arrived = chunk ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) : EMPTY;
     const pending = this.#pending;
-    const bytes = pending.length === 0 ? arrived : arrived.length === 0 ? pending : Buffer.concat([pending, arrived]);
+    let bytes: Uint8Array;
+    if (pending.length !== 0) bytes = chunk === undefined || chunk.length === 0 ? pending : joined(pending, chunk);
+    else if (chunk === undefined || chunk.length === 0) return undefined;
+    else bytes = chunk;
     const end = final ? bytes.length : completeUpTo(bytes);
-    this.#pending = bytes.subarray(end);
-    if (end === 0) return undefined;
-    return this.#judge(bytes.subarray(0, end));
+    if (end === bytes.length) this.#pending = EMPTY;
+    else {
+      this.#pending = bytes.subarray(end);
+      if (end === 0) return undefined;
+      bytes = bytes.subarray(0, end);
+    }
+    const redacted = this.#redact(bytes);
+    const out = this.#judge(redacted ?? bytes);
+    // Passed on unchanged, the bytes go as they came (the upstream's own chunk when it was all of them).
+    return out === PASS ? (redacted ?? bytes) : out;
+  }
+
+  /** `bytes` with the secrets replaced; undefined when nothing was replaced. */
+  #redact(bytes: Uint8Array): Uint8Array | undefined {
+    const redactor = this.redactor;
+    if (redactor === undefined || (!this.everything && asBuffer(bytes).indexOf(ERROR) === -1)) return undefined;
+    const out = redactor.bytes(bytes);
+    return out === bytes ? undefined : out;
   }
 
   /** Lets go of what was held back. */
@@ -187,11 +158,12 @@ export class EventScanner {
     this.#pending = EMPTY;
   }
 
-  /** Judges the events of `complete` (the last may lack its blank line at the stream's end); what passes on. */
-  #judge(complete: Buffer): Uint8Array | undefined {
+  /** Judges the events of `complete` (the last may lack its blank line at the stream's end); what passes on ({@link PASS}: all of it). */
+  #judge(complete: Uint8Array): Uint8Array | undefined | typeof PASS {
     // Without a carriage return, events end at "\n\n" (found natively), and lines at "\n".
-    const lfOnly = complete.indexOf(CR) === -1;
+    const lfOnly = find(complete, CR, 0) === -1;
     const n = complete.length;
+    this.judged = true;
     let start = 0;
     /** Offsets of the removed events, start and end in turn. */
     let removed: number[] | undefined;
@@ -203,7 +175,7 @@ export class EventScanner {
       }
       start = end;
     }
-    return removed === undefined ? plain(complete) : keptBytes(complete, removed);
+    return removed === undefined ? PASS : keptBytes(complete, removed);
   }
 
   /**
@@ -212,7 +184,7 @@ export class EventScanner {
    * a chat chunk or `[DONE]`, is judged from its bytes ({@link judgeChunk});
    * others are decoded and parsed.
    */
-  #event(bytes: Buffer, start: number, end: number, lfOnly: boolean): boolean {
+  #event(bytes: Uint8Array, start: number, end: number, lfOnly: boolean): boolean {
     if (holds(bytes, start, DATA)) {
       const from = bytes[start + 5] === 32 ? start + 6 : start + 5;
       const eol = lineEnd(bytes, from, end, lfOnly);
@@ -275,7 +247,9 @@ export class EventScanner {
   }
 }
 
-/** A stream's first read with its complete events judged (see {@link scanFirst}). */
+type ReadResult = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>;
+
+/** A stream's first read with its complete events judged (see {@link FirstRead}). */
 export interface FirstEvents {
   readonly scanner: EventScanner;
   /** What of the first read passes on (undefined: nothing yet). */
@@ -288,10 +262,40 @@ export interface FirstEvents {
  * anything reached the caller, so another attempt may serve it). Handed to
  * {@link tapEventStream}, those events are not judged again.
  */
-export function scanFirst(first: Uint8Array, stripUsageChunk: boolean): FirstEvents | undefined {
-  const scanner = new EventScanner(stripUsageChunk);
+export function scanFirst(first: Uint8Array, stripUsageChunk: boolean, redactor?: ByteRedactor, everything = true): FirstEvents | undefined {
+  const scanner = new EventScanner(stripUsageChunk, redactor, everything);
   const out = scanner.scan(first, false);
   return scanner.malformed ? undefined : { scanner, out };
+}
+
+/**
+ * A stream read until its first complete event is judged (or it ends): each
+ * read is given to {@link take} until it says so, with no async frame of its
+ * own. {@link broken} when the stream ended before any byte, or an event
+ * carries data that is neither JSON nor `[DONE]` (the stream is broken before
+ * anything reached the caller, so another attempt may serve it). Handed to
+ * {@link tapEventStream}, those events are not judged again.
+ */
+export class FirstRead implements FirstEvents {
+  readonly scanner: EventScanner;
+  out: Uint8Array | undefined;
+  broken = false;
+  #any = false;
+
+  constructor(stripUsageChunk: boolean, redactor?: ByteRedactor, everything = true) {
+    this.scanner = new EventScanner(stripUsageChunk, redactor, everything);
+  }
+
+  /** Takes one read: true once the first events are judged, the stream ended, or it is broken (stop reading then). */
+  take(read: ReadResult): boolean {
+    const { done, value } = read;
+    if (done && !this.#any) return (this.broken = true);
+    this.#any = true;
+    const scanner = this.scanner;
+    this.out = scanner.scan(value, done);
+    if (scanner.malformed) return (this.broken = true);
+    return done || scanner.judged;
+  }
 }
 
 /**
@@ -301,79 +305,121 @@ export function scanFirst(first: Uint8Array, stripUsageChunk: boolean): FirstEve
  * as {@link FirstEvents} it was judged already (with its own `stripUsageChunk`).
  */
 export function tapEventStream(first: Uint8Array | FirstEvents, reader: ReadableStreamDefaultReader<Uint8Array>, hooks: StreamTapHooks): ReadableStream<Uint8Array> {
-  return new EventStreamTap(first, reader, hooks).stream;
+  return new ReadableStream<Uint8Array>(new EventStreamTap(first, reader, hooks));
 }
 
+const ONCE = Object.freeze({ once: true });
+
+/** The idle timer of `tap` fired. */
+function checkIdle(tap: EventStreamTap): void {
+  tap.checkIdle();
+}
+
+/**
+ * The tap: the stream's underlying source itself (its methods, no closures
+ * per stream), and the listener of the request's signal.
+ */
 class EventStreamTap {
-  readonly stream: ReadableStream<Uint8Array>;
   readonly #scanner: EventScanner;
   /** The first read, when it is yet to be scanned. */
   #first: Uint8Array | undefined;
+  /** What of the first read passes on, judged already: queued at the start. */
+  #firstOut: Uint8Array | undefined;
   #settled = false;
-  #started = false;
+  #listening = false;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   /** Idle accounting: time waited for data before the current read, and the current read's start. */
   #waited = 0;
   #readStart = 0;
   #reading = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #onAbort: (() => void) | undefined;
 
   constructor(
     first: Uint8Array | FirstEvents,
     private readonly reader: ReadableStreamDefaultReader<Uint8Array>,
     private readonly hooks: StreamTapHooks,
   ) {
-    let firstOut: Uint8Array | undefined;
     if (first instanceof Uint8Array) {
       this.#scanner = new EventScanner(hooks.stripUsageChunk === true);
       this.#first = first;
     } else {
       this.#scanner = first.scanner;
-      firstOut = first.out;
+      this.#firstOut = first.out;
     }
-    this.stream = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.#controller = controller;
-        // What of the first read passes on (judged already) is queued at once: the first pull then reads the upstream.
-        if (firstOut !== undefined) controller.enqueue(firstOut);
-        const signal = hooks.signal;
-        if (!signal) return;
-        this.#onAbort = () => this.#fail(signal.reason);
-        if (signal.aborted) queueMicrotask(this.#onAbort);
-        else signal.addEventListener('abort', this.#onAbort, { once: true });
-      },
-      pull: () => this.#pull(),
-      cancel: (reason) => this.#cancel(reason),
-    });
   }
 
-  get #tally(): StreamTally {
-    return this.#scanner.tally;
+  start(controller: ReadableStreamDefaultController<Uint8Array>): void {
+    this.#controller = controller;
+    // What of the first read passes on (judged already) is queued at once: the first pull then reads the upstream.
+    const out = this.#firstOut;
+    this.#firstOut = undefined;
+    if (out !== undefined) controller.enqueue(out);
+    const signal = this.hooks.signal;
+    if (!signal) return;
+    if (signal.aborted) queueMicrotask(() => this.handleEvent());
+    else {
+      this.#listening = true;
+      signal.addEventListener('abort', this, ONCE);
+    }
   }
 
-  async #pull(): Promise<void> {
-    if (this.#settled) return;
-    if (!this.#started) {
-      this.#started = true;
-      const first = this.#first;
+  /** The request's signal aborted: the stream ends with its reason. */
+  handleEvent(): void {
+    this.#listening = false;
+    this.#fail(this.hooks.signal!.reason);
+  }
+
+  pull(): Promise<void> | undefined {
+    if (this.#settled) return undefined;
+    const first = this.#first;
+    if (first !== undefined) {
       this.#first = undefined;
-      if (first !== undefined && this.#push(first, false)) return;
+      if (this.#push(first, false)) return undefined;
     }
+    return this.#read();
+  }
+
+  /** Reads the upstream until something passes on (or the stream ends): one promise per read, no async frame. */
+  #read(): Promise<void> {
     const idle = this.hooks.idleTimeoutMs ?? 0;
+    // The wait for the upstream is bounded by what is left of the idle timeout.
+    if (idle > 0) this.#startRead(idle);
+    return this.reader.read().then(this.#took, this.#broke);
+  }
+
+  readonly #took = (result: ReadResult): Promise<void> | undefined => {
+    const timed = this.#reading;
+    this.#reading = false;
+    if (this.#settled) return undefined;
     try {
-      for (;;) {
-        // The wait for the upstream is bounded by what is left of the idle timeout.
-        if (idle > 0) this.#startRead(idle);
-        const { done, value } = await this.reader.read();
-        if (idle > 0) this.#endRead();
-        if (this.#settled) return;
-        if (done) return this.#end();
-        if (this.#push(value, false)) return;
+      if (result.done) this.#end();
+      else {
+        const passed = this.#push(result.value, false);
+        // A read that brought data restarted the idle count (#push): only one that did not (a comment) adds its wait, so the clock is read for it alone.
+        if (timed && !this.#scanner.sawData) this.#waited += Date.now() - this.#readStart;
+        if (!passed) return this.#read();
       }
     } catch (error) {
       this.#fail(error);
     }
+    return undefined;
+  };
+
+  readonly #broke = (error: unknown): void => {
+    this.#reading = false;
+    this.#fail(error);
+  };
+
+  async cancel(reason: unknown): Promise<void> {
+    if (!this.#settled) {
+      this.#settle();
+      this.hooks.onCancel(this.#scanner.usage, this.#tally);
+    }
+    await this.reader.cancel(reason).catch(() => undefined);
+  }
+
+  get #tally(): StreamTally {
+    return this.#scanner.tally;
   }
 
   /** A read starts: the idle timer runs (one for the whole stream, armed when none is). */
@@ -383,18 +429,13 @@ class EventStreamTap {
     if (this.#timer === undefined) this.#arm(idle - this.#waited);
   }
 
-  #endRead(): void {
-    this.#reading = false;
-    this.#waited += Date.now() - this.#readStart;
-  }
-
   #arm(ms: number): void {
-    this.#timer = setTimeout(() => this.#checkIdle(), Math.max(0, ms));
+    this.#timer = setTimeout(checkIdle, Math.max(0, ms), this);
     this.#timer.unref?.();
   }
 
   /** The idle timer fired: ends the stream when the data-less wait reached the timeout, else waits for the rest. */
-  #checkIdle(): void {
+  checkIdle(): void {
     this.#timer = undefined;
     if (this.#settled || !this.#reading) return;
     const idle = this.hooks.idleTimeoutMs ?? 0;
@@ -419,19 +460,12 @@ class EventStreamTap {
     this.reader.cancel(error).catch(() => undefined);
   }
 
-  async #cancel(reason: unknown): Promise<void> {
-    if (!this.#settled) {
-      this.#settle();
-      this.hooks.onCancel(this.#scanner.usage, this.#tally);
-    }
-    await this.reader.cancel(reason).catch(() => undefined);
-  }
-
   #settle(): void {
     this.#settled = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#onAbort) this.hooks.signal!.removeEventListener('abort', this.#onAbort);
+    if (this.#listening) this.hooks.signal!.removeEventListener('abort', this);
+    this.#listening = false;
     this.#scanner.clear();
   }
 

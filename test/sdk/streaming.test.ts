@@ -95,19 +95,36 @@ describe('fail-over before the first byte', () => {
 });
 
 describe('fail-over when the body fails before its first byte', () => {
-  test('headers arrive but the body errors on its first read: the whole stream comes from the second provider', async () => {
-    // msw sends headers together with the first body bytes, so this case needs
-    // a transport (the `fetch` option) that delivers headers and then resets.
-    const first = provider(ONE, (call) => sseReply(chatChunks('gpt-4.1', WORDS, askedUsage(call))));
-    const second = provider(TWO, (call) => sseReply(chatChunks('gpt-4.1', WORDS, askedUsage(call))));
-    const resetAfterHeaders: typeof fetch = async (input, init) => {
+  /**
+   * A transport whose provider-one answers deliver their headers, then `part`
+   * (when given), then reset. msw sends headers together with the first body
+   * bytes, so this needs the `fetch` option.
+   */
+  const resetsAfter =
+    (part?: string): typeof fetch =>
+    async (input, init) => {
       const response = await globalThis.fetch(input, init);
       if (new URL(String(input)).origin !== new URL(ONE).origin) return response;
       await response.body?.cancel();
-      const body = new ReadableStream<Uint8Array>({ pull: (c) => c.error(new TypeError('terminated')) });
+      let sent = part === undefined;
+      const body = new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (sent) return c.error(new TypeError('terminated'));
+          sent = true;
+          c.enqueue(new TextEncoder().encode(part));
+        },
+      });
       return new Response(body, { status: response.status, headers: response.headers });
     };
-    const { client, events } = manage({ fetch: resetAfterHeaders });
+
+  test.each([
+    ['errors on its first read', undefined],
+    ['sends part of its first line, then resets', 'data: {"id":"chatcmpl-1","object":"chat.'],
+    ['sends its first line without the blank line that ends the event, then resets', `data: ${chatChunks('gpt-4.1', WORDS, false)[0]}\n`],
+  ])('headers arrive but the body %s: nothing reached the caller, so the whole stream comes from the second provider', async (_name, part) => {
+    const first = provider(ONE, (call) => sseReply(chatChunks('gpt-4.1', WORDS, askedUsage(call))));
+    const second = provider(TWO, (call) => sseReply(chatChunks('gpt-4.1', WORDS, askedUsage(call))));
+    const { client, events } = manage({ fetch: resetsAfter(part) });
 
     const stream = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true });
     const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
@@ -117,6 +134,7 @@ describe('fail-over when the body fails before its first byte', () => {
     expect(first).toHaveLength(1);
     expect(second).toHaveLength(1);
     expect(events.failover).toHaveLength(1);
+    expect(events.failure).toHaveLength(0);
     expect(events.success).toHaveLength(1);
     expect(events.success[0]?.provider).toBe('two');
   });

@@ -1,0 +1,74 @@
+/**
+ * What the SSE tap reads from an event once it is parsed: its `data:`
+ * payload, the generated text in it, whether it completes the answer.
+ */
+const LF = 0x0a;
+const CR = 0x0d;
+const TERMINAL_TYPES = new Set(['response.completed', 'response.incomplete', 'response.failed']);
+
+/** True when `text` from `from` on is only line breaks. */
+function onlyLineBreaks(text: string, from: number): boolean {
+  for (let i = from; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c !== LF && c !== CR) return false;
+  }
+  return true;
+}
+
+/** One event's `data:` payload joined, or undefined when it has none (a comment, a keep-alive). */
+export function eventData(event: string): string | undefined {
+  // The usual event, one `data:` line and its blank line, needs no split.
+  if (event.startsWith('data:')) {
+    const lf = event.indexOf('\n');
+    const cr = event.indexOf('\r');
+    const eol = lf === -1 ? cr : cr === -1 ? lf : Math.min(lf, cr);
+    if (eol === -1 || onlyLineBreaks(event, eol)) return event.slice(event.charCodeAt(5) === 32 ? 6 : 5, eol === -1 ? event.length : eol);
+  }
+  let data: string | undefined;
+  for (const line of event.split(/\r?\n|\r/)) {
+    if (!line.startsWith('data:')) continue;
+    const value = line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5);
+    data = data === undefined ? value : `${data}\n${value}`;
+  }
+  return data;
+}
+
+/** Estimated tokens of generated text: 4 characters a token, as keyplex estimates prompts. */
+export function tokensOfText(chars: number): number {
+  return Math.ceil(chars / 4);
+}
+
+export type Obj = Record<string, unknown>;
+export const isObj = (value: unknown): value is Obj => typeof value === 'object' && value !== null;
+const textLength = (value: unknown): number => (typeof value === 'string' ? value.length : 0);
+
+/**
+ * Generated text in one parsed event: chat deltas (content, reasoning, tool
+ * arguments), legacy completion text, Responses `*.delta` events.
+ */
+export function generatedChars(parsed: unknown): number {
+  if (!isObj(parsed)) return 0;
+  const type = parsed.type;
+  if (typeof type === 'string') return type.endsWith('.delta') ? textLength(parsed.delta) : 0;
+  const choices = parsed.choices;
+  if (!Array.isArray(choices)) return 0;
+  let chars = 0;
+  for (const choice of choices) {
+    if (!isObj(choice)) continue;
+    chars += textLength(choice.text);
+    const delta = choice.delta;
+    if (!isObj(delta)) continue;
+    chars += textLength(delta.content) + textLength(delta.reasoning_content) + textLength(delta.reasoning) + textLength(delta.refusal);
+    if (Array.isArray(delta.tool_calls)) {
+      for (const call of delta.tool_calls) if (isObj(call) && isObj(call.function)) chars += textLength(call.function.arguments);
+    }
+  }
+  return chars;
+}
+
+/** True for an event that completes the answer: a terminal Responses event, or a chat / legacy choice with its finish reason. */
+export function endsAnswer(parsed: Obj): boolean {
+  if (typeof parsed.type === 'string') return TERMINAL_TYPES.has(parsed.type);
+  const choices = parsed.choices;
+  return Array.isArray(choices) && choices.some((choice) => isObj(choice) && typeof choice.finish_reason === 'string');
+}
