@@ -144,9 +144,10 @@ function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: num
 
 /**
  * A JSON success: the one place its body is read, checked and measured. The
- * body is parsed whole: a 200 broken anywhere in it (not only at its ends)
- * fails the attempt as `invalid_response` and is retried, so the SDK never
- * meets a body it cannot parse.
+ * whole body is checked (json-body.ts: proved to be JSON without building
+ * it): a 200 broken anywhere in it (not only at its ends) fails the attempt
+ * as `invalid_response` and is retried, so the SDK never meets a body it
+ * cannot parse. The SDK gets the bytes, decoded when it reads them.
  */
 async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, response: Response, redactor: KeyRedactor): Promise<Response> {
   let bytes: Uint8Array;
