@@ -63,7 +63,12 @@ function scannerFor(size: number): Scanner | null {
     }
   }
   if (scanner !== null && scanner.bytes.length < size) {
-    scanner.memory.grow(Math.ceil((size - scanner.bytes.length) / 65536));
+    try {
+      scanner.memory.grow(Math.ceil((size - scanner.bytes.length) / 65536));
+    } catch {
+      // No memory for it now: this body goes to JSON.parse.
+      return null;
+    }
     scanner.bytes = new Uint8Array(scanner.memory.buffer);
   }
   return scanner;

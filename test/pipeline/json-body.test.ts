@@ -5,7 +5,7 @@
  * and byte mutations of them (truncations, insertions, broken UTF-8,
  * control characters), plus hand-picked cases.
  */
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { parseJsonSummary } from '../../src/pipeline/json-body';
 import { usageFromBody } from '../../src/usage/usage';
 
@@ -184,5 +184,17 @@ describe('accepts exactly what JSON.parse accepts', () => {
     expect(agrees(JSON.stringify({ content: 'y'.repeat(200_000) }))).toBe(true);
     expect(agrees('{"a":1')).toBe(false);
     expect(agrees('"ab')).toBe(false);
+  });
+
+  test('where WebAssembly is missing, JSON.parse judges and the whole value comes back', async () => {
+    vi.resetModules();
+    vi.stubGlobal('WebAssembly', undefined);
+    try {
+      const { parseJsonSummary: alone } = await import('../../src/pipeline/json-body');
+      expect(alone(encoder.encode('{"model":"m","usage":{"prompt_tokens":1},"id":"x"}'))).toEqual({ model: 'm', usage: { prompt_tokens: 1 }, id: 'x' });
+      expect(() => alone(encoder.encode('{"a":'))).toThrow(SyntaxError);
+    } finally {
+      vi.unstubAllGlobals();
+    }
   });
 });
