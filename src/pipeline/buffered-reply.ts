@@ -5,26 +5,31 @@
 type Method = 'arrayBuffer' | 'blob' | 'bytes' | 'formData';
 const DELEGATED: readonly Method[] = ['arrayBuffer', 'blob', 'bytes', 'formData'];
 
+const decoder = new TextDecoder();
+
 /**
- * A Response holding a body keyplex read as text. It is made without a body
+ * A Response holding a body keyplex read whole, as text or as bytes (UTF-8,
+ * decoded as `Response.text()` decodes them when first read: a large reply's
+ * text is not made until the SDK asks for it, so it is not copied about by
+ * the garbage collector meanwhile). It is made without a body
  * stream (making one, for the SDK to read back and decode, cost as much as
  * the rest of the reply): `text()` and `json()` take the text as it is;
  * `body`, `arrayBuffer()`, `bytes()`, `blob()`, `formData()` and `clone()`
  * work from a Response made on first use. Like any body, it reads once.
  */
 export class BufferedReply extends Response {
-  readonly #text: string;
+  readonly #body: string | Uint8Array;
   #used = false;
   #inner: Response | undefined;
 
-  constructor(text: string, init: ResponseInit) {
+  constructor(body: string | Uint8Array, init: ResponseInit) {
     super(null, init);
-    this.#text = text;
+    this.#body = body;
   }
 
   /** The body as an ordinary Response, made on first use. */
   #full(): Response {
-    return (this.#inner ??= new Response(this.#text, { headers: { 'content-type': this.headers.get('content-type') ?? 'text/plain;charset=UTF-8' } }));
+    return (this.#inner ??= new Response(this.#body, { headers: { 'content-type': this.headers.get('content-type') ?? 'text/plain;charset=UTF-8' } }));
   }
 
   /** The text, once; a rejection when the body was read. */
@@ -32,7 +37,8 @@ export class BufferedReply extends Response {
     if (this.#inner) return this.#inner.text();
     if (this.#used) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
     this.#used = true;
-    return Promise.resolve(this.#text);
+    const body = this.#body;
+    return Promise.resolve(typeof body === 'string' ? body : decoder.decode(body));
   }
 
   static {
@@ -54,7 +60,7 @@ export class BufferedReply extends Response {
         writable: true,
         value: function clone(this: BufferedReply) {
           if (this.bodyUsed) throw new TypeError('Response.clone: Body has already been consumed.');
-          return new BufferedReply(this.#text, { status: this.status, statusText: this.statusText, headers: this.headers });
+          return new BufferedReply(this.#body, { status: this.status, statusText: this.statusText, headers: this.headers });
         },
       },
     };

@@ -32,7 +32,7 @@ import type { Lease } from './lease';
 
 /**
  * The Response handed to the SDK: the upstream answer plus keyplex's headers;
- * a body read as text travels as a {@link BufferedReply} (no stream made).
+ * a body read whole (text, or bytes) travels as a {@link BufferedReply} (no stream made).
  */
 export function reply(ctx: RequestContext, key: Key, pool: ProviderPool, upstream: Response, body: Body | null): Response {
   // Copied from the upstream's Headers in one go, then 2 deletes and 4 sets: the cheapest construction Node's
@@ -41,9 +41,10 @@ export function reply(ctx: RequestContext, key: Key, pool: ProviderPool, upstrea
   // ~6 us/request end to end at c64 (bench/profile-loopback.ts --inproc): ~3 here, the rest in the SDK,
   // which sorts, iterates and formats every response header on every request.
   const init: ResponseInit = { status: upstream.status, statusText: upstream.statusText, headers: upstream.headers };
-  const response = typeof body === 'string' ? new BufferedReply(body, init) : new Response(body, init);
+  const buffered = typeof body === 'string' || body instanceof Uint8Array;
+  const response = buffered ? new BufferedReply(body, init) : new Response(body, init);
   const headers = response.headers;
-  if (typeof body === 'string' || body instanceof ReadableStream) {
+  if (buffered || body instanceof ReadableStream) {
     // The body is no longer the bytes these described (fetch decoded it; keyplex may have re-framed it).
     headers.delete('content-length');
     headers.delete('content-encoding');

@@ -20,6 +20,7 @@ import type { Core } from './core';
 import { AttemptFailure } from './failure';
 import type { RequestAbort } from './abort';
 import type { Lease } from './lease';
+import { parseJsonSummary } from './json-body';
 import { decodeText, readBytes } from './read-body';
 import { reply, streamReply } from './respond';
 import { addContextFallback } from './route';
@@ -142,9 +143,10 @@ function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: num
 
 /**
  * A JSON success: the one place its body is read, checked and measured. The
- * body is parsed whole: a 200 broken anywhere in it (not only at its ends)
- * fails the attempt as `invalid_response` and is retried, so the SDK never
- * meets a body it cannot parse.
+ * whole body is checked (json-body.ts: proved to be JSON without building
+ * it): a 200 broken anywhere in it (not only at its ends) fails the attempt
+ * as `invalid_response` and is retried, so the SDK never meets a body it
+ * cannot parse. The SDK gets the bytes, decoded when it reads them.
  */
 async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, response: Response, redactor: KeyRedactor): Promise<Response> {
   let bytes: Uint8Array;
@@ -154,18 +156,22 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
     throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
   }
   // Searched as bytes (a key is ASCII: its pieces are the same bytes in UTF-8), then decoded once.
-  const text = decodeText(core.options.redactReplies ? redactor.bytes(bytes) : bytes);
+  if (core.options.redactReplies) bytes = redactor.bytes(bytes);
+  // Proved JSON without building it; only the members read below are parsed.
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = parseJsonSummary(bytes);
   } catch {
-    throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: text });
+    throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: decodeText(bytes) });
   }
   const replyModel = (parsed as { model?: unknown } | null)?.model;
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
   const costUsd = account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
-  if (ctx.cacheKey !== undefined) core.cache?.store(ctx, response, text, lease.deployment.pool.id, costUsd);
+  // The SDK gets the bytes, decoded when it reads them: a large text is not made long before it is parsed.
+  if (ctx.cacheKey === undefined || core.cache === undefined) return reply(ctx, lease.key, lease.deployment.pool, response, bytes);
+  const text = decodeText(bytes);
+  core.cache.store(ctx, response, text, lease.deployment.pool.id, costUsd);
   return reply(ctx, lease.key, lease.deployment.pool, response, text);
 }
 

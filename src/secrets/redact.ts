@@ -53,26 +53,33 @@ function probeIndex(a: number, b: number): number {
  * synchronous, so no other key's scan runs while one holds it.
  */
 const PROBES = new Uint8Array(1 << 14);
-let loaded: Uint32Array | undefined;
+let loaded: string | undefined;
 
-/** Loads a key's probes (`probe << 16 | place`) into {@link PROBES}, unloading the last key's. */
-function load(index: Uint32Array): void {
-  if (loaded === index) return;
-  if (loaded !== undefined) for (let i = 0; i < loaded.length; i++) PROBES[loaded[i]! >>> 16] = 0;
-  for (let i = 0; i < index.length; i++) PROBES[index[i]! >>> 16] = 1;
-  loaded = index;
+/** Sets (1) or clears (0) a key's 2-grams in {@link PROBES}. */
+function mark(key: string, on: number): void {
+  for (let p = 0; p + 1 < key.length; p++) PROBES[probeIndex(key.charCodeAt(p), key.charCodeAt(p + 1))] = on;
+}
+
+/** Loads a key's 2-grams into {@link PROBES}, unloading the last key's. */
+function load(key: string): void {
+  if (loaded === key) return;
+  if (loaded !== undefined) mark(loaded, 0);
+  mark(key, 1);
+  loaded = key;
 }
 
 /**
  * Finds and replaces the pieces of one key. Made once per key by
- * {@link redactorOf}, in one typed array: each of the key's probes with its
- * place (`probe << 16 | place`), sorted, looked up by binary search when a
- * probe of the text is one of the key's.
+ * {@link redactorOf}; what only a probe that passes the shared tables needs
+ * (each of the key's probes with its place, `probe << 16 | place`, sorted,
+ * looked up by binary search; the marker) is made on the first such probe,
+ * so a key whose replies never come near it costs no more than this object.
  */
 export class KeyRedactor {
   readonly #key: string;
-  readonly #index: Uint32Array;
-  readonly #marker: string;
+  readonly #id: string;
+  #index: Uint32Array | undefined;
+  #markerText: string | undefined;
   #markerBytes: Uint8Array | undefined;
   /** The length of the key's public prefix (`sk-proj-`): a piece wholly inside it is no secret. */
   readonly #public: number;
@@ -82,12 +89,22 @@ export class KeyRedactor {
   /** @param secret the key (printable ASCII, as configuration requires). @param id the key's id, shown instead. */
   constructor(secret: string, id: string) {
     this.#key = secret;
-    this.#marker = `[key ${id}]`;
+    this.#id = id;
     this.length = secret.length;
     this.#public = PUBLIC_PREFIX.exec(secret)?.[0].length ?? 0;
+  }
+
+  get #marker(): string {
+    return (this.#markerText ??= `[key ${this.#id}]`);
+  }
+
+  /** The key's probes with their places, sorted; made on first use. */
+  #places(): Uint32Array {
+    if (this.#index !== undefined) return this.#index;
+    const secret = this.#key;
     const index = new Uint32Array(Math.max(0, secret.length - PROBE + 1));
     for (let p = 0; p < index.length; p++) index[p] = (probeIndex(secret.charCodeAt(p), secret.charCodeAt(p + 1)) << 16) | p;
-    this.#index = index.sort();
+    return (this.#index = index.sort());
   }
 
   /** `text` with every piece of the key replaced; the same string when it holds none. */
@@ -133,7 +150,7 @@ export class KeyRedactor {
     const n = text.length;
     let runs: number[] | undefined;
     let at: At | undefined;
-    load(this.#index);
+    load(this.#key);
     for (let j = nextTextProbe(text, 0); j !== -1; j = nextTextProbe(text, j + STEP)) {
       at ??= (i) => text.charCodeAt(i);
       runs = this.#extend(at, n, j, probeIndex(text.charCodeAt(j), text.charCodeAt(j + 1)), runs);
@@ -146,7 +163,7 @@ export class KeyRedactor {
     const n = bytes.length;
     let runs: number[] | undefined;
     let at: At | undefined;
-    load(this.#index);
+    load(this.#key);
     for (let j = nextByteProbe(bytes, 0); j !== -1; j = nextByteProbe(bytes, j + STEP)) {
       at ??= (i) => bytes[i]!;
       runs = this.#extend(at, n, j, probeIndex(bytes[j]!, bytes[j + 1]!), runs);
@@ -161,7 +178,7 @@ export class KeyRedactor {
    */
   #extend(at: At, n: number, j: number, h: number, runs: number[] | undefined): number[] | undefined {
     const k = this.#key;
-    const index = this.#index;
+    const index = this.#places();
     let lo = 0;
     let hi = index.length;
     while (lo < hi) {

@@ -83,6 +83,22 @@ describe('KeyRedactor', () => {
     }
   });
 
+  test('finds every piece in bytes that start at an odd address (read two bytes at a time), as in text', () => {
+    const filler = 'the quick brown fox jumps over the lazy dog, '.repeat(2);
+    for (let start = 0; start + 8 <= KEY.length; start += 3) {
+      for (let at = 0; at <= 20; at++) {
+        const body = `${filler.slice(0, at)}${KEY.slice(start, start + 8 + (at % 3))}${filler.slice(at)}`;
+        const padded = new Uint8Array(body.length + 2);
+        padded.set(bytes(body), 1);
+        const view = padded.subarray(1, 1 + body.length);
+        expect(text(redactor.bytes(view)), body).toBe(redactor.text(body));
+        expect(text(redactor.bytes(bytes(body))), body).toBe(redactor.text(body));
+      }
+    }
+    expect(redactor.bytes(bytes('sk-proj'))).toEqual(bytes('sk-proj'));
+    expect(redactor.findBytes(new Uint8Array(0))).toBeUndefined();
+  });
+
   test('finds a piece at either end of a text and in texts shorter than a probe step', () => {
     for (const piece of [KEY.slice(-8), KEY.slice(8, 16)]) {
       expect(redactor.text(piece)).toBe('[key fp_test]');
