@@ -3,13 +3,12 @@
  * every key is used; the nodes new in the second, grouped by constructor and by owner.
  *   node --expose-gc bench/heap-breakdown.ts [--n 10000] [--dist dist]
  */
-import { setImmediate as turn } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import fs from 'node:fs';
 import OpenAI from 'openai';
 import { CHAT_BODY, fakeKeys, forceGc, makeManager } from './lib.ts';
-import { OPENAI_RATE_HEADERS } from './hotpath.ts';
+import { manyKeysUsed, OPENAI_RATE_HEADERS } from './hotpath.ts';
 
 const { values } = parseArgs({ options: { n: { type: 'string', default: '10000' }, dist: { type: 'string', default: 'dist' }, keep: { type: 'boolean', default: false } } });
 const count = Number(values.n);
@@ -32,13 +31,7 @@ const before = process.memoryUsage().heapUsed;
 const snapA = v8.writeHeapSnapshot('bench/out/heap-a.heapsnapshot');
 forceGc();
 const before2 = process.memoryUsage().heapUsed;
-const { manager } = makeManager({ keys: fakeKeys(10, count / 10), baseURL, fetch, events: true });
-const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
-for (let i = 0; i < count * 3; i += 64) {
-  const pin = keyplex.options({ provider: `p${(i / 64) % 10}` });
-  await Promise.all(Array.from({ length: 64 }, () => client.chat.completions.create(CHAT_BODY, pin)));
-  await turn();
-}
+const manager = await manyKeysUsed(count, fetch);
 forceGc();
 const after = process.memoryUsage().heapUsed;
 const snapB = v8.writeHeapSnapshot('bench/out/heap-b.heapsnapshot');
