@@ -122,20 +122,25 @@ function compare(rounds: Map<string, ThroughputSample[]>) {
   };
 }
 
+/** A manager over `count` keys (10 providers of `count / 10`), after enough requests, pinned to each provider in turn, for the selector to have used (nearly) every key. */
+export async function manyKeysUsed(count: number, fetch: typeof globalThis.fetch) {
+  const { manager } = makeManager({ keys: fakeKeys(10, count / 10), baseURL, fetch, events: true });
+  const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
+  for (let i = 0; i < count * 3; i += 64) {
+    const pin = keyplex.options({ provider: `p${(i / 64) % 10}` });
+    await Promise.all(Array.from({ length: 64 }, () => client.chat.completions.create(CHAT_BODY, pin)));
+    await turn();
+  }
+  return manager;
+}
+
 /** A manager over `count` keys (10 providers), every key used once or more; stats() timed, heap per key measured. */
 async function manyKeys(count: number, statsCalls: number): Promise<{ keys: number; usedKeys: number; heapPerKeyBytes: number; statsMs: number; statsCheapMs: number }> {
   const c = CASES[1]!;
   const fetch = caseFetch(c);
   forceGc();
   const before = process.memoryUsage().heapUsed;
-  const { manager } = makeManager({ keys: fakeKeys(10, count / 10), baseURL, fetch, events: true });
-  const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
-  // Enough requests, pinned to each provider in turn, for the selector to have used (nearly) every key.
-  for (let i = 0; i < count * 3; i += 64) {
-    const pin = keyplex.options({ provider: `p${(i / 64) % 10}` });
-    await Promise.all(Array.from({ length: 64 }, () => client.chat.completions.create(CHAT_BODY, pin)));
-    await turn();
-  }
+  const manager = await manyKeysUsed(count, fetch);
   forceGc();
   const after = process.memoryUsage().heapUsed;
   const first = manager.stats();

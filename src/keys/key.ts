@@ -114,6 +114,22 @@ export function keyOfView(view: unknown): Key | undefined {
   return View.keyOf(view);
 }
 
+/** The lifecycle state of a key that has been out of use (cooled down, disabled or removed): made at the first, so keys that never were hold none of it. */
+class KeyOut {
+  disabled: KeyDisabledReason | undefined = undefined;
+  cooldownUntil = 0;
+  cooldownTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  removed = false;
+
+  clearTimer(): void {
+    if (this.cooldownTimer) clearTimeout(this.cooldownTimer);
+    this.cooldownTimer = undefined;
+  }
+}
+
+/** The default listener (one function for every key made without one). */
+const IGNORE_CHANGES: KeyChangeListener = () => {};
+
 /** One key of one provider; under rate-limit scope `'key'` without a quota group, also its own (only) window. */
 export class Key implements KeyWindow {
   /** How a state store names it (also where its id and provider are held: no copies per key). */
@@ -128,10 +144,8 @@ export class Key implements KeyWindow {
   /** Its circuit breaker, unless key circuits are off. */
   readonly circuit: Circuit | undefined;
   #inFlight = 0;
-  #disabled: KeyDisabledReason | undefined;
-  #cooldownUntil = 0;
-  #cooldownTimer: ReturnType<typeof setTimeout> | undefined;
-  #removed = false;
+  /** Cooldown, disable and removal state: undefined while the key never was out (no private method either: no brand slot per key). */
+  #out: KeyOut | undefined;
   readonly #changed: KeyChangeListener;
   /** Undefined: the key itself (its `limiter` and `ref`) is the window of every model. */
   readonly #windows: KeyWindows | undefined;
@@ -142,13 +156,14 @@ export class Key implements KeyWindow {
     resolved: ResolvedKey,
     limiter: KeyLimiter,
     circuit: Circuit | undefined,
-    changed: KeyChangeListener = () => {},
+    changed: KeyChangeListener = IGNORE_CHANGES,
     windows?: KeyWindows,
   ) {
     this.ref = Object.freeze({ provider, keyId: resolved.id });
     this.weight = resolved.weight;
     this.limiter = limiter;
     this.circuit = circuit;
+    this.#out = undefined;
     this.#changed = changed;
     this.view = new View(this);
     this.#windows = windows;
@@ -179,15 +194,15 @@ export class Key implements KeyWindow {
   }
   /** Why the key is out of use for good (until enabled again). */
   get disabled(): KeyDisabledReason | undefined {
-    return this.#disabled;
+    return this.#out?.disabled;
   }
   /** `Date.now()` until which the key cools down after a 429. */
   get cooldownUntil(): number {
-    return this.#cooldownUntil;
+    return this.#out?.cooldownUntil ?? 0;
   }
   /** Set once the key is removed; in-flight attempts finish, nothing new starts. */
   get removed(): boolean {
-    return this.#removed;
+    return this.#out?.removed ?? false;
   }
   /** Attempts ever sent with this key. */
   get requests(): number {
@@ -209,55 +224,57 @@ export class Key implements KeyWindow {
 
   /** Enabled, present, and not cooling down at `now`. */
   usable(now: number): boolean {
-    return this.#disabled === undefined && !this.#removed && this.#cooldownUntil <= now;
+    const out = this.#out;
+    return out === undefined || (out.disabled === undefined && !out.removed && out.cooldownUntil <= now);
   }
 
   /** Cools the key down for `ms` from `now`; `key:recovered` is reported when it ends. */
   cool(ms: number, now: number, remote = false, capped = false): void {
-    this.#cooldownUntil = now + ms;
-    this.#clearTimer();
+    const out = (this.#out ??= new KeyOut());
+    out.cooldownUntil = now + ms;
+    out.clearTimer();
     const timer = setTimeout(() => {
-      this.#cooldownTimer = undefined;
+      out.cooldownTimer = undefined;
       if (this.usable(Date.now())) this.#changed(this, { kind: 'cooldown-ended' });
     }, ms);
     timer.unref?.();
-    this.#cooldownTimer = timer;
-    this.#changed(this, { kind: 'cooldown', ms, until: this.#cooldownUntil, remote, capped });
+    out.cooldownTimer = timer;
+    this.#changed(this, { kind: 'cooldown', ms, until: out.cooldownUntil, remote, capped });
   }
 
   /** Takes the key out of use until enabled; nothing happens when it already is. */
   disable(reason: KeyDisabledReason, remote = false): void {
-    if (this.#disabled !== undefined) return;
-    this.#disabled = reason;
-    this.#clearTimer();
+    const out = (this.#out ??= new KeyOut());
+    if (out.disabled !== undefined) return;
+    out.disabled = reason;
+    out.clearTimer();
     this.#changed(this, { kind: 'disabled', reason, remote });
   }
 
   /** Puts the key back in use (no longer disabled nor cooling down). */
   enable(now: number, remote = false): void {
-    const wasOut = this.#disabled !== undefined || this.#cooldownUntil > now;
-    this.#disabled = undefined;
-    this.#cooldownUntil = 0;
-    this.#clearTimer();
+    const out = this.#out;
+    const wasOut = out !== undefined && (out.disabled !== undefined || out.cooldownUntil > now);
+    if (out !== undefined) {
+      out.disabled = undefined;
+      out.cooldownUntil = 0;
+      out.clearTimer();
+    }
     this.#changed(this, { kind: 'enabled', remote, wasOut });
   }
 
   /** Takes the key out for good: attempts already sent finish, no new one starts. */
   remove(): void {
-    this.#removed = true;
-    this.#clearTimer();
+    const out = (this.#out ??= new KeyOut());
+    out.removed = true;
+    out.clearTimer();
     this.#changed(this, { kind: 'removed' });
   }
 
   /** Releases its timers (the manager closes). */
   dispose(): void {
-    this.#clearTimer();
+    this.#out?.clearTimer();
     this.circuit?.dispose();
-  }
-
-  #clearTimer(): void {
-    if (this.#cooldownTimer) clearTimeout(this.#cooldownTimer);
-    this.#cooldownTimer = undefined;
   }
 
   /** True when this key's secret equals `secret` (for duplicate checks). */
@@ -266,39 +283,41 @@ export class Key implements KeyWindow {
   }
 
   stats(now: number): KeyStats {
-    const cooling = this.#cooldownUntil > now;
+    const disabled = this.disabled;
+    const cooldownUntil = this.cooldownUntil;
+    const cooling = cooldownUntil > now;
     return {
       id: this.id,
       provider: this.provider,
       weight: this.weight,
-      status: this.#disabled ? 'disabled' : cooling ? 'cooling' : 'active',
-      disabledReason: this.#disabled,
-      cooldownRemainingMs: cooling ? this.#cooldownUntil - now : 0,
+      status: disabled ? 'disabled' : cooling ? 'cooling' : 'active',
+      disabledReason: disabled,
+      cooldownRemainingMs: cooling ? cooldownUntil - now : 0,
       inFlight: this.#inFlight,
       circuit: this.circuit?.state,
       limits: this.limiter.limits,
       headroom: this.limiter.headroom(),
       ...this.counters.snapshot(),
       ...this.counters.timings(),
-      ...this.#modelStats(),
+      ...modelStats(this.#windows, this.limiter),
     };
-  }
-
-  /** Under scope `'model'`: `models` (each model window's limits and headroom) and the lowest headroom. */
-  #modelStats(): Pick<KeyStats, 'models'> & { headroom?: number } {
-    const windows = this.#windows?.models?.();
-    if (windows === undefined) return {};
-    const models: NonNullable<KeyStats['models']> = {};
-    let headroom = this.limiter.headroom();
-    for (const [model, { limiter }] of windows) {
-      const own = limiter.headroom();
-      models[model] = { limits: limiter.limits, headroom: own };
-      headroom = Math.min(headroom, own);
-    }
-    return { models, headroom };
   }
 
   toJSON(): { id: string; provider: string } {
     return { id: this.id, provider: this.provider };
   }
+}
+
+/** Under scope `'model'`: `models` (each model window's limits and headroom) and the lowest headroom. */
+function modelStats(keyWindows: KeyWindows | undefined, limiter: KeyLimiter): Pick<KeyStats, 'models'> & { headroom?: number } {
+  const windows = keyWindows?.models?.();
+  if (windows === undefined) return {};
+  const models: NonNullable<KeyStats['models']> = {};
+  let headroom = limiter.headroom();
+  for (const [model, { limiter: own }] of windows) {
+    const free = own.headroom();
+    models[model] = { limits: own.limits, headroom: free };
+    headroom = Math.min(headroom, free);
+  }
+  return { models, headroom };
 }

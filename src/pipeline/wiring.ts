@@ -30,8 +30,6 @@ import { keyWindows } from './windows';
 
 /** Marks an event as carried from another manager by the state store. */
 const REMOTE = { remote: true } as const;
-/** Each key circuit's key (the store's ref the key holds anyway), for the one listener of a manager's key circuits. */
-const KEY_OF_CIRCUIT = new WeakMap<Circuit, StoreKeyRef>();
 /** Marks a cooldown whose rest was capped. */
 const CAPPED = { capped: true } as const;
 
@@ -117,10 +115,10 @@ export function createCore(options: ResolvedOptions): Core {
   return core;
 }
 
-/** One listener for every key circuit of a manager (a closure and a ref per key cost each key's heap); the key is found from the circuit. */
+/** One listener for every key circuit of a manager (a closure and a ref per key cost each key's heap); the key is the circuit's `owner` (its store ref, set in makeKey). */
 function keyCircuitListener(core: () => Core): (change: CircuitChange, circuit: Circuit) => void {
   return (change, circuit) => {
-    const key = KEY_OF_CIRCUIT.get(circuit);
+    const key = circuit.owner as StoreKeyRef | undefined;
     if (key !== undefined) circuitChanged(core(), { scope: 'key', provider: key.provider, keyId: key.keyId }, change, circuit);
   };
 }
@@ -130,7 +128,7 @@ function makeKey(core: Core, provider: string, resolved: ResolvedKey, onKeyChang
   const { limiter, windows } = keyWindows(core, provider, resolved);
   const circuit = makeCircuit?.();
   const key = new KeyState(provider, resolved, limiter, circuit, onKeyChange, windows);
-  if (circuit !== undefined) KEY_OF_CIRCUIT.set(circuit, key.ref);
+  if (circuit !== undefined) circuit.owner = key.ref;
   return key;
 }
 

@@ -3,7 +3,7 @@
  * hour, exact below 128 ms and in 64 buckets per doubling above (a value is
  * reported as its bucket's middle: within 0.8%, 2 significant digits). Its
  * counts are made at the first sample: dense (1,088 counts, 4.3 KiB) for the
- * few scopes of a manager, or sparse (16 bytes per bucket in use, grown on
+ * few scopes of a manager, or sparse (8 bytes per bucket in use, grown on
  * demand, dense once that is smaller) for scopes there may be thousands of,
  * such as keys.
  */
@@ -15,8 +15,14 @@ const SUB = 64;
 const SUB_BITS = 6;
 /** Buckets up to {@link HIGHEST_MS} (2^21 < 3.6e6 < 2^22). */
 const BUCKETS = LINEAR + (22 - 7) * SUB;
-/** Pairs a sparse histogram holds before it turns dense (a pair is two array slots of 8 bytes: then dense is no larger). */
-const SPARSE_MAX = BUCKETS / 4;
+/** Entries a sparse histogram holds before it turns dense (8 bytes each, against 4 per bucket dense). */
+const SPARSE_MAX = BUCKETS / 2;
+/** A sparse entry is `bucket * SPAN + count`: one double (unboxed in the array), in bucket order. */
+const SPAN = 2 ** 32;
+/** The counts of a compact histogram with no samples yet (shared; never changed). */
+const EMPTY: readonly number[] = Object.freeze([]);
+/** A dense array of this length is a compact histogram's that turned dense (it stays compact after a reset). */
+const COMPACT_DENSE = BUCKETS + 1;
 
 /** Percentiles of one histogram, in ms; `undefined` with no samples. */
 export interface Percentiles {
@@ -43,85 +49,93 @@ function valueOf(bucket: number): number {
   return low + (1 << (shift - 1)) - 0.5;
 }
 
+/**
+ * The counts: `undefined` (dense, no samples yet), {@link EMPTY} (sparse, no
+ * samples yet), sparse entries, or a count per bucket.
+ */
+type Counts = Uint32Array | readonly number[] | undefined;
+
+/** `data` with `n` more samples in `bucket` (the same array, or a new one when it had to change shape or grow). */
+function added(data: Counts, bucket: number, n: number): Counts {
+  if (data === undefined) {
+    const dense = new Uint32Array(BUCKETS);
+    dense[bucket] = n;
+    return dense;
+  }
+  if (!Array.isArray(data)) {
+    (data as Uint32Array)[bucket]! += n;
+    return data;
+  }
+  const entries = data as number[];
+  const low = bucket * SPAN;
+  let lo = 0;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (entries[mid]! < low) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < entries.length && entries[lo]! < low + SPAN) {
+    entries[lo] = Math.min(entries[lo]! + n, low + SPAN - 1);
+    return entries;
+  }
+  // A short list is copied at its exact length (a splice leaves room for more, per key); a long one grows.
+  if (entries.length < 16) return entries.slice(0, lo).concat([low + n], entries.slice(lo));
+  if (entries.length < SPARSE_MAX) {
+    entries.splice(lo, 0, low + n);
+    return entries;
+  }
+  const dense = new Uint32Array(COMPACT_DENSE);
+  each(entries, (b, count) => void (dense[b] = count));
+  dense[bucket]! += n;
+  return dense;
+}
+
+/** Calls `f` with each bucket in use and its count, in bucket order. */
+function each(data: Counts, f: (bucket: number, count: number) => void): void {
+  if (data === undefined) return;
+  if (Array.isArray(data)) {
+    for (const entry of data as readonly number[]) {
+      const bucket = Math.floor(entry / SPAN);
+      f(bucket, entry - bucket * SPAN);
+    }
+  } else for (let b = 0; b < data.length; b++) if ((data as Uint32Array)[b]! > 0) f(b, (data as Uint32Array)[b]!);
+}
+
 export class LatencyHistogram {
-  /**
-   * The counts, made at the first sample: dense, a count per bucket; or
-   * sparse, `[bucket, count, ...]` pairs by bucket (a plain array of small
-   * integers: no typed array's fixed cost). One field for both: 4 fields per
-   * histogram, as there may be thousands.
-   */
-  #data: Uint32Array | number[] | undefined;
-  readonly #compact: boolean;
-  #total = 0;
+  /** The counts, made at the first sample (see {@link Counts}): two fields per histogram, as there may be thousands. */
+  #data: Counts;
   /** The last percentiles read, until the next sample or reset (stats() of idle scopes costs nothing). */
   #read: Percentiles | undefined;
 
   /**
-   * @param compact sparse counts, grown on demand (16 bytes per bucket in
+   * @param compact sparse counts, grown on demand (8 bytes per bucket in
    *   use): for scopes there may be thousands of, such as keys. Either way
    *   the counts are made at the first sample.
    */
   constructor(compact = false) {
-    this.#compact = compact;
+    this.#data = compact ? EMPTY : undefined;
+    this.#read = undefined;
   }
 
   /** Records one duration in ms (rounded, clamped to 1 ms – 1 h). */
   record(ms: number): void {
-    this.#add(bucketOf(Math.min(HIGHEST_MS, Math.max(1, Math.round(ms)))), 1);
-  }
-
-  #add(bucket: number, n: number): void {
-    this.#total += n;
+    this.#data = added(this.#data, bucketOf(Math.min(HIGHEST_MS, Math.max(1, Math.round(ms)))), 1);
     this.#read = undefined;
-    const data = this.#data;
-    if (data === undefined) {
-      if (this.#compact) this.#data = [bucket, n];
-      else (this.#data = new Uint32Array(BUCKETS))[bucket] = n;
-      return;
-    }
-    if (!Array.isArray(data)) {
-      data[bucket]! += n;
-      return;
-    }
-    const pairs = data;
-    let lo = 0;
-    let hi = pairs.length / 2;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (pairs[mid * 2]! < bucket) lo = mid + 1;
-      else hi = mid;
-    }
-    if (pairs[lo * 2] === bucket) pairs[lo * 2 + 1] = pairs[lo * 2 + 1]! + n;
-    // A short list is copied at its exact length (a splice leaves room for 16 more numbers, per key); a long one grows.
-    else if (pairs.length < 32) this.#data = pairs.slice(0, lo * 2).concat([bucket, n], pairs.slice(lo * 2));
-    else if (pairs.length < SPARSE_MAX * 2) pairs.splice(lo * 2, 0, bucket, n);
-    else {
-      const dense = new Uint32Array(BUCKETS);
-      for (let i = 0; i < pairs.length; i += 2) dense[pairs[i]!] = pairs[i + 1]!;
-      dense[bucket]! += n;
-      this.#data = dense;
-    }
-  }
-
-  /** Calls `f` with each bucket in use and its count, in bucket order. */
-  #each(f: (bucket: number, count: number) => void): void {
-    const data = this.#data;
-    if (data === undefined) return;
-    if (Array.isArray(data)) for (let i = 0; i < data.length; i += 2) f(data[i]!, data[i + 1]!);
-    else for (let b = 0; b < data.length; b++) if (data[b]! > 0) f(b, data[b]!);
   }
 
   /** A new object each call (callers may keep or change it). */
   percentiles(): Percentiles {
     if (this.#read === undefined) {
-      const total = this.#total;
+      let total = 0;
+      each(this.#data, (_bucket, count) => void (total += count));
       if (total === 0) this.#read = NO_SAMPLES;
       else {
         // As HdrHistogram: the value at which the running count reaches round(p% of the count), at least 1.
         const wanted = [50, 95, 99].map((p) => Math.max(1, Math.floor((p / 100) * total + 0.5)));
         const found: number[] = [];
         let seen = 0;
-        this.#each((bucket, count) => {
+        each(this.#data, (bucket, count) => {
           seen += count;
           while (found.length < wanted.length && seen >= wanted[found.length]!) found.push(Math.round(valueOf(bucket)));
         });
@@ -133,14 +147,15 @@ export class LatencyHistogram {
 
   /** Forgets every sample (and the counts' memory). */
   reset(): void {
-    this.#data = undefined;
-    this.#total = 0;
+    const data = this.#data;
+    this.#data = data === undefined || (!Array.isArray(data) && data.length === BUCKETS) ? undefined : EMPTY;
     this.#read = undefined;
   }
 
   /** Adds `other`'s samples to this one's. */
   absorb(other: LatencyHistogram): void {
-    other.#each((bucket, count) => this.#add(bucket, count));
+    each(other.#data, (bucket, count) => void (this.#data = added(this.#data, bucket, count)));
+    this.#read = undefined;
   }
 }
 

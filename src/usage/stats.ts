@@ -38,81 +38,97 @@ export interface Timings {
   ttftMs: Percentiles;
 }
 
-/** Mutable counters; `snapshot()` copies them. */
 const NO_FAILURES: Readonly<Record<string, number>> = Object.freeze({});
 
+/**
+ * The counts most scopes never move (failures, cache and reasoning tokens,
+ * retries, fail-overs): made at the first, so the thousands of keys that
+ * only succeed hold none of it.
+ */
+class RareCounts {
+  failures: Record<string, number> | undefined = undefined;
+  cachedInputTokens = 0;
+  cacheWriteTokens = 0;
+  reasoningTokens = 0;
+  retries = 0;
+  failovers = 0;
+}
+
+/**
+ * Mutable counters; `snapshot()` copies them. Kept small (8 fields, no
+ * private methods: one per key): tokens as fields, the rare counts in
+ * {@link RareCounts} made at the first.
+ */
 export class CounterSet<F extends string = FailureKind> implements Counters<F> {
   requests = 0;
   successes = 0;
-  /** Made at the first failure (most keys never fail: no empty table per key). */
-  #failures: Partial<Record<F, number>> | undefined;
-  // The tokens as fields, not a `Usage` object: one object less per key.
   #inputTokens = 0;
   #outputTokens = 0;
-  #cachedInputTokens = 0;
-  #cacheWriteTokens = 0;
-  #reasoningTokens = 0;
   #totalTokens = 0;
   costUsd = 0;
   unpricedReplies = 0;
-  retries = 0;
-  failovers = 0;
+  #rare: RareCounts | undefined;
 
   /** Tokens of successful replies: a new object each read (change them with {@link spend}). */
   get tokens(): Usage {
+    const rare = this.#rare;
     return {
       inputTokens: this.#inputTokens,
       outputTokens: this.#outputTokens,
-      cachedInputTokens: this.#cachedInputTokens,
-      cacheWriteTokens: this.#cacheWriteTokens,
-      reasoningTokens: this.#reasoningTokens,
+      cachedInputTokens: rare?.cachedInputTokens ?? 0,
+      cacheWriteTokens: rare?.cacheWriteTokens ?? 0,
+      reasoningTokens: rare?.reasoningTokens ?? 0,
       totalTokens: this.#totalTokens,
     };
+  }
+
+  /** Attempts that followed a failed one. */
+  get retries(): number {
+    return this.#rare?.retries ?? 0;
+  }
+  set retries(n: number) {
+    (this.#rare ??= new RareCounts()).retries = n;
+  }
+
+  /** Attempts that went to another provider than the attempt before. */
+  get failovers(): number {
+    return this.#rare?.failovers ?? 0;
+  }
+  set failovers(n: number) {
+    (this.#rare ??= new RareCounts()).failovers = n;
   }
 
   /** Zeroes every counter (for interval reporting). */
   reset(): void {
     this.requests = 0;
     this.successes = 0;
-    this.#failures = undefined;
-    this.#inputTokens = this.#outputTokens = this.#cachedInputTokens = this.#cacheWriteTokens = this.#reasoningTokens = this.#totalTokens = 0;
+    this.#inputTokens = this.#outputTokens = this.#totalTokens = 0;
     this.costUsd = 0;
     this.unpricedReplies = 0;
-    this.retries = 0;
-    this.failovers = 0;
+    this.#rare = undefined;
   }
 
   /** Adds `other`'s counts to these (a scope folded into another). */
   absorb(other: CounterSet<F>): void {
     this.requests += other.requests;
     this.successes += other.successes;
-    for (const [kind, n] of Object.entries(other.failures) as [F, number][]) {
-      const failures = (this.#failures ??= {} as Partial<Record<F, number>>);
+    for (const [kind, n] of Object.entries(other.failures) as [string, number][]) {
+      const failures = ((this.#rare ??= new RareCounts()).failures ??= {});
       failures[kind] = (failures[kind] ?? 0) + n;
     }
-    this.#addTokens(other.tokens);
-    this.costUsd += other.costUsd;
+    this.spend(other.tokens, other.costUsd);
     this.unpricedReplies += other.unpricedReplies;
-    this.retries += other.retries;
-    this.failovers += other.failovers;
-  }
-
-  #addTokens(usage: Usage): void {
-    this.#inputTokens += usage.inputTokens;
-    this.#outputTokens += usage.outputTokens;
-    this.#cachedInputTokens += usage.cachedInputTokens;
-    this.#cacheWriteTokens += usage.cacheWriteTokens ?? 0;
-    this.#reasoningTokens += usage.reasoningTokens;
-    this.#totalTokens += usage.totalTokens;
+    if (other.retries !== 0) this.retries += other.retries;
+    if (other.failovers !== 0) this.failovers += other.failovers;
   }
 
   /** Failures by kind (read-only: {@link fail} and {@link absorb} count them). */
   get failures(): Readonly<Partial<Record<F, number>>> {
-    return this.#failures ?? (NO_FAILURES as Partial<Record<F, number>>);
+    return (this.#rare?.failures ?? NO_FAILURES) as Partial<Record<F, number>>;
   }
 
   fail(kind: F): void {
-    const failures = (this.#failures ??= {} as Partial<Record<F, number>>);
+    const failures = ((this.#rare ??= new RareCounts()).failures ??= {});
     failures[kind] = (failures[kind] ?? 0) + 1;
   }
 
@@ -124,7 +140,18 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
 
   /** Adds tokens and spend (a success's, or what a failed stream used before it broke). */
   spend(usage: Usage | null, costUsd: number | null): void {
-    if (usage) this.#addTokens(usage);
+    if (usage) {
+      this.#inputTokens += usage.inputTokens;
+      this.#outputTokens += usage.outputTokens;
+      this.#totalTokens += usage.totalTokens;
+      const cacheWrite = usage.cacheWriteTokens ?? 0;
+      if (usage.cachedInputTokens !== 0 || cacheWrite !== 0 || usage.reasoningTokens !== 0) {
+        const rare = (this.#rare ??= new RareCounts());
+        rare.cachedInputTokens += usage.cachedInputTokens;
+        rare.cacheWriteTokens += cacheWrite;
+        rare.reasoningTokens += usage.reasoningTokens;
+      }
+    }
     if (costUsd !== null) this.costUsd += costUsd;
   }
 
@@ -144,24 +171,25 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
 
 /** Counters with latency and time-to-first-token histograms. */
 export class TimedCounterSet<F extends string = FailureKind> extends CounterSet<F> {
-  #latency: LatencyHistogram | undefined;
-  #ttft: LatencyHistogram | undefined;
-  readonly #compact: boolean;
+  /** Made at its first use; `null`: not yet, and compact (sparse) when made. */
+  #latency: LatencyHistogram | null | undefined;
+  #ttft: LatencyHistogram | null | undefined;
 
   /** @param compact sparse histograms, for scopes there may be thousands of (keys). Either is made at its first use. */
   constructor(compact = false) {
     super();
-    this.#compact = compact;
+    // The flag rides in the unmade histograms' fields: one field less per key.
+    this.#latency = this.#ttft = compact ? null : undefined;
   }
 
   /** Latency, from receiving the request (or sending the attempt) to the last byte. */
   get latency(): LatencyHistogram {
-    return (this.#latency ??= new LatencyHistogram(this.#compact));
+    return (this.#latency ??= new LatencyHistogram(this.#latency === null));
   }
 
   /** Time to the first body bytes (streams). */
   get ttft(): LatencyHistogram {
-    return (this.#ttft ??= new LatencyHistogram(this.#compact));
+    return (this.#ttft ??= new LatencyHistogram(this.#ttft === null));
   }
 
   override reset(): void {
@@ -177,7 +205,7 @@ export class TimedCounterSet<F extends string = FailureKind> extends CounterSet<
   }
 
   timings(): Timings {
-    return { latencyMs: percentilesOf(this.#latency), ttftMs: percentilesOf(this.#ttft) };
+    return { latencyMs: percentilesOf(this.#latency ?? undefined), ttftMs: percentilesOf(this.#ttft ?? undefined) };
   }
 }
 

@@ -80,6 +80,12 @@ class CircuitSettings {
   readonly maxOpenMs: number | undefined;
   readonly halfOpenProbes: number;
   readonly policy: BreakerSpec;
+  /**
+   * The policy is made at the first failure (and dropped at each reset): a
+   * built-in `consecutive` one, fresh, ignores successes, so a circuit that
+   * never failed needs none. Other policies are made with the circuit.
+   */
+  readonly lazyPolicy: boolean;
   readonly onChange: (change: CircuitChange, circuit: Circuit) => void;
   readonly now: () => number;
 
@@ -94,10 +100,34 @@ class CircuitSettings {
       assertNoIssue(issue('maxOpenMs', `expected at least \`openMs\` (${this.openMs}); got ${this.maxOpenMs}`, 'RangeError'), WHAT);
     }
     this.halfOpenProbes = options.halfOpenProbes ?? DEFAULTS.circuit.halfOpenProbes;
-    this.policy = options.policy ?? 'consecutive';
+    const policy = options.policy ?? 'consecutive';
+    this.policy = policy;
+    this.lazyPolicy = policy === 'consecutive' || (typeof policy === 'object' && policy !== null && policy.kind === 'consecutive');
+    // A lazy policy's spec is still checked now, once: a bad one fails at construction, not at the first failure.
+    if (this.lazyPolicy) this.makePolicy();
     this.onChange = onChange;
     this.now = now;
   }
+
+  /** A fresh policy for one circuit. */
+  makePolicy(): BreakerPolicy {
+    return makeBreakerPolicy(this.policy, WHAT, 'policy');
+  }
+}
+
+/**
+ * What a circuit holds once it has opened (by failures, by hand or from a
+ * snapshot): made at the first trip, so the thousands of key circuits that
+ * never opened hold none of it.
+ */
+class Trip {
+  state: CircuitState = 'closed';
+  openUntil: number | undefined = undefined;
+  reopens = 0;
+  probesInFlight = 0;
+  probesSucceeded = 0;
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  disposed = false;
 }
 
 /**
@@ -120,18 +150,19 @@ class CircuitSettings {
  * earlier and is ignored. The policy is reset whenever the circuit opens or
  * closes. `onChange` is called after each transition, with the circuit
  * already in its new state; if it throws, the error is ignored.
+ *
+ * Memory: a closed circuit that never opened is four fields (a default
+ * `consecutive` policy is made at its first failure, the open-state fields
+ * at its first trip): there is one per key.
  */
 export class Circuit {
   /** What every circuit made from the same options shares (one object for all of a manager's key circuits). */
   readonly #settings: CircuitSettings;
-  readonly #policy: BreakerPolicy;
-  #state: CircuitState = 'closed';
-  #openUntil: number | undefined;
-  #reopens = 0;
-  #probesInFlight = 0;
-  #probesSucceeded = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #disposed = false;
+  #policy: BreakerPolicy | undefined;
+  /** Undefined until the circuit first leaves `closed` (or is disposed). */
+  #trip: Trip | undefined;
+  /** What the circuit belongs to, set by whoever made it (a family's circuits are told apart by it in their shared `onChange`). */
+  owner: unknown;
 
   /**
    * @param onChange Called for every transition, with the circuit (one listener may serve many circuits).
@@ -141,12 +172,15 @@ export class Circuit {
   constructor(options: CircuitOptions | undefined, onChange: (change: CircuitChange, circuit: Circuit) => void, now: () => number = systemNow) {
     const settings = options instanceof CircuitSettings ? options : new CircuitSettings(options, onChange, now);
     this.#settings = settings;
-    this.#policy = makeBreakerPolicy(settings.policy, WHAT, 'policy');
+    this.#policy = settings.lazyPolicy ? undefined : settings.makePolicy();
+    this.#trip = undefined;
+    this.owner = undefined;
   }
 
   /**
    * Makes circuits of the same options, listener and clock, checked once and
-   * held once for all of them (thousands of key circuits).
+   * held once for all of them (thousands of key circuits; the listener tells
+   * them apart by their `owner`).
    *
    * @throws TypeError or RangeError naming the bad option.
    */
@@ -173,12 +207,13 @@ export class Circuit {
    * its timer fires or `tryPass`/`canPass` notices.
    */
   get state(): CircuitState {
-    return this.#state;
+    return this.#trip?.state ?? 'closed';
   }
 
   /** When an open circuit will let a probe through (ms epoch), else undefined. */
   get openUntil(): number | undefined {
-    return this.#state === 'open' ? this.#openUntil : undefined;
+    const trip = this.#trip;
+    return trip?.state === 'open' ? trip.openUntil : undefined;
   }
 
   /**
@@ -186,15 +221,17 @@ export class Circuit {
    * each true must be followed by exactly one of success/failure/release.
    */
   tryPass(): boolean {
-    this.#elapseIfDue();
-    switch (this.#state) {
+    const trip = this.#trip;
+    if (trip === undefined) return true;
+    this.#elapseIfDue(trip);
+    switch (trip.state) {
       case 'closed':
         return true;
       case 'open':
         return false;
       case 'half-open':
-        if (this.#probesInFlight + this.#probesSucceeded >= this.halfOpenProbes) return false;
-        this.#probesInFlight++;
+        if (trip.probesInFlight + trip.probesSucceeded >= this.halfOpenProbes) return false;
+        trip.probesInFlight++;
         return true;
     }
   }
@@ -205,46 +242,51 @@ export class Circuit {
    * whose time is up moves to half-open here, as its timer would.
    */
   canPass(): boolean {
-    this.#elapseIfDue();
-    switch (this.#state) {
+    const trip = this.#trip;
+    if (trip === undefined) return true;
+    this.#elapseIfDue(trip);
+    switch (trip.state) {
       case 'closed':
         return true;
       case 'open':
         return false;
       case 'half-open':
-        return this.#probesInFlight + this.#probesSucceeded < this.halfOpenProbes;
+        return trip.probesInFlight + trip.probesSucceeded < this.halfOpenProbes;
     }
   }
 
   /** A passed call succeeded. */
   success(): void {
-    switch (this.#state) {
+    const trip = this.#trip;
+    switch (trip?.state ?? 'closed') {
       case 'closed':
-        this.#policy.success(this.#settings.now());
+        // No policy yet: a fresh lazy one ignores successes.
+        this.#policy?.success(this.#settings.now());
         return;
       case 'open':
         return;
       case 'half-open':
-        if (this.#probesInFlight === 0) return;
-        this.#probesInFlight--;
-        this.#probesSucceeded++;
-        if (this.#probesSucceeded >= this.halfOpenProbes) this.#close('probe_succeeded');
+        if (trip!.probesInFlight === 0) return;
+        trip!.probesInFlight--;
+        trip!.probesSucceeded++;
+        if (trip!.probesSucceeded >= this.halfOpenProbes) this.#close('probe_succeeded');
         return;
     }
   }
 
   /** A passed call failed in a way that counts against this scope. */
   failure(): void {
-    switch (this.#state) {
+    const trip = this.#trip;
+    switch (trip?.state ?? 'closed') {
       case 'closed':
-        if (this.#policy.failure(this.#settings.now()) === true) this.#open('failures');
+        if ((this.#policy ??= this.#settings.makePolicy()).failure(this.#settings.now()) === true) this.#open('failures');
         return;
       case 'open':
         return;
       case 'half-open':
-        if (this.#probesInFlight === 0) return;
-        this.#probesInFlight--;
-        if (this.maxOpenMs !== undefined && this.#duration() < this.maxOpenMs) this.#reopens++;
+        if (trip!.probesInFlight === 0) return;
+        trip!.probesInFlight--;
+        if (this.maxOpenMs !== undefined && this.#duration() < this.maxOpenMs) trip!.reopens++;
         this.#open('probe_failed');
         return;
     }
@@ -252,7 +294,8 @@ export class Circuit {
 
   /** A passed call ended with no verdict (aborted, or a failure that says nothing about this scope): frees its probe slot. */
   release(): void {
-    if (this.#state === 'half-open' && this.#probesInFlight > 0) this.#probesInFlight--;
+    const trip = this.#trip;
+    if (trip?.state === 'half-open' && trip.probesInFlight > 0) trip.probesInFlight--;
   }
 
   /**
@@ -265,9 +308,10 @@ export class Circuit {
   forceOpen(openMs?: number): void {
     assertNoIssue(numberIssue('openMs', openMs, OPEN_MS), 'forceOpen argument');
     const ms = openMs ?? this.#duration();
-    if (this.#state === 'open') {
-      this.#openUntil = this.#settings.now() + ms;
-      this.#arm();
+    const trip = this.#trip;
+    if (trip?.state === 'open') {
+      trip.openUntil = this.#settings.now() + ms;
+      this.#arm(trip);
       return;
     }
     this.#open('manual', ms);
@@ -275,18 +319,20 @@ export class Circuit {
 
   /** Closes the circuit by hand (reason `manual`): the policy and the backoff start over. */
   forceClose(): void {
-    if (this.#state !== 'closed') this.#close('manual');
+    if (this.state !== 'closed') this.#close('manual');
   }
 
   /** JSON-safe snapshot of state + policy state (for a shared store). */
   toJSON(): CircuitSnapshot {
+    const trip = this.#trip;
+    const state = this.state;
     const snapshot: CircuitSnapshot = {
-      state: this.#state,
-      reopens: this.#reopens,
-      probesSucceeded: this.#state === 'half-open' ? this.#probesSucceeded : 0,
-      policy: this.#policy.state,
+      state,
+      reopens: trip?.reopens ?? 0,
+      probesSucceeded: state === 'half-open' ? trip!.probesSucceeded : 0,
+      policy: (this.#policy ?? this.#settings.makePolicy()).state,
     };
-    if (this.#state === 'open' && this.#openUntil !== undefined) snapshot.openUntil = this.#openUntil;
+    if (state === 'open' && trip!.openUntil !== undefined) snapshot.openUntil = trip!.openUntil;
     return snapshot;
   }
 
@@ -312,16 +358,20 @@ export class Circuit {
     if (state === 'open' && (typeof openUntil !== 'number' || !Number.isFinite(openUntil))) {
       throw bad(`expected \`openUntil\` a time in ms when \`state\` is 'open'; got ${describe(openUntil)}`);
     }
-    this.#policy.restore(raw.policy);
+    const policy = this.#policy ?? this.#settings.makePolicy();
+    policy.restore(raw.policy);
+    this.#policy = policy;
 
-    const from = this.#state;
+    const from = this.state;
     const to = state as CircuitState;
-    this.#state = to;
-    this.#reopens = this.maxOpenMs === undefined ? 0 : raw.reopens;
-    this.#openUntil = to === 'open' ? (openUntil as number) : undefined;
-    this.#probesSucceeded = to === 'half-open' ? Math.min(raw.probesSucceeded, this.halfOpenProbes - 1) : 0;
-    if (to === 'open') this.#arm();
-    else this.#disarm();
+    if (to === 'closed' && this.#trip === undefined && raw.reopens === 0) return;
+    const trip = (this.#trip ??= new Trip());
+    trip.state = to;
+    trip.reopens = this.maxOpenMs === undefined ? 0 : raw.reopens;
+    trip.openUntil = to === 'open' ? (openUntil as number) : undefined;
+    trip.probesSucceeded = to === 'half-open' ? Math.min(raw.probesSucceeded, this.halfOpenProbes - 1) : 0;
+    if (to === 'open') this.#arm(trip);
+    else this.#disarm(trip);
     if (from !== to) {
       const change: CircuitChange = { from, to, reason: 'restored' };
       if (to === 'open') change.openMs = Math.max(0, (openUntil as number) - this.#settings.now());
@@ -331,74 +381,83 @@ export class Circuit {
 
   /** Stops its timer (the manager calls it on close). The circuit still works, on its clock alone. */
   dispose(): void {
-    this.#disposed = true;
-    this.#disarm();
+    const trip = (this.#trip ??= new Trip());
+    trip.disposed = true;
+    this.#disarm(trip);
   }
 
   /** The open time for the current backoff step. */
   #duration(): number {
     if (this.maxOpenMs === undefined) return this.openMs;
-    return Math.min(this.openMs * 2 ** this.#reopens, this.maxOpenMs);
+    return Math.min(this.openMs * 2 ** (this.#trip?.reopens ?? 0), this.maxOpenMs);
   }
 
   #open(reason: 'failures' | 'probe_failed' | 'manual', ms = this.#duration()): void {
-    const from = this.#state;
-    this.#state = 'open';
-    this.#openUntil = this.#settings.now() + ms;
-    this.#probesInFlight = 0;
-    this.#probesSucceeded = 0;
-    this.#policy.reset();
-    this.#arm();
+    const trip = (this.#trip ??= new Trip());
+    const from = trip.state;
+    trip.state = 'open';
+    trip.openUntil = this.#settings.now() + ms;
+    trip.probesInFlight = 0;
+    trip.probesSucceeded = 0;
+    this.#resetPolicy();
+    this.#arm(trip);
     this.#emit({ from, to: 'open', reason, openMs: ms });
   }
 
-  #halfOpen(): void {
-    this.#state = 'half-open';
-    this.#openUntil = undefined;
-    this.#probesInFlight = 0;
-    this.#probesSucceeded = 0;
-    this.#disarm();
+  #halfOpen(trip: Trip): void {
+    trip.state = 'half-open';
+    trip.openUntil = undefined;
+    trip.probesInFlight = 0;
+    trip.probesSucceeded = 0;
+    this.#disarm(trip);
     this.#emit({ from: 'open', to: 'half-open', reason: 'open_elapsed' });
   }
 
   #close(reason: 'probe_succeeded' | 'manual'): void {
-    const from = this.#state;
-    this.#state = 'closed';
-    this.#openUntil = undefined;
-    this.#reopens = 0;
-    this.#probesInFlight = 0;
-    this.#probesSucceeded = 0;
-    this.#policy.reset();
-    this.#disarm();
+    const trip = (this.#trip ??= new Trip());
+    const from = trip.state;
+    trip.state = 'closed';
+    trip.openUntil = undefined;
+    trip.reopens = 0;
+    trip.probesInFlight = 0;
+    trip.probesSucceeded = 0;
+    this.#resetPolicy();
+    this.#disarm(trip);
     this.#emit({ from, to: 'closed', reason });
   }
 
-  #elapseIfDue(): void {
-    if (this.#state === 'open' && this.#openUntil !== undefined && this.#settings.now() >= this.#openUntil) this.#halfOpen();
+  /** Forgets the policy's memory (a lazy one is dropped: made again at the next failure). */
+  #resetPolicy(): void {
+    if (this.#settings.lazyPolicy) this.#policy = undefined;
+    else this.#policy!.reset();
+  }
+
+  #elapseIfDue(trip: Trip): void {
+    if (trip.state === 'open' && trip.openUntil !== undefined && this.#settings.now() >= trip.openUntil) this.#halfOpen(trip);
   }
 
   /** (Re)starts the one timer that ends the open time. */
-  #arm(): void {
-    this.#disarm();
-    if (this.#disposed || this.#openUntil === undefined) return;
-    const remaining = Math.max(0, this.#openUntil - this.#settings.now());
+  #arm(trip: Trip): void {
+    this.#disarm(trip);
+    if (trip.disposed || trip.openUntil === undefined) return;
+    const remaining = Math.max(0, trip.openUntil - this.#settings.now());
     const capped = remaining > MAX_TIMER_MS;
     const timer = setTimeout(() => {
-      if (this.#timer !== timer) return;
-      this.#timer = undefined;
-      if (this.#state !== 'open') return;
+      if (trip.timer !== timer) return;
+      trip.timer = undefined;
+      if (trip.state !== 'open') return;
       // A capped timer only covers part of a very long open time.
-      if (capped) this.#arm();
-      else this.#halfOpen();
+      if (capped) this.#arm(trip);
+      else this.#halfOpen(trip);
     }, Math.min(remaining, MAX_TIMER_MS));
     timer.unref();
-    this.#timer = timer;
+    trip.timer = timer;
   }
 
-  #disarm(): void {
-    if (this.#timer === undefined) return;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+  #disarm(trip: Trip): void {
+    if (trip.timer === undefined) return;
+    clearTimeout(trip.timer);
+    trip.timer = undefined;
   }
 
   #emit(change: CircuitChange): void {

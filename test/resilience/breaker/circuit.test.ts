@@ -560,3 +560,54 @@ describe('options', () => {
     expect(() => circuit.forceOpen(-5)).toThrow(RangeError);
   });
 });
+
+describe('circuits of a family (one per key)', () => {
+  test('the default consecutive policy counts as before though it is made at the first failure and dropped at each reset', () => {
+    const changes: CircuitChange[] = [];
+    const make = Circuit.family({ policy: { kind: 'consecutive', threshold: 3 }, openMs: 1000 }, (c) => changes.push(c), now);
+    const circuit = make();
+    circuit.success();
+    expect(circuit.toJSON()).toEqual({ state: 'closed', reopens: 0, probesSucceeded: 0, policy: { kind: 'consecutive', failures: 0 } });
+    circuit.failure();
+    circuit.failure();
+    expect(circuit.toJSON().policy).toEqual({ kind: 'consecutive', failures: 2 });
+    circuit.success();
+    circuit.failure();
+    circuit.failure();
+    expect(circuit.state).toBe('closed');
+    circuit.failure();
+    expect(circuit.state).toBe('open');
+    tick(1000);
+    expect(circuit.tryPass()).toBe(true);
+    circuit.success();
+    expect(circuit.toJSON()).toEqual({ state: 'closed', reopens: 0, probesSucceeded: 0, policy: { kind: 'consecutive', failures: 0 } });
+    circuit.failure();
+    circuit.failure();
+    expect(circuit.state).toBe('closed');
+    expect(changes.map((c) => `${c.to}:${c.reason}`)).toEqual(['open:failures', 'half-open:open_elapsed', 'closed:probe_succeeded']);
+  });
+
+  test('a bad consecutive spec fails when the family is made, not at the first failure', () => {
+    expect(() => Circuit.family({ policy: { kind: 'consecutive', threshold: 0 } }, () => {}, now)).toThrow(RangeError);
+  });
+
+  test('a circuit disposed before it ever opened starts no timer when forced open later', () => {
+    const circuit = Circuit.family({ openMs: 1000 }, () => {}, now)();
+    circuit.dispose();
+    circuit.forceOpen();
+    expect(vi.getTimerCount()).toBe(0);
+    tick(1000);
+    expect(circuit.canPass()).toBe(true);
+    expect(circuit.state).toBe('half-open');
+  });
+
+  test('the owner set by whoever made the circuit reaches the shared listener', () => {
+    const seen: unknown[] = [];
+    const make = Circuit.family({ openMs: 1000 }, (_c, circuit) => seen.push(circuit.owner), now);
+    const a = make();
+    a.owner = 'key-a';
+    make().forceOpen();
+    a.forceOpen();
+    expect(seen).toEqual([undefined, 'key-a']);
+  });
+});
