@@ -55,9 +55,26 @@ function probeIndex(a: number, b: number): number {
 const PROBES = new Uint8Array(1 << 14);
 let loaded: string | undefined;
 
-/** Sets (1) or clears (0) a key's 2-grams in {@link PROBES}. */
+/**
+ * Where the loaded key's 2-grams are, shared as {@link PROBES} is (no index
+ * per key): `FIRST[probe]` is the first place holding it plus one (0: none),
+ * `NEXT[place]` the next place with the same probe plus one.
+ */
+const FIRST = new Uint32Array(1 << 14);
+let NEXT = new Uint32Array(64);
+
+/** Sets or clears a key's 2-grams in {@link PROBES}, {@link FIRST} and {@link NEXT}. */
 function mark(key: string, on: number): void {
-  for (let p = 0; p + 1 < key.length; p++) PROBES[probeIndex(key.charCodeAt(p), key.charCodeAt(p + 1))] = on;
+  if (on !== 0 && NEXT.length < key.length) NEXT = new Uint32Array(key.length);
+  // From the end, so that each probe's chain runs in ascending places.
+  for (let p = key.length - 2; p >= 0; p--) {
+    const h = probeIndex(key.charCodeAt(p), key.charCodeAt(p + 1));
+    PROBES[h] = on;
+    if (on !== 0) {
+      NEXT[p] = FIRST[h]!;
+      FIRST[h] = p + 1;
+    } else FIRST[h] = 0;
+  }
 }
 
 /** Loads a key's 2-grams into {@link PROBES}, unloading the last key's. */
@@ -70,15 +87,14 @@ function load(key: string): void {
 
 /**
  * Finds and replaces the pieces of one key. Made once per key by
- * {@link redactorOf}; what only a probe that passes the shared tables needs
- * (each of the key's probes with its place, `probe << 16 | place`, sorted,
- * looked up by binary search; the marker) is made on the first such probe,
- * so a key whose replies never come near it costs no more than this object.
+ * {@link redactorOf}; a probe that passes the shared table is placed in the
+ * key through the shared {@link FIRST}/{@link NEXT} chains of the loaded key
+ * (no index per key: it cost ~270 B a key), and the marker is made on the
+ * first match, so a key costs little more than this object.
  */
 export class KeyRedactor {
   readonly #key: string;
   readonly #id: string;
-  #index: Uint32Array | undefined;
   #markerText: string | undefined;
   #markerBytes: Uint8Array | undefined;
   /** The length of the key's public prefix (`sk-proj-`): a piece wholly inside it is no secret. */
@@ -96,15 +112,6 @@ export class KeyRedactor {
 
   get #marker(): string {
     return (this.#markerText ??= `[key ${this.#id}]`);
-  }
-
-  /** The key's probes with their places, sorted; made on first use. */
-  #places(): Uint32Array {
-    if (this.#index !== undefined) return this.#index;
-    const secret = this.#key;
-    const index = new Uint32Array(Math.max(0, secret.length - PROBE + 1));
-    for (let p = 0; p < index.length; p++) index[p] = (probeIndex(secret.charCodeAt(p), secret.charCodeAt(p + 1)) << 16) | p;
-    return (this.#index = index.sort());
   }
 
   /** `text` with every piece of the key replaced; the same string when it holds none. */
@@ -178,16 +185,8 @@ export class KeyRedactor {
    */
   #extend(at: At, n: number, j: number, h: number, runs: number[] | undefined): number[] | undefined {
     const k = this.#key;
-    const index = this.#places();
-    let lo = 0;
-    let hi = index.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (index[mid]! >>> 16 < h) lo = mid + 1;
-      else hi = mid;
-    }
-    for (let i = lo; i < index.length && index[i]! >>> 16 === h; i++) {
-      const p = index[i]! & 0xffff;
+    for (let q = FIRST[h]!; q !== 0; q = NEXT[q - 1]!) {
+      const p = q - 1;
       if (k.charCodeAt(p) !== at(j) || k.charCodeAt(p + 1) !== at(j + 1)) continue;
       let start = j;
       while (start > 0 && start - j + p > 0 && at(start - 1) === k.charCodeAt(start - 1 - j + p)) start--;

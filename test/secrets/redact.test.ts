@@ -72,6 +72,20 @@ describe('KeyRedactor', () => {
     }
   });
 
+  test('a 2-gram the key holds at many places: a piece is found from each of them, with another key loaded in between', () => {
+    const repeats = 'ab12ab34ab56ab78ab90abXYabZW';
+    const key = new KeyRedactor(repeats, 'fp_rep');
+    const other = new KeyRedactor('gsk_Zq7Jd0Vw5Ne2Kp9Xs4Ub1Mh8', 'fp_other');
+    for (let start = 0; start + 8 <= repeats.length; start++) {
+      const piece = repeats.slice(start, start + 8);
+      expect(other.finds(`x ${piece} y`)).toBe(false);
+      expect(key.text(`x ${piece} y`)).toBe('x [key fp_rep] y');
+      expect(text(key.bytes(bytes(`xy ${piece} z`)))).toBe('xy [key fp_rep] z');
+    }
+    // Shorter than a piece at every place of `ab`: nothing.
+    expect(key.finds('ab12ab3 ab34ab5 ab56ab7')).toBe(false);
+  });
+
   test('finds a piece in bytes wherever it starts in a longer body, as in text', () => {
     const filler = 'the quick brown fox jumps over the lazy dog, '.repeat(3);
     for (let at = 0; at <= filler.length; at++) {
