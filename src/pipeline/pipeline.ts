@@ -59,7 +59,8 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
       failed(core, ctx, refused.toDetail());
       return errorResponse(refused, refused.status ?? 429);
     }
-    await admitLane(core, ctx, abort.signal);
+    const waiting = admitLane(core, ctx, abort.signal);
+    if (waiting !== undefined) await waiting;
     return await attemptAll(core, ctx, abort);
   } catch (error) {
     return finishFailure(core, ctx, error, abort.signal);
@@ -98,7 +99,8 @@ async function attemptAll(core: Core, ctx: RequestContext, abort: RequestAbort):
   for (let attempt = 1; ; attempt++) {
     try {
       // Acquire and send inline (no async layer between them): a lease, its attempt counted, the send.
-      const lease = await acquire(core, ctx, attempt, abort.signal);
+      const next = acquire(core, ctx, attempt, abort.signal);
+      const lease = next instanceof Promise ? await next : next;
       countAttempt(core, ctx, attempt, lease);
       return await send(core, ctx, lease, attempt, abort);
     } catch (error) {
