@@ -39,7 +39,8 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
     throw error;
   }
   // One controller, one timer (deadline and attempt timeout) and one listener per request: see ./abort.ts.
-  const abort = new RequestAbort(Date.now(), ctx.deadlineMs, core.options.attemptTimeoutMs, ctx.request.signal);
+  // As of the request's start (the clock read once at intercept): its deadline is ctx.deadlineAt exactly.
+  const abort = new RequestAbort(ctx.startedAt, ctx.deadlineMs, core.options.attemptTimeoutMs, ctx.request.signal);
   core.active.add(abort);
   try {
     const loading = whenLoaded(core);
