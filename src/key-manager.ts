@@ -230,8 +230,7 @@ export class KeyManager {
       if (options.drain) await core.bulkhead.close('drain');
       else {
         core.closedByAbort = true;
-        for (const control of core.active) control.abort(new ManagerClosedError());
-        core.active.clear();
+        core.active.abortAll(new ManagerClosedError());
         void core.bulkhead.close('reject', new ManagerClosedError());
       }
       for (const pool of core.pools) for (const key of pool.keys) key.dispose();

@@ -34,6 +34,9 @@ export class RequestAbort {
   ended = false;
   /** True when the current attempt ended by its own timeout. */
   attemptTimedOut = false;
+  /** Its neighbours in {@link ActiveRequests} while it is listed there. */
+  before: RequestAbort | undefined = undefined;
+  after: RequestAbort | undefined = undefined;
 
   constructor(now: number, deadlineMs: number, firstAttemptTimeoutMs: number, caller: AbortSignal | undefined) {
     this.#deadlineAt = now + deadlineMs;
@@ -135,5 +138,51 @@ export class RequestAbort {
     const shared = this.#control;
     this.#control = new AbortController();
     shared.abort(timeout);
+  }
+}
+
+/**
+ * The requests in flight, for close(): a list threaded through the requests
+ * themselves, so that a request joins and leaves it without a set entry made
+ * and dropped (and a table rehashed) each time.
+ */
+export class ActiveRequests {
+  #first: RequestAbort | undefined = undefined;
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  add(abort: RequestAbort): void {
+    abort.before = undefined;
+    abort.after = this.#first;
+    if (this.#first !== undefined) this.#first.before = abort;
+    this.#first = abort;
+    this.#size++;
+  }
+
+  /** Takes `abort` out of the list (nothing when it is not in it). */
+  delete(abort: RequestAbort): void {
+    const { before, after } = abort;
+    if (before === undefined && this.#first !== abort) return;
+    if (before === undefined) this.#first = after;
+    else before.after = after;
+    if (after !== undefined) after.before = before;
+    abort.before = abort.after = undefined;
+    this.#size--;
+  }
+
+  /** Ends every request in flight with `reason` and empties the list. */
+  abortAll(reason: unknown): void {
+    let abort = this.#first;
+    this.#first = undefined;
+    this.#size = 0;
+    while (abort !== undefined) {
+      const next = abort.after;
+      abort.before = abort.after = undefined;
+      abort.abort(reason);
+      abort = next;
+    }
   }
 }

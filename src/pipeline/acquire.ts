@@ -46,14 +46,28 @@ const NOT_READY: NotReady = { readyAt: Infinity, tooLarge: false, probing: false
  * is cooling down, out of rate-limit room or behind an open circuit, the
  * request waits for the first to recover, within its deadline (woken early
  * when keys change); past the deadline it fails with `no_key_available` and
- * `retryAfterMs`.
+ * `retryAfterMs`. The usual case (nobody waits in line, no shared store, a
+ * key usable now) answers at once, without a promise.
  *
  * @throws NoKeyAvailableError, a budget refusal, or StoreUnavailableError (a store that fails closed).
  */
-export async function acquire(core: Core, ctx: RequestContext, attempt: number, signal: AbortSignal): Promise<Lease> {
+export function acquire(core: Core, ctx: RequestContext, attempt: number, signal: AbortSignal): Lease | Promise<Lease> {
+  if (core.lines.size !== 0 || core.session.shared) return acquireWaiting(core, ctx, attempt, signal, undefined, 0);
+  const now = Date.now();
+  const picked = pick(core, ctx, attempt, now);
+  return picked instanceof Lease ? picked : acquireWaiting(core, ctx, attempt, signal, picked, now);
+}
+
+/**
+ * Acquire's waiting part: in line behind requests that wait for the same
+ * deployments, then pick after pick until a key is usable. `first`: what a
+ * pick at `firstAt` found (nothing usable, and no line to join), so the loop
+ * starts by waiting.
+ */
+async function acquireWaiting(core: Core, ctx: RequestContext, attempt: number, signal: AbortSignal, first: NotReady | undefined, firstAt: number): Promise<Lease> {
   const deployments = ctx.route.deployments;
   // The line's name is built only when some line exists (empty lines are deleted): not on the usual pick.
-  let lineId = core.lines.size === 0 ? undefined : lineOf(deployments);
+  let lineId = first !== undefined || core.lines.size === 0 ? undefined : lineOf(deployments);
   const line = lineId === undefined ? undefined : core.lines.get(lineId);
   let place: LinePlace | undefined;
   if (line !== undefined && line.length > 0) {
@@ -68,8 +82,10 @@ export async function acquire(core: Core, ctx: RequestContext, attempt: number, 
   let refusals = 0;
   try {
     for (;;) {
-      const now = Date.now();
-      const picked = pick(core, ctx, attempt, now);
+      // The scratch answer of the pick before the call is read here, before anything is awaited.
+      const now = first === undefined ? Date.now() : firstAt;
+      const picked = first ?? pick(core, ctx, attempt, now);
+      first = undefined;
       if (picked instanceof Lease) {
         if (!core.session.shared) return picked;
         const refused = await reserveShared(core, picked);
@@ -187,7 +203,8 @@ function pickOn(
   let scanned = 0;
   while (scanned < n) {
     const candidates: KeyView[] = [];
-    const positions: number[] = [];
+    // Where each candidate sits in the pool: needed only to resume a large pool's scan after the chosen one.
+    const positions: number[] | undefined = n > SAMPLE ? [] : undefined;
     while (scanned < n && candidates.length < SAMPLE) {
       const position = (offset + scanned) % n;
       const key = keys[position]!;
@@ -205,7 +222,7 @@ function pickOn(
       // Left for the second pass, which judges it like any other key.
       if (fresh && ctx.history.triedOnDeployment(key, deployment)) continue;
       candidates.push(key.view);
-      positions.push(position);
+      positions?.push(position);
     }
     while (candidates.length > 0) {
       const chosen = selectingFor(deployment.upstreamModel, () =>
@@ -219,13 +236,13 @@ function pickOn(
       const key = keyOfView(candidates[index])!;
       if (core.keyBudgets && !keyBudgetAllows(core, ctx, deployment, key, !fresh)) {
         candidates.splice(index, 1);
-        positions.splice(index, 1);
+        positions?.splice(index, 1);
         continue;
       }
       const window = key.windowFor(deployment.upstreamModel);
       const reserved = window.limiter.tryReserve(ctx.tokens);
       if (reserved.ok) {
-        if (n > SAMPLE) pool.nextScan = positions[index]! + 1;
+        if (positions !== undefined) pool.nextScan = positions[index]! + 1;
         holdKeyBudget(core, ctx, deployment, key);
         // canPass() was true a moment ago on this same tick: these take the probe slots in half-open.
         circuit?.tryPass();
@@ -239,7 +256,7 @@ function pickOn(
       } else if (reserved.waitMs === Infinity) result.tooLarge = true;
       result.readyAt = Math.min(result.readyAt, now + reserved.waitMs);
       candidates.splice(index, 1);
-      positions.splice(index, 1);
+      positions?.splice(index, 1);
     }
   }
   return undefined;

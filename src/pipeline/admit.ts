@@ -59,9 +59,21 @@ export function admitBudget(core: Core, ctx: RequestContext): KeyplexError | und
   return undefined;
 }
 
-/** Waits for the request's lane slot; its release is kept on the context. */
-export async function admitLane(core: Core, ctx: RequestContext, signal: AbortSignal): Promise<void> {
-  ctx.releaseLane = await core.bulkhead.acquire(ctx.request.options.lane ?? core.options.defaultLane, signal);
+/**
+ * The request's lane slot; its release is kept on the context. Taken at once
+ * when the lane has one free (no promise, no turn of the event loop: the usual
+ * case), else the returned promise resolves once it is taken.
+ */
+export function admitLane(core: Core, ctx: RequestContext, signal: AbortSignal): Promise<void> | undefined {
+  const lane = ctx.request.options.lane ?? core.options.defaultLane;
+  const release = core.bulkhead.tryAcquire(lane, signal);
+  if (release !== undefined) {
+    ctx.releaseLane = release;
+    return undefined;
+  }
+  return core.bulkhead.acquire(lane, signal).then((taken) => {
+    ctx.releaseLane = taken;
+  });
 }
 
 /**

@@ -47,9 +47,12 @@ export interface BufferedAnswer {
 /** What the attempts record as they go. Sets and maps are made on first use: most requests succeed at once. */
 export class AttemptHistory {
   readonly outcomes: AttemptOutcome[] = [];
-  /** Keys tried in this request. */
+  /** The first attempt's key and deployment: most requests have one attempt, and need no set for it. */
+  #firstKey: Key | undefined = undefined;
+  #firstOn: Deployment | undefined = undefined;
+  /** Keys tried in this request (made at the second attempt). */
   tried: Set<Key> | undefined;
-  /** Keys tried per deployment (a key may serve a fallback model of the same provider). */
+  /** Keys tried per deployment (a key may serve a fallback model of the same provider; made at the second attempt). */
   triedOn: Map<Deployment, Set<Key>> | undefined;
   /** Transient failures per provider. */
   transient: Map<ProviderPool, number> | undefined;
@@ -66,10 +69,19 @@ export class AttemptHistory {
 
   /** Records that `key` is tried on `deployment`; true when the request had not tried the key before. */
   markTried(key: Key, deployment: Deployment): boolean {
-    const tried = (this.tried ??= new Set());
+    if (this.#firstKey === undefined) {
+      this.#firstKey = key;
+      this.#firstOn = deployment;
+      return true;
+    }
+    if (this.tried === undefined) {
+      this.tried = new Set([this.#firstKey]);
+      this.triedOn = new Map([[this.#firstOn!, new Set([this.#firstKey])]]);
+    }
+    const tried = this.tried;
     const first = !tried.has(key);
     tried.add(key);
-    const triedOn = (this.triedOn ??= new Map());
+    const triedOn = this.triedOn!;
     let here = triedOn.get(deployment);
     if (!here) triedOn.set(deployment, (here = new Set()));
     here.add(key);
@@ -77,7 +89,8 @@ export class AttemptHistory {
   }
 
   triedOnDeployment(key: Key, deployment: Deployment): boolean {
-    return this.triedOn?.get(deployment)?.has(key) === true;
+    if (this.triedOn === undefined) return key === this.#firstKey && deployment === this.#firstOn;
+    return this.triedOn.get(deployment)?.has(key) === true;
   }
 
   /** Counts a transient failure on `pool`; returns that provider's count so far. */

@@ -20,7 +20,7 @@ import type { StoreSession } from '../store/types';
 import type { Budgets } from '../usage/budget';
 import type { PriceTable } from '../usage/pricing';
 import { TimedCounterSet } from '../usage/stats';
-import type { RequestAbort } from './abort';
+import type { ActiveRequests } from './abort';
 import type { EventHub } from './hub';
 
 /** A request's place in a line of requests waiting for a key; `turn` is set while it waits for its turn. */
@@ -69,7 +69,7 @@ export interface Core {
   /** Wakes of requests sleeping until a key may be usable. */
   readonly keyWaiters: Set<() => void>;
   /** Controllers of requests in flight, aborted by close(). */
-  readonly active: Set<RequestAbort>;
+  readonly active: ActiveRequests;
   readonly idPrefix: string;
   sequence: number;
   inFlight: number;

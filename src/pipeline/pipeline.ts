@@ -39,7 +39,8 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
     throw error;
   }
   // One controller, one timer (deadline and attempt timeout) and one listener per request: see ./abort.ts.
-  const abort = new RequestAbort(Date.now(), ctx.deadlineMs, core.options.attemptTimeoutMs, ctx.request.signal);
+  // As of the request's start (the clock read once at intercept): its deadline is ctx.deadlineAt exactly.
+  const abort = new RequestAbort(ctx.startedAt, ctx.deadlineMs, core.options.attemptTimeoutMs, ctx.request.signal);
   core.active.add(abort);
   try {
     const loading = whenLoaded(core);
@@ -48,34 +49,58 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
       const cached = await answerFromCache(core, ctx);
       if (cached !== undefined) return cached;
     }
-    ctx.route = route(core, ctx);
-    if (ctx.route.deployments.length === 0) {
-      const error = unroutable(core, ctx);
-      failed(core, ctx, error.toDetail());
-      return errorResponse(error, error.status ?? 400);
+    const refused = refusal(core, ctx);
+    if (refused !== undefined) return refused;
+    const waiting = admitLane(core, ctx, abort.signal);
+    if (waiting !== undefined) await waiting;
+    // The attempt loop, here rather than in an async function of its own (one promise and its turns less per request).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        // Acquire and send inline: a lease (at once when a key is usable), its attempt counted, the send.
+        const next = acquire(core, ctx, attempt, abort.signal);
+        const lease = next instanceof Promise ? await next : next;
+        countAttempt(core, ctx, attempt, lease);
+        return await send(core, ctx, lease, attempt, abort);
+      } catch (error) {
+        await afterFailure(core, ctx, error, abort);
+      }
     }
-    const refused = admitBudget(core, ctx);
-    if (refused) {
-      failed(core, ctx, refused.toDetail());
-      return errorResponse(refused, refused.status ?? 429);
-    }
-    await admitLane(core, ctx, abort.signal);
-    return await attemptAll(core, ctx, abort);
   } catch (error) {
     return finishFailure(core, ctx, error, abort.signal);
   } finally {
-    if (!ctx.streaming) ctx.releaseLane?.();
-    // A stream still being read stays abortable (caller, close(), and the deadline unless
-    // `streamDeadline` is 'first-byte') until it ends.
-    if (!ctx.streaming) detach(core, abort);
-    else {
-      if (core.options.streamDeadline === 'first-byte') abort.dropDeadline();
-      ctx.finish = () => detach(core, abort);
-    }
-    core.inFlight--;
-    if (core.inFlight === 0 && core.idleWaiters.length > 0) {
-      for (const resolve of core.idleWaiters.splice(0)) resolve();
-    }
+    ended(core, ctx, abort);
+  }
+}
+
+/** Route and budgets: the answer when the request is refused before any key is picked. */
+function refusal(core: Core, ctx: RequestContext): Response | undefined {
+  ctx.route = route(core, ctx);
+  if (ctx.route.deployments.length === 0) {
+    const error = unroutable(core, ctx);
+    failed(core, ctx, error.toDetail());
+    return errorResponse(error, error.status ?? 400);
+  }
+  const refused = admitBudget(core, ctx);
+  if (refused) {
+    failed(core, ctx, refused.toDetail());
+    return errorResponse(refused, refused.status ?? 429);
+  }
+  return undefined;
+}
+
+/** The pipeline call is over: the lane slot and the abort state, unless a stream is still being read; in-flight count. */
+function ended(core: Core, ctx: RequestContext, abort: RequestAbort): void {
+  if (!ctx.streaming) ctx.releaseLane?.();
+  // A stream still being read stays abortable (caller, close(), and the deadline unless
+  // `streamDeadline` is 'first-byte') until it ends.
+  if (!ctx.streaming) detach(core, abort);
+  else {
+    if (core.options.streamDeadline === 'first-byte') abort.dropDeadline();
+    ctx.finish = () => detach(core, abort);
+  }
+  core.inFlight--;
+  if (core.inFlight === 0 && core.idleWaiters.length > 0) {
+    for (const resolve of core.idleWaiters.splice(0)) resolve();
   }
 }
 
@@ -86,40 +111,32 @@ function detach(core: Core, abort: RequestAbort): void {
 }
 
 /**
- * The attempt loop: acquire → send, and after a failed attempt whatever the
- * retry policy decides (surface, rotate at once, back off). A plain loop
- * rather than p-retry: the policy owns the counting (free rotations), the
- * delays and the deadline, so p-retry would only add its own counting to
- * work around; errors that are not attempt failures (no key, a budget or
- * store refusal, the request's abort) end the loop as they are.
+ * After a failed attempt, whatever the retry policy decides: surface (the
+ * error is thrown on), rotate at once or back off (the returned promise
+ * resolves when the next attempt may go). A plain loop rather than p-retry:
+ * the policy owns the counting (free rotations), the delays and the
+ * deadline, so p-retry would only add its own counting to work around;
+ * errors that are not attempt failures (no key, a budget or store refusal,
+ * the request's abort) end the loop as they are.
  */
-async function attemptAll(core: Core, ctx: RequestContext, abort: RequestAbort): Promise<Response> {
+function afterFailure(core: Core, ctx: RequestContext, error: unknown, abort: RequestAbort): Promise<void> {
+  if (abort.ended) throw abort.signal.reason;
+  if (!(error instanceof AttemptFailure)) throw error;
   const history = ctx.history;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      // Acquire and send inline (no async layer between them): a lease, its attempt counted, the send.
-      const lease = await acquire(core, ctx, attempt, abort.signal);
-      countAttempt(core, ctx, attempt, lease);
-      return await send(core, ctx, lease, attempt, abort);
-    } catch (error) {
-      if (abort.ended) throw abort.signal.reason;
-      if (!(error instanceof AttemptFailure)) throw error;
-      const decision = decide(
-        error,
-        {
-          replayable: ctx.request.replayable,
-          retriesUsed: history.retriesUsed,
-          transientFailures: history.transientTotal,
-          providerTransientFailures: error.providerTransientFailures,
-          now: Date.now(),
-          deadlineAt: ctx.deadlineAt,
-        },
-        core.options.retry,
-      );
-      if (decision.action === 'surface') throw error;
-      await retryAfter(core, ctx, error, decision, abort.signal);
-    }
-  }
+  const decision = decide(
+    error,
+    {
+      replayable: ctx.request.replayable,
+      retriesUsed: history.retriesUsed,
+      transientFailures: history.transientTotal,
+      providerTransientFailures: error.providerTransientFailures,
+      now: Date.now(),
+      deadlineAt: ctx.deadlineAt,
+    },
+    core.options.retry,
+  );
+  if (decision.action === 'surface') throw error;
+  return retryAfter(core, ctx, error, decision, abort.signal);
 }
 
 /** Carries out a rotate or backoff decision: counts it, announces `retry`, waits. */

@@ -22,6 +22,7 @@ import { Budgets } from '../usage/budget';
 import { PriceTable } from '../usage/pricing';
 import { TimedCounterSet } from '../usage/stats';
 import type { KeyplexErrorCode } from '../errors';
+import { ActiveRequests } from './abort';
 import { budgetCrossed } from './admit';
 import { keysChanged, otherModels, type Core, type NamedStrategy } from './core';
 import { EventHub } from './hub';
@@ -75,7 +76,7 @@ export function createCore(options: ResolvedOptions): Core {
     otherModels: () => otherModels(core),
     lines: new Map(),
     keyWaiters: new Set(),
-    active: new Set(),
+    active: new ActiveRequests(),
     idPrefix: `kp_${Math.random().toString(36).slice(2, 8)}_`,
     sequence: 0,
     inFlight: 0,

@@ -186,6 +186,16 @@ export class Bulkhead {
     return fast === undefined ? this.#admit(lane, signal) : Promise.resolve(fast);
   }
 
+  /**
+   * A slot of `lane` at once, when it has one free and nobody waits (the
+   * lane exists, the bulkhead is open, `signal` has not aborted): its
+   * `release`, as {@link Bulkhead.acquire} would resolve with. Otherwise
+   * `undefined` and nothing taken: then {@link Bulkhead.acquire} waits (or refuses).
+   */
+  tryAcquire(lane: string, signal?: AbortSignal): (() => void) | undefined {
+    return this.#fast(lane, signal);
+  }
+
   /** The fast path: the lane exists, is open, nobody waits and a slot is free; takes it. */
   #fast(laneName: string, signal: AbortSignal | undefined): (() => void) | undefined {
     const lane = this.#lanes.get(laneName);
