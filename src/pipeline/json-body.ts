@@ -26,10 +26,31 @@ const MAX_DEPTH = 512;
 const PAD = 32;
 
 /**
- * `(func (param $i i32) (result i32))`: the first index from `$i` on whose
- * byte is `"`, `\` or below 0x20 — 16 bytes a step (`v128.load`,
- * `i8x16.eq` ×2, `i8x16.lt_u`, `v128.or`, `i8x16.bitmask`, `i32.ctz`), in
- * its exported memory `m`. The zeros after the body end every search.
+ * `next(i)`: the first index from `i` on whose byte is `"`, `\` or below
+ * 0x20, 16 bytes a step, in its exported memory `m`; the zeros after the
+ * body end every search. The bytes below are exactly this module, compiled
+ * by wabt's `wat2wasm --enable-simd` (npm `wabt`, `parseWat(...).toBinary()`):
+ *
+ * ```wat
+ * (module
+ *   (memory 1)
+ *   (export "m" (memory 0))
+ *   (export "next" (func $next))
+ *   (func $next (param $i i32) (result i32)
+ *     (local $quote v128) (local $backslash v128) (local $space v128) (local $bytes v128) (local $hits i32)
+ *     (local.set $quote (i8x16.splat (i32.const 34)))
+ *     (local.set $backslash (i8x16.splat (i32.const 92)))
+ *     (local.set $space (i8x16.splat (i32.const 32)))
+ *     (loop $step
+ *       (if (local.tee $hits (i8x16.bitmask (v128.or (v128.or
+ *             (i8x16.eq (local.tee $bytes (v128.load align=1 (local.get $i))) (local.get $quote))
+ *             (i8x16.eq (local.get $bytes) (local.get $backslash)))
+ *             (i8x16.lt_u (local.get $bytes) (local.get $space)))))
+ *         (then (return (i32.add (local.get $i) (i32.ctz (local.get $hits))))))
+ *       (local.set $i (i32.add (local.get $i) (i32.const 16)))
+ *       (br $step))
+ *     (unreachable)))
+ * ```
  */
 const NEXT_WASM = 'AGFzbQEAAAABBgFgAX8BfwMCAQAFAwEAAQcMAgFtAgAEbmV4dAAAClIBUAIEewF/QSL9DyEBQdwA/Q8hAkEg/Q8hAwNAIAD9AAAAIgQgAf0jIAQgAv0j/VAgBCAD/Sb9UP1kIgUEQCAAIAVoag8LIABBEGohAAwACwAL';
 
