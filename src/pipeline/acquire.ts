@@ -225,8 +225,10 @@ function pickOn(
       positions?.push(position);
     }
     while (candidates.length > 0) {
-      const chosen = selectingFor(deployment.upstreamModel, () =>
-        core.selector.select(candidates, { provider: pool.id, model: ctx.request.model, requestId: ctx.requestId, attempt }),
+      const chosen = selectingFor(
+        deployment.upstreamModel,
+        () => core.selector.select(candidates, { provider: pool.id, model: ctx.request.model, requestId: ctx.requestId, attempt }),
+        now,
       );
       const index = chosen === undefined ? -1 : candidates.indexOf(chosen);
       if (index === -1) {
