@@ -58,22 +58,17 @@ export interface KeyWindows {
 
 /** The upstream model keys are being judged for (set around a selector's call; see {@link selectingFor}). */
 let judgedModel: string | undefined;
-/** `Date.now()` as of the pick keys are judged for (one clock read for all of them), when the pick gave it. */
-let judgedAt: number | undefined;
 
 /**
  * Runs `select` with key views whose `headroom` is that of the windows a
- * request for `upstreamModel` draws on (per key × model or quota group), as
- * of `now` (`Date.now()` read for the whole pick) when given.
+ * request for `upstreamModel` draws on (per key × model or quota group).
  */
-export function selectingFor<T>(upstreamModel: string | undefined, select: () => T, now?: number): T {
+export function selectingFor<T>(upstreamModel: string | undefined, select: () => T): T {
   judgedModel = upstreamModel;
-  judgedAt = now;
   try {
     return select();
   } finally {
     judgedModel = undefined;
-    judgedAt = undefined;
   }
 }
 
@@ -103,7 +98,7 @@ class View implements KeyView {
   }
   get headroom(): number {
     const key = this.#key;
-    return (judgedModel === undefined ? key.limiter : key.windowFor(judgedModel).limiter).headroom(judgedAt);
+    return (judgedModel === undefined ? key.limiter : key.windowFor(judgedModel).limiter).headroom();
   }
   toJSON(): { id: string; provider: string } {
     return { id: this.#key.id, provider: this.#key.provider };

@@ -225,10 +225,8 @@ function pickOn(
       positions?.push(position);
     }
     while (candidates.length > 0) {
-      const chosen = selectingFor(
-        deployment.upstreamModel,
-        () => core.selector.select(candidates, { provider: pool.id, model: ctx.request.model, requestId: ctx.requestId, attempt }),
-        now,
+      const chosen = selectingFor(deployment.upstreamModel, () =>
+        core.selector.select(candidates, { provider: pool.id, model: ctx.request.model, requestId: ctx.requestId, attempt }),
       );
       const index = chosen === undefined ? -1 : candidates.indexOf(chosen);
       if (index === -1) {

@@ -18,6 +18,7 @@ import { PROBE_HOLD_MS, type KeyLimiterOptions, type KeyLimits, type RateLimitSo
 type SharedLevels = Record<'requests' | 'tokens', number | undefined> & Partial<Record<'requestsFreeMs' | 'tokensFreeMs', number | undefined>>;
 
 export { exhaustedDimensions } from '../headers';
+
 export { PROBE_HOLD_MS, type KeyLimiterOptions, type KeyLimits, type RateLimitSource, type Reservation, type ReserveResult } from './limits';
 
 const DIMENSIONS: readonly RateLimitDimension[] = ['requests', 'tokens'];
@@ -106,11 +107,9 @@ export class KeyLimiter {
     return dimension === 'requests' ? this.#requests : this.#tokens;
   }
 
-  /** The clock (`#now`), or `t` read from it (`#seen`), never going backwards. */
+  /** The clock, never going backwards. */
   #now(): number {
-    return this.#seen(this.#clock());
-  }
-  #seen(t: number): number {
+    const t = this.#clock();
     if (Number.isFinite(t) && t > this.#last) this.#last = t;
     return Number.isFinite(this.#last) ? this.#last : 0;
   }
@@ -238,9 +237,9 @@ export class KeyLimiter {
     return true;
   }
 
-  /** Share of capacity left now, 0..1 (the tightest window in force); 1 when nothing is known. `at`: `Date.now()` read once for a whole pick, used when this limiter's clock is `Date.now`. */
-  headroom(at?: number): number {
-    const now = at !== undefined && this.#clock === Date.now ? this.#seen(at) : this.#now();
+  /** Share of capacity left now, 0..1 (the tightest window in force); 1 when nothing is known. */
+  headroom(): number {
+    const now = this.#now();
     const requests = this.#shareOf(this.#requests, this.#windows('requests'), now);
     return requests === 0 ? 0 : Math.min(requests, this.#shareOf(this.#tokens, this.#windows('tokens'), now));
   }

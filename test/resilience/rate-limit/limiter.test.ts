@@ -215,21 +215,3 @@ describe('KeyLimiter: replies whose headers repeat', () => {
     expect(repeated).toEqual(run(true));
   });
 });
-
-describe('KeyLimiter: headroom as of a pick', () => {
-  test('a limiter on Date.now judges headroom at the moment the pick read (one clock read for every key judged)', () => {
-    const limiter = new KeyLimiter({ rpm: 1 });
-    const now = Date.now();
-    reserve(limiter);
-    expect(limiter.headroom(now)).toBe(0);
-    // A moment a minute later, as the pick read it: the window has room again.
-    expect(limiter.headroom(now + 61_000)).toBe(1);
-  });
-
-  test('a limiter on its own clock ignores the moment given and reads its clock', () => {
-    const { limiter } = setup({ rpm: 1 }, 1_000);
-    reserve(limiter);
-    expect(limiter.headroom(1_000 + 61_000)).toBe(0);
-    expect(limiter.headroom()).toBe(0);
-  });
-});
