@@ -6,6 +6,7 @@
  * with SIGKILL, as in a crash, then started again), real SDK, simulator on msw.
  */
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { describe, expect, test } from 'vitest';
 import { getKeyplexDetails, KeyManager, type KeyManagerOptions } from '../../src/index';
@@ -50,18 +51,23 @@ async function replica(prefix: string, options: Omit<KeyManagerOptions, 'store'>
   };
 }
 
+/** One priced key on the simulator, and managers' options with one overall daily budget of `limitUsd`. */
+function priced(name: string, limitUsd: number) {
+  const key = fakeKey(name);
+  const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: { [MODEL]: { price: PRICE } } }] });
+  server.use(...simulatorHandlers(sim));
+  const options = {
+    providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL] } },
+    prices: { [MODEL]: PRICE },
+    budgets: [{ scope: { overall: true as const }, limitUsd, window: 'day' as const }],
+    deadlineMs: 10_000,
+  };
+  return { sim, prefix: `${name}:${randomUUID()}:`, options };
+}
+
 describe.skipIf(!redis.available)('Redis killed and restarted under running replicas', () => {
   test('budget spend survives the restart: two managers under one cap spend at most the cap (plus what was in flight)', async () => {
-    const key = fakeKey('budget');
-    const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: { [MODEL]: { price: PRICE } } }] });
-    server.use(...simulatorHandlers(sim));
-    const prefix = `restart-spend:${randomUUID()}:`;
-    const options = {
-      providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL] } },
-      prices: { [MODEL]: PRICE },
-      budgets: [{ scope: { overall: true as const }, limitUsd: CAP_USD, window: 'day' as const }],
-      deadlineMs: 10_000,
-    };
+    const { sim, prefix, options } = priced('restart-spend', CAP_USD);
     const [a, b] = [await replica(prefix, options), await replica(prefix, options)];
     const send = (count: number) => Promise.all(Array.from({ length: count }, (_, i) => outcome([a, b][i % 2]!.client.chat.completions.create(body()))));
 
@@ -105,6 +111,52 @@ describe.skipIf(!redis.available)('Redis killed and restarted under running repl
     // The bug this pins: each manager took the empty Redis as "nothing spent" and spent the cap again.
     expect(spent).toBeLessThan(CAP_USD * 1.2);
   }, 60_000);
+
+  test('a reload is not set back by spend announced after Redis answered it: the replica keeps the spend it heard of meanwhile', async () => {
+    const { sim, prefix, options } = priced('reload-race', 100);
+    const spender = await replica(prefix, options);
+    // The late replica's load (its only pipeline) is answered by Redis at once, but its answer is held
+    // until the spend sent after it has been announced to it: as when the subscription's socket is read first.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let answered = false;
+    const client = new Redis(redis.server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    const slowToRead = new Proxy(client, {
+      get(target, name) {
+        if (name === 'pipeline') {
+          return () => {
+            const pipeline = target.pipeline();
+            const exec = pipeline.exec.bind(pipeline);
+            return Object.assign(pipeline, { exec: () => exec().then(async (results) => {
+                await held;
+                answered = true;
+                return results;
+              }),
+            });
+          };
+        }
+        const value = Reflect.get(target, name, target) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const store = new RedisStore({ client: slowToRead, prefix, retryMs: 50, timeoutMs: 5_000 });
+    await store.ready();
+    const late = new KeyManager({ ...options, store });
+    cleanups.unshift(async () => {
+      await late.close();
+      await store.close();
+      client.disconnect();
+    });
+
+    expect(await outcome(spender.client.chat.completions.create(body()))).toBe('ok');
+    const spent = sim.tallies().sim!.costUsd;
+    await eventually(() => late.stats().budgets[0]!.spentUsd >= spent - 1e-9, 'the spend announced to the late replica');
+    release();
+    await eventually(() => answered, 'the reload answered');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // The reload's answer (Redis had no spend yet) must not replace what was heard since.
+    expect(late.stats().budgets[0]!.spentUsd).toBeCloseTo(spent, 9);
+  }, 30_000);
 
   test('a key revoked before the restart stays revoked for a process started after it (0 requests reach it)', async () => {
     const [revoked, good] = [fakeKey('restart-revoked'), fakeKey('restart-good')];

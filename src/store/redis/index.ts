@@ -415,7 +415,13 @@ export class RedisStore implements StateStore {
       budgets,
     );
     const now = Date.now();
-    for (const { budget, buckets } of snapshot.spend) for (const [start, total] of buckets) this.#known.total(budget, start, total, now);
+    // A bucket's total only grows, and spend announced since Redis answered may have been heard (and
+    // applied) before this answer was read: each bucket is the larger of the two, so the reload that
+    // replaces a manager's spend never sets it back.
+    for (const entry of snapshot.spend) {
+      for (const [start, total] of entry.buckets) this.#known.total(entry.budget, start, total, now);
+      entry.buckets = this.#known.buckets(entry.budget);
+    }
     for (const { key, status } of snapshot.keys) {
       const message = JSON.stringify({ o: this.#id, c: { kind: 'key', key, status } });
       this.#known.status({ field: keyField(key), status, value: JSON.stringify(status), message });

@@ -134,6 +134,12 @@ export class KnownState {
     }
   }
 
+  /** A budget's buckets as `[start, largest total seen]`, oldest first. */
+  buckets(id: string): [number, number][] {
+    const known = this.#spend.get(id);
+    return known === undefined ? [] : [...known.buckets].sort((a, b) => a[0] - b[0]);
+  }
+
   /** Per budget, the buckets still in their window, to merge into Redis. */
   spend(now: number): { ref: StoreBudgetRef; buckets: [number, number][] }[] {
     const out: { ref: StoreBudgetRef; buckets: [number, number][] }[] = [];
