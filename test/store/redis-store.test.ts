@@ -17,6 +17,7 @@ import { freePort, PATIENT_REDIS_MS, redisForSuite } from '../support/redis';
 import { record } from '../support/events';
 import { eventually } from '../support/time';
 import { useMsw } from '../support/scaffold';
+import { outcome } from '../support/store-replica';
 
 const MODEL = 'gpt-4.1-mini';
 const server = useMsw();
@@ -29,11 +30,6 @@ afterEach(async () => {
 });
 
 const body = () => ({ model: MODEL, messages: [{ role: 'user' as const, content: 'hello' }], max_tokens: 8 });
-const outcome = (promise: Promise<unknown>) =>
-  promise.then(
-    () => 'ok',
-    (error: unknown) => getKeyplexDetails(error)?.code ?? String(error),
-  );
 
 describe.skipIf(!redis.available)('RedisStore when Redis goes away', () => {
   test('Redis stopped mid-run and started again: no request fails (fail-open), the store reconnects and shared limits hold again', async () => {

@@ -16,7 +16,7 @@ import { keyField } from '../fields';
 import { ADJUST, adjustmentArgs, DeferredAdjustments, RESERVE, windowArgs, type Adjustment } from '../scripts';
 import { bucketOf, KnownState } from './known';
 import { noteTotals, SPEND_SCRIPT, script, spendCall, spendHash, writeBack, type Names, type PendingStatus, type Script } from './writeback';
-import { parseSnapshot } from './snapshot';
+import { changeField, newerThan, parseSnapshot } from './snapshot';
 import { answerWithin, LATE } from './timing';
 import type {
   StateStore,
@@ -38,7 +38,6 @@ import type {
 export type * from '../types';
 
 export type { RedisStoreOptions } from './options';
-
 
 const RESERVE_SCRIPT = script(RESERVE);
 const ADJUST_SCRIPT = script(ADJUST);
@@ -107,6 +106,8 @@ export class RedisStore implements StateStore {
   readonly #known = new KnownState();
   #recovering = false;
   #writing: Promise<void> | undefined;
+  /** Per load on its way: the statuses and circuits written or heard since it was sent, by field (the newest). */
+  readonly #loading = new Set<Map<string, StoreChange>>();
   /** A PING asking whether Redis is there, shared by the reservations that ran out of time meanwhile. */
   #aliveCheck: Promise<boolean> | undefined;
 
@@ -343,6 +344,7 @@ export class RedisStore implements StateStore {
    */
   write(origin: string, hash: 'keys' | 'circuits', field: string, value: unknown, change: StoreChange): Promise<void> {
     const entry = { hash: `${this.prefix}${hash}`, field, value: JSON.stringify(value), message: JSON.stringify({ o: origin, c: change }) };
+    this.#sinceLoad(change);
     if (change.kind === 'key') this.#known.status({ field, status: change.status, value: entry.value, message: entry.message });
     if (!this.#healthy) {
       this.#pendingStatus.set(`${entry.hash}\u0000${field}`, entry);
@@ -394,39 +396,31 @@ export class RedisStore implements StateStore {
     pipeline.hgetall(`${this.prefix}keys`);
     pipeline.hgetall(`${this.prefix}circuits`);
     for (const budget of budgets) pipeline.hgetall(spendHash(this.#names, budget.id));
+    const since = new Map<string, StoreChange>();
+    this.#loading.add(since);
     let results: [Error | null, unknown][] | null;
     try {
       results = await pipeline.exec();
+      const failed = results === null ? new Error('no reply') : results.find(([error]) => error !== null)?.[0];
+      if (failed) throw failed;
     } catch (error) {
       this.#fail('load', error);
       throw error;
+    } finally {
+      this.#loading.delete(since);
     }
-    const failed = results?.find(([error]) => error !== null)?.[0];
-    if (!results || failed) {
-      const error = failed ?? new Error('no reply');
-      this.#fail('load', error);
-      throw error;
-    }
-    const hash = (i: number) => (results[i]?.[1] ?? {}) as Record<string, string>;
-    const snapshot = parseSnapshot(
-      hash(0),
-      hash(1),
-      budgets.map((_, i) => hash(2 + i)),
-      budgets,
-    );
-    const now = Date.now();
-    // A bucket's total only grows, and spend announced since Redis answered may have been heard (and
-    // applied) before this answer was read: each bucket is the larger of the two, so the reload that
-    // replaces a manager's spend never sets it back.
-    for (const entry of snapshot.spend) {
-      for (const [start, total] of entry.buckets) this.#known.total(entry.budget, start, total, now);
-      entry.buckets = this.#known.buckets(entry.budget);
-    }
-    for (const { key, status } of snapshot.keys) {
-      const message = JSON.stringify({ o: this.#id, c: { kind: 'key', key, status } });
-      this.#known.status({ field: keyField(key), status, value: JSON.stringify(status), message });
-    }
+    const hash = (i: number) => (results?.[i]?.[1] ?? {}) as Record<string, string>;
+    const snapshot = parseSnapshot(hash(0), hash(1), budgets.map((_, i) => hash(2 + i)), budgets);
+    newerThan(snapshot, since);
+    this.#known.loaded(snapshot, this.#id, Date.now());
     return snapshot;
+  }
+
+  /** A status or circuit written or heard: newer than what a load on its way will answer. */
+  #sinceLoad(change: StoreChange): void {
+    if (this.#loading.size === 0) return;
+    const field = changeField(change);
+    if (field !== undefined) for (const since of this.#loading) since.set(field, change);
   }
 
   #message(channel: string, message: string): void {
@@ -434,6 +428,7 @@ export class RedisStore implements StateStore {
     const parsed = parseJson(message) as { o?: unknown; c?: StoreChange } | undefined;
     if (!parsed || typeof parsed.o !== 'string' || typeof parsed.c !== 'object' || parsed.c === null) return;
     this.#known.learn(parsed.c, message);
+    this.#sinceLoad(parsed.c);
     // What this store wrote back its own sessions knew already.
     if (parsed.o === this.#id) return;
     const change = parsed.c.kind === 'spend' ? { kind: 'spend' as const, budgets: parsed.c.budgets, nanos: parsed.c.nanos, at: parsed.c.at } : parsed.c;

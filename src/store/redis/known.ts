@@ -11,7 +11,7 @@
  * started after it.
  */
 import { keyField } from '../fields';
-import type { StoreBudgetRef, StoreChange, StoreKeyStatus } from '../types';
+import type { StoreBudgetRef, StoreChange, StoreKeyStatus, StoreSnapshot } from '../types';
 
 /**
  * Adds spend to budgets' buckets, keeps them for their window, and publishes
@@ -134,10 +134,23 @@ export class KnownState {
     }
   }
 
-  /** A budget's buckets as `[start, largest total seen]`, oldest first. */
-  buckets(id: string): [number, number][] {
-    const known = this.#spend.get(id);
-    return known === undefined ? [] : [...known.buckets].sort((a, b) => a[0] - b[0]);
+  /**
+   * Takes on what a load answered (`origin`: the store, for the messages that
+   * would restore its statuses). A bucket's total only grows, and spend heard
+   * since Redis answered may have been applied before the answer was read: the
+   * snapshot's buckets become the largest totals known, so that the reload
+   * that replaces a manager's spend never sets it back.
+   */
+  loaded(snapshot: StoreSnapshot, origin: string, now: number): void {
+    for (const entry of snapshot.spend) {
+      for (const [start, total] of entry.buckets) this.total(entry.budget, start, total, now);
+      const known = this.#spend.get(entry.budget);
+      if (known !== undefined) entry.buckets = [...known.buckets].sort((a, b) => a[0] - b[0]);
+    }
+    for (const { key, status } of snapshot.keys) {
+      const message = JSON.stringify({ o: origin, c: { kind: 'key', key, status } });
+      this.status({ field: keyField(key), status, value: JSON.stringify(status), message });
+    }
   }
 
   /** Per budget, the buckets still in their window, to merge into Redis. */

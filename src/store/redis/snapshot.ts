@@ -1,7 +1,7 @@
 /** The shared state as Redis returns it to a load, parsed into a {@link StoreSnapshot}. */
 import type { CircuitSnapshot } from '../../resilience/breaker/index';
-import { parseCircuitField, parseKeyField } from '../fields';
-import type { StoreBudgetRef, StoreKeyStatus, StoreSnapshot } from '../types';
+import { circuitField, keyField, parseCircuitField, parseKeyField } from '../fields';
+import type { StoreBudgetRef, StoreChange, StoreKeyStatus, StoreSnapshot } from '../types';
 import { parseJson } from './session';
 
 type Hash = Record<string, string>;
@@ -27,4 +27,25 @@ export function parseSnapshot(statuses: Hash, circuits: Hash, spend: Hash[], bud
     snapshot.spend.push({ budget: budget.id, buckets });
   });
   return snapshot;
+}
+
+/** How a load's `since` map names a status or circuit. */
+export function changeField(change: StoreChange): string | undefined {
+  if (change.kind === 'key') return `k${keyField(change.key)}`;
+  return change.kind === 'circuit' ? `c${circuitField(change.circuit)}` : undefined;
+}
+
+/**
+ * Puts over a load's answer the statuses and circuits written or heard while
+ * it was on its way (`since`, by {@link changeField}): each is at least as new
+ * as what Redis answered, whose reply may be read after them.
+ */
+export function newerThan(snapshot: StoreSnapshot, since: ReadonlyMap<string, StoreChange>): void {
+  if (since.size === 0) return;
+  snapshot.keys = snapshot.keys.filter(({ key }) => !since.has(`k${keyField(key)}`));
+  snapshot.circuits = snapshot.circuits.filter(({ circuit }) => !since.has(`c${circuitField(circuit)}`));
+  for (const change of since.values()) {
+    if (change.kind === 'key') snapshot.keys.push({ key: change.key, status: change.status });
+    else if (change.kind === 'circuit') snapshot.circuits.push({ circuit: change.circuit, snapshot: change.snapshot });
+  }
 }
