@@ -18,10 +18,9 @@ import { fakeKey } from '../support/fake-keys';
 import { redisForSuite } from '../support/redis';
 import { eventually } from '../support/time';
 import { mswSuite } from '../support/suite';
-import { outcome, storeReplica } from '../support/store-replica';
+import { outcome, PRICED, pricedSetup, storeReplica } from '../support/store-replica';
 
-const MODEL = 'priced';
-const PRICE = { input: 1_000, output: 1_000 };
+const MODEL = PRICED.model;
 const { server, cleanups } = mswSuite();
 const redis = redisForSuite('reloads answered late');
 
@@ -76,17 +75,45 @@ async function lateReplica(prefix: string, options: Omit<KeyManagerOptions, 'sto
   };
 }
 
+/**
+ * A store whose subscription holds the messages it receives until
+ * `deliver()`: as when the command socket is read before the subscription's.
+ */
+async function slowToHear(prefix: string) {
+  const waiting: (() => void)[] = [];
+  let holding = true;
+  const client = new Redis(redis.server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  const hearsLate = new Proxy(client, {
+    get(target, name) {
+      if (name !== 'duplicate') {
+        const value = Reflect.get(target, name, target) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      }
+      return (...args: Parameters<Redis['duplicate']>) => {
+        const sub = target.duplicate(...args);
+        const on = sub.on.bind(sub);
+        sub.on = ((event: string, listener: (...a: unknown[]) => void) =>
+          on(event, event !== 'message' ? listener : (...a: unknown[]) => (holding ? waiting.push(() => listener(...a)) : listener(...a)))) as Redis['on'];
+        return sub;
+      };
+    },
+  });
+  const store = new RedisStore({ client: hearsLate, prefix, retryMs: 50, timeoutMs: 5_000 });
+  await store.ready();
+  cleanups.push(async () => void client.disconnect());
+  return {
+    store,
+    held: () => waiting.length,
+    deliver(): void {
+      holding = false;
+      for (const hear of waiting.splice(0)) hear();
+    },
+  };
+}
+
 describe.skipIf(!redis.available)('a reload whose answer is read after later changes', () => {
   test('spend announced after Redis answered is kept, not replaced by the older total', async () => {
-    const key = fakeKey('reload-spend');
-    const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: { [MODEL]: { price: PRICE } } }] });
-    server.use(...simulatorHandlers(sim));
-    const prefix = `reload-spend:${randomUUID()}:`;
-    const options = {
-      providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL] } },
-      prices: { [MODEL]: PRICE },
-      budgets: [{ scope: { overall: true as const }, limitUsd: 100, window: 'day' as const }],
-    };
+    const { sim, prefix, options } = pricedSetup(server, 'reload-spend', 100);
     const spender = await replica(prefix, options);
     const late = await lateReplica(prefix, options);
 
@@ -118,5 +145,21 @@ describe.skipIf(!redis.available)('a reload whose answer is read after later cha
     await eventually(() => status(late.manager) === 'disabled', 'the disable heard by the late replica');
     await late.answer();
     expect(status(late.manager)).toBe('disabled');
+  }, 30_000);
+
+  test('spend a reload already counted is not counted again when its announcement is heard after the reload', async () => {
+    const { sim, prefix, options } = pricedSetup(server, 'reload-twice', 100);
+    const spender = await replica(prefix, options);
+    const late = await slowToHear(prefix);
+    expect(await outcome(spender.client.chat.completions.create(body()))).toBe('ok');
+    const spent = sim.tallies().sim!.costUsd;
+    await eventually(() => late.held() === 1, 'the announcement received (and held)');
+    // A manager started now: its first load reads the spend from Redis.
+    const manager = new KeyManager({ ...options, store: late.store });
+    cleanups.unshift(() => manager.close());
+    await eventually(() => manager.stats().budgets[0]!.spentUsd > 0, 'the first load');
+    late.deliver();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(manager.stats().budgets[0]!.spentUsd).toBeCloseTo(spent, 9);
   }, 30_000);
 });

@@ -431,9 +431,8 @@ export class RedisStore implements StateStore {
     this.#sinceLoad(parsed.c);
     // What this store wrote back its own sessions knew already.
     if (parsed.o === this.#id) return;
-    const change = parsed.c.kind === 'spend' ? { kind: 'spend' as const, budgets: parsed.c.budgets, nanos: parsed.c.nanos, at: parsed.c.at } : parsed.c;
     for (const session of this.#sessions.values()) {
-      if (session.id !== parsed.o) session.deliver(change);
+      if (session.id !== parsed.o) session.deliver(parsed.c);
     }
   }
 

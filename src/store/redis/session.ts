@@ -27,6 +27,16 @@ export interface SessionHost {
   detach(session: RedisSession): void;
 }
 
+/** Spend as announced on the channel: with each budget's bucket and its new total. */
+export interface AnnouncedSpend {
+  readonly kind: 'spend';
+  readonly budgets: readonly string[];
+  readonly nanos: number;
+  readonly at: number;
+  readonly starts?: unknown;
+  readonly totals?: unknown;
+}
+
 /** JSON from Redis, or `undefined` when it does not parse. */
 export function parseJson(raw: string): unknown {
   try {
@@ -42,6 +52,8 @@ export class RedisSession implements StoreSession {
   readonly #store: SessionHost;
   readonly #listener: StoreListener;
   readonly shared = true;
+  /** Per budget, bucket start → the total the last load read (what this session's view was set to). */
+  #floors: Map<string, Map<number, number>> | undefined;
 
   constructor(store: SessionHost, id: string, listener: StoreListener) {
     this.#store = store;
@@ -49,11 +61,28 @@ export class RedisSession implements StoreSession {
     this.#listener = listener;
   }
 
-  deliver(change: StoreChange): void {
-    this.#listener.change(change);
+  /**
+   * A change another session made. Spend is announced with each bucket's new
+   * total: spend up to a total this session's last load already read is in
+   * its view, and is not counted again.
+   */
+  deliver(change: StoreChange | AnnouncedSpend): void {
+    if (change.kind !== 'spend') {
+      this.#listener.change(change);
+      return;
+    }
+    const floors = this.#floors;
+    const { starts, totals } = change as AnnouncedSpend;
+    const budgets =
+      floors === undefined || !Array.isArray(starts) || !Array.isArray(totals)
+        ? change.budgets
+        : change.budgets.filter((id, i) => !(Number(totals[i]) <= (floors.get(id)?.get(Number(starts[i])) ?? -1)));
+    if (budgets.length > 0) this.#listener.change({ kind: 'spend', budgets, nanos: change.nanos, at: change.at });
   }
 
   failed(failure: StoreFailure): void {
+    // Redis may come back empty (restarted): totals start again below what was read.
+    this.#floors = undefined;
     this.#listener.error(failure);
   }
 
@@ -86,8 +115,10 @@ export class RedisSession implements StoreSession {
     return this.#store.addSpend(this.id, spend);
   }
 
-  load(budgets: readonly StoreBudgetRef[]): Promise<StoreSnapshot> {
-    return this.#store.load(budgets);
+  async load(budgets: readonly StoreBudgetRef[]): Promise<StoreSnapshot> {
+    const snapshot = await this.#store.load(budgets);
+    this.#floors = new Map(snapshot.spend.map(({ budget, buckets }) => [budget, new Map(buckets)]));
+    return snapshot;
   }
 
   async close(): Promise<void> {
