@@ -42,7 +42,7 @@ const BACKSLASH = 0x5c;
 const PUBLIC_PREFIX = /^(?:sk-(?:proj|svcacct|admin|or-v\d+|ant-(?:api|admin)\d\d)-|sk-|gsk_|xai-|AIza)/;
 const U = 0x75;
 /** Byte arrays from this long are searched in WebAssembly (pipeline/simd.ts), shorter ones here: about where the copy there costs less than it saves. */
-const STAGE_FROM = 1024;
+const STAGE_FROM = 64;
 
 /** Reads the code unit (string) or byte at an index. */
 type At = (i: number) => number;
