@@ -10,90 +10,19 @@
  * structural parts (brackets, commas, numbers, literals, escapes) in
  * JavaScript, and the contents of strings, most of a reply's bytes, hopped
  * over by a 16-bytes-a-step SIMD search for the next `"`, `\` or control
- * character in WebAssembly. What it accepts, `JSON.parse` accepts (once
- * decoded, as `Response.text()` decodes: a byte order mark dropped, bytes
- * outside strings ASCII). Where WebAssembly is missing, for bodies over
- * {@link MAX_BYTES}, nesting deeper than {@link MAX_DEPTH}, or a top-level
- * name written with escapes, it leaves the answer to `JSON.parse`.
+ * character in WebAssembly (simd.ts `next`). What it accepts, `JSON.parse`
+ * accepts (once decoded, as `Response.text()` decodes: a byte order mark
+ * dropped, bytes outside strings ASCII). Where WebAssembly is missing, for
+ * bodies over simd.ts's `MAX_STAGED`, nesting deeper than
+ * {@link MAX_DEPTH}, or a top-level name written with escapes, it leaves the
+ * answer to `JSON.parse`.
  */
+
+import { stage, wasm } from './simd';
 
 /** The members of a reply's top-level object keyplex reads (usage.ts's `usageFromBody`, the reply's model). */
 const WANTED = ['usage', 'model', 'usageMetadata', 'usage_metadata', 'type', 'response'];
-/** Bodies larger than this are parsed with JSON.parse (the scan's memory is kept for the process: it is bounded). */
-const MAX_BYTES = 1 << 20;
 const MAX_DEPTH = 512;
-/** Zero bytes after the body: every read past its end meets one (`< 0x20`, so any scan stops there). */
-const PAD = 32;
-
-/**
- * `next(i)`: the first index from `i` on whose byte is `"`, `\` or below
- * 0x20, 16 bytes a step, in its exported memory `m`; the zeros after the
- * body end every search. The bytes below are exactly this module, compiled
- * by wabt's `wat2wasm --enable-simd` (npm `wabt`, `parseWat(...).toBinary()`):
- *
- * ```wat
- * (module
- *   (memory 1)
- *   (export "m" (memory 0))
- *   (export "next" (func $next))
- *   (func $next (param $i i32) (result i32)
- *     (local $quote v128) (local $backslash v128) (local $space v128) (local $bytes v128) (local $hits i32)
- *     (local.set $quote (i8x16.splat (i32.const 34)))
- *     (local.set $backslash (i8x16.splat (i32.const 92)))
- *     (local.set $space (i8x16.splat (i32.const 32)))
- *     (loop $step
- *       (if (local.tee $hits (i8x16.bitmask (v128.or (v128.or
- *             (i8x16.eq (local.tee $bytes (v128.load align=1 (local.get $i))) (local.get $quote))
- *             (i8x16.eq (local.get $bytes) (local.get $backslash)))
- *             (i8x16.lt_u (local.get $bytes) (local.get $space)))))
- *         (then (return (i32.add (local.get $i) (i32.ctz (local.get $hits))))))
- *       (local.set $i (i32.add (local.get $i) (i32.const 16)))
- *       (br $step))
- *     (unreachable)))
- * ```
- */
-const NEXT_WASM = 'AGFzbQEAAAABBgFgAX8BfwMCAQAFAwEAAQcMAgFtAgAEbmV4dAAAClIBUAIEewF/QSL9DyEBQdwA/Q8hAkEg/Q8hAwNAIAD9AAAAIgQgAf0jIAQgAv0j/VAgBCAD/Sb9UP1kIgUEQCAAIAVoag8LIABBEGohAAwACwAL';
-
-/** The little of the WebAssembly API used here (the project's typings leave it out; a runtime may too). */
-interface Memory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-interface Wasm {
-  Module: new (code: Uint8Array) => object;
-  Instance: new (module: object) => { exports: { next: (i: number) => number; m: Memory } };
-}
-
-interface Scanner {
-  next: (i: number) => number;
-  memory: Memory;
-  bytes: Uint8Array;
-}
-
-let scanner: Scanner | null | undefined;
-
-/** The WebAssembly scanner, made on first use; null where WebAssembly (or its SIMD) is not available. */
-function scannerFor(size: number): Scanner | null {
-  if (scanner === undefined) {
-    try {
-      const wasm = (globalThis as { WebAssembly?: Wasm }).WebAssembly!;
-      const exports = new wasm.Instance(new wasm.Module(Uint8Array.from(atob(NEXT_WASM), (c) => c.charCodeAt(0)))).exports;
-      scanner = { next: exports.next, memory: exports.m, bytes: new Uint8Array(exports.m.buffer) };
-    } catch {
-      scanner = null;
-    }
-  }
-  if (scanner !== null && scanner.bytes.length < size) {
-    try {
-      scanner.memory.grow(Math.ceil((size - scanner.bytes.length) / 65536));
-    } catch {
-      // No memory for it now: this body goes to JSON.parse.
-      return null;
-    }
-    scanner.bytes = new Uint8Array(scanner.memory.buffer);
-  }
-  return scanner;
-}
 
 const [QUOTE, BACKSLASH, COMMA, COLON, OPEN_OBJECT, CLOSE_OBJECT, OPEN_ARRAY, CLOSE_ARRAY, MINUS, ZERO, NINE] = Array.from('"\\,:{}[]-09', (c) => c.charCodeAt(0)) as [number, number, number, number, number, number, number, number, number, number, number];
 
@@ -129,13 +58,11 @@ const UNSURE = -2;
  */
 export function parseJsonSummary(bytes: Uint8Array): unknown {
   const n = bytes.length;
-  const s = n <= MAX_BYTES ? scannerFor(n + PAD + 16) : null;
-  if (s === null) return JSON.parse(decoder.decode(bytes));
-  const m = s.bytes;
-  m.set(bytes);
-  m.fill(0, n, n + PAD);
+  // Staged already when the key search read it (secrets/redact.ts): then not copied again.
+  const m = stage(bytes);
+  if (m === null) return JSON.parse(decoder.decode(bytes));
   ranges.fill(-1);
-  const top = scan(s.next, m, n);
+  const top = scan(wasm()!.next, m, n);
   if (top === BROKEN) throw new SyntaxError('Malformed JSON reply body');
   if (top === UNSURE) return JSON.parse(decoder.decode(bytes));
   if (top !== OPEN_OBJECT) return null;

@@ -11,7 +11,10 @@
  * so checking the probes against the key's 2-grams (one lookup in a table
  * shared by all keys, loaded with the key being searched for), and the few
  * that pass against the key itself, finds every piece. Bodies with no echo
- * pass unchanged.
+ * pass unchanged. Byte arrays are searched in WebAssembly
+ * (pipeline/simd.ts `probe`, a table of the key's byte pairs), which also
+ * passes over a probe unless it lies in 7 of the key's pairs in a row, as
+ * any piece does; the JSON check then reads the copy it made.
  *
  * A piece that lies wholly inside a provider's public key prefix (such as
  * `sk-proj-`, the same for every key) is left alone.
@@ -23,6 +26,7 @@
  */
 import type { Key } from '../keys/key';
 import { secretOf } from '../keys/key';
+import { stage, wasm } from '../pipeline/simd';
 
 /** The shortest piece of a key that is redacted. */
 export const PIECE = 8;
@@ -37,6 +41,8 @@ const BACKSLASH = 0x5c;
  */
 const PUBLIC_PREFIX = /^(?:sk-(?:proj|svcacct|admin|or-v\d+|ant-(?:api|admin)\d\d)-|sk-|gsk_|xai-|AIza)/;
 const U = 0x75;
+/** Byte arrays from this long are searched in WebAssembly (pipeline/simd.ts), shorter ones here: about where the copy there costs less than it saves. */
+const STAGE_FROM = 64;
 
 /** Reads the code unit (string) or byte at an index. */
 type At = (i: number) => number;
@@ -63,13 +69,17 @@ let loaded: string | undefined;
 const FIRST = new Uint32Array(1 << 14);
 let NEXT = new Uint32Array(64);
 
-/** Sets or clears a key's 2-grams in {@link PROBES}, {@link FIRST} and {@link NEXT}. */
+/** Sets or clears a key's 2-grams in {@link PROBES}, {@link FIRST}, {@link NEXT} and the WebAssembly key table. */
 function mark(key: string, on: number): void {
   if (on !== 0 && NEXT.length < key.length) NEXT = new Uint32Array(key.length);
+  const table = wasm()?.table;
   // From the end, so that each probe's chain runs in ascending places.
   for (let p = key.length - 2; p >= 0; p--) {
-    const h = probeIndex(key.charCodeAt(p), key.charCodeAt(p + 1));
+    const a = key.charCodeAt(p);
+    const b = key.charCodeAt(p + 1);
+    const h = probeIndex(a, b);
     PROBES[h] = on;
+    if (table !== undefined) table[(a & 0xff) | ((b & 0xff) << 8)] = on;
     if (on !== 0) {
       NEXT[p] = FIRST[h]!;
       FIRST[h] = p + 1;
@@ -165,15 +175,34 @@ export class KeyRedactor {
     return runs;
   }
 
-  /** The pieces of the key in `bytes`: start and end pairs, in order; undefined when none. */
+  /**
+   * The pieces of the key in `bytes`: start and end pairs, in order;
+   * undefined when none. A long array is searched where it is staged in
+   * WebAssembly memory (pipeline/simd.ts), which the JSON check then reads
+   * without copying it again.
+   */
   findBytes(bytes: Uint8Array): number[] | undefined {
     const n = bytes.length;
+    load(this.#key);
+    const staged = n >= STAGE_FROM ? stage(bytes) : null;
+    if (staged !== null) return this.#findStaged(staged, n);
     let runs: number[] | undefined;
     let at: At | undefined;
-    load(this.#key);
     for (let j = nextByteProbe(bytes, 0); j !== -1; j = nextByteProbe(bytes, j + STEP)) {
       at ??= (i) => bytes[i]!;
       runs = this.#extend(at, n, j, probeIndex(bytes[j]!, bytes[j + 1]!), runs);
+    }
+    return runs;
+  }
+
+  /** {@link findBytes} over the `n` bytes staged at `m`: WebAssembly finds the probes that may start a piece. */
+  #findStaged(m: Uint8Array, n: number): number[] | undefined {
+    const probe = wasm()!.probe;
+    let runs: number[] | undefined;
+    let at: At | undefined;
+    for (let j = probe(0, n - 1); j !== -1; j = probe(j + STEP, n - 1)) {
+      at ??= (i) => m[i]!;
+      runs = this.#extend(at, n, j, probeIndex(m[j]!, m[j + 1]!), runs);
     }
     return runs;
   }

@@ -1,7 +1,9 @@
 /** The redactor itself: what counts as a piece of a key, and what the replacement keeps intact. */
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { KeyRedactor } from '../../src/secrets/redact';
 import { redactingReader } from '../../src/secrets/stream';
+import { parseJsonSummary } from '../../src/pipeline/json-body';
+import { wasm } from '../../src/pipeline/simd';
 
 const KEY = 'sk-proj-9fQ2xLm7TzR4vB8nW1cY6dH3';
 const redactor = new KeyRedactor(KEY, 'fp_test');
@@ -122,6 +124,97 @@ describe('KeyRedactor', () => {
     }
     expect(redactor.text('')).toBe('');
     expect(redactor.finds('s')).toBe(false);
+  });
+});
+
+describe('KeyRedactor on arrays of 1 KiB and more (searched in WebAssembly)', () => {
+  const filler = 'the quick brown fox jumps over the lazy dog, '.repeat(30);
+
+  test('WebAssembly is there to search them', () => {
+    expect(wasm()).not.toBeNull();
+  });
+
+  test('finds every piece of 8 to 12 characters wherever it starts, as the text search does', () => {
+    for (let start = 1; start + 8 <= KEY.length; start++) {
+      for (const at of [0, 1, 2, 3, 5, 6, 7, 8, 13, 500, 501, filler.length - 1, filler.length]) {
+        const piece = KEY.slice(start, start + 8 + ((start + at) % 5));
+        const body = filler.slice(0, at) + piece + filler.slice(at);
+        const out = text(redactor.bytes(bytes(body)));
+        expect(out, `${start} at ${at}`).toBe(redactor.text(body));
+        expect(out).toContain('[key fp_test]');
+      }
+    }
+  });
+
+  test('finds pieces next to each other, at either end, and many in one body', () => {
+    const body = `${KEY.slice(-9)}${filler}${KEY.slice(9, 17)}${KEY.slice(20, 29)} ${KEY}${filler}${KEY.slice(8, 16)}`;
+    expect(text(redactor.bytes(bytes(body)))).toBe(redactor.text(body));
+    expect(text(redactor.bytes(bytes(body)))).not.toMatch(/9fQ2xLm7|Lm7TzR4v|vB8nW1cY|cY6dH3/);
+  });
+
+  test('returns the very same array when the body holds 7 characters of the key at most, however many', () => {
+    const sevens = Array.from({ length: 200 }, (_, i) => KEY.slice(8 + (i % 20), 15 + (i % 20))).join(' ');
+    const body = bytes(sevens);
+    expect(redactor.bytes(body)).toBe(body);
+  });
+
+  test('a key whose 2-grams repeat, with another key searched in between', () => {
+    const repeats = 'ab12ab34ab56ab78ab90abXYabZW';
+    const key = new KeyRedactor(repeats, 'fp_rep');
+    const other = new KeyRedactor('gsk_Zq7Jd0Vw5Ne2Kp9Xs4Ub1Mh8', 'fp_other');
+    const noise = 'ab12ab3 ab34ab5 ab56ab7 '.repeat(60);
+    for (let start = 0; start + 8 <= repeats.length; start++) {
+      const body = `${noise}${repeats.slice(start, start + 8)} ${noise}`;
+      const array = bytes(body);
+      expect(other.bytes(array)).toBe(array);
+      expect(text(key.bytes(bytes(body)))).toBe(`${noise}[key fp_rep] ${noise}`);
+    }
+  });
+
+  test('the JSON check that follows reads the redacted bytes, not the array the search staged', () => {
+    const body = bytes(JSON.stringify({ model: KEY.slice(8), content: filler }));
+    const out = redactor.bytes(body);
+    expect(out).not.toBe(body);
+    expect(parseJsonSummary(out)).toEqual({ model: '[key fp_test]' });
+    const clean = bytes(JSON.stringify({ model: 'gpt', content: filler }));
+    expect(parseJsonSummary(redactor.bytes(clean))).toEqual({ model: 'gpt' });
+    expect(parseJsonSummary(body)).toEqual({ model: KEY.slice(8) });
+  });
+
+  test('where WebAssembly is missing, the same pieces are found in JavaScript', async () => {
+    vi.resetModules();
+    vi.stubGlobal('WebAssembly', undefined);
+    try {
+      const alone = await import('../../src/secrets/redact');
+      const simd = await import('../../src/pipeline/simd');
+      expect(simd.wasm()).toBeNull();
+      const js = new alone.KeyRedactor(KEY, 'fp_test');
+      for (const at of [0, 7, 500, filler.length]) {
+        const body = `${filler.slice(0, at)}${KEY.slice(10, 19)}${filler.slice(at)}`;
+        expect(text(js.bytes(bytes(body)))).toBe(redactor.text(body));
+      }
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
+  test('seeded random bodies: the same pieces found in bytes as in text', () => {
+    let x = 12345;
+    const next = (n: number) => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) % n;
+    };
+    // The key's own characters as noise: many of its 2-grams, few of its pieces.
+    const alphabet = `${KEY.slice(8)} "\\é`;
+    for (let round = 0; round < 200; round++) {
+      let body = '';
+      while (body.length < 1024 + next(3000)) {
+        body += next(8) === 0 ? KEY.slice(next(KEY.length - 8), KEY.length - next(4)) : alphabet[next(alphabet.length)]!;
+      }
+      expect(text(redactor.bytes(bytes(body))), body).toBe(redactor.text(body));
+    }
   });
 });
 
