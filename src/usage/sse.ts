@@ -60,10 +60,16 @@ export class StreamTruncated extends Error {
  * as {@link FirstEvents} it was judged already (with its own `stripUsageChunk`).
  */
 export function tapEventStream(first: Uint8Array | FirstEvents, reader: ReadableStreamDefaultReader<Uint8Array>, hooks: StreamTapHooks): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>(new EventStreamTap(first, reader, hooks));
+  return new ReadableStream<Uint8Array>(new EventStreamTap(first, reader, hooks), NO_READ_AHEAD);
 }
 
 const ONCE = Object.freeze({ once: true });
+/**
+ * The tap reads the upstream only when the caller asks for data: each read
+ * then goes straight to the caller's pending read, with no queue entry (a
+ * read ahead queued every chunk after the first).
+ */
+const NO_READ_AHEAD = Object.freeze({ highWaterMark: 0 });
 
 /** The idle timer of `tap` fired. */
 function checkIdle(tap: EventStreamTap): void {
