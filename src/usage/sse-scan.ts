@@ -43,6 +43,8 @@ const ERROR = Buffer.from('error');
 /** What {@link EventScanner} judged passes on whole. */
 const PASS = 1;
 const DONE = Buffer.from('[DONE]');
+/** Offsets of the events a judgement removes, start and end in turn: one array serves every judgement (none yields). */
+const REMOVED: number[] = [];
 /**
  * The most a stream's first event may hold before its blank line: past it,
  * {@link FirstRead} calls the stream broken (a hostile or broken upstream
@@ -134,17 +136,19 @@ export class EventScanner {
     const n = complete.length;
     this.judged = true;
     let start = 0;
-    /** Offsets of the removed events, start and end in turn. */
-    let removed: number[] | undefined;
+    const removed = REMOVED;
+    /** Offsets in `removed` this judgement wrote (the array keeps its length: no store made again per stream). */
+    let count = 0;
     while (start < n) {
       const end = eventEnd(complete, start, lfOnly);
       if (!this.#event(complete, start, end, lfOnly)) {
         if (this.malformed) return undefined;
-        (removed ??= []).push(start, end);
+        removed[count++] = start;
+        removed[count++] = end;
       }
       start = end;
     }
-    return removed === undefined ? PASS : keptBytes(complete, removed);
+    return count === 0 ? PASS : keptBytes(complete, removed, count);
   }
 
   /**
