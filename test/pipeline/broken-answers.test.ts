@@ -12,6 +12,7 @@ import OpenAI from 'openai';
 import { HttpResponse } from 'msw';
 import { describe, expect, test } from 'vitest';
 import { getKeyplexDetails, StreamInterruptedError } from '../../src/index';
+import { record } from '../support/events';
 import { managedClients } from '../support/managers';
 import { fakeKey } from '../support/fake-keys';
 import { chatChunks, chatReply, gate, provider, rawSseReply, sseReply } from '../support/upstream';
@@ -206,6 +207,85 @@ describe('a stream call', () => {
     expect(error).toBeUndefined();
     expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Hello world');
     expect(success).toHaveLength(1);
+    expect(failure).toEqual([]);
+  });
+});
+
+describe('a first event that never ends', () => {
+  const MiB = 1024 * 1024;
+
+  /**
+   * An SSE body that sends `total` bytes of one event's data line, 1 MiB a
+   * read, never its blank line, then fails; `pulled` counts what was read.
+   */
+  function endlessFirstEvent(total: number) {
+    const seen = { pulled: 0, cancelled: false };
+    const piece = new Uint8Array(MiB).fill(0x61);
+    piece.set(new TextEncoder().encode('data: {"b64_json":"'));
+    const body = new ReadableStream<Uint8Array>(
+      {
+        pull(controller) {
+          if (seen.pulled >= total) return controller.error(new TypeError('terminated'));
+          seen.pulled += piece.length;
+          controller.enqueue(seen.pulled === MiB ? piece : piece.slice().fill(0x61));
+        },
+        cancel() {
+          seen.cancelled = true;
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    return { seen, reply: () => sse(body) };
+  }
+
+  test('past 16 MiB without an event boundary the attempt is a broken answer: the upstream is let go, and another key serves the stream', async () => {
+    const endless = endlessFirstEvent(64 * MiB);
+    provider(ONE, endless.reply);
+    provider(TWO, () => sseReply(chatChunks('gpt-4.1', WORDS, false)));
+    const { client, manager, success, failure } = manage();
+    const failover = record(manager, 'failover');
+
+    const { chunks, error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+
+    expect(error).toBeUndefined();
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Hello world');
+    expect(success[0]?.provider).toBe('two');
+    expect(failover.map((e) => e.reason)).toEqual(['invalid_response']);
+    expect(failure).toEqual([]);
+    // Read up to the limit (16 MiB, plus what the transport reads ahead), not the 64 MiB the upstream had.
+    expect(endless.seen.pulled).toBeLessThan(24 * MiB);
+    expect(endless.seen.cancelled).toBe(true);
+  });
+
+  test('as the last answer it surfaces as an SDK APIError (502) with keyplex detail malformed_response', async () => {
+    const endless = endlessFirstEvent(64 * MiB);
+    provider(ONE, endless.reply);
+    const { client, failure } = manage({ retry: { maxAttempts: 1 } });
+
+    const error = await caught(() => client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(502);
+    expect(getKeyplexDetails(error)?.code).toBe('malformed_response');
+    expect(failure.map((e) => e.error.code)).toEqual(['malformed_response']);
+    expect(String((error as Error).message)).not.toContain(fakeKey('one').slice(-8));
+    expect(endless.seen.pulled).toBeLessThan(24 * MiB);
+  });
+});
+
+describe('a large first event', () => {
+  test('a streamed image whose first event is a 6 MiB image (base64) reaches the caller whole: the limit leaves room for it', async () => {
+    const b64 = 'iVBO'.repeat((6 * 1024 * 1024) / 4);
+    const completed = { type: 'image_generation.completed', b64_json: b64, created_at: 1, size: '1536x1024', quality: 'high', background: 'opaque', output_format: 'png', usage: null };
+    provider(ONE, () => rawSseReply(`event: image_generation.completed\ndata: ${JSON.stringify(completed)}\n\n`, 256 * 1024));
+    const { client, success, failure } = manage();
+
+    const stream = await client.images.generate({ model: 'gpt-image-1', prompt: 'a lighthouse', stream: true });
+    const images: string[] = [];
+    for await (const event of stream) if (event.type === 'image_generation.completed') images.push(event.b64_json);
+
+    expect(images).toEqual([b64]);
+    expect(success.map((e) => e.provider)).toEqual(['one']);
     expect(failure).toEqual([]);
   });
 });

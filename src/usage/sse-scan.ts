@@ -1,0 +1,278 @@
+/**
+ * The events of a server-sent-events body as they arrive, judged: split at
+ * their blank lines, every `data:` payload checked (JSON or `[DONE]`), the
+ * text counted, usage read, the usage-only chunk removed when asked. And a
+ * stream's first read, judged before the stream is handed on. No I/O, no
+ * timers: the tap (sse.ts) and send drive it.
+ */
+import { Buffer } from 'node:buffer';
+import { finished, judgeChunk, SKIP } from './chunk-scan';
+import { endsAnswer, eventData, generatedChars, isObj } from './sse-events';
+import { asBuffer, completeUpTo, eventEnd, find, holds, joined, keptBytes, lineEnd, onlyBreaks } from './sse-frames';
+import { usageFromBody, type Usage } from './usage';
+
+/** What a tapped stream delivered to the caller so far. */
+export interface StreamTally {
+  /** Events with a `data:` payload passed on (not `[DONE]`). */
+  dataEvents: number;
+  /** UTF-16 code units of generated text in them (content, text and argument deltas). */
+  textChars: number;
+  /** True once the stream's end marker arrived (`[DONE]`, or a terminal Responses event). */
+  sawEnd: boolean;
+  /**
+   * True once the upstream reported an error inside the stream (an `error`
+   * event, or a payload with an `error` object): the SDK raises it as an
+   * `APIError` in the caller's loop, so the request failed.
+   */
+  errorEvent: boolean;
+}
+
+/** Replaces secrets (a key's pieces) in bytes: the same array when they hold none. */
+export interface ByteRedactor {
+  bytes(bytes: Uint8Array): Uint8Array;
+}
+
+const EMPTY = new Uint8Array(0);
+const ERROR_EVENT = /^event: ?error\r?$/m;
+const CR = 0x0d;
+// Stateless between calls (no `stream` option): one serves every tap.
+const decoder = new TextDecoder();
+const keepMark = new TextDecoder('utf-8', { ignoreBOM: true });
+const DATA = Buffer.from('data:');
+const ERROR = Buffer.from('error');
+/** What {@link EventScanner} judged passes on whole. */
+const PASS = 1;
+const DONE = Buffer.from('[DONE]');
+/** Offsets of the events a judgement removes, start and end in turn: one array serves every judgement (none yields). */
+const REMOVED: number[] = [];
+/**
+ * The most a stream's first event may hold before its blank line: past it,
+ * {@link FirstRead} calls the stream broken (a hostile or broken upstream
+ * sending megabytes without an event boundary is not held until the attempt
+ * timeout). Room for the largest real first events: a whole image, base64, in
+ * an `image_generation.completed` event (a few MiB).
+ */
+export const MAX_FIRST_EVENT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The events of a stream as they arrive: split at their blank lines (an
+ * incomplete one held back for the next read), judged, counted, their usage
+ * read, the usage-only chunk removed when asked. No I/O and no timers: the
+ * tap below drives it, and send judges a stream's first read with it before
+ * answering (so those events are judged once).
+ */
+export class EventScanner {
+  readonly tally: StreamTally = { dataEvents: 0, textChars: 0, sawEnd: false, errorEvent: false };
+  /** The last usage seen. */
+  usage: Usage | undefined;
+  /** True when a scan met an event whose data was neither JSON nor `[DONE]` (the stream is broken). */
+  malformed = false;
+  /** True when the last scan met an event with data (comments and keep-alives are not data). */
+  sawData = false;
+  /** True once a complete event was judged (data, a comment, a removed one). */
+  judged = false;
+  /** Bytes of an event not complete yet. */
+  #pending: Uint8Array = EMPTY;
+
+  /**
+   * `redactor`, when given, replaces secrets in the events before they are
+   * judged and passed on: in every run of complete events, or (`everything`
+   * false) only in runs that hold `error`.
+   */
+  constructor(
+    private readonly stripUsageChunk: boolean,
+    private readonly redactor?: ByteRedactor,
+    private readonly everything = true,
+  ) {}
+
+  /**
+   * The complete events of `chunk` (after what was held back; all of it when
+   * `final`) to pass on: as they came (`chunk` itself when it was all of
+   * them), or redacted, or less a removed event; undefined when none is
+   * complete yet, none is left, or one was malformed.
+   */
+  scan(chunk: Uint8Array | undefined, final: boolean): Uint8Array | undefined {
+    this.sawData = false;
+    const pending = this.#pending;
+    let bytes: Uint8Array;
+    if (pending.length !== 0) bytes = chunk === undefined || chunk.length === 0 ? pending : joined(pending, chunk);
+    else if (chunk === undefined || chunk.length === 0) return undefined;
+    else bytes = chunk;
+    const end = final ? bytes.length : completeUpTo(bytes);
+    if (end === bytes.length) this.#pending = EMPTY;
+    else {
+      this.#pending = bytes.subarray(end);
+      if (end === 0) return undefined;
+      bytes = bytes.subarray(0, end);
+    }
+    const redacted = this.#redact(bytes);
+    const out = this.#judge(redacted ?? bytes);
+    // Passed on unchanged, the bytes go as they came (the upstream's own chunk when it was all of them).
+    return out === PASS ? (redacted ?? bytes) : out;
+  }
+
+  /** `bytes` with the secrets replaced; undefined when nothing was replaced. */
+  #redact(bytes: Uint8Array): Uint8Array | undefined {
+    const redactor = this.redactor;
+    if (redactor === undefined || (!this.everything && asBuffer(bytes).indexOf(ERROR) === -1)) return undefined;
+    const out = redactor.bytes(bytes);
+    return out === bytes ? undefined : out;
+  }
+
+  /** Bytes held back: the start of an event not complete yet. */
+  get held(): number {
+    return this.#pending.length;
+  }
+
+  /** Lets go of what was held back. */
+  clear(): void {
+    this.#pending = EMPTY;
+  }
+
+  /** Judges the events of `complete` (the last may lack its blank line at the stream's end); what passes on ({@link PASS}: all of it). */
+  #judge(complete: Uint8Array): Uint8Array | undefined | typeof PASS {
+    // Without a carriage return, events end at "\n\n" (found natively), and lines at "\n".
+    const lfOnly = find(complete, CR, 0) === -1;
+    const n = complete.length;
+    this.judged = true;
+    let start = 0;
+    const removed = REMOVED;
+    /** Offsets in `removed` this judgement wrote (the array keeps its length: no store made again per stream). */
+    let count = 0;
+    while (start < n) {
+      const end = eventEnd(complete, start, lfOnly);
+      if (!this.#event(complete, start, end, lfOnly)) {
+        if (this.malformed) return undefined;
+        removed[count++] = start;
+        removed[count++] = end;
+      }
+      start = end;
+    }
+    return count === 0 ? PASS : keptBytes(complete, removed, count);
+  }
+
+  /**
+   * One event, `bytes[start, end)`: counted, its usage read; false when it is
+   * to be removed (or is malformed). The usual one, a single `data:` line with
+   * a chat chunk or `[DONE]`, is judged from its bytes ({@link judgeChunk});
+   * others are decoded and parsed.
+   */
+  #event(bytes: Uint8Array, start: number, end: number, lfOnly: boolean): boolean {
+    if (holds(bytes, start, DATA)) {
+      const from = bytes[start + 5] === 32 ? start + 6 : start + 5;
+      const eol = lineEnd(bytes, from, end, lfOnly);
+      if (onlyBreaks(bytes, eol, end)) {
+        if (eol - from === DONE.length && holds(bytes, from, DONE)) {
+          this.sawData = true;
+          this.tally.sawEnd = true;
+          return true;
+        }
+        const chars = judgeChunk(bytes, from, eol);
+        if (chars !== SKIP) {
+          // JSON with no usage, error or event type in it, nothing to remove: counted only.
+          const tally = this.tally;
+          this.sawData = true;
+          tally.dataEvents++;
+          tally.textChars += chars;
+          if (finished()) tally.sawEnd = true;
+          return true;
+        }
+      }
+    }
+    // As the run would decode whole: a byte-order mark is dropped only at its start.
+    const event = (start === 0 ? decoder : keepMark).decode(bytes.subarray(start, end));
+    const data = eventData(event);
+    return data === undefined ? true : this.#data(data, event);
+  }
+
+  /**
+   * An event's data, parsed: counted, its usage read; false when it is to be
+   * removed (or is malformed). `event` is the whole event when it has lines
+   * besides its `data:` line.
+   */
+  #data(data: string, event: string | undefined): boolean {
+    this.sawData = true;
+    const tally = this.tally;
+    if (data === '[DONE]') {
+      tally.sawEnd = true;
+      return true;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(data);
+    } catch {
+      this.malformed = true;
+      return false;
+    }
+    tally.dataEvents++;
+    tally.textChars += generatedChars(parsed);
+    if (isObj(parsed)) {
+      if (!tally.sawEnd && endsAnswer(parsed)) tally.sawEnd = true;
+      // As the SDK judges it (legacy mode): an `error` event, or a payload with a truthy `error`.
+      if (parsed.error || (event !== undefined && event.includes('error') && ERROR_EVENT.test(event))) tally.errorEvent = true;
+    }
+    const found = usageFromBody(parsed);
+    if (!found) return true;
+    this.usage = found;
+    if (!this.stripUsageChunk) return true;
+    const choices = (parsed as { choices?: unknown }).choices;
+    return !(Array.isArray(choices) && choices.length === 0);
+  }
+}
+
+export type ReadResult = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>;
+
+/** A stream's first read with its complete events judged (see {@link FirstRead}). */
+export interface FirstEvents {
+  readonly scanner: EventScanner;
+  /** What of the first read passes on (undefined: nothing yet). */
+  readonly out: Uint8Array | undefined;
+}
+
+/**
+ * Judges the complete events of a stream's first read: undefined when one
+ * carries data that is neither JSON nor `[DONE]` (the stream is broken before
+ * anything reached the caller, so another attempt may serve it). Handed to
+ * {@link tapEventStream}, those events are not judged again.
+ */
+export function scanFirst(first: Uint8Array, stripUsageChunk: boolean, redactor?: ByteRedactor, everything = true): FirstEvents | undefined {
+  const scanner = new EventScanner(stripUsageChunk, redactor, everything);
+  const out = scanner.scan(first, false);
+  return scanner.malformed ? undefined : { scanner, out };
+}
+
+/**
+ * A stream read until its first complete event is judged (or it ends): each
+ * read is given to {@link take} until it says so, with no async frame of its
+ * own. {@link broken} when the stream ended before any byte, an event carries
+ * data that is neither JSON nor `[DONE]`, or more than
+ * {@link MAX_FIRST_EVENT_BYTES} came without a complete event (the stream is
+ * broken before anything reached the caller, so another attempt may serve it). Handed to
+ * {@link tapEventStream}, those events are not judged again.
+ */
+export class FirstRead implements FirstEvents {
+  readonly scanner: EventScanner;
+  out: Uint8Array | undefined;
+  broken = false;
+  #any = false;
+
+  constructor(stripUsageChunk: boolean, redactor?: ByteRedactor, everything = true) {
+    this.scanner = new EventScanner(stripUsageChunk, redactor, everything);
+  }
+
+  /** Takes one read: true once the first events are judged, the stream ended, or it is broken (stop reading then). */
+  take(read: ReadResult): boolean {
+    const { done, value } = read;
+    if (done && !this.#any) return (this.broken = true);
+    this.#any = true;
+    const scanner = this.scanner;
+    this.out = scanner.scan(value, done);
+    if (scanner.malformed) return (this.broken = true);
+    if (done || scanner.judged) return true;
+    if (scanner.held > MAX_FIRST_EVENT_BYTES) {
+      scanner.clear();
+      return (this.broken = true);
+    }
+    return false;
+  }
+}
