@@ -73,6 +73,9 @@ export class EventScanner {
   judged = false;
   /** Bytes of an event not complete yet. */
   #pending: Uint8Array = EMPTY;
+  /** Reads after {@link #pending} that completed no event: kept apart, joined once one does. */
+  #later: Uint8Array[] | undefined;
+  #laterBytes = 0;
 
   /**
    * `redactor`, when given, replaces secrets in the events before they are
@@ -95,8 +98,15 @@ export class EventScanner {
     this.sawData = false;
     const pending = this.#pending;
     let bytes: Uint8Array;
-    if (pending.length !== 0) bytes = chunk === undefined || chunk.length === 0 ? pending : joined(pending, chunk);
-    else if (chunk === undefined || chunk.length === 0) return undefined;
+    if (pending.length !== 0) {
+      if (chunk === undefined || chunk.length === 0) bytes = this.#joined(undefined);
+      else if (!final && !this.#completes(chunk)) {
+        // Only the new bytes can end the held event: kept apart, so that a long one is not copied and searched again on every read.
+        (this.#later ??= []).push(chunk);
+        this.#laterBytes += chunk.length;
+        return undefined;
+      } else bytes = this.#joined(chunk);
+    } else if (chunk === undefined || chunk.length === 0) return undefined;
     else bytes = chunk;
     const end = final ? bytes.length : completeUpTo(bytes);
     if (end === bytes.length) this.#pending = EMPTY;
@@ -111,6 +121,32 @@ export class EventScanner {
     return out === PASS ? (redacted ?? bytes) : out;
   }
 
+  /** Whether `chunk`, after what is held, ends an event: a blank line in it, or one begun by the held part's last bytes. */
+  #completes(chunk: Uint8Array): boolean {
+    const later = this.#later;
+    const last = later === undefined || later.length === 0 ? this.#pending : later[later.length - 1]!;
+    // A blank line is at most 4 bytes (\r\n\r\n): 3 held bytes before the read are enough (a read is never empty here).
+    const tail = last.subarray(Math.max(0, last.length - 3));
+    return completeUpTo(tail.length === 0 ? chunk : joined(tail, chunk)) > tail.length;
+  }
+
+  /** What is held and `chunk` after it, in one array. */
+  #joined(chunk: Uint8Array | undefined): Uint8Array {
+    const later = this.#later;
+    if (later === undefined || later.length === 0) return chunk === undefined ? this.#pending : joined(this.#pending, chunk);
+    const out = new Uint8Array(this.#pending.length + this.#laterBytes + (chunk?.length ?? 0));
+    out.set(this.#pending);
+    let at = this.#pending.length;
+    for (const part of later) {
+      out.set(part, at);
+      at += part.length;
+    }
+    if (chunk !== undefined) out.set(chunk, at);
+    later.length = 0;
+    this.#laterBytes = 0;
+    return out;
+  }
+
   /** `bytes` with the secrets replaced; undefined when nothing was replaced. */
   #redact(bytes: Uint8Array): Uint8Array | undefined {
     const redactor = this.redactor;
@@ -121,12 +157,14 @@ export class EventScanner {
 
   /** Bytes held back: the start of an event not complete yet. */
   get held(): number {
-    return this.#pending.length;
+    return this.#pending.length + this.#laterBytes;
   }
 
   /** Lets go of what was held back. */
   clear(): void {
     this.#pending = EMPTY;
+    this.#later = undefined;
+    this.#laterBytes = 0;
   }
 
   /** Judges the events of `complete` (the last may lack its blank line at the stream's end); what passes on ({@link PASS}: all of it). */
