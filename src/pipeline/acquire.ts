@@ -21,7 +21,13 @@ import { applyChange } from './store-sync';
 /** Keys judged per batch when picking from a large pool. */
 const SAMPLE = 32;
 
-/** Shared reservations one acquire may see refused before it waits between tries. */
+/**
+ * Shared reservations one acquire may see refused in a row (no wait for a key
+ * between them) before it waits between tries: a store whose refusals do not
+ * move the local windows cannot make it spin. A wait for a key starts the
+ * count again: a request refused in round after round of a burst still takes
+ * a key with room at once.
+ */
 const MAX_FREE_REFUSALS = 8;
 
 /** Nothing usable now: when the first key is expected to be (Infinity: never, unless a probe is in flight). */
@@ -99,6 +105,7 @@ async function acquireWaiting(core: Core, ctx: RequestContext, attempt: number, 
       lineId ??= lineOf(deployments);
       place ??= joinLine(core, lineId);
       await waitForKey(core, waitMs, signal);
+      refusals = 0;
     }
   } finally {
     if (place !== undefined) leaveLine(core, lineId!, place);
