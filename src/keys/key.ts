@@ -15,7 +15,7 @@ import type { Circuit } from '../resilience/breaker/index';
 import type { KeyLimiter } from '../resilience/rate-limit/index';
 import type { StoreKeyRef } from '../store/types';
 import { TimedCounterSet, type KeyStats } from '../usage/stats';
-import type { KeyView } from './selector';
+import type { KeySelector, KeyView, SelectContext } from './selector';
 
 const secrets = new WeakMap<Key, string>();
 
@@ -60,13 +60,13 @@ export interface KeyWindows {
 let judgedModel: string | undefined;
 
 /**
- * Runs `select` with key views whose `headroom` is that of the windows a
- * request for `upstreamModel` draws on (per key × model or quota group).
+ * `selector`'s choice among `keys`, their views' `headroom` that of the windows
+ * a request for `upstreamModel` draws on (per key × model or quota group).
  */
-export function selectingFor<T>(upstreamModel: string | undefined, select: () => T): T {
+export function selectingFor(upstreamModel: string | undefined, selector: KeySelector, keys: readonly KeyView[], ctx: SelectContext): KeyView | undefined {
   judgedModel = upstreamModel;
   try {
-    return select();
+    return selector.select(keys, ctx);
   } finally {
     judgedModel = undefined;
   }

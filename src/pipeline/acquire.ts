@@ -209,10 +209,12 @@ function pickOn(
   const offset = n > SAMPLE ? pool.nextScan % n : 0;
   let scanned = 0;
   while (scanned < n) {
-    const candidates: KeyView[] = [];
+    // Made at its largest size and trimmed to the keys found (a list grown key by key reserves room for 17).
+    const candidates = new Array<KeyView>(Math.min(SAMPLE, n - scanned));
+    let found = 0;
     // Where each candidate sits in the pool: needed only to resume a large pool's scan after the chosen one.
     const positions: number[] | undefined = n > SAMPLE ? [] : undefined;
-    while (scanned < n && candidates.length < SAMPLE) {
+    while (scanned < n && found < SAMPLE) {
       const position = (offset + scanned) % n;
       const key = keys[position]!;
       scanned++;
@@ -228,13 +230,12 @@ function pickOn(
       }
       // Left for the second pass, which judges it like any other key.
       if (fresh && ctx.history.triedOnDeployment(key, deployment)) continue;
-      candidates.push(key.view);
+      candidates[found++] = key.view;
       positions?.push(position);
     }
+    candidates.length = found;
     while (candidates.length > 0) {
-      const chosen = selectingFor(deployment.upstreamModel, () =>
-        core.selector.select(candidates, { provider: pool.id, model: ctx.request.model, requestId: ctx.requestId, attempt }),
-      );
+      const chosen = selectingFor(deployment.upstreamModel, core.selector, candidates, { provider: pool.id, model: ctx.request.model, requestId: ctx.requestId, attempt });
       const index = chosen === undefined ? -1 : candidates.indexOf(chosen);
       if (index === -1) {
         result.readyAt = Math.min(result.readyAt, now);

@@ -26,12 +26,23 @@ export interface RequestFacts extends RequestEventBase {
   readonly tokens: number;
 }
 
+/** How a deployment came to be in a route: the strategy that placed it and its place (1 = first). */
+export interface RouteRank {
+  readonly strategy: string;
+  readonly rank: number;
+}
+
+/** A route's ranks by deployment (a `Map` is one; route.ts answers from its list, with no table per request). */
+export interface RankLookup {
+  get(deployment: Deployment): RouteRank | undefined;
+}
+
 /** The deployments that may serve the request, set by route (a context fallback adds to it). */
 export interface RoutePlan {
   /** Best first. */
   readonly deployments: Deployment[];
   /** How each deployment came to be in the route, for the `attempt` event. */
-  readonly ranks: Map<Deployment, { readonly strategy: string; readonly rank: number }>;
+  readonly ranks: RankLookup;
   /** Set when deployments exist but none has a context window large enough. */
   contextTooLong: boolean;
   /** Models that answered `context_length_exceeded` in this request: not tried again (made on first use). */

@@ -6,18 +6,56 @@ import { contextFallbackChain, requestFeatures, resolveModel } from '../routing/
 import { fitsContext } from '../routing/context-window';
 import { route as deploymentsFor, type Deployment } from '../routing/deployments';
 import type { DeploymentView } from '../routing/strategy';
-import type { RequestFacts, RequestContext, RoutePlan } from './context';
+import type { RankLookup, RequestFacts, RequestContext, RouteRank, RoutePlan } from './context';
 import type { Core } from './core';
 
-type Rank = { readonly strategy: string; readonly rank: number };
-const RANKS = new Map<string, Rank[]>();
+const RANKS = new Map<string, RouteRank[]>();
 
-/** The one frozen `{ strategy, rank }` of its kind: a route records one per deployment, and requests share them. */
-function rankOf(strategy: string, rank: number): Rank {
+/** The one frozen `{ strategy, rank }` of its kind: requests share them. */
+function rankOf(strategy: string, rank: number): RouteRank {
   let byRank = RANKS.get(strategy);
   if (byRank === undefined) RANKS.set(strategy, (byRank = []));
   return (byRank[rank] ??= Object.freeze({ strategy, rank }));
 }
+
+/**
+ * A request's route: its deployments, best first, and the strategy that
+ * placed each. It is its own {@link RankLookup}: a deployment's rank is its
+ * place in the list, so no table is made per request.
+ */
+class Route implements RoutePlan, RankLookup {
+  deployments: Deployment[] = NONE;
+  readonly ranks: RankLookup = this;
+  contextTooLong = false;
+  excludedModels: Set<string> | undefined = undefined;
+  /** The strategy of every deployment while they share one (undefined: none placed them); by place once they differ. */
+  #strategy: string | undefined = undefined;
+  #strategies: (string | undefined)[] | undefined = undefined;
+
+  /** Appends `added` (a list of the route's own: it is copied), placed by `strategy`. */
+  addAll(added: readonly Deployment[], strategy: string | undefined): void {
+    const at = this.deployments.length;
+    if (at === 0) {
+      this.deployments = added.slice();
+      this.#strategy = strategy;
+      return;
+    }
+    for (const deployment of added) this.deployments.push(deployment);
+    if (this.#strategies === undefined && strategy === this.#strategy) return;
+    const strategies = (this.#strategies ??= new Array<string | undefined>(at).fill(this.#strategy));
+    for (let i = 0; i < added.length; i++) strategies.push(strategy);
+  }
+
+  get(deployment: Deployment): RouteRank | undefined {
+    // The last place, as a map set once per placing would answer.
+    const at = this.deployments.lastIndexOf(deployment);
+    const strategy = at === -1 ? undefined : this.#strategies === undefined ? this.#strategy : this.#strategies[at];
+    return strategy === undefined ? undefined : rankOf(strategy, at + 1);
+  }
+}
+
+/** The deployments of a route that has none yet (shared, never written: the first `addAll` replaces it). */
+const NONE: Deployment[] = [];
 
 /**
  * The deployments that may serve the request, best first: the model (or its
@@ -29,57 +67,72 @@ function rankOf(strategy: string, rank: number): Rank {
  */
 export function route(core: Core, facts: RequestFacts): RoutePlan {
   const { request, inputTokens, outputTokens } = facts;
-  const ranks = new Map<Deployment, Rank>();
-  const plan: RoutePlan = { deployments: [], ranks, contextTooLong: false, excludedModels: undefined };
+  const plan = new Route();
   const pinned = request.options.provider;
   if (request.model === undefined) {
-    plan.deployments.push(...deploymentsFor(core.pools, undefined, pinned, core.makeDeployment));
+    plan.addAll(deploymentsFor(core.pools, undefined, pinned, core.makeDeployment), undefined);
     return plan;
   }
   const catalogue = core.options.routing.catalogue;
   const hasCatalogue = catalogue.aliases !== undefined || catalogue.fallbacks !== undefined || catalogue.auto !== undefined;
-  const tiers = hasCatalogue ? resolveModel(request.model, catalogue, requestFeatures(request.json, inputTokens)).tiers : [[request.model]];
-  const ordered = plan.deployments;
-  const tooLongModels: string[] = [];
-  for (const tier of tiers) {
-    const candidates: Deployment[] = [];
-    for (const model of tier) {
-      for (const deployment of deploymentsFor(core.pools, model, pinned, core.makeDeployment)) {
-        if (fitsContext(deployment as DeploymentView, inputTokens, outputTokens)) candidates.push(deployment);
-        else if (!tooLongModels.includes(model)) tooLongModels.push(model);
-      }
-    }
-    if (candidates.length === 0) continue;
-    const chosen = (tier.length === 1 ? core.perModel.get(tier[0]!) : undefined) ?? core.perModel.get(request.model) ?? core.strategy;
-    const sorted =
-      candidates.length === 1
-        ? candidates
-        : (chosen.strategy.order(candidates as DeploymentView[], {
-            model: request.model,
-            inputTokens,
-            outputTokens,
-            stream: request.stream,
-            requestId: facts.requestId,
-          }) as Deployment[]);
-    for (const deployment of sorted) {
-      ranks.set(deployment, rankOf(chosen.name, ordered.length + 1));
-      ordered.push(deployment);
-    }
-  }
+  // Without a catalogue, the one tier is the model itself (no lists made for it).
+  let tooLong: string[] | undefined;
+  if (!hasCatalogue) tooLong = addTier(core, facts, plan, request.model, tooLong);
+  else for (const tier of resolveModel(request.model, catalogue, requestFeatures(request.json, inputTokens)).tiers) tooLong = addTier(core, facts, plan, tier, tooLong);
   // Models too small for this request hand it to their context fallbacks (after everything else).
-  if (catalogue.contextFallbacks !== undefined) {
-    for (const small of tooLongModels) {
+  if (catalogue.contextFallbacks !== undefined && tooLong !== undefined) {
+    for (const small of tooLong) {
       for (const model of contextFallbackChain(small, catalogue)) {
         for (const deployment of deploymentsFor(core.pools, model, pinned, core.makeDeployment)) {
-          if (ordered.includes(deployment) || !fitsContext(deployment as DeploymentView, inputTokens, outputTokens)) continue;
-          ranks.set(deployment, rankOf('context-fallback', ordered.length + 1));
-          ordered.push(deployment);
+          if (plan.deployments.includes(deployment) || !fitsContext(deployment as DeploymentView, inputTokens, outputTokens)) continue;
+          plan.addAll([deployment], 'context-fallback');
         }
       }
     }
   }
-  if (ordered.length === 0 && tooLongModels.length > 0) plan.contextTooLong = true;
+  if (plan.deployments.length === 0 && tooLong !== undefined) plan.contextTooLong = true;
   return plan;
+}
+
+/**
+ * Adds one tier's deployments (of `tier`, one model or several) that fit the
+ * request, in the order of their routing strategy. Returns `tooLong` with the
+ * tier's models whose context window is too small added (made on first use).
+ */
+function addTier(core: Core, facts: RequestFacts, plan: Route, tier: string | readonly string[], tooLong: string[] | undefined): string[] | undefined {
+  const { request, inputTokens, outputTokens } = facts;
+  const one = typeof tier === 'string';
+  const count = one ? 1 : tier.length;
+  let candidates: Deployment[] | undefined;
+  for (let i = 0; i < count; i++) {
+    const model = one ? tier : tier[i]!;
+    // A fresh list: the fitting ones are kept in place, and the first model's list becomes the candidates.
+    const found = deploymentsFor(core.pools, model, request.options.provider, core.makeDeployment);
+    let kept = 0;
+    for (const deployment of found) {
+      if (fitsContext(deployment as DeploymentView, inputTokens, outputTokens)) found[kept++] = deployment;
+      else if (tooLong === undefined) tooLong = [model];
+      else if (!tooLong.includes(model)) tooLong.push(model);
+    }
+    found.length = kept;
+    if (candidates === undefined) candidates = found;
+    else for (const deployment of found) candidates.push(deployment);
+  }
+  if (candidates === undefined || candidates.length === 0) return tooLong;
+  const model = request.model!;
+  const chosen = (count === 1 ? core.perModel.get(one ? tier : tier[0]!) : undefined) ?? core.perModel.get(model) ?? core.strategy;
+  const sorted =
+    candidates.length === 1
+      ? candidates
+      : (chosen.strategy.order(candidates as DeploymentView[], {
+          model,
+          inputTokens,
+          outputTokens,
+          stream: request.stream,
+          requestId: facts.requestId,
+        }) as Deployment[]);
+  plan.addAll(sorted, chosen.name);
+  return tooLong;
 }
 
 /**
@@ -90,17 +143,15 @@ export function route(core: Core, facts: RequestFacts): RoutePlan {
 export function addContextFallback(core: Core, ctx: RequestContext, failed: Deployment): boolean {
   const catalogue = core.options.routing.catalogue;
   if (catalogue.contextFallbacks === undefined || failed.model === '') return false;
-  const plan = ctx.route;
+  // Only route() sets a request's route once routing ran (the one before it has no deployment to fail).
+  const plan = ctx.route as Route;
   const excluded = (plan.excludedModels ??= new Set());
   excluded.add(failed.model);
   for (const model of contextFallbackChain(failed.model, catalogue)) {
     if (excluded.has(model)) continue;
     const added = deploymentsFor(core.pools, model, ctx.request.options.provider, core.makeDeployment).filter((d) => !plan.deployments.includes(d));
     if (added.length === 0) continue;
-    for (const deployment of added) {
-      plan.ranks.set(deployment, rankOf('context-fallback', plan.deployments.length + 1));
-      plan.deployments.push(deployment);
-    }
+    plan.addAll(added, 'context-fallback');
     return true;
   }
   return false;

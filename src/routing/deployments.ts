@@ -88,7 +88,7 @@ export function route(
   if (unclaimed !== undefined && (pinned !== undefined || listed.length === 0)) {
     for (const pool of unclaimed) catchAll.push(deploymentOf(pool, model, model, make));
   }
-  return listed.length === 0 ? catchAll : listed.concat(catchAll);
+  return listed.length === 0 ? catchAll : catchAll.length === 0 ? listed : listed.concat(catchAll);
 }
 
 function deploymentOf(
