@@ -174,6 +174,9 @@ export function bodyFor(request: InterceptedRequest, upstreamModel: string | und
   if (json) {
     const rename = upstreamModel !== undefined && upstreamModel !== request.model;
     if (!rename && !injectUsage) return request.rawBody;
+    // Usage asked for on a body without `stream_options`: the field spliced in before its closing brace, the
+    // caller's text kept as it is (re-serialising it cost as much as its length on every attempt).
+    if (!rename && typeof request.rawBody === 'string' && !Object.hasOwn(json, 'stream_options')) return withUsage(request.rawBody);
     const copy: Record<string, unknown> = { ...json };
     if (rename) copy.model = upstreamModel;
     if (injectUsage) {
@@ -189,4 +192,13 @@ export function bodyFor(request: InterceptedRequest, upstreamModel: string | und
     return copy;
   }
   return raw;
+}
+
+/** The member a streamed request gets to be told its usage. */
+const USAGE_MEMBER = ',"stream_options":{"include_usage":true}';
+
+/** A JSON object's text with {@link USAGE_MEMBER} before its closing brace (the object has members: it asks to stream). */
+function withUsage(text: string): string {
+  const end = text.lastIndexOf('}');
+  return text.slice(0, end) + USAGE_MEMBER + text.slice(end);
 }

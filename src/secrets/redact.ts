@@ -296,17 +296,24 @@ export function redactorOf(key: Key): KeyRedactor {
  * body.
  */
 export function redactEnvelope(response: Response, redactor: KeyRedactor): Response {
-  let dirty = redactor.finds(response.statusText);
-  if (!dirty) {
-    // forEach: no entry array per header, as iterating would make.
-    response.headers.forEach((value, name) => {
-      if (!dirty && (redactor.finds(value) || redactor.finds(name))) dirty = true;
-    });
-  }
-  if (!dirty) return response;
+  if (!envelopeHolds(response, redactor)) return response;
   const headers = new Headers();
   for (const [name, value] of response.headers) {
     if (!redactor.finds(name)) headers.append(name, redactor.text(value));
   }
   return new Response(response.body, { status: response.status, statusText: redactor.text(response.statusText), headers });
+}
+
+/**
+ * Whether the status text or a header holds a piece of the key: one loop, no
+ * callback; a text shorter than a piece is not searched.
+ */
+function envelopeHolds(response: Response, redactor: KeyRedactor): boolean {
+  if (mayHold(response.statusText, redactor)) return true;
+  for (const [name, value] of response.headers) if (mayHold(value, redactor) || mayHold(name, redactor)) return true;
+  return false;
+}
+
+function mayHold(text: string, redactor: KeyRedactor): boolean {
+  return text.length >= PIECE && redactor.finds(text);
 }

@@ -44,16 +44,12 @@ export function estimateTokens(body: Record<string, unknown> | undefined, defaul
 /** The prompt part of {@link estimateTokens}: characters of input text ÷ 4, plus token ids. 0 without a body. */
 export function estimateInputTokens(body: Record<string, unknown> | undefined): number {
   if (typeof body !== 'object' || body === null) return 0;
-  let chars = 0;
-  let ids = 0;
+  const tally: TextTally = { chars: 0, ids: 0 };
   for (const field of INPUT_FIELDS) {
     const value = body[field];
-    if (value === undefined) continue;
-    const counted = countText(value, field === 'prompt' || field === 'input');
-    chars += counted.chars;
-    ids += counted.ids;
+    if (value !== undefined) countText(value, field === 'prompt' || field === 'input', 0, tally);
   }
-  return Math.ceil(chars / CHARS_PER_TOKEN) + ids;
+  return Math.ceil(tally.chars / CHARS_PER_TOKEN) + tally.ids;
 }
 
 /** The output part of {@link estimateTokens}: the largest max-tokens field, else `defaultOutput`, times `n`. */
@@ -70,34 +66,29 @@ export function estimateOutputTokens(body: Record<string, unknown> | undefined, 
   return (output ?? fallback) * choices;
 }
 
-/** Characters of text (and token ids, when `idsCount`) under `root`, iteratively. */
-function countText(root: unknown, idsCount: boolean): { chars: number; ids: number } {
-  let chars = 0;
-  let ids = 0;
-  // Two parallel stacks (values, depths): no pair allocated per node on the hot path.
-  const values: unknown[] = [root];
-  const depths: number[] = [0];
-  while (values.length > 0) {
-    const value = values.pop();
-    const depth = depths.pop()!;
-    if (typeof value === 'string') {
-      if (!value.startsWith('data:')) chars += value.length;
-    } else if (typeof value === 'number') {
-      if (idsCount) ids += 1;
-    } else if (depth < MAX_DEPTH && typeof value === 'object' && value !== null) {
-      if (Array.isArray(value)) {
-        for (const item of value) {
-          values.push(item);
-          depths.push(depth + 1);
-        }
-      } else {
-        for (const key in value) {
-          if (!Object.hasOwn(value, key) || SKIPPED_KEYS.has(key)) continue;
-          values.push((value as Record<string, unknown>)[key]);
-          depths.push(depth + 1);
-        }
+/** Characters of input text, and token ids, counted so far. */
+interface TextTally {
+  chars: number;
+  ids: number;
+}
+
+/**
+ * Adds the characters of text (and token ids, when `idsCount`) under `value`
+ * to `tally`. Recursive (bodies are shallow, and {@link MAX_DEPTH} bounds it):
+ * nothing is allocated per node or per field.
+ */
+function countText(value: unknown, idsCount: boolean, depth: number, tally: TextTally): void {
+  if (typeof value === 'string') {
+    if (!value.startsWith('data:')) tally.chars += value.length;
+  } else if (typeof value === 'number') {
+    if (idsCount) tally.ids += 1;
+  } else if (depth < MAX_DEPTH && typeof value === 'object' && value !== null) {
+    if (Array.isArray(value)) {
+      for (const item of value) countText(item, idsCount, depth + 1, tally);
+    } else {
+      for (const key in value) {
+        if (Object.hasOwn(value, key) && !SKIPPED_KEYS.has(key)) countText((value as Record<string, unknown>)[key], idsCount, depth + 1, tally);
       }
     }
   }
-  return { chars, ids };
 }
