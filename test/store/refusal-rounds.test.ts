@@ -13,6 +13,7 @@
  */
 import { expect, test, vi } from 'vitest';
 import { getKeyplexDetails, keyplex, type StateStore, type StoreReservation } from '../../src/index';
+import { reservingStore } from '../support/custom-store';
 import { managedClients } from '../support/manage';
 import '../support/setup';
 import { fakeClock, quiesce } from '../support/time';
@@ -25,23 +26,12 @@ const ROUND_MS = 1_000;
 
 /** A shared store that refuses every reservation while `refusing(keyId)` holds (the key's window full for `waitMs`), else grants. */
 function scriptedStore(refusing: (keyId: string) => number | undefined, asked: string[]): StateStore {
-  return {
-    open: () => ({
-      shared: true,
-      reserve: (ref): StoreReservation => {
-        asked.push(`${ref.keyId}@${Date.now() - 1_700_000_000_000}`);
-        const waitMs = refusing(ref.keyId);
-        if (waitMs === undefined) return { ok: true, at: Date.now(), requests: undefined, tokens: undefined };
-        return { ok: false, waitMs, requests: 0, tokens: undefined, requestsFreeMs: waitMs };
-      },
-      adjust: () => {},
-      setKey: () => {},
-      setCircuit: () => {},
-      addSpend: () => {},
-      load: () => ({ keys: [], circuits: [], spend: [] }),
-      close: async () => {},
-    }),
-  };
+  return reservingStore((ref): StoreReservation => {
+    asked.push(`${ref.keyId}@${Date.now() - 1_700_000_000_000}`);
+    const waitMs = refusing(ref.keyId);
+    if (waitMs === undefined) return { ok: true, at: Date.now(), requests: undefined, tokens: undefined };
+    return { ok: false, waitMs, requests: 0, tokens: undefined, requestsFreeMs: waitMs };
+  });
 }
 
 test('a request refused in several rounds takes a free key at the next refusal instead of sleeping that key\'s wait', async () => {

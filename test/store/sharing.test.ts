@@ -8,7 +8,7 @@
 import OpenAI from 'openai';
 import { http, HttpResponse } from 'msw';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { getKeyplexDetails, KeyManager, MemoryStore, type KeyManagerOptions, type StateStore, type StoreSession } from '../../src/index';
+import { getKeyplexDetails, KeyManager, MemoryStore, type KeyManagerOptions, type StateStore } from '../../src/index';
 import { ProviderSimulator, type SimProviderOptions } from '../../src/testing';
 import { simulatorHandlers } from '../../src/testing/msw';
 import { fakeKey } from '../support/fake-keys';
@@ -17,6 +17,7 @@ import { storePairKinds } from '../support/store-pairs';
 import { record } from '../support/events';
 import { eventually, fakeClock } from '../support/time';
 import { useMsw } from '../support/scaffold';
+import { reservingStore } from '../support/custom-store';
 
 const MODEL = 'gpt-4.1-mini';
 const server = useMsw();
@@ -214,18 +215,7 @@ for (const kind of kinds) {
 
 describe('a custom StateStore', () => {
   /** A store that shares nothing but answers reservations with `reserve`. */
-  const custom = (reserve: StoreSession['reserve']): StateStore => ({
-    open: () => ({
-      shared: true,
-      reserve,
-      adjust: () => {},
-      setKey: () => {},
-      setCircuit: () => {},
-      addSpend: () => {},
-      load: () => ({ keys: [], circuits: [], spend: [] }),
-      close: async () => {},
-    }),
-  });
+  const custom = reservingStore;
 
   test('one that refuses every reservation without moving the windows cannot make a request spin: it ends at its deadline', async () => {
     // On the fake clock: how many tries fit in the deadline is then a count, the same on a loaded machine.
