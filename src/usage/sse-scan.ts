@@ -125,9 +125,10 @@ export class EventScanner {
   #completes(chunk: Uint8Array): boolean {
     const later = this.#later;
     const last = later === undefined || later.length === 0 ? this.#pending : later[later.length - 1]!;
-    // A blank line is at most 4 bytes (\r\n\r\n): 3 held bytes before the read are enough (a read is never empty here).
+    if (completeUpTo(chunk) > 0) return true;
+    // A blank line is at most 4 bytes (\r\n\r\n): one begun in the held part ends in the read's first 3 bytes.
     const tail = last.subarray(Math.max(0, last.length - 3));
-    return completeUpTo(tail.length === 0 ? chunk : joined(tail, chunk)) > tail.length;
+    return tail.length !== 0 && completeUpTo(joined(tail, chunk.subarray(0, 3))) > tail.length;
   }
 
   /** What is held and `chunk` after it, in one array. */
