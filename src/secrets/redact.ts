@@ -165,6 +165,8 @@ export class KeyRedactor {
 
   #scanText(text: string): number[] | undefined {
     const n = text.length;
+    // Shorter than a piece (a rate-limit value, a status text): nothing to find, and no key loaded for it.
+    if (n < PIECE) return undefined;
     let runs: number[] | undefined;
     let at: At | undefined;
     load(this.#key);
@@ -183,6 +185,7 @@ export class KeyRedactor {
    */
   findBytes(bytes: Uint8Array): number[] | undefined {
     const n = bytes.length;
+    if (n < PIECE) return undefined;
     load(this.#key);
     const staged = n >= STAGE_FROM ? stage(bytes) : null;
     if (staged !== null) return this.#findStaged(staged, n);
@@ -304,16 +307,9 @@ export function redactEnvelope(response: Response, redactor: KeyRedactor): Respo
   return new Response(response.body, { status: response.status, statusText: redactor.text(response.statusText), headers });
 }
 
-/**
- * Whether the status text or a header holds a piece of the key: one loop, no
- * callback; a text shorter than a piece is not searched.
- */
+/** Whether the status text or a header holds a piece of the key: one loop, no callback. */
 function envelopeHolds(response: Response, redactor: KeyRedactor): boolean {
-  if (mayHold(response.statusText, redactor)) return true;
-  for (const [name, value] of response.headers) if (mayHold(value, redactor) || mayHold(name, redactor)) return true;
+  if (redactor.finds(response.statusText)) return true;
+  for (const [name, value] of response.headers) if (redactor.finds(value) || redactor.finds(name)) return true;
   return false;
-}
-
-function mayHold(text: string, redactor: KeyRedactor): boolean {
-  return text.length >= PIECE && redactor.finds(text);
 }
