@@ -19,12 +19,15 @@ const decoder = new TextDecoder();
  */
 export class BufferedReply extends Response {
   readonly #body: string | Uint8Array;
+  readonly #headers: Headers;
   #used = false;
   #inner: Response | undefined;
 
-  constructor(body: string | Uint8Array, init: ResponseInit) {
-    super(null, init);
+  /** @param headers - the reply's headers, kept as given (`headers` answers with them; nothing is copied). */
+  constructor(body: string | Uint8Array, status: number, statusText: string, headers: Headers) {
+    super(null, { status, statusText });
     this.#body = body;
+    this.#headers = headers;
   }
 
   /** The body as an ordinary Response, made on first use. */
@@ -53,6 +56,7 @@ export class BufferedReply extends Response {
           return this.#take().then((text) => JSON.parse(text) as unknown);
         },
       },
+      headers: { configurable: true, get: function headers(this: BufferedReply) { return this.#headers; } },
       body: { configurable: true, get: function body(this: BufferedReply) { return this.#used ? null : this.#full().body; } },
       bodyUsed: { configurable: true, get: function bodyUsed(this: BufferedReply) { return this.#used || (this.#inner?.bodyUsed ?? false); } },
       clone: {
@@ -60,7 +64,7 @@ export class BufferedReply extends Response {
         writable: true,
         value: function clone(this: BufferedReply) {
           if (this.bodyUsed) throw new TypeError('Response.clone: Body has already been consumed.');
-          return new BufferedReply(this.#body, { status: this.status, statusText: this.statusText, headers: this.headers });
+          return new BufferedReply(this.#body, this.status, this.statusText, new Headers(this.#headers));
         },
       },
     };
@@ -76,5 +80,35 @@ export class BufferedReply extends Response {
       };
     }
     Object.defineProperties(proto, props);
+  }
+}
+
+/**
+ * A Response for a reply whose body keyplex passes on as a stream (tapped
+ * events, redacted text, bytes), with headers kept as given: `headers`
+ * answers with them (the base Response holds only the content type, for
+ * `blob()` and `formData()`); `clone()` gives a plain Response.
+ */
+export class StreamedReply extends Response {
+  readonly #headers: Headers;
+
+  constructor(body: ReadableStream<Uint8Array> | null, status: number, statusText: string, headers: Headers) {
+    const type = headers.get('content-type');
+    super(body, { status, statusText, headers: type === null ? undefined : { 'content-type': type } });
+    this.#headers = headers;
+  }
+
+  static {
+    Object.defineProperties(StreamedReply.prototype, {
+      headers: { configurable: true, get: function headers(this: StreamedReply) { return this.#headers; } },
+      clone: {
+        configurable: true,
+        writable: true,
+        value: function clone(this: StreamedReply) {
+          const copy = Response.prototype.clone.call(this);
+          return new Response(copy.body, { status: this.status, statusText: this.statusText, headers: this.#headers });
+        },
+      },
+    });
   }
 }

@@ -4,7 +4,7 @@
  * failure turned into the answer or error the caller should see.
  */
 import { safeName, suggest } from '../config/check';
-import { errorResponse, REQUEST_ID_HEADER, withDetail } from '../details';
+import { errorResponse, withDetail } from '../details';
 import {
   DeadlineExceededError,
   KeyplexError,
@@ -23,37 +23,25 @@ import type { Body } from '../request';
 import { MalformedStreamEvent, StreamIdleTimeout, StreamTruncated, tapEventStream, tokensOfText, type FirstEvents, type StreamTally, type StreamTapHooks } from '../usage/sse';
 import type { Usage } from '../usage/usage';
 import { account, costOf, failed } from './account';
-import { BufferedReply } from './buffered-reply';
+import { BufferedReply, StreamedReply } from './buffered-reply';
 import type { RequestContext } from './context';
 import type { Core } from './core';
 import { AttemptFailure, AttemptTimeout } from './failure';
 import { attemptsSummary } from './explain';
 import type { Lease } from './lease';
+import { ReplyHeaders } from './reply-headers';
 
 /**
  * The Response handed to the SDK: the upstream answer plus keyplex's headers;
  * a body read whole (text, or bytes) travels as a {@link BufferedReply} (no stream made).
  */
 export function reply(ctx: RequestContext, key: Key, pool: ProviderPool, upstream: Response, body: Body | null): Response {
-  // Copied from the upstream's Headers in one go, then 2 deletes and 4 sets: the cheapest construction Node's
-  // fetch allows (measured 2026-12-01, 8 upstream headers, us per reply: this 7.1; one record in the final
-  // order 8.5; one list 11.0; a Headers built first 10.3; no keyplex headers at all 4.6). The 4 headers cost
-  // ~6 us/request end to end at c64 (bench/profile-loopback.ts --inproc): ~3 here, the rest in the SDK,
-  // which sorts, iterates and formats every response header on every request.
-  const init: ResponseInit = { status: upstream.status, statusText: upstream.statusText, headers: upstream.headers };
   const buffered = typeof body === 'string' || body instanceof Uint8Array;
-  const response = buffered ? new BufferedReply(body, init) : new Response(body, init);
-  const headers = response.headers;
-  if (buffered || body instanceof ReadableStream) {
-    // The body is no longer the bytes these described (fetch decoded it; keyplex may have re-framed it).
-    headers.delete('content-length');
-    headers.delete('content-encoding');
-  }
-  headers.set(REQUEST_ID_HEADER, ctx.requestId);
-  headers.set('x-keyplex-provider', pool.id);
-  headers.set('x-keyplex-key-id', key.id);
-  headers.set('x-keyplex-attempts', String(ctx.history.outcomes.length));
-  return response;
+  // The body is no longer the bytes content-length and content-encoding described (fetch decoded it; keyplex may have re-framed it).
+  const dropFraming = buffered || body instanceof ReadableStream;
+  const headers = new ReplyHeaders(upstream.headers, String(ctx.history.outcomes.length), key.id, pool.id, ctx.requestId, dropFraming);
+  if (buffered) return new BufferedReply(body, upstream.status, upstream.statusText, headers);
+  return new StreamedReply(body as ReadableStream<Uint8Array> | null, upstream.status, upstream.statusText, headers);
 }
 
 /**

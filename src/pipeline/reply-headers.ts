@@ -1,0 +1,144 @@
+/**
+ * The headers of the reply the SDK gets: the upstream's, less the two that
+ * no longer describe the body, plus keyplex's four — read through, not
+ * copied.
+ *
+ * Copying them into a new `Headers` (what `new Response(body, { headers })`
+ * does) validates and appends each upstream header again, and the four
+ * `set`s after it drop the sorted order undici caches, so the SDK's
+ * iteration of every reply sorts them once more. With OpenAI's six
+ * rate-limit headers that was about a tenth of keyplex's added CPU per
+ * request. This view answers `get`/`has` from its own four values or the
+ * upstream's `Headers`, and iterates the upstream's sorted entries merged
+ * with its own. It is a real `Headers` (`instanceof` holds, `new Headers(it)`
+ * and `new Response(_, { headers: it })` copy it through its iterator); the
+ * first `set`, `append` or `delete` copies it into itself, and from then on it
+ * behaves as the plain `Headers` it then is.
+ */
+
+import { REQUEST_ID_HEADER } from '../details';
+
+/** keyplex's reply headers, in sorted order (how `Headers` iterates). */
+const OWN = ['x-keyplex-attempts', 'x-keyplex-key-id', 'x-keyplex-provider', REQUEST_ID_HEADER] as const;
+const OWN_PREFIX = 'x-keyplex-';
+/** Upstream headers that no longer describe the body once fetch has decoded it (or keyplex re-framed it). */
+const BODY_FRAMING = new Set(['content-length', 'content-encoding']);
+
+export class ReplyHeaders extends Headers {
+  /** The upstream's headers; null once copied into this object. */
+  #upstream: Headers | null;
+  /** Values of {@link OWN}, in its order. */
+  readonly #own: readonly [string, string, string, string];
+  readonly #dropFraming: boolean;
+
+  /**
+   * @param dropFraming - leave out `content-length` and `content-encoding` (the body was decoded or re-framed).
+   */
+  constructor(upstream: Headers, attempts: string, keyId: string, provider: string, requestId: string, dropFraming: boolean) {
+    super();
+    this.#upstream = upstream;
+    this.#own = [attempts, keyId, provider, requestId];
+    this.#dropFraming = dropFraming;
+  }
+
+  /** The value of keyplex's own header `name` (lower case), undefined when it is not one; null for a dropped one. */
+  #ownValue(name: string): string | null | undefined {
+    if (name.startsWith(OWN_PREFIX)) {
+      const at = (OWN as readonly string[]).indexOf(name);
+      if (at !== -1) return this.#own[at];
+    } else if (this.#dropFraming && BODY_FRAMING.has(name)) return null;
+    return undefined;
+  }
+
+  /** As {@link #ownValue} for a name in any case; an invalid name throws, as Headers' own methods do. */
+  #answer(upstream: Headers, name: string): string | null | undefined {
+    const lower = name.toLowerCase();
+    const own = this.#ownValue(lower);
+    // The upstream's has() checks the name as Headers does, unless it is plainly the lower-case one.
+    if (own !== undefined && lower !== name) upstream.has(name);
+    return own;
+  }
+
+  /** Every entry in `Headers`' order: the upstream's sorted entries with keyplex's merged in. */
+  #entries(upstream: Headers): [string, string][] {
+    const out: [string, string][] = [];
+    let next = 0;
+    for (const entry of upstream) {
+      const name = entry[0];
+      while (next < OWN.length && OWN[next]! < name) out.push([OWN[next]!, this.#own[next++]!]);
+      // An upstream header of keyplex's own name is replaced by keyplex's.
+      if (this.#ownValue(name) === undefined) out.push(entry);
+    }
+    while (next < OWN.length) out.push([OWN[next]!, this.#own[next++]!]);
+    return out;
+  }
+
+  /** Copies the view into this object, for a change to it. */
+  #materialise(): void {
+    const upstream = this.#upstream;
+    if (upstream === null) return;
+    this.#upstream = null;
+    const append = Headers.prototype.append;
+    for (const [name, value] of this.#entries(upstream)) append.call(this, name, value);
+  }
+
+  static {
+    // On the prototype: the DOM typings declare Headers' members in ways a class body cannot override them all.
+    type Self = ReplyHeaders;
+    const base = Headers.prototype;
+    const entries = (self: Self): [string, string][] | null => (self.#upstream === null ? null : self.#entries(self.#upstream));
+    const methods: Record<string, (this: Self, ...args: never[]) => unknown> = {
+      get(this: Self, name: string): string | null {
+        const upstream = this.#upstream;
+        if (upstream === null) return base.get.call(this, name);
+        const own = this.#answer(upstream, name);
+        return own === undefined ? upstream.get(name) : own;
+      },
+      has(this: Self, name: string): boolean {
+        const upstream = this.#upstream;
+        if (upstream === null) return base.has.call(this, name);
+        const own = this.#answer(upstream, name);
+        return own === undefined ? upstream.has(name) : own !== null;
+      },
+      getSetCookie(this: Self): string[] {
+        const upstream = this.#upstream;
+        return upstream === null ? base.getSetCookie.call(this) : upstream.getSetCookie();
+      },
+      set(this: Self, name: string, value: string): void {
+        this.#materialise();
+        base.set.call(this, name, value);
+      },
+      append(this: Self, name: string, value: string): void {
+        this.#materialise();
+        base.append.call(this, name, value);
+      },
+      delete(this: Self, name: string): void {
+        this.#materialise();
+        base.delete.call(this, name);
+      },
+      forEach(this: Self, callback: (value: string, name: string, parent: Headers) => void, thisArg?: unknown): void {
+        const list = entries(this);
+        if (list === null) return base.forEach.call(this, callback, thisArg);
+        for (const [name, value] of list) callback.call(thisArg, value, name, this);
+      },
+      entries(this: Self): IterableIterator<[string, string]> {
+        return (entries(this) ?? Array.from(base.entries.call(this)))[Symbol.iterator]() as IterableIterator<[string, string]>;
+      },
+      keys(this: Self): IterableIterator<string> {
+        return (entries(this)?.map((entry) => entry[0]) ?? Array.from(base.keys.call(this)))[Symbol.iterator]() as IterableIterator<string>;
+      },
+      values(this: Self): IterableIterator<string> {
+        return (entries(this)?.map((entry) => entry[1]) ?? Array.from(base.values.call(this)))[Symbol.iterator]() as IterableIterator<string>;
+      },
+    };
+    const proto = ReplyHeaders.prototype as unknown as Record<PropertyKey, unknown>;
+    for (const [name, value] of Object.entries(methods)) Object.defineProperty(proto, name, { configurable: true, writable: true, value });
+    Object.defineProperty(proto, Symbol.iterator, { configurable: true, writable: true, value: methods.entries });
+    Object.defineProperty(proto, Symbol.for('nodejs.util.inspect.custom'), {
+      configurable: true,
+      value(this: Self) {
+        return new Headers(this);
+      },
+    });
+  }
+}
