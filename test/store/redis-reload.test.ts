@@ -9,6 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
+import OpenAI from 'openai';
 import { describe, expect, test } from 'vitest';
 import { KeyManager, type KeyManagerOptions } from '../../src/index';
 import { RedisStore } from '../../src/store/redis';
@@ -32,10 +33,13 @@ const replica = (prefix: string, options: Omit<KeyManagerOptions, 'store'>) => s
  * only at `release()`: its store's client holds the reply of each pipeline (a
  * store uses one only for loads) until then.
  */
-async function lateReplica(prefix: string, options: Omit<KeyManagerOptions, 'store'>) {
+async function lateReplica(prefix: string, options: Omit<KeyManagerOptions, 'store'>, holdSpend = false) {
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));
   let answered = false;
+  let releaseSpend!: () => void;
+  const spendHeld = new Promise<void>((resolve) => (releaseSpend = resolve));
+  let spendsHeld = 0;
   const client = new Redis(redis.server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
   const readLate = new Proxy(client, {
     get(target, name) {
@@ -52,6 +56,18 @@ async function lateReplica(prefix: string, options: Omit<KeyManagerOptions, 'sto
           return Object.assign(pipeline, { exec: late });
         };
       }
+      if (holdSpend && (name === 'evalsha' || name === 'eval')) {
+        // A spend script's reply (its first key a spend hash) is read only at `releaseSpend()`.
+        return (...args: (string | number)[]) => {
+          const run = (target[name] as (...a: (string | number)[]) => Promise<unknown>).apply(target, args);
+          if (!String(args[2]).includes(':spend:')) return run;
+          spendsHeld++;
+          return run.then(async (reply) => {
+            await spendHeld;
+            return reply;
+          });
+        };
+      }
       const value = Reflect.get(target, name, target) as unknown;
       return typeof value === 'function' ? value.bind(target) : value;
     },
@@ -66,6 +82,11 @@ async function lateReplica(prefix: string, options: Omit<KeyManagerOptions, 'sto
   });
   return {
     manager,
+    client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 })),
+    /** How many spend replies are held (with `holdSpend`). */
+    spendsHeld: () => spendsHeld,
+    /** Lets the held spend replies be read. */
+    releaseSpend,
     /** Lets the reload's answer be read, and resolves once the manager has taken it on. */
     async answer(): Promise<void> {
       release();
@@ -161,5 +182,20 @@ describe.skipIf(!redis.available)('a reload whose answer is read after later cha
     late.deliver();
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(manager.stats().budgets[0]!.spentUsd).toBeCloseTo(spent, 9);
+  }, 30_000);
+
+  test('spend this manager recorded while its reload was on its way is kept, though the reload was answered before the spend was written', async () => {
+    const { sim, prefix, options } = pricedSetup(server, 'reload-own', 100);
+    const late = await lateReplica(prefix, options, true);
+    // Past the first-load wait, the request goes on while the reload is still held: its spend is written after Redis answered it.
+    expect(await outcome(late.client.chat.completions.create(body()))).toBe('ok');
+    const spent = sim.tallies().sim!.costUsd;
+    await eventually(() => late.spendsHeld() === 1, 'the spend written (its reply held)');
+    expect(late.manager.stats().budgets[0]!.spentUsd).toBeCloseTo(spent, 9);
+    await late.answer();
+    late.releaseSpend();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Redis had no spend when it answered the reload; the manager's own is kept.
+    expect(late.manager.stats().budgets[0]!.spentUsd).toBeCloseTo(spent, 9);
   }, 30_000);
 });

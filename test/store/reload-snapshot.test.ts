@@ -3,9 +3,10 @@
  * put over it (src/store/redis/snapshot.ts): each such status or circuit is
  * at least as new as Redis's answer. The end-to-end case (a key disabled
  * meanwhile) is in redis-reload.test.ts; here every kind, on plain data.
+ * And the spend writes a load waits for before its answer is merged.
  */
 import { describe, expect, test } from 'vitest';
-import { changeField, newerThan } from '../../src/store/redis/snapshot';
+import { changeField, LoadWatch, newerThan } from '../../src/store/redis/snapshot';
 import type { StoreChange, StoreSnapshot } from '../../src/store/types';
 
 const closed = { state: 'closed', reopens: 0, probesSucceeded: 0 } as never;
@@ -51,5 +52,37 @@ describe('newerThan: a reload answer with the changes made meanwhile', () => {
     const circuit: StoreChange = { kind: 'circuit', circuit: { scope: 'key', provider: 'p', keyId: 'a' }, snapshot: open };
     expect(changeField(key)).not.toBe(changeField(circuit));
     expect(changeField({ kind: 'spend', budgets: ['b'], nanos: 1, at: 0 })).toBeUndefined();
+  });
+});
+
+describe('LoadWatch: the spend writes a load waits for', () => {
+  const later = () => {
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    return { promise, resolve };
+  };
+
+  test('one sent while the others were awaited is awaited too', async () => {
+    const watch = new LoadWatch();
+    const first = later();
+    const second = later();
+    watch.wrote(first.promise);
+    let answered = false;
+    const waiting = watch.spendsAnswered().then(() => void (answered = true));
+    watch.wrote(second.promise);
+    first.resolve();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(answered).toBe(false);
+    second.resolve();
+    await waiting;
+    expect(answered).toBe(true);
+  });
+
+  test('none sent: answered at once; statuses heard are kept by field, spend is not', async () => {
+    const watch = new LoadWatch();
+    await watch.spendsAnswered();
+    watch.heard({ kind: 'spend', budgets: ['b'], nanos: 1, at: 0 });
+    watch.heard({ kind: 'key', key: { provider: 'p', keyId: 'a' }, status: { disabled: 'manual', cooldownUntil: 0 } });
+    expect([...watch.since.keys()]).toEqual([changeField({ kind: 'key', key: { provider: 'p', keyId: 'a' }, status: { disabled: null, cooldownUntil: 0 } })]);
   });
 });

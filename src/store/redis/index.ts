@@ -16,7 +16,7 @@ import { keyField } from '../fields';
 import { ADJUST, adjustmentArgs, DeferredAdjustments, RESERVE, windowArgs, type Adjustment } from '../scripts';
 import { bucketOf, KnownState } from './known';
 import { noteTotals, SPEND_SCRIPT, script, spendCall, spendHash, writeBack, type Names, type PendingStatus, type Script } from './writeback';
-import { changeField, newerThan, parseSnapshot } from './snapshot';
+import { LoadWatch, newerThan, parseSnapshot } from './snapshot';
 import { answerWithin, LATE } from './timing';
 import type {
   StateStore,
@@ -106,8 +106,8 @@ export class RedisStore implements StateStore {
   readonly #known = new KnownState();
   #recovering = false;
   #writing: Promise<void> | undefined;
-  /** Per load on its way: the statuses and circuits written or heard since it was sent, by field (the newest). */
-  readonly #loading = new Set<Map<string, StoreChange>>();
+  /** The loads on their way, with what was written or heard since each was sent. */
+  readonly #loading = new Set<LoadWatch>();
   /** A PING asking whether Redis is there, shared by the reservations that ran out of time meanwhile. */
   #aliveCheck: Promise<boolean> | undefined;
 
@@ -372,13 +372,15 @@ export class RedisStore implements StateStore {
       return Promise.resolve();
     }
     const { keys, args } = spendCall(this.#names, origin, spend);
-    return this.#eval(SPEND_SCRIPT, keys, args).then(
+    const written = this.#eval(SPEND_SCRIPT, keys, args).then(
       (totals) => noteTotals(this.#known, spend, totals),
       (error: unknown) => {
         this.#keepSpend(origin, spend);
         this.#fail('write', error);
       },
     );
+    for (const watch of this.#loading) watch.wrote(written);
+    return written;
   }
 
   #keepSpend(origin: string, spend: StoreSpend): void {
@@ -396,31 +398,30 @@ export class RedisStore implements StateStore {
     pipeline.hgetall(`${this.prefix}keys`);
     pipeline.hgetall(`${this.prefix}circuits`);
     for (const budget of budgets) pipeline.hgetall(spendHash(this.#names, budget.id));
-    const since = new Map<string, StoreChange>();
-    this.#loading.add(since);
+    const watch = new LoadWatch();
+    this.#loading.add(watch);
     let results: [Error | null, unknown][] | null;
     try {
       results = await pipeline.exec();
       const failed = results === null ? new Error('no reply') : results.find(([error]) => error !== null)?.[0];
       if (failed) throw failed;
+      await watch.spendsAnswered();
     } catch (error) {
       this.#fail('load', error);
       throw error;
     } finally {
-      this.#loading.delete(since);
+      this.#loading.delete(watch);
     }
     const hash = (i: number) => (results?.[i]?.[1] ?? {}) as Record<string, string>;
     const snapshot = parseSnapshot(hash(0), hash(1), budgets.map((_, i) => hash(2 + i)), budgets);
-    newerThan(snapshot, since);
+    newerThan(snapshot, watch.since);
     this.#known.loaded(snapshot, this.#id, Date.now());
     return snapshot;
   }
 
   /** A status or circuit written or heard: newer than what a load on its way will answer. */
   #sinceLoad(change: StoreChange): void {
-    if (this.#loading.size === 0) return;
-    const field = changeField(change);
-    if (field !== undefined) for (const since of this.#loading) since.set(field, change);
+    for (const watch of this.#loading) watch.heard(change);
   }
 
   #message(channel: string, message: string): void {

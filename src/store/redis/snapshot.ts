@@ -36,6 +36,42 @@ export function changeField(change: StoreChange): string | undefined {
 }
 
 /**
+ * A load on its way, and what happened since it was sent: statuses and
+ * circuits written or heard (Redis's answer may be read after them), and
+ * this store's spend writes (they reach Redis after its read).
+ */
+export class LoadWatch {
+  /** Statuses and circuits written or heard since, by {@link changeField}: the newest. */
+  readonly since = new Map<string, StoreChange>();
+  readonly #spends: Promise<void>[] = [];
+
+  heard(change: StoreChange): void {
+    const field = changeField(change);
+    if (field !== undefined) this.since.set(field, change);
+  }
+
+  /** A spend write sent since the load; `written` resolves once its reply (the buckets' new totals) was taken (never rejects). */
+  wrote(written: Promise<void>): void {
+    this.#spends.push(written);
+  }
+
+  /**
+   * Resolves once every spend write sent since the load, those sent
+   * meanwhile included, was answered: their totals are known before the
+   * answer is merged, so that the load does not set back spend its own
+   * manager recorded while it was on its way. They were sent after the
+   * load on the same connection, so their replies follow its own.
+   */
+  async spendsAnswered(): Promise<void> {
+    for (let waited = 0; waited < this.#spends.length; ) {
+      const next = this.#spends.slice(waited);
+      waited = this.#spends.length;
+      await Promise.all(next);
+    }
+  }
+}
+
+/**
  * Puts over a load's answer the statuses and circuits written or heard while
  * it was on its way (`since`, by {@link changeField}): each is at least as new
  * as what Redis answered, whose reply may be read after them.
