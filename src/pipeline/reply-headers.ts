@@ -6,9 +6,10 @@
  * Copying them into a new `Headers` (what `new Response(body, { headers })`
  * does) validates and appends each upstream header again, and the four
  * `set`s after it drop the sorted order undici caches, so the SDK's
- * iteration of every reply sorts them once more. With OpenAI's six
- * rate-limit headers that was about a tenth of keyplex's added CPU per
- * request. This view answers `get`/`has` from its own four values or the
+ * iteration of every reply sorts them once more (with OpenAI's six
+ * rate-limit headers, the reply's construction and the SDK's reading of its
+ * headers took 151K instructions that way, 113K this way; end to end, 0.75%
+ * of a request's). This view answers `get`/`has` from its own four values or the
  * upstream's `Headers`, and iterates the upstream's sorted entries merged
  * with its own. It is a real `Headers` (`instanceof` holds, `new Headers(it)`
  * and `new Response(_, { headers: it })` copy it through its iterator); the
