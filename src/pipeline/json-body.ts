@@ -71,9 +71,26 @@ export function parseJsonSummary(bytes: Uint8Array): unknown {
     const start = ranges[2 * w]!;
     // `response` (a Responses stream event's) only matters beside a `type`.
     if (start < 0 || (w === 5 && ranges[8]! < 0)) continue;
-    summary += `${summary === '' ? '{' : ','}"${WANTED[w]}":${decoder.decode(m.subarray(start, ranges[2 * w + 1]))}`;
+    summary += `${summary === '' ? '{' : ','}"${WANTED[w]}":${text(m, start, ranges[2 * w + 1]!)}`;
   }
   return summary === '' ? {} : JSON.parse(`${summary}}`);
+}
+
+/** Longest member value read without the decoder when it is all ASCII. */
+const SHORT = 512;
+
+/**
+ * `m[start, end)` as text: a short ASCII run (a usage object, a model name)
+ * made here, anything else by the decoder (each decoder call crosses into
+ * C++, which cost more than the few hundred bytes it decodes).
+ */
+function text(m: Uint8Array, start: number, end: number): string {
+  if (end - start <= SHORT) {
+    let any = 0;
+    for (let i = start; i < end; i++) any |= m[i]!;
+    if (any < 0x80) return String.fromCharCode.apply(null, m.subarray(start, end) as unknown as number[]);
+  }
+  return decoder.decode(m.subarray(start, end));
 }
 
 /** Past JSON whitespace from `i`. */

@@ -164,6 +164,9 @@ describe('accepts exactly what JSON.parse accepts', () => {
     ['invalid UTF-8 inside a string', new Uint8Array([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xe2, 0x22, 0x7d])],
     ['non-ASCII outside strings', new Uint8Array([0x5b, 0x31, 0xc3, 0xa9, 0x5d])],
     ['a long string', `{"model":"m","content":"${'The quick brown fox. '.repeat(5000)}","usage":{"total_tokens":8}}`],
+    ['a model name beyond ASCII', '{"model":"modèle-日本-😀","usage":{"prompt_tokens":1}}'],
+    ['a usage member longer than the short ASCII run', `{"usage":{"prompt_tokens":1,"completion_tokens_details":{"note":"${'x'.repeat(600)}"}},"model":"m"}`],
+    ['a model name with an escape beyond ASCII', '{"model":"mod\\u00e8le","usage":{"prompt_tokens":1}}'],
   ])('agrees on %s', (_, data) => {
     agrees(data);
   });
