@@ -13,12 +13,15 @@
  * Instruction counts per request: run it under callgrind with two `--n`
  * values and divide the difference (start-up cancels out). Run node with
  * `--single-threaded` (no concurrent compiler or GC threads): two runs of
- * one build then agree to 0.02%, where without it they differ by up to 5%.
- * Take both `--n` past the compiler's warm-up (2000 and 6000 for json-rl):
- * between 400 and 1600 TurboFan is still compiling, and its work counts.
+ * one build side by side then agree to 0.02%, where without it they differ
+ * by up to 5%. Runs at different times still move by ~3% (V8's GC
+ * heuristics read the clock, and valgrind slows it 50-fold), so compare two
+ * builds side by side, and repeat the pair. Take both `--n` past the
+ * compiler's warm-up (4000 and 12000 for json-rl): below that TurboFan is
+ * still compiling, and its work counts.
  *
  *   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
- *     node --single-threaded bench/hotpath.ts --case json-rl --variant wrapped --n 6000
+ *     node --single-threaded bench/hotpath.ts --case json-rl --variant wrapped --n 12000
  *
  * `callgrind_annotate --inclusive=no` on two such runs names V8's builtins,
  * runtime and GC (JIT-compiled code shows as bare addresses): the
