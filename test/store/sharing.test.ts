@@ -214,16 +214,13 @@ for (const kind of kinds) {
 }
 
 describe('a custom StateStore', () => {
-  /** A store that shares nothing but answers reservations with `reserve`. */
-  const custom = reservingStore;
-
   test('one that refuses every reservation without moving the windows cannot make a request spin: it ends at its deadline', async () => {
     // On the fake clock: how many tries fit in the deadline is then a count, the same on a loaded machine.
     fakeClock();
     const key = fakeKey('stubborn');
     const sim = simulate([{ id: 'sim', keys: [{ key }], models: [MODEL] }]);
     let reservations = 0;
-    const stubborn = custom(() => {
+    const stubborn = reservingStore(() => {
       reservations++;
       return { ok: false, waitMs: 0, requests: undefined, tokens: undefined };
     });
@@ -245,7 +242,7 @@ describe('a custom StateStore', () => {
   test('one whose reservation throws makes the request fail with store_unavailable (503), nothing sent', async () => {
     const key = fakeKey('throwing');
     const sim = simulate([{ id: 'sim', keys: [{ key }], models: [MODEL] }]);
-    const throwing = custom(() => Promise.reject(new Error('connection reset by the store')));
+    const throwing = reservingStore(() => Promise.reject(new Error('connection reset by the store')));
     const manager = new KeyManager({ providers: { sim: { baseURL: sim.baseURL('sim'), keys: [key], models: [MODEL], rpm: 60 } }, store: throwing });
     cleanups.push(() => manager.close());
     const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
