@@ -58,17 +58,22 @@ export interface KeyWindows {
 
 /** The upstream model keys are being judged for (set around a selector's call; see {@link selectingFor}). */
 let judgedModel: string | undefined;
+/** When they are being judged (epoch ms), likewise: one clock read for every key's `headroom`, not one each. */
+let judgedAt: number | undefined;
 
 /**
  * `selector`'s choice among `keys`, their views' `headroom` that of the windows
- * a request for `upstreamModel` draws on (per key × model or quota group).
+ * a request for `upstreamModel` draws on (per key × model or quota group), as
+ * of `now` (`Date.now()`, read once by the caller for the whole pick).
  */
-export function selectingFor(upstreamModel: string | undefined, selector: KeySelector, keys: readonly KeyView[], ctx: SelectContext): KeyView | undefined {
+export function selectingFor(upstreamModel: string | undefined, selector: KeySelector, keys: readonly KeyView[], ctx: SelectContext, now?: number): KeyView | undefined {
   judgedModel = upstreamModel;
+  judgedAt = now;
   try {
     return selector.select(keys, ctx);
   } finally {
     judgedModel = undefined;
+    judgedAt = undefined;
   }
 }
 
@@ -98,7 +103,7 @@ class View implements KeyView {
   }
   get headroom(): number {
     const key = this.#key;
-    return (judgedModel === undefined ? key.limiter : key.windowFor(judgedModel).limiter).headroom();
+    return (judgedModel === undefined ? key.limiter : key.windowFor(judgedModel).limiter).headroom(judgedAt);
   }
   toJSON(): { id: string; provider: string } {
     return { id: this.#key.id, provider: this.#key.provider };

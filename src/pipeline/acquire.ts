@@ -235,7 +235,7 @@ function pickOn(
     }
     candidates.length = found;
     while (candidates.length > 0) {
-      const chosen = selectingFor(deployment.upstreamModel, core.selector, candidates, { provider: pool.id, model: ctx.request.model, requestId: ctx.requestId, attempt });
+      const chosen = selectingFor(deployment.upstreamModel, core.selector, candidates, { provider: pool.id, model: ctx.request.model, requestId: ctx.requestId, attempt }, now);
       const index = chosen === undefined ? -1 : candidates.indexOf(chosen);
       if (index === -1) {
         result.readyAt = Math.min(result.readyAt, now);

@@ -3,7 +3,7 @@
  * rotating start, yet every key takes its turn and a lone usable key is found.
  */
 import OpenAI from 'openai';
-import { expect, test } from 'vitest';
+import { expect, test, vi } from 'vitest';
 import { KeyManager, type KeyManagerOptions } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
 import { closeAfterEach } from '../support/scaffold';
@@ -48,4 +48,21 @@ test('with 1,000 keys of which only the last is usable, a pick finds it', async 
   for (let i = 0; i < 999; i++) manager.disableKey('big', `k${i}`);
   await client.chat.completions.create(BODY);
   expect(used).toEqual(['k999']);
+});
+
+test("a pick reads the clock as often with 10 keys as with 1: the default selector judges every key's headroom as of one reading", async () => {
+  const readsPerRequest = async (count: number) => {
+    // Spied before the manager exists: its rate limiters keep the clock they were given.
+    const now = vi.spyOn(Date, 'now');
+    try {
+      const { client } = pool(count);
+      await client.chat.completions.create(BODY);
+      now.mockClear();
+      await client.chat.completions.create(BODY);
+      return now.mock.calls.length;
+    } finally {
+      now.mockRestore();
+    }
+  };
+  expect(await readsPerRequest(10)).toBe(await readsPerRequest(1));
 });

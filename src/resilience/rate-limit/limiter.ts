@@ -109,7 +109,11 @@ export class KeyLimiter {
 
   /** The clock, never going backwards. */
   #now(): number {
-    const t = this.#clock();
+    return this.#at(this.#clock());
+  }
+
+  /** `t`, a reading of this limiter's clock, taken as {@link #now} takes its own: never going backwards. */
+  #at(t: number): number {
     if (Number.isFinite(t) && t > this.#last) this.#last = t;
     return Number.isFinite(this.#last) ? this.#last : 0;
   }
@@ -237,9 +241,12 @@ export class KeyLimiter {
     return true;
   }
 
-  /** Share of capacity left now, 0..1 (the tightest window in force); 1 when nothing is known. */
-  headroom(): number {
-    const now = this.#now();
+  /**
+   * Share of capacity left now, 0..1 (the tightest window in force); 1 when nothing is known.
+   * @param now A reading of this limiter's clock taken just before (a pick judging many keys reads it once); default: read here.
+   */
+  headroom(now?: number): number {
+    now = now === undefined ? this.#now() : this.#at(now);
     const requests = this.#shareOf(this.#requests, this.#windows('requests'), now);
     return requests === 0 ? 0 : Math.min(requests, this.#shareOf(this.#tokens, this.#windows('tokens'), now));
   }

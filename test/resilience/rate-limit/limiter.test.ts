@@ -174,6 +174,26 @@ describe('KeyLimiter: a send later than its reservation', () => {
   });
 });
 
+describe('KeyLimiter: headroom as of a given reading of its clock', () => {
+  const stated = h({ 'x-ratelimit-limit-requests': '100', 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '10s' });
+
+  test('headroom(now) judges the windows as of `now`, without reading the clock', () => {
+    const { clock, limiter } = setup({}, 1_000);
+    limiter.observe(stated);
+    expect(limiter.headroom()).toBe(0);
+    clock.t = Number.NaN; // a read of the clock would be taken as standing still, at 1000
+    expect(limiter.headroom(11_000)).toBe(1);
+  });
+
+  test('a `now` earlier than a time already seen is taken as that time, as the clock is', () => {
+    const { clock, limiter } = setup({}, 1_000);
+    limiter.observe(stated);
+    clock.t = 11_000;
+    expect(limiter.headroom()).toBe(1);
+    expect(limiter.headroom(2_000)).toBe(1);
+  });
+});
+
 describe('KeyLimiter: replies whose headers repeat', () => {
   const stated = (limit: string, remaining: string) =>
     h({ 'x-ratelimit-limit-requests': limit, 'x-ratelimit-remaining-requests': remaining, 'x-ratelimit-reset-requests': '1s' });
