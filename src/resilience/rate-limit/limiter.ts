@@ -107,13 +107,8 @@ export class KeyLimiter {
     return dimension === 'requests' ? this.#requests : this.#tokens;
   }
 
-  /** The clock, never going backwards. */
-  #now(): number {
-    return this.#at(this.#clock());
-  }
-
-  /** `t`, a reading of this limiter's clock, taken as {@link #now} takes its own: never going backwards. */
-  #at(t: number): number {
+  /** The clock (or `t`, a reading of it just made), never going backwards. */
+  #now(t: number = this.#clock()): number {
     if (Number.isFinite(t) && t > this.#last) this.#last = t;
     return Number.isFinite(this.#last) ? this.#last : 0;
   }
@@ -241,12 +236,9 @@ export class KeyLimiter {
     return true;
   }
 
-  /**
-   * Share of capacity left now, 0..1 (the tightest window in force); 1 when nothing is known.
-   * @param now A reading of this limiter's clock taken just before (a pick judging many keys reads it once); default: read here.
-   */
-  headroom(now?: number): number {
-    now = now === undefined ? this.#now() : this.#at(now);
+  /** Share of capacity left at `now` (a clock reading a pick of many keys makes once; default: read here), 0..1; 1 when nothing is known. */
+  headroom(at?: number): number {
+    const now = this.#now(at);
     const requests = this.#shareOf(this.#requests, this.#windows('requests'), now);
     return requests === 0 ? 0 : Math.min(requests, this.#shareOf(this.#tokens, this.#windows('tokens'), now));
   }
