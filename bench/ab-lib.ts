@@ -7,14 +7,20 @@ import { pathToFileURL } from 'node:url';
 import OpenAI from 'openai';
 import { fakeKey, fakeKeys, MODEL } from './lib.ts';
 
-type Manager = { wrap<T>(client: T): T; close(): Promise<void>; on(event: string, listener: () => void): unknown };
+export type Manager = { wrap<T>(client: T): T; close(): Promise<void>; on(event: string, listener: () => void): unknown; fetch: typeof globalThis.fetch };
 const baseURL = (id: string) => `https://${id}.bench.invalid/v1`;
 
-async function wrapped(path: string, fetch: typeof globalThis.fetch): Promise<{ client: OpenAI; manager: Manager }> {
+/** A manager from the build at `path`: 3 providers × 10 fake keys on `fetch`, listeners on `request`, `attempt`, `success`. */
+export async function managerFrom(path: string, fetch: typeof globalThis.fetch): Promise<Manager> {
   const { KeyManager } = (await import(pathToFileURL(path).href)) as { KeyManager: new (o: unknown) => Manager };
   const providers = Object.fromEntries(Object.entries(fakeKeys(3, 10)).map(([id, keys]) => [id, { baseURL: baseURL(id), keys, models: [MODEL] }]));
   const manager = new KeyManager({ providers, fetch });
   for (const e of ['request', 'attempt', 'success']) manager.on(e, () => undefined);
+  return manager;
+}
+
+async function wrapped(path: string, fetch: typeof globalThis.fetch): Promise<{ client: OpenAI; manager: Manager }> {
+  const manager = await managerFrom(path, fetch);
   return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 })) };
 }
 
