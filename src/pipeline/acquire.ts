@@ -248,7 +248,7 @@ function pickOn(
         continue;
       }
       const window = key.windowFor(deployment.upstreamModel);
-      const reserved = window.limiter.tryReserve(ctx.tokens);
+      const reserved = window.limiter.tryReserve(ctx.tokens, now);
       if (reserved.ok) {
         if (positions !== undefined) pool.nextScan = positions[index]! + 1;
         holdKeyBudget(core, ctx, deployment, key);

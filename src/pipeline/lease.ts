@@ -70,7 +70,7 @@ export class Lease {
     const { key, deployment } = this;
     const firstTryOfKey = this.ctx.history.markTried(key, deployment);
     this.sentAt = now;
-    this.window.limiter.sent(this.reservation);
+    this.window.limiter.sent(this.reservation, now);
     this.#sentLate(now);
     this.#abort = abort;
     // Its own controller only when hooks hold the request's signal (its timeout must not abort theirs).
@@ -203,7 +203,7 @@ export class Lease {
         pool.counters.ttft.record(ttft);
         key.counters.ttft.record(ttft);
         this.#health('success');
-        this.window.limiter.succeeded();
+        this.window.limiter.succeeded(now);
         return;
       }
       case 'succeeded': {
@@ -212,7 +212,7 @@ export class Lease {
         const latency = now - this.sentAt;
         if (!streamed) {
           this.#health('success');
-          this.window.limiter.succeeded();
+          this.window.limiter.succeeded(now);
           // Latency routing averages whole replies; a stream's is its time to first token (settled at 'first-byte').
           deployment.latency.update(latency, now);
         }
@@ -221,7 +221,7 @@ export class Lease {
         pool.counters.latency.record(latency);
         key.counters.latency.record(latency);
         this.#end();
-        if (usage) this.reconcile(usage.totalTokens);
+        if (usage) this.reconcile(usage.totalTokens, now);
         settleKeyBudget(core, ctx, deployment, key, costUsd ?? 0);
         key.counters.succeed(usage, costUsd);
         pool.counters.succeed(usage, costUsd);
@@ -269,9 +269,9 @@ export class Lease {
   }
 
   /** Replaces the estimated tokens with the real count, here and in the shared store. */
-  reconcile(actualTokens: number): void {
+  reconcile(actualTokens: number, now?: number): void {
     const { window, reservation } = this;
-    if (window.limiter.reconcile(reservation, actualTokens)) this.#adjustShared(actualTokens - reservation.tokens);
+    if (window.limiter.reconcile(reservation, actualTokens, now)) this.#adjustShared(actualTokens - reservation.tokens);
   }
 
   /**

@@ -3,7 +3,9 @@
  * with a capacity and a period, from configuration, from the provider's
  * headers, or from AIMD on 429s, each a ledger of what was sent (see
  * {@link LedgerWindow}). Pure and deterministic: the clock is injected,
- * nothing sleeps, nothing is scheduled.
+ * nothing sleeps, nothing is scheduled. Methods taking an optional last
+ * argument `at`/`clockRead` take it as a reading of that clock the caller
+ * just made (one per request, not one per call); without it they read it.
  */
 import { ConfigError } from '../../errors';
 import { parseRateLimitHeaders, restAfterRateLimit, type RateLimitDimension, type RateLimitRest, type RateLimitSnapshot } from '../headers';
@@ -168,8 +170,8 @@ export class KeyLimiter {
    * tokens exceed a tokens limit). Never waits. A `tokens` that is negative or
    * not a number counts as 0.
    */
-  tryReserve(tokens: number): ReserveResult {
-    const now = this.#now();
+  tryReserve(tokens: number, clockRead?: number): ReserveResult {
+    const now = this.#now(clockRead);
     const amount = tokens >= 0 ? tokens : 0;
     const waitMs = this.#waitMs(amount, now);
     if (waitMs > 0) return { ok: false, waitMs };
@@ -268,11 +270,11 @@ export class KeyLimiter {
    * non-negative number leaves the estimate standing.
    * @returns Whether the count was applied.
    */
-  reconcile(reservation: Reservation, actualTokens: number): boolean {
+  reconcile(reservation: Reservation, actualTokens: number, at?: number): boolean {
     const held = this.#settle(reservation);
     if (held === undefined || typeof actualTokens !== 'number' || !Number.isFinite(actualTokens) || actualTokens < 0) return false;
     const delta = actualTokens - reservation.tokens;
-    if (delta !== 0) this.#adjustTokens(held, reservation, delta);
+    if (delta !== 0) this.#adjustTokens(held, reservation, delta, at);
     return true;
   }
 
@@ -289,8 +291,8 @@ export class KeyLimiter {
   }
 
   /** Changes the reservation's tokens by `delta` in the windows that recorded it. */
-  #adjustTokens(held: Ticket, reservation: Reservation, delta: number): void {
-    const now = this.#now();
+  #adjustTokens(held: Ticket, reservation: Reservation, delta: number, at?: number): void {
+    const now = this.#now(at);
     const tokens = this.#tokens;
     const windows = tokens.all;
     for (let at = 0; at < windows.length; at++) {
@@ -302,9 +304,9 @@ export class KeyLimiter {
   }
 
   /** The reservation's request is sent now: a send later than its moment counts from now in every window (the upstream's count starts then). */
-  sent(reservation: Reservation): void {
+  sent(reservation: Reservation, at?: number): void {
     // Checked first: nearly every send is at its reservation's moment (no table lookup then).
-    const now = this.#now();
+    const now = this.#now(at);
     if (now <= reservation.at) return;
     const held = this.#heldOf(reservation);
     if (held === undefined || held.settled) return;
@@ -461,8 +463,8 @@ export class KeyLimiter {
   }
 
   /** A success: counted as served; with AIMD in force, the additive increase. */
-  succeeded(): void {
-    const now = this.#now();
+  succeeded(at?: number): void {
+    const now = this.#now(at);
     if (!this.#aimdMayRule()) return;
     const aimd = (this.#aimd ??= new AimdEstimator());
     aimd.recordSuccess(now);

@@ -185,6 +185,14 @@ describe('KeyLimiter: headroom as of a given reading of its clock', () => {
     expect(limiter.headroom(11_000)).toBe(1);
   });
 
+  test('tryReserve(tokens, clockRead) reserves as of the reading it is given, without reading the clock', () => {
+    const { clock, limiter } = setup({ rpm: 1 }, 1_000);
+    reserve(limiter);
+    expect(limiter.tryReserve(0).ok).toBe(false);
+    clock.t = Number.NaN;
+    expect(limiter.tryReserve(0, 1_000 + 120_000).ok).toBe(true);
+  });
+
   test('a `now` earlier than a time already seen is taken as that time, as the clock is', () => {
     const { clock, limiter } = setup({}, 1_000);
     limiter.observe(stated);
