@@ -171,6 +171,16 @@ describe('accepts exactly what JSON.parse accepts', () => {
     agrees(data);
   });
 
+  test.each([
+    ['a usage name written with an escape', '{"usage":{"prompt\\u005ftokens":5,"completion_tokens":1}}'],
+    ['a details name written with an escape', '{"usage":{"prompt_tokens":5,"prompt_tokens_details":{"cached\\u005ftokens":2}}}'],
+    ['a usage that is not an object', '{"usage":[1,2],"model":"m"}'],
+    ['a usage of null', '{"usage":null}'],
+    ['a model that is not a string', '{"model":{"name":"m"},"usage":{"prompt_tokens":1}}'],
+  ])('agrees on %s', (_, text) => {
+    expect(agrees(text)).toBe(true);
+  });
+
   test('nesting deeper than the check goes is left to JSON.parse', () => {
     expect(agrees(`${'['.repeat(2000)}1${']'.repeat(2000)}`)).toBe(true);
     expect(agrees(`${'['.repeat(2000)}1${']'.repeat(1999)}`)).toBe(false);
