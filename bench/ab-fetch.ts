@@ -3,7 +3,7 @@
  * `npm run bench`): each manager's `fetch` called as the SDK calls it (its
  * headers, a JSON body, a signal) on the in-process fake fetch of
  * bench/hotpath.ts (JSON + OpenAI's six rate-limit headers), the reply read
- * as the SDK reads it (headers iterated, text, `JSON.parse`); 3 providers ×
+ * as the SDK reads it (headers iterated twice and read, text, `JSON.parse`); 3 providers ×
  * 10 keys, listeners attached; sequential. The fake fetch alone, read the
  * same way, is the floor: "added" is a build's CPU per request minus the
  * floor's, in the same round.
@@ -59,7 +59,10 @@ const sdkHeaders = () =>
 /** One request as the SDK makes it and reads it. */
 const call = (fetch: typeof globalThis.fetch) => async () => {
   const response = await fetch(URL_, { method: 'POST', headers: sdkHeaders(), body: BODY, signal: new AbortController().signal });
-  for (const _ of response.headers);
+  // openai 7's reads of a reply's headers: iterated twice (its log line and its log details), three gets.
+  if ([...response.headers.entries()].length + [...response.headers].length === 0) throw new Error('the reply has no headers');
+  if (response.headers.get('content-type') === null || response.headers.get('content-length') === '0') throw new Error('the reply is not JSON');
+  response.headers.get('x-request-id');
   const reply = JSON.parse(await response.text()) as { usage?: unknown };
   if (!reply.usage) throw new Error('the reply has no usage');
 };

@@ -129,3 +129,16 @@ test("a binary reply's blob carries the upstream's content type", async () => {
   expect(blob.type).toBe('audio/mpeg');
   expect([...new Uint8Array(await blob.arrayBuffer())]).toEqual([1, 2, 3]);
 });
+
+test('iterating again gives the same entries, as fresh pairs: a reader changing one changes nothing', async () => {
+  const headers = await replyHeaders({ 'x-zeta': 'last' });
+  const first = [...headers.entries()];
+  const value = first[0]![1];
+  first[0]![1] = 'changed by the reader';
+  expect([...headers][0]).toEqual([first[0]![0], value]);
+  expect([...headers]).toEqual([...new Headers(headers)]);
+  expect([...headers.keys()]).toEqual(first.map(([name]) => name));
+  expect([...headers.values()]).toEqual([...headers].map(([, v]) => v));
+  const iterator = headers.entries();
+  expect(iterator[Symbol.iterator]()).toBe(iterator);
+});
