@@ -69,10 +69,10 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
 
   const contentType = response.headers.get('content-type') ?? '';
   if (contentType.includes('text/event-stream') && response.body) {
-    return streamFirst(core, ctx, lease, attempt, abort, firstTryOfKey, response, redactor);
+    return await streamFirst(core, ctx, lease, attempt, abort, firstTryOfKey, response, redactor);
   }
   if (contentType.includes('json') && !(request.stream && answersJson(ctx))) {
-    return readJsonReply(core, ctx, lease, attempt, abort, firstTryOfKey, response, redactor);
+    return await readJsonReply(core, ctx, lease, attempt, abort, firstTryOfKey, response, redactor);
   }
   if (answersJson(ctx)) {
     // A JSON (or, asked for, SSE) endpoint answered 200 with another body: a broken answer, as a malformed one.
