@@ -6,6 +6,7 @@
  * holds, refunds, latency and the key / provider / deployment stats.
  */
 import type { AttemptOutcome, FailureKind } from '../errors';
+import { headerEntries, type HeaderEntries } from '../header-list';
 import type { Key, KeyWindow } from '../keys/key';
 import type { Circuit } from '../resilience/breaker/index';
 import type { Classification } from '../resilience/classify';
@@ -125,9 +126,9 @@ export class Lease {
    * may be the probe the key's other requests wait for: they go on now, at
    * its headers (a stream does not hold them for its whole length).
    */
-  observe(response: Response): void {
+  observe(response: Response, entries: HeaderEntries = headerEntries(response.headers)): void {
     const limiter = this.window.limiter;
-    const { capped } = limiter.observe(response.headers, this.reservation);
+    const { capped } = limiter.observe(entries, this.reservation);
     if (limiter.endProbe(this.reservation, response.ok)) keysChanged(this.core);
     // A 429's cap is reported on key:cooldown; a success's once per window until the headers are in bounds again.
     if (response.ok && (capped === true) !== cappedWindows.has(limiter)) this.#capped(capped === true);

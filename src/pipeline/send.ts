@@ -5,6 +5,7 @@
  * A success goes on to respond and account; anything else becomes an
  * {@link AttemptFailure} for the retry policy.
  */
+import { headerEntries } from '../header-list';
 import { afterResponse, beforeAttempt } from '../hooks/run';
 import { secretOf } from '../keys/key';
 import { redactEnvelope, redactorOf, type KeyRedactor } from '../secrets/redact';
@@ -53,11 +54,13 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   // A key its status alone rejects (401, 402, 403) is out at once, and the store told, before anything is awaited (body, hooks).
   const rejected = response.ok ? undefined : keyRejection(response.status);
   if (rejected !== undefined) key.disable(rejected);
+  // The headers read once, for the rate limits and the key search alike.
+  const entries = headerEntries(response.headers);
   // The reply's remaining applies as of when the upstream counted this request, not as of now.
-  lease.observe(response);
+  lease.observe(response, entries);
   // The upstream may echo the key it got: nothing it sent is passed on with a piece of it (hooks included).
   const redactor = redactorOf(key);
-  response = redactEnvelope(response, redactor);
+  response = redactEnvelope(response, redactor, entries);
   if (hooks?.afterResponse !== undefined) {
     const redact = !response.ok || core.options.redactReplies ? (text: string) => redactor.text(text) : undefined;
     response = await afterResponse(hooks, ctx, lease, attempt, response, abort.signal, redact);

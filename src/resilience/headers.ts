@@ -9,6 +9,9 @@
  * limit never below one unit; when a bound applied the result says
  * `capped: true`, for the pipeline to report.
  */
+import { headerEntries, type HeaderEntries } from '../header-list';
+
+export type { HeaderEntries } from '../header-list';
 import { isDecimal, parseDuration, parseRfc3339 } from './header-values';
 
 export { parseDuration, parseRfc3339 } from './header-values';
@@ -223,12 +226,13 @@ const FAMILIES: Record<RateLimitDimension, readonly HeaderNames[]> = {
  * dimension with no usable field is absent. Bounds ({@link RATE_LIMIT_CAPS})
  * apply, and set `capped`.
  *
+ * @param headers The answer's headers, or their entries already read (header-list.ts).
  * @param now The clock, in epoch ms, that timestamps are measured from.
  */
-export function parseRateLimitHeaders(headers: Headers, now: number): RateLimitSnapshot {
+export function parseRateLimitHeaders(headers: Headers | HeaderEntries, now: number): RateLimitSnapshot {
   const values: HeaderValues = { slots: NO_VALUES, windows: false, explicit: false };
   try {
-    readValues(headers, values);
+    readValues(headers instanceof Headers ? headerEntries(headers) : headers, values);
     if (values.slots === NO_VALUES) return NO_SNAPSHOT;
     const known = remembered(values.slots);
     if (known !== undefined) return known;
@@ -325,13 +329,12 @@ interface HeaderValues {
  * `get` per name cost 30 lookups on every reply). Names come lower-cased
  * and each once, its values joined, exactly as `get` returns them.
  */
-function readValues(headers: Headers, values: HeaderValues): void {
-  // Iterated, not `forEach` (a callback per header costs more than the loop).
-  for (const [name, value] of headers) {
-    const slot = SLOT_OF.get(name);
+function readValues(entries: HeaderEntries, values: HeaderValues): void {
+  for (let i = 0; i < entries.length; i += 2) {
+    const slot = SLOT_OF.get(entries[i]!);
     if (slot === undefined) continue;
     if (values.slots === NO_VALUES) values.slots = freeSlots();
-    values.slots[slot] = value;
+    values.slots[slot] = entries[i + 1]!;
     if (slot >= RETRY_AFTER_MS) values.explicit = true;
     else values.windows = true;
   }

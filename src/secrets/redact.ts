@@ -24,6 +24,7 @@
  * replacement that begins right after a JSON escape takes the escape along,
  * so a JSON text stays JSON.
  */
+import { headerEntries, type HeaderEntries } from '../header-list';
 import type { Key } from '../keys/key';
 import { secretOf } from '../keys/key';
 import { stage, wasm } from '../pipeline/simd';
@@ -298,8 +299,8 @@ export function redactorOf(key: Key): KeyRedactor {
  * object when they hold none (the usual case), else a copy around the same
  * body.
  */
-export function redactEnvelope(response: Response, redactor: KeyRedactor): Response {
-  if (!envelopeHolds(response, redactor)) return response;
+export function redactEnvelope(response: Response, redactor: KeyRedactor, entries: HeaderEntries = headerEntries(response.headers)): Response {
+  if (!envelopeHolds(response, redactor, entries)) return response;
   const headers = new Headers();
   for (const [name, value] of response.headers) {
     if (!redactor.finds(name)) headers.append(name, redactor.text(value));
@@ -307,9 +308,9 @@ export function redactEnvelope(response: Response, redactor: KeyRedactor): Respo
   return new Response(response.body, { status: response.status, statusText: redactor.text(response.statusText), headers });
 }
 
-/** Whether the status text or a header holds a piece of the key: one loop, no callback. */
-function envelopeHolds(response: Response, redactor: KeyRedactor): boolean {
+/** Whether the status text, or a header's name or value (`entries`: the response's headers), holds a piece of the key. */
+function envelopeHolds(response: Response, redactor: KeyRedactor, entries: HeaderEntries): boolean {
   if (redactor.finds(response.statusText)) return true;
-  for (const [name, value] of response.headers) if (redactor.finds(value) || redactor.finds(name)) return true;
+  for (let i = 0; i < entries.length; i++) if (redactor.finds(entries[i]!)) return true;
   return false;
 }

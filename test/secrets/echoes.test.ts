@@ -78,6 +78,9 @@ const PLACES: Record<string, { stream: boolean; echo: Echo }> = {
   },
   'a 401 body, after which no key is left': { stream: false, echo: (_, piece) => errorReply(401, 'invalid_api_key', {}, `Incorrect API key provided: ${piece}.`) },
   'a 200 header': { stream: false, echo: (_, piece) => chatReply('gpt-4.1', 'ok', {}, { headers: { 'x-debug-auth': piece } }) },
+  // The fake keys are lower-case: a name keeps its piece of the key once Headers lower-cases it.
+  'a 200 header name': { stream: false, echo: (_, piece) => chatReply('gpt-4.1', 'ok', {}, { headers: { [`x-seen-${piece}`]: '1' } }) },
+  'an error header name': { stream: false, echo: (_, piece) => errorReply(400, 'invalid_request_error', { [`x-seen-${piece}`]: '1' }, 'bad request') },
   'a 200 status text': { stream: false, echo: (_, piece) => chatReply('gpt-4.1', 'ok', {}, { statusText: `OK ${piece}` }) },
   'a 200 JSON body': { stream: false, echo: (_, piece) => chatReply('gpt-4.1', `Your key is ${piece}, and "${piece}" again`) },
   'a 200 text/plain body': { stream: false, echo: (_, piece) => new HttpResponse(`Your key is ${piece}.`, { headers: { 'content-type': 'text/plain' } }) },

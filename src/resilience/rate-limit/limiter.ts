@@ -8,7 +8,7 @@
  * just made (one per request, not one per call); without it they read it.
  */
 import { ConfigError } from '../../errors';
-import { parseRateLimitHeaders, restAfterRateLimit, type RateLimitDimension, type RateLimitRest, type RateLimitSnapshot } from '../headers';
+import { parseRateLimitHeaders, restAfterRateLimit, type HeaderEntries, type RateLimitDimension, type RateLimitRest, type RateLimitSnapshot } from '../headers';
 import { AimdEstimator } from './aimd';
 import { Dimension, NO_WINDOWS, UNLIMITED } from './dimension';
 import { MINUTE_MS, resolveRateLimits } from './options';
@@ -359,7 +359,7 @@ export class KeyLimiter {
    * its windows a period from now at the latest).
    * @returns The parsed snapshot (`capped: true` when an upstream value was bounded).
    */
-  observe(headers: Headers, reservation?: Reservation): RateLimitSnapshot {
+  observe(headers: Headers | HeaderEntries, reservation?: Reservation): RateLimitSnapshot {
     const now = this.#now();
     const snapshot = parseRateLimitHeaders(headers, now);
     this.#apply(snapshot, reservation, now);
