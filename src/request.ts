@@ -27,8 +27,17 @@ export interface InterceptedRequest {
   headers: Record<string, string>;
   /** The body as given, for bodies that are not JSON. */
   rawBody: Body | null | undefined;
-  /** The parsed JSON body, when the body is a JSON object. */
+  /** Whether the body is a JSON object (a string: `rawBody`). */
+  isJson: boolean;
+  /**
+   * The parsed JSON body, when the body is a JSON object, until the first
+   * attempt's body is made ({@link releaseJson}): a request waiting on its
+   * upstream for seconds holds its text once, not twice. Read it with
+   * {@link requestJson}, which parses it again when it was let go.
+   */
   json: Record<string, unknown> | undefined;
+  /** Whether the JSON body has a `stream_options` member. */
+  hasStreamOptions: boolean;
   /** The public model the request names (JSON `model`, or a multipart `model` field). */
   model: string | undefined;
   stream: boolean;
@@ -153,7 +162,9 @@ export function intercept(input: string | URL | Request, init: RequestInit | und
     path,
     headers,
     rawBody: body,
+    isJson: json !== undefined,
     json,
+    hasStreamOptions: streamOptions !== undefined,
     model,
     stream,
     callerAskedUsage,
@@ -170,13 +181,13 @@ export function intercept(input: string | URL | Request, init: RequestInit | und
  * when nothing changes.
  */
 export function bodyFor(request: InterceptedRequest, upstreamModel: string | undefined, injectUsage: boolean): Body | null | undefined {
-  const json = request.json;
-  if (json) {
+  if (request.isJson) {
     const rename = upstreamModel !== undefined && upstreamModel !== request.model;
     if (!rename && !injectUsage) return request.rawBody;
     // Usage asked for on a body without `stream_options`: the field spliced in before its closing brace, the
     // caller's text kept as it is (re-serialising it cost as much as its length on every attempt).
-    if (!rename && typeof request.rawBody === 'string' && !Object.hasOwn(json, 'stream_options')) return withUsage(request.rawBody);
+    if (!rename && !request.hasStreamOptions) return withUsage(request.rawBody as string);
+    const json = requestJson(request)!;
     const copy: Record<string, unknown> = { ...json };
     if (rename) copy.model = upstreamModel;
     if (injectUsage) {
@@ -192,6 +203,17 @@ export function bodyFor(request: InterceptedRequest, upstreamModel: string | und
     return copy;
   }
   return raw;
+}
+
+/** The request's parsed JSON body (parsed again when it was let go), or undefined when the body is not a JSON object. */
+export function requestJson(request: InterceptedRequest): Record<string, unknown> | undefined {
+  if (!request.isJson) return undefined;
+  return (request.json ??= JSON.parse(request.rawBody as string) as Record<string, unknown>);
+}
+
+/** Lets the parsed body go (routing, the estimate and the cache key have read it); {@link requestJson} parses it again if needed. */
+export function releaseJson(request: InterceptedRequest): void {
+  request.json = undefined;
 }
 
 /** The member a streamed request gets to be told its usage. */

@@ -1,6 +1,7 @@
 /** The cache key of a request: method, path, canonical JSON body, partition and pinned provider, hashed. */
 import { createHash } from 'node:crypto';
 import type { RequestContext } from '../pipeline/context';
+import { requestJson } from '../request';
 import type { ResolvedCache } from './types';
 
 /** JSON with every object's keys sorted, so that key order does not matter. */
@@ -34,7 +35,7 @@ function partitionOf(cache: ResolvedCache, ctx: RequestContext): string {
  */
 export function cacheKeyOf(cache: ResolvedCache, ctx: RequestContext): string | undefined {
   const { request } = ctx;
-  if (request.json === undefined || request.stream) return undefined;
-  const text = `${request.method} ${request.path}\n${request.options.provider ?? ''}\n${partitionOf(cache, ctx)}\n${canonicalJson(request.json)}`;
+  if (!request.isJson || request.stream) return undefined;
+  const text = `${request.method} ${request.path}\n${request.options.provider ?? ''}\n${partitionOf(cache, ctx)}\n${canonicalJson(requestJson(request))}`;
   return createHash('sha256').update(text).digest('base64url');
 }

@@ -91,7 +91,7 @@ export async function beforeAttempt(
 ): Promise<HookedRequest> {
   const headers = new Headers(ctx.request.headers);
   // One parse for every hook that asks for the body; each sees the changes of the ones before.
-  let json: Record<string, unknown> | undefined = hooks.beforeBody && typeof body === 'string' && ctx.request.json ? (JSON.parse(body) as Record<string, unknown>) : undefined;
+  let json: Record<string, unknown> | undefined = hooks.beforeBody && typeof body === 'string' && ctx.request.isJson ? (JSON.parse(body) as Record<string, unknown>) : undefined;
   const base = stateBase(ctx, lease, attempt, signal);
   for (const hook of hooks.beforeAttempt!) {
     const state: BeforeAttemptState = { ...base, headers, body: hook.body === 'json' ? json : undefined };

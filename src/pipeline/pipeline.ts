@@ -9,6 +9,7 @@
  * when it ends) and in `finishFailure` for a failure.
  */
 import { ManagerClosedError, RequestOptionsError } from '../errors';
+import { releaseJson } from '../request';
 import { decide, type RetryDecision } from '../resilience/retry/policy';
 import { sleep } from '../resilience/backoff';
 import { acquire } from './acquire';
@@ -51,6 +52,8 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
     }
     const refused = refusal(core, ctx);
     if (refused !== undefined) return refused;
+    // Routing, the estimate and the cache key have read the parsed body: a request waiting for a slot or a key holds its text only.
+    releaseJson(ctx.request);
     const waiting = admitLane(core, ctx, abort.signal);
     if (waiting !== undefined) await waiting;
     // The attempt loop, here rather than in an async function of its own (one promise and its turns less per request).

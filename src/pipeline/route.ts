@@ -5,6 +5,7 @@
 import { contextFallbackChain, requestFeatures, resolveModel } from '../routing/catalogue';
 import { fitsContext } from '../routing/context-window';
 import { route as deploymentsFor, type Deployment } from '../routing/deployments';
+import { requestJson } from '../request';
 import type { DeploymentView } from '../routing/strategy';
 import type { RankLookup, RequestFacts, RequestContext, RouteRank, RoutePlan } from './context';
 import type { Core } from './core';
@@ -78,7 +79,7 @@ export function route(core: Core, facts: RequestFacts): RoutePlan {
   // Without a catalogue, the one tier is the model itself (no lists made for it).
   let tooLong: string[] | undefined;
   if (!hasCatalogue) tooLong = addTier(core, facts, plan, request.model, tooLong);
-  else for (const tier of resolveModel(request.model, catalogue, requestFeatures(request.json, inputTokens)).tiers) tooLong = addTier(core, facts, plan, tier, tooLong);
+  else for (const tier of resolveModel(request.model, catalogue, requestFeatures(requestJson(request), inputTokens)).tiers) tooLong = addTier(core, facts, plan, tier, tooLong);
   // Models too small for this request hand it to their context fallbacks (after everything else).
   if (catalogue.contextFallbacks !== undefined && tooLong !== undefined) {
     for (const small of tooLong) {

@@ -3,6 +3,8 @@
  * streamed request that did not ask for usage gets `stream_options.include_usage`
  * spliced into that text (not re-serialised), on every attempt alike.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { expect, test } from 'vitest';
 import { NO_BACKOFF, useManagers } from '../support/scaffold';
 import { fakeKey } from '../support/fake-keys';
@@ -54,4 +56,57 @@ test('a hand-written streamed body keeps its spacing and escapes: only the usage
   await response.text();
 
   expect(bodies).toEqual(['{ "model": "gpt-4.1", "messages": [{ "role": "user", "content": "caf\\u00e9" }], "stream": true ,"stream_options":{"include_usage":true}}\n']);
+});
+
+test('a request waiting on its upstream holds no parsed copy of its body: a 1 MiB prompt is held once (the SDK\'s text), not twice', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const held: (() => void)[] = [];
+  const fetch = (() => new Promise<Response>((resolve) => held.push(() => resolve(chatReply('gpt-4.1'))))) as typeof globalThis.fetch;
+  // coldStart 'open': every request goes out at once (no probe holding the key's others).
+  const { client } = useManagers({ ...NO_BACKOFF, providers: { one: { baseURL: ONE, keys: KEYS } } })({ fetch, rateLimiting: { coldStart: 'open' } });
+  const MIB = 1 << 20;
+  const COUNT = 12;
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const calls = Array.from({ length: COUNT }, (_, i) => client.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: String(i).padEnd(MIB, 'x') }] }));
+  while (held.length < COUNT) await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  const perRequest = (process.memoryUsage().heapUsed - before) / COUNT;
+  for (const release of held) release();
+  await Promise.all(calls);
+  // Each prompt and the SDK's text of its body: 2 MiB a request. A parsed copy kept while waiting would add a third.
+  expect(perRequest).toBeGreaterThan(1.5 * MIB);
+  expect(perRequest).toBeLessThan(2.5 * MIB);
+});
+
+test("a retry on another provider, under its own name for the model, sends the caller's body with that name and nothing else changed", async () => {
+  const TWO = 'https://two.test/v1';
+  let calls = 0;
+  const answer = (model: string) => () => (calls++ === 0 ? errorReply(500, 'server_error') : chatReply(model));
+  provider(ONE, answer('gpt-4.1-one'));
+  provider(TWO, answer('gpt-4.1-two'));
+  const bodies: string[] = [];
+  const fetch = ((url: string, init: RequestInit) => {
+    bodies.push(init.body as string);
+    return globalThis.fetch(url, init);
+  }) as typeof globalThis.fetch;
+  const { client } = useManagers({ ...NO_BACKOFF })({
+    fetch,
+    providers: {
+      one: { baseURL: ONE, keys: [KEYS[0]!], models: { 'gpt-4.1': 'gpt-4.1-one' } },
+      two: { baseURL: TWO, keys: [KEYS[1]!], models: { 'gpt-4.1': 'gpt-4.1-two' } },
+    },
+  });
+
+  await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, max_tokens: 7 });
+
+  const sent = JSON.parse(JSON.stringify({ model: 'gpt-4.1', messages: ask, max_tokens: 7 })) as Record<string, unknown>;
+  expect(bodies.map((b) => JSON.parse(b) as Record<string, unknown>).map(({ model, ...rest }) => [model, rest])).toEqual(
+    expect.arrayContaining([
+      ['gpt-4.1-one', { messages: sent.messages, max_tokens: 7 }],
+      ['gpt-4.1-two', { messages: sent.messages, max_tokens: 7 }],
+    ]),
+  );
+  expect(bodies).toHaveLength(2);
 });
