@@ -10,7 +10,7 @@ import { afterResponse, beforeAttempt } from '../hooks/run';
 import { secretOf } from '../keys/key';
 import { redactEnvelope, redactorOf, type KeyRedactor } from '../secrets/redact';
 import { redactedBody } from '../secrets/stream';
-import { bodyFor, releaseJson } from '../request';
+import { bodyFor, releaseJson, type Body, type InterceptedRequest } from '../request';
 import { classifyStatus, keyRejection, type Classification } from '../resilience/classify';
 import { retryAfterMs } from '../resilience/headers';
 import { FirstRead } from '../usage/sse';
@@ -39,17 +39,11 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   const hooks = core.options.hooks;
   if (hooks?.beforeAttempt !== undefined) ({ headers: callerHeaders, body } = await beforeAttempt(hooks, ctx, lease, attempt, body, abort.signal));
   const firstTryOfKey = lease.start(abort, Date.now());
-  const headers: Record<string, string> = { ...callerHeaders, ...pool.headers, authorization: `Bearer ${secretOf(key)}` };
   if (core.hub.wants('attempt')) emitAttempt(core, ctx, lease, attempt);
 
   let response: Response;
   try {
-    const fetchImpl = core.options.fetch ?? globalThis.fetch;
-    // Redirects are not followed: a redirect to another origin would carry the
-    // body and the provider's headers there.
-    const init: RequestInit & { duplex?: 'half' } = { method: request.method, headers, body, signal: lease.signal, redirect: 'manual' };
-    if (body instanceof ReadableStream) init.duplex = 'half';
-    response = await fetchImpl(pool.baseURL + request.path, init);
+    response = await dispatch(core, lease, request, body, callerHeaders);
   } catch (error) {
     throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
   }
@@ -94,6 +88,22 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
 }
 
 /** A 200 whose body is broken (malformed JSON or SSE, empty stream, wrong content type): transient, another key may answer. */
+/**
+ * Calls the upstream: the headers (the caller's, the provider's, the key's)
+ * and the fetch options are made here, so that the attempt, suspended until
+ * the reply, holds neither (nor the key's text) while it waits.
+ */
+function dispatch(core: Core, lease: Lease, request: InterceptedRequest, body: Body | null | undefined, callerHeaders: Record<string, string>): Promise<Response> {
+  const pool = lease.deployment.pool;
+  const headers: Record<string, string> = { ...callerHeaders, ...pool.headers, authorization: `Bearer ${secretOf(lease.key)}` };
+  const fetchImpl = core.options.fetch ?? globalThis.fetch;
+  // Redirects are not followed: a redirect to another origin would carry the
+  // body and the provider's headers there.
+  const init: RequestInit & { duplex?: 'half' } = { method: request.method, headers, body, signal: lease.signal, redirect: 'manual' };
+  if (body instanceof ReadableStream) init.duplex = 'half';
+  return fetchImpl(pool.baseURL + request.path, init);
+}
+
 const INVALID: Classification = { kind: 'invalid_response', action: 'retry' };
 
 /** Endpoints that always answer JSON (or SSE when streamed): any other 200 body is broken. */
