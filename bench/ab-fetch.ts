@@ -22,18 +22,27 @@
  * functions take ~1.65× their time when the SDK's code runs between them
  * (caches), so a cut measured here shows larger under the SDK.
  *
- *   npm run build && node bench/ab-fetch.ts <base dist/index.js> <branch dist/index.js> [rounds]
+ * Added in-process for a 64 KiB reply (`--size 65536`): ~15 µs here against
+ * ~10 µs for the canned 0.6 KiB one (the copy into WebAssembly memory, the
+ * key search and the JSON check each read the whole body), where
+ * bench/hotpath.ts sees 31 µs more for it under the SDK.
+ *
+ *   npm run build && node bench/ab-fetch.ts <base dist/index.js> <branch dist/index.js> [rounds] [--size bytes]
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { managerFrom, type Manager } from './ab-lib.ts';
-import { OPENAI_RATE_HEADERS } from './hotpath.ts';
-import { CHAT_BODY, CHAT_JSON, median } from './lib.ts';
+import { chatJsonOfSize, OPENAI_RATE_HEADERS } from './hotpath.ts';
+import { CHAT_BODY, median } from './lib.ts';
 
-const [firstPath, secondPath, roundsArg, child] = process.argv.slice(2);
-if (!firstPath || !secondPath) throw new Error('usage: node bench/ab-fetch.ts <base dist/index.js> <branch dist/index.js> [rounds]');
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { size: { type: 'string', default: '0' }, child: { type: 'boolean', default: false } } });
+const [firstPath, secondPath, roundsArg] = positionals;
+if (!firstPath || !secondPath) throw new Error('usage: node bench/ab-fetch.ts <base dist/index.js> <branch dist/index.js> [rounds] [--size bytes]');
 const ROUNDS = Number(roundsArg ?? 10);
 const N = 4000;
+/** The reply: the canned chat completion, or grown to about `--size` bytes. */
+const CHAT_JSON = chatJsonOfSize(Number(values.size));
 
 const REPLY_HEADERS = { 'content-type': 'application/json', 'x-request-id': 'req_bench', ...OPENAI_RATE_HEADERS };
 const fake: typeof globalThis.fetch = async () => new Response(CHAT_JSON, { status: 200, headers: REPLY_HEADERS });
@@ -99,11 +108,11 @@ function ratio(m: Measured): number {
   return median(m.second.map((s, i) => (s - m.floor[i]!) / (m.first[i]! - m.floor[i]!)));
 }
 
-if (child === '--child') {
+if (values.child) {
   process.stdout.write(JSON.stringify(await measure()));
 } else {
   const run = (a: string, b: string): Measured => {
-    const result = spawnSync(process.execPath, [fileURLToPath(import.meta.url), a, b, String(ROUNDS), '--child'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const result = spawnSync(process.execPath, [fileURLToPath(import.meta.url), a, b, String(ROUNDS), '--size', values.size!, '--child'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     if (result.status !== 0) throw new Error(`the measuring process failed (exit ${result.status})`);
     return JSON.parse(result.stdout) as Measured;
   };
