@@ -18,7 +18,8 @@ const decoder = new TextDecoder();
  * work from a Response made on first use. Like any body, it reads once.
  */
 export class BufferedReply extends Response {
-  readonly #body: string | Uint8Array;
+  /** The body until it is read: then let go (it reads once), so a reply the SDK keeps holds no copy of it. */
+  #body: string | Uint8Array;
   readonly #headers: Headers;
   #used = false;
   #inner: Response | undefined;
@@ -41,6 +42,7 @@ export class BufferedReply extends Response {
     if (this.#used) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
     this.#used = true;
     const body = this.#body;
+    this.#body = '';
     return Promise.resolve(typeof body === 'string' ? body : decoder.decode(body));
   }
 

@@ -3,6 +3,8 @@
  * the body parsed whole once (a body broken anywhere is retried); what the SDK and the raw Response show unchanged.
  * And `stats({ keys: false })`, the snapshot without per-key detail.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { HttpResponse } from 'msw';
 import { expect, test } from 'vitest';
 import { NO_BACKOFF, useManagers } from '../support/scaffold';
@@ -105,4 +107,23 @@ test('the reply read as text behaves as a Response body: one read, clone before 
   expect(JSON.parse(text)).toMatchObject({ model: 'gpt-4.1' });
   expect(streamed.bodyUsed).toBe(true);
   expect((await (await ask()).blob()).type).toBe('application/json');
+});
+
+test('a reply the SDK keeps holds no copy of its bytes once its body is read', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const MIB = 1 << 20;
+  const reply = JSON.stringify({ ...JSON.parse(await chatReply('gpt-4.1').text()), note: 'x'.repeat(MIB) });
+  // The fake fetch answers in memory: its bytes are made per reply, as a network's are.
+  const fetch = (async () => new Response(reply, { headers: { 'content-type': 'application/json' } })) as typeof globalThis.fetch;
+  const { client } = manage({ fetch });
+  await client.chat.completions.create(BODY);
+  gc();
+  const before = process.memoryUsage().arrayBuffers;
+  const kept: unknown[] = [];
+  for (let i = 0; i < 8; i++) kept.push((await client.chat.completions.create(BODY).withResponse()).response);
+  gc();
+  // Eight replies of 1 MiB kept: their bytes would be 8 MiB.
+  expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(2 * MIB);
+  expect(kept).toHaveLength(8);
 });
