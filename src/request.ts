@@ -30,10 +30,11 @@ export interface InterceptedRequest {
   /** Whether the body is a JSON object (a string: `rawBody`). */
   isJson: boolean;
   /**
-   * The parsed JSON body, when the body is a JSON object, until the first
-   * attempt's body is made ({@link releaseJson}): a request waiting on its
-   * upstream for seconds holds its text once, not twice. Read it with
-   * {@link requestJson}, which parses it again when it was let go.
+   * The parsed JSON body, when the body is a JSON object, until routing,
+   * the token estimate and the cache key have read it ({@link releaseJson},
+   * before the request waits for a slot, a key or its upstream): a request
+   * waiting holds its text once, not twice. Read it with {@link requestJson},
+   * which parses the text again when it was let go.
    */
   json: Record<string, unknown> | undefined;
   /** Whether the JSON body has a `stream_options` member. */

@@ -87,7 +87,6 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   return reply(ctx, key, pool, response, text ? redactedBody(response.body!, redactor, core.options.redactReplies) : response.body);
 }
 
-/** A 200 whose body is broken (malformed JSON or SSE, empty stream, wrong content type): transient, another key may answer. */
 /**
  * Calls the upstream: the headers (the caller's, the provider's, the key's)
  * and the fetch options are made here, so that the attempt, suspended until
@@ -104,6 +103,7 @@ function dispatch(core: Core, lease: Lease, request: InterceptedRequest, body: B
   return fetchImpl(pool.baseURL + request.path, init);
 }
 
+/** A 200 whose body is broken (malformed JSON or SSE, empty stream, wrong content type): transient, another key may answer. */
 const INVALID: Classification = { kind: 'invalid_response', action: 'retry' };
 
 /** Endpoints that always answer JSON (or SSE when streamed): any other 200 body is broken. */

@@ -10,10 +10,9 @@
  * `capped: true`, for the pipeline to report.
  */
 import { headerEntries, type HeaderEntries } from '../header-list';
-
-export type { HeaderEntries } from '../header-list';
 import { isDecimal, parseDuration, parseRfc3339 } from './header-values';
 
+export type { HeaderEntries } from '../header-list';
 export { parseDuration, parseRfc3339 } from './header-values';
 
 /** The bounds applied to upstream-supplied values. */
@@ -232,7 +231,8 @@ const FAMILIES: Record<RateLimitDimension, readonly HeaderNames[]> = {
 export function parseRateLimitHeaders(headers: Headers | HeaderEntries, now: number): RateLimitSnapshot {
   const values: HeaderValues = { slots: NO_VALUES, windows: false, explicit: false };
   try {
-    readValues(headers instanceof Headers ? headerEntries(headers) : headers, values);
+    // Any other Headers (another realm's, a fetch polyfill's) is read by iterating it.
+    readValues(Array.isArray(headers) ? (headers as HeaderEntries) : headerEntries(headers as Headers), values);
     if (values.slots === NO_VALUES) return NO_SNAPSHOT;
     const known = remembered(values.slots);
     if (known !== undefined) return known;

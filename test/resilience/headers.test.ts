@@ -281,3 +281,18 @@ describe('parseRateLimitHeaders: the same values read again', () => {
     expect(parseRateLimitHeaders(date, NOW + 20_000).retryAfterMs).toBe(40_000);
   });
 });
+
+describe('parseRateLimitHeaders: what it reads', () => {
+  const init = { 'x-ratelimit-limit-requests': '100', 'x-ratelimit-remaining-requests': '40', 'x-ratelimit-reset-requests': '6s', 'retry-after-ms': '250' };
+
+  test("another implementation's Headers (iterable, not this realm's class) reads as a Headers does", () => {
+    const real = new Headers(init);
+    const foreign = { [Symbol.iterator]: () => [...real][Symbol.iterator]() } as unknown as Headers;
+    expect(parseRateLimitHeaders(foreign, 1_000)).toEqual(parseRateLimitHeaders(new Headers(init), 1_000));
+  });
+
+  test('the entries already read, as a flat list, read as the Headers they came from', () => {
+    const real = new Headers(init);
+    expect(parseRateLimitHeaders([...real].flat(), 1_000)).toEqual(parseRateLimitHeaders(new Headers(init), 1_000));
+  });
+});
