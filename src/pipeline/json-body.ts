@@ -18,7 +18,7 @@
  * answer to `JSON.parse`.
  */
 
-import { stage, wasm } from './simd';
+import { stage, unstage, wasm } from './simd';
 
 /** The members of a reply's top-level object keyplex reads (usage.ts's `usageFromBody`, the reply's model). */
 const WANTED = ['usage', 'model', 'usageMetadata', 'usage_metadata', 'type', 'response'];
@@ -57,6 +57,15 @@ const UNSURE = -2;
  * Throws a SyntaxError where `JSON.parse` of the decoded text would.
  */
 export function parseJsonSummary(bytes: Uint8Array): unknown {
+  try {
+    return summaryOf(bytes);
+  } finally {
+    // The last reader of the body: the staged copy does not keep the reply's bytes alive.
+    unstage();
+  }
+}
+
+function summaryOf(bytes: Uint8Array): unknown {
   const n = bytes.length;
   // Staged already when the key search read it (secrets/redact.ts): then not copied again.
   const m = stage(bytes);

@@ -142,6 +142,15 @@ function views(s: Simd): void {
 }
 
 /**
+ * Forgets which array is staged (its copy stays in WebAssembly memory until
+ * the next {@link stage}), so that the array is not kept alive by this
+ * module: the last reader of a body calls it.
+ */
+export function unstage(): void {
+  staged = undefined;
+}
+
+/**
  * `bytes` copied into WebAssembly memory with {@link PAD} zeros after them:
  * the view of them there (indices as in `bytes`, the zeros and more after
  * them), or null (no WebAssembly, more than {@link MAX_STAGED} bytes, no
