@@ -48,6 +48,15 @@ const STAGE_FROM = 64;
 /** Reads the code unit (string) or byte at an index. */
 type At = (i: number) => number;
 
+/**
+ * What the scan under way reads when a probe passes (scans are synchronous:
+ * one at a time), through {@link atText} or {@link atByte}: no closure is
+ * made per scan. Emptied after each scan, so that nothing is kept alive.
+ */
+let scanned: string | Uint8Array = '';
+const atText: At = (i) => (scanned as string).charCodeAt(i);
+const atByte: At = (i) => (scanned as Uint8Array)[i]!;
+
 /** A 2-character probe as a 14-bit index (exact for ASCII; other characters alias, and are ruled out when checked). */
 function probeIndex(a: number, b: number): number {
   return ((a & 0x7f) << 7) | (b & 0x7f);
@@ -169,12 +178,12 @@ export class KeyRedactor {
     // Shorter than a piece (a rate-limit value, a status text): nothing to find, and no key loaded for it.
     if (n < PIECE) return undefined;
     let runs: number[] | undefined;
-    let at: At | undefined;
     load(this.#key);
     for (let j = nextTextProbe(text, 0); j !== -1; j = nextTextProbe(text, j + STEP)) {
-      at ??= (i) => text.charCodeAt(i);
-      runs = this.#extend(at, n, j, probeIndex(text.charCodeAt(j), text.charCodeAt(j + 1)), runs);
+      scanned = text;
+      runs = this.#extend(atText, n, j, probeIndex(text.charCodeAt(j), text.charCodeAt(j + 1)), runs);
     }
+    scanned = '';
     return runs;
   }
 
@@ -191,11 +200,11 @@ export class KeyRedactor {
     const staged = n >= STAGE_FROM ? stage(bytes) : null;
     if (staged !== null) return this.#findStaged(staged, n);
     let runs: number[] | undefined;
-    let at: At | undefined;
     for (let j = nextByteProbe(bytes, 0); j !== -1; j = nextByteProbe(bytes, j + STEP)) {
-      at ??= (i) => bytes[i]!;
-      runs = this.#extend(at, n, j, probeIndex(bytes[j]!, bytes[j + 1]!), runs);
+      scanned = bytes;
+      runs = this.#extend(atByte, n, j, probeIndex(bytes[j]!, bytes[j + 1]!), runs);
     }
+    scanned = '';
     return runs;
   }
 
@@ -203,11 +212,11 @@ export class KeyRedactor {
   #findStaged(m: Uint8Array, n: number): number[] | undefined {
     const probe = wasm()!.probe;
     let runs: number[] | undefined;
-    let at: At | undefined;
     for (let j = probe(0, n - 1); j !== -1; j = probe(j + STEP, n - 1)) {
-      at ??= (i) => m[i]!;
-      runs = this.#extend(at, n, j, probeIndex(m[j]!, m[j + 1]!), runs);
+      scanned = m;
+      runs = this.#extend(atByte, n, j, probeIndex(m[j]!, m[j + 1]!), runs);
     }
+    scanned = '';
     return runs;
   }
 
