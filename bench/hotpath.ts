@@ -27,6 +27,11 @@
  * runtime and GC (JIT-compiled code shows as bare addresses): the
  * difference between raw and wrapped per function says what keyplex makes
  * the engine do.
+ *
+ * Instructions are not time: `String.fromCharCode.apply` over a short byte
+ * run counted fewer instructions than `TextDecoder.decode` and took 5× as
+ * long (it copies the bytes into a list first; see 107bcb0). Confirm a cut
+ * in time with bench/ab-fetch.ts, which measures keyplex's own work alone.
  */
 import { setImmediate as turn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
