@@ -7,6 +7,7 @@
  *   npx esbuild bench/redact.ts --bundle --platform=node --format=esm --outfile=/tmp/redact-bench.mjs && node /tmp/redact-bench.mjs
  */
 import { randomBytes } from 'node:crypto';
+import { headerEntries } from '../src/header-list.ts';
 import { parseJsonSummary } from '../src/pipeline/json-body.ts';
 import { KeyRedactor, redactEnvelope } from '../src/secrets/redact.ts';
 
@@ -67,6 +68,6 @@ const response = new Response('{}', {
     'cf-ray': '8a1b2c3d4e5f6a7b-AMS',
   },
 });
-const envelope = time(() => redactEnvelope(response, redactor), 20_000);
+const envelope = time(() => redactEnvelope(response, redactor, headerEntries(response.headers)), 20_000);
 console.log(rows.join('\n'));
 console.log(`\nstatus text + 11 headers checked (no echo): ${envelope.toFixed(2)} µs per reply`);

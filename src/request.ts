@@ -34,7 +34,7 @@ export interface InterceptedRequest {
    * the token estimate and the cache key have read it ({@link releaseJson},
    * before the request waits for a slot, a key or its upstream): a request
    * waiting holds its text once, not twice. Read it with {@link requestJson},
-   * which parses the text again when it was let go.
+   * which parses the text again (and keeps nothing) once it was let go.
    */
   json: Record<string, unknown> | undefined;
   /** Whether the JSON body has a `stream_options` member. */
@@ -206,10 +206,10 @@ export function bodyFor(request: InterceptedRequest, upstreamModel: string | und
   return raw;
 }
 
-/** The request's parsed JSON body (parsed again when it was let go), or undefined when the body is not a JSON object. */
+/** The request's parsed JSON body (parsed again, and not kept, once it was let go), or undefined when the body is not a JSON object. */
 export function requestJson(request: InterceptedRequest): Record<string, unknown> | undefined {
   if (!request.isJson) return undefined;
-  return (request.json ??= JSON.parse(request.rawBody as string) as Record<string, unknown>);
+  return request.json ?? (JSON.parse(request.rawBody as string) as Record<string, unknown>);
 }
 
 /** Lets the parsed body go (routing, the estimate and the cache key have read it); {@link requestJson} parses it again if needed. */

@@ -6,7 +6,7 @@
  * holds, refunds, latency and the key / provider / deployment stats.
  */
 import type { AttemptOutcome, FailureKind } from '../errors';
-import { headerEntries, type HeaderEntries } from '../header-list';
+import type { HeaderEntries } from '../header-list';
 import type { Key, KeyWindow } from '../keys/key';
 import type { Circuit } from '../resilience/breaker/index';
 import type { Classification } from '../resilience/classify';
@@ -126,7 +126,7 @@ export class Lease {
    * may be the probe the key's other requests wait for: they go on now, at
    * its headers (a stream does not hold them for its whole length).
    */
-  observe(response: Response, entries: HeaderEntries = headerEntries(response.headers)): void {
+  observe(response: Response, entries: HeaderEntries): void {
     const limiter = this.window.limiter;
     const { capped } = limiter.observe(entries, this.reservation);
     if (limiter.endProbe(this.reservation, response.ok)) keysChanged(this.core);

@@ -10,7 +10,7 @@ import { afterResponse, beforeAttempt } from '../hooks/run';
 import { secretOf } from '../keys/key';
 import { redactEnvelope, redactorOf, type KeyRedactor } from '../secrets/redact';
 import { redactedBody } from '../secrets/stream';
-import { bodyFor, releaseJson, type Body, type InterceptedRequest } from '../request';
+import { bodyFor, type Body, type InterceptedRequest } from '../request';
 import { classifyStatus, keyRejection, type Classification } from '../resilience/classify';
 import { retryAfterMs } from '../resilience/headers';
 import { FirstRead } from '../usage/sse';
@@ -33,8 +33,6 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   const pool = deployment.pool;
   const injectUsage = core.options.streamUsage && request.stream && request.streamUsagePath && !request.callerAskedUsage;
   let body = bodyFor(request, deployment.upstreamModel, injectUsage);
-  // The parse is not kept while the attempt waits on its upstream: a retry that needs it parses the text again.
-  releaseJson(request);
   let callerHeaders = request.headers;
   const hooks = core.options.hooks;
   if (hooks?.beforeAttempt !== undefined) ({ headers: callerHeaders, body } = await beforeAttempt(hooks, ctx, lease, attempt, body, abort.signal));

@@ -24,7 +24,7 @@
  * replacement that begins right after a JSON escape takes the escape along,
  * so a JSON text stays JSON.
  */
-import { headerEntries, type HeaderEntries } from '../header-list';
+import type { HeaderEntries } from '../header-list';
 import type { Key } from '../keys/key';
 import { secretOf } from '../keys/key';
 import { stage, wasm } from '../pipeline/simd';
@@ -308,7 +308,7 @@ export function redactorOf(key: Key): KeyRedactor {
  * object when they hold none (the usual case), else a copy around the same
  * body.
  */
-export function redactEnvelope(response: Response, redactor: KeyRedactor, entries: HeaderEntries = headerEntries(response.headers)): Response {
+export function redactEnvelope(response: Response, redactor: KeyRedactor, entries: HeaderEntries): Response {
   if (!envelopeHolds(response, redactor, entries)) return response;
   const headers = new Headers();
   for (const [name, value] of response.headers) {

@@ -165,20 +165,15 @@ describe('accepts exactly what JSON.parse accepts', () => {
     ['non-ASCII outside strings', new Uint8Array([0x5b, 0x31, 0xc3, 0xa9, 0x5d])],
     ['a long string', `{"model":"m","content":"${'The quick brown fox. '.repeat(5000)}","usage":{"total_tokens":8}}`],
     ['a model name beyond ASCII', '{"model":"modèle-日本-😀","usage":{"prompt_tokens":1}}'],
-    ['a usage member longer than the short ASCII run', `{"usage":{"prompt_tokens":1,"completion_tokens_details":{"note":"${'x'.repeat(600)}"}},"model":"m"}`],
+    ['a usage member of over 600 bytes', `{"usage":{"prompt_tokens":1,"completion_tokens_details":{"note":"${'x'.repeat(600)}"}},"model":"m"}`],
     ['a model name with an escape beyond ASCII', '{"model":"mod\\u00e8le","usage":{"prompt_tokens":1}}'],
-  ])('agrees on %s', (_, data) => {
-    agrees(data);
-  });
-
-  test.each([
     ['a usage name written with an escape', '{"usage":{"prompt\\u005ftokens":5,"completion_tokens":1}}'],
     ['a details name written with an escape', '{"usage":{"prompt_tokens":5,"prompt_tokens_details":{"cached\\u005ftokens":2}}}'],
     ['a usage that is not an object', '{"usage":[1,2],"model":"m"}'],
     ['a usage of null', '{"usage":null}'],
     ['a model that is not a string', '{"model":{"name":"m"},"usage":{"prompt_tokens":1}}'],
-  ])('agrees on %s', (_, text) => {
-    expect(agrees(text)).toBe(true);
+  ])('agrees on %s', (_, data) => {
+    agrees(data);
   });
 
   test('nesting deeper than the check goes is left to JSON.parse', () => {
