@@ -48,6 +48,9 @@ export class Lease {
   signal: AbortSignal | undefined = undefined;
   /** The request's abort state, which also times this attempt out. */
   #abort: RequestAbort | undefined;
+  /** The reply's headers as {@link observe} got them, and their entries as read then. */
+  #observed: Headers | undefined = undefined;
+  #entries: HeaderEntries | undefined = undefined;
   #inFlight = false;
 
   constructor(
@@ -127,11 +130,22 @@ export class Lease {
    * its headers (a stream does not hold them for its whole length).
    */
   observe(response: Response, entries: HeaderEntries): void {
+    this.#observed = response.headers;
+    this.#entries = entries;
     const limiter = this.window.limiter;
     const { capped } = limiter.observe(entries, this.reservation);
     if (limiter.endProbe(this.reservation, response.ok)) keysChanged(this.core);
     // A 429's cap is reported on key:cooldown; a success's once per window until the headers are in bounds again.
     if (response.ok && (capped === true) !== cappedWindows.has(limiter)) this.#capped(capped === true);
+  }
+
+  /**
+   * The entries {@link observe} read, when they still describe `headers`: the
+   * same object (not a redacted copy), and no `afterResponse` hook had it
+   * (read-only to hooks, but a custom fetch's headers could be changed).
+   */
+  entriesOf(headers: Headers): HeaderEntries | undefined {
+    return headers === this.#observed && this.core.options.hooks?.afterResponse === undefined ? this.#entries : undefined;
   }
 
   #capped(capped: boolean): void {

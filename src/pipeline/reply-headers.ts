@@ -18,6 +18,7 @@
  */
 
 import { REQUEST_ID_HEADER } from '../details';
+import type { HeaderEntries } from '../header-list';
 
 /** keyplex's reply headers, in sorted order (how `Headers` iterates). */
 const OWN = ['x-keyplex-attempts', 'x-keyplex-key-id', 'x-keyplex-provider', REQUEST_ID_HEADER] as const;
@@ -28,16 +29,20 @@ const BODY_FRAMING = new Set(['content-length', 'content-encoding']);
 export class ReplyHeaders extends Headers {
   /** The upstream's headers; null once copied into this object. */
   #upstream: Headers | null;
+  /** The upstream's entries as read already (send reads them once), or undefined: iterated from {@link #upstream} then. */
+  readonly #read: HeaderEntries | undefined;
   /** Values of {@link OWN}, in its order. */
   readonly #own: readonly [string, string, string, string];
   readonly #dropFraming: boolean;
 
   /**
+   * @param read - `upstream`'s entries as read already ({@link headerEntries}), when the caller has them: no iteration of the upstream's then.
    * @param dropFraming - leave out `content-length` and `content-encoding` (the body was decoded or re-framed).
    */
-  constructor(upstream: Headers, attempts: string, keyId: string, provider: string, requestId: string, dropFraming: boolean) {
+  constructor(upstream: Headers, read: HeaderEntries | undefined, attempts: string, keyId: string, provider: string, requestId: string, dropFraming: boolean) {
     super();
     this.#upstream = upstream;
+    this.#read = read;
     this.#own = [attempts, keyId, provider, requestId];
     this.#dropFraming = dropFraming;
   }
@@ -64,11 +69,21 @@ export class ReplyHeaders extends Headers {
   #entries(upstream: Headers): [string, string][] {
     const out: [string, string][] = [];
     let next = 0;
-    for (const entry of upstream) {
-      const name = entry[0];
-      while (next < OWN.length && OWN[next]! < name) out.push([OWN[next]!, this.#own[next++]!]);
-      // An upstream header of keyplex's own name is replaced by keyplex's.
-      if (this.#ownValue(name) === undefined) out.push(entry);
+    const read = this.#read;
+    if (read === undefined) {
+      for (const entry of upstream) {
+        const name = entry[0];
+        while (next < OWN.length && OWN[next]! < name) out.push([OWN[next]!, this.#own[next++]!]);
+        // An upstream header of keyplex's own name is replaced by keyplex's.
+        if (this.#ownValue(name) === undefined) out.push(entry);
+      }
+    } else {
+      // The same merge over the list read already: no iterator result nor pair made per upstream header but the one handed out.
+      for (let i = 0; i < read.length; i += 2) {
+        const name = read[i]!;
+        while (next < OWN.length && OWN[next]! < name) out.push([OWN[next]!, this.#own[next++]!]);
+        if (this.#ownValue(name) === undefined) out.push([name, read[i + 1]!]);
+      }
     }
     while (next < OWN.length) out.push([OWN[next]!, this.#own[next++]!]);
     return out;

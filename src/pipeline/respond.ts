@@ -17,8 +17,6 @@ import {
   UpstreamError,
   type KeyplexErrorDetail,
 } from '../errors';
-import type { Key } from '../keys/key';
-import type { ProviderPool } from '../keys/pool';
 import type { Body } from '../request';
 import { MalformedStreamEvent, StreamIdleTimeout, StreamTruncated, tapEventStream, tokensOfText, type FirstEvents, type StreamTally, type StreamTapHooks } from '../usage/sse';
 import type { Usage } from '../usage/usage';
@@ -35,11 +33,12 @@ import { ReplyHeaders } from './reply-headers';
  * The Response handed to the SDK: the upstream answer plus keyplex's headers;
  * a body read whole (text, or bytes) travels as a {@link BufferedReply} (no stream made).
  */
-export function reply(ctx: RequestContext, key: Key, pool: ProviderPool, upstream: Response, body: Body | null): Response {
+export function reply(ctx: RequestContext, lease: Lease, upstream: Response, body: Body | null): Response {
   const buffered = typeof body === 'string' || body instanceof Uint8Array;
   // The body is no longer the bytes content-length and content-encoding described (fetch decoded it; keyplex may have re-framed it).
   const dropFraming = buffered || body instanceof ReadableStream;
-  const headers = new ReplyHeaders(upstream.headers, String(ctx.history.outcomes.length), key.id, pool.id, ctx.requestId, dropFraming);
+  const read = upstream.headers;
+  const headers = new ReplyHeaders(read, lease.entriesOf(read), String(ctx.history.outcomes.length), lease.key.id, lease.deployment.pool.id, ctx.requestId, dropFraming);
   if (buffered) return new BufferedReply(body, upstream.status, upstream.statusText, headers);
   return new StreamedReply(body as ReadableStream<Uint8Array> | null, upstream.status, upstream.statusText, headers);
 }
@@ -67,7 +66,7 @@ export function streamReply(
 ): Response {
   ctx.streaming = true;
   const tapped = tapEventStream(first, reader, new StreamEnd(core, ctx, lease, ttftMs, signal));
-  return reply(ctx, lease.key, lease.deployment.pool, upstream, tapped);
+  return reply(ctx, lease, upstream, tapped);
 }
 
 /** How a streamed reply ends, as the tap reports it (one object per stream, its methods the tap's hooks). */

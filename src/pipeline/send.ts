@@ -30,7 +30,6 @@ import { addContextFallback } from './route';
 export async function send(core: Core, ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort): Promise<Response> {
   const { request } = ctx;
   const { deployment, key } = lease;
-  const pool = deployment.pool;
   const injectUsage = core.options.streamUsage && request.stream && request.streamUsagePath && !request.callerAskedUsage;
   let body = bodyFor(request, deployment.upstreamModel, injectUsage);
   let callerHeaders = request.headers;
@@ -82,7 +81,7 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   lease.record(attempt, response.status, 'success', now);
   account(core, ctx, lease, now, null, undefined, false, undefined);
   const text = contentType.startsWith('text/') && response.body !== null;
-  return reply(ctx, key, pool, response, text ? redactedBody(response.body!, redactor, core.options.redactReplies) : response.body);
+  return reply(ctx, lease, response, text ? redactedBody(response.body!, redactor, core.options.redactReplies) : response.body);
 }
 
 /**
@@ -182,10 +181,10 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
   lease.record(attempt, response.status, 'success', now);
   const costUsd = account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
   // The SDK gets the bytes, decoded when it reads them: a large text is not made long before it is parsed.
-  if (ctx.cacheKey === undefined || core.cache === undefined) return reply(ctx, lease.key, lease.deployment.pool, response, bytes);
+  if (ctx.cacheKey === undefined || core.cache === undefined) return reply(ctx, lease, response, bytes);
   const text = decodeText(bytes);
   core.cache.store(ctx, response, text, lease.deployment.pool.id, costUsd);
-  return reply(ctx, lease.key, lease.deployment.pool, response, text);
+  return reply(ctx, lease, response, text);
 }
 
 /** The whole body as text; a body that fails mid-way is a transport failure. */

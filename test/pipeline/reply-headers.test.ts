@@ -142,3 +142,35 @@ test('iterating again gives the same entries, as fresh pairs: a reader changing 
   const iterator = headers.entries();
   expect(iterator[Symbol.iterator]()).toBe(iterator);
 });
+
+/** A fetch answering a chat completion whose headers count how often they are iterated (the count in `reads`). */
+function countingFetch(extra: Record<string, string> = {}): { fetch: typeof globalThis.fetch; reads: { count: number } } {
+  const reads = { count: 0 };
+  const fetch = (async () => {
+    const response = chatReply('gpt-4.1', 'ok', {}, { headers: { 'x-request-id': 'req_1', ...RATE, ...extra } });
+    const headers = response.headers;
+    const iterate = headers[Symbol.iterator].bind(headers);
+    const counted = () => (reads.count++, iterate());
+    Object.assign(headers, { [Symbol.iterator]: counted, entries: counted, forEach: (...args: Parameters<Headers['forEach']>) => (reads.count++, Headers.prototype.forEach.apply(headers, args)) });
+    return response;
+  }) as typeof globalThis.fetch;
+  return { fetch, reads };
+}
+
+test("the upstream's headers are read once, however often the SDK and the caller iterate the reply's", async () => {
+  const { fetch, reads } = countingFetch();
+  const { client } = manage({ fetch });
+  const { response } = await client.chat.completions.create(BODY).withResponse();
+  const entries = [...response.headers];
+  expect(Object.fromEntries(entries)).toMatchObject({ 'x-request-id': 'req_1', 'x-keyplex-provider': 'one', ...RATE });
+  expect([...response.headers]).toEqual(entries);
+  expect(reads.count).toBe(1);
+});
+
+test("headers an afterResponse hook had are iterated afresh: what the SDK lists is what they hold then", async () => {
+  const { fetch, reads } = countingFetch();
+  const { client } = manage({ fetch, hooks: { afterResponse: ({ headers }) => void headers.set('x-from-hook', 'yes') } });
+  const { response } = await client.chat.completions.create(BODY).withResponse();
+  expect(Object.fromEntries(response.headers)).toMatchObject({ 'x-from-hook': 'yes', 'x-keyplex-provider': 'one' });
+  expect(reads.count).toBeGreaterThan(1);
+});
