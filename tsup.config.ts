@@ -14,6 +14,9 @@ const shared = {
   sourcemap,
   esbuildOptions(options) {
     options.sourcesContent = false;
+    // Minified lines broken at about this width: where Node prints the line an uncaught error was thrown from, a
+    // user sees one short line, not 64 KB of code before the message (a bad option's ConfigError, say).
+    options.lineLimit = 120;
   },
   minifyWhitespace: true,
   minifySyntax: true,
