@@ -244,8 +244,16 @@ export class RequestOptionsError extends KeyplexError {
 
 /** The manager was closed; it takes no new requests. Answered with status 503 (the SDK raises `InternalServerError`). */
 export class ManagerClosedError extends KeyplexError {
-  constructor(options: { requestId?: string; attempts?: AttemptOutcome[] } = {}) {
-    super('manager_closed', 'keyplex: this KeyManager was closed; create a new one to send more requests.', { ...options, status: 503 });
+  /**
+   * @param options.inFlight - the request was under way (queued, being sent, or a stream being read) when `close()`
+   *   ended it, rather than made after: the message then says so, and how to let such requests finish.
+   */
+  constructor(options: { requestId?: string; attempts?: AttemptOutcome[]; inFlight?: boolean } = {}) {
+    const { inFlight, ...rest } = options;
+    const message = inFlight
+      ? 'keyplex: close() ended this request while it was under way (queued, being sent or streaming); close({ drain: true }) lets requests under way finish first.'
+      : 'keyplex: this KeyManager was closed; create a new one to send more requests.';
+    super('manager_closed', message, { ...rest, status: 503 });
     this.name = 'ManagerClosedError';
   }
 }

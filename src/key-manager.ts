@@ -230,8 +230,8 @@ export class KeyManager {
       if (options.drain) await core.bulkhead.close('drain');
       else {
         core.closedByAbort = true;
-        core.active.abortAll(new ManagerClosedError());
-        void core.bulkhead.close('reject', new ManagerClosedError());
+        core.active.abortAll(new ManagerClosedError({ inFlight: true }));
+        void core.bulkhead.close('reject', new ManagerClosedError({ inFlight: true }));
       }
       for (const pool of core.pools) for (const key of pool.keys) key.dispose();
       for (const circuit of core.deploymentCircuits.keys()) circuit.dispose();

@@ -274,7 +274,7 @@ function abortedFailure(core: Core, ctx: RequestContext, error: unknown, signal:
     return caller.reason;
   }
   if (core.closedByAbort) {
-    const closed = new ManagerClosedError({ requestId, attempts });
+    const closed = new ManagerClosedError({ requestId, attempts, inFlight: true });
     failed(core, ctx, closed.toDetail());
     return errorResponse(closed, 503);
   }

@@ -210,6 +210,22 @@ const rows: Row[] = [
     },
   },
   {
+    path: 'the manager was closed while the request was under way',
+    catches: OpenAI.InternalServerError,
+    code: 'manager_closed',
+    says: [/^503 keyplex:/, /close\(\) ended this request while it was under way/, /close\(\{ drain: true \}\)/],
+    run: async () => {
+      let arrived!: () => void;
+      const sent = new Promise<void>((resolve) => (arrived = resolve));
+      provider(ONE, () => (arrived(), new Promise<Response>(() => undefined)));
+      const { client, manager } = manage({});
+      const pending = caught(() => client.chat.completions.create(BODY));
+      await sent;
+      await manager.close();
+      return pending;
+    },
+  },
+  {
     path: 'a malformed request option',
     catches: RequestOptionsError,
     code: 'invalid_request_options',
