@@ -353,6 +353,8 @@ export class BudgetExceededError extends KeyplexError {
   readonly spentUsd: number;
   /** Estimates of requests in flight held against the budget, USD. */
   readonly heldUsd: number;
+  /** What the refused request was estimated to cost, USD (its prompt as estimated and its output allowance); undefined when not given. */
+  readonly estimateUsd: number | undefined;
   /** The budget's window. */
   readonly window: 'minute' | 'hour' | 'day' | 'month';
   /** Time until the window frees enough spend for the request, ms (also the base class's `retryAfterMs`). */
@@ -363,6 +365,7 @@ export class BudgetExceededError extends KeyplexError {
       limitUsd: number;
       spentUsd: number;
       heldUsd?: number;
+      estimateUsd?: number;
       window: 'minute' | 'hour' | 'day' | 'month';
       mode?: 'calendar' | 'rolling';
       retryAfterMs: number;
@@ -373,9 +376,11 @@ export class BudgetExceededError extends KeyplexError {
     const heldUsd = detail.heldUsd ?? 0;
     const held = heldUsd > 0 ? ` (+${usd(heldUsd)} held by requests in flight)` : '';
     const frees = detail.mode === 'rolling' ? 'enough of it leaves the rolling window in' : 'the window resets in';
+    // The request's own estimate, when known: a first request can be refused with nothing spent yet.
+    const adds = detail.estimateUsd === undefined ? '' : `this request's estimated ${usd(detail.estimateUsd)} on top of `;
     super(
       'budget_exceeded',
-      `keyplex: budget '${budget}' would be exceeded: ${usd(detail.spentUsd)} spent${held} of its ${usd(detail.limitUsd)} per-${detail.window} cap; ${frees} ${duration(retryAfterMs)}. Raise its \`limitUsd\`, wait until then, or set \`onExceeded: 'cheaper'\` to route to cheaper deployments instead of failing.`,
+      `keyplex: budget '${budget}' would be exceeded: ${adds}${usd(detail.spentUsd)} spent${held} of its ${usd(detail.limitUsd)} per-${detail.window} cap; ${frees} ${duration(retryAfterMs)}. Raise its \`limitUsd\`, wait until then, or set \`onExceeded: 'cheaper'\` to route to cheaper deployments instead of failing.`,
       { ...options, retryAfterMs, status: 429 },
     );
     this.name = 'BudgetExceededError';
@@ -383,6 +388,7 @@ export class BudgetExceededError extends KeyplexError {
     this.limitUsd = detail.limitUsd;
     this.spentUsd = detail.spentUsd;
     this.heldUsd = heldUsd;
+    this.estimateUsd = detail.estimateUsd;
     this.window = detail.window;
   }
 }

@@ -75,6 +75,8 @@ export interface BudgetCrossing {
   spentUsd: number;
   /** Estimates of requests in flight held against the budget, USD. */
   heldUsd: number;
+  /** The estimate of the request checked, USD (what it would add). */
+  estimateUsd: number;
   /** The budget's window. */
   window: BudgetWindow;
   /** Calendar or rolling. */
