@@ -2,7 +2,8 @@
  * A provider `baseURL` without a path (`https://api.openai.com`) is most
  * likely missing its version segment: keyplex warns once (a process warning
  * with code KEYPLEX_BASEURL_WITHOUT_PATH) and accepts it, since some gateways
- * do serve at their root.
+ * do serve at their root. A baseURL that is an endpoint's own URL
+ * (`…/v1/chat/completions`) is refused: requests would repeat the path.
  */
 import { expect, test, vi } from 'vitest';
 import { KeyManager } from '../../src/index';
@@ -37,4 +38,18 @@ test('a baseURL with a path does not warn', () => {
   make('https://gateway-path.test/openai');
 
   expect(warnings(spy)).toEqual([]);
+});
+
+test.each([
+  ['https://api.openai-endpoint.test/v1/chat/completions', '"/chat/completions"'],
+  ['https://api.openai-endpoint.test/v1/responses/', '"/responses"'],
+  ['https://gateway-endpoint.test/openai/v1/embeddings', '"/embeddings"'],
+])('a baseURL that is an endpoint URL (%s) is refused, naming the path to leave out', (baseURL, path) => {
+  expect(() => make(baseURL)).toThrow(expect.objectContaining({ code: 'invalid_config', field: 'providers.openai.baseURL' }));
+  expect(() => make(baseURL)).toThrow(`got a URL ending in the endpoint path ${path}, which requests would repeat. Leave it out`);
+});
+
+test('a base whose last segment only contains an endpoint name is accepted', () => {
+  make('https://gateway-endpoint.test/my-completions-proxy/v1');
+  make('https://gateway-endpoint.test/responses-api');
 });

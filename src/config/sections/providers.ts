@@ -133,9 +133,17 @@ function resolveBaseURL(raw: unknown, field: string): { baseURL: string; origin:
     throw new ConfigError(field, `${expected} without query or fragment; got a URL with a "?" or "#" part`);
   }
   const baseURL = url.href.replace(/\/+$/, '');
+  // An endpoint's own URL given as the base: the SDK's path would be added to it (…/chat/completions/chat/completions, a 404 every time).
+  const endpoint = ENDPOINT_SUFFIX.exec(url.pathname.replace(/\/+$/, ''))?.[0];
+  if (endpoint !== undefined) {
+    throw new ConfigError(field, `${expected}: the base the API's paths go under; got a URL ending in the endpoint path ${safeName(endpoint)}, which requests would repeat. Leave it out`);
+  }
   if (url.pathname === '/') warnWithoutPath(baseURL, field);
   return { baseURL, origin: url.origin };
 }
+
+/** Paths of OpenAI-compatible endpoints, which a base URL does not end with. */
+const ENDPOINT_SUFFIX = /\/(?:chat\/completions|completions|responses|embeddings|moderations)$/;
 
 /** Base URLs already warned about: once per process each. */
 const warnedWithoutPath = new Set<string>();
