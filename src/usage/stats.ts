@@ -55,6 +55,15 @@ class RareCounts {
 }
 
 /**
+ * A sum of costs as reported: rounded to a millionth of a cent, which no price
+ * reaches below (a token of the cheapest model costs about 2e-8 USD), so that
+ * the float sum's noise (0.1 + 0.2 = 0.30000000000000004) does not show.
+ */
+function reportedUsd(usd: number): number {
+  return Math.round(usd * 1e12) / 1e12;
+}
+
+/**
  * Mutable counters; `snapshot()` copies them. Kept small (8 fields, no
  * private methods: one per key): tokens as fields, the rare counts in
  * {@link RareCounts} made at the first.
@@ -161,7 +170,7 @@ export class CounterSet<F extends string = FailureKind> implements Counters<F> {
       successes: this.successes,
       failures: { ...this.failures },
       tokens: this.tokens,
-      costUsd: this.costUsd,
+      costUsd: reportedUsd(this.costUsd),
       unpricedReplies: this.unpricedReplies,
       retries: this.retries,
       failovers: this.failovers,

@@ -77,3 +77,19 @@ test('stats({ reset: true }) returns the interval so far and starts the next one
   expect(after.models['gpt-4.1']).toBeUndefined();
   expect(after.deployments).toEqual([]);
 });
+
+test("stats' cost sums read as the costs added up, without float noise", async () => {
+  let prompt = 100_000;
+  provider(ONE, () => {
+    const reply = chatReply('gpt-4.1', 'ok', { prompt, completion: 0 });
+    prompt *= 2;
+    return reply;
+  });
+  const { client, manager } = manage({ providers: { one: { baseURL: ONE, keys: [fakeKey('one')] } }, prices: { 'gpt-4.1': { input: 1, output: 1 } } });
+  await client.chat.completions.create(BODY); // $0.1
+  await client.chat.completions.create(BODY); // $0.2
+  const stats = manager.stats();
+  expect(stats.totals.costUsd).toBe(0.3);
+  expect(stats.providers.one?.costUsd).toBe(0.3);
+  expect(stats.models['gpt-4.1']?.costUsd).toBe(0.3);
+});
