@@ -35,6 +35,14 @@ async function ask(client: OpenAI, body: object = BODY, options = {}) {
   return { text: data.choices[0]!.message.content, cache: response.headers.get('x-keyplex-cache') };
 }
 
+test('cache: false is no cache (accepted by the types as by the check)', async () => {
+  const calls = numbered();
+  const { client } = manage(false);
+  expect(await ask(client)).toEqual({ text: 'answer 1', cache: null });
+  expect(await ask(client)).toEqual({ text: 'answer 2', cache: null });
+  expect(calls).toHaveLength(2);
+});
+
 describe('hits and misses', () => {
   test('the second identical request is answered from the cache: no call, the header, the events, the saved cost', async () => {
     const calls = numbered();
