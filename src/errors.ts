@@ -11,9 +11,11 @@
  *   while iterating) take other shapes;
  * - the app tests `getKeyplexDetails(err)?.code` or `isKeyplexError(err, code)`,
  *   which work on the SDK's errors; `instanceof` works only for the classes
- *   keyplex throws itself: {@link ConfigError} (manager options, key calls)
- *   and {@link RequestOptionsError} (`keyplex.options()`), the only ones the
- *   package exports. The other classes here carry the detail inside keyplex.
+ *   keyplex throws itself: {@link ConfigError} (manager options, key calls),
+ *   {@link RequestOptionsError} (`keyplex.options()`) and
+ *   {@link MissingPeerError} (an entry whose optional peer is not installed),
+ *   which the package exports with the errors that end a stream's loop. The
+ *   other classes here carry the detail inside keyplex.
  */
 
 const MARKER = Symbol.for('keyplex.error');
@@ -37,7 +39,8 @@ export type KeyplexErrorCode =
   | 'unknown_lane'
   | 'budget_exceeded'
   | 'store_unavailable'
-  | 'hook_failed';
+  | 'hook_failed'
+  | 'missing_peer';
 
 /** How one attempt of a request ended; part of an error's detail and of events. */
 export interface AttemptOutcome {
@@ -435,5 +438,61 @@ export class HookFailedError extends KeyplexError {
     super('hook_failed', message, { ...options, status: 500 });
     this.name = 'HookFailedError';
     this.hook = hook;
+  }
+}
+
+/**
+ * An entry point needs an optional peer dependency that is not installed:
+ * thrown at the first call that needs it (importing the entry works without
+ * it). `packageName` is what to install, `entry` the keyplex entry that
+ * needs it; the message gives the install command. Thrown by `new
+ * RedisStore()` without `client` (`ioredis`), `instrument()` of `keyplex/otel`
+ * (`@opentelemetry/api`), `registerKeyplexMetrics()` of `keyplex/prometheus`
+ * (`prom-client`) and `simulatorHandlers()` of `keyplex/testing/msw` (`msw`).
+ *
+ * Only "this very package cannot be found" becomes this error: a peer that is
+ * installed but fails to load (a file or dependency of its own missing, a
+ * syntax error) throws its own error unchanged, which names the real fault.
+ *
+ * Each entry is bundled with its own copy of keyplex's errors, so
+ * `instanceof MissingPeerError` is answered by the error's `code` (and
+ * keyplex's marker), not by its prototype: it holds for an error thrown by
+ * `keyplex/otel` and tested against the class imported from `keyplex`.
+ *
+ * ```ts
+ * import { MissingPeerError } from 'keyplex';
+ * import { instrument } from 'keyplex/otel';
+ * try { instrument(manager); }
+ * catch (err) { if (err instanceof MissingPeerError) console.warn(`tracing off: ${err.message}`); else throw err; }
+ * ```
+ */
+export class MissingPeerError extends KeyplexError {
+  /** The npm package that is missing, e.g. `@opentelemetry/api`. */
+  readonly packageName: string;
+  /** The keyplex entry point that needs it, e.g. `keyplex/otel`. */
+  readonly entry: string;
+  /** What installs it: `npm install <packageName>`. */
+  readonly installCommand: string;
+  /**
+   * @param use.needs what needs the package, e.g. `instrument()`.
+   * @param use.otherwise another way out, added to the message (e.g. passing a client of one's own).
+   */
+  constructor(packageName: string, use: { entry: string; needs: string; otherwise?: string | undefined }, options: { cause?: unknown } = {}) {
+    const installCommand = `npm install ${packageName}`;
+    const otherwise = use.otherwise === undefined ? '' : `, or ${use.otherwise}`;
+    super(
+      'missing_peer',
+      `${use.entry}: ${use.needs} needs the optional peer dependency '${packageName}', which is not installed. Run \`${installCommand}\`${otherwise}.`,
+      options,
+    );
+    this.name = 'MissingPeerError';
+    this.packageName = packageName;
+    this.entry = use.entry;
+    this.installCommand = installCommand;
+  }
+
+  /** Any keyplex error with code `missing_peer`, from whichever copy of keyplex's bundles threw it. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return KeyplexError.is(value) && value.code === 'missing_peer';
   }
 }

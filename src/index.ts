@@ -29,10 +29,13 @@ export type {
 // `getKeyplexDetails(err).code` or `isKeyplexError(err, code)`. The classes
 // exported are the ones an app can catch itself: `ConfigError` (options of
 // `new KeyManager()` and key calls), `RequestOptionsError` (`keyplex.options()`),
-// and their base `KeyplexError`; and the errors that end a stream's loop after its
-// first bytes reached the app (`StreamInterruptedError`, its `StreamStalledError`,
-// and `DeadlineExceededError` when the request's deadline ends a stream).
-export { KeyplexError, ConfigError, RequestOptionsError, StreamInterruptedError, StreamStalledError, DeadlineExceededError } from './errors';
+// `MissingPeerError` (the first call of an entry whose optional peer is not
+// installed: `keyplex/redis`, `keyplex/otel`, `keyplex/prometheus`,
+// `keyplex/testing/msw`), and their base `KeyplexError`; and the errors that end
+// a stream's loop after its first bytes reached the app (`StreamInterruptedError`,
+// its `StreamStalledError`, and `DeadlineExceededError` when the request's
+// deadline ends a stream).
+export { KeyplexError, ConfigError, RequestOptionsError, MissingPeerError, StreamInterruptedError, StreamStalledError, DeadlineExceededError } from './errors';
 export type { KeyplexErrorCode, KeyplexErrorDetail, AttemptOutcome, FailureKind } from './errors';
 
 export type {

@@ -1,8 +1,10 @@
 /**
  * `keyplex/otel`: OpenTelemetry traces and metrics of a KeyManager, following
  * the GenAI semantic conventions. Needs `@opentelemetry/api` (an optional peer
- * dependency); no SDK is bundled: the application's tracer and meter
- * providers (or the global ones) receive everything.
+ * dependency, loaded by the first `instrument()`: without it that call throws
+ * a `MissingPeerError` saying `npm install @opentelemetry/api`); no SDK is
+ * bundled: the application's tracer and meter providers (or the global ones)
+ * receive everything.
  *
  * ```ts
  * import { instrument } from 'keyplex/otel';
@@ -14,11 +16,12 @@
  * Never recorded: keys (only key ids), prompts, completions, request or
  * reply bodies, error messages from upstream (only codes and statuses).
  */
-import { metrics, trace, type MeterProvider, type TracerProvider } from '@opentelemetry/api';
+import type { MeterProvider, TracerProvider } from '@opentelemetry/api';
 import { ConfigError } from '../errors';
 import type { RequestEvent } from '../events';
 import { ModelLabels, operationName, providerInfo } from '../telemetry/labels';
 import { listen, type ObservedManager } from '../telemetry/state';
+import { loadOtelApi } from './api';
 import { Metrics } from './metrics';
 import { RequestSpans, type OpenRequest } from './spans';
 
@@ -75,15 +78,18 @@ function checkOptions(options: InstrumentOptions): number {
  * request (`chat gpt-4.1`) with a child span per attempt, and the GenAI
  * client metrics plus keyplex's state as observable gauges.
  * @throws ConfigError for a malformed option.
+ * @throws {MissingPeerError} (code `missing_peer`) when `@opentelemetry/api` is not installed.
  */
 export function instrument(manager: ObservedManager, options: InstrumentOptions = {}): Instrumentation {
   const maxModels = checkOptions(options);
+  const api = loadOtelApi();
+  const { trace, metrics } = api;
   const providers = providerInfo(manager.toJSON().providers, options.providerNames);
   const tracerProvider = options.tracerProvider === undefined ? trace.getTracerProvider() : options.tracerProvider;
   const meterProvider = options.meterProvider === undefined ? metrics.getMeterProvider() : options.meterProvider;
-  const spans = tracerProvider ? new RequestSpans(tracerProvider.getTracer(INSTRUMENTATION_NAME), providers, options.legacySystemAttribute ?? false) : undefined;
+  const spans = tracerProvider ? new RequestSpans(api, tracerProvider.getTracer(INSTRUMENTATION_NAME), providers, options.legacySystemAttribute ?? false) : undefined;
   const meters = meterProvider
-    ? new Metrics(meterProvider.getMeter(INSTRUMENTATION_NAME), manager, providers, new ModelLabels(options.models ?? [], maxModels, '_OTHER'))
+    ? new Metrics(api, meterProvider.getMeter(INSTRUMENTATION_NAME), manager, providers, new ModelLabels(options.models ?? [], maxModels, '_OTHER'))
     : undefined;
   const open = new Map<string, OpenRequest>();
 

@@ -5,11 +5,12 @@
  * fail-overs, lane rejections, and observable gauges of keys by status,
  * circuits by state, lanes and budgets read from `stats()` at each collection.
  */
-import { ValueType, type Attributes, type BatchObservableResult, type Meter, type Observable } from '@opentelemetry/api';
+import type { Attributes, BatchObservableResult, Meter, Observable } from '@opentelemetry/api';
 import type { FailoverEvent, FailureEvent, KeyCooldownEvent, KeyDisabledEvent, LaneRejectedEvent, RetryEvent, SuccessEvent } from '../events';
 import type { ModelLabels, ProviderInfo } from '../telemetry/labels';
 import { summarise, type ObservedManager } from '../telemetry/state';
 import { ATTR } from './attributes';
+import type { OtelApi } from './api';
 
 const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];
 const SECONDS_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
@@ -30,7 +31,7 @@ export class Metrics {
   readonly #observe: (result: BatchObservableResult) => void;
   readonly #meter: Meter;
 
-  constructor(meter: Meter, manager: ObservedManager, providers: ReadonlyMap<string, ProviderInfo>, models: ModelLabels) {
+  constructor({ ValueType }: OtelApi, meter: Meter, manager: ObservedManager, providers: ReadonlyMap<string, ProviderInfo>, models: ModelLabels) {
     this.#meter = meter;
     this.#providers = providers;
     this.#models = models;

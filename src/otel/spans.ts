@@ -12,10 +12,11 @@
  * request's tokens once, on the request span. A fail-over is also an event
  * (`keyplex.failover`) on the request span.
  */
-import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
+import type { Attributes, Span, Tracer } from '@opentelemetry/api';
 import type { AttemptEvent, FailoverEvent, FailureEvent, RequestEvent, RetryEvent, SuccessEvent } from '../events';
 import type { ProviderInfo } from '../telemetry/labels';
 import { ATTR } from './attributes';
+import type { OtelApi } from './api';
 
 /** What is kept of a request between its events. */
 export interface OpenRequest {
@@ -32,11 +33,13 @@ export interface OpenRequest {
 const MAX_OPEN_SPANS = 100_000;
 
 export class RequestSpans {
+  readonly #api: OtelApi;
   readonly #tracer: Tracer;
   readonly #providers: ReadonlyMap<string, ProviderInfo>;
   readonly #legacySystem: boolean;
 
-  constructor(tracer: Tracer, providers: ReadonlyMap<string, ProviderInfo>, legacySystem: boolean) {
+  constructor(api: OtelApi, tracer: Tracer, providers: ReadonlyMap<string, ProviderInfo>, legacySystem: boolean) {
+    this.#api = api;
     this.#tracer = tracer;
     this.#providers = providers;
     this.#legacySystem = legacySystem;
@@ -52,7 +55,7 @@ export class RequestSpans {
     // With one provider, who serves the request is known before it starts (the conventions want it at creation).
     if (this.#providers.size === 1) Object.assign(attributes, this.#providerAttributes([...this.#providers.keys()][0]!));
     const name = e.model === undefined ? operation : `${operation} ${e.model}`;
-    return this.#tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes, startTime: Date.now() }, context.active());
+    return this.#tracer.startSpan(name, { kind: this.#api.SpanKind.CLIENT, attributes, startTime: Date.now() }, this.#api.context.active());
   }
 
   attempt(r: OpenRequest, e: AttemptEvent): void {
@@ -75,6 +78,7 @@ export class RequestSpans {
     }
     if (r.attemptNumber === 0) r.span.setAttributes(this.#providerAttributes(e.provider));
     r.attemptNumber = e.attempt;
+    const { context, trace, SpanKind } = this.#api;
     const parent = trace.setSpan(context.active(), r.span);
     r.attempt = this.#tracer.startSpan(`keyplex.attempt ${e.provider}`, { kind: SpanKind.INTERNAL, attributes, startTime: Date.now() }, parent);
   }
@@ -131,7 +135,7 @@ export class RequestSpans {
     if (e.error.status !== undefined) attributes[ATTR.httpStatus] = e.error.status;
     span.setAttributes(attributes);
     // The code only: an upstream message may quote the request.
-    span.setStatus({ code: SpanStatusCode.ERROR, message: `keyplex: ${e.error.code}` });
+    span.setStatus({ code: this.#api.SpanStatusCode.ERROR, message: `keyplex: ${e.error.code}` });
     span.end();
   }
 
@@ -147,7 +151,7 @@ export class RequestSpans {
     if (!span) return;
     r.attempt = undefined;
     span.setAttributes(attributes);
-    if (failed) span.setStatus({ code: SpanStatusCode.ERROR, message: `keyplex: ${String(attributes[ATTR.errorType])}` });
+    if (failed) span.setStatus({ code: this.#api.SpanStatusCode.ERROR, message: `keyplex: ${String(attributes[ATTR.errorType])}` });
     span.end();
   }
 

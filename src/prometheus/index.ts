@@ -1,7 +1,9 @@
 /**
  * `keyplex/prometheus`: a KeyManager's figures as Prometheus metrics through
- * `prom-client` (an optional peer dependency). Counters and histograms follow
- * the events; gauges read `stats()` once per scrape.
+ * `prom-client` (an optional peer dependency, loaded by the first
+ * `registerKeyplexMetrics()`: without it that call throws a `MissingPeerError`
+ * saying `npm install prom-client`). Counters and histograms follow the
+ * events; gauges read `stats()` once per scrape.
  *
  * ```ts
  * import { Registry } from 'prom-client';
@@ -17,8 +19,9 @@
  * `other`. Keys appear in no label (not even their ids: a pool may hold
  * thousands); per-key figures are in `stats()`.
  */
-import { Counter, Gauge, Histogram, register as globalRegistry, type Registry } from 'prom-client';
+import type { Gauge as GaugeMetric, Registry } from 'prom-client';
 import { ConfigError } from '../errors';
+import { loadPeer } from '../peer';
 import { ModelLabels } from '../telemetry/labels';
 import { listen, summarise, type ObservedManager, type StateSummary } from '../telemetry/state';
 
@@ -47,6 +50,9 @@ export interface KeyplexMetrics {
   close(): void;
 }
 
+/** The parts of `prom-client` keyplex uses. */
+type PromClient = Pick<typeof import('prom-client'), 'Counter' | 'Gauge' | 'Histogram' | 'register'>;
+
 const SECONDS_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
@@ -69,10 +75,13 @@ function checked(options: KeyplexMetricsOptions): { prefix: string; maxModels: n
 /**
  * Registers keyplex's metrics for `manager` in a prom-client registry.
  * @throws ConfigError for a malformed option; prom-client's error when a metric of the same name is registered already.
+ * @throws {MissingPeerError} (code `missing_peer`) when `prom-client` is not installed.
  */
 export function registerKeyplexMetrics(manager: ObservedManager, options: KeyplexMetricsOptions = {}): KeyplexMetrics {
   const { prefix, maxModels, buckets } = checked(options);
-  const registry = options.registry ?? globalRegistry;
+  const prom = loadPeer<PromClient>('prom-client', { entry: 'keyplex/prometheus', needs: 'registerKeyplexMetrics()' });
+  const { Counter, Histogram } = prom;
+  const registry = options.registry ?? prom.register;
   const models = new ModelLabels(options.models ?? [], maxModels, 'other');
   const made: { name: string }[] = [];
   const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) => {
@@ -130,7 +139,7 @@ export function registerKeyplexMetrics(manager: ObservedManager, options: Keyple
     'circuit:close': (e) => transitions.inc({ scope: e.scope, provider: e.provider, state: e.to }),
     'lane:rejected': (e) => rejections.inc({ lane: e.lane, reason: e.reason }),
   });
-  made.push(...stateGauges(manager, registry, prefix));
+  made.push(...stateGauges(prom.Gauge, manager, registry, prefix));
 
   let closed = false;
   return {
@@ -145,7 +154,7 @@ export function registerKeyplexMetrics(manager: ObservedManager, options: Keyple
 }
 
 /** Gauges of keyplex's state, read from `stats()` at most once per scrape. */
-function stateGauges(manager: ObservedManager, registry: Registry, prefix: string): { name: string }[] {
+function stateGauges(Gauge: PromClient['Gauge'], manager: ObservedManager, registry: Registry, prefix: string): { name: string }[] {
   let cached: StateSummary | undefined;
   const state = (): StateSummary => {
     if (cached === undefined) {
@@ -155,7 +164,7 @@ function stateGauges(manager: ObservedManager, registry: Registry, prefix: strin
     }
     return cached;
   };
-  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (g: Gauge<L>, s: StateSummary) => void) =>
+  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (g: GaugeMetric<L>, s: StateSummary) => void) =>
     new Gauge<L>({
       name: prefix + name,
       help,

@@ -1,11 +1,14 @@
 /**
  * `keyplex/testing/msw`: the msw transport of the provider simulator. This
- * is the only module that imports `msw` (an optional peer dependency of
- * keyplex, needed only to serve the simulator through msw).
+ * is the only module that uses `msw` (an optional peer dependency of
+ * keyplex, needed only to serve the simulator through msw). msw is loaded by
+ * the first `simulatorHandlers()`, not at import: without it that call throws
+ * a `MissingPeerError` saying `npm install msw`.
  *
  * @packageDocumentation
  */
-import { http, HttpResponse, type HttpHandler } from 'msw';
+import type { HttpHandler } from 'msw';
+import { loadPeer } from '../peer';
 import type { ProviderSimulator } from './simulator';
 
 /** An msw request handler, as returned by {@link simulatorHandlers}. */
@@ -48,8 +51,10 @@ function chunked(response: Response): Response {
  *
  * const server = setupServer(...simulatorHandlers(sim));
  * ```
+ * @throws {MissingPeerError} (code `missing_peer`) when `msw` is not installed.
  */
 export function simulatorHandlers(simulator: ProviderSimulator): SimulatorHttpHandler[] {
+  const { http, HttpResponse } = loadPeer<Pick<typeof import('msw'), 'http' | 'HttpResponse'>>('msw', { entry: 'keyplex/testing/msw', needs: 'simulatorHandlers()' });
   return simulator.providerIds().map((id) =>
     http.all(`${simulator.baseURL(id)}/*`, async ({ request }) => {
       let answer;

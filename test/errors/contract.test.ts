@@ -8,7 +8,9 @@
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { useManagers } from '../support/scaffold';
-import { ConfigError, getKeyplexDetails, isKeyplexError, KeyManager, KeyplexError, keyplex, RequestOptionsError, type KeyManagerOptions, type KeyplexErrorCode } from '../../src/index';
+import { ConfigError, getKeyplexDetails, isKeyplexError, KeyManager, KeyplexError, keyplex, MissingPeerError, RequestOptionsError, type KeyManagerOptions, type KeyplexErrorCode } from '../../src/index';
+import { instrument } from '../../src/otel/index';
+import { replacePeerRequire } from '../../src/peer';
 import * as publicApi from '../../src/index';
 import { chatReply, deferred, errorReply, keyRing, provider, type Deferred } from '../support/upstream';
 import '../support/setup';
@@ -284,6 +286,24 @@ const rows: Row[] = [
       return caught(() => client.chat.completions.create({ ...BODY, model: 'gpt-9' }));
     },
   },
+  {
+    // Each entry's own case, built and run without its peer: test/peers/missing-peers.test.ts.
+    path: "an entry's optional peer is not installed",
+    catches: MissingPeerError,
+    code: 'missing_peer',
+    says: [/^keyplex\/otel: instrument\(\) needs the optional peer dependency '@opentelemetry\/api', which is not installed/, /Run `npm install @opentelemetry\/api`/],
+    run: async () => {
+      const { manager } = manage({});
+      replacePeerRequire((id) => {
+        throw Object.assign(new Error(`Cannot find module '${id}'`), { code: 'MODULE_NOT_FOUND' });
+      });
+      try {
+        return await caught(async () => instrument(manager));
+      } finally {
+        replacePeerRequire(undefined);
+      }
+    },
+  },
 ];
 
 describe('what the app catches, tests and logs', () => {
@@ -304,7 +324,7 @@ describe('the exported error classes are the ones an app can catch', () => {
       .filter(([, value]) => typeof value === 'function' && value.prototype instanceof Error)
       .map(([name]) => name)
       .sort();
-    expect(classes).toEqual(['ConfigError', 'DeadlineExceededError', 'KeyplexError', 'RequestOptionsError', 'StreamInterruptedError', 'StreamStalledError']);
+    expect(classes).toEqual(['ConfigError', 'DeadlineExceededError', 'KeyplexError', 'MissingPeerError', 'RequestOptionsError', 'StreamInterruptedError', 'StreamStalledError']);
   });
 
   test('a bad manager option throws ConfigError at construction', () => {

@@ -1,14 +1,16 @@
 /** `keyplex/redis` without `ioredis` installed: a clear message, not Node's bare "Cannot find package". */
 import { expect, test } from 'vitest';
-import { loadIoredis, MISSING_IOREDIS } from '../../src/store/redis/load';
+import { MissingPeerError } from '../../src/errors';
+import { loadIoredis } from '../../src/store/redis/load';
 
 test('without ioredis, making a store says what to install, or to pass a client', () => {
   const missing = (id: string): never => {
     throw Object.assign(new Error(`Cannot find module '${id}'`), { code: 'MODULE_NOT_FOUND' });
   };
-  expect(() => loadIoredis(missing)).toThrow(MISSING_IOREDIS);
-  expect(MISSING_IOREDIS).toMatch(/npm install ioredis/);
-  expect(MISSING_IOREDIS).toMatch(/client/);
+  expect(() => loadIoredis(missing)).toThrow(expect.objectContaining({ name: 'MissingPeerError', code: 'missing_peer', packageName: 'ioredis', entry: 'keyplex/redis' }));
+  expect(() => loadIoredis(missing)).toThrow(MissingPeerError);
+  expect(() => loadIoredis(missing)).toThrow(/npm install ioredis/);
+  expect(() => loadIoredis(missing)).toThrow(/new RedisStore\(\{ client \}\)/);
 });
 
 test('with ioredis installed, its Redis class is loaded', () => {

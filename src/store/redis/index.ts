@@ -111,6 +111,7 @@ export class RedisStore implements StateStore {
   /** A PING asking whether Redis is there, shared by the reservations that ran out of time meanwhile. */
   #aliveCheck: Promise<boolean> | undefined;
 
+  /** @throws {MissingPeerError} without `client` when `ioredis` is not installed (an installed but broken ioredis throws its own error); TypeError for a malformed option. */
   constructor(options: RedisStoreOptions = {}) {
     if (typeof options !== 'object' || options === null) throw new TypeError('RedisStore: options must be an object');
     const failMode = options.failMode ?? 'open';
