@@ -27,6 +27,16 @@
  * key search and the JSON check each read the whole body), where
  * bench/hotpath.ts sees 31 µs more for it under the SDK.
  *
+ * The reply is read as openai 7.57 reads it: `text()`, then `JSON.parse`
+ * (defaultParseResponse), not `json()`. A build that parsed the reply itself
+ * and handed that parse to `json()` measured 0.73 here when this bench read
+ * with `json()`, and nothing under the SDK, which never calls it
+ * (2026-12-01).
+ *
+ * Upper bounds measured with hacked builds (2026-12-01, branch ÷ base): no
+ * request timer at all (RequestAbort's one setTimeout and clearTimeout)
+ * 0.948; no key selection (the first candidate taken) 0.980.
+ *
  *   npm run build && node bench/ab-fetch.ts <base dist/index.js> <branch dist/index.js> [rounds] [--size bytes]
  */
 import { spawnSync } from 'node:child_process';
