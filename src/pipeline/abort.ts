@@ -28,7 +28,7 @@ export class RequestAbort {
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
   #timerAt = Infinity;
   #caller: AbortSignal | undefined;
-  /** Whether this listens to the caller's signal (as its own listener object: no closure per request). */
+  /** Whether this listens to the caller's signal (as its own listener object; Node's EventTarget wraps such a listener in a closure of its own). */
   #listening = false;
   /** True once the request ended (deadline, caller, close()). */
   ended = false;
