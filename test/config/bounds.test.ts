@@ -68,6 +68,28 @@ describe('limits and shares out of their bounds are refused at construction', ()
     await new KeyManager(options({}, { rpm: 0.01 })).close();
   });
 
+  test.each([
+    ['rpm 0.5', { rpm: 0.5 }, 120_000],
+    ['rpm 0.01', { rpm: 0.01 }, 6_000_000],
+    ['a window of 0.25 requests per 3 s', { requests: { limit: 0.25, periodMs: 3_000 } }, 12_000],
+  ])('%s is one request per the longer period: the first request is sent', async (_name, limits, periodMs) => {
+    provider(BASE, () => chatReply('gpt-4.1'));
+    const manager = new KeyManager(options({}, { ...limits, models: ['gpt-4.1'] }));
+    try {
+      const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
+      await expect(client.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] })).resolves.toMatchObject({ object: 'chat.completion' });
+      expect(manager.stats().providers.openai?.keys[0]?.limits.windows?.requests).toEqual([{ limit: 1, periodMs }]);
+    } finally {
+      await manager.close();
+    }
+  });
+
+  test('rpd 0.01 (one request per 100 days) is refused: a window spans at most 31 days', () => {
+    const error = configError(() => new KeyManager(options({}, { rpd: 0.01 })));
+    expect(error.field).toBe('providers.openai.rpd');
+    expect(error.message).toMatch(/at least one of the requests in 31 days; got 0.01, one per 100 days/);
+  });
+
   test('RedisStore refuses a timeout above the longest timer, without connecting', () => {
     expect(() => new RedisStore({ timeoutMs: 3e9, lazyConnect: true } as never)).toThrow(/timeoutMs.*<= 2147483647/);
   });

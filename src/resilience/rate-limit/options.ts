@@ -7,7 +7,7 @@ import { ConfigError } from '../../errors';
 
 /** A capacity and its period: `limit` units in any `periodMs`. */
 export interface WindowSpec {
-  /** Units (requests or tokens) per period; ≥ 1. */
+  /** Units (requests or tokens) per period: at least 1 (a smaller option is one unit per a longer period), at most 1e12. */
   readonly limit: number;
   /** The period in ms (a minute for rpm, a day for rpd, 3 s for some gateways). */
   readonly periodMs: number;
@@ -45,8 +45,9 @@ export interface RateLimitOptions {
    */
   rateLimitScope?: RateLimitScope;
   /**
-   * Keys (or deployments) naming the same group share one set of windows:
-   * keys of one OpenAI project or one OpenRouter account draw on one quota.
+   * Keys naming the same group share one set of windows (set on a provider:
+   * all its keys): keys of one OpenAI project or one OpenRouter account draw
+   * on one quota.
    * Default: none (each key its own).
    */
   quotaGroup?: string;
@@ -101,6 +102,21 @@ function limitOf(value: unknown, field: string, unit: string): number {
   return value;
 }
 
+/**
+ * A window of `limit` units per `periodMs` as the limiter can honour it: a
+ * limit below one unit (rpm 0.01: one request per 100 minutes) is one unit per
+ * the longer period it stands for, which a request (one unit at least) can
+ * fit; a window that would span more than 31 days is refused.
+ */
+function whole(limit: number, periodMs: number, field: string, unit: string): WindowSpec {
+  if (limit >= 1) return { limit, periodMs };
+  const longer = Math.round(periodMs / limit);
+  if (longer > MAX_PERIOD_MS) {
+    throw new ConfigError(field, `expected at least one of the ${unit.split(' ')[0]} in 31 days; got ${describe(limit)}, one per ${Math.round(longer / DAY_MS)} days`);
+  }
+  return { limit: 1, periodMs: longer };
+}
+
 function windowOf(value: unknown, field: string, unit: string): WindowSpec {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new ConfigError(field, `expected { limit, periodMs } (e.g. { limit: 20, periodMs: 3000 }); got ${describe(value)}`);
@@ -114,7 +130,7 @@ function windowOf(value: unknown, field: string, unit: string): WindowSpec {
   if (typeof periodMs !== 'number' || !Number.isFinite(periodMs) || periodMs < MIN_PERIOD_MS || periodMs > MAX_PERIOD_MS) {
     throw new ConfigError(`${field}.periodMs`, `expected a period in ms from ${MIN_PERIOD_MS} to ${MAX_PERIOD_MS} (31 days); got ${describe(periodMs)}`);
   }
-  return { limit, periodMs };
+  return whole(limit, periodMs, `${field}.limit`, unit);
 }
 
 function windowsOf(value: unknown, field: string, unit: string): WindowSpec[] {
@@ -134,10 +150,11 @@ export function resolveRateLimits(raw: Partial<Record<keyof RateLimitOptions, un
   const at = (name: string) => (field === '' ? name : `${field}.${name}`);
   const requests: WindowSpec[] = [];
   const tokens: WindowSpec[] = [];
-  if (raw.rpm !== undefined) requests.push({ limit: limitOf(raw.rpm, at('rpm'), 'requests per minute'), periodMs: MINUTE_MS });
-  if (raw.rpd !== undefined) requests.push({ limit: limitOf(raw.rpd, at('rpd'), 'requests per day'), periodMs: DAY_MS });
-  if (raw.tpm !== undefined) tokens.push({ limit: limitOf(raw.tpm, at('tpm'), 'tokens per minute'), periodMs: MINUTE_MS });
-  if (raw.tpd !== undefined) tokens.push({ limit: limitOf(raw.tpd, at('tpd'), 'tokens per day'), periodMs: DAY_MS });
+  const windowFor = (name: 'rpm' | 'rpd' | 'tpm' | 'tpd', periodMs: number, unit: string) => whole(limitOf(raw[name], at(name), unit), periodMs, at(name), unit);
+  if (raw.rpm !== undefined) requests.push(windowFor('rpm', MINUTE_MS, 'requests per minute'));
+  if (raw.rpd !== undefined) requests.push(windowFor('rpd', DAY_MS, 'requests per day'));
+  if (raw.tpm !== undefined) tokens.push(windowFor('tpm', MINUTE_MS, 'tokens per minute'));
+  if (raw.tpd !== undefined) tokens.push(windowFor('tpd', DAY_MS, 'tokens per day'));
   requests.push(...windowsOf(raw.requests, at('requests'), 'requests'));
   tokens.push(...windowsOf(raw.tokens, at('tokens'), 'tokens'));
   requests.sort((a, b) => a.periodMs - b.periodMs);
