@@ -19,6 +19,7 @@ export interface BudgetCrossing {
   limitUsd: number;
   spentUsd: number;
   heldUsd: number;
+  estimateUsd?: number;
   window: BudgetExceededEvent['window'];
   mode: BudgetExceededEvent['mode'];
   onExceeded: 'reject' | 'cheaper';
@@ -95,6 +96,7 @@ export function budgetCrossed(core: Core, crossing: BudgetCrossing): void {
     limitUsd: crossing.limitUsd,
     spentUsd: crossing.spentUsd,
     heldUsd: crossing.heldUsd,
+    ...(crossing.estimateUsd !== undefined && { estimateUsd: crossing.estimateUsd }),
     window: crossing.window,
     mode: crossing.mode,
     onExceeded: crossing.onExceeded,

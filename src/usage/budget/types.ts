@@ -153,6 +153,8 @@ export interface BudgetExceededEvent {
   spentUsd: number;
   /** Estimates of requests in flight, USD (spent + held ≥ limit). */
   heldUsd: number;
+  /** The estimate of the request that would have crossed the cap, USD, when a request's did (absent when spend and holds reached it). */
+  estimateUsd?: number;
   /** The budget's window. */
   window: BudgetWindow;
   /** Calendar or rolling. */

@@ -93,3 +93,15 @@ test('a provider cap is judged when a key is picked: past it the provider is pas
   expect(cheap.length).toBe(50 - pricey.length);
   expect(exceeded.map((e) => e.budget)).toEqual(['provider:pricey/day']);
 });
+
+test("a first request refused on its own estimate: budget:exceeded carries that estimate, and nothing spent", async () => {
+  provider(PRICEY, (call) => chatReply(String(call.body?.model), 'ok', USAGE));
+  const { client, exceeded } = manage({ budgets: [{ scope: { overall: true }, limitUsd: 0.001, window: 'day' }] });
+
+  const error = await client.chat.completions.create(BODY).catch((e: unknown) => e);
+  expect(getKeyplexDetails(error)?.code).toBe('budget_exceeded');
+  expect(exceeded).toHaveLength(1);
+  expect(exceeded[0]).toMatchObject({ spentUsd: 0, heldUsd: 0, limitUsd: 0.001 });
+  // ~1,000 prompt tokens estimated from the text and 1,000 output at 10 USD per million each: about 0.02.
+  expect(exceeded[0]!.estimateUsd).toBeGreaterThan(0.001);
+});
