@@ -137,7 +137,7 @@ function noKeyWait(core: Core, ctx: RequestContext, deployments: readonly Deploy
   if (picked.readyAt === Infinity) {
     const { text, advice } = states();
     if (picked.tooLarge) {
-      throw fail(`${text}; the request (about ${ctx.tokens} tokens with its output) is larger than their tokens-per-minute limit. Lower its max output tokens, or raise \`tpm\`.`);
+      throw fail(`${text}; the request (about ${ctx.tokens} tokens with its output) is larger than a tokens limit of theirs (\`tpm\`, \`tpd\` or a \`tokens\` window, configured or learnt from the provider's headers). Lower its max output tokens, or raise that limit.`);
     }
     throw fail(`${text}. ${advice}`);
   }

@@ -87,10 +87,24 @@ const rows: Row[] = [
     },
   },
   {
+    path: 'a request larger than every key’s tokens-per-day limit (no tpm configured)',
+    catches: OpenAI.InternalServerError,
+    code: 'no_key_available',
+    says: [/^503 keyplex:/, /larger than a tokens limit of theirs \(`tpm`, `tpd` or a `tokens` window/],
+    run: async () => {
+      const seen = provider(ONE, () => chatReply(MODEL));
+      const { client } = managed({ providers: { one: { baseURL: ONE, keys: keyRing('a').keys, tpd: 100 } } });
+      const error = await caught(() => client.chat.completions.create({ ...BODY, max_tokens: 1_000 }));
+      expect(seen).toHaveLength(0);
+      expect(getKeyplexDetails(error)?.message).not.toMatch(/tokens-per-minute|raise `tpm`/);
+      return error;
+    },
+  },
+  {
     path: 'a request larger than every key’s tokens-per-minute limit',
     catches: OpenAI.InternalServerError,
     code: 'no_key_available',
-    says: [/^503 keyplex:/, /'one'/, /larger than their tokens-per-minute limit/, /`tpm`/],
+    says: [/^503 keyplex:/, /'one'/, /larger than a tokens limit of theirs \(`tpm`, `tpd` or a `tokens` window/, /raise that limit/],
     run: async () => {
       const seen = provider(ONE, () => chatReply(MODEL));
       const ring = keyRing('a');
