@@ -200,6 +200,7 @@ const malformed: Array<[string, () => unknown, string]> = [
   ['circuitBreaker a string', () => config({}, { circuitBreaker: 'on' }), 'circuitBreaker'],
   ['circuitBreaker unknown scope', () => config({}, { circuitBreaker: { provider: {} } }), 'circuitBreaker.provider'],
   ['circuitBreaker.key.openMs 0', () => config({}, { circuitBreaker: { key: { openMs: 0 } } }), 'circuitBreaker.key.openMs'],
+  ['circuitBreaker.key.openMs 0.5', () => config({}, { circuitBreaker: { key: { openMs: 0.5 } } }), 'circuitBreaker.key.openMs'],
   ['circuitBreaker.deployment.maxOpenMs below openMs', () => config({}, { circuitBreaker: { deployment: { openMs: 10_000, maxOpenMs: 5_000 } } }), 'circuitBreaker.deployment.maxOpenMs'],
   ['circuitBreaker.key.halfOpenProbes 0', () => config({}, { circuitBreaker: { key: { halfOpenProbes: 0 } } }), 'circuitBreaker.key.halfOpenProbes'],
   ['circuitBreaker.key.policy unknown name', () => config({}, { circuitBreaker: { key: { policy: 'sometimes' } } }), 'circuitBreaker.key.policy'],

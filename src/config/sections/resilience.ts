@@ -79,7 +79,8 @@ function resolveCircuitScope(raw: unknown, field: string): CircuitOptions | fals
     const issue = breakerSpecIssue(policy);
     if (issue) throw new ConfigError(issue.field ? `${field}.policy.${issue.field}` : `${field}.policy`, issue.problem);
   }
-  const openMs = optionalNumber(own(raw, 'openMs'), `${field}.openMs`, DEFAULTS.circuit.openMs, MS_POSITIVE);
+  // From 1 ms, as the circuit itself takes it (a smaller one passed this check, then failed there without naming the field).
+  const openMs = optionalNumber(own(raw, 'openMs'), `${field}.openMs`, DEFAULTS.circuit.openMs, { ...MS_POSITIVE, min: 1, exclusiveMin: false });
   const rawMax = own(raw, 'maxOpenMs');
   const maxOpenMs =
     rawMax === undefined ? Math.max(openMs, DEFAULTS.circuit.maxOpenMs) : checkNumber(rawMax, `${field}.maxOpenMs`, { ...MS_POSITIVE, min: openMs, exclusiveMin: false });
