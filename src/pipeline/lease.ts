@@ -134,7 +134,10 @@ export class Lease {
     this.#entries = entries;
     const limiter = this.window.limiter;
     const { capped } = limiter.observe(entries, this.reservation);
-    if (limiter.endProbe(this.reservation, response.ok)) keysChanged(this.core);
+    // Answered, the request leaves its windows a period from now, not from its latest count time (sent + 250 ms):
+    // requests waiting for room look again (nothing to do when none waits).
+    limiter.endProbe(this.reservation, response.ok);
+    keysChanged(this.core);
     // A 429's cap is reported on key:cooldown; a success's once per window until the headers are in bounds again.
     if (response.ok && (capped === true) !== cappedWindows.has(limiter)) this.#capped(capped === true);
   }

@@ -6,7 +6,8 @@
  */
 import type OpenAI from 'openai';
 import { describe, expect, test, vi } from 'vitest';
-import { keyplex } from '../../../src/index';
+import { KeyManager, keyplex } from '../../../src/index';
+import { fakeKey } from '../../support/fake-keys';
 import { chatReply, errorReply, keyRing, provider } from '../../support/upstream';
 import '../../support/setup';
 import { managedClients } from '../../support/manage';
@@ -305,4 +306,27 @@ describe('402 Insufficient Balance', () => {
     expect(ring.ids(seen)).toEqual(['a', 'b']);
     expect(disabled).toEqual([{ provider: 'deepseek', keyId: 'a', reason: 'quota' }]);
   });
+});
+
+test('requests waiting for a configured window go as the replies ahead of them come, not 250 ms after each (the latest count time)', async () => {
+  fakeClock();
+  const sentAt: number[] = [];
+  const manager = new KeyManager({
+    providers: { one: { baseURL: 'https://window.test/v1', keys: [fakeKey('window')], models: ['gpt-4.1'], requests: { limit: 1, periodMs: 100 } } },
+    fetch: async () => {
+      sentAt.push(Date.now());
+      return new Response(JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: 'gpt-4.1', choices: [], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }), { headers: { 'content-type': 'application/json' } });
+    },
+  });
+  try {
+    const start = Date.now();
+    const body = JSON.stringify({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] });
+    const all = Promise.all(Array.from({ length: 4 }, () => manager.fetch('https://window.test/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body })));
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect((await all).map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    // One per period from each reply (answered at once): 0, 100, 200, 300 ms. Each used to wait to its predecessor's send + 250 ms + the period.
+    expect(sentAt.map((t) => t - start)).toEqual([0, 100, 200, 300]);
+  } finally {
+    await manager.close();
+  }
 });
