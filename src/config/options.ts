@@ -99,11 +99,17 @@ export interface ProviderOptions extends RateLimitOptions {
 
 /** Retry and fail-over policy. */
 export interface RetryOptions {
-  /** Attempts per request, counting the first: an integer from 1 to 100. Rotations away from a rate-limited or rejected key do not count. Default 4. */
+  /**
+   * Attempts per request, counting the first: an integer from 1 to 100. The
+   * first rotation away from each rate-limited or rejected key does not use
+   * one up, but needs one left: `1` sends one attempt and nothing more, not
+   * even to another key after a 401 (one key and repeated 429s make at most
+   * `maxAttempts + 1` calls). Default 4.
+   */
   maxAttempts?: number;
   /** First backoff delay after a transient failure (5xx, timeout, reset), in ms: 0 to 2^31 − 1. Default 250. */
   baseDelayMs?: number;
-  /** Cap of one backoff delay, in ms: at least `baseDelayMs`, at most 2^31 − 1. Default 8000. */
+  /** Cap of one computed backoff delay, in ms: at least `baseDelayMs`, at most 2^31 − 1 (a wait the upstream asks for, `retry-after`, is kept as given, within the deadline). Default 8000. */
   maxDelayMs?: number;
   /** Share of each delay that is randomised, from 0 (none) to 1 (full jitter). Default 0.25. */
   jitter?: number;
