@@ -217,7 +217,7 @@ const rows: Row[] = [
     path: "a budget cap is reached by a first request's own estimate",
     catches: OpenAI.RateLimitError,
     code: 'budget_exceeded',
-    says: [/^429 keyplex:/, /this request's estimated \$0\.00\d\d on top of \$0\.0000 spent of its \$0\.0010 per-day cap/],
+    says: [/^429 keyplex:/, /this request's estimated \$0\.00\d\d on top of \$0\.0000 spent of its \$0\.0010 per-day cap/, /the request alone is estimated above the cap, so waiting will not help/],
     run: async () => {
       provider(ONE, () => chatReply(MODEL));
       const { client } = manage({ budgets: [{ scope: { overall: true }, limitUsd: 0.001, window: 'day' }] });
