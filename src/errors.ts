@@ -383,14 +383,9 @@ export class BudgetExceededError extends KeyplexError {
     const adds = detail.estimateUsd === undefined ? '' : `this request's estimated ${usd(detail.estimateUsd)} on top of `;
     // A request whose estimate alone passes the cap never fits, however long it waits.
     const alone = detail.estimateUsd !== undefined && detail.estimateUsd > detail.limitUsd;
-    const advice = alone
-      ? `the request alone is estimated above the cap, so waiting will not help. Raise its \`limitUsd\`, lower the request's output allowance (max tokens), or set \`onExceeded: 'cheaper'\` to route to cheaper deployments instead of failing.`
-      : `${frees} ${duration(retryAfterMs)}. Raise its \`limitUsd\`, wait until then, or set \`onExceeded: 'cheaper'\` to route to cheaper deployments instead of failing.`;
-    super(
-      'budget_exceeded',
-      `keyplex: budget '${budget}' would be exceeded: ${adds}${usd(detail.spentUsd)} spent${held} of its ${usd(detail.limitUsd)} per-${detail.window} cap; ${advice}`,
-      { ...options, retryAfterMs, status: 429 },
-    );
+    const advice = alone ? `the request alone is estimated above the cap, so waiting will not help. Raise its \`limitUsd\`, lower the request's output allowance (max tokens),` : `${frees} ${duration(retryAfterMs)}. Raise its \`limitUsd\`, wait until then,`;
+    const message = `keyplex: budget '${budget}' would be exceeded: ${adds}${usd(detail.spentUsd)} spent${held} of its ${usd(detail.limitUsd)} per-${detail.window} cap; ${advice} or set \`onExceeded: 'cheaper'\` to route to cheaper deployments instead of failing.`;
+    super('budget_exceeded', message, { ...options, retryAfterMs, status: 429 });
     this.name = 'BudgetExceededError';
     this.budget = budget;
     this.limitUsd = detail.limitUsd;
