@@ -18,7 +18,7 @@
  */
 
 import { REQUEST_ID_HEADER } from '../details';
-import type { HeaderEntries } from '../header-list';
+import { headerEntries, type HeaderEntries } from '../header-list';
 
 /** keyplex's reply headers, in sorted order (how `Headers` iterates). */
 const OWN = ['x-keyplex-attempts', 'x-keyplex-key-id', 'x-keyplex-provider', REQUEST_ID_HEADER] as const;
@@ -29,7 +29,7 @@ const BODY_FRAMING = new Set(['content-length', 'content-encoding']);
 export class ReplyHeaders extends Headers {
   /** The upstream's headers; null once copied into this object. */
   #upstream: Headers | null;
-  /** The upstream's entries as read already (send reads them once), or undefined: iterated from {@link #upstream} then. */
+  /** The upstream's entries as read already (send reads them once), or undefined: read from {@link #upstream} when listed. */
   readonly #read: HeaderEntries | undefined;
   /** Values of {@link OWN}, in its order. */
   readonly #own: readonly [string, string, string, string];
@@ -69,21 +69,13 @@ export class ReplyHeaders extends Headers {
   #entries(upstream: Headers): [string, string][] {
     const out: [string, string][] = [];
     let next = 0;
-    const read = this.#read;
-    if (read === undefined) {
-      for (const entry of upstream) {
-        const name = entry[0];
-        while (next < OWN.length && OWN[next]! < name) out.push([OWN[next]!, this.#own[next++]!]);
-        // An upstream header of keyplex's own name is replaced by keyplex's.
-        if (this.#ownValue(name) === undefined) out.push(entry);
-      }
-    } else {
-      // The same merge over the list read already: no iterator result nor pair made per upstream header but the one handed out.
-      for (let i = 0; i < read.length; i += 2) {
-        const name = read[i]!;
-        while (next < OWN.length && OWN[next]! < name) out.push([OWN[next]!, this.#own[next++]!]);
-        if (this.#ownValue(name) === undefined) out.push([name, read[i + 1]!]);
-      }
+    // The list send() read already, else the upstream's read now: one merge either way.
+    const read = this.#read ?? headerEntries(upstream);
+    for (let i = 0; i < read.length; i += 2) {
+      const name = read[i]!;
+      while (next < OWN.length && OWN[next]! < name) out.push([OWN[next]!, this.#own[next++]!]);
+      // An upstream header of keyplex's own name is replaced by keyplex's.
+      if (this.#ownValue(name) === undefined) out.push([name, read[i + 1]!]);
     }
     while (next < OWN.length) out.push([OWN[next]!, this.#own[next++]!]);
     return out;
