@@ -4,6 +4,7 @@
  * the detail in one header; errors keyplex throws are the SDK error's `cause`.
  */
 import { KeyplexError, type KeyplexErrorCode, type KeyplexErrorDetail } from './errors';
+import { BufferedReply } from './pipeline/buffered-reply';
 
 /** Response header with keyplex's JSON detail of a failed request. */
 export const DETAIL_HEADER = 'x-keyplex-detail';
@@ -29,7 +30,7 @@ export function withDetail(response: Response, body: string, detail: KeyplexErro
     body = explainedBody(body, message);
     headers.set('content-type', 'application/json');
   }
-  return new Response(body, { status: response.status, statusText: response.statusText, headers });
+  return new BufferedReply(body, response.status, response.statusText, headers);
 }
 
 /** An error body whose `error.message` is `message`, ending with the upstream's own message. */
@@ -61,7 +62,7 @@ export function errorResponse(error: KeyplexError, status: number): Response {
     headers.set('retry-after', String(Math.ceil(error.retryAfterMs / 1000)));
   }
   const body = { error: { message: error.message, type: 'keyplex_error', code: error.code, param: null } };
-  return new Response(JSON.stringify(body), { status, headers });
+  return new BufferedReply(JSON.stringify(body), status, '', headers);
 }
 
 function headerOf(headers: unknown, name: string): string | undefined {

@@ -130,3 +130,20 @@ test('a reply the SDK keeps holds no copy of its bytes once its body is read, no
   expect((await settled(arrayBuffers, before + HALF_MIB / 2)) - before).toBeLessThan(HALF_MIB / 2);
   expect(kept).toHaveLength(8);
 });
+
+test("keyplex's own refusals and an upstream's failure read as Response bodies too: status, headers, a stream, a clone", async () => {
+  provider(ONE, () => HttpResponse.json({ error: { message: 'bad input', type: 'invalid_request_error', code: null, param: null } }, { status: 400 }));
+  const { manager } = manage({ lanes: { standard: { concurrency: 1, maxQueue: 0 } } });
+  const ask = () => manager.fetch(`${ONE}/chat/completions`, { method: 'POST', body: JSON.stringify(BODY), headers: { 'content-type': 'application/json' } });
+  const [upstream, refused] = await Promise.all([ask(), ask()]);
+  expect(refused.status).toBe(429);
+  expect(refused.headers.get('content-type')).toBe('application/json');
+  expect(JSON.parse(decodeURIComponent(refused.headers.get('x-keyplex-detail')!))).toMatchObject({ code: 'lane_full' });
+  const copy = refused.clone();
+  expect(JSON.parse(await new Response(refused.body).text())).toMatchObject({ error: { code: 'lane_full', type: 'keyplex_error' } });
+  expect(((await copy.json()) as { error: { code: string } }).error.code).toBe('lane_full');
+  expect(upstream.status).toBe(400);
+  expect(upstream.headers.get('x-keyplex-detail')).not.toBeNull();
+  expect(((await upstream.json()) as { error: { message: string } }).error.message).toBe('bad input');
+  await expect(upstream.text()).rejects.toThrow(TypeError);
+});
