@@ -424,6 +424,18 @@ export class LedgerWindow {
     }
   }
 
+  /**
+   * A shared store's level (units left in the shared window, now) caps the
+   * window, never raising it, until the store's oldest units leave
+   * (`freeMs`: nothing frees in the shared window before), or, from a store
+   * that does not say, until the level could have refilled at limit per
+   * period.
+   */
+  mirror(level: number, freeMs: number | undefined, now: number): void {
+    const untilMs = freeMs ?? (Math.max(0, this.#limit - level) * this.#periodMs) / this.#limit;
+    this.cap(level, this.#taken, now + untilMs, now, freeMs === undefined ? undefined : false);
+  }
+
   /** Closes the window until `now + ms` (a longer block in force is kept). */
   block(ms: number, now: number): void {
     this.#blockedUntil = Math.max(this.#blockedUntil ?? -Infinity, now + Math.max(0, ms));
