@@ -213,6 +213,13 @@ export class KeyLimiter {
     return { ok: true, reservation };
   }
 
+  /** After a refusal whose wait ends past `by` (a deadline): until when replies to the requests in flight would still make room by then ({@link Dimension.hopeUntil}); `-Infinity` when none would. */
+  hopeUntil(tokens: number, by: number, clockRead?: number): number {
+    const now = this.#now(clockRead);
+    const until = Math.min(this.#requests.hopeUntil(this.#windows('requests'), 1, now, by), this.#tokens.hopeUntil(this.#windows('tokens'), tokens >= 0 ? tokens : 0, now, by));
+    return until === Infinity ? -Infinity : until;
+  }
+
   /** Whether any limit is configured, learnt or estimated (what a probe would wait for). */
   #known(): boolean {
     const requests = this.#requests;
