@@ -42,17 +42,25 @@ interface NotReady {
   probing: boolean;
   /** Keys of the deployment just judged wait for their first reply's headers (at most their hold, within the deadline): the request waits for them rather than moving down the route. */
   learning: boolean;
+  /**
+   * A key whose rate-limit wait passes the deadline only as estimated (its
+   * requests in flight taken as never answered): until when their replies
+   * could still make room in time (-Infinity: no such key).
+   */
+  hopeUntil: number;
 }
 
 /** One scratch answer, reused: `pick` is synchronous and its answer is read before the next pick. */
-const NOT_READY: NotReady = { readyAt: Infinity, tooLarge: false, probing: false, learning: false };
+const NOT_READY: NotReady = { readyAt: Infinity, tooLarge: false, probing: false, learning: false, hopeUntil: -Infinity };
 
 /**
  * A lease for the next attempt. When every key that could serve the request
  * is cooling down, out of rate-limit room or behind an open circuit, the
  * request waits for the first to recover, within its deadline (woken early
- * when keys change); past the deadline it fails with `no_key_available` and
- * `retryAfterMs`. The usual case (nobody waits in line, no shared store, a
+ * when keys change); when none can by the deadline it fails with
+ * `no_key_available` and `retryAfterMs` — at once, or, while only the
+ * estimate says so (a request in flight taken as never answered), as soon as
+ * no reply could make room in time. The usual case (nobody waits in line, no shared store, a
  * key usable now) answers at once, without a promise.
  *
  * @throws NoKeyAvailableError, a budget refusal, or StoreUnavailableError (a store that fails closed).
@@ -144,6 +152,8 @@ function noKeyWait(core: Core, ctx: RequestContext, deployments: readonly Deploy
   if (picked.readyAt <= now) throw fail('the key selector chose none of the usable keys.');
   const waitMs = Math.ceil(picked.readyAt - now);
   if (now + waitMs > ctx.deadlineAt) {
+    // Only the estimate passes the deadline: a reply ahead (it wakes this) may yet free room in time. Refused once none can.
+    if (picked.hopeUntil >= now) return Math.floor(picked.hopeUntil - now) + 1;
     throw fail(`${states().text}; the first is usable again in ${briefDuration(waitMs)}, after this request's deadline. Retry later or add keys.`, waitMs);
   }
   return waitMs;
@@ -164,6 +174,7 @@ function pick(core: Core, ctx: RequestContext, attempt: number, now: number): Le
   result.tooLarge = false;
   result.probing = false;
   result.learning = false;
+  result.hopeUntil = -Infinity;
   const { avoided } = ctx.history;
   const excluded = ctx.route.excludedModels;
   for (let pass = 0; pass < 2; pass++) {
@@ -262,6 +273,9 @@ function pickOn(
         // Waiting for the probe at worst (its hold) fits the deadline: better than a dearer or later deployment.
         if (now + reserved.waitMs <= ctx.deadlineAt) result.learning = true;
       } else if (reserved.waitMs === Infinity) result.tooLarge = true;
+      else if (now + reserved.waitMs > ctx.deadlineAt && result.readyAt > ctx.deadlineAt) {
+        result.hopeUntil = Math.max(result.hopeUntil, window.limiter.hopeUntil(ctx.tokens, ctx.deadlineAt, now));
+      }
       result.readyAt = Math.min(result.readyAt, now + reserved.waitMs);
       candidates.splice(index, 1);
       positions?.splice(index, 1);

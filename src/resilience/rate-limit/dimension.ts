@@ -49,4 +49,19 @@ export class Dimension extends PeriodLearner {
   get withLearnt(): readonly LedgerWindow[] {
     return this.config.length === 0 ? this.learntOnly : this.all;
   }
+
+  /**
+   * After a wait for `units` past `by` (a deadline) in `windows` (this
+   * dimension's in force): the last moment replies to the requests in flight
+   * would still make room by then in all of them
+   * ({@link LedgerWindow.hopeUntil}); `Infinity` when none stands in the way;
+   * `-Infinity` when no reply would help, or a 429's rest lasts past `by`
+   * (it closes the learnt window even while nothing is known of its limit).
+   */
+  hopeUntil(windows: readonly LedgerWindow[], units: number, now: number, by: number): number {
+    if (units > 0 && this.learnt.blockedUntil > by) return -Infinity;
+    let until = Infinity;
+    for (const window of windows) until = Math.min(until, window.hopeUntil(units, now, by));
+    return until;
+  }
 }

@@ -213,6 +213,13 @@ export class KeyLimiter {
     return { ok: true, reservation };
   }
 
+  /** After a refusal whose wait ends past `by` (a deadline): until when replies to the requests in flight would still make room by then ({@link Dimension.hopeUntil}); `-Infinity` when none would. */
+  hopeUntil(tokens: number, by: number, clockRead?: number): number {
+    const now = this.#now(clockRead);
+    const until = Math.min(this.#requests.hopeUntil(this.#windows('requests'), 1, now, by), this.#tokens.hopeUntil(this.#windows('tokens'), tokens >= 0 ? tokens : 0, now, by));
+    return until === Infinity ? -Infinity : until;
+  }
+
   /** Whether any limit is configured, learnt or estimated (what a probe would wait for). */
   #known(): boolean {
     const requests = this.#requests;
@@ -326,22 +333,13 @@ export class KeyLimiter {
 
   /**
    * Mirrors a shared store's levels (units left in the shared windows, now):
-   * each caps this limiter's first window of its dimension, never raising
-   * it, until the store's oldest units leave (`requestsFreeMs` /
-   * `tokensFreeMs`: nothing frees in the shared window before), or, from a
-   * store that does not say, until the level could have refilled at limit
-   * per period. `undefined` leaves a dimension alone.
+   * each caps this limiter's first window of its dimension
+   * ({@link LedgerWindow.mirror}). `undefined` leaves a dimension alone.
    */
   mirror(shared: SharedLevels): void {
     const now = this.#now();
-    for (const dimension of DIMENSIONS) {
-      const [level, freeMs] = dimension === 'requests' ? [shared.requests, shared.requestsFreeMs] : [shared.tokens, shared.tokensFreeMs];
-      const window = this.#windows(dimension)[0];
-      if (level === undefined || window === undefined) continue;
-      const { limit, periodMs } = window;
-      const untilMs = freeMs ?? (Math.max(0, limit - level) * periodMs) / limit;
-      window.cap(level, window.taken, now + untilMs, now, freeMs === undefined ? undefined : false);
-    }
+    if (shared.requests !== undefined) this.#windows('requests')[0]?.mirror(shared.requests, shared.requestsFreeMs, now);
+    if (shared.tokens !== undefined) this.#windows('tokens')[0]?.mirror(shared.tokens, shared.tokensFreeMs, now);
   }
 
   /** Kept for old call sites: {@link observe} without a reservation (the snapshot taken as "now"). */

@@ -180,9 +180,9 @@ export class LedgerWindow {
     return this.#blockedUntil ?? -Infinity;
   }
 
-  /** When the debt at `i` of the list leaves the window unanswered. */
-  #expiryAt(debts: readonly number[], i: number): number {
-    return debts[i + AT]! + MAX_COUNT_LAG_MS + this.#periodMs;
+  /** When the debt at `i` of the list leaves the window: unanswered, or answered at `replyAt` (if that is sooner). */
+  #expiryAt(debts: readonly number[], i: number, replyAt = Infinity): number {
+    return Math.min(replyAt, debts[i + AT]! + MAX_COUNT_LAG_MS) + this.#periodMs;
   }
 
   /** Where debt `id` is in the list; -1 when it is not (answered, given back, or never taken). */
@@ -244,9 +244,10 @@ export class LedgerWindow {
 
   /**
    * Whole ms until `amount` units fit: 0 when they do now (always for 0
-   * units), `Infinity` when `amount` exceeds the limit.
+   * units), `Infinity` when `amount` exceeds the limit. With `replyAt` (not
+   * before `now`): as if every debt were answered then.
    */
-  waitMs(amount: number, now: number): number {
+  waitMs(amount: number, now: number, replyAt?: number): number {
     if (amount <= 0) return 0;
     const blocked = this.#blockedUntil !== undefined && this.#blockedUntil > now ? Math.ceil(this.#blockedUntil - now) : 0;
     if (amount > this.#limit + EPSILON) return Infinity;
@@ -259,12 +260,28 @@ export class LedgerWindow {
     }
     if (this.#level !== undefined) return Math.max(blocked, Math.ceil(wait - EPSILON), this.#bucketWaitMs(amount, now));
     const excess = used + amount - this.#limit;
-    if (excess > EPSILON) wait = Math.max(wait, this.#freedAfter(excess) - now);
+    if (excess > EPSILON) wait = Math.max(wait, this.#freedAfter(excess, replyAt) - now);
     return Math.max(blocked, Math.ceil(wait - EPSILON));
   }
 
-  /** The moment at which `excess` units will have left the window: both lists are in expiry order, merged. */
-  #freedAfter(excess: number): number {
+  /**
+   * After a wait for `amount` units that ends past `by` (a deadline): the
+   * last moment at which replies to the debts would still make room by then
+   * (an answered debt leaves a period after its reply, sooner than after the
+   * latest count time {@link waitMs} takes for it). `Infinity` when the
+   * units fit by `by` anyway; `-Infinity` when no reply would help: what was
+   * counted, a cap, a block or a bucket's level stands in the way, or a
+   * reply now would free the units only after `by`.
+   */
+  hopeUntil(amount: number, now: number, by: number): number {
+    if (this.waitMs(amount, now) <= by - now) return Infinity;
+    const replyBy = by - this.#periodMs;
+    if (replyBy < now || this.#level !== undefined) return -Infinity;
+    return this.waitMs(amount, now, replyBy) <= by - now ? replyBy : -Infinity;
+  }
+
+  /** The moment at which `excess` units will have left the window (debts answered at `replyAt`, if given): both lists are in expiry order, merged. */
+  #freedAfter(excess: number, replyAt?: number): number {
     const debts = this.#debts ?? NO_LOG;
     const log = this.#log ?? NO_LOG;
     let d = 0;
@@ -273,7 +290,7 @@ export class LedgerWindow {
     for (;;) {
       const more = i < log.length;
       const debtsDone = d >= debts.length;
-      const debtExpiry = debtsDone ? Infinity : this.#expiryAt(debts, d);
+      const debtExpiry = debtsDone ? Infinity : this.#expiryAt(debts, d, replyAt);
       if (!more && debtsDone) return Infinity;
       const entryExpiry = more ? log[i]! + this.#periodMs : Infinity;
       if (more && entryExpiry <= debtExpiry) {
@@ -422,6 +439,18 @@ export class LedgerWindow {
       this.#capCeiling = current + this.#taken;
       this.#capUntil = Math.max(until, now);
     }
+  }
+
+  /**
+   * A shared store's level (units left in the shared window, now) caps the
+   * window, never raising it, until the store's oldest units leave
+   * (`freeMs`: nothing frees in the shared window before), or, from a store
+   * that does not say, until the level could have refilled at limit per
+   * period.
+   */
+  mirror(level: number, freeMs: number | undefined, now: number): void {
+    const untilMs = freeMs ?? (Math.max(0, this.#limit - level) * this.#periodMs) / this.#limit;
+    this.cap(level, this.#taken, now + untilMs, now, freeMs === undefined ? undefined : false);
   }
 
   /** Closes the window until `now + ms` (a longer block in force is kept). */

@@ -86,6 +86,59 @@ describe('ledger windows: at most `limit` in any period', () => {
   });
 });
 
+describe('hopeUntil: a wait past a deadline that replies to the requests in flight could shorten', () => {
+  const second = { requests: { limit: 1, periodMs: 1_000 } };
+
+  test('1 a second, one unanswered: hope until the deadline minus the period; none once a reply could no longer free it in time', () => {
+    const limiter = limiterOf(second);
+    const t0 = Date.now();
+    reserve(limiter);
+    // The estimate (sent + the count lag + the period) passes a deadline 1150 ms on; a reply by 150 ms frees it by then.
+    expect(limiter.tryReserve(0)).toEqual({ ok: false, waitMs: 1_250 });
+    expect(limiter.hopeUntil(0, t0 + 1_150)).toBe(t0 + 150);
+    // A deadline within the period: a reply now frees the window only after it.
+    expect(limiter.hopeUntil(0, t0 + 900)).toBe(-Infinity);
+    vi.advanceTimersByTime(151);
+    expect(limiter.hopeUntil(0, t0 + 1_150)).toBe(-Infinity);
+  });
+
+  test('answered, the window frees at the reply + the period for certain: no hope before it', () => {
+    const limiter = limiterOf(second);
+    const t0 = Date.now();
+    const first = reserve(limiter);
+    vi.advanceTimersByTime(100);
+    limiter.observe(h({}), first);
+    expect(limiter.tryReserve(0)).toEqual({ ok: false, waitMs: 1_000 });
+    expect(limiter.hopeUntil(0, t0 + 1_099)).toBe(-Infinity);
+  });
+
+  test("a 429's rest past the deadline: no hope, whatever the requests in flight", () => {
+    const limiter = limiterOf(second);
+    const t0 = Date.now();
+    reserve(limiter);
+    limiter.rateLimited(h({ 'retry-after-ms': '2000' }), 1_000);
+    expect(limiter.hopeUntil(0, t0 + 1_150)).toBe(-Infinity);
+  });
+
+  test('tokens: the units needed leave by the deadline only if the request holding them is answered in time', () => {
+    const limiter = limiterOf({ tokens: { limit: 100, periodMs: 1_000 } });
+    const t0 = Date.now();
+    reserve(limiter, 80);
+    expect(limiter.tryReserve(50)).toEqual({ ok: false, waitMs: 1_250 });
+    expect(limiter.hopeUntil(50, t0 + 1_200)).toBe(t0 + 200);
+    // 20 tokens fit now: nothing stands in the way, so nothing to hope for.
+    expect(limiter.hopeUntil(20, t0 + 1_200)).toBe(-Infinity);
+  });
+
+  test('two windows: hope lasts while a reply could still free both (the longer period decides)', () => {
+    const limiter = limiterOf({ requests: [{ limit: 1, periodMs: 1_000 }, { limit: 1, periodMs: 2_000 }] });
+    const t0 = Date.now();
+    reserve(limiter);
+    expect(limiter.hopeUntil(0, t0 + 2_100)).toBe(t0 + 100);
+    expect(limiter.hopeUntil(0, t0 + 1_900)).toBe(-Infinity);
+  });
+});
+
 describe('configured windows: capacity and period', () => {
   test.each<[string, KeyLimiterOptions, number]>([
     ['rpm', { rpm: 2 }, 60_000],
