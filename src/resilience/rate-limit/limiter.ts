@@ -342,11 +342,6 @@ export class KeyLimiter {
     if (shared.tokens !== undefined) this.#windows('tokens')[0]?.mirror(shared.tokens, shared.tokensFreeMs, now);
   }
 
-  /** Kept for old call sites: {@link observe} without a reservation (the snapshot taken as "now"). */
-  learn(headers: Headers, reservation?: Reservation): RateLimitSnapshot {
-    return this.observe(headers, reservation);
-  }
-
   /**
    * Learns from any reply's headers (see `parseRateLimitHeaders`): a limit
    * becomes the learnt window's capacity (a learnt requests limit ends AIMD),

@@ -198,9 +198,9 @@ describe('header snapshots apply as of the request the upstream counted', () => 
     expect(limiter.tryReserve(0)).toEqual({ ok: false, waitMs: 54_000 });
   });
 
-  test('old call sites (no reservation) take the snapshot as now', () => {
+  test('a reply observed without a reservation is taken as counted now', () => {
     const limiter = limiterOf({ rpm: 100 });
-    limiter.learn(h({ 'x-ratelimit-remaining-requests': '25', 'x-ratelimit-reset-requests': '45s' }));
+    limiter.observe(h({ 'x-ratelimit-remaining-requests': '25', 'x-ratelimit-reset-requests': '45s' }));
     expect(limiter.headroom()).toBeCloseTo(0.25, 9);
   });
 });
