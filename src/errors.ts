@@ -69,6 +69,7 @@ export type FailureKind =
   | 'bad_request'
   | 'context_length'
   | 'not_found'
+  | 'redirect'
   | 'timeout'
   | 'conflict'
   | 'server_error'

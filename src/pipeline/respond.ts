@@ -208,7 +208,7 @@ export function finishFailure(core: Core, ctx: RequestContext, error: unknown, s
     }
     if (answer) {
       const status = answer.response.status;
-      const message = callerError(error, attempts.length) ? undefined : `keyplex: ${attemptsSummary(attempts)}.`;
+      const message = callerError(error, attempts.length) ? undefined : `keyplex: ${attemptsSummary(attempts)}.${redirectAdvice(error, answer.response)}`;
       const detail: KeyplexErrorDetail = {
         code: 'upstream_error',
         message: message ?? `keyplex: the upstream answered ${status} (${error.classification.kind}) on attempt ${attempts.length}.`,
@@ -253,6 +253,19 @@ export function finishFailure(core: Core, ctx: RequestContext, error: unknown, s
   }
   failed(core, ctx, new KeyplexError('upstream_error', 'keyplex: internal error while sending the request.', { requestId, attempts, cause: error }).toDetail());
   throw error;
+}
+
+/** For a redirect: where it points (without its query, which may hold a token) and what to change. */
+function redirectAdvice(failure: AttemptFailure, response: Response): string {
+  if (failure.classification.kind !== 'redirect') return '';
+  const location = response.headers.get('location');
+  let target = 'another address';
+  try {
+    if (location !== null) target = new URL(location.split('?', 1)[0]!.split('#', 1)[0]!, response.url || undefined).href;
+  } catch {
+    // A Location that is no URL: named as another address.
+  }
+  return ` Provider '${failure.outcome.provider}' redirected the request (${response.status}) to ${target}; keyplex does not follow redirects (they would take the key and the body to another address). If that is the provider's API, set its \`baseURL\` to it.`;
 }
 
 /** An answer about the caller's own request on its first attempt (400, 404, 422): passed on as the upstream said it. */

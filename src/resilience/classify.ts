@@ -77,6 +77,8 @@ export function classifyStatus(status: number, headers: Headers, body: unknown):
   else if (status === 409) result = { kind: 'conflict', action: 'retry' };
   else if (status >= 500) result = { kind: 'server_error', action: 'retry' };
   else if (status === 404) result = { kind: 'not_found', action: 'surface' };
+  // Redirects are not followed (they would take the key and the body elsewhere): a misconfigured baseURL, for the caller to fix.
+  else if (status >= 300 && status < 400) result = { kind: 'redirect', action: 'surface' };
   else if (status === 400 && hasErrorCode(body, 'context_length_exceeded')) {
     result = { kind: 'context_length', action: 'surface' };
   } else result = { kind: 'bad_request', action: 'surface' };

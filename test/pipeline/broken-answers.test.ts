@@ -289,3 +289,23 @@ describe('a large first event', () => {
     expect(failure).toEqual([]);
   });
 });
+
+describe('a redirect (keyplex does not follow one: it would take the key and the body to another address)', () => {
+  test('surfaces at once as the SDK error, saying where it points and to set the baseURL; no other key is tried, none is penalised', async () => {
+    const calls = provider(ONE, () => new Response(null, { status: 301, headers: { location: 'https://api.moved.test/v1/chat/completions?sig=secret' } }));
+    const second = provider(TWO, () => chatReply('gpt-4.1', 'ok'));
+    const { client, manager, failure } = manage();
+    const error = await caught(() => client.chat.completions.create({ model: 'gpt-4.1', messages: ask }));
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(301);
+    const message = (error as Error).message;
+    expect(message).toContain("Provider 'one' redirected the request (301) to https://api.moved.test/v1/chat/completions");
+    expect(message).not.toContain('secret');
+    expect(message).toContain('`baseURL`');
+    expect(getKeyplexDetails(error)).toMatchObject({ code: 'upstream_error', status: 301, attempts: [{ provider: 'one', kind: 'redirect', status: 301 }] });
+    expect(failure).toHaveLength(1);
+    expect(calls).toHaveLength(1);
+    expect(second).toHaveLength(0);
+    expect(manager.stats().providers.one!.keys[0]).toMatchObject({ status: 'active', circuit: 'closed' });
+  });
+});
