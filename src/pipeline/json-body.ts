@@ -20,8 +20,8 @@
 
 import { stage, unstage, wasm } from './simd';
 
-/** The members of a reply's top-level object keyplex reads (usage.ts's `usageFromBody`, the reply's model). */
-const WANTED = ['usage', 'model', 'usageMetadata', 'usage_metadata', 'type', 'response'];
+/** The members of a reply's top-level object keyplex reads (usage.ts's `usageFromBody`, the reply's model, an error in a 200's body). */
+const WANTED = ['usage', 'model', 'usageMetadata', 'usage_metadata', 'type', 'response', 'error'];
 const MAX_DEPTH = 512;
 
 const [QUOTE, BACKSLASH, COMMA, COLON, OPEN_OBJECT, CLOSE_OBJECT, OPEN_ARRAY, CLOSE_ARRAY, MINUS, ZERO, NINE] = Array.from('"\\,:{}[]-09', (c) => c.charCodeAt(0)) as [number, number, number, number, number, number, number, number, number, number, number];

@@ -176,6 +176,9 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
   } catch {
     throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: decodeText(bytes) });
   }
+  const embedded = embeddedError(ctx, parsed);
+  // Classified, and passed on as the last answer, as a non-2xx answer of the status it stands for.
+  if (embedded !== undefined) throw upstreamFailure(core, ctx, lease, attempt, firstTryOfKey, new Response(null, { status: embeddedStatus(embedded), headers: response.headers }), decodeText(bytes));
   const replyModel = (parsed as { model?: unknown } | null)?.model;
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
@@ -185,6 +188,24 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
   const text = decodeText(bytes);
   core.cache.store(ctx, response, text, lease.deployment.pool.id, costUsd);
   return reply(ctx, lease, response, text);
+}
+
+/**
+ * The error a 200's JSON body carries instead of an answer (`error`, an
+ * object: OpenRouter answers 200 so for an error after the model started),
+ * on an endpoint whose answers never carry one (the Responses API's objects
+ * do, as data); undefined for an answer.
+ */
+function embeddedError(ctx: RequestContext, parsed: unknown): Record<string, unknown> | undefined {
+  const error = (parsed as { error?: unknown } | null)?.error;
+  if (typeof error !== 'object' || error === null || Array.isArray(error)) return undefined;
+  return answersJson(ctx) && !ctx.request.path.startsWith('/responses') ? (error as Record<string, unknown>) : undefined;
+}
+
+/** The status a 200's embedded error stands for: its `code` when that is one (OpenRouter's are), else 502. */
+function embeddedStatus(error: Record<string, unknown>): number {
+  const code = error.code;
+  return typeof code === 'number' && Number.isInteger(code) && code >= 400 && code <= 599 ? code : 502;
 }
 
 /** The whole body as text; a body that fails mid-way is a transport failure. */

@@ -309,3 +309,40 @@ describe('a redirect (keyplex does not follow one: it would take the key and the
     expect(manager.stats().providers.one!.keys[0]).toMatchObject({ status: 'active', circuit: 'closed' });
   });
 });
+
+describe("an error in a 200's body (OpenRouter: an error after the model started is answered 200 with `error`)", () => {
+  const embedded = (code: number) => HttpResponse.json({ error: { code, message: 'Upstream provider returned 502', metadata: { provider_name: 'X' } }, user_id: 'u' });
+
+  test('is a failure of its kind, not a success: retried on another provider, and the app gets the good answer', async () => {
+    const one = provider(ONE, () => embedded(502));
+    provider(TWO, () => chatReply('gpt-4.1', 'ok'));
+    const { client, success, failure } = manage();
+    const reply = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask });
+    expect(reply.choices[0]!.message.content).toBe('ok');
+    expect(one).toHaveLength(1);
+    expect(success).toHaveLength(1);
+    expect(success[0]).toMatchObject({ attempts: 2 });
+    expect(failure).toHaveLength(0);
+  });
+
+  test('as the last answer it surfaces as the SDK error of its code, with the upstream message and keyplex detail', async () => {
+    provider(ONE, () => embedded(502));
+    provider(TWO, () => embedded(502));
+    const { client, success, failure } = manage();
+    const error = await caught(() => client.chat.completions.create({ model: 'gpt-4.1', messages: ask }));
+    expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(502);
+    expect((error as Error).message).toContain('Upstream provider returned 502');
+    expect(getKeyplexDetails(error)).toMatchObject({ code: 'upstream_error', status: 502 });
+    expect(success).toHaveLength(0);
+    expect(failure).toHaveLength(1);
+  });
+
+  test('`error: null` beside the answer is no error', async () => {
+    provider(ONE, async () => HttpResponse.json({ ...((await chatReply('gpt-4.1', 'ok').json()) as object), error: null }));
+    const { client, success } = manage();
+    const reply = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask });
+    expect(reply.choices[0]!.message.content).toBe('ok');
+    expect(success).toHaveLength(1);
+  });
+});
