@@ -381,7 +381,7 @@ export class KeyLimiter {
       if (seen === undefined) continue;
       const dim = this.#dim(dimension);
       // The dimension learns its learnt window's period.
-      dim.update(seen.limit ?? dim.learntLimit, seen.remaining, seen.resetMs, now);
+      dim.update(seen.limit ?? dim.learntLimit, seen.remaining, seen.resetMs, now, seen.periodMs);
       if (seen.limit !== undefined) {
         dim.learntLimit = seen.limit;
         if (dimension === 'requests') this.#aimd = undefined;
