@@ -424,16 +424,17 @@ export interface RateLimitRest {
 /**
  * How long a key rests after a 429, from an already parsed snapshot: the
  * explicit wait (`retry-after-ms` / `retry-after`) when present, else the
- * latest reset among the exhausted dimensions, else `fallbackMs`. The
- * cooldown and the limiter both use this, so they agree.
+ * latest reset among the exhausted dimensions, else `bodyWaitMs` (the wait
+ * the 429's body asks for: error-body.ts), else `fallbackMs`. The cooldown
+ * and the limiter both use this, so they agree.
  */
-export function restAfterRateLimit(snapshot: RateLimitSnapshot, fallbackMs: number): RateLimitRest {
+export function restAfterRateLimit(snapshot: RateLimitSnapshot, fallbackMs: number, bodyWaitMs?: number): RateLimitRest {
   const fallback = Number.isFinite(fallbackMs) && fallbackMs > 0 ? Math.min(fallbackMs, RATE_LIMIT_CAPS.maxWaitMs) : 0;
   const dimensions = exhaustedDimensions(snapshot);
   const perDimension: Partial<Record<RateLimitDimension, number>> = {};
   let capped = snapshot.capped === true;
   for (const dimension of dimensions) {
-    let ms = snapshot.retryAfterMs ?? snapshot[dimension]?.resetMs ?? fallback;
+    let ms = snapshot.retryAfterMs ?? snapshot[dimension]?.resetMs ?? bodyWaitMs ?? fallback;
     if (ms > RATE_LIMIT_CAPS.maxWaitMs) {
       capped = true;
       ms = RATE_LIMIT_CAPS.maxWaitMs;

@@ -5,6 +5,7 @@
 import { describe, expect, test } from 'vitest';
 import { rateLimitResetMs, parseRateLimitHeaders } from '../../src/resilience/headers';
 import { classifyStatus, keyRejection } from '../../src/resilience/classify';
+import { bodyRetryAfterMs } from '../../src/resilience/error-body';
 import { KeyLimiter } from '../../src/resilience/rate-limit';
 
 const NOW = Date.parse('2025-01-01T00:00:00Z');
@@ -202,6 +203,49 @@ describe('periods the headers state, and the IETF RateLimit fields', () => {
     expect(parse({ ratelimit: 'nonsense', 'ratelimit-policy': ';;,"unterminated' })).toEqual({});
     expect(parse({ 'ratelimit-limit': 'many', 'ratelimit-remaining': '3', 'ratelimit-reset': '-1' })).toEqual({ requests: { remaining: 3 } });
     expect(parse({ ratelimit: '"default";r=x;t=5', 'ratelimit-policy': '"default";q=-5;w=0' })).toEqual({ requests: { resetMs: 5_000 } });
+  });
+});
+
+/** Gemini's 429 body (OpenAI-compatible endpoint and native API alike): RetryInfo in whole seconds, the message to the nanosecond. */
+const geminiError = (retryDelay: string, message = 'You exceeded your current quota, please check your plan and billing details.') => ({
+  error: {
+    code: 429,
+    message,
+    status: 'RESOURCE_EXHAUSTED',
+    details: [
+      { '@type': 'type.googleapis.com/google.rpc.QuotaFailure', violations: [{ quotaMetric: 'generativelanguage.googleapis.com/generate_content_free_tier_requests', quotaId: 'GenerateRequestsPerMinutePerProjectPerModel-FreeTier', quotaValue: '10' }] },
+      { '@type': 'type.googleapis.com/google.rpc.Help', links: [{ description: 'Learn more about Gemini API quotas', url: 'https://ai.google.dev/gemini-api/docs/rate-limits' }] },
+      { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay },
+    ],
+  },
+});
+
+describe('429 bodies: the wait a body asks for', () => {
+  test.each<[string, unknown, number | undefined]>([
+    ['Gemini: RetryInfo', geminiError('53s'), 53_000],
+    ['Gemini: RetryInfo rounded down, the message to the nanosecond (the longer is kept)', geminiError('45s', 'Quota exceeded for metric: generate_content_free_tier_requests, limit: 10. Please retry in 45.578569677s.'), 45_579],
+    ['Gemini OpenAI-compatible endpoint: the error in a list', [geminiError('5s')], 5_000],
+    ['Gemini quoted by a gateway in its message', { error: { message: '{\n  "error": {\n    "code": 429,\n    "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "44s"}]}}', code: 429 } }, 44_000],
+    ['Azure OpenAI: the message', { error: { code: '429', message: 'Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 33 seconds.' } }, 33_000],
+    ['OpenAI, Groq: the message', { error: { message: 'Rate limit reached for model in organization on tokens per day (TPD): Limit 100000, Used 99000. Please try again in 1m30.5s.', type: 'tokens', code: 'rate_limit_exceeded' } }, 90_500],
+    ['OpenRouter: the upstream\'s headers in error.metadata', { error: { code: 429, message: 'Rate limit exceeded: free-models-per-min.', metadata: { headers: { 'X-RateLimit-Limit': '20', 'X-RateLimit-Remaining': '0', 'X-RateLimit-Reset': String(NOW + 9_000) } } } }, 9_000],
+    ['no wait stated', { error: { message: 'Resource has been exhausted (e.g. check quota).', status: 'RESOURCE_EXHAUSTED' } }, undefined],
+    ['not an object', 'Too Many Requests', undefined],
+  ])('%s', (_name, body, ms) => {
+    expect(bodyRetryAfterMs(body, JSON.stringify(body), NOW)).toBe(ms);
+  });
+
+  test('a body that is not JSON is searched as text', () => {
+    expect(bodyRetryAfterMs(undefined, 'Too many requests. Please retry after 20 seconds.', NOW)).toBe(20_000);
+  });
+
+  test("the headers come first; the body's wait stands where they state no wait and no reset of the exhausted window", () => {
+    const rest = (headers: Record<string, string>) => new KeyLimiter({ adaptive: false }, () => NOW).rateLimited(new Headers(headers), 5_000, undefined, 53_000).ms;
+    expect(rest({})).toBe(53_000);
+    expect(rest({ 'retry-after': '4' })).toBe(4_000);
+    expect(rest({ 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '7s' })).toBe(7_000);
+    // Beyond an hour: capped, and said so.
+    expect(new KeyLimiter({ adaptive: false }, () => NOW).rateLimited(new Headers(), 5_000, undefined, 37_025_000)).toMatchObject({ ms: 3_600_000, capped: true });
   });
 });
 

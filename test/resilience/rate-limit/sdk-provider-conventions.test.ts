@@ -6,6 +6,7 @@
  */
 import { describe, expect, test, vi } from 'vitest';
 import { keyplex } from '../../../src/index';
+import { HttpResponse } from 'msw';
 import { chatReply, errorReply, keyRing, provider } from '../../support/upstream';
 import '../../support/setup';
 import { managedClients } from '../../support/manage';
@@ -49,9 +50,12 @@ describe('Cerebras: requests per day and tokens per minute, in the header names'
     for (let i = 0; i < 3; i++) await client.chat.completions.create(BODY);
 
     // Four hours to the day's reset: a request with a minute to live is refused by keyplex, not sent.
-    const error = (await client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 60_000 })).catch((e: unknown) => e)) as { status?: number };
-    expect(error.status).toBe(429);
+    let error: { status?: number } | undefined;
+    const fourth = client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 60_000 })).catch((e: unknown) => void (error = e as { status?: number }));
+    for (let i = 0; i < 70 && error === undefined; i++) await vi.advanceTimersByTimeAsync(1_000);
     expect({ upstreamCalls: calls.length, upstream429s: rejected }).toEqual({ upstreamCalls: 3, upstream429s: 0 });
+    await fourth;
+    expect(error?.status).toBe(429);
     expect(manager.stats().providers.cerebras!.keys[0]!.limits).toMatchObject({ rpm: 3, requestsPeriodMs: 86_400_000, tpm: 60_000, tokensPeriodMs: 60_000, source: 'headers' });
   });
 });
@@ -113,5 +117,48 @@ describe('the IETF RateLimit fields (Cloudflare API, gateways)', () => {
     const offsets = upstream.accepted.map((at) => Math.floor((at - start) / 10_000));
     expect({ upstream429s: upstream.rejected(), perTenSeconds: [0, 1, 2].map((w) => offsets.filter((o) => o === w).length) }).toEqual({ upstream429s: 0, perTenSeconds: [4, 4, 4] });
     expect(manager.stats().providers.workersai!.keys[0]!.limits).toMatchObject({ rpm: 4, requestsPeriodMs: 10_000, source: 'headers' });
+  });
+});
+
+/** A 429 as Gemini's OpenAI-compatible endpoint sends it: no rate-limit header, the wait in RetryInfo and in the message; sometimes in a list. */
+function geminiRateLimited(retryDelayS: number, preciseS: number, listed = false): Response {
+  const error = {
+    code: 429,
+    message: `You exceeded your current quota, please check your plan and billing details. Please retry in ${preciseS}s.`,
+    status: 'RESOURCE_EXHAUSTED',
+    details: [
+      { '@type': 'type.googleapis.com/google.rpc.QuotaFailure', violations: [{ quotaMetric: 'generativelanguage.googleapis.com/generate_content_free_tier_requests', quotaId: 'GenerateRequestsPerMinutePerProjectPerModel-FreeTier', quotaValue: '10' }] },
+      { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${retryDelayS}s` },
+    ],
+  };
+  return HttpResponse.json(listed ? [{ error }] : { error }, { status: 429 });
+}
+
+describe('Google Gemini (OpenAI-compatible endpoint): the wait is in the 429 body', () => {
+  test("a 429 cools the key for the body's RetryInfo / message (53.02 s), not the 5 s default, and the request moves to another key", async () => {
+    fakeClock();
+    const ring = keyRing('a', 'b');
+    provider(BASE, (call) => (ring.idOf(call.key) === 'a' ? geminiRateLimited(53, 53.016342224) : chatReply('gemini-2.5-flash')));
+    const { manager, client } = manage({ providers: { gemini: { baseURL: BASE, keys: ring.keys } }, keySelection: 'round-robin' });
+    const cooldowns = record(manager, 'key:cooldown');
+    await client.chat.completions.create({ ...BODY, model: 'gemini-2.5-flash' });
+    expect(cooldowns.map((c) => [c.keyId, c.retryAfterMs])).toEqual([['a', 53_017]]);
+  });
+
+  test('one key, a per-minute quota free again in 20 s: the retry goes once, 20 s later, and is served (no second 429)', async () => {
+    fakeClock();
+    const ring = keyRing('a');
+    const start = Date.now();
+    const sentAt: number[] = [];
+    provider(BASE, () => {
+      sentAt.push(Date.now() - start);
+      return Date.now() - start < 19_500 ? geminiRateLimited(19, 19.5, true) : chatReply('gemini-2.5-flash');
+    });
+    const { client } = manage({ providers: { gemini: { baseURL: BASE, keys: ring.keys } } });
+    let done = false;
+    const reply = client.chat.completions.create({ ...BODY, model: 'gemini-2.5-flash' }, keyplex.options({ deadlineMs: 120_000 })).finally(() => void (done = true));
+    for (let i = 0; i < 120 && !done; i++) await vi.advanceTimersByTimeAsync(500);
+    expect(sentAt).toEqual([0, 19_500]);
+    await reply;
   });
 });
