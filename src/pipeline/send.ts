@@ -12,6 +12,7 @@ import { redactEnvelope, redactorOf, type KeyRedactor } from '../secrets/redact'
 import { redactedBody } from '../secrets/stream';
 import { bodyFor, type Body, type InterceptedRequest } from '../request';
 import { classifyStatus, keyRejection, type Classification } from '../resilience/classify';
+import { bodyRetryAfterMs } from '../resilience/error-body';
 import { retryAfterMs } from '../resilience/headers';
 import { FirstRead } from '../usage/sse';
 import { usageFromBody } from '../usage/usage';
@@ -236,7 +237,8 @@ function upstreamFailure(core: Core, ctx: RequestContext, lease: Lease, attempt:
   if (classification.disable) key.disable(classification.disable);
   if (classification.cooldown) {
     // The one header parser: the rest the limiter applies is the cooldown the store tells other replicas.
-    const rest = lease.window.limiter.rateLimited(response.headers, core.options.cooldownMs, lease.reservation);
+    // A wait the body asks for (Gemini's RetryInfo, Azure's message) counts where the headers state none.
+    const rest = lease.window.limiter.rateLimited(response.headers, core.options.cooldownMs, lease.reservation, bodyRetryAfterMs(parsed, text, now));
     wait = rest.ms;
     key.cool(wait, now, false, rest.capped === true);
   }

@@ -11,6 +11,8 @@
  */
 import { headerEntries, type HeaderEntries } from '../header-list';
 import { isDecimal, parseDuration, parseRfc3339 } from './header-values';
+import { FAMILIES, type RateLimitDimension } from './header-families';
+import { readRateLimitFields } from './ratelimit-fields';
 
 export type { HeaderEntries } from '../header-list';
 export { parseDuration, parseRfc3339 } from './header-values';
@@ -33,6 +35,8 @@ export interface RateLimitWindow {
   remaining?: number;
   /** Milliseconds from `now` until the window is back to its initial state (0 … 1 day). */
   resetMs?: number;
+  /** The window's period in ms, when the answer states it (a header named per minute or per day, an IETF policy's `w`); at most 1 day. */
+  periodMs?: number;
 }
 
 /** What the headers of one answer say about a key's windows. Times are ms from `now`. */
@@ -47,8 +51,7 @@ export interface RateLimitSnapshot {
   capped?: true;
 }
 
-/** The two dimensions a key is limited in. */
-export type RateLimitDimension = 'requests' | 'tokens';
+export type { RateLimitDimension } from './header-families';
 
 /** A number as `retry-after` may write it: a decimal, possibly with an exponent (`1e12`). */
 const SCIENTIFIC = /^\d+(\.\d+)?(e\+?\d+)?$/i;
@@ -75,9 +78,20 @@ function resetValueMs(value: string | null, now: number): number | undefined {
   }
   const duration = parseDuration(text);
   if (duration !== undefined) return duration;
-  const at = parseRfc3339(text);
+  // RFC 3339 (Anthropic's), else an HTTP date (the older Cloudflare API's `x-ratelimit-reset`).
+  const at = parseRfc3339(text) ?? httpDate(text);
   if (at !== undefined) momentRead = true;
   return at === undefined ? undefined : Math.max(0, at - now);
+}
+
+/**
+ * An HTTP date (IMF-fixdate, RFC 850, asctime) as epoch ms, else undefined.
+ * All three open with a day name; without that check `Date.parse` would read
+ * garbage such as `-1` as a year.
+ */
+function httpDate(text: string): number | undefined {
+  const at = /^[A-Za-z]{3}/.test(text) ? Date.parse(text) : NaN;
+  return Number.isNaN(at) ? undefined : at;
 }
 
 /** Set when a value read since it was last cleared was a moment (its meaning depends on `now`: the snapshot is not reused). */
@@ -100,10 +114,8 @@ function retryAfterValueMs(after: string, now: number): number | undefined {
     const seconds = Number(text);
     return Number.isFinite(seconds) ? seconds * 1000 : Number.MAX_VALUE;
   }
-  // HTTP dates (IMF-fixdate, RFC 850, asctime) all open with a day name; without
-  // this check Date.parse would read garbage such as `-1` as a year.
-  const date = /^[A-Za-z]{3}/.test(text) ? Date.parse(text) : NaN;
-  if (Number.isNaN(date)) return undefined;
+  const date = httpDate(text);
+  if (date === undefined) return undefined;
   momentRead = true;
   return Math.max(0, date - now);
 }
@@ -126,29 +138,30 @@ function parseCount(value: string | null): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
-interface HeaderNames {
-  readonly limit: string;
-  readonly remaining: string;
-  readonly reset: string;
+/** One window from a header family's three values (`null` when absent); `capped` is set on `into` when a bound applied. */
+function readWindow(limitValue: string | null, remainingValue: string | null, resetValue: string | null, periodMs: number | undefined, now: number, into: { capped?: true }): RateLimitWindow | undefined {
+  if (limitValue === null && remainingValue === null && resetValue === null) return undefined;
+  return boundWindow(parseCount(limitValue), parseCount(remainingValue), resetValueMs(resetValue, now), periodMs, into);
 }
 
-/** One window from a header family's three values (`null` when absent); `capped` is set on `into` when a bound applied. */
-function readWindow(limitValue: string | null, remainingValue: string | null, resetValue: string | null, now: number, into: { capped?: true }): RateLimitWindow | undefined {
-  if (limitValue === null && remainingValue === null && resetValue === null) return undefined;
+/** A window of these values (`undefined`: not stated), within {@link RATE_LIMIT_CAPS}; `capped` set on `into` when a bound applied. */
+function boundWindow(limit: number | undefined, remaining: number | undefined, resetMs: number | undefined, periodMs: number | undefined, into: { capped?: true }): RateLimitWindow | undefined {
   const window: RateLimitWindow = {};
-  const limit = parseCount(limitValue);
   if (limit !== undefined && limit > 0) {
     if (limit < RATE_LIMIT_CAPS.minLimit) into.capped = true;
     window.limit = Math.max(limit, RATE_LIMIT_CAPS.minLimit);
   }
-  const remaining = parseCount(remainingValue);
   if (remaining !== undefined) window.remaining = window.limit === undefined ? remaining : Math.min(remaining, window.limit);
-  const resetMs = resetValueMs(resetValue, now);
   if (resetMs !== undefined) {
     if (resetMs > RATE_LIMIT_CAPS.maxResetMs) into.capped = true;
     window.resetMs = Math.min(resetMs, RATE_LIMIT_CAPS.maxResetMs);
   }
-  return window.limit !== undefined || window.remaining !== undefined || window.resetMs !== undefined ? window : undefined;
+  if (window.limit === undefined && window.remaining === undefined && window.resetMs === undefined) return undefined;
+  if (periodMs !== undefined) {
+    if (periodMs > RATE_LIMIT_CAPS.maxResetMs) into.capped = true;
+    window.periodMs = Math.min(periodMs, RATE_LIMIT_CAPS.maxResetMs);
+  }
+  return window;
 }
 
 /** How tight a window is: what is left, else its capacity; a window with neither ranks loosest. */
@@ -159,51 +172,20 @@ function tightness(window: RateLimitWindow): number {
 /**
  * The tighter of two windows of one dimension (`best` so far, then the next
  * family's): the one with the least remaining (else the smallest limit), ties
- * going to the later reset. Windows are taken whole, never mixed field by field.
+ * going to the later reset. Windows are taken whole, never mixed field by
+ * field — but for the period: two families describing one window (the same
+ * limit and remaining: Mistral's `ratelimitbysize-*` and `…-minute`) lend the
+ * kept one the period the other states.
  */
 function tighter(best: RateLimitWindow | undefined, window: RateLimitWindow | undefined): RateLimitWindow | undefined {
   if (!window) return best;
-  if (
-    !best ||
-    tightness(window) < tightness(best) ||
-    (tightness(window) === tightness(best) && (window.resetMs ?? -1) > (best.resetMs ?? -1))
-  ) {
-    return window;
-  }
-  return best;
+  if (!best) return window;
+  const kept = tightness(window) < tightness(best) || (tightness(window) === tightness(best) && (window.resetMs ?? -1) > (best.resetMs ?? -1)) ? window : best;
+  const other = kept === window ? best : window;
+  if (kept.periodMs === undefined && other.periodMs !== undefined && kept.limit === other.limit && kept.remaining === other.remaining) kept.periodMs = other.periodMs;
+  return kept;
 }
 
-const suffixed = (prefix: string, dimension: string): HeaderNames => ({
-  limit: `${prefix}-limit-${dimension}`,
-  remaining: `${prefix}-remaining-${dimension}`,
-  reset: `${prefix}-reset-${dimension}`,
-});
-const anthropic = (family: string): HeaderNames => ({
-  limit: `anthropic-ratelimit-${family}-limit`,
-  remaining: `anthropic-ratelimit-${family}-remaining`,
-  reset: `anthropic-ratelimit-${family}-reset`,
-});
-/** Header families per dimension, every provider shape keyplex knows. */
-const FAMILIES: Record<RateLimitDimension, readonly HeaderNames[]> = {
-  requests: [
-    // OpenAI, Azure OpenAI, Groq (per day), DeepSeek-compatible gateways, Fireworks.
-    suffixed('x-ratelimit', 'requests'),
-    anthropic('requests'),
-    // OpenRouter (`X-RateLimit-Reset` in epoch ms), Together and other gateways.
-    { limit: 'x-ratelimit-limit', remaining: 'x-ratelimit-remaining', reset: 'x-ratelimit-reset' },
-  ],
-  tokens: [
-    suffixed('x-ratelimit', 'tokens'),
-    anthropic('tokens'),
-    anthropic('input-tokens'),
-    anthropic('output-tokens'),
-    // Fireworks.
-    suffixed('x-ratelimit', 'tokens-prompt'),
-    suffixed('x-ratelimit', 'tokens-generated'),
-    // Together.
-    { limit: 'x-tokenlimit-limit', remaining: 'x-tokenlimit-remaining', reset: 'x-tokenlimit-reset' },
-  ],
-};
 
 /**
  * Reads what one answer's headers say about a key's rate-limit windows and
@@ -216,8 +198,15 @@ const FAMILIES: Record<RateLimitDimension, readonly HeaderNames[]> = {
  * - Anthropic: `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}`,
  *   resets as RFC 3339 timestamps.
  * - OpenRouter, Together and gateways: unsuffixed `x-ratelimit-{limit,remaining,reset}`
- *   (requests), resets in seconds or as Unix times (seconds or ms); Together's
- *   `x-tokenlimit-*` (tokens).
+ *   (requests), resets in seconds, as Unix times (seconds or ms) or HTTP dates;
+ *   Together's `x-tokenlimit-*` (tokens).
+ * - Cerebras: `x-ratelimit-{limit,remaining,reset}-requests-day` and
+ *   `…-tokens-minute` (resets in seconds): the names state the periods.
+ * - Mistral: `ratelimitbysize-{limit,remaining,reset}` and
+ *   `x-ratelimitbysize-{limit,remaining}-minute` (tokens per minute).
+ * - The IETF `RateLimit` fields, every draft's form (ratelimit-fields.ts):
+ *   `RateLimit-Limit/-Remaining/-Reset`, `RateLimit`, `RateLimit-Policy`
+ *   (its `w` states the period).
  * - `retry-after-ms`, else `retry-after` in seconds or as an HTTP date.
  *
  * Several families of one dimension: the tightest window wins whole (least
@@ -229,18 +218,19 @@ const FAMILIES: Record<RateLimitDimension, readonly HeaderNames[]> = {
  * @param now The clock, in epoch ms, that timestamps are measured from.
  */
 export function parseRateLimitHeaders(headers: Headers | HeaderEntries, now: number): RateLimitSnapshot {
-  const values: HeaderValues = { slots: NO_VALUES, windows: false, explicit: false };
+  const values: HeaderValues = { slots: NO_VALUES, written: WRITTEN, count: 0, windows: false, ietf: false, explicit: false };
   try {
     // Any other Headers (another realm's, a fetch polyfill's) is read by iterating it.
     readValues(Array.isArray(headers) ? (headers as HeaderEntries) : headerEntries(headers as Headers), values);
     if (values.slots === NO_VALUES) return NO_SNAPSHOT;
-    const known = remembered(values.slots);
+    const known = remembered(values);
     if (known !== undefined) return known;
     momentRead = false;
-    return remember(values.slots, snapshotOf(values, now));
+    return remember(values, snapshotOf(values, now));
   } finally {
     if (values.slots === SCRATCH) {
-      SCRATCH.fill(null);
+      // Only the slots written are emptied: the cost follows the headers an answer has, not how many names are known.
+      for (let i = 0; i < values.count; i++) SCRATCH[WRITTEN[i]!] = null;
       scratchFree = true;
     }
   }
@@ -250,29 +240,39 @@ export function parseRateLimitHeaders(headers: Headers | HeaderEntries, now: num
 const NO_SNAPSHOT: RateLimitSnapshot = Object.freeze({});
 
 /**
- * The last answer's values (by slot) and its snapshot, frozen: the next answer
- * with the very same strings gets the same snapshot without a parse (OpenAI's
+ * The last answer's headers (the slots it wrote, in its order, and their
+ * values) and its snapshot, frozen: the next answer with the very same
+ * headers and strings gets the same snapshot without a parse (OpenAI's
  * limits, and often its resets, repeat from one reply to the next). Only a
  * snapshot of durations and counts is kept: one read from a moment (an RFC 3339
  * or Unix reset, an HTTP date) depends on `now`.
  */
+const LAST_SLOTS: number[] = [];
 const LAST_VALUES: (string | null)[] = [];
+let lastCount = 0;
 let lastSnapshot: RateLimitSnapshot | undefined;
 
-/** The last snapshot when `slots` hold the same values as the answer it was read from. */
-function remembered(slots: readonly (string | null)[]): RateLimitSnapshot | undefined {
-  if (lastSnapshot === undefined) return undefined;
-  for (let i = 0; i < slots.length; i++) if (slots[i] !== LAST_VALUES[i]) return undefined;
+/** The last snapshot when `values` are the same headers with the same strings as the answer it was read from. */
+function remembered(values: HeaderValues): RateLimitSnapshot | undefined {
+  if (lastSnapshot === undefined || values.count !== lastCount) return undefined;
+  for (let i = 0; i < values.count; i++) {
+    const slot = values.written[i]!;
+    if (slot !== LAST_SLOTS[i] || values.slots[slot] !== LAST_VALUES[i]) return undefined;
+  }
   return lastSnapshot;
 }
 
-/** Keeps `snapshot` (frozen) for answers with the same values as `slots`, unless a moment was read for it. */
-function remember(slots: readonly (string | null)[], snapshot: RateLimitSnapshot): RateLimitSnapshot {
+/** Keeps `snapshot` (frozen) for answers with the same headers as `values`, unless a moment was read for it. */
+function remember(values: HeaderValues, snapshot: RateLimitSnapshot): RateLimitSnapshot {
   if (momentRead) {
     lastSnapshot = undefined;
     return snapshot;
   }
-  for (let i = 0; i < slots.length; i++) LAST_VALUES[i] = slots[i]!;
+  lastCount = values.count;
+  for (let i = 0; i < values.count; i++) {
+    LAST_SLOTS[i] = values.written[i]!;
+    LAST_VALUES[i] = values.slots[values.written[i]!]!;
+  }
   if (snapshot.requests) Object.freeze(snapshot.requests);
   if (snapshot.tokens) Object.freeze(snapshot.tokens);
   return (lastSnapshot = Object.freeze(snapshot));
@@ -287,13 +287,19 @@ function snapshotOf(values: HeaderValues, now: number): RateLimitSnapshot {
     snapshot.retryAfterMs = Math.min(wait, RATE_LIMIT_CAPS.maxWaitMs);
   }
   if (!values.windows) return snapshot;
+  const slots = values.slots;
   for (const dimension of DIMENSIONS) {
     let window: RateLimitWindow | undefined;
     for (const family of FAMILY_SLOTS[dimension]) {
-      window = tighter(window, readWindow(values.slots[family]!, values.slots[family + 1]!, values.slots[family + 2]!, now, snapshot));
+      window = tighter(window, readWindow(slots[family]!, slots[family + 1]!, slots[family + 2]!, FAMILY_PERIOD[family], now, snapshot));
     }
     if (window) snapshot[dimension] = window;
   }
+  if (!values.ietf) return snapshot;
+  readRateLimitFields(slots[IETF]!, slots[IETF + 1]!, slots[IETF + 2]!, slots[IETF + 3]!, slots[IETF + 4]!, (dimension, limit, remaining, resetMs, periodMs) => {
+    const window = tighter(snapshot[dimension], boundWindow(limit, remaining, resetMs, periodMs, snapshot));
+    if (window) snapshot[dimension] = window;
+  });
   return snapshot;
 }
 
@@ -302,25 +308,41 @@ const DIMENSIONS = ['requests', 'tokens'] as const;
 /**
  * Every header name this module reads, to its slot: three per family
  * (limit, remaining, reset; families in {@link FAMILIES} order, requests
- * first), then `retry-after-ms` and `retry-after`.
+ * first), then the five IETF fields, then `retry-after-ms` and `retry-after`.
  */
 const SLOT_OF = new Map<string, number>();
 const FAMILY_SLOTS: Record<RateLimitDimension, number[]> = { requests: [], tokens: [] };
+/** The period a family's names state, by its first slot. */
+const FAMILY_PERIOD: (number | undefined)[] = [];
+let slots = 0;
 for (const dimension of DIMENSIONS) {
   for (const names of FAMILIES[dimension]) {
-    const slot = SLOT_OF.size;
-    FAMILY_SLOTS[dimension].push(slot);
-    SLOT_OF.set(names.limit, slot).set(names.remaining, slot + 1).set(names.reset, slot + 2);
+    FAMILY_SLOTS[dimension].push(slots);
+    FAMILY_PERIOD[slots] = names.periodMs;
+    SLOT_OF.set(names.limit, slots).set(names.remaining, slots + 1);
+    if (names.reset !== '') SLOT_OF.set(names.reset, slots + 2);
+    slots += 3;
   }
 }
-const RETRY_AFTER_MS = SLOT_OF.size;
+/** `RateLimit-Limit`, `-Remaining`, `-Reset`, `RateLimit`, `RateLimit-Policy`: read together (ratelimit-fields.ts). */
+const IETF = slots;
+for (const name of ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'ratelimit', 'ratelimit-policy']) SLOT_OF.set(name, slots++);
+const RETRY_AFTER_MS = slots;
 const RETRY_AFTER = RETRY_AFTER_MS + 1;
 SLOT_OF.set('retry-after-ms', RETRY_AFTER_MS).set('retry-after', RETRY_AFTER);
+const SLOT_COUNT = RETRY_AFTER + 1;
 
-/** The values of one answer's headers by slot (`null`: absent), and whether any window or wait header was there. */
+/**
+ * The values of one answer's headers by slot (`null`: absent), the slots
+ * written (`count` of them, in the answer's order), and whether any window,
+ * IETF field or wait header was there.
+ */
 interface HeaderValues {
   slots: (string | null)[];
+  written: number[];
+  count: number;
   windows: boolean;
+  ietf: boolean;
   explicit: boolean;
 }
 
@@ -333,26 +355,35 @@ function readValues(entries: HeaderEntries, values: HeaderValues): void {
   for (let i = 0; i < entries.length; i += 2) {
     const slot = SLOT_OF.get(entries[i]!);
     if (slot === undefined) continue;
-    if (values.slots === NO_VALUES) values.slots = freeSlots();
+    if (values.slots === NO_VALUES) freeSlots(values);
     values.slots[slot] = entries[i + 1]!;
+    values.written[values.count++] = slot;
     if (slot >= RETRY_AFTER_MS) values.explicit = true;
-    else values.windows = true;
+    else {
+      values.windows = true;
+      if (slot >= IETF) values.ietf = true;
+    }
   }
 }
 
-/** Slots reused from one answer to the next (read synchronously, emptied after each); taken while one is read. */
-const SCRATCH = new Array<string | null>(SLOT_OF.size).fill(null);
+/** Slots, and the list of those written, reused from one answer to the next (read synchronously, emptied after each); taken while one is read. */
+const SCRATCH = new Array<string | null>(SLOT_COUNT).fill(null);
+const WRITTEN: number[] = [];
 let scratchFree = true;
 
 /** Empty slots for an answer: the reused ones, unless a read is under way. */
-function freeSlots(): (string | null)[] {
-  if (!scratchFree) return new Array<string | null>(SLOT_OF.size).fill(null);
+function freeSlots(values: HeaderValues): void {
+  if (!scratchFree) {
+    values.slots = new Array<string | null>(SLOT_COUNT).fill(null);
+    values.written = [];
+    return;
+  }
   scratchFree = false;
-  return SCRATCH;
+  values.slots = SCRATCH;
 }
 
 /** The slots of an answer without any of the headers (shared, never written). */
-const NO_VALUES: (string | null)[] = Object.freeze(new Array<string | null>(SLOT_OF.size).fill(null)) as (string | null)[];
+const NO_VALUES: (string | null)[] = Object.freeze(new Array<string | null>(SLOT_COUNT).fill(null)) as (string | null)[];
 
 /**
  * The dimensions a 429 says are exhausted: each with less than 1 remaining;
@@ -393,16 +424,17 @@ export interface RateLimitRest {
 /**
  * How long a key rests after a 429, from an already parsed snapshot: the
  * explicit wait (`retry-after-ms` / `retry-after`) when present, else the
- * latest reset among the exhausted dimensions, else `fallbackMs`. The
- * cooldown and the limiter both use this, so they agree.
+ * latest reset among the exhausted dimensions, else `bodyWaitMs` (the wait
+ * the 429's body asks for: error-body.ts), else `fallbackMs`. The cooldown
+ * and the limiter both use this, so they agree.
  */
-export function restAfterRateLimit(snapshot: RateLimitSnapshot, fallbackMs: number): RateLimitRest {
+export function restAfterRateLimit(snapshot: RateLimitSnapshot, fallbackMs: number, bodyWaitMs?: number): RateLimitRest {
   const fallback = Number.isFinite(fallbackMs) && fallbackMs > 0 ? Math.min(fallbackMs, RATE_LIMIT_CAPS.maxWaitMs) : 0;
   const dimensions = exhaustedDimensions(snapshot);
   const perDimension: Partial<Record<RateLimitDimension, number>> = {};
   let capped = snapshot.capped === true;
   for (const dimension of dimensions) {
-    let ms = snapshot.retryAfterMs ?? snapshot[dimension]?.resetMs ?? fallback;
+    let ms = snapshot.retryAfterMs ?? snapshot[dimension]?.resetMs ?? bodyWaitMs ?? fallback;
     if (ms > RATE_LIMIT_CAPS.maxWaitMs) {
       capped = true;
       ms = RATE_LIMIT_CAPS.maxWaitMs;

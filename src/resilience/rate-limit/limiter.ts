@@ -374,7 +374,7 @@ export class KeyLimiter {
       if (seen === undefined) continue;
       const dim = this.#dim(dimension);
       // The dimension learns its learnt window's period.
-      dim.update(seen.limit ?? dim.learntLimit, seen.remaining, seen.resetMs, now);
+      dim.update(seen.limit ?? dim.learntLimit, seen.remaining, seen.resetMs, now, seen.periodMs);
       if (seen.limit !== undefined) {
         dim.learntLimit = seen.limit;
         if (dimension === 'requests') this.#aimd = undefined;
@@ -422,20 +422,20 @@ export class KeyLimiter {
 
   /**
    * A 429 for this key. Learns from its headers first ({@link observe}), then
-   * closes the exhausted dimension(s) for the rest the headers ask for
+   * closes the exhausted dimension(s) for the rest the answer asks for
    * (`restAfterRateLimit`: the explicit wait, else the reset, else
-   * `fallbackMs`; at most an hour). With AIMD in force, the estimate is
+   * `bodyWaitMs`, else `fallbackMs`; at most an hour). With AIMD in force, the estimate is
    * decreased — not for a blip (an explicit wait of at most 1 s), and never
    * below what the key served in the last minute.
    * @returns The rest applied (`capped: true` when an upstream value was bounded).
    */
-  rateLimited(headers: Headers, fallbackMs: number, reservation?: Reservation): RateLimitRest {
+  rateLimited(headers: Headers, fallbackMs: number, reservation?: Reservation, bodyWaitMs?: number): RateLimitRest {
     const now = this.#now();
     const snapshot = parseRateLimitHeaders(headers, now);
     this.#apply(snapshot, reservation, now);
-    const rest = restAfterRateLimit(snapshot, fallbackMs);
+    const rest = restAfterRateLimit(snapshot, fallbackMs, bodyWaitMs);
     if (this.#has(ADAPTIVE) && RANK[this.#source('requests')] <= RANK.adaptive) {
-      if ((this.#aimd ??= new AimdEstimator()).onRateLimited(now, now + rest.ms, snapshot.retryAfterMs)) this.#syncAimd();
+      if ((this.#aimd ??= new AimdEstimator()).onRateLimited(now, now + rest.ms, snapshot.retryAfterMs ?? bodyWaitMs)) this.#syncAimd();
     }
     for (const dimension of rest.dimensions) {
       const ms = rest.perDimension[dimension] ?? rest.ms;

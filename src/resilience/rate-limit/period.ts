@@ -1,7 +1,8 @@
 /**
  * Learning a window's period from the reset headers: providers do not all
  * count per minute (Groq's requests are per day, gateways reset every few
- * seconds), and the headers never say the period outright.
+ * seconds), and most headers never say the period outright (Cerebras's
+ * names, Mistral's and an IETF `RateLimit-Policy` do: that period is taken).
  */
 import { RATE_LIMIT_CAPS } from '../headers';
 
@@ -22,6 +23,10 @@ export const MIN_LEARNT_PERIOD_MS = 1_000;
  * - **Fixed window** (some gateways): the reset moment stays put while more
  *   is used, which a bucket never does (each unit would push it a
  *   `period / limit` later). Once seen, the period is the longest reset seen.
+ *
+ * - **Stated** (Cerebras's `…-requests-day`, Mistral's `…-minute`, an IETF
+ *   policy's `w`): the period is the one stated, paced as a sliding window
+ *   (the safe shape: the names say how long, not how the upstream refills).
  *
  * Periods are kept within [1 s, 1 day]; {@link DEFAULT_PERIOD_MS} until a
  * snapshot says more.
@@ -62,8 +67,14 @@ export class PeriodLearner {
     return !this.#fixed;
   }
 
-  /** One snapshot at `now`. Returns whether the period changed. */
-  update(limit: number | undefined, remaining: number | undefined, resetMs: number | undefined, now: number): boolean {
+  /** One snapshot at `now` (`statedMs`: the period it states). Returns whether the period changed. */
+  update(limit: number | undefined, remaining: number | undefined, resetMs: number | undefined, now: number, statedMs?: number): boolean {
+    if (statedMs !== undefined) {
+      const before = this.#periodMs;
+      this.#fixed = true;
+      this.#periodMs = Math.min(RATE_LIMIT_CAPS.maxResetMs, Math.max(MIN_LEARNT_PERIOD_MS, statedMs));
+      return this.#periodMs !== before;
+    }
     if (limit === undefined || remaining === undefined || resetMs === undefined) return false;
     if (limit !== this.#limit) {
       this.#limit = limit;
