@@ -20,8 +20,14 @@
 import { parseDuration } from './header-values';
 import { rateLimitResetMs } from './headers';
 
-/** `retry in 45.5s`, `retry after 33 seconds`, `try again in 1m30.5s`, `reset after 20s`: the amount and an optional unit word. */
-const MESSAGE_WAIT = /\b(?:retry|try again|reset)\s+(?:in|after)\s+(\d+(?:\.\d+)?(?:[a-zµμ]+\d*(?:\.\d+)?)*)(?:\s+(seconds?|secs?|minutes?|mins?|milliseconds?))?\b/i;
+/**
+ * `retry in 45.5s`, `retry after 33 seconds`, `try again in 1m30.5s`, `reset
+ * after 20s`: the amount and an optional unit word. Each unit's letters are
+ * followed by digits or end the amount, so a run of letters splits one way
+ * only: the message is the upstream's to write, and a pattern that could
+ * split it many ways took ~8 s for 30 letters, twice as long per letter more.
+ */
+const MESSAGE_WAIT = /\b(?:retry|try again|reset)\s+(?:in|after)\s+(\d+(?:\.\d+)?(?:[a-zµμ]+\d+(?:\.\d+)?)*[a-zµμ]*)(?:\s+(seconds?|secs?|minutes?|mins?|milliseconds?))?\b/i;
 /** A RetryInfo's `retryDelay` inside text (a gateway quoting Google's body in its message): `\"retryDelay\": \"53s\"`. */
 const QUOTED_DELAY = /retryDelay\\*"\s*:\s*\\*"(\d+(?:\.\d+)?)s/;
 /** The most of a body's text searched when it is not JSON. */

@@ -162,3 +162,15 @@ describe('Google Gemini (OpenAI-compatible endpoint): the wait is in the 429 bod
     await reply;
   });
 });
+
+describe("a hostile 429 body (the message is the upstream's to write)", () => {
+  // Read by a backtracking pattern, 30 letters took ~8 s of one core (twice as long per letter more); the default test timeout ends it.
+  test('a long run of letters after "retry in 1" is read at once: the next key serves the request', async () => {
+    const ring = keyRing('a', 'b');
+    const message = `Please retry in 1${'a'.repeat(30)}_`;
+    provider(BASE, ({ key }) => (ring.idOf(key) === 'a' ? errorReply(429, 'rate_limit_exceeded', {}, message) : chatReply(BODY.model, 'ok')));
+    const { client } = manage({ providers: { p: { baseURL: BASE, keys: ring.keys } } });
+    const reply = await client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 60_000 }));
+    expect(reply.choices[0]!.message.content).toBe('ok');
+  });
+});
