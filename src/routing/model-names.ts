@@ -79,21 +79,48 @@ export class ModelNames {
     if (held.size > this.#max) this.#freeOne(state, name);
   }
 
+  /**
+   * An attempt ended and left its deployment (of a provider that serves any
+   * model) with none in flight: while more names than the bound hold a place
+   * (they were in flight when others came), idle ones give theirs up. A
+   * comparison when within the bound.
+   */
+  idled<S extends Absorbing>(state: ModelState<S>): void {
+    if (this.#held.size > this.#max) this.#trim(state);
+  }
+
   /** Every idle name gives its place up, its stats dropped (`stats({ reset: true })`). */
   releaseIdle<S extends Absorbing>(state: ModelState<S>): void {
     for (const name of [...this.#held.keys()]) if (idleness(state, name) !== 'busy') this.#release(state, name, false);
   }
 
-  #freeOne<S extends Absorbing>(state: ModelState<S>, newest: string): void {
+  /** Names over the bound give their places up, one at a time, until none is over or none of those looked at may go. */
+  #trim<S extends Absorbing>(state: ModelState<S>): void {
+    let freed = true;
+    while (freed && this.#held.size > this.#max) freed = this.#freeOne(state, undefined);
+  }
+
+  /**
+   * Frees one place: the least recently used idle name among the
+   * {@link CANDIDATES} looked at, else one of them whose circuit is not
+   * closed; never `newest` (the name just placed) nor a name in flight.
+   * True when a place was freed.
+   */
+  #freeOne<S extends Absorbing>(state: ModelState<S>, newest: string | undefined): boolean {
     let looked = 0;
     let withCircuit: string | undefined;
     for (const name of this.#held.keys()) {
       if (name === newest || looked++ >= CANDIDATES) break;
       const found = idleness(state, name);
-      if (found === 'idle') return this.#release(state, name, true);
+      if (found === 'idle') {
+        this.#release(state, name, true);
+        return true;
+      }
       if (found === 'circuit') withCircuit ??= name;
     }
-    if (withCircuit !== undefined) this.#release(state, withCircuit, true);
+    if (withCircuit === undefined) return false;
+    this.#release(state, withCircuit, true);
+    return true;
   }
 
   #release<S extends Absorbing>(state: ModelState<S>, name: string, keepCounts: boolean): void {
