@@ -103,20 +103,29 @@ export class ModelNames {
   /**
    * Frees one place: the least recently used idle name among the
    * {@link CANDIDATES} looked at, else one of them whose circuit is not
-   * closed; never `newest` (the name just placed) nor a name in flight.
+   * closed; never `newest` (the name just placed) nor a name in flight. A
+   * name in flight is in use, so it moves to the most recently used end:
+   * busy names do not hide the idle ones behind them from the next look.
    * True when a place was freed.
    */
   #freeOne<S extends Absorbing>(state: ModelState<S>, newest: string | undefined): boolean {
+    const held = this.#held;
+    const looking = Math.min(CANDIDATES, held.size);
     let looked = 0;
     let withCircuit: string | undefined;
-    for (const name of this.#held.keys()) {
-      if (name === newest || looked++ >= CANDIDATES) break;
+    // A name moved to the end is met again only past `newest` or past `looking` names: each is looked at once.
+    for (const name of held.keys()) {
+      if (name === newest || looked++ >= looking) break;
       const found = idleness(state, name);
       if (found === 'idle') {
         this.#release(state, name, true);
         return true;
       }
       if (found === 'circuit') withCircuit ??= name;
+      else {
+        held.delete(name);
+        held.set(name, true);
+      }
     }
     if (withCircuit === undefined) return false;
     this.#release(state, withCircuit, true);

@@ -186,6 +186,21 @@ describe('names over the bound because they were in flight give their places up 
     expect(manager.stats().models['(other)']!.requests).toBe(36);
   });
 
+  test('20 names held in flight do not keep the names that come and go after them from giving their places up', async () => {
+    const { manager, chat, release, arrived } = gated(4, (model) => model.startsWith('long-'));
+    const long = Array.from({ length: 20 }, (_, i) => chat(`long-${i}`));
+    await arrived(20);
+
+    for (let i = 0; i < 100; i++) await chat(`short-${i}`);
+    const during = namesWithState(manager);
+    release();
+    await Promise.all(long);
+
+    // The 20 in flight fill more than the bound: each short name gave its place up as its request ended.
+    expect(during.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `long-${i}`).sort());
+    expect(namesWithState(manager)).toHaveLength(4);
+    expect(stateSizes(manager).dynamicModels).toBe(4);
+  });
 });
 
 describe('maxDynamicModels and redactReplies are validated', () => {
