@@ -14,10 +14,15 @@
  * `stats().models`. A name with an attempt in flight never gives its place
  * up; one whose deployment circuit is open or half-open only when every
  * other name looked at has an attempt in flight (bounded memory over a
- * circuit's memory: its next request probes the upstream afresh). When all
- * the names looked at are busy the set stays one over its bound until one
- * is idle. A request still waiting for a lane or a key when its name gives
- * its place up is counted in `(other)`.
+ * circuit's memory: its next request probes the upstream afresh). So more
+ * names than the bound hold a place while more are in flight at once; when
+ * a deployment's last attempt in flight ends, idle names over the bound give
+ * their places up at once, least recently used first. Each look for one that
+ * may go sees at most {@link CANDIDATES} names; one found in flight is in use
+ * and moves to the most recently used end, so names in flight do not hide
+ * the idle ones behind them. A request still waiting for a lane or a key (or
+ * backing off between attempts) when its name gives its place up is counted
+ * in `(other)`.
  */
 import type { ResolvedOptions } from '../config';
 import type { ProviderPool } from '../keys/pool';
