@@ -194,7 +194,11 @@ export interface KeyManagerOptions {
    * provider that serves any model) keep their own state — deployments,
    * deployment circuits, latency averages, per-model stats — at once. The
    * least recently used idle name gives its place up; its stats move into
-   * `stats().models['(other)']`. A whole number from 1 to 1000000. Default 2000.
+   * `stats().models['(other)']`. A name with an attempt in flight keeps its
+   * place: with more names than this in flight at once, all keep their state
+   * until their attempts end, and then those over the bound give their
+   * places up, least recently used first. A whole number from 1 to 1000000.
+   * Default 2000.
    */
   maxDynamicModels?: number;
   /**

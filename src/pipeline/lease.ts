@@ -184,6 +184,14 @@ export class Lease {
   settle(outcome: 'failed', now: number, classification: Classification, refund: boolean): void;
   settle(outcome: 'succeeded', now: number, usage: Usage | null, costUsd: number | null, streamed: boolean): void;
   settle(outcome: LeaseOutcome, now = 0, detail?: Classification | Usage | null, extra?: boolean | number | null, streamed = false): void {
+    const wasInFlight = this.#inFlight;
+    this.#settle(outcome, now, detail, extra, streamed);
+    // The deployment's last attempt in flight ended: names over their bound may give their places up now, the settling done.
+    const deployment = this.deployment;
+    if (wasInFlight && !this.#inFlight && deployment.inFlight === 0 && deployment.pool.models === undefined) this.core.modelNames.idled(this.core);
+  }
+
+  #settle(outcome: LeaseOutcome, now: number, detail: Classification | Usage | null | undefined, extra: boolean | number | null | undefined, streamed: boolean): void {
     const { core, ctx, key, deployment } = this;
     const pool = deployment.pool;
     if (outcome === 'undone' || outcome === 'aborted' || outcome === 'failed') this.#probeEnded();

@@ -14,10 +14,15 @@
  * `stats().models`. A name with an attempt in flight never gives its place
  * up; one whose deployment circuit is open or half-open only when every
  * other name looked at has an attempt in flight (bounded memory over a
- * circuit's memory: its next request probes the upstream afresh). When all
- * the names looked at are busy the set stays one over its bound until one
- * is idle. A request still waiting for a lane or a key when its name gives
- * its place up is counted in `(other)`.
+ * circuit's memory: its next request probes the upstream afresh). So more
+ * names than the bound hold a place while more are in flight at once; when
+ * a deployment's last attempt in flight ends, idle names over the bound give
+ * their places up at once, least recently used first. Each look for one that
+ * may go sees at most {@link CANDIDATES} names; one found in flight is in use
+ * and moves to the most recently used end, so names in flight do not hide
+ * the idle ones behind them. A request still waiting for a lane or a key (or
+ * backing off between attempts) when its name gives its place up is counted
+ * in `(other)`.
  */
 import type { ResolvedOptions } from '../config';
 import type { ProviderPool } from '../keys/pool';
@@ -79,21 +84,57 @@ export class ModelNames {
     if (held.size > this.#max) this.#freeOne(state, name);
   }
 
+  /**
+   * An attempt ended and left its deployment (of a provider that serves any
+   * model) with none in flight: while more names than the bound hold a place
+   * (they were in flight when others came), idle ones give theirs up. A
+   * comparison when within the bound.
+   */
+  idled<S extends Absorbing>(state: ModelState<S>): void {
+    if (this.#held.size > this.#max) this.#trim(state);
+  }
+
   /** Every idle name gives its place up, its stats dropped (`stats({ reset: true })`). */
   releaseIdle<S extends Absorbing>(state: ModelState<S>): void {
     for (const name of [...this.#held.keys()]) if (idleness(state, name) !== 'busy') this.#release(state, name, false);
   }
 
-  #freeOne<S extends Absorbing>(state: ModelState<S>, newest: string): void {
+  /** Names over the bound give their places up, one at a time, until none is over or none of those looked at may go. */
+  #trim<S extends Absorbing>(state: ModelState<S>): void {
+    let freed = true;
+    while (freed && this.#held.size > this.#max) freed = this.#freeOne(state, undefined);
+  }
+
+  /**
+   * Frees one place: the least recently used idle name among the
+   * {@link CANDIDATES} looked at, else one of them whose circuit is not
+   * closed; never `newest` (the name just placed) nor a name in flight. A
+   * name in flight is in use, so it moves to the most recently used end:
+   * busy names do not hide the idle ones behind them from the next look.
+   * True when a place was freed.
+   */
+  #freeOne<S extends Absorbing>(state: ModelState<S>, newest: string | undefined): boolean {
+    const held = this.#held;
+    const looking = Math.min(CANDIDATES, held.size);
     let looked = 0;
     let withCircuit: string | undefined;
-    for (const name of this.#held.keys()) {
-      if (name === newest || looked++ >= CANDIDATES) break;
+    // A name moved to the end is met again only past `newest` or past `looking` names: each is looked at once.
+    for (const name of held.keys()) {
+      if (name === newest || looked++ >= looking) break;
       const found = idleness(state, name);
-      if (found === 'idle') return this.#release(state, name, true);
+      if (found === 'idle') {
+        this.#release(state, name, true);
+        return true;
+      }
       if (found === 'circuit') withCircuit ??= name;
+      else {
+        held.delete(name);
+        held.set(name, true);
+      }
     }
-    if (withCircuit !== undefined) this.#release(state, withCircuit, true);
+    if (withCircuit === undefined) return false;
+    this.#release(state, withCircuit, true);
+    return true;
   }
 
   #release<S extends Absorbing>(state: ModelState<S>, name: string, keepCounts: boolean): void {

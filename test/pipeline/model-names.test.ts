@@ -19,17 +19,23 @@ const CHAT = JSON.stringify({
   usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
 });
 
-/** A fetch that answers at once; `hold` names a model whose answer waits for `release()`. */
-function instantFetch(hold?: string) {
+/** A fetch that answers at once, but for the names `holds` picks: those wait until `release()`; `arrived(n)` resolves once `n` of them reached it. */
+function gatedFetch(holds: (model: string) => boolean = () => false) {
   let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const waiters: { count: number; resolve: () => void }[] = [];
+  let arrivals = 0;
   const fetch = async (_url: string | URL | Request, init?: RequestInit) => {
     const body = init?.body;
-    const text = typeof body === 'string' ? body : body instanceof Uint8Array || body instanceof ArrayBuffer ? new TextDecoder().decode(body) : '';
-    if (hold !== undefined && text.includes(`"${hold}"`)) await held;
+    const text = typeof body === 'string' ? body : body instanceof Uint8Array || body instanceof ArrayBuffer ? new TextDecoder().decode(body) : '{}';
+    if (!holds((JSON.parse(text) as { model: string }).model)) return new Response(CHAT, { headers: { 'content-type': 'application/json' } });
+    arrivals++;
+    for (const w of waiters.filter((w) => arrivals >= w.count)) w.resolve();
+    await gate;
     return new Response(CHAT, { headers: { 'content-type': 'application/json' } });
   };
-  return { fetch: fetch as typeof globalThis.fetch, release };
+  const arrived = (count: number) => new Promise<void>((resolve) => (arrivals >= count ? resolve() : waiters.push({ count, resolve })));
+  return { fetch: fetch as typeof globalThis.fetch, release, arrived };
 }
 
 const managers: KeyManager[] = [];
@@ -37,8 +43,8 @@ afterEach(async () => {
   await Promise.all(managers.splice(0).map((m) => m.close()));
 });
 
-function setUp(options: Partial<KeyManagerOptions> = {}, hold?: string) {
-  const { fetch, release } = instantFetch(hold);
+function setUp(options: Partial<KeyManagerOptions> = {}, holds?: (model: string) => boolean) {
+  const { fetch, release, arrived } = gatedFetch(holds);
   const manager = new KeyManager({
     providers: {
       listed: { baseURL: 'https://listed.test/v1', keys: [fakeKey('listed')], models: ['gpt-4.1'] },
@@ -51,7 +57,12 @@ function setUp(options: Partial<KeyManagerOptions> = {}, hold?: string) {
   managers.push(manager);
   const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
   const chat = (model: string) => client.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }] });
-  return { manager, chat, release };
+  return { manager, chat, release, arrived };
+}
+
+/** The names with their own entry in `stats().models`. */
+function namesWithState(manager: KeyManager): string[] {
+  return Object.keys(manager.stats().models).filter((name) => name !== '(other)');
 }
 
 async function distinctNames(chat: (model: string) => Promise<unknown>, count: number, prefix = 'user-model-'): Promise<void> {
@@ -104,7 +115,7 @@ describe('per-model state of names not known from configuration is bounded', () 
   });
 
   test('a name with a request in flight keeps its state while other names come and go', async () => {
-    const { manager, chat, release } = setUp({}, 'held-model');
+    const { manager, chat, release } = setUp({}, (model) => model === 'held-model');
     const held = chat('held-model');
     await new Promise((resolve) => setTimeout(resolve, 10));
 
@@ -137,6 +148,58 @@ describe('per-model state of names not known from configuration is bounded', () 
     expect(manager.stats().models.comeback?.requests).toBe(1);
     // 101 names for 50 places: 'comeback' and 50 others gave theirs up, then one more for 'comeback' again.
     expect(manager.stats().models['(other)']!.requests).toBe(52);
+  });
+});
+
+describe('names over the bound because they were in flight give their places up when their requests end', () => {
+  // coldStart 'open': every request is sent at once (no first probe holding the others back), so all are in flight together.
+  const gated = (maxDynamicModels: number, holds: (model: string) => boolean = () => true) => setUp({ maxDynamicModels, rateLimiting: { coldStart: 'open' } }, holds);
+
+  test('maxDynamicModels 1, three names in flight at once: one name keeps its state once they all end', async () => {
+    const { manager, chat, release, arrived } = gated(1);
+    const requests = ['name-a', 'name-b', 'name-c'].map((name) => chat(name));
+    await arrived(3);
+    const during = namesWithState(manager).length;
+
+    release();
+    await Promise.all(requests);
+
+    expect(during).toBe(3); // none could go while its request was in flight
+    expect(namesWithState(manager)).toHaveLength(1);
+    expect(stateSizes(manager)).toEqual({ dynamicModels: 1, modelStats: 2, deployments: 1, deploymentCircuits: 1 });
+    expect(manager.stats().deployments).toHaveLength(1);
+    // Nothing lost: the requests of the names that went are counted in (other).
+    expect(manager.stats().models['(other)']!.requests).toBe(2);
+    expect(Object.values(manager.stats().models).reduce((sum, m) => sum + m.successes, 0)).toBe(3);
+  });
+
+  test('40 names in flight at once (more than are looked at for one that may go) with maxDynamicModels 4: four keep their state', async () => {
+    const { manager, chat, release, arrived } = gated(4);
+    const requests = Array.from({ length: 40 }, (_, i) => chat(`name-${i}`));
+    await arrived(40);
+
+    release();
+    await Promise.all(requests);
+
+    expect(namesWithState(manager)).toHaveLength(4);
+    expect(stateSizes(manager).dynamicModels).toBe(4);
+    expect(manager.stats().models['(other)']!.requests).toBe(36);
+  });
+
+  test('20 names held in flight do not keep the names that come and go after them from giving their places up', async () => {
+    const { manager, chat, release, arrived } = gated(4, (model) => model.startsWith('long-'));
+    const long = Array.from({ length: 20 }, (_, i) => chat(`long-${i}`));
+    await arrived(20);
+
+    for (let i = 0; i < 100; i++) await chat(`short-${i}`);
+    const during = namesWithState(manager);
+    release();
+    await Promise.all(long);
+
+    // The 20 in flight fill more than the bound: each short name gave its place up as its request ended.
+    expect(during.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `long-${i}`).sort());
+    expect(namesWithState(manager)).toHaveLength(4);
+    expect(stateSizes(manager).dynamicModels).toBe(4);
   });
 });
 
