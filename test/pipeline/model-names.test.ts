@@ -115,7 +115,8 @@ describe('per-model state of names not known from configuration is bounded', () 
   });
 
   test('a name with a request in flight keeps its state while other names come and go', async () => {
-    const { manager, chat, release } = setUp({}, (model) => model === 'held-model');
+    // coldStart 'open': the held request is not the key's first-reply probe, which the other names would wait behind (10 s).
+    const { manager, chat, release } = setUp({ rateLimiting: { coldStart: 'open' } }, (model) => model === 'held-model');
     const held = chat('held-model');
     await new Promise((resolve) => setTimeout(resolve, 10));
 
