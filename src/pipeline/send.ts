@@ -130,6 +130,14 @@ async function streamFirst(core: Core, ctx: RequestContext, lease: Lease, attemp
     reader.cancel().catch(() => undefined);
     throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: '' });
   }
+  const opening = first.scanner.openingError;
+  if (opening !== undefined) {
+    // The stream opened with an error (nothing reached the caller): a non-2xx JSON answer of the status it stands for, as a 200's embedded one.
+    reader.cancel().catch(() => undefined);
+    const headers = new Headers(response.headers);
+    headers.set('content-type', 'application/json');
+    throw upstreamFailure(core, ctx, lease, attempt, firstTryOfKey, new Response(null, { status: embeddedStatus(opening), headers }), JSON.stringify({ error: opening }));
+  }
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
   lease.settle('first-byte', now);

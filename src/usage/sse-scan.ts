@@ -67,6 +67,8 @@ export class EventScanner {
   usage: Usage | undefined;
   /** True when a scan met an event whose data was neither JSON nor `[DONE]` (the stream is broken). */
   malformed = false;
+  /** The upstream's error when the stream's first data event was one (its `error` member, or the event's data): it failed before any answer. */
+  openingError: Record<string, unknown> | undefined;
   /** True when the last scan met an event with data (comments and keep-alives are not data). */
   sawData = false;
   /** True once a complete event was judged (data, a comment, a removed one). */
@@ -248,7 +250,10 @@ export class EventScanner {
     if (isObj(parsed)) {
       if (!tally.sawEnd && endsAnswer(parsed)) tally.sawEnd = true;
       // As the SDK judges it (legacy mode): an `error` event, or a payload with a truthy `error`.
-      if (parsed.error || (event !== undefined && event.includes('error') && ERROR_EVENT.test(event))) tally.errorEvent = true;
+      if (parsed.error || (event !== undefined && event.includes('error') && ERROR_EVENT.test(event))) {
+        tally.errorEvent = true;
+        if (tally.dataEvents === 1) this.openingError = isObj(parsed.error) ? parsed.error : parsed;
+      }
     }
     const found = usageFromBody(parsed);
     if (!found) return true;

@@ -346,3 +346,33 @@ describe("an error in a 200's body (OpenRouter: an error after the model started
     expect(success).toHaveLength(1);
   });
 });
+
+describe('a stream that opens with an error event (OpenRouter: an error after processing started, before any token)', () => {
+  const opensWithError = () => rawSseReply(`: OPENROUTER PROCESSING\n\n${frames([JSON.stringify({ error: { code: 502, message: 'Provider returned error' } })])}`, 10_000);
+
+  test('nothing reached the caller: another provider serves the stream, and the app reads it whole', async () => {
+    const one = provider(ONE, opensWithError);
+    provider(TWO, () => sseReply(chatChunks('gpt-4.1', WORDS, true)));
+    const { client, success, failure } = manage();
+    const { chunks, error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+    expect(error).toBeUndefined();
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe(WORDS.join(''));
+    expect(one).toHaveLength(1);
+    expect(success).toHaveLength(1);
+    expect(success[0]).toMatchObject({ attempts: 2 });
+    expect(failure).toHaveLength(0);
+  });
+
+  test('as the last answer it is raised at the call as the SDK error of its code, with the provider message', async () => {
+    provider(ONE, opensWithError);
+    provider(TWO, opensWithError);
+    const { client, success, failure } = manage();
+    const error = await caught(() => client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+    expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(502);
+    expect((error as Error).message).toContain('Provider returned error');
+    expect(getKeyplexDetails(error)).toMatchObject({ code: 'upstream_error', status: 502 });
+    expect(success).toHaveLength(0);
+    expect(failure.map((e) => e.error.code)).toEqual(['upstream_error']);
+  });
+});
