@@ -175,12 +175,18 @@ function pick(core: Core, ctx: RequestContext, attempt: number, now: number): Le
   result.probing = false;
   result.learning = false;
   result.hopeUntil = -Infinity;
-  const { avoided } = ctx.history;
+  const { avoided, held } = ctx.history;
   const excluded = ctx.route.excludedModels;
   for (let pass = 0; pass < 2; pass++) {
     const fresh = pass === 0;
     for (const deployment of ctx.route.deployments) {
       if (fresh && avoided !== undefined && avoided.has(deployment.pool)) continue;
+      // A provider that asked for a wait (retry-after on a transient failure) is not tried before it ends.
+      const heldUntil = held?.get(deployment.pool);
+      if (heldUntil !== undefined && heldUntil > now) {
+        result.readyAt = Math.min(result.readyAt, heldUntil);
+        continue;
+      }
       if (excluded !== undefined && excluded.has(deployment.model)) continue;
       const circuit = deploymentCircuit(core, deployment);
       if (circuit && !circuit.canPass()) {

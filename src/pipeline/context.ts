@@ -72,6 +72,8 @@ export class AttemptHistory {
   retriesUsed = 0;
   /** Providers the retry policy sent to the back of the line. */
   avoided: Set<ProviderPool> | undefined;
+  /** Providers that asked for a wait on a transient failure (`retry-after`), and until when: not tried again before it, others meanwhile. */
+  held: Map<ProviderPool, number> | undefined;
   last: { pool: ProviderPool; key: Key; kind: FailureKind } | undefined;
   /** The last upstream error answer, buffered. */
   lastAnswer: BufferedAnswer | undefined;

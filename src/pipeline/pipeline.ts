@@ -150,6 +150,9 @@ async function retryAfter(core: Core, ctx: RequestContext, failure: AttemptFailu
   if (decision.action === 'backoff' && decision.avoidProvider) {
     (history.avoided ??= new Set()).add(history.last!.pool);
   }
+  // A wait the provider asked for binds that provider: acquire waits for it only when no other provider can serve.
+  const held = decision.action === 'backoff' && failure.retryAfterMs !== undefined;
+  if (held) (history.held ??= new Map()).set(history.last!.pool, Date.now() + delayMs);
   if (core.hub.wants('retry')) {
     core.hub.emit('retry', {
       requestId: ctx.requestId,
@@ -165,7 +168,8 @@ async function retryAfter(core: Core, ctx: RequestContext, failure: AttemptFailu
   }
   // What this attempt found (a revoked key, a cooldown) reaches the other replicas before this request moves on.
   const publishing = published(core);
-  await (publishing ? Promise.all([publishing, sleep(delayMs, signal)]) : sleep(delayMs, signal));
+  const sleepMs = held ? 0 : delayMs;
+  await (publishing ? Promise.all([publishing, sleep(sleepMs, signal)]) : sleep(sleepMs, signal));
 }
 
 /** An attempt on `lease` begins: the fail-over and retry counts, and `failover`. */

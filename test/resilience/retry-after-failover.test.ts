@@ -1,0 +1,65 @@
+/**
+ * A wait a provider asks for on a transient failure (`retry-after` on a 503)
+ * binds that provider: another provider that can serve the request is tried
+ * at once; with none, the request waits what was asked, as before. Through
+ * the SDK and msw, on a fake clock; the figures are the fake clock's.
+ */
+import OpenAI from 'openai';
+import { afterEach, expect, test, vi } from 'vitest';
+import { KeyManager, type KeyManagerOptions } from '../../src/index';
+import { record } from '../support/events';
+import { chatReply, errorReply, keyRing, provider } from '../support/upstream';
+import '../support/setup';
+import { fakeClock, until } from '../support/time';
+
+const ONE = 'https://api.one.test/v1';
+const TWO = 'https://api.two.test/v1';
+const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
+
+const managers: KeyManager[] = [];
+afterEach(async () => {
+  await Promise.all(managers.splice(0).map((m) => m.close()));
+  vi.useRealTimers();
+});
+
+function manage(providers: KeyManagerOptions['providers']) {
+  const manager = new KeyManager({ providers, rateLimiting: { coldStart: 'open' } });
+  managers.push(manager);
+  return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
+}
+
+const overloaded = (seconds: number) => errorReply(503, null, { 'retry-after': String(seconds) }, 'The engine is currently overloaded');
+
+test('a 503 asking for 20 s sends the retry to the other provider at once, not after 20 s', async () => {
+  fakeClock();
+  const start = Date.now();
+  const one = provider(ONE, () => overloaded(20));
+  const sentAt: number[] = [];
+  provider(TWO, () => (sentAt.push(Date.now() - start), chatReply('gpt-4.1', 'ok')));
+  const { manager, client } = manage({ one: { baseURL: ONE, keys: keyRing('a', 'b').keys }, two: { baseURL: TWO, keys: keyRing('c').keys } });
+  const retries = record(manager, 'retry');
+  let reply: OpenAI.Chat.Completions.ChatCompletion | undefined;
+  void client.chat.completions.create(BODY).then((r) => (reply = r), () => undefined);
+  // The clock stands still: the answer comes without it (it waited 20 s, twice, for the first provider).
+  await until(() => reply !== undefined, 'the answer, with the clock standing still');
+  expect(reply!.choices[0]!.message.content).toBe('ok');
+  expect({ oneCalls: one.length, twoSentAtMs: sentAt }).toEqual({ oneCalls: 1, twoSentAtMs: [0] });
+  expect(retries).toMatchObject([{ provider: 'one', reason: 'server_error', status: 503 }]);
+});
+
+test('with no other provider the retry waits what was asked (3 s), then another key is tried', async () => {
+  fakeClock();
+  const start = Date.now();
+  const ring = keyRing('a', 'b');
+  const sentAt: number[] = [];
+  provider(ONE, ({ key }, index) => (sentAt.push(Date.now() - start), index === 0 ? overloaded(3) : chatReply('gpt-4.1', `ok from ${ring.idOf(key)}`)));
+  const { client } = manage({ one: { baseURL: ONE, keys: ring.keys } });
+  const pending = client.chat.completions.create(BODY);
+  await until(() => sentAt.length === 1, 'the first attempt');
+  await vi.advanceTimersByTimeAsync(2_999);
+  expect(sentAt).toHaveLength(1);
+  await vi.advanceTimersByTimeAsync(1);
+  const reply = await pending;
+  expect(sentAt).toEqual([0, 3_000]);
+  expect(reply.choices[0]!.message.content).toMatch(/^ok from /);
+});
