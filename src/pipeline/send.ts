@@ -65,7 +65,8 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   }
 
   const contentType = response.headers.get('content-type') ?? '';
-  if (contentType.includes('text/event-stream') && response.body) {
+  // An event stream where the caller asked for JSON is no answer the SDK can parse (it would hand the app a string): broken, below.
+  if (contentType.includes('text/event-stream') && response.body && (request.stream || !answersJson(ctx))) {
     return await streamFirst(core, ctx, lease, attempt, abort, firstTryOfKey, response, redactor);
   }
   if (contentType.includes('json') && !(request.stream && answersJson(ctx))) {

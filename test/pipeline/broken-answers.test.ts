@@ -106,6 +106,17 @@ describe('a JSON call', () => {
     expect(success[0]?.provider).toBe('two');
   });
 
+  test('an event stream answering a request that did not ask to stream is retried on another key, not handed to the app as a string', async () => {
+    provider(ONE, () => sse(frames(chatChunks('gpt-4.1', WORDS, false))));
+    provider(TWO, () => chatReply('gpt-4.1', 'fine'));
+    const { client, success } = manage();
+
+    const answer = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask });
+
+    expect(answer.choices[0]?.message.content).toBe('fine');
+    expect(success[0]?.provider).toBe('two');
+  });
+
   test('a text/plain 200 as the last answer surfaces as an APIError (502, malformed_response) and a failure, not a string and a success', async () => {
     provider(ONE, plainText);
     const { client, failure, success } = manage({ retry: { maxAttempts: 1 } });
