@@ -55,9 +55,17 @@ function asObject(value: unknown): Obj | undefined {
     : undefined;
 }
 
-/** The value as a token count (a finite number ≥ 0), else undefined. */
+/**
+ * The most tokens one reply may plausibly count (no model has a context near
+ * it): a count above it is a broken answer, and read as missing, so that it
+ * cannot spend a budget or swamp the stats (a reply claiming 1e300 tokens
+ * blocked a $5-a-day budget for the rest of its day).
+ */
+const MAX_TOKENS = 1e9;
+
+/** The value as a token count (a finite number from 0 to {@link MAX_TOKENS}), else undefined. */
 function count(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
+  return typeof value === 'number' && value >= 0 && value <= MAX_TOKENS ? value : undefined;
 }
 
 /**
@@ -72,8 +80,10 @@ function count(value: unknown): number | undefined {
  * `usageMetadata` (`cachedContentTokenCount`, `thoughtsTokenCount`, also in
  * snake case), plus the `response.usage` of the terminal Responses stream
  * events (`response.completed`, `response.incomplete`, `response.failed`).
- * Counts that are missing or not non-negative numbers read as 0; cache reads
- * and writes are capped at the input they are part of, reasoning at the output.
+ * Counts that are missing, not non-negative numbers, or above a billion (a
+ * broken answer) read as missing: 0 beside counts that are there, no usage
+ * when none is; cache reads and writes are capped at the input they are
+ * part of, reasoning at the output.
  */
 export function usageFromBody(body: unknown): Usage | undefined {
   const b = asObject(body);

@@ -321,3 +321,15 @@ describe('stats() add up', () => {
     expect(totals.successes).toBe(1);
   });
 });
+
+describe('implausible usage', () => {
+  test('a reply claiming more than a billion tokens reads as reporting none: it cannot spend a budget for the day', async () => {
+    let n = 0;
+    provider(OPENAI, () => (n++ === 0 ? chatReply('gpt-4.1', 'ok', { prompt: 1e300, completion: 1e300 }) : chatReply('gpt-4.1', 'ok', { prompt: 10, completion: 5 })));
+    const { client, manager, successes } = manage({ budgets: [{ scope: { overall: true }, limitUsd: 5, window: 'day' }] });
+    await client.chat.completions.create({ model: 'gpt-4.1', messages: ask });
+    await client.chat.completions.create({ model: 'gpt-4.1', messages: ask });
+    expect(successes.map((s) => s.usage?.inputTokens ?? null)).toEqual([null, 10]);
+    expect(manager.stats().totals.tokens.inputTokens).toBe(10);
+  });
+});
