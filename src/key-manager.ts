@@ -7,9 +7,10 @@
  * src/pipeline/wiring.ts.
  */
 import { resolveKey, resolveOptions, type KeyInput, type KeyManagerOptions } from './config';
+import { safeName } from './config/check';
 import { ConfigError, ManagerClosedError } from './errors';
 import type { KeyplexEventName, KeyplexListener } from './events';
-import type { Key } from './keys/key';
+import { secretOf, type Key } from './keys/key';
 import type { ProviderPool } from './keys/pool';
 import { keysChanged, type Core } from './pipeline/core';
 import { handle } from './pipeline/pipeline';
@@ -91,14 +92,17 @@ export class KeyManager {
   #pool(provider: string): ProviderPool {
     const pools = this.#core.pools;
     const pool = pools.find((p) => p.id === provider);
-    if (!pool) throw new ConfigError('provider', `'${provider}' is not a configured provider (configured: ${pools.map((p) => p.id).join(', ')})`);
+    if (!pool) throw new ConfigError('provider', `${safeName(provider)} is not a configured provider (configured: ${pools.map((p) => p.id).join(', ')})`);
     return pool;
   }
 
+  /** The key `keyId` names; a key given for its id is never echoed (the message names its id when it is one of the provider's). */
   #key(provider: string, keyId: string): Key {
-    const key = this.#pool(provider).find(keyId);
-    if (!key) throw new ConfigError('keyId', `provider '${provider}' has no key '${keyId}'`);
-    return key;
+    const pool = this.#pool(provider);
+    const key = pool.find(keyId);
+    if (key) return key;
+    const given = pool.keys.find((k) => secretOf(k) === keyId);
+    throw new ConfigError('keyId', given ? `provider '${provider}' has no key of that id: it is one of its keys itself; pass its id, '${given.id}'` : `provider '${provider}' has no key ${safeName(keyId)}`);
   }
 
   /**

@@ -50,12 +50,13 @@ const ALL = Object.values(KEYS);
 const PIECES = ALL.flatMap((key) => Array.from({ length: key.length - 7 }, (_, i) => key.slice(i, i + 8)));
 
 /** The pieces of any key found in what an error shows: message, stack, JSON, SDK detail. */
-function leaked(error: unknown): string[] {
+function leaked(error: unknown, more: readonly string[] = []): string[] {
   const texts = [String((error as Error)?.message), String((error as Error)?.stack), JSON.stringify(error) ?? '', JSON.stringify(getKeyplexDetails(error) ?? {})];
   const cause = (error as { cause?: unknown })?.cause;
   if (cause !== undefined) texts.push(String((cause as Error)?.message), String((cause as Error)?.stack), JSON.stringify(cause) ?? '');
   const text = texts.join('\n');
-  return PIECES.filter((piece) => text.includes(piece));
+  const pieces = [...PIECES, ...more.flatMap((key) => Array.from({ length: key.length - 7 }, (_, i) => key.slice(i, i + 8)))];
+  return pieces.filter((piece) => text.includes(piece));
 }
 
 const GOOD_KEY = fakeKey('good');
@@ -217,5 +218,39 @@ describe('through the SDK, a request whose options carry a key fails without ech
     expect(getKeyplexDetails(error)?.code).toBe('invalid_request_options');
     expect(leaked(error)).toEqual([]);
     expect(upstream).toHaveLength(0);
+  });
+});
+
+describe('key administration never echoes a key given where its id belongs', () => {
+  test('removeKey, disableKey, enableKey with a key (configured or not) for its id, or for the provider', async () => {
+    const configured = fakeKey();
+    const manager = new KeyManager({ ...base(), providers: { p: { baseURL: BASE, keys: [configured] } } });
+    try {
+      for (const key of [configured, ...ALL]) {
+        for (const call of [() => manager.removeKey('p', key), () => manager.disableKey('p', key), () => manager.enableKey('p', key), () => manager.removeKey(key, 'x')]) {
+          let error: unknown;
+          try {
+            call();
+          } catch (e) {
+            error = e;
+          }
+          expect(error).toBeInstanceOf(ConfigError);
+          expect(leaked(error, [configured])).toEqual([]);
+        }
+      }
+    } finally {
+      await manager.close();
+    }
+  });
+
+  test("a configured key given for its id: the message names the key's id to use instead", async () => {
+    const configured = fakeKey();
+    const manager = new KeyManager({ ...base(), providers: { p: { baseURL: BASE, keys: [configured] } } });
+    try {
+      const id = manager.stats().providers.p!.keys[0]!.id;
+      expect(() => manager.removeKey('p', configured)).toThrow(`pass its id, '${id}'`);
+    } finally {
+      await manager.close();
+    }
   });
 });
