@@ -155,11 +155,8 @@ function streamError(ctx: RequestContext, cause: unknown): KeyplexError {
   if (cause instanceof AttemptTimeout) return new DeadlineExceededError(ctx.deadlineMs, options);
   if (KeyplexError.is(cause) && cause.code === 'manager_closed') return cause;
   if (cause instanceof MalformedStreamEvent) {
-    return new StreamInterruptedError(
-      options,
-      'malformed_response',
-      'keyplex: the upstream stream sent an event whose data is not JSON after data had reached the caller; it is not replayed. Retry the request.',
-    );
+    const what = cause.tooLarge ? 'an event larger than 16 MiB (its end never came)' : 'an event whose data is not JSON';
+    return new StreamInterruptedError(options, 'malformed_response', `keyplex: the upstream stream sent ${what} after data had reached the caller; it is not replayed. Retry the request.`);
   }
   if (cause === 'error-event') {
     return new StreamInterruptedError(options, 'stream_interrupted', 'keyplex: the upstream reported an error inside the stream after data had reached the caller; it is not replayed.');

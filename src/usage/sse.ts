@@ -9,7 +9,7 @@
  * removed; bytes are decoded one run of complete events at a time (never
  * across a multi-byte character).
  */
-import { EventScanner, type FirstEvents, type ReadResult, type StreamTally } from './sse-scan';
+import { EventScanner, MAX_FIRST_EVENT_BYTES, type FirstEvents, type ReadResult, type StreamTally } from './sse-scan';
 import type { Usage } from './usage';
 
 export { eventData, generatedChars, tokensOfText } from './sse-events';
@@ -39,10 +39,10 @@ export class StreamIdleTimeout extends Error {
   }
 }
 
-/** An event's `data:` payload was neither JSON nor `[DONE]`. */
+/** An event's `data:` payload was neither JSON nor `[DONE]`, or (`tooLarge`) an event grew past {@link MAX_FIRST_EVENT_BYTES} without its end. */
 export class MalformedStreamEvent extends Error {
-  constructor() {
-    super('a server-sent event carried data that is not JSON');
+  constructor(readonly tooLarge = false) {
+    super(tooLarge ? 'a server-sent event grew past 16 MiB without its end' : 'a server-sent event carried data that is not JSON');
   }
 }
 
@@ -245,8 +245,9 @@ class EventStreamTap {
   #push(chunk: Uint8Array | undefined, final: boolean): boolean | 'malformed' {
     const scanner = this.#scanner;
     const out = scanner.scan(chunk, final);
-    if (scanner.malformed) {
-      this.#fail(new MalformedStreamEvent());
+    // An event held past the bound of a first one is no event: the stream ends rather than hold the upstream's bytes without end.
+    if (scanner.malformed || scanner.held > MAX_FIRST_EVENT_BYTES) {
+      this.#fail(new MalformedStreamEvent(!scanner.malformed));
       return 'malformed';
     }
     if (scanner.sawData) this.#waited = 0;

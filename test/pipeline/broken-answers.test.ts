@@ -229,13 +229,19 @@ describe('a first event that never ends', () => {
    * An SSE body that sends `total` bytes of one event's data line, 1 MiB a
    * read, never its blank line, then fails; `pulled` counts what was read.
    */
-  function endlessFirstEvent(total: number) {
+  function endlessFirstEvent(total: number, before = '') {
     const seen = { pulled: 0, cancelled: false };
     const piece = new Uint8Array(MiB).fill(0x61);
     piece.set(new TextEncoder().encode('data: {"b64_json":"'));
+    let first = before === '' ? undefined : new TextEncoder().encode(before);
     const body = new ReadableStream<Uint8Array>(
       {
         pull(controller) {
+          if (first !== undefined) {
+            controller.enqueue(first);
+            first = undefined;
+            return;
+          }
           if (seen.pulled >= total) return controller.error(new TypeError('terminated'));
           seen.pulled += piece.length;
           controller.enqueue(seen.pulled === MiB ? piece : piece.slice().fill(0x61));
@@ -264,6 +270,22 @@ describe('a first event that never ends', () => {
     expect(failover.map((e) => e.reason)).toEqual(['invalid_response']);
     expect(failure).toEqual([]);
     // Read up to the limit (16 MiB, plus what the transport reads ahead), not the 64 MiB the upstream had.
+    expect(endless.seen.pulled).toBeLessThan(24 * MiB);
+    expect(endless.seen.cancelled).toBe(true);
+  });
+
+  test('past 16 MiB without an event boundary after events reached the caller, the stream ends (malformed_response) and the upstream is let go', async () => {
+    const endless = endlessFirstEvent(64 * MiB, frames(chatChunks('gpt-4.1', WORDS, false).slice(0, 1)));
+    provider(ONE, endless.reply);
+    const { client, failure } = manage();
+
+    const { chunks, error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+
+    expect(chunks).toHaveLength(1);
+    expect(getKeyplexDetails(error)?.code).toBe('malformed_response');
+    expect((error as Error).message).toContain('larger than 16 MiB');
+    expect(failure.map((e) => e.error.code)).toEqual(['malformed_response']);
+    // Held up to the limit, not the 64 MiB the upstream had (it took ~2.2 bytes of memory per byte held).
     expect(endless.seen.pulled).toBeLessThan(24 * MiB);
     expect(endless.seen.cancelled).toBe(true);
   });
