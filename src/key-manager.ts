@@ -61,9 +61,17 @@ export class KeyManager {
    * The same SDK client with every request routed through keyplex: its
    * `fetch` is the manager's, its own retries are off (keyplex retries, switching
    * keys between attempts), and its base URL is a placeholder that keyplex
-   * replaces with the chosen provider's.
+   * replaces with the chosen provider's. An `AzureOpenAI` client is refused
+   * (a `ConfigError`): give Azure as a provider with its v1 endpoint instead.
    */
   wrap<C extends WrappableClient<C>>(client: C): C {
+    // An AzureOpenAI client sends deployment paths (`/deployments/<name>/…?api-version=…`) that no provider answers through keyplex.
+    if (typeof client === 'object' && client !== null && 'deploymentName' in client && 'apiVersion' in client) {
+      throw new ConfigError(
+        'client',
+        "wrap() takes an OpenAI client, not an AzureOpenAI one (its deployment paths reach no provider through keyplex, which picks the deployment by model). Wrap `new OpenAI()`, and give Azure as a provider with its OpenAI-compatible endpoint, baseURL 'https://<resource>.openai.azure.com/openai/v1'.",
+      );
+    }
     return client.withOptions({ fetch: this.fetch, maxRetries: 0, baseURL: KEYPLEX_BASE_URL });
   }
 

@@ -19,3 +19,15 @@ describe('wrap()', () => {
     expect(seen[0]).toMatchObject({ path: '/chat/completions', key, method: 'POST' });
   });
 });
+
+describe('wrap() of an AzureOpenAI client', () => {
+  test("is refused at once, saying to wrap an OpenAI client and to give Azure's v1 endpoint as a provider", async () => {
+    const { AzureOpenAI } = await import('openai');
+    const { ConfigError } = await import('../../src/index');
+    const { manager } = manage({ providers: { one: { baseURL: 'https://api.one.test/v1', keys: [fakeKey()] } } });
+    const azure = new AzureOpenAI({ apiKey: 'managed-by-keyplex', endpoint: 'https://res.openai.azure.com', apiVersion: '2024-10-21', deployment: 'gpt-4.1' });
+
+    expect(() => manager.wrap(azure)).toThrow(ConfigError);
+    expect(() => manager.wrap(azure)).toThrow("'https://<resource>.openai.azure.com/openai/v1'");
+  });
+});
