@@ -135,7 +135,7 @@ function noKeyWait(core: Core, ctx: RequestContext, deployments: readonly Deploy
   const model = ctx.request.model === undefined ? '' : ` for model '${ctx.request.model}'`;
   const fail = (why: string, retryAfterMs?: number) =>
     new NoKeyAvailableError(`keyplex: no usable key${model}: ${why}`, { requestId: ctx.requestId, attempts: ctx.history.outcomes, retryAfterMs });
-  const states = () => keyStates(core, deployments, now, ctx.history.budgetRefusal !== undefined);
+  const states = () => keyStates(core, deployments, now, ctx.history.budgetRefusal !== undefined, ctx.history.held);
   if (picked.probing && picked.readyAt > ctx.deadlineAt) {
     if (now < ctx.deadlineAt) return ctx.deadlineAt - now;
     const { text } = states();

@@ -89,15 +89,22 @@ export interface KeyStates {
 /**
  * The state of every key of the providers of `deployments` (and of their
  * deployment circuits), for a request that found none it could use.
- * `overBudget`: a provider or key budget ruled keys out.
+ * `overBudget`: a provider or key budget ruled keys out. `held`: providers
+ * that asked this request to wait (retry-after on a transient failure), until when.
  */
-export function keyStates(core: Core, deployments: readonly Deployment[], now: number, overBudget: boolean): KeyStates {
+export function keyStates(core: Core, deployments: readonly Deployment[], now: number, overBudget: boolean, held?: ReadonlyMap<ProviderPool, number>): KeyStates {
   const parts: string[] = [];
   const seen = new Set<ProviderPool>();
   let disabledOrGone = false;
   let waitable = false;
-  // Keys of a provider whose deployment circuit refuses calls are not described as out of room.
+  // Keys of a provider whose deployment circuit refuses calls, or that asked for a wait, are not described as out of room.
   const blocked = new Set<ProviderPool>();
+  for (const [pool, until] of held ?? []) {
+    if (until <= now || !deployments.some((d) => d.pool === pool)) continue;
+    parts.push(`'${pool.id}': asked for a wait of ${briefDuration(until - now)} (retry-after on a server error)`);
+    blocked.add(pool);
+    waitable = true;
+  }
   for (const deployment of deployments) {
     const circuit = deploymentCircuit(core, deployment);
     const model = deployment.upstreamModel ?? deployment.model;

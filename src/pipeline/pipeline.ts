@@ -135,6 +135,7 @@ function afterFailure(core: Core, ctx: RequestContext, error: unknown, abort: Re
       providerTransientFailures: error.providerTransientFailures,
       now: Date.now(),
       deadlineAt: ctx.deadlineAt,
+      otherProviders: error.retryAfterMs !== undefined && ctx.route.deployments.some((d) => d.pool !== history.last?.pool),
     },
     core.options.retry,
   );

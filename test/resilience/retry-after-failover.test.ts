@@ -63,3 +63,35 @@ test('with no other provider the retry waits what was asked (3 s), then another 
   expect(sentAt).toEqual([0, 3_000]);
   expect(reply.choices[0]!.message.content).toMatch(/^ok from /);
 });
+
+test('a 503 asking for an hour, past the deadline, still sends the retry to the other provider at once', async () => {
+  fakeClock();
+  const one = provider(ONE, () => overloaded(3_600));
+  provider(TWO, () => chatReply('gpt-4.1', 'ok'));
+  const { client } = manage({ one: { baseURL: ONE, keys: keyRing('a').keys }, two: { baseURL: TWO, keys: keyRing('c').keys } });
+  let reply: OpenAI.Chat.Completions.ChatCompletion | undefined;
+  void client.chat.completions.create(BODY).then((r) => (reply = r), () => undefined);
+  await until(() => reply !== undefined, 'the answer, with the clock standing still');
+  expect(reply!.choices[0]!.message.content).toBe('ok');
+  expect(one).toHaveLength(1);
+});
+
+test('with no other provider, a wait asked for past the deadline surfaces the 503 at once, as before', async () => {
+  fakeClock();
+  provider(ONE, () => overloaded(3_600));
+  const { client } = manage({ one: { baseURL: ONE, keys: keyRing('a', 'b').keys } });
+  const error = await client.chat.completions.create(BODY).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+  expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+});
+
+test('both providers asking for an hour: the last 503 surfaces at once, its message saying each asked for a wait (not that keys are out of room)', async () => {
+  fakeClock();
+  provider(ONE, () => overloaded(3_600));
+  provider(TWO, () => overloaded(3_600));
+  const { client } = manage({ one: { baseURL: ONE, keys: keyRing('a').keys }, two: { baseURL: TWO, keys: keyRing('c').keys } });
+  const error = await client.chat.completions.create(BODY).catch((e: unknown) => e);
+  expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+  expect((error as Error).message).toContain("'one': asked for a wait of 60 min (retry-after on a server error); 'two': asked for a wait of 60 min");
+  expect((error as Error).message).not.toContain('rate-limit room');
+});

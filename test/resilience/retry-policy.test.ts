@@ -49,6 +49,8 @@ describe('decide', () => {
     ['a body that cannot be sent again is never retried', failed('server_error', 'retry'), { replayable: false, transientFailures: 1 }, SURFACE],
     ['nor rotated', failed('unauthorized', 'rotate'), { replayable: false }, SURFACE],
     ['a backoff that would end past the deadline surfaces', failed('server_error', 'retry', { retryAfterMs: 5_000 }), { now: 56_000, transientFailures: 1 }, SURFACE],
+    ['a wait the upstream asked for past the deadline, another provider in the route: it holds only this provider', failed('server_error', 'retry', { retryAfterMs: 5_000 }), { now: 56_000, transientFailures: 1, providerTransientFailures: 1, otherProviders: true }, { action: 'backoff', ms: 5_000, consumesRetry: true, avoidProvider: false }],
+    ['a computed backoff past the deadline surfaces even with another provider', failed('server_error', 'retry'), { now: 59_950, transientFailures: 1, otherProviders: true }, SURFACE],
     ['a rotation at the deadline surfaces', failed('rate_limit', 'rotate'), { now: 60_000 }, SURFACE],
   ])('%s', (_answer, outcome, past, expected) => {
     expect(decide(outcome, history(past), RULES, NO_JITTER)).toEqual(expected);

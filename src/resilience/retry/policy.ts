@@ -34,6 +34,8 @@ export interface RetryHistory {
   /** Now and the request's deadline, in the same clock (ms). */
   now: number;
   deadlineAt: number;
+  /** Whether the request's route holds a provider besides this attempt's (a wait the upstream asked for holds only its provider). */
+  otherProviders?: boolean;
 }
 
 /** The next step after a failed attempt. */
@@ -60,7 +62,9 @@ export const AVOID_PROVIDER_AFTER = 2;
  * - a transient failure waits what the upstream asked for, else the backoff
  *   for the request's count of transient failures, and after
  *   {@link AVOID_PROVIDER_AFTER} of them on one provider that provider goes last;
- * - a wait that would end past the deadline surfaces instead.
+ * - a wait that would end past the deadline surfaces instead, unless the
+ *   upstream asked for it and the route has another provider (the wait holds
+ *   only the provider that asked: another may serve at once).
  */
 export function decide(
   failed: FailedAttempt,
@@ -76,6 +80,6 @@ export function decide(
     return { action: 'rotate', consumesRetry: !failed.firstTryOfKey };
   }
   const ms = failed.retryAfterMs ?? backoffDelay(history.transientFailures, rules, random);
-  if (history.now + ms >= history.deadlineAt) return SURFACE;
+  if (history.now + ms >= history.deadlineAt && !(failed.retryAfterMs !== undefined && history.otherProviders === true && history.now < history.deadlineAt)) return SURFACE;
   return { action: 'backoff', ms, consumesRetry: true, avoidProvider: history.providerTransientFailures >= AVOID_PROVIDER_AFTER };
 }
