@@ -212,9 +212,13 @@ function embeddedError(ctx: RequestContext, parsed: unknown): Record<string, unk
   return answersJson(ctx) && !ctx.request.path.startsWith('/responses') ? (error as Record<string, unknown>) : undefined;
 }
 
-/** The status a 200's embedded error stands for: its `code` when that is one (OpenRouter's are), else 502. */
+/** Error codes in words that stand for a 429 (OpenAI's, in stream error events). */
+const RATE_LIMIT_CODES = new Set(['rate_limit_exceeded', 'insufficient_quota']);
+
+/** The status a 200's embedded error stands for: its `code` when that is one (OpenRouter's are) or names a rate limit or quota, else 502. */
 function embeddedStatus(error: Record<string, unknown>): number {
   const code = error.code;
+  if (typeof code === 'string') return RATE_LIMIT_CODES.has(code) ? 429 : 502;
   return typeof code === 'number' && Number.isInteger(code) && code >= 400 && code <= 599 ? code : 502;
 }
 

@@ -396,6 +396,17 @@ describe('a stream that opens with an error event (OpenRouter: an error after pr
     expect(failure).toHaveLength(0);
   });
 
+  test("an error event naming its code in words (`rate_limit_exceeded`, `insufficient_quota`) counts as that status: the quota one takes the key out", async () => {
+    const quota = () => rawSseReply(frames([JSON.stringify({ error: { code: 'insufficient_quota', message: 'You exceeded your current quota', type: 'insufficient_quota' } })]), 10_000);
+    provider(ONE, quota);
+    provider(TWO, () => sseReply(chatChunks('gpt-4.1', WORDS, true)));
+    const { client, manager } = manage();
+    const disabled = record(manager, 'key:disabled');
+    const { error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+    expect(error).toBeUndefined();
+    expect(disabled.map((e) => [e.provider, e.reason])).toEqual([['one', 'quota']]);
+  });
+
   test('as the last answer it is raised at the call as the SDK error of its code, with the provider message', async () => {
     provider(ONE, opensWithError);
     provider(TWO, opensWithError);
