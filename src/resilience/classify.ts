@@ -38,6 +38,8 @@ function hasErrorCode(body: unknown, code: string): boolean {
 const QUOTA_CODES = ['insufficient_quota', 'insufficient_balance', 'billing_hard_limit_reached', 'insufficient_credits'];
 /** Messages that say the same where the code does not (DeepSeek: "Insufficient Balance"; OpenRouter: "Insufficient credits"). */
 const QUOTA_MESSAGE = /\binsufficient[ _](?:balance|credits?|funds|quota)\b/i;
+/** OpenAI's 429 for a request larger than the key's whole tokens-per-minute limit. */
+const TOO_LARGE_MESSAGE = /^Request too large\b/i;
 
 /** Whether an error body says the key's account is out of money or quota. */
 export function isQuotaExhausted(body: unknown): boolean {
@@ -72,7 +74,10 @@ export function classifyStatus(status: number, headers: Headers, body: unknown):
   else if (status === 429) {
     result = isQuotaExhausted(body)
       ? { kind: 'quota', action: 'rotate', disable: 'quota' }
-      : { kind: 'rate_limit', action: 'rotate', cooldown: true };
+      : // A request over the key's whole limit ("Request too large … Limit 30000, Requested 30601"): waiting cannot help it, and the key is fine for others.
+        TOO_LARGE_MESSAGE.test(String(errorField(body, 'message') ?? ''))
+        ? { kind: 'rate_limit', action: 'rotate' }
+        : { kind: 'rate_limit', action: 'rotate', cooldown: true };
   } else if (status === 408) result = { kind: 'timeout', action: 'retry' };
   else if (status === 409) result = { kind: 'conflict', action: 'retry' };
   else if (status >= 500) result = { kind: 'server_error', action: 'retry' };

@@ -260,6 +260,11 @@ describe('classify: out of money or quota disables the key (quota) and moves on'
     expect(classifyStatus(status, new Headers(), body)).toEqual({ kind: 'quota', action: 'rotate', disable: 'quota' });
   });
 
+  test("OpenAI's 429 'Request too large' rotates without cooling the key (waiting cannot help it)", () => {
+    const body = { error: { code: 'rate_limit_exceeded', type: 'tokens', message: 'Request too large for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, Requested 30601.' } };
+    expect(classifyStatus(429, new Headers(), body)).toEqual({ kind: 'rate_limit', action: 'rotate' });
+  });
+
   test('a plain 429 still cools the key down', () => {
     expect(classifyStatus(429, new Headers(), { error: { code: 'rate_limit_exceeded', message: 'Rate limit reached' } })).toMatchObject({ kind: 'rate_limit', cooldown: true });
   });

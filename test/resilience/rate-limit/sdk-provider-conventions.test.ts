@@ -174,3 +174,28 @@ describe("a hostile 429 body (the message is the upstream's to write)", () => {
     expect(reply.choices[0]!.message.content).toBe('ok');
   });
 });
+
+describe("OpenAI's 429 'Request too large' (a request over the key's whole tokens-per-minute limit)", () => {
+  test('is not a cooldown: the key stays in use for the requests that fit, and the limit is learnt', async () => {
+    const ring = keyRing('a');
+    const tooLarge = { 'x-ratelimit-limit-tokens': '30000', 'x-ratelimit-remaining-tokens': '29990', 'x-ratelimit-reset-tokens': '20ms' };
+    const message = 'Request too large for gpt-4o in organization org-test on tokens per min (TPM): Limit 30000, Requested 30601. The input or output tokens must be reduced in order to run successfully.';
+    const calls = provider(BASE, ({ body }) => (Number(body?.max_tokens) > 30_000 ? errorReply(429, 'rate_limit_exceeded', tooLarge, message) : chatReply(BODY.model, 'ok')));
+    const { manager, client } = manage({ providers: { openai: { baseURL: BASE, keys: ring.keys } } });
+    const cooldowns = record(manager, 'key:cooldown');
+
+    const big = await client.chat.completions.create({ ...BODY, max_tokens: 30_601 }).catch((e: unknown) => e);
+    expect((big as { status?: number }).status).toBe(429);
+    expect((big as Error).message).toContain('Request too large');
+    const small = await client.chat.completions.create(BODY);
+
+    expect(small.choices[0]!.message.content).toBe('ok');
+    expect(cooldowns).toEqual([]);
+    expect(calls).toHaveLength(2);
+    // Learnt from the 429's headers: the next such request is refused here, not sent.
+    const again = await client.chat.completions.create({ ...BODY, max_tokens: 30_601 }).catch((e: unknown) => e);
+    expect((again as Error).message).toMatch(/larger than a tokens limit/);
+    expect(calls).toHaveLength(2);
+    expect(manager.stats().providers.openai!.keys[0]).toMatchObject({ status: 'active' });
+  });
+});
