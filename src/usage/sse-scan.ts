@@ -304,16 +304,24 @@ export class FirstRead implements FirstEvents {
     this.scanner = new EventScanner(stripUsageChunk, redactor, everything);
   }
 
-  /** Takes one read: true once the first events are judged, the stream ended, or it is broken (stop reading then). */
+  /**
+   * Takes one read: true once a data event is judged (comments before it,
+   * keep-alives such as OpenRouter's `: OPENROUTER PROCESSING`, are kept to
+   * pass on with it: until data comes nothing reaches the caller, so an error
+   * or a broken event in its place can still fail over), the stream ended,
+   * or it is broken (stop reading then).
+   */
   take(read: ReadResult): boolean {
     const { done, value } = read;
     if (done && !this.#any) return (this.broken = true);
     this.#any = true;
     const scanner = this.scanner;
-    this.out = scanner.scan(value, done);
+    const out = scanner.scan(value, done);
+    this.out = this.out === undefined || out === undefined ? (out ?? this.out) : joined(this.out, out);
     if (scanner.malformed) return (this.broken = true);
-    if (done || scanner.judged) return true;
-    if (scanner.held > MAX_FIRST_EVENT_BYTES) {
+    const tally = scanner.tally;
+    if (done || tally.dataEvents > 0 || tally.sawEnd) return true;
+    if (scanner.held + (this.out?.length ?? 0) > MAX_FIRST_EVENT_BYTES) {
       scanner.clear();
       return (this.broken = true);
     }

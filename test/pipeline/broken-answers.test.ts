@@ -396,6 +396,25 @@ describe('a stream that opens with an error event (OpenRouter: an error after pr
     expect(failure).toHaveLength(0);
   });
 
+  test('the comment and the error in separate reads (as a network delivers them): still nothing reached the caller, another provider serves it', async () => {
+    // A fetch of its own: msw would hand the body over in one read.
+    const encoder = new TextEncoder();
+    let firstCalls = 0;
+    const fetch = (async (url: string | URL | Request) => {
+      if (!String(url).startsWith(ONE)) return sseReply(chatChunks('gpt-4.1', WORDS, true));
+      firstCalls++;
+      const parts = [': OPENROUTER PROCESSING\n\n', ': OPENROUTER PROCESSING\n\n', frames([JSON.stringify({ error: { code: 502, message: 'Provider returned error' } })])];
+      const body = new ReadableStream<Uint8Array>({ pull: (c) => void (parts.length > 0 ? c.enqueue(encoder.encode(parts.shift()!)) : c.close()) }, { highWaterMark: 0 });
+      return new Response(body, { headers: { 'content-type': 'text/event-stream' } });
+    }) as typeof globalThis.fetch;
+    const { client, success } = manage({ fetch });
+    const { chunks, error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+    expect(error).toBeUndefined();
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe(WORDS.join(''));
+    expect(firstCalls).toBe(1);
+    expect(success[0]).toMatchObject({ provider: 'two', attempts: 2 });
+  });
+
   test("an error event naming its code in words (`rate_limit_exceeded`, `insufficient_quota`) counts as that status: the quota one takes the key out", async () => {
     const quota = () => rawSseReply(frames([JSON.stringify({ error: { code: 'insufficient_quota', message: 'You exceeded your current quota', type: 'insufficient_quota' } })]), 10_000);
     provider(ONE, quota);
