@@ -7,6 +7,9 @@ import type { BufferedAnswer } from './context';
 /** Marks an attempt ended by its own timeout or the request's deadline (not the caller). */
 export class AttemptTimeout extends Error {}
 
+/** The manager's `fetch` option answered something that is not a Response: a mistake in it, which no retry mends. */
+export class FetchOptionError extends Error {}
+
 /** An attempt that did not succeed; carries what the retry policy and respond need. */
 export class AttemptFailure extends Error implements FailedAttempt {
   constructor(

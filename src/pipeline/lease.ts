@@ -271,6 +271,17 @@ export class Lease {
     }
   }
 
+  /**
+   * An attempt that ended in an error of keyplex's own (not an upstream's
+   * answer, nor the request's end) while in flight: recorded as a connection
+   * failure and let go, so that no count, probe or reservation stays held.
+   */
+  abandon(attempt: number, now: number): void {
+    if (!this.#inFlight) return;
+    this.record(attempt, undefined, 'connection', now);
+    this.settle('aborted');
+  }
+
   /** Ends the attempt's flight once: in-flight counts and its timeout. */
   #end(): void {
     this.stopTimer();

@@ -58,13 +58,16 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
     if (waiting !== undefined) await waiting;
     // The attempt loop, here rather than in an async function of its own (one promise and its turns less per request).
     for (let attempt = 1; ; attempt++) {
+      let lease: Lease | undefined;
       try {
         // Acquire and send inline: a lease (at once when a key is usable), its attempt counted, the send.
         const next = acquire(core, ctx, attempt, abort.signal);
-        const lease = next instanceof Promise ? await next : next;
+        lease = next instanceof Promise ? await next : next;
         countAttempt(core, ctx, attempt, lease);
         return await send(core, ctx, lease, attempt, abort);
       } catch (error) {
+        // An error of keyplex's own mid-attempt (not an upstream's answer): the lease is let go all the same.
+        if (lease !== undefined && !(error instanceof AttemptFailure)) lease.abandon(attempt, Date.now());
         await afterFailure(core, ctx, error, abort);
       }
     }

@@ -24,7 +24,7 @@ import { account, costOf, failed } from './account';
 import { BufferedReply, StreamedReply } from './buffered-reply';
 import type { RequestContext } from './context';
 import type { Core } from './core';
-import { AttemptFailure, AttemptTimeout } from './failure';
+import { AttemptFailure, AttemptTimeout, FetchOptionError } from './failure';
 import { attemptsSummary } from './explain';
 import type { Lease } from './lease';
 import { ReplyHeaders } from './reply-headers';
@@ -247,6 +247,11 @@ export function finishFailure(core: Core, ctx: RequestContext, error: unknown, s
   if (KeyplexError.is(error)) {
     failed(core, ctx, error.toDetail());
     throw error;
+  }
+  if (error instanceof FetchOptionError) {
+    const broken = new UpstreamError(error.message, { requestId, attempts, status: 502 });
+    failed(core, ctx, broken.toDetail());
+    return errorResponse(broken, 502);
   }
   failed(core, ctx, new KeyplexError('upstream_error', 'keyplex: internal error while sending the request.', { requestId, attempts, cause: error }).toDetail());
   throw error;

@@ -5,6 +5,7 @@
  * A success goes on to respond and account; anything else becomes an
  * {@link AttemptFailure} for the retry policy.
  */
+import { describeType } from '../config/check';
 import { headerEntries } from '../header-list';
 import { afterResponse, beforeAttempt } from '../hooks/run';
 import { secretOf } from '../keys/key';
@@ -19,7 +20,7 @@ import { usageFromBody } from '../usage/usage';
 import { account } from './account';
 import type { BufferedAnswer, RequestContext } from './context';
 import type { Core } from './core';
-import { AttemptFailure } from './failure';
+import { AttemptFailure, FetchOptionError } from './failure';
 import type { RequestAbort } from './abort';
 import type { Lease } from './lease';
 import { parseJsonSummary } from './json-body';
@@ -45,6 +46,7 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   } catch (error) {
     throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
   }
+  if (!answered(response)) throw new FetchOptionError(`keyplex: the \`fetch\` option answered ${describeType(response)}, not a Response; give KeyManager a fetch that resolves to one, or leave the option out for the global fetch.`);
   // A key its status alone rejects (401, 402, 403) is out at once, and the store told, before anything is awaited (body, hooks).
   const rejected = response.ok ? undefined : keyRejection(response.status);
   if (rejected !== undefined) key.disable(rejected);
@@ -100,6 +102,11 @@ function dispatch(core: Core, lease: Lease, request: InterceptedRequest, body: B
   const init: RequestInit & { duplex?: 'half' } = { method: request.method, headers, body, signal: lease.signal, redirect: 'manual' };
   if (body instanceof ReadableStream) init.duplex = 'half';
   return fetchImpl(pool.baseURL + request.path, init);
+}
+
+/** Whether a fetch answered something Response-like (a fetch option may give another realm's or a polyfill's Response). */
+function answered(response: unknown): response is Response {
+  return typeof response === 'object' && response !== null && typeof (response as Response).status === 'number' && typeof (response as Response).headers?.get === 'function';
 }
 
 /** A 200 whose body is broken (malformed JSON or SSE, empty stream, wrong content type): transient, another key may answer. */

@@ -64,3 +64,26 @@ test('a streamed reply records its attempt latency (to its last byte) on key, pr
   expect(stats.providers.one!.latencyMs.count).toBe(2);
   expect(stats.deployments.find((d) => d.upstreamModel === 'gpt-4.1')!.latencyMs.count).toBe(2);
 });
+
+test('a `fetch` option that answers no Response is a connection failure saying so, and leaves no attempt counted in flight', async () => {
+  const { client, manager } = manage({ fetch: (async () => undefined) as unknown as typeof globalThis.fetch });
+
+  const error = await client.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+
+  expect((error as Error).message).toContain('the `fetch` option answered undefined, not a Response');
+  const stats = manager.stats();
+  expect(stats.providers.one!.keys[0]).toMatchObject({ inFlight: 0 });
+  expect(stats.deployments.every((d) => d.inFlight === 0)).toBe(true);
+});
+
+test('an attempt that fails inside keyplex (a reply whose headers cannot be read) leaves nothing counted in flight', async () => {
+  // Passes for a Response (status, headers.get) but its headers do not iterate: keyplex's own reading of them throws.
+  const odd = { status: 200, ok: true, statusText: 'OK', headers: { get: () => null }, body: null };
+  const { client, manager } = manage({ fetch: (async () => odd) as unknown as typeof globalThis.fetch });
+
+  for (let i = 0; i < 3; i++) await client.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] }).catch(() => undefined);
+
+  const stats = manager.stats();
+  expect(stats.providers.one!.keys[0]).toMatchObject({ inFlight: 0, status: 'active' });
+  expect(stats.deployments.every((d) => d.inFlight === 0)).toBe(true);
+});
