@@ -18,7 +18,7 @@ import {
   type KeyplexErrorDetail,
 } from '../errors';
 import type { Body } from '../request';
-import { MalformedStreamEvent, StreamIdleTimeout, StreamTruncated, tapEventStream, tokensOfText, type FirstEvents, type StreamTally, type StreamTapHooks } from '../usage/sse';
+import { MalformedStreamEvent, StreamIdleTimeout, StreamReaderIdle, StreamTruncated, tapEventStream, tokensOfText, type FirstEvents, type StreamTally, type StreamTapHooks } from '../usage/sse';
 import type { Usage } from '../usage/usage';
 import { account, costOf, failed } from './account';
 import { BufferedReply, StreamedReply } from './buffered-reply';
@@ -152,6 +152,10 @@ function spentSoFar(ctx: RequestContext, usage: Usage | undefined, tally: Stream
 function streamError(ctx: RequestContext, cause: unknown): KeyplexError {
   const options = { requestId: ctx.requestId, attempts: ctx.history.outcomes };
   if (cause instanceof StreamIdleTimeout) return new StreamStalledError(cause.idleTimeoutMs, options);
+  if (cause instanceof StreamReaderIdle) {
+    const message = `keyplex: the stream was not read for ${cause.idleTimeoutMs} ms (\`streamIdleTimeoutMs\`), so its lane slot and upstream were let go. Read streams to their end, or cancel the ones you give up on.`;
+    return new StreamInterruptedError(options, 'stream_interrupted', message);
+  }
   if (cause instanceof AttemptTimeout) return new DeadlineExceededError(ctx.deadlineMs, options);
   if (KeyplexError.is(cause) && cause.code === 'manager_closed') return cause;
   if (cause instanceof MalformedStreamEvent) {

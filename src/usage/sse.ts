@@ -39,6 +39,13 @@ export class StreamIdleTimeout extends Error {
   }
 }
 
+/** The caller did not read the stream at all within the idle timeout. */
+export class StreamReaderIdle extends Error {
+  constructor(readonly idleTimeoutMs: number) {
+    super(`the stream was not read for ${idleTimeoutMs} ms`);
+  }
+}
+
 /** An event's `data:` payload was neither JSON nor `[DONE]`, or (`tooLarge`) an event grew past {@link MAX_FIRST_EVENT_BYTES} without its end. */
 export class MalformedStreamEvent extends Error {
   constructor(readonly tooLarge = false) {
@@ -94,6 +101,8 @@ class EventStreamTap {
   #readStart = 0;
   #reading = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Whether the caller has read at all (its first read pulls: what the first read judged waits for it). */
+  #pulled = false;
 
   constructor(
     first: Uint8Array | FirstEvents,
@@ -111,10 +120,9 @@ class EventStreamTap {
 
   start(controller: ReadableStreamDefaultController<Uint8Array>): void {
     this.#controller = controller;
-    // What of the first read passes on (judged already) is queued at once: the first pull then reads the upstream.
-    const out = this.#firstOut;
-    this.#firstOut = undefined;
-    if (out !== undefined) controller.enqueue(out);
+    // The idle timer runs from the start: a stream the caller never reads is let go after it.
+    const idle = this.hooks.idleTimeoutMs ?? 0;
+    if (idle > 0) this.#arm(idle);
     const signal = this.hooks.signal;
     if (!signal) return;
     if (signal.aborted) queueMicrotask(this.#aborted);
@@ -140,6 +148,14 @@ class EventStreamTap {
 
   pull(): Promise<void> | undefined {
     if (this.#settled) return undefined;
+    this.#pulled = true;
+    // What of the first read passes on (judged already) goes to the first pull: the next one reads the upstream.
+    const out = this.#firstOut;
+    if (out !== undefined) {
+      this.#firstOut = undefined;
+      this.#controller.enqueue(out);
+      return undefined;
+    }
     const first = this.#first;
     if (first !== undefined) {
       this.#first = undefined;
@@ -203,11 +219,21 @@ class EventStreamTap {
     this.#timer.unref?.();
   }
 
-  /** The idle timer fired: ends the stream when the data-less wait reached the timeout, else waits for the rest. */
+  /**
+   * The idle timer fired. While the stream waits for the upstream: ends it
+   * when the data-less wait reached the timeout, else waits for the rest. A
+   * stream the caller has never read is let go (it would hold its lane slot
+   * and upstream until the deadline). Once the caller reads, a pause of its
+   * own is not judged: the SDK reads ahead, so its progress is not seen here.
+   */
   checkIdle(): void {
     this.#timer = undefined;
-    if (this.#settled || !this.#reading) return;
+    if (this.#settled) return;
     const idle = this.hooks.idleTimeoutMs ?? 0;
+    if (!this.#reading) {
+      if (!this.#pulled) this.#fail(new StreamReaderIdle(idle));
+      return;
+    }
     const left = idle - this.#waited - (Date.now() - this.#readStart);
     if (left > 0) this.#arm(left);
     else this.#fail(new StreamIdleTimeout(idle));

@@ -191,6 +191,61 @@ describe('stream idle timeout', () => {
   });
 });
 
+describe('a stream nobody reads', () => {
+  test('is let go at the idle timeout: its lane slot, key and upstream freed, one failure (stream_interrupted) saying why', async () => {
+    fakeClock();
+    let cancelled = false;
+    provider(ONE, () => {
+      // Two chunks, then nothing more (not even an end); `cancelled` once keyplex lets the upstream go.
+      const first = new TextEncoder().encode(twoChunks().map((step) => step.text).join(''));
+      const stream = new ReadableStream<Uint8Array>({
+        start: (c) => c.enqueue(first),
+        pull: () => new Promise<void>(() => undefined),
+        cancel: () => void (cancelled = true),
+      });
+      return new HttpResponse(stream, { headers: { 'content-type': 'text/event-stream', 'transfer-encoding': 'chunked' } });
+    });
+    const { manager, client, failure } = manage({ streamIdleTimeoutMs: 1_000 });
+
+    const stream = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true });
+    expect(manager.lanes.standard?.running).toBe(1);
+    await vi.advanceTimersByTimeAsync(999);
+    expect(failure).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    await until(() => failure.length === 1, 'the stream let go');
+
+    expect(failure.map((e) => e.error.code)).toEqual(['stream_interrupted']);
+    expect(failure[0]!.error.message).toContain('not read for 1000 ms');
+    expect(manager.lanes.standard).toMatchObject({ running: 0, queued: 0 });
+    expect(manager.stats().providers.one?.keys[0]?.inFlight).toBe(0);
+    expect(cancelled).toBe(true);
+    // A reader that comes back late gets the error.
+    const { error } = await consume(stream).ended;
+    expect(getKeyplexDetails(error)?.code).toBe('stream_interrupted');
+  });
+
+  test('a reader that pauses for most of the idle timeout between reads keeps its stream', async () => {
+    fakeClock();
+    provider(ONE, () => scripted(chatChunks('gpt-4.1', ['a', 'b', 'c', 'd'], true).map((e) => data(e)), 'end'));
+    const { client, success, failure } = manage({ streamIdleTimeoutMs: 1_000 });
+
+    const stream = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true });
+    const iterator = stream[Symbol.asyncIterator]();
+    let text = '';
+    for (;;) {
+      const next = iterator.next();
+      const result = await next;
+      if (result.done) break;
+      text += result.value.choices[0]?.delta.content ?? '';
+      await vi.advanceTimersByTimeAsync(900);
+    }
+
+    expect(text).toBe('abcd');
+    expect(success).toHaveLength(1);
+    expect(failure).toEqual([]);
+  });
+});
+
 describe('the request deadline bounds the whole stream', () => {
   /** A stream that keeps sending a chunk every 500 ms for 50 s. */
   const endless = () => chatChunks('gpt-4.1', Array.from({ length: 100 }, () => 'x'), false).map((e, i) => data(e, i === 0 ? 0 : 500));
