@@ -254,6 +254,8 @@ function upstreamFailure(core: Core, ctx: RequestContext, lease: Lease, attempt:
     classification = { kind: 'context_length', action: 'rotate' };
   }
   let wait = retryAfterMs(response.headers, now);
+  // A transient failure's wait stated in the body only (Gemini's 503 RetryInfo) holds its provider as a header's would.
+  if (wait === undefined && classification.action === 'retry') wait = bodyRetryAfterMs(parsed, text, now);
   if (classification.disable) key.disable(classification.disable);
   if (classification.cooldown) {
     // The one header parser: the rest the limiter applies is the cooldown the store tells other replicas.

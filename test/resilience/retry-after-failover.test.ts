@@ -28,6 +28,14 @@ function manage(providers: KeyManagerOptions['providers']) {
   return { manager, client: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })) };
 }
 
+/** The reply to BODY while the fake clock stands still (a wait on the clock never ends: the test fails at `until`). */
+async function answerWithClockStill(client: OpenAI): Promise<OpenAI.Chat.Completions.ChatCompletion> {
+  let reply: OpenAI.Chat.Completions.ChatCompletion | undefined;
+  void client.chat.completions.create(BODY).then((r) => (reply = r), () => undefined);
+  await until(() => reply !== undefined, 'the answer, with the clock standing still');
+  return reply!;
+}
+
 const overloaded = (seconds: number) => errorReply(503, null, { 'retry-after': String(seconds) }, 'The engine is currently overloaded');
 
 test('a 503 asking for 20 s sends the retry to the other provider at once, not after 20 s', async () => {
@@ -38,11 +46,7 @@ test('a 503 asking for 20 s sends the retry to the other provider at once, not a
   provider(TWO, () => (sentAt.push(Date.now() - start), chatReply('gpt-4.1', 'ok')));
   const { manager, client } = manage({ one: { baseURL: ONE, keys: keyRing('a', 'b').keys }, two: { baseURL: TWO, keys: keyRing('c').keys } });
   const retries = record(manager, 'retry');
-  let reply: OpenAI.Chat.Completions.ChatCompletion | undefined;
-  void client.chat.completions.create(BODY).then((r) => (reply = r), () => undefined);
-  // The clock stands still: the answer comes without it (it waited 20 s, twice, for the first provider).
-  await until(() => reply !== undefined, 'the answer, with the clock standing still');
-  expect(reply!.choices[0]!.message.content).toBe('ok');
+  expect((await answerWithClockStill(client)).choices[0]!.message.content).toBe('ok');
   expect({ oneCalls: one.length, twoSentAtMs: sentAt }).toEqual({ oneCalls: 1, twoSentAtMs: [0] });
   expect(retries).toMatchObject([{ provider: 'one', reason: 'server_error', status: 503 }]);
 });
@@ -69,10 +73,7 @@ test('a 503 asking for an hour, past the deadline, still sends the retry to the 
   const one = provider(ONE, () => overloaded(3_600));
   provider(TWO, () => chatReply('gpt-4.1', 'ok'));
   const { client } = manage({ one: { baseURL: ONE, keys: keyRing('a').keys }, two: { baseURL: TWO, keys: keyRing('c').keys } });
-  let reply: OpenAI.Chat.Completions.ChatCompletion | undefined;
-  void client.chat.completions.create(BODY).then((r) => (reply = r), () => undefined);
-  await until(() => reply !== undefined, 'the answer, with the clock standing still');
-  expect(reply!.choices[0]!.message.content).toBe('ok');
+  expect((await answerWithClockStill(client)).choices[0]!.message.content).toBe('ok');
   expect(one).toHaveLength(1);
 });
 
@@ -94,4 +95,35 @@ test('both providers asking for an hour: the last 503 surfaces at once, its mess
   expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
   expect((error as Error).message).toContain("'one': asked for a wait of 60 min (retry-after on a server error); 'two': asked for a wait of 60 min");
   expect((error as Error).message).not.toContain('rate-limit room');
+});
+
+/** A Gemini-style 503 stating its wait in the body only (`google.rpc.RetryInfo`), no retry-after header. */
+const overloadedBody = (retryDelay: string) =>
+  Response.json(
+    { error: { code: 503, message: 'The model is overloaded. Please try again later.', status: 'UNAVAILABLE', details: [{ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay }] } },
+    { status: 503 },
+  );
+
+test("a 503 whose body asks for 30 s (Gemini's RetryInfo, no header) holds that provider: the other one serves at once", async () => {
+  fakeClock();
+  const one = provider(ONE, () => overloadedBody('30s'));
+  provider(TWO, () => chatReply('gpt-4.1', 'ok'));
+  const { client } = manage({ one: { baseURL: ONE, keys: keyRing('a', 'b').keys }, two: { baseURL: TWO, keys: keyRing('c').keys } });
+  expect((await answerWithClockStill(client)).choices[0]!.message.content).toBe('ok');
+  expect(one).toHaveLength(1);
+});
+
+test('with no other provider, the retry waits the 30 s the body asked for', async () => {
+  fakeClock();
+  const start = Date.now();
+  const sentAt: number[] = [];
+  provider(ONE, (_call, index) => (sentAt.push(Date.now() - start), index === 0 ? overloadedBody('30s') : chatReply('gpt-4.1', 'ok')));
+  const { client } = manage({ one: { baseURL: ONE, keys: keyRing('a', 'b').keys } });
+  const pending = client.chat.completions.create(BODY);
+  await until(() => sentAt.length === 1, 'the first attempt');
+  await vi.advanceTimersByTimeAsync(29_999);
+  expect(sentAt).toHaveLength(1);
+  await vi.advanceTimersByTimeAsync(1);
+  await pending;
+  expect(sentAt).toEqual([0, 30_000]);
 });
