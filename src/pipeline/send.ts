@@ -5,7 +5,7 @@
  * A success goes on to respond and account; anything else becomes an
  * {@link AttemptFailure} for the retry policy.
  */
-import { describeType } from '../config/check';
+import { describeType, isPlainObject } from '../config/check';
 import { headerEntries } from '../header-list';
 import { afterResponse, beforeAttempt } from '../hooks/run';
 import { secretOf } from '../keys/key';
@@ -140,11 +140,9 @@ async function streamFirst(core: Core, ctx: RequestContext, lease: Lease, attemp
   }
   const opening = first.scanner.openingError;
   if (opening !== undefined) {
-    // The stream opened with an error (nothing reached the caller): a non-2xx JSON answer of the status it stands for, as a 200's embedded one.
+    // The stream opened with an error (nothing reached the caller): as a 200's embedded one.
     reader.cancel().catch(() => undefined);
-    const headers = new Headers(response.headers);
-    headers.set('content-type', 'application/json');
-    throw upstreamFailure(core, ctx, lease, attempt, firstTryOfKey, new Response(null, { status: embeddedStatus(opening), headers }), JSON.stringify({ error: opening }));
+    throw embeddedFailure(core, ctx, lease, attempt, firstTryOfKey, response, opening, JSON.stringify({ error: opening }));
   }
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
@@ -194,8 +192,7 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
     throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: decodeText(bytes) });
   }
   const embedded = embeddedError(ctx, parsed);
-  // Classified, and passed on as the last answer, as a non-2xx answer of the status it stands for.
-  if (embedded !== undefined) throw upstreamFailure(core, ctx, lease, attempt, firstTryOfKey, new Response(null, { status: embeddedStatus(embedded), headers: response.headers }), decodeText(bytes));
+  if (embedded !== undefined) throw embeddedFailure(core, ctx, lease, attempt, firstTryOfKey, response, embedded, decodeText(bytes));
   const replyModel = (parsed as { model?: unknown } | null)?.model;
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
@@ -215,8 +212,19 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
  */
 function embeddedError(ctx: RequestContext, parsed: unknown): Record<string, unknown> | undefined {
   const error = (parsed as { error?: unknown } | null)?.error;
-  if (typeof error !== 'object' || error === null || Array.isArray(error)) return undefined;
-  return answersJson(ctx) && !ctx.request.path.startsWith('/responses') ? (error as Record<string, unknown>) : undefined;
+  if (error === undefined || error === null || !isPlainObject(error)) return undefined;
+  return answersJson(ctx) && !ctx.request.path.startsWith('/responses') ? error : undefined;
+}
+
+/**
+ * An error a 200 carried (in its JSON body, or as its stream's first event):
+ * classified, and passed on as the last answer, as a non-2xx JSON answer
+ * (`body`) of the status it stands for.
+ */
+function embeddedFailure(core: Core, ctx: RequestContext, lease: Lease, attempt: number, firstTryOfKey: boolean, response: Response, error: Record<string, unknown>, body: string): AttemptFailure {
+  const headers = new Headers(response.headers);
+  headers.set('content-type', 'application/json');
+  return upstreamFailure(core, ctx, lease, attempt, firstTryOfKey, new Response(null, { status: embeddedStatus(error), headers }), body);
 }
 
 /** Error codes in words that stand for a 429 (OpenAI's, in stream error events). */

@@ -17,6 +17,7 @@
  * `restAfterRateLimit`). The longest wait found is taken (RetryInfo is
  * rounded down to the second, the message is not).
  */
+import { isPlainObject } from '../config/check';
 import { parseDuration } from './header-values';
 import { rateLimitResetMs } from './headers';
 
@@ -33,7 +34,8 @@ const QUOTED_DELAY = /retryDelay\\*"\s*:\s*\\*"(\d+(?:\.\d+)?)s/;
 /** The most of a body's text searched when it is not JSON. */
 const MAX_TEXT = 4_096;
 
-const asObject = (value: unknown): Record<string, unknown> | undefined => (typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined);
+/** The value when it is a plain object (parsed JSON's are), else undefined. */
+const asObject = (value: unknown): Record<string, unknown> | undefined => (isPlainObject(value) ? value : undefined);
 
 /** A wait written in a message, in ms; undefined when none is. */
 function messageWaitMs(message: string): number | undefined {

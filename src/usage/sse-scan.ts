@@ -71,8 +71,6 @@ export class EventScanner {
   openingError: Record<string, unknown> | undefined;
   /** True when the last scan met an event with data (comments and keep-alives are not data). */
   sawData = false;
-  /** True once a complete event was judged (data, a comment, a removed one). */
-  judged = false;
   /** Bytes of an event not complete yet. */
   #pending: Uint8Array = EMPTY;
   /** Reads after {@link #pending} that completed no event: kept apart, joined once one does. */
@@ -175,7 +173,6 @@ export class EventScanner {
     // Without a carriage return, events end at "\n\n" (found natively), and lines at "\n".
     const lfOnly = find(complete, CR, 0) === -1;
     const n = complete.length;
-    this.judged = true;
     let start = 0;
     const removed = REMOVED;
     /** Offsets in `removed` this judgement wrote (the array keeps its length: no store made again per stream). */
@@ -286,11 +283,11 @@ export function scanFirst(first: Uint8Array, stripUsageChunk: boolean, redactor?
 }
 
 /**
- * A stream read until its first complete event is judged (or it ends): each
+ * A stream read until its first data event is judged (or it ends): each
  * read is given to {@link take} until it says so, with no async frame of its
  * own. {@link broken} when the stream ended before any byte, an event carries
  * data that is neither JSON nor `[DONE]`, or more than
- * {@link MAX_FIRST_EVENT_BYTES} came without a complete event (the stream is
+ * {@link MAX_FIRST_EVENT_BYTES} came before a data event (the stream is
  * broken before anything reached the caller, so another attempt may serve it). Handed to
  * {@link tapEventStream}, those events are not judged again.
  */

@@ -91,7 +91,7 @@ class EventStreamTap {
   readonly #scanner: EventScanner;
   /** The first read, when it is yet to be scanned. */
   #first: Uint8Array | undefined;
-  /** What of the first read passes on, judged already: queued at the start. */
+  /** What of the first read passes on, judged already: handed to the first pull. */
   #firstOut: Uint8Array | undefined;
   #settled = false;
   #listening = false;
