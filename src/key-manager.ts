@@ -7,7 +7,7 @@
  * src/pipeline/wiring.ts.
  */
 import { resolveKey, resolveOptions, type KeyInput, type KeyManagerOptions } from './config';
-import { safeName } from './config/check';
+import { describeType, safeName } from './config/check';
 import { ConfigError, ManagerClosedError } from './errors';
 import type { KeyplexEventName, KeyplexListener } from './events';
 import { secretOf, type Key } from './keys/key';
@@ -70,6 +70,12 @@ export class KeyManager {
       throw new ConfigError(
         'client',
         "wrap() takes an OpenAI client, not an AzureOpenAI one (its deployment paths reach no provider through keyplex, which picks the deployment by model). Wrap `new OpenAI()`, and give Azure as a provider with its OpenAI-compatible endpoint, baseURL 'https://<resource>.openai.azure.com/openai/v1'.",
+      );
+    }
+    if (typeof (client as { withOptions?: unknown } | null | undefined)?.withOptions !== 'function') {
+      throw new ConfigError(
+        'client',
+        `wrap() takes an instance of the openai SDK's client, \`new OpenAI({ apiKey: 'managed-by-keyplex' })\`, and uses its withOptions(); got ${describeType(client)} without it. For a client of another library that takes a \`fetch\`, give it \`manager.fetch\` (docs/integrations.md).`,
       );
     }
     return client.withOptions({ fetch: this.fetch, maxRetries: 0, baseURL: KEYPLEX_BASE_URL });
