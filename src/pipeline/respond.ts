@@ -323,7 +323,7 @@ export function unroutable(core: Core, ctx: RequestContext): KeyplexError {
   if (ctx.route.contextTooLong) {
     return new KeyplexError(
       'context_length_exceeded',
-      `keyplex: the request (about ${ctx.tokens} tokens with its output) fits no deployment of '${request.model}'; use a model with a larger context window or shorten it.`,
+      `keyplex: the request (about ${ctx.tokens} tokens with its output) fits no deployment of '${request.model}'; use a model with a larger context window or shorten it (\`routing.contextFallbacks\` names a larger model to move such requests to).`,
       { requestId, status: 400 },
     );
   }

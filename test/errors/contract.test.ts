@@ -301,6 +301,19 @@ const rows: Row[] = [
     },
   },
   {
+    path: "the request is larger than every deployment's contextWindow",
+    catches: OpenAI.BadRequestError,
+    code: 'context_length_exceeded',
+    says: [/^400 keyplex:/, /fits no deployment of 'gpt-4\.1'/, /larger context window or shorten it/, /routing\.contextFallbacks/],
+    run: async () => {
+      const seen = provider(ONE, () => chatReply(MODEL));
+      const { client } = managed({ providers: { one: { baseURL: ONE, keys: keyRing('a').keys, models: { [MODEL]: { contextWindow: 100 } } } } });
+      const error = await caught(() => client.chat.completions.create({ ...BODY, messages: [{ role: 'user', content: 'word '.repeat(2_000) }] }));
+      expect(seen).toHaveLength(0);
+      return error;
+    },
+  },
+  {
     // The model is served, only not by the provider the request is pinned to: the message must not say nobody serves it.
     path: 'the pinned provider does not serve the model',
     catches: OpenAI.NotFoundError,
