@@ -429,6 +429,17 @@ describe('key ids and secrecy', () => {
     expect(error.message).toContain('did you mean `baseURL`?');
   });
 
+  // `keys: [process.env.OPENAI_KEY!]` with the variable unset, or the same in a template literal.
+  test.each([
+    ['an unset environment variable', config({ keys: [undefined] }), 'providers.openai.keys[0]'],
+    ['an unset variable in a template literal', config({ keys: [`${String(undefined)}`] }), 'providers.openai.keys[0]'],
+    ['the string "null"', config({ keys: [{ key: 'null' }] }), 'providers.openai.keys[0].key'],
+  ])('a key that is %s is refused, asking whether the variable is set', (_, options, field) => {
+    const error = resolveError(options);
+    expect(error.field).toBe(field);
+    expect(error.message).toMatch(/environment variable/);
+  });
+
   // Names a user brings from the openai SDK or other clients, and ones missing only their unit: not a typo by edit distance.
   test.each([
     ['the SDK’s apiKey for a provider’s keys', config({ apiKey: fakeKey() }), 'providers.openai.apiKey', 'keys'],
