@@ -341,6 +341,6 @@ function pinnedNotServing(core: Core, pinned: string, model: string): string {
   const elsewhere = serving.length === 0 ? '' : ` It is served by ${serving.join(', ')}.`;
   return (
     `keyplex: provider '${pinned}', to which the \`provider\` request option pins this request, does not serve model '${model}'.${elsewhere} ` +
-    `Pin a provider that serves it, leave the pin out, or add the model to '${pinned}''s \`models\` (or set \`serveAnyModel: true\` on it). Nothing was sent.`
+    `Pin a provider that serves it, leave the pin out, or add the model to the \`models\` of '${pinned}' (or set \`serveAnyModel: true\` on it). Nothing was sent.`
   );
 }
