@@ -81,6 +81,7 @@ await new Promise((resolve) => setTimeout(resolve, 50)); // pub/sub takes a mill
 
 // 130 requests spread over the replicas. Two usable keys × 60 a minute: 119 go
 // out at once (the keys' burst, less the one above), the rest wait for the keys to refill.
+console.log('130 requests over the three replicas: 119 at once, the rest as the two keys refill (60 a minute each: about a minute)…');
 const startedAt = Date.now();
 await Promise.all(
   Array.from({ length: 130 }, async (_, i) => {

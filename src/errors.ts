@@ -154,15 +154,12 @@ export class ConfigError extends KeyplexError {
   }
 }
 
-/** No configured provider serves the requested model. */
+/** No configured provider serves the requested model (or none the request is pinned to: `message` says so). */
 export class ModelNotServedError extends KeyplexError {
   readonly model: string;
-  constructor(model: string, requestId?: string) {
-    super(
-      'model_not_served',
-      `keyplex: no provider serves model '${model}'. Add it to a provider's \`models\`, or set \`serveAnyModel: true\` on a provider that serves any model (e.g. a gateway).`,
-      { requestId, status: 404 },
-    );
+  constructor(model: string, requestId?: string, message?: string) {
+    message ??= `keyplex: no provider serves model '${model}'. Add it to a provider's \`models\`, or set \`serveAnyModel: true\` on a provider that serves any model (e.g. a gateway).`;
+    super('model_not_served', message, { requestId, status: 404 });
     this.name = 'ModelNotServedError';
     this.model = model;
   }

@@ -7,7 +7,7 @@
  * src/pipeline/wiring.ts.
  */
 import { resolveKey, resolveOptions, type KeyInput, type KeyManagerOptions } from './config';
-import { safeName } from './config/check';
+import { describeType, safeName } from './config/check';
 import { ConfigError, ManagerClosedError } from './errors';
 import type { KeyplexEventName, KeyplexListener } from './events';
 import { secretOf, type Key } from './keys/key';
@@ -70,6 +70,12 @@ export class KeyManager {
       throw new ConfigError(
         'client',
         "wrap() takes an OpenAI client, not an AzureOpenAI one (its deployment paths reach no provider through keyplex, which picks the deployment by model). Wrap `new OpenAI()`, and give Azure as a provider with its OpenAI-compatible endpoint, baseURL 'https://<resource>.openai.azure.com/openai/v1'.",
+      );
+    }
+    if (typeof (client as { withOptions?: unknown } | null | undefined)?.withOptions !== 'function') {
+      throw new ConfigError(
+        'client',
+        `wrap() takes an instance of the openai SDK's client, \`new OpenAI({ apiKey: 'managed-by-keyplex' })\`, and uses its withOptions(); got ${describeType(client)} without it. For a client of another library that takes a \`fetch\`, give it \`manager.fetch\` (docs/integrations.md).`,
       );
     }
     return client.withOptions({ fetch: this.fetch, maxRetries: 0, baseURL: KEYPLEX_BASE_URL });
@@ -233,18 +239,21 @@ export class KeyManager {
    * Stops the manager: new requests are refused with a `manager_closed` error
    * and timers are released. By default queued and in-flight requests end with
    * that error too; with `{ drain: true }` they finish first (each within its
-   * deadline). Resolves when no request is left.
+   * deadline), and a plain `close()` during the drain ends what is left.
+   * Resolves when no request is left.
    */
   async close(options: { drain?: boolean } = {}): Promise<void> {
     const core = this.#core;
-    if (!core.closed) {
-      core.closed = true;
+    const first = !core.closed;
+    core.closed = true;
+    // A plain close() during a drain ends what the drain still waits for (a shutdown with a bound).
+    if (!options.drain && !core.closedByAbort) {
+      core.closedByAbort = true;
+      core.active.abortAll(new ManagerClosedError({ inFlight: true }));
+      void core.bulkhead.close('reject', new ManagerClosedError({ inFlight: true }));
+    }
+    if (first) {
       if (options.drain) await core.bulkhead.close('drain');
-      else {
-        core.closedByAbort = true;
-        core.active.abortAll(new ManagerClosedError({ inFlight: true }));
-        void core.bulkhead.close('reject', new ManagerClosedError({ inFlight: true }));
-      }
       for (const pool of core.pools) for (const key of pool.keys) key.dispose();
       for (const circuit of core.deploymentCircuits.keys()) circuit.dispose();
     }

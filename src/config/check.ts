@@ -122,9 +122,32 @@ export function quote(text: string): string {
   return JSON.stringify(text);
 }
 
-/** A known name the unknown one is probably a typo of: same letters ignoring case, or a couple of edits apart. */
+/**
+ * Names users bring from the openai SDK and other clients (lower case), with
+ * what keyplex calls them, most likely first: not typos by edit distance.
+ */
+const BROUGHT_NAMES: Readonly<Record<string, readonly string[]>> = {
+  apikey: ['keys', 'key'],
+  apikeys: ['keys'],
+  maxretries: ['maxAttempts', 'retry'],
+  retries: ['maxAttempts', 'retry'],
+  timeout: ['deadlineMs', 'attemptTimeoutMs'],
+};
+
+/** Units a known name ends in, which a name without them (`ttl` for `ttlMs`) means. */
+const UNITS = ['ms', 'usd'];
+
+/**
+ * A known name the unknown one is probably meant as: same letters ignoring
+ * case, a name from the SDK or other clients ({@link BROUGHT_NAMES}), the
+ * name without its unit, or a couple of edits apart.
+ */
 export function suggest(name: string, known: readonly string[]): string | undefined {
   const lower = name.toLowerCase();
+  const brought = Object.hasOwn(BROUGHT_NAMES, lower) ? BROUGHT_NAMES[lower]!.find((meant) => known.includes(meant)) : undefined;
+  if (brought !== undefined) return brought;
+  const withUnit = known.find((candidate) => UNITS.some((unit) => candidate.toLowerCase() === lower + unit));
+  if (withUnit !== undefined) return withUnit;
   let best: string | undefined;
   let bestDistance = Math.min(2, Math.floor(name.length / 3));
   for (const candidate of known) {
@@ -139,15 +162,20 @@ export function suggest(name: string, known: readonly string[]): string | undefi
   return best;
 }
 
+/** Edits from `a` to `b`: insertions, deletions, substitutions and swaps of two neighbours (`modle` is one from `model`). */
 function editDistance(a: string, b: string): number {
   if (Math.abs(a.length - b.length) > 2) return Math.abs(a.length - b.length);
+  let before: number[] = [];
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const current = [i];
     for (let j = 1; j <= b.length; j++) {
       const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
+      let distance = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) distance = Math.min(distance, (before[j - 2] ?? 0) + 1);
+      current.push(distance);
     }
+    before = previous;
     previous = current;
   }
   return previous[b.length] ?? 0;

@@ -5,7 +5,7 @@
  * loopback, offline, with no API key. Prints the side-by-side table.
  *
  * With `--real`, the keyplex run targets real providers whose keys are given
- * in the environment (see the README); nothing in the test suite does that.
+ * in the environment (see docs/demo.md); nothing in the test suite does that.
  */
 import OpenAI from 'openai';
 import { writeFileSync } from 'node:fs';
@@ -31,7 +31,7 @@ then the same prompts through keyplex for a fixed gpt-4.1 and with cost routing.
   --skip-cost       leave out the cost-routing comparison
   --json            print the results as JSON
   --html FILE       also write a self-contained HTML report (charts) to FILE
-  --real            run against real providers from the environment (see README)
+  --real            run against real providers from the environment (see docs/demo.md)
   --help            this text`;
 
 function positive(name: string, value: string | undefined, fallback: number, max = Infinity): number {

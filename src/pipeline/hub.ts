@@ -6,6 +6,34 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import type { KeyplexEventName, KeyplexEvents, KeyplexListener } from '../events';
+import { suggest } from '../config/check';
+
+/** Every event name, for JavaScript callers (the compiler checks TypeScript's): the object makes the list complete. */
+const EVENT_NAMES = Object.keys({
+  request: true, attempt: true, retry: true, failover: true, success: true, failure: true,
+  'key:cooldown': true, 'key:disabled': true, 'key:recovered': true, 'key:limits': true, 'key:added': true, 'key:removed': true,
+  'circuit:open': true, 'circuit:half-open': true, 'circuit:close': true, 'lane:rejected': true, 'budget:exceeded': true,
+  'store:error': true, 'store:recovered': true, 'cache:hit': true, 'cache:miss': true,
+} satisfies Record<KeyplexEventName, true>);
+
+/** Unknown names warned about already in this process: once each. */
+const warnedNames = new Set<string>();
+
+/**
+ * Checks what `on()` / `once()` got from a caller the compiler did not check:
+ * a listener that is not a function throws (as Node's emitters do); an event
+ * keyplex never emits warns once (`KEYPLEX_UNKNOWN_EVENT`), as the listener would wait in silence.
+ */
+function checkListener(event: string, listener: unknown): void {
+  if (typeof listener !== 'function') throw new TypeError(`keyplex: the listener of '${String(event)}' must be a function; got ${listener === null ? 'null' : typeof listener}`);
+  if (EVENT_NAMES.includes(event) || warnedNames.has(event)) return;
+  warnedNames.add(event);
+  const meant = suggest(event, EVENT_NAMES);
+  process.emitWarning(
+    `keyplex emits no event '${event}', so this listener is never called${meant === undefined ? '' : ` (did you mean '${meant}'?)`}; its events are ${EVENT_NAMES.map((e) => `'${e}'`).join(', ')}.`,
+    { code: 'KEYPLEX_UNKNOWN_EVENT' },
+  );
+}
 
 type EmitterEvents = { [E in KeyplexEventName]: [KeyplexEvents[E]] };
 type AnyListener = (payload: never) => void;
@@ -16,10 +44,12 @@ export class EventHub {
   #warned = false;
 
   on<E extends KeyplexEventName>(event: E, listener: KeyplexListener<E>): void {
+    checkListener(event, listener);
     this.#emitter.on(event, this.#guard(listener) as never);
   }
 
   once<E extends KeyplexEventName>(event: E, listener: KeyplexListener<E>): void {
+    checkListener(event, listener);
     this.#emitter.once(event, this.#guard(listener) as never);
   }
 

@@ -323,9 +323,24 @@ export function unroutable(core: Core, ctx: RequestContext): KeyplexError {
   if (ctx.route.contextTooLong) {
     return new KeyplexError(
       'context_length_exceeded',
-      `keyplex: the request (about ${ctx.tokens} tokens with its output) fits no deployment of '${request.model}'; use a model with a larger context window or shorten it.`,
+      `keyplex: the request (about ${ctx.tokens} tokens with its output) fits no deployment of '${request.model}'; use a model with a larger context window or shorten it (\`routing.contextFallbacks\` names a larger model to move such requests to).`,
       { requestId, status: 400 },
     );
   }
-  return new ModelNotServedError(request.model ?? '', requestId);
+  const model = request.model ?? '';
+  return new ModelNotServedError(model, requestId, pinned === undefined ? undefined : pinnedNotServing(core, pinned, model));
+}
+
+/**
+ * Why a request pinned to a configured provider found no deployment: that
+ * provider does not serve the model (others may; saying nobody does would send
+ * the reader to the wrong fix).
+ */
+function pinnedNotServing(core: Core, pinned: string, model: string): string {
+  const serving = core.pools.filter((p) => p.id !== pinned && (p.models?.has(model) === true || p.anyModel === 'always')).map((p) => `'${p.id}'`);
+  const elsewhere = serving.length === 0 ? '' : ` It is served by ${serving.join(', ')}.`;
+  return (
+    `keyplex: provider '${pinned}', to which the \`provider\` request option pins this request, does not serve model '${model}'.${elsewhere} ` +
+    `Pin a provider that serves it, leave the pin out, or add the model to the \`models\` of '${pinned}' (or set \`serveAnyModel: true\` on it). Nothing was sent.`
+  );
 }

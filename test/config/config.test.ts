@@ -428,6 +428,37 @@ describe('key ids and secrecy', () => {
     const error = resolveError(config({ baseUrl: 'https://x.test/v1' }));
     expect(error.message).toContain('did you mean `baseURL`?');
   });
+
+  // `keys: [process.env.OPENAI_KEY!]` with the variable unset, or the same in a template literal.
+  test.each([
+    ['an unset environment variable', config({ keys: [undefined] }), 'providers.openai.keys[0]'],
+    ['an unset variable in a template literal', config({ keys: [`${String(undefined)}`] }), 'providers.openai.keys[0]'],
+    ['the string "null"', config({ keys: [{ key: 'null' }] }), 'providers.openai.keys[0].key'],
+  ])('a key that is %s is refused, asking whether the variable is set', (_, options, field) => {
+    const error = resolveError(options);
+    expect(error.field).toBe(field);
+    expect(error.message).toMatch(/environment variable/);
+  });
+
+  // Names a user brings from the openai SDK or other clients, and ones missing only their unit: not a typo by edit distance.
+  test.each([
+    ['the SDK’s apiKey for a provider’s keys', config({ apiKey: fakeKey() }), 'providers.openai.apiKey', 'keys'],
+    ['apiKeys', config({ apiKeys: [fakeKey()] }), 'providers.openai.apiKeys', 'keys'],
+    ['apiKey in a key object', config({ keys: [{ apiKey: fakeKey() }] }), 'providers.openai.keys[0].apiKey', 'key'],
+    ['the SDK’s maxRetries', config({}, { maxRetries: 2 }), 'maxRetries', 'retry'],
+    ['retries', config({}, { retries: 2 }), 'retries', 'retry'],
+    ['maxRetries inside retry', config({}, { retry: { maxRetries: 2 } }), 'retry.maxRetries', 'maxAttempts'],
+    ['the SDK’s timeout', config({}, { timeout: 20_000 }), 'timeout', 'deadlineMs'],
+    ['a duration without its unit', config({}, { cache: { ttl: 60_000 } }), 'cache.ttl', 'ttlMs'],
+    ['a budget’s limit without its unit', config({}, { budgets: [{ scope: { overall: true }, limit: 5, window: 'day' }] }), 'budgets[0].limit', 'limitUsd'],
+    ['a budget field typo', config({}, { budgets: [{ scope: { overall: true }, limitUsd: 5, windw: 'day' }] }), 'budgets[0].windw', 'window'],
+    ['a breaker policy option typo', config({}, { circuitBreaker: { key: { policy: { kind: 'sampling', threshhold: 0.5 } } } }), 'circuitBreaker.key.policy.threshhold', 'threshold'],
+    ['a budget scope typo', config({}, { budgets: [{ scope: { modle: 'gpt-4.1' }, limitUsd: 5, window: 'day' }] }), 'budgets[0].scope.modle', 'model'],
+  ])('%s gets a suggestion', (_, options, field, meant) => {
+    const error = resolveError(options);
+    expect(error.field).toBe(field);
+    expect(error.message).toContain(`did you mean \`${meant}\`?`);
+  });
 });
 
 describe('resolveKey', () => {

@@ -301,6 +301,36 @@ const rows: Row[] = [
     },
   },
   {
+    path: "the request is larger than every deployment's contextWindow",
+    catches: OpenAI.BadRequestError,
+    code: 'context_length_exceeded',
+    says: [/^400 keyplex:/, /fits no deployment of 'gpt-4\.1'/, /larger context window or shorten it/, /routing\.contextFallbacks/],
+    run: async () => {
+      const seen = provider(ONE, () => chatReply(MODEL));
+      const { client } = managed({ providers: { one: { baseURL: ONE, keys: keyRing('a').keys, models: { [MODEL]: { contextWindow: 100 } } } } });
+      const error = await caught(() => client.chat.completions.create({ ...BODY, messages: [{ role: 'user', content: 'word '.repeat(2_000) }] }));
+      expect(seen).toHaveLength(0);
+      return error;
+    },
+  },
+  {
+    // The model is served, only not by the provider the request is pinned to: the message must not say nobody serves it.
+    path: 'the pinned provider does not serve the model',
+    catches: OpenAI.NotFoundError,
+    code: 'model_not_served',
+    says: [/^404 keyplex:/, /provider 'two'/, /`provider` request option/, /'gpt-4\.1'/, /served by 'one'/, /Nothing was sent/],
+    run: async () => {
+      const seen = provider(ONE, () => chatReply(MODEL));
+      const { client } = managed({
+        providers: { one: { baseURL: ONE, keys: keyRing('a').keys, models: [MODEL] }, two: { baseURL: 'https://api.two.test/v1', keys: keyRing('b').keys, models: ['deepseek-chat'] } },
+      });
+      const error = await caught(() => client.chat.completions.create(BODY, keyplex.options({ provider: 'two' })));
+      expect(seen).toHaveLength(0);
+      expect(error.message).not.toMatch(/no provider serves/);
+      return error;
+    },
+  },
+  {
     // Each entry's own case, built and run without its peer: test/peers/missing-peers.test.ts.
     path: "an entry's optional peer is not installed",
     catches: MissingPeerError,

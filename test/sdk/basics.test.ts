@@ -31,3 +31,21 @@ describe('wrap() of an AzureOpenAI client', () => {
     expect(() => manager.wrap(azure)).toThrow("'https://<resource>.openai.azure.com/openai/v1'");
   });
 });
+
+describe('wrap() of something that is not an SDK client', () => {
+  // From JavaScript: the OpenAI class itself, a namespace of the client, a client of another library.
+  test.each([
+    ['the OpenAI class, not an instance', async () => (await import('openai')).default],
+    ['a resource of a client', async () => new (await import('openai')).default({ apiKey: 'managed-by-keyplex' }).chat],
+    ['a plain object', async () => ({})],
+    ['undefined', async () => undefined],
+  ])('%s is refused with a ConfigError saying what to pass', async (_, make) => {
+    const { ConfigError } = await import('../../src/index');
+    const { manager } = manage({ providers: { one: { baseURL: 'https://api.one.test/v1', keys: [fakeKey()] } } });
+    const client = (await make()) as never;
+
+    expect(() => manager.wrap(client)).toThrow(ConfigError);
+    expect(() => manager.wrap(client)).toThrow(/new OpenAI\(/);
+    expect(() => manager.wrap(client)).toThrow(/manager\.fetch/);
+  });
+});

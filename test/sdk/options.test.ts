@@ -289,6 +289,29 @@ describe('listeners', () => {
     expect(successes).toHaveLength(1);
   });
 
+  // From JavaScript the compiler does not check the name: a typo would wait silently for an event that never comes.
+  test('a listener for an event keyplex does not emit warns once, naming the likely event', () => {
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    const { manager } = manage({ providers: { one: { baseURL: ONE, keys: keyRing('a').keys } } });
+
+    manager.on('sucess' as never, () => undefined);
+    manager.once('sucess' as never, () => undefined);
+    manager.on('key:disable' as never, () => undefined);
+    manager.on('success', () => undefined);
+
+    const seen = warn.mock.calls.map(([message, options]) => ({ message: String(message), code: (options as { code?: string } | undefined)?.code }));
+    expect(seen.map((w) => w.code)).toEqual(['KEYPLEX_UNKNOWN_EVENT', 'KEYPLEX_UNKNOWN_EVENT']);
+    expect(seen[0]!.message).toMatch(/'sucess'.*did you mean 'success'\?/);
+    expect(seen[1]!.message).toMatch(/'key:disable'.*did you mean 'key:disabled'\?/);
+  });
+
+  test('a listener that is not a function is refused at once', () => {
+    const { manager } = manage({ providers: { one: { baseURL: ONE, keys: keyRing('a').keys } } });
+
+    expect(() => manager.on('success', undefined as never)).toThrow(TypeError);
+    expect(() => manager.once('success', 'log' as never)).toThrow(/listener of 'success' must be a function/);
+  });
+
   test('a listener whose promise rejects does not break the request', async () => {
     const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
     const ring = keyRing('a');

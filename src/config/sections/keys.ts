@@ -23,7 +23,7 @@ export function resolveKey(provider: string, input: KeyInput, field: string): Re
     return { key, id: fingerprint(key), weight: 1, rpm: undefined, tpm: undefined, rate: NO_RATE_LIMITS };
   }
   if (!isPlainObject(raw)) {
-    throw new ConfigError(field, `expected a key of provider ${safeName(provider)}: a string or an object { key, id?, weight? }; got ${describeType(raw)}`);
+    throw new ConfigError(field, `expected a key of provider ${safeName(provider)}: a string or an object { key, id?, weight? }; got ${describeType(raw)}${raw === undefined ? UNSET : ''}`);
   }
   checkFields(raw, KEY_FIELDS, field, 'key field');
   const key = checkSecret(own(raw, 'key'), prop(field, 'key'), provider);
@@ -60,10 +60,14 @@ function describeBadId(value: unknown): string {
   return `a string of ${value.length} characters ${bad === first ? 'starting with' : 'containing'} ${quote(bad ?? '')}`;
 }
 
+/** The likely cause of a missing key: `keys: [process.env.OPENAI_KEY!]`, or the same in a template literal. */
+const UNSET = ' (an environment variable that is not set?)';
+
 function checkSecret(raw: unknown, field: string, provider: string): string {
   const expected = `expected a key of provider ${safeName(provider)} as a non-empty string`;
-  if (typeof raw !== 'string') throw new ConfigError(field, `${expected}; got ${describeType(raw)}`);
-  if (raw === '') throw new ConfigError(field, `${expected}; got a string of 0 characters`);
+  if (typeof raw !== 'string') throw new ConfigError(field, `${expected}; got ${describeType(raw)}${raw === undefined ? UNSET : ''}`);
+  if (raw === '') throw new ConfigError(field, `${expected}; got a string of 0 characters${UNSET}`);
+  if (raw === 'undefined' || raw === 'null') throw new ConfigError(field, `${expected}; got the string ${quote(raw)}${UNSET}`);
   if (/\s/.test(raw)) {
     throw new ConfigError(field, `${expected} without whitespace; got a string of ${raw.length} characters containing whitespace (a stray space or line break?)`);
   }

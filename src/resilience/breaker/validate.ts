@@ -3,7 +3,7 @@
  * public surface is `breakerSpecIssue` / `breakerSpecProblem` and the errors
  * the constructors throw.
  */
-import { describe, isPlainObject, type Problem } from '../../config/check';
+import { describe, isPlainObject, suggest, type Problem } from '../../config/check';
 
 /**
  * One bad option: the toolkit's {@link Problem} (where it is, `expected …;
@@ -57,7 +57,9 @@ export function optionsIssue(options: unknown, rules: OptionRules, extraKeys: re
   if (!isPlainObject(options)) return issue('', `expected an options object; got ${describe(options)}`);
   const known = [...extraKeys, ...Object.keys(rules)];
   for (const key of Object.keys(options)) {
-    if (!known.includes(key)) return issue(key, `expected one of ${known.map((k) => `\`${k}\``).join(', ')}; got an unknown option`);
+    if (known.includes(key)) continue;
+    const meant = suggest(key, known);
+    return issue(key, `expected one of ${known.map((k) => `\`${k}\``).join(', ')}; got an unknown option${meant === undefined ? '' : ` (did you mean \`${meant}\`?)`}`);
   }
   for (const [key, rule] of Object.entries(rules)) {
     const found = numberIssue(key, options[key], rule);

@@ -1,5 +1,5 @@
 /** Validation of the `budgets` option, with the shared toolkit. */
-import { describe, isPlainObject, looksSecret, prop, safeName, type Problem } from '../../config/check';
+import { describe, isPlainObject, looksSecret, prop, safeName, suggest, unknownFieldProblem, type Problem } from '../../config/check';
 import { defaultId } from './scope';
 import type { BudgetScope } from './types';
 import { toNanos, type BudgetMode, type BudgetWindow } from './window';
@@ -30,9 +30,8 @@ export function budgetsProblem(raw: unknown): Problem | undefined {
     if (!isPlainObject(entry)) {
       return { field: at, problem: `expected a budget object such as { scope: { overall: true }, limitUsd: 10, window: 'day' }; got ${describe(entry)}` };
     }
-    for (const key of Object.keys(entry)) {
-      if (!BUDGET_FIELDS.includes(key)) return { field: prop(at, key), problem: `expected one of ${BUDGET_FIELDS.map((f) => `\`${f}\``).join(', ')}; got an unknown option` };
-    }
+    const unknown = unknownFieldProblem(entry, BUDGET_FIELDS, at, 'budget field');
+    if (unknown) return unknown;
     const scopeFound = scopeProblem(entry.scope);
     if (scopeFound) return { field: scopeFound.field === '' ? `${at}.scope` : `${at}.scope${scopeFound.field.startsWith('[') ? '' : '.'}${scopeFound.field}`, problem: scopeFound.problem };
     const limit = entry.limitUsd;
@@ -73,8 +72,12 @@ function scopeProblem(scope: unknown): Problem | undefined {
   const shapes = '{ overall: true }, { provider }, { provider, keyId }, { model } or { tag }';
   if (!isPlainObject(scope)) return { field: '', problem: `expected one of ${shapes}; got ${describe(scope)}` };
   const keys = Object.keys(scope);
-  const unknown = keys.find((key) => !['overall', 'provider', 'keyId', 'model', 'tag'].includes(key));
-  if (unknown !== undefined) return { field: prop('', unknown), problem: `expected one of ${shapes}; got an unknown scope field` };
+  const fields = ['overall', 'provider', 'keyId', 'model', 'tag'];
+  const unknown = keys.find((key) => !fields.includes(key));
+  if (unknown !== undefined) {
+    const meant = suggest(unknown, fields);
+    return { field: prop('', unknown), problem: `expected one of ${shapes}; got an unknown scope field${meant === undefined ? '' : ` (did you mean \`${meant}\`?)`}` };
+  }
   if (keys.length === 0) return { field: '', problem: `expected one of ${shapes}; got an empty object` };
   if ('overall' in scope) {
     if (scope.overall !== true) return { field: 'overall', problem: `expected true; got ${describe(scope.overall)}` };

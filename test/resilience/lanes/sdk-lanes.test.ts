@@ -246,6 +246,29 @@ describe('closing', () => {
     expect(up.count('new')).toBe(0);
   });
 
+  // A graceful shutdown with a bound: drain, and when that takes too long, close() to end what is left.
+  test('close() after close({ drain: true }) ends what the drain still waits for: running and queued requests fail with manager_closed', async () => {
+    fakeClock();
+    const up = upstream();
+    const { manager, client } = manage({ lanes: { batch: { concurrency: 1, maxQueue: 10 } } });
+    const held = flood(client, 3, 'batch');
+    await until(() => up.count('held') === 1 && manager.lanes.batch?.queued === 2, '1 running upstream, 2 queued');
+
+    let drained = false;
+    const draining = manager.close({ drain: true }).then(() => (drained = true));
+    await tick();
+    expect(drained).toBe(false);
+    await manager.close();
+    await draining;
+    const settled = await Promise.all(held);
+
+    expect(settled.map((s) => s.ok)).toEqual([false, false, false]);
+    for (const s of settled) expect(getKeyplexDetails(!s.ok && s.error)).toMatchObject({ code: 'manager_closed' });
+    expect(up.count('held')).toBe(1);
+    expect(manager.lanes.batch).toMatchObject({ running: 0, queued: 0 });
+    expect(manager.stats().totals.inFlight).toBe(0);
+  });
+
   test('close() by default rejects queued work with manager_closed; it is never sent', async () => {
     fakeClock();
     const up = upstream();

@@ -33,7 +33,7 @@ describe('budgetsProblem', () => {
   test.each<[string, unknown, string, RegExp]>([
     ['a non-array', { overall: 10 }, 'budgets', /expected an array of budgets.*got an object/],
     ['a non-object entry', [null], 'budgets[0]', /expected a budget object.*got null/],
-    ['an unknown field', one({ limit: 5 }), 'budgets[0].limit', /unknown option/],
+    ['an unknown field', one({ limit: 5 }), 'budgets[0].limit', /known budget field \(did you mean `limitUsd`\?\)/],
     ['a missing scope', without('scope'), 'budgets[0].scope', /got undefined/],
     ['a string scope', one({ scope: 'overall' }), 'budgets[0].scope', /got the string "overall"/],
     ['an empty scope', one({ scope: {} }), 'budgets[0].scope', /got an empty object/],
