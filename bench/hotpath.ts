@@ -86,6 +86,8 @@ interface Case {
   contentType: string;
   rateHeaders: boolean;
   stream: boolean;
+  /** The manager's `replyHeaders` option (keyplex's four headers on each reply, which the SDK then formats): default off. */
+  replyHeaders?: boolean;
 }
 
 const JSON_TYPE = 'application/json';
@@ -93,6 +95,7 @@ const SSE_TYPE = 'text/event-stream; charset=utf-8';
 export const CASES: readonly Case[] = [
   { id: 'json', label: 'JSON 0.6 KiB, no rate-limit headers', body: CHAT_JSON, contentType: JSON_TYPE, rateHeaders: false, stream: false },
   { id: 'json-rl', label: 'JSON 0.6 KiB + 6 rate-limit headers', body: CHAT_JSON, contentType: JSON_TYPE, rateHeaders: true, stream: false },
+  { id: 'json-rl-rh', label: 'JSON 0.6 KiB + 6 rate-limit headers, `replyHeaders: true`', body: CHAT_JSON, contentType: JSON_TYPE, rateHeaders: true, stream: false, replyHeaders: true },
   { id: 'json-8k-rl', label: 'JSON 8 KiB + 6 rate-limit headers', body: chatJsonOfSize(8 * 1024), contentType: JSON_TYPE, rateHeaders: true, stream: false },
   { id: 'json-64k-rl', label: 'JSON 64 KiB + 6 rate-limit headers', body: chatJsonOfSize(64 * 1024), contentType: JSON_TYPE, rateHeaders: true, stream: false },
   { id: 'sse-rl', label: 'SSE (13 events) + 6 rate-limit headers', body: CHAT_SSE, contentType: SSE_TYPE, rateHeaders: true, stream: true },
@@ -110,7 +113,7 @@ const baseURL = (id: string) => `https://${id}.bench.invalid/v1`;
 function caseCallers(c: Case): { call: (variant: string) => () => Promise<unknown>; close: () => Promise<void> } {
   const fetch = caseFetch(c);
   const raw = new OpenAI({ apiKey: fakeKey(), baseURL: baseURL('raw'), fetch, maxRetries: 0 });
-  const { manager } = makeManager({ keys: fakeKeys(3, 10), baseURL, fetch, events: true });
+  const { manager } = makeManager({ keys: fakeKeys(3, 10), baseURL, fetch, events: true, ...(c.replyHeaders ? { extra: { replyHeaders: true } } : {}) });
   const wrapped = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
   const call = (variant: string) => {
     const client = variant === 'raw' ? raw : wrapped;
@@ -209,7 +212,7 @@ export const hotpath: Scenario = async ({ quick }) => {
     id: 'hotpath',
     title: '1b. Hot path with real reply shapes (in-process, rate-limit headers, 8 and 64 KiB)',
     method: [
-      `As scenario 1 (3 providers × 10 fake keys, listeners on \`request\`, \`attempt\`, \`success\`), but every reply carries OpenAI's six \`x-ratelimit-*\` headers (${Object.keys(OPENAI_RATE_HEADERS).join(', ')}) unless the row says otherwise, and the chat completion's message is grown to make 8 and 64 KiB bodies.`,
+      `As scenario 1 (3 providers × 10 fake keys, listeners on \`request\`, \`attempt\`, \`success\`), but every reply carries OpenAI's six \`x-ratelimit-*\` headers (${Object.keys(OPENAI_RATE_HEADERS).join(', ')}) unless the row says otherwise, and the chat completion's message is grown to make 8 and 64 KiB bodies. keyplex adds none of its own headers to the replies (\`replyHeaders\` is off by default) except in the row that says \`replyHeaders: true\`, which shows what the SDK's formatting of those four costs.`,
       `Per case: ${plan.rounds} interleaved rounds (raw, wrapped, alternating which goes first) of a closed loop at concurrency 64, ${plan.n} requests (streams: ${plan.n / 4}) or ${plan.capMs / 1000} s per round. CPU µs/request = process CPU time (user + system, \`process.cpuUsage\`) ÷ requests; ratios wrapped ÷ raw per round, median across rounds. Streaming added p99: ${plan.sseRounds} interleaved rounds × ${plan.sseN} sequential streams, each timed until fully iterated; median of per-round differences.`,
       `\`stats()\` at ${many.keys.toLocaleString('en-US')} keys (10 providers × 1,000), after ${(many.keys * 3).toLocaleString('en-US')} requests at concurrency 64 (${many.usedKeys.toLocaleString('en-US')} keys used): median of ${quick ? 5 : 21} calls. Heap per key: \`heapUsed\` after a forced GC with the manager built and used, minus before it was built, ÷ keys.`,
     ],

@@ -31,6 +31,8 @@ const manager = new KeyManager({
     gateway: { baseURL: server.baseURL('gateway'), keys: gatewayKeys, models: { 'claude-sonnet-4.5': 'anthropic/claude-sonnet-4.5' } },
   },
   retry: { baseDelayMs: 50 },
+  // Adds x-keyplex-provider (and the key id, attempts and request id) to each reply, read below.
+  replyHeaders: true,
 });
 manager.on('retry', (e) => console.log(`  retry after ${e.provider}/${e.keyId}: ${e.reason} (${e.status ?? 'no status'}), waiting ${e.delayMs} ms`));
 manager.on('failover', (e) => console.log(`  fail-over ${e.from.provider} -> ${e.to.provider}`));

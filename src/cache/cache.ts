@@ -45,8 +45,11 @@ export class ResponseCache {
     this.#now = now;
   }
 
-  /** The cached answer to the request, or undefined (a miss, or not cacheable); sets `ctx.cacheKey` for a cacheable miss. */
-  async lookup(ctx: RequestContext, hub: EventHub): Promise<Response | undefined> {
+  /**
+   * The cached answer to the request, or undefined (a miss, or not cacheable); sets `ctx.cacheKey` for a cacheable miss.
+   * A hit says `x-keyplex-cache: hit`, and with `replyHeaders` carries keyplex's other reply headers too.
+   */
+  async lookup(ctx: RequestContext, hub: EventHub, replyHeaders: boolean): Promise<Response | undefined> {
     const key = cacheKeyOf(this.#options, ctx);
     if (key === undefined) return undefined;
     let raw: string | undefined;
@@ -69,7 +72,12 @@ export class ResponseCache {
     this.hits++;
     this.savedUsd += answer.c ?? 0;
     if (hub.wants('cache:hit')) hub.emit('cache:hit', { ...base, provider: answer.p, ageMs: Math.max(0, this.#now() - answer.a), savedUsd: answer.c });
-    const headers = new Headers({ 'content-type': answer.t, [CACHE_HEADER]: 'hit', [REQUEST_ID_HEADER]: ctx.requestId, 'x-keyplex-provider': answer.p, 'x-keyplex-attempts': '0' });
+    const headers = new Headers({ 'content-type': answer.t, [CACHE_HEADER]: 'hit' });
+    if (replyHeaders) {
+      headers.set(REQUEST_ID_HEADER, ctx.requestId);
+      headers.set('x-keyplex-provider', answer.p);
+      headers.set('x-keyplex-attempts', '0');
+    }
     return new Response(answer.b, { status: answer.s, headers });
   }
 

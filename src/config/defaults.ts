@@ -14,6 +14,7 @@ export const DEFAULTS = {
   cooldownMs: 5_000,
   streamUsage: true,
   redactReplies: true,
+  replyHeaders: false,
   maxDynamicModels: 2_000,
   streamIdleTimeoutMs: 60_000,
   streamDeadline: 'whole',

@@ -1,7 +1,16 @@
 /**
  * The headers of the reply the SDK gets: the upstream's, less the two that
- * no longer describe the body, plus keyplex's four — read through, not
- * copied.
+ * no longer describe the body, plus keyplex's four when the `replyHeaders`
+ * option asks for them — read through, not copied.
+ *
+ * Why keyplex's four are off by default: the openai SDK formats every reply
+ * header for its debug log on every request, logging on or not (lower-cased,
+ * three regular-expression replaces and three set lookups each, then an
+ * object of them all). With OpenAI's rate-limit headers in the reply, the
+ * four cost the SDK 41,858 instructions per request (callgrind, the SDK
+ * alone on a fake fetch at concurrency 64: 520,871 with them, 476,509 with
+ * them left out of iteration, 479,013 with the upstream's Headers as they
+ * are), a fifth of keyplex's added cost (2026-12-01).
  *
  * Copying them into a new `Headers` (what `new Response(body, { headers })`
  * does) validates and appends each upstream header again, and the four
@@ -31,27 +40,29 @@ export class ReplyHeaders extends Headers {
   #upstream: Headers | null;
   /** The upstream's entries as read already (send reads them once), or undefined: read from {@link #upstream} when listed. */
   readonly #read: HeaderEntries | undefined;
-  /** Values of {@link OWN}, in its order. */
-  readonly #own: readonly [string, string, string, string];
+  /** Values of {@link OWN}, in its order; undefined when keyplex adds none (the upstream's `x-keyplex-*` headers, if any, pass as they are). */
+  readonly #own: readonly [string, string, string, string] | undefined;
   readonly #dropFraming: boolean;
 
   /**
    * @param read - `upstream`'s entries as read already ({@link headerEntries}), when the caller has them: no iteration of the upstream's then.
+   * @param own - the values of keyplex's headers (attempts, key id, provider, request id), or undefined for none.
    * @param dropFraming - leave out `content-length` and `content-encoding` (the body was decoded or re-framed).
    */
-  constructor(upstream: Headers, read: HeaderEntries | undefined, attempts: string, keyId: string, provider: string, requestId: string, dropFraming: boolean) {
+  constructor(upstream: Headers, read: HeaderEntries | undefined, own: readonly [string, string, string, string] | undefined, dropFraming: boolean) {
     super();
     this.#upstream = upstream;
     this.#read = read;
-    this.#own = [attempts, keyId, provider, requestId];
+    this.#own = own;
     this.#dropFraming = dropFraming;
   }
 
   /** The value of keyplex's own header `name` (lower case), undefined when it is not one; null for a dropped one. */
   #ownValue(name: string): string | null | undefined {
     if (name.startsWith(OWN_PREFIX)) {
-      const at = (OWN as readonly string[]).indexOf(name);
-      if (at !== -1) return this.#own[at];
+      const own = this.#own;
+      const at = own === undefined ? -1 : (OWN as readonly string[]).indexOf(name);
+      if (at !== -1) return own![at];
     } else if (this.#dropFraming && BODY_FRAMING.has(name)) return null;
     return undefined;
   }
@@ -68,16 +79,18 @@ export class ReplyHeaders extends Headers {
   /** Every entry in `Headers`' order: the upstream's sorted entries with keyplex's merged in. */
   #entries(upstream: Headers): [string, string][] {
     const out: [string, string][] = [];
-    let next = 0;
+    const own = this.#own;
+    // With none of keyplex's own: as if all were merged already.
+    let next = own === undefined ? OWN.length : 0;
     // The list send() read already, else the upstream's read now: one merge either way.
     const read = this.#read ?? headerEntries(upstream);
     for (let i = 0; i < read.length; i += 2) {
       const name = read[i]!;
-      while (next < OWN.length && OWN[next]! < name) out.push([OWN[next]!, this.#own[next++]!]);
+      while (next < OWN.length && OWN[next]! < name) out.push([OWN[next]!, own![next++]!]);
       // An upstream header of keyplex's own name is replaced by keyplex's.
       if (this.#ownValue(name) === undefined) out.push([name, read[i + 1]!]);
     }
-    while (next < OWN.length) out.push([OWN[next]!, this.#own[next++]!]);
+    while (next < OWN.length) out.push([OWN[next]!, own![next++]!]);
     return out;
   }
 

@@ -30,15 +30,17 @@ import type { Lease } from './lease';
 import { ReplyHeaders } from './reply-headers';
 
 /**
- * The Response handed to the SDK: the upstream answer plus keyplex's headers;
- * a body read whole (text, or bytes) travels as a {@link BufferedReply} (no stream made).
+ * The Response handed to the SDK: the upstream answer, with keyplex's headers
+ * when the `replyHeaders` option asks for them; a body read whole (text, or
+ * bytes) travels as a {@link BufferedReply} (no stream made).
  */
-export function reply(ctx: RequestContext, lease: Lease, upstream: Response, body: Body | null): Response {
+export function reply(core: Core, ctx: RequestContext, lease: Lease, upstream: Response, body: Body | null): Response {
   const buffered = typeof body === 'string' || body instanceof Uint8Array;
   // The body is no longer the bytes content-length and content-encoding described (fetch decoded it; keyplex may have re-framed it).
   const dropFraming = buffered || body instanceof ReadableStream;
   const read = upstream.headers;
-  const headers = new ReplyHeaders(read, lease.entriesOf(read), String(ctx.history.outcomes.length), lease.key.id, lease.deployment.pool.id, ctx.requestId, dropFraming);
+  const own = core.options.replyHeaders ? ([String(ctx.history.outcomes.length), lease.key.id, lease.deployment.pool.id, ctx.requestId] as const) : undefined;
+  const headers = new ReplyHeaders(read, lease.entriesOf(read), own, dropFraming);
   if (buffered) return new BufferedReply(body, upstream.status, upstream.statusText, headers);
   return new StreamedReply(body as ReadableStream<Uint8Array> | null, upstream.status, upstream.statusText, headers);
 }
@@ -66,7 +68,7 @@ export function streamReply(
 ): Response {
   ctx.streaming = true;
   const tapped = tapEventStream(first, reader, new StreamEnd(core, ctx, lease, ttftMs, signal));
-  return reply(ctx, lease, upstream, tapped);
+  return reply(core, ctx, lease, upstream, tapped);
 }
 
 /** How a streamed reply ends, as the tap reports it (one object per stream, its methods the tap's hooks). */

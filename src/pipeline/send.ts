@@ -85,7 +85,7 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   lease.record(attempt, response.status, 'success', now);
   account(core, ctx, lease, now, null, undefined, false, undefined);
   const text = contentType.startsWith('text/') && response.body !== null;
-  return reply(ctx, lease, response, text ? redactedBody(response.body!, redactor, core.options.redactReplies) : response.body);
+  return reply(core, ctx, lease, response, text ? redactedBody(response.body!, redactor, core.options.redactReplies) : response.body);
 }
 
 /**
@@ -198,10 +198,10 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
   lease.record(attempt, response.status, 'success', now);
   const costUsd = account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
   // The SDK gets the bytes, decoded when it reads them: a large text is not made long before it is parsed.
-  if (ctx.cacheKey === undefined || core.cache === undefined) return reply(ctx, lease, response, bytes);
+  if (ctx.cacheKey === undefined || core.cache === undefined) return reply(core, ctx, lease, response, bytes);
   const text = decodeText(bytes);
   core.cache.store(ctx, response, text, lease.deployment.pool.id, costUsd);
-  return reply(ctx, lease, response, text);
+  return reply(core, ctx, lease, response, text);
 }
 
 /**

@@ -61,6 +61,21 @@ describe('hits and misses', () => {
     expect(stats.totals).toMatchObject({ requests: 2, successes: 2, costUsd: 2 });
   });
 
+  test("a hit's keyplex headers: x-keyplex-cache always, the provider and 0 attempts with replyHeaders", async () => {
+    numbered();
+    const headersOf = async (client: OpenAI) => {
+      const { response } = await client.chat.completions.create(BODY).withResponse();
+      return Object.fromEntries([...response.headers].filter(([name]) => name.startsWith('x-keyplex-')));
+    };
+    const plain = manage({ ttlMs: 60_000 });
+    await headersOf(plain.client);
+    expect(await headersOf(plain.client)).toEqual({ 'x-keyplex-cache': 'hit' });
+    const full = manage({ ttlMs: 60_000 }, { replyHeaders: true });
+    const requests = record(full.manager, 'request');
+    expect(await headersOf(full.client)).toMatchObject({ 'x-keyplex-attempts': '1', 'x-keyplex-provider': 'one' });
+    expect(await headersOf(full.client)).toEqual({ 'x-keyplex-cache': 'hit', 'x-keyplex-attempts': '0', 'x-keyplex-provider': 'one', 'x-keyplex-request-id': requests[1]!.requestId });
+  });
+
   test('the body is compared canonically: key order does not matter, any other difference does', async () => {
     const calls = numbered();
     const { client } = manage({ ttlMs: 60_000 });

@@ -167,7 +167,7 @@ describe('a custom selector object', () => {
         return keys[0];
       },
     };
-    const { client } = manage({ providers: { one: { baseURL: BASE, keys: ring.keys } }, keySelection: selector });
+    const { client } = manage({ providers: { one: { baseURL: BASE, keys: ring.keys } }, keySelection: selector, replyHeaders: true });
 
     const response = await client.chat.completions.create({ model: 'gpt-4.1', messages: MESSAGES }).asResponse();
 

@@ -14,7 +14,8 @@ import '../support/setup';
 const ONE = 'https://one.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
 const KEYS = [fakeKey('one'), fakeKey('one')];
-const manage = useManagers({ ...NO_BACKOFF, providers: { one: { baseURL: ONE, keys: KEYS } } });
+// replyHeaders: the tests read which key answered, and after how many attempts, from the reply.
+const manage = useManagers({ ...NO_BACKOFF, replyHeaders: true, providers: { one: { baseURL: ONE, keys: KEYS } } });
 
 /** A JSON reply of `bytes` sent in reads of `piece` bytes; `failAfter` reads, then the body errors. */
 function piecewise(bytes: Uint8Array, piece: number, failAfter = Infinity): Response {

@@ -1,11 +1,14 @@
 /**
  * The headers of the reply the SDK gets (pipeline/reply-headers.ts): the
- * upstream's, less content-length and content-encoding, plus keyplex's four,
- * read through rather than copied — and for every reader a `Headers` like
- * any other: iterated in order, case-blind, copyable, changeable.
+ * upstream's, less content-length and content-encoding, plus keyplex's four
+ * with the `replyHeaders` option (none without it), read through rather than
+ * copied — and for every reader a `Headers` like any other: iterated in
+ * order, case-blind, copyable, changeable.
  */
 import { HttpResponse } from 'msw';
-import { expect, test } from 'vitest';
+import { APIError } from 'openai';
+import { describe, expect, test } from 'vitest';
+import { record } from '../support/events';
 import { NO_BACKOFF, useManagers } from '../support/scaffold';
 import { fakeKey } from '../support/fake-keys';
 import { chatChunks, chatReply, provider, sseReply } from '../support/upstream';
@@ -13,7 +16,7 @@ import '../support/setup';
 
 const ONE = 'https://one.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
-const manage = useManagers({ ...NO_BACKOFF, providers: { one: { baseURL: ONE, keys: [fakeKey('one')] } } });
+const manage = useManagers({ ...NO_BACKOFF, replyHeaders: true, providers: { one: { baseURL: ONE, keys: [fakeKey('one')] } } });
 
 const RATE = { 'x-ratelimit-limit-requests': '10000', 'x-ratelimit-remaining-requests': '9999', 'x-ratelimit-reset-requests': '6ms' };
 
@@ -24,6 +27,50 @@ async function replyHeaders(headers: Record<string, string>): Promise<Headers> {
   const { response } = await client.chat.completions.create(BODY).withResponse();
   return response.headers;
 }
+
+describe('without the replyHeaders option (the default)', () => {
+  const plain = useManagers({ ...NO_BACKOFF, providers: { one: { baseURL: ONE, keys: [fakeKey('one')] } } });
+
+  test("a JSON reply carries the upstream's headers and none of keyplex's", async () => {
+    provider(ONE, () => chatReply('gpt-4.1', 'ok', {}, { headers: { 'x-request-id': 'req_1', ...RATE } }));
+    const { client } = plain();
+    const { response } = await client.chat.completions.create(BODY).withResponse();
+    const names = [...response.headers.keys()];
+    expect(names.filter((name) => name.startsWith('x-keyplex-'))).toEqual([]);
+    expect(response.headers.get('x-keyplex-request-id')).toBeNull();
+    expect(Object.fromEntries(response.headers)).toMatchObject({ 'x-request-id': 'req_1', ...RATE });
+    expect(names).not.toContain('content-length');
+  });
+
+  test("a streamed reply likewise; an upstream's own x-keyplex-* header passes as it is", async () => {
+    provider(ONE, () => {
+      const reply = sseReply(chatChunks('gpt-4.1', ['a', 'b'], true));
+      reply.headers.set('x-keyplex-provider', 'upstream-said');
+      return reply;
+    });
+    const { client } = plain();
+    const { data, response } = await client.chat.completions.create({ ...BODY, stream: true }).withResponse();
+    expect([...response.headers].filter(([name]) => name.startsWith('x-keyplex-'))).toEqual([['x-keyplex-provider', 'upstream-said']]);
+    expect(response.headers.get('x-keyplex-attempts')).toBeNull();
+    let text = '';
+    for await (const chunk of data) text += chunk.choices[0]?.delta.content ?? '';
+    expect(text).toBe('ab');
+  });
+
+  test('a failed request still names its request id (and keyplex\'s detail)', async () => {
+    provider(ONE, () => HttpResponse.json({ error: { message: 'bad request' } }, { status: 400 }));
+    const { client, manager } = plain();
+    const requests = record(manager, 'request');
+    const error = await client.chat.completions.create(BODY).catch((e: unknown) => e as APIError);
+    expect(error).toBeInstanceOf(APIError);
+    expect(error.headers?.get('x-keyplex-request-id')).toBe(requests[0]!.requestId);
+    expect(error.headers?.get('x-keyplex-detail')).not.toBeNull();
+  });
+
+  test('replyHeaders must be a boolean', () => {
+    expect(() => plain({ replyHeaders: 'yes' as unknown as boolean })).toThrow(/replyHeaders/);
+  });
+});
 
 test("a JSON reply's headers iterate as Headers would: sorted, the upstream's framing headers left out, keyplex's four in their places", async () => {
   const headers = await replyHeaders({ 'content-encoding': 'identity', 'x-zeta': 'last' });

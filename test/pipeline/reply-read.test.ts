@@ -13,7 +13,8 @@ import '../support/setup';
 
 const ONE = 'https://one.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
-const manage = useManagers({ ...NO_BACKOFF, providers: { one: { baseURL: ONE, keys: [fakeKey('one'), fakeKey('one')] } } });
+// replyHeaders: the tests read which provider answered, and after how many attempts, from the reply.
+const manage = useManagers({ ...NO_BACKOFF, replyHeaders: true, providers: { one: { baseURL: ONE, keys: [fakeKey('one'), fakeKey('one')] } } });
 
 test('usage after other members, nested look-alikes and braces in strings: counted as a full parse would', async () => {
   const body = {

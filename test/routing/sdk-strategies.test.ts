@@ -417,6 +417,8 @@ describe('a custom routing strategy', () => {
         b: { baseURL: B, keys: [fakeKey('b')], models: { [CHAT]: 'b-chat' } },
       },
       routing,
+      // The request id a strategy is told is checked against the reply's.
+      replyHeaders: true,
     });
     return { seenA, seenB, manager, client };
   }
