@@ -96,13 +96,15 @@ async function acquireWaiting(core: Core, ctx: RequestContext, attempt: number, 
   let refusals = 0;
   try {
     for (;;) {
+      // The request may have ended while the store answered (caller, deadline, close()): nothing is picked or waited for then.
+      if (signal.aborted) throw signal.reason;
       // The scratch answer of the pick before the call is read here, before anything is awaited.
       const now = first === undefined ? Date.now() : firstAt;
       const picked = first ?? pick(core, ctx, attempt, now);
       first = undefined;
       if (picked instanceof Lease) {
         if (!core.session.shared) return picked;
-        const refused = await reserveShared(core, picked);
+        const refused = await reserveShared(core, picked, signal);
         if (refused === undefined) return picked;
         // The local windows now mirror the shared ones, so the next pick looks elsewhere or waits.
         // A store whose answers do not move them (a custom one) must still not spin this loop.
@@ -298,13 +300,14 @@ function pickOn(
  * (another manager found it revoked): that is taken on here, as if heard
  * from the store, before the next pick. Granted to a key that went out of
  * use meanwhile (disabled, removed or cooling down; a change heard while the
- * store answered): undone and given back, and the caller picks again. Keys
+ * store answered), or to a request that ended meanwhile: undone and given
+ * back, and the caller picks again (or ends). Keys
  * with no known limit need no reservation.
  *
  * @returns `undefined` when the reservation holds, else the store's wait in ms.
  * @throws StoreUnavailableError when the store cannot answer and fails closed.
  */
-async function reserveShared(core: Core, lease: Lease): Promise<number | undefined> {
+async function reserveShared(core: Core, lease: Lease, signal: AbortSignal): Promise<number | undefined> {
   const { limiter, ref } = lease.window;
   const limits = limiter.limits;
   if (limits.rpm === undefined && limits.tpm === undefined) return undefined;
@@ -325,7 +328,7 @@ async function reserveShared(core: Core, lease: Lease): Promise<number | undefin
       lease.shared = { rpm: limits.rpm, tpm: limits.tpm, requestsPeriodMs: limits.requestsPeriodMs, tokensPeriodMs: limits.tokensPeriodMs, at: verdict.at, askedAt };
       limiter.mirror(verdict);
     }
-    if (key.usable(Date.now())) return undefined;
+    if (key.usable(Date.now()) && !signal.aborted) return undefined;
     lease.settle('undone');
     if (taken) adjustLater(session, ref, limits, -1, -reservation.tokens, verdict.at);
     return 0;
