@@ -69,6 +69,17 @@ export class RequestAbort {
     this.#control.abort(reason);
   }
 
+  /**
+   * Whether the request is over as of `now`: ended, or past its deadline
+   * though its timer has not run yet — timers due at one moment run one after
+   * another, and what the first frees (a lane slot, a key) lets the others go
+   * on before theirs run. Ends such a request here.
+   */
+  overdue(now: number): boolean {
+    if (!this.ended && now >= this.#deadlineAt) this.abort(new AttemptTimeout('deadline'));
+    return this.ended;
+  }
+
   /** An attempt is sent: arms its timeout; returns the signal its fetch listens to. */
   startAttempt(now: number, timeoutMs: number, own: boolean): AbortSignal {
     this.attemptTimedOut = false;

@@ -14,7 +14,7 @@ import { holdKeyBudget, keyBudgetAllows } from './admit';
 import type { RequestContext } from './context';
 import { deploymentCircuit, type Core, type LinePlace } from './core';
 import { briefDuration, keyStates } from './explain';
-import { adjustLater, Lease } from './lease';
+import { Lease } from './lease';
 import { joinLine, leaveLine, waitForKey, waitForTurn } from './lines';
 import { applyChange } from './store-sync';
 
@@ -329,8 +329,8 @@ async function reserveShared(core: Core, lease: Lease, signal: AbortSignal): Pro
       limiter.mirror(verdict);
     }
     if (key.usable(Date.now()) && !signal.aborted) return undefined;
+    // Given back in the store too (the lease holds what was taken there).
     lease.settle('undone');
-    if (taken) adjustLater(session, ref, limits, -1, -reservation.tokens, verdict.at);
     return 0;
   }
   lease.settle('undone');

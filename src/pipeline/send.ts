@@ -37,7 +37,13 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   let callerHeaders = request.headers;
   const hooks = core.options.hooks;
   if (hooks?.beforeAttempt !== undefined) ({ headers: callerHeaders, body } = await beforeAttempt(hooks, ctx, lease, attempt, body, abort.signal));
-  const firstTryOfKey = lease.start(abort, Date.now());
+  const sentAt = Date.now();
+  // A request that ended (or reached its deadline) while it waited for its slot, its key or its store is not sent.
+  if (abort.overdue(sentAt)) {
+    lease.settle('undone');
+    throw abort.signal.reason;
+  }
+  const firstTryOfKey = lease.start(abort, sentAt);
   if (core.hub.wants('attempt')) emitAttempt(core, ctx, lease, attempt);
 
   let response: Response;

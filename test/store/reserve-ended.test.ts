@@ -4,13 +4,14 @@
  * for no key, and gives a granted reservation back. It used to go on as if
  * nothing happened: refused, it slept the store's wait (30 s here) and
  * close() waited for it; granted, it counted and announced an attempt it
- * never sent and kept the store's request count.
+ * never sent and kept the store's request count. A reservation granted to
+ * an attempt that a hook then fails is given back too.
  *
  * Deterministic: a custom store whose answers the test gives, on the fake clock.
  */
 import OpenAI from 'openai';
 import { afterEach, expect, test, vi } from 'vitest';
-import { KeyManager, keyplex, type StoreReservation } from '../../src/index';
+import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions, type StoreReservation } from '../../src/index';
 import { reservingStore } from '../support/custom-store';
 import { record } from '../support/events';
 import '../support/setup';
@@ -30,7 +31,7 @@ const REFUSED: StoreReservation = { ok: false, waitMs: 30_000, requests: 10, tok
 const granted = (): StoreReservation => ({ ok: true, at: Date.now(), requests: 1, tokens: undefined });
 
 /** One key behind a shared store that answers each reservation when the test says. */
-function setup() {
+function setup(options: Partial<KeyManagerOptions> = {}) {
   const seen = provider(BASE, () => chatReply('gpt-4.1'));
   const asked: Deferred<StoreReservation>[] = [];
   const adjusted: { requests: number; tokens: number }[] = [];
@@ -39,7 +40,7 @@ function setup() {
     asked.push(answer);
     return answer.promise;
   }, adjusted);
-  const manager = new KeyManager({ providers: { s: { baseURL: BASE, keys: keyRing('a').keys, requests: { limit: 10, periodMs: 60_000 } } }, store });
+  const manager = new KeyManager({ providers: { s: { baseURL: BASE, keys: keyRing('a').keys, requests: { limit: 10, periodMs: 60_000 } } }, store, ...options });
   managers.push(manager);
   const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
   return { seen, asked, adjusted, manager, client, attempts: record(manager, 'attempt'), failures: record(manager, 'failure') };
@@ -101,4 +102,15 @@ test.each(endings)('granted after the request ended (%s): nothing sent or announ
   const stats = s.manager.stats();
   expect(stats.providers.s!.keys[0]).toMatchObject({ requests: 0, inFlight: 0 });
   expect(stats.totals.inFlight).toBe(0);
+});
+
+test('a reservation granted to an attempt a beforeAttempt hook then fails is given back', async () => {
+  const s = setup({ hooks: { beforeAttempt: () => Promise.reject(new Error('no tenant')) } });
+  const pending = s.client.chat.completions.create(BODY).catch((e: unknown) => e);
+  await until(() => s.asked.length === 1, 'reservation asked');
+  s.asked[0]!.resolve(granted());
+
+  expect(getKeyplexDetails(await pending)?.code).toBe('hook_failed');
+  expect(s.seen).toHaveLength(0);
+  expect(s.adjusted).toEqual([{ requests: -1, tokens: expect.any(Number) }]);
 });

@@ -220,6 +220,27 @@ describe('waiting in a lane', () => {
     up.release();
     await Promise.all(held);
   });
+  test('a burst sharing one deadline, queued behind slow replies, sends none of its queued requests when the deadline comes', async () => {
+    // Every request's deadline is due at the same moment: the first to end frees its slot before the
+    // timers of the queued ones have run. Each freed slot used to send the next one, past its deadline.
+    fakeClock();
+    const up = upstream();
+    const { manager, client } = manage({ lanes: { batch: { concurrency: 2, maxQueue: 50, queueTimeoutMs: 60_000 } } });
+    const attempts = record(manager, 'attempt');
+    const failures = record(manager, 'failure');
+    const burst = Array.from({ length: 20 }, () => client.chat.completions.create(body('held'), keyplex.options({ lane: 'batch', deadlineMs: 3_000 })).catch((e: unknown) => e));
+    await until(() => up.count('held') === 2 && manager.lanes.batch?.queued === 18, '2 sent, 18 queued');
+
+    await vi.advanceTimersByTimeAsync(3_000);
+    const errors = await Promise.all(burst);
+
+    expect(errors.map((e) => getKeyplexDetails(e)?.code)).toEqual(Array(20).fill('deadline_exceeded'));
+    expect(failures).toHaveLength(20);
+    expect(up.count('held')).toBe(2);
+    expect(attempts).toHaveLength(2);
+    expect(manager.lanes.batch).toMatchObject({ running: 0, queued: 0 });
+    expect(manager.stats().totals.inFlight).toBe(0);
+  });
 });
 
 describe('closing', () => {
