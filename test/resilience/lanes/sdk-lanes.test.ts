@@ -267,6 +267,28 @@ describe('closing', () => {
     expect(up.count('new')).toBe(0);
   });
 
+  test('close() during a close({ drain: true }) ends what the drain waits for (a shutdown whose grace period ran out)', async () => {
+    fakeClock();
+    const up = upstream();
+    const { manager, client } = manage({ lanes: { batch: { concurrency: 1, maxQueue: 10 } } });
+    const failures = record(manager, 'failure');
+    const held = flood(client, 3, 'batch');
+    await until(() => up.count('held') === 1 && manager.lanes.batch?.queued === 2, '1 running upstream, 2 queued');
+    let drained = false;
+    const draining = manager.close({ drain: true }).then(() => (drained = true));
+    await tick();
+
+    await manager.close();
+    const settled = await Promise.all(held);
+    await draining;
+
+    expect(drained).toBe(true);
+    expect(settled.map((s) => getKeyplexDetails(!s.ok && s.error)?.code)).toEqual(['manager_closed', 'manager_closed', 'manager_closed']);
+    expect(failures.map((f) => f.error.code)).toEqual(['manager_closed', 'manager_closed', 'manager_closed']);
+    expect(up.count('held')).toBe(1);
+    expect(manager.lanes.batch).toMatchObject({ running: 0, queued: 0 });
+  });
+
   test('close() by default rejects queued work with manager_closed; it is never sent', async () => {
     fakeClock();
     const up = upstream();
