@@ -11,6 +11,7 @@ import type { Circuit } from '../resilience/breaker/index';
 import type { Deployment } from '../routing/deployments';
 import type { StoreReservation } from '../store/types';
 import { holdKeyBudget, keyBudgetAllows } from './admit';
+import type { RequestAbort } from './abort';
 import type { RequestContext } from './context';
 import { deploymentCircuit, type Core, type LinePlace } from './core';
 import { briefDuration, keyStates } from './explain';
@@ -65,11 +66,11 @@ const NOT_READY: NotReady = { readyAt: Infinity, tooLarge: false, probing: false
  *
  * @throws NoKeyAvailableError, a budget refusal, or StoreUnavailableError (a store that fails closed).
  */
-export function acquire(core: Core, ctx: RequestContext, attempt: number, signal: AbortSignal): Lease | Promise<Lease> {
-  if (core.lines.size !== 0 || core.session.shared) return acquireWaiting(core, ctx, attempt, signal, undefined, 0);
+export function acquire(core: Core, ctx: RequestContext, attempt: number, abort: RequestAbort): Lease | Promise<Lease> {
+  if (core.lines.size !== 0 || core.session.shared) return acquireWaiting(core, ctx, attempt, abort, undefined, 0);
   const now = Date.now();
   const picked = pick(core, ctx, attempt, now);
-  return picked instanceof Lease ? picked : acquireWaiting(core, ctx, attempt, signal, picked, now);
+  return picked instanceof Lease ? picked : acquireWaiting(core, ctx, attempt, abort, picked, now);
 }
 
 /**
@@ -78,8 +79,9 @@ export function acquire(core: Core, ctx: RequestContext, attempt: number, signal
  * pick at `firstAt` found (nothing usable, and no line to join), so the loop
  * starts by waiting.
  */
-async function acquireWaiting(core: Core, ctx: RequestContext, attempt: number, signal: AbortSignal, first: NotReady | undefined, firstAt: number): Promise<Lease> {
+async function acquireWaiting(core: Core, ctx: RequestContext, attempt: number, abort: RequestAbort, first: NotReady | undefined, firstAt: number): Promise<Lease> {
   const deployments = ctx.route.deployments;
+  const signal = abort.signal;
   // The line's name is built only when some line exists (empty lines are deleted): not on the usual pick.
   let lineId = first !== undefined || core.lines.size === 0 ? undefined : lineOf(deployments);
   const line = lineId === undefined ? undefined : core.lines.get(lineId);
@@ -96,10 +98,11 @@ async function acquireWaiting(core: Core, ctx: RequestContext, attempt: number, 
   let refusals = 0;
   try {
     for (;;) {
-      // The request may have ended while the store answered (caller, deadline, close()): nothing is picked or waited for then.
-      if (signal.aborted) throw signal.reason;
       // The scratch answer of the pick before the call is read here, before anything is awaited.
       const now = first === undefined ? Date.now() : firstAt;
+      // Ended while the store answered (caller, deadline, close()), or woken at its deadline before the
+      // deadline's timer ran (timers due at one moment run one after another): nothing more is picked or waited for.
+      if (abort.overdue(now)) throw signal.reason;
       const picked = first ?? pick(core, ctx, attempt, now);
       first = undefined;
       if (picked instanceof Lease) {
@@ -138,11 +141,8 @@ function noKeyWait(core: Core, ctx: RequestContext, deployments: readonly Deploy
   const fail = (why: string, retryAfterMs?: number) =>
     new NoKeyAvailableError(`keyplex: no usable key${model}: ${why}`, { requestId: ctx.requestId, attempts: ctx.history.outcomes, retryAfterMs });
   const states = () => keyStates(core, deployments, now, ctx.history.budgetRefusal !== undefined, ctx.history.held);
-  if (picked.probing && picked.readyAt > ctx.deadlineAt) {
-    if (now < ctx.deadlineAt) return ctx.deadlineAt - now;
-    const { text } = states();
-    throw fail(`${text}; the probe did not settle before this request's deadline. Retry later.`);
-  }
+  // Until the deadline at most (the request is not past it: acquire ends it as overdue first).
+  if (picked.probing && picked.readyAt > ctx.deadlineAt) return ctx.deadlineAt - now;
   if (picked.readyAt === Infinity && ctx.history.budgetRefusal) throw ctx.history.budgetRefusal;
   if (picked.readyAt === Infinity) {
     const { text, advice } = states();

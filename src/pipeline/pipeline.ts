@@ -61,7 +61,7 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
       let lease: Lease | undefined;
       try {
         // Acquire and send inline: a lease (at once when a key is usable), its attempt counted, the send.
-        const next = acquire(core, ctx, attempt, abort.signal);
+        const next = acquire(core, ctx, attempt, abort);
         lease = next instanceof Promise ? await next : next;
         countAttempt(core, ctx, attempt, lease);
         return await send(core, ctx, lease, attempt, abort);
