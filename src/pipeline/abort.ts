@@ -153,6 +153,29 @@ export class RequestAbort {
 }
 
 /**
+ * `promise`, or `ended()` thrown as soon as `signal` aborts: a wait outside
+ * the request's own stages (a store's answer, a hook) ends with the request.
+ * The listener goes when either settles.
+ */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal, ended: () => unknown = () => signal.reason): Promise<T> {
+  if (signal.aborted) return Promise.reject(ended());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(ended());
+    signal.addEventListener('abort', onAbort, ONCE);
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
  * The requests in flight, for close(): a list threaded through the requests
  * themselves, so that a request joins and leaves it without a set entry made
  * and dropped (and a table rehashed) each time.
