@@ -24,6 +24,7 @@ import { AttemptFailure, FetchOptionError } from './failure';
 import type { RequestAbort } from './abort';
 import type { Lease } from './lease';
 import { parseJsonSummary } from './json-body';
+import { callerAbortable } from './pass-through';
 import { decodeText, readBytes } from './read-body';
 import { reply, streamReply } from './respond';
 import { addContextFallback } from './route';
@@ -90,8 +91,10 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
   account(core, ctx, lease, now, null, undefined, false, undefined);
-  const text = contentType.startsWith('text/') && response.body !== null;
-  return reply(ctx, lease, response, text ? redactedBody(response.body!, redactor, core.options.redactReplies) : response.body);
+  const upstreamBody = response.body;
+  if (upstreamBody === null) return reply(ctx, lease, response, null);
+  const passed = contentType.startsWith('text/') ? redactedBody(upstreamBody, redactor, core.options.redactReplies) : upstreamBody;
+  return reply(ctx, lease, response, callerAbortable(passed, request.signal));
 }
 
 /**
