@@ -11,6 +11,14 @@ export const DETAIL_HEADER = 'x-keyplex-detail';
 /** Response header with keyplex's request id. */
 export const REQUEST_ID_HEADER = 'x-keyplex-request-id';
 
+/**
+ * Set `false` on every failure keyplex answers: keyplex has retried already,
+ * so an SDK whose retries a request option turned back on (`maxRetries`)
+ * does not send the request through keyplex again (the `openai` SDK reads
+ * this header before the status). An upstream's own value is replaced.
+ */
+const SHOULD_RETRY_HEADER = 'x-should-retry';
+
 /** Characters of a non-JSON upstream error body quoted in keyplex's message. */
 const QUOTED_BODY = 300;
 
@@ -25,6 +33,7 @@ export function withDetail(response: Response, body: string, detail: KeyplexErro
   headers.delete('content-length');
   headers.delete('content-encoding');
   headers.set(DETAIL_HEADER, encodeURIComponent(JSON.stringify(detail)));
+  headers.set(SHOULD_RETRY_HEADER, 'false');
   if (detail.requestId) headers.set(REQUEST_ID_HEADER, detail.requestId);
   if (message !== undefined) {
     body = explainedBody(body, message);
@@ -55,7 +64,7 @@ function explainedBody(body: string, message: string): string {
 /** An OpenAI-style error answer for a failure keyplex decided itself (no upstream answer to pass on). */
 export function errorResponse(error: KeyplexError, status: number): Response {
   const detail = error.toDetail();
-  const headers = new Headers({ 'content-type': 'application/json', [DETAIL_HEADER]: encodeURIComponent(JSON.stringify(detail)) });
+  const headers = new Headers({ 'content-type': 'application/json', [DETAIL_HEADER]: encodeURIComponent(JSON.stringify(detail)), [SHOULD_RETRY_HEADER]: 'false' });
   if (detail.requestId) headers.set(REQUEST_ID_HEADER, detail.requestId);
   if (error.retryAfterMs !== undefined) {
     headers.set('retry-after-ms', String(Math.ceil(error.retryAfterMs)));

@@ -239,21 +239,22 @@ export class KeyManager {
    * Stops the manager: new requests are refused with a `manager_closed` error
    * and timers are released. By default queued and in-flight requests end with
    * that error too; with `{ drain: true }` they finish first (each within its
-   * deadline), and a plain `close()` during the drain ends what is left.
-   * Resolves when no request is left.
+   * deadline), unless a plain `close()` follows and ends them. Resolves when
+   * no request is left.
    */
   async close(options: { drain?: boolean } = {}): Promise<void> {
     const core = this.#core;
     const first = !core.closed;
     core.closed = true;
-    // A plain close() during a drain ends what the drain still waits for (a shutdown with a bound).
-    if (!options.drain && !core.closedByAbort) {
+    if (options.drain) {
+      if (first) await core.bulkhead.close('drain');
+    } else if (!core.closedByAbort) {
+      // Also during a drain: a shutdown whose grace period ran out ends what is left.
       core.closedByAbort = true;
       core.active.abortAll(new ManagerClosedError({ inFlight: true }));
       void core.bulkhead.close('reject', new ManagerClosedError({ inFlight: true }));
     }
-    if (first) {
-      if (options.drain) await core.bulkhead.close('drain');
+    if (first || !options.drain) {
       for (const pool of core.pools) for (const key of pool.keys) key.dispose();
       for (const circuit of core.deploymentCircuits.keys()) circuit.dispose();
     }

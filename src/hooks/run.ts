@@ -5,6 +5,7 @@
  * {@link HookFailedError}; nothing else is retried.
  */
 import { HookFailedError } from '../errors';
+import { untilAborted } from '../pipeline/abort';
 import type { Body } from '../request';
 import { classifyStatus } from '../resilience/classify';
 import type { RequestContext } from '../pipeline/context';
@@ -20,22 +21,7 @@ const ENDED = Symbol('request ended');
  * deadline (what it resolves or rejects later is ignored).
  */
 function untilEnded<T>(result: T | Promise<T>, signal: AbortSignal): T | Promise<T> {
-  if (!(result instanceof Promise)) return result;
-  return new Promise<T>((resolve, reject) => {
-    const ended = () => reject(ENDED);
-    if (signal.aborted) ended();
-    else signal.addEventListener('abort', ended, { once: true });
-    result.then(
-      (value) => {
-        signal.removeEventListener('abort', ended);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', ended);
-        reject(error);
-      },
-    );
-  });
+  return result instanceof Promise ? untilAborted(result, signal, () => ENDED) : result;
 }
 
 /** Longest part of a hook's own message quoted in keyplex's. */

@@ -69,6 +69,17 @@ export class RequestAbort {
     this.#control.abort(reason);
   }
 
+  /**
+   * Whether the request is over as of `now`: ended, or past its deadline
+   * though its timer has not run yet — timers due at one moment run one after
+   * another, and what the first frees (a lane slot, a key) lets the others go
+   * on before theirs run. Ends such a request here.
+   */
+  overdue(now: number): boolean {
+    if (!this.ended && now >= this.#deadlineAt) this.abort(new AttemptTimeout('deadline'));
+    return this.ended;
+  }
+
   /** An attempt is sent: arms its timeout; returns the signal its fetch listens to. */
   startAttempt(now: number, timeoutMs: number, own: boolean): AbortSignal {
     this.attemptTimedOut = false;
@@ -139,6 +150,29 @@ export class RequestAbort {
     this.#control = new AbortController();
     shared.abort(timeout);
   }
+}
+
+/**
+ * `promise`, or `ended()` thrown as soon as `signal` aborts: a wait outside
+ * the request's own stages (a store's answer, a hook) ends with the request.
+ * The listener goes when either settles.
+ */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal, ended: () => unknown = () => signal.reason): Promise<T> {
+  if (signal.aborted) return Promise.reject(ended());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(ended());
+    signal.addEventListener('abort', onAbort, ONCE);
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 /**

@@ -11,10 +11,11 @@ import type { Circuit } from '../resilience/breaker/index';
 import type { Deployment } from '../routing/deployments';
 import type { StoreReservation } from '../store/types';
 import { holdKeyBudget, keyBudgetAllows } from './admit';
+import type { RequestAbort } from './abort';
 import type { RequestContext } from './context';
 import { deploymentCircuit, type Core, type LinePlace } from './core';
 import { briefDuration, keyStates } from './explain';
-import { adjustLater, Lease } from './lease';
+import { Lease } from './lease';
 import { joinLine, leaveLine, waitForKey, waitForTurn } from './lines';
 import { applyChange } from './store-sync';
 
@@ -65,11 +66,11 @@ const NOT_READY: NotReady = { readyAt: Infinity, tooLarge: false, probing: false
  *
  * @throws NoKeyAvailableError, a budget refusal, or StoreUnavailableError (a store that fails closed).
  */
-export function acquire(core: Core, ctx: RequestContext, attempt: number, signal: AbortSignal): Lease | Promise<Lease> {
-  if (core.lines.size !== 0 || core.session.shared) return acquireWaiting(core, ctx, attempt, signal, undefined, 0);
+export function acquire(core: Core, ctx: RequestContext, attempt: number, abort: RequestAbort): Lease | Promise<Lease> {
+  if (core.lines.size !== 0 || core.session.shared) return acquireWaiting(core, ctx, attempt, abort, undefined, 0);
   const now = Date.now();
   const picked = pick(core, ctx, attempt, now);
-  return picked instanceof Lease ? picked : acquireWaiting(core, ctx, attempt, signal, picked, now);
+  return picked instanceof Lease ? picked : acquireWaiting(core, ctx, attempt, abort, picked, now);
 }
 
 /**
@@ -78,8 +79,9 @@ export function acquire(core: Core, ctx: RequestContext, attempt: number, signal
  * pick at `firstAt` found (nothing usable, and no line to join), so the loop
  * starts by waiting.
  */
-async function acquireWaiting(core: Core, ctx: RequestContext, attempt: number, signal: AbortSignal, first: NotReady | undefined, firstAt: number): Promise<Lease> {
+async function acquireWaiting(core: Core, ctx: RequestContext, attempt: number, abort: RequestAbort, first: NotReady | undefined, firstAt: number): Promise<Lease> {
   const deployments = ctx.route.deployments;
+  const signal = abort.signal;
   // The line's name is built only when some line exists (empty lines are deleted): not on the usual pick.
   let lineId = first !== undefined || core.lines.size === 0 ? undefined : lineOf(deployments);
   const line = lineId === undefined ? undefined : core.lines.get(lineId);
@@ -98,11 +100,14 @@ async function acquireWaiting(core: Core, ctx: RequestContext, attempt: number, 
     for (;;) {
       // The scratch answer of the pick before the call is read here, before anything is awaited.
       const now = first === undefined ? Date.now() : firstAt;
+      // Ended while the store answered (caller, deadline, close()), or woken at its deadline before the
+      // deadline's timer ran (timers due at one moment run one after another): nothing more is picked or waited for.
+      if (abort.overdue(now)) throw signal.reason;
       const picked = first ?? pick(core, ctx, attempt, now);
       first = undefined;
       if (picked instanceof Lease) {
         if (!core.session.shared) return picked;
-        const refused = await reserveShared(core, picked);
+        const refused = await reserveShared(core, picked, signal);
         if (refused === undefined) return picked;
         // The local windows now mirror the shared ones, so the next pick looks elsewhere or waits.
         // A store whose answers do not move them (a custom one) must still not spin this loop.
@@ -136,11 +141,8 @@ function noKeyWait(core: Core, ctx: RequestContext, deployments: readonly Deploy
   const fail = (why: string, retryAfterMs?: number) =>
     new NoKeyAvailableError(`keyplex: no usable key${model}: ${why}`, { requestId: ctx.requestId, attempts: ctx.history.outcomes, retryAfterMs });
   const states = () => keyStates(core, deployments, now, ctx.history.budgetRefusal !== undefined, ctx.history.held);
-  if (picked.probing && picked.readyAt > ctx.deadlineAt) {
-    if (now < ctx.deadlineAt) return ctx.deadlineAt - now;
-    const { text } = states();
-    throw fail(`${text}; the probe did not settle before this request's deadline. Retry later.`);
-  }
+  // Until the deadline at most (the request is not past it: acquire ends it as overdue first).
+  if (picked.probing && picked.readyAt > ctx.deadlineAt) return ctx.deadlineAt - now;
   if (picked.readyAt === Infinity && ctx.history.budgetRefusal) throw ctx.history.budgetRefusal;
   if (picked.readyAt === Infinity) {
     const { text, advice } = states();
@@ -298,13 +300,14 @@ function pickOn(
  * (another manager found it revoked): that is taken on here, as if heard
  * from the store, before the next pick. Granted to a key that went out of
  * use meanwhile (disabled, removed or cooling down; a change heard while the
- * store answered): undone and given back, and the caller picks again. Keys
+ * store answered), or to a request that ended meanwhile: undone and given
+ * back, and the caller picks again (or ends). Keys
  * with no known limit need no reservation.
  *
  * @returns `undefined` when the reservation holds, else the store's wait in ms.
  * @throws StoreUnavailableError when the store cannot answer and fails closed.
  */
-async function reserveShared(core: Core, lease: Lease): Promise<number | undefined> {
+async function reserveShared(core: Core, lease: Lease, signal: AbortSignal): Promise<number | undefined> {
   const { limiter, ref } = lease.window;
   const limits = limiter.limits;
   if (limits.rpm === undefined && limits.tpm === undefined) return undefined;
@@ -325,9 +328,9 @@ async function reserveShared(core: Core, lease: Lease): Promise<number | undefin
       lease.shared = { rpm: limits.rpm, tpm: limits.tpm, requestsPeriodMs: limits.requestsPeriodMs, tokensPeriodMs: limits.tokensPeriodMs, at: verdict.at, askedAt };
       limiter.mirror(verdict);
     }
-    if (key.usable(Date.now())) return undefined;
+    if (key.usable(Date.now()) && !signal.aborted) return undefined;
+    // Given back in the store too (the lease holds what was taken there).
     lease.settle('undone');
-    if (taken) adjustLater(session, ref, limits, -1, -reservation.tokens, verdict.at);
     return 0;
   }
   lease.settle('undone');

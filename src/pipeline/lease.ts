@@ -23,7 +23,7 @@ import { keysChanged, type Core } from './core';
 
 /**
  * How an attempt ended, for {@link Lease.settle}:
- * - `undone`: picked but never sent (the shared store refused it);
+ * - `undone`: picked but never sent (the shared store refused it, a hook failed, the request ended first);
  * - `aborted`: the request ended (caller, deadline, close) while it ran: no penalty;
  * - `failed`: the upstream or the transport failed it (classified);
  * - `first-byte`: a stream's first bytes arrived: healthy, still in flight;
@@ -197,7 +197,7 @@ export class Lease {
     if (outcome === 'undone' || outcome === 'aborted' || outcome === 'failed') this.#probeEnded();
     switch (outcome) {
       case 'undone':
-        this.window.limiter.cancel(this.reservation);
+        this.#cancel();
         this.#health('release');
         settleKeyBudget(core, ctx, deployment, key, 0);
         return;
@@ -280,6 +280,14 @@ export class Lease {
     if (!this.#inFlight) return;
     this.record(attempt, undefined, 'connection', now);
     this.settle('aborted');
+  }
+
+  /** The reservation of an attempt never sent is cancelled: here, and in the shared store when it was taken there. */
+  #cancel(): void {
+    const { window, reservation, shared } = this;
+    window.limiter.cancel(reservation);
+    this.shared = undefined;
+    if (shared !== undefined) adjustLater(this.core.session, window.ref, shared, -1, -reservation.tokens, shared.at);
   }
 
   /** Ends the attempt's flight once: in-flight counts and its timeout. */

@@ -44,8 +44,10 @@ export function waitForTurn(place: LinePlace, signal: AbortSignal): Promise<void
   });
 }
 
-/** Sleeps `ms`, or less when keys change meanwhile (added, enabled, a circuit half-opens). */
+/** Sleeps `ms`, or less when keys change meanwhile (added, enabled, a circuit half-opens); rejects at once when `signal` has aborted. */
 export function waitForKey(core: Core, ms: number, signal: AbortSignal): Promise<void> {
+  // An aborted signal fires no more: listening to it would sleep the whole wait.
+  if (signal.aborted) return Promise.reject(signal.reason as unknown);
   return new Promise<void>((resolve, reject) => {
     const done = () => {
       clearTimeout(timer);

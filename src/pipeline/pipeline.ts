@@ -17,7 +17,7 @@ import { admitBudget, admitLane } from './admit';
 import { failed } from './account';
 import type { RequestContext } from './context';
 import { modelStats, type Core } from './core';
-import { RequestAbort } from './abort';
+import { RequestAbort, untilAborted } from './abort';
 import { AttemptFailure } from './failure';
 import { intercept } from './intercept';
 import type { Lease } from './lease';
@@ -45,7 +45,7 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
   core.active.add(abort);
   try {
     const loading = whenLoaded(core);
-    if (loading) await loading;
+    if (loading) await untilAborted(loading, abort.signal);
     if (core.cache !== undefined) {
       const cached = await answerFromCache(core, ctx);
       if (cached !== undefined) return cached;
@@ -61,7 +61,7 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
       let lease: Lease | undefined;
       try {
         // Acquire and send inline: a lease (at once when a key is usable), its attempt counted, the send.
-        const next = acquire(core, ctx, attempt, abort.signal);
+        const next = acquire(core, ctx, attempt, abort);
         lease = next instanceof Promise ? await next : next;
         countAttempt(core, ctx, attempt, lease);
         return await send(core, ctx, lease, attempt, abort);
@@ -173,7 +173,7 @@ async function retryAfter(core: Core, ctx: RequestContext, failure: AttemptFailu
   // What this attempt found (a revoked key, a cooldown) reaches the other replicas before this request moves on.
   const publishing = published(core);
   const sleepMs = held ? 0 : delayMs;
-  await (publishing ? Promise.all([publishing, sleep(sleepMs, signal)]) : sleep(sleepMs, signal));
+  await (publishing ? untilAborted(Promise.all([publishing, sleep(sleepMs, signal)]), signal) : sleep(sleepMs, signal));
 }
 
 /** An attempt on `lease` begins: the fail-over and retry counts, and `failover`. */

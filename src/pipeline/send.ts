@@ -24,6 +24,7 @@ import { AttemptFailure, FetchOptionError } from './failure';
 import type { RequestAbort } from './abort';
 import type { Lease } from './lease';
 import { parseJsonSummary } from './json-body';
+import { callerAbortable } from './pass-through';
 import { decodeText, readBytes } from './read-body';
 import { reply, streamReply } from './respond';
 import { addContextFallback } from './route';
@@ -37,7 +38,13 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   let callerHeaders = request.headers;
   const hooks = core.options.hooks;
   if (hooks?.beforeAttempt !== undefined) ({ headers: callerHeaders, body } = await beforeAttempt(hooks, ctx, lease, attempt, body, abort.signal));
-  const firstTryOfKey = lease.start(abort, Date.now());
+  const sentAt = Date.now();
+  // A request that ended (or reached its deadline) while it waited for its slot, its key or its store is not sent.
+  if (abort.overdue(sentAt)) {
+    lease.settle('undone');
+    throw abort.signal.reason;
+  }
+  const firstTryOfKey = lease.start(abort, sentAt);
   if (core.hub.wants('attempt')) emitAttempt(core, ctx, lease, attempt);
 
   let response: Response;
@@ -84,8 +91,10 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
   account(core, ctx, lease, now, null, undefined, false, undefined);
-  const text = contentType.startsWith('text/') && response.body !== null;
-  return reply(core, ctx, lease, response, text ? redactedBody(response.body!, redactor, core.options.redactReplies) : response.body);
+  const upstreamBody = response.body;
+  if (upstreamBody === null) return reply(core, ctx, lease, response, null);
+  const passed = contentType.startsWith('text/') ? redactedBody(upstreamBody, redactor, core.options.redactReplies) : upstreamBody;
+  return reply(core, ctx, lease, response, callerAbortable(passed, request.signal));
 }
 
 /**

@@ -61,7 +61,10 @@ describe('without the replyHeaders option (the default)', () => {
     provider(ONE, () => HttpResponse.json({ error: { message: 'bad request' } }, { status: 400 }));
     const { client, manager } = plain();
     const requests = record(manager, 'request');
-    const error = await client.chat.completions.create(BODY).catch((e: unknown) => e as APIError);
+    const error = (await client.chat.completions.create(BODY).then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as APIError;
     expect(error).toBeInstanceOf(APIError);
     expect(error.headers?.get('x-keyplex-request-id')).toBe(requests[0]!.requestId);
     expect(error.headers?.get('x-keyplex-detail')).not.toBeNull();

@@ -165,3 +165,29 @@ describe('removing or disabling keys wakes the requests waiting for them', () =>
     expect(error.message).toMatch(/2 keys disabled \(manual\)/);
   });
 });
+
+describe('requests held behind a first-reply probe that never answers', () => {
+  test('a burst sharing one deadline ends whole with deadline_exceeded, and nothing but the probe is sent', async () => {
+    // Every deadline is due at one moment: the probe's end wakes the held requests before their own timers run.
+    // Those woken used to fail with no_key_available (503, "the probe did not settle"), or be sent as the next probe.
+    fakeClock();
+    const gate = deferred();
+    gates.push(gate);
+    const seen = provider(ONE, async () => {
+      await gate.promise;
+      return chatReply(MODEL);
+    });
+    const manager = new KeyManager({ providers: { one: { baseURL: ONE, keys: keyRing('a').keys } } });
+    managers.push(manager);
+    const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
+    const burst = Array.from({ length: 10 }, () => settle(client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 3_000 }))));
+    await until(() => seen.length === 1, 'the probe is sent');
+
+    await vi.advanceTimersByTimeAsync(3_000);
+    const errors = await Promise.all(burst.map((b) => b.result));
+
+    expect(errors.map((e) => getKeyplexDetails(e)?.code)).toEqual(Array(10).fill('deadline_exceeded'));
+    expect(seen).toHaveLength(1);
+    expect(manager.stats().totals.inFlight).toBe(0);
+  });
+});

@@ -211,3 +211,43 @@ describe("the SDK's timeout option", () => {
     expect(outcome.error).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
   });
 });
+
+describe('aborting while reading a reply passed through (audio, file contents, text)', () => {
+  /** A `fetch` whose 200 body (`type`) sends a 1 KiB piece each time it is read, 100 in all, until cancelled. */
+  function slowBody(type: string) {
+    const state = { pieces: 0, cancelled: false };
+    const fetch = (async () => {
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          state.pieces++;
+          controller.enqueue(new Uint8Array(1024).fill(0x61));
+          if (state.pieces === 100) controller.close();
+        },
+        cancel() {
+          state.cancelled = true;
+        },
+      }, { highWaterMark: 0 });
+      return new Response(body, { status: 200, headers: { 'content-type': type } });
+    }) as typeof globalThis.fetch;
+    return { state, fetch };
+  }
+
+  test.each(['audio/mpeg', 'text/plain'])('%s: the read ends with the abort and the upstream body is cancelled, as with fetch', async (type) => {
+    const upstream = slowBody(type);
+    const { client } = manage({ providers: { one: { baseURL: ONE, keys: keyRing('a').keys } }, fetch: upstream.fetch });
+    const controller = new AbortController();
+    const speech = await client.audio.speech.create({ model: 'gpt-4o-mini-tts', voice: 'alloy', input: 'hi' }, { signal: controller.signal });
+    const reader = speech.body!.getReader();
+    await reader.read();
+
+    controller.abort();
+    const next = await reader.read().then(
+      (result) => (result.done ? 'done' : 'more'),
+      (error: unknown) => error,
+    );
+
+    expect(next).toMatchObject({ name: 'AbortError' });
+    await until(() => upstream.state.cancelled, 'upstream body cancelled');
+    expect(upstream.state.pieces).toBeLessThan(10);
+  });
+});

@@ -5,7 +5,7 @@
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { useManagers } from '../support/scaffold';
-import { getKeyplexDetails, KeyManager, keyplex, type KeyplexEvents } from '../../src/index';
+import { getKeyplexDetails, KEYPLEX_BASE_URL, KeyManager, keyplex, type KeyplexEvents } from '../../src/index';
 import { calls, chatReply, deferred, errorReply, keyRing, provider, type Deferred, type KeyRing, type UpstreamCall } from '../support/upstream';
 import '../support/setup';
 import { fakeClock, until } from '../support/time';
@@ -591,5 +591,41 @@ describe('total deadline', () => {
     expect(failures[0]?.error.code).toBe('deadline_exceeded');
     expect(getKeyplexDetails(error)?.code).toBe('deadline_exceeded');
     expect(seen).toHaveLength(1);
+  });
+});
+
+describe("the SDK's retries, turned back on by a request option, do not repeat what keyplex answered", () => {
+  test.each([
+    ['an upstream 500 after keyplex gave up', 'upstream_error', 500],
+    ['a 504 past the deadline', 'deadline_exceeded', 504],
+  ] as const)('%s: one keyplex request, one upstream call', async (_name, code, status) => {
+    const ring = keyRing('a');
+    const seen = provider(ONE, () => (code === 'deadline_exceeded' ? hang() : errorReply(500, 'server_error', { 'x-should-retry': 'true' })));
+    const { manager, client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } }, retry: { maxAttempts: 1, baseDelayMs: 0 } });
+    const requests = record(manager, 'request');
+
+    const error = await client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 50 }, { maxRetries: 2 })).catch((e: unknown) => e);
+
+    expect(getKeyplexDetails(error)?.code).toBe(code);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(status);
+    expect((error as InstanceType<typeof OpenAI.APIError>).headers?.get('x-should-retry')).toBe('false');
+    expect(requests).toHaveLength(1);
+    expect(seen).toHaveLength(1);
+  });
+
+  test('a closed manager is asked once', async () => {
+    const { manager } = manage({ providers: { one: { baseURL: ONE, keys: keyRing('a').keys } } });
+    await manager.close();
+    let asked = 0;
+    const counting: typeof globalThis.fetch = (input, init) => {
+      asked++;
+      return manager.fetch(input, init);
+    };
+    const client = new OpenAI({ apiKey: 'managed-by-keyplex', baseURL: KEYPLEX_BASE_URL, fetch: counting, maxRetries: 0 });
+
+    const error = await client.chat.completions.create(BODY, { maxRetries: 2 }).catch((e: unknown) => e);
+
+    expect(getKeyplexDetails(error)?.code).toBe('manager_closed');
+    expect(asked).toBe(1);
   });
 });

@@ -220,6 +220,27 @@ describe('waiting in a lane', () => {
     up.release();
     await Promise.all(held);
   });
+  test('a burst sharing one deadline, queued behind slow replies, sends none of its queued requests when the deadline comes', async () => {
+    // Every request's deadline is due at the same moment: the first to end frees its slot before the
+    // timers of the queued ones have run. Each freed slot used to send the next one, past its deadline.
+    fakeClock();
+    const up = upstream();
+    const { manager, client } = manage({ lanes: { batch: { concurrency: 2, maxQueue: 50, queueTimeoutMs: 60_000 } } });
+    const attempts = record(manager, 'attempt');
+    const failures = record(manager, 'failure');
+    const burst = Array.from({ length: 20 }, () => client.chat.completions.create(body('held'), keyplex.options({ lane: 'batch', deadlineMs: 3_000 })).catch((e: unknown) => e));
+    await until(() => up.count('held') === 2 && manager.lanes.batch?.queued === 18, '2 sent, 18 queued');
+
+    await vi.advanceTimersByTimeAsync(3_000);
+    const errors = await Promise.all(burst);
+
+    expect(errors.map((e) => getKeyplexDetails(e)?.code)).toEqual(Array(20).fill('deadline_exceeded'));
+    expect(failures).toHaveLength(20);
+    expect(up.count('held')).toBe(2);
+    expect(attempts).toHaveLength(2);
+    expect(manager.lanes.batch).toMatchObject({ running: 0, queued: 0 });
+    expect(manager.stats().totals.inFlight).toBe(0);
+  });
 });
 
 describe('closing', () => {
@@ -246,27 +267,26 @@ describe('closing', () => {
     expect(up.count('new')).toBe(0);
   });
 
-  // A graceful shutdown with a bound: drain, and when that takes too long, close() to end what is left.
-  test('close() after close({ drain: true }) ends what the drain still waits for: running and queued requests fail with manager_closed', async () => {
+  test('close() during a close({ drain: true }) ends what the drain waits for (a shutdown whose grace period ran out)', async () => {
     fakeClock();
     const up = upstream();
     const { manager, client } = manage({ lanes: { batch: { concurrency: 1, maxQueue: 10 } } });
+    const failures = record(manager, 'failure');
     const held = flood(client, 3, 'batch');
     await until(() => up.count('held') === 1 && manager.lanes.batch?.queued === 2, '1 running upstream, 2 queued');
-
     let drained = false;
     const draining = manager.close({ drain: true }).then(() => (drained = true));
     await tick();
-    expect(drained).toBe(false);
-    await manager.close();
-    await draining;
-    const settled = await Promise.all(held);
 
-    expect(settled.map((s) => s.ok)).toEqual([false, false, false]);
-    for (const s of settled) expect(getKeyplexDetails(!s.ok && s.error)).toMatchObject({ code: 'manager_closed' });
+    await manager.close();
+    const settled = await Promise.all(held);
+    await draining;
+
+    expect(drained).toBe(true);
+    expect(settled.map((s) => getKeyplexDetails(!s.ok && s.error)?.code)).toEqual(['manager_closed', 'manager_closed', 'manager_closed']);
+    expect(failures.map((f) => f.error.code)).toEqual(['manager_closed', 'manager_closed', 'manager_closed']);
     expect(up.count('held')).toBe(1);
     expect(manager.lanes.batch).toMatchObject({ running: 0, queued: 0 });
-    expect(manager.stats().totals.inFlight).toBe(0);
   });
 
   test('close() by default rejects queued work with manager_closed; it is never sent', async () => {

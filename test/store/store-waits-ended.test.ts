@@ -1,0 +1,91 @@
+/**
+ * The waits on a shared store that a request makes outside its attempts —
+ * the first load of a manager's store, and a write other replicas must hear
+ * of before the retry — end with the request: its caller's abort, close()
+ * or its deadline. They used to be waited out (up to 1 s for the load,
+ * 250 ms for the write) before the request noticed it had ended.
+ *
+ * Deterministic: a custom store whose answers never come, on the fake clock
+ * (which the test does not move).
+ */
+import OpenAI from 'openai';
+import { afterEach, expect, test, vi } from 'vitest';
+import { getKeyplexDetails, KeyManager, keyplex, type StateStore, type StoreSession } from '../../src/index';
+import { record } from '../support/events';
+import '../support/setup';
+import { fakeClock, quiesce, until } from '../support/time';
+import { chatReply, errorReply, keyRing, provider } from '../support/upstream';
+
+const BASE = 'https://api.store-waits.test/v1';
+const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
+
+const managers: KeyManager[] = [];
+afterEach(async () => {
+  await Promise.all(managers.splice(0).map((m) => m.close()));
+  vi.useRealTimers();
+});
+
+const never = new Promise<never>(() => {});
+
+/** A shared store whose first load (`slow: 'load'`) or key writes (`slow: 'setKey'`) never answer. */
+function slowStore(slow: 'load' | 'setKey'): StateStore {
+  const session: StoreSession = {
+    shared: true,
+    reserve: () => ({ ok: true, at: Date.now(), requests: undefined, tokens: undefined }),
+    adjust: () => {},
+    setKey: () => (slow === 'setKey' ? never : undefined),
+    setCircuit: () => {},
+    addSpend: () => {},
+    load: () => (slow === 'load' ? never : { keys: [], circuits: [], spend: [] }),
+    close: async () => {},
+  };
+  return { open: () => session };
+}
+
+type Ending = 'caller' | 'close';
+
+/** Ends the request the `ending` way; resolves once it settled without the clock moving (else fails). */
+async function end(manager: KeyManager, caller: AbortController, ending: Ending, done: () => boolean): Promise<void> {
+  let closed = false;
+  if (ending === 'caller') caller.abort();
+  else void manager.close().then(() => (closed = true));
+  await quiesce(() => (done() ? 1 : 0) + (closed ? 1 : 0));
+  expect(done()).toBe(true);
+  if (ending === 'close') expect(closed).toBe(true);
+}
+
+test.each<Ending>(['caller', 'close'])("a request waiting for the store's first load ends at once when it is ended (%s)", async (ending) => {
+  fakeClock();
+  const seen = provider(BASE, () => chatReply('gpt-4.1'));
+  const manager = new KeyManager({ providers: { s: { baseURL: BASE, keys: keyRing('a').keys } }, store: slowStore('load') });
+  managers.push(manager);
+  const failures = record(manager, 'failure');
+  const caller = new AbortController();
+  let outcome: unknown;
+  void manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })).chat.completions.create(BODY, { signal: caller.signal }).catch((e: unknown) => (outcome = e));
+  await quiesce(() => failures.length);
+
+  await end(manager, caller, ending, () => outcome !== undefined);
+
+  expect(failures.map((f) => f.error.code)).toEqual([ending === 'caller' ? 'aborted' : 'manager_closed']);
+  expect(seen).toHaveLength(0);
+});
+
+test.each<Ending>(['caller', 'close'])('a request waiting for a revoked key to be published ends at once when it is ended (%s)', async (ending) => {
+  fakeClock();
+  const seen = provider(BASE, (_call, index) => (index === 0 ? errorReply(401, 'invalid_api_key') : chatReply('gpt-4.1')));
+  const manager = new KeyManager({ providers: { s: { baseURL: BASE, keys: keyRing('a', 'b').keys } }, store: slowStore('setKey') });
+  managers.push(manager);
+  const failures = record(manager, 'failure');
+  const retries = record(manager, 'retry');
+  const caller = new AbortController();
+  let outcome: unknown;
+  void manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })).chat.completions.create(BODY, keyplex.options({}, { signal: caller.signal })).catch((e: unknown) => (outcome = e));
+  await until(() => retries.length === 1, 'the 401 is retried');
+
+  await end(manager, caller, ending, () => outcome !== undefined);
+
+  expect(failures.map((f) => f.error.code)).toEqual([ending === 'caller' ? 'aborted' : 'manager_closed']);
+  expect(getKeyplexDetails(outcome)?.code).toBe(ending === 'caller' ? undefined : 'manager_closed');
+  expect(seen).toHaveLength(1);
+});
