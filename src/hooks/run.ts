@@ -4,6 +4,7 @@
  * throws or rejects settles the attempt and fails the request with a
  * {@link HookFailedError}; nothing else is retried.
  */
+import { describeType, isPlainObject } from '../config/check';
 import { HookFailedError } from '../errors';
 import type { Body } from '../request';
 import { classifyStatus } from '../resilience/classify';
@@ -14,18 +15,23 @@ import type { AfterResponseState, BeforeAttemptState, HookStateBase, ResolvedHoo
 /** What a hook's wait is rejected with when the request ends meanwhile (caller, deadline, close()). */
 const ENDED = Symbol('request ended');
 
+/** Whether a hook returned a promise: a native one, another realm's or a library's (anything with a `then` method). */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
 /**
- * A hook's result; for an async hook, one that settles when the request ends
- * too, so that a hook that never answers cannot hold the request past its
- * deadline (what it resolves or rejects later is ignored).
+ * A hook's result; for an async hook (any thenable), one that settles when
+ * the request ends too, so that a hook that never answers cannot hold the
+ * request past its deadline (what it resolves or rejects later is ignored).
  */
-function untilEnded<T>(result: T | Promise<T>, signal: AbortSignal): T | Promise<T> {
-  if (!(result instanceof Promise)) return result;
+function untilEnded<T>(result: T | PromiseLike<T>, signal: AbortSignal): T | Promise<T> {
+  if (!isThenable(result)) return result;
   return new Promise<T>((resolve, reject) => {
     const ended = () => reject(ENDED);
     if (signal.aborted) ended();
     else signal.addEventListener('abort', ended, { once: true });
-    result.then(
+    Promise.resolve(result).then(
       (value) => {
         signal.removeEventListener('abort', ended);
         resolve(value);
@@ -59,9 +65,18 @@ function stateBase(ctx: RequestContext, lease: Lease, attempt: number, signal: A
   };
 }
 
+/** What a hook threw, as text; a value that cannot be made one (a null-prototype object, a throwing `toString`) by its kind. */
+function saidBy(error: unknown): string {
+  try {
+    return error instanceof Error ? String(error.message) : String(error);
+  } catch {
+    return `(it threw ${describeType(error)})`;
+  }
+}
+
 /** The request's failure for a hook that threw `error`. */
 function hookFailed(ctx: RequestContext, hook: ResolvedHook<unknown>, attempt: number, provider: string, error: unknown, sent: boolean): HookFailedError {
-  const said = error instanceof Error ? error.message : String(error);
+  const said = saidBy(error);
   const quoted = said.length > QUOTED ? `${said.slice(0, QUOTED)}…` : said;
   const what = sent ? `on the answer to attempt ${attempt} ('${provider}'); the answer was dropped` : `before attempt ${attempt} ('${provider}'); nothing was sent`;
   return new HookFailedError(
@@ -93,14 +108,17 @@ export async function beforeAttempt(
   // One parse for every hook that asks for the body; each sees the changes of the ones before.
   let json: Record<string, unknown> | undefined = hooks.beforeBody && typeof body === 'string' && ctx.request.isJson ? (JSON.parse(body) as Record<string, unknown>) : undefined;
   const base = stateBase(ctx, lease, attempt, signal);
+  /** The last hook that had the body: the one a body that cannot be sent is put down to. */
+  let bodyHook: ResolvedHook<unknown> | undefined;
   for (const hook of hooks.beforeAttempt!) {
     const state: BeforeAttemptState = { ...base, headers, body: hook.body === 'json' ? json : undefined };
+    if (json !== undefined && hook.body === 'json') bodyHook = hook;
     try {
       const result = await untilEnded(hook.run(state), signal);
       if (result !== undefined && result !== null) {
         if (hook.body !== 'json') throw new TypeError('it returned a body without asking for one; register it as { body: "json", run }');
         if (json === undefined) throw new TypeError("it returned a body for a request whose body is not a JSON object");
-        if (typeof result !== 'object' || Array.isArray(result)) throw new TypeError('it returned something other than a JSON object body');
+        if (!isPlainObject(result)) throw new TypeError(`it returned something other than a JSON object body (${describeType(result)})`);
         json = result;
       }
       if (headers.has('authorization')) throw new TypeError('it set the Authorization header, which keyplex alone sets');
@@ -119,7 +137,17 @@ export async function beforeAttempt(
   headers.forEach((value, name) => {
     if (name !== 'content-length' && name !== 'host') plain[name] = value;
   });
-  return { headers: plain, body: json === undefined ? body : JSON.stringify(json) };
+  return { headers: plain, body: json === undefined ? body : sendable(ctx, lease, attempt, base.provider, json, bodyHook!) };
+}
+
+/** The hooked body as JSON text; a body that has none (a BigInt, a cycle) fails the request as the last body hook's. */
+function sendable(ctx: RequestContext, lease: Lease, attempt: number, provider: string, json: Record<string, unknown>, hook: ResolvedHook<unknown>): string {
+  try {
+    return JSON.stringify(json);
+  } catch (error) {
+    lease.settle('undone');
+    throw hookFailed(ctx, hook, attempt, provider, new TypeError(`its body could not be sent as JSON (${saidBy(error)})`), false);
+  }
 }
 
 /** A Response whose body fails with `error` when read (send treats that as a transport failure). */

@@ -180,6 +180,31 @@ describe('a hook that throws fails that request clearly', () => {
   });
 });
 
+describe('a hook that breaks the body, or throws something odd, fails that request as hook_failed', () => {
+  const odd: { name: string; hooks: KeyManagerOptions['hooks']; says: RegExp }[] = [
+    { name: 'a body changed in place to hold a BigInt', hooks: { beforeAttempt: { body: 'json', run: (s) => void (s.body!.seed = 1n) } }, says: /beforeAttempt\[0\].*not be sent as JSON.*BigInt/ },
+    { name: 'a returned body that refers to itself', hooks: { beforeAttempt: { body: 'json', run: (s) => { const body: Record<string, unknown> = { ...s.body }; body.self = body; return body; } } }, says: /not be sent as JSON/ },
+    { name: 'a returned Map (not a plain object)', hooks: { beforeAttempt: { body: 'json', run: () => new Map() as never } }, says: /other than a JSON object body/ },
+    { name: 'beforeAttempt throws an object that cannot be made a string', hooks: { beforeAttempt: () => { throw Object.create(null); } }, says: /beforeAttempt\[0\].*an object/ },
+    { name: 'afterResponse throws an object whose toString throws', hooks: { afterResponse: () => { throw { toString: () => { throw new Error('no'); } }; } }, says: /afterResponse\[0\].*an object/ },
+  ];
+
+  test.each(odd)('$name', async ({ hooks, says }) => {
+    provider(ONE, () => chatReply(MODEL));
+    const ring = keyRing('a', 'b');
+    const { client, manager } = managed({ providers: { one: { baseURL: ONE, keys: ring.keys, rpm: 4 } }, hooks });
+    const error = await caught(() => client.chat.completions.create(BODY));
+    expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+    expect(isKeyplexError(error, 'hook_failed')).toBe(true);
+    expect(error.message).toMatch(says);
+    expect(manager.stats().totals.failures).toEqual({ hook_failed: 1 });
+    // Nothing held: no request in flight, and the rate-limit reservation of an unsent attempt given back.
+    const keys = manager.stats().providers.one!.keys;
+    expect(manager.stats().totals.inFlight).toBe(0);
+    expect(keys.filter((k) => k.requests === 0).every((k) => k.headroom === 1)).toBe(true);
+  });
+});
+
 describe('hooks run per attempt', () => {
   test('across a rotation: one beforeAttempt and one afterResponse per attempt, with its key and status', async () => {
     const calls = provider(ONE, (_call, i) => (i === 0 ? errorReply(429, 'rate_limit_exceeded', { 'retry-after-ms': '60000' }) : chatReply(MODEL)));
@@ -224,10 +249,16 @@ describe('hooks run per attempt', () => {
 });
 
 describe('a hook that never answers', () => {
-  test.each(['beforeAttempt', 'afterResponse'] as const)('%s: the request ends at its deadline (504 deadline_exceeded), not when the hook does', async (point) => {
+  // A thenable that is not a native promise (another realm's, a library's) is awaited the same way.
+  const points = [
+    ['beforeAttempt', () => new Promise<void>(() => {})],
+    ['afterResponse', () => new Promise<void>(() => {})],
+    ['beforeAttempt', () => ({ then: () => {} }) as unknown as Promise<void>],
+    ['afterResponse', () => ({ then: () => {} }) as unknown as Promise<void>],
+  ] as const;
+  test.each(points)('%s (%#): the request ends at its deadline (504 deadline_exceeded), not when the hook does', async (point, never) => {
     fakeClock();
     provider(ONE, () => chatReply(MODEL));
-    const never = () => new Promise<void>(() => {});
     const { client, manager } = manage({ [point]: never });
     const pending = caught(() => client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 1_000 })));
     await vi.advanceTimersByTimeAsync(1_000);
