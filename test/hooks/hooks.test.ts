@@ -285,6 +285,17 @@ describe('hooks never see a key', () => {
     for (const { key } of ring.keys) for (let i = 0; i + 8 <= key.length; i++) for (const text of seen) expect(text).not.toContain(key.slice(i, i + 8));
   });
 
+  test('redactReplies: false: a 200 carrying an error object (OpenRouter) that echoes the key reaches the hook and the caller without it', async () => {
+    provider(ONE, (call) => new Response(JSON.stringify({ error: { message: `Upstream rejected key ${call.key}`, code: 502 } }), { headers: { 'content-type': 'application/json' } }));
+    const seen: unknown[] = [];
+    const { client, ring } = manage({ afterResponse: [{ body: 'text', run: (s) => void seen.push(s.body) }, { body: 'json', run: (s) => void seen.push(s.body) }] }, { redactReplies: false });
+    const error = await caught(() => client.chat.completions.create(BODY));
+    expect(seen.length).toBeGreaterThan(0);
+    const text = JSON.stringify([seen, error.message, (error as { error?: unknown }).error, getKeyplexDetails(error)]);
+    expect(text).toContain('rejected key [key a]');
+    for (const { key } of ring.keys) for (let i = 0; i + 8 <= key.length; i++) expect(text).not.toContain(key.slice(i, i + 8));
+  });
+
   test('types: the states name the key by id only', () => {
     expectTypeOf<BeforeAttemptState>().not.toHaveProperty('key');
     expectTypeOf<AfterResponseState>().not.toHaveProperty('key');
