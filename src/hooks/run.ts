@@ -4,7 +4,7 @@
  * throws or rejects settles the attempt and fails the request with a
  * {@link HookFailedError}; nothing else is retried.
  */
-import { describeType, isPlainObject } from '../config/check';
+import { describeThrown, describeType, isPlainObject } from '../config/check';
 import { HookFailedError } from '../errors';
 import type { Body } from '../request';
 import { classifyStatus } from '../resilience/classify';
@@ -65,18 +65,9 @@ function stateBase(ctx: RequestContext, lease: Lease, attempt: number, signal: A
   };
 }
 
-/** What a hook threw, as text; a value that cannot be made one (a null-prototype object, a throwing `toString`) by its kind. */
-function saidBy(error: unknown): string {
-  try {
-    return error instanceof Error ? String(error.message) : String(error);
-  } catch {
-    return `(it threw ${describeType(error)})`;
-  }
-}
-
 /** The request's failure for a hook that threw `error`. */
 function hookFailed(ctx: RequestContext, hook: ResolvedHook<unknown>, attempt: number, provider: string, error: unknown, sent: boolean): HookFailedError {
-  const said = saidBy(error);
+  const said = describeThrown(error);
   const quoted = said.length > QUOTED ? `${said.slice(0, QUOTED)}…` : said;
   const what = sent ? `on the answer to attempt ${attempt} ('${provider}'); the answer was dropped` : `before attempt ${attempt} ('${provider}'); nothing was sent`;
   return new HookFailedError(
@@ -146,7 +137,7 @@ function sendable(ctx: RequestContext, lease: Lease, attempt: number, provider: 
     return JSON.stringify(json);
   } catch (error) {
     lease.settle('undone');
-    throw hookFailed(ctx, hook, attempt, provider, new TypeError(`its body could not be sent as JSON (${saidBy(error)})`), false);
+    throw hookFailed(ctx, hook, attempt, provider, new TypeError(`its body could not be sent as JSON (${describeThrown(error)})`), false);
   }
 }
 

@@ -7,7 +7,8 @@
 import OpenAI from 'openai';
 import { describe, expect, test, vi } from 'vitest';
 import { useManagers } from '../support/scaffold';
-import { ConfigError, KeyManager, keyplex, MemoryStore, type KeyManagerOptions } from '../../src/index';
+import { ConfigError, isKeyplexError, KeyManager, keyplex, MemoryStore, type KeyManagerOptions } from '../../src/index';
+import { caught } from '../support/caught';
 import { Lru } from '../../src/cache/lru';
 import { canonicalJson } from '../../src/cache/key';
 import { record } from '../support/events';
@@ -115,6 +116,25 @@ describe('tenants', () => {
     const { client } = manage({ ttlMs: 60_000, ...(partitionBy === undefined ? {} : { partitionBy: partitionBy as never }) });
     await ask(client, BODY, keyplex.options(first as never));
     expect((await ask(client, BODY, keyplex.options(second as never))).cache).toBe(shared ? 'hit' : null);
+  });
+
+  test.each([
+    ['throws', () => { throw new Error('no tenant on this request'); }, /cache\.partitionBy.*threw.*no tenant on this request/],
+    ['returns undefined (a field the request lacks)', (r: { metadata: Record<string, unknown> }) => r.metadata.org, /cache\.partitionBy.*returned undefined, not a string/],
+  ] as const)('a partitionBy function that %s fails the request as hook_failed, nothing sent or shared', async (_name, partitionBy, says) => {
+    const calls = numbered();
+    const { client, manager } = manage({ ttlMs: 60_000, partitionBy: partitionBy as never });
+    const failures = record(manager, 'failure');
+    for (const user of ['u1', 'u2']) {
+      const error = await caught(() => ask(client, BODY, keyplex.options({ metadata: { user } })));
+      expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+      expect(isKeyplexError(error, 'hook_failed')).toBe(true);
+      expect(error.message).toMatch(says);
+    }
+    expect(calls).toHaveLength(0);
+    expect(failures.map((f) => f.error.code)).toEqual(['hook_failed', 'hook_failed']);
+    expect(manager.stats().cache).toMatchObject({ hits: 0, misses: 0, entries: 0 });
+    expect(manager.stats().totals.inFlight).toBe(0);
   });
 
   test('a request pinned to a provider never gets another provider’s answer', async () => {
