@@ -112,6 +112,10 @@ export async function beforeAttempt(
         if (!isPlainObject(result)) throw new TypeError(`it returned something other than a JSON object body (${describeType(result)})`);
         json = result;
       }
+      // keyplex reads the answer as the caller asked (a stream, or JSON): an answer of the other kind would only fail, billed, on every key.
+      if (hook.body === 'json' && json !== undefined && (json.stream === true) !== ctx.request.stream) {
+        throw new TypeError(`it changed \`stream\` to ${String(json.stream)}; keyplex reads the answer as the caller asked (stream: ${String(ctx.request.stream)})`);
+      }
       if (headers.has('authorization')) throw new TypeError('it set the Authorization header, which keyplex alone sets');
     } catch (error) {
       lease.settle('undone');

@@ -184,13 +184,14 @@ describe('a hook that breaks the body, or throws something odd, fails that reque
   const odd: { name: string; hooks: KeyManagerOptions['hooks']; says: RegExp }[] = [
     { name: 'a body changed in place to hold a BigInt', hooks: { beforeAttempt: { body: 'json', run: (s) => void (s.body!.seed = 1n) } }, says: /beforeAttempt\[0\].*not be sent as JSON.*BigInt/ },
     { name: 'a returned body that refers to itself', hooks: { beforeAttempt: { body: 'json', run: (s) => { const body: Record<string, unknown> = { ...s.body }; body.self = body; return body; } } }, says: /not be sent as JSON/ },
+    { name: 'a body made to stream where the caller did not ask for a stream', hooks: { beforeAttempt: { body: 'json', run: (s) => void (s.body!.stream = true) } }, says: /changed `stream`/ },
     { name: 'a returned Map (not a plain object)', hooks: { beforeAttempt: { body: 'json', run: () => new Map() as never } }, says: /other than a JSON object body/ },
     { name: 'beforeAttempt throws an object that cannot be made a string', hooks: { beforeAttempt: () => { throw Object.create(null); } }, says: /beforeAttempt\[0\].*an object/ },
     { name: 'afterResponse throws an object whose toString throws', hooks: { afterResponse: () => { throw { toString: () => { throw new Error('no'); } }; } }, says: /afterResponse\[0\].*an object/ },
   ];
 
   test.each(odd)('$name', async ({ hooks, says }) => {
-    provider(ONE, () => chatReply(MODEL));
+    provider(ONE, (call) => (call.body?.stream === true ? sseReply(chatChunks(MODEL, ['a'], true)) : chatReply(MODEL)));
     const ring = keyRing('a', 'b');
     const { client, manager } = managed({ providers: { one: { baseURL: ONE, keys: ring.keys, rpm: 4 } }, hooks });
     const error = await caught(() => client.chat.completions.create(BODY));
@@ -226,6 +227,15 @@ describe('hooks run per attempt', () => {
     const { client } = manage({ beforeAttempt: { body: 'json', run: (s) => ({ ...s.body, seen: `${String(s.body!.seen ?? '')}x` }) } });
     await client.chat.completions.create(BODY);
     expect(calls.map((c) => c.body?.seen)).toEqual(['x', 'x']);
+  });
+
+  test('a hook that stops a streamed request from streaming fails it (hook_failed), nothing sent', async () => {
+    const calls = provider(ONE, () => chatReply(MODEL));
+    const { client } = manage({ beforeAttempt: { body: 'json', run: (s) => ({ ...s.body, stream: false }) } });
+    const error = await caught(() => client.chat.completions.create({ ...BODY, stream: true }));
+    expect(isKeyplexError(error, 'hook_failed')).toBe(true);
+    expect(error.message).toMatch(/beforeAttempt\[0\].*changed `stream`/);
+    expect(calls).toHaveLength(0);
   });
 
   test('a streamed answer: afterResponse sees it as a stream with no body; the caller gets every chunk', async () => {
