@@ -12,7 +12,7 @@ import { caught } from '../support/caught';
 import { Lru } from '../../src/cache/lru';
 import { canonicalJson } from '../../src/cache/key';
 import { record } from '../support/events';
-import { chatChunks, chatReply, errorReply, keyRing, provider, sseReply } from '../support/upstream';
+import { chatChunks, chatReply, deferred, errorReply, keyRing, provider, sseReply } from '../support/upstream';
 import { fakeClock } from '../support/time';
 import '../support/setup';
 
@@ -69,6 +69,24 @@ describe('hits and misses', () => {
     expect((await ask(client, { temperature: 0, messages: BODY.messages, model: MODEL })).cache).toBe('hit');
     expect((await ask(client, { temperature: 0.1, messages: BODY.messages, model: MODEL })).cache).toBe(null);
     expect(calls).toHaveLength(2);
+  });
+
+  test('identical requests in flight at once are each sent (no coalescing), as the docs say; the next one hits', async () => {
+    const held = deferred();
+    const calls = provider(ONE, async (_call, i) => {
+      await held.promise;
+      return chatReply(MODEL, `answer ${i + 1}`);
+    });
+    // Known limits: no key waits for a first answer to learn them, so all five are sent at once.
+    const { client, manager } = manage({ ttlMs: 60_000 }, { providers: { one: { baseURL: ONE, keys: keyRing('a', 'b').keys, rpm: 1_000 } } });
+    const misses = record(manager, 'cache:miss');
+    const all = Promise.all(Array.from({ length: 5 }, () => ask(client)));
+    await vi.waitFor(() => expect(calls).toHaveLength(5));
+    held.resolve();
+    expect((await all).map((r) => r.cache)).toEqual([null, null, null, null, null]);
+    expect(misses).toHaveLength(5);
+    expect((await ask(client)).cache).toBe('hit');
+    expect(manager.stats().cache).toMatchObject({ hits: 1, misses: 5, entries: 1 });
   });
 
   test('the TTL: a hit until ttlMs has passed, a call after', async () => {
