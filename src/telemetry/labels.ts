@@ -1,9 +1,19 @@
 /**
  * Attribute and label values shared by the OpenTelemetry and Prometheus
  * adapters: the GenAI operation of a path, the GenAI provider name and server
- * of a provider, and model names bounded for metrics. No optional peer is
- * imported here.
+ * of a provider, model names bounded for metrics, and durations as recorded.
+ * No optional peer is imported here.
  */
+
+/**
+ * A duration of an event (ms) as histogram seconds: never below 0. Event
+ * durations are differences of `Date.now()`, which a clock stepped back (NTP,
+ * a resumed VM) makes negative: Prometheus would read the falling `_sum` as a
+ * counter reset, and the OpenTelemetry SDK drops the measurement.
+ */
+export function secondsOf(ms: number): number {
+  return ms > 0 ? ms / 1000 : 0;
+}
 
 /** The GenAI semantic conventions' `gen_ai.operation.name` of an API path (relative to the base, e.g. `/chat/completions`). */
 export function operationName(path: string): string {

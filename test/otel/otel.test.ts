@@ -9,12 +9,13 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type Re
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import OpenAI from 'openai';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { KeyManager, type KeyManagerOptions, type SuccessEvent } from '../../src/index';
 import { instrument, knownModels, type Instrumentation } from '../../src/otel/index';
 import { fakeKey } from '../support/fake-keys';
 import { chatChunks, chatReply, errorReply, provider, sseReply } from '../support/upstream';
 import '../support/setup';
+import { fakeClock } from '../support/time';
 
 const OPENAI = 'https://api.openai.com/v1';
 const DEEPSEEK = 'https://api.deepseek.com/v1';
@@ -241,6 +242,20 @@ describe('metrics', () => {
     const retries = metric(all, 'keyplex.client.retries')!.dataPoints.reduce((s, p) => s + (p.value as number), 0);
     expect(retries).toBe(2);
     expect(metric(all, 'keyplex.client.failovers')!.dataPoints.map((p) => [p.attributes['keyplex.failover.to_provider'], p.value])).toEqual([['deepseek', 1]]);
+  });
+
+  test('a clock stepped back during a request records a duration of 0 (the SDK drops a negative one: the request would be missing)', async () => {
+    fakeClock();
+    provider(OPENAI, () => {
+      vi.setSystemTime(Date.now() - 3_600_000);
+      return chatReply('gpt-4.1');
+    });
+    const { client, metrics, successes } = rig();
+    await ask(client);
+    vi.useRealTimers(); // the reader's flush waits on timers
+    expect(successes[0]!.latencyMs).toBeLessThan(0);
+    const duration = histogramPoints(metric(await metrics(), 'gen_ai.client.operation.duration'));
+    expect(duration.map((p) => [p.value.count, p.value.sum])).toEqual([[1, 0]]);
   });
 
   test("keyplex's state as gauges: keys by status, circuits, lanes, in flight", async () => {
