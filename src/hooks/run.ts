@@ -6,7 +6,7 @@
  */
 import { describeThrown, describeType, isPlainObject } from '../config/check';
 import { HookFailedError } from '../errors';
-import type { Body } from '../request';
+import { forwarded, type Body } from '../request';
 import { classifyStatus } from '../resilience/classify';
 import type { RequestContext } from '../pipeline/context';
 import type { Lease } from '../pipeline/lease';
@@ -128,9 +128,9 @@ export async function beforeAttempt(
     }
   }
   const plain: Record<string, string> = {};
-  // Framing headers are fetch's to set (the body may have changed size).
+  // What a hook set is forwarded as the caller's headers are (framing and hop-by-hop ones are fetch's to set; the body may have changed size).
   headers.forEach((value, name) => {
-    if (name !== 'content-length' && name !== 'host') plain[name] = value;
+    if (forwarded(name)) plain[name] = value;
   });
   return { headers: plain, body: json === undefined ? body : sendable(ctx, lease, attempt, base.provider, json, bodyHook!) };
 }

@@ -180,6 +180,36 @@ describe('a hook that throws fails that request clearly', () => {
   });
 });
 
+describe('headers a hook sets that keyplex does not forward', () => {
+  test('hop-by-hop headers (which fetch refuses to send) are dropped, not sent as connection failures on every key', async () => {
+    const calls = provider(ONE, () => chatReply(MODEL, 'fine'));
+    const { client, manager } = manage({
+      beforeAttempt: (s) => {
+        for (const [name, value] of [['keep-alive', 'timeout=5'], ['transfer-encoding', 'chunked'], ['expect', '100-continue'], ['upgrade', 'h2c'], ['connection', 'close'], ['x-kept', '1']]) s.headers.set(name!, value!);
+      },
+    });
+    const reply = await client.chat.completions.create(BODY);
+    expect(reply.choices[0]!.message.content).toBe('fine');
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.headers.get('x-kept')).toBe('1');
+    for (const name of ['keep-alive', 'expect', 'upgrade']) expect(calls[0]!.headers.has(name)).toBe(false);
+    expect(manager.stats().providers.one!.keys.map((k) => k.failures)).toEqual([{}, {}]);
+  });
+
+  test('the headers keyplex drops from the caller (organization, project, api-key) are dropped from a hook too: a wrong one would get the key disabled', async () => {
+    const calls = provider(ONE, () => chatReply(MODEL));
+    const { client } = manage({
+      beforeAttempt: (s) => {
+        s.headers.set('openai-organization', 'org-other');
+        s.headers.set('openai-project', 'proj-other');
+        s.headers.set('api-key', 'not-a-key');
+      },
+    });
+    await client.chat.completions.create(BODY);
+    for (const name of ['openai-organization', 'openai-project', 'api-key']) expect(calls[0]!.headers.has(name)).toBe(false);
+  });
+});
+
 describe('a hook that breaks the body, or throws something odd, fails that request as hook_failed', () => {
   const odd: { name: string; hooks: KeyManagerOptions['hooks']; says: RegExp }[] = [
     { name: 'a body changed in place to hold a BigInt', hooks: { beforeAttempt: { body: 'json', run: (s) => void (s.body!.seed = 1n) } }, says: /beforeAttempt\[0\].*not be sent as JSON.*BigInt/ },
