@@ -8,41 +8,13 @@ import { describeThrown, describeType, isPlainObject } from '../config/check';
 import { HookFailedError } from '../errors';
 import { forwarded, type Body } from '../request';
 import { classifyStatus } from '../resilience/classify';
+import { untilAborted } from '../pipeline/abort';
 import type { RequestContext } from '../pipeline/context';
 import type { Lease } from '../pipeline/lease';
 import type { AfterResponseState, BeforeAttemptState, HookStateBase, ResolvedHook, ResolvedHooks } from './types';
 
 /** What a hook's wait is rejected with when the request ends meanwhile (caller, deadline, close()). */
 const ENDED = Symbol('request ended');
-
-/** Whether a hook returned a promise: a native one, another realm's or a library's (anything with a `then` method). */
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
-}
-
-/**
- * A hook's result; for an async hook (any thenable), one that settles when
- * the request ends too, so that a hook that never answers cannot hold the
- * request past its deadline (what it resolves or rejects later is ignored).
- */
-function untilEnded<T>(result: T | PromiseLike<T>, signal: AbortSignal): T | Promise<T> {
-  if (!isThenable(result)) return result;
-  return new Promise<T>((resolve, reject) => {
-    const ended = () => reject(ENDED);
-    if (signal.aborted) ended();
-    else signal.addEventListener('abort', ended, { once: true });
-    Promise.resolve(result).then(
-      (value) => {
-        signal.removeEventListener('abort', ended);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', ended);
-        reject(error);
-      },
-    );
-  });
-}
 
 /** Longest part of a hook's own message quoted in keyplex's. */
 const QUOTED = 300;
@@ -105,7 +77,7 @@ export async function beforeAttempt(
     const state: BeforeAttemptState = { ...base, headers, body: hook.body === 'json' ? json : undefined };
     if (json !== undefined && hook.body === 'json') bodyHook = hook;
     try {
-      const result = await untilEnded(hook.run(state), signal);
+      const result = await untilAborted(hook.run(state), signal, ENDED);
       if (result !== undefined && result !== null) {
         if (hook.body !== 'json') throw new TypeError('it returned a body without asking for one; register it as { body: "json", run }');
         if (json === undefined) throw new TypeError("it returned a body for a request whose body is not a JSON object");
@@ -196,7 +168,7 @@ export async function afterResponse(
     }
     const state: AfterResponseState = { ...base, status: response.status, headers: response.headers, latencyMs: now - lease.sentAt, stream, body };
     try {
-      await untilEnded(hook.run(state), signal);
+      await untilAborted(hook.run(state), signal, ENDED);
     } catch (error) {
       if (text === undefined) void response.body?.cancel().catch(() => {});
       const kind = error === ENDED ? 'aborted' : response.ok ? 'success' : classifyStatus(response.status, response.headers, undefined).kind;

@@ -16,6 +16,36 @@ import { AttemptTimeout } from './failure';
 
 const ONCE = Object.freeze({ once: true });
 
+/** Whether a value is a promise: a native one, another realm's or a library's (anything with a `then` method). */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/**
+ * What code outside keyplex (a hook, a custom store) gave: the value itself,
+ * or for any thenable a promise that settles with it or, should `signal`
+ * abort first, rejects with `ended` — so that code that never answers
+ * cannot hold a request past its end (what it settles with later is ignored).
+ */
+export function untilAborted<T>(value: T | PromiseLike<T>, signal: AbortSignal, ended: unknown): T | Promise<T> {
+  if (!isThenable(value)) return value;
+  return new Promise<T>((resolve, reject) => {
+    const end = () => reject(ended);
+    if (signal.aborted) end();
+    else signal.addEventListener('abort', end, ONCE);
+    Promise.resolve(value).then(
+      (result) => {
+        signal.removeEventListener('abort', end);
+        resolve(result);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', end);
+        reject(error);
+      },
+    );
+  });
+}
+
 export class RequestAbort {
   /** The request's controller: what the stages and the attempts' fetches listen to. */
   #control = new AbortController();

@@ -7,7 +7,7 @@
 import OpenAI from 'openai';
 import { describe, expect, test, vi } from 'vitest';
 import { useManagers } from '../support/scaffold';
-import { ConfigError, isKeyplexError, KeyManager, keyplex, MemoryStore, type KeyManagerOptions } from '../../src/index';
+import { ConfigError, isKeyplexError, KeyManager, keyplex, MemoryStore, type KeyManagerOptions, type StateStore } from '../../src/index';
 import { caught } from '../support/caught';
 import { Lru } from '../../src/cache/lru';
 import { canonicalJson } from '../../src/cache/key';
@@ -205,6 +205,20 @@ describe('store-backed', () => {
     await ask(a.client);
     expect(await ask(b.client)).toEqual({ text: 'answer 1', cache: 'hit' });
     expect(calls).toHaveLength(1);
+  });
+
+  test('a custom store whose cacheGet never answers holds no request past its deadline (504), nor close()', async () => {
+    fakeClock();
+    const calls = numbered();
+    const inner = new MemoryStore();
+    const store: StateStore = { open: (listener) => inner.open(listener), cacheGet: () => new Promise<string | undefined>(() => {}), cacheSet: () => {} };
+    const { client, manager } = manage({ ttlMs: 60_000, store: 'store' }, { store });
+    const pending = caught(() => ask(client, BODY, keyplex.options({ deadlineMs: 1_000 })));
+    await vi.advanceTimersByTimeAsync(1_000);
+    const error = await pending;
+    expect(isKeyplexError(error, 'deadline_exceeded')).toBe(true);
+    expect(calls).toHaveLength(0);
+    expect(manager.stats().totals.inFlight).toBe(0);
   });
 });
 
