@@ -173,7 +173,7 @@ export async function afterResponse(
       if (text === undefined) void response.body?.cancel().catch(() => {});
       const kind = error === ENDED ? 'aborted' : response.ok ? 'success' : classifyStatus(response.status, response.headers, undefined).kind;
       lease.record(attempt, response.status, kind, Date.now());
-      lease.settle('aborted');
+      lease.settle('dropped');
       if (error === ENDED) throw signal.reason;
       throw hookFailed(ctx, hook, attempt, base.provider, error, true);
     }

@@ -170,6 +170,14 @@ describe('a hook that throws fails that request clearly', () => {
     provider(ONE, () => chatReply(MODEL, 'again'));
   });
 
+  test('afterResponse throws on an answer: the tokens the upstream counted stay counted (not refunded as for a request never sent)', async () => {
+    provider(ONE, () => chatReply(MODEL));
+    const ring = keyRing('a');
+    const { client, manager } = managed({ providers: { one: { baseURL: ONE, keys: ring.keys, tpm: 10_000 } }, hooks: { afterResponse: () => { throw new Error('output guardrail'); } } });
+    await caught(() => client.chat.completions.create(BODY));
+    expect(manager.stats().providers.one!.keys[0]!.headroom).toBeLessThan(1);
+  });
+
   test('a request after a failed hook is served (the hook throws once)', async () => {
     provider(ONE, () => chatReply(MODEL, 'ok'));
     let first = true;
