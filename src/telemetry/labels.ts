@@ -21,10 +21,32 @@ export function operationName(path: string): string {
   if (bare === '/chat/completions' || bare === '/responses') return 'chat';
   if (bare === '/completions') return 'text_completion';
   if (bare === '/embeddings') return 'embeddings';
-  // Other endpoints (images, audio, files…): their first path segment, a small fixed set.
+  // Other endpoints (images, audio, files…): their first path segment when it is an API's, else _OTHER (a
+  // gateway passing its users' paths on must not make a metric attribute value of each).
   const segment = /^\/([a-z_]{1,32})(?:\/|$)/.exec(bare)?.[1];
-  return segment ?? '_OTHER';
+  return segment !== undefined && API_SEGMENTS.has(segment) ? segment : '_OTHER';
 }
+
+/** First path segments of the OpenAI API's (and compatible providers') other endpoints: a fixed set. */
+const API_SEGMENTS: ReadonlySet<string> = new Set([
+  'audio',
+  'images',
+  'videos',
+  'files',
+  'uploads',
+  'batches',
+  'fine_tuning',
+  'models',
+  'moderations',
+  'assistants',
+  'threads',
+  'vector_stores',
+  'realtime',
+  'evals',
+  'containers',
+  'conversations',
+  'rerank',
+]);
 
 /** Well-known API hosts and their `gen_ai.provider.name` (the conventions' list of values). */
 const PROVIDER_HOSTS: readonly [RegExp, string][] = [

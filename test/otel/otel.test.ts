@@ -302,6 +302,18 @@ describe('metrics', () => {
   });
 });
 
+test('paths a caller chooses (a gateway passing its users\' paths on) make a bounded set of gen_ai.operation.name values', async () => {
+  provider(OPENAI, () => chatReply('gpt-4.1'));
+  const { client, metrics, spans } = rig();
+  const letters = (i: number) => [...i.toString(26)].map((c) => String.fromCharCode(97 + parseInt(c, 26))).join('');
+  for (let i = 0; i < 40; i++) await client.post(`/zz${letters(i)}`, { body: { model: 'gpt-4.1' } });
+  await client.images.generate({ model: 'gpt-4.1', prompt: 'x' }).catch(() => undefined);
+  const names = new Set(histogramPoints(metric(await metrics(), 'gen_ai.client.operation.duration')).map((p) => p.attributes['gen_ai.operation.name']));
+  expect([...names].sort()).toEqual(['_OTHER', 'images']);
+  // Spans name the request by the same bounded value.
+  expect(new Set(requestSpans(spans()).map((s) => s.attributes['gen_ai.operation.name'])).size).toBe(2);
+});
+
 describe('context', () => {
   test("the request span is a child of the caller's active span (with a context manager installed)", async () => {
     provider(OPENAI, (call) => chatReply(String(call.body?.model)));
