@@ -111,6 +111,20 @@ export class RequestAbort {
     return control.signal;
   }
 
+  /** The attempt's timeout stands still (hooks run on its answer: their time is not the upstream's); returns what is left of it, ms. */
+  pauseAttempt(now: number): number {
+    const left = this.#attemptDue - now;
+    this.#attemptDue = Infinity;
+    return left;
+  }
+
+  /** A paused attempt timeout runs again, `leftMs` from `now` (nothing when it no longer applies). */
+  resumeAttempt(now: number, leftMs: number): void {
+    if (leftMs === Infinity || this.ended) return;
+    this.#attemptDue = now + leftMs;
+    if (this.#attemptDue < this.#timerAt) this.#arm(now, this.#attemptDue);
+  }
+
   /** The attempt's timeout no longer applies (it ended, or its first bytes are in). */
   endAttempt(): void {
     this.#attemptDue = Infinity;

@@ -60,7 +60,10 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   if (hooks?.afterResponse !== undefined) {
     // As a stream's reads under `redactReplies: false`: a 2xx body is scanned when it holds `error` (a 200's embedded error may quote the key).
     const redact = !response.ok || core.options.redactReplies ? (text: string) => redactor.text(text) : (text: string) => (text.includes('error') ? redactor.text(text) : text);
+    // The hooks' time is not the upstream's: the attempt's timeout stands still while they run.
+    const left = abort.pauseAttempt(Date.now());
     response = await afterResponse(hooks, ctx, lease, attempt, response, abort.signal, redact);
+    abort.resumeAttempt(Date.now(), left);
   }
   if (!response.ok) {
     const text = redactor.text(await readText(ctx, lease, attempt, abort, firstTryOfKey, response));

@@ -12,7 +12,7 @@ import { ConfigError } from '../../src/index';
 import { record } from '../support/events';
 import { chatChunks, chatReply, errorReply, keyRing, provider, sseReply, type UpstreamCall } from '../support/upstream';
 import '../support/setup';
-import { fakeClock } from '../support/time';
+import { fakeClock, until } from '../support/time';
 import { caught } from '../support/caught';
 
 const ONE = 'https://api.one.test/v1';
@@ -293,6 +293,58 @@ describe('hooks run per attempt', () => {
     const { client } = manage({ beforeAttempt: (s) => void tags.push(s.tags) });
     await client.chat.completions.create(BODY, keyplex.options({ tags: ['tenant-a'] }));
     expect(tags).toEqual([['tenant-a']]);
+  });
+});
+
+describe('a slow hook', () => {
+  test.each([undefined, 'json'] as const)('afterResponse (body: %s) slower than attemptTimeoutMs: its time is not the upstream\'s, the answer stands (one call, no timeout)', async (body) => {
+    fakeClock();
+    const calls = provider(ONE, () => chatReply(MODEL, 'fine'));
+    let running = 0;
+    const slow = () =>
+      new Promise<void>((resolve) => {
+        running++;
+        setTimeout(resolve, 2_000);
+      });
+    const { client, manager } = manage({ afterResponse: body === undefined ? slow : { body, run: slow } }, { attemptTimeoutMs: 1_000 });
+    const pending = client.chat.completions.create(BODY);
+    await until(() => running === 1, 'the hook');
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect((await pending).choices[0]!.message.content).toBe('fine');
+    expect(calls).toHaveLength(1);
+    expect(manager.stats().totals.retries).toBe(0);
+  });
+
+  test('the attempt timeout still bounds a body that stalls after a slow afterResponse hook', async () => {
+    fakeClock();
+    // A fetch of our own: the stalled body never ends, and errors when the attempt's signal aborts (as fetch's does).
+    const stalled = (signal: AbortSignal) =>
+      new Response(
+        new ReadableStream({
+          start: (c) => {
+            c.enqueue(new TextEncoder().encode('{"id":'));
+            signal.addEventListener('abort', () => c.error(signal.reason));
+          },
+        }),
+        { headers: { 'content-type': 'application/json' } },
+      );
+    const calls: number[] = [];
+    const fetch = (async (_url: string, init: RequestInit) => (calls.push(calls.length) === 1 ? stalled(init.signal!) : chatReply(MODEL, 'second'))) as unknown as typeof globalThis.fetch;
+    let hooks = 0;
+    const slow = () => new Promise<void>((resolve) => {
+      hooks++;
+      setTimeout(resolve, 600);
+    });
+    const { client } = manage({ afterResponse: slow }, { attemptTimeoutMs: 1_000, fetch });
+    const pending = client.chat.completions.create(BODY);
+    await until(() => hooks === 1, 'the first hook');
+    await vi.advanceTimersByTimeAsync(600);
+    // The stalled body: the attempt's timeout, its time in the hook left out, sends the second attempt.
+    await vi.advanceTimersByTimeAsync(1_000);
+    await until(() => hooks === 2, 'the second hook');
+    await vi.advanceTimersByTimeAsync(600);
+    expect((await pending).choices[0]!.message.content).toBe('second');
+    expect(calls).toHaveLength(2);
   });
 });
 
