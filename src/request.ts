@@ -13,8 +13,35 @@ export const KEYPLEX_BASE_URL = 'https://keyplex.invalid/v1';
 /** What a fetch body may be. */
 export type Body = NonNullable<RequestInit['body']>;
 
-/** Headers never forwarded as the SDK set them. */
-const DROPPED_HEADERS = new Set(['authorization', 'api-key', OPTIONS_HEADER, 'content-length', 'openai-organization', 'openai-project', 'host']);
+/**
+ * Headers never forwarded as the SDK (or a hook) set them: the key's, the
+ * key's organization and project, keyplex's options, and the framing and
+ * hop-by-hop ones, which are the transport's to set (fetch refuses to send
+ * `keep-alive`, `transfer-encoding`, `expect`, `upgrade`: an attempt would
+ * fail before it left, as a connection failure on every key).
+ */
+const DROPPED_HEADERS = new Set([
+  'authorization',
+  'api-key',
+  OPTIONS_HEADER,
+  'openai-organization',
+  'openai-project',
+  'content-length',
+  'host',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'expect',
+]);
+
+/** Whether a request header (lower-case name) is passed on upstream. */
+export function forwarded(name: string): boolean {
+  return !DROPPED_HEADERS.has(name);
+}
 
 /** Paths whose streamed replies can be asked for usage with `stream_options`. */
 const STREAM_USAGE_PATHS = new Set(['/chat/completions', '/completions']);

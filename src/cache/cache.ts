@@ -6,6 +6,7 @@
  * request up before routing and stores the answer after accounting.
  */
 import { REQUEST_ID_HEADER } from '../details';
+import { untilAborted } from '../pipeline/abort';
 import type { RequestContext } from '../pipeline/context';
 import type { EventHub } from '../pipeline/hub';
 import type { StateStore } from '../store/types';
@@ -49,17 +50,19 @@ export class ResponseCache {
    * The cached answer to the request, or undefined (a miss, or not cacheable); sets `ctx.cacheKey` for a cacheable miss.
    * A hit says `x-keyplex-cache: hit`, and with `replyHeaders` carries keyplex's other reply headers too.
    */
-  async lookup(ctx: RequestContext, hub: EventHub, replyHeaders: boolean): Promise<Response | undefined> {
+  async lookup(ctx: RequestContext, hub: EventHub, signal: AbortSignal, replyHeaders: boolean): Promise<Response | undefined> {
     const key = cacheKeyOf(this.#options, ctx);
     if (key === undefined) return undefined;
     let raw: string | undefined;
     if (this.#lru) raw = this.#lru.get(key, this.#now());
     else {
       try {
-        raw = (await this.#store!.cacheGet!(STORE_PREFIX + key)) ?? undefined;
+        // A store that never answers holds the request no longer than its deadline (or caller, or close()).
+        raw = (await untilAborted(this.#store!.cacheGet!(STORE_PREFIX + key), signal, () => undefined)) ?? undefined;
       } catch {
         raw = undefined; // A store that cannot answer is a miss.
       }
+      if (signal.aborted) throw signal.reason;
     }
     const answer = parseAnswer(raw);
     const base = { requestId: ctx.requestId, tags: ctx.tags, metadata: ctx.metadata, model: ctx.request.model, path: ctx.request.path };

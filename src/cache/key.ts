@@ -1,5 +1,7 @@
 /** The cache key of a request: method, path, canonical JSON body, partition and pinned provider, hashed. */
 import { createHash } from 'node:crypto';
+import { describeThrown, describeType } from '../config/check';
+import { HookFailedError } from '../errors';
 import type { RequestContext } from '../pipeline/context';
 import { requestJson } from '../request';
 import type { ResolvedCache } from './types';
@@ -25,7 +27,24 @@ function partitionOf(cache: ResolvedCache, ctx: RequestContext): string {
   const tags = canonicalJson([...ctx.tags].sort());
   if (by === 'tags') return tags;
   if (by === 'tenant') return `${tags}|${canonicalJson(ctx.metadata)}`;
-  return `f:${by({ tags: ctx.tags, metadata: ctx.metadata, model: ctx.request.model, path: ctx.request.path })}`;
+  let partition: unknown;
+  try {
+    partition = by({ tags: ctx.tags, metadata: ctx.metadata, model: ctx.request.model, path: ctx.request.path });
+  } catch (error) {
+    throw partitionFailed(ctx, `threw: ${describeThrown(error)}`);
+  }
+  // Anything but a string would make one partition of every request it is returned for (`undefined` for all): refused.
+  if (typeof partition !== 'string') throw partitionFailed(ctx, `returned ${describeType(partition)}, not a string`);
+  return `f:${partition}`;
+}
+
+/** The request's failure for a `partitionBy` function that could not name its partition: nothing is looked up, sent or shared. */
+function partitionFailed(ctx: RequestContext, what: string): HookFailedError {
+  return new HookFailedError(
+    'cache.partitionBy',
+    `keyplex: the cache.partitionBy function ${what}. Nothing was sent and no answer shared; make it return a string for every request.`,
+    { requestId: ctx.requestId, attempts: [] },
+  );
 }
 
 /**

@@ -28,7 +28,8 @@ export interface CacheOptions {
    * `'tenant'`: only requests with the same `tags` (in any order) and the same
    * `metadata` (`keyplex.options`). `'tags'`: the same tags, whatever the
    * metadata. `'none'`: every caller shares (only for prompts that hold
-   * nothing private). A function: requests whose partition string is equal.
+   * nothing private). A function: requests whose partition string is equal;
+   * one that throws or returns no string fails the request (`hook_failed`).
    */
   partitionBy?: 'tenant' | 'tags' | 'none' | ((request: CachePartitionInput) => string);
 }

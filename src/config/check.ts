@@ -98,6 +98,15 @@ export function describeType(value: unknown): string {
   }
 }
 
+/** What user code threw, as text; a value that cannot be made one (a null-prototype object, a throwing `toString`) by its kind. */
+export function describeThrown(error: unknown): string {
+  try {
+    return error instanceof Error ? String(error.message) : String(error);
+  } catch {
+    return `(it threw ${describeType(error)})`;
+  }
+}
+
 /** An own property only, never an inherited one such as `toString`. */
 export function own(obj: unknown, name: string): unknown {
   return typeof obj === 'object' && obj !== null && Object.hasOwn(obj, name) ? (obj as Obj)[name] : undefined;

@@ -4,25 +4,17 @@
  * throws or rejects settles the attempt and fails the request with a
  * {@link HookFailedError}; nothing else is retried.
  */
+import { describeThrown, describeType, isPlainObject } from '../config/check';
 import { HookFailedError } from '../errors';
-import { untilAborted } from '../pipeline/abort';
-import type { Body } from '../request';
+import { forwarded, type Body } from '../request';
 import { classifyStatus } from '../resilience/classify';
+import { untilAborted } from '../pipeline/abort';
 import type { RequestContext } from '../pipeline/context';
 import type { Lease } from '../pipeline/lease';
 import type { AfterResponseState, BeforeAttemptState, HookStateBase, ResolvedHook, ResolvedHooks } from './types';
 
 /** What a hook's wait is rejected with when the request ends meanwhile (caller, deadline, close()). */
 const ENDED = Symbol('request ended');
-
-/**
- * A hook's result; for an async hook, one that settles when the request ends
- * too, so that a hook that never answers cannot hold the request past its
- * deadline (what it resolves or rejects later is ignored).
- */
-function untilEnded<T>(result: T | Promise<T>, signal: AbortSignal): T | Promise<T> {
-  return result instanceof Promise ? untilAborted(result, signal, () => ENDED) : result;
-}
 
 /** Longest part of a hook's own message quoted in keyplex's. */
 const QUOTED = 300;
@@ -47,7 +39,7 @@ function stateBase(ctx: RequestContext, lease: Lease, attempt: number, signal: A
 
 /** The request's failure for a hook that threw `error`. */
 function hookFailed(ctx: RequestContext, hook: ResolvedHook<unknown>, attempt: number, provider: string, error: unknown, sent: boolean): HookFailedError {
-  const said = error instanceof Error ? error.message : String(error);
+  const said = describeThrown(error);
   const quoted = said.length > QUOTED ? `${said.slice(0, QUOTED)}…` : said;
   const what = sent ? `on the answer to attempt ${attempt} ('${provider}'); the answer was dropped` : `before attempt ${attempt} ('${provider}'); nothing was sent`;
   return new HookFailedError(
@@ -79,15 +71,22 @@ export async function beforeAttempt(
   // One parse for every hook that asks for the body; each sees the changes of the ones before.
   let json: Record<string, unknown> | undefined = hooks.beforeBody && typeof body === 'string' && ctx.request.isJson ? (JSON.parse(body) as Record<string, unknown>) : undefined;
   const base = stateBase(ctx, lease, attempt, signal);
+  /** The last hook that had the body: the one a body that cannot be sent is put down to. */
+  let bodyHook: ResolvedHook<unknown> | undefined;
   for (const hook of hooks.beforeAttempt!) {
     const state: BeforeAttemptState = { ...base, headers, body: hook.body === 'json' ? json : undefined };
+    if (json !== undefined && hook.body === 'json') bodyHook = hook;
     try {
-      const result = await untilEnded(hook.run(state), signal);
+      const result = await untilAborted(hook.run(state), signal, () => ENDED);
       if (result !== undefined && result !== null) {
         if (hook.body !== 'json') throw new TypeError('it returned a body without asking for one; register it as { body: "json", run }');
         if (json === undefined) throw new TypeError("it returned a body for a request whose body is not a JSON object");
-        if (typeof result !== 'object' || Array.isArray(result)) throw new TypeError('it returned something other than a JSON object body');
+        if (!isPlainObject(result)) throw new TypeError(`it returned something other than a JSON object body (${describeType(result)})`);
         json = result;
+      }
+      // keyplex reads the answer as the caller asked (a stream, or JSON): an answer of the other kind would only fail, billed, on every key.
+      if (hook.body === 'json' && json !== undefined && (json.stream === true) !== ctx.request.stream) {
+        throw new TypeError(`it changed \`stream\` to ${String(json.stream)}; keyplex reads the answer as the caller asked (stream: ${String(ctx.request.stream)})`);
       }
       if (headers.has('authorization')) throw new TypeError('it set the Authorization header, which keyplex alone sets');
     } catch (error) {
@@ -101,11 +100,21 @@ export async function beforeAttempt(
     }
   }
   const plain: Record<string, string> = {};
-  // Framing headers are fetch's to set (the body may have changed size).
+  // What a hook set is forwarded as the caller's headers are (framing and hop-by-hop ones are fetch's to set; the body may have changed size).
   headers.forEach((value, name) => {
-    if (name !== 'content-length' && name !== 'host') plain[name] = value;
+    if (forwarded(name)) plain[name] = value;
   });
-  return { headers: plain, body: json === undefined ? body : JSON.stringify(json) };
+  return { headers: plain, body: json === undefined ? body : sendable(ctx, lease, attempt, base.provider, json, bodyHook!) };
+}
+
+/** The hooked body as JSON text; a body that has none (a BigInt, a cycle) fails the request as the last body hook's. */
+function sendable(ctx: RequestContext, lease: Lease, attempt: number, provider: string, json: Record<string, unknown>, hook: ResolvedHook<unknown>): string {
+  try {
+    return JSON.stringify(json);
+  } catch (error) {
+    lease.settle('undone');
+    throw hookFailed(ctx, hook, attempt, provider, new TypeError(`its body could not be sent as JSON (${describeThrown(error)})`), false);
+  }
 }
 
 /** A Response whose body fails with `error` when read (send treats that as a transport failure). */
@@ -159,12 +168,12 @@ export async function afterResponse(
     }
     const state: AfterResponseState = { ...base, status: response.status, headers: response.headers, latencyMs: now - lease.sentAt, stream, body };
     try {
-      await untilEnded(hook.run(state), signal);
+      await untilAborted(hook.run(state), signal, () => ENDED);
     } catch (error) {
       if (text === undefined) void response.body?.cancel().catch(() => {});
       const kind = error === ENDED ? 'aborted' : response.ok ? 'success' : classifyStatus(response.status, response.headers, undefined).kind;
       lease.record(attempt, response.status, kind, Date.now());
-      lease.settle('aborted');
+      lease.settle('dropped');
       if (error === ENDED) throw signal.reason;
       throw hookFailed(ctx, hook, attempt, base.provider, error, true);
     }

@@ -7,7 +7,7 @@
  */
 import type { Attributes, BatchObservableResult, Meter, Observable } from '@opentelemetry/api';
 import type { FailoverEvent, FailureEvent, KeyCooldownEvent, KeyDisabledEvent, LaneRejectedEvent, RetryEvent, SuccessEvent } from '../events';
-import type { ModelLabels, ProviderInfo } from '../telemetry/labels';
+import { secondsOf, type ModelLabels, type ProviderInfo } from '../telemetry/labels';
 import { summarise, type ObservedManager } from '../telemetry/state';
 import { ATTR } from './attributes';
 import type { OtelApi } from './api';
@@ -109,15 +109,15 @@ export class Metrics {
       this.#tokens.record(e.usage.inputTokens, { ...attributes, [ATTR.tokenType]: 'input' });
       this.#tokens.record(e.usage.outputTokens, { ...attributes, [ATTR.tokenType]: 'output' });
     }
-    this.#duration.record(e.latencyMs / 1000, attributes);
-    if (e.ttftMs !== undefined) this.#firstChunk.record(e.ttftMs / 1000, attributes);
+    this.#duration.record(secondsOf(e.latencyMs), attributes);
+    if (e.ttftMs !== undefined) this.#firstChunk.record(secondsOf(e.ttftMs), attributes);
     if (e.costUsd !== null) this.#cost.add(e.costUsd, attributes);
   }
 
   failure(operation: string, e: FailureEvent): void {
     const attributes = this.#common(operation, e.error.attempts.at(-1)?.provider, e.model, undefined);
     attributes[ATTR.errorType] = e.error.code;
-    this.#duration.record(e.latencyMs / 1000, attributes);
+    this.#duration.record(secondsOf(e.latencyMs), attributes);
   }
 
   retry(e: RetryEvent): void {

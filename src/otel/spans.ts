@@ -14,7 +14,7 @@
  */
 import type { Attributes, Span, Tracer } from '@opentelemetry/api';
 import type { AttemptEvent, FailoverEvent, FailureEvent, RequestEvent, RetryEvent, SuccessEvent } from '../events';
-import type { ProviderInfo } from '../telemetry/labels';
+import { secondsOf, type ProviderInfo } from '../telemetry/labels';
 import { ATTR } from './attributes';
 import type { OtelApi } from './api';
 
@@ -115,7 +115,7 @@ export class RequestSpans {
       attributes[ATTR.reasoningTokens] = e.usage.reasoningTokens;
     }
     if (e.costUsd !== null) attributes[ATTR.costUsd] = e.costUsd;
-    if (e.ttftMs !== undefined) attributes[ATTR.timeToFirstChunk] = e.ttftMs / 1000;
+    if (e.ttftMs !== undefined) attributes[ATTR.timeToFirstChunk] = secondsOf(e.ttftMs);
     span.setAttributes(attributes);
     span.end();
   }

@@ -16,6 +16,38 @@ import { AttemptTimeout } from './failure';
 
 const ONCE = Object.freeze({ once: true });
 
+/** Whether a value is a promise: a native one, another realm's or a library's (anything with a `then` method). */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/**
+ * What a wait outside the request's own stages gave (a hook's result, a
+ * store's answer, the store's first load): the value itself, or for any
+ * thenable a promise that settles with it or, should `signal` abort first,
+ * rejects with `ended()` (by default the signal's reason) — so that code that
+ * never answers cannot hold a request past its end (what it settles with
+ * later is ignored). The listener goes when either settles.
+ */
+export function untilAborted<T>(value: T | PromiseLike<T>, signal: AbortSignal, ended: () => unknown = () => signal.reason): T | Promise<T> {
+  if (!isThenable(value)) return value;
+  return new Promise<T>((resolve, reject) => {
+    const end = () => reject(ended());
+    if (signal.aborted) end();
+    else signal.addEventListener('abort', end, ONCE);
+    Promise.resolve(value).then(
+      (result) => {
+        signal.removeEventListener('abort', end);
+        resolve(result);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', end);
+        reject(error);
+      },
+    );
+  });
+}
+
 export class RequestAbort {
   /** The request's controller: what the stages and the attempts' fetches listen to. */
   #control = new AbortController();
@@ -92,6 +124,20 @@ export class RequestAbort {
     return control.signal;
   }
 
+  /** The attempt's timeout stands still (hooks run on its answer: their time is not the upstream's); returns what is left of it, ms. */
+  pauseAttempt(now: number): number {
+    const left = this.#attemptDue - now;
+    this.#attemptDue = Infinity;
+    return left;
+  }
+
+  /** A paused attempt timeout runs again, `leftMs` from `now` (nothing when it no longer applies). */
+  resumeAttempt(now: number, leftMs: number): void {
+    if (leftMs === Infinity || this.ended) return;
+    this.#attemptDue = now + leftMs;
+    if (this.#attemptDue < this.#timerAt) this.#arm(now, this.#attemptDue);
+  }
+
   /** The attempt's timeout no longer applies (it ended, or its first bytes are in). */
   endAttempt(): void {
     this.#attemptDue = Infinity;
@@ -150,29 +196,6 @@ export class RequestAbort {
     this.#control = new AbortController();
     shared.abort(timeout);
   }
-}
-
-/**
- * `promise`, or `ended()` thrown as soon as `signal` aborts: a wait outside
- * the request's own stages (a store's answer, a hook) ends with the request.
- * The listener goes when either settles.
- */
-export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal, ended: () => unknown = () => signal.reason): Promise<T> {
-  if (signal.aborted) return Promise.reject(ended());
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(ended());
-    signal.addEventListener('abort', onAbort, ONCE);
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 /**

@@ -7,8 +7,8 @@ import type { RequestContext } from './context';
 import { modelStats, type Core } from './core';
 
 /** The cached answer to the request, or undefined to go on. */
-export async function answerFromCache(core: Core, ctx: RequestContext): Promise<Response | undefined> {
-  const hit = await core.cache!.lookup(ctx, core.hub, core.options.replyHeaders);
+export async function answerFromCache(core: Core, ctx: RequestContext, signal: AbortSignal): Promise<Response | undefined> {
+  const hit = await core.cache!.lookup(ctx, core.hub, signal, core.options.replyHeaders);
   if (hit === undefined) return undefined;
   const latencyMs = Date.now() - ctx.startedAt;
   for (const scope of [core.totals, modelStats(core, ctx.request.model)]) {

@@ -25,12 +25,14 @@ import { keysChanged, type Core } from './core';
  * How an attempt ended, for {@link Lease.settle}:
  * - `undone`: picked but never sent (the shared store refused it, a hook failed, the request ended first);
  * - `aborted`: the request ended (caller, deadline, close) while it ran: no penalty;
+ * - `dropped`: the upstream answered, but keyplex dropped the answer (an
+ *   `afterResponse` hook threw): no penalty, and the tokens it counted stay counted;
  * - `failed`: the upstream or the transport failed it (classified);
  * - `first-byte`: a stream's first bytes arrived: healthy, still in flight;
  * - `succeeded`: the reply is complete (a stream: it ended) with its usage and cost;
  * - `stream-failed`: a stream broke after its first bytes.
  */
-export type LeaseOutcome = 'undone' | 'aborted' | 'failed' | 'first-byte' | 'succeeded' | 'stream-failed';
+export type LeaseOutcome = 'undone' | 'aborted' | 'dropped' | 'failed' | 'first-byte' | 'succeeded' | 'stream-failed';
 
 /** Windows whose last successful reply stated an out-of-bounds limit (reported once per episode). */
 const cappedWindows = new WeakSet<KeyLimiter>();
@@ -178,7 +180,7 @@ export class Lease {
     return this.#abort?.attemptTimedOut === true;
   }
 
-  settle(outcome: 'undone' | 'aborted'): void;
+  settle(outcome: 'undone' | 'aborted' | 'dropped'): void;
   settle(outcome: 'stream-failed', now: number, usage: Usage | null, costUsd: number | null): void;
   settle(outcome: 'first-byte', now: number): void;
   settle(outcome: 'failed', now: number, classification: Classification, refund: boolean): void;
@@ -194,7 +196,7 @@ export class Lease {
   #settle(outcome: LeaseOutcome, now: number, detail: Classification | Usage | null | undefined, extra: boolean | number | null | undefined, streamed: boolean): void {
     const { core, ctx, key, deployment } = this;
     const pool = deployment.pool;
-    if (outcome === 'undone' || outcome === 'aborted' || outcome === 'failed') this.#probeEnded();
+    if (outcome === 'undone' || outcome === 'aborted' || outcome === 'dropped' || outcome === 'failed') this.#probeEnded();
     switch (outcome) {
       case 'undone':
         this.#cancel();
@@ -202,9 +204,10 @@ export class Lease {
         settleKeyBudget(core, ctx, deployment, key, 0);
         return;
       case 'aborted':
+      case 'dropped':
         this.#health('release');
         settleKeyBudget(core, ctx, deployment, key, 0);
-        this.refund();
+        if (outcome === 'aborted') this.refund(); // a dropped answer was counted upstream: its reservation stands
         this.#end();
         return;
       case 'failed': {

@@ -47,7 +47,7 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
     const loading = whenLoaded(core);
     if (loading) await untilAborted(loading, abort.signal);
     if (core.cache !== undefined) {
-      const cached = await answerFromCache(core, ctx);
+      const cached = await answerFromCache(core, ctx, abort.signal);
       if (cached !== undefined) return cached;
     }
     const refused = refusal(core, ctx);

@@ -238,6 +238,12 @@ export function finishFailure(core: Core, ctx: RequestContext, error: unknown, s
     const previous = ctx.history.lastAnswer;
     if (previous) {
       const message = `keyplex: ${attemptsSummary(attempts)}; then ${error.message.replace(/^keyplex: /, '')}`;
+      if (previous.response.ok) {
+        // A broken 200 is no answer to pass on (the SDK would take its error body for a completion, or read an empty stream).
+        const none = new NoKeyAvailableError(message, { requestId, attempts, retryAfterMs: error.retryAfterMs });
+        failed(core, ctx, none.toDetail());
+        return errorResponse(none, none.status!);
+      }
       const detail: KeyplexErrorDetail = { ...error.toDetail(), message, status: previous.response.status };
       failed(core, ctx, detail);
       return withDetail(previous.response, previous.body, detail, message);

@@ -65,8 +65,12 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   const redactor = redactorOf(key);
   response = redactEnvelope(response, redactor, entries);
   if (hooks?.afterResponse !== undefined) {
-    const redact = !response.ok || core.options.redactReplies ? (text: string) => redactor.text(text) : undefined;
+    // As a stream's reads under `redactReplies: false`: a 2xx body is scanned when it holds `error` (a 200's embedded error may quote the key).
+    const redact = !response.ok || core.options.redactReplies ? (text: string) => redactor.text(text) : (text: string) => (text.includes('error') ? redactor.text(text) : text);
+    // The hooks' time is not the upstream's: the attempt's timeout stands still while they run.
+    const left = abort.pauseAttempt(Date.now());
     response = await afterResponse(hooks, ctx, lease, attempt, response, abort.signal, redact);
+    abort.resumeAttempt(Date.now(), left);
   }
   if (!response.ok) {
     const text = redactor.text(await readText(ctx, lease, attempt, abort, firstTryOfKey, response));
@@ -201,7 +205,8 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
     throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: decodeText(bytes) });
   }
   const embedded = embeddedError(ctx, parsed);
-  if (embedded !== undefined) throw embeddedFailure(core, ctx, lease, attempt, firstTryOfKey, response, embedded, decodeText(bytes));
+  // An error body is always scanned, whether `redactReplies` scanned this 2xx or not.
+  if (embedded !== undefined) throw embeddedFailure(core, ctx, lease, attempt, firstTryOfKey, response, embedded, redactor.text(decodeText(bytes)));
   const replyModel = (parsed as { model?: unknown } | null)?.model;
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);

@@ -22,7 +22,7 @@
 import type { Gauge as GaugeMetric, Registry } from 'prom-client';
 import { ConfigError } from '../errors';
 import { loadPeer } from '../peer';
-import { ModelLabels } from '../telemetry/labels';
+import { ModelLabels, secondsOf } from '../telemetry/labels';
 import { listen, summarise, type ObservedManager, type StateSummary } from '../telemetry/state';
 
 export { knownModels, type ModelSource } from '../telemetry/labels';
@@ -112,8 +112,8 @@ export function registerKeyplexMetrics(manager: ObservedManager, options: Keyple
     success: (e) => {
       const labels = { provider: e.provider, model: models.label(e.model) ?? '' };
       requests.inc({ ...labels, outcome: 'success' });
-      duration.observe({ ...labels, outcome: 'success' }, e.latencyMs / 1000);
-      if (e.ttftMs !== undefined) firstChunk.observe(labels, e.ttftMs / 1000);
+      duration.observe({ ...labels, outcome: 'success' }, secondsOf(e.latencyMs));
+      if (e.ttftMs !== undefined) firstChunk.observe(labels, secondsOf(e.ttftMs));
       const u = e.usage;
       if (u) {
         tokens.inc({ ...labels, type: 'input' }, u.inputTokens);
@@ -128,7 +128,7 @@ export function registerKeyplexMetrics(manager: ObservedManager, options: Keyple
     failure: (e) => {
       const labels = { provider: e.error.attempts.at(-1)?.provider ?? '', model: models.label(e.model) ?? '', outcome: e.error.code };
       requests.inc(labels);
-      duration.observe(labels, e.latencyMs / 1000);
+      duration.observe(labels, secondsOf(e.latencyMs));
     },
     retry: (e) => retries.inc({ provider: e.provider, reason: e.reason }),
     failover: (e) => failovers.inc({ from_provider: e.from.provider, to_provider: e.to.provider, reason: e.reason }),

@@ -1,9 +1,19 @@
 /**
  * Attribute and label values shared by the OpenTelemetry and Prometheus
  * adapters: the GenAI operation of a path, the GenAI provider name and server
- * of a provider, and model names bounded for metrics. No optional peer is
- * imported here.
+ * of a provider, model names bounded for metrics, and durations as recorded.
+ * No optional peer is imported here.
  */
+
+/**
+ * A duration of an event (ms) as histogram seconds: never below 0. Event
+ * durations are differences of `Date.now()`, which a clock stepped back (NTP,
+ * a resumed VM) makes negative: Prometheus would read the falling `_sum` as a
+ * counter reset, and the OpenTelemetry SDK drops the measurement.
+ */
+export function secondsOf(ms: number): number {
+  return ms > 0 ? ms / 1000 : 0;
+}
 
 /** The GenAI semantic conventions' `gen_ai.operation.name` of an API path (relative to the base, e.g. `/chat/completions`). */
 export function operationName(path: string): string {
@@ -11,10 +21,32 @@ export function operationName(path: string): string {
   if (bare === '/chat/completions' || bare === '/responses') return 'chat';
   if (bare === '/completions') return 'text_completion';
   if (bare === '/embeddings') return 'embeddings';
-  // Other endpoints (images, audio, files…): their first path segment, a small fixed set.
+  // Other endpoints (images, audio, files…): their first path segment when it is an API's, else _OTHER (a
+  // gateway passing its users' paths on must not make a metric attribute value of each).
   const segment = /^\/([a-z_]{1,32})(?:\/|$)/.exec(bare)?.[1];
-  return segment ?? '_OTHER';
+  return segment !== undefined && API_SEGMENTS.has(segment) ? segment : '_OTHER';
 }
+
+/** First path segments of the OpenAI API's (and compatible providers') other endpoints: a fixed set. */
+const API_SEGMENTS: ReadonlySet<string> = new Set([
+  'audio',
+  'images',
+  'videos',
+  'files',
+  'uploads',
+  'batches',
+  'fine_tuning',
+  'models',
+  'moderations',
+  'assistants',
+  'threads',
+  'vector_stores',
+  'realtime',
+  'evals',
+  'containers',
+  'conversations',
+  'rerank',
+]);
 
 /** Well-known API hosts and their `gen_ai.provider.name` (the conventions' list of values). */
 const PROVIDER_HOSTS: readonly [RegExp, string][] = [

@@ -7,11 +7,12 @@
 import OpenAI from 'openai';
 import { describe, expect, test, vi } from 'vitest';
 import { useManagers } from '../support/scaffold';
-import { ConfigError, KeyManager, keyplex, MemoryStore, type KeyManagerOptions } from '../../src/index';
+import { ConfigError, isKeyplexError, KeyManager, keyplex, MemoryStore, type KeyManagerOptions, type StateStore } from '../../src/index';
+import { caught } from '../support/caught';
 import { Lru } from '../../src/cache/lru';
 import { canonicalJson } from '../../src/cache/key';
 import { record } from '../support/events';
-import { chatChunks, chatReply, errorReply, keyRing, provider, sseReply } from '../support/upstream';
+import { chatChunks, chatReply, deferred, errorReply, keyRing, provider, sseReply } from '../support/upstream';
 import { fakeClock } from '../support/time';
 import '../support/setup';
 
@@ -85,6 +86,24 @@ describe('hits and misses', () => {
     expect(calls).toHaveLength(2);
   });
 
+  test('identical requests in flight at once are each sent (no coalescing), as the docs say; the next one hits', async () => {
+    const held = deferred();
+    const calls = provider(ONE, async (_call, i) => {
+      await held.promise;
+      return chatReply(MODEL, `answer ${i + 1}`);
+    });
+    // Known limits: no key waits for a first answer to learn them, so all five are sent at once.
+    const { client, manager } = manage({ ttlMs: 60_000 }, { providers: { one: { baseURL: ONE, keys: keyRing('a', 'b').keys, rpm: 1_000 } } });
+    const misses = record(manager, 'cache:miss');
+    const all = Promise.all(Array.from({ length: 5 }, () => ask(client)));
+    await vi.waitFor(() => expect(calls).toHaveLength(5));
+    held.resolve();
+    expect((await all).map((r) => r.cache)).toEqual([null, null, null, null, null]);
+    expect(misses).toHaveLength(5);
+    expect((await ask(client)).cache).toBe('hit');
+    expect(manager.stats().cache).toMatchObject({ hits: 1, misses: 5, entries: 1 });
+  });
+
   test('the TTL: a hit until ttlMs has passed, a call after', async () => {
     fakeClock();
     const calls = numbered();
@@ -130,6 +149,25 @@ describe('tenants', () => {
     const { client } = manage({ ttlMs: 60_000, ...(partitionBy === undefined ? {} : { partitionBy: partitionBy as never }) });
     await ask(client, BODY, keyplex.options(first as never));
     expect((await ask(client, BODY, keyplex.options(second as never))).cache).toBe(shared ? 'hit' : null);
+  });
+
+  test.each([
+    ['throws', () => { throw new Error('no tenant on this request'); }, /cache\.partitionBy.*threw.*no tenant on this request/],
+    ['returns undefined (a field the request lacks)', (r: { metadata: Record<string, unknown> }) => r.metadata.org, /cache\.partitionBy.*returned undefined, not a string/],
+  ] as const)('a partitionBy function that %s fails the request as hook_failed, nothing sent or shared', async (_name, partitionBy, says) => {
+    const calls = numbered();
+    const { client, manager } = manage({ ttlMs: 60_000, partitionBy: partitionBy as never });
+    const failures = record(manager, 'failure');
+    for (const user of ['u1', 'u2']) {
+      const error = await caught(() => ask(client, BODY, keyplex.options({ metadata: { user } })));
+      expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+      expect(isKeyplexError(error, 'hook_failed')).toBe(true);
+      expect(error.message).toMatch(says);
+    }
+    expect(calls).toHaveLength(0);
+    expect(failures.map((f) => f.error.code)).toEqual(['hook_failed', 'hook_failed']);
+    expect(manager.stats().cache).toMatchObject({ hits: 0, misses: 0, entries: 0 });
+    expect(manager.stats().totals.inFlight).toBe(0);
   });
 
   test('a request pinned to a provider never gets another provider’s answer', async () => {
@@ -182,6 +220,20 @@ describe('store-backed', () => {
     await ask(a.client);
     expect(await ask(b.client)).toEqual({ text: 'answer 1', cache: 'hit' });
     expect(calls).toHaveLength(1);
+  });
+
+  test('a custom store whose cacheGet never answers holds no request past its deadline (504), nor close()', async () => {
+    fakeClock();
+    const calls = numbered();
+    const inner = new MemoryStore();
+    const store: StateStore = { open: (listener) => inner.open(listener), cacheGet: () => new Promise<string | undefined>(() => {}), cacheSet: () => {} };
+    const { client, manager } = manage({ ttlMs: 60_000, store: 'store' }, { store });
+    const pending = caught(() => ask(client, BODY, keyplex.options({ deadlineMs: 1_000 })));
+    await vi.advanceTimersByTimeAsync(1_000);
+    const error = await pending;
+    expect(isKeyplexError(error, 'deadline_exceeded')).toBe(true);
+    expect(calls).toHaveLength(0);
+    expect(manager.stats().totals.inFlight).toBe(0);
   });
 });
 

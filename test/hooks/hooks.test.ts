@@ -12,7 +12,7 @@ import { ConfigError } from '../../src/index';
 import { record } from '../support/events';
 import { chatChunks, chatReply, errorReply, keyRing, provider, sseReply, type UpstreamCall } from '../support/upstream';
 import '../support/setup';
-import { fakeClock } from '../support/time';
+import { fakeClock, until } from '../support/time';
 import { caught } from '../support/caught';
 
 const ONE = 'https://api.one.test/v1';
@@ -170,6 +170,14 @@ describe('a hook that throws fails that request clearly', () => {
     provider(ONE, () => chatReply(MODEL, 'again'));
   });
 
+  test('afterResponse throws on an answer: the tokens the upstream counted stay counted (not refunded as for a request never sent)', async () => {
+    provider(ONE, () => chatReply(MODEL));
+    const ring = keyRing('a');
+    const { client, manager } = managed({ providers: { one: { baseURL: ONE, keys: ring.keys, tpm: 10_000 } }, hooks: { afterResponse: () => { throw new Error('output guardrail'); } } });
+    await caught(() => client.chat.completions.create(BODY));
+    expect(manager.stats().providers.one!.keys[0]!.headroom).toBeLessThan(1);
+  });
+
   test('a request after a failed hook is served (the hook throws once)', async () => {
     provider(ONE, () => chatReply(MODEL, 'ok'));
     let first = true;
@@ -177,6 +185,62 @@ describe('a hook that throws fails that request clearly', () => {
     await caught(() => client.chat.completions.create(BODY));
     const reply = await client.chat.completions.create(BODY);
     expect(reply.choices[0]!.message.content).toBe('ok');
+  });
+});
+
+describe('headers a hook sets that keyplex does not forward', () => {
+  test('hop-by-hop headers (which fetch refuses to send) are dropped, not sent as connection failures on every key', async () => {
+    const calls = provider(ONE, () => chatReply(MODEL, 'fine'));
+    const { client, manager } = manage({
+      beforeAttempt: (s) => {
+        for (const [name, value] of [['keep-alive', 'timeout=5'], ['transfer-encoding', 'chunked'], ['expect', '100-continue'], ['upgrade', 'h2c'], ['connection', 'close'], ['x-kept', '1']]) s.headers.set(name!, value!);
+      },
+    });
+    const reply = await client.chat.completions.create(BODY);
+    expect(reply.choices[0]!.message.content).toBe('fine');
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.headers.get('x-kept')).toBe('1');
+    for (const name of ['keep-alive', 'expect', 'upgrade']) expect(calls[0]!.headers.has(name)).toBe(false);
+    expect(manager.stats().providers.one!.keys.map((k) => k.failures)).toEqual([{}, {}]);
+  });
+
+  test('the headers keyplex drops from the caller (organization, project, api-key) are dropped from a hook too: a wrong one would get the key disabled', async () => {
+    const calls = provider(ONE, () => chatReply(MODEL));
+    const { client } = manage({
+      beforeAttempt: (s) => {
+        s.headers.set('openai-organization', 'org-other');
+        s.headers.set('openai-project', 'proj-other');
+        s.headers.set('api-key', 'not-a-key');
+      },
+    });
+    await client.chat.completions.create(BODY);
+    for (const name of ['openai-organization', 'openai-project', 'api-key']) expect(calls[0]!.headers.has(name)).toBe(false);
+  });
+});
+
+describe('a hook that breaks the body, or throws something odd, fails that request as hook_failed', () => {
+  const odd: { name: string; hooks: KeyManagerOptions['hooks']; says: RegExp }[] = [
+    { name: 'a body changed in place to hold a BigInt', hooks: { beforeAttempt: { body: 'json', run: (s) => void (s.body!.seed = 1n) } }, says: /beforeAttempt\[0\].*not be sent as JSON.*BigInt/ },
+    { name: 'a returned body that refers to itself', hooks: { beforeAttempt: { body: 'json', run: (s) => { const body: Record<string, unknown> = { ...s.body }; body.self = body; return body; } } }, says: /not be sent as JSON/ },
+    { name: 'a body made to stream where the caller did not ask for a stream', hooks: { beforeAttempt: { body: 'json', run: (s) => void (s.body!.stream = true) } }, says: /changed `stream`/ },
+    { name: 'a returned Map (not a plain object)', hooks: { beforeAttempt: { body: 'json', run: () => new Map() as never } }, says: /other than a JSON object body/ },
+    { name: 'beforeAttempt throws an object that cannot be made a string', hooks: { beforeAttempt: () => { throw Object.create(null); } }, says: /beforeAttempt\[0\].*an object/ },
+    { name: 'afterResponse throws an object whose toString throws', hooks: { afterResponse: () => { throw { toString: () => { throw new Error('no'); } }; } }, says: /afterResponse\[0\].*an object/ },
+  ];
+
+  test.each(odd)('$name', async ({ hooks, says }) => {
+    provider(ONE, (call) => (call.body?.stream === true ? sseReply(chatChunks(MODEL, ['a'], true)) : chatReply(MODEL)));
+    const ring = keyRing('a', 'b');
+    const { client, manager } = managed({ providers: { one: { baseURL: ONE, keys: ring.keys, rpm: 4 } }, hooks });
+    const error = await caught(() => client.chat.completions.create(BODY));
+    expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+    expect(isKeyplexError(error, 'hook_failed')).toBe(true);
+    expect(error.message).toMatch(says);
+    expect(manager.stats().totals.failures).toEqual({ hook_failed: 1 });
+    // Nothing held: no request in flight, and the rate-limit reservation of an unsent attempt given back.
+    const keys = manager.stats().providers.one!.keys;
+    expect(manager.stats().totals.inFlight).toBe(0);
+    expect(keys.filter((k) => k.requests === 0).every((k) => k.headroom === 1)).toBe(true);
   });
 });
 
@@ -203,6 +267,15 @@ describe('hooks run per attempt', () => {
     expect(calls.map((c) => c.body?.seen)).toEqual(['x', 'x']);
   });
 
+  test('a hook that stops a streamed request from streaming fails it (hook_failed), nothing sent', async () => {
+    const calls = provider(ONE, () => chatReply(MODEL));
+    const { client } = manage({ beforeAttempt: { body: 'json', run: (s) => ({ ...s.body, stream: false }) } });
+    const error = await caught(() => client.chat.completions.create({ ...BODY, stream: true }));
+    expect(isKeyplexError(error, 'hook_failed')).toBe(true);
+    expect(error.message).toMatch(/beforeAttempt\[0\].*changed `stream`/);
+    expect(calls).toHaveLength(0);
+  });
+
   test('a streamed answer: afterResponse sees it as a stream with no body; the caller gets every chunk', async () => {
     provider(ONE, () => sseReply(chatChunks(MODEL, ['a', 'b'], true)));
     const seen: AfterResponseState[] = [];
@@ -223,11 +296,69 @@ describe('hooks run per attempt', () => {
   });
 });
 
+describe('a slow hook', () => {
+  test.each([undefined, 'json'] as const)('afterResponse (body: %s) slower than attemptTimeoutMs: its time is not the upstream\'s, the answer stands (one call, no timeout)', async (body) => {
+    fakeClock();
+    const calls = provider(ONE, () => chatReply(MODEL, 'fine'));
+    let running = 0;
+    const slow = () =>
+      new Promise<void>((resolve) => {
+        running++;
+        setTimeout(resolve, 2_000);
+      });
+    const { client, manager } = manage({ afterResponse: body === undefined ? slow : { body, run: slow } }, { attemptTimeoutMs: 1_000 });
+    const pending = client.chat.completions.create(BODY);
+    await until(() => running === 1, 'the hook');
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect((await pending).choices[0]!.message.content).toBe('fine');
+    expect(calls).toHaveLength(1);
+    expect(manager.stats().totals.retries).toBe(0);
+  });
+
+  test('the attempt timeout still bounds a body that stalls after a slow afterResponse hook', async () => {
+    fakeClock();
+    // A fetch of our own: the stalled body never ends, and errors when the attempt's signal aborts (as fetch's does).
+    const stalled = (signal: AbortSignal) =>
+      new Response(
+        new ReadableStream({
+          start: (c) => {
+            c.enqueue(new TextEncoder().encode('{"id":'));
+            signal.addEventListener('abort', () => c.error(signal.reason));
+          },
+        }),
+        { headers: { 'content-type': 'application/json' } },
+      );
+    const calls: number[] = [];
+    const fetch = (async (_url: string, init: RequestInit) => (calls.push(calls.length) === 1 ? stalled(init.signal!) : chatReply(MODEL, 'second'))) as unknown as typeof globalThis.fetch;
+    let hooks = 0;
+    const slow = () => new Promise<void>((resolve) => {
+      hooks++;
+      setTimeout(resolve, 600);
+    });
+    const { client } = manage({ afterResponse: slow }, { attemptTimeoutMs: 1_000, fetch });
+    const pending = client.chat.completions.create(BODY);
+    await until(() => hooks === 1, 'the first hook');
+    await vi.advanceTimersByTimeAsync(600);
+    // The stalled body: the attempt's timeout, its time in the hook left out, sends the second attempt.
+    await vi.advanceTimersByTimeAsync(1_000);
+    await until(() => hooks === 2, 'the second hook');
+    await vi.advanceTimersByTimeAsync(600);
+    expect((await pending).choices[0]!.message.content).toBe('second');
+    expect(calls).toHaveLength(2);
+  });
+});
+
 describe('a hook that never answers', () => {
-  test.each(['beforeAttempt', 'afterResponse'] as const)('%s: the request ends at its deadline (504 deadline_exceeded), not when the hook does', async (point) => {
+  // A thenable that is not a native promise (another realm's, a library's) is awaited the same way.
+  const points = [
+    ['beforeAttempt', () => new Promise<void>(() => {})],
+    ['afterResponse', () => new Promise<void>(() => {})],
+    ['beforeAttempt', () => ({ then: () => {} }) as unknown as Promise<void>],
+    ['afterResponse', () => ({ then: () => {} }) as unknown as Promise<void>],
+  ] as const;
+  test.each(points)('%s (%#): the request ends at its deadline (504 deadline_exceeded), not when the hook does', async (point, never) => {
     fakeClock();
     provider(ONE, () => chatReply(MODEL));
-    const never = () => new Promise<void>(() => {});
     const { client, manager } = manage({ [point]: never });
     const pending = caught(() => client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 1_000 })));
     await vi.advanceTimersByTimeAsync(1_000);
@@ -252,6 +383,17 @@ describe('hooks never see a key', () => {
     await client.chat.completions.create(BODY);
     expect(seen).toHaveLength(4);
     for (const { key } of ring.keys) for (let i = 0; i + 8 <= key.length; i++) for (const text of seen) expect(text).not.toContain(key.slice(i, i + 8));
+  });
+
+  test('redactReplies: false: a 200 carrying an error object (OpenRouter) that echoes the key reaches the hook and the caller without it', async () => {
+    provider(ONE, (call) => new Response(JSON.stringify({ error: { message: `Upstream rejected key ${call.key}`, code: 502 } }), { headers: { 'content-type': 'application/json' } }));
+    const seen: unknown[] = [];
+    const { client, ring } = manage({ afterResponse: [{ body: 'text', run: (s) => void seen.push(s.body) }, { body: 'json', run: (s) => void seen.push(s.body) }] }, { redactReplies: false });
+    const error = await caught(() => client.chat.completions.create(BODY));
+    expect(seen.length).toBeGreaterThan(0);
+    const text = JSON.stringify([seen, error.message, (error as { error?: unknown }).error, getKeyplexDetails(error)]);
+    expect(text).toContain('rejected key [key a]');
+    for (const { key } of ring.keys) for (let i = 0; i + 8 <= key.length; i++) expect(text).not.toContain(key.slice(i, i + 8));
   });
 
   test('types: the states name the key by id only', () => {

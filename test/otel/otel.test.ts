@@ -9,12 +9,13 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type Re
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import OpenAI from 'openai';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { KeyManager, type KeyManagerOptions, type SuccessEvent } from '../../src/index';
 import { instrument, knownModels, type Instrumentation } from '../../src/otel/index';
 import { fakeKey } from '../support/fake-keys';
 import { chatChunks, chatReply, errorReply, provider, sseReply } from '../support/upstream';
 import '../support/setup';
+import { fakeClock } from '../support/time';
 
 const OPENAI = 'https://api.openai.com/v1';
 const DEEPSEEK = 'https://api.deepseek.com/v1';
@@ -243,6 +244,20 @@ describe('metrics', () => {
     expect(metric(all, 'keyplex.client.failovers')!.dataPoints.map((p) => [p.attributes['keyplex.failover.to_provider'], p.value])).toEqual([['deepseek', 1]]);
   });
 
+  test('a clock stepped back during a request records a duration of 0 (the SDK drops a negative one: the request would be missing)', async () => {
+    fakeClock();
+    provider(OPENAI, () => {
+      vi.setSystemTime(Date.now() - 3_600_000);
+      return chatReply('gpt-4.1');
+    });
+    const { client, metrics, successes } = rig();
+    await ask(client);
+    vi.useRealTimers(); // the reader's flush waits on timers
+    expect(successes[0]!.latencyMs).toBeLessThan(0);
+    const duration = histogramPoints(metric(await metrics(), 'gen_ai.client.operation.duration'));
+    expect(duration.map((p) => [p.value.count, p.value.sum])).toEqual([[1, 0]]);
+  });
+
   test("keyplex's state as gauges: keys by status, circuits, lanes, in flight", async () => {
     provider(OPENAI, () => errorReply(401, 'invalid_api_key'));
     provider(DEEPSEEK, (call) => chatReply(String(call.body?.model)));
@@ -285,6 +300,18 @@ describe('metrics', () => {
       await manager.close();
     }
   });
+});
+
+test('paths a caller chooses (a gateway passing its users\' paths on) make a bounded set of gen_ai.operation.name values', async () => {
+  provider(OPENAI, () => chatReply('gpt-4.1'));
+  const { client, metrics, spans } = rig();
+  const letters = (i: number) => [...i.toString(26)].map((c) => String.fromCharCode(97 + parseInt(c, 26))).join('');
+  for (let i = 0; i < 40; i++) await client.post(`/zz${letters(i)}`, { body: { model: 'gpt-4.1' } });
+  await client.images.generate({ model: 'gpt-4.1', prompt: 'x' }).catch(() => undefined);
+  const names = new Set(histogramPoints(metric(await metrics(), 'gen_ai.client.operation.duration')).map((p) => p.attributes['gen_ai.operation.name']));
+  expect([...names].sort()).toEqual(['_OTHER', 'images']);
+  // Spans name the request by the same bounded value.
+  expect(new Set(requestSpans(spans()).map((s) => s.attributes['gen_ai.operation.name'])).size).toBe(2);
 });
 
 describe('context', () => {

@@ -11,7 +11,7 @@
 import OpenAI from 'openai';
 import { HttpResponse } from 'msw';
 import { describe, expect, test } from 'vitest';
-import { getKeyplexDetails, StreamInterruptedError } from '../../src/index';
+import { getKeyplexDetails, keyplex, StreamInterruptedError } from '../../src/index';
 import { record } from '../support/events';
 import { managedClients } from '../support/managers';
 import { fakeKey } from '../support/fake-keys';
@@ -79,6 +79,28 @@ describe('a JSON call', () => {
     expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(502);
     expect(getKeyplexDetails(error)?.code).toBe('malformed_response');
     expect(failure.map((e) => e.error.code)).toEqual(['malformed_response']);
+    expect(success).toEqual([]);
+  });
+
+  test.each([false, true])('a broken 200 after which no key is left (stream: %s) surfaces as an APIError (no_key_available), not as the broken 200 handed to the app', async (stream) => {
+    // Each key's last request for a minute: after its broken answer no key has room before the deadline.
+    const spent = { 'x-ratelimit-limit-requests': '1', 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '60s' };
+    const broken = () => new Response('{"id": "chatcmpl-1", "choi', { status: 200, headers: { 'content-type': 'application/json', ...spent } });
+    provider(ONE, broken);
+    provider(TWO, broken);
+    const { client, failure, success } = manage({});
+
+    const error = await caught(async () => {
+      const reply = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, ...(stream ? { stream: true as const } : {}) }, keyplex.options({ deadlineMs: 5_000 }));
+      if (stream) for await (const _ of reply as AsyncIterable<unknown>);
+    });
+
+    // The keys' limits reset in a minute: 429, with the wait.
+    expect(error).toBeInstanceOf(OpenAI.RateLimitError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).headers?.get('retry-after')).toMatch(/^\d+$/);
+    expect((error as Error).message).toMatch(/1 × 200 invalid_response.*1 × 200 invalid_response.*then no usable key/);
+    expect(getKeyplexDetails(error)?.code).toBe('no_key_available');
+    expect(failure.map((e) => e.error.code)).toEqual(['no_key_available']);
     expect(success).toEqual([]);
   });
 

@@ -106,3 +106,16 @@ test("a retry on another provider, under its own name for the model, sends the c
   );
   expect(bodies).toHaveLength(2);
 });
+
+test('hop-by-hop headers the caller gives (which fetch refuses to send) are dropped, not sent as a connection failure on every key', async () => {
+  const seen = provider(ONE, () => chatReply('gpt-4.1', 'fine'));
+  const { client, manager } = recording();
+
+  const reply = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask }, { headers: { 'Keep-Alive': 'timeout=5', Expect: '100-continue', 'x-kept': '1' } });
+
+  expect(reply.choices[0]!.message.content).toBe('fine');
+  expect(seen).toHaveLength(1);
+  expect(seen[0]!.headers.get('x-kept')).toBe('1');
+  expect(seen[0]!.headers.has('keep-alive')).toBe(false);
+  expect(manager.stats().providers.one!.keys.map((k) => k.failures)).toEqual([{}, {}]);
+});

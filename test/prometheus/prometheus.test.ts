@@ -6,7 +6,7 @@
 import EventEmitter from 'eventemitter3';
 import OpenAI from 'openai';
 import { Registry } from 'prom-client';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { KeyManager, type FailureEvent, type KeyManagerOptions, type SuccessEvent } from '../../src/index';
 import { knownModels, registerKeyplexMetrics, type ObservedManager } from '../../src/prometheus/index';
 import { ConfigError } from '../../src/errors';
@@ -15,6 +15,7 @@ import { parseExposition } from '../support/prometheus';
 import { chatChunks, chatReply, errorReply, provider, sseReply } from '../support/upstream';
 import '../support/setup';
 import { closeAfterEach } from '../support/scaffold';
+import { fakeClock } from '../support/time';
 
 const OPENAI = 'https://api.openai.test/v1';
 const DEEPSEEK = 'https://api.deepseek.test/v1';
@@ -102,6 +103,20 @@ describe('the exposition', () => {
     expect(m.sum('keyplex_budget_limit_usd', { budget: 'daily' })).toBe(5);
     expect(m.sum('keyplex_budget_spent_usd', { budget: 'daily' })).toBeGreaterThan(0);
     expect(m.sum('keyplex_requests_in_flight')).toBe(0);
+  });
+
+  test('a clock stepped back during a request records a duration of 0, never a negative one (a falling _sum reads as a counter reset)', async () => {
+    fakeClock();
+    provider(OPENAI, () => {
+      vi.setSystemTime(Date.now() - 3_600_000); // NTP steps the clock back an hour while the request is out
+      return chatReply('gpt-4.1');
+    });
+    const { client, successes, scrape } = rig();
+    await ask(client);
+    expect(successes[0]!.latencyMs).toBeLessThan(0);
+    const m = await scrape();
+    expect(m.sum('keyplex_request_duration_seconds_count', { outcome: 'success' })).toBe(1);
+    expect(m.sum('keyplex_request_duration_seconds_sum', { outcome: 'success' })).toBe(0);
   });
 
   test('close() removes the metrics and stops counting', async () => {

@@ -83,6 +83,11 @@ const PLACES: Record<string, { stream: boolean; echo: Echo }> = {
   'an error header name': { stream: false, echo: (_, piece) => errorReply(400, 'invalid_request_error', { [`x-seen-${piece}`]: '1' }, 'bad request') },
   'a 200 status text': { stream: false, echo: (_, piece) => chatReply('gpt-4.1', 'ok', {}, { statusText: `OK ${piece}` }) },
   'a 200 JSON body': { stream: false, echo: (_, piece) => chatReply('gpt-4.1', `Your key is ${piece}, and "${piece}" again`) },
+  // OpenRouter answers 200 with an error object when the upstream model failed.
+  'a 200 JSON body carrying an error': {
+    stream: false,
+    echo: (_, piece) => HttpResponse.json({ error: { message: `Upstream rejected key ${piece}`, code: 502 } }),
+  },
   'a 200 text/plain body': { stream: false, echo: (_, piece) => new HttpResponse(`Your key is ${piece}.`, { headers: { 'content-type': 'text/plain' } }) },
   'an SSE data event': { stream: true, echo: (call, piece) => sliced(chatChunks('gpt-4.1', ['Your key: ', piece, '.'], askedUsage(call)).map((e) => `data: ${e}`)) },
   'an SSE error event': {
@@ -179,7 +184,7 @@ describe('redactReplies: false (2xx bodies not scanned, for services that measur
     expect(pieces8(observed.join('\n'), keys).length).toBeGreaterThan(0);
   });
 
-  for (const place of ['an SSE error event', 'an SSE data event carrying an error', 'an error body', 'an error header', 'a 200 header', 'a 200 status text']) {
+  for (const place of ['an SSE error event', 'an SSE data event carrying an error', 'a 200 JSON body carrying an error', 'an error body', 'an error header', 'a 200 header', 'a 200 status text']) {
     test(`${place} is still redacted`, async () => {
       const { observed, keys } = await observe(place, 'its last 10 characters', false);
 
