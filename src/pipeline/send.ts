@@ -12,6 +12,7 @@ import { secretOf } from '../keys/key';
 import { redactEnvelope, redactorOf, type KeyRedactor } from '../secrets/redact';
 import { redactedBody } from '../secrets/stream';
 import { bodyFor, type Body, type InterceptedRequest } from '../request';
+import { HookFailedError } from '../errors';
 import { classifyStatus, keyRejection, type Classification } from '../resilience/classify';
 import { bodyRetryAfterMs } from '../resilience/error-body';
 import { retryAfterMs } from '../resilience/headers';
@@ -69,7 +70,13 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
     const redact = !response.ok || core.options.redactReplies ? (text: string) => redactor.text(text) : (text: string) => (text.includes('error') ? redactor.text(text) : text);
     // The hooks' time is not the upstream's: the attempt's timeout stands still while they run.
     const left = abort.pauseAttempt(Date.now());
-    response = await afterResponse(hooks, ctx, lease, attempt, response, abort.signal, redact);
+    try {
+      response = await afterResponse(hooks, ctx, lease, attempt, response, abort.signal, redact);
+    } catch (error) {
+      // The upstream's verdict on the key stands whatever a hook made of its answer: a 429 still rests the key.
+      if (error instanceof HookFailedError && classifyStatus(response.status, response.headers, undefined).cooldown) rest(core, lease, response.headers, undefined, Date.now());
+      throw error;
+    }
     abort.resumeAttempt(Date.now(), left);
   }
   if (!response.ok) {
@@ -279,14 +286,20 @@ function upstreamFailure(core: Core, ctx: RequestContext, lease: Lease, attempt:
   // A transient failure's wait stated in the body only (Gemini's 503 RetryInfo) holds its provider as a header's would.
   if (wait === undefined && classification.action === 'retry') wait = bodyRetryAfterMs(parsed, text, now);
   if (classification.disable) key.disable(classification.disable);
-  if (classification.cooldown) {
-    // The one header parser: the rest the limiter applies is the cooldown the store tells other replicas.
-    // A wait the body asks for (Gemini's RetryInfo, Azure's message) counts where the headers state none.
-    const rest = lease.window.limiter.rateLimited(response.headers, core.options.cooldownMs, lease.reservation, bodyRetryAfterMs(parsed, text, now));
-    wait = rest.ms;
-    key.cool(wait, now, false, rest.capped === true);
-  }
+  // A wait the body asks for (Gemini's RetryInfo, Azure's message) counts where the headers state none.
+  if (classification.cooldown) wait = rest(core, lease, response.headers, bodyRetryAfterMs(parsed, text, now), now);
   return fail(ctx, lease, attempt, firstTryOfKey, response.status, classification, now, { response, body: text }, wait);
+}
+
+/**
+ * A rate-limited key rests (cools down) for what the answer asks, `bodyWaitMs`
+ * where its headers state none; returns the rest in ms. The one header
+ * parser: the rest the limiter applies is the cooldown the store tells other replicas.
+ */
+function rest(core: Core, lease: Lease, headers: Headers, bodyWaitMs: number | undefined, now: number): number {
+  const rested = lease.window.limiter.rateLimited(headers, core.options.cooldownMs, lease.reservation, bodyWaitMs);
+  lease.key.cool(rested.ms, now, false, rested.capped === true);
+  return rested.ms;
 }
 
 /** A transport failure: the request ending (its abort reason is returned), our attempt timeout, or the connection. */

@@ -178,6 +178,22 @@ describe('a hook that throws fails that request clearly', () => {
     expect(manager.stats().providers.one!.keys[0]!.headroom).toBeLessThan(1);
   });
 
+  test('afterResponse throws on a 429: the key still rests for the wait the 429 asks, so the next request goes to the other key', async () => {
+    fakeClock();
+    const ring = keyRing('a', 'b');
+    const calls = provider(ONE, (call) => (ring.idOf(call.key) === 'a' ? errorReply(429, 'rate_limit_exceeded', { 'retry-after': '30' }) : chatReply(MODEL, 'from b')));
+    // A hook that assumes every answer is a completion: it throws on the 429's error body.
+    const hook = { body: 'json' as const, run: (s: AfterResponseState) => void (s.body as { choices: unknown[] }).choices.length };
+    const { client, manager } = managed({ providers: { one: { baseURL: ONE, keys: ring.keys } }, keySelection: 'round-robin', hooks: { afterResponse: hook } });
+    expect(getKeyplexDetails(await caught(() => client.chat.completions.create(BODY)))?.code).toBe('hook_failed');
+    expect(ring.ids(calls)).toEqual(['a']);
+    const key = manager.stats().providers.one!.keys.find((k) => k.id === 'a')!;
+    expect(key).toMatchObject({ status: 'cooling', cooldownRemainingMs: 30_000 });
+    // Round-robin would pick 'a' again for some of these: the cooldown keeps every one on 'b'.
+    for (let i = 0; i < 3; i++) await client.chat.completions.create(BODY);
+    expect(ring.ids(calls)).toEqual(['a', 'b', 'b', 'b']);
+  });
+
   test('a request after a failed hook is served (the hook throws once)', async () => {
     provider(ONE, () => chatReply(MODEL, 'ok'));
     let first = true;
