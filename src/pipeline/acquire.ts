@@ -11,11 +11,11 @@ import type { Circuit } from '../resilience/breaker/index';
 import type { Deployment } from '../routing/deployments';
 import type { StoreReservation } from '../store/types';
 import { holdKeyBudget, keyBudgetAllows } from './admit';
-import type { RequestAbort } from './abort';
+import { untilAborted, type RequestAbort } from './abort';
 import type { RequestContext } from './context';
 import { deploymentCircuit, type Core, type LinePlace } from './core';
 import { briefDuration, keyStates } from './explain';
-import { Lease } from './lease';
+import { adjustLater, Lease } from './lease';
 import { joinLine, leaveLine, waitForKey, waitForTurn } from './lines';
 import { applyChange } from './store-sync';
 
@@ -292,6 +292,9 @@ function pickOn(
   return undefined;
 }
 
+/** What a reservation's wait is rejected with when the request ends first. */
+const ENDED = Symbol('request ended');
+
 /**
  * Takes the lease's reservation in the shared store too (one round trip).
  * Refused: the lease is undone, the key's local windows are lowered to the
@@ -315,11 +318,17 @@ async function reserveShared(core: Core, lease: Lease, signal: AbortSignal): Pro
   const session = core.session;
   let verdict: StoreReservation;
   const askedAt = Date.now();
+  const answer = session.reserve(ref, limits, reservation.tokens, key.ref);
   try {
-    const answer = session.reserve(ref, limits, reservation.tokens, key.ref);
-    verdict = answer instanceof Promise ? await answer : answer;
+    // A store that does not answer (a custom one without a time limit) holds the request no longer than it lasts.
+    verdict = answer instanceof Promise ? await untilAborted(answer, signal, () => ENDED) : answer;
   } catch (error) {
     lease.settle('undone');
+    if (error === ENDED) {
+      // What the store grants after all is given back there.
+      void (answer as Promise<StoreReservation>).then((late) => late.ok && late.degraded !== true && adjustLater(session, ref, limits, -1, -reservation.tokens, late.at), () => undefined);
+      throw signal.reason;
+    }
     throw KeyplexError.is(error) ? error : new StoreUnavailableError(`keyplex: the state store failed: ${error instanceof Error ? error.message : String(error)}.`, { cause: error });
   }
   if (verdict.ok) {

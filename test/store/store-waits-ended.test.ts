@@ -10,7 +10,7 @@
  */
 import OpenAI from 'openai';
 import { afterEach, expect, test, vi } from 'vitest';
-import { getKeyplexDetails, KeyManager, keyplex, type StateStore, type StoreSession } from '../../src/index';
+import { getKeyplexDetails, KeyManager, keyplex, type StateStore, type StoreReservation, type StoreSession } from '../../src/index';
 import { record } from '../support/events';
 import '../support/setup';
 import { fakeClock, quiesce, until } from '../support/time';
@@ -27,19 +27,24 @@ afterEach(async () => {
 
 const never = new Promise<never>(() => {});
 
-/** A shared store whose first load (`slow: 'load'`) or key writes (`slow: 'setKey'`) never answer. */
-function slowStore(slow: 'load' | 'setKey'): StateStore {
+/**
+ * A shared store whose first load (`slow: 'load'`), key writes (`slow: 'setKey'`) or reservations
+ * (`slow: 'reserve'`, answered only when `grant` is called) never answer; `adjusted` records its adjustments.
+ */
+function slowStore(slow: 'load' | 'setKey' | 'reserve', adjusted: number[] = []): StateStore & { grant: () => void } {
+  let grant = () => {};
+  const granted = new Promise<StoreReservation>((resolve) => (grant = () => resolve({ ok: true, at: Date.now(), requests: undefined, tokens: undefined })));
   const session: StoreSession = {
     shared: true,
-    reserve: () => ({ ok: true, at: Date.now(), requests: undefined, tokens: undefined }),
-    adjust: () => {},
+    reserve: () => (slow === 'reserve' ? granted : { ok: true, at: Date.now(), requests: undefined, tokens: undefined }),
+    adjust: (_key, _limits, requests) => void adjusted.push(requests),
     setKey: () => (slow === 'setKey' ? never : undefined),
     setCircuit: () => {},
     addSpend: () => {},
     load: () => (slow === 'load' ? never : { keys: [], circuits: [], spend: [] }),
     close: async () => {},
   };
-  return { open: () => session };
+  return { open: () => session, grant: () => grant() };
 }
 
 type Ending = 'caller' | 'close';
@@ -88,4 +93,29 @@ test.each<Ending>(['caller', 'close'])('a request waiting for a revoked key to b
   expect(failures.map((f) => f.error.code)).toEqual([ending === 'caller' ? 'aborted' : 'manager_closed']);
   expect(getKeyplexDetails(outcome)?.code).toBe(ending === 'caller' ? undefined : 'manager_closed');
   expect(seen).toHaveLength(1);
+});
+
+test.each<Ending>(['caller', 'close'])("a request waiting for the store's answer to its reservation ends at once when it is ended (%s); a grant that comes later is given back", async (ending) => {
+  fakeClock();
+  const seen = provider(BASE, () => chatReply('gpt-4.1'));
+  const adjusted: number[] = [];
+  const store = slowStore('reserve', adjusted);
+  // A known limit: the key's use is reserved in the shared store before each attempt.
+  const manager = new KeyManager({ providers: { s: { baseURL: BASE, keys: keyRing('a').keys, rpm: 100 } }, store });
+  managers.push(manager);
+  const failures = record(manager, 'failure');
+  const attempts = record(manager, 'attempt');
+  const caller = new AbortController();
+  let outcome: unknown;
+  void manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })).chat.completions.create(BODY, { signal: caller.signal }).catch((e: unknown) => (outcome = e));
+  await quiesce(() => failures.length);
+
+  await end(manager, caller, ending, () => outcome !== undefined);
+  store.grant();
+  await quiesce(() => adjusted.length);
+
+  expect(failures.map((f) => f.error.code)).toEqual([ending === 'caller' ? 'aborted' : 'manager_closed']);
+  expect(attempts).toHaveLength(0);
+  expect(seen).toHaveLength(0);
+  expect(adjusted).toEqual([-1]);
 });
