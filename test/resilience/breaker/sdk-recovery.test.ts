@@ -1,0 +1,101 @@
+/**
+ * A circuit recovers under steady traffic (docs/resilience.md, "Circuit
+ * breakers"): after a short outage, while requests keep arriving and wait
+ * behind the open circuit within their deadlines, the half-open probe must
+ * be able to answer before its request's deadline cuts it, or the circuit
+ * never closes. Simulator in-process, fake clock: every wait is exact.
+ */
+import OpenAI from 'openai';
+import { afterEach, expect, test, vi } from 'vitest';
+import { getKeyplexDetails, KeyManager } from '../../../src/index';
+import { ProviderSimulator, simulatorFetch } from '../../../src/testing/index';
+import { fakeKey } from '../../support/fake-keys';
+import { fakeClock } from '../../support/time';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+const DEADLINE_MS = 4_000;
+/** Ten requests every 100 ms. */
+const PER_TICK = 10;
+const TICK_MS = 100;
+
+interface Sent {
+  at: number;
+  outcome: string | undefined;
+  message?: string;
+}
+
+/**
+ * Provider a (one key) answers in 300 ms, but 503s at once from 1 s to 3 s:
+ * five in a row open both circuits for 5 s. Requests arrive at 100 a second
+ * for `seconds` of fake time.
+ */
+async function outageUnderLoad(seconds: number) {
+  fakeClock();
+  const t0 = Date.now();
+  const keys = [fakeKey('a1')];
+  const sim = new ProviderSimulator({
+    now: () => Date.now() - t0,
+    providers: [{ id: 'a', keys, models: ['gpt-4.1'], latency: { medianMs: 300, p99Ms: 300 }, faults: [{ kind: 'outage', fromMs: 1_000, untilMs: 3_000 }] }],
+  });
+  const circuit = { policy: { kind: 'consecutive' as const, threshold: 5 }, openMs: 5_000 };
+  const manager = new KeyManager({
+    providers: { a: { baseURL: sim.baseURL('a'), keys } },
+    fetch: simulatorFetch(sim),
+    deadlineMs: DEADLINE_MS,
+    retry: { maxAttempts: 1 },
+    circuitBreaker: { deployment: circuit, key: circuit },
+  });
+  const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
+  const circuits: string[] = [];
+  for (const name of ['circuit:open', 'circuit:half-open', 'circuit:close'] as const) {
+    manager.on(name, (e) => void circuits.push(`${Date.now() - t0} ${e.scope} ${e.to} ${e.reason}`));
+  }
+  const sent: Sent[] = [];
+  for (let tick = 0; tick < (seconds * 1_000) / TICK_MS; tick++) {
+    for (let i = 0; i < PER_TICK; i++) {
+      const request: Sent = { at: Date.now() - t0, outcome: undefined };
+      sent.push(request);
+      client.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 }).then(
+        () => void (request.outcome = 'ok'),
+        (error: unknown) => {
+          request.outcome = getKeyplexDetails(error)?.code ?? 'other';
+          request.message = getKeyplexDetails(error)?.message;
+        },
+      );
+    }
+    await vi.advanceTimersByTimeAsync(TICK_MS);
+  }
+  await vi.advanceTimersByTimeAsync(DEADLINE_MS + 1_000);
+  await manager.close();
+  return { sent, circuits };
+}
+
+test('after a 2 s outage, the circuits close at the first half-open probe and every request sent from then on is served', async () => {
+  const { sent, circuits } = await outageUnderLoad(12);
+
+  expect(sent.filter((r) => r.outcome === undefined)).toEqual([]);
+  // Opened by the outage at 1 s, half-open at 6 s, closed by the first probe 300 ms later.
+  expect(circuits).toEqual([
+    '1000 deployment open failures',
+    '1000 key open failures',
+    '6000 deployment half-open open_elapsed',
+    '6000 key half-open open_elapsed',
+    '6300 deployment closed probe_succeeded',
+    '6300 key closed probe_succeeded',
+  ]);
+  const after = sent.filter((r) => r.at >= 6_000);
+  expect(after.filter((r) => r.outcome !== 'ok')).toEqual([]);
+  // Those that waited behind the open circuit with time for a reply once it closed were served too.
+  expect(sent.filter((r) => r.at >= 2_700 && r.at < 6_000 && r.outcome !== 'ok')).toEqual([]);
+  // Those with less than a reply's time (300 ms) left at 6 s are refused then (those sent at 2 s reach their deadline
+  // then): the probe goes with the first that has the time.
+  const short = sent.filter((r) => r.at > 2_000 && r.at < 2_300);
+  expect(short).toHaveLength(20);
+  for (const r of short) {
+    expect(r.outcome).toBe('no_key_available');
+    expect(r.message).toContain("'a' model 'gpt-4.1': circuit half-open, its probe left to a request with time for a typical reply there");
+  }
+});
