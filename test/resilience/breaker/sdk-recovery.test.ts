@@ -99,3 +99,81 @@ test('after a 2 s outage, the circuits close at the first half-open probe and ev
     expect(r.message).toContain("'a' model 'gpt-4.1': circuit half-open, its probe left to a request with time for a typical reply there");
   }
 });
+
+/** Providers a and b (one key each, 100 ms replies), both down from 0 to `outageMs`; circuits open after 3 failures for 5 s. */
+function twoDown(outageMs: number, deadlineMs: number) {
+  fakeClock();
+  const t0 = Date.now();
+  const keys = { a: [fakeKey('a1')], b: [fakeKey('b1')] };
+  const sim = new ProviderSimulator({
+    now: () => Date.now() - t0,
+    providers: (['a', 'b'] as const).map((id) => ({ id, keys: keys[id], models: ['gpt-4.1'], latency: { medianMs: 100, p99Ms: 100 }, faults: [{ kind: 'outage' as const, untilMs: outageMs }] })),
+  });
+  const circuit = { policy: { kind: 'consecutive' as const, threshold: 3 }, openMs: 5_000 };
+  const manager = new KeyManager({
+    providers: { a: { baseURL: sim.baseURL('a'), keys: keys.a }, b: { baseURL: sim.baseURL('b'), keys: keys.b } },
+    fetch: simulatorFetch(sim),
+    deadlineMs,
+    retry: { maxAttempts: 2, baseDelayMs: 0 },
+    circuitBreaker: { deployment: circuit, key: false },
+  });
+  const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
+  const ask = () => client.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 });
+  const upstream = () => sim.tallies().a!.requests + sim.tallies().b!.requests;
+  /** Three requests, each failing on a then b: both circuits open. */
+  async function trip(): Promise<void> {
+    for (let i = 0; i < 3; i++) await ask().catch(() => undefined);
+    expect(manager.stats().deployments.map((d) => d.circuit)).toEqual(['open', 'open']);
+  }
+  return { t0, manager, ask, upstream, trip };
+}
+
+test('every circuit open, past the deadline: at once a 429 no_key_available with retry-after, naming the circuits, nothing sent', async () => {
+  const { t0, manager, ask, upstream, trip } = twoDown(60_000, 4_000);
+  await trip();
+  await vi.advanceTimersByTimeAsync(500);
+  const before = upstream();
+  const at = Date.now();
+
+  const error = await ask().catch((e: unknown) => e);
+
+  expect(Date.now()).toBe(at);
+  expect(upstream()).toBe(before);
+  expect(error).toBeInstanceOf(OpenAI.RateLimitError);
+  const apiError = error as InstanceType<typeof OpenAI.RateLimitError>;
+  const detail = getKeyplexDetails(error)!;
+  expect(detail.code).toBe('no_key_available');
+  // Both opened at 0 ms (the outage answers at once): usable again 4.5 s from now.
+  expect(detail.retryAfterMs).toBe(5_000 - (at - t0));
+  expect(apiError.headers.get('retry-after')).toBe('5');
+  expect(apiError.headers.get('retry-after-ms')).toBe(String(detail.retryAfterMs));
+  expect(detail.message).toContain("'a' model 'gpt-4.1': circuit open for 5 s more; 'b' model 'gpt-4.1': circuit open for 5 s more");
+  await manager.close();
+});
+
+test('every circuit open, within the deadline: 200 requests wait, one probe per deployment goes at half-open, then all are served', async () => {
+  const { manager, ask, upstream, trip } = twoDown(1_000, 8_000);
+  await trip();
+  const opened = Date.now();
+  await vi.advanceTimersByTimeAsync(2_000);
+  const before = upstream();
+  const outcomes: string[] = [];
+  for (let i = 0; i < 200; i++) {
+    ask().then(
+      () => void outcomes.push('ok'),
+      (e: unknown) => void outcomes.push(getKeyplexDetails(e)?.code ?? 'other'),
+    );
+  }
+
+  await vi.advanceTimersByTimeAsync(opened + 5_000 - Date.now());
+  // Half-open: one probe to each deployment, the 198 others wait for their verdict.
+  await vi.advanceTimersByTimeAsync(50);
+  expect(upstream() - before).toBe(2);
+  expect(outcomes).toEqual([]);
+  await vi.advanceTimersByTimeAsync(1_000);
+
+  expect(outcomes.filter((o) => o !== 'ok')).toEqual([]);
+  expect(outcomes).toHaveLength(200);
+  expect(upstream() - before).toBe(200);
+  await manager.close();
+});
