@@ -196,6 +196,7 @@ function pick(core: Core, ctx: RequestContext, attempt: number, now: number): Le
         result.readyAt = Math.min(result.readyAt, circuit.openUntil ?? Infinity);
         continue;
       }
+      if (circuit?.state === 'half-open' && !timeToProbe(ctx, deployment, now)) continue;
       const lease = pickOn(core, ctx, deployment, circuit, attempt, now, fresh, result);
       if (lease) return lease;
       // A cold start is not a failure: a cheaper or preferred deployment is not passed over while it learns its limits.
@@ -203,6 +204,22 @@ function pick(core: Core, ctx: RequestContext, attempt: number, now: number): Le
     }
   }
   return result;
+}
+
+/**
+ * Whether the request has time to carry a half-open circuit's probe to
+ * `deployment`: at least the deployment's median reply time (to the first
+ * bytes, for a stream) left before its deadline; any request may while no
+ * reply there was measured. A probe its request's deadline cuts gives the
+ * circuit no verdict and hands the probe to the next request in line — the
+ * next oldest, with the least time left — so under steady traffic a circuit
+ * whose probes go with requests about to end would never close. A request
+ * with too little time leaves the probe to a later one.
+ */
+function timeToProbe(ctx: RequestContext, deployment: Deployment, now: number): boolean {
+  const timings = deployment.stats.timings();
+  const typicalMs = (ctx.request.stream ? timings.ttftMs : timings.latencyMs).p50;
+  return typicalMs === undefined || ctx.deadlineAt - now >= typicalMs;
 }
 
 /**
@@ -247,6 +264,7 @@ function pickOn(
         result.readyAt = Math.min(result.readyAt, key.circuit.openUntil ?? Infinity);
         continue;
       }
+      if (key.circuit?.state === 'half-open' && !timeToProbe(ctx, deployment, now)) continue;
       // Left for the second pass, which judges it like any other key.
       if (fresh && ctx.history.triedOnDeployment(key, deployment)) continue;
       candidates[found++] = key.view;

@@ -70,7 +70,7 @@ function poolStates(pool: ProviderPool, now: number): PoolStates {
     } else if (key.circuit?.state === 'open') {
       states.circuitOpen++;
       states.circuitOpenMs = Math.max(states.circuitOpenMs, (key.circuit.openUntil ?? now) - now);
-    } else if (key.circuit?.state === 'half-open' && !key.circuit.canPass()) states.halfOpen++;
+    } else if (key.circuit?.state === 'half-open') states.halfOpen++;
     else states.other++;
   }
   return states;
@@ -85,6 +85,9 @@ export interface KeyStates {
   /** What to do about it. */
   advice: string;
 }
+
+/** A half-open circuit whose probe this request has too little time left to carry (see acquire's `timeToProbe`). */
+const PROBE_LEFT = 'its probe left to a request with time for a typical reply there';
 
 /**
  * The state of every key of the providers of `deployments` (and of their
@@ -112,8 +115,8 @@ export function keyStates(core: Core, deployments: readonly Deployment[], now: n
       parts.push(`'${deployment.pool.id}' model '${model}': circuit open for ${briefDuration((circuit.openUntil ?? now) - now)} more`);
       blocked.add(deployment.pool);
       waitable = true;
-    } else if (circuit?.state === 'half-open' && !circuit.canPass()) {
-      parts.push(`'${deployment.pool.id}' model '${model}': circuit half-open, its probe in flight`);
+    } else if (circuit?.state === 'half-open') {
+      parts.push(`'${deployment.pool.id}' model '${model}': circuit half-open, ${circuit.canPass() ? PROBE_LEFT : 'its probe in flight'}`);
       blocked.add(deployment.pool);
       waitable = true;
     }
@@ -132,7 +135,7 @@ export function keyStates(core: Core, deployments: readonly Deployment[], now: n
     if (states.disabled.size > 0) disabledOrGone = true;
     if (states.cooling > 0) each.push(`${count(states.cooling, 'key')} cooling down (rate-limited by the upstream) for up to ${briefDuration(states.coolingMs)}`);
     if (states.circuitOpen > 0) each.push(`${count(states.circuitOpen, 'key')} behind an open circuit for up to ${briefDuration(states.circuitOpenMs)}`);
-    if (states.halfOpen > 0) each.push(`${count(states.halfOpen, 'key')} behind a half-open circuit, its probe in flight`);
+    if (states.halfOpen > 0) each.push(`${count(states.halfOpen, 'key')} behind a half-open circuit, its probe in flight or ${PROBE_LEFT}`);
     if (states.other > 0 && !blocked.has(pool)) each.push(`${count(states.other, 'key')} ${overBudget ? 'over a budget or ' : ''}out of rate-limit room`);
     if (states.cooling + states.circuitOpen + states.halfOpen + states.other > 0) waitable = true;
     if (each.length > 0) parts.push(`'${pool.id}': ${each.join(', ')}`);

@@ -9,7 +9,7 @@ import type { AttemptOutcome, FailureKind } from '../errors';
 import type { HeaderEntries } from '../header-list';
 import type { Key, KeyWindow } from '../keys/key';
 import type { Circuit } from '../resilience/breaker/index';
-import type { Classification } from '../resilience/classify';
+import { healthVerdict, type Classification } from '../resilience/classify';
 import type { KeyLimiter, Reservation } from '../resilience/rate-limit/index';
 import type { Deployment } from '../routing/deployments';
 import { periodOf, slotEnd } from '../store/shared-window';
@@ -181,19 +181,21 @@ export class Lease {
   }
 
   settle(outcome: 'undone' | 'aborted' | 'dropped'): void;
-  settle(outcome: 'stream-failed', now: number, usage: Usage | null, costUsd: number | null): void;
+  /** `upstreamFault` false: the stream was ended on the caller's side (not read, its deadline, `close()`): no verdict on the provider. */
+  settle(outcome: 'stream-failed', now: number, usage: Usage | null, costUsd: number | null, upstreamFault: boolean): void;
   settle(outcome: 'first-byte', now: number): void;
   settle(outcome: 'failed', now: number, classification: Classification, refund: boolean): void;
   settle(outcome: 'succeeded', now: number, usage: Usage | null, costUsd: number | null, streamed: boolean): void;
-  settle(outcome: LeaseOutcome, now = 0, detail?: Classification | Usage | null, extra?: boolean | number | null, streamed = false): void {
+  settle(outcome: LeaseOutcome, now = 0, detail?: Classification | Usage | null, extra?: boolean | number | null, flag = false): void {
     const wasInFlight = this.#inFlight;
-    this.#settle(outcome, now, detail, extra, streamed);
+    this.#settle(outcome, now, detail, extra, flag);
     // The deployment's last attempt in flight ended: names over their bound may give their places up now, the settling done.
     const deployment = this.deployment;
     if (wasInFlight && !this.#inFlight && deployment.inFlight === 0 && deployment.pool.models === undefined) this.core.modelNames.idled(this.core);
   }
 
-  #settle(outcome: LeaseOutcome, now: number, detail: Classification | Usage | null | undefined, extra: boolean | number | null | undefined, streamed: boolean): void {
+  /** `flag`: `streamed` for `succeeded`, `upstreamFault` for `stream-failed`. */
+  #settle(outcome: LeaseOutcome, now: number, detail: Classification | Usage | null | undefined, extra: boolean | number | null | undefined, flag: boolean): void {
     const { core, ctx, key, deployment } = this;
     const pool = deployment.pool;
     if (outcome === 'undone' || outcome === 'aborted' || outcome === 'dropped' || outcome === 'failed') this.#probeEnded();
@@ -213,11 +215,12 @@ export class Lease {
       case 'failed': {
         const classification = detail as Classification;
         // A caller error means the provider answered (healthy); a rejected key says nothing about it.
-        this.#health(classification.action === 'retry' ? 'failure' : classification.action === 'surface' ? 'success' : 'release');
+        const verdict = healthVerdict(classification.kind);
+        this.#health(verdict);
         settleKeyBudget(core, ctx, deployment, key, 0);
         this.#end();
         // A slow failure counts as slow: latency routing must not keep choosing a deployment that only fails.
-        if (classification.action === 'retry') deployment.latency.update(now - this.sentAt, now);
+        if (verdict === 'failure') deployment.latency.update(now - this.sentAt, now);
         key.counters.fail(classification.kind);
         pool.counters.fail(classification.kind);
         deployment.stats.fail(classification.kind);
@@ -239,7 +242,7 @@ export class Lease {
         const usage = detail as Usage | null;
         const costUsd = extra as number | null;
         const latency = now - this.sentAt;
-        if (!streamed) {
+        if (!flag) {
           this.#health('success');
           this.window.limiter.succeeded(now);
           // Latency routing averages whole replies; a stream's is its time to first token (settled at 'first-byte').
@@ -257,20 +260,23 @@ export class Lease {
         deployment.stats.succeed(usage, costUsd);
         return;
       }
-      case 'stream-failed': {
-        // What it streamed before it broke was generated, and billed: its tokens and cost count.
-        const usage = detail as Usage | null;
-        const costUsd = (extra as number | null | undefined) ?? null;
-        this.#end();
-        if (usage) this.reconcile(usage.totalTokens);
-        settleKeyBudget(core, ctx, deployment, key, costUsd ?? 0);
-        this.#health('failure');
-        for (const counters of [key.counters, pool.counters, deployment.stats]) {
-          counters.fail('stream_interrupted');
-          counters.spend(usage, costUsd);
-        }
+      case 'stream-failed':
+        this.#streamFailed(detail as Usage | null, (extra as number | null | undefined) ?? null, flag);
         return;
-      }
+    }
+  }
+
+  /** A stream broke after its first bytes: what it streamed was generated, and billed, so its tokens and cost count. */
+  #streamFailed(usage: Usage | null, costUsd: number | null, upstreamFault: boolean): void {
+    const { core, ctx, key, deployment } = this;
+    this.#end();
+    if (usage) this.reconcile(usage.totalTokens);
+    settleKeyBudget(core, ctx, deployment, key, costUsd ?? 0);
+    // Its first bytes already gave the circuits their verdict (and freed any probe slot): one ended on the caller's side adds none.
+    if (upstreamFault) this.#health('failure');
+    for (const counters of [key.counters, deployment.pool.counters, deployment.stats]) {
+      counters.fail('stream_interrupted');
+      counters.spend(usage, costUsd);
     }
   }
 

@@ -104,7 +104,7 @@ class StreamEnd implements StreamTapHooks {
       this.#succeed(usage, tally, tally.sawEnd);
       return error;
     }
-    return this.#fail(streamError(this.ctx, error), usage, tally);
+    return this.#fail(streamError(this.ctx, error), usage, tally, !endedByCaller(error));
   }
 
   #succeed(usage: Usage | undefined, tally: StreamTally, ended: boolean): void {
@@ -114,12 +114,13 @@ class StreamEnd implements StreamTapHooks {
     account(this.core, ctx, this.lease, Date.now(), spent, this.ttftMs, true, undefined, spent?.partial === true);
   }
 
-  #fail(error: KeyplexError, usage: Usage | undefined, tally: StreamTally): KeyplexError {
+  /** `upstreamFault` false: ended on the caller's side (see {@link endedByCaller}), no verdict on the provider. */
+  #fail(error: KeyplexError, usage: Usage | undefined, tally: StreamTally, upstreamFault = true): KeyplexError {
     const { core, ctx, lease } = this;
     const now = Date.now();
     const spent = spentSoFar(ctx, usage, tally, false);
     const costUsd = spent ? costOf(core, lease, ctx.request.model, spent) : null;
-    lease.settle('stream-failed', now, spent, costUsd);
+    lease.settle('stream-failed', now, spent, costUsd, upstreamFault);
     endStreamingRequest(ctx);
     const partial = spent ? { usage: spent, costUsd, provider: lease.deployment.pool.id, keyId: lease.key.id } : undefined;
     failed(core, ctx, error.toDetail(), partial);
@@ -148,6 +149,15 @@ function spentSoFar(ctx: RequestContext, usage: Usage | undefined, tally: Stream
   const outputTokens = tokensOfText(tally.textChars);
   const inputTokens = ctx.inputTokens;
   return { inputTokens, outputTokens, cachedInputTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, totalTokens: inputTokens + outputTokens, partial: true };
+}
+
+/**
+ * Whether a stream was ended on the caller's side, not by its upstream: not
+ * read for the idle timeout, at the request's deadline, or by `close()`.
+ * Like an abort, that says nothing about the provider's health.
+ */
+function endedByCaller(cause: unknown): boolean {
+  return cause instanceof StreamReaderIdle || cause instanceof AttemptTimeout || (KeyplexError.is(cause) && cause.code === 'manager_closed');
 }
 
 /** The error a stream ended with, as the caller's loop gets it. */

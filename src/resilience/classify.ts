@@ -95,3 +95,22 @@ export function classifyStatus(status: number, headers: Headers, body: unknown):
   }
   return result;
 }
+
+/** What an attempt's end says about the health of its key and deployment (their circuits). */
+export type HealthVerdict = 'success' | 'failure' | 'release';
+
+/** Kinds of a transient failure: the provider failed (5xx, 408, 409, a reset, a timeout, a broken 200 or stream). */
+const TRANSIENT_KINDS: ReadonlySet<FailureKind> = new Set<FailureKind>(['timeout', 'conflict', 'server_error', 'connection', 'invalid_response', 'stream_interrupted']);
+/** Kinds that say nothing about the provider's health: a key it rejected or rate-limited (disabled or cooled down instead), the request's end. */
+const SILENT_KINDS: ReadonlySet<FailureKind> = new Set<FailureKind>(['rate_limit', 'quota', 'unauthorized', 'forbidden', 'aborted']);
+
+/**
+ * The circuits' verdict on a failed attempt, by its kind: a transient failure
+ * counts against them; a caller error (400, 404, 422, a redirect) means the
+ * provider answered; a rejected or rate-limited key says nothing. Read from
+ * the kind, not the action: `x-should-retry` changes whether the request is
+ * retried, not what the answer says about the provider.
+ */
+export function healthVerdict(kind: FailureKind): HealthVerdict {
+  return TRANSIENT_KINDS.has(kind) ? 'failure' : SILENT_KINDS.has(kind) ? 'release' : 'success';
+}
