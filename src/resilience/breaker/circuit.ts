@@ -126,6 +126,10 @@ class Trip {
   reopens = 0;
   probesInFlight = 0;
   probesSucceeded = 0;
+  /** Calls let through since the circuit closed from half-open until the first outcome (the crowd that waited); each outcome counts it down. */
+  crowd = 0;
+  /** Whether calls are still counted into {@link crowd}. */
+  counting = false;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
   disposed = false;
 }
@@ -147,9 +151,13 @@ class Trip {
  *
  * Outcomes are attributed to the current state: one reported while open, or
  * while half-open with no probe in flight, comes from a call let through
- * earlier and is ignored. The policy is reset whenever the circuit opens or
- * closes. `onChange` is called after each transition, with the circuit
- * already in its new state; if it throws, the error is ignored.
+ * earlier and is ignored. Just closed from half-open, the crowd that waited
+ * goes at once and its fast failures answer before its successes: the
+ * policy's call to open counts only on the crowd's last outcome (else a
+ * provider failing 5% of requests at once reopened the moment it closed).
+ * The policy is reset whenever the circuit opens or closes. `onChange` is
+ * called after each transition, with the circuit already in its new state;
+ * if it throws, the error is ignored.
  *
  * Memory: a closed circuit that never opened is four fields (a default
  * `consecutive` policy is made at its first failure, the open-state fields
@@ -226,6 +234,7 @@ export class Circuit {
     this.#elapseIfDue(trip);
     switch (trip.state) {
       case 'closed':
+        if (trip.counting) trip.crowd++;
         return true;
       case 'open':
         return false;
@@ -262,6 +271,8 @@ export class Circuit {
       case 'closed':
         // No policy yet: a fresh lazy one ignores successes.
         this.#policy?.success(this.#settings.now());
+        // One of the crowd let through at the close succeeded: the failures before it do not open the circuit.
+        if (trip !== undefined && trip.crowd > 0) this.#crowdAnswered(trip, false);
         return;
       case 'open':
         return;
@@ -278,9 +289,11 @@ export class Circuit {
   failure(): void {
     const trip = this.#trip;
     switch (trip?.state ?? 'closed') {
-      case 'closed':
-        if ((this.#policy ??= this.#settings.makePolicy()).failure(this.#settings.now()) === true) this.#open('failures');
+      case 'closed': {
+        const open = (this.#policy ??= this.#settings.makePolicy()).failure(this.#settings.now()) === true;
+        if (trip !== undefined && trip.crowd > 0 ? this.#crowdAnswered(trip, open) : open) this.#open('failures');
         return;
+      }
       case 'open':
         return;
       case 'half-open':
@@ -296,6 +309,19 @@ export class Circuit {
   release(): void {
     const trip = this.#trip;
     if (trip?.state === 'half-open' && trip.probesInFlight > 0) trip.probesInFlight--;
+    else if (trip?.state === 'closed' && trip.crowd > 0 && this.#crowdAnswered(trip, false)) this.#open('failures');
+  }
+
+  /**
+   * An outcome while the crowd let through at the close answers (`open`: the
+   * policy's call on it; false for a success or a release): true when the
+   * crowd has answered, its last outcome with a call to open. An earlier call
+   * is made again by the policy at the next failure, unless a success came between.
+   */
+  #crowdAnswered(trip: Trip, open: boolean): boolean {
+    trip.counting = false;
+    trip.crowd--;
+    return trip.crowd === 0 && open;
   }
 
   /**
@@ -399,6 +425,8 @@ export class Circuit {
     trip.openUntil = this.#settings.now() + ms;
     trip.probesInFlight = 0;
     trip.probesSucceeded = 0;
+    trip.crowd = 0;
+    trip.counting = false;
     this.#resetPolicy();
     this.#arm(trip);
     this.#emit({ from, to: 'open', reason, openMs: ms });
@@ -421,6 +449,8 @@ export class Circuit {
     trip.reopens = 0;
     trip.probesInFlight = 0;
     trip.probesSucceeded = 0;
+    trip.crowd = 0;
+    trip.counting = reason === 'probe_succeeded';
     this.#resetPolicy();
     this.#disarm(trip);
     this.#emit({ from, to: 'closed', reason });

@@ -353,6 +353,65 @@ describe('half-open', () => {
   });
 });
 
+describe('just closed from half-open: the crowd that waited', () => {
+  /** Closed by a probe; then `crowd` calls let through at once (the requests that waited behind the circuit). */
+  function closedWithCrowd(crowd: number) {
+    const made = make({ policy: { kind: 'consecutive', threshold: 3 } });
+    toHalfOpen(made.circuit);
+    made.circuit.tryPass();
+    made.circuit.success();
+    for (let i = 0; i < crowd; i++) expect(made.circuit.tryPass()).toBe(true);
+    return made;
+  }
+
+  test("its fast failures, answering before its successes, do not open it: the policy's call counts only on the crowd's last outcome", () => {
+    const { circuit } = closedWithCrowd(10);
+    for (let i = 0; i < 5; i++) circuit.failure();
+    expect(circuit.state).toBe('closed');
+    for (let i = 0; i < 5; i++) circuit.success();
+    expect(circuit.state).toBe('closed');
+  });
+
+  test('a crowd that all fails (the provider is still down) opens it at its last failure', () => {
+    const { circuit, changes } = closedWithCrowd(6);
+    for (let i = 0; i < 5; i++) circuit.failure();
+    expect(circuit.state).toBe('closed');
+    circuit.failure();
+    expect(circuit.state).toBe('open');
+    expect(changes.at(-1)).toMatchObject({ from: 'closed', to: 'open', reason: 'failures' });
+  });
+
+  test('once the crowd has answered, failures in a row open it as before', () => {
+    const { circuit } = closedWithCrowd(2);
+    circuit.failure();
+    circuit.success();
+    circuit.tryPass();
+    for (let i = 0; i < 3; i++) circuit.failure();
+    expect(circuit.state).toBe('open');
+  });
+
+  test('calls let through after the crowd\'s first outcome are not of the crowd; a release counts it down', () => {
+    const { circuit } = closedWithCrowd(3);
+    circuit.release();
+    // Not counted: the crowd stays at the two left.
+    circuit.tryPass();
+    for (let i = 0; i < 2; i++) circuit.failure();
+    expect(circuit.state).toBe('closed');
+    circuit.failure();
+    expect(circuit.state).toBe('open');
+  });
+
+  test('a close by hand lets no crowd through: failures in a row open it at once', () => {
+    const { circuit } = make({ policy: { kind: 'consecutive', threshold: 2 } });
+    circuit.forceOpen();
+    circuit.forceClose();
+    for (let i = 0; i < 4; i++) circuit.tryPass();
+    circuit.failure();
+    circuit.failure();
+    expect(circuit.state).toBe('open');
+  });
+});
+
 describe('manual transitions', () => {
   test('forceOpen opens a closed circuit for the given time, reason `manual`', () => {
     const { circuit, changes } = make();

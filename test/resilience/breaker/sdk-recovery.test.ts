@@ -32,13 +32,22 @@ interface Sent {
  * five in a row open both circuits for 5 s. Requests arrive at 100 a second
  * for `seconds` of fake time.
  */
-async function outageUnderLoad(seconds: number) {
+async function outageUnderLoad(seconds: number, instantErrorShare = 0) {
   fakeClock();
   const t0 = Date.now();
   const keys = [fakeKey('a1')];
   const sim = new ProviderSimulator({
     now: () => Date.now() - t0,
-    providers: [{ id: 'a', keys, models: ['gpt-4.1'], latency: { medianMs: 300, p99Ms: 300 }, faults: [{ kind: 'outage', fromMs: 1_000, untilMs: 3_000 }] }],
+    providers: [
+      {
+        id: 'a',
+        keys,
+        models: ['gpt-4.1'],
+        latency: { medianMs: 300, p99Ms: 300 },
+        // With `instantErrorShare`: that share of all requests also answered 500 at once (a flaky provider).
+        faults: [{ kind: 'outage', fromMs: 1_000, untilMs: 3_000 }, ...(instantErrorShare > 0 ? [{ kind: 'server_error' as const, probability: instantErrorShare }] : [])],
+      },
+    ],
   });
   const circuit = { policy: { kind: 'consecutive' as const, threshold: 5 }, openMs: 5_000 };
   const manager = new KeyManager({
@@ -98,6 +107,17 @@ test('after a 2 s outage, the circuits close at the first half-open probe and ev
     expect(r.outcome).toBe('no_key_available');
     expect(r.message).toContain("'a' model 'gpt-4.1': circuit half-open, its probe left to a request with time for a typical reply there");
   }
+});
+
+test('a provider that also fails 5% of requests at once: its circuits close after the outage and stay closed (the instant failures of the crowd let through at the close come back first, before its successes)', async () => {
+  const { sent, circuits } = await outageUnderLoad(20, 0.05);
+
+  expect(sent.filter((r) => r.outcome === undefined)).toEqual([]);
+  // Before: closed at 6300 and opened again in the same millisecond by five instant 500s, every 5 s to the end.
+  expect(circuits.filter((c) => Number(c.split(' ')[0]) > 6_300)).toEqual([]);
+  const after = sent.filter((r) => r.at >= 6_000);
+  const served = after.filter((r) => r.outcome === 'ok').length;
+  expect(served / after.length).toBeGreaterThan(0.9);
 });
 
 /** Providers a and b (one key each, 100 ms replies), both down from 0 to `outageMs`; circuits open after 3 failures for 5 s. */
