@@ -28,7 +28,8 @@ function checkListener(event: string, listener: unknown): void {
   if (typeof listener !== 'function') throw new TypeError(`keyplex: the listener of '${String(event)}' must be a function; got ${listener === null ? 'null' : typeof listener}`);
   if (EVENT_NAMES.includes(event) || warnedNames.has(event)) return;
   warnedNames.add(event);
-  const meant = suggest(event, EVENT_NAMES);
+  // A typo, or the name without its family (`cooldown` for `key:cooldown`).
+  const meant = suggest(event, EVENT_NAMES) ?? EVENT_NAMES.find((name) => name.endsWith(`:${event}`));
   process.emitWarning(
     `keyplex emits no event '${event}', so this listener is never called${meant === undefined ? '' : ` (did you mean '${meant}'?)`}; its events are ${EVENT_NAMES.map((e) => `'${e}'`).join(', ')}.`,
     { code: 'KEYPLEX_UNKNOWN_EVENT' },

@@ -297,12 +297,15 @@ describe('listeners', () => {
     manager.on('sucess' as never, () => undefined);
     manager.once('sucess' as never, () => undefined);
     manager.on('key:disable' as never, () => undefined);
+    // Without its family: 'cooldown' for 'key:cooldown', 'open' for 'circuit:open'.
+    manager.on('cooldown' as never, () => undefined);
     manager.on('success', () => undefined);
 
     const seen = warn.mock.calls.map(([message, options]) => ({ message: String(message), code: (options as { code?: string } | undefined)?.code }));
-    expect(seen.map((w) => w.code)).toEqual(['KEYPLEX_UNKNOWN_EVENT', 'KEYPLEX_UNKNOWN_EVENT']);
+    expect(seen.map((w) => w.code)).toEqual(['KEYPLEX_UNKNOWN_EVENT', 'KEYPLEX_UNKNOWN_EVENT', 'KEYPLEX_UNKNOWN_EVENT']);
     expect(seen[0]!.message).toMatch(/'sucess'.*did you mean 'success'\?/);
     expect(seen[1]!.message).toMatch(/'key:disable'.*did you mean 'key:disabled'\?/);
+    expect(seen[2]!.message).toMatch(/'cooldown'.*did you mean 'key:cooldown'\?/);
   });
 
   test('a listener that is not a function is refused at once', () => {
