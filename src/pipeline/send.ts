@@ -34,7 +34,7 @@ import { addContextFallback } from './route';
 export async function send(core: Core, ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort): Promise<Response> {
   const { request } = ctx;
   const { deployment, key } = lease;
-  const injectUsage = core.options.streamUsage && request.stream && request.streamUsagePath && !request.callerAskedUsage;
+  const injectUsage = core.options.streamUsage && request.stream && request.streamUsagePath && !request.callerAskedUsage && !deployment.streamOptionsRefused;
   let body = bodyFor(request, deployment.upstreamModel, injectUsage);
   let callerHeaders = request.headers;
   const hooks = core.options.hooks;
@@ -81,7 +81,7 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   }
   if (!response.ok) {
     const text = redactor.text(await readText(ctx, lease, attempt, abort, firstTryOfKey, response));
-    throw upstreamFailure(core, ctx, lease, attempt, firstTryOfKey, response, text);
+    throw upstreamFailure(core, ctx, lease, attempt, firstTryOfKey, response, text, injectUsage);
   }
 
   const contentType = response.headers.get('content-type') ?? '';
@@ -245,7 +245,7 @@ function embeddedError(ctx: RequestContext, parsed: unknown): Record<string, unk
 function embeddedFailure(core: Core, ctx: RequestContext, lease: Lease, attempt: number, firstTryOfKey: boolean, response: Response, error: Record<string, unknown>, body: string): AttemptFailure {
   const headers = new Headers(response.headers);
   headers.set('content-type', 'application/json');
-  return upstreamFailure(core, ctx, lease, attempt, firstTryOfKey, new Response(null, { status: embeddedStatus(error), headers }), body);
+  return upstreamFailure(core, ctx, lease, attempt, firstTryOfKey, new Response(null, { status: embeddedStatus(error), headers }), body, false);
 }
 
 /** Error codes in words that stand for a 429 (OpenAI's, in stream error events). */
@@ -267,8 +267,11 @@ async function readText(ctx: RequestContext, lease: Lease, attempt: number, abor
   }
 }
 
-/** A non-2xx answer: classified; the key disabled or cooled down when the answer says so. */
-function upstreamFailure(core: Core, ctx: RequestContext, lease: Lease, attempt: number, firstTryOfKey: boolean, response: Response, text: string): AttemptFailure {
+/**
+ * A non-2xx answer: classified; the key disabled or cooled down when the
+ * answer says so. `injectedUsage`: keyplex added `stream_options` to the body.
+ */
+function upstreamFailure(core: Core, ctx: RequestContext, lease: Lease, attempt: number, firstTryOfKey: boolean, response: Response, text: string, injectedUsage: boolean): AttemptFailure {
   const { key, deployment } = lease;
   let parsed: unknown;
   try {
@@ -281,6 +284,11 @@ function upstreamFailure(core: Core, ctx: RequestContext, lease: Lease, attempt:
   // Too long for this model: move, at no cost, to its larger-context fallback when one is configured.
   if (classification.kind === 'context_length' && addContextFallback(core, ctx, deployment)) {
     classification = { kind: 'context_length', action: 'rotate' };
+  }
+  // The deployment refused the `stream_options` keyplex added, not the caller's request: asked again at once without them.
+  if (injectedUsage && classification.kind === 'bad_request' && STREAM_OPTIONS_NAMED.test(text)) {
+    deployment.streamOptionsRefused = true;
+    classification = { kind: 'bad_request', action: 'rotate' };
   }
   let wait = retryAfterMs(response.headers, now);
   // A transient failure's wait stated in the body only (Gemini's 503 RetryInfo) holds its provider as a header's would.
@@ -301,6 +309,9 @@ function rest(core: Core, lease: Lease, headers: Headers, bodyWaitMs: number | u
   lease.key.cool(rested.ms, now, false, rested.capped === true);
   return rested.ms;
 }
+
+/** An error message about the `stream_options` member keyplex adds (`include_usage` in it). */
+const STREAM_OPTIONS_NAMED = /stream_options|include_usage/i;
 
 /** A transport failure: the request ending (its abort reason is returned), our attempt timeout, or the connection. */
 function transportFailure(ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, cause: unknown): unknown {

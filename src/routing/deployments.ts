@@ -27,6 +27,12 @@ export class Deployment {
   readonly ttft = new Ewma();
   /** Its attempts, with latency and time-to-first-token histograms, for stats(). */
   readonly stats = new TimedCounterSet();
+  /**
+   * It refused the `stream_options.include_usage` keyplex adds to streamed
+   * requests (Mistral's 422, Groq's and older Azure's 400): keyplex adds it
+   * here no more.
+   */
+  streamOptionsRefused = false;
 
   /** @param price the table's price for the model; a price configured on the deployment wins. */
   constructor(pool: ProviderPool, model: string, upstreamModel: string | undefined, price: Readonly<ModelPrice> | undefined) {

@@ -337,6 +337,42 @@ describe('stream usage chunk, on the wire', () => {
     expect(seen[0]?.body?.stream_options).toEqual({ include_obfuscation: false, include_usage: true });
   });
 
+  // Mistral's 422 (pydantic's extra_forbidden), Groq's and older Azure's 400: providers that refuse the parameter keyplex adds.
+  test.each([
+    { name: "Mistral's 422", reply: () => errorReply(422, null, {}, "[{'type': 'extra_forbidden', 'loc': ['body', 'stream_options', 'include_usage'], 'msg': 'Extra inputs are not permitted'}]") },
+    { name: "Groq's 400", reply: () => errorReply(400, 'invalid_request_error', {}, "property 'stream_options' is unsupported, did you mean 'stream'?") },
+  ])('a provider that refuses the stream_options keyplex adds ($name) is asked again at once without them, and not sent them again', async ({ reply }) => {
+    const seen = provider(ONE, (call) => (call.body?.stream_options !== undefined ? reply() : sseReply(chatChunks('gpt-4.1', WORDS, true))));
+    const { client, events } = manage();
+    const read = async () => {
+      const stream = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true });
+      const chunks = [];
+      for await (const chunk of stream) chunks.push(chunk);
+      return textOf(chunks);
+    };
+
+    expect(await read()).toBe('Hello world');
+    expect(await read()).toBe('Hello world');
+
+    expect(seen.map((call) => call.body?.stream_options)).toEqual([{ include_usage: true }, undefined, undefined]);
+    expect(seen.map((call) => call.origin)).toEqual([new URL(ONE).origin, new URL(ONE).origin, new URL(ONE).origin]);
+    expect(events.success).toHaveLength(2);
+    expect(events.failure).toHaveLength(0);
+  });
+
+  test("a caller's own stream_options refused by the provider are the caller's: the 400 is passed on, nothing sent again", async () => {
+    const seen = provider(ONE, () => errorReply(400, 'invalid_request_error', {}, "property 'stream_options' is unsupported, did you mean 'stream'?"));
+    const { client } = manage();
+
+    const error = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true, stream_options: { include_usage: true } }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(seen).toHaveLength(1);
+  });
+
   test('a streamed legacy completion has its usage-only chunk removed when the caller did not ask for usage', async () => {
     const seen = provider(ONE, (call) => {
       const base = { id: 'cmpl-stream', object: 'text_completion', created: 1_700_000_000, model: 'gpt-3.5-turbo-instruct' };
