@@ -6,7 +6,7 @@ import OpenAI from 'openai';
 import { expect, test } from 'vitest';
 import { getKeyplexDetails, type KeyManagerOptions} from '../../../src/index';
 import { fakeKey } from '../../support/fake-keys';
-import { chatReply, provider } from '../../support/upstream';
+import { chatReply, errorReply, provider } from '../../support/upstream';
 import '../../support/setup';
 import { record } from '../../support/events';
 import { NO_BACKOFF, useManagers } from '../../support/scaffold';
@@ -104,4 +104,28 @@ test("a first request refused on its own estimate: budget:exceeded carries that 
   expect(exceeded[0]).toMatchObject({ spentUsd: 0, heldUsd: 0, limitUsd: 0.001 });
   // ~1,000 prompt tokens estimated from the text and 1,000 output at 10 USD per million each: about 0.02.
   expect(exceeded[0]!.estimateUsd).toBeGreaterThan(0.001);
+});
+
+test('a failover to a dearer provider raises the request’s hold first: 200 concurrent requests stay within the cap', async () => {
+  // Each request is estimated (and held) at the cheap price, 0.002; the cheap provider fails, the pricey one costs 0.02.
+  provider(CHEAP, () => errorReply(500));
+  const pricey = provider(PRICEY, (call) => chatReply(String(call.body?.model), 'ok', USAGE));
+  const { client, manager } = manage({
+    providers: {
+      cheap: { baseURL: CHEAP, keys: [fakeKey('c')], models: { chat: { upstream: 'chat-small', price: { input: 1, output: 1 } } } },
+      pricey: { baseURL: PRICEY, keys: [fakeKey('p')], models: { chat: { upstream: 'chat-large', price: PRICE } } },
+    },
+    circuitBreaker: false,
+    budgets: [{ scope: { overall: true }, limitUsd: 0.2, window: 'day' }],
+  });
+
+  const results = await Promise.allSettled(Array.from({ length: 200 }, () => client.chat.completions.create(BODY)));
+
+  // Was: 100 admitted at 0.002, all served by pricey at 0.02 each: 2.00 spent of a 0.20 cap.
+  const budget = manager.stats().budgets[0]!;
+  expect(budget.spentUsd).toBeLessThanOrEqual(0.2 + 1e-9);
+  expect(budget.heldUsd).toBe(0);
+  expect(manager.stats().totals.costUsd).toBeCloseTo(budget.spentUsd, 9);
+  expect(pricey.length).toBeGreaterThan(0);
+  expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(pricey.length);
 });
