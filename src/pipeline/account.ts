@@ -8,7 +8,7 @@ import type { SuccessEvent } from '../events';
 import { costAt } from '../usage/pricing';
 import type { TimedCounterSet } from '../usage/stats';
 import type { Usage } from '../usage/usage';
-import { settleRequestBudget } from './admit';
+import { estimateAt, settleKeyBudget, settleRequestBudget } from './admit';
 import type { RequestContext } from './context';
 import { modelStats, type Core } from './core';
 import type { Lease } from './lease';
@@ -16,7 +16,8 @@ import type { Lease } from './lease';
 /**
  * Records a successful reply (complete, or a stream that ended) at `now`:
  * its cost from the deployment's configured price or the price table, the
- * lease settled, the request's budgets, totals and model stats, `success`.
+ * request's budgets (a reply without usage at its estimate), the lease
+ * settled, totals and model stats, `success`.
  * Returns the cost (USD; null when unknown).
  */
 export function account(
@@ -33,7 +34,10 @@ export function account(
   const { deployment, key } = lease;
   const model = ctx.request.model ?? replyModel;
   const costUsd = usage ? costOf(core, lease, model, usage) : null;
-  settleRequestBudget(core, ctx, deployment.pool.id, key.id, costUsd ?? 0);
+  // A reply that reports no usage spends its estimate on this deployment: budgets must not be spent for free.
+  const charged = costUsd ?? (usage === null ? estimateAt(ctx, deployment) : 0);
+  settleRequestBudget(core, ctx, deployment.pool.id, key.id, charged);
+  settleKeyBudget(core, ctx, deployment, key, charged);
   lease.settle('succeeded', now, usage, costUsd, stream);
   const latencyMs = now - ctx.startedAt;
   succeeded(core.totals, usage, costUsd, latencyMs, ttftMs);

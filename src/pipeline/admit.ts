@@ -110,7 +110,7 @@ function keyBudgetInfo(ctx: RequestContext, deployment: Deployment, key: Key) {
 }
 
 /** The request's estimated cost on `deployment` (0 when its price is unknown). */
-function estimateAt(ctx: RequestContext, deployment: Deployment): number {
+export function estimateAt(ctx: RequestContext, deployment: Deployment): number {
   const cost = estimatedCost(deployment as DeploymentView, { inputTokens: ctx.inputTokens, outputTokens: ctx.outputTokens });
   return Number.isFinite(cost) ? cost : 0;
 }

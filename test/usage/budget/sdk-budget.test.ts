@@ -6,7 +6,7 @@ import OpenAI from 'openai';
 import { expect, test } from 'vitest';
 import { getKeyplexDetails, type KeyManagerOptions} from '../../../src/index';
 import { fakeKey } from '../../support/fake-keys';
-import { chatReply, errorReply, provider } from '../../support/upstream';
+import { chatChunks, chatReply, errorReply, provider, sseReply } from '../../support/upstream';
 import '../../support/setup';
 import { record } from '../../support/events';
 import { NO_BACKOFF, useManagers } from '../../support/scaffold';
@@ -128,4 +128,40 @@ test('a failover to a dearer provider raises the request’s hold first: 200 con
   expect(manager.stats().totals.costUsd).toBeCloseTo(budget.spentUsd, 9);
   expect(pricey.length).toBeGreaterThan(0);
   expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(pricey.length);
+});
+
+test('replies that report no usage spend their estimates: a provider that never reports usage cannot spend past a cap', async () => {
+  // No usage in the JSON replies nor in the streams (which end normally): each request's estimate is 0.02.
+  provider(PRICEY, (call) =>
+    call.body?.stream === true
+      ? sseReply(chatChunks('chat-large', ['o', 'k'], false))
+      : Response.json({ id: 'c', object: 'chat.completion', created: 1, model: 'chat-large', choices: [{ index: 0, message: { role: 'assistant', content: 'ok', refusal: null }, finish_reason: 'stop', logprobs: null }] }),
+  );
+  const { client, manager } = manage({
+    budgets: [
+      { scope: { overall: true }, limitUsd: 0.1, window: 'day' },
+      { scope: { provider: 'pricey' }, limitUsd: 1, window: 'day' },
+    ],
+  });
+  const successes = record(manager, 'success');
+
+  const outcomes: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    try {
+      if (i % 2 === 0) await client.chat.completions.create(BODY);
+      else for await (const _ of await client.chat.completions.create({ ...BODY, stream: true }));
+      outcomes.push('ok');
+    } catch (error) {
+      outcomes.push(getKeyplexDetails(error)?.code ?? String(error));
+    }
+  }
+
+  // Was: every request served, 0 spent (a reply without usage spent nothing).
+  expect(outcomes).toEqual(['ok', 'ok', 'ok', 'ok', 'ok', 'budget_exceeded', 'budget_exceeded', 'budget_exceeded']);
+  const [overall, pricey] = manager.stats().budgets;
+  expect(overall).toMatchObject({ spentUsd: expect.closeTo(0.1, 9), heldUsd: 0 });
+  expect(pricey).toMatchObject({ spentUsd: expect.closeTo(0.1, 9), heldUsd: 0 });
+  // The events and stats still say what the provider said: no usage, cost unknown.
+  expect(successes.map((s) => s.costUsd)).toEqual([null, null, null, null, null]);
+  expect(manager.stats().totals).toMatchObject({ costUsd: 0, unpricedReplies: 5 });
 });
