@@ -132,7 +132,7 @@ export class Budgets {
    *
    * @param replacing The request's own hold, when it has one and asks whether
    *   it may grow to `estimateUsd` (see {@link raise}): its amount is not
-   *   counted twice.
+   *   counted twice (nor reported in the crossings' `heldUsd`).
    * @throws {RangeError} when `estimateUsd` is not a finite number ≥ 0.
    */
   check(info: RequestBudgetInfo, estimateUsd: number, replacing?: Hold): BudgetCheck {
@@ -152,7 +152,7 @@ export class Budgets {
         id: budget.id,
         limitUsd: budget.limitUsd,
         spentUsd: toUsd(spent),
-        heldUsd: toUsd(budget.held),
+        heldUsd: toUsd(budget.held - mine),
         estimateUsd: toUsd(estimate),
         window: budget.window,
         mode: budget.mode,

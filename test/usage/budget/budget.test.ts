@@ -163,7 +163,7 @@ describe('holds', () => {
     budgets.hold(req(), 0.5);
     // 0.5 held by the other request + this one at 0.5 = 1.0: fits, though 0.3 + 0.5 + 0.5 would not.
     expect(budgets.check(req(), 0.5, hold).ok).toBe(true);
-    expect(budgets.check(req(), 0.500000001, hold).ok).toBe(false);
+    expect(budgets.check(req(), 0.500000001, hold).exceeded[0]).toMatchObject({ heldUsd: 0.5, estimateUsd: 0.500000001 });
     budgets.raise(hold, 0.5);
     expect(stat(budgets, 'overall/day')).toMatchObject({ heldUsd: 1, remainingUsd: 0 });
     expect(stat(budgets, 'tag:other/day').heldUsd).toBe(0);
