@@ -169,3 +169,14 @@ export function settleRequestBudget(core: Core, ctx: RequestContext, provider: s
   ctx.budgetHold = undefined;
   core.budgets.settle(hold, { provider, keyId, model: ctx.request.model, tags: ctx.tags }, costUsd);
 }
+
+/**
+ * An answer the upstream gave (and billed) but keyplex dropped (an
+ * `afterResponse` hook threw): its usage is not read, so the request's and
+ * the attempt's budgets are settled at its estimate on that deployment.
+ */
+export function settleDroppedAnswer(core: Core, ctx: RequestContext, deployment: Deployment, key: Key): void {
+  const estimate = estimateAt(ctx, deployment);
+  settleKeyBudget(core, ctx, deployment, key, estimate);
+  settleRequestBudget(core, ctx, deployment.pool.id, key.id, estimate);
+}

@@ -165,3 +165,28 @@ test('replies that report no usage spend their estimates: a provider that never 
   expect(successes.map((s) => s.costUsd)).toEqual([null, null, null, null, null]);
   expect(manager.stats().totals).toMatchObject({ costUsd: 0, unpricedReplies: 5 });
 });
+
+test('an answer dropped by a throwing afterResponse hook was billed: its estimate is spent', async () => {
+  const pricey = provider(PRICEY, (call) => chatReply(String(call.body?.model), 'ok', USAGE));
+  const { client, manager } = manage({
+    budgets: [
+      { scope: { overall: true }, limitUsd: 0.1, window: 'day' },
+      { scope: { provider: 'pricey' }, limitUsd: 1, window: 'day' },
+    ],
+    hooks: {
+      afterResponse: () => {
+        throw new Error('audit log down');
+      },
+    },
+  });
+
+  const codes: string[] = [];
+  for (let i = 0; i < 8; i++) codes.push(await client.chat.completions.create(BODY).then(() => 'ok', (error: unknown) => String(getKeyplexDetails(error)?.code)));
+
+  // Was: 8 answers billed upstream, all dropped, 0 spent.
+  expect(codes).toEqual([...Array(5).fill('hook_failed'), ...Array(3).fill('budget_exceeded')]);
+  expect(pricey).toHaveLength(5);
+  const [overall, provider_] = manager.stats().budgets;
+  expect(overall).toMatchObject({ spentUsd: expect.closeTo(0.1, 9), heldUsd: 0 });
+  expect(provider_).toMatchObject({ spentUsd: expect.closeTo(0.1, 9), heldUsd: 0 });
+});
