@@ -6,7 +6,7 @@ import OpenAI from 'openai';
 import { expect, test } from 'vitest';
 import { getKeyplexDetails, type KeyManagerOptions} from '../../../src/index';
 import { fakeKey } from '../../support/fake-keys';
-import { chatChunks, chatReply, errorReply, provider, sseReply } from '../../support/upstream';
+import { chatChunks, chatReply, errorReply, gate, provider, sseReply } from '../../support/upstream';
 import '../../support/setup';
 import { record } from '../../support/events';
 import { NO_BACKOFF, useManagers } from '../../support/scaffold';
@@ -189,4 +189,33 @@ test('an answer dropped by a throwing afterResponse hook was billed: its estimat
   const [overall, provider_] = manager.stats().budgets;
   expect(overall).toMatchObject({ spentUsd: expect.closeTo(0.1, 9), heldUsd: 0 });
   expect(provider_).toMatchObject({ spentUsd: expect.closeTo(0.1, 9), heldUsd: 0 });
+});
+
+test('a caller leaving a stream at its finish reason, before the usage chunk, spends the estimate', async () => {
+  const usageSent = gate();
+  provider(PRICEY, () => {
+    const events = chatChunks('chat-large', ['o', 'k'], true, USAGE);
+    const encoder = new TextEncoder();
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        // The usage chunk (the last event) waits until the caller has left.
+        if (sent === events.length - 1) await usageSent.promise;
+        if (sent < events.length) controller.enqueue(encoder.encode(`data: ${events[sent++]}\n\n`));
+        else controller.close();
+      },
+    });
+    return new Response(body, { headers: { 'content-type': 'text/event-stream' } });
+  });
+  const { client, manager } = manage({ budgets: [{ scope: { overall: true }, limitUsd: 1, window: 'day' }] });
+  const successes = record(manager, 'success');
+
+  const stream = await client.chat.completions.create({ ...BODY, stream: true });
+  for await (const chunk of stream) if (chunk.choices[0]?.finish_reason) break;
+  usageSent.open();
+
+  // Was: 0 spent. The stream had ended (finish reason), so its usage reads as not reported.
+  expect(successes).toHaveLength(1);
+  expect(successes[0]).toMatchObject({ usage: null, costUsd: null });
+  expect(manager.stats().budgets[0]).toMatchObject({ spentUsd: expect.closeTo(0.02, 9), heldUsd: 0 });
 });
