@@ -120,15 +120,16 @@ export function estimateAt(ctx: RequestContext, deployment: Deployment): number 
  * budgets, and — when the request costs more on this deployment than its
  * hold (a failover to a dearer provider) — its own budgets at the dearer
  * estimate. A crossed 'reject' cap rules the key out (remembered, to refuse
- * the request when no key is left); a crossed 'cheaper' cap rules it out in
- * the first pass only, so other keys and providers go first.
+ * the request when no key is left); a crossed 'cheaper' provider or key cap
+ * rules it out in the first pass only, so other keys and providers go first.
  */
 export function budgetsAllow(core: Core, ctx: RequestContext, deployment: Deployment, key: Key, lastPass: boolean): boolean {
   const estimate = estimateAt(ctx, deployment);
   if (core.keyBudgets && !allows(core, ctx, core.keyBudgets.check(keyBudgetInfo(ctx, deployment, key), estimate), lastPass)) return false;
   const hold = ctx.budgetHold;
   if (hold === undefined || estimate <= ctx.budgetHeldUsd) return true;
-  return allows(core, ctx, core.budgets!.check({ model: ctx.request.model, tags: ctx.tags }, estimate, hold), lastPass);
+  // A crossed 'cheaper' cap of the request's own has had its say (its route is cheapest first): only 'reject' caps rule a dearer deployment out.
+  return allows(core, ctx, core.budgets!.check({ model: ctx.request.model, tags: ctx.tags }, estimate, hold), true);
 }
 
 function allows(core: Core, ctx: RequestContext, check: BudgetCheck, lastPass: boolean): boolean {

@@ -219,3 +219,17 @@ test('a caller leaving a stream at its finish reason, before the usage chunk, sp
   expect(successes[0]).toMatchObject({ usage: null, costUsd: null });
   expect(manager.stats().budgets[0]).toMatchObject({ spentUsd: expect.closeTo(0.02, 9), heldUsd: 0 });
 });
+
+test("past a 'cheaper' cap of the request's own, a request whose cheap provider fails still fails over to the dearer one", async () => {
+  provider(CHEAP, () => errorReply(500));
+  const pricey = provider(PRICEY, (call) => chatReply(String(call.body?.model), 'ok', USAGE));
+  const { client, manager } = manage({
+    circuitBreaker: false,
+    budgets: [{ scope: { model: 'chat' }, limitUsd: 0.001, window: 'day', onExceeded: 'cheaper' }],
+  });
+
+  await client.chat.completions.create(BODY);
+
+  expect(pricey).toHaveLength(1);
+  expect(manager.stats().budgets[0]).toMatchObject({ spentUsd: expect.closeTo(0.02, 9), heldUsd: 0 });
+});
