@@ -72,15 +72,15 @@ function succeeded(scope: TimedCounterSet<KeyplexErrorCode>, usage: Usage | null
   if (ttftMs !== undefined) scope.ttft.record(ttftMs);
 }
 
-/** The reply's cost: the deployment's configured price, else the table's for its upstream model, else for the public model. */
+/**
+ * The reply's cost: the deployment's configured price, else the `prices`
+ * override of its upstream or public model, else the built-in price of
+ * either (see PriceTable.priceFor).
+ */
 export function costOf(core: Core, lease: Lease, model: string | undefined, usage: Usage): number | null {
   const { deployment } = lease;
-  const configured = deployment.pool.deploymentOptions.get(deployment.model)?.price;
-  if (configured) return costAt(configured, usage);
-  const priced = deployment.upstreamModel ?? model;
-  const cost = priced === undefined ? null : core.prices.cost(priced, usage);
-  if (cost === null && model !== undefined && model !== priced) return core.prices.cost(model, usage);
-  return cost;
+  const price = deployment.pool.deploymentOptions.get(deployment.model)?.price ?? core.prices.priceFor(deployment.upstreamModel ?? model, model);
+  return price === undefined ? null : costAt(price, usage);
 }
 
 /** What a stream that failed part-way used before it broke. */

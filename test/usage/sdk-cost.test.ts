@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { type KeyManagerOptions} from '../../src/index';
+import { getKeyplexDetails, type KeyManagerOptions } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
 import {
   askedUsage,
@@ -178,6 +178,24 @@ describe('price overrides and unknown models', () => {
     await client.chat.completions.create({ model: 'my-local-llama', messages: ask });
 
     expect(successes[0]?.costUsd).toBeCloseTo((100 * 0.1 + 50 * 0.2) / 1e6, 15);
+  });
+
+  test('a prices override of a public model name wins over the built-in price of the upstream model it is sent as', async () => {
+    provider(OPENAI, (call) => chatReply(String(call.body?.model), 'hi', { prompt: 1000, completion: 500 }));
+    const { client, successes, manager } = manage({
+      providers: { openai: { baseURL: OPENAI, keys: [fakeKey('openai')], models: { chat: { upstream: 'gpt-4.1' } } } },
+      prices: { chat: { input: 100, output: 200 } },
+      budgets: [{ scope: { overall: true }, limitUsd: 0.25, window: 'day' }],
+    });
+
+    await client.chat.completions.create({ model: 'chat', messages: ask, max_tokens: 500 });
+    const refused = await client.chat.completions.create({ model: 'chat', messages: ask, max_tokens: 500 }).catch((error: unknown) => error);
+
+    // Was: gpt-4.1's built-in 2 / 8 (0.006), the override for 'chat' ignored; and the second request estimated at 0.004, admitted.
+    expect(successes[0]?.costUsd).toBeCloseTo((1000 * 100 + 500 * 200) / 1e6, 12);
+    expect(manager.stats().budgets[0]!.spentUsd).toBeCloseTo(0.2, 9);
+    // Its estimate is at the override too: 500 output tokens at 200 per million and a short prompt, about 0.1.
+    expect(getKeyplexDetails(refused)?.code).toBe('budget_exceeded');
   });
 
   test('an unknown model gives costUsd null (not 0) while usage is still set', async () => {
