@@ -73,13 +73,14 @@ function succeeded(scope: TimedCounterSet<KeyplexErrorCode>, usage: Usage | null
 }
 
 /**
- * The reply's cost: the deployment's configured price, else the `prices`
- * override of its upstream or public model, else the built-in price of
- * either (see PriceTable.priceFor).
+ * The reply's cost at its deployment's price (configured on it, else an
+ * override or the built-in price of its upstream or public model: see
+ * PriceTable.priceFor); a request that names no model (its deployment has
+ * none) is priced by the reply's model.
  */
 export function costOf(core: Core, lease: Lease, model: string | undefined, usage: Usage): number | null {
   const { deployment } = lease;
-  const price = deployment.pool.deploymentOptions.get(deployment.model)?.price ?? core.prices.priceFor(deployment.upstreamModel ?? model, model);
+  const price = deployment.model !== '' ? deployment.price : model === undefined ? undefined : core.prices.lookup(model);
   return price === undefined ? null : costAt(price, usage);
 }
 

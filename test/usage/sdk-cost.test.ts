@@ -6,6 +6,7 @@ import {
   chatChunks,
   chatReply,
   completionReply,
+  errorReply,
   deepseekReply,
   embeddingReply,
   provider,
@@ -196,6 +197,28 @@ describe('price overrides and unknown models', () => {
     expect(manager.stats().budgets[0]!.spentUsd).toBeCloseTo(0.2, 9);
     // Its estimate is at the override too: 500 output tokens at 200 per million and a short prompt, about 0.1.
     expect(getKeyplexDetails(refused)?.code).toBe('budget_exceeded');
+  });
+
+  test('a reply from a fallback model is priced at that model, not at the price of the model asked for', async () => {
+    provider(OPENAI, () => errorReply(500));
+    provider(DEEPSEEK, (call) => chatReply(String(call.body?.model), 'hi', { prompt: 1000, completion: 500 }));
+    const { client, successes } = manage({
+      providers: {
+        openai: { baseURL: OPENAI, keys: [fakeKey('openai')], models: ['gpt-4.1', 'gpt-4.1-mini'] },
+        deepseek: { baseURL: DEEPSEEK, keys: [fakeKey('deepseek')], models: ['deepseek-chat', 'my-llama'] },
+      },
+      circuitBreaker: false,
+      routing: { fallbacks: { 'gpt-4.1': ['deepseek-chat'], 'gpt-4.1-mini': ['my-llama'] } },
+      prices: { 'gpt-4.1': { input: 100, output: 200 }, 'gpt-4.1-mini': { input: 100, output: 200 } },
+    });
+
+    await client.chat.completions.create({ model: 'gpt-4.1', messages: ask });
+    await client.chat.completions.create({ model: 'gpt-4.1-mini', messages: ask });
+
+    // deepseek-chat at its built-in 0.28 / 0.42; my-llama has no price (was: the price of gpt-4.1-mini asked for).
+    expect(successes.map((s) => s.model)).toEqual(['gpt-4.1', 'gpt-4.1-mini']);
+    expect(successes[0]?.costUsd).toBeCloseTo((1000 * 0.28 + 500 * 0.42) / 1e6, 12);
+    expect(successes[1]?.costUsd).toBeNull();
   });
 
   test('an unknown model gives costUsd null (not 0) while usage is still set', async () => {
