@@ -64,6 +64,20 @@ describe('cost = tokens × price', () => {
     expect(successes[0]?.costUsd).toBeCloseTo(cost(GPT_41, { input: 2000, cached: 1500, output: 700 }), 12);
   });
 
+  test("a Groq stream, whose usage comes in x_groq on its last chunk, is priced from it", async () => {
+    const base = { id: 'chatcmpl-groq', object: 'chat.completion.chunk', created: 1_700_000_000, model: 'gpt-4.1', x_groq: { id: 'req_1' } };
+    const last = { ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], x_groq: { id: 'req_1', usage: { prompt_tokens: 2000, completion_tokens: 700, total_tokens: 2700 } } };
+    provider(OPENAI, () => sseReply([JSON.stringify({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: 'hi' }, finish_reason: null }] }), JSON.stringify(last)]));
+    const { client, successes } = manage();
+
+    const stream = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true });
+    for await (const _ of stream);
+
+    // Was: usage null, costUsd null (and nothing spent against budgets).
+    expect(successes[0]?.usage).toMatchObject({ inputTokens: 2000, outputTokens: 700, totalTokens: 2700 });
+    expect(successes[0]?.costUsd).toBeCloseTo(cost(GPT_41, { input: 2000, output: 700 }), 12);
+  });
+
   test('a Responses API JSON reply is priced from input_tokens, cached tokens and output_tokens', async () => {
     const seen = provider(OPENAI, () => responsesReply('gpt-4.1', 'hi', { prompt: 5000, cached: 2000, completion: 900, reasoning: 400 }));
     const { client, successes } = manage();
