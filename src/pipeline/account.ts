@@ -8,7 +8,7 @@ import type { SuccessEvent } from '../events';
 import { costAt } from '../usage/pricing';
 import type { TimedCounterSet } from '../usage/stats';
 import type { Usage } from '../usage/usage';
-import { settleRequestBudget } from './admit';
+import { estimateAt, settleKeyBudget, settleRequestBudget } from './admit';
 import type { RequestContext } from './context';
 import { modelStats, type Core } from './core';
 import type { Lease } from './lease';
@@ -16,7 +16,8 @@ import type { Lease } from './lease';
 /**
  * Records a successful reply (complete, or a stream that ended) at `now`:
  * its cost from the deployment's configured price or the price table, the
- * lease settled, the request's budgets, totals and model stats, `success`.
+ * request's budgets (a reply without usage at its estimate), the lease
+ * settled, totals and model stats, `success`.
  * Returns the cost (USD; null when unknown).
  */
 export function account(
@@ -33,7 +34,10 @@ export function account(
   const { deployment, key } = lease;
   const model = ctx.request.model ?? replyModel;
   const costUsd = usage ? costOf(core, lease, model, usage) : null;
-  settleRequestBudget(core, ctx, deployment.pool.id, key.id, costUsd ?? 0);
+  // A reply that reports no usage spends its estimate on this deployment: budgets must not be spent for free.
+  const charged = costUsd ?? (usage === null ? estimateAt(ctx, deployment) : 0);
+  settleRequestBudget(core, ctx, deployment.pool.id, key.id, charged);
+  settleKeyBudget(core, ctx, deployment, key, charged);
   lease.settle('succeeded', now, usage, costUsd, stream);
   const latencyMs = now - ctx.startedAt;
   succeeded(core.totals, usage, costUsd, latencyMs, ttftMs);
@@ -68,15 +72,16 @@ function succeeded(scope: TimedCounterSet<KeyplexErrorCode>, usage: Usage | null
   if (ttftMs !== undefined) scope.ttft.record(ttftMs);
 }
 
-/** The reply's cost: the deployment's configured price, else the table's for its upstream model, else for the public model. */
+/**
+ * The reply's cost at its deployment's price (configured on it, else an
+ * override or the built-in price of its upstream or public model: see
+ * PriceTable.priceFor); a request that names no model (its deployment has
+ * none) is priced by the reply's model.
+ */
 export function costOf(core: Core, lease: Lease, model: string | undefined, usage: Usage): number | null {
   const { deployment } = lease;
-  const configured = deployment.pool.deploymentOptions.get(deployment.model)?.price;
-  if (configured) return costAt(configured, usage);
-  const priced = deployment.upstreamModel ?? model;
-  const cost = priced === undefined ? null : core.prices.cost(priced, usage);
-  if (cost === null && model !== undefined && model !== priced) return core.prices.cost(model, usage);
-  return cost;
+  const price = deployment.model !== '' ? deployment.price : model === undefined ? undefined : core.prices.lookup(model);
+  return price === undefined ? null : costAt(price, usage);
 }
 
 /** What a stream that failed part-way used before it broke. */

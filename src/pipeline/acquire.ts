@@ -10,7 +10,7 @@ import type { KeyView } from '../keys/selector';
 import type { Circuit } from '../resilience/breaker/index';
 import type { Deployment } from '../routing/deployments';
 import type { StoreReservation } from '../store/types';
-import { holdKeyBudget, keyBudgetAllows } from './admit';
+import { budgetsAllow, holdBudgets } from './admit';
 import { untilAborted, type RequestAbort } from './abort';
 import type { RequestContext } from './context';
 import { deploymentCircuit, type Core, type LinePlace } from './core';
@@ -279,7 +279,7 @@ function pickOn(
         break;
       }
       const key = keyOfView(candidates[index])!;
-      if (core.keyBudgets && !keyBudgetAllows(core, ctx, deployment, key, !fresh)) {
+      if ((core.keyBudgets || ctx.budgetHold) && !budgetsAllow(core, ctx, deployment, key, !fresh)) {
         candidates.splice(index, 1);
         positions?.splice(index, 1);
         continue;
@@ -288,7 +288,7 @@ function pickOn(
       const reserved = window.limiter.tryReserve(ctx.tokens, now);
       if (reserved.ok) {
         if (positions !== undefined) pool.nextScan = positions[index]! + 1;
-        holdKeyBudget(core, ctx, deployment, key);
+        holdBudgets(core, ctx, deployment, key);
         // canPass() was true a moment ago on this same tick: these take the probe slots in half-open.
         circuit?.tryPass();
         key.circuit?.tryPass();

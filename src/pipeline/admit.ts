@@ -8,7 +8,7 @@ import type { Key } from '../keys/key';
 import type { Deployment } from '../routing/deployments';
 import { estimatedCost } from '../routing/cost';
 import type { DeploymentView } from '../routing/strategy';
-import { budgetExceededError, type BudgetExceededEvent } from '../usage/budget';
+import { budgetExceededError, type BudgetCheck, type BudgetExceededEvent } from '../usage/budget';
 import type { Core } from './core';
 import type { RequestContext } from './context';
 
@@ -57,6 +57,7 @@ export function admitBudget(core: Core, ctx: RequestContext): KeyplexError | und
     if (refused) return refused;
   }
   ctx.budgetHold = budgets.hold(info, estimate);
+  ctx.budgetHeldUsd = estimate;
   return undefined;
 }
 
@@ -109,19 +110,29 @@ function keyBudgetInfo(ctx: RequestContext, deployment: Deployment, key: Key) {
 }
 
 /** The request's estimated cost on `deployment` (0 when its price is unknown). */
-function estimateAt(ctx: RequestContext, deployment: Deployment): number {
+export function estimateAt(ctx: RequestContext, deployment: Deployment): number {
   const cost = estimatedCost(deployment as DeploymentView, { inputTokens: ctx.inputTokens, outputTokens: ctx.outputTokens });
   return Number.isFinite(cost) ? cost : 0;
 }
 
 /**
- * Whether a provider or key budget lets this key take the request. A crossed
- * 'reject' cap rules the key out (remembered, to refuse the request when no
- * key is left); a crossed 'cheaper' cap rules it out in the first pass only,
- * so other keys and providers go first.
+ * Whether the budgets let this key take the request: its provider and key
+ * budgets, and — when the request costs more on this deployment than its
+ * hold (a failover to a dearer provider) — its own budgets at the dearer
+ * estimate. A crossed 'reject' cap rules the key out (remembered, to refuse
+ * the request when no key is left); a crossed 'cheaper' provider or key cap
+ * rules it out in the first pass only, so other keys and providers go first.
  */
-export function keyBudgetAllows(core: Core, ctx: RequestContext, deployment: Deployment, key: Key, lastPass: boolean): boolean {
-  const check = core.keyBudgets!.check(keyBudgetInfo(ctx, deployment, key), estimateAt(ctx, deployment));
+export function budgetsAllow(core: Core, ctx: RequestContext, deployment: Deployment, key: Key, lastPass: boolean): boolean {
+  const estimate = estimateAt(ctx, deployment);
+  if (core.keyBudgets && !allows(core, ctx, core.keyBudgets.check(keyBudgetInfo(ctx, deployment, key), estimate), lastPass)) return false;
+  const hold = ctx.budgetHold;
+  if (hold === undefined || estimate <= ctx.budgetHeldUsd) return true;
+  // A crossed 'cheaper' cap of the request's own has had its say (its route is cheapest first): only 'reject' caps rule a dearer deployment out.
+  return allows(core, ctx, core.budgets!.check({ model: ctx.request.model, tags: ctx.tags }, estimate, hold), true);
+}
+
+function allows(core: Core, ctx: RequestContext, check: BudgetCheck, lastPass: boolean): boolean {
   for (const crossing of check.exceeded) budgetCrossed(core, crossing);
   if (!check.ok) {
     ctx.history.budgetRefusal ??= budgetExceededError(check, { requestId: ctx.requestId });
@@ -130,9 +141,18 @@ export function keyBudgetAllows(core: Core, ctx: RequestContext, deployment: Dep
   return lastPass || check.exceeded.length === 0;
 }
 
-/** Holds the attempt's estimated cost against its provider and key budgets. */
-export function holdKeyBudget(core: Core, ctx: RequestContext, deployment: Deployment, key: Key): void {
-  if (core.keyBudgets) ctx.keyBudgetHold = core.keyBudgets.hold(keyBudgetInfo(ctx, deployment, key), estimateAt(ctx, deployment));
+/**
+ * Holds the attempt's estimated cost against its provider and key budgets,
+ * and raises the request's own hold to it when it is dearer than the hold.
+ */
+export function holdBudgets(core: Core, ctx: RequestContext, deployment: Deployment, key: Key): void {
+  if (!core.keyBudgets && ctx.budgetHold === undefined) return;
+  const estimate = estimateAt(ctx, deployment);
+  if (core.keyBudgets) ctx.keyBudgetHold = core.keyBudgets.hold(keyBudgetInfo(ctx, deployment, key), estimate);
+  if (ctx.budgetHold !== undefined && estimate > ctx.budgetHeldUsd) {
+    core.budgets!.raise(ctx.budgetHold, estimate);
+    ctx.budgetHeldUsd = estimate;
+  }
 }
 
 /** Settles the attempt's provider/key budget hold (0 when it failed). */
@@ -149,4 +169,15 @@ export function settleRequestBudget(core: Core, ctx: RequestContext, provider: s
   if (!hold || !core.budgets) return;
   ctx.budgetHold = undefined;
   core.budgets.settle(hold, { provider, keyId, model: ctx.request.model, tags: ctx.tags }, costUsd);
+}
+
+/**
+ * An answer the upstream gave (and billed) but keyplex dropped (an
+ * `afterResponse` hook threw): its usage is not read, so the request's and
+ * the attempt's budgets are settled at its estimate on that deployment.
+ */
+export function settleDroppedAnswer(core: Core, ctx: RequestContext, deployment: Deployment, key: Key): void {
+  const estimate = estimateAt(ctx, deployment);
+  settleKeyBudget(core, ctx, deployment, key, estimate);
+  settleRequestBudget(core, ctx, deployment.pool.id, key.id, estimate);
 }

@@ -120,6 +120,8 @@ export class AttemptHistory {
 export interface BudgetHolds {
   /** The request's estimated cost held against its request-level budgets. */
   budgetHold: Hold | undefined;
+  /** The estimate `budgetHold` holds, USD: raised when an attempt goes to a dearer deployment. */
+  budgetHeldUsd: number;
   /** The current attempt's estimated cost held against its provider and key budgets. */
   keyBudgetHold: Hold | undefined;
 }

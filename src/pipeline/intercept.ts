@@ -34,6 +34,7 @@ export function intercept(core: Core, input: string | URL | Request, init: Reque
     route: UNROUTED,
     history: new AttemptHistory(),
     budgetHold: undefined,
+    budgetHeldUsd: 0,
     keyBudgetHold: undefined,
     releaseLane: undefined,
     streaming: false,

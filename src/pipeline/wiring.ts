@@ -87,7 +87,7 @@ export function createCore(options: ResolvedOptions): Core {
     limiters: new LimiterRegistry({ adaptive: options.rateLimiting.adaptive }),
     circuitOf: (pool, upstreamModel) => circuitOf(core, pool, upstreamModel),
     makeKey: (provider, resolved) => makeKey(core, provider, resolved, onKeyChange, keyCircuit),
-    makeDeployment: (pool, model, upstream) => new Deployment(pool, model, upstream, prices.lookup(upstream ?? model) ?? prices.lookup(model)),
+    makeDeployment: (pool, model, upstream) => new Deployment(pool, model, upstream, prices.priceFor(upstream ?? model, model)),
   };
   (core as { pools: readonly ProviderPool[] }).pools = options.providers.map((provider) => new ProviderPool(provider, core.makeKey));
   // The resolved options held the secrets only until the key states took them.

@@ -31,8 +31,8 @@ const MAX_DEPTH = 64;
 
 const bytesOf = (word: string): Uint8Array => new TextEncoder().encode(word);
 const CHOICES = bytesOf('choices');
-/** Top-level keys whose only value taken here is `null` (they bear on usage, errors or the event's kind). */
-const NULL_ONLY = ['usage', 'error', 'type', 'usageMetadata', 'usage_metadata'].map(bytesOf);
+/** Top-level keys whose only value taken here is `null` (they bear on usage, errors or the event's kind; Groq's `x_groq` carries its usage). */
+const NULL_ONLY = ['usage', 'error', 'type', 'usageMetadata', 'usage_metadata', 'x_groq'].map(bytesOf);
 /** Keys read in a choice, and the text fields of a delta (their bit: 1 << index). */
 const CHOICE_KEYS = ['delta', 'finish_reason', 'text'].map(bytesOf);
 const DELTA_KEYS = ['tool_calls', 'content', 'reasoning_content', 'reasoning', 'refusal'].map(bytesOf);

@@ -107,6 +107,8 @@ export function costAt(price: Readonly<ModelPrice>, usage: Usage): number {
 export class PriceTable {
   readonly #prices = new Map<string, Readonly<ModelPrice>>();
   readonly #cache = new Map<string, Readonly<ModelPrice> | undefined>();
+  /** The prices given as overrides (not built in). */
+  readonly #overrides = new WeakSet<Readonly<ModelPrice>>();
 
   /**
    * @param overrides Prices by model name, merged over {@link DEFAULT_PRICES};
@@ -117,7 +119,9 @@ export class PriceTable {
     for (const [name, price] of Object.entries(DEFAULT_PRICES)) this.#prices.set(name, price);
     if (overrides !== undefined) {
       for (const [name, price] of Object.entries(overrides)) {
-        this.#prices.set(name.toLowerCase(), Object.freeze({ ...price }));
+        const frozen = Object.freeze({ ...price });
+        this.#prices.set(name.toLowerCase(), frozen);
+        this.#overrides.add(frozen);
       }
     }
   }
@@ -165,6 +169,21 @@ export class PriceTable {
 
     const dotted = name.replace(DASH_BETWEEN_SINGLE_DIGITS, '.');
     return dotted !== name ? prices.get(dotted) : undefined;
+  }
+
+  /**
+   * The price of a model sent upstream as `upstream` and asked for as `model`
+   * (its public name): an override of either name (the upstream one first)
+   * wins over a built-in price of either, so that an override of a public
+   * name is not shadowed by the built-in price of the model it stands for.
+   * undefined when neither name has a price.
+   */
+  priceFor(upstream: string | undefined, model: string | undefined): Readonly<ModelPrice> | undefined {
+    const sent = upstream === undefined ? undefined : this.lookup(upstream);
+    if (sent !== undefined && this.#overrides.has(sent)) return sent;
+    const asked = model === undefined || model === upstream ? undefined : this.lookup(model);
+    if (asked !== undefined && this.#overrides.has(asked)) return asked;
+    return sent ?? asked;
   }
 
   /**

@@ -79,7 +79,8 @@ function count(value: unknown): number | undefined {
  * DeepSeek's `prompt_cache_hit_tokens` / `prompt_cache_miss_tokens`, Gemini's
  * `usageMetadata` (`cachedContentTokenCount`, `thoughtsTokenCount`, also in
  * snake case), plus the `response.usage` of the terminal Responses stream
- * events (`response.completed`, `response.incomplete`, `response.failed`).
+ * events (`response.completed`, `response.incomplete`, `response.failed`)
+ * and the `x_groq.usage` of Groq's last stream chunk.
  * Counts that are missing, not non-negative numbers, or above a billion (a
  * broken answer) read as missing: 0 beside counts that are there, no usage
  * when none is; cache reads and writes are capped at the input they are
@@ -88,7 +89,8 @@ function count(value: unknown): number | undefined {
 export function usageFromBody(body: unknown): Usage | undefined {
   const b = asObject(body);
   if (b === undefined) return undefined;
-  let u = asObject(b.usage);
+  // Groq's stream puts its usage in `x_groq` (on the last chunk).
+  let u = asObject(b.usage) ?? asObject(asObject(b.x_groq)?.usage);
   if (u === undefined) {
     const type = b.type;
     if (type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed') {

@@ -125,6 +125,7 @@ describe('the quick chunk judge', () => {
       '{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}',
       '{"error":{"message":"boom"}}',
       '{"type":"response.output_text.delta","delta":"hi"}',
+      '{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"id":"req_1","usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}}',
       '{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]}',
       '{"choices":[{"delta":{"content":"a","content":"bb"}}]}',
       '{"choices":[],"choices":[{"text":"x"}]}',

@@ -181,3 +181,18 @@ describe('PriceTable.cost', () => {
     expect(table.cost('gpt-4.1', usage(100, 0, 500))).toBeCloseTo(0.00005, 12);
   });
 });
+
+describe('PriceTable.priceFor (a model sent upstream under another name)', () => {
+  const mine = { input: 100, output: 200 };
+  test('an override of either name wins over a built-in price, the upstream name first', () => {
+    expect(new PriceTable({ chat: mine }).priceFor('gpt-4.1', 'chat')).toEqual(mine);
+    expect(new PriceTable({ 'gpt-4.1': { input: 1, output: 1 }, chat: mine }).priceFor('gpt-4.1', 'chat')).toEqual({ input: 1, output: 1 });
+  });
+  test('without overrides, the built-in price of the upstream name, else of the public one', () => {
+    const table = new PriceTable();
+    expect(table.priceFor('gpt-4.1', 'gpt-4.1-mini')).toBe(DEFAULT_PRICES['gpt-4.1']);
+    expect(table.priceFor('my-llama', 'gpt-4.1-mini')).toBe(DEFAULT_PRICES['gpt-4.1-mini']);
+    expect(table.priceFor('my-llama', 'my-llama')).toBeUndefined();
+    expect(table.priceFor(undefined, undefined)).toBeUndefined();
+  });
+});

@@ -1,11 +1,12 @@
 import { describe, expect, test } from 'vitest';
-import { type KeyManagerOptions} from '../../src/index';
+import { getKeyplexDetails, type KeyManagerOptions } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
 import {
   askedUsage,
   chatChunks,
   chatReply,
   completionReply,
+  errorReply,
   deepseekReply,
   embeddingReply,
   provider,
@@ -61,6 +62,20 @@ describe('cost = tokens × price', () => {
     expect(successes).toHaveLength(1);
     expect(successes[0]?.usage).toEqual({ inputTokens: 2000, outputTokens: 700, cachedInputTokens: 1500, cacheWriteTokens: 0, reasoningTokens: 50, totalTokens: 2700 });
     expect(successes[0]?.costUsd).toBeCloseTo(cost(GPT_41, { input: 2000, cached: 1500, output: 700 }), 12);
+  });
+
+  test("a Groq stream, whose usage comes in x_groq on its last chunk, is priced from it", async () => {
+    const base = { id: 'chatcmpl-groq', object: 'chat.completion.chunk', created: 1_700_000_000, model: 'gpt-4.1', x_groq: { id: 'req_1' } };
+    const last = { ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], x_groq: { id: 'req_1', usage: { prompt_tokens: 2000, completion_tokens: 700, total_tokens: 2700 } } };
+    provider(OPENAI, () => sseReply([JSON.stringify({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: 'hi' }, finish_reason: null }] }), JSON.stringify(last)]));
+    const { client, successes } = manage();
+
+    const stream = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true });
+    for await (const _ of stream);
+
+    // Was: usage null, costUsd null (and nothing spent against budgets).
+    expect(successes[0]?.usage).toMatchObject({ inputTokens: 2000, outputTokens: 700, totalTokens: 2700 });
+    expect(successes[0]?.costUsd).toBeCloseTo(cost(GPT_41, { input: 2000, output: 700 }), 12);
   });
 
   test('a Responses API JSON reply is priced from input_tokens, cached tokens and output_tokens', async () => {
@@ -178,6 +193,46 @@ describe('price overrides and unknown models', () => {
     await client.chat.completions.create({ model: 'my-local-llama', messages: ask });
 
     expect(successes[0]?.costUsd).toBeCloseTo((100 * 0.1 + 50 * 0.2) / 1e6, 15);
+  });
+
+  test('a prices override of a public model name wins over the built-in price of the upstream model it is sent as', async () => {
+    provider(OPENAI, (call) => chatReply(String(call.body?.model), 'hi', { prompt: 1000, completion: 500 }));
+    const { client, successes, manager } = manage({
+      providers: { openai: { baseURL: OPENAI, keys: [fakeKey('openai')], models: { chat: { upstream: 'gpt-4.1' } } } },
+      prices: { chat: { input: 100, output: 200 } },
+      budgets: [{ scope: { overall: true }, limitUsd: 0.25, window: 'day' }],
+    });
+
+    await client.chat.completions.create({ model: 'chat', messages: ask, max_tokens: 500 });
+    const refused = await client.chat.completions.create({ model: 'chat', messages: ask, max_tokens: 500 }).catch((error: unknown) => error);
+
+    // Was: gpt-4.1's built-in 2 / 8 (0.006), the override for 'chat' ignored; and the second request estimated at 0.004, admitted.
+    expect(successes[0]?.costUsd).toBeCloseTo((1000 * 100 + 500 * 200) / 1e6, 12);
+    expect(manager.stats().budgets[0]!.spentUsd).toBeCloseTo(0.2, 9);
+    // Its estimate is at the override too: 500 output tokens at 200 per million and a short prompt, about 0.1.
+    expect(getKeyplexDetails(refused)?.code).toBe('budget_exceeded');
+  });
+
+  test('a reply from a fallback model is priced at that model, not at the price of the model asked for', async () => {
+    provider(OPENAI, () => errorReply(500));
+    provider(DEEPSEEK, (call) => chatReply(String(call.body?.model), 'hi', { prompt: 1000, completion: 500 }));
+    const { client, successes } = manage({
+      providers: {
+        openai: { baseURL: OPENAI, keys: [fakeKey('openai')], models: ['gpt-4.1', 'gpt-4.1-mini'] },
+        deepseek: { baseURL: DEEPSEEK, keys: [fakeKey('deepseek')], models: ['deepseek-chat', 'my-llama'] },
+      },
+      circuitBreaker: false,
+      routing: { fallbacks: { 'gpt-4.1': ['deepseek-chat'], 'gpt-4.1-mini': ['my-llama'] } },
+      prices: { 'gpt-4.1': { input: 100, output: 200 }, 'gpt-4.1-mini': { input: 100, output: 200 } },
+    });
+
+    await client.chat.completions.create({ model: 'gpt-4.1', messages: ask });
+    await client.chat.completions.create({ model: 'gpt-4.1-mini', messages: ask });
+
+    // deepseek-chat at its built-in 0.28 / 0.42; my-llama has no price (was: the price of gpt-4.1-mini asked for).
+    expect(successes.map((s) => s.model)).toEqual(['gpt-4.1', 'gpt-4.1-mini']);
+    expect(successes[0]?.costUsd).toBeCloseTo((1000 * 0.28 + 500 * 0.42) / 1e6, 12);
+    expect(successes[1]?.costUsd).toBeNull();
   });
 
   test('an unknown model gives costUsd null (not 0) while usage is still set', async () => {

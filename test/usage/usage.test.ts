@@ -112,6 +112,11 @@ describe('usageFromBody', () => {
       ],
     ),
     [
+      "Groq's last stream chunk (usage in x_groq)",
+      { object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], x_groq: { id: 'req_1', usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } } },
+      usage(10, 5, 0, 0, 15),
+    ],
+    [
       'embeddings reply',
       { object: 'list', data: [], model: 'text-embedding-3-small', usage: { prompt_tokens: 8, total_tokens: 8 } },
       usage(8, 0, 0, 0, 8),

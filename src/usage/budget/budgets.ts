@@ -130,24 +130,29 @@ export class Budgets {
    * budget is crossed when that sum exceeds its limit (reaching it exactly is
    * allowed). Emits nothing. O(number of budgets).
    *
+   * @param replacing The request's own hold, when it has one and asks whether
+   *   it may grow to `estimateUsd` (see {@link raise}): its amount is not
+   *   counted twice (nor reported in the crossings' `heldUsd`).
    * @throws {RangeError} when `estimateUsd` is not a finite number ≥ 0.
    */
-  check(info: RequestBudgetInfo, estimateUsd: number): BudgetCheck {
+  check(info: RequestBudgetInfo, estimateUsd: number, replacing?: Hold): BudgetCheck {
     const estimate = amount(estimateUsd, 'check', 'estimateUsd');
     const now = this.#now();
     const exceeded: BudgetCrossing[] = [];
+    const own = replacing === undefined ? undefined : this.#holds.get(replacing.id);
     let ok = true;
     for (const budget of this.#budgets) {
       if (!applies(budget, info)) continue;
       const spent = this.#spent(budget, now);
-      const over = spent + budget.held + estimate - budget.limit;
+      const mine = own !== undefined && own.budgets.includes(budget) ? own.nanos : 0;
+      const over = spent + budget.held - mine + estimate - budget.limit;
       if (over <= 0) continue;
       if (budget.onExceeded === 'reject') ok = false;
       exceeded.push({
         id: budget.id,
         limitUsd: budget.limitUsd,
         spentUsd: toUsd(spent),
-        heldUsd: toUsd(budget.held),
+        heldUsd: toUsd(budget.held - mine),
         estimateUsd: toUsd(estimate),
         window: budget.window,
         mode: budget.mode,
@@ -180,6 +185,28 @@ export class Budgets {
     this.#holds.set(id, { nanos, budgets: held });
     this.#notify(held, now);
     return Object.freeze({ id });
+  }
+
+  /**
+   * Raises a hold in flight to `estimateUsd` (a request moving to a dearer
+   * deployment): the difference is held too, against the budgets the hold was
+   * placed on. Never lowers a hold; a hold settled already is ignored. Call
+   * `check(info, estimateUsd, hold)` first, in the same synchronous step.
+   * Fires `onExceeded` as {@link hold} does.
+   *
+   * @throws {RangeError} when `estimateUsd` is not a finite number ≥ 0.
+   */
+  raise(hold: Hold, estimateUsd: number): void {
+    const nanos = amount(estimateUsd, 'raise', 'estimateUsd');
+    const record = this.#holds.get(hold.id);
+    if (record === undefined || nanos <= record.nanos) return;
+    const now = this.#now();
+    for (const budget of record.budgets) {
+      this.#spent(budget, now);
+      budget.held += nanos - record.nanos;
+    }
+    this.#holds.set(hold.id, { nanos, budgets: record.budgets });
+    this.#notify(record.budgets, now);
   }
 
   /**

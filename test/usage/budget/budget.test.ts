@@ -157,6 +157,24 @@ describe('holds', () => {
     expect(stat(budgets, 'overall/day')).toMatchObject({ spentUsd: 0.4, heldUsd: 0 });
   });
 
+  test('a request moving to a dearer deployment is checked without its own hold counted twice, and raise holds the difference', () => {
+    const { budgets, events } = setup([day({ overall: true }, 1), day({ tag: 'other' }, 0.1)]);
+    const hold = budgets.hold(req(), 0.3);
+    budgets.hold(req(), 0.5);
+    // 0.5 held by the other request + this one at 0.5 = 1.0: fits, though 0.3 + 0.5 + 0.5 would not.
+    expect(budgets.check(req(), 0.5, hold).ok).toBe(true);
+    expect(budgets.check(req(), 0.500000001, hold).exceeded[0]).toMatchObject({ heldUsd: 0.5, estimateUsd: 0.500000001 });
+    budgets.raise(hold, 0.5);
+    expect(stat(budgets, 'overall/day')).toMatchObject({ heldUsd: 1, remainingUsd: 0 });
+    expect(stat(budgets, 'tag:other/day').heldUsd).toBe(0);
+    expect(events.map((e) => e.budget)).toEqual(['overall/day']);
+    budgets.raise(hold, 0.1); // never lowers
+    expect(stat(budgets, 'overall/day').heldUsd).toBe(1);
+    budgets.settle(hold, req(), 0.45);
+    budgets.raise(hold, 0.9); // settled: ignored
+    expect(stat(budgets, 'overall/day')).toMatchObject({ spentUsd: 0.45, heldUsd: 0.5 });
+  });
+
   test('amounts that are negative, NaN or infinite are refused with a RangeError', () => {
     const { budgets } = setup([day({ overall: true })]);
     const hold = budgets.hold(req(), 0.1);

@@ -6,7 +6,7 @@ import OpenAI from 'openai';
 import { expect, test } from 'vitest';
 import { getKeyplexDetails, type KeyManagerOptions} from '../../../src/index';
 import { fakeKey } from '../../support/fake-keys';
-import { chatReply, provider } from '../../support/upstream';
+import { chatChunks, chatReply, errorReply, gate, provider, sseReply } from '../../support/upstream';
 import '../../support/setup';
 import { record } from '../../support/events';
 import { NO_BACKOFF, useManagers } from '../../support/scaffold';
@@ -104,4 +104,132 @@ test("a first request refused on its own estimate: budget:exceeded carries that 
   expect(exceeded[0]).toMatchObject({ spentUsd: 0, heldUsd: 0, limitUsd: 0.001 });
   // ~1,000 prompt tokens estimated from the text and 1,000 output at 10 USD per million each: about 0.02.
   expect(exceeded[0]!.estimateUsd).toBeGreaterThan(0.001);
+});
+
+test('a failover to a dearer provider raises the request’s hold first: 200 concurrent requests stay within the cap', async () => {
+  // Each request is estimated (and held) at the cheap price, 0.002; the cheap provider fails, the pricey one costs 0.02.
+  provider(CHEAP, () => errorReply(500));
+  const pricey = provider(PRICEY, (call) => chatReply(String(call.body?.model), 'ok', USAGE));
+  const { client, manager } = manage({
+    providers: {
+      cheap: { baseURL: CHEAP, keys: [fakeKey('c')], models: { chat: { upstream: 'chat-small', price: { input: 1, output: 1 } } } },
+      pricey: { baseURL: PRICEY, keys: [fakeKey('p')], models: { chat: { upstream: 'chat-large', price: PRICE } } },
+    },
+    circuitBreaker: false,
+    budgets: [{ scope: { overall: true }, limitUsd: 0.2, window: 'day' }],
+  });
+
+  const results = await Promise.allSettled(Array.from({ length: 200 }, () => client.chat.completions.create(BODY)));
+
+  // Was: 100 admitted at 0.002, all served by pricey at 0.02 each: 2.00 spent of a 0.20 cap.
+  const budget = manager.stats().budgets[0]!;
+  expect(budget.spentUsd).toBeLessThanOrEqual(0.2 + 1e-9);
+  expect(budget.heldUsd).toBe(0);
+  expect(manager.stats().totals.costUsd).toBeCloseTo(budget.spentUsd, 9);
+  expect(pricey.length).toBeGreaterThan(0);
+  expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(pricey.length);
+});
+
+test('replies that report no usage spend their estimates: a provider that never reports usage cannot spend past a cap', async () => {
+  // No usage in the JSON replies nor in the streams (which end normally): each request's estimate is 0.02.
+  provider(PRICEY, (call) =>
+    call.body?.stream === true
+      ? sseReply(chatChunks('chat-large', ['o', 'k'], false))
+      : Response.json({ id: 'c', object: 'chat.completion', created: 1, model: 'chat-large', choices: [{ index: 0, message: { role: 'assistant', content: 'ok', refusal: null }, finish_reason: 'stop', logprobs: null }] }),
+  );
+  const { client, manager } = manage({
+    budgets: [
+      { scope: { overall: true }, limitUsd: 0.1, window: 'day' },
+      { scope: { provider: 'pricey' }, limitUsd: 1, window: 'day' },
+    ],
+  });
+  const successes = record(manager, 'success');
+
+  const outcomes: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    try {
+      if (i % 2 === 0) await client.chat.completions.create(BODY);
+      else for await (const _ of await client.chat.completions.create({ ...BODY, stream: true }));
+      outcomes.push('ok');
+    } catch (error) {
+      outcomes.push(getKeyplexDetails(error)?.code ?? String(error));
+    }
+  }
+
+  // Was: every request served, 0 spent (a reply without usage spent nothing).
+  expect(outcomes).toEqual(['ok', 'ok', 'ok', 'ok', 'ok', 'budget_exceeded', 'budget_exceeded', 'budget_exceeded']);
+  const [overall, pricey] = manager.stats().budgets;
+  expect(overall).toMatchObject({ spentUsd: expect.closeTo(0.1, 9), heldUsd: 0 });
+  expect(pricey).toMatchObject({ spentUsd: expect.closeTo(0.1, 9), heldUsd: 0 });
+  // The events and stats still say what the provider said: no usage, cost unknown.
+  expect(successes.map((s) => s.costUsd)).toEqual([null, null, null, null, null]);
+  expect(manager.stats().totals).toMatchObject({ costUsd: 0, unpricedReplies: 5 });
+});
+
+test('an answer dropped by a throwing afterResponse hook was billed: its estimate is spent', async () => {
+  const pricey = provider(PRICEY, (call) => chatReply(String(call.body?.model), 'ok', USAGE));
+  const { client, manager } = manage({
+    budgets: [
+      { scope: { overall: true }, limitUsd: 0.1, window: 'day' },
+      { scope: { provider: 'pricey' }, limitUsd: 1, window: 'day' },
+    ],
+    hooks: {
+      afterResponse: () => {
+        throw new Error('audit log down');
+      },
+    },
+  });
+
+  const codes: string[] = [];
+  for (let i = 0; i < 8; i++) codes.push(await client.chat.completions.create(BODY).then(() => 'ok', (error: unknown) => String(getKeyplexDetails(error)?.code)));
+
+  // Was: 8 answers billed upstream, all dropped, 0 spent.
+  expect(codes).toEqual([...Array(5).fill('hook_failed'), ...Array(3).fill('budget_exceeded')]);
+  expect(pricey).toHaveLength(5);
+  const [overall, provider_] = manager.stats().budgets;
+  expect(overall).toMatchObject({ spentUsd: expect.closeTo(0.1, 9), heldUsd: 0 });
+  expect(provider_).toMatchObject({ spentUsd: expect.closeTo(0.1, 9), heldUsd: 0 });
+});
+
+test('a caller leaving a stream at its finish reason, before the usage chunk, spends the estimate', async () => {
+  const usageSent = gate();
+  provider(PRICEY, () => {
+    const events = chatChunks('chat-large', ['o', 'k'], true, USAGE);
+    const encoder = new TextEncoder();
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        // The usage chunk (the last event) waits until the caller has left.
+        if (sent === events.length - 1) await usageSent.promise;
+        if (sent < events.length) controller.enqueue(encoder.encode(`data: ${events[sent++]}\n\n`));
+        else controller.close();
+      },
+    });
+    return new Response(body, { headers: { 'content-type': 'text/event-stream' } });
+  });
+  const { client, manager } = manage({ budgets: [{ scope: { overall: true }, limitUsd: 1, window: 'day' }] });
+  const successes = record(manager, 'success');
+
+  const stream = await client.chat.completions.create({ ...BODY, stream: true });
+  for await (const chunk of stream) if (chunk.choices[0]?.finish_reason) break;
+  usageSent.open();
+
+  // Was: 0 spent. The stream had ended (finish reason), so its usage reads as not reported.
+  expect(successes).toHaveLength(1);
+  expect(successes[0]).toMatchObject({ usage: null, costUsd: null });
+  expect(manager.stats().budgets[0]).toMatchObject({ spentUsd: expect.closeTo(0.02, 9), heldUsd: 0 });
+});
+
+test("past a 'cheaper' cap of the request's own, a request whose cheap provider fails still fails over to the dearer one", async () => {
+  provider(CHEAP, () => errorReply(500));
+  const pricey = provider(PRICEY, (call) => chatReply(String(call.body?.model), 'ok', USAGE));
+  const { client, manager } = manage({
+    circuitBreaker: false,
+    budgets: [{ scope: { model: 'chat' }, limitUsd: 0.001, window: 'day', onExceeded: 'cheaper' }],
+  });
+
+  await client.chat.completions.create(BODY);
+
+  expect(pricey).toHaveLength(1);
+  expect(manager.stats().budgets[0]).toMatchObject({ spentUsd: expect.closeTo(0.02, 9), heldUsd: 0 });
 });
