@@ -14,6 +14,7 @@ import { secretOf, type Key } from './keys/key';
 import type { ProviderPool } from './keys/pool';
 import { keysChanged, type Core } from './pipeline/core';
 import { handle } from './pipeline/pipeline';
+import { loadAdded } from './pipeline/store-sync';
 import { createCore } from './pipeline/wiring';
 import { OTHER_MODELS } from './routing/model-names';
 import { KEYPLEX_BASE_URL } from './request';
@@ -121,7 +122,8 @@ export class KeyManager {
 
   /**
    * Adds a key to a provider while requests run; it is used from the next
-   * selection on. Returns its id.
+   * selection on. With a shared store it takes on what the store holds of
+   * its id (disabled or cooling elsewhere, its circuit open). Returns its id.
    * @throws ConfigError for a malformed key, a duplicate id, or a key already configured.
    */
   addKey(provider: string, key: KeyInput): string {
@@ -134,8 +136,10 @@ export class KeyManager {
         throw new ConfigError('key', `this key is already configured for provider '${other.id}'`);
       }
     }
-    pool.add(core.makeKey(provider, resolved));
+    const added = core.makeKey(provider, resolved);
+    pool.add(added);
     if (core.hub.wants('key:added')) core.hub.emit('key:added', { provider, keyId: resolved.id });
+    loadAdded(core, added);
     keysChanged(core);
     return resolved.id;
   }

@@ -233,9 +233,13 @@ export class Key implements KeyWindow {
     return out === undefined || (out.disabled === undefined && !out.removed && out.cooldownUntil <= now);
   }
 
-  /** Cools the key down for `ms` from `now`; `key:recovered` is reported when it ends. */
+  /**
+   * Cools the key down for `ms` from `now`; `key:recovered` is reported when it
+   * ends. Nothing happens to a removed key (a 429 of an attempt sent before the removal).
+   */
   cool(ms: number, now: number, remote = false, capped = false): void {
     const out = (this.#out ??= new KeyOut());
+    if (out.removed) return;
     out.cooldownUntil = now + ms;
     out.clearTimer();
     const timer = setTimeout(() => {
@@ -247,10 +251,10 @@ export class Key implements KeyWindow {
     this.#changed(this, { kind: 'cooldown', ms, until: out.cooldownUntil, remote, capped });
   }
 
-  /** Takes the key out of use until enabled; nothing happens when it already is. */
+  /** Takes the key out of use until enabled; nothing happens when it already is, or is removed. */
   disable(reason: KeyDisabledReason, remote = false): void {
     const out = (this.#out ??= new KeyOut());
-    if (out.disabled !== undefined) return;
+    if (out.disabled !== undefined || out.removed) return;
     out.disabled = reason;
     out.clearTimer();
     this.#changed(this, { kind: 'disabled', reason, remote });
@@ -268,11 +272,16 @@ export class Key implements KeyWindow {
     this.#changed(this, { kind: 'enabled', remote, wasOut });
   }
 
-  /** Takes the key out for good: attempts already sent finish, no new one starts. */
+  /**
+   * Takes the key out for good: attempts already sent finish, no new one
+   * starts, and what they report (a 429, a 401) changes it no more. Its
+   * circuit's timer is stopped.
+   */
   remove(): void {
     const out = (this.#out ??= new KeyOut());
     out.removed = true;
     out.clearTimer();
+    this.circuit?.dispose();
     this.#changed(this, { kind: 'removed' });
   }
 

@@ -5,6 +5,7 @@
  */
 import type { CircuitSnapshot } from '../resilience/breaker/index';
 import type { StoreChange, StoreCircuitRef, StoreKeyRef, StoreKeyStatus, StoreSnapshot } from '../store/types';
+import type { Key } from '../keys/key';
 import type { Core } from './core';
 
 /** A change another manager made, carried by the store. */
@@ -41,6 +42,30 @@ function applyKeyStatus(core: Core, ref: StoreKeyRef, status: StoreKeyStatus): v
   }
   // Enabled by hand elsewhere (or its cooldown is over): back in use here too.
   if (key.disabled !== undefined || key.cooldownUntil > now) key.enable(now, true);
+}
+
+/**
+ * A key added at run time takes on what the store holds of it (another manager
+ * found it revoked, or cooling, or opened its circuit), as a manager that
+ * starts does with its keys. A store that answers at once (`MemoryStore`) is
+ * taken on before `addKey` returns; one that answers later (Redis), when it does.
+ */
+export function loadAdded(core: Core, key: Key): void {
+  if (!core.session.shared) return;
+  const take = (snapshot: StoreSnapshot): void => {
+    if (core.closed || key.removed) return;
+    for (const { key: ref, status } of snapshot.keys) if (ref.provider === key.provider && ref.keyId === key.id) applyKeyStatus(core, ref, status);
+    for (const { circuit, snapshot: state } of snapshot.circuits) {
+      if (circuit.scope === 'key' && circuit.provider === key.provider && circuit.keyId === key.id) applyCircuit(core, circuit, state);
+    }
+  };
+  try {
+    const answer = core.session.load([]);
+    if (answer instanceof Promise) void answer.then(take, () => undefined);
+    else take(answer);
+  } catch {
+    // The store reported it (store:error); it reloads everything when it is back.
+  }
 }
 
 function applyCircuit(core: Core, ref: StoreCircuitRef, snapshot: CircuitSnapshot): void {

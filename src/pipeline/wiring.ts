@@ -195,6 +195,8 @@ function keyChanged(core: Core, key: Key, change: KeyChange): void {
       return;
     case 'removed':
       core.limiters.remove(provider, keyId);
+      // What its attempts in flight still do to its circuit is nobody's news (a key added back under its id is another).
+      if (key.circuit !== undefined) key.circuit.owner = undefined;
       if (hub.wants('key:removed')) hub.emit('key:removed', { provider, keyId });
       keysChanged(core);
       return;

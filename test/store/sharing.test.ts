@@ -100,6 +100,33 @@ for (const kind of kinds) {
       expect(b.stats().providers.sim!.keys.find((k) => k.id === 'revoked')?.status).toBe('disabled');
     });
 
+    test('a key B added at run time takes on that A found it revoked: a burst of 100 sends nothing with it', async () => {
+      const [revoked, good] = [fakeKey('revoked'), fakeKey('good')];
+      const sim = simulate([{ id: 'sim', keys: [{ key: revoked, revoked: true }, { key: good }], models: [MODEL] }]);
+      const { a, b, clientA, clientB } = await pair(sim, (store) => ({
+        providers: { sim: { baseURL: sim.baseURL('sim'), keys: [{ key: good, id: 'good' }], models: [MODEL] } },
+        // Keys of unknown limits all take requests at once: no first-reply probe to stop the burst at one 401.
+        rateLimiting: { coldStart: 'open' },
+        store,
+      }));
+      a.addKey('sim', { key: revoked, id: 'revoked' });
+      const disabledInA = record(a, 'key:disabled');
+      await Promise.all(Array.from({ length: 10 }, () => clientA.chat.completions.create(body())));
+      expect(disabledInA).toEqual([{ provider: 'sim', keyId: 'revoked', reason: 'unauthorized' }]);
+      const disabledInB = record(b, 'key:disabled');
+      const seenBefore = sim.tallies().sim!.keys[revoked]!.requests;
+
+      b.addKey('sim', { key: revoked, id: 'revoked' });
+      // Redis answers the load a round trip later; the memory store before addKey returns.
+      await eventually(() => disabledInB.length === 1, "B's key:disabled");
+      const outcomes = await Promise.allSettled(Array.from({ length: 100 }, () => clientB.chat.completions.create(body())));
+
+      expect(disabledInB).toEqual([{ provider: 'sim', keyId: 'revoked', reason: 'unauthorized', remote: true }]);
+      expect(outcomes.filter((o) => o.status === 'rejected')).toEqual([]);
+      expect(sim.tallies().sim!.keys[revoked]!.requests).toBe(seenBefore);
+      expect(b.stats().providers.sim!.keys.find((k) => k.id === 'revoked')?.status).toBe('disabled');
+    });
+
     test('enableKey in A puts the key back in B', async () => {
       const key = fakeKey('toggle');
       const sim = simulate([{ id: 'sim', keys: [{ key }], models: [MODEL] }]);
