@@ -136,6 +136,20 @@ function take(read: ReadHeaders, value: string, rawName: string): void {
   else if (!DROPPED_HEADERS.has(name)) headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
 }
 
+/** A URL that names no server (`data:`, `blob:`): its contents are in it, or in this process. */
+const LOCAL_URL = /^(?:data|blob):/i;
+
+/**
+ * Whether a fetch call is for a `data:` or `blob:` URL: no provider's request,
+ * but a local read (the openai SDK fetches `data:,` once per `fetch` before
+ * its first multipart upload, to learn its `Response` class). Such a call is
+ * fetched as it is, not routed to a provider with a key.
+ */
+export function isLocalFetch(input: string | URL | Request): boolean {
+  if (typeof input === 'string') return !input.startsWith(KEYPLEX_BASE_URL) && LOCAL_URL.test(input);
+  return LOCAL_URL.test(input instanceof URL ? input.protocol : input.url);
+}
+
 /** Reads a fetch call into an {@link InterceptedRequest}. */
 export function intercept(input: string | URL | Request, init: RequestInit | undefined): InterceptedRequest {
   let url: URL | undefined;

@@ -1,0 +1,81 @@
+/**
+ * The endpoints other than chat completions, through the real `openai` SDK:
+ * multipart uploads, binary replies, requests that name no model, under the
+ * failures of the outcome table.
+ */
+import { toFile } from 'openai';
+import { expect, test } from 'vitest';
+import { useManagers } from '../support/scaffold';
+import { keyRing } from '../support/upstream';
+import { record } from '../support/events';
+
+const ONE = 'https://api.one.test/v1';
+const manage = useManagers();
+
+/** What one upstream call carried. */
+interface Sent {
+  url: string;
+  method: string;
+  key: string;
+  contentType: string | null;
+  bytes: Uint8Array;
+}
+
+/** A `fetch` option recording each call (its body read whole) and answering with `answer`. */
+function upstream(answer: (sent: Sent, index: number) => Response | Promise<Response>) {
+  const sent: Sent[] = [];
+  const fetch = (async (url: string, init: RequestInit) => {
+    const request = new Request(url, init);
+    const call: Sent = {
+      url,
+      method: request.method,
+      key: (request.headers.get('authorization') ?? '').replace(/^Bearer /, ''),
+      contentType: request.headers.get('content-type'),
+      bytes: new Uint8Array(await request.arrayBuffer()),
+    };
+    sent.push(call);
+    return answer(call, sent.length - 1);
+  }) as typeof globalThis.fetch;
+  return { sent, fetch };
+}
+
+function json(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+}
+
+function errorJson(status: number, code: string): Response {
+  return json({ error: { message: 'upstream error', type: code, code, param: null } }, status);
+}
+
+/** The multipart body's text less its boundaries (each attempt's FormData is serialised with its own). */
+function withoutBoundaries(bytes: Uint8Array): string {
+  return new TextDecoder().decode(bytes).replace(/-{2,}[\w-]+/g, '--');
+}
+
+test("the SDK's probe before its first upload (`fetch('data:,')`) is no upstream request: the upload is the first and only call", async () => {
+  const ring = keyRing('a', 'b');
+  const up = upstream(() => json({ text: 'hello' }));
+  const { manager, client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } }, fetch: up.fetch });
+  const requests = record(manager, 'request');
+
+  const file = await toFile(new Uint8Array([1, 2, 3, 255, 0]), 'a.wav', { type: 'audio/wav' });
+  await client.audio.transcriptions.create({ model: 'whisper-1', file });
+
+  expect(up.sent.map((s) => `${s.method} ${s.url}`)).toEqual([`POST ${ONE}/audio/transcriptions`]);
+  expect(requests.map((r) => r.path)).toEqual(['/audio/transcriptions']);
+});
+
+test('a multipart upload that met a 500 is sent again whole, its file bytes and fields alike, on another key', async () => {
+  const ring = keyRing('a', 'b');
+  const up = upstream((_, i) => (i === 0 ? errorJson(500, 'server_error') : json({ text: 'hello' })));
+  const { client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } }, fetch: up.fetch });
+  const audio = new Uint8Array(4096).map((_, i) => (i * 37) & 255);
+
+  const reply = await client.audio.transcriptions.create({ model: 'whisper-1', file: await toFile(audio, 'a.wav', { type: 'audio/wav' }), language: 'en' });
+
+  expect(reply.text).toBe('hello');
+  expect(up.sent.map((s) => ring.idOf(s.key))).toEqual(['a', 'b']);
+  expect(up.sent[1]!.bytes.length).toBeGreaterThan(audio.length);
+  expect(withoutBoundaries(up.sent[1]!.bytes)).toBe(withoutBoundaries(up.sent[0]!.bytes));
+  expect(up.sent[1]!.contentType).toMatch(/^multipart\/form-data; boundary=/);
+});
