@@ -4,7 +4,7 @@
  * failures of the outcome table.
  */
 import { toFile } from 'openai';
-import { expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { useManagers } from '../support/scaffold';
 import { keyRing } from '../support/upstream';
 import { record } from '../support/events';
@@ -78,4 +78,33 @@ test('a multipart upload that met a 500 is sent again whole, its file bytes and 
   expect(up.sent[1]!.bytes.length).toBeGreaterThan(audio.length);
   expect(withoutBoundaries(up.sent[1]!.bytes)).toBe(withoutBoundaries(up.sent[0]!.bytes));
   expect(up.sent[1]!.contentType).toMatch(/^multipart\/form-data; boundary=/);
+});
+
+describe('a file download (`files.content`) is passed on as it comes, whatever its content type says', () => {
+  const JSONL = '{"id":"batch_req_1","custom_id":"r1"}\n{"id":"batch_req_2","custom_id":"r2"}\n';
+
+  test.each(['application/json', 'application/jsonl', 'application/x-ndjson', 'application/octet-stream'])('batch output (JSON lines) labelled %s: one call, the bytes as sent', async (type) => {
+    const ring = keyRing('a', 'b');
+    const up = upstream(() => new Response(JSONL, { headers: { 'content-type': type, 'x-request-id': 'req_1' } }));
+    const { manager, client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } }, fetch: up.fetch });
+    const successes = record(manager, 'success');
+
+    const content = await client.files.content('file-1');
+
+    expect(await content.text()).toBe(JSONL);
+    expect(content.headers.get('content-type')).toBe(type);
+    expect(content.headers.get('x-request-id')).toBe('req_1');
+    expect(up.sent.map((s) => `${s.method} ${s.url}`)).toEqual([`GET ${ONE}/files/file-1/content`]);
+    expect(successes).toHaveLength(1);
+  });
+
+  test('JSON lines labelled as such, asked for without the SDK (no `accept`), pass too', async () => {
+    const up = upstream(() => new Response(JSONL, { headers: { 'content-type': 'application/x-ndjson' } }));
+    const { manager } = manage({ providers: { one: { baseURL: ONE, keys: keyRing('a').keys } }, fetch: up.fetch });
+
+    const response = await manager.fetch(`${ONE}/files/file-1/content`);
+
+    expect(await response.text()).toBe(JSONL);
+    expect(up.sent).toHaveLength(1);
+  });
 });
