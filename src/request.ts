@@ -150,6 +150,19 @@ export function isLocalFetch(input: string | URL | Request): boolean {
   return LOCAL_URL.test(input instanceof URL ? input.protocol : input.url);
 }
 
+/**
+ * The fetch options of a call given as a `Request` with a JSON body (and no
+ * body in `init`), its body read as text: routing needs its `model`, and text
+ * can be sent again on another key (the `Request`'s stream could be sent
+ * once). Undefined for other calls, which are intercepted as given.
+ */
+export async function jsonRequestInit(input: Request, init: RequestInit | undefined): Promise<RequestInit | undefined> {
+  if ((init?.body !== undefined && init.body !== null) || input.body === null || input.bodyUsed) return undefined;
+  const type = new Headers(init?.headers ?? input.headers).get('content-type') ?? '';
+  if (!type.includes('json')) return undefined;
+  return { ...init, body: await input.text() };
+}
+
 /** Reads a fetch call into an {@link InterceptedRequest}. */
 export function intercept(input: string | URL | Request, init: RequestInit | undefined): InterceptedRequest {
   let url: URL | undefined;

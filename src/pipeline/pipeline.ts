@@ -9,7 +9,7 @@
  * when it ends) and in `finishFailure` for a failure.
  */
 import { ManagerClosedError, RequestOptionsError } from '../errors';
-import { isLocalFetch, releaseJson } from '../request';
+import { isLocalFetch, jsonRequestInit, releaseJson } from '../request';
 import { decide, type RetryDecision } from '../resilience/retry/policy';
 import { sleep } from '../resilience/backoff';
 import { acquire } from './acquire';
@@ -33,6 +33,8 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
   // A `data:` or `blob:` URL (the SDK's probe before its first upload) is read by the platform's fetch, never sent to a provider.
   if (isLocalFetch(input)) return globalThis.fetch(input, init);
   if (core.closed) return errorResponse(new ManagerClosedError(), 503);
+  // A `Request` with a JSON body: read, so that it is routed by its model and may be retried, as the same call made with (url, init).
+  if (input instanceof Request) init = (await jsonRequestInit(input, init)) ?? init;
   let ctx: RequestContext;
   try {
     ctx = intercept(core, input, init);
