@@ -3,11 +3,12 @@
  * multipart uploads, binary replies, requests that name no model, under the
  * failures of the outcome table.
  */
-import { toFile } from 'openai';
+import { toFile, toStreamingFile } from 'openai';
 import { describe, expect, test } from 'vitest';
 import { useManagers } from '../support/scaffold';
 import { keyRing } from '../support/upstream';
 import { record } from '../support/events';
+import { keyplex } from '../../src/index';
 
 const ONE = 'https://api.one.test/v1';
 const manage = useManagers();
@@ -106,5 +107,40 @@ describe('a file download (`files.content`) is passed on as it comes, whatever i
 
     expect(await response.text()).toBe(JSONL);
     expect(up.sent).toHaveLength(1);
+  });
+});
+
+describe('a streamed upload (a file given as a stream: the SDK encodes the form as it sends it)', () => {
+  const TWO = 'https://api.two.test/v1';
+  const providers = (ring: ReturnType<typeof keyRing>) => ({
+    one: { baseURL: ONE, keys: ring.keys.slice(0, 2), models: ['gpt-4.1'] },
+    two: { baseURL: TWO, keys: ring.keys.slice(2), models: ['whisper-1'] },
+  });
+  /** A 4 KiB "file" the SDK reads as it sends. */
+  const fileStream = () => new ReadableStream<Uint8Array>({ start: (c) => (c.enqueue(new Uint8Array(4096).fill(7)), c.close()) });
+
+  test('is sent once, whole, and a failure is handed back, never replayed half-sent', async () => {
+    const ring = keyRing('a', 'b', 'z');
+    const up = upstream(() => errorJson(500, 'server_error'));
+    const { manager, client } = manage({ providers: providers(ring), fetch: up.fetch });
+    const failures = record(manager, 'failure');
+
+    const error = await client.audio.transcriptions.create({ file: await toStreamingFile(fileStream(), 'a.wav'), model: 'whisper-1' }, keyplex.options({ provider: 'two' })).catch((e: unknown) => e);
+
+    expect(error).toMatchObject({ status: 500 });
+    expect(up.sent.map((s) => [s.url, ring.idOf(s.key)])).toEqual([[`${TWO}/audio/transcriptions`, 'z']]);
+    expect(up.sent[0]!.bytes.length).toBeGreaterThan(4096);
+    expect(failures.map((f) => f.attempts)).toEqual([1]);
+    expect(manager.stats().providers.two!.keys.map((k) => k.inFlight)).toEqual([0]);
+  });
+
+  test('its fields are not read (the model may follow the file): it goes where a request naming no model goes, the first provider, unless pinned', async () => {
+    const ring = keyRing('a', 'b', 'z');
+    const up = upstream(() => json({ text: 'hello' }));
+    const { client } = manage({ providers: providers(ring), fetch: up.fetch });
+
+    await client.audio.transcriptions.create({ file: await toStreamingFile(fileStream(), 'a.wav'), model: 'whisper-1' });
+
+    expect(up.sent.map((s) => s.url)).toEqual([`${ONE}/audio/transcriptions`]);
   });
 });
