@@ -144,3 +144,44 @@ describe('a streamed upload (a file given as a stream: the SDK encodes the form 
     expect(up.sent.map((s) => s.url)).toEqual([`${ONE}/audio/transcriptions`]);
   });
 });
+
+test('a multipart upload failed over to a provider with its own name for the model is sent with that name, its file unchanged', async () => {
+  const TWO = 'https://api.two.test/v1';
+  const ring = keyRing('a', 'z');
+  const up = upstream((s) => (s.url.startsWith(ONE) ? errorJson(503, 'overloaded') : json({ text: 'hello' })));
+  const { client } = manage({
+    providers: {
+      one: { baseURL: ONE, keys: ring.keys.slice(0, 1), models: ['whisper-1'] },
+      two: { baseURL: TWO, keys: ring.keys.slice(1), models: { 'whisper-1': 'whisper-large-v3' } },
+    },
+    fetch: up.fetch,
+  });
+  const audio = new Uint8Array(2048).map((_, i) => (i * 13) & 255);
+
+  await client.audio.transcriptions.create({ file: await toFile(audio, 'a.wav', { type: 'audio/wav' }), model: 'whisper-1' });
+
+  const forms = await Promise.all(up.sent.map((s) => new Response(s.bytes, { headers: { 'content-type': s.contentType! } }).formData()));
+  expect(up.sent.map((s) => new URL(s.url).origin)).toEqual([new URL(ONE).origin, ...Array<string>(up.sent.length - 1).fill(new URL(TWO).origin)]);
+  expect(forms.map((f) => f.get('model'))).toEqual(['whisper-1', ...Array<string>(forms.length - 1).fill('whisper-large-v3')]);
+  for (const form of forms) {
+    const file = form.get('file') as File;
+    expect([file.name, new Uint8Array(await file.arrayBuffer())]).toEqual(['a.wav', audio]);
+  }
+});
+
+test('speech after a 429 without headers, a connection reset and a 401: the audio byte for byte, its headers, no usage', async () => {
+  const ring = keyRing('a', 'b', 'c', 'd');
+  const audio = new Uint8Array(70_000).map((_, i) => (i * 31) & 255);
+  const failures: (() => Response)[] = [() => errorJson(429, 'rate_limit_exceeded'), () => { throw new TypeError('fetch failed'); }, () => errorJson(401, 'invalid_api_key')];
+  const up = upstream((_, i) => failures[i]?.() ?? new Response(audio, { headers: { 'content-type': 'audio/mpeg', 'x-request-id': 'req_1' } }));
+  const { manager, client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } }, fetch: up.fetch });
+  const successes = record(manager, 'success');
+
+  const speech = await client.audio.speech.create({ model: 'gpt-4o-mini-tts', voice: 'alloy', input: 'hi' });
+
+  expect(new Uint8Array(await speech.arrayBuffer())).toEqual(audio);
+  expect([speech.headers.get('content-type'), speech.headers.get('x-request-id')]).toEqual(['audio/mpeg', 'req_1']);
+  expect(new Set(up.sent.map((s) => ring.idOf(s.key))).size).toBe(4);
+  expect(successes.map((s) => [s.attempts, s.usage, s.costUsd])).toEqual([[4, null, null]]);
+  expect(manager.stats().providers.one!.keys.filter((k) => k.status !== 'active').map((k) => k.status).sort()).toEqual(['cooling', 'disabled']);
+});
