@@ -43,6 +43,19 @@ export function forwarded(name: string): boolean {
   return !DROPPED_HEADERS.has(name);
 }
 
+/**
+ * The endpoints that answer a prompt, always with JSON (or SSE when
+ * streamed): chat and legacy completions, responses, embeddings,
+ * moderations. The others create, change or fetch something (files,
+ * batches, vector stores, jobs) or answer other than JSON (speech).
+ */
+const ANSWER_PATHS = new Set(['/chat/completions', '/completions', '/responses', '/embeddings', '/moderations']);
+
+/** Whether the request is a JSON request to an endpoint that answers a prompt ({@link ANSWER_PATHS}). */
+export function asksAnswer(request: InterceptedRequest): boolean {
+  return request.isJson && ANSWER_PATHS.has(request.path.split('?', 1)[0]!);
+}
+
 /** Paths whose streamed replies can be asked for usage with `stream_options`. */
 const STREAM_USAGE_PATHS = new Set(['/chat/completions', '/completions']);
 

@@ -11,7 +11,7 @@ import { afterResponse, beforeAttempt } from '../hooks/run';
 import { secretOf } from '../keys/key';
 import { redactEnvelope, redactorOf, type KeyRedactor } from '../secrets/redact';
 import { redactedBody } from '../secrets/stream';
-import { bodyFor, type Body, type InterceptedRequest } from '../request';
+import { asksAnswer, bodyFor, type Body, type InterceptedRequest } from '../request';
 import { HookFailedError } from '../errors';
 import { classifyStatus, keyRejection, type Classification } from '../resilience/classify';
 import { bodyRetryAfterMs } from '../resilience/error-body';
@@ -150,11 +150,9 @@ function asksBytes(request: InterceptedRequest): boolean {
 /** A 200 whose body is broken (malformed JSON or SSE, empty stream, wrong content type): transient, another key may answer. */
 const INVALID: Classification = { kind: 'invalid_response', action: 'retry' };
 
-/** Endpoints that always answer JSON (or SSE when streamed): any other 200 body is broken. */
-const JSON_PATHS = new Set(['/chat/completions', '/completions', '/responses', '/embeddings', '/moderations']);
-
+/** Whether the endpoint always answers JSON (or SSE when streamed): any other 200 body is broken. */
 function answersJson(ctx: RequestContext): boolean {
-  return ctx.request.isJson && JSON_PATHS.has(ctx.request.path.split('?', 1)[0]!);
+  return asksAnswer(ctx.request);
 }
 
 /**
