@@ -185,3 +185,17 @@ test('speech after a 429 without headers, a connection reset and a 401: the audi
   expect(successes.map((s) => [s.attempts, s.usage, s.costUsd])).toEqual([[4, null, null]]);
   expect(manager.stats().providers.one!.keys.filter((k) => k.status !== 'active').map((k) => k.status).sort()).toEqual(['cooling', 'disabled']);
 });
+
+test('a JSON-lines download that quotes the key reaches the caller without it, the rest of its bytes as sent', async () => {
+  const ring = keyRing('a');
+  const secret = ring.keys[0]!.key;
+  const line = (text: string) => `{"custom_id":"r1","response":{"body":{"error":"${text}"}}}\n`;
+  const up = upstream(() => new Response(line(`Incorrect API key provided: ${secret}.`), { headers: { 'content-type': 'application/json' } }));
+  const { client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } }, fetch: up.fetch });
+
+  const text = await (await client.files.content('file-1')).text();
+
+  expect(text).not.toContain(secret.slice(-12));
+  expect(text.startsWith('{"custom_id":"r1","response":{"body":{"error":"Incorrect API key provided: ')).toBe(true);
+  expect(text.endsWith('."}}}\n')).toBe(true);
+});
