@@ -43,6 +43,19 @@ export function forwarded(name: string): boolean {
   return !DROPPED_HEADERS.has(name);
 }
 
+/**
+ * The endpoints that answer a prompt, always with JSON (or SSE when
+ * streamed): chat and legacy completions, responses, embeddings,
+ * moderations. The others create, change or fetch something (files,
+ * batches, vector stores, jobs) or answer other than JSON (speech).
+ */
+const ANSWER_PATHS = new Set(['/chat/completions', '/completions', '/responses', '/embeddings', '/moderations']);
+
+/** Whether the request is a JSON request to an endpoint that answers a prompt ({@link ANSWER_PATHS}). */
+export function asksAnswer(request: InterceptedRequest): boolean {
+  return request.isJson && ANSWER_PATHS.has(request.path.split('?', 1)[0]!);
+}
+
 /** Paths whose streamed replies can be asked for usage with `stream_options`. */
 const STREAM_USAGE_PATHS = new Set(['/chat/completions', '/completions']);
 
@@ -134,6 +147,33 @@ function take(read: ReadHeaders, value: string, rawName: string): void {
   const headers = read.headers;
   if (name === OPTIONS_HEADER) read.options = value;
   else if (!DROPPED_HEADERS.has(name)) headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+}
+
+/** A URL that names no server (`data:`, `blob:`): its contents are in it, or in this process. */
+const LOCAL_URL = /^(?:data|blob):/i;
+
+/**
+ * Whether a fetch call is for a `data:` or `blob:` URL: no provider's request,
+ * but a local read (the openai SDK fetches `data:,` once per `fetch` before
+ * its first multipart upload, to learn its `Response` class). Such a call is
+ * fetched as it is, not routed to a provider with a key.
+ */
+export function isLocalFetch(input: string | URL | Request): boolean {
+  if (typeof input === 'string') return !input.startsWith(KEYPLEX_BASE_URL) && LOCAL_URL.test(input);
+  return LOCAL_URL.test(input instanceof URL ? input.protocol : input.url);
+}
+
+/**
+ * The fetch options of a call given as a `Request` with a JSON body (and no
+ * body in `init`), its body read as text: routing needs its `model`, and text
+ * can be sent again on another key (the `Request`'s stream could be sent
+ * once). Undefined for other calls, which are intercepted as given.
+ */
+export async function jsonRequestInit(input: Request, init: RequestInit | undefined): Promise<RequestInit | undefined> {
+  if ((init?.body !== undefined && init.body !== null) || input.body === null || input.bodyUsed) return undefined;
+  const type = new Headers(init?.headers ?? input.headers).get('content-type') ?? '';
+  if (!type.includes('json')) return undefined;
+  return { ...init, body: await input.text() };
 }
 
 /** Reads a fetch call into an {@link InterceptedRequest}. */

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { describeThrown, describeType } from '../config/check';
 import { HookFailedError } from '../errors';
 import type { RequestContext } from '../pipeline/context';
-import { requestJson } from '../request';
+import { asksAnswer, requestJson } from '../request';
 import type { ResolvedCache } from './types';
 
 /** JSON with every object's keys sorted, so that key order does not matter. */
@@ -49,12 +49,13 @@ function partitionFailed(ctx: RequestContext, what: string): HookFailedError {
 
 /**
  * The request's cache key, or `undefined` when it is not cacheable: only
- * non-streaming requests with a JSON object body (chat, completions,
- * responses, embeddings…) are.
+ * non-streaming JSON requests for an answer (chat, completions, responses,
+ * embeddings, moderations) are; a request that creates something (a batch,
+ * a vector store, a job) must reach its provider each time.
  */
 export function cacheKeyOf(cache: ResolvedCache, ctx: RequestContext): string | undefined {
   const { request } = ctx;
-  if (!request.isJson || request.stream) return undefined;
+  if (request.stream || !asksAnswer(request)) return undefined;
   const text = `${request.method} ${request.path}\n${request.options.provider ?? ''}\n${partitionOf(cache, ctx)}\n${canonicalJson(requestJson(request))}`;
   return createHash('sha256').update(text).digest('base64url');
 }

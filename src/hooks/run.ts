@@ -118,6 +118,15 @@ function sendable(ctx: RequestContext, lease: Lease, attempt: number, provider: 
   }
 }
 
+/**
+ * Whether a success's body is text a hook may read: not audio, images or a
+ * file's bytes, which decoded as text and rebuilt would reach the caller
+ * corrupted (an error's body is read as text whatever it says it is).
+ */
+function isText(contentType: string): boolean {
+  return contentType === '' || contentType.startsWith('text/') || contentType.includes('json') || contentType.includes('xml');
+}
+
 /** A Response whose body fails with `error` when read (send treats that as a transport failure). */
 function failingBody(response: Response, error: unknown): Response {
   const body = new ReadableStream({ start: (controller) => controller.error(error) });
@@ -139,9 +148,10 @@ export async function afterResponse(
   redact?: (text: string) => string,
 ): Promise<Response> {
   const now = Date.now();
-  const stream = (response.headers.get('content-type') ?? '').includes('text/event-stream');
+  const contentType = response.headers.get('content-type') ?? '';
+  const stream = contentType.includes('text/event-stream');
   let text: string | undefined;
-  if (hooks.afterBody && !stream && response.body && !NULL_BODY.has(response.status)) {
+  if (hooks.afterBody && !stream && response.body && !NULL_BODY.has(response.status) && (!response.ok || isText(contentType))) {
     try {
       text = await response.text();
     } catch (error) {

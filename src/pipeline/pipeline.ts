@@ -9,7 +9,7 @@
  * when it ends) and in `finishFailure` for a failure.
  */
 import { ManagerClosedError, RequestOptionsError } from '../errors';
-import { releaseJson } from '../request';
+import { isLocalFetch, jsonRequestInit, releaseJson } from '../request';
 import { decide, type RetryDecision } from '../resilience/retry/policy';
 import { sleep } from '../resilience/backoff';
 import { acquire } from './acquire';
@@ -30,7 +30,11 @@ import { published, whenLoaded } from './store-sync';
 
 /** One request through the pipeline: the `fetch` the SDK calls. */
 export async function handle(core: Core, input: string | URL | Request, init: RequestInit | undefined): Promise<Response> {
+  // A `data:` or `blob:` URL (the SDK's probe before its first upload) is read by the platform's fetch, never sent to a provider.
+  if (isLocalFetch(input)) return globalThis.fetch(input, init);
   if (core.closed) return errorResponse(new ManagerClosedError(), 503);
+  // A `Request` with a JSON body: read, so that it is routed by its model and may be retried, as the same call made with (url, init).
+  if (input instanceof Request) init = (await jsonRequestInit(input, init)) ?? init;
   let ctx: RequestContext;
   try {
     ctx = intercept(core, input, init);

@@ -11,7 +11,7 @@ import { afterResponse, beforeAttempt } from '../hooks/run';
 import { secretOf } from '../keys/key';
 import { redactEnvelope, redactorOf, type KeyRedactor } from '../secrets/redact';
 import { redactedBody } from '../secrets/stream';
-import { bodyFor, type Body, type InterceptedRequest } from '../request';
+import { asksAnswer, bodyFor, type Body, type InterceptedRequest } from '../request';
 import { HookFailedError } from '../errors';
 import { classifyStatus, keyRejection, type Classification } from '../resilience/classify';
 import { bodyRetryAfterMs } from '../resilience/error-body';
@@ -89,7 +89,7 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   if (contentType.includes('text/event-stream') && response.body && (request.stream || !answersJson(ctx))) {
     return await streamFirst(core, ctx, lease, attempt, abort, firstTryOfKey, response, redactor);
   }
-  if (contentType.includes('json') && !(request.stream && answersJson(ctx))) {
+  if (isJsonType(contentType) && !asksBytes(request) && !(request.stream && answersJson(ctx))) {
     return await readJsonReply(core, ctx, lease, attempt, abort, firstTryOfKey, response, redactor);
   }
   if (answersJson(ctx)) {
@@ -98,13 +98,13 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
     throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: '' });
   }
 
-  // Binary bodies (audio, images, file contents) pass through untouched, text is redacted; the attempt is complete at its headers.
+  // Binary bodies (audio, images, file contents) pass through untouched, text and JSON lines are redacted; the attempt is complete at its headers.
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
   account(core, ctx, lease, now, null, undefined, false, undefined);
   const upstreamBody = response.body;
   if (upstreamBody === null) return reply(core, ctx, lease, response, null);
-  const passed = contentType.startsWith('text/') ? redactedBody(upstreamBody, redactor, core.options.redactReplies) : upstreamBody;
+  const passed = contentType.startsWith('text/') || contentType.includes('json') ? redactedBody(upstreamBody, redactor, core.options.redactReplies) : upstreamBody;
   return reply(core, ctx, lease, response, callerAbortable(passed, request.signal));
 }
 
@@ -129,14 +129,30 @@ function answered(response: unknown): response is Response {
   return typeof response === 'object' && response !== null && typeof (response as Response).status === 'number' && typeof (response as Response).headers?.get === 'function';
 }
 
+/** JSON lines (`application/jsonl`, `application/x-ndjson`, `application/json-seq`): many values, no one JSON value to prove. */
+const JSON_LINES = /jsonl|ndjson|json-seq/i;
+
+/** Whether a content type says the body is one JSON value (to be read whole and proved before the SDK gets it). */
+function isJsonType(contentType: string): boolean {
+  return contentType.includes('json') && !JSON_LINES.test(contentType);
+}
+
+/**
+ * Whether the caller asked for a file's contents as bytes (the SDK's
+ * downloads, `files.content` and the like, say `accept: application/binary`):
+ * they are what the file holds (batch output is JSON lines, however
+ * labelled), passed on as they come.
+ */
+function asksBytes(request: InterceptedRequest): boolean {
+  return request.headers.accept === 'application/binary';
+}
+
 /** A 200 whose body is broken (malformed JSON or SSE, empty stream, wrong content type): transient, another key may answer. */
 const INVALID: Classification = { kind: 'invalid_response', action: 'retry' };
 
-/** Endpoints that always answer JSON (or SSE when streamed): any other 200 body is broken. */
-const JSON_PATHS = new Set(['/chat/completions', '/completions', '/responses', '/embeddings', '/moderations']);
-
+/** Whether the endpoint always answers JSON (or SSE when streamed): any other 200 body is broken. */
 function answersJson(ctx: RequestContext): boolean {
-  return ctx.request.isJson && JSON_PATHS.has(ctx.request.path.split('?', 1)[0]!);
+  return asksAnswer(ctx.request);
 }
 
 /**

@@ -125,6 +125,27 @@ describe('hits and misses', () => {
     expect(manager.stats().cache).toMatchObject({ hits: 0, misses: 2, entries: 0 });
   });
 
+  test('not cached: JSON requests that create or change something (batches, vector stores, fine-tuning jobs) and answers that are not JSON (speech): each is sent, none counted as a miss', async () => {
+    let batch = 0;
+    const calls = provider(ONE, (call) => {
+      if (call.path === '/audio/speech') return new Response(new Uint8Array([1, 2, 3]), { headers: { 'content-type': 'audio/mpeg' } });
+      if (call.path === '/vector_stores') return Response.json({ id: `vs_${++batch}`, object: 'vector_store' });
+      if (call.path === '/fine_tuning/jobs') return Response.json({ id: `ftjob_${++batch}`, object: 'fine_tuning.job' });
+      return Response.json({ id: `batch_${++batch}`, object: 'batch', status: 'validating' });
+    });
+    const { client, manager } = manage({ ttlMs: 60_000 });
+    const created: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      created.push((await client.batches.create({ input_file_id: 'file-1', endpoint: '/v1/chat/completions', completion_window: '24h' })).id);
+      created.push((await client.vectorStores.create({ name: 'docs' })).id);
+      created.push((await client.fineTuning.jobs.create({ model: 'gpt-4.1-mini', training_file: 'file-2' })).id);
+      await (await client.audio.speech.create({ model: 'gpt-4o-mini-tts', voice: 'alloy', input: 'hi' })).arrayBuffer();
+    }
+    expect(calls).toHaveLength(8);
+    expect(new Set(created).size).toBe(6);
+    expect(manager.stats().cache).toMatchObject({ hits: 0, misses: 0, entries: 0 });
+  });
+
   test('off by default: no cache stats, every request sent', async () => {
     const calls = numbered();
     const { manager, client } = managed({ providers: { one: { baseURL: ONE, keys: keyRing('a').keys } } });

@@ -139,6 +139,20 @@ describe('hooks see and change what they should', () => {
   });
 });
 
+describe('an afterResponse hook that asks for the body, on a binary answer', () => {
+  test.each(['text', 'json'] as const)("body: '%s': the audio reaches the caller byte for byte, the hook gets no body", async (body) => {
+    const audio = new Uint8Array(512).map((_, i) => i & 255);
+    provider(ONE, () => new Response(audio, { headers: { 'content-type': 'audio/mpeg' } }));
+    const seen: unknown[] = [];
+    const { client } = manage({ afterResponse: { body, run: (state: AfterResponseState) => void seen.push([state.status, state.body]) } });
+
+    const speech = await client.audio.speech.create({ model: 'gpt-4o-mini-tts', voice: 'alloy', input: 'hi' });
+
+    expect(new Uint8Array(await speech.arrayBuffer())).toEqual(audio);
+    expect(seen).toEqual([[200, undefined]]);
+  });
+});
+
 describe('a hook that throws fails that request clearly', () => {
   const throwing: { name: string; hooks: KeyManagerOptions['hooks']; sent: number; says: RegExp[] }[] = [
     { name: 'beforeAttempt throws', hooks: { beforeAttempt: () => { throw new Error('blocked by guardrail'); } }, sent: 0, says: [/beforeAttempt\[0\]/, /nothing was sent/, /blocked by guardrail/] },

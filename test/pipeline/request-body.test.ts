@@ -119,3 +119,22 @@ test('hop-by-hop headers the caller gives (which fetch refuses to send) are drop
   expect(seen[0]!.headers.has('keep-alive')).toBe(false);
   expect(manager.stats().providers.one!.keys.map((k) => k.failures)).toEqual([{}, {}]);
 });
+
+test('a `Request` given to `manager.fetch` is routed by the model in its JSON body, and retried like the same call made with (url, init)', async () => {
+  const TWO = 'https://two.test/v1';
+  const one = provider(ONE, () => chatReply('gpt-4.1'));
+  const two = provider(TWO, (_, i) => (i === 0 ? errorReply(500, 'server_error') : chatReply('claude-sonnet-4.5')));
+  const { manager } = useManagers({ ...NO_BACKOFF })({
+    providers: {
+      one: { baseURL: ONE, keys: [KEYS[0]!], models: ['gpt-4.1'] },
+      two: { baseURL: TWO, keys: [KEYS[1]!, fakeKey('two')], models: ['claude-sonnet-4.5'] },
+    },
+  });
+  const text = JSON.stringify({ model: 'claude-sonnet-4.5', messages: ask });
+
+  const response = await manager.fetch(new Request('https://keyplex.invalid/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: text }));
+
+  expect(response.status).toBe(200);
+  expect(one).toHaveLength(0);
+  expect(two.map((call) => call.body)).toEqual([JSON.parse(text), JSON.parse(text)]);
+});
