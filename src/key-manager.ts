@@ -155,14 +155,17 @@ export class KeyManager {
   }
 
   /**
-   * Puts a disabled or cooling key back in use, and forgets what its rate
-   * limiters learnt (limits and periods from headers, AIMD estimates, rests):
-   * configured limits stay. Emits `key:recovered` with reason `manual`.
+   * Puts a disabled, cooling or circuit-broken key back in use: forgets what
+   * its rate limiters learnt (limits and periods from headers, AIMD
+   * estimates, rests; configured limits stay) and closes its circuit. Emits
+   * `key:recovered` with reason `manual` (and `circuit:close`, reason
+   * `manual`, when its circuit was not closed).
    */
   enableKey(provider: string, keyId: string): void {
     const key = this.#key(provider, keyId);
     key.forgetLimits();
     key.enable(Date.now());
+    key.circuit?.forceClose();
   }
 
   // ---------------------------------------------------------------- stats and lifecycle

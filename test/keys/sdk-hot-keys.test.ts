@@ -150,6 +150,33 @@ describe('enableKey under load', () => {
   });
 });
 
+describe('enableKey of a key behind an open circuit', () => {
+  test('the key is back in use at once: its circuit closes with it', async () => {
+    const ring = keyRing('a', 'b');
+    let failing = true;
+    const seen = provider(ONE, (call) => (failing && ring.idOf(call.key) === 'a' ? errorReply(500, 'server_error') : chatReply('gpt-4.1')));
+    // Key circuits open at the first failure, for 30 s; deployment circuits off.
+    const { manager, client } = manage({
+      providers: { one: { baseURL: ONE, keys: ring.keys } },
+      keySelection: 'round-robin',
+      retry: { baseDelayMs: 0 },
+      circuitBreaker: { key: { policy: { kind: 'consecutive', threshold: 1 } }, deployment: false },
+    });
+    const closed = record(manager, 'circuit:close');
+    for (let i = 0; i < 2; i++) await client.chat.completions.create(BODY);
+    expect(manager.stats().providers.one?.keys.find((k) => k.id === 'a')?.circuit).toBe('open');
+    failing = false;
+
+    manager.enableKey('one', 'a');
+    const mark = seen.length;
+    for (let i = 0; i < 4; i++) await client.chat.completions.create(BODY);
+
+    expect(ring.ids(seen.slice(mark))).toContain('a');
+    expect(manager.stats().providers.one?.keys.find((k) => k.id === 'a')?.circuit).toBe('closed');
+    expect(closed).toMatchObject([{ scope: 'key', provider: 'one', keyId: 'a', reason: 'manual' }]);
+  });
+});
+
 describe('addKey under load', () => {
   test('an added key starts receiving traffic', async () => {
     const { ring, seen, manager, release } = await underLoad();
