@@ -109,6 +109,13 @@ async function replica(prefix: string, options: Omit<KeyManagerOptions, 'store'>
   };
 }
 
+/** Three replicas, started one after another. */
+async function replicasOf(prefix: string, options: Omit<KeyManagerOptions, 'store'>, failMode: 'open' | 'closed') {
+  const made: Awaited<ReturnType<typeof replica>>[] = [];
+  for (let i = 0; i < 3; i++) made.push(await replica(prefix, options, failMode));
+  return made;
+}
+
 const statusOf = (manager: KeyManager, id: string) => manager.stats().providers.sim!.keys.find((k) => k.id === id)?.status;
 
 describe.skipIf(!redis.available)('Redis away mid-burst, then back', () => {
@@ -116,8 +123,7 @@ describe.skipIf(!redis.available)('Redis away mid-burst, then back', () => {
     test(`${kind}, failing open: the burst is served, one store:error and one store:recovered each, a key revoked meanwhile is out everywhere after`, async () => {
       const up = upstream(`open-${kind.replace(' ', '-')}`);
       const prefix = `away-open:${randomUUID()}:`;
-      const replicas = [];
-      for (let i = 0; i < 3; i++) replicas.push(await replica(prefix, up.options, 'open'));
+      const replicas = await replicasOf(prefix, up.options, 'open');
       const burst = () => Promise.all(Array.from({ length: BURST }, (_, i) => outcome(replicas[i % 3]!.client.chat.completions.create(body()))));
       expect(await burst()).toEqual(Array(BURST).fill('ok'));
 
@@ -143,8 +149,7 @@ describe.skipIf(!redis.available)('Redis away mid-burst, then back', () => {
     test(`${kind}, failing closed: every request of the burst settles with store_unavailable, once per manager; served again after`, async () => {
       const up = upstream(`closed-${kind.replace(' ', '-')}`);
       const prefix = `away-closed:${randomUUID()}:`;
-      const replicas = [];
-      for (let i = 0; i < 3; i++) replicas.push(await replica(prefix, up.options, 'closed'));
+      const replicas = await replicasOf(prefix, up.options, 'closed');
       const burst = () => Promise.all(Array.from({ length: BURST }, (_, i) => outcome(replicas[i % 3]!.client.chat.completions.create(body()))));
       expect(await burst()).toEqual(Array(BURST).fill('ok'));
 
