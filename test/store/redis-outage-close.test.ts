@@ -2,7 +2,8 @@
  * Redis going away mid-burst, in the ways it does: a hung server (SIGSTOP:
  * connection open, no answers). Three managers on one redis-server, each on
  * its own RedisStore, bursts through the real SDK on the in-process
- * simulator. Real time with Redis: bounds are generous, assertions are counts.
+ * simulator; and a manager made while it hangs. Real time with Redis: bounds
+ * are generous, assertions are counts.
  */
 import { randomUUID } from 'node:crypto';
 import OpenAI from 'openai';
@@ -14,6 +15,8 @@ import { ProviderSimulator, simulatorFetch } from '../../src/testing';
 import { fakeKey } from '../support/fake-keys';
 import { redisForSuite } from '../support/redis';
 import { outcome } from '../support/store-replica';
+import { record } from '../support/events';
+import { eventually } from '../support/time';
 
 const redis = redisForSuite('Redis hung (SIGSTOP) under bursts');
 const MODEL = 'gpt-4.1';
@@ -67,4 +70,39 @@ describe.skipIf(!redis.available)('a hung Redis (SIGSTOP)', () => {
       process.kill(pid, 'SIGCONT');
     }
   }, 60_000);
+
+  for (const failMode of ['open', 'closed'] as const) {
+    test(`a manager made while Redis hangs, failing ${failMode}: its first burst settles (${failMode === 'open' ? 'served on local state' : 'store_unavailable'}), one store:error, one store:recovered after SIGCONT`, async () => {
+      const key = fakeKey(`hang-new-${failMode}`);
+      const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: [MODEL] }] });
+      const store = new RedisStore({ url: redis.server.url, prefix: `hang-new:${randomUUID()}:`, retryMs: 50, timeoutMs: 250, failMode });
+      await store.ready();
+      const pid = await serverPid();
+      process.kill(pid, 'SIGSTOP');
+      let stopped = true;
+      try {
+        const manager = new KeyManager({
+          providers: { sim: { baseURL: sim.baseURL('sim'), keys: [{ key, id: 'k' }], models: [MODEL], requests: { limit: 10_000, periodMs: 60_000 } } },
+          fetch: simulatorFetch(sim),
+          deadlineMs: 5_000,
+          store,
+        });
+        const errors = record(manager, 'store:error');
+        const recovered = record(manager, 'store:recovered');
+        const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
+        const burst = (count: number) => Promise.all(Array.from({ length: count }, () => outcome(client.chat.completions.create(body()))));
+        expect(await burst(100)).toEqual(Array(100).fill(failMode === 'open' ? 'ok' : 'store_unavailable'));
+        expect(errors.map((e) => e.failMode)).toEqual([failMode]);
+        process.kill(pid, 'SIGCONT');
+        stopped = false;
+        await eventually(() => recovered.length === 1, 'store:recovered');
+        expect(await burst(100)).toEqual(Array(100).fill('ok'));
+        expect({ errors: errors.length, recovered: recovered.length }).toEqual({ errors: 1, recovered: 1 });
+        await manager.close();
+        await store.close();
+      } finally {
+        if (stopped) process.kill(pid, 'SIGCONT');
+      }
+    }, 60_000);
+  }
 });
