@@ -194,8 +194,9 @@ export class RedisStore implements StateStore {
     for (const resolve of this.#readyWaiters.splice(0)) resolve();
     this.#sub.disconnect();
     if (this.#ownsClient) {
+      // A hung Redis (connection open, no answers) never answers QUIT: wait for it at most timeoutMs.
       try {
-        await this.#client.quit();
+        if ((await answerWithin(this.#client.quit(), this.#timeoutMs)) === LATE) this.#client.disconnect();
       } catch {
         this.#client.disconnect();
       }
