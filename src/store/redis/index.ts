@@ -430,7 +430,9 @@ export class RedisStore implements StateStore {
     if (channel !== this.#channel) return;
     const parsed = parseJson(message) as { o?: unknown; c?: StoreChange } | undefined;
     if (!parsed || typeof parsed.o !== 'string' || typeof parsed.c !== 'object' || parsed.c === null) return;
-    this.#known.learn(parsed.c, message);
+    // Until this store has written back, the totals it knows stay those from before the outage: a total heard
+    // now holds other replicas' outage spend, which its write-back would count again as known before it.
+    if (this.#healthy || parsed.c.kind !== 'spend') this.#known.learn(parsed.c, message);
     this.#sinceLoad(parsed.c);
     // What this store wrote back its own sessions knew already.
     if (parsed.o === this.#id) return;

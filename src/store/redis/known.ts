@@ -34,24 +34,49 @@ return totals
 `;
 
 /**
- * Raises buckets of one spend hash to at least the given totals and announces
- * each raise as spend (the difference) to the replicas that did not know it.
+ * Raises buckets of one spend hash by what a replica knew before the outage
+ * and Redis does not hold, and announces each raise as spend (the
+ * difference) to the replicas that did not know it.
  *
- * KEYS[1]: the hash. ARGV: [1] channel, [2] the message head up to its amount,
- * [3] time to live in ms, then pairs of bucket start and total.
+ * What Redis holds of the time before the outage is the bucket's total when
+ * the first write-back of a recovery reaches it (0 after a restart; all of it
+ * when Redis only hung): kept as the bucket's base in a second hash for
+ * `MERGE_WINDOW_MS`, and raised to the largest total a replica knew. A
+ * bucket grows by each rise of its base — never compared with its total,
+ * which holds the outage spend written back already: a replica that knew
+ * more before the outage, writing back after one that knew less and spent
+ * during it, still adds what only it knew.
+ *
+ * KEYS[1]: the hash, KEYS[2]: its bases. ARGV: [1] channel, [2] the message
+ * head up to its amount, [3] time to live in ms, [4] the bases' time to live
+ * in ms, then pairs of bucket start and total.
  */
 export const MERGE_SPEND = `
-for i = 4, #ARGV, 2 do
-  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+for i = 5, #ARGV, 2 do
+  local base = redis.call('HGET', KEYS[2], ARGV[i])
+  if not base then
+    base = redis.call('HGET', KEYS[1], ARGV[i]) or '0'
+    redis.call('HSET', KEYS[2], ARGV[i], base)
+  end
+  base = tonumber(base)
   local want = tonumber(ARGV[i + 1])
-  if want > cur then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-    redis.call('PUBLISH', ARGV[1], ARGV[2] .. string.format('%d', want - cur) .. ',"at":' .. ARGV[i] .. ',"starts":[' .. ARGV[i] .. '],"totals":[' .. ARGV[i + 1] .. ']}}')
+  if want > base then
+    local total = redis.call('HINCRBY', KEYS[1], ARGV[i], want - base)
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+    redis.call('PUBLISH', ARGV[1], ARGV[2] .. string.format('%d', want - base) .. ',"at":' .. ARGV[i] .. ',"starts":[' .. ARGV[i] .. '],"totals":[' .. string.format('%d', total) .. ']}}')
   end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return 1
 `;
+
+/**
+ * How long the bases of one recovery's write-backs are kept (see
+ * {@link MERGE_SPEND}): the replicas write back within seconds of Redis
+ * answering again; a later outage starts from what Redis holds then.
+ */
+export const MERGE_WINDOW_MS = 60_000;
 
 /**
  * Restores statuses Redis has none of (it restarted), announcing each one

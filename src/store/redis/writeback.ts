@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { StoreSpend } from '../types';
-import { bucketOf, MERGE_SPEND, RESTORE_STATUSES, SPEND, spendTtlMs, type KnownState } from './known';
+import { bucketOf, MERGE_SPEND, MERGE_WINDOW_MS, RESTORE_STATUSES, SPEND, spendTtlMs, type KnownState } from './known';
 
 /** A Lua script and its SHA-1, for EVALSHA. */
 export interface Script {
@@ -90,7 +90,8 @@ export async function writeBack(
   }
   for (const { ref, buckets } of known.spend(now)) {
     const head = `${JSON.stringify({ o: names.id, c: { kind: 'spend', budgets: [ref.id] } }).slice(0, -2)},"nanos":`;
-    tx.evalsha(MERGE_SCRIPT.sha, 1, spendHash(names, ref.id), names.channel, head, spendTtlMs(ref), ...buckets.flat());
+    const hash = spendHash(names, ref.id);
+    tx.evalsha(MERGE_SCRIPT.sha, 2, hash, `${hash}:bases`, names.channel, head, spendTtlMs(ref), MERGE_WINDOW_MS, ...buckets.flat());
     first++;
   }
   for (const { origin, spend } of spends) {
