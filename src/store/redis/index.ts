@@ -430,8 +430,7 @@ export class RedisStore implements StateStore {
     if (channel !== this.#channel) return;
     const parsed = parseJson(message) as { o?: unknown; c?: StoreChange } | undefined;
     if (!parsed || typeof parsed.o !== 'string' || typeof parsed.c !== 'object' || parsed.c === null) return;
-    // Until this store has written back, the totals it knows stay those from before the outage: a total heard
-    // now holds other replicas' outage spend, which its write-back would count again as known before it.
+    // Until its write-back, the totals known stay those from before the outage (one heard now holds others' outage spend).
     if (this.#healthy || parsed.c.kind !== 'spend') this.#known.learn(parsed.c, message);
     this.#sinceLoad(parsed.c);
     // What this store wrote back its own sessions knew already.
