@@ -33,7 +33,7 @@ export function account(
 ): number | null {
   const { deployment, key } = lease;
   const model = ctx.request.model ?? replyModel;
-  const costUsd = usage ? costOf(core, lease, model, usage) : null;
+  const costUsd = usage ? costOf(core, lease, model, pricedParts(usage, ctx.inputTokens)) : null;
   // A reply that reports no usage spends its estimate on this deployment: budgets must not be spent for free.
   const charged = costUsd ?? (usage === null ? estimateAt(ctx, deployment) : 0);
   settleRequestBudget(core, ctx, deployment.pool.id, key.id, charged);
@@ -70,6 +70,18 @@ function succeeded(scope: TimedCounterSet<KeyplexErrorCode>, usage: Usage | null
   scope.succeed(usage, costUsd);
   scope.latency.record(latencyMs);
   if (ttftMs !== undefined) scope.ttft.record(ttftMs);
+}
+
+/**
+ * What a usage is priced as: itself, unless it counts only a total (some
+ * self-hosted servers), which is split at the request's estimated input
+ * tokens (the rest as output) so that it is priced, not free. The usage
+ * reported in events and stats stays as the server counted it.
+ */
+function pricedParts(usage: Usage, estimatedInput: number): Usage {
+  if (usage.inputTokens + usage.outputTokens > 0 || usage.totalTokens <= 0) return usage;
+  const inputTokens = Math.min(usage.totalTokens, estimatedInput);
+  return { ...usage, inputTokens, outputTokens: usage.totalTokens - inputTokens };
 }
 
 /**

@@ -274,6 +274,27 @@ describe('price overrides and unknown models', () => {
     expect(successes[0]?.usage).toBeNull();
     expect(successes[0]?.costUsd).toBeNull();
   });
+
+  test('a usage that counts only a total (some self-hosted servers) is priced, split at the request\'s estimated input: not free', async () => {
+    provider(OPENAI, () =>
+      Response.json({
+        id: 'chatcmpl-test',
+        object: 'chat.completion',
+        created: 1_700_000_000,
+        model: 'gpt-4.1',
+        choices: [{ index: 0, message: { role: 'assistant', content: 'hi', refusal: null }, finish_reason: 'stop', logprobs: null }],
+        usage: { total_tokens: 1_000 },
+      }),
+    );
+    const { client, successes, manager } = manage({ budgets: [{ scope: { overall: true }, limitUsd: 1, window: 'day' }] });
+
+    await client.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'x'.repeat(400) }] });
+
+    // The usage as the server reported it; the cost at 100 estimated input tokens (400 characters ÷ 4) and the 900 others as output.
+    expect(successes[0]?.usage).toMatchObject({ inputTokens: 0, outputTokens: 0, totalTokens: 1_000 });
+    expect(successes[0]?.costUsd).toBeCloseTo(cost(GPT_41, { input: 100, output: 900 }), 12);
+    expect(manager.stats().budgets[0]!.spentUsd).toBeCloseTo(cost(GPT_41, { input: 100, output: 900 }), 9);
+  });
 });
 
 describe('stats() add up', () => {
