@@ -257,16 +257,19 @@ describe('price overrides and unknown models', () => {
     expect(totals.tokens.totalTokens).toBe(150);
   });
 
+  /** A gpt-4.1 chat reply with `usage` as given (none when undefined). */
+  const replyWith = (usage?: object) =>
+    Response.json({
+      id: 'chatcmpl-test',
+      object: 'chat.completion',
+      created: 1_700_000_000,
+      model: 'gpt-4.1',
+      choices: [{ index: 0, message: { role: 'assistant', content: 'hi', refusal: null }, finish_reason: 'stop', logprobs: null }],
+      ...(usage === undefined ? {} : { usage }),
+    });
+
   test('a reply without usage gives usage null and costUsd null for a priced model', async () => {
-    provider(OPENAI, () =>
-      Response.json({
-        id: 'chatcmpl-test',
-        object: 'chat.completion',
-        created: 1_700_000_000,
-        model: 'gpt-4.1',
-        choices: [{ index: 0, message: { role: 'assistant', content: 'hi', refusal: null }, finish_reason: 'stop', logprobs: null }],
-      }),
-    );
+    provider(OPENAI, () => replyWith());
     const { client, successes } = manage();
 
     await client.chat.completions.create({ model: 'gpt-4.1', messages: ask });
@@ -276,16 +279,7 @@ describe('price overrides and unknown models', () => {
   });
 
   test('a usage that counts only a total (some self-hosted servers) is priced, split at the request\'s estimated input: not free', async () => {
-    provider(OPENAI, () =>
-      Response.json({
-        id: 'chatcmpl-test',
-        object: 'chat.completion',
-        created: 1_700_000_000,
-        model: 'gpt-4.1',
-        choices: [{ index: 0, message: { role: 'assistant', content: 'hi', refusal: null }, finish_reason: 'stop', logprobs: null }],
-        usage: { total_tokens: 1_000 },
-      }),
-    );
+    provider(OPENAI, () => replyWith({ total_tokens: 1_000 }));
     const { client, successes, manager } = manage({ budgets: [{ scope: { overall: true }, limitUsd: 1, window: 'day' }] });
 
     await client.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'x'.repeat(400) }] });
