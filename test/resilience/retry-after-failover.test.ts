@@ -5,10 +5,11 @@
  * the SDK and msw, on a fake clock; the figures are the fake clock's.
  */
 import OpenAI from 'openai';
-import { afterEach, expect, test, vi } from 'vitest';
+import { expect, test, vi } from 'vitest';
 import { KeyManager, type KeyManagerOptions } from '../../src/index';
 import { record } from '../support/events';
 import { chatReply, errorReply, keyRing, provider } from '../support/upstream';
+import { closeAfterEach } from '../support/scaffold';
 import '../support/setup';
 import { fakeClock, until } from '../support/time';
 
@@ -16,11 +17,7 @@ const ONE = 'https://api.one.test/v1';
 const TWO = 'https://api.two.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
 
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-  vi.useRealTimers();
-});
+const managers = closeAfterEach();
 
 function manage(providers: KeyManagerOptions['providers']) {
   const manager = new KeyManager({ providers, rateLimiting: { coldStart: 'open' } });

@@ -10,10 +10,11 @@
  * Deterministic: a custom store whose answers the test gives, on the fake clock.
  */
 import OpenAI from 'openai';
-import { afterEach, expect, test, vi } from 'vitest';
+import { expect, test, vi } from 'vitest';
 import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions, type StoreReservation } from '../../src/index';
 import { reservingStore } from '../support/custom-store';
 import { record } from '../support/events';
+import { closeAfterEach } from '../support/scaffold';
 import '../support/setup';
 import { fakeClock, quiesce, until } from '../support/time';
 import { chatReply, deferred, keyRing, provider, type Deferred } from '../support/upstream';
@@ -21,11 +22,7 @@ import { chatReply, deferred, keyRing, provider, type Deferred } from '../suppor
 const BASE = 'https://api.reserve-ended.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
 
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-  vi.useRealTimers();
-});
+const managers = closeAfterEach();
 
 const REFUSED: StoreReservation = { ok: false, waitMs: 30_000, requests: 10, tokens: undefined, requestsFreeMs: 30_000 };
 const granted = (): StoreReservation => ({ ok: true, at: Date.now(), requests: 1, tokens: undefined });

@@ -9,9 +9,10 @@
  * (which the test does not move).
  */
 import OpenAI from 'openai';
-import { afterEach, expect, test, vi } from 'vitest';
+import { expect, test } from 'vitest';
 import { getKeyplexDetails, KeyManager, keyplex, type StateStore, type StoreReservation, type StoreSession } from '../../src/index';
 import { record } from '../support/events';
+import { closeAfterEach } from '../support/scaffold';
 import '../support/setup';
 import { fakeClock, quiesce, until } from '../support/time';
 import { chatReply, errorReply, keyRing, provider } from '../support/upstream';
@@ -19,11 +20,7 @@ import { chatReply, errorReply, keyRing, provider } from '../support/upstream';
 const BASE = 'https://api.store-waits.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }] };
 
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-  vi.useRealTimers();
-});
+const managers = closeAfterEach();
 
 const never = new Promise<never>(() => {});
 
