@@ -7,7 +7,7 @@
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { useManagers } from '../../support/scaffold';
-import { getKeyplexDetails, keyplex, type KeyManagerOptions } from '../../../src/index';
+import { getKeyplexDetails, keyplex, REQUEST_ID_HEADER, type KeyManagerOptions } from '../../../src/index';
 import { chatReply, deferred, keyRing, provider, type Deferred, type UpstreamCall } from '../../support/upstream';
 import '../../support/setup';
 import { fakeClock, until, realSetImmediate } from '../../support/time';
@@ -169,6 +169,29 @@ describe('load shedding and refusals', () => {
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
     expect(getKeyplexDetails(error)).toMatchObject({ code: 'unknown_lane' });
     expect(up.seen).toHaveLength(0);
+  });
+  test('a lane refusal (full, queue timeout, unknown lane) names its request: the SDK error carries the requestId of its failure event (detail and x-keyplex-request-id)', async () => {
+    fakeClock();
+    const up = upstream();
+    const { manager, client } = manage({ lanes: { batch: { concurrency: 1, maxQueue: 1, queueTimeoutMs: 5_000 } } });
+    const failures = record(manager, 'failure');
+    const held = flood(client, 1, 'batch');
+    await until(() => manager.lanes.batch?.running === 1, 'one running');
+    const waiting = client.chat.completions.create(body('late'), keyplex.options({ lane: 'batch' })).catch((e: unknown) => e);
+    await until(() => manager.lanes.batch?.queued === 1, 'one queued');
+    const full = await client.chat.completions.create(body('extra'), keyplex.options({ lane: 'batch' })).catch((e: unknown) => e);
+    const unknown = await client.chat.completions.create(body('lost'), keyplex.options({ lane: 'nope' })).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(5_000);
+    const timedOut = await waiting;
+
+    const errors = [full, unknown, timedOut];
+    expect(errors.map((e) => getKeyplexDetails(e)?.code)).toEqual(['lane_full', 'unknown_lane', 'queue_timeout']);
+    expect(failures.map((f) => f.error.code)).toEqual(['lane_full', 'unknown_lane', 'queue_timeout']);
+    expect(errors.map((e) => getKeyplexDetails(e)?.requestId)).toEqual(failures.map((f) => f.requestId));
+    expect(errors.map((e) => (e as InstanceType<typeof OpenAI.APIError>).headers?.get(REQUEST_ID_HEADER))).toEqual(failures.map((f) => f.requestId));
+    expect(up.seen).toHaveLength(1);
+    up.release();
+    await Promise.all(held);
   });
 });
 
