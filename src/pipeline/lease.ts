@@ -319,13 +319,23 @@ export class Lease {
   /** The attempt failed before the provider could count it: gives its tokens back, here and in the shared store. */
   refund(): void {
     const { window, reservation } = this;
-    if (window.limiter.refund(reservation)) this.#adjustShared(-reservation.tokens);
+    if (window.limiter.refund(reservation)) this.#tokensChanged(-reservation.tokens);
   }
 
   /** Replaces the estimated tokens with the real count, here and in the shared store. */
   reconcile(actualTokens: number, now?: number): void {
     const { window, reservation } = this;
-    if (window.limiter.reconcile(reservation, actualTokens, now)) this.#adjustShared(actualTokens - reservation.tokens);
+    if (window.limiter.reconcile(reservation, actualTokens, now)) this.#tokensChanged(actualTokens - reservation.tokens);
+  }
+
+  /**
+   * The reservation's tokens changed by `tokens` (given back when negative):
+   * in the shared store too, and tokens given back wake the requests waiting
+   * for room (they would otherwise sleep until the estimate left the window).
+   */
+  #tokensChanged(tokens: number): void {
+    this.#adjustShared(tokens);
+    if (tokens < 0) keysChanged(this.core);
   }
 
   /**
