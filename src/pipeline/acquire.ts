@@ -360,7 +360,7 @@ async function reserveShared(core: Core, lease: Lease, signal: AbortSignal): Pro
     lease.settle('undone');
     return 0;
   }
-  lease.settle('undone');
+  lease.settle('refused');
   if (verdict.disabled !== undefined) {
     applyChange(core, { kind: 'key', key: key.ref, status: { disabled: verdict.disabled, cooldownUntil: 0 } });
     return 0;

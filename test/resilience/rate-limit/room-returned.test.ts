@@ -1,7 +1,7 @@
 /**
  * Room a key gets back before its window moves on — an estimate corrected
- * down by the reply's usage, tokens refunded — goes to the requests waiting
- * for it at once, not when their computed wait
+ * down by the reply's usage, tokens refunded, a reservation never sent —
+ * goes to the requests waiting for it at once, not when their computed wait
  * ends (a period later). Through the real `openai` SDK and the public API, on
  * a fake clock that never moves here: every request counted as sent went
  * at the same instant.
@@ -11,7 +11,7 @@ import { getKeyplexDetails, type KeyManagerOptions } from '../../../src/index';
 import { fakeKey } from '../../support/fake-keys';
 import { managedClients } from '../../support/manage';
 import '../../support/setup';
-import { fakeClock, quiesce } from '../../support/time';
+import { fakeClock, quiesce, realSetImmediate } from '../../support/time';
 import { chatChunks, chatReply, sseReply } from '../../support/upstream';
 
 const BASE = 'https://room.test/v1';
@@ -23,13 +23,13 @@ const USED = { prompt: 1, completion: 9 };
 const manage = managedClients();
 
 /** One key with `limits`, whose upstream answers every call at once (`reply`); `sent` counts the calls. */
-function oneKey(limits: Partial<KeyManagerOptions['providers'][string]>, reply: () => Response) {
+function oneKey(limits: Partial<KeyManagerOptions['providers'][string]>, reply: () => Response, options: Partial<KeyManagerOptions> = {}) {
   let sent = 0;
   const fetch = (async () => {
     sent++;
     return reply();
   }) as typeof globalThis.fetch;
-  const { manager, client } = manage({ providers: { one: { baseURL: BASE, keys: [fakeKey('room')], models: [MODEL], ...limits } }, fetch });
+  const { manager, client } = manage({ providers: { one: { baseURL: BASE, keys: [fakeKey('room')], models: [MODEL], ...limits } }, fetch, ...options });
   return { manager, client, sent: () => sent };
 }
 
@@ -71,5 +71,27 @@ describe('tokens given back by the reply wake the requests waiting for them', ()
 
     expect(key.sent()).toBe(20);
     expect(await Promise.all(run.outcomes)).toEqual(Array<string>(20).fill('served'));
+  });
+});
+
+describe('a reservation never sent wakes the requests waiting for it', () => {
+  test('rpm 1: the first request fails in its (async) beforeAttempt hook, never sent, while the second waits for the key: the second goes at once, not a minute later', async () => {
+    fakeClock();
+    let calls = 0;
+    const hooks = {
+      beforeAttempt: async () => {
+        // A turn of the event loop: the second request finds the key's one slot taken meanwhile, and waits.
+        await new Promise<void>((resolve) => realSetImmediate(resolve));
+        if (++calls === 1) throw new Error('refused by the app');
+      },
+    };
+    const key = oneKey({ rpm: 1 }, () => chatReply(MODEL), { hooks });
+    const run = track([key.client.chat.completions.create(BODY), key.client.chat.completions.create(BODY)]);
+
+    await quiesce(() => key.sent() * 1_000 + run.settled());
+
+    expect(run.settled()).toBe(2);
+    expect(await Promise.all(run.outcomes)).toEqual(['hook_failed', 'served']);
+    expect(key.sent()).toBe(1);
   });
 });
