@@ -90,7 +90,7 @@ test('1,000 at once in three lanes on 2 keys of 10 rpm: every request settles as
   const byCode: Record<string, number> = {};
   for (const { code } of outcomes) byCode[code] = (byCode[code] ?? 0) + 1;
   const failureById = new Map(failures.map((f) => [f.requestId, f.error.code]));
-  for (const outcome of outcomes.filter((o) => o.requestId !== undefined)) expect(failureById.get(outcome.requestId)).toBe(outcome.code);
+  for (const outcome of outcomes.filter((o) => o.requestId !== undefined)) expect(failureById.get(outcome.requestId!)).toBe(outcome.code);
   expect(Object.keys(byCode).sort()).toEqual(['caller-abort', 'deadline_exceeded', 'hook_failed', 'lane_full', 'no_key_available', 'queue_timeout', 'served', 'upstream_error'].filter((c) => byCode[c] !== undefined));
   expect(byCode.served).toBeGreaterThan(0);
 
