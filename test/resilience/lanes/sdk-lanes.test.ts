@@ -170,6 +170,29 @@ describe('load shedding and refusals', () => {
     expect(getKeyplexDetails(error)).toMatchObject({ code: 'unknown_lane' });
     expect(up.seen).toHaveLength(0);
   });
+  test('stats({ reset: true }) starts the lanes\' rejected and timedOut counts from zero too, like the failures they count in totals', async () => {
+    fakeClock();
+    const up = upstream();
+    const { manager, client } = manage({ lanes: { batch: { concurrency: 1, maxQueue: 1, queueTimeoutMs: 5_000 } } });
+    const held = flood(client, 1, 'batch');
+    await until(() => manager.lanes.batch?.running === 1, 'one running');
+    const waiting = client.chat.completions.create(body('late'), keyplex.options({ lane: 'batch' })).catch((e: unknown) => e);
+    await until(() => manager.lanes.batch?.queued === 1, 'one queued');
+    await client.chat.completions.create(body('extra'), keyplex.options({ lane: 'batch' })).catch(() => undefined);
+    await vi.advanceTimersByTimeAsync(5_000);
+    await waiting;
+
+    const interval = manager.stats({ reset: true });
+    expect(interval.totals.failures).toEqual({ lane_full: 1, queue_timeout: 1 });
+    expect(interval.lanes.batch).toMatchObject({ rejected: 1, timedOut: 1 });
+    const next = manager.stats();
+    expect(next.totals.failures).toEqual({});
+    expect(next.lanes.batch).toMatchObject({ running: 1, queued: 0, rejected: 0, timedOut: 0 });
+    expect(manager.lanes.batch).toMatchObject({ rejected: 0, timedOut: 0 });
+    up.release();
+    await Promise.all(held);
+  });
+
   test('a lane refusal (full, queue timeout, unknown lane) names its request: the SDK error carries the requestId of its failure event (detail and x-keyplex-request-id)', async () => {
     fakeClock();
     const up = upstream();
