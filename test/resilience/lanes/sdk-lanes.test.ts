@@ -7,7 +7,7 @@
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { useManagers } from '../../support/scaffold';
-import { getKeyplexDetails, keyplex, REQUEST_ID_HEADER, type KeyManagerOptions } from '../../../src/index';
+import { getKeyplexDetails, keyplex, REQUEST_ID_HEADER, type KeyManager, type KeyManagerOptions } from '../../../src/index';
 import { chatReply, deferred, keyRing, provider, type Deferred, type UpstreamCall } from '../../support/upstream';
 import '../../support/setup';
 import { fakeClock, until, realSetImmediate } from '../../support/time';
@@ -102,6 +102,29 @@ describe('lanes isolate work', () => {
   });
 });
 
+/** A batch lane of 1 slot and 1 place in its queue, its slot taken by a held request. */
+async function heldBatch() {
+  const up = upstream();
+  const { manager, client } = manage({ lanes: { batch: { concurrency: 1, maxQueue: 1, queueTimeoutMs: 5_000 } } });
+  const held = flood(client, 1, 'batch');
+  await until(() => manager.lanes.batch?.running === 1, 'one running');
+  return { up, manager, client, held };
+}
+
+/**
+ * In {@link heldBatch}'s lane: a request that waits in the queue until it
+ * times out (5 s on the fake clock), and one refused as full meanwhile;
+ * `alsoSend` is sent after them, before the timeout. Their errors.
+ */
+async function fullAndTimedOut(manager: KeyManager, client: OpenAI, alsoSend?: () => Promise<unknown>) {
+  const waiting = client.chat.completions.create(body('late'), keyplex.options({ lane: 'batch' })).catch((e: unknown) => e);
+  await until(() => manager.lanes.batch?.queued === 1, 'one queued');
+  const full = await client.chat.completions.create(body('extra'), keyplex.options({ lane: 'batch' })).catch((e: unknown) => e);
+  const also = await alsoSend?.();
+  await vi.advanceTimersByTimeAsync(5_000);
+  return { full, timedOut: await waiting, also };
+}
+
 describe('load shedding and refusals', () => {
   test('a full lane rejects at once: the SDK raises RateLimitError with code lane_full, and nothing is sent upstream', async () => {
     fakeClock();
@@ -172,15 +195,8 @@ describe('load shedding and refusals', () => {
   });
   test('stats({ reset: true }) starts the lanes\' rejected and timedOut counts from zero too, like the failures they count in totals', async () => {
     fakeClock();
-    const up = upstream();
-    const { manager, client } = manage({ lanes: { batch: { concurrency: 1, maxQueue: 1, queueTimeoutMs: 5_000 } } });
-    const held = flood(client, 1, 'batch');
-    await until(() => manager.lanes.batch?.running === 1, 'one running');
-    const waiting = client.chat.completions.create(body('late'), keyplex.options({ lane: 'batch' })).catch((e: unknown) => e);
-    await until(() => manager.lanes.batch?.queued === 1, 'one queued');
-    await client.chat.completions.create(body('extra'), keyplex.options({ lane: 'batch' })).catch(() => undefined);
-    await vi.advanceTimersByTimeAsync(5_000);
-    await waiting;
+    const { up, manager, client, held } = await heldBatch();
+    await fullAndTimedOut(manager, client);
 
     const interval = manager.stats({ reset: true });
     expect(interval.totals.failures).toEqual({ lane_full: 1, queue_timeout: 1 });
@@ -195,17 +211,10 @@ describe('load shedding and refusals', () => {
 
   test('a lane refusal (full, queue timeout, unknown lane) names its request: the SDK error carries the requestId of its failure event (detail and x-keyplex-request-id)', async () => {
     fakeClock();
-    const up = upstream();
-    const { manager, client } = manage({ lanes: { batch: { concurrency: 1, maxQueue: 1, queueTimeoutMs: 5_000 } } });
+    const { up, manager, client, held } = await heldBatch();
     const failures = record(manager, 'failure');
-    const held = flood(client, 1, 'batch');
-    await until(() => manager.lanes.batch?.running === 1, 'one running');
-    const waiting = client.chat.completions.create(body('late'), keyplex.options({ lane: 'batch' })).catch((e: unknown) => e);
-    await until(() => manager.lanes.batch?.queued === 1, 'one queued');
-    const full = await client.chat.completions.create(body('extra'), keyplex.options({ lane: 'batch' })).catch((e: unknown) => e);
-    const unknown = await client.chat.completions.create(body('lost'), keyplex.options({ lane: 'nope' })).catch((e: unknown) => e);
-    await vi.advanceTimersByTimeAsync(5_000);
-    const timedOut = await waiting;
+    const unknownLane = () => client.chat.completions.create(body('lost'), keyplex.options({ lane: 'nope' })).catch((e: unknown) => e);
+    const { full, timedOut, also: unknown } = await fullAndTimedOut(manager, client, unknownLane);
 
     const errors = [full, unknown, timedOut];
     expect(errors.map((e) => getKeyplexDetails(e)?.code)).toEqual(['lane_full', 'unknown_lane', 'queue_timeout']);
