@@ -391,7 +391,8 @@ export class KeyLimiter {
         dim.learnt.useBucket(dim.bucket, now);
       }
       if (seen.remaining === undefined) continue;
-      const window = this.#closest(dimension, dim.periodMs);
+      // The provider's own window when it stated its limit: a configured one of the same period does not refill like its bucket.
+      const window = dim.learntLimit !== undefined ? dim.learnt : this.#closest(dimension, dim.periodMs);
       if (window === undefined) continue;
       const at = dim.all.indexOf(window);
       const tokens = dimension === 'tokens';
