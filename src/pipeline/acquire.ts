@@ -8,7 +8,7 @@ import { KeyplexError, NoKeyAvailableError, StoreUnavailableError } from '../err
 import { keyOfView, selectingFor } from '../keys/key';
 import type { KeyView } from '../keys/selector';
 import type { Circuit } from '../resilience/breaker/index';
-import type { KeyLimiter, ReserveResult } from '../resilience/rate-limit/index';
+import { MAX_COUNT_LAG_MS, type KeyLimiter, type ReserveResult } from '../resilience/rate-limit/index';
 import type { Deployment } from '../routing/deployments';
 import type { StoreReservation } from '../store/types';
 import { budgetsAllow, holdBudgets } from './admit';
@@ -341,7 +341,8 @@ function noRoom(ctx: RequestContext, limiter: KeyLimiter, reserved: Extract<Rese
     if (now + reserved.waitMs > ctx.deadlineAt && result.readyAt > ctx.deadlineAt) {
       result.hopeUntil = Math.max(result.hopeUntil, limiter.hopeUntil(ctx.tokens, ctx.deadlineAt, now));
     }
-    result.soonestAt = Math.min(result.soonestAt, now + limiter.soonestMs(ctx.tokens, now));
+    // A reply frees room at most the count lag sooner than the wait takes: a key that cannot beat the soonest so far is not judged again.
+    if (now + reserved.waitMs - MAX_COUNT_LAG_MS < result.soonestAt) result.soonestAt = Math.min(result.soonestAt, now + limiter.soonestMs(ctx.tokens, now));
   }
   result.readyAt = Math.min(result.readyAt, now + reserved.waitMs);
 }
