@@ -61,9 +61,12 @@ function explainedBody(body: string, message: string): string {
   return JSON.stringify({ error: { message: `${message} Last upstream answer: ${said.trim() === '' ? '(empty body)' : said}`, type: 'keyplex_error', code: null, param: null } });
 }
 
-/** An OpenAI-style error answer for a failure keyplex decided itself (no upstream answer to pass on). */
-export function errorResponse(error: KeyplexError, status: number): Response {
-  const detail = error.toDetail();
+/**
+ * An OpenAI-style error answer for a failure keyplex decided itself (no
+ * upstream answer to pass on). `detail`: what it carries when not the
+ * error's own (an error made before its request was known, given its id).
+ */
+export function errorResponse(error: KeyplexError, status: number, detail: KeyplexErrorDetail = error.toDetail()): Response {
   const headers = new Headers({ 'content-type': 'application/json', [DETAIL_HEADER]: encodeURIComponent(JSON.stringify(detail)), [SHOULD_RETRY_HEADER]: 'false' });
   if (detail.requestId) headers.set(REQUEST_ID_HEADER, detail.requestId);
   if (error.retryAfterMs !== undefined) {

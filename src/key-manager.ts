@@ -223,6 +223,7 @@ export class KeyManager {
     // Names no configuration knows give their places (and state) up; known ones start from zero.
     core.modelNames.releaseIdle(core);
     core.cache?.reset();
+    core.bulkhead.resetCounts();
     for (const stats of core.models.values()) stats.reset();
     core.models.delete(OTHER_MODELS);
     for (const pool of core.pools) {

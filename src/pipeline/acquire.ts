@@ -8,6 +8,7 @@ import { KeyplexError, NoKeyAvailableError, StoreUnavailableError } from '../err
 import { keyOfView, selectingFor } from '../keys/key';
 import type { KeyView } from '../keys/selector';
 import type { Circuit } from '../resilience/breaker/index';
+import { MAX_COUNT_LAG_MS, type KeyLimiter, type ReserveResult } from '../resilience/rate-limit/index';
 import type { Deployment } from '../routing/deployments';
 import type { StoreReservation } from '../store/types';
 import { budgetsAllow, holdBudgets } from './admit';
@@ -16,7 +17,7 @@ import type { RequestContext } from './context';
 import { deploymentCircuit, type Core, type LinePlace } from './core';
 import { briefDuration, keyStates } from './explain';
 import { adjustLater, Lease } from './lease';
-import { joinLine, leaveLine, waitForKey, waitForTurn } from './lines';
+import { firstWaits, joinLine, leaveLine, LineRefusal, refusedAtJoin, waitForKey, waitForTurn } from './lines';
 import { applyChange } from './store-sync';
 
 /** Keys judged per batch when picking from a large pool. */
@@ -49,10 +50,17 @@ interface NotReady {
    * could still make room in time (-Infinity: no such key).
    */
   hopeUntil: number;
+  /**
+   * The soonest a rate-limit window of a key not usable now could take the
+   * request, every request in flight taken as answered now (Infinity: none
+   * told). `min(soonestAt, readyAt)` is the soonest any key could take it,
+   * unless `probing`: nobody waiting behind this request can go before.
+   */
+  soonestAt: number;
 }
 
 /** One scratch answer, reused: `pick` is synchronous and its answer is read before the next pick. */
-const NOT_READY: NotReady = { readyAt: Infinity, tooLarge: false, probing: false, learning: false, hopeUntil: -Infinity };
+const NOT_READY: NotReady = { readyAt: Infinity, tooLarge: false, probing: false, learning: false, hopeUntil: -Infinity, soonestAt: Infinity };
 
 /**
  * A lease for the next attempt. When every key that could serve the request
@@ -87,12 +95,15 @@ async function acquireWaiting(core: Core, ctx: RequestContext, attempt: number, 
   const line = lineId === undefined ? undefined : core.lines.get(lineId);
   let place: LinePlace | undefined;
   if (line !== undefined && line.length > 0) {
-    place = joinLine(core, lineId!);
+    // First come, first served: a deadline before the first in line can go is refused now, not at the deadline.
+    const refused = refusedAtJoin(core, lineId!, ctx.deadlineAt);
+    if (refused !== undefined) throw behindLine(ctx, refused);
+    place = joinLine(core, lineId!, ctx.deadlineAt);
     try {
       await waitForTurn(place, signal);
     } catch (error) {
       leaveLine(core, lineId!, place);
-      throw error;
+      throw error instanceof LineRefusal ? behindLine(ctx, error) : error;
     }
   }
   let refusals = 0;
@@ -116,13 +127,31 @@ async function acquireWaiting(core: Core, ctx: RequestContext, attempt: number, 
       }
       const waitMs = noKeyWait(core, ctx, deployments, picked, now);
       lineId ??= lineOf(deployments);
-      place ??= joinLine(core, lineId);
+      place ??= joinLine(core, lineId, ctx.deadlineAt);
+      // Behind a probe in flight nothing is known of when keys free up, and a request that waits only in hope may leave
+      // unserved (room for a smaller request behind it may come sooner): no one behind is refused for them.
+      const known = !picked.probing && picked.readyAt <= ctx.deadlineAt;
+      firstWaits(core, lineId, place, known ? Math.min(picked.soonestAt, picked.readyAt) : now, picked.readyAt);
       await waitForKey(core, waitMs, signal);
       refusals = 0;
     }
   } finally {
     if (place !== undefined) leaveLine(core, lineId!, place);
   }
+}
+
+/** `no_key_available` for the request: `why` no key is usable. */
+function noKey(ctx: RequestContext, why: string, retryAfterMs?: number): NoKeyAvailableError {
+  const model = ctx.request.model === undefined ? '' : ` for model '${ctx.request.model}'`;
+  return new NoKeyAvailableError(`keyplex: no usable key${model}: ${why}`, { requestId: ctx.requestId, attempts: ctx.history.outcomes, retryAfterMs });
+}
+
+/** The request's deadline comes before the first in its line can go: refused (`retryAfterMs`: until the first expects to go). */
+function behindLine(ctx: RequestContext, refusal: LineRefusal): NoKeyAvailableError {
+  const now = Date.now();
+  const ahead = refusal.ahead === 1 ? '1 request waits' : `${refusal.ahead} requests wait`;
+  const soonest = briefDuration(Math.max(0, refusal.soonestAt - now));
+  return noKey(ctx, `${ahead} ahead of this one for the same keys, and the first can go in ${soonest} at the soonest, after this request's deadline. Retry later or add keys.`, Math.max(1, Math.ceil(refusal.readyAt - now)));
 }
 
 /** The waiting line of a set of deployments, by name. */
@@ -137,9 +166,7 @@ function lineOf(deployments: readonly Deployment[]): string {
  * to settle: its end wakes it.
  */
 function noKeyWait(core: Core, ctx: RequestContext, deployments: readonly Deployment[], picked: NotReady, now: number): number {
-  const model = ctx.request.model === undefined ? '' : ` for model '${ctx.request.model}'`;
-  const fail = (why: string, retryAfterMs?: number) =>
-    new NoKeyAvailableError(`keyplex: no usable key${model}: ${why}`, { requestId: ctx.requestId, attempts: ctx.history.outcomes, retryAfterMs });
+  const fail = (why: string, retryAfterMs?: number) => noKey(ctx, why, retryAfterMs);
   const states = () => keyStates(core, deployments, now, ctx.history.budgetRefusal !== undefined, ctx.history.held);
   // Until the deadline at most (the request is not past it: acquire ends it as overdue first).
   if (picked.probing && picked.readyAt > ctx.deadlineAt) return ctx.deadlineAt - now;
@@ -177,6 +204,7 @@ function pick(core: Core, ctx: RequestContext, attempt: number, now: number): Le
   result.probing = false;
   result.learning = false;
   result.hopeUntil = -Infinity;
+  result.soonestAt = Infinity;
   const { avoided, held } = ctx.history;
   const excluded = ctx.route.excludedModels;
   for (let pass = 0; pass < 2; pass++) {
@@ -294,20 +322,29 @@ function pickOn(
         key.circuit?.tryPass();
         return new Lease(core, ctx, deployment, key, window, reserved.reservation, circuit);
       }
-      if (reserved.probing) {
-        result.probing = true;
-        // Waiting for the probe at worst (its hold) fits the deadline: better than a dearer or later deployment.
-        if (now + reserved.waitMs <= ctx.deadlineAt) result.learning = true;
-      } else if (reserved.waitMs === Infinity) result.tooLarge = true;
-      else if (now + reserved.waitMs > ctx.deadlineAt && result.readyAt > ctx.deadlineAt) {
-        result.hopeUntil = Math.max(result.hopeUntil, window.limiter.hopeUntil(ctx.tokens, ctx.deadlineAt, now));
-      }
-      result.readyAt = Math.min(result.readyAt, now + reserved.waitMs);
+      noRoom(ctx, window.limiter, reserved, now, result);
       candidates.splice(index, 1);
       positions?.splice(index, 1);
     }
   }
   return undefined;
+}
+
+/** A key whose rate limits refused the request (`reserved`): when it may take it, into `result`. */
+function noRoom(ctx: RequestContext, limiter: KeyLimiter, reserved: Extract<ReserveResult, { ok: false }>, now: number, result: NotReady): void {
+  if (reserved.probing) {
+    result.probing = true;
+    // Waiting for the probe at worst (its hold) fits the deadline: better than a dearer or later deployment.
+    if (now + reserved.waitMs <= ctx.deadlineAt) result.learning = true;
+  } else if (reserved.waitMs === Infinity) result.tooLarge = true;
+  else {
+    if (now + reserved.waitMs > ctx.deadlineAt && result.readyAt > ctx.deadlineAt) {
+      result.hopeUntil = Math.max(result.hopeUntil, limiter.hopeUntil(ctx.tokens, ctx.deadlineAt, now));
+    }
+    // A reply frees room at most the count lag sooner than the wait takes: a key that cannot beat the soonest so far is not judged again.
+    if (now + reserved.waitMs - MAX_COUNT_LAG_MS < result.soonestAt) result.soonestAt = Math.min(result.soonestAt, now + limiter.soonestMs(ctx.tokens, now));
+  }
+  result.readyAt = Math.min(result.readyAt, now + reserved.waitMs);
 }
 
 /** What a reservation's wait is rejected with when the request ends first. */
@@ -360,7 +397,7 @@ async function reserveShared(core: Core, lease: Lease, signal: AbortSignal): Pro
     lease.settle('undone');
     return 0;
   }
-  lease.settle('undone');
+  lease.settle('refused');
   if (verdict.disabled !== undefined) {
     applyChange(core, { kind: 'key', key: key.ref, status: { disabled: verdict.disabled, cooldownUntil: 0 } });
     return 0;

@@ -23,9 +23,17 @@ import { TimedCounterSet } from '../usage/stats';
 import type { ActiveRequests } from './abort';
 import type { EventHub } from './hub';
 
-/** A request's place in a line of requests waiting for a key; `turn` is set while it waits for its turn. */
+/** A request's place in a line of requests waiting for a key. */
 export interface LinePlace {
+  /** Set while it waits for its turn: gives it. */
   turn: (() => void) | undefined;
+  /** Set while it waits for its turn: refuses it (the first in line can go only after its deadline). */
+  refuse: ((why: unknown) => void) | undefined;
+  /** Its request's deadline. */
+  readonly deadlineAt: number;
+  /** First in line, waiting for a key: the soonest it could go (unset until known), and when it expects to. */
+  soonestAt: number | undefined;
+  readyAt: number;
 }
 
 /** A routing strategy with the name events and stats show. */

@@ -23,7 +23,11 @@ import { keysChanged, type Core } from './core';
 
 /**
  * How an attempt ended, for {@link Lease.settle}:
- * - `undone`: picked but never sent (the shared store refused it, a hook failed, the request ended first);
+ * - `undone`: picked but never sent (a hook failed, the request ended first,
+ *   the shared store granted it to a key gone out of use): the room it held
+ *   goes to the requests waiting for it;
+ * - `refused`: picked, and the shared store refused it: undone, nobody woken
+ *   (the store has no room for them either);
  * - `aborted`: the request ended (caller, deadline, close) while it ran: no penalty;
  * - `dropped`: the upstream answered, but keyplex dropped the answer (an
  *   `afterResponse` hook threw): no penalty, and the tokens it counted stay counted;
@@ -32,7 +36,7 @@ import { keysChanged, type Core } from './core';
  * - `succeeded`: the reply is complete (a stream: it ended) with its usage and cost;
  * - `stream-failed`: a stream broke after its first bytes.
  */
-export type LeaseOutcome = 'undone' | 'aborted' | 'dropped' | 'failed' | 'first-byte' | 'succeeded' | 'stream-failed';
+export type LeaseOutcome = 'undone' | 'refused' | 'aborted' | 'dropped' | 'failed' | 'first-byte' | 'succeeded' | 'stream-failed';
 
 /** Windows whose last successful reply stated an out-of-bounds limit (reported once per episode). */
 const cappedWindows = new WeakSet<KeyLimiter>();
@@ -180,7 +184,7 @@ export class Lease {
     return this.#abort?.attemptTimedOut === true;
   }
 
-  settle(outcome: 'undone' | 'aborted' | 'dropped'): void;
+  settle(outcome: 'undone' | 'refused' | 'aborted' | 'dropped'): void;
   /** `upstreamFault` false: the stream was ended on the caller's side (not read, its deadline, `close()`): no verdict on the provider. */
   settle(outcome: 'stream-failed', now: number, usage: Usage | null, costUsd: number | null, upstreamFault: boolean): void;
   settle(outcome: 'first-byte', now: number): void;
@@ -198,10 +202,12 @@ export class Lease {
   #settle(outcome: LeaseOutcome, now: number, detail: Classification | Usage | null | undefined, extra: boolean | number | null | undefined, flag: boolean): void {
     const { core, ctx, key, deployment } = this;
     const pool = deployment.pool;
-    if (outcome === 'undone' || outcome === 'aborted' || outcome === 'dropped' || outcome === 'failed') this.#probeEnded();
+    if (outcome !== 'first-byte' && outcome !== 'succeeded' && outcome !== 'stream-failed') this.#probeEnded();
     switch (outcome) {
       case 'undone':
+      case 'refused':
         this.#cancel();
+        if (outcome === 'undone') keysChanged(core);
         this.#health('release');
         settleKeyBudget(core, ctx, deployment, key, 0);
         return;
@@ -291,7 +297,10 @@ export class Lease {
     this.settle('aborted');
   }
 
-  /** The reservation of an attempt never sent is cancelled: here, and in the shared store when it was taken there. */
+  /**
+   * The reservation of an attempt never sent is cancelled: here, and in the
+   * shared store when it was taken there.
+   */
   #cancel(): void {
     const { window, reservation, shared } = this;
     window.limiter.cancel(reservation);
@@ -319,13 +328,23 @@ export class Lease {
   /** The attempt failed before the provider could count it: gives its tokens back, here and in the shared store. */
   refund(): void {
     const { window, reservation } = this;
-    if (window.limiter.refund(reservation)) this.#adjustShared(-reservation.tokens);
+    if (window.limiter.refund(reservation)) this.#tokensChanged(-reservation.tokens);
   }
 
   /** Replaces the estimated tokens with the real count, here and in the shared store. */
   reconcile(actualTokens: number, now?: number): void {
     const { window, reservation } = this;
-    if (window.limiter.reconcile(reservation, actualTokens, now)) this.#adjustShared(actualTokens - reservation.tokens);
+    if (window.limiter.reconcile(reservation, actualTokens, now)) this.#tokensChanged(actualTokens - reservation.tokens);
+  }
+
+  /**
+   * The reservation's tokens changed by `tokens` (given back when negative):
+   * in the shared store too, and tokens given back wake the requests waiting
+   * for room (they would otherwise sleep until the estimate left the window).
+   */
+  #tokensChanged(tokens: number): void {
+    this.#adjustShared(tokens);
+    if (tokens < 0) keysChanged(this.core);
   }
 
   /**

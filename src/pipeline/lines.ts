@@ -6,15 +6,55 @@
  */
 import type { Core, LinePlace } from './core';
 
-export function joinLine(core: Core, lineId: string): LinePlace {
+/**
+ * Why a request waiting for its turn (or about to join the line) is refused:
+ * the first in line can go no sooner than `soonestAt`, after the request's
+ * deadline, and expects to at `readyAt`; `ahead` requests wait before it.
+ */
+export class LineRefusal {
+  constructor(
+    readonly soonestAt: number,
+    readonly readyAt: number,
+    readonly ahead: number,
+  ) {}
+}
+
+export function joinLine(core: Core, lineId: string, deadlineAt: number): LinePlace {
   let line = core.lines.get(lineId);
   if (line === undefined) {
     line = [];
     core.lines.set(lineId, line);
   }
-  const place: LinePlace = { turn: undefined };
+  const place: LinePlace = { turn: undefined, refuse: undefined, deadlineAt, soonestAt: undefined, readyAt: Infinity };
   line.push(place);
   return place;
+}
+
+/** For a request about to join `lineId`: the refusal when the first in line can go only after `deadlineAt` (first come, first served: it could not go before). */
+export function refusedAtJoin(core: Core, lineId: string, deadlineAt: number): LineRefusal | undefined {
+  const line = core.lines.get(lineId);
+  const first = line?.[0];
+  if (first?.soonestAt === undefined || deadlineAt >= first.soonestAt) return undefined;
+  return new LineRefusal(first.soonestAt, first.readyAt, line!.length);
+}
+
+/**
+ * `place`, first in its line, waits for a key: it can go no sooner than
+ * `soonestAt` and expects to at `readyAt`. The requests behind it whose
+ * deadline comes before `soonestAt` are refused now rather than at their
+ * deadline (none can go before it). O(line) when `soonestAt` moves later.
+ */
+export function firstWaits(core: Core, lineId: string, place: LinePlace, soonestAt: number, readyAt: number): void {
+  const line = core.lines.get(lineId);
+  if (line === undefined || line[0] !== place) return;
+  const before = place.soonestAt;
+  place.soonestAt = soonestAt;
+  place.readyAt = readyAt;
+  if (before !== undefined && soonestAt <= before) return;
+  for (let i = 1; i < line.length; i++) {
+    const behind = line[i]!;
+    if (behind.deadlineAt < soonestAt) behind.refuse?.(new LineRefusal(soonestAt, readyAt, i));
+  }
 }
 
 /** Leaves the line; the next in line (now first) gets its turn. */
@@ -27,17 +67,22 @@ export function leaveLine(core: Core, lineId: string, place: LinePlace): void {
   else if (index === 0) line[0]!.turn?.();
 }
 
-/** Resolves when `place` is first in its line. */
+/** Resolves when `place` is first in its line; rejects with the signal's reason, or a {@link LineRefusal}. */
 export function waitForTurn(place: LinePlace, signal: AbortSignal): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const onAbort = () => {
-      place.turn = undefined;
+      place.turn = place.refuse = undefined;
       reject(signal.reason);
     };
     place.turn = () => {
-      place.turn = undefined;
+      place.turn = place.refuse = undefined;
       signal.removeEventListener('abort', onAbort);
       resolve();
+    };
+    place.refuse = (why) => {
+      place.turn = place.refuse = undefined;
+      signal.removeEventListener('abort', onAbort);
+      reject(why);
     };
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });

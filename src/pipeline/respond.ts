@@ -222,13 +222,8 @@ export function finishFailure(core: Core, ctx: RequestContext, error: unknown, s
     if (answer) {
       const status = answer.response.status;
       const message = callerError(error, attempts.length) ? undefined : `keyplex: ${attemptsSummary(attempts)}.${redirectAdvice(error, answer.response)}`;
-      const detail: KeyplexErrorDetail = {
-        code: 'upstream_error',
-        message: message ?? `keyplex: the upstream answered ${status} (${error.classification.kind}) on attempt ${attempts.length}.`,
-        requestId,
-        attempts,
-        status,
-      };
+      const said = message ?? `keyplex: the upstream answered ${status} (${error.classification.kind}) on attempt ${attempts.length}.`;
+      const detail: KeyplexErrorDetail = { code: 'upstream_error', message: said, requestId, attempts, status };
       failed(core, ctx, detail);
       return withDetail(answer.response, answer.body, detail, message);
     }
@@ -262,9 +257,10 @@ export function finishFailure(core: Core, ctx: RequestContext, error: unknown, s
     return errorResponse(error, error.status ?? 503);
   }
   if (KeyplexError.is(error) && error.status !== undefined) {
-    // Refused by keyplex itself (lane full, queue timeout, unknown lane, closed): an HTTP-shaped answer.
-    failed(core, ctx, { ...error.toDetail(), requestId, attempts });
-    return errorResponse(error, error.status);
+    // Refused by keyplex itself (lane full, queue timeout, unknown lane, closed), made not knowing the request: named here.
+    const detail = { ...error.toDetail(), requestId, attempts };
+    failed(core, ctx, detail);
+    return errorResponse(error, error.status, detail);
   }
   if (KeyplexError.is(error)) {
     failed(core, ctx, error.toDetail());

@@ -31,9 +31,9 @@ export interface LaneStats {
   concurrency: number;
   /** The lane's `maxQueue`. */
   maxQueue: number;
-  /** Requests refused so far because the lane was full or the bulkhead closed. */
+  /** Requests refused so far (since the start or the last `stats({ reset: true })`) because the lane was full or the bulkhead closed. */
   rejected: number;
-  /** Requests dropped so far because they waited longer than `queueTimeoutMs`. */
+  /** Requests dropped so far (since the start or the last `stats({ reset: true })`) because they waited longer than `queueTimeoutMs`. */
   timedOut: number;
 }
 
@@ -224,6 +224,11 @@ export class Bulkhead {
         },
       ]),
     );
+  }
+
+  /** Starts every lane's `rejected` and `timedOut` counts from zero (`stats({ reset: true })`); running and queued work are untouched. */
+  resetCounts(): void {
+    for (const lane of this.#lanes.values()) lane.rejected = lane.timedOut = 0;
   }
 
   /** Resolves when no lane has running or queued work. */

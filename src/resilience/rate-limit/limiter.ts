@@ -151,11 +151,11 @@ export class KeyLimiter {
     return limits;
   }
 
-  /** Ms until 1 request and `tokens` tokens fit in every window in force (0: now). */
-  #waitMs(tokens: number, now: number): number {
+  /** Ms until 1 request and `tokens` tokens fit in every window in force (0: now); with `replyAt`, as if every request in flight were answered then. */
+  #waitMs(tokens: number, now: number, replyAt?: number): number {
     let wait = 0;
-    for (const window of this.#windows('requests')) wait = Math.max(wait, window.waitMs(1, now));
-    for (const window of this.#windows('tokens')) wait = Math.max(wait, window.waitMs(tokens, now));
+    for (const window of this.#windows('requests')) wait = Math.max(wait, window.waitMs(1, now, replyAt));
+    for (const window of this.#windows('tokens')) wait = Math.max(wait, window.waitMs(tokens, now, replyAt));
     // A 429's rest closes the learnt window even while nothing is known of its limit.
     for (const dimension of DIMENSIONS) {
       const blocked = this.#dim(dimension).learnt.blockedUntil;
@@ -211,6 +211,12 @@ export class KeyLimiter {
     open.push(reservation);
     if (open.length > MAX_OPEN) open.shift();
     return { ok: true, reservation };
+  }
+
+  /** After a refusal: the soonest (ms) the request could fit, every request in flight answered now (no reply makes room sooner). */
+  soonestMs(tokens: number, clockRead?: number): number {
+    const now = this.#now(clockRead);
+    return this.#waitMs(tokens >= 0 ? tokens : 0, now, now);
   }
 
   /** After a refusal whose wait ends past `by` (a deadline): until when replies to the requests in flight would still make room by then ({@link Dimension.hopeUntil}); `-Infinity` when none would. */
@@ -385,7 +391,8 @@ export class KeyLimiter {
         dim.learnt.useBucket(dim.bucket, now);
       }
       if (seen.remaining === undefined) continue;
-      const window = this.#closest(dimension, dim.periodMs);
+      // The provider's own window when it stated its limit: a configured one of the same period does not refill like its bucket.
+      const window = dim.learntLimit !== undefined ? dim.learnt : this.#closest(dimension, dim.periodMs);
       if (window === undefined) continue;
       const at = dim.all.indexOf(window);
       const tokens = dimension === 'tokens';

@@ -7,7 +7,7 @@
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { useManagers } from '../../support/scaffold';
-import { getKeyplexDetails, keyplex, type KeyManagerOptions } from '../../../src/index';
+import { getKeyplexDetails, keyplex, REQUEST_ID_HEADER, type KeyManager, type KeyManagerOptions } from '../../../src/index';
 import { chatReply, deferred, keyRing, provider, type Deferred, type UpstreamCall } from '../../support/upstream';
 import '../../support/setup';
 import { fakeClock, until, realSetImmediate } from '../../support/time';
@@ -102,6 +102,29 @@ describe('lanes isolate work', () => {
   });
 });
 
+/** A batch lane of 1 slot and 1 place in its queue, its slot taken by a held request. */
+async function heldBatch() {
+  const up = upstream();
+  const { manager, client } = manage({ lanes: { batch: { concurrency: 1, maxQueue: 1, queueTimeoutMs: 5_000 } } });
+  const held = flood(client, 1, 'batch');
+  await until(() => manager.lanes.batch?.running === 1, 'one running');
+  return { up, manager, client, held };
+}
+
+/**
+ * In {@link heldBatch}'s lane: a request that waits in the queue until it
+ * times out (5 s on the fake clock), and one refused as full meanwhile;
+ * `alsoSend` is sent after them, before the timeout. Their errors.
+ */
+async function fullAndTimedOut(manager: KeyManager, client: OpenAI, alsoSend?: () => Promise<unknown>) {
+  const waiting = client.chat.completions.create(body('late'), keyplex.options({ lane: 'batch' })).catch((e: unknown) => e);
+  await until(() => manager.lanes.batch?.queued === 1, 'one queued');
+  const full = await client.chat.completions.create(body('extra'), keyplex.options({ lane: 'batch' })).catch((e: unknown) => e);
+  const also = await alsoSend?.();
+  await vi.advanceTimersByTimeAsync(5_000);
+  return { full, timedOut: await waiting, also };
+}
+
 describe('load shedding and refusals', () => {
   test('a full lane rejects at once: the SDK raises RateLimitError with code lane_full, and nothing is sent upstream', async () => {
     fakeClock();
@@ -169,6 +192,38 @@ describe('load shedding and refusals', () => {
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
     expect(getKeyplexDetails(error)).toMatchObject({ code: 'unknown_lane' });
     expect(up.seen).toHaveLength(0);
+  });
+  test('stats({ reset: true }) starts the lanes\' rejected and timedOut counts from zero too, like the failures they count in totals', async () => {
+    fakeClock();
+    const { up, manager, client, held } = await heldBatch();
+    await fullAndTimedOut(manager, client);
+
+    const interval = manager.stats({ reset: true });
+    expect(interval.totals.failures).toEqual({ lane_full: 1, queue_timeout: 1 });
+    expect(interval.lanes.batch).toMatchObject({ rejected: 1, timedOut: 1 });
+    const next = manager.stats();
+    expect(next.totals.failures).toEqual({});
+    expect(next.lanes.batch).toMatchObject({ running: 1, queued: 0, rejected: 0, timedOut: 0 });
+    expect(manager.lanes.batch).toMatchObject({ rejected: 0, timedOut: 0 });
+    up.release();
+    await Promise.all(held);
+  });
+
+  test('a lane refusal (full, queue timeout, unknown lane) names its request: the SDK error carries the requestId of its failure event (detail and x-keyplex-request-id)', async () => {
+    fakeClock();
+    const { up, manager, client, held } = await heldBatch();
+    const failures = record(manager, 'failure');
+    const unknownLane = () => client.chat.completions.create(body('lost'), keyplex.options({ lane: 'nope' })).catch((e: unknown) => e);
+    const { full, timedOut, also: unknown } = await fullAndTimedOut(manager, client, unknownLane);
+
+    const errors = [full, unknown, timedOut];
+    expect(errors.map((e) => getKeyplexDetails(e)?.code)).toEqual(['lane_full', 'unknown_lane', 'queue_timeout']);
+    expect(failures.map((f) => f.error.code)).toEqual(['lane_full', 'unknown_lane', 'queue_timeout']);
+    expect(errors.map((e) => getKeyplexDetails(e)?.requestId)).toEqual(failures.map((f) => f.requestId));
+    expect(errors.map((e) => (e as InstanceType<typeof OpenAI.APIError>).headers?.get(REQUEST_ID_HEADER))).toEqual(failures.map((f) => f.requestId));
+    expect(up.seen).toHaveLength(1);
+    up.release();
+    await Promise.all(held);
   });
 });
 

@@ -117,3 +117,58 @@ describe('a wait that only the estimate for the request ahead puts past the dead
     expect(sentAt.map((t) => t - start)).toEqual([0]);
   });
 });
+
+describe('a deadline that comes before the request ahead in line can go', () => {
+  test('1 a second, one served, one waiting for the refill at 1000 ms: a third with deadlineMs 900 is refused at once (no_key_available, retryAfterMs 1000), not at its deadline', async () => {
+    fakeClock();
+    const { client, sentAt, answerFirst } = oneASecond();
+    const start = Date.now();
+    const a = settled(client.chat.completions.create(BODY), start);
+    answerFirst();
+    await a.done;
+    const b = settled(client.chat.completions.create(BODY), start);
+    await quiesce(() => sentAt.length + (b.outcome.at === undefined ? 0 : 10));
+    expect(b.outcome).toEqual({});
+
+    const c = settled(client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 900 })), start);
+    await quiesce(() => (c.outcome.at === undefined ? 0 : 1));
+
+    expect(c.outcome).toEqual({ at: 0, code: 'no_key_available', retryAfterMs: 1_000 });
+    await vi.advanceTimersByTimeAsync(1_000);
+    await b.done;
+    expect(b.outcome).toEqual({ at: 1_000, code: 'served' });
+    expect(sentAt.map((t) => t - start)).toEqual([0, 1_000]);
+  });
+
+  test('already in line when the request ahead learns how long it waits: refused then, not at its deadline', async () => {
+    fakeClock();
+    // A key of unknown limits: its first request goes alone (the probe, held); its reply states 1 a minute, used up.
+    const sentAt: number[] = [];
+    const probe: Deferred<void> = deferred();
+    held.push(probe);
+    const headers = { 'x-ratelimit-limit-requests': '1', 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '60s' };
+    const fetch = (async () => {
+      sentAt.push(Date.now());
+      if (sentAt.length === 1) await probe.promise;
+      return chatReply('gpt-4.1', 'hello', {}, { headers });
+    }) as typeof globalThis.fetch;
+    const { client } = manage({ providers: { one: { baseURL: BASE, keys: [fakeKey('window')], models: ['gpt-4.1'] } }, fetch });
+    const start = Date.now();
+    const a = settled(client.chat.completions.create(BODY), start);
+    await quiesce(() => sentAt.length);
+    const b = settled(client.chat.completions.create(BODY), start);
+    const c = settled(client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 5_000 })), start);
+    await quiesce(() => sentAt.length + (c.outcome.at === undefined ? 0 : 10));
+    expect([b.outcome, c.outcome]).toEqual([{}, {}]);
+
+    await vi.advanceTimersByTimeAsync(100);
+    probe.resolve();
+    await a.done;
+    await quiesce(() => (c.outcome.at === undefined ? 0 : 1));
+
+    expect(c.outcome.code).toBe('no_key_available');
+    expect(c.outcome.at).toBe(100);
+    expect(b.outcome).toEqual({});
+    expect(sentAt.map((t) => t - start)).toEqual([0]);
+  });
+});

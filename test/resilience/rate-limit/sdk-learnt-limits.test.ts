@@ -209,3 +209,49 @@ describe('limits only stated by headers, periods learnt from the resets', () => 
     }
   }, 120_000);
 });
+
+describe('a configured window beside the provider\'s own of the same period', () => {
+  test('rpm 120 configured, the provider\'s bucket lowered from 60 to 20 a minute, then raised back: the minute after, 60 served (22 before: its remaining capped the configured window, which does not refill), 0 upstream 429s', async () => {
+    fakeClock();
+    const t0 = Date.now();
+    const limitAt = (now: number) => (now - t0 >= 3 * MINUTE && now - t0 < 8 * MINUTE ? 20 : 60);
+    // An OpenAI-style token bucket: `limit` a minute, refilled continuously; the reset is the time to refill what was used
+    // (seconds with 3 decimals, `57.312s`).
+    let level = 60;
+    let last = t0;
+    const served: number[] = [];
+    const rejected: number[] = [];
+    const fetch = (async () => {
+      const now = Date.now();
+      const limit = limitAt(now);
+      level = Math.min(limit, level + ((now - last) * limit) / MINUTE);
+      last = now;
+      const ok = level >= 1;
+      if (ok) level--;
+      (ok ? served : rejected).push(now);
+      const headers = {
+        'x-ratelimit-limit-requests': String(limit),
+        'x-ratelimit-remaining-requests': String(Math.floor(level)),
+        'x-ratelimit-reset-requests': `${Math.max(0.001, ((limit - level) * 60) / limit).toFixed(3)}s`,
+      };
+      return ok ? chatReply('gpt-4.1', 'hello', {}, { headers }) : errorReply(429, 'rate_limit_exceeded', headers);
+    }) as typeof globalThis.fetch;
+    const { client } = manage({ providers: { p: { baseURL: BASE, keys: keyRing('k').keys, models: ['gpt-4.1'], rpm: 120 } }, fetch });
+
+    // Two requests a second for 10 minutes, each with 30 s to be served: 60 a minute for 3 minutes, 20 for 5, then 60 again.
+    const requests: Promise<unknown>[] = [];
+    for (let tick = 0; tick < 20 * 60; tick++) {
+      requests.push(client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 30_000 })).catch(() => undefined));
+      await vi.advanceTimersByTimeAsync(500);
+    }
+    await vi.advanceTimersByTimeAsync(30_000);
+    await Promise.all(requests);
+
+    const inMinute = (m: number) => served.filter((t) => t - t0 >= m * MINUTE && t - t0 < (m + 1) * MINUTE).length;
+    expect(rejected).toEqual([]);
+    expect([1, 2].map(inMinute)).toEqual([60, 60]);
+    expect([4, 5, 6, 7].map(inMinute).every((n) => n >= 19 && n <= 20)).toBe(true);
+    expect(inMinute(8)).toBeGreaterThanOrEqual(57);
+    expect(inMinute(9)).toBeGreaterThanOrEqual(57);
+  });
+});
