@@ -285,8 +285,9 @@ export function scanFirst(first: Uint8Array, stripUsageChunk: boolean, redactor?
 /**
  * A stream read until its first data event is judged (or it ends): each
  * read is given to {@link take} until it says so, with no async frame of its
- * own. {@link broken} when the stream ended before any byte, an event carries
- * data that is neither JSON nor `[DONE]`, or more than
+ * own. {@link broken} when the stream ended before any data event (no byte,
+ * or only comments, fields without data, a bare `[DONE]`: an empty answer),
+ * an event carries data that is neither JSON nor `[DONE]`, or more than
  * {@link MAX_FIRST_EVENT_BYTES} came before a data event (the stream is
  * broken before anything reached the caller, so another attempt may serve it). Handed to
  * {@link tapEventStream}, those events are not judged again.
@@ -295,7 +296,6 @@ export class FirstRead implements FirstEvents {
   readonly scanner: EventScanner;
   out: Uint8Array | undefined;
   broken = false;
-  #any = false;
 
   constructor(stripUsageChunk: boolean, redactor?: ByteRedactor, everything = true) {
     this.scanner = new EventScanner(stripUsageChunk, redactor, everything);
@@ -305,19 +305,19 @@ export class FirstRead implements FirstEvents {
    * Takes one read: true once a data event is judged (comments before it,
    * keep-alives such as OpenRouter's `: OPENROUTER PROCESSING`, are kept to
    * pass on with it: until data comes nothing reaches the caller, so an error
-   * or a broken event in its place can still fail over), the stream ended,
-   * or it is broken (stop reading then).
+   * or a broken event in its place, or the end, can still fail over), or
+   * once it is broken (stop reading then).
    */
   take(read: ReadResult): boolean {
     const { done, value } = read;
-    if (done && !this.#any) return (this.broken = true);
-    this.#any = true;
     const scanner = this.scanner;
     const out = scanner.scan(value, done);
     this.out = this.out === undefined || out === undefined ? (out ?? this.out) : joined(this.out, out);
     if (scanner.malformed) return (this.broken = true);
     const tally = scanner.tally;
-    if (done || tally.dataEvents > 0 || tally.sawEnd) return true;
+    if (tally.dataEvents > 0) return true;
+    // Ended (the body, or at a `[DONE]`) before any data event: nothing was answered.
+    if (done || tally.sawEnd) return (this.broken = true);
     if (scanner.held + (this.out?.length ?? 0) > MAX_FIRST_EVENT_BYTES) {
       scanner.clear();
       return (this.broken = true);

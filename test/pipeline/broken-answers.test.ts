@@ -68,6 +68,26 @@ function inTwoParts(before: string, later: Promise<void>, after: string): Respon
   return sse(body);
 }
 
+/**
+ * A stream call whose first provider answers `reply` (a broken answer) and the
+ * second a good stream: the app reads the good one whole, after one failover
+ * for `invalid_response`, with no failure.
+ */
+async function expectServedBySecond(reply: () => Response) {
+  provider(ONE, reply);
+  provider(TWO, () => sseReply(chatChunks('gpt-4.1', WORDS, false)));
+  const { client, manager, success, failure } = manage();
+  const failover = record(manager, 'failover');
+
+  const { chunks, error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+
+  expect(error).toBeUndefined();
+  expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Hello world');
+  expect(success.map((e) => e.provider)).toEqual(['two']);
+  expect(failover.map((e) => e.reason)).toEqual(['invalid_response']);
+  expect(failure).toEqual([]);
+}
+
 describe('a JSON call', () => {
   test('malformed JSON as the last answer surfaces as an SDK APIError (502) with keyplex detail malformed_response', async () => {
     provider(ONE, malformedJson);
@@ -177,6 +197,27 @@ describe('a stream call', () => {
     expect(failure).toEqual([]);
   });
 
+  // A stream that ends before any data event (keep-alive comments, `retry:` or `id:` fields, a bare `[DONE]`) answered nothing: as an empty one.
+  test.each([
+    ["keep-alive comments (OpenRouter's), then the end", ': OPENROUTER PROCESSING\n\n: OPENROUTER PROCESSING\n\n'],
+    ['only `retry:` and `id:` fields, then the end', 'retry: 1000\nid: 1\n\n'],
+    ['only `[DONE]`', ': comment\n\ndata: [DONE]\n\n'],
+  ])('a stream of %s is an empty answer: retried on another key, not a stream error after nothing reached the caller', async (_name, text) => {
+    await expectServedBySecond(() => sse(text));
+  });
+
+  test('a stream of keep-alive comments that ends, as the last answer, is a broken answer (502, malformed_response) at the call', async () => {
+    provider(ONE, () => sse(': OPENROUTER PROCESSING\n\n'));
+    const { client, success, failure } = manage({ retry: { maxAttempts: 1 } });
+
+    const error = await caught(() => client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+
+    expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+    expect(getKeyplexDetails(error)?.code).toBe('malformed_response');
+    expect(failure.map((e) => e.error.code)).toEqual(['malformed_response']);
+    expect(success).toEqual([]);
+  });
+
   test('garbage data in the first event is a broken answer: retried on another key', async () => {
     provider(ONE, () => sse('data: {"id": "chatcmpl-1", "choi\n\n'));
     provider(TWO, () => sseReply(chatChunks('gpt-4.1', WORDS, false)));
@@ -279,18 +320,7 @@ describe('a first event that never ends', () => {
 
   test('past 16 MiB without an event boundary the attempt is a broken answer: the upstream is let go, and another key serves the stream', async () => {
     const endless = endlessFirstEvent(64 * MiB);
-    provider(ONE, endless.reply);
-    provider(TWO, () => sseReply(chatChunks('gpt-4.1', WORDS, false)));
-    const { client, manager, success, failure } = manage();
-    const failover = record(manager, 'failover');
-
-    const { chunks, error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
-
-    expect(error).toBeUndefined();
-    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Hello world');
-    expect(success[0]?.provider).toBe('two');
-    expect(failover.map((e) => e.reason)).toEqual(['invalid_response']);
-    expect(failure).toEqual([]);
+    await expectServedBySecond(endless.reply);
     // Read up to the limit (16 MiB, plus what the transport reads ahead), not the 64 MiB the upstream had.
     expect(endless.seen.pulled).toBeLessThan(24 * MiB);
     expect(endless.seen.cancelled).toBe(true);
