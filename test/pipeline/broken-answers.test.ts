@@ -245,6 +245,28 @@ describe('a stream call', () => {
     expect(success).toEqual([]);
   });
 
+  // The SDK dispatches an event with a name and no `data:` line (or a bare `data` field) with empty data, and fails to parse it.
+  test.each([
+    ['a named event without data', 'event: ping\nid: 3\n\n'],
+    ['a `data` field without its colon', 'data\n\n'],
+  ])('%s after the first events ends the loop with a keyplex stream error (malformed_response) and a failure, not a SyntaxError and a success', async (_name, bad) => {
+    const good = chatChunks('gpt-4.1', WORDS, false);
+    const read = gate();
+    provider(ONE, () => inTwoParts(frames(good.slice(0, 2)), read.promise, `${bad}${frames([...good.slice(2), '[DONE]'])}`));
+    const { client, success, failure } = manage();
+
+    const { error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }), (count) => count === 2 && read.open());
+
+    expect(error).toBeInstanceOf(StreamInterruptedError);
+    expect(getKeyplexDetails(error)?.code).toBe('malformed_response');
+    expect(failure.map((e) => e.error.code)).toEqual(['malformed_response']);
+    expect(success).toEqual([]);
+  });
+
+  test('a named event without data as the first event is a broken answer: retried on another key', async () => {
+    await expectServedBySecond(() => sse(`event: message\n\n${frames(chatChunks('gpt-4.1', WORDS, false))}`));
+  });
+
   test('an error event inside a stream: the SDK raises it in the loop, and keyplex emits failure, not success', async () => {
     const good = chatChunks('gpt-4.1', WORDS, false).slice(0, 2);
     const problem = JSON.stringify({ error: { message: 'The server overloaded mid-stream', type: 'server_error', code: null } });
