@@ -29,6 +29,17 @@ export function joined(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
+/** `parts` one after another, in an array of their own (`size`: their total length). */
+export function concat(parts: readonly Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
 /** Where the last complete event of `bytes` ends (after its blank line); 0 when none does. */
 export function completeUpTo(bytes: Uint8Array): number {
   const n = bytes.length;

@@ -8,7 +8,7 @@
 import { Buffer } from 'node:buffer';
 import { finished, judgeChunk, SKIP } from './chunk-scan';
 import { endsAnswer, eventData, generatedChars, isObj } from './sse-events';
-import { asBuffer, completeUpTo, eventEnd, find, holds, joined, keptBytes, lineEnd, onlyBreaks } from './sse-frames';
+import { asBuffer, completeUpTo, concat, eventEnd, find, holds, joined, keptBytes, lineEnd, onlyBreaks } from './sse-frames';
 import { usageFromBody, type Usage } from './usage';
 
 /** What a tapped stream delivered to the caller so far. */
@@ -135,14 +135,10 @@ export class EventScanner {
   #joined(chunk: Uint8Array | undefined): Uint8Array {
     const later = this.#later;
     if (later === undefined || later.length === 0) return chunk === undefined ? this.#pending : joined(this.#pending, chunk);
-    const out = new Uint8Array(this.#pending.length + this.#laterBytes + (chunk?.length ?? 0));
-    out.set(this.#pending);
-    let at = this.#pending.length;
-    for (const part of later) {
-      out.set(part, at);
-      at += part.length;
-    }
-    if (chunk !== undefined) out.set(chunk, at);
+    const size = this.#pending.length + this.#laterBytes + (chunk?.length ?? 0);
+    later.unshift(this.#pending);
+    if (chunk !== undefined) later.push(chunk);
+    const out = concat(later, size);
     later.length = 0;
     this.#laterBytes = 0;
     return out;
@@ -294,8 +290,10 @@ export function scanFirst(first: Uint8Array, stripUsageChunk: boolean, redactor?
  */
 export class FirstRead implements FirstEvents {
   readonly scanner: EventScanner;
-  out: Uint8Array | undefined;
   broken = false;
+  /** What of the reads so far passes on, in order: joined once, when {@link out} is asked for (not on every read). */
+  #parts: Uint8Array[] = [];
+  #size = 0;
 
   constructor(stripUsageChunk: boolean, redactor?: ByteRedactor, everything = true) {
     this.scanner = new EventScanner(stripUsageChunk, redactor, everything);
@@ -312,16 +310,26 @@ export class FirstRead implements FirstEvents {
     const { done, value } = read;
     const scanner = this.scanner;
     const out = scanner.scan(value, done);
-    this.out = this.out === undefined || out === undefined ? (out ?? this.out) : joined(this.out, out);
+    if (out !== undefined) {
+      this.#parts.push(out);
+      this.#size += out.length;
+    }
     if (scanner.malformed) return (this.broken = true);
     const tally = scanner.tally;
     if (tally.dataEvents > 0) return true;
     // Ended (the body, or at a `[DONE]`) before any data event: nothing was answered.
     if (done || tally.sawEnd) return (this.broken = true);
-    if (scanner.held + (this.out?.length ?? 0) > MAX_FIRST_EVENT_BYTES) {
+    if (scanner.held + this.#size > MAX_FIRST_EVENT_BYTES) {
       scanner.clear();
       return (this.broken = true);
     }
     return false;
+  }
+
+  /** What of the reads passes on (undefined: nothing yet), in one array. */
+  get out(): Uint8Array | undefined {
+    const parts = this.#parts;
+    if (parts.length > 1) parts.splice(0, parts.length, concat(parts, this.#size));
+    return parts[0];
   }
 }
