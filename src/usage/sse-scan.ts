@@ -71,6 +71,8 @@ export class EventScanner {
   openingError: Record<string, unknown> | undefined;
   /** True when the last scan met an event with data (comments and keep-alives are not data). */
   sawData = false;
+  /** True once `[DONE]` was judged: the SDK reads nothing after it, so what follows is passed on unjudged. */
+  #done = false;
   /** Bytes of an event not complete yet. */
   #pending: Uint8Array = EMPTY;
   /** Reads after {@link #pending} that completed no event: kept apart, joined once one does. */
@@ -164,7 +166,7 @@ export class EventScanner {
     this.#laterBytes = 0;
   }
 
-  /** Judges the events of `complete` (the last may lack its blank line at the stream's end); what passes on ({@link PASS}: all of it). */
+  /** Judges the events of `complete` up to `[DONE]` (the last may lack its blank line at the stream's end); what passes on ({@link PASS}: all of it). */
   #judge(complete: Uint8Array): Uint8Array | undefined | typeof PASS {
     // Without a carriage return, events end at "\n\n" (found natively), and lines at "\n".
     const lfOnly = find(complete, CR, 0) === -1;
@@ -175,7 +177,7 @@ export class EventScanner {
     let count = 0;
     while (start < n) {
       const end = eventEnd(complete, start, lfOnly);
-      if (!this.#event(complete, start, end, lfOnly)) {
+      if (!this.#done && !this.#event(complete, start, end, lfOnly)) {
         if (this.malformed) return undefined;
         removed[count++] = start;
         removed[count++] = end;
@@ -199,6 +201,7 @@ export class EventScanner {
         if (eol - from === DONE.length && holds(bytes, from, DONE)) {
           this.sawData = true;
           this.tally.sawEnd = true;
+          this.#done = true;
           return true;
         }
         const chars = judgeChunk(bytes, from, eol);
@@ -229,6 +232,7 @@ export class EventScanner {
     const tally = this.tally;
     if (data === '[DONE]') {
       tally.sawEnd = true;
+      this.#done = true;
       return true;
     }
     let parsed: unknown;

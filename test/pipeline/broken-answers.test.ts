@@ -88,6 +88,19 @@ async function expectServedBySecond(reply: () => Response) {
   expect(failure).toEqual([]);
 }
 
+/** A stream call answered `text` (framed SSE) in one read: the app reads the whole answer, and keyplex says success. */
+async function expectWholeAnswer(text: string) {
+  provider(ONE, () => rawSseReply(text, 10_000));
+  const { client, success, failure } = manage();
+
+  const { chunks, error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+
+  expect(error).toBeUndefined();
+  expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Hello world');
+  expect(success).toHaveLength(1);
+  expect(failure).toEqual([]);
+}
+
 describe('a JSON call', () => {
   test('malformed JSON as the last answer surfaces as an SDK APIError (502) with keyplex detail malformed_response', async () => {
     provider(ONE, malformedJson);
@@ -294,16 +307,27 @@ describe('a stream call', () => {
     expect(success).toEqual([]);
   });
 
-  test('a chat stream that ends after its finish chunk without [DONE] is complete: success', async () => {
-    provider(ONE, () => rawSseReply(frames(chatChunks('gpt-4.1', WORDS, false)), 10_000));
-    const { client, success, failure } = manage();
+  // The SDK reads nothing after `[DONE]`: whatever follows it in the same read is not judged either (passed on as it came).
+  test.each([
+    ['garbage data', 'data: not json at all\n\n'],
+    ['an error event', 'event: error\ndata: {"error":{"message":"late","type":"server_error"}}\n\n'],
+  ])('%s after [DONE] in the same read: the app has its whole answer, and keyplex says success', async (_name, after) => {
+    await expectWholeAnswer(`${frames([...chatChunks('gpt-4.1', WORDS, false), '[DONE]'])}${after}`);
+  });
 
-    const { chunks, error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+  test('what follows [DONE] reaches a caller reading the raw body as the upstream sent it', async () => {
+    const text = `${frames([...chatChunks('gpt-4.1', WORDS, false), '[DONE]'])}data: not json\n\n: and a comment`;
+    provider(ONE, () => rawSseReply(text, 10_000));
+    const { client, success } = manage();
 
-    expect(error).toBeUndefined();
-    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Hello world');
+    const response = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true, stream_options: { include_usage: true } }).asResponse();
+
+    expect(await response.text()).toBe(text);
     expect(success).toHaveLength(1);
-    expect(failure).toEqual([]);
+  });
+
+  test('a chat stream that ends after its finish chunk without [DONE] is complete: success', async () => {
+    await expectWholeAnswer(frames(chatChunks('gpt-4.1', WORDS, false)));
   });
 });
 
