@@ -128,9 +128,10 @@ export class EventScanner {
     const later = this.#later;
     const last = later === undefined || later.length === 0 ? this.#pending : later[later.length - 1]!;
     if (completeUpTo(chunk) > 0) return true;
-    // A blank line is at most 4 bytes (\r\n\r\n): one begun in the held part ends in the read's first 3 bytes.
+    // A blank line is at most 4 bytes (\r\n\r\n): one begun in the held part ends in the read's first 3 bytes,
+    // or at its end (a `\r\n\r` held for its next byte).
     const tail = last.subarray(Math.max(0, last.length - 3));
-    return tail.length !== 0 && completeUpTo(joined(tail, chunk.subarray(0, 3))) > tail.length;
+    return tail.length !== 0 && completeUpTo(joined(tail, chunk.subarray(0, 3))) >= tail.length;
   }
 
   /** What is held and `chunk` after it, in one array. */

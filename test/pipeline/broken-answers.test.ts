@@ -15,7 +15,7 @@ import { getKeyplexDetails, keyplex, StreamInterruptedError } from '../../src/in
 import { record } from '../support/events';
 import { managedClients } from '../support/managers';
 import { fakeKey } from '../support/fake-keys';
-import { chatChunks, chatReply, gate, provider, rawSseReply, sseReply } from '../support/upstream';
+import { chatChunks, chatReply, gate, inTwoParts, provider, rawSseReply, sseReply } from '../support/upstream';
 import '../support/setup';
 
 const ONE = 'https://api.one.test/v1';
@@ -50,22 +50,6 @@ async function readAll(stream: AsyncIterable<OpenAI.Chat.Completions.ChatComplet
     }
   });
   return { chunks, error };
-}
-
-/** An SSE body: `before`, then, once `later` resolves, `after` (then the end). */
-function inTwoParts(before: string, later: Promise<void>, after: string): Response {
-  const encoder = new TextEncoder();
-  let part = 0;
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      part++;
-      if (part === 1) return controller.enqueue(encoder.encode(before));
-      if (part > 2) return controller.close();
-      await later;
-      controller.enqueue(encoder.encode(after));
-    },
-  });
-  return sse(body);
 }
 
 /**
