@@ -33,12 +33,15 @@ export function eventData(event: string): string | undefined {
   let data: string | undefined;
   let named = false;
   for (const line of event.split(/\r?\n|\r/)) {
+    // The field is the line up to its first colon (all of it without one); the value after it, less one space.
     const colon = line.indexOf(':');
-    const field = colon === -1 ? line : line.slice(0, colon);
+    const field = colon === -1 ? line.length : colon;
+    const isData = field === 4 && line.startsWith('data');
+    if (!isData && !(field === 5 && line.startsWith('event'))) continue;
     const value = colon === -1 ? '' : line.charCodeAt(colon + 1) === 32 ? line.slice(colon + 2) : line.slice(colon + 1);
-    if (field === 'data') data = data === undefined ? value : `${data}\n${value}`;
+    if (isData) data = data === undefined ? value : `${data}\n${value}`;
     // The last `event` field names the event; an empty name is none.
-    else if (field === 'event') named = value !== '';
+    else named = value !== '';
   }
   return data ?? (named ? '' : undefined);
 }
