@@ -33,7 +33,7 @@ export function account(
 ): number | null {
   const { deployment, key } = lease;
   const model = ctx.request.model ?? replyModel;
-  const costUsd = usage ? costOf(core, lease, model, pricedParts(usage, ctx.inputTokens)) : null;
+  const costUsd = usage ? costOf(core, lease, model, usage, ctx.inputTokens) : null;
   // A reply that reports no usage spends its estimate on this deployment: budgets must not be spent for free.
   const charged = costUsd ?? (usage === null ? estimateAt(ctx, deployment) : 0);
   settleRequestBudget(core, ctx, deployment.pool.id, key.id, charged);
@@ -88,12 +88,13 @@ function pricedParts(usage: Usage, estimatedInput: number): Usage {
  * The reply's cost at its deployment's price (configured on it, else an
  * override or the built-in price of its upstream or public model: see
  * PriceTable.priceFor); a request that names no model (its deployment has
- * none) is priced by the reply's model.
+ * none) is priced by the reply's model. A usage that counts only a total is
+ * split at `estimatedInput` ({@link pricedParts}).
  */
-export function costOf(core: Core, lease: Lease, model: string | undefined, usage: Usage): number | null {
+export function costOf(core: Core, lease: Lease, model: string | undefined, usage: Usage, estimatedInput: number): number | null {
   const { deployment } = lease;
   const price = deployment.model !== '' ? deployment.price : model === undefined ? undefined : core.prices.lookup(model);
-  return price === undefined ? null : costAt(price, usage);
+  return price === undefined ? null : costAt(price, pricedParts(usage, estimatedInput));
 }
 
 /** What a stream that failed part-way used before it broke. */

@@ -5,6 +5,7 @@
  * more CPU on a 64 KiB body, and the bytes can be searched for a key
  * before they are decoded.
  */
+import { concat } from '../usage/sse-frames';
 
 const decoder = new TextDecoder();
 const EMPTY = new Uint8Array(0);
@@ -29,13 +30,7 @@ export async function readBytes(response: Response): Promise<Uint8Array> {
     else (chunks ??= [first]).push(value);
   }
   if (chunks === undefined) return first ?? EMPTY;
-  const whole = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    whole.set(chunk, at);
-    at += chunk.length;
-  }
-  return whole;
+  return concat(chunks, size);
 }
 
 /** `bytes` as text, as `Response.text()` decodes them. */

@@ -119,7 +119,7 @@ class StreamEnd implements StreamTapHooks {
     const { core, ctx, lease } = this;
     const now = Date.now();
     const spent = spentSoFar(ctx, usage, tally, false);
-    const costUsd = spent ? costOf(core, lease, ctx.request.model, spent) : null;
+    const costUsd = spent ? costOf(core, lease, ctx.request.model, spent, ctx.inputTokens) : null;
     lease.settle('stream-failed', now, spent, costUsd, upstreamFault);
     endStreamingRequest(ctx);
     const partial = spent ? { usage: spent, costUsd, provider: lease.deployment.pool.id, keyId: lease.key.id } : undefined;

@@ -87,7 +87,7 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   const contentType = response.headers.get('content-type') ?? '';
   // An event stream where the caller asked for JSON is no answer the SDK can parse (it would hand the app a string): broken, below.
   if (contentType.includes('text/event-stream') && response.body && (request.stream || !answersJson(ctx))) {
-    return await streamFirst(core, ctx, lease, attempt, abort, firstTryOfKey, response, redactor);
+    return await streamFirst(core, ctx, lease, attempt, abort, firstTryOfKey, response, redactor, injectUsage);
   }
   if (isJsonType(contentType) && !asksBytes(request) && !(request.stream && answersJson(ctx))) {
     return await readJsonReply(core, ctx, lease, attempt, abort, firstTryOfKey, response, redactor);
@@ -158,13 +158,24 @@ function answersJson(ctx: RequestContext): boolean {
 /**
  * A streamed answer: read until its first complete event (a failure until
  * then may still fail over; an empty stream or a malformed first event is a
- * broken answer), then handed to the caller, tapped.
+ * broken answer), then handed to the caller, tapped. `injectedUsage`: keyplex
+ * asked this attempt for the usage chunk, so it is removed from what the
+ * caller sees (one the upstream sends unasked is the upstream's, passed on).
  */
-async function streamFirst(core: Core, ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, response: Response, redactor: KeyRedactor): Promise<Response> {
+async function streamFirst(
+  core: Core,
+  ctx: RequestContext,
+  lease: Lease,
+  attempt: number,
+  abort: RequestAbort,
+  firstTryOfKey: boolean,
+  response: Response,
+  redactor: KeyRedactor,
+  injectedUsage: boolean,
+): Promise<Response> {
   const reader = response.body!.getReader();
-  const request = ctx.request;
   // Its first complete events judged once, here (redacted first: a key the upstream echoes never passes): the tap goes on from them.
-  const first = new FirstRead(request.streamUsagePath && !request.callerAskedUsage, redactor, core.options.redactReplies);
+  const first = new FirstRead(injectedUsage, redactor, core.options.redactReplies);
   try {
     while (!first.take(await reader.read()));
   } catch (error) {

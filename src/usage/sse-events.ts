@@ -15,7 +15,13 @@ function onlyLineBreaks(text: string, from: number): boolean {
   return true;
 }
 
-/** One event's `data:` payload joined, or undefined when it has none (a comment, a keep-alive). */
+/**
+ * One event's `data` payload joined, as the SDK reads it; undefined when the
+ * SDK dispatches none (a comment, a keep-alive, only `id:` or `retry:`). A
+ * `data` field without its colon is an empty line of data, and an event with
+ * a name but no data is dispatched with empty data (which the SDK fails to
+ * parse): both give ''.
+ */
 export function eventData(event: string): string | undefined {
   // The usual event, one `data:` line and its blank line, needs no split.
   if (event.startsWith('data:')) {
@@ -25,12 +31,19 @@ export function eventData(event: string): string | undefined {
     if (eol === -1 || onlyLineBreaks(event, eol)) return event.slice(event.charCodeAt(5) === 32 ? 6 : 5, eol === -1 ? event.length : eol);
   }
   let data: string | undefined;
+  let named = false;
   for (const line of event.split(/\r?\n|\r/)) {
-    if (!line.startsWith('data:')) continue;
-    const value = line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5);
-    data = data === undefined ? value : `${data}\n${value}`;
+    // The field is the line up to its first colon (all of it without one); the value after it, less one space.
+    const colon = line.indexOf(':');
+    const field = colon === -1 ? line.length : colon;
+    const isData = field === 4 && line.startsWith('data');
+    if (!isData && !(field === 5 && line.startsWith('event'))) continue;
+    const value = colon === -1 ? '' : line.charCodeAt(colon + 1) === 32 ? line.slice(colon + 2) : line.slice(colon + 1);
+    if (isData) data = data === undefined ? value : `${data}\n${value}`;
+    // The last `event` field names the event; an empty name is none.
+    else named = value !== '';
   }
-  return data;
+  return data ?? (named ? '' : undefined);
 }
 
 /** Estimated tokens of generated text: 4 characters a token, as keyplex estimates prompts. */

@@ -6,7 +6,13 @@ import { Buffer } from 'node:buffer';
 
 const LF = 0x0a;
 const CR = 0x0d;
-const BOUNDARIES = [Buffer.from('\n\n'), Buffer.from('\r\r'), Buffer.from('\r\n\r\n')];
+/**
+ * A blank line, as the SDK reads one: a line ending (`\n`, `\r\n`, or a `\r`
+ * not followed by `\n`) followed by another. Every one holds one of these
+ * pairs of bytes, and ends with it, or a byte later when its second line
+ * ending is `\r\n` (see {@link boundaryEnd}).
+ */
+const BOUNDARIES = [Buffer.from('\n\n'), Buffer.from('\r\r'), Buffer.from('\n\r')];
 
 const bufferIndexOf = Buffer.prototype.indexOf;
 const bufferCopy = Buffer.prototype.copy;
@@ -29,18 +35,54 @@ export function joined(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Where the last complete event of `bytes` ends (after its blank line); 0 when none does. */
+/** `parts` one after another, in an array of their own (`size`: their total length). */
+export function concat(parts: readonly Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/**
+ * Where the last complete event of `bytes` ends (after its blank line); 0
+ * when none does. A `\r` at the very end ends its line, as it does for the
+ * SDK (a `\n` in the next read is then an empty line, which the SDK skips),
+ * but for one after `\r\n`: most likely a `\r\n\r\n` split between reads,
+ * held for the next byte so that the event ends where it will.
+ */
 export function completeUpTo(bytes: Uint8Array): number {
   const n = bytes.length;
-  // A read usually ends with an event's blank line: then all of it is complete, and no search is needed.
-  if (n >= 2 && (bytes[n - 1] === LF ? bytes[n - 2] === LF || (n >= 4 && bytes[n - 2] === CR && bytes[n - 3] === LF && bytes[n - 4] === CR) : bytes[n - 1] === CR && bytes[n - 2] === CR)) return n;
+  // A read usually ends with an event's blank line (`\n\n`, `\r\n\r\n`, `\r\r`): then all of it is complete, and no search is needed.
+  const last = bytes[n - 1];
+  const before = bytes[n - 2];
+  if (n >= 2 && (last === LF ? before === LF || (before === CR && (bytes[n - 3] === LF || bytes[n - 3] === CR)) : last === CR && (before === CR || (before === LF && bytes[n - 3] !== CR)))) return n;
   let end = 0;
   const buffer = asBuffer(bytes);
   for (const boundary of BOUNDARIES) {
-    const at = buffer.lastIndexOf(boundary);
-    if (at !== -1) end = Math.max(end, at + boundary.length);
+    let at = buffer.lastIndexOf(boundary);
+    let ends = at === -1 ? 0 : boundaryEnd(bytes, at);
+    // A blank line held for its next byte: the one before it, if any, is the last complete.
+    if (ends === -1) {
+      at = at === 0 ? -1 : buffer.lastIndexOf(boundary, at - 1);
+      ends = at === -1 ? 0 : boundaryEnd(bytes, at);
+    }
+    end = Math.max(end, ends);
   }
   return end;
+}
+
+/**
+ * The end of the blank line whose pair of line-ending bytes (one of
+ * {@link BOUNDARIES}) is at `at`: a byte later when its second line ending
+ * is `\r\n`; -1 for a `\r\n\r` at the very end (see {@link completeUpTo}).
+ */
+function boundaryEnd(bytes: Uint8Array, at: number): number {
+  if (bytes[at + 1] !== CR) return at + 2;
+  if (bytes[at + 2] === LF) return at + 3;
+  return at + 2 === bytes.length && bytes[at] === LF && bytes[at - 1] === CR ? -1 : at + 2;
 }
 
 /** True when `bytes[from, end)` is only line breaks. */
@@ -56,7 +98,10 @@ export function holds(bytes: Uint8Array, at: number, word: Uint8Array): boolean 
   return true;
 }
 
-/** Where the event from `start` ends (after its blank line), or the end of `bytes`: the first `\r?\n\r?\n|\r\r` from `start`. */
+/**
+ * Where the event from `start` ends (after its blank line: a line ending
+ * followed by another, as the SDK reads them), or the end of `bytes`.
+ */
 export function eventEnd(bytes: Uint8Array, start: number, lfOnly: boolean): number {
   const n = bytes.length;
   if (lfOnly) {
@@ -67,15 +112,13 @@ export function eventEnd(bytes: Uint8Array, start: number, lfOnly: boolean): num
   }
   for (let p = start; p < n; p++) {
     const c = bytes[p];
-    if (c === LF) {
-      if (bytes[p + 1] === LF) return p + 2;
-      if (bytes[p + 1] === CR && bytes[p + 2] === LF) return p + 3;
-    } else if (c === CR) {
-      if (bytes[p + 1] === LF) {
-        if (bytes[p + 2] === CR && bytes[p + 3] === LF) return p + 4;
-        if (bytes[p + 2] === LF) return p + 3;
-      } else if (bytes[p + 1] === CR) return p + 2;
-    }
+    if (c !== LF && c !== CR) continue;
+    // A line ends at p (`\n`, `\r\n`, or a lone `\r`): another line ending right after it ends the event.
+    const next = c === CR && bytes[p + 1] === LF ? p + 2 : p + 1;
+    const d = bytes[next];
+    if (d === LF) return next + 1;
+    if (d === CR) return bytes[next + 1] === LF ? next + 2 : next + 1;
+    p = next - 1;
   }
   return n;
 }

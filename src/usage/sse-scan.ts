@@ -8,7 +8,7 @@
 import { Buffer } from 'node:buffer';
 import { finished, judgeChunk, SKIP } from './chunk-scan';
 import { endsAnswer, eventData, generatedChars, isObj } from './sse-events';
-import { asBuffer, completeUpTo, eventEnd, find, holds, joined, keptBytes, lineEnd, onlyBreaks } from './sse-frames';
+import { asBuffer, completeUpTo, concat, eventEnd, find, holds, joined, keptBytes, lineEnd, onlyBreaks } from './sse-frames';
 import { usageFromBody, type Usage } from './usage';
 
 /** What a tapped stream delivered to the caller so far. */
@@ -71,6 +71,8 @@ export class EventScanner {
   openingError: Record<string, unknown> | undefined;
   /** True when the last scan met an event with data (comments and keep-alives are not data). */
   sawData = false;
+  /** True once `[DONE]` was judged: the SDK reads nothing after it, so what follows is passed on unjudged. */
+  #done = false;
   /** Bytes of an event not complete yet. */
   #pending: Uint8Array = EMPTY;
   /** Reads after {@link #pending} that completed no event: kept apart, joined once one does. */
@@ -126,23 +128,20 @@ export class EventScanner {
     const later = this.#later;
     const last = later === undefined || later.length === 0 ? this.#pending : later[later.length - 1]!;
     if (completeUpTo(chunk) > 0) return true;
-    // A blank line is at most 4 bytes (\r\n\r\n): one begun in the held part ends in the read's first 3 bytes.
+    // A blank line is at most 4 bytes (\r\n\r\n): one begun in the held part ends in the read's first 3 bytes,
+    // or at its end (a `\r\n\r` held for its next byte).
     const tail = last.subarray(Math.max(0, last.length - 3));
-    return tail.length !== 0 && completeUpTo(joined(tail, chunk.subarray(0, 3))) > tail.length;
+    return tail.length !== 0 && completeUpTo(joined(tail, chunk.subarray(0, 3))) >= tail.length;
   }
 
   /** What is held and `chunk` after it, in one array. */
   #joined(chunk: Uint8Array | undefined): Uint8Array {
     const later = this.#later;
     if (later === undefined || later.length === 0) return chunk === undefined ? this.#pending : joined(this.#pending, chunk);
-    const out = new Uint8Array(this.#pending.length + this.#laterBytes + (chunk?.length ?? 0));
-    out.set(this.#pending);
-    let at = this.#pending.length;
-    for (const part of later) {
-      out.set(part, at);
-      at += part.length;
-    }
-    if (chunk !== undefined) out.set(chunk, at);
+    const size = this.#pending.length + this.#laterBytes + (chunk?.length ?? 0);
+    later.unshift(this.#pending);
+    if (chunk !== undefined) later.push(chunk);
+    const out = concat(later, size);
     later.length = 0;
     this.#laterBytes = 0;
     return out;
@@ -168,7 +167,7 @@ export class EventScanner {
     this.#laterBytes = 0;
   }
 
-  /** Judges the events of `complete` (the last may lack its blank line at the stream's end); what passes on ({@link PASS}: all of it). */
+  /** Judges the events of `complete` up to `[DONE]` (the last may lack its blank line at the stream's end); what passes on ({@link PASS}: all of it). */
   #judge(complete: Uint8Array): Uint8Array | undefined | typeof PASS {
     // Without a carriage return, events end at "\n\n" (found natively), and lines at "\n".
     const lfOnly = find(complete, CR, 0) === -1;
@@ -179,7 +178,7 @@ export class EventScanner {
     let count = 0;
     while (start < n) {
       const end = eventEnd(complete, start, lfOnly);
-      if (!this.#event(complete, start, end, lfOnly)) {
+      if (!this.#done && !this.#event(complete, start, end, lfOnly)) {
         if (this.malformed) return undefined;
         removed[count++] = start;
         removed[count++] = end;
@@ -203,6 +202,7 @@ export class EventScanner {
         if (eol - from === DONE.length && holds(bytes, from, DONE)) {
           this.sawData = true;
           this.tally.sawEnd = true;
+          this.#done = true;
           return true;
         }
         const chars = judgeChunk(bytes, from, eol);
@@ -233,6 +233,7 @@ export class EventScanner {
     const tally = this.tally;
     if (data === '[DONE]') {
       tally.sawEnd = true;
+      this.#done = true;
       return true;
     }
     let parsed: unknown;
@@ -285,17 +286,19 @@ export function scanFirst(first: Uint8Array, stripUsageChunk: boolean, redactor?
 /**
  * A stream read until its first data event is judged (or it ends): each
  * read is given to {@link take} until it says so, with no async frame of its
- * own. {@link broken} when the stream ended before any byte, an event carries
- * data that is neither JSON nor `[DONE]`, or more than
+ * own. {@link broken} when the stream ended before any data event (no byte,
+ * or only comments, fields without data, a bare `[DONE]`: an empty answer),
+ * an event carries data that is neither JSON nor `[DONE]`, or more than
  * {@link MAX_FIRST_EVENT_BYTES} came before a data event (the stream is
  * broken before anything reached the caller, so another attempt may serve it). Handed to
  * {@link tapEventStream}, those events are not judged again.
  */
 export class FirstRead implements FirstEvents {
   readonly scanner: EventScanner;
-  out: Uint8Array | undefined;
   broken = false;
-  #any = false;
+  /** What of the reads so far passes on, in order: joined once, when {@link out} is asked for (not on every read). */
+  #parts: Uint8Array[] = [];
+  #size = 0;
 
   constructor(stripUsageChunk: boolean, redactor?: ByteRedactor, everything = true) {
     this.scanner = new EventScanner(stripUsageChunk, redactor, everything);
@@ -305,23 +308,33 @@ export class FirstRead implements FirstEvents {
    * Takes one read: true once a data event is judged (comments before it,
    * keep-alives such as OpenRouter's `: OPENROUTER PROCESSING`, are kept to
    * pass on with it: until data comes nothing reaches the caller, so an error
-   * or a broken event in its place can still fail over), the stream ended,
-   * or it is broken (stop reading then).
+   * or a broken event in its place, or the end, can still fail over), or
+   * once it is broken (stop reading then).
    */
   take(read: ReadResult): boolean {
     const { done, value } = read;
-    if (done && !this.#any) return (this.broken = true);
-    this.#any = true;
     const scanner = this.scanner;
     const out = scanner.scan(value, done);
-    this.out = this.out === undefined || out === undefined ? (out ?? this.out) : joined(this.out, out);
+    if (out !== undefined) {
+      this.#parts.push(out);
+      this.#size += out.length;
+    }
     if (scanner.malformed) return (this.broken = true);
     const tally = scanner.tally;
-    if (done || tally.dataEvents > 0 || tally.sawEnd) return true;
-    if (scanner.held + (this.out?.length ?? 0) > MAX_FIRST_EVENT_BYTES) {
+    if (tally.dataEvents > 0) return true;
+    // Ended (the body, or at a `[DONE]`) before any data event: nothing was answered.
+    if (done || tally.sawEnd) return (this.broken = true);
+    if (scanner.held + this.#size > MAX_FIRST_EVENT_BYTES) {
       scanner.clear();
       return (this.broken = true);
     }
     return false;
+  }
+
+  /** What of the reads passes on (undefined: nothing yet), in one array. */
+  get out(): Uint8Array | undefined {
+    const parts = this.#parts;
+    if (parts.length > 1) parts.splice(0, parts.length, concat(parts, this.#size));
+    return parts[0];
   }
 }

@@ -221,10 +221,14 @@ class EventStreamTap {
 
   /**
    * The idle timer fired. While the stream waits for the upstream: ends it
-   * when the data-less wait reached the timeout, else waits for the rest. A
-   * stream the caller has never read is let go (it would hold its lane slot
-   * and upstream until the deadline). Once the caller reads, a pause of its
-   * own is not judged: the SDK reads ahead, so its progress is not seen here.
+   * when the data-less wait reached the timeout, else waits for the rest —
+   * as the body's end would once the answer's end marker came (an upstream
+   * that keeps the connection open after `[DONE]` has answered; readers that
+   * read on to the body's end, not the SDK's, would otherwise fail), else as
+   * stalled. A stream the caller has never read is let go (it would hold its
+   * lane slot and upstream until the deadline). Once the caller reads, a
+   * pause of its own is not judged: the SDK reads ahead, so its progress is
+   * not seen here.
    */
   checkIdle(): void {
     this.#timer = undefined;
@@ -236,7 +240,10 @@ class EventStreamTap {
     }
     const left = idle - this.#waited - (Date.now() - this.#readStart);
     if (left > 0) this.#arm(left);
-    else this.#fail(new StreamIdleTimeout(idle));
+    else if (this.#tally.sawEnd) {
+      this.#end();
+      this.reader.cancel().catch(() => undefined);
+    } else this.#fail(new StreamIdleTimeout(idle));
   }
 
   #end(): void {

@@ -15,7 +15,7 @@ import { getKeyplexDetails, keyplex, StreamInterruptedError } from '../../src/in
 import { record } from '../support/events';
 import { managedClients } from '../support/managers';
 import { fakeKey } from '../support/fake-keys';
-import { chatChunks, chatReply, gate, provider, rawSseReply, sseReply } from '../support/upstream';
+import { chatChunks, chatReply, gate, inTwoParts, provider, rawSseReply, sseReply } from '../support/upstream';
 import '../support/setup';
 
 const ONE = 'https://api.one.test/v1';
@@ -52,20 +52,37 @@ async function readAll(stream: AsyncIterable<OpenAI.Chat.Completions.ChatComplet
   return { chunks, error };
 }
 
-/** An SSE body: `before`, then, once `later` resolves, `after` (then the end). */
-function inTwoParts(before: string, later: Promise<void>, after: string): Response {
-  const encoder = new TextEncoder();
-  let part = 0;
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      part++;
-      if (part === 1) return controller.enqueue(encoder.encode(before));
-      if (part > 2) return controller.close();
-      await later;
-      controller.enqueue(encoder.encode(after));
-    },
-  });
-  return sse(body);
+/**
+ * A stream call whose first provider answers `reply` (a broken answer) and the
+ * second a good stream: the app reads the good one whole, after one failover
+ * for `invalid_response`, with no failure.
+ */
+async function expectServedBySecond(reply: () => Response) {
+  provider(ONE, reply);
+  provider(TWO, () => sseReply(chatChunks('gpt-4.1', WORDS, false)));
+  const { client, manager, success, failure } = manage();
+  const failover = record(manager, 'failover');
+
+  const { chunks, error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+
+  expect(error).toBeUndefined();
+  expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Hello world');
+  expect(success.map((e) => e.provider)).toEqual(['two']);
+  expect(failover.map((e) => e.reason)).toEqual(['invalid_response']);
+  expect(failure).toEqual([]);
+}
+
+/** A stream call answered `text` (framed SSE) in one read: the app reads the whole answer, and keyplex says success. */
+async function expectWholeAnswer(text: string) {
+  provider(ONE, () => rawSseReply(text, 10_000));
+  const { client, success, failure } = manage();
+
+  const { chunks, error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+
+  expect(error).toBeUndefined();
+  expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Hello world');
+  expect(success).toHaveLength(1);
+  expect(failure).toEqual([]);
 }
 
 describe('a JSON call', () => {
@@ -177,6 +194,27 @@ describe('a stream call', () => {
     expect(failure).toEqual([]);
   });
 
+  // A stream that ends before any data event (keep-alive comments, `retry:` or `id:` fields, a bare `[DONE]`) answered nothing: as an empty one.
+  test.each([
+    ["keep-alive comments (OpenRouter's), then the end", ': OPENROUTER PROCESSING\n\n: OPENROUTER PROCESSING\n\n'],
+    ['only `retry:` and `id:` fields, then the end', 'retry: 1000\nid: 1\n\n'],
+    ['only `[DONE]`', ': comment\n\ndata: [DONE]\n\n'],
+  ])('a stream of %s is an empty answer: retried on another key, not a stream error after nothing reached the caller', async (_name, text) => {
+    await expectServedBySecond(() => sse(text));
+  });
+
+  test('a stream of keep-alive comments that ends, as the last answer, is a broken answer (502, malformed_response) at the call', async () => {
+    provider(ONE, () => sse(': OPENROUTER PROCESSING\n\n'));
+    const { client, success, failure } = manage({ retry: { maxAttempts: 1 } });
+
+    const error = await caught(() => client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+
+    expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+    expect(getKeyplexDetails(error)?.code).toBe('malformed_response');
+    expect(failure.map((e) => e.error.code)).toEqual(['malformed_response']);
+    expect(success).toEqual([]);
+  });
+
   test('garbage data in the first event is a broken answer: retried on another key', async () => {
     provider(ONE, () => sse('data: {"id": "chatcmpl-1", "choi\n\n'));
     provider(TWO, () => sseReply(chatChunks('gpt-4.1', WORDS, false)));
@@ -202,6 +240,28 @@ describe('a stream call', () => {
     expect(getKeyplexDetails(error)?.code).toBe('malformed_response');
     expect(failure.map((e) => e.error.code)).toEqual(['malformed_response']);
     expect(success).toEqual([]);
+  });
+
+  // The SDK dispatches an event with a name and no `data:` line (or a bare `data` field) with empty data, and fails to parse it.
+  test.each([
+    ['a named event without data', 'event: ping\nid: 3\n\n'],
+    ['a `data` field without its colon', 'data\n\n'],
+  ])('%s after the first events ends the loop with a keyplex stream error (malformed_response) and a failure, not a SyntaxError and a success', async (_name, bad) => {
+    const good = chatChunks('gpt-4.1', WORDS, false);
+    const read = gate();
+    provider(ONE, () => inTwoParts(frames(good.slice(0, 2)), read.promise, `${bad}${frames([...good.slice(2), '[DONE]'])}`));
+    const { client, success, failure } = manage();
+
+    const { error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }), (count) => count === 2 && read.open());
+
+    expect(error).toBeInstanceOf(StreamInterruptedError);
+    expect(getKeyplexDetails(error)?.code).toBe('malformed_response');
+    expect(failure.map((e) => e.error.code)).toEqual(['malformed_response']);
+    expect(success).toEqual([]);
+  });
+
+  test('a named event without data as the first event is a broken answer: retried on another key', async () => {
+    await expectServedBySecond(() => sse(`event: message\n\n${frames(chatChunks('gpt-4.1', WORDS, false))}`));
   });
 
   test('an error event inside a stream: the SDK raises it in the loop, and keyplex emits failure, not success', async () => {
@@ -231,16 +291,27 @@ describe('a stream call', () => {
     expect(success).toEqual([]);
   });
 
-  test('a chat stream that ends after its finish chunk without [DONE] is complete: success', async () => {
-    provider(ONE, () => rawSseReply(frames(chatChunks('gpt-4.1', WORDS, false)), 10_000));
-    const { client, success, failure } = manage();
+  // The SDK reads nothing after `[DONE]`: whatever follows it in the same read is not judged either (passed on as it came).
+  test.each([
+    ['garbage data', 'data: not json at all\n\n'],
+    ['an error event', 'event: error\ndata: {"error":{"message":"late","type":"server_error"}}\n\n'],
+  ])('%s after [DONE] in the same read: the app has its whole answer, and keyplex says success', async (_name, after) => {
+    await expectWholeAnswer(`${frames([...chatChunks('gpt-4.1', WORDS, false), '[DONE]'])}${after}`);
+  });
 
-    const { chunks, error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+  test('what follows [DONE] reaches a caller reading the raw body as the upstream sent it', async () => {
+    const text = `${frames([...chatChunks('gpt-4.1', WORDS, false), '[DONE]'])}data: not json\n\n: and a comment`;
+    provider(ONE, () => rawSseReply(text, 10_000));
+    const { client, success } = manage();
 
-    expect(error).toBeUndefined();
-    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Hello world');
+    const response = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true, stream_options: { include_usage: true } }).asResponse();
+
+    expect(await response.text()).toBe(text);
     expect(success).toHaveLength(1);
-    expect(failure).toEqual([]);
+  });
+
+  test('a chat stream that ends after its finish chunk without [DONE] is complete: success', async () => {
+    await expectWholeAnswer(frames(chatChunks('gpt-4.1', WORDS, false)));
   });
 });
 
@@ -279,18 +350,7 @@ describe('a first event that never ends', () => {
 
   test('past 16 MiB without an event boundary the attempt is a broken answer: the upstream is let go, and another key serves the stream', async () => {
     const endless = endlessFirstEvent(64 * MiB);
-    provider(ONE, endless.reply);
-    provider(TWO, () => sseReply(chatChunks('gpt-4.1', WORDS, false)));
-    const { client, manager, success, failure } = manage();
-    const failover = record(manager, 'failover');
-
-    const { chunks, error } = await readAll(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
-
-    expect(error).toBeUndefined();
-    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Hello world');
-    expect(success[0]?.provider).toBe('two');
-    expect(failover.map((e) => e.reason)).toEqual(['invalid_response']);
-    expect(failure).toEqual([]);
+    await expectServedBySecond(endless.reply);
     // Read up to the limit (16 MiB, plus what the transport reads ahead), not the 64 MiB the upstream had.
     expect(endless.seen.pulled).toBeLessThan(24 * MiB);
     expect(endless.seen.cancelled).toBe(true);

@@ -189,6 +189,26 @@ describe('stream idle timeout', () => {
 
     expect(vi.getTimerCount()).toBe(0);
   });
+
+  // openai@6, the AI SDK and a raw reader read on after `[DONE]` until the body ends: an upstream that keeps the connection open must not fail the answer.
+  test.each([
+    ['[DONE]', true],
+    ['its finish chunk and usage (no [DONE])', false],
+  ])('a stream that stalls after %s is complete: the body ends at the idle timeout with every byte, one success with its usage, no failure', async (_name, done) => {
+    fakeClock();
+    const events = [...chatChunks('gpt-4.1', ['Hel', 'lo'], true, { prompt: 12, completion: 4 }), ...(done ? ['[DONE]'] : [])];
+    provider(ONE, () => scripted(events.map((e) => data(e)), 'stall'));
+    const { client, manager, success, failure } = manage({ streamIdleTimeoutMs: 1_000 });
+
+    const response = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true, stream_options: { include_usage: true } }).asResponse();
+    const text = response.text();
+    await vi.advanceTimersByTimeAsync(1_000);
+
+    expect(await text).toBe(events.map((e) => `data: ${e}\n\n`).join(''));
+    expect(failure).toEqual([]);
+    expect(success.map((e) => e.usage)).toMatchObject([{ inputTokens: 12, outputTokens: 4 }]);
+    expect(manager.lanes.standard).toMatchObject({ running: 0, queued: 0 });
+  });
 });
 
 describe('a stream nobody reads', () => {

@@ -301,6 +301,20 @@ describe('stream usage chunk', () => {
     expect(events.success[0]?.usage).toBeNull();
     expect(events.success[0]?.costUsd).toBeNull();
   });
+
+  test('with streamUsage off, a usage-only chunk the upstream sends unasked reaches the caller (keyplex removes only the one it asked for), and is counted', async () => {
+    const seen = provider(ONE, () => sseReply(chatChunks('gpt-4.1', WORDS, true, { prompt: 12, completion: 4 })));
+    const { client, events } = manage({ streamUsage: false });
+
+    const stream = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true });
+    const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
+    for await (const chunk of stream) chunks.push(chunk);
+
+    expect(askedUsage(seen[0]!)).toBe(false);
+    expect(chunks).toHaveLength(WORDS.length + 2);
+    expect(chunks.at(-1)?.usage).toMatchObject({ prompt_tokens: 12, completion_tokens: 4 });
+    expect(events.success[0]?.usage).toMatchObject({ inputTokens: 12, outputTokens: 4 });
+  });
 });
 
 describe('stream usage chunk, on the wire', () => {
@@ -348,6 +362,8 @@ describe('stream usage chunk, on the wire', () => {
       const stream = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true });
       const chunks = [];
       for await (const chunk of stream) chunks.push(chunk);
+      // Sent unasked (keyplex did not ask this deployment for it), the usage-only chunk is the upstream's, passed on.
+      expect(chunks.filter((c) => c.choices.length === 0)).toHaveLength(1);
       return textOf(chunks);
     };
 

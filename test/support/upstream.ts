@@ -344,6 +344,22 @@ export function gate(): { promise: Promise<void>; open: () => void } {
   return { promise, open };
 }
 
+/** A streamed reply: `before`, then, once `later` resolves, `after` (then the end). */
+export function inTwoParts(before: string, later: Promise<void>, after: string): Response {
+  const encoder = new TextEncoder();
+  let part = 0;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      part++;
+      if (part === 1) return controller.enqueue(encoder.encode(before));
+      if (part > 2) return controller.close();
+      await later;
+      controller.enqueue(encoder.encode(after));
+    },
+  });
+  return new HttpResponse(body, { headers: { 'content-type': 'text/event-stream', 'transfer-encoding': 'chunked' } });
+}
+
 /**
  * A streamed reply of `text` (already framed as SSE) sent in pieces of
  * `pieceBytes` bytes, so events and multi-byte characters straddle reads.

@@ -4,11 +4,13 @@
  * each read's bytes are looked at a bounded number of times, not the whole
  * held part again on every read (a hostile upstream trickling megabytes in
  * small reads would otherwise block the event loop for seconds). Counted, not
- * timed: the bytes the scanner copies and searches.
+ * timed: the bytes the scanner copies and searches. The same for what comes
+ * before a stream's first data event (keep-alive comments), kept to pass on
+ * with it.
  */
 import { Buffer } from 'node:buffer';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { EventScanner } from '../../src/usage/sse-scan';
+import { EventScanner, FirstRead } from '../../src/usage/sse-scan';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -75,5 +77,24 @@ describe('an event held back across many reads', () => {
     const out = scanner.scan(encoder.encode('\ndata: {"b"'), false);
     expect(decoder.decode(out)).toBe('data: {"a":1}\r\n\r\n');
     expect(scanner.held).toBe(10);
+  });
+});
+
+describe("keep-alive comments before a stream's first data event", () => {
+  test('256 KiB of comments in 32-byte reads, then a data event: the bytes touched stay a small multiple of 256 KiB, and all of it passes on in order', () => {
+    const comment = ': OPENROUTER PROCESSING\n\n'.padStart(32, ' ');
+    const reads = (256 * 1024) / comment.length;
+    const data = 'data: {"choices":[]}\n\n';
+    const first = new FirstRead(false);
+    let ended = false;
+    const touched = bytesTouched(() => {
+      for (let i = 0; i < reads; i++) expect(first.take({ done: false, value: encoder.encode(comment) })).toBe(false);
+      ended = first.take({ done: false, value: encoder.encode(data) });
+    });
+    expect(ended).toBe(true);
+    expect(first.broken).toBe(false);
+    expect(decoder.decode(first.out)).toBe(comment.repeat(reads) + data);
+    // Joining what passes on at every read touches ~size²/(2·read) = 1 GiB here.
+    expect(touched).toBeLessThan(8 * 256 * 1024);
   });
 });

@@ -126,6 +126,26 @@ describe('an upstream failing part-way', () => {
     expect(stats.budgets[0]?.spentUsd).toBeCloseTo(spent, 12);
   });
 
+  test('a usage that counts only a total, reported before the cut, is priced as on a complete reply (split at the estimated input), not free', async () => {
+    const [first] = chatChunks('gpt-4.1', WORDS, false);
+    const totalOnly = JSON.stringify({ id: 'chatcmpl-stream', object: 'chat.completion.chunk', created: 1_700_000_000, model: 'gpt-4.1', choices: [], usage: { total_tokens: 1_000 } });
+    const cut = gate();
+    provider(ONE, () => cutSseReply([first!, totalOnly], { after: 2, gate: cut.promise }));
+    const { client, manager, failure } = manage({ budgets: [{ scope: { overall: true }, limitUsd: 10, window: 'day' }] });
+
+    const stream = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true });
+    await expect(
+      (async () => {
+        for await (const _ of stream) cut.open();
+      })(),
+    ).rejects.toThrow();
+
+    // The usage as the server reported it; the cost at the 12 estimated input tokens and the 988 others as output.
+    expect(failure[0]?.usage).toMatchObject({ inputTokens: 0, outputTokens: 0, totalTokens: 1_000 });
+    expect(failure[0]?.costUsd).toBeCloseTo(cost(12, 988), 12);
+    expect(manager.stats().budgets[0]?.spentUsd).toBeCloseTo(cost(12, 988), 12);
+  });
+
   test('a request that failed before any answer carries no usage on its failure event', async () => {
     provider(ONE, () => new Response(JSON.stringify({ error: { message: 'nope', type: 'invalid_request_error' } }), { status: 400, headers: { 'content-type': 'application/json' } }));
     const { client, failure } = manage();
