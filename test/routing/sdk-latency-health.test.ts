@@ -106,3 +106,64 @@ describe('latency routing and failures', () => {
     expect(routes).toEqual(['a', 'b', 'a', 'a>b', 'b', 'b', 'b', 'b']);
   });
 });
+
+describe('latency routing and recovery', () => {
+  const MINUTE = 60_000;
+
+  test('a deployment that turned slow is measured again by one request after a minute, and gets its traffic back once it recovered', async () => {
+    let aMs = 10;
+    const { send } = latencySetup(() => ({ kind: 'reply', ms: aMs }));
+    const warmUp: string[] = [];
+    for (let i = 0; i < 4; i++) warmUp.push(await send());
+    expect(warmUp).toEqual(['a', 'b', 'a', 'a']);
+    aMs = 500;
+    expect(await send()).toBe('a');
+    // a answers in 10 ms again, but its average says 157 ms: b serves, and a is not asked within the minute.
+    aMs = 10;
+    const meanwhile: string[] = [];
+    for (let i = 0; i < 25; i++) meanwhile.push(await send());
+    expect(meanwhile).toEqual(Array(25).fill('b'));
+
+    await vi.advanceTimersByTimeAsync(MINUTE);
+    const after: string[] = [];
+    for (let i = 0; i < 5; i++) after.push(await send());
+
+    // Never measured again, a never got a request back while b was measured at 100 ms.
+    // One request measures it: 10 ms, a minute after its last sample, weighs half: 84 ms, ahead of b.
+    expect(after).toEqual(['a', 'a', 'a', 'a', 'a']);
+  });
+
+  test('a deployment still slow takes one request a minute to measure it, while the others serve', async () => {
+    const aMs = { value: 10 };
+    const { send } = latencySetup(() => ({ kind: 'reply', ms: aMs.value }));
+    for (let i = 0; i < 4; i++) await send();
+    aMs.value = 500;
+    await send();
+
+    const routes: string[] = [];
+    for (let minute = 0; minute < 3; minute++) {
+      for (let i = 0; i < 25; i++) routes.push(await send());
+      await vi.advanceTimersByTimeAsync(MINUTE);
+    }
+
+    // b for the first minute; then each minute, a first (measured again, still 500 ms), then b for the rest.
+    const later = ['a', ...Array(24).fill('b')];
+    expect(routes).toEqual([...Array(25).fill('b'), ...later, ...later]);
+  });
+
+  test('under light traffic a slow deployment is measured again at most once in 20 requests', async () => {
+    const { send } = latencySetup((i) => ({ kind: 'reply', ms: i === 0 ? 10 : 500 }));
+    for (let i = 0; i < 3; i++) await send(); // a 10 ms, b 100 ms, a 500 ms: a at 157 ms, behind b.
+
+    // One request every two minutes: every measurement is over a minute old at the next.
+    const routes: string[] = [];
+    for (let i = 0; i < 42; i++) {
+      await vi.advanceTimersByTimeAsync(2 * MINUTE);
+      routes.push(await send());
+    }
+
+    expect(routes.filter((r) => r === 'a')).toHaveLength(2);
+    expect(routes[20]).toBe('a');
+    expect(routes[41]).toBe('a');
+  });
+});
