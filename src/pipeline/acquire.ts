@@ -191,7 +191,10 @@ function noKeyWait(core: Core, ctx: RequestContext, deployments: readonly Deploy
 /**
  * First pass: deployments in order, skipping one whose circuit is open or
  * whose provider the retry policy sent to the back, and keys not yet tried
- * in the request. Second pass: any usable key, in deployment order. A key is
+ * on the deployment in the request. Second pass (for a request that sent a
+ * provider to the back): that provider's deployments, keys not yet tried on
+ * them — a fallback model there before a deployment that failed already.
+ * Last pass: any usable key, in deployment order. A key is
  * usable when it is enabled, not cooling down, its circuit lets a call
  * through, and its rate limits have room for the request's estimated tokens
  * (reserved here). A deployment whose keys wait for their first reply's
@@ -207,10 +210,12 @@ function pick(core: Core, ctx: RequestContext, attempt: number, now: number): Le
   result.soonestAt = Infinity;
   const { avoided, held } = ctx.history;
   const excluded = ctx.route.excludedModels;
-  for (let pass = 0; pass < 2; pass++) {
-    const fresh = pass === 0;
+  for (let pass = 0; pass < 3; pass++) {
+    if (pass === 1 && avoided === undefined) continue;
+    const fresh = pass < 2;
     for (const deployment of ctx.route.deployments) {
-      if (fresh && avoided !== undefined && avoided.has(deployment.pool)) continue;
+      // The providers sent to the back wait for the second pass; it judges only theirs (the others' were judged just now).
+      if (avoided !== undefined && pass < 2 && avoided.has(deployment.pool) === (pass === 0)) continue;
       // A provider that asked for a wait (retry-after on a transient failure) is not tried before it ends.
       const heldUntil = held?.get(deployment.pool);
       if (heldUntil !== undefined && heldUntil > now) {

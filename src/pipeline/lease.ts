@@ -225,8 +225,8 @@ export class Lease {
         this.#health(verdict);
         settleKeyBudget(core, ctx, deployment, key, 0);
         this.#end();
-        // A slow failure counts as slow: latency routing must not keep choosing a deployment that only fails.
-        if (verdict === 'failure') deployment.latency.update(now - this.sentAt, now);
+        // A slow failure counts as slow, a fast one not as fast: latency routing must not keep choosing a deployment that fails.
+        if (verdict === 'failure') deployment.failedAfter(now - this.sentAt, now);
         key.counters.fail(classification.kind);
         pool.counters.fail(classification.kind);
         deployment.stats.fail(classification.kind);

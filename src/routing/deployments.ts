@@ -57,6 +57,21 @@ export class Deployment {
   get ttftMs(): number | undefined {
     return this.ttft.value;
   }
+
+  /**
+   * A failed attempt (a transient failure: 5xx, timeout, reset, broken
+   * reply) took `elapsedMs`: it counts in the averages as that slow, but
+   * never as faster than they stand — a 500 that comes back in 1 ms is no
+   * sign of speed, and counted as one it would draw latency routing to the
+   * deployment that fails. Time to first token too, once measured (a
+   * stream that fails before its first byte waited at least that long).
+   */
+  failedAfter(elapsedMs: number, now: number): void {
+    const latency = this.latency.value;
+    this.latency.update(latency === undefined || elapsedMs > latency ? elapsedMs : latency, now);
+    const ttft = this.ttft.value;
+    if (ttft !== undefined) this.ttft.update(elapsedMs > ttft ? elapsedMs : ttft, now);
+  }
 }
 
 /**

@@ -48,7 +48,9 @@ export interface RouteContext {
  * exactly the given elements (same objects, none added or dropped), best
  * first, and must not modify its input. It is called once per routed request,
  * on the hot path: keep it O(n log n) and free of I/O. Deployments whose
- * circuit is open or whose context window is too small are already left out.
+ * context window is too small are already left out; one whose circuit is
+ * open is not (keyplex passes over it when it picks a key, and waits for it
+ * when every deployment's circuit is open).
  *
  * ```ts
  * const cheapestFirst: RoutingStrategy = {

@@ -8,6 +8,7 @@ import { describe, expect, test} from 'vitest';
 import {
   ComplexityAutoStrategy,
   getKeyplexDetails,
+  keyplex,
   type AutoStrategy,
   type KeyManagerOptions,
   type RequestFeatures,
@@ -394,6 +395,38 @@ describe('fallback chains', () => {
 
     expect(reply.model).toBe('gpt-4.1-mini');
     expect(models(seen)).toEqual(['gpt-4.1', 'gpt-4.1-mini']);
+  });
+
+  test('falls back to another model of the same provider once the primary failed on each of its keys, not back to the primary', async () => {
+    const seen = provider(OPENAI, (call) => (call.body?.model === 'gpt-4.1' ? errorReply(503, 'server_error') : chatReply('gpt-4.1-mini')));
+    const { client } = manage({
+      providers: { openai: { baseURL: OPENAI, keys: [fakeKey('openai'), fakeKey('openai')], models: ['gpt-4.1', 'gpt-4.1-mini'] } },
+      routing: { fallbacks: { 'gpt-4.1': ['gpt-4.1-mini'] } },
+    });
+
+    const reply = await client.chat.completions.create(ask('gpt-4.1'));
+
+    // Two failures on the provider sent all of it to the back, and the retries went back to gpt-4.1 (4 of 4, then a 503).
+    expect(reply.model).toBe('gpt-4.1-mini');
+    expect(models(seen)).toEqual(['gpt-4.1', 'gpt-4.1', 'gpt-4.1-mini']);
+  });
+
+  test('a request pinned to one provider falls back to its other model there once the primary failed on each key', async () => {
+    const seen = provider(OPENAI, (call) => (call.body?.model === 'gpt-4.1' ? errorReply(500, 'server_error') : chatReply('gpt-4.1-mini')));
+    const elsewhere = provider(GOOGLE, () => chatReply('gpt-4.1'));
+    const { client } = manage({
+      providers: {
+        openai: { baseURL: OPENAI, keys: [fakeKey('openai'), fakeKey('openai')], models: ['gpt-4.1', 'gpt-4.1-mini'] },
+        google: { baseURL: GOOGLE, keys: [fakeKey('google')], models: ['gpt-4.1', 'gpt-4.1-mini'] },
+      },
+      routing: { fallbacks: { 'gpt-4.1': ['gpt-4.1-mini'] } },
+    });
+
+    const reply = await client.chat.completions.create(ask('gpt-4.1'), keyplex.options({ provider: 'openai' }));
+
+    expect(reply.model).toBe('gpt-4.1-mini');
+    expect(models(seen)).toEqual(['gpt-4.1', 'gpt-4.1', 'gpt-4.1-mini']);
+    expect(elsewhere).toHaveLength(0);
   });
 
   test('does not fall back on a caller error (400): the SDK raises BadRequestError', async () => {

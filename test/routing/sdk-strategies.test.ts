@@ -435,6 +435,29 @@ describe('a custom routing strategy', () => {
     expect(attempts.map((e) => [e.provider, e.strategy, e.rank])).toEqual([['b', 'custom', 1]]);
   });
 
+  test('is given a deployment whose circuit is open too, which is passed over when a key is picked', async () => {
+    const { seen, strategy } = reversing();
+    const seenA = provider(A, answer('a-chat'));
+    const seenB = provider(B, () => errorReply(503, 'service_unavailable'));
+    const { client } = manage({
+      providers: {
+        a: { baseURL: A, keys: [fakeKey('a')], models: { [CHAT]: 'a-chat' } },
+        b: { baseURL: B, keys: [fakeKey('b')], models: { [CHAT]: 'b-chat' } },
+      },
+      routing: { strategy },
+      circuitBreaker: { deployment: { policy: { kind: 'consecutive', threshold: 1 }, openMs: 60_000 } },
+    });
+    await client.chat.completions.create(HI); // b (first in reverse) fails and opens its circuit; a serves.
+
+    await client.chat.completions.create(HI);
+
+    expect(seen.map((s) => s.providers)).toEqual([
+      ['a', 'b'],
+      ['a', 'b'],
+    ]);
+    expect([seenA.length, seenB.length]).toEqual([2, 1]);
+  });
+
   test("gets a RouteContext with the request's model, token estimates, stream flag and request id", async () => {
     const { seen, strategy } = reversing();
     const { client } = customSetup({ strategy });

@@ -170,6 +170,27 @@ describe('latency', () => {
   ])('%s', (_, list, context, expected) => {
     expect(names(new LatencyStrategy().order(list, ctx(context)))).toEqual(expected);
   });
+
+  test('puts a measured deployment first once, to measure it again, after it was passed over `afterRequests` times and `afterMs`', () => {
+    const strategy = new LatencyStrategy({ afterMs: 0, afterRequests: 2 });
+    const list = [dep('a', { latencyMs: 50 }), dep('b', { latencyMs: 100 }), dep('c', { latencyMs: 200 })];
+
+    const orders = Array.from({ length: 6 }, () => names(strategy.order(list, ctx())).join(''));
+
+    // b and c are passed over twice; then b (waiting longest, ties to the faster) once, then c, whose count went on.
+    expect(orders).toEqual(['abc', 'abc', 'bac', 'cab', 'abc', 'bac']);
+  });
+
+  test('measures again no sooner than `afterMs` after a deployment was last first', () => {
+    const strategy = new LatencyStrategy({ afterMs: 60_000, afterRequests: 0 });
+    const list = [dep('a', { latencyMs: 50 }), dep('b', { latencyMs: 100 })];
+
+    expect(Array.from({ length: 5 }, () => names(strategy.order(list, ctx()))[0])).toEqual(['a', 'a', 'a', 'a', 'a']);
+  });
+
+  test.each([{ afterMs: -1 }, { afterRequests: Number.NaN }])('rejects remeasure options %o', (remeasure) => {
+    expect(() => new LatencyStrategy(remeasure)).toThrow(RangeError);
+  });
 });
 
 describe('least-busy', () => {
