@@ -17,17 +17,20 @@
  * so a sequential p99 over the streams lands on a collection once a stream
  * allocates more than that (raw SDK: 132 KB, 0.8 %).
  *
- *   npm run build && node bench/alloc-stream.ts bench/out/base/index.js dist/index.js [--json | --split] [--by-function [--n 2000] [--rounds 3] [--top 30]]
+ * `--loopback`: the same canned reply from a node:http server in a child
+ * process on 127.0.0.1, through Node's global fetch (every variant).
+ *
+ *   npm run build && node bench/alloc-stream.ts bench/out/base/index.js dist/index.js [--json | --split] [--loopback] [--by-function [--n 2000] [--rounds 3] [--top 30]]
  */
 import { spawnSync } from 'node:child_process';
 import { Session } from 'node:inspector/promises';
 import { getHeapStatistics } from 'node:v8';
 import { parseArgs } from 'node:util';
-import { CHAT_BODY, CHAT_JSON, CHAT_SSE } from './lib.ts';
+import { cannedServer, CHAT_BODY, CHAT_JSON, CHAT_SSE, fetchAt } from './lib.ts';
 import { OPENAI_RATE_HEADERS } from './hotpath.ts';
 import { abClients } from './ab-lib.ts';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { n: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '3' }, top: { type: 'string', default: '30' }, json: { type: 'boolean', default: false }, split: { type: 'boolean', default: false }, 'by-function': { type: 'boolean', default: false } } });
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { n: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '3' }, top: { type: 'string', default: '30' }, json: { type: 'boolean', default: false }, split: { type: 'boolean', default: false }, 'by-function': { type: 'boolean', default: false }, loopback: { type: 'boolean', default: false } } });
 const [basePath, branchPath] = positionals;
 if (!basePath || !branchPath) throw new Error('usage: node bench/alloc-stream.ts <base dist/index.js> <branch dist/index.js> [--n 2000] [--rounds 3]');
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -41,7 +44,10 @@ const headers = { 'content-type': values.json ? 'application/json' : 'text/event
 // --split: the 13 events one per read, as a network delivers them (the default: the whole body in one read).
 const EVENTS = CHAT_SSE.split('\n\n').filter(Boolean).map((e) => new TextEncoder().encode(`${e}\n\n`));
 const split = () => new ReadableStream<Uint8Array>({ start: (c) => void (EVENTS.forEach((e) => c.enqueue(e)), c.close()) });
-const fetch = (async () => new Response(values.json ? CHAT_JSON : values.split ? split() : CHAT_SSE, { status: 200, headers })) as typeof globalThis.fetch;
+const canned = (async () => new Response(values.json ? CHAT_JSON : values.split ? split() : CHAT_SSE, { status: 200, headers })) as typeof globalThis.fetch;
+// --loopback: the same canned reply from a node:http server in a child process, through the global fetch (every variant's URL pointed at it).
+const server = values.loopback ? await cannedServer(values.json ? CHAT_JSON : CHAT_SSE, headers) : undefined;
+const fetch = server ? fetchAt(server.origin) : canned;
 const { clients, close } = await abClients(basePath, branchPath, fetch);
 const VARIANTS = ['raw', 'base', 'branch'];
 const run = async (v: string, count: number) => {
@@ -74,6 +80,7 @@ if (gc !== undefined) {
   for (const v of VARIANTS) process.stdout.write(`${v.padEnd(6)} ${(med(per[v]!) / 1024).toFixed(2)} KiB of V8 heap per ${unit} (median of 6 batches of 300; ${per[v]!.map((x) => (x / 1024).toFixed(1)).join(' ')})\n`);
   process.stdout.write(`branch − base ${((med(per.branch!) - med(per.base!)) / 1024).toFixed(2)} KiB; branch − raw ${((med(per.branch!) - med(per.raw!)) / 1024).toFixed(2)} KiB\n`);
   await close();
+  server?.kill();
   process.exit(0);
 }
 
@@ -119,3 +126,5 @@ diff('branch', 'raw');
 diff('branch', 'base');
 session.disconnect();
 await close();
+server?.kill();
+

@@ -2,7 +2,7 @@
  * Shared pieces of the benchmark suite: statistics, timing loops, canned
  * upstream answers, the machine description and Markdown tables.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { arch, cpus, loadavg, platform, release, totalmem } from 'node:os';
@@ -348,6 +348,25 @@ export async function remoteSimulator(options: SimulatorOptions): Promise<Remote
         child.send({ type: 'close' } satisfies ToChild);
       }),
   };
+}
+
+/**
+ * A node:http server in a child process on 127.0.0.1 answering every request
+ * at once with `body` and `headers` (an upstream independent of keyplex's
+ * simulator). Idle keep-alive sockets are never closed by it: a client run
+ * under valgrind is ~50x slower than the default 5 s allows.
+ */
+export async function cannedServer(body: string, headers: Record<string, string>): Promise<{ origin: string; kill: () => void }> {
+  const all = JSON.stringify({ ...headers, 'content-length': String(Buffer.byteLength(body)) });
+  const code = `const s = require('node:http').createServer((q, r) => { q.resume(); q.on('end', () => { r.writeHead(200, ${all}); r.end(${JSON.stringify(body)}); }); }); s.keepAliveTimeout = 0; s.requestTimeout = 0; s.headersTimeout = 0; s.listen(0, '127.0.0.1', () => process.stdout.write(s.address().port + '\\n'));`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<string>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim())));
+  return { origin: `http://127.0.0.1:${port}`, kill: () => void child.kill() };
+}
+
+/** Node's global fetch with every URL's origin replaced by `origin` (raw clients and managers alike go to one server). */
+export function fetchAt(origin: string): typeof globalThis.fetch {
+  return ((input: string | URL | Request, init?: RequestInit) => globalThis.fetch(String(input).replace(/^https?:\/\/[^/]+/, origin), init)) as typeof globalThis.fetch;
 }
 
 /** Child side of {@link remoteSimulator}. */
