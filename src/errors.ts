@@ -430,7 +430,7 @@ export class StoreUnavailableError extends KeyplexError {
  * what the hook threw.
  */
 export class HookFailedError extends KeyplexError {
-  /** Which hook: `beforeAttempt[0]`, `afterResponse[1]`, … */
+  /** Which hook: `beforeAttempt[0]`, `afterResponse[1]`, …, or strategy: `RoutingStrategy.order`, `AutoStrategy.choose`. */
   readonly hook: string;
   constructor(hook: string, message: string, options: { requestId?: string; attempts?: AttemptOutcome[]; cause?: unknown }) {
     super('hook_failed', message, { ...options, status: 500 });

@@ -2,11 +2,13 @@
  * Route: the requested model (a concrete model, an alias group, or `auto`)
  * becomes the ordered list of deployments that may serve it.
  */
-import { contextFallbackChain, requestFeatures, resolveModel } from '../routing/catalogue';
+import { AUTO_MODEL, contextFallbackChain, requestFeatures, resolveModel, type Resolution } from '../routing/catalogue';
 import { fitsContext } from '../routing/context-window';
 import { route as deploymentsFor, type Deployment } from '../routing/deployments';
 import { requestJson } from '../request';
-import type { DeploymentView } from '../routing/strategy';
+import { describeThrown, describeType } from '../config/check';
+import { HookFailedError } from '../errors';
+import type { DeploymentView, RouteContext, RoutingStrategy } from '../routing/strategy';
 import type { RankLookup, RequestFacts, RequestContext, RouteRank, RoutePlan } from './context';
 import type { Core } from './core';
 
@@ -79,7 +81,7 @@ export function route(core: Core, facts: RequestFacts): RoutePlan {
   // Without a catalogue, the one tier is the model itself (no lists made for it).
   let tooLong: string[] | undefined;
   if (!hasCatalogue) tooLong = addTier(core, facts, plan, request.model, tooLong);
-  else for (const tier of resolveModel(request.model, catalogue, requestFeatures(requestJson(request), inputTokens)).tiers) tooLong = addTier(core, facts, plan, tier, tooLong);
+  else for (const tier of resolved(request.model, catalogue, facts).tiers) tooLong = addTier(core, facts, plan, tier, tooLong);
   // Models too small for this request hand it to their context fallbacks (after everything else).
   if (catalogue.contextFallbacks !== undefined && tooLong !== undefined) {
     for (const small of tooLong) {
@@ -125,15 +127,71 @@ function addTier(core: Core, facts: RequestFacts, plan: Route, tier: string | re
   const sorted =
     candidates.length === 1
       ? candidates
-      : (chosen.strategy.order(candidates as DeploymentView[], {
+      : ordered(chosen.strategy, candidates, {
           model,
           inputTokens,
           outputTokens,
           stream: request.stream,
           requestId: facts.requestId,
-        }) as Deployment[]);
+        });
   plan.addAll(sorted, chosen.name);
   return tooLong;
+}
+
+/**
+ * The model's tiers from the catalogue. `auto` asks the auto strategy, the
+ * application's code when configured: one that throws or chooses a model
+ * not in `auto.models` fails the request as `hook_failed` (500, nothing sent).
+ */
+function resolved(model: string, catalogue: Core['options']['routing']['catalogue'], facts: RequestFacts): Resolution {
+  const features = requestFeatures(requestJson(facts.request), facts.inputTokens);
+  if (model !== AUTO_MODEL || catalogue.auto?.strategy === undefined) return resolveModel(model, catalogue, features);
+  try {
+    return resolveModel(model, catalogue, features);
+  } catch (error) {
+    throw strategyFailed('AutoStrategy.choose', `the auto routing strategy failed, and the request is not sent: AutoStrategy.choose failed: ${quote(error)}. It must return one of auto.models.`, facts.requestId, error);
+  }
+}
+
+/** Longest part of what a strategy threw that a failure quotes. */
+const QUOTED = 200;
+
+/**
+ * `candidates` in `strategy`'s order. A strategy is the application's code:
+ * one that throws, or gives back other than the deployments it was given
+ * (each once), fails the request as `hook_failed` (500, nothing sent) rather
+ * than as a connection error or a misleading `model_not_served`.
+ */
+function ordered(strategy: RoutingStrategy, candidates: Deployment[], ctx: RouteContext): Deployment[] {
+  let sorted: readonly DeploymentView[];
+  try {
+    sorted = strategy.order(candidates as DeploymentView[], ctx);
+  } catch (error) {
+    throw orderFailed(ctx, `threw: ${quote(error)}`, error);
+  }
+  if (!Array.isArray(sorted)) throw orderFailed(ctx, `returned ${describeType(sorted)}, not a list of the deployments it was given`);
+  if (sorted.length !== candidates.length) throw orderFailed(ctx, `returned ${sorted.length} deployments for the ${candidates.length} it was given`);
+  // Each given one once (n is a handful: no set made per request).
+  for (let i = 0; i < sorted.length; i++) {
+    const d = sorted[i] as Deployment;
+    if (!candidates.includes(d) || sorted.indexOf(d) !== i) throw orderFailed(ctx, 'gave back a deployment twice or one it was not given');
+  }
+  return sorted as Deployment[];
+}
+
+function orderFailed(ctx: RouteContext, what: string, cause?: unknown): HookFailedError {
+  const message = `the routing strategy for model '${ctx.model}' failed, and the request is not sent: RoutingStrategy.order ${what}. It must return the deployments it is given, each once, best first.`;
+  return strategyFailed('RoutingStrategy.order', message, ctx.requestId, cause);
+}
+
+function strategyFailed(name: string, message: string, requestId: string, cause: unknown): HookFailedError {
+  return new HookFailedError(name, `keyplex: ${message}`, { requestId, cause });
+}
+
+/** What `error` says, cut at {@link QUOTED} characters. */
+function quote(error: unknown): string {
+  const said = describeThrown(error);
+  return said.length > QUOTED ? `${said.slice(0, QUOTED)}…` : said;
 }
 
 /**

@@ -18,6 +18,7 @@ import { fakeClock, until } from '../support/time';
 import { caught } from '../support/caught';
 
 const ONE = 'https://api.one.test/v1';
+const TWO = 'https://api.two.test/v1';
 const MODEL = 'gpt-4.1';
 const BODY = { model: MODEL, messages: [{ role: 'user' as const, content: 'hi' }] };
 
@@ -286,6 +287,21 @@ const rows: Row[] = [
       const { client } = manage({ hooks: { beforeAttempt: () => { throw new Error('blocked: contains a card number'); } } });
       const error = await caught(() => client.chat.completions.create(BODY));
       expect(seen).toHaveLength(0);
+      return error;
+    },
+  },
+  {
+    path: 'a custom routing strategy threw (or gave back other than the deployments it was given)',
+    catches: OpenAI.InternalServerError,
+    code: 'hook_failed',
+    says: [/^500 keyplex:/, /routing strategy for model 'gpt-4\.1' failed/, /request is not sent/, /RoutingStrategy\.order threw: ranking service down/, /each once, best first/],
+    run: async () => {
+      const seen = [provider(ONE, () => chatReply(MODEL)), provider(TWO, () => chatReply(MODEL))];
+      const ring = keyRing('a', 'b');
+      const strategy = { order: () => { throw new Error('ranking service down'); } };
+      const { client } = managed({ providers: { one: { baseURL: ONE, keys: [ring.keys[0]!] }, two: { baseURL: TWO, keys: [ring.keys[1]!] } }, routing: { strategy } });
+      const error = await caught(() => client.chat.completions.create(BODY));
+      expect(seen.flat()).toHaveLength(0);
       return error;
     },
   },

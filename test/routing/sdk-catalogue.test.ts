@@ -8,6 +8,7 @@ import { describe, expect, test} from 'vitest';
 import {
   ComplexityAutoStrategy,
   getKeyplexDetails,
+  isKeyplexError,
   keyplex,
   type AutoStrategy,
   type KeyManagerOptions,
@@ -19,6 +20,7 @@ import { chatReply, errorReply, keyRing, provider, type UpstreamCall } from '../
 import '../support/setup';
 import { record } from '../support/events';
 import { useManagers } from '../support/scaffold';
+import { caught } from '../support/caught';
 
 const OPENAI = 'https://api.openai.test/v1';
 const AZURE = 'https://api.azure.test/v1';
@@ -223,6 +225,25 @@ describe('auto', () => {
         ['gpt-4.1-nano', 'gpt-4.1-mini', 'gpt-4.1'],
       ],
     ]);
+  });
+
+  const brokenAuto: { name: string; choose: AutoStrategy['choose']; says: RegExp }[] = [
+    { name: 'throws', choose: () => { throw new Error('classifier down'); }, says: /AutoStrategy\.choose failed: classifier down/ },
+    { name: 'chooses a model not in auto.models', choose: () => 'gpt-5', says: /chose "gpt-5", which is not one of auto\.models/ },
+  ];
+
+  test.each(brokenAuto)('a custom auto.strategy that $name fails the request as hook_failed (500), sending nothing', async ({ choose, says }) => {
+    const { seen, manager, client } = autoSetup({ models: ['gpt-4.1-nano', 'gpt-4.1'], strategy: { choose } });
+    const failures = record(manager, 'failure');
+
+    const error = await caught(() => client.chat.completions.create(ask('auto')));
+
+    expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+    expect(isKeyplexError(error, 'hook_failed')).toBe(true);
+    expect(error.message).toMatch(says);
+    expect(seen).toHaveLength(0);
+    expect(failures.map((f) => f.error.code)).toEqual(['hook_failed']);
+    expect(manager.stats().totals.inFlight).toBe(0);
   });
 
   test('follows the thresholds of a ComplexityAutoStrategy given as auto.strategy', async () => {

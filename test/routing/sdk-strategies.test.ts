@@ -4,7 +4,9 @@
  * `manager.wrap()`, against msw stand-ins of the providers.
  */
 import { afterEach, describe, expect, test, vi } from 'vitest';
+import OpenAI from 'openai';
 import {
+  isKeyplexError,
   type DeploymentView,
   type KeyManagerOptions,
   type RouteContext,
@@ -20,6 +22,7 @@ import '../support/setup';
 import { fakeClock, until } from '../support/time';
 import { record } from '../support/events';
 import { useManagers } from '../support/scaffold';
+import { caught } from '../support/caught';
 
 const PRICEY = 'https://api.pricey.test/v1';
 const MID = 'https://api.mid.test/v1';
@@ -494,6 +497,32 @@ describe('a custom routing strategy', () => {
     const [a, b] = seen[0]?.views ?? [];
     expect(a).toMatchObject({ provider: 'a', model: CHAT, upstreamModel: 'a-chat', weight: 2, price: { input: 1, output: 2 }, contextWindow: 8000, tags: ['eu', 'batch'], inFlight: 0 });
     expect(b).toMatchObject({ provider: 'b', model: CHAT, upstreamModel: 'b-chat', weight: 1, price: undefined, contextWindow: undefined, tags: [] });
+  });
+
+  const broken: { name: string; order: RoutingStrategy['order']; says: RegExp }[] = [
+    { name: 'throws', order: () => { throw new Error('ranking service down'); }, says: /RoutingStrategy\.order threw: ranking service down/ },
+    { name: 'returns undefined', order: () => undefined as unknown as DeploymentView[], says: /returned undefined, not a list/ },
+    { name: 'returns an empty list', order: () => [], says: /returned 0 deployments for the 2 it was given/ },
+    { name: 'returns one twice', order: (d) => [d[0]!, d[0]!], says: /gave back a deployment twice or one it was not given/ },
+  ];
+
+  test.each(broken)('that $name fails the request as hook_failed (500), sending nothing, and the manager goes on serving', async ({ order, says }) => {
+    let fail = true;
+    const strategy: RoutingStrategy = { order: (d, ctx) => (fail ? order(d, ctx) : d.slice()) };
+    const { seenA, seenB, manager, client } = customSetup({ strategy });
+    const failures = record(manager, 'failure');
+
+    const error = await caught(() => client.chat.completions.create(HI));
+
+    expect(error).toBeInstanceOf(OpenAI.InternalServerError);
+    expect(isKeyplexError(error, 'hook_failed')).toBe(true);
+    expect(error.message).toMatch(says);
+    expect(seenA.length + seenB.length).toBe(0);
+    expect(failures.map((f) => f.error.code)).toEqual(['hook_failed']);
+    expect(manager.stats().totals).toMatchObject({ inFlight: 0, failures: { hook_failed: 1 } });
+    fail = false;
+    await client.chat.completions.create(HI);
+    expect(seenA).toHaveLength(1);
   });
 
   test('applies per model through perModel, over the global strategy', async () => {
