@@ -24,16 +24,30 @@ const GROWTH_PER_MINUTE = 0.02;
  *   before it): it never falls below what the key has just served.
  * - A 429 with an explicit wait of at most 1 s (`retry-after-ms: 100`) is a
  *   blip: the key rests, the estimate does not change.
- * - Each success adds `max(1, 2% of the estimate) ÷ estimate` rpm, so a key
- *   used at its estimated rate grows by 1 rpm (or 2%, whichever is more) per
- *   minute: slowly enough that the next 429 is minutes away, not seconds
- *   (adding 1 rpm per success overshot a limit by ~40% within a minute).
- *   Within one minute it can still at most double (a period starts at a
- *   decrease, or with the first success 60 s or more after the last one began).
- * - Another 429 multiplies it by 0.75 (never below 1) — unless it arrives while the key is
- *   still resting from the previous decrease (before `quietUntil`): such a 429
- *   answers a request sent before the decrease, and halving again for it would
- *   punish one overload several times.
+ * - Another 429 multiplies it by 0.75 (never below 1, nor below `served`) —
+ *   unless it arrives while the key is still resting from the previous
+ *   decrease (before `quietUntil`): such a 429 answers a request sent before
+ *   the decrease, and decreasing again for it would punish one overload
+ *   several times.
+ * - The **proven rate** is what the key served in the last minute at the
+ *   first decrease of a storm (the first 429 ever, or the first after a
+ *   success; the decreases of a storm have no success between them): the
+ *   decreased estimate is at least that, and the rest of the storm may drive
+ *   it lower.
+ * - Below the proven rate the estimate regrows fast: each success adds 1 rpm,
+ *   so a key used at its estimated rate doubles it per minute, up to the
+ *   proven rate (a storm that drove 30 rpm down to 3 is over in ~3 minutes,
+ *   not ~28). A 429 while regrowing is the first decrease after a success: it
+ *   proves what the key served then, at most the decreased estimate, so a
+ *   limit that went down during the storm is overshot once, not again and
+ *   again.
+ * - At or above the proven rate (or with none), each success adds
+ *   `max(1, 2% of the estimate) ÷ estimate` rpm, so a key used at its
+ *   estimated rate grows by 1 rpm (or 2%, whichever is more) per minute:
+ *   slowly enough that the next 429 is minutes away, not seconds (adding
+ *   1 rpm per success there overshot a limit by ~40% within a minute).
+ * - Within one minute it can at most double (a period starts at a decrease,
+ *   or with the first success 60 s or more after the last one began).
  *
  * Values are not rounded: an estimate may be fractional (e.g. 4.5 rpm).
  */
@@ -42,6 +56,10 @@ export class AimdEstimator {
   #base: number | undefined;
   #baseAt: number | undefined;
   #quietUntil = 0;
+  /** The rate to regrow fast to ({@link onSuccess}); `undefined`: none proven. */
+  #proven: number | undefined;
+  /** Whether a success came after the last decrease (a 429 then ends a regrowth, not a storm). */
+  #servedSinceDecrease = false;
   readonly #sent = new Tally();
   readonly #served = new Tally();
 
@@ -75,7 +93,9 @@ export class AimdEstimator {
    * may be used again; 429s before then do not decrease again. A 429 whose
    * explicit wait (`explicitMs`) is at most {@link BLIP_RETRY_MS} is a blip:
    * the key rests, the estimate stays. The estimate never falls below what
-   * the key served successfully in the last minute.
+   * the key served successfully in the last minute. The first decrease of a
+   * storm (the first ever, or the first after a success) makes that the
+   * proven rate.
    * @returns Whether the estimate changed.
    */
   onRateLimited(now: number, restUntil: number, explicitMs?: number): boolean {
@@ -84,8 +104,11 @@ export class AimdEstimator {
       this.#quietUntil = Math.max(this.#quietUntil, restUntil);
       return false;
     }
-    const from = this.#estimate ?? this.sentLastMinute(now);
-    this.#estimate = Math.max(1, from * DECREASE, this.servedLastMinute(now));
+    const served = this.servedLastMinute(now);
+    // The first decrease of a storm (the first ever, or the first after a success) proves `served`.
+    if (this.#servedSinceDecrease || this.#estimate === undefined) this.#proven = served;
+    this.#servedSinceDecrease = false;
+    this.#estimate = Math.max(1, (this.#estimate ?? this.sentLastMinute(now)) * DECREASE, served);
     this.#base = this.#estimate;
     this.#baseAt = now;
     this.#quietUntil = Math.max(restUntil, now);
@@ -93,19 +116,24 @@ export class AimdEstimator {
   }
 
   /**
-   * A success at `now`: the additive increase (about 1 rpm, or 2%, per minute
-   * of full use), capped at doubling per minute. Nothing happens while the
-   * estimate is unknown.
+   * A success at `now`: below the proven rate, 1 rpm (doubling per minute of
+   * full use) up to it; at or above it, the additive increase (about 1 rpm,
+   * or 2%, per minute of full use); either capped at doubling per minute.
+   * Nothing happens while the estimate is unknown. O(1).
    * @returns Whether the estimate changed.
    */
   onSuccess(now: number): boolean {
     if (this.#estimate === undefined) return false;
+    this.#servedSinceDecrease = true;
     if (this.#base === undefined || this.#baseAt === undefined || now - this.#baseAt >= MINUTE_MS) {
       this.#base = this.#estimate;
       this.#baseAt = now;
     }
-    const step = Math.max(1, this.#estimate * GROWTH_PER_MINUTE) / this.#estimate;
-    const next = Math.min(this.#estimate + step, this.#base * 2);
+    const proven = this.#proven ?? 0;
+    const next =
+      this.#estimate < proven
+        ? Math.min(this.#estimate + 1, proven, this.#base * 2)
+        : Math.min(this.#estimate + Math.max(1, this.#estimate * GROWTH_PER_MINUTE) / this.#estimate, this.#base * 2);
     if (next <= this.#estimate) return false;
     this.#estimate = next;
     return true;
@@ -124,6 +152,8 @@ export class AimdEstimator {
     this.#base = undefined;
     this.#baseAt = undefined;
     this.#quietUntil = 0;
+    this.#proven = undefined;
+    this.#servedSinceDecrease = false;
   }
 }
 

@@ -29,17 +29,22 @@ afterEach(async () => {
  * One simulated provider `sim` with `keys`, served through msw. The
  * simulator's clock is the (possibly fake) `Date.now`.
  */
-function simulate(keys: SimProviderOptions['keys'], options: { rateWindowMs?: number; hideRateHeaders?: boolean; on429?: () => void } = {}) {
+function simulate(keys: SimProviderOptions['keys'], options: { rateWindowMs?: number; hideRateHeaders?: boolean; on429?: () => void; storm?: () => boolean } = {}) {
   const sim = new ProviderSimulator({
     now: () => Date.now(),
     rateWindowMs: options.rateWindowMs,
     providers: [{ id: 'sim', keys, models: [MODEL] }],
   });
-  if (options.hideRateHeaders || options.on429) {
+  if (options.hideRateHeaders || options.on429 || options.storm) {
     // The simulator behind a filter: it can hide its x-ratelimit-* headers (a
-    // provider whose limit is secret) and report every 429 it sends.
+    // provider whose limit is secret), report every 429 it sends, and answer
+    // every request with a 429 without `retry-after` while `storm()` holds.
     server.use(
       http.all(`${sim.baseURL('sim')}/*`, async ({ request }) => {
+        if (options.storm?.()) {
+          options.on429?.();
+          return HttpResponse.json({ error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded' } }, { status: 429 });
+        }
         const answer = await sim.handle('sim', request);
         if (!(answer instanceof Response)) return HttpResponse.error();
         if (answer.status === 429) options.on429?.();
@@ -193,6 +198,53 @@ describe('adaptive limits (AIMD)', () => {
     expect(manager.stats().providers.sim?.keys[0]?.limits.source).toBe('adaptive');
     expect(secondHalf).toBeLessThan(firstHalf);
   }, 60_000);
+});
+
+describe('adaptive limits (AIMD): after a storm of 429s', () => {
+  test('a key of a hidden 30 rpm is back at 30 within minutes of a 2-minute storm of 429s without retry-after', async () => {
+    fakeClock();
+    const secret = fakeKey('storm');
+    const startedAt = Date.now();
+    const STORM = { from: 5 * 60_000, until: 7 * 60_000 };
+    const END_MS = STORM.until + 10 * 60_000;
+    const at = () => Date.now() - startedAt;
+    let stormed = 0;
+    const sim = simulate([{ key: secret, rpm: 30 }], {
+      hideRateHeaders: true,
+      storm: () => at() >= STORM.from && at() < STORM.until,
+      on429: () => (at() >= STORM.from && at() < STORM.until ? stormed++ : 0),
+    });
+    const { manager, client } = manage(sim, [secret]);
+    const rpm = () => manager.stats().providers.sim?.keys[0]?.limits.rpm;
+
+    // Four callers sending back to back: far more than 30 per minute.
+    let running = 0;
+    const worker = async () => {
+      running++;
+      while (at() < END_MS) await client.chat.completions.create(body()).catch(() => {});
+      running--;
+    };
+    const workers = Array.from({ length: 4 }, worker);
+    let low = Infinity;
+    let backAt: number | undefined;
+    let servedAtStormEnd = 0;
+    while (running > 0) {
+      await vi.advanceTimersByTimeAsync(500);
+      const estimate = rpm();
+      if (at() >= STORM.from && estimate !== undefined) low = Math.min(low, estimate);
+      if (at() >= STORM.until && servedAtStormEnd === 0) servedAtStormEnd = totals(sim).successes;
+      if (at() >= STORM.until && backAt === undefined && estimate !== undefined && estimate >= 30) backAt = at() - STORM.until;
+    }
+    await Promise.all(workers);
+    const servedAfter = totals(sim).successes - servedAtStormEnd;
+    console.info(`aimd storm: ${stormed} 429s in the storm; estimate low ${low.toFixed(1)}, back at 30 ${backAt === undefined ? 'never' : `${(backAt / 60_000).toFixed(1)} min`} after it; served in the 10 min after it ${servedAfter} of 300`);
+
+    expect(stormed).toBeGreaterThan(0);
+    expect(low).toBeLessThan(15);
+    // Before: back at 30 after ~23 min (+1 rpm per minute from the low); now doubling per minute up to the rate served before the storm.
+    expect(backAt).toBeLessThanOrEqual(5 * 60_000);
+    expect(servedAfter).toBeGreaterThanOrEqual(240);
+  }, 120_000);
 });
 
 describe('saturated keys', () => {
