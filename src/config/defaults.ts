@@ -32,7 +32,7 @@ export const DEFAULTS = {
  * add takes what it leaves out from `standard`.
  */
 export const DEFAULT_LANES = Object.freeze({
-  critical: Object.freeze({ concurrency: 128, maxQueue: 1_000, queueTimeoutMs: 10_000 }),
-  standard: Object.freeze({ concurrency: 256, maxQueue: 10_000, queueTimeoutMs: 60_000 }),
-  batch: Object.freeze({ concurrency: 16, maxQueue: 100_000, queueTimeoutMs: 600_000 }),
+  critical: Object.freeze({ concurrency: 128, maxQueue: 1_000, queueTimeoutMs: 10_000, priority: 0 }),
+  standard: Object.freeze({ concurrency: 256, maxQueue: 10_000, queueTimeoutMs: 60_000, priority: 1 }),
+  batch: Object.freeze({ concurrency: 16, maxQueue: 100_000, queueTimeoutMs: 600_000, priority: 2 }),
 });

@@ -95,10 +95,11 @@ async function acquireWaiting(core: Core, ctx: RequestContext, attempt: number, 
   const line = lineId === undefined ? undefined : core.lines.get(lineId);
   let place: LinePlace | undefined;
   if (line !== undefined && line.length > 0) {
-    // First come, first served: a deadline before the first in line can go is refused now, not at the deadline.
-    const refused = refusedAtJoin(core, lineId!, ctx.deadlineAt);
+    // Nobody goes before the first in line: a deadline before it can go is refused now, not at the deadline.
+    const priority = lanePriority(core, ctx);
+    const refused = refusedAtJoin(core, lineId!, ctx.deadlineAt, priority);
     if (refused !== undefined) throw behindLine(ctx, refused);
-    place = joinLine(core, lineId!, ctx.deadlineAt);
+    place = joinLine(core, lineId!, ctx.deadlineAt, priority);
     try {
       await waitForTurn(place, signal);
     } catch (error) {
@@ -127,7 +128,7 @@ async function acquireWaiting(core: Core, ctx: RequestContext, attempt: number, 
       }
       const waitMs = noKeyWait(core, ctx, deployments, picked, now);
       lineId ??= lineOf(deployments);
-      place ??= joinLine(core, lineId, ctx.deadlineAt);
+      place ??= joinLine(core, lineId, ctx.deadlineAt, lanePriority(core, ctx));
       // Behind a probe in flight nothing is known of when keys free up, and a request that waits only in hope may leave
       // unserved (room for a smaller request behind it may come sooner): no one behind is refused for them.
       const known = !picked.probing && picked.readyAt <= ctx.deadlineAt;
@@ -152,6 +153,11 @@ function behindLine(ctx: RequestContext, refusal: LineRefusal): NoKeyAvailableEr
   const ahead = refusal.ahead === 1 ? '1 request waits' : `${refusal.ahead} requests wait`;
   const soonest = briefDuration(Math.max(0, refusal.soonestAt - now));
   return noKey(ctx, `${ahead} ahead of this one for the same keys, and the first can go in ${soonest} at the soonest, after this request's deadline. Retry later or add keys.`, Math.max(1, Math.ceil(refusal.readyAt - now)));
+}
+
+/** The priority of the request's lane in a line for a key. */
+function lanePriority(core: Core, ctx: RequestContext): number {
+  return core.options.lanes[ctx.request.options.lane ?? core.options.defaultLane]?.priority ?? 1;
 }
 
 /** The waiting line of a set of deployments, by name. */

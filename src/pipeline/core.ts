@@ -31,6 +31,8 @@ export interface LinePlace {
   refuse: ((why: unknown) => void) | undefined;
   /** Its request's deadline. */
   readonly deadlineAt: number;
+  /** Its lane's priority: lower goes first (after the first in line). */
+  readonly priority: number;
   /** First in line, waiting for a key: the soonest it could go (unset until known), and when it expects to. */
   soonestAt: number | undefined;
   readyAt: number;

@@ -19,23 +19,35 @@ export class LineRefusal {
   ) {}
 }
 
-export function joinLine(core: Core, lineId: string, deadlineAt: number): LinePlace {
+/**
+ * A place in `lineId` for a request of lane priority `priority`: behind
+ * every place of its priority or a lower one, ahead of the others, but never
+ * ahead of the first (which waits for a key already: its turn is not taken
+ * back).
+ */
+export function joinLine(core: Core, lineId: string, deadlineAt: number, priority: number): LinePlace {
   let line = core.lines.get(lineId);
   if (line === undefined) {
     line = [];
     core.lines.set(lineId, line);
   }
-  const place: LinePlace = { turn: undefined, refuse: undefined, deadlineAt, soonestAt: undefined, readyAt: Infinity };
-  line.push(place);
+  const place: LinePlace = { turn: undefined, refuse: undefined, deadlineAt, priority, soonestAt: undefined, readyAt: Infinity };
+  let at = line.length;
+  while (at > 1 && line[at - 1]!.priority > priority) at--;
+  if (at === line.length) line.push(place);
+  else line.splice(at, 0, place);
   return place;
 }
 
 /** For a request about to join `lineId`: the refusal when the first in line can go only after `deadlineAt` (first come, first served: it could not go before). */
-export function refusedAtJoin(core: Core, lineId: string, deadlineAt: number): LineRefusal | undefined {
+export function refusedAtJoin(core: Core, lineId: string, deadlineAt: number, priority: number): LineRefusal | undefined {
   const line = core.lines.get(lineId);
   const first = line?.[0];
   if (first?.soonestAt === undefined || deadlineAt >= first.soonestAt) return undefined;
-  return new LineRefusal(first.soonestAt, first.readyAt, line!.length);
+  // Ahead of it: the first, and those behind the first of its priority or a lower one.
+  let ahead = 1;
+  for (let i = 1; i < line!.length; i++) if (line![i]!.priority <= priority) ahead++;
+  return new LineRefusal(first.soonestAt, first.readyAt, ahead);
 }
 
 /**

@@ -29,6 +29,15 @@ export interface LaneOptions {
    * waiting then fails with a {@link QueueTimeoutError} and is never sent.
    */
   queueTimeoutMs: number;
+  /**
+   * Its place in the line of requests waiting for a key (every key that
+   * could serve them at its rate limit): a lower number goes first, and
+   * requests of one priority go in arrival order. A request waits behind at
+   * most the one already first in line, whose key it would otherwise take.
+   * A finite number; defaults `critical` 0, `standard` 1, `batch` 2, and a
+   * lane the options add 1.
+   */
+  priority?: number;
 }
 
 /**
@@ -38,7 +47,7 @@ export interface LaneOptions {
  */
 export const DEFAULT_LANES: Readonly<Record<'critical' | 'standard' | 'batch', Readonly<LaneOptions>>> = DEFAULTS;
 
-const LANE_OPTIONS = ['concurrency', 'maxQueue', 'queueTimeoutMs'] as const;
+const LANE_OPTIONS = ['concurrency', 'maxQueue', 'queueTimeoutMs', 'priority'] as const;
 
 /**
  * Validates the `lanes` option and merges it over {@link DEFAULT_LANES}: a
@@ -54,7 +63,7 @@ export function resolveLanes(user: Readonly<Record<string, Partial<LaneOptions> 
   const lanes = new Map<string, LaneOptions>(Object.entries(DEFAULT_LANES).map(([name, options]) => [name, { ...options }]));
   if (user !== undefined) {
     if (!isPlainObject(user)) {
-      return { field: 'lanes', problem: `expected an object of lane names to { concurrency?, maxQueue?, queueTimeoutMs? }; got ${describe(user)}` };
+      return { field: 'lanes', problem: `expected an object of lane names to { concurrency?, maxQueue?, queueTimeoutMs?, priority? }; got ${describe(user)}` };
     }
     for (const [name, raw] of Object.entries(user)) {
       if (raw === undefined) continue;
@@ -78,7 +87,7 @@ export function checkLane(name: string, raw: unknown, defaults: Readonly<LaneOpt
   if (name === '') return { field, problem: 'expected a non-empty lane name; got an empty string' };
   const secret = secretIdProblem(name, 'a lane name');
   if (secret !== undefined) return { field, problem: secret };
-  if (!isPlainObject(raw)) return { field, problem: `expected an object { concurrency?, maxQueue?, queueTimeoutMs? }; got ${describe(raw)}` };
+  if (!isPlainObject(raw)) return { field, problem: `expected an object { concurrency?, maxQueue?, queueTimeoutMs?, priority? }; got ${describe(raw)}` };
   const unknown = unknownFieldProblem(raw, LANE_OPTIONS, field, 'lane option');
   if (unknown !== undefined) return unknown;
   const value = (option: keyof LaneOptions): unknown => {
@@ -109,5 +118,9 @@ export function checkLane(name: string, raw: unknown, defaults: Readonly<LaneOpt
       problem: `expected a finite number (ms) > 0 and <= ${MAX_TIMER_MS} (about 24.8 days, the longest timer Node.js supports); got ${describe(queueTimeoutMs)}`,
     };
   }
-  return { lane: { concurrency, maxQueue, queueTimeoutMs } };
+  const priority = value('priority') ?? DEFAULT_LANES.standard.priority;
+  if (!(typeof priority === 'number' && Number.isFinite(priority))) {
+    return { field: `${field}.priority`, problem: `expected a finite number (its place in the line for a key: lower goes first; critical 0, standard 1, batch 2); got ${describe(priority)}` };
+  }
+  return { lane: { concurrency, maxQueue, queueTimeoutMs, priority } };
 }

@@ -460,15 +460,15 @@ describe('resolveLanes', () => {
   it('returns the default lanes when none are given', () => {
     expect(resolveLanes(undefined)).toEqual({
       lanes: {
-        critical: { concurrency: 128, maxQueue: 1_000, queueTimeoutMs: 10_000 },
-        standard: { concurrency: 256, maxQueue: 10_000, queueTimeoutMs: 60_000 },
-        batch: { concurrency: 16, maxQueue: 100_000, queueTimeoutMs: 600_000 },
+        critical: { concurrency: 128, maxQueue: 1_000, queueTimeoutMs: 10_000, priority: 0 },
+        standard: { concurrency: 256, maxQueue: 10_000, queueTimeoutMs: 60_000, priority: 1 },
+        batch: { concurrency: 16, maxQueue: 100_000, queueTimeoutMs: 600_000, priority: 2 },
       },
     });
   });
 
   it('merges a partial default lane over its defaults', () => {
-    expect(resolveLanesOrThrow({ batch: { concurrency: 2 } }).batch).toEqual({ concurrency: 2, maxQueue: 100_000, queueTimeoutMs: 600_000 });
+    expect(resolveLanesOrThrow({ batch: { concurrency: 2 } }).batch).toEqual({ concurrency: 2, maxQueue: 100_000, queueTimeoutMs: 600_000, priority: 2 });
   });
 
   it('keeps the other default lanes when one is changed', () => {
@@ -478,7 +478,7 @@ describe('resolveLanes', () => {
   });
 
   it("fills a new lane's missing options from standard's defaults", () => {
-    expect(resolveLanesOrThrow({ realtime: { concurrency: 4 } }).realtime).toEqual({ concurrency: 4, maxQueue: 10_000, queueTimeoutMs: 60_000 });
+    expect(resolveLanesOrThrow({ realtime: { concurrency: 4 } }).realtime).toEqual({ concurrency: 4, maxQueue: 10_000, queueTimeoutMs: 60_000, priority: 1 });
   });
 
   it('accepts Infinity concurrency and maxQueue 0', () => {
@@ -498,6 +498,7 @@ describe('resolveLanes', () => {
     ['a lane that is null', { batch: null }, 'lanes.batch', /got null/],
     ['an empty lane name', { '': { concurrency: 1 } }, 'lanes[""]', /non-empty lane name/],
     ['an unknown option', { batch: { concurency: 2 } }, 'lanes.batch.concurency', /did you mean `concurrency`\?/],
+    ['a priority that is not a finite number', { batch: { priority: '2' } }, 'lanes.batch.priority', /expected a finite number.*lower goes first/],
     ['concurrency 0', { batch: { concurrency: 0 } }, 'lanes.batch.concurrency', /integer >= 1.*got 0/],
     ['fractional concurrency', { batch: { concurrency: 1.5 } }, 'lanes.batch.concurrency', /got 1.5/],
     ['concurrency as a string', { batch: { concurrency: '8' } }, 'lanes.batch.concurrency', /got the string "8"/],

@@ -363,3 +363,42 @@ describe('closing', () => {
     expect(manager.lanes.batch).toMatchObject({ running: 0, queued: 0 });
   });
 });
+
+describe('lanes in the line for a key', () => {
+  /** One key of 2 rpm: 2 requests go at once, the rest wait in the line for it. */
+  function paced(lanes?: KeyManagerOptions['lanes']) {
+    fakeClock();
+    const seen = provider(ONE, () => chatReply(MODEL));
+    const { manager, client } = managed({ providers: { one: { baseURL: ONE, keys: keyRing('k1').keys, models: [MODEL], rpm: 2 } }, rateLimiting: { coldStart: 'open' }, ...(lanes ? { lanes } : {}) });
+    const send = (kind: string, lane: string) => client.chat.completions.create(body(kind), keyplex.options({ lane }));
+    return { seen, manager, send, order: () => seen.map(kindOf) };
+  }
+
+  test('a critical request waits behind at most the first in line, not behind every batch request that came before it', async () => {
+    const { send, order } = paced();
+    const batch = Array.from({ length: 8 }, (_, i) => send(`batch ${i + 1}`, 'batch'));
+    await until(() => order().length === 2, 'two sent, six in the line');
+    await vi.advanceTimersByTimeAsync(1_000);
+    const critical = send('critical', 'critical');
+
+    await vi.advanceTimersByTimeAsync(60_000);
+
+    expect(order()).toEqual(['batch 1', 'batch 2', 'batch 3', 'critical']);
+    await critical;
+    await vi.advanceTimersByTimeAsync(180_000);
+    await Promise.all(batch);
+    expect(order().slice(4)).toEqual(['batch 4', 'batch 5', 'batch 6', 'batch 7', 'batch 8']);
+  });
+
+  test('standard goes before batch, in arrival order within a lane; a lane given `priority` takes its place', async () => {
+    const { send, order } = paced({ realtime: { priority: 0 }, bulk: { priority: 5 } });
+    const first = [send('batch 1', 'batch'), send('batch 2', 'batch'), send('batch 3', 'batch')];
+    await until(() => order().length === 2, 'two sent, the third first in line');
+    const rest = [send('bulk', 'bulk'), send('batch 4', 'batch'), send('standard 1', 'standard'), send('realtime', 'realtime'), send('standard 2', 'standard')];
+
+    await vi.advanceTimersByTimeAsync(4 * 60_000);
+    await Promise.all([...first, ...rest]);
+
+    expect(order()).toEqual(['batch 1', 'batch 2', 'batch 3', 'realtime', 'standard 1', 'standard 2', 'batch 4', 'bulk']);
+  });
+});
