@@ -50,7 +50,7 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
 
   let response: Response;
   try {
-    response = await dispatch(core, lease, request, body, callerHeaders);
+    response = await dispatch(core, lease, abort, request, body, callerHeaders);
   } catch (error) {
     throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
   }
@@ -80,7 +80,7 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
     abort.resumeAttempt(Date.now(), left);
   }
   if (!response.ok) {
-    const text = redactor.text(await readText(ctx, lease, attempt, abort, firstTryOfKey, response));
+    const text = redactor.text(await readText(core, ctx, lease, attempt, abort, firstTryOfKey, response));
     throw upstreamFailure(core, ctx, lease, attempt, firstTryOfKey, response, text, injectUsage);
   }
 
@@ -113,7 +113,7 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
  * and the fetch options are made here, so that the attempt, suspended until
  * the reply, holds neither (nor the key's text) while it waits.
  */
-function dispatch(core: Core, lease: Lease, request: InterceptedRequest, body: Body | null | undefined, callerHeaders: Record<string, string>): Promise<Response> {
+function dispatch(core: Core, lease: Lease, abort: RequestAbort, request: InterceptedRequest, body: Body | null | undefined, callerHeaders: Record<string, string>): Promise<Response> {
   const pool = lease.deployment.pool;
   const headers: Record<string, string> = { ...callerHeaders, ...pool.headers, authorization: `Bearer ${secretOf(lease.key)}` };
   const fetchImpl = core.options.fetch ?? globalThis.fetch;
@@ -121,7 +121,18 @@ function dispatch(core: Core, lease: Lease, request: InterceptedRequest, body: B
   // body and the provider's headers there.
   const init: RequestInit & { duplex?: 'half' } = { method: request.method, headers, body, signal: lease.signal, redirect: 'manual' };
   if (body instanceof ReadableStream) init.duplex = 'half';
-  return fetchImpl(pool.baseURL + request.path, init);
+  return bounded(core, abort, fetchImpl(pool.baseURL + request.path, init));
+}
+
+/**
+ * `pending` (the upstream's answer, or a read of its body), ended by the
+ * attempt's signal when the `fetch` option is the application's: the global
+ * fetch ends both itself when the signal aborts, but a wrapper that drops
+ * `init.signal` would hold the attempt past its timeout, the deadline and
+ * close() for as long as the upstream takes (for ever, if it never answers).
+ */
+function bounded<T>(core: Core, abort: RequestAbort, pending: Promise<T>): Promise<T> {
+  return core.options.fetch === undefined ? pending : abort.bounded(pending);
 }
 
 /** Whether a fetch answered something Response-like (a fetch option may give another realm's or a polyfill's Response). */
@@ -177,8 +188,10 @@ async function streamFirst(
   // Its first complete events judged once, here (redacted first: a key the upstream echoes never passes): the tap goes on from them.
   const first = new FirstRead(injectedUsage, redactor, core.options.redactReplies);
   try {
-    while (!first.take(await reader.read()));
+    if (core.options.fetch === undefined) while (!first.take(await reader.read()));
+    else await abort.bounded(readFirst(reader, first));
   } catch (error) {
+    reader.cancel(error).catch(() => undefined);
     throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
   }
   if (first.broken) {
@@ -195,6 +208,11 @@ async function streamFirst(
   lease.record(attempt, response.status, 'success', now);
   lease.settle('first-byte', now);
   return streamReply(core, ctx, lease, response, reader, first, now - ctx.startedAt, abort.signal);
+}
+
+/** Reads until `first` has the stream's first complete events (or its end): one promise, for {@link RequestAbort.bounded}. */
+async function readFirst(reader: ReadableStreamDefaultReader<Uint8Array>, first: FirstRead): Promise<void> {
+  while (!first.take(await reader.read()));
 }
 
 function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: number): void {
@@ -225,7 +243,7 @@ function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: num
 async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, response: Response, redactor: KeyRedactor): Promise<Response> {
   let bytes: Uint8Array;
   try {
-    bytes = await readBytes(response);
+    bytes = await bounded(core, abort, readBytes(response));
   } catch (error) {
     throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
   }
@@ -286,9 +304,9 @@ function embeddedStatus(error: Record<string, unknown>): number {
 }
 
 /** The whole body as text; a body that fails mid-way is a transport failure. */
-async function readText(ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, response: Response): Promise<string> {
+async function readText(core: Core, ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, response: Response): Promise<string> {
   try {
-    return await response.text();
+    return await bounded(core, abort, response.text());
   } catch (error) {
     throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
   }

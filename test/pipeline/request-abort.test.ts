@@ -82,6 +82,72 @@ test("a hook's signal is not aborted by an attempt's timeout, only by the reques
   expect(hookSignals.map((s) => s.aborted)).toEqual([false, false]);
 });
 
+describe('a `fetch` option that ignores its signal (a wrapper that drops `init.signal`)', () => {
+  /** Never settles the calls whose number `hangs` accepts, whatever their signal does; answers the others at once. */
+  function deaf(hangs: (call: number) => boolean) {
+    let calls = 0;
+    const fetch = (): Promise<Response> => (hangs(++calls) ? new Promise<Response>(() => undefined) : Promise.resolve(Response.json({ id: 'x', model: 'gpt-4.1', choices: [], usage: null })));
+    return { fetch: fetch as typeof globalThis.fetch, calls: () => calls };
+  }
+  const send = (m: KeyManager) => m.fetch(URL_, { method: 'POST', body: BODY, headers: { 'content-type': 'application/json' } });
+
+  test('the attempt timeout still ends the attempt, and the next one serves the request', async () => {
+    fakeClock();
+    const upstream = deaf((call) => call === 1);
+    const m = manager({ fetch: upstream.fetch, attemptTimeoutMs: 1_000, deadlineMs: 60_000 });
+
+    const pending = send(m);
+    await until(() => upstream.calls() === 1, 'first attempt sent');
+    await vi.advanceTimersByTimeAsync(1_000);
+
+    expect((await pending).status).toBe(200);
+    expect(upstream.calls()).toBe(2);
+    expect(m.stats().totals.inFlight).toBe(0);
+  });
+
+  test('the deadline still ends the request (504 deadline_exceeded), nothing left in flight', async () => {
+    fakeClock();
+    const upstream = deaf(() => true);
+    const m = manager({ fetch: upstream.fetch, attemptTimeoutMs: 60_000, deadlineMs: 5_000 });
+
+    const pending = send(m);
+    await until(() => upstream.calls() === 1, 'first attempt sent');
+    await vi.advanceTimersByTimeAsync(5_000);
+
+    const reply = await pending;
+    expect(reply.status).toBe(504);
+    expect(reply.headers.get('x-keyplex-detail')).toContain('deadline_exceeded');
+    expect(m.stats().totals.inFlight).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  test('the deadline still ends a request whose 200 body never ends (a stream the fetch does not end on abort)', async () => {
+    fakeClock();
+    let calls = 0;
+    const stalled = () => new ReadableStream<Uint8Array>({ start: (c) => c.enqueue(new TextEncoder().encode('{"id":"x",')) });
+    const fetch = (async () => (calls++, new Response(stalled(), { headers: { 'content-type': 'application/json' } }))) as typeof globalThis.fetch;
+    const m = manager({ fetch, attemptTimeoutMs: 60_000, deadlineMs: 5_000 });
+
+    const pending = send(m);
+    await until(() => calls === 1, 'first attempt sent');
+    await vi.advanceTimersByTimeAsync(5_000);
+
+    expect((await pending).status).toBe(504);
+    expect(m.stats().totals.inFlight).toBe(0);
+  });
+
+  test('close() still ends the request', async () => {
+    const upstream = deaf(() => true);
+    const m = manager({ fetch: upstream.fetch });
+
+    const pending = send(m);
+    await until(() => upstream.calls() === 1, 'first attempt sent');
+    await m.close();
+
+    expect((await pending).status).toBe(503);
+  });
+});
+
 describe('RequestAbort', () => {
   test('one timer: the first attempt starting late times out at its own moment, then the deadline ends the request', () => {
     fakeClock();
