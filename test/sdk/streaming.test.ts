@@ -357,7 +357,8 @@ describe('stream usage chunk, on the wire', () => {
     { name: "Groq's 400", reply: () => errorReply(400, 'invalid_request_error', {}, "property 'stream_options' is unsupported, did you mean 'stream'?") },
   ])('a provider that refuses the stream_options keyplex adds ($name) is asked again at once without them, and not sent them again', async ({ reply }) => {
     const seen = provider(ONE, (call) => (call.body?.stream_options !== undefined ? reply() : sseReply(chatChunks('gpt-4.1', WORDS, true))));
-    const { client, events } = manage();
+    // One provider: the request is asked again of it, not sent on to another (whose unhandled call only looked like a connection failure).
+    const { client, events } = manage({ providers: { one: { baseURL: ONE, keys: [fakeKey('one')] } } });
     const read = async () => {
       const stream = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true });
       const chunks = [];
