@@ -1,8 +1,10 @@
 /**
- * Waiting lines: requests that found no usable key wait in line, first come
- * first served, per set of deployments, so a newcomer does not take a
- * refilled slot from a request that has waited longer. And the wait itself:
- * until a key may be usable, woken early when keys change.
+ * Waiting lines: requests that found no usable key wait in line per set of
+ * deployments, by their lane's priority and then first come first served,
+ * so a newcomer does not take a refilled slot from a request that has
+ * waited longer (unless its lane outranks it: behind the first in line, a
+ * critical request goes before batch ones). And the wait itself: until a key
+ * may be usable, woken early when keys change.
  */
 import type { Core, LinePlace } from './core';
 
@@ -39,7 +41,7 @@ export function joinLine(core: Core, lineId: string, deadlineAt: number, priorit
   return place;
 }
 
-/** For a request about to join `lineId`: the refusal when the first in line can go only after `deadlineAt` (first come, first served: it could not go before). */
+/** For a request about to join `lineId`: the refusal when the first in line can go only after `deadlineAt` (nobody goes before the first in line, whatever its lane). */
 export function refusedAtJoin(core: Core, lineId: string, deadlineAt: number, priority: number): LineRefusal | undefined {
   const line = core.lines.get(lineId);
   const first = line?.[0];
