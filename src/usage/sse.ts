@@ -143,7 +143,10 @@ class EventStreamTap {
    */
   readonly #aborted = (): void => {
     this.#listening = false;
-    this.#fail(this.hooks.signal!.reason);
+    // After the end marker the answer is whole: the request's end (deadline, close(), the caller) while the
+    // upstream holds the connection open ends the body as the upstream's close would (as the idle timeout does).
+    if (this.#tally.sawEnd) this.#endAfterMarker();
+    else this.#fail(this.hooks.signal!.reason);
   };
 
   pull(): Promise<void> | undefined {
@@ -240,10 +243,14 @@ class EventStreamTap {
     }
     const left = idle - this.#waited - (Date.now() - this.#readStart);
     if (left > 0) this.#arm(left);
-    else if (this.#tally.sawEnd) {
-      this.#end();
-      this.reader.cancel().catch(() => undefined);
-    } else this.#fail(new StreamIdleTimeout(idle));
+    else if (this.#tally.sawEnd) this.#endAfterMarker();
+    else this.#fail(new StreamIdleTimeout(idle));
+  }
+
+  /** The stream came to its end marker and the upstream holds the connection open: it ends here, the upstream let go. */
+  #endAfterMarker(): void {
+    this.#end();
+    this.reader.cancel().catch(() => undefined);
   }
 
   #end(): void {

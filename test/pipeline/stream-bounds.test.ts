@@ -36,7 +36,7 @@ const data = (payload: string, waitMs = 0): Step => ({ waitMs, text: `data: ${pa
 const ping = (waitMs: number): Step => ({ waitMs, text: ': ping\n\n' });
 
 /** An SSE reply that sends `steps`, then ends (`then: 'end'`) or never sends anything again (`'stall'`). */
-function scripted(steps: Step[], then: 'end' | 'stall'): Response {
+function scripted(steps: Step[], then: 'end' | 'stall', onStall?: () => void): Response {
   const encoder = new TextEncoder();
   let at = 0;
   const body = new ReadableStream<Uint8Array>({
@@ -44,7 +44,10 @@ function scripted(steps: Step[], then: 'end' | 'stall'): Response {
       const step = steps[at++];
       if (step === undefined) {
         if (then === 'end') controller.close();
-        else await new Promise(() => undefined);
+        else {
+          onStall?.();
+          await new Promise(() => undefined);
+        }
         return;
       }
       if (step.waitMs > 0) await new Promise((resolve) => setTimeout(resolve, step.waitMs));
@@ -208,6 +211,42 @@ describe('stream idle timeout', () => {
     expect(failure).toEqual([]);
     expect(success.map((e) => e.usage)).toMatchObject([{ inputTokens: 12, outputTokens: 4 }]);
     expect(manager.lanes.standard).toMatchObject({ running: 0, queued: 0 });
+  });
+});
+
+describe('a stream held open after its end marker', () => {
+  // As at the idle timeout (above): the answer is whole once [DONE] came, whatever ends the wait for the body's end.
+  const events = [...chatChunks('gpt-4.1', ['Hel', 'lo'], true, { prompt: 12, completion: 4 }), '[DONE]'];
+  const whole = events.map((e) => `data: ${e}\n\n`).join('');
+
+  test('the deadline ends it as complete: every byte, one success with its usage, no failure', async () => {
+    fakeClock();
+    provider(ONE, () => scripted(events.map((e) => data(e)), 'stall'));
+    const { client, manager, success, failure } = manage({ deadlineMs: 3_000, streamIdleTimeoutMs: 60_000 });
+
+    const response = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true, stream_options: { include_usage: true } }).asResponse();
+    const text = response.text();
+    await vi.advanceTimersByTimeAsync(3_000);
+
+    expect(await text).toBe(whole);
+    expect(failure).toEqual([]);
+    expect(success.map((e) => e.usage)).toMatchObject([{ inputTokens: 12, outputTokens: 4 }]);
+    expect(manager.lanes.standard).toMatchObject({ running: 0, queued: 0 });
+  });
+
+  test('close() ends it as complete', async () => {
+    let stalled = false;
+    provider(ONE, () => scripted(events.map((e) => data(e)), 'stall', () => void (stalled = true)));
+    const { client, manager, success, failure } = manage({ streamIdleTimeoutMs: 60_000 });
+
+    const response = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true, stream_options: { include_usage: true } }).asResponse();
+    const text = response.text();
+    await until(() => stalled, 'every event read, the upstream holding the connection open');
+    await manager.close();
+
+    expect(await text).toBe(whole);
+    expect(failure).toEqual([]);
+    expect(success).toHaveLength(1);
   });
 });
 
