@@ -9,7 +9,6 @@ import { HookFailedError } from '../errors';
 import { forwarded, type Body } from '../request';
 import { classifyStatus } from '../resilience/classify';
 import { untilAborted } from '../pipeline/abort';
-import { settleDroppedAnswer } from '../pipeline/admit';
 import type { RequestContext } from '../pipeline/context';
 import type { Lease } from '../pipeline/lease';
 import type { AfterResponseState, BeforeAttemptState, HookStateBase, ResolvedHook, ResolvedHooks } from './types';
@@ -184,7 +183,6 @@ export async function afterResponse(
       if (text === undefined) void response.body?.cancel().catch(() => {});
       const kind = error === ENDED ? 'aborted' : response.ok ? 'success' : classifyStatus(response.status, response.headers, undefined).kind;
       lease.record(attempt, response.status, kind, Date.now());
-      if (response.ok) settleDroppedAnswer(lease.core, ctx, lease.deployment, lease.key);
       lease.settle('dropped');
       if (error === ENDED) throw signal.reason;
       throw hookFailed(ctx, hook, attempt, base.provider, error, true);

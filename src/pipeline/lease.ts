@@ -15,7 +15,7 @@ import type { Deployment } from '../routing/deployments';
 import { periodOf, slotEnd } from '../store/shared-window';
 import type { StoreKeyRef, StoreLimits, StoreSession } from '../store/types';
 import type { Usage } from '../usage/usage';
-import { settleKeyBudget } from './admit';
+import { settleDroppedAnswer, settleKeyBudget } from './admit';
 import type { RequestContext } from './context';
 import type { RequestAbort } from './abort';
 import { keysChanged, type Core } from './core';
@@ -30,7 +30,9 @@ import { keysChanged, type Core } from './core';
  *   (the store has no room for them either);
  * - `aborted`: the request ended (caller, deadline, close) while it ran: no penalty;
  * - `dropped`: the upstream answered, but keyplex dropped the answer (an
- *   `afterResponse` hook threw): no penalty, and the tokens it counted stay counted;
+ *   `afterResponse` hook threw): no penalty, the tokens it counted stay
+ *   counted, and a 2xx (billed, its usage unread) spends the request's and
+ *   the attempt's budgets at the estimate (read from the answer `record`ed);
  * - `failed`: the upstream or the transport failed it (classified);
  * - `first-byte`: a stream's first bytes arrived: healthy, still in flight;
  * - `succeeded`: the reply is complete (a stream: it ended) with its usage and cost;
@@ -212,10 +214,16 @@ export class Lease {
         settleKeyBudget(core, ctx, deployment, key, 0);
         return;
       case 'aborted':
-      case 'dropped':
         this.#health('release');
         settleKeyBudget(core, ctx, deployment, key, 0);
-        if (outcome === 'aborted') this.refund(); // a dropped answer was counted upstream: its reservation stands
+        this.refund();
+        this.#end();
+        return;
+      case 'dropped':
+        this.#health('release');
+        // Counted upstream: its reservation stands. A 2xx was billed, its usage unread: its budgets spend the estimate.
+        if (billed(ctx)) settleDroppedAnswer(core, ctx, deployment, key);
+        else settleKeyBudget(core, ctx, deployment, key, 0);
         this.#end();
         return;
       case 'failed': {
@@ -368,4 +376,10 @@ export class Lease {
 export function adjustLater(session: StoreSession, ref: StoreKeyRef, limits: StoreLimits, requests: number, tokens: number, at: number | undefined): void {
   if (session.defer) session.defer(ref, limits, requests, tokens, at);
   else session.adjust(ref, limits, requests, tokens, at);
+}
+
+/** Whether the request's last recorded answer was a 2xx (billed by the upstream). */
+function billed(ctx: RequestContext): boolean {
+  const status = ctx.history.outcomes[ctx.history.outcomes.length - 1]?.status;
+  return status !== undefined && status >= 200 && status < 300;
 }
