@@ -116,15 +116,21 @@ async function replicasOf(prefix: string, options: Omit<KeyManagerOptions, 'stor
   return made;
 }
 
+/** Three replicas on a fresh prefix against their own upstream, and a burst across them (each request's outcome). */
+async function burstSetup(kind: string, failMode: 'open' | 'closed') {
+  const up = upstream(`${failMode}-${kind.replace(' ', '-')}`);
+  const prefix = `away-${failMode}:${randomUUID()}:`;
+  const replicas = await replicasOf(prefix, up.options, failMode);
+  const burst = () => Promise.all(Array.from({ length: BURST }, (_, i) => outcome(replicas[i % 3]!.client.chat.completions.create(body()))));
+  return { up, prefix, replicas, burst };
+}
+
 const statusOf = (manager: KeyManager, id: string) => manager.stats().providers.sim!.keys.find((k) => k.id === id)?.status;
 
 describe.skipIf(!redis.available)('Redis away mid-burst, then back', () => {
   for (const kind of ['SIGSTOP', 'SIGKILL', 'CLIENT PAUSE'] as const) {
     test(`${kind}, failing open: the burst is served, one store:error and one store:recovered each, a key revoked meanwhile is out everywhere after`, async () => {
-      const up = upstream(`open-${kind.replace(' ', '-')}`);
-      const prefix = `away-open:${randomUUID()}:`;
-      const replicas = await replicasOf(prefix, up.options, 'open');
-      const burst = () => Promise.all(Array.from({ length: BURST }, (_, i) => outcome(replicas[i % 3]!.client.chat.completions.create(body()))));
+      const { up, prefix, replicas, burst } = await burstSetup(kind, 'open');
       expect(await burst()).toEqual(Array(BURST).fill('ok'));
 
       const back = await takeAway(kind);
@@ -147,10 +153,7 @@ describe.skipIf(!redis.available)('Redis away mid-burst, then back', () => {
     }, 90_000);
 
     test(`${kind}, failing closed: every request of the burst settles with store_unavailable, once per manager; served again after`, async () => {
-      const up = upstream(`closed-${kind.replace(' ', '-')}`);
-      const prefix = `away-closed:${randomUUID()}:`;
-      const replicas = await replicasOf(prefix, up.options, 'closed');
-      const burst = () => Promise.all(Array.from({ length: BURST }, (_, i) => outcome(replicas[i % 3]!.client.chat.completions.create(body()))));
+      const { replicas, burst } = await burstSetup(kind, 'closed');
       expect(await burst()).toEqual(Array(BURST).fill('ok'));
 
       const back = await takeAway(kind);

@@ -47,6 +47,16 @@ function slowStore(slow: 'load' | 'setKey' | 'reserve', adjusted: number[] = [])
 type Ending = 'caller' | 'close';
 
 /** Ends the request the `ending` way; resolves once it settled without the clock moving (else fails). */
+/** `manager` (closed after the test) with failures recorded, and one request sent through the SDK with `options`, its outcome kept. */
+function sendOne(manager: KeyManager, options: (caller: AbortController) => OpenAI.RequestOptions = (caller) => ({ signal: caller.signal })) {
+  managers.push(manager);
+  const failures = record(manager, 'failure');
+  const caller = new AbortController();
+  let outcome: unknown;
+  void manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })).chat.completions.create(BODY, options(caller)).catch((e: unknown) => (outcome = e));
+  return { failures, caller, outcome: () => outcome };
+}
+
 async function end(manager: KeyManager, caller: AbortController, ending: Ending, done: () => boolean): Promise<void> {
   let closed = false;
   if (ending === 'caller') caller.abort();
@@ -60,14 +70,10 @@ test.each<Ending>(['caller', 'close'])("a request waiting for the store's first 
   fakeClock();
   const seen = provider(BASE, () => chatReply('gpt-4.1'));
   const manager = new KeyManager({ providers: { s: { baseURL: BASE, keys: keyRing('a').keys } }, store: slowStore('load') });
-  managers.push(manager);
-  const failures = record(manager, 'failure');
-  const caller = new AbortController();
-  let outcome: unknown;
-  void manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })).chat.completions.create(BODY, { signal: caller.signal }).catch((e: unknown) => (outcome = e));
+  const { failures, caller, outcome } = sendOne(manager);
   await quiesce(() => failures.length);
 
-  await end(manager, caller, ending, () => outcome !== undefined);
+  await end(manager, caller, ending, () => outcome() !== undefined);
 
   expect(failures.map((f) => f.error.code)).toEqual([ending === 'caller' ? 'aborted' : 'manager_closed']);
   expect(seen).toHaveLength(0);
@@ -77,18 +83,14 @@ test.each<Ending>(['caller', 'close'])('a request waiting for a revoked key to b
   fakeClock();
   const seen = provider(BASE, (_call, index) => (index === 0 ? errorReply(401, 'invalid_api_key') : chatReply('gpt-4.1')));
   const manager = new KeyManager({ providers: { s: { baseURL: BASE, keys: keyRing('a', 'b').keys } }, store: slowStore('setKey') });
-  managers.push(manager);
-  const failures = record(manager, 'failure');
   const retries = record(manager, 'retry');
-  const caller = new AbortController();
-  let outcome: unknown;
-  void manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })).chat.completions.create(BODY, keyplex.options({}, { signal: caller.signal })).catch((e: unknown) => (outcome = e));
+  const { failures, caller, outcome } = sendOne(manager, (c) => keyplex.options({}, { signal: c.signal }));
   await until(() => retries.length === 1, 'the 401 is retried');
 
-  await end(manager, caller, ending, () => outcome !== undefined);
+  await end(manager, caller, ending, () => outcome() !== undefined);
 
   expect(failures.map((f) => f.error.code)).toEqual([ending === 'caller' ? 'aborted' : 'manager_closed']);
-  expect(getKeyplexDetails(outcome)?.code).toBe(ending === 'caller' ? undefined : 'manager_closed');
+  expect(getKeyplexDetails(outcome())?.code).toBe(ending === 'caller' ? undefined : 'manager_closed');
   expect(seen).toHaveLength(1);
 });
 
@@ -99,15 +101,11 @@ test.each<Ending>(['caller', 'close'])("a request waiting for the store's answer
   const store = slowStore('reserve', adjusted);
   // A known limit: the key's use is reserved in the shared store before each attempt.
   const manager = new KeyManager({ providers: { s: { baseURL: BASE, keys: keyRing('a').keys, rpm: 100 } }, store });
-  managers.push(manager);
-  const failures = record(manager, 'failure');
   const attempts = record(manager, 'attempt');
-  const caller = new AbortController();
-  let outcome: unknown;
-  void manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })).chat.completions.create(BODY, { signal: caller.signal }).catch((e: unknown) => (outcome = e));
+  const { failures, caller, outcome } = sendOne(manager);
   await quiesce(() => failures.length);
 
-  await end(manager, caller, ending, () => outcome !== undefined);
+  await end(manager, caller, ending, () => outcome() !== undefined);
   store.grant();
   await quiesce(() => adjusted.length);
 
