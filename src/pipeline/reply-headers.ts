@@ -76,7 +76,7 @@ export class ReplyHeaders extends Headers {
     return own;
   }
 
-  /** Every entry in `Headers`' order: the upstream's sorted entries with keyplex's merged in. */
+  /** Every entry in `Headers`' order, as fresh pairs (a reader may change them): the upstream's sorted entries with keyplex's merged in. */
   #entries(upstream: Headers): [string, string][] {
     const out: [string, string][] = [];
     const own = this.#own;
@@ -84,11 +84,11 @@ export class ReplyHeaders extends Headers {
     let next = own === undefined ? OWN.length : 0;
     // The list send() read already, else the upstream's read now: one merge either way.
     const read = this.#read ?? headerEntries(upstream);
-    for (let i = 0; i < read.length; i += 2) {
-      const name = read[i]!;
+    for (let i = 0; i < read.length; i++) {
+      const name = read[i]![0];
       while (next < OWN.length && OWN[next]! < name) out.push([OWN[next]!, own![next++]!]);
       // An upstream header of keyplex's own name is replaced by keyplex's.
-      if (this.#ownValue(name) === undefined) out.push([name, read[i + 1]!]);
+      if (this.#ownValue(name) === undefined) out.push([name, read[i]![1]]);
     }
     while (next < OWN.length) out.push([OWN[next]!, own![next++]!]);
     return out;

@@ -352,11 +352,12 @@ interface HeaderValues {
  * and each once, its values joined, exactly as `get` returns them.
  */
 function readValues(entries: HeaderEntries, values: HeaderValues): void {
-  for (let i = 0; i < entries.length; i += 2) {
-    const slot = SLOT_OF.get(entries[i]!);
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]!;
+    const slot = SLOT_OF.get(entry[0]);
     if (slot === undefined) continue;
     if (values.slots === NO_VALUES) freeSlots(values);
-    values.slots[slot] = entries[i + 1]!;
+    values.slots[slot] = entry[1];
     values.written[values.count++] = slot;
     if (slot >= RETRY_AFTER_MS) values.explicit = true;
     else {

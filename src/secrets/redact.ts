@@ -311,15 +311,16 @@ export function redactorOf(key: Key): KeyRedactor {
 export function redactEnvelope(response: Response, redactor: KeyRedactor, entries: HeaderEntries): Response {
   if (!envelopeHolds(response, redactor, entries)) return response;
   const headers = new Headers();
-  for (let i = 0; i < entries.length; i += 2) {
-    if (!redactor.finds(entries[i]!)) headers.append(entries[i]!, redactor.text(entries[i + 1]!));
-  }
+  for (const entry of entries) if (!redactor.finds(entry[0])) headers.append(entry[0], redactor.text(entry[1]));
   return new Response(response.body, { status: response.status, statusText: redactor.text(response.statusText), headers });
 }
 
 /** Whether the status text, or a header's name or value (`entries`: the response's headers), holds a piece of the key. */
 function envelopeHolds(response: Response, redactor: KeyRedactor, entries: HeaderEntries): boolean {
   if (redactor.finds(response.statusText)) return true;
-  for (let i = 0; i < entries.length; i++) if (redactor.finds(entries[i]!)) return true;
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]!;
+    if (redactor.finds(entry[0]) || redactor.finds(entry[1])) return true;
+  }
   return false;
 }
