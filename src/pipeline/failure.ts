@@ -39,3 +39,24 @@ export class AttemptFailure extends Error implements FailedAttempt {
 
 /** One read of a reply body's stream. */
 export type ReadResult = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>;
+
+/** Error codes in words that stand for a 429 (OpenAI's, in stream error events and failed responses). */
+const RATE_LIMIT_CODES = new Set(['rate_limit_exceeded', 'insufficient_quota']);
+/**
+ * Error codes in words (a failed Responses answer's) that name the request
+ * itself: its prompt, or a policy it breaks; with the image ones (an image
+ * in the input: `invalid_image`, `image_too_large`, ...). No other key or
+ * provider would answer it otherwise, and it says nothing of their health.
+ */
+const REQUEST_CODES = new Set(['invalid_prompt', 'bio_policy', 'misalignment_policy_violation']);
+
+/**
+ * The status an error a 200 carried (in its JSON body, in its stream) stands
+ * for: its `code` when that is one (OpenRouter's are), 429 when it names a
+ * rate limit or quota, 400 when it names the request itself, else 502.
+ */
+export function embeddedStatus(error: Record<string, unknown>): number {
+  const code = error.code;
+  if (typeof code === 'string') return RATE_LIMIT_CODES.has(code) ? 429 : REQUEST_CODES.has(code) || code.includes('image') ? 400 : 502;
+  return typeof code === 'number' && Number.isInteger(code) && code >= 400 && code <= 599 ? code : 502;
+}

@@ -24,7 +24,7 @@ import { account, costOf, failed } from './account';
 import { BufferedReply, StreamedReply } from './buffered-reply';
 import type { RequestContext } from './context';
 import type { Core } from './core';
-import { AttemptFailure, AttemptTimeout, FetchOptionError } from './failure';
+import { AttemptFailure, AttemptTimeout, embeddedStatus, FetchOptionError } from './failure';
 import { attemptsSummary } from './explain';
 import type { Lease } from './lease';
 import { ReplyHeaders } from './reply-headers';
@@ -53,8 +53,9 @@ export function reply(core: Core, ctx: RequestContext, lease: Lease, upstream: R
  *
  * Which event fires: the stream ended at its end marker → `success`; the
  * caller left before it → `success` with partial usage; the upstream broke,
- * stalled, sent a malformed or an error event, or the deadline or close()
- * ended it → `failure`, with partial usage once data had reached the caller.
+ * stalled, sent a malformed or an error event or ended a Responses answer
+ * with `response.failed`, or the deadline or close() ended it → `failure`,
+ * with partial usage once data had reached the caller.
  */
 export function streamReply(
   core: Core,
@@ -89,14 +90,24 @@ class StreamEnd implements StreamTapHooks {
   }
 
   onEnd(usage: Usage | undefined, tally: StreamTally): void {
-    if (tally.errorEvent) this.#fail(streamError(this.ctx, 'error-event'), usage, tally);
+    if (tally.errorEvent) this.#reported(usage, tally);
     else this.#succeed(usage, tally, true);
   }
 
-  /** The caller left (broke out of its loop, aborted): not a failure, unless the SDK left on an upstream error event. */
+  /** The caller left (broke out of its loop, aborted): not a failure, unless it left on an error the upstream reported. */
   onCancel(usage: Usage | undefined, tally: StreamTally): void {
-    if (tally.errorEvent) this.#fail(streamError(this.ctx, 'error-event'), usage, tally);
+    if (tally.errorEvent) this.#reported(usage, tally);
     else this.#succeed(usage, tally, tally.sawEnd);
+  }
+
+  /**
+   * The upstream reported an error in the stream (an error event, a failed
+   * response): the request failed. Against the provider's health unless the
+   * error names the request itself (a failed response's `invalid_prompt`).
+   */
+  #reported(usage: Usage | undefined, tally: StreamTally): void {
+    const error = tally.error;
+    this.#fail(streamError(this.ctx, tally.failedResponse ? 'response-failed' : 'error-event'), usage, tally, error === undefined || embeddedStatus(error) !== 400);
   }
 
   onError(error: unknown, usage: Usage | undefined, tally: StreamTally): unknown {
@@ -173,6 +184,9 @@ function streamError(ctx: RequestContext, cause: unknown): KeyplexError {
   if (cause instanceof MalformedStreamEvent) {
     const what = cause.tooLarge ? 'an event larger than 16 MiB (its end never came)' : 'an event whose data is not JSON';
     return new StreamInterruptedError(options, 'malformed_response', `keyplex: the upstream stream sent ${what} after data had reached the caller; it is not replayed. Retry the request.`);
+  }
+  if (cause === 'response-failed') {
+    return new StreamInterruptedError(options, 'stream_interrupted', 'keyplex: the upstream ended the response with `response.failed` after data had reached the caller; it is not replayed. The app got the event (its `response.error` says why): retry the request if the error is transient.');
   }
   if (cause === 'error-event') {
     return new StreamInterruptedError(options, 'stream_interrupted', 'keyplex: the upstream reported an error inside the stream after data had reached the caller; it is not replayed.');

@@ -21,7 +21,7 @@ import { usageFromBody } from '../usage/usage';
 import { account } from './account';
 import type { BufferedAnswer, RequestContext } from './context';
 import type { Core } from './core';
-import { AttemptFailure, FetchOptionError } from './failure';
+import { AttemptFailure, embeddedStatus, FetchOptionError } from './failure';
 import type { RequestAbort } from './abort';
 import type { Lease } from './lease';
 import { parseJsonSummary } from './json-body';
@@ -272,14 +272,16 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
 
 /**
  * The error a 200's JSON body carries instead of an answer (`error`, an
- * object: OpenRouter answers 200 so for an error after the model started),
- * on an endpoint whose answers never carry one (the Responses API's objects
- * do, as data); undefined for an answer.
+ * object), on an endpoint that answers a prompt: OpenRouter answers 200 so
+ * for an error after the model started, and a created Responses object has
+ * one exactly when its status is "failed" (else `error: null`); undefined
+ * for an answer. A response fetched by id is no answer of this request:
+ * that it had failed is data.
  */
 function embeddedError(ctx: RequestContext, parsed: unknown): Record<string, unknown> | undefined {
   const error = (parsed as { error?: unknown } | null)?.error;
   if (error === undefined || error === null || !isPlainObject(error)) return undefined;
-  return answersJson(ctx) && !ctx.request.path.startsWith('/responses') ? error : undefined;
+  return answersJson(ctx) ? error : undefined;
 }
 
 /**
@@ -291,16 +293,6 @@ function embeddedFailure(core: Core, ctx: RequestContext, lease: Lease, attempt:
   const headers = new Headers(response.headers);
   headers.set('content-type', 'application/json');
   return upstreamFailure(core, ctx, lease, attempt, firstTryOfKey, new Response(null, { status: embeddedStatus(error), headers }), body, false);
-}
-
-/** Error codes in words that stand for a 429 (OpenAI's, in stream error events). */
-const RATE_LIMIT_CODES = new Set(['rate_limit_exceeded', 'insufficient_quota']);
-
-/** The status a 200's embedded error stands for: its `code` when that is one (OpenRouter's are) or names a rate limit or quota, else 502. */
-function embeddedStatus(error: Record<string, unknown>): number {
-  const code = error.code;
-  if (typeof code === 'string') return RATE_LIMIT_CODES.has(code) ? 429 : 502;
-  return typeof code === 'number' && Number.isInteger(code) && code >= 400 && code <= 599 ? code : 502;
 }
 
 /** The whole body as text; a body that fails mid-way is a transport failure. */

@@ -66,7 +66,9 @@ export interface LatencyOptions {
  * - `stream_keepalive`: a stream sends its first event, then only SSE comments (`: keep-alive`) every 250 ms, for ever (for a JSON request, acts as `hang`);
  * - `stream_garbage`: a stream sends an event whose data is not JSON after half of its events, then the rest (for a JSON request, acts as `malformed`);
  * - `stream_truncate`: a stream ends cleanly after half of its events, before its finish and `[DONE]` (for a JSON request, acts as `malformed`);
- * - `wrong_content_type`: 200 with `content-type: text/plain` and a short text, to JSON and stream requests alike.
+ * - `wrong_content_type`: 200 with `content-type: text/plain` and a short text, to JSON and stream requests alike;
+ * - `response_failed`: a Responses answer that fails part-way with a `server_error`: a stream sends half of its text, then
+ *   `response.failed`; a JSON answer is 200 with `status: "failed"` and its `error` (other endpoints: acts as `server_error`).
  */
 export type FaultKind =
   | 'server_error'
@@ -79,7 +81,8 @@ export type FaultKind =
   | 'stream_keepalive'
   | 'stream_garbage'
   | 'stream_truncate'
-  | 'wrong_content_type';
+  | 'wrong_content_type'
+  | 'response_failed';
 
 /** Faults that change a stream after its first events (the ones a JSON request meets otherwise). */
 type StreamFault = 'stream_cut' | 'stream_stall' | 'stream_keepalive' | 'stream_garbage' | 'stream_truncate';
@@ -240,6 +243,7 @@ const FAULT_KINDS: readonly FaultKind[] = [
   'stream_garbage',
   'stream_truncate',
   'wrong_content_type',
+  'response_failed',
 ];
 const PROVIDER_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const DEFAULT_TOKEN_ESTIMATE = 256;
@@ -556,6 +560,8 @@ interface Generation {
   cachedTokens: number;
   words: string[];
   truncated: boolean;
+  /** The answer fails part-way (the `response_failed` fault): its words are the half generated before. */
+  failed: boolean;
   id: string;
   created: number;
 }
@@ -671,19 +677,19 @@ function completionEvents(g: Generation): SseEvent[] {
 
 function responseObject(g: Generation, state: 'in_progress' | 'done'): Body {
   const done = state === 'done';
-  const status = !done ? 'in_progress' : g.truncated ? 'incomplete' : 'completed';
+  const status = !done ? 'in_progress' : g.failed ? 'failed' : g.truncated ? 'incomplete' : 'completed';
   return {
     id: `resp_${g.id}`,
     object: 'response',
     created_at: g.created,
     status,
     background: false,
-    error: null,
-    incomplete_details: done && g.truncated ? { reason: 'max_output_tokens' } : null,
+    error: done && g.failed ? { code: 'server_error', message: 'An error occurred while processing your request.' } : null,
+    incomplete_details: done && g.truncated && !g.failed ? { reason: 'max_output_tokens' } : null,
     instructions: typeof g.body.instructions === 'string' ? g.body.instructions : null,
     max_output_tokens: typeof g.body.max_output_tokens === 'number' ? g.body.max_output_tokens : null,
     model: g.model,
-    output: done ? [outputMessage(g, 'completed')] : [],
+    output: done && !g.failed ? [outputMessage(g, 'completed')] : [],
     parallel_tool_calls: true,
     previous_response_id: null,
     reasoning: { effort: null, summary: null },
@@ -726,6 +732,10 @@ function responseEvents(g: Generation): SseEvent[] {
   push('response.content_part.added', { item_id: itemId, output_index: 0, content_index: 0, part: { type: 'output_text', text: '', annotations: [], logprobs: [] } });
   for (const piece of pieces(g)) {
     push('response.output_text.delta', { item_id: itemId, output_index: 0, content_index: 0, delta: piece, logprobs: [] });
+  }
+  if (g.failed) {
+    push('response.failed', { response: responseObject(g, 'done') });
+    return events;
   }
   push('response.output_text.done', { item_id: itemId, output_index: 0, content_index: 0, text: text(g), logprobs: [] });
   push('response.content_part.done', { item_id: itemId, output_index: 0, content_index: 0, part: outputText(g) });
@@ -1038,6 +1048,11 @@ export class ProviderSimulator {
         case 'stream_truncate':
           if (!stream || found.method !== 'POST') return malformedJson(withLimits());
           break;
+        case 'response_failed':
+          if (found.endpoint !== 'responses' || found.method !== 'POST') {
+            return jsonResponse(500, errorJson('The server had an error while processing your request. Sorry about that!', 'server_error', null), withLimits());
+          }
+          break;
       }
     }
 
@@ -1067,7 +1082,8 @@ export class ProviderSimulator {
       return jsonResponse(400, errorJson('You must provide a model parameter.', 'invalid_request_error', null, 'model'), withLimits());
     }
     const modelOptions = p.options.models.get(model);
-    const faulted = fault !== undefined && STREAM_FAULTS.has(fault.kind);
+    const failed = fault?.kind === 'response_failed';
+    const faulted = (fault !== undefined && STREAM_FAULTS.has(fault.kind)) || failed;
     if (modelOptions === undefined && !faulted) {
       return jsonResponse(404, errorJson(`The model \`${model}\` does not exist or you do not have access to it.`, 'invalid_request_error', 'model_not_found', 'model'), withLimits());
     }
@@ -1133,15 +1149,16 @@ export class ProviderSimulator {
       includeUsage: isObject(streamOptions) && streamOptions.include_usage === true,
       promptTokens: prompt,
       cachedTokens,
-      words,
+      words: failed ? words.slice(0, Math.ceil(words.length / 2)) : words,
       truncated,
+      failed,
       id,
       created,
     };
 
     if (!stream) {
       await sleep(this.#latency(p, 'latency', index), request.signal);
-      this.#account(p, key, model, prompt, cachedTokens, words.length);
+      if (!failed) this.#account(p, key, model, prompt, cachedTokens, words.length);
       const json = endpoint === 'chat' ? chatJson(generation) : endpoint === 'responses' ? responseObject(generation, 'done') : completionJson(generation);
       return jsonResponse(200, json, withLimits());
     }
@@ -1151,7 +1168,7 @@ export class ProviderSimulator {
     const body$ = this.#eventStream(events, {
       ttftMs: this.#latency(p, 'ttft', index),
       intervalMs: p.options.tokenIntervalMs,
-      fault: faulted ? (fault.kind as StreamFault) : undefined,
+      fault: faulted && !failed ? (fault.kind as StreamFault) : undefined,
       signal: request.signal,
     });
     return new Response(body$, {

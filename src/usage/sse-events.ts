@@ -5,6 +5,7 @@
 const LF = 0x0a;
 const CR = 0x0d;
 const TERMINAL_TYPES = new Set(['response.completed', 'response.incomplete', 'response.failed']);
+const ERROR_EVENT = /^event: ?error\r?$/m;
 
 /** True when `text` from `from` on is only line breaks. */
 function onlyLineBreaks(text: string, from: number): boolean {
@@ -84,4 +85,22 @@ export function endsAnswer(parsed: Obj): boolean {
   if (typeof parsed.type === 'string') return TERMINAL_TYPES.has(parsed.type);
   const choices = parsed.choices;
   return Array.isArray(choices) && choices.some((choice) => isObj(choice) && typeof choice.finish_reason === 'string');
+}
+
+/**
+ * The error an event reports, `event` being the whole event when it has
+ * lines besides its `data:` line; undefined for none. As the SDK judges it
+ * (legacy mode, it raises an `APIError` in the caller's loop): an `error`
+ * event, or a payload with a truthy `error` (its object, else the payload).
+ * And what the app meets as the end of its answer: a Responses `error` event
+ * named by its `type` alone, and `response.failed` (its response's `error`,
+ * which the SDK hands the app as an event, not an exception).
+ */
+export function eventError(parsed: Obj, event: string | undefined): Obj | undefined {
+  if (parsed.type === 'response.failed') {
+    const error = isObj(parsed.response) ? parsed.response.error : undefined;
+    return isObj(error) ? error : parsed;
+  }
+  if (!parsed.error && parsed.type !== 'error' && (event === undefined || !event.includes('error') || !ERROR_EVENT.test(event))) return undefined;
+  return isObj(parsed.error) ? parsed.error : parsed;
 }

@@ -7,7 +7,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { finished, judgeChunk, SKIP } from './chunk-scan';
-import { endsAnswer, eventData, generatedChars, isObj } from './sse-events';
+import { endsAnswer, eventData, eventError, generatedChars, isObj } from './sse-events';
 import { asBuffer, completeUpTo, concat, eventEnd, find, holds, joined, keptBytes, lineEnd, onlyBreaks } from './sse-frames';
 import { usageFromBody, type Usage } from './usage';
 
@@ -21,10 +21,16 @@ export interface StreamTally {
   sawEnd: boolean;
   /**
    * True once the upstream reported an error inside the stream (an `error`
-   * event, or a payload with an `error` object): the SDK raises it as an
-   * `APIError` in the caller's loop, so the request failed.
+   * event, or a payload with an `error` object: the SDK raises it as an
+   * `APIError` in the caller's loop), or ended a Responses answer with
+   * `response.failed` (the SDK hands it to the app as the last event): the
+   * request failed.
    */
   errorEvent: boolean;
+  /** The error reported (see {@link errorEvent}): its `error` object (a failed response's), else the event's data. */
+  error?: Record<string, unknown>;
+  /** True when the error was a Responses `response.failed`. */
+  failedResponse?: true;
 }
 
 /** Replaces secrets (a key's pieces) in bytes: the same array when they hold none. */
@@ -33,7 +39,6 @@ export interface ByteRedactor {
 }
 
 const EMPTY = new Uint8Array(0);
-const ERROR_EVENT = /^event: ?error\r?$/m;
 const CR = 0x0d;
 // Stateless between calls (no `stream` option): one serves every tap.
 const decoder = new TextDecoder();
@@ -67,7 +72,7 @@ export class EventScanner {
   usage: Usage | undefined;
   /** True when a scan met an event whose data was neither JSON nor `[DONE]` (the stream is broken). */
   malformed = false;
-  /** The upstream's error when the stream's first data event was one (its `error` member, or the event's data): it failed before any answer. */
+  /** The upstream's error when the stream's first data event was one (see {@link StreamTally.error}): it failed before any answer. */
   openingError: Record<string, unknown> | undefined;
   /** True when the last scan met an event with data (comments and keep-alives are not data). */
   sawData = false;
@@ -247,10 +252,13 @@ export class EventScanner {
     tally.textChars += generatedChars(parsed);
     if (isObj(parsed)) {
       if (!tally.sawEnd && endsAnswer(parsed)) tally.sawEnd = true;
-      // As the SDK judges it (legacy mode): an `error` event, or a payload with a truthy `error`.
-      if (parsed.error || (event !== undefined && event.includes('error') && ERROR_EVENT.test(event))) {
+      const error = eventError(parsed, event);
+      // The first error is the one the caller meets (the SDK raises it, or the app reads it as the answer's end).
+      if (error !== undefined && !tally.errorEvent) {
         tally.errorEvent = true;
-        if (tally.dataEvents === 1) this.openingError = isObj(parsed.error) ? parsed.error : parsed;
+        tally.error = error;
+        if (parsed.type === 'response.failed') tally.failedResponse = true;
+        if (tally.dataEvents === 1) this.openingError = error;
       }
     }
     const found = usageFromBody(parsed);

@@ -514,6 +514,7 @@ describe('faults', () => {
       stream_garbage: 0,
       stream_truncate: 0,
       wrong_content_type: 0,
+      response_failed: 0,
     });
   });
 });
