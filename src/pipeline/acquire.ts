@@ -7,7 +7,7 @@
 import { KeyplexError, NoKeyAvailableError, StoreUnavailableError } from '../errors';
 import { keyOfView, selectingFor } from '../keys/key';
 import type { KeyView } from '../keys/selector';
-import type { Circuit } from '../resilience/breaker/index';
+import { NO_TICKET, type Circuit } from '../resilience/breaker/index';
 import { MAX_COUNT_LAG_MS, type KeyLimiter, type ReserveResult } from '../resilience/rate-limit/index';
 import type { Deployment } from '../routing/deployments';
 import type { StoreReservation } from '../store/types';
@@ -328,10 +328,9 @@ function pickOn(
       if (reserved.ok) {
         if (positions !== undefined) pool.nextScan = positions[index]! + 1;
         holdBudgets(core, ctx, deployment, key);
-        // canPass() was true a moment ago on this same tick: these take the probe slots in half-open.
-        circuit?.tryPass();
-        key.circuit?.tryPass();
-        return new Lease(core, ctx, deployment, key, window, reserved.reservation, circuit);
+        // canPass() was true a moment ago on this same tick: these take the probe slots in half-open, places in the order while closed.
+        const ticket = circuit?.pass() ?? NO_TICKET;
+        return new Lease(core, ctx, deployment, key, window, reserved.reservation, circuit, ticket, key.circuit?.pass() ?? NO_TICKET);
       }
       noRoom(ctx, window.limiter, reserved, now, result);
       candidates.splice(index, 1);

@@ -8,7 +8,7 @@
 import type { AttemptOutcome, FailureKind } from '../errors';
 import type { HeaderEntries } from '../header-list';
 import type { Key, KeyWindow } from '../keys/key';
-import type { Circuit } from '../resilience/breaker/index';
+import { NO_TICKET, type Circuit } from '../resilience/breaker/index';
 import { healthVerdict, type Classification } from '../resilience/classify';
 import type { KeyLimiter, Reservation } from '../resilience/rate-limit/index';
 import type { Deployment } from '../routing/deployments';
@@ -60,6 +60,9 @@ export class Lease {
   #observed: Headers | undefined = undefined;
   #entries: HeaderEntries | undefined = undefined;
   #inFlight = false;
+  /** The attempt's places in its circuits' order, given back with its first verdict. */
+  #ticket: number;
+  #keyTicket: number;
 
   constructor(
     readonly core: Core,
@@ -71,7 +74,14 @@ export class Lease {
     readonly reservation: Reservation,
     /** The deployment's circuit, when deployment circuits are on. */
     readonly circuit: Circuit | undefined,
-  ) {}
+    /** The attempt's place in the order the deployment's circuit judges outcomes in (`Circuit.pass`). */
+    ticket = NO_TICKET,
+    /** Its place in the order of the key's circuit. */
+    keyTicket = NO_TICKET,
+  ) {
+    this.#ticket = ticket;
+    this.#keyTicket = keyTicket;
+  }
 
   /**
    * The attempt is sent: counts it in flight and as a request, and arms its
@@ -248,7 +258,7 @@ export class Lease {
         deployment.stats.ttft.record(ttft);
         pool.counters.ttft.record(ttft);
         key.counters.ttft.record(ttft);
-        this.#health('success');
+        this.#health('success', ttft);
         this.window.limiter.succeeded(now);
         return;
       }
@@ -257,7 +267,7 @@ export class Lease {
         const costUsd = extra as number | null;
         const latency = now - this.sentAt;
         if (!flag) {
-          this.#health('success');
+          this.#health('success', latency);
           this.window.limiter.succeeded(now);
           // Latency routing averages whole replies; a stream's is its time to first token (settled at 'first-byte').
           deployment.latency.update(latency, now);
@@ -325,10 +335,23 @@ export class Lease {
     this.deployment.inFlight--;
   }
 
-  /** What the outcome says about the key's and the deployment's health. */
-  #health(verdict: 'success' | 'failure' | 'release'): void {
-    this.circuit?.[verdict]();
-    this.key.circuit?.[verdict]();
+  /**
+   * What the outcome says about the key's and the deployment's health (a
+   * success: `latencyMs` after it was sent). The first verdict takes the
+   * attempt's places in the circuits' order with it; a later one (a stream
+   * that broke after its first bytes) is judged as it comes.
+   */
+  #health(verdict: 'success' | 'failure' | 'release', latencyMs?: number): void {
+    const ticket = this.#ticket;
+    const keyTicket = this.#keyTicket;
+    this.#ticket = this.#keyTicket = NO_TICKET;
+    if (verdict === 'success') {
+      this.circuit?.success(ticket, latencyMs);
+      this.key.circuit?.success(keyTicket, latencyMs);
+    } else {
+      this.circuit?.[verdict](ticket);
+      this.key.circuit?.[verdict](keyTicket);
+    }
     // A freed probe slot changes no circuit state, so no change wakes the requests waiting behind it.
     if (verdict === 'release' && (this.circuit?.state === 'half-open' || this.key.circuit?.state === 'half-open')) keysChanged(this.core);
   }

@@ -3,47 +3,12 @@
  * key, a deployment), around a breaker policy that decides when to open.
  */
 import { MAX_TIMER_MS } from '../../config/check';
-import { DEFAULTS } from '../../config/defaults';
-import { makeBreakerPolicy, type BreakerSpec } from './create';
+import { FAILURE, NO_TICKET, NO_VERDICT, PassOrder, REFUSED, SUCCESS, type Verdict } from './order';
 import type { BreakerPolicy } from './policy';
-import { assertNoIssue, describe, isCount, isPlainObject, issue, numberIssue, optionsIssue, type NumberRule, type OptionRules } from './validate';
+import { CircuitSettings, OPEN_MS, systemNow, type CircuitChange, type CircuitOptions, type CircuitState } from './settings';
+import { assertNoIssue, describe, isCount, isPlainObject, numberIssue } from './validate';
 
-/** Where a circuit is: `closed` lets calls through, `open` refuses them, `half-open` lets probes through. */
-export type CircuitState = 'closed' | 'open' | 'half-open';
-
-/** Options of a {@link Circuit}. */
-export interface CircuitOptions {
-  /** What opens the circuit (default `'consecutive'`: 5 failures in a row). */
-  policy?: BreakerSpec;
-  /**
-   * How long the circuit stays open before half-open, in ms (default 30_000).
-   * In `new KeyManager()` options: > 0 and at most 2^31 − 1 ms (about 24.8 days).
-   */
-  openMs?: number;
-  /**
-   * When set, each re-open while failures repeat doubles the open time up to
-   * this cap (backoff); reset when it closes. At least `openMs`; in
-   * `new KeyManager()` options at most 2^31 − 1 ms (default 300_000 there).
-   */
-  maxOpenMs?: number;
-  /** Probes let through while half-open (default 1; in `new KeyManager()` options 1 to 1000); other callers are refused until the probes settle. */
-  halfOpenProbes?: number;
-}
-
-/** Why a circuit changed state. */
-export type CircuitChangeReason = 'failures' | 'probe_failed' | 'open_elapsed' | 'probe_succeeded' | 'restored' | 'manual';
-
-/** The default clock (one function for every circuit). */
-const systemNow = (): number => Date.now();
-
-/** One state transition, as passed to the circuit's `onChange`. */
-export interface CircuitChange {
-  from: CircuitState;
-  to: CircuitState;
-  reason: CircuitChangeReason;
-  /** When `to` is `open`: how long it stays open from now, in ms. */
-  openMs?: number;
-}
+export type { CircuitChange, CircuitChangeReason, CircuitOptions, CircuitState } from './settings';
 
 /**
  * JSON-safe snapshot of a circuit (for a shared store). Half-open probes in
@@ -63,58 +28,6 @@ export interface CircuitSnapshot {
 
 const STATES: readonly CircuitState[] = ['closed', 'open', 'half-open'];
 
-
-const OPEN_MS: NumberRule = { min: 1, max: Number.MAX_SAFE_INTEGER, expected: 'an open time in ms from 1 up' };
-
-const RULES: OptionRules = {
-  openMs: OPEN_MS,
-  maxOpenMs: { min: 1, max: Number.MAX_SAFE_INTEGER, expected: 'a cap on the open time in ms from 1 up' },
-  halfOpenProbes: { integer: true, min: 1, max: Number.MAX_SAFE_INTEGER, expected: 'a whole number of probes from 1 up' },
-};
-
-const WHAT = 'circuit option';
-
-/** A circuit's checked options, listener and clock (shared by the circuits of a {@link Circuit.family}). */
-class CircuitSettings {
-  readonly openMs: number;
-  readonly maxOpenMs: number | undefined;
-  readonly halfOpenProbes: number;
-  readonly policy: BreakerSpec;
-  /**
-   * The policy is made at the first failure (and dropped at each reset): a
-   * built-in `consecutive` one, fresh, ignores successes, so a circuit that
-   * never failed needs none. Other policies are made with the circuit.
-   */
-  readonly lazyPolicy: boolean;
-  readonly onChange: (change: CircuitChange, circuit: Circuit) => void;
-  readonly now: () => number;
-
-  constructor(options: CircuitOptions | undefined, onChange: (change: CircuitChange, circuit: Circuit) => void, now: () => number) {
-    assertNoIssue(optionsIssue(options, RULES, ['policy']), WHAT);
-    options ??= {};
-    if (typeof onChange !== 'function') throw new TypeError(`Invalid circuit argument \`onChange\`: expected a function; got ${describe(onChange)}`);
-    if (typeof now !== 'function') throw new TypeError(`Invalid circuit argument \`now\`: expected a function; got ${describe(now)}`);
-    this.openMs = options.openMs ?? DEFAULTS.circuit.openMs;
-    this.maxOpenMs = options.maxOpenMs;
-    if (this.maxOpenMs !== undefined && this.maxOpenMs < this.openMs) {
-      assertNoIssue(issue('maxOpenMs', `expected at least \`openMs\` (${this.openMs}); got ${this.maxOpenMs}`, 'RangeError'), WHAT);
-    }
-    this.halfOpenProbes = options.halfOpenProbes ?? DEFAULTS.circuit.halfOpenProbes;
-    const policy = options.policy ?? 'consecutive';
-    this.policy = policy;
-    this.lazyPolicy = policy === 'consecutive' || (typeof policy === 'object' && policy !== null && policy.kind === 'consecutive');
-    // A lazy policy's spec is still checked now, once: a bad one fails at construction, not at the first failure.
-    if (this.lazyPolicy) this.makePolicy();
-    this.onChange = onChange;
-    this.now = now;
-  }
-
-  /** A fresh policy for one circuit. */
-  makePolicy(): BreakerPolicy {
-    return makeBreakerPolicy(this.policy, WHAT, 'policy');
-  }
-}
-
 /**
  * What a circuit holds once it has opened (by failures, by hand or from a
  * snapshot): made at the first trip, so the thousands of key circuits that
@@ -126,17 +39,14 @@ class Trip {
   reopens = 0;
   probesInFlight = 0;
   probesSucceeded = 0;
-  /** Calls let through since the circuit closed from half-open until the first outcome (the crowd that waited); each outcome counts it down. */
-  crowd = 0;
-  /** Whether calls are still counted into {@link crowd}. */
-  counting = false;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
   disposed = false;
 }
 
 /**
  * A circuit breaker for one scope. Deterministic: time comes from the `now`
- * clock, and the only timer is the one that ends an open period.
+ * clock, and its one timer ends an open period or, while closed, the wait
+ * of a held failure (never both).
  *
  * - **closed**: every call passes; outcomes go to the policy, and when it says
  *   so the circuit opens (reason `failures`).
@@ -151,24 +61,27 @@ class Trip {
  *
  * Outcomes are attributed to the current state: one reported while open, or
  * while half-open with no probe in flight, comes from a call let through
- * earlier and is ignored. Just closed from half-open, the crowd that waited
- * goes at once and its fast failures answer before its successes: the
- * policy's call to open counts only on the crowd's last outcome (else a
- * provider failing 5% of requests at once reopened the moment it closed).
- * The policy is reset whenever the circuit opens or closes. `onChange` is
- * called after each transition, with the circuit already in its new state;
- * if it throws, the error is ignored.
+ * earlier and is ignored. While closed, outcomes reach the policy in the
+ * order their calls passed, not the order they answer in (a
+ * {@link PassOrder}, with the ticket {@link pass} gave): a burst's fast
+ * failures do not open it before its slower successes are in, while a call
+ * in flight for longer than the circuit's successes take holds no verdict
+ * for long. The policy is reset whenever the circuit opens or closes.
+ * `onChange` is called after each transition, with the circuit already in
+ * its new state; if it throws, the error is ignored.
  *
- * Memory: a closed circuit that never opened is four fields (a default
+ * Memory: a closed circuit that never opened is five fields (a default
  * `consecutive` policy is made at its first failure, the open-state fields
- * at its first trip): there is one per key.
+ * at its first trip, the order at its first call): there is one per key.
  */
 export class Circuit {
   /** What every circuit made from the same options shares (one object for all of a manager's key circuits). */
-  readonly #settings: CircuitSettings;
+  readonly #settings: CircuitSettings<Circuit>;
   #policy: BreakerPolicy | undefined;
   /** Undefined until the circuit first leaves `closed` (or is disposed). */
   #trip: Trip | undefined;
+  /** The order outcomes are judged in while closed; made at the first call. */
+  #order: PassOrder | undefined;
   /** What the circuit belongs to, set by whoever made it (a family's circuits are told apart by it in their shared `onChange`). */
   owner: unknown;
 
@@ -182,6 +95,7 @@ export class Circuit {
     this.#settings = settings;
     this.#policy = settings.lazyPolicy ? undefined : settings.makePolicy();
     this.#trip = undefined;
+    this.#order = undefined;
     this.owner = undefined;
   }
 
@@ -227,22 +141,30 @@ export class Circuit {
   /**
    * Whether a call may go through now. In half-open this takes a probe slot:
    * each true must be followed by exactly one of success/failure/release.
+   * Its outcome has no ticket (judged as it comes): see {@link pass}.
    */
   tryPass(): boolean {
+    return this.pass() !== REFUSED;
+  }
+
+  /**
+   * {@link tryPass} with the call's ticket, for its outcome
+   * (`success(ticket)`, …): a number from 0 while closed (its place in the
+   * order outcomes are judged in), `NO_TICKET` for a half-open probe, and
+   * `REFUSED` (the call may not go) when open or when no probe slot is free.
+   */
+  pass(): number {
     const trip = this.#trip;
-    if (trip === undefined) return true;
-    this.#elapseIfDue(trip);
-    switch (trip.state) {
-      case 'closed':
-        if (trip.counting) trip.crowd++;
-        return true;
-      case 'open':
-        return false;
-      case 'half-open':
-        if (trip.probesInFlight + trip.probesSucceeded >= this.halfOpenProbes) return false;
+    if (trip !== undefined) {
+      this.#elapseIfDue(trip);
+      if (trip.state === 'open') return REFUSED;
+      if (trip.state === 'half-open') {
+        if (trip.probesInFlight + trip.probesSucceeded >= this.halfOpenProbes) return REFUSED;
         trip.probesInFlight++;
-        return true;
+        return NO_TICKET;
+      }
     }
+    return (this.#order ??= new PassOrder((verdict) => this.#judge(verdict))).take();
   }
 
   /**
@@ -264,15 +186,16 @@ export class Circuit {
     }
   }
 
-  /** A passed call succeeded. */
-  success(): void {
+  /**
+   * A passed call succeeded, `latencyMs` after it was sent (the hold of the
+   * order outcomes are judged in follows it).
+   */
+  success(ticket = NO_TICKET, latencyMs?: number): void {
     const trip = this.#trip;
+    if (latencyMs !== undefined) this.#order?.observe(latencyMs);
     switch (trip?.state ?? 'closed') {
       case 'closed':
-        // No policy yet: a fresh lazy one ignores successes.
-        this.#policy?.success(this.#settings.now());
-        // One of the crowd let through at the close succeeded: the failures before it do not open the circuit.
-        if (trip !== undefined && trip.crowd > 0) this.#crowdAnswered(trip, false);
+        this.#report(ticket, SUCCESS);
         return;
       case 'open':
         return;
@@ -286,14 +209,12 @@ export class Circuit {
   }
 
   /** A passed call failed in a way that counts against this scope. */
-  failure(): void {
+  failure(ticket = NO_TICKET): void {
     const trip = this.#trip;
     switch (trip?.state ?? 'closed') {
-      case 'closed': {
-        const open = (this.#policy ??= this.#settings.makePolicy()).failure(this.#settings.now()) === true;
-        if (trip !== undefined && trip.crowd > 0 ? this.#crowdAnswered(trip, open) : open) this.#open('failures');
+      case 'closed':
+        this.#report(ticket, FAILURE);
         return;
-      }
       case 'open':
         return;
       case 'half-open':
@@ -305,23 +226,38 @@ export class Circuit {
     }
   }
 
-  /** A passed call ended with no verdict (aborted, or a failure that says nothing about this scope): frees its probe slot. */
-  release(): void {
+  /**
+   * A passed call ended with no verdict (aborted, or a failure that says
+   * nothing about this scope): frees its probe slot, or its place in the order.
+   */
+  release(ticket = NO_TICKET): void {
     const trip = this.#trip;
     if (trip?.state === 'half-open' && trip.probesInFlight > 0) trip.probesInFlight--;
-    else if (trip?.state === 'closed' && trip.crowd > 0 && this.#crowdAnswered(trip, false)) this.#open('failures');
+    else if (ticket >= 0 && (trip?.state ?? 'closed') === 'closed') this.#order?.report(ticket, NO_VERDICT);
   }
 
-  /**
-   * An outcome while the crowd let through at the close answers (`open`: the
-   * policy's call on it; false for a success or a release): true when the
-   * crowd has answered, its last outcome with a call to open. An earlier call
-   * is made again by the policy at the next failure, unless a success came between.
-   */
-  #crowdAnswered(trip: Trip, open: boolean): boolean {
-    trip.counting = false;
-    trip.crowd--;
-    return trip.crowd === 0 && open;
+  /** Failures held while closed, waiting for the outcomes of calls that passed before them. */
+  get held(): number {
+    return this.#order?.held ?? 0;
+  }
+
+  /** A closed circuit's outcome: judged in the order of the tickets, or as it comes without one. */
+  #report(ticket: number, verdict: Verdict): void {
+    if (ticket < 0 || this.#order === undefined) this.#judge(verdict);
+    else this.#order.report(ticket, verdict);
+  }
+
+  /** The policy's verdict on one outcome while closed; false when it opened the circuit. */
+  #judge(verdict: Verdict): boolean {
+    if (verdict === SUCCESS) {
+      // No policy yet: a fresh lazy one ignores successes.
+      this.#policy?.success(this.#settings.now());
+      return true;
+    }
+    if (verdict !== FAILURE) return true;
+    if ((this.#policy ??= this.#settings.makePolicy()).failure(this.#settings.now()) !== true) return true;
+    this.#open('failures');
+    return false;
   }
 
   /**
@@ -399,17 +335,23 @@ export class Circuit {
     if (to === 'open') this.#arm(trip);
     else this.#disarm(trip);
     if (from !== to) {
+      this.#order?.reset();
       const change: CircuitChange = { from, to, reason: 'restored' };
       if (to === 'open') change.openMs = Math.max(0, (openUntil as number) - this.#settings.now());
       this.#emit(change);
     }
   }
 
-  /** Stops its timer (the manager calls it on close). The circuit still works, on its clock alone. */
+  /**
+   * Stops its timers (the manager calls it on close, and when its key is
+   * removed): held outcomes are judged now, later ones as they come. The
+   * circuit still works, on its clock alone.
+   */
   dispose(): void {
     const trip = (this.#trip ??= new Trip());
     trip.disposed = true;
     this.#disarm(trip);
+    this.#order?.dispose();
   }
 
   /** The open time for the current backoff step. */
@@ -425,8 +367,7 @@ export class Circuit {
     trip.openUntil = this.#settings.now() + ms;
     trip.probesInFlight = 0;
     trip.probesSucceeded = 0;
-    trip.crowd = 0;
-    trip.counting = false;
+    this.#order?.reset();
     this.#resetPolicy();
     this.#arm(trip);
     this.#emit({ from, to: 'open', reason, openMs: ms });
@@ -449,8 +390,7 @@ export class Circuit {
     trip.reopens = 0;
     trip.probesInFlight = 0;
     trip.probesSucceeded = 0;
-    trip.crowd = 0;
-    trip.counting = reason === 'probe_succeeded';
+    this.#order?.reset();
     this.#resetPolicy();
     this.#disarm(trip);
     this.#emit({ from, to: 'closed', reason });

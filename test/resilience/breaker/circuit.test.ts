@@ -13,6 +13,8 @@ import {
   type CircuitChange,
   type CircuitOptions,
   type CircuitSnapshot,
+  NO_TICKET,
+  REFUSED,
 } from '../../../src/resilience/breaker/index';
 
 let clock = 0;
@@ -353,62 +355,188 @@ describe('half-open', () => {
   });
 });
 
-describe('just closed from half-open: the crowd that waited', () => {
-  /** Closed by a probe; then `crowd` calls let through at once (the requests that waited behind the circuit). */
-  function closedWithCrowd(crowd: number) {
-    const made = make({ policy: { kind: 'consecutive', threshold: 3 } });
-    toHalfOpen(made.circuit);
-    made.circuit.tryPass();
-    made.circuit.success();
-    for (let i = 0; i < crowd; i++) expect(made.circuit.tryPass()).toBe(true);
-    return made;
+describe('closed: outcomes judged in the order their calls passed', () => {
+  /** `n` calls let through at once; their tickets, in order. */
+  function burst(circuit: Circuit, n: number): number[] {
+    const tickets: number[] = [];
+    for (let i = 0; i < n; i++) tickets.push(circuit.pass());
+    return tickets;
   }
 
-  test("its fast failures, answering before its successes, do not open it: the policy's call counts only on the crowd's last outcome", () => {
-    const { circuit } = closedWithCrowd(10);
-    for (let i = 0; i < 5; i++) circuit.failure();
-    expect(circuit.state).toBe('closed');
-    for (let i = 0; i < 5; i++) circuit.success();
-    expect(circuit.state).toBe('closed');
+  test('a burst whose failures answer before its successes stays closed: a success between failures in the order they passed breaks their run', () => {
+    const { circuit, changes } = make({ policy: { kind: 'consecutive', threshold: 3 } });
+    // Passed S F S F F S F F S F; the failures answer first, then the successes.
+    const tickets = burst(circuit, 10);
+    const fails = [1, 3, 4, 6, 7, 9];
+    for (const i of fails) circuit.failure(tickets[i]);
+    expect([circuit.state, circuit.held]).toEqual(['closed', 6]);
+    for (const i of [0, 2, 5, 8]) circuit.success(tickets[i], 300);
+    expect([circuit.state, circuit.held, changes]).toEqual(['closed', 0, []]);
   });
 
-  test('a crowd that all fails (the provider is still down) opens it at its last failure', () => {
-    const { circuit, changes } = closedWithCrowd(6);
-    for (let i = 0; i < 5; i++) circuit.failure();
-    expect(circuit.state).toBe('closed');
-    circuit.failure();
-    expect(circuit.state).toBe('open');
-    expect(changes.at(-1)).toMatchObject({ from: 'closed', to: 'open', reason: 'failures' });
-  });
-
-  test('once the crowd has answered, failures in a row open it as before', () => {
-    const { circuit } = closedWithCrowd(2);
-    circuit.failure();
-    circuit.success();
-    circuit.tryPass();
+  test('the same outcomes without tickets (judged as they come) open it at the third failure', () => {
+    const { circuit } = make({ policy: { kind: 'consecutive', threshold: 3 } });
+    burst(circuit, 10);
     for (let i = 0; i < 3; i++) circuit.failure();
     expect(circuit.state).toBe('open');
   });
 
-  test('calls let through after the crowd\'s first outcome are not of the crowd; a release counts it down', () => {
-    const { circuit } = closedWithCrowd(3);
-    circuit.release();
-    // Not counted: the crowd stays at the two left.
-    circuit.tryPass();
-    for (let i = 0; i < 2; i++) circuit.failure();
+  test('failures in a row in the order they passed open it at the threshold, whatever order they answer in', () => {
+    const { circuit, changes } = make({ policy: { kind: 'consecutive', threshold: 3 } });
+    const tickets = burst(circuit, 6);
+    circuit.failure(tickets[1]);
+    circuit.failure(tickets[2]);
     expect(circuit.state).toBe('closed');
-    circuit.failure();
+    circuit.failure(tickets[0]);
+    expect(circuit.state).toBe('open');
+    expect(changes).toEqual([{ from: 'closed', to: 'open', reason: 'failures', openMs: 1000 }]);
+  });
+
+  test('a call that fails after every earlier one answered is judged at once: sequential failures open it at the threshold', () => {
+    const { circuit } = make({ policy: { kind: 'consecutive', threshold: 5 } });
+    for (let i = 0; i < 4; i++) circuit.failure(circuit.pass());
+    expect(circuit.state).toBe('closed');
+    circuit.failure(circuit.pass());
+    expect([circuit.state, circuit.held]).toEqual(['open', 0]);
+  });
+
+  test('a release gives up its place: the failures behind it are judged', () => {
+    const { circuit } = make({ policy: { kind: 'consecutive', threshold: 2 } });
+    const [a, b, c] = burst(circuit, 3);
+    circuit.failure(b);
+    circuit.failure(c);
+    expect([circuit.state, circuit.held]).toEqual(['closed', 2]);
+    circuit.release(a);
+    expect([circuit.state, circuit.held]).toEqual(['open', 0]);
+  });
+
+  test('a call in flight longer than the hold lets the failures behind it be judged: 5 s before any success', () => {
+    const { circuit, changes } = make({ policy: { kind: 'consecutive', threshold: 2 } });
+    const [hung, b, c] = burst(circuit, 3);
+    circuit.failure(b);
+    circuit.failure(c);
+    expect(vi.getTimerCount()).toBe(1);
+    tick(4_999);
+    expect(circuit.state).toBe('closed');
+    tick(1);
+    expect([circuit.state, circuit.held]).toEqual(['open', 0]);
+    expect(changes).toEqual([{ from: 'closed', to: 'open', reason: 'failures', openMs: 1000 }]);
+    // Its outcome, when it comes, is of a call before the open: ignored.
+    circuit.success(hung, 6_000);
     expect(circuit.state).toBe('open');
   });
 
-  test('a close by hand lets no crowd through: failures in a row open it at once', () => {
+  // One success in 300 ms: 300 + 4 × 150 = 900 ms, held to 1 s at least; in 2 s: 2000 + 4 × 1000 = 6 s.
+  test.each([
+    [300, 1_000],
+    [2_000, 6_000],
+  ])('the hold follows the circuit\'s success times (average + 4 × deviation, at least 1 s): after a success in %i ms, %i ms', (successMs, holdMs) => {
+    const { circuit } = make({ policy: { kind: 'consecutive', threshold: 2 } });
+    circuit.success(circuit.pass(), successMs);
+    const [, b, c] = burst(circuit, 3);
+    circuit.failure(b);
+    circuit.failure(c);
+    tick(holdMs - 1);
+    expect(circuit.state).toBe('closed');
+    tick(1);
+    expect(circuit.state).toBe('open');
+  });
+
+  test('a failure is judged at most two holds after it came: the calls passed after the timer was armed get their own hold', () => {
+    const { circuit } = make({ policy: { kind: 'consecutive', threshold: 2 } });
+    const [, b] = burst(circuit, 2);
+    circuit.failure(b);
+    // Armed now (a 5 s hold), for the calls in flight now.
+    tick(2_000);
+    const [hung, d] = burst(circuit, 2);
+    circuit.failure(d);
+    tick(3_000);
+    // The first call is let go: b is judged (one failure); d still waits for `hung`, in flight for 3 s only.
+    expect([circuit.state, circuit.held]).toEqual(['closed', 1]);
+    tick(5_000);
+    expect([circuit.state, circuit.held]).toEqual(['open', 0]);
+    expect(hung).toBeGreaterThan(b!);
+  });
+
+  test('no timer runs while no failure is held; opening drops what is held and stops it', () => {
+    const { circuit } = make({ policy: { kind: 'consecutive', threshold: 2 } });
+    const tickets = burst(circuit, 4);
+    circuit.success(tickets[1], 100);
+    circuit.success(tickets[2], 100);
+    expect(vi.getTimerCount()).toBe(0);
+    circuit.failure(tickets[3]);
+    expect(vi.getTimerCount()).toBe(1);
+    circuit.forceOpen();
+    // The open timer only.
+    expect([circuit.held, vi.getTimerCount()]).toEqual([0, 1]);
+  });
+
+  test('dispose judges what is held now (as if the calls in flight had gone) and stops the hold timer; later outcomes are judged as they come', () => {
+    const { circuit } = make({ policy: { kind: 'consecutive', threshold: 2 } });
+    const [a, b, c, d] = burst(circuit, 4);
+    circuit.failure(b);
+    expect(vi.getTimerCount()).toBe(1);
+    circuit.dispose();
+    expect([circuit.state, circuit.held, vi.getTimerCount()]).toEqual(['closed', 0, 0]);
+    circuit.failure(d);
+    expect(circuit.state).toBe('open');
+    circuit.success(a, 10);
+    circuit.release(c);
+    expect([circuit.state, vi.getTimerCount()]).toEqual(['open', 0]);
+  });
+
+  test('an outcome far behind the oldest call in flight (16 384 calls) lets that call go: memory stays bounded', () => {
+    const { circuit } = make({ policy: { kind: 'consecutive', threshold: 2 } });
+    const tickets = burst(circuit, 20_000);
+    circuit.failure(tickets[1]);
+    circuit.success(tickets[2], 10);
+    circuit.failure(tickets[19_999]);
+    // Tickets 0 to 3 615 let go: the failure at 1 and the success at 2 judged; the last failure still held.
+    expect([circuit.state, circuit.held]).toEqual(['closed', 1]);
+  });
+
+  test('just closed from half-open, the crowd that waited goes at once: its fast failures answering before its successes do not open it', () => {
+    const { circuit } = make({ policy: { kind: 'consecutive', threshold: 3 } });
+    toHalfOpen(circuit);
+    expect(circuit.pass()).toBe(NO_TICKET);
+    circuit.success(NO_TICKET, 300);
+    expect(circuit.state).toBe('closed');
+    const crowd = burst(circuit, 10);
+    for (const i of [1, 2, 3, 4, 6, 7, 8, 9]) circuit.failure(crowd[i]);
+    expect(circuit.state).toBe('closed');
+    circuit.success(crowd[0], 300);
+    circuit.success(crowd[5], 300);
+    // Passed S F F F F S F F F F: the first run of four opens it, at the third, as soon as the first success is in.
+    expect(circuit.state).toBe('open');
+  });
+
+  test('a crowd that all fails (the provider is still down) opens it at the threshold, not at its last failure', () => {
+    const { circuit, changes } = make({ policy: { kind: 'consecutive', threshold: 3 } });
+    toHalfOpen(circuit);
+    circuit.pass();
+    circuit.success();
+    const crowd = burst(circuit, 6);
+    for (let i = 0; i < 3; i++) circuit.failure(crowd[i]);
+    expect(circuit.state).toBe('open');
+    expect(changes.at(-1)).toMatchObject({ from: 'closed', to: 'open', reason: 'failures' });
+  });
+
+  test('a close by hand: failures in a row open it at once', () => {
     const { circuit } = make({ policy: { kind: 'consecutive', threshold: 2 } });
     circuit.forceOpen();
     circuit.forceClose();
-    for (let i = 0; i < 4; i++) circuit.tryPass();
-    circuit.failure();
-    circuit.failure();
+    const tickets = burst(circuit, 4);
+    circuit.failure(tickets[0]);
+    circuit.failure(tickets[1]);
     expect(circuit.state).toBe('open');
+  });
+
+  test('pass() refuses while open and gives probes no ticket', () => {
+    const { circuit } = make();
+    trip(circuit);
+    expect(circuit.pass()).toBe(REFUSED);
+    tick(1000);
+    expect([circuit.pass(), circuit.pass()]).toEqual([NO_TICKET, REFUSED]);
   });
 });
 

@@ -1,0 +1,225 @@
+/**
+ * The order a closed circuit judges outcomes in: the order their calls went
+ * through, not the order they answer in — with a hold bounded by how long
+ * the circuit's successes take, so a call that hangs does not hold the
+ * verdicts of the calls behind it.
+ */
+
+/**
+ * The ticket of an outcome with no place in the order (a half-open probe, or
+ * a caller that keeps none): judged as it arrives.
+ */
+export const NO_TICKET = -1;
+/** What `Circuit.pass` returns for a call that may not go. */
+export const REFUSED = -2;
+
+/** What a call reported: nothing yet, a success, a failure, or no verdict (a release). */
+const PENDING = 0;
+export const SUCCESS = 1;
+export const FAILURE = 2;
+export const NO_VERDICT = 3;
+/** A reported outcome. */
+export type Verdict = typeof SUCCESS | typeof FAILURE | typeof NO_VERDICT;
+
+/**
+ * The hold before the circuit has seen a success, in ms: a few seconds,
+ * longer than most replies and time-to-first-tokens, short enough that a
+ * provider that hangs some calls and fails the rest opens within seconds.
+ */
+export const FIRST_HOLD_MS = 5_000;
+/** The shortest hold, in ms: a fast deployment's calls are not judged hung on an event-loop stall or a GC pause. */
+export const MIN_HOLD_MS = 1_000;
+/** The longest hold, in ms: however slow its successes, a hanging provider opens within two of these. */
+export const MAX_HOLD_MS = 60_000;
+/** The most calls an outcome waits behind: an outcome further from the oldest call in flight lets that call go. Bounds the memory to 16 KB a circuit. */
+const MAX_SPAN = 1 << 14;
+/** The first ring's size (grown by doubling up to {@link MAX_SPAN}). */
+const FIRST_SPAN = 16;
+
+/**
+ * Judges a closed circuit's outcomes in the order their calls went through.
+ *
+ * Each call takes a ticket when it passes ({@link take}); its outcome comes
+ * back with it ({@link report}). An outcome is judged (handed to `judge`, the
+ * circuit's policy) once every call that passed before it has reported, so a
+ * burst whose failures answer at once and whose successes take longer is
+ * judged as it was sent — a success between failures breaks their run —
+ * rather than as failures in a row.
+ *
+ * A call in flight for longer than the hold ({@link holdMs}: the circuit's
+ * success time, averaged, plus four times its spread, as TCP times out a
+ * retransmission; {@link FIRST_HOLD_MS} before the first success; at least
+ * {@link MIN_HOLD_MS}, at most {@link MAX_HOLD_MS}) holds no outcome: its own
+ * is judged when it comes. While a failure is held, one timer runs for the
+ * circuit: when it fires (a hold after it was armed), the calls that were in
+ * flight when it was armed and still are let the outcomes behind them be
+ * judged. So a failure is judged at most two holds after it came — a
+ * provider that hangs some calls and fails the rest still opens — and a
+ * failure that came after every earlier call reported is judged at once (a
+ * provider failing every call opens as fast as ever). No timer runs while no
+ * failure is held, and none per call.
+ *
+ * Memory: two counters, the averages, and a ring of one byte per call from
+ * the oldest in flight to the newest reported (made at the first outcome that
+ * comes before an earlier one; at most {@link MAX_SPAN} bytes).
+ */
+export class PassOrder {
+  /** The next ticket. */
+  #next = 0;
+  /** The oldest ticket not judged; every ticket below is judged, or let go (judged as it comes). */
+  #base = 0;
+  /** Reported outcomes of tickets `#base` up, at `ticket & #mask`; PENDING where none yet. */
+  #ring: Uint8Array | undefined = undefined;
+  #mask = 0;
+  /** Failures in the ring (held). */
+  #held = 0;
+  /** The timer's mark: tickets below it still in flight when it fires are let go. */
+  #mark = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Smoothed time to a success's verdict and its mean deviation, in ms (RFC 6298's SRTT and RTTVAR); -1 before the first. */
+  #average = -1;
+  #deviation = 0;
+  #disposed = false;
+  readonly #judge: (verdict: Verdict) => boolean;
+
+  /** @param judge Hands a verdict to the circuit's policy; false when the circuit left `closed` (it has called {@link reset}). */
+  constructor(judge: (verdict: Verdict) => boolean) {
+    this.#judge = judge;
+  }
+
+  /** A call passes: its ticket. */
+  take(): number {
+    return this.#next++;
+  }
+
+  /** Failures waiting for the outcomes of earlier calls. */
+  get held(): number {
+    return this.#held;
+  }
+
+  /** How long a call in flight may hold the outcomes of later ones, in ms. */
+  get holdMs(): number {
+    if (this.#average < 0) return FIRST_HOLD_MS;
+    return Math.min(MAX_HOLD_MS, Math.max(MIN_HOLD_MS, this.#average + 4 * this.#deviation));
+  }
+
+  /** A success came `ms` after its call was sent (RFC 6298's smoothing: gains 1/8 and 1/4). */
+  observe(ms: number): void {
+    if (!(ms >= 0)) return;
+    if (this.#average < 0) {
+      this.#average = ms;
+      this.#deviation = ms / 2;
+      return;
+    }
+    this.#deviation += (Math.abs(this.#average - ms) - this.#deviation) / 4;
+    this.#average += (ms - this.#average) / 8;
+  }
+
+  /** The outcome of the call holding `ticket`: judged now, or held until the calls before it report. */
+  report(ticket: number, verdict: Verdict): void {
+    const base = this.#base;
+    if (ticket < base || this.#disposed) {
+      // Let go (or before the last reset): judged as it comes.
+      this.#judge(verdict);
+      return;
+    }
+    if (ticket === base) {
+      this.#base = base + 1;
+      if (this.#judge(verdict)) this.#drain(0);
+      return;
+    }
+    this.#hold(ticket, verdict);
+  }
+
+  /** Stores an outcome that came before an earlier call's (room made first). */
+  #hold(ticket: number, verdict: Verdict): void {
+    if (ticket - this.#base >= MAX_SPAN) {
+      // Too far behind the oldest call in flight: the calls before the span are let go.
+      if (!this.#drain(ticket - MAX_SPAN + 1)) return;
+      if (ticket <= this.#base) {
+        this.report(ticket, verdict);
+        return;
+      }
+    }
+    const ring = this.#room(ticket - this.#base + 1);
+    ring[ticket & this.#mask] = verdict;
+    if (verdict !== FAILURE) return;
+    this.#held++;
+    if (this.#timer === undefined) this.#arm();
+  }
+
+  /** The ring, with room for `span` tickets from `#base`. */
+  #room(span: number): Uint8Array {
+    const ring = this.#ring;
+    if (ring !== undefined && span <= ring.length) return ring;
+    let size = ring?.length ?? FIRST_SPAN;
+    while (size < span) size *= 2;
+    const grown = new Uint8Array(size);
+    if (ring !== undefined) {
+      const end = this.#base + ring.length;
+      for (let t = this.#base; t < end; t++) grown[t & (size - 1)] = ring[t & this.#mask]!;
+    }
+    this.#ring = grown;
+    this.#mask = size - 1;
+    return grown;
+  }
+
+  /**
+   * Judges the held outcomes at the head of the order, letting go the calls
+   * in flight below `letGoBelow`; false when the circuit left `closed`.
+   */
+  #drain(letGoBelow: number): boolean {
+    const ring = this.#ring;
+    if (ring === undefined) {
+      // Nothing held: the calls below are let go.
+      this.#base = Math.max(this.#base, Math.min(letGoBelow, this.#next));
+      return true;
+    }
+    const mask = this.#mask;
+    while (this.#base < this.#next) {
+      const slot = this.#base & mask;
+      const verdict = ring[slot]!;
+      if (verdict === PENDING && this.#base >= letGoBelow) return true;
+      ring[slot] = PENDING;
+      this.#base++;
+      if (verdict === PENDING) continue;
+      if (verdict === FAILURE) this.#held--;
+      if (!this.#judge(verdict as Verdict)) return false;
+    }
+    return true;
+  }
+
+  /** Starts the circuit's one hold timer, marking the calls in flight now. */
+  #arm(): void {
+    this.#mark = this.#next;
+    const timer = setTimeout(() => {
+      if (this.#timer !== timer) return;
+      this.#timer = undefined;
+      // Every call below the mark has been in flight for a hold at least.
+      if (this.#drain(this.#mark) && this.#held > 0) this.#arm();
+    }, this.holdMs);
+    timer.unref();
+    this.#timer = timer;
+  }
+
+  #disarm(): void {
+    if (this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** The circuit opened or closed: what is held is dropped, and the calls in flight are judged as they come. */
+  reset(): void {
+    this.#base = this.#next;
+    this.#held = 0;
+    this.#ring?.fill(PENDING);
+    this.#disarm();
+  }
+
+  /** No more holds (the manager closes, the key is removed): what is held is judged now, later outcomes as they come; the timer stops. */
+  dispose(): void {
+    this.#disposed = true;
+    this.#disarm();
+    this.#drain(this.#next);
+  }
+}
