@@ -11,7 +11,7 @@ import OpenAI from 'openai';
 import { http, HttpResponse } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
-import { getKeyplexDetails, KeyManager, type KeyManagerOptions } from '../../src/index';
+import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions } from '../../src/index';
 import { ProviderSimulator } from '../../src/testing';
 import { simulatorHandlers } from '../../src/testing/msw';
 import type { RoutingStrategy } from '../../src/routing/strategy';
@@ -126,6 +126,20 @@ describe('streamed and stored responses', () => {
     expect(failures).toEqual([]);
   });
 
+  test('a streamed response is pinned from its first event: retrieved while the stream is still open, from its key', async () => {
+    const { client, attempts, keysFrom } = setup();
+    await client.responses.create({ model: MODEL, input: 'warm-up' });
+    const before = attempts.length;
+    const stream = await client.responses.create({ model: MODEL, input: 'hello', stream: true });
+    const events = stream[Symbol.asyncIterator]();
+    const opening = (await events.next()).value as { type: string; response: { id: string } };
+    expect(opening.type).toBe('response.created');
+    const got = await settled(() => client.responses.retrieve(opening.response.id));
+    expect(got).not.toBeInstanceOf(Error);
+    expect(keysFrom(before)).toEqual([keysFrom(before)[0], keysFrom(before)[0]]);
+    while (!(await events.next()).done);
+  });
+
   test('GET and DELETE /responses/{id} go to the key that created the response (3 responses, one per provider)', async () => {
     const setUp = setup();
     const { client, attempts, keysFrom } = setUp;
@@ -214,6 +228,14 @@ describe('what affinity leaves alone, and its bounds', () => {
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
     expect((error as InstanceType<typeof OpenAI.BadRequestError>).code).toBe('previous_response_not_found');
     expect(attempts).toHaveLength(1);
+  });
+
+  test('a provider request option naming another provider wins over affinity: the request goes there', async () => {
+    const { client, attempts } = setup();
+    const first = await client.responses.create({ model: MODEL, input: 'hello' });
+    expect(attempts[0]!.provider).toBe('one');
+    await settled(() => client.responses.create({ model: MODEL, input: 'more', previous_response_id: first.id }, keyplex.options({ provider: 'three' })));
+    expect(attempts[1]!.provider).toBe('three');
   });
 
   test('chat completions keep rotating keys between the turns of a conversation', async () => {
