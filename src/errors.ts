@@ -27,6 +27,7 @@ export type KeyplexErrorCode =
   | 'model_not_served'
   | 'context_length_exceeded'
   | 'no_key_available'
+  | 'response_key_unavailable'
   | 'deadline_exceeded'
   | 'upstream_error'
   | 'stream_interrupted'
@@ -173,6 +174,14 @@ export class NoKeyAvailableError extends KeyplexError {
   }
 }
 
+/** A request names a Responses API object (`previous_response_id`, `/responses/{id}`) created with a key now removed or disabled: only that key's project knows it, so nothing is sent. Status 404. */
+export class ResponseKeyUnavailableError extends KeyplexError {
+  constructor(message: string, options: { requestId?: string; attempts?: AttemptOutcome[] }) {
+    super('response_key_unavailable', message, { ...options, status: 404 });
+    this.name = 'ResponseKeyUnavailableError';
+  }
+}
+
 /**
  * The request's total deadline passed before an answer arrived. Answered with
  * status 504 (the SDK raises `InternalServerError`); `summary` says what the
@@ -275,11 +284,7 @@ export class LaneFullError extends KeyplexError {
   readonly concurrency: number;
   /** The lane's `maxQueue`. */
   readonly maxQueue: number;
-  constructor(
-    lane: string,
-    load: { running: number; queued: number; concurrency: number; maxQueue: number },
-    options: { requestId?: string } = {},
-  ) {
+  constructor(lane: string, load: { running: number; queued: number; concurrency: number; maxQueue: number }, options: { requestId?: string } = {}) {
     super(
       'lane_full',
       `keyplex: lane '${lane}' is full: ${load.running} running, ${load.queued} queued (concurrency ${load.concurrency}, maxQueue ${load.maxQueue}); raise ${laneOption(lane, 'maxQueue')} or ${laneOption(lane, 'concurrency')}, or slow the producer.`,
@@ -411,10 +416,7 @@ function duration(ms: number): string {
   return `${Math.floor(h / 24)} d ${h % 24} h`;
 }
 
-/**
- * The shared state store (Redis) could not answer and fails closed, so a
- * request that needed a shared reservation was refused. Answers with status 503.
- */
+/** The shared state store (Redis) could not answer and fails closed, so a request that needed a shared reservation was refused. Status 503. */
 export class StoreUnavailableError extends KeyplexError {
   constructor(message: string, options: { requestId?: string; cause?: unknown } = {}) {
     super('store_unavailable', message, { ...options, status: 503 });

@@ -22,6 +22,7 @@ export type {
   CircuitBreakerOptions,
   CircuitBreakerScopeOptions,
   RateLimitingOptions,
+  ResponseAffinityOptions,
 } from './config';
 
 // The error contract (README "Errors"): a request's failures reach the app as

@@ -151,6 +151,25 @@ export interface RoutingOptions extends CatalogueOptions {
   perModel?: Record<string, RoutingStrategyName | RoutingStrategy>;
 }
 
+/**
+ * Response affinity (`responseAffinity`): a Responses API object is known only
+ * to the project of the key that created it, so keyplex remembers which key
+ * created each response (from the JSON reply, or a stream's first event) and
+ * sends a later request that names it — `previous_response_id` in the body,
+ * or a `/responses/{id}…` path — to that key alone.
+ */
+export interface ResponseAffinityOptions {
+  /** Most response ids remembered (least recently used go first): 1 to 10,000,000. Default 10,000 (about 200 bytes each). */
+  maxIds?: number;
+  /**
+   * How long an id is remembered after its response was created, in ms:
+   * above 0, at most 365 days. Default 30 days (how long OpenAI keeps a stored
+   * response). An id forgotten (by age, by `maxIds`, or by a restart) is routed
+   * as any request: the provider answers if the key chosen cannot see it.
+   */
+  ttlMs?: number;
+}
+
 /** Options of `new KeyManager()`. Only `providers` is required. */
 export interface KeyManagerOptions {
   /** Providers by id; the id appears in events and stats. At least one. */
@@ -269,6 +288,14 @@ export interface KeyManagerOptions {
    * See docs/hooks-and-cache.md.
    */
   cache?: CacheOptions | false;
+  /**
+   * Keeps a Responses API conversation on the key that created it (see
+   * {@link ResponseAffinityOptions}; README "Responses API conversations").
+   * On by default (`{ maxIds: 10000, ttlMs: 30 days }`); `false` turns it off
+   * (every request is routed as if it named no response). Memory only: each
+   * process remembers the responses it created.
+   */
+  responseAffinity?: ResponseAffinityOptions | false;
 }
 
 /** A key after validation. */
@@ -340,4 +367,6 @@ export interface ResolvedOptions {
   hooks: ResolvedHooks | undefined;
   /** Undefined when the cache is off. */
   cache: ResolvedCache | undefined;
+  /** Undefined when response affinity is off. */
+  responseAffinity: Required<ResponseAffinityOptions> | undefined;
 }

@@ -13,9 +13,10 @@ import type { Deployment } from '../routing/deployments';
 import type { StoreReservation } from '../store/types';
 import { budgetsAllow, holdBudgets } from './admit';
 import { untilAborted, type RequestAbort } from './abort';
-import type { RequestContext } from './context';
+import type { RequestContext, ResponsePin } from './context';
 import { deploymentCircuit, type Core, type LinePlace } from './core';
 import { briefDuration, keyStates } from './explain';
+import { keyGone, pinnedStates } from './affinity';
 import { adjustLater, Lease } from './lease';
 import { firstWaits, joinLine, leaveLine, LineRefusal, refusedAtJoin, waitForKey, waitForTurn } from './lines';
 import { applyChange } from './store-sync';
@@ -91,7 +92,7 @@ async function acquireWaiting(core: Core, ctx: RequestContext, attempt: number, 
   const deployments = ctx.route.deployments;
   const signal = abort.signal;
   // The line's name is built only when some line exists (empty lines are deleted): not on the usual pick.
-  let lineId = first !== undefined || core.lines.size === 0 ? undefined : lineOf(deployments);
+  let lineId = first !== undefined || core.lines.size === 0 ? undefined : lineOf(deployments, ctx.route.affinity);
   const line = lineId === undefined ? undefined : core.lines.get(lineId);
   let place: LinePlace | undefined;
   if (line !== undefined && line.length > 0) {
@@ -127,7 +128,7 @@ async function acquireWaiting(core: Core, ctx: RequestContext, attempt: number, 
         continue;
       }
       const waitMs = noKeyWait(core, ctx, deployments, picked, now);
-      lineId ??= lineOf(deployments);
+      lineId ??= lineOf(deployments, ctx.route.affinity);
       place ??= joinLine(core, lineId, ctx.deadlineAt, lanePriority(core, ctx));
       // Behind a probe in flight nothing is known of when keys free up, and a request that waits only in hope may leave
       // unserved (room for a smaller request behind it may come sooner): no one behind is refused for them.
@@ -160,9 +161,14 @@ function lanePriority(core: Core, ctx: RequestContext): number {
   return core.options.lanes[ctx.request.options.lane ?? core.options.defaultLane]?.priority ?? 1;
 }
 
-/** The waiting line of a set of deployments, by name. */
-function lineOf(deployments: readonly Deployment[]): string {
-  return deployments.map((d) => `${d.pool.id}\u0000${d.upstreamModel ?? ''}`).join('\u0001');
+/**
+ * The waiting line of a set of deployments, by name. A request pinned to its
+ * response's key waits in a line of that key's: those behind it in the
+ * deployments' line may take other keys meanwhile.
+ */
+function lineOf(deployments: readonly Deployment[], pin: ResponsePin | undefined): string {
+  const line = deployments.map((d) => `${d.pool.id}\u0000${d.upstreamModel ?? ''}`).join('\u0001');
+  return pin === undefined ? line : `${line}\u0002${pin.keyId}`;
 }
 
 /**
@@ -173,7 +179,11 @@ function lineOf(deployments: readonly Deployment[]): string {
  */
 function noKeyWait(core: Core, ctx: RequestContext, deployments: readonly Deployment[], picked: NotReady, now: number): number {
   const fail = (why: string, retryAfterMs?: number) => noKey(ctx, why, retryAfterMs);
-  const states = () => keyStates(core, deployments, now, ctx.history.budgetRefusal !== undefined, ctx.history.held);
+  // A request pinned to its response's key: that key gone is final, and only that key's state is told.
+  const pin = ctx.route.affinity;
+  const gone = pin === undefined ? undefined : keyGone(pin, ctx.requestId, ctx.history.outcomes);
+  if (gone !== undefined) throw gone;
+  const states = () => (pin !== undefined ? pinnedStates(pin) : keyStates(core, deployments, now, ctx.history.budgetRefusal !== undefined, ctx.history.held));
   // Until the deadline at most (the request is not past it: acquire ends it as overdue first).
   if (picked.probing && picked.readyAt > ctx.deadlineAt) return ctx.deadlineAt - now;
   if (picked.readyAt === Infinity && ctx.history.budgetRefusal) throw ctx.history.budgetRefusal;
@@ -279,7 +289,8 @@ function pickOn(
   result: NotReady,
 ): Lease | undefined {
   const pool = deployment.pool;
-  const keys = pool.keys;
+  // A request that names a response is served by the key that created it alone.
+  const keys = ctx.route.affinity?.keys ?? pool.keys;
   const n = keys.length;
   const offset = n > SAMPLE ? pool.nextScan % n : 0;
   let scanned = 0;

@@ -47,6 +47,18 @@ export interface RoutePlan {
   contextTooLong: boolean;
   /** Models that answered `context_length_exceeded` in this request: not tried again (made on first use). */
   excludedModels: Set<string> | undefined;
+  /** Set when the request names a response this manager created: only that response's key may serve it (src/pipeline/affinity.ts). */
+  readonly affinity: ResponsePin | undefined;
+}
+
+/** A request pinned to the key that created the Responses API object it names. */
+export interface ResponsePin {
+  /** The response id the request names. */
+  readonly response: string;
+  readonly provider: string;
+  readonly keyId: string;
+  /** That key alone (none once it was removed): the only key acquire judges for the request. */
+  readonly keys: readonly Key[];
 }
 
 /** An upstream answer, buffered. */

@@ -11,7 +11,7 @@ import { modelStats, type Core } from './core';
 const EMPTY_TAGS: readonly string[] = Object.freeze([]);
 const EMPTY_METADATA: Readonly<Record<string, string | number | boolean>> = Object.freeze({});
 /** The route before routing ran (no deployment). */
-const UNROUTED: RoutePlan = Object.freeze({ deployments: Object.freeze([]) as unknown as RoutePlan['deployments'], ranks: new Map(), contextTooLong: false, excludedModels: undefined });
+const UNROUTED: RoutePlan = Object.freeze({ deployments: Object.freeze([]) as unknown as RoutePlan['deployments'], ranks: new Map(), contextTooLong: false, excludedModels: undefined, affinity: undefined });
 
 /** The context of a new request, counted in the stats and announced with `request`. */
 export function intercept(core: Core, input: string | URL | Request, init: RequestInit | undefined): RequestContext {

@@ -20,8 +20,14 @@
 
 import { stage, unstage, wasm } from './simd';
 
-/** The members of a reply's top-level object keyplex reads (usage.ts's `usageFromBody`, the reply's model, an error in a 200's body). */
-const WANTED = ['usage', 'model', 'usageMetadata', 'usage_metadata', 'type', 'response', 'error'];
+/**
+ * The members of a reply's top-level object keyplex reads (usage.ts's
+ * `usageFromBody`, the reply's model, an error in a 200's body), and last the
+ * `id`, read only when asked for (a created response's, for response affinity).
+ */
+const WANTED = ['usage', 'model', 'usageMetadata', 'usage_metadata', 'type', 'response', 'error', 'id'];
+/** Where `id` is in {@link WANTED}: the members before it are always read. */
+const ID = WANTED.length - 1;
 const MAX_DEPTH = 512;
 
 const [QUOTE, BACKSLASH, COMMA, COLON, OPEN_OBJECT, CLOSE_OBJECT, OPEN_ARRAY, CLOSE_ARRAY, MINUS, ZERO, NINE] = Array.from('"\\,:{}[]-09', (c) => c.charCodeAt(0)) as [number, number, number, number, number, number, number, number, number, number, number];
@@ -53,19 +59,21 @@ const UNSURE = -2;
 /**
  * The value usage accounting reads from a JSON reply, as `JSON.parse(text)`
  * would give it as far as its wanted top-level members go: an object of
- * just those members (null when the body is JSON but not an object).
- * Throws a SyntaxError where `JSON.parse` of the decoded text would.
+ * just those members (null when the body is JSON but not an object), its
+ * `id` too when `withId`. Throws a SyntaxError where `JSON.parse` of the
+ * decoded text would.
  */
-export function parseJsonSummary(bytes: Uint8Array): unknown {
+export function parseJsonSummary(bytes: Uint8Array, withId = false): unknown {
   try {
-    return summaryOf(bytes);
+    return summaryOf(bytes, withId ? WANTED.length : ID);
   } finally {
     // The last reader of the body: the staged copy does not keep the reply's bytes alive.
     unstage();
   }
 }
 
-function summaryOf(bytes: Uint8Array): unknown {
+/** The summary of `bytes`: the first `members` of {@link WANTED}. */
+function summaryOf(bytes: Uint8Array, members: number): unknown {
   const n = bytes.length;
   // Staged already when the key search read it (secrets/redact.ts): then not copied again.
   const m = stage(bytes);
@@ -76,7 +84,7 @@ function summaryOf(bytes: Uint8Array): unknown {
   if (top === UNSURE) return JSON.parse(decoder.decode(bytes));
   if (top !== OPEN_OBJECT) return null;
   let summary = '';
-  for (let w = 0; w < WANTED.length; w++) {
+  for (let w = 0; w < members; w++) {
     const start = ranges[2 * w]!;
     // `response` (a Responses stream event's) only matters beside a `type`.
     if (start < 0 || (w === 5 && ranges[8]! < 0)) continue;

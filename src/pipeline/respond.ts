@@ -21,6 +21,7 @@ import type { Body } from '../request';
 import { MalformedStreamEvent, StreamIdleTimeout, StreamReaderIdle, StreamTruncated, tapEventStream, tokensOfText, type FirstEvents, type StreamTally, type StreamTapHooks } from '../usage/sse';
 import type { Usage } from '../usage/usage';
 import { account, costOf, failed } from './account';
+import { pinNotServing, rememberResponse, remembersResponse } from './affinity';
 import { BufferedReply, StreamedReply } from './buffered-reply';
 import type { RequestContext } from './context';
 import type { Core } from './core';
@@ -121,6 +122,8 @@ class StreamEnd implements StreamTapHooks {
   #succeed(usage: Usage | undefined, tally: StreamTally, ended: boolean): void {
     const ctx = this.ctx;
     endStreamingRequest(ctx);
+    // A response whose id came after the stream's first event (send remembers one that opened it).
+    if (tally.responseId !== undefined && remembersResponse(this.core, ctx)) rememberResponse(this.core, this.lease, tally.responseId, Date.now());
     const spent = spentSoFar(ctx, usage, tally, ended);
     account(this.core, ctx, this.lease, Date.now(), spent, this.ttftMs, true, undefined, spent?.partial === true);
   }
@@ -356,6 +359,8 @@ export function unroutable(core: Core, ctx: RequestContext): KeyplexError {
     );
   }
   const model = request.model ?? '';
+  const pin = ctx.route.affinity;
+  if (pin !== undefined) return new ModelNotServedError(model, requestId, pinNotServing(pin, model));
   return new ModelNotServedError(model, requestId, pinned === undefined ? undefined : pinnedNotServing(core, pinned, model));
 }
 

@@ -9,7 +9,8 @@ import { requestJson } from '../request';
 import { describeThrown, describeType } from '../config/check';
 import { HookFailedError } from '../errors';
 import type { DeploymentView, RouteContext, RoutingStrategy } from '../routing/strategy';
-import type { RankLookup, RequestFacts, RequestContext, RouteRank, RoutePlan } from './context';
+import { responsePin } from './affinity';
+import type { RankLookup, RequestFacts, RequestContext, ResponsePin, RouteRank, RoutePlan } from './context';
 import type { Core } from './core';
 
 const RANKS = new Map<string, RouteRank[]>();
@@ -31,6 +32,9 @@ class Route implements RoutePlan, RankLookup {
   readonly ranks: RankLookup = this;
   contextTooLong = false;
   excludedModels: Set<string> | undefined = undefined;
+  affinity: ResponsePin | undefined = undefined;
+  /** The provider the request is limited to: its `provider` option, or that of its response's key. */
+  provider: string | undefined = undefined;
   /** The strategy of every deployment while they share one (undefined: none placed them); by place once they differ. */
   #strategy: string | undefined = undefined;
   #strategies: (string | undefined)[] | undefined = undefined;
@@ -66,12 +70,17 @@ const NONE: Deployment[] = [];
  * each fallback tier in turn. Deployments whose context window cannot hold
  * the request are left out (and sent on to the model's context fallbacks,
  * after everything else). Records each one's strategy and rank for the
- * `attempt` event.
+ * `attempt` event. A request that names a response this manager created
+ * goes to that response's provider only (its key alone: see ./affinity.ts).
+ *
+ * @throws ResponseKeyUnavailableError when that response's key is removed or disabled.
  */
 export function route(core: Core, facts: RequestFacts): RoutePlan {
   const { request, inputTokens, outputTokens } = facts;
   const plan = new Route();
-  const pinned = request.options.provider;
+  // One string check for requests outside the Responses API.
+  if (request.path.startsWith('/responses')) plan.affinity = responsePin(core, facts);
+  const pinned = (plan.provider = plan.affinity?.provider ?? request.options.provider);
   if (request.model === undefined) {
     plan.addAll(deploymentsFor(core.pools, undefined, pinned, core.makeDeployment), undefined);
     return plan;
@@ -110,7 +119,7 @@ function addTier(core: Core, facts: RequestFacts, plan: Route, tier: string | re
   for (let i = 0; i < count; i++) {
     const model = one ? tier : tier[i]!;
     // A fresh list: the fitting ones are kept in place, and the first model's list becomes the candidates.
-    const found = deploymentsFor(core.pools, model, request.options.provider, core.makeDeployment);
+    const found = deploymentsFor(core.pools, model, plan.provider, core.makeDeployment);
     let kept = 0;
     for (const deployment of found) {
       if (fitsContext(deployment as DeploymentView, inputTokens, outputTokens)) found[kept++] = deployment;
@@ -208,7 +217,7 @@ export function addContextFallback(core: Core, ctx: RequestContext, failed: Depl
   excluded.add(failed.model);
   for (const model of contextFallbackChain(failed.model, catalogue)) {
     if (excluded.has(model)) continue;
-    const added = deploymentsFor(core.pools, model, ctx.request.options.provider, core.makeDeployment).filter((d) => !plan.deployments.includes(d));
+    const added = deploymentsFor(core.pools, model, plan.provider, core.makeDeployment).filter((d) => !plan.deployments.includes(d));
     if (added.length === 0) continue;
     plan.addAll(added, 'context-fallback');
     return true;

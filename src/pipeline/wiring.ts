@@ -5,6 +5,7 @@
  * session, each wired to report on the manager's events.
  */
 import { ResponseCache } from '../cache/cache';
+import { ResponseAffinity } from '../routing/affinity';
 import type { ResolvedKey, ResolvedOptions } from '../config';
 import type { Key, KeyChange, KeyChangeListener } from '../keys/key';
 import { Key as KeyState } from '../keys/key';
@@ -43,8 +44,7 @@ export function createCore(options: ResolvedOptions): Core {
   });
   const perModel = new Map<string, NamedStrategy>();
   for (const [model, choice] of Object.entries(options.routing.perModel)) perModel.set(model, named(choice));
-  // Budgets of a provider or key are judged when a key is picked (that is
-  // when the request meets them); the others when the request arrives.
+  // Budgets of a provider or key are judged when a key is picked (when the request meets them); the others when it arrives.
   const perKey = options.budgets.filter((b) => 'provider' in b.scope);
   const perRequest = options.budgets.filter((b) => !('provider' in b.scope));
   const prices = new PriceTable(options.prices);
@@ -69,6 +69,7 @@ export function createCore(options: ResolvedOptions): Core {
     // Opened below, once the pools exist (a store may report at once).
     session: undefined as unknown as StoreSession,
     cache: options.cache === undefined ? undefined : new ResponseCache(options.cache, store),
+    affinity: options.responseAffinity === undefined ? undefined : new ResponseAffinity(options.responseAffinity),
     totals: new TimedCounterSet<KeyplexErrorCode>(),
     models: new Map(),
     deploymentCircuits: new Map(),

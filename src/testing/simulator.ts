@@ -479,6 +479,12 @@ interface KeyState {
   /** Clock readings of accepted requests. */
   accepted: number[];
   perMinute: Map<number, number>;
+  /**
+   * The Responses API objects created with this key, by id: each key is its
+   * own project, so another key does not find them (as OpenAI answers a key of
+   * another project or organization).
+   */
+  responses: Map<string, Body>;
 }
 
 interface ProviderState {
@@ -525,7 +531,8 @@ export function maskKey(key: string): string {
 type Route =
   | { endpoint: PromptEndpoint; method: 'POST' }
   | { endpoint: 'models'; method: 'GET' }
-  | { endpoint: 'model'; method: 'GET'; model: string };
+  | { endpoint: 'model'; method: 'GET'; model: string }
+  | { endpoint: 'response'; method: 'GET' | 'DELETE'; id: string };
 
 function route(method: string, path: string): Route | undefined {
   if (method === 'POST') {
@@ -538,6 +545,8 @@ function route(method: string, path: string): Route | undefined {
     const m = /^\/models\/(.+)$/.exec(path);
     if (m?.[1]) return { endpoint: 'model', method, model: decodeURIComponent(m[1]) };
   }
+  const stored = method === 'GET' || method === 'DELETE' ? /^\/responses\/([^/]+)$/.exec(path) : null;
+  if (stored?.[1]) return { endpoint: 'response', method: method as 'GET' | 'DELETE', id: decodeURIComponent(stored[1]) };
   return undefined;
 }
 
@@ -691,7 +700,7 @@ function responseObject(g: Generation, state: 'in_progress' | 'done'): Body {
     model: g.model,
     output: done && !g.failed ? [outputMessage(g, 'completed')] : [],
     parallel_tool_calls: true,
-    previous_response_id: null,
+    previous_response_id: typeof g.body.previous_response_id === 'string' ? g.body.previous_response_id : null,
     reasoning: { effort: null, summary: null },
     service_tier: 'default',
     store: true,
@@ -762,7 +771,10 @@ function responseEvents(g: Generation): SseEvent[] {
  *
  * Endpoints, relative to a provider's base URL: `POST /chat/completions`
  * (JSON and SSE), `POST /responses` (JSON and SSE), `POST /embeddings`,
- * `POST /completions` (JSON and SSE), `GET /models`, `GET /models/{model}`.
+ * `POST /completions` (JSON and SSE), `GET /models`, `GET /models/{model}`,
+ * `GET` and `DELETE /responses/{id}`. Each key stands for a project of its
+ * own: a response is found (by `GET`, or as `previous_response_id`: else 400
+ * `previous_response_not_found`) only with the key that created it.
  *
  * Checks, in order: route (404), authentication (401), quota (429
  * `insufficient_quota`), JSON body (400), faults, model (404
@@ -834,6 +846,7 @@ export class ProviderSimulator {
         tally: zeroKeyTally(),
         accepted: [],
         perMinute: new Map(),
+        responses: new Map(),
       });
     }
     return { options, keys, nextIndex: 0, requests: 0, successes: 0, rateLimited: 0, faults: zeroFaults(), credentials: new Set(), costUsd: 0 };
@@ -1056,6 +1069,9 @@ export class ProviderSimulator {
       }
     }
 
+    // GET, DELETE /responses/{id}: found only with the key that created it.
+    if (found.endpoint === 'response') return this.#storedResponse(p, key, found, now, withLimits);
+
     // GET /models, /models/{model}.
     if (found.method === 'GET') {
       const limited = this.#limit(p, key, 0, now, 'the models endpoint', withLimits);
@@ -1113,6 +1129,12 @@ export class ProviderSimulator {
       );
     }
 
+    // A previous response this key did not create (another key is another project): not found.
+    const previous = endpoint === 'responses' ? body.previous_response_id : undefined;
+    if (typeof previous === 'string' && !key.responses.has(previous) && !faulted) {
+      return jsonResponse(400, errorJson(`Previous response with id '${previous}' not found.`, 'invalid_request_error', 'previous_response_not_found', 'previous_response_id'), withLimits());
+    }
+
     // Rate limits (a faulted request does not consume them).
     if (!faulted) {
       const estimate = endpoint === 'embeddings' ? prompt : prompt + (maxTokens ?? DEFAULT_TOKEN_ESTIMATE);
@@ -1155,6 +1177,7 @@ export class ProviderSimulator {
       id,
       created,
     };
+    if (endpoint === 'responses') key.responses.set(`resp_${id}`, responseObject(generation, 'done'));
 
     if (!stream) {
       await sleep(this.#latency(p, 'latency', index), request.signal);
@@ -1175,6 +1198,21 @@ export class ProviderSimulator {
       status: 200,
       headers: { ...withLimits(), 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' },
     });
+  }
+
+  /** `GET` or `DELETE /responses/{id}`: the response when this key created it, else 404 as OpenAI answers. */
+  #storedResponse(p: ProviderState, key: KeyState, found: Extract<Route, { endpoint: 'response' }>, now: number, withLimits: () => Record<string, string>): Response {
+    const limited = this.#limit(p, key, 0, now, 'the responses endpoint', withLimits);
+    if (limited) return limited;
+    const stored = key.responses.get(found.id);
+    if (stored === undefined) {
+      return jsonResponse(404, errorJson(`No response found with id '${found.id}'.`, 'invalid_request_error', null), withLimits());
+    }
+    p.successes++;
+    key.tally.successes++;
+    if (found.method === 'GET') return jsonResponse(200, stored, withLimits());
+    key.responses.delete(found.id);
+    return jsonResponse(200, { id: found.id, object: 'response', deleted: true }, withLimits());
   }
 
   #relativePath(p: ProviderState, url: URL): string {

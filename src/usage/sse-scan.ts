@@ -31,6 +31,8 @@ export interface StreamTally {
   error?: Record<string, unknown>;
   /** True when the error was a Responses `response.failed`. */
   failedResponse?: true;
+  /** The Responses API object the stream is about: the first `response.id` of its events (`response.created` opens it); undefined for other streams. */
+  responseId: string | undefined;
 }
 
 /** Replaces secrets (a key's pieces) in bytes: the same array when they hold none. */
@@ -67,7 +69,7 @@ export const MAX_FIRST_EVENT_BYTES = 16 * 1024 * 1024;
  * answering (so those events are judged once).
  */
 export class EventScanner {
-  readonly tally: StreamTally = { dataEvents: 0, textChars: 0, sawEnd: false, errorEvent: false };
+  readonly tally: StreamTally = { dataEvents: 0, textChars: 0, sawEnd: false, errorEvent: false, responseId: undefined };
   /** The last usage seen. */
   usage: Usage | undefined;
   /** True when a scan met an event whose data was neither JSON nor `[DONE]` (the stream is broken). */
@@ -252,6 +254,7 @@ export class EventScanner {
     tally.textChars += generatedChars(parsed);
     if (isObj(parsed)) {
       if (!tally.sawEnd && endsAnswer(parsed)) tally.sawEnd = true;
+      if (tally.responseId === undefined && isObj(parsed.response) && typeof parsed.response.id === 'string') tally.responseId = parsed.response.id;
       const error = eventError(parsed, event);
       // The first error is the one the caller meets (the SDK raises it, or the app reads it as the answer's end).
       if (error !== undefined && !tally.errorEvent) {

@@ -12,7 +12,8 @@ import { ConfigError, getKeyplexDetails, isKeyplexError, KeyManager, KeyplexErro
 import { instrument } from '../../src/otel/index';
 import { replacePeerRequire } from '../../src/peer';
 import * as publicApi from '../../src/index';
-import { chatReply, deferred, errorReply, keyRing, provider, type Deferred } from '../support/upstream';
+import { HttpResponse } from 'msw';
+import { chatReply, deferred, errorReply, keyRing, provider, responseObject, type Deferred } from '../support/upstream';
 import '../support/setup';
 import { fakeClock, until } from '../support/time';
 import { caught } from '../support/caught';
@@ -343,6 +344,22 @@ const rows: Row[] = [
       const error = await caught(() => client.chat.completions.create(BODY, keyplex.options({ provider: 'two' })));
       expect(seen).toHaveLength(0);
       expect(error.message).not.toMatch(/no provider serves/);
+      return error;
+    },
+  },
+  {
+    // A Responses API object is known only to the project of the key that created it: no other key is tried.
+    path: 'the key that created the response a request continues (previous_response_id) was removed',
+    catches: OpenAI.NotFoundError,
+    code: 'response_key_unavailable',
+    says: [/^404 keyplex:/, /response 'resp_test'/, /key 'a' of 'one'/, /removed/, /not sent to another key/, /new conversation/, /full input/],
+    run: async () => {
+      const seen = provider(ONE, () => HttpResponse.json(responseObject(MODEL, 'hello', 'completed', {})));
+      const { client, manager } = manage({});
+      const first = await client.responses.create({ model: MODEL, input: 'hi' });
+      manager.removeKey('one', 'a');
+      const error = await caught(() => client.responses.create({ model: MODEL, input: 'more', previous_response_id: first.id }));
+      expect(seen).toHaveLength(1);
       return error;
     },
   },

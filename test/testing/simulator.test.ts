@@ -291,6 +291,20 @@ describe('keys and requests', () => {
     expect(body.data.map((m: { id: string }) => m.id)).toEqual(['gpt-4.1', 'text-embedding-3-small']);
   });
 
+  test('a stored response is found only with the key that created it (each key its own project)', async () => {
+    const { sim } = simulator();
+    const created = await json(await send(sim, { path: '/responses', body: { model: 'gpt-4.1', input: 'hello' } }));
+    const next = { path: '/responses', body: { model: 'gpt-4.1', input: 'more', previous_response_id: created.id } };
+    const elsewhere = await send(sim, { ...next, key: KEY2 });
+    expect(elsewhere.status).toBe(400);
+    expect((await json(elsewhere)).error).toMatchObject({ code: 'previous_response_not_found', param: 'previous_response_id' });
+    expect((await json(await send(sim, next))).previous_response_id).toBe(created.id);
+    expect((await send(sim, { method: 'GET', path: `/responses/${created.id}`, key: KEY2 })).status).toBe(404);
+    expect((await json(await send(sim, { method: 'GET', path: `/responses/${created.id}` }))).id).toBe(created.id);
+    expect(await json(await send(sim, { method: 'DELETE', path: `/responses/${created.id}` }))).toEqual({ id: created.id, object: 'response', deleted: true });
+    expect((await send(sim, { method: 'GET', path: `/responses/${created.id}` })).status).toBe(404);
+  });
+
   test('handle() rejects an unknown provider id', async () => {
     const { sim } = simulator();
     await expect(sim.handle('zzz', new Request('https://zzz.test/v1/models'))).rejects.toThrow(RangeError);

@@ -4,7 +4,7 @@ import { KEY_SELECTOR_NAMES, type KeySelectorName } from '../../keys/create-sele
 import type { KeySelector } from '../../keys/selector';
 import { catalogueProblem, type CatalogueOptions } from '../../routing/catalogue/index';
 import { ROUTING_STRATEGY_NAMES, type RoutingStrategy, type RoutingStrategyName } from '../../routing/strategy';
-import { assertNoProblem, checkFields, describe, describeType, isPlainObject, own, prop, quote, setOwn } from '../check';
+import { assertNoProblem, checkFields, describe, describeType, isPlainObject, optionalNumber, own, prop, quote, setOwn } from '../check';
 import { DEFAULTS } from '../defaults';
 import type { ResolvedOptions, ResolvedProvider } from '../options';
 
@@ -53,6 +53,21 @@ export function resolveRouting(raw: unknown, providers: readonly ResolvedProvide
   for (const name of ['aliases', 'fallbacks', 'contextFallbacks', 'auto'] as const) if (own(raw, name) !== undefined) catalogue[name] = own(raw, name);
   assertNoProblem(catalogueProblem(catalogue, known, 'routing'));
   return { strategy, perModel, catalogue: copyCatalogue(catalogue as CatalogueOptions) };
+}
+
+/** The longest `responseAffinity.ttlMs`: a year (a timestamp compared, never a timer). */
+const YEAR_MS = 365 * 24 * 3_600_000;
+
+/** `responseAffinity`: undefined when `false` (off); the defaults when absent. */
+export function resolveResponseAffinity(raw: unknown): ResolvedOptions['responseAffinity'] {
+  if (raw === false) return undefined;
+  if (raw === undefined) return { ...DEFAULTS.responseAffinity };
+  if (!isPlainObject(raw)) throw new ConfigError('responseAffinity', `expected an object { maxIds?, ttlMs? } or false; got ${describe(raw)}`);
+  checkFields(raw, ['maxIds', 'ttlMs'], 'responseAffinity', 'responseAffinity option');
+  return {
+    maxIds: optionalNumber(own(raw, 'maxIds'), 'responseAffinity.maxIds', DEFAULTS.responseAffinity.maxIds, { min: 1, max: 10_000_000, integer: true, unit: 'response ids' }),
+    ttlMs: optionalNumber(own(raw, 'ttlMs'), 'responseAffinity.ttlMs', DEFAULTS.responseAffinity.ttlMs, { min: 0, exclusiveMin: true, max: YEAR_MS, unit: 'ms' }),
+  };
 }
 
 /** Copies: later changes to the caller's objects must not change routing. */
