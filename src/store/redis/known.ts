@@ -18,15 +18,18 @@ import type { StoreBudgetRef, StoreChange, StoreKeyStatus, StoreSnapshot } from 
  * the change with each bucket's new total (so that every replica's picture is
  * a maximum, never a sum that could count a change twice).
  *
- * KEYS: the spend hashes. ARGV: [1] channel, [2] the message up to its totals,
- * [3] nano-dollars, then per hash its bucket start and time to live in ms.
- * Returns the new totals.
+ * KEYS: the spend hashes, then the epoch marker (epoch.ts). ARGV: [1] channel,
+ * [2] the message up to its totals, [3] nano-dollars, [4] the epoch the
+ * writer knows ('' = no check), then per hash its bucket start and time to
+ * live in ms. Returns the new totals, or 'lost' (nothing written) when the
+ * marker holds another epoch or none: Redis lost the shared state since.
  */
 export const SPEND = `
+if ARGV[4] ~= '' and redis.call('GET', KEYS[#KEYS]) ~= ARGV[4] then return 'lost' end
 local totals = {}
-for i = 1, #KEYS do
-  local v = redis.call('HINCRBY', KEYS[i], ARGV[2 + 2 * i], ARGV[3])
-  redis.call('PEXPIRE', KEYS[i], ARGV[3 + 2 * i])
+for i = 1, #KEYS - 1 do
+  local v = redis.call('HINCRBY', KEYS[i], ARGV[3 + 2 * i], ARGV[3])
+  redis.call('PEXPIRE', KEYS[i], ARGV[4 + 2 * i])
   totals[i] = string.format('%d', v)
 end
 redis.call('PUBLISH', ARGV[1], ARGV[2] .. '[' .. table.concat(totals, ',') .. ']}}')
@@ -140,6 +143,11 @@ export class KnownState {
     if (known === undefined || !Number.isFinite(start) || !Number.isFinite(total)) return;
     if (total > (known.buckets.get(start) ?? 0)) known.buckets.set(start, total);
     if (known.buckets.size > PRUNE_AT) this.#prune(known, now);
+  }
+
+  /** The largest total seen of a bucket (0 when none). */
+  seen(id: string, start: number): number {
+    return this.#spend.get(id)?.buckets.get(start) ?? 0;
   }
 
   /** A key's status as written or seen. */
