@@ -109,6 +109,27 @@ describe.skipIf(!redis.available)('Redis loses its data while the replicas stay 
     expect(await held()).toEqual(['sim:manual', 'sim:revoked']);
   }, 60_000);
 
+  test('eviction: a budget whose spend hash Redis dropped (the marker kept) is raised back; every replica, and one started after, knows all the spend', async () => {
+    const { sim, prefix, options } = pricedSetup(server, 'flush-evict', 10);
+    const [a, b] = [await replica(prefix, options), await replica(prefix, options)];
+    for (const r of [a, b, a]) expect(await outcome(r.client.chat.completions.create(pricedBody()))).toBe('ok');
+    for (const r of [a, b]) await eventually(() => Math.abs(spent(r) - sim.tallies().sim!.costUsd) < 1e-9, 'both know the spend');
+    const redisAdmin = admin();
+    const budget = `${prefix}spend:${encodeURIComponent(a.manager.stats().budgets[0]!.id)}`;
+    const held = async () => Object.values(await redisAdmin.hgetall(budget)).reduce((sum, v) => sum + Number(v), 0) / 1e9;
+
+    // As `maxmemory` with a volatile-* policy would: the spend hash goes, nothing else.
+    expect(await redisAdmin.del(budget)).toBe(1);
+    expect(await outcome(a.client.chat.completions.create(pricedBody()))).toBe('ok');
+    const cost = sim.tallies().sim!.costUsd;
+    for (const r of [a, b]) await eventually(() => Math.abs(spent(r) - cost) < 1e-9, 'both know all the spend');
+    for (let i = 0; i < 200 && Math.abs((await held()) - cost) > 1e-9; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(await held()).toBeCloseTo(cost, 9);
+    const c = await replica(prefix, options);
+    await eventually(() => Math.abs(spent(c) - cost) < 1e-9, 'a replica started after it loads all the spend');
+    for (const r of [a, b, c]) expect(r.errors).toEqual([]);
+  }, 60_000);
+
   test('SIGKILL with a spend write unanswered: the write ioredis sends again to the restarted Redis is counted, not lost', async () => {
     const { sim, prefix, options } = pricedSetup(server, 'flush-kill', 10);
     // The store on a client of the test's own, to see when the spend write is sent.

@@ -13,7 +13,7 @@ import { parseJson, RedisSession } from './session';
 import { keyField } from '../fields';
 import { ADJUST, adjustmentArgs, DeferredAdjustments, RESERVE, windowArgs, type Adjustment } from '../scripts';
 import { bucketOf, KnownState } from './known';
-import { KeptSpend, noteTotals, seenTotals, SPEND_SCRIPT, script, spendCall, spendHash, writeBackKept, type Names, type PendingStatus, type Script } from './writeback';
+import { KeptSpend, noteTotals, seenTotals, SPEND_SCRIPT, script, spendCall, spendHash, writeBackKept, type Names, type PendingStatus, type Script, type WriteBackOptions } from './writeback';
 import { LoadWatch, newerThan, parseSnapshot } from './snapshot';
 import { answerWithin, LATE, Patience } from './timing';
 import { epochKey } from './epoch';
@@ -330,7 +330,8 @@ export class RedisStore implements StateStore {
       (totals) => {
         // Not written (the marker is gone), or a bucket came back lower than known (evicted): Redis lost the shared state.
         if (totals === 'lost') this.#kept.keep(origin, spend);
-        if (totals === 'lost' || !noteTotals(this.#known, spend, totals, before)) void this.#lost();
+        if (totals === 'lost') void this.#lost();
+        else if (!noteTotals(this.#known, spend, totals, before)) void this.#lost(true);
       },
       (error: unknown) => {
         this.#kept.keep(origin, spend);
@@ -388,10 +389,10 @@ export class RedisStore implements StateStore {
 
   #message(channel: string, message: string): void {
     if (channel !== this.#channel) return;
-    const parsed = parseJson(message) as { o?: unknown; c?: StoreChange | { kind: 'lost' } } | undefined;
+    const parsed = parseJson(message) as { o?: unknown; c?: StoreChange | { kind: 'lost'; epoch?: unknown } } | undefined;
     if (!parsed || typeof parsed.o !== 'string' || typeof parsed.c !== 'object' || parsed.c === null) return;
-    // Another store found the shared state gone (epoch.ts): this one writes back what it knows too.
-    if (parsed.c.kind === 'lost') return void (parsed.o !== this.#id && this.#lost());
+    // Another store found the shared state gone and set a new epoch (epoch.ts): this one writes back what it knows too.
+    if (parsed.c.kind === 'lost') return void (parsed.c.epoch !== this.#epoch && this.#lost());
     // Until its write-back, the totals known stay those from before the outage or loss (one heard now holds spend since).
     if ((this.#healthy && !this.#restoring) || parsed.c.kind !== 'spend') this.#known.learn(parsed.c, message);
     this.#sinceLoad(parsed.c);
@@ -427,29 +428,34 @@ export class RedisStore implements StateStore {
   }
 
   /** Writes back what was kept and (with `merge`) known, and learns the epoch (see writeback.ts); one write-back at a time, one that outlived its timeout is waited for, not repeated. */
-  #writeBack(merge = true): Promise<void> {
-    this.#writing ??= writeBackKept(this.#client, this.#names, [RESERVE_SCRIPT, ADJUST_SCRIPT], this.#known, this.#pendingStatus, this.#kept, merge)
+  #writeBack(options: WriteBackOptions = {}): Promise<void> {
+    this.#writing ??= writeBackKept(this.#client, this.#names, [RESERVE_SCRIPT, ADJUST_SCRIPT], this.#known, this.#pendingStatus, this.#kept, options)
       .then((epoch) => void (this.#epoch = epoch))
       .finally(() => (this.#writing = undefined));
     return this.#writing;
   }
 
-  /** Redis lost the shared state with the connection open (epoch.ts): writes back what this store knows, then its managers reload. */
-  #lost(): Promise<void> {
+  /**
+   * Redis lost the shared state with the connection open (epoch.ts): writes
+   * back what this store knows, then its managers reload. `evicted`: found
+   * by a spend total lower than known, the marker still there (renewed, so
+   * that the other stores write back too).
+   */
+  #lost(evicted = false): Promise<void> {
     // Away: the recovery writes back anyway.
     if (!this.#healthy || this.#closed) return Promise.resolve();
-    this.#restoring ??= this.#restore().finally(() => {
+    this.#restoring ??= this.#restore(evicted ? this.#epoch : '').finally(() => {
       this.#restoring = undefined;
       this.#drain();
     });
     return this.#restoring;
   }
 
-  async #restore(): Promise<void> {
+  async #restore(renew: string): Promise<void> {
     try {
       // A drain on its way writes no merge: this one follows it.
       await this.#writing?.catch(() => undefined);
-      await this.#patience.answer(this.#writeBack(), 'the write-back');
+      await this.#patience.answer(this.#writeBack({ renew }), 'the write-back');
     } catch (error) {
       this.#fail('write', error);
       return;
@@ -459,7 +465,7 @@ export class RedisStore implements StateStore {
 
   /** Spend kept while a write-back finished is written now. */
   #drain(): void {
-    if (this.#healthy && this.#kept.size > 0) this.#writeBack(false).catch((error: unknown) => this.#fail('write', error));
+    if (this.#healthy && this.#kept.size > 0) this.#writeBack({ merge: false }).catch((error: unknown) => this.#fail('write', error));
   }
 
   /** Checks Redis; when it answers, writes back what it kept and knew, and tells the sessions to resync. */

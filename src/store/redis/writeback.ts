@@ -7,7 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { StoreSpend } from '../types';
 import { bucketOf, MERGE_SPEND, MERGE_WINDOW_MS, RESTORE_STATUSES, SPEND, spendTtlMs, type KnownState } from './known';
-import { EPOCH, epochKey, lostMessage } from './epoch';
+import { EPOCH, epochKey, lostMessageHead } from './epoch';
 
 /** A Lua script and its SHA-1, for EVALSHA. */
 export interface Script {
@@ -76,8 +76,10 @@ export function noteTotals(known: KnownState, spend: StoreSpend, totals: unknown
   let kept = true;
   spend.budgets.forEach((budget, i) => {
     const total = Number(totals[i]);
-    if (before !== undefined && total < (before[i] ?? 0) + Math.round(spend.nanos)) kept = false;
-    known.total(budget.id, bucketOf(budget, spend.at), total, now);
+    const least = before === undefined ? 0 : (before[i] ?? 0) + Math.round(spend.nanos);
+    if (total < least) kept = false;
+    // What the bucket should hold, for the write-back that follows a loss.
+    known.total(budget.id, bucketOf(budget, spend.at), Math.max(total, least), now);
   });
   return kept;
 }
@@ -88,14 +90,22 @@ export interface WrittenBack {
   readonly epoch: string;
 }
 
+/** What a write-back adds to what was kept: the merge of what is known, and an epoch to renew (epoch.ts). */
+export interface WriteBackOptions {
+  /** Default true; off for the rounds that only write spend kept meanwhile. */
+  readonly merge?: boolean;
+  /** The epoch to replace with a new one when the marker still holds it ('' default: none). */
+  readonly renew?: string;
+}
+
 /**
- * Writes back, in one transaction: the epoch marker (set when missing, which
- * announces the loss: epoch.ts), statuses and spend kept while Redis was away
- * (newer than anything there), then — with `merge` — what the store knew
- * before, merged: statuses Redis has none of, and each spend bucket raised to
- * the largest total known, for a Redis that restarted empty or lost its data.
- * Clears `pending` and resolves with how many of `spends` (the oldest first)
- * were written, and the marker's epoch.
+ * Writes back, in one transaction: the epoch marker (set when missing or
+ * renewed, which announces the new epoch: epoch.ts), statuses and spend kept
+ * while Redis was away (newer than anything there), then — with `merge` —
+ * what the store knew before, merged: statuses Redis has none of, and each
+ * spend bucket raised to the largest total known, for a Redis that restarted
+ * empty or lost its data. Clears `pending` and resolves with how many of
+ * `spends` (the oldest first) were written, and the marker's epoch.
  */
 export async function writeBack(
   client: Redis,
@@ -104,14 +114,14 @@ export async function writeBack(
   known: KnownState,
   pending: Map<string, PendingStatus>,
   spends: readonly { origin: string; spend: StoreSpend }[],
-  merge = true,
+  { merge = true, renew = '' }: WriteBackOptions = {},
 ): Promise<WrittenBack> {
   const now = Date.now();
   const statuses = [...pending.values()];
   const tx = client.multi();
   for (const { lua } of [...scripts, SPEND_SCRIPT, MERGE_SCRIPT, RESTORE_SCRIPT, EPOCH_SCRIPT]) tx.script('LOAD', lua);
   const marker = scripts.length + 4;
-  tx.evalsha(EPOCH_SCRIPT.sha, 1, epochKey(names.prefix), randomUUID(), names.channel, lostMessage(names.id));
+  tx.evalsha(EPOCH_SCRIPT.sha, 1, epochKey(names.prefix), randomUUID(), names.channel, lostMessageHead(names.id), renew);
   for (const entry of statuses) tx.hset(entry.hash, entry.field, entry.value).publish(names.channel, entry.message);
   let first = marker + 1 + 2 * statuses.length;
   const restore: string[] = [];
@@ -180,11 +190,12 @@ export async function writeBackKept(
   known: KnownState,
   pending: Map<string, PendingStatus>,
   kept: KeptSpend,
-  merge: boolean,
+  { merge = true, renew = '' }: WriteBackOptions,
 ): Promise<string> {
   let epoch = '';
   for (let round = 0; round === 0 || (kept.size > 0 && round < MAX_WRITE_ROUNDS); round++) {
-    const back = await writeBack(client, names, scripts, known, pending, kept.all(), merge && round === 0);
+    const first = round === 0;
+    const back = await writeBack(client, names, scripts, known, pending, kept.all(), { merge: merge && first, renew: first ? renew : '' });
     kept.written(back.written);
     epoch = back.epoch;
   }
