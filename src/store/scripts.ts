@@ -388,3 +388,20 @@ return {ok, w, level(dims[1]), level(dims[2]), string.format('%.3f', now), free(
 
 /** Adjust: the same script with ARGV[7] and ARGV[8] '' (no reservation, no status check): only the adjustments (ARGV[10..]). Returns 0, or `{ 0, -3 }` as a reservation. */
 export const ADJUST = RESERVE;
+
+/**
+ * Raise: a window that Redis lost (redis/epoch.ts) is raised back to what a
+ * replica's last reservation on it left taken — ARGV[8] requests and ARGV[9]
+ * tokens — counted from that reservation's moment ARGV[7] (a slot of it, so
+ * they leave no sooner than they would have). A window that holds as much
+ * already is left as it is: replicas that knew the same take are not added up.
+ */
+export const RAISE = `${PRELUDE}
+local at = tonumber(ARGV[7]) or now
+for i, d in ipairs(dims) do
+  local want = tonumber(ARGV[7 + i]) or 0
+  if d.cap > 0 and want > d.sum + ${EPSILON} then adjust(d, at, want - d.sum) end
+end
+save()
+return 1
+`;

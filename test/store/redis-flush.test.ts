@@ -130,6 +130,35 @@ describe.skipIf(!redis.available)('Redis loses its data while the replicas stay 
     for (const r of [a, b, c]) expect(r.errors).toEqual([]);
   }, 60_000);
 
+  test('rate windows: after a FLUSHALL, a key whose shared window was full stays full for a process started after it (0 more requests in the period)', async () => {
+    const key = fakeKey('flush-window');
+    const model = 'gpt-4.1-mini';
+    const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: [model] }] });
+    server.use(...simulatorHandlers(sim));
+    const prefix = `flush-window:${randomUUID()}:`;
+    // The windows' clock stands still: nothing leaves them during the test, whatever the machine's pace.
+    const now = () => 1_800_000_000_000;
+    const options = { providers: { sim: { baseURL: sim.baseURL('sim'), keys: [{ key, id: 'k' }], models: [model], rpm: 4 } }, deadlineMs: 400 };
+    const body = () => ({ model, messages: [{ role: 'user' as const, content: 'hello' }], max_tokens: 8 });
+    const open = async () => (await storeReplica(redis.server.url, prefix, options, cleanups, 500, now)).client;
+    const a = await open();
+    for (let i = 0; i < 4; i++) expect(await outcome(a.chat.completions.create(body()))).toBe('ok');
+    const requests = () => sim.tallies().sim!.keys[key]!.requests;
+    expect(requests()).toBe(4);
+    const redisAdmin = admin();
+    const windows = async () => (await redisAdmin.keys(`${prefix}w:*`)).length;
+    expect(await windows()).toBe(1);
+
+    await redisAdmin.flushall();
+    const c = await open();
+    // The started replica's marker tells A, which raises the window back to what its last reservation left.
+    for (let i = 0; i < 500 && (await windows()) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(await windows()).toBe(1);
+    const results = await Promise.all(Array.from({ length: 4 }, () => outcome(c.chat.completions.create(body()))));
+    expect(results.filter((r) => r === 'ok')).toEqual([]);
+    expect(requests()).toBe(4);
+  }, 60_000);
+
   test('SIGKILL with a spend write unanswered: the write ioredis sends again to the restarted Redis is counted, not lost', async () => {
     const { sim, prefix, options } = pricedSetup(server, 'flush-kill', 10);
     // The store on a client of the test's own, to see when the spend write is sent.

@@ -260,7 +260,10 @@ export class RedisStore implements StateStore {
       this.#fail('reserve', error);
       return this.#unavailable('reserve', error);
     }
-    if (answer !== LOST) return answer;
+    if (answer !== LOST) {
+      this.#known.window(key, limits, answer);
+      return answer;
+    }
     // Redis lost the shared state: asked again (once) after the write-back.
     await this.#lost();
     return again || !this.#healthy ? this.#unavailable('reserve', undefined) : this.#reserve(key, limits, tokens, owner, true);
@@ -429,7 +432,8 @@ export class RedisStore implements StateStore {
 
   /** Writes back what was kept and (with `merge`) known, and learns the epoch (see writeback.ts); one write-back at a time, one that outlived its timeout is waited for, not repeated. */
   #writeBack(options: WriteBackOptions = {}): Promise<void> {
-    this.#writing ??= writeBackKept(this.#client, this.#names, [RESERVE_SCRIPT, ADJUST_SCRIPT], this.#known, this.#pendingStatus, this.#kept, options)
+    const clock = this.#now === undefined ? '' : String(this.#now());
+    this.#writing ??= writeBackKept(this.#client, this.#names, [RESERVE_SCRIPT, ADJUST_SCRIPT], this.#known, this.#pendingStatus, this.#kept, { clock, ...options })
       .then((epoch) => void (this.#epoch = epoch))
       .finally(() => (this.#writing = undefined));
     return this.#writing;

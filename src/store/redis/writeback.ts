@@ -5,6 +5,8 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { keyField } from '../fields';
+import { RAISE, windowArgs } from '../scripts';
 import type { StoreSpend } from '../types';
 import { bucketOf, MERGE_SPEND, MERGE_WINDOW_MS, RESTORE_STATUSES, SPEND, spendTtlMs, type KnownState } from './known';
 import { EPOCH, epochKey, lostMessageHead } from './epoch';
@@ -23,6 +25,7 @@ export const SPEND_SCRIPT = script(SPEND);
 const MERGE_SCRIPT = script(MERGE_SPEND);
 const RESTORE_SCRIPT = script(RESTORE_STATUSES);
 const EPOCH_SCRIPT = script(EPOCH);
+const RAISE_SCRIPT = script(RAISE);
 
 /** How a store names its Redis keys and channel, and itself on the channel. */
 export interface Names {
@@ -96,6 +99,8 @@ export interface WriteBackOptions {
   readonly merge?: boolean;
   /** The epoch to replace with a new one when the marker still holds it ('' default: none). */
   readonly renew?: string;
+  /** The windows' clock (the store's `now`), '' (default) for Redis's own. */
+  readonly clock?: string;
 }
 
 /**
@@ -114,13 +119,13 @@ export async function writeBack(
   known: KnownState,
   pending: Map<string, PendingStatus>,
   spends: readonly { origin: string; spend: StoreSpend }[],
-  { merge = true, renew = '' }: WriteBackOptions = {},
+  { merge = true, renew = '', clock = '' }: WriteBackOptions = {},
 ): Promise<WrittenBack> {
   const now = Date.now();
   const statuses = [...pending.values()];
   const tx = client.multi();
-  for (const { lua } of [...scripts, SPEND_SCRIPT, MERGE_SCRIPT, RESTORE_SCRIPT, EPOCH_SCRIPT]) tx.script('LOAD', lua);
-  const marker = scripts.length + 4;
+  for (const { lua } of [...scripts, SPEND_SCRIPT, MERGE_SCRIPT, RESTORE_SCRIPT, EPOCH_SCRIPT, RAISE_SCRIPT]) tx.script('LOAD', lua);
+  const marker = scripts.length + 5;
   tx.evalsha(EPOCH_SCRIPT.sha, 1, epochKey(names.prefix), randomUUID(), names.channel, lostMessageHead(names.id), renew);
   for (const entry of statuses) tx.hset(entry.hash, entry.field, entry.value).publish(names.channel, entry.message);
   let first = marker + 1 + 2 * statuses.length;
@@ -128,6 +133,10 @@ export async function writeBack(
   for (const { field, value, message } of merge ? known.statuses(now) : []) restore.push(field, value, message);
   if (restore.length > 0) {
     tx.evalsha(RESTORE_SCRIPT.sha, 1, `${names.prefix}keys`, names.channel, ...restore);
+    first++;
+  }
+  for (const w of merge ? known.windows(clock === '' ? now : Number(clock)) : []) {
+    tx.evalsha(RAISE_SCRIPT.sha, 1, `${names.prefix}w:${keyField(w.key)}`, ...windowArgs(w.limits, clock), w.at, w.requests, w.tokens);
     first++;
   }
   for (const { ref, buckets } of merge ? known.spend(now) : []) {
@@ -190,12 +199,12 @@ export async function writeBackKept(
   known: KnownState,
   pending: Map<string, PendingStatus>,
   kept: KeptSpend,
-  { merge = true, renew = '' }: WriteBackOptions,
+  { merge = true, renew = '', clock = '' }: WriteBackOptions,
 ): Promise<string> {
   let epoch = '';
   for (let round = 0; round === 0 || (kept.size > 0 && round < MAX_WRITE_ROUNDS); round++) {
     const first = round === 0;
-    const back = await writeBack(client, names, scripts, known, pending, kept.all(), { merge: merge && first, renew: first ? renew : '' });
+    const back = await writeBack(client, names, scripts, known, pending, kept.all(), { merge: merge && first, renew: first ? renew : '', clock });
     kept.written(back.written);
     epoch = back.epoch;
   }
