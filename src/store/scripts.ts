@@ -318,12 +318,15 @@ end
 `;
 
 /**
- * The reservation's first step, when ARGV[8] names the attempt's key (its
- * field in KEYS[2], the key statuses hash): a key held disabled there —
- * another replica found it revoked, this one has not heard yet — is refused
- * at once, windows untouched: `{ 0, -2, '', '', reason }`.
+ * The reservation's first steps. When ARGV[9] gives the epoch the store knows
+ * and KEYS[3] (the epoch marker, redis/epoch.ts) holds another or none, Redis
+ * lost the shared state since: `{ 0, -3 }`, nothing touched. When ARGV[8]
+ * names the attempt's key (its field in KEYS[2], the key statuses hash): a
+ * key held disabled there — another replica found it revoked, this one has
+ * not heard yet — is refused at once, windows untouched: `{ 0, -2, '', '', reason }`.
  */
 const REFUSE_DISABLED = `
+if ARGV[9] ~= '' and KEYS[3] ~= nil and redis.call('GET', KEYS[3]) ~= ARGV[9] then return {0, -3} end
 if ARGV[8] ~= '' and KEYS[2] ~= nil then
   local status = redis.call('HGET', KEYS[2], ARGV[8])
   local reason = status and string.match(status, '"disabled":"([^"]+)"')
@@ -333,15 +336,17 @@ end
 
 /**
  * Reserve: ARGV[7] tokens ('' = adjust only); ARGV[8] the attempt's key
- * field for {@link REFUSE_DISABLED} ('' = no check); ARGV[9..] adjustments
+ * field for {@link REFUSE_DISABLED} ('' = no check); ARGV[9] the epoch
+ * ('' = no check); ARGV[10..] adjustments
  * held back since the last call (refunds, usage reconciliations: triples,
  * folded into this round trip), applied first. Returns `{ ok (1|0), waitMs
- * (-1 = never, -2 = the key is disabled), requests level, tokens level, now,
+ * (-1 = never, -2 = the key is disabled, -3 = Redis lost the shared state),
+ * requests level, tokens level, now,
  * requests free in ms, tokens free in ms }` (levels, `now` and frees as
  * strings, '' when the dimension has no limit or the window holds nothing).
  */
 export const RESERVE = `${REFUSE_DISABLED}${PRELUDE}
-adjustAll(9)
+adjustAll(10)
 if ARGV[7] == '' then
   save()
   return 0
@@ -381,5 +386,22 @@ end
 return {ok, w, level(dims[1]), level(dims[2]), string.format('%.3f', now), free(dims[1]), free(dims[2])}
 `;
 
-/** Adjust: the same script with ARGV[7] and ARGV[8] '' (no reservation, no status check): only the adjustments (ARGV[9..]). Returns 0. */
+/** Adjust: the same script with ARGV[7] and ARGV[8] '' (no reservation, no status check): only the adjustments (ARGV[10..]). Returns 0, or `{ 0, -3 }` as a reservation. */
 export const ADJUST = RESERVE;
+
+/**
+ * Raise: a window that Redis lost (redis/epoch.ts) is raised back to what a
+ * replica's last reservation on it left taken — ARGV[8] requests and ARGV[9]
+ * tokens — counted from that reservation's moment ARGV[7] (a slot of it, so
+ * they leave no sooner than they would have). A window that holds as much
+ * already is left as it is: replicas that knew the same take are not added up.
+ */
+export const RAISE = `${PRELUDE}
+local at = tonumber(ARGV[7]) or now
+for i, d in ipairs(dims) do
+  local want = tonumber(ARGV[7 + i]) or 0
+  if d.cap > 0 and want > d.sum + ${EPSILON} then adjust(d, at, want - d.sum) end
+end
+save()
+return 1
+`;

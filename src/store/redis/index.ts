@@ -4,20 +4,20 @@
  * optional peer dependency.
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis, RedisOptions } from 'ioredis';
-import type { KeyDisabledReason } from '../../events';
+import type { Redis } from 'ioredis';
 import type { CircuitSnapshot } from '../../resilience/breaker/index';
-import { describe } from '../../config/check';
 import { StoreUnavailableError } from '../../errors';
-import { loadIoredis } from './load';
-import { messageOf, positiveMs, type RedisStoreOptions } from './options';
+import { ownClient } from './load';
+import { checkOptions, messageOf, type RedisStoreOptions } from './options';
 import { parseJson, RedisSession } from './session';
 import { keyField } from '../fields';
 import { ADJUST, adjustmentArgs, DeferredAdjustments, RESERVE, windowArgs, type Adjustment } from '../scripts';
 import { bucketOf, KnownState } from './known';
-import { noteTotals, SPEND_SCRIPT, script, spendCall, spendHash, writeBack, type Names, type PendingStatus, type Script } from './writeback';
+import { KeptSpend, noteTotals, seenTotals, SPEND_SCRIPT, script, spendCall, spendHash, writeBackKept, type Names, type PendingStatus, type Script, type WriteBackOptions } from './writeback';
 import { LoadWatch, newerThan, parseSnapshot } from './snapshot';
-import { answerWithin, LATE } from './timing';
+import { answerWithin, LATE, Patience } from './timing';
+import { epochKey } from './epoch';
+import { LOST, lostReply, reservationOf } from './reply';
 import type {
   StateStore,
   StoreBudgetRef,
@@ -41,14 +41,6 @@ export type { RedisStoreOptions } from './options';
 
 const RESERVE_SCRIPT = script(RESERVE);
 const ADJUST_SCRIPT = script(ADJUST);
-const MAX_PENDING_SPEND = 10_000;
-
-/** A level from a script: '' = no limit. */
-function level(raw: unknown): number | undefined {
-  if (raw === '' || raw === null || raw === undefined) return undefined;
-  const n = Number(raw);
-  return Number.isFinite(n) ? n : undefined;
-}
 
 /**
  * A {@link StateStore} on Redis, shared by every process that opens one with
@@ -70,6 +62,10 @@ function level(raw: unknown): number | undefined {
  *   buckets raised to the largest total known, key statuses restored where
  *   Redis has none (it restarted empty) — then every manager reloads the
  *   shared state (`store:recovered`).
+ * - When Redis loses the shared state with the connection open (`FLUSHALL`,
+ *   a failover to an empty replica, an eviction), the reservation and spend
+ *   scripts find the epoch marker gone (epoch.ts): the store writes back
+ *   what it knows the same way, and its managers reload.
  *
  * ```ts
  * import { RedisStore } from 'keyplex/redis';
@@ -97,7 +93,7 @@ export class RedisStore implements StateStore {
   #closed = false;
   /** Writes kept while Redis is away, by field (latest wins), with the message that announces each. */
   readonly #pendingStatus = new Map<string, PendingStatus>();
-  #pendingSpend: { origin: string; spend: StoreSpend }[] = [];
+  readonly #kept = new KeptSpend();
   #readyWaiters: (() => void)[] = [];
   /** This store's own name on the channel (for what it writes back, not any one session). */
   readonly #id = randomUUID();
@@ -108,41 +104,27 @@ export class RedisStore implements StateStore {
   #writing: Promise<void> | undefined;
   /** The loads on their way, with what was written or heard since each was sent. */
   readonly #loading = new Set<LoadWatch>();
-  /** A PING asking whether Redis is there, shared by the reservations that ran out of time meanwhile. */
-  #aliveCheck: Promise<boolean> | undefined;
+  readonly #patience: Patience;
+  /** The epoch of the shared state this store last wrote back to (epoch.ts); '' before its first write-back. */
+  #epoch = '';
+  /** The write-back after Redis lost the shared state while connected. */
+  #restoring: Promise<void> | undefined;
 
   /** @throws {MissingPeerError} without `client` when `ioredis` is not installed (an installed but broken ioredis throws its own error); TypeError for a malformed option. */
   constructor(options: RedisStoreOptions = {}) {
-    if (typeof options !== 'object' || options === null) throw new TypeError('RedisStore: options must be an object');
-    const failMode = options.failMode ?? 'open';
-    if (failMode !== 'open' && failMode !== 'closed') throw new TypeError(`RedisStore: \`failMode\` must be 'open' or 'closed' (got ${describe(failMode)})`);
-    if (options.prefix !== undefined && (typeof options.prefix !== 'string' || options.prefix === '')) {
-      throw new TypeError('RedisStore: `prefix` must be a non-empty string');
-    }
-    if (options.now !== undefined && typeof options.now !== 'function') throw new TypeError('RedisStore: `now` must be a function returning epoch ms');
-    this.prefix = options.prefix ?? 'keyplex:';
-    this.failMode = failMode;
-    this.#timeoutMs = positiveMs(options.timeoutMs, 'timeoutMs', 250);
-    this.#retryMs = positiveMs(options.retryMs, 'retryMs', 500);
-    this.#now = options.now;
+    const checked = checkOptions(options);
+    this.prefix = checked.prefix;
+    this.failMode = checked.failMode;
+    this.#timeoutMs = checked.timeoutMs;
+    this.#retryMs = checked.retryMs;
+    this.#now = checked.now;
     this.#channel = `${this.prefix}changes`;
     this.#names = { prefix: this.prefix, channel: this.#channel, id: this.#id };
-    if (options.client !== undefined) {
-      this.#client = options.client;
-      this.#ownsClient = false;
-    } else {
-      const own: RedisOptions = {
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 1,
-        retryStrategy: (times) => Math.min(50 * times, 1_000),
-        ...options.redis,
-      };
-      const RedisClient = loadIoredis();
-      this.#client = options.url === undefined ? new RedisClient(own) : new RedisClient(options.url, own);
-      this.#ownsClient = true;
-    }
+    this.#ownsClient = options.client === undefined;
+    this.#client = options.client ?? ownClient(options);
     // The subscriber may queue its SUBSCRIBE until connected; ioredis re-subscribes after reconnecting.
     this.#sub = this.#client.duplicate({ enableOfflineQueue: true });
+    this.#patience = new Patience(this.#client, this.#timeoutMs);
     // Healthy once Redis answers and the subscription stands (#recover), at start as after an outage.
     this.#healthy = false;
     this.#downSince = Date.now();
@@ -211,7 +193,7 @@ export class RedisStore implements StateStore {
   async cacheGet(key: string): Promise<string | undefined> {
     if (!this.#healthy) return undefined;
     try {
-      return (await this.#answer(this.#client.get(`${this.prefix}${key}`), 'a cache read')) ?? undefined;
+      return (await this.#patience.answer(this.#client.get(`${this.prefix}${key}`), 'a cache read')) ?? undefined;
     } catch {
       return undefined;
     }
@@ -232,15 +214,14 @@ export class RedisStore implements StateStore {
 
   /**
    * Runs a script on a key's window (ARGV: limits, clock, TTL, periods, then
-   * `need` ('' = adjust only), the owner's field ('' = none) and the
-   * adjustments; see scripts.ts). With `owner`, KEYS[2] is the statuses hash
-   * (the reservation's status check).
+   * `need` ('' = adjust only), the owner's field ('' = none), the epoch and
+   * the adjustments; KEYS: the window, the statuses hash, the epoch marker;
+   * see scripts.ts).
    */
   #run(script: Script, key: StoreKeyRef, limits: StoreLimits, need: number | '', adjustments: readonly (number | string)[], owner?: StoreKeyRef): Promise<unknown> {
     const clock = this.#now === undefined ? '' : String(this.#now());
-    const window = `${this.prefix}w:${keyField(key)}`;
-    const args = [...windowArgs(limits, clock), need, owner === undefined ? '' : keyField(owner), ...adjustments];
-    return this.#eval(script, owner === undefined ? [window] : [window, `${this.prefix}keys`], args);
+    const args = [...windowArgs(limits, clock), need, owner === undefined ? '' : keyField(owner), this.#epoch, ...adjustments];
+    return this.#eval(script, [`${this.prefix}w:${keyField(key)}`, `${this.prefix}keys`, epochKey(this.prefix)], args);
   }
 
   /** Runs a script by its SHA-1, sending its text when Redis does not have it (a new or restarted Redis). */
@@ -254,68 +235,38 @@ export class RedisStore implements StateStore {
   }
 
   /** @internal */
-  async reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number, owner?: StoreKeyRef): Promise<StoreReservation> {
+  reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number, owner?: StoreKeyRef): Promise<StoreReservation> {
+    return this.#reserve(key, limits, tokens, owner, false);
+  }
+
+  async #reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number, owner: StoreKeyRef | undefined, again: boolean): Promise<StoreReservation> {
     if (!this.#healthy) return this.#unavailable('reserve', undefined);
+    let answer: StoreReservation | typeof LOST;
     try {
       const held = this.#deferred.take(key);
       let reply: unknown;
       try {
         const call = this.#run(RESERVE_SCRIPT, key, limits, Math.max(0, tokens), adjustmentArgs(held), owner);
         reply = await answerWithin(call, this.#timeoutMs);
-        if (reply === LATE) reply = await this.#lateReply(call, 'a reservation');
+        if (reply === LATE) reply = await this.#patience.late(call, 'a reservation');
       } catch (error) {
         this.#deferred.restore(key, limits, held);
         throw error;
       }
-      const [ok, waitMs, requests, tokensLeft, at, requestsFree, tokensFree] = reply as [number, number, string, string, string, string, string];
-      if (waitMs === -2) {
-        // Refused for the key's status, windows untouched: what was held rides with a later reservation.
-        this.#deferred.restore(key, limits, held);
-        return { ok: false, waitMs: Infinity, requests: undefined, tokens: undefined, disabled: at as KeyDisabledReason };
-      }
-      const levels = { requests: level(requests), tokens: level(tokensLeft), requestsFreeMs: level(requestsFree), tokensFreeMs: level(tokensFree) };
-      if (ok === 1) return { ok: true, at: Number(at), ...levels };
-      return { ok: false, waitMs: waitMs < 0 ? Infinity : waitMs, ...levels };
+      answer = reservationOf(reply);
+      // Refused for the key's status or a lost state, windows untouched: what was held rides with a later reservation.
+      if (answer === LOST || (!answer.ok && answer.disabled !== undefined)) this.#deferred.restore(key, limits, held);
     } catch (error) {
       this.#fail('reserve', error);
       return this.#unavailable('reserve', error);
     }
-  }
-
-  /**
-   * A command ran out of time with this process's loop free: Redis is away
-   * only if a PING goes unanswered too. When Redis answers the PING (sent on
-   * the same connection, so answered after the command) the command's reply is in.
-   */
-  async #lateReply<T>(call: Promise<T>, what: string): Promise<T> {
-    if (await this.#alive()) return this.#answer(call, what);
-    throw new Error(`Redis did not answer ${what} within ${this.#timeoutMs} ms`);
-  }
-
-  /** Whether Redis answers a PING in time; one PING at a time, shared by whoever asks meanwhile. */
-  #alive(): Promise<boolean> {
-    if (this.#aliveCheck === undefined) {
-      const check = (async () => {
-        if (this.#client.status !== 'ready') return false;
-        try {
-          return (await answerWithin(this.#client.ping(), this.#timeoutMs)) !== LATE;
-        } catch {
-          return false;
-        }
-      })();
-      this.#aliveCheck = check;
-      void check.then(() => {
-        if (this.#aliveCheck === check) this.#aliveCheck = undefined;
-      });
+    if (answer !== LOST) {
+      this.#known.window(key, limits, answer);
+      return answer;
     }
-    return this.#aliveCheck;
-  }
-
-  /** `promise`'s value within `timeoutMs` (blocked-loop time aside), else a rejection. */
-  async #answer<T>(promise: Promise<T>, what: string): Promise<T> {
-    const reply = await answerWithin(promise, this.#timeoutMs);
-    if (reply === LATE) throw new Error(`Redis did not answer ${what} within ${this.#timeoutMs} ms`);
-    return reply;
+    // Redis lost the shared state: asked again (once) after the write-back.
+    await this.#lost();
+    return again || !this.#healthy ? this.#unavailable('reserve', undefined) : this.#reserve(key, limits, tokens, owner, true);
   }
 
   #unavailable(operation: StoreOperation, error: unknown): StoreReservation {
@@ -331,7 +282,10 @@ export class RedisStore implements StateStore {
 
   #adjustAll(key: StoreKeyRef, limits: StoreLimits, adjustments: readonly Adjustment[]): void {
     if (!this.#healthy) return;
-    this.#run(ADJUST_SCRIPT, key, limits, '', adjustmentArgs(adjustments)).catch((error: unknown) => this.#fail('adjust', error));
+    this.#run(ADJUST_SCRIPT, key, limits, '', adjustmentArgs(adjustments)).then(
+      (reply) => lostReply(reply) && void this.#lost(),
+      (error: unknown) => this.#fail('adjust', error),
+    );
   }
 
   /** @internal Held until the key's next reservation (one round trip), else written by the flush. */
@@ -369,15 +323,21 @@ export class RedisStore implements StateStore {
   /** @internal Records spend and announces it; resolves once written (or kept for later). Never rejects. */
   addSpend(origin: string, spend: StoreSpend): Promise<void> {
     for (const budget of spend.budgets) this.#known.budget(budget);
-    if (!this.#healthy) {
-      this.#keepSpend(origin, spend);
+    if (!this.#healthy || this.#restoring) {
+      this.#kept.keep(origin, spend);
       return Promise.resolve();
     }
-    const { keys, args } = spendCall(this.#names, origin, spend);
+    const before = seenTotals(this.#known, spend);
+    const { keys, args } = spendCall(this.#names, origin, spend, this.#epoch);
     const written = this.#eval(SPEND_SCRIPT, keys, args).then(
-      (totals) => noteTotals(this.#known, spend, totals),
+      (totals) => {
+        // Not written (the marker is gone), or a bucket came back lower than known (evicted): Redis lost the shared state.
+        if (totals === 'lost') this.#kept.keep(origin, spend);
+        if (totals === 'lost') void this.#lost();
+        else if (!noteTotals(this.#known, spend, totals, before)) void this.#lost(true);
+      },
       (error: unknown) => {
-        this.#keepSpend(origin, spend);
+        this.#kept.keep(origin, spend);
         this.#fail('write', error);
       },
     );
@@ -385,14 +345,12 @@ export class RedisStore implements StateStore {
     return written;
   }
 
-  #keepSpend(origin: string, spend: StoreSpend): void {
-    // Beyond the cap the oldest goes: recent spend matters most to windows still open.
-    if (this.#pendingSpend.length >= MAX_PENDING_SPEND) this.#pendingSpend.shift();
-    this.#pendingSpend.push({ origin, spend });
+  /** @internal */
+  load(budgets: readonly StoreBudgetRef[]): Promise<StoreSnapshot> {
+    return this.#load(budgets, false);
   }
 
-  /** @internal */
-  async load(budgets: readonly StoreBudgetRef[]): Promise<StoreSnapshot> {
+  async #load(budgets: readonly StoreBudgetRef[], again: boolean): Promise<StoreSnapshot> {
     // Not connected (yet, or any more): the store calls `recovered` to reload once it is.
     if (!this.#healthy) throw new Error('Redis is not connected');
     for (const budget of budgets) this.#known.budget(budget);
@@ -400,6 +358,7 @@ export class RedisStore implements StateStore {
     pipeline.hgetall(`${this.prefix}keys`);
     pipeline.hgetall(`${this.prefix}circuits`);
     for (const budget of budgets) pipeline.hgetall(spendHash(this.#names, budget.id));
+    pipeline.get(epochKey(this.prefix));
     const watch = new LoadWatch();
     this.#loading.add(watch);
     let results: [Error | null, unknown][] | null;
@@ -413,6 +372,11 @@ export class RedisStore implements StateStore {
       throw error;
     } finally {
       this.#loading.delete(watch);
+    }
+    if (!again && results?.[2 + budgets.length]?.[1] !== this.#epoch) {
+      // Read from a Redis that lost the shared state: asked again (once) after the write-back.
+      await this.#lost();
+      if (this.#healthy) return this.#load(budgets, true);
     }
     const hash = (i: number) => (results?.[i]?.[1] ?? {}) as Record<string, string>;
     const snapshot = parseSnapshot(hash(0), hash(1), budgets.map((_, i) => hash(2 + i)), budgets);
@@ -428,10 +392,12 @@ export class RedisStore implements StateStore {
 
   #message(channel: string, message: string): void {
     if (channel !== this.#channel) return;
-    const parsed = parseJson(message) as { o?: unknown; c?: StoreChange } | undefined;
+    const parsed = parseJson(message) as { o?: unknown; c?: StoreChange | { kind: 'lost'; epoch?: unknown } } | undefined;
     if (!parsed || typeof parsed.o !== 'string' || typeof parsed.c !== 'object' || parsed.c === null) return;
-    // Until its write-back, the totals known stay those from before the outage (one heard now holds others' outage spend).
-    if (this.#healthy || parsed.c.kind !== 'spend') this.#known.learn(parsed.c, message);
+    // Another store found the shared state gone and set a new epoch (epoch.ts): this one writes back what it knows too.
+    if (parsed.c.kind === 'lost') return void (parsed.c.epoch !== this.#epoch && this.#lost());
+    // Until its write-back, the totals known stay those from before the outage or loss (one heard now holds spend since).
+    if ((this.#healthy && !this.#restoring) || parsed.c.kind !== 'spend') this.#known.learn(parsed.c, message);
     this.#sinceLoad(parsed.c);
     // What this store wrote back its own sessions knew already.
     if (parsed.o === this.#id) return;
@@ -464,14 +430,46 @@ export class RedisStore implements StateStore {
     this.#probe.unref?.();
   }
 
-  /** Writes back what was kept and known (see writeback.ts); one write-back at a time, one that outlived its timeout is waited for, not repeated. */
-  #writeBack(): Promise<void> {
-    this.#writing ??= writeBack(this.#client, this.#names, [RESERVE_SCRIPT, ADJUST_SCRIPT], this.#known, this.#pendingStatus, [...this.#pendingSpend])
-      .then((written) => {
-        this.#pendingSpend = this.#pendingSpend.slice(written);
-      })
+  /** Writes back what was kept and (with `merge`) known, and learns the epoch (see writeback.ts); one write-back at a time, one that outlived its timeout is waited for, not repeated. */
+  #writeBack(options: WriteBackOptions = {}): Promise<void> {
+    const clock = this.#now === undefined ? '' : String(this.#now());
+    this.#writing ??= writeBackKept(this.#client, this.#names, [RESERVE_SCRIPT, ADJUST_SCRIPT], this.#known, this.#pendingStatus, this.#kept, { clock, ...options })
+      .then((epoch) => void (this.#epoch = epoch))
       .finally(() => (this.#writing = undefined));
     return this.#writing;
+  }
+
+  /**
+   * Redis lost the shared state with the connection open (epoch.ts): writes
+   * back what this store knows, then its managers reload. `evicted`: found
+   * by a spend total lower than known, the marker still there (renewed, so
+   * that the other stores write back too).
+   */
+  #lost(evicted = false): Promise<void> {
+    // Away: the recovery writes back anyway.
+    if (!this.#healthy || this.#closed) return Promise.resolve();
+    this.#restoring ??= this.#restore(evicted ? this.#epoch : '').finally(() => {
+      this.#restoring = undefined;
+      this.#drain();
+    });
+    return this.#restoring;
+  }
+
+  async #restore(renew: string): Promise<void> {
+    try {
+      // A drain on its way writes no merge: this one follows it.
+      await this.#writing?.catch(() => undefined);
+      await this.#patience.answer(this.#writeBack({ renew }), 'the write-back');
+    } catch (error) {
+      this.#fail('write', error);
+      return;
+    }
+    for (const session of this.#sessions.values()) session.lost();
+  }
+
+  /** Spend kept while a write-back finished is written now. */
+  #drain(): void {
+    if (this.#healthy && this.#kept.size > 0) this.#writeBack({ merge: false }).catch((error: unknown) => this.#fail('write', error));
   }
 
   /** Checks Redis; when it answers, writes back what it kept and knew, and tells the sessions to resync. */
@@ -480,10 +478,10 @@ export class RedisStore implements StateStore {
     this.#recovering = true;
     try {
       if (this.#client.status !== 'ready') throw new Error(`Redis connection is ${this.#client.status}`);
-      await this.#answer(this.#client.ping(), 'PING');
+      await this.#patience.answer(this.#client.ping(), 'PING');
       // Subscribed before the reload: whatever is written after it, this store hears of.
-      await this.#answer(this.#sub.subscribe(this.#channel), 'SUBSCRIBE');
-      await this.#answer(this.#writeBack(), 'the write-back');
+      await this.#patience.answer(this.#sub.subscribe(this.#channel), 'SUBSCRIBE');
+      await this.#patience.answer(this.#writeBack(), 'the write-back');
     } catch {
       this.#scheduleProbe();
       return;
@@ -496,5 +494,6 @@ export class RedisStore implements StateStore {
     const downMs = Date.now() - this.#downSince;
     for (const session of this.#sessions.values()) session.recovered(downMs);
     for (const resolve of this.#readyWaiters.splice(0)) resolve();
+    this.#drain();
   }
 }

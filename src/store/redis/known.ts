@@ -11,22 +11,26 @@
  * started after it.
  */
 import { keyField } from '../fields';
-import type { StoreBudgetRef, StoreChange, StoreKeyStatus, StoreSnapshot } from '../types';
+import { periodOf } from '../shared-window';
+import type { StoreBudgetRef, StoreChange, StoreKeyRef, StoreKeyStatus, StoreLimits, StoreReservation, StoreSnapshot } from '../types';
 
 /**
  * Adds spend to budgets' buckets, keeps them for their window, and publishes
  * the change with each bucket's new total (so that every replica's picture is
  * a maximum, never a sum that could count a change twice).
  *
- * KEYS: the spend hashes. ARGV: [1] channel, [2] the message up to its totals,
- * [3] nano-dollars, then per hash its bucket start and time to live in ms.
- * Returns the new totals.
+ * KEYS: the spend hashes, then the epoch marker (epoch.ts). ARGV: [1] channel,
+ * [2] the message up to its totals, [3] nano-dollars, [4] the epoch the
+ * writer knows ('' = no check), then per hash its bucket start and time to
+ * live in ms. Returns the new totals, or 'lost' (nothing written) when the
+ * marker holds another epoch or none: Redis lost the shared state since.
  */
 export const SPEND = `
+if ARGV[4] ~= '' and redis.call('GET', KEYS[#KEYS]) ~= ARGV[4] then return 'lost' end
 local totals = {}
-for i = 1, #KEYS do
-  local v = redis.call('HINCRBY', KEYS[i], ARGV[2 + 2 * i], ARGV[3])
-  redis.call('PEXPIRE', KEYS[i], ARGV[3 + 2 * i])
+for i = 1, #KEYS - 1 do
+  local v = redis.call('HINCRBY', KEYS[i], ARGV[3 + 2 * i], ARGV[3])
+  redis.call('PEXPIRE', KEYS[i], ARGV[4 + 2 * i])
   totals[i] = string.format('%d', v)
 end
 redis.call('PUBLISH', ARGV[1], ARGV[2] .. '[' .. table.concat(totals, ',') .. ']}}')
@@ -122,10 +126,44 @@ export interface KnownStatus {
 /** Buckets kept per budget before old ones are dropped. */
 const PRUNE_AT = 64;
 
+/** Windows kept before those a period past their last reservation are dropped. */
+const WINDOWS_PRUNE_AT = 4_096;
+
+/** What a key's shared window held after this store's last reservation on it. */
+export interface KnownWindow {
+  readonly key: StoreKeyRef;
+  readonly limits: StoreLimits;
+  /** The reservation's moment (the windows' clock, epoch ms). */
+  readonly at: number;
+  readonly requests: number;
+  readonly tokens: number;
+}
+
 /** What a store knows of the shared state, to write back after Redis lost it. */
 export class KnownState {
   readonly #spend = new Map<string, KnownBudget>();
   readonly #statuses = new Map<string, KnownStatus>();
+  readonly #windows = new Map<string, KnownWindow>();
+  #windowsPruneAt = WINDOWS_PRUNE_AT;
+
+  /** A reservation taken on a key's window: what the window held then (its limit less the level left). */
+  window(key: StoreKeyRef, limits: StoreLimits, answer: StoreReservation): void {
+    if (!answer.ok || answer.at === undefined || !Number.isFinite(answer.at)) return;
+    const taken = (cap: number | undefined, left: number | undefined) => (cap === undefined || left === undefined ? 0 : Math.max(0, cap - left));
+    this.#windows.set(keyField(key), { key, limits, at: answer.at, requests: taken(limits.rpm, answer.requests), tokens: taken(limits.tpm, answer.tokens) });
+    if (this.#windows.size > this.#windowsPruneAt) {
+      this.windows(answer.at);
+      this.#windowsPruneAt = Math.max(WINDOWS_PRUNE_AT, 2 * this.#windows.size);
+    }
+  }
+
+  /** The windows whose last reservation is less than a period old at `now` (older ones are dropped). */
+  windows(now: number): KnownWindow[] {
+    for (const [field, w] of this.#windows) {
+      if (w.at + Math.max(periodOf(w.limits.requestsPeriodMs), periodOf(w.limits.tokensPeriodMs)) <= now) this.#windows.delete(field);
+    }
+    return [...this.#windows.values()];
+  }
 
   /** A budget this store's managers use (its shape is needed to write it back). */
   budget(ref: StoreBudgetRef): void {
@@ -140,6 +178,11 @@ export class KnownState {
     if (known === undefined || !Number.isFinite(start) || !Number.isFinite(total)) return;
     if (total > (known.buckets.get(start) ?? 0)) known.buckets.set(start, total);
     if (known.buckets.size > PRUNE_AT) this.#prune(known, now);
+  }
+
+  /** The largest total seen of a bucket (0 when none). */
+  seen(id: string, start: number): number {
+    return this.#spend.get(id)?.buckets.get(start) ?? 0;
   }
 
   /** A key's status as written or seen. */

@@ -4,8 +4,9 @@
  * that must make its own client throws a `MissingPeerError` saying what
  * is missing and how to fix it, instead of Node's bare "Cannot find package".
  */
-import type { Redis } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { loadPeer, type PeerRequire, type PeerUse } from '../../peer';
+import type { RedisStoreOptions } from './options';
 
 /** The ioredis client class. */
 export type RedisClass = typeof Redis;
@@ -21,4 +22,19 @@ const USE: PeerUse = { entry: 'keyplex/redis', needs: 'RedisStore', otherwise: '
  */
 export function loadIoredis(load?: PeerRequire): RedisClass {
   return loadPeer<{ Redis: RedisClass }>('ioredis', USE, load).Redis;
+}
+
+/**
+ * The store's own client, from `url` and `redis`: commands fail at once while
+ * Redis is away (no offline queue), one retry, reconnects within a second.
+ */
+export function ownClient(options: RedisStoreOptions): Redis {
+  const own: RedisOptions = {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (times) => Math.min(50 * times, 1_000),
+    ...options.redis,
+  };
+  const RedisClient = loadIoredis();
+  return options.url === undefined ? new RedisClient(own) : new RedisClient(options.url, own);
 }

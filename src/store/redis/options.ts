@@ -2,7 +2,7 @@
  * The options of the Redis store and their checks.
  */
 import type { Redis, RedisOptions } from 'ioredis';
-import { MS_POSITIVE, numberProblem } from '../../config/check';
+import { describe, MS_POSITIVE, numberProblem } from '../../config/check';
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {
@@ -57,3 +57,21 @@ export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+
+/** The options a store runs on, checked. @throws TypeError for a malformed one. */
+export function checkOptions(options: RedisStoreOptions) {
+  if (typeof options !== 'object' || options === null) throw new TypeError('RedisStore: options must be an object');
+  const failMode = options.failMode ?? 'open';
+  if (failMode !== 'open' && failMode !== 'closed') throw new TypeError(`RedisStore: \`failMode\` must be 'open' or 'closed' (got ${describe(failMode)})`);
+  if (options.prefix !== undefined && (typeof options.prefix !== 'string' || options.prefix === '')) {
+    throw new TypeError('RedisStore: `prefix` must be a non-empty string');
+  }
+  if (options.now !== undefined && typeof options.now !== 'function') throw new TypeError('RedisStore: `now` must be a function returning epoch ms');
+  return {
+    prefix: options.prefix ?? 'keyplex:',
+    failMode,
+    timeoutMs: positiveMs(options.timeoutMs, 'timeoutMs', 250),
+    retryMs: positiveMs(options.retryMs, 'retryMs', 500),
+    now: options.now,
+  };
+}

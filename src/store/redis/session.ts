@@ -90,6 +90,12 @@ export class RedisSession implements StoreSession {
     this.#listener.recovered(downMs);
   }
 
+  /** Redis lost the shared state with the connection open, and the store wrote back what it knew: a reload, as after an outage. */
+  lost(): void {
+    this.#floors = undefined;
+    this.#listener.recovered(0);
+  }
+
   reserve(key: StoreKeyRef, limits: StoreLimits, tokens: number, owner?: StoreKeyRef): Promise<StoreReservation> {
     return this.#store.reserve(key, limits, tokens, owner);
   }

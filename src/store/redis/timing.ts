@@ -51,3 +51,58 @@ export function answerWithin<T>(promise: Promise<T>, timeoutMs: number, maxMs = 
     arm();
   });
 }
+
+/** What {@link Patience} needs of a connection. */
+export interface Pingable {
+  readonly status: string;
+  ping(): Promise<unknown>;
+}
+
+/** One connection's answers within `timeoutMs`, telling a slow Redis from a slow process. */
+export class Patience {
+  readonly #client: Pingable;
+  readonly #timeoutMs: number;
+  /** A PING asking whether Redis is there, shared by the calls that ran out of time meanwhile. */
+  #aliveCheck: Promise<boolean> | undefined;
+
+  constructor(client: Pingable, timeoutMs: number) {
+    this.#client = client;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** `promise`'s value within `timeoutMs` (blocked-loop time aside), else a rejection. */
+  async answer<T>(promise: Promise<T>, what: string): Promise<T> {
+    const reply = await answerWithin(promise, this.#timeoutMs);
+    if (reply === LATE) throw new Error(`Redis did not answer ${what} within ${this.#timeoutMs} ms`);
+    return reply;
+  }
+
+  /**
+   * A command ran out of time with this process's loop free: Redis is away
+   * only if a PING goes unanswered too. When Redis answers the PING (sent on
+   * the same connection, so answered after the command) the command's reply is in.
+   */
+  async late<T>(call: Promise<T>, what: string): Promise<T> {
+    if (await this.#alive()) return this.answer(call, what);
+    throw new Error(`Redis did not answer ${what} within ${this.#timeoutMs} ms`);
+  }
+
+  /** Whether Redis answers a PING in time; one PING at a time, shared by whoever asks meanwhile. */
+  #alive(): Promise<boolean> {
+    if (this.#aliveCheck === undefined) {
+      const check = (async () => {
+        if (this.#client.status !== 'ready') return false;
+        try {
+          return (await answerWithin(this.#client.ping(), this.#timeoutMs)) !== LATE;
+        } catch {
+          return false;
+        }
+      })();
+      this.#aliveCheck = check;
+      void check.then(() => {
+        if (this.#aliveCheck === check) this.#aliveCheck = undefined;
+      });
+    }
+    return this.#aliveCheck;
+  }
+}

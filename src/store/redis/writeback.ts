@@ -3,10 +3,13 @@
  * replica knows the totals), and what it writes back when Redis answers again
  * after an outage or a restart (see known.ts).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { keyField } from '../fields';
+import { RAISE, windowArgs } from '../scripts';
 import type { StoreSpend } from '../types';
 import { bucketOf, MERGE_SPEND, MERGE_WINDOW_MS, RESTORE_STATUSES, SPEND, spendTtlMs, type KnownState } from './known';
+import { EPOCH, epochKey, lostMessageHead } from './epoch';
 
 /** A Lua script and its SHA-1, for EVALSHA. */
 export interface Script {
@@ -21,6 +24,8 @@ export function script(lua: string): Script {
 export const SPEND_SCRIPT = script(SPEND);
 const MERGE_SCRIPT = script(MERGE_SPEND);
 const RESTORE_SCRIPT = script(RESTORE_STATUSES);
+const EPOCH_SCRIPT = script(EPOCH);
+const RAISE_SCRIPT = script(RAISE);
 
 /** How a store names its Redis keys and channel, and itself on the channel. */
 export interface Names {
@@ -43,30 +48,69 @@ export function spendHash(names: Names, id: string): string {
   return `${names.prefix}spend:${encodeURIComponent(id)}`;
 }
 
-/** The spend script's keys and arguments: each budget's bucket, announced with the buckets' new totals. */
-export function spendCall(names: Names, origin: string, spend: StoreSpend): { keys: string[]; args: (string | number)[] } {
+/**
+ * The spend script's keys and arguments: each budget's bucket, announced with
+ * the buckets' new totals; written only while the epoch marker holds `epoch`
+ * ('' = whatever it holds).
+ */
+export function spendCall(names: Names, origin: string, spend: StoreSpend, epoch: string): { keys: string[]; args: (string | number)[] } {
   const starts = spend.budgets.map((budget) => bucketOf(budget, spend.at));
   const nanos = Math.round(spend.nanos);
   const change = { kind: 'spend', budgets: spend.budgets.map((b) => b.id), nanos, at: spend.at, starts };
   const head = `${JSON.stringify({ o: origin, c: change }).slice(0, -2)},"totals":`;
-  const args: (string | number)[] = [names.channel, head, nanos];
+  const args: (string | number)[] = [names.channel, head, nanos, epoch];
   spend.budgets.forEach((budget, i) => args.push(starts[i]!, spendTtlMs(budget)));
-  return { keys: spend.budgets.map((budget) => spendHash(names, budget.id)), args };
+  return { keys: [...spend.budgets.map((budget) => spendHash(names, budget.id)), epochKey(names.prefix)], args };
 }
 
-/** Keeps the totals a spend script returned. */
-export function noteTotals(known: KnownState, spend: StoreSpend, totals: unknown): void {
-  if (!Array.isArray(totals)) return;
-  const now = Date.now();
-  spend.budgets.forEach((budget, i) => known.total(budget.id, bucketOf(budget, spend.at), Number(totals[i]), now));
+/** The totals known of a spend's buckets when it is sent: Redis holds at least these. */
+export function seenTotals(known: KnownState, spend: StoreSpend): number[] {
+  return spend.budgets.map((budget) => known.seen(budget.id, bucketOf(budget, spend.at)));
 }
 
 /**
- * Writes back, in one transaction: statuses and spend kept while Redis was
- * away (newer than anything there), then what the store knew before, merged —
- * statuses Redis has none of, and each spend bucket raised to the largest
- * total known — for a Redis that restarted empty. Clears `pending` and
- * resolves with how many of `spends` (the oldest first) were written.
+ * Keeps the totals a spend script returned. Given the totals known when it
+ * was sent (`before`), returns false when a bucket came back lower than that
+ * plus the spend: Redis lost what it held (an eviction).
+ */
+export function noteTotals(known: KnownState, spend: StoreSpend, totals: unknown, before?: readonly number[]): boolean {
+  if (!Array.isArray(totals)) return true;
+  const now = Date.now();
+  let kept = true;
+  spend.budgets.forEach((budget, i) => {
+    const total = Number(totals[i]);
+    const least = before === undefined ? 0 : (before[i] ?? 0) + Math.round(spend.nanos);
+    if (total < least) kept = false;
+    // What the bucket should hold, for the write-back that follows a loss.
+    known.total(budget.id, bucketOf(budget, spend.at), Math.max(total, least), now);
+  });
+  return kept;
+}
+
+/** What a write-back wrote: how many of the spends given, and the epoch the marker holds. */
+export interface WrittenBack {
+  readonly written: number;
+  readonly epoch: string;
+}
+
+/** What a write-back adds to what was kept: the merge of what is known, and an epoch to renew (epoch.ts). */
+export interface WriteBackOptions {
+  /** Default true; off for the rounds that only write spend kept meanwhile. */
+  readonly merge?: boolean;
+  /** The epoch to replace with a new one when the marker still holds it ('' default: none). */
+  readonly renew?: string;
+  /** The windows' clock (the store's `now`), '' (default) for Redis's own. */
+  readonly clock?: string;
+}
+
+/**
+ * Writes back, in one transaction: the epoch marker (set when missing or
+ * renewed, which announces the new epoch: epoch.ts), statuses and spend kept
+ * while Redis was away (newer than anything there), then — with `merge` —
+ * what the store knew before, merged: statuses Redis has none of, and each
+ * spend bucket raised to the largest total known, for a Redis that restarted
+ * empty or lost its data. Clears `pending` and resolves with how many of
+ * `spends` (the oldest first) were written, and the marker's epoch.
  */
 export async function writeBack(
   client: Redis,
@@ -75,27 +119,34 @@ export async function writeBack(
   known: KnownState,
   pending: Map<string, PendingStatus>,
   spends: readonly { origin: string; spend: StoreSpend }[],
-): Promise<number> {
+  { merge = true, renew = '', clock = '' }: WriteBackOptions = {},
+): Promise<WrittenBack> {
   const now = Date.now();
   const statuses = [...pending.values()];
   const tx = client.multi();
-  for (const { lua } of [...scripts, SPEND_SCRIPT, MERGE_SCRIPT, RESTORE_SCRIPT]) tx.script('LOAD', lua);
+  for (const { lua } of [...scripts, SPEND_SCRIPT, MERGE_SCRIPT, RESTORE_SCRIPT, EPOCH_SCRIPT, RAISE_SCRIPT]) tx.script('LOAD', lua);
+  const marker = scripts.length + 5;
+  tx.evalsha(EPOCH_SCRIPT.sha, 1, epochKey(names.prefix), randomUUID(), names.channel, lostMessageHead(names.id), renew);
   for (const entry of statuses) tx.hset(entry.hash, entry.field, entry.value).publish(names.channel, entry.message);
-  let first = scripts.length + 3 + 2 * statuses.length;
+  let first = marker + 1 + 2 * statuses.length;
   const restore: string[] = [];
-  for (const { field, value, message } of known.statuses(now)) restore.push(field, value, message);
+  for (const { field, value, message } of merge ? known.statuses(now) : []) restore.push(field, value, message);
   if (restore.length > 0) {
     tx.evalsha(RESTORE_SCRIPT.sha, 1, `${names.prefix}keys`, names.channel, ...restore);
     first++;
   }
-  for (const { ref, buckets } of known.spend(now)) {
+  for (const w of merge ? known.windows(clock === '' ? now : Number(clock)) : []) {
+    tx.evalsha(RAISE_SCRIPT.sha, 1, `${names.prefix}w:${keyField(w.key)}`, ...windowArgs(w.limits, clock), w.at, w.requests, w.tokens);
+    first++;
+  }
+  for (const { ref, buckets } of merge ? known.spend(now) : []) {
     const head = `${JSON.stringify({ o: names.id, c: { kind: 'spend', budgets: [ref.id] } }).slice(0, -2)},"nanos":`;
     const hash = spendHash(names, ref.id);
     tx.evalsha(MERGE_SCRIPT.sha, 2, hash, `${hash}:bases`, names.channel, head, spendTtlMs(ref), MERGE_WINDOW_MS, ...buckets.flat());
     first++;
   }
   for (const { origin, spend } of spends) {
-    const { keys, args } = spendCall(names, origin, spend);
+    const { keys, args } = spendCall(names, origin, spend, '');
     tx.evalsha(SPEND_SCRIPT.sha, keys.length, ...keys, ...args);
   }
   const results = await tx.exec();
@@ -103,5 +154,59 @@ export async function writeBack(
   if (!results || failed) throw failed ?? new Error('the write-back transaction was discarded');
   spends.forEach(({ spend }, i) => noteTotals(known, spend, results[first + i]?.[1]));
   for (const entry of statuses) if (pending.get(`${entry.hash}\u0000${entry.field}`) === entry) pending.delete(`${entry.hash}\u0000${entry.field}`);
-  return spends.length;
+  return { written: spends.length, epoch: String(results[marker]?.[1]) };
+}
+
+/** Spend kept at most (beyond it the oldest goes: recent spend matters most to windows still open). */
+const MAX_KEPT_SPEND = 10_000;
+
+/** Write-back rounds at most for spend kept while one was on its way. */
+const MAX_WRITE_ROUNDS = 4;
+
+/** Spend kept while Redis was away or had lost the shared state, the oldest first, to write back. */
+export class KeptSpend {
+  #spends: { origin: string; spend: StoreSpend }[] = [];
+
+  get size(): number {
+    return this.#spends.length;
+  }
+
+  keep(origin: string, spend: StoreSpend): void {
+    if (this.#spends.length >= MAX_KEPT_SPEND) this.#spends.shift();
+    this.#spends.push({ origin, spend });
+  }
+
+  /** What is kept now (the write-back's copy). */
+  all(): { origin: string; spend: StoreSpend }[] {
+    return [...this.#spends];
+  }
+
+  /** The oldest `count` were written. */
+  written(count: number): void {
+    this.#spends = this.#spends.slice(count);
+  }
+}
+
+/**
+ * {@link writeBack} of what is kept and (with `merge`) known, then of the
+ * spend kept while it was on its way, in further rounds (without the merge:
+ * it would count again what the first round wrote). Resolves with the epoch.
+ */
+export async function writeBackKept(
+  client: Redis,
+  names: Names,
+  scripts: readonly Script[],
+  known: KnownState,
+  pending: Map<string, PendingStatus>,
+  kept: KeptSpend,
+  { merge = true, renew = '', clock = '' }: WriteBackOptions,
+): Promise<string> {
+  let epoch = '';
+  for (let round = 0; round === 0 || (kept.size > 0 && round < MAX_WRITE_ROUNDS); round++) {
+    const first = round === 0;
+    const back = await writeBack(client, names, scripts, known, pending, kept.all(), { merge: merge && first, renew: first ? renew : '', clock });
+    kept.written(back.written);
+    epoch = back.epoch;
+  }
+  return epoch;
 }
