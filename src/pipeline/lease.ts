@@ -8,7 +8,7 @@
 import type { AttemptOutcome, FailureKind } from '../errors';
 import type { HeaderEntries } from '../header-list';
 import type { Key, KeyWindow } from '../keys/key';
-import { NO_TICKET, type Circuit } from '../resilience/breaker/index';
+import { JUDGED, NO_TICKET, type Circuit } from '../resilience/breaker/index';
 import { healthVerdict, type Classification } from '../resilience/classify';
 import type { KeyLimiter, Reservation } from '../resilience/rate-limit/index';
 import type { Deployment } from '../routing/deployments';
@@ -339,12 +339,13 @@ export class Lease {
    * What the outcome says about the key's and the deployment's health (a
    * success: `latencyMs` after it was sent). The first verdict takes the
    * attempt's places in the circuits' order with it; a later one (a stream
-   * that broke after its first bytes) is judged as it comes.
+   * that broke after its first bytes) is judged as it comes while closed, and
+   * decides nothing while half-open (it holds no probe slot).
    */
   #health(verdict: 'success' | 'failure' | 'release', latencyMs?: number): void {
     const ticket = this.#ticket;
     const keyTicket = this.#keyTicket;
-    this.#ticket = this.#keyTicket = NO_TICKET;
+    this.#ticket = this.#keyTicket = JUDGED;
     if (verdict === 'success') {
       this.circuit?.success(ticket, latencyMs);
       this.key.circuit?.success(keyTicket, latencyMs);
