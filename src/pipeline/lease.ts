@@ -357,6 +357,18 @@ export class Lease {
     if (verdict === 'release' && (this.circuit?.state === 'half-open' || this.key.circuit?.state === 'half-open')) keysChanged(this.core);
   }
 
+  /**
+   * The key was rate-limited: it rests (cools down) for what the answer asks,
+   * `bodyWaitMs` where its headers state none; returns the rest in ms. The
+   * one header parser: the rest the limiter applies is the cooldown the
+   * store tells other replicas.
+   */
+  rest(headers: Headers, bodyWaitMs: number | undefined, now: number): number {
+    const rested = this.window.limiter.rateLimited(headers, this.core.options.cooldownMs, this.reservation, bodyWaitMs);
+    this.key.cool(rested.ms, now, false, rested.capped === true);
+    return rested.ms;
+  }
+
   /** The attempt failed before the provider could count it: gives its tokens back, here and in the shared store. */
   refund(): void {
     const { window, reservation } = this;
