@@ -10,7 +10,7 @@ import { afterEach, expect, test, vi } from 'vitest';
 import { getKeyplexDetails, KeyManager } from '../../../src/index';
 import { fakeKey } from '../../support/fake-keys';
 import { fakeClock } from '../../support/time';
-import { chatReply, errorReply } from '../../support/upstream';
+import { chatChunks, chatReply, errorReply } from '../../support/upstream';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -52,7 +52,7 @@ function setup() {
       (error: unknown) => void outcomes.push(getKeyplexDetails(error)?.code ?? 'other'),
     );
   const answer = (call: number, reply: Response) => answers[call]!(reply);
-  return { manager, circuits, outcomes, send, answer, sent: () => answers.length };
+  return { manager, client, circuits, outcomes, send, answer, sent: () => answers.length };
 }
 
 /**
@@ -104,5 +104,48 @@ test('a late failure of a call sent while closed does not re-open a half-open ci
   answer(2, chatReply('gpt-4.1'));
   await vi.advanceTimersByTimeAsync(1);
   expect(circuits).toEqual(['10004 deployment closed probe_succeeded', '10004 key closed probe_succeeded']);
+  await manager.close();
+});
+
+test('a stream whose first bytes came while closed and that breaks while half-open does not re-open it: its probe decides', async () => {
+  const { manager, circuits, outcomes, send, answer, client } = setup();
+  const encoder = new TextEncoder();
+  let cut!: (error: Error) => void;
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(encoder.encode(`data: ${chatChunks('gpt-4.1', ['Hel'], false)[0]}\n\n`));
+      cut = (error) => controller.error(error);
+    },
+  });
+  const streamed = (async () => {
+    try {
+      for await (const _ of await client.chat.completions.create({ ...BODY, stream: true })) void _;
+      return 'ok';
+    } catch (error) {
+      return getKeyplexDetails(error)?.code ?? 'other';
+    }
+  })();
+  await vi.advanceTimersByTimeAsync(1);
+  answer(0, new Response(body, { headers: { 'content-type': 'text/event-stream' } }));
+  await vi.advanceTimersByTimeAsync(1);
+  // Its first bytes were a success; the next call's failure opens both circuits at once, half-open 5 s later.
+  send();
+  await vi.advanceTimersByTimeAsync(1);
+  answer(1, errorReply(500, 'server_error'));
+  await vi.advanceTimersByTimeAsync(5_000);
+  send();
+  await vi.advanceTimersByTimeAsync(1);
+  expect(circuits).toEqual(['3 deployment open failures', '3 key open failures', '5003 deployment half-open open_elapsed', '5003 key half-open open_elapsed']);
+
+  cut(new Error('upstream connection reset'));
+  await vi.advanceTimersByTimeAsync(1);
+  expect(await streamed).toBe('stream_interrupted');
+  // Before: '5004 deployment open probe_failed', '5004 key open probe_failed' (the probe had not answered).
+  expect(circuits.slice(4)).toEqual([]);
+
+  answer(2, chatReply('gpt-4.1'));
+  await vi.advanceTimersByTimeAsync(1);
+  expect(outcomes).toEqual(['upstream_error', 'ok']);
+  expect(circuits.slice(4)).toEqual(['5005 deployment closed probe_succeeded', '5005 key closed probe_succeeded']);
   await manager.close();
 });
