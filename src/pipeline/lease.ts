@@ -8,7 +8,7 @@
 import type { AttemptOutcome, FailureKind } from '../errors';
 import type { HeaderEntries } from '../header-list';
 import type { Key, KeyWindow } from '../keys/key';
-import { NO_TICKET, type Circuit } from '../resilience/breaker/index';
+import { JUDGED, NO_TICKET, type Circuit } from '../resilience/breaker/index';
 import { healthVerdict, type Classification } from '../resilience/classify';
 import type { KeyLimiter, Reservation } from '../resilience/rate-limit/index';
 import type { Deployment } from '../routing/deployments';
@@ -339,12 +339,13 @@ export class Lease {
    * What the outcome says about the key's and the deployment's health (a
    * success: `latencyMs` after it was sent). The first verdict takes the
    * attempt's places in the circuits' order with it; a later one (a stream
-   * that broke after its first bytes) is judged as it comes.
+   * that broke after its first bytes) is judged as it comes while closed, and
+   * decides nothing while half-open (it holds no probe slot).
    */
   #health(verdict: 'success' | 'failure' | 'release', latencyMs?: number): void {
     const ticket = this.#ticket;
     const keyTicket = this.#keyTicket;
-    this.#ticket = this.#keyTicket = NO_TICKET;
+    this.#ticket = this.#keyTicket = JUDGED;
     if (verdict === 'success') {
       this.circuit?.success(ticket, latencyMs);
       this.key.circuit?.success(keyTicket, latencyMs);
@@ -354,6 +355,18 @@ export class Lease {
     }
     // A freed probe slot changes no circuit state, so no change wakes the requests waiting behind it.
     if (verdict === 'release' && (this.circuit?.state === 'half-open' || this.key.circuit?.state === 'half-open')) keysChanged(this.core);
+  }
+
+  /**
+   * The key was rate-limited: it rests (cools down) for what the answer asks,
+   * `bodyWaitMs` where its headers state none; returns the rest in ms. The
+   * one header parser: the rest the limiter applies is the cooldown the
+   * store tells other replicas.
+   */
+  rest(headers: Headers, bodyWaitMs: number | undefined, now: number): number {
+    const rested = this.window.limiter.rateLimited(headers, this.core.options.cooldownMs, this.reservation, bodyWaitMs);
+    this.key.cool(rested.ms, now, false, rested.capped === true);
+    return rested.ms;
   }
 
   /** The attempt failed before the provider could count it: gives its tokens back, here and in the shared store. */

@@ -18,6 +18,8 @@ import {
   type KeyplexErrorDetail,
 } from '../errors';
 import type { Body } from '../request';
+import { classifyStatus } from '../resilience/classify';
+import { bodyRetryAfterMs } from '../resilience/error-body';
 import { MalformedStreamEvent, StreamIdleTimeout, StreamReaderIdle, StreamTruncated, tapEventStream, tokensOfText, type FirstEvents, type StreamTally, type StreamTapHooks } from '../usage/sse';
 import type { Usage } from '../usage/usage';
 import { account, costOf, failed } from './account';
@@ -104,19 +106,30 @@ class StreamEnd implements StreamTapHooks {
   /**
    * The upstream reported an error in the stream (an error event, a failed
    * response): the request failed. Against the provider's health unless the
-   * error names the request itself (a failed response's `invalid_prompt`).
+   * error names the request itself (a failed response's `invalid_prompt`) or
+   * the key (a rate limit, an empty quota: the key rests or is taken out, as
+   * at a 429 reply of that code).
    */
   #reported(usage: Usage | undefined, tally: StreamTally): void {
-    const error = tally.error;
-    this.#fail(streamError(this.ctx, tally.failedResponse ? 'response-failed' : 'error-event'), usage, tally, error === undefined || embeddedStatus(error) !== 400);
+    this.#fail(streamError(this.ctx, tally.failedResponse ? 'response-failed' : 'error-event'), usage, tally, this.#judgeReported(tally));
   }
 
+  /** What the error the upstream reported says: whether it counts against the provider's health (see {@link #reported}). */
+  #judgeReported(tally: StreamTally): boolean {
+    const error = tally.error;
+    const status = error === undefined ? 502 : embeddedStatus(error);
+    if (status === 429) keyRejected(this.lease, error!, Date.now());
+    return status !== 400 && status !== 429;
+  }
+
+  /** After an error the upstream reported (the body then ends before its end marker, or breaks), that error is the verdict. */
   onError(error: unknown, usage: Usage | undefined, tally: StreamTally): unknown {
     if (this.ctx.request.signal?.aborted && !tally.errorEvent) {
       this.#succeed(usage, tally, tally.sawEnd);
       return error;
     }
-    return this.#fail(streamError(this.ctx, error), usage, tally, !endedByCaller(error));
+    const upstreamFault = (!tally.errorEvent || this.#judgeReported(tally)) && !endedByCaller(error);
+    return this.#fail(streamError(this.ctx, error), usage, tally, upstreamFault);
   }
 
   #succeed(usage: Usage | undefined, tally: StreamTally, ended: boolean): void {
@@ -140,6 +153,21 @@ class StreamEnd implements StreamTapHooks {
     failed(core, ctx, error.toDetail(), partial);
     return error;
   }
+}
+
+/** A stream's own headers say nothing of a rate limit its later error reports (they came with its start). */
+const NO_HEADERS = new Headers();
+
+/**
+ * A rate limit or an empty quota reported inside a stream: the key is taken
+ * out (`insufficient_quota` and the like) or rests for the wait the message
+ * asks, else `cooldownMs` — what a 429 reply of that error does.
+ */
+function keyRejected(lease: Lease, error: Record<string, unknown>, now: number): void {
+  const body = { error };
+  const classification = classifyStatus(429, NO_HEADERS, body);
+  if (classification.disable) lease.key.disable(classification.disable);
+  if (classification.cooldown) lease.rest(NO_HEADERS, bodyRetryAfterMs(body, '', now), now);
 }
 
 /** Streams whose end is marked (`[DONE]`, a finish reason, a terminal Responses event): a body that ends before it was cut. */

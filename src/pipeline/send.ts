@@ -75,7 +75,7 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
       response = await afterResponse(hooks, ctx, lease, attempt, response, abort.signal, redact);
     } catch (error) {
       // The upstream's verdict on the key stands whatever a hook made of its answer: a 429 still rests the key.
-      if (error instanceof HookFailedError && classifyStatus(response.status, response.headers, undefined).cooldown) rest(core, lease, response.headers, undefined, Date.now());
+      if (error instanceof HookFailedError && classifyStatus(response.status, response.headers, undefined).cooldown) lease.rest(response.headers, undefined, Date.now());
       throw error;
     }
     abort.resumeAttempt(Date.now(), left);
@@ -337,19 +337,8 @@ function upstreamFailure(core: Core, ctx: RequestContext, lease: Lease, attempt:
   if (wait === undefined && classification.action === 'retry') wait = bodyRetryAfterMs(parsed, text, now);
   if (classification.disable) key.disable(classification.disable);
   // A wait the body asks for (Gemini's RetryInfo, Azure's message) counts where the headers state none.
-  if (classification.cooldown) wait = rest(core, lease, response.headers, bodyRetryAfterMs(parsed, text, now), now);
+  if (classification.cooldown) wait = lease.rest(response.headers, bodyRetryAfterMs(parsed, text, now), now);
   return fail(ctx, lease, attempt, firstTryOfKey, response.status, classification, now, { response, body: text }, wait);
-}
-
-/**
- * A rate-limited key rests (cools down) for what the answer asks, `bodyWaitMs`
- * where its headers state none; returns the rest in ms. The one header
- * parser: the rest the limiter applies is the cooldown the store tells other replicas.
- */
-function rest(core: Core, lease: Lease, headers: Headers, bodyWaitMs: number | undefined, now: number): number {
-  const rested = lease.window.limiter.rateLimited(headers, core.options.cooldownMs, lease.reservation, bodyWaitMs);
-  lease.key.cool(rested.ms, now, false, rested.capped === true);
-  return rested.ms;
 }
 
 /** An error message about the `stream_options` member keyplex adds (`include_usage` in it). */

@@ -3,7 +3,7 @@
  * key, a deployment), around a breaker policy that decides when to open.
  */
 import { MAX_TIMER_MS } from '../../config/check';
-import { FAILURE, NO_TICKET, NO_VERDICT, PassOrder, REFUSED, SUCCESS, type Verdict } from './order';
+import { FAILURE, NO_TICKET, NO_VERDICT, PassOrder, probeTicket, REFUSED, SUCCESS, type Verdict } from './order';
 import type { BreakerPolicy } from './policy';
 import { CircuitSettings, OPEN_MS, systemNow, type CircuitChange, type CircuitOptions, type CircuitState } from './settings';
 import { assertNoIssue, describe, isCount, isPlainObject, numberIssue } from './validate';
@@ -39,6 +39,8 @@ class Trip {
   reopens = 0;
   probesInFlight = 0;
   probesSucceeded = 0;
+  /** Half-open periods begun so far: the current one's probes carry its ticket. */
+  halfOpens = 0;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
   disposed = false;
 }
@@ -59,9 +61,11 @@ class Trip {
  *   (`probe_failed`); once `halfOpenProbes` probes succeeded it closes
  *   (`probe_succeeded`) and the backoff starts over.
  *
- * Outcomes are attributed to the current state: one reported while open, or
- * while half-open with no probe in flight, comes from a call let through
- * earlier and is ignored. While closed, outcomes reach the policy in the
+ * Outcomes are attributed to the state their call passed in: one reported
+ * while open is ignored, and while half-open only the outcomes of its probes
+ * decide (the ticket {@link pass} gave them; an outcome without a ticket
+ * counts as a probe's while one is in flight) — one of a call that passed
+ * while closed, or in an earlier half-open period, is ignored. While closed, outcomes reach the policy in the
  * order their calls passed, not the order they answer in (a
  * {@link PassOrder}, with the ticket {@link pass} gave): a burst's fast
  * failures do not open it before its slower successes are in, while a call
@@ -150,7 +154,8 @@ export class Circuit {
   /**
    * {@link tryPass} with the call's ticket, for its outcome
    * (`success(ticket)`, …): a number from 0 while closed (its place in the
-   * order outcomes are judged in), `NO_TICKET` for a half-open probe, and
+   * order outcomes are judged in), a probe's ticket (below `JUDGED`, one per
+   * half-open period: only the current period's probes decide it), and
    * `REFUSED` (the call may not go) when open or when no probe slot is free.
    */
   pass(): number {
@@ -161,7 +166,7 @@ export class Circuit {
       if (trip.state === 'half-open') {
         if (trip.probesInFlight + trip.probesSucceeded >= this.halfOpenProbes) return REFUSED;
         trip.probesInFlight++;
-        return NO_TICKET;
+        return probeTicket(trip.halfOpens);
       }
     }
     return (this.#order ??= new PassOrder((verdict) => this.#judge(verdict))).take();
@@ -200,8 +205,7 @@ export class Circuit {
       case 'open':
         return;
       case 'half-open':
-        if (trip!.probesInFlight === 0) return;
-        trip!.probesInFlight--;
+        if (!this.#probeEnds(trip!, ticket)) return;
         trip!.probesSucceeded++;
         if (trip!.probesSucceeded >= this.halfOpenProbes) this.#close('probe_succeeded');
         return;
@@ -218,8 +222,7 @@ export class Circuit {
       case 'open':
         return;
       case 'half-open':
-        if (trip!.probesInFlight === 0) return;
-        trip!.probesInFlight--;
+        if (!this.#probeEnds(trip!, ticket)) return;
         if (this.maxOpenMs !== undefined && this.#duration() < this.maxOpenMs) trip!.reopens++;
         this.#open('probe_failed');
         return;
@@ -232,8 +235,19 @@ export class Circuit {
    */
   release(ticket = NO_TICKET): void {
     const trip = this.#trip;
-    if (trip?.state === 'half-open' && trip.probesInFlight > 0) trip.probesInFlight--;
+    if (trip?.state === 'half-open') this.#probeEnds(trip, ticket);
     else if (ticket >= 0 && (trip?.state ?? 'closed') === 'closed') this.#order?.report(ticket, NO_VERDICT);
+  }
+
+  /**
+   * Whether a half-open circuit's outcome is one of its probes' (the current
+   * period's ticket, or none while a probe is in flight): its slot is freed.
+   * Any other came from a call that passed before the circuit went half-open.
+   */
+  #probeEnds(trip: Trip, ticket: number): boolean {
+    if (trip.probesInFlight === 0 || (ticket !== NO_TICKET && ticket !== probeTicket(trip.halfOpens))) return false;
+    trip.probesInFlight--;
+    return true;
   }
 
   /** Failures held while closed, waiting for the outcomes of calls that passed before them. */
@@ -336,6 +350,11 @@ export class Circuit {
     else this.#disarm(trip);
     if (from !== to) {
       this.#order?.reset();
+      // A new half-open period: calls let through before it decide nothing in it.
+      if (to === 'half-open') {
+        trip.halfOpens++;
+        trip.probesInFlight = 0;
+      }
       const change: CircuitChange = { from, to, reason: 'restored' };
       if (to === 'open') change.openMs = Math.max(0, (openUntil as number) - this.#settings.now());
       this.#emit(change);
@@ -375,6 +394,7 @@ export class Circuit {
 
   #halfOpen(trip: Trip): void {
     trip.state = 'half-open';
+    trip.halfOpens++;
     trip.openUntil = undefined;
     trip.probesInFlight = 0;
     trip.probesSucceeded = 0;

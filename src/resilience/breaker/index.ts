@@ -18,5 +18,5 @@ export { BREAKER_KINDS, createBreakerPolicy, breakerSpecIssue, breakerSpecProble
 export type { BreakerKind, BreakerSpec, BreakerSpecIssue } from './create';
 
 export { Circuit } from './circuit';
-export { NO_TICKET, REFUSED } from './order';
+export { JUDGED, NO_TICKET, REFUSED } from './order';
 export type { CircuitState, CircuitOptions, CircuitChange, CircuitChangeReason, CircuitSnapshot } from './circuit';

@@ -12,6 +12,19 @@
 export const NO_TICKET = -1;
 /** What `Circuit.pass` returns for a call that may not go. */
 export const REFUSED = -2;
+/**
+ * The ticket of a call's outcome after its first (a stream that broke after
+ * its first bytes): judged as it comes while closed; it holds no probe slot,
+ * so it decides nothing while half-open.
+ */
+export const JUDGED = -3;
+/** The ticket of the probes of a circuit's first half-open period; each later period's is one lower. */
+const FIRST_PROBE = -4;
+
+/** The ticket of a probe let through in the circuit's half-open period `period` (0 up). */
+export function probeTicket(period: number): number {
+  return FIRST_PROBE - period;
+}
 
 /** What a call reported: nothing yet, a success, a failure, or no verdict (a release). */
 const PENDING = 0;

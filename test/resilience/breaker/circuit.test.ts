@@ -13,6 +13,7 @@ import {
   type CircuitChange,
   type CircuitOptions,
   type CircuitSnapshot,
+  JUDGED,
   NO_TICKET,
   REFUSED,
 } from '../../../src/resilience/breaker/index';
@@ -346,6 +347,39 @@ describe('half-open', () => {
     expect(changes.at(-1)?.to).toBe('half-open');
   });
 
+  test('the outcomes of calls passed while closed decide nothing: the probe, still in flight, keeps its slot and decides', () => {
+    const { circuit, changes } = make();
+    const early = [circuit.pass(), circuit.pass(), circuit.pass()];
+    toHalfOpen(circuit);
+    const probe = circuit.pass();
+    const seen = changes.length;
+    // Before: the late success closed it (probe_succeeded) with the probe still out.
+    circuit.success(early[0], 10);
+    circuit.failure(early[1]);
+    circuit.release(early[2]);
+    // A stream's break after its first bytes' verdict: no probe's either.
+    circuit.failure(JUDGED);
+    circuit.release(JUDGED);
+    expect([circuit.state, circuit.canPass(), changes.length]).toEqual(['half-open', false, seen]);
+    circuit.success(probe, 10);
+    expect(changes.at(-1)).toEqual({ from: 'half-open', to: 'closed', reason: 'probe_succeeded' });
+  });
+
+  test('a probe of an earlier half-open period decides nothing in the next', () => {
+    const { circuit, changes } = make({ halfOpenProbes: 2 });
+    toHalfOpen(circuit);
+    const [a, b] = [circuit.pass(), circuit.pass()];
+    circuit.failure(a);
+    tick(circuit.openUntil! - clock);
+    const [c, d] = [circuit.pass(), circuit.pass()];
+    circuit.failure(b);
+    circuit.release(b);
+    expect([circuit.state, circuit.canPass()]).toEqual(['half-open', false]);
+    circuit.success(c);
+    circuit.success(d);
+    expect(changes.at(-1)).toEqual({ from: 'half-open', to: 'closed', reason: 'probe_succeeded' });
+  });
+
   test('an outcome with no probe in flight comes from an earlier call and is ignored', () => {
     const { circuit } = make();
     toHalfOpen(circuit);
@@ -498,8 +532,9 @@ describe('closed: outcomes judged in the order their calls passed', () => {
   test('just closed from half-open, the crowd that waited goes at once: its fast failures answering before its successes do not open it', () => {
     const { circuit } = make({ policy: { kind: 'consecutive', threshold: 3 } });
     toHalfOpen(circuit);
-    expect(circuit.pass()).toBe(NO_TICKET);
-    circuit.success(NO_TICKET, 300);
+    const probe = circuit.pass();
+    expect(probe).toBeLessThan(REFUSED);
+    circuit.success(probe, 300);
     expect(circuit.state).toBe('closed');
     const crowd = burst(circuit, 10);
     for (const i of [1, 2, 3, 4, 6, 7, 8, 9]) circuit.failure(crowd[i]);
@@ -531,12 +566,17 @@ describe('closed: outcomes judged in the order their calls passed', () => {
     expect(circuit.state).toBe('open');
   });
 
-  test('pass() refuses while open and gives probes no ticket', () => {
+  test('pass() refuses while open and gives each half-open period\'s probes a ticket of their own', () => {
     const { circuit } = make();
     trip(circuit);
     expect(circuit.pass()).toBe(REFUSED);
     tick(1000);
-    expect([circuit.pass(), circuit.pass()]).toEqual([NO_TICKET, REFUSED]);
+    const first = circuit.pass();
+    expect(circuit.pass()).toBe(REFUSED);
+    circuit.failure(first);
+    tick(1000);
+    const second = circuit.pass();
+    expect([first < REFUSED, second < REFUSED, second !== first, second !== NO_TICKET]).toEqual([true, true, true, true]);
   });
 });
 

@@ -1,0 +1,100 @@
+/**
+ * An error a stream reports after data reached the caller that names the key
+ * — a rate limit (`rate_limit_exceeded`) or an empty quota
+ * (`insufficient_quota`), in a chat `error` event or a Responses
+ * `response.failed` — acts on the key as a 429 reply of that code does: the
+ * rate limit cools it down (the wait its message asks for, else
+ * `cooldownMs`), the empty quota takes it out (`quota`). It says nothing of
+ * the provider's health: no circuit counts it. The request still fails (the
+ * data already reached the caller).
+ */
+import OpenAI from 'openai';
+import { describe, expect, test } from 'vitest';
+import { record } from '../support/events';
+import { fakeKey } from '../support/fake-keys';
+import { managedClients } from '../support/managers';
+import { chatChunks, namedSseReply, provider, rawSseReply, responseObject, responsesEvents, type NamedEvent } from '../support/upstream';
+import '../support/setup';
+
+const ONE = 'https://api.one.test/v1';
+const MODEL = 'gpt-4.1';
+const WORDS = ['Hel', 'lo', ' wor', 'ld'];
+/** Both circuits open at the first failure they count. */
+const TRIGGERED = { policy: { kind: 'consecutive' as const, threshold: 1 } };
+
+const manage = managedClients({ one: { baseURL: ONE, keys: [fakeKey('one')] } });
+
+const RATE_LIMITED = { code: 'rate_limit_exceeded', type: 'requests', message: 'Rate limit reached for gpt-4.1 on requests per min (RPM): Limit 3, Used 3. Please try again in 20s.' };
+const NO_QUOTA = { code: 'insufficient_quota', type: 'insufficient_quota', message: 'You exceeded your current quota, please check your plan and billing details.' };
+
+/** A chat stream: two chunks, then `error` as an error payload. */
+function chatEndingIn(error: Record<string, unknown>) {
+  const frames = [...chatChunks(MODEL, WORDS, false).slice(0, 2), JSON.stringify({ error })];
+  return rawSseReply(frames.map((e) => `data: ${e}\n\n`).join(''), 10_000);
+}
+
+/** A Responses stream: its text deltas, then `response.failed` with `error`. */
+function responsesEndingIn(error: Record<string, unknown>) {
+  const events: NamedEvent[] = responsesEvents(MODEL, WORDS).slice(0, -1);
+  const response = { ...responseObject(MODEL, '', 'in_progress', null), status: 'failed', error: { code: error.code, message: error.message } };
+  events.push({ event: 'response.failed', data: { type: 'response.failed', sequence_number: events.length, response } });
+  return namedSseReply(events);
+}
+
+/** Streams one request on `reply` to its end; what the key and the circuits made of it. */
+async function streamOn(api: 'chat' | 'responses', reply: () => Response) {
+  provider(ONE, reply);
+  const { client, manager, failure } = manage({ circuitBreaker: { key: TRIGGERED, deployment: TRIGGERED } });
+  const opened = record(manager, 'circuit:open');
+  const cooled = record(manager, 'key:cooldown');
+  const disabled = record(manager, 'key:disabled');
+  let thrown: unknown;
+  try {
+    const stream =
+      api === 'chat' ? await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], stream: true }) : await client.responses.create({ model: MODEL, input: 'hi', stream: true });
+    for await (const _ of stream as AsyncIterable<unknown>) void _;
+  } catch (error) {
+    thrown = error;
+  }
+  const key = manager.stats().providers.one!.keys[0]!;
+  return {
+    thrown,
+    failures: failure.map((e) => e.error.code),
+    opened: opened.map((e) => e.scope),
+    cooled: cooled.map((e) => [e.keyId === key.id, e.retryAfterMs]),
+    disabled: disabled.map((e) => e.reason),
+    key: { status: key.status, circuit: key.circuit },
+  };
+}
+
+describe.each([
+  ['a chat error event', 'chat', chatEndingIn],
+  ['a Responses response.failed', 'responses', responsesEndingIn],
+] as const)('%s after data reached the caller', (_name, api, endingIn) => {
+  test('rate_limit_exceeded cools the key for the wait its message asks (20 s); no circuit counts it; the request fails', async () => {
+    const seen = await streamOn(api, () => endingIn(RATE_LIMITED));
+    // Before: opened ['deployment', 'key'], cooled [], key circuit 'open'.
+    expect(seen.failures).toEqual(['stream_interrupted']);
+    expect(seen.opened).toEqual([]);
+    expect(seen.cooled).toEqual([[true, 20_000]]);
+    expect(seen.disabled).toEqual([]);
+    expect(seen.key).toEqual({ status: 'cooling', circuit: 'closed' });
+    if (api === 'chat') expect(seen.thrown).toBeInstanceOf(OpenAI.APIError);
+  });
+
+  test('rate_limit_exceeded without a wait in its message cools the key for cooldownMs (5 s)', async () => {
+    const seen = await streamOn(api, () => endingIn({ ...RATE_LIMITED, message: 'Rate limit reached for gpt-4.1.' }));
+    expect(seen.cooled).toEqual([[true, 5_000]]);
+    expect(seen.opened).toEqual([]);
+  });
+
+  test('insufficient_quota takes the key out (quota), as a 429 insufficient_quota reply does; no circuit counts it', async () => {
+    const seen = await streamOn(api, () => endingIn(NO_QUOTA));
+    // Before: opened ['deployment', 'key'], disabled [], key active.
+    expect(seen.failures).toEqual(['stream_interrupted']);
+    expect(seen.opened).toEqual([]);
+    expect(seen.disabled).toEqual(['quota']);
+    expect(seen.cooled).toEqual([]);
+    expect(seen.key).toMatchObject({ status: 'disabled', circuit: 'closed' });
+  });
+});
