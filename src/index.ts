@@ -22,6 +22,7 @@ export type {
   CircuitBreakerOptions,
   CircuitBreakerScopeOptions,
   RateLimitingOptions,
+  AffinityOptions,
   ResponseAffinityOptions,
 } from './config';
 

@@ -23,7 +23,7 @@ export const DEFAULTS = {
   rateLimiting: { adaptive: true, defaultOutputTokens: 256, coldStart: 'probe' },
   budget: { mode: 'calendar', onExceeded: 'reject' },
   autoThresholds: { shortBelow: 500, longAbove: 4000 },
-  responseAffinity: { maxIds: 10_000, ttlMs: 30 * 24 * 3_600_000 },
+  affinity: { maxIds: 10_000, ttlMs: 30 * 24 * 3_600_000 },
 } as const;
 
 /**

@@ -15,7 +15,7 @@ import { resolveHooks } from './sections/hooks';
 import { resolvePrices } from './sections/models';
 import { resolveProviders } from './sections/providers';
 import { resolveCircuitBreaker, resolveLaneOptions, resolveRateLimiting, resolveRetry, resolveStreamBounds, resolveTimeouts } from './sections/resilience';
-import { resolveKeySelection, resolveResponseAffinity, resolveRouting } from './sections/routing';
+import { resolveKeySelection, resolveAffinity, resolveRouting } from './sections/routing';
 import { resolveFetch, resolveStore } from './sections/runtime';
 
 export type * from './options';
@@ -49,6 +49,7 @@ const OPTION_FIELDS: Record<keyof KeyManagerOptions, true> = {
   store: true,
   hooks: true,
   cache: true,
+  affinity: true,
   responseAffinity: true,
 };
 
@@ -85,6 +86,6 @@ export function resolveOptions(options: KeyManagerOptions): ResolvedOptions {
     store,
     hooks: resolveHooks(own(input, 'hooks')),
     cache: resolveCache(own(input, 'cache'), store),
-    responseAffinity: resolveResponseAffinity(own(input, 'responseAffinity')),
+    affinity: resolveAffinity(input),
   };
 }

@@ -152,23 +152,29 @@ export interface RoutingOptions extends CatalogueOptions {
 }
 
 /**
- * Response affinity (`responseAffinity`): a Responses API object is known only
- * to the project of the key that created it, so keyplex remembers which key
- * created each response (from the JSON reply, or a stream's first event) and
- * sends a later request that names it — `previous_response_id` in the body,
- * or a `/responses/{id}…` path — to that key alone.
+ * Object affinity (`affinity`): a response, file, batch, conversation or
+ * upload is known only to the project of the key that created it, so keyplex
+ * remembers which key created each one (the `id` of a successful `POST` to
+ * `/responses`, `/files`, `/batches`, `/conversations`, `/uploads`; a
+ * stream's first event) and sends a later request that names it to that key
+ * alone: a `/{collection}/{id}…` path, or in the JSON body
+ * `previous_response_id`, a response's `conversation` (an id or `{ id }`),
+ * a batch's `input_file_id`.
  */
-export interface ResponseAffinityOptions {
-  /** Most response ids remembered (least recently used go first): 1 to 10,000,000. Default 10,000 (about 200 bytes each). */
+export interface AffinityOptions {
+  /** Most object ids remembered (least recently used go first): 1 to 10,000,000. Default 10,000 (about 200 bytes each). */
   maxIds?: number;
   /**
-   * How long an id is remembered after its response was created, in ms:
+   * How long an id is remembered after its object was created, in ms:
    * above 0, at most 365 days. Default 30 days (how long OpenAI keeps a stored
    * response). An id forgotten (by age, by `maxIds`, or by a restart) is routed
    * as any request: the provider answers if the key chosen cannot see it.
    */
   ttlMs?: number;
 }
+
+/** @deprecated The older name of {@link AffinityOptions} (responses only then); the same options. */
+export type ResponseAffinityOptions = AffinityOptions;
 
 /** Options of `new KeyManager()`. Only `providers` is required. */
 export interface KeyManagerOptions {
@@ -289,13 +295,15 @@ export interface KeyManagerOptions {
    */
   cache?: CacheOptions | false;
   /**
-   * Keeps a Responses API conversation on the key that created it (see
-   * {@link ResponseAffinityOptions}; README "Responses API conversations").
-   * On by default (`{ maxIds: 10000, ttlMs: 30 days }`); `false` turns it off
-   * (every request is routed as if it named no response). Memory only: each
-   * process remembers the responses it created.
+   * Keeps each response, file, batch, conversation and upload on the key
+   * that created it (see {@link AffinityOptions}; README "Objects kept per
+   * project"). On by default (`{ maxIds: 10000, ttlMs: 30 days }`); `false`
+   * turns it off (every request is routed as if it named no object). Memory
+   * only: each process remembers the objects it created.
    */
-  responseAffinity?: ResponseAffinityOptions | false;
+  affinity?: AffinityOptions | false;
+  /** @deprecated The older name of {@link KeyManagerOptions.affinity} (the same option); give one of the two. */
+  responseAffinity?: AffinityOptions | false;
 }
 
 /** A key after validation. */
@@ -367,6 +375,6 @@ export interface ResolvedOptions {
   hooks: ResolvedHooks | undefined;
   /** Undefined when the cache is off. */
   cache: ResolvedCache | undefined;
-  /** Undefined when response affinity is off. */
-  responseAffinity: Required<ResponseAffinityOptions> | undefined;
+  /** Undefined when object affinity is off. */
+  affinity: Required<AffinityOptions> | undefined;
 }

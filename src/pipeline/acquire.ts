@@ -13,7 +13,7 @@ import type { Deployment } from '../routing/deployments';
 import type { StoreReservation } from '../store/types';
 import { budgetsAllow, holdBudgets } from './admit';
 import { untilAborted, type RequestAbort } from './abort';
-import type { RequestContext, ResponsePin } from './context';
+import type { RequestContext, ObjectPin } from './context';
 import { deploymentCircuit, type Core, type LinePlace } from './core';
 import { briefDuration, keyStates } from './explain';
 import { keyGone, pinnedStates } from './affinity';
@@ -163,10 +163,10 @@ function lanePriority(core: Core, ctx: RequestContext): number {
 
 /**
  * The waiting line of a set of deployments, by name. A request pinned to its
- * response's key waits in a line of that key's: those behind it in the
+ * object's key waits in a line of that key's: those behind it in the
  * deployments' line may take other keys meanwhile.
  */
-function lineOf(deployments: readonly Deployment[], pin: ResponsePin | undefined): string {
+function lineOf(deployments: readonly Deployment[], pin: ObjectPin | undefined): string {
   const line = deployments.map((d) => `${d.pool.id}\u0000${d.upstreamModel ?? ''}`).join('\u0001');
   return pin === undefined ? line : `${line}\u0002${pin.keyId}`;
 }
@@ -179,7 +179,7 @@ function lineOf(deployments: readonly Deployment[], pin: ResponsePin | undefined
  */
 function noKeyWait(core: Core, ctx: RequestContext, deployments: readonly Deployment[], picked: NotReady, now: number): number {
   const fail = (why: string, retryAfterMs?: number) => noKey(ctx, why, retryAfterMs);
-  // A request pinned to its response's key: that key gone is final, and only that key's state is told.
+  // A request pinned to its object's key: that key gone is final, and only that key's state is told.
   const pin = ctx.route.affinity;
   const gone = pin === undefined ? undefined : keyGone(pin, ctx.requestId, ctx.history.outcomes);
   if (gone !== undefined) throw gone;
@@ -289,7 +289,7 @@ function pickOn(
   result: NotReady,
 ): Lease | undefined {
   const pool = deployment.pool;
-  // A request that names a response is served by the key that created it alone.
+  // A request that names an object (response, file…) is served by the key that created it alone.
   const keys = ctx.route.affinity?.keys ?? pool.keys;
   const n = keys.length;
   const offset = n > SAMPLE ? pool.nextScan % n : 0;

@@ -4,6 +4,7 @@
  * The route, the budget holds and the end-of-request hooks each have their
  * own small typed part, owned by the stage that sets them.
  */
+import type { ObjectKind } from '../routing/affinity';
 import type { AttemptOutcome, FailureKind, KeyplexError } from '../errors';
 import type { RequestEventBase } from '../events';
 import type { Key } from '../keys/key';
@@ -47,14 +48,16 @@ export interface RoutePlan {
   contextTooLong: boolean;
   /** Models that answered `context_length_exceeded` in this request: not tried again (made on first use). */
   excludedModels: Set<string> | undefined;
-  /** Set when the request names a response this manager created: only that response's key may serve it (src/pipeline/affinity.ts). */
-  readonly affinity: ResponsePin | undefined;
+  /** Set when the request names an object this manager created: only that object's key may serve it (src/pipeline/affinity.ts). */
+  readonly affinity: ObjectPin | undefined;
 }
 
-/** A request pinned to the key that created the Responses API object it names. */
-export interface ResponsePin {
-  /** The response id the request names. */
-  readonly response: string;
+/** A request pinned to the key that created the object (response, file, batch…) it names. */
+export interface ObjectPin {
+  /** The object id the request names. */
+  readonly object: string;
+  /** What it is: `response`, `file`, `batch`, `conversation` or `upload`. */
+  readonly kind: ObjectKind;
   readonly provider: string;
   readonly keyId: string;
   /** That key alone (none once it was removed): the only key acquire judges for the request. */

@@ -13,7 +13,7 @@ import type { KeySelector } from '../keys/selector';
 import type { Circuit } from '../resilience/breaker/index';
 import type { Bulkhead } from '../resilience/bulkhead';
 import type { LimiterRegistry } from '../resilience/rate-limit/index';
-import type { ResponseAffinity } from '../routing/affinity';
+import type { ObjectAffinity } from '../routing/affinity';
 import type { Deployment } from '../routing/deployments';
 import { OTHER_MODELS, type ModelNames } from '../routing/model-names';
 import type { RoutingStrategy } from '../routing/strategy';
@@ -65,8 +65,8 @@ export interface Core {
   readonly session: StoreSession;
   /** The response cache; undefined when off. */
   readonly cache: ResponseCache | undefined;
-  /** Which key created each response (`responseAffinity`); undefined when off. */
-  readonly affinity: ResponseAffinity | undefined;
+  /** Which key created each response, file, batch… (`affinity`); undefined when off. */
+  readonly affinity: ObjectAffinity | undefined;
   /** Request counters in total. */
   readonly totals: TimedCounterSet<KeyplexErrorCode>;
   /** Request counters by the public model asked for. */

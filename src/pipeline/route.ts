@@ -9,8 +9,9 @@ import { requestJson } from '../request';
 import { describeThrown, describeType } from '../config/check';
 import { HookFailedError } from '../errors';
 import type { DeploymentView, RouteContext, RoutingStrategy } from '../routing/strategy';
-import { responsePin } from './affinity';
-import type { RankLookup, RequestFacts, RequestContext, ResponsePin, RouteRank, RoutePlan } from './context';
+import { objectCollection } from '../routing/affinity';
+import { objectPin } from './affinity';
+import type { RankLookup, RequestFacts, RequestContext, ObjectPin, RouteRank, RoutePlan } from './context';
 import type { Core } from './core';
 
 const RANKS = new Map<string, RouteRank[]>();
@@ -32,7 +33,7 @@ class Route implements RoutePlan, RankLookup {
   readonly ranks: RankLookup = this;
   contextTooLong = false;
   excludedModels: Set<string> | undefined = undefined;
-  affinity: ResponsePin | undefined = undefined;
+  affinity: ObjectPin | undefined = undefined;
   /** The provider the request is limited to: its `provider` option, or that of its response's key. */
   provider: string | undefined = undefined;
   /** The strategy of every deployment while they share one (undefined: none placed them); by place once they differ. */
@@ -70,16 +71,18 @@ const NONE: Deployment[] = [];
  * each fallback tier in turn. Deployments whose context window cannot hold
  * the request are left out (and sent on to the model's context fallbacks,
  * after everything else). Records each one's strategy and rank for the
- * `attempt` event. A request that names a response this manager created
- * goes to that response's provider only (its key alone: see ./affinity.ts).
+ * `attempt` event. A request that names an object this manager created (a
+ * response, file, batch, conversation, upload) goes to that object's provider
+ * only (its key alone: see ./affinity.ts).
  *
- * @throws ResponseKeyUnavailableError when that response's key is removed or disabled.
+ * @throws ResponseKeyUnavailableError when that object's key is removed or disabled.
  */
 export function route(core: Core, facts: RequestFacts): RoutePlan {
   const { request, inputTokens, outputTokens } = facts;
   const plan = new Route();
-  // One string check for requests outside the Responses API.
-  if (request.path.startsWith('/responses')) plan.affinity = responsePin(core, facts);
+  // One character read (and a string check at most) for requests outside the collections kept per key.
+  const collection = core.affinity === undefined ? undefined : objectCollection(request.path);
+  if (collection !== undefined) plan.affinity = objectPin(core, facts, collection);
   const pinned = (plan.provider = plan.affinity?.provider ?? request.options.provider);
   if (request.model === undefined) {
     plan.addAll(deploymentsFor(core.pools, undefined, pinned, core.makeDeployment), undefined);

@@ -5,7 +5,7 @@
  * session, each wired to report on the manager's events.
  */
 import { ResponseCache } from '../cache/cache';
-import { ResponseAffinity } from '../routing/affinity';
+import { ObjectAffinity } from '../routing/affinity';
 import type { ResolvedKey, ResolvedOptions } from '../config';
 import type { Key, KeyChange, KeyChangeListener } from '../keys/key';
 import { Key as KeyState } from '../keys/key';
@@ -69,7 +69,7 @@ export function createCore(options: ResolvedOptions): Core {
     // Opened below, once the pools exist (a store may report at once).
     session: undefined as unknown as StoreSession,
     cache: options.cache === undefined ? undefined : new ResponseCache(options.cache, store),
-    affinity: options.responseAffinity === undefined ? undefined : new ResponseAffinity(options.responseAffinity),
+    affinity: options.affinity === undefined ? undefined : new ObjectAffinity(options.affinity),
     totals: new TimedCounterSet<KeyplexErrorCode>(),
     models: new Map(),
     deploymentCircuits: new Map(),

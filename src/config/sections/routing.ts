@@ -55,18 +55,27 @@ export function resolveRouting(raw: unknown, providers: readonly ResolvedProvide
   return { strategy, perModel, catalogue: copyCatalogue(catalogue as CatalogueOptions) };
 }
 
-/** The longest `responseAffinity.ttlMs`: a year (a timestamp compared, never a timer). */
+/** The longest `affinity.ttlMs`: a year (a timestamp compared, never a timer). */
 const YEAR_MS = 365 * 24 * 3_600_000;
 
-/** `responseAffinity`: undefined when `false` (off); the defaults when absent. */
-export function resolveResponseAffinity(raw: unknown): ResolvedOptions['responseAffinity'] {
+/**
+ * `affinity` (or its older name `responseAffinity`, errors naming the one
+ * given): undefined when `false` (off); the defaults when absent.
+ */
+export function resolveAffinity(options: Record<string, unknown>): ResolvedOptions['affinity'] {
+  const older = own(options, 'responseAffinity');
+  if (older !== undefined && own(options, 'affinity') !== undefined) {
+    throw new ConfigError('responseAffinity', 'both `affinity` and its older name `responseAffinity` are given; keep `affinity` alone');
+  }
+  const name = older === undefined ? 'affinity' : 'responseAffinity';
+  const raw = older ?? own(options, 'affinity');
   if (raw === false) return undefined;
-  if (raw === undefined) return { ...DEFAULTS.responseAffinity };
-  if (!isPlainObject(raw)) throw new ConfigError('responseAffinity', `expected an object { maxIds?, ttlMs? } or false; got ${describe(raw)}`);
-  checkFields(raw, ['maxIds', 'ttlMs'], 'responseAffinity', 'responseAffinity option');
+  if (raw === undefined) return { ...DEFAULTS.affinity };
+  if (!isPlainObject(raw)) throw new ConfigError(name, `expected an object { maxIds?, ttlMs? } or false; got ${describe(raw)}`);
+  checkFields(raw, ['maxIds', 'ttlMs'], name, `${name} option`);
   return {
-    maxIds: optionalNumber(own(raw, 'maxIds'), 'responseAffinity.maxIds', DEFAULTS.responseAffinity.maxIds, { min: 1, max: 10_000_000, integer: true, unit: 'response ids' }),
-    ttlMs: optionalNumber(own(raw, 'ttlMs'), 'responseAffinity.ttlMs', DEFAULTS.responseAffinity.ttlMs, { min: 0, exclusiveMin: true, max: YEAR_MS, unit: 'ms' }),
+    maxIds: optionalNumber(own(raw, 'maxIds'), `${name}.maxIds`, DEFAULTS.affinity.maxIds, { min: 1, max: 10_000_000, integer: true, unit: 'object ids' }),
+    ttlMs: optionalNumber(own(raw, 'ttlMs'), `${name}.ttlMs`, DEFAULTS.affinity.ttlMs, { min: 0, exclusiveMin: true, max: YEAR_MS, unit: 'ms' }),
   };
 }
 

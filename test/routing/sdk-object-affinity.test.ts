@@ -1,0 +1,214 @@
+/**
+ * Object affinity beyond responses: a file, a batch or a conversation is
+ * known only to the project of the key that created it, so a later request
+ * naming it (`/files/{id}…`, `/batches/{id}…`, `/conversations/{id}…`, a
+ * batch's `input_file_id`, a response's `conversation`) must go to that key.
+ * The msw handlers below stand for one provider of three keys, every key a
+ * project of its own: another key answers 404, as OpenAI does. Keys are
+ * picked round-robin, so without affinity the next request lands on another
+ * key.
+ */
+import OpenAI, { toFile } from 'openai';
+import { http, HttpResponse } from 'msw';
+import { setupServer } from 'msw/node';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { getKeyplexDetails, KeyManager, type KeyManagerOptions } from '../../src/index';
+import { caught } from '../support/caught';
+import { record } from '../support/events';
+import { fakeKey } from '../support/fake-keys';
+
+const BASE = 'https://projects.keyplex.test/v1';
+const server = setupServer();
+const managers: KeyManager[] = [];
+beforeAll(() => server.listen({ onUnhandledFrame: 'error' }));
+afterEach(async () => {
+  server.resetHandlers();
+  await Promise.all(managers.splice(0).map((m) => m.close()));
+});
+afterAll(() => server.close());
+
+/** One provider's API where each key is its own project: objects by id, each with the key that created it. */
+function projects() {
+  const owners = new Map<string, string>();
+  let made = 0;
+  const keyOf = (request: Request) => request.headers.get('authorization') ?? '';
+  const notFound = (id: string) => HttpResponse.json({ error: { message: `No such object: '${id}'`, type: 'invalid_request_error', code: null } }, { status: 404 });
+  const create = (request: Request, prefix: string, object: Record<string, unknown>) => {
+    const id = `${prefix}${++made}`;
+    owners.set(id, keyOf(request));
+    return HttpResponse.json({ id, ...object });
+  };
+  /** The answer for `id` when the request's key created it, else 404. */
+  const owned = (request: Request, id: string, answer: () => Response) => (owners.get(id) === keyOf(request) ? answer() : notFound(id));
+  const handlers = [
+    http.post(`${BASE}/files`, ({ request }) => create(request, 'file-', { object: 'file', purpose: 'batch', bytes: 2, filename: 'in.jsonl' })),
+    http.get(`${BASE}/files/:id`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'file' }))),
+    http.get(`${BASE}/files/:id/content`, ({ request, params }) => owned(request, params.id as string, () => new HttpResponse('{}', { headers: { 'content-type': 'application/octet-stream' } }))),
+    http.delete(`${BASE}/files/:id`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'file', deleted: true }))),
+    http.post(`${BASE}/batches`, async ({ request }) => {
+      const { input_file_id: file } = (await request.json()) as { input_file_id: string };
+      return owned(request, file, () => create(request, 'batch_', { object: 'batch', input_file_id: file, status: 'validating' }));
+    }),
+    http.get(`${BASE}/batches/:id`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'batch' }))),
+    http.post(`${BASE}/batches/:id/cancel`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'batch', status: 'cancelling' }))),
+    http.post(`${BASE}/conversations`, ({ request }) => create(request, 'conv_', { object: 'conversation' })),
+    http.get(`${BASE}/conversations/:id/items`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ object: 'list', data: [], has_more: false }))),
+    http.post(`${BASE}/uploads`, ({ request }) => create(request, 'upload_', { object: 'upload', status: 'pending' })),
+    http.post(`${BASE}/uploads/:id/parts`, ({ request, params }) => owned(request, params.id as string, () => create(request, 'part_', { object: 'upload.part', upload_id: params.id }))),
+    http.post(`${BASE}/uploads/:id/complete`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'upload', status: 'completed' }))),
+    http.post(`${BASE}/responses`, async ({ request }) => {
+      const { conversation } = (await request.json()) as { conversation?: string | { id: string } };
+      const id = typeof conversation === 'string' ? conversation : conversation?.id;
+      const answer = () => create(request, 'resp_', { object: 'response', status: 'completed', model: 'gpt-4.1', output: [], error: null });
+      return id === undefined ? answer() : owned(request, id, answer);
+    }),
+  ];
+  return { handlers, owners };
+}
+
+/** One provider of three keys (`k0` … `k2`), round-robin: consecutive requests go to different keys. */
+function setup(options: Partial<KeyManagerOptions> = {}) {
+  server.use(...projects().handlers);
+  const manager = new KeyManager({
+    providers: { one: { baseURL: BASE, keys: [0, 1, 2].map((i) => ({ key: fakeKey('proj'), id: `k${i}` })) } },
+    keySelection: 'round-robin',
+    retry: { baseDelayMs: 0 },
+    ...options,
+  });
+  managers.push(manager);
+  const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
+  const attempts = record(manager, 'attempt');
+  return { manager, client, attempts };
+}
+
+/** `files.create` (multipart: no JSON body, so never pinned; only remembered from the reply). */
+async function upload(client: OpenAI) {
+  return client.files.create({ file: await toFile(Buffer.from('{}'), 'in.jsonl'), purpose: 'batch' });
+}
+
+/** `files.create`, then `batches.create` naming the file. */
+async function fileThenBatch(client: OpenAI) {
+  const file = await upload(client);
+  return client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+}
+
+/** `run` `n` times: how many threw, and the first error's message. */
+async function failures(n: number, run: () => Promise<unknown>): Promise<{ failed: number; first?: string }> {
+  let failed = 0;
+  let first: string | undefined;
+  for (let i = 0; i < n; i++) {
+    try {
+      await run();
+    } catch (error) {
+      failed++;
+      first ??= (error as Error).message;
+    }
+  }
+  return { failed, first };
+}
+
+describe('files', () => {
+  test('batches.create with the input_file_id of a file uploaded through keyplex goes to the file\'s key: 0 of 6 fail', async () => {
+    const { client } = setup();
+    const result = await failures(6, () => fileThenBatch(client));
+    expect(result).toEqual({ failed: 0, first: undefined });
+  });
+
+  test('files.retrieve, files.content and files.delete go to the file\'s key: 0 of 6 fail', async () => {
+    const { client } = setup();
+    const result = await failures(6, async () => {
+      const file = await upload(client);
+      await client.files.retrieve(file.id);
+      await (await client.files.content(file.id)).text();
+      await client.files.delete(file.id);
+    });
+    expect(result).toEqual({ failed: 0, first: undefined });
+  });
+});
+
+describe('batches', () => {
+  test('batches.retrieve and batches.cancel go to the batch\'s key: 0 of 6 fail', async () => {
+    const { client } = setup();
+    const result = await failures(6, async () => {
+      const batch = await fileThenBatch(client);
+      await client.batches.retrieve(batch.id);
+      await client.batches.cancel(batch.id);
+    });
+    expect(result).toEqual({ failed: 0, first: undefined });
+  });
+});
+
+describe('conversations', () => {
+  test('responses.create({ conversation: id }) goes to the conversation\'s key: 0 of 6 fail', async () => {
+    const { client } = setup();
+    const result = await failures(6, async () => {
+      const conversation = await client.conversations.create();
+      await client.responses.create({ model: 'gpt-4.1', input: 'hi', conversation: conversation.id });
+    });
+    expect(result).toEqual({ failed: 0, first: undefined });
+  });
+
+  test('responses.create({ conversation: { id } }) goes to the conversation\'s key: 0 of 6 fail', async () => {
+    const { client } = setup();
+    const result = await failures(6, async () => {
+      const conversation = await client.conversations.create();
+      await client.responses.create({ model: 'gpt-4.1', input: 'hi', conversation: { id: conversation.id } });
+    });
+    expect(result).toEqual({ failed: 0, first: undefined });
+  });
+
+  test('conversations.items.list goes to the conversation\'s key: 0 of 6 fail', async () => {
+    const { client } = setup();
+    const result = await failures(6, async () => {
+      const conversation = await client.conversations.create();
+      await client.conversations.items.list(conversation.id);
+    });
+    expect(result).toEqual({ failed: 0, first: undefined });
+  });
+});
+
+describe('uploads', () => {
+  test('uploads.parts.create and uploads.complete go to the upload\'s key: 0 of 6 fail', async () => {
+    const { client } = setup();
+    const result = await failures(6, async () => {
+      const started = await client.uploads.create({ bytes: 2, filename: 'in.jsonl', mime_type: 'text/jsonl', purpose: 'batch' });
+      const part = await client.uploads.parts.create(started.id, { data: await toFile(Buffer.from('{}'), 'part') });
+      await client.uploads.complete(started.id, { part_ids: [part.id] });
+    });
+    expect(result).toEqual({ failed: 0, first: undefined });
+  });
+});
+
+describe('the pinned key gone, and affinity off', () => {
+  test('the file\'s key removed: batches.create fails at once with response_key_unavailable naming the file, nothing sent', async () => {
+    const { client, manager, attempts } = setup();
+    const file = await upload(client);
+    manager.removeKey('one', attempts[0]!.keyId);
+    const error = await caught(() => client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' }));
+    expect(getKeyplexDetails(error)?.code).toBe('response_key_unavailable');
+    expect(error).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(error.message).toMatch(new RegExp(`file '${file.id}' was created with key '${attempts[0]!.keyId}' of 'one', which is removed`));
+    expect(error.message).toMatch(/Upload the file again/);
+    expect(attempts).toHaveLength(1);
+  });
+
+  test('affinity: false: batches.create after files.create goes to the next key and fails, 6 of 6', async () => {
+    const { client } = setup({ affinity: false });
+    const result = await failures(6, () => fileThenBatch(client));
+    expect(result.failed).toBe(6);
+  });
+
+  test.each([
+    [{ affinity: { maxIds: 0 } }, 'affinity.maxIds'],
+    [{ affinity: 'on' }, 'affinity'],
+    [{ affinity: {}, responseAffinity: {} }, 'responseAffinity'],
+  ])('malformed %j is refused at construction, naming %s', (options, field) => {
+    expect(() => new KeyManager({ providers: { one: { baseURL: BASE, keys: [fakeKey()] } }, ...(options as object) })).toThrow(expect.objectContaining({ code: 'invalid_config', field }));
+  });
+
+  test('responseAffinity, the older name, is the same option: responseAffinity: false turns files off too (6 of 6 fail)', async () => {
+    const { client } = setup({ responseAffinity: false });
+    const result = await failures(6, () => fileThenBatch(client));
+    expect(result.failed).toBe(6);
+  });
+});
