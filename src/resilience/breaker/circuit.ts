@@ -169,7 +169,12 @@ export class Circuit {
         return probeTicket(trip.halfOpens);
       }
     }
-    return (this.#order ??= new PassOrder((verdict) => this.#judge(verdict))).take();
+    return (this.#order ??= new PassOrder(this)).take();
+  }
+
+  /** @internal A verdict in the order calls passed ({@link PassOrder}): handed to the policy; false when the circuit left `closed`. */
+  judgeInOrder(verdict: Verdict): boolean {
+    return this.#judge(verdict);
   }
 
   /**

@@ -44,6 +44,24 @@ export const FIRST_HOLD_MS = 5_000;
 export const MIN_HOLD_MS = 1_000;
 /** The longest hold, in ms: however slow its successes, a hanging provider opens within two of these. */
 export const MAX_HOLD_MS = 60_000;
+/** The longest success time the averages take in, in ms (longer ones count as this): far past {@link MAX_HOLD_MS}. */
+const MAX_SAMPLE_MS = 1 << 24;
+/** The outcomes a circuit holds, while some came before earlier ones. */
+interface Holding {
+  /** Reported outcomes of tickets `#base` up, at `ticket & mask`; PENDING where none yet. */
+  ring: Uint8Array;
+  mask: number;
+  /** Failures in the ring (held). */
+  held: number;
+  /** The timer's mark: tickets below it still in flight when it fires are let go. */
+  mark: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+/** What judges the outcomes in order: the circuit (a method, not a closure per circuit). */
+export interface OrderJudge {
+  /** Hands a verdict to the circuit's policy; false when the circuit left `closed` (it has called {@link PassOrder.reset}). */
+  judgeInOrder(verdict: Verdict): boolean;
+}
 /** The most calls an outcome waits behind: an outcome further from the oldest call in flight lets that call go. Bounds the memory to 16 KB a circuit. */
 const MAX_SPAN = 1 << 14;
 /** The first ring's size (grown by doubling up to {@link MAX_SPAN}). */
@@ -81,22 +99,21 @@ export class PassOrder {
   #next = 0;
   /** The oldest ticket not judged; every ticket below is judged, or let go (judged as it comes). */
   #base = 0;
-  /** Reported outcomes of tickets `#base` up, at `ticket & #mask`; PENDING where none yet. */
-  #ring: Uint8Array | undefined = undefined;
-  #mask = 0;
-  /** Failures in the ring (held). */
-  #held = 0;
-  /** The timer's mark: tickets below it still in flight when it fires are let go. */
-  #mark = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
-  /** Smoothed time to a success's verdict and its mean deviation, in ms (RFC 6298's SRTT and RTTVAR); -1 before the first. */
-  #average = -1;
-  #deviation = 0;
+  /** What is held, made at the first outcome that comes before an earlier one (most circuits never need it). */
+  #holding: Holding | undefined = undefined;
+  /**
+   * Smoothed time to a success's verdict, in eighths of a ms, and its mean
+   * deviation, in quarters (RFC 6298's SRTT and RTTVAR, scaled as TCP keeps
+   * them): whole numbers, so that V8 keeps them in the object, not as a
+   * number boxed beside it per circuit; -1 before the first.
+   */
+  #srtt8 = -1;
+  #rttvar4 = 0;
   #disposed = false;
-  readonly #judge: (verdict: Verdict) => boolean;
+  readonly #judge: OrderJudge;
 
-  /** @param judge Hands a verdict to the circuit's policy; false when the circuit left `closed` (it has called {@link reset}). */
-  constructor(judge: (verdict: Verdict) => boolean) {
+  /** @param judge The circuit, which hands a verdict to its policy. */
+  constructor(judge: OrderJudge) {
     this.#judge = judge;
   }
 
@@ -107,25 +124,29 @@ export class PassOrder {
 
   /** Failures waiting for the outcomes of earlier calls. */
   get held(): number {
-    return this.#held;
+    return this.#holding?.held ?? 0;
   }
 
   /** How long a call in flight may hold the outcomes of later ones, in ms. */
   get holdMs(): number {
-    if (this.#average < 0) return FIRST_HOLD_MS;
-    return Math.min(MAX_HOLD_MS, Math.max(MIN_HOLD_MS, this.#average + 4 * this.#deviation));
+    if (this.#srtt8 < 0) return FIRST_HOLD_MS;
+    return Math.min(MAX_HOLD_MS, Math.max(MIN_HOLD_MS, (this.#srtt8 >> 3) + this.#rttvar4));
   }
 
   /** A success came `ms` after its call was sent (RFC 6298's smoothing: gains 1/8 and 1/4). */
   observe(ms: number): void {
     if (!(ms >= 0)) return;
-    if (this.#average < 0) {
-      this.#average = ms;
-      this.#deviation = ms / 2;
+    // Whole ms, at most MAX_SAMPLE_MS (the scaled values stay small integers).
+    const m = Math.min(Math.round(ms), MAX_SAMPLE_MS);
+    if (this.#srtt8 < 0) {
+      this.#srtt8 = m << 3;
+      this.#rttvar4 = m << 1;
       return;
     }
-    this.#deviation += (Math.abs(this.#average - ms) - this.#deviation) / 4;
-    this.#average += (ms - this.#average) / 8;
+    let error = m - (this.#srtt8 >> 3);
+    this.#srtt8 += error;
+    if (error < 0) error = -error;
+    this.#rttvar4 += error - (this.#rttvar4 >> 2);
   }
 
   /** The outcome of the call holding `ticket`: judged now, or held until the calls before it report. */
@@ -133,12 +154,12 @@ export class PassOrder {
     const base = this.#base;
     if (ticket < base || this.#disposed) {
       // Let go (or before the last reset): judged as it comes.
-      this.#judge(verdict);
+      this.#judge.judgeInOrder(verdict);
       return;
     }
     if (ticket === base) {
       this.#base = base + 1;
-      if (this.#judge(verdict)) this.#drain(0);
+      if (this.#judge.judgeInOrder(verdict)) this.#drain(0);
       return;
     }
     this.#hold(ticket, verdict);
@@ -154,27 +175,27 @@ export class PassOrder {
         return;
       }
     }
-    const ring = this.#room(ticket - this.#base + 1);
-    ring[ticket & this.#mask] = verdict;
+    const holding = this.#room(ticket - this.#base + 1);
+    holding.ring[ticket & holding.mask] = verdict;
     if (verdict !== FAILURE) return;
-    this.#held++;
-    if (this.#timer === undefined) this.#arm();
+    holding.held++;
+    if (holding.timer === undefined) this.#arm(holding);
   }
 
-  /** The ring, with room for `span` tickets from `#base`. */
-  #room(span: number): Uint8Array {
-    const ring = this.#ring;
-    if (ring !== undefined && span <= ring.length) return ring;
+  /** What is held, its ring with room for `span` tickets from `#base`. */
+  #room(span: number): Holding {
+    const holding = this.#holding;
+    const ring = holding?.ring;
+    if (ring !== undefined && span <= ring.length) return holding!;
     let size = ring?.length ?? FIRST_SPAN;
     while (size < span) size *= 2;
     const grown = new Uint8Array(size);
-    if (ring !== undefined) {
-      const end = this.#base + ring.length;
-      for (let t = this.#base; t < end; t++) grown[t & (size - 1)] = ring[t & this.#mask]!;
-    }
-    this.#ring = grown;
-    this.#mask = size - 1;
-    return grown;
+    if (holding === undefined) return (this.#holding = { ring: grown, mask: size - 1, held: 0, mark: 0, timer: undefined });
+    const end = this.#base + ring!.length;
+    for (let t = this.#base; t < end; t++) grown[t & (size - 1)] = ring![t & holding.mask]!;
+    holding.ring = grown;
+    holding.mask = size - 1;
+    return holding;
   }
 
   /**
@@ -182,13 +203,13 @@ export class PassOrder {
    * in flight below `letGoBelow`; false when the circuit left `closed`.
    */
   #drain(letGoBelow: number): boolean {
-    const ring = this.#ring;
-    if (ring === undefined) {
+    const holding = this.#holding;
+    if (holding === undefined) {
       // Nothing held: the calls below are let go.
       this.#base = Math.max(this.#base, Math.min(letGoBelow, this.#next));
       return true;
     }
-    const mask = this.#mask;
+    const { ring, mask } = holding;
     while (this.#base < this.#next) {
       const slot = this.#base & mask;
       const verdict = ring[slot]!;
@@ -196,36 +217,40 @@ export class PassOrder {
       ring[slot] = PENDING;
       this.#base++;
       if (verdict === PENDING) continue;
-      if (verdict === FAILURE) this.#held--;
-      if (!this.#judge(verdict as Verdict)) return false;
+      if (verdict === FAILURE) holding.held--;
+      if (!this.#judge.judgeInOrder(verdict as Verdict)) return false;
     }
     return true;
   }
 
   /** Starts the circuit's one hold timer, marking the calls in flight now. */
-  #arm(): void {
-    this.#mark = this.#next;
+  #arm(holding: Holding): void {
+    holding.mark = this.#next;
     const timer = setTimeout(() => {
-      if (this.#timer !== timer) return;
-      this.#timer = undefined;
+      if (holding.timer !== timer) return;
+      holding.timer = undefined;
       // Every call below the mark has been in flight for a hold at least.
-      if (this.#drain(this.#mark) && this.#held > 0) this.#arm();
+      if (this.#drain(holding.mark) && holding.held > 0) this.#arm(holding);
     }, this.holdMs);
     timer.unref();
-    this.#timer = timer;
+    holding.timer = timer;
   }
 
   #disarm(): void {
-    if (this.#timer === undefined) return;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    const holding = this.#holding;
+    if (holding?.timer === undefined) return;
+    clearTimeout(holding.timer);
+    holding.timer = undefined;
   }
 
   /** The circuit opened or closed: what is held is dropped, and the calls in flight are judged as they come. */
   reset(): void {
     this.#base = this.#next;
-    this.#held = 0;
-    this.#ring?.fill(PENDING);
+    const holding = this.#holding;
+    if (holding !== undefined) {
+      holding.held = 0;
+      holding.ring.fill(PENDING);
+    }
     this.#disarm();
   }
 
