@@ -10,22 +10,15 @@
  */
 import OpenAI, { toFile } from 'openai';
 import { http, HttpResponse } from 'msw';
-import { setupServer } from 'msw/node';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { getKeyplexDetails, KeyManager, type KeyManagerOptions } from '../../src/index';
 import { caught } from '../support/caught';
 import { record } from '../support/events';
 import { fakeKey } from '../support/fake-keys';
+import { mswSuite } from '../support/suite';
 
 const BASE = 'https://projects.keyplex.test/v1';
-const server = setupServer();
-const managers: KeyManager[] = [];
-beforeAll(() => server.listen({ onUnhandledFrame: 'error' }));
-afterEach(async () => {
-  server.resetHandlers();
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-});
-afterAll(() => server.close());
+const { server, cleanups } = mswSuite();
 
 /** One provider's API where each key is its own project: objects by id, each with the key that created it. */
 function projects() {
@@ -75,7 +68,7 @@ function setup(options: Partial<KeyManagerOptions> = {}) {
     retry: { baseDelayMs: 0 },
     ...options,
   });
-  managers.push(manager);
+  cleanups.push(() => manager.close());
   const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
   const attempts = record(manager, 'attempt');
   return { manager, client, attempts };
