@@ -476,6 +476,21 @@ describe('closed: outcomes judged in the order their calls passed', () => {
     expect(circuit.state).toBe('open');
   });
 
+  // Smoothed as TCP smooths round trips: after 2000 then 1000 ms, average 2000 + (1000 - 2000) / 8 = 1875 and deviation
+  // 1000 + (|1000 - 2000| - 1000) / 4 = 1000, so the hold is 1875 + 4 × 1000 = 5875 ms.
+  test('the hold follows later successes smoothed (gains 1/8 and 1/4): after 2000 then 1000 ms, 5875 ms', () => {
+    const { circuit } = make({ policy: { kind: 'consecutive', threshold: 2 } });
+    circuit.success(circuit.pass(), 2_000);
+    circuit.success(circuit.pass(), 1_000);
+    const [, b, c] = burst(circuit, 3);
+    circuit.failure(b);
+    circuit.failure(c);
+    tick(5_874);
+    expect(circuit.state).toBe('closed');
+    tick(1);
+    expect(circuit.state).toBe('open');
+  });
+
   test('a failure is judged at most two holds after it came: the calls passed after the timer was armed get their own hold', () => {
     const { circuit } = make({ policy: { kind: 'consecutive', threshold: 2 } });
     const [, b] = burst(circuit, 2);
