@@ -69,6 +69,7 @@ async function startReplica(name: string) {
   });
   manager.on('key:disabled', (e) => console.log(`${name}: key ${e.keyId} disabled (${e.reason})${e.remote ? ', as another replica found' : ''}`));
   manager.on('store:error', (e) => console.log(`${name}: Redis unavailable (${e.message}); serving on local state`));
+  manager.on('store:lost', (e) => console.log(`${name}: Redis lost the shared state (${e.cause}); wrote back what this replica knew`));
   const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
   return { name, store, manager, client, served: 0 };
 }

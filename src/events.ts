@@ -211,6 +211,28 @@ export interface StoreRecoveredEvent {
   downMs: number;
 }
 
+/**
+ * The state store (Redis) lost keyplex's shared state while connected: a
+ * `FLUSHALL`, a restart or a failover to an empty replica faster than the
+ * connection noticed, or keys evicted under `maxmemory`. No outage is
+ * reported for it (nothing was away); this manager's store wrote back what it
+ * knew (key statuses, spend, rate windows) and the manager reloaded the
+ * shared state. Between the loss and this event, budgets and shared windows
+ * counted from what was left. Once per loss and store.
+ */
+export interface StoreLostEvent {
+  /**
+   * How this store learnt of it: `missing`, its marker was gone (the data
+   * flushed, or a server without it); `evicted`, a spend total came back
+   * lower than it knew (part of the data evicted); `notice`, another store
+   * found the loss and said so.
+   */
+  cause: StoreLossCause;
+}
+
+/** How a store learnt that Redis lost the shared state ({@link StoreLostEvent}). */
+export type StoreLossCause = 'missing' | 'evicted' | 'notice';
+
 /** A cacheable request was not in the response cache (`cache` option): it goes upstream. */
 export interface CacheMissEvent extends RequestEventBase {
   model: string | undefined;
@@ -248,6 +270,7 @@ export interface KeyplexEvents {
   'budget:exceeded': BudgetExceededEvent;
   'store:error': StoreErrorEvent;
   'store:recovered': StoreRecoveredEvent;
+  'store:lost': StoreLostEvent;
   'cache:hit': CacheHitEvent;
   'cache:miss': CacheMissEvent;
 }

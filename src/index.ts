@@ -63,6 +63,8 @@ export type {
   BudgetExceededEvent,
   StoreErrorEvent,
   StoreRecoveredEvent,
+  StoreLostEvent,
+  StoreLossCause,
   CacheHitEvent,
   CacheMissEvent,
 } from './events';

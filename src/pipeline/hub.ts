@@ -13,7 +13,7 @@ const EVENT_NAMES = Object.keys({
   request: true, attempt: true, retry: true, failover: true, success: true, failure: true,
   'key:cooldown': true, 'key:disabled': true, 'key:recovered': true, 'key:limits': true, 'key:added': true, 'key:removed': true,
   'circuit:open': true, 'circuit:half-open': true, 'circuit:close': true, 'lane:rejected': true, 'budget:exceeded': true,
-  'store:error': true, 'store:recovered': true, 'cache:hit': true, 'cache:miss': true,
+  'store:error': true, 'store:recovered': true, 'store:lost': true, 'cache:hit': true, 'cache:miss': true,
 } satisfies Record<KeyplexEventName, true>);
 
 /** Unknown names warned about already in this process: once each. */

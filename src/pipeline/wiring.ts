@@ -93,8 +93,21 @@ export function createCore(options: ResolvedOptions): Core {
   (core as { pools: readonly ProviderPool[] }).pools = options.providers.map((provider) => new ProviderPool(provider, core.makeKey));
   // The resolved options held the secrets only until the key states took them.
   for (const provider of options.providers) provider.keys = [];
+  for (const budgets of [core.budgets, core.keyBudgets]) {
+    if (budgets) budgets.onRecorded = (refs, nanos, at) => core.session.addSpend({ budgets: refs, nanos, at });
+  }
+  openSession(core, store);
+  return core;
+}
+
+/**
+ * Opens the manager's session on its store (once the pools exist: a store
+ * may report at once), its reports turned into events and reloads.
+ */
+function openSession(core: Core, store: StateStore): void {
+  const hub = core.hub;
   // What other managers recorded before this one started (a store of its own holds nothing): requests wait for it.
-  const loaded = options.store === undefined ? undefined : holdUntilLoaded(core);
+  const loaded = core.options.store === undefined ? undefined : holdUntilLoaded(core);
   const reload = () => void resync(core).then((ok) => ok && loaded?.());
   (core as { session: StoreSession }).session = store.open({
     change: (change) => applyChange(core, change),
@@ -109,12 +122,11 @@ export function createCore(options: ResolvedOptions): Core {
       core.storeDown = false;
       reload();
     },
+    lost: (cause) => {
+      if (hub.wants('store:lost')) hub.emit('store:lost', { cause });
+    },
   });
-  for (const budgets of [core.budgets, core.keyBudgets]) {
-    if (budgets) budgets.onRecorded = (refs, nanos, at) => core.session.addSpend({ budgets: refs, nanos, at });
-  }
-  if (options.store !== undefined) reload();
-  return core;
+  if (core.options.store !== undefined) reload();
 }
 
 /** One listener for every key circuit of a manager (a closure and a ref per key cost each key's heap); the key is the circuit's `owner` (its store ref, set in makeKey). */

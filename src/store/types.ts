@@ -8,7 +8,7 @@
  * only where sharing is the point (one reservation per attempt on a key with a
  * known limit), and told of changes without waiting for it.
  */
-import type { KeyDisabledReason } from '../events';
+import type { KeyDisabledReason, StoreLossCause } from '../events';
 import type { CircuitSnapshot } from '../resilience/breaker/index';
 
 /** A key, named by provider and id (never by its secret). */
@@ -126,6 +126,12 @@ export interface StoreListener {
    * shared state.
    */
   recovered(downMs: number): void;
+  /**
+   * The store lost the shared state while connected (a flush, an empty
+   * replica, an eviction) and wrote back what it knew; `recovered(0)`
+   * follows, for the reload. Optional for a listener.
+   */
+  lost?(cause: StoreLossCause): void;
 }
 
 /**

@@ -41,6 +41,7 @@ function manage(options: Partial<KeyManagerOptions> = {}) {
     'budget:exceeded': [],
     'store:error': [],
     'store:recovered': [],
+    'store:lost': [],
     'cache:hit': [],
     'cache:miss': [],
   };

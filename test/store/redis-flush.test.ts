@@ -117,6 +117,7 @@ describe.skipIf(!redis.available)('Redis loses its data while the replicas stay 
     const redisAdmin = admin();
     const budget = `${prefix}spend:${encodeURIComponent(a.manager.stats().budgets[0]!.id)}`;
     const held = async () => Object.values(await redisAdmin.hgetall(budget)).reduce((sum, v) => sum + Number(v), 0) / 1e9;
+    const [lostA, lostB] = [record(a.manager, 'store:lost'), record(b.manager, 'store:lost')];
 
     // As `maxmemory` with a volatile-* policy would: the spend hash goes, nothing else.
     expect(await redisAdmin.del(budget)).toBe(1);
@@ -128,6 +129,27 @@ describe.skipIf(!redis.available)('Redis loses its data while the replicas stay 
     const c = await replica(prefix, options);
     await eventually(() => Math.abs(spent(c) - cost) < 1e-9, 'a replica started after it loads all the spend');
     for (const r of [a, b, c]) expect(r.errors).toEqual([]);
+    // The replica that found the spend below what it knew says so; the other heard its notice.
+    expect(lostA).toEqual([{ cause: 'evicted' }]);
+    await eventually(() => lostB.length > 0, 'the other replica reports the loss');
+    expect(lostB).toEqual([{ cause: 'notice' }]);
+  }, 60_000);
+
+  test('the loss is reported: after a FLUSHALL the replica that finds it fires `store:lost` (missing), the other on its notice, each once, and no `store:error`', async () => {
+    const { prefix, options } = pricedSetup(server, 'flush-event', CAP_USD);
+    const [a, b] = [await replica(prefix, options), await replica(prefix, options)];
+    const lost = [record(a.manager, 'store:lost'), record(b.manager, 'store:lost')];
+    const recovered = [record(a.manager, 'store:recovered'), record(b.manager, 'store:recovered')];
+    expect(await outcome(a.client.chat.completions.create(pricedBody()))).toBe('ok');
+    expect(lost).toEqual([[], []]);
+
+    await admin().flushall();
+    expect(await outcome(a.client.chat.completions.create(pricedBody()))).toBe('ok');
+    await eventually(() => lost[0]!.length > 0 && lost[1]!.length > 0, 'both replicas report the loss');
+    expect(lost).toEqual([[{ cause: 'missing' }], [{ cause: 'notice' }]]);
+    // Nothing was away: no outage to report.
+    expect(recovered).toEqual([[], []]);
+    for (const r of [a, b]) expect(r.errors).toEqual([]);
   }, 60_000);
 
   test('rate windows: after a FLUSHALL, a key whose shared window was full stays full for a process started after it (0 more requests in the period)', async () => {

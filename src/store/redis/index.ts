@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { CircuitSnapshot } from '../../resilience/breaker/index';
 import { StoreUnavailableError } from '../../errors';
+import type { StoreLossCause } from '../../events';
 import { ownClient } from './load';
 import { checkOptions, messageOf, type RedisStoreOptions } from './options';
 import { parseJson, RedisSession } from './session';
@@ -334,7 +335,7 @@ export class RedisStore implements StateStore {
         // Not written (the marker is gone), or a bucket came back lower than known (evicted): Redis lost the shared state.
         if (totals === 'lost') this.#kept.keep(origin, spend);
         if (totals === 'lost') void this.#lost();
-        else if (!noteTotals(this.#known, spend, totals, before)) void this.#lost(true);
+        else if (!noteTotals(this.#known, spend, totals, before)) void this.#lost('evicted');
       },
       (error: unknown) => {
         this.#kept.keep(origin, spend);
@@ -395,7 +396,7 @@ export class RedisStore implements StateStore {
     const parsed = parseJson(message) as { o?: unknown; c?: StoreChange | { kind: 'lost'; epoch?: unknown } } | undefined;
     if (!parsed || typeof parsed.o !== 'string' || typeof parsed.c !== 'object' || parsed.c === null) return;
     // Another store found the shared state gone and set a new epoch (epoch.ts): this one writes back what it knows too.
-    if (parsed.c.kind === 'lost') return void (parsed.c.epoch !== this.#epoch && this.#lost());
+    if (parsed.c.kind === 'lost') return void (parsed.c.epoch !== this.#epoch && this.#lost('notice'));
     // Until its write-back, the totals known stay those from before the outage or loss (one heard now holds spend since).
     if ((this.#healthy && !this.#restoring) || parsed.c.kind !== 'spend') this.#known.learn(parsed.c, message);
     this.#sinceLoad(parsed.c);
@@ -441,21 +442,21 @@ export class RedisStore implements StateStore {
 
   /**
    * Redis lost the shared state with the connection open (epoch.ts): writes
-   * back what this store knows, then its managers reload. `evicted`: found
-   * by a spend total lower than known, the marker still there (renewed, so
-   * that the other stores write back too).
+   * back what this store knows, then its managers hear of it and reload.
+   * `evicted`: found by a spend total lower than known, the marker still
+   * there (renewed, so that the other stores write back too).
    */
-  #lost(evicted = false): Promise<void> {
+  #lost(cause: StoreLossCause = 'missing'): Promise<void> {
     // Away: the recovery writes back anyway.
     if (!this.#healthy || this.#closed) return Promise.resolve();
-    this.#restoring ??= this.#restore(evicted ? this.#epoch : '').finally(() => {
+    this.#restoring ??= this.#restore(cause === 'evicted' ? this.#epoch : '', cause).finally(() => {
       this.#restoring = undefined;
       this.#drain();
     });
     return this.#restoring;
   }
 
-  async #restore(renew: string): Promise<void> {
+  async #restore(renew: string, cause: StoreLossCause): Promise<void> {
     try {
       // A drain on its way writes no merge: this one follows it.
       await this.#writing?.catch(() => undefined);
@@ -464,7 +465,7 @@ export class RedisStore implements StateStore {
       this.#fail('write', error);
       return;
     }
-    for (const session of this.#sessions.values()) session.lost();
+    for (const session of this.#sessions.values()) session.lost(cause);
   }
 
   /** Spend kept while a write-back finished is written now. */

@@ -1,4 +1,5 @@
 /** One manager's session on a Redis store: what it asks of the store, and what the store tells it. */
+import type { StoreLossCause } from '../../events';
 import type { CircuitSnapshot } from '../../resilience/breaker/index';
 import { circuitField, keyField } from '../fields';
 import type {
@@ -90,9 +91,10 @@ export class RedisSession implements StoreSession {
     this.#listener.recovered(downMs);
   }
 
-  /** Redis lost the shared state with the connection open, and the store wrote back what it knew: a reload, as after an outage. */
-  lost(): void {
+  /** Redis lost the shared state with the connection open, and the store wrote back what it knew: said, then a reload, as after an outage. */
+  lost(cause: StoreLossCause): void {
     this.#floors = undefined;
+    this.#listener.lost?.(cause);
     this.#listener.recovered(0);
   }
 
