@@ -10,6 +10,7 @@
  * across a multi-byte character).
  */
 import { EventScanner, MAX_FIRST_EVENT_BYTES, type FirstEvents, type ReadResult, type StreamTally } from './sse-scan';
+import { TapReader, type DirectTap } from './tap-reader';
 import type { Usage } from './usage';
 
 export { eventData, generatedChars, tokensOfText } from './sse-events';
@@ -67,7 +68,30 @@ export class StreamTruncated extends Error {
  * as {@link FirstEvents} it was judged already (with its own `stripUsageChunk`).
  */
 export function tapEventStream(first: Uint8Array | FirstEvents, reader: ReadableStreamDefaultReader<Uint8Array>, hooks: StreamTapHooks): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>(new EventStreamTap(first, reader, hooks), NO_READ_AHEAD);
+  return new TappedStream(new EventStreamTap(first, reader, hooks));
+}
+
+/** The tapped stream: its default reader reads the tap directly (tap-reader.ts). */
+class TappedStream extends ReadableStream<Uint8Array> {
+  readonly #tap: EventStreamTap;
+
+  constructor(tap: EventStreamTap) {
+    super(tap, NO_READ_AHEAD);
+    this.#tap = tap;
+  }
+
+  static {
+    // Defined on the prototype, not as a method: TypeScript's overloads of getReader cannot be overridden one by one.
+    Object.defineProperty(TappedStream.prototype, 'getReader', {
+      configurable: true,
+      writable: true,
+      value: function getReader(this: TappedStream, options?: { mode?: string }) {
+        // A `byob` reader (refused: not a byte stream) and anything else asked for: the stream's own answer.
+        if (options?.mode !== undefined) return ReadableStream.prototype.getReader.call(this, options as { mode: 'byob' });
+        return new TapReader(this, this.#tap);
+      },
+    });
+  }
 }
 
 const ONCE = Object.freeze({ once: true });
@@ -87,8 +111,11 @@ function checkIdle(tap: EventStreamTap): void {
  * The tap: the stream's underlying source itself (its methods, no closures
  * per stream but the listener of the request's signal).
  */
-class EventStreamTap {
+class EventStreamTap implements DirectTap {
   readonly #scanner: EventScanner;
+  direct = false;
+  /** What passed on while {@link direct}, for the reader to take. */
+  #held: Uint8Array | undefined = undefined;
   /** The first read, when it is yet to be scanned. */
   #first: Uint8Array | undefined;
   /** What of the first read passes on, judged already: handed to the first pull. */
@@ -156,7 +183,7 @@ class EventStreamTap {
     const out = this.#firstOut;
     if (out !== undefined) {
       this.#firstOut = undefined;
-      this.#controller.enqueue(out);
+      this.#enqueue(out);
       return undefined;
     }
     const first = this.#first;
@@ -165,6 +192,27 @@ class EventStreamTap {
       if (this.#push(first, false)) return undefined;
     }
     return this.#read();
+  }
+
+  #enqueue(chunk: Uint8Array): void {
+    if (this.direct) this.#held = chunk;
+    else this.#controller.enqueue(chunk);
+  }
+
+  pullDirect(): Promise<void> | undefined {
+    return this.#settled ? undefined : this.pull();
+  }
+
+  takeHeld(): Uint8Array | undefined {
+    const held = this.#held;
+    this.#held = undefined;
+    return held;
+  }
+
+  undirect(): void {
+    this.direct = false;
+    const held = this.takeHeld();
+    if (held !== undefined) this.#controller.enqueue(held);
   }
 
   /** Reads the upstream until something passes on (or the stream ends): one promise per read, no async frame. */
@@ -265,6 +313,8 @@ class EventStreamTap {
   #fail(error: unknown): void {
     if (this.#settled) return;
     this.#settle();
+    // As the stream's queue would be, what was held is dropped for the error.
+    this.#held = undefined;
     this.#controller.error(this.hooks.onError(error, this.#scanner.usage, this.#tally));
     this.reader.cancel(error).catch(() => undefined);
   }
@@ -292,7 +342,7 @@ class EventStreamTap {
     }
     if (scanner.sawData) this.#waited = 0;
     if (out === undefined) return false;
-    this.#controller.enqueue(out);
+    this.#enqueue(out);
     return true;
   }
 }
