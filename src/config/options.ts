@@ -186,7 +186,12 @@ export interface KeyManagerOptions {
   retry?: RetryOptions;
   /**
    * Timeout of one attempt until the response headers (for streams, the first
-   * complete event), in ms. Default 300000. Every duration option is above 0 (or
+   * complete event), in ms. Default 300000. A Responses stream's events
+   * before its first output (`response.created`, `response.in_progress`) are
+   * then held back, so that a failure right after them still fails over, for
+   * at most what is left of this timeout (and no longer than
+   * `streamIdleTimeoutMs`): past it they are passed on, the stream healthy.
+   * Every duration option is above 0 (or
    * at least 0 where 0 means "none") and at most 2^31 − 1 ms (about 24.8
    * days), the longest timer Node.js honours; others are refused at construction.
    */

@@ -20,7 +20,7 @@ import {
 import type { Body } from '../request';
 import { classifyStatus } from '../resilience/classify';
 import { bodyRetryAfterMs } from '../resilience/error-body';
-import { MalformedStreamEvent, StreamIdleTimeout, StreamReaderIdle, StreamTruncated, tapEventStream, tokensOfText, type FirstEvents, type StreamTally, type StreamTapHooks } from '../usage/sse';
+import { MalformedStreamEvent, StreamIdleTimeout, StreamReaderIdle, StreamTruncated, tapEventStream, tokensOfText, type FirstEvents, type StreamReader, type StreamTally, type StreamTapHooks } from '../usage/sse';
 import type { Usage } from '../usage/usage';
 import { account, costOf, failed } from './account';
 import { createdCollection, pinNotServing, rememberObject } from './affinity';
@@ -65,7 +65,7 @@ export function streamReply(
   ctx: RequestContext,
   lease: Lease,
   upstream: Response,
-  reader: ReadableStreamDefaultReader<Uint8Array>,
+  reader: StreamReader,
   first: FirstEvents,
   ttftMs: number,
   signal: AbortSignal,

@@ -16,7 +16,7 @@ import { HookFailedError } from '../errors';
 import { classifyStatus, keyRejection, type Classification } from '../resilience/classify';
 import { bodyRetryAfterMs } from '../resilience/error-body';
 import { retryAfterMs } from '../resilience/headers';
-import { FirstRead } from '../usage/sse';
+import { FirstRead, type StreamReader } from '../usage/sse';
 import { usageFromBody } from '../usage/usage';
 import { account } from './account';
 import { createdCollection, rememberObject } from './affinity';
@@ -26,6 +26,7 @@ import { AttemptFailure, embeddedStatus, FetchOptionError } from './failure';
 import type { RequestAbort } from './abort';
 import type { Lease } from './lease';
 import { parseJsonSummary } from './json-body';
+import { holdsPrelude, readPrelude } from './prelude';
 import { callerAbortable } from './pass-through';
 import { decodeText, readBytes } from './read-body';
 import { reply, streamReply } from './respond';
@@ -170,7 +171,8 @@ function answersJson(ctx: RequestContext): boolean {
 /**
  * A streamed answer: read until its first complete event (a failure until
  * then may still fail over; an empty stream or a malformed first event is a
- * broken answer), then handed to the caller, tapped. `injectedUsage`: keyplex
+ * broken answer) — for a Responses stream, until its first event that is not
+ * its prelude (prelude.ts) — then handed to the caller, tapped. `injectedUsage`: keyplex
  * asked this attempt for the usage chunk, so it is removed from what the
  * caller sees (one the upstream sends unasked is the upstream's, passed on).
  */
@@ -187,10 +189,14 @@ async function streamFirst(
 ): Promise<Response> {
   const reader = response.body!.getReader();
   // Its first complete events judged once, here (redacted first: a key the upstream echoes never passes): the tap goes on from them.
-  const first = new FirstRead(injectedUsage, redactor, core.options.redactReplies);
+  const first = new FirstRead(injectedUsage, redactor, core.options.redactReplies, holdsPrelude(ctx));
+  // What the tap reads on with: the body's reader, unless a held prelude was released with a read in flight.
+  let rest: StreamReader = reader;
   try {
     if (core.options.fetch === undefined) while (!first.take(await reader.read()));
     else await abort.bounded(readFirst(reader, first));
+    // A Responses stream's events before its first output are held: a failure until then fails over (prelude.ts).
+    if (first.holding && !first.broken) rest = await readPrelude(core, ctx, abort, reader, first);
   } catch (error) {
     reader.cancel(error).catch(() => undefined);
     throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
@@ -211,7 +217,7 @@ async function streamFirst(
   // A created response exists from its first event (`response.created`): later requests naming it go to this key.
   const created = createdCollection(core, ctx);
   if (created !== undefined) rememberObject(core, lease, created, first.scanner.tally.responseId, now);
-  return streamReply(core, ctx, lease, response, reader, first, now - ctx.startedAt, abort.signal);
+  return streamReply(core, ctx, lease, response, rest, first, now - ctx.startedAt, abort.signal);
 }
 
 /** Reads until `first` has the stream's first complete events (or its end): one promise, for {@link RequestAbort.bounded}. */

@@ -5,6 +5,13 @@
 const LF = 0x0a;
 const CR = 0x0d;
 const TERMINAL_TYPES = new Set(['response.completed', 'response.incomplete', 'response.failed']);
+/**
+ * The Responses stream events that carry no output: the response's state
+ * before its first output item (OpenAI's `ResponseStreamEvent` list). Every
+ * other event adds output (`response.output_item.added`, a delta, a tool
+ * call's progress), ends the answer, or is an `error`.
+ */
+const PRELUDE_TYPES = new Set(['response.created', 'response.in_progress', 'response.queued']);
 const ERROR_EVENT = /^event: ?error\r?$/m;
 
 /** True when `text` from `from` on is only line breaks. */
@@ -85,6 +92,11 @@ export function endsAnswer(parsed: Obj): boolean {
   if (typeof parsed.type === 'string') return TERMINAL_TYPES.has(parsed.type);
   const choices = parsed.choices;
   return Array.isArray(choices) && choices.some((choice) => isObj(choice) && typeof choice.finish_reason === 'string');
+}
+
+/** True for a Responses event that carries no output yet (see {@link PRELUDE_TYPES}). */
+export function isPrelude(parsed: Obj): boolean {
+  return typeof parsed.type === 'string' && PRELUDE_TYPES.has(parsed.type);
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { finished, judgeChunk, SKIP } from './chunk-scan';
-import { endsAnswer, eventData, eventError, generatedChars, isObj } from './sse-events';
+import { endsAnswer, eventData, eventError, generatedChars, isObj, isPrelude } from './sse-events';
 import { asBuffer, completeUpTo, concat, eventEnd, find, holds, joined, keptBytes, lineEnd, onlyBreaks } from './sse-frames';
 import { usageFromBody, type Usage } from './usage';
 
@@ -74,8 +74,20 @@ export class EventScanner {
   usage: Usage | undefined;
   /** True when a scan met an event whose data was neither JSON nor `[DONE]` (the stream is broken). */
   malformed = false;
-  /** The upstream's error when the stream's first data event was one (see {@link StreamTally.error}): it failed before any answer. */
+  /**
+   * The upstream's error when the stream's first data event was one (see
+   * {@link StreamTally.error}), or came after a held prelude (see
+   * {@link holding}): it failed before any answer.
+   */
   openingError: Record<string, unknown> | undefined;
+  /**
+   * True while every data event so far opened a Responses stream without
+   * output (`response.created`, `response.in_progress`, `response.queued`):
+   * set by {@link FirstRead} for the streams whose prelude it holds back,
+   * cleared by the first other event (output, the end, an error) or by
+   * {@link FirstRead.release}. False for every other stream.
+   */
+  holding = false;
   /** True when the last scan met an event with data (comments and keep-alives are not data). */
   sawData = false;
   /** True once `[DONE]` was judged: the SDK reads nothing after it, so what follows is passed on unjudged. */
@@ -253,6 +265,9 @@ export class EventScanner {
     tally.dataEvents++;
     tally.textChars += generatedChars(parsed);
     if (isObj(parsed)) {
+      // Every data event before this one was a held prelude: an error here still comes before any answer.
+      const prelude = this.holding;
+      if (prelude && !isPrelude(parsed)) this.holding = false;
       if (!tally.sawEnd && endsAnswer(parsed)) tally.sawEnd = true;
       if (tally.responseId === undefined && isObj(parsed.response) && typeof parsed.response.id === 'string') tally.responseId = parsed.response.id;
       const error = eventError(parsed, event);
@@ -261,7 +276,7 @@ export class EventScanner {
         tally.errorEvent = true;
         tally.error = error;
         if (parsed.type === 'response.failed') tally.failedResponse = true;
-        if (tally.dataEvents === 1) this.openingError = error;
+        if (tally.dataEvents === 1 || prelude) this.openingError = error;
       }
     }
     const found = usageFromBody(parsed);
@@ -295,6 +310,14 @@ export function scanFirst(first: Uint8Array, stripUsageChunk: boolean, redactor?
 }
 
 /**
+ * The most a held Responses prelude ({@link FirstRead.hold}) may hold, in
+ * bytes of complete events: past it, the events are released as they are
+ * (OpenAI's prelude is two copies of the response object, a few KiB unless
+ * the instructions are long), so the memory a stream holds stays bounded.
+ */
+export const MAX_HELD_PRELUDE_BYTES = 1024 * 1024;
+
+/**
  * A stream read until its first data event is judged (or it ends): each
  * read is given to {@link take} until it says so, with no async frame of its
  * own. {@link broken} when the stream ended before any data event (no byte,
@@ -303,6 +326,11 @@ export function scanFirst(first: Uint8Array, stripUsageChunk: boolean, redactor?
  * {@link MAX_FIRST_EVENT_BYTES} came before a data event (the stream is
  * broken before anything reached the caller, so another attempt may serve it). Handed to
  * {@link tapEventStream}, those events are not judged again.
+ *
+ * With `holdPrelude` (a Responses stream), events that carry no output
+ * (`response.created`, `response.in_progress`) are held back after that:
+ * {@link holding} says so, and the reads go to {@link hold} until the first
+ * other event, so that a failure before any output can still fail over.
  */
 export class FirstRead implements FirstEvents {
   readonly scanner: EventScanner;
@@ -311,8 +339,9 @@ export class FirstRead implements FirstEvents {
   #parts: Uint8Array[] = [];
   #size = 0;
 
-  constructor(stripUsageChunk: boolean, redactor?: ByteRedactor, everything = true) {
+  constructor(stripUsageChunk: boolean, redactor?: ByteRedactor, everything = true, holdPrelude = false) {
     this.scanner = new EventScanner(stripUsageChunk, redactor, everything);
+    this.scanner.holding = holdPrelude;
   }
 
   /**
@@ -323,23 +352,58 @@ export class FirstRead implements FirstEvents {
    * once it is broken (stop reading then).
    */
   take(read: ReadResult): boolean {
-    const { done, value } = read;
+    if (this.#scan(read)) return true;
+    const tally = this.scanner.tally;
+    if (tally.dataEvents > 0) return true;
+    // Ended (the body, or at a `[DONE]`) before any data event: nothing was answered.
+    if (read.done || tally.sawEnd) return (this.broken = true);
+    return this.#tooLarge();
+  }
+
+  /** True while the data events judged are a held Responses prelude (see {@link EventScanner.holding}). */
+  get holding(): boolean {
+    return this.scanner.holding;
+  }
+
+  /**
+   * Takes one read of a held prelude: true once the event that ends it is
+   * judged (output, the end, an error: {@link EventScanner.openingError}),
+   * once the held events pass {@link MAX_HELD_PRELUDE_BYTES} (released), or
+   * once the stream is broken — it ended before any output, or sent a
+   * malformed event.
+   */
+  hold(read: ReadResult): boolean {
+    if (this.#scan(read) || !this.scanner.holding) return true;
+    if (read.done) return (this.broken = true);
+    if (this.#size > MAX_HELD_PRELUDE_BYTES) {
+      this.release();
+      return true;
+    }
+    return this.#tooLarge();
+  }
+
+  /** The held prelude goes to the caller as it is: the stream is judged as any other from here. */
+  release(): void {
+    this.scanner.holding = false;
+  }
+
+  /** Scans one read, keeping what passes on; true when it was malformed (broken). */
+  #scan(read: ReadResult): boolean {
     const scanner = this.scanner;
-    const out = scanner.scan(value, done);
+    const out = scanner.scan(read.value, read.done);
     if (out !== undefined) {
       this.#parts.push(out);
       this.#size += out.length;
     }
-    if (scanner.malformed) return (this.broken = true);
-    const tally = scanner.tally;
-    if (tally.dataEvents > 0) return true;
-    // Ended (the body, or at a `[DONE]`) before any data event: nothing was answered.
-    if (done || tally.sawEnd) return (this.broken = true);
-    if (scanner.held + this.#size > MAX_FIRST_EVENT_BYTES) {
-      scanner.clear();
-      return (this.broken = true);
-    }
-    return false;
+    return scanner.malformed ? (this.broken = true) : false;
+  }
+
+  /** Broken when more than {@link MAX_FIRST_EVENT_BYTES} came before an event that ends the wait. */
+  #tooLarge(): boolean {
+    const scanner = this.scanner;
+    if (scanner.held + this.#size <= MAX_FIRST_EVENT_BYTES) return false;
+    scanner.clear();
+    return (this.broken = true);
   }
 
   /** What of the reads passes on (undefined: nothing yet), in one array. */

@@ -14,7 +14,7 @@ import { TapReader, type DirectTap } from './tap-reader';
 import type { Usage } from './usage';
 
 export { eventData, generatedChars, tokensOfText } from './sse-events';
-export { EventScanner, FirstRead, MAX_FIRST_EVENT_BYTES, scanFirst, type ByteRedactor, type FirstEvents, type StreamTally } from './sse-scan';
+export { EventScanner, FirstRead, MAX_FIRST_EVENT_BYTES, MAX_HELD_PRELUDE_BYTES, scanFirst, type ByteRedactor, type FirstEvents, type ReadResult, type StreamTally } from './sse-scan';
 
 export interface StreamTapHooks {
   /** Remove chat/legacy completion chunks that carry usage and no choices (when `first` is raw bytes; {@link scanFirst} takes it otherwise). */
@@ -32,6 +32,9 @@ export interface StreamTapHooks {
   /** Called once when the caller cancels the stream. */
   onCancel(usage: Usage | undefined, tally: StreamTally): void;
 }
+
+/** What the tap reads the upstream with: a body's reader, or one that goes on from a read already in flight. */
+export type StreamReader = Pick<ReadableStreamDefaultReader<Uint8Array>, 'read' | 'cancel'>;
 
 /** The upstream sent no data for `idleTimeoutMs` while the tap waited for it. */
 export class StreamIdleTimeout extends Error {
@@ -67,7 +70,7 @@ export class StreamTruncated extends Error {
  * that a stream that fails before its first byte can still fail over); given
  * as {@link FirstEvents} it was judged already (with its own `stripUsageChunk`).
  */
-export function tapEventStream(first: Uint8Array | FirstEvents, reader: ReadableStreamDefaultReader<Uint8Array>, hooks: StreamTapHooks): ReadableStream<Uint8Array> {
+export function tapEventStream(first: Uint8Array | FirstEvents, reader: StreamReader, hooks: StreamTapHooks): ReadableStream<Uint8Array> {
   return new TappedStream(new EventStreamTap(first, reader, hooks));
 }
 
@@ -133,7 +136,7 @@ class EventStreamTap implements DirectTap {
 
   constructor(
     first: Uint8Array | FirstEvents,
-    private readonly reader: ReadableStreamDefaultReader<Uint8Array>,
+    private readonly reader: StreamReader,
     private readonly hooks: StreamTapHooks,
   ) {
     if (first instanceof Uint8Array) {
