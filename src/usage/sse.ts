@@ -214,8 +214,9 @@ class EventStreamTap implements DirectTap {
 
   undirect(): void {
     this.direct = false;
+    // Once the tap has failed, the stream holds its error for the next reader.
     const held = this.takeHeld();
-    if (held !== undefined) this.#controller.enqueue(held);
+    if (held !== undefined && !this.#settled) this.#controller.enqueue(held);
   }
 
   /** Reads the upstream until something passes on (or the stream ends): one promise per read, no async frame. */
@@ -308,6 +309,9 @@ class EventStreamTap implements DirectTap {
     if (this.#push(undefined, true) === 'malformed') return;
     if (this.hooks.requireEnd && !this.#tally.sawEnd) return this.#fail(new StreamTruncated());
     this.#settle();
+    // The last chunk waits in the stream's queue: readable before the end, by this reader or the next.
+    const held = this.takeHeld();
+    if (held !== undefined) this.#controller.enqueue(held);
     this.#controller.close();
     this.hooks.onEnd(this.#scanner.usage, this.#tally);
   }
@@ -316,8 +320,7 @@ class EventStreamTap implements DirectTap {
   #fail(error: unknown): void {
     if (this.#settled) return;
     this.#settle();
-    // As the stream's queue would be, what was held is dropped for the error.
-    this.#held = undefined;
+    // A chunk held is still the reader's (it came before the error, as a chunk handed to a read waiting for it).
     this.#controller.error(this.hooks.onError(error, this.#scanner.usage, this.#tally));
     this.reader.cancel(error).catch(() => undefined);
   }

@@ -20,13 +20,13 @@ interface Heard {
 }
 
 /** A tapped stream over the events, one per upstream read (as a network delivers them); `failAt`: the upstream breaks at that read. */
-async function tapped(failAt = -1): Promise<{ stream: ReadableStream<Uint8Array>; heard: Heard; upstreamCancelled: () => boolean }> {
+async function tapped(failAt = -1, events = EVENTS): Promise<{ stream: ReadableStream<Uint8Array>; heard: Heard; upstreamCancelled: () => boolean }> {
   let i = 0;
   let cancelled = false;
   const reader = new ReadableStream<Uint8Array>({
     pull(controller) {
       if (i === failAt) return controller.error(new Error('connection reset'));
-      if (i < EVENTS.length) controller.enqueue(encoder.encode(EVENTS[i++]!));
+      if (i < events.length) controller.enqueue(encoder.encode(events[i++]!));
       else controller.close();
     },
     cancel: () => void (cancelled = true),
@@ -61,6 +61,13 @@ describe("the tapped stream's reader", () => {
     expect(await reader.read()).toEqual({ done: true, value: undefined });
     await expect(reader.closed).resolves.toBeUndefined();
     expect(heard).toEqual({ ended: 1, cancelled: 0, errors: [] });
+  });
+
+  test('a last event the body ends without its blank line is read before the end', async () => {
+    const unterminated = [...EVENTS.slice(0, -1), 'data: [DONE]'];
+    const { stream, heard } = await tapped(-1, unterminated);
+    expect(await readAll(stream.getReader())).toBe(unterminated.join(''));
+    expect(heard.ended).toBe(1);
   });
 
   test('reads asked for at once are answered in order, each with the next chunk', async () => {
