@@ -244,6 +244,8 @@ export interface StoreSession {
  * new KeyManager({ providers, store: audited });
  * ```
  *
+ * A wrapper that leaves out an optional session method (`defer`,
+ * `rememberObject`, `objectHome`) turns off what it gives: forward those too.
  * The store contract (what every store must do) is tested on memory and
  * Redis in `test/store/contract.test.ts`.
  */
