@@ -115,6 +115,7 @@ export type { ModelPrice } from './usage/pricing';
 export { MemoryStore } from './store/memory';
 export type { MemoryStoreOptions } from './store/memory';
 export type * from './store/types';
+export type { ObjectKind } from './routing/affinity';
 
 export type { Usage } from './usage/usage';
 export type { BudgetOptions, BudgetScope, BudgetWindow, BudgetMode, BudgetStats } from './usage/budget/index';

@@ -13,9 +13,17 @@
  * cost a request and a rate-limit slot and say less. A key that is only
  * waited for (cooling down, out of rate-limit room, behind an open circuit)
  * is waited for like any key, within the request's deadline.
+ *
+ * With a state store configured whose session keeps object homes
+ * (`rememberObject`/`objectHome`: the Redis store does), what one manager
+ * remembers is written to the store too, never waited for; and a request
+ * naming an object this manager does not know asks the store once before it
+ * is routed (another replica may have created it), the answer kept here.
+ * Other requests ask nothing.
  */
 import { ResponseKeyUnavailableError, type AttemptOutcome } from '../errors';
-import { createsObject, kindOf, namedObject, objectCollection, type ObjectKind } from '../routing/affinity';
+import { createsObject, isObjectKind, kindOf, namedObject, objectCollection, type ObjectKind } from '../routing/affinity';
+import type { StoreObjectHome } from '../store/types';
 import type { ObjectPin, RequestContext, RequestFacts } from './context';
 import type { Core } from './core';
 import type { KeyStates } from './explain';
@@ -92,7 +100,47 @@ export function createdCollection(core: Core, ctx: RequestContext): string | und
   return createsObject(method, path, collection) ? collection : undefined;
 }
 
-/** Remembers that object `id` of `collection` (unchecked: a non-empty string is kept) was created on the lease's key. */
+/** Remembers that object `id` of `collection` (a non-empty string is kept, unchecked) was created on the lease's key; shared through the store when one is configured. */
 export function rememberObject(core: Core, lease: Lease, collection: string, id: unknown, now: number): void {
-  core.affinity?.remember(id, lease.deployment.pool.id, lease.key.id, now, kindOf(collection));
+  const { affinity, session } = core;
+  if (affinity === undefined || typeof id !== 'string' || id === '') return;
+  const home: StoreObjectHome = { provider: lease.deployment.pool.id, keyId: lease.key.id, kind: kindOf(collection) };
+  affinity.remember(id, home.provider, home.keyId, now, home.kind);
+  if (core.options.store === undefined || session.rememberObject === undefined) return;
+  try {
+    // Never waited for: the store reports its own failures (store:error); a rejection is let go.
+    const written = session.rememberObject(id, home, core.options.affinity!.ttlMs);
+    if (written instanceof Promise) written.catch(() => undefined);
+  } catch {
+    // A store that throws (against its contract) loses the write, never the request.
+  }
+}
+
+/**
+ * When the request names an object this manager does not know and the
+ * configured store may (another replica created it): the store's answer,
+ * kept in this manager's memory once it comes (route then pins the request
+ * as for an object created here). Undefined, at once, for every other
+ * request, and when the store answers at once. A store that fails or answers
+ * nothing leaves the request routed as usual.
+ */
+export function objectLookup(core: Core, facts: RequestFacts): Promise<void> | undefined {
+  const { affinity, session } = core;
+  if (core.options.store === undefined || affinity === undefined || session.objectHome === undefined) return undefined;
+  const { request } = facts;
+  const collection = objectCollection(request.path);
+  const id = collection === undefined ? undefined : namedObject(request.path, collection, request.json);
+  if (id === undefined || affinity.home(id, facts.startedAt) !== undefined) return undefined;
+  const learn = (home: StoreObjectHome | undefined): void => {
+    // Of the right shape only: a custom store's other answer is none.
+    if (typeof home !== 'object' || home === null || !isObjectKind(home.kind) || typeof home.provider !== 'string' || typeof home.keyId !== 'string') return;
+    affinity.remember(id, home.provider, home.keyId, Date.now(), home.kind);
+  };
+  try {
+    const answer = session.objectHome(id);
+    if (!(answer instanceof Promise)) return void learn(answer);
+    return answer.then(learn, () => undefined);
+  } catch {
+    return undefined;
+  }
 }

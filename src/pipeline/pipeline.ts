@@ -13,6 +13,7 @@ import { isLocalFetch, jsonRequestInit, releaseJson } from '../request';
 import { decide, type RetryDecision } from '../resilience/retry/policy';
 import { sleep } from '../resilience/backoff';
 import { acquire } from './acquire';
+import { objectLookup } from './affinity';
 import { admitBudget, admitLane } from './admit';
 import { failed } from './account';
 import type { RequestContext } from './context';
@@ -54,6 +55,9 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
       const cached = await answerFromCache(core, ctx, abort.signal);
       if (cached !== undefined) return cached;
     }
+    // A request naming an object that another replica may have created: the store asked where, before routing (./affinity.ts).
+    const homing = objectLookup(core, ctx);
+    if (homing !== undefined) await untilAborted(homing, abort.signal);
     const refused = refusal(core, ctx);
     if (refused !== undefined) return refused;
     // Routing, the estimate and the cache key have read the parsed body: a request waiting for a slot or a key holds its text only.

@@ -26,6 +26,9 @@ const UPLOADS = '/uploads';
 /** What one object of a collection is called (in errors). */
 const KINDS: Readonly<Record<string, ObjectKind>> = { [RESPONSES]: 'response', [FILES]: 'file', [BATCHES]: 'batch', [CONVERSATIONS]: 'conversation', [UPLOADS]: 'upload' };
 
+/** Every kind's name. */
+const KIND_NAMES: ReadonlySet<ObjectKind> = new Set(Object.values(KINDS));
+
 /** Each collection by the first letter of its name (as a character code): no two share one. */
 const BY_FIRST_LETTER: Readonly<Record<number, string>> = Object.fromEntries(Object.keys(KINDS).map((collection) => [collection.charCodeAt(1), collection]));
 
@@ -93,6 +96,11 @@ export function objectCollection(path: string): string | undefined {
 /** The kind of the objects of `collection` (one {@link objectCollection} gave). */
 export function kindOf(collection: string): ObjectKind {
   return KINDS[collection]!;
+}
+
+/** Whether `kind` is one of the kinds kept with their key (an answer from a store is checked with it). */
+export function isObjectKind(kind: unknown): kind is ObjectKind {
+  return typeof kind === 'string' && KIND_NAMES.has(kind as ObjectKind);
 }
 
 /** Whether a request creates an object of `collection`: a `POST` to the collection itself (a query allowed). */

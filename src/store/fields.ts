@@ -1,8 +1,9 @@
 /**
- * How stores name keys and circuits in their maps and hashes: provider and
- * key id (never the key), URI-encoded so that no name can run into another.
+ * How stores name keys and circuits in their maps and hashes, and the key
+ * that created an object: provider and key id (never the key), URI-encoded
+ * so that no name can run into another.
  */
-import type { StoreCircuitRef, StoreKeyRef } from './types';
+import type { StoreCircuitRef, StoreKeyRef, StoreObjectHome } from './types';
 
 /** `provider:keyId`. */
 export function keyField(key: StoreKeyRef): string {
@@ -31,4 +32,21 @@ export function parseCircuitField(field: string): StoreCircuitRef | undefined {
   if (parts[0] === 'k') return { scope: 'key', provider, keyId: name };
   if (parts[0] === 'd') return { scope: 'deployment', provider, upstreamModel: name };
   return undefined;
+}
+
+/** Where an object was created, as stores keep it: `kind:provider:keyId`. */
+export function homeValue(home: StoreObjectHome): string {
+  return `${home.kind}:${keyField(home)}`;
+}
+
+/** The home a {@link homeValue} names; `undefined` for nothing or anything else (the manager checks the kind). */
+export function parseHome(value: string | undefined): StoreObjectHome | undefined {
+  const at = value === undefined ? -1 : value.indexOf(':');
+  if (at <= 0) return undefined;
+  try {
+    const key = parseKeyField(value!.slice(at + 1));
+    return key === undefined ? undefined : { provider: key.provider, keyId: key.keyId, kind: value!.slice(0, at) as StoreObjectHome['kind'] };
+  } catch {
+    return undefined; // Not URI-encoded as written here.
+  }
 }

@@ -6,7 +6,7 @@
  */
 import { Lru } from '../cache/lru';
 import type { CircuitSnapshot } from '../resilience/breaker/index';
-import { circuitField, keyField } from './fields';
+import { circuitField, homeValue, keyField, parseHome } from './fields';
 import { periodOf, SlidingSlots } from './shared-window';
 import type {
   StateStore,
@@ -17,6 +17,7 @@ import type {
   StoreKeyStatus,
   StoreLimits,
   StoreListener,
+  StoreObjectHome,
   StoreReservation,
   StoreSession,
   StoreSnapshot,
@@ -64,6 +65,8 @@ export class MemoryStore implements StateStore {
   readonly #spend = new Map<string, Map<number, number>>();
   /** The response cache of managers with `cache: { store: 'store' }`, made on first use. */
   #cache: Lru | undefined;
+  /** Where each object its managers created was (object affinity: `rememberObject`), made on first use. */
+  #objects: Lru | undefined;
 
   constructor(options: MemoryStoreOptions = {}) {
     if (options.now !== undefined && typeof options.now !== 'function') {
@@ -86,6 +89,16 @@ export class MemoryStore implements StateStore {
   /** Stores a cached answer for `ttlMs`. */
   cacheSet(key: string, value: string, ttlMs: number): void {
     (this.#cache ??= new Lru(10_000, 64 * 1024 * 1024)).set(key, value, ttlMs, this.#now());
+  }
+
+  /** @internal Records where object `id` was created, for `ttlMs`; bounded to the last 100,000 ids (about 200 bytes each). */
+  rememberObject(id: string, home: StoreObjectHome, ttlMs: number): void {
+    (this.#objects ??= new Lru(100_000, Number.MAX_SAFE_INTEGER)).set(id, homeValue(home), ttlMs, this.#now());
+  }
+
+  /** @internal */
+  objectHome(id: string): StoreObjectHome | undefined {
+    return parseHome(this.#objects?.get(id, this.#now()));
   }
 
   /** @internal */
@@ -244,6 +257,14 @@ class MemorySession implements StoreSession {
   addSpend(spend: StoreSpend): void {
     this.#store.addSpend(spend);
     this.#store.broadcast(this, { kind: 'spend', budgets: spend.budgets.map((b) => b.id), nanos: spend.nanos, at: spend.at });
+  }
+
+  rememberObject(id: string, home: StoreObjectHome, ttlMs: number): void {
+    this.#store.rememberObject(id, home, ttlMs);
+  }
+
+  objectHome(id: string): StoreObjectHome | undefined {
+    return this.#store.objectHome(id);
   }
 
   load(budgets: readonly StoreBudgetRef[]): StoreSnapshot {

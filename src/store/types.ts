@@ -10,6 +10,7 @@
  */
 import type { KeyDisabledReason, StoreLossCause } from '../events';
 import type { CircuitSnapshot } from '../resilience/breaker/index';
+import type { ObjectKind } from '../routing/affinity';
 
 /** A key, named by provider and id (never by its secret). */
 export interface StoreKeyRef {
@@ -86,6 +87,18 @@ export interface StoreSpend {
   readonly budgets: readonly StoreBudgetRef[];
   readonly nanos: number;
   readonly at: number;
+}
+
+/**
+ * Where an object kept per project (a response, a file, a batch, a
+ * conversation, an upload) was created: the provider and key id of the key
+ * that created it (never its secret), and what it is. See
+ * {@link StoreSession.rememberObject}.
+ */
+export interface StoreObjectHome {
+  readonly provider: string;
+  readonly keyId: string;
+  readonly kind: ObjectKind;
 }
 
 /** A change another manager made, as the store delivers it. */
@@ -185,6 +198,26 @@ export interface StoreSession {
   setCircuit(circuit: StoreCircuitRef, snapshot: CircuitSnapshot): void | Promise<void>;
   /** Records spend and tells the other sessions. */
   addSpend(spend: StoreSpend): void | Promise<void>;
+  /**
+   * Optional (object affinity across replicas): records that object `id` was
+   * created with `home`'s key, for `ttlMs` (the manager's `affinity.ttlMs`),
+   * so that another manager on the store sends the requests naming it to
+   * that key. Called once per object created, after the reply; never waited
+   * for. Like the other writes it never throws: a store that cannot write
+   * now drops it (that object is then known to its own manager only) and
+   * reports the failure through {@link StoreListener.error}.
+   */
+  rememberObject?(id: string, home: StoreObjectHome, ttlMs: number): void | Promise<void>;
+  /**
+   * Optional, with {@link rememberObject}: where object `id` was created, or
+   * `undefined` when the store does not hold it (never recorded, expired) or
+   * cannot answer now. Asked only for a request that names an object its
+   * manager does not know, before routing it, and waited for: a store should
+   * answer within a short bound (the Redis store answers `undefined` at once
+   * while Redis is away, and within its `timeoutMs` otherwise) and resolve
+   * `undefined` rather than reject. The manager keeps the answer in its own memory.
+   */
+  objectHome?(id: string): StoreObjectHome | undefined | Promise<StoreObjectHome | undefined>;
   /** Everything shared: key statuses, circuits, and the spend of `budgets`. */
   load(budgets: readonly StoreBudgetRef[]): StoreSnapshot | Promise<StoreSnapshot>;
   /** Ends the session (the manager's `close()` calls it); the store stays open for others. */
@@ -217,6 +250,8 @@ export interface StoreSession {
  * new KeyManager({ providers, store: audited });
  * ```
  *
+ * A wrapper that leaves out an optional session method (`defer`,
+ * `rememberObject`, `objectHome`) turns off what it gives: forward those too.
  * The store contract (what every store must do) is tested on memory and
  * Redis in `test/store/contract.test.ts`.
  */

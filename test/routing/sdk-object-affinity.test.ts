@@ -9,59 +9,21 @@
  * key.
  */
 import OpenAI, { toFile } from 'openai';
-import { http, HttpResponse } from 'msw';
 import { describe, expect, test } from 'vitest';
-import { getKeyplexDetails, KeyManager, type KeyManagerOptions } from '../../src/index';
+import { getKeyplexDetails, KeyManager, MemoryStore, type KeyManagerOptions, type StateStore } from '../../src/index';
 import { caught } from '../support/caught';
+import { reservingStore } from '../support/custom-store';
 import { record } from '../support/events';
 import { fakeKey } from '../support/fake-keys';
+import { projects } from '../support/projects';
 import { mswSuite } from '../support/suite';
 
 const BASE = 'https://projects.keyplex.test/v1';
 const { server, cleanups } = mswSuite();
 
-/** One provider's API where each key is its own project: objects by id, each with the key that created it. */
-function projects() {
-  const owners = new Map<string, string>();
-  let made = 0;
-  const keyOf = (request: Request) => request.headers.get('authorization') ?? '';
-  const notFound = (id: string) => HttpResponse.json({ error: { message: `No such object: '${id}'`, type: 'invalid_request_error', code: null } }, { status: 404 });
-  const create = (request: Request, prefix: string, object: Record<string, unknown>) => {
-    const id = `${prefix}${++made}`;
-    owners.set(id, keyOf(request));
-    return HttpResponse.json({ id, ...object });
-  };
-  /** The answer for `id` when the request's key created it, else 404. */
-  const owned = (request: Request, id: string, answer: () => Response) => (owners.get(id) === keyOf(request) ? answer() : notFound(id));
-  const handlers = [
-    http.post(`${BASE}/files`, ({ request }) => create(request, 'file-', { object: 'file', purpose: 'batch', bytes: 2, filename: 'in.jsonl' })),
-    http.get(`${BASE}/files/:id`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'file' }))),
-    http.get(`${BASE}/files/:id/content`, ({ request, params }) => owned(request, params.id as string, () => new HttpResponse('{}', { headers: { 'content-type': 'application/octet-stream' } }))),
-    http.delete(`${BASE}/files/:id`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'file', deleted: true }))),
-    http.post(`${BASE}/batches`, async ({ request }) => {
-      const { input_file_id: file } = (await request.json()) as { input_file_id: string };
-      return owned(request, file, () => create(request, 'batch_', { object: 'batch', input_file_id: file, status: 'validating' }));
-    }),
-    http.get(`${BASE}/batches/:id`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'batch' }))),
-    http.post(`${BASE}/batches/:id/cancel`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'batch', status: 'cancelling' }))),
-    http.post(`${BASE}/conversations`, ({ request }) => create(request, 'conv_', { object: 'conversation' })),
-    http.get(`${BASE}/conversations/:id/items`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ object: 'list', data: [], has_more: false }))),
-    http.post(`${BASE}/uploads`, ({ request }) => create(request, 'upload_', { object: 'upload', status: 'pending' })),
-    http.post(`${BASE}/uploads/:id/parts`, ({ request, params }) => owned(request, params.id as string, () => create(request, 'part_', { object: 'upload.part', upload_id: params.id }))),
-    http.post(`${BASE}/uploads/:id/complete`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'upload', status: 'completed' }))),
-    http.post(`${BASE}/responses`, async ({ request }) => {
-      const { conversation } = (await request.json()) as { conversation?: string | { id: string } };
-      const id = typeof conversation === 'string' ? conversation : conversation?.id;
-      const answer = () => create(request, 'resp_', { object: 'response', status: 'completed', model: 'gpt-4.1', output: [], error: null });
-      return id === undefined ? answer() : owned(request, id, answer);
-    }),
-  ];
-  return { handlers, owners };
-}
-
 /** One provider of three keys (`k0` … `k2`), round-robin: consecutive requests go to different keys. */
 function setup(options: Partial<KeyManagerOptions> = {}) {
-  server.use(...projects().handlers);
+  server.use(...projects(BASE).handlers);
   const manager = new KeyManager({
     providers: { one: { baseURL: BASE, keys: [0, 1, 2].map((i) => ({ key: fakeKey('proj'), id: `k${i}` })) } },
     keySelection: 'round-robin',
@@ -169,6 +131,52 @@ describe('uploads', () => {
       await client.uploads.complete(started.id, { part_ids: [part.id] });
     });
     expect(result).toEqual({ failed: 0, first: undefined });
+  });
+});
+
+describe('two managers on one MemoryStore', () => {
+  test('batches.create on B naming a file uploaded on A goes to A\'s key (B lists the keys one place on): 0 of 6 fail', async () => {
+    server.use(...projects(BASE).handlers);
+    const store = new MemoryStore();
+    const keys = [0, 1, 2].map((i) => ({ key: fakeKey('proj'), id: `k${i}` }));
+    const [a, b] = [keys, [...keys.slice(1), keys[0]!]].map((listed) => {
+      const manager = new KeyManager({ providers: { one: { baseURL: BASE, keys: listed } }, keySelection: 'round-robin', retry: { baseDelayMs: 0 }, store });
+      cleanups.push(() => manager.close());
+      return manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
+    });
+    const result = await failures(6, async () => {
+      const file = await upload(a!);
+      await b!.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    });
+    expect(result).toEqual({ failed: 0, first: undefined });
+  });
+});
+
+describe('a store that fails at it', () => {
+  test('rememberObject throwing and objectHome rejecting: no request fails for it, affinity as in one manager (0 of 6 fail)', async () => {
+    let calls = 0;
+    const shared = reservingStore(() => ({ ok: true, requests: undefined, tokens: undefined }));
+    const store: StateStore = {
+      open: (listener) => ({
+        ...shared.open(listener),
+        rememberObject: () => {
+          calls++;
+          throw new Error('down');
+        },
+        objectHome: () => {
+          calls++;
+          return Promise.reject(new Error('down'));
+        },
+      }),
+    };
+    const { client } = setup({ store });
+    const result = await failures(6, async () => {
+      await fileThenBatch(client);
+      await client.files.retrieve('file-not-made-here').catch(() => undefined);
+    });
+    expect(result).toEqual({ failed: 0, first: undefined });
+    // Per round: the file and the batch written (2), the unknown file read (1).
+    expect(calls).toBe(18);
   });
 });
 

@@ -301,6 +301,22 @@ for (const impl of implementations) {
         ]);
     });
 
+    test('an object A remembers, B finds (kind, provider, key id), until its TTL; an id never remembered, and another deployment, find none', async () => {
+      await setup();
+      const home = { provider: 'open:ai/x', keyId: 'k 1', kind: 'file' as const };
+      await s.a.rememberObject!('file-abc/1', home, 60_000);
+      await s.a.rememberObject!('resp_1', { ...KEY, kind: 'response' }, 60_000);
+      expect(await s.b.objectHome!('file-abc/1')).toEqual(home);
+      expect(await s.b.objectHome!('resp_1')).toEqual({ ...KEY, kind: 'response' });
+      expect(await s.b.objectHome!('file-unknown')).toBeUndefined();
+      const stranger = s.other();
+      expect(await stranger.objectHome!('resp_1')).toBeUndefined();
+      await stranger.close();
+      if (impl.name !== 'MemoryStore') return; // Redis expires on its own clock (PX), not the injected one.
+      t += 60_000;
+      expect(await s.b.objectHome!('resp_1')).toBeUndefined();
+    });
+
     test('another deployment (another store or prefix) shares nothing', async () => {
       await setup();
       for (let i = 0; i < 3; i++) await s.a.reserve(KEY, RPM3, 0);

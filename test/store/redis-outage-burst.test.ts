@@ -18,7 +18,7 @@ import { RedisStore } from '../../src/store/redis';
 import { ProviderSimulator, simulatorFetch } from '../../src/testing';
 import { record } from '../support/events';
 import { fakeKey } from '../support/fake-keys';
-import { redisForSuite } from '../support/redis';
+import { redisForSuite, serverPid } from '../support/redis';
 import { outcome } from '../support/store-replica';
 import { eventually } from '../support/time';
 
@@ -34,13 +34,6 @@ afterEach(async () => {
 
 type Outage = 'SIGSTOP' | 'SIGKILL' | 'CLIENT PAUSE';
 
-async function serverPid(): Promise<number> {
-  const admin = new Redis(redis.server.url);
-  const info = await admin.info('server');
-  admin.disconnect();
-  return Number(/process_id:(\d+)/.exec(info)?.[1]);
-}
-
 /** Takes Redis away; the returned function brings it back. */
 async function takeAway(kind: Outage): Promise<() => Promise<void>> {
   if (kind === 'SIGKILL') {
@@ -48,7 +41,7 @@ async function takeAway(kind: Outage): Promise<() => Promise<void>> {
     return () => redis.server.start();
   }
   if (kind === 'SIGSTOP') {
-    const pid = await serverPid();
+    const pid = await serverPid(redis.server.url);
     process.kill(pid, 'SIGSTOP');
     let resumed = false;
     const resume = async () => {

@@ -7,13 +7,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import OpenAI from 'openai';
-import { Redis } from 'ioredis';
 import { describe, expect, test } from 'vitest';
 import { KeyManager, type KeyManagerOptions } from '../../src/index';
 import { RedisStore } from '../../src/store/redis';
 import { ProviderSimulator, simulatorFetch } from '../../src/testing';
 import { fakeKey } from '../support/fake-keys';
-import { redisForSuite } from '../support/redis';
+import { redisForSuite, serverPid } from '../support/redis';
 import { outcome } from '../support/store-replica';
 import { record } from '../support/events';
 import { eventually } from '../support/time';
@@ -21,13 +20,6 @@ import { eventually } from '../support/time';
 const redis = redisForSuite('Redis hung (SIGSTOP) under bursts');
 const MODEL = 'gpt-4.1';
 const body = () => ({ model: MODEL, messages: [{ role: 'user' as const, content: 'hi' }], max_tokens: 4 });
-
-async function serverPid(): Promise<number> {
-  const admin = new Redis(redis.server.url);
-  const info = await admin.info('server');
-  admin.disconnect();
-  return Number(/process_id:(\d+)/.exec(info)?.[1]);
-}
 
 /** Resolves to 'settled' when `promise` settles within `ms`, else 'pending'. */
 const within = (promise: Promise<unknown>, ms: number) =>
@@ -53,7 +45,7 @@ describe.skipIf(!redis.available)('a hung Redis (SIGSTOP)', () => {
     const burst = (count: number) => Promise.all(Array.from({ length: count }, (_, i) => outcome(replicas[i % 3]!.client.chat.completions.create(body()))));
     expect(await burst(30)).toEqual(Array(30).fill('ok'));
 
-    const pid = await serverPid();
+    const pid = await serverPid(redis.server.url);
     process.kill(pid, 'SIGSTOP');
     try {
       const during = burst(150);
@@ -77,7 +69,7 @@ describe.skipIf(!redis.available)('a hung Redis (SIGSTOP)', () => {
       const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key }], models: [MODEL] }] });
       const store = new RedisStore({ url: redis.server.url, prefix: `hang-new:${randomUUID()}:`, retryMs: 50, timeoutMs: 250, failMode });
       await store.ready();
-      const pid = await serverPid();
+      const pid = await serverPid(redis.server.url);
       process.kill(pid, 'SIGSTOP');
       let stopped = true;
       try {

@@ -8,6 +8,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
 
 const REQUIRED = process.env.KEYPLEX_REQUIRE_REDIS === '1';
@@ -73,6 +74,14 @@ function pings(port: number): Promise<boolean> {
       if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
     });
   });
+}
+
+/** The process id of the `redis-server` at `url` (to SIGSTOP it: a hung server, connections open). */
+export async function serverPid(url: string): Promise<number> {
+  const admin = new Redis(url);
+  const info = await admin.info('server');
+  admin.disconnect();
+  return Number(/process_id:(\d+)/.exec(info)?.[1]);
 }
 
 /** One `redis-server` process on loopback. */

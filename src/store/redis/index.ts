@@ -11,7 +11,7 @@ import type { StoreLossCause } from '../../events';
 import { ownClient } from './load';
 import { checkOptions, messageOf, type RedisStoreOptions } from './options';
 import { parseJson, RedisSession } from './session';
-import { keyField } from '../fields';
+import { homeValue, keyField, parseHome } from '../fields';
 import { ADJUST, adjustmentArgs, DeferredAdjustments, RESERVE, windowArgs, type Adjustment } from '../scripts';
 import { bucketOf, KnownState } from './known';
 import { KeptSpend, noteTotals, seenTotals, SPEND_SCRIPT, script, spendCall, spendHash, writeBackKept, type Names, type PendingStatus, type Script, type WriteBackOptions } from './writeback';
@@ -19,22 +19,8 @@ import { LoadWatch, newerThan, parseSnapshot } from './snapshot';
 import { answerWithin, LATE, Patience } from './timing';
 import { epochKey } from './epoch';
 import { LOST, lostReply, reservationOf } from './reply';
-import type {
-  StateStore,
-  StoreBudgetRef,
-  StoreChange,
-  StoreCircuitRef,
-  StoreFailure,
-  StoreKeyRef,
-  StoreKeyStatus,
-  StoreLimits,
-  StoreListener,
-  StoreOperation,
-  StoreReservation,
-  StoreSession,
-  StoreSnapshot,
-  StoreSpend,
-} from '../types';
+import { objectName, readValue, writeValue } from './objects';
+import type { StateStore, StoreBudgetRef, StoreChange, StoreCircuitRef, StoreFailure, StoreKeyRef, StoreKeyStatus, StoreLimits, StoreListener, StoreObjectHome, StoreOperation, StoreReservation, StoreSession, StoreSnapshot, StoreSpend } from '../types';
 
 export type * from '../types';
 
@@ -191,19 +177,23 @@ export class RedisStore implements StateStore {
    * `undefined` when absent or expired, and while Redis is away or slower
    * than `timeoutMs` (a miss; the cache never fails a request).
    */
-  async cacheGet(key: string): Promise<string | undefined> {
-    if (!this.#healthy) return undefined;
-    try {
-      return (await this.#patience.answer(this.#client.get(`${this.prefix}${key}`), 'a cache read')) ?? undefined;
-    } catch {
-      return undefined;
-    }
+  cacheGet(key: string): Promise<string | undefined> | undefined {
+    return this.#healthy ? readValue(this.#client, this.#patience, `${this.prefix}${key}`, 'a cache read') : undefined;
   }
 
   /** Stores a cached answer for `ttlMs` (`SET … PX`); dropped while Redis is away. */
   cacheSet(key: string, value: string, ttlMs: number): void {
-    if (!this.#healthy) return;
-    this.#client.set(`${this.prefix}${key}`, value, 'PX', Math.max(1, Math.ceil(ttlMs))).catch(() => {});
+    if (this.#healthy) writeValue(this.#client, `${this.prefix}${key}`, value, ttlMs).catch(() => {});
+  }
+
+  /** @internal Where object `id` was created (one `GET`): `undefined` at once while Redis is away, and when it holds none or is slower than `timeoutMs`. */
+  objectHome(id: string): Promise<StoreObjectHome | undefined> | undefined {
+    return this.#healthy ? readValue(this.#client, this.#patience, objectName(this.prefix, id), 'an object lookup').then(parseHome) : undefined;
+  }
+
+  /** @internal Records where object `id` was created, for `ttlMs` (`SET … PX`); resolves once written. Dropped while Redis is away; a failure is reported as a write's. Never rejects. */
+  async rememberObject(id: string, home: StoreObjectHome, ttlMs: number): Promise<void> {
+    if (this.#healthy) await writeValue(this.#client, objectName(this.prefix, id), homeValue(home), ttlMs).catch((error: unknown) => this.#fail('write', error));
   }
 
   // ------------------------------------------------------------ internals

@@ -11,6 +11,7 @@ import type {
   StoreKeyStatus,
   StoreLimits,
   StoreListener,
+  StoreObjectHome,
   StoreReservation,
   StoreSession,
   StoreSnapshot,
@@ -25,6 +26,8 @@ export interface SessionHost {
   write(origin: string, hash: 'keys' | 'circuits', field: string, value: unknown, change: StoreChange): Promise<void>;
   addSpend(origin: string, spend: StoreSpend): Promise<void>;
   load(budgets: readonly StoreBudgetRef[]): Promise<StoreSnapshot>;
+  rememberObject(id: string, home: StoreObjectHome, ttlMs: number): Promise<void>;
+  objectHome(id: string): Promise<StoreObjectHome | undefined> | undefined;
   detach(session: RedisSession): void;
 }
 
@@ -121,6 +124,14 @@ export class RedisSession implements StoreSession {
 
   addSpend(spend: StoreSpend): Promise<void> {
     return this.#store.addSpend(this.id, spend);
+  }
+
+  rememberObject(id: string, home: StoreObjectHome, ttlMs: number): Promise<void> {
+    return this.#store.rememberObject(id, home, ttlMs);
+  }
+
+  objectHome(id: string): Promise<StoreObjectHome | undefined> | undefined {
+    return this.#store.objectHome(id);
   }
 
   async load(budgets: readonly StoreBudgetRef[]): Promise<StoreSnapshot> {

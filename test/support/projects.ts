@@ -1,0 +1,49 @@
+/**
+ * A provider's object API (files, batches, conversations, uploads,
+ * responses) on msw, where each key is a project of its own: an object is
+ * found only with the key that created it, as OpenAI answers (404 otherwise).
+ */
+import { http, HttpResponse } from 'msw';
+
+/**
+ * The API at `BASE` of one provider where each key is its own project:
+ * objects by id, each with the key that created it; another key (or
+ * provider) answers 404. Ids are `{prefix}{tag}{n}` (`tag` tells providers' ids apart).
+ */
+export function projects(BASE: string, tag = '') {
+  const owners = new Map<string, string>();
+  let made = 0;
+  const keyOf = (request: Request) => request.headers.get('authorization') ?? '';
+  const notFound = (id: string) => HttpResponse.json({ error: { message: `No such object: '${id}'`, type: 'invalid_request_error', code: null } }, { status: 404 });
+  const create = (request: Request, prefix: string, object: Record<string, unknown>) => {
+    const id = `${prefix}${tag}${++made}`;
+    owners.set(id, keyOf(request));
+    return HttpResponse.json({ id, ...object });
+  };
+  /** The answer for `id` when the request's key created it, else 404. */
+  const owned = (request: Request, id: string, answer: () => Response) => (owners.get(id) === keyOf(request) ? answer() : notFound(id));
+  const handlers = [
+    http.post(`${BASE}/files`, ({ request }) => create(request, 'file-', { object: 'file', purpose: 'batch', bytes: 2, filename: 'in.jsonl' })),
+    http.get(`${BASE}/files/:id`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'file' }))),
+    http.get(`${BASE}/files/:id/content`, ({ request, params }) => owned(request, params.id as string, () => new HttpResponse('{}', { headers: { 'content-type': 'application/octet-stream' } }))),
+    http.delete(`${BASE}/files/:id`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'file', deleted: true }))),
+    http.post(`${BASE}/batches`, async ({ request }) => {
+      const { input_file_id: file } = (await request.json()) as { input_file_id: string };
+      return owned(request, file, () => create(request, 'batch_', { object: 'batch', input_file_id: file, status: 'validating' }));
+    }),
+    http.get(`${BASE}/batches/:id`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'batch' }))),
+    http.post(`${BASE}/batches/:id/cancel`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'batch', status: 'cancelling' }))),
+    http.post(`${BASE}/conversations`, ({ request }) => create(request, 'conv_', { object: 'conversation' })),
+    http.get(`${BASE}/conversations/:id/items`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ object: 'list', data: [], has_more: false }))),
+    http.post(`${BASE}/uploads`, ({ request }) => create(request, 'upload_', { object: 'upload', status: 'pending' })),
+    http.post(`${BASE}/uploads/:id/parts`, ({ request, params }) => owned(request, params.id as string, () => create(request, 'part_', { object: 'upload.part', upload_id: params.id }))),
+    http.post(`${BASE}/uploads/:id/complete`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'upload', status: 'completed' }))),
+    http.post(`${BASE}/responses`, async ({ request }) => {
+      const { conversation } = (await request.json()) as { conversation?: string | { id: string } };
+      const id = typeof conversation === 'string' ? conversation : conversation?.id;
+      const answer = () => create(request, 'resp_', { object: 'response', status: 'completed', model: 'gpt-4.1', output: [], error: null });
+      return id === undefined ? answer() : owned(request, id, answer);
+    }),
+  ];
+  return { handlers, owners };
+}
