@@ -109,8 +109,11 @@ export class RedisStore implements StateStore {
     this.#names = { prefix: this.prefix, channel: this.#channel, id: this.#id };
     this.#ownsClient = options.client === undefined;
     this.#client = options.client ?? ownClient(options);
-    // The subscriber may queue its SUBSCRIBE until connected; ioredis re-subscribes after reconnecting.
-    this.#sub = this.#client.duplicate({ enableOfflineQueue: true });
+    // The subscriber may queue its SUBSCRIBE until connected. Re-subscribed here on each reconnection, not by
+    // ioredis (autoResubscribe), which leaves its command without a handler: a store closed before Redis
+    // answered it rejected unhandled ("Connection is closed."), which ends a Node.js process by default.
+    this.#sub = this.#client.duplicate({ enableOfflineQueue: true, autoResubscribe: false });
+    this.#sub.on('ready', () => void (this.#closed || this.#sub.subscribe(this.#channel).catch(() => undefined)));
     this.#patience = new Patience(this.#client, this.#timeoutMs);
     // Healthy once Redis answers and the subscription stands (#recover), at start as after an outage.
     this.#healthy = false;
@@ -119,7 +122,7 @@ export class RedisStore implements StateStore {
     this.#client.on('close', () => this.#fail('connect', new Error('connection to Redis closed')));
     this.#client.on('ready', () => void this.#recover());
     this.#sub.on('error', () => {
-      // Reported through 'close'; ioredis reconnects and re-subscribes on its own.
+      // Reported through 'close'; ioredis reconnects (and 'ready' re-subscribes).
     });
     // Changes published while the subscriber is away are missed: resync once it is back.
     this.#sub.on('close', () => this.#fail('subscribe', new Error('subscription connection to Redis closed')));
