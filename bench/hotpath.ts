@@ -88,6 +88,8 @@ interface Case {
   stream: boolean;
   /** The manager's `replyHeaders` option (keyplex's four headers on each reply, which the SDK then formats): default off. */
   replyHeaders?: boolean;
+  /** The body's events one per read, as a network delivers a stream (default: the whole body in one read). */
+  split?: boolean;
 }
 
 const JSON_TYPE = 'application/json';
@@ -99,12 +101,19 @@ export const CASES: readonly Case[] = [
   { id: 'json-8k-rl', label: 'JSON 8 KiB + 6 rate-limit headers', body: chatJsonOfSize(8 * 1024), contentType: JSON_TYPE, rateHeaders: true, stream: false },
   { id: 'json-64k-rl', label: 'JSON 64 KiB + 6 rate-limit headers', body: chatJsonOfSize(64 * 1024), contentType: JSON_TYPE, rateHeaders: true, stream: false },
   { id: 'sse-rl', label: 'SSE (13 events) + 6 rate-limit headers', body: CHAT_SSE, contentType: SSE_TYPE, rateHeaders: true, stream: true },
+  { id: 'sse-rl-split', label: 'SSE (13 events, one per read) + 6 rate-limit headers', body: CHAT_SSE, contentType: SSE_TYPE, rateHeaders: true, stream: true, split: true },
 ];
+
+/** The streaming case the added-latency target is measured on (the whole body in one read). */
+const LATENCY_CASE = 'sse-rl';
 
 /** A `fetch` answering every call at once with the case's body and headers (as a provider's reply would carry them). */
 function caseFetch(c: Case): typeof globalThis.fetch {
   const headers: Record<string, string> = { 'content-type': c.contentType, 'x-request-id': 'req_bench', ...(c.rateHeaders ? OPENAI_RATE_HEADERS : {}) };
-  return async () => new Response(c.body, { status: 200, headers });
+  if (!c.split) return async () => new Response(c.body, { status: 200, headers });
+  const events = c.body.split('\n\n').filter(Boolean).map((e) => new TextEncoder().encode(`${e}\n\n`));
+  const body = () => new ReadableStream<Uint8Array>({ start: (controller) => void (events.forEach((e) => controller.enqueue(e)), controller.close()) });
+  return async () => new Response(body(), { status: 200, headers });
 }
 
 const baseURL = (id: string) => `https://${id}.bench.invalid/v1`;
@@ -196,7 +205,7 @@ export const hotpath: Scenario = async ({ quick }) => {
       for (const v of VARIANTS) await throughput(call(v), c.stream ? plan.warmup / 5 : plan.warmup, 64, plan.capMs);
       log(`hotpath: ${c.id}: throughput at concurrency 64`);
       results[c.id] = compare(await interleaved(plan.rounds, VARIANTS, (v) => throughput(call(v), c.stream ? plan.n / 4 : plan.n, 64, plan.capMs)));
-      if (c.stream) {
+      if (c.id === LATENCY_CASE) {
         log(`hotpath: ${c.id}: latency at concurrency 1`);
         streaming = addedLatency(await interleaved(plan.sseRounds, VARIANTS, async (v) => latencyRound(await latencies(call(v), plan.sseN, plan.capMs))));
       }
@@ -212,8 +221,8 @@ export const hotpath: Scenario = async ({ quick }) => {
     id: 'hotpath',
     title: '1b. Hot path with real reply shapes (in-process, rate-limit headers, 8 and 64 KiB)',
     method: [
-      `As scenario 1 (3 providers × 10 fake keys, listeners on \`request\`, \`attempt\`, \`success\`), but every reply carries OpenAI's six \`x-ratelimit-*\` headers (${Object.keys(OPENAI_RATE_HEADERS).join(', ')}) unless the row says otherwise, and the chat completion's message is grown to make 8 and 64 KiB bodies. keyplex adds none of its own headers to the replies (\`replyHeaders\` is off by default) except in the row that says \`replyHeaders: true\`, which shows what the SDK's formatting of those four costs.`,
-      `Per case: ${plan.rounds} interleaved rounds (raw, wrapped, alternating which goes first) of a closed loop at concurrency 64, ${plan.n} requests (streams: ${plan.n / 4}) or ${plan.capMs / 1000} s per round. CPU µs/request = process CPU time (user + system, \`process.cpuUsage\`) ÷ requests; ratios wrapped ÷ raw per round, median across rounds. Streaming added p99: ${plan.sseRounds} interleaved rounds × ${plan.sseN} sequential streams, each timed until fully iterated; median of per-round differences.`,
+      `As scenario 1 (3 providers × 10 fake keys, listeners on \`request\`, \`attempt\`, \`success\`), but every reply carries OpenAI's six \`x-ratelimit-*\` headers (${Object.keys(OPENAI_RATE_HEADERS).join(', ')}) unless the row says otherwise, and the chat completion's message is grown to make 8 and 64 KiB bodies. The stream comes whole in one read, or (the row that says so) one event per read, as a network delivers it: what keyplex adds per chunk. keyplex adds none of its own headers to the replies (\`replyHeaders\` is off by default) except in the row that says \`replyHeaders: true\`, which shows what the SDK's formatting of those four costs.`,
+      `Per case: ${plan.rounds} interleaved rounds (raw, wrapped, alternating which goes first) of a closed loop at concurrency 64, ${plan.n} requests (streams: ${plan.n / 4}) or ${plan.capMs / 1000} s per round. CPU µs/request = process CPU time (user + system, \`process.cpuUsage\`) ÷ requests; ratios wrapped ÷ raw per round, median across rounds. Streaming added p99: ${plan.sseRounds} interleaved rounds × ${plan.sseN} sequential streams (the stream in one read), each timed until fully iterated; median of per-round differences.`,
       `\`stats()\` at ${many.keys.toLocaleString('en-US')} keys (10 providers × 1,000), after ${(many.keys * 3).toLocaleString('en-US')} requests at concurrency 64 (${many.usedKeys.toLocaleString('en-US')} keys used): median of ${quick ? 5 : 21} calls. Heap per key: \`heapUsed\` after a forced GC with the manager built and used, minus before it was built, ÷ keys.`,
     ],
     tables: [
