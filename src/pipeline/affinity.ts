@@ -19,7 +19,7 @@
  * is waited for like any key, within the request's deadline.
  */
 import { KeyplexError, ResponseKeyUnavailableError, type AttemptOutcome } from '../errors';
-import { CHAT, creation, isChat, namedObjects, objectCollection, type Creation, type ObjectAffinity, type ObjectHome, type ObjectKind } from '../routing/affinity';
+import { CHAT, creation, isChat, NAMED, namedObjects, objectCollection, type Creation, type ObjectAffinity, type ObjectHome, type ObjectKind } from '../routing/affinity';
 import type { ObjectPin, RequestContext, RequestFacts } from './context';
 import type { Core } from './core';
 import type { KeyStates } from './explain';
@@ -84,13 +84,13 @@ export function objectPin(core: Core, facts: RequestFacts, affinity: ObjectAffin
   const content = affinity.contentObjects > 0;
   const named = collection ?? (content && isChat(request.method, path) ? CHAT : undefined);
   if (named === undefined) return undefined;
-  const ids = namedObjects(path, named, request.json, content);
-  if (ids.length === 0) return undefined;
+  const count = namedObjects(path, named, request.json, content);
+  if (count === 0) return undefined;
   const option = request.options.provider;
   let pin: ObjectPin | undefined;
   let others: [string, ObjectHome][] | undefined;
-  for (let i = 0; i < ids.length; i++) {
-    const id = ids[i]!;
+  for (let i = 0; i < count; i++) {
+    const id = NAMED[i]!;
     const home = affinity.home(id, facts.startedAt);
     if (home === undefined || (option !== undefined && option !== home.provider)) continue;
     if (pin === undefined) pin = pinTo(core, id, home);

@@ -127,7 +127,7 @@ export function objectCollection(path: string): string | undefined {
 
 /** Whether a request is a `POST /chat/completions` (a query allowed), whose messages may name files. */
 export function isChat(method: string, path: string): boolean {
-  return method === 'POST' && path.startsWith(CHAT) && (path.length === CHAT.length || path.charCodeAt(CHAT.length) === 63 /* ? */);
+  return method === 'POST' && (path.length === CHAT.length ? path === CHAT : path.charCodeAt(CHAT.length) === 63 /* ? */ && path.startsWith(CHAT));
 }
 
 /** What the reply to a request creates: an object of `kind`, whose id is the reply's `id`, or (`inFile`) its `file`'s. */
@@ -155,8 +155,13 @@ export function creation(method: string, path: string, collection: string | unde
   return (query === -1 ? path : path.slice(0, query)).endsWith(COMPLETE) ? PRODUCED_FILE : undefined;
 }
 
-/** The ids {@link namedObjects} found: one list, emptied by each call (read it before the next). */
-const NAMED: string[] = [];
+/**
+ * The ids {@link namedObjects} found, its first `count` slots: one list,
+ * overwritten by each call (read it before the next). Never shortened:
+ * setting an array's length drops its storage, made again at the next id.
+ */
+export const NAMED: string[] = [];
+let count = 0;
 
 /**
  * The objects a request to `collection` (or {@link CHAT}) names, in order:
@@ -170,13 +175,13 @@ const NAMED: string[] = [];
  * `{ type: 'file', file: { file_id } }`) and a response's `tools`
  * (`file_search`'s `vector_store_ids`, `code_interpreter`'s container
  * `file_ids`). An id that is no object (`/responses/input_tokens`) is looked
- * up and not found: such a request is routed as usual. The list is shared:
- * see {@link NAMED}.
+ * up and not found: such a request is routed as usual. Returns how many it
+ * found, in the first slots of {@link NAMED} (shared).
  */
-export function namedObjects(path: string, collection: string, json: Record<string, unknown> | undefined, content: boolean): readonly string[] {
-  NAMED.length = 0;
+export function namedObjects(path: string, collection: string, json: Record<string, unknown> | undefined, content: boolean): number {
+  count = 0;
   if (collection !== CHAT) add(pathId(path, collection));
-  if (json === undefined) return NAMED;
+  if (json === undefined) return count;
   switch (collection) {
     case RESPONSES:
       add(json.previous_response_id);
@@ -205,7 +210,7 @@ export function namedObjects(path: string, collection: string, json: Record<stri
       if (Array.isArray(json.files)) for (const file of json.files) add((file as { file_id?: unknown } | null)?.file_id);
       break;
   }
-  return NAMED;
+  return count;
 }
 
 /** The `{id}` of a `{collection}/{id}…` path; undefined for the collection itself. */
@@ -224,7 +229,7 @@ function pathId(path: string, collection: string): string | undefined {
 
 /** Adds `id` to {@link NAMED} when it is a non-empty string. */
 function add(id: unknown): void {
-  if (typeof id === 'string' && id !== '') NAMED.push(id);
+  if (typeof id === 'string' && id !== '') NAMED[count++] = id;
 }
 
 function addAll(ids: unknown): void {
