@@ -217,6 +217,17 @@ describe('objects of different keys in one request', () => {
     expect(error.message).toMatch(new RegExp(`vector store '${store.id}'.*file '${file.id}'`));
   });
 
+  test('the key of a file named in a chat message removed: response_key_unavailable naming the file, nothing sent', async () => {
+    const { client, manager, attempts, counter } = setup();
+    const file = await upload(client);
+    manager.removeKey('one', attempts[0]!.keyId);
+    const sent = counter.sent;
+    const error = await caught(() => client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: file.id } }] }] }));
+    expect(counter.sent - sent).toBe(0);
+    expect(getKeyplexDetails(error)?.code).toBe('response_key_unavailable');
+    expect(error.message).toMatch(new RegExp(`file '${file.id}' was created with key '${attempts[0]!.keyId}' of 'one', which is removed`));
+  });
+
   test('a chat completion after files were remembered, naming none, is routed as usual (round-robin over the 3 keys)', async () => {
     const { client, attempts } = setup();
     await upload(client);
