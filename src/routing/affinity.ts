@@ -180,7 +180,7 @@ let count = 0;
  */
 export function namedObjects(path: string, collection: string, json: Record<string, unknown> | undefined, content: boolean): number {
   count = 0;
-  if (collection !== CHAT) add(pathId(path, collection));
+  if (collection !== CHAT && path.charCodeAt(collection.length) === 47 /* / */) add(pathId(path, collection));
   if (json === undefined) return count;
   switch (collection) {
     case RESPONSES:
