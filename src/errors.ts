@@ -28,6 +28,7 @@ export type KeyplexErrorCode =
   | 'context_length_exceeded'
   | 'no_key_available'
   | 'response_key_unavailable'
+  | 'objects_on_different_keys'
   | 'deadline_exceeded'
   | 'upstream_error'
   | 'stream_interrupted'

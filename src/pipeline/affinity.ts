@@ -1,10 +1,14 @@
 /**
  * The pipeline's side of object affinity (src/routing/affinity.ts): route
  * pins a request that names an object this manager created (a response, a
- * file, a batch, a conversation, an upload) to the key that created it,
- * acquire judges that key alone, and send and respond remember the objects
- * created. Requests outside those collections pay one character read (and
- * one string check when their first letter matches).
+ * file, a batch, a conversation, an upload, a vector store, a fine-tuning
+ * job) to the key that created it, acquire judges that key alone, and send
+ * and respond remember the objects created (and the file a completed upload
+ * produced). Requests outside those collections pay two character reads (and
+ * one string check when they match a collection's); a chat completion's
+ * messages, a response's `input` and `tools` are searched for files and
+ * vector stores only once this manager remembered one. A request naming
+ * objects of different keys fails unsent with `objects_on_different_keys`.
  *
  * A pinned key that is removed or disabled fails the request at once with
  * `response_key_unavailable` (the code of the first kind pinned, kept for
@@ -21,13 +25,29 @@
  * is routed (another replica may have created it), the answer kept here.
  * Other requests ask nothing.
  */
-import { ResponseKeyUnavailableError, type AttemptOutcome } from '../errors';
-import { createsObject, isObjectKind, kindOf, namedObject, objectCollection, type ObjectKind } from '../routing/affinity';
-import type { StoreObjectHome } from '../store/types';
+import { KeyplexError, ResponseKeyUnavailableError, type AttemptOutcome } from '../errors';
+import { CHAT, creation, isChat, isObjectKind, NAMED, namedObjects, objectCollection, type Creation, type ObjectAffinity, type ObjectHome, type ObjectKind } from '../routing/affinity';
+import type { StoreObjectHome, StoreSession } from '../store/types';
 import type { ObjectPin, RequestContext, RequestFacts } from './context';
 import type { Core } from './core';
 import type { KeyStates } from './explain';
 import type { Lease } from './lease';
+import { decodeText } from './read-body';
+
+/**
+ * A request names objects (files, vector stores, a response…) that keyplex
+ * remembers as created with different keys: each is known only to the
+ * project of its own key, and no one key knows them all, so nothing is sent.
+ * Status 400 (the SDK raises `BadRequestError`); the message names each
+ * object, its kind and the key id that created it. (Here rather than in
+ * errors.ts, which is at its 500 lines; thrown only here.)
+ */
+export class ObjectsOnDifferentKeysError extends KeyplexError {
+  constructor(message: string, options: { requestId?: string }) {
+    super('objects_on_different_keys', message, { ...options, status: 400 });
+    this.name = 'ObjectsOnDifferentKeysError';
+  }
+}
 
 /** The keys of a pin whose key was removed: none. */
 const NO_KEYS: readonly never[] = Object.freeze([]);
@@ -39,30 +59,73 @@ const INSTEAD: Readonly<Record<ObjectKind, string>> = {
   file: 'Upload the file again (with a usable key)',
   batch: 'Create the batch again (with a file uploaded through a usable key)',
   upload: 'Start the upload again',
+  vector_store: 'Create the vector store again (with files uploaded through a usable key)',
+  fine_tuning_job: 'Create the fine-tuning job again (with files uploaded through a usable key)',
+};
+
+/** What an object of each kind is called in messages. */
+const CALLED: Readonly<Record<ObjectKind, string>> = {
+  response: 'response',
+  conversation: 'conversation',
+  file: 'file',
+  batch: 'batch',
+  upload: 'upload',
+  vector_store: 'vector store',
+  fine_tuning_job: 'fine-tuning job',
 };
 
 /**
- * The pin of a request to `collection` that names an object this manager
- * remembers; undefined when it names none, one not remembered (routed as
+ * The pin of a request to `collection` (undefined: outside the collections,
+ * a chat completion is then looked into) that names objects this manager remembers (see
+ * `namedObjects`: its path, ids in its body and, once this manager remembered
+ * a file or vector store, the files and vector stores of its messages, input
+ * and tools); undefined when it names none, none remembered (routed as
  * usual), or a `provider` request option names another provider (the app's
- * choice wins).
+ * choice wins, for each object).
  *
- * @throws ResponseKeyUnavailableError when the key that created it is removed or disabled.
+ * @throws ResponseKeyUnavailableError when the key that created them is removed or disabled.
+ * @throws ObjectsOnDifferentKeysError when they were created with different keys: no one key knows them all.
  */
-export function objectPin(core: Core, facts: RequestFacts, collection: string): ObjectPin | undefined {
-  const { affinity } = core;
+export function objectPin(core: Core, facts: RequestFacts, affinity: ObjectAffinity, collection: string | undefined): ObjectPin | undefined {
   const { request } = facts;
-  if (affinity === undefined) return undefined;
-  const id = namedObject(request.path, collection, request.json);
-  const home = id === undefined ? undefined : affinity.home(id, facts.startedAt);
-  if (home === undefined) return undefined;
+  const { path } = request;
+  const content = affinity.contentObjects > 0;
+  const named = collection ?? (content && isChat(request.method, path) ? CHAT : undefined);
+  if (named === undefined) return undefined;
+  const count = namedObjects(path, named, request.json, content);
+  if (count === 0) return undefined;
   const option = request.options.provider;
-  if (option !== undefined && option !== home.provider) return undefined;
-  const key = core.pools.find((p) => p.id === home.provider)?.find(home.keyId);
-  const pin: ObjectPin = { object: id!, kind: home.kind, provider: home.provider, keyId: home.keyId, keys: key === undefined ? NO_KEYS : [key] };
+  let pin: ObjectPin | undefined;
+  let others: [string, ObjectHome][] | undefined;
+  for (let i = 0; i < count; i++) {
+    const id = NAMED[i]!;
+    const home = affinity.home(id, facts.startedAt);
+    if (home === undefined || (option !== undefined && option !== home.provider)) continue;
+    if (pin === undefined) pin = pinTo(core, id, home);
+    else if (home.provider !== pin.provider || home.keyId !== pin.keyId) (others ??= []).push([id, home]);
+  }
+  if (pin === undefined) return undefined;
+  if (others !== undefined) throw differentKeys(pin, others, facts.requestId);
   const gone = keyGone(pin, facts.requestId, []);
   if (gone !== undefined) throw gone;
   return pin;
+}
+
+/** A pin to the key that created object `id`. */
+function pinTo(core: Core, id: string, home: ObjectHome): ObjectPin {
+  const key = core.pools.find((p) => p.id === home.provider)?.find(home.keyId);
+  return { object: id, kind: home.kind, provider: home.provider, keyId: home.keyId, keys: key === undefined ? NO_KEYS : [key] };
+}
+
+/** `objects_on_different_keys`: the request names `pin`'s object and `others`, created with other keys. */
+function differentKeys(pin: ObjectPin, others: readonly [string, ObjectHome][], requestId: string): ObjectsOnDifferentKeysError {
+  const named = [`${CALLED[pin.kind]} '${pin.object}' (key '${pin.keyId}' of '${pin.provider}')`, ...others.map(([id, home]) => `${CALLED[home.kind]} '${id}' (key '${home.keyId}' of '${home.provider}')`)];
+  return new ObjectsOnDifferentKeysError(
+    `keyplex: this request names objects created with different keys: ${named.join(', ')}. Each is known only to the project of the key that created it and no one key knows them all, so nothing was sent. ` +
+      'Name objects made with one key in a request (send the others in a request of their own), or make them with one key: a request creating an object that names another (vector_stores.create({ file_ids }), vector_stores.files.create) goes to that object\'s key. ' +
+      'If these keys are of one project, which shares its objects, turn object affinity off with `affinity: false`.',
+    { requestId },
+  );
 }
 
 /** `response_key_unavailable` when the pinned key is removed or disabled; undefined while it may yet serve. */
@@ -72,7 +135,7 @@ export function keyGone(pin: ObjectPin, requestId: string, attempts: AttemptOutc
   if (state === undefined) return undefined;
   const back = state === 'removed' ? 'manager.addKey()' : 'manager.enableKey()';
   return new ResponseKeyUnavailableError(
-    `keyplex: ${pin.kind} '${pin.object}' was created with key '${pin.keyId}' of '${pin.provider}', which is ${state} and no longer usable; a ${pin.kind} is known only to the project of the key that created it, so the request was not sent to another key. ` +
+    `keyplex: ${CALLED[pin.kind]} '${pin.object}' was created with key '${pin.keyId}' of '${pin.provider}', which is ${state} and no longer usable; a ${CALLED[pin.kind]} is known only to the project of the key that created it, so the request was not sent to another key. ` +
       `${INSTEAD[pin.kind]} (or bring the key back with ${back}).`,
     { requestId, attempts },
   );
@@ -81,7 +144,7 @@ export function keyGone(pin: ObjectPin, requestId: string, attempts: AttemptOutc
 /** What a request waiting for its pinned key is told when none is usable in time. */
 export function pinnedStates(pin: ObjectPin): KeyStates {
   return {
-    text: `this request is pinned to key '${pin.keyId}' of '${pin.provider}', which created ${pin.kind} '${pin.object}' (only that key's project knows it)`,
+    text: `this request is pinned to key '${pin.keyId}' of '${pin.provider}', which created ${CALLED[pin.kind]} '${pin.object}' (only that key's project knows it)`,
     disabledOrGone: false,
     advice: pin.kind === 'response' || pin.kind === 'conversation' ? 'Retry later, or start a new conversation.' : 'Retry later.',
   };
@@ -89,23 +152,28 @@ export function pinnedStates(pin: ObjectPin): KeyStates {
 
 /** Why a pinned request found no deployment: the provider of its key does not serve the model asked for. */
 export function pinNotServing(pin: ObjectPin, model: string): string {
-  return `keyplex: provider '${pin.provider}', whose key '${pin.keyId}' created ${pin.kind} '${pin.object}' that this request names, does not serve model '${model}'. Ask for a model it serves, or start a new conversation. Nothing was sent.`;
+  return `keyplex: provider '${pin.provider}', whose key '${pin.keyId}' created ${CALLED[pin.kind]} '${pin.object}' that this request names, does not serve model '${model}'. Ask for a model it serves, or start a new conversation. Nothing was sent.`;
 }
 
-/** The collection whose object the reply to this request creates (a `POST` to it, affinity on); undefined for any other request. */
-export function createdCollection(core: Core, ctx: RequestContext): string | undefined {
+/** What the reply to this request creates (affinity on): an object of the collection it `POST`s to, or the file a completed upload produced; undefined for any other request. */
+export function createdObject(core: Core, ctx: RequestContext): Creation | undefined {
   const { method, path } = ctx.request;
   if (core.affinity === undefined || method !== 'POST') return undefined;
-  const collection = objectCollection(path);
-  return createsObject(method, path, collection) ? collection : undefined;
+  return creation(method, path, objectCollection(path));
 }
 
-/** Remembers that object `id` of `collection` (a non-empty string is kept, unchecked) was created on the lease's key; shared through the store when one is configured. */
-export function rememberObject(core: Core, lease: Lease, collection: string, id: unknown, now: number): void {
+/**
+ * Remembers that object `id` (a non-empty string is kept, unchecked) that
+ * `created` names was created on the lease's key, and shares it through the
+ * store when one is configured; a file or vector store also turns on the
+ * search of messages, input and tools for them.
+ */
+export function rememberObject(core: Core, lease: Lease, created: Creation, id: unknown, now: number): void {
   const { affinity, session } = core;
   if (affinity === undefined || typeof id !== 'string' || id === '') return;
-  const home: StoreObjectHome = { provider: lease.deployment.pool.id, keyId: lease.key.id, kind: kindOf(collection) };
+  const home: StoreObjectHome = { provider: lease.deployment.pool.id, keyId: lease.key.id, kind: created.kind };
   affinity.remember(id, home.provider, home.keyId, now, home.kind);
+  if (home.kind === 'file' || home.kind === 'vector_store') affinity.contentObjects++;
   if (core.options.store === undefined || session.rememberObject === undefined) return;
   try {
     // Never waited for: the store reports its own failures (store:error); a rejection is let go.
@@ -117,29 +185,55 @@ export function rememberObject(core: Core, lease: Lease, collection: string, id:
 }
 
 /**
- * When the request names an object this manager does not know and the
- * configured store may (another replica created it): the store's answer,
- * kept in this manager's memory once it comes (route then pins the request
- * as for an object created here). Undefined, at once, for every other
- * request, and when the store answers at once. A store that fails or answers
- * nothing leaves the request routed as usual.
+ * When the request names objects this manager does not know and the
+ * configured store may (another replica created them): the store's answers,
+ * kept in this manager's memory once they come (route then pins the request
+ * as for objects created here). With a store, a chat completion's messages
+ * and a response's input and tools are looked into whether or not this
+ * manager created a file itself (another replica may have). Undefined, at
+ * once, for every other request, and when the store answers at once. A
+ * store that fails or answers nothing leaves the request routed as usual.
  */
 export function objectLookup(core: Core, facts: RequestFacts): Promise<void> | undefined {
   const { affinity, session } = core;
   if (core.options.store === undefined || affinity === undefined || session.objectHome === undefined) return undefined;
-  const { request } = facts;
-  const collection = objectCollection(request.path);
-  const id = collection === undefined ? undefined : namedObject(request.path, collection, request.json);
-  if (id === undefined || affinity.home(id, facts.startedAt) !== undefined) return undefined;
+  const { method, path, json } = facts.request;
+  const collection = objectCollection(path) ?? (isChat(method, path) ? CHAT : undefined);
+  if (collection === undefined) return undefined;
+  const count = namedObjects(path, collection, json, true);
+  // Copied out of the shared list before anything is awaited.
+  let asks: Promise<void>[] | undefined;
+  for (let i = 0; i < count; i++) {
+    const id = NAMED[i]!;
+    if (affinity.home(id, facts.startedAt) !== undefined) continue;
+    const asked = askStore(affinity, session, id);
+    if (asked !== undefined) (asks ??= []).push(asked);
+  }
+  return asks === undefined ? undefined : Promise.all(asks).then(() => undefined);
+}
+
+/** Asks the store where object `id` was created; its answer, when it has one, is remembered here. */
+function askStore(affinity: ObjectAffinity, session: StoreSession, id: string): Promise<void> | undefined {
   const learn = (home: StoreObjectHome | undefined): void => {
     // Of the right shape only: a custom store's other answer is none.
     if (typeof home !== 'object' || home === null || !isObjectKind(home.kind) || typeof home.provider !== 'string' || typeof home.keyId !== 'string') return;
     affinity.remember(id, home.provider, home.keyId, Date.now(), home.kind);
+    if (home.kind === 'file' || home.kind === 'vector_store') affinity.contentObjects++;
   };
   try {
-    const answer = session.objectHome(id);
+    const answer = session.objectHome!(id);
     if (!(answer instanceof Promise)) return void learn(answer);
     return answer.then(learn, () => undefined);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The id of the object a JSON reply created: its `id` (in `summary`, the members read of it), or for a completed upload its `file`'s, read from the whole body (a rare reply). */
+export function createdId(created: Creation, summary: unknown, body: Uint8Array): unknown {
+  if (!created.inFile) return (summary as { id?: unknown } | null)?.id;
+  try {
+    return (JSON.parse(decodeText(body)) as { file?: { id?: unknown } | null } | null)?.file?.id;
   } catch {
     return undefined;
   }

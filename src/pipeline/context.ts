@@ -56,7 +56,7 @@ export interface RoutePlan {
 export interface ObjectPin {
   /** The object id the request names. */
   readonly object: string;
-  /** What it is: `response`, `file`, `batch`, `conversation` or `upload`. */
+  /** What it is: `response`, `file`, `batch`, `conversation`, `upload`, `vector_store` or `fine_tuning_job`. */
   readonly kind: ObjectKind;
   readonly provider: string;
   readonly keyId: string;

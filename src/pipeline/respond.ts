@@ -23,7 +23,7 @@ import { bodyRetryAfterMs } from '../resilience/error-body';
 import { MalformedStreamEvent, StreamIdleTimeout, StreamReaderIdle, StreamTruncated, tapEventStream, tokensOfText, type FirstEvents, type StreamReader, type StreamTally, type StreamTapHooks } from '../usage/sse';
 import type { Usage } from '../usage/usage';
 import { account, costOf, failed } from './account';
-import { createdCollection, pinNotServing, rememberObject } from './affinity';
+import { createdObject, pinNotServing, rememberObject } from './affinity';
 import { BufferedReply, StreamedReply } from './buffered-reply';
 import type { RequestContext } from './context';
 import type { Core } from './core';
@@ -136,7 +136,7 @@ class StreamEnd implements StreamTapHooks {
     const ctx = this.ctx;
     endStreamingRequest(ctx);
     // A response whose id came after the stream's first event (send remembers one that opened it).
-    const created = tally.responseId === undefined ? undefined : createdCollection(this.core, ctx);
+    const created = tally.responseId === undefined ? undefined : createdObject(this.core, ctx);
     if (created !== undefined) rememberObject(this.core, this.lease, created, tally.responseId, Date.now());
     const spent = spentSoFar(ctx, usage, tally, ended);
     account(this.core, ctx, this.lease, Date.now(), spent, this.ttftMs, true, undefined, spent?.partial === true);

@@ -72,17 +72,22 @@ const NONE: Deployment[] = [];
  * the request are left out (and sent on to the model's context fallbacks,
  * after everything else). Records each one's strategy and rank for the
  * `attempt` event. A request that names an object this manager created (a
- * response, file, batch, conversation, upload) goes to that object's provider
- * only (its key alone: see ./affinity.ts).
+ * response, file, batch, conversation, upload, vector store, fine-tuning
+ * job) goes to that object's provider only (its key alone: see ./affinity.ts).
  *
  * @throws ResponseKeyUnavailableError when that object's key is removed or disabled.
+ * @throws ObjectsOnDifferentKeysError when it names objects created with different keys.
  */
 export function route(core: Core, facts: RequestFacts): RoutePlan {
   const { request, inputTokens, outputTokens } = facts;
   const plan = new Route();
-  // One character read (and a string check at most) for requests outside the collections kept per key.
-  const collection = core.affinity === undefined ? undefined : objectCollection(request.path);
-  if (collection !== undefined) plan.affinity = objectPin(core, facts, collection);
+  // Two character reads (and a string check at most) for requests outside the collections kept per key; a chat
+  // completion's messages are looked into only once a file or vector store was remembered.
+  const { affinity } = core;
+  if (affinity !== undefined) {
+    const collection = objectCollection(request.path);
+    if (collection !== undefined || affinity.contentObjects > 0) plan.affinity = objectPin(core, facts, affinity, collection);
+  }
   const pinned = (plan.provider = plan.affinity?.provider ?? request.options.provider);
   if (request.model === undefined) {
     plan.addAll(deploymentsFor(core.pools, undefined, pinned, core.makeDeployment), undefined);

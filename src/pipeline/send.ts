@@ -19,7 +19,7 @@ import { retryAfterMs } from '../resilience/headers';
 import { FirstRead, type StreamReader } from '../usage/sse';
 import { usageFromBody } from '../usage/usage';
 import { account } from './account';
-import { createdCollection, rememberObject } from './affinity';
+import { createdId, createdObject, rememberObject } from './affinity';
 import type { BufferedAnswer, RequestContext } from './context';
 import type { Core } from './core';
 import { AttemptFailure, embeddedStatus, FetchOptionError } from './failure';
@@ -215,7 +215,7 @@ async function streamFirst(
   lease.record(attempt, response.status, 'success', now);
   lease.settle('first-byte', now);
   // A created response exists from its first event (`response.created`): later requests naming it go to this key.
-  const created = createdCollection(core, ctx);
+  const created = createdObject(core, ctx);
   if (created !== undefined) rememberObject(core, lease, created, first.scanner.tally.responseId, now);
   return streamReply(core, ctx, lease, response, rest, first, now - ctx.startedAt, abort.signal);
 }
@@ -260,11 +260,10 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
   // Searched as bytes (a key is ASCII: its pieces are the same bytes in UTF-8), then decoded once.
   if (core.options.redactReplies) bytes = redactor.bytes(bytes);
   // Proved JSON without building it; only the members read below are parsed (the `id` of an object created).
-  const created = createdCollection(core, ctx);
-  const remembers = created !== undefined;
+  const created = createdObject(core, ctx);
   let parsed: unknown;
   try {
-    parsed = parseJsonSummary(bytes, remembers);
+    parsed = parseJsonSummary(bytes, created !== undefined && !created.inFile);
   } catch {
     throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: decodeText(bytes) });
   }
@@ -274,7 +273,7 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
   const replyModel = (parsed as { model?: unknown } | null)?.model;
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
-  if (created !== undefined) rememberObject(core, lease, created, (parsed as { id?: unknown } | null)?.id, now);
+  if (created !== undefined) rememberObject(core, lease, created, createdId(created, parsed, bytes), now);
   const costUsd = account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
   // The SDK gets the bytes, decoded when it reads them: a large text is not made long before it is parsed.
   if (ctx.cacheKey === undefined || core.cache === undefined) return reply(core, ctx, lease, response, bytes);

@@ -5,7 +5,7 @@
  * happened. One row per path; the README's table is this table
  * (`SHOW_ERRORS=1 npx vitest run test/errors` prints each row's class, code and message).
  */
-import OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { useManagers } from '../support/scaffold';
 import { ConfigError, getKeyplexDetails, isKeyplexError, KeyManager, KeyplexError, keyplex, MissingPeerError, RequestOptionsError, type KeyManagerOptions, type KeyplexErrorCode } from '../../src/index';
@@ -360,6 +360,23 @@ const rows: Row[] = [
       manager.removeKey('one', 'a');
       const error = await caught(() => client.responses.create({ model: MODEL, input: 'more', previous_response_id: first.id }));
       expect(seen).toHaveLength(1);
+      return error;
+    },
+  },
+  {
+    // Each object is known only to its own key's project: no one key can serve a request that names files of two keys.
+    path: 'a request names files created with different keys',
+    catches: OpenAI.BadRequestError,
+    code: 'objects_on_different_keys',
+    says: [/^400 keyplex:/, /different keys/, /file 'file-1' \(key '[ab]' of 'one'\), file 'file-2' \(key '[ab]' of 'one'\)/, /nothing was sent/, /a request of their own/, /affinity: false/],
+    run: async () => {
+      let made = 0;
+      const seen = provider(ONE, () => HttpResponse.json({ id: `file-${++made}`, object: 'file', purpose: 'user_data' }));
+      const { client } = manage({ keySelection: 'round-robin' });
+      const upload = async () => (await client.files.create({ file: await toFile(Buffer.from('%PDF'), 'a.pdf'), purpose: 'user_data' })).id;
+      const [a, b] = [await upload(), await upload()];
+      const error = await caught(() => client.responses.create({ model: MODEL, input: [{ role: 'user', content: [{ type: 'input_file', file_id: a }, { type: 'input_file', file_id: b }] }] }));
+      expect(seen).toHaveLength(2);
       return error;
     },
   },

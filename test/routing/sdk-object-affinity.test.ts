@@ -11,7 +11,7 @@
 import OpenAI, { toFile } from 'openai';
 import { describe, expect, test } from 'vitest';
 import { getKeyplexDetails, KeyManager, MemoryStore, type KeyManagerOptions, type StateStore } from '../../src/index';
-import { caught } from '../support/caught';
+import { caught, failures } from '../support/caught';
 import { reservingStore } from '../support/custom-store';
 import { record } from '../support/events';
 import { fakeKey } from '../support/fake-keys';
@@ -45,21 +45,6 @@ async function upload(client: OpenAI) {
 async function fileThenBatch(client: OpenAI) {
   const file = await upload(client);
   return client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
-}
-
-/** `run` `n` times: how many threw, and the first error's message. */
-async function failures(n: number, run: () => Promise<unknown>): Promise<{ failed: number; first?: string }> {
-  let failed = 0;
-  let first: string | undefined;
-  for (let i = 0; i < n; i++) {
-    try {
-      await run();
-    } catch (error) {
-      failed++;
-      first ??= (error as Error).message;
-    }
-  }
-  return { failed, first };
 }
 
 describe('files', () => {

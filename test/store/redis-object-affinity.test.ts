@@ -172,6 +172,17 @@ describe.skipIf(!redis.available)('an object created on one replica, named on an
     expect({ failed: failed(outcomes), outcomes }).toEqual({ failed: 0, outcomes: Array(6).fill('ok') });
   });
 
+  test('a chat completion on B whose message names a file uploaded on A (B never made one itself) goes to A\'s key: 0 of 6 fail', async () => {
+    const { a, b } = await fileReplicas();
+    const outcomes: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const file = await upload(a.client);
+      const ask = () => b.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: [{ type: 'text', text: 'Summarise it' }, { type: 'file', file: { file_id: file.id } }] }] });
+      outcomes.push(await outcome(ask));
+    }
+    expect({ failed: failed(outcomes), outcomes }).toEqual({ failed: 0, outcomes: Array(6).fill('ok') });
+  });
+
   test.each(['removeKey', 'disableKey'] as const)('the key that created the response %s on B: B fails with response_key_unavailable, nothing sent', async (how) => {
     const { a, b } = await responsesReplicas();
     const first = await a.client.responses.create({ model: MODEL, input: 'hello' });

@@ -7,3 +7,18 @@ export async function caught(run: () => Promise<unknown>): Promise<Error> {
   }
   throw new Error('expected the call to fail');
 }
+
+/** `run` `n` times: how many threw, and the first error's message. */
+export async function failures(n: number, run: () => Promise<unknown>): Promise<{ failed: number; first?: string }> {
+  let failed = 0;
+  let first: string | undefined;
+  for (let i = 0; i < n; i++) {
+    try {
+      await run();
+    } catch (error) {
+      failed++;
+      first ??= (error as Error).message;
+    }
+  }
+  return { failed, first };
+}
