@@ -14,10 +14,9 @@
 import OpenAI, { toFile } from 'openai';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, test } from 'vitest';
-import { getKeyplexDetails, KeyManager, type KeyManagerOptions } from '../../src/index';
+import { getKeyplexDetails, type KeyManagerOptions } from '../../src/index';
 import { caught, failures } from '../support/caught';
-import { record } from '../support/events';
-import { fakeKey } from '../support/fake-keys';
+import { threeKeys } from '../support/projects';
 import { mswSuite } from '../support/suite';
 
 const BASE = 'https://body-ids.keyplex.test/v1';
@@ -78,16 +77,7 @@ function projects() {
 function setup(options: Partial<KeyManagerOptions> = {}) {
   const { handler, counter } = projects();
   server.use(handler);
-  const manager = new KeyManager({
-    providers: { one: { baseURL: BASE, keys: [0, 1, 2].map((i) => ({ key: fakeKey('body'), id: `k${i}` })) } },
-    keySelection: 'round-robin',
-    retry: { baseDelayMs: 0 },
-    ...options,
-  });
-  cleanups.push(() => manager.close());
-  const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
-  const attempts = record(manager, 'attempt');
-  return { manager, client, attempts, counter };
+  return { ...threeKeys(BASE, cleanups, options), counter };
 }
 
 /** `files.create` (multipart: never pinned itself; its id is remembered from the reply). */

@@ -13,9 +13,8 @@ import { describe, expect, test } from 'vitest';
 import { getKeyplexDetails, KeyManager, MemoryStore, type KeyManagerOptions, type StateStore } from '../../src/index';
 import { caught, failures } from '../support/caught';
 import { reservingStore } from '../support/custom-store';
-import { record } from '../support/events';
 import { fakeKey } from '../support/fake-keys';
-import { projects } from '../support/projects';
+import { projects, threeKeys } from '../support/projects';
 import { mswSuite } from '../support/suite';
 
 const BASE = 'https://projects.keyplex.test/v1';
@@ -24,16 +23,7 @@ const { server, cleanups } = mswSuite();
 /** One provider of three keys (`k0` … `k2`), round-robin: consecutive requests go to different keys. */
 function setup(options: Partial<KeyManagerOptions> = {}) {
   server.use(...projects(BASE).handlers);
-  const manager = new KeyManager({
-    providers: { one: { baseURL: BASE, keys: [0, 1, 2].map((i) => ({ key: fakeKey('proj'), id: `k${i}` })) } },
-    keySelection: 'round-robin',
-    retry: { baseDelayMs: 0 },
-    ...options,
-  });
-  cleanups.push(() => manager.close());
-  const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
-  const attempts = record(manager, 'attempt');
-  return { manager, client, attempts };
+  return threeKeys(BASE, cleanups, options);
 }
 
 /** `files.create` (multipart: no JSON body, so never pinned; only remembered from the reply). */

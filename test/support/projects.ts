@@ -4,6 +4,10 @@
  * found only with the key that created it, as OpenAI answers (404 otherwise).
  */
 import { http, HttpResponse } from 'msw';
+import OpenAI from 'openai';
+import { KeyManager, type KeyManagerOptions } from '../../src/index';
+import { record } from './events';
+import { fakeKey } from './fake-keys';
 
 /**
  * The API at `BASE` of one provider where each key is its own project:
@@ -54,4 +58,22 @@ export function projects(BASE: string, tag = '') {
     }),
   ];
   return { handlers, owners };
+}
+
+/**
+ * A manager over one provider at `base` of three keys (`k0` … `k2`),
+ * round-robin (consecutive requests go to different keys, each its own
+ * project on {@link projects}), with its client and its `attempt` events;
+ * closed by `cleanups`.
+ */
+export function threeKeys(base: string, cleanups: (() => unknown)[], options: Partial<KeyManagerOptions> = {}) {
+  const manager = new KeyManager({
+    providers: { one: { baseURL: base, keys: [0, 1, 2].map((i) => ({ key: fakeKey('proj'), id: `k${i}` })) } },
+    keySelection: 'round-robin',
+    retry: { baseDelayMs: 0 },
+    ...options,
+  });
+  cleanups.push(() => manager.close());
+  const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
+  return { manager, client, attempts: record(manager, 'attempt') };
 }
