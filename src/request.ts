@@ -53,7 +53,13 @@ const ANSWER_PATHS = new Set(['/chat/completions', '/completions', '/responses',
 
 /** Whether the request is a JSON request to an endpoint that answers a prompt ({@link ANSWER_PATHS}). */
 export function asksAnswer(request: InterceptedRequest): boolean {
-  return request.isJson && ANSWER_PATHS.has(request.path.split('?', 1)[0]!);
+  return request.isJson && ANSWER_PATHS.has(withoutQuery(request.path));
+}
+
+/** A path relative to the API base without its query (`/responses?x=1` → `/responses`). */
+export function withoutQuery(path: string): string {
+  const query = path.indexOf('?');
+  return query === -1 ? path : path.slice(0, query);
 }
 
 /** Paths whose streamed replies can be asked for usage with `stream_options`. */
@@ -201,8 +207,7 @@ export function intercept(input: string | URL | Request, init: RequestInit | und
   const headers = read.headers;
   const options = decodeRequestOptions(read.options);
   const path = url === undefined ? relativeToBase(input as string) ?? relativePath(new URL(input as string)) : relativePath(url);
-  const query = path.indexOf('?');
-  const pathOnly = query === -1 ? path : path.slice(0, query);
+  const pathOnly = withoutQuery(path);
 
   let json: Record<string, unknown> | undefined;
   let model: string | undefined;

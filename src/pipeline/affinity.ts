@@ -173,7 +173,6 @@ export function rememberObject(core: Core, lease: Lease, created: Creation, id: 
   if (affinity === undefined || typeof id !== 'string' || id === '') return;
   const home: StoreObjectHome = { provider: lease.deployment.pool.id, keyId: lease.key.id, kind: created.kind };
   affinity.remember(id, home.provider, home.keyId, now, home.kind);
-  if (home.kind === 'file' || home.kind === 'vector_store') affinity.contentObjects++;
   if (core.options.store === undefined || session.rememberObject === undefined) return;
   try {
     // Never waited for: the store reports its own failures (store:error); a rejection is let go.
@@ -218,7 +217,6 @@ function askStore(affinity: ObjectAffinity, session: StoreSession, id: string): 
     // Of the right shape only: a custom store's other answer is none.
     if (typeof home !== 'object' || home === null || !isObjectKind(home.kind) || typeof home.provider !== 'string' || typeof home.keyId !== 'string') return;
     affinity.remember(id, home.provider, home.keyId, Date.now(), home.kind);
-    if (home.kind === 'file' || home.kind === 'vector_store') affinity.contentObjects++;
   };
   try {
     const answer = session.objectHome!(id);

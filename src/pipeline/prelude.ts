@@ -9,6 +9,7 @@
  * event does. The hold is bounded in time (a slow but healthy stream is not
  * kept from its caller) and in bytes (`MAX_HELD_PRELUDE_BYTES`, usage/sse-scan.ts).
  */
+import { withoutQuery } from '../request';
 import type { FirstRead, ReadResult, StreamReader } from '../usage/sse';
 import type { RequestAbort } from './abort';
 import type { RequestContext } from './context';
@@ -18,9 +19,7 @@ import type { Core } from './core';
 export function holdsPrelude(ctx: RequestContext): boolean {
   const { request } = ctx;
   if (!request.stream || request.method !== 'POST') return false;
-  const path = request.path;
-  const query = path.indexOf('?');
-  return (query === -1 ? path : path.slice(0, query)) === '/responses';
+  return withoutQuery(request.path) === '/responses';
 }
 
 /** The hold's time ran out. */

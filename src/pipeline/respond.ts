@@ -17,7 +17,7 @@ import {
   UpstreamError,
   type KeyplexErrorDetail,
 } from '../errors';
-import type { Body } from '../request';
+import { withoutQuery, type Body } from '../request';
 import { classifyStatus } from '../resilience/classify';
 import { bodyRetryAfterMs } from '../resilience/error-body';
 import { MalformedStreamEvent, StreamIdleTimeout, StreamReaderIdle, StreamTruncated, tapEventStream, tokensOfText, type FirstEvents, type StreamReader, type StreamTally, type StreamTapHooks } from '../usage/sse';
@@ -175,8 +175,7 @@ function keyRejected(lease: Lease, error: Record<string, unknown>, now: number):
 const END_MARKED_PATHS = new Set(['/chat/completions', '/completions', '/responses']);
 
 function endMarked(path: string): boolean {
-  const query = path.indexOf('?');
-  return END_MARKED_PATHS.has(query === -1 ? path : path.slice(0, query));
+  return END_MARKED_PATHS.has(withoutQuery(path));
 }
 
 /**

@@ -16,6 +16,7 @@
  * key is not kept alive, and the entry could be shared through a store as it is).
  */
 import { Lru } from '../cache/lru';
+import { withoutQuery } from '../request';
 
 /** Between the provider id, the key id and the kind in a remembered entry (none may hold it). */
 const SEPARATOR = '\u0000';
@@ -75,7 +76,8 @@ export interface ObjectHome {
 export class ObjectAffinity {
   /**
    * How many files and vector stores were remembered here (ever: not lowered
-   * as they are forgotten). While 0, chat messages, a response's `input` and
+   * as they are forgotten; counted by {@link remember}, whether this manager
+   * created them or learnt them from the store). While 0, chat messages, a response's `input` and
    * `tools` are not searched for ids: a manager that created none pays nothing.
    */
   contentObjects = 0;
@@ -102,6 +104,7 @@ export class ObjectAffinity {
     let home = this.#homes.get(made);
     if (home === undefined) this.#homes.set(made, (home = made));
     this.#ids.set(id, home, this.#ttlMs, now);
+    if (kind === 'file' || kind === 'vector_store') this.contentObjects++;
   }
 
   /** Where object `id` was created; undefined when it is not remembered (never seen here, forgotten, or expired at `now`). */
@@ -159,8 +162,7 @@ export function creation(method: string, path: string, collection: string | unde
   const end = collection.length;
   if (path.length === end || path.charCodeAt(end) === 63 /* ? */) return CREATIONS[collection];
   if (collection !== UPLOADS) return undefined;
-  const query = path.indexOf('?');
-  return (query === -1 ? path : path.slice(0, query)).endsWith(COMPLETE) ? PRODUCED_FILE : undefined;
+  return withoutQuery(path).endsWith(COMPLETE) ? PRODUCED_FILE : undefined;
 }
 
 /**
