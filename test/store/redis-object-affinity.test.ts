@@ -9,6 +9,7 @@
  * A, so routed as usual it always lands on another provider than A's.
  */
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import OpenAI, { toFile } from 'openai';
 import { afterEach, describe, expect, test } from 'vitest';
 import { getKeyplexDetails, KeyManager, type KeyManagerOptions, type StateStore, type StoreSession } from '../../src/index';
@@ -255,6 +256,60 @@ describe.skipIf(!redis.available)('Redis down at the lookup', () => {
       expect(b.attempts.length - before).toBe(1);
     } finally {
       process.kill(pid, 'SIGCONT');
+    }
+  });
+});
+
+describe.skipIf(!redis.available)('Redis away at the create, or back empty', () => {
+  /** Stops Redis until both replicas' stores heard of it, runs `meanwhile`, starts it again (empty: no persistence) and waits until both stores wrote back and are ready. */
+  async function outage(a: Replica, b: Replica, meanwhile: () => Promise<void> = async () => undefined): Promise<void> {
+    const gone = [record(a.manager, 'store:error'), record(b.manager, 'store:error')];
+    await redis.server.stop();
+    try {
+      await eventually(() => gone.every((errors) => errors.length > 0), 'both replicas hear that Redis is gone');
+      await meanwhile();
+    } finally {
+      await redis.server.start();
+      await Promise.all([a.store.ready(), b.store.ready()]);
+    }
+  }
+
+  test('Redis restarted empty after files.create on A: files.retrieve on B goes to A\'s key once the stores are back: 0 of 4 fail', async () => {
+    const { a, b } = await fileReplicas();
+    const files = [];
+    for (let i = 0; i < 4; i++) files.push(await upload(a.client));
+    await outage(a, b);
+    const outcomes: string[] = [];
+    for (const file of files) outcomes.push(await outcome(() => b.client.files.retrieve(file.id)));
+    expect({ failed: failed(outcomes), outcomes }).toEqual({ failed: 0, outcomes: Array(4).fill('ok') });
+  });
+
+  test('files.create on A while Redis is stopped: once it is back, files.retrieve on B goes to A\'s key: 0 of 4 fail', async () => {
+    const { a, b } = await fileReplicas();
+    const files: { id: string }[] = [];
+    await outage(a, b, async () => {
+      for (let i = 0; i < 4; i++) files.push(await upload(a.client));
+    });
+    const outcomes: string[] = [];
+    for (const file of files) outcomes.push(await outcome(() => b.client.files.retrieve(file.id)));
+    expect({ failed: failed(outcomes), outcomes }).toEqual({ failed: 0, outcomes: Array(4).fill('ok') });
+  });
+
+  test('the homes written back keep what is left of their time to live (no longer)', async () => {
+    const { a, b } = await fileReplicas();
+    const file = await upload(a.client);
+    await outage(a, b);
+    const probe = new Redis(redis.server.url);
+    try {
+      const keys = await probe.keys('affinity-files:*obj:*');
+      expect(keys).toHaveLength(1);
+      const ttl = await probe.pttl(keys[0]!);
+      // The default ttlMs (30 days), less the seconds the test took: never renewed past it.
+      expect(ttl).toBeGreaterThan(30 * 24 * 3_600_000 - 120_000);
+      expect(ttl).toBeLessThanOrEqual(30 * 24 * 3_600_000);
+      expect(keys[0]).toContain(encodeURIComponent(file.id));
+    } finally {
+      probe.disconnect();
     }
   });
 });

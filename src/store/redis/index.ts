@@ -46,8 +46,9 @@ const ADJUST_SCRIPT = script(ADJUST);
  *   and the store serves on local state (`failMode: 'open'`) or refuses
  *   (`'closed'`), checks every `retryMs`, and when Redis is back writes what
  *   it kept (statuses, circuits, spend) and what it knew — merged: spend
- *   buckets raised to the largest total known, key statuses restored where
- *   Redis has none (it restarted empty) — then every manager reloads the
+ *   buckets raised to the largest total known, key statuses and the object
+ *   homes it wrote (the newest 10,000 still alive) restored where Redis has
+ *   none (it restarted empty) — then every manager reloads the
  *   shared state (`store:recovered`).
  * - When Redis loses the shared state with the connection open (`FLUSHALL`,
  *   a failover to an empty replica, an eviction), the reservation and spend
@@ -194,9 +195,11 @@ export class RedisStore implements StateStore {
     return this.#healthy ? readValue(this.#client, this.#patience, objectName(this.prefix, id), 'an object lookup').then(parseHome) : undefined;
   }
 
-  /** @internal Records where object `id` was created, for `ttlMs` (`SET … PX`); resolves once written. Dropped while Redis is away; a failure is reported as a write's. Never rejects. */
+  /** @internal Records where object `id` was created, for `ttlMs` (`SET … PX`); resolves once written. Kept to write back after an outage (written then when Redis is away now); a failure is reported as a write's. Never rejects. */
   async rememberObject(id: string, home: StoreObjectHome, ttlMs: number): Promise<void> {
-    if (this.#healthy) await writeValue(this.#client, objectName(this.prefix, id), homeValue(home), ttlMs).catch((error: unknown) => this.#fail('write', error));
+    const entry = { name: objectName(this.prefix, id), value: homeValue(home), until: Date.now() + ttlMs };
+    this.#known.object(entry);
+    if (this.#healthy) await writeValue(this.#client, entry.name, entry.value, ttlMs).catch((error: unknown) => this.#fail('write', error));
   }
 
   // ------------------------------------------------------------ internals

@@ -129,6 +129,20 @@ const PRUNE_AT = 64;
 /** Windows kept before those a period past their last reservation are dropped. */
 const WINDOWS_PRUNE_AT = 4_096;
 
+/**
+ * Object homes kept at most (beyond it the oldest goes). With OpenAI's
+ * Responses API every answer is an object (stored by default), so a busy
+ * replica names thousands: ~150 B each, ~1.5 MB at the cap.
+ */
+export const MAX_KNOWN_OBJECTS = 10_000;
+
+/** An object home this store wrote (or would have, Redis away): its Redis name and value, and when it expires (epoch ms, wall clock as Redis's PX). */
+export interface KnownObject {
+  readonly name: string;
+  readonly value: string;
+  readonly until: number;
+}
+
 /** What a key's shared window held after this store's last reservation on it. */
 export interface KnownWindow {
   readonly key: StoreKeyRef;
@@ -145,6 +159,25 @@ export class KnownState {
   readonly #statuses = new Map<string, KnownStatus>();
   readonly #windows = new Map<string, KnownWindow>();
   #windowsPruneAt = WINDOWS_PRUNE_AT;
+  /** By Redis name, the oldest first. */
+  readonly #objects = new Map<string, KnownObject>();
+
+  /** Where an object was created, to write back while it lives (a Redis that restarted lost it; one away at the create never had it). */
+  object(entry: KnownObject): void {
+    this.#objects.delete(entry.name);
+    this.#objects.set(entry.name, entry);
+    if (this.#objects.size > MAX_KNOWN_OBJECTS) this.#objects.delete(this.#objects.keys().next().value!);
+  }
+
+  /** The object homes still alive at `now` (wall clock; expired ones are dropped). */
+  objects(now: number): KnownObject[] {
+    const out: KnownObject[] = [];
+    for (const [name, entry] of this.#objects) {
+      if (entry.until <= now) this.#objects.delete(name);
+      else out.push(entry);
+    }
+    return out;
+  }
 
   /** A reservation taken on a key's window: what the window held then (its limit less the level left). */
   window(key: StoreKeyRef, limits: StoreLimits, answer: StoreReservation): void {

@@ -108,8 +108,9 @@ export interface WriteBackOptions {
  * renewed, which announces the new epoch: epoch.ts), statuses and spend kept
  * while Redis was away (newer than anything there), then — with `merge` —
  * what the store knew before, merged: statuses Redis has none of, and each
- * spend bucket raised to the largest total known, for a Redis that restarted
- * empty or lost its data. Clears `pending` and resolves with how many of
+ * spend bucket raised to the largest total known, and the object homes this
+ * store wrote and that still live, for a Redis that restarted empty or lost
+ * its data (or was away when they were made). Clears `pending` and resolves with how many of
  * `spends` (the oldest first) were written, and the marker's epoch.
  */
 export async function writeBack(
@@ -143,6 +144,11 @@ export async function writeBack(
     const head = `${JSON.stringify({ o: names.id, c: { kind: 'spend', budgets: [ref.id] } }).slice(0, -2)},"nanos":`;
     const hash = spendHash(names, ref.id);
     tx.evalsha(MERGE_SCRIPT.sha, 2, hash, `${hash}:bases`, names.channel, head, spendTtlMs(ref), MERGE_WINDOW_MS, ...buckets.flat());
+    first++;
+  }
+  // Object homes: set only where Redis has none (a home never changes), for what is left of their time.
+  for (const { name, value, until } of merge ? known.objects(now) : []) {
+    tx.set(name, value, 'PX', Math.max(1, Math.ceil(until - now)), 'NX');
     first++;
   }
   for (const { origin, spend } of spends) {
