@@ -5,6 +5,8 @@
  * No optional peer is imported here.
  */
 
+import { withoutQuery } from '../request';
+
 /**
  * A duration of an event (ms) as histogram seconds: never below 0. Event
  * durations are differences of `Date.now()`, which a clock stepped back (NTP,
@@ -17,7 +19,7 @@ export function secondsOf(ms: number): number {
 
 /** The GenAI semantic conventions' `gen_ai.operation.name` of an API path (relative to the base, e.g. `/chat/completions`). */
 export function operationName(path: string): string {
-  const bare = path.split('?', 1)[0] ?? '';
+  const bare = withoutQuery(path);
   if (bare === '/chat/completions' || bare === '/responses') return 'chat';
   if (bare === '/completions') return 'text_completion';
   if (bare === '/embeddings') return 'embeddings';
