@@ -25,7 +25,7 @@
  * is routed (another replica may have created it), the answer kept here.
  * Other requests ask nothing.
  */
-import { KeyplexError, ResponseKeyUnavailableError, type AttemptOutcome } from '../errors';
+import { ObjectsOnDifferentKeysError, ResponseKeyUnavailableError, type AttemptOutcome } from '../errors';
 import { CHAT, creation, isChat, isObjectKind, NAMED, namedObjects, objectCollection, type Creation, type ObjectAffinity, type ObjectHome, type ObjectKind } from '../routing/affinity';
 import type { StoreObjectHome, StoreSession } from '../store/types';
 import type { ObjectPin, RequestContext, RequestFacts } from './context';
@@ -33,21 +33,6 @@ import type { Core } from './core';
 import type { KeyStates } from './explain';
 import type { Lease } from './lease';
 import { decodeText } from './read-body';
-
-/**
- * A request names objects (files, vector stores, a response…) that keyplex
- * remembers as created with different keys: each is known only to the
- * project of its own key, and no one key knows them all, so nothing is sent.
- * Status 400 (the SDK raises `BadRequestError`); the message names each
- * object, its kind and the key id that created it. (Here rather than in
- * errors.ts, which is at its 500 lines; thrown only here.)
- */
-export class ObjectsOnDifferentKeysError extends KeyplexError {
-  constructor(message: string, options: { requestId?: string }) {
-    super('objects_on_different_keys', message, { ...options, status: 400 });
-    this.name = 'ObjectsOnDifferentKeysError';
-  }
-}
 
 /** The keys of a pin whose key was removed: none. */
 const NO_KEYS: readonly never[] = Object.freeze([]);
