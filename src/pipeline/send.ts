@@ -54,7 +54,7 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   try {
     response = await dispatch(core, lease, abort, request, body, callerHeaders);
   } catch (error) {
-    throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
+    throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error, false);
   }
   if (!answered(response)) throw new FetchOptionError(`keyplex: the \`fetch\` option answered ${describeType(response)}, not a Response; give KeyManager a fetch that resolves to one, or leave the option out for the global fetch.`);
   // A key its status alone rejects (401, 402, 403) is out at once, and the store told, before anything is awaited (body, hooks).
@@ -351,8 +351,13 @@ function upstreamFailure(core: Core, ctx: RequestContext, lease: Lease, attempt:
 /** An error message about the `stream_options` member keyplex adds (`include_usage` in it). */
 const STREAM_OPTIONS_NAMED = /stream_options|include_usage/i;
 
-/** A transport failure: the request ending (its abort reason is returned), our attempt timeout, or the connection. */
-function transportFailure(ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, cause: unknown): unknown {
+/**
+ * A transport failure: the request ending (its abort reason is returned), our
+ * attempt timeout, or the connection. `answered`: the upstream's status and
+ * headers had arrived (the body broke): it counted the request, so its
+ * tokens stay counted.
+ */
+function transportFailure(ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, cause: unknown, answered = true): unknown {
   const now = Date.now();
   if (abort.ended) {
     lease.settle('aborted');
@@ -360,9 +365,9 @@ function transportFailure(ctx: RequestContext, lease: Lease, attempt: number, ab
     return abort.signal.reason as unknown;
   }
   const timedOut = lease.timedOut;
-  // A connection that failed was most likely not counted by the provider; a timed-out one may have been.
+  // A connection that failed before an answer was most likely not counted by the provider; a timed-out one may have been.
   const classification: Classification = { kind: timedOut ? 'timeout' : 'connection', action: 'retry' };
-  return fail(ctx, lease, attempt, firstTryOfKey, undefined, classification, now, undefined, undefined, cause, !timedOut);
+  return fail(ctx, lease, attempt, firstTryOfKey, undefined, classification, now, undefined, undefined, cause, !timedOut && !answered);
 }
 
 /** Settles a failed attempt and records it in the request's history. */
