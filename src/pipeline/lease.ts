@@ -198,20 +198,21 @@ export class Lease {
 
   settle(outcome: 'undone' | 'refused' | 'aborted' | 'dropped'): void;
   /** `upstreamFault` false: the stream was ended on the caller's side (not read, its deadline, `close()`): no verdict on the provider. */
-  settle(outcome: 'stream-failed', now: number, usage: Usage | null, costUsd: number | null, upstreamFault: boolean): void;
+  /** `kind`: what the stats count the attempt as (an error the stream reported may name a rate limit or a quota). */
+  settle(outcome: 'stream-failed', now: number, usage: Usage | null, costUsd: number | null, upstreamFault: boolean, kind?: FailureKind): void;
   settle(outcome: 'first-byte', now: number): void;
   settle(outcome: 'failed', now: number, classification: Classification, refund: boolean): void;
   settle(outcome: 'succeeded', now: number, usage: Usage | null, costUsd: number | null, streamed: boolean): void;
-  settle(outcome: LeaseOutcome, now = 0, detail?: Classification | Usage | null, extra?: boolean | number | null, flag = false): void {
+  settle(outcome: LeaseOutcome, now = 0, detail?: Classification | Usage | null, extra?: boolean | number | null, flag = false, kind: FailureKind = 'stream_interrupted'): void {
     const wasInFlight = this.#inFlight;
-    this.#settle(outcome, now, detail, extra, flag);
+    this.#settle(outcome, now, detail, extra, flag, kind);
     // The deployment's last attempt in flight ended: names over their bound may give their places up now, the settling done.
     const deployment = this.deployment;
     if (wasInFlight && !this.#inFlight && deployment.inFlight === 0 && deployment.pool.models === undefined) this.core.modelNames.idled(this.core);
   }
 
   /** `flag`: `streamed` for `succeeded`, `upstreamFault` for `stream-failed`. */
-  #settle(outcome: LeaseOutcome, now: number, detail: Classification | Usage | null | undefined, extra: boolean | number | null | undefined, flag: boolean): void {
+  #settle(outcome: LeaseOutcome, now: number, detail: Classification | Usage | null | undefined, extra: boolean | number | null | undefined, flag: boolean, kind: FailureKind): void {
     const { core, ctx, key, deployment } = this;
     const pool = deployment.pool;
     if (outcome !== 'first-byte' && outcome !== 'succeeded' && outcome !== 'stream-failed') this.#probeEnded();
@@ -285,13 +286,13 @@ export class Lease {
         return;
       }
       case 'stream-failed':
-        this.#streamFailed(detail as Usage | null, (extra as number | null | undefined) ?? null, flag);
+        this.#streamFailed(detail as Usage | null, (extra as number | null | undefined) ?? null, flag, kind);
         return;
     }
   }
 
   /** A stream broke after its first bytes: what it streamed was generated, and billed, so its tokens and cost count. */
-  #streamFailed(usage: Usage | null, costUsd: number | null, upstreamFault: boolean): void {
+  #streamFailed(usage: Usage | null, costUsd: number | null, upstreamFault: boolean, kind: FailureKind): void {
     const { core, ctx, key, deployment } = this;
     this.#end();
     if (usage) this.reconcile(usage.totalTokens);
@@ -299,7 +300,7 @@ export class Lease {
     // Its first bytes already gave the circuits their verdict (and freed any probe slot): one ended on the caller's side adds none.
     if (upstreamFault) this.#health('failure');
     for (const counters of [key.counters, deployment.pool.counters, deployment.stats]) {
-      counters.fail('stream_interrupted');
+      counters.fail(kind);
       counters.spend(usage, costUsd);
     }
   }

@@ -15,6 +15,7 @@ import {
   StreamInterruptedError,
   StreamStalledError,
   UpstreamError,
+  type FailureKind,
   type KeyplexErrorDetail,
 } from '../errors';
 import { withoutQuery, type Body } from '../request';
@@ -111,15 +112,21 @@ class StreamEnd implements StreamTapHooks {
    * at a 429 reply of that code).
    */
   #reported(usage: Usage | undefined, tally: StreamTally): void {
-    this.#fail(streamError(this.ctx, tally.failedResponse ? 'response-failed' : 'error-event'), usage, tally, this.#judgeReported(tally));
+    const verdict = this.#judgeReported(tally);
+    this.#fail(streamError(this.ctx, tally.failedResponse ? 'response-failed' : 'error-event'), usage, tally, verdict.fault, verdict.kind);
   }
 
-  /** What the error the upstream reported says: whether it counts against the provider's health (see {@link #reported}). */
-  #judgeReported(tally: StreamTally): boolean {
+  /**
+   * What the error the upstream reported says: whether it counts against the
+   * provider's health (see {@link #reported}), and what the stats count the
+   * attempt as (a rate limit, a quota, the request itself; else the stream's
+   * interruption).
+   */
+  #judgeReported(tally: StreamTally): { fault: boolean; kind: FailureKind } {
     const error = tally.error;
     const status = error === undefined ? 502 : embeddedStatus(error);
-    if (status === 429) keyRejected(this.lease, error!, Date.now());
-    return status !== 400 && status !== 429;
+    if (status === 429) return { fault: false, kind: keyRejected(this.lease, error!, Date.now()) };
+    return status === 400 ? { fault: false, kind: 'bad_request' } : { fault: true, kind: 'stream_interrupted' };
   }
 
   /** After an error the upstream reported (the body then ends before its end marker, or breaks), that error is the verdict. */
@@ -128,8 +135,9 @@ class StreamEnd implements StreamTapHooks {
       this.#succeed(usage, tally, tally.sawEnd);
       return error;
     }
-    const upstreamFault = (!tally.errorEvent || this.#judgeReported(tally)) && !endedByCaller(error);
-    return this.#fail(streamError(this.ctx, error), usage, tally, upstreamFault);
+    const verdict = tally.errorEvent ? this.#judgeReported(tally) : undefined;
+    const upstreamFault = (verdict?.fault ?? true) && !endedByCaller(error);
+    return this.#fail(streamError(this.ctx, error), usage, tally, upstreamFault, verdict?.kind);
   }
 
   #succeed(usage: Usage | undefined, tally: StreamTally, ended: boolean): void {
@@ -143,12 +151,12 @@ class StreamEnd implements StreamTapHooks {
   }
 
   /** `upstreamFault` false: ended on the caller's side (see {@link endedByCaller}), no verdict on the provider. */
-  #fail(error: KeyplexError, usage: Usage | undefined, tally: StreamTally, upstreamFault = true): KeyplexError {
+  #fail(error: KeyplexError, usage: Usage | undefined, tally: StreamTally, upstreamFault = true, kind?: FailureKind): KeyplexError {
     const { core, ctx, lease } = this;
     const now = Date.now();
     const spent = spentSoFar(ctx, usage, tally, false);
     const costUsd = spent ? costOf(core, lease, ctx.request.model, spent, ctx.inputTokens) : null;
-    lease.settle('stream-failed', now, spent, costUsd, upstreamFault);
+    lease.settle('stream-failed', now, spent, costUsd, upstreamFault, kind);
     endStreamingRequest(ctx);
     const partial = spent ? { usage: spent, costUsd, provider: lease.deployment.pool.id, keyId: lease.key.id } : undefined;
     failed(core, ctx, error.toDetail(), partial);
@@ -162,13 +170,15 @@ const NO_HEADERS = new Headers();
 /**
  * A rate limit or an empty quota reported inside a stream: the key is taken
  * out (`insufficient_quota` and the like) or rests for the wait the message
- * asks, else `cooldownMs` — what a 429 reply of that error does.
+ * asks, else `cooldownMs` — what a 429 reply of that error does. Returns its
+ * kind (`rate_limit`, `quota`).
  */
-function keyRejected(lease: Lease, error: Record<string, unknown>, now: number): void {
+function keyRejected(lease: Lease, error: Record<string, unknown>, now: number): FailureKind {
   const body = { error };
   const classification = classifyStatus(429, NO_HEADERS, body);
   if (classification.disable) lease.key.disable(classification.disable);
   if (classification.cooldown) lease.rest(NO_HEADERS, bodyRetryAfterMs(body, '', now), now);
+  return classification.kind;
 }
 
 /** Streams whose end is marked (`[DONE]`, a finish reason, a terminal Responses event): a body that ends before it was cut. */

@@ -64,6 +64,8 @@ async function streamOn(api: 'chat' | 'responses', reply: () => Response) {
     cooled: cooled.map((e) => [e.keyId === key.id, e.retryAfterMs]),
     disabled: disabled.map((e) => e.reason),
     key: { status: key.status, circuit: key.circuit },
+    /** The attempt as the key's and the provider's stats count it. */
+    counted: [key.failures, manager.stats().providers.one!.failures],
   };
 }
 
@@ -80,6 +82,12 @@ describe.each([
     expect(seen.disabled).toEqual([]);
     expect(seen.key).toEqual({ status: 'cooling', circuit: 'closed' });
     if (api === 'chat') expect(seen.thrown).toBeInstanceOf(OpenAI.APIError);
+  });
+
+  test('the stats count the attempt as the error says: rate_limit, quota (not stream_interrupted)', async () => {
+    // Before: [{ stream_interrupted: 1 }, { stream_interrupted: 1 }] for both.
+    expect((await streamOn(api, () => endingIn(RATE_LIMITED))).counted).toEqual([{ rate_limit: 1 }, { rate_limit: 1 }]);
+    expect((await streamOn(api, () => endingIn(NO_QUOTA))).counted).toEqual([{ quota: 1 }, { quota: 1 }]);
   });
 
   test('rate_limit_exceeded without a wait in its message cools the key for cooldownMs (5 s)', async () => {
