@@ -88,6 +88,8 @@ export interface InterceptedRequest {
   /** The public model the request names (JSON `model`, or a multipart `model` field). */
   model: string | undefined;
   stream: boolean;
+  /** Whether the JSON body asks `store: true` (a chat completion kept in the key's project: object affinity). */
+  stored: boolean;
   /** Whether the caller asked for `stream_options.include_usage` itself. */
   callerAskedUsage: boolean;
   /** Whether `stream_options.include_usage` applies to this path. */
@@ -240,6 +242,7 @@ export function intercept(input: string | URL | Request, init: RequestInit | und
     hasStreamOptions: streamOptions !== undefined,
     model,
     stream,
+    stored: json?.store === true,
     callerAskedUsage,
     streamUsagePath: STREAM_USAGE_PATHS.has(pathOnly),
     replayable: typeof body === 'string' || !isOneShot(body),

@@ -26,7 +26,7 @@
  * Other requests ask nothing.
  */
 import { ObjectsOnDifferentKeysError, ResponseKeyUnavailableError, type AttemptOutcome } from '../errors';
-import { CHAT, creation, isChat, isObjectKind, NAMED, namedObjects, objectCollection, type Creation, type ObjectAffinity, type ObjectHome, type ObjectKind } from '../routing/affinity';
+import { CHAT, chatCreation, creation, isChat, isObjectKind, NAMED, namedObjects, objectCollection, type Creation, type ObjectAffinity, type ObjectHome, type ObjectKind } from '../routing/affinity';
 import type { StoreObjectHome, StoreSession } from '../store/types';
 import type { ObjectPin, RequestContext, RequestFacts } from './context';
 import type { Core } from './core';
@@ -46,6 +46,7 @@ const INSTEAD: Readonly<Record<ObjectKind, string>> = {
   upload: 'Start the upload again',
   vector_store: 'Create the vector store again (with files uploaded through a usable key)',
   fine_tuning_job: 'Create the fine-tuning job again (with files uploaded through a usable key)',
+  chat_completion: 'Create the chat completion again',
 };
 
 /** What an object of each kind is called in messages. */
@@ -57,6 +58,7 @@ const CALLED: Readonly<Record<ObjectKind, string>> = {
   upload: 'upload',
   vector_store: 'vector store',
   fine_tuning_job: 'fine-tuning job',
+  chat_completion: 'stored chat completion',
 };
 
 /**
@@ -144,7 +146,8 @@ export function pinNotServing(pin: ObjectPin, model: string): string {
 export function createdObject(core: Core, ctx: RequestContext): Creation | undefined {
   const { method, path } = ctx.request;
   if (core.affinity === undefined || method !== 'POST') return undefined;
-  return creation(method, path, objectCollection(path));
+  const collection = objectCollection(path);
+  return collection === undefined ? chatCreation(method, path, ctx.request.stored) : creation(method, path, collection);
 }
 
 /**

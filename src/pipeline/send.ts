@@ -190,6 +190,9 @@ async function streamFirst(
   const reader = response.body!.getReader();
   // Its first complete events judged once, here (redacted first: a key the upstream echoes never passes): the tap goes on from them.
   const first = new FirstRead(injectedUsage, redactor, core.options.redactReplies, holdsPrelude(ctx));
+  // A created object exists from its first event (`response.created`, a stored chat completion's first chunk): later requests naming it go to this key.
+  const created = createdObject(core, ctx);
+  first.scanner.wantsId = created !== undefined;
   // What the tap reads on with: the body's reader, unless a held prelude was released with a read in flight.
   let rest: StreamReader = reader;
   try {
@@ -214,8 +217,6 @@ async function streamFirst(
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
   lease.settle('first-byte', now);
-  // A created response exists from its first event (`response.created`): later requests naming it go to this key.
-  const created = createdObject(core, ctx);
   if (created !== undefined) rememberObject(core, lease, created, first.scanner.tally.responseId, now);
   return streamReply(core, ctx, lease, response, rest, first, now - ctx.startedAt, abort.signal);
 }

@@ -1,7 +1,7 @@
 /**
  * Object affinity: which key created each object that OpenAI keeps per
  * project — a response, a file, a batch, a conversation, an upload, a vector
- * store, a fine-tuning job. Such an object is known only to the project of
+ * store, a fine-tuning job, a stored chat completion (`store: true`). Such an object is known only to the project of
  * the key that created it, so a later request naming it must go to that key:
  * another key, of another project or provider, answers
  * `previous_response_not_found` (400) or 404. The pipeline remembers the key
@@ -27,7 +27,10 @@ const CONVERSATIONS = '/conversations';
 const UPLOADS = '/uploads';
 const VECTOR_STORES = '/vector_stores';
 const FINE_TUNING_JOBS = '/fine_tuning/jobs';
-/** Not a collection kept per key (a chat completion is not remembered), but its messages may name files. */
+/**
+ * Chat completions: one is kept per key only when created with `store: true`
+ * ({@link chatCreation}), and its messages may name files.
+ */
 export const CHAT = '/chat/completions';
 
 /** What one object of a collection is called (in errors). */
@@ -39,6 +42,7 @@ const KINDS: Readonly<Record<string, ObjectKind>> = {
   [UPLOADS]: 'upload',
   [VECTOR_STORES]: 'vector_store',
   [FINE_TUNING_JOBS]: 'fine_tuning_job',
+  [CHAT]: 'chat_completion',
 };
 
 /** Every kind's name. */
@@ -63,7 +67,7 @@ for (const collection of Object.keys(KINDS)) {
 }
 
 /** The kinds of object kept with the key that created them. */
-export type ObjectKind = 'response' | 'file' | 'batch' | 'conversation' | 'upload' | 'vector_store' | 'fine_tuning_job';
+export type ObjectKind = 'response' | 'file' | 'batch' | 'conversation' | 'upload' | 'vector_store' | 'fine_tuning_job' | 'chat_completion';
 
 /** Where an object was created, and what it is. */
 export interface ObjectHome {
@@ -122,13 +126,16 @@ export class ObjectAffinity {
  * their key; undefined for every other path. Two character reads, and one
  * `startsWith` for a path whose first and third letters match a
  * collection's: the cost of a request outside these collections
- * (`/chat/completions`, `/embeddings` match none).
+ * (`/embeddings` matches none). `/chat/completions` itself is no collection
+ * here (a chat completion is kept only when stored: {@link chatCreation}),
+ * a path under it (`/chat/completions/{id}…`) is.
  */
 export function objectCollection(path: string): string | undefined {
   const collection = BY_SLOT[slotOf(path)];
   if (collection === undefined || !path.startsWith(collection)) return undefined;
   const next = path.charCodeAt(collection.length);
-  return path.length === collection.length || next === 47 /* / */ || next === 63 /* ? */ ? collection : undefined;
+  if (next === 47 /* / */) return collection;
+  return (path.length === collection.length || next === 63) /* ? */ && collection !== CHAT ? collection : undefined;
 }
 
 /** Whether a request is a `POST /chat/completions` (a query allowed), whose messages may name files. */
@@ -148,6 +155,8 @@ export interface Creation {
 }
 
 const CREATIONS: Readonly<Record<string, Creation>> = Object.fromEntries(Object.entries(KINDS).map(([collection, kind]) => [collection, Object.freeze({ kind, inFile: false })]));
+/** A stored chat completion. */
+const STORED_CHAT = CREATIONS[CHAT]!;
 /** A completed upload's reply: the file it produced (`{ id, …, file: { id } }`). */
 const PRODUCED_FILE: Creation = Object.freeze({ kind: 'file', inFile: true });
 const COMPLETE = '/complete';
@@ -163,6 +172,17 @@ export function creation(method: string, path: string, collection: string | unde
   if (path.length === end || path.charCodeAt(end) === 63 /* ? */) return CREATIONS[collection];
   if (collection !== UPLOADS) return undefined;
   return withoutQuery(path).endsWith(COMPLETE) ? PRODUCED_FILE : undefined;
+}
+
+/**
+ * What a `POST /chat/completions` (a query allowed) creates: a stored chat
+ * completion when its body asks `store: true` (OpenAI keeps it in the key's
+ * project: `chat.completions.retrieve`, `messages.list`, `update`, `delete`);
+ * undefined otherwise, and for any other request (`stored`: the body's
+ * `store` is true, read at intercept).
+ */
+export function chatCreation(method: string, path: string, stored: boolean): Creation | undefined {
+  return stored && isChat(method, path) ? STORED_CHAT : undefined;
 }
 
 /**
@@ -190,7 +210,7 @@ let count = 0;
  */
 export function namedObjects(path: string, collection: string, json: Record<string, unknown> | undefined, content: boolean): number {
   count = 0;
-  if (collection !== CHAT && path.charCodeAt(collection.length) === 47 /* / */) add(pathId(path, collection));
+  if (path.charCodeAt(collection.length) === 47 /* / */) add(pathId(path, collection));
   if (json === undefined) return count;
   switch (collection) {
     case RESPONSES:
@@ -202,7 +222,7 @@ export function namedObjects(path: string, collection: string, json: Record<stri
       }
       break;
     case CHAT:
-      partsIn(json.messages);
+      if (content) partsIn(json.messages);
       break;
     case CONVERSATIONS:
       if (content) partsIn(json.items);

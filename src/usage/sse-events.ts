@@ -94,6 +94,18 @@ export function endsAnswer(parsed: Obj): boolean {
   return Array.isArray(choices) && choices.some((choice) => isObj(choice) && typeof choice.finish_reason === 'string');
 }
 
+/**
+ * The id of the object a stream's event names as the one it creates: a
+ * Responses event's `response.id` (`response.created` opens the stream with
+ * it), a chat completion chunk's `id` (a stored chat completion's, with
+ * `store: true`); undefined for other events.
+ */
+export function createdId(parsed: Obj): string | undefined {
+  const response = parsed.response;
+  if (isObj(response)) return typeof response.id === 'string' ? response.id : undefined;
+  return parsed.object === 'chat.completion.chunk' && typeof parsed.id === 'string' ? parsed.id : undefined;
+}
+
 /** True for a Responses event that carries no output yet (see {@link PRELUDE_TYPES}). */
 export function isPrelude(parsed: Obj): boolean {
   return typeof parsed.type === 'string' && PRELUDE_TYPES.has(parsed.type);

@@ -7,7 +7,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { finished, judgeChunk, SKIP } from './chunk-scan';
-import { endsAnswer, eventData, eventError, generatedChars, isObj, isPrelude } from './sse-events';
+import { createdId, endsAnswer, eventData, eventError, generatedChars, isObj, isPrelude } from './sse-events';
 import { asBuffer, completeUpTo, concat, eventEnd, find, holds, joined, keptBytes, lineEnd, onlyBreaks } from './sse-frames';
 import { usageFromBody, type Usage } from './usage';
 
@@ -31,7 +31,7 @@ export interface StreamTally {
   error?: Record<string, unknown>;
   /** True when the error was a Responses `response.failed`. */
   failedResponse?: true;
-  /** The Responses API object the stream is about: the first `response.id` of its events (`response.created` opens it); undefined for other streams. */
+  /** The object the stream creates: the first `response.id` of a Responses stream's events (`response.created` opens it), a chat completion chunk's `id` (see `createdId`); undefined for other streams. */
   responseId: string | undefined;
 }
 
@@ -88,6 +88,12 @@ export class EventScanner {
    * {@link FirstRead.release}. False for every other stream.
    */
   holding = false;
+  /**
+   * Whether the id of the object the stream creates is wanted (a stored chat
+   * completion's, object affinity): a chat chunk is then parsed until one
+   * gave it (see {@link StreamTally.responseId}), not judged from its bytes.
+   */
+  wantsId = false;
   /** True when the last scan met an event with data (comments and keep-alives are not data). */
   sawData = false;
   /** True once `[DONE]` was judged: the SDK reads nothing after it, so what follows is passed on unjudged. */
@@ -214,7 +220,7 @@ export class EventScanner {
    * others are decoded and parsed.
    */
   #event(bytes: Uint8Array, start: number, end: number, lfOnly: boolean): boolean {
-    if (holds(bytes, start, DATA)) {
+    if (holds(bytes, start, DATA) && !(this.wantsId && this.tally.responseId === undefined)) {
       const from = bytes[start + 5] === 32 ? start + 6 : start + 5;
       const eol = lineEnd(bytes, from, end, lfOnly);
       if (onlyBreaks(bytes, eol, end)) {
@@ -269,7 +275,7 @@ export class EventScanner {
       const prelude = this.holding;
       if (prelude && !isPrelude(parsed)) this.holding = false;
       if (!tally.sawEnd && endsAnswer(parsed)) tally.sawEnd = true;
-      if (tally.responseId === undefined && isObj(parsed.response) && typeof parsed.response.id === 'string') tally.responseId = parsed.response.id;
+      if (tally.responseId === undefined) tally.responseId = createdId(parsed);
       const error = eventError(parsed, event);
       // The first error is the one the caller meets (the SDK raises it, or the app reads it as the answer's end).
       if (error !== undefined && !tally.errorEvent) {

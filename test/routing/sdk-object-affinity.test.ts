@@ -9,7 +9,7 @@
  * key.
  */
 import OpenAI, { toFile } from 'openai';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { getKeyplexDetails, KeyManager, MemoryStore, type KeyManagerOptions, type StateStore } from '../../src/index';
 import { caught, failures } from '../support/caught';
 import { reservingStore } from '../support/custom-store';
@@ -109,6 +109,50 @@ describe('uploads', () => {
   });
 });
 
+describe('stored chat completions (store: true)', () => {
+  const ask = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }], store: true };
+
+  /** What each follow-up of a stored completion made by `make` gave: 'ok' or its status. */
+  async function followUps(client: OpenAI, make: () => Promise<{ id: string }>) {
+    const outcomes: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const { id } = await make();
+      for (const call of [() => client.chat.completions.retrieve(id), () => client.chat.completions.messages.list(id), () => client.chat.completions.update(id, { metadata: { seen: 'yes' } }), () => client.chat.completions.delete(id)]) {
+        outcomes.push(await call().then(() => 'ok', (error: { status?: number }) => String(error.status)));
+      }
+    }
+    return outcomes;
+  }
+
+  test('retrieve, messages.list, update and delete go to the key that created it: 0 of 24 fail', async () => {
+    const { client } = setup();
+    const outcomes = await followUps(client, () => client.chat.completions.create(ask));
+    expect(outcomes.filter((o) => o !== 'ok')).toEqual([]);
+  });
+
+  test('streamed: the id of its chunks is remembered: 0 of 24 fail', async () => {
+    const { client } = setup();
+    const streamed = async () => {
+      let id = '';
+      for await (const chunk of await client.chat.completions.create({ ...ask, stream: true })) id ||= chunk.id;
+      return { id };
+    };
+    const outcomes = await followUps(client, streamed);
+    expect(outcomes.filter((o) => o !== 'ok')).toEqual([]);
+  });
+
+  test('a chat completion without store: true is not remembered: no store write for it (one for a stored one)', async () => {
+    const store = new MemoryStore();
+    const remembered = vi.spyOn(store, 'rememberObject');
+    const { client } = setup({ store });
+    for (let i = 0; i < 3; i++) await client.chat.completions.create({ ...ask, store: false });
+    await client.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] });
+    expect(remembered).toHaveBeenCalledTimes(0);
+    await client.chat.completions.create(ask);
+    expect(remembered).toHaveBeenCalledTimes(1);
+  });
+});
+
 describe('two managers on one MemoryStore', () => {
   test('batches.create on B naming a file uploaded on A goes to A\'s key (B lists the keys one place on): 0 of 6 fail', async () => {
     server.use(...projects(BASE).handlers);
@@ -124,6 +168,12 @@ describe('two managers on one MemoryStore', () => {
       await b!.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
     });
     expect(result).toEqual({ failed: 0, first: undefined });
+    // A stored chat completion made on A is found on B as well (its kind passes the store's check).
+    const stored = await failures(6, async () => {
+      const { id } = await a!.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }], store: true });
+      await b!.chat.completions.retrieve(id);
+    });
+    expect(stored).toEqual({ failed: 0, first: undefined });
   });
 });
 

@@ -1,6 +1,6 @@
 /**
  * A provider's object API (files, batches, conversations, uploads,
- * responses, and chat completions naming files) on msw, where each key is a project of its own: an object is
+ * responses, chat completions naming files, stored chat completions) on msw, where each key is a project of its own: an object is
  * found only with the key that created it, as OpenAI answers (404 otherwise).
  */
 import { http, HttpResponse } from 'msw';
@@ -43,13 +43,25 @@ export function projects(BASE: string, tag = '') {
     http.post(`${BASE}/uploads/:id/parts`, ({ request, params }) => owned(request, params.id as string, () => create(request, 'part_', { object: 'upload.part', upload_id: params.id }))),
     http.post(`${BASE}/uploads/:id/complete`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'upload', status: 'completed' }))),
     // A chat completion whose messages name files ({ type: 'file', file: { file_id } }): each must be the key's.
+    // With `store: true` it is kept (its id the key's, as a file's); streamed when asked.
     http.post(`${BASE}/chat/completions`, async ({ request }) => {
-      const { messages } = (await request.json()) as { messages: { content?: unknown }[] };
+      const { messages, store, stream } = (await request.json()) as { messages: { content?: unknown }[]; store?: boolean; stream?: boolean };
       const files = messages.flatMap((m) => (Array.isArray(m.content) ? (m.content as { file?: { file_id?: string } }[]).map((part) => part.file?.file_id) : [])).filter((id) => id !== undefined);
       const missing = files.find((id) => owners.get(id) !== keyOf(request));
       if (missing !== undefined) return notFound(missing);
-      return HttpResponse.json({ id: `chatcmpl-${tag}${++made}`, object: 'chat.completion', created: 0, model: 'gpt-4.1', choices: [{ index: 0, message: { role: 'assistant', content: 'read it', refusal: null }, finish_reason: 'stop', logprobs: null }], usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 } });
+      const id = `chatcmpl-${tag}${++made}`;
+      if (store === true) owners.set(id, keyOf(request));
+      if (stream === true) {
+        const chunk = (delta: Record<string, unknown>, finish: string | null) => `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: 0, model: 'gpt-4.1', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+        return new HttpResponse(chunk({ role: 'assistant', content: 'read it' }, null) + chunk({}, 'stop') + 'data: [DONE]\n\n', { headers: { 'content-type': 'text/event-stream' } });
+      }
+      return HttpResponse.json({ id, object: 'chat.completion', created: 0, model: 'gpt-4.1', choices: [{ index: 0, message: { role: 'assistant', content: 'read it', refusal: null }, finish_reason: 'stop', logprobs: null }], usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 } });
     }),
+    // A stored chat completion: retrieved, its messages listed, updated, deleted with its key only.
+    http.get(`${BASE}/chat/completions/:id`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'chat.completion', created: 0, model: 'gpt-4.1', choices: [] }))),
+    http.get(`${BASE}/chat/completions/:id/messages`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ object: 'list', data: [], first_id: null, last_id: null, has_more: false }))),
+    http.post(`${BASE}/chat/completions/:id`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'chat.completion', created: 0, model: 'gpt-4.1', choices: [] }))),
+    http.delete(`${BASE}/chat/completions/:id`, ({ request, params }) => owned(request, params.id as string, () => HttpResponse.json({ id: params.id, object: 'chat.completion.deleted', deleted: true }))),
     http.post(`${BASE}/responses`, async ({ request }) => {
       const { conversation } = (await request.json()) as { conversation?: string | { id: string } };
       const id = typeof conversation === 'string' ? conversation : conversation?.id;
