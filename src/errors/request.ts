@@ -25,7 +25,7 @@ export class NoKeyAvailableError extends KeyplexError {
   }
 }
 
-/** A request names a response, file, batch, conversation or upload (`previous_response_id`, `input_file_id`, `/files/{id}`…) created with a key now removed or disabled: only that key's project knows it, so nothing is sent. Status 404. The code keeps its first name (responses only); the message names the object. */
+/** A request names an object kept per project (a response, file, batch, conversation, upload, vector store, fine-tuning job or stored chat completion: `previous_response_id`, `input_file_id`, `/files/{id}`…) created with a key now removed or disabled: only that key's project knows it, so nothing is sent. Status 404. The code keeps its first name (responses only); the message names the object. */
 export class ResponseKeyUnavailableError extends KeyplexError {
   constructor(message: string, options: { requestId?: string; attempts?: AttemptOutcome[] }) {
     super('response_key_unavailable', message, { ...options, status: 404 });

@@ -1,10 +1,10 @@
 /**
  * Object affinity: which key created each object that OpenAI keeps per
  * project — a response, a file, a batch, a conversation, an upload, a vector
- * store, a fine-tuning job, a stored chat completion (`store: true`). Such an object is known only to the project of
- * the key that created it, so a later request naming it must go to that key:
- * another key, of another project or provider, answers
- * `previous_response_not_found` (400) or 404. The pipeline remembers the key
+ * store, a fine-tuning job, a stored chat completion (`store: true`). Such an
+ * object is known only to the project of the key that created it, so a later
+ * request naming it must go to that key: another key, of another project or
+ * provider, answers `previous_response_not_found` (400) or 404. The pipeline remembers the key
  * when a `POST` to the object's collection succeeds (and the file a completed
  * upload produced) and pins the requests that name the id, in their path or
  * body (src/pipeline/affinity.ts).
@@ -135,7 +135,8 @@ export function objectCollection(path: string): string | undefined {
   if (collection === undefined || !path.startsWith(collection)) return undefined;
   const next = path.charCodeAt(collection.length);
   if (next === 47 /* / */) return collection;
-  return (path.length === collection.length || next === 63) /* ? */ && collection !== CHAT ? collection : undefined;
+  // The collection itself (a query allowed): where its objects are created.
+  return (path.length === collection.length || next === 63 /* ? */) && collection !== CHAT ? collection : undefined;
 }
 
 /** Whether a request is a `POST /chat/completions` (a query allowed), whose messages may name files. */
