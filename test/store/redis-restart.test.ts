@@ -6,6 +6,7 @@
  * with SIGKILL, as in a crash, then started again), real SDK, simulator on msw.
  */
 import { randomUUID } from 'node:crypto';
+import { http, HttpResponse } from 'msw';
 import { describe, expect, test } from 'vitest';
 import type { KeyManagerOptions } from '../../src/index';
 import { ProviderSimulator } from '../../src/testing';
@@ -27,6 +28,16 @@ const body = () => ({ model: MODEL, messages: [{ role: 'user' as const, content:
 async function replica(prefix: string, options: Omit<KeyManagerOptions, 'store'>) {
   const made = await storeReplica(redis.server.url, prefix, options, cleanups);
   return { ...made, errors: record(made.manager, 'store:error'), recovered: record(made.manager, 'store:recovered') };
+}
+
+/** Kills and restarts Redis (empty), waits until `old` recovered, then starts a replica and sends `count` requests at once through it. */
+async function restartThenFresh(old: Awaited<ReturnType<typeof replica>>, prefix: string, options: Omit<KeyManagerOptions, 'store'>, count: number) {
+  await redis.server.stop();
+  await redis.server.start();
+  await eventually(() => old.recovered.length === 1, 'store:recovered');
+  const fresh = await replica(prefix, options);
+  const results = await Promise.all(Array.from({ length: count }, () => outcome(fresh.client.chat.completions.create(body()))));
+  return { fresh, results };
 }
 
 describe.skipIf(!redis.available)('Redis killed and restarted under running replicas', () => {
@@ -86,16 +97,46 @@ describe.skipIf(!redis.available)('Redis killed and restarted under running repl
     expect(disabled).toEqual([{ provider: 'sim', keyId: 'revoked', reason: 'unauthorized' }]);
     expect(sim.tallies().sim!.keys[revoked]!.requests).toBe(1);
 
-    await redis.server.stop();
-    await redis.server.start();
-    await eventually(() => old.recovered.length === 1, 'store:recovered');
-
     // A process started after the restart: it never sends with the revoked key.
-    const fresh = await replica(prefix, options);
-    const results = await Promise.all(Array.from({ length: 6 }, () => outcome(fresh.client.chat.completions.create(body()))));
+    const { fresh, results } = await restartThenFresh(old, prefix, options, 6);
     expect(results).toEqual(Array(6).fill('ok'));
     expect(sim.tallies().sim!.keys[revoked]!.requests).toBe(1);
     expect(fresh.manager.stats().providers.sim!.keys.find((k) => k.id === 'revoked')?.status).toBe('disabled');
     expect(fresh.errors).toEqual([]);
+  }, 60_000);
+
+  test('a deployment circuit open before the restart is open for a process started after it (0 requests reach the broken provider)', async () => {
+    const reached = { down: 0, up: 0 };
+    server.use(
+      http.post('https://down.restart.test/v1/chat/completions', () => {
+        reached.down++;
+        return HttpResponse.json({ error: { message: 'overloaded', type: 'server_error', code: null } }, { status: 500 });
+      }),
+      http.post('https://up.restart.test/v1/chat/completions', () => {
+        reached.up++;
+        return HttpResponse.json({ id: 'chatcmpl-up', object: 'chat.completion', created: 0, model: MODEL, choices: [{ index: 0, message: { role: 'assistant', content: 'hi', refusal: null }, finish_reason: 'stop', logprobs: null }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } });
+      }),
+    );
+    const prefix = `restart-circuit:${randomUUID()}:`;
+    const options = {
+      providers: {
+        down: { baseURL: 'https://down.restart.test/v1', keys: [{ key: fakeKey('down'), id: 'd' }], models: [MODEL] },
+        up: { baseURL: 'https://up.restart.test/v1', keys: [{ key: fakeKey('up'), id: 'u' }], models: [MODEL] },
+      },
+      // The deployment's circuit opens at its first failure, and stays open well past the test.
+      circuitBreaker: { deployment: { policy: { kind: 'consecutive' as const, threshold: 1 }, openMs: 600_000 } },
+      retry: { baseDelayMs: 0 },
+    };
+    const old = await replica(prefix, options);
+    const opened = record(old.manager, 'circuit:open');
+    expect(await outcome(old.client.chat.completions.create(body()))).toBe('ok');
+    expect(reached).toEqual({ down: 1, up: 1 });
+    expect(opened.map((e) => [e.scope, e.provider])).toEqual([['deployment', 'down']]);
+
+    // A process started after the restart: the circuit it loads is open, so it sends nothing to 'down'.
+    const { fresh, results } = await restartThenFresh(old, prefix, options, 4);
+    expect(results).toEqual(Array(4).fill('ok'));
+    expect(reached.down).toBe(1);
+    expect(fresh.manager.stats().deployments.find((d) => d.provider === 'down')?.circuit).toBe('open');
   }, 60_000);
 });

@@ -46,10 +46,10 @@ const ADJUST_SCRIPT = script(ADJUST);
  *   and the store serves on local state (`failMode: 'open'`) or refuses
  *   (`'closed'`), checks every `retryMs`, and when Redis is back writes what
  *   it kept (statuses, circuits, spend) and what it knew — merged: spend
- *   buckets raised to the largest total known, key statuses and the object
- *   homes it wrote (the newest 10,000 still alive) restored where Redis has
- *   none (it restarted empty) — then every manager reloads the
- *   shared state (`store:recovered`).
+ *   buckets raised to the largest total known, key statuses, circuits not
+ *   closed and the object homes it wrote (the newest 10,000 still alive)
+ *   restored where Redis has none (it restarted empty) — then every manager
+ *   reloads the shared state (`store:recovered`).
  * - When Redis loses the shared state with the connection open (`FLUSHALL`,
  *   a failover to an empty replica, an eviction), the reservation and spend
  *   scripts find the epoch marker gone (epoch.ts): the store writes back
@@ -299,6 +299,7 @@ export class RedisStore implements StateStore {
     const entry = { hash: `${this.prefix}${hash}`, field, value: JSON.stringify(value), message: JSON.stringify({ o: origin, c: change }) };
     this.#sinceLoad(change);
     if (change.kind === 'key') this.#known.status({ field, status: change.status, value: entry.value, message: entry.message });
+    else if (change.kind === 'circuit') this.#known.circuit({ field, state: change.snapshot.state, value: entry.value, message: entry.message });
     if (!this.#healthy) {
       this.#pendingStatus.set(`${entry.hash}\u0000${field}`, entry);
       return Promise.resolve();

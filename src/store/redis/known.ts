@@ -10,7 +10,7 @@
  * by a restart, and a key revoked before it stays revoked for processes
  * started after it.
  */
-import { keyField } from '../fields';
+import { circuitField, keyField } from '../fields';
 import { periodOf } from '../shared-window';
 import type { StoreBudgetRef, StoreChange, StoreKeyRef, StoreKeyStatus, StoreLimits, StoreReservation, StoreSnapshot } from '../types';
 
@@ -123,6 +123,14 @@ export interface KnownStatus {
   readonly message: string;
 }
 
+/** A circuit's state as last written or seen (one open is restored after Redis lost it), with the message that announces it. */
+export interface KnownCircuit {
+  readonly field: string;
+  readonly state: string;
+  readonly value: string;
+  readonly message: string;
+}
+
 /** Buckets kept per budget before old ones are dropped. */
 const PRUNE_AT = 64;
 
@@ -157,6 +165,8 @@ export interface KnownWindow {
 export class KnownState {
   readonly #spend = new Map<string, KnownBudget>();
   readonly #statuses = new Map<string, KnownStatus>();
+  /** By circuits-hash field (a key's or a deployment's: as many as configured). */
+  readonly #circuits = new Map<string, KnownCircuit>();
   readonly #windows = new Map<string, KnownWindow>();
   #windowsPruneAt = WINDOWS_PRUNE_AT;
   /** By Redis name, the oldest first. */
@@ -223,10 +233,22 @@ export class KnownState {
     this.#statuses.set(entry.field, entry);
   }
 
+  /** A circuit's state as written or seen. */
+  circuit(entry: KnownCircuit): void {
+    this.#circuits.set(entry.field, entry);
+  }
+
+  /** Circuits not closed (open, or half-open: their probes decide, where the state is loaded). */
+  circuits(): KnownCircuit[] {
+    return [...this.#circuits.values()].filter((c) => c.state !== 'closed');
+  }
+
   /** What a change heard on the channel (its `message`) says of Redis's state. */
   learn(change: StoreChange, message: string): void {
     if (change.kind === 'key' && change.key && typeof change.key === 'object' && change.status && typeof change.status === 'object') {
       this.status({ field: keyField(change.key), status: change.status, value: JSON.stringify(change.status), message });
+    } else if (change.kind === 'circuit' && change.circuit && typeof change.circuit === 'object' && change.snapshot && typeof change.snapshot === 'object') {
+      this.circuit({ field: circuitField(change.circuit), state: String(change.snapshot.state), value: JSON.stringify(change.snapshot), message });
     } else if (change.kind === 'spend') {
       const { starts, totals } = change as { starts?: unknown; totals?: unknown };
       if (!Array.isArray(starts) || !Array.isArray(totals) || !Array.isArray(change.budgets)) return;
@@ -251,6 +273,10 @@ export class KnownState {
     for (const { key, status } of snapshot.keys) {
       const message = JSON.stringify({ o: origin, c: { kind: 'key', key, status } });
       this.status({ field: keyField(key), status, value: JSON.stringify(status), message });
+    }
+    for (const { circuit, snapshot: state } of snapshot.circuits) {
+      const message = JSON.stringify({ o: origin, c: { kind: 'circuit', circuit, snapshot: state } });
+      this.circuit({ field: circuitField(circuit), state: String(state.state), value: JSON.stringify(state), message });
     }
   }
 

@@ -108,7 +108,8 @@ export interface WriteBackOptions {
  * renewed, which announces the new epoch: epoch.ts), statuses and spend kept
  * while Redis was away (newer than anything there), then — with `merge` —
  * what the store knew before, merged: statuses Redis has none of, and each
- * spend bucket raised to the largest total known, and the object homes this
+ * spend bucket raised to the largest total known, circuits not closed that
+ * Redis has none of, and the object homes this
  * store wrote and that still live, for a Redis that restarted empty or lost
  * its data (or was away when they were made). Clears `pending` and resolves with how many of
  * `spends` (the oldest first) were written, and the marker's epoch.
@@ -134,6 +135,13 @@ export async function writeBack(
   for (const { field, value, message } of merge ? known.statuses(now) : []) restore.push(field, value, message);
   if (restore.length > 0) {
     tx.evalsha(RESTORE_SCRIPT.sha, 1, `${names.prefix}keys`, names.channel, ...restore);
+    first++;
+  }
+  // Circuits not closed, restored the same way (one closed is what Redis holding none means).
+  const circuits: string[] = [];
+  for (const { field, value, message } of merge ? known.circuits() : []) circuits.push(field, value, message);
+  if (circuits.length > 0) {
+    tx.evalsha(RESTORE_SCRIPT.sha, 1, `${names.prefix}circuits`, names.channel, ...circuits);
     first++;
   }
   for (const w of merge ? known.windows(clock === '' ? now : Number(clock)) : []) {
