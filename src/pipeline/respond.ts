@@ -72,7 +72,7 @@ export function streamReply(
   signal: AbortSignal,
 ): Response {
   ctx.streaming = true;
-  const tapped = tapEventStream(first, reader, new StreamEnd(core, ctx, lease, ttftMs, signal));
+  const tapped = tapEventStream(first, reader, new StreamEnd(core, ctx, lease, ttftMs, signal, first.scanner.tally.responseId));
   return reply(core, ctx, lease, upstream, tapped);
 }
 
@@ -87,6 +87,8 @@ class StreamEnd implements StreamTapHooks {
     private readonly lease: Lease,
     private readonly ttftMs: number,
     readonly signal: AbortSignal,
+    /** The created object's id the stream's first events gave: send remembered it then. */
+    private readonly firstId: string | undefined,
   ) {
     const request = ctx.request;
     this.idleTimeoutMs = request.options.streamIdleTimeoutMs ?? core.options.streamIdleTimeoutMs;
@@ -144,7 +146,7 @@ class StreamEnd implements StreamTapHooks {
     const ctx = this.ctx;
     endStreamingRequest(ctx);
     // A response whose id came after the stream's first event (send remembers one that opened it).
-    const created = tally.responseId === undefined ? undefined : createdObject(this.core, ctx);
+    const created = tally.responseId === undefined || tally.responseId === this.firstId ? undefined : createdObject(this.core, ctx);
     if (created !== undefined) rememberObject(this.core, this.lease, created, tally.responseId, Date.now());
     const spent = spentSoFar(ctx, usage, tally, ended);
     account(this.core, ctx, this.lease, Date.now(), spent, this.ttftMs, true, undefined, spent?.partial === true);

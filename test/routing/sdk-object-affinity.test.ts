@@ -150,6 +150,9 @@ describe('stored chat completions (store: true)', () => {
     expect(remembered).toHaveBeenCalledTimes(0);
     await client.chat.completions.create(ask);
     expect(remembered).toHaveBeenCalledTimes(1);
+    // Streamed: written once, at its first chunk (not again at its end).
+    for await (const _ of await client.chat.completions.create({ ...ask, stream: true })) void _;
+    expect(remembered).toHaveBeenCalledTimes(2);
   });
 });
 
