@@ -107,12 +107,12 @@ export interface WriteBackOptions {
  * Writes back, in one transaction: the epoch marker (set when missing or
  * renewed, which announces the new epoch: epoch.ts), statuses and spend kept
  * while Redis was away (newer than anything there), then — with `merge` —
- * what the store knew before, merged: statuses Redis has none of, and each
- * spend bucket raised to the largest total known, circuits not closed that
- * Redis has none of, and the object homes this
- * store wrote and that still live, for a Redis that restarted empty or lost
- * its data (or was away when they were made). Clears `pending` and resolves with how many of
- * `spends` (the oldest first) were written, and the marker's epoch.
+ * what the store knew before, merged: statuses and circuits not closed that
+ * Redis has none of, each spend bucket raised to the largest total known,
+ * and the object homes this store wrote that still live, for a Redis that
+ * restarted empty or lost its data (or was away when they were made).
+ * Clears `pending` and resolves with how many of `spends` (the oldest
+ * first) were written, and the marker's epoch.
  */
 export async function writeBack(
   client: Redis,
