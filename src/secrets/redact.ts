@@ -17,11 +17,7 @@
  * any piece does; the JSON check then reads the copy it made.
  *
  * A piece that lies wholly inside a provider's public key prefix (such as
- * `sk-proj-`, the same for every key) is left alone, and so is a run of
- * digits alone shorter than the key: a number the reply holds that shares
- * digits with a key (a timestamp in a key made from one), which replaced
- * would break the reply's JSON. A key echoed goes with characters other
- * than digits (or is all digits, whole).
+ * `sk-proj-`, the same for every key) is left alone.
  *
  * Limits: a piece is found as the upstream sent it; one written with
  * escapes inside it (`\/`, `\u0041`) or in another case is not. A
@@ -239,8 +235,6 @@ export class KeyRedactor {
       let end = j + PROBE;
       while (end < n && end - j + p < k.length && at(end) === k.charCodeAt(end - j + p)) end++;
       if (end - start < PIECE || p + end - j <= this.#public) continue;
-      // Digits alone short of the whole key are a number the reply holds (a timestamp, a count), not an echo.
-      if (end - start < k.length && digitsOnly(at, start, end)) continue;
       start = escapeStart(at, start);
       runs ??= [];
       const last = runs.length - 1;
@@ -282,15 +276,6 @@ function nextByteProbe(bytes: Uint8Array, j: number): number {
     if (PROBES[probeIndex(bytes[j]!, bytes[j + 1]!)] !== 0) return j;
   }
   return -1;
-}
-
-/** Whether the characters (or bytes) in `[start, end)` are ASCII digits, all of them. */
-function digitsOnly(at: At, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) {
-    const c = at(i);
-    if (c < 0x30 || c > 0x39) return false;
-  }
-  return true;
 }
 
 /** Moves `start` back over a JSON escape the replacement would cut (`\n`, `\u00e9`), so no backslash is left dangling. */
