@@ -259,6 +259,7 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
     throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
   }
   // Searched as bytes (a key is ASCII: its pieces are the same bytes in UTF-8), then decoded once.
+  const upstreamBytes = bytes;
   if (core.options.redactReplies) bytes = redactor.bytes(bytes);
   // Proved JSON without building it; only the members read below are parsed (the `id` of an object created).
   const created = createdObject(core, ctx);
@@ -266,6 +267,7 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
   try {
     parsed = parseJsonSummary(bytes, created !== undefined && !created.inFile);
   } catch {
+    if (bytes !== upstreamBytes) warnIfRedactionBroke(upstreamBytes, lease.key.id);
     throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: decodeText(bytes) });
   }
   const embedded = embeddedError(ctx, parsed);
@@ -281,6 +283,30 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
   const text = decodeText(bytes);
   core.cache.store(ctx, response, text, lease.deployment.pool.id, costUsd);
   return reply(core, ctx, lease, response, text);
+}
+
+/** Keys (by id) whose reply redaction broke, warned of once each. */
+const warnedBrokenByRedaction = new Set<string>();
+
+/**
+ * A JSON reply that parsed as the upstream sent it and not once a piece of
+ * the key was replaced in it: the piece sat outside a string (digits a key
+ * made from a timestamp shares with a number of the reply, such as a chat
+ * completion's `created`). Such a reply is still judged broken (passing it
+ * would pass the piece); this says why, once per key, naming it by id.
+ */
+function warnIfRedactionBroke(upstreamBytes: Uint8Array, keyId: string): void {
+  if (warnedBrokenByRedaction.has(keyId)) return;
+  try {
+    parseJsonSummary(upstreamBytes, false);
+  } catch {
+    return; // Broken as the upstream sent it.
+  }
+  warnedBrokenByRedaction.add(keyId);
+  process.emitWarning(
+    `keyplex: a reply to key '${keyId}' held 8 or more characters of that key outside a JSON string (such as digits a key made from a timestamp shares with the reply's 'created'); replacing them broke the reply, so it was judged broken and retried. Use keys that share no run of 8 characters with replies (real keys do not), or set \`redactReplies: false\`.`,
+    { code: 'KEYPLEX_KEY_PIECE_BROKE_REPLY' },
+  );
 }
 
 /**

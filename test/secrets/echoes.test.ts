@@ -6,7 +6,7 @@
 import OpenAI from 'openai';
 import { HttpResponse } from 'msw';
 import util from 'node:util';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { getKeyplexDetails, KeyManager, type KeyplexEventName } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
 import { askedUsage, chatChunks, chatReply, errorReply, provider, rawSseReply, type UpstreamCall } from '../support/upstream';
@@ -191,4 +191,25 @@ describe('redactReplies: false (2xx bodies not scanned, for services that measur
       expect(pieces8(observed.join('\n'), keys)).toEqual([]);
     });
   }
+});
+
+describe('a key that shares digits with a reply (a key made from a timestamp)', () => {
+  test('the reply whose `created` holds 10 of its digits is still replaced and judged broken; a warning says why, once, naming the key by id', async () => {
+    const key = `fake-demo-1796187441${'x'.repeat(6)}`;
+    provider(ALPHA, () => HttpResponse.json({ id: 'chatcmpl-1', object: 'chat.completion', created: 1796187441, model: 'gpt-4.1', choices: [{ index: 0, message: { role: 'assistant', content: 'hi', refusal: null }, finish_reason: 'stop', logprobs: null }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } }));
+    const manager = new KeyManager({ providers: { alpha: { baseURL: ALPHA, keys: [{ key, id: 'demo' }], models: ['gpt-4.1'] } }, retry: { baseDelayMs: 0, maxAttempts: 1 } });
+    managers.push(manager);
+    const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    try {
+      const ask = () => client.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] });
+      for (let i = 0; i < 2; i++) expect(getKeyplexDetails(await ask().catch((error: unknown) => error))?.code).toBe('malformed_response');
+      const warned = warn.mock.calls.filter(([, options]) => (options as { code?: string } | undefined)?.code === 'KEYPLEX_KEY_PIECE_BROKE_REPLY');
+      expect(warned).toHaveLength(1);
+      expect(String(warned[0]![0])).toContain("key 'demo'");
+      expect(String(warned[0]![0])).not.toContain('1796187441');
+    } finally {
+      warn.mockRestore();
+    }
+  });
 });
