@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import OpenAI, { toFile } from 'openai';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { getKeyplexDetails, KeyManager, type KeyManagerOptions, type StateStore, type StoreSession } from '../../src/index';
 import { RedisStore } from '../../src/store/redis';
 import type { RoutingStrategy } from '../../src/routing/strategy';
@@ -22,7 +22,7 @@ import { record } from '../support/events';
 import { fakeKey } from '../support/fake-keys';
 import { projects } from '../support/projects';
 import { PATIENT_REDIS_MS, redisForSuite, serverPid } from '../support/redis';
-import { useMsw } from '../support/scaffold';
+import { mswSuite } from '../support/suite';
 import { eventually } from '../support/time';
 
 const MODEL = 'gpt-4.1';
@@ -30,13 +30,8 @@ const PROVIDERS = ['one', 'two', 'three'];
 /** The simulator's clock: fixed, so no rate window refills. */
 const T0 = 1_700_000_040_000;
 
-const server = useMsw();
+const { server, cleanups } = mswSuite();
 const redis = redisForSuite('object affinity through Redis');
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-  server.resetHandlers();
-});
 
 /** Each routed request's deployments rotated by one more place than the last, starting `offset` places on. */
 function takingTurns(offset: number): RoutingStrategy {
@@ -131,6 +126,23 @@ async function upload(client: OpenAI) {
   return client.files.create({ file: await toFile(Buffer.from('{}'), 'in.jsonl'), purpose: 'batch' });
 }
 
+/** `ask(id)` (a request on the other replica) for each of `ids`, checked: none failed. */
+async function noneFail(ids: readonly string[], ask: (id: string) => Promise<unknown>): Promise<void> {
+  const outcomes: string[] = [];
+  for (const id of ids) outcomes.push(await outcome(() => ask(id)));
+  expect({ failed: failed(outcomes), outcomes }).toEqual({ failed: 0, outcomes: Array(ids.length).fill('ok') });
+}
+
+/** Six times: a file uploaded on `a`, then at once `ask(its id)` on the other replica; checked: none failed. */
+async function sixUploadedThen(a: Replica, ask: (id: string) => Promise<unknown>): Promise<void> {
+  const outcomes: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    const { id } = await upload(a.client);
+    outcomes.push(await outcome(() => ask(id)));
+  }
+  expect({ failed: failed(outcomes), outcomes }).toEqual({ failed: 0, outcomes: Array(6).fill('ok') });
+}
+
 /** The calls made on `replica`'s session while `run` ran, by name. */
 async function callsDuring(replica: Replica, run: () => Promise<unknown>): Promise<Calls> {
   const before = { ...replica.calls };
@@ -155,33 +167,17 @@ describe.skipIf(!redis.available)('an object created on one replica, named on an
 
   test('files → batches: batches.create({ input_file_id }) on B after files.create on A: 0 of 6 fail', async () => {
     const { a, b } = await fileReplicas();
-    const outcomes: string[] = [];
-    for (let i = 0; i < 6; i++) {
-      const file = await upload(a.client);
-      outcomes.push(await outcome(() => b.client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })));
-    }
-    expect({ failed: failed(outcomes), outcomes }).toEqual({ failed: 0, outcomes: Array(6).fill('ok') });
+    await sixUploadedThen(a, (id) => b.client.batches.create({ input_file_id: id, endpoint: '/v1/chat/completions', completion_window: '24h' }));
   });
 
   test('files.retrieve on B of a file uploaded on A: 0 of 6 fail', async () => {
     const { a, b } = await fileReplicas();
-    const outcomes: string[] = [];
-    for (let i = 0; i < 6; i++) {
-      const file = await upload(a.client);
-      outcomes.push(await outcome(() => b.client.files.retrieve(file.id)));
-    }
-    expect({ failed: failed(outcomes), outcomes }).toEqual({ failed: 0, outcomes: Array(6).fill('ok') });
+    await sixUploadedThen(a, (id) => b.client.files.retrieve(id));
   });
 
   test('a chat completion on B whose message names a file uploaded on A (B never made one itself) goes to A\'s key: 0 of 6 fail', async () => {
     const { a, b } = await fileReplicas();
-    const outcomes: string[] = [];
-    for (let i = 0; i < 6; i++) {
-      const file = await upload(a.client);
-      const ask = () => b.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: [{ type: 'text', text: 'Summarise it' }, { type: 'file', file: { file_id: file.id } }] }] });
-      outcomes.push(await outcome(ask));
-    }
-    expect({ failed: failed(outcomes), outcomes }).toEqual({ failed: 0, outcomes: Array(6).fill('ok') });
+    await sixUploadedThen(a, (id) => b.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: [{ type: 'text', text: 'Summarise it' }, { type: 'file', file: { file_id: id } }] }] }));
   });
 
   test.each(['removeKey', 'disableKey'] as const)('the key that created the response %s on B: B fails with response_key_unavailable, nothing sent', async (how) => {
@@ -279,9 +275,7 @@ describe.skipIf(!redis.available)('Redis away at the create, or back empty', () 
     const files = [];
     for (let i = 0; i < 4; i++) files.push(await upload(a.client));
     await outage(a, b);
-    const outcomes: string[] = [];
-    for (const file of files) outcomes.push(await outcome(() => b.client.files.retrieve(file.id)));
-    expect({ failed: failed(outcomes), outcomes }).toEqual({ failed: 0, outcomes: Array(4).fill('ok') });
+    await noneFail(files.map((file) => file.id), (id) => b.client.files.retrieve(id));
   });
 
   test('files.create on A while Redis is stopped: once it is back, files.retrieve on B goes to A\'s key: 0 of 4 fail', async () => {
@@ -290,9 +284,7 @@ describe.skipIf(!redis.available)('Redis away at the create, or back empty', () 
     await outage(a, b, async () => {
       for (let i = 0; i < 4; i++) files.push(await upload(a.client));
     });
-    const outcomes: string[] = [];
-    for (const file of files) outcomes.push(await outcome(() => b.client.files.retrieve(file.id)));
-    expect({ failed: failed(outcomes), outcomes }).toEqual({ failed: 0, outcomes: Array(4).fill('ok') });
+    await noneFail(files.map((file) => file.id), (id) => b.client.files.retrieve(id));
   });
 
   test('the homes written back keep what is left of their time to live (no longer)', async () => {
