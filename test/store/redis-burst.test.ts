@@ -11,7 +11,8 @@
  * a timer (no reservation in flight), and the assertions are counts.
  */
 import { randomUUID } from 'node:crypto';
-import { expect, test, vi } from 'vitest';
+import { Redis } from 'ioredis';
+import { afterEach, expect, test, vi } from 'vitest';
 import { keyplex, type StateStore } from '../../src/index';
 import { RedisStore } from '../../src/store/redis';
 import { TokenBucket, formatDuration } from '../../src/testing/rate-window';
@@ -22,6 +23,12 @@ import { fakeClock, quiesce } from '../support/time';
 import { chatReply, errorReply, keyRing, provider, type KeyRing } from '../support/upstream';
 
 const redis = redisForSuite('a burst on four replicas sharing one Redis');
+/** Closed after each test (after its managers and stores: registered later, run later). */
+const closing: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const close of closing.splice(0)) await close();
+});
+const manageCleanup = (close: () => Promise<void>) => void closing.push(close);
 const manage = managedClients();
 
 const BASE = 'https://api.replica-burst.test/v1';
@@ -72,9 +79,27 @@ function busiestPeriod(accepted: Map<string, number[]>): number {
   return busiest;
 }
 
-/** A RedisStore on the suite's server on the fake clock, counting the reservations it has in flight. */
-async function replicaStore(prefix: string, inFlight: { reservations: number; total: number }): Promise<StateStore> {
-  const store = new RedisStore({ url: redis.server.url, prefix, now: () => Date.now(), timeoutMs: PATIENT_REDIS_MS });
+/**
+ * A RedisStore on the suite's server on the fake clock, counting the
+ * reservations it has in flight, and in `commands` every command its client
+ * has sent and not had answered (a usage correction's flush, a write): the
+ * clock moves only when none is on its way, however slow a loaded machine
+ * makes Redis's replies.
+ */
+async function replicaStore(prefix: string, inFlight: { reservations: number; total: number; commands: number }): Promise<StateStore> {
+  const client = new Redis(redis.server.url);
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = ((command: { promise: Promise<unknown> }, stream?: unknown) => {
+    inFlight.commands++;
+    command.promise.then(
+      () => inFlight.commands--,
+      () => inFlight.commands--,
+    );
+    return send(command as never, stream as never);
+  }) as typeof client.sendCommand;
+  const store = new RedisStore({ client, prefix, now: () => Date.now(), timeoutMs: PATIENT_REDIS_MS });
+  // The store does not close a client it was given.
+  manageCleanup(() => client.quit().then(() => undefined, () => undefined));
   await store.ready();
   const open = store.open.bind(store);
   store.open = (listener) => {
@@ -99,7 +124,7 @@ for (const shape of ['sliding window', 'token bucket'] as const) {
     `four replicas, 4× the capacity of 3 keys at once against a ${shape}: 0 upstream 429s, 0 app errors, no key over its limit in any period, the capacity used as it frees`,
     async () => {
       const prefix = `burst:${randomUUID()}:`;
-      const inFlight = { reservations: 0, total: 0 };
+      const inFlight = { reservations: 0, total: 0, commands: 0 };
       const stores: StateStore[] = [];
       for (let i = 0; i < REPLICAS; i++) stores.push(await replicaStore(prefix, inFlight));
       fakeClock();
@@ -123,7 +148,7 @@ for (const shape of ['sliding window', 'token bucket'] as const) {
       // Everything in flight has gone as far as it can without the clock: no reservation waiting for Redis.
       const settle = async () => {
         do await quiesce(() => accepted() * 1e6 + inFlight.total * 1e3 + ok + failed);
-        while (inFlight.reservations > 0);
+        while (inFlight.reservations > 0 || inFlight.commands > 0);
       };
       await settle();
       expect(accepted()).toBe(capacity);
