@@ -369,6 +369,43 @@ export function fetchAt(origin: string): typeof globalThis.fetch {
   return ((input: string | URL | Request, init?: RequestInit) => globalThis.fetch(String(input).replace(/^https?:\/\/[^/]+/, origin), init)) as typeof globalThis.fetch;
 }
 
+/** Where a {@link fetchSeam} client sends its requests; the seam replaces this prefix with the upstream's base URL. */
+export const SEAM_BASE_URL = 'https://seam.invalid/v1';
+
+/**
+ * A minimal fetch seam: the least a key manager sitting under the SDK's
+ * `fetch` must do per request, to measure what any such layer costs beside
+ * keyplex (the floor of the issue-10 targets). Per request it rewrites the
+ * URL to `upstream` (the SDK's base URL must be {@link SEAM_BASE_URL}),
+ * copies the SDK's headers into a plain object with `apiKey`'s
+ * authorization, gives the attempt its own abort controller, timeout timer
+ * and listener on the caller's signal; with `read`, it also reads the reply
+ * whole (`text()`) and hands the SDK a new `Response` over that text, as
+ * anything must that looks at a reply before the application does (for a
+ * key it echoes, or the tokens it used). No key choice, limits, accounting
+ * or events.
+ */
+export function fetchSeam(upstream: string, apiKey: string, read: boolean): typeof globalThis.fetch {
+  return (async (input: string | URL | Request, init?: RequestInit) => {
+    const url = upstream + String(input).slice(SEAM_BASE_URL.length);
+    const headers: Record<string, string> = {};
+    (init!.headers as Headers).forEach((value, name) => void (headers[name] = value));
+    headers.authorization = `Bearer ${apiKey}`;
+    const control = new AbortController();
+    const forward = () => control.abort();
+    init!.signal?.addEventListener('abort', forward, { once: true });
+    const timer = setTimeout(forward, 600_000);
+    try {
+      const reply = await fetch(url, { method: init!.method, headers, body: init!.body, signal: control.signal });
+      if (!read) return reply;
+      return new Response(await reply.text(), { status: reply.status, headers: reply.headers });
+    } finally {
+      clearTimeout(timer);
+      init!.signal?.removeEventListener('abort', forward);
+    }
+  }) as typeof globalThis.fetch;
+}
+
 /** Child side of {@link remoteSimulator}. */
 async function serveSimulator(): Promise<void> {
   let sim: ProviderSimulator | undefined;

@@ -44,7 +44,7 @@ import { parseArgs } from 'node:util';
 import OpenAI from 'openai';
 import type { KeyManager } from '../dist/index.js';
 import { CASES, OPENAI_RATE_HEADERS } from './hotpath.ts';
-import { CHAT_BODY, fakeKey, fakeKeys, latencies, makeManager, MODEL, remoteSimulator, throughput } from './lib.ts';
+import { CHAT_BODY, fakeKey, fakeKeys, fetchSeam, latencies, makeManager, MODEL, remoteSimulator, SEAM_BASE_URL, throughput } from './lib.ts';
 
 const { values } = parseArgs({ options: { conc: { type: 'string', default: '1' }, n: { type: 'string', default: '1500' }, rounds: { type: 'string', default: '6' }, top: { type: 'string', default: '45' }, stream: { type: 'boolean', default: false }, noprof: { type: 'boolean', default: false }, variants: { type: 'string' }, inproc: { type: 'boolean', default: false }, idle: { type: 'string', default: '0' }, base: { type: 'string', default: 'raw' } } });
 const conc = Number(values.conc), n = Number(values.n), rounds = Number(values.rounds), top = Number(values.top);
@@ -65,24 +65,6 @@ const canned = (() => {
 const inproc = values.inproc ? { fetch: canned as typeof globalThis.fetch } : {};
 const { manager } = makeManager({ keys, baseURL: values.inproc ? (id) => `https://${id}.bench.invalid/v1` : sim.baseURL, events: true, ...inproc });
 const base = sim.baseURL('p0');
-// Minimal fetch seams: what any key manager must do at least, to see what loopback costs beyond it.
-const seam = (read: boolean) => (input: string | URL | Request, init?: RequestInit) => {
-  const url = base + String(input).slice('https://seam.invalid/v1'.length);
-  const headers: Record<string, string> = {};
-  (init!.headers as Headers).forEach((v, k) => void (headers[k] = v));
-  headers.authorization = `Bearer ${rawKey}`;
-  const control = new AbortController();
-  const forward = () => control.abort();
-  init!.signal?.addEventListener('abort', forward, { once: true });
-  const timer = setTimeout(forward, 600_000);
-  return fetch(url, { method: init!.method, headers, body: init!.body, signal: control.signal }).then(async (r) => {
-    clearTimeout(timer);
-    init!.signal?.removeEventListener('abort', forward);
-    if (!read) return r;
-    const text = await r.text();
-    return new Response(text, { status: r.status, headers: r.headers });
-  });
-};
 const BASE_BUILD: string = './out/base/index.js';
 // `base`: the same manager from another build (bench/out/base/index.js, say the last commit's), for before/after in one run.
 const baseManager = values.variants?.includes('base')
@@ -100,8 +82,9 @@ const clients: Record<string, OpenAI> = {
   ...(baseManager ? { base: baseManager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 })) } : {}),
   raw: new OpenAI({ apiKey: rawKey, baseURL: base, maxRetries: 0, ...inproc }),
   wrapped: manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 })),
-  seam: new OpenAI({ apiKey: 'x', baseURL: 'https://seam.invalid/v1', maxRetries: 0, fetch: seam(false) }),
-  seamread: new OpenAI({ apiKey: 'x', baseURL: 'https://seam.invalid/v1', maxRetries: 0, fetch: seam(true) }),
+  // Minimal fetch seams (bench/lib.ts): what any key manager must do at least, to see what loopback costs beyond it.
+  seam: new OpenAI({ apiKey: 'x', baseURL: SEAM_BASE_URL, maxRetries: 0, fetch: fetchSeam(base, rawKey, false) }),
+  seamread: new OpenAI({ apiKey: 'x', baseURL: SEAM_BASE_URL, maxRetries: 0, fetch: fetchSeam(base, rawKey, true) }),
 };
 const variants = (values.variants ?? 'raw,wrapped').split(',');
 const body = values.stream ? { ...CHAT_BODY, stream: true as const } : CHAT_BODY;
