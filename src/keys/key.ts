@@ -119,12 +119,21 @@ export function keyOfView(view: unknown): Key | undefined {
   return View.keyOf(view);
 }
 
+/**
+ * How long a key that said it cannot use a model (403/404 `model_not_found`)
+ * is left for last for that model: access granted to its project meanwhile is
+ * found within this long.
+ */
+export const MODEL_REFUSAL_MS = 10 * 60_000;
+
 /** The lifecycle state of a key that has been out of use (cooled down, disabled or removed): made at the first, so keys that never were hold none of it. */
 class KeyOut {
   disabled: KeyDisabledReason | undefined = undefined;
   cooldownUntil = 0;
   cooldownTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   removed = false;
+  /** Upstream models the key said it cannot use (403/404 `model_not_found`), each until when it is left for last for them. */
+  refused: Map<string, number> | undefined = undefined;
 
   clearTimer(): void {
     if (this.cooldownTimer) clearTimeout(this.cooldownTimer);
@@ -251,6 +260,26 @@ export class Key implements KeyWindow {
     this.#changed(this, { kind: 'cooldown', ms, until: out.cooldownUntil, remote, capped });
   }
 
+  /**
+   * The key answered that it cannot use `upstreamModel` (its project has no
+   * access; its provider does not serve it) at `now`: requests for that
+   * model try it after every other key for {@link MODEL_REFUSAL_MS}. It
+   * stays in use for other models.
+   */
+  refuseModel(upstreamModel: string, now: number): void {
+    const out = (this.#out ??= new KeyOut());
+    const refused = (out.refused ??= new Map());
+    // Expired ones go when another is added: the map holds only the models refused lately.
+    for (const [model, until] of refused) if (until <= now) refused.delete(model);
+    refused.set(upstreamModel, now + MODEL_REFUSAL_MS);
+  }
+
+  /** Whether the key said, less than {@link MODEL_REFUSAL_MS} before `now`, that it cannot use `upstreamModel`. */
+  refuses(upstreamModel: string | undefined, now: number): boolean {
+    const until = upstreamModel === undefined ? undefined : this.#out?.refused?.get(upstreamModel);
+    return until !== undefined && until > now;
+  }
+
   /** Takes the key out of use until enabled; nothing happens when it already is, or is removed. */
   disable(reason: KeyDisabledReason, remote = false): void {
     const out = (this.#out ??= new KeyOut());
@@ -260,13 +289,14 @@ export class Key implements KeyWindow {
     this.#changed(this, { kind: 'disabled', reason, remote });
   }
 
-  /** Puts the key back in use (no longer disabled nor cooling down). */
+  /** Puts the key back in use (no longer disabled nor cooling down, and tried again first for models it refused). */
   enable(now: number, remote = false): void {
     const out = this.#out;
     const wasOut = out !== undefined && (out.disabled !== undefined || out.cooldownUntil > now);
     if (out !== undefined) {
       out.disabled = undefined;
       out.cooldownUntil = 0;
+      out.refused = undefined;
       out.clearTimer();
     }
     this.#changed(this, { kind: 'enabled', remote, wasOut });

@@ -315,8 +315,8 @@ function pickOn(
         continue;
       }
       if (key.circuit?.state === 'half-open' && !timeToProbe(ctx, deployment, now)) continue;
-      // Left for the second pass, which judges it like any other key.
-      if (fresh && ctx.history.triedOnDeployment(key, deployment)) continue;
+      // Left for the last pass, which judges it like any other key: tried already in this request, or unable to use the model lately.
+      if (fresh && (ctx.history.triedOnDeployment(key, deployment) || key.refuses(deployment.upstreamModel, now))) continue;
       candidates[found++] = key.view;
       positions?.push(position);
     }
@@ -425,4 +425,21 @@ async function reserveShared(core: Core, lease: Lease, signal: AbortSignal): Pro
   }
   limiter.mirror(verdict);
   return verdict.waitMs;
+}
+
+/**
+ * Whether the request's route still holds a key to move to after one said
+ * it cannot use the model: enabled, not tried on its deployment in this
+ * request, and not one that said so lately ({@link Key.refuseModel}). When
+ * none is left, the upstream's answer is the request's.
+ */
+export function untriedKeys(ctx: RequestContext, now: number): boolean {
+  const { route, history } = ctx;
+  for (const deployment of route.deployments) {
+    if (route.excludedModels?.has(deployment.model)) continue;
+    for (const key of route.affinity?.keys ?? deployment.pool.keys) {
+      if (key.disabled === undefined && !key.removed && !history.triedOnDeployment(key, deployment) && !key.refuses(deployment.upstreamModel, now)) return true;
+    }
+  }
+  return false;
 }

@@ -12,7 +12,7 @@ import { ManagerClosedError, RequestOptionsError } from '../errors';
 import { isLocalFetch, jsonRequestInit, releaseJson } from '../request';
 import { decide, type RetryDecision } from '../resilience/retry/policy';
 import { sleep } from '../resilience/backoff';
-import { acquire } from './acquire';
+import { acquire, untriedKeys } from './acquire';
 import { objectLookup } from './affinity';
 import { admitBudget, admitLane } from './admit';
 import { failed } from './account';
@@ -137,6 +137,7 @@ function afterFailure(core: Core, ctx: RequestContext, error: unknown, abort: Re
   if (abort.ended) throw abort.signal.reason;
   if (!(error instanceof AttemptFailure)) throw error;
   const history = ctx.history;
+  const now = Date.now();
   const decision = decide(
     error,
     {
@@ -144,9 +145,10 @@ function afterFailure(core: Core, ctx: RequestContext, error: unknown, abort: Re
       retriesUsed: history.retriesUsed,
       transientFailures: history.transientTotal,
       providerTransientFailures: error.providerTransientFailures,
-      now: Date.now(),
+      now,
       deadlineAt: ctx.deadlineAt,
       otherProviders: error.retryAfterMs !== undefined && ctx.route.deployments.some((d) => d.pool !== history.last?.pool),
+      untriedKeys: error.classification.modelUnavailable ? untriedKeys(ctx, now) : undefined,
     },
     core.options.retry,
   );

@@ -57,7 +57,7 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
     throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error, false);
   }
   if (!answered(response)) throw new FetchOptionError(`keyplex: the \`fetch\` option answered ${describeType(response)}, not a Response; give KeyManager a fetch that resolves to one, or leave the option out for the global fetch.`);
-  // A key its status alone rejects (401, 402, 403) is out at once, and the store told, before anything is awaited (body, hooks).
+  // A key its status alone rejects (401, 402) is out at once, and the store told, before anything is awaited (body, hooks).
   const rejected = response.ok ? undefined : keyRejection(response.status);
   if (rejected !== undefined) key.disable(rejected);
   // The headers read once, for the rate limits and the key search alike.
@@ -67,6 +67,8 @@ export async function send(core: Core, ctx: RequestContext, lease: Lease, attemp
   // The upstream may echo the key it got: nothing it sent is passed on with a piece of it (hooks included).
   const redactor = redactorOf(key);
   response = redactEnvelope(response, redactor, entries);
+  // A 403 refuses the key, or only its use of one model: its body says which. Judged before the hooks, so that one that throws leaves the verdict standing.
+  if (response.status === 403 && hooks?.afterResponse !== undefined) response = await judgeForbidden(core, ctx, lease, attempt, abort, firstTryOfKey, response);
   if (hooks?.afterResponse !== undefined) {
     // As a stream's reads under `redactReplies: false`: a 2xx body is scanned when it holds `error` (a 200's embedded error may quote the key).
     const redact = !response.ok || core.options.redactReplies ? (text: string) => redactor.text(text) : (text: string) => (text.includes('error') ? redactor.text(text) : text);
@@ -343,18 +345,30 @@ async function readText(core: Core, ctx: RequestContext, lease: Lease, attempt: 
   }
 }
 
+/** An error answer's body parsed, or undefined when it is not JSON. */
+function errorBody(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads a 403's body and disables the key unless the body says only the model is refused; the same answer, its body read, for what follows. */
+async function judgeForbidden(core: Core, ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, response: Response): Promise<Response> {
+  const text = await readText(core, ctx, lease, attempt, abort, firstTryOfKey, response);
+  const refused = classifyStatus(response.status, response.headers, errorBody(text)).disable;
+  if (refused !== undefined) lease.key.disable(refused);
+  return new Response(text, { status: response.status, statusText: response.statusText, headers: response.headers });
+}
+
 /**
  * A non-2xx answer: classified; the key disabled or cooled down when the
  * answer says so. `injectedUsage`: keyplex added `stream_options` to the body.
  */
 function upstreamFailure(core: Core, ctx: RequestContext, lease: Lease, attempt: number, firstTryOfKey: boolean, response: Response, text: string, injectedUsage: boolean): AttemptFailure {
   const { key, deployment } = lease;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
+  const parsed = errorBody(text);
   const now = Date.now();
   let classification = classifyStatus(response.status, response.headers, parsed);
   // Too long for this model: move, at no cost, to its larger-context fallback when one is configured.
@@ -370,6 +384,8 @@ function upstreamFailure(core: Core, ctx: RequestContext, lease: Lease, attempt:
   // A transient failure's wait stated in the body only (Gemini's 503 RetryInfo) holds its provider as a header's would.
   if (wait === undefined && classification.action === 'retry') wait = bodyRetryAfterMs(parsed, text, now);
   if (classification.disable) key.disable(classification.disable);
+  // The key cannot use this model (the others it can): tried last for it a while, another key or provider first.
+  if (classification.modelUnavailable && deployment.upstreamModel !== undefined) key.refuseModel(deployment.upstreamModel, now);
   // A wait the body asks for (Gemini's RetryInfo, Azure's message) counts where the headers state none.
   if (classification.cooldown) wait = lease.rest(response.headers, bodyRetryAfterMs(parsed, text, now), now);
   return fail(ctx, lease, attempt, firstTryOfKey, response.status, classification, now, { response, body: text }, wait);

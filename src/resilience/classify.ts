@@ -20,6 +20,8 @@ export interface Classification {
   disable?: KeyDisabledReason;
   /** Set when the key must cool down (429 rate limit). */
   cooldown?: true;
+  /** Set when the key cannot use the request's model (its project has no access, or its provider does not serve it): another key or provider may. */
+  modelUnavailable?: true;
 }
 
 /** The `error` object of an OpenAI-style error body, when there is one. */
@@ -41,6 +43,20 @@ const QUOTA_MESSAGE = /\binsufficient[ _](?:balance|credits?|funds|quota)\b/i;
 /** OpenAI's 429 for a request larger than the key's whole tokens-per-minute limit. */
 const TOO_LARGE_MESSAGE = /^Request too large\b/i;
 
+/**
+ * Error codes that say the key cannot use the request's model, though it is
+ * fine for others: OpenAI's (and Groq's) `model_not_found` — a 403 ("Project
+ * `proj_…` does not have access to model `gpt-4.1`") for a project not
+ * allowed the model, a 404 for a model the organisation does not have — and
+ * Azure's 404 `DeploymentNotFound`.
+ */
+const MODEL_UNAVAILABLE_CODES = ['model_not_found', 'DeploymentNotFound'];
+
+/** Whether an error body says the key cannot use the request's model. */
+export function isModelUnavailable(body: unknown): boolean {
+  return MODEL_UNAVAILABLE_CODES.some((code) => hasErrorCode(body, code));
+}
+
 /** Whether an error body says the key's account is out of money or quota. */
 export function isQuotaExhausted(body: unknown): boolean {
   if (QUOTA_CODES.some((code) => hasErrorCode(body, code))) return true;
@@ -49,18 +65,21 @@ export function isQuotaExhausted(body: unknown): boolean {
 }
 
 /**
- * Why a status alone takes the key out of use (401, 402, 403: as
+ * Why a status alone takes the key out of use (401, 402: as
  * {@link classifyStatus} would say with any body and headers), else
  * undefined. Read before the body, so the key is out at once; the answer is
- * classified in full once its body is read.
+ * classified in full once its body is read. Not 403: its body says whether
+ * the key is refused, or only its use of one model (`model_not_found`).
  */
 export function keyRejection(status: number): KeyDisabledReason | undefined {
-  return status === 401 ? 'unauthorized' : status === 402 ? 'quota' : status === 403 ? 'forbidden' : undefined;
+  return status === 401 ? 'unauthorized' : status === 402 ? 'quota' : undefined;
 }
 
 /**
  * Classifies a non-2xx upstream answer. `body` is the parsed error body, when
- * it was JSON. 402, and a 429 whose body says the account is out of quota or
+ * it was JSON. A 403 or 404 saying the key cannot use the model
+ * ({@link isModelUnavailable}) moves the request to another key, the key
+ * kept in use for other models. 402, and a 429 whose body says the account is out of quota or
  * money (`insufficient_quota`, `insufficient_balance`, "Insufficient
  * Balance", "Insufficient credits"), disable the key with reason `quota`. `x-should-retry` decides for transient and caller errors; it
  * does not stop a rotation away from a key the provider rejected.
@@ -69,6 +88,7 @@ export function classifyStatus(status: number, headers: Headers, body: unknown):
   let result: Classification;
   // 402 Payment Required (DeepSeek's "Insufficient Balance", OpenRouter's credits): the key's account is empty.
   if (status === 402) result = { kind: 'quota', action: 'rotate', disable: 'quota' };
+  else if ((status === 403 || status === 404) && isModelUnavailable(body)) result = { kind: 'not_found', action: 'rotate', modelUnavailable: true };
   else if (status === 401) result = { kind: 'unauthorized', action: 'rotate', disable: 'unauthorized' };
   else if (status === 403) result = { kind: 'forbidden', action: 'rotate', disable: 'forbidden' };
   else if (status === 429) {

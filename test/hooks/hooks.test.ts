@@ -208,6 +208,19 @@ describe('a hook that throws fails that request clearly', () => {
     expect(ring.ids(calls)).toEqual(['a', 'b', 'b', 'b']);
   });
 
+  test.each([
+    ['refuses the key: it is disabled', errorReply(403, 'unsupported_country_region_territory'), 'disabled'],
+    ['says the key cannot use the model (model_not_found): it stays in use', errorReply(403, 'model_not_found', {}, 'Project `proj_fake0001` does not have access to model `gpt-4.1`'), 'active'],
+  ])('afterResponse throws on a 403 whose body %s', async (_says, answer, status) => {
+    const ring = keyRing('a', 'b');
+    provider(ONE, (call) => (ring.idOf(call.key) === 'a' ? answer.clone() : chatReply(MODEL, 'from b')));
+    // A hook that assumes every answer is a completion: it throws on the 403's error body.
+    const hook = { body: 'json' as const, run: (s: AfterResponseState) => void (s.body as { choices: unknown[] }).choices.length };
+    const { client, manager } = managed({ providers: { one: { baseURL: ONE, keys: ring.keys } }, keySelection: 'round-robin', hooks: { afterResponse: hook } });
+    expect(getKeyplexDetails(await caught(() => client.chat.completions.create(BODY)))?.code).toBe('hook_failed');
+    expect(manager.stats().providers.one!.keys.find((k) => k.id === 'a')!.status).toBe(status);
+  });
+
   test('a request after a failed hook is served (the hook throws once)', async () => {
     provider(ONE, () => chatReply(MODEL, 'ok'));
     let first = true;

@@ -268,15 +268,35 @@ describe('classify: out of money or quota disables the key (quota) and moves on'
   test('a plain 429 still cools the key down', () => {
     expect(classifyStatus(429, new Headers(), { error: { code: 'rate_limit_exceeded', message: 'Rate limit reached' } })).toMatchObject({ kind: 'rate_limit', cooldown: true });
   });
+
+  test.each([
+    ["OpenAI's 403 for a project without access to the model", 403, { error: { message: 'Project `proj_fake0001` does not have access to model `gpt-4.1`', type: 'invalid_request_error', param: null, code: 'model_not_found' } }],
+    ["OpenAI's 404 for a model the organisation does not have", 404, { error: { message: 'The model `gpt-9` does not exist or you do not have access to it.', type: 'invalid_request_error', param: null, code: 'model_not_found' } }],
+    ["Azure's 404 for a deployment the resource does not have", 404, { error: { code: 'DeploymentNotFound', message: 'The API deployment for this resource does not exist.' } }],
+  ])('%s moves the request to another key, the key kept for other models', (_name, status, body) => {
+    expect(classifyStatus(status, new Headers(), body)).toEqual({ kind: 'not_found', action: 'rotate', modelUnavailable: true });
+  });
+
+  test('any other 403 still disables the key, any other 404 surfaces', () => {
+    expect(classifyStatus(403, new Headers(), { error: { code: 'unsupported_country_region_territory' } })).toEqual({ kind: 'forbidden', action: 'rotate', disable: 'forbidden' });
+    expect(classifyStatus(404, new Headers(), { error: { message: 'Not found' } })).toEqual({ kind: 'not_found', action: 'surface' });
+  });
 });
 
 describe('keyRejection: the status-only check made before the body is read', () => {
-  test('takes a key out exactly when the full classification would, whatever the x-should-retry header', () => {
+  test('takes a key out only where the full classification would with any body, whatever the x-should-retry header', () => {
+    const bodies = [undefined, { error: { code: 'model_not_found' } }];
     for (let status = 100; status < 600; status++) {
       for (const should of [undefined, 'true', 'false']) {
         const headers = new Headers(should === undefined ? {} : { 'x-should-retry': should });
-        expect(keyRejection(status)).toBe(classifyStatus(status, headers, undefined).disable);
+        const disables = bodies.map((body) => classifyStatus(status, headers, body).disable);
+        expect(keyRejection(status)).toBe(disables[0] === disables[1] ? disables[0] : undefined);
       }
     }
+  });
+
+  test('a 403 waits for its body: it may refuse the key, or only its use of one model', () => {
+    expect(keyRejection(403)).toBeUndefined();
+    expect(classifyStatus(403, new Headers(), undefined).disable).toBe('forbidden');
   });
 });

@@ -52,6 +52,8 @@ describe('decide', () => {
     ['a wait the upstream asked for past the deadline, another provider in the route: it holds only this provider', failed('server_error', 'retry', { retryAfterMs: 5_000 }), { now: 56_000, transientFailures: 1, providerTransientFailures: 1, otherProviders: true }, { action: 'backoff', ms: 5_000, consumesRetry: true, avoidProvider: false }],
     ['a computed backoff past the deadline surfaces even with another provider', failed('server_error', 'retry'), { now: 59_950, transientFailures: 1, otherProviders: true }, SURFACE],
     ['a rotation at the deadline surfaces', failed('rate_limit', 'rotate'), { now: 60_000 }, SURFACE],
+    ['403/404 model_not_found, a key not tried yet left: rotate at once', failed('not_found', 'rotate'), { untriedKeys: true }, { action: 'rotate', consumesRetry: false }],
+    ['403/404 model_not_found, every key tried or refusing the model: the answer is surfaced', failed('not_found', 'rotate'), { untriedKeys: false }, SURFACE],
   ])('%s', (_answer, outcome, past, expected) => {
     expect(decide(outcome, history(past), RULES, NO_JITTER)).toEqual(expected);
   });

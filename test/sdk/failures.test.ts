@@ -495,7 +495,8 @@ describe('caller errors', () => {
 
   test('a 404 surfaces at once as NotFoundError', async () => {
     const ring = keyRing('a', 'b');
-    const seen = provider(ONE, () => errorReply(404, 'model_not_found'));
+    // A 404 `model_not_found` is about the key's use of the model: another key is tried (test/resilience/sdk-model-access.test.ts).
+    const seen = provider(ONE, () => errorReply(404, null, {}, 'Invalid URL (POST /v1/chat/completion)'));
     const { manager, client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } }, retry: { baseDelayMs: 0 } });
 
     const error = await client.chat.completions.create(BODY).catch((e: unknown) => e);

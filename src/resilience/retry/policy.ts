@@ -36,6 +36,8 @@ export interface RetryHistory {
   deadlineAt: number;
   /** Whether the request's route holds a provider besides this attempt's (a wait the upstream asked for holds only its provider). */
   otherProviders?: boolean;
+  /** After a key said it cannot use the model: whether the route holds a key not tried yet that has not said so (undefined: not asked). */
+  untriedKeys?: boolean;
 }
 
 /** The next step after a failed attempt. */
@@ -58,7 +60,8 @@ export const AVOID_PROVIDER_AFTER = 2;
  * - with no retry left (`maxAttempts − 1` per replayable request, none for a
  *   body that cannot be sent again) anything is surfaced;
  * - moving away from a key the provider rate-limited or rejected (`rotate`)
- *   is free the first time per key, and waits nothing;
+ *   is free the first time per key, and waits nothing; after a key said it
+ *   cannot use the model, only while a key not tried yet is left;
  * - a transient failure waits what the upstream asked for, else the backoff
  *   for the request's count of transient failures, and after
  *   {@link AVOID_PROVIDER_AFTER} of them on one provider that provider goes last;
@@ -76,7 +79,7 @@ export function decide(
   const retries = history.replayable ? rules.maxAttempts - 1 : 0;
   if (history.retriesUsed >= retries) return SURFACE;
   if (failed.action === 'rotate') {
-    if (history.now >= history.deadlineAt) return SURFACE;
+    if (history.now >= history.deadlineAt || history.untriedKeys === false) return SURFACE;
     return { action: 'rotate', consumesRetry: !failed.firstTryOfKey };
   }
   const ms = failed.retryAfterMs ?? backoffDelay(history.transientFailures, rules, random);
