@@ -24,10 +24,11 @@ export interface Classification {
   modelUnavailable?: true;
 }
 
-/** The `error` object of an OpenAI-style error body, when there is one. */
-function errorField(body: unknown, field: 'code' | 'type' | 'message'): unknown {
-  if (typeof body !== 'object' || body === null) return undefined;
-  const error = (body as { error?: unknown }).error;
+/** A field of the `error` object of an OpenAI-style error body (or of the first of a list of them, as Gemini sends), when there is one. */
+function errorField(body: unknown, field: 'code' | 'type' | 'message' | 'details'): unknown {
+  const top = Array.isArray(body) ? (body[0] as unknown) : body;
+  if (typeof top !== 'object' || top === null) return undefined;
+  const error = (top as { error?: unknown }).error;
   if (typeof error !== 'object' || error === null) return undefined;
   return (error as Record<string, unknown>)[field];
 }
@@ -57,6 +58,23 @@ export function isModelUnavailable(body: unknown): boolean {
   return MODEL_UNAVAILABLE_CODES.some((code) => hasErrorCode(body, code));
 }
 
+/**
+ * Google's reasons for a key it does not accept, in an `ErrorInfo` of
+ * `error.details`: its OpenAI-compatible endpoint answers them 400
+ * `INVALID_ARGUMENT`, not 401. And their messages, as a gateway quoting
+ * Google's answer in its own message has them.
+ */
+const INVALID_KEY_REASONS = new Set(['API_KEY_INVALID', 'API_KEY_EXPIRED']);
+const INVALID_KEY_MESSAGE = /\bAPI key (?:not valid|not found|expired)\b/i;
+
+/** Whether a 400's body says the key is not accepted (Gemini: `API_KEY_INVALID`, `API_KEY_EXPIRED`). */
+export function isKeyInvalid(body: unknown): boolean {
+  const details = errorField(body, 'details');
+  if (Array.isArray(details) && details.some((d) => INVALID_KEY_REASONS.has((d as { reason?: unknown } | null)?.reason as string))) return true;
+  const message = errorField(body, 'message');
+  return typeof message === 'string' && INVALID_KEY_MESSAGE.test(message);
+}
+
 /** Whether an error body says the key's account is out of money or quota. */
 export function isQuotaExhausted(body: unknown): boolean {
   if (QUOTA_CODES.some((code) => hasErrorCode(body, code))) return true;
@@ -79,10 +97,13 @@ export function keyRejection(status: number): KeyDisabledReason | undefined {
  * Classifies a non-2xx upstream answer. `body` is the parsed error body, when
  * it was JSON. A 403 or 404 saying the key cannot use the model
  * ({@link isModelUnavailable}) moves the request to another key, the key
- * kept in use for other models. 402, and a 429 whose body says the account is out of quota or
- * money (`insufficient_quota`, `insufficient_balance`, "Insufficient
- * Balance", "Insufficient credits"), disable the key with reason `quota`. `x-should-retry` decides for transient and caller errors; it
- * does not stop a rotation away from a key the provider rejected.
+ * kept in use for other models. A 400 saying the key is not accepted
+ * ({@link isKeyInvalid}: Gemini's) disables it as a 401 does. 402, and a
+ * 429 whose body says the account is out of quota or money
+ * (`insufficient_quota`, `insufficient_balance`, "Insufficient Balance",
+ * "Insufficient credits"), disable the key with reason `quota`.
+ * `x-should-retry` decides for transient and caller errors; it does not stop
+ * a rotation away from a key the provider rejected.
  */
 export function classifyStatus(status: number, headers: Headers, body: unknown): Classification {
   let result: Classification;
@@ -104,6 +125,8 @@ export function classifyStatus(status: number, headers: Headers, body: unknown):
   else if (status === 404) result = { kind: 'not_found', action: 'surface' };
   // Redirects are not followed (they would take the key and the body elsewhere): a misconfigured baseURL, for the caller to fix.
   else if (status >= 300 && status < 400) result = { kind: 'redirect', action: 'surface' };
+  // Gemini's answer to a key it does not accept is a 400: the key is out, as at a 401.
+  else if (status === 400 && isKeyInvalid(body)) result = { kind: 'unauthorized', action: 'rotate', disable: 'unauthorized' };
   else if (status === 400 && hasErrorCode(body, 'context_length_exceeded')) {
     result = { kind: 'context_length', action: 'surface' };
   } else result = { kind: 'bad_request', action: 'surface' };

@@ -277,6 +277,19 @@ describe('classify: out of money or quota disables the key (quota) and moves on'
     expect(classifyStatus(status, new Headers(), body)).toEqual({ kind: 'not_found', action: 'rotate', modelUnavailable: true });
   });
 
+  test.each([
+    ["Gemini's API_KEY_INVALID", { error: { code: 400, message: 'API key not valid. Please pass a valid API key.', status: 'INVALID_ARGUMENT', details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'API_KEY_INVALID' }] } }],
+    ["Gemini's API_KEY_EXPIRED in a one-item list", [{ error: { code: 400, message: 'API key expired. Please renew the API key.', status: 'INVALID_ARGUMENT', details: [{ reason: 'API_KEY_EXPIRED' }] } }]],
+    ['a message alone: "API Key not found"', { error: { message: 'API Key not found. Please pass a valid API key.' } }],
+  ])('a 400 saying the key is not accepted (%s) disables it as a 401', (_name, body) => {
+    expect(classifyStatus(400, new Headers(), body)).toEqual({ kind: 'unauthorized', action: 'rotate', disable: 'unauthorized' });
+  });
+
+  test('a 400 about the request, even one naming an API key parameter, is the caller\'s', () => {
+    expect(classifyStatus(400, new Headers(), { error: { message: "Invalid value for 'api_key_name': expected a string.", code: 'invalid_value' } })).toEqual({ kind: 'bad_request', action: 'surface' });
+    expect(classifyStatus(400, new Headers(), { error: { message: 'Please provide a valid model.', status: 'INVALID_ARGUMENT', details: [{ reason: 'MODEL_INVALID' }] } })).toEqual({ kind: 'bad_request', action: 'surface' });
+  });
+
   test('any other 403 still disables the key, any other 404 surfaces', () => {
     expect(classifyStatus(403, new Headers(), { error: { code: 'unsupported_country_region_territory' } })).toEqual({ kind: 'forbidden', action: 'rotate', disable: 'forbidden' });
     expect(classifyStatus(404, new Headers(), { error: { message: 'Not found' } })).toEqual({ kind: 'not_found', action: 'surface' });

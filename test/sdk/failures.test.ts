@@ -216,6 +216,29 @@ describe('401 and 403', () => {
   });
 });
 
+describe("Gemini's 400 for a key it does not accept", () => {
+  /** Google's answer to a key it does not accept (its OpenAI-compatible endpoint answers 400, not 401; the body sometimes a one-item list). */
+  const invalidKey = (message: string, reason: string) => ({
+    error: { code: 400, message, status: 'INVALID_ARGUMENT', details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason, domain: 'googleapis.com', metadata: { service: 'generativelanguage.googleapis.com' } }] },
+  });
+
+  test.each([
+    ['API_KEY_INVALID', invalidKey('API key not valid. Please pass a valid API key.', 'API_KEY_INVALID')],
+    ['API_KEY_EXPIRED, as a one-item list', [invalidKey('API key expired. Please renew the API key.', 'API_KEY_EXPIRED')]],
+    ["a gateway quoting Google's answer in its message", { error: { message: JSON.stringify(invalidKey('API key not valid. Please pass a valid API key.', 'API_KEY_INVALID')), code: 400, status: 'Bad Request' } }],
+  ])('%s: the key is disabled as at a 401 and the request succeeds on another', async (_name, body) => {
+    const ring = keyRing('a', 'b');
+    const seen = provider(ONE, (call) => (ring.idOf(call.key) === 'a' ? Response.json(body, { status: 400 }) : chatReply('gpt-4.1')));
+    const { manager, client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } }, keySelection: 'round-robin' });
+    const disabled = record(manager, 'key:disabled');
+
+    for (let i = 0; i < 4; i++) await client.chat.completions.create(BODY);
+
+    expect(disabled).toEqual([{ provider: 'one', keyId: 'a', reason: 'unauthorized' }]);
+    expect(ring.ids(seen).filter((id) => id === 'a')).toHaveLength(1);
+  });
+});
+
 describe('every key rejected', () => {
   test('when every key answers 401, the SDK raises AuthenticationError with no_key_available', async () => {
     const ring = keyRing('a', 'b');
