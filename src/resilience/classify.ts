@@ -39,8 +39,8 @@ function hasErrorCode(body: unknown, code: string): boolean {
 
 /** Error codes that say the account is out of money or quota, by provider. */
 const QUOTA_CODES = ['insufficient_quota', 'insufficient_balance', 'billing_hard_limit_reached', 'insufficient_credits'];
-/** Messages that say the same where the code does not (DeepSeek: "Insufficient Balance"; OpenRouter: "Insufficient credits"). */
-const QUOTA_MESSAGE = /\binsufficient[ _](?:balance|credits?|funds|quota)\b/i;
+/** Messages that say the same where the code does not (DeepSeek: "Insufficient Balance"; OpenRouter: "Insufficient credits"; Anthropic, in a 400: "Your credit balance is too low"). */
+const QUOTA_MESSAGE = /\binsufficient[ _](?:balance|credits?|funds|quota)\b|\bcredit balance is too low\b/i;
 /** OpenAI's 429 for a request larger than the key's whole tokens-per-minute limit. */
 const TOO_LARGE_MESSAGE = /^Request too large\b/i;
 
@@ -99,11 +99,12 @@ export function keyRejection(status: number): KeyDisabledReason | undefined {
  * ({@link isModelUnavailable}) moves the request to another key, the key
  * kept in use for other models. A 400 saying the key is not accepted
  * ({@link isKeyInvalid}: Gemini's) disables it as a 401 does. 402, and a
- * 429 whose body says the account is out of quota or money
+ * 400 or 429 whose body says the account is out of quota or money
  * (`insufficient_quota`, `insufficient_balance`, "Insufficient Balance",
- * "Insufficient credits"), disable the key with reason `quota`.
- * `x-should-retry` decides for transient and caller errors; it does not stop
- * a rotation away from a key the provider rejected.
+ * "Insufficient credits", Anthropic's "credit balance is too low"), disable
+ * the key with reason `quota`. `x-should-retry` decides for transient and
+ * caller errors; it does not stop a rotation away from a key the provider
+ * rejected.
  */
 export function classifyStatus(status: number, headers: Headers, body: unknown): Classification {
   let result: Classification;
@@ -127,6 +128,8 @@ export function classifyStatus(status: number, headers: Headers, body: unknown):
   else if (status >= 300 && status < 400) result = { kind: 'redirect', action: 'surface' };
   // Gemini's answer to a key it does not accept is a 400: the key is out, as at a 401.
   else if (status === 400 && isKeyInvalid(body)) result = { kind: 'unauthorized', action: 'rotate', disable: 'unauthorized' };
+  // Anthropic's answer to an account out of credit is a 400: as at a 402.
+  else if (status === 400 && isQuotaExhausted(body)) result = { kind: 'quota', action: 'rotate', disable: 'quota' };
   else if (status === 400 && hasErrorCode(body, 'context_length_exceeded')) {
     result = { kind: 'context_length', action: 'surface' };
   } else result = { kind: 'bad_request', action: 'surface' };

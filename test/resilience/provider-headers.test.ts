@@ -256,6 +256,7 @@ describe('classify: out of money or quota disables the key (quota) and moves on'
     ['OpenRouter 402 credits', 402, { error: { code: 402, message: 'Insufficient credits. Add more using https://openrouter.ai/credits' } }],
     ['OpenAI 429 insufficient_quota', 429, { error: { code: 'insufficient_quota', type: 'insufficient_quota' } }],
     ['a 429 insufficient_balance', 429, { error: { code: 'insufficient_balance' } }],
+    ["Anthropic's 400 for an account out of credit", 400, { type: 'error', error: { type: 'invalid_request_error', message: 'Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.' } }],
   ])('%s', (_name, status, body) => {
     expect(classifyStatus(status, new Headers(), body)).toEqual({ kind: 'quota', action: 'rotate', disable: 'quota' });
   });

@@ -186,6 +186,19 @@ describe('429 rate limit', () => {
     expect(cooldowns).toEqual([]);
     expect(keyStats(manager, 'one', 'a')).toMatchObject({ status: 'disabled', disabledReason: 'quota' });
   });
+
+  test("Anthropic's 400 'credit balance is too low' disables the key with reason quota and the request succeeds on another", async () => {
+    const ring = keyRing('a', 'b');
+    const lowCredit = { type: 'error', error: { type: 'invalid_request_error', message: 'Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.' } };
+    const seen = provider(ONE, (call) => (ring.idOf(call.key) === 'a' ? Response.json(lowCredit, { status: 400 }) : chatReply('gpt-4.1')));
+    const { manager, client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } }, keySelection: 'round-robin' });
+    const disabled = record(manager, 'key:disabled');
+
+    for (let i = 0; i < 4; i++) await client.chat.completions.create(BODY);
+
+    expect(disabled).toEqual([{ provider: 'one', keyId: 'a', reason: 'quota' }]);
+    expect(ring.ids(seen).filter((id) => id === 'a')).toHaveLength(1);
+  });
 });
 
 describe('401 and 403', () => {
