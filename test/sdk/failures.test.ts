@@ -41,6 +41,21 @@ function route(recorded: readonly UpstreamCall[], ring: KeyRing): [string, strin
   return recorded.map((call) => [new URL(call.origin).hostname, ring.idOf(call.key)]);
 }
 
+/**
+ * Four requests over keys a and b (round-robin), key a answering 400 with
+ * `body` (a provider's way to say the key or its account is refused), b
+ * serving: every request must succeed. The key:disabled events, and how often
+ * the upstream heard key a.
+ */
+async function fourRequestsKeyAAnswers400(body: unknown) {
+  const ring = keyRing('a', 'b');
+  const seen = provider(ONE, (call) => (ring.idOf(call.key) === 'a' ? Response.json(body, { status: 400 }) : chatReply('gpt-4.1')));
+  const { manager, client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } }, keySelection: 'round-robin' });
+  const disabled = record(manager, 'key:disabled');
+  for (let i = 0; i < 4; i++) await client.chat.completions.create(BODY);
+  return { disabled, heardA: ring.ids(seen).filter((id) => id === 'a').length };
+}
+
 describe('429 rate limit', () => {
   function rateLimitedA(ring: KeyRing, headers: Record<string, string>) {
     return provider(ONE, (call) => (ring.idOf(call.key) === 'a' ? errorReply(429, 'rate_limit_exceeded', headers) : chatReply('gpt-4.1')));
@@ -188,16 +203,10 @@ describe('429 rate limit', () => {
   });
 
   test("Anthropic's 400 'credit balance is too low' disables the key with reason quota and the request succeeds on another", async () => {
-    const ring = keyRing('a', 'b');
     const lowCredit = { type: 'error', error: { type: 'invalid_request_error', message: 'Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.' } };
-    const seen = provider(ONE, (call) => (ring.idOf(call.key) === 'a' ? Response.json(lowCredit, { status: 400 }) : chatReply('gpt-4.1')));
-    const { manager, client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } }, keySelection: 'round-robin' });
-    const disabled = record(manager, 'key:disabled');
-
-    for (let i = 0; i < 4; i++) await client.chat.completions.create(BODY);
-
+    const { disabled, heardA } = await fourRequestsKeyAAnswers400(lowCredit);
     expect(disabled).toEqual([{ provider: 'one', keyId: 'a', reason: 'quota' }]);
-    expect(ring.ids(seen).filter((id) => id === 'a')).toHaveLength(1);
+    expect(heardA).toBe(1);
   });
 });
 
@@ -240,15 +249,9 @@ describe("Gemini's 400 for a key it does not accept", () => {
     ['API_KEY_EXPIRED, as a one-item list', [invalidKey('API key expired. Please renew the API key.', 'API_KEY_EXPIRED')]],
     ["a gateway quoting Google's answer in its message", { error: { message: JSON.stringify(invalidKey('API key not valid. Please pass a valid API key.', 'API_KEY_INVALID')), code: 400, status: 'Bad Request' } }],
   ])('%s: the key is disabled as at a 401 and the request succeeds on another', async (_name, body) => {
-    const ring = keyRing('a', 'b');
-    const seen = provider(ONE, (call) => (ring.idOf(call.key) === 'a' ? Response.json(body, { status: 400 }) : chatReply('gpt-4.1')));
-    const { manager, client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } }, keySelection: 'round-robin' });
-    const disabled = record(manager, 'key:disabled');
-
-    for (let i = 0; i < 4; i++) await client.chat.completions.create(BODY);
-
+    const { disabled, heardA } = await fourRequestsKeyAAnswers400(body);
     expect(disabled).toEqual([{ provider: 'one', keyId: 'a', reason: 'unauthorized' }]);
-    expect(ring.ids(seen).filter((id) => id === 'a')).toHaveLength(1);
+    expect(heardA).toBe(1);
   });
 });
 
