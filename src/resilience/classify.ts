@@ -25,12 +25,25 @@ export interface Classification {
 }
 
 /** A field of the `error` object of an OpenAI-style error body (or of the first of a list of them, as Gemini sends), when there is one. */
-function errorField(body: unknown, field: 'code' | 'type' | 'message' | 'details'): unknown {
+function errorField(body: unknown, field: 'code' | 'type' | 'details'): unknown {
   const top = Array.isArray(body) ? (body[0] as unknown) : body;
   if (typeof top !== 'object' || top === null) return undefined;
   const error = (top as { error?: unknown }).error;
   if (typeof error !== 'object' || error === null) return undefined;
   return (error as Record<string, unknown>)[field];
+}
+
+/**
+ * The message of an error body in any provider's shape: OpenAI's
+ * `error.message` (or the first of a list, as Gemini sends), xAI's `error`
+ * string, Mistral's top-level `message`.
+ */
+function errorMessage(body: unknown): string | undefined {
+  const top = Array.isArray(body) ? (body[0] as unknown) : body;
+  if (typeof top !== 'object' || top === null) return undefined;
+  const { error, message } = top as { error?: unknown; message?: unknown };
+  const said = typeof error === 'string' ? error : typeof error === 'object' && error !== null ? (error as { message?: unknown }).message : message;
+  return typeof said === 'string' ? said : undefined;
 }
 
 function hasErrorCode(body: unknown, code: string): boolean {
@@ -71,15 +84,31 @@ const INVALID_KEY_MESSAGE = /\bAPI key (?:not valid|not found|expired)\b/i;
 export function isKeyInvalid(body: unknown): boolean {
   const details = errorField(body, 'details');
   if (Array.isArray(details) && details.some((d) => INVALID_KEY_REASONS.has((d as { reason?: unknown } | null)?.reason as string))) return true;
-  const message = errorField(body, 'message');
-  return typeof message === 'string' && INVALID_KEY_MESSAGE.test(message);
+  const message = errorMessage(body);
+  return message !== undefined && INVALID_KEY_MESSAGE.test(message);
+}
+
+/**
+ * What providers say of a prompt too long for the model where the code is not
+ * `context_length_exceeded`: OpenAI's older and DeepSeek's "maximum context
+ * length is …", Mistral's "… maximum context length", Gemini's "The input
+ * token count (…) exceeds the maximum number of tokens allowed", Anthropic's
+ * "prompt is too long", xAI's "maximum prompt length is …".
+ */
+const CONTEXT_MESSAGE = /maximum context length|exceeds the maximum number of tokens allowed|\bprompt is too long\b|maximum prompt length/i;
+
+/** Whether a 400's body says the prompt is too long for the model. */
+export function isContextTooLong(body: unknown): boolean {
+  if (hasErrorCode(body, 'context_length_exceeded')) return true;
+  const message = errorMessage(body);
+  return message !== undefined && CONTEXT_MESSAGE.test(message);
 }
 
 /** Whether an error body says the key's account is out of money or quota. */
 export function isQuotaExhausted(body: unknown): boolean {
   if (QUOTA_CODES.some((code) => hasErrorCode(body, code))) return true;
-  const message = errorField(body, 'message');
-  return typeof message === 'string' && QUOTA_MESSAGE.test(message);
+  const message = errorMessage(body);
+  return message !== undefined && QUOTA_MESSAGE.test(message);
 }
 
 /**
@@ -117,7 +146,7 @@ export function classifyStatus(status: number, headers: Headers, body: unknown):
     result = isQuotaExhausted(body)
       ? { kind: 'quota', action: 'rotate', disable: 'quota' }
       : // A request over the key's whole limit ("Request too large … Limit 30000, Requested 30601"): waiting cannot help it, and the key is fine for others.
-        TOO_LARGE_MESSAGE.test(String(errorField(body, 'message') ?? ''))
+        TOO_LARGE_MESSAGE.test(errorMessage(body) ?? '')
         ? { kind: 'rate_limit', action: 'rotate' }
         : { kind: 'rate_limit', action: 'rotate', cooldown: true };
   } else if (status === 408) result = { kind: 'timeout', action: 'retry' };
@@ -130,7 +159,7 @@ export function classifyStatus(status: number, headers: Headers, body: unknown):
   else if (status === 400 && isKeyInvalid(body)) result = { kind: 'unauthorized', action: 'rotate', disable: 'unauthorized' };
   // Anthropic's answer to an account out of credit is a 400: as at a 402.
   else if (status === 400 && isQuotaExhausted(body)) result = { kind: 'quota', action: 'rotate', disable: 'quota' };
-  else if (status === 400 && hasErrorCode(body, 'context_length_exceeded')) {
+  else if (status === 400 && isContextTooLong(body)) {
     result = { kind: 'context_length', action: 'surface' };
   } else result = { kind: 'bad_request', action: 'surface' };
 

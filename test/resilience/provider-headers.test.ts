@@ -291,6 +291,16 @@ describe('classify: out of money or quota disables the key (quota) and moves on'
     expect(classifyStatus(400, new Headers(), { error: { message: 'Please provide a valid model.', status: 'INVALID_ARGUMENT', details: [{ reason: 'MODEL_INVALID' }] } })).toEqual({ kind: 'bad_request', action: 'surface' });
   });
 
+  test.each([
+    ['OpenAI', { error: { message: "This model's maximum context length is 1000 tokens.", code: 'context_length_exceeded' } }],
+    ['Gemini', { error: { code: 400, message: 'The input token count (3012) exceeds the maximum number of tokens allowed (1000).', status: 'INVALID_ARGUMENT' } }],
+    ['Anthropic', { type: 'error', error: { type: 'invalid_request_error', message: 'prompt is too long: 3012 tokens > 1000 maximum' } }],
+    ['Mistral (a top-level message)', { object: 'error', message: 'Prompt contains 3012 tokens and 0 draft tokens, too large for model with 1000 maximum context length', code: 3051 }],
+    ['xAI (error as a string)', { error: "This model's maximum prompt length is 1000 but the request contains 3012 tokens." }],
+  ])('a 400 saying the prompt is too long for the model (%s) is context_length', (_name, body) => {
+    expect(classifyStatus(400, new Headers(), body)).toEqual({ kind: 'context_length', action: 'surface' });
+  });
+
   test('any other 403 still disables the key, any other 404 surfaces', () => {
     expect(classifyStatus(403, new Headers(), { error: { code: 'unsupported_country_region_territory' } })).toEqual({ kind: 'forbidden', action: 'rotate', disable: 'forbidden' });
     expect(classifyStatus(404, new Headers(), { error: { message: 'Not found' } })).toEqual({ kind: 'not_found', action: 'surface' });

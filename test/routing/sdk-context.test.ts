@@ -160,6 +160,23 @@ describe('context fallbacks', () => {
     expect([seenSmall.length, seenLarge.length]).toEqual([1, 1]);
   });
 
+  test.each([
+    ['Gemini', { error: { code: 400, message: 'The input token count (3012) exceeds the maximum number of tokens allowed (1000).', status: 'INVALID_ARGUMENT' } }],
+    ['Gemini, as a one-item list', [{ error: { code: 400, message: 'The input token count (3012) exceeds the maximum number of tokens allowed (1000).', status: 'INVALID_ARGUMENT' } }]],
+    ['Anthropic', { type: 'error', error: { type: 'invalid_request_error', message: 'prompt is too long: 3012 tokens > 1000 maximum' } }],
+    ['DeepSeek', { error: { message: "This model's maximum context length is 1000 tokens. However, you requested 3012 tokens (3012 in the messages, 0 in the completion). Please reduce the length of the messages or completion.", type: 'invalid_request_error', param: null, code: 'invalid_request_error' } }],
+    ['Mistral', { object: 'error', message: 'Prompt contains 3012 tokens and 0 draft tokens, too large for model with 1000 maximum context length', type: 'invalid_request_error', code: 3051 }],
+    ['xAI', { code: 'Client specified an invalid argument', error: "This model's maximum prompt length is 1000 but the request contains 3012 tokens." }],
+  ])('retries with the context fallback when the upstream says the prompt is too long without the code (%s)', async (_provider, body) => {
+    const { small, seenSmall, seenLarge, client } = contextFallbackSetup(undefined);
+    small.reply = () => Response.json(body, { status: 400 });
+
+    const reply = await client.chat.completions.create(sized('gpt-4.1-mini', 3000));
+
+    expect(reply.model).toBe('gpt-4.1');
+    expect([seenSmall.length, seenLarge.length]).toEqual([1, 1]);
+  });
+
   test('does not use the context fallback for a request that fits', async () => {
     const { seenSmall, seenLarge, client } = contextFallbackSetup(1000);
 
