@@ -344,12 +344,21 @@ export class Key implements KeyWindow {
       ...this.counters.snapshot(),
       ...this.counters.timings(),
       ...modelStats(this.#windows, this.limiter),
+      ...refusedStats(this.#out?.refused, now),
     };
   }
 
   toJSON(): { id: string; provider: string } {
     return { id: this.id, provider: this.provider };
   }
+}
+
+/** `refusedModels`: the models a key refused lately, with the time left; nothing when none. */
+function refusedStats(refused: ReadonlyMap<string, number> | undefined, now: number): Pick<KeyStats, 'refusedModels'> {
+  if (refused === undefined) return {};
+  let out: NonNullable<KeyStats['refusedModels']> | undefined;
+  for (const [model, until] of refused) if (until > now) (out ??= {})[model] = { remainingMs: until - now };
+  return out === undefined ? {} : { refusedModels: out };
 }
 
 /** Under scope `'model'`: `models` (each model window's limits and headroom) and the lowest headroom. */

@@ -241,6 +241,13 @@ export interface KeyStats extends Counters, Timings {
    * then the key's configured ones. Absent under scope `'key'`.
    */
   models?: Record<string, { limits: KeyLimits; headroom: number }>;
+  /**
+   * Upstream models the key answered it cannot use (403/404
+   * `model_not_found`: its project has no access, its provider does not
+   * serve it), with the time left until it is tried first for them again;
+   * absent when none. It stays in use for every other model.
+   */
+  refusedModels?: Record<string, { remainingMs: number }>;
 }
 
 /** One deployment (provider × model) in `manager.stats()`: its attempts. */

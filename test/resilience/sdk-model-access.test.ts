@@ -8,11 +8,12 @@
  * model a while (classify.ts, acquire.ts).
  */
 import OpenAI from 'openai';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { getKeyplexDetails } from '../../src/index';
 import { useManagers } from '../support/scaffold';
 import { chatReply, errorReply, keyRing, provider, type UpstreamCall } from '../support/upstream';
 import { record } from '../support/events';
+import { fakeClock } from '../support/time';
 import '../support/setup';
 
 const ONE = 'https://api.one.test/v1';
@@ -46,6 +47,24 @@ describe('403 model_not_found: the project of one key cannot use a model', () =>
     const mini = seen.filter((call) => modelOf(call) === 'gpt-4.1-mini');
     expect(new Set(ring.ids(mini))).toEqual(new Set(['a', 'b']));
     expect(manager.stats().providers.one!.keys.map((k) => k.status)).toEqual(['active', 'active']);
+  });
+
+  test("stats() name the model a key refused and how long it is left for last for it; enableKey clears it", async () => {
+    fakeClock();
+    const ring = keyRing('a', 'b');
+    provider(ONE, (call) => (ring.idOf(call.key) === 'a' && modelOf(call) === 'gpt-4.1' ? noAccess('gpt-4.1') : chatReply('gpt-4.1')));
+    const { manager, client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys } }, keySelection: 'round-robin' });
+    const keyA = () => manager.stats().providers.one!.keys.find((k) => k.id === 'a')!;
+
+    for (let i = 0; i < 2; i++) await client.chat.completions.create(ask('gpt-4.1'));
+    expect(keyA().refusedModels).toEqual({ 'gpt-4.1': { remainingMs: 600_000 } });
+    await vi.advanceTimersByTimeAsync(600_000);
+    expect(keyA().refusedModels).toBeUndefined();
+
+    for (let i = 0; i < 2; i++) await client.chat.completions.create(ask('gpt-4.1'));
+    expect(keyA().refusedModels).toBeDefined();
+    manager.enableKey('one', 'a');
+    expect(keyA().refusedModels).toBeUndefined();
   });
 
   test('the key is left for last for that model: the upstream hears it at most once for it over 8 requests', async () => {
