@@ -128,6 +128,17 @@ const rows: Row[] = [
     },
   },
   {
+    path: "no key's project may use the model (403 model_not_found from every key)",
+    catches: OpenAI.PermissionDeniedError,
+    code: 'upstream_error',
+    says: [/^403 keyplex:/, /tried 2 keys of 'one' in 2 attempts \(2 × 403 not_found\)/, /Last upstream answer: Project `proj_fake0001` does not have access to model `gpt-4.1`/],
+    run: async () => {
+      provider(ONE, () => errorReply(403, 'model_not_found', {}, 'Project `proj_fake0001` does not have access to model `gpt-4.1`'));
+      const { client } = manage({});
+      return caught(() => client.chat.completions.create(BODY));
+    },
+  },
+  {
     path: 'the upstream unreachable on every attempt',
     catches: OpenAI.InternalServerError,
     code: 'upstream_error',
