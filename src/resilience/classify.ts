@@ -61,14 +61,22 @@ const TOO_LARGE_MESSAGE = /^Request too large\b/i;
  * Error codes that say the key cannot use the request's model, though it is
  * fine for others: OpenAI's (and Groq's) `model_not_found` — a 403 ("Project
  * `proj_…` does not have access to model `gpt-4.1`") for a project not
- * allowed the model, a 404 for a model the organisation does not have — and
- * Azure's 404 `DeploymentNotFound`.
+ * allowed the model, a 404 for a model the organisation does not have —,
+ * Azure's 404 `DeploymentNotFound` and Together's 404 `model_not_available`.
  */
-const MODEL_UNAVAILABLE_CODES = ['model_not_found', 'DeploymentNotFound'];
+const MODEL_UNAVAILABLE_CODES = ['model_not_found', 'DeploymentNotFound', 'model_not_available'];
+/**
+ * The same said in words: DeepSeek's 400 "Model Not Exist", OpenRouter's 400
+ * "… is not a valid model ID", Gemini's 404 "models/… is not found for API
+ * version …", Anthropic's 404 `not_found_error` "model: …".
+ */
+const MODEL_UNAVAILABLE_MESSAGE = /^Model Not Exist$|\bis not a valid model ID\b|^models\/\S+ is not found\b|^model: \S+$/i;
 
 /** Whether an error body says the key cannot use the request's model. */
 export function isModelUnavailable(body: unknown): boolean {
-  return MODEL_UNAVAILABLE_CODES.some((code) => hasErrorCode(body, code));
+  if (MODEL_UNAVAILABLE_CODES.some((code) => hasErrorCode(body, code))) return true;
+  const message = errorMessage(body);
+  return message !== undefined && MODEL_UNAVAILABLE_MESSAGE.test(message.trim());
 }
 
 /**
@@ -124,7 +132,7 @@ export function keyRejection(status: number): KeyDisabledReason | undefined {
 
 /**
  * Classifies a non-2xx upstream answer. `body` is the parsed error body, when
- * it was JSON. A 403 or 404 saying the key cannot use the model
+ * it was JSON. A 400, 403 or 404 saying the key cannot use the model
  * ({@link isModelUnavailable}) moves the request to another key, the key
  * kept in use for other models. A 400 saying the key is not accepted
  * ({@link isKeyInvalid}: Gemini's) disables it as a 401 does. 402, and a
@@ -139,7 +147,7 @@ export function classifyStatus(status: number, headers: Headers, body: unknown):
   let result: Classification;
   // 402 Payment Required (DeepSeek's "Insufficient Balance", OpenRouter's credits): the key's account is empty.
   if (status === 402) result = { kind: 'quota', action: 'rotate', disable: 'quota' };
-  else if ((status === 403 || status === 404) && isModelUnavailable(body)) result = { kind: 'not_found', action: 'rotate', modelUnavailable: true };
+  else if ((status === 400 || status === 403 || status === 404) && isModelUnavailable(body)) result = { kind: 'not_found', action: 'rotate', modelUnavailable: true };
   else if (status === 401) result = { kind: 'unauthorized', action: 'rotate', disable: 'unauthorized' };
   else if (status === 403) result = { kind: 'forbidden', action: 'rotate', disable: 'forbidden' };
   else if (status === 429) {

@@ -2,8 +2,9 @@
  * A key whose project cannot use one model. OpenAI answers such a key 403
  * `model_not_found` ("Project `proj_…` does not have access to model
  * `gpt-4.1`"), and a provider that does not serve a model answers 404
- * `model_not_found`: the key is fine for every other model, and another
- * key or provider may serve this one. So the key is not disabled, the
+ * `model_not_found` (or in its own words: DeepSeek's and OpenRouter's are
+ * 400s): the key is fine for every other model, and another key or provider
+ * may serve this one. So the key is not disabled, the
  * request goes on to another key, and the key is left for last for that
  * model a while (classify.ts, acquire.ts).
  */
@@ -103,6 +104,23 @@ describe('404 model_not_found: a provider does not serve the model', () => {
     const first = provider(ONE, () => notFound('gpt-4.1'));
     const second = provider(TWO, () => chatReply('gpt-4.1'));
     const { client } = manage({ providers: { one: { baseURL: ONE, keys: one.keys }, two: { baseURL: TWO, keys: two.keys } } });
+
+    const reply = await client.chat.completions.create(ask('gpt-4.1'));
+
+    expect(reply.model).toBe('gpt-4.1');
+    expect([first.length, second.length]).toEqual([1, 1]);
+  });
+
+  test.each([
+    ['DeepSeek (400)', 400, { error: { message: 'Model Not Exist', type: 'invalid_request_error', param: null, code: 'invalid_request_error' } }],
+    ['OpenRouter (400)', 400, { error: { message: 'openai/gpt-4.1 is not a valid model ID', code: 400 } }],
+    ['Gemini (404, a one-item list)', 404, [{ error: { code: 404, message: 'models/gpt-4.1 is not found for API version v1main, or is not supported for generateContent.', status: 'NOT_FOUND' } }]],
+    ['Anthropic (404)', 404, { type: 'error', error: { type: 'not_found_error', message: 'model: gpt-4.1' } }],
+    ['Together (404)', 404, { error: { message: 'Unable to access model gpt-4.1. Please visit https://api.together.ai/models to view the list of supported models.', type: 'invalid_request_error', param: null, code: 'model_not_available' } }],
+  ])("a provider's own way to say it does not serve the model, %s: the request fails over", async (_name, status, body) => {
+    const first = provider(ONE, () => Response.json(body, { status }));
+    const second = provider(TWO, () => chatReply('gpt-4.1'));
+    const { client } = manage({ providers: { one: { baseURL: ONE, keys: keyRing('a').keys }, two: { baseURL: TWO, keys: keyRing('c').keys } } });
 
     const reply = await client.chat.completions.create(ask('gpt-4.1'));
 
