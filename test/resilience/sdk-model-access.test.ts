@@ -97,6 +97,22 @@ describe('403 model_not_found: the project of one key cannot use a model', () =>
   });
 });
 
+describe('fallbacks', () => {
+  test("no key may use the model: the model's configured fallback serves the request", async () => {
+    const first = provider(ONE, () => noAccess('gpt-4.1'));
+    const second = provider(TWO, () => chatReply('gpt-4.1-mini'));
+    const { client } = manage({
+      providers: { one: { baseURL: ONE, keys: keyRing('a', 'b').keys, models: ['gpt-4.1'] }, two: { baseURL: TWO, keys: keyRing('c').keys, models: ['gpt-4.1-mini'] } },
+      routing: { fallbacks: { 'gpt-4.1': ['gpt-4.1-mini'] } },
+    });
+
+    const reply = await client.chat.completions.create(ask('gpt-4.1'));
+
+    expect(reply.model).toBe('gpt-4.1-mini');
+    expect([first.length, second.length]).toEqual([2, 1]);
+  });
+});
+
 describe('404 model_not_found: a provider does not serve the model', () => {
   test('the request fails over to a provider that serves it', async () => {
     const one = keyRing('a');
