@@ -223,7 +223,8 @@ function streamError(ctx: RequestContext, cause: unknown): KeyplexError {
     return new StreamInterruptedError(options, 'stream_interrupted', message);
   }
   if (cause instanceof AttemptTimeout) return new DeadlineExceededError(ctx.deadlineMs, options);
-  if (KeyplexError.is(cause) && cause.code === 'manager_closed') return cause;
+  // close() ends every request with one error: each stream gets its own, naming its request and attempts.
+  if (KeyplexError.is(cause) && cause.code === 'manager_closed') return new ManagerClosedError({ ...options, inFlight: true });
   if (cause instanceof MalformedStreamEvent) {
     const what = cause.tooLarge ? 'an event larger than 16 MiB (its end never came)' : 'an event whose data is not JSON';
     return new StreamInterruptedError(options, 'malformed_response', `keyplex: the upstream stream sent ${what} after data had reached the caller; it is not replayed. Retry the request.`);

@@ -250,6 +250,29 @@ describe('a stream held open after its end marker', () => {
   });
 });
 
+describe('close() ends streams being read', () => {
+  test("each stream's error names its own request and attempts, as its failure event does", async () => {
+    fakeClock();
+    provider(ONE, () => scripted(twoChunks(), 'stall'));
+    const { client, manager, failure } = manage({ streamIdleTimeoutMs: 60_000 });
+
+    const readings = [await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }), await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true })].map(consume);
+    await until(() => readings.every((r) => r.chunks.length === 2), 'two chunks read on each stream');
+    await manager.close();
+    const errors = await Promise.all(readings.map(async (r) => (await r.ended).error));
+
+    const details = errors.map((error) => getKeyplexDetails(error));
+    expect(details.map((d) => d?.code)).toEqual(['manager_closed', 'manager_closed']);
+    expect(details.map((d) => d?.attempts.map((a) => a.status))).toEqual([[200], [200]]);
+    // Each error names its own request (the order of the failure events is close()'s, not the readers').
+    expect(new Set(details.map((d) => d?.requestId)).size).toBe(2);
+    expect(details.map((d) => d?.requestId).sort()).toEqual(failure.map((e) => e.requestId).sort());
+    expect(failure.map((e) => e.error.requestId)).toEqual(failure.map((e) => e.requestId));
+    expect(failure.map((e) => e.error.attempts.length)).toEqual([1, 1]);
+    expect(errors[0]).not.toBe(errors[1]);
+  });
+});
+
 describe('a stream nobody reads', () => {
   test('is let go at the idle timeout: its lane slot, key and upstream freed, one failure (stream_interrupted) saying why', async () => {
     fakeClock();
