@@ -45,8 +45,8 @@ export async function readPrelude(core: Core, ctx: RequestContext, abort: Reques
   try {
     for (;;) {
       const read = reader.read();
-      // The `fetch` option's body may not honour the attempt's signal: its read is ended by the request's end (RequestAbort.bounded).
-      const next = core.options.fetch === undefined ? read : abort.bounded(read);
+      // A body may not honour the attempt's signal (the `fetch` option's, or the global fetch's once its gzip broke): its read is ended by the request's end (RequestAbort.bounded).
+      const next = abort.bounded(read);
       const got = expired === undefined ? await next : await Promise.race([next, expired]);
       if (got === EXPIRED) {
         first.release();

@@ -129,11 +129,14 @@ function dispatch(core: Core, lease: Lease, abort: RequestAbort, request: Interc
 }
 
 /**
- * `pending` (the upstream's answer, or a read of its body), ended by the
- * attempt's signal when the `fetch` option is the application's: the global
- * fetch ends both itself when the signal aborts, but a wrapper that drops
- * `init.signal` would hold the attempt past its timeout, the deadline and
- * close() for as long as the upstream takes (for ever, if it never answers).
+ * `pending` (the upstream's answer), ended by the attempt's signal when the
+ * `fetch` option is the application's: the global fetch ends itself when
+ * the signal aborts, but a wrapper that drops `init.signal` would hold the
+ * attempt past its timeout, the deadline and close() for as long as the
+ * upstream takes (for ever, if it never answers). A read of a body is
+ * always bounded ({@link RequestAbort.bounded}): the global fetch's too,
+ * which holds a read pending for ever, abort or not, once a gzip body
+ * breaks (test/pipeline/corrupt-encoding.test.ts).
  */
 function bounded<T>(core: Core, abort: RequestAbort, pending: Promise<T>): Promise<T> {
   return core.options.fetch === undefined ? pending : abort.bounded(pending);
@@ -198,8 +201,8 @@ async function streamFirst(
   // What the tap reads on with: the body's reader, unless a held prelude was released with a read in flight.
   let rest: StreamReader = reader;
   try {
-    if (core.options.fetch === undefined) while (!first.take(await reader.read()));
-    else await abort.bounded(readFirst(reader, first));
+    // Bounded whatever the fetch: a body whose encoding broke is not ended by the attempt's signal (see bounded).
+    await abort.bounded(readFirst(reader, first));
     // A Responses stream's events before its first output are held: a failure until then fails over (prelude.ts).
     if (first.holding && !first.broken) rest = await readPrelude(core, ctx, abort, reader, first);
   } catch (error) {
@@ -256,7 +259,7 @@ function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: num
 async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, response: Response, redactor: KeyRedactor): Promise<Response> {
   let bytes: Uint8Array;
   try {
-    bytes = await bounded(core, abort, readBytes(response));
+    bytes = await abort.bounded(readBytes(response));
   } catch (error) {
     throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
   }
@@ -339,7 +342,7 @@ function embeddedFailure(core: Core, ctx: RequestContext, lease: Lease, attempt:
 /** The whole body as text; a body that fails mid-way is a transport failure. */
 async function readText(core: Core, ctx: RequestContext, lease: Lease, attempt: number, abort: RequestAbort, firstTryOfKey: boolean, response: Response): Promise<string> {
   try {
-    return await bounded(core, abort, response.text());
+    return await abort.bounded(response.text());
   } catch (error) {
     throw transportFailure(ctx, lease, attempt, abort, firstTryOfKey, error);
   }

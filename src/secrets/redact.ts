@@ -19,8 +19,9 @@
  * A piece that lies wholly inside a provider's public key prefix (such as
  * `sk-proj-`, the same for every key) is left alone.
  *
- * Limits: a piece is found as the upstream sent it; one written with
- * escapes inside it (`\/`, `\u0041`) or in another case is not. A
+ * A piece written with JSON escapes inside it (`\/`, `\u0041`), which
+ * `JSON.parse` gives back whole, is found too, and replaced escapes and all
+ * (secrets/escapes.ts). Limit: a piece in another case is not found. A
  * replacement that begins right after a JSON escape takes the escape along,
  * so a JSON text stays JSON.
  */
@@ -28,6 +29,7 @@ import type { HeaderEntries } from '../header-list';
 import type { Key } from '../keys/key';
 import { secretOf } from '../keys/key';
 import { stage, wasm } from '../pipeline/simd';
+import { decodedView, escapedText, originalIndex, usualKey } from './escapes';
 
 /** The shortest piece of a key that is redacted. */
 export const PIECE = 8;
@@ -121,6 +123,8 @@ export class KeyRedactor {
   readonly #public: number;
   /** The key's length in bytes. */
   readonly length: number;
+  /** Whether the key holds only `-`, `.`, `_`, digits and letters (secrets/escapes.ts). */
+  readonly #usual: boolean;
 
   /** @param secret the key (printable ASCII, as configuration requires). @param id the key's id, shown instead. */
   constructor(secret: string, id: string) {
@@ -128,6 +132,7 @@ export class KeyRedactor {
     this.#id = id;
     this.length = secret.length;
     this.#public = PUBLIC_PREFIX.exec(secret)?.[0].length ?? 0;
+    this.#usual = usualKey(secret);
   }
 
   get #marker(): string {
@@ -136,7 +141,7 @@ export class KeyRedactor {
 
   /** `text` with every piece of the key replaced; the same string when it holds none. */
   text(text: string): string {
-    const runs = this.#scanText(text);
+    const runs = this.#escaped(text, this.#scanText(text));
     if (runs === undefined) return text;
     let out = '';
     let from = 0;
@@ -170,7 +175,23 @@ export class KeyRedactor {
 
   /** Whether `text` holds a piece of the key. */
   finds(text: string): boolean {
-    return this.#scanText(text) !== undefined;
+    return this.#escaped(text, this.#scanText(text)) !== undefined;
+  }
+
+  /**
+   * `runs` (the pieces found as sent in `input`) with the pieces written
+   * with JSON escapes inside them added, when `input` holds an escape of a
+   * character of the key (secrets/escapes.ts; else `runs` as they are).
+   */
+  #escaped(input: string | Uint8Array, runs: number[] | undefined): number[] | undefined {
+    const text = input.length < PIECE ? undefined : escapedText(input, this.#key, this.#usual);
+    if (text === undefined) return runs;
+    const view = decodedView(text);
+    const found = this.#scanText(view.text);
+    if (found === undefined) return runs;
+    const all = runs === undefined ? [] : runs.slice();
+    for (let r = 0; r < found.length; r += 2) all.push(originalIndex(view, found[r]!), originalIndex(view, found[r + 1]!));
+    return mergeRuns(all);
   }
 
   #scanText(text: string): number[] | undefined {
@@ -198,14 +219,16 @@ export class KeyRedactor {
     if (n < PIECE) return undefined;
     load(this.#key);
     const staged = n >= STAGE_FROM ? stage(bytes) : null;
-    if (staged !== null) return this.#findStaged(staged, n);
     let runs: number[] | undefined;
-    for (let j = nextByteProbe(bytes, 0); j !== -1; j = nextByteProbe(bytes, j + STEP)) {
-      scanned = bytes;
-      runs = this.#extend(atByte, n, j, probeIndex(bytes[j]!, bytes[j + 1]!), runs);
+    if (staged !== null) runs = this.#findStaged(staged, n);
+    else {
+      for (let j = nextByteProbe(bytes, 0); j !== -1; j = nextByteProbe(bytes, j + STEP)) {
+        scanned = bytes;
+        runs = this.#extend(atByte, n, j, probeIndex(bytes[j]!, bytes[j + 1]!), runs);
+      }
+      scanned = '';
     }
-    scanned = '';
-    return runs;
+    return this.#escaped(bytes, runs);
   }
 
   /** {@link findBytes} over the `n` bytes staged at `m`: WebAssembly finds the probes that may start a piece. */
@@ -289,6 +312,20 @@ function escapeStart(at: At, start: number): number {
     return b + length > start ? b : start;
   }
   return start;
+}
+
+/** Start and end pairs sorted by start, those that overlap or touch merged. */
+function mergeRuns(runs: number[]): number[] {
+  const order: number[] = [];
+  for (let r = 0; r < runs.length; r += 2) order.push(r);
+  order.sort((a, b) => runs[a]! - runs[b]!);
+  const out: number[] = [];
+  for (const r of order) {
+    const last = out.length - 1;
+    if (last > 0 && runs[r]! <= out[last]!) out[last] = Math.max(out[last]!, runs[r + 1]!);
+    else out.push(runs[r]!, runs[r + 1]!);
+  }
+  return out;
 }
 
 const redactors = new WeakMap<Key, KeyRedactor>();

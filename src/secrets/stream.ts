@@ -6,13 +6,15 @@
  * It passes on each read up to its last line break and holds the rest of
  * the line back until the next read (a key holds no line break, so no piece
  * spans one). An event is complete only at a blank line, so holding part of
- * a line back delays no event. A line longer than the key plus 8 bytes is
- * passed on in parts, cut outside any piece.
+ * a line back delays no event. A line longer than the key written with
+ * JSON escapes (up to 6 bytes a character) plus 8 bytes is passed on in
+ * parts, cut outside any piece.
  *
  * With `everything` false (option `redactReplies: false`) only reads that
  * hold `error` (an SSE `error` event, an error object) are scanned.
  */
 import { Buffer } from 'node:buffer';
+import { MAX_ESCAPE } from './escapes';
 import { PIECE, type KeyRedactor } from './redact';
 
 type Reader = ReadableStreamDefaultReader<Uint8Array>;
@@ -33,7 +35,8 @@ class RedactingReader implements Reader {
     this.#inner = inner;
     this.#redactor = redactor;
     this.#everything = everything;
-    this.#hold = redactor.length + PIECE;
+    // A piece written with JSON escapes (`\u0041`) spans up to MAX_ESCAPE bytes a character.
+    this.#hold = MAX_ESCAPE * redactor.length + PIECE;
   }
 
   get closed(): Reader['closed'] {

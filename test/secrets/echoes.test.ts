@@ -62,6 +62,22 @@ function renderError(error: unknown): string[] {
 
 type Echo = (call: UpstreamCall, piece: string) => Response;
 
+/**
+ * `piece` as a JSON string's text with every other character a `\u` escape
+ * (`\u0066a\u006be…`): no two characters of the key side by side, yet
+ * `JSON.parse` (the SDK's) gives the key back whole.
+ */
+function escaped(piece: string): string {
+  return [...piece].map((c, i) => (i % 2 === 0 ? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}` : c)).join('');
+}
+
+/** `value` as JSON text, its `@echo@` replaced by the escaped piece (JSON.stringify would double the backslashes). */
+function jsonWith(value: unknown, piece: string): string {
+  return JSON.stringify(value).replace('@echo@', escaped(piece));
+}
+
+const JSON_TYPE = { 'content-type': 'application/json' };
+
 /** An SSE body framed by hand, sent in 5-byte pieces so the echo straddles reads. */
 function sliced(events: string[]): Response {
   return rawSseReply(events.map((e) => `${e}\n\n`).join(''), 5);
@@ -96,6 +112,38 @@ const PLACES: Record<string, { stream: boolean; echo: Echo }> = {
       sliced([
         `data: ${chatChunks('gpt-4.1', ['a'], askedUsage(call))[0]}`,
         `event: error\ndata: ${JSON.stringify({ error: { message: `The key ${piece} was revoked`, type: 'invalid_request_error', code: null } })}`,
+      ]),
+  },
+  'an error body, written with JSON escapes': {
+    stream: false,
+    echo: (_, piece) => new HttpResponse(jsonWith({ error: { message: 'Bad request sent with key @echo@.', type: 'invalid_request_error', code: null, param: null } }, piece), { status: 400, headers: JSON_TYPE }),
+  },
+  'a 401 body written with JSON escapes, after which no key is left': {
+    stream: false,
+    echo: (_, piece) => new HttpResponse(jsonWith({ error: { message: 'Incorrect API key provided: @echo@.', type: 'invalid_request_error', code: 'invalid_api_key', param: null } }, piece), { status: 401, headers: JSON_TYPE }),
+  },
+  'a 200 JSON body written with JSON escapes': {
+    stream: false,
+    echo: (_, piece) =>
+      new HttpResponse(
+        jsonWith({ id: 'chatcmpl-test', object: 'chat.completion', created: 1_700_000_000, model: 'gpt-4.1', choices: [{ index: 0, message: { role: 'assistant', content: 'Your key is @echo@', refusal: null }, finish_reason: 'stop', logprobs: null }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } }, piece),
+        { headers: JSON_TYPE },
+      ),
+  },
+  'a 200 JSON body carrying an error written with JSON escapes': {
+    stream: false,
+    echo: (_, piece) => new HttpResponse(jsonWith({ error: { message: 'Upstream rejected key @echo@', code: 502 } }, piece), { headers: JSON_TYPE }),
+  },
+  'an SSE data event written with JSON escapes': {
+    stream: true,
+    echo: (call, piece) => sliced(chatChunks('gpt-4.1', ['Your key: ', '@echo@', '.'], askedUsage(call)).map((e) => `data: ${e.replace('@echo@', escaped(piece))}`)),
+  },
+  'an SSE error event written with JSON escapes': {
+    stream: true,
+    echo: (call, piece) =>
+      sliced([
+        `data: ${chatChunks('gpt-4.1', ['a'], askedUsage(call))[0]}`,
+        `event: error\ndata: ${jsonWith({ error: { message: 'The key @echo@ was revoked', type: 'invalid_request_error', code: null } }, piece)}`,
       ]),
   },
   'an SSE data event carrying an error': {

@@ -218,6 +218,59 @@ describe('KeyRedactor on arrays of 1 KiB and more (searched in WebAssembly)', ()
   });
 });
 
+/** `text` with every character at an even place written as a `\\u` escape. */
+const uEscaped = (t: string) => [...t].map((c, i) => (i % 2 === 0 ? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}` : c)).join('');
+
+describe('a piece written with JSON escapes inside it (JSON.parse gives it back whole)', () => {
+  test('`\\u` escapes, in text and in bytes short and long (WebAssembly): replaced escapes and all, the JSON still parses', () => {
+    for (const pad of [0, 2000]) {
+      const body = `{"message":"${'p'.repeat(pad)}bad key ${uEscaped(KEY)} and ${uEscaped(KEY.slice(-9))}."}`;
+      const want = `{"message":"${'p'.repeat(pad)}bad key [key fp_test] and [key fp_test]."}`;
+      expect(redactor.text(body)).toBe(want);
+      expect(text(redactor.bytes(bytes(body)))).toBe(want);
+      expect(JSON.parse(want)).toBeTruthy();
+    }
+  });
+
+  test("PHP's `\\/`: a key holding `/` written with every `/` escaped, no 8 characters of it side by side", () => {
+    const key = new KeyRedactor('fake/AbCdEf1/GhIjKl2/MnOpQr3', 'fp_php');
+    const body = JSON.stringify({ error: { message: 'key fake/AbCdEf1/GhIjKl2/MnOpQr3 revoked' } }).replaceAll('/', '\\/');
+    expect(key.text(body)).toBe('{"error":{"message":"key [key fp_php] revoked"}}');
+    expect(key.finds(body)).toBe(true);
+  });
+
+  test('escapes of characters the key does not hold (`\\n`, `\\"`, `\\u00e9`, `\\u003c`) leave a text as it was: the very same string', () => {
+    const body = JSON.stringify({ content: 'line\n"quoted" é <b> ' + KEY.slice(0, 7) }).replace('<', '\\u003c');
+    expect(redactor.text(body)).toBe(body);
+    const b = bytes(body);
+    expect(redactor.bytes(b)).toBe(b);
+  });
+
+  test('an escaped backslash before `u0041` is no escape of `A`', () => {
+    const key = new KeyRedactor('fake-u0041u0041u0041', 'fp_u');
+    expect(key.text('{"a":"\\\\u0041\\\\u0041"}')).toBe('{"a":"\\\\u0041\\\\u0041"}');
+  });
+
+  test('through the stream reader: 8 characters of the key, each a `\\u` escape (48 bytes), in a long line read in pieces of every size from 1 to 64 bytes: never passed on in two halves', async () => {
+    const piece = KEY.slice(10, 18);
+    const escapedPiece = [...piece].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('');
+    const leaks: number[] = [];
+    for (let size = 1; size <= 64; size++) {
+      const line = `data: {"content":"${'x'.repeat(200)}${escapedPiece}${'y'.repeat(200)}"}`;
+      const { out } = await throughReader([...line.match(new RegExp(`.{1,${size}}`, 'gs'))!, '\n\n']);
+      const content = (JSON.parse(out.slice('data: '.length)) as { content: string }).content;
+      if (content.includes(piece)) leaks.push(size);
+    }
+    expect(leaks).toEqual([]);
+  });
+
+  test('through the stream reader: an escaped key in a long line read 7 bytes at a time', async () => {
+    const line = `data: {"content":"${'x'.repeat(300)}${uEscaped(KEY)}${'y'.repeat(300)}"}`;
+    const { out } = await throughReader([...line.match(/.{1,7}/gs)!, '\n\n']);
+    expect(out).toBe(`data: {"content":"${'x'.repeat(300)}[key fp_test]${'y'.repeat(300)}"}\n\n`);
+  });
+});
+
 describe('redactingReader', () => {
   test('finds a key split over many reads', async () => {
     const line = `data: {"content":"${KEY}"}\n\n`;
