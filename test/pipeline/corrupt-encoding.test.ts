@@ -47,8 +47,9 @@ async function brokenGzip(body: (stream: boolean) => Buffer): Promise<{ baseURL:
       const stream = (JSON.parse(text) as { stream?: boolean }).stream === true;
       res.writeHead(200, { 'content-type': stream ? 'text/event-stream' : 'application/json', 'content-encoding': 'gzip' });
       res.write(body(stream));
-      // The garbage in a later packet: sent with the gzip bytes, it ends the body with an error instead.
-      setTimeout(() => res.end(Buffer.from('garbage, not gzip'), () => setTimeout(sent, 50)), 50);
+      // The garbage in a later packet: sent with the gzip bytes, it ends the body with an error instead. GAP_MS apart, so that a
+      // client held off the CPU on a loaded machine still reads them apart; well before the timeouts (TIMEOUT_MS), so that they end a held read.
+      setTimeout(() => res.end(Buffer.from('garbage, not gzip'), () => setTimeout(sent, 50)), GAP_MS);
     });
   });
   servers.push(server);
@@ -57,9 +58,13 @@ async function brokenGzip(body: (stream: boolean) => Buffer): Promise<{ baseURL:
 }
 
 const ask = [{ role: 'user' as const, content: 'hi' }];
+/** Between the gzip bytes and the garbage after them. */
+const GAP_MS = 200;
+/** The attempt's and the stream's idle timeout: three gaps. */
+const TIMEOUT_MS = 3 * GAP_MS;
 
 function managerOf(baseURL: string, attemptTimeoutMs: number): KeyManager {
-  const manager = new KeyManager({ providers: { one: { baseURL, keys: [fakeKey('gz'), fakeKey('gz')] } }, attemptTimeoutMs, streamIdleTimeoutMs: 150, deadlineMs: 30_000, retry: { baseDelayMs: 0, maxAttempts: 2 } });
+  const manager = new KeyManager({ providers: { one: { baseURL, keys: [fakeKey('gz'), fakeKey('gz')] } }, attemptTimeoutMs, streamIdleTimeoutMs: TIMEOUT_MS, deadlineMs: 30_000, retry: { baseDelayMs: 0, maxAttempts: 2 } });
   managers.push(manager);
   return manager;
 }
@@ -84,7 +89,7 @@ describe('a 200 whose gzip body breaks before keyplex has read its JSON or its f
   for (const [name, stream] of cases) {
     test(`${name} (stream: ${stream}): each attempt ends at attemptTimeoutMs, the next key is tried, and the call fails with a 504 (timeout)`, async () => {
       const upstream = await brokenGzip(BROKEN[name]!);
-      const manager = managerOf(upstream.baseURL, 150);
+      const manager = managerOf(upstream.baseURL, TIMEOUT_MS);
       const failures: string[] = [];
       manager.on('failure', (e) => failures.push(e.error.code));
 
@@ -116,7 +121,7 @@ describe('a 200 whose gzip body breaks before keyplex has read its JSON or its f
 describe('a gzip body that breaks after its first event reached the caller', () => {
   test('ends in the loop at streamIdleTimeoutMs (stream_idle_timeout), as any stalled stream', async () => {
     const upstream = await brokenGzip(BROKEN['a whole gzip stream, then garbage']!);
-    const manager = managerOf(upstream.baseURL, 150);
+    const manager = managerOf(upstream.baseURL, TIMEOUT_MS);
 
     const error = await callError(manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' })), true);
 
