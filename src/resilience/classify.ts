@@ -4,6 +4,7 @@
  */
 import type { FailureKind } from '../errors';
 import type { KeyDisabledReason } from '../events';
+import { errorObject, errorTop } from './error-body';
 
 /**
  * What to do after an attempt:
@@ -26,11 +27,7 @@ export interface Classification {
 
 /** A field of the `error` object of an OpenAI-style error body (or of the first of a list of them, as Gemini sends), when there is one. */
 function errorField(body: unknown, field: 'code' | 'type' | 'details'): unknown {
-  const top = Array.isArray(body) ? (body[0] as unknown) : body;
-  if (typeof top !== 'object' || top === null) return undefined;
-  const error = (top as { error?: unknown }).error;
-  if (typeof error !== 'object' || error === null) return undefined;
-  return (error as Record<string, unknown>)[field];
+  return errorObject(body)?.[field];
 }
 
 /**
@@ -39,9 +36,9 @@ function errorField(body: unknown, field: 'code' | 'type' | 'details'): unknown 
  * string, Mistral's top-level `message`.
  */
 function errorMessage(body: unknown): string | undefined {
-  const top = Array.isArray(body) ? (body[0] as unknown) : body;
-  if (typeof top !== 'object' || top === null) return undefined;
-  const { error, message } = top as { error?: unknown; message?: unknown };
+  const top = errorTop(body);
+  if (top === undefined) return undefined;
+  const { error, message } = top;
   const said = typeof error === 'string' ? error : typeof error === 'object' && error !== null ? (error as { message?: unknown }).message : message;
   return typeof said === 'string' ? said : undefined;
 }

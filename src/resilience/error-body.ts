@@ -37,6 +37,16 @@ const MAX_TEXT = 4_096;
 /** The value when it is a plain object (parsed JSON's are), else undefined. */
 const asObject = (value: unknown): Record<string, unknown> | undefined => (isPlainObject(value) ? value : undefined);
 
+/** An error body's top object: the first of a list (Gemini sends errors so), else the body itself; undefined when it is no object. */
+export function errorTop(body: unknown): Record<string, unknown> | undefined {
+  return asObject(Array.isArray(body) ? (body[0] as unknown) : body);
+}
+
+/** The `error` object of an error body (OpenAI's shape; in the first of a list too), undefined when it has none. */
+export function errorObject(body: unknown): Record<string, unknown> | undefined {
+  return asObject(errorTop(body)?.error);
+}
+
 /** A wait written in a message, in ms; undefined when none is. */
 function messageWaitMs(message: string): number | undefined {
   const match = MESSAGE_WAIT.exec(message);
@@ -84,9 +94,8 @@ function quotedHeadersMs(metadata: unknown, now: number): number | undefined {
  * @param now The clock, in epoch ms, that quoted reset times are measured from.
  */
 export function bodyRetryAfterMs(body: unknown, text: string, now: number): number | undefined {
-  const top = Array.isArray(body) ? body[0] : body;
-  const error = asObject(asObject(top)?.error);
-  const message = error?.message ?? asObject(top)?.message;
+  const error = errorObject(body);
+  const message = error?.message ?? errorTop(body)?.message;
   const waits = [
     retryInfoMs(error?.details),
     typeof message === 'string' ? messageWaitMs(message) : body === undefined ? messageWaitMs(text.slice(0, MAX_TEXT)) : undefined,
