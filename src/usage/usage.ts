@@ -77,8 +77,8 @@ function count(value: unknown): number | undefined {
  * Anthropic's (`cache_creation_input_tokens`, `cache_read_input_tokens`, with
  * `input_tokens` counting only uncached tokens as Anthropic's own API does),
  * DeepSeek's `prompt_cache_hit_tokens` / `prompt_cache_miss_tokens`, Gemini's
- * `usageMetadata` (`cachedContentTokenCount`, `thoughtsTokenCount`, also in
- * snake case), plus the `response.usage` of the terminal Responses stream
+ * `usageMetadata` (`cachedContentTokenCount`, `thoughtsTokenCount`,
+ * `toolUsePromptTokenCount`, also in snake case), plus the `response.usage` of the terminal Responses stream
  * events (`response.completed`, `response.incomplete`, `response.failed`)
  * and the `x_groq.usage` of Groq's last stream chunk.
  * Reasoning tokens that a provider counts beside its completion (output)
@@ -157,9 +157,16 @@ function anthropicInput(u: Obj, inputDetails: Obj | undefined): number | undefin
   return uncached + (count(u.cache_creation_input_tokens) ?? 0) + (count(u.cache_read_input_tokens) ?? 0);
 }
 
-/** Gemini's native `usageMetadata`: `candidatesTokenCount` leaves out the thinking tokens, which are output too. */
+/**
+ * Gemini's native `usageMetadata`: `candidatesTokenCount` leaves out the
+ * thinking tokens, which are output too; `promptTokenCount` leaves out the
+ * results of a tool the model used (`toolUsePromptTokenCount`: Search
+ * grounding, code execution), which are input too.
+ */
 function fromGeminiMetadata(m: Obj): Usage | undefined {
-  const input = count(m.promptTokenCount) ?? count(m.prompt_token_count);
+  const prompt = count(m.promptTokenCount) ?? count(m.prompt_token_count);
+  const toolUse = count(m.toolUsePromptTokenCount) ?? count(m.tool_use_prompt_token_count);
+  const input = prompt === undefined ? toolUse : prompt + (toolUse ?? 0);
   const candidates = count(m.candidatesTokenCount) ?? count(m.candidates_token_count);
   const thoughts = count(m.thoughtsTokenCount) ?? count(m.thoughts_token_count) ?? 0;
   const total = count(m.totalTokenCount) ?? count(m.total_token_count);
