@@ -77,7 +77,11 @@ export interface SuccessEvent extends RequestEventBase {
   latencyMs: number;
   /** Streams only: from keyplex receiving the request to the first body bytes. */
   ttftMs?: number | undefined;
-  /** Normalised usage; `null` when the reply reported none. */
+  /**
+   * Normalised usage; `null` when the reply reported none, or is no new
+   * answer (it read, changed or cancelled a response, stored chat completion
+   * or batch made before, whose usage was counted when it was made).
+   */
   usage: Usage | null;
   /** Cost in USD; `null` when the usage or the model's price is unknown. */
   costUsd: number | null;

@@ -57,6 +57,26 @@ export function asksAnswer(request: InterceptedRequest): boolean {
 }
 
 /** A path relative to the API base without its query (`/responses?x=1` → `/responses`). */
+/**
+ * Paths whose replies are no new answer, though they may carry a usage: they
+ * read, change or cancel a stored chat completion (`/chat/completions/{id}`),
+ * a response (`/responses/{id}…`) or a batch (`/batches…`, whose object
+ * counts the usage of all its requests, billed apart), or count tokens for
+ * free (`/responses/input_tokens`). `/responses/compact` is a model call.
+ */
+const NOT_BILLED = /^\/(?:chat\/completions\/|responses\/(?!compact$)|batches(?:\/|$))/;
+
+/**
+ * Whether the reply to a request is a new answer the provider bills, so that
+ * its usage is spend (and a reply without usage spends the request's
+ * estimate): a POST, but none of {@link NOT_BILLED}. A GET or DELETE never
+ * is: a response, stored completion or batch read again was billed once,
+ * when it was made.
+ */
+export function billsAnswer(request: Pick<InterceptedRequest, 'method' | 'path'>): boolean {
+  return request.method === 'POST' && !NOT_BILLED.test(withoutQuery(request.path));
+}
+
 export function withoutQuery(path: string): string {
   const query = path.indexOf('?');
   return query === -1 ? path : path.slice(0, query);

@@ -4,6 +4,7 @@
  * failed (`failure` event).
  */
 import type { KeyplexErrorCode, KeyplexErrorDetail } from '../errors';
+import { billsAnswer } from '../request';
 import type { SuccessEvent } from '../events';
 import { costAt } from '../usage/pricing';
 import type { TimedCounterSet } from '../usage/stats';
@@ -16,7 +17,8 @@ import type { Lease } from './lease';
 /**
  * Records a successful reply (complete, or a stream that ended) at `now`:
  * its cost from the deployment's configured price or the price table, the
- * request's budgets (a reply without usage at its estimate), the lease
+ * request's budgets (a reply without usage at its estimate; one that is no
+ * new answer, see billsAnswer, at nothing, its usage not read), the lease
  * settled, totals and model stats, `success`.
  * Returns the cost (USD; null when unknown).
  */
@@ -33,9 +35,12 @@ export function account(
 ): number | null {
   const { deployment, key } = lease;
   const model = ctx.request.model ?? replyModel;
+  // A reply that reads, changes or cancels what was made before (a response, a stored completion, a batch) spends nothing: its usage was billed once.
+  const bills = billsAnswer(ctx.request);
+  if (!bills) usage = null;
   const costUsd = usage ? costOf(core, lease, model, usage, ctx.inputTokens) : null;
   // A reply that reports no usage spends its estimate on this deployment: budgets must not be spent for free.
-  const charged = costUsd ?? (usage === null ? estimateAt(ctx, deployment) : 0);
+  const charged = costUsd ?? (usage === null && bills ? estimateAt(ctx, deployment) : 0);
   settleRequestBudget(core, ctx, deployment.pool.id, key.id, charged);
   settleKeyBudget(core, ctx, deployment, key, charged);
   lease.settle('succeeded', now, usage, costUsd, stream);

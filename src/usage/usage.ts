@@ -77,10 +77,15 @@ function count(value: unknown): number | undefined {
  * Anthropic's (`cache_creation_input_tokens`, `cache_read_input_tokens`, with
  * `input_tokens` counting only uncached tokens as Anthropic's own API does),
  * DeepSeek's `prompt_cache_hit_tokens` / `prompt_cache_miss_tokens`, Gemini's
- * `usageMetadata` (`cachedContentTokenCount`, `thoughtsTokenCount`, also in
- * snake case), plus the `response.usage` of the terminal Responses stream
+ * `usageMetadata` (`cachedContentTokenCount`, `thoughtsTokenCount`,
+ * `toolUsePromptTokenCount`, also in snake case), plus the `response.usage` of the terminal Responses stream
  * events (`response.completed`, `response.incomplete`, `response.failed`)
  * and the `x_groq.usage` of Groq's last stream chunk.
+ * Reasoning tokens that a provider counts beside its completion (output)
+ * count and in its total, not inside the completion count as OpenAI does —
+ * xAI's `reasoning_tokens`, and the thinking tokens that only the
+ * `total_tokens` of Gemini's OpenAI-compatible endpoint counts — are added to
+ * the output (they are billed as output) and read as reasoning.
  * Counts that are missing, not non-negative numbers, or above a billion (a
  * broken answer) read as missing: 0 beside counts that are there, no usage
  * when none is; cache reads and writes are capped at the input they are
@@ -110,11 +115,34 @@ function fromUsageObject(u: Obj): Usage | undefined {
   const write = count(u.cache_creation_input_tokens) ?? count(promptDetails?.cache_write_tokens) ?? count(inputDetails?.cache_write_tokens);
   let input = count(u.prompt_tokens) ?? anthropicInput(u, inputDetails) ?? count(u.input_tokens);
   if (input === undefined && hit !== undefined) input = hit + (count(u.prompt_cache_miss_tokens) ?? 0);
-  const output = count(u.output_tokens) ?? count(u.completion_tokens);
+  let output = count(u.output_tokens) ?? count(u.completion_tokens);
   const total = count(u.total_tokens);
   if (input === undefined && output === undefined && total === undefined) return undefined;
-  const reasoning = count(asObject(u.completion_tokens_details)?.reasoning_tokens) ?? count(asObject(u.output_tokens_details)?.reasoning_tokens);
+  let reasoning = count(asObject(u.completion_tokens_details)?.reasoning_tokens) ?? count(asObject(u.output_tokens_details)?.reasoning_tokens);
+  if (input !== undefined && output !== undefined && total !== undefined) {
+    const beside = reasoningBeside(total - input - output, output, reasoning ?? 0);
+    if (beside > 0) {
+      output += beside;
+      reasoning = beside;
+    }
+  }
   return normalised(input ?? 0, output ?? 0, read ?? 0, write ?? 0, reasoning ?? 0, total);
+}
+
+/**
+ * The reasoning tokens a provider counts beside its output count rather than
+ * inside it (OpenAI's `completion_tokens` include them), told by a total
+ * above input + output (`gap`), else 0. xAI reports them in
+ * `reasoning_tokens` and its total (the gap is that count, or the count
+ * exceeds the output, impossible were it inside); Google's
+ * OpenAI-compatible endpoint counts Gemini's thinking tokens in its total
+ * only (a gap and no reasoning count). Both bill them as output. A gap that
+ * a reasoning count inside the output does not explain is left alone.
+ */
+function reasoningBeside(gap: number, output: number, reasoning: number): number {
+  if (gap <= 0) return 0;
+  if (reasoning === 0) return gap;
+  return reasoning === gap || reasoning > output ? reasoning : 0;
 }
 
 /**
@@ -129,9 +157,16 @@ function anthropicInput(u: Obj, inputDetails: Obj | undefined): number | undefin
   return uncached + (count(u.cache_creation_input_tokens) ?? 0) + (count(u.cache_read_input_tokens) ?? 0);
 }
 
-/** Gemini's native `usageMetadata`: `candidatesTokenCount` leaves out the thinking tokens, which are output too. */
+/**
+ * Gemini's native `usageMetadata`: `candidatesTokenCount` leaves out the
+ * thinking tokens, which are output too; `promptTokenCount` leaves out the
+ * results of a tool the model used (`toolUsePromptTokenCount`: Search
+ * grounding, code execution), which are input too.
+ */
 function fromGeminiMetadata(m: Obj): Usage | undefined {
-  const input = count(m.promptTokenCount) ?? count(m.prompt_token_count);
+  const prompt = count(m.promptTokenCount) ?? count(m.prompt_token_count);
+  const toolUse = count(m.toolUsePromptTokenCount) ?? count(m.tool_use_prompt_token_count);
+  const input = prompt === undefined ? toolUse : prompt + (toolUse ?? 0);
   const candidates = count(m.candidatesTokenCount) ?? count(m.candidates_token_count);
   const thoughts = count(m.thoughtsTokenCount) ?? count(m.thoughts_token_count) ?? 0;
   const total = count(m.totalTokenCount) ?? count(m.total_token_count);

@@ -83,6 +83,21 @@ const cases: Record<string, Case> = {
     usage: { inputTokens: 10000, cachedInputTokens: 8000, cacheWriteTokens: 0, outputTokens: 1000, reasoningTokens: 300, totalTokens: 11000 },
     costUsd: 0.0135,
   },
+  // Gemini's own usageMetadata with a tool (Search grounding, code execution): the tool's results fed back to the
+  // model are input (toolUsePromptTokenCount, in totalTokenCount, billed as input).
+  // 1500 × 0.3 + (100 + 200) × 2.5 = 450 + 750 = 1200 (was 1050: the 500 tool-use tokens free)
+  'Gemini, native with a tool (usageMetadata.toolUsePromptTokenCount)': {
+    body: { usageMetadata: { promptTokenCount: 1000, toolUsePromptTokenCount: 500, candidatesTokenCount: 100, thoughtsTokenCount: 200, totalTokenCount: 1800 } },
+    model: 'gemini-2.5-flash',
+    usage: { inputTokens: 1500, cachedInputTokens: 0, outputTokens: 300, reasoningTokens: 200, totalTokens: 1800 },
+    costUsd: 0.0012,
+  },
+  'Gemini, snake case with a tool (usage_metadata.tool_use_prompt_token_count)': {
+    body: { usage_metadata: { prompt_token_count: 1000, tool_use_prompt_token_count: 500, candidates_token_count: 100, thoughts_token_count: 200, total_token_count: 1800 } },
+    model: 'gemini-2.5-flash',
+    usage: { inputTokens: 1500, outputTokens: 300, reasoningTokens: 200, totalTokens: 1800 },
+    costUsd: 0.0012,
+  },
   'Gemini, snake case (usage_metadata.cached_content_token_count)': {
     body: { usage_metadata: { prompt_token_count: 10000, cached_content_token_count: 8000, candidates_token_count: 700, thoughts_token_count: 300, total_token_count: 11000 } },
     model: 'gemini-2.5-pro',

@@ -38,6 +38,15 @@ function cost(price: { input: number; cachedInput?: number; output: number }, t:
   return ((t.input - cached) * price.input + cached * (price.cachedInput ?? price.input) + t.output * price.output) / 1e6;
 }
 
+/** A gpt-4.1 chat completion body without usage. */
+const chatReplyBody = {
+  id: 'chatcmpl-test',
+  object: 'chat.completion',
+  created: 1_700_000_000,
+  model: 'gpt-4.1',
+  choices: [{ index: 0, message: { role: 'assistant', content: 'hi', refusal: null }, finish_reason: 'stop', logprobs: null }],
+};
+
 describe('cost = tokens × price', () => {
   test('a JSON chat reply with cached and reasoning tokens is priced at gpt-4.1 input, cached-input and output rates', async () => {
     provider(OPENAI, (call) => chatReply(String(call.body?.model), 'hi', { prompt: 1200, cached: 400, completion: 300, reasoning: 120 }));
@@ -76,6 +85,37 @@ describe('cost = tokens × price', () => {
     // Was: usage null, costUsd null (and nothing spent against budgets).
     expect(successes[0]?.usage).toMatchObject({ inputTokens: 2000, outputTokens: 700, totalTokens: 2700 });
     expect(successes[0]?.costUsd).toBeCloseTo(cost(GPT_41, { input: 2000, output: 700 }), 12);
+  });
+
+  test("an xAI reply, whose reasoning tokens come beside completion_tokens, has them priced as output and spent against its budget", async () => {
+    const usage = { prompt_tokens: 32, completion_tokens: 9, total_tokens: 135, completion_tokens_details: { reasoning_tokens: 94 } };
+    provider(OPENAI, () => Response.json({ ...chatReplyBody, usage }));
+    const { client, successes, manager } = manage({ budgets: [{ scope: { overall: true }, limitUsd: 1, window: 'day' }] });
+
+    await client.chat.completions.create({ model: 'gpt-4.1', messages: ask });
+
+    // Was: 9 output tokens (reasoning capped at 9), 136 µUSD: the 94 reasoning tokens free.
+    expect(successes[0]?.usage).toEqual({ inputTokens: 32, outputTokens: 103, cachedInputTokens: 0, cacheWriteTokens: 0, reasoningTokens: 94, totalTokens: 135 });
+    expect(successes[0]?.costUsd).toBeCloseTo(cost(GPT_41, { input: 32, output: 103 }), 12);
+    expect(manager.stats().budgets[0]!.spentUsd).toBeCloseTo(cost(GPT_41, { input: 32, output: 103 }), 9);
+  });
+
+  test("a stream from Gemini's OpenAI-compatible endpoint, whose thinking tokens only total_tokens counts, has them priced as output", async () => {
+    const base = { id: 'chatcmpl-g', object: 'chat.completion.chunk', created: 1_700_000_000, model: 'gemini-2.5-flash' };
+    provider(OPENAI, () =>
+      sseReply([
+        JSON.stringify({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: 'hi' }, finish_reason: null }] }),
+        JSON.stringify({ ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], usage: { prompt_tokens: 11, completion_tokens: 9, total_tokens: 88 } }),
+      ]),
+    );
+    const { client, successes } = manage();
+
+    const stream = await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: ask, stream: true });
+    for await (const _ of stream);
+
+    // gemini-2.5-flash at 0.3 / 2.5 per million. Was: 9 output tokens, 25.8 µUSD (the 68 thinking tokens free).
+    expect(successes[0]?.usage).toEqual({ inputTokens: 11, outputTokens: 77, cachedInputTokens: 0, cacheWriteTokens: 0, reasoningTokens: 68, totalTokens: 88 });
+    expect(successes[0]?.costUsd).toBeCloseTo((11 * 0.3 + 77 * 2.5) / 1e6, 12);
   });
 
   test('a Responses API JSON reply is priced from input_tokens, cached tokens and output_tokens', async () => {

@@ -175,6 +175,51 @@ describe('usageFromBody', () => {
     const u = usageFromBody({ usage: { prompt_tokens: 10, completion_tokens: 3, completion_tokens_details: { reasoning_tokens: 8 } } });
     expect(u?.reasoningTokens).toBe(3);
   });
+
+  test('caps reasoning tokens at the output tokens when the total counts them inside it', () => {
+    const u = usageFromBody({ usage: { prompt_tokens: 10, completion_tokens: 3, total_tokens: 13, completion_tokens_details: { reasoning_tokens: 8 } } });
+    expect(u).toEqual(usage(10, 3, 0, 3, 13));
+  });
+});
+
+describe('usageFromBody: reasoning tokens outside the output count', () => {
+  test("reads xAI's reasoning tokens, counted beside completion_tokens and in total_tokens, as output", () => {
+    // xAI's documented example: 32 prompt + 9 completion + 94 reasoning = 135 total; all 103 generated tokens are billed as output.
+    const u = usageFromBody({ usage: { prompt_tokens: 32, completion_tokens: 9, total_tokens: 135, completion_tokens_details: { reasoning_tokens: 94 } } });
+    expect(u).toEqual(usage(32, 103, 0, 94, 135));
+  });
+
+  test("reads the thinking tokens that only the total of Gemini's OpenAI-compatible endpoint counts as output and reasoning", () => {
+    // gemini-2.5-flash: 11 prompt, 9 completion, 88 total: 68 thinking tokens, billed as output.
+    const u = usageFromBody({ usage: { prompt_tokens: 11, completion_tokens: 9, total_tokens: 88 } });
+    expect(u).toEqual(usage(11, 77, 0, 68, 88));
+  });
+
+  test('reads reasoning tokens above a completion count of 0, with the total that counts them, as output', () => {
+    const u = usageFromBody({ usage: { prompt_tokens: 21, completion_tokens: 0, total_tokens: 81, completion_tokens_details: { reasoning_tokens: 60 } } });
+    expect(u).toEqual(usage(21, 60, 0, 60, 81));
+  });
+
+  test('reads a Responses usage whose output_tokens leave out the reasoning its total counts', () => {
+    const u = usageFromBody({ usage: { input_tokens: 20, output_tokens: 5, total_tokens: 85, output_tokens_details: { reasoning_tokens: 60 } } });
+    expect(u).toEqual(usage(20, 65, 0, 60, 85));
+  });
+
+  test('keeps cached input apart while adding the reasoning beside the output', () => {
+    const u = usageFromBody({
+      usage: { prompt_tokens: 10120, completion_tokens: 1499, total_tokens: 14428, prompt_tokens_details: { cached_tokens: 128 }, completion_tokens_details: { reasoning_tokens: 2809 } },
+    });
+    expect(u).toEqual(usage(10120, 4308, 128, 2809, 14428));
+  });
+
+  test('leaves a total above input plus output that the reasoning count does not explain out of the output', () => {
+    const u = usageFromBody({ usage: { prompt_tokens: 10, completion_tokens: 50, total_tokens: 100, completion_tokens_details: { reasoning_tokens: 20 } } });
+    expect(u).toEqual(usage(10, 50, 0, 20, 100));
+  });
+
+  test('reads a total without a completion count as before (no output is made up)', () => {
+    expect(usageFromBody({ usage: { prompt_tokens: 10, total_tokens: 50 } })).toEqual(usage(10, 0, 0, 0, 50));
+  });
 });
 
 describe('addUsage', () => {
