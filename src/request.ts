@@ -56,7 +56,6 @@ export function asksAnswer(request: InterceptedRequest): boolean {
   return request.isJson && ANSWER_PATHS.has(withoutQuery(request.path));
 }
 
-/** A path relative to the API base without its query (`/responses?x=1` → `/responses`). */
 /**
  * Paths whose replies are no new answer, though they may carry a usage: they
  * read, change or cancel a stored chat completion (`/chat/completions/{id}`),
@@ -77,6 +76,7 @@ export function billsAnswer(request: Pick<InterceptedRequest, 'method' | 'path'>
   return request.method === 'POST' && !NOT_BILLED.test(withoutQuery(request.path));
 }
 
+/** A path relative to the API base without its query (`/responses?x=1` → `/responses`). */
 export function withoutQuery(path: string): string {
   const query = path.indexOf('?');
   return query === -1 ? path : path.slice(0, query);
