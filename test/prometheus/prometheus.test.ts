@@ -5,7 +5,7 @@
  */
 import EventEmitter from 'eventemitter3';
 import OpenAI from 'openai';
-import { Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
 import { describe, expect, test, vi } from 'vitest';
 import { KeyManager, type FailureEvent, type KeyManagerOptions, type SuccessEvent } from '../../src/index';
 import { knownModels, registerKeyplexMetrics, type ObservedManager } from '../../src/prometheus/index';
@@ -126,6 +126,39 @@ describe('the exposition', () => {
     metrics.close();
     metrics.close();
     expect(await registry.metrics()).not.toContain('keyplex_');
+  });
+
+  test('a second registration under the same names is refused with a ConfigError saying what to do; the first keeps counting', async () => {
+    provider(OPENAI, () => chatReply('gpt-4.1'));
+    const { client, registry } = rig();
+    const other = new KeyManager({ providers: { openai: { baseURL: OPENAI, keys: [fakeKey()] } } });
+    managers.push(other);
+
+    let error: unknown;
+    try {
+      registerKeyplexMetrics(other, { registry });
+    } catch (e) {
+      error = e;
+    }
+
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error).toMatchObject({ code: 'invalid_config', field: 'registry' });
+    expect((error as Error).message).toMatch(/keyplex_requests_total.*close\(\).*`prefix`/s);
+    await ask(client);
+    expect(parseExposition(await registry.metrics()).sum('keyplex_requests_total')).toBe(1);
+  });
+
+  test('a name taken by a metric of the app leaves none of keyplex\'s registered, and nothing counting', () => {
+    const manager = new KeyManager({ providers: { openai: { baseURL: OPENAI, keys: [fakeKey()] } } });
+    managers.push(manager);
+    const registry = new Registry();
+    registry.registerMetric(new Gauge({ name: 'keyplex_requests_in_flight', help: "the app's own", registers: [] }));
+    const on = vi.spyOn(manager, 'on');
+
+    expect(() => registerKeyplexMetrics(manager, { registry })).toThrow(ConfigError);
+
+    expect(registry.getMetricsAsArray().map((m) => m.name)).toEqual(['keyplex_requests_in_flight']);
+    expect(on).not.toHaveBeenCalled();
   });
 
   test('options are validated with a precise message', () => {
