@@ -23,7 +23,7 @@ import type { Gauge as GaugeMetric, Registry } from 'prom-client';
 import { ConfigError } from '../errors';
 import { loadPeer } from '../peer';
 import { ModelLabels, secondsOf } from '../telemetry/labels';
-import { listen, summarise, type ObservedManager, type StateSummary } from '../telemetry/state';
+import { checkAdapterArgs, listen, summarise, type ObservedManager, type StateSummary } from '../telemetry/state';
 
 export { knownModels, type ModelSource } from '../telemetry/labels';
 export type { ObservedManager } from '../telemetry/state';
@@ -56,7 +56,11 @@ type PromClient = Pick<typeof import('prom-client'), 'Counter' | 'Gauge' | 'Hist
 const SECONDS_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
-function checked(options: KeyplexMetricsOptions): { prefix: string; maxModels: number; buckets: number[] } {
+function checked(manager: unknown, options: KeyplexMetricsOptions): { prefix: string; maxModels: number; buckets: number[] } {
+  if (typeof (options as Partial<Registry> | null)?.registerMetric === 'function') {
+    throw new ConfigError('options', 'registerKeyplexMetrics() takes an object of options; got a prom-client Registry: pass it as { registry }');
+  }
+  checkAdapterArgs(manager, options, ['registry', 'prefix', 'models', 'maxModels', 'buckets'], 'registerKeyplexMetrics()');
   const prefix = options.prefix ?? 'keyplex_';
   if (typeof prefix !== 'string' || (prefix !== '' && !METRIC_NAME.test(prefix))) {
     throw new ConfigError('prefix', `expected letters, digits, '_' or ':' not starting with a digit (e.g. 'keyplex_'); got ${JSON.stringify(prefix)}`);
@@ -103,7 +107,7 @@ function metricNames(registry: Registry, prefix: string): { named: string[]; nam
  * @throws {MissingPeerError} (code `missing_peer`) when `prom-client` is not installed.
  */
 export function registerKeyplexMetrics(manager: ObservedManager, options: KeyplexMetricsOptions = {}): KeyplexMetrics {
-  const { prefix, maxModels, buckets } = checked(options);
+  const { prefix, maxModels, buckets } = checked(manager, options);
   const prom = loadPeer<PromClient>('prom-client', { entry: 'keyplex/prometheus', needs: 'registerKeyplexMetrics()' });
   const { Counter, Histogram } = prom;
   const registry = options.registry ?? prom.register;

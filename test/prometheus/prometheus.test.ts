@@ -212,3 +212,27 @@ describe('label cardinality', () => {
     });
   }, 60_000);
 });
+
+describe('what registerKeyplexMetrics() is given is checked, as new KeyManager() checks its options', () => {
+  test('an unknown option (`model` for `models`) is refused naming it and the likely one, not ignored', () => {
+    const manager = new KeyManager({ providers: { openai: { baseURL: OPENAI, keys: [fakeKey()] } } });
+    managers.push(manager);
+    expect(() => registerKeyplexMetrics(manager, { registry: new Registry(), model: ['gpt-4.1'] } as never)).toThrow(
+      expect.objectContaining({ code: 'invalid_config', field: 'model', message: expect.stringMatching(/did you mean `models`/) }),
+    );
+  });
+
+  test('a Registry given as the options is refused saying to pass it as { registry }', () => {
+    const manager = new KeyManager({ providers: { openai: { baseURL: OPENAI, keys: [fakeKey()] } } });
+    managers.push(manager);
+    expect(() => registerKeyplexMetrics(manager, new Registry() as never)).toThrow(
+      expect.objectContaining({ code: 'invalid_config', field: 'options', message: expect.stringMatching(/\{ registry \}/) }),
+    );
+  });
+
+  test('something that is not a KeyManager is refused with a ConfigError, not a TypeError from inside', () => {
+    expect(() => registerKeyplexMetrics({} as never, { registry: new Registry() })).toThrow(
+      expect.objectContaining({ code: 'invalid_config', field: 'manager', message: expect.stringMatching(/new KeyManager/) }),
+    );
+  });
+});
