@@ -318,6 +318,19 @@ describe('RedisStore options', () => {
     },
   );
 
+  test('ioredis connection options given at the top (host, port, password) are refused, saying they go in `url` or `redis`, not ignored', () => {
+    const error = thrown(() => new RedisStore({ host: 'redis.internal', port: 6380, password: 's3cr3t-pw-0042' } as never));
+    expect(error).toMatchObject({ code: 'invalid_config', field: 'host' });
+    expect((error as Error).message).toMatch(/`url`.*`redis`/);
+    expect(inspect(error, { depth: 5, showHidden: true })).not.toMatch(/s3cr3t|redis\.internal/);
+  });
+
+  test('another unknown option is refused naming the likely one', () => {
+    expect(() => new RedisStore({ failmode: 'closed', redis: { lazyConnect: true } } as never)).toThrow(
+      expect.objectContaining({ code: 'invalid_config', field: 'failmode', message: expect.stringMatching(/did you mean `failMode`/) }),
+    );
+  });
+
   test('a url of another protocol (https:) is refused, naming the protocol', () => {
     const error = thrown(() => new RedisStore({ url: 'https://127.0.0.1:6379', redis: { lazyConnect: true } }));
     expect(error).toMatchObject({ code: 'invalid_config', field: 'url' });

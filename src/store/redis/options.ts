@@ -2,7 +2,7 @@
  * The options of the Redis store and their checks.
  */
 import type { Redis, RedisOptions } from 'ioredis';
-import { describe, describeType, MS_POSITIVE, numberProblem } from '../../config/check';
+import { checkFields, describe, describeType, MS_POSITIVE, numberProblem } from '../../config/check';
 import { ConfigError } from '../../errors';
 
 /** Options of {@link RedisStore}. */
@@ -79,6 +79,20 @@ function checkUrl(url: unknown): void {
   }
 }
 
+const KNOWN: readonly (keyof RedisStoreOptions)[] = ['client', 'url', 'redis', 'prefix', 'failMode', 'timeoutMs', 'retryMs', 'now'];
+/** ioredis's own connection options, which a user may put at the top instead of in `url` or `redis`. */
+const IOREDIS = new Set(['host', 'port', 'path', 'username', 'password', 'db', 'tls', 'family', 'sentinels', 'name', 'keyPrefix', 'lazyConnect']);
+
+/** Refuses an option the store does not know (it would be ignored), naming it but never its value. */
+function checkKnown(options: RedisStoreOptions): void {
+  const unknown = Object.keys(options).find((name) => !(KNOWN as readonly string[]).includes(name));
+  if (unknown === undefined) return;
+  if (IOREDIS.has(unknown)) {
+    throw new ConfigError(unknown, `expected one of ${KNOWN.join(', ')} (new RedisStore()); got ioredis's \`${unknown}\`, which goes in \`url\` ("redis://:password@host:6379/0") or under \`redis\` ({ redis: { ${unknown} } })`);
+  }
+  checkFields(options as Record<string, unknown>, KNOWN, '', 'RedisStore option');
+}
+
 /** The options a store runs on, checked. @throws ConfigError (code `invalid_config`, `field` the option) for a malformed one. */
 export function checkOptions(options: RedisStoreOptions) {
   if (typeof options !== 'object' || options === null) throw new ConfigError('options', `expected an object such as { url: 'redis://127.0.0.1:6379' }; got ${describeType(options)} (new RedisStore())`);
@@ -91,11 +105,14 @@ export function checkOptions(options: RedisStoreOptions) {
     throw new ConfigError('now', `expected a function returning epoch ms; got ${describeType(options.now)} (new RedisStore())`);
   }
   if (options.client === undefined) checkUrl(options.url);
+  const timeoutMs = positiveMs(options.timeoutMs, 'timeoutMs', 250);
+  const retryMs = positiveMs(options.retryMs, 'retryMs', 500);
+  checkKnown(options);
   return {
     prefix: options.prefix ?? 'keyplex:',
     failMode,
-    timeoutMs: positiveMs(options.timeoutMs, 'timeoutMs', 250),
-    retryMs: positiveMs(options.retryMs, 'retryMs', 500),
+    timeoutMs,
+    retryMs,
     now: options.now,
   };
 }
