@@ -81,7 +81,7 @@ function checkUrl(url: unknown): void {
 
 const KNOWN: readonly (keyof RedisStoreOptions)[] = ['client', 'url', 'redis', 'prefix', 'failMode', 'timeoutMs', 'retryMs', 'now'];
 /** ioredis's own connection options, which a user may put at the top instead of in `url` or `redis`. */
-const IOREDIS = new Set(['host', 'port', 'path', 'username', 'password', 'db', 'tls', 'family', 'sentinels', 'name', 'keyPrefix', 'lazyConnect']);
+const IOREDIS = new Set(['host', 'port', 'path', 'username', 'password', 'db', 'tls', 'family', 'sentinels', 'name', 'lazyConnect']);
 
 /** Refuses an option the store does not know (it would be ignored), naming it but never its value. */
 function checkKnown(options: RedisStoreOptions): void {
