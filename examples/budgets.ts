@@ -36,6 +36,8 @@ const manager = new KeyManager({
   },
   // What else may serve a gpt-4.1 request: what 'cheaper' can move it to.
   routing: { fallbacks: { 'gpt-4.1': ['deepseek-v3.2'] } },
+  // Each reply carries its request's id (REQUEST_ID_HEADER), which ties it to its events below.
+  replyHeaders: true,
   // A request is refused (or, for 'cheaper', rerouted) when what was spent, plus
   // what requests in flight hold, plus its own estimated cost (prompt and
   // max_tokens, priced) would pass the cap.

@@ -3,8 +3,9 @@
 // `npm run example`: plain JavaScript that runs on any Node >= 18, so that a
 // fresh clone works with the system Node, whatever its version.
 //
-//   1. Install: when node_modules is missing or older than package-lock.json,
-//      `npm ci`, quietly. The `node` devDependency puts Node 22 in
+//   1. Install: when node_modules is missing, or package-lock.json changed
+//      since the last install (its content: a checkout or a new git worktree
+//      that only touched the file installs nothing), `npm ci`, quietly. The `node` devDependency puts Node 22 in
 //      node_modules/.bin: nothing is installed system-wide.
 //   2. Build: only when the sources or the build configuration changed since
 //      the last build (a hash of their contents, kept in
@@ -57,11 +58,26 @@ function olderThanFloor(version) {
   return major < FLOOR[0] || (major === FLOOR[0] && minor < FLOOR[1]);
 }
 
-/** npm's own hidden lockfile, or our stamp, whichever is newer, against package-lock.json. */
+/** A hash of package-lock.json's content ('' without one). */
+function lockHash() {
+  const lock = join(root, 'package-lock.json');
+  return existsSync(lock) ? createHash('sha256').update(readFileSync(lock)).digest('hex') : '';
+}
+
+/**
+ * Installed with this very lockfile content (our stamp names it), else npm's own hidden lockfile, or our stamp,
+ * whichever is newer, against package-lock.json: an install made by hand since it changed counts too.
+ */
 function needsInstall() {
   if (!existsSync(join(bin, process.platform === 'win32' ? 'node.cmd' : 'node'))) return true;
+  const hash = lockHash();
+  if (hash !== '' && existsSync(INSTALL_STAMP) && readFileSync(INSTALL_STAMP, 'utf8').includes(`lock ${hash}`)) return false;
   const installed = Math.max(mtime(INSTALL_STAMP), mtime(join(root, 'node_modules', '.package-lock.json')));
-  return installed < mtime(join(root, 'package-lock.json'));
+  if (installed < mtime(join(root, 'package-lock.json'))) return true;
+  // Installed since the lockfile last changed (by hand, or before stamps named it): name it, so that a later touch
+  // of the file alone (a checkout, a new worktree sharing this node_modules) installs nothing.
+  if (hash !== '') writeFileSync(INSTALL_STAMP, `${new Date().toISOString()}\nlock ${hash}\n`);
+  return false;
 }
 
 function install() {
@@ -80,7 +96,7 @@ function install() {
     process.stderr.write(result.stderr ?? '');
     fail(`npm ci failed (exit ${result.status ?? result.signal}); the output is above.`);
   }
-  writeFileSync(INSTALL_STAMP, `${new Date().toISOString()}\n`);
+  writeFileSync(INSTALL_STAMP, `${new Date().toISOString()}\nlock ${lockHash()}\n`);
   const node = spawnSync(join(bin, 'node'), ['--version'], { encoding: 'utf8' }).stdout?.trim() ?? '?';
   console.error(`keyplex: installed in ${((Date.now() - started) / 1000).toFixed(0)} s; the project runs on Node ${node} from node_modules/.bin.`);
 }

@@ -125,6 +125,17 @@ export class KeyplexError extends Error {
   }
 
   /**
+   * `instanceof KeyplexError` holds for a keyplex error of any copy of the
+   * package (each entry point bundles its own: `keyplex/redis`'s
+   * `ConfigError` is not the main entry's class); a subclass answers by its
+   * own prototype unless it says otherwise (`ConfigError`, `MissingPeerError`
+   * answer by their code).
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return this === KeyplexError ? KeyplexError.is(value) : Function.prototype[Symbol.hasInstance].call(this, value);
+  }
+
+  /**
    * True for a keyplex error object, also one from another copy of the
    * package. The SDK raises its own classes for what keyplex answers: to test
    * those, use `isKeyplexError(err, code?)` or `getKeyplexDetails(err)`.

@@ -14,6 +14,11 @@ export class ConfigError extends KeyplexError {
     this.name = 'ConfigError';
     this.field = field;
   }
+
+  /** Any keyplex error with code `invalid_config`, from whichever copy of keyplex's bundles threw it (`keyplex/redis`, `keyplex/prometheus`, …). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return KeyplexError.is(value) && value.code === 'invalid_config';
+  }
 }
 
 /** The per-request options given to `keyplex.options()` are malformed. */

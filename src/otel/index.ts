@@ -17,10 +17,11 @@
  * reply bodies, error messages from upstream (only codes and statuses).
  */
 import type { MeterProvider, TracerProvider } from '@opentelemetry/api';
+import { describeType } from '../config/check';
 import { ConfigError } from '../errors';
 import type { RequestEvent } from '../events';
 import { ModelLabels, operationName, providerInfo } from '../telemetry/labels';
-import { listen, type ObservedManager } from '../telemetry/state';
+import { checkAdapterArgs, listen, type ObservedManager } from '../telemetry/state';
 import { loadOtelApi } from './api';
 import { Metrics } from './metrics';
 import { RequestSpans, type OpenRequest } from './spans';
@@ -65,7 +66,14 @@ export interface Instrumentation {
 /** The instrumentation scope's name. */
 export const INSTRUMENTATION_NAME = 'keyplex';
 
-function checkOptions(options: InstrumentOptions): number {
+function checkOptions(manager: unknown, options: InstrumentOptions): number {
+  checkAdapterArgs(manager, options, ['tracerProvider', 'meterProvider', 'providerNames', 'models', 'maxModels', 'legacySystemAttribute'], 'instrument()');
+  for (const [field, method] of [['tracerProvider', 'getTracer'], ['meterProvider', 'getMeter']] as const) {
+    const provider: unknown = options[field];
+    if (provider !== undefined && provider !== false && typeof (provider as Record<string, unknown> | null)?.[method] !== 'function') {
+      throw new ConfigError(field, `expected an OpenTelemetry ${field} (with ${method}()), or false for none; got ${describeType(provider)}`);
+    }
+  }
   const max = options.maxModels ?? 50;
   if (!Number.isInteger(max) || max < 0) {
     throw new ConfigError('maxModels', `expected a whole number ≥ 0 of model names kept as metric attributes; got ${String(max)}`);
@@ -81,7 +89,7 @@ function checkOptions(options: InstrumentOptions): number {
  * @throws {MissingPeerError} (code `missing_peer`) when `@opentelemetry/api` is not installed.
  */
 export function instrument(manager: ObservedManager, options: InstrumentOptions = {}): Instrumentation {
-  const maxModels = checkOptions(options);
+  const maxModels = checkOptions(manager, options);
   const api = loadOtelApi();
   const { trace, metrics } = api;
   const providers = providerInfo(manager.toJSON().providers, options.providerNames);

@@ -23,7 +23,7 @@ import type { Gauge as GaugeMetric, Registry } from 'prom-client';
 import { ConfigError } from '../errors';
 import { loadPeer } from '../peer';
 import { ModelLabels, secondsOf } from '../telemetry/labels';
-import { listen, summarise, type ObservedManager, type StateSummary } from '../telemetry/state';
+import { checkAdapterArgs, listen, summarise, type ObservedManager, type StateSummary } from '../telemetry/state';
 
 export { knownModels, type ModelSource } from '../telemetry/labels';
 export type { ObservedManager } from '../telemetry/state';
@@ -56,7 +56,11 @@ type PromClient = Pick<typeof import('prom-client'), 'Counter' | 'Gauge' | 'Hist
 const SECONDS_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
-function checked(options: KeyplexMetricsOptions): { prefix: string; maxModels: number; buckets: number[] } {
+function checked(manager: unknown, options: KeyplexMetricsOptions): { prefix: string; maxModels: number; buckets: number[] } {
+  if (typeof (options as Partial<Registry> | null)?.registerMetric === 'function') {
+    throw new ConfigError('options', 'registerKeyplexMetrics() takes an object of options; got a prom-client Registry: pass it as { registry }');
+  }
+  checkAdapterArgs(manager, options, ['registry', 'prefix', 'models', 'maxModels', 'buckets'], 'registerKeyplexMetrics()');
   const prefix = options.prefix ?? 'keyplex_';
   if (typeof prefix !== 'string' || (prefix !== '' && !METRIC_NAME.test(prefix))) {
     throw new ConfigError('prefix', `expected letters, digits, '_' or ':' not starting with a digit (e.g. 'keyplex_'); got ${JSON.stringify(prefix)}`);
@@ -73,27 +77,46 @@ function checked(options: KeyplexMetricsOptions): { prefix: string; maxModels: n
 }
 
 /**
+ * Names the metrics one registration makes. A name the registry holds already
+ * (another manager's metrics, this module registered again after a reload, an
+ * app metric of that name) removes the ones named so far and throws, so a
+ * refused registration leaves nothing behind.
+ */
+function metricNames(registry: Registry, prefix: string): { named: string[]; name(suffix: string): string } {
+  const named: string[] = [];
+  return {
+    named,
+    name(suffix) {
+      const name = prefix + suffix;
+      if (registry.getSingleMetric(name) !== undefined) {
+        for (const done of named) registry.removeSingleMetric(done);
+        throw new ConfigError(
+          'registry',
+          `expected a registry without a metric named '${name}'; it has one: another manager's keyplex metrics, these registered before (a module loaded again), or one of the app's. Call close() on the earlier registration first, or give each manager its own \`registry\` or \`prefix\``,
+        );
+      }
+      named.push(name);
+      return name;
+    },
+  };
+}
+
+/**
  * Registers keyplex's metrics for `manager` in a prom-client registry.
- * @throws ConfigError for a malformed option; prom-client's error when a metric of the same name is registered already.
+ * @throws ConfigError for a malformed option, and (field `registry`, registering nothing) when the registry has a metric of one of the names already.
  * @throws {MissingPeerError} (code `missing_peer`) when `prom-client` is not installed.
  */
 export function registerKeyplexMetrics(manager: ObservedManager, options: KeyplexMetricsOptions = {}): KeyplexMetrics {
-  const { prefix, maxModels, buckets } = checked(options);
+  const { prefix, maxModels, buckets } = checked(manager, options);
   const prom = loadPeer<PromClient>('prom-client', { entry: 'keyplex/prometheus', needs: 'registerKeyplexMetrics()' });
   const { Counter, Histogram } = prom;
   const registry = options.registry ?? prom.register;
   const models = new ModelLabels(options.models ?? [], maxModels, 'other');
-  const made: { name: string }[] = [];
-  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) => {
-    const metric = new Counter<L>({ name: prefix + name, help, labelNames, registers: [registry] });
-    made.push(metric as unknown as { name: string });
-    return metric;
-  };
-  const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[]) => {
-    const metric = new Histogram<L>({ name: prefix + name, help, labelNames, buckets, registers: [registry] });
-    made.push(metric as unknown as { name: string });
-    return metric;
-  };
+  const names = metricNames(registry, prefix);
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    new Counter<L>({ name: names.name(name), help, labelNames, registers: [registry] });
+  const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    new Histogram<L>({ name: names.name(name), help, labelNames, buckets, registers: [registry] });
 
   const requests = counter('requests_total', 'Requests through keyplex by final outcome (success or an error code).', ['provider', 'model', 'outcome']);
   const duration = histogram('request_duration_seconds', 'From keyplex receiving a request to its last byte, all attempts included.', ['provider', 'model', 'outcome']);
@@ -107,6 +130,7 @@ export function registerKeyplexMetrics(manager: ObservedManager, options: Keyple
   const disabled = counter('key_disabled_total', 'Keys taken out of use.', ['provider', 'reason']);
   const transitions = counter('circuit_transitions_total', 'Circuits changing state.', ['scope', 'provider', 'state']);
   const rejections = counter('lane_rejections_total', 'Requests refused at a full or closed lane.', ['lane', 'reason']);
+  stateGauges(prom.Gauge, manager, registry, names.name);
 
   const stop = listen(manager, {
     success: (e) => {
@@ -139,7 +163,6 @@ export function registerKeyplexMetrics(manager: ObservedManager, options: Keyple
     'circuit:close': (e) => transitions.inc({ scope: e.scope, provider: e.provider, state: e.to }),
     'lane:rejected': (e) => rejections.inc({ lane: e.lane, reason: e.reason }),
   });
-  made.push(...stateGauges(prom.Gauge, manager, registry, prefix));
 
   let closed = false;
   return {
@@ -148,13 +171,13 @@ export function registerKeyplexMetrics(manager: ObservedManager, options: Keyple
       if (closed) return;
       closed = true;
       stop();
-      for (const metric of made) registry.removeSingleMetric(metric.name);
+      for (const name of names.named) registry.removeSingleMetric(name);
     },
   };
 }
 
 /** Gauges of keyplex's state, read from `stats()` at most once per scrape. */
-function stateGauges(Gauge: PromClient['Gauge'], manager: ObservedManager, registry: Registry, prefix: string): { name: string }[] {
+function stateGauges(Gauge: PromClient['Gauge'], manager: ObservedManager, registry: Registry, name: (suffix: string) => string): void {
   let cached: StateSummary | undefined;
   const state = (): StateSummary => {
     if (cached === undefined) {
@@ -164,9 +187,9 @@ function stateGauges(Gauge: PromClient['Gauge'], manager: ObservedManager, regis
     }
     return cached;
   };
-  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (g: GaugeMetric<L>, s: StateSummary) => void) =>
+  const gauge = <L extends string>(suffix: string, help: string, labelNames: readonly L[], fill: (g: GaugeMetric<L>, s: StateSummary) => void) =>
     new Gauge<L>({
-      name: prefix + name,
+      name: name(suffix),
       help,
       labelNames,
       registers: [registry],
@@ -174,21 +197,19 @@ function stateGauges(Gauge: PromClient['Gauge'], manager: ObservedManager, regis
         this.reset();
         fill(this, state());
       },
-    }) as unknown as { name: string };
-  return [
-    gauge('keys', 'Keys by provider and status (active, cooling, disabled).', ['provider', 'status'], (g, s) => {
-      for (const { labels, value } of s.keys) g.set(labels, value);
-    }),
-    gauge('circuits', 'Circuits by scope (key, deployment), provider and state (closed, open, half-open).', ['scope', 'provider', 'state'], (g, s) => {
-      for (const { labels, value } of s.circuits) g.set(labels, value);
-    }),
-    gauge('lane_running', 'Requests holding a lane slot.', ['lane'], (g, s) => s.lanes.forEach((l) => g.set({ lane: l.lane }, l.running))),
-    gauge('lane_queued', 'Requests waiting for a lane slot.', ['lane'], (g, s) => s.lanes.forEach((l) => g.set({ lane: l.lane }, l.queued))),
-    gauge('lane_concurrency', "The lane's concurrency.", ['lane'], (g, s) => s.lanes.forEach((l) => g.set({ lane: l.lane }, l.concurrency))),
-    gauge('lane_max_queue', "The lane's maximum queue.", ['lane'], (g, s) => s.lanes.forEach((l) => g.set({ lane: l.lane }, l.maxQueue))),
-    gauge('budget_spent_usd', "Spend in the budget's current window, USD.", ['budget'], (g, s) => s.budgets.forEach((b) => g.set({ budget: b.budget }, b.spentUsd))),
-    gauge('budget_held_usd', 'Estimates of requests in flight held against the budget, USD.', ['budget'], (g, s) => s.budgets.forEach((b) => g.set({ budget: b.budget }, b.heldUsd))),
-    gauge('budget_limit_usd', "The budget's cap, USD.", ['budget'], (g, s) => s.budgets.forEach((b) => g.set({ budget: b.budget }, b.limitUsd))),
-    gauge('requests_in_flight', 'Requests waiting for an answer.', [], (g, s) => g.set(s.inFlight)),
-  ];
+    });
+  gauge('keys', 'Keys by provider and status (active, cooling, disabled).', ['provider', 'status'], (g, s) => {
+    for (const { labels, value } of s.keys) g.set(labels, value);
+  });
+  gauge('circuits', 'Circuits by scope (key, deployment), provider and state (closed, open, half-open).', ['scope', 'provider', 'state'], (g, s) => {
+    for (const { labels, value } of s.circuits) g.set(labels, value);
+  });
+  gauge('lane_running', 'Requests holding a lane slot.', ['lane'], (g, s) => s.lanes.forEach((l) => g.set({ lane: l.lane }, l.running)));
+  gauge('lane_queued', 'Requests waiting for a lane slot.', ['lane'], (g, s) => s.lanes.forEach((l) => g.set({ lane: l.lane }, l.queued)));
+  gauge('lane_concurrency', "The lane's concurrency.", ['lane'], (g, s) => s.lanes.forEach((l) => g.set({ lane: l.lane }, l.concurrency)));
+  gauge('lane_max_queue', "The lane's maximum queue.", ['lane'], (g, s) => s.lanes.forEach((l) => g.set({ lane: l.lane }, l.maxQueue)));
+  gauge('budget_spent_usd', "Spend in the budget's current window, USD.", ['budget'], (g, s) => s.budgets.forEach((b) => g.set({ budget: b.budget }, b.spentUsd)));
+  gauge('budget_held_usd', 'Estimates of requests in flight held against the budget, USD.', ['budget'], (g, s) => s.budgets.forEach((b) => g.set({ budget: b.budget }, b.heldUsd)));
+  gauge('budget_limit_usd', "The budget's cap, USD.", ['budget'], (g, s) => s.budgets.forEach((b) => g.set({ budget: b.budget }, b.limitUsd)));
+  gauge('requests_in_flight', 'Requests waiting for an answer.', [], (g, s) => g.set(s.inFlight));
 }

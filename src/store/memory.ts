@@ -4,6 +4,7 @@
  * `MemoryStore` share their keys' windows, statuses, circuits and spend
  * through it, as replicas do through Redis.
  */
+import { ConfigError } from '../errors';
 import { Lru } from '../cache/lru';
 import type { CircuitSnapshot } from '../resilience/breaker/index';
 import { circuitField, homeValue, keyField, parseHome } from './fields';
@@ -70,7 +71,7 @@ export class MemoryStore implements StateStore {
 
   constructor(options: MemoryStoreOptions = {}) {
     if (options.now !== undefined && typeof options.now !== 'function') {
-      throw new TypeError(`MemoryStore: \`now\` must be a function returning epoch ms (got ${typeof options.now})`);
+      throw new ConfigError('now', `expected a function returning epoch ms; got a ${typeof options.now} (new MemoryStore())`);
     }
     this.#now = options.now ?? Date.now;
   }

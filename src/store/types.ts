@@ -238,7 +238,7 @@ export interface StoreSession {
  *     return {
  *       shared: s.shared,
  *       reserve: (key, limits, tokens, owner) => s.reserve(key, limits, tokens, owner),
- *       adjust: (key, limits, requests, tokens) => s.adjust(key, limits, requests, tokens),
+ *       adjust: (key, limits, requests, tokens, at) => s.adjust(key, limits, requests, tokens, at),
  *       setKey: (key, status) => { audit.log(key.keyId, status); s.setKey(key, status); },
  *       setCircuit: (circuit, snapshot) => s.setCircuit(circuit, snapshot),
  *       addSpend: (spend) => s.addSpend(spend),

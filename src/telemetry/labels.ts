@@ -134,9 +134,16 @@ export class ModelLabels {
 
 /** What {@link knownModels} reads of `new KeyManager(options)`'s options (`KeyManagerOptions` fits). */
 export interface ModelSource {
-  providers: Readonly<Record<string, { models?: readonly string[] | Readonly<Record<string, unknown>> | undefined }>>;
+  // `baseURL`, `keys`, `strategy` and `perModel` are not read, but listed: TypeScript refuses an object that has no
+  // property in common with a type whose properties are all optional, so without them a provider that lists no
+  // `models`, or routing options with only a `strategy`, would not compile here, written as for `new KeyManager()`.
+  providers: Readonly<
+    Record<string, { baseURL?: unknown; keys?: unknown; models?: readonly string[] | Readonly<Record<string, unknown>> | undefined }>
+  >;
   routing?:
     | {
+        strategy?: unknown;
+        perModel?: unknown;
         aliases?: Readonly<Record<string, readonly string[]>> | undefined;
         fallbacks?: Readonly<Record<string, readonly string[]>> | undefined;
         contextFallbacks?: Readonly<Record<string, string>> | undefined;

@@ -3,6 +3,8 @@
  * keyplex's own state summed for gauges: keys by status, circuits by state,
  * lanes, budgets, requests in flight.
  */
+import { checkFields, describeType, isPlainObject } from '../config/check';
+import { ConfigError } from '../errors';
 import type { KeyplexEventName, KeyplexListener } from '../events';
 import type { LaneStats } from '../resilience/bulkhead';
 import type { KeyplexStats } from '../usage/stats';
@@ -14,6 +16,21 @@ export interface ObservedManager {
   stats(): KeyplexStats;
   readonly lanes: Record<string, LaneStats>;
   toJSON(): { providers: { id: string; baseURL: string }[] };
+}
+
+/**
+ * Checks what an adapter was given, as `new KeyManager()` checks its options:
+ * a manager (something with its methods) and options of known names only, so
+ * that a typo (`model` for `models`) fails naming it instead of doing nothing.
+ * @throws ConfigError
+ */
+export function checkAdapterArgs(manager: unknown, options: unknown, allowed: readonly string[], call: string): void {
+  const missing = (['on', 'off', 'stats', 'toJSON'] as const).find((method) => typeof (manager as Record<string, unknown> | null | undefined)?.[method] !== 'function');
+  if (missing !== undefined) {
+    throw new ConfigError('manager', `${call} takes a KeyManager, \`new KeyManager(options)\`; got ${describeType(manager)} without ${missing}()`);
+  }
+  if (!isPlainObject(options)) throw new ConfigError('options', `${call} takes an object of options; got ${describeType(options)}`);
+  checkFields(options, allowed, '', `${call} option`);
 }
 
 /** Listens to a manager's events until the returned function is called. */

@@ -118,6 +118,15 @@ describe.each(variants)('$name', ({ path, model }) => {
     expect(JSON.parse(decodeURIComponent(header ?? '{}'))).toMatchObject({ status: 500, attempts: events.attempt.map(() => expect.objectContaining({ status: 500 })) });
   });
 
+  test('getKeyplexDetails() reads keyplex\'s detail from the APICallError: code and attempts, as the failure event says', async () => {
+    const { manager, events } = simulated({ faults: [{ kind: 'server_error' }] });
+
+    const error: unknown = await generateText({ model: model(manager), prompt, maxRetries: 0 }).catch((e: unknown) => e);
+
+    expect(APICallError.isInstance(error)).toBe(true);
+    expect(getKeyplexDetails(error)).toMatchObject({ code: 'upstream_error', status: 500, attempts: events.failure[0]!.error.attempts });
+  });
+
   test('when every connection resets: the app gets the keyplex error itself', async () => {
     const { manager, events } = simulated({ faults: [{ kind: 'reset' }] });
 

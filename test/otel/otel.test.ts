@@ -371,3 +371,30 @@ describe('close()', () => {
     expect(requestSpans(spans())).toHaveLength(1);
   });
 });
+
+describe('what instrument() is given is checked, as new KeyManager() checks its options', () => {
+  const managers: KeyManager[] = [];
+  afterEach(async () => {
+    for (const m of managers.splice(0)) await m.close();
+  });
+  const manager = () => {
+    const m = new KeyManager({ providers: { openai: { baseURL: OPENAI, keys: [fakeKey('openai')] } } });
+    managers.push(m);
+    return m;
+  };
+
+  test('an unknown option (`model` for `models`) is refused naming it and the likely one, not ignored', () => {
+    expect(() => instrument(manager(), { model: ['gpt-4.1'] } as never)).toThrow(
+      expect.objectContaining({ code: 'invalid_config', field: 'model', message: expect.stringMatching(/did you mean `models`/) }),
+    );
+  });
+
+  test('a tracerProvider or meterProvider that is not one is refused naming it', () => {
+    expect(() => instrument(manager(), { tracerProvider: 'x' as never })).toThrow(expect.objectContaining({ code: 'invalid_config', field: 'tracerProvider' }));
+    expect(() => instrument(manager(), { meterProvider: {} as never })).toThrow(expect.objectContaining({ code: 'invalid_config', field: 'meterProvider' }));
+  });
+
+  test('something that is not a KeyManager is refused with a ConfigError, not a TypeError from inside', () => {
+    expect(() => instrument({} as never)).toThrow(expect.objectContaining({ code: 'invalid_config', field: 'manager', message: expect.stringMatching(/new KeyManager/) }));
+  });
+});

@@ -90,6 +90,12 @@ describe('each entry built without its optional peer, run by Node', () => {
     }
   });
 
+  test("an entry's ConfigError (a bad option, checked before the peer is needed) is `instanceof` ConfigError and KeyplexError of the main entry, and no other class", () => {
+    for (const name of ['redis options', 'prometheus options']) {
+      expect(results[name]?.error, name).toEqual({ name: 'ConfigError', code: 'invalid_config', configErrorOfMain: true, keyplexErrorOfMain: true, missingPeerOfMain: false });
+    }
+  });
+
   test('required from CommonJS (`node -e`, which sets a global `__filename`), an entry still says what to install', async () => {
     const script = `const { instrument } = require(${JSON.stringify(join(dir, 'otel.mjs'))});
 const { KeyManager } = require(${JSON.stringify(join(dir, 'index.mjs'))});

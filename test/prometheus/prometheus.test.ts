@@ -5,7 +5,7 @@
  */
 import EventEmitter from 'eventemitter3';
 import OpenAI from 'openai';
-import { Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
 import { describe, expect, test, vi } from 'vitest';
 import { KeyManager, type FailureEvent, type KeyManagerOptions, type SuccessEvent } from '../../src/index';
 import { knownModels, registerKeyplexMetrics, type ObservedManager } from '../../src/prometheus/index';
@@ -128,6 +128,39 @@ describe('the exposition', () => {
     expect(await registry.metrics()).not.toContain('keyplex_');
   });
 
+  test('a second registration under the same names is refused with a ConfigError saying what to do; the first keeps counting', async () => {
+    provider(OPENAI, () => chatReply('gpt-4.1'));
+    const { client, registry } = rig();
+    const other = new KeyManager({ providers: { openai: { baseURL: OPENAI, keys: [fakeKey()] } } });
+    managers.push(other);
+
+    let error: unknown;
+    try {
+      registerKeyplexMetrics(other, { registry });
+    } catch (e) {
+      error = e;
+    }
+
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error).toMatchObject({ code: 'invalid_config', field: 'registry' });
+    expect((error as Error).message).toMatch(/keyplex_requests_total.*close\(\).*`prefix`/s);
+    await ask(client);
+    expect(parseExposition(await registry.metrics()).sum('keyplex_requests_total')).toBe(1);
+  });
+
+  test('a name taken by a metric of the app leaves none of keyplex\'s registered, and nothing counting', () => {
+    const manager = new KeyManager({ providers: { openai: { baseURL: OPENAI, keys: [fakeKey()] } } });
+    managers.push(manager);
+    const registry = new Registry();
+    registry.registerMetric(new Gauge({ name: 'keyplex_requests_in_flight', help: "the app's own", registers: [] }));
+    const on = vi.spyOn(manager, 'on');
+
+    expect(() => registerKeyplexMetrics(manager, { registry })).toThrow(ConfigError);
+
+    expect(registry.getMetricsAsArray().map((m) => m.name)).toEqual(['keyplex_requests_in_flight']);
+    expect(on).not.toHaveBeenCalled();
+  });
+
   test('options are validated with a precise message', () => {
     const manager = new KeyManager({ providers: { openai: { baseURL: OPENAI, keys: [fakeKey()] } } });
     managers.push(manager);
@@ -178,4 +211,28 @@ describe('label cardinality', () => {
       expect(m.samples.length).toBeLessThan(2000);
     });
   }, 60_000);
+});
+
+describe('what registerKeyplexMetrics() is given is checked, as new KeyManager() checks its options', () => {
+  test('an unknown option (`model` for `models`) is refused naming it and the likely one, not ignored', () => {
+    const manager = new KeyManager({ providers: { openai: { baseURL: OPENAI, keys: [fakeKey()] } } });
+    managers.push(manager);
+    expect(() => registerKeyplexMetrics(manager, { registry: new Registry(), model: ['gpt-4.1'] } as never)).toThrow(
+      expect.objectContaining({ code: 'invalid_config', field: 'model', message: expect.stringMatching(/did you mean `models`/) }),
+    );
+  });
+
+  test('a Registry given as the options is refused saying to pass it as { registry }', () => {
+    const manager = new KeyManager({ providers: { openai: { baseURL: OPENAI, keys: [fakeKey()] } } });
+    managers.push(manager);
+    expect(() => registerKeyplexMetrics(manager, new Registry() as never)).toThrow(
+      expect.objectContaining({ code: 'invalid_config', field: 'options', message: expect.stringMatching(/\{ registry \}/) }),
+    );
+  });
+
+  test('something that is not a KeyManager is refused with a ConfigError, not a TypeError from inside', () => {
+    expect(() => registerKeyplexMetrics({} as never, { registry: new Registry() })).toThrow(
+      expect.objectContaining({ code: 'invalid_config', field: 'manager', message: expect.stringMatching(/new KeyManager/) }),
+    );
+  });
 });

@@ -5,10 +5,12 @@
  * shared limits hold again. Real `redis-server`, real SDK, simulator on msw.
  */
 import { randomUUID } from 'node:crypto';
+import { inspect } from 'node:util';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, test } from 'vitest';
 import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions } from '../../src/index';
 import { Redis } from 'ioredis';
+import { ConfigError } from '../../src/errors';
 import { RedisStore } from '../../src/store/redis';
 import { ProviderSimulator } from '../../src/testing';
 import { simulatorHandlers } from '../../src/testing/msw';
@@ -294,7 +296,58 @@ describe('RedisStore options', () => {
     expect(() => new RedisStore({ ...(options as object), client: undefined, url: 'redis://127.0.0.1:1', redis: { lazyConnect: true } })).toThrow(message);
   });
 
+  test.each([
+    [{ failMode: 'sometimes' }, 'failMode'],
+    [{ prefix: '' }, 'prefix'],
+    [{ timeoutMs: 0 }, 'timeoutMs'],
+    [{ now: 5 }, 'now'],
+    [{ url: 5 }, 'url'],
+  ])('%o throws a ConfigError (invalid_config) whose field is the option', (options, field) => {
+    const error = thrown(() => new RedisStore({ ...(options as object), redis: { lazyConnect: true } }));
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error).toMatchObject({ code: 'invalid_config', field });
+  });
+
+  test.each([['redis://:s3cr3t-pw-0042@[bad'], ['not a url'], ['redis://:s3cr3t-pw-0042@127.0.0.1:99999']])(
+    'a url that is not a URL (%j) is refused naming `url` and what to write, its password nowhere in the error',
+    (url) => {
+      const error = thrown(() => new RedisStore({ url, redis: { lazyConnect: true } }));
+      expect(error).toMatchObject({ code: 'invalid_config', field: 'url' });
+      expect((error as Error).message).toMatch(/redis:\/\/127\.0\.0\.1:6379/);
+      expect(inspect(error, { depth: 5, showHidden: true })).not.toMatch(/s3cr3t/);
+    },
+  );
+
+  test('ioredis connection options given at the top (host, port, password) are refused, saying they go in `url` or `redis`, not ignored', () => {
+    const error = thrown(() => new RedisStore({ host: 'redis.internal', port: 6380, password: 's3cr3t-pw-0042' } as never));
+    expect(error).toMatchObject({ code: 'invalid_config', field: 'host' });
+    expect((error as Error).message).toMatch(/`url`.*`redis`/);
+    expect(inspect(error, { depth: 5, showHidden: true })).not.toMatch(/s3cr3t|redis\.internal/);
+  });
+
+  test('another unknown option is refused naming the likely one', () => {
+    expect(() => new RedisStore({ failmode: 'closed', redis: { lazyConnect: true } } as never)).toThrow(
+      expect.objectContaining({ code: 'invalid_config', field: 'failmode', message: expect.stringMatching(/did you mean `failMode`/) }),
+    );
+  });
+
+  test('a url of another protocol (https:) is refused, naming the protocol', () => {
+    const error = thrown(() => new RedisStore({ url: 'https://127.0.0.1:6379', redis: { lazyConnect: true } }));
+    expect(error).toMatchObject({ code: 'invalid_config', field: 'url' });
+    expect((error as Error).message).toMatch(/"https:"/);
+  });
+
   test('a store is not a valid `store` option unless it has open()', () => {
     expect(() => new KeyManager({ providers: { p: { baseURL: 'https://p.example/v1', keys: [fakeKey('p')] } }, store: {} as never })).toThrow(/store/);
   });
 });
+
+/** What `run` threw. */
+function thrown(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected it to throw');
+}

@@ -6,7 +6,7 @@
  * them. Imports each entry, makes its first call, and prints one JSON line:
  * by entry, whether it imported and what the call threw.
  */
-const { KeyManager, MissingPeerError, isKeyplexError } = await import('./index.mjs');
+const { ConfigError, KeyManager, KeyplexError, MissingPeerError, isKeyplexError } = await import('./index.mjs');
 const { ProviderSimulator } = await import('./testing.mjs');
 
 const manager = new KeyManager({ providers: { one: { baseURL: 'https://api.one.test/v1', keys: ['fake-probe-000000000001'] } } });
@@ -34,6 +34,12 @@ function described(error) {
   };
 }
 
+/** Each entry's option check, which throws before the peer is needed: a ConfigError of the entry's own copy. */
+const badOptions = {
+  redis: (entry) => new entry.RedisStore({ failMode: 'sometimes' }),
+  prometheus: (entry) => entry.registerKeyplexMetrics(manager, { prefix: '9bad' }),
+};
+
 const results = {};
 for (const [name, call] of Object.entries(calls)) {
   let entry;
@@ -48,6 +54,17 @@ for (const [name, call] of Object.entries(calls)) {
     results[name] = { imported: true, error: null };
   } catch (error) {
     results[name] = { imported: true, error: described(error) };
+  }
+}
+for (const [name, call] of Object.entries(badOptions)) {
+  try {
+    call(await import(`./${name}.mjs`));
+    results[`${name} options`] = { imported: true, error: null };
+  } catch (error) {
+    results[`${name} options`] = {
+      imported: true,
+      error: { name: error?.name, code: error?.code, configErrorOfMain: error instanceof ConfigError, keyplexErrorOfMain: error instanceof KeyplexError, missingPeerOfMain: error instanceof MissingPeerError },
+    };
   }
 }
 process.stdout.write(`${JSON.stringify(results)}\n`);

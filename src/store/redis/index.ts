@@ -98,7 +98,7 @@ export class RedisStore implements StateStore {
   /** The write-back after Redis lost the shared state while connected. */
   #restoring: Promise<void> | undefined;
 
-  /** @throws {MissingPeerError} without `client` when `ioredis` is not installed (an installed but broken ioredis throws its own error); TypeError for a malformed option. */
+  /** @throws {MissingPeerError} without `client` when `ioredis` is not installed (an installed but broken ioredis throws its own error); ConfigError (code `invalid_config`, `field` the option) for a malformed option, a `url` among them, whose text it never shows. */
   constructor(options: RedisStoreOptions = {}) {
     const checked = checkOptions(options);
     this.prefix = checked.prefix;
