@@ -6,7 +6,7 @@
 import type { KeyplexErrorCode, KeyplexErrorDetail } from '../errors';
 import { billsAnswer } from '../request';
 import type { SuccessEvent } from '../events';
-import { costAt } from '../usage/pricing';
+import { costAt, isBuiltInPrice } from '../usage/pricing';
 import type { TimedCounterSet } from '../usage/stats';
 import type { Usage } from '../usage/usage';
 import { estimateAt, settleKeyBudget, settleRequestBudget } from './admit';
@@ -90,15 +90,23 @@ function pricedParts(usage: Usage, estimatedInput: number): Usage {
 }
 
 /**
- * The reply's cost at its deployment's price (configured on it, else an
- * override or the built-in price of its upstream or public model: see
- * PriceTable.priceFor); a request that names no model (its deployment has
- * none) is priced by the reply's model. A usage that counts only a total is
- * split at `estimatedInput` ({@link pricedParts}).
+ * The reply's cost: at a price configured for it (on its deployment, or the
+ * `prices` option), else the cost the reply states (`usage.statedCostUsd`:
+ * what the provider billed), else at the built-in list price; null when none
+ * is known. A configured price is the user's own word (a gateway's markup, a
+ * contract rate, internal charge-back) and keeps a cost equal to the
+ * estimates made at that price; the built-in table is a dated guess. The
+ * price is its deployment's (configured on it, else an override or the
+ * built-in price of its upstream or public model: see PriceTable.priceFor);
+ * a request that names no model (its deployment has none) is priced by the
+ * reply's model. A usage that counts only a total is split at
+ * `estimatedInput` ({@link pricedParts}).
  */
 export function costOf(core: Core, lease: Lease, model: string | undefined, usage: Usage, estimatedInput: number): number | null {
   const { deployment } = lease;
   const price = deployment.model !== '' ? deployment.price : model === undefined ? undefined : core.prices.lookup(model);
+  const stated = usage.statedCostUsd;
+  if (stated !== undefined && (price === undefined || isBuiltInPrice(price))) return stated;
   return price === undefined ? null : costAt(price, pricedParts(usage, estimatedInput));
 }
 

@@ -1,0 +1,190 @@
+/**
+ * The cost a provider states in its reply, through the real SDK: OpenRouter's
+ * `usage.cost` (plus the upstream's cost when the key is the user's own,
+ * BYOK) and xAI's `usage.cost_in_usd_ticks` (1 USD = 1e10 ticks), in JSON
+ * replies and in a stream's last usage chunk. It prices a reply when no
+ * price is configured (over the built-in table's guess), for events, stats
+ * and budgets; a configured price still wins.
+ */
+import { describe, expect, test } from 'vitest';
+import { getKeyplexDetails, type KeyManagerOptions } from '../../src/index';
+import { fakeKey } from '../support/fake-keys';
+import { provider, sseReply } from '../support/upstream';
+import '../support/setup';
+import { record } from '../support/events';
+import { NO_BACKOFF, useManagers } from '../support/scaffold';
+
+const ROUTER = 'https://openrouter.test/api/v1';
+const XAI = 'https://xai.test/v1';
+
+const managed = useManagers({
+  ...NO_BACKOFF,
+  providers: {
+    openrouter: { baseURL: ROUTER, keys: [fakeKey('or')], serveAnyModel: true },
+  },
+});
+
+function manage(options: Partial<KeyManagerOptions> = {}) {
+  const made = managed(options);
+  return { ...made, successes: record(made.manager, 'success') };
+}
+
+const ask = [{ role: 'user' as const, content: 'hi' }];
+const TOKENS = { prompt_tokens: 1_000, completion_tokens: 500, total_tokens: 1_500 };
+
+/** A chat completion of `model` whose usage has the token counts above and `extra` (cost fields). */
+function costedReply(model: string, extra: Record<string, unknown>): Response {
+  return Response.json({
+    id: 'gen-1',
+    object: 'chat.completion',
+    created: 1,
+    model,
+    choices: [{ index: 0, message: { role: 'assistant', content: 'ok', refusal: null }, finish_reason: 'stop', logprobs: null }],
+    usage: { ...TOKENS, ...extra },
+  });
+}
+
+/** A streamed chat completion of `model` whose last chunk carries the usage above and `extra`. */
+function costedStream(model: string, extra: Record<string, unknown>): Response {
+  const base = { id: 'gen-s', object: 'chat.completion.chunk', created: 1, model };
+  return sseReply([
+    JSON.stringify({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: 'ok' }, finish_reason: null }] }),
+    JSON.stringify({ ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }),
+    JSON.stringify({ ...base, choices: [], usage: { ...TOKENS, ...extra } }),
+  ]);
+}
+
+async function drain(stream: AsyncIterable<unknown>): Promise<void> {
+  for await (const _ of stream);
+}
+
+describe('a cost the reply states prices a model keyplex has no price for', () => {
+  test("OpenRouter's usage.cost in a JSON reply is the success event's costUsd and the stats' spend", async () => {
+    provider(ROUTER, (call) => costedReply(String(call.body?.model), { cost: 0.00123, is_byok: false }));
+    const { client, manager, successes } = manage();
+
+    await client.chat.completions.create({ model: 'acme/unlisted-model', messages: ask });
+
+    // Was: costUsd null, 0 spent, counted as an unpriced reply.
+    expect(successes[0]?.costUsd).toBe(0.00123);
+    expect(successes[0]?.usage?.statedCostUsd).toBe(0.00123);
+    expect(manager.stats().totals).toMatchObject({ costUsd: 0.00123, unpricedReplies: 0 });
+  });
+
+  test("OpenRouter's usage.cost in a stream's last usage chunk prices the stream", async () => {
+    provider(ROUTER, (call) => costedStream(String(call.body?.model), { cost: 0.0042 }));
+    const { client, manager, successes } = manage();
+
+    await drain(await client.chat.completions.create({ model: 'acme/unlisted-model', messages: ask, stream: true }));
+
+    expect(successes[0]).toMatchObject({ stream: true, costUsd: 0.0042 });
+    expect(manager.stats().totals.costUsd).toBe(0.0042);
+  });
+
+  test("an OpenRouter BYOK reply costs OpenRouter's charge plus the upstream's, which the user's own key paid", async () => {
+    provider(ROUTER, (call) => costedReply(String(call.body?.model), { cost: 0.0001, is_byok: true, cost_details: { upstream_inference_cost: 0.002 } }));
+    const { client, successes } = manage();
+
+    await client.chat.completions.create({ model: 'acme/unlisted-model', messages: ask });
+
+    expect(successes[0]?.costUsd).toBeCloseTo(0.0021, 12);
+  });
+
+  test("a reply that is not BYOK does not add cost_details.upstream_inference_cost (OpenRouter's cost includes it)", async () => {
+    provider(ROUTER, (call) => costedReply(String(call.body?.model), { cost: 0.002, is_byok: false, cost_details: { upstream_inference_cost: 0.002 } }));
+    const { client, successes } = manage();
+
+    await client.chat.completions.create({ model: 'acme/unlisted-model', messages: ask });
+
+    expect(successes[0]?.costUsd).toBe(0.002);
+  });
+
+  test("xAI's usage.cost_in_usd_ticks is read at 1e10 ticks a dollar, in JSON replies and streams", async () => {
+    provider(XAI, (call) =>
+      call.body?.stream === true ? costedStream(String(call.body?.model), { cost_in_usd_ticks: 200_000_000 }) : costedReply(String(call.body?.model), { cost_in_usd_ticks: 37_756_000 }),
+    );
+    const { client, successes } = manage({ providers: { xai: { baseURL: XAI, keys: [fakeKey('xai')], models: ['grok-unlisted'] } } });
+
+    await client.chat.completions.create({ model: 'grok-unlisted', messages: ask });
+    await drain(await client.chat.completions.create({ model: 'grok-unlisted', messages: ask, stream: true }));
+
+    expect(successes.map((s) => s.costUsd)).toEqual([0.0037756, 0.02]);
+  });
+
+  test('a stated cost spends budgets: past the cap the next request is refused', async () => {
+    provider(ROUTER, (call) => costedReply(String(call.body?.model), { cost: 0.4 }));
+    const { client, manager } = manage({ budgets: [{ scope: { overall: true }, limitUsd: 1, window: 'day' }] });
+
+    const codes: string[] = [];
+    for (let i = 0; i < 4; i++) codes.push(await client.chat.completions.create({ model: 'acme/unlisted-model', messages: ask }).then(() => 'ok', (e: unknown) => String(getKeyplexDetails(e)?.code)));
+
+    // Was: all 4 served, 0 spent (1.60 billed against a 1.00 cap).
+    expect(codes).toEqual(['ok', 'ok', 'ok', 'budget_exceeded']);
+    expect(manager.stats().budgets[0]).toMatchObject({ spentUsd: expect.closeTo(1.2, 9), heldUsd: 0 });
+  });
+
+  test("OpenRouter's cost 0 for a free model is a known cost of 0, not an unpriced reply", async () => {
+    provider(ROUTER, (call) => costedReply(String(call.body?.model), { cost: 0 }));
+    const { client, manager, successes } = manage();
+
+    await client.chat.completions.create({ model: 'acme/unlisted-model:free', messages: ask });
+
+    expect(successes[0]?.costUsd).toBe(0);
+    expect(manager.stats().totals.unpricedReplies).toBe(0);
+  });
+});
+
+describe('which figure wins', () => {
+  test("a stated cost wins over the built-in table's list price (the table is a dated guess; the reply is the bill)", async () => {
+    provider(ROUTER, (call) => costedReply(String(call.body?.model), { cost: 0.5 }));
+    const { client, successes } = manage();
+
+    // openai/gpt-4.1 is in the built-in table (2 / 8 USD per million): 0.006 for these tokens.
+    await client.chat.completions.create({ model: 'openai/gpt-4.1', messages: ask });
+
+    expect(successes[0]?.costUsd).toBe(0.5);
+  });
+
+  test("a price configured on the deployment wins over a stated cost (the user's explicit word, e.g. a gateway's markup)", async () => {
+    provider(ROUTER, (call) => costedReply(String(call.body?.model), { cost: 0.5 }));
+    const { client, successes } = manage({
+      providers: { openrouter: { baseURL: ROUTER, keys: [fakeKey('or')], models: { 'acme/unlisted-model': { price: { input: 10, output: 20 } } } } },
+    });
+
+    await client.chat.completions.create({ model: 'acme/unlisted-model', messages: ask });
+
+    expect(successes[0]?.costUsd).toBeCloseTo((1_000 * 10 + 500 * 20) / 1e6, 12);
+    // The provider's figure stays in the usage, to compare.
+    expect(successes[0]?.usage?.statedCostUsd).toBe(0.5);
+  });
+
+  test('a price given in the `prices` option wins over a stated cost too', async () => {
+    provider(ROUTER, (call) => costedReply(String(call.body?.model), { cost: 0.5 }));
+    const { client, successes } = manage({ prices: { 'openai/gpt-4.1': { input: 1, output: 1 } } });
+
+    await client.chat.completions.create({ model: 'openai/gpt-4.1', messages: ask });
+
+    expect(successes[0]?.costUsd).toBeCloseTo(1_500 / 1e6, 12);
+  });
+});
+
+describe('a stated cost that makes no sense reads as missing', () => {
+  test.each<[string, Record<string, unknown>]>([
+    ['a negative cost', { cost: -1 }],
+    ['an absurdly large cost', { cost: 1e300 }],
+    ['a cost above 1,000 USD for one reply', { cost: 5_000 }],
+    ['a cost that is a string', { cost: '0.5' }],
+    ['negative ticks', { cost_in_usd_ticks: -5 }],
+    ['absurdly many ticks', { cost_in_usd_ticks: 1e30 }],
+    ['BYOK without the upstream cost', { cost: 0, is_byok: true }],
+  ])('%s: the reply is priced as it was before (here: unpriced)', async (_, extra) => {
+    provider(ROUTER, (call) => costedReply(String(call.body?.model), extra));
+    const { client, manager, successes } = manage();
+
+    await client.chat.completions.create({ model: 'acme/unlisted-model', messages: ask });
+
+    expect(successes[0]?.costUsd).toBeNull();
+    expect(successes[0]?.usage).not.toHaveProperty('statedCostUsd');
+    expect(manager.stats().totals.unpricedReplies).toBe(1);
+  });
+});
