@@ -41,8 +41,9 @@ export function account(
   const costUsd = usage ? costOf(core, lease, model, usage, ctx.inputTokens) : null;
   // A reply that reports no usage spends its estimate on this deployment: budgets must not be spent for free.
   const charged = costUsd ?? (usage === null && bills ? estimateAt(ctx, deployment) : 0);
-  settleRequestBudget(core, ctx, deployment.pool.id, key.id, charged);
-  settleKeyBudget(core, ctx, deployment, key, charged);
+  const countedByRequest = settleRequestBudget(core, ctx, deployment.pool.id, key.id, charged);
+  const countedByKey = settleKeyBudget(core, ctx, deployment, key, charged);
+  if (costUsd === null && charged === 0 && bills && (countedByRequest || countedByKey)) warnUncounted(deployment.pool.id, model, deployment.upstreamModel);
   lease.settle('succeeded', now, usage, costUsd, stream);
   const latencyMs = now - ctx.startedAt;
   succeeded(core.totals, usage, costUsd, latencyMs, ttftMs);
@@ -68,6 +69,30 @@ export function account(
     core.hub.emit('success', event);
   }
   return costUsd;
+}
+
+/** Provider × model pairs warned of by {@link warnUncounted}; bounded, as model names are the caller's. */
+const warnedUncounted = new Set<string>();
+const MAX_WARNED_UNCOUNTED = 1_000;
+
+/**
+ * A billed reply that budgets counted at 0 because its cost is unknown: its
+ * model has no price (none configured, none built in) and the reply stated no
+ * cost (or, reporting no usage, was estimated at that unknown price). No
+ * figure would be right to spend in its place, so this says so — once per
+ * provider and model, as a process warning (`KEYPLEX_UNPRICED_REPLY`) — for
+ * the user to give the model a price; `stats()`' `unpricedReplies` counts
+ * every such reply.
+ */
+function warnUncounted(provider: string, model: string | undefined, upstream: string | undefined): void {
+  const id = `${provider}\u0000${model ?? ''}`;
+  if (warnedUncounted.has(id) || warnedUncounted.size >= MAX_WARNED_UNCOUNTED) return;
+  warnedUncounted.add(id);
+  const name = model === undefined ? 'a request that names no model' : `model '${model}'${upstream !== undefined && upstream !== model ? ` (sent upstream as '${upstream}')` : ''}`;
+  process.emitWarning(
+    `keyplex: budgets counted nothing for a reply of ${name} from provider '${provider}': it has no price (none configured, none built in) and the reply stated no cost. Give it a price (the deployment's \`price\`, or the \`prices\` option) for budgets to count its replies; \`stats()\` counts them in \`unpricedReplies\`. Said once per provider and model.`,
+    { type: 'KeyplexWarning', code: 'KEYPLEX_UNPRICED_REPLY' },
+  );
 }
 
 /** A request's success in the totals or its model's counters. */
@@ -124,8 +149,8 @@ export interface PartialSpend {
  */
 export function failed(core: Core, ctx: RequestContext, error: KeyplexErrorDetail, spent?: PartialSpend): void {
   const last = ctx.history.last;
-  if (spent) settleRequestBudget(core, ctx, spent.provider, spent.keyId, spent.costUsd ?? 0);
-  else settleRequestBudget(core, ctx, last?.pool.id, last?.key.id, 0);
+  if (!spent) settleRequestBudget(core, ctx, last?.pool.id, last?.key.id, 0);
+  else if (settleRequestBudget(core, ctx, spent.provider, spent.keyId, spent.costUsd ?? 0) && spent.costUsd === null) warnUncounted(spent.provider, ctx.request.model, undefined);
   for (const scope of [core.totals, modelStats(core, ctx.request.model)]) {
     if (!scope) continue;
     scope.fail(error.code);

@@ -155,20 +155,20 @@ export function holdBudgets(core: Core, ctx: RequestContext, deployment: Deploym
   }
 }
 
-/** Settles the attempt's provider/key budget hold (0 when it failed). */
-export function settleKeyBudget(core: Core, ctx: RequestContext, deployment: Deployment, key: Key, costUsd: number): void {
+/** Settles the attempt's provider/key budget hold (0 when it failed); whether a budget recorded it. */
+export function settleKeyBudget(core: Core, ctx: RequestContext, deployment: Deployment, key: Key, costUsd: number): boolean {
   const hold = ctx.keyBudgetHold;
-  if (!hold || !core.keyBudgets) return;
+  if (!hold || !core.keyBudgets) return false;
   ctx.keyBudgetHold = undefined;
-  core.keyBudgets.settle(hold, keyBudgetInfo(ctx, deployment, key), costUsd);
+  return core.keyBudgets.settle(hold, keyBudgetInfo(ctx, deployment, key), costUsd);
 }
 
-/** Settles the request's budget hold with what it really cost (0 when it failed). */
-export function settleRequestBudget(core: Core, ctx: RequestContext, provider: string | undefined, keyId: string | undefined, costUsd: number): void {
+/** Settles the request's budget hold with what it really cost (0 when it failed); whether a budget recorded it. */
+export function settleRequestBudget(core: Core, ctx: RequestContext, provider: string | undefined, keyId: string | undefined, costUsd: number): boolean {
   const hold = ctx.budgetHold;
-  if (!hold || !core.budgets) return;
+  if (!hold || !core.budgets) return false;
   ctx.budgetHold = undefined;
-  core.budgets.settle(hold, { provider, keyId, model: ctx.request.model, tags: ctx.tags }, costUsd);
+  return core.budgets.settle(hold, { provider, keyId, model: ctx.request.model, tags: ctx.tags }, costUsd);
 }
 
 /**

@@ -4,9 +4,10 @@
  * BYOK) and xAI's `usage.cost_in_usd_ticks` (1 USD = 1e10 ticks), in JSON
  * replies and in a stream's last usage chunk. It prices a reply when no
  * price is configured (over the built-in table's guess), for events, stats
- * and budgets; a configured price still wins.
+ * and budgets; a configured price still wins. A reply whose cost is not known
+ * at all, under a budget, is warned of once.
  */
-import { describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { getKeyplexDetails, type KeyManagerOptions } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
 import { provider, sseReply } from '../support/upstream';
@@ -186,5 +187,70 @@ describe('a stated cost that makes no sense reads as missing', () => {
     expect(successes[0]?.costUsd).toBeNull();
     expect(successes[0]?.usage).not.toHaveProperty('statedCostUsd');
     expect(manager.stats().totals.unpricedReplies).toBe(1);
+  });
+});
+
+describe('a reply whose cost is unknown under a budget', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  function warnings() {
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    return () => warn.mock.calls.filter(([, options]) => (options as { code?: string } | undefined)?.code === 'KEYPLEX_UNPRICED_REPLY').map(([message]) => String(message));
+  }
+
+  test('warns once per provider and model that budgets counted nothing for it', async () => {
+    provider(ROUTER, (call) => costedReply(String(call.body?.model), {}));
+    const seen = warnings();
+    const { client, manager } = manage({ budgets: [{ scope: { overall: true }, limitUsd: 1, window: 'day' }] });
+
+    for (let i = 0; i < 3; i++) await client.chat.completions.create({ model: 'acme/warned-a', messages: ask });
+    await client.chat.completions.create({ model: 'acme/warned-b', messages: ask });
+
+    // Was: no word at all; the budget silently counted 0 for 4 replies of 1,500 tokens.
+    expect(seen()).toHaveLength(2);
+    expect(seen()[0]).toContain("'acme/warned-a'");
+    expect(seen()[0]).toContain("'openrouter'");
+    expect(seen()[0]).toContain('price');
+    expect(manager.stats().totals.unpricedReplies).toBe(4);
+  });
+
+  test('warns of a streamed reply of an unpriced model that reported no usage either', async () => {
+    provider(ROUTER, (call) => sseReply([JSON.stringify({ id: 's', object: 'chat.completion.chunk', created: 1, model: String(call.body?.model), choices: [{ index: 0, delta: { content: 'ok' }, finish_reason: 'stop' }] })]));
+    const seen = warnings();
+    const { client } = manage({ budgets: [{ scope: { overall: true }, limitUsd: 1, window: 'day' }] });
+
+    await drain(await client.chat.completions.create({ model: 'acme/warned-c', messages: ask, stream: true }));
+
+    expect(seen()).toHaveLength(1);
+  });
+
+  test("warns under a provider's budget alone too", async () => {
+    provider(ROUTER, (call) => costedReply(String(call.body?.model), {}));
+    const seen = warnings();
+    const { client } = manage({ budgets: [{ scope: { provider: 'openrouter' }, limitUsd: 1, window: 'day' }] });
+
+    await client.chat.completions.create({ model: 'acme/warned-f', messages: ask });
+
+    expect(seen()).toHaveLength(1);
+  });
+
+  test('does not warn without a budget that counts the reply', async () => {
+    provider(ROUTER, (call) => costedReply(String(call.body?.model), {}));
+    const seen = warnings();
+    const { client } = manage({ budgets: [{ scope: { model: 'gpt-4.1' }, limitUsd: 1, window: 'day' }] });
+
+    await client.chat.completions.create({ model: 'acme/warned-d', messages: ask });
+
+    expect(seen()).toEqual([]);
+  });
+
+  test('does not warn when the reply states its cost', async () => {
+    provider(ROUTER, (call) => costedReply(String(call.body?.model), { cost: 0.01 }));
+    const seen = warnings();
+    const { client } = manage({ budgets: [{ scope: { overall: true }, limitUsd: 1, window: 'day' }] });
+
+    await client.chat.completions.create({ model: 'acme/warned-e', messages: ask });
+
+    expect(seen()).toEqual([]);
   });
 });
