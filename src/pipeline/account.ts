@@ -39,6 +39,7 @@ export function account(
   const bills = billsAnswer(ctx.request);
   if (!bills) usage = null;
   const costUsd = usage ? costOf(core, lease, model, usage, ctx.inputTokens) : null;
+  if (usage?.statedCostUsd !== undefined) learnStatedRate(deployment, usage);
   // A reply that reports no usage spends its estimate on this deployment: budgets must not be spent for free.
   const charged = costUsd ?? (usage === null && bills ? estimateAt(ctx, deployment) : 0);
   const countedByRequest = settleRequestBudget(core, ctx, deployment.pool.id, key.id, charged);
@@ -93,6 +94,17 @@ function warnUncounted(provider: string, model: string | undefined, upstream: st
     `keyplex: budgets counted nothing for a reply of ${name} from provider '${provider}': it has no price (none configured, none built in) and the reply stated no cost. Give it a price (the deployment's \`price\`, or the \`prices\` option) for budgets to count its replies; \`stats()\` counts them in \`unpricedReplies\`. Said once per provider and model.`,
     { type: 'KeyplexWarning', code: 'KEYPLEX_UNPRICED_REPLY' },
   );
+}
+
+/**
+ * A deployment without a price (one that serves a named model) learns from a
+ * reply that stated its cost what a token costs there, for the estimates of
+ * later requests (admit.ts estimateAt).
+ */
+function learnStatedRate(deployment: Lease['deployment'], usage: Usage): void {
+  if (deployment.price !== undefined || deployment.model === '') return;
+  const tokens = usage.inputTokens + usage.outputTokens || usage.totalTokens;
+  if (tokens > 0) deployment.statedUsdPerToken = usage.statedCostUsd! / tokens;
 }
 
 /** A request's success in the totals or its model's counters. */

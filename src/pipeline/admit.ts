@@ -109,10 +109,17 @@ function keyBudgetInfo(ctx: RequestContext, deployment: Deployment, key: Key) {
   return { provider: deployment.pool.id, keyId: key.id, model: ctx.request.model, tags: ctx.tags };
 }
 
-/** The request's estimated cost on `deployment` (0 when its price is unknown). */
+/**
+ * The request's estimated cost on `deployment`: at its price; without one, at
+ * the cost per token its replies last stated (Deployment.statedUsdPerToken),
+ * so that concurrent requests to a model priced only by what its replies say
+ * are held against budgets too; else 0.
+ */
 export function estimateAt(ctx: RequestContext, deployment: Deployment): number {
   const cost = estimatedCost(deployment as DeploymentView, { inputTokens: ctx.inputTokens, outputTokens: ctx.outputTokens });
-  return Number.isFinite(cost) ? cost : 0;
+  if (Number.isFinite(cost)) return cost;
+  const rate = deployment.statedUsdPerToken;
+  return rate === undefined ? 0 : (ctx.inputTokens + ctx.outputTokens) * rate;
 }
 
 /**

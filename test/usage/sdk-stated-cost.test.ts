@@ -254,3 +254,18 @@ describe('a reply whose cost is unknown under a budget', () => {
     expect(seen()).toEqual([]);
   });
 });
+
+test('concurrent requests to a model priced only by what its replies state are held against a cap at the cost per token last stated', async () => {
+  // 1,000 + 500 tokens for 0.40 USD a reply; max_tokens 500 makes each request's estimate close to that.
+  provider(ROUTER, (call) => costedReply(String(call.body?.model), { cost: 0.4 }));
+  const { client, manager } = manage({ budgets: [{ scope: { overall: true }, limitUsd: 1, window: 'day' }] });
+  const body = { model: 'acme/unlisted-model', messages: [{ role: 'user' as const, content: 'x'.repeat(4_000) }], max_tokens: 500 };
+
+  await client.chat.completions.create(body);
+  const results = await Promise.allSettled(Array.from({ length: 50 }, () => client.chat.completions.create(body)));
+
+  // Was: all 50 served (held at 0 each), 20.40 USD spent of a 1 USD cap.
+  const served = results.filter((r) => r.status === 'fulfilled').length;
+  expect(served).toBeLessThanOrEqual(2);
+  expect(manager.stats().budgets[0]!.spentUsd).toBeLessThanOrEqual(1 + 0.4 + 1e-9);
+});
