@@ -161,7 +161,7 @@ function fromUsageObject(u: Obj): Usage | undefined {
   if (input === undefined && hit !== undefined) input = hit + (count(u.prompt_cache_miss_tokens) ?? 0);
   let output = count(u.output_tokens) ?? count(u.completion_tokens);
   const total = count(u.total_tokens);
-  if (input === undefined && output === undefined && total === undefined) return undefined;
+  if (input === undefined && output === undefined && total === undefined) return costOnly(u);
   let reasoning = count(asObject(u.completion_tokens_details)?.reasoning_tokens) ?? count(asObject(u.output_tokens_details)?.reasoning_tokens);
   if (input !== undefined && output !== undefined && total !== undefined) {
     const beside = reasoningBeside(total - input - output, output, reasoning ?? 0);
@@ -174,6 +174,15 @@ function fromUsageObject(u: Obj): Usage | undefined {
   const stated = statedCost(u);
   if (stated !== undefined) usage.statedCostUsd = stated;
   return usage;
+}
+
+/**
+ * A usage object that counts no tokens but states a cost (xAI's image and
+ * video generation): a usage of 0 tokens at that cost; else undefined.
+ */
+function costOnly(u: Obj): Usage | undefined {
+  const stated = statedCost(u);
+  return stated === undefined ? undefined : { ...ZERO_USAGE, statedCostUsd: stated };
 }
 
 /**

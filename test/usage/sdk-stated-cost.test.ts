@@ -269,3 +269,13 @@ test('concurrent requests to a model priced only by what its replies state are h
   expect(served).toBeLessThanOrEqual(2);
   expect(manager.stats().budgets[0]!.spentUsd).toBeLessThanOrEqual(1 + 0.4 + 1e-9);
 });
+
+test("an xAI image generation, whose usage states only its cost, is priced at that cost", async () => {
+  provider(XAI, () => Response.json({ created: 1, data: [{ url: 'https://img.test/1.png' }], usage: { cost_in_usd_ticks: 200_000_000 } }));
+  const { client, successes } = manage({ providers: { xai: { baseURL: XAI, keys: [fakeKey('xai')], models: ['grok-imagine-unlisted'] } } });
+
+  await client.images.generate({ model: 'grok-imagine-unlisted', prompt: 'a cat' });
+
+  // Was: usage null, costUsd null (a usage without token counts read as none).
+  expect(successes[0]).toMatchObject({ costUsd: 0.02, usage: { inputTokens: 0, outputTokens: 0, totalTokens: 0, statedCostUsd: 0.02 } });
+});
