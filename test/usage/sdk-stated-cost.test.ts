@@ -224,6 +224,20 @@ describe('a reply whose cost is unknown under a budget', () => {
     expect(seen()).toHaveLength(1);
   });
 
+  test('warns of what a broken stream of an unpriced model used before it broke', async () => {
+    const chunk = (model: string) => JSON.stringify({ id: 's', object: 'chat.completion.chunk', created: 1, model, choices: [{ index: 0, delta: { content: 'ok' }, finish_reason: null }] });
+    provider(ROUTER, (call) => sseReply([chunk(String(call.body?.model)), chunk(String(call.body?.model))], { failAfter: 2 }));
+    const seen = warnings();
+    const { client, manager } = manage({ budgets: [{ scope: { overall: true }, limitUsd: 1, window: 'day' }] });
+    const failures = record(manager, 'failure');
+
+    const stream = await client.chat.completions.create({ model: 'acme/warned-g', messages: ask, stream: true });
+    await expect(drain(stream)).rejects.toThrow();
+
+    expect(failures[0]).toMatchObject({ partial: true, costUsd: null });
+    expect(seen()).toHaveLength(1);
+  });
+
   test("warns under a provider's budget alone too", async () => {
     provider(ROUTER, (call) => costedReply(String(call.body?.model), {}));
     const seen = warnings();
