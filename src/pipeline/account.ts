@@ -6,7 +6,7 @@
 import type { KeyplexErrorCode, KeyplexErrorDetail } from '../errors';
 import { billsAnswer } from '../request';
 import type { SuccessEvent } from '../events';
-import { costAt } from '../usage/pricing';
+import { costAt, isBuiltInPrice } from '../usage/pricing';
 import type { TimedCounterSet } from '../usage/stats';
 import type { Usage } from '../usage/usage';
 import { estimateAt, settleKeyBudget, settleRequestBudget } from './admit';
@@ -39,10 +39,12 @@ export function account(
   const bills = billsAnswer(ctx.request);
   if (!bills) usage = null;
   const costUsd = usage ? costOf(core, lease, model, usage, ctx.inputTokens) : null;
+  if (usage?.statedCostUsd !== undefined) learnStatedRate(deployment, usage);
   // A reply that reports no usage spends its estimate on this deployment: budgets must not be spent for free.
   const charged = costUsd ?? (usage === null && bills ? estimateAt(ctx, deployment) : 0);
-  settleRequestBudget(core, ctx, deployment.pool.id, key.id, charged);
-  settleKeyBudget(core, ctx, deployment, key, charged);
+  const countedByRequest = settleRequestBudget(core, ctx, deployment.pool.id, key.id, charged);
+  const countedByKey = settleKeyBudget(core, ctx, deployment, key, charged);
+  if (costUsd === null && charged === 0 && bills && (countedByRequest || countedByKey)) warnUncounted(deployment.pool.id, model, deployment.upstreamModel);
   lease.settle('succeeded', now, usage, costUsd, stream);
   const latencyMs = now - ctx.startedAt;
   succeeded(core.totals, usage, costUsd, latencyMs, ttftMs);
@@ -70,6 +72,41 @@ export function account(
   return costUsd;
 }
 
+/** Provider × model pairs warned of by {@link warnUncounted}; bounded, as model names are the caller's. */
+const warnedUncounted = new Set<string>();
+const MAX_WARNED_UNCOUNTED = 1_000;
+
+/**
+ * A billed reply that budgets counted at 0 because its cost is unknown: its
+ * model has no price (none configured, none built in) and the reply stated no
+ * cost (or, reporting no usage, was estimated at that unknown price). No
+ * figure would be right to spend in its place, so this says so — once per
+ * provider and model, as a process warning (`KEYPLEX_UNPRICED_REPLY`) — for
+ * the user to give the model a price; `stats()`' `unpricedReplies` counts
+ * every such reply.
+ */
+function warnUncounted(provider: string, model: string | undefined, upstream: string | undefined): void {
+  const id = `${provider}\u0000${model ?? ''}`;
+  if (warnedUncounted.has(id) || warnedUncounted.size >= MAX_WARNED_UNCOUNTED) return;
+  warnedUncounted.add(id);
+  const name = model === undefined ? 'a request that names no model' : `model '${model}'${upstream !== undefined && upstream !== model ? ` (sent upstream as '${upstream}')` : ''}`;
+  process.emitWarning(
+    `keyplex: budgets counted nothing for a reply of ${name} from provider '${provider}': it has no price (none configured, none built in) and the reply stated no cost. Give it a price (the deployment's \`price\`, or the \`prices\` option) for budgets to count its replies; \`stats()\` counts them in \`unpricedReplies\`. Said once per provider and model.`,
+    { type: 'KeyplexWarning', code: 'KEYPLEX_UNPRICED_REPLY' },
+  );
+}
+
+/**
+ * A deployment without a price (one that serves a named model) learns from a
+ * reply that stated its cost what a token costs there, for the estimates of
+ * later requests (admit.ts estimateAt).
+ */
+function learnStatedRate(deployment: Lease['deployment'], usage: Usage): void {
+  if (deployment.price !== undefined || deployment.model === '') return;
+  const tokens = usage.inputTokens + usage.outputTokens || usage.totalTokens;
+  if (tokens > 0) deployment.statedUsdPerToken = usage.statedCostUsd! / tokens;
+}
+
 /** A request's success in the totals or its model's counters. */
 function succeeded(scope: TimedCounterSet<KeyplexErrorCode>, usage: Usage | null, costUsd: number | null, latencyMs: number, ttftMs: number | undefined): void {
   scope.succeed(usage, costUsd);
@@ -90,15 +127,23 @@ function pricedParts(usage: Usage, estimatedInput: number): Usage {
 }
 
 /**
- * The reply's cost at its deployment's price (configured on it, else an
- * override or the built-in price of its upstream or public model: see
- * PriceTable.priceFor); a request that names no model (its deployment has
- * none) is priced by the reply's model. A usage that counts only a total is
- * split at `estimatedInput` ({@link pricedParts}).
+ * The reply's cost: at a price configured for it (on its deployment, or the
+ * `prices` option), else the cost the reply states (`usage.statedCostUsd`:
+ * what the provider billed), else at the built-in list price; null when none
+ * is known. A configured price is the user's own word (a gateway's markup, a
+ * contract rate, internal charge-back) and keeps a cost equal to the
+ * estimates made at that price; the built-in table is a dated guess. The
+ * price is its deployment's (configured on it, else an override or the
+ * built-in price of its upstream or public model: see PriceTable.priceFor);
+ * a request that names no model (its deployment has none) is priced by the
+ * reply's model. A usage that counts only a total is split at
+ * `estimatedInput` ({@link pricedParts}).
  */
 export function costOf(core: Core, lease: Lease, model: string | undefined, usage: Usage, estimatedInput: number): number | null {
   const { deployment } = lease;
   const price = deployment.model !== '' ? deployment.price : model === undefined ? undefined : core.prices.lookup(model);
+  const stated = usage.statedCostUsd;
+  if (stated !== undefined && (price === undefined || isBuiltInPrice(price))) return stated;
   return price === undefined ? null : costAt(price, pricedParts(usage, estimatedInput));
 }
 
@@ -116,8 +161,8 @@ export interface PartialSpend {
  */
 export function failed(core: Core, ctx: RequestContext, error: KeyplexErrorDetail, spent?: PartialSpend): void {
   const last = ctx.history.last;
-  if (spent) settleRequestBudget(core, ctx, spent.provider, spent.keyId, spent.costUsd ?? 0);
-  else settleRequestBudget(core, ctx, last?.pool.id, last?.key.id, 0);
+  if (!spent) settleRequestBudget(core, ctx, last?.pool.id, last?.key.id, 0);
+  else if (settleRequestBudget(core, ctx, spent.provider, spent.keyId, spent.costUsd ?? 0) && spent.costUsd === null) warnUncounted(spent.provider, ctx.request.model, undefined);
   for (const scope of [core.totals, modelStats(core, ctx.request.model)]) {
     if (!scope) continue;
     scope.fail(error.code);

@@ -109,10 +109,17 @@ function keyBudgetInfo(ctx: RequestContext, deployment: Deployment, key: Key) {
   return { provider: deployment.pool.id, keyId: key.id, model: ctx.request.model, tags: ctx.tags };
 }
 
-/** The request's estimated cost on `deployment` (0 when its price is unknown). */
+/**
+ * The request's estimated cost on `deployment`: at its price; without one, at
+ * the cost per token its replies last stated (Deployment.statedUsdPerToken),
+ * so that concurrent requests to a model priced only by what its replies say
+ * are held against budgets too; else 0.
+ */
 export function estimateAt(ctx: RequestContext, deployment: Deployment): number {
   const cost = estimatedCost(deployment as DeploymentView, { inputTokens: ctx.inputTokens, outputTokens: ctx.outputTokens });
-  return Number.isFinite(cost) ? cost : 0;
+  if (Number.isFinite(cost)) return cost;
+  const rate = deployment.statedUsdPerToken;
+  return rate === undefined ? 0 : (ctx.inputTokens + ctx.outputTokens) * rate;
 }
 
 /**
@@ -155,20 +162,20 @@ export function holdBudgets(core: Core, ctx: RequestContext, deployment: Deploym
   }
 }
 
-/** Settles the attempt's provider/key budget hold (0 when it failed). */
-export function settleKeyBudget(core: Core, ctx: RequestContext, deployment: Deployment, key: Key, costUsd: number): void {
+/** Settles the attempt's provider/key budget hold (0 when it failed); whether a budget recorded it. */
+export function settleKeyBudget(core: Core, ctx: RequestContext, deployment: Deployment, key: Key, costUsd: number): boolean {
   const hold = ctx.keyBudgetHold;
-  if (!hold || !core.keyBudgets) return;
+  if (!hold || !core.keyBudgets) return false;
   ctx.keyBudgetHold = undefined;
-  core.keyBudgets.settle(hold, keyBudgetInfo(ctx, deployment, key), costUsd);
+  return core.keyBudgets.settle(hold, keyBudgetInfo(ctx, deployment, key), costUsd);
 }
 
-/** Settles the request's budget hold with what it really cost (0 when it failed). */
-export function settleRequestBudget(core: Core, ctx: RequestContext, provider: string | undefined, keyId: string | undefined, costUsd: number): void {
+/** Settles the request's budget hold with what it really cost (0 when it failed); whether a budget recorded it. */
+export function settleRequestBudget(core: Core, ctx: RequestContext, provider: string | undefined, keyId: string | undefined, costUsd: number): boolean {
   const hold = ctx.budgetHold;
-  if (!hold || !core.budgets) return;
+  if (!hold || !core.budgets) return false;
   ctx.budgetHold = undefined;
-  core.budgets.settle(hold, { provider, keyId, model: ctx.request.model, tags: ctx.tags }, costUsd);
+  return core.budgets.settle(hold, { provider, keyId, model: ctx.request.model, tags: ctx.tags }, costUsd);
 }
 
 /**

@@ -33,6 +33,13 @@ export class Deployment {
    * here no more.
    */
   streamOptionsRefused = false;
+  /**
+   * For a deployment without a price: the USD per token that its last reply
+   * stating its cost stated (`Usage.statedCostUsd` over the reply's tokens),
+   * at which a request's budget estimate is made before sending (see
+   * pipeline/admit.ts estimateAt); undefined until such a reply came.
+   */
+  statedUsdPerToken: number | undefined = undefined;
 
   /** @param price the table's price for the model; a price configured on the deployment wins. */
   constructor(pool: ProviderPool, model: string, upstreamModel: string | undefined, price: Readonly<ModelPrice> | undefined) {

@@ -7,7 +7,8 @@ import type { Usage } from './usage';
  * Prices in USD per million tokens, each from 0 to 1,000,000. `cachedInput` and
  * `cacheWrite` default to `input` when absent. The `prices` option (by public model name)
  * is merged over {@link DEFAULT_PRICES}; a deployment's own `price` wins over
- * both (e.g. a gateway's markup).
+ * both (e.g. a gateway's markup). A cost the reply states
+ * (`Usage.statedCostUsd`) wins over a built-in price, not over a configured one.
  *
  * ```ts
  * new KeyManager({ providers, prices: { 'my-finetune': { input: 3, cachedInput: 0.75, output: 12 } } });
@@ -80,6 +81,17 @@ export const DEFAULT_PRICES: Readonly<Record<string, Readonly<ModelPrice>>> = Ob
   'deepseek-chat': p(0.28, 0.028, 0.42),
   'deepseek-reasoner': p(0.28, 0.028, 0.42),
 });
+
+const BUILT_IN = new Set<Readonly<ModelPrice>>(Object.values(DEFAULT_PRICES));
+
+/**
+ * Whether `price` is one of the built-in list prices ({@link DEFAULT_PRICES}),
+ * not one configured (a deployment's `price`, the `prices` option): a cost
+ * the reply states wins over the former only.
+ */
+export function isBuiltInPrice(price: Readonly<ModelPrice>): boolean {
+  return BUILT_IN.has(price);
+}
 
 /** Lookups remembered before the cache is emptied, so that arbitrary model names cannot grow it without bound. */
 const MAX_CACHED_LOOKUPS = 10_000;

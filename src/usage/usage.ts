@@ -34,6 +34,16 @@ export interface Usage {
    * estimated from the text streamed so far (4 characters a token).
    */
   partial?: true;
+  /**
+   * The cost the provider stated in the reply, in USD, when it stated one:
+   * OpenRouter's `usage.cost` (the credits charged; on a BYOK request, where
+   * the upstream bills the user's own key, plus
+   * `usage.cost_details.upstream_inference_cost`), xAI's
+   * `usage.cost_in_usd_ticks` (1 USD = 10^10 ticks). A figure that is not a
+   * number from 0 to 1,000 USD reads as not stated. It prices the reply unless
+   * a price is configured for its model (see the `success` event's `costUsd`).
+   */
+  statedCostUsd?: number;
 }
 
 /** A usage of zero tokens everywhere. */
@@ -69,6 +79,38 @@ function count(value: unknown): number | undefined {
 }
 
 /**
+ * The most one reply may plausibly cost, in USD: no model's reply comes near
+ * it (a million output tokens at the dearest listed price is 75 USD), so a
+ * stated cost above it is a broken answer, read as not stated, that cannot
+ * block a budget for the rest of its window.
+ */
+const MAX_STATED_COST_USD = 1_000;
+/** xAI's unit of cost: 1 USD = 10^10 ticks. */
+const TICKS_PER_USD = 1e10;
+
+/** The value as an amount of USD (a number from 0 to {@link MAX_STATED_COST_USD}), else undefined. */
+function usd(value: unknown): number | undefined {
+  return typeof value === 'number' && value >= 0 && value <= MAX_STATED_COST_USD ? value : undefined;
+}
+
+/**
+ * The cost a usage object states (see {@link Usage.statedCostUsd}), else
+ * undefined. Reads two members that replies of other providers lack.
+ */
+function statedCost(u: Obj): number | undefined {
+  const charged = u.cost;
+  if (charged !== undefined) {
+    // OpenRouter: on a BYOK request its charge is only its fee; the upstream billed the user's own key the rest.
+    if (u.is_byok !== true) return usd(charged);
+    const upstream = usd(asObject(u.cost_details)?.upstream_inference_cost);
+    const fee = usd(charged);
+    return upstream === undefined || fee === undefined ? undefined : usd(fee + upstream);
+  }
+  const ticks = u.cost_in_usd_ticks;
+  return typeof ticks === 'number' ? usd(ticks / TICKS_PER_USD) : undefined;
+}
+
+/**
  * Usage from a parsed JSON reply body or a parsed SSE event payload;
  * undefined when it has none. Never throws on parsed JSON of any shape.
  *
@@ -86,6 +128,8 @@ function count(value: unknown): number | undefined {
  * xAI's `reasoning_tokens`, and the thinking tokens that only the
  * `total_tokens` of Gemini's OpenAI-compatible endpoint counts — are added to
  * the output (they are billed as output) and read as reasoning.
+ * The cost a provider states beside its counts (OpenRouter's `cost`, xAI's
+ * `cost_in_usd_ticks`) is read into `statedCostUsd`.
  * Counts that are missing, not non-negative numbers, or above a billion (a
  * broken answer) read as missing: 0 beside counts that are there, no usage
  * when none is; cache reads and writes are capped at the input they are
@@ -117,7 +161,7 @@ function fromUsageObject(u: Obj): Usage | undefined {
   if (input === undefined && hit !== undefined) input = hit + (count(u.prompt_cache_miss_tokens) ?? 0);
   let output = count(u.output_tokens) ?? count(u.completion_tokens);
   const total = count(u.total_tokens);
-  if (input === undefined && output === undefined && total === undefined) return undefined;
+  if (input === undefined && output === undefined && total === undefined) return costOnly(u);
   let reasoning = count(asObject(u.completion_tokens_details)?.reasoning_tokens) ?? count(asObject(u.output_tokens_details)?.reasoning_tokens);
   if (input !== undefined && output !== undefined && total !== undefined) {
     const beside = reasoningBeside(total - input - output, output, reasoning ?? 0);
@@ -126,7 +170,19 @@ function fromUsageObject(u: Obj): Usage | undefined {
       reasoning = beside;
     }
   }
-  return normalised(input ?? 0, output ?? 0, read ?? 0, write ?? 0, reasoning ?? 0, total);
+  const usage = normalised(input ?? 0, output ?? 0, read ?? 0, write ?? 0, reasoning ?? 0, total);
+  const stated = statedCost(u);
+  if (stated !== undefined) usage.statedCostUsd = stated;
+  return usage;
+}
+
+/**
+ * A usage object that counts no tokens but states a cost (xAI's image and
+ * video generation): a usage of 0 tokens at that cost; else undefined.
+ */
+function costOnly(u: Obj): Usage | undefined {
+  const stated = statedCost(u);
+  return stated === undefined ? undefined : { ...ZERO_USAGE, statedCostUsd: stated };
 }
 
 /**

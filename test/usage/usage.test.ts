@@ -247,3 +247,14 @@ describe('ZERO_USAGE', () => {
     expect(Object.isFrozen(ZERO_USAGE)).toBe(true);
   });
 });
+
+describe('usageFromBody: the cost a reply states', () => {
+  test("reads xAI's cost_in_usd_ticks in a Responses stream's response.completed", () => {
+    const body = { type: 'response.completed', response: { usage: { input_tokens: 10, output_tokens: 5, total_tokens: 15, cost_in_usd_ticks: 1_500_000 } } };
+    expect(usageFromBody(body)?.statedCostUsd).toBe(0.00015);
+  });
+
+  test('leaves statedCostUsd out of a usage that states no cost (the usual shape, unchanged)', () => {
+    expect(usageFromBody({ usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } })).not.toHaveProperty('statedCostUsd');
+  });
+});

@@ -215,14 +215,15 @@ export class Budgets {
    * unknown, to stay conservative) against every budget applicable to `info`
    * — which may now name the provider and key that served it. A hold settled
    * already (or not from this instance) is ignored, so spend is never counted
-   * twice. Fires `onExceeded` as {@link hold} does.
+   * twice. Fires `onExceeded` as {@link hold} does. Returns whether any
+   * budget recorded it (false for a hold settled already).
    *
    * @throws {RangeError} when `actualUsd` is not a finite number ≥ 0.
    */
-  settle(hold: Hold, info: RequestBudgetInfo, actualUsd: number): void {
+  settle(hold: Hold, info: RequestBudgetInfo, actualUsd: number): boolean {
     const nanos = amount(actualUsd, 'settle', 'actualUsd');
     const record = this.#holds.get(hold.id);
-    if (record === undefined) return;
+    if (record === undefined) return false;
     this.#holds.delete(hold.id);
     for (const budget of record.budgets) budget.held -= record.nanos;
     const now = this.#now();
@@ -235,6 +236,7 @@ export class Budgets {
         now,
       );
     }
+    return recorded.length > 0;
   }
 
   /** Records `nanos` against each of `budgets` and reports the crossings. */
