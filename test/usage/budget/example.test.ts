@@ -1,27 +1,29 @@
 /**
- * examples/budgets.ts run as a user runs it (against the built package): what
- * it prints of each run of requests and of the spend must be the money spent.
+ * examples/budgets.ts run as a user runs it: what it prints of each run of
+ * requests and of the spend must be the money spent. Its `keyplex` imports
+ * are pointed at the sources, so that it checks this checkout's code with or
+ * without a build (`.ci/run` also runs every example against `dist/`).
  */
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { describe, expect, test } from 'vitest';
+import { afterEach, expect, test, vi } from 'vitest';
 
-describe('examples/budgets.ts', () => {
-  const built = existsSync(fileURLToPath(new URL('../../../dist/index.js', import.meta.url)));
-  if (!built) console.warn('examples/budgets.ts imports the built package: run `npm run build` first (CI does); its test is skipped.');
+vi.mock('keyplex', () => import('../../../src/index'));
+vi.mock('keyplex/testing', () => import('../../../src/testing/index'));
 
-  test.runIf(built)('prints each run of requests with what it cost, adding up to the spend in all', async () => {
-    const example = fileURLToPath(new URL('../../../examples/budgets.ts', import.meta.url));
-    const { stdout } = await promisify(execFile)(process.execPath, [example], { encoding: 'utf8' });
+afterEach(() => {
+  vi.resetModules();
+});
 
-    const runs = [...stdout.matchAll(/^requests (\d+)-(\d+): (.+), \$([\d.]+) \(spent today: \$([\d.]+)\)$/gm)];
-    const total = /\$([\d.]+) spent in all$/m.exec(stdout);
-    expect(runs.map((run) => run[3])).toEqual(['gpt-4.1 on openai', 'deepseek-v3.2 on deepseek', 'deepseek-v3.2 on deepseek']);
-    for (const run of runs) expect(Number(run[4]), run[0]).toBeGreaterThan(0);
-    const sum = runs.reduce((spent, run) => spent + Number(run[4]), 0);
-    expect(Number(runs.at(-1)![5])).toBeCloseTo(sum, 5);
-    expect(Number(total![1])).toBeCloseTo(sum, 5);
-  }, 30_000);
+test('examples/budgets.ts prints each run of requests with what it cost, adding up to the spend in all', async () => {
+  const lines: string[] = [];
+  vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => void lines.push(args.join(' ')));
+  await import('../../../examples/budgets');
+  const stdout = lines.join('\n');
+
+  const runs = [...stdout.matchAll(/^requests (\d+)-(\d+): (.+), \$([\d.]+) \(spent today: \$([\d.]+)\)$/gm)];
+  const total = /\$([\d.]+) spent in all$/m.exec(stdout);
+  expect(runs.map((run) => run[3])).toEqual(['gpt-4.1 on openai', 'deepseek-v3.2 on deepseek', 'deepseek-v3.2 on deepseek']);
+  for (const run of runs) expect(Number(run[4]), run[0]).toBeGreaterThan(0);
+  const sum = runs.reduce((spent, run) => spent + Number(run[4]), 0);
+  expect(Number(runs.at(-1)![5])).toBeCloseTo(sum, 5);
+  expect(Number(total![1])).toBeCloseTo(sum, 5);
 });
