@@ -194,27 +194,52 @@ export async function writeBack(
   return { written, epoch: String(results[marker]?.[1]) };
 }
 
-/** Spend kept at most (beyond it the oldest goes: recent spend matters most to windows still open). */
+/** Entries kept at most (beyond it the oldest goes). Spend of one session to the same buckets adds up in one entry, so this bounds buckets × sessions, not requests. */
 const MAX_KEPT_SPEND = 10_000;
 
 /** Write-back rounds at most for spend kept while one was on its way. */
 const MAX_WRITE_ROUNDS = 4;
 
-/** Spend kept while Redis was away or had lost the shared state, the oldest first, to write back. */
+/** Which entry a spend adds to: its session, budgets and their buckets. */
+function keptName(origin: string, spend: StoreSpend): string {
+  return `${origin}\u0000${spend.budgets.map((b) => `${b.id}\u0001${bucketOf(b, spend.at)}`).join('\u0000')}`;
+}
+
+/**
+ * Spend kept while Redis was away or had lost the shared state, the oldest
+ * first, to write back. A session's spend to the same buckets adds up in one
+ * entry (before, one per request, and past 10,000 the oldest were dropped: a
+ * long outage's spend lost), unless that entry is on its way in a write-back
+ * (handed out by {@link all}): it is written once as it was.
+ */
 export class KeptSpend {
   #spends: KeptEntry[] = [];
+  /** Entries not handed out since they were made, by {@link keptName}: what a spend may add to. */
+  #open = new Map<string, KeptEntry>();
 
   get size(): number {
     return this.#spends.length;
   }
 
   keep(origin: string, spend: StoreSpend): void {
+    const name = keptName(origin, spend);
+    const open = this.#open.get(name);
+    const at = open === undefined ? -1 : this.#spends.lastIndexOf(open);
+    if (open !== undefined && at >= 0) {
+      const merged = { origin, spend: { budgets: spend.budgets, nanos: open.spend.nanos + spend.nanos, at: Math.max(open.spend.at, spend.at) } };
+      this.#spends[at] = merged;
+      this.#open.set(name, merged);
+      return;
+    }
     if (this.#spends.length >= MAX_KEPT_SPEND) this.#spends.shift();
-    this.#spends.push({ origin, spend });
+    const entry = { origin, spend };
+    this.#spends.push(entry);
+    this.#open.set(name, entry);
   }
 
-  /** What is kept now (the write-back's copy). */
+  /** What is kept now (the write-back's copy): written as they are, nothing more is added to them. */
   all(): KeptEntry[] {
+    this.#open.clear();
     return [...this.#spends];
   }
 
