@@ -9,7 +9,7 @@
 import { Redis } from 'ioredis';
 import { describe, expect, test } from 'vitest';
 import OpenAI from 'openai';
-import { KeyManager, type KeyManagerOptions } from '../../src/index';
+import { getKeyplexDetails, KeyManager, type KeyManagerOptions } from '../../src/index';
 import { RedisStore } from '../../src/store/redis';
 import { keyField } from '../../src/store/fields';
 import { fakeKey } from '../support/fake-keys';
@@ -170,5 +170,33 @@ describe.skipIf(!redis.available)('Redis up but refusing commands', () => {
     // Before the fix: never (the store reports once per outage, to the sessions open then).
     await eventually(() => secondErrors.length > 0, 'the second manager hears of it too');
     expect(secondErrors).toEqual(firstErrors);
+  }, 60_000);
+
+  test('failing closed on a Redis out of memory (`noeviction`): every refused request says why (OOM), not "unreachable"; served again once memory is raised', async () => {
+    const redisAdmin = admin();
+    const { prefix, options } = pricedSetup(server, 'refused-closed', 10);
+    const limited = { ...options, providers: { sim: { ...options.providers.sim, rpm: 1_000 } } };
+    const made = await storeReplica(redis.server.url, prefix, limited, cleanups, PATIENT_REDIS_MS, undefined, 'closed');
+    const errors = record(made.manager, 'store:error');
+    const recovered = record(made.manager, 'store:recovered');
+    expect(await outcome(made.client.chat.completions.create(pricedBody()))).toBe('ok');
+    const policy = (await redisAdmin.config('GET', 'maxmemory-policy'))[1]!;
+    cleanups.unshift(async () => void (await redisAdmin.config('SET', 'maxmemory', '0'), await redisAdmin.config('SET', 'maxmemory-policy', policy)));
+    await redisAdmin.config('SET', 'maxmemory-policy', 'noeviction');
+    await redisAdmin.config('SET', 'maxmemory', '1');
+
+    const messages: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const error = await made.client.chat.completions.create(pricedBody()).then(() => undefined, (e: unknown) => e);
+      expect(getKeyplexDetails(error)?.code).toBe('store_unavailable');
+      messages.push((error as Error).message);
+    }
+    // Before the fix the first said OOM, the others "it is unreachable".
+    for (const message of messages) expect(message).toContain('OOM command not allowed');
+    expect(errors).toHaveLength(1);
+
+    await redisAdmin.config('SET', 'maxmemory', '0');
+    await eventually(() => recovered.length > 0, 'the store is back once memory is raised');
+    expect(await outcome(made.client.chat.completions.create(pricedBody()))).toBe('ok');
   }, 60_000);
 });

@@ -266,7 +266,7 @@ export class RedisStore implements StateStore {
 
   #unavailable(operation: StoreOperation, error: unknown): StoreReservation {
     if (this.failMode === 'open') return { ok: true, requests: undefined, tokens: undefined, degraded: true };
-    const why = error === undefined ? 'it is unreachable' : messageOf(error);
+    const why = error !== undefined ? messageOf(error) : (this.#reported?.message ?? 'it is unreachable');
     throw new StoreUnavailableError(`keyplex: the Redis state store cannot ${operation} (${why}); with failMode 'closed' requests that need a shared reservation are refused until it is back. Check Redis, or use failMode 'open' to serve on local state meanwhile.`);
   }
 
