@@ -215,7 +215,7 @@ export class RedisStore implements StateStore {
    */
   #run(script: Script, key: StoreKeyRef, limits: StoreLimits, need: number | '', adjustments: readonly (number | string)[], owner?: StoreKeyRef): Promise<unknown> {
     const clock = this.#now === undefined ? '' : String(this.#now());
-    const args = [...windowArgs(limits, clock), need, owner === undefined ? '' : keyField(owner), this.#epoch, ...adjustments];
+    const args = [...windowArgs(limits, clock), need, owner === undefined ? '' : `${this.#known.anyDisabled ? ' ' : ''}${keyField(owner)}`, this.#epoch, ...adjustments];
     return this.#eval(script, [`${this.prefix}w:${keyField(key)}`, `${this.prefix}keys`, epochKey(this.prefix)], args);
   }
 

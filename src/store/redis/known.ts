@@ -203,6 +203,8 @@ export interface KnownWindow {
 export class KnownState {
   readonly #spend = new Map<string, KnownBudget>();
   readonly #statuses = new Map<string, KnownStatus>();
+  /** The fields of the keys known disabled. */
+  readonly #disabled = new Set<string>();
   /** By circuits-hash field (a key's or a deployment's: as many as configured). */
   readonly #circuits = new Map<string, KnownCircuit>();
   readonly #windows = new Map<string, KnownWindow>();
@@ -269,6 +271,13 @@ export class KnownState {
   /** A key's status as written or seen. */
   status(entry: KnownStatus): void {
     this.#statuses.set(entry.field, entry);
+    if (entry.status.disabled) this.#disabled.add(entry.field);
+    else this.#disabled.delete(entry.field);
+  }
+
+  /** Whether a key is known disabled (Redis held, or was written, its status: a statuses hash gone is a loss). */
+  get anyDisabled(): boolean {
+    return this.#disabled.size > 0;
   }
 
   /** A circuit's state as written or seen. */
