@@ -324,11 +324,19 @@ end
  * names the attempt's key (its field in KEYS[2], the key statuses hash): a
  * key held disabled there — another replica found it revoked, this one has
  * not heard yet — is refused at once, windows untouched: `{ 0, -2, '', '', reason }`.
+ * A field after a space (never in a field: fields are URI-encoded) says the
+ * store knows a key disabled: a statuses hash that is gone (evicted, the
+ * marker kept) is a loss too, `{ 0, -3 }`.
  */
 const REFUSE_DISABLED = `
 if ARGV[9] ~= '' and KEYS[3] ~= nil and redis.call('GET', KEYS[3]) ~= ARGV[9] then return {0, -3} end
 if ARGV[8] ~= '' and KEYS[2] ~= nil then
-  local status = redis.call('HGET', KEYS[2], ARGV[8])
+  local owner = ARGV[8]
+  if string.sub(owner, 1, 1) == ' ' then
+    owner = string.sub(owner, 2)
+    if redis.call('EXISTS', KEYS[2]) == 0 then return {0, -3} end
+  end
+  local status = redis.call('HGET', KEYS[2], owner)
   local reason = status and string.match(status, '"disabled":"([^"]+)"')
   if reason then return {0, -2, '', '', reason} end
 end

@@ -135,6 +135,34 @@ describe.skipIf(!redis.available)('Redis loses its data while the replicas stay 
     expect(lostB).toEqual([{ cause: 'notice' }]);
   }, 60_000);
 
+  test('eviction: a key statuses hash Redis dropped (the marker kept) is restored at the next reservation of a replica that knew a key disabled; a replica started after it never uses the key (3 of 6 requests before)', async () => {
+    const [manual, good] = [fakeKey('evict-manual'), fakeKey('evict-good')];
+    const model = 'gpt-4.1-mini';
+    const sim = new ProviderSimulator({ providers: [{ id: 'sim', keys: [{ key: manual }, { key: good }], models: [model] }] });
+    server.use(...simulatorHandlers(sim));
+    const prefix = `evict-statuses:${randomUUID()}:`;
+    const options = {
+      providers: { sim: { baseURL: sim.baseURL('sim'), keys: [{ key: manual, id: 'manual' }, { key: good, id: 'good' }], models: [model], rpm: 1_000 } },
+      keySelection: 'round-robin' as const,
+      deadlineMs: 10_000,
+    };
+    const body = () => ({ model, messages: [{ role: 'user' as const, content: 'hello' }], max_tokens: 8 });
+    const a = await replica(prefix, options);
+    a.manager.disableKey('sim', 'manual');
+    const redisAdmin = admin();
+    for (let i = 0; i < 100 && (await redisAdmin.hlen(`${prefix}keys`)) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    // As `maxmemory` with an allkeys-* policy would: the statuses hash goes, nothing else.
+    expect(await redisAdmin.del(`${prefix}keys`)).toBe(1);
+    expect(await outcome(a.client.chat.completions.create(body()))).toBe('ok');
+    expect(Object.keys(await redisAdmin.hgetall(`${prefix}keys`))).toEqual(['sim:manual']);
+
+    const c = await replica(prefix, options);
+    const results = await Promise.all(Array.from({ length: 6 }, () => outcome(c.client.chat.completions.create(body()))));
+    expect(results).toEqual(Array(6).fill('ok'));
+    expect(sim.tallies().sim!.keys[manual]?.requests ?? 0).toBe(0);
+    for (const r of [a, c]) expect(r.errors).toEqual([]);
+  }, 60_000);
+
   test('the loss is reported: after a FLUSHALL the replica that finds it fires `store:lost` (missing), the other on its notice, each once, and no `store:error`', async () => {
     const { prefix, options } = pricedSetup(server, 'flush-event', CAP_USD);
     const [a, b] = [await replica(prefix, options), await replica(prefix, options)];

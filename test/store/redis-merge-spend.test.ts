@@ -52,4 +52,23 @@ describe.skipIf(!redis.available)('spend written back after a restart', () => {
 
     expect(Number(await client.hget(spendHash(names, BUDGET.id), String(bucket)))).toBe(105);
   });
+
+  test('a second outage soon after the first, Redis keeping its data and the marker, raises nothing: the spend written since the first is not added again', async () => {
+    const names: Names = { prefix: `merge:${randomUUID()}:`, channel: `merge:${randomUUID()}`, id: 'a' };
+    const now = Date.now();
+    const bucket = Math.floor(now / BUDGET.bucketMs) * BUDGET.bucketMs;
+    const hash = spendHash(names, BUDGET.id);
+    await client.hset(hash, String(bucket), '50');
+    // The first outage (the connection dropped, Redis kept all): 20 spent meanwhile is written back.
+    const known = knowing(50, now);
+    const first = await writeBack(client, names, [], known, new Map(), [{ origin: 'a', spend: { budgets: [BUDGET], nanos: 20, at: now } }]);
+    expect(Number(await client.hget(hash, String(bucket)))).toBe(70);
+    // Back on Redis: 10 more spent, its total (80) known from the reply.
+    known.total(BUDGET.id, bucket, Number(await client.hincrby(hash, String(bucket), 10)), now);
+    // The second outage, within a minute of the first: 5 spent meanwhile.
+    await writeBack(client, names, [], known, new Map(), [{ origin: 'a', spend: { budgets: [BUDGET], nanos: 5, at: now } }], { epoch: first.epoch });
+
+    // Before the fix: 115 — the first outage's base (50) was still kept, and the 30 written since it was added again.
+    expect(Number(await client.hget(hash, String(bucket)))).toBe(85);
+  });
 });

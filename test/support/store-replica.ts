@@ -43,9 +43,9 @@ export const outcome = (promise: Promise<unknown>): Promise<string> =>
     (error: unknown) => getKeyplexDetails(error)?.code ?? String(error),
   );
 
-/** A manager on its own store (`retryMs` 50, as tests want outages short; `now`: the windows' clock), closed by `cleanups`. */
-export async function storeReplica(url: string, prefix: string, options: Omit<KeyManagerOptions, 'store'>, cleanups: (() => Promise<void>)[], timeoutMs = 500, now?: () => number) {
-  const store = new RedisStore({ url, prefix, retryMs: 50, timeoutMs, now });
+/** A manager on its own store (`retryMs` 50, as tests want outages short; `now`: the windows' clock; `failMode` the store's), closed by `cleanups`. */
+export async function storeReplica(url: string, prefix: string, options: Omit<KeyManagerOptions, 'store'>, cleanups: (() => Promise<void>)[], timeoutMs = 500, now?: () => number, failMode?: 'open' | 'closed') {
+  const store = new RedisStore({ url, prefix, retryMs: 50, timeoutMs, now, failMode });
   await store.ready();
   const manager = new KeyManager({ ...options, store });
   cleanups.unshift(async () => {

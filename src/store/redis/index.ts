@@ -13,7 +13,7 @@ import { checkOptions, messageOf, type RedisStoreOptions } from './options';
 import { parseJson, RedisSession } from './session';
 import { homeValue, keyField, parseHome } from '../fields';
 import { ADJUST, adjustmentArgs, DeferredAdjustments, RESERVE, windowArgs, type Adjustment } from '../scripts';
-import { bucketOf, KnownState } from './known';
+import { announceRefused, bucketOf, KnownState } from './known';
 import { KeptSpend, noteTotals, seenTotals, SPEND_SCRIPT, script, spendCall, spendHash, writeBackKept, type Names, type PendingStatus, type Script, type WriteBackOptions } from './writeback';
 import { LoadWatch, newerThan, parseSnapshot } from './snapshot';
 import { answerWithin, LATE, Patience } from './timing';
@@ -23,7 +23,6 @@ import { objectName, readValue, writeValue } from './objects';
 import type { StateStore, StoreBudgetRef, StoreChange, StoreCircuitRef, StoreFailure, StoreKeyRef, StoreKeyStatus, StoreLimits, StoreListener, StoreObjectHome, StoreOperation, StoreReservation, StoreSession, StoreSnapshot, StoreSpend } from '../types';
 
 export type * from '../types';
-
 export type { RedisStoreOptions } from './options';
 
 const RESERVE_SCRIPT = script(RESERVE);
@@ -74,8 +73,8 @@ export class RedisStore implements StateStore {
   /** Adjustments waiting for their key's next reservation; what none carries is written by a flush. */
   readonly #deferred = new DeferredAdjustments((key, limits, adjustments) => this.#adjustAll(key, limits, adjustments));
   #healthy: boolean;
-  /** Whether this outage (or failed start) was reported to the sessions. */
-  #reported = false;
+  /** What was reported to the sessions of this outage (or failed start); a session opened meanwhile is told too. */
+  #reported: StoreFailure | undefined;
   #downSince = 0;
   #probe: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
@@ -150,6 +149,9 @@ export class RedisStore implements StateStore {
     if (this.#closed) throw new Error('RedisStore: this store was closed; create a new one.');
     const session = new RedisSession(this, randomUUID(), listener);
     this.#sessions.set(session.id, session);
+    // Reported before it opened: told too, once its manager listens (a manager made after `ready()` gave up waiting).
+    const failure = this.#reported;
+    if (failure) queueMicrotask(() => void (this.#reported === failure && this.#sessions.has(session.id) && session.failed(failure)));
     return session;
   }
 
@@ -176,11 +178,7 @@ export class RedisStore implements StateStore {
     }
   }
 
-  /**
-   * A cached answer of the response cache (`cache: { store: 'store' }`):
-   * `undefined` when absent or expired, and while Redis is away or slower
-   * than `timeoutMs` (a miss; the cache never fails a request).
-   */
+  /** A cached answer of the response cache (`cache: { store: 'store' }`): `undefined` when absent or expired, and while Redis is away or slower than `timeoutMs` (a miss; the cache never fails a request). */
   cacheGet(key: string): Promise<string | undefined> | undefined {
     return this.#healthy ? readValue(this.#client, this.#patience, `${this.prefix}${key}`, 'a cache read') : undefined;
   }
@@ -217,7 +215,7 @@ export class RedisStore implements StateStore {
    */
   #run(script: Script, key: StoreKeyRef, limits: StoreLimits, need: number | '', adjustments: readonly (number | string)[], owner?: StoreKeyRef): Promise<unknown> {
     const clock = this.#now === undefined ? '' : String(this.#now());
-    const args = [...windowArgs(limits, clock), need, owner === undefined ? '' : keyField(owner), this.#epoch, ...adjustments];
+    const args = [...windowArgs(limits, clock), need, owner === undefined ? '' : `${this.#known.anyDisabled ? ' ' : ''}${keyField(owner)}`, this.#epoch, ...adjustments];
     return this.#eval(script, [`${this.prefix}w:${keyField(key)}`, `${this.prefix}keys`, epochKey(this.prefix)], args);
   }
 
@@ -268,7 +266,7 @@ export class RedisStore implements StateStore {
 
   #unavailable(operation: StoreOperation, error: unknown): StoreReservation {
     if (this.failMode === 'open') return { ok: true, requests: undefined, tokens: undefined, degraded: true };
-    const why = error === undefined ? 'it is unreachable' : messageOf(error);
+    const why = error !== undefined ? messageOf(error) : (this.#reported?.message ?? 'it is unreachable');
     throw new StoreUnavailableError(`keyplex: the Redis state store cannot ${operation} (${why}); with failMode 'closed' requests that need a shared reservation are refused until it is back. Check Redis, or use failMode 'open' to serve on local state meanwhile.`);
   }
 
@@ -333,6 +331,9 @@ export class RedisStore implements StateStore {
         if (totals === 'lost') this.#kept.keep(origin, spend);
         if (totals === 'lost') void this.#lost();
         else if (!noteTotals(this.#known, spend, totals, before)) void this.#lost('evicted');
+        // Written but not announced (an ACL without PUBLISH): never written again; the others reload it once the store is back.
+        const refused = announceRefused(totals, spend.budgets.length);
+        if (refused !== undefined) this.#fail('write', new Error(refused));
       },
       (error: unknown) => {
         this.#kept.keep(origin, spend);
@@ -410,10 +411,9 @@ export class RedisStore implements StateStore {
     if (this.#healthy) this.#downSince = Date.now();
     this.#healthy = false;
     if (!this.#reported) {
-      this.#reported = true;
       const status = this.#client.status;
       const message = status === 'ready' ? messageOf(error) : `not connected to Redis (${status}): ${messageOf(error)}`;
-      const failure: StoreFailure = { operation, message, failMode: this.failMode };
+      const failure: StoreFailure = (this.#reported = { operation, message, failMode: this.failMode });
       for (const session of this.#sessions.values()) session.failed(failure);
     }
     this.#scheduleProbe();
@@ -431,7 +431,7 @@ export class RedisStore implements StateStore {
   /** Writes back what was kept and (with `merge`) known, and learns the epoch (see writeback.ts); one write-back at a time, one that outlived its timeout is waited for, not repeated. */
   #writeBack(options: WriteBackOptions = {}): Promise<void> {
     const clock = this.#now === undefined ? '' : String(this.#now());
-    this.#writing ??= writeBackKept(this.#client, this.#names, [RESERVE_SCRIPT, ADJUST_SCRIPT], this.#known, this.#pendingStatus, this.#kept, { clock, ...options })
+    this.#writing ??= writeBackKept(this.#client, this.#names, [RESERVE_SCRIPT, ADJUST_SCRIPT], this.#known, this.#pendingStatus, this.#kept, { clock, epoch: this.#epoch, ...options })
       .then((epoch) => void (this.#epoch = epoch))
       .finally(() => (this.#writing = undefined));
     return this.#writing;
@@ -470,25 +470,28 @@ export class RedisStore implements StateStore {
     if (this.#healthy && this.#kept.size > 0) this.#writeBack({ merge: false }).catch((error: unknown) => this.#fail('write', error));
   }
 
-  /** Checks Redis; when it answers, writes back what it kept and knew, and tells the sessions to resync. */
+  /** Checks Redis; when it answers, writes back what it kept and knew, and tells the sessions to resync. A Redis that answers but refuses (an ACL, a read-only replica, OOM) is reported too, at start as later, once. */
   async #recover(): Promise<void> {
     if (this.#healthy || this.#closed || this.#recovering) return;
     this.#recovering = true;
+    let step: StoreOperation = 'connect';
     try {
       if (this.#client.status !== 'ready') throw new Error(`Redis connection is ${this.#client.status}`);
       await this.#patience.answer(this.#client.ping(), 'PING');
       // Subscribed before the reload: whatever is written after it, this store hears of.
+      step = 'subscribe';
       await this.#patience.answer(this.#sub.subscribe(this.#channel), 'SUBSCRIBE');
+      step = 'write';
       await this.#patience.answer(this.#writeBack(), 'the write-back');
-    } catch {
-      this.#scheduleProbe();
+    } catch (error) {
+      this.#fail(step, error);
       return;
     } finally {
       this.#recovering = false;
     }
     if (this.#healthy || this.#closed) return;
     this.#healthy = true;
-    this.#reported = false;
+    this.#reported = undefined;
     const downMs = Date.now() - this.#downSince;
     for (const session of this.#sessions.values()) session.recovered(downMs);
     for (const resolve of this.#readyWaiters.splice(0)) resolve();

@@ -19,23 +19,41 @@ import type { StoreBudgetRef, StoreChange, StoreKeyRef, StoreKeyStatus, StoreLim
  * the change with each bucket's new total (so that every replica's picture is
  * a maximum, never a sum that could count a change twice).
  *
+ * All or nothing: a script does not roll back what it wrote before an error,
+ * and spend whose write fails is sent again, so whatever can refuse it comes
+ * before the first write — a hash of another type fails the script (WRONGTYPE),
+ * and Redis refuses a script's first write only (OOM, a read-only replica) —
+ * and a refused announcement (an ACL user without PUBLISH) after the writes
+ * does not fail it: the totals come back with the refusal's message after them.
+ *
  * KEYS: the spend hashes, then the epoch marker (epoch.ts). ARGV: [1] channel,
  * [2] the message up to its totals, [3] nano-dollars, [4] the epoch the
  * writer knows ('' = no check), then per hash its bucket start and time to
- * live in ms. Returns the new totals, or 'lost' (nothing written) when the
+ * live in ms. Returns the new totals (and, the announcement refused, its
+ * message: {@link announceRefused}), or 'lost' (nothing written) when the
  * marker holds another epoch or none: Redis lost the shared state since.
  */
 export const SPEND = `
 if ARGV[4] ~= '' and redis.call('GET', KEYS[#KEYS]) ~= ARGV[4] then return 'lost' end
+for i = 1, #KEYS - 1 do
+  local kind = redis.call('TYPE', KEYS[i])['ok']
+  if kind ~= 'hash' and kind ~= 'none' then return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. kind .. ', not a hash of spend') end
+end
 local totals = {}
 for i = 1, #KEYS - 1 do
   local v = redis.call('HINCRBY', KEYS[i], ARGV[3 + 2 * i], ARGV[3])
-  redis.call('PEXPIRE', KEYS[i], ARGV[4 + 2 * i])
+  redis.pcall('PEXPIRE', KEYS[i], ARGV[4 + 2 * i])
   totals[i] = string.format('%d', v)
 end
-redis.call('PUBLISH', ARGV[1], ARGV[2] .. '[' .. table.concat(totals, ',') .. ']}}')
+local sent = redis.pcall('PUBLISH', ARGV[1], ARGV[2] .. '[' .. table.concat(totals, ',') .. ']}}')
+if type(sent) == 'table' and sent['err'] then table.insert(totals, sent['err']) end
 return totals
 `;
+
+/** The message of a spend script's refused announcement ({@link SPEND}: after the totals of its `budgets`), else `undefined`. */
+export function announceRefused(reply: unknown, budgets: number): string | undefined {
+  return Array.isArray(reply) && reply.length > budgets ? String(reply[budgets]) : undefined;
+}
 
 /**
  * Raises buckets of one spend hash by what a replica knew before the outage
@@ -51,27 +69,47 @@ return totals
  * more before the outage, writing back after one that knew less and spent
  * during it, still adds what only it knew.
  *
- * KEYS[1]: the hash, KEYS[2]: its bases. ARGV: [1] channel, [2] the message
- * head up to its amount, [3] time to live in ms, [4] the bases' time to live
- * in ms, then pairs of bucket start and total.
+ * The bases belong to the epoch (epoch.ts) the marker holds: a new epoch (a
+ * loss) starts from what Redis holds then. A store whose epoch the marker
+ * still holds knows of no loss (Redis only hung, or dropped the connection):
+ * its totals, learnt from Redis since the bases were taken, hold spend those
+ * bases do not, so its buckets are only raised to what it knew, never by a
+ * base's rise (before, a second outage within `MERGE_WINDOW_MS` of a loss or
+ * of another outage added again everything spent between the two).
+ *
+ * KEYS[1]: the hash, KEYS[2]: its bases, KEYS[3]: the epoch marker. ARGV: [1]
+ * channel, [2] the message head up to its amount, [3] time to live in ms, [4]
+ * the bases' time to live in ms, [5] the epoch the store knew ('' = none),
+ * then pairs of bucket start and total.
  */
 export const MERGE_SPEND = `
-for i = 5, #ARGV, 2 do
-  local base = redis.call('HGET', KEYS[2], ARGV[i])
-  if not base then
+local epoch = redis.call('GET', KEYS[3]) or ''
+local kept = epoch ~= '' and epoch == ARGV[5]
+if not kept and redis.call('HGET', KEYS[2], 'epoch') ~= epoch then
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[2], 'epoch', epoch)
+end
+for i = 6, #ARGV, 2 do
+  local base
+  if kept then
     base = redis.call('HGET', KEYS[1], ARGV[i]) or '0'
-    redis.call('HSET', KEYS[2], ARGV[i], base)
+  else
+    base = redis.call('HGET', KEYS[2], ARGV[i])
+    if not base then
+      base = redis.call('HGET', KEYS[1], ARGV[i]) or '0'
+      redis.call('HSET', KEYS[2], ARGV[i], base)
+    end
   end
   base = tonumber(base)
   local want = tonumber(ARGV[i + 1])
   if want > base then
     local total = redis.call('HINCRBY', KEYS[1], ARGV[i], want - base)
-    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+    if not kept then redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
     redis.call('PUBLISH', ARGV[1], ARGV[2] .. string.format('%d', want - base) .. ',"at":' .. ARGV[i] .. ',"starts":[' .. ARGV[i] .. '],"totals":[' .. string.format('%d', total) .. ']}}')
   end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
+if not kept then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
 return 1
 `;
 
@@ -165,6 +203,8 @@ export interface KnownWindow {
 export class KnownState {
   readonly #spend = new Map<string, KnownBudget>();
   readonly #statuses = new Map<string, KnownStatus>();
+  /** The fields of the keys known disabled. */
+  readonly #disabled = new Set<string>();
   /** By circuits-hash field (a key's or a deployment's: as many as configured). */
   readonly #circuits = new Map<string, KnownCircuit>();
   readonly #windows = new Map<string, KnownWindow>();
@@ -231,6 +271,13 @@ export class KnownState {
   /** A key's status as written or seen. */
   status(entry: KnownStatus): void {
     this.#statuses.set(entry.field, entry);
+    if (entry.status.disabled) this.#disabled.add(entry.field);
+    else this.#disabled.delete(entry.field);
+  }
+
+  /** Whether a key is known disabled (Redis held, or was written, its status: a statuses hash gone is a loss). */
+  get anyDisabled(): boolean {
+    return this.#disabled.size > 0;
   }
 
   /** A circuit's state as written or seen. */

@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { keyField } from '../fields';
 import { RAISE, windowArgs } from '../scripts';
 import type { StoreSpend } from '../types';
-import { bucketOf, MERGE_SPEND, MERGE_WINDOW_MS, RESTORE_STATUSES, SPEND, spendTtlMs, type KnownState } from './known';
+import { announceRefused, bucketOf, MERGE_SPEND, MERGE_WINDOW_MS, RESTORE_STATUSES, SPEND, spendTtlMs, type KnownState } from './known';
 import { EPOCH, epochKey, lostMessageHead } from './epoch';
 
 /** A Lua script and its SHA-1, for EVALSHA. */
@@ -87,10 +87,17 @@ export function noteTotals(known: KnownState, spend: StoreSpend, totals: unknown
   return kept;
 }
 
-/** What a write-back wrote: how many of the spends given, and the epoch the marker holds. */
+/** A spend kept to write back, with the session it came from. */
+export interface KeptEntry {
+  readonly origin: string;
+  readonly spend: StoreSpend;
+}
+
+/** What a write-back wrote: which of the spends given, and the epoch the marker holds; `failed`: what Redis refused (spend written all the same is in `written`). */
 export interface WrittenBack {
-  readonly written: number;
+  readonly written: readonly KeptEntry[];
   readonly epoch: string;
+  readonly failed?: Error;
 }
 
 /** What a write-back adds to what was kept: the merge of what is known, and an epoch to renew (epoch.ts). */
@@ -101,6 +108,8 @@ export interface WriteBackOptions {
   readonly renew?: string;
   /** The windows' clock (the store's `now`), '' (default) for Redis's own. */
   readonly clock?: string;
+  /** The epoch the store knew ('' default: none): while the marker holds it, Redis lost nothing the store knew (see MERGE_SPEND). */
+  readonly epoch?: string;
 }
 
 /**
@@ -111,8 +120,8 @@ export interface WriteBackOptions {
  * Redis has none of, each spend bucket raised to the largest total known,
  * and the object homes this store wrote that still live, for a Redis that
  * restarted empty or lost its data (or was away when they were made).
- * Clears `pending` and resolves with how many of `spends` (the oldest
- * first) were written, and the marker's epoch.
+ * Clears `pending` and resolves with the `spends` written, and the
+ * marker's epoch; when Redis refused part of it, with what it refused too.
  */
 export async function writeBack(
   client: Redis,
@@ -120,8 +129,8 @@ export async function writeBack(
   scripts: readonly Script[],
   known: KnownState,
   pending: Map<string, PendingStatus>,
-  spends: readonly { origin: string; spend: StoreSpend }[],
-  { merge = true, renew = '', clock = '' }: WriteBackOptions = {},
+  spends: readonly KeptEntry[],
+  { merge = true, renew = '', clock = '', epoch = '' }: WriteBackOptions = {},
 ): Promise<WrittenBack> {
   const now = Date.now();
   const statuses = [...pending.values()];
@@ -151,7 +160,7 @@ export async function writeBack(
   for (const { ref, buckets } of merge ? known.spend(now) : []) {
     const head = `${JSON.stringify({ o: names.id, c: { kind: 'spend', budgets: [ref.id] } }).slice(0, -2)},"nanos":`;
     const hash = spendHash(names, ref.id);
-    tx.evalsha(MERGE_SCRIPT.sha, 2, hash, `${hash}:bases`, names.channel, head, spendTtlMs(ref), MERGE_WINDOW_MS, ...buckets.flat());
+    tx.evalsha(MERGE_SCRIPT.sha, 3, hash, `${hash}:bases`, epochKey(names.prefix), names.channel, head, spendTtlMs(ref), MERGE_WINDOW_MS, epoch, ...buckets.flat());
     first++;
   }
   // Object homes: set only where Redis has none (a home never changes), for what is left of their time.
@@ -163,41 +172,82 @@ export async function writeBack(
     const { keys, args } = spendCall(names, origin, spend, '');
     tx.evalsha(SPEND_SCRIPT.sha, keys.length, ...keys, ...args);
   }
+  // A store that may not announce is not back (an ACL without PUBLISH: refused as queued, nothing is run). Stores ignore it.
+  tx.publish(names.channel, JSON.stringify({ o: names.id }));
+  // Nor one whose hashes another program overwrote (WRONGTYPE): back, it would fail again at once, and again.
+  tx.hlen(`${names.prefix}keys`).hlen(`${names.prefix}circuits`);
   const results = await tx.exec();
-  const failed = results?.find(([error]) => error !== null)?.[0];
-  if (!results || failed) throw failed ?? new Error('the write-back transaction was discarded');
-  spends.forEach(({ spend }, i) => noteTotals(known, spend, results[first + i]?.[1]));
+  if (!results) throw new Error('the write-back transaction was discarded');
+  // A transaction does not roll back: spend it wrote is written, whatever else in it failed, and never sent again.
+  const written: KeptEntry[] = [];
+  let refused: string | undefined;
+  spends.forEach((entry, i) => {
+    const [error, totals] = results[first + i] ?? [new Error('no reply'), undefined];
+    if (error !== null) return;
+    noteTotals(known, entry.spend, totals);
+    written.push(entry);
+    refused ??= announceRefused(totals, entry.spend.budgets.length);
+  });
+  const failed = results.find(([error]) => error !== null)?.[0] ?? (refused === undefined ? undefined : new Error(refused));
+  if (failed) return { written, epoch: '', failed };
   for (const entry of statuses) if (pending.get(`${entry.hash}\u0000${entry.field}`) === entry) pending.delete(`${entry.hash}\u0000${entry.field}`);
-  return { written: spends.length, epoch: String(results[marker]?.[1]) };
+  return { written, epoch: String(results[marker]?.[1]) };
 }
 
-/** Spend kept at most (beyond it the oldest goes: recent spend matters most to windows still open). */
+/** Entries kept at most (beyond it the oldest goes). Spend of one session to the same buckets adds up in one entry, so this bounds buckets × sessions, not requests. */
 const MAX_KEPT_SPEND = 10_000;
 
 /** Write-back rounds at most for spend kept while one was on its way. */
 const MAX_WRITE_ROUNDS = 4;
 
-/** Spend kept while Redis was away or had lost the shared state, the oldest first, to write back. */
+/** Which entry a spend adds to: its session, budgets and their buckets. */
+function keptName(origin: string, spend: StoreSpend): string {
+  return `${origin}\u0000${spend.budgets.map((b) => `${b.id}\u0001${bucketOf(b, spend.at)}`).join('\u0000')}`;
+}
+
+/**
+ * Spend kept while Redis was away or had lost the shared state, the oldest
+ * first, to write back. A session's spend to the same buckets adds up in one
+ * entry (before, one per request, and past 10,000 the oldest were dropped: a
+ * long outage's spend lost), unless that entry is on its way in a write-back
+ * (handed out by {@link all}): it is written once as it was.
+ */
 export class KeptSpend {
-  #spends: { origin: string; spend: StoreSpend }[] = [];
+  #spends: KeptEntry[] = [];
+  /** Entries not handed out since they were made, by {@link keptName}: what a spend may add to. */
+  #open = new Map<string, KeptEntry>();
 
   get size(): number {
     return this.#spends.length;
   }
 
   keep(origin: string, spend: StoreSpend): void {
+    const name = keptName(origin, spend);
+    const open = this.#open.get(name);
+    const at = open === undefined ? -1 : this.#spends.lastIndexOf(open);
+    if (open !== undefined && at >= 0) {
+      const merged = { origin, spend: { budgets: spend.budgets, nanos: open.spend.nanos + spend.nanos, at: Math.max(open.spend.at, spend.at) } };
+      this.#spends[at] = merged;
+      this.#open.set(name, merged);
+      return;
+    }
     if (this.#spends.length >= MAX_KEPT_SPEND) this.#spends.shift();
-    this.#spends.push({ origin, spend });
+    const entry = { origin, spend };
+    this.#spends.push(entry);
+    this.#open.set(name, entry);
   }
 
-  /** What is kept now (the write-back's copy). */
-  all(): { origin: string; spend: StoreSpend }[] {
+  /** What is kept now (the write-back's copy): written as they are, nothing more is added to them. */
+  all(): KeptEntry[] {
+    this.#open.clear();
     return [...this.#spends];
   }
 
-  /** The oldest `count` were written. */
-  written(count: number): void {
-    this.#spends = this.#spends.slice(count);
+  /** These (from {@link all}) were written. */
+  written(entries: readonly KeptEntry[]): void {
+    if (entries.length === 0) return;
+    const gone = new Set(entries);
+    this.#spends = this.#spends.filter((entry) => !gone.has(entry));
   }
 }
 
@@ -213,13 +263,14 @@ export async function writeBackKept(
   known: KnownState,
   pending: Map<string, PendingStatus>,
   kept: KeptSpend,
-  { merge = true, renew = '', clock = '' }: WriteBackOptions,
+  { merge = true, renew = '', clock = '', epoch: knew = '' }: WriteBackOptions,
 ): Promise<string> {
   let epoch = '';
   for (let round = 0; round === 0 || (kept.size > 0 && round < MAX_WRITE_ROUNDS); round++) {
     const first = round === 0;
-    const back = await writeBack(client, names, scripts, known, pending, kept.all(), { merge: merge && first, renew: first ? renew : '', clock });
+    const back = await writeBack(client, names, scripts, known, pending, kept.all(), { merge: merge && first, renew: first ? renew : '', clock, epoch: knew });
     kept.written(back.written);
+    if (back.failed) throw back.failed;
     epoch = back.epoch;
   }
   return epoch;
