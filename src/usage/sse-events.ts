@@ -106,9 +106,24 @@ export function createdId(parsed: Obj): string | undefined {
   return parsed.object === 'chat.completion.chunk' && typeof parsed.id === 'string' ? parsed.id : undefined;
 }
 
-/** True for a Responses event that carries no output yet (see {@link PRELUDE_TYPES}). */
+/**
+ * True for an event that carries no output yet: a Responses event of
+ * {@link PRELUDE_TYPES}, or a chat completion chunk with no usage whose
+ * every choice has no finish reason, no text ({@link generatedChars}) and no
+ * tool call — the assistant's role with an empty content, Azure's prompt
+ * filter results (`choices: []`).
+ */
 export function isPrelude(parsed: Obj): boolean {
-  return typeof parsed.type === 'string' && PRELUDE_TYPES.has(parsed.type);
+  const type = parsed.type;
+  if (type !== undefined) return typeof type === 'string' && PRELUDE_TYPES.has(type);
+  const choices = parsed.choices;
+  if (!Array.isArray(choices) || (parsed.usage !== undefined && parsed.usage !== null) || generatedChars(parsed) !== 0) return false;
+  return choices.every((choice) => isObj(choice) && (choice.finish_reason === undefined || choice.finish_reason === null) && !carriesCall(choice.delta));
+}
+
+/** Whether a chat delta starts or carries a tool call (its name comes before any argument). */
+function carriesCall(delta: unknown): boolean {
+  return isObj(delta) && ((Array.isArray(delta.tool_calls) && delta.tool_calls.length !== 0) || isObj(delta.function_call));
 }
 
 /**
