@@ -233,7 +233,8 @@ export class EventScanner {
           return true;
         }
         const chars = judgeChunk(bytes, from, eol);
-        if (chars !== SKIP) {
+        // A chunk that finishes a choice and names an error is parsed: its finish reason may be "error" (OpenRouter's, its choice carrying the error).
+        if (chars !== SKIP && !(finished() && namesError(bytes, from, eol))) {
           // JSON with no usage, error or event type in it, nothing to remove: counted only.
           const tally = this.tally;
           this.sawData = true;
@@ -294,6 +295,12 @@ export class EventScanner {
     const choices = (parsed as { choices?: unknown }).choices;
     return !(Array.isArray(choices) && choices.length === 0);
   }
+}
+
+/** Whether `bytes[from, to)` hold the word `error` (a native search). */
+function namesError(bytes: Uint8Array, from: number, to: number): boolean {
+  const at = asBuffer(bytes).indexOf(ERROR, from);
+  return at !== -1 && at < to;
 }
 
 export type ReadResult = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>;

@@ -46,6 +46,9 @@ const OPENAI_ERROR = JSON.stringify({ error: { message: 'The server had an error
 const ANTHROPIC_OVERLOADED = `event: error\ndata: ${JSON.stringify({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } })}`;
 const OPENROUTER_ERROR = JSON.stringify({ ...base, error: { code: 502, message: 'Provider returned error' }, choices: [{ index: 0, delta: { content: '' }, finish_reason: 'error' }] });
 
+/** OpenRouter's `StreamingChoice.error`: the error in the choice that ends with finish_reason "error". */
+const CHOICE_ERROR = JSON.stringify({ ...base, choices: [{ index: 0, delta: { content: '' }, finish_reason: 'error', native_finish_reason: 'error', error: { code: 502, message: 'Provider returned error' } }] });
+
 /** Serves key `a` with `onA`, key `b` with a whole stream; returns the calls. */
 function serve(onA: () => Response): UpstreamCall[] {
   return provider(ONE, (call) => (ring.idOf(call.key) === 'a' ? onA() : sseReply(chatChunks(MODEL, B_WORDS, false))));
@@ -67,6 +70,7 @@ describe.each([
   ["`event: error` overloaded_error (Anthropic's OpenAI-compatible endpoint)", () => rawSseReply(sse(ROLE, ANTHROPIC_OVERLOADED), 1 << 20)],
   ["an error chunk with finish_reason 'error' after `: OPENROUTER PROCESSING` (OpenRouter)", () => rawSseReply(sse(': OPENROUTER PROCESSING', ROLE, OPENROUTER_ERROR, '[DONE]'), 1 << 20)],
   // The cut waits a moment: at once, it would come before the headers (a connection failure, which failed over before).
+  ["OpenRouter's error inside its choice (`choices[0].error`, finish_reason 'error', no top-level error)", () => rawSseReply(sse(': OPENROUTER PROCESSING', ROLE, CHOICE_ERROR, '[DONE]'), 1 << 20)],
   ['a dropped connection', () => cutSseReply([ROLE], { after: 1, gate: new Promise((resolve) => setTimeout(resolve, 20)) })],
   ['a body that ends', () => rawSseReply(sse(ROLE), 1 << 20)],
 ])('key a answers the role chunk then %s; key b the whole stream', (_name, onA) => {
@@ -168,5 +172,21 @@ describe('the hold is bounded', () => {
     expect(await reply.text()).toBe(body);
     expect(ring.ids(calls)).toEqual(['a']);
     expect(success.map((e) => [e.keyId, e.attempts])).toEqual([['a', 1]]);
+  });
+});
+
+describe("OpenRouter's error inside its choice after output reached the caller", () => {
+  test('the app reads the chunk (finish_reason "error"); keyplex fires failure with the partial usage, not success, and counts it against key a', async () => {
+    const calls = serve(() => rawSseReply(sse(ROLE, text('Hi'), CHOICE_ERROR, '[DONE]'), 1 << 20));
+    const { client, manager, success, failure } = manage(OPTIONS);
+    const reasons: (string | null)[] = [];
+    const stream = await client.chat.completions.create({ model: MODEL, messages: ask, stream: true });
+    for await (const chunk of stream) reasons.push(chunk.choices[0]?.finish_reason ?? null);
+    // Before: success (key a, 1 attempt), no failure: the error read as the answer's end.
+    expect(reasons).toEqual([null, null, 'error']);
+    expect(ring.ids(calls)).toEqual(['a']);
+    expect(success).toHaveLength(0);
+    expect(failure.map((e) => [e.error.code, e.partial, e.usage?.outputTokens])).toEqual([['stream_interrupted', true, 1]]);
+    expect(manager.stats().providers.one!.keys.find((k) => k.id === 'a')!.failures).toEqual({ stream_interrupted: 1 });
   });
 });
