@@ -51,12 +51,27 @@ const RATE_LIMIT_CODES = new Set(['rate_limit_exceeded', 'insufficient_quota']);
 const REQUEST_CODES = new Set(['invalid_prompt', 'bio_policy', 'misalignment_policy_violation']);
 
 /**
+ * The status an error named by its `type` alone (no `code`) stands for:
+ * Anthropic's kinds, in its streams' `event: error` (its OpenAI-compatible
+ * endpoint's too), as its replies of those statuses are typed.
+ */
+const TYPE_STATUS = new Map([
+  ['rate_limit_error', 429],
+  ['invalid_request_error', 400],
+  ['overloaded_error', 529],
+  ['api_error', 500],
+]);
+
+/**
  * The status an error a 200 carried (in its JSON body, in its stream) stands
  * for: its `code` when that is one (OpenRouter's are), 429 when it names a
- * rate limit or quota, 400 when it names the request itself, else 502.
+ * rate limit or quota, 400 when it names the request itself; with no `code`,
+ * the status its `type` names (Anthropic's `rate_limit_error`,
+ * `invalid_request_error`, `overloaded_error`); else 502.
  */
 export function embeddedStatus(error: Record<string, unknown>): number {
   const code = error.code;
   if (typeof code === 'string') return RATE_LIMIT_CODES.has(code) ? 429 : REQUEST_CODES.has(code) || code.includes('image') ? 400 : 502;
-  return typeof code === 'number' && Number.isInteger(code) && code >= 400 && code <= 599 ? code : 502;
+  if (typeof code === 'number' && Number.isInteger(code) && code >= 400 && code <= 599) return code;
+  return (code === undefined || code === null) && typeof error.type === 'string' ? (TYPE_STATUS.get(error.type) ?? 502) : 502;
 }

@@ -1,7 +1,8 @@
 /**
- * A Responses stream's prelude held back. OpenAI's Responses streams open
- * with events that carry no output (`response.created`,
- * `response.in_progress`): were they passed on at once, a stream that fails
+ * A stream's prelude held back. OpenAI's Responses streams open with events
+ * that carry no output (`response.created`, `response.in_progress`), chat
+ * completion streams with a chunk that carries none (the assistant's role,
+ * an empty content; Azure's prompt filter results): were they passed on at once, a stream that fails
  * right after them (`response.failed`, an `error` event, a dropped
  * connection) could no longer fail over, though nothing of the answer was
  * made. So they are held until the first event that adds output or ends the
@@ -15,11 +16,18 @@ import type { RequestAbort } from './abort';
 import type { RequestContext } from './context';
 import type { Core } from './core';
 
-/** Whether the request's stream opens with a prelude to hold: a streamed `POST /responses`. */
+/**
+ * Whether the request's stream opens with a prelude to hold: a streamed
+ * `POST /responses`, or `POST /chat/completions` (whose first chunk is the
+ * assistant's role with no text at OpenAI, Anthropic's and OpenRouter's
+ * endpoints, or Azure's prompt filter results: a provider overloaded before
+ * its first token fails right after it).
+ */
 export function holdsPrelude(ctx: RequestContext): boolean {
   const { request } = ctx;
   if (!request.stream || request.method !== 'POST') return false;
-  return withoutQuery(request.path) === '/responses';
+  const path = withoutQuery(request.path);
+  return path === '/responses' || path === '/chat/completions';
 }
 
 /** The hold's time ran out. */

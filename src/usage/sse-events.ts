@@ -106,9 +106,24 @@ export function createdId(parsed: Obj): string | undefined {
   return parsed.object === 'chat.completion.chunk' && typeof parsed.id === 'string' ? parsed.id : undefined;
 }
 
-/** True for a Responses event that carries no output yet (see {@link PRELUDE_TYPES}). */
+/**
+ * True for an event that carries no output yet: a Responses event of
+ * {@link PRELUDE_TYPES}, or a chat completion chunk with no usage whose
+ * every choice has no finish reason, no text ({@link generatedChars}) and no
+ * tool call — the assistant's role with an empty content, Azure's prompt
+ * filter results (`choices: []`).
+ */
 export function isPrelude(parsed: Obj): boolean {
-  return typeof parsed.type === 'string' && PRELUDE_TYPES.has(parsed.type);
+  const type = parsed.type;
+  if (type !== undefined) return typeof type === 'string' && PRELUDE_TYPES.has(type);
+  const choices = parsed.choices;
+  if (!Array.isArray(choices) || (parsed.usage !== undefined && parsed.usage !== null) || generatedChars(parsed) !== 0) return false;
+  return choices.every((choice) => isObj(choice) && (choice.finish_reason === undefined || choice.finish_reason === null) && !carriesCall(choice.delta));
+}
+
+/** Whether a chat delta starts or carries a tool call (its name comes before any argument). */
+function carriesCall(delta: unknown): boolean {
+  return isObj(delta) && ((Array.isArray(delta.tool_calls) && delta.tool_calls.length !== 0) || isObj(delta.function_call));
 }
 
 /**
@@ -117,14 +132,31 @@ export function isPrelude(parsed: Obj): boolean {
  * (legacy mode, it raises an `APIError` in the caller's loop): an `error`
  * event, or a payload with a truthy `error` (its object, else the payload).
  * And what the app meets as the end of its answer: a Responses `error` event
- * named by its `type` alone, and `response.failed` (its response's `error`,
- * which the SDK hands the app as an event, not an exception).
+ * named by its `type` alone, `response.failed` (its response's `error`,
+ * which the SDK hands the app as an event, not an exception), and a chat
+ * choice that ends with `finish_reason: "error"`.
  */
 export function eventError(parsed: Obj, event: string | undefined): Obj | undefined {
   if (parsed.type === 'response.failed') {
     const error = isObj(parsed.response) ? parsed.response.error : undefined;
     return isObj(error) ? error : parsed;
   }
-  if (!parsed.error && parsed.type !== 'error' && (event === undefined || !event.includes('error') || !ERROR_EVENT.test(event))) return undefined;
+  if (!parsed.error && parsed.type !== 'error' && (event === undefined || !event.includes('error') || !ERROR_EVENT.test(event))) return choiceError(parsed);
   return isObj(parsed.error) ? parsed.error : parsed;
+}
+
+/**
+ * The error of a chat chunk's choice that ended with `finish_reason:
+ * "error"` (OpenRouter's `StreamingChoice.error`, when the chunk has no
+ * top-level `error`): its `error` object, else one saying so. The SDK hands
+ * the app that chunk as any other; keyplex judges the answer failed.
+ */
+function choiceError(parsed: Obj): Obj | undefined {
+  const choices = parsed.choices;
+  if (!Array.isArray(choices)) return undefined;
+  for (const choice of choices) {
+    if (!isObj(choice) || choice.finish_reason !== 'error') continue;
+    return isObj(choice.error) ? choice.error : { message: 'The upstream ended the answer with finish_reason "error".' };
+  }
+  return undefined;
 }

@@ -81,8 +81,9 @@ export class EventScanner {
    */
   openingError: Record<string, unknown> | undefined;
   /**
-   * True while every data event so far opened a Responses stream without
-   * output (`response.created`, `response.in_progress`, `response.queued`):
+   * True while every data event so far opened the stream without output
+   * (Responses: `response.created`, `response.in_progress`,
+   * `response.queued`; chat: the role chunk, Azure's prompt filter results):
    * set by {@link FirstRead} for the streams whose prelude it holds back,
    * cleared by the first other event (output, the end, an error) or by
    * {@link FirstRead.release}. False for every other stream.
@@ -220,7 +221,8 @@ export class EventScanner {
    * others are decoded and parsed.
    */
   #event(bytes: Uint8Array, start: number, end: number, lfOnly: boolean): boolean {
-    if (holds(bytes, start, DATA) && !(this.wantsId && this.tally.responseId === undefined)) {
+    // A held prelude's events are parsed: the first that is no prelude ends the hold.
+    if (holds(bytes, start, DATA) && !this.holding && !(this.wantsId && this.tally.responseId === undefined)) {
       const from = bytes[start + 5] === 32 ? start + 6 : start + 5;
       const eol = lineEnd(bytes, from, end, lfOnly);
       if (onlyBreaks(bytes, eol, end)) {
@@ -231,7 +233,8 @@ export class EventScanner {
           return true;
         }
         const chars = judgeChunk(bytes, from, eol);
-        if (chars !== SKIP) {
+        // A chunk that finishes a choice and names an error is parsed: its finish reason may be "error" (OpenRouter's, its choice carrying the error).
+        if (chars !== SKIP && !(finished() && namesError(bytes, from, eol))) {
           // JSON with no usage, error or event type in it, nothing to remove: counted only.
           const tally = this.tally;
           this.sawData = true;
@@ -294,6 +297,12 @@ export class EventScanner {
   }
 }
 
+/** Whether `bytes[from, to)` hold the word `error` (a native search). */
+function namesError(bytes: Uint8Array, from: number, to: number): boolean {
+  const at = asBuffer(bytes).indexOf(ERROR, from);
+  return at !== -1 && at < to;
+}
+
 export type ReadResult = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>;
 
 /** A stream's first read with its complete events judged (see {@link FirstRead}). */
@@ -333,8 +342,9 @@ export const MAX_HELD_PRELUDE_BYTES = 1024 * 1024;
  * broken before anything reached the caller, so another attempt may serve it). Handed to
  * {@link tapEventStream}, those events are not judged again.
  *
- * With `holdPrelude` (a Responses stream), events that carry no output
- * (`response.created`, `response.in_progress`) are held back after that:
+ * With `holdPrelude` (a Responses or chat completion stream), events that
+ * carry no output (`response.created`, `response.in_progress`; a chat
+ * chunk with only the assistant's role) are held back after that:
  * {@link holding} says so, and the reads go to {@link hold} until the first
  * other event, so that a failure before any output can still fail over.
  */
@@ -366,7 +376,7 @@ export class FirstRead implements FirstEvents {
     return this.#tooLarge();
   }
 
-  /** True while the data events judged are a held Responses prelude (see {@link EventScanner.holding}). */
+  /** True while the data events judged are a held prelude (see {@link EventScanner.holding}). */
   get holding(): boolean {
     return this.scanner.holding;
   }

@@ -106,3 +106,57 @@ describe.each([
     expect(seen.key).toMatchObject({ status: 'disabled', circuit: 'closed' });
   });
 });
+
+/**
+ * Anthropic's errors (its own streams', and its OpenAI-compatible
+ * endpoint's `event: error`) name their kind by `error.type`, with no
+ * `code`: `rate_limit_error` (its 429), `overloaded_error` (529),
+ * `api_error` (500), `invalid_request_error` (400). They are judged as
+ * replies of those statuses are.
+ */
+describe("Anthropic's `event: error`, its kind in `error.type`, after data reached the caller", () => {
+  function anthropicEndingIn(type: string, message: string) {
+    const frames = chatChunks(MODEL, WORDS, false).slice(0, 2).map((e) => `data: ${e}\n\n`);
+    frames.push(`event: error\ndata: ${JSON.stringify({ type: 'error', error: { type, message } })}\n\n`);
+    return rawSseReply(frames.join(''), 10_000);
+  }
+
+  test('rate_limit_error cools the key (cooldownMs, 5 s), as a 429 does; no circuit counts it; the SDK raises it in the loop', async () => {
+    const seen = await streamOn('chat', () => anthropicEndingIn('rate_limit_error', 'Number of request tokens has exceeded your per-minute rate limit'));
+    // Before: opened ['deployment', 'key'] (or the reverse), cooled [], counted stream_interrupted.
+    expect(seen.thrown).toBeInstanceOf(OpenAI.APIError);
+    expect(seen.opened).toEqual([]);
+    expect(seen.cooled).toEqual([[true, 5_000]]);
+    expect(seen.counted).toEqual([{ rate_limit: 1 }, { rate_limit: 1 }]);
+  });
+
+  test('invalid_request_error names the request: no circuit counts it, nor the key', async () => {
+    const seen = await streamOn('chat', () => anthropicEndingIn('invalid_request_error', 'messages: text content blocks must be non-empty'));
+    // Before: opened both circuits, counted stream_interrupted.
+    expect(seen.opened).toEqual([]);
+    expect(seen.key).toEqual({ status: 'active', circuit: 'closed' });
+    expect(seen.counted).toEqual([{ bad_request: 1 }, { bad_request: 1 }]);
+  });
+
+  test('overloaded_error counts against the provider and the key (their circuits open at the first failure here)', async () => {
+    const seen = await streamOn('chat', () => anthropicEndingIn('overloaded_error', 'Overloaded'));
+    expect(seen.failures).toEqual(['stream_interrupted']);
+    expect([...seen.opened].sort()).toEqual(['deployment', 'key']);
+    expect(seen.cooled).toEqual([]);
+    expect(seen.counted).toEqual([{ stream_interrupted: 1 }, { stream_interrupted: 1 }]);
+  });
+});
+
+describe("Anthropic's `event: error` as a stream's first event (nothing reached the caller)", () => {
+  test('invalid_request_error is passed on at once as a 400 (BadRequestError): one call, no retry', async () => {
+    const calls = provider(ONE, () => rawSseReply(`event: error\ndata: ${JSON.stringify({ type: 'error', error: { type: 'invalid_request_error', message: 'max_tokens: must be at most 8192' } })}\n\n`, 10_000));
+    const { client } = manage();
+    const thrown = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], stream: true }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    // Before: a 502 (InternalServerError) after 4 calls (4 × 502 server_error), each counted against the provider.
+    expect(thrown).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(calls).toHaveLength(1);
+  });
+});
