@@ -116,3 +116,5 @@ export function checkOptions(options: RedisStoreOptions) {
     now: options.now,
   };
 }
+
+export type { ReadyOptions } from './ready';
