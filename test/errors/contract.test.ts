@@ -424,12 +424,12 @@ describe('what the app catches, tests and logs', () => {
 });
 
 describe('the exported error classes are the ones an app can catch', () => {
-  test('only the classes an app can catch are exported: thrown at the call, or in a stream loop after its first bytes, and their base', () => {
+  test('only the classes an app can catch are exported: thrown at the call, or in a stream loop after its first bytes, `ManagerClosedError` (a key call or wrap() on a closed manager), `StoreUnavailableError` (RedisStore.ready() given up on), and their base', () => {
     const classes = Object.entries(publicApi)
       .filter(([, value]) => typeof value === 'function' && value.prototype instanceof Error)
       .map(([name]) => name)
       .sort();
-    expect(classes).toEqual(['ConfigError', 'DeadlineExceededError', 'KeyplexError', 'MissingPeerError', 'RequestOptionsError', 'StreamInterruptedError', 'StreamStalledError']);
+    expect(classes).toEqual(['ConfigError', 'DeadlineExceededError', 'KeyplexError', 'ManagerClosedError', 'MissingPeerError', 'RequestOptionsError', 'StoreUnavailableError', 'StreamInterruptedError', 'StreamStalledError']);
   });
 
   test('a bad manager option throws ConfigError at construction', () => {
