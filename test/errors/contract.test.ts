@@ -215,6 +215,18 @@ const rows: Row[] = [
     },
   },
   {
+    path: 'another library gives manager.fetch a base URL with a path prefix of its own',
+    catches: OpenAI.BadRequestError,
+    code: 'unknown_base_url',
+    says: [/^400 keyplex:/, /https:\/\/gateway\.test\/api\/v1\/chat\/completions/, /KEYPLEX_BASE_URL/, /nothing was sent/],
+    run: async () => {
+      provider(ONE, () => chatReply(MODEL));
+      const { manager } = manage({});
+      const other = new OpenAI({ apiKey: 'managed-by-keyplex', baseURL: 'https://gateway.test/api/v1', fetch: manager.fetch, maxRetries: 0 });
+      return caught(() => other.chat.completions.create(BODY));
+    },
+  },
+  {
     path: 'a budget cap is reached',
     catches: OpenAI.RateLimitError,
     code: 'budget_exceeded',
