@@ -7,7 +7,7 @@
  */
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { KeyManager, StoreUnavailableError } from '../../src/index';
+import { ConfigError, KeyManager, StoreUnavailableError } from '../../src/index';
 import { RedisStore } from '../../src/store/redis';
 import { fakeKey } from '../support/fake-keys';
 import { record } from '../support/events';
@@ -92,6 +92,13 @@ describe.skipIf(!redis.available)('RedisStore.ready()', () => {
     expect(settled).toBe('pending');
     await vi.advanceTimersByTimeAsync(1);
     expect(settled).toBeInstanceOf(StoreUnavailableError);
+  });
+
+  test('a malformed timeoutMs is refused with ConfigError naming it', async () => {
+    const made = store(`redis://127.0.0.1:${await freePort()}`);
+    const error = await caught(() => made.ready({ timeoutMs: -1 }));
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).field).toBe('timeoutMs');
   });
 
   test('a store that recovers after a timed-out wait is ready for the next one', async () => {
