@@ -64,6 +64,24 @@ describe.skipIf(!redis.available)('RedisStore.ready()', () => {
     expect(error.message).not.toContain(user.password);
   });
 
+  test.each([
+    ['a read-only replica', 'READONLY', ['REPLICAOF', '127.0.0.1', '1'], ['REPLICAOF', 'NO', 'ONE']],
+    ['maxmemory reached', 'OOM', ['CONFIG', 'SET', 'maxmemory', '1'], ['CONFIG', 'SET', 'maxmemory', '0']],
+  ])('%s: rejects with StoreUnavailableError and Redis\'s reason (%s)', async (_, reason, refuse, restore) => {
+    const admin = new Redis(redis.server.url);
+    cleanups.push(async () => {
+      await admin.call(restore[0]!, ...restore.slice(1));
+      admin.disconnect();
+    });
+    await admin.call(refuse[0]!, ...refuse.slice(1));
+    const made = store(redis.server.url);
+    const errors = storeErrors(made);
+    await eventually(() => errors.length > 0, 'the refusal is reported');
+    const error = await caught(() => made.ready({ timeoutMs: 0 }));
+    expect(error).toBeInstanceOf(StoreUnavailableError);
+    expect(error.message).toContain(reason);
+  });
+
   test('Redis unreachable: rejects with StoreUnavailableError saying it is not connected', async () => {
     const made = store(`redis://127.0.0.1:${await freePort()}`);
     const errors = storeErrors(made);
