@@ -49,6 +49,7 @@ const server = await simulator.listen();
 // What every replica runs: the same providers and keys, a RedisStore on the same Redis and prefix.
 async function startReplica(name: string) {
   const store = new RedisStore({ url: redisUrl, prefix: 'example:' });
+  // Rejects with StoreUnavailableError (Redis's reason in its message) when Redis does not answer within 10 s.
   await store.ready();
   const manager = new KeyManager({
     providers: {

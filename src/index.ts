@@ -36,8 +36,9 @@ export type {
 // `keyplex/testing/msw`), and their base `KeyplexError`; and the errors that end
 // a stream's loop after its first bytes reached the app (`StreamInterruptedError`,
 // its `StreamStalledError`, and `DeadlineExceededError` when the request's
-// deadline ends a stream).
-export { KeyplexError, ConfigError, RequestOptionsError, MissingPeerError, StreamInterruptedError, StreamStalledError, DeadlineExceededError } from './errors';
+// deadline ends a stream); `StoreUnavailableError` (`RedisStore.ready()` given
+// up on) and `ManagerClosedError` (a call on a closed manager).
+export { KeyplexError, ConfigError, RequestOptionsError, MissingPeerError, StreamInterruptedError, StreamStalledError, DeadlineExceededError, StoreUnavailableError, ManagerClosedError } from './errors';
 export type { KeyplexErrorCode, KeyplexErrorDetail, AttemptOutcome, FailureKind } from './errors';
 
 export type {

@@ -64,8 +64,10 @@ export class KeyManager {
    * keys between attempts), and its base URL is a placeholder that keyplex
    * replaces with the chosen provider's. An `AzureOpenAI` client is refused
    * (a `ConfigError`): give Azure as a provider with its v1 endpoint instead.
+   * @throws ManagerClosedError once `close()` was called.
    */
   wrap<C extends WrappableClient<C>>(client: C): C {
+    this.#open('wrap');
     // An AzureOpenAI client sends deployment paths (`/deployments/<name>/…?api-version=…`) that no provider answers through keyplex.
     if (typeof client === 'object' && client !== null && 'deploymentName' in client && 'apiVersion' in client) {
       throw new ConfigError(
@@ -104,6 +106,11 @@ export class KeyManager {
 
   // ---------------------------------------------------------------- key administration
 
+  /** @throws ManagerClosedError once `close()` was called (a drain under way included): a call that would change or use the manager does nothing then, and says so. */
+  #open(call: string): void {
+    if (this.#core.closed) throw new ManagerClosedError({ call });
+  }
+
   #pool(provider: string): ProviderPool {
     const pools = this.#core.pools;
     const pool = pools.find((p) => p.id === provider);
@@ -124,9 +131,10 @@ export class KeyManager {
    * Adds a key to a provider while requests run; it is used from the next
    * selection on. With a shared store it takes on what the store holds of
    * its id (disabled or cooling elsewhere, its circuit open). Returns its id.
-   * @throws ConfigError for a malformed key, a duplicate id, or a key already configured.
+   * @throws ConfigError for a malformed key, a duplicate id, or a key already configured; ManagerClosedError once `close()` was called.
    */
   addKey(provider: string, key: KeyInput): string {
+    this.#open('addKey');
     const core = this.#core;
     const pool = this.#pool(provider);
     const resolved = resolveKey(provider, key, 'key');
@@ -144,13 +152,15 @@ export class KeyManager {
     return resolved.id;
   }
 
-  /** Removes a key: attempts already sent with it finish; no new one starts. Emits `key:removed`. */
+  /** Removes a key: attempts already sent with it finish; no new one starts. Emits `key:removed`. @throws ManagerClosedError once `close()` was called. */
   removeKey(provider: string, keyId: string): void {
+    this.#open('removeKey');
     this.#pool(provider).remove(this.#key(provider, keyId));
   }
 
-  /** Takes a key out of use until `enableKey`. Emits `key:disabled` with reason `manual`. */
+  /** Takes a key out of use until `enableKey`. Emits `key:disabled` with reason `manual`. @throws ManagerClosedError once `close()` was called. */
   disableKey(provider: string, keyId: string): void {
+    this.#open('disableKey');
     this.#key(provider, keyId).disable('manual');
   }
 
@@ -160,8 +170,10 @@ export class KeyManager {
    * estimates, rests; configured limits stay) and closes its circuit. Emits
    * `key:recovered` with reason `manual` (and `circuit:close`, reason
    * `manual`, when its circuit was not closed).
+   * @throws ManagerClosedError once `close()` was called.
    */
   enableKey(provider: string, keyId: string): void {
+    this.#open('enableKey');
     const key = this.#key(provider, keyId);
     key.forgetLimits();
     key.enable(Date.now());
@@ -248,7 +260,9 @@ export class KeyManager {
    * and timers are released. By default queued and in-flight requests end with
    * that error too; with `{ drain: true }` they finish first (each within its
    * deadline), unless a plain `close()` follows and ends them. Resolves when
-   * no request is left.
+   * no request is left. Afterwards `addKey`, `removeKey`, `disableKey`,
+   * `enableKey` and `wrap` throw `ManagerClosedError`; `close()` again,
+   * `stats()`, `toJSON()`, `lanes`, `onIdle()` and `on`/`off` stay harmless.
    */
   async close(options: { drain?: boolean } = {}): Promise<void> {
     const core = this.#core;

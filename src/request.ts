@@ -2,6 +2,7 @@
  * Step 1 of the pipeline: what the SDK asked for, read once from the fetch
  * call. Nothing here is sent anywhere.
  */
+import { UnknownBaseUrlError } from './errors';
 import { decodeRequestOptions, OPTIONS_HEADER, type KeyplexRequestOptions } from './request-options';
 
 /**
@@ -120,18 +121,37 @@ export interface InterceptedRequest {
   signal: AbortSignal | undefined;
 }
 
-/** The part of `full` after KEYPLEX_BASE_URL, when it starts with it (and a path or query follows). */
-function relativeToBase(full: string): string | undefined {
-  if (!full.startsWith(KEYPLEX_BASE_URL)) return undefined;
-  const rest = full.slice(KEYPLEX_BASE_URL.length);
+/** The part of `full` after `base` (KEYPLEX_BASE_URL by default), when it starts with it (and a path or query follows). */
+function relativeToBase(full: string, base = KEYPLEX_BASE_URL): string | undefined {
+  if (!full.startsWith(base)) return undefined;
+  const rest = full.slice(base.length);
   return rest === '' || rest.startsWith('/') || rest.startsWith('?') ? rest : undefined;
 }
 
-/** The path relative to the API base: after KEYPLEX_BASE_URL, else after a leading `/v1`. */
-function relativePath(url: URL): string {
+/** A version segment (`/v1`, `/v1beta`, `/v2`) left in a path relative to the API base: the base is longer than keyplex took it for. */
+const VERSION_SEGMENT = /\/v\d+(?:alpha|beta)?\d*(?=\/|$)/;
+
+/** What `manager.fetch` knows of the providers: their base URLs. */
+export interface KnownBases {
+  readonly baseURL: string;
+}
+
+/**
+ * The path relative to the API base: after KEYPLEX_BASE_URL, else after the
+ * longest configured provider's base URL it starts with (`https://openrouter.ai/api/v1`
+ * given to another library), then after a leading `/v1`.
+ * @throws UnknownBaseUrlError when no such base matched and a version segment is left (`/api/v1/…`): sent on, it would reach no endpoint.
+ */
+function relativePath(url: URL, bases: readonly KnownBases[]): string {
   const rest = relativeToBase(url.href);
   if (rest !== undefined) return rest;
-  const path = url.pathname.replace(/^\/v1(?=\/|$)/, '');
+  let known: string | undefined;
+  for (const { baseURL } of bases) {
+    if (baseURL.length > (known?.length ?? 0) && relativeToBase(url.href, baseURL) !== undefined) known = baseURL;
+  }
+  const full = known === undefined ? url.pathname : new URL(known).pathname.replace(/\/+$/, '');
+  const path = url.pathname.slice(known === undefined ? 0 : full.length).replace(/^\/v1(?=\/|$)/, '');
+  if (known === undefined && VERSION_SEGMENT.test(path)) throw new UnknownBaseUrlError(url.origin + url.pathname, KEYPLEX_BASE_URL);
   return path + url.search;
 }
 
@@ -205,7 +225,7 @@ export async function jsonRequestInit(input: Request, init: RequestInit | undefi
 }
 
 /** Reads a fetch call into an {@link InterceptedRequest}. */
-export function intercept(input: string | URL | Request, init: RequestInit | undefined): InterceptedRequest {
+export function intercept(input: string | URL | Request, init: RequestInit | undefined, bases: readonly KnownBases[] = []): InterceptedRequest {
   let url: URL | undefined;
   let method: string;
   let body: Body | null | undefined;
@@ -228,7 +248,7 @@ export function intercept(input: string | URL | Request, init: RequestInit | und
   const read = readHeaders(given);
   const headers = read.headers;
   const options = decodeRequestOptions(read.options);
-  const path = url === undefined ? relativeToBase(input as string) ?? relativePath(new URL(input as string)) : relativePath(url);
+  const path = url === undefined ? relativeToBase(input as string) ?? relativePath(new URL(input as string), bases) : relativePath(url, bases);
   const pathOnly = withoutQuery(path);
 
   let json: Record<string, unknown> | undefined;

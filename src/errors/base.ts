@@ -40,6 +40,7 @@ export type KeyplexErrorCode =
   | 'lane_full'
   | 'queue_timeout'
   | 'unknown_lane'
+  | 'unknown_base_url'
   | 'budget_exceeded'
   | 'store_unavailable'
   | 'hook_failed'

@@ -111,14 +111,17 @@ export class StreamStalledError extends StreamInterruptedError {
 /** The manager was closed; it takes no new requests. Answered with status 503 (the SDK raises `InternalServerError`). */
 export class ManagerClosedError extends KeyplexError {
   /**
+   * @param options.call - the manager method called after `close()` (`addKey`, `wrap`…): thrown by it at once.
    * @param options.inFlight - the request was under way (queued, being sent, or a stream being read) when `close()`
    *   ended it, rather than made after: the message then says so, and how to let such requests finish.
    */
-  constructor(options: { requestId?: string; attempts?: AttemptOutcome[]; inFlight?: boolean } = {}) {
-    const { inFlight, ...rest } = options;
+  constructor(options: { requestId?: string; attempts?: AttemptOutcome[]; inFlight?: boolean; call?: string } = {}) {
+    const { inFlight, call, ...rest } = options;
     const message = inFlight
       ? 'keyplex: close() ended this request while it was under way (queued, being sent or streaming); close({ drain: true }) lets requests under way finish first.'
-      : 'keyplex: this KeyManager was closed; create a new one to send more requests.';
+      : call !== undefined
+        ? `keyplex: ${call}() was called on a KeyManager that was closed, and did nothing; create a new one (stats(), on/off and close() stay usable on a closed one).`
+        : 'keyplex: this KeyManager was closed; create a new one to send more requests.';
     super('manager_closed', message, { ...rest, status: 503 });
     this.name = 'ManagerClosedError';
   }

@@ -21,6 +21,25 @@ export class ConfigError extends KeyplexError {
   }
 }
 
+/**
+ * `manager.fetch` was called with a URL whose API base keyplex cannot tell:
+ * not `KEYPLEX_BASE_URL`, not a configured provider's `baseURL`, and a
+ * version segment in its path (`https://openrouter.ai/api/v1/…`), which
+ * would reach no endpoint on whichever provider the request is routed to.
+ * Answered with status 400, nothing sent.
+ */
+export class UnknownBaseUrlError extends KeyplexError {
+  /** @param shown - the URL's origin and path (never its query, which may hold a secret); `base` KEYPLEX_BASE_URL. */
+  constructor(shown: string, base: string) {
+    super(
+      'unknown_base_url',
+      `keyplex: manager.fetch was called for ${shown}, whose base URL is neither KEYPLEX_BASE_URL nor a configured provider's; keyplex cannot tell which part of its path is the base and which the endpoint, so nothing was sent. Give the client that calls manager.fetch the base URL KEYPLEX_BASE_URL ('${base}', exported by keyplex; see docs/integrations.md): keyplex puts in each provider's own.`,
+      { status: 400 },
+    );
+    this.name = 'UnknownBaseUrlError';
+  }
+}
+
 /** The per-request options given to `keyplex.options()` are malformed. */
 export class RequestOptionsError extends KeyplexError {
   /** @param options.status set when the request went through the SDK (400: it raises `BadRequestError`). */

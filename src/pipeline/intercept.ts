@@ -16,7 +16,7 @@ const UNROUTED: RoutePlan = Object.freeze({ deployments: Object.freeze([]) as un
 /** The context of a new request, counted in the stats and announced with `request`. */
 export function intercept(core: Core, input: string | URL | Request, init: RequestInit | undefined): RequestContext {
   const startedAt = Date.now();
-  const request = read(input, init);
+  const request = read(input, init, core.pools);
   const deadlineMs = request.options.deadlineMs ?? core.options.deadlineMs;
   const inputTokens = request.json ? estimateInputTokens(request.json) : 0;
   const outputTokens = request.json ? estimateOutputTokens(request.json, core.options.rateLimiting.defaultOutputTokens) : 0;

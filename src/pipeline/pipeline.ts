@@ -8,7 +8,7 @@
  * Respond and account run inside send for a success (a stream is accounted
  * when it ends) and in `finishFailure` for a failure.
  */
-import { ManagerClosedError, RequestOptionsError } from '../errors';
+import { ManagerClosedError, RequestOptionsError, UnknownBaseUrlError } from '../errors';
 import { isLocalFetch, jsonRequestInit, releaseJson } from '../request';
 import { decide, type RetryDecision } from '../resilience/retry/policy';
 import { sleep } from '../resilience/backoff';
@@ -42,6 +42,8 @@ export async function handle(core: Core, input: string | URL | Request, init: Re
   } catch (error) {
     // Options that did not come through keyplex.options() are refused at the call too, nothing sent.
     if (error instanceof RequestOptionsError) return errorResponse(error, 400);
+    // A URL whose API base keyplex cannot tell (another library's own base URL): refused, nothing sent.
+    if (error instanceof UnknownBaseUrlError) return errorResponse(error, 400);
     throw error;
   }
   // One controller, one timer (deadline and attempt timeout) and one listener per request: see ./abort.ts.

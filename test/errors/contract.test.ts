@@ -215,6 +215,18 @@ const rows: Row[] = [
     },
   },
   {
+    path: 'another library gives manager.fetch a base URL with a path prefix of its own',
+    catches: OpenAI.BadRequestError,
+    code: 'unknown_base_url',
+    says: [/^400 keyplex:/, /https:\/\/gateway\.test\/api\/v1\/chat\/completions/, /KEYPLEX_BASE_URL/, /nothing was sent/],
+    run: async () => {
+      provider(ONE, () => chatReply(MODEL));
+      const { manager } = manage({});
+      const other = new OpenAI({ apiKey: 'managed-by-keyplex', baseURL: 'https://gateway.test/api/v1', fetch: manager.fetch, maxRetries: 0 });
+      return caught(() => other.chat.completions.create(BODY));
+    },
+  },
+  {
     path: 'a budget cap is reached',
     catches: OpenAI.RateLimitError,
     code: 'budget_exceeded',
@@ -424,12 +436,12 @@ describe('what the app catches, tests and logs', () => {
 });
 
 describe('the exported error classes are the ones an app can catch', () => {
-  test('only the classes an app can catch are exported: thrown at the call, or in a stream loop after its first bytes, and their base', () => {
+  test('only the classes an app can catch are exported: thrown at the call, or in a stream loop after its first bytes, `ManagerClosedError` (a key call or wrap() on a closed manager), `StoreUnavailableError` (RedisStore.ready() given up on), and their base', () => {
     const classes = Object.entries(publicApi)
       .filter(([, value]) => typeof value === 'function' && value.prototype instanceof Error)
       .map(([name]) => name)
       .sort();
-    expect(classes).toEqual(['ConfigError', 'DeadlineExceededError', 'KeyplexError', 'MissingPeerError', 'RequestOptionsError', 'StreamInterruptedError', 'StreamStalledError']);
+    expect(classes).toEqual(['ConfigError', 'DeadlineExceededError', 'KeyplexError', 'ManagerClosedError', 'MissingPeerError', 'RequestOptionsError', 'StoreUnavailableError', 'StreamInterruptedError', 'StreamStalledError']);
   });
 
   test('a bad manager option throws ConfigError at construction', () => {

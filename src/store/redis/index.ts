@@ -17,13 +17,14 @@ import { announceRefused, bucketOf, KnownState } from './known';
 import { KeptSpend, noteTotals, seenTotals, SPEND_SCRIPT, script, spendCall, spendHash, writeBackKept, type Names, type PendingStatus, type Script, type WriteBackOptions } from './writeback';
 import { LoadWatch, newerThan, parseSnapshot } from './snapshot';
 import { answerWithin, LATE, Patience } from './timing';
+import { ReadyWaiters, type ReadyOptions } from './ready';
 import { epochKey } from './epoch';
 import { LOST, lostReply, reservationOf } from './reply';
 import { objectName, readValue, writeValue } from './objects';
 import type { StateStore, StoreBudgetRef, StoreChange, StoreCircuitRef, StoreFailure, StoreKeyRef, StoreKeyStatus, StoreLimits, StoreListener, StoreObjectHome, StoreOperation, StoreReservation, StoreSession, StoreSnapshot, StoreSpend } from '../types';
 
 export type * from '../types';
-export type { RedisStoreOptions } from './options';
+export type { RedisStoreOptions, ReadyOptions } from './options';
 
 const RESERVE_SCRIPT = script(RESERVE);
 const ADJUST_SCRIPT = script(ADJUST);
@@ -81,7 +82,7 @@ export class RedisStore implements StateStore {
   /** Writes kept while Redis is away, by field (latest wins), with the message that announces each. */
   readonly #pendingStatus = new Map<string, PendingStatus>();
   readonly #kept = new KeptSpend();
-  #readyWaiters: (() => void)[] = [];
+  readonly #readyWaiters = new ReadyWaiters();
   /** This store's own name on the channel (for what it writes back, not any one session). */
   readonly #id = randomUUID();
   readonly #names: Names;
@@ -136,13 +137,12 @@ export class RedisStore implements StateStore {
   }
 
   /**
-   * Resolves once Redis answers and the store is subscribed to changes; never
-   * rejects (until then requests are served as when Redis is away). Useful at
-   * start-up, above all with `failMode: 'closed'`.
-   */
-  async ready(): Promise<void> {
+   * Resolves once Redis answers and the store is subscribed to changes (or the store is closed); until then requests
+   * are served as when Redis is away. For start-up, above all with `failMode: 'closed'`.
+   * @throws {StoreUnavailableError} (rejects; code `store_unavailable`) when not ready within `timeoutMs` (default 10,000; `Infinity` waits for ever) or when `signal` aborts, with Redis's reason (e.g. `NOPERM…`); the store keeps trying. ConfigError for a malformed `timeoutMs`. */
+  async ready(options: ReadyOptions = {}): Promise<void> {
     if (this.#healthy || this.#closed) return;
-    await new Promise<void>((resolve) => this.#readyWaiters.push(resolve));
+    await this.#readyWaiters.wait(options, () => this.#reported?.message);
   }
 
   open(listener: StoreListener): StoreSession {
@@ -166,7 +166,7 @@ export class RedisStore implements StateStore {
     this.#deferred.flush();
     this.#deferred.stop();
     this.#sessions.clear();
-    for (const resolve of this.#readyWaiters.splice(0)) resolve();
+    this.#readyWaiters.settle();
     this.#sub.disconnect();
     if (this.#ownsClient) {
       // A hung Redis (connection open, no answers) never answers QUIT: wait for it at most timeoutMs.
@@ -494,7 +494,7 @@ export class RedisStore implements StateStore {
     this.#reported = undefined;
     const downMs = Date.now() - this.#downSince;
     for (const session of this.#sessions.values()) session.recovered(downMs);
-    for (const resolve of this.#readyWaiters.splice(0)) resolve();
+    this.#readyWaiters.settle();
     this.#drain();
   }
 }

@@ -55,7 +55,11 @@ export function positiveMs(value: unknown, name: string, fallback: number): numb
 }
 
 export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  if (!(error instanceof Error)) return String(error);
+  // A transaction Redis discarded (EXECABORT): the reason is the refusal of a command it queued (OOM, NOPERM…), which ioredis keeps beside it.
+  const queued = (error as { previousErrors?: unknown }).previousErrors;
+  const first = Array.isArray(queued) ? queued.find((e): e is Error => e instanceof Error) : undefined;
+  return first === undefined ? error.message : `${first.message} (${error.message})`;
 }
 
 
@@ -116,3 +120,5 @@ export function checkOptions(options: RedisStoreOptions) {
     now: options.now,
   };
 }
+
+export type { ReadyOptions } from './ready';
