@@ -14,9 +14,8 @@
 import OpenAI from 'openai';
 import { describe, expect, test, vi } from 'vitest';
 import { HttpResponse } from 'msw';
-import type { KeySelector } from '../../src/keys/selector';
 import { record } from '../support/events';
-import { managedClients } from '../support/managers';
+import { firstAttemptOn, managedClients } from '../support/managers';
 import { fakeClock, until } from '../support/time';
 import { chatChunks, cutSseReply, gate, keyRing, provider, rawSseReply, sseReply, type UpstreamCall } from '../support/upstream';
 import '../support/setup';
@@ -27,8 +26,7 @@ const N = 5;
 const ring = keyRing('a', 'b');
 const manage = managedClients({ one: { baseURL: ONE, keys: ring.keys } });
 /** Key `a` for every request's first attempt, `b` after. */
-const A_THEN_B: KeySelector = { select: (keys, ctx) => keys.find((k) => k.id === (ctx.attempt === 1 ? 'a' : 'b')) ?? keys[0] };
-const OPTIONS = { keySelection: A_THEN_B, circuitBreaker: false as const };
+const OPTIONS = firstAttemptOn('a', 'b');
 const ask = [{ role: 'user' as const, content: 'hi' }];
 
 const base = { id: 'chatcmpl-a', object: 'chat.completion.chunk', created: 1_700_000_000, model: MODEL };

@@ -12,12 +12,12 @@
  */
 import OpenAI from 'openai';
 import { describe, expect, test, vi } from 'vitest';
-import type { KeySelector } from '../../src/keys/selector';
 import { record } from '../support/events';
-import { managedClients } from '../support/managers';
+import { firstAttemptOn, managedClients } from '../support/managers';
 import { fakeClock, until } from '../support/time';
 import { cutSseReply, gate, keyRing, namedSseReply, provider, type NamedEvent, type UpstreamCall } from '../support/upstream';
 import { HttpResponse } from 'msw';
+import type { KeySelector } from '../../src/keys/selector';
 import '../support/setup';
 
 const ONE = 'https://api.one.test/v1';
@@ -26,8 +26,7 @@ const N = 5;
 const ring = keyRing('a', 'b');
 const manage = managedClients({ one: { baseURL: ONE, keys: ring.keys } });
 /** Key `a` for every request's first attempt, `b` after. */
-const A_THEN_B: KeySelector = { select: (keys, ctx) => keys.find((k) => k.id === (ctx.attempt === 1 ? 'a' : 'b')) ?? keys[0] };
-const OPTIONS = { keySelection: A_THEN_B, circuitBreaker: false as const };
+const OPTIONS = firstAttemptOn('a', 'b');
 
 function response(id: string, status: string, extra: Record<string, unknown> = {}) {
   return { id, object: 'response', created_at: 1_700_000_000, status, model: MODEL, output: [], error: null, incomplete_details: null, instructions: null, metadata: {}, tools: [], usage: null, ...extra };

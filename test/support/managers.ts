@@ -4,6 +4,7 @@
  * after its test (the scaffold of test/support/scaffold.ts).
  */
 import type { KeyManagerOptions } from '../../src/index';
+import type { KeySelector } from '../../src/keys/selector';
 import { record } from './events';
 import { NO_BACKOFF, useManagers } from './scaffold';
 
@@ -14,4 +15,14 @@ export function managedClients(providers?: KeyManagerOptions['providers']) {
     const made = manage(options);
     return { ...made, success: record(made.manager, 'success'), failure: record(made.manager, 'failure') };
   };
+}
+
+/**
+ * Options that send every request's first attempt to key `first` and its
+ * later ones to `then` (circuits off, so that only the attempts decide):
+ * for tests of what a failed first attempt leaves to the second.
+ */
+export function firstAttemptOn(first: string, then: string): Pick<KeyManagerOptions, 'keySelection' | 'circuitBreaker'> {
+  const keySelection: KeySelector = { select: (keys, ctx) => keys.find((k) => k.id === (ctx.attempt === 1 ? first : then)) ?? keys[0] };
+  return { keySelection, circuitBreaker: false };
 }
