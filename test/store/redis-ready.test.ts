@@ -119,6 +119,13 @@ describe.skipIf(!redis.available)('RedisStore.ready()', () => {
     expect((error as ConfigError).field).toBe('timeoutMs');
   });
 
+  test('a timeoutMs beyond the longest timer Node.js supports is refused, not waited for 1 ms', async () => {
+    const made = store(`redis://127.0.0.1:${await freePort()}`);
+    const error = await caught(() => made.ready({ timeoutMs: 3_000_000_000 }));
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).field).toBe('timeoutMs');
+  });
+
   test('a store that recovers after a timed-out wait is ready for the next one', async () => {
     const user = await aclUser(['+@all']);
     const made = store(user.url);

@@ -3,6 +3,7 @@
  * start-up awaiting a Redis that is unreachable or refuses the store is told
  * why, with Redis's own reason, instead of waiting for ever.
  */
+import { MS_NON_NEGATIVE, numberProblem } from '../../config/check';
 import { ConfigError, StoreUnavailableError } from '../../errors';
 
 /** How long `ready()` waits when not told: long enough for Redis to start beside the app, short enough to fail a start-up that cannot work. */
@@ -67,8 +68,8 @@ export class ReadyWaiters {
 
 function checkTimeout(timeoutMs: number | undefined): number {
   if (timeoutMs === undefined) return READY_TIMEOUT_MS;
-  if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
-    throw new ConfigError('timeoutMs', `expected milliseconds (a number ≥ 0, or Infinity to wait until Redis answers); got ${String(timeoutMs)} (RedisStore.ready())`);
-  }
+  if (timeoutMs === Infinity) return timeoutMs;
+  const problem = numberProblem(timeoutMs, MS_NON_NEGATIVE);
+  if (problem !== undefined) throw new ConfigError('timeoutMs', `${problem}, or Infinity to wait until Redis answers (RedisStore.ready())`);
   return timeoutMs;
 }
