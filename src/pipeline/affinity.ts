@@ -20,7 +20,8 @@
  *
  * With a state store configured whose session keeps object homes
  * (`rememberObject`/`objectHome`: the Redis store does), what one manager
- * remembers is written to the store too, never waited for; and a request
+ * remembers is written to the store too, and the answer that created it
+ * handed back once written (at most a second); and a request
  * naming an object this manager does not know asks the store once before it
  * is routed (another replica may have created it), the answer kept here.
  * Other requests ask nothing.
@@ -150,25 +151,54 @@ export function createdObject(core: Core, ctx: RequestContext): Creation | undef
   return collection === undefined ? chatCreation(method, path, ctx.request.stored) : creation(method, path, collection);
 }
 
+/** How long an answer waits at most for its object's home to be written to the store (a store's write should settle well within it; the Redis store's does within its `timeoutMs`). */
+export const HOME_WRITE_WAIT_MS = 1_000;
+
 /**
  * Remembers that object `id` (a non-empty string is kept, unchecked) that
  * `created` names was created on the lease's key, and shares it through the
  * store when one is configured; a file or vector store also turns on the
  * search of messages, input and tools for them.
+ *
+ * Returns the store's write when it is one to wait for: the answer is
+ * handed back once it settles (see {@link homeWritten}), so that a replica
+ * the application asks next with the object's id finds its home (Redis may
+ * otherwise serve that replica's read before this write).
  */
-export function rememberObject(core: Core, lease: Lease, created: Creation, id: unknown, now: number): void {
+export function rememberObject(core: Core, lease: Lease, created: Creation, id: unknown, now: number): Promise<unknown> | undefined {
   const { affinity, session } = core;
-  if (affinity === undefined || typeof id !== 'string' || id === '') return;
+  if (affinity === undefined || typeof id !== 'string' || id === '') return undefined;
   const home: StoreObjectHome = { provider: lease.deployment.pool.id, keyId: lease.key.id, kind: created.kind };
   affinity.remember(id, home.provider, home.keyId, now, home.kind);
-  if (core.options.store === undefined || session.rememberObject === undefined) return;
+  if (core.options.store === undefined || session.rememberObject === undefined) return undefined;
   try {
-    // Never waited for: the store reports its own failures (store:error); a rejection is let go.
+    // The store reports its own failures (store:error); a rejection is let go.
     const written = session.rememberObject(id, home, core.options.affinity!.ttlMs);
-    if (written instanceof Promise) written.catch(() => undefined);
+    return written instanceof Promise ? written.catch(() => undefined) : undefined;
   } catch {
     // A store that throws (against its contract) loses the write, never the request.
+    return undefined;
   }
+}
+
+/**
+ * Settles when `written` (a home's write to the store) does, the request is
+ * aborted (by its caller, its deadline) or {@link HOME_WRITE_WAIT_MS} have
+ * passed, whichever comes first; never rejects: a write that fails or
+ * lingers costs the answer nothing.
+ */
+export function homeWritten(written: Promise<unknown>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, HOME_WRITE_WAIT_MS);
+    signal.addEventListener('abort', done, { once: true });
+    void written.then(done);
+  });
 }
 
 /**

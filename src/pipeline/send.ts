@@ -19,7 +19,7 @@ import { retryAfterMs } from '../resilience/headers';
 import { FirstRead, type StreamReader } from '../usage/sse';
 import { usageFromBody } from '../usage/usage';
 import { account } from './account';
-import { createdId, createdObject, rememberObject } from './affinity';
+import { createdId, createdObject, homeWritten, rememberObject } from './affinity';
 import type { BufferedAnswer, RequestContext } from './context';
 import type { Core } from './core';
 import { AttemptFailure, embeddedStatus, FetchOptionError } from './failure';
@@ -222,7 +222,9 @@ async function streamFirst(
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
   lease.settle('first-byte', now);
-  if (created !== undefined) rememberObject(core, lease, created, first.scanner.tally.responseId, now);
+  const homing = created === undefined ? undefined : rememberObject(core, lease, created, first.scanner.tally.responseId, now);
+  // The first events name the object: handed on once its home is written (a replica asked next then finds it).
+  if (homing !== undefined) await homeWritten(homing, abort.signal);
   return streamReply(core, ctx, lease, response, rest, first, now - ctx.startedAt, abort.signal);
 }
 
@@ -281,8 +283,10 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
   const replyModel = (parsed as { model?: unknown } | null)?.model;
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
-  if (created !== undefined) rememberObject(core, lease, created, createdId(created, parsed, bytes), now);
+  const homing = created === undefined ? undefined : rememberObject(core, lease, created, createdId(created, parsed, bytes), now);
   const costUsd = account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
+  // An object created: answered once its home is written to the store (a replica asked next then finds it).
+  if (homing !== undefined) await homeWritten(homing, abort.signal);
   // The SDK gets the bytes, decoded when it reads them: a large text is not made long before it is parsed.
   if (ctx.cacheKey === undefined || core.cache === undefined) return reply(core, ctx, lease, response, bytes);
   const text = decodeText(bytes);

@@ -202,10 +202,14 @@ export interface StoreSession {
    * Optional (object affinity across replicas): records that object `id` was
    * created with `home`'s key, for `ttlMs` (the manager's `affinity.ttlMs`),
    * so that another manager on the store sends the requests naming it to
-   * that key. Called once per object created, after the reply; never waited
-   * for. Like the other writes it never throws: a store that cannot write
-   * now drops it (that object is then known to its own manager only) and
-   * reports the failure through {@link StoreListener.error}.
+   * that key. Called once per object created, after the reply; a promise it
+   * returns is waited for before the reply is handed to the application (at
+   * most one second, and never past the request's end), so that the
+   * application's next request, on another manager, finds the object:
+   * resolve once written, or soon. Like the other writes it never throws
+   * nor rejects: a store that cannot write now drops it (that object is then
+   * known to its own manager only) and reports the failure through
+   * {@link StoreListener.error}.
    */
   rememberObject?(id: string, home: StoreObjectHome, ttlMs: number): void | Promise<void>;
   /**

@@ -14,6 +14,7 @@ import { getKeyplexDetails, KeyManager, MemoryStore, type KeyManagerOptions, typ
 import { caught, failures } from '../support/caught';
 import { reservingStore } from '../support/custom-store';
 import { fakeKey } from '../support/fake-keys';
+import { fakeClock, quiesce, realSetImmediate, until } from '../support/time';
 import { projects, threeKeys } from '../support/projects';
 import { mswSuite } from '../support/suite';
 
@@ -177,6 +178,114 @@ describe('two managers on one MemoryStore', () => {
       await b!.chat.completions.retrieve(id);
     });
     expect(stored).toEqual({ failed: 0, first: undefined });
+  });
+});
+
+/**
+ * Two managers on one MemoryStore whose object-home writes land late (as
+ * Redis may apply replica A's `SET` after replica B's `GET`): each write is
+ * held, applied when `release()` is called or, with `laterTurns`, that many
+ * turns of the event loop after it was asked for.
+ */
+function lateWrites(laterTurns?: number) {
+  const memory = new MemoryStore();
+  const held: (() => void)[] = [];
+  let asked = 0;
+  const store: StateStore = {
+    open(listener) {
+      const session = memory.open(listener);
+      const rememberObject = (...args: Parameters<NonNullable<typeof session.rememberObject>>) =>
+        new Promise<void>((resolve) => {
+          asked++;
+          held.push(() => {
+            session.rememberObject!(...args);
+            resolve();
+          });
+          if (laterTurns !== undefined) void turns(laterTurns).then(release);
+        });
+      // The session's own methods bound to it (they use its private fields); its write held.
+      return new Proxy(session, {
+        get: (target, name) => {
+          if (name === 'rememberObject') return rememberObject;
+          const value = Reflect.get(target, name) as unknown;
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+    },
+  };
+  const release = () => held.splice(0).forEach((apply) => apply());
+  return { store, release, asked: () => asked };
+}
+
+/** `n` turns of the real event loop. */
+async function turns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise<void>((resolve) => realSetImmediate(resolve));
+}
+
+/** Managers A and B of the same three keys on `store`, B listing them one place on (round-robin: B's next key is never A's). */
+function twoOn(store: StateStore) {
+  server.use(...projects(BASE).handlers);
+  const keys = [0, 1, 2].map((i) => ({ key: fakeKey('proj'), id: `k${i}` }));
+  return [keys, [...keys.slice(1), keys[0]!]].map((listed) => {
+    const manager = new KeyManager({ providers: { one: { baseURL: BASE, keys: listed } }, keySelection: 'round-robin', retry: { baseDelayMs: 0 }, store });
+    cleanups.push(() => manager.close());
+    return manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
+  }) as [OpenAI, OpenAI];
+}
+
+describe('a store whose writes land late', () => {
+  test('files.create answers only once the store has the file\'s home', async () => {
+    const { store, release, asked } = lateWrites();
+    const { client } = setup({ store });
+    let answered = false;
+    const file = upload(client).then((f) => ((answered = true), f));
+    await until(() => asked() === 1, 'the home written');
+    await quiesce(() => (answered ? 1 : 0));
+    expect(answered).toBe(false);
+    release();
+    expect((await file).id).toMatch(/^file-/);
+  });
+
+  test('a stored chat completion streamed: its first chunk reaches the caller only once the store has its home', async () => {
+    const { store, release, asked } = lateWrites();
+    const { client } = setup({ store });
+    let chunks = 0;
+    const read = (async () => {
+      for await (const _ of await client.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }], store: true, stream: true })) chunks++;
+    })();
+    await until(() => asked() === 1, 'the home written');
+    await quiesce(() => chunks);
+    expect(chunks).toBe(0);
+    release();
+    await read;
+    expect(chunks).toBe(2);
+  });
+
+  test('batches.create on B right after files.create on A goes to A\'s key, the write landing a few turns late: 0 of 6 fail', async () => {
+    const [a, b] = twoOn(lateWrites(3).store);
+    const result = await failures(6, async () => {
+      const file = await upload(a);
+      await b.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    });
+    expect(result).toEqual({ failed: 0, first: undefined });
+  });
+
+  test('a write that never settles holds the answer one second at most, and fails nothing', async () => {
+    const { store, asked } = lateWrites();
+    const { client } = setup({ store });
+    fakeClock();
+    try {
+      let answered = false;
+      const file = upload(client).then((f) => ((answered = true), f));
+      await until(() => asked() === 1, 'the home written');
+      await vi.advanceTimersByTimeAsync(999);
+      await quiesce(() => (answered ? 1 : 0));
+      expect(answered).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect((await file).id).toMatch(/^file-/);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

@@ -256,6 +256,26 @@ describe.skipIf(!redis.available)('Redis down at the lookup', () => {
   });
 });
 
+describe.skipIf(!redis.available)('Redis hung at the create', () => {
+  test('a home\'s write (which the creating answer waits for) gives up waiting after timeoutMs (250 ms); the write lands once Redis answers again', async () => {
+    const store = new RedisStore({ url: redis.server.url, prefix: `affinity-hung:${randomUUID()}:`, retryMs: 50, timeoutMs: 250 });
+    cleanups.unshift(() => store.close());
+    await store.ready();
+    const session = store.open({ change() {}, error() {}, recovered() {} });
+    const pid = await serverPid(redis.server.url);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const written = session.rememberObject!('resp_hung', { provider: 'one', keyId: 'one-0', kind: 'response' }, 60_000) as Promise<unknown>;
+      // Generous (a loaded machine): a write that waited on the hung server would not settle before SIGCONT.
+      expect(await within(written, 10_000)).toBe('settled');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    // Read on the same connection, after the write that was queued there.
+    expect(await session.objectHome!('resp_hung')).toEqual({ provider: 'one', keyId: 'one-0', kind: 'response' });
+  });
+});
+
 describe.skipIf(!redis.available)('Redis away at the create, or back empty', () => {
   /** Stops Redis until both replicas' stores heard of it, runs `meanwhile`, starts it again (empty: no persistence) and waits until both stores wrote back and are ready. */
   async function outage(a: Replica, b: Replica, meanwhile: () => Promise<void> = async () => undefined): Promise<void> {

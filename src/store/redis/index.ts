@@ -193,11 +193,11 @@ export class RedisStore implements StateStore {
     return this.#healthy ? readValue(this.#client, this.#patience, objectName(this.prefix, id), 'an object lookup').then(parseHome) : undefined;
   }
 
-  /** @internal Records where object `id` was created, for `ttlMs` (`SET … PX`); resolves once written. Kept to write back after an outage (written then when Redis is away now); a failure is reported as a write's. Never rejects. */
+  /** @internal Records where object `id` was created, for `ttlMs` (`SET … PX`); resolves once written, or after `timeoutMs` (the write goes on): the answer that created the object waits for it (pipeline/affinity.ts). Kept to write back after an outage (written then when Redis is away now); a failure is reported as a write's. Never rejects. */
   async rememberObject(id: string, home: StoreObjectHome, ttlMs: number): Promise<void> {
     const entry = { name: objectName(this.prefix, id), value: homeValue(home), until: Date.now() + ttlMs };
     this.#known.object(entry);
-    if (this.#healthy) await writeValue(this.#client, entry.name, entry.value, ttlMs).catch((error: unknown) => this.#fail('write', error));
+    if (this.#healthy) await answerWithin(writeValue(this.#client, entry.name, entry.value, ttlMs).catch((error: unknown) => this.#fail('write', error)), this.#timeoutMs);
   }
 
   // ------------------------------------------------------------ internals
