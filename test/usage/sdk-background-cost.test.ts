@@ -7,7 +7,7 @@
  * spend nothing.
  */
 import { describe, expect, test } from 'vitest';
-import { getKeyplexDetails, keyplex } from '../../src/index';
+import { getKeyplexDetails, keyplex, MemoryStore } from '../../src/index';
 import { backgroundResponse, cutSseReply, gate, namedSseReply, provider, responsesEvents, type BackgroundStatus, type NamedEvent, type UpstreamCall, type UsageCounts } from '../support/upstream';
 import '../support/setup';
 import { record } from '../support/events';
@@ -243,5 +243,23 @@ describe('a background response counts its real cost once', () => {
     await client.responses.retrieve(created.id);
 
     expect(spent()).toEqual({ costUsd: RUN_USD, budgetUsd: RUN_USD, outputTokens: 1_000_000 });
+  });
+
+  test('replicas on one store: a poll through a replica that did not create the run spends nothing; through its creator the run counts once, and the store carries that spend to the other', async () => {
+    backgroundUpstream(1);
+    const store = new MemoryStore();
+    const creator = manage({ store });
+    const other = manage({ store });
+
+    const created = await creator.client.responses.create(BODY);
+    await other.client.responses.retrieve(created.id);
+    const throughOther = other.spent();
+    await creator.client.responses.retrieve(created.id);
+    await other.client.responses.retrieve(created.id);
+
+    expect(throughOther.costUsd).toBe(0);
+    expect(throughOther.budgetUsd).toBeLessThan(0.01);
+    expect(creator.spent()).toEqual({ costUsd: RUN_USD, budgetUsd: RUN_USD, outputTokens: 1_000_000 });
+    expect(other.spent().budgetUsd).toBe(RUN_USD);
   });
 });
