@@ -19,6 +19,7 @@ import { retryAfterMs } from '../resilience/headers';
 import { FirstRead, type StreamReader } from '../usage/sse';
 import { usageFromBody } from '../usage/usage';
 import { account } from './account';
+import { backgroundJson } from './background';
 import { createdId, createdObject, homeWritten, rememberObject } from './affinity';
 import type { BufferedAnswer, RequestContext } from './context';
 import type { Core } from './core';
@@ -197,7 +198,7 @@ async function streamFirst(
   const first = new FirstRead(injectedUsage, redactor, core.options.redactReplies, holdsPrelude(ctx));
   // A created object exists from its first event (`response.created`, a stored chat completion's first chunk): later requests naming it go to this key.
   const created = createdObject(core, ctx);
-  first.scanner.wantsId = created !== undefined;
+  first.scanner.wantsId = created !== undefined || ctx.request.background;
   // What the tap reads on with: the body's reader, unless a held prelude was released with a read in flight.
   let rest: StreamReader = reader;
   try {
@@ -272,7 +273,7 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
   const created = createdObject(core, ctx);
   let parsed: unknown;
   try {
-    parsed = parseJsonSummary(bytes, created !== undefined && !created.inFile);
+    parsed = parseJsonSummary(bytes, (created !== undefined && !created.inFile) || ctx.request.background);
   } catch {
     if (bytes !== upstreamBytes) warnIfRedactionBroke(upstreamBytes, lease.key.id);
     throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: decodeText(bytes) });
@@ -284,7 +285,10 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
   const homing = created === undefined ? undefined : rememberObject(core, lease, created, createdId(created, parsed, bytes), now);
-  const costUsd = account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
+  const usage = usageFromBody(parsed) ?? null;
+  const costUsd = account(core, ctx, lease, now, usage, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
+  // A background response's create, or a read of one remembered: its cost comes with its terminal status.
+  if (ctx.request.background || core.background.size !== 0) backgroundJson(core, ctx, lease, parsed, usage, bytes, now);
   // An object created: answered once its home is written to the store (a replica asked next then finds it).
   if (homing !== undefined) await homeWritten(homing, abort.signal);
   // The SDK gets the bytes, decoded when it reads them: a large text is not made long before it is parsed.
