@@ -223,7 +223,7 @@ async function streamFirst(
   lease.record(attempt, response.status, 'success', now);
   lease.settle('first-byte', now);
   if (created !== undefined) rememberObject(core, lease, created, first.scanner.tally.responseId, now);
-  return streamReply(core, ctx, lease, response, rest, first, now - ctx.startedAt, abort.signal);
+  return streamReply(core, ctx, lease, response, rest, first, now - ctx.startedAt, abort);
 }
 
 /** Reads until `first` has the stream's first complete events (or its end): one promise, for {@link RequestAbort.bounded}. */
