@@ -120,6 +120,10 @@ class TappedStream extends ReadableStream<Uint8Array> {
  */
 const NO_READ_AHEAD = Object.freeze({ highWaterMark: 0 });
 
+function ignore(): undefined {
+  return undefined;
+}
+
 /** The idle timer of `tap` fired. */
 function checkIdle(tap: EventStreamTap): void {
   tap.checkIdle();
@@ -256,12 +260,13 @@ class EventStreamTap implements DirectTap {
     this.#fail(error);
   };
 
-  async cancel(reason: unknown): Promise<void> {
+  /** The caller cancelled: the upstream is let go (its failure to cancel is not the caller's). A throw here rejects the caller's cancel, as the stream makes it. */
+  cancel(reason: unknown): Promise<void> {
     if (!this.#settled) {
       this.#settle();
       this.hooks.onCancel(this.#scanner.usage, this.#tally);
     }
-    await this.reader.cancel(reason).catch(() => undefined);
+    return this.reader.cancel(reason).then(ignore, ignore);
   }
 
   get #tally(): StreamTally {
