@@ -21,7 +21,7 @@ import {
 import { billsAnswer, withoutQuery, type Body } from '../request';
 import { classifyStatus } from '../resilience/classify';
 import { bodyRetryAfterMs } from '../resilience/error-body';
-import { MalformedStreamEvent, StreamIdleTimeout, StreamReaderIdle, StreamTruncated, tapEventStream, tokensOfText, type FirstEvents, type StreamReader, type StreamTally, type StreamTapHooks } from '../usage/sse';
+import { MalformedStreamEvent, StreamIdleTimeout, StreamReaderIdle, StreamTruncated, tapEventStream, tokensOfText, type FirstEvents, type StreamReader, type StreamEnding, type StreamTally, type StreamTapHooks } from '../usage/sse';
 import type { Usage } from '../usage/usage';
 import { account, costOf, failed } from './account';
 import { backgroundStream } from './background';
@@ -70,10 +70,10 @@ export function streamReply(
   reader: StreamReader,
   first: FirstEvents,
   ttftMs: number,
-  signal: AbortSignal,
+  end: StreamEnding,
 ): Response {
   ctx.streaming = true;
-  const tapped = tapEventStream(first, reader, new StreamEnd(core, ctx, lease, ttftMs, signal, first.scanner.tally.responseId));
+  const tapped = tapEventStream(first, reader, new StreamEnd(core, ctx, lease, ttftMs, end, first.scanner.tally.responseId));
   return reply(core, ctx, lease, upstream, tapped);
 }
 
@@ -87,7 +87,7 @@ class StreamEnd implements StreamTapHooks {
     private readonly ctx: RequestContext,
     private readonly lease: Lease,
     private readonly ttftMs: number,
-    readonly signal: AbortSignal,
+    readonly end: StreamEnding,
     /** The created object's id the stream's first events gave: send remembered it then. */
     private readonly firstId: string | undefined,
   ) {

@@ -202,8 +202,8 @@ async function streamFirst(
   // What the tap reads on with: the body's reader, unless a held prelude was released with a read in flight.
   let rest: StreamReader = reader;
   try {
-    // Bounded whatever the fetch: a body whose encoding broke is not ended by the attempt's signal (see bounded).
-    await abort.bounded(readFirst(reader, first));
+    // Each read bounded whatever the fetch: a body whose encoding broke is not ended by the attempt's signal (see bounded).
+    while (!first.take(await abort.bounded(reader.read())));
     // A Responses stream's events before its first output are held: a failure until then fails over (prelude.ts).
     if (first.holding && !first.broken) rest = await readPrelude(core, ctx, abort, reader, first);
   } catch (error) {
@@ -226,12 +226,7 @@ async function streamFirst(
   const homing = created === undefined ? undefined : rememberObject(core, lease, created, first.scanner.tally.responseId, now);
   // The first events name the object: handed on once its home is written (a replica asked next then finds it).
   if (homing !== undefined) await homeWritten(homing, abort.signal);
-  return streamReply(core, ctx, lease, response, rest, first, now - ctx.startedAt, abort.signal);
-}
-
-/** Reads until `first` has the stream's first complete events (or its end): one promise, for {@link RequestAbort.bounded}. */
-async function readFirst(reader: ReadableStreamDefaultReader<Uint8Array>, first: FirstRead): Promise<void> {
-  while (!first.take(await reader.read()));
+  return streamReply(core, ctx, lease, response, rest, first, now - ctx.startedAt, abort);
 }
 
 function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: number): void {
