@@ -59,6 +59,8 @@ export class RequestAbort {
   #deadlineAt: number;
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
   #timerAt = Infinity;
+  /** The timer fired: its verdict waits for the sockets to be read ({@link #fire}). */
+  #judging: ReturnType<typeof setImmediate> | undefined = undefined;
   #caller: AbortSignal | undefined;
   /** Whether {@link #callerAborted} listens to the caller's signal. */
   #listening = false;
@@ -202,20 +204,35 @@ export class RequestAbort {
 
   #clear(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    if (this.#judging !== undefined) clearImmediate(this.#judging);
+    this.#timer = this.#judging = undefined;
     this.#timerAt = Infinity;
   }
 
+  /** Arms the timer for `at`; a verdict pending for the previous one is this one's to give. */
   #arm(now: number, at: number): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#clear();
     this.#timerAt = at;
     this.#timer = at === Infinity ? undefined : setTimeout(this.#fire, Math.max(0, at - now));
   }
 
+  /**
+   * The timer's moment came. Judged once the sockets were read: after its
+   * loop was blocked (a CPU-bound handler, a long GC pause, a throttled
+   * container), Node runs the timers due before it reads what arrived
+   * meanwhile, and an answer already waiting would be timed out, its key
+   * blamed and the request sent again. setImmediate runs after that read.
+   * Only when a timer fires: no cost to a request that ends before it.
+   */
   #fire = (): void => {
+    this.#timer = undefined;
+    this.#judging = setImmediate(() => this.#judge());
+  };
+
+  #judge(): void {
+    this.#judging = undefined;
     // The timer's moment is reached, whatever a coarser clock says.
     const now = Math.max(Date.now(), this.#timerAt);
-    this.#timer = undefined;
     this.#timerAt = Infinity;
     if (this.ended) return;
     if (now >= this.#deadlineAt) {
@@ -224,7 +241,7 @@ export class RequestAbort {
     }
     if (now >= this.#attemptDue) this.#timeOutAttempt();
     this.#arm(now, Math.min(this.#deadlineAt, this.#attemptDue));
-  };
+  }
 
   #timeOutAttempt(): void {
     this.attemptTimedOut = true;

@@ -105,7 +105,16 @@ const ONCE = Object.freeze({ once: true });
  */
 const NO_READ_AHEAD = Object.freeze({ highWaterMark: 0 });
 
-/** The idle timer of `tap` fired. */
+/**
+ * The idle timer of `tap` fired: judged once the sockets were read. After a
+ * blocked loop Node runs the timers due before it reads what arrived
+ * meanwhile; setImmediate runs after that read, so chunks that came during
+ * the stall are not taken for silence (as the request's timer, abort.ts).
+ */
+function idleTimerFired(tap: EventStreamTap): void {
+  setImmediate(checkIdle, tap);
+}
+
 function checkIdle(tap: EventStreamTap): void {
   tap.checkIdle();
 }
@@ -270,7 +279,7 @@ class EventStreamTap implements DirectTap {
   }
 
   #arm(ms: number): void {
-    this.#timer = setTimeout(checkIdle, Math.max(0, ms), this);
+    this.#timer = setTimeout(idleTimerFired, Math.max(0, ms), this);
     this.#timer.unref?.();
   }
 

@@ -8,12 +8,15 @@ import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { KeyManager, type KeyManagerOptions } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
-import { fakeClock, until } from '../support/time';
+import { fakeClock, realSetImmediate, until } from '../support/time';
 import { RequestAbort } from '../../src/pipeline/abort';
 
 const URL_ = 'https://api.one.test/v1/chat/completions';
 const BODY = JSON.stringify({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] });
 const managers: KeyManager[] = [];
+
+/** One turn of the real event loop (the fake clock does not move). */
+const turn = () => new Promise<void>((resolve) => realSetImmediate(resolve));
 
 afterEach(async () => {
   for (const m of managers.splice(0)) await m.close();
@@ -149,7 +152,7 @@ describe('a `fetch` option that ignores its signal (a wrapper that drops `init.s
 });
 
 describe('RequestAbort', () => {
-  test('one timer: the first attempt starting late times out at its own moment, then the deadline ends the request', () => {
+  test('one timer: the first attempt starting late times out at its own moment, then the deadline ends the request', async () => {
     fakeClock();
     const abort = new RequestAbort(Date.now(), 5_000, 1_000, undefined);
     vi.advanceTimersByTime(300);
@@ -157,18 +160,38 @@ describe('RequestAbort', () => {
     expect(vi.getTimerCount()).toBe(1);
 
     vi.advanceTimersByTime(999);
+    await turn();
     expect(signal.aborted).toBe(false);
     vi.advanceTimersByTime(1);
+    // Judged once the sockets were read: after the poll phase (a reply that came meanwhile is taken first).
+    expect(signal.aborted).toBe(false);
+    await turn();
     expect(signal.aborted).toBe(true);
     expect(abort.attemptTimedOut).toBe(true);
     expect(abort.ended).toBe(false);
     expect(abort.signal.aborted).toBe(false);
 
     vi.advanceTimersByTime(3_699);
+    await turn();
     expect(abort.ended).toBe(false);
     vi.advanceTimersByTime(1);
+    await turn();
     expect(abort.ended).toBe(true);
     expect(abort.signal.reason).toMatchObject({ message: 'deadline' });
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  test('a verdict pending after its timer fired is dropped with the timer when the request is over', async () => {
+    fakeClock();
+    const abort = new RequestAbort(Date.now(), 5_000, 1_000, undefined);
+    const signal = abort.startAttempt(Date.now(), 1_000, false);
+    vi.advanceTimersByTime(1_000);
+    abort.endAttempt();
+    abort.detach();
+    await turn();
+
+    expect(signal.aborted).toBe(false);
+    expect(abort.attemptTimedOut).toBe(false);
     expect(vi.getTimerCount()).toBe(0);
   });
 
