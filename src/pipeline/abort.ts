@@ -15,6 +15,8 @@
 import { AttemptTimeout } from './failure';
 
 const ONCE = Object.freeze({ once: true });
+/** Below this, a timer firing late is ordinary jitter, not a blocked loop (as the Redis store's timing.ts judges). */
+const JITTER_MS = 20;
 
 /** Whether a value is a promise: a native one, another realm's or a library's (anything with a `then` method). */
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -55,6 +57,8 @@ export class RequestAbort {
   #attempt: AbortController | undefined = undefined;
   /** When the current attempt times out; Infinity when no attempt timeout runs. */
   #attemptDue = Infinity;
+  /** The current attempt's timeout, ms, while a blocked loop may still make it wait that long again (once); else 0. */
+  #attemptMs = 0;
   /** When the deadline ends the request; Infinity once it no longer bounds it. */
   #deadlineAt: number;
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
@@ -161,6 +165,7 @@ export class RequestAbort {
   startAttempt(now: number, timeoutMs: number, own: boolean): AbortSignal {
     this.attemptTimedOut = false;
     this.#attemptDue = now + timeoutMs;
+    this.#attemptMs = timeoutMs;
     if (this.#attemptDue < this.#timerAt) this.#arm(now, this.#attemptDue);
     if (!own) return this.#control.signal;
     const control = new AbortController();
@@ -239,8 +244,25 @@ export class RequestAbort {
       this.abort(new AttemptTimeout('deadline'));
       return;
     }
-    if (now >= this.#attemptDue) this.#timeOutAttempt();
+    if (now >= this.#attemptDue) this.#attemptDueNow(now);
     this.#arm(now, Math.min(this.#deadlineAt, this.#attemptDue));
+  }
+
+  /**
+   * The attempt's timeout is reached, its answer not in. When the loop was
+   * blocked over its moment (the timer ran late by more than half the
+   * timeout), the stall may have come before the request went out (a
+   * listener, a handler, a GC pause between the attempt's start and its
+   * write): the upstream had no fair wait, and the attempt waits its timeout
+   * once more, as the Redis store's waits do (store/redis/timing.ts). The
+   * deadline bounds it still.
+   */
+  #attemptDueNow(now: number): void {
+    const late = Date.now() - this.#attemptDue;
+    const patience = this.#attemptMs;
+    this.#attemptMs = 0;
+    if (patience > 0 && late > Math.max(JITTER_MS, patience / 2)) this.#attemptDue = now + patience;
+    else this.#timeOutAttempt();
   }
 
   #timeOutAttempt(): void {

@@ -143,4 +143,21 @@ describe('an answer that arrived while the loop was blocked for longer than a ti
     expect(text).toBe('Hello');
     expect(server.requests()).toBe(1);
   }, 15_000);
+
+  test('a stall right after the attempt started, before its request went out, longer than attemptTimeoutMs: the attempt waits its timeout again; answered, sent once', async () => {
+    const server = await upstream((res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(REPLY);
+    });
+    const manager = managerOf(server.baseURL, { attemptTimeoutMs: TIMEOUT_MS });
+    const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
+    // A listener that blocks (a synchronous logger): the attempt's timer runs, its request is not sent yet.
+    manager.on('attempt', () => stall(STALL_MS));
+
+    const reply = await client.chat.completions.create({ model: 'gpt-4.1', messages: ask });
+
+    expect(reply.choices[0]?.message.content).toBe('hi');
+    expect(server.requests()).toBe(1);
+    expect(failuresOf(manager)).toEqual({});
+  }, 15_000);
 });

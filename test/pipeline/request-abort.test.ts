@@ -181,6 +181,44 @@ describe('RequestAbort', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  test("a timer run late by a blocked loop (more than half the timeout) makes the attempt wait its timeout once more, not twice; the deadline still ends it", async () => {
+    fakeClock();
+    const abort = new RequestAbort(Date.now(), 1_000, 100, undefined);
+    const signal = abort.startAttempt(Date.now(), 100, false);
+    // The loop blocked: the clock moves 250 ms past the attempt's moment before its timer runs.
+    vi.setSystemTime(Date.now() + 250);
+    vi.advanceTimersByTime(100);
+    await turn();
+    expect(signal.aborted).toBe(false);
+    vi.advanceTimersByTime(99);
+    await turn();
+    expect(signal.aborted).toBe(false);
+    vi.advanceTimersByTime(1);
+    await turn();
+    expect([signal.aborted, abort.attemptTimedOut]).toEqual([true, true]);
+
+    // The next attempt, blocked past its moment twice: once more only.
+    const next = abort.startAttempt(Date.now(), 100, false);
+    vi.setSystemTime(Date.now() + 250);
+    vi.advanceTimersByTime(100);
+    await turn();
+    expect(next.aborted).toBe(false);
+    vi.setSystemTime(Date.now() + 250);
+    vi.advanceTimersByTime(100);
+    await turn();
+    expect(next.aborted).toBe(true);
+  });
+
+  test('a timer run late by less than half the timeout times the attempt out (after the sockets were read)', async () => {
+    fakeClock();
+    const abort = new RequestAbort(Date.now(), 1_000, 100, undefined);
+    const signal = abort.startAttempt(Date.now(), 100, false);
+    vi.setSystemTime(Date.now() + 40);
+    vi.advanceTimersByTime(100);
+    await turn();
+    expect(signal.aborted).toBe(true);
+  });
+
   test('a verdict pending after its timer fired is dropped with the timer when the request is over', async () => {
     fakeClock();
     const abort = new RequestAbort(Date.now(), 5_000, 1_000, undefined);
