@@ -15,6 +15,8 @@
 import { AttemptTimeout } from './failure';
 
 const ONCE = Object.freeze({ once: true });
+/** Below this, a timer firing late is ordinary jitter, not a blocked loop (as the Redis store's timing.ts judges). */
+const JITTER_MS = 20;
 
 /** Whether a value is a promise: a native one, another realm's or a library's (anything with a `then` method). */
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -55,10 +57,14 @@ export class RequestAbort {
   #attempt: AbortController | undefined = undefined;
   /** When the current attempt times out; Infinity when no attempt timeout runs. */
   #attemptDue = Infinity;
+  /** The current attempt's timeout, ms, while a blocked loop may still make it wait that long again (once); else 0. */
+  #attemptMs = 0;
   /** When the deadline ends the request; Infinity once it no longer bounds it. */
   #deadlineAt: number;
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
   #timerAt = Infinity;
+  /** The timer fired: its verdict waits for the sockets to be read ({@link #fire}). */
+  #judging: ReturnType<typeof setImmediate> | undefined = undefined;
   #caller: AbortSignal | undefined;
   /** Whether {@link #callerAborted} listens to the caller's signal. */
   #listening = false;
@@ -194,6 +200,7 @@ export class RequestAbort {
   startAttempt(now: number, timeoutMs: number, own: boolean): AbortSignal {
     this.attemptTimedOut = false;
     this.#attemptDue = now + timeoutMs;
+    this.#attemptMs = timeoutMs;
     if (this.#attemptDue < this.#timerAt) this.#arm(now, this.#attemptDue);
     if (!own) return this.#control.signal;
     const control = new AbortController();
@@ -237,29 +244,61 @@ export class RequestAbort {
 
   #clear(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    if (this.#judging !== undefined) clearImmediate(this.#judging);
+    this.#timer = this.#judging = undefined;
     this.#timerAt = Infinity;
   }
 
+  /** Arms the timer for `at`; a verdict pending for the previous one is this one's to give. */
   #arm(now: number, at: number): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#clear();
     this.#timerAt = at;
     this.#timer = at === Infinity ? undefined : setTimeout(this.#fire, Math.max(0, at - now));
   }
 
+  /**
+   * The timer's moment came. Judged once the sockets were read: after its
+   * loop was blocked (a CPU-bound handler, a long GC pause, a throttled
+   * container), Node runs the timers due before it reads what arrived
+   * meanwhile, and an answer already waiting would be timed out, its key
+   * blamed and the request sent again. setImmediate runs after that read.
+   * Only when a timer fires: no cost to a request that ends before it.
+   */
   #fire = (): void => {
+    this.#timer = undefined;
+    this.#judging = setImmediate(() => this.#judge());
+  };
+
+  #judge(): void {
+    this.#judging = undefined;
     // The timer's moment is reached, whatever a coarser clock says.
     const now = Math.max(Date.now(), this.#timerAt);
-    this.#timer = undefined;
     this.#timerAt = Infinity;
     if (this.ended) return;
     if (now >= this.#deadlineAt) {
       this.abort(new AttemptTimeout('deadline'));
       return;
     }
-    if (now >= this.#attemptDue) this.#timeOutAttempt();
+    if (now >= this.#attemptDue) this.#attemptDueNow(now);
     this.#arm(now, Math.min(this.#deadlineAt, this.#attemptDue));
-  };
+  }
+
+  /**
+   * The attempt's timeout is reached, its answer not in. When the loop was
+   * blocked over its moment (the timer ran late by more than half the
+   * timeout), the stall may have come before the request went out (a
+   * listener, a handler, a GC pause between the attempt's start and its
+   * write): the upstream had no fair wait, and the attempt waits its timeout
+   * once more, as the Redis store's waits do (store/redis/timing.ts). The
+   * deadline bounds it still.
+   */
+  #attemptDueNow(now: number): void {
+    const late = Date.now() - this.#attemptDue;
+    const patience = this.#attemptMs;
+    this.#attemptMs = 0;
+    if (patience > 0 && late > Math.max(JITTER_MS, patience / 2)) this.#attemptDue = now + patience;
+    else this.#timeOutAttempt();
+  }
 
   #timeOutAttempt(): void {
     this.attemptTimedOut = true;

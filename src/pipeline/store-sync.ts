@@ -7,6 +7,7 @@ import type { CircuitSnapshot } from '../resilience/breaker/index';
 import type { StoreChange, StoreCircuitRef, StoreKeyRef, StoreKeyStatus, StoreSnapshot } from '../store/types';
 import type { Key } from '../keys/key';
 import type { Core } from './core';
+import { answerWithin } from '../store/redis/timing';
 
 /** A change another manager made, carried by the store. */
 export function applyChange(core: Core, change: StoreChange): void {
@@ -153,11 +154,12 @@ export function whenLoaded(core: Core): Promise<void> | undefined {
   return firstLoads.get(core);
 }
 
+/**
+ * Once `promise` settles, or after `ms` of this process's own time: a wait
+ * whose timer ran late because the event loop was blocked (start-up, for the
+ * first load) starts again, and an answer that came meanwhile is read before
+ * deciding (answerWithin, as the Redis store's own waits).
+ */
 function within(promise: Promise<void>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const bound = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
-    timer.unref?.();
-  });
-  return Promise.race([promise, bound]).finally(() => clearTimeout(timer));
+  return answerWithin(promise, ms).then(() => undefined);
 }

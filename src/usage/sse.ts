@@ -124,7 +124,16 @@ function ignore(): undefined {
   return undefined;
 }
 
-/** The idle timer of `tap` fired. */
+/**
+ * The idle timer of `tap` fired: judged once the sockets were read. After a
+ * blocked loop Node runs the timers due before it reads what arrived
+ * meanwhile; setImmediate runs after that read, so chunks that came during
+ * the stall are not taken for silence (as the request's timer, abort.ts).
+ */
+function idleTimerFired(tap: EventStreamTap): void {
+  setImmediate(checkIdle, tap);
+}
+
 function checkIdle(tap: EventStreamTap): void {
   tap.checkIdle();
 }
@@ -281,7 +290,7 @@ class EventStreamTap implements DirectTap {
   }
 
   #arm(ms: number): void {
-    this.#timer = setTimeout(checkIdle, Math.max(0, ms), this);
+    this.#timer = setTimeout(idleTimerFired, Math.max(0, ms), this);
     this.#timer.unref?.();
   }
 

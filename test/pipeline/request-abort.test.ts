@@ -8,12 +8,15 @@ import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { KeyManager, type KeyManagerOptions } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
-import { fakeClock, until } from '../support/time';
+import { fakeClock, realSetImmediate, until } from '../support/time';
 import { RequestAbort } from '../../src/pipeline/abort';
 
 const URL_ = 'https://api.one.test/v1/chat/completions';
 const BODY = JSON.stringify({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] });
 const managers: KeyManager[] = [];
+
+/** One turn of the real event loop (the fake clock does not move). */
+const turn = () => new Promise<void>((resolve) => realSetImmediate(resolve));
 
 afterEach(async () => {
   for (const m of managers.splice(0)) await m.close();
@@ -149,7 +152,7 @@ describe('a `fetch` option that ignores its signal (a wrapper that drops `init.s
 });
 
 describe('RequestAbort', () => {
-  test('one timer: the first attempt starting late times out at its own moment, then the deadline ends the request', () => {
+  test('one timer: the first attempt starting late times out at its own moment, then the deadline ends the request', async () => {
     fakeClock();
     const abort = new RequestAbort(Date.now(), 5_000, 1_000, undefined);
     vi.advanceTimersByTime(300);
@@ -157,18 +160,76 @@ describe('RequestAbort', () => {
     expect(vi.getTimerCount()).toBe(1);
 
     vi.advanceTimersByTime(999);
+    await turn();
     expect(signal.aborted).toBe(false);
     vi.advanceTimersByTime(1);
+    // Judged once the sockets were read: after the poll phase (a reply that came meanwhile is taken first).
+    expect(signal.aborted).toBe(false);
+    await turn();
     expect(signal.aborted).toBe(true);
     expect(abort.attemptTimedOut).toBe(true);
     expect(abort.ended).toBe(false);
     expect(abort.signal.aborted).toBe(false);
 
     vi.advanceTimersByTime(3_699);
+    await turn();
     expect(abort.ended).toBe(false);
     vi.advanceTimersByTime(1);
+    await turn();
     expect(abort.ended).toBe(true);
     expect(abort.signal.reason).toMatchObject({ message: 'deadline' });
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  test("a timer run late by a blocked loop (more than half the timeout) makes the attempt wait its timeout once more, not twice; the deadline still ends it", async () => {
+    fakeClock();
+    const abort = new RequestAbort(Date.now(), 1_000, 100, undefined);
+    const signal = abort.startAttempt(Date.now(), 100, false);
+    // The loop blocked: the clock moves 250 ms past the attempt's moment before its timer runs.
+    vi.setSystemTime(Date.now() + 250);
+    vi.advanceTimersByTime(100);
+    await turn();
+    expect(signal.aborted).toBe(false);
+    vi.advanceTimersByTime(99);
+    await turn();
+    expect(signal.aborted).toBe(false);
+    vi.advanceTimersByTime(1);
+    await turn();
+    expect([signal.aborted, abort.attemptTimedOut]).toEqual([true, true]);
+
+    // The next attempt, blocked past its moment twice: once more only.
+    const next = abort.startAttempt(Date.now(), 100, false);
+    vi.setSystemTime(Date.now() + 250);
+    vi.advanceTimersByTime(100);
+    await turn();
+    expect(next.aborted).toBe(false);
+    vi.setSystemTime(Date.now() + 250);
+    vi.advanceTimersByTime(100);
+    await turn();
+    expect(next.aborted).toBe(true);
+  });
+
+  test('a timer run late by less than half the timeout times the attempt out (after the sockets were read)', async () => {
+    fakeClock();
+    const abort = new RequestAbort(Date.now(), 1_000, 100, undefined);
+    const signal = abort.startAttempt(Date.now(), 100, false);
+    vi.setSystemTime(Date.now() + 40);
+    vi.advanceTimersByTime(100);
+    await turn();
+    expect(signal.aborted).toBe(true);
+  });
+
+  test('a verdict pending after its timer fired is dropped with the timer when the request is over', async () => {
+    fakeClock();
+    const abort = new RequestAbort(Date.now(), 5_000, 1_000, undefined);
+    const signal = abort.startAttempt(Date.now(), 1_000, false);
+    vi.advanceTimersByTime(1_000);
+    abort.endAttempt();
+    abort.detach();
+    await turn();
+
+    expect(signal.aborted).toBe(false);
+    expect(abort.attemptTimedOut).toBe(false);
     expect(vi.getTimerCount()).toBe(0);
   });
 

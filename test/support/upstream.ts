@@ -388,3 +388,14 @@ export function rawSseReply(text: string, pieceBytes: number): Response {
   });
   return new HttpResponse(body, { headers: { 'content-type': 'text/event-stream', 'transfer-encoding': 'chunked' } });
 }
+
+/** A `fetch` option whose calls wait for the test to answer them (`answers[i](reply)`, in the order they were made), or for their abort. */
+export function answeredByHand(): { fetch: typeof globalThis.fetch; answers: ((reply: Response) => void)[] } {
+  const answers: ((reply: Response) => void)[] = [];
+  const fetch = (_input: string | URL | Request, init?: RequestInit): Promise<Response> =>
+    new Promise<Response>((resolve, reject) => {
+      answers.push(resolve);
+      init?.signal?.addEventListener('abort', () => reject(init.signal!.reason), { once: true });
+    });
+  return { fetch: fetch as typeof globalThis.fetch, answers };
+}

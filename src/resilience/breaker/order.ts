@@ -228,9 +228,14 @@ export class PassOrder {
     holding.mark = this.#next;
     const timer = setTimeout(() => {
       if (holding.timer !== timer) return;
-      holding.timer = undefined;
-      // Every call below the mark has been in flight for a hold at least.
-      if (this.#drain(holding.mark) && holding.held > 0) this.#arm(holding);
+      // Judged once the sockets were read: after a blocked loop Node runs the timers due before it reads
+      // what came meanwhile, and a success already in would be let go as hung (setImmediate runs after that read).
+      setImmediate(() => {
+        if (holding.timer !== timer) return;
+        holding.timer = undefined;
+        // Every call below the mark has been in flight for a hold at least.
+        if (this.#drain(holding.mark) && holding.held > 0) this.#arm(holding);
+      });
     }, this.holdMs);
     timer.unref();
     holding.timer = timer;

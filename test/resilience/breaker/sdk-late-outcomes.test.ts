@@ -10,7 +10,7 @@ import { afterEach, expect, test, vi } from 'vitest';
 import { getKeyplexDetails, KeyManager } from '../../../src/index';
 import { fakeKey } from '../../support/fake-keys';
 import { fakeClock } from '../../support/time';
-import { chatChunks, chatReply, errorReply } from '../../support/upstream';
+import { answeredByHand, chatChunks, chatReply, errorReply } from '../../support/upstream';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -26,16 +26,11 @@ const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'h
 function setup() {
   fakeClock();
   const t0 = Date.now();
-  const answers: ((reply: Response) => void)[] = [];
-  const fetch = (_input: string | URL | Request, init?: RequestInit): Promise<Response> =>
-    new Promise<Response>((resolve, reject) => {
-      answers.push(resolve);
-      init?.signal?.addEventListener('abort', () => reject(init.signal!.reason), { once: true });
-    });
+  const { fetch, answers } = answeredByHand();
   const circuit = { policy: { kind: 'consecutive' as const, threshold: 1 }, openMs: 5_000 };
   const manager = new KeyManager({
     providers: { a: { baseURL: 'https://a.example/v1', keys: [fakeKey('a')] } },
-    fetch: fetch as typeof globalThis.fetch,
+    fetch,
     retry: { maxAttempts: 1 },
     rateLimiting: { coldStart: 'open' },
     circuitBreaker: { deployment: circuit, key: circuit },
