@@ -306,7 +306,7 @@ function pickOn(
       scanned++;
       if (key.disabled !== undefined || key.removed) continue;
       if (key.cooldownUntil > now) {
-        result.readyAt = Math.min(result.readyAt, key.cooldownUntil);
+        result.readyAt = Math.min(result.readyAt, key.cooldownEnd(now));
         continue;
       }
       if (key.circuit && !key.circuit.canPass()) {

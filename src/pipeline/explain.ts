@@ -66,7 +66,7 @@ function poolStates(pool: ProviderPool, now: number): PoolStates {
     if (key.disabled !== undefined) states.disabled.set(key.disabled, (states.disabled.get(key.disabled) ?? 0) + 1);
     else if (key.cooldownUntil > now) {
       states.cooling++;
-      states.coolingMs = Math.max(states.coolingMs, key.cooldownUntil - now);
+      states.coolingMs = Math.max(states.coolingMs, key.cooldownEnd(now) - now);
     } else if (key.circuit?.state === 'open') {
       states.circuitOpen++;
       states.circuitOpenMs = Math.max(states.circuitOpenMs, (key.circuit.openUntil ?? now) - now);

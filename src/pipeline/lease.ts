@@ -367,7 +367,7 @@ export class Lease {
    */
   rest(headers: Headers, bodyWaitMs: number | undefined, now: number): number {
     const rested = this.window.limiter.rateLimited(headers, this.core.options.cooldownMs, this.reservation, bodyWaitMs);
-    this.key.cool(rested.ms, now, false, rested.capped === true);
+    this.key.cool(rested.ms, now, false, rested.capped === true, this.window.limiter);
     return rested.ms;
   }
 
