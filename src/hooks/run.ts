@@ -10,7 +10,7 @@ import { forwarded, type Body } from '../request';
 import { classifyStatus } from '../resilience/classify';
 import { untilAborted } from '../pipeline/abort';
 import type { RequestContext } from '../pipeline/context';
-import { elapsedMs } from '../pipeline/elapsed';
+import { elapsedMs } from '../wall-clock';
 import type { Lease } from '../pipeline/lease';
 import type { AfterResponseState, BeforeAttemptState, HookStateBase, ResolvedHook, ResolvedHooks } from './types';
 

@@ -15,6 +15,7 @@ import type { Circuit } from '../resilience/breaker/index';
 import type { KeyLimiter } from '../resilience/rate-limit/index';
 import type { StoreKeyRef } from '../store/types';
 import { TimedCounterSet, type KeyStats } from '../usage/stats';
+import { endWithin } from '../wall-clock';
 import type { KeySelector, KeyView, SelectContext } from './selector';
 
 const secrets = new WeakMap<Key, string>();
@@ -252,7 +253,7 @@ export class Key implements KeyWindow {
   cooldownEnd(now: number): number {
     const out = this.#out;
     if (out === undefined) return 0;
-    return out.cooldownUntil - now > out.cooldownMs ? now + out.cooldownMs : out.cooldownUntil;
+    return endWithin(out.cooldownUntil, out.cooldownMs, now);
   }
 
   /**

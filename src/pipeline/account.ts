@@ -12,7 +12,7 @@ import type { Usage } from '../usage/usage';
 import { estimateAt, settleKeyBudget, settleRequestBudget } from './admit';
 import type { RequestContext } from './context';
 import { modelStats, type Core } from './core';
-import { elapsedMs } from './elapsed';
+import { elapsedMs } from '../wall-clock';
 import type { Lease } from './lease';
 
 /**

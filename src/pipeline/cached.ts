@@ -5,7 +5,7 @@
  */
 import type { RequestContext } from './context';
 import { modelStats, type Core } from './core';
-import { elapsedMs } from './elapsed';
+import { elapsedMs } from '../wall-clock';
 
 /** The cached answer to the request, or undefined to go on. */
 export async function answerFromCache(core: Core, ctx: RequestContext, signal: AbortSignal): Promise<Response | undefined> {

@@ -20,7 +20,7 @@ import { settleDroppedAnswer, settleKeyBudget } from './admit';
 import type { RequestContext } from './context';
 import type { RequestAbort } from './abort';
 import { keysChanged, type Core } from './core';
-import { elapsedMs } from './elapsed';
+import { elapsedMs } from '../wall-clock';
 
 
 /**
