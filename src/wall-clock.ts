@@ -5,6 +5,9 @@
  * (A clock stepped forward is not told from time passed.)
  */
 
+/** A reading this far (ms) behind what a timer vouches for, or behind an earlier reading, is the clock stepped back (not a coarse clock, nor a reading made a moment before another's). */
+export const CLOCK_STEP_MS = 1_000;
+
 /** A duration between two readings, as events, errors, hooks and stats report it: never below 0 (a clock stepped back between them reads 0). */
 export function elapsedMs(since: number, now: number): number {
   return now > since ? now - since : 0;

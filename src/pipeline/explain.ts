@@ -10,6 +10,8 @@ import type { ProviderPool } from '../keys/pool';
 import type { Deployment } from '../routing/deployments';
 import type { Core } from './core';
 import { deploymentCircuit } from './core';
+import type { HeldWait } from './context';
+import { endWithin } from '../wall-clock';
 
 /** `1 key` / `3 keys`. */
 function count(n: number, noun: string): string {
@@ -95,16 +97,16 @@ const PROBE_LEFT = 'its probe left to a request with time for a typical reply th
  * `overBudget`: a provider or key budget ruled keys out. `held`: providers
  * that asked this request to wait (retry-after on a transient failure), until when.
  */
-export function keyStates(core: Core, deployments: readonly Deployment[], now: number, overBudget: boolean, held?: ReadonlyMap<ProviderPool, number>): KeyStates {
+export function keyStates(core: Core, deployments: readonly Deployment[], now: number, overBudget: boolean, held?: ReadonlyMap<ProviderPool, HeldWait>): KeyStates {
   const parts: string[] = [];
   const seen = new Set<ProviderPool>();
   let disabledOrGone = false;
   let waitable = false;
   // Keys of a provider whose deployment circuit refuses calls, or that asked for a wait, are not described as out of room.
   const blocked = new Set<ProviderPool>();
-  for (const [pool, until] of held ?? []) {
-    if (until <= now || !deployments.some((d) => d.pool === pool)) continue;
-    parts.push(`'${pool.id}': asked for a wait of ${briefDuration(until - now)} (retry-after on a server error)`);
+  for (const [pool, wait] of held ?? []) {
+    if (wait.until <= now || !deployments.some((d) => d.pool === pool)) continue;
+    parts.push(`'${pool.id}': asked for a wait of ${briefDuration(endWithin(wait.until, wait.ms, now) - now)} (retry-after on a server error)`);
     blocked.add(pool);
     waitable = true;
   }

@@ -168,7 +168,7 @@ async function retryAfter(core: Core, ctx: RequestContext, failure: AttemptFailu
   }
   // A wait the provider asked for binds that provider: acquire waits for it only when no other provider can serve.
   const held = decision.action === 'backoff' && failure.retryAfterMs !== undefined;
-  if (held) (history.held ??= new Map()).set(history.last!.pool, Date.now() + delayMs);
+  if (held) (history.held ??= new Map()).set(history.last!.pool, { until: Date.now() + delayMs, ms: delayMs });
   if (core.hub.wants('retry')) {
     core.hub.emit('retry', {
       requestId: ctx.requestId,

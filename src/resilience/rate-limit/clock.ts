@@ -16,8 +16,7 @@
  * per limiter (one per key).
  */
 
-/** A reading this far (ms) behind the limiter's time is the clock stepped back, not a reading made before another's. */
-export const CLOCK_STEP_MS = 1_000;
+import { CLOCK_STEP_MS } from '../../wall-clock';
 
 export class LimiterClock {
   readonly #clock: () => number;
