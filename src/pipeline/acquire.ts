@@ -244,7 +244,7 @@ function pick(core: Core, ctx: RequestContext, attempt: number, now: number): Le
       const circuit = deploymentCircuit(core, deployment);
       if (circuit && !circuit.canPass()) {
         if (circuit.state === 'half-open') result.probing = true;
-        result.readyAt = Math.min(result.readyAt, circuit.openUntil ?? Infinity);
+        result.readyAt = Math.min(result.readyAt, circuit.openEnd(now) ?? Infinity);
         continue;
       }
       if (circuit?.state === 'half-open' && !timeToProbe(ctx, deployment, now)) continue;
@@ -313,7 +313,7 @@ function pickOn(
       }
       if (key.circuit && !key.circuit.canPass()) {
         if (key.circuit.state === 'half-open') result.probing = true;
-        result.readyAt = Math.min(result.readyAt, key.circuit.openUntil ?? Infinity);
+        result.readyAt = Math.min(result.readyAt, key.circuit.openEnd(now) ?? Infinity);
         continue;
       }
       if (key.circuit?.state === 'half-open' && !timeToProbe(ctx, deployment, now)) continue;

@@ -71,7 +71,7 @@ function poolStates(pool: ProviderPool, now: number): PoolStates {
       states.coolingMs = Math.max(states.coolingMs, key.cooldownEnd(now) - now);
     } else if (key.circuit?.state === 'open') {
       states.circuitOpen++;
-      states.circuitOpenMs = Math.max(states.circuitOpenMs, (key.circuit.openUntil ?? now) - now);
+      states.circuitOpenMs = Math.max(states.circuitOpenMs, (key.circuit.openEnd(now) ?? now) - now);
     } else if (key.circuit?.state === 'half-open') states.halfOpen++;
     else states.other++;
   }
@@ -114,7 +114,7 @@ export function keyStates(core: Core, deployments: readonly Deployment[], now: n
     const circuit = deploymentCircuit(core, deployment);
     const model = deployment.upstreamModel ?? deployment.model;
     if (circuit?.state === 'open') {
-      parts.push(`'${deployment.pool.id}' model '${model}': circuit open for ${briefDuration((circuit.openUntil ?? now) - now)} more`);
+      parts.push(`'${deployment.pool.id}' model '${model}': circuit open for ${briefDuration((circuit.openEnd(now) ?? now) - now)} more`);
       blocked.add(deployment.pool);
       waitable = true;
     } else if (circuit?.state === 'half-open') {
