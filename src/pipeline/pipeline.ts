@@ -139,7 +139,7 @@ function afterFailure(core: Core, ctx: RequestContext, error: unknown, abort: Re
   if (abort.ended) throw abort.signal.reason;
   if (!(error instanceof AttemptFailure)) throw error;
   const history = ctx.history;
-  const now = Date.now();
+  const reading = Date.now();
   const decision = decide(
     error,
     {
@@ -147,10 +147,11 @@ function afterFailure(core: Core, ctx: RequestContext, error: unknown, abort: Re
       retriesUsed: history.retriesUsed,
       transientFailures: history.transientTotal,
       providerTransientFailures: error.providerTransientFailures,
-      now,
+      // The request's time, which its deadline is a moment of (a clock stepped meanwhile moves neither).
+      now: abort.time(reading),
       deadlineAt: ctx.deadlineAt,
       otherProviders: error.retryAfterMs !== undefined && ctx.route.deployments.some((d) => d.pool !== history.last?.pool),
-      untriedKeys: error.classification.modelUnavailable ? untriedKeys(ctx, now) : undefined,
+      untriedKeys: error.classification.modelUnavailable ? untriedKeys(ctx, reading) : undefined,
     },
     core.options.retry,
   );
