@@ -267,12 +267,14 @@ export class Key implements KeyWindow {
     out.cooldownUntil = now + ms;
     out.cooldownMs = ms;
     out.clearTimer();
+    // The end in the limiter's time, which a clock stepped back before the timer runs no longer matches.
+    const restedUntil = limiter === undefined ? 0 : limiter.time(now) + ms;
     const timer = setTimeout(() => {
       out.cooldownTimer = undefined;
       // The timer runs on the monotonic clock: `ms` have passed, whatever a wall clock stepped back since says.
       const at = Date.now();
       if (out.cooldownUntil > at) {
-        limiter?.reached(out.cooldownUntil);
+        limiter?.reached(restedUntil);
         out.cooldownUntil = at;
       }
       if (this.usable(at)) this.#changed(this, { kind: 'cooldown-ended' });

@@ -8,7 +8,7 @@
  * clock catches up (an hour's step closed a window of a minute for an hour).
  * The step is found at the first reading after it: the time from the
  * reading before (or from a moment a timer vouches for, {@link
- * KeyLimiter.reached}) to the step is not counted, which holds what the
+ * LimiterClock.reached}) to the step is not counted, which holds what the
  * windows hold a little longer, never shorter. Moments from outside (a
  * deadline, the headers' dates) are on the clock: {@link LimiterClock.skew}
  * converts. A clock stepped forward is not told from time passed: the
@@ -30,6 +30,20 @@ export class LimiterClock {
   /** How far the limiter's time runs ahead of the clock: the sum of the clock's steps back. */
   protected get skew(): number {
     return this.#skew;
+  }
+
+  /** The limiter's time at the clock reading `reading` (one just made). */
+  time(reading: number): number {
+    return this.now(reading);
+  }
+
+  /**
+   * A timer (monotonic) says the limiter's time has reached `at` at least
+   * (a moment of that time, from {@link time}): a clock stepped back since
+   * is then found to be that much further behind.
+   */
+  reached(at: number): void {
+    if (at > this.#last) this.#last = at;
   }
 
   /** The limiter's time at the clock reading `t` (default: read now). */

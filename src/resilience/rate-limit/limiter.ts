@@ -206,11 +206,6 @@ export class KeyLimiter extends LimiterClock {
     return { ok: true, reservation };
   }
 
-  /** A timer says the clock has reached `at` at least (a clock stepped back since is then found by how far). */
-  reached(at: number): void {
-    this.now(at);
-  }
-
   /** After a refusal: the soonest (ms) the request could fit, every request in flight answered now (no reply makes room sooner). */
   soonestMs(tokens: number, clockRead?: number): number {
     const now = this.now(clockRead);

@@ -277,6 +277,20 @@ describe('KeyLimiter: a clock stepped back', () => {
     expect(limiter.tryReserve(0).ok).toBe(true);
   });
 
+  test('a rest a timer vouches for (reached), the step already found by a reading: the limiter does not run ahead of the clock', () => {
+    const { clock, limiter } = setup({ rpm: 1 }, 10 * 3_600_000);
+    const first = reserve(limiter);
+    limiter.rateLimited(h({ 'retry-after': '10' }), 1_000, first);
+    const restedUntil = limiter.time(clock.t) + 10_000;
+    clock.t -= 3_600_000;
+    limiter.headroom(); // stats() or another key of its quota group reads it: the step is found
+    clock.t += 10_000;
+    limiter.reached(restedUntil); // the key's cooldown timer ran
+    // The request sent 10 s ago still holds the minute's one request: 50 s more, not an hour's head start.
+    const refused = limiter.tryReserve(0);
+    expect(refused.ok ? 0 : refused.waitMs).toBeGreaterThan(49_000);
+  });
+
   test('a deadline on the clock is compared as such: hopeUntil answers on the clock too', () => {
     const { clock, limiter } = setup({ rpm: 1 }, 10 * 3_600_000);
     reserve(limiter);
