@@ -14,6 +14,11 @@
  * (callgrind, json-rl, concurrency 64, 1600 minus 400 requests) are
  * load-proof: raw 885,717, base 2,025,087 (2.29×), branch 1,934,875 (2.18×)
  * per request.
+ *
+ * The floor (2026-12-02, load average 7 on the 2 cores): two copies of one
+ * build, 150 rounds, gave branch ÷ base 1.009 at concurrency 64 and 1.013
+ * sequentially (the build loaded second was the slower); a change must move
+ * the ratio clearly past that, ~2%, to show.
  */
 import { setImmediate as turn } from 'node:timers/promises';
 import { CHAT_BODY, CHAT_JSON, median, throughput } from './lib.ts';

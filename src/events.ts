@@ -253,6 +253,36 @@ export interface CacheHitEvent extends CacheMissEvent {
   savedUsd: number | null;
 }
 
+/**
+ * A background response (`responses.create({ background: true })`) this
+ * manager created was read in a terminal status (`completed`, `incomplete`,
+ * `failed`, `cancelled`) with its usage: by a poll (`responses.retrieve`), a
+ * cancel, or a stream (the create's, or one resumed) that reached its end.
+ * Its cost now counts in `stats()` and in the budgets of the create (its
+ * model, tags, provider and key). Once per response; the request fields
+ * (`requestId`, `tags`, `metadata`) are the create's, whose `success` event
+ * reported `usage: null` (a create answered `queued`).
+ */
+export interface BackgroundSettledEvent extends RequestEventBase {
+  /** The response's id. */
+  responseId: string;
+  /** Where it was created. */
+  provider: string;
+  keyId: string;
+  /** The public model the create asked for. */
+  model: string | undefined;
+  upstreamModel: string | undefined;
+  /**
+   * What it used beyond what the create's `success` event reported: all of
+   * it, unless the create was a stream left before its end (its `success`
+   * then reported what was streamed so far, `partial`). Summed with the
+   * `success` events, these make the totals `stats()` shows.
+   */
+  usage: Usage;
+  /** Cost of `usage` in USD; `null` when the model's price is unknown. */
+  costUsd: number | null;
+}
+
 /** Event name → payload. */
 export interface KeyplexEvents {
   request: RequestEvent;
@@ -277,6 +307,7 @@ export interface KeyplexEvents {
   'store:lost': StoreLostEvent;
   'cache:hit': CacheHitEvent;
   'cache:miss': CacheMissEvent;
+  'background:settled': BackgroundSettledEvent;
 }
 
 export type KeyplexEventName = keyof KeyplexEvents;

@@ -111,6 +111,8 @@ export interface InterceptedRequest {
   stream: boolean;
   /** Whether the JSON body asks `store: true` (a chat completion kept in the key's project: object affinity). */
   stored: boolean;
+  /** Whether this is a `POST /responses` whose JSON body asks `background: true` (its cost comes later: pipeline/background.ts). */
+  background: boolean;
   /** Whether the caller asked for `stream_options.include_usage` itself. */
   callerAskedUsage: boolean;
   /** Whether `stream_options.include_usage` applies to this path. */
@@ -283,6 +285,7 @@ export function intercept(input: string | URL | Request, init: RequestInit | und
     model,
     stream,
     stored: json?.store === true,
+    background: json?.background === true && method === 'POST' && pathOnly === '/responses',
     callerAskedUsage,
     streamUsagePath: STREAM_USAGE_PATHS.has(pathOnly),
     replayable: typeof body === 'string' || !isOneShot(body),

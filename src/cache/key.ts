@@ -51,11 +51,12 @@ function partitionFailed(ctx: RequestContext, what: string): HookFailedError {
  * The request's cache key, or `undefined` when it is not cacheable: only
  * non-streaming JSON requests for an answer (chat, completions, responses,
  * embeddings, moderations) are; a request that creates something (a batch,
- * a vector store, a job) must reach its provider each time.
+ * a vector store, a job, a background response) must reach its provider each time.
  */
 export function cacheKeyOf(cache: ResolvedCache, ctx: RequestContext): string | undefined {
   const { request } = ctx;
-  if (request.stream || !asksAnswer(request)) return undefined;
+  // A background response's create answers `queued`, not the answer: each must start a run of its own.
+  if (request.stream || request.background || !asksAnswer(request)) return undefined;
   const text = `${request.method} ${request.path}\n${request.options.provider ?? ''}\n${partitionOf(cache, ctx)}\n${canonicalJson(requestJson(request))}`;
   return createHash('sha256').update(text).digest('base64url');
 }

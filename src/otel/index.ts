@@ -140,6 +140,7 @@ export function instrument(manager: ObservedManager, options: InstrumentOptions 
       r?.span?.setAttribute('keyplex.cache', 'hit');
       r?.span?.end();
     },
+    'background:settled': (e) => meters?.background(e),
     'lane:rejected': (e) => meters?.rejected(e),
     'key:cooldown': (e) => meters?.cooldown(e),
     'key:disabled': (e) => meters?.disabled(e),

@@ -6,8 +6,8 @@
  * circuits by state, lanes and budgets read from `stats()` at each collection.
  */
 import type { Attributes, BatchObservableResult, Meter, Observable } from '@opentelemetry/api';
-import type { FailoverEvent, FailureEvent, KeyCooldownEvent, KeyDisabledEvent, LaneRejectedEvent, RetryEvent, SuccessEvent } from '../events';
-import { secondsOf, type ModelLabels, type ProviderInfo } from '../telemetry/labels';
+import type { BackgroundSettledEvent, FailoverEvent, FailureEvent, KeyCooldownEvent, KeyDisabledEvent, LaneRejectedEvent, RetryEvent, SuccessEvent } from '../events';
+import { operationName, secondsOf, type ModelLabels, type ProviderInfo } from '../telemetry/labels';
 import { summarise, type ObservedManager } from '../telemetry/state';
 import { ATTR } from './attributes';
 import type { OtelApi } from './api';
@@ -111,6 +111,14 @@ export class Metrics {
     }
     this.#duration.record(secondsOf(e.latencyMs), attributes);
     if (e.ttftMs !== undefined) this.#firstChunk.record(secondsOf(e.ttftMs), attributes);
+    if (e.costUsd !== null) this.#cost.add(e.costUsd, attributes);
+  }
+
+  /** A background response's usage and cost, known once it ended (its create's success reported none). */
+  background(e: BackgroundSettledEvent): void {
+    const attributes = this.#common(operationName('/responses'), e.provider, e.model, e.upstreamModel);
+    this.#tokens.record(e.usage.inputTokens, { ...attributes, [ATTR.tokenType]: 'input' });
+    this.#tokens.record(e.usage.outputTokens, { ...attributes, [ATTR.tokenType]: 'output' });
     if (e.costUsd !== null) this.#cost.add(e.costUsd, attributes);
   }
 

@@ -79,6 +79,9 @@ export class RequestAbort {
   attemptTimedOut = false;
   /** Rejects the wait {@link bounded} set up, when the attempt ends first. */
   #interrupt: ((reason: unknown) => void) | undefined = undefined;
+  /** The stream tap's watcher of the request's end ({@link watch}), and the controller whose abort it waits for. */
+  #watcher: ((reason: unknown) => void) | undefined = undefined;
+  #watched: AbortController | undefined = undefined;
   /** Its neighbours in {@link ActiveRequests} while it is listed there. */
   before: RequestAbort | undefined = undefined;
   after: RequestAbort | undefined = undefined;
@@ -120,7 +123,39 @@ export class RequestAbort {
     this.ended = true;
     this.#attempt?.abort(reason);
     this.#control.abort(reason);
+    this.#notify(this.#control);
     this.#interrupted(reason);
+  }
+
+  /**
+   * A streamed reply's tap watches the request's end (usage/sse.ts
+   * `StreamEnding`): `ended` is called when the request's signal as it is now
+   * aborts — directly, as that signal's listener would be, with no listener
+   * added to it and removed. False when it has aborted already (`ended` is
+   * then called in a microtask).
+   */
+  watch(ended: (reason: unknown) => void): boolean {
+    const control = this.#control;
+    if (control.signal.aborted) {
+      queueMicrotask(() => ended(control.signal.reason));
+      return false;
+    }
+    this.#watched = control;
+    this.#watcher = ended;
+    return true;
+  }
+
+  unwatch(): void {
+    this.#watched = undefined;
+    this.#watcher = undefined;
+  }
+
+  /** `control` aborted: the watcher of its end is told, once. */
+  #notify(control: AbortController): void {
+    const ended = this.#watcher;
+    if (ended === undefined || this.#watched !== control) return;
+    this.unwatch();
+    ended(control.signal.reason);
   }
 
   /**
@@ -284,6 +319,7 @@ export class RequestAbort {
       const shared = this.#control;
       this.#control = new AbortController();
       shared.abort(timeout);
+      this.#notify(shared);
     }
     this.#interrupted(timeout);
   }

@@ -142,7 +142,7 @@ function pricedParts(usage: Usage, estimatedInput: number): Usage {
  * reply's model. A usage that counts only a total is split at
  * `estimatedInput` ({@link pricedParts}).
  */
-export function costOf(core: Core, lease: Lease, model: string | undefined, usage: Usage, estimatedInput: number): number | null {
+export function costOf(core: Core, lease: Pick<Lease, 'deployment'>, model: string | undefined, usage: Usage, estimatedInput: number): number | null {
   const { deployment } = lease;
   const price = deployment.model !== '' ? deployment.price : model === undefined ? undefined : core.prices.lookup(model);
   const stated = usage.statedCostUsd;

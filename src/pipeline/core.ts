@@ -22,6 +22,7 @@ import type { Budgets } from '../usage/budget';
 import type { PriceTable } from '../usage/pricing';
 import { TimedCounterSet } from '../usage/stats';
 import type { ActiveRequests } from './abort';
+import type { BackgroundRuns } from './background-runs';
 import type { EventHub } from './hub';
 
 /** A request's place in a line of requests waiting for a key. */
@@ -67,6 +68,8 @@ export interface Core {
   readonly cache: ResponseCache | undefined;
   /** Which key created each response, file, batch… (`affinity`); undefined when off. */
   readonly affinity: ObjectAffinity | undefined;
+  /** The background responses this manager created and has not seen end (background.ts). */
+  readonly background: BackgroundRuns;
   /** Request counters in total. */
   readonly totals: TimedCounterSet<KeyplexErrorCode>;
   /** Request counters by the public model asked for. */

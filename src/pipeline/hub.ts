@@ -14,6 +14,7 @@ const EVENT_NAMES = Object.keys({
   'key:cooldown': true, 'key:disabled': true, 'key:recovered': true, 'key:limits': true, 'key:added': true, 'key:removed': true,
   'circuit:open': true, 'circuit:half-open': true, 'circuit:close': true, 'lane:rejected': true, 'budget:exceeded': true,
   'store:error': true, 'store:recovered': true, 'store:lost': true, 'cache:hit': true, 'cache:miss': true,
+  'background:settled': true,
 } satisfies Record<KeyplexEventName, true>);
 
 /** Unknown names warned about already in this process: once each. */

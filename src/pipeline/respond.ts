@@ -21,9 +21,10 @@ import {
 import { billsAnswer, withoutQuery, type Body } from '../request';
 import { classifyStatus } from '../resilience/classify';
 import { bodyRetryAfterMs } from '../resilience/error-body';
-import { MalformedStreamEvent, StreamIdleTimeout, StreamReaderIdle, StreamTruncated, tapEventStream, tokensOfText, type FirstEvents, type StreamReader, type StreamTally, type StreamTapHooks } from '../usage/sse';
+import { MalformedStreamEvent, StreamIdleTimeout, StreamReaderIdle, StreamTruncated, tapEventStream, tokensOfText, type FirstEvents, type StreamReader, type StreamEnding, type StreamTally, type StreamTapHooks } from '../usage/sse';
 import type { Usage } from '../usage/usage';
 import { account, costOf, failed } from './account';
+import { backgroundStream } from './background';
 import { createdObject, pinNotServing, rememberObject } from './affinity';
 import { BufferedReply, StreamedReply } from './buffered-reply';
 import type { RequestContext } from './context';
@@ -69,10 +70,10 @@ export function streamReply(
   reader: StreamReader,
   first: FirstEvents,
   ttftMs: number,
-  signal: AbortSignal,
+  end: StreamEnding,
 ): Response {
   ctx.streaming = true;
-  const tapped = tapEventStream(first, reader, new StreamEnd(core, ctx, lease, ttftMs, signal, first.scanner.tally.responseId));
+  const tapped = tapEventStream(first, reader, new StreamEnd(core, ctx, lease, ttftMs, end, first.scanner.tally.responseId));
   return reply(core, ctx, lease, upstream, tapped);
 }
 
@@ -86,7 +87,7 @@ class StreamEnd implements StreamTapHooks {
     private readonly ctx: RequestContext,
     private readonly lease: Lease,
     private readonly ttftMs: number,
-    readonly signal: AbortSignal,
+    readonly end: StreamEnding,
     /** The created object's id the stream's first events gave: send remembered it then. */
     private readonly firstId: string | undefined,
   ) {
@@ -149,7 +150,8 @@ class StreamEnd implements StreamTapHooks {
     const created = tally.responseId === undefined || tally.responseId === this.firstId ? undefined : createdObject(this.core, ctx);
     if (created !== undefined) rememberObject(this.core, this.lease, created, tally.responseId, Date.now());
     const spent = spentSoFar(ctx, usage, tally, ended);
-    account(this.core, ctx, this.lease, Date.now(), spent, this.ttftMs, true, undefined, spent?.partial === true);
+    const costUsd = account(this.core, ctx, this.lease, Date.now(), spent, this.ttftMs, true, undefined, spent?.partial === true);
+    if (ctx.request.background || this.core.background.size !== 0) backgroundStream(this.core, ctx, this.lease, tally, usage, spent, costUsd);
   }
 
   /** `upstreamFault` false: ended on the caller's side (see {@link endedByCaller}), no verdict on the provider. */
@@ -162,6 +164,7 @@ class StreamEnd implements StreamTapHooks {
     endStreamingRequest(ctx);
     const partial = spent ? { usage: spent, costUsd, provider: lease.deployment.pool.id, keyId: lease.key.id } : undefined;
     failed(core, ctx, error.toDetail(), partial);
+    if (ctx.request.background || core.background.size !== 0) backgroundStream(core, ctx, lease, tally, usage, spent, costUsd);
     return error;
   }
 }

@@ -19,6 +19,7 @@ import { retryAfterMs } from '../resilience/headers';
 import { FirstRead, type StreamReader } from '../usage/sse';
 import { usageFromBody } from '../usage/usage';
 import { account } from './account';
+import { backgroundJson } from './background';
 import { createdId, createdObject, homeWritten, rememberObject } from './affinity';
 import type { BufferedAnswer, RequestContext } from './context';
 import type { Core } from './core';
@@ -197,12 +198,12 @@ async function streamFirst(
   const first = new FirstRead(injectedUsage, redactor, core.options.redactReplies, holdsPrelude(ctx));
   // A created object exists from its first event (`response.created`, a stored chat completion's first chunk): later requests naming it go to this key.
   const created = createdObject(core, ctx);
-  first.scanner.wantsId = created !== undefined;
+  first.scanner.wantsId = created !== undefined || ctx.request.background;
   // What the tap reads on with: the body's reader, unless a held prelude was released with a read in flight.
   let rest: StreamReader = reader;
   try {
-    // Bounded whatever the fetch: a body whose encoding broke is not ended by the attempt's signal (see bounded).
-    await abort.bounded(readFirst(reader, first));
+    // Each read bounded whatever the fetch: a body whose encoding broke is not ended by the attempt's signal (see bounded).
+    while (!first.take(await abort.bounded(reader.read())));
     // A Responses stream's events before its first output are held: a failure until then fails over (prelude.ts).
     if (first.holding && !first.broken) rest = await readPrelude(core, ctx, abort, reader, first);
   } catch (error) {
@@ -225,12 +226,7 @@ async function streamFirst(
   const homing = created === undefined ? undefined : rememberObject(core, lease, created, first.scanner.tally.responseId, now);
   // The first events name the object: handed on once its home is written (a replica asked next then finds it).
   if (homing !== undefined) await homeWritten(homing, abort.signal);
-  return streamReply(core, ctx, lease, response, rest, first, now - ctx.startedAt, abort.signal);
-}
-
-/** Reads until `first` has the stream's first complete events (or its end): one promise, for {@link RequestAbort.bounded}. */
-async function readFirst(reader: ReadableStreamDefaultReader<Uint8Array>, first: FirstRead): Promise<void> {
-  while (!first.take(await reader.read()));
+  return streamReply(core, ctx, lease, response, rest, first, now - ctx.startedAt, abort);
 }
 
 function emitAttempt(core: Core, ctx: RequestContext, lease: Lease, attempt: number): void {
@@ -272,7 +268,7 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
   const created = createdObject(core, ctx);
   let parsed: unknown;
   try {
-    parsed = parseJsonSummary(bytes, created !== undefined && !created.inFile);
+    parsed = parseJsonSummary(bytes, (created !== undefined && !created.inFile) || ctx.request.background);
   } catch {
     if (bytes !== upstreamBytes) warnIfRedactionBroke(upstreamBytes, lease.key.id);
     throw fail(ctx, lease, attempt, firstTryOfKey, response.status, INVALID, Date.now(), { response, body: decodeText(bytes) });
@@ -284,7 +280,10 @@ async function readJsonReply(core: Core, ctx: RequestContext, lease: Lease, atte
   const now = Date.now();
   lease.record(attempt, response.status, 'success', now);
   const homing = created === undefined ? undefined : rememberObject(core, lease, created, createdId(created, parsed, bytes), now);
-  const costUsd = account(core, ctx, lease, now, usageFromBody(parsed) ?? null, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
+  const usage = usageFromBody(parsed) ?? null;
+  const costUsd = account(core, ctx, lease, now, usage, undefined, false, typeof replyModel === 'string' ? replyModel : undefined);
+  // A background response's create, or a read of one remembered: its cost comes with its terminal status.
+  if (ctx.request.background || core.background.size !== 0) backgroundJson(core, ctx, lease, parsed, usage, bytes, now);
   // An object created: answered once its home is written to the store (a replica asked next then finds it).
   if (homing !== undefined) await homeWritten(homing, abort.signal);
   // The SDK gets the bytes, decoded when it reads them: a large text is not made long before it is parsed.

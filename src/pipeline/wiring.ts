@@ -23,7 +23,9 @@ import { Budgets } from '../usage/budget';
 import { PriceTable } from '../usage/pricing';
 import { TimedCounterSet } from '../usage/stats';
 import type { KeyplexErrorCode } from '../errors';
+import { DEFAULTS } from '../config/defaults';
 import { ActiveRequests } from './abort';
+import { BackgroundRuns } from './background-runs';
 import { budgetCrossed } from './admit';
 import { keysChanged, otherModels, type Core, type NamedStrategy } from './core';
 import { EventHub } from './hub';
@@ -70,6 +72,8 @@ export function createCore(options: ResolvedOptions): Core {
     session: undefined as unknown as StoreSession,
     cache: options.cache === undefined ? undefined : new ResponseCache(options.cache, store),
     affinity: options.affinity === undefined ? undefined : new ObjectAffinity(options.affinity),
+    // Bounded as object affinity is (its defaults when it is off).
+    background: new BackgroundRuns((options.affinity ?? DEFAULTS.affinity).maxIds, (options.affinity ?? DEFAULTS.affinity).ttlMs),
     totals: new TimedCounterSet<KeyplexErrorCode>(),
     models: new Map(),
     deploymentCircuits: new Map(),

@@ -21,6 +21,7 @@
  */
 import type { Gauge as GaugeMetric, Registry } from 'prom-client';
 import { ConfigError } from '../errors';
+import type { Usage } from '../usage/usage';
 import { loadPeer } from '../peer';
 import { ModelLabels, secondsOf } from '../telemetry/labels';
 import { checkAdapterArgs, listen, summarise, type ObservedManager, type StateSummary } from '../telemetry/state';
@@ -132,23 +133,26 @@ export function registerKeyplexMetrics(manager: ObservedManager, options: Keyple
   const rejections = counter('lane_rejections_total', 'Requests refused at a full or closed lane.', ['lane', 'reason']);
   stateGauges(prom.Gauge, manager, registry, names.name);
 
+  const spent = (labels: { provider: string; model: string }, u: Usage, usd: number | null): void => {
+    tokens.inc({ ...labels, type: 'input' }, u.inputTokens);
+    tokens.inc({ ...labels, type: 'output' }, u.outputTokens);
+    tokens.inc({ ...labels, type: 'cache_read' }, u.cachedInputTokens);
+    tokens.inc({ ...labels, type: 'cache_write' }, u.cacheWriteTokens);
+    tokens.inc({ ...labels, type: 'reasoning' }, u.reasoningTokens);
+    if (usd !== null) cost.inc(labels, usd);
+  };
   const stop = listen(manager, {
     success: (e) => {
       const labels = { provider: e.provider, model: models.label(e.model) ?? '' };
       requests.inc({ ...labels, outcome: 'success' });
       duration.observe({ ...labels, outcome: 'success' }, secondsOf(e.latencyMs));
       if (e.ttftMs !== undefined) firstChunk.observe(labels, secondsOf(e.ttftMs));
-      const u = e.usage;
-      if (u) {
-        tokens.inc({ ...labels, type: 'input' }, u.inputTokens);
-        tokens.inc({ ...labels, type: 'output' }, u.outputTokens);
-        tokens.inc({ ...labels, type: 'cache_read' }, u.cachedInputTokens);
-        tokens.inc({ ...labels, type: 'cache_write' }, u.cacheWriteTokens);
-        tokens.inc({ ...labels, type: 'reasoning' }, u.reasoningTokens);
-      }
+      // A cost is known only with a usage.
+      if (e.usage) spent(labels, e.usage, e.costUsd);
       if (e.costUsd === null) unpriced.inc(labels);
-      else cost.inc(labels, e.costUsd);
     },
+    // A background response's usage, known once it ended (its create's success reported none): no request of its own.
+    'background:settled': (e) => spent({ provider: e.provider, model: models.label(e.model) ?? '' }, e.usage, e.costUsd),
     failure: (e) => {
       const labels = { provider: e.error.attempts.at(-1)?.provider ?? '', model: models.label(e.model) ?? '', outcome: e.error.code };
       requests.inc(labels);

@@ -33,6 +33,10 @@ const bytesOf = (word: string): Uint8Array => new TextEncoder().encode(word);
 const CHOICES = bytesOf('choices');
 /** Top-level keys whose only value taken here is `null` (they bear on usage, errors or the event's kind; Groq's `x_groq` carries its usage). */
 const NULL_ONLY = ['usage', 'error', 'type', 'usageMetadata', 'usage_metadata', 'x_groq'].map(bytesOf);
+/** {@link NULL_ONLY}'s index of `type`: an event with one is no opening chunk (see {@link opening}). */
+const TYPE = 2;
+/** A delta's legacy function call: a chunk with one is left to the full reading to say whether it opens the stream. */
+const FUNCTION_CALL = bytesOf('function_call');
 /** Keys read in a choice, and the text fields of a delta (their bit: 1 << index). */
 const CHOICE_KEYS = ['delta', 'finish_reason', 'text'].map(bytesOf);
 const DELTA_KEYS = ['tool_calls', 'content', 'reasoning_content', 'reasoning', 'refusal'].map(bytesOf);
@@ -50,12 +54,15 @@ let keyEnd = 0;
 /** Set by `next`: the value just passed was the last of its object or array. */
 let closed = false;
 let finishedChunk = false;
+/** Whether the chunk judged so far can still be an opening one (see {@link opening}). */
+let openingChunk = false;
 
 /** The generated text of `bytes[from, to)` in UTF-16 code units, or {@link SKIP}; see {@link finished}. */
 export function judgeChunk(bytes: Uint8Array, from: number, to: number): number {
   b = bytes;
   end = to;
   finishedChunk = false;
+  openingChunk = true;
   textChars = 0;
   const chars = top(ws(from));
   b = EMPTY;
@@ -67,12 +74,24 @@ export function finished(): boolean {
   return finishedChunk;
 }
 
+/**
+ * True when the last chunk {@link judgeChunk} accepted is sure to carry no
+ * output (sse-events.ts `isPrelude`): its `choices` an array of objects, none
+ * with text, a finish reason (`null` or none) or a function call, and no
+ * `type`. False also when unsure (a `function_call`, a finish reason that is
+ * neither a string nor null, a choice that is no object): the full reading
+ * decides then.
+ */
+export function opening(): boolean {
+  return openingChunk && textChars === 0 && !finishedChunk;
+}
+
 const EMPTY = new Uint8Array(0);
 
 function top(i: number): number {
   if (i >= end || b[i] !== OPEN_OBJECT) return SKIP;
-  let chars = 0;
   let sawChoices = false;
+  let k: number;
   i = ws(i + 1);
   if (i < end && b[i] === CLOSE_OBJECT) i++;
   else {
@@ -85,14 +104,19 @@ function top(i: number): number {
           const got = choices(i);
           if (got < 0) return SKIP;
           i = got;
-        } else if ((i = value(i, 1)) < 0) return SKIP;
-      } else if (keyIn(NULL_ONLY) !== -1) {
+        } else {
+          openingChunk = false;
+          if ((i = value(i, 1)) < 0) return SKIP;
+        }
+      } else if ((k = keyIn(NULL_ONLY)) !== -1) {
+        if (k === TYPE) openingChunk = false;
         if ((i = word(i, NULL)) < 0) return SKIP;
       } else if ((i = value(i, 1)) < 0) return SKIP;
       if ((i = next(i, CLOSE_OBJECT)) < 0) return SKIP;
       if (closed) break;
     }
   }
+  if (!sawChoices) openingChunk = false;
   return ws(i) === end ? textChars : SKIP;
 }
 
@@ -104,6 +128,7 @@ function choices(i: number): number {
   i = ws(i + 1);
   if (i < end && b[i] === CLOSE_ARRAY) return i + 1;
   for (;;) {
+    if (b[i] !== OPEN_OBJECT) openingChunk = false;
     if ((i = b[i] === OPEN_OBJECT ? members(i, CHOICE_KEYS, 3) : value(i, 2)) < 0) return -1;
     if ((i = next(i, CLOSE_ARRAY)) < 0) return -1;
     if (closed) return i;
@@ -136,7 +161,11 @@ function members(i: number, keys: readonly Uint8Array[], depth: number): number 
       if ((i = string(i)) < 0) return -1;
       if (!delta && k === 1) finishedChunk = true;
       else textChars += strLen;
-    } else if ((i = value(i, depth)) < 0) return -1;
+    } else {
+      // A finish reason other than a string or null, a function call: the full reading says whether the chunk opens the stream.
+      if ((!delta && k === 1 && c !== 0x6e) || (delta && k === -1 && isKey(FUNCTION_CALL))) openingChunk = false;
+      if ((i = value(i, depth)) < 0) return -1;
+    }
     if ((i = next(i, CLOSE_OBJECT)) < 0) return -1;
     if (closed) return i;
   }

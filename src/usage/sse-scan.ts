@@ -6,7 +6,7 @@
  * timers: the tap (sse.ts) and send drive it.
  */
 import { Buffer } from 'node:buffer';
-import { finished, judgeChunk, SKIP } from './chunk-scan';
+import { finished, judgeChunk, opening, SKIP } from './chunk-scan';
 import { createdId, endsAnswer, eventData, eventError, generatedChars, isObj, isPrelude } from './sse-events';
 import { asBuffer, completeUpTo, concat, eventEnd, find, holds, joined, keptBytes, lineEnd, onlyBreaks } from './sse-frames';
 import { usageFromBody, type Usage } from './usage';
@@ -221,8 +221,7 @@ export class EventScanner {
    * others are decoded and parsed.
    */
   #event(bytes: Uint8Array, start: number, end: number, lfOnly: boolean): boolean {
-    // A held prelude's events are parsed: the first that is no prelude ends the hold.
-    if (holds(bytes, start, DATA) && !this.holding && !(this.wantsId && this.tally.responseId === undefined)) {
+    if (holds(bytes, start, DATA) && !(this.wantsId && this.tally.responseId === undefined)) {
       const from = bytes[start + 5] === 32 ? start + 6 : start + 5;
       const eol = lineEnd(bytes, from, end, lfOnly);
       if (onlyBreaks(bytes, eol, end)) {
@@ -234,8 +233,10 @@ export class EventScanner {
         }
         const chars = judgeChunk(bytes, from, eol);
         // A chunk that finishes a choice and names an error is parsed: its finish reason may be "error" (OpenRouter's, its choice carrying the error).
-        if (chars !== SKIP && !(finished() && namesError(bytes, from, eol))) {
+        // While a prelude is held, a chunk judged here either adds output or finishes (the hold ends), or surely carries none (it goes on); else it is parsed.
+        if (chars !== SKIP && !(finished() && namesError(bytes, from, eol)) && (!this.holding || chars !== 0 || finished() || opening())) {
           // JSON with no usage, error or event type in it, nothing to remove: counted only.
+          if (chars !== 0 || finished()) this.holding = false;
           const tally = this.tally;
           this.sawData = true;
           tally.dataEvents++;

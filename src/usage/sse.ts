@@ -22,8 +22,8 @@ export interface StreamTapHooks {
   stripUsageChunk?: boolean;
   /** Longest wait for the upstream's next data, in ms, while the tap waits for it; 0 or absent: none. Comments do not count as data. */
   idleTimeoutMs?: number;
-  /** Ending this signal ends the stream: `onError` is called with its reason. */
-  signal?: AbortSignal;
+  /** The request's end, which ends the stream: `onError` is called with its reason. */
+  end?: StreamEnding;
   /** When true, a body that ends before its end marker is a failure (`StreamTruncated`), not an end. */
   requireEnd?: boolean;
   /** Called once when the upstream stream ends normally, with the last usage seen. */
@@ -32,6 +32,22 @@ export interface StreamTapHooks {
   onError(error: unknown, usage: Usage | undefined, tally: StreamTally): unknown;
   /** Called once when the caller cancels the stream. */
   onCancel(usage: Usage | undefined, tally: StreamTally): void;
+}
+
+/**
+ * The request's end as the tap watches it (the pipeline's RequestAbort): no
+ * listener on an AbortSignal, whose adding and removing cost ~0.45 KiB and
+ * ~11,000 instructions per stream.
+ */
+export interface StreamEnding {
+  /**
+   * Calls `ended` once, with the end's reason, when the request ends (as its
+   * signal aborts); true. When it has ended already: false, and `ended` is
+   * called in a microtask.
+   */
+  watch(ended: (reason: unknown) => void): boolean;
+  /** `ended` is no longer to be called. */
+  unwatch(): void;
 }
 
 /** What the tap reads the upstream with: a body's reader, or one that goes on from a read already in flight. */
@@ -98,13 +114,16 @@ class TappedStream extends ReadableStream<Uint8Array> {
   }
 }
 
-const ONCE = Object.freeze({ once: true });
 /**
  * The tap reads the upstream only when the caller asks for data: each read
  * then goes straight to the caller's pending read, with no queue entry (a
  * read ahead queued every chunk after the first).
  */
 const NO_READ_AHEAD = Object.freeze({ highWaterMark: 0 });
+
+function ignore(): undefined {
+  return undefined;
+}
 
 /** The idle timer of `tap` fired. */
 function checkIdle(tap: EventStreamTap): void {
@@ -113,7 +132,7 @@ function checkIdle(tap: EventStreamTap): void {
 
 /**
  * The tap: the stream's underlying source itself (its methods, no closures
- * per stream but the listener of the request's signal).
+ * per stream but the watcher of the request's end).
  */
 class EventStreamTap implements DirectTap {
   readonly #scanner: EventScanner;
@@ -156,30 +175,21 @@ class EventStreamTap implements DirectTap {
     // The idle timer runs from the start: a stream the caller never reads is let go after it.
     const idle = this.hooks.idleTimeoutMs ?? 0;
     if (idle > 0) this.#arm(idle, Date.now());
-    const signal = this.hooks.signal;
-    if (!signal) return;
-    if (signal.aborted) queueMicrotask(this.#aborted);
-    else {
-      this.#listening = true;
-      signal.addEventListener('abort', this.#aborted, ONCE);
-    }
+    this.#listening = this.hooks.end?.watch(this.#aborted) === true;
   }
 
   /**
-   * The request's signal aborted: the stream ends with its reason. A function,
-   * not this object as the listener (`handleEvent`): with the tap itself
-   * listening, every finished stream's objects (its request's context, both
-   * responses, their streams) outlived the young-generation collections until
-   * the next full one: sequential streams through `manager.fetch` promoted
-   * 3.4 MB per scavenge, which took 4-6 ms instead of 0.4 (why Node's
-   * listener object does this is not known; test/usage/sse-young.test.ts).
+   * The request ended: the stream ends with its reason. (When the tap itself
+   * listened to the request's signal, as an object with `handleEvent`, every
+   * finished stream's objects outlived the young-generation collections until
+   * the next full one: test/usage/sse-young.test.ts.)
    */
-  readonly #aborted = (): void => {
+  readonly #aborted = (reason: unknown): void => {
     this.#listening = false;
     // After the end marker the answer is whole: the request's end (deadline, close(), the caller) while the
     // upstream holds the connection open ends the body as the upstream's close would (as the idle timeout does).
     if (this.#tally.sawEnd) this.#endAfterMarker();
-    else this.#fail(this.hooks.signal!.reason);
+    else this.#fail(reason);
   };
 
   pull(): Promise<void> | undefined {
@@ -253,12 +263,13 @@ class EventStreamTap implements DirectTap {
     this.#fail(error);
   };
 
-  async cancel(reason: unknown): Promise<void> {
+  /** The caller cancelled: the upstream is let go (its failure to cancel is not the caller's). A throw here rejects the caller's cancel, as the stream makes it. */
+  cancel(reason: unknown): Promise<void> {
     if (!this.#settled) {
       this.#settle();
       this.hooks.onCancel(this.#scanner.usage, this.#tally);
     }
-    await this.reader.cancel(reason).catch(() => undefined);
+    return this.reader.cancel(reason).then(ignore, ignore);
   }
 
   get #tally(): StreamTally {
@@ -338,7 +349,7 @@ class EventStreamTap implements DirectTap {
     this.#settled = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#listening) this.hooks.signal!.removeEventListener('abort', this.#aborted);
+    if (this.#listening) this.hooks.end!.unwatch();
     this.#listening = false;
     this.#scanner.clear();
   }

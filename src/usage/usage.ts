@@ -256,3 +256,15 @@ export function addUsage(a: Usage, b: Usage): Usage {
     totalTokens: a.totalTokens + b.totalTokens,
   };
 }
+
+/** What `a` counts beyond `b`, field by field (never below 0). */
+export function usageBeyond(a: Usage, b: Usage): Usage {
+  return {
+    inputTokens: Math.max(0, a.inputTokens - b.inputTokens),
+    outputTokens: Math.max(0, a.outputTokens - b.outputTokens),
+    cachedInputTokens: Math.max(0, a.cachedInputTokens - b.cachedInputTokens),
+    cacheWriteTokens: Math.max(0, a.cacheWriteTokens - b.cacheWriteTokens),
+    reasoningTokens: Math.max(0, a.reasoningTokens - b.reasoningTokens),
+    totalTokens: Math.max(0, a.totalTokens - b.totalTokens),
+  };
+}

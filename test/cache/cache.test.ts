@@ -146,6 +146,17 @@ describe('hits and misses', () => {
     expect(manager.stats().cache).toMatchObject({ hits: 0, misses: 0, entries: 0 });
   });
 
+  test('not cached: a background response (responses.create({ background: true })): each starts a run of its own, none counted as a miss', async () => {
+    let run = 0;
+    const calls = provider(ONE, () => Response.json({ id: `resp_${++run}`, object: 'response', status: 'queued', model: MODEL, output: [], usage: null }));
+    const { client, manager } = manage({ ttlMs: 60_000 });
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) ids.push((await client.responses.create({ model: MODEL, input: 'research this', background: true })).id);
+    expect(calls).toHaveLength(2);
+    expect(ids).toEqual(['resp_1', 'resp_2']);
+    expect(manager.stats().cache).toMatchObject({ hits: 0, misses: 0, entries: 0 });
+  });
+
   test('off by default: no cache stats, every request sent', async () => {
     const calls = numbered();
     const { manager, client } = managed({ providers: { one: { baseURL: ONE, keys: keyRing('a').keys } } });

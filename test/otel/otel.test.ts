@@ -13,7 +13,7 @@ import { afterEach, describe, expect, test, vi } from 'vitest';
 import { KeyManager, type KeyManagerOptions, type SuccessEvent } from '../../src/index';
 import { instrument, knownModels, type Instrumentation } from '../../src/otel/index';
 import { fakeKey } from '../support/fake-keys';
-import { chatChunks, chatReply, errorReply, provider, sseReply } from '../support/upstream';
+import { backgroundResponse, chatChunks, chatReply, errorReply, provider, sseReply } from '../support/upstream';
 import '../support/setup';
 import { fakeClock } from '../support/time';
 
@@ -227,6 +227,21 @@ describe('metrics', () => {
 
     const cost = metric(all, 'keyplex.client.cost')!.dataPoints.reduce((s, p) => s + (p.value as number), 0);
     expect(cost).toBeCloseTo(successes.reduce((s, e) => s + e.costUsd!, 0), 12);
+  });
+
+  test('a background response polled to completion: its token usage and cost are recorded once, when it ended', async () => {
+    provider(OPENAI, (call) => Response.json(backgroundResponse('gpt-4.1', 'resp_bg', call.method === 'POST' ? 'queued' : 'completed', call.method === 'POST' ? null : { prompt: 1_000, completion: 100_000 })));
+    const { client, metrics } = rig({ providers: { openai: { baseURL: OPENAI, keys: [fakeKey('openai')], models: ['gpt-4.1'] } } });
+
+    await client.responses.create({ model: 'gpt-4.1', input: 'research this', background: true });
+    for (let poll = 0; poll < 3; poll++) await client.responses.retrieve('resp_bg');
+
+    const all = await metrics();
+    const output = histogramPoints(metric(all, 'gen_ai.client.token.usage')).filter((p) => p.attributes['gen_ai.token.type'] === 'output');
+    // Was: no token usage and no cost (the create answered queued; the polls read what was made).
+    expect(output.map((p) => [p.attributes['gen_ai.request.model'], p.value.sum])).toEqual([['gpt-4.1', 100_000]]);
+    const cost = metric(all, 'keyplex.client.cost')!.dataPoints.reduce((s, p) => s + (p.value as number), 0);
+    expect(cost).toBeCloseTo(0.802, 12);
   });
 
   test('a failed request is in the duration metric with error.type; retries and fail-overs are counted', async () => {

@@ -12,7 +12,7 @@ import { knownModels, registerKeyplexMetrics, type ObservedManager } from '../..
 import { ConfigError } from '../../src/errors';
 import { fakeKey } from '../support/fake-keys';
 import { parseExposition } from '../support/prometheus';
-import { chatChunks, chatReply, errorReply, provider, sseReply } from '../support/upstream';
+import { backgroundResponse, chatChunks, chatReply, errorReply, provider, sseReply } from '../support/upstream';
 import '../support/setup';
 import { closeAfterEach } from '../support/scaffold';
 import { fakeClock } from '../support/time';
@@ -76,6 +76,21 @@ describe('the exposition', () => {
       expect(name).toMatch(/^keyplex_[a-z_]+$/);
       if (type === 'counter') expect(name).toMatch(/_total$/);
     }
+  });
+
+  test('a background response polled to completion: its tokens and cost are counted once, when it ended, and no request more', async () => {
+    provider(OPENAI, (call) => Response.json(backgroundResponse('gpt-4.1', 'resp_bg', call.method === 'POST' ? 'queued' : 'completed', call.method === 'POST' ? null : { prompt: 1_000, completion: 100_000 })));
+    const { client, scrape } = rig({ budgets: [] });
+
+    await client.responses.create({ model: 'gpt-4.1', input: 'research this', background: true });
+    for (let poll = 0; poll < 3; poll++) await client.responses.retrieve('resp_bg');
+
+    const m = await scrape();
+    const labels = { provider: 'openai', model: 'gpt-4.1' };
+    // 1,000 input + 100,000 output tokens at 2 / 8 USD per million. Was: no tokens, no cost.
+    expect(m.sum('keyplex_tokens_total', { ...labels, type: 'output' })).toBe(100_000);
+    expect(m.sum('keyplex_cost_usd_total', labels)).toBeCloseTo(0.802, 12);
+    expect(m.sum('keyplex_requests_total', { outcome: 'success' })).toBe(4);
   });
 
   test('failures by error code, retries and fail-overs by reason, key and circuit state, lanes and budgets', async () => {

@@ -44,6 +44,7 @@ function manage(options: Partial<KeyManagerOptions> = {}) {
     'store:lost': [],
     'cache:hit': [],
     'cache:miss': [],
+    'background:settled': [],
   };
   for (const name of Object.keys(events) as KeyplexEventName[]) {
     made.manager.on(name, (payload) => void (events[name] as unknown[]).push(payload));

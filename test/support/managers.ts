@@ -6,6 +6,7 @@
 import type { KeyManagerOptions } from '../../src/index';
 import type { KeySelector } from '../../src/keys/selector';
 import { record } from './events';
+import { fakeKey } from './fake-keys';
 import { NO_BACKOFF, useManagers } from './scaffold';
 
 /** Call at the top of a test file; returns the per-test factory. Restores real timers after each test. */
@@ -25,4 +26,25 @@ export function managedClients(providers?: KeyManagerOptions['providers']) {
 export function firstAttemptOn(first: string, then: string): Pick<KeyManagerOptions, 'keySelection' | 'circuitBreaker'> {
   const keySelection: KeySelector = { select: (keys, ctx) => keys.find((k) => k.id === (ctx.attempt === 1 ? first : then)) ?? keys[0] };
   return { keySelection, circuitBreaker: false };
+}
+
+/**
+ * Call at the top of a test file: a manager per test over one provider at
+ * `baseURL` (one key, `openai`) with a 100 USD overall daily budget, and
+ * `spent()`: the totals' cost and output tokens and the first budget's spend.
+ */
+export function spendingManagers(baseURL: string) {
+  const manage = useManagers({
+    ...NO_BACKOFF,
+    providers: { openai: { baseURL, keys: [fakeKey('openai')] } },
+    budgets: [{ scope: { overall: true }, limitUsd: 100, window: 'day' }],
+  });
+  return (options: Partial<KeyManagerOptions> = {}) => {
+    const made = manage(options);
+    const spent = () => {
+      const stats = made.manager.stats();
+      return { costUsd: stats.totals.costUsd, budgetUsd: stats.budgets[0]!.spentUsd, outputTokens: stats.totals.tokens.outputTokens };
+    };
+    return { ...made, spent };
+  };
 }

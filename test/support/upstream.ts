@@ -213,6 +213,15 @@ export function responseObject(model: string, text: string, status: 'in_progress
   };
 }
 
+/** The statuses of a background response (`background: true`). */
+export type BackgroundStatus = 'queued' | 'in_progress' | 'completed' | 'incomplete' | 'failed' | 'cancelled';
+
+/** A background response object of `id` in `status`, with `usage` (none while queued or in progress, unless given). */
+export function backgroundResponse(model: string, id: string, status: BackgroundStatus, usage: UsageCounts | null = status === 'queued' || status === 'in_progress' ? null : {}) {
+  const object = responseObject(model, status === 'completed' ? 'the report' : '', status === 'completed' ? 'completed' : 'in_progress', usage);
+  return { ...object, id, status, background: true };
+}
+
 /** A Responses API JSON reply. */
 export function responsesReply(model: string, text = 'hello', usage: UsageCounts = {}): Response {
   return HttpResponse.json(responseObject(model, text, 'completed', usage));

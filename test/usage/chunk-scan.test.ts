@@ -7,8 +7,9 @@
  * hand-picked broken JSON.
  */
 import { describe, expect, test } from 'vitest';
-import { finished, judgeChunk, SKIP } from '../../src/usage/chunk-scan';
+import { finished, judgeChunk, opening, SKIP } from '../../src/usage/chunk-scan';
 import { generatedChars } from '../../src/usage/sse';
+import { isPrelude } from '../../src/usage/sse-events';
 import { usageFromBody } from '../../src/usage/usage';
 
 const encoder = new TextEncoder();
@@ -27,11 +28,15 @@ function judge(data: string | Uint8Array): number {
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null;
 
+/** Chunks the quick judge was sure carry no output (an opening chunk, held with a stream's prelude). */
+let openings = 0;
+
 /** When the quick judge accepts `data`, the full reading agrees with it. */
 function agrees(raw: string | Uint8Array): boolean {
   const chars = judge(raw);
   if (chars === SKIP) return false;
   const ended = finished();
+  const opens = opening();
   const data = typeof raw === 'string' ? raw : decoder.decode(raw);
   let parsed: unknown;
   expect(() => (parsed = JSON.parse(data)), data).not.toThrow();
@@ -43,6 +48,9 @@ function agrees(raw: string | Uint8Array): boolean {
   expect(usageFromBody(parsed), data).toBeUndefined();
   expect(Boolean(o.error), data).toBe(false);
   expect(typeof o.type, data).not.toBe('string');
+  // Sure of an opening chunk only when the full reading says so (unsure: it reads the chunk itself).
+  if (opens) expect(isPrelude(o), data).toBe(true);
+  if (opens) openings++;
   return true;
 }
 
@@ -73,8 +81,8 @@ function chunkOf(rnd: () => number): string {
     return Object.fromEntries(Array.from({ length: Math.floor(rnd() * 3) }, () => [pick(['a', 'content', 'text', 'delta', 'finish_reason', 'index']), value(depth + 1)]));
   };
   const delta: Obj = {};
-  for (const k of ['role', 'content', 'reasoning_content', 'reasoning', 'refusal', 'tool_calls', 'other']) {
-    if (rnd() < 0.4) delta[k] = k === 'tool_calls' ? pick([null, [{ index: 0, function: { arguments: text() } }]]) : rnd() < 0.8 ? text() : value(3);
+  for (const k of ['role', 'content', 'reasoning_content', 'reasoning', 'refusal', 'tool_calls', 'function_call', 'other']) {
+    if (rnd() < (k === 'function_call' ? 0.1 : 0.4)) delta[k] = k === 'tool_calls' ? pick([null, [{ index: 0, function: { arguments: text() } }]]) : k === 'function_call' ? pick([null, { name: 'f' }, 'x']) : rnd() < 0.8 ? text() : value(3);
   }
   const choice: Obj = { index: 0 };
   if (rnd() < 0.8) choice.delta = rnd() < 0.9 ? delta : value(2);
@@ -118,6 +126,31 @@ describe('the quick chunk judge', () => {
       ' { "choices" : [ ] } ',
     ];
     for (const data of usual) expect(agrees(data), data).toBe(true);
+  });
+
+  test("is sure the usual opening chunks carry no output (the role with empty content, Azure's prompt filter results), and that others do or may", () => {
+    const openingChunks = [
+      '{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}',
+      '{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}}}]}',
+      '{"choices":[{"delta":{"role":"assistant","content":null,"tool_calls":null},"finish_reason":null}]}',
+    ];
+    const notSure = [
+      '{"choices":[{"delta":{"content":"a"},"finish_reason":null}]}',
+      '{"choices":[{"delta":{},"finish_reason":"stop"}]}',
+      '{"choices":[{"delta":{"function_call":{"name":"f"}}}]}',
+      '{"choices":[{"delta":{"function_call":null}}]}',
+      '{"choices":[{"delta":{},"finish_reason":7}]}',
+      '{"choices":[1]}',
+      '{"choices":{}}',
+      '{"id":"c1"}',
+      '{"choices":[],"type":null}',
+    ];
+    for (const [chunks, sure] of [[openingChunks, true], [notSure, false]] as const) {
+      for (const data of chunks) {
+        expect(agrees(data), data).toBe(true);
+        expect(opening(), data).toBe(sure);
+      }
+    }
   });
 
   test('leaves to JSON.parse what it does not read: usage, errors, event types, tool calls, escaped or repeated keys', () => {
@@ -173,5 +206,6 @@ describe('the quick chunk judge', () => {
     // Most chunks are of the usual kind, and many mutants stay JSON: both paths are exercised.
     expect(accepted).toBeGreaterThan(3_000);
     expect(mutants).toBeGreaterThan(500);
+    expect(openings).toBeGreaterThan(100);
   });
 });

@@ -6,30 +6,21 @@
  */
 import { describe, expect, test } from 'vitest';
 import type { KeyManagerOptions } from '../../src/index';
-import { fakeKey } from '../support/fake-keys';
 import { chatReply, namedSseReply, provider, responsesEvents, responsesReply } from '../support/upstream';
 import '../support/setup';
 import { record } from '../support/events';
-import { NO_BACKOFF, useManagers } from '../support/scaffold';
+import { spendingManagers } from '../support/managers';
 
 const OPENAI = 'https://api.openai.test/v1';
 /** 1,000 input + 1,000 output tokens of gpt-4.1 (2 / 8 USD per million): 0.01 USD. */
 const USAGE = { prompt: 1_000, completion: 1_000 };
 const ONE_REPLY = 0.01;
 
-const managed = useManagers({
-  ...NO_BACKOFF,
-  providers: { openai: { baseURL: OPENAI, keys: [fakeKey('openai')] } },
-  budgets: [{ scope: { overall: true }, limitUsd: 100, window: 'day' }],
-});
+const managed = spendingManagers(OPENAI);
 
 function manage(options: Partial<KeyManagerOptions> = {}) {
   const made = managed(options);
-  const spent = () => {
-    const stats = made.manager.stats();
-    return { costUsd: stats.totals.costUsd, budgetUsd: stats.budgets[0]!.spentUsd, outputTokens: stats.totals.tokens.outputTokens };
-  };
-  return { ...made, successes: record(made.manager, 'success'), spent };
+  return { ...made, successes: record(made.manager, 'success') };
 }
 
 /** A batch object as OpenAI answers it, with the usage of its requests (batches made after September 7, 2025). */

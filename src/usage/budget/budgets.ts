@@ -226,6 +226,24 @@ export class Budgets {
     if (record === undefined) return false;
     this.#holds.delete(hold.id);
     for (const budget of record.budgets) budget.held -= record.nanos;
+    return this.#record(info, nanos);
+  }
+
+  /**
+   * Records `usd` against every budget applicable to `info`, for spend that
+   * no hold was taken for: a background response's cost, learnt when its
+   * terminal status was read, after its request ended (less what its request
+   * was settled at). Fires `onExceeded` and tells {@link onRecorded} as
+   * {@link settle} does. Returns whether any budget recorded it.
+   *
+   * @throws {RangeError} when `usd` is not a finite number ≥ 0.
+   */
+  record(info: RequestBudgetInfo, usd: number): boolean {
+    return this.#record(info, amount(usd, 'record', 'usd'));
+  }
+
+  /** Records `nanos` against the budgets applicable to `info`, and tells the shared store. */
+  #record(info: RequestBudgetInfo, nanos: number): boolean {
     const now = this.#now();
     const recorded = this.#budgets.filter((budget) => applies(budget, info));
     this.#add(recorded, nanos, now);

@@ -181,7 +181,21 @@ describe('holds', () => {
     expect(() => budgets.check(req(), -0.01)).toThrow(RangeError);
     expect(() => budgets.hold(req(), Number.NaN)).toThrow(/estimateUsd/);
     expect(() => budgets.settle(hold, req(), Number.POSITIVE_INFINITY)).toThrow(/actualUsd/);
+    expect(() => budgets.record(req(), -1)).toThrow(/Budgets.record: `usd`/);
     expect(budgets.holds).toBe(1);
+  });
+
+  test('record counts spend no hold was taken for against the budgets its info names, and reports the crossing', () => {
+    const { budgets, events } = setup([day({ overall: true }, 1), day({ tag: 'research' }, 1), day({ provider: 'openai', keyId: 'a' }, 1)]);
+    const recorded = budgets.record(req({ provider: 'openai', keyId: 'a', tags: ['research'] }), 1.5);
+    expect(recorded).toBe(true);
+    expect(budgets.stats().map((s) => [s.id, s.spentUsd, s.heldUsd])).toEqual([
+      ['overall/day', 1.5, 0],
+      ['tag:research/day', 1.5, 0],
+      ['key:openai/a/day', 1.5, 0],
+    ]);
+    expect(events.map((e) => e.budget)).toEqual(['overall/day', 'tag:research/day', 'key:openai/a/day']);
+    expect(budgets.check(req(), 0.01).ok).toBe(false);
   });
 });
 
