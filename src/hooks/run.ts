@@ -10,6 +10,7 @@ import { forwarded, type Body } from '../request';
 import { classifyStatus } from '../resilience/classify';
 import { untilAborted } from '../pipeline/abort';
 import type { RequestContext } from '../pipeline/context';
+import { elapsedMs } from '../wall-clock';
 import type { Lease } from '../pipeline/lease';
 import type { AfterResponseState, BeforeAttemptState, HookStateBase, ResolvedHook, ResolvedHooks } from './types';
 
@@ -176,7 +177,7 @@ export async function afterResponse(
       }
       body = json;
     }
-    const state: AfterResponseState = { ...base, status: response.status, headers: response.headers, latencyMs: now - lease.sentAt, stream, body };
+    const state: AfterResponseState = { ...base, status: response.status, headers: response.headers, latencyMs: elapsedMs(lease.sentAt, now), stream, body };
     try {
       await untilAborted(hook.run(state), signal, () => ENDED);
     } catch (error) {

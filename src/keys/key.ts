@@ -15,6 +15,7 @@ import type { Circuit } from '../resilience/breaker/index';
 import type { KeyLimiter } from '../resilience/rate-limit/index';
 import type { StoreKeyRef } from '../store/types';
 import { TimedCounterSet, type KeyStats } from '../usage/stats';
+import { endWithin } from '../wall-clock';
 import type { KeySelector, KeyView, SelectContext } from './selector';
 
 const secrets = new WeakMap<Key, string>();
@@ -130,6 +131,8 @@ export const MODEL_REFUSAL_MS = 10 * 60_000;
 class KeyOut {
   disabled: KeyDisabledReason | undefined = undefined;
   cooldownUntil = 0;
+  /** The length of the cooldown in force (ms): how far ahead of any clock reading it can end. */
+  cooldownMs = 0;
   cooldownTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   removed = false;
   /** Upstream models the key said it cannot use (403/404 `model_not_found`), each until when it is left for last for them. */
@@ -243,17 +246,38 @@ export class Key implements KeyWindow {
   }
 
   /**
+   * When the key's cooldown ends as seen at `now` (0: none): never further
+   * ahead than the cooldown's length. A wall clock stepped back while it
+   * cools would put its end that much later; its timer ends it on time.
+   */
+  cooldownEnd(now: number): number {
+    const out = this.#out;
+    if (out === undefined) return 0;
+    return endWithin(out.cooldownUntil, out.cooldownMs, now);
+  }
+
+  /**
    * Cools the key down for `ms` from `now`; `key:recovered` is reported when it
    * ends. Nothing happens to a removed key (a 429 of an attempt sent before the removal).
+   * `limiter`: the one that rests as long (told when the cooldown ends, in case the clock stepped back meanwhile).
    */
-  cool(ms: number, now: number, remote = false, capped = false): void {
+  cool(ms: number, now: number, remote = false, capped = false, limiter?: KeyLimiter): void {
     const out = (this.#out ??= new KeyOut());
     if (out.removed) return;
     out.cooldownUntil = now + ms;
+    out.cooldownMs = ms;
     out.clearTimer();
+    // The end in the limiter's time, which a clock stepped back before the timer runs no longer matches.
+    const restedUntil = limiter === undefined ? 0 : limiter.time(now) + ms;
     const timer = setTimeout(() => {
       out.cooldownTimer = undefined;
-      if (this.usable(Date.now())) this.#changed(this, { kind: 'cooldown-ended' });
+      // The timer runs on the monotonic clock: `ms` have passed, whatever a wall clock stepped back since says.
+      const at = Date.now();
+      if (out.cooldownUntil > at) {
+        limiter?.reached(restedUntil);
+        out.cooldownUntil = at;
+      }
+      if (this.usable(at)) this.#changed(this, { kind: 'cooldown-ended' });
     }, ms);
     timer.unref?.();
     out.cooldownTimer = timer;
@@ -328,7 +352,7 @@ export class Key implements KeyWindow {
 
   stats(now: number): KeyStats {
     const disabled = this.disabled;
-    const cooldownUntil = this.cooldownUntil;
+    const cooldownUntil = this.cooldownEnd(now);
     const cooling = cooldownUntil > now;
     return {
       id: this.id,

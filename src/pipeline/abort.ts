@@ -12,6 +12,7 @@
  * controller it shared is aborted (its fetch and body end) and the request
  * goes on with a fresh one.
  */
+import { CLOCK_STEP_MS } from '../wall-clock';
 import { AttemptTimeout } from './failure';
 
 const ONCE = Object.freeze({ once: true });
@@ -65,6 +66,18 @@ export class RequestAbort {
   #timerAt = Infinity;
   /** The timer fired: its verdict waits for the sockets to be read ({@link #fire}). */
   #judging: ReturnType<typeof setImmediate> | undefined = undefined;
+  /** When the timer is due on the monotonic clock (performance.now()): with the wall clock's, tells a blocked loop from a stepped clock. */
+  #monotonicDue = 0;
+  /**
+   * The request's time is the clock's reading minus this: the steps of the
+   * wall clock during the request (NTP, a resumed VM), as its timer or its
+   * readings found them ({@link #time}, {@link #fire}). Its deadline and
+   * attempt timeouts are moments of that time, so a step neither ends the
+   * request early nor lets it run past its deadline.
+   */
+  #offset = 0;
+  /** The latest of the request's times seen. */
+  #seen: number;
   #caller: AbortSignal | undefined;
   /** Whether {@link #callerAborted} listens to the caller's signal. */
   #listening = false;
@@ -82,6 +95,7 @@ export class RequestAbort {
   after: RequestAbort | undefined = undefined;
 
   constructor(now: number, deadlineMs: number, firstAttemptTimeoutMs: number, caller: AbortSignal | undefined) {
+    this.#seen = now;
     this.#deadlineAt = now + deadlineMs;
     // Armed once for the nearer of the deadline and the first attempt's timeout (that attempt starts a little later: re-armed then, when it fires).
     this.#arm(now, Math.min(this.#deadlineAt, now + firstAttemptTimeoutMs));
@@ -189,15 +203,40 @@ export class RequestAbort {
    * Whether the request is over as of `now`: ended, or past its deadline
    * though its timer has not run yet — timers due at one moment run one after
    * another, and what the first frees (a lane slot, a key) lets the others go
-   * on before theirs run. Ends such a request here.
+   * on before theirs run. Ends such a request here. A clock more than
+   * {@link CLOCK_STEP_MS} past the deadline with its timer not run stepped
+   * forward (NTP, a resumed VM): the timer, on the monotonic clock, ends the
+   * request when its time has passed.
    */
   overdue(now: number): boolean {
-    if (!this.ended && now >= this.#deadlineAt) this.abort(new AttemptTimeout('deadline'));
+    const t = this.#time(now);
+    if (!this.ended && t >= this.#deadlineAt && t - this.#deadlineAt < CLOCK_STEP_MS) this.abort(new AttemptTimeout('deadline'));
     return this.ended;
   }
 
+  /**
+   * The request's time at the clock reading `now`, as its deadline
+   * (`startedAt + deadlineMs`) is a moment of it. A reading more than
+   * {@link CLOCK_STEP_MS} behind the latest seen is the clock stepped back:
+   * the request's time goes on from the latest.
+   */
+  time(now: number): number {
+    return this.#time(now);
+  }
+
+  #time(now: number): number {
+    const t = now - this.#offset;
+    if (t > this.#seen) this.#seen = t;
+    else if (t < this.#seen - CLOCK_STEP_MS) {
+      this.#offset -= this.#seen - t;
+      return this.#seen;
+    }
+    return t;
+  }
+
   /** An attempt is sent: arms its timeout; returns the signal its fetch listens to. */
-  startAttempt(now: number, timeoutMs: number, own: boolean): AbortSignal {
+  startAttempt(reading: number, timeoutMs: number, own: boolean): AbortSignal {
+    const now = this.#time(reading);
     this.attemptTimedOut = false;
     this.#attemptDue = now + timeoutMs;
     this.#attemptMs = timeoutMs;
@@ -210,15 +249,17 @@ export class RequestAbort {
   }
 
   /** The attempt's timeout stands still (hooks run on its answer: their time is not the upstream's); returns what is left of it, ms. */
-  pauseAttempt(now: number): number {
+  pauseAttempt(reading: number): number {
+    const now = this.#time(reading);
     const left = this.#attemptDue - now;
     this.#attemptDue = Infinity;
     return left;
   }
 
   /** A paused attempt timeout runs again, `leftMs` from `now` (nothing when it no longer applies). */
-  resumeAttempt(now: number, leftMs: number): void {
+  resumeAttempt(reading: number, leftMs: number): void {
     if (leftMs === Infinity || this.ended) return;
+    const now = this.#time(reading);
     this.#attemptDue = now + leftMs;
     if (this.#attemptDue < this.#timerAt) this.#arm(now, this.#attemptDue);
   }
@@ -253,7 +294,10 @@ export class RequestAbort {
   #arm(now: number, at: number): void {
     this.#clear();
     this.#timerAt = at;
-    this.#timer = at === Infinity ? undefined : setTimeout(this.#fire, Math.max(0, at - now));
+    if (at === Infinity) return;
+    const ms = Math.max(0, at - now);
+    this.#monotonicDue = performance.now() + ms;
+    this.#timer = setTimeout(this.#fire, ms);
   }
 
   /**
@@ -266,37 +310,47 @@ export class RequestAbort {
    */
   #fire = (): void => {
     this.#timer = undefined;
-    this.#judging = setImmediate(() => this.#judge());
+    // How long the loop was blocked past the timer's moment: late on both clocks (a wall clock stepped forward is late on its own).
+    const blocked = Math.min(Date.now() - this.#offset - this.#timerAt, performance.now() - this.#monotonicDue);
+    this.#judging = setImmediate(() => this.#judge(blocked));
   };
 
-  #judge(): void {
+  #judge(blocked: number): void {
     this.#judging = undefined;
-    // The timer's moment is reached, whatever a coarser clock says.
-    const now = Math.max(Date.now(), this.#timerAt);
+    // The timer's moment is reached (on the monotonic clock), whatever a coarser clock says. A clock far from it stepped
+    // (or the loop was blocked, which moves the request's time as little as a step would): the moment is the timer's.
+    const t = Date.now() - this.#offset;
+    const at = this.#timerAt;
+    let now = t > at ? t : at;
+    if (Math.abs(t - at) > CLOCK_STEP_MS) {
+      this.#offset += t - at;
+      now = at;
+    }
+    if (now > this.#seen) this.#seen = now;
     this.#timerAt = Infinity;
     if (this.ended) return;
     if (now >= this.#deadlineAt) {
       this.abort(new AttemptTimeout('deadline'));
       return;
     }
-    if (now >= this.#attemptDue) this.#attemptDueNow(now);
+    if (now >= this.#attemptDue) this.#attemptDueNow(now, blocked);
     this.#arm(now, Math.min(this.#deadlineAt, this.#attemptDue));
   }
 
   /**
    * The attempt's timeout is reached, its answer not in. When the loop was
    * blocked over its moment (the timer ran late by more than half the
-   * timeout), the stall may have come before the request went out (a
+   * timeout, on the monotonic clock as on the wall clock: a wall clock
+   * stepped forward is no stall), the stall may have come before the request went out (a
    * listener, a handler, a GC pause between the attempt's start and its
    * write): the upstream had no fair wait, and the attempt waits its timeout
    * once more, as the Redis store's waits do (store/redis/timing.ts). The
    * deadline bounds it still.
    */
-  #attemptDueNow(now: number): void {
-    const late = Date.now() - this.#attemptDue;
+  #attemptDueNow(now: number, blocked: number): void {
     const patience = this.#attemptMs;
     this.#attemptMs = 0;
-    if (patience > 0 && late > Math.max(JITTER_MS, patience / 2)) this.#attemptDue = now + patience;
+    if (patience > 0 && blocked > Math.max(JITTER_MS, patience / 2)) this.#attemptDue = now + patience;
     else this.#timeOutAttempt();
   }
 

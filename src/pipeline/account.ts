@@ -12,6 +12,7 @@ import type { Usage } from '../usage/usage';
 import { estimateAt, settleKeyBudget, settleRequestBudget } from './admit';
 import type { RequestContext } from './context';
 import { modelStats, type Core } from './core';
+import { elapsedMs } from '../wall-clock';
 import type { Lease } from './lease';
 
 /**
@@ -46,7 +47,9 @@ export function account(
   const countedByKey = settleKeyBudget(core, ctx, deployment, key, charged);
   if (costUsd === null && charged === 0 && bills && (countedByRequest || countedByKey)) warnUncounted(deployment.pool.id, model, deployment.upstreamModel);
   lease.settle('succeeded', now, usage, costUsd, stream);
-  const latencyMs = now - ctx.startedAt;
+  const latencyMs = elapsedMs(ctx.startedAt, now);
+  // A stream's time to first token is the same kind of difference, made where the first bytes came.
+  if (ttftMs !== undefined && ttftMs < 0) ttftMs = 0;
   succeeded(core.totals, usage, costUsd, latencyMs, ttftMs);
   const perModel = modelStats(core, ctx.request.model);
   if (perModel) succeeded(perModel, usage, costUsd, latencyMs, ttftMs);
@@ -176,7 +179,7 @@ export function failed(core: Core, ctx: RequestContext, error: KeyplexErrorDetai
       model: ctx.request.model,
       attempts: ctx.history.outcomes.length,
       error,
-      latencyMs: Date.now() - ctx.startedAt,
+      latencyMs: elapsedMs(ctx.startedAt, Date.now()),
       ...(spent ? { usage: spent.usage, costUsd: spent.costUsd, ...(spent.usage.partial ? { partial: true as const } : {}) } : {}),
     });
   }

@@ -20,6 +20,7 @@ import { keyGone, pinnedStates } from './affinity';
 import { adjustLater, Lease } from './lease';
 import { firstWaits, joinLine, leaveLine, LineRefusal, refusedAtJoin, waitForKey, waitForTurn } from './lines';
 import { applyChange } from './store-sync';
+import { endWithin } from '../wall-clock';
 
 /** Keys judged per batch when picking from a large pool. */
 const SAMPLE = 32;
@@ -134,7 +135,8 @@ async function acquireWaiting(core: Core, ctx: RequestContext, attempt: number, 
       // unserved (room for a smaller request behind it may come sooner): no one behind is refused for them.
       const known = !picked.probing && picked.readyAt <= ctx.deadlineAt;
       firstWaits(core, lineId, place, known ? Math.min(picked.soonestAt, picked.readyAt) : now, picked.readyAt);
-      await waitForKey(core, waitMs, signal);
+      // Slept the whole wait, with the clock now behind its end: it stepped back, and the waits the request holds end as long after they began.
+      if (await waitForKey(core, waitMs, signal)) ctx.history.clockWentBack(now + waitMs - Date.now());
       refusals = 0;
     }
   } finally {
@@ -233,16 +235,16 @@ function pick(core: Core, ctx: RequestContext, attempt: number, now: number): Le
       // The providers sent to the back wait for the second pass; it judges only theirs (the others' were judged just now).
       if (avoided !== undefined && pass < 2 && avoided.has(deployment.pool) === (pass === 0)) continue;
       // A provider that asked for a wait (retry-after on a transient failure) is not tried before it ends.
-      const heldUntil = held?.get(deployment.pool);
-      if (heldUntil !== undefined && heldUntil > now) {
-        result.readyAt = Math.min(result.readyAt, heldUntil);
+      const wait = held?.get(deployment.pool);
+      if (wait !== undefined && wait.until > now) {
+        result.readyAt = Math.min(result.readyAt, endWithin(wait.until, wait.ms, now));
         continue;
       }
       if (excluded !== undefined && excluded.has(deployment.model)) continue;
       const circuit = deploymentCircuit(core, deployment);
       if (circuit && !circuit.canPass()) {
         if (circuit.state === 'half-open') result.probing = true;
-        result.readyAt = Math.min(result.readyAt, circuit.openUntil ?? Infinity);
+        result.readyAt = Math.min(result.readyAt, circuit.openEnd(now) ?? Infinity);
         continue;
       }
       if (circuit?.state === 'half-open' && !timeToProbe(ctx, deployment, now)) continue;
@@ -306,12 +308,12 @@ function pickOn(
       scanned++;
       if (key.disabled !== undefined || key.removed) continue;
       if (key.cooldownUntil > now) {
-        result.readyAt = Math.min(result.readyAt, key.cooldownUntil);
+        result.readyAt = Math.min(result.readyAt, key.cooldownEnd(now));
         continue;
       }
       if (key.circuit && !key.circuit.canPass()) {
         if (key.circuit.state === 'half-open') result.probing = true;
-        result.readyAt = Math.min(result.readyAt, key.circuit.openUntil ?? Infinity);
+        result.readyAt = Math.min(result.readyAt, key.circuit.openEnd(now) ?? Infinity);
         continue;
       }
       if (key.circuit?.state === 'half-open' && !timeToProbe(ctx, deployment, now)) continue;

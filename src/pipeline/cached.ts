@@ -5,12 +5,13 @@
  */
 import type { RequestContext } from './context';
 import { modelStats, type Core } from './core';
+import { elapsedMs } from '../wall-clock';
 
 /** The cached answer to the request, or undefined to go on. */
 export async function answerFromCache(core: Core, ctx: RequestContext, signal: AbortSignal): Promise<Response | undefined> {
   const hit = await core.cache!.lookup(ctx, core.hub, signal, core.options.replyHeaders);
   if (hit === undefined) return undefined;
-  const latencyMs = Date.now() - ctx.startedAt;
+  const latencyMs = elapsedMs(ctx.startedAt, Date.now());
   for (const scope of [core.totals, modelStats(core, ctx.request.model)]) {
     if (!scope) continue;
     scope.succeed(null, 0);

@@ -12,6 +12,13 @@ import type { ProviderPool } from '../keys/pool';
 import type { InterceptedRequest } from '../request';
 import type { Deployment } from '../routing/deployments';
 import type { Hold } from '../usage/budget';
+import { CLOCK_STEP_MS } from '../wall-clock';
+
+/** A wait a provider asked for: until when (wall clock), and its length (a clock stepped back since does not lengthen it). */
+export interface HeldWait {
+  readonly until: number;
+  readonly ms: number;
+}
 
 /** Fixed at intercept. */
 export interface RequestFacts extends RequestEventBase {
@@ -87,8 +94,8 @@ export class AttemptHistory {
   retriesUsed = 0;
   /** Providers the retry policy sent to the back of the line. */
   avoided: Set<ProviderPool> | undefined;
-  /** Providers that asked for a wait on a transient failure (`retry-after`), and until when: not tried again before it, others meanwhile. */
-  held: Map<ProviderPool, number> | undefined;
+  /** Providers that asked for a wait on a transient failure (`retry-after`), until when and how long: not tried again before it ends ({@link endWithin}), others meanwhile. */
+  held: Map<ProviderPool, HeldWait> | undefined;
   last: { pool: ProviderPool; key: Key; kind: FailureKind } | undefined;
   /** The last upstream error answer, buffered. */
   lastAnswer: BufferedAnswer | undefined;
@@ -114,6 +121,12 @@ export class AttemptHistory {
     if (!here) triedOn.set(deployment, (here = new Set()));
     here.add(key);
     return first;
+  }
+
+  /** The wall clock stepped back `ms` (a timer ran out that much sooner than the clock says): the waits asked for end as long after they began. */
+  clockWentBack(ms: number): void {
+    const held = this.held;
+    if (held !== undefined && ms > CLOCK_STEP_MS) for (const [pool, wait] of held) held.set(pool, { until: wait.until - ms, ms: wait.ms });
   }
 
   triedOnDeployment(key: Key, deployment: Deployment): boolean {

@@ -10,6 +10,8 @@ import type { ProviderPool } from '../keys/pool';
 import type { Deployment } from '../routing/deployments';
 import type { Core } from './core';
 import { deploymentCircuit } from './core';
+import type { HeldWait } from './context';
+import { endWithin } from '../wall-clock';
 
 /** `1 key` / `3 keys`. */
 function count(n: number, noun: string): string {
@@ -66,10 +68,10 @@ function poolStates(pool: ProviderPool, now: number): PoolStates {
     if (key.disabled !== undefined) states.disabled.set(key.disabled, (states.disabled.get(key.disabled) ?? 0) + 1);
     else if (key.cooldownUntil > now) {
       states.cooling++;
-      states.coolingMs = Math.max(states.coolingMs, key.cooldownUntil - now);
+      states.coolingMs = Math.max(states.coolingMs, key.cooldownEnd(now) - now);
     } else if (key.circuit?.state === 'open') {
       states.circuitOpen++;
-      states.circuitOpenMs = Math.max(states.circuitOpenMs, (key.circuit.openUntil ?? now) - now);
+      states.circuitOpenMs = Math.max(states.circuitOpenMs, (key.circuit.openEnd(now) ?? now) - now);
     } else if (key.circuit?.state === 'half-open') states.halfOpen++;
     else states.other++;
   }
@@ -95,16 +97,16 @@ const PROBE_LEFT = 'its probe left to a request with time for a typical reply th
  * `overBudget`: a provider or key budget ruled keys out. `held`: providers
  * that asked this request to wait (retry-after on a transient failure), until when.
  */
-export function keyStates(core: Core, deployments: readonly Deployment[], now: number, overBudget: boolean, held?: ReadonlyMap<ProviderPool, number>): KeyStates {
+export function keyStates(core: Core, deployments: readonly Deployment[], now: number, overBudget: boolean, held?: ReadonlyMap<ProviderPool, HeldWait>): KeyStates {
   const parts: string[] = [];
   const seen = new Set<ProviderPool>();
   let disabledOrGone = false;
   let waitable = false;
   // Keys of a provider whose deployment circuit refuses calls, or that asked for a wait, are not described as out of room.
   const blocked = new Set<ProviderPool>();
-  for (const [pool, until] of held ?? []) {
-    if (until <= now || !deployments.some((d) => d.pool === pool)) continue;
-    parts.push(`'${pool.id}': asked for a wait of ${briefDuration(until - now)} (retry-after on a server error)`);
+  for (const [pool, wait] of held ?? []) {
+    if (wait.until <= now || !deployments.some((d) => d.pool === pool)) continue;
+    parts.push(`'${pool.id}': asked for a wait of ${briefDuration(endWithin(wait.until, wait.ms, now) - now)} (retry-after on a server error)`);
     blocked.add(pool);
     waitable = true;
   }
@@ -112,7 +114,7 @@ export function keyStates(core: Core, deployments: readonly Deployment[], now: n
     const circuit = deploymentCircuit(core, deployment);
     const model = deployment.upstreamModel ?? deployment.model;
     if (circuit?.state === 'open') {
-      parts.push(`'${deployment.pool.id}' model '${model}': circuit open for ${briefDuration((circuit.openUntil ?? now) - now)} more`);
+      parts.push(`'${deployment.pool.id}' model '${model}': circuit open for ${briefDuration((circuit.openEnd(now) ?? now) - now)} more`);
       blocked.add(deployment.pool);
       waitable = true;
     } else if (circuit?.state === 'half-open') {

@@ -20,6 +20,7 @@ import { settleDroppedAnswer, settleKeyBudget } from './admit';
 import type { RequestContext } from './context';
 import type { RequestAbort } from './abort';
 import { keysChanged, type Core } from './core';
+import { elapsedMs } from '../wall-clock';
 
 
 /**
@@ -137,7 +138,7 @@ export class Lease {
       upstreamModel: this.deployment.upstreamModel,
       status,
       kind,
-      latencyMs: now - this.sentAt,
+      latencyMs: elapsedMs(this.sentAt, now),
     };
     this.ctx.history.outcomes.push(outcome);
   }
@@ -246,7 +247,7 @@ export class Lease {
         settleKeyBudget(core, ctx, deployment, key, 0);
         this.#end();
         // A slow failure counts as slow, a fast one not as fast: latency routing must not keep choosing a deployment that fails.
-        if (verdict === 'failure') deployment.failedAfter(now - this.sentAt, now);
+        if (verdict === 'failure') deployment.failedAfter(elapsedMs(this.sentAt, now), now);
         key.counters.fail(classification.kind);
         pool.counters.fail(classification.kind);
         deployment.stats.fail(classification.kind);
@@ -255,7 +256,7 @@ export class Lease {
       }
       case 'first-byte': {
         this.stopTimer();
-        const ttft = now - this.sentAt;
+        const ttft = elapsedMs(this.sentAt, now);
         deployment.ttft.update(ttft, now);
         deployment.stats.ttft.record(ttft);
         pool.counters.ttft.record(ttft);
@@ -267,7 +268,7 @@ export class Lease {
       case 'succeeded': {
         const usage = detail as Usage | null;
         const costUsd = extra as number | null;
-        const latency = now - this.sentAt;
+        const latency = elapsedMs(this.sentAt, now);
         if (!flag) {
           this.#health('success', latency);
           this.window.limiter.succeeded(now);
@@ -367,7 +368,7 @@ export class Lease {
    */
   rest(headers: Headers, bodyWaitMs: number | undefined, now: number): number {
     const rested = this.window.limiter.rateLimited(headers, this.core.options.cooldownMs, this.reservation, bodyWaitMs);
-    this.key.cool(rested.ms, now, false, rested.capped === true);
+    this.key.cool(rested.ms, now, false, rested.capped === true, this.window.limiter);
     return rested.ms;
   }
 

@@ -103,23 +103,26 @@ export function waitForTurn(place: LinePlace, signal: AbortSignal): Promise<void
   });
 }
 
-/** Sleeps `ms`, or less when keys change meanwhile (added, enabled, a circuit half-opens); rejects at once when `signal` has aborted. */
-export function waitForKey(core: Core, ms: number, signal: AbortSignal): Promise<void> {
+/**
+ * Sleeps `ms`, or less when keys change meanwhile (added, enabled, a circuit half-opens); rejects at once when `signal`
+ * has aborted. Resolves true when the whole `ms` passed (its timer ran: a moment the wall clock may disagree with).
+ */
+export function waitForKey(core: Core, ms: number, signal: AbortSignal): Promise<boolean> {
   // An aborted signal fires no more: listening to it would sleep the whole wait.
   if (signal.aborted) return Promise.reject(signal.reason as unknown);
-  return new Promise<void>((resolve, reject) => {
-    const done = () => {
+  return new Promise<boolean>((resolve, reject) => {
+    const done = (slept?: true) => {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
       core.keyWaiters.delete(done);
-      resolve();
+      resolve(slept === true);
     };
     const onAbort = () => {
       clearTimeout(timer);
       core.keyWaiters.delete(done);
       reject(signal.reason);
     };
-    const timer = setTimeout(done, ms);
+    const timer = setTimeout(done, ms, true);
     core.keyWaiters.add(done);
     signal.addEventListener('abort', onAbort, { once: true });
   });

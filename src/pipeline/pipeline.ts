@@ -139,7 +139,7 @@ function afterFailure(core: Core, ctx: RequestContext, error: unknown, abort: Re
   if (abort.ended) throw abort.signal.reason;
   if (!(error instanceof AttemptFailure)) throw error;
   const history = ctx.history;
-  const now = Date.now();
+  const reading = Date.now();
   const decision = decide(
     error,
     {
@@ -147,10 +147,11 @@ function afterFailure(core: Core, ctx: RequestContext, error: unknown, abort: Re
       retriesUsed: history.retriesUsed,
       transientFailures: history.transientTotal,
       providerTransientFailures: error.providerTransientFailures,
-      now,
+      // The request's time, which its deadline is a moment of (a clock stepped meanwhile moves neither).
+      now: abort.time(reading),
       deadlineAt: ctx.deadlineAt,
       otherProviders: error.retryAfterMs !== undefined && ctx.route.deployments.some((d) => d.pool !== history.last?.pool),
-      untriedKeys: error.classification.modelUnavailable ? untriedKeys(ctx, now) : undefined,
+      untriedKeys: error.classification.modelUnavailable ? untriedKeys(ctx, reading) : undefined,
     },
     core.options.retry,
   );
@@ -168,7 +169,7 @@ async function retryAfter(core: Core, ctx: RequestContext, failure: AttemptFailu
   }
   // A wait the provider asked for binds that provider: acquire waits for it only when no other provider can serve.
   const held = decision.action === 'backoff' && failure.retryAfterMs !== undefined;
-  if (held) (history.held ??= new Map()).set(history.last!.pool, Date.now() + delayMs);
+  if (held) (history.held ??= new Map()).set(history.last!.pool, { until: Date.now() + delayMs, ms: delayMs });
   if (core.hub.wants('retry')) {
     core.hub.emit('retry', {
       requestId: ctx.requestId,

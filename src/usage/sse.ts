@@ -12,6 +12,7 @@
 import { EventScanner, MAX_FIRST_EVENT_BYTES, type FirstEvents, type ReadResult, type StreamTally } from './sse-scan';
 import { TapReader, type DirectTap } from './tap-reader';
 import type { Usage } from './usage';
+import { CLOCK_STEP_MS, elapsedMs } from '../wall-clock';
 
 export { eventData, generatedChars, tokensOfText } from './sse-events';
 export { EventScanner, FirstRead, MAX_FIRST_EVENT_BYTES, MAX_HELD_PRELUDE_BYTES, scanFirst, type ByteRedactor, type FirstEvents, type ReadResult, type StreamTally } from './sse-scan';
@@ -159,6 +160,8 @@ class EventStreamTap implements DirectTap {
   #readStart = 0;
   #reading = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the idle timer is due, on the clock as read when it was armed (a clock stepped since is found against it). */
+  #due = 0;
   /** Whether the caller has read at all (its first read pulls: what the first read judged waits for it). */
   #pulled = false;
 
@@ -180,7 +183,7 @@ class EventStreamTap implements DirectTap {
     this.#controller = controller;
     // The idle timer runs from the start: a stream the caller never reads is let go after it.
     const idle = this.hooks.idleTimeoutMs ?? 0;
-    if (idle > 0) this.#arm(idle);
+    if (idle > 0) this.#arm(idle, Date.now());
     this.#listening = this.hooks.end?.watch(this.#aborted) === true;
   }
 
@@ -255,7 +258,7 @@ class EventStreamTap implements DirectTap {
       else {
         const passed = this.#push(result.value, false);
         // A read that brought data restarted the idle count (#push): only one that did not (a comment) adds its wait, so the clock is read for it alone.
-        if (timed && !this.#scanner.sawData) this.#waited += Date.now() - this.#readStart;
+        if (timed && !this.#scanner.sawData) this.#waited += elapsedMs(this.#readStart, Date.now());
         if (!passed) return this.#read();
       }
     } catch (error) {
@@ -286,10 +289,11 @@ class EventStreamTap implements DirectTap {
   #startRead(idle: number): void {
     this.#reading = true;
     this.#readStart = Date.now();
-    if (this.#timer === undefined) this.#arm(idle - this.#waited);
+    if (this.#timer === undefined) this.#arm(idle - this.#waited, this.#readStart);
   }
 
-  #arm(ms: number): void {
+  #arm(ms: number, now: number): void {
+    this.#due = now + Math.max(0, ms);
     this.#timer = setTimeout(idleTimerFired, Math.max(0, ms), this);
     this.#timer.unref?.();
   }
@@ -313,8 +317,13 @@ class EventStreamTap implements DirectTap {
       if (!this.#pulled) this.#fail(new StreamReaderIdle(idle));
       return;
     }
-    const left = idle - this.#waited - (Date.now() - this.#readStart);
-    if (left > 0) this.#arm(left);
+    const now = Date.now();
+    // The timer ran when its time had passed (the monotonic clock): a clock far from its moment stepped (NTP, a resumed VM),
+    // and the read's start moves with it, so that the wait counts as long as it lasted.
+    const drift = now - this.#due;
+    if (drift > CLOCK_STEP_MS || drift < -CLOCK_STEP_MS) this.#readStart += drift;
+    const left = idle - this.#waited - (now - this.#readStart);
+    if (left > 0) this.#arm(left, now);
     else if (this.#tally.sawEnd) this.#endAfterMarker();
     else this.#fail(new StreamIdleTimeout(idle));
   }

@@ -18,7 +18,24 @@ const managers: KeyManager[] = [];
 /** One turn of the real event loop (the fake clock does not move). */
 const turn = () => new Promise<void>((resolve) => realSetImmediate(resolve));
 
+/**
+ * The loop blocked for `ms` (fake clock): the wall clock and the monotonic
+ * one (performance.now) move on without any timer running, as they do
+ * while a synchronous handler runs. A wall clock stepped by hand moves the
+ * wall clock alone.
+ */
+function blockLoop(ms: number): void {
+  blocked += ms;
+  vi.spyOn(performance, 'now').mockImplementation(() => realPerformanceNow() + blocked);
+  vi.setSystemTime(Date.now() + ms);
+}
+/** The monotonic clock's real reading, and how far {@link blockLoop} moved it on. */
+const realPerformanceNow = performance.now.bind(performance);
+let blocked = 0;
+
 afterEach(async () => {
+  vi.restoreAllMocks();
+  blocked = 0;
   for (const m of managers.splice(0)) await m.close();
   vi.useRealTimers();
 });
@@ -185,8 +202,8 @@ describe('RequestAbort', () => {
     fakeClock();
     const abort = new RequestAbort(Date.now(), 1_000, 100, undefined);
     const signal = abort.startAttempt(Date.now(), 100, false);
-    // The loop blocked: the clock moves 250 ms past the attempt's moment before its timer runs.
-    vi.setSystemTime(Date.now() + 250);
+    // The loop blocked: both clocks move 250 ms past the attempt's moment before its timer runs.
+    blockLoop(250);
     vi.advanceTimersByTime(100);
     await turn();
     expect(signal.aborted).toBe(false);
@@ -199,11 +216,11 @@ describe('RequestAbort', () => {
 
     // The next attempt, blocked past its moment twice: once more only.
     const next = abort.startAttempt(Date.now(), 100, false);
-    vi.setSystemTime(Date.now() + 250);
+    blockLoop(250);
     vi.advanceTimersByTime(100);
     await turn();
     expect(next.aborted).toBe(false);
-    vi.setSystemTime(Date.now() + 250);
+    blockLoop(250);
     vi.advanceTimersByTime(100);
     await turn();
     expect(next.aborted).toBe(true);
@@ -213,7 +230,7 @@ describe('RequestAbort', () => {
     fakeClock();
     const abort = new RequestAbort(Date.now(), 1_000, 100, undefined);
     const signal = abort.startAttempt(Date.now(), 100, false);
-    vi.setSystemTime(Date.now() + 40);
+    blockLoop(40);
     vi.advanceTimersByTime(100);
     await turn();
     expect(signal.aborted).toBe(true);

@@ -395,3 +395,26 @@ describe('stream bounds are validated', () => {
     expect(getKeyplexDetails((await reading.ended).error)?.code).toBe('deadline_exceeded');
   });
 });
+
+describe('the idle timeout with the wall clock stepped while the stream stalls (NTP, a resumed VM)', () => {
+  test.each([
+    ['back', -3_600_000],
+    ['forward', 3_600_000],
+  ])('stepped %s an hour: the stream ends as stalled when the idle timeout (60 s) has passed since its last data', async (_way, step) => {
+    fakeClock();
+    // Data at 0 and at 30 s restart the idle count: the stream stalls from 30 s; the clock steps 10 s later.
+    provider(ONE, () => scripted([...twoChunks(), data(chatChunks('gpt-4.1', [' wor'], false)[0]!, 30_000)], 'stall'));
+    const { client } = manage({ streamIdleTimeoutMs: 60_000, deadlineMs: 10 * 3_600_000 });
+    const reading = consume(await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true }));
+    await until(() => reading.chunks.length === 2, 'two chunks read');
+    await vi.advanceTimersByTimeAsync(30_000);
+    await until(() => reading.chunks.length === 3, 'the third chunk read');
+    await vi.advanceTimersByTimeAsync(10_000);
+    vi.setSystemTime(Date.now() + step);
+    await vi.advanceTimersByTimeAsync(49_000);
+    expect(reading.settled()).toBe(false);
+    await vi.advanceTimersByTimeAsync(1_000);
+    await until(reading.settled, 'the stream ends');
+    expect(getKeyplexDetails((await reading.ended).error)?.code).toBe('stream_idle_timeout');
+  });
+});

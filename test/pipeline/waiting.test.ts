@@ -10,6 +10,7 @@ import { getKeyplexDetails, KeyManager, keyplex } from '../../src/index';
 import { chatReply, deferred, errorReply, keyRing, provider, type Deferred } from '../support/upstream';
 import '../support/setup';
 import { fakeClock, until } from '../support/time';
+import { settle } from '../support/caught';
 
 const ONE = 'https://api.one.test/v1';
 const MODEL = 'gpt-4.1';
@@ -22,16 +23,6 @@ afterEach(async () => {
   await Promise.all(managers.splice(0).map((m) => m.close()));
   vi.useRealTimers();
 });
-
-/** Settles with what the call gave: the reply or the error. */
-function settle<T>(promise: Promise<T>): { done: () => boolean; result: Promise<T | Error> } {
-  let done = false;
-  const result = promise.then(
-    (value) => ((done = true), value),
-    (error: Error) => ((done = true), error),
-  );
-  return { done: () => done, result };
-}
 
 describe('a half-open circuit: requests wait for its probe', () => {
   /** One key behind a deployment circuit (3 failures open it for 10 s); `mode` says how the upstream answers. */

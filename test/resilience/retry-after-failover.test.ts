@@ -124,3 +124,19 @@ test('with no other provider, the retry waits the 30 s the body asked for', asyn
   await pending;
   expect(sentAt).toEqual([0, 30_000]);
 });
+
+test('with no other provider, the clock stepped back an hour during the wait: the retry goes after the 3 s asked for, not an hour later', async () => {
+  fakeClock();
+  const sent: number[] = [];
+  provider(ONE, (_call, index) => (sent.push(index), index === 0 ? overloaded(3) : chatReply('gpt-4.1', 'ok')));
+  const { client } = manage({ one: { baseURL: ONE, keys: keyRing('a', 'b').keys } });
+  const pending = client.chat.completions.create(BODY);
+  pending.catch(() => undefined);
+  await until(() => sent.length === 1, 'the first attempt');
+  vi.setSystemTime(Date.now() - 3_600_000);
+  await vi.advanceTimersByTimeAsync(2_999);
+  expect(sent).toHaveLength(1);
+  await vi.advanceTimersByTimeAsync(1);
+  await until(() => sent.length === 2, 'the retry');
+  expect((await pending).choices[0]!.message.content).toBe('ok');
+});

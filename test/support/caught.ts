@@ -22,3 +22,13 @@ export async function failures(n: number, run: () => Promise<unknown>): Promise<
   }
   return { failed, first };
 }
+
+/** Settles with what the call gave, the reply or the error; `done()` says whether it has. */
+export function settle<T>(promise: Promise<T>): { done: () => boolean; result: Promise<T | Error> } {
+  let done = false;
+  const result = promise.then(
+    (value) => ((done = true), value),
+    (error: Error) => ((done = true), error),
+  );
+  return { done: () => done, result };
+}

@@ -7,6 +7,7 @@ import { FAILURE, NO_TICKET, NO_VERDICT, PassOrder, probeTicket, REFUSED, SUCCES
 import type { BreakerPolicy } from './policy';
 import { CircuitSettings, OPEN_MS, systemNow, type CircuitChange, type CircuitOptions, type CircuitState } from './settings';
 import { assertNoIssue, describe, isCount, isPlainObject, numberIssue } from './validate';
+import { endWithin } from '../../wall-clock';
 
 export type { CircuitChange, CircuitChangeReason, CircuitOptions, CircuitState } from './settings';
 
@@ -36,6 +37,8 @@ const STATES: readonly CircuitState[] = ['closed', 'open', 'half-open'];
 class Trip {
   state: CircuitState = 'closed';
   openUntil: number | undefined = undefined;
+  /** The length of the open time in force (ms): how far ahead of any clock reading it can end. */
+  openFor = 0;
   reopens = 0;
   probesInFlight = 0;
   probesSucceeded = 0;
@@ -140,6 +143,16 @@ export class Circuit {
   get openUntil(): number | undefined {
     const trip = this.#trip;
     return trip?.state === 'open' ? trip.openUntil : undefined;
+  }
+
+  /**
+   * {@link openUntil} as seen at `now`: never further ahead than the open
+   * time's length (a clock stepped back while open would put its end that
+   * much later; the circuit's timer half-opens it on time).
+   */
+  openEnd(now: number): number | undefined {
+    const trip = this.#trip;
+    return trip?.state === 'open' && trip.openUntil !== undefined ? endWithin(trip.openUntil, trip.openFor, now) : undefined;
   }
 
   /**
@@ -292,6 +305,7 @@ export class Circuit {
     const trip = this.#trip;
     if (trip?.state === 'open') {
       trip.openUntil = this.#settings.now() + ms;
+      trip.openFor = ms;
       this.#arm(trip);
       return;
     }
@@ -350,6 +364,7 @@ export class Circuit {
     trip.state = to;
     trip.reopens = this.maxOpenMs === undefined ? 0 : raw.reopens;
     trip.openUntil = to === 'open' ? (openUntil as number) : undefined;
+    trip.openFor = to === 'open' ? Math.max(0, (openUntil as number) - this.#settings.now()) : 0;
     trip.probesSucceeded = to === 'half-open' ? Math.min(raw.probesSucceeded, this.halfOpenProbes - 1) : 0;
     if (to === 'open') this.#arm(trip);
     else this.#disarm(trip);
@@ -389,6 +404,7 @@ export class Circuit {
     const from = trip.state;
     trip.state = 'open';
     trip.openUntil = this.#settings.now() + ms;
+    trip.openFor = ms;
     trip.probesInFlight = 0;
     trip.probesSucceeded = 0;
     this.#order?.reset();

@@ -10,6 +10,7 @@
 import { ConfigError } from '../../errors';
 import { parseRateLimitHeaders, restAfterRateLimit, type HeaderEntries, type RateLimitDimension, type RateLimitRest, type RateLimitSnapshot } from '../headers';
 import { AimdEstimator } from './aimd';
+import { LimiterClock } from './clock';
 import { Dimension, NO_WINDOWS, UNLIMITED } from './dimension';
 import { MINUTE_MS, resolveRateLimits } from './options';
 import { closeTicket, Ticket } from './ticket';
@@ -53,9 +54,7 @@ const UNPROBED = 4;
  * **Cost.** Reservations are O(windows); a wait is computed over at most a few
  * hundred ledger entries. Nothing waits: the caller sleeps `waitMs`.
  */
-export class KeyLimiter {
-  readonly #clock: () => number;
-  #last = -Infinity;
+export class KeyLimiter extends LimiterClock {
   #seq = 0;
   /** {@link ADAPTIVE}, {@link PROBING}, {@link UNPROBED}: one field, not three (one limiter per key). */
   #flags: number;
@@ -91,28 +90,22 @@ export class KeyLimiter {
 
   /**
    * @param options Configured limits; see {@link KeyLimiterOptions}.
-   * @param now The clock in ms (default `Date.now`). A clock that goes backwards is taken as standing still.
+   * @param now The clock in ms (default `Date.now`). A clock that goes backwards a little is taken as standing still; one stepped back further, as going on (see {@link LimiterClock}).
    * @throws ConfigError naming the field when a limit is out of range.
    */
   constructor(options: KeyLimiterOptions = {}, now: () => number = Date.now) {
+    super(now);
     const resolved = resolveRateLimits(options as Record<string, unknown>, '');
     if (options.adaptive !== undefined && typeof options.adaptive !== 'boolean') {
       throw new ConfigError('adaptive', `expected true or false; got ${typeof options.adaptive}`);
     }
     this.#flags = ((options.adaptive ?? true) ? ADAPTIVE : 0) | (options.probe === true ? PROBING : 0);
-    this.#clock = now;
     this.#requests = new Dimension(resolved.requests);
     this.#tokens = new Dimension(resolved.tokens);
   }
 
   #dim(dimension: RateLimitDimension): Dimension {
     return dimension === 'requests' ? this.#requests : this.#tokens;
-  }
-
-  /** The clock (or `t`, a reading of it just made), never going backwards. */
-  #now(t: number = this.#clock()): number {
-    if (Number.isFinite(t) && t > this.#last) this.#last = t;
-    return Number.isFinite(this.#last) ? this.#last : 0;
   }
 
   /** The windows in force in a dimension, and where they came from. */
@@ -171,7 +164,7 @@ export class KeyLimiter {
    * not a number counts as 0.
    */
   tryReserve(tokens: number, clockRead?: number): ReserveResult {
-    const now = this.#now(clockRead);
+    const now = this.now(clockRead);
     const amount = tokens >= 0 ? tokens : 0;
     const waitMs = this.#waitMs(amount, now);
     if (waitMs > 0) return { ok: false, waitMs };
@@ -215,15 +208,17 @@ export class KeyLimiter {
 
   /** After a refusal: the soonest (ms) the request could fit, every request in flight answered now (no reply makes room sooner). */
   soonestMs(tokens: number, clockRead?: number): number {
-    const now = this.#now(clockRead);
+    const now = this.now(clockRead);
     return this.#waitMs(tokens >= 0 ? tokens : 0, now, now);
   }
 
   /** After a refusal whose wait ends past `by` (a deadline): until when replies to the requests in flight would still make room by then ({@link Dimension.hopeUntil}); `-Infinity` when none would. */
   hopeUntil(tokens: number, by: number, clockRead?: number): number {
-    const now = this.#now(clockRead);
-    const until = Math.min(this.#requests.hopeUntil(this.#windows('requests'), 1, now, by), this.#tokens.hopeUntil(this.#windows('tokens'), tokens >= 0 ? tokens : 0, now, by));
-    return until === Infinity ? -Infinity : until;
+    const now = this.now(clockRead);
+    // `by` and the answer are on the clock, which runs skew behind the limiter's time.
+    const skew = this.skew;
+    const until = Math.min(this.#requests.hopeUntil(this.#windows('requests'), 1, now, by + skew), this.#tokens.hopeUntil(this.#windows('tokens'), tokens >= 0 ? tokens : 0, now, by + skew));
+    return until === Infinity ? -Infinity : until - skew;
   }
 
   /** Whether any limit is configured, learnt or estimated (what a probe would wait for). */
@@ -253,7 +248,7 @@ export class KeyLimiter {
 
   /** Share of capacity left at `now` (a clock reading a pick of many keys makes once; default: read here), 0..1; 1 when nothing is known. */
   headroom(at?: number): number {
-    const now = this.#now(at);
+    const now = this.now(at);
     const requests = this.#shareOf(this.#requests, this.#windows('requests'), now);
     return requests === 0 ? 0 : Math.min(requests, this.#shareOf(this.#tokens, this.#windows('tokens'), now));
   }
@@ -305,7 +300,7 @@ export class KeyLimiter {
 
   /** Changes the reservation's tokens by `delta` in the windows that recorded it. */
   #adjustTokens(held: Ticket, reservation: Reservation, delta: number, at?: number): void {
-    const now = this.#now(at);
+    const now = this.now(at);
     const tokens = this.#tokens;
     const windows = tokens.all;
     for (let at = 0; at < windows.length; at++) {
@@ -319,7 +314,7 @@ export class KeyLimiter {
   /** The reservation's request is sent now: a send later than its moment counts from now in every window (the upstream's count starts then). */
   sent(reservation: Reservation, at?: number): void {
     // Checked first: nearly every send is at its reservation's moment (no table lookup then).
-    const now = this.#now(at);
+    const now = this.now(at);
     if (now <= reservation.at) return;
     const held = this.#heldOf(reservation);
     if (held === undefined || held.settled) return;
@@ -333,7 +328,7 @@ export class KeyLimiter {
   /** The reservation was never used (a shared store refused it): gives back its request and its tokens. */
   cancel(reservation: Reservation): void {
     if (this.#settle(reservation) === undefined) return;
-    const now = this.#now();
+    const now = this.now();
     for (const dimension of DIMENSIONS) for (const window of this.#dim(dimension).all) window.cancel(reservation.seq, now);
   }
 
@@ -343,7 +338,7 @@ export class KeyLimiter {
    * ({@link LedgerWindow.mirror}). `undefined` leaves a dimension alone.
    */
   mirror(shared: SharedLevels): void {
-    const now = this.#now();
+    const now = this.now();
     if (shared.requests !== undefined) this.#windows('requests')[0]?.mirror(shared.requests, shared.requestsFreeMs, now);
     if (shared.tokens !== undefined) this.#windows('tokens')[0]?.mirror(shared.tokens, shared.tokensFreeMs, now);
   }
@@ -359,8 +354,8 @@ export class KeyLimiter {
    * @returns The parsed snapshot (`capped: true` when an upstream value was bounded).
    */
   observe(headers: Headers | HeaderEntries, reservation?: Reservation): RateLimitSnapshot {
-    const now = this.#now();
-    const snapshot = parseRateLimitHeaders(headers, now);
+    const now = this.now();
+    const snapshot = parseRateLimitHeaders(headers, now - this.skew);
     this.#apply(snapshot, reservation, now);
     return snapshot;
   }
@@ -437,8 +432,8 @@ export class KeyLimiter {
    * @returns The rest applied (`capped: true` when an upstream value was bounded).
    */
   rateLimited(headers: Headers, fallbackMs: number, reservation?: Reservation, bodyWaitMs?: number): RateLimitRest {
-    const now = this.#now();
-    const snapshot = parseRateLimitHeaders(headers, now);
+    const now = this.now();
+    const snapshot = parseRateLimitHeaders(headers, now - this.skew);
     this.#apply(snapshot, reservation, now);
     const rest = restAfterRateLimit(snapshot, fallbackMs, bodyWaitMs);
     if (this.#has(ADAPTIVE) && RANK[this.#source('requests')] <= RANK.adaptive) {
@@ -464,7 +459,7 @@ export class KeyLimiter {
 
   /** A success: counted as served; with AIMD in force, the additive increase. */
   succeeded(at?: number): void {
-    const now = this.#now(at);
+    const now = this.now(at);
     if (!this.#aimdMayRule()) return;
     const aimd = (this.#aimd ??= new AimdEstimator());
     aimd.recordSuccess(now);

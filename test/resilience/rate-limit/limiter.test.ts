@@ -243,3 +243,59 @@ describe('KeyLimiter: replies whose headers repeat', () => {
     expect(repeated).toEqual(run(true));
   });
 });
+
+describe('KeyLimiter: a clock stepped back', () => {
+  test('by an hour: a window of a minute frees what was sent a minute later, as measured on since the step', () => {
+    const { clock, limiter } = setup({ rpm: 1 }, 10 * 3_600_000);
+    reserve(limiter);
+    clock.t -= 3_600_000;
+    const refused = limiter.tryReserve(0);
+    expect(refused.ok ? 0 : refused.waitMs).toBeLessThanOrEqual(60_000 + 250);
+    clock.t += 60_000 + 250;
+    expect(limiter.tryReserve(0).ok).toBe(true);
+  });
+
+  test('by less than a second (a reading made a moment before another): taken as standing still, nothing skipped', () => {
+    const { clock, limiter } = setup({ rpm: 1 }, 1_000_000);
+    reserve(limiter);
+    clock.t = 1_000_000 - 900;
+    clock.t += 60_000 + 250;
+    // Had the 900 ms counted as a step, the window would free now: it frees at 1,060,250 in the clock's time.
+    expect(limiter.tryReserve(0).ok).toBe(false);
+    clock.t = 1_000_000 + 60_250;
+    expect(limiter.tryReserve(0).ok).toBe(true);
+  });
+
+  test('a 429 whose rest runs out after the step: the window opens when the rest is over', () => {
+    const { clock, limiter } = setup({}, 5 * 3_600_000);
+    const first = reserve(limiter);
+    limiter.rateLimited(h({ 'retry-after': '10' }), 1_000, first);
+    clock.t -= 3_600_000;
+    const refused = limiter.tryReserve(0);
+    expect(refused.ok ? 0 : refused.waitMs).toBeLessThanOrEqual(10_000);
+    clock.t += 10_000;
+    expect(limiter.tryReserve(0).ok).toBe(true);
+  });
+
+  test('a rest a timer vouches for (reached), the step already found by a reading: the limiter does not run ahead of the clock', () => {
+    const { clock, limiter } = setup({ rpm: 1 }, 10 * 3_600_000);
+    const first = reserve(limiter);
+    limiter.rateLimited(h({ 'retry-after': '10' }), 1_000, first);
+    const restedUntil = limiter.time(clock.t) + 10_000;
+    clock.t -= 3_600_000;
+    limiter.headroom(); // stats() or another key of its quota group reads it: the step is found
+    clock.t += 10_000;
+    limiter.reached(restedUntil); // the key's cooldown timer ran
+    // The request sent 10 s ago still holds the minute's one request: 50 s more, not an hour's head start.
+    const refused = limiter.tryReserve(0);
+    expect(refused.ok ? 0 : refused.waitMs).toBeGreaterThan(49_000);
+  });
+
+  test('a deadline on the clock is compared as such: hopeUntil answers on the clock too', () => {
+    const { clock, limiter } = setup({ rpm: 1 }, 10 * 3_600_000);
+    reserve(limiter);
+    clock.t -= 3_600_000;
+    // The request in flight, answered within 100 ms, frees its room a minute later: in time for a deadline 60.1 s away.
+    expect(limiter.hopeUntil(0, clock.t + 60_100)).toBe(clock.t + 100);
+  });
+});
