@@ -7,13 +7,12 @@
  * at `attemptTimeoutMs` and go on, as for any upstream that stalls, not wait
  * with the request's lane slot held past its deadline and `close()`.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import OpenAI from 'openai';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { getKeyplexDetails, KeyManager } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
+import { loopbackSuite } from '../support/loopback';
 
 const CHUNK = JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4.1', choices: [{ index: 0, delta: { content: 'Hel' }, finish_reason: null }] });
 const REPLY = JSON.stringify({ id: 'r1', object: 'chat.completion', created: 1, model: 'gpt-4.1', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } });
@@ -24,37 +23,20 @@ const BROKEN: Record<string, (stream: boolean) => Buffer> = {
   'a whole gzip stream, then garbage': (stream) => gzipSync(stream ? `data: ${CHUNK}\n\n` : REPLY),
 };
 
-const servers: Server[] = [];
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-  for (const server of servers.splice(0)) {
-    server.closeAllConnections();
-    server.close();
-  }
-});
+const { upstream, managed } = loopbackSuite();
 
-/** A server answering every request 200 with `body(stream)` gzip-encoded, then (50 ms later) garbage; counts the requests. */
+/** A server answering every request 200 with `body(stream)` gzip-encoded, then (GAP_MS later) garbage; counts the requests. */
 async function brokenGzip(body: (stream: boolean) => Buffer): Promise<{ baseURL: string; requests: () => number; garbageSent: Promise<void> }> {
-  let requests = 0;
   let sent!: () => void;
   const garbageSent = new Promise<void>((resolve) => (sent = resolve));
-  const server = createServer((req, res) => {
-    let text = '';
-    req.on('data', (c: Buffer) => (text += c.toString()));
-    req.on('end', () => {
-      requests++;
-      const stream = (JSON.parse(text) as { stream?: boolean }).stream === true;
-      res.writeHead(200, { 'content-type': stream ? 'text/event-stream' : 'application/json', 'content-encoding': 'gzip' });
-      res.write(body(stream));
-      // The garbage in a later packet: sent with the gzip bytes, it ends the body with an error instead. GAP_MS apart, so that a
-      // client held off the CPU on a loaded machine still reads them apart; well before the timeouts (TIMEOUT_MS), so that they end a held read.
-      setTimeout(() => res.end(Buffer.from('garbage, not gzip'), () => setTimeout(sent, 50)), GAP_MS);
-    });
+  const server = await upstream((res, stream) => {
+    res.writeHead(200, { 'content-type': stream ? 'text/event-stream' : 'application/json', 'content-encoding': 'gzip' });
+    res.write(body(stream));
+    // The garbage in a later packet: sent with the gzip bytes, it ends the body with an error instead. GAP_MS apart, so that a
+    // client held off the CPU on a loaded machine still reads them apart; well before the timeouts (TIMEOUT_MS), so that they end a held read.
+    setTimeout(() => res.end(Buffer.from('garbage, not gzip'), () => setTimeout(sent, 50)), GAP_MS);
   });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { baseURL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, requests: () => requests, garbageSent };
+  return { ...server, garbageSent };
 }
 
 const ask = [{ role: 'user' as const, content: 'hi' }];
@@ -65,8 +47,7 @@ const TIMEOUT_MS = 3 * GAP_MS;
 
 function managerOf(baseURL: string, attemptTimeoutMs: number): KeyManager {
   const manager = new KeyManager({ providers: { one: { baseURL, keys: [fakeKey('gz'), fakeKey('gz')] } }, attemptTimeoutMs, streamIdleTimeoutMs: TIMEOUT_MS, deadlineMs: 30_000, retry: { baseDelayMs: 0, maxAttempts: 2 } });
-  managers.push(manager);
-  return manager;
+  return managed(manager);
 }
 
 /** Makes the call (reading a stream to its end); the error it ended with. */

@@ -11,12 +11,11 @@
  * A real server on loopback in this process: it writes its answer, then
  * blocks the loop (a busy wait) for longer than the timeout under test.
  */
-import { createServer, type ServerResponse, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { KeyManager, type KeyManagerOptions } from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
+import { loopbackSuite } from '../support/loopback';
 
 const REPLY = JSON.stringify({ id: 'r1', object: 'chat.completion', created: 1, model: 'gpt-4.1', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } });
 const chunk = (content: string, finish: string | null = null) => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4.1', choices: [{ index: 0, delta: { content }, finish_reason: finish }] })}\n\n`;
@@ -31,36 +30,11 @@ function stall(ms: number): void {
   while (Date.now() < until);
 }
 
-const servers: Server[] = [];
-const managers: KeyManager[] = [];
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()));
-  for (const server of servers.splice(0)) {
-    server.closeAllConnections();
-    server.close();
-  }
-});
-
-/** A loopback server answering each request with `answer`; counts the requests. */
-async function upstream(answer: (res: ServerResponse, stream: boolean) => void): Promise<{ baseURL: string; requests: () => number }> {
-  let requests = 0;
-  const server = createServer((req, res) => {
-    let text = '';
-    req.on('data', (c: Buffer) => (text += c.toString()));
-    req.on('end', () => {
-      requests++;
-      answer(res, (JSON.parse(text) as { stream?: boolean }).stream === true);
-    });
-  });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { baseURL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, requests: () => requests };
-}
+const { upstream, managed } = loopbackSuite();
 
 function managerOf(baseURL: string, options: Partial<KeyManagerOptions> = {}): KeyManager {
   const manager = new KeyManager({ providers: { one: { baseURL, keys: [fakeKey('stall'), fakeKey('stall')], rpm: 1000 } }, retry: { baseDelayMs: 0, maxAttempts: 2 }, ...options });
-  managers.push(manager);
-  return manager;
+  return managed(manager);
 }
 
 /** What the upstream's stats count against it. */

@@ -4,6 +4,8 @@
  */
 import { http, HttpResponse } from 'msw';
 import { setupServer } from 'msw/node';
+import OpenAI from 'openai';
+import { KeyManager, type CircuitBreakerScopeOptions } from '../../src/index';
 import { fakeKey } from './fake-keys';
 
 export interface UpstreamCall {
@@ -398,4 +400,22 @@ export function answeredByHand(): { fetch: typeof globalThis.fetch; answers: ((r
       init?.signal?.addEventListener('abort', () => reject(init.signal!.reason), { once: true });
     });
   return { fetch: fetch as typeof globalThis.fetch, answers };
+}
+
+/**
+ * A manager of one provider `a` of one key whose calls the test answers by
+ * hand ({@link answeredByHand}), one attempt per request, no cold-start
+ * pacing, `circuit` for the deployment's and the key's breakers.
+ */
+export function oneKeyAnsweredByHand(circuit: CircuitBreakerScopeOptions) {
+  const { fetch, answers } = answeredByHand();
+  const manager = new KeyManager({
+    providers: { a: { baseURL: 'https://a.example/v1', keys: [fakeKey('a')] } },
+    fetch,
+    retry: { maxAttempts: 1 },
+    rateLimiting: { coldStart: 'open' },
+    circuitBreaker: { deployment: circuit, key: circuit },
+  });
+  const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
+  return { manager, client, answers };
 }

@@ -16,7 +16,7 @@ import { afterEach, expect, test, vi } from 'vitest';
 import { getKeyplexDetails, KeyManager } from '../../../src/index';
 import { fakeKey } from '../../support/fake-keys';
 import { fakeClock, quiesce } from '../../support/time';
-import { answeredByHand, chatReply, errorReply } from '../../support/upstream';
+import { oneKeyAnsweredByHand, chatReply, errorReply } from '../../support/upstream';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -26,17 +26,8 @@ const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'h
 
 test('a success that came during a stall longer than the hold is judged in its place: the failures around it are no run, the circuit stays closed', async () => {
   fakeClock();
-  const { fetch, answers } = answeredByHand();
   // Opens at 2 failures in a row.
-  const circuit = { policy: { kind: 'consecutive' as const, threshold: 2 } };
-  const manager = new KeyManager({
-    providers: { a: { baseURL: 'https://a.example/v1', keys: [fakeKey('a')] } },
-    fetch,
-    retry: { maxAttempts: 1 },
-    rateLimiting: { coldStart: 'open' },
-    circuitBreaker: { deployment: circuit, key: circuit },
-  });
-  const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
+  const { manager, client, answers } = oneKeyAnsweredByHand({ policy: { kind: 'consecutive', threshold: 2 } });
   const opened: string[] = [];
   manager.on('circuit:open', (e) => void opened.push(e.scope));
   const outcomes: string[] = [];

@@ -10,7 +10,7 @@ import { afterEach, expect, test, vi } from 'vitest';
 import { getKeyplexDetails, KeyManager } from '../../../src/index';
 import { fakeKey } from '../../support/fake-keys';
 import { fakeClock } from '../../support/time';
-import { answeredByHand, chatChunks, chatReply, errorReply } from '../../support/upstream';
+import { oneKeyAnsweredByHand, chatChunks, chatReply, errorReply } from '../../support/upstream';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -26,16 +26,7 @@ const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'h
 function setup() {
   fakeClock();
   const t0 = Date.now();
-  const { fetch, answers } = answeredByHand();
-  const circuit = { policy: { kind: 'consecutive' as const, threshold: 1 }, openMs: 5_000 };
-  const manager = new KeyManager({
-    providers: { a: { baseURL: 'https://a.example/v1', keys: [fakeKey('a')] } },
-    fetch,
-    retry: { maxAttempts: 1 },
-    rateLimiting: { coldStart: 'open' },
-    circuitBreaker: { deployment: circuit, key: circuit },
-  });
-  const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex', maxRetries: 0 }));
+  const { manager, client, answers } = oneKeyAnsweredByHand({ policy: { kind: 'consecutive', threshold: 1 }, openMs: 5_000 });
   const circuits: string[] = [];
   for (const name of ['circuit:open', 'circuit:half-open', 'circuit:close'] as const) {
     manager.on(name, (e) => void circuits.push(`${Date.now() - t0} ${e.scope} ${e.to} ${e.reason}`));
