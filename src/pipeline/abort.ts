@@ -218,10 +218,24 @@ export class RequestAbort {
    * The request's time at the clock reading `now`, as its deadline
    * (`startedAt + deadlineMs`) is a moment of it. A reading more than
    * {@link CLOCK_STEP_MS} behind the latest seen is the clock stepped back:
-   * the request's time goes on from the latest.
+   * the request's time goes on from the latest. One more than that past its
+   * timer's moment, the timer not run yet, and not as far on the monotonic
+   * clock, is the clock stepped forward: the request's time is the timer's
+   * (as {@link #judge} would find once it runs). For the waits judged against
+   * the deadline (a retry's, a wait for a key), not on every request's path.
    */
   time(now: number): number {
-    return this.#time(now);
+    const t = this.#time(now);
+    return this.#timer !== undefined && t > this.#timerAt + CLOCK_STEP_MS ? this.#steppedForward(t) : t;
+  }
+
+  #steppedForward(t: number): number {
+    // Late on the monotonic clock as well is the loop blocked: the reading stands.
+    const byTimer = this.#timerAt + (performance.now() - this.#monotonicDue);
+    if (t - byTimer <= CLOCK_STEP_MS) return t;
+    this.#offset += t - byTimer;
+    this.#seen = byTimer;
+    return byTimer;
   }
 
   #time(now: number): number {

@@ -128,7 +128,7 @@ async function acquireWaiting(core: Core, ctx: RequestContext, attempt: number, 
         if (++refusals > MAX_FREE_REFUSALS) await waitForKey(core, Math.max(1, Math.min(refused, ctx.deadlineAt - now)), signal);
         continue;
       }
-      const waitMs = noKeyWait(core, ctx, deployments, picked, now);
+      const waitMs = noKeyWait(core, ctx, deployments, picked, now, abort.time(now));
       lineId ??= lineOf(deployments, ctx.route.affinity);
       place ??= joinLine(core, lineId, ctx.deadlineAt, lanePriority(core, ctx));
       // Behind a probe in flight nothing is known of when keys free up, and a request that waits only in hope may leave
@@ -177,9 +177,11 @@ function lineOf(deployments: readonly Deployment[], pin: ObjectPin | undefined):
  * How long to wait for a key, or the error when waiting cannot help. Behind a
  * probe in flight (a half-open circuit's, or a key's first request while its
  * limits are unknown) the request waits, within its deadline, for the probe
- * to settle: its end wakes it.
+ * to settle: its end wakes it. `now` is the clock's reading, as the keys'
+ * moments are; `at` the request's time then (RequestAbort.time), as its
+ * deadline is: a clock stepped forward does not refuse a wait that fits.
  */
-function noKeyWait(core: Core, ctx: RequestContext, deployments: readonly Deployment[], picked: NotReady, now: number): number {
+function noKeyWait(core: Core, ctx: RequestContext, deployments: readonly Deployment[], picked: NotReady, now: number, at: number): number {
   const fail = (why: string, retryAfterMs?: number) => noKey(ctx, why, retryAfterMs);
   // A request pinned to its object's key: that key gone is final, and only that key's state is told.
   const pin = ctx.route.affinity;
@@ -187,7 +189,7 @@ function noKeyWait(core: Core, ctx: RequestContext, deployments: readonly Deploy
   if (gone !== undefined) throw gone;
   const states = () => (pin !== undefined ? pinnedStates(pin) : keyStates(core, deployments, now, ctx.history.budgetRefusal !== undefined, ctx.history.held));
   // Until the deadline at most (the request is not past it: acquire ends it as overdue first).
-  if (picked.probing && picked.readyAt > ctx.deadlineAt) return ctx.deadlineAt - now;
+  if (picked.probing && picked.readyAt > ctx.deadlineAt) return ctx.deadlineAt - at;
   if (picked.readyAt === Infinity && ctx.history.budgetRefusal) throw ctx.history.budgetRefusal;
   if (picked.readyAt === Infinity) {
     const { text, advice } = states();
@@ -198,7 +200,7 @@ function noKeyWait(core: Core, ctx: RequestContext, deployments: readonly Deploy
   }
   if (picked.readyAt <= now) throw fail('the key selector chose none of the usable keys.');
   const waitMs = Math.ceil(picked.readyAt - now);
-  if (now + waitMs > ctx.deadlineAt) {
+  if (at + waitMs > ctx.deadlineAt) {
     // Only the estimate passes the deadline: a reply ahead (it wakes this) may yet free room in time. Refused once none can.
     if (picked.hopeUntil >= now) return Math.floor(picked.hopeUntil - now) + 1;
     throw fail(`${states().text}; the first is usable again in ${briefDuration(waitMs)}, after this request's deadline. Retry later or add keys.`, waitMs);

@@ -49,7 +49,9 @@ export async function readPrelude(core: Core, ctx: RequestContext, abort: Reques
   const idle = ctx.request.options.streamIdleTimeoutMs ?? core.options.streamIdleTimeoutMs;
   const bound = Math.min(abort.pauseAttempt(Date.now()), idle > 0 ? idle : Infinity);
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = bound === Infinity ? undefined : new Promise<typeof EXPIRED>((resolve) => (timer = setTimeout(resolve, Math.max(0, bound), EXPIRED)));
+  let turn: ReturnType<typeof setImmediate> | undefined;
+  // The bound's verdict waits one setImmediate turn, as RequestAbort's (abort.ts #fire): after a blocked loop, the output or failure already in the socket is read first.
+  const expired = bound === Infinity ? undefined : new Promise<typeof EXPIRED>((resolve) => (timer = setTimeout(() => (turn = setImmediate(resolve, EXPIRED)), Math.max(0, bound))));
   try {
     for (;;) {
       const read = reader.read();
@@ -64,6 +66,7 @@ export async function readPrelude(core: Core, ctx: RequestContext, abort: Reques
     }
   } finally {
     clearTimeout(timer);
+    clearImmediate(turn);
   }
 }
 

@@ -135,3 +135,48 @@ describe('an answer that arrived while the loop was blocked for longer than a ti
     expect(failuresOf(manager)).toEqual({});
   }, 15_000);
 });
+
+describe("a stream's held prelude, the stall longer than the hold's bound", () => {
+  const ROLE = `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4.1', choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] })}\n\n`;
+  const ERROR = `data: ${JSON.stringify({ error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } })}\n\n`;
+
+  test('a failure right after the role chunk, in the socket when the loop resumes: fails over to the next key, the app sees its text only', async () => {
+    let fail!: () => void;
+    const server = await upstream((res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      if (server.requests() > 1) {
+        res.end(chunk('hi', 'stop') + 'data: [DONE]\n\n');
+        return;
+      }
+      res.write(ROLE);
+      fail = () => res.end(ERROR);
+    });
+    // The body passed on as it is; once keyplex holds the role chunk, the failure comes while the loop is blocked past the hold's bound.
+    let held = false;
+    const fetchThrough: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      const body = response.body!.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(part, out) {
+            out.enqueue(part);
+            if (held) return;
+            held = true;
+            setImmediate(() => {
+              fail();
+              stall(STALL_MS);
+            });
+          },
+        }),
+      );
+      return new Response(body, { status: response.status, headers: response.headers });
+    };
+    const manager = managerOf(server.baseURL, { attemptTimeoutMs: TIMEOUT_MS, fetch: fetchThrough });
+    const client = manager.wrap(new OpenAI({ apiKey: 'managed-by-keyplex' }));
+
+    let text = '';
+    for await (const part of await client.chat.completions.create({ model: 'gpt-4.1', messages: ask, stream: true })) text += part.choices[0]?.delta.content ?? '';
+
+    expect(text).toBe('hi');
+    expect(server.requests()).toBe(2);
+  }, 15_000);
+});

@@ -83,6 +83,23 @@ describe('a clock stepped forward an hour: the deadline (60 s) ends the request 
     expect(seen).toHaveLength(1);
   });
 
+  test('then a 429 asking for 10 s (well within the deadline): the request waits for the key and is served, not refused', async () => {
+    fakeClock();
+    vi.setSystemTime(new Date('2026-03-01T12:00:00Z'));
+    const seen = provider(ONE, (_call, index) => (index === 0 ? errorReply(429, 'rate_limit_exceeded', { 'retry-after': '10' }) : chatReply(MODEL)));
+    // The step comes before the first attempt: the wait for the key starts after it.
+    let stepped = false;
+    const beforeAttempt = () => void (stepped || ((stepped = true), vi.setSystemTime(Date.now() + HOUR)));
+    const { client } = manageWaiting({ providers: { one: { baseURL: ONE, keys: keyRing('a').keys, models: [MODEL] } }, hooks: { beforeAttempt } });
+    const request = settle(client.chat.completions.create(BODY));
+    await until(() => seen.length === 1, 'the 429');
+    await vi.advanceTimersByTimeAsync(10_000);
+    await until(request.done, 'the request is answered');
+    // Before: the 429 surfaced (the retry judged past the deadline by the clock's step), 1 send; with the retry's time
+    // right, no_key_available ("usable again in 10 s, after this request's deadline"), 1 send.
+    expect(getKeyplexDetails(await request.result)?.code).toBeUndefined();
+    expect(seen).toHaveLength(2);
+  });
 });
 
 test.each([

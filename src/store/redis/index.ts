@@ -139,7 +139,7 @@ export class RedisStore implements StateStore {
   /**
    * Resolves once Redis answers and the store is subscribed to changes (or the store is closed); until then requests
    * are served as when Redis is away. For start-up, above all with `failMode: 'closed'`.
-   * @throws {StoreUnavailableError} (rejects; code `store_unavailable`) when not ready within `timeoutMs` (default 10,000; `Infinity` waits for ever) or when `signal` aborts, with Redis's reason (e.g. `NOPERM…`); the store keeps trying. ConfigError for a malformed `timeoutMs`. */
+   * @throws {StoreUnavailableError} (rejects; code `store_unavailable`) when not ready within `timeoutMs` (default 10,000; time the event loop was blocked does not count, timing.ts; `Infinity` waits for ever) or when `signal` aborts, with Redis's reason (e.g. `NOPERM…`); the store keeps trying. ConfigError for a malformed `timeoutMs`. */
   async ready(options: ReadyOptions = {}): Promise<void> {
     if (this.#healthy || this.#closed) return;
     await this.#readyWaiters.wait(options, () => this.#reported?.message);

@@ -5,6 +5,7 @@
  */
 import { MS_NON_NEGATIVE, numberProblem } from '../../config/check';
 import { ConfigError, StoreUnavailableError } from '../../errors';
+import { answerWithin, LATE } from './timing';
 
 /** How long `ready()` waits when not told: long enough for Redis to start beside the app, short enough to fail a start-up that cannot work. */
 export const READY_TIMEOUT_MS = 10_000;
@@ -48,12 +49,11 @@ export class ReadyWaiters {
       );
     if (signal?.aborted) return Promise.reject(unready(signal.reason, 'before the wait was aborted'));
     if (timeoutMs === 0) return Promise.reject(unready(undefined, 'when checked (timeoutMs 0)'));
-    return new Promise<void>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
+    let timedOut!: () => void;
+    const waiting = new Promise<void>((resolve, reject) => {
       const onAbort = () => end(unready(signal?.reason, 'when the wait was aborted'));
       const end = (error?: Error) => {
         this.#waiters.delete(waiter);
-        if (timer !== undefined) clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         if (error) reject(error);
         else resolve();
@@ -61,8 +61,15 @@ export class ReadyWaiters {
       const waiter: Waiter = { resolve: () => end(), reject: end };
       this.#waiters.add(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (timeoutMs !== Infinity) timer = setTimeout(() => end(unready(undefined, `within ${timeoutMs} ms`)), timeoutMs);
+      timedOut = () => end(unready(undefined, `within ${timeoutMs} ms`));
     });
+    if (timeoutMs === Infinity) return waiting;
+    // Timed as the store's own waits are (timing.ts): the time a blocked loop (a start-up's) took does not count, and what Redis answered meanwhile is read first.
+    answerWithin(waiting, timeoutMs, { keepAlive: true }).then(
+      (got) => got === LATE && timedOut(),
+      () => undefined,
+    );
+    return waiting;
   }
 }
 

@@ -13,13 +13,21 @@ export const LATE: unique symbol = Symbol('late');
 /** Below this, a timer firing late is ordinary jitter, not a blocked loop. */
 const JITTER_MS = 20;
 
+/** How {@link answerWithin} waits, beyond its timeout. */
+export interface WithinOptions {
+  /** The longest it waits in all, however often the loop was blocked; default 8 × the timeout. */
+  maxMs?: number;
+  /** Whether its timer keeps the process alive (a wait the app awaits: `RedisStore.ready()`); default false. */
+  keepAlive?: boolean;
+}
+
 /**
  * `promise`'s value, or {@link LATE} when it did not settle within `timeoutMs`
  * of this process's own time: when the timer fires late (the loop was
  * blocked) the wait starts again, up to `maxMs` in all; and when it fires,
  * replies that already arrived are read before deciding. Rejects as `promise` does.
  */
-export function answerWithin<T>(promise: Promise<T>, timeoutMs: number, maxMs = timeoutMs * 8): Promise<T | typeof LATE> {
+export function answerWithin<T>(promise: Promise<T>, timeoutMs: number, { maxMs = timeoutMs * 8, keepAlive = false }: WithinOptions = {}): Promise<T | typeof LATE> {
   return new Promise<T | typeof LATE>((resolve, reject) => {
     let settled = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -46,7 +54,7 @@ export function answerWithin<T>(promise: Promise<T>, timeoutMs: number, maxMs = 
           else finish(() => resolve(LATE));
         });
       }, timeoutMs);
-      timer.unref?.();
+      if (!keepAlive) timer.unref?.();
     };
     arm();
   });
