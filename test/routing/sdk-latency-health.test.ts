@@ -109,20 +109,23 @@ describe('latency routing and failures', () => {
 
 describe('latency routing and outliers', () => {
   // The measured case: a answers in 30 ms, b in 89 ms. Each test warms up (a, b, then a twice: a's average 30 ms).
-  const warmUp = async (send: () => Promise<string>) => {
+  const warmUp = async (send: (stream?: boolean) => Promise<string>, stream = false) => {
     const routes: string[] = [];
-    for (let i = 0; i < 4; i++) routes.push(await send());
+    for (let i = 0; i < 4; i++) routes.push(await send(stream));
     expect(routes).toEqual(['a', 'b', 'a', 'a']);
   };
 
-  test('one 2 s reply among 30 ms ones (an event-loop stall, a long generation) keeps the traffic on the fast deployment', async () => {
+  test.each([
+    ['reply', false],
+    ['time to first token (streams)', true],
+  ])('one 2 s %s among 30 ms ones (an event-loop stall, a long generation) keeps the traffic on the fast deployment', async (_, stream) => {
     // a's 4th call (index 3, the first after the warm-up) takes 2 s: the application stalled 2 s while it was in flight.
     const { send } = latencySetup((i) => ({ kind: 'reply', ms: i === 3 ? 2_000 : 30 }), {}, 89);
-    await warmUp(send);
-    expect(await send()).toBe('a'); // the 2 s one
+    await warmUp(send, stream);
+    expect(await send(stream)).toBe('a'); // the 2 s one
 
     const routes: string[] = [];
-    for (let i = 0; i < 20; i++) routes.push(await send());
+    for (let i = 0; i < 20; i++) routes.push(await send(stream));
 
     // Taken whole, the 2 s sample put a's average at 627 ms: 20 of the next 20 went to b, until the minute's remeasure.
     // Clipped to 3 × 30 ms, it moves the average to 48 ms, still ahead of b's 89: all 20 stay on a.
