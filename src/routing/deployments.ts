@@ -72,12 +72,15 @@ export class Deployment {
    * sign of speed, and counted as one it would draw latency routing to the
    * deployment that fails. Time to first token too, once measured (a
    * stream that fails before its first byte waited at least that long).
+   * Unclipped (see {@link Ewma}): a failure is a verdict, not an outlier among
+   * replies — a deployment whose calls time out goes behind the others at
+   * the first timeout, as before.
    */
   failedAfter(elapsedMs: number, now: number): void {
     const latency = this.latency.value;
-    this.latency.update(latency === undefined || elapsedMs > latency ? elapsedMs : latency, now);
+    this.latency.update(latency === undefined || elapsedMs > latency ? elapsedMs : latency, now, true);
     const ttft = this.ttft.value;
-    if (ttft !== undefined) this.ttft.update(elapsedMs > ttft ? elapsedMs : ttft, now);
+    if (ttft !== undefined) this.ttft.update(elapsedMs > ttft ? elapsedMs : ttft, now, true);
   }
 }
 

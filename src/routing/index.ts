@@ -16,7 +16,7 @@ export { CostStrategy, estimatedCost } from './cost';
 export { LatencyStrategy, rankingLatency } from './latency';
 export { LeastBusyStrategy } from './least-busy';
 export { WeightedStrategy } from './weighted';
-export { DEFAULT_EWMA_ALPHA, DEFAULT_EWMA_HALF_LIFE_MS, Ewma, type EwmaOptions, type EwmaSnapshot } from './ewma';
+export { DEFAULT_EWMA_ALPHA, DEFAULT_EWMA_CLIP_RATIO, DEFAULT_EWMA_HALF_LIFE_MS, Ewma, type EwmaOptions, type EwmaSnapshot } from './ewma';
 export { fitsContext } from './context-window';
 export {
   AUTO_MODEL,

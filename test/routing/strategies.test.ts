@@ -300,21 +300,22 @@ describe('Ewma', () => {
     expect(ewma.update(200, 0)).toBeCloseTo(130, 10);
   });
 
-  test('after a 100 → 1000 ms step, one back-to-back sample ranks it behind a 300 ms deployment', () => {
-    const ewma = new Ewma();
+  // The weighting alone, without the clip (the next block).
+  test('after a 100 → 1000 ms step, one back-to-back sample ranks it behind a 300 ms deployment (unclipped)', () => {
+    const ewma = new Ewma({ clipRatio: Infinity });
     ewma.update(100, 0);
     expect(backToBack(ewma, 1000, 1)[0]).toBeGreaterThan(300);
   });
 
   test('after a step, back-to-back samples pass the midpoint at the 2nd sample, not the 1st', () => {
-    const ewma = new Ewma();
+    const ewma = new Ewma({ clipRatio: Infinity });
     ewma.update(100, 0);
     const values = backToBack(ewma, 1000, 2);
     expect([values[0]! > 550, values[1]! > 550]).toEqual([false, true]);
   });
 
   test('after a step, back-to-back samples come within 10% of the new level at the 7th sample, not the 6th', () => {
-    const ewma = new Ewma();
+    const ewma = new Ewma({ clipRatio: Infinity });
     ewma.update(100, 0);
     const values = backToBack(ewma, 1000, 7);
     expect([values[5]! >= 900, values[6]! >= 900]).toEqual([false, true]);
@@ -361,8 +362,71 @@ describe('Ewma', () => {
     ['a NaN half-life', Number.NaN],
     ['alpha above 1', { alpha: 1.5 }],
     ['a negative alpha', { alpha: -0.1 }],
+    ['a clipRatio under 1', { clipRatio: 0.5 }],
+    ['a NaN clipRatio', { clipRatio: Number.NaN }],
   ])('rejects %s', (_, options) => {
     expect(() => new Ewma(options)).toThrow(RangeError);
+  });
+
+  describe('clip (one sample enters as at most clipRatio × the average, 3 by default)', () => {
+    /** An average of 30 ms over two samples (clipping starts at the third). */
+    const at30 = () => {
+      const ewma = new Ewma();
+      ewma.update(30, 0);
+      ewma.update(30, 0);
+      return ewma;
+    };
+
+    test('one 2 s sample among 30 ms ones moves the average to 48 ms (90 ms entering), not 627', () => {
+      expect(at30().update(2_000, 0)).toBeCloseTo(48, 10);
+    });
+
+    test('the average is back under 40 ms after 2 more 30 ms samples (39: 48 → 43 → 39)', () => {
+      const ewma = at30();
+      ewma.update(2_000, 0);
+      ewma.update(30, 0);
+      expect(ewma.update(30, 0)).toBeLessThan(40);
+    });
+
+    test('a lasting step to 2 s passes an 89 ms deployment at the 3rd sample, not the 2nd', () => {
+      const ewma = at30();
+      const values = backToBack(ewma, 2_000, 3);
+      expect(values.map((v) => v > 89)).toEqual([false, false, true]);
+    });
+
+    test('the second sample enters whole: one sample is no estimate to judge an outlier by', () => {
+      const ewma = new Ewma();
+      ewma.update(1, 0);
+      expect(ewma.update(150, 0)).toBeCloseTo(45.7, 10);
+    });
+
+    test('a falling sample is not limited', () => {
+      const ewma = at30();
+      expect(ewma.update(0, 0)).toBeCloseTo(21, 10);
+    });
+
+    test('an average under 1 clips as 1, so an average of 0 can still rise', () => {
+      const ewma = new Ewma();
+      ewma.update(0, 0);
+      ewma.update(0, 0);
+      expect(ewma.update(100, 0)).toBeCloseTo(0.9, 10);
+    });
+
+    test('an unclipped sample (a failure) enters whole', () => {
+      expect(at30().update(2_000, 0, true)).toBeCloseTo(621, 10);
+    });
+
+    test('a restored average clips from the first sample', () => {
+      const ewma = new Ewma().restore({ value: 30, at: 0 });
+      expect(ewma.update(2_000, 0)).toBeCloseTo(48, 10);
+    });
+
+    test('clipRatio Infinity takes every sample whole', () => {
+      const ewma = new Ewma({ clipRatio: Infinity });
+      ewma.update(30, 0);
+      ewma.update(30, 0);
+      expect(ewma.update(2_000, 0)).toBeCloseTo(621, 10);
+    });
   });
 
   test('toJSON is null before the first sample', () => {
