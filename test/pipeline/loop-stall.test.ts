@@ -20,8 +20,14 @@ import { loopbackSuite } from '../support/loopback';
 const REPLY = JSON.stringify({ id: 'r1', object: 'chat.completion', created: 1, model: 'gpt-4.1', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } });
 const chunk = (content: string, finish: string | null = null) => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4.1', choices: [{ index: 0, delta: { content }, finish_reason: finish }] })}\n\n`;
 
-/** The timeouts under test; the stall is three of them. */
-const TIMEOUT_MS = 100;
+/**
+ * The timeouts under test; the stall is three of them. Long enough that, on
+ * a loaded machine, a request reaches the loopback server well within one
+ * (the tests' premise: only the stall runs past it). At 100 ms a full run
+ * beside other test files once saw the deadline pass before the server
+ * answered (deadline_exceeded, no stall involved).
+ */
+const TIMEOUT_MS = 400;
 const STALL_MS = 3 * TIMEOUT_MS;
 
 /** Blocks this process's event loop for `ms`. */
