@@ -12,12 +12,11 @@
  * controller it shared is aborted (its fetch and body end) and the request
  * goes on with a fresh one.
  */
+import { JITTER_MS } from '../blocked-loop';
 import { CLOCK_STEP_MS } from '../wall-clock';
 import { AttemptTimeout } from './failure';
 
 const ONCE = Object.freeze({ once: true });
-/** Below this, a timer firing late is ordinary jitter, not a blocked loop (as the Redis store's timing.ts judges). */
-const JITTER_MS = 20;
 
 /** Whether a value is a promise: a native one, another realm's or a library's (anything with a `then` method). */
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -358,7 +357,7 @@ export class RequestAbort {
    * stepped forward is no stall), the stall may have come before the request went out (a
    * listener, a handler, a GC pause between the attempt's start and its
    * write): the upstream had no fair wait, and the attempt waits its timeout
-   * once more, as the Redis store's waits do (store/redis/timing.ts). The
+   * once more, as the Redis store's waits do (blocked-loop.ts). The
    * deadline bounds it still.
    */
   #attemptDueNow(now: number, blocked: number): void {

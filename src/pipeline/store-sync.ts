@@ -7,7 +7,7 @@ import type { CircuitSnapshot } from '../resilience/breaker/index';
 import type { StoreChange, StoreCircuitRef, StoreKeyRef, StoreKeyStatus, StoreSnapshot } from '../store/types';
 import type { Key } from '../keys/key';
 import type { Core } from './core';
-import { answerWithin } from '../store/redis/timing';
+import { answerWithin } from '../blocked-loop';
 
 /** A change another manager made, carried by the store. */
 export function applyChange(core: Core, change: StoreChange): void {

@@ -5,60 +5,10 @@
  * fires late itself, or the reply is already waiting in the socket when it
  * fires. Only a wait that ran out while the loop was free counts.
  */
-import { performance } from 'node:perf_hooks';
+import { answerWithin, LATE } from '../../blocked-loop';
 
-/** What {@link answerWithin} gives when the answer did not come in time. */
-export const LATE: unique symbol = Symbol('late');
-
-/** Below this, a timer firing late is ordinary jitter, not a blocked loop. */
-const JITTER_MS = 20;
-
-/** How {@link answerWithin} waits, beyond its timeout. */
-export interface WithinOptions {
-  /** The longest it waits in all, however often the loop was blocked; default 8 × the timeout. */
-  maxMs?: number;
-  /** Whether its timer keeps the process alive (a wait the app awaits: `RedisStore.ready()`); default false. */
-  keepAlive?: boolean;
-}
-
-/**
- * `promise`'s value, or {@link LATE} when it did not settle within `timeoutMs`
- * of this process's own time: when the timer fires late (the loop was
- * blocked) the wait starts again, up to `maxMs` in all; and when it fires,
- * replies that already arrived are read before deciding. Rejects as `promise` does.
- */
-export function answerWithin<T>(promise: Promise<T>, timeoutMs: number, { maxMs = timeoutMs * 8, keepAlive = false }: WithinOptions = {}): Promise<T | typeof LATE> {
-  return new Promise<T | typeof LATE>((resolve, reject) => {
-    let settled = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const started = performance.now();
-    const finish = (then: () => void) => {
-      if (settled) return;
-      settled = true;
-      if (timer) clearTimeout(timer);
-      then();
-    };
-    promise.then(
-      (value) => finish(() => resolve(value)),
-      (error: unknown) => finish(() => reject(error)),
-    );
-    const arm = () => {
-      const due = performance.now() + timeoutMs;
-      timer = setTimeout(() => {
-        const late = performance.now() - due;
-        // After the poll phase: a reply already in the socket has been read by then.
-        setImmediate(() => {
-          if (settled) return;
-          const blocked = late > Math.max(JITTER_MS, timeoutMs / 2);
-          if (blocked && performance.now() - started < maxMs) arm();
-          else finish(() => resolve(LATE));
-        });
-      }, timeoutMs);
-      if (!keepAlive) timer.unref?.();
-    };
-    arm();
-  });
-}
+// The blocked-loop rules live in blocked-loop.ts; the store's modules take them from here.
+export { answerWithin, LATE, type WithinOptions } from '../../blocked-loop';
 
 /** What {@link Patience} needs of a connection. */
 export interface Pingable {
