@@ -66,17 +66,6 @@ export function asksAnswer(request: InterceptedRequest): boolean {
  */
 const NOT_BILLED = /^\/(?:chat\/completions\/|responses\/(?!compact$)|batches(?:\/|$))/;
 
-/**
- * Whether the reply to a request is a new answer the provider bills, so that
- * its usage is spend (and a reply without usage spends the request's
- * estimate): a POST, but none of {@link NOT_BILLED}. A GET or DELETE never
- * is: a response, stored completion or batch read again was billed once,
- * when it was made.
- */
-export function billsAnswer(request: Pick<InterceptedRequest, 'method' | 'path'>): boolean {
-  return request.method === 'POST' && !NOT_BILLED.test(withoutQuery(request.path));
-}
-
 /** A path relative to the API base without its query (`/responses?x=1` → `/responses`). */
 export function withoutQuery(path: string): string {
   const query = path.indexOf('?');
@@ -113,6 +102,14 @@ export interface InterceptedRequest {
   stored: boolean;
   /** Whether this is a `POST /responses` whose JSON body asks `background: true` (its cost comes later: pipeline/background.ts). */
   background: boolean;
+  /**
+   * Whether the reply is a new answer the provider bills, so that its usage
+   * is spend (and a reply without usage spends the request's estimate): a
+   * POST, but none of {@link NOT_BILLED}. A GET or DELETE never is: a
+   * response, stored completion or batch read again was billed once, when
+   * it was made.
+   */
+  bills: boolean;
   /** Whether the caller asked for `stream_options.include_usage` itself. */
   callerAskedUsage: boolean;
   /** Whether `stream_options.include_usage` applies to this path. */
@@ -286,6 +283,7 @@ export function intercept(input: string | URL | Request, init: RequestInit | und
     stream,
     stored: json?.store === true,
     background: json?.background === true && method === 'POST' && pathOnly === '/responses',
+    bills: method === 'POST' && !NOT_BILLED.test(pathOnly),
     callerAskedUsage,
     streamUsagePath: STREAM_USAGE_PATHS.has(pathOnly),
     replayable: typeof body === 'string' || !isOneShot(body),

@@ -4,7 +4,6 @@
  * failed (`failure` event).
  */
 import type { KeyplexErrorCode, KeyplexErrorDetail } from '../errors';
-import { billsAnswer } from '../request';
 import type { SuccessEvent } from '../events';
 import { costAt, isBuiltInPrice } from '../usage/pricing';
 import type { TimedCounterSet } from '../usage/stats';
@@ -19,7 +18,7 @@ import type { Lease } from './lease';
  * Records a successful reply (complete, or a stream that ended) at `now`:
  * its cost from the deployment's configured price or the price table, the
  * request's budgets (a reply without usage at its estimate; one that is no
- * new answer, see billsAnswer, at nothing, its usage not read), the lease
+ * new answer, see InterceptedRequest.bills, at nothing, its usage not read), the lease
  * settled, totals and model stats, `success`.
  * Returns the cost (USD; null when unknown).
  */
@@ -37,7 +36,7 @@ export function account(
   const { deployment, key } = lease;
   const model = ctx.request.model ?? replyModel;
   // A reply that reads, changes or cancels what was made before (a response, a stored completion, a batch) spends nothing: its usage was billed once.
-  const bills = billsAnswer(ctx.request);
+  const bills = ctx.request.bills;
   if (!bills) usage = null;
   const costUsd = usage ? costOf(core, lease, model, usage, ctx.inputTokens) : null;
   if (usage?.statedCostUsd !== undefined) learnStatedRate(deployment, usage);

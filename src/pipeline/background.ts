@@ -15,7 +15,7 @@
  * tags, provider and key), in `stats()` (totals, its model, its key,
  * provider and deployment) and in a `background:settled` event. The id is
  * then forgotten: later reads spend nothing, as any read of what was made
- * before (request.ts `billsAnswer`).
+ * before (request.ts `bills`).
  *
  * Per manager, in memory: a replica that did not create the response (or a
  * manager restarted since) spends nothing when it reads it, and its create

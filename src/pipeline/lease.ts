@@ -11,7 +11,6 @@ import type { Key, KeyWindow } from '../keys/key';
 import { JUDGED, NO_TICKET, type Circuit } from '../resilience/breaker/index';
 import { healthVerdict, type Classification } from '../resilience/classify';
 import type { KeyLimiter, Reservation } from '../resilience/rate-limit/index';
-import { billsAnswer } from '../request';
 import type { Deployment } from '../routing/deployments';
 import { periodOf, slotEnd } from '../store/shared-window';
 import type { StoreKeyRef, StoreLimits, StoreSession } from '../store/types';
@@ -417,8 +416,8 @@ export function adjustLater(session: StoreSession, ref: StoreKeyRef, limits: Sto
   else session.adjust(ref, limits, requests, tokens, at);
 }
 
-/** Whether the request's last recorded answer was a 2xx billed by the upstream (a new answer: see billsAnswer). */
+/** Whether the request's last recorded answer was a 2xx billed by the upstream (a new answer: see InterceptedRequest.bills). */
 function billed(ctx: RequestContext): boolean {
   const status = ctx.history.outcomes[ctx.history.outcomes.length - 1]?.status;
-  return status !== undefined && status >= 200 && status < 300 && billsAnswer(ctx.request);
+  return status !== undefined && status >= 200 && status < 300 && ctx.request.bills;
 }

@@ -18,7 +18,7 @@ import {
   type FailureKind,
   type KeyplexErrorDetail,
 } from '../errors';
-import { billsAnswer, withoutQuery, type Body } from '../request';
+import { withoutQuery, type Body } from '../request';
 import { classifyStatus } from '../resilience/classify';
 import { bodyRetryAfterMs } from '../resilience/error-body';
 import { MalformedStreamEvent, StreamIdleTimeout, StreamReaderIdle, StreamTruncated, tapEventStream, tokensOfText, type FirstEvents, type StreamReader, type StreamEnding, type StreamTally, type StreamTapHooks } from '../usage/sse';
@@ -202,7 +202,7 @@ function endMarked(path: string): boolean {
  */
 function spentSoFar(ctx: RequestContext, usage: Usage | undefined, tally: StreamTally, ended: boolean): Usage | null {
   // A stream replayed (a response retrieved streamed) was billed when it was made.
-  if (!billsAnswer(ctx.request)) return null;
+  if (!ctx.request.bills) return null;
   if (usage) return usage;
   if (ended) return null;
   const outputTokens = tokensOfText(tally.textChars);
