@@ -15,18 +15,16 @@ import OpenAI from 'openai';
 import { describe, expect, test, vi } from 'vitest';
 import { HttpResponse } from 'msw';
 import { record } from '../support/events';
-import { firstAttemptOn, managedClients } from '../support/managers';
+import { failoverPair } from '../support/managers';
 import { fakeClock, until } from '../support/time';
-import { chatChunks, cutSseReply, gate, keyRing, provider, rawSseReply, sseReply, type UpstreamCall } from '../support/upstream';
+import { chatChunks, cutSseReply, gate, provider, rawSseReply, sseReply, type UpstreamCall } from '../support/upstream';
 import '../support/setup';
 
 const ONE = 'https://api.one.test/v1';
 const MODEL = 'gpt-4.1';
 const N = 5;
-const ring = keyRing('a', 'b');
-const manage = managedClients({ one: { baseURL: ONE, keys: ring.keys } });
-/** Key `a` for every request's first attempt, `b` after. */
-const OPTIONS = firstAttemptOn('a', 'b');
+/** Key `a` for every request's first attempt (OPTIONS), `b` after. */
+const { ring, manage, OPTIONS } = failoverPair(ONE);
 const ask = [{ role: 'user' as const, content: 'hi' }];
 
 const base = { id: 'chatcmpl-a', object: 'chat.completion.chunk', created: 1_700_000_000, model: MODEL };

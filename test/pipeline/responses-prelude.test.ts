@@ -13,9 +13,9 @@
 import OpenAI from 'openai';
 import { describe, expect, test, vi } from 'vitest';
 import { record } from '../support/events';
-import { firstAttemptOn, managedClients } from '../support/managers';
+import { failoverPair } from '../support/managers';
 import { fakeClock, until } from '../support/time';
-import { cutSseReply, gate, keyRing, namedSseReply, provider, type NamedEvent, type UpstreamCall } from '../support/upstream';
+import { cutSseReply, gate, namedSseReply, provider, type NamedEvent, type UpstreamCall } from '../support/upstream';
 import { HttpResponse } from 'msw';
 import type { KeySelector } from '../../src/keys/selector';
 import '../support/setup';
@@ -23,10 +23,8 @@ import '../support/setup';
 const ONE = 'https://api.one.test/v1';
 const MODEL = 'gpt-4.1';
 const N = 5;
-const ring = keyRing('a', 'b');
-const manage = managedClients({ one: { baseURL: ONE, keys: ring.keys } });
-/** Key `a` for every request's first attempt, `b` after. */
-const OPTIONS = firstAttemptOn('a', 'b');
+/** Key `a` for every request's first attempt (OPTIONS), `b` after. */
+const { ring, manage, OPTIONS } = failoverPair(ONE);
 
 function response(id: string, status: string, extra: Record<string, unknown> = {}) {
   return { id, object: 'response', created_at: 1_700_000_000, status, model: MODEL, output: [], error: null, incomplete_details: null, instructions: null, metadata: {}, tools: [], usage: null, ...extra };

@@ -8,6 +8,7 @@ import type { KeySelector } from '../../src/keys/selector';
 import { record } from './events';
 import { fakeKey } from './fake-keys';
 import { NO_BACKOFF, useManagers } from './scaffold';
+import { keyRing } from './upstream';
 
 /** Call at the top of a test file; returns the per-test factory. Restores real timers after each test. */
 export function managedClients(providers?: KeyManagerOptions['providers']) {
@@ -26,6 +27,17 @@ export function managedClients(providers?: KeyManagerOptions['providers']) {
 export function firstAttemptOn(first: string, then: string): Pick<KeyManagerOptions, 'keySelection' | 'circuitBreaker'> {
   const keySelection: KeySelector = { select: (keys, ctx) => keys.find((k) => k.id === (ctx.attempt === 1 ? first : then)) ?? keys[0] };
   return { keySelection, circuitBreaker: false };
+}
+
+/**
+ * Call at the top of a test file: one provider `one` at `baseURL` of keys
+ * `a` and `b` (`ring`), a manager per test over it (`manage`), and
+ * `OPTIONS` sending every request's first attempt to `a`, later ones to
+ * `b`: for tests of what a failed first attempt leaves to the next key.
+ */
+export function failoverPair(baseURL: string) {
+  const ring = keyRing('a', 'b');
+  return { ring, manage: managedClients({ one: { baseURL, keys: ring.keys } }), OPTIONS: firstAttemptOn('a', 'b') };
 }
 
 /**
