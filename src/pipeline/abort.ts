@@ -177,18 +177,11 @@ export class RequestAbort {
       pending.catch(() => undefined);
       return Promise.reject((this.#attempt?.signal ?? this.#control.signal).reason);
     }
+    // The wait's own resolvers settle it: no closures made per wait. The interrupt left behind once `pending` settled
+    // rejects a settled promise (nothing); the next wait or the request's end drops it.
     return new Promise<T>((resolve, reject) => {
       this.#interrupt = reject;
-      pending.then(
-        (value) => {
-          if (this.#interrupt === reject) this.#interrupt = undefined;
-          resolve(value);
-        },
-        (error: unknown) => {
-          if (this.#interrupt === reject) this.#interrupt = undefined;
-          reject(error);
-        },
-      );
+      pending.then(resolve, reject);
     });
   }
 
@@ -292,6 +285,7 @@ export class RequestAbort {
   /** The request is over: no timer and no listener left. */
   detach(): void {
     this.#clear();
+    this.#interrupt = undefined;
     if (this.#listening) this.#caller!.removeEventListener('abort', this.#callerAborted);
     this.#listening = false;
   }

@@ -3,7 +3,9 @@
  * streamed request that did not ask for usage gets `stream_options.include_usage`
  * spliced into that text (not re-serialised), on every attempt alike.
  */
+import OpenAI from 'openai';
 import { expect, test } from 'vitest';
+import { keyplex } from '../../src/index';
 import { collected, settled } from '../support/memory';
 import { NO_BACKOFF, useManagers } from '../support/scaffold';
 import { fakeKey } from '../support/fake-keys';
@@ -118,6 +120,34 @@ test('hop-by-hop headers the caller gives (which fetch refuses to send) are drop
   expect(seen[0]!.headers.get('x-kept')).toBe('1');
   expect(seen[0]!.headers.has('keep-alive')).toBe(false);
   expect(manager.stats().providers.one!.keys.map((k) => k.failures)).toEqual([{}, {}]);
+});
+
+test("every header the SDK sets reaches the upstream once, its value unchanged, on each attempt; the key's, organization, project and keyplex's options never", async () => {
+  provider(ONE, (_call, i) => (i === 0 ? errorReply(500, 'server_error') : chatReply('gpt-4.1')));
+  const sent: Record<string, string>[] = [];
+  const fetch = ((url: string, init: RequestInit) => {
+    sent.push(init.headers as Record<string, string>);
+    return globalThis.fetch(url, init);
+  }) as typeof globalThis.fetch;
+  const { manager } = useManagers({ ...NO_BACKOFF, providers: { one: { baseURL: ONE, keys: KEYS } } })({ fetch });
+  const made = { apiKey: 'managed-by-keyplex', organization: 'org-sdk', project: 'proj-sdk', defaultHeaders: { 'X-Team': 'search', 'Api-Key': 'dropped' } };
+  const call = { model: 'gpt-4.1', messages: ask };
+  const given = keyplex.options({ tags: ['t'] }, { headers: { 'X-Trace': 'abc, def' } });
+  // What the SDK hands its fetch for this call, read from a plain client's.
+  let sdk: Headers | undefined;
+  const plain = new OpenAI({ ...made, maxRetries: 0, fetch: (async (_url: string, init: RequestInit) => ((sdk = init.headers as Headers), chatReply('gpt-4.1'))) as typeof globalThis.fetch });
+  await plain.chat.completions.create(call, given);
+
+  await manager.wrap(new OpenAI(made)).chat.completions.create(call, given);
+
+  const dropped = ['authorization', 'api-key', 'openai-organization', 'openai-project', 'x-keyplex-options'];
+  const expected = Object.fromEntries([...sdk!].filter(([name]) => !dropped.includes(name)));
+  expect(expected).toMatchObject({ 'x-team': 'search', 'x-trace': 'abc, def', 'user-agent': expect.any(String) });
+  expect(sent).toHaveLength(2);
+  for (const { authorization, ...rest } of sent) {
+    expect(rest).toEqual(expected);
+    expect(KEYS.map((key) => `Bearer ${key}`)).toContain(authorization);
+  }
 });
 
 test('a `Request` given to `manager.fetch` is routed by the model in its JSON body, and retried like the same call made with (url, init)', async () => {

@@ -146,14 +146,17 @@ export class KeyLimiter extends LimiterClock {
 
   /** Ms until 1 request and `tokens` tokens fit in every window in force (0: now); with `replyAt`, as if every request in flight were answered then. */
   #waitMs(tokens: number, now: number, replyAt?: number): number {
+    // Indexed loops, no iterator: this runs on every reservation (~250 B of iterator results per request otherwise).
+    const requests = this.#windows('requests');
+    const tokenWindows = this.#windows('tokens');
     let wait = 0;
-    for (const window of this.#windows('requests')) wait = Math.max(wait, window.waitMs(1, now, replyAt));
-    for (const window of this.#windows('tokens')) wait = Math.max(wait, window.waitMs(tokens, now, replyAt));
+    for (let i = 0; i < requests.length; i++) wait = Math.max(wait, requests[i]!.waitMs(1, now, replyAt));
+    for (let i = 0; i < tokenWindows.length; i++) wait = Math.max(wait, tokenWindows[i]!.waitMs(tokens, now, replyAt));
     // A 429's rest closes the learnt window even while nothing is known of its limit.
-    for (const dimension of DIMENSIONS) {
-      const blocked = this.#dim(dimension).learnt.blockedUntil;
-      if (blocked > now && (dimension === 'requests' || tokens > 0)) wait = Math.max(wait, Math.ceil(blocked - now));
-    }
+    const requestsBlocked = this.#requests.learnt.blockedUntil;
+    if (requestsBlocked > now) wait = Math.max(wait, Math.ceil(requestsBlocked - now));
+    const tokensBlocked = this.#tokens.learnt.blockedUntil;
+    if (tokensBlocked > now && tokens > 0) wait = Math.max(wait, Math.ceil(tokensBlocked - now));
     return wait;
   }
 
