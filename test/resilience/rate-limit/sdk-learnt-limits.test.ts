@@ -21,7 +21,7 @@ import { formatDuration, TokenBucket } from '../../../src/testing/rate-window';
 import { chatReply, errorReply, keyRing, type KeyRing } from '../../support/upstream';
 import '../../support/setup';
 import { managedClients } from '../../support/manage';
-import { fakeClock, realSetImmediate } from '../../support/time';
+import { fakeClock, onLaterTurn, realSetImmediate } from '../../support/time';
 
 const BASE = 'https://api.learn.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }], max_tokens: 100 };
@@ -90,11 +90,11 @@ function perKey(ring: KeyRing, rejected: string[]): Record<string, number> {
 /** A `fetch` answering each request with `reply(the id of the key it was sent with)`; counts the requests. */
 function keyedUpstream(ring: KeyRing, reply: (id: string) => Response): { fetch: typeof globalThis.fetch; calls: () => number } {
   let calls = 0;
-  const fetch = (async (input: string | URL | Request, init?: RequestInit) => {
+  const fetch = onLaterTurn(async (input, init) => {
     calls++;
     const auth = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined)).get('authorization') ?? '';
     return reply(ring.idOf(auth.replace(/^Bearer /, '')));
-  }) as typeof globalThis.fetch;
+  });
   return { fetch, calls: () => calls };
 }
 
@@ -134,7 +134,7 @@ describe('limits only stated by headers, periods learnt from the resets', () => 
       rateWindowMs: 3_000,
       providers: [{ id: 'gw', keys: keys.map((key) => ({ key, rpm: 20 })), models: ['gpt-4.1'] }],
     });
-    const { manager, client } = manage({ providers: { gw: { baseURL: sim.baseURL('gw'), keys } }, fetch: simulatorFetch(sim) });
+    const { manager, client } = manage({ providers: { gw: { baseURL: sim.baseURL('gw'), keys } }, fetch: onLaterTurn(simulatorFetch(sim)) });
     const horizonMs = 60_000;
     const start = Date.now();
     let inHorizon = 0;
