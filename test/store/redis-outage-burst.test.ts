@@ -25,7 +25,15 @@ import { eventually } from '../support/time';
 const redis = redisForSuite('Redis away mid-burst');
 const MODEL = 'gpt-4.1';
 const BURST = 150;
-const PAUSE_MS = 5_000;
+/**
+ * How long `CLIENT PAUSE` holds Redis: a set time (the pausing connection is
+ * paused too, `CLIENT UNPAUSE` from another waits for the pause's end), waited
+ * out in full by each of its two tests. It must outlast the burst sent during
+ * it, which ends within the store's 250 ms `timeoutMs` plus the time to serve
+ * 150 requests: 0.6 s measured at load 4.5 on 2 cores (the pause had 4.4 s of
+ * its 5 s left when the test was done with it). 3 s: five times that.
+ */
+const PAUSE_MS = 3_000;
 const body = () => ({ model: MODEL, messages: [{ role: 'user' as const, content: 'hi' }], max_tokens: 4 });
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -51,7 +59,7 @@ async function takeAway(kind: Outage): Promise<() => Promise<void>> {
     cleanups.push(resume);
     return resume;
   }
-  // Paused for a set time (the pausing connection is paused too: no UNPAUSE), long enough for a burst on a loaded machine.
+  // Paused for a set time (PAUSE_MS), long enough for a burst on a loaded machine.
   const admin = new Redis(redis.server.url);
   await admin.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'ALL');
   admin.disconnect();

@@ -28,20 +28,27 @@ const redis = redisForSuite('many processes on one RedisStore');
 const PROCESSES = 4;
 const KEYS = 3;
 /**
- * Per key, in keyplex and in the simulator: 12 requests per 10 s. Small on
+ * Per key, in keyplex and in the simulator: 12 requests per 4 s. Small on
  * purpose: each replica alone would take every key's whole window within its
  * first requests, so four replicas that did not share would send about four
  * times what the keys allow, however slow the machine.
  *
- * keyplex's configured window is a ledger: at most 12 in any 10 s, counted
+ * keyplex's configured window is a ledger: at most 12 in any 4 s, counted
  * from each request's reservation. The simulator's bucket holds 12 and
- * refills 12 per 10 s from when a request arrives, so it admits at least what
+ * refills 12 per 4 s from when a request arrives, so it admits at least what
  * keyplex grants, whatever the delay between reservation and arrival on a
- * loaded machine; whether keyplex kept its own 12 per 10 s is checked on the
+ * loaded machine; whether keyplex kept its own 12 per 4 s is checked on the
  * counts, key by key.
+ *
+ * The run waits out one period in real time (for the refill), so the period
+ * is most of the test's time: 4 s, not 10 (which made this file 11 s). The
+ * replicas' first burst takes well under a period, so replicas that did not
+ * share still overrun it within the first period (checked: with the store's
+ * reservations granted locally only, 39-42 accepted and 13-15 429s within
+ * the first second, 36 allowed).
  */
 const RPM = 12;
-const PERIOD_MS = 10_000;
+const PERIOD_MS = 4_000;
 const SIM_WINDOW_MS = PERIOD_MS;
 const CONCURRENCY = 6;
 /** The run goes on until the keys have served their burst and one refill each: the replicas compete for refills. */
@@ -94,7 +101,7 @@ describe.skipIf(!redis.available)('four processes share three keys through Redis
         const results = (await Promise.all(readers.map((read) => read()))).map((line) => JSON.parse(line) as { ok: number; aborted: number; failures: Record<string, number>; storeErrors: string[] });
         const end = sim.tallies().sim!;
         const elapsedMs = Date.now() - startAt;
-        // What keyplex may grant one key from the start until now: 12 in every 10 s begun (an upper bound).
+        // What keyplex may grant one key from the start until now: 12 in every 4 s begun (an upper bound).
         const perKeyCapacity = RPM * (1 + Math.floor(elapsedMs / PERIOD_MS));
         console.info(
           `replicas: ${results.map((r) => r.ok).join(' + ')} = ${end.successes} accepted in ${elapsedMs} ms (at most ${(KEYS * perKeyCapacity).toFixed(0)}); ` +

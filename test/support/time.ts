@@ -58,3 +58,18 @@ export async function eventually(condition: () => boolean, what: string, ms = 15
     await new Promise((resolve) => realSetTimeout(resolve, 5));
   }
 }
+
+/**
+ * `fetch`, answering on a later turn of the real event loop (the real
+ * `setImmediate`), as a socket or msw would. An in-process transport such as
+ * `simulatorFetch` answers in microtasks alone: callers sending in a closed
+ * loop on a fake clock would then never let the loop turn if keyplex stopped
+ * making them wait (a regression), and the worker would spin for ever instead
+ * of failing at the test's timeout.
+ */
+export function onLaterTurn(fetch: typeof globalThis.fetch): typeof globalThis.fetch {
+  return async (input, init) => {
+    await new Promise<void>((resolve) => realSetImmediate(resolve));
+    return fetch(input, init);
+  };
+}

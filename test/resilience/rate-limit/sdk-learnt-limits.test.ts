@@ -6,17 +6,22 @@
  * per-minute tokens bucket (Groq's shape). Deterministic: the fake clock
  * moves only between steps, and each step waits for real progress to stop;
  * the figures are counts.
+ *
+ * The upstreams are keyplex's `fetch` option (the simulator's
+ * `simulatorFetch`, or a function of the request's key), not msw: a thousand
+ * requests and more per test, and msw's interception was most of each one's
+ * cost (this file took 12–18 s; what is asserted is keyplex's pacing, the same
+ * whichever `fetch` answers).
  */
 import type OpenAI from 'openai';
 import { describe, expect, test, vi } from 'vitest';
 import { keyplex } from '../../../src/index';
-import { ProviderSimulator } from '../../../src/testing';
-import { simulatorHandlers } from '../../../src/testing/msw';
+import { ProviderSimulator, simulatorFetch } from '../../../src/testing';
 import { formatDuration, TokenBucket } from '../../../src/testing/rate-window';
-import { chatReply, errorReply, keyRing, provider, server, type KeyRing } from '../../support/upstream';
+import { chatReply, errorReply, keyRing, type KeyRing } from '../../support/upstream';
 import '../../support/setup';
 import { managedClients } from '../../support/manage';
-import { fakeClock, realSetImmediate } from '../../support/time';
+import { fakeClock, onLaterTurn, realSetImmediate } from '../../support/time';
 
 const BASE = 'https://api.learn.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }], max_tokens: 100 };
@@ -82,14 +87,24 @@ function perKey(ring: KeyRing, rejected: string[]): Record<string, number> {
   return out;
 }
 
+/** A `fetch` answering each request with `reply(the id of the key it was sent with)`; counts the requests. */
+function keyedUpstream(ring: KeyRing, reply: (id: string) => Response): { fetch: typeof globalThis.fetch; calls: () => number } {
+  let calls = 0;
+  const fetch = onLaterTurn(async (input, init) => {
+    calls++;
+    const auth = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined)).get('authorization') ?? '';
+    return reply(ring.idOf(auth.replace(/^Bearer /, '')));
+  });
+  return { fetch, calls: () => calls };
+}
+
 /** A fixed-window upstream: `limit` requests per key in each `periodMs` from `t0`; OpenAI-style headers; 429 above. */
 function fixedWindowUpstream(ring: KeyRing, limit: number, periodMs: number, horizonEnd: () => number) {
   const t0 = Date.now();
   const counts = new Map<string, number>();
   const rejected: string[] = [];
   let acceptedInHorizon = 0;
-  const calls = provider(BASE, (call) => {
-    const id = ring.idOf(call.key);
+  const upstream = keyedUpstream(ring, (id) => {
     const now = Date.now();
     const window = Math.floor((now - t0) / periodMs);
     const slot = `${id}#${window}`;
@@ -108,7 +123,7 @@ function fixedWindowUpstream(ring: KeyRing, limit: number, periodMs: number, hor
     if (now < horizonEnd()) acceptedInHorizon++;
     return chatReply('gpt-4.1', 'hello', {}, { headers: headers(limit - used - 1) });
   });
-  return { calls, rejected, accepted: () => acceptedInHorizon };
+  return { ...upstream, rejected, accepted: () => acceptedInHorizon };
 }
 
 describe('limits only stated by headers, periods learnt from the resets', () => {
@@ -119,8 +134,7 @@ describe('limits only stated by headers, periods learnt from the resets', () => 
       rateWindowMs: 3_000,
       providers: [{ id: 'gw', keys: keys.map((key) => ({ key, rpm: 20 })), models: ['gpt-4.1'] }],
     });
-    server.use(...simulatorHandlers(sim));
-    const { manager, client } = manage({ providers: { gw: { baseURL: sim.baseURL('gw'), keys } } });
+    const { manager, client } = manage({ providers: { gw: { baseURL: sim.baseURL('gw'), keys } }, fetch: onLaterTurn(simulatorFetch(sim)) });
     const horizonMs = 60_000;
     const start = Date.now();
     let inHorizon = 0;
@@ -152,8 +166,8 @@ describe('limits only stated by headers, periods learnt from the resets', () => 
     const horizonMs = 5 * MINUTE;
     const start = Date.now();
     const upstream = fixedWindowUpstream(ring, 30, MINUTE, () => start + horizonMs);
-    const { client } = manage({ providers: { learn: { baseURL: BASE, keys: ring.keys } } });
-    const result = await drive(client, () => upstream.calls.length, { workers: 40, horizonMs, stepMs: 1_000 });
+    const { client } = manage({ providers: { learn: { baseURL: BASE, keys: ring.keys } }, fetch: upstream.fetch });
+    const result = await drive(client, upstream.calls, { workers: 40, horizonMs, stepMs: 1_000 });
 
     const capacity = 3 * 30 * (horizonMs / MINUTE);
     expect(result.failed).toBe(0);
@@ -171,8 +185,7 @@ describe('limits only stated by headers, periods learnt from the resets', () => 
     const buckets = new Map(ring.keys.map((k) => [k.id, { requests: new TokenBucket(400, DAY), tokens: new TokenBucket(3_000, MINUTE) }]));
     const rejected: string[] = [];
     let accepted = 0;
-    const calls = provider(BASE, (call) => {
-      const id = ring.idOf(call.key);
+    const upstream = keyedUpstream(ring, (id) => {
       const now = Date.now();
       const b = buckets.get(id)!;
       const headers = () => ({
@@ -193,8 +206,8 @@ describe('limits only stated by headers, periods learnt from the resets', () => 
       if (now < start + horizonMs) accepted++;
       return chatReply('gpt-4.1', 'hello', { prompt: 10, completion: 90 }, { headers: headers() });
     });
-    const { manager, client } = manage({ providers: { groq: { baseURL: BASE, keys: ring.keys } } });
-    const result = await drive(client, () => calls.length, { workers: 40, horizonMs, stepMs: 1_000 });
+    const { manager, client } = manage({ providers: { groq: { baseURL: BASE, keys: ring.keys } }, fetch: upstream.fetch });
+    const result = await drive(client, upstream.calls, { workers: 40, horizonMs, stepMs: 1_000 });
 
     // The tokens bucket binds (30 a minute, full at the start); the day's 400 requests are not reached.
     // Learning costs about 9 requests per key at the start (94% of a 4-minute horizon, 96.7% of 8).
