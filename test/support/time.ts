@@ -11,6 +11,17 @@ export function fakeClock(): void {
 /** The real `setImmediate`, kept before any test fakes timers. */
 export const realSetImmediate = globalThis.setImmediate;
 
+/**
+ * One turn of the real event loop (the real `setImmediate`): it never moves a
+ * fake clock. A caller sending in a closed loop on a fake clock takes one
+ * after a failure, so that a request refused before anything waits (a
+ * regression) fails the test on its counts instead of spinning in
+ * microtasks for ever, the loop starved, the test's timeout never firing.
+ */
+export function realTurn(): Promise<void> {
+  return new Promise<void>((resolve) => realSetImmediate(resolve));
+}
+
 /** Waits until `condition` holds, yielding on the real `setImmediate`: it never moves a fake clock. */
 export async function until(condition: () => boolean, what = 'condition'): Promise<void> {
   for (let i = 0; i < 5000; i++) {

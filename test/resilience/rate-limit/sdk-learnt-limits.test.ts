@@ -21,7 +21,7 @@ import { formatDuration, TokenBucket } from '../../../src/testing/rate-window';
 import { chatReply, errorReply, keyRing, type KeyRing } from '../../support/upstream';
 import '../../support/setup';
 import { managedClients } from '../../support/manage';
-import { fakeClock, onLaterTurn, realSetImmediate } from '../../support/time';
+import { fakeClock, onLaterTurn, realTurn } from '../../support/time';
 
 const BASE = 'https://api.learn.test/v1';
 const BODY = { model: 'gpt-4.1', messages: [{ role: 'user' as const, content: 'hi' }], max_tokens: 100 };
@@ -35,7 +35,7 @@ async function quiet(progress: () => number): Promise<void> {
   let last = progress();
   let still = 0;
   while (still < 30) {
-    await new Promise<void>((resolve) => realSetImmediate(resolve));
+    await realTurn();
     const now = progress();
     still = now === last ? still + 1 : 0;
     last = now;
@@ -59,7 +59,10 @@ async function drive(client: OpenAI, progress: () => number, options: { workers:
         await client.chat.completions.create(BODY, keyplex.options({ deadlineMs: 10 * DAY }));
         ok++;
       } catch {
+        // No test expects a failure: the caller stops, so that requests refused before anything waits (a regression)
+        // fail the test on its count instead of spinning without the clock moving.
         failed++;
+        break;
       }
     }
     running--;

@@ -12,7 +12,7 @@ import { afterEach, describe, expect, test, vi } from 'vitest';
 import { getKeyplexDetails, KeyManager, keyplex, type KeyManagerOptions } from '../../../src/index';
 import { ProviderSimulator, simulatorFetch, type SimProviderOptions } from '../../../src/testing';
 import { fakeKey } from '../../support/fake-keys';
-import { fakeClock, onLaterTurn, quiesce, until } from '../../support/time';
+import { fakeClock, onLaterTurn, quiesce, realTurn, until } from '../../support/time';
 
 const MODEL = 'gpt-4.1';
 
@@ -181,12 +181,19 @@ describe('adaptive limits (AIMD)', () => {
     const worker = async () => {
       running++;
       while (Date.now() - startedAt < 2 * HALF_MS) {
-        await client.chat.completions.create(body()).catch(() => appFailures++);
+        await client.chat.completions.create(body()).catch(() => {
+          appFailures++;
+          return realTurn();
+        });
       }
       running--;
     };
     const workers = Array.from({ length: 4 }, worker);
-    while (running > 0) await vi.advanceTimersByTimeAsync(500);
+    // A real turn per step as well: callers that fail at once (a regression) take one after each failure, and must get it.
+    while (running > 0) {
+      await vi.advanceTimersByTimeAsync(500);
+      await realTurn();
+    }
     await Promise.all(workers);
 
     const firstHalf = rejectedAt.filter((t) => t < HALF_MS).length;
@@ -217,9 +224,12 @@ describe('adaptive limits (AIMD): after a storm of 429s', () => {
 
     // Four callers sending back to back: far more than 30 per minute.
     let running = 0;
+    let appFailures = 0;
     const worker = async () => {
       running++;
-      while (at() < END_MS) await client.chat.completions.create(body()).catch(() => {});
+      // At most 1,000 failures in all (a storm gives a few dozen): callers refused at once (a regression) stop, and the
+      // test fails on its figures instead of spinning without the clock moving.
+      while (at() < END_MS && appFailures < 1_000) await client.chat.completions.create(body()).catch(() => appFailures++);
       running--;
     };
     const workers = Array.from({ length: 4 }, worker);
@@ -328,13 +338,20 @@ describe('fairness while waiting', () => {
       while (Date.now() - startedAt < 5 * 60_000) {
         await client.chat.completions.create(body()).then(
           () => served[i]!++,
-          () => failed[i]!++,
+          () => {
+            failed[i]!++;
+            return realTurn();
+          },
         );
       }
       running--;
     };
     const callers = served.map((_, i) => caller(i));
-    while (running > 0) await vi.advanceTimersByTimeAsync(500);
+    // A real turn per step as well: callers that fail at once (a regression) take one after each failure, and must get it.
+    while (running > 0) {
+      await vi.advanceTimersByTimeAsync(500);
+      await realTurn();
+    }
     await Promise.all(callers);
 
     console.info(`fairness: served per caller ${served.join(',')}; failed per caller ${failed.join(',')}`);
