@@ -4,8 +4,9 @@
  * the SDK iterates): each iteration of a `Headers` makes an iterator result
  * and a pair per header, so two of them cost as much again as one. The pairs
  * that iteration made are kept as they are (no second list of the names and
- * values); keyplex only reads them. What a caller iterates is fresh pairs
- * (reply-headers.ts).
+ * values); keyplex only reads them, and once they are read, the first
+ * listing of the reply's headers hands them on to its reader (each pair to
+ * one reader only, as a Headers' iterator makes its own: reply-headers.ts).
  */
 
 /** A `Headers`' entries as its iterator gives them: `[name, value]` pairs in its order (sorted, lower-case names, values joined, `set-cookie` kept apart). */

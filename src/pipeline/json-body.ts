@@ -83,14 +83,14 @@ function summaryOf(bytes: Uint8Array, members: number): unknown {
   if (top === BROKEN) throw new SyntaxError('Malformed JSON reply body');
   if (top === UNSURE) return JSON.parse(decoder.decode(bytes));
   if (top !== OPEN_OBJECT) return null;
-  let summary = '';
+  const summary: Record<string, unknown> = {};
   for (let w = 0; w < members; w++) {
     const start = ranges[2 * w]!;
     // `response` (a Responses stream event's) only matters beside a `type`.
     if (start < 0 || (w === 5 && ranges[8]! < 0)) continue;
-    summary += `${summary === '' ? '{' : ','}"${WANTED[w]}":${text(m, start, ranges[2 * w + 1]!)}`;
+    summary[WANTED[w]!] = JSON.parse(text(m, start, ranges[2 * w + 1]!));
   }
-  return summary === '' ? {} : JSON.parse(`${summary}}`);
+  return summary;
 }
 
 /**

@@ -41,7 +41,11 @@ export class TapReader extends ReadableStreamDefaultReader<Uint8Array> {
   }
 
   override read(): Promise<Result> {
-    if (this.#busy !== undefined) return this.#busy.then(this.#again, this.#again);
+    if (this.#busy !== undefined) {
+      // Made when first needed: most readers never ask again before a read is answered.
+      const again = (this.#again ??= () => this.read());
+      return this.#busy.then(again, again);
+    }
     if (this.#first) {
       // The stream's own way once: it is then disturbed (read), as any reader leaves it; direct once that read is answered.
       this.#first = false;
@@ -57,7 +61,8 @@ export class TapReader extends ReadableStreamDefaultReader<Uint8Array> {
     this.#tap.undirect();
   }
 
-  readonly #again = (): Promise<Result> => this.read();
+  /** Reads again once the read on its way is answered (made on first use). */
+  #again: (() => Promise<Result>) | undefined = undefined;
 
   readonly #firstRead = (result: Result): Result => {
     this.#busy = undefined;

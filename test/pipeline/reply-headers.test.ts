@@ -193,6 +193,23 @@ test('iterating again gives the same entries, as fresh pairs: a reader changing 
   expect(iterator[Symbol.iterator]()).toBe(iterator);
 });
 
+test.each([
+  ['without', false],
+  ['with', true],
+])("the first reader's pairs are its own too (manager.fetch, %s keyplex's headers): changing them changes no later listing", async (_, own) => {
+  provider(ONE, () => chatReply('gpt-4.1', 'ok', {}, { headers: { 'x-request-id': 'req_1', ...RATE } }));
+  const { manager } = manage({ replyHeaders: own });
+  const response = await manager.fetch(`${ONE}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(BODY) });
+  const first = [...response.headers];
+  const expected = first.map(([name, value]) => [name, value]);
+  for (const pair of first) pair[1] = 'changed by the reader';
+  first.length = 0;
+  expect([...response.headers]).toEqual(expected);
+  expect([...response.headers.values()]).not.toContain('changed by the reader');
+  expect(Object.fromEntries(expected)).toMatchObject({ 'x-request-id': 'req_1', ...RATE });
+  await response.text();
+});
+
 /** A fetch answering a chat completion whose headers count how often they are iterated (the count in `reads`). */
 function countingFetch(extra: Record<string, string> = {}): { fetch: typeof globalThis.fetch; reads: { count: number } } {
   const reads = { count: 0 };

@@ -1,5 +1,5 @@
 /**
- * The JSON reply read once (send.ts `readJsonReply`, respond.ts `reply`):
+ * The JSON reply read once (send.ts `jsonReply`, respond.ts `reply`):
  * the body parsed whole once (a body broken anywhere is retried); what the SDK and the raw Response show unchanged.
  * And `stats({ keys: false })`, the snapshot without per-key detail.
  */
