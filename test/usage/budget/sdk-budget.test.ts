@@ -10,6 +10,7 @@ import { chatChunks, chatReply, errorReply, gate, provider, sseReply } from '../
 import '../../support/setup';
 import { record } from '../../support/events';
 import { NO_BACKOFF, useManagers } from '../../support/scaffold';
+import { onLaterTurn } from '../../support/time';
 
 const PRICEY = 'https://pricey.test/v1';
 const CHEAP = 'https://cheap.test/v1';
@@ -30,9 +31,27 @@ function manage(options: Partial<KeyManagerOptions>) {
   return { ...made, exceeded: record(made.manager, 'budget:exceeded') };
 }
 
+/**
+ * keyplex's `fetch` for the 200-request tests, in place of msw (whose
+ * interception was most of their time, ~1.2 s for the failover one): each
+ * request answered by the handler of the base URL it goes to, on a later
+ * turn of the event loop as a socket would; returns the requests each got.
+ */
+function upstreams(handlers: Record<string, (model: string) => Response>) {
+  const seen: Record<string, number[]> = Object.fromEntries(Object.keys(handlers).map((base) => [base, []]));
+  const fetch = onLaterTurn(async (input, init) => {
+    const request = new Request(input, init);
+    const base = Object.keys(handlers).find((b) => request.url.startsWith(`${b}/`));
+    if (base === undefined) throw new Error(`no upstream for ${request.url}`);
+    seen[base]!.push(seen[base]!.length);
+    return handlers[base]!(String((await request.json() as { model?: unknown }).model));
+  });
+  return { fetch, seen };
+}
+
 test('a 1 USD cap holds under 200 concurrent requests: spend stays within one request of it, and the event fires once', async () => {
-  provider(PRICEY, (call) => chatReply(String(call.body?.model), 'ok', USAGE));
-  const { client, manager, exceeded } = manage({ budgets: [{ scope: { overall: true }, limitUsd: 1, window: 'day' }] });
+  const { fetch } = upstreams({ [PRICEY]: (model) => chatReply(model, 'ok', USAGE) });
+  const { client, manager, exceeded } = manage({ fetch, budgets: [{ scope: { overall: true }, limitUsd: 1, window: 'day' }] });
 
   const results = await Promise.allSettled(Array.from({ length: 200 }, () => client.chat.completions.create(BODY)));
   const ok = results.filter((r) => r.status === 'fulfilled').length;
@@ -108,9 +127,10 @@ test("a first request refused on its own estimate: budget:exceeded carries that 
 
 test('a failover to a dearer provider raises the request’s hold first: 200 concurrent requests stay within the cap', async () => {
   // Each request is estimated (and held) at the cheap price, 0.002; the cheap provider fails, the pricey one costs 0.02.
-  provider(CHEAP, () => errorReply(500));
-  const pricey = provider(PRICEY, (call) => chatReply(String(call.body?.model), 'ok', USAGE));
+  const { fetch, seen } = upstreams({ [CHEAP]: () => errorReply(500), [PRICEY]: (model) => chatReply(model, 'ok', USAGE) });
+  const pricey = seen[PRICEY]!;
   const { client, manager } = manage({
+    fetch,
     providers: {
       cheap: { baseURL: CHEAP, keys: [fakeKey('c')], models: { chat: { upstream: 'chat-small', price: { input: 1, output: 1 } } } },
       pricey: { baseURL: PRICEY, keys: [fakeKey('p')], models: { chat: { upstream: 'chat-large', price: PRICE } } },
