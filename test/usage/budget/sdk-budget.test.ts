@@ -6,11 +6,10 @@ import OpenAI from 'openai';
 import { expect, test } from 'vitest';
 import { getKeyplexDetails, type KeyManagerOptions} from '../../../src/index';
 import { fakeKey } from '../../support/fake-keys';
-import { chatChunks, chatReply, errorReply, gate, provider, sseReply } from '../../support/upstream';
+import { chatChunks, chatReply, errorReply, gate, provider, sseReply, upstreamFetch } from '../../support/upstream';
 import '../../support/setup';
 import { record } from '../../support/events';
 import { NO_BACKOFF, useManagers } from '../../support/scaffold';
-import { onLaterTurn } from '../../support/time';
 
 const PRICEY = 'https://pricey.test/v1';
 const CHEAP = 'https://cheap.test/v1';
@@ -31,26 +30,8 @@ function manage(options: Partial<KeyManagerOptions>) {
   return { ...made, exceeded: record(made.manager, 'budget:exceeded') };
 }
 
-/**
- * keyplex's `fetch` for the 200-request tests, in place of msw (whose
- * interception was most of their time, ~1.2 s for the failover one): each
- * request answered by the handler of the base URL it goes to, on a later
- * turn of the event loop as a socket would; returns the requests each got.
- */
-function upstreams(handlers: Record<string, (model: string) => Response>) {
-  const seen: Record<string, number[]> = Object.fromEntries(Object.keys(handlers).map((base) => [base, []]));
-  const fetch = onLaterTurn(async (input, init) => {
-    const request = new Request(input, init);
-    const base = Object.keys(handlers).find((b) => request.url.startsWith(`${b}/`));
-    if (base === undefined) throw new Error(`no upstream for ${request.url}`);
-    seen[base]!.push(seen[base]!.length);
-    return handlers[base]!(String((await request.json() as { model?: unknown }).model));
-  });
-  return { fetch, seen };
-}
-
 test('a 1 USD cap holds under 200 concurrent requests: spend stays within one request of it, and the event fires once', async () => {
-  const { fetch } = upstreams({ [PRICEY]: (model) => chatReply(model, 'ok', USAGE) });
+  const { fetch } = upstreamFetch({ [PRICEY]: (call) => chatReply(String(call.body?.model), 'ok', USAGE) });
   const { client, manager, exceeded } = manage({ fetch, budgets: [{ scope: { overall: true }, limitUsd: 1, window: 'day' }] });
 
   const results = await Promise.allSettled(Array.from({ length: 200 }, () => client.chat.completions.create(BODY)));
@@ -127,7 +108,8 @@ test("a first request refused on its own estimate: budget:exceeded carries that 
 
 test('a failover to a dearer provider raises the request’s hold first: 200 concurrent requests stay within the cap', async () => {
   // Each request is estimated (and held) at the cheap price, 0.002; the cheap provider fails, the pricey one costs 0.02.
-  const { fetch, seen } = upstreams({ [CHEAP]: () => errorReply(500), [PRICEY]: (model) => chatReply(model, 'ok', USAGE) });
+  // keyplex's fetch, not msw: msw's interception of these 200 requests (about 400 calls) took ~1.2 s.
+  const { fetch, seen } = upstreamFetch({ [CHEAP]: () => errorReply(500), [PRICEY]: (call) => chatReply(String(call.body?.model), 'ok', USAGE) });
   const pricey = seen[PRICEY]!;
   const { client, manager } = manage({
     fetch,
