@@ -6,7 +6,7 @@ import { afterEach, describe, expect, test, vi } from 'vitest';
 import { useManagers } from '../support/scaffold';
 import { ConfigError, KeyManager} from '../../src/index';
 import { fakeKey } from '../support/fake-keys';
-import { chatReply, deferred, errorReply, keyRing, provider, type KeyRing, type UpstreamCall } from '../support/upstream';
+import { chatReply, deferred, errorReply, keyRing, provider, upstreamFetch, type KeyRing, type UpstreamCall } from '../support/upstream';
 import '../support/setup';
 import { until, realSetImmediate } from '../support/time';
 import { record } from '../support/events';
@@ -28,7 +28,9 @@ afterEach(() => {
 });
 
 /**
- * Keys a, b, c on one provider. The first {@link CONCURRENT} upstream calls are
+ * Keys a, b, c on one provider, answered through keyplex's `fetch` option
+ * (upstreamFetch), not msw: its interception of ~100 calls was most of each
+ * test's time. The first {@link CONCURRENT} upstream calls are
  * held until `release()`, then answer `held` (500 by default, so every request
  * makes a new attempt after the release); later calls answer 200 at once.
  */
@@ -36,12 +38,15 @@ async function underLoad(options: { held?: 'fail' | 'succeed'; before?: (manager
   const ring = keyRing('a', 'b', 'c', 'd');
   const gate = deferred();
   gates.push(() => gate.resolve());
-  const seen = provider(ONE, async (_call, index) => {
-    if (index >= CONCURRENT) return chatReply('gpt-4.1');
-    await gate.promise;
-    return options.held === 'succeed' ? chatReply('gpt-4.1') : errorReply(500, 'server_error');
+  const { fetch, seen: byProvider } = upstreamFetch({
+    [ONE]: async (_call, index) => {
+      if (index >= CONCURRENT) return chatReply('gpt-4.1');
+      await gate.promise;
+      return options.held === 'succeed' ? chatReply('gpt-4.1') : errorReply(500, 'server_error');
+    },
   });
-  const { manager, client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys.slice(0, 3) } }, retry: { baseDelayMs: 0 } });
+  const seen = byProvider[ONE]!;
+  const { manager, client } = manage({ providers: { one: { baseURL: ONE, keys: ring.keys.slice(0, 3) } }, retry: { baseDelayMs: 0 }, fetch });
   options.before?.(manager);
   const requests = Array.from({ length: CONCURRENT }, () => client.chat.completions.create(BODY));
   await until(() => seen.length === CONCURRENT, `${CONCURRENT} calls in flight`);

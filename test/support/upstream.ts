@@ -7,6 +7,7 @@ import { setupServer } from 'msw/node';
 import OpenAI from 'openai';
 import { KeyManager, type CircuitBreakerScopeOptions } from '../../src/index';
 import { fakeKey } from './fake-keys';
+import { onLaterTurn } from './time';
 
 export interface UpstreamCall {
   origin: string;
@@ -31,23 +32,7 @@ export function provider(baseURL: string, handler: UpstreamHandler): UpstreamCal
   const mine: UpstreamCall[] = [];
   server.use(
     http.all(`${baseURL}/*`, async ({ request }) => {
-      const url = new URL(request.url);
-      const base = new URL(baseURL);
-      const text = request.method === 'GET' ? '' : await request.text();
-      let body: Record<string, unknown> | undefined;
-      try {
-        body = text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
-      } catch {
-        body = undefined;
-      }
-      const call: UpstreamCall = {
-        origin: url.origin,
-        path: url.pathname.slice(base.pathname.length) + url.search,
-        method: request.method,
-        key: (request.headers.get('authorization') ?? '').replace(/^Bearer /, ''),
-        headers: request.headers,
-        body,
-      };
+      const call = await callOf(request, baseURL);
       calls.push(call);
       mine.push(call);
       const reply = await handler(call, mine.length - 1);
@@ -55,6 +40,52 @@ export function provider(baseURL: string, handler: UpstreamHandler): UpstreamCal
     }),
   );
   return mine;
+}
+
+/**
+ * What {@link provider} serves, as keyplex's `fetch` option instead of msw:
+ * each request goes to the handler of the base URL it starts with and is
+ * answered on a later turn of the real event loop, as a socket would
+ * (`onLaterTurn`); `'reset'` rejects as a failed connection. For tests that
+ * send hundreds of requests and do not pin the transport: msw's
+ * interception was most of their time. Returns the `fetch` and, per base
+ * URL, the calls it got (also recorded in {@link calls}).
+ */
+export function upstreamFetch(handlers: Record<string, UpstreamHandler>): { fetch: typeof globalThis.fetch; seen: Record<string, UpstreamCall[]> } {
+  const seen: Record<string, UpstreamCall[]> = Object.fromEntries(Object.keys(handlers).map((baseURL) => [baseURL, []]));
+  const fetch = onLaterTurn(async (input, init) => {
+    const request = new Request(input, init);
+    const baseURL = Object.keys(handlers).find((base) => request.url.startsWith(`${base}/`));
+    if (baseURL === undefined) throw new Error(`upstreamFetch: no handler for ${request.url}`);
+    const call = await callOf(request, baseURL);
+    calls.push(call);
+    seen[baseURL]!.push(call);
+    const reply = await handlers[baseURL]!(call, seen[baseURL]!.length - 1);
+    if (reply === 'reset') throw new TypeError('fetch failed');
+    return reply;
+  });
+  return { fetch, seen };
+}
+
+/** The call `request` makes to the provider at `baseURL`, as recorded. */
+async function callOf(request: Request, baseURL: string): Promise<UpstreamCall> {
+  const url = new URL(request.url);
+  const base = new URL(baseURL);
+  const text = request.method === 'GET' ? '' : await request.text();
+  let body: Record<string, unknown> | undefined;
+  try {
+    body = text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
+  } catch {
+    body = undefined;
+  }
+  return {
+    origin: url.origin,
+    path: url.pathname.slice(base.pathname.length) + url.search,
+    method: request.method,
+    key: (request.headers.get('authorization') ?? '').replace(/^Bearer /, ''),
+    headers: request.headers,
+    body,
+  };
 }
 
 export interface UsageCounts {
