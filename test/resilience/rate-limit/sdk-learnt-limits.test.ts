@@ -18,7 +18,7 @@ import { describe, expect, test, vi } from 'vitest';
 import { keyplex } from '../../../src/index';
 import { ProviderSimulator, simulatorFetch } from '../../../src/testing';
 import { formatDuration, TokenBucket } from '../../../src/testing/rate-window';
-import { chatReply, errorReply, keyRing, type KeyRing } from '../../support/upstream';
+import { chatReply, errorReply, keyRing, upstreamFetch, type KeyRing } from '../../support/upstream';
 import '../../support/setup';
 import { managedClients } from '../../support/manage';
 import { fakeClock, onLaterTurn, realTurn } from '../../support/time';
@@ -90,15 +90,10 @@ function perKey(ring: KeyRing, rejected: string[]): Record<string, number> {
   return out;
 }
 
-/** A `fetch` answering each request with `reply(the id of the key it was sent with)`; counts the requests. */
+/** A `fetch` (upstreamFetch at BASE) answering each request with `reply(the id of the key it was sent with)`; counts the requests. */
 function keyedUpstream(ring: KeyRing, reply: (id: string) => Response): { fetch: typeof globalThis.fetch; calls: () => number } {
-  let calls = 0;
-  const fetch = onLaterTurn(async (input, init) => {
-    calls++;
-    const auth = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined)).get('authorization') ?? '';
-    return reply(ring.idOf(auth.replace(/^Bearer /, '')));
-  });
-  return { fetch, calls: () => calls };
+  const { fetch, seen } = upstreamFetch({ [BASE]: (call) => reply(ring.idOf(call.key)) });
+  return { fetch, calls: () => seen[BASE]!.length };
 }
 
 /** A fixed-window upstream: `limit` requests per key in each `periodMs` from `t0`; OpenAI-style headers; 429 above. */
